@@ -1,0 +1,117 @@
+"""The ``stratum`` command: serve, token, contracts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from apis.config import load_settings
+
+__all__ = ["main"]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    settings = load_settings()
+    tiers = args.tiers or "system,process,experience"
+    os.environ["STRATUM_TIERS"] = tiers
+    port = args.port or settings.port
+    if not os.environ.get("STRATUM_PUBLIC_URL") and port != 8000:
+        os.environ["STRATUM_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+    if args.workers > 1 and settings.redis_url is None:
+        print(
+            "stratum: several workers need shared state: set STRATUM_REDIS_URL (rate limits and "
+            "idempotency keys would otherwise be per process)",
+            file=sys.stderr,
+        )
+        return 2
+    uvicorn.run(
+        "apis.gateway:create_app",
+        factory=True,
+        host=args.host or settings.host,
+        port=port,
+        workers=args.workers,
+        log_level="warning",
+        access_log=False,  # the gateway writes its own JSON access line
+        proxy_headers=args.proxy_headers,
+        server_header=False,
+    )
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from apis.oauth_server import DevAuthorizationServer
+
+    settings = load_settings()
+    if not settings.dev_issuer_enabled:
+        print("stratum: an external issuer is configured; get tokens from it", file=sys.stderr)
+        return 2
+    server = DevAuthorizationServer(
+        issuer=settings.issuer,
+        audience=settings.oauth_audience,
+        data_dir=settings.data_dir,
+        token_ttl_seconds=settings.dev_token_ttl_seconds,
+    )
+    if args.show_secret:
+        client = server.clients.get(args.client)
+        if client is None:
+            print(f"stratum: unknown client {args.client!r}", file=sys.stderr)
+            return 2
+        print(client.client_secret)
+        return 0
+    try:
+        print(server.issue_token(args.client, args.scope))
+    except KeyError as exc:
+        print(f"stratum: {exc.args[0]}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _contracts(args: argparse.Namespace) -> int:
+    from apis.contracts_cli import check_contracts, export_contracts
+
+    if args.action == "export":
+        for path in export_contracts():
+            print(f"wrote {path}")
+        return 0
+    problems = check_contracts()
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return 1
+    print("contracts match the code")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="stratum", description="Stratum integration gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway (all tiers, dev issuer and sandboxes by default)")
+    serve.add_argument("--host", default=None, help="bind address (default STRATUM_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default STRATUM_PORT or 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (more than 1 needs Redis)")
+    serve.add_argument("--tiers", default=None, help="comma-separated tiers to serve (default: all)")
+    serve.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-* from a proxy")
+    serve.set_defaults(func=_serve)
+
+    token = sub.add_parser("token", help="print a development access token for a client")
+    token.add_argument("--client", default="stratum-demo")
+    token.add_argument("--scope", default=None, help="space-separated scopes (default: all the client may have)")
+    token.add_argument("--show-secret", action="store_true", help="print the client's secret instead")
+    token.set_defaults(func=_token)
+
+    contracts = sub.add_parser("contracts", help="export or check the OpenAPI contracts")
+    contracts.add_argument("action", choices=["export", "check"])
+    contracts.set_defaults(func=_contracts)
+
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

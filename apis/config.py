@@ -1,0 +1,139 @@
+"""Configuration, read once from ``STRATUM_*`` environment variables.
+
+Every setting has an embedded default, so ``stratum serve`` works with no Redis, no external issuer and no
+vendor account. Settings are documented field by field in README.md ("Configuration").
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = ["Deprecation", "SalesforceSettings", "Settings", "TierClientCredentials", "load_settings"]
+
+Tier = Literal["system", "process", "experience"]
+
+
+class Deprecation(msgspec.Struct, kw_only=True, frozen=True):
+    """A tier version being retired: RFC 9745 ``Deprecation``, RFC 8594 ``Sunset`` and a ``Link``."""
+
+    deprecated_at: str  # RFC 3339 timestamp; rendered as an RFC 9745 @epoch value
+    sunset_at: str | None = None
+    link: str | None = None
+
+
+class SalesforceSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """How the CRM adapter reaches Salesforce. No ``base_url`` means the embedded sandbox, in process."""
+
+    base_url: str | None = None
+    token_url: str | None = None  # default: {base_url}/services/oauth2/token
+    client_id: str = "stratum-sandbox"
+    client_secret: str = "stratum-sandbox-secret"
+    api_version: str = "v61.0"
+    timeout_seconds: float = 10.0
+    connect_timeout_seconds: float = 3.0
+    max_connections: int = 50
+
+
+class TierClientCredentials(msgspec.Struct, kw_only=True, frozen=True):
+    """The OAuth client a tier uses when it calls another tier."""
+
+    client_id: str
+    client_secret: str | None = None  # None with the dev issuer: taken from its client registry
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    # Where the gateway is reached; the dev issuer's identifier and absolute links derive from it.
+    public_url: str = "http://127.0.0.1:8000"
+    data_dir: str = ".stratum"
+    log_level: str = "info"
+    log_format: Literal["json", "console"] = "json"
+
+    # OAuth 2.0 resource server. No issuer: the embedded development authorization server issues tokens.
+    oauth_issuer: str | None = None
+    oauth_jwks_url: str | None = None  # default: discovered from the issuer's RFC 8414 metadata
+    oauth_audience: str = "stratum"
+    oauth_algorithms: tuple[str, ...] = ("RS256", "PS256", "ES256")
+    oauth_leeway_seconds: int = 30
+    oauth_token_url: str | None = None  # token endpoint the tiers use for their own tokens (external issuer)
+    dev_token_ttl_seconds: int = 3600
+
+    # Shared gateway state. No URL: an in-process store (one process only).
+    redis_url: str | None = None
+
+    # Rate limits per client and tier, in the `limits` notation ("600/minute", "10/second;1000/hour").
+    rate_limit_system: str = "1200/minute"
+    rate_limit_process: str = "600/minute"
+    rate_limit_experience: str = "600/minute"
+    rate_limit_token: str = "60/minute"  # token endpoint, per client id
+
+    idempotency_ttl_seconds: int = 24 * 3600
+    idempotency_lock_seconds: int = 60
+    max_body_bytes: int = 1024 * 1024
+
+    # Remote tiers: set a base URL and the typed client calls it over HTTP instead of in process.
+    system_url: str | None = None
+    process_url: str | None = None
+    inter_tier_timeout_seconds: float = 15.0
+    process_client: TierClientCredentials = TierClientCredentials(client_id="stratum-process-tier")
+    experience_client: TierClientCredentials = TierClientCredentials(client_id="stratum-experience-tier")
+
+    # "system/v1" -> Deprecation: adds Deprecation/Sunset/Link headers to that tier version.
+    deprecations: Mapping[str, Deprecation] = {}
+
+    salesforce: SalesforceSettings = SalesforceSettings()
+    mount_sandboxes: bool = True
+
+    @property
+    def dev_issuer_enabled(self) -> bool:
+        return self.oauth_issuer is None
+
+    @property
+    def issuer(self) -> str:
+        return self.oauth_issuer or self.public_url.rstrip("/")
+
+    def rate_limit_for(self, tier: str) -> str:
+        limit: str = getattr(self, f"rate_limit_{tier}")
+        return limit
+
+
+_PREFIX = "STRATUM_"
+# Nested settings are given as JSON (STRATUM_SALESFORCE='{"base_url": ...}') or per field with a double
+# underscore (STRATUM_SALESFORCE__BASE_URL=...).
+_NESTED = {"salesforce", "process_client", "experience_client", "deprecations"}
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith(_PREFIX):
+            continue
+        name = key[len(_PREFIX) :].lower()
+        if "__" in name:
+            outer, inner = name.split("__", 1)
+            if outer in _NESTED:
+                raw.setdefault(outer, {})
+                if isinstance(raw[outer], dict):
+                    raw[outer][inner] = value
+            continue
+        if name in _NESTED or name == "oauth_algorithms":
+            raw[name] = msgspec.json.decode(value) if value.strip()[:1] in "[{" else value.split(",")
+        else:
+            raw[name] = value
+    return raw
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment (or ``environ``), then ``overrides``; raises on a bad value."""
+    raw = _from_env(os.environ if environ is None else environ)
+    raw.update(overrides)
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SystemExit(f"stratum: bad configuration: {exc}") from exc

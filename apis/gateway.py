@@ -1,0 +1,287 @@
+"""The gateway: one ASGI app serving the three tiers, the catalogue, health, metrics, the development
+OAuth server and the vendor sandboxes, on one port.
+
+``build_gateway`` is the composition root: it builds the runtime, the adapters, the typed inter-tier
+clients and the tier apps, and routes by path prefix. Each tier app is a complete Litestar app with its own
+governance and contract, so the same app can be served alone (``stratum serve --tiers system``) and
+reached by the other tiers through a base URL.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import msgspec
+from litestar import Litestar, MediaType, Request, Response
+
+from apis.config import Settings, load_settings
+from apis.edge import Edge
+from apis.logging import configure_logging, get_logger
+from apis.metrics import CONTENT_TYPE_LATEST, render_metrics
+from apis.oauth_client import ClientCredentialsAuth
+from apis.plugin import TierSpec
+from apis.problems import PROBLEM_KINDS, ProblemError, exception_handlers, problem_doc_html
+from apis.routing import operation
+from apis.runtime import Runtime
+
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["ALL_TIERS", "Gateway", "build_gateway", "create_app"]
+
+ALL_TIERS: tuple[str, ...] = ("system", "process", "experience")
+log = get_logger("stratum.gateway")
+
+
+class Mount(msgspec.Struct, frozen=True):
+    prefix: str
+    app: Any
+    strip_prefix: bool = False  # vendor sandboxes serve at their own root, like the real vendor
+
+
+class Gateway:
+    """Routes by path prefix; runs the runtime's start/stop on the ASGI lifespan."""
+
+    def __init__(self, runtime: Runtime, root: ASGIApp, mounts: Sequence[Mount]) -> None:
+        self.runtime = runtime
+        self.root = root
+        # Longest prefix first, so /sandboxes/x never shadows /sandboxes/xy.
+        self.mounts = sorted(mounts, key=lambda m: len(m.prefix), reverse=True)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        path: str = scope["path"]
+        for mount in self.mounts:
+            if path == mount.prefix or path.startswith(mount.prefix + "/"):
+                if mount.strip_prefix:
+                    scope = {**scope, "root_path": scope.get("root_path", "") + mount.prefix,
+                             "path": path[len(mount.prefix):] or "/"}  # type: ignore[assignment]
+                await mount.app(scope, receive, send)
+                return
+        await self.root(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.runtime.start()
+                except BaseException as exc:
+                    await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                    return
+                log.info("gateway_started", mounts=[m.prefix for m in self.mounts])
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.runtime.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _root_app(runtime: Runtime, tiers: Sequence[TierSpec]) -> Litestar:
+    settings = runtime.settings
+    dev = runtime.dev_server
+
+    @operation("GET", "/", operation_id="getCatalogue", summary="Tiers, versions and contracts", public=True)
+    async def catalogue() -> dict[str, Any]:
+        return {
+            "name": "Stratum",
+            "description": "Integration gateway: CRM, PSA, ERP and FP&A behind versioned, governed APIs.",
+            "tiers": [
+                {
+                    "name": t.name,
+                    "version": t.version,
+                    "title": t.title,
+                    "base_path": t.prefix,
+                    "contract": f"{t.schema_path}/openapi.json",
+                    "reference": f"{t.schema_path}/docs",
+                    "deprecation": msgspec.to_builtins(settings.deprecations.get(t.key)),
+                }
+                for t in tiers
+            ],
+            "oauth": {
+                "issuer": settings.issuer,
+                "token_endpoint": f"{settings.issuer}/oauth/token" if dev else settings.oauth_token_url,
+                "metadata": "/.well-known/oauth-authorization-server" if dev else None,
+            },
+            "health": {"live": "/health/live", "ready": "/health/ready"},
+            "metrics": "/metrics",
+            "problems": "/problems",
+        }
+
+    @operation("GET", "/health/live", operation_id="getLiveness", summary="The process answers", public=True)
+    async def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @operation("GET", "/health/ready", operation_id="getReadiness", summary="Dependencies answer", public=True)
+    async def ready() -> Response[Any]:
+        checks = {
+            "state_store": await runtime.store.ping(),
+            "signing_keys": len(runtime.verifier.jwks.key_set.keys) > 0,
+        }
+        ok = all(checks.values())
+        return Response({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+
+    @operation("GET", "/metrics", operation_id="getMetrics", summary="Prometheus metrics", public=True)
+    async def metrics() -> Response[bytes]:
+        return Response(render_metrics(), media_type=CONTENT_TYPE_LATEST)
+
+    @operation("GET", "/problems", operation_id="listProblems", summary="Problem types", public=True)
+    async def problems() -> Response[str]:
+        items = "".join(
+            f"<li><a href='{k.type_uri}'>{html.escape(k.title)}</a> ({k.status}, <code>{k.code}</code>)</li>"
+            for k in PROBLEM_KINDS.values()
+        )
+        return Response(f"<!doctype html><h1>Stratum problem types</h1><ul>{items}</ul>", media_type=MediaType.HTML)
+
+    @operation("GET", "/problems/{code:str}", operation_id="getProblem", summary="One problem type", public=True)
+    async def problem(code: str) -> Response[str]:
+        kind = PROBLEM_KINDS.get(code)
+        if kind is None:
+            raise ProblemError("not-found", f"No problem type {code!r}.")
+        return Response(problem_doc_html(kind), media_type=MediaType.HTML)
+
+    handlers: list[Any] = [catalogue, live, ready, metrics, problems, problem]
+
+    if dev is not None:
+
+        @operation("POST", "/oauth/token", operation_id="issueToken", summary="Client credentials grant", public=True)
+        async def token(request: Request[Any, Any, Any]) -> Response[Any]:
+            form = {k: str(v) for k, v in (await request.form()).items()}
+            client_key = form.get("client_id") or request.headers.get("authorization", "")[-64:] or "anonymous"
+            quota = runtime.limiter.quota("token", settings.rate_limit_token)
+            decision = await runtime.limiter.hit(quota, client_key)
+            if not decision.allowed:
+                return Response(
+                    {"error": "slow_down", "error_description": "too many token requests"},
+                    status_code=429,
+                    headers={**decision.headers, "Retry-After": str(decision.reset_seconds)},
+                )
+            result = dev.token_response(form, dict(request.headers))
+            if result.status != 200:
+                log.info("token_refused", error=result.body.get("error"))
+            return Response(result.body, status_code=result.status, headers=dict(result.headers))
+
+        @operation(
+            "GET", "/.well-known/oauth-authorization-server", operation_id="getOAuthMetadata",
+            summary="RFC 8414 metadata", public=True,
+        )
+        async def oauth_metadata() -> dict[str, Any]:
+            return dev.metadata()
+
+        @operation("GET", "/oauth/jwks", operation_id="getJwks", summary="Signing keys (JWKS)", public=True)
+        async def jwks() -> dict[str, Any]:
+            return dev.keys.public_jwks
+
+        handlers += [token, oauth_metadata, jwks]
+
+    return Litestar(
+        route_handlers=handlers,
+        exception_handlers=dict(exception_handlers),
+        openapi_config=None,
+        debug=False,
+        request_max_body_size=settings.max_body_bytes,
+    )
+
+
+def _tier_auth(runtime: Runtime, client_id: str, secret: str | None, token_transport: Any) -> ClientCredentialsAuth:
+    settings = runtime.settings
+    if runtime.dev_server is not None:
+        client = runtime.dev_server.clients.get(client_id)
+        if client is None:
+            raise SystemExit(f"stratum: tier client {client_id!r} is not in {settings.data_dir}/clients.json")
+        secret = client.client_secret
+        token_url = f"{settings.issuer}/oauth/token"
+    else:
+        if not secret or not settings.oauth_token_url:
+            raise SystemExit("stratum: with an external issuer set the tier client secrets and STRATUM_OAUTH_TOKEN_URL")
+        token_url = settings.oauth_token_url
+        token_transport = None
+    return ClientCredentialsAuth(
+        token_url=token_url, client_id=client_id, client_secret=secret, transport=token_transport
+    )
+
+
+def build_gateway(settings: Settings | None = None, *, tiers: Sequence[str] = ALL_TIERS) -> Gateway:
+    """The whole system, wired. ``tiers`` picks which tier apps this process serves."""
+    from experience_apis.app import EXPERIENCE_V1, create_experience_app
+    from experience_apis.client import ExperienceClients
+    from process_apis.app import PROCESS_V1, create_process_app
+    from process_apis.client import ProcessApiClient
+    from system_apis.app import SYSTEM_V1, create_system_app
+    from system_apis.bootstrap import build_adapters
+    from system_apis.client import SystemApiClient
+
+    settings = settings or load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    runtime = Runtime(settings)
+    mounts: list[Mount] = []
+
+    sandboxes = build_sandbox_mounts(settings) if settings.mount_sandboxes else {}
+    mounts += [Mount(prefix, app, strip_prefix=True) for prefix, app in sandboxes.items()]
+
+    specs = {"system": SYSTEM_V1, "process": PROCESS_V1, "experience": EXPERIENCE_V1}
+    served = [specs[t] for t in ALL_TIERS if t in tiers]
+    root = _root_app(runtime, served)
+    token_transport = httpx.ASGITransport(app=Edge(root)) if runtime.dev_server else None
+    apps: dict[str, ASGIApp] = {}
+
+    def tier_transport(name: str, url: str | None) -> tuple[str, httpx.AsyncBaseTransport | None]:
+        if url:
+            return url, None
+        if name not in apps:
+            raise SystemExit(f"stratum: the {name} tier is not served here; set STRATUM_{name.upper()}_URL")
+        return f"http://{name}.stratum.internal", httpx.ASGITransport(app=Edge(apps[name]))
+
+    if "system" in tiers:
+        adapters = build_adapters(settings, sandboxes)
+        for closer in adapters.closers:
+            runtime.on_close(closer)
+        apps["system"] = create_system_app(runtime, crm=adapters.crm)
+
+    def system_client(client_id: str, secret: str | None) -> SystemApiClient:
+        base_url, transport = tier_transport("system", settings.system_url)
+        client = SystemApiClient(
+            base_url=base_url, transport=transport, timeout=settings.inter_tier_timeout_seconds,
+            auth=_tier_auth(runtime, client_id, secret, token_transport),
+        )
+        runtime.on_close(client.aclose)
+        return client
+
+    if "process" in tiers:
+        creds = settings.process_client
+        apps["process"] = create_process_app(runtime, system=system_client(creds.client_id, creds.client_secret))
+
+    if "experience" in tiers:
+        creds = settings.experience_client
+        base_url, transport = tier_transport("process", settings.process_url)
+        process = ProcessApiClient(
+            base_url=base_url, transport=transport, timeout=settings.inter_tier_timeout_seconds,
+            auth=_tier_auth(runtime, creds.client_id, creds.client_secret, token_transport),
+        )
+        runtime.on_close(process.aclose)
+        clients = ExperienceClients(system=system_client(creds.client_id, creds.client_secret), process=process)
+        apps["experience"] = create_experience_app(runtime, clients=clients)
+
+    mounts += [Mount(f"/{name}", app) for name, app in apps.items()]
+    return Gateway(runtime, root, mounts)
+
+
+def build_sandbox_mounts(settings: Settings) -> dict[str, ASGIApp]:
+    """The vendor sandboxes, mounted under /sandboxes/{vendor} (and used in process by the adapters)."""
+    from sandboxes.salesforce import SalesforceSandboxSettings, create_salesforce_sandbox
+
+    return {"/sandboxes/salesforce": create_salesforce_sandbox(SalesforceSandboxSettings())}
+
+
+def create_app() -> ASGIApp:
+    """Factory for ASGI servers (``uvicorn --factory apis.gateway:create_app``): settings from the environment."""
+    import os
+
+    tiers = [t for t in os.environ.get("STRATUM_TIERS", ",".join(ALL_TIERS)).split(",") if t]
+    return Edge(build_gateway(tiers=tiers))
+

@@ -1,0 +1,43 @@
+"""Prometheus metrics: requests and latency by tier, route template and status.
+
+Labels use the route *template* (``/system/v1/crm/accounts/{id:str}``), never the raw path, so ids cannot
+blow up the series count. With several worker processes set ``PROMETHEUS_MULTIPROC_DIR`` and /metrics
+aggregates them (prometheus_client's multiprocess mode).
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+
+__all__ = ["CONTENT_TYPE_LATEST", "REQUESTS", "REQUEST_SECONDS", "render_metrics"]
+
+REQUESTS = Counter(
+    "stratum_http_requests_total",
+    "HTTP requests answered, by tier, route template, method and status.",
+    ["tier", "route", "method", "status"],
+)
+REQUEST_SECONDS = Histogram(
+    "stratum_http_request_duration_seconds",
+    "Time to answer an HTTP request, by tier, route template and method.",
+    ["tier", "route", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+
+def render_metrics() -> bytes:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)

@@ -1,0 +1,301 @@
+"""The governance middleware every tier app runs, in this order: authentication and scopes, rate limit,
+media type, idempotency. Each reads the route's policy from the handler's ``opt`` (written by
+``apis.routing.operation``) and holds no per-request state on ``self``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+import structlog
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+
+from apis.context import access_var
+from apis.logging import get_logger
+from apis.problems import ProblemError
+from apis.security import insufficient_scope, invalid_token, unauthenticated
+
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+    from apis.runtime import Runtime
+
+__all__ = [
+    "AuthenticationMiddleware",
+    "IdempotencyMiddleware",
+    "MediaTypeMiddleware",
+    "RateLimitMiddleware",
+    "RoutePolicyError",
+]
+
+log = get_logger("stratum.governance")
+ON_BEHALF_OF_HEADER = "x-stratum-on-behalf-of"
+
+
+class RoutePolicyError(RuntimeError):
+    """A route reached the auth middleware without declaring scopes (fail closed)."""
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _opt(scope: Scope) -> dict[str, Any]:
+    opt: dict[str, Any] = scope["route_handler"].opt
+    return opt
+
+
+def _with_headers(send: Send, headers: dict[str, str]) -> Send:
+    encoded = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), *encoded]
+        await send(message)
+
+    return wrapped
+
+
+class AuthenticationMiddleware(ASGIMiddleware):
+    """Bearer JWT -> ``scope["auth"]`` (an ``AccessContext``), then the route's required scopes."""
+
+    scopes = (ScopeType.HTTP,)
+    exclude_opt_key = "public"
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        required: frozenset[str] | None = _opt(scope).get("scopes")
+        if required is None:
+            raise RoutePolicyError(f"route {scope.get('path_template')} declares no scopes")
+        header = _header(scope, b"authorization")
+        if not header:
+            raise unauthenticated()
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer":
+            raise unauthenticated()
+        if not token.strip():
+            raise invalid_token("empty token")
+        access = await self.runtime.verifier.verify(token.strip())
+        on_behalf_of = _header(scope, ON_BEHALF_OF_HEADER.encode())
+        if on_behalf_of:
+            access = msgspec.structs.replace(access, on_behalf_of=on_behalf_of[:128])
+        scope["auth"] = access
+        access_var.set(access)
+        structlog.contextvars.bind_contextvars(client_id=access.client_id)
+        if not required <= access.scopes:
+            raise insufficient_scope(required)
+        # Authenticated answers are per client: no shared cache may keep them.
+        await next_app(scope, receive, _with_headers(send, {"Cache-Control": "no-store"}))
+
+
+class RateLimitMiddleware(ASGIMiddleware):
+    """One budget per (tier quota, client). Headers on every answer; 429 with Retry-After past it."""
+
+    scopes = (ScopeType.HTTP,)
+    exclude_opt_key = "public"
+
+    def __init__(self, runtime: Runtime, tier: str) -> None:
+        self.runtime = runtime
+        self.tier = tier
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        name = _opt(scope).get("quota") or self.tier
+        quota = self.runtime.limiter.quota(name, self.runtime.settings.rate_limit_for(name))
+        client_id = scope["auth"].client_id
+        decision = await self.runtime.limiter.hit(quota, client_id)
+        headers = decision.headers
+        if not decision.allowed:
+            raise ProblemError(
+                "rate-limited",
+                f"Client {client_id} exceeded the {quota.name} quota.",
+                headers={**headers, "Retry-After": str(decision.reset_seconds)},
+                extra={"retry_after": decision.reset_seconds},
+            )
+        await next_app(scope, receive, _with_headers(send, headers))
+
+
+_JSON_MEDIA = re.compile(r"^application/([a-z0-9.+-]+\+)?json\s*(;.*)?$", re.IGNORECASE)
+
+
+class MediaTypeMiddleware(ASGIMiddleware):
+    """Routes that take a body take JSON only: anything else is a 415 before the handler parses it."""
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        if _opt(scope).get("body"):
+            content_type = _header(scope, b"content-type")
+            if content_type is None or not _JSON_MEDIA.match(content_type.strip()):
+                raise ProblemError(
+                    "unsupported-media-type", f"Expected application/json, got {content_type or 'nothing'}."
+                )
+        await next_app(scope, receive, send)
+
+
+_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+# Answers worth replaying: success and business outcomes. Refusals of the request itself (malformed,
+# invalid, too large) are not kept, so the client can fix the request and send it again with the same key.
+_NOT_STORED = frozenset({400, 401, 403, 408, 413, 415, 422, 428, 429})
+_DROP_ON_REPLAY = frozenset({b"date", b"content-length", b"x-correlation-id", b"ratelimit", b"ratelimit-policy"})
+
+
+class IdempotencyRecord(msgspec.Struct, kw_only=True):
+    state: Literal["in_flight", "done"]
+    fingerprint: str
+    owner: str
+    status: int = 0
+    headers: list[tuple[bytes, bytes]] = []
+    body: bytes = b""
+
+
+_record_encoder = msgspec.msgpack.Encoder()
+_record_decoder = msgspec.msgpack.Decoder(IdempotencyRecord)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ProblemError("malformed-request", "The client disconnected before sending the body.")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise ProblemError("payload-too-large", f"The body is larger than {limit} bytes.")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay_receive(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _fingerprint(scope: Scope, body: bytes) -> str:
+    try:
+        # Same JSON, other whitespace or key order, is the same request.
+        canonical = msgspec.json.encode(msgspec.json.decode(body), order="sorted") if body else b""
+    except msgspec.DecodeError:
+        canonical = body
+    digest = hashlib.sha256()
+    for part in (scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), canonical):
+        digest.update(part)
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+class IdempotencyMiddleware(ASGIMiddleware):
+    """``Idempotency-Key`` on unsafe methods: replay, 422 on another body, 409 while in flight.
+
+    Keys are per client and tier, kept ``idempotency_ttl_seconds`` (24 h) in the state store, so every
+    gateway process sharing a Redis sees them. The first request claims the key atomically (SET NX); a
+    crashed holder's claim expires after ``idempotency_lock_seconds``.
+    """
+
+    scopes = (ScopeType.HTTP,)
+    exclude_opt_key = "public"
+
+    def __init__(self, runtime: Runtime, tier: str) -> None:
+        self.runtime = runtime
+        self.tier = tier
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        policy = _opt(scope).get("idempotency")
+        key = _header(scope, b"idempotency-key") if scope["method"] in ("POST", "PATCH", "PUT", "DELETE") else None
+        if key is None:
+            if policy == "required":
+                raise ProblemError("idempotency-key-required")
+            await next_app(scope, receive, send)
+            return
+        if not _KEY_RE.match(key):
+            raise ProblemError(
+                "malformed-request", "Idempotency-Key must be 1 to 255 visible ASCII characters."
+            )
+        settings = self.runtime.settings
+        body = await _read_body(receive, settings.max_body_bytes)
+        fingerprint = _fingerprint(scope, body)
+        store = self.runtime.store
+        store_key = f"idem:{self.tier}:{scope['auth'].client_id}:{key}"
+        claim = IdempotencyRecord(state="in_flight", fingerprint=fingerprint, owner=uuid.uuid4().hex)
+
+        if not await store.add(store_key, _record_encoder.encode(claim), settings.idempotency_lock_seconds):
+            existing_raw = await store.get(store_key)
+            if existing_raw is None:  # expired between our two calls: the claim is free again
+                if not await store.add(store_key, _record_encoder.encode(claim), settings.idempotency_lock_seconds):
+                    raise ProblemError("idempotency-in-flight", headers={"Retry-After": "1"})
+            else:
+                await self._answer_existing(_record_decoder.decode(existing_raw), fingerprint, send)
+                return
+
+        captured: dict[str, Any] = {"status": 0, "headers": [], "body": []}
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+                captured["headers"] = list(message.get("headers", ()))
+            elif message["type"] == "http.response.body":
+                captured["body"].append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await next_app(scope, _replay_receive(body, receive), capture)
+        except BaseException:
+            await store.delete(store_key)
+            raise
+        status = captured["status"]
+        if status == 0 or status >= 500 or status in _NOT_STORED:
+            await store.delete(store_key)
+            return
+        done = IdempotencyRecord(
+            state="done",
+            fingerprint=fingerprint,
+            owner=claim.owner,
+            status=status,
+            headers=[(k, v) for k, v in captured["headers"] if k.lower() not in _DROP_ON_REPLAY],
+            body=b"".join(captured["body"]),
+        )
+        await store.set(store_key, _record_encoder.encode(done), settings.idempotency_ttl_seconds)
+
+    async def _answer_existing(self, record: IdempotencyRecord, fingerprint: str, send: Send) -> None:
+        if record.fingerprint != fingerprint:
+            raise ProblemError("idempotency-key-reused")
+        if record.state == "in_flight":
+            raise ProblemError(
+                "idempotency-in-flight",
+                "The first request with this Idempotency-Key is still running.",
+                headers={"Retry-After": "1"},
+                extra={"retry_after": 1},
+            )
+        log.info("idempotent_replay", status=record.status)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": record.status,
+                "headers": [
+                    *record.headers,
+                    (b"content-length", str(len(record.body)).encode()),
+                    (b"idempotent-replayed", b"true"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": record.body, "more_body": False})

@@ -1,0 +1,235 @@
+"""The development authorization server: client credentials grant, RFC 8414 metadata and JWKS.
+
+It runs only when no external issuer is configured. Clients and their allowed scopes live in
+``{data_dir}/clients.json`` (created on first start with random secrets; edit it to add clients), the RS256
+signing key in ``{data_dir}/signing-key.json``; both files are written once, with mode 0600, and kept.
+Tokens are RFC 9068 JWT access tokens made by authlib's ``JWTBearerTokenGenerator``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin, OAuth2Request
+from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
+from joserfc.jwk import KeySet, RSAKey
+
+__all__ = [
+    "ALL_SCOPES",
+    "DevAuthorizationServer",
+    "DevClient",
+    "OAuthResponse",
+    "SigningKeys",
+    "load_dev_clients",
+]
+
+ALL_SCOPES: tuple[str, ...] = (
+    "system:read",
+    "system:write",
+    "process:run",
+    "process:admin",
+    "experience:sales",
+    "experience:finance",
+    "experience:delivery",
+    "experience:ops",
+)
+
+# The clients a fresh data directory starts with: a demo client for people and CI, and one per tier for
+# the calls one tier makes to another.
+_DEFAULT_CLIENTS: Mapping[str, tuple[str, ...]] = {
+    "stratum-demo": ALL_SCOPES,
+    "stratum-process-tier": ("system:read", "system:write"),
+    "stratum-experience-tier": ("system:read", "process:run"),
+}
+
+
+class DevClient(msgspec.Struct, kw_only=True, frozen=True):
+    client_id: str
+    client_secret: str
+    scopes: tuple[str, ...]
+    description: str = ""
+
+
+class _AuthlibClient(ClientMixin):  # type: ignore[misc]
+    def __init__(self, client: DevClient) -> None:
+        self.client = client
+
+    def get_client_id(self) -> str:
+        return self.client.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        return None
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        allowed = self.client.scopes
+        if not scope:
+            return " ".join(allowed)
+        return " ".join(s for s in scope.split() if s in allowed)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return False
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return hmac.compare_digest(client_secret.encode(), self.client.client_secret.encode())
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return endpoint == "token" and method in ("client_secret_basic", "client_secret_post")
+
+    def check_response_type(self, response_type: str) -> bool:
+        return False
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type == "client_credentials"
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def load_dev_clients(data_dir: str) -> dict[str, DevClient]:
+    """The registry from ``clients.json``; made with random secrets on first use."""
+    path = Path(data_dir) / "clients.json"
+    if not path.exists():
+        clients = [
+            DevClient(client_id=cid, client_secret=secrets.token_urlsafe(24), scopes=scopes)
+            for cid, scopes in _DEFAULT_CLIENTS.items()
+        ]
+        try:
+            _write_private(path, json.dumps([msgspec.to_builtins(c) for c in clients], indent=2).encode())
+        except FileExistsError:
+            pass  # another worker wrote it first: read theirs
+    loaded = msgspec.json.decode(path.read_bytes(), type=list[DevClient])
+    return {c.client_id: c for c in loaded}
+
+
+class SigningKeys:
+    """The dev issuer's RS256 key, generated once and kept in ``signing-key.json``."""
+
+    def __init__(self, data_dir: str) -> None:
+        path = Path(data_dir) / "signing-key.json"
+        if not path.exists():
+            key = RSAKey.generate_key(
+                2048, parameters={"kid": secrets.token_hex(8), "use": "sig", "alg": "RS256"}
+            )
+            try:
+                _write_private(path, json.dumps(key.as_dict(private=True)).encode())
+            except FileExistsError:
+                pass
+        self.private = KeySet([RSAKey.import_key(json.loads(path.read_text()))])
+        self.public_jwks: dict[str, Any] = self.private.as_dict(private=False)
+        self.public = KeySet.import_key_set(self.public_jwks)
+
+
+class _TokenGenerator(JWTBearerTokenGenerator):  # type: ignore[misc]
+    def __init__(self, issuer: str, audience: str, keys: SigningKeys, ttl: int) -> None:
+        super().__init__(issuer=issuer, alg="RS256", expires_generator=lambda client, grant_type: ttl)
+        self._audience = audience
+        self._keys = keys
+
+    def get_jwks(self) -> KeySet:
+        return self._keys.private
+
+    def get_audiences(self, client: Any, user: Any, scope: Any) -> str:
+        return self._audience
+
+
+class OAuthResponse(msgspec.Struct, frozen=True):
+    status: int
+    body: dict[str, Any]
+    headers: list[tuple[str, str]]
+
+
+class _FormRequest(OAuth2Request):  # type: ignore[misc]
+    def __init__(self, uri: str, form: Mapping[str, str], headers: Mapping[str, str]) -> None:
+        super().__init__(method="POST", uri=uri, headers=dict(headers))
+        self._form = dict(form)
+        self.payload = BasicOAuth2Payload(self._form)
+
+    @property
+    def args(self) -> dict[str, str]:
+        return {}
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+
+class _ClientCredentialsGrant(ClientCredentialsGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+class DevAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
+    """authlib's authorization server, bound to Stratum's client registry and key."""
+
+    def __init__(
+        self, *, issuer: str, audience: str, data_dir: str, token_ttl_seconds: int = 3600
+    ) -> None:
+        super().__init__(scopes_supported=list(ALL_SCOPES))
+        self.issuer = issuer
+        self.audience = audience
+        self.keys = SigningKeys(data_dir)
+        self.clients = load_dev_clients(data_dir)
+        self.register_grant(_ClientCredentialsGrant)
+        self.register_token_generator(
+            "default", _TokenGenerator(issuer, audience, self.keys, token_ttl_seconds)
+        )
+
+    # authlib's framework hooks
+    def query_client(self, client_id: str) -> _AuthlibClient | None:
+        client = self.clients.get(client_id)
+        return _AuthlibClient(client) if client else None
+
+    def save_token(self, token: Any, request: Any) -> None:
+        # JWT access tokens are self-contained: nothing to store.
+        return None
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def create_oauth2_request(self, request: _FormRequest) -> _FormRequest:
+        return request
+
+    def handle_response(self, status: int, body: Any, headers: Any) -> OAuthResponse:
+        return OAuthResponse(status=status, body=dict(body), headers=list(headers))
+
+    # Stratum's API
+    def token_response(self, form: Mapping[str, str], headers: Mapping[str, str]) -> OAuthResponse:
+        request = _FormRequest(f"{self.issuer}/oauth/token", form, headers)
+        response: OAuthResponse = self.create_token_response(request)
+        return response
+
+    def issue_token(self, client_id: str, scope: str | None = None) -> str:
+        """Mint a token for a registered client without the HTTP round trip (the CLI uses it)."""
+        client = self.query_client(client_id)
+        if client is None:
+            raise KeyError(f"unknown client {client_id!r}")
+        granted = client.get_allowed_scope(scope)
+        token = self.generate_token(
+            grant_type="client_credentials", client=client, scope=granted, include_refresh_token=False
+        )
+        return str(token["access_token"])
+
+    def metadata(self) -> dict[str, Any]:
+        """RFC 8414 authorization server metadata."""
+        return {
+            "issuer": self.issuer,
+            "token_endpoint": f"{self.issuer}/oauth/token",
+            "jwks_uri": f"{self.issuer}/oauth/jwks",
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "scopes_supported": list(ALL_SCOPES),
+            "response_types_supported": ["token"],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
+        }

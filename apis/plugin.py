@@ -1,0 +1,164 @@
+"""``GovernancePlugin``: the one place a tier app is wired into the gateway's governance.
+
+Middleware (auth and scopes, rate limit, media type, idempotency, in that order), problem+json exception
+handlers, body size cap, decimal-as-string encoding, deprecation headers, and the tier's own OpenAPI
+document and reference page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from email.utils import format_datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from litestar import Router
+from litestar.config.app import AppConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin
+from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, Schema, SecurityScheme
+from litestar.openapi.spec.enums import OpenAPIType
+from litestar.plugins import InitPluginProtocol, OpenAPISchemaPlugin
+
+from apis.middleware import (
+    AuthenticationMiddleware,
+    IdempotencyMiddleware,
+    MediaTypeMiddleware,
+    RateLimitMiddleware,
+)
+from apis.oauth_server import ALL_SCOPES
+from apis.problems import exception_handlers
+
+if TYPE_CHECKING:
+    from litestar.types import Message, Scope
+
+    from apis.config import Deprecation
+    from apis.runtime import Runtime
+
+__all__ = ["GovernancePlugin", "TierSpec"]
+
+_SCOPE_DESCRIPTIONS = {
+    "system:read": "Read canonical objects from the system tier.",
+    "system:write": "Create and change records in the systems of record.",
+    "process:run": "Start and read business workflows.",
+    "process:admin": "Replay, cancel and inspect workflow runs.",
+    "experience:sales": "Sales role views.",
+    "experience:finance": "Finance role views.",
+    "experience:delivery": "Delivery role views.",
+    "experience:ops": "Operations role views.",
+}
+
+
+class TierSpec(msgspec.Struct, kw_only=True, frozen=True):
+    """What a tier app is: its name, its major version, and how its contract introduces it."""
+
+    name: str  # system | process | experience
+    version: str  # "v1"
+    title: str
+    description: str
+    api_version: str = "1.0.0"  # the contract's semantic version within the major version
+
+    @property
+    def prefix(self) -> str:
+        return f"/{self.name}/{self.version}"
+
+    @property
+    def schema_path(self) -> str:
+        return f"{self.prefix}/schema"
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}/{self.version}"
+
+
+class DecimalAsString(OpenAPISchemaPlugin):
+    """Money travels as a decimal string; the contract must say so (Litestar would say "number")."""
+
+    @staticmethod
+    def is_plugin_supported_type(value: Any) -> bool:
+        return value is Decimal
+
+    def to_openapi_schema(self, field_definition: Any, schema_creator: Any) -> Schema:
+        return Schema(
+            type=OpenAPIType.STRING,
+            format="decimal",  # type: ignore[arg-type]
+            pattern=r"^-?\d+(\.\d+)?$",
+            description="Decimal number as a string (money is never a float).",
+            examples=["1234.50"],
+        )
+
+
+def _http_date(value: str) -> str:
+    return format_datetime(dt.datetime.fromisoformat(value).astimezone(dt.UTC), usegmt=True)
+
+
+def deprecation_headers(deprecation: Deprecation) -> list[tuple[bytes, bytes]]:
+    """RFC 9745 ``Deprecation: @<epoch>``, RFC 8594 ``Sunset: <HTTP-date>``, ``Link rel=deprecation``."""
+    epoch = int(dt.datetime.fromisoformat(deprecation.deprecated_at).timestamp())
+    headers = [(b"deprecation", f"@{epoch}".encode())]
+    if deprecation.sunset_at:
+        headers.append((b"sunset", _http_date(deprecation.sunset_at).encode()))
+    if deprecation.link:
+        headers.append((b"link", f'<{deprecation.link}>; rel="deprecation"; type="text/html"'.encode()))
+    return headers
+
+
+class GovernancePlugin(InitPluginProtocol):
+    def __init__(self, tier: TierSpec, runtime: Runtime) -> None:
+        self.tier = tier
+        self.runtime = runtime
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        runtime, tier = self.runtime, self.tier
+        app_config.middleware = [
+            AuthenticationMiddleware(runtime),
+            RateLimitMiddleware(runtime, tier.name),
+            MediaTypeMiddleware(),
+            IdempotencyMiddleware(runtime, tier.name),
+            *app_config.middleware,
+        ]
+        app_config.exception_handlers = {**exception_handlers, **app_config.exception_handlers}
+        app_config.request_max_body_size = runtime.settings.max_body_bytes
+        app_config.type_encoders = {**(app_config.type_encoders or {}), Decimal: str}
+        app_config.plugins = [*app_config.plugins, DecimalAsString()]
+        app_config.debug = False
+        deprecation = runtime.settings.deprecations.get(tier.key)
+        if deprecation is not None:
+            headers = deprecation_headers(deprecation)
+
+            async def add_deprecation(message: Message, scope: Scope) -> None:
+                if message["type"] == "http.response.start":
+                    message["headers"] = [*message.get("headers", ()), *headers]
+
+            app_config.before_send = [*app_config.before_send, add_deprecation]
+        app_config.openapi_config = self.openapi_config()
+        return app_config
+
+    def openapi_config(self) -> OpenAPIConfig:
+        tier = self.tier
+        token_url = f"{self.runtime.settings.issuer}/oauth/token"
+        return OpenAPIConfig(
+            title=tier.title,
+            version=tier.api_version,
+            description=tier.description,
+            use_handler_docstrings=False,
+            create_examples=False,
+            components=Components(
+                security_schemes={
+                    "oauth2": SecurityScheme(
+                        type="oauth2",
+                        description="OAuth 2.0 client credentials; JWT access tokens (RFC 9068).",
+                        flows=OAuthFlows(
+                            client_credentials=OAuthFlow(
+                                token_url=token_url,
+                                scopes={s: _SCOPE_DESCRIPTIONS[s] for s in ALL_SCOPES},
+                            )
+                        ),
+                    )
+                }
+            ),
+            # Under {prefix}/schema: Litestar's schema router answers unknown paths below it itself.
+            render_plugins=[ScalarRenderPlugin(path="/docs"), JsonRenderPlugin(path="/openapi.json")],
+            openapi_router=Router(path=tier.schema_path, route_handlers=[], opt={"public": True}),
+        )

@@ -1,0 +1,83 @@
+"""Rate limits per authenticated client and tier, with the ``limits`` library.
+
+Memory storage by default; with ``STRATUM_REDIS_URL`` the counters live in Redis, so every gateway process
+and host shares one budget per client. The sliding-window-counter strategy keeps two counters per key: as
+cheap as a fixed window, without its burst at the window edge.
+
+Headers follow the IETF httpapi RateLimit draft: ``RateLimit-Policy: "system";q=1200;w=60`` and
+``RateLimit: "system";r=1187;t=42``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import msgspec
+from limits import RateLimitItem, parse_many
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+
+__all__ = ["Quota", "RateLimitDecision", "RateLimiter"]
+
+
+class Quota(msgspec.Struct, frozen=True):
+    name: str
+    items: tuple[RateLimitItem, ...]
+
+    @property
+    def policy_header(self) -> str:
+        return ", ".join(f'"{self.name}";q={i.amount};w={i.get_expiry()}' for i in self.items)
+
+
+class RateLimitDecision(msgspec.Struct, frozen=True):
+    allowed: bool
+    quota: Quota
+    remaining: int
+    reset_seconds: int
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {
+            "RateLimit-Policy": self.quota.policy_header,
+            "RateLimit": f'"{self.quota.name}";r={self.remaining};t={self.reset_seconds}',
+        }
+
+
+class RateLimiter:
+    def __init__(self, redis_url: str | None = None) -> None:
+        self.storage: Storage = (
+            RedisStorage(f"async+{redis_url}", implementation="redispy", key_prefix="stratum-rl")
+            if redis_url
+            else MemoryStorage()
+        )
+        self._strategy = SlidingWindowCounterRateLimiter(self.storage)
+        self._quotas: dict[str, Quota] = {}
+
+    def quota(self, name: str, spec: str) -> Quota:
+        """A named quota from a ``limits`` spec such as "600/minute" or "20/second;1000/hour"."""
+        quota = self._quotas.get(name)
+        if quota is None:
+            quota = self._quotas[name] = Quota(name, tuple(parse_many(spec)))
+        return quota
+
+    async def hit(self, quota: Quota, key: str) -> RateLimitDecision:
+        """Spend one request of ``key``'s budget under every item of ``quota``; the tightest one decides."""
+        tightest: RateLimitDecision | None = None
+        for item in quota.items:
+            allowed = await self._strategy.hit(item, quota.name, key)
+            reset_at, remaining = await self._strategy.get_window_stats(item, quota.name, key)
+            reset = max(0, math.ceil(reset_at - time.time()))
+            # A refusal always tells the client to wait at least a second (Retry-After: 0 invites a spin).
+            decision = RateLimitDecision(allowed, quota, remaining, reset if allowed else max(1, reset))
+            if not allowed:
+                return decision
+            if tightest is None or decision.remaining < tightest.remaining:
+                tightest = decision
+        assert tightest is not None
+        return tightest
+
+    async def close(self) -> None:
+        bridge = getattr(self.storage, "bridge", None)
+        if bridge is not None:
+            await bridge.get_connection().aclose()

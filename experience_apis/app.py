@@ -1,0 +1,35 @@
+"""The experience tier app (``/experience/v1``): role views."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from litestar import Litestar
+from litestar.di import Provide
+
+from apis.plugin import GovernancePlugin, TierSpec
+from experience_apis.client import ExperienceClients
+from experience_apis.sales import sales_routes
+
+if TYPE_CHECKING:
+    from apis.runtime import Runtime
+
+__all__ = ["EXPERIENCE_V1", "create_experience_app"]
+
+EXPERIENCE_V1 = TierSpec(
+    name="experience",
+    version="v1",
+    title="Stratum Experience API",
+    description=(
+        "Role views for sales, finance, delivery and operations, composed concurrently from the process "
+        "and system tiers; each section degrades on its own when a source is down."
+    ),
+)
+
+
+def create_experience_app(runtime: Runtime, *, clients: ExperienceClients) -> Litestar:
+    return Litestar(
+        route_handlers=[*sales_routes],
+        dependencies={"clients": Provide(lambda: clients, use_cache=True, sync_to_thread=False)},
+        plugins=[GovernancePlugin(EXPERIENCE_V1, runtime)],
+    )

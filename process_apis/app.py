@@ -1,0 +1,68 @@
+"""The process tier app (``/process/v1``): business workflows over the system tier."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from litestar import Litestar
+from litestar.di import Provide
+
+from apis.plugin import GovernancePlugin, TierSpec
+from apis.problems import ProblemError
+from apis.routing import VENDOR_ERRORS, operation
+from contracts.models.process import ReadinessCheck, ReadinessReport
+from process_apis.readiness import evaluate_readiness
+from system_apis.client import SystemApiClient
+
+if TYPE_CHECKING:
+    from apis.runtime import Runtime
+
+__all__ = ["PROCESS_V1", "create_process_app"]
+
+PROCESS_V1 = TierSpec(
+    name="process",
+    version="v1",
+    title="Stratum Process API",
+    description=(
+        "Business workflows over the system tier: opportunity-to-project activation, approved work to "
+        "invoice, status back to CRM and PSA, change orders, customer master sync."
+    ),
+)
+
+
+@operation(
+    "POST",
+    "/process/v1/activation-readiness",
+    operation_id="checkActivationReadiness",
+    summary="Can this opportunity become a project?",
+    description=(
+        "Checks the opportunity and its customer against the activation rules (closed-won, positive amount, "
+        "ISO 4217 currency, billing model, legal entity, customer tax jurisdiction). Each failed rule names "
+        "the owner who must fix it and how. Changes nothing, so Idempotency-Key is optional."
+    ),
+    scopes=["process:run"],
+    errors=[404, *VENDOR_ERRORS],
+    idempotency="optional",
+    status_code=200,
+    tags=["activation"],
+)
+async def check_activation_readiness(data: ReadinessCheck, system: SystemApiClient) -> ReadinessReport:
+    opportunity = await system.get_opportunity(data.opportunity_id)
+    customer = None
+    if opportunity.customer_id:
+        try:
+            customer = await system.get_customer(opportunity.customer_id)
+        except ProblemError as exc:
+            if exc.kind.code != "not-found":
+                raise
+    return evaluate_readiness(opportunity, customer)
+
+
+def create_process_app(runtime: Runtime, *, system: SystemApiClient) -> Litestar:
+    return Litestar(
+        route_handlers=[check_activation_readiness],
+        dependencies={"system": Provide(lambda: system, use_cache=True, sync_to_thread=False)},
+        plugins=[GovernancePlugin(PROCESS_V1, runtime)],
+    )
+
+

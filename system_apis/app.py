@@ -1,0 +1,72 @@
+"""The system tier app (``/system/v1``): canonical objects over the vendor adapters."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from litestar import Litestar, Request, Response
+from litestar.di import Provide
+
+from apis.logging import get_logger
+from apis.plugin import GovernancePlugin, TierSpec
+from apis.problems import ProblemError, handle_http_exception
+from system_apis.crm.routes import crm_routes
+from system_apis.errors import (
+    NotFound,
+    VendorError,
+    VendorRejected,
+    VendorTimeout,
+    VendorUnavailable,
+)
+
+if TYPE_CHECKING:
+    from apis.runtime import Runtime
+    from system_apis.crm.port import CrmPort
+
+__all__ = ["SYSTEM_V1", "create_system_app", "vendor_error_to_problem"]
+
+SYSTEM_V1 = TierSpec(
+    name="system",
+    version="v1",
+    title="Stratum System API",
+    description=(
+        "Canonical customers, opportunities, projects, time, invoices and payments over the firm's CRM, "
+        "PSA, ERP and FP&A systems. Vendor details never cross this contract."
+    ),
+)
+log = get_logger("stratum.system")
+
+
+def vendor_error_to_problem(exc: VendorError) -> ProblemError:
+    """The one mapping from the adapters' error tree to problems."""
+    if isinstance(exc, NotFound):
+        return ProblemError("not-found", exc.message)
+    if isinstance(exc, VendorTimeout):
+        return ProblemError("vendor-timeout", f"{exc.vendor} did not answer in time.", extra={"vendor": exc.vendor})
+    if isinstance(exc, VendorUnavailable):
+        retry_after = max(1, round(exc.retry_after)) if exc.retry_after else 5
+        return ProblemError(
+            "vendor-unavailable",
+            f"{exc.vendor} is unavailable: {exc.message}",
+            headers={"Retry-After": str(retry_after)},
+            extra={"vendor": exc.vendor, "retry_after": retry_after},
+        )
+    # VendorRejected and VendorBadResponse: the vendor and we disagree; the caller can't fix it.
+    kind = "rejected" if isinstance(exc, VendorRejected) else "bad response"
+    log.warning("vendor_error", vendor=exc.vendor, kind=kind, message=exc.message)
+    return ProblemError(
+        "vendor-bad-response", f"{exc.vendor} answered with an unusable response.", extra={"vendor": exc.vendor}
+    )
+
+
+def _handle_vendor_error(request: Request[Any, Any, Any], exc: VendorError) -> Response[bytes]:
+    return handle_http_exception(request, vendor_error_to_problem(exc))
+
+
+def create_system_app(runtime: Runtime, *, crm: CrmPort) -> Litestar:
+    return Litestar(
+        route_handlers=[*crm_routes],
+        dependencies={"crm": Provide(lambda: crm, use_cache=True, sync_to_thread=False)},
+        exception_handlers={VendorError: _handle_vendor_error},
+        plugins=[GovernancePlugin(SYSTEM_V1, runtime)],
+    )
