@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import msgspec
 from litestar import Litestar, MediaType, Request, Response
+from litestar.params import FromPath
 
 from apis.config import Settings, load_settings
 from apis.edge import Edge
@@ -139,7 +140,7 @@ def _root_app(runtime: Runtime, tiers: Sequence[TierSpec]) -> Litestar:
         return Response(f"<!doctype html><h1>Stratum problem types</h1><ul>{items}</ul>", media_type=MediaType.HTML)
 
     @operation("GET", "/problems/{code:str}", operation_id="getProblem", summary="One problem type", public=True)
-    async def problem(code: str) -> Response[str]:
+    async def problem(code: FromPath[str]) -> Response[str]:
         kind = PROBLEM_KINDS.get(code)
         if kind is None:
             raise ProblemError("not-found", f"No problem type {code!r}.")
@@ -161,7 +162,7 @@ def _root_app(runtime: Runtime, tiers: Sequence[TierSpec]) -> Litestar:
                     status_code=429,
                     headers={**decision.headers, "Retry-After": str(decision.reset_seconds)},
                 )
-            result = dev.token_response(form, dict(request.headers))
+            result = dev.token_response(form, request.headers)
             if result.status != 200:
                 log.info("token_refused", error=result.body.get("error"))
             return Response(result.body, status_code=result.status, headers=dict(result.headers))

@@ -10,7 +10,7 @@ import logging
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -49,10 +49,12 @@ def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapp
 _configured = False
 
 
-def configure_logging(level: str = "info", fmt: str = "json") -> None:
-    """Idempotent: the CLI, tests and workers all call it; only the first call configures."""
+def configure_logging(
+    level: str = "info", fmt: str = "json", *, stream: TextIO | None = None, force: bool = False
+) -> None:
+    """Idempotent: the CLI, tests and workers all call it; only the first call configures (or ``force``)."""
     global _configured
-    if _configured:
+    if _configured and not force:
         return
     _configured = True
     # httpx logs every request URL at INFO through stdlib logging; our access line already covers it.
@@ -70,8 +72,8 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
-        cache_logger_on_first_use=True,
+        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stdout),
+        cache_logger_on_first_use=not force,
     )
 
 

@@ -53,6 +53,11 @@ def _opt(scope: Scope) -> dict[str, Any]:
     return opt
 
 
+def _is_automatic_options(scope: Scope) -> bool:
+    """Litestar answers OPTIONS itself (204 with Allow) on every path: public, with nothing to protect."""
+    return scope["method"] == "OPTIONS" and scope["route_handler"].handler_name == "options_handler"
+
+
 def _with_headers(send: Send, headers: dict[str, str]) -> Send:
     encoded = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
 
@@ -69,6 +74,7 @@ class AuthenticationMiddleware(ASGIMiddleware):
 
     scopes = (ScopeType.HTTP,)
     exclude_opt_key = "public"
+    should_bypass_for_scope = staticmethod(_is_automatic_options)
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -103,6 +109,7 @@ class RateLimitMiddleware(ASGIMiddleware):
 
     scopes = (ScopeType.HTTP,)
     exclude_opt_key = "public"
+    should_bypass_for_scope = staticmethod(_is_automatic_options)
 
     def __init__(self, runtime: Runtime, tier: str) -> None:
         self.runtime = runtime
@@ -214,6 +221,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
 
     scopes = (ScopeType.HTTP,)
     exclude_opt_key = "public"
+    should_bypass_for_scope = staticmethod(_is_automatic_options)
 
     def __init__(self, runtime: Runtime, tier: str) -> None:
         self.runtime = runtime

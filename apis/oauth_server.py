@@ -153,7 +153,8 @@ class OAuthResponse(msgspec.Struct, frozen=True):
 
 class _FormRequest(OAuth2Request):  # type: ignore[misc]
     def __init__(self, uri: str, form: Mapping[str, str], headers: Mapping[str, str]) -> None:
-        super().__init__(method="POST", uri=uri, headers=dict(headers))
+        # authlib reads headers as "Authorization": keep the caller's case-insensitive mapping.
+        super().__init__(method="POST", uri=uri, headers=headers)
         self._form = dict(form)
         self.payload = BasicOAuth2Payload(self._form)
 

@@ -20,6 +20,11 @@ from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin
 from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, Schema, SecurityScheme
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.plugins import InitPluginProtocol, OpenAPISchemaPlugin
+from litestar.typing import FieldDefinition
+
+# Litestar's own msgspec schema plugin is internal API; ClosedStructs only adds one keyword to its output.
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
+from litestar._openapi.schema_generation.schema import SchemaCreator
 
 from apis.middleware import (
     AuthenticationMiddleware,
@@ -89,6 +94,17 @@ class DecimalAsString(OpenAPISchemaPlugin):
         )
 
 
+class ClosedStructs(StructSchemaPlugin):
+    """A struct that forbids unknown fields says so (``additionalProperties: false``), so the contract
+    tells clients and contract tests what the server enforces."""
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        if msgspec.inspect.type_info(field_definition.type_).forbid_unknown_fields:  # type: ignore[union-attr]
+            schema.additional_properties = False
+        return schema
+
+
 def _http_date(value: str) -> str:
     return format_datetime(dt.datetime.fromisoformat(value).astimezone(dt.UTC), usegmt=True)
 
@@ -121,7 +137,8 @@ class GovernancePlugin(InitPluginProtocol):
         app_config.exception_handlers = {**exception_handlers, **app_config.exception_handlers}
         app_config.request_max_body_size = runtime.settings.max_body_bytes
         app_config.type_encoders = {**(app_config.type_encoders or {}), Decimal: str}
-        app_config.plugins = [*app_config.plugins, DecimalAsString()]
+        # First, so they win over Litestar's built-in schema plugins (already in the list).
+        app_config.plugins = [DecimalAsString(), ClosedStructs(), *app_config.plugins]
         app_config.debug = False
         deprecation = runtime.settings.deprecations.get(tier.key)
         if deprecation is not None:
@@ -160,5 +177,7 @@ class GovernancePlugin(InitPluginProtocol):
             ),
             # Under {prefix}/schema: Litestar's schema router answers unknown paths below it itself.
             render_plugins=[ScalarRenderPlugin(path="/docs"), JsonRenderPlugin(path="/openapi.json")],
-            openapi_router=Router(path=tier.schema_path, route_handlers=[], opt={"public": True}),
+            openapi_router=Router(
+                path=tier.schema_path, route_handlers=[], opt={"public": True}, include_in_schema=False
+            ),
         )

@@ -6,7 +6,8 @@ import asyncio
 from decimal import Decimal
 from typing import Annotated
 
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import PathParameter, QueryParameter
 
 from apis.problems import ProblemError
 from apis.routing import VENDOR_ERRORS, operation
@@ -67,10 +68,10 @@ async def _readiness(
     tags=["sales"],
 )
 async def get_sales_account_view(
-    account_id: Annotated[str, Parameter(pattern=r"^[A-Za-z0-9_-]{1,64}$")],
-    clients: ExperienceClients,
-    limit: Annotated[int, Parameter(ge=1, le=100, description="Opportunities per page.")] = 25,
-    cursor: Annotated[str | None, Parameter(max_length=512)] = None,
+    account_id: Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_-]{1,64}$")],
+    clients: NamedDependency[ExperienceClients],
+    limit: Annotated[int, QueryParameter(ge=1, le=100, description="Opportunities per page.")] = 25,
+    cursor: Annotated[str | None, QueryParameter(max_length=512)] = None,
 ) -> SalesAccountView:
     account_result, page_result = await asyncio.gather(
         clients.system.get_customer(account_id),

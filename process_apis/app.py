@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from litestar import Litestar
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
+from litestar.params import JSONBody
 
 from apis.plugin import GovernancePlugin, TierSpec
 from apis.problems import ProblemError
@@ -46,7 +47,9 @@ PROCESS_V1 = TierSpec(
     status_code=200,
     tags=["activation"],
 )
-async def check_activation_readiness(data: ReadinessCheck, system: SystemApiClient) -> ReadinessReport:
+async def check_activation_readiness(
+    data: JSONBody[ReadinessCheck], system: NamedDependency[SystemApiClient]
+) -> ReadinessReport:
     opportunity = await system.get_opportunity(data.opportunity_id)
     customer = None
     if opportunity.customer_id:
@@ -64,5 +67,3 @@ def create_process_app(runtime: Runtime, *, system: SystemApiClient) -> Litestar
         dependencies={"system": Provide(lambda: system, use_cache=True, sync_to_thread=False)},
         plugins=[GovernancePlugin(PROCESS_V1, runtime)],
     )
-
-

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import PathParameter, QueryParameter
 
 from apis.routing import VENDOR_ERRORS, operation
 from contracts.models import Customer, Opportunity, OpportunityPage, OpportunityStage
@@ -12,7 +13,7 @@ from system_apis.crm.port import CrmPort
 
 __all__ = ["crm_routes"]
 
-_ID = Parameter(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The record's id in the CRM.")
+_ID = PathParameter(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The record's id in the CRM.")
 _TAGS = ["crm"]
 
 
@@ -25,7 +26,7 @@ _TAGS = ["crm"]
     errors=[404, *VENDOR_ERRORS],
     tags=_TAGS,
 )
-async def get_account(account_id: Annotated[str, _ID], crm: CrmPort) -> Customer:
+async def get_account(account_id: Annotated[str, _ID], crm: NamedDependency[CrmPort]) -> Customer:
     return await crm.get_customer(account_id)
 
 
@@ -41,10 +42,14 @@ async def get_account(account_id: Annotated[str, _ID], crm: CrmPort) -> Customer
 )
 async def list_account_opportunities(
     account_id: Annotated[str, _ID],
-    crm: CrmPort,
-    limit: Annotated[int, Parameter(ge=1, le=200, description="Page size (at most 200).")] = 50,
-    cursor: Annotated[str | None, Parameter(max_length=512, description="Opaque cursor from a page.")] = None,
-    stage: Annotated[OpportunityStage | None, Parameter(description="Only opportunities in this stage.")] = None,
+    crm: NamedDependency[CrmPort],
+    limit: Annotated[int, QueryParameter(ge=1, le=200, description="Page size (at most 200).")] = 50,
+    cursor: Annotated[
+        str | None, QueryParameter(max_length=512, description="Opaque cursor from a page.")
+    ] = None,
+    stage: Annotated[
+        OpportunityStage | None, QueryParameter(description="Only opportunities in this stage.")
+    ] = None,
 ) -> OpportunityPage:
     await crm.get_customer(account_id)  # an unknown account is a 404, not an empty page
     return await crm.list_opportunities(account_id, limit=limit, cursor=cursor, stage=stage)
@@ -59,7 +64,7 @@ async def list_account_opportunities(
     errors=[404, *VENDOR_ERRORS],
     tags=_TAGS,
 )
-async def get_opportunity(opportunity_id: Annotated[str, _ID], crm: CrmPort) -> Opportunity:
+async def get_opportunity(opportunity_id: Annotated[str, _ID], crm: NamedDependency[CrmPort]) -> Opportunity:
     return await crm.get_opportunity(opportunity_id)
 
 

@@ -1,0 +1,32 @@
+# syntax=docker/dockerfile:1
+# Multi-stage: build a wheel and a pinned virtualenv, then run it as a non-root user.
+FROM python:3.12-slim AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+WORKDIR /src
+COPY pyproject.toml constraints.txt README.md ./
+COPY apis ./apis
+COPY system_apis ./system_apis
+COPY process_apis ./process_apis
+COPY experience_apis ./experience_apis
+COPY contracts ./contracts
+COPY sandboxes ./sandboxes
+RUN python -m venv /opt/stratum \
+ && /opt/stratum/bin/pip install --upgrade pip \
+ && /opt/stratum/bin/pip wheel --no-deps --wheel-dir /wheels . \
+ && /opt/stratum/bin/pip install -c constraints.txt /wheels/*.whl
+
+FROM python:3.12-slim
+ENV PATH=/opt/stratum/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    STRATUM_HOST=0.0.0.0 \
+    STRATUM_PORT=8000 \
+    STRATUM_DATA_DIR=/var/lib/stratum
+RUN useradd --system --uid 10001 --home-dir /var/lib/stratum --create-home stratum
+COPY --from=build /opt/stratum /opt/stratum
+USER stratum
+WORKDIR /var/lib/stratum
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s \
+  CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health/live', timeout=2).status != 200)"
+CMD ["stratum", "serve"]

@@ -1,0 +1,33 @@
+# The two commands of the quick start: `make run` brings the whole system up, `make test` runs every check.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint contracts bench clean
+
+# The environment is (re)built when the dependencies change; `pip install` is pinned by constraints.txt.
+$(BIN)/stratum: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+run: $(BIN)/stratum
+	$(BIN)/stratum serve
+
+lint: $(BIN)/stratum
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+contracts: $(BIN)/stratum
+	$(BIN)/stratum contracts check
+
+test: lint contracts
+	scripts/ensure-redis
+	$(BIN)/pytest
+
+bench: $(BIN)/stratum
+	$(BIN)/python bench/gateway_overhead.py
+
+clean:
+	rm -rf $(VENV) .stratum .pytest_cache .mypy_cache .ruff_cache
