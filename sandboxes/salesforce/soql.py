@@ -1,0 +1,726 @@
+"""A small SOQL subset: tokenizer, recursive-descent parser, binder and evaluator.
+
+Supported::
+
+    SELECT f1, f2 | COUNT() FROM Obj
+    [WHERE cond]            cond: f op value | f LIKE 'x%' | f [NOT] IN (v, ...) | NOT cond | (cond)
+                            joined by AND or by OR (mixing them needs parentheses, as in Salesforce)
+    [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST], ...]
+    [LIMIT n] [OFFSET n]
+
+Values are single-quoted strings with backslash escapes, numbers, true/false/null, date literals
+(``2026-01-01``) and datetime literals (``2026-01-01T00:00:00Z``). Keywords, object and field names are
+case-insensitive, and so are string comparisons, like in Salesforce. Errors carry Salesforce's error
+codes and its ``ERROR at Row:r:Column:c`` message layout: `MALFORMED_QUERY` for syntax,
+`INVALID_TYPE` for an unknown object, `INVALID_FIELD` for an unknown field and
+`INVALID_QUERY_FILTER_OPERATOR` for a value or operator that does not fit the field's type.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal
+
+from sandboxes.salesforce.data import FieldSpec, ObjectSchema, Record, normalize_salesforce_id
+
+__all__ = [
+    "BoundQuery",
+    "Query",
+    "SoqlError",
+    "Token",
+    "bind",
+    "compile_query",
+    "parse",
+    "tokenize",
+]
+
+
+class SoqlError(Exception):
+    """A query Salesforce would reject; `code` is the ``errorCode`` of the 400 response."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Tokens
+# ---------------------------------------------------------------------------------------------------------
+
+TokenKind = Literal["ident", "string", "number", "date", "datetime", "op", "lparen", "rparen", "comma", "eof"]
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    kind: TokenKind
+    text: str
+    pos: int
+    # Decoded value for literals; for strings also the raw text between the quotes (LIKE needs it).
+    value: Any = None
+    raw: str = ""
+
+
+_WHITESPACE = re.compile(r"\s+")
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})(?![\w.])")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?![\w.:])")
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d+)?|\.\d+)(?![\w.])")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+_OPERATOR = re.compile(r"<=|>=|!=|<>|=|<|>")
+_PUNCTUATION: Mapping[str, TokenKind] = {"(": "lparen", ")": "rparen", ",": "comma"}
+_ESCAPES = {
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "b": "\b",
+    "f": "\f",
+    '"': '"',
+    "'": "'",
+    "\\": "\\",
+    # Only meaningful to LIKE, where the raw text is used; elsewhere they stand for the bare character.
+    "%": "%",
+    "_": "_",
+}
+
+
+def _position(text: str, pos: int) -> tuple[int, int, str]:
+    """Return (row, column, line) of offset `pos`, rows and columns counted from 1."""
+    row = text.count("\n", 0, pos) + 1
+    line_start = text.rfind("\n", 0, pos) + 1
+    line_end = text.find("\n", pos)
+    line = text[line_start : line_end if line_end >= 0 else len(text)]
+    return row, pos - line_start + 1, line
+
+
+def _error(code: str, text: str, pos: int, detail: str) -> SoqlError:
+    row, column, line = _position(text, pos)
+    caret = " " * (column - 1) + "^"
+    return SoqlError(code, f"\n{line}\n{caret}\nERROR at Row:{row}:Column:{column}\n{detail}")
+
+
+def _read_string(text: str, start: int) -> Token:
+    chars: list[str] = []
+    pos = start + 1
+    while pos < len(text):
+        char = text[pos]
+        if char == "'":
+            return Token("string", text[start : pos + 1], start, "".join(chars), text[start + 1 : pos])
+        if char == "\\":
+            if pos + 1 >= len(text):
+                break
+            escaped = text[pos + 1]
+            if escaped not in _ESCAPES:
+                raise _error(
+                    "MALFORMED_QUERY",
+                    text,
+                    pos,
+                    f"Invalid string literal '{text[start:pos + 2]}'. "
+                    f"Illegal character sequence '\\{escaped}' in string literal.",
+                )
+            chars.append(_ESCAPES[escaped])
+            pos += 2
+            continue
+        chars.append(char)
+        pos += 1
+    raise _error("MALFORMED_QUERY", text, start, "unterminated string literal")
+
+
+def tokenize(text: str) -> list[Token]:
+    """Split `text` into tokens, ending with an ``eof`` token."""
+    tokens: list[Token] = []
+    pos = 0
+    while pos < len(text):
+        if match := _WHITESPACE.match(text, pos):
+            pos = match.end()
+            continue
+        char = text[pos]
+        if char == "'":
+            token = _read_string(text, pos)
+        elif char in _PUNCTUATION:
+            token = Token(_PUNCTUATION[char], char, pos)
+        elif match := _DATETIME.match(text, pos):
+            try:
+                value: Any = datetime.fromisoformat(match.group())
+            except ValueError:
+                raise _error("MALFORMED_QUERY", text, pos, f"invalid datetime: {match.group()}") from None
+            token = Token("datetime", match.group(), pos, value)
+        elif match := _DATE.match(text, pos):
+            try:
+                value = date.fromisoformat(match.group())
+            except ValueError:
+                raise _error("MALFORMED_QUERY", text, pos, f"invalid date: {match.group()}") from None
+            token = Token("date", match.group(), pos, value)
+        elif match := _NUMBER.match(text, pos):
+            number = match.group()
+            token = Token("number", number, pos, float(number) if "." in number else int(number))
+        elif match := _IDENT.match(text, pos):
+            token = Token("ident", match.group(), pos)
+        elif match := _OPERATOR.match(text, pos):
+            token = Token("op", match.group(), pos)
+        else:
+            raise _error("MALFORMED_QUERY", text, pos, f"no viable alternative at character '{char}'")
+        tokens.append(token)
+        pos += len(token.text)
+    tokens.append(Token("eof", "<EOF>", len(text)))
+    return tokens
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Syntax tree
+# ---------------------------------------------------------------------------------------------------------
+
+ValueKind = Literal["string", "number", "boolean", "null", "date", "datetime"]
+
+
+@dataclass(frozen=True, slots=True)
+class Name:
+    text: str
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    kind: ValueKind
+    value: Any
+    pos: int
+    raw: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    field: Name
+    op: str
+    value: Value
+
+
+@dataclass(frozen=True, slots=True)
+class Like:
+    field: Name
+    pattern: Value
+
+
+@dataclass(frozen=True, slots=True)
+class InList:
+    field: Name
+    values: tuple[Value, ...]
+    negated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    operand: Condition
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    operands: tuple[Condition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    operands: tuple[Condition, ...]
+
+
+Condition = Comparison | Like | InList | Not | And | Or
+
+
+@dataclass(frozen=True, slots=True)
+class OrderItem:
+    field: Name
+    descending: bool
+    nulls_first: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A parsed, not yet validated query. `fields` is None for ``SELECT COUNT()``."""
+
+    text: str
+    fields: tuple[Name, ...] | None
+    sobject: Name
+    where: Condition | None
+    order_by: tuple[OrderItem, ...]
+    limit: int | None
+    offset: int | None
+
+
+_RESERVED = frozenset(
+    {
+        "AND", "ASC", "DESC", "EXCLUDES", "FIRST", "FOR", "FROM", "GROUP", "HAVING", "IN", "INCLUDES",
+        "LAST", "LIKE", "LIMIT", "NOT", "NULL", "NULLS", "OFFSET", "OR", "ORDER", "SELECT", "TRUE",
+        "FALSE", "USING", "WHERE", "WITH",
+    }
+)
+# Valid SOQL this sandbox does not implement: say so instead of a misleading "unexpected token".
+_UNSUPPORTED_CLAUSES = frozenset(
+    {"GROUP", "HAVING", "WITH", "FOR", "USING", "TYPEOF", "INCLUDES", "EXCLUDES"}
+)
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = tokenize(text)
+        self.index = 0
+
+    # -- token helpers ------------------------------------------------------------------------------------
+
+    def peek(self, ahead: int = 0) -> Token:
+        return self.tokens[min(self.index + ahead, len(self.tokens) - 1)]
+
+    def advance(self) -> Token:
+        token = self.peek()
+        self.index = min(self.index + 1, len(self.tokens) - 1)
+        return token
+
+    def is_keyword(self, word: str, ahead: int = 0) -> bool:
+        token = self.peek(ahead)
+        return token.kind == "ident" and token.text.upper() == word
+
+    def accept_keyword(self, word: str) -> bool:
+        if self.is_keyword(word):
+            self.advance()
+            return True
+        return False
+
+    def unexpected(self, token: Token | None = None) -> SoqlError:
+        token = token or self.peek()
+        if token.kind == "ident" and token.text.upper() in _UNSUPPORTED_CLAUSES:
+            detail = f"{token.text.upper()} is not supported by the Stratum Salesforce sandbox"
+        else:
+            detail = f"unexpected token: {token.text}"
+        return _error("MALFORMED_QUERY", self.text, token.pos, detail)
+
+    def expect_keyword(self, word: str) -> Token:
+        if not self.is_keyword(word):
+            raise self.unexpected()
+        return self.advance()
+
+    def expect(self, kind: TokenKind) -> Token:
+        if self.peek().kind != kind:
+            raise self.unexpected()
+        return self.advance()
+
+    def name(self) -> Name:
+        token = self.peek()
+        if token.kind != "ident" or token.text.upper() in _RESERVED:
+            raise self.unexpected()
+        self.advance()
+        return Name(token.text, token.pos)
+
+    # -- grammar ------------------------------------------------------------------------------------------
+
+    def query(self) -> Query:
+        self.expect_keyword("SELECT")
+        fields = self.select_list()
+        self.expect_keyword("FROM")
+        sobject = self.name()
+        where = None
+        if self.accept_keyword("WHERE"):
+            where = self.condition()
+        order_by: tuple[OrderItem, ...] = ()
+        if self.accept_keyword("ORDER"):
+            self.expect_keyword("BY")
+            order_by = self.order_list()
+        limit = self.integer_clause("LIMIT")
+        offset = self.integer_clause("OFFSET")
+        if self.peek().kind != "eof":
+            raise self.unexpected()
+        return Query(self.text, fields, sobject, where, order_by, limit, offset)
+
+    def select_list(self) -> tuple[Name, ...] | None:
+        if self.is_keyword("COUNT") and self.peek(1).kind == "lparen":
+            self.advance()
+            self.advance()
+            if self.peek().kind != "rparen":
+                token = self.peek()
+                raise _error(
+                    "MALFORMED_QUERY",
+                    self.text,
+                    token.pos,
+                    "COUNT(field) is not supported by the Stratum Salesforce sandbox; use COUNT()",
+                )
+            self.advance()
+            return None
+        fields = [self.name()]
+        while self.peek().kind == "comma":
+            self.advance()
+            fields.append(self.name())
+        return tuple(fields)
+
+    def condition(self) -> Condition:
+        first = self.unary()
+        if not (self.is_keyword("AND") or self.is_keyword("OR")):
+            return first
+        connective = self.peek().text.upper()
+        operands = [first]
+        while self.accept_keyword(connective):
+            operands.append(self.unary())
+        if self.is_keyword("AND") or self.is_keyword("OR"):
+            # SOQL has no precedence between AND and OR; it rejects the mix unless parenthesised.
+            raise self.unexpected()
+        return And(tuple(operands)) if connective == "AND" else Or(tuple(operands))
+
+    def unary(self) -> Condition:
+        if self.accept_keyword("NOT"):
+            return Not(self.unary())
+        if self.peek().kind == "lparen":
+            self.advance()
+            inner = self.condition()
+            self.expect("rparen")
+            return inner
+        return self.simple()
+
+    def simple(self) -> Condition:
+        field = self.name()
+        token = self.peek()
+        if token.kind == "op":
+            self.advance()
+            return Comparison(field, "!=" if token.text == "<>" else token.text, self.value())
+        if self.accept_keyword("LIKE"):
+            pattern = self.value()
+            if pattern.kind != "string":
+                raise _error("MALFORMED_QUERY", self.text, pattern.pos, "LIKE needs a string literal")
+            return Like(field, pattern)
+        negated = self.accept_keyword("NOT")
+        if self.accept_keyword("IN"):
+            self.expect("lparen")
+            values = [self.value()]
+            while self.peek().kind == "comma":
+                self.advance()
+                values.append(self.value())
+            self.expect("rparen")
+            return InList(field, tuple(values), negated)
+        raise self.unexpected()
+
+    def value(self) -> Value:
+        token = self.advance()
+        if token.kind == "string":
+            return Value("string", token.value, token.pos, token.raw)
+        if token.kind == "number":
+            return Value("number", token.value, token.pos)
+        if token.kind == "date":
+            return Value("date", token.value, token.pos)
+        if token.kind == "datetime":
+            return Value("datetime", token.value, token.pos)
+        if token.kind == "ident":
+            word = token.text.upper()
+            if word in ("TRUE", "FALSE"):
+                return Value("boolean", word == "TRUE", token.pos)
+            if word == "NULL":
+                return Value("null", None, token.pos)
+        raise self.unexpected(token)
+
+    def order_list(self) -> tuple[OrderItem, ...]:
+        items = [self.order_item()]
+        while self.peek().kind == "comma":
+            self.advance()
+            items.append(self.order_item())
+        return tuple(items)
+
+    def order_item(self) -> OrderItem:
+        field = self.name()
+        descending = False
+        if self.accept_keyword("DESC"):
+            descending = True
+        else:
+            self.accept_keyword("ASC")
+        # Salesforce's default puts nulls first when ascending and last when descending.
+        nulls_first = not descending
+        if self.accept_keyword("NULLS"):
+            if self.accept_keyword("FIRST"):
+                nulls_first = True
+            else:
+                self.expect_keyword("LAST")
+                nulls_first = False
+        return OrderItem(field, descending, nulls_first)
+
+    def integer_clause(self, keyword: str) -> int | None:
+        if not self.accept_keyword(keyword):
+            return None
+        token = self.peek()
+        if token.kind != "number" or not isinstance(token.value, int) or token.value < 0:
+            raise self.unexpected()
+        self.advance()
+        return int(token.value)
+
+
+def parse(text: str) -> Query:
+    """Parse `text`; raise `SoqlError` (``MALFORMED_QUERY``) on anything outside the subset."""
+    if not text.strip():
+        raise SoqlError("MALFORMED_QUERY", "A query must not be empty")
+    return _Parser(text).query()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Binding (name resolution, type checks) and evaluation
+# ---------------------------------------------------------------------------------------------------------
+
+Predicate = Callable[[Record], bool]
+
+_FILTER_ERROR = "INVALID_QUERY_FILTER_OPERATOR"
+_TEXT_KINDS = frozenset({"string", "textarea", "url", "picklist"})
+_ID_KINDS = frozenset({"id", "reference"})
+_NUMBER_KINDS = frozenset({"currency", "double", "percent"})
+# Salesforce names types this way in its filter error messages.
+_TYPE_LABELS = {"currency": "currency", "double": "double", "percent": "percent", "date": "date",
+                "datetime": "dateTime", "boolean": "boolean", "id": "id", "reference": "reference"}
+
+
+def _label(spec: FieldSpec) -> str:
+    return _TYPE_LABELS.get(spec.kind, "string")
+
+
+def _expected_value_kind(spec: FieldSpec) -> ValueKind:
+    if spec.kind in _TEXT_KINDS or spec.kind in _ID_KINDS:
+        return "string"
+    if spec.kind in _NUMBER_KINDS:
+        return "number"
+    if spec.kind == "boolean":
+        return "boolean"
+    return "date" if spec.kind == "date" else "datetime"
+
+
+def _comparable(spec: FieldSpec, value: Any) -> Any:
+    """Map a stored value or a literal to something Python compares the way SOQL does."""
+    if value is None:
+        return None
+    if spec.kind in _TEXT_KINDS or spec.kind in _ID_KINDS:
+        return str(value).casefold()
+    if spec.kind == "date" and isinstance(value, str):
+        return date.fromisoformat(value)
+    if spec.kind == "datetime" and isinstance(value, str):
+        return datetime.fromisoformat(value)
+    return value
+
+
+def _like_regex(raw: str) -> re.Pattern[str]:
+    parts: list[str] = []
+    pos = 0
+    while pos < len(raw):
+        char = raw[pos]
+        if char == "\\" and pos + 1 < len(raw):
+            escaped = raw[pos + 1]
+            parts.append(re.escape(_ESCAPES.get(escaped, escaped)))
+            pos += 2
+            continue
+        parts.append(".*" if char == "%" else "." if char == "_" else re.escape(char))
+        pos += 1
+    return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
+
+
+def _compare(op: str, left: Any, right: Any) -> bool:
+    if op == "=":
+        return bool(left == right)
+    if op == "!=":
+        return bool(left != right)
+    if left is None or right is None:
+        return False
+    if op == "<":
+        return bool(left < right)
+    if op == "<=":
+        return bool(left <= right)
+    if op == ">":
+        return bool(left > right)
+    return bool(left >= right)
+
+
+@dataclass(frozen=True, slots=True)
+class _SortKey:
+    field: FieldSpec
+    descending: bool
+    nulls_first: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BoundQuery:
+    """A query checked against a schema, ready to run over that object's records."""
+
+    schema: ObjectSchema
+    fields: tuple[FieldSpec, ...] | None
+    predicate: Predicate | None
+    order_by: tuple[_SortKey, ...]
+    limit: int | None
+    offset: int | None
+
+    @property
+    def is_count(self) -> bool:
+        """True for ``SELECT COUNT()``: the answer is only ``totalSize``."""
+        return self.fields is None
+
+    def execute(self, records: Iterable[Record]) -> list[Record]:
+        """Return the matching records (whole, not projected) in result order, after OFFSET/LIMIT."""
+        rows = [record for record in records if self.predicate is None or self.predicate(record)]
+        # Stable sorts from the least significant key up give a multi-key ORDER BY.
+        for key in reversed(self.order_by):
+            rows.sort(key=_sort_function(key), reverse=key.descending)
+        start = self.offset or 0
+        end = None if self.limit is None else start + self.limit
+        return rows[start:end]
+
+    def project(self, record: Record) -> Record:
+        """Return the selected fields of `record`, in selection order, with canonical names."""
+        return {spec.name: record.get(spec.name) for spec in self.fields or ()}
+
+
+def _sort_function(key: _SortKey) -> Callable[[Record], tuple[int, Any]]:
+    # Rank nulls apart from values so the two never get compared; reverse=True flips the ranks too.
+    null_rank = 0 if key.nulls_first != key.descending else 2
+
+    def sort_key(record: Record) -> tuple[int, Any]:
+        value = _comparable(key.field, record.get(key.field.name))
+        return (null_rank, 0) if value is None else (1, value)
+
+    return sort_key
+
+
+class _Binder:
+    def __init__(self, query: Query, schema: ObjectSchema) -> None:
+        self.query = query
+        self.schema = schema
+
+    def error(self, code: str, pos: int, detail: str) -> SoqlError:
+        return _error(code, self.query.text, pos, detail)
+
+    def field(self, name: Name) -> FieldSpec:
+        if "." in name.text:
+            relationship = name.text.split(".", 1)[0]
+            raise self.error(
+                "INVALID_FIELD",
+                name.pos,
+                f"Didn't understand relationship '{relationship}' in field path. If you are attempting to "
+                "use a custom relationship, be sure to append the '__r' after the custom relationship name. "
+                "Please reference your WSDL or the describe call for the appropriate names.",
+            )
+        spec = self.schema.field(name.text)
+        if spec is None:
+            raise self.error(
+                "INVALID_FIELD",
+                name.pos,
+                f"No such column '{name.text}' on entity '{self.schema.name}'. If you are attempting to use "
+                "a custom field, be sure to append the '__c' after the custom field name. Please reference "
+                "your WSDL or the describe call for the appropriate names.",
+            )
+        return spec
+
+    def literal(self, spec: FieldSpec, value: Value) -> Any:
+        """Type-check `value` against `spec` and return it in comparable form."""
+        if value.kind == "null":
+            return None
+        expected = _expected_value_kind(spec)
+        if value.kind != expected:
+            quoting = "be enclosed in quotes" if expected == "string" else "not be enclosed in quotes"
+            raise self.error(
+                "INVALID_QUERY_FILTER_OPERATOR",
+                value.pos,
+                f"value of filter criterion for field '{spec.name}' must be of type {_label(spec)} "
+                f"and should {quoting}",
+            )
+        if spec.kind in _ID_KINDS:
+            normalized = normalize_salesforce_id(value.value)
+            if normalized is None:
+                raise self.error(_FILTER_ERROR, value.pos, f"invalid ID field: {value.value}")
+            return normalized.casefold()
+        return _comparable(spec, value.value)
+
+    def condition(self, node: Condition) -> Predicate:
+        if isinstance(node, And):
+            parts = [self.condition(operand) for operand in node.operands]
+            return lambda record: all(part(record) for part in parts)
+        if isinstance(node, Or):
+            parts = [self.condition(operand) for operand in node.operands]
+            return lambda record: any(part(record) for part in parts)
+        if isinstance(node, Not):
+            inner = self.condition(node.operand)
+            return lambda record: not inner(record)
+        if isinstance(node, Like):
+            return self.like(node)
+        if isinstance(node, InList):
+            return self.in_list(node)
+        return self.comparison(node)
+
+    def comparison(self, node: Comparison) -> Predicate:
+        spec = self.field(node.field)
+        if node.value.kind == "null" and node.op not in ("=", "!="):
+            raise self.error("INVALID_QUERY_FILTER_OPERATOR", node.value.pos, "invalid operator on null")
+        if spec.kind == "boolean" and node.op not in ("=", "!="):
+            raise self.error(_FILTER_ERROR, node.field.pos, "invalid operator on boolean field")
+        expected = self.literal(spec, node.value)
+        op = node.op
+        name = spec.name
+
+        def predicate(record: Record) -> bool:
+            return _compare(op, _comparable(spec, record.get(name)), expected)
+
+        return predicate
+
+    def like(self, node: Like) -> Predicate:
+        spec = self.field(node.field)
+        if spec.kind not in _TEXT_KINDS:
+            raise self.error(_FILTER_ERROR, node.field.pos, f"invalid operator on {_label(spec)} field")
+        pattern = _like_regex(node.pattern.raw)
+        name = spec.name
+
+        def predicate(record: Record) -> bool:
+            value = record.get(name)
+            return value is not None and pattern.fullmatch(str(value)) is not None
+
+        return predicate
+
+    def in_list(self, node: InList) -> Predicate:
+        spec = self.field(node.field)
+        if spec.kind == "boolean":
+            raise self.error(_FILTER_ERROR, node.field.pos, "invalid operator on boolean field")
+        expected = [self.literal(spec, value) for value in node.values]
+        negated = node.negated
+        name = spec.name
+
+        def predicate(record: Record) -> bool:
+            found = _comparable(spec, record.get(name)) in expected
+            return found != negated
+
+        return predicate
+
+    def bind(self) -> BoundQuery:
+        fields: tuple[FieldSpec, ...] | None = None
+        if self.query.fields is not None:
+            seen: set[str] = set()
+            specs = []
+            for name in self.query.fields:
+                spec = self.field(name)
+                if spec.name in seen:
+                    raise self.error("MALFORMED_QUERY", name.pos, f"duplicate field selected: {spec.name}")
+                seen.add(spec.name)
+                specs.append(spec)
+            fields = tuple(specs)
+        predicate = None if self.query.where is None else self.condition(self.query.where)
+        order_by = tuple(
+            _SortKey(self.field(item.field), item.descending, item.nulls_first)
+            for item in self.query.order_by
+        )
+        return BoundQuery(self.schema, fields, predicate, order_by, self.query.limit, self.query.offset)
+
+
+def bind(query: Query, schemas: Mapping[str, ObjectSchema]) -> BoundQuery:
+    """Resolve `query` against `schemas` (keyed by object name, matched case-insensitively)."""
+    wanted = query.sobject.text.lower()
+    schema = next((candidate for name, candidate in schemas.items() if name.lower() == wanted), None)
+    if schema is None:
+        raise _error(
+            "INVALID_TYPE",
+            query.text,
+            query.sobject.pos,
+            f"sObject type '{query.sobject.text}' is not supported. If you are attempting to use a custom "
+            "object, be sure to append the '__c' after the entity name. Please reference your WSDL or the "
+            "describe call for the appropriate names.",
+        )
+    return _Binder(query, schema).bind()
+
+
+def compile_query(text: str, schemas: Mapping[str, ObjectSchema]) -> BoundQuery:
+    """Parse and bind `text` in one step."""
+    return bind(parse(text), schemas)
+
