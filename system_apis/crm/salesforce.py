@@ -1,0 +1,481 @@
+"""The Salesforce adapter for the CRM port: REST reads, SOQL paging, OAuth, error mapping, API limits.
+
+Salesforce's wire format ends here: callers get canonical ``Customer``/``Opportunity`` objects and the
+errors of ``system_apis.errors``. Outbound behaviour (pool, timeouts, retries, breaker) is the shared
+``VendorHttpClient``'s; this module adds what is Salesforce's own:
+
+- client-credentials OAuth whose token response names the ``instance_url`` data calls must go to;
+- SOQL built only from escaped literals (``soql_quote``) and validated ids;
+- keyset pagination (``ORDER BY Id``, ``Id > last``) behind an opaque cursor, following
+  ``nextRecordsUrl`` because Salesforce may split one page into several batches;
+- the JSON error arrays (``[{"errorCode", "message"}]``) mapped to the port's errors;
+- ``Sforce-Limit-Info`` tracked so the daily API quota is visible before it runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import re
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from typing import Any
+
+import httpx
+import msgspec
+import structlog
+
+from apis.config import SalesforceSettings
+from apis.oauth_client import ClientCredentialsAuth
+from contracts.models import Customer, Opportunity, OpportunityPage, OpportunityStage
+from system_apis.crm.port import InvalidCursor
+from system_apis.crm.salesforce_mapping import (
+    OPPORTUNITY_FIELDS,
+    SalesforceOpportunity,
+    account_to_customer,
+    decode_account,
+    decode_opportunity,
+    decode_query_page,
+    known_stage_picklist_values,
+    opportunity_from_record,
+    stage_picklist_values,
+)
+from system_apis.errors import (
+    NotFound,
+    VendorBadResponse,
+    VendorError,
+    VendorRejected,
+    VendorTimeout,
+    VendorUnavailable,
+)
+from system_apis.vendor_http import (
+    BreakerPolicy,
+    RetryPolicy,
+    VendorHttpClient,
+    VendorHttpConfig,
+    parse_retry_after,
+)
+
+__all__ = [
+    "SALESFORCE_ID_PATTERN",
+    "ApiUsage",
+    "InvalidCursor",
+    "SalesforceCrm",
+    "decode_cursor",
+    "encode_cursor",
+    "is_salesforce_id",
+    "opportunity_query",
+    "soql_quote",
+]
+
+VENDOR = "salesforce"
+SALESFORCE_ID_PATTERN = re.compile(r"^[a-zA-Z0-9]{15}([a-zA-Z0-9]{3})?$")
+
+# Salesforce's batch size floor is 200; asking for it keeps each batch small enough that one page (at most
+# 200 items plus the look-ahead record) needs at most two batches from the real service.
+_QUERY_OPTIONS = "batchSize=200"
+# A page is at most 201 records; even a sandbox batching 1 by 1 would not need more batches than that.
+_MAX_BATCHES_PER_PAGE = 250
+# The daily API allowance resets on a rolling 24 h window; an hour is a fair guess at when calls resume.
+_DAILY_LIMIT_RETRY_AFTER = 3600.0
+_USAGE_WARNING_RATIO = 0.8
+_LIMIT_INFO = re.compile(r"(?:^|[,;]\s*)api-usage=(\d+)/(\d+)")
+
+
+def _log() -> Any:
+    # A fresh lazy proxy per use: once logging is configured with caching on, a module-level proxy would
+    # pin the processors it first saw, and structlog.testing.capture_logs could no longer see its lines.
+    return structlog.get_logger(__name__)
+
+
+
+class ApiUsage(msgspec.Struct, kw_only=True, frozen=True):
+    """The org's daily API usage as of the latest response (``Sforce-Limit-Info: api-usage=18/5000``)."""
+
+    used: int
+    limit: int
+
+    @property
+    def ratio(self) -> float:
+        return self.used / self.limit if self.limit else 0.0
+
+
+class _SalesforceError(msgspec.Struct, kw_only=True, frozen=True):
+    message: str = ""
+    error_code: str = msgspec.field(default="", name="errorCode")
+
+
+_errors_decoder = msgspec.json.Decoder(list[_SalesforceError])
+
+
+# SOQL's escape sequences for string literals. Any other backslash sequence is a syntax error in SOQL,
+# so nothing else needs (or may get) a backslash.
+_SOQL_ESCAPES = str.maketrans(
+    {
+        "\\": "\\\\",
+        "'": "\\'",
+        '"': '\\"',
+        "\n": "\\n",
+        "\r": "\\r",
+        "\t": "\\t",
+        "\f": "\\f",
+        "\b": "\\b",
+    }
+)
+
+
+def soql_quote(value: str) -> str:
+    """``value`` as a SOQL string literal, quotes included: the only way a value enters a query.
+
+    An attempt such as ``x' OR Name != 'y`` stays one literal (``'x\\' OR Name != \\'y'``).
+    """
+    return "'" + value.translate(_SOQL_ESCAPES) + "'"
+
+
+def is_salesforce_id(value: str) -> bool:
+    """True for a 15- or 18-character Salesforce id (shape only; the checksum is the vendor's business)."""
+    return SALESFORCE_ID_PATTERN.fullmatch(value) is not None
+
+
+def encode_cursor(last_id: str) -> str:
+    """The opaque cursor for the page after the record ``last_id`` (base64url of the id, unpadded)."""
+    return base64.urlsafe_b64encode(last_id.encode("ascii")).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    """The last id a cursor stands for; raises ``InvalidCursor`` for anything we did not produce."""
+    if not cursor or len(cursor) > 64 or not re.fullmatch(r"[A-Za-z0-9_-]+", cursor):
+        raise InvalidCursor("cursor is not one this API produced")
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        last_id = raw.decode("ascii")
+    except (binascii.Error, ValueError):
+        raise InvalidCursor("cursor is not one this API produced") from None
+    if not is_salesforce_id(last_id):
+        raise InvalidCursor("cursor is not one this API produced")
+    return last_id
+
+
+def opportunity_query(
+    account_id: str,
+    *,
+    limit: int,
+    stage: OpportunityStage | None = None,
+    after_id: str | None = None,
+) -> str:
+    """The SOQL for one page of an account's opportunities in ``Id`` order (keyset pagination).
+
+    Every value goes through ``soql_quote``; ``limit`` is an ``int``. The extra record beyond ``limit``
+    tells whether another page exists without a ``COUNT()``.
+    """
+    conditions = [f"AccountId = {soql_quote(account_id)}"]
+    if stage is OpportunityStage.OTHER:
+        conditions.append(f"StageName NOT IN ({_quoted_list(known_stage_picklist_values())})")
+    elif stage is not None:
+        values = stage_picklist_values(stage)
+        if len(values) == 1:
+            conditions.append(f"StageName = {soql_quote(values[0])}")
+        else:
+            conditions.append(f"StageName IN ({_quoted_list(values)})")
+    if after_id is not None:
+        conditions.append(f"Id > {soql_quote(after_id)}")
+    # S608: the query is built from constants, ``soql_quote``d values and an int, never raw input.
+    return (
+        f"SELECT {', '.join(OPPORTUNITY_FIELDS)} FROM Opportunity"  # noqa: S608
+        f" WHERE {' AND '.join(conditions)} ORDER BY Id LIMIT {int(limit) + 1}"
+    )
+
+
+def _quoted_list(values: Iterable[str]) -> str:
+    return ", ".join(soql_quote(value) for value in values)
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port
+
+
+class _InstanceUrlAuth(httpx.Auth):
+    """Client-credentials auth that also sends the call to the token response's ``instance_url``.
+
+    Salesforce answers a token request with the org's instance URL and data calls belong there; it is only
+    known once the token has been fetched, which happens inside the auth flow, so the rewrite lives here.
+    """
+
+    def __init__(self, inner: ClientCredentialsAuth, base_url: httpx.URL) -> None:
+        self._inner = inner
+        self._base = base_url
+        self._base_prefix = str(base_url).rstrip("/")
+        self._ignored_instance_url: str | None = None
+
+    def instance_url(self) -> httpx.URL | None:
+        raw = self._inner.token_info.get("instance_url")
+        if not isinstance(raw, str) or not raw:
+            return None
+        try:
+            url = httpx.URL(raw.rstrip("/"))
+        except httpx.InvalidURL:
+            return None
+        # TLS-verified Salesforce hosts are trusted as Salesforce directs; plain http only for the very
+        # host we were configured with (a local sandbox), so a token response cannot steer us elsewhere.
+        if url.scheme == "https" or _origin(url) == _origin(self._base):
+            return url
+        if raw != self._ignored_instance_url:
+            self._ignored_instance_url = raw
+            _log().warning("salesforce_instance_url_ignored", instance_url=raw)
+        return None
+
+    def _retarget(self, request: httpx.Request) -> None:
+        instance = self.instance_url()
+        current = str(request.url)
+        if instance is None or not current.startswith(self._base_prefix + "/"):
+            return
+        target = httpx.URL(str(instance) + current[len(self._base_prefix) :])
+        if target == request.url:
+            return
+        request.url = target
+        request.headers["Host"] = target.netloc.decode("ascii")
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        await self._inner.access_token()
+        self._retarget(request)
+        flow = self._inner.async_auth_flow(request)
+        try:
+            outgoing = await flow.__anext__()
+            while True:
+                response = yield outgoing
+                try:
+                    outgoing = await flow.asend(response)
+                except StopAsyncIteration:
+                    return
+                self._retarget(outgoing)
+        finally:
+            await flow.aclose()
+
+
+class SalesforceCrm:
+    """``CrmPort`` over the Salesforce REST API.
+
+    ``transport`` is the test seam (e.g. ``httpx.ASGITransport`` to the sandbox) and carries the token
+    requests too. ``retry``, ``breaker`` and ``sleep`` tune the shared outbound behaviour.
+    """
+
+    vendor = VENDOR
+
+    def __init__(
+        self,
+        settings: SalesforceSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        correlation_id: Callable[[], str | None] = lambda: None,
+        retry: RetryPolicy | None = None,
+        breaker: BreakerPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if settings.base_url is None:
+            raise ValueError("SalesforceCrm needs a base_url (the bootstrap substitutes the sandbox's)")
+        base_url = settings.base_url.rstrip("/")
+        self._api = f"services/data/{settings.api_version}"
+        self._token_auth = ClientCredentialsAuth(
+            token_url=settings.token_url or f"{base_url}/services/oauth2/token",
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            transport=transport,
+            timeout=settings.timeout_seconds,
+        )
+        config = VendorHttpConfig(
+            base_url=base_url,
+            timeout_seconds=settings.timeout_seconds,
+            connect_timeout_seconds=settings.connect_timeout_seconds,
+            max_connections=settings.max_connections,
+            retry=retry or RetryPolicy(max_attempts=settings.retry_max_attempts),
+            breaker=breaker
+            or BreakerPolicy(
+                failure_threshold=settings.breaker_failure_threshold,
+                cooldown_seconds=settings.breaker_cooldown_seconds,
+            ),
+        )
+        self._auth = _InstanceUrlAuth(self._token_auth, httpx.URL(base_url))
+        self._http = VendorHttpClient(
+            VENDOR,
+            config,
+            auth=self._auth,
+            transport=transport,
+            correlation_id=correlation_id,
+            error_for_response=self._error_for_response,
+            on_response=self._track_limits,
+            sleep=sleep,
+        )
+        self._api_usage: ApiUsage | None = None
+        self._warned_usage_percent: int | None = None
+
+    @property
+    def api_usage(self) -> ApiUsage | None:
+        """The latest ``Sforce-Limit-Info`` usage seen (``None`` before the first response)."""
+        return self._api_usage
+
+    @property
+    def http(self) -> VendorHttpClient:
+        """The outbound client (its breaker and retry budget are observable, e.g. for health checks)."""
+        return self._http
+
+    async def close(self) -> None:
+        await self._http.aclose()
+        await self._token_auth.aclose()
+
+    # --- the port ------------------------------------------------------------------------------------
+
+    async def get_customer(self, customer_id: str) -> Customer:
+        if not is_salesforce_id(customer_id):
+            raise NotFound(VENDOR, "no such account")
+        response = await self._http.send("GET", f"{self._api}/sobjects/Account/{customer_id}")
+        try:
+            return account_to_customer(decode_account(response.content))
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise _bad_body("Account", exc) from None
+
+    async def get_opportunity(self, opportunity_id: str) -> Opportunity:
+        if not is_salesforce_id(opportunity_id):
+            raise NotFound(VENDOR, "no such opportunity")
+        response = await self._http.send("GET", f"{self._api}/sobjects/Opportunity/{opportunity_id}")
+        try:
+            return opportunity_from_record(decode_opportunity(response.content))
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise _bad_body("Opportunity", exc) from None
+
+    async def list_opportunities(
+        self,
+        customer_id: str,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        stage: OpportunityStage | None = None,
+    ) -> OpportunityPage:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        after_id = decode_cursor(cursor) if cursor is not None else None
+        if not is_salesforce_id(customer_id):
+            raise NotFound(VENDOR, "no such account")
+        soql = opportunity_query(customer_id, limit=limit, stage=stage, after_id=after_id)
+        records = await self._query(soql, want=limit + 1)
+        try:
+            items = [opportunity_from_record(record) for record in records[:limit]]
+        except ValueError as exc:
+            raise _bad_body("Opportunity", exc) from None
+        next_cursor = encode_cursor(records[limit - 1].id) if len(records) > limit else None
+        return OpportunityPage(items=items, next_cursor=next_cursor)
+
+    # --- Salesforce specifics ------------------------------------------------------------------------
+
+    async def _query(self, soql: str, *, want: int) -> list[SalesforceOpportunity]:
+        """Run a SOQL query, following ``nextRecordsUrl`` until ``want`` records or the end."""
+        headers = {"Sforce-Query-Options": _QUERY_OPTIONS}
+        response = await self._http.send("GET", f"{self._api}/query/", params={"q": soql}, headers=headers)
+        records: list[SalesforceOpportunity] = []
+        for _ in range(_MAX_BATCHES_PER_PAGE):
+            try:
+                batch = decode_query_page(response.content)
+            except msgspec.DecodeError as exc:
+                raise _bad_body("query result", exc) from None
+            records.extend(batch.records)
+            if batch.done or len(records) >= want:
+                return records
+            if not batch.next_records_url:
+                raise VendorBadResponse(
+                    VENDOR, "Salesforce query result is not done but has no nextRecordsUrl"
+                )
+            response = await self._http.send(
+                "GET", self._next_batch_path(batch.next_records_url), headers=headers
+            )
+        raise VendorBadResponse(VENDOR, "Salesforce query result did not end")
+
+    def _next_batch_path(self, next_records_url: str) -> str:
+        """``nextRecordsUrl`` (a host-relative path) as a path under our base URL; anything else is refused
+        so a response cannot send our token to another host."""
+        try:
+            url = httpx.URL(next_records_url)
+        except httpx.InvalidURL:
+            url = None
+        if url is None or url.is_absolute_url or not url.path.startswith("/"):
+            raise VendorBadResponse(VENDOR, "Salesforce sent an unusable nextRecordsUrl")
+        path = next_records_url
+        base_path = self._http.base_url.path.rstrip("/")
+        # Real Salesforce serves at the host root; a sandbox mounted under a prefix may include it.
+        if base_path and path.startswith(base_path + "/"):
+            path = path[len(base_path) :]
+        if not path.startswith(f"/{self._api}/query/"):
+            raise VendorBadResponse(VENDOR, "Salesforce sent an unusable nextRecordsUrl")
+        return path.lstrip("/")
+
+    def _track_limits(self, response: httpx.Response) -> None:
+        header = response.headers.get("Sforce-Limit-Info")
+        if not header:
+            return
+        match = _LIMIT_INFO.search(header)
+        if match is None:
+            return
+        usage = ApiUsage(used=int(match.group(1)), limit=int(match.group(2)))
+        self._api_usage = usage
+        percent = int(usage.ratio * 100)
+        if usage.ratio > _USAGE_WARNING_RATIO:
+            # Once per percentage point, not once per call: the warning is for a person, not a graph.
+            if percent != self._warned_usage_percent:
+                self._warned_usage_percent = percent
+                _log().warning(
+                    "salesforce_api_usage_high",
+                    vendor=VENDOR,
+                    used=usage.used,
+                    limit=usage.limit,
+                    percent=percent,
+                )
+        else:
+            self._warned_usage_percent = None
+
+    def _error_for_response(self, response: httpx.Response) -> VendorError:
+        """Salesforce's error array (``[{"errorCode", "message"}]``) and status -> the port's errors."""
+        status = response.status_code
+        code, message = _first_error(response)
+        detail = (
+            f"Salesforce {code or 'HTTP ' + str(status)}: {message}"
+            if message
+            else f"Salesforce HTTP {status}"
+        )
+        if status == 404:
+            return NotFound(VENDOR, "no such record")
+        if status == 401:
+            # The auth flow already fetched a fresh token once; a second 401 means the credentials or
+            # the connected app are refused, which no retry of ours will fix.
+            return VendorUnavailable(VENDOR, "Salesforce credentials rejected")
+        if status == 403 and code == "REQUEST_LIMIT_EXCEEDED":
+            return VendorUnavailable(
+                VENDOR, "Salesforce daily API request limit exceeded", retry_after=_DAILY_LIMIT_RETRY_AFTER
+            )
+        if status in (429, 502, 503):
+            return VendorUnavailable(
+                VENDOR,
+                f"Salesforce unavailable (HTTP {status})",
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
+        if status == 504:
+            return VendorTimeout(VENDOR, "Salesforce gateway timed out (HTTP 504)")
+        if 400 <= status < 500:
+            # Our query or our request is wrong (MALFORMED_QUERY, INVALID_FIELD, ...): a bug on our side,
+            # which the gateway reports as a bad gateway, not as the caller's fault.
+            return VendorRejected(VENDOR, detail, vendor_code=code or None)
+        return VendorBadResponse(
+            VENDOR, f"Salesforce answered HTTP {status}" + (f" ({code})" if code else "")
+        )
+
+
+def _first_error(response: httpx.Response) -> tuple[str, str]:
+    try:
+        errors = _errors_decoder.decode(response.content)
+    except msgspec.DecodeError:
+        return "", ""
+    if not errors:
+        return "", ""
+    # Salesforce messages can echo our query; keep them short in errors and logs.
+    return errors[0].error_code, errors[0].message[:300]
+
+
+def _bad_body(what: str, exc: Exception) -> VendorBadResponse:
+    return VendorBadResponse(VENDOR, f"Salesforce sent an unusable {what}: {type(exc).__name__}: {exc}"[:400])
