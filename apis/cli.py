@@ -100,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
 
     token = sub.add_parser("token", help="print a development access token for a client")
     token.add_argument("--client", default="stratum-demo")
-    token.add_argument("--scope", default=None, help="space-separated scopes (default: all the client may have)")
+    token.add_argument(
+        "--scope", default=None, help="space-separated scopes (default: all the client may have)"
+    )
     token.add_argument("--show-secret", action="store_true", help="print the client's secret instead")
     token.set_defaults(func=_token)
 

@@ -36,6 +36,9 @@ class SalesforceSettings(msgspec.Struct, kw_only=True, frozen=True):
     timeout_seconds: float = 10.0
     connect_timeout_seconds: float = 3.0
     max_connections: int = 50
+    retry_max_attempts: int = 3  # safe calls only (reads, idempotent writes); 1 turns retries off
+    breaker_failure_threshold: int = 5  # consecutive failed attempts that open the circuit; 0 disables it
+    breaker_cooldown_seconds: float = 30.0  # open time before one probe call is let through
 
 
 class TierClientCredentials(msgspec.Struct, kw_only=True, frozen=True):

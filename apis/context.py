@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from apis.security import AccessContext
 
-__all__ = ["current_access", "current_correlation_id", "correlation_id_var", "access_var"]
+__all__ = ["access_var", "correlation_id_var", "current_access", "current_correlation_id"]
 
 correlation_id_var: ContextVar[str | None] = ContextVar("stratum_correlation_id", default=None)
 access_var: ContextVar[AccessContext | None] = ContextVar("stratum_access", default=None)

@@ -54,7 +54,9 @@ def export_contracts(directory: Path = CONTRACTS_DIR) -> list[Path]:
 def _resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     ref = schema.get("$ref")
     if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
-        resolved: dict[str, Any] = document.get("components", {}).get("schemas", {}).get(ref.rsplit("/", 1)[1], {})
+        resolved: dict[str, Any] = (
+            document.get("components", {}).get("schemas", {}).get(ref.rsplit("/", 1)[1], {})
+        )
         return resolved
     return schema
 
@@ -67,8 +69,15 @@ def _types(schema: dict[str, Any]) -> set[str]:
 
 
 def _compare_schema(
-    old_doc: dict[str, Any], new_doc: dict[str, Any], old: dict[str, Any], new: dict[str, Any],
-    where: str, problems: list[str], *, is_input: bool, depth: int = 0,
+    old_doc: dict[str, Any],
+    new_doc: dict[str, Any],
+    old: dict[str, Any],
+    new: dict[str, Any],
+    where: str,
+    problems: list[str],
+    *,
+    is_input: bool,
+    depth: int = 0,
 ) -> None:
     if depth > 12:
         return
@@ -82,8 +91,16 @@ def _compare_schema(
             if not is_input:
                 problems.append(f"{where}.{name}: field removed")
             continue
-        _compare_schema(old_doc, new_doc, old_prop, new_props[name], f"{where}.{name}", problems,
-                        is_input=is_input, depth=depth + 1)
+        _compare_schema(
+            old_doc,
+            new_doc,
+            old_prop,
+            new_props[name],
+            f"{where}.{name}",
+            problems,
+            is_input=is_input,
+            depth=depth + 1,
+        )
     if is_input:
         added_required = set(new.get("required", [])) - set(old.get("required", []))
         for name in sorted(added_required):
@@ -108,8 +125,12 @@ def breaking_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
                 key = (param["name"], param["in"])
                 if param.get("required") and (key not in old_params or not old_params[key].get("required")):
                     problems.append(f"{where}: new required {param['in']} parameter {param['name']}")
-            old_body = old_op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
-            new_body = new_op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+            old_body = (
+                old_op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+            )
+            new_body = (
+                new_op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+            )
             if old_body and new_body:
                 _compare_schema(old, new, old_body, new_body, f"{where} body", problems, is_input=True)
             for status, old_resp in old_op.get("responses", {}).items():
@@ -124,8 +145,15 @@ def breaking_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
                     if new_content is None:
                         problems.append(f"{where}: response {status} {media} removed")
                         continue
-                    _compare_schema(old, new, content.get("schema", {}), new_content.get("schema", {}),
-                                    f"{where} {status}", problems, is_input=False)
+                    _compare_schema(
+                        old,
+                        new,
+                        content.get("schema", {}),
+                        new_content.get("schema", {}),
+                        f"{where} {status}",
+                        problems,
+                        is_input=False,
+                    )
     return problems
 
 
@@ -142,7 +170,9 @@ def check_contracts(directory: Path = CONTRACTS_DIR) -> list[str]:
         for breaking in breaking_changes(committed, document):
             problems.append(f"{name}: breaking change: {breaking}")
         if _dump(committed) != _dump(document):
-            problems.append(f"{path}: differs from the code (run `stratum contracts export` and review the diff)")
+            problems.append(
+                f"{path}: differs from the code (run `stratum contracts export` and review the diff)"
+            )
     for path in sorted(directory.glob("*.json")):
         if path.stem not in generated:
             problems.append(f"{path}: no tier generates it any more")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -18,7 +19,7 @@ from apis.logging import get_logger
 from apis.metrics import REQUEST_SECONDS, REQUESTS
 
 if TYPE_CHECKING:
-    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+    from apis.asgi import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["CORRELATION_HEADER", "Edge", "tier_of"]
 
@@ -34,7 +35,7 @@ def tier_of(path: str) -> str:
     return _TIERS.get(first, "gateway")
 
 
-def _correlation_id(headers: list[tuple[bytes, bytes]]) -> str:
+def _correlation_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
     traceparent = None
     for name, value in headers:
         if name == b"x-correlation-id":
@@ -59,7 +60,7 @@ class Edge:
             await self.app(scope, receive, send)
             return
         correlation_id = _correlation_id(scope["headers"])
-        state = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+        state = scope.setdefault("state", {})
         state["correlation_id"] = correlation_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
@@ -84,7 +85,7 @@ class Edge:
         finally:
             elapsed = time.perf_counter() - started
             tier = tier_of(scope["path"])
-            route = str(scope.get("path_template") or "unmatched")  # type: ignore[typeddict-item]
+            route = str(scope.get("path_template") or "unmatched")
             method = scope["method"]
             REQUESTS.labels(tier, route, method, str(status)).inc()
             REQUEST_SECONDS.labels(tier, route, method).observe(elapsed)
@@ -103,4 +104,3 @@ class Edge:
             )
             correlation_id_var.reset(cid_token)
             access_var.reset(access_token)
-

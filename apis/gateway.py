@@ -29,7 +29,7 @@ from apis.routing import operation
 from apis.runtime import Runtime
 
 if TYPE_CHECKING:
-    from litestar.types import ASGIApp, Receive, Scope, Send
+    from apis.asgi import ASGIApp, Receive, Scope, Send
 
 __all__ = ["ALL_TIERS", "Gateway", "build_gateway", "create_app"]
 
@@ -60,8 +60,11 @@ class Gateway:
         for mount in self.mounts:
             if path == mount.prefix or path.startswith(mount.prefix + "/"):
                 if mount.strip_prefix:
-                    scope = {**scope, "root_path": scope.get("root_path", "") + mount.prefix,
-                             "path": path[len(mount.prefix):] or "/"}  # type: ignore[assignment]
+                    scope = {
+                        **scope,
+                        "root_path": scope.get("root_path", "") + mount.prefix,
+                        "path": path[len(mount.prefix) :] or "/",
+                    }
                 await mount.app(scope, receive, send)
                 return
         await self.root(scope, receive, send)
@@ -118,14 +121,18 @@ def _root_app(runtime: Runtime, tiers: Sequence[TierSpec]) -> Litestar:
     async def live() -> dict[str, str]:
         return {"status": "ok"}
 
-    @operation("GET", "/health/ready", operation_id="getReadiness", summary="Dependencies answer", public=True)
+    @operation(
+        "GET", "/health/ready", operation_id="getReadiness", summary="Dependencies answer", public=True
+    )
     async def ready() -> Response[Any]:
         checks = {
             "state_store": await runtime.store.ping(),
             "signing_keys": len(runtime.verifier.jwks.key_set.keys) > 0,
         }
         ok = all(checks.values())
-        return Response({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+        return Response(
+            {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
+        )
 
     @operation("GET", "/metrics", operation_id="getMetrics", summary="Prometheus metrics", public=True)
     async def metrics() -> Response[bytes]:
@@ -137,9 +144,13 @@ def _root_app(runtime: Runtime, tiers: Sequence[TierSpec]) -> Litestar:
             f"<li><a href='{k.type_uri}'>{html.escape(k.title)}</a> ({k.status}, <code>{k.code}</code>)</li>"
             for k in PROBLEM_KINDS.values()
         )
-        return Response(f"<!doctype html><h1>Stratum problem types</h1><ul>{items}</ul>", media_type=MediaType.HTML)
+        return Response(
+            f"<!doctype html><h1>Stratum problem types</h1><ul>{items}</ul>", media_type=MediaType.HTML
+        )
 
-    @operation("GET", "/problems/{code:str}", operation_id="getProblem", summary="One problem type", public=True)
+    @operation(
+        "GET", "/problems/{code:str}", operation_id="getProblem", summary="One problem type", public=True
+    )
     async def problem(code: FromPath[str]) -> Response[str]:
         kind = PROBLEM_KINDS.get(code)
         if kind is None:
@@ -150,10 +161,14 @@ def _root_app(runtime: Runtime, tiers: Sequence[TierSpec]) -> Litestar:
 
     if dev is not None:
 
-        @operation("POST", "/oauth/token", operation_id="issueToken", summary="Client credentials grant", public=True)
+        @operation(
+            "POST", "/oauth/token", operation_id="issueToken", summary="Client credentials grant", public=True
+        )
         async def token(request: Request[Any, Any, Any]) -> Response[Any]:
             form = {k: str(v) for k, v in (await request.form()).items()}
-            client_key = form.get("client_id") or request.headers.get("authorization", "")[-64:] or "anonymous"
+            client_key = (
+                form.get("client_id") or request.headers.get("authorization", "")[-64:] or "anonymous"
+            )
             quota = runtime.limiter.quota("token", settings.rate_limit_token)
             decision = await runtime.limiter.hit(quota, client_key)
             if not decision.allowed:
@@ -168,8 +183,11 @@ def _root_app(runtime: Runtime, tiers: Sequence[TierSpec]) -> Litestar:
             return Response(result.body, status_code=result.status, headers=dict(result.headers))
 
         @operation(
-            "GET", "/.well-known/oauth-authorization-server", operation_id="getOAuthMetadata",
-            summary="RFC 8414 metadata", public=True,
+            "GET",
+            "/.well-known/oauth-authorization-server",
+            operation_id="getOAuthMetadata",
+            summary="RFC 8414 metadata",
+            public=True,
         )
         async def oauth_metadata() -> dict[str, Any]:
             return dev.metadata()
@@ -189,7 +207,9 @@ def _root_app(runtime: Runtime, tiers: Sequence[TierSpec]) -> Litestar:
     )
 
 
-def _tier_auth(runtime: Runtime, client_id: str, secret: str | None, token_transport: Any) -> ClientCredentialsAuth:
+def _tier_auth(
+    runtime: Runtime, client_id: str, secret: str | None, token_transport: Any
+) -> ClientCredentialsAuth:
     settings = runtime.settings
     if runtime.dev_server is not None:
         client = runtime.dev_server.clients.get(client_id)
@@ -199,7 +219,9 @@ def _tier_auth(runtime: Runtime, client_id: str, secret: str | None, token_trans
         token_url = f"{settings.issuer}/oauth/token"
     else:
         if not secret or not settings.oauth_token_url:
-            raise SystemExit("stratum: with an external issuer set the tier client secrets and STRATUM_OAUTH_TOKEN_URL")
+            raise SystemExit(
+                "stratum: with an external issuer set the tier client secrets and STRATUM_OAUTH_TOKEN_URL"
+            )
         token_url = settings.oauth_token_url
         token_transport = None
     return ClientCredentialsAuth(
@@ -247,7 +269,9 @@ def build_gateway(settings: Settings | None = None, *, tiers: Sequence[str] = AL
     def system_client(client_id: str, secret: str | None) -> SystemApiClient:
         base_url, transport = tier_transport("system", settings.system_url)
         client = SystemApiClient(
-            base_url=base_url, transport=transport, timeout=settings.inter_tier_timeout_seconds,
+            base_url=base_url,
+            transport=transport,
+            timeout=settings.inter_tier_timeout_seconds,
             auth=_tier_auth(runtime, client_id, secret, token_transport),
         )
         runtime.on_close(client.aclose)
@@ -255,17 +279,23 @@ def build_gateway(settings: Settings | None = None, *, tiers: Sequence[str] = AL
 
     if "process" in tiers:
         creds = settings.process_client
-        apps["process"] = create_process_app(runtime, system=system_client(creds.client_id, creds.client_secret))
+        apps["process"] = create_process_app(
+            runtime, system=system_client(creds.client_id, creds.client_secret)
+        )
 
     if "experience" in tiers:
         creds = settings.experience_client
         base_url, transport = tier_transport("process", settings.process_url)
         process = ProcessApiClient(
-            base_url=base_url, transport=transport, timeout=settings.inter_tier_timeout_seconds,
+            base_url=base_url,
+            transport=transport,
+            timeout=settings.inter_tier_timeout_seconds,
             auth=_tier_auth(runtime, creds.client_id, creds.client_secret, token_transport),
         )
         runtime.on_close(process.aclose)
-        clients = ExperienceClients(system=system_client(creds.client_id, creds.client_secret), process=process)
+        clients = ExperienceClients(
+            system=system_client(creds.client_id, creds.client_secret), process=process
+        )
         apps["experience"] = create_experience_app(runtime, clients=clients)
 
     mounts += [Mount(f"/{name}", app) for name, app in apps.items()]
@@ -280,9 +310,8 @@ def build_sandbox_mounts(settings: Settings) -> dict[str, ASGIApp]:
 
 
 def create_app() -> ASGIApp:
-    """Factory for ASGI servers (``uvicorn --factory apis.gateway:create_app``): settings from the environment."""
+    """For ASGI servers (``uvicorn --factory apis.gateway:create_app``); settings from the environment."""
     import os
 
     tiers = [t for t in os.environ.get("STRATUM_TIERS", ",".join(ALL_TIERS)).split(",") if t]
     return Edge(build_gateway(tiers=tiers))
-

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import msgspec
 import structlog
@@ -23,6 +23,7 @@ from apis.security import insufficient_scope, invalid_token, unauthenticated
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+    from apis import asgi
     from apis.runtime import Runtime
 
 __all__ = [
@@ -48,6 +49,11 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _method(scope: Scope) -> str:
+    method: str = scope["method"]  # type: ignore[typeddict-item]  # these middlewares only run on HTTP
+    return method
+
+
 def _opt(scope: Scope) -> dict[str, Any]:
     opt: dict[str, Any] = scope["route_handler"].opt
     return opt
@@ -55,7 +61,7 @@ def _opt(scope: Scope) -> dict[str, Any]:
 
 def _is_automatic_options(scope: Scope) -> bool:
     """Litestar answers OPTIONS itself (204 with Allow) on every path: public, with nothing to protect."""
-    return scope["method"] == "OPTIONS" and scope["route_handler"].handler_name == "options_handler"
+    return _method(scope) == "OPTIONS" and scope["route_handler"].handler_name == "options_handler"
 
 
 def _with_headers(send: Send, headers: dict[str, str]) -> Send:
@@ -153,7 +159,9 @@ _KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 # Answers worth replaying: success and business outcomes. Refusals of the request itself (malformed,
 # invalid, too large) are not kept, so the client can fix the request and send it again with the same key.
 _NOT_STORED = frozenset({400, 401, 403, 408, 413, 415, 422, 428, 429})
-_DROP_ON_REPLAY = frozenset({b"date", b"content-length", b"x-correlation-id", b"ratelimit", b"ratelimit-policy"})
+_DROP_ON_REPLAY = frozenset(
+    {b"date", b"content-length", b"x-correlation-id", b"ratelimit", b"ratelimit-policy"}
+)
 
 
 class IdempotencyRecord(msgspec.Struct, kw_only=True):
@@ -169,7 +177,7 @@ _record_encoder = msgspec.msgpack.Encoder()
 _record_decoder = msgspec.msgpack.Decoder(IdempotencyRecord)
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes:
+async def _read_body(receive: asgi.Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -185,10 +193,10 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-def _replay_receive(body: bytes, receive: Receive) -> Receive:
+def _replay_receive(body: bytes, receive: asgi.Receive) -> asgi.Receive:
     sent = False
 
-    async def replay() -> Message:
+    async def replay() -> asgi.Message:
         nonlocal sent
         if not sent:
             sent = True
@@ -205,7 +213,7 @@ def _fingerprint(scope: Scope, body: bytes) -> str:
     except msgspec.DecodeError:
         canonical = body
     digest = hashlib.sha256()
-    for part in (scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), canonical):
+    for part in (_method(scope).encode(), scope["path"].encode(), scope.get("query_string", b""), canonical):
         digest.update(part)
         digest.update(b"\x00")
     return digest.hexdigest()
@@ -229,7 +237,11 @@ class IdempotencyMiddleware(ASGIMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         policy = _opt(scope).get("idempotency")
-        key = _header(scope, b"idempotency-key") if scope["method"] in ("POST", "PATCH", "PUT", "DELETE") else None
+        key = (
+            _header(scope, b"idempotency-key")
+            if _method(scope) in ("POST", "PATCH", "PUT", "DELETE")
+            else None
+        )
         if key is None:
             if policy == "required":
                 raise ProblemError("idempotency-key-required")
@@ -240,7 +252,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
                 "malformed-request", "Idempotency-Key must be 1 to 255 visible ASCII characters."
             )
         settings = self.runtime.settings
-        body = await _read_body(receive, settings.max_body_bytes)
+        body = await _read_body(cast("asgi.Receive", receive), settings.max_body_bytes)
         fingerprint = _fingerprint(scope, body)
         store = self.runtime.store
         store_key = f"idem:{self.tier}:{scope['auth'].client_id}:{key}"
@@ -249,7 +261,9 @@ class IdempotencyMiddleware(ASGIMiddleware):
         if not await store.add(store_key, _record_encoder.encode(claim), settings.idempotency_lock_seconds):
             existing_raw = await store.get(store_key)
             if existing_raw is None:  # expired between our two calls: the claim is free again
-                if not await store.add(store_key, _record_encoder.encode(claim), settings.idempotency_lock_seconds):
+                if not await store.add(
+                    store_key, _record_encoder.encode(claim), settings.idempotency_lock_seconds
+                ):
                     raise ProblemError("idempotency-in-flight", headers={"Retry-After": "1"})
             else:
                 await self._answer_existing(_record_decoder.decode(existing_raw), fingerprint, send)
@@ -266,7 +280,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
             await send(message)
 
         try:
-            await next_app(scope, _replay_receive(body, receive), capture)
+            await next_app(scope, _replay_receive(body, cast("asgi.Receive", receive)), capture)  # type: ignore[arg-type]
         except BaseException:
             await store.delete(store_key)
             raise

@@ -8,6 +8,7 @@ Tokens are RFC 9068 JWT access tokens made by authlib's ``JWTBearerTokenGenerato
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import os
@@ -106,10 +107,9 @@ def load_dev_clients(data_dir: str) -> dict[str, DevClient]:
             DevClient(client_id=cid, client_secret=secrets.token_urlsafe(24), scopes=scopes)
             for cid, scopes in _DEFAULT_CLIENTS.items()
         ]
-        try:
+        # Another worker may have written it first: then read theirs.
+        with contextlib.suppress(FileExistsError):
             _write_private(path, json.dumps([msgspec.to_builtins(c) for c in clients], indent=2).encode())
-        except FileExistsError:
-            pass  # another worker wrote it first: read theirs
     loaded = msgspec.json.decode(path.read_bytes(), type=list[DevClient])
     return {c.client_id: c for c in loaded}
 
@@ -123,13 +123,12 @@ class SigningKeys:
             key = RSAKey.generate_key(
                 2048, parameters={"kid": secrets.token_hex(8), "use": "sig", "alg": "RS256"}
             )
-            try:
+            with contextlib.suppress(FileExistsError):
                 _write_private(path, json.dumps(key.as_dict(private=True)).encode())
-            except FileExistsError:
-                pass
         self.private = KeySet([RSAKey.import_key(json.loads(path.read_text()))])
-        self.public_jwks: dict[str, Any] = self.private.as_dict(private=False)
-        self.public = KeySet.import_key_set(self.public_jwks)
+        public_jwks = self.private.as_dict(private=False)
+        self.public = KeySet.import_key_set(public_jwks)
+        self.public_jwks: dict[str, Any] = dict(public_jwks)
 
 
 class _TokenGenerator(JWTBearerTokenGenerator):  # type: ignore[misc]
@@ -174,9 +173,7 @@ class _ClientCredentialsGrant(ClientCredentialsGrant):  # type: ignore[misc]
 class DevAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     """authlib's authorization server, bound to Stratum's client registry and key."""
 
-    def __init__(
-        self, *, issuer: str, audience: str, data_dir: str, token_ttl_seconds: int = 3600
-    ) -> None:
+    def __init__(self, *, issuer: str, audience: str, data_dir: str, token_ttl_seconds: int = 3600) -> None:
         super().__init__(scopes_supported=list(ALL_SCOPES))
         self.issuer = issuer
         self.audience = audience

@@ -14,6 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar import Router
+
+# Litestar's own msgspec schema plugin is internal API; ClosedStructs only adds one keyword to its output.
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
+from litestar._openapi.schema_generation.schema import SchemaCreator
 from litestar.config.app import AppConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin
@@ -21,10 +25,6 @@ from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, Schema, Sec
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.plugins import InitPluginProtocol, OpenAPISchemaPlugin
 from litestar.typing import FieldDefinition
-
-# Litestar's own msgspec schema plugin is internal API; ClosedStructs only adds one keyword to its output.
-from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
-from litestar._openapi.schema_generation.schema import SchemaCreator
 
 from apis.middleware import (
     AuthenticationMiddleware,
@@ -100,7 +100,8 @@ class ClosedStructs(StructSchemaPlugin):
 
     def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
         schema = super().to_openapi_schema(field_definition, schema_creator)
-        if msgspec.inspect.type_info(field_definition.type_).forbid_unknown_fields:  # type: ignore[union-attr]
+        info = msgspec.inspect.type_info(field_definition.type_)
+        if isinstance(info, msgspec.inspect.StructType) and info.forbid_unknown_fields:
             schema.additional_properties = False
         return schema
 

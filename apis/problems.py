@@ -57,54 +57,119 @@ class ProblemKind(msgspec.Struct, frozen=True):
 
 
 _KINDS = [
-    ProblemKind("malformed-request", 400, "Malformed request",
-                "The body is not valid JSON, or a header or parameter could not be parsed. Fix the request; "
-                "retrying it unchanged will fail the same way."),
-    ProblemKind("unauthenticated", 401, "Authentication required",
-                "No bearer token was sent. Get an access token (client credentials grant) and send it as "
-                "`Authorization: Bearer <token>`."),
-    ProblemKind("invalid-token", 401, "Invalid access token",
-                "The token is expired, not yet valid, not signed by the configured issuer, meant for another "
-                "audience, not an RFC 9068 access token (`typ: at+jwt`), or uses an algorithm not allowed. "
-                "Get a new token."),
-    ProblemKind("insufficient-scope", 403, "Insufficient scope",
-                "The token is valid but lacks a scope the operation requires; `required_scopes` lists them. "
-                "Ask for a token with those scopes (your client must be allowed them)."),
+    ProblemKind(
+        "malformed-request",
+        400,
+        "Malformed request",
+        "The body is not valid JSON, or a header or parameter could not be parsed. Fix the request; "
+        "retrying it unchanged will fail the same way.",
+    ),
+    ProblemKind(
+        "unauthenticated",
+        401,
+        "Authentication required",
+        "No bearer token was sent. Get an access token (client credentials grant) and send it as "
+        "`Authorization: Bearer <token>`.",
+    ),
+    ProblemKind(
+        "invalid-token",
+        401,
+        "Invalid access token",
+        "The token is expired, not yet valid, not signed by the configured issuer, meant for another "
+        "audience, not an RFC 9068 access token (`typ: at+jwt`), or uses an algorithm not allowed. "
+        "Get a new token.",
+    ),
+    ProblemKind(
+        "insufficient-scope",
+        403,
+        "Insufficient scope",
+        "The token is valid but lacks a scope the operation requires; `required_scopes` lists them. "
+        "Ask for a token with those scopes (your client must be allowed them).",
+    ),
     ProblemKind("not-found", 404, "Not found", "No resource exists at this path, or the id is unknown."),
-    ProblemKind("method-not-allowed", 405, "Method not allowed",
-                "The path exists but not for this method; the `Allow` header lists those that do."),
-    ProblemKind("idempotency-in-flight", 409, "Request with this Idempotency-Key is in progress",
-                "A request with the same Idempotency-Key is still being processed. Retry after the "
-                "`Retry-After` seconds; you will get its stored result."),
+    ProblemKind(
+        "method-not-allowed",
+        405,
+        "Method not allowed",
+        "The path exists but not for this method; the `Allow` header lists those that do.",
+    ),
+    ProblemKind(
+        "idempotency-in-flight",
+        409,
+        "Request with this Idempotency-Key is in progress",
+        "A request with the same Idempotency-Key is still being processed. Retry after the "
+        "`Retry-After` seconds; you will get its stored result.",
+    ),
     ProblemKind("conflict", 409, "Conflict", "The request conflicts with the current state of the resource."),
-    ProblemKind("payload-too-large", 413, "Payload too large",
-                "The request body is larger than the gateway accepts (`max_bytes`)."),
-    ProblemKind("unsupported-media-type", 415, "Unsupported media type",
-                "Send the body as `application/json`."),
-    ProblemKind("validation-failed", 422, "Validation failed",
-                "The request is well-formed but some values break the contract; `errors` names each field "
-                "(`location` and `field`) and what is wrong with it."),
-    ProblemKind("idempotency-key-reused", 422, "Idempotency-Key reused with a different request",
-                "This Idempotency-Key was already used by your client for a request with another method, path "
-                "or body. Use a new key for a new request."),
-    ProblemKind("idempotency-key-required", 428, "Idempotency-Key required",
-                "This operation changes money or projects and must carry an `Idempotency-Key` header "
-                "(a UUID is a good choice), so a retry never does the work twice."),
-    ProblemKind("rate-limited", 429, "Too many requests",
-                "Your client used its request budget for this tier. Wait `Retry-After` seconds; the "
-                "`RateLimit` and `RateLimit-Policy` headers show the budget."),
-    ProblemKind("internal-error", 500, "Internal error",
-                "An unexpected error. It is logged under the `correlation_id`; quote it when you report it."),
-    ProblemKind("vendor-bad-response", 502, "Upstream system answered badly",
-                "A vendor system (CRM, PSA, ERP, FP&A) answered with something the gateway cannot use: an "
-                "error it did not expect or a body that does not parse. `vendor` names the system."),
-    ProblemKind("vendor-unavailable", 503, "Upstream system unavailable",
-                "A vendor system is down, overloaded, rate-limiting the gateway, or its circuit breaker is "
-                "open. Retry after `Retry-After` seconds."),
-    ProblemKind("tier-unavailable", 503, "Dependent API unavailable",
-                "An API tier this operation depends on did not answer. Retry after `Retry-After` seconds."),
-    ProblemKind("vendor-timeout", 504, "Upstream system timed out",
-                "A vendor system did not answer within the gateway's timeout. Safe reads may be retried."),
+    ProblemKind(
+        "payload-too-large",
+        413,
+        "Payload too large",
+        "The request body is larger than the gateway accepts (`max_bytes`).",
+    ),
+    ProblemKind(
+        "unsupported-media-type", 415, "Unsupported media type", "Send the body as `application/json`."
+    ),
+    ProblemKind(
+        "validation-failed",
+        422,
+        "Validation failed",
+        "The request is well-formed but some values break the contract; `errors` names each field "
+        "(`location` and `field`) and what is wrong with it.",
+    ),
+    ProblemKind(
+        "idempotency-key-reused",
+        422,
+        "Idempotency-Key reused with a different request",
+        "This Idempotency-Key was already used by your client for a request with another method, path "
+        "or body. Use a new key for a new request.",
+    ),
+    ProblemKind(
+        "idempotency-key-required",
+        428,
+        "Idempotency-Key required",
+        "This operation changes money or projects and must carry an `Idempotency-Key` header "
+        "(a UUID is a good choice), so a retry never does the work twice.",
+    ),
+    ProblemKind(
+        "rate-limited",
+        429,
+        "Too many requests",
+        "Your client used its request budget for this tier. Wait `Retry-After` seconds; the "
+        "`RateLimit` and `RateLimit-Policy` headers show the budget.",
+    ),
+    ProblemKind(
+        "internal-error",
+        500,
+        "Internal error",
+        "An unexpected error. It is logged under the `correlation_id`; quote it when you report it.",
+    ),
+    ProblemKind(
+        "vendor-bad-response",
+        502,
+        "Upstream system answered badly",
+        "A vendor system (CRM, PSA, ERP, FP&A) answered with something the gateway cannot use: an "
+        "error it did not expect or a body that does not parse. `vendor` names the system.",
+    ),
+    ProblemKind(
+        "vendor-unavailable",
+        503,
+        "Upstream system unavailable",
+        "A vendor system is down, overloaded, rate-limiting the gateway, or its circuit breaker is "
+        "open. Retry after `Retry-After` seconds.",
+    ),
+    ProblemKind(
+        "tier-unavailable",
+        503,
+        "Dependent API unavailable",
+        "An API tier this operation depends on did not answer. Retry after `Retry-After` seconds.",
+    ),
+    ProblemKind(
+        "vendor-timeout",
+        504,
+        "Upstream system timed out",
+        "A vendor system did not answer within the gateway's timeout. Safe reads may be retried.",
+    ),
 ]
 PROBLEM_KINDS: Mapping[str, ProblemKind] = {k.code: k for k in _KINDS}
 # The first kind listed for a status is the one a bare HTTPException of that status becomes.
@@ -220,15 +285,20 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
         if not errors and isinstance(exc.__cause__, SerializationException):
             return problem_response(scope, PROBLEM_KINDS["malformed-request"], exc.detail, headers=headers)
         return problem_response(
-            scope, PROBLEM_KINDS["validation-failed"], "The request does not match the contract.",
-            headers=headers, errors=errors,
+            scope,
+            PROBLEM_KINDS["validation-failed"],
+            "The request does not match the contract.",
+            headers=headers,
+            errors=errors,
         )
     if isinstance(exc.__cause__, SerializationException):
         return problem_response(scope, PROBLEM_KINDS["malformed-request"], exc.detail, headers=headers)
     if isinstance(exc, MethodNotAllowedException):
         allow = headers.pop("allow", None) or headers.pop("Allow", "")
         return problem_response(
-            scope, PROBLEM_KINDS["method-not-allowed"], f"{scope.get('method')} is not allowed here.",
+            scope,
+            PROBLEM_KINDS["method-not-allowed"],
+            f"{scope.get('method')} is not allowed here.",
             headers={**headers, "Allow": allow},
         )
     if isinstance(exc, NotFoundException):
@@ -241,7 +311,9 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
         return problem_response(scope, PROBLEM_KINDS["insufficient-scope"], headers=headers)
     kind = _DEFAULT_FOR_STATUS.get(exc.status_code)
     if kind is None:
-        kind = PROBLEM_KINDS["malformed-request"] if exc.status_code < 500 else PROBLEM_KINDS["internal-error"]
+        kind = (
+            PROBLEM_KINDS["malformed-request"] if exc.status_code < 500 else PROBLEM_KINDS["internal-error"]
+        )
     detail = exc.detail if exc.status_code < 500 else None
     return problem_response(scope, kind, detail, headers=headers)
 
@@ -262,4 +334,3 @@ def problem_doc_html(kind: ProblemKind) -> str:
         f"<p><code>type: {html.escape(kind.type_uri)}</code> &middot; <code>code: {kind.code}</code> "
         f"&middot; HTTP {kind.status}</p><p>{html.escape(kind.doc)}</p></body></html>"
     )
-

@@ -71,7 +71,7 @@ def operation(
 ) -> Callable[[Callable[..., Any]], HTTPRouteHandler]:
     if public == (scopes is not None):
         raise ValueError(f"{operation_id}: declare scopes=... or public=True (exactly one)")
-    method_name = str(getattr(method, "value", method)).upper()
+    method_name = HttpMethod(str(getattr(method, "value", method)).upper())
 
     def decorate(fn: Callable[..., Any]) -> HTTPRouteHandler:
         takes_body = "data" in inspect.signature(fn).parameters
@@ -113,5 +113,3 @@ def operation(
         return handler
 
     return decorate
-
-

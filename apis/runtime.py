@@ -40,8 +40,10 @@ class Runtime:
         else:
             http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
             self.on_close(http.aclose)
-            jwks = JwksSource(jwks_url=settings.oauth_jwks_url, http=http) if settings.oauth_jwks_url else (
-                JwksSource(jwks_url=_discovered_jwks_url(settings), http=http)
+            jwks = (
+                JwksSource(jwks_url=settings.oauth_jwks_url, http=http)
+                if settings.oauth_jwks_url
+                else (JwksSource(jwks_url=_discovered_jwks_url(settings), http=http))
             )
         self.verifier = TokenVerifier.for_settings(settings, jwks)
 
@@ -66,7 +68,10 @@ class Runtime:
 def _discovered_jwks_url(settings: Settings) -> str:
     """RFC 8414 discovery, done synchronously once at start (the issuer must answer before we serve)."""
     issuer = settings.issuer.rstrip("/")
-    for url in (f"{issuer}/.well-known/oauth-authorization-server", f"{issuer}/.well-known/openid-configuration"):
+    for url in (
+        f"{issuer}/.well-known/oauth-authorization-server",
+        f"{issuer}/.well-known/openid-configuration",
+    ):
         try:
             response = httpx.get(url, timeout=5.0)
             if response.status_code == 200:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -151,10 +152,24 @@ def _token_header(token: str) -> dict[str, Any]:
 
 
 class TokenVerifier:
-    """Turns a bearer token into an :class:`AccessContext` or raises a 401 problem."""
+    """Turns a bearer token into an :class:`AccessContext` or raises a 401 problem.
+
+    A client sends the same token for up to an hour, so verified tokens are cached (keyed by the exact
+    token string) until the earlier of their ``exp`` and ``cache_seconds``: the signature check and claim
+    validation then run once per token instead of once per request. The cache is bounded in size; a failed
+    verification is never cached.
+    """
 
     def __init__(
-        self, *, issuer: str, audience: str, algorithms: Iterable[str], jwks: JwksSource, leeway: int = 30
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        algorithms: Iterable[str],
+        jwks: JwksSource,
+        leeway: int = 30,
+        cache_seconds: float = 300.0,
+        cache_size: int = 10_000,
     ) -> None:
         self.issuer = issuer
         self.audience = audience
@@ -162,6 +177,9 @@ class TokenVerifier:
         self.jwks = jwks
         self.leeway = leeway
         self._validator = _Rfc9068Validator(self)
+        self._cache: OrderedDict[str, tuple[float, AccessContext]] = OrderedDict()
+        self._cache_seconds = cache_seconds
+        self._cache_size = cache_size
 
     @classmethod
     def for_settings(cls, settings: Settings, jwks: JwksSource) -> TokenVerifier:
@@ -174,6 +192,18 @@ class TokenVerifier:
         )
 
     async def verify(self, token: str) -> AccessContext:
+        cached = self._cache.get(token)
+        if cached is not None:
+            if time.time() < cached[0]:
+                return cached[1]
+            del self._cache[token]
+        access = await self._verify(token)
+        self._cache[token] = (min(access.expires_at, time.time() + self._cache_seconds), access)
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return access
+
+    async def _verify(self, token: str) -> AccessContext:
         header = _token_header(token)
         if header.get("alg") not in self.algorithms:
             raise invalid_token("algorithm not allowed")

@@ -94,7 +94,8 @@ class RedisStateStore:
 
     async def get(self, key: str) -> bytes | None:
         value = await self._redis.get(self._prefix + key)
-        return None if value is None else bytes(value)
+        # The client is built without decode_responses, so values come back as bytes.
+        return value.encode() if isinstance(value, str) else value
 
     async def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
         await self._redis.set(self._prefix + key, value, px=max(1, int(ttl_seconds * 1000)))

@@ -21,7 +21,13 @@ __all__ = ["TierClient"]
 
 T = TypeVar("T")
 
-_PASS_THROUGH = {"not-found", "vendor-bad-response", "vendor-unavailable", "vendor-timeout", "tier-unavailable"}
+_PASS_THROUGH = {
+    "not-found",
+    "vendor-bad-response",
+    "vendor-unavailable",
+    "vendor-timeout",
+    "tier-unavailable",
+}
 
 
 class _UpstreamProblem(msgspec.Struct, kw_only=True):
@@ -83,7 +89,9 @@ class TierClient:
             raise ProblemError("vendor-bad-response", f"the {self.tier} tier broke its contract") from None
 
     def _unavailable(self, detail: str) -> ProblemError:
-        return ProblemError("tier-unavailable", detail, headers={"Retry-After": "5"}, extra={"retry_after": 5})
+        return ProblemError(
+            "tier-unavailable", detail, headers={"Retry-After": "5"}, extra={"retry_after": 5}
+        )
 
     def _problem(self, response: httpx.Response) -> ProblemError:
         try:
@@ -91,8 +99,12 @@ class TierClient:
         except msgspec.DecodeError:
             upstream = _UpstreamProblem()
         if upstream.code in _PASS_THROUGH and upstream.code in PROBLEM_KINDS:
-            headers = {"Retry-After": response.headers["retry-after"]} if "retry-after" in response.headers else {}
-            extra = {k: v for k, v in (("vendor", upstream.vendor), ("retry_after", upstream.retry_after)) if v}
+            headers = (
+                {"Retry-After": response.headers["retry-after"]} if "retry-after" in response.headers else {}
+            )
+            extra = {
+                k: v for k, v in (("vendor", upstream.vendor), ("retry_after", upstream.retry_after)) if v
+            }
             return ProblemError(upstream.code, upstream.detail, headers=headers, extra=extra)
         # Anything else (our token refused, a contract mismatch) is this tier's fault, not the caller's.
         return ProblemError(

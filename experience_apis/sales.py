@@ -93,10 +93,14 @@ async def get_sales_account_view(
     if isinstance(page_result, OpportunityPage):
         gate = asyncio.Semaphore(READINESS_CONCURRENCY)
         items = list(await asyncio.gather(*(_readiness(clients, o, gate) for o in page_result.items)))
-        opportunities = OpportunitiesSection(status=SectionStatus.OK, items=items, next_cursor=page_result.next_cursor)
+        opportunities = OpportunitiesSection(
+            status=SectionStatus.OK, items=items, next_cursor=page_result.next_cursor
+        )
     else:
         assert isinstance(page_result, ProblemError)
-        opportunities = OpportunitiesSection(status=SectionStatus.UNAVAILABLE, error=_section_error(page_result))
+        opportunities = OpportunitiesSection(
+            status=SectionStatus.UNAVAILABLE, error=_section_error(page_result)
+        )
 
     def priced(opps: list[Opportunity]) -> list[tuple[str, Decimal]]:
         return [(o.currency, o.amount) for o in opps if o.amount is not None and o.currency is not None]
@@ -108,7 +112,9 @@ async def get_sales_account_view(
         ready_to_activate=sum(1 for i in items if i.readiness.ready is True),
         blocked=sum(1 for i in items if i.readiness.ready is False),
     )
-    return SalesAccountView(account_id=account_id, account=account, opportunities=opportunities, summary=summary)
+    return SalesAccountView(
+        account_id=account_id, account=account, opportunities=opportunities, summary=summary
+    )
 
 
 sales_routes = [get_sales_account_view]

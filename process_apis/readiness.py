@@ -22,7 +22,10 @@ def _closed_won(opp: Opportunity, _: Customer | None) -> RuleResult:
     if opp.is_won:
         return RuleResult(rule="closed_won", passed=True, message="The opportunity is closed-won.")
     return RuleResult(
-        rule="closed_won", passed=False, field="stage", owner=Owner.OPPORTUNITY_OWNER,
+        rule="closed_won",
+        passed=False,
+        field="stage",
+        owner=Owner.OPPORTUNITY_OWNER,
         message=f"The opportunity is in stage {opp.stage.value}, not closed-won.",
         remediation="Close the opportunity as won in the CRM once the contract is signed.",
     )
@@ -32,7 +35,10 @@ def _amount(opp: Opportunity, _: Customer | None) -> RuleResult:
     if opp.amount is not None and opp.amount > 0:
         return RuleResult(rule="positive_amount", passed=True, message=f"Amount is {opp.amount}.")
     return RuleResult(
-        rule="positive_amount", passed=False, field="amount", owner=Owner.SALES_OPERATIONS,
+        rule="positive_amount",
+        passed=False,
+        field="amount",
+        owner=Owner.SALES_OPERATIONS,
         message="The opportunity has no amount, or an amount of zero or less.",
         remediation="Set the opportunity amount to the signed contract value in the CRM.",
     )
@@ -42,7 +48,10 @@ def _currency(opp: Opportunity, _: Customer | None) -> RuleResult:
     if is_iso_4217(opp.currency):
         return RuleResult(rule="currency", passed=True, message=f"Currency is {opp.currency}.")
     return RuleResult(
-        rule="currency", passed=False, field="currency", owner=Owner.SALES_OPERATIONS,
+        rule="currency",
+        passed=False,
+        field="currency",
+        owner=Owner.SALES_OPERATIONS,
         message=f"The currency {opp.currency!r} is missing or not an ISO 4217 code.",
         remediation="Set the opportunity currency (e.g. USD, GBP, EUR) in the CRM.",
     )
@@ -50,9 +59,14 @@ def _currency(opp: Opportunity, _: Customer | None) -> RuleResult:
 
 def _billing_model(opp: Opportunity, _: Customer | None) -> RuleResult:
     if opp.billing_model is not None:
-        return RuleResult(rule="billing_model", passed=True, message=f"Billing model is {opp.billing_model.value}.")
+        return RuleResult(
+            rule="billing_model", passed=True, message=f"Billing model is {opp.billing_model.value}."
+        )
     return RuleResult(
-        rule="billing_model", passed=False, field="billing_model", owner=Owner.SALES_OPERATIONS,
+        rule="billing_model",
+        passed=False,
+        field="billing_model",
+        owner=Owner.SALES_OPERATIONS,
         message="The opportunity has no billing model.",
         remediation="Choose the billing model (time and materials, fixed fee, milestone or retainer) on the "
         "opportunity in the CRM.",
@@ -63,7 +77,10 @@ def _legal_entity(opp: Opportunity, customer: Customer | None) -> RuleResult:
     if opp.legal_entity:
         return RuleResult(rule="legal_entity", passed=True, message=f"Legal entity is {opp.legal_entity}.")
     return RuleResult(
-        rule="legal_entity", passed=False, field="legal_entity", owner=Owner.SALES_OPERATIONS,
+        rule="legal_entity",
+        passed=False,
+        field="legal_entity",
+        owner=Owner.SALES_OPERATIONS,
         message="The opportunity names no contracting legal entity.",
         remediation="Set the legal entity that signs the contract on the opportunity in the CRM.",
     )
@@ -75,7 +92,10 @@ def _tax_jurisdiction(_: Opportunity, customer: Customer | None) -> RuleResult:
             rule="tax_jurisdiction", passed=True, message=f"Tax jurisdiction is {customer.tax_jurisdiction}."
         )
     return RuleResult(
-        rule="tax_jurisdiction", passed=False, field="customer.tax_jurisdiction", owner=Owner.FINANCE,
+        rule="tax_jurisdiction",
+        passed=False,
+        field="customer.tax_jurisdiction",
+        owner=Owner.FINANCE,
         message="The customer has no tax jurisdiction, so invoices cannot be taxed.",
         remediation="Set the customer's tax jurisdiction on the account in the CRM.",
     )

@@ -42,7 +42,9 @@ def vendor_error_to_problem(exc: VendorError) -> ProblemError:
     if isinstance(exc, NotFound):
         return ProblemError("not-found", exc.message)
     if isinstance(exc, VendorTimeout):
-        return ProblemError("vendor-timeout", f"{exc.vendor} did not answer in time.", extra={"vendor": exc.vendor})
+        return ProblemError(
+            "vendor-timeout", f"{exc.vendor} did not answer in time.", extra={"vendor": exc.vendor}
+        )
     if isinstance(exc, VendorUnavailable):
         retry_after = max(1, round(exc.retry_after)) if exc.retry_after else 5
         return ProblemError(
@@ -55,7 +57,9 @@ def vendor_error_to_problem(exc: VendorError) -> ProblemError:
     kind = "rejected" if isinstance(exc, VendorRejected) else "bad response"
     log.warning("vendor_error", vendor=exc.vendor, kind=kind, message=exc.message)
     return ProblemError(
-        "vendor-bad-response", f"{exc.vendor} answered with an unusable response.", extra={"vendor": exc.vendor}
+        "vendor-bad-response",
+        f"{exc.vendor} answered with an unusable response.",
+        extra={"vendor": exc.vendor},
     )
 
 

@@ -33,4 +33,6 @@ class SystemApiClient(TierClient):
             params["cursor"] = cursor
         if stage:
             params["stage"] = stage.value
-        return await self._get(f"/system/v1/crm/accounts/{quote(account_id, safe='')}/opportunities", OpportunityPage, params)
+        return await self._get(
+            f"/system/v1/crm/accounts/{quote(account_id, safe='')}/opportunities", OpportunityPage, params
+        )

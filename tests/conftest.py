@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,9 @@ class GatewayHarness:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.app = Edge(gateway)
-        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://testserver")
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app), base_url="http://testserver"
+        )
 
     @property
     def runtime(self) -> Any:
@@ -110,5 +112,5 @@ async def gw(make_gateway: Callable[[Settings], Any], settings: Settings) -> Gat
 
 
 @pytest.fixture
-def unique() -> Iterator[Callable[[str], str]]:
-    yield lambda prefix: f"{prefix}-{uuid.uuid4().hex[:12]}"
+def unique() -> Callable[[str], str]:
+    return lambda prefix: f"{prefix}-{uuid.uuid4().hex[:12]}"

@@ -6,7 +6,11 @@ from typing import Protocol, runtime_checkable
 
 from contracts.models import Customer, Opportunity, OpportunityPage, OpportunityStage
 
-__all__ = ["CrmPort"]
+__all__ = ["CrmPort", "InvalidCursor"]
+
+
+class InvalidCursor(ValueError):
+    """A cursor this port did not issue (or one that was tampered with): the caller's mistake, a 422."""
 
 
 @runtime_checkable

@@ -7,9 +7,10 @@ from typing import Annotated
 from litestar.di import NamedDependency
 from litestar.params import PathParameter, QueryParameter
 
+from apis.problems import FieldError, ProblemError
 from apis.routing import VENDOR_ERRORS, operation
 from contracts.models import Customer, Opportunity, OpportunityPage, OpportunityStage
-from system_apis.crm.port import CrmPort
+from system_apis.crm.port import CrmPort, InvalidCursor
 
 __all__ = ["crm_routes"]
 
@@ -52,7 +53,14 @@ async def list_account_opportunities(
     ] = None,
 ) -> OpportunityPage:
     await crm.get_customer(account_id)  # an unknown account is a 404, not an empty page
-    return await crm.list_opportunities(account_id, limit=limit, cursor=cursor, stage=stage)
+    try:
+        return await crm.list_opportunities(account_id, limit=limit, cursor=cursor, stage=stage)
+    except InvalidCursor:
+        raise ProblemError(
+            "validation-failed",
+            "The cursor is not one this API issued.",
+            errors=[FieldError(location="query", field="cursor", message="unknown or corrupted cursor")],
+        ) from None
 
 
 @operation(

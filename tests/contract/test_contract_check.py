@@ -46,7 +46,9 @@ def test_narrowing_a_type_breaks(system: dict[str, Any]) -> None:
 def test_a_new_required_parameter_breaks(system: dict[str, Any]) -> None:
     changed = copy.deepcopy(system)
     operation = changed["paths"]["/system/v1/crm/accounts/{account_id}/opportunities"]["get"]
-    operation["parameters"].append({"name": "region", "in": "query", "required": True, "schema": {"type": "string"}})
+    operation["parameters"].append(
+        {"name": "region", "in": "query", "required": True, "schema": {"type": "string"}}
+    )
     assert any("new required query parameter region" in p for p in breaking_changes(system, changed))
 
 

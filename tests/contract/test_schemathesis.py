@@ -32,7 +32,7 @@ async def _app(scope: Any, receive: Any, send: Any) -> None:
     # schemathesis' ASGI client runs a lifespan around every call; the gateway's resources live for the
     # whole module instead, so acknowledge lifespan events without stopping the runtime.
     if scope["type"] == "lifespan":
-        while (message := await receive())["type"] != "lifespan.shutdown":
+        while (await receive())["type"] != "lifespan.shutdown":
             await send({"type": "lifespan.startup.complete"})
         await send({"type": "lifespan.shutdown.complete"})
         return

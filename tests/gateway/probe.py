@@ -38,22 +38,37 @@ class Calls:
 
 
 def create_probe_app(runtime: Runtime, calls: Calls) -> Litestar:
-    @operation("GET", "/system/v9/items/{item_id:str}", operation_id="getItem", summary="Read", scopes=["system:read"])
+    @operation(
+        "GET",
+        "/system/v9/items/{item_id:str}",
+        operation_id="getItem",
+        summary="Read",
+        scopes=["system:read"],
+    )
     async def get_item(item_id: FromPath[str]) -> dict[str, str]:
         return {"id": item_id}
 
     @operation(
-        "POST", "/system/v9/charges", operation_id="createCharge", summary="Charge money",
-        scopes=["system:write"], idempotency="required", status_code=201,
+        "POST",
+        "/system/v9/charges",
+        operation_id="createCharge",
+        summary="Charge money",
+        scopes=["system:write"],
+        idempotency="required",
+        status_code=201,
     )
     async def create_charge(data: JSONBody[Charge]) -> ChargeCreated:
         calls.count += 1
         if calls.delay:
             await asyncio.sleep(calls.delay)
-        return ChargeCreated(id=uuid.uuid4().hex, customer_id=data.customer_id, amount=data.amount, currency=data.currency)
+        return ChargeCreated(
+            id=uuid.uuid4().hex, customer_id=data.customer_id, amount=data.amount, currency=data.currency
+        )
 
     @operation("GET", "/system/v9/boom", operation_id="boom", summary="Fails", scopes=["system:read"])
     async def boom() -> None:
         raise RuntimeError("secret internal detail /etc/passwd")
 
-    return Litestar(route_handlers=[get_item, create_charge, boom], plugins=[GovernancePlugin(PROBE, runtime)])
+    return Litestar(
+        route_handlers=[get_item, create_charge, boom], plugins=[GovernancePlugin(PROBE, runtime)]
+    )

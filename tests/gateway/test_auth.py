@@ -54,7 +54,9 @@ def _sign(runtime: Runtime, claims: dict[str, Any], header: dict[str, Any] | Non
     return jwt.encode(header or {"alg": "RS256", "typ": "at+jwt"}, claims, runtime.dev_server.keys.private)
 
 
-async def _get(client: httpx.AsyncClient, token: str | None, path: str = "/system/v9/items/a") -> httpx.Response:
+async def _get(
+    client: httpx.AsyncClient, token: str | None, path: str = "/system/v9/items/a"
+) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     return await client.get(path, headers=headers)
 
@@ -78,7 +80,16 @@ async def test_a_valid_token_passes(probe: Any) -> None:
 
 @pytest.mark.parametrize(
     "case",
-    ["expired", "wrong_audience", "wrong_issuer", "wrong_typ", "no_typ", "missing_client_id", "garbage", "other_key"],
+    [
+        "expired",
+        "wrong_audience",
+        "wrong_issuer",
+        "wrong_typ",
+        "no_typ",
+        "missing_client_id",
+        "garbage",
+        "other_key",
+    ],
 )
 async def test_bad_tokens_are_invalid_token(probe: Any, case: str) -> None:
     runtime, client = probe

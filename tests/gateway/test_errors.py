@@ -20,7 +20,10 @@ async def probe(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, di
     runtime = Runtime(settings)
     app = Edge(create_probe_app(runtime, Calls()))
     assert runtime.dev_server is not None
-    headers = {"Authorization": f"Bearer {runtime.dev_server.issue_token('stratum-demo')}", "Idempotency-Key": "k"}
+    headers = {
+        "Authorization": f"Bearer {runtime.dev_server.issue_token('stratum-demo')}",
+        "Idempotency-Key": "k",
+    }
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         yield client, headers
     await runtime.stop()
@@ -40,7 +43,9 @@ def _assert_problem(response: httpx.Response, status: int, code: str) -> dict[st
 async def test_malformed_json_is_400(probe: Any) -> None:
     client, headers = probe
     response = await client.post(
-        "/system/v9/charges", headers={**headers, "Content-Type": "application/json"}, content=b'{"customer_id": '
+        "/system/v9/charges",
+        headers={**headers, "Content-Type": "application/json"},
+        content=b'{"customer_id": ',
     )
     _assert_problem(response, 400, "malformed-request")
 
@@ -55,7 +60,9 @@ async def test_malformed_json_is_400(probe: Any) -> None:
         ({"customer_id": "c", "amount": "1.00", "currency": "dollars"}, "currency"),
     ],
 )
-async def test_contract_violations_are_422_naming_the_field(probe: Any, body: dict[str, Any], field: str) -> None:
+async def test_contract_violations_are_422_naming_the_field(
+    probe: Any, body: dict[str, Any], field: str
+) -> None:
     client, headers = probe
     response = await client.post("/system/v9/charges", headers=headers, json=body)
     problem = _assert_problem(response, 422, "validation-failed")

@@ -21,7 +21,9 @@ class Probe:
 
     def headers(self, key: str | None, client_id: str = "stratum-demo") -> dict[str, str]:
         assert self.runtime.dev_server is not None
-        headers = {"Authorization": f"Bearer {self.runtime.dev_server.issue_token(client_id, 'system:write')}"}
+        headers = {
+            "Authorization": f"Bearer {self.runtime.dev_server.issue_token(client_id, 'system:write')}"
+        }
         if key is not None:
             headers["Idempotency-Key"] = key
         return headers
@@ -31,7 +33,9 @@ class Probe:
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def probe(request: pytest.FixtureRequest, make_settings: Callable[..., Settings]) -> AsyncIterator[Probe]:
+async def probe(
+    request: pytest.FixtureRequest, make_settings: Callable[..., Settings]
+) -> AsyncIterator[Probe]:
     redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
     runtime = Runtime(make_settings(redis_url=redis_url))
     calls = Calls()
@@ -44,7 +48,9 @@ async def probe(request: pytest.FixtureRequest, make_settings: Callable[..., Set
 BODY = {"customer_id": "c-1", "amount": "1250.10", "currency": "USD"}
 
 
-async def test_a_retry_replays_the_first_answer_and_runs_once(probe: Probe, unique: Callable[[str], str]) -> None:
+async def test_a_retry_replays_the_first_answer_and_runs_once(
+    probe: Probe, unique: Callable[[str], str]
+) -> None:
     key = unique("charge")
     first = await probe.charge(key, BODY)
     second = await probe.charge(key, {"currency": "USD", "amount": "1250.10", "customer_id": "c-1"})
@@ -93,7 +99,9 @@ async def test_keys_are_per_client(probe: Probe, unique: Callable[[str], str]) -
     assert probe.calls.count == 2
 
 
-async def test_a_request_that_failed_validation_is_not_stored(probe: Probe, unique: Callable[[str], str]) -> None:
+async def test_a_request_that_failed_validation_is_not_stored(
+    probe: Probe, unique: Callable[[str], str]
+) -> None:
     key = unique("invalid-first")
     bad = await probe.charge(key, {**BODY, "currency": "usd"})
     assert bad.status_code == 422

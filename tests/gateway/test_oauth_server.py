@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +24,8 @@ def _secret(gw: Any, client_id: str = "stratum-demo") -> str:
 async def test_client_secret_basic_and_post_both_work(gw: Any) -> None:
     basic = base64.b64encode(f"stratum-demo:{_secret(gw)}".encode()).decode()
     by_basic = await gw.client.post(
-        "/oauth/token", data={"grant_type": "client_credentials", "scope": "system:read"},
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "scope": "system:read"},
         headers={"Authorization": f"Basic {basic}"},
     )
     by_post = await gw.client.post(
@@ -42,7 +42,9 @@ async def test_client_secret_basic_and_post_both_work(gw: Any) -> None:
     # The token works on the gateway.
     token = by_basic.json()["access_token"]
     assert jwt.decode(token, gw.runtime.dev_server.keys.public).header["typ"] == "at+jwt"
-    response = await gw.client.get("/system/v1/crm/accounts/001000000000000AAA", headers={"Authorization": f"Bearer {token}"})
+    response = await gw.client.get(
+        "/system/v1/crm/accounts/001000000000000AAA", headers={"Authorization": f"Bearer {token}"}
+    )
     assert response.status_code in (200, 404)
 
 
@@ -60,8 +62,10 @@ async def test_a_client_only_gets_scopes_it_is_allowed(gw: Any) -> None:
     response = await gw.client.post(
         "/oauth/token",
         data={
-            "grant_type": "client_credentials", "client_id": "stratum-process-tier",
-            "client_secret": _secret(gw, "stratum-process-tier"), "scope": "system:read process:admin",
+            "grant_type": "client_credentials",
+            "client_id": "stratum-process-tier",
+            "client_secret": _secret(gw, "stratum-process-tier"),
+            "scope": "system:read process:admin",
         },
     )
     assert response.status_code == 200
@@ -74,7 +78,8 @@ async def test_metadata_and_jwks(gw: Any) -> None:
     assert metadata["token_endpoint"].endswith("/oauth/token")
     assert "client_credentials" in metadata["grant_types_supported"]
     jwks = (await gw.client.get("/oauth/jwks")).json()
-    assert jwks["keys"] and all("d" not in key for key in jwks["keys"])  # never the private part
+    assert jwks["keys"]
+    assert all("d" not in key for key in jwks["keys"])  # never the private part
 
 
 def test_the_signing_key_is_generated_once_and_kept(make_settings: Callable[..., Settings]) -> None:
@@ -94,14 +99,24 @@ async def test_an_external_issuer_works_with_only_configuration() -> None:
     jwks = KeySet([key]).as_dict(private=False)
     idp = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: httpx.Response(200, json=jwks)))
     verifier = TokenVerifier(
-        issuer="https://login.example.com/tenant", audience="api://stratum", algorithms=["RS256"],
+        issuer="https://login.example.com/tenant",
+        audience="api://stratum",
+        algorithms=["RS256"],
         jwks=JwksSource(jwks_url="https://login.example.com/tenant/jwks", http=idp),
     )
     now = int(time.time())
     token = jwt.encode(
         {"alg": "RS256", "typ": "at+jwt", "kid": "idp-1"},
-        {"iss": "https://login.example.com/tenant", "aud": "api://stratum", "sub": "app-7", "client_id": "app-7",
-         "iat": now, "exp": now + 60, "jti": "j", "scope": "system:read"},
+        {
+            "iss": "https://login.example.com/tenant",
+            "aud": "api://stratum",
+            "sub": "app-7",
+            "client_id": "app-7",
+            "iat": now,
+            "exp": now + 60,
+            "jti": "j",
+            "scope": "system:read",
+        },
         KeySet([key]),
     )
     access = await verifier.verify(token)
@@ -114,15 +129,20 @@ async def test_deprecated_version_answers_with_deprecation_sunset_and_link(
     make_gateway: Callable[[Settings], Any], make_settings: Callable[..., Settings]
 ) -> None:
     settings = make_settings(
-        deprecations=json.loads(
-            '{"system/v1": {"deprecated_at": "2026-10-01T00:00:00+00:00", "sunset_at": "2027-04-01T00:00:00+00:00",'
-            ' "link": "https://docs.example/stratum/system-v2-migration"}}'
-        )
+        deprecations={
+            "system/v1": {
+                "deprecated_at": "2026-10-01T00:00:00+00:00",
+                "sunset_at": "2027-04-01T00:00:00+00:00",
+                "link": "https://docs.example/stratum/system-v2-migration",
+            }
+        }
     )
     gw = await make_gateway(settings)
     response = await gw.client.get("/system/v1/crm/accounts/nope", headers=gw.auth("system:read"))
     assert response.headers["deprecation"] == "@1790812800"
     assert response.headers["sunset"] == "Thu, 01 Apr 2027 00:00:00 GMT"
     assert 'rel="deprecation"' in response.headers["link"]
-    process = await gw.client.post("/process/v1/activation-readiness", headers=gw.auth(), json={"opportunity_id": "x"})
+    process = await gw.client.post(
+        "/process/v1/activation-readiness", headers=gw.auth(), json={"opportunity_id": "x"}
+    )
     assert "deprecation" not in process.headers

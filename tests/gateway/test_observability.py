@@ -18,7 +18,9 @@ async def test_correlation_id_is_minted_echoed_and_accepted(gw: Any) -> None:
     given = await gw.client.get("/health/live", headers={"X-Correlation-ID": "order-4711"})
     assert given.headers["x-correlation-id"] == "order-4711"
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
-    traced = await gw.client.get("/health/live", headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
+    traced = await gw.client.get(
+        "/health/live", headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
+    )
     assert traced.headers["x-correlation-id"] == trace_id
     hostile = await gw.client.get("/health/live", headers={"X-Correlation-ID": "bad id\r\nwith spaces"})
     assert hostile.headers["x-correlation-id"] != "bad id\r\nwith spaces"

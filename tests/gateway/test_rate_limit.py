@@ -19,7 +19,9 @@ def _register_clients(settings: Settings, *client_ids: str) -> None:
     """Clients are configuration: give this test clients no earlier run has spent budget on."""
     path = Path(settings.data_dir) / "clients.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    clients = [{"client_id": c, "client_secret": f"{c}-secret", "scopes": ["system:read"]} for c in client_ids]
+    clients = [
+        {"client_id": c, "client_secret": f"{c}-secret", "scopes": ["system:read"]} for c in client_ids
+    ]
     path.write_text(json.dumps(clients))
 
 
@@ -29,7 +31,8 @@ class Instance:
     def __init__(self, settings: Settings) -> None:
         self.runtime = Runtime(settings)
         self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=Edge(create_probe_app(self.runtime, Calls()))), base_url="http://t"
+            transport=httpx.ASGITransport(app=Edge(create_probe_app(self.runtime, Calls()))),
+            base_url="http://t",
         )
 
     async def get(self, client_id: str) -> httpx.Response:

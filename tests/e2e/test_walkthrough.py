@@ -1,0 +1,206 @@
+"""End to end over real HTTP: `stratum serve` in a subprocess, used the way the README walks a new user
+through it (token, system read, readiness, sales view), then a Salesforce outage and 5xx injected into the
+sandbox, and the server's JSON logs read back."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sandboxes.salesforce.data import (
+    DEMO_ACCOUNT_ID,
+    MISSING_LEGAL_ENTITY_OPPORTUNITY_ID,
+    READY_OPPORTUNITY_ID,
+)
+
+STRATUM = [sys.executable, "-m", "apis.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Server:
+    def __init__(self, tmp: Path) -> None:
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp / "server.log"
+        self.env = {
+            **os.environ,
+            "STRATUM_DATA_DIR": str(tmp / "data"),
+            "STRATUM_PUBLIC_URL": self.base,
+            "STRATUM_PORT": str(self.port),
+            # Every test here injects its own fault into one shared server; the breaker opening across
+            # tests is covered in tests/system, so keep it closed here.
+            "STRATUM_SALESFORCE__BREAKER_FAILURE_THRESHOLD": "0",
+        }
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [*STRATUM, "serve"], env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"stratum serve exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.base}/health/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("stratum serve did not become ready")
+
+    def cli(self, *args: str) -> str:
+        return subprocess.run(
+            [*STRATUM, *args], env=self.env, check=True, capture_output=True, text=True
+        ).stdout.strip()
+
+    def log_lines(self) -> list[dict[str, object]]:
+        lines = []
+        for raw in self.log_path.read_text().splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except json.JSONDecodeError:
+                continue
+        return lines
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=15)
+        self._log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = Server(tmp_path_factory.mktemp("e2e"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def token(server: Server) -> str:
+    secret = server.cli("token", "--client", "stratum-demo", "--show-secret")
+    response = httpx.post(
+        f"{server.base}/oauth/token",
+        auth=("stratum-demo", secret),
+        data={"grant_type": "client_credentials", "scope": "system:read process:run experience:sales"},
+    )
+    assert response.status_code == 200, response.text
+    access_token: str = response.json()["access_token"]
+    return access_token
+
+
+def test_walkthrough_from_token_to_sales_view(server: Server, token: str) -> None:
+    headers = {"Authorization": f"Bearer {token}", "X-Correlation-ID": "walkthrough-1"}
+    with httpx.Client(base_url=server.base, headers=headers) as http:
+        catalogue = http.get("/").json()
+        assert [t["name"] for t in catalogue["tiers"]] == ["system", "process", "experience"]
+
+        account = http.get(f"/system/v1/crm/accounts/{DEMO_ACCOUNT_ID}")
+        assert account.status_code == 200
+        assert account.json()["id"] == DEMO_ACCOUNT_ID
+        assert account.headers["x-correlation-id"] == "walkthrough-1"
+
+        ready = http.post("/process/v1/activation-readiness", json={"opportunity_id": READY_OPPORTUNITY_ID})
+        assert ready.status_code == 200
+        assert ready.json()["ready"] is True
+
+        blocked = http.post(
+            "/process/v1/activation-readiness", json={"opportunity_id": MISSING_LEGAL_ENTITY_OPPORTUNITY_ID}
+        ).json()
+        assert blocked["ready"] is False
+        assert [(f["rule"], f["owner"]) for f in blocked["failed"]] == [("legal_entity", "sales_operations")]
+
+        view = http.get(f"/experience/v1/sales/accounts/{DEMO_ACCOUNT_ID}")
+        assert view.status_code == 200
+        body = view.json()
+        assert body["account"]["status"] == "ok"
+        assert body["opportunities"]["status"] == "ok"
+        assert body["opportunities"]["items"]
+        for money in body["summary"]["open_pipeline"] + body["summary"]["won"]:
+            assert isinstance(money["amount"], str)  # decimal strings, never floats
+
+    # The access line is written once the response is sent: give the server a moment to write it.
+    view_line = (f"/experience/v1/sales/accounts/{DEMO_ACCOUNT_ID}", "stratum-demo")
+    paths: list[tuple[object, object]] = []
+    deadline = time.monotonic() + 5
+    while view_line not in paths and time.monotonic() < deadline:
+        lines = [line for line in server.log_lines() if line.get("correlation_id") == "walkthrough-1"]
+        paths = [(line["path"], line["client_id"]) for line in lines if line.get("event") == "request"]
+        time.sleep(0.05)
+    assert view_line in paths
+    # The inter-tier calls made for it carry the same correlation id, under the calling tier's own client.
+    assert any(str(p).startswith("/system/v1/") and c == "stratum-experience-tier" for p, c in paths)
+    raw = server.log_path.read_text()
+    assert token not in raw
+    assert token.split(".")[1] not in raw
+
+
+def _fault(server: Server, rule: dict[str, object]) -> None:
+    response = httpx.post(f"{server.base}/sandboxes/salesforce/__sandbox/faults", json=rule)
+    assert response.status_code in (200, 201), response.text
+
+
+def _clear_faults(server: Server) -> None:
+    httpx.delete(f"{server.base}/sandboxes/salesforce/__sandbox/faults")
+
+
+@pytest.mark.parametrize(
+    ("rule", "status", "code"),
+    [
+        ({"kind": "outage"}, 503, "vendor-unavailable"),
+        ({"kind": "error", "status": 503}, 503, "vendor-unavailable"),
+        (
+            {"kind": "error", "status": 500, "body": '[{"message":"boom","errorCode":"UNKNOWN_EXCEPTION"}]'},
+            502,
+            "vendor-bad-response",
+        ),
+        ({"kind": "malformed"}, 502, "vendor-bad-response"),
+    ],
+)
+def test_salesforce_failures_become_problems_never_500(
+    server: Server, token: str, rule: dict[str, object], status: int, code: str
+) -> None:
+    _fault(server, {**rule, "path_pattern": "/sobjects/Account/"})
+    try:
+        response = httpx.get(
+            f"{server.base}/system/v1/crm/accounts/{DEMO_ACCOUNT_ID}",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    finally:
+        _clear_faults(server)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["code"] == code
+    assert problem["vendor"] == "salesforce"
+    if status == 503:
+        assert int(response.headers["retry-after"]) >= 1
+    assert "boom" not in response.text
+
+
+def test_a_salesforce_outage_degrades_the_sales_view_per_section(server: Server, token: str) -> None:
+    _fault(server, {"kind": "outage", "path_pattern": "/query"})
+    try:
+        response = httpx.get(
+            f"{server.base}/experience/v1/sales/accounts/{DEMO_ACCOUNT_ID}",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    finally:
+        _clear_faults(server)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["account"]["status"] == "ok"
+    assert body["opportunities"]["status"] == "unavailable"
+    assert body["opportunities"]["error"]["code"] == "vendor-unavailable"
