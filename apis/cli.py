@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from apis.config import load_settings
+from apis.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from apis.oauth_server import DevAuthorizationServer
 
 __all__ = ["main"]
 
@@ -21,13 +27,22 @@ def _serve(args: argparse.Namespace) -> int:
     port = args.port or settings.port
     if not os.environ.get("STRATUM_PUBLIC_URL") and port != 8000:
         os.environ["STRATUM_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
-    if args.workers > 1 and settings.redis_url is None:
-        print(
-            "stratum: several workers need shared state: set STRATUM_REDIS_URL (rate limits and "
-            "idempotency keys would otherwise be per process)",
-            file=sys.stderr,
-        )
-        return 2
+    if args.workers > 1:
+        if settings.redis_url is None:
+            print(
+                "stratum: several workers need shared state: set STRATUM_REDIS_URL (rate limits and "
+                "idempotency keys would otherwise be per process)",
+                file=sys.stderr,
+            )
+            return 2
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            metrics_dir = Path(settings.data_dir) / "prometheus"
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir(parents=True)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    if settings.dev_issuer_enabled:
+        # Create the dev issuer's key and client registry once, here, before workers race to.
+        _dev_server(settings)
     uvicorn.run(
         "apis.gateway:create_app",
         factory=True,
@@ -42,19 +57,23 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _token(args: argparse.Namespace) -> int:
+def _dev_server(settings: Settings) -> DevAuthorizationServer:
     from apis.oauth_server import DevAuthorizationServer
 
-    settings = load_settings()
-    if not settings.dev_issuer_enabled:
-        print("stratum: an external issuer is configured; get tokens from it", file=sys.stderr)
-        return 2
-    server = DevAuthorizationServer(
+    return DevAuthorizationServer(
         issuer=settings.issuer,
         audience=settings.oauth_audience,
         data_dir=settings.data_dir,
         token_ttl_seconds=settings.dev_token_ttl_seconds,
     )
+
+
+def _token(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if not settings.dev_issuer_enabled:
+        print("stratum: an external issuer is configured; get tokens from it", file=sys.stderr)
+        return 2
+    server = _dev_server(settings)
     if args.show_secret:
         client = server.clients.get(args.client)
         if client is None:

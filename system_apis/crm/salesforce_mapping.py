@@ -245,6 +245,15 @@ def account_to_customer(record: SalesforceAccount) -> Customer:
     )
 
 
+# Salesforce currency fields have two decimal places (currency(18,2)); JSON carries them as numbers, so
+# 24000 arrives as "24000.0". Normalise to the field's scale so equal amounts compare and print alike.
+_CURRENCY_SCALE = Decimal("0.01")
+
+
+def _currency_amount(value: Decimal | None) -> Decimal | None:
+    return None if value is None else value.quantize(_CURRENCY_SCALE)
+
+
 def opportunity_from_record(record: SalesforceOpportunity) -> Opportunity:
     """The canonical opportunity for a Salesforce Opportunity."""
     return Opportunity(
@@ -254,7 +263,7 @@ def opportunity_from_record(record: SalesforceOpportunity) -> Opportunity:
         stage=stage_from_picklist(record.stage_name),
         is_won=record.is_won,
         is_closed=record.is_closed,
-        amount=record.amount,
+        amount=_currency_amount(record.amount),
         currency=_currency(record.currency_iso_code),
         close_date=record.close_date,
         probability=_probability(record.probability),

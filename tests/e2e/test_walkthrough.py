@@ -33,10 +33,10 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *args: str, name: str = "server", **env: str) -> None:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = tmp / "server.log"
+        self.log_path = tmp / f"{name}.log"
         self.env = {
             **os.environ,
             "STRATUM_DATA_DIR": str(tmp / "data"),
@@ -45,10 +45,11 @@ class Server:
             # Every test here injects its own fault into one shared server; the breaker opening across
             # tests is covered in tests/system, so keep it closed here.
             "STRATUM_SALESFORCE__BREAKER_FAILURE_THRESHOLD": "0",
+            **env,
         }
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [*STRATUM, "serve"], env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+            [*STRATUM, "serve", *args], env=self.env, stdout=self._log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -204,3 +205,50 @@ def test_a_salesforce_outage_degrades_the_sales_view_per_section(server: Server,
     assert body["account"]["status"] == "ok"
     assert body["opportunities"]["status"] == "unavailable"
     assert body["opportunities"]["error"]["code"] == "vendor-unavailable"
+
+
+def test_tiers_deployed_apart_call_each_other_by_base_url(tmp_path: Path) -> None:
+    # The system tier alone; the process and experience tiers in another process, reaching it over HTTP.
+    # Both share the dev issuer (data dir and public URL), as the README says.
+    front_port = _free_port()
+    issuer = f"http://127.0.0.1:{front_port}"
+    system = Server(tmp_path, "--tiers", "system", name="system", STRATUM_PUBLIC_URL=issuer)
+    try:
+        front = Server(
+            tmp_path,
+            "--tiers",
+            "process,experience",
+            name="front",
+            STRATUM_PUBLIC_URL=issuer,
+            STRATUM_SYSTEM_URL=system.base,
+        )
+        try:
+            token = front.cli("token", "--scope", "process:run experience:sales")
+            headers = {"Authorization": f"Bearer {token}", "X-Correlation-ID": "split-1"}
+            assert (
+                httpx.get(
+                    f"{front.base}/system/v1/crm/accounts/{DEMO_ACCOUNT_ID}", headers=headers
+                ).status_code
+                == 404
+            )
+            ready = httpx.post(
+                f"{front.base}/process/v1/activation-readiness",
+                headers=headers,
+                json={"opportunity_id": READY_OPPORTUNITY_ID},
+            )
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["ready"] is True
+            deadline = time.monotonic() + 5
+            seen: list[object] = []
+            while not seen and time.monotonic() < deadline:
+                seen = [
+                    line["client_id"]
+                    for line in system.log_lines()
+                    if line.get("correlation_id") == "split-1" and line.get("event") == "request"
+                ]
+                time.sleep(0.05)
+            assert "stratum-process-tier" in seen  # the remote system tier served the process tier's calls
+        finally:
+            front.stop()
+    finally:
+        system.stop()

@@ -137,16 +137,25 @@ def test_opportunity_maps_every_field() -> None:
 
 
 @pytest.mark.parametrize(
-    "amount_text",
-    ["125000.10", "0.10", "0.30", "99999999999999.99", "1234567890123456.78", "0", "-250.05"],
+    ("amount_text", "canonical"),
+    [
+        ("125000.10", "125000.10"),
+        ("0.10", "0.10"),
+        ("0.30", "0.30"),
+        ("99999999999999.99", "99999999999999.99"),
+        ("1234567890123456.78", "1234567890123456.78"),
+        ("0", "0.00"),
+        ("-250.05", "-250.05"),
+        ("24000.0", "24000.00"),  # how Salesforce's JSON writes a whole amount
+    ],
 )
-def test_amount_is_read_exactly_from_the_json_text(amount_text: str) -> None:
+def test_amount_is_read_exactly_from_the_json_text(amount_text: str, canonical: str) -> None:
     body = OPPORTUNITY_JSON.replace(b'"Amount": 125000.10', b'"Amount": ' + amount_text.encode())
     opportunity = opportunity_from_record(decode_opportunity(body))
     assert opportunity.amount == Decimal(amount_text)
-    # Same digits, not merely an equal value: "125000.10" must not become 125000.1 via a float.
-    assert str(opportunity.amount) == amount_text
-    assert msgspec.json.encode(opportunity.amount) == b'"' + amount_text.encode() + b'"'
+    # Same digits at the currency field's scale, never via a float: "125000.10" must not become 125000.1.
+    assert str(opportunity.amount) == canonical
+    assert msgspec.json.encode(opportunity.amount) == b'"' + canonical.encode() + b'"'
 
 
 def test_null_amount_and_missing_optional_fields() -> None:
