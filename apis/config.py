@@ -92,6 +92,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     salesforce: SalesforceSettings = SalesforceSettings()
     mount_sandboxes: bool = True
+    # The mounted Salesforce sandbox's DailyApiRequests limit (a real org's is 15,000 and up).
+    sandbox_salesforce_daily_api_limit: int = 100_000
 
     @property
     def dev_issuer_enabled(self) -> bool:

@@ -306,7 +306,8 @@ def build_sandbox_mounts(settings: Settings) -> dict[str, ASGIApp]:
     """The vendor sandboxes, mounted under /sandboxes/{vendor} (and used in process by the adapters)."""
     from sandboxes.salesforce import SalesforceSandboxSettings, create_salesforce_sandbox
 
-    return {"/sandboxes/salesforce": create_salesforce_sandbox(SalesforceSandboxSettings())}
+    salesforce = SalesforceSandboxSettings(daily_api_limit=settings.sandbox_salesforce_daily_api_limit)
+    return {"/sandboxes/salesforce": create_salesforce_sandbox(salesforce)}
 
 
 def create_app() -> ASGIApp:

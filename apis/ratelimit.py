@@ -10,6 +10,7 @@ Headers follow the IETF httpapi RateLimit draft: ``RateLimit-Policy: "system";q=
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 
@@ -65,9 +66,16 @@ class RateLimiter:
         """Spend one request of ``key``'s budget under every item of ``quota``; the tightest one decides."""
         tightest: RateLimitDecision | None = None
         for item in quota.items:
-            allowed = await self._strategy.hit(item, quota.name, key)
-            reset_at, remaining = await self._strategy.get_window_stats(item, quota.name, key)
-            reset = max(0, math.ceil(reset_at - time.time()))
+            # The window stats and the hit are two storage calls: issue them together (one round trip of
+            # latency on Redis instead of two). The stats are read first, so count this hit in by hand;
+            # under concurrency the header can be off by the requests in flight, which the draft allows.
+            (reset_at, remaining), allowed = await asyncio.gather(
+                self._strategy.get_window_stats(item, quota.name, key),
+                self._strategy.hit(item, quota.name, key),
+            )
+            remaining = max(0, remaining - 1) if allowed else 0
+            # An empty window (this is its first hit) resets a full window from now.
+            reset = max(0, math.ceil(reset_at - time.time())) or item.get_expiry()
             # A refusal always tells the client to wait at least a second (Retry-After: 0 invites a spin).
             decision = RateLimitDecision(allowed, quota, remaining, reset if allowed else max(1, reset))
             if not allowed:

@@ -56,7 +56,9 @@ async def _measure(client: httpx.AsyncClient, url: str, headers: dict[str, str],
     out.append(elapsed * 1000)
 
 
-async def run(base: str, stratum_token: str, requests: int, concurrency: int) -> dict[str, list[float]]:
+async def run(
+    base: str, stratum_token: str, requests: int, concurrency: int
+) -> tuple[dict[str, list[float]], dict[str, float]]:
     limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
         sf = await client.post(
@@ -84,16 +86,27 @@ async def run(base: str, stratum_token: str, requests: int, concurrency: int) ->
             for _ in range(200):
                 await _measure(client, url, headers, warmup[name])
 
-        async def worker(count: int) -> None:
-            for i in range(count):
+        if concurrency == 1:
+            for i in range(requests):
                 # Alternate, so drift in machine load lands on both paths.
-                order = ("direct", "gateway") if i % 2 == 0 else ("gateway", "direct")
-                for name in order:
-                    url, headers = paths[name]
-                    await _measure(client, url, headers, results[name])
+                for name in ("direct", "gateway") if i % 2 == 0 else ("gateway", "direct"):
+                    await _measure(client, *paths[name], results[name])
+            return results, {}
 
-        await asyncio.gather(*(worker(requests // concurrency) for _ in range(concurrency)))
-        return results
+        # Under concurrency the two paths would queue behind each other in one server; measure them in
+        # alternating phases instead (direct, gateway, direct, gateway) and report throughput per path.
+        elapsed = {"direct": 0.0, "gateway": 0.0}
+
+        async def worker(name: str, count: int) -> None:
+            for _ in range(count):
+                await _measure(client, *paths[name], results[name])
+
+        for name in ("direct", "gateway", "direct", "gateway"):
+            started = time.perf_counter()
+            per_worker = requests // 2 // concurrency
+            await asyncio.gather(*(worker(name, per_worker) for _ in range(concurrency)))
+            elapsed[name] += time.perf_counter() - started
+        return results, {name: len(results[name]) / elapsed[name] for name in results}
 
 
 def main() -> int:
@@ -115,6 +128,7 @@ def main() -> int:
             "STRATUM_PORT": str(port),
             "STRATUM_LOG_LEVEL": "warning",  # measure the stack, not the terminal
             "STRATUM_RATE_LIMIT_SYSTEM": "100000000/minute",
+            "STRATUM_SANDBOX_SALESFORCE_DAILY_API_LIMIT": "100000000",
         }
         if args.redis:
             env["STRATUM_REDIS_URL"] = args.redis
@@ -139,7 +153,7 @@ def main() -> int:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise SystemExit("stratum serve did not start")
                 time.sleep(0.1)
-            results = asyncio.run(run(base, token, args.requests, args.concurrency))
+            results, throughput = asyncio.run(run(base, token, args.requests, args.concurrency))
         finally:
             server.terminate()
             server.wait(timeout=15)
@@ -148,18 +162,20 @@ def main() -> int:
         f"system-tier account read, {args.requests} requests per path, concurrency {args.concurrency}, "
         f"state store: {'redis' if args.redis else 'memory'}, {os.cpu_count()} cores"
     )
-    print(f"{'path':<8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
+    print(f"{'path':<8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'req/s':>8}")
     summary = {}
     for name, values in results.items():
         summary[name] = {q: _percentile(values, q) for q in (50, 90, 99)}
         print(
             f"{name:<8} {summary[name][50]:8.3f} {summary[name][90]:8.3f} {summary[name][99]:8.3f} "
-            f"{statistics.fmean(values):8.3f}"
+            f"{statistics.fmean(values):8.3f} {throughput.get(name, 1000 / statistics.fmean(values)):8.0f}"
         )
     for q in (50, 99):
         ratio = summary["gateway"][q] / summary["direct"][q]
         added = summary["gateway"][q] - summary["direct"][q]
         print(f"overhead p{q}: x{ratio:.2f} ({added:+.3f} ms)")
+    if throughput:
+        print(f"throughput ratio gateway/direct: {throughput['gateway'] / throughput['direct']:.2f}")
     return 0
 
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Annotated
 
 from litestar.di import NamedDependency
-from litestar.params import PathParameter, QueryParameter
+from litestar.params import PathParameter, QueryParameter, SkipValidation
 
 from apis.problems import ProblemError
 from apis.routing import VENDOR_ERRORS, operation
@@ -69,7 +69,7 @@ async def _readiness(
 )
 async def get_sales_account_view(
     account_id: Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_-]{1,64}$")],
-    clients: NamedDependency[ExperienceClients],
+    clients: NamedDependency[SkipValidation[ExperienceClients]],
     limit: Annotated[int, QueryParameter(ge=1, le=100, description="Opportunities per page.")] = 25,
     cursor: Annotated[str | None, QueryParameter(max_length=512)] = None,
 ) -> SalesAccountView:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from litestar import Litestar
 from litestar.di import NamedDependency, Provide
-from litestar.params import JSONBody
+from litestar.params import JSONBody, SkipValidation
 
 from apis.plugin import GovernancePlugin, TierSpec
 from apis.problems import ProblemError
@@ -48,7 +48,7 @@ PROCESS_V1 = TierSpec(
     tags=["activation"],
 )
 async def check_activation_readiness(
-    data: JSONBody[ReadinessCheck], system: NamedDependency[SystemApiClient]
+    data: JSONBody[ReadinessCheck], system: NamedDependency[SkipValidation[SystemApiClient]]
 ) -> ReadinessReport:
     opportunity = await system.get_opportunity(data.opportunity_id)
     customer = None

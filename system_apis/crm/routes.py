@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar.di import NamedDependency
-from litestar.params import PathParameter, QueryParameter
+from litestar.params import PathParameter, QueryParameter, SkipValidation
 
 from apis.problems import FieldError, ProblemError
 from apis.routing import VENDOR_ERRORS, operation
@@ -27,7 +27,9 @@ _TAGS = ["crm"]
     errors=[404, *VENDOR_ERRORS],
     tags=_TAGS,
 )
-async def get_account(account_id: Annotated[str, _ID], crm: NamedDependency[CrmPort]) -> Customer:
+async def get_account(
+    account_id: Annotated[str, _ID], crm: NamedDependency[SkipValidation[CrmPort]]
+) -> Customer:
     return await crm.get_customer(account_id)
 
 
@@ -43,7 +45,7 @@ async def get_account(account_id: Annotated[str, _ID], crm: NamedDependency[CrmP
 )
 async def list_account_opportunities(
     account_id: Annotated[str, _ID],
-    crm: NamedDependency[CrmPort],
+    crm: NamedDependency[SkipValidation[CrmPort]],
     limit: Annotated[int, QueryParameter(ge=1, le=200, description="Page size (at most 200).")] = 50,
     cursor: Annotated[
         str | None, QueryParameter(max_length=512, description="Opaque cursor from a page.")
@@ -72,7 +74,9 @@ async def list_account_opportunities(
     errors=[404, *VENDOR_ERRORS],
     tags=_TAGS,
 )
-async def get_opportunity(opportunity_id: Annotated[str, _ID], crm: NamedDependency[CrmPort]) -> Opportunity:
+async def get_opportunity(
+    opportunity_id: Annotated[str, _ID], crm: NamedDependency[SkipValidation[CrmPort]]
+) -> Opportunity:
     return await crm.get_opportunity(opportunity_id)
 
 

@@ -206,11 +206,18 @@ class _InstanceUrlAuth(httpx.Auth):
         self._base = base_url
         self._base_prefix = str(base_url).rstrip("/")
         self._ignored_instance_url: str | None = None
+        # The token response changes once an hour at most: parse its instance_url once, not per call.
+        self._parsed: tuple[str, httpx.URL | None] | None = None
 
     def instance_url(self) -> httpx.URL | None:
         raw = self._inner.token_info.get("instance_url")
         if not isinstance(raw, str) or not raw:
             return None
+        if self._parsed is None or self._parsed[0] != raw:
+            self._parsed = (raw, self._trusted(raw))
+        return self._parsed[1]
+
+    def _trusted(self, raw: str) -> httpx.URL | None:
         try:
             url = httpx.URL(raw.rstrip("/"))
         except httpx.InvalidURL:
@@ -226,8 +233,10 @@ class _InstanceUrlAuth(httpx.Auth):
 
     def _retarget(self, request: httpx.Request) -> None:
         instance = self.instance_url()
+        if instance is None or instance == self._base:
+            return
         current = str(request.url)
-        if instance is None or not current.startswith(self._base_prefix + "/"):
+        if not current.startswith(self._base_prefix + "/"):
             return
         target = httpx.URL(str(instance) + current[len(self._base_prefix) :])
         if target == request.url:
