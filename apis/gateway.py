@@ -9,9 +9,11 @@ reached by the other tiers through a base URL.
 
 from __future__ import annotations
 
+import base64
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import httpx
 import msgspec
@@ -205,6 +207,20 @@ def _root_app(runtime: Runtime, tiers: Sequence[TierSpec]) -> Litestar:
         debug=False,
         request_max_body_size=settings.max_body_bytes,
     )
+
+
+def _token_client_id(headers: Mapping[str, str], form: Mapping[str, str]) -> str:
+    """The client a token request names (Basic or form), for its rate limit. Never the secret."""
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            return (
+                unquote(base64.b64decode(value, validate=True).decode().partition(":")[0])[:128]
+                or "anonymous"
+            )
+        except (ValueError, UnicodeDecodeError):
+            return "malformed"
+    return form.get("client_id", "")[:128] or "anonymous"
 
 
 def _tier_auth(

@@ -84,6 +84,11 @@ class AuthenticationMiddleware(ASGIMiddleware):
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        settings = runtime.settings
+        # Only the tiers' own clients may say on whose behalf they call; anyone else could forge the audit.
+        self.tier_clients = frozenset(
+            {settings.process_client.client_id, settings.experience_client.client_id}
+        )
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         required: frozenset[str] | None = _opt(scope).get("scopes")
@@ -99,7 +104,7 @@ class AuthenticationMiddleware(ASGIMiddleware):
             raise invalid_token("empty token")
         access = await self.runtime.verifier.verify(token.strip())
         on_behalf_of = _header(scope, ON_BEHALF_OF_HEADER.encode())
-        if on_behalf_of:
+        if on_behalf_of and access.client_id in self.tier_clients:
             access = msgspec.structs.replace(access, on_behalf_of=on_behalf_of[:128])
         scope["auth"] = access
         access_var.set(access)
@@ -110,8 +115,8 @@ class AuthenticationMiddleware(ASGIMiddleware):
         await next_app(scope, receive, _with_headers(send, {"Cache-Control": "no-store"}))
 
 
-class RateLimitMiddleware(ASGIMiddleware):
-    """One budget per (tier quota, client). Headers on every answer; 429 with Retry-After past it."""
+class _TierMiddleware(ASGIMiddleware):
+    """Governance that applies to a tier's protected routes (public routes and automatic OPTIONS skip it)."""
 
     scopes = (ScopeType.HTTP,)
     exclude_opt_key = "public"
@@ -120,6 +125,10 @@ class RateLimitMiddleware(ASGIMiddleware):
     def __init__(self, runtime: Runtime, tier: str) -> None:
         self.runtime = runtime
         self.tier = tier
+
+
+class RateLimitMiddleware(_TierMiddleware):
+    """One budget per (tier quota, client). Headers on every answer; 429 with Retry-After past it."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         name = _opt(scope).get("quota") or self.tier
@@ -219,21 +228,13 @@ def _fingerprint(scope: Scope, body: bytes) -> str:
     return digest.hexdigest()
 
 
-class IdempotencyMiddleware(ASGIMiddleware):
+class IdempotencyMiddleware(_TierMiddleware):
     """``Idempotency-Key`` on unsafe methods: replay, 422 on another body, 409 while in flight.
 
     Keys are per client and tier, kept ``idempotency_ttl_seconds`` (24 h) in the state store, so every
     gateway process sharing a Redis sees them. The first request claims the key atomically (SET NX); a
     crashed holder's claim expires after ``idempotency_lock_seconds``.
     """
-
-    scopes = (ScopeType.HTTP,)
-    exclude_opt_key = "public"
-    should_bypass_for_scope = staticmethod(_is_automatic_options)
-
-    def __init__(self, runtime: Runtime, tier: str) -> None:
-        self.runtime = runtime
-        self.tier = tier
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         policy = _opt(scope).get("idempotency")

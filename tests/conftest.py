@@ -13,14 +13,18 @@ import httpx
 import pytest
 import structlog
 
+import apis.logging
 from apis.config import Settings, load_settings
 from apis.edge import Edge
 from apis.gateway import Gateway, build_gateway
 
 REDIS_URL = os.environ.get("STRATUM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
-# Tests read log lines with structlog.testing.capture_logs, which needs uncached loggers.
+# Tests read log lines with structlog.testing.capture_logs, which needs uncached loggers: keep the
+# gateway from installing its (cached) production pipeline in this process. The pipeline itself is tested
+# in test_observability, and end to end through `stratum serve`'s output in tests/e2e.
 structlog.configure(cache_logger_on_first_use=False)
+apis.logging._configured = True
 
 
 def _redis_answers() -> bool:

@@ -45,7 +45,6 @@ from system_apis.errors import (
     VendorBadResponse,
     VendorError,
     VendorRejected,
-    VendorTimeout,
     VendorUnavailable,
 )
 from system_apis.vendor_http import (
@@ -53,7 +52,7 @@ from system_apis.vendor_http import (
     RetryPolicy,
     VendorHttpClient,
     VendorHttpConfig,
-    parse_retry_after,
+    default_error_for_response,
 )
 
 __all__ = [
@@ -448,31 +447,20 @@ class SalesforceCrm:
             if message
             else f"Salesforce HTTP {status}"
         )
-        if status == 404:
-            return NotFound(VENDOR, "no such record")
-        if status == 401:
-            # The auth flow already fetched a fresh token once; a second 401 means the credentials or
-            # the connected app are refused, which no retry of ours will fix.
-            return VendorUnavailable(VENDOR, "Salesforce credentials rejected")
         if status == 403 and code == "REQUEST_LIMIT_EXCEEDED":
             return VendorUnavailable(
                 VENDOR, "Salesforce daily API request limit exceeded", retry_after=_DAILY_LIMIT_RETRY_AFTER
             )
-        if status in (429, 502, 503):
-            return VendorUnavailable(
-                VENDOR,
-                f"Salesforce unavailable (HTTP {status})",
-                retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            )
-        if status == 504:
-            return VendorTimeout(VENDOR, "Salesforce gateway timed out (HTTP 504)")
-        if 400 <= status < 500:
+        if 400 <= status < 500 and status not in (401, 404, 410, 429):
             # Our query or our request is wrong (MALFORMED_QUERY, INVALID_FIELD, ...): a bug on our side,
-            # which the gateway reports as a bad gateway, not as the caller's fault.
+            # which the gateway reports as a bad gateway, not as the caller's fault. Keep Salesforce's code.
             return VendorRejected(VENDOR, detail, vendor_code=code or None)
-        return VendorBadResponse(
-            VENDOR, f"Salesforce answered HTTP {status}" + (f" ({code})" if code else "")
-        )
+        # The rest is what the status alone says (a 401 here comes after the auth flow already fetched a
+        # fresh token once, so the credentials themselves are refused).
+        error = default_error_for_response(VENDOR, response)
+        if isinstance(error, VendorBadResponse) and code:
+            error = VendorBadResponse(VENDOR, f"{error.message} ({code})")
+        return error
 
 
 def _first_error(response: httpx.Response) -> tuple[str, str]:

@@ -146,3 +146,30 @@ async def test_deprecated_version_answers_with_deprecation_sunset_and_link(
         "/process/v1/activation-readiness", headers=gw.auth(), json={"opportunity_id": "x"}
     )
     assert "deprecation" not in process.headers
+
+
+async def test_token_requests_are_rate_limited_per_client(
+    make_gateway: Callable[[Settings], Any], make_settings: Callable[..., Settings]
+) -> None:
+    gw = await make_gateway(make_settings(rate_limit_token="2/minute"))
+    basic = base64.b64encode(f"stratum-demo:{_secret(gw)}".encode()).decode()
+    statuses = []
+    for _ in range(3):
+        response = await gw.client.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            headers={"Authorization": f"Basic {basic}"},
+        )
+        statuses.append(response.status_code)
+    assert statuses == [200, 200, 429]
+    assert int(response.headers["retry-after"]) >= 1
+    # Another client is counted apart, whether it authenticates by Basic or in the form.
+    other = await gw.client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "stratum-process-tier",
+            "client_secret": _secret(gw, "stratum-process-tier"),
+        },
+    )
+    assert other.status_code == 200

@@ -103,3 +103,21 @@ async def test_catalogue_lists_tiers_versions_and_contracts(gw: Any) -> None:
         reference = await gw.client.get(tier["reference"])
         assert reference.status_code == 200
         assert "text/html" in reference.headers["content-type"], name
+
+
+async def test_only_tier_clients_may_name_the_original_caller(gw: Any) -> None:
+    forged = {"X-Stratum-On-Behalf-Of": "the-ceo", "X-Correlation-ID": "forged-1"}
+    with capture_logs() as logs:
+        await gw.client.get("/system/v1/crm/accounts/nope", headers={**gw.auth("system:read"), **forged})
+        await gw.client.get(
+            "/system/v1/crm/accounts/nope",
+            headers={
+                **gw.auth("system:read", "stratum-process-tier"),
+                "X-Stratum-On-Behalf-Of": "stratum-demo",
+            },
+        )
+    lines = [e for e in logs if e["event"] == "request" and e.get("path") == "/system/v1/crm/accounts/nope"]
+    assert [(line["client_id"], line["on_behalf_of"]) for line in lines] == [
+        ("stratum-demo", None),
+        ("stratum-process-tier", "stratum-demo"),
+    ]
