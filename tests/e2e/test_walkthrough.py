@@ -252,3 +252,49 @@ def test_tiers_deployed_apart_call_each_other_by_base_url(tmp_path: Path) -> Non
             front.stop()
     finally:
         system.stop()
+
+
+def test_an_external_issuer_by_configuration_only(tmp_path: Path) -> None:
+    # One Stratum plays the identity provider (its dev authorization server); the gateway under test runs
+    # with no issuer of its own, discovers the IdP's JWKS from its RFC 8414 metadata, and gets the tiers'
+    # own tokens from the IdP's token endpoint.
+    (tmp_path / "idp").mkdir()
+    (tmp_path / "gw").mkdir()
+    idp = Server(tmp_path / "idp", "--tiers", "system", name="idp")
+    try:
+        clients = {
+            c["client_id"]: c["client_secret"]
+            for c in json.loads((tmp_path / "idp/data/clients.json").read_text())
+        }
+        gateway = Server(
+            tmp_path / "gw",
+            name="gateway",
+            STRATUM_OAUTH_ISSUER=idp.base,
+            STRATUM_OAUTH_TOKEN_URL=f"{idp.base}/oauth/token",
+            STRATUM_PROCESS_CLIENT=json.dumps(
+                {"client_id": "stratum-process-tier", "client_secret": clients["stratum-process-tier"]}
+            ),
+            STRATUM_EXPERIENCE_CLIENT=json.dumps(
+                {"client_id": "stratum-experience-tier", "client_secret": clients["stratum-experience-tier"]}
+            ),
+        )
+        try:
+            token = httpx.post(
+                f"{idp.base}/oauth/token",
+                auth=("stratum-demo", clients["stratum-demo"]),
+                data={"grant_type": "client_credentials", "scope": "process:run"},
+            ).json()["access_token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            ready = httpx.post(
+                f"{gateway.base}/process/v1/activation-readiness",
+                headers=headers,
+                json={"opportunity_id": READY_OPPORTUNITY_ID},
+            )
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["ready"] is True
+            # The gateway runs no authorization server of its own any more.
+            assert httpx.post(f"{gateway.base}/oauth/token", data={}).status_code == 404
+        finally:
+            gateway.stop()
+    finally:
+        idp.stop()
