@@ -24,9 +24,9 @@ def _serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     tiers = args.tiers or "system,process,experience"
     os.environ["STRATUM_TIERS"] = tiers
+    # The port does not change STRATUM_PUBLIC_URL: that is the dev issuer's identifier, which tokens from
+    # `stratum token` and every process sharing the data directory must agree on.
     port = args.port or settings.port
-    if not os.environ.get("STRATUM_PUBLIC_URL") and port != 8000:
-        os.environ["STRATUM_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
     if args.workers > 1:
         if settings.redis_url is None:
             print(

@@ -111,7 +111,7 @@ def _root_app(runtime: Runtime, tiers: Sequence[TierSpec]) -> Litestar:
             ],
             "oauth": {
                 "issuer": settings.issuer,
-                "token_endpoint": f"{settings.issuer}/oauth/token" if dev else settings.oauth_token_url,
+                "token_endpoint": "/oauth/token" if dev else settings.oauth_token_url,
                 "metadata": "/.well-known/oauth-authorization-server" if dev else None,
             },
             "health": {"live": "/health/live", "ready": "/health/ready"},
@@ -191,8 +191,8 @@ def _root_app(runtime: Runtime, tiers: Sequence[TierSpec]) -> Litestar:
             summary="RFC 8414 metadata",
             public=True,
         )
-        async def oauth_metadata() -> dict[str, Any]:
-            return dev.metadata()
+        async def oauth_metadata(request: Request[Any, Any, Any]) -> dict[str, Any]:
+            return dev.metadata(str(request.base_url))
 
         @operation("GET", "/oauth/jwks", operation_id="getJwks", summary="Signing keys (JWKS)", public=True)
         async def jwks() -> dict[str, Any]:

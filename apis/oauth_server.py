@@ -219,12 +219,13 @@ class DevAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         )
         return str(token["access_token"])
 
-    def metadata(self) -> dict[str, Any]:
-        """RFC 8414 authorization server metadata."""
+    def metadata(self, base_url: str | None = None) -> dict[str, Any]:
+        """RFC 8414 authorization server metadata; endpoints under ``base_url`` (where it was asked)."""
+        base = (base_url or self.issuer).rstrip("/")
         return {
             "issuer": self.issuer,
-            "token_endpoint": f"{self.issuer}/oauth/token",
-            "jwks_uri": f"{self.issuer}/oauth/jwks",
+            "token_endpoint": f"{base}/oauth/token",
+            "jwks_uri": f"{base}/oauth/jwks",
             "grant_types_supported": ["client_credentials"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "scopes_supported": list(ALL_SCOPES),
