@@ -1,11 +1,27 @@
-"""Salesforce REST API sandbox: OAuth client credentials, sObject read/update, SOQL queries, limits.
+"""Salesforce REST API sandbox: OAuth (client credentials, JWT bearer), sObject create/read/update/delete and
+external-id upsert, SOQL queries, change feeds, composite requests, limits.
 
 Build one with `create_salesforce_sandbox`; the seed's well-known record ids live in
-`sandboxes.salesforce.data`.
+`sandboxes.salesforce.data`; `dev_jwt_private_key_pem` signs JWT bearer assertions the default settings
+accept (consumer key `DEV_JWT_CONSUMER_KEY`).
 """
 
 from __future__ import annotations
 
-from sandboxes.salesforce.app import SalesforceSandbox, SalesforceSandboxSettings, create_salesforce_sandbox
+from sandboxes.salesforce.app import (
+    DEV_JWT_CONSUMER_KEY,
+    SalesforceSandbox,
+    SalesforceSandboxSettings,
+    create_salesforce_sandbox,
+    dev_jwt_private_key_pem,
+    dev_jwt_public_key_pem,
+)
 
-__all__ = ["SalesforceSandbox", "SalesforceSandboxSettings", "create_salesforce_sandbox"]
+__all__ = [
+    "DEV_JWT_CONSUMER_KEY",
+    "SalesforceSandbox",
+    "SalesforceSandboxSettings",
+    "create_salesforce_sandbox",
+    "dev_jwt_private_key_pem",
+    "dev_jwt_public_key_pem",
+]

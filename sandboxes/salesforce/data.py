@@ -1,8 +1,15 @@
 """Schema and deterministic seed data for the Salesforce sandbox.
 
-The seed models the CRM of a professional-services firm: client accounts (one subsidiary with a parent)
-and their opportunities across the whole sales pipeline. Well-known records have fixed ids and contents
-so walk-throughs and tests can name them; the filler around them is drawn from `random.Random(seed)`.
+The seed models the CRM of a professional-services firm: 36 client accounts in the US, the UK and Germany
+(USD, GBP, EUR; several parent/child hierarchies, one three levels deep across three countries), their
+contacts, contracts and opportunities across the whole sales pipeline, and for won deals the commercial
+terms the gateway carries over to delivery: milestones (``Opportunity_Milestone__c``) for fixed-fee and
+milestone billing, rate cards (``Rate_Card_Line__c``) for time and materials, retainers (overage) and
+milestone deals (change requests).
+
+Well-known records have fixed ids and contents so walk-throughs and tests can name them; the filler
+around them is drawn from seeded generators. New records are always generated after the older ones or
+from a separate generator, so adding data never moves an existing id.
 
 Well-known ids (all 18-character, case-safe):
 
@@ -17,8 +24,16 @@ constant                                 record
                                          ``BIG_ACCOUNT_ID``
 ``GERMAN_ACCOUNT_ID``                    Initech Software GmbH (DE-BY, DE01, EUR)
 ``UK_ACCOUNT_ID``                        Umbrella Life Sciences Ltd (GB, GB01, GBP)
-``NO_TAX_JURISDICTION_ACCOUNT_ID``       Hooli Media Inc: ``Tax_Jurisdiction__c`` is null
-``READY_OPPORTUNITY_ID``                 Closed Won, passes every activation rule (125000.5 USD, T&M)
+``NO_TAX_JURISDICTION_ACCOUNT_ID``       Hooli Media Inc: ``Tax_Jurisdiction__c`` is null (the only one)
+``GROUP_PARENT_ACCOUNT_ID``              Contoso Group plc (GB): parent of Contoso Inc (US) and Contoso
+                                         Deutschland GmbH (DE); Contoso Inc is parent of Contoso
+                                         Federal LLC (US)
+``READY_OPPORTUNITY_ID``                 Closed Won, passes every activation rule (125000.5 USD, T&M),
+                                         four rate card lines, covered by ``DEMO_CONTRACT_ID``
+``READY_FIXED_FEE_OPPORTUNITY_ID``       Closed Won, ready, Fixed Fee (84000 EUR), two milestones
+``READY_MILESTONE_OPPORTUNITY_ID``       Closed Won, ready, Milestone (310500.75 GBP), four milestones
+                                         summing to the amount and a rate card for change requests
+``READY_RETAINER_OPPORTUNITY_ID``        Closed Won, ready, Retainer (48000 USD), two rate card lines
 ``READY_OPPORTUNITY_IDS``                all fully ready, well-known Closed Won opportunities
 ``ZERO_AMOUNT_OPPORTUNITY_ID``           Closed Won, ``Amount`` = 0
 ``NULL_AMOUNT_OPPORTUNITY_ID``           Closed Won, ``Amount`` null
@@ -28,29 +43,48 @@ constant                                 record
 ``NO_TAX_JURISDICTION_OPPORTUNITY_ID``   Closed Won, complete, but its account has no tax jurisdiction
 ``OPEN_OPPORTUNITY_ID``                  Negotiation/Review, otherwise complete: move it to Closed Won
 ``CLOSED_LOST_OPPORTUNITY_ID``           Closed Lost
+``DEMO_CONTACT_ID``                      Dana Whitfield, Director of Finance at Northwind Health
+``DEMO_CONTRACT_ID``                     Northwind's Activated contract (24 months from 2026-03-01),
+                                         ``Opportunity__c`` = ``READY_OPPORTUNITY_ID``
+``DUPLICATE_CONTACT_IDS``                two Tailspin Aerospace contacts sharing ``External_Id__c`` =
+                                         ``DUPLICATE_CONTACT_EXTERNAL_ID`` (a legacy import's duplicate):
+                                         an upsert on that value answers 300
 =======================================  ============================================================
 
 Each "failing" opportunity breaks exactly one activation rule (positive amount, currency, billing model,
 legal entity, account tax jurisdiction); every other Closed Won opportunity, filler included, passes
-all of them. `Project_Id__c` and `Activation_Status__c` start null everywhere.
+all of them. `Project_Id__c`, `Activation_Status__c` and the ``Stratum_Id__c`` external ids start null
+everywhere; ``External_Id__c`` on contacts is null except for the duplicate pair.
 """
 
 from __future__ import annotations
 
 import functools
 import random
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 __all__ = [
     "ACCOUNT_SCHEMA",
+    "ACTIVATION_STATUSES",
     "BIG_ACCOUNT_ID",
     "BIG_ACCOUNT_OPPORTUNITY_COUNT",
     "CLOSED_LOST_OPPORTUNITY_ID",
+    "CONTACT_SCHEMA",
+    "CONTRACT_SCHEMA",
+    "CONTRACT_STATUSES",
     "DEMO_ACCOUNT_ID",
+    "DEMO_CONTACT_ID",
+    "DEMO_CONTRACT_ID",
+    "DUPLICATE_CONTACT_EXTERNAL_ID",
+    "DUPLICATE_CONTACT_IDS",
     "GERMAN_ACCOUNT_ID",
+    "GROUP_PARENT_ACCOUNT_ID",
+    "INTEGRATION_USERNAME",
     "INTEGRATION_USER_ID",
     "MISSING_BILLING_MODEL_OPPORTUNITY_ID",
     "MISSING_CURRENCY_OPPORTUNITY_ID",
@@ -59,14 +93,21 @@ __all__ = [
     "NO_TAX_JURISDICTION_OPPORTUNITY_ID",
     "NULL_AMOUNT_OPPORTUNITY_ID",
     "OPEN_OPPORTUNITY_ID",
+    "OPPORTUNITY_MILESTONE_SCHEMA",
     "OPPORTUNITY_SCHEMA",
     "ORG_ID",
+    "RATE_CARD_LINE_SCHEMA",
+    "READY_FIXED_FEE_OPPORTUNITY_ID",
+    "READY_MILESTONE_OPPORTUNITY_ID",
     "READY_OPPORTUNITY_ID",
     "READY_OPPORTUNITY_IDS",
+    "READY_RETAINER_OPPORTUNITY_ID",
     "SCHEMAS",
+    "SEED_NOW",
     "STAGES",
     "SUBSIDIARY_ACCOUNT_ID",
     "UK_ACCOUNT_ID",
+    "USERNAMES",
     "USERS",
     "ZERO_AMOUNT_OPPORTUNITY_ID",
     "FieldKind",
@@ -74,9 +115,12 @@ __all__ = [
     "ObjectSchema",
     "Record",
     "StageInfo",
+    "add_months",
     "build_seed",
+    "contract_end_date",
     "format_datetime",
     "normalize_salesforce_id",
+    "parse_datetime",
     "salesforce_id",
 ]
 
@@ -175,6 +219,17 @@ USERS: Mapping[str, str] = {
 }
 _SALES_REPS = tuple(USERS)[1:]
 
+INTEGRATION_USERNAME = "integration@stratum-sandbox.example"
+# Salesforce usernames are e-mail shaped and unique across all orgs; the JWT bearer flow names the user
+# by username (``sub``), so every user has one.
+USERNAMES: Mapping[str, str] = {
+    INTEGRATION_USERNAME: INTEGRATION_USER_ID,
+    "priya.raman@stratum-sandbox.example": salesforce_id("005", 2),
+    "tom.becker@stratum-sandbox.example": salesforce_id("005", 3),
+    "sofia.marques@stratum-sandbox.example": salesforce_id("005", 4),
+    "james.okafor@stratum-sandbox.example": salesforce_id("005", 5),
+}
+
 # ---------------------------------------------------------------------------------------------------------
 # Schema ("describe")
 # ---------------------------------------------------------------------------------------------------------
@@ -184,11 +239,14 @@ FieldKind = Literal[
     "string",
     "textarea",
     "url",
+    "email",
+    "phone",
     "picklist",
     "reference",
     "currency",
     "double",
     "percent",
+    "int",
     "boolean",
     "date",
     "datetime",
@@ -197,15 +255,26 @@ FieldKind = Literal[
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FieldSpec:
-    """One field of an sObject, as much of its describe result as the sandbox enforces."""
+    """One field of an sObject, as much of its describe result as the sandbox enforces.
+
+    `createable`/`updateable` are the describe flags (system, derived and auto-number fields are
+    neither; a master-detail field is createable but not updateable). `external_id` fields can key an
+    upsert; `unique` ones reject a second record with the same value (case-insensitively).
+    `cascade_delete` on a reference means deleting the referenced record deletes this one too, as for
+    master-detail children and an account's contacts and opportunities.
+    """
 
     name: str
     kind: FieldKind
     updateable: bool = True
+    createable: bool = True
     required: bool = False
     length: int | None = None
     restricted_values: tuple[str, ...] | None = None
     reference_to: str | None = None
+    external_id: bool = False
+    unique: bool = False
+    cascade_delete: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,21 +314,56 @@ STAGES: Mapping[str, StageInfo] = {
     "Closed Lost": StageInfo(True, False, 0.0),
 }
 
+CONTRACT_STATUSES = ("Draft", "InApproval", "Activated", "Terminated", "Expired")
+# The gateway writes activation back to the deal; the org's picklist holds exactly these values.
+ACTIVATION_STATUSES = ("Not Started", "In Progress", "Activated", "Blocked", "Cancelled")
+
 _CURRENCIES = ("USD", "GBP", "EUR")
 _BILLING_MODELS = ("Time and Materials", "Fixed Fee", "Milestone", "Retainer")
+_MILESTONE_STATUSES = ("Planned", "Ready to Invoice", "Invoiced")
+_RATE_UNITS = ("Hour", "Day")
 
-_SYSTEM_FIELDS = (
-    FieldSpec(name="OwnerId", kind="reference", reference_to="User", required=True),
-    FieldSpec(name="CreatedDate", kind="datetime", updateable=False),
-    FieldSpec(name="LastModifiedDate", kind="datetime", updateable=False),
-    FieldSpec(name="SystemModstamp", kind="datetime", updateable=False),
+
+def _read_only(name: str, kind: FieldKind, **extra: Any) -> FieldSpec:
+    return FieldSpec(name=name, kind=kind, updateable=False, createable=False, **extra)
+
+
+_ID = _read_only("Id", "id")
+_OWNER = FieldSpec(name="OwnerId", kind="reference", reference_to="User", required=True)
+_AUDIT_FIELDS = (
+    _read_only("IsDeleted", "boolean"),
+    _read_only("CreatedDate", "datetime"),
+    _read_only("LastModifiedDate", "datetime"),
+    _read_only("SystemModstamp", "datetime"),
 )
+_SYSTEM_FIELDS = (_OWNER, *_AUDIT_FIELDS)
+# Multi-currency org: the running user's currency is the default on create (see the sandbox app).
+_CURRENCY = FieldSpec(name="CurrencyIsoCode", kind="picklist", restricted_values=_CURRENCIES)
+# Children of a master-detail relationship take the master's currency and cannot set their own.
+_INHERITED_CURRENCY = _read_only("CurrencyIsoCode", "picklist", restricted_values=_CURRENCIES)
+
+
+def _stratum_id() -> FieldSpec:
+    # The gateway's own id for a record it created: unique, so a retried create-by-upsert never duplicates.
+    return FieldSpec(name="Stratum_Id__c", kind="string", length=64, external_id=True, unique=True)
+
+
+def _opportunity_master() -> FieldSpec:
+    return FieldSpec(
+        name="Opportunity__c",
+        kind="reference",
+        reference_to="Opportunity",
+        required=True,
+        updateable=False,  # master-detail, reparenting not allowed (Salesforce's default)
+        cascade_delete=True,
+    )
+
 
 ACCOUNT_SCHEMA = ObjectSchema(
     "Account",
     "001",
     (
-        FieldSpec(name="Id", kind="id", updateable=False),
+        _ID,
         FieldSpec(name="Name", kind="string", length=255, required=True),
         FieldSpec(name="Type", kind="picklist", length=255),
         FieldSpec(name="Industry", kind="picklist", length=255),
@@ -274,6 +378,32 @@ ACCOUNT_SCHEMA = ObjectSchema(
         FieldSpec(name="Tax_Jurisdiction__c", kind="string", length=10),
         FieldSpec(name="Tax_Id__c", kind="string", length=30),
         FieldSpec(name="Legal_Entity__c", kind="string", length=10),
+        _stratum_id(),
+        *_SYSTEM_FIELDS,
+    ),
+)
+
+CONTACT_SCHEMA = ObjectSchema(
+    "Contact",
+    "003",
+    (
+        _ID,
+        FieldSpec(name="AccountId", kind="reference", reference_to="Account", cascade_delete=True),
+        FieldSpec(name="Salutation", kind="picklist", length=40),
+        FieldSpec(name="FirstName", kind="string", length=40),
+        FieldSpec(name="LastName", kind="string", length=80, required=True),
+        # Compound name: Salesforce derives it from the parts and never lets it be written.
+        _read_only("Name", "string", length=121),
+        FieldSpec(name="Title", kind="string", length=128),
+        FieldSpec(name="Department", kind="string", length=80),
+        FieldSpec(name="Email", kind="email", length=80),
+        FieldSpec(name="Phone", kind="phone", length=40),
+        FieldSpec(name="MobilePhone", kind="phone", length=40),
+        FieldSpec(name="MailingCity", kind="string", length=40),
+        FieldSpec(name="MailingCountry", kind="string", length=80),
+        _CURRENCY,
+        # Not unique on purpose: legacy imports left duplicates, which is what makes an upsert answer 300.
+        FieldSpec(name="External_Id__c", kind="string", length=255, external_id=True),
         *_SYSTEM_FIELDS,
     ),
 )
@@ -282,28 +412,136 @@ OPPORTUNITY_SCHEMA = ObjectSchema(
     "Opportunity",
     "006",
     (
-        FieldSpec(name="Id", kind="id", updateable=False),
+        _ID,
         FieldSpec(name="Name", kind="string", length=120, required=True),
-        FieldSpec(name="AccountId", kind="reference", reference_to="Account"),
+        FieldSpec(name="AccountId", kind="reference", reference_to="Account", cascade_delete=True),
         FieldSpec(name="StageName", kind="picklist", restricted_values=tuple(STAGES), required=True),
         FieldSpec(name="Amount", kind="currency"),
         # Real multi-currency orgs never leave this null; the seed does on purpose (activation rule).
-        FieldSpec(name="CurrencyIsoCode", kind="picklist", restricted_values=_CURRENCIES),
+        _CURRENCY,
         FieldSpec(name="CloseDate", kind="date", required=True),
         FieldSpec(name="Probability", kind="percent"),
-        FieldSpec(name="IsWon", kind="boolean", updateable=False),
-        FieldSpec(name="IsClosed", kind="boolean", updateable=False),
+        _read_only("IsWon", "boolean"),
+        _read_only("IsClosed", "boolean"),
         FieldSpec(name="Type", kind="picklist", length=255),
         FieldSpec(name="LeadSource", kind="picklist", length=255),
         FieldSpec(name="Billing_Model__c", kind="picklist", restricted_values=_BILLING_MODELS),
         FieldSpec(name="Legal_Entity__c", kind="string", length=10),
-        FieldSpec(name="Project_Id__c", kind="string", length=64),
-        FieldSpec(name="Activation_Status__c", kind="string", length=40),
+        FieldSpec(name="Project_Id__c", kind="string", length=64),  # the PSA project
+        FieldSpec(name="Activation_Status__c", kind="picklist", restricted_values=ACTIVATION_STATUSES),
+        FieldSpec(name="ERP_Project_Id__c", kind="string", length=64),
+        FieldSpec(name="ERP_Customer_Id__c", kind="string", length=64),
+        FieldSpec(name="Contract_Terms__c", kind="textarea", length=32768),
+        _stratum_id(),
         *_SYSTEM_FIELDS,
     ),
 )
 
-SCHEMAS: Mapping[str, ObjectSchema] = {"Account": ACCOUNT_SCHEMA, "Opportunity": OPPORTUNITY_SCHEMA}
+CONTRACT_SCHEMA = ObjectSchema(
+    "Contract",
+    "800",
+    (
+        _ID,
+        FieldSpec(
+            name="AccountId", kind="reference", reference_to="Account", required=True, cascade_delete=True
+        ),
+        _read_only("ContractNumber", "string", length=30),  # auto-number
+        # Required, but defaulted to Draft on create like the picklist's default value.
+        FieldSpec(name="Status", kind="picklist", restricted_values=CONTRACT_STATUSES, required=True),
+        FieldSpec(name="StartDate", kind="date"),
+        FieldSpec(name="ContractTerm", kind="int"),
+        _read_only("EndDate", "date"),  # StartDate + ContractTerm months - 1 day
+        _read_only("ActivatedDate", "datetime"),
+        _CURRENCY,
+        FieldSpec(name="Description", kind="textarea", length=32000),
+        FieldSpec(name="SpecialTerms", kind="textarea", length=4000),
+        FieldSpec(name="Opportunity__c", kind="reference", reference_to="Opportunity"),
+        *_SYSTEM_FIELDS,
+    ),
+)
+
+OPPORTUNITY_MILESTONE_SCHEMA = ObjectSchema(
+    "Opportunity_Milestone__c",
+    "a01",
+    (
+        _ID,
+        FieldSpec(name="Name", kind="string", length=80, required=True),
+        _opportunity_master(),
+        FieldSpec(name="Sequence__c", kind="int"),
+        FieldSpec(name="Amount__c", kind="currency"),
+        FieldSpec(name="Due_Date__c", kind="date"),
+        FieldSpec(name="Status__c", kind="picklist", restricted_values=_MILESTONE_STATUSES),
+        _INHERITED_CURRENCY,
+        *_AUDIT_FIELDS,  # detail records have no owner of their own
+    ),
+)
+
+RATE_CARD_LINE_SCHEMA = ObjectSchema(
+    "Rate_Card_Line__c",
+    "a02",
+    (
+        _ID,
+        _read_only("Name", "string", length=80),  # auto-number RCL-{000000}
+        _opportunity_master(),
+        FieldSpec(name="Role__c", kind="string", length=80, required=True),
+        FieldSpec(name="Rate__c", kind="currency", required=True),
+        FieldSpec(name="Unit__c", kind="picklist", restricted_values=_RATE_UNITS),
+        _INHERITED_CURRENCY,
+        *_AUDIT_FIELDS,
+    ),
+)
+
+SCHEMAS: Mapping[str, ObjectSchema] = {
+    schema.name: schema
+    for schema in (
+        ACCOUNT_SCHEMA,
+        CONTACT_SCHEMA,
+        OPPORTUNITY_SCHEMA,
+        CONTRACT_SCHEMA,
+        OPPORTUNITY_MILESTONE_SCHEMA,
+        RATE_CARD_LINE_SCHEMA,
+    )
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# Dates and times
+# ---------------------------------------------------------------------------------------------------------
+
+# Seed timestamps are anchored here rather than to the wall clock so the data is identical on every run.
+SEED_NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+_SEED_NOW = SEED_NOW
+_SEED_TODAY = _SEED_NOW.date()
+
+
+def format_datetime(value: datetime) -> str:
+    """Format an aware datetime the way Salesforce does: ``2026-03-04T10:15:00.000+0000``."""
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}+0000"
+
+
+def parse_datetime(value: str) -> datetime:
+    """Parse a datetime as `format_datetime` writes it (or any ISO 8601 with an offset) to aware UTC."""
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError(f"datetime without a UTC offset: {value!r}")
+    return parsed.astimezone(UTC)
+
+
+def add_months(day: date, months: int) -> date:
+    """`day` moved by `months` calendar months, clamped to the end of a shorter month."""
+    month_index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(month_index, 12)
+    month += 1
+    next_month = date(year + month // 12, month % 12 + 1, 1)
+    last_day = (next_month - timedelta(days=1)).day
+    return date(year, month, min(day.day, last_day))
+
+
+def contract_end_date(start: date | None, term_months: int | None) -> date | None:
+    """Salesforce's derived ``Contract.EndDate``: the day before the term's anniversary of the start."""
+    if start is None or term_months is None:
+        return None
+    return add_months(start, term_months) - timedelta(days=1)
 
 # ---------------------------------------------------------------------------------------------------------
 # Well-known records
@@ -319,14 +557,14 @@ _WAYNE_ACCOUNT_ID = salesforce_id("001", 7)
 NO_TAX_JURISDICTION_ACCOUNT_ID = salesforce_id("001", 8)
 
 READY_OPPORTUNITY_ID = salesforce_id("006", 1)
-_READY_FIXED_FEE_OPPORTUNITY_ID = salesforce_id("006", 2)
-_READY_MILESTONE_OPPORTUNITY_ID = salesforce_id("006", 3)
-_READY_RETAINER_OPPORTUNITY_ID = salesforce_id("006", 4)
+READY_FIXED_FEE_OPPORTUNITY_ID = salesforce_id("006", 2)
+READY_MILESTONE_OPPORTUNITY_ID = salesforce_id("006", 3)
+READY_RETAINER_OPPORTUNITY_ID = salesforce_id("006", 4)
 READY_OPPORTUNITY_IDS: tuple[str, ...] = (
     READY_OPPORTUNITY_ID,
-    _READY_FIXED_FEE_OPPORTUNITY_ID,
-    _READY_MILESTONE_OPPORTUNITY_ID,
-    _READY_RETAINER_OPPORTUNITY_ID,
+    READY_FIXED_FEE_OPPORTUNITY_ID,
+    READY_MILESTONE_OPPORTUNITY_ID,
+    READY_RETAINER_OPPORTUNITY_ID,
 )
 ZERO_AMOUNT_OPPORTUNITY_ID = salesforce_id("006", 10)
 NULL_AMOUNT_OPPORTUNITY_ID = salesforce_id("006", 11)
@@ -338,17 +576,6 @@ OPEN_OPPORTUNITY_ID = salesforce_id("006", 20)
 CLOSED_LOST_OPPORTUNITY_ID = salesforce_id("006", 21)
 
 BIG_ACCOUNT_OPPORTUNITY_COUNT = 230
-
-# Seed timestamps are anchored here rather than to the wall clock so the data is identical on every run.
-_SEED_NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
-_SEED_TODAY = _SEED_NOW.date()
-
-
-def format_datetime(value: datetime) -> str:
-    """Format an aware datetime the way Salesforce does: ``2026-03-04T10:15:00.000+0000``."""
-    utc = value.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}+0000"
-
 
 @dataclass(frozen=True, slots=True)
 class _AccountSeed:
@@ -436,15 +663,15 @@ _WELL_KNOWN_OPPORTUNITIES = (
         125000.5, "USD", "Time and Materials", "US01", date(2026, 2, 20), "Existing Customer - Upgrade",
     ),
     _OpportunitySeed(
-        _READY_FIXED_FEE_OPPORTUNITY_ID, GERMAN_ACCOUNT_ID, "Initech - S/4HANA Readiness Assessment",
+        READY_FIXED_FEE_OPPORTUNITY_ID, GERMAN_ACCOUNT_ID, "Initech - S/4HANA Readiness Assessment",
         "Closed Won", 84000.0, "EUR", "Fixed Fee", "DE01", date(2026, 2, 11),
     ),
     _OpportunitySeed(
-        _READY_MILESTONE_OPPORTUNITY_ID, UK_ACCOUNT_ID, "Umbrella - Clinical Data Platform Build",
+        READY_MILESTONE_OPPORTUNITY_ID, UK_ACCOUNT_ID, "Umbrella - Clinical Data Platform Build",
         "Closed Won", 310500.75, "GBP", "Milestone", "GB01", date(2026, 1, 30),
     ),
     _OpportunitySeed(
-        _READY_RETAINER_OPPORTUNITY_ID, _STARK_ACCOUNT_ID,
+        READY_RETAINER_OPPORTUNITY_ID, _STARK_ACCOUNT_ID,
         "Stark Industrial - Managed Analytics Retainer FY26", "Closed Won", 48000.0, "USD", "Retainer",
         "US01", date(2026, 2, 26), "Existing Customer - Upgrade",
     ),
@@ -531,7 +758,9 @@ def _account_record(account: _AccountSeed, rng: random.Random) -> Record:
         "Tax_Jurisdiction__c": account.tax_jurisdiction,
         "Tax_Id__c": account.tax_id,
         "Legal_Entity__c": account.legal_entity,
+        "Stratum_Id__c": None,
         "OwnerId": _SALES_REPS[rng.randrange(len(_SALES_REPS))],
+        "IsDeleted": False,
         "CreatedDate": format_datetime(created),
         "LastModifiedDate": format_datetime(modified),
         "SystemModstamp": format_datetime(modified),
@@ -560,7 +789,12 @@ def _opportunity_record(seed: _OpportunitySeed, owner_id: str, rng: random.Rando
         "Legal_Entity__c": seed.legal_entity,
         "Project_Id__c": None,
         "Activation_Status__c": None,
+        "ERP_Project_Id__c": None,
+        "ERP_Customer_Id__c": None,
+        "Contract_Terms__c": None,
+        "Stratum_Id__c": None,
         "OwnerId": owner_id,
+        "IsDeleted": False,
         "CreatedDate": format_datetime(created),
         "LastModifiedDate": format_datetime(modified),
         "SystemModstamp": format_datetime(modified),
@@ -599,12 +833,549 @@ def _filler_opportunity(
     )
 
 
-def build_seed(seed: int) -> dict[str, dict[str, Record]]:
-    """Build fresh seed records: ``{"Account": {id: record}, "Opportunity": {id: record}}``.
+# ---------------------------------------------------------------------------------------------------------
+# More accounts: hierarchies and the wider client base (fixed, like the accounts above)
+# ---------------------------------------------------------------------------------------------------------
 
-    Well-known records are identical for every seed; `seed` drives the filler (stages, amounts, dates,
-    owners). Dicts keep insertion order, which is the order unordered queries return. The result is the
-    caller's to mutate.
+GROUP_PARENT_ACCOUNT_ID = salesforce_id("001", 9)
+_CONTOSO_US_ACCOUNT_ID = salesforce_id("001", 10)
+_FABRIKAM_ACCOUNT_ID = salesforce_id("001", 13)
+_WOODGROVE_ACCOUNT_ID = salesforce_id("001", 16)
+_TAILSPIN_ACCOUNT_ID = salesforce_id("001", 20)
+
+
+def _website(short_name: str) -> str:
+    slug = "".join(char if char.isalnum() else "-" for char in _ascii(short_name).lower().replace("'", ""))
+    return f"https://www.{'-'.join(part for part in slug.split('-') if part)}.example"
+
+
+_UMLAUTS = (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("Ä", "Ae"), ("Ö", "Oe"), ("Ü", "Ue"), ("ß", "ss"))
+
+
+def _ascii(text: str) -> str:
+    # German umlauts have conventional ASCII spellings; anything else loses its accent.
+    for char, spelled in _UMLAUTS:
+        text = text.replace(char, spelled)
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+
+
+def _us(
+    number: int, name: str, short_name: str, industry: str, street: str, city: str, state: str,
+    postal_code: str, tax_id: str, opportunities: int, parent_id: str | None = None,
+    account_type: str = "Customer - Direct",
+) -> _AccountSeed:
+    return _AccountSeed(
+        id=salesforce_id("001", number), name=name, short_name=short_name, type=account_type,
+        industry=industry, website=_website(short_name), street=street, city=city, postal_code=postal_code,
+        state=state, country="United States", currency="USD", tax_jurisdiction=f"US-{state}", tax_id=tax_id,
+        legal_entity="US01", filler_opportunities=opportunities, parent_id=parent_id,
+    )
+
+
+def _gb(
+    number: int, name: str, short_name: str, industry: str, street: str, city: str, postal_code: str,
+    vat_number: str, opportunities: int, parent_id: str | None = None,
+    account_type: str = "Customer - Direct",
+) -> _AccountSeed:
+    return _AccountSeed(
+        id=salesforce_id("001", number), name=name, short_name=short_name, type=account_type,
+        industry=industry, website=_website(short_name), street=street, city=city, postal_code=postal_code,
+        state=None, country="United Kingdom", currency="GBP", tax_jurisdiction="GB", tax_id=vat_number,
+        legal_entity="GB01", filler_opportunities=opportunities, parent_id=parent_id,
+    )
+
+
+def _de(
+    number: int, name: str, short_name: str, industry: str, street: str, city: str, state: str,
+    state_code: str, postal_code: str, vat_number: str, opportunities: int, parent_id: str | None = None,
+    account_type: str = "Customer - Direct",
+) -> _AccountSeed:
+    return _AccountSeed(
+        id=salesforce_id("001", number), name=name, short_name=short_name, type=account_type,
+        industry=industry, website=_website(short_name), street=street, city=city, postal_code=postal_code,
+        state=state, country="Germany", currency="EUR", tax_jurisdiction=f"DE-{state_code}",
+        tax_id=vat_number, legal_entity="DE01", filler_opportunities=opportunities, parent_id=parent_id,
+    )
+
+
+_MORE_ACCOUNTS = (
+    # Contoso: a UK parent with a US and a German subsidiary, and a US sub-subsidiary.
+    _gb(9, "Contoso Group plc", "Contoso Group", "Retail", "1 Canada Square", "London", "E14 5AB",
+        "GB214365870", 6),
+    _us(10, "Contoso Inc", "Contoso US", "Retail", "1201 Third Avenue", "Seattle", "WA", "98101",
+        "91-2345678", 5, GROUP_PARENT_ACCOUNT_ID),
+    _de(11, "Contoso Deutschland GmbH", "Contoso DE", "Retail", "Friedrichstraße 68", "Berlin", "Berlin",
+        "BE", "10117", "DE298765431", 4, GROUP_PARENT_ACCOUNT_ID),
+    _us(12, "Contoso Federal LLC", "Contoso Federal", "Government", "1550 Crystal Drive", "Arlington", "VA",
+        "22202", "54-1234987", 3, _CONTOSO_US_ACCOUNT_ID),
+    # Fabrikam: a US parent with a US and a UK subsidiary.
+    _us(13, "Fabrikam Holdings Inc", "Fabrikam", "Manufacturing", "233 South Wacker Drive", "Chicago", "IL",
+        "60606", "36-4567123", 5),
+    _us(14, "Fabrikam Manufacturing Inc", "Fabrikam Manufacturing", "Manufacturing", "500 Woodward Avenue",
+        "Detroit", "MI", "48226", "38-2345671", 4, _FABRIKAM_ACCOUNT_ID),
+    _gb(15, "Fabrikam UK Ltd", "Fabrikam UK", "Manufacturing", "1 Spinningfields", "Manchester", "M3 3JE",
+        "GB345678912", 3, _FABRIKAM_ACCOUNT_ID),
+    # Woodgrove: a German parent with a UK and a German subsidiary.
+    _de(16, "Woodgrove Finanzgruppe AG", "Woodgrove", "Banking", "Neue Mainzer Straße 52",
+        "Frankfurt am Main", "Hessen", "HE", "60311", "DE812345670", 6),
+    _gb(17, "Woodgrove Bank Ltd", "Woodgrove UK", "Banking", "40 St Andrew Square", "Edinburgh", "EH2 2AD",
+        "GB456789123", 4, _WOODGROVE_ACCOUNT_ID),
+    _de(18, "Woodgrove Asset Management GmbH", "Woodgrove AM", "Financial Services", "Ballindamm 40",
+        "Hamburg", "Hamburg", "HH", "20095", "DE276543219", 3, _WOODGROVE_ACCOUNT_ID),
+    _us(19, "Adventure Works Cycles Inc", "Adventure Works", "Consumer Goods", "1700 Lincoln Street",
+        "Denver", "CO", "80202", "84-3456712", 5),
+    _us(20, "Tailspin Aerospace Inc", "Tailspin", "Aerospace", "125 North Market Street", "Wichita", "KS",
+        "67202", "48-5671234", 4),
+    _us(21, "Wide World Importers LLC", "Wide World Importers", "Wholesale", "701 Brickell Avenue", "Miami",
+        "FL", "33131", "65-1237890", 4),
+    _us(22, "Litware Inc", "Litware", "Technology", "500 West 2nd Street", "Austin", "TX", "78701",
+        "74-2987654", 6),
+    _us(23, "Proseware Health Inc", "Proseware Health", "Healthcare", "80 South 8th Street", "Minneapolis",
+        "MN", "55402", "41-7654123", 4),
+    _us(24, "Fourth Coffee Company", "Fourth Coffee", "Food & Beverage", "1000 SW Broadway", "Portland", "OR",
+        "97205", "93-1122334", 3),
+    _us(25, "Alpine Ski House Resorts Inc", "Alpine Ski House", "Hospitality", "222 South Main Street",
+        "Salt Lake City", "UT", "84101", "87-6655443", 3),
+    _us(26, "Trey Research Labs Inc", "Trey Research", "Biotechnology", "300 Morris Street", "Durham", "NC",
+        "27701", "56-2233445", 5),
+    _us(27, "Coho Winery LLC", "Coho Winery", "Food & Beverage", "1300 First Street", "Napa", "CA", "94559",
+        "68-9988776", 3, account_type="Customer - Channel"),
+    _gb(28, "Lucerne Publishing Ltd", "Lucerne Publishing", "Media", "15 Beaumont Street", "Oxford",
+        "OX1 2NA", "GB567891234", 4),
+    _gb(29, "Margie's Travel Ltd", "Margie's Travel", "Hospitality", "2 Temple Back East", "Bristol",
+        "BS1 6EG", "GB678912345", 3),
+    _gb(30, "Tailwind Traders UK Ltd", "Tailwind Traders", "Retail", "3 Wellington Place", "Leeds", "LS1 4AP",
+        "GB789123456", 4),
+    _gb(31, "Northbrook Energy plc", "Northbrook Energy", "Energy", "Marischal Square, Broad Street",
+        "Aberdeen", "AB10 1BL", "GB891234567", 5),
+    _de(32, "Blue Yonder Logistik GmbH", "Blue Yonder", "Transportation", "Am Wall 140", "Bremen", "Bremen",
+        "HB", "28195", "DE301234567", 4),
+    _de(33, "Wingtip Maschinenbau GmbH", "Wingtip", "Manufacturing", "Königstraße 28", "Stuttgart",
+        "Baden-Württemberg", "BW", "70173", "DE145678923", 5),
+    _de(34, "Alpenblick Versicherung AG", "Alpenblick", "Insurance", "Maximilianstraße 12", "München",
+        "Bayern", "BY", "80539", "DE129876543", 4),
+    _de(35, "Rheinland Chemie GmbH", "Rheinland Chemie", "Chemicals", "Hohe Straße 100", "Köln",
+        "Nordrhein-Westfalen", "NW", "50667", "DE118765432", 4),
+    _de(36, "Spreewald Medien GmbH", "Spreewald Medien", "Media", "Alexanderplatz 1", "Berlin", "Berlin",
+        "BE", "10178", "DE267890123", 3, account_type="Customer - Channel"),
+)
+
+# ---------------------------------------------------------------------------------------------------------
+# Contacts
+# ---------------------------------------------------------------------------------------------------------
+
+DEMO_CONTACT_ID = salesforce_id("003", 1)
+DUPLICATE_CONTACT_EXTERNAL_ID = "LEGACY-0042"
+DUPLICATE_CONTACT_IDS: tuple[str, ...] = (salesforce_id("003", 900), salesforce_id("003", 901))
+
+_FIRST_NAMES: Mapping[str, tuple[str, ...]] = {
+    "United States": ("James", "Mary", "Robert", "Patricia", "Michael", "Jennifer", "David", "Linda",
+                      "Marcus", "Aisha", "Kevin", "Emily", "Carlos", "Grace", "Daniel", "Mei"),
+    "United Kingdom": ("Oliver", "Amelia", "Harry", "Isla", "George", "Olivia", "Jack", "Charlotte", "Thomas",
+                       "Sophie", "William", "Priya", "Callum", "Niamh"),
+    "Germany": ("Lukas", "Anna", "Felix", "Lea", "Jonas", "Sophie", "Maximilian", "Marie", "Paul", "Hannah",
+                "Jan", "Katrin", "Tobias", "Jülide"),
+}
+_LAST_NAMES: Mapping[str, tuple[str, ...]] = {
+    "United States": ("Johnson", "Williams", "Brown", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez",
+                      "Anderson", "Thompson", "Nguyen", "Patel", "Kim", "Walker", "O'Connor"),
+    "United Kingdom": ("Smith", "Jones", "Taylor", "Evans", "Wilson", "Davies", "Hughes", "Roberts", "Wright",
+                       "Clarke", "Khan", "Murphy", "Campbell", "Fraser"),
+    "Germany": ("Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker", "Schulz",
+                "Hoffmann", "Koch", "Richter", "Wolf", "Neumann"),
+}
+_SALUTATIONS: Mapping[str, str] = {
+    "Mary": "Ms.", "Patricia": "Ms.", "Jennifer": "Ms.", "Linda": "Ms.", "Aisha": "Ms.", "Emily": "Ms.",
+    "Grace": "Ms.", "Mei": "Ms.", "Amelia": "Ms.", "Isla": "Ms.", "Olivia": "Ms.", "Charlotte": "Ms.",
+    "Sophie": "Ms.", "Priya": "Dr.", "Niamh": "Ms.", "Anna": "Ms.", "Lea": "Ms.", "Marie": "Ms.",
+    "Hannah": "Ms.", "Katrin": "Dr.", "Jülide": "Ms.",
+}
+_CONTACT_ROLES = (
+    ("Chief Financial Officer", "Finance"),
+    ("Director of Finance", "Finance"),
+    ("Accounts Payable Manager", "Finance"),
+    ("VP Operations", "Operations"),
+    ("Programme Director", "Operations"),
+    ("Head of IT", "IT"),
+    ("Procurement Lead", "Procurement"),
+    ("General Counsel", "Legal"),
+)
+_US_AREA_CODES = ("212", "312", "415", "512", "617", "206", "303", "305")
+
+
+def _phone(country: str, rng: random.Random) -> str:
+    # Numbers from the ranges regulators keep for fiction, so no real line is ever dialled.
+    if country == "United States":
+        return f"+1 {_US_AREA_CODES[rng.randrange(len(_US_AREA_CODES))]} 555 01{rng.randrange(100):02d}"
+    if country == "United Kingdom":
+        return f"+44 20 7946 0{rng.randrange(1000):03d}"
+    return f"+49 30 23125 {rng.randrange(1000):03d}"
+
+
+def _contact_record(
+    contact_id: str,
+    account: Record,
+    salutation: str | None,
+    first_name: str,
+    last_name: str,
+    title: str,
+    department: str,
+    rng: random.Random,
+    *,
+    phone: str | None = None,
+    external_id: str | None = None,
+) -> Record:
+    domain = (urlsplit(str(account["Website"])).hostname or "example.com").removeprefix("www.")
+    local_part = f"{_ascii(first_name)}.{_ascii(last_name)}".lower().replace("'", "").replace(" ", "")
+    created = _seed_datetime(rng, _SEED_TODAY - timedelta(days=rng.randrange(30, 700)))
+    modified = max(created, _seed_datetime(rng, created.date() + timedelta(days=rng.randrange(0, 200))))
+    return {
+        "Id": contact_id,
+        "AccountId": account["Id"],
+        "Salutation": salutation,
+        "FirstName": first_name,
+        "LastName": last_name,
+        "Name": f"{first_name} {last_name}",
+        "Title": title,
+        "Department": department,
+        "Email": f"{local_part}@{domain}",
+        "Phone": phone or _phone(str(account["BillingCountry"]), rng),
+        "MobilePhone": None,
+        "MailingCity": account["BillingCity"],
+        "MailingCountry": account["BillingCountry"],
+        "CurrencyIsoCode": account["CurrencyIsoCode"],
+        "External_Id__c": external_id,
+        "OwnerId": account["OwnerId"],
+        "IsDeleted": False,
+        "CreatedDate": format_datetime(created),
+        "LastModifiedDate": format_datetime(modified),
+        "SystemModstamp": format_datetime(modified),
+    }
+
+
+def _contacts(accounts: Mapping[str, Record]) -> dict[str, Record]:
+    # Contacts do not depend on the seed: their own fixed generator, so their ids and contents are stable.
+    rng = random.Random("contacts")  # noqa: S311 - reproducible seed data, not security
+    contacts: dict[str, Record] = {}
+    demo = _contact_record(
+        DEMO_CONTACT_ID, accounts[DEMO_ACCOUNT_ID], "Ms.", "Dana", "Whitfield", "Director of Finance",
+        "Finance", rng, phone="+1 212 555 0142",
+    )
+    contacts[demo["Id"]] = demo
+    # One person imported twice by a legacy migration: same external id on both copies.
+    for contact_id, phone in zip(DUPLICATE_CONTACT_IDS, ("+1 316 555 0117", "+1 316 555 0118"), strict=True):
+        duplicate = _contact_record(
+            contact_id, accounts[_TAILSPIN_ACCOUNT_ID], "Ms.", "Rachel", "Moreno", "Procurement Lead",
+            "Procurement", rng, phone=phone, external_id=DUPLICATE_CONTACT_EXTERNAL_ID,
+        )
+        contacts[contact_id] = duplicate
+    number = 1000
+    for account in accounts.values():
+        country = str(account["BillingCountry"])
+        first_names, last_names = _FIRST_NAMES[country], _LAST_NAMES[country]
+        roles = list(_CONTACT_ROLES)
+        rng.shuffle(roles)
+        for title, department in roles[: rng.randrange(2, 5)]:
+            first = first_names[rng.randrange(len(first_names))]
+            last = last_names[rng.randrange(len(last_names))]
+            contact = _contact_record(
+                salesforce_id("003", number), account, _SALUTATIONS.get(first, "Mr."), first, last, title,
+                department, rng,
+            )
+            contacts[contact["Id"]] = contact
+            number += 1
+    return contacts
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Deal terms: contract terms text, milestones and rate cards on won (and nearly won) deals
+# ---------------------------------------------------------------------------------------------------------
+
+_TERMS_STAGES = frozenset({"Closed Won", "Negotiation/Review"})
+_TERMS_TEXT: Mapping[str, str] = {
+    "Time and Materials": "Time and materials at the agreed rate card; invoiced monthly in arrears; "
+    "payment {net}.",
+    "Fixed Fee": "Fixed fee invoiced against the milestone schedule; changes by written change request "
+    "only; payment {net}.",
+    "Milestone": "Each milestone invoiced on the client's written acceptance; change requests priced at "
+    "the rate card; payment {net}.",
+    "Retainer": "Monthly retainer invoiced in advance; hours beyond the retainer billed at the rate card; "
+    "payment {net}.",
+}
+_MILESTONE_NAMES: Mapping[str, tuple[str, ...]] = {
+    "Milestone": (
+        "Discovery and design sign-off",
+        "Build complete",
+        "User acceptance",
+        "Go-live",
+        "Hypercare exit",
+    ),
+    "Fixed Fee": ("Mobilisation", "Interim findings", "Final deliverables accepted"),
+}
+# How many rate card lines a deal of each billing model sells: time and materials bills by them, a
+# retainer bills overage by them, a milestone deal prices its change requests by them. Fixed fee has none.
+_RATE_CARD_LINES: Mapping[str, tuple[int, int]] = {
+    "Time and Materials": (2, 4),
+    "Retainer": (2, 2),
+    "Milestone": (2, 3),
+}
+# Hourly list rates in USD; other currencies are converted at round planning rates.
+_ROLE_RATES = (
+    ("Engagement Manager", 275),
+    ("Solution Architect", 250),
+    ("Senior Consultant", 210),
+    ("Data Engineer", 185),
+    ("Consultant", 165),
+    ("Analyst", 120),
+)
+_PLANNING_RATES: Mapping[str | None, float] = {"USD": 1.0, "GBP": 0.8, "EUR": 0.92, None: 1.0}
+
+
+def _rate(usd_hourly: int, currency: str | None, unit: str) -> float:
+    hourly = round(usd_hourly * _PLANNING_RATES[currency] / 5) * 5
+    return float(hourly * 8 if unit == "Day" else hourly)
+
+
+def _split(amount: float, weights: list[int]) -> list[float]:
+    """`amount` split by `weights` in whole cents; the last part takes the rounding remainder."""
+    cents = round(amount * 100)
+    total = sum(weights)
+    parts = [cents * weight // total for weight in weights[:-1]]
+    parts.append(cents - sum(parts))
+    return [part / 100 for part in parts]
+
+
+def _stamp_like(parent: Record) -> dict[str, Any]:
+    stamp = parent["LastModifiedDate"]
+    return {"IsDeleted": False, "CreatedDate": stamp, "LastModifiedDate": stamp, "SystemModstamp": stamp}
+
+
+@dataclass(slots=True)
+class _DealTerms:
+    """Children being generated, with the auto-number and id counters they draw from."""
+
+    milestones: dict[str, Record] = field(default_factory=dict)
+    rate_cards: dict[str, Record] = field(default_factory=dict)
+    next_milestone: int = 1
+    next_rate_card: int = 1
+    rate_card_names: int = 0
+
+    def milestone(
+        self, opportunity: Record, sequence: int, name: str, amount: float, due: date, status: str
+    ) -> None:
+        record_id = salesforce_id("a01", self.next_milestone)
+        self.next_milestone += 1
+        self.milestones[record_id] = {
+            "Id": record_id,
+            "Name": name,
+            "Opportunity__c": opportunity["Id"],
+            "Sequence__c": sequence,
+            "Amount__c": amount,
+            "Due_Date__c": due.isoformat(),
+            "Status__c": status,
+            "CurrencyIsoCode": opportunity["CurrencyIsoCode"],
+            **_stamp_like(opportunity),
+        }
+
+    def rate_card_line(self, opportunity: Record, role: str, rate: float, unit: str) -> None:
+        record_id = salesforce_id("a02", self.next_rate_card)
+        self.next_rate_card += 1
+        self.rate_card_names += 1
+        self.rate_cards[record_id] = {
+            "Id": record_id,
+            "Name": f"RCL-{self.rate_card_names:06d}",
+            "Opportunity__c": opportunity["Id"],
+            "Role__c": role,
+            "Rate__c": rate,
+            "Unit__c": unit,
+            "CurrencyIsoCode": opportunity["CurrencyIsoCode"],
+            **_stamp_like(opportunity),
+        }
+
+
+def _milestone_status(opportunity: Record, due: date) -> str:
+    if opportunity["StageName"] != "Closed Won":
+        return "Planned"
+    return "Invoiced" if due <= _SEED_TODAY else "Planned"
+
+
+def _terms_for(opportunity: Record, terms: _DealTerms, rng: random.Random) -> None:
+    """Give one deal its terms text and the children its billing model implies."""
+    model = opportunity["Billing_Model__c"]
+    if opportunity["StageName"] not in _TERMS_STAGES or model is None:
+        return
+    net = ("Net 30", "Net 30", "Net 45", "Net 60")[rng.randrange(4)]
+    opportunity["Contract_Terms__c"] = _TERMS_TEXT[model].format(net=net)
+    amount = opportunity["Amount"]
+    close_date = date.fromisoformat(opportunity["CloseDate"])
+    if model in _MILESTONE_NAMES and amount:  # no amount: nothing to schedule (a rule flags that itself)
+        names = _MILESTONE_NAMES[model]
+        count = rng.randrange(3, len(names) + 1) if model == "Milestone" else rng.randrange(1, len(names) + 1)
+        chosen = names[:count - 1] + names[-1:] if count < len(names) else names
+        amounts = _split(amount, [rng.randrange(2, 6) for _ in chosen])
+        for sequence, (name, part) in enumerate(zip(chosen, amounts, strict=True), start=1):
+            due = close_date + timedelta(days=45 * sequence)
+            terms.milestone(opportunity, sequence, name, part, due, _milestone_status(opportunity, due))
+    if model in _RATE_CARD_LINES:
+        unit = "Day" if opportunity["CurrencyIsoCode"] == "EUR" else "Hour"
+        roles = list(_ROLE_RATES)
+        rng.shuffle(roles)
+        low, high = _RATE_CARD_LINES[model]
+        for role, usd_hourly in sorted(roles[: rng.randrange(low, high + 1)], key=lambda pair: -pair[1]):
+            rate = _rate(usd_hourly, opportunity["CurrencyIsoCode"], unit)
+            terms.rate_card_line(opportunity, role, rate, unit)
+
+
+def _ready_terms(opportunities: Mapping[str, Record], terms: _DealTerms) -> None:
+    """The hand-written terms of the well-known ready deals (their children get the first ids)."""
+    ready = opportunities[READY_OPPORTUNITY_ID]
+    ready["Contract_Terms__c"] = _TERMS_TEXT["Time and Materials"].format(net="Net 30")
+    for role, rate in (("Engagement Manager", 275.0), ("Senior Consultant", 210.0), ("Consultant", 165.0),
+                       ("Analyst", 120.0)):
+        terms.rate_card_line(ready, role, rate, "Hour")
+    fixed_fee = opportunities[READY_FIXED_FEE_OPPORTUNITY_ID]
+    fixed_fee["Contract_Terms__c"] = _TERMS_TEXT["Fixed Fee"].format(net="Net 30")
+    terms.milestone(fixed_fee, 1, "Mobilisation", 42000.0, date(2026, 2, 25), "Invoiced")
+    terms.milestone(fixed_fee, 2, "Final deliverables accepted", 42000.0, date(2026, 4, 30), "Planned")
+    milestone = opportunities[READY_MILESTONE_OPPORTUNITY_ID]
+    milestone["Contract_Terms__c"] = _TERMS_TEXT["Milestone"].format(net="Net 45")
+    for sequence, (name, amount, due, status) in enumerate(
+        (
+            ("Discovery and design sign-off", 62100.15, date(2026, 2, 27), "Invoiced"),
+            ("Build complete", 124200.30, date(2026, 5, 29), "Planned"),
+            ("User acceptance", 77625.19, date(2026, 7, 31), "Planned"),
+            ("Go-live", 46575.11, date(2026, 9, 30), "Planned"),
+        ),
+        start=1,
+    ):
+        terms.milestone(milestone, sequence, name, amount, due, status)
+    # Change requests on the milestone deal are priced by role.
+    terms.rate_card_line(milestone, "Solution Architect", 200.0, "Hour")
+    terms.rate_card_line(milestone, "Senior Consultant", 170.0, "Hour")
+    retainer = opportunities[READY_RETAINER_OPPORTUNITY_ID]
+    retainer["Contract_Terms__c"] = _TERMS_TEXT["Retainer"].format(net="Net 15")
+    terms.rate_card_line(retainer, "Analytics Lead", 240.0, "Hour")
+    terms.rate_card_line(retainer, "Data Engineer", 185.0, "Hour")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Contracts
+# ---------------------------------------------------------------------------------------------------------
+
+DEMO_CONTRACT_ID = salesforce_id("800", 1)
+_CONTRACT_DESCRIPTIONS = ("Master services agreement", "Statement of work", "Framework agreement")
+_SPECIAL_TERMS = (None, "Net 45", "Net 30; annual rate review", "Net 60; capped expenses")
+_CONTRACT_STATUS_DRAW = ("Activated", "Activated", "Activated", "Activated", "Expired", "Expired", "Draft",
+                         "InApproval", "Terminated")
+
+
+def _contract_record(
+    contract_id: str,
+    number: int,
+    account: Record,
+    status: str,
+    start: date,
+    term: int,
+    opportunity_id: str | None,
+    description: str,
+    special_terms: str | None,
+    rng: random.Random,
+) -> Record:
+    activated = None
+    if status in ("Activated", "Terminated", "Expired"):
+        activated = _seed_datetime(rng, start - timedelta(days=rng.randrange(2, 11)))
+        created = _seed_datetime(rng, activated.date() - timedelta(days=rng.randrange(5, 40)))
+        modified = max(activated, created)
+    else:
+        created = _seed_datetime(rng, _SEED_TODAY - timedelta(days=rng.randrange(1, 30)))
+        modified = created
+    end = contract_end_date(start, term)
+    return {
+        "Id": contract_id,
+        "AccountId": account["Id"],
+        "ContractNumber": f"{number:08d}",
+        "Status": status,
+        "StartDate": start.isoformat(),
+        "ContractTerm": term,
+        "EndDate": None if end is None else end.isoformat(),
+        "ActivatedDate": None if activated is None else format_datetime(activated),
+        "CurrencyIsoCode": account["CurrencyIsoCode"],
+        "Description": description,
+        "SpecialTerms": special_terms,
+        "Opportunity__c": opportunity_id,
+        "OwnerId": account["OwnerId"],
+        "IsDeleted": False,
+        "CreatedDate": format_datetime(created),
+        "LastModifiedDate": format_datetime(modified),
+        "SystemModstamp": format_datetime(modified),
+    }
+
+
+def _contract_dates(status: str, term: int, rng: random.Random) -> date:
+    this_month = _SEED_TODAY.replace(day=1)
+    if status == "Activated":
+        return add_months(this_month, -rng.randrange(0, term))  # still running
+    if status == "Expired":
+        return add_months(this_month, -(term + rng.randrange(1, 12)))  # ended before this month
+    if status == "Terminated":
+        return add_months(this_month, -rng.randrange(1, term))  # ended early, by termination
+    return add_months(this_month, rng.randrange(1, 4))  # not started yet
+
+
+def _contracts(
+    accounts: Mapping[str, Record], opportunities: Mapping[str, Record], seed: int
+) -> dict[str, Record]:
+    # How many contracts each account has is fixed; which deal a contract covers follows the seed's deals.
+    shape = random.Random("contracts")  # noqa: S311 - reproducible seed data, not security
+    links = random.Random(f"contract-links:{seed}")  # noqa: S311 - as above
+    fixed = random.Random("demo-contract")  # noqa: S311 - as above
+    by_account: dict[str, list[Record]] = {}
+    for opportunity in opportunities.values():
+        by_account.setdefault(opportunity["AccountId"], []).append(opportunity)
+    contracts: dict[str, Record] = {}
+    demo = _contract_record(
+        DEMO_CONTRACT_ID, 100, accounts[DEMO_ACCOUNT_ID], "Activated", date(2026, 3, 1), 24,
+        READY_OPPORTUNITY_ID, "Master services agreement and statement of work: EHR Integration Phase 2",
+        "Net 30; invoices in arrears; rates fixed for the first 12 months.", fixed,
+    )
+    contracts[DEMO_CONTRACT_ID] = demo
+    number, contract_number = 1000, 101
+    for account in accounts.values():
+        if account["Id"] == DEMO_ACCOUNT_ID:
+            continue
+        count = (0, 0, 1, 1, 1, 2)[shape.randrange(6)]
+        for _ in range(count):
+            status = _CONTRACT_STATUS_DRAW[shape.randrange(len(_CONTRACT_STATUS_DRAW))]
+            term = (12, 24, 36)[shape.randrange(3)]
+            start = _contract_dates(status, term, shape)
+            description = _CONTRACT_DESCRIPTIONS[shape.randrange(len(_CONTRACT_DESCRIPTIONS))]
+            special = _SPECIAL_TERMS[shape.randrange(len(_SPECIAL_TERMS))]
+            signed = status in ("Activated", "Terminated", "Expired")
+            wanted = "Closed Won" if signed else "Negotiation/Review"
+            candidates = [o["Id"] for o in by_account.get(account["Id"], []) if o["StageName"] == wanted]
+            linked = candidates[links.randrange(len(candidates))] if candidates else None
+            contract = _contract_record(
+                salesforce_id("800", number), contract_number, account, status, start, term, linked,
+                description, special, shape,
+            )
+            contracts[contract["Id"]] = contract
+            number += 1
+            contract_number += 1
+    return contracts
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The whole seed
+# ---------------------------------------------------------------------------------------------------------
+
+
+def build_seed(seed: int) -> dict[str, dict[str, Record]]:
+    """Build fresh seed records, one ``{id: record}`` dict per object name in `SCHEMAS`.
+
+    Well-known records are identical for every seed, and so are all accounts and contacts; `seed` drives
+    the filler opportunities (stages, amounts, dates, owners) and what hangs off them (terms, milestones,
+    rate cards, which deal a contract covers). Dicts keep insertion order, which is the order unordered
+    queries return. The result is the caller's to mutate.
     """
     # Record values are immutable scalars, so copying each record dict is a full copy.
     return {
@@ -617,7 +1388,8 @@ def build_seed(seed: int) -> dict[str, dict[str, Record]]:
 def _seed_template(seed: int) -> dict[str, dict[str, Record]]:
     # Generating is ~20x slower than copying, and every sandbox (re)start needs a fresh seed.
     # Well-known records draw their incidental values (owners, timestamps) from a fixed generator so
-    # they do not change with the seed; only the filler uses `seed`.
+    # they do not change with the seed; only the filler uses `seed`. Every later addition draws from a
+    # generator of its own, so the records generated before it keep their ids and contents.
     fixed = random.Random(0)  # noqa: S311 - reproducible seed data, not security
     rng = random.Random(seed)  # noqa: S311 - as above
     accounts = {account.id: _account_record(account, fixed) for account in _ACCOUNTS}
@@ -631,5 +1403,36 @@ def _seed_template(seed: int) -> dict[str, dict[str, Record]]:
             filler = _filler_opportunity(account, number, ordinal, rng)
             opportunities[filler.id] = _opportunity_record(filler, accounts[account.id]["OwnerId"], rng)
             number += 1
-    return {"Account": accounts, "Opportunity": opportunities}
 
+    more_fixed = random.Random("more-accounts")  # noqa: S311 - as above
+    more_rng = random.Random(f"more-opportunities:{seed}")  # noqa: S311 - as above
+    for account in _MORE_ACCOUNTS:
+        accounts[account.id] = _account_record(account, more_fixed)
+    for account in _MORE_ACCOUNTS:
+        for ordinal in range(1, account.filler_opportunities + 1):
+            filler = _filler_opportunity(account, number, ordinal, more_rng)
+            opportunities[filler.id] = _opportunity_record(filler, accounts[account.id]["OwnerId"], more_rng)
+            number += 1
+
+    terms = _DealTerms()
+    _ready_terms(opportunities, terms)
+    well_known_terms = random.Random("well-known-terms")  # noqa: S311 - as above
+    for known in _WELL_KNOWN_OPPORTUNITIES:
+        if known.id not in READY_OPPORTUNITY_IDS:
+            _terms_for(opportunities[known.id], terms, well_known_terms)
+    # Filler children get ids from 1000 up, so the well-known ones above never move.
+    terms.next_milestone = terms.next_rate_card = 1000
+    filler_terms = random.Random(f"deal-terms:{seed}")  # noqa: S311 - as above
+    well_known_ids = {known.id for known in _WELL_KNOWN_OPPORTUNITIES}
+    for opportunity in opportunities.values():
+        if opportunity["Id"] not in well_known_ids:
+            _terms_for(opportunity, terms, filler_terms)
+
+    return {
+        "Account": accounts,
+        "Contact": _contacts(accounts),
+        "Opportunity": opportunities,
+        "Contract": _contracts(accounts, opportunities, seed),
+        "Opportunity_Milestone__c": terms.milestones,
+        "Rate_Card_Line__c": terms.rate_cards,
+    }

@@ -462,12 +462,13 @@ def parse(text: str) -> Query:
 Predicate = Callable[[Record], bool]
 
 _FILTER_ERROR = "INVALID_QUERY_FILTER_OPERATOR"
-_TEXT_KINDS = frozenset({"string", "textarea", "url", "picklist"})
+_TEXT_KINDS = frozenset({"string", "textarea", "url", "email", "phone", "picklist"})
 _ID_KINDS = frozenset({"id", "reference"})
-_NUMBER_KINDS = frozenset({"currency", "double", "percent"})
+_NUMBER_KINDS = frozenset({"currency", "double", "percent", "int"})
 # Salesforce names types this way in its filter error messages.
-_TYPE_LABELS = {"currency": "currency", "double": "double", "percent": "percent", "date": "date",
-                "datetime": "dateTime", "boolean": "boolean", "id": "id", "reference": "reference"}
+_TYPE_LABELS = {"currency": "currency", "double": "double", "percent": "percent", "int": "int",
+                "date": "date", "datetime": "dateTime", "boolean": "boolean", "id": "id",
+                "reference": "reference"}
 
 
 def _label(spec: FieldSpec) -> str:

@@ -3,26 +3,51 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import functools
 import hashlib
 import hmac
 import json
 import re
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import msgspec
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
 
 from sandboxes.faults import FaultRule, Receive, Scope, Send
-from sandboxes.salesforce import SalesforceSandbox, SalesforceSandboxSettings, create_salesforce_sandbox
+from sandboxes.salesforce import (
+    DEV_JWT_CONSUMER_KEY,
+    SalesforceSandbox,
+    SalesforceSandboxSettings,
+    create_salesforce_sandbox,
+    dev_jwt_private_key_pem,
+    dev_jwt_public_key_pem,
+)
 from sandboxes.salesforce.data import (
     BIG_ACCOUNT_ID,
     BIG_ACCOUNT_OPPORTUNITY_COUNT,
     CLOSED_LOST_OPPORTUNITY_ID,
+    CONTRACT_STATUSES,
     DEMO_ACCOUNT_ID,
+    DEMO_CONTACT_ID,
+    DEMO_CONTRACT_ID,
+    DUPLICATE_CONTACT_EXTERNAL_ID,
+    DUPLICATE_CONTACT_IDS,
+    GERMAN_ACCOUNT_ID,
+    GROUP_PARENT_ACCOUNT_ID,
+    INTEGRATION_USER_ID,
+    INTEGRATION_USERNAME,
     MISSING_BILLING_MODEL_OPPORTUNITY_ID,
     MISSING_CURRENCY_OPPORTUNITY_ID,
     MISSING_LEGAL_ENTITY_OPPORTUNITY_ID,
@@ -30,10 +55,15 @@ from sandboxes.salesforce.data import (
     NO_TAX_JURISDICTION_OPPORTUNITY_ID,
     NULL_AMOUNT_OPPORTUNITY_ID,
     OPEN_OPPORTUNITY_ID,
+    READY_FIXED_FEE_OPPORTUNITY_ID,
+    READY_MILESTONE_OPPORTUNITY_ID,
     READY_OPPORTUNITY_ID,
     READY_OPPORTUNITY_IDS,
+    READY_RETAINER_OPPORTUNITY_ID,
     SCHEMAS,
     SUBSIDIARY_ACCOUNT_ID,
+    UK_ACCOUNT_ID,
+    USERNAMES,
     ZERO_AMOUNT_OPPORTUNITY_ID,
     Record,
     build_seed,
@@ -536,7 +566,7 @@ async def test_count_limit_offset_and_query_all() -> None:
     assert count == {"totalSize": BIG_ACCOUNT_OPPORTUNITY_COUNT, "done": True, "records": []}
     assert limited["totalSize"] == 5
     assert [r["Id"] for r in limited["records"]] == [r["Id"] for r in everything["records"][2:7]]
-    assert query_all.json()["totalSize"] == 8
+    assert query_all.json()["totalSize"] == ACCOUNT_COUNT
 
 
 @pytest.mark.asyncio
@@ -589,7 +619,7 @@ async def test_an_injection_shaped_literal_is_only_data() -> None:
         like = (await sf.query("SELECT Id FROM Account WHERE Name LIKE '%50\\% \\_Ltd\\_'")).json()
         no_like = (await sf.query("SELECT Id FROM Account WHERE Name LIKE '%50\\% \\_Lt\\_'")).json()
     assert injected["totalSize"] == 0
-    assert widened["totalSize"] == 8
+    assert widened["totalSize"] == ACCOUNT_COUNT
     assert [r["Id"] for r in exact["records"]] == [DEMO_ACCOUNT_ID]
     assert [r["Id"] for r in like["records"]] == [DEMO_ACCOUNT_ID]
     assert no_like["totalSize"] == 0
@@ -600,6 +630,7 @@ async def test_an_injection_shaped_literal_is_only_data() -> None:
 # ---------------------------------------------------------------------------------------------------------
 
 SEED = build_seed(42)
+ACCOUNT_COUNT = len(SEED["Account"])
 
 
 def run(soql: str) -> list[Record]:
@@ -611,17 +642,20 @@ def test_soql_conditions() -> None:
     no_tax = run("SELECT Name FROM Account WHERE Tax_Jurisdiction__c = NULL")
     assert no_tax == [{"Name": "Hooli Media Inc"}]
     # As in Salesforce (unlike SQL), != includes nulls.
-    assert len(run("SELECT Id FROM Account WHERE Tax_Jurisdiction__c != 'US-NY'")) == 7
+    assert len(run("SELECT Id FROM Account WHERE Tax_Jurisdiction__c != 'US-NY'")) == ACCOUNT_COUNT - 1
     assert run("SELECT Name FROM Account WHERE name = 'NORTHWIND health systems'") == [
         {"Name": "Northwind Health Systems"}
     ]
     european = run("SELECT Name FROM Account WHERE BillingCountry IN ('Germany', 'united kingdom')")
-    assert {r["Name"] for r in european} == {
+    assert {r["Name"] for r in european} >= {
         "Initech Software GmbH",
         "Umbrella Life Sciences Ltd",
         "Globex Professional Services UK Ltd",
     }
-    assert len(run("SELECT Id FROM Account WHERE BillingCountry NOT IN ('United States')")) == 3
+    assert {r["Name"] for r in european} == {
+        a["Name"] for a in SEED["Account"].values() if a["BillingCountry"] != "United States"
+    }
+    assert len(run("SELECT Id FROM Account WHERE BillingCountry NOT IN ('United States')")) == len(european)
     assert run(f"SELECT Id FROM Account WHERE ParentId = '{BIG_ACCOUNT_ID[:15]}'") == [
         {"Id": SUBSIDIARY_ACCOUNT_ID}
     ]
@@ -833,7 +867,7 @@ def test_seed_activation_cases() -> None:
 def test_seed_shape() -> None:
     seed = build_seed(42)
     accounts, opportunities = seed["Account"], seed["Opportunity"]
-    assert 6 <= len(accounts) <= 10
+    assert len(accounts) == ACCOUNT_COUNT == 36
     assert accounts[SUBSIDIARY_ACCOUNT_ID]["ParentId"] == BIG_ACCOUNT_ID
     per_account = Counter(o["AccountId"] for o in opportunities.values())
     assert per_account.pop(BIG_ACCOUNT_ID) == BIG_ACCOUNT_OPPORTUNITY_COUNT
@@ -879,3 +913,972 @@ def test_seed_is_deterministic_and_only_filler_depends_on_the_seed() -> None:
     ]
     for known in well_known:
         assert other["Opportunity"][known] == default["Opportunity"][known]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# JWT bearer flow
+# ---------------------------------------------------------------------------------------------------------
+
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+JWT_TOKEN_KEYS = {"access_token", "instance_url", "id", "token_type", "scope"}
+PRIYA = "priya.raman@stratum-sandbox.example"
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@functools.cache
+def dev_key() -> rsa.RSAPrivateKey:
+    key = serialization.load_pem_private_key(dev_jwt_private_key_pem().encode(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return key
+
+
+@functools.cache
+def other_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def jwt_claims(**overrides: Any) -> dict[str, Any]:
+    claims: dict[str, Any] = {
+        "iss": DEV_JWT_CONSUMER_KEY,
+        "sub": INTEGRATION_USERNAME,
+        "aud": "https://login.salesforce.com",
+        "exp": int(time.time()) + 180,
+    }
+    claims.update(overrides)
+    return {name: value for name, value in claims.items() if value is not None}
+
+
+def jwt_assertion(
+    claims: dict[str, Any], *, key: rsa.RSAPrivateKey | None = None, header: dict[str, Any] | None = None
+) -> str:
+    signing_input = (
+        f"{b64url(json.dumps(header or {'alg': 'RS256'}).encode())}.{b64url(json.dumps(claims).encode())}"
+    )
+    signature = (key or dev_key()).sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{b64url(signature)}"
+
+
+async def jwt_login(sf: Org, assertion: str) -> httpx.Response:
+    return await sf.client.post(
+        "/services/oauth2/token", data={"grant_type": JWT_BEARER, "assertion": assertion}
+    )
+
+
+def test_the_dev_jwt_key_is_deterministic_and_2048_bit() -> None:
+    assert dev_key().key_size == 2048
+    assert dev_jwt_private_key_pem() == dev_jwt_private_key_pem()
+    public = serialization.load_pem_public_key(dev_jwt_public_key_pem().encode())
+    assert isinstance(public, rsa.RSAPublicKey)
+    assert public.public_numbers() == dev_key().public_key().public_numbers()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "audience", ["https://login.salesforce.com", "https://test.salesforce.com", BASE, [BASE, "other"]]
+)
+async def test_jwt_bearer_grant(audience: Any) -> None:
+    async with org() as sf:
+        response = await jwt_login(sf, jwt_assertion(jwt_claims(aud=audience, sub=PRIYA)))
+        assert response.status_code == 200, response.text
+        payload = response.json()
+        sf.token = payload["access_token"]
+        created = await sf.api("POST", f"{DATA}/sobjects/Account/", json={"Name": "JWT Co"})
+        owner = (await sf.api("GET", f"{DATA}/sobjects/Account/{created.json()['id']}")).json()["OwnerId"]
+    assert set(payload) == JWT_TOKEN_KEYS
+    assert (payload["token_type"], payload["instance_url"]) == ("Bearer", BASE)
+    assert payload["id"].endswith(f"/{USERNAMES[PRIYA]}")
+    assert response.headers["cache-control"].startswith("no-cache")
+    # The session acts as the user the assertion named: records it creates are theirs.
+    assert owner == USERNAMES[PRIYA]
+
+
+@pytest.mark.asyncio
+async def test_jwt_expiry_may_be_a_string_of_digits() -> None:
+    # Salesforce's own example and simple-salesforce send "exp" as a string.
+    async with org() as sf:
+        response = await jwt_login(sf, jwt_assertion(jwt_claims(exp=str(int(time.time()) + 120))))
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("assertion", "error", "description"),
+    [
+        pytest.param(
+            lambda: jwt_assertion(jwt_claims(iss="who")),
+            "invalid_client_id",
+            "client identifier invalid",
+            id="unknown-iss",
+        ),
+        pytest.param(
+            lambda: jwt_assertion(jwt_claims(iss=None)),
+            "invalid_client_id",
+            "client identifier invalid",
+            id="no-iss",
+        ),
+        pytest.param(
+            lambda: jwt_assertion(jwt_claims(), key=other_key()),
+            "invalid_grant",
+            "invalid assertion",
+            id="wrong-key",
+        ),
+        pytest.param(
+            lambda: jwt_assertion(jwt_claims(), header={"alg": "RS512"}),
+            "invalid_grant",
+            "invalid assertion",
+            id="alg",
+        ),
+        pytest.param(
+            lambda: jwt_assertion(jwt_claims()).rsplit(".", 1)[0] + ".",
+            "invalid_grant",
+            "invalid assertion",
+            id="alg-none-unsigned",
+        ),
+        pytest.param(lambda: "not.a-jwt", "invalid_grant", "invalid assertion", id="garbage"),
+        pytest.param(lambda: "", "invalid_grant", "invalid assertion", id="empty"),
+        pytest.param(
+            lambda: jwt_assertion(jwt_claims(aud="https://evil.example")),
+            "invalid_grant",
+            "audience is invalid",
+            id="aud",
+        ),
+        pytest.param(
+            lambda: jwt_assertion(jwt_claims(exp=int(time.time()) - 5)),
+            "invalid_grant",
+            "expired access/refresh token",
+            id="expired",
+        ),
+        pytest.param(
+            lambda: jwt_assertion(jwt_claims(exp=int(time.time()) + 3600)),
+            "invalid_grant",
+            "invalid assertion",
+            id="exp-too-far",
+        ),
+        pytest.param(
+            lambda: jwt_assertion(jwt_claims(exp="soon")), "invalid_grant", "invalid assertion", id="exp-text"
+        ),
+        pytest.param(
+            lambda: jwt_assertion(jwt_claims(sub="nobody@stratum-sandbox.example")),
+            "invalid_grant",
+            "user hasn't approved this consumer",
+            id="sub",
+        ),
+    ],
+)
+async def test_jwt_bearer_failures(assertion: Any, error: str, description: str) -> None:
+    async with org() as sf:
+        response = await jwt_login(sf, assertion())
+        usable = await sf.client.get(f"{DATA}/limits/", headers={"Authorization": "Bearer x"})
+    assert response.status_code == 400
+    assert response.json() == {"error": error, "error_description": description}
+    assert usable.status_code == 401
+    assert sf.sandbox.sessions == {}
+
+
+def hs256_with_the_public_key() -> str:
+    # The classic confusion attack: an HMAC "signed" with the RSA public key's PEM text.
+    header = b64url(json.dumps({"alg": "HS256"}).encode())
+    claims = b64url(json.dumps(jwt_claims()).encode())
+    mac = hmac.new(dev_jwt_public_key_pem().encode(), f"{header}.{claims}".encode(), hashlib.sha256).digest()
+    return f"{header}.{claims}.{b64url(mac)}"
+
+
+@pytest.mark.asyncio
+async def test_jwt_hs256_signed_with_the_public_key_is_refused() -> None:
+    async with org() as sf:
+        response = await jwt_login(sf, hs256_with_the_public_key())
+    assert response.json() == {"error": "invalid_grant", "error_description": "invalid assertion"}
+
+
+def self_signed_certificate(key: rsa.RSAPrivateKey) -> str:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stratum-test-app")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+@pytest.mark.asyncio
+async def test_registered_jwt_clients_replace_the_dev_client() -> None:
+    settings = SalesforceSandboxSettings(
+        jwt_clients={"partner-app": self_signed_certificate(other_key())},
+        usernames={"ops@partner.example": INTEGRATION_USER_ID},
+        instance_url="https://acme.my.salesforce.com",
+    )
+    app: Any = create_salesforce_sandbox(settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        sf = Org(client, app)
+        partner = jwt_claims(iss="partner-app", sub="ops@partner.example")
+        accepted = await jwt_login(sf, jwt_assertion(partner, key=other_key()))
+        dev_client = await jwt_login(sf, jwt_assertion(jwt_claims(sub="ops@partner.example")))
+        unapproved = await jwt_login(
+            sf, jwt_assertion({**partner, "sub": INTEGRATION_USERNAME}, key=other_key())
+        )
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["instance_url"] == "https://acme.my.salesforce.com"
+    assert dev_client.json()["error"] == "invalid_client_id"
+    assert unapproved.json()["error_description"] == "user hasn't approved this consumer"
+
+
+def test_settings_refuse_usernames_of_unknown_users_and_bad_keys() -> None:
+    with pytest.raises(ValueError, match="unknown user ids"):
+        SalesforceSandboxSettings(usernames={"x@example.com": salesforce_id("005", 99)})
+    with pytest.raises(ValueError, match=r"PEM|key"):
+        SalesforceSandbox(SalesforceSandboxSettings(jwt_clients={"app": "not a pem"}))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Creating records
+# ---------------------------------------------------------------------------------------------------------
+
+
+async def create(sf: Org, sobject: str, body: Any) -> httpx.Response:
+    return await sf.api("POST", f"{DATA}/sobjects/{sobject}/", json=body)
+
+
+async def read(sf: Org, sobject: str, record_id: str) -> dict[str, Any]:
+    response = await sf.api("GET", f"{DATA}/sobjects/{sobject}/{record_id}")
+    assert response.status_code == 200, response.text
+    record: dict[str, Any] = response.json()
+    return record
+
+
+@pytest.mark.asyncio
+async def test_creating_an_account() -> None:
+    async with org() as sf:
+        response = await create(
+            sf, "account", {"Name": "Tailwind Holdings", "BillingCountry": "United States"}
+        )
+        record = await read(sf, "Account", response.json()["id"])
+    assert response.status_code == 201
+    body = response.json()
+    assert body == {"id": body["id"], "success": True, "errors": []}
+    assert response.headers["location"] == f"{DATA}/sobjects/Account/{body['id']}"
+    assert "sforce-limit-info" in response.headers
+    assert normalize_salesforce_id(body["id"]) == body["id"]
+    assert body["id"].startswith("001")
+    # Defaults: the running user owns it, the user's currency, and the audit fields.
+    assert (record["OwnerId"], record["CurrencyIsoCode"], record["IsDeleted"]) == (
+        INTEGRATION_USER_ID,
+        "USD",
+        False,
+    )
+    assert record["CreatedDate"] == record["LastModifiedDate"] == record["SystemModstamp"]
+    assert SF_DATETIME.match(record["CreatedDate"])
+    assert (record["Stratum_Id__c"], record["ParentId"]) == (None, None)
+
+
+@pytest.mark.asyncio
+async def test_creating_derives_what_salesforce_derives() -> None:
+    async with org() as sf:
+        contact = await create(
+            sf, "Contact", {"FirstName": "Ada", "LastName": "Okafor", "AccountId": DEMO_ACCOUNT_ID[:15]}
+        )
+        opportunity = await create(
+            sf,
+            "Opportunity",
+            {"Name": "Northwind - Phase 3", "StageName": "Proposal/Price Quote", "CloseDate": "2026-06-30"},
+        )
+        contract = await create(
+            sf, "Contract", {"AccountId": DEMO_ACCOUNT_ID, "StartDate": "2026-01-31", "ContractTerm": 1}
+        )
+        milestone = await create(
+            sf,
+            "Opportunity_Milestone__c",
+            {"Name": "Kick-off", "Opportunity__c": READY_MILESTONE_OPPORTUNITY_ID, "Amount__c": 1000},
+        )
+        line = await create(
+            sf,
+            "Rate_Card_Line__c",
+            {"Opportunity__c": READY_FIXED_FEE_OPPORTUNITY_ID, "Role__c": "PM", "Rate__c": 90},
+        )
+        records = {
+            name: await read(sf, name, response.json()["id"])
+            for name, response in (
+                ("Contact", contact),
+                ("Opportunity", opportunity),
+                ("Contract", contract),
+                ("Opportunity_Milestone__c", milestone),
+                ("Rate_Card_Line__c", line),
+            )
+        }
+        url = f"{DATA}/sobjects/Contract/{contract.json()['id']}"
+        assert (
+            await sf.api("PATCH", url, json={"Status": "Activated", "ContractTerm": 24})
+        ).status_code == 204
+        activated = await read(sf, "Contract", contract.json()["id"])
+    assert (records["Contact"]["Name"], records["Contact"]["AccountId"]) == ("Ada Okafor", DEMO_ACCOUNT_ID)
+    won = records["Opportunity"]
+    assert (won["IsWon"], won["IsClosed"], won["Probability"]) == (False, False, 75.0)
+    new_contract = records["Contract"]
+    assert (new_contract["Status"], new_contract["EndDate"], new_contract["ActivatedDate"]) == (
+        "Draft",
+        "2026-02-27",
+        None,
+    )
+    seeded_numbers = {int(c["ContractNumber"]) for c in SEED["Contract"].values()}
+    assert int(new_contract["ContractNumber"]) == max(seeded_numbers) + 1
+    # Master-detail children take the master's currency.
+    assert records["Opportunity_Milestone__c"]["CurrencyIsoCode"] == "GBP"
+    assert records["Rate_Card_Line__c"]["CurrencyIsoCode"] == "EUR"
+    seeded_lines = [int(r["Name"].removeprefix("RCL-")) for r in SEED["Rate_Card_Line__c"].values()]
+    assert records["Rate_Card_Line__c"]["Name"] == f"RCL-{max(seeded_lines) + 1:06d}"
+    assert (activated["Status"], activated["EndDate"]) == ("Activated", "2028-01-30")
+    assert SF_DATETIME.match(activated["ActivatedDate"])
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("sobject", "body", "error_code", "fields"),
+    [
+        ("Opportunity", {}, "REQUIRED_FIELD_MISSING", ["Name", "StageName", "CloseDate"]),
+        ("Contact", {"FirstName": "x"}, "REQUIRED_FIELD_MISSING", ["LastName"]),
+        ("Contact", {"LastName": None}, "REQUIRED_FIELD_MISSING", ["LastName"]),
+        ("Contract", {"Status": "Draft"}, "REQUIRED_FIELD_MISSING", ["AccountId"]),
+        ("Opportunity_Milestone__c", {"Name": "x"}, "REQUIRED_FIELD_MISSING", ["Opportunity__c"]),
+        ("Account", {"Name": "x", "CurrencyIsoCode": None}, "REQUIRED_FIELD_MISSING", ["CurrencyIsoCode"]),
+        ("Contact", {"LastName": "x", "Shoe_Size__c": 9}, "INVALID_FIELD", ["Shoe_Size__c"]),
+        ("Contact", {"LastName": "x" * 81}, "STRING_TOO_LONG", ["LastName"]),
+        ("Contact", {"LastName": "x", "Email": "not an address"}, "INVALID_EMAIL_ADDRESS", ["Email"]),
+        ("Contact", {"LastName": "x", "Name": "y"}, "INVALID_FIELD_FOR_INSERT_UPDATE", ["Name"]),
+        ("Account", {"Name": "x", "Id": DEMO_ACCOUNT_ID}, "INVALID_FIELD_FOR_INSERT_UPDATE", ["Id"]),
+        (
+            "Contract",
+            {"AccountId": DEMO_ACCOUNT_ID, "EndDate": "2027-01-01"},
+            "INVALID_FIELD_FOR_INSERT_UPDATE",
+            ["EndDate"],
+        ),
+        (
+            "Contract",
+            {"AccountId": DEMO_ACCOUNT_ID, "Status": "Signed"},
+            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            ["Status"],
+        ),
+        (
+            "Contract",
+            {"AccountId": DEMO_ACCOUNT_ID, "Status": "Activated"},
+            "FIELD_INTEGRITY_EXCEPTION",
+            ["Status"],
+        ),
+        ("Contact", {"LastName": "x", "AccountId": "001xyz"}, "MALFORMED_ID", ["AccountId"]),
+        ("Contact", {"LastName": "x", "AccountId": READY_OPPORTUNITY_ID}, "MALFORMED_ID", ["AccountId"]),
+        (
+            "Contact",
+            {"LastName": "x", "AccountId": salesforce_id("001", 4444)},
+            "INVALID_CROSS_REFERENCE_KEY",
+            ["AccountId"],
+        ),
+        ("Contract", {"AccountId": DEMO_ACCOUNT_ID, "ContractTerm": 12.5}, "JSON_PARSER_ERROR", None),
+        ("Contract", {"AccountId": DEMO_ACCOUNT_ID, "StartDate": "1 April 2026"}, "JSON_PARSER_ERROR", None),
+        ("Opportunity", [{"Name": "x"}], "JSON_PARSER_ERROR", None),
+    ],
+)
+async def test_create_validation_errors(
+    sobject: str, body: Any, error_code: str, fields: list[str] | None
+) -> None:
+    async with org() as sf:
+        before = {name: len(records) for name, records in sf.sandbox.records.items()}
+        response = await create(sf, sobject, body)
+        after = {name: len(records) for name, records in sf.sandbox.records.items()}
+    error = assert_error(response, 400, error_code)
+    assert error.get("fields") == fields
+    assert after == before
+
+
+@pytest.mark.asyncio
+async def test_create_needs_a_known_object_and_a_json_body() -> None:
+    async with org() as sf:
+        unknown = await create(sf, "Invoice__c", {"Name": "x"})
+        empty = await sf.api(
+            "POST", f"{DATA}/sobjects/Contact/", content=b"", headers={"Content-Type": "application/json"}
+        )
+    assert_error(unknown, 404, "NOT_FOUND")
+    assert_error(empty, 400, "JSON_PARSER_ERROR")
+
+
+@pytest.mark.asyncio
+async def test_unique_external_ids_refuse_duplicates() -> None:
+    async with org() as sf:
+        first = await create(sf, "Account", {"Name": "One", "Stratum_Id__c": "cust-1"})
+        second = await create(sf, "Account", {"Name": "Two", "Stratum_Id__c": "CUST-1"})
+        other = await create(sf, "Account", {"Name": "Two", "Stratum_Id__c": "cust-2"})
+        clash = await sf.api(
+            "PATCH", f"{DATA}/sobjects/Account/{other.json()['id']}", json={"Stratum_Id__c": "cust-1"}
+        )
+    assert first.status_code == 201
+    error = assert_error(second, 400, "DUPLICATE_VALUE")
+    assert error["fields"] == ["Stratum_Id__c"]
+    assert first.json()["id"] in error["message"]
+    assert_error(clash, 400, "DUPLICATE_VALUE")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Upsert by external id
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_upsert_creates_then_updates() -> None:
+    async with org() as sf:
+        url = f"{DATA}/sobjects/Contact/External_Id__c/X-1"
+        created = await sf.api("PATCH", url, json={"LastName": "Ng", "AccountId": DEMO_ACCOUNT_ID})
+        # Same key, other casing: text external ids match case-insensitively.
+        updated = await sf.api("PATCH", url.replace("X-1", "x-1"), json={"Title": "CFO"})
+        by_key = await sf.api("GET", url)
+    assert created.status_code == 201
+    record_id = created.json()["id"]
+    assert created.json() == {"id": record_id, "success": True, "errors": [], "created": True}
+    assert created.headers["location"] == f"{DATA}/sobjects/Contact/{record_id}"
+    assert updated.status_code == 200
+    assert updated.json() == {"id": record_id, "success": True, "errors": [], "created": False}
+    record = by_key.json()
+    assert (record["Id"], record["LastName"], record["Title"], record["External_Id__c"]) == (
+        record_id,
+        "Ng",
+        "CFO",
+        "X-1",
+    )
+
+
+@pytest.mark.asyncio
+async def test_upsert_on_a_duplicated_external_id_answers_300() -> None:
+    async with org() as sf:
+        url = f"{DATA}/sobjects/Contact/External_Id__c/{DUPLICATE_CONTACT_EXTERNAL_ID}"
+        before = [dict(sf.sandbox.records["Contact"][i]) for i in DUPLICATE_CONTACT_IDS]
+        upsert = await sf.api("PATCH", url, json={"Title": "Buyer"})
+        read_by_key = await sf.api("GET", url)
+        after = [sf.sandbox.records["Contact"][i] for i in DUPLICATE_CONTACT_IDS]
+    expected = sorted(f"{DATA}/sobjects/Contact/{record_id}" for record_id in DUPLICATE_CONTACT_IDS)
+    assert upsert.status_code == 300
+    assert sorted(upsert.json()) == expected
+    assert (read_by_key.status_code, sorted(read_by_key.json())) == (300, expected)
+    assert after == before
+
+
+@pytest.mark.asyncio
+async def test_upsert_update_only() -> None:
+    async with org() as sf:
+        missing = await sf.api(
+            "PATCH",
+            f"{DATA}/sobjects/Contact/External_Id__c/NEW-1",
+            params={"updateOnly": "true"},
+            json={"LastName": "x"},
+        )
+        count = len(sf.sandbox.records["Contact"])
+        await sf.api("PATCH", f"{DATA}/sobjects/Contact/External_Id__c/NEW-2", json={"LastName": "x"})
+        existing = await sf.api(
+            "PATCH", f"{DATA}/sobjects/Contact/External_Id__c/NEW-2?updateOnly=true", json={"LastName": "y"}
+        )
+    assert_error(missing, 404, "NOT_FOUND")
+    assert count == len(SEED["Contact"])
+    assert (existing.status_code, existing.json()["created"]) == (200, False)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("path", "body", "status", "error_code"),
+    [
+        ("Contact/Nope__c/1", {"LastName": "x"}, 404, "NOT_FOUND"),
+        ("Contact/LastName/Ng", {"LastName": "x"}, 400, "INVALID_FIELD"),
+        ("Contact/External_Id__c/X-9", {"External_Id__c": "X-8", "LastName": "x"}, 400, "INVALID_FIELD"),
+        ("Contact/External_Id__c/X-9", {"FirstName": "x"}, 400, "REQUIRED_FIELD_MISSING"),
+        ("Contact/External_Id__c/X-9", ["x"], 400, "JSON_PARSER_ERROR"),
+        ("Invoice__c/External_Id__c/X-9", {}, 404, "NOT_FOUND"),
+        (f"Opportunity/Id/{salesforce_id('006', 4242)}", {"Name": "x"}, 404, "NOT_FOUND"),
+    ],
+)
+async def test_upsert_errors(path: str, body: Any, status: int, error_code: str) -> None:
+    async with org() as sf:
+        response = await sf.api("PATCH", f"{DATA}/sobjects/{path}", json=body)
+        counts = {name: len(records) for name, records in sf.sandbox.records.items()}
+    assert_error(response, status, error_code)
+    assert counts == {name: len(records) for name, records in SEED.items()}
+
+
+@pytest.mark.asyncio
+async def test_upsert_by_the_gateways_own_id_and_by_salesforce_id() -> None:
+    async with org() as sf:
+        body = {
+            "Name": "Gateway deal",
+            "StageName": "Prospecting",
+            "CloseDate": "2026-09-30",
+            "AccountId": DEMO_ACCOUNT_ID,
+        }
+        url = f"{DATA}/sobjects/Opportunity/Stratum_Id__c/opp-7f3a"
+        first = await sf.api("PATCH", url, json=body)
+        retried = await sf.api("PATCH", url, json=body)  # a retried create: the same record, not a duplicate
+        by_id = await sf.api(
+            "PATCH", f"{DATA}/sobjects/Opportunity/Id/{OPEN_OPPORTUNITY_ID}", json={"Amount": 1}
+        )
+        matching = (await sf.query("SELECT Id FROM Opportunity WHERE Stratum_Id__c = 'opp-7f3a'")).json()
+    assert (first.status_code, retried.status_code) == (201, 200)
+    assert first.json()["id"] == retried.json()["id"]
+    assert matching["totalSize"] == 1
+    assert (by_id.status_code, by_id.json()["id"]) == (200, OPEN_OPPORTUNITY_ID)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Contacts, contracts and deal terms
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_contacts_and_contracts_are_readable_and_queryable() -> None:
+    async with org() as sf:
+        contact = await read(sf, "Contact", DEMO_CONTACT_ID)
+        contract = await read(sf, "Contract", DEMO_CONTRACT_ID)
+        contacts = (
+            await sf.query(f"SELECT Id, Email FROM Contact WHERE AccountId = '{DEMO_ACCOUNT_ID}'")
+        ).json()
+        long_contracts = (
+            await sf.query(
+                "SELECT Id, ContractTerm FROM Contract WHERE ContractTerm >= 24 AND Status = 'Activated'"
+            )
+        ).json()
+        terms = (
+            await sf.query(
+                "SELECT Name, Amount__c FROM Opportunity_Milestone__c "
+                f"WHERE Opportunity__c = '{READY_MILESTONE_OPPORTUNITY_ID}' ORDER BY Due_Date__c"
+            )
+        ).json()
+    assert (contact["Name"], contact["Email"], contact["AccountId"]) == (
+        "Dana Whitfield",
+        "dana.whitfield@northwind-health.example",
+        DEMO_ACCOUNT_ID,
+    )
+    assert (contract["Status"], contract["StartDate"], contract["EndDate"], contract["Opportunity__c"]) == (
+        "Activated",
+        "2026-03-01",
+        "2028-02-29",
+        READY_OPPORTUNITY_ID,
+    )
+    assert contract["ContractNumber"] == "00000100"
+    assert DEMO_CONTACT_ID in {r["Id"] for r in contacts["records"]}
+    assert all("@" in r["Email"] for r in contacts["records"])
+    assert long_contracts["totalSize"] > 0
+    assert all(r["ContractTerm"] >= 24 for r in long_contracts["records"])
+    assert terms["records"][0]["Name"] == "Discovery and design sign-off"
+    assert sum(Decimal(str(r["Amount__c"])) for r in terms["records"]) == Decimal("310500.75")
+
+
+def test_seed_accounts_contacts_and_hierarchies() -> None:
+    accounts, contacts = SEED["Account"], SEED["Contact"]
+    assert Counter(a["BillingCountry"] for a in accounts.values()) == {
+        "United States": 18,
+        "United Kingdom": 9,
+        "Germany": 9,
+    }
+    currency_of = {"United States": "USD", "United Kingdom": "GBP", "Germany": "EUR"}
+    assert all(a["CurrencyIsoCode"] == currency_of[a["BillingCountry"]] for a in accounts.values())
+    children = {a["Id"] for a in accounts.values() if a["ParentId"] == GROUP_PARENT_ACCOUNT_ID}
+    assert {accounts[i]["BillingCountry"] for i in children} == {"United States", "Germany"}
+    grandchildren = [a for a in accounts.values() if a["ParentId"] in children]
+    assert grandchildren
+    assert accounts[GROUP_PARENT_ACCOUNT_ID]["BillingCountry"] == "United Kingdom"
+    assert all(a["ParentId"] is None or a["ParentId"] in accounts for a in accounts.values())
+    per_account = Counter(c["AccountId"] for c in contacts.values())
+    assert set(per_account) == set(accounts)
+    assert all(count >= 2 for count in per_account.values())
+    assert all(c["Name"] == f"{c['FirstName']} {c['LastName']}" for c in contacts.values())
+    with_external_ids = {c["Id"] for c in contacts.values() if c["External_Id__c"] is not None}
+    assert with_external_ids == set(DUPLICATE_CONTACT_IDS)
+    assert {contacts[i]["External_Id__c"] for i in DUPLICATE_CONTACT_IDS} == {DUPLICATE_CONTACT_EXTERNAL_ID}
+    assert all(r["Stratum_Id__c"] is None for r in [*accounts.values(), *SEED["Opportunity"].values()])
+
+
+def test_seed_contracts() -> None:
+    contracts, opportunities = SEED["Contract"], SEED["Opportunity"]
+    assert {c["Status"] for c in contracts.values()} == set(CONTRACT_STATUSES)
+    today = dt.date(2026, 3, 2)
+    for contract in contracts.values():
+        start, end = dt.date.fromisoformat(contract["StartDate"]), dt.date.fromisoformat(contract["EndDate"])
+        assert start < end
+        if contract["Status"] == "Activated":
+            assert start <= today <= end
+        elif contract["Status"] == "Expired":
+            assert end < today
+        elif contract["Status"] in ("Draft", "InApproval"):
+            assert today < start
+            assert contract["ActivatedDate"] is None
+        linked = contract["Opportunity__c"]
+        assert linked is None or opportunities[linked]["AccountId"] == contract["AccountId"]
+    assert len({c["ContractNumber"] for c in contracts.values()}) == len(contracts)
+
+
+def test_seed_deal_terms_follow_the_billing_model() -> None:
+    opportunities = SEED["Opportunity"]
+    milestones: dict[str, list[Record]] = {}
+    for milestone in SEED["Opportunity_Milestone__c"].values():
+        milestones.setdefault(milestone["Opportunity__c"], []).append(milestone)
+    rate_cards: dict[str, list[Record]] = {}
+    for line in SEED["Rate_Card_Line__c"].values():
+        rate_cards.setdefault(line["Opportunity__c"], []).append(line)
+    won = [o for o in opportunities.values() if o["StageName"] == "Closed Won" and o["Billing_Model__c"]]
+    for deal in won:
+        model = deal["Billing_Model__c"]
+        assert deal["Contract_Terms__c"], deal["Id"]
+        if model in ("Fixed Fee", "Milestone") and deal["Amount"]:
+            parts = [Decimal(str(m["Amount__c"])) for m in milestones[deal["Id"]]]
+            assert sum(parts) == Decimal(str(deal["Amount"])), deal["Id"]
+            assert all(m["CurrencyIsoCode"] == deal["CurrencyIsoCode"] for m in milestones[deal["Id"]])
+        else:
+            assert deal["Id"] not in milestones
+        if model == "Fixed Fee":
+            assert deal["Id"] not in rate_cards
+        else:
+            assert rate_cards[deal["Id"]], deal["Id"]
+            assert all(r["CurrencyIsoCode"] == deal["CurrencyIsoCode"] for r in rate_cards[deal["Id"]])
+    assert len(milestones[READY_MILESTONE_OPPORTUNITY_ID]) == 4
+    assert len(milestones[READY_FIXED_FEE_OPPORTUNITY_ID]) == 2
+    assert [r["Role__c"] for r in rate_cards[READY_OPPORTUNITY_ID]] == [
+        "Engagement Manager",
+        "Senior Consultant",
+        "Consultant",
+        "Analyst",
+    ]
+    assert len(rate_cards[READY_RETAINER_OPPORTUNITY_ID]) == 2
+    assert len(rate_cards[READY_MILESTONE_OPPORTUNITY_ID]) == 2
+    # German deals are priced by the day.
+    assert {r["Unit__c"] for r in SEED["Rate_Card_Line__c"].values() if r["CurrencyIsoCode"] == "EUR"} == {
+        "Day"
+    }
+    assert all(o["AccountId"] != GERMAN_ACCOUNT_ID or o["CurrencyIsoCode"] == "EUR" for o in won)
+    assert opportunities[READY_MILESTONE_OPPORTUNITY_ID]["AccountId"] == UK_ACCOUNT_ID
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Deleting, queryAll and the change feeds
+# ---------------------------------------------------------------------------------------------------------
+
+
+class Clock:
+    """Epoch seconds a test moves on by hand: the change feeds cover whole minutes only."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.now = start.timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += dt.timedelta(**delta).total_seconds()
+
+
+T0 = dt.datetime(2026, 11, 2, 10, 0, 30, tzinfo=dt.UTC)
+
+
+_CLOCK = Clock(T0)
+_CLOCKED_APP: list[Any] = []
+
+
+@asynccontextmanager
+async def clocked_org() -> AsyncIterator[tuple[Org, Clock]]:
+    """A fresh org whose clock starts at `T0` (one app, reset, like `org`)."""
+    clock = _CLOCK
+    clock.now = T0.timestamp()
+    if not _CLOCKED_APP:
+        _CLOCKED_APP.append(create_salesforce_sandbox(clock=clock))
+    app = _CLOCKED_APP[0]
+    app.state.sandbox.reset()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        yield Org(client, app), clock
+
+
+def window(start: dt.datetime, end: dt.datetime) -> dict[str, str]:
+    return {"start": start.isoformat(), "end": end.isoformat()}
+
+
+@pytest.mark.asyncio
+async def test_deleting_a_deal_takes_its_children_and_clears_lookups() -> None:
+    async with org() as sf:
+        url = f"{DATA}/sobjects/Opportunity/{READY_OPPORTUNITY_ID}"
+        deleted = await sf.api("DELETE", url)
+        again = await sf.api("DELETE", url)
+        gone = await sf.api("GET", url)
+        children = (
+            f"SELECT Id, IsDeleted FROM Rate_Card_Line__c WHERE Opportunity__c = '{READY_OPPORTUNITY_ID}'"
+        )
+        live = (await sf.query(children)).json()
+        everything = (await sf.api("GET", f"{DATA}/queryAll/", params={"q": children})).json()
+        contract = await read(sf, "Contract", DEMO_CONTRACT_ID)
+        missing = await sf.api("DELETE", f"{DATA}/sobjects/Opportunity/{salesforce_id('006', 4242)}")
+    assert (deleted.status_code, deleted.content) == (204, b"")
+    assert_error(again, 404, "ENTITY_IS_DELETED")
+    assert_error(gone, 404, "ENTITY_IS_DELETED")
+    assert live["totalSize"] == 0
+    assert everything["totalSize"] == 4
+    assert all(r["IsDeleted"] is True for r in everything["records"])
+    assert contract["Opportunity__c"] is None  # a lookup is cleared, not cascaded
+    assert_error(missing, 404, "NOT_FOUND")
+
+
+@pytest.mark.asyncio
+async def test_updated_and_deleted_feeds() -> None:
+    async with clocked_org() as (sf, clock):
+        await sf.api("PATCH", f"{DATA}/sobjects/Contact/{DEMO_CONTACT_ID}", json={"Title": "CFO"})
+        created = (await create(sf, "Contact", {"LastName": "New"})).json()["id"]
+        doomed = (await create(sf, "Contact", {"LastName": "Doomed"})).json()["id"]
+        await sf.api("DELETE", f"{DATA}/sobjects/Contact/{doomed}")
+        params = window(T0 - dt.timedelta(minutes=10), T0 + dt.timedelta(hours=1))
+        too_soon = (await sf.api("GET", f"{DATA}/sobjects/Contact/updated/", params=params)).json()
+        clock.advance(minutes=2)
+        updated = (await sf.api("GET", f"{DATA}/sobjects/Contact/updated/", params=params)).json()
+        deleted = (await sf.api("GET", f"{DATA}/sobjects/Contact/deleted", params=params)).json()
+        other_object = (await sf.api("GET", f"{DATA}/sobjects/Account/updated/", params=params)).json()
+        later = window(T0 + dt.timedelta(minutes=1), T0 + dt.timedelta(hours=1))
+        after_the_changes = (await sf.api("GET", f"{DATA}/sobjects/Contact/updated/", params=later)).json()
+    # The minute the changes happened in is not covered until it is over.
+    assert too_soon == {"ids": [], "latestDateCovered": "2026-11-02T10:00:00.000+0000"}
+    assert updated == {"ids": [DEMO_CONTACT_ID, created], "latestDateCovered": "2026-11-02T10:02:00.000+0000"}
+    assert deleted == {
+        "deletedRecords": [{"id": doomed, "deletedDate": "2026-11-02T10:00:30.000+0000"}],
+        "earliestDateAvailable": "2026-11-02T10:00:00.000+0000",
+        "latestDateCovered": "2026-11-02T10:02:00.000+0000",
+    }
+    assert other_object["ids"] == []
+    assert after_the_changes["ids"] == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("params", "error_code"),
+    [
+        ({"start": "2026-11-02T09:00:00+00:00"}, "MISSING_ARGUMENT"),
+        ({"end": "2026-11-02T09:00:00+00:00"}, "MISSING_ARGUMENT"),
+        ({"start": "yesterday", "end": "2026-11-02T09:00:00+00:00"}, "INVALID_REPLICATION_DATE"),
+        ({"start": "2026-11-02T09:00:00", "end": "2026-11-02T10:00:00+00:00"}, "INVALID_REPLICATION_DATE"),
+        (
+            {"start": "2026-11-02T09:00:00+00:00", "end": "2026-11-02T08:00:00+00:00"},
+            "INVALID_REPLICATION_DATE",
+        ),
+        (
+            {"start": "2026-09-01T09:00:00+00:00", "end": "2026-11-02T08:00:00+00:00"},
+            "INVALID_REPLICATION_DATE",
+        ),
+    ],
+)
+async def test_change_feed_errors(params: dict[str, str], error_code: str) -> None:
+    async with clocked_org() as (sf, _):
+        response = await sf.api("GET", f"{DATA}/sobjects/Opportunity/updated/", params=params)
+    assert_error(response, 400, error_code)
+
+
+@pytest.mark.asyncio
+async def test_change_feed_dates_as_clients_encode_them() -> None:
+    async with clocked_org() as (sf, clock):
+        await sf.api(
+            "PATCH", f"{DATA}/sobjects/Account/{DEMO_ACCOUNT_ID}", json={"Website": "https://n.example"}
+        )
+        clock.advance(minutes=1)
+        # simple-salesforce percent-encodes ":" and "+"; a hand-written URL often leaves "+" as is.
+        encoded = await sf.api(
+            "GET",
+            f"{DATA}/sobjects/Account/updated/?start=2026-11-02T09%3A59%3A00%2B00%3A00&end=2026-11-02T11%3A00%3A00Z",
+        )
+        raw_plus = await sf.api(
+            "GET",
+            f"{DATA}/sobjects/Account/updated/?start=2026-11-02T11:59:00+02:00&end=2026-11-02T13:00:00+02:00",
+        )
+    assert encoded.json()["ids"] == [DEMO_ACCOUNT_ID]
+    assert raw_plus.json()["ids"] == [DEMO_ACCOUNT_ID]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Composite
+# ---------------------------------------------------------------------------------------------------------
+
+
+def sub(method: str, url: str, reference_id: str, body: Any = None) -> dict[str, Any]:
+    request: dict[str, Any] = {"method": method, "url": DATA + url, "referenceId": reference_id}
+    if body is not None:
+        request["body"] = body
+    return request
+
+
+async def composite(sf: Org, *subrequests: dict[str, Any], all_or_none: bool = False) -> httpx.Response:
+    body = {"allOrNone": all_or_none, "compositeRequest": list(subrequests)}
+    return await sf.api("POST", f"{DATA}/composite", json=body)
+
+
+@pytest.mark.asyncio
+async def test_composite_with_references() -> None:
+    async with org() as sf:
+        await sf.login()
+        response = await composite(
+            sf,
+            sub("POST", "/sobjects/Account", "newAccount", {"Name": "Composite Co"}),
+            sub(
+                "POST",
+                "/sobjects/Contact",
+                "newContact",
+                {"LastName": "Ref", "AccountId": "@{newAccount.id}"},
+            ),
+            sub(
+                "GET", "/query/?q=SELECT+Id,Name+FROM+Contact+WHERE+AccountId='@{newAccount.id}'", "contacts"
+            ),
+            sub("PATCH", "/sobjects/Contact/@{contacts.records[0].Id}", "retitle", {"Title": "Buyer"}),
+            sub("GET", "/sobjects/Contact/@{newContact.id}?fields=Title,AccountId", "check"),
+            sub("GET", "/sobjects/Account/Stratum_Id__c/none", "missing"),
+        )
+        stats = (await sf.client.get("/__sandbox/stats")).json()
+    assert response.status_code == 200
+    assert response.headers["sforce-limit-info"] == "api-usage=1/5000"  # one call, however many subrequests
+    results = response.json()["compositeResponse"]
+    assert [r["referenceId"] for r in results] == [
+        "newAccount",
+        "newContact",
+        "contacts",
+        "retitle",
+        "check",
+        "missing",
+    ]
+    assert [r["httpStatusCode"] for r in results] == [201, 201, 200, 204, 200, 404]
+    account_id = results[0]["body"]["id"]
+    assert results[0]["httpHeaders"] == {"Location": f"{DATA}/sobjects/Account/{account_id}"}
+    assert results[2]["body"]["records"][0]["Id"] == results[1]["body"]["id"]
+    assert (results[3]["body"], results[3]["httpHeaders"]) == (None, {})
+    assert {k: v for k, v in results[4]["body"].items() if k != "attributes"} == {
+        "Title": "Buyer",
+        "AccountId": account_id,
+    }
+    assert results[5]["body"][0]["errorCode"] == "NOT_FOUND"
+    assert stats["api_usage"] == 1
+
+
+@pytest.mark.asyncio
+async def test_composite_all_or_none_rolls_back() -> None:
+    async with org() as sf:
+        before = {name: len(records) for name, records in sf.sandbox.records.items()}
+        response = await composite(
+            sf,
+            sub("POST", "/sobjects/Account", "account", {"Name": "Rolled back"}),
+            sub("PATCH", f"/sobjects/Opportunity/{OPEN_OPPORTUNITY_ID}", "won", {"StageName": "Closed Won"}),
+            sub(
+                "POST",
+                "/sobjects/Contact",
+                "contact",
+                {"FirstName": "No last name", "AccountId": "@{account.id}"},
+            ),
+            sub("GET", f"/sobjects/Account/{DEMO_ACCOUNT_ID}", "never"),
+            all_or_none=True,
+        )
+        after = {name: len(records) for name, records in sf.sandbox.records.items()}
+        opportunity = await read(sf, "Opportunity", OPEN_OPPORTUNITY_ID)
+        rolled_back = (await sf.query("SELECT Id FROM Account WHERE Name = 'Rolled back'")).json()
+        next_account = (await create(sf, "Account", {"Name": "After"})).json()["id"]
+    assert response.status_code == 200
+    results = response.json()["compositeResponse"]
+    assert [r["httpStatusCode"] for r in results] == [400, 400, 400, 400]
+    codes = [r["body"][0]["errorCode"] for r in results]
+    assert codes == ["PROCESSING_HALTED", "PROCESSING_HALTED", "REQUIRED_FIELD_MISSING", "PROCESSING_HALTED"]
+    assert results[0]["body"][0]["message"] == (
+        "The transaction was rolled back since another operation in the same transaction failed."
+    )
+    assert after == before
+    assert opportunity["StageName"] == "Negotiation/Review"
+    assert rolled_back["totalSize"] == 0
+    assert next_account.startswith("001")
+
+
+@pytest.mark.asyncio
+async def test_composite_without_all_or_none_keeps_what_succeeded() -> None:
+    async with org() as sf:
+        response = await composite(
+            sf,
+            sub("POST", "/sobjects/Account", "account", {"Name": "Kept"}),
+            sub("POST", "/sobjects/Contact", "bad", {"FirstName": "No last name"}),
+            sub("PATCH", "/sobjects/Contact/@{bad.id}", "dependent", {"Title": "x"}),
+            sub(
+                "PATCH",
+                f"/sobjects/Contact/External_Id__c/{DUPLICATE_CONTACT_EXTERNAL_ID}",
+                "ambiguous",
+                {"Title": "x"},
+            ),
+            sub("DELETE", "/limits", "wrong_method"),
+            sub("GET", "/nowhere", "unknown"),
+            sub("GET", "/sobjects/Account/@{account.Id}", "bad_path"),
+        )
+        kept = (await sf.query("SELECT Id FROM Account WHERE Name = 'Kept'")).json()
+    results = response.json()["compositeResponse"]
+    assert [r["httpStatusCode"] for r in results] == [201, 400, 400, 300, 405, 404, 400]
+    assert results[2]["body"][0]["errorCode"] == "PROCESSING_HALTED"
+    assert "bad.id" in results[2]["body"][0]["message"]
+    assert sorted(results[3]["body"]) == sorted(f"{DATA}/sobjects/Contact/{i}" for i in DUPLICATE_CONTACT_IDS)
+    assert results[4]["body"][0]["errorCode"] == "METHOD_NOT_ALLOWED"
+    assert results[6]["body"][0]["errorCode"] == "PROCESSING_HALTED"  # references are case-sensitive paths
+    assert kept["totalSize"] == 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("body", "error_code"),
+    [
+        ({"allOrNone": True}, "JSON_PARSER_ERROR"),
+        ({"compositeRequest": []}, "JSON_PARSER_ERROR"),
+        ([], "JSON_PARSER_ERROR"),
+        ({"compositeRequest": [{"method": "GET", "url": f"{DATA}/limits"}]}, "JSON_PARSER_ERROR"),
+        ({"compositeRequest": [sub("GET", "/limits", "a"), sub("GET", "/limits", "a")]}, "INVALID_INPUT"),
+        ({"compositeRequest": [sub("GET", "/limits", "not-ok")]}, "INVALID_INPUT"),
+        ({"compositeRequest": [sub("GET", "/limits", f"r{i}") for i in range(26)]}, "LIMIT_EXCEEDED"),
+        (
+            {"compositeRequest": [sub("GET", "/query/?q=SELECT+Id+FROM+Account", f"q{i}") for i in range(6)]},
+            "LIMIT_EXCEEDED",
+        ),
+    ],
+)
+async def test_composite_request_errors(body: Any, error_code: str) -> None:
+    async with org() as sf:
+        response = await sf.api("POST", f"{DATA}/composite", json=body)
+    assert_error(response, 400, error_code)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Limits on the new calls
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_writes_count_against_the_daily_limit() -> None:
+    async with org(daily_api_limit=3) as sf:
+        created = await create(sf, "Contact", {"LastName": "One"})
+        upserted = await sf.api(
+            "PATCH", f"{DATA}/sobjects/Contact/External_Id__c/L-1", json={"LastName": "Two"}
+        )
+        batch = await composite(sf, sub("POST", "/sobjects/Contact", "c", {"LastName": "Three"}))
+        over = await create(sf, "Contact", {"LastName": "Four"})
+        over_composite = await composite(sf, sub("GET", "/limits", "l"))
+        contacts = len(sf.sandbox.records["Contact"])
+    assert [r.headers["sforce-limit-info"] for r in (created, upserted, batch)] == [
+        "api-usage=1/3",
+        "api-usage=2/3",
+        "api-usage=3/3",
+    ]
+    assert_error(over, 403, "REQUEST_LIMIT_EXCEEDED")
+    assert_error(over_composite, 403, "REQUEST_LIMIT_EXCEEDED")
+    assert over.headers["sforce-limit-info"] == "api-usage=3/3"
+    assert contacts == len(SEED["Contact"]) + 3
+
+
+def test_seed_contacts_and_accounts_do_not_depend_on_the_seed() -> None:
+    other = build_seed(7)
+    assert other["Contact"] == SEED["Contact"]
+    assert set(other["Contract"]) == set(SEED["Contract"])
+    assert other["Contract"][DEMO_CONTRACT_ID] == SEED["Contract"][DEMO_CONTRACT_ID]
+    ready_children = {
+        record_id: record
+        for record_id, record in SEED["Opportunity_Milestone__c"].items()
+        if record["Opportunity__c"] in READY_OPPORTUNITY_IDS
+    }
+    assert all(other["Opportunity_Milestone__c"][i] == r for i, r in ready_children.items())
+    assert msgspec.json.encode(build_seed(42)) == msgspec.json.encode(SEED)
