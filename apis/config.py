@@ -12,7 +12,16 @@ from typing import Any, Literal
 
 import msgspec
 
-__all__ = ["Deprecation", "SalesforceSettings", "Settings", "TierClientCredentials", "load_settings"]
+__all__ = [
+    "Deprecation",
+    "KantataSettings",
+    "NetSuiteSettings",
+    "SalesforceSettings",
+    "Settings",
+    "TierClientCredentials",
+    "VendorConnection",
+    "load_settings",
+]
 
 Tier = Literal["system", "process", "experience"]
 
@@ -25,20 +34,46 @@ class Deprecation(msgspec.Struct, kw_only=True, frozen=True):
     link: str | None = None
 
 
-class SalesforceSettings(msgspec.Struct, kw_only=True, frozen=True):
-    """How the CRM adapter reaches Salesforce. No ``base_url`` means the embedded sandbox, in process."""
+class VendorConnection(msgspec.Struct, kw_only=True, frozen=True):
+    """How an adapter reaches its vendor: pool, timeouts, retries of safe calls, circuit breaker.
+
+    No ``base_url`` means the vendor's sandbox, in process."""
 
     base_url: str | None = None
-    token_url: str | None = None  # default: {base_url}/services/oauth2/token
-    client_id: str = "stratum-sandbox"
-    client_secret: str = "stratum-sandbox-secret"
-    api_version: str = "v61.0"
     timeout_seconds: float = 10.0
     connect_timeout_seconds: float = 3.0
     max_connections: int = 50
     retry_max_attempts: int = 3  # safe calls only (reads, idempotent writes); 1 turns retries off
     breaker_failure_threshold: int = 5  # consecutive failed attempts that open the circuit; 0 disables it
     breaker_cooldown_seconds: float = 30.0  # open time before one probe call is let through
+
+
+class SalesforceSettings(VendorConnection, kw_only=True, frozen=True):
+    """Salesforce (CRM): client credentials against the org's My Domain."""
+
+    token_url: str | None = None  # default: {base_url}/services/oauth2/token
+    client_id: str = "stratum-sandbox"
+    client_secret: str = "stratum-sandbox-secret"
+    api_version: str = "v61.0"
+
+
+class KantataSettings(VendorConnection, kw_only=True, frozen=True):
+    """Kantata OX (PSA): a bearer token (an OAuth token or an account admin's token)."""
+
+    # The real service: https://api.mavenlink.com/api/v1
+    token: str = "stratum-kantata-sandbox-token"
+
+
+class NetSuiteSettings(VendorConnection, kw_only=True, frozen=True):
+    """NetSuite (ERP): OAuth 2.0 client credentials with a signed JWT client assertion (certificate)."""
+
+    # The real service: https://{account}.suitetalk.api.netsuite.com/services/rest
+    account: str = "123456_SB1"
+    token_url: str | None = None  # default: {base_url}/auth/oauth2/v1/token
+    client_id: str | None = None  # None: the sandbox's development client
+    certificate_id: str | None = None  # the "kid" NetSuite assigned to the uploaded certificate
+    private_key_file: str | None = None  # PEM; None with the sandbox's development client
+    algorithm: Literal["PS256", "ES256", "RS256"] = "ES256"
 
 
 class TierClientCredentials(msgspec.Struct, kw_only=True, frozen=True):
@@ -90,10 +125,18 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # "system/v1" -> Deprecation: adds Deprecation/Sunset/Link headers to that tier version.
     deprecations: Mapping[str, Deprecation] = {}
 
+    # Which adapter serves each domain, and how it reaches its vendor.
+    crm_vendor: Literal["salesforce"] = "salesforce"
+    psa_vendor: Literal["kantata"] = "kantata"
+    erp_vendor: Literal["netsuite"] = "netsuite"
     salesforce: SalesforceSettings = SalesforceSettings()
+    kantata: KantataSettings = KantataSettings()
+    netsuite: NetSuiteSettings = NetSuiteSettings()
     mount_sandboxes: bool = True
     # The mounted Salesforce sandbox's DailyApiRequests limit (a real org's is 15,000 and up).
     sandbox_salesforce_daily_api_limit: int = 100_000
+    # The mounted Kantata sandbox's request rate; over it Kantata answers 429 without Retry-After.
+    sandbox_kantata_requests_per_second: int = 200
 
     @property
     def dev_issuer_enabled(self) -> bool:
@@ -111,7 +154,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 _PREFIX = "STRATUM_"
 # Nested settings are given as JSON (STRATUM_SALESFORCE='{"base_url": ...}') or per field with a double
 # underscore (STRATUM_SALESFORCE__BASE_URL=...).
-_NESTED = {"salesforce", "process_client", "experience_client", "deprecations"}
+_NESTED = {"salesforce", "kantata", "netsuite", "process_client", "experience_client", "deprecations"}
 
 
 def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ import httpx
 import msgspec
 import structlog
 
+from apis.config import VendorConnection
 from apis.oauth_client import TokenFetchError
 from system_apis.errors import (
     NotFound,
@@ -56,6 +57,7 @@ __all__ = [
     "default_error_for_response",
     "map_transport_error",
     "parse_retry_after",
+    "vendor_http_config",
 ]
 
 
@@ -118,6 +120,21 @@ class VendorHttpConfig(msgspec.Struct, kw_only=True, frozen=True):
     user_agent: str = "stratum/0.1"
     retry: RetryPolicy = RetryPolicy()
     breaker: BreakerPolicy = BreakerPolicy()
+
+
+def vendor_http_config(connection: VendorConnection, base_url: str) -> VendorHttpConfig:
+    """The client config for a vendor from its settings (one mapping, shared by every adapter)."""
+    return VendorHttpConfig(
+        base_url=base_url,
+        timeout_seconds=connection.timeout_seconds,
+        connect_timeout_seconds=connection.connect_timeout_seconds,
+        max_connections=connection.max_connections,
+        retry=RetryPolicy(max_attempts=connection.retry_max_attempts),
+        breaker=BreakerPolicy(
+            failure_threshold=connection.breaker_failure_threshold,
+            cooldown_seconds=connection.breaker_cooldown_seconds,
+        ),
+    )
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

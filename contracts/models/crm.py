@@ -1,4 +1,5 @@
-"""Canonical CRM objects: customers (accounts) and opportunities."""
+"""Canonical CRM objects: customers (accounts), contacts, opportunities with their deal milestones and
+rate cards, and contracts; plus the write the activation workflow makes back to the opportunity."""
 
 from __future__ import annotations
 
@@ -8,9 +9,26 @@ from decimal import Decimal
 
 import msgspec
 
-from contracts.models.common import CurrencyCode, SystemIds
+from contracts.models.common import CurrencyCode, Money, RecordId, SystemIds
 
-__all__ = ["Address", "BillingModel", "Customer", "Opportunity", "OpportunityPage", "OpportunityStage"]
+__all__ = [
+    "ActivationStatus",
+    "Address",
+    "BillingModel",
+    "Contact",
+    "ContactPage",
+    "Contract",
+    "ContractStatus",
+    "Customer",
+    "CustomerPage",
+    "DealMilestone",
+    "Opportunity",
+    "OpportunityActivationUpdate",
+    "OpportunityPage",
+    "OpportunityStage",
+    "RateCardLine",
+    "RateUnit",
+]
 
 
 class OpportunityStage(enum.StrEnum):
@@ -61,6 +79,38 @@ class Customer(msgspec.Struct, kw_only=True, frozen=True):
     system_ids: SystemIds = msgspec.field(default_factory=SystemIds)
 
 
+class DealMilestone(msgspec.Struct, kw_only=True, frozen=True):
+    """A billable milestone agreed in the deal (milestone and fixed-fee billing)."""
+
+    name: str
+    amount: Money | None = None
+    due_date: dt.date | None = None
+    system_ids: SystemIds = msgspec.field(default_factory=SystemIds)
+
+
+class RateUnit(enum.StrEnum):
+    HOUR = "hour"
+    DAY = "day"
+
+
+class RateCardLine(msgspec.Struct, kw_only=True, frozen=True):
+    """The rate sold for a role (time-and-materials billing), per hour or per day as the deal says."""
+
+    role: str
+    rate: Money
+    unit: RateUnit = RateUnit.HOUR
+
+
+class ActivationStatus(enum.StrEnum):
+    """How far a won deal got towards a staffed, billable project."""
+
+    NOT_STARTED = "not_started"
+    IN_PROGRESS = "in_progress"
+    ACTIVATED = "activated"
+    BLOCKED = "blocked"
+    CANCELLED = "cancelled"
+
+
 class Opportunity(msgspec.Struct, kw_only=True, frozen=True):
     """A deal. ``amount`` is a decimal string; ``currency`` is kept apart because a deal may lack one."""
 
@@ -81,6 +131,20 @@ class Opportunity(msgspec.Struct, kw_only=True, frozen=True):
     owner_id: str | None = None
     updated_at: dt.datetime | None = None
     system_ids: SystemIds = msgspec.field(default_factory=SystemIds)
+    contract_terms: str | None = None
+    milestones: list[DealMilestone] = []
+    rate_card: list[RateCardLine] = []
+
+
+class OpportunityActivationUpdate(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """What activation writes back to the opportunity: where the deal now lives, and how far it got.
+
+    Fields left out are not changed."""
+
+    activation_status: ActivationStatus
+    psa_project_id: RecordId | None = None
+    erp_project_id: RecordId | None = None
+    erp_customer_id: RecordId | None = None
 
 
 class OpportunityPage(msgspec.Struct, kw_only=True, frozen=True):
@@ -88,3 +152,48 @@ class OpportunityPage(msgspec.Struct, kw_only=True, frozen=True):
 
     items: list[Opportunity]
     next_cursor: str | None = None
+
+
+class CustomerPage(msgspec.Struct, kw_only=True, frozen=True):
+    items: list[Customer]
+    next_cursor: str | None = None
+
+
+class Contact(msgspec.Struct, kw_only=True, frozen=True):
+    """A person at a customer (billing contact, sponsor, ...)."""
+
+    id: str
+    customer_id: str | None
+    first_name: str | None = None
+    last_name: str
+    email: str | None = None
+    phone: str | None = None
+    title: str | None = None
+    system_ids: SystemIds = msgspec.field(default_factory=SystemIds)
+
+
+class ContactPage(msgspec.Struct, kw_only=True, frozen=True):
+    items: list[Contact]
+    next_cursor: str | None = None
+
+
+class ContractStatus(enum.StrEnum):
+    DRAFT = "draft"
+    IN_APPROVAL = "in_approval"
+    ACTIVATED = "activated"
+    TERMINATED = "terminated"
+    EXPIRED = "expired"
+
+
+class Contract(msgspec.Struct, kw_only=True, frozen=True):
+    """The signed agreement a deal's work is done under."""
+
+    id: str
+    customer_id: str
+    status: ContractStatus
+    number: str | None = None
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+    term_months: int | None = None
+    opportunity_id: str | None = None
+    system_ids: SystemIds = msgspec.field(default_factory=SystemIds)

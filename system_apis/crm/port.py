@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Protocol, runtime_checkable
 
-from contracts.models import Customer, Opportunity, OpportunityPage, OpportunityStage
+from contracts.models import (
+    ContactPage,
+    Customer,
+    CustomerPage,
+    Opportunity,
+    OpportunityActivationUpdate,
+    OpportunityPage,
+    OpportunityStage,
+)
 
 __all__ = ["CrmPort", "InvalidCursor"]
 
@@ -21,20 +30,38 @@ class CrmPort(Protocol):
         """The account; raises ``NotFound`` when the CRM has no such account."""
         ...
 
+    async def list_customers(
+        self, *, limit: int, cursor: str | None = None, modified_since: dt.datetime | None = None
+    ) -> CustomerPage:
+        """Accounts in a stable order, optionally only those changed since a moment."""
+        ...
+
+    async def list_contacts(
+        self, customer_id: str, *, limit: int, cursor: str | None = None
+    ) -> ContactPage: ...
+
     async def get_opportunity(self, opportunity_id: str) -> Opportunity:
-        """The opportunity; raises ``NotFound`` when the CRM has no such opportunity."""
+        """The opportunity with its deal milestones and rate card; ``NotFound`` when there is none."""
         ...
 
     async def list_opportunities(
         self,
-        customer_id: str,
+        customer_id: str | None,
         *,
         limit: int,
         cursor: str | None = None,
         stage: OpportunityStage | None = None,
+        modified_since: dt.datetime | None = None,
     ) -> OpportunityPage:
-        """A page of the account's opportunities in a stable order; ``cursor`` is the previous page's
-        ``next_cursor`` (opaque to callers)."""
+        """A page of opportunities (of one account, or all) in a stable order; ``cursor`` is the previous
+        page's ``next_cursor`` (opaque to callers)."""
+        ...
+
+    async def update_opportunity_activation(
+        self, opportunity_id: str, update: OpportunityActivationUpdate
+    ) -> Opportunity:
+        """Write the activation outcome back to the deal. Idempotent: the same update twice changes
+        nothing the second time. ``NotFound`` when there is no such opportunity."""
         ...
 
     async def close(self) -> None: ...

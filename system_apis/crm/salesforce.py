@@ -1,13 +1,17 @@
 """The Salesforce adapter for the CRM port: REST reads, SOQL paging, OAuth, error mapping, API limits.
 
-Salesforce's wire format ends here: callers get canonical ``Customer``/``Opportunity`` objects and the
-errors of ``system_apis.errors``. Outbound behaviour (pool, timeouts, retries, breaker) is the shared
+Salesforce's wire format ends here: callers get canonical ``Customer``/``Contact``/``Opportunity`` objects
+and the errors of ``system_apis.errors``. Outbound behaviour (pool, timeouts, retries, breaker) is the shared
 ``VendorHttpClient``'s; this module adds what is Salesforce's own:
 
 - client-credentials OAuth whose token response names the ``instance_url`` data calls must go to;
-- SOQL built only from escaped literals (``soql_quote``) and validated ids;
+- SOQL built only from escaped literals (``soql_quote``), validated ids and datetimes formatted from
+  aware ``datetime`` objects (``soql_datetime``), never from caller text;
 - keyset pagination (``ORDER BY Id``, ``Id > last``) behind an opaque cursor, following
   ``nextRecordsUrl`` because Salesforce may split one page into several batches;
+- an opportunity read together with its deal milestones and rate card (custom child objects, read in
+  parallel; an org without them has none);
+- activation written back with a ``PATCH`` of absolute values, which is idempotent and so retried;
 - the JSON error arrays (``[{"errorCode", "message"}]``) mapped to the port's errors;
 - ``Sforce-Limit-Info`` tracked so the daily API quota is visible before it runs out.
 """
@@ -17,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import datetime as dt
 import re
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
-from typing import Any
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
@@ -27,12 +33,32 @@ import structlog
 
 from apis.config import SalesforceSettings
 from apis.oauth_client import ClientCredentialsAuth
-from contracts.models import Customer, Opportunity, OpportunityPage, OpportunityStage
+from contracts.models import (
+    ContactPage,
+    Customer,
+    CustomerPage,
+    Opportunity,
+    OpportunityActivationUpdate,
+    OpportunityPage,
+    OpportunityStage,
+)
 from system_apis.crm.port import InvalidCursor
 from system_apis.crm.salesforce_mapping import (
+    ACCOUNT_FIELDS,
+    CONTACT_FIELDS,
+    MILESTONE_FIELDS,
+    MILESTONE_OBJECT,
     OPPORTUNITY_FIELDS,
+    RATE_CARD_LINE_FIELDS,
+    RATE_CARD_LINE_OBJECT,
+    SalesforceAccount,
+    SalesforceContact,
+    SalesforceMilestone,
     SalesforceOpportunity,
+    SalesforceRateCardLine,
     account_to_customer,
+    activation_update_body,
+    contact_from_record,
     decode_account,
     decode_opportunity,
     decode_query_page,
@@ -51,8 +77,8 @@ from system_apis.vendor_http import (
     BreakerPolicy,
     RetryPolicy,
     VendorHttpClient,
-    VendorHttpConfig,
     default_error_for_response,
+    vendor_http_config,
 )
 
 __all__ = [
@@ -60,12 +86,18 @@ __all__ = [
     "ApiUsage",
     "InvalidCursor",
     "SalesforceCrm",
+    "child_records_query",
+    "contact_query",
+    "customer_query",
     "decode_cursor",
     "encode_cursor",
     "is_salesforce_id",
     "opportunity_query",
+    "soql_datetime",
     "soql_quote",
 ]
+
+R = TypeVar("R")
 
 VENDOR = "salesforce"
 SALESFORCE_ID_PATTERN = re.compile(r"^[a-zA-Z0-9]{15}([a-zA-Z0-9]{3})?$")
@@ -79,13 +111,15 @@ _MAX_BATCHES_PER_PAGE = 250
 _DAILY_LIMIT_RETRY_AFTER = 3600.0
 _USAGE_WARNING_RATIO = 0.8
 _LIMIT_INFO = re.compile(r"(?:^|[,;]\s*)api-usage=(\d+)/(\d+)")
+# An org without one of the gateway's custom child objects answers INVALID_TYPE; it is not asked again for
+# this long (the package may be deployed meanwhile), which saves two API calls per opportunity read.
+_MISSING_OBJECT_RECHECK_SECONDS = 900.0
 
 
 def _log() -> Any:
     # A fresh lazy proxy per use: once logging is configured with caching on, a module-level proxy would
     # pin the processors it first saw, and structlog.testing.capture_logs could no longer see its lines.
     return structlog.get_logger(__name__)
-
 
 
 class ApiUsage(msgspec.Struct, kw_only=True, frozen=True):
@@ -155,19 +189,64 @@ def decode_cursor(cursor: str) -> str:
     return last_id
 
 
+def soql_datetime(value: dt.datetime) -> str:
+    """``value`` as a SOQL datetime literal (unquoted, UTC: ``2026-01-01T00:00:00Z``).
+
+    Only aware datetimes: a naive one names no moment. Fractions of a second are dropped, which moves the
+    moment back and so only widens a ``>=`` filter (a change is never missed, at worst seen twice).
+    """
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("a SOQL datetime needs a timezone-aware datetime")
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _page_query(sobject: str, fields: Sequence[str], conditions: Sequence[str], *, limit: int) -> str:
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    # S608: the query is built from constants, ``soql_quote``d values, ``soql_datetime``s and an int
+    # (the callers' conditions included), never raw input.
+    return (
+        f"SELECT {', '.join(fields)} FROM {sobject}{where}"  # noqa: S608
+        f" ORDER BY Id LIMIT {int(limit) + 1}"
+    )
+
+
+def customer_query(
+    *, limit: int, after_id: str | None = None, modified_since: dt.datetime | None = None
+) -> str:
+    """The SOQL for one page of accounts in ``Id`` order, optionally only those changed since a moment.
+
+    Like every page query it asks for one record beyond ``limit``: that one tells whether another page
+    exists without a ``COUNT()``.
+    """
+    conditions: list[str] = []
+    if modified_since is not None:
+        conditions.append(f"LastModifiedDate >= {soql_datetime(modified_since)}")
+    if after_id is not None:
+        conditions.append(f"Id > {soql_quote(after_id)}")
+    return _page_query("Account", ACCOUNT_FIELDS, conditions, limit=limit)
+
+
+def contact_query(account_id: str, *, limit: int, after_id: str | None = None) -> str:
+    """The SOQL for one page of an account's contacts in ``Id`` order."""
+    conditions = [f"AccountId = {soql_quote(account_id)}"]
+    if after_id is not None:
+        conditions.append(f"Id > {soql_quote(after_id)}")
+    return _page_query("Contact", CONTACT_FIELDS, conditions, limit=limit)
+
+
 def opportunity_query(
-    account_id: str,
+    account_id: str | None,
     *,
     limit: int,
     stage: OpportunityStage | None = None,
     after_id: str | None = None,
+    modified_since: dt.datetime | None = None,
 ) -> str:
-    """The SOQL for one page of an account's opportunities in ``Id`` order (keyset pagination).
-
-    Every value goes through ``soql_quote``; ``limit`` is an ``int``. The extra record beyond ``limit``
-    tells whether another page exists without a ``COUNT()``.
-    """
-    conditions = [f"AccountId = {soql_quote(account_id)}"]
+    """The SOQL for one page of opportunities (of one account, or of all when ``account_id`` is ``None``)
+    in ``Id`` order (keyset pagination)."""
+    conditions: list[str] = []
+    if account_id is not None:
+        conditions.append(f"AccountId = {soql_quote(account_id)}")
     if stage is OpportunityStage.OTHER:
         conditions.append(f"StageName NOT IN ({_quoted_list(known_stage_picklist_values())})")
     elif stage is not None:
@@ -176,12 +255,26 @@ def opportunity_query(
             conditions.append(f"StageName = {soql_quote(values[0])}")
         else:
             conditions.append(f"StageName IN ({_quoted_list(values)})")
+    if modified_since is not None:
+        conditions.append(f"LastModifiedDate >= {soql_datetime(modified_since)}")
     if after_id is not None:
         conditions.append(f"Id > {soql_quote(after_id)}")
-    # S608: the query is built from constants, ``soql_quote``d values and an int, never raw input.
+    return _page_query("Opportunity", OPPORTUNITY_FIELDS, conditions, limit=limit)
+
+
+# Child objects of a deal, in the order a person reads them: milestones by due date, rates by role.
+_CHILD_ORDER = {
+    MILESTONE_OBJECT: "Due_Date__c ASC NULLS LAST, Name, Id",
+    RATE_CARD_LINE_OBJECT: "Role__c, Id",
+}
+
+
+def child_records_query(sobject: str, fields: Sequence[str], opportunity_id: str) -> str:
+    """The SOQL for every ``sobject`` record of one opportunity (its ``Opportunity__c`` master): a deal
+    has a handful, and ``nextRecordsUrl`` is followed should one have more than a batch."""
     return (
-        f"SELECT {', '.join(OPPORTUNITY_FIELDS)} FROM Opportunity"  # noqa: S608
-        f" WHERE {' AND '.join(conditions)} ORDER BY Id LIMIT {int(limit) + 1}"
+        f"SELECT {', '.join(fields)} FROM {sobject}"  # noqa: S608 - constants and a soql_quote()d id
+        f" WHERE Opportunity__c = {soql_quote(opportunity_id)} ORDER BY {_CHILD_ORDER[sobject]}"
     )
 
 
@@ -290,18 +383,11 @@ class SalesforceCrm:
             transport=transport,
             timeout=settings.timeout_seconds,
         )
-        config = VendorHttpConfig(
-            base_url=base_url,
-            timeout_seconds=settings.timeout_seconds,
-            connect_timeout_seconds=settings.connect_timeout_seconds,
-            max_connections=settings.max_connections,
-            retry=retry or RetryPolicy(max_attempts=settings.retry_max_attempts),
-            breaker=breaker
-            or BreakerPolicy(
-                failure_threshold=settings.breaker_failure_threshold,
-                cooldown_seconds=settings.breaker_cooldown_seconds,
-            ),
-        )
+        config = vendor_http_config(settings, base_url)
+        if retry is not None:
+            config = msgspec.structs.replace(config, retry=retry)
+        if breaker is not None:
+            config = msgspec.structs.replace(config, breaker=breaker)
         self._auth = _InstanceUrlAuth(self._token_auth, httpx.URL(base_url))
         self._http = VendorHttpClient(
             VENDOR,
@@ -315,6 +401,8 @@ class SalesforceCrm:
         )
         self._api_usage: ApiUsage | None = None
         self._warned_usage_percent: int | None = None
+        # Custom object -> monotonic time until which the org is taken not to have it (INVALID_TYPE).
+        self._missing_objects: dict[str, float] = {}
 
     @property
     def api_usage(self) -> ApiUsage | None:
@@ -341,51 +429,136 @@ class SalesforceCrm:
         except (msgspec.DecodeError, ValueError) as exc:
             raise _bad_body("Account", exc) from None
 
-    async def get_opportunity(self, opportunity_id: str) -> Opportunity:
-        if not is_salesforce_id(opportunity_id):
-            raise NotFound(VENDOR, "no such opportunity")
-        response = await self._http.send("GET", f"{self._api}/sobjects/Opportunity/{opportunity_id}")
+    async def list_customers(
+        self, *, limit: int, cursor: str | None = None, modified_since: dt.datetime | None = None
+    ) -> CustomerPage:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        after_id = decode_cursor(cursor) if cursor is not None else None
+        soql = customer_query(limit=limit, after_id=after_id, modified_since=modified_since)
+        records = await self._query(soql, SalesforceAccount, want=limit + 1)
         try:
-            return opportunity_from_record(decode_opportunity(response.content))
-        except (msgspec.DecodeError, ValueError) as exc:
-            raise _bad_body("Opportunity", exc) from None
+            items = [account_to_customer(record) for record in records[:limit]]
+        except ValueError as exc:
+            raise _bad_body("Account", exc) from None
+        return CustomerPage(items=items, next_cursor=_next_cursor(records, limit))
 
-    async def list_opportunities(
-        self,
-        customer_id: str,
-        *,
-        limit: int,
-        cursor: str | None = None,
-        stage: OpportunityStage | None = None,
-    ) -> OpportunityPage:
+    async def list_contacts(self, customer_id: str, *, limit: int, cursor: str | None = None) -> ContactPage:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         after_id = decode_cursor(cursor) if cursor is not None else None
         if not is_salesforce_id(customer_id):
             raise NotFound(VENDOR, "no such account")
-        soql = opportunity_query(customer_id, limit=limit, stage=stage, after_id=after_id)
-        records = await self._query(soql, want=limit + 1)
+        soql = contact_query(customer_id, limit=limit, after_id=after_id)
+        records = await self._query(soql, SalesforceContact, want=limit + 1)
+        items = [contact_from_record(record) for record in records[:limit]]
+        return ContactPage(items=items, next_cursor=_next_cursor(records, limit))
+
+    async def get_opportunity(self, opportunity_id: str) -> Opportunity:
+        if not is_salesforce_id(opportunity_id):
+            raise NotFound(VENDOR, "no such opportunity")
+        # Three independent reads at once: a child subquery would save two calls, but the sandbox's SOQL
+        # has none and it would depend on relationship names an org may have chosen differently. Waiting
+        # for all three (rather than failing fast) leaves no call running unobserved; the opportunity's
+        # own error (e.g. NotFound) wins over the others'.
+        record, milestones, rate_card = await asyncio.gather(
+            self._read_opportunity(opportunity_id),
+            self._child_records(MILESTONE_OBJECT, MILESTONE_FIELDS, SalesforceMilestone, opportunity_id),
+            self._child_records(
+                RATE_CARD_LINE_OBJECT, RATE_CARD_LINE_FIELDS, SalesforceRateCardLine, opportunity_id
+            ),
+            return_exceptions=True,
+        )
+        if isinstance(record, BaseException):
+            raise record
+        if isinstance(milestones, BaseException):
+            raise milestones
+        if isinstance(rate_card, BaseException):
+            raise rate_card
         try:
+            return opportunity_from_record(record, milestones=milestones, rate_card=rate_card)
+        except ValueError as exc:
+            raise _bad_body("Opportunity", exc) from None
+
+    async def list_opportunities(
+        self,
+        customer_id: str | None,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        stage: OpportunityStage | None = None,
+        modified_since: dt.datetime | None = None,
+    ) -> OpportunityPage:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        after_id = decode_cursor(cursor) if cursor is not None else None
+        if customer_id is not None and not is_salesforce_id(customer_id):
+            raise NotFound(VENDOR, "no such account")
+        soql = opportunity_query(
+            customer_id, limit=limit, stage=stage, after_id=after_id, modified_since=modified_since
+        )
+        records = await self._query(soql, SalesforceOpportunity, want=limit + 1)
+        try:
+            # Listed deals come without milestones and rate card (two more queries per page); a caller
+            # that needs them reads the deal with ``get_opportunity``.
             items = [opportunity_from_record(record) for record in records[:limit]]
         except ValueError as exc:
             raise _bad_body("Opportunity", exc) from None
-        next_cursor = encode_cursor(records[limit - 1].id) if len(records) > limit else None
-        return OpportunityPage(items=items, next_cursor=next_cursor)
+        return OpportunityPage(items=items, next_cursor=_next_cursor(records, limit))
+
+    async def update_opportunity_activation(
+        self, opportunity_id: str, update: OpportunityActivationUpdate
+    ) -> Opportunity:
+        if not is_salesforce_id(opportunity_id):
+            raise NotFound(VENDOR, "no such opportunity")
+        body = msgspec.json.encode(activation_update_body(update))
+        # A PATCH of absolute values: repeating it leaves the record as one PATCH would, so it is retried.
+        await self._http.send(
+            "PATCH",
+            f"{self._api}/sobjects/Opportunity/{opportunity_id}",
+            headers={"Content-Type": "application/json"},
+            content=body,
+            idempotent=True,
+        )
+        return await self.get_opportunity(opportunity_id)
 
     # --- Salesforce specifics ------------------------------------------------------------------------
 
-    async def _query(self, soql: str, *, want: int) -> list[SalesforceOpportunity]:
-        """Run a SOQL query, following ``nextRecordsUrl`` until ``want`` records or the end."""
+    async def _read_opportunity(self, opportunity_id: str) -> SalesforceOpportunity:
+        response = await self._http.send("GET", f"{self._api}/sobjects/Opportunity/{opportunity_id}")
+        try:
+            return decode_opportunity(response.content)
+        except msgspec.DecodeError as exc:
+            raise _bad_body("Opportunity", exc) from None
+
+    async def _child_records(
+        self, sobject: str, fields: Sequence[str], record_type: type[R], opportunity_id: str
+    ) -> list[R]:
+        """Every ``sobject`` record of the opportunity; none when the org does not have the object."""
+        if self._missing_objects.get(sobject, 0.0) > time.monotonic():
+            return []
+        try:
+            return await self._query(child_records_query(sobject, fields, opportunity_id), record_type)
+        except VendorRejected as exc:
+            if exc.vendor_code != "INVALID_TYPE":
+                raise
+        # A customer org may not have deployed the gateway's custom objects: then the deal has none.
+        self._missing_objects[sobject] = time.monotonic() + _MISSING_OBJECT_RECHECK_SECONDS
+        _log().warning("salesforce_object_missing", vendor=VENDOR, sobject=sobject)
+        return []
+
+    async def _query(self, soql: str, record_type: type[R], *, want: int | None = None) -> list[R]:
+        """Run SOQL, following ``nextRecordsUrl`` until ``want`` records (``None``: all) or the end."""
         headers = {"Sforce-Query-Options": _QUERY_OPTIONS}
         response = await self._http.send("GET", f"{self._api}/query/", params={"q": soql}, headers=headers)
-        records: list[SalesforceOpportunity] = []
+        records: list[R] = []
         for _ in range(_MAX_BATCHES_PER_PAGE):
             try:
-                batch = decode_query_page(response.content)
+                batch = decode_query_page(response.content, record_type)
             except msgspec.DecodeError as exc:
                 raise _bad_body("query result", exc) from None
             records.extend(batch.records)
-            if batch.done or len(records) >= want:
+            if batch.done or (want is not None and len(records) >= want):
                 return records
             if not batch.next_records_url:
                 raise VendorBadResponse(
@@ -461,6 +634,13 @@ class SalesforceCrm:
         if isinstance(error, VendorBadResponse) and code:
             error = VendorBadResponse(VENDOR, f"{error.message} ({code})")
         return error
+
+
+def _next_cursor(
+    records: Sequence[SalesforceAccount | SalesforceContact | SalesforceOpportunity], limit: int
+) -> str | None:
+    """The cursor after a page of ``limit`` items when the look-ahead record says there is more."""
+    return encode_cursor(records[limit - 1].id) if len(records) > limit else None
 
 
 def _first_error(response: httpx.Response) -> tuple[str, str]:

@@ -1,38 +1,82 @@
-"""Salesforce records -> canonical CRM objects: the vendor's field names live here and nowhere else.
+"""Salesforce records <-> canonical CRM objects: the vendor's field names live here and nowhere else.
 
 Records are decoded into Structs that tolerate unknown fields (a Salesforce org always has more fields than
-we read) and whose ``Amount`` is a ``Decimal`` read straight from the JSON text, so money never passes
-through a float. The functions are pure: no I/O, no clock.
+we read) and whose currency fields are ``Decimal`` read straight from the JSON text, so money never passes
+through a float. The one write the gateway makes (activation written back to the opportunity) is built
+here too. The functions are pure: no I/O, no clock.
+
+The gateway's own objects and fields in the org (custom, so a customer org must have them deployed):
+
+- Opportunity: ``Billing_Model__c``, ``Legal_Entity__c``, ``Contract_Terms__c`` (long text),
+  ``Activation_Status__c`` (picklist, see ``ACTIVATION_STATUS_PICKLIST``), ``Project_Id__c`` (the PSA
+  project), ``ERP_Project_Id__c``, ``ERP_Customer_Id__c``;
+- ``Opportunity_Milestone__c`` (master-detail ``Opportunity__c``, ``Name``, ``Amount__c``, ``Due_Date__c``):
+  the deal's billable milestones;
+- ``Rate_Card_Line__c`` (master-detail ``Opportunity__c``, ``Role__c``, ``Rate__c``, ``Unit__c`` "Hour" or
+  "Day"): the rates sold per role.
+
+Like ``Opportunity.CurrencyIsoCode``, the children's ``CurrencyIsoCode`` assumes a multi-currency org (a
+detail record's is its master's).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from contracts.models.common import SystemIds, is_iso_4217
-from contracts.models.crm import Address, BillingModel, Customer, Opportunity, OpportunityStage
+from contracts.models.common import Money, SystemIds, is_iso_4217
+from contracts.models.crm import (
+    ActivationStatus,
+    Address,
+    BillingModel,
+    Contact,
+    Customer,
+    DealMilestone,
+    Opportunity,
+    OpportunityActivationUpdate,
+    OpportunityStage,
+    RateCardLine,
+    RateUnit,
+)
 
 __all__ = [
     "ACCOUNT_FIELDS",
+    "ACTIVATION_STATUS_PICKLIST",
+    "CONTACT_FIELDS",
+    "MILESTONE_FIELDS",
+    "MILESTONE_OBJECT",
     "OPPORTUNITY_FIELDS",
+    "RATE_CARD_LINE_FIELDS",
+    "RATE_CARD_LINE_OBJECT",
     "SalesforceAccount",
+    "SalesforceContact",
+    "SalesforceMilestone",
     "SalesforceOpportunity",
     "SalesforceQueryPage",
+    "SalesforceRateCardLine",
     "account_to_customer",
+    "activation_status_from_picklist",
+    "activation_update_body",
     "billing_model_from_picklist",
+    "contact_from_record",
     "decode_account",
     "decode_opportunity",
     "decode_query_page",
     "known_stage_picklist_values",
+    "milestone_from_record",
     "opportunity_from_record",
     "parse_salesforce_datetime",
+    "rate_card_line_from_record",
     "stage_from_picklist",
     "stage_picklist_values",
 ]
+
+R = TypeVar("R")
 
 
 class SalesforceAccount(msgspec.Struct, kw_only=True, frozen=True):
@@ -75,29 +119,84 @@ class SalesforceOpportunity(msgspec.Struct, kw_only=True, frozen=True):
     legal_entity: str | None = msgspec.field(default=None, name="Legal_Entity__c")
     project_id: str | None = msgspec.field(default=None, name="Project_Id__c")
     activation_status: str | None = msgspec.field(default=None, name="Activation_Status__c")
+    erp_project_id: str | None = msgspec.field(default=None, name="ERP_Project_Id__c")
+    erp_customer_id: str | None = msgspec.field(default=None, name="ERP_Customer_Id__c")
+    contract_terms: str | None = msgspec.field(default=None, name="Contract_Terms__c")
     owner_id: str | None = msgspec.field(default=None, name="OwnerId")
     last_modified_date: str | None = msgspec.field(default=None, name="LastModifiedDate")
 
 
-class SalesforceQueryPage(msgspec.Struct, kw_only=True, frozen=True):
+class SalesforceContact(msgspec.Struct, kw_only=True, frozen=True):
+    """The Contact fields the gateway reads (``LastName`` is required on every Contact)."""
+
+    id: str = msgspec.field(name="Id")
+    last_name: str = msgspec.field(name="LastName")
+    account_id: str | None = msgspec.field(default=None, name="AccountId")
+    first_name: str | None = msgspec.field(default=None, name="FirstName")
+    email: str | None = msgspec.field(default=None, name="Email")
+    phone: str | None = msgspec.field(default=None, name="Phone")
+    title: str | None = msgspec.field(default=None, name="Title")
+
+
+class SalesforceMilestone(msgspec.Struct, kw_only=True, frozen=True):
+    """An ``Opportunity_Milestone__c`` record: one billable milestone of a deal."""
+
+    id: str = msgspec.field(name="Id")
+    name: str = msgspec.field(name="Name")
+    opportunity_id: str | None = msgspec.field(default=None, name="Opportunity__c")
+    amount: Decimal | None = msgspec.field(default=None, name="Amount__c")
+    due_date: dt.date | None = msgspec.field(default=None, name="Due_Date__c")
+    currency_iso_code: str | None = msgspec.field(default=None, name="CurrencyIsoCode")
+
+
+class SalesforceRateCardLine(msgspec.Struct, kw_only=True, frozen=True):
+    """A ``Rate_Card_Line__c`` record: the hourly rate sold for one role on a deal."""
+
+    id: str = msgspec.field(name="Id")
+    role: str | None = msgspec.field(default=None, name="Role__c")
+    opportunity_id: str | None = msgspec.field(default=None, name="Opportunity__c")
+    rate: Decimal | None = msgspec.field(default=None, name="Rate__c")
+    unit: str | None = msgspec.field(default=None, name="Unit__c")
+    currency_iso_code: str | None = msgspec.field(default=None, name="CurrencyIsoCode")
+
+
+class SalesforceQueryPage(msgspec.Struct, Generic[R], kw_only=True, frozen=True):
     """One batch of a SOQL query result (``GET query/?q=`` or its ``nextRecordsUrl``)."""
 
     total_size: int = msgspec.field(name="totalSize")
     done: bool
-    records: list[SalesforceOpportunity]
+    records: list[R]
     next_records_url: str | None = msgspec.field(default=None, name="nextRecordsUrl")
 
 
+MILESTONE_OBJECT = "Opportunity_Milestone__c"
+RATE_CARD_LINE_OBJECT = "Rate_Card_Line__c"
+
+
+def _select_list(record_type: type[msgspec.Struct]) -> tuple[str, ...]:
+    return tuple(f.encode_name for f in msgspec.structs.fields(record_type))
+
+
 # The SOQL select lists: exactly the fields the Structs above read, so a query never asks for more.
-ACCOUNT_FIELDS: tuple[str, ...] = tuple(f.encode_name for f in msgspec.structs.fields(SalesforceAccount))
-OPPORTUNITY_FIELDS: tuple[str, ...] = tuple(
-    f.encode_name for f in msgspec.structs.fields(SalesforceOpportunity)
-)
+ACCOUNT_FIELDS: tuple[str, ...] = _select_list(SalesforceAccount)
+OPPORTUNITY_FIELDS: tuple[str, ...] = _select_list(SalesforceOpportunity)
+CONTACT_FIELDS: tuple[str, ...] = _select_list(SalesforceContact)
+MILESTONE_FIELDS: tuple[str, ...] = _select_list(SalesforceMilestone)
+RATE_CARD_LINE_FIELDS: tuple[str, ...] = _select_list(SalesforceRateCardLine)
 
 # Decoders are built once: building one compiles the type's decoding plan.
 _account_decoder = msgspec.json.Decoder(SalesforceAccount)
 _opportunity_decoder = msgspec.json.Decoder(SalesforceOpportunity)
-_query_page_decoder = msgspec.json.Decoder(SalesforceQueryPage)
+_query_page_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
+    record_type: msgspec.json.Decoder(SalesforceQueryPage[record_type])  # type: ignore[valid-type]
+    for record_type in (
+        SalesforceAccount,
+        SalesforceOpportunity,
+        SalesforceContact,
+        SalesforceMilestone,
+        SalesforceRateCardLine,
+    )
+}
 
 
 def decode_account(body: bytes) -> SalesforceAccount:
@@ -110,9 +209,11 @@ def decode_opportunity(body: bytes) -> SalesforceOpportunity:
     return _opportunity_decoder.decode(body)
 
 
-def decode_query_page(body: bytes) -> SalesforceQueryPage:
-    """A SOQL result batch of Opportunity records; raises ``msgspec.DecodeError`` when unusable."""
-    return _query_page_decoder.decode(body)
+def decode_query_page(body: bytes, record_type: type[R]) -> SalesforceQueryPage[R]:
+    """A SOQL result batch of ``record_type`` records (one of the Structs above); raises
+    ``msgspec.DecodeError`` when unusable."""
+    page: SalesforceQueryPage[R] = _query_page_decoders[record_type].decode(body)
+    return page
 
 
 def _picklist_key(value: str) -> str:
@@ -254,8 +355,60 @@ def _currency_amount(value: Decimal | None) -> Decimal | None:
     return None if value is None else value.quantize(_CURRENCY_SCALE)
 
 
-def opportunity_from_record(record: SalesforceOpportunity) -> Opportunity:
-    """The canonical opportunity for a Salesforce Opportunity."""
+def _money(amount: Decimal | None, currency: str | None) -> Money | None:
+    if amount is None or currency is None:
+        return None
+    return Money(amount=amount.quantize(_CURRENCY_SCALE), currency=currency)
+
+
+def milestone_from_record(record: SalesforceMilestone, currency: str | None) -> DealMilestone:
+    """The canonical milestone for an ``Opportunity_Milestone__c``, in its own currency or else
+    ``currency`` (its opportunity's).
+
+    Without any currency an amount means nothing, so it is left out (the opportunity's own missing
+    currency is what activation reports)."""
+    return DealMilestone(
+        name=record.name,
+        amount=_money(record.amount, _currency(record.currency_iso_code) or currency),
+        due_date=record.due_date,
+        system_ids=SystemIds(crm=record.id),
+    )
+
+
+# ``Rate_Card_Line__c.Unit__c`` sells an hour or a day; the canonical line carries the unit as sold, so no
+# working-day length is assumed here (billing decides how a day rate meets booked hours).
+_RATE_UNITS: Mapping[str, RateUnit] = {"hour": RateUnit.HOUR, "day": RateUnit.DAY}
+
+
+def rate_card_line_from_record(record: SalesforceRateCardLine, currency: str | None) -> RateCardLine | None:
+    """The canonical rate for a ``Rate_Card_Line__c``, in its own currency or else ``currency`` (its
+    opportunity's), per hour or per day as sold (no unit means hours).
+
+    ``None`` for a line that sells nothing the canonical rate card can say: no role, no rate, no
+    currency, or a unit other than an hour or a day."""
+    role = _text(record.role)
+    unit = _RATE_UNITS.get(_picklist_key(record.unit or "hour"))
+    if role is None or unit is None or record.rate is None:
+        return None
+    rate = _money(record.rate, _currency(record.currency_iso_code) or currency)
+    if rate is None:
+        return None
+    return RateCardLine(role=role, rate=rate, unit=unit)
+
+
+def opportunity_from_record(
+    record: SalesforceOpportunity,
+    *,
+    milestones: Iterable[SalesforceMilestone] = (),
+    rate_card: Iterable[SalesforceRateCardLine] = (),
+) -> Opportunity:
+    """The canonical opportunity for a Salesforce Opportunity and, when read, its child records.
+
+    ``system_ids`` says where the deal lives: the opportunity itself, the PSA project and the ERP project
+    activation wrote back."""
+    currency = _currency(record.currency_iso_code)
+    project_id = _text(record.project_id)
+    lines = (rate_card_line_from_record(line, currency) for line in rate_card)
     return Opportunity(
         id=record.id,
         name=record.name,
@@ -264,14 +417,70 @@ def opportunity_from_record(record: SalesforceOpportunity) -> Opportunity:
         is_won=record.is_won,
         is_closed=record.is_closed,
         amount=_currency_amount(record.amount),
-        currency=_currency(record.currency_iso_code),
+        currency=currency,
         close_date=record.close_date,
         probability=_probability(record.probability),
         billing_model=billing_model_from_picklist(record.billing_model),
         legal_entity=_text(record.legal_entity),
-        project_id=_text(record.project_id),
-        activation_status=_text(record.activation_status),
+        project_id=project_id,
+        activation_status=activation_status_from_picklist(record.activation_status),
         owner_id=_text(record.owner_id),
         updated_at=parse_salesforce_datetime(record.last_modified_date),
+        system_ids=SystemIds(crm=record.id, psa=project_id, erp=_text(record.erp_project_id)),
+        contract_terms=_text(record.contract_terms),
+        milestones=[milestone_from_record(milestone, currency) for milestone in milestones],
+        rate_card=[line for line in lines if line is not None],
+    )
+
+
+def contact_from_record(record: SalesforceContact) -> Contact:
+    """The canonical contact for a Salesforce Contact."""
+    return Contact(
+        id=record.id,
+        customer_id=_text(record.account_id),
+        first_name=_text(record.first_name),
+        last_name=record.last_name,
+        email=_text(record.email),
+        phone=_text(record.phone),
+        title=_text(record.title),
         system_ids=SystemIds(crm=record.id),
     )
+
+
+# ``Activation_Status__c`` picklist values. The org's picklist must hold exactly these labels (restricted
+# picklists refuse anything else); reading matches them as loosely as the stage picklist.
+ACTIVATION_STATUS_PICKLIST: Mapping[ActivationStatus, str] = {
+    ActivationStatus.NOT_STARTED: "Not Started",
+    ActivationStatus.IN_PROGRESS: "In Progress",
+    ActivationStatus.ACTIVATED: "Activated",
+    ActivationStatus.BLOCKED: "Blocked",
+    ActivationStatus.CANCELLED: "Cancelled",
+}
+_ACTIVATION_STATUS_BY_KEY: dict[str, ActivationStatus] = {
+    _picklist_key(value): status for status, value in ACTIVATION_STATUS_PICKLIST.items()
+}
+
+
+def activation_status_from_picklist(value: str | None) -> str | None:
+    """The canonical ``ActivationStatus`` value for an ``Activation_Status__c`` picklist value.
+
+    A value the gateway does not know (an org-specific one) is passed on as written rather than lost."""
+    text = _text(value)
+    if text is None:
+        return None
+    status = _ACTIVATION_STATUS_BY_KEY.get(_picklist_key(text))
+    return text if status is None else status.value
+
+
+def activation_update_body(update: OpportunityActivationUpdate) -> dict[str, str]:
+    """The ``PATCH sobjects/Opportunity/{id}`` body for an activation update: the status and the ids given
+    (an id left out is not sent, so Salesforce leaves the field as it is). Absolute values only, so the
+    same body twice changes nothing the second time."""
+    body = {"Activation_Status__c": ACTIVATION_STATUS_PICKLIST[update.activation_status]}
+    ids = (
+        ("Project_Id__c", update.psa_project_id),
+        ("ERP_Project_Id__c", update.erp_project_id),
+        ("ERP_Customer_Id__c", update.erp_customer_id),
+    )
+    body.update((field_name, value) for field_name, value in ids if value is not None)
+    return body

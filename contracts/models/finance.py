@@ -1,0 +1,172 @@
+"""Canonical finance objects (the ERP's world): customer master, billing schedules, invoices, payments."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from decimal import Decimal
+from typing import Annotated
+
+import msgspec
+
+from contracts.models.common import (
+    POSITIVE,
+    CurrencyCode,
+    ExternalKey,
+    Money,
+    MoneyAmount,
+    NonEmptyText,
+    NonNegativeMoneyAmount,
+    PositiveMoneyAmount,
+    RecordId,
+    SystemIds,
+    require_decimal,
+)
+from contracts.models.crm import Address, BillingModel
+
+Quantity = Annotated[
+    Decimal, msgspec.Meta(description="Quantity (e.g. hours) above zero, as a string.", extra=POSITIVE)
+]
+
+__all__ = [
+    "BillingSchedule",
+    "BillingScheduleCreate",
+    "BillingScheduleLine",
+    "CustomerUpsert",
+    "Invoice",
+    "InvoiceCreate",
+    "InvoiceLine",
+    "InvoiceLineInput",
+    "InvoicePage",
+    "InvoiceStatus",
+    "Payment",
+    "PaymentPage",
+    "UpsertResult",
+]
+
+
+class CustomerUpsert(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Create or update the ERP customer for a CRM account; ``crm_customer_id`` is the match key.
+
+    Survivorship: the CRM owns name and hierarchy (always written); the ERP owns billing and tax fields
+    (written only when the ERP has none yet)."""
+
+    crm_customer_id: RecordId
+    name: NonEmptyText
+    legal_entity: str | None = None
+    currency: CurrencyCode | None = None
+    parent_crm_customer_id: RecordId | None = None
+    tax_jurisdiction: str | None = None
+    tax_id: str | None = None
+    website: str | None = None
+    billing_address: Address | None = None
+
+
+class UpsertResult(msgspec.Struct, kw_only=True, frozen=True):
+    created: bool
+    id: str
+
+
+class BillingScheduleLine(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """One planned billing event: a date and an amount (fixed fee, milestone, retainer), or a period of
+    billable time (time and materials, ``amount`` omitted)."""
+
+    date: dt.date
+    description: NonEmptyText
+    amount: PositiveMoneyAmount | None = None
+    milestone_name: str | None = None
+
+    def __post_init__(self) -> None:
+        require_decimal("amount", self.amount, minimum=Decimal(0), inclusive=False)
+
+
+class BillingScheduleCreate(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    external_key: ExternalKey
+    billing_model: BillingModel
+    currency: CurrencyCode
+    lines: list[BillingScheduleLine] = []
+
+
+class BillingSchedule(msgspec.Struct, kw_only=True, frozen=True):
+    id: str
+    project_id: str
+    billing_model: BillingModel
+    currency: str
+    lines: list[BillingScheduleLine]
+    external_key: str | None = None
+    voided: bool = False
+    system_ids: SystemIds = msgspec.field(default_factory=SystemIds)
+
+
+class InvoiceStatus(enum.StrEnum):
+    DRAFT = "draft"
+    POSTED = "posted"
+    PARTIALLY_PAID = "partially_paid"
+    PAID = "paid"
+    VOID = "void"
+
+
+class InvoiceLine(msgspec.Struct, kw_only=True, frozen=True):
+    description: str
+    quantity: Decimal
+    unit_price: MoneyAmount
+    amount: MoneyAmount
+
+
+class InvoiceLineInput(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    description: NonEmptyText
+    quantity: Quantity = Decimal(1)
+    unit_price: NonNegativeMoneyAmount
+
+    def __post_init__(self) -> None:
+        require_decimal("quantity", self.quantity, minimum=Decimal(0), inclusive=False)
+        require_decimal("unit_price", self.unit_price, minimum=Decimal(0))
+
+
+class Invoice(msgspec.Struct, kw_only=True, frozen=True):
+    id: str
+    number: str | None
+    customer_id: str
+    status: InvoiceStatus
+    currency: str
+    total: Money
+    balance: Money
+    issue_date: dt.date | None = None
+    due_date: dt.date | None = None
+    project_id: str | None = None
+    external_key: str | None = None
+    lines: list[InvoiceLine] = []
+    updated_at: dt.datetime | None = None
+    system_ids: SystemIds = msgspec.field(default_factory=SystemIds)
+
+
+class InvoicePage(msgspec.Struct, kw_only=True, frozen=True):
+    items: list[Invoice]
+    next_cursor: str | None = None
+
+
+class InvoiceCreate(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """An invoice to raise. ``external_key`` (e.g. the billing run and period) makes it idempotent in the
+    ERP: raising it twice returns the first invoice."""
+
+    external_key: ExternalKey
+    customer_id: RecordId
+    currency: CurrencyCode
+    issue_date: dt.date
+    due_date: dt.date
+    project_id: RecordId | None = None
+    lines: Annotated[list[InvoiceLineInput], msgspec.Meta(min_length=1, max_length=500)]
+
+
+class Payment(msgspec.Struct, kw_only=True, frozen=True):
+    id: str
+    customer_id: str
+    date: dt.date
+    amount: Money
+    invoice_ids: list[str] = []
+    system_ids: SystemIds = msgspec.field(default_factory=SystemIds)
+
+
+class PaymentPage(msgspec.Struct, kw_only=True, frozen=True):
+    items: list[Payment]
+    next_cursor: str | None = None

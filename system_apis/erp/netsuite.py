@@ -1,0 +1,911 @@
+"""The NetSuite adapter for the ERP port: SuiteTalk REST records, SuiteQL, async jobs, OAuth 2.0 M2M.
+
+NetSuite's wire format ends here: callers get canonical customers, projects, billing schedules, invoices
+and payments, and the errors of ``system_apis.errors``. Outbound behaviour (pool, timeouts, retries of
+safe calls, breaker) is the shared ``VendorHttpClient``'s; this module adds what is NetSuite's own:
+
+- client credentials with a signed JWT client assertion (``netsuite_auth``), refetched on 401;
+- a per-account concurrency cap on our side (an ``asyncio.Semaphore`` around every request), because
+  NetSuite allows only a few requests in flight per account and answers 429 beyond that;
+- idempotent writes, since this is money and a workflow step may run twice:
+
+  ======================== ==========================================================================
+  write                    how a repeat is made harmless
+  ======================== ==========================================================================
+  ``upsert_customer``      ``PUT customer/eid:{crm id}`` (an upsert), read first for survivorship
+  ``create_project``       look up ``job/eid:{key}``; else ``PUT job/eid:{key}``
+  ``create_billing_...``   look up ``billingSchedule/eid:{key}``; else ``PUT .../eid:{key}``; then
+                           attach it to the job (``PATCH`` to the same value again is harmless)
+  ``void_billing_...``     ``isInactive`` true and detached from its project, each only if not yet so
+  ``create_invoice``       look up ``invoice/eid:{key}``; else ``POST`` with ``Prefer: respond-async``
+                           and ``X-NetSuite-Idempotency-Key`` = uuid5 of the key, ``externalId`` = key;
+                           a reused key (``IDEMPOTENCY_ERROR``) means an earlier attempt owns the job:
+                           wait for that job and return its invoice (``created`` False); if that job
+                           failed and made nothing, go on with the key derived from key + that job
+  ======================== ==========================================================================
+
+- SuiteQL for lists (one quoting function, ``suiteql_quote``), paged with ``limit``/``offset`` behind an
+  opaque cursor that also pins the page size and the filter;
+- NetSuite's error document (``o:errorDetails``) mapped to the port's errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import msgspec
+import structlog
+
+from apis.config import NetSuiteSettings
+from contracts.models import (
+    BillingSchedule,
+    BillingScheduleCreate,
+    Customer,
+    CustomerPage,
+    CustomerUpsert,
+    Invoice,
+    InvoiceCreate,
+    InvoicePage,
+    InvoiceStatus,
+    Payment,
+    PaymentPage,
+    Project,
+    ProjectCreate,
+)
+from system_apis.crm.port import InvalidCursor
+from system_apis.erp.netsuite_auth import NetSuiteClientAssertionAuth
+from system_apis.erp.netsuite_mapping import (
+    AsyncJob,
+    CustomerRow,
+    InvoiceRow,
+    NetSuiteBillingSchedule,
+    NetSuiteCustomer,
+    NetSuiteJob,
+    PaymentRow,
+    SetupLookup,
+    SetupRow,
+    SuiteQlPage,
+    billing_schedule_body,
+    billing_schedule_from_record,
+    currency_query,
+    customer_from_record,
+    customer_from_row,
+    customer_query,
+    customer_upsert_body,
+    decode_async_job,
+    decode_billing_schedule,
+    decode_customer,
+    decode_error,
+    decode_invoice,
+    decode_job,
+    decode_payment,
+    decode_record_list,
+    decode_suiteql_page,
+    encode_body,
+    invoice_body,
+    invoice_from_record,
+    invoice_from_row,
+    invoice_query,
+    job_body,
+    payment_from_record,
+    payment_query,
+    project_from_record,
+    q_quote,
+    record_id_from_url,
+    subsidiary_query,
+)
+from system_apis.erp.port import InvoiceFilter
+from system_apis.errors import (
+    NotFound,
+    VendorBadResponse,
+    VendorError,
+    VendorRejected,
+    VendorTimeout,
+    VendorUnavailable,
+)
+from system_apis.vendor_http import (
+    BreakerPolicy,
+    RetryPolicy,
+    VendorHttpClient,
+    VendorHttpConfig,
+    default_error_for_response,
+    parse_retry_after,
+)
+
+__all__ = [
+    "DEFAULT_MAX_CONCURRENT_REQUESTS",
+    "IDEMPOTENCY_NAMESPACE",
+    "InvalidCursor",
+    "NetSuiteErp",
+    "decode_cursor",
+    "encode_cursor",
+    "invoice_idempotency_key",
+    "is_external_id",
+    "is_internal_id",
+]
+
+VENDOR = "netsuite"
+
+#: Requests the adapter lets run at once. NetSuite developer accounts allow 5 in flight per account (more
+#: with SuiteCloud Plus licences) and answer 429 beyond; staying below leaves a slot for other integrations.
+DEFAULT_MAX_CONCURRENT_REQUESTS = 4
+#: Namespace of the uuid5 idempotency keys: fixed forever, so a key derived today is the one derived by a
+#: replay next week, in any process.
+IDEMPOTENCY_NAMESPACE = uuid.UUID("5f0c2d6e-8a61-5b8e-9d4e-3a1f7c0b9e21")
+
+_INTERNAL_ID = re.compile(r"^[0-9]{1,18}$")
+# NetSuite documents letters, digits, "_" and "-" for external ids; the canonical ExternalKey also allows
+# ":" and ".", which NetSuite stores and matches too.
+_EXTERNAL_ID = re.compile(r"^[A-Za-z0-9_:.-]{1,255}$")
+_MAX_PAGE = 1000  # NetSuite's page size ceiling for record lists and SuiteQL
+_MAX_OFFSET = 1_000_000
+_CURSOR = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
+_JOB_IN_DETAIL = re.compile(r"async/v1/job/(\d+)|asynchronous job (\d+)")
+# Polling an async job: first wait, growth and ceiling, and how many polls before giving up.
+_JOB_POLL_FIRST_SECONDS = 0.25
+_JOB_POLL_MAX_SECONDS = 5.0
+_JOB_POLLS = 12
+# Keys tried per create_invoice call: the first, then one per earlier failed job it finds in the way.
+_KEY_GENERATIONS = 4
+# Reading a whole customer's payments to find those applied to one invoice is bounded.
+_MAX_SCANNED_PAYMENTS = 2000
+# Setup data (currencies, subsidiaries) changes rarely; an unknown id refetches it at most this often.
+_SETUP_REFRESH_SECONDS = 60.0
+
+_JSON = {"Content-Type": "application/json"}
+_SUITEQL_HEADERS = {"Prefer": "transient", "Content-Type": "application/json"}
+
+_T = TypeVar("_T")
+
+
+def _log() -> Any:
+    # A fresh lazy proxy per use, so structlog.testing.capture_logs sees the lines (see vendor_http).
+    return structlog.get_logger(__name__)
+
+
+def is_internal_id(value: str) -> bool:
+    """True for a NetSuite internal id (digits); anything else cannot name a record."""
+    return _INTERNAL_ID.fullmatch(value) is not None
+
+
+def is_external_id(value: str) -> bool:
+    """True for a value usable as ``eid:{externalId}`` in a URL path."""
+    return _EXTERNAL_ID.fullmatch(value) is not None
+
+
+def invoice_idempotency_key(external_key: str, after_job: str | None = None) -> str:
+    """The ``X-NetSuite-Idempotency-Key`` for an invoice's business key: the same UUID on every attempt.
+
+    ``after_job`` names a job that used the previous key and failed without creating anything: the key that
+    follows it is derived from both, so every attempt that finds that failed job moves on to the same key.
+    """
+    name = f"invoice:{external_key}" if after_job is None else f"invoice:{external_key}:after-job:{after_job}"
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, name))
+
+
+def _fingerprint(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+def encode_cursor(offset: int, limit: int, fingerprint: str) -> str:
+    """The opaque cursor for the page at ``offset``: base64url of ``offset.limit.fingerprint``."""
+    raw = f"{offset}.{limit}.{fingerprint}".encode("ascii")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str, *, limit: int, fingerprint: str) -> int:
+    """The offset a cursor stands for. Raises ``InvalidCursor`` for anything this adapter did not issue for
+    the same list, filter and page size (offsets only line up with the page size they were made with)."""
+    if not _CURSOR.fullmatch(cursor):
+        raise InvalidCursor("cursor is not one this API produced")
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, ValueError):
+        raise InvalidCursor("cursor is not one this API produced") from None
+    match = re.fullmatch(r"(\d{1,7})\.(\d{1,4})\.([0-9a-f]{16})", raw)
+    if match is None:
+        raise InvalidCursor("cursor is not one this API produced")
+    offset, cursor_limit, cursor_fingerprint = int(match.group(1)), int(match.group(2)), match.group(3)
+    if cursor_fingerprint != fingerprint:
+        raise InvalidCursor("cursor belongs to another list or filter")
+    if cursor_limit != limit:
+        raise InvalidCursor("cursor was made for another page size")
+    if offset > _MAX_OFFSET or offset % limit:
+        raise InvalidCursor("cursor is not one this API produced")
+    return offset
+
+
+def _iso(moment: dt.datetime | None) -> str:
+    return "" if moment is None else moment.astimezone(dt.UTC).isoformat()
+
+
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= _MAX_PAGE:
+        raise ValueError(f"limit must be between 1 and {_MAX_PAGE}")
+
+
+def _bad_body(what: str, exc: Exception) -> VendorBadResponse:
+    return VendorBadResponse(VENDOR, f"NetSuite sent an unusable {what}: {type(exc).__name__}: {exc}"[:400])
+
+
+def _decoded(what: str, decode: Callable[[bytes], _T], body: bytes) -> _T:
+    try:
+        return decode(body)
+    except (msgspec.DecodeError, ValueError) as exc:
+        raise _bad_body(what, exc) from None
+
+
+def _rejected(exc: ValueError) -> VendorRejected:
+    # What NetSuite itself answers for a reference it cannot resolve; we know before asking.
+    return VendorRejected(VENDOR, f"NetSuite cannot take this: {exc}", vendor_code="INVALID_KEY_OR_REF")
+
+
+class NetSuiteErp:
+    """``ErpPort`` over NetSuite SuiteTalk REST web services.
+
+    ``transport`` is the test seam (an ``httpx.ASGITransport`` to the sandbox) and carries the token
+    requests too. The private key comes from ``private_key_pem`` or else ``settings.private_key_file``.
+    ``max_concurrent_requests`` caps requests in flight to the account; ``invoice_item`` is the service
+    item (its "Item Name/Number") that invoice lines bill. ``retry``, ``breaker`` and ``sleep`` tune the
+    shared outbound behaviour; ``sleep`` also paces async-job polling.
+    """
+
+    vendor = VENDOR
+
+    def __init__(
+        self,
+        settings: NetSuiteSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        correlation_id: Callable[[], str | None] = lambda: None,
+        private_key_pem: str | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
+        invoice_item: str = "PS-CONSULT",
+        retry: RetryPolicy | None = None,
+        breaker: BreakerPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if settings.base_url is None:
+            raise ValueError("NetSuiteErp needs a base_url (the bootstrap substitutes the sandbox's)")
+        if not settings.client_id or not settings.certificate_id:
+            raise ValueError("NetSuiteErp needs settings.client_id and settings.certificate_id")
+        if max_concurrent_requests < 1:
+            raise ValueError("max_concurrent_requests must be at least 1")
+        if private_key_pem is None:
+            if not settings.private_key_file:
+                raise ValueError(
+                    "NetSuiteErp needs a private key: private_key_pem or settings.private_key_file"
+                )
+            private_key_pem = Path(settings.private_key_file).read_text(encoding="ascii")
+        q_quote(invoice_item)  # refuse an unusable item name now, not at the first invoice
+        base_url = settings.base_url.rstrip("/")
+        self._auth = NetSuiteClientAssertionAuth(
+            token_url=settings.token_url or f"{base_url}/auth/oauth2/v1/token",
+            client_id=settings.client_id,
+            certificate_id=settings.certificate_id,
+            private_key_pem=private_key_pem,
+            algorithm=settings.algorithm,
+            transport=transport,
+            timeout=settings.timeout_seconds,
+        )
+        del private_key_pem  # the auth holds the parsed key; keep no copy of the text around
+        config = VendorHttpConfig(
+            base_url=base_url,
+            timeout_seconds=settings.timeout_seconds,
+            connect_timeout_seconds=settings.connect_timeout_seconds,
+            max_connections=settings.max_connections,
+            retry=retry or RetryPolicy(max_attempts=settings.retry_max_attempts),
+            breaker=breaker
+            or BreakerPolicy(
+                failure_threshold=settings.breaker_failure_threshold,
+                cooldown_seconds=settings.breaker_cooldown_seconds,
+            ),
+        )
+        self._http = VendorHttpClient(
+            VENDOR,
+            config,
+            auth=self._auth,
+            transport=transport,
+            correlation_id=correlation_id,
+            error_for_response=self._error_for_response,
+            sleep=sleep,
+        )
+        self._sleep = sleep
+        self._clock = clock
+        self._slots = asyncio.Semaphore(max_concurrent_requests)
+        self._max_concurrent_requests = max_concurrent_requests
+        self._invoice_item = invoice_item
+        self._invoice_item_id: str | None = None
+        self._setup: SetupLookup | None = None
+        self._setup_loaded_at = float("-inf")
+        self._setup_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"NetSuiteErp({str(self._http.base_url)!r}, auth={self._auth!r})"
+
+    @property
+    def http(self) -> VendorHttpClient:
+        """The outbound client (its breaker and retry budget are observable, e.g. for health checks)."""
+        return self._http
+
+    @property
+    def auth(self) -> NetSuiteClientAssertionAuth:
+        return self._auth
+
+    @property
+    def max_concurrent_requests(self) -> int:
+        return self._max_concurrent_requests
+
+    async def close(self) -> None:
+        await self._http.aclose()
+        await self._auth.aclose()
+
+    # --- customers -----------------------------------------------------------------------------------
+
+    async def get_customer(self, customer_id: str) -> Customer:
+        if not is_internal_id(customer_id):
+            raise NotFound(VENDOR, "no such customer")
+        record = _decoded("customer", decode_customer, await self._read("customer", customer_id))
+        return await self._customer(record)
+
+    async def find_customer(self, crm_customer_id: str) -> Customer | None:
+        if not is_external_id(crm_customer_id):
+            return None
+        body = await self._read_optional("customer", f"eid:{crm_customer_id}")
+        if body is None:
+            return None
+        return await self._customer(_decoded("customer", decode_customer, body))
+
+    async def list_customers(
+        self, *, limit: int, cursor: str | None = None, modified_since: dt.datetime | None = None
+    ) -> CustomerPage:
+        _check_limit(limit)
+        fingerprint = _fingerprint("customers", _iso(modified_since))
+        offset = decode_cursor(cursor, limit=limit, fingerprint=fingerprint) if cursor is not None else 0
+        page = await self._suiteql(
+            customer_query(modified_since=modified_since), CustomerRow, limit=limit, offset=offset
+        )
+        setup = await self._setup_for(
+            currency_ids=[row.currency for row in page.items],
+            subsidiary_ids=[row.subsidiary for row in page.items],
+        )
+        try:
+            items = [customer_from_row(row, setup) for row in page.items]
+        except ValueError as exc:
+            raise _bad_body("customer row", exc) from None
+        next_cursor = encode_cursor(offset + limit, limit, fingerprint) if page.has_more else None
+        return CustomerPage(items=items, next_cursor=next_cursor)
+
+    async def upsert_customer(self, command: CustomerUpsert) -> tuple[Customer, bool]:
+        crm_id = command.crm_customer_id
+        if not is_external_id(crm_id):
+            raise VendorRejected(VENDOR, "the CRM customer id cannot be a NetSuite external id")
+        reference = f"eid:{crm_id}"
+        # Read first: survivorship needs the ERP's current billing and tax fields, and it tells created.
+        before = await self._read_optional("customer", reference)
+        existing = _decoded("customer", decode_customer, before) if before is not None else None
+        parent_id = await self._parent_id(command.parent_crm_customer_id)
+        setup = await self._setup_for(
+            currency_codes=[command.currency], legal_entities=[command.legal_entity]
+        )
+        try:
+            body = customer_upsert_body(command, existing, parent_id=parent_id, setup=setup)
+        except ValueError as exc:
+            raise _rejected(exc) from None
+        # An upsert by external id: a retry, or a concurrent upsert of the same account, updates the one
+        # record instead of creating another, so it is safe to retry.
+        await self._send(
+            "PUT", _record_path("customer", reference), content=encode_body(body), idempotent=True
+        )
+        record = _decoded("customer", decode_customer, await self._read("customer", reference))
+        return await self._customer(record), existing is None
+
+    async def _parent_id(self, parent_crm_id: str | None) -> str | None:
+        if parent_crm_id is None:
+            return None
+        body = (
+            await self._read_optional("customer", f"eid:{parent_crm_id}")
+            if is_external_id(parent_crm_id)
+            else None
+        )
+        if body is None:
+            raise NotFound(
+                VENDOR, f"the parent customer (CRM {parent_crm_id}) is not in NetSuite yet; upsert it first"
+            )
+        return _decoded("customer", decode_customer, body).id
+
+    async def _customer(self, record: NetSuiteCustomer) -> Customer:
+        setup = await self._setup_for(
+            currency_ids=[record.currency.id if record.currency else None],
+            subsidiary_ids=[record.subsidiary.id if record.subsidiary else None],
+        )
+        return customer_from_record(record, setup)
+
+    # --- projects ------------------------------------------------------------------------------------
+
+    async def get_project(self, project_id: str) -> Project:
+        if not is_internal_id(project_id):
+            raise NotFound(VENDOR, "no such project")
+        return await self._project(_decoded("job", decode_job, await self._read("job", project_id)))
+
+    async def create_project(self, command: ProjectCreate) -> tuple[Project, bool]:
+        reference = _eid(command.external_key)
+        found = await self._read_optional("job", reference)
+        if found is not None:
+            return await self._project(_decoded("job", decode_job, found)), False
+        setup = await self._setup_for(
+            currency_codes=[command.currency], legal_entities=[command.legal_entity]
+        )
+        try:
+            body = job_body(command, setup)
+        except ValueError as exc:
+            raise _rejected(exc) from None
+        # Upsert by the key, not a plain create: a retry after a lost answer finds and updates the one job.
+        await self._send("PUT", _record_path("job", reference), content=encode_body(body), idempotent=True)
+        return await self._project(_decoded("job", decode_job, await self._read("job", reference))), True
+
+    async def _project(self, record: NetSuiteJob) -> Project:
+        setup = await self._setup_for(
+            currency_ids=[record.currency.id if record.currency else None],
+            subsidiary_ids=[record.subsidiary.id if record.subsidiary else None],
+        )
+        return project_from_record(record, setup)
+
+    # --- billing schedules ---------------------------------------------------------------------------
+
+    async def create_billing_schedule(
+        self, project_id: str, command: BillingScheduleCreate
+    ) -> tuple[BillingSchedule, bool]:
+        if not is_internal_id(project_id):
+            raise NotFound(VENDOR, "no such project")
+        reference = _eid(command.external_key)
+        job = _decoded("job", decode_job, await self._read("job", project_id))
+        found = await self._read_optional("billingSchedule", reference, expand=True)
+        created = found is None
+        if found is None:
+            try:
+                body = billing_schedule_body(project_id, command)
+            except ValueError as exc:
+                raise VendorRejected(VENDOR, f"NetSuite cannot take this schedule: {exc}") from None
+            await self._send(
+                "PUT", _record_path("billingSchedule", reference), content=encode_body(body), idempotent=True
+            )
+            found = await self._read("billingSchedule", reference, expand=True)
+        record = _decoded("billing schedule", decode_billing_schedule, found)
+        owner = record.project.id if record.project else None
+        if owner not in (None, project_id):
+            raise VendorRejected(
+                VENDOR,
+                f"billing schedule key {command.external_key} already belongs to project {owner}",
+                vendor_code="DUPLICATE_KEY",
+            )
+        if (job.billing_schedule.id if job.billing_schedule else None) != record.id:
+            # Attach it to the job; a retry after this step sets the same value again.
+            await self._patch("job", project_id, {"billingSchedule": {"id": record.id}})
+        return await self._schedule(record, job), created
+
+    async def get_billing_schedule(self, schedule_id: str) -> BillingSchedule:
+        if not is_internal_id(schedule_id):
+            raise NotFound(VENDOR, "no such billing schedule")
+        body = await self._read("billingSchedule", schedule_id, expand=True)
+        return await self._schedule(_decoded("billing schedule", decode_billing_schedule, body))
+
+    async def void_billing_schedule(self, schedule_id: str) -> BillingSchedule:
+        if not is_internal_id(schedule_id):
+            raise NotFound(VENDOR, "no such billing schedule")
+        record = _decoded(
+            "billing schedule", decode_billing_schedule, await self._read("billingSchedule", schedule_id)
+        )
+        if not record.is_inactive:
+            await self._patch("billingSchedule", schedule_id, {"isInactive": True})
+        job: NetSuiteJob | None = None
+        if record.project is not None and record.project.id:
+            found = await self._read_optional("job", record.project.id)
+            job = _decoded("job", decode_job, found) if found is not None else None
+        if job is not None and job.billing_schedule is not None and job.billing_schedule.id == schedule_id:
+            # An inactive schedule still bills the projects it is on; detaching it is what stops billing.
+            await self._patch("job", job.id, {"billingSchedule": None})
+        body = await self._read("billingSchedule", schedule_id, expand=True)
+        return await self._schedule(_decoded("billing schedule", decode_billing_schedule, body), job)
+
+    async def _schedule(
+        self, record: NetSuiteBillingSchedule, job: NetSuiteJob | None = None
+    ) -> BillingSchedule:
+        project_id = record.project.id if record.project else None
+        if job is None and project_id:
+            found = await self._read_optional("job", project_id)
+            job = _decoded("job", decode_job, found) if found is not None else None
+        currency: str | None = None
+        if job is not None and job.currency is not None:
+            setup = await self._setup_for(currency_ids=[job.currency.id])
+            currency = setup.currency_code(job.currency.id)
+        return billing_schedule_from_record(record, currency=currency)
+
+    # --- invoices ------------------------------------------------------------------------------------
+
+    async def get_invoice(self, invoice_id: str) -> Invoice:
+        if not is_internal_id(invoice_id):
+            raise NotFound(VENDOR, "no such invoice")
+        return await self._invoice(await self._read("invoice", invoice_id, expand=True))
+
+    async def list_invoices(
+        self, query: InvoiceFilter, *, limit: int, cursor: str | None = None
+    ) -> InvoicePage:
+        _check_limit(limit)
+        # Only the port's statuses reach the query; a string posing as one is refused before any call.
+        status = InvoiceStatus(query.status) if query.status is not None else None
+        fingerprint = _fingerprint(
+            "invoices", query.customer_id or "", status or "", _iso(query.modified_since)
+        )
+        offset = decode_cursor(cursor, limit=limit, fingerprint=fingerprint) if cursor is not None else 0
+        if query.customer_id is not None and not is_internal_id(query.customer_id):
+            return InvoicePage(items=[])  # no NetSuite customer has such an id
+        statement = invoice_query(
+            customer_id=query.customer_id, status=status, modified_since=query.modified_since
+        )
+        page = await self._suiteql(statement, InvoiceRow, limit=limit, offset=offset)
+        setup = await self._setup_for(currency_ids=[row.currency for row in page.items])
+        try:
+            items = [invoice_from_row(row, setup) for row in page.items]
+        except ValueError as exc:
+            raise _bad_body("invoice row", exc) from None
+        next_cursor = encode_cursor(offset + limit, limit, fingerprint) if page.has_more else None
+        return InvoicePage(items=items, next_cursor=next_cursor)
+
+    async def create_invoice(self, command: InvoiceCreate) -> tuple[Invoice, bool]:
+        reference = _eid(command.external_key)
+        # A replay of a billing run that already got its answer: no job, no key spent.
+        found = await self._read_optional("invoice", reference, expand=True)
+        if found is not None:
+            return await self._invoice(found), False
+        setup = await self._setup_for(currency_codes=[command.currency])
+        item_id = await self._service_item_id()
+        try:
+            body = invoice_body(command, item_id=item_id, setup=setup)
+        except ValueError as exc:
+            raise _rejected(exc) from None
+        content = encode_body(body)
+        after_job: str | None = None
+        for generation in range(_KEY_GENERATIONS):
+            key = invoice_idempotency_key(command.external_key, after_job)
+            job_id, ours = await self._submit_invoice(content, key)
+            if job_id is None:
+                break
+            job = await self._await_job(job_id)
+            if not job.failed:
+                break
+            # The job may have failed only because the invoice exists already (its externalId is taken).
+            found = await self._read_optional("invoice", reference, expand=True)
+            if found is not None:
+                return await self._invoice(found), False
+            if ours or generation == _KEY_GENERATIONS - 1:
+                # Our own job failed: NetSuite's reason is the answer (a replay will try a new job).
+                await self._raise_task_error(job, job_id)
+            # An earlier attempt's job failed and created nothing, but its key stays spent: go on with the
+            # key that follows that job. Every replay derives the same one, so lost answers still make one.
+            _log().info("netsuite_failed_job_superseded", external_key=command.external_key, job_id=job_id)
+            after_job = job_id
+        found = await self._read_optional("invoice", reference, expand=True)
+        if found is None:
+            if job_id is None:
+                raise VendorRejected(
+                    VENDOR,
+                    f"NetSuite refused the idempotency key of {command.external_key} as used, and no "
+                    "invoice has that key",
+                    vendor_code="IDEMPOTENCY_ERROR",
+                )
+            raise VendorBadResponse(VENDOR, f"NetSuite job {job_id} succeeded but its invoice cannot be read")
+        # ``created`` is False when an earlier attempt's job made it (ours whose answer was lost, included).
+        return await self._invoice(found), ours
+
+    async def _submit_invoice(self, content: bytes, idempotency_key: str) -> tuple[str | None, bool]:
+        """POST the invoice as an asynchronous job; ``(job id, True)`` for a job this call started, or
+        ``(job id of the first use, False)`` when NetSuite says the key was used already."""
+        headers = {**_JSON, "Prefer": "respond-async", "X-NetSuite-Idempotency-Key": idempotency_key}
+        try:
+            # The key makes the POST safe to retry: a retried POST whose first answer was lost is refused
+            # with IDEMPOTENCY_ERROR instead of creating a second invoice.
+            response = await self._send(
+                "POST", "record/v1/invoice", content=content, headers=headers, idempotent=True
+            )
+        except VendorRejected as exc:
+            if exc.vendor_code != "IDEMPOTENCY_ERROR":
+                raise
+            job_id = _job_id_in(exc.message)
+            _log().info("netsuite_idempotency_key_reused", idempotency_key=idempotency_key, job_id=job_id)
+            return job_id, False
+        job_id = record_id_from_url(response.headers.get("Location", ""), "job")
+        if job_id is None:
+            raise VendorBadResponse(VENDOR, "NetSuite accepted the invoice without a job Location")
+        return job_id, True
+
+    async def _invoice(self, body: bytes) -> Invoice:
+        record = _decoded("invoice", decode_invoice, body)
+        setup = await self._setup_for(currency_ids=[record.currency.id if record.currency else None])
+        try:
+            return invoice_from_record(record, setup)
+        except ValueError as exc:
+            raise _bad_body("invoice", exc) from None
+
+    async def _await_job(self, job_id: str) -> AsyncJob:
+        """Poll ``async/v1/job/{id}`` until it completes: bounded, with backoff, no slot held meanwhile."""
+        delay = _JOB_POLL_FIRST_SECONDS
+        for _ in range(_JOB_POLLS):
+            job = _decoded(
+                "async job", decode_async_job, (await self._send("GET", f"async/v1/job/{job_id}")).content
+            )
+            if job.completed:
+                return job
+            await self._sleep(delay)
+            delay = min(delay * 2, _JOB_POLL_MAX_SECONDS)
+        raise VendorTimeout(
+            VENDOR, f"NetSuite job {job_id} is still running; retrying with the same key is safe"
+        )
+
+    async def _raise_task_error(self, job: AsyncJob, job_id: str) -> None:
+        """Raise what the failed job's task answered (NetSuite keeps the original error document there)."""
+        href = job.task_href()
+        if href is None:
+            raise VendorBadResponse(VENDOR, f"NetSuite job {job_id} failed and names no task")
+        await self._send("GET", self._relative(href) + "/result")
+        raise VendorBadResponse(VENDOR, f"NetSuite job {job_id} failed but its task result is not an error")
+
+    async def _service_item_id(self) -> str:
+        """The internal id of the service item invoice lines bill, looked up once by its name."""
+        if self._invoice_item_id is None:
+            params = {"q": f"itemId IS {q_quote(self._invoice_item)}", "limit": "2"}
+            response = await self._send("GET", "record/v1/serviceItem", params=params)
+            listing = _decoded("service item list", decode_record_list, response.content)
+            ids = [item.id for item in listing.items if item.id]
+            if len(ids) != 1:
+                raise VendorRejected(
+                    VENDOR,
+                    f"NetSuite has {len(ids) or 'no'} service item(s) named {self._invoice_item!r}",
+                    vendor_code="INVALID_KEY_OR_REF",
+                )
+            self._invoice_item_id = ids[0]
+        return self._invoice_item_id
+
+    # --- payments ------------------------------------------------------------------------------------
+
+    async def list_payments(
+        self,
+        *,
+        customer_id: str | None = None,
+        invoice_id: str | None = None,
+        limit: int,
+        cursor: str | None = None,
+    ) -> PaymentPage:
+        _check_limit(limit)
+        fingerprint = _fingerprint("payments", customer_id or "", invoice_id or "")
+        offset = decode_cursor(cursor, limit=limit, fingerprint=fingerprint) if cursor is not None else 0
+        if customer_id is not None and not is_internal_id(customer_id):
+            return PaymentPage(items=[])
+        if invoice_id is not None:
+            payments, has_more = await self._payments_of_invoice(
+                invoice_id, customer_id, limit=limit, offset=offset
+            )
+        else:
+            page = await self._suiteql(
+                payment_query(customer_id=customer_id), PaymentRow, limit=limit, offset=offset
+            )
+            payments = await self._payments([row.id for row in page.items])
+            has_more = page.has_more
+        next_cursor = encode_cursor(offset + limit, limit, fingerprint) if has_more else None
+        return PaymentPage(items=payments, next_cursor=next_cursor)
+
+    async def _payments_of_invoice(
+        self, invoice_id: str, customer_id: str | None, *, limit: int, offset: int
+    ) -> tuple[list[Payment], bool]:
+        """The payments applied to one invoice. NetSuite records the link on the payment's ``apply``
+        sublist, so this reads the invoice's customer's payments and keeps those that apply to it."""
+        if not is_internal_id(invoice_id):
+            raise NotFound(VENDOR, "no such invoice")
+        invoice = _decoded("invoice", decode_invoice, await self._read("invoice", invoice_id))
+        owner = invoice.entity.id if invoice.entity else None
+        if owner is None or (customer_id is not None and customer_id != owner):
+            return [], False
+        if invoice.amount_paid is not None and invoice.amount_paid <= 0:
+            return [], False  # nothing has been applied to it: no payment to look for
+        ids: list[str] = []
+        statement = payment_query(customer_id=owner)
+        while len(ids) < _MAX_SCANNED_PAYMENTS:
+            page = await self._suiteql(statement, PaymentRow, limit=_MAX_PAGE, offset=len(ids))
+            ids.extend(row.id for row in page.items)
+            if not page.has_more or not page.items:
+                break
+        matching = [payment for payment in await self._payments(ids) if invoice_id in payment.invoice_ids]
+        return matching[offset : offset + limit], len(matching) > offset + limit
+
+    async def _payments(self, payment_ids: Sequence[str]) -> list[Payment]:
+        """Read payments with their ``apply`` lines, concurrently (the semaphore paces them)."""
+        bodies = await asyncio.gather(
+            *(self._read("customerPayment", payment_id, expand=True) for payment_id in payment_ids),
+            return_exceptions=True,
+        )
+        for body in bodies:
+            if isinstance(body, BaseException):
+                raise body
+        records = [
+            _decoded("customer payment", decode_payment, body) for body in bodies if isinstance(body, bytes)
+        ]
+        setup = await self._setup_for(currency_ids=[r.currency.id if r.currency else None for r in records])
+        try:
+            return [payment_from_record(record, setup) for record in records]
+        except ValueError as exc:
+            raise _bad_body("customer payment", exc) from None
+
+    # --- NetSuite specifics --------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        idempotent: bool = False,
+    ) -> httpx.Response:
+        """Every call to NetSuite goes through here: at most ``max_concurrent_requests`` in flight."""
+        if content is not None and headers is None:
+            headers = _JSON
+        # A call keeps its slot through its own retries: after a 429 the account is busy, and letting
+        # another call take the slot while this one backs off would only bring the next 429 sooner.
+        async with self._slots:
+            return await self._http.send(
+                method, url, params=params, headers=headers, content=content, idempotent=idempotent
+            )
+
+    async def _read(self, record_type: str, reference: str, *, expand: bool = False) -> bytes:
+        params = {"expandSubResources": "true"} if expand else None
+        response = await self._send("GET", _record_path(record_type, reference), params=params)
+        return response.content
+
+    async def _read_optional(self, record_type: str, reference: str, *, expand: bool = False) -> bytes | None:
+        try:
+            return await self._read(record_type, reference, expand=expand)
+        except NotFound:
+            return None
+
+    async def _patch(self, record_type: str, record_id: str, body: Mapping[str, Any]) -> None:
+        # Setting fields to given values: repeating it changes nothing more, so it is safe to retry.
+        await self._send(
+            "PATCH", _record_path(record_type, record_id), content=encode_body(body), idempotent=True
+        )
+
+    async def _suiteql(
+        self, statement: str, row_type: type[_T], *, limit: int, offset: int
+    ) -> SuiteQlPage[_T]:
+        # A query changes nothing; it is a POST only because the statement travels in the body.
+        response = await self._send(
+            "POST",
+            "query/v1/suiteql",
+            params={"limit": str(limit), "offset": str(offset)},
+            headers=_SUITEQL_HEADERS,
+            content=encode_body({"q": statement}),
+            idempotent=True,
+        )
+        try:
+            return decode_suiteql_page(response.content, row_type)
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise _bad_body("SuiteQL result", exc) from None
+
+    async def _setup_for(
+        self,
+        *,
+        currency_ids: Sequence[str | None] = (),
+        subsidiary_ids: Sequence[str | None] = (),
+        currency_codes: Sequence[str | None] = (),
+        legal_entities: Sequence[str | None] = (),
+    ) -> SetupLookup:
+        """The currency and subsidiary lookup, loaded once and reloaded (at most once a minute) when it
+        lacks something asked for: a currency or subsidiary added to the account since we loaded it."""
+        setup = self._setup
+        if setup is not None and _covers(setup, currency_ids, subsidiary_ids, currency_codes, legal_entities):
+            return setup
+        async with self._setup_lock:
+            setup = self._setup
+            if setup is not None and (
+                self._clock() - self._setup_loaded_at < _SETUP_REFRESH_SECONDS
+                or _covers(setup, currency_ids, subsidiary_ids, currency_codes, legal_entities)
+            ):
+                return setup
+            currencies = await self._suiteql(currency_query(), SetupRow, limit=_MAX_PAGE, offset=0)
+            subsidiaries = await self._suiteql(subsidiary_query(), SetupRow, limit=_MAX_PAGE, offset=0)
+            self._setup = SetupLookup.from_rows(currencies.items, subsidiaries.items)
+            self._setup_loaded_at = self._clock()
+            return self._setup
+
+    def _relative(self, href: str) -> str:
+        """A URL NetSuite handed us (a link, a Location) as a path under our base URL; anything else is
+        refused so a response cannot send our token to another host."""
+        try:
+            url = httpx.URL(href)
+        except httpx.InvalidURL:
+            url = None
+        base = self._http.base_url
+        prefix = base.path.rstrip("/") + "/"
+        if (
+            url is None
+            or (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port)
+            or not url.path.startswith(prefix)
+        ):
+            raise VendorBadResponse(VENDOR, "NetSuite sent a link outside the configured base URL")
+        return url.path[len(prefix) :]
+
+    def _error_for_response(self, response: httpx.Response) -> VendorError:
+        """NetSuite's error document and status -> the port's errors."""
+        status = response.status_code
+        error = decode_error(response.content)
+        code = error.code if error is not None else None
+        detail = error.detail[:300] if error is not None else ""
+        message = (
+            f"NetSuite {code or 'HTTP ' + str(status)}: {detail}" if detail else f"NetSuite HTTP {status}"
+        )
+        if status in (404, 410) or code == "NONEXISTENT_ID":
+            return NotFound(VENDOR, message)
+        if status == 429:
+            # The account's concurrent-request limit (or its request rate): back off and come back.
+            return VendorUnavailable(
+                VENDOR,
+                f"NetSuite is busy: {code or 'too many requests'}",
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
+        if 400 <= status < 500 and status != 401:
+            # USER_ERROR, INVALID_KEY_OR_REF, INVALID_CONTENT, IDEMPOTENCY_ERROR, ...: our request or our
+            # caller's data is wrong. Keep NetSuite's code; the caller decides (IDEMPOTENCY_ERROR is ours).
+            return VendorRejected(VENDOR, message, vendor_code=code)
+        # A 401 here comes after the auth flow already refetched the token once: credentials refused.
+        mapped = default_error_for_response(VENDOR, response)
+        if isinstance(mapped, VendorBadResponse) and code:
+            mapped = VendorBadResponse(VENDOR, f"{mapped.message} ({code})")
+        return mapped
+
+
+def _covers(
+    setup: SetupLookup,
+    currency_ids: Sequence[str | None],
+    subsidiary_ids: Sequence[str | None],
+    currency_codes: Sequence[str | None],
+    legal_entities: Sequence[str | None],
+) -> bool:
+    return (
+        all(value is None or value in setup.currency_codes for value in currency_ids)
+        and all(value is None or value in setup.legal_entities for value in subsidiary_ids)
+        and all(value is None or setup.currency_id(value) is not None for value in currency_codes)
+        and all(value is None or setup.subsidiary_id(value) is not None for value in legal_entities)
+    )
+
+
+def _record_path(record_type: str, reference: str) -> str:
+    # ``reference`` is an internal id or ``eid:`` + a validated external id: both are path-safe as they are.
+    return f"record/v1/{record_type}/{reference}"
+
+
+def _eid(external_key: str) -> str:
+    if not is_external_id(external_key):
+        raise VendorRejected(
+            VENDOR, "the key cannot be a NetSuite external id", vendor_code="INVALID_KEY_OR_REF"
+        )
+    return f"eid:{external_key}"
+
+
+def _job_id_in(message: str) -> str | None:
+    """The first job's id in an ``IDEMPOTENCY_ERROR`` detail ("... used by asynchronous job 7 (.../7)")."""
+    match = _JOB_IN_DETAIL.search(message)
+    if match is None:
+        return None
+    return match.group(1) or match.group(2)

@@ -1,0 +1,90 @@
+"""The ERP port: customer master, projects as billed, billing schedules, invoices and payments."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Protocol, runtime_checkable
+
+import msgspec
+
+from contracts.models import (
+    BillingSchedule,
+    BillingScheduleCreate,
+    Customer,
+    CustomerPage,
+    CustomerUpsert,
+    Invoice,
+    InvoiceCreate,
+    InvoicePage,
+    InvoiceStatus,
+    PaymentPage,
+    Project,
+    ProjectCreate,
+)
+
+__all__ = ["ErpPort", "InvoiceFilter"]
+
+
+class InvoiceFilter(msgspec.Struct, kw_only=True, frozen=True):
+    customer_id: str | None = None
+    status: InvoiceStatus | None = None
+    modified_since: dt.datetime | None = None
+
+
+@runtime_checkable
+class ErpPort(Protocol):
+    vendor: str
+
+    async def get_customer(self, customer_id: str) -> Customer: ...
+
+    async def find_customer(self, crm_customer_id: str) -> Customer | None:
+        """The ERP customer mastered from this CRM account, if any."""
+        ...
+
+    async def list_customers(
+        self, *, limit: int, cursor: str | None = None, modified_since: dt.datetime | None = None
+    ) -> CustomerPage: ...
+
+    async def upsert_customer(self, command: CustomerUpsert) -> tuple[Customer, bool]:
+        """Create or update the customer keyed by ``crm_customer_id``; ``(customer, created)``.
+        Idempotent through the vendor's external-id mechanism."""
+        ...
+
+    async def get_project(self, project_id: str) -> Project: ...
+
+    async def create_project(self, command: ProjectCreate) -> tuple[Project, bool]:
+        """Like ``PsaPort.create_project``: one project per ``external_key``."""
+        ...
+
+    async def create_billing_schedule(
+        self, project_id: str, command: BillingScheduleCreate
+    ) -> tuple[BillingSchedule, bool]:
+        """One schedule per ``external_key``; ``(schedule, created)``."""
+        ...
+
+    async def get_billing_schedule(self, schedule_id: str) -> BillingSchedule: ...
+
+    async def void_billing_schedule(self, schedule_id: str) -> BillingSchedule:
+        """Stop a schedule from billing (compensating a cancelled activation); voiding twice is harmless."""
+        ...
+
+    async def get_invoice(self, invoice_id: str) -> Invoice: ...
+
+    async def list_invoices(
+        self, query: InvoiceFilter, *, limit: int, cursor: str | None = None
+    ) -> InvoicePage: ...
+
+    async def create_invoice(self, command: InvoiceCreate) -> tuple[Invoice, bool]:
+        """Raise an invoice; one per ``external_key``: a retried or replayed billing run never bills twice."""
+        ...
+
+    async def list_payments(
+        self,
+        *,
+        customer_id: str | None = None,
+        invoice_id: str | None = None,
+        limit: int,
+        cursor: str | None = None,
+    ) -> PaymentPage: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,766 @@
+"""The Kantata OX adapter for the PSA port: workspaces, milestones, staffing, time and expenses.
+
+Kantata's wire format ends here: callers get canonical ``Project``/``TimeEntry``/... objects and the errors
+of ``system_apis.errors``. Outbound behaviour (pool, timeouts, retries of safe calls, breaker) is the
+shared ``VendorHttpClient``'s; this module adds what is Kantata's own:
+
+- a static bearer token (an OAuth token or an account administrator's token); a 401 means it is refused;
+- the id-keyed envelope, read in ``results`` order (``kantata_mapping``);
+- page-number paging (``page``/``per_page``, at most 200) behind an opaque cursor that also pins the query
+  it belongs to;
+- the error body ``{"errors": [{"type", "message", "field"}]}`` and a 429 that carries no Retry-After;
+- **no idempotency at all**: a repeated POST makes a second record. Creates are never retried by the HTTP
+  client, and every create looks before it writes, by the business key we store with the record:
+
+  * a workspace gets an external reference (``service_name`` "Stratum", ``service_model_ref`` the
+    ``external_key``) *in the same POST* (``external_references_attributes``), so no workspace can exist
+    without the key that finds it again; ``GET /external_references`` finds it before creating;
+  * its milestones are ``story_type`` "milestone" stories, each with its own reference
+    ``{external_key}:milestone:{n}``; a re-run creates only those still missing;
+  * a staffing demand is a workspace resource (its role named by id, or by name through ``/roles``).
+    Kantata lists WorkspaceResource among the subjects of external references, but the sandbox takes
+    none on one, and whether Kantata takes them nested in the create is unverified; so the demand's key
+    travels in the resource's title (``"Senior Consultant [Stratum opp-1:staff:1]"``), written in the
+    same POST, and the look-before-create reads the project's resources;
+  * when a create's answer is lost (timeout, dropped connection, a 5xx, a body that does not parse), the
+    record may or may not exist: the adapter looks once more, and returns the record if it is there. If
+    it cannot tell, it raises, and the next call with the same key finds the record instead of making a
+    second one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+import httpx
+import msgspec
+import structlog
+
+from apis.config import KantataSettings
+from contracts.models import (
+    ExpensePage,
+    MilestoneInput,
+    Project,
+    ProjectCreate,
+    ProjectPage,
+    StaffingDemand,
+    StaffingDemandCreate,
+    TimeEntryPage,
+)
+from system_apis.crm.port import InvalidCursor
+from system_apis.errors import (
+    NotFound,
+    VendorBadResponse,
+    VendorError,
+    VendorRejected,
+    VendorTimeout,
+    VendorUnavailable,
+)
+from system_apis.psa.kantata_mapping import (
+    SERVICE_NAME,
+    KantataEnvelope,
+    KantataExternalReference,
+    KantataStory,
+    KantataWorkspace,
+    KantataWorkspaceResource,
+    decode_envelope,
+    decode_errors,
+    expense_from_record,
+    external_key_of,
+    milestone_key,
+    milestone_story_body,
+    ordered,
+    project_from_workspace,
+    split_resource_title,
+    staffing_demand_body,
+    staffing_demand_from_resource,
+    time_entry_from_record,
+    workspace_create_body,
+)
+from system_apis.psa.port import PeriodFilter
+from system_apis.vendor_http import (
+    BreakerPolicy,
+    RetryPolicy,
+    VendorHttpClient,
+    VendorHttpConfig,
+    default_error_for_response,
+    parse_retry_after,
+)
+
+__all__ = [
+    "MAX_PER_PAGE",
+    "RATE_LIMITED_RETRY_AFTER",
+    "InvalidCursor",
+    "KantataPsa",
+    "PageCursor",
+    "decode_cursor",
+    "encode_cursor",
+    "query_fingerprint",
+]
+
+VENDOR = "kantata"
+#: Kantata serves at most this many records a page, whatever ``per_page`` asks for.
+MAX_PER_PAGE = 200
+#: Kantata answers 429 with no Retry-After; its limits are counted over short windows, so half a minute is
+#: a fair guess at when calls are welcome again (what our caller's 503 says to wait).
+RATE_LIMITED_RETRY_AFTER = 30.0
+# Full listings the adapter makes for itself (a project's milestones, its resources) stop here: 10,000
+# records is far beyond any real project, and a vendor that never reports the last page must not loop us.
+_MAX_PAGES = 50
+# Kantata ids are integers on the wire as strings; anything else cannot name a record, so it is answered
+# without a call (and never reaches a URL path).
+_KANTATA_ID = re.compile(r"^[0-9]{1,19}$")
+_JSON_HEADERS = {"Content-Type": "application/json"}
+# One-sided date ranges: Kantata only takes "from:to", so the open end is a date no business record has.
+_EARLIEST = dt.date(1900, 1, 1)
+_LATEST = dt.date(2999, 12, 31)
+
+_T = TypeVar("_T")
+
+
+def _log() -> Any:
+    # A fresh lazy proxy per use: once logging is configured with caching on, a module-level proxy would
+    # pin the processors it first saw, and structlog.testing.capture_logs could no longer see its lines.
+    return structlog.get_logger(__name__)
+
+
+# --- cursors -------------------------------------------------------------------------------------------
+
+
+class PageCursor(msgspec.Struct, kw_only=True, frozen=True):
+    """Where a listing continues: Kantata's page number at our page size, for one query."""
+
+    page: int
+    per_page: int
+    fingerprint: str
+
+
+_CURSOR_TEXT = re.compile(r"^k1\.([1-9][0-9]{0,6})\.([1-9][0-9]{0,2})\.([0-9a-f]{16})$")
+
+
+def query_fingerprint(resource: str, filters: Mapping[str, str]) -> str:
+    """A short digest of a listing's resource and filters: a cursor only continues the query it came from
+    (page 3 of one project's time is not page 3 of another's)."""
+    canonical = resource + "?" + "&".join(f"{name}={filters[name]}" for name in sorted(filters))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def encode_cursor(cursor: PageCursor) -> str:
+    """The opaque cursor text (base64url, unpadded). Not signed: it only selects a page of a query the
+    caller may run anyway."""
+    text = f"k1.{cursor.page}.{cursor.per_page}.{cursor.fingerprint}"
+    return base64.urlsafe_b64encode(text.encode("ascii")).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str) -> PageCursor:
+    """The position a cursor stands for; raises ``InvalidCursor`` for anything we did not produce."""
+    if not cursor or len(cursor) > 96 or not re.fullmatch(r"[A-Za-z0-9_-]+", cursor):
+        raise InvalidCursor("cursor is not one this API produced")
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, ValueError):
+        raise InvalidCursor("cursor is not one this API produced") from None
+    match = _CURSOR_TEXT.fullmatch(text)
+    if match is None:
+        raise InvalidCursor("cursor is not one this API produced")
+    page, per_page = int(match.group(1)), int(match.group(2))
+    if page < 2 or per_page > MAX_PER_PAGE:
+        raise InvalidCursor("cursor is not one this API produced")
+    return PageCursor(page=page, per_page=per_page, fingerprint=match.group(3))
+
+
+def _position(cursor: str | None, limit: int, fingerprint: str) -> tuple[int, int]:
+    """``(page, per_page)`` to ask Kantata for, from the caller's cursor and limit."""
+    if not 1 <= limit <= MAX_PER_PAGE:
+        raise ValueError(f"limit must be between 1 and {MAX_PER_PAGE}")
+    if cursor is None:
+        return 1, limit
+    position = decode_cursor(cursor)
+    if position.fingerprint != fingerprint:
+        raise InvalidCursor("cursor belongs to another query")
+    if position.per_page == limit:
+        return position.page, limit
+    # Another page size: continue where the previous page ended if that is a page boundary at the new
+    # size; anything else would skip or repeat records.
+    offset = (position.page - 1) * position.per_page
+    if offset % limit:
+        raise InvalidCursor(f"cursor continues pages of {position.per_page}; ask with that limit")
+    return offset // limit + 1, limit
+
+
+# --- auth ----------------------------------------------------------------------------------------------
+
+
+class _BearerAuth(httpx.Auth):
+    """Kantata's static bearer token. No refresh: a refused token stays refused, which ``_error_for_response``
+    reports as credentials rejected."""
+
+    def __init__(self, token: str) -> None:
+        self._header = f"Bearer {token}"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
+
+
+# --- the adapter ---------------------------------------------------------------------------------------
+
+
+class _Refused(VendorUnavailable):
+    """Kantata turned the call away before acting on it (401, 429): a create it refused did not happen,
+    so there is nothing to look for afterwards. Callers see a plain ``VendorUnavailable``."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Milestones:
+    """Milestone stories by workspace id (each list in Kantata's order) and their side-loaded references."""
+
+    by_workspace: dict[str, list[KantataStory]]
+    references: dict[str, KantataExternalReference]
+
+    def of(self, workspace_id: str) -> list[KantataStory]:
+        return self.by_workspace.get(workspace_id, [])
+
+
+class KantataPsa:
+    """``PsaPort`` over the Kantata OX API v1.
+
+    ``transport`` is the test seam (e.g. ``httpx.ASGITransport`` to the sandbox). ``retry``, ``breaker``
+    and ``sleep`` tune the shared outbound behaviour.
+    """
+
+    vendor = VENDOR
+
+    def __init__(
+        self,
+        settings: KantataSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        correlation_id: Callable[[], str | None] = lambda: None,
+        retry: RetryPolicy | None = None,
+        breaker: BreakerPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if settings.base_url is None:
+            raise ValueError("KantataPsa needs a base_url (the bootstrap substitutes the sandbox's)")
+        config = VendorHttpConfig(
+            base_url=settings.base_url.rstrip("/"),
+            timeout_seconds=settings.timeout_seconds,
+            connect_timeout_seconds=settings.connect_timeout_seconds,
+            max_connections=settings.max_connections,
+            retry=retry or RetryPolicy(max_attempts=settings.retry_max_attempts),
+            breaker=breaker
+            or BreakerPolicy(
+                failure_threshold=settings.breaker_failure_threshold,
+                cooldown_seconds=settings.breaker_cooldown_seconds,
+            ),
+        )
+        self._http = VendorHttpClient(
+            VENDOR,
+            config,
+            auth=_BearerAuth(settings.token),
+            transport=transport,
+            correlation_id=correlation_id,
+            error_for_response=self._error_for_response,
+            sleep=sleep,
+        )
+        # Role name (casefolded) -> Kantata role id; roles change rarely, and a miss refreshes it.
+        self._role_ids: dict[str, str] = {}
+
+    @property
+    def http(self) -> VendorHttpClient:
+        """The outbound client (its breaker and retry budget are observable, e.g. for health checks)."""
+        return self._http
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    # --- projects --------------------------------------------------------------------------------------
+
+    async def get_project(self, project_id: str) -> Project:
+        envelope = await self._show_workspace(project_id)
+        workspace = _only_workspace(envelope)
+        milestones = await self._milestones([_str(workspace.id)])
+        return _project(workspace, envelope.external_references, milestones.of(_str(workspace.id)))
+
+    async def find_project(self, external_key: str) -> Project | None:
+        envelope = await self._find_workspace(external_key)
+        if envelope is None:
+            return None
+        workspace = _only_workspace(envelope)
+        milestones = await self._milestones([_str(workspace.id)])
+        return _project(workspace, envelope.external_references, milestones.of(_str(workspace.id)))
+
+    async def list_projects(
+        self, *, limit: int, cursor: str | None = None, modified_since: dt.datetime | None = None
+    ) -> ProjectPage:
+        # Archived workspaces are closed projects: a change feed must see a project close.
+        filters = {"include_archived": "true"}
+        if modified_since is not None:
+            filters["updated_after"] = _updated_after(modified_since)
+        fingerprint = query_fingerprint("workspaces", filters)
+        page, per_page = _position(cursor, limit, fingerprint)
+        params = {**filters, "include": "external_references", "order": "id:asc"}
+        envelope = await self._page("workspaces.json", params, page, per_page)
+        with _unusable("workspace list"):
+            workspaces = ordered(envelope, "workspaces", envelope.workspaces)
+        milestones = await self._milestones([_str(workspace.id) for workspace in workspaces])
+        items = [
+            _project(workspace, envelope.external_references, milestones.of(_str(workspace.id)))
+            for workspace in workspaces
+        ]
+        return ProjectPage(items=items, next_cursor=_next_cursor(envelope, page, per_page, fingerprint))
+
+    async def create_project(self, command: ProjectCreate) -> tuple[Project, bool]:
+        existing = await self._find_workspace(command.external_key)
+        if existing is not None:
+            workspace = _only_workspace(existing)
+            stories = await self._ensure_milestones(workspace, command)
+            _log().info("kantata_project_found", vendor=VENDOR, project_id=_str(workspace.id))
+            return _project(workspace, existing.external_references, stories), False
+        try:
+            body = msgspec.json.encode(workspace_create_body(command))
+        except ValueError as exc:
+            raise VendorRejected(VENDOR, f"the project cannot be held in Kantata: {exc}") from None
+        try:
+            response = await self._http.send("POST", "workspaces.json", content=body, headers=_JSON_HEADERS)
+            workspace = _only_workspace(_decode(response.content, "created workspace"))
+        except (VendorTimeout, VendorUnavailable, VendorBadResponse) as error:
+            found = await self._after_lost_answer(
+                error, "workspace", lambda: self._find_workspace(command.external_key)
+            )
+            workspace = _only_workspace(found)
+        _log().info("kantata_project_created", vendor=VENDOR, project_id=_str(workspace.id))
+        stories = await self._ensure_milestones(workspace, command)
+        # Kantata answers a create without side-loads; the reference is ours, written in the same call.
+        project = _project(workspace, {}, stories)
+        return msgspec.structs.replace(project, external_key=command.external_key), True
+
+    async def close_project(self, project_id: str) -> Project:
+        envelope = await self._show_workspace(project_id)
+        workspace = _only_workspace(envelope)
+        if not workspace.archived:
+            # Setting a flag to a value is naturally idempotent, so this write may be retried.
+            response = await self._http.send(
+                "PUT",
+                f"workspaces/{_str(workspace.id)}.json",
+                content=msgspec.json.encode({"workspace": {"archived": True}}),
+                headers=_JSON_HEADERS,
+                idempotent=True,
+            )
+            archived = _only_workspace(_decode(response.content, "updated workspace"))
+            # The update's answer has no side-loads: keep the references we read a moment ago.
+            workspace = msgspec.structs.replace(
+                archived, external_reference_ids=workspace.external_reference_ids
+            )
+            _log().info("kantata_project_closed", vendor=VENDOR, project_id=_str(workspace.id))
+        milestones = await self._milestones([_str(workspace.id)])
+        return _project(workspace, envelope.external_references, milestones.of(_str(workspace.id)))
+
+    # --- staffing --------------------------------------------------------------------------------------
+
+    async def list_staffing_demands(self, project_id: str) -> list[StaffingDemand]:
+        resources = await self._workspace_resources(project_id)
+        if not resources:
+            # Kantata lists nothing for a workspace that does not exist; the port says NotFound.
+            await self._show_workspace(project_id)
+        with _unusable("workspace resource"):
+            return [staffing_demand_from_resource(resource) for resource in resources]
+
+    async def create_staffing_demand(
+        self, project_id: str, command: StaffingDemandCreate
+    ) -> tuple[StaffingDemand, bool]:
+        resources = await self._workspace_resources(project_id)
+        existing = _resource_with_key(resources, command.external_key)
+        if existing is not None:
+            with _unusable("workspace resource"):
+                return staffing_demand_from_resource(existing), False
+        if not resources:
+            await self._show_workspace(project_id)  # NotFound before anything is written
+        role_id = await self._role_id(command.role)
+        body = msgspec.json.encode(staffing_demand_body(project_id, role_id, command))
+        try:
+            response = await self._http.send(
+                "POST", "workspace_resources.json", content=body, headers=_JSON_HEADERS
+            )
+            created = _decode(response.content, "created workspace resource")
+            resource = _only(created, "workspace_resources", created.workspace_resources)
+        except (VendorTimeout, VendorUnavailable, VendorBadResponse) as error:
+
+            async def look() -> KantataWorkspaceResource | None:
+                return _resource_with_key(await self._workspace_resources(project_id), command.external_key)
+
+            resource = await self._after_lost_answer(error, "workspace resource", look)
+        _log().info("kantata_staffing_demand_created", vendor=VENDOR, project_id=project_id)
+        with _unusable("workspace resource"):
+            return staffing_demand_from_resource(resource), True
+
+    # --- time and expenses -----------------------------------------------------------------------------
+
+    async def list_time_entries(
+        self, query: PeriodFilter, *, limit: int, cursor: str | None = None
+    ) -> TimeEntryPage:
+        filters = _period_filters(query, "date_performed_between")
+        fingerprint = query_fingerprint("time_entries", filters or _NOTHING)
+        page, per_page = _position(cursor, limit, fingerprint)
+        if filters is None:
+            return TimeEntryPage(items=[])
+        # Time of archived (closed) workspaces is still time, though Kantata hides it unless asked. Id
+        # order keeps page-number paging stable while time is booked: new entries land on the last page.
+        params = {**filters, "from_archived_workspaces": "true", "order": "id:asc"}
+        envelope = await self._page("time_entries.json", params, page, per_page)
+        with _unusable("time entry"):
+            records = ordered(envelope, "time_entries", envelope.time_entries)
+            items = [time_entry_from_record(record) for record in records]
+        return TimeEntryPage(items=items, next_cursor=_next_cursor(envelope, page, per_page, fingerprint))
+
+    async def list_expenses(
+        self, query: PeriodFilter, *, limit: int, cursor: str | None = None
+    ) -> ExpensePage:
+        filters = _period_filters(query, "date_between")
+        fingerprint = query_fingerprint("expenses", filters or _NOTHING)
+        page, per_page = _position(cursor, limit, fingerprint)
+        if filters is None:
+            return ExpensePage(items=[])
+        params = {**filters, "from_archived_workspaces": "true", "order": "id:asc"}
+        envelope = await self._page("expenses.json", params, page, per_page)
+        with _unusable("expense"):
+            records = ordered(envelope, "expenses", envelope.expenses)
+            items = [expense_from_record(record) for record in records]
+        return ExpensePage(items=items, next_cursor=_next_cursor(envelope, page, per_page, fingerprint))
+
+    # --- Kantata specifics -----------------------------------------------------------------------------
+
+    async def _get(self, path: str, params: Mapping[str, str], what: str) -> KantataEnvelope:
+        response = await self._http.send("GET", path, params=params)
+        return _decode(response.content, what)
+
+    async def _page(self, path: str, params: Mapping[str, str], page: int, per_page: int) -> KantataEnvelope:
+        return await self._get(path, {**params, "page": str(page), "per_page": str(per_page)}, path)
+
+    async def _all_pages(self, path: str, params: Mapping[str, str]) -> list[KantataEnvelope]:
+        """Every page of a listing the adapter needs whole (milestones, a project's resources)."""
+        envelopes: list[KantataEnvelope] = []
+        for page in range(1, _MAX_PAGES + 1):
+            envelope = await self._page(path, params, page, MAX_PER_PAGE)
+            envelopes.append(envelope)
+            if not _has_more(envelope, page, MAX_PER_PAGE):
+                return envelopes
+        raise VendorBadResponse(VENDOR, f"Kantata's {path} listing did not end after {_MAX_PAGES} pages")
+
+    async def _show_workspace(self, workspace_id: str) -> KantataEnvelope:
+        if not _KANTATA_ID.fullmatch(workspace_id):
+            raise NotFound(VENDOR, "no such workspace")
+        envelope = await self._get(
+            f"workspaces/{workspace_id}.json",
+            # Kantata's show hides archived workspaces unless asked, but a closed project still exists.
+            {"include": "external_references", "include_archived": "true"},
+            "workspace",
+        )
+        _only_workspace(envelope)
+        return envelope
+
+    async def _find_workspace(self, external_key: str) -> KantataEnvelope | None:
+        """The workspace created under ``external_key`` (the oldest, should Kantata ever hold two)."""
+        for subject_id in await self._referenced_subjects("Workspace", external_key):
+            try:
+                return await self._show_workspace(subject_id)
+            except NotFound:
+                continue  # a reference left behind by a deleted workspace
+        return None
+
+    async def _referenced_subjects(self, subject_type: str, key: str) -> list[str]:
+        """Ids of the ``subject_type`` records carrying our external reference ``key``, oldest first."""
+        params = {
+            "subject_type": subject_type,
+            "service_name": SERVICE_NAME,
+            "service_model_ref": key,
+            "per_page": str(MAX_PER_PAGE),
+        }
+        envelope = await self._get("external_references.json", params, "external references")
+        with _unusable("external reference list"):
+            references = ordered(envelope, "external_references", envelope.external_references)
+        matching = [reference for reference in references if _is_reference(reference, subject_type, key)]
+        if len(matching) != len(references) or _has_more(envelope, 1, MAX_PER_PAGE):
+            # Kantata ignored a filter: the answer cannot be trusted to hold our record, and creating
+            # because it seems absent would make a duplicate. Refuse instead.
+            raise VendorBadResponse(VENDOR, "Kantata ignored the external reference filter")
+        return sorted({_str(r.subject_id) for r in matching if r.subject_id is not None}, key=int)
+
+    async def _milestones(self, workspace_ids: Sequence[str]) -> _Milestones:
+        """The milestone stories of these workspaces, with their external references."""
+        milestones = _Milestones(by_workspace={}, references={})
+        if not workspace_ids:
+            return milestones
+        params = {
+            "workspace_id": ",".join(workspace_ids),
+            "story_type": "milestone",
+            "include": "external_references",
+            "order": "id:asc",
+        }
+        for envelope in await self._all_pages("stories.json", params):
+            with _unusable("story list"):
+                stories = ordered(envelope, "stories", envelope.stories)
+            for story in stories:
+                milestones.by_workspace.setdefault(_str(story.workspace_id), []).append(story)
+            milestones.references.update(envelope.external_references)
+        return milestones
+
+    async def _ensure_milestones(
+        self, workspace: KantataWorkspace, command: ProjectCreate
+    ) -> list[KantataStory]:
+        """The workspace's milestone stories, after creating those of ``command`` not there yet.
+
+        Each milestone is found by its own key, so a re-run after a partial failure adds only what is
+        missing, and never a milestone twice.
+        """
+        workspace_id = _str(workspace.id)
+        missing = _missing_milestones(await self._milestones([workspace_id]), workspace_id, command)
+        if missing:
+            try:
+                bodies = [
+                    milestone_story_body(
+                        workspace_id, command.external_key, number, milestone, currency=command.currency
+                    )
+                    for number, milestone in missing
+                ]
+            except ValueError as exc:
+                raise VendorRejected(VENDOR, f"a milestone cannot be held in Kantata: {exc}") from None
+            for start in range(0, len(bodies), MAX_PER_PAGE):
+                await self._create_stories(workspace_id, command, bodies[start : start + MAX_PER_PAGE])
+            _log().info(
+                "kantata_milestones_created", vendor=VENDOR, project_id=workspace_id, count=len(missing)
+            )
+        return (await self._milestones([workspace_id])).of(workspace_id)
+
+    async def _create_stories(
+        self, workspace_id: str, command: ProjectCreate, bodies: list[dict[str, Any]]
+    ) -> None:
+        try:
+            # Kantata's bulk create: one call for up to 200 stories, all or none validated.
+            await self._http.send(
+                "POST",
+                "stories.json",
+                content=msgspec.json.encode({"stories": bodies}),
+                headers=_JSON_HEADERS,
+            )
+        except (VendorTimeout, VendorUnavailable, VendorBadResponse) as error:
+            wanted = {body["external_references_attributes"][0]["service_model_ref"] for body in bodies}
+
+            async def look() -> bool | None:
+                present = _milestone_keys(await self._milestones([workspace_id]), workspace_id)
+                return True if wanted <= present else None
+
+            await self._after_lost_answer(error, "milestones", look)
+
+    async def _workspace_resources(self, workspace_id: str) -> list[KantataWorkspaceResource]:
+        if not _KANTATA_ID.fullmatch(workspace_id):
+            raise NotFound(VENDOR, "no such workspace")
+        resources: list[KantataWorkspaceResource] = []
+        params = {"workspace_id": workspace_id, "order": "id:asc"}
+        for envelope in await self._all_pages("workspace_resources.json", params):
+            with _unusable("workspace resource list"):
+                resources.extend(ordered(envelope, "workspace_resources", envelope.workspace_resources))
+        return resources
+
+    async def _role_id(self, role: str) -> str:
+        """Kantata's id for a role: given as the id itself, or by name (looked up in ``/roles``)."""
+        if _KANTATA_ID.fullmatch(role):
+            return role
+        wanted = role.strip().casefold()
+        if wanted not in self._role_ids:
+            try:
+                envelopes = await self._all_pages("roles.json", {})
+            except NotFound:
+                raise VendorRejected(
+                    VENDOR, f"cannot look up role {role!r}: Kantata serves no roles; give the role's id"
+                ) from None
+            with _unusable("role list"):
+                roles = [r for envelope in envelopes for r in ordered(envelope, "roles", envelope.roles)]
+            self._role_ids = {r.name.strip().casefold(): _str(r.id) for r in roles}
+        role_id = self._role_ids.get(wanted)
+        if role_id is None:
+            raise VendorRejected(VENDOR, f"Kantata has no role named {role!r}")
+        return role_id
+
+    async def _after_lost_answer(
+        self, error: VendorError, what: str, look: Callable[[], Awaitable[_T | None]]
+    ) -> _T:
+        """A create whose answer was lost may or may not have happened: look once more. The record if it
+        is there; otherwise the original error (and the next call with the same key will look again)."""
+        if isinstance(error, _Refused):
+            raise error
+        _log().warning("kantata_create_outcome_unknown", vendor=VENDOR, what=what, error=type(error).__name__)
+        try:
+            found = await look()
+        except VendorError:
+            raise error from None
+        if found is None:
+            raise error
+        _log().info("kantata_create_confirmed", vendor=VENDOR, what=what)
+        return found
+
+    def _error_for_response(self, response: httpx.Response) -> VendorError:
+        """Kantata's error body (``{"errors": [{"type", "message", "field"}]}``) and status -> port errors."""
+        status = response.status_code
+        errors = decode_errors(response.content)
+        first = errors[0] if errors else None
+        # Kantata's messages name fields and values, never credentials; keep them short all the same.
+        message = "; ".join(
+            f"{error.field}: {error.message}" if error.field else (error.message or "") for error in errors
+        )[:300]
+        if status == 401:
+            return _Refused(VENDOR, "Kantata credentials rejected (HTTP 401)")
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            return _Refused(
+                VENDOR,
+                "Kantata rate limit reached (HTTP 429)",
+                retry_after=RATE_LIMITED_RETRY_AFTER if retry_after is None else retry_after,
+            )
+        if status in (404, 410):
+            return NotFound(VENDOR, f"Kantata: {message}" if message else "Kantata has no such record")
+        if 400 <= status < 500:
+            # Our request is wrong (a validation error names the field): a bug on our side, which the
+            # gateway reports as a bad gateway, not as the caller's fault. Keep Kantata's error type.
+            detail = f"Kantata HTTP {status}: {message}" if message else f"Kantata HTTP {status}"
+            return VendorRejected(VENDOR, detail, vendor_code=first.type if first else None)
+        return default_error_for_response(VENDOR, response)
+
+
+# --- helpers -------------------------------------------------------------------------------------------
+
+# The fingerprint of a query that cannot match anything (answered without calling Kantata).
+_NOTHING: Mapping[str, str] = {"": "nothing"}
+
+
+def _str(value: str | int) -> str:
+    return str(value)
+
+
+@contextlib.contextmanager
+def _unusable(what: str) -> Iterator[None]:
+    """Turns a record that cannot be read (a missing field, a date that is none) into a bad response."""
+    try:
+        yield
+    except (ValueError, msgspec.DecodeError) as exc:
+        raise _bad_body(what, exc) from None
+
+
+def _bad_body(what: str, exc: Exception) -> VendorBadResponse:
+    return VendorBadResponse(VENDOR, f"Kantata sent an unusable {what}: {type(exc).__name__}: {exc}"[:400])
+
+
+def _decode(body: bytes, what: str) -> KantataEnvelope:
+    try:
+        return decode_envelope(body)
+    except msgspec.DecodeError as exc:
+        raise _bad_body(what, exc) from None
+
+
+def _only(envelope: KantataEnvelope, key: str, table: Mapping[str, _T]) -> _T:
+    """The one record an answer about one record holds."""
+    with _unusable(key):
+        records = ordered(envelope, key, table)
+    if len(records) != 1:
+        raise VendorBadResponse(VENDOR, f"Kantata answered {len(records)} {key} where one was expected")
+    return records[0]
+
+
+def _only_workspace(envelope: KantataEnvelope) -> KantataWorkspace:
+    return _only(envelope, "workspaces", envelope.workspaces)
+
+
+def _project(
+    workspace: KantataWorkspace,
+    references: Mapping[str, KantataExternalReference],
+    milestones: Sequence[KantataStory],
+) -> Project:
+    with _unusable("workspace"):
+        return project_from_workspace(workspace, references=references, milestones=milestones)
+
+
+def _is_reference(reference: KantataExternalReference, subject_type: str, key: str) -> bool:
+    return (
+        reference.service_name == SERVICE_NAME
+        and reference.subject_type == subject_type
+        and reference.service_model_ref is not None
+        and _str(reference.service_model_ref) == key
+    )
+
+
+def _milestone_keys(milestones: _Milestones, workspace_id: str) -> set[str]:
+    keys = (
+        external_key_of(story.external_reference_ids, milestones.references)
+        for story in milestones.of(workspace_id)
+    )
+    return {key for key in keys if key is not None}
+
+
+def _missing_milestones(
+    milestones: _Milestones, workspace_id: str, command: ProjectCreate
+) -> list[tuple[int, MilestoneInput]]:
+    present = _milestone_keys(milestones, workspace_id)
+    return [
+        (number, milestone)
+        for number, milestone in enumerate(command.milestones, start=1)
+        if milestone_key(command.external_key, number) not in present
+    ]
+
+
+def _resource_with_key(
+    resources: Sequence[KantataWorkspaceResource], external_key: str
+) -> KantataWorkspaceResource | None:
+    """The oldest resource raised under ``external_key`` (``resources`` are in id order)."""
+    for resource in resources:
+        if split_resource_title(resource.title)[1] == external_key:
+            return resource
+    return None
+
+
+def _has_more(envelope: KantataEnvelope, page: int, per_page: int) -> bool:
+    # Kantata's meta.count is the total across pages; the top-level count says the same.
+    total = envelope.meta.count if envelope.meta is not None else envelope.count
+    return page * per_page < total
+
+
+def _next_cursor(envelope: KantataEnvelope, page: int, per_page: int, fingerprint: str) -> str | None:
+    if not _has_more(envelope, page, per_page):
+        return None
+    return encode_cursor(PageCursor(page=page + 1, per_page=per_page, fingerprint=fingerprint))
+
+
+def _updated_after(moment: dt.datetime) -> str:
+    """``updated_after`` for "changed at or after ``moment``": Kantata's filter is exclusive and compares
+    whole seconds, so ask from the second before. A change seen twice is harmless; a missed one is not."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+    second = aware.astimezone(dt.UTC).replace(microsecond=0) - dt.timedelta(seconds=1)
+    return second.isoformat()
+
+
+def _period_filters(query: PeriodFilter, date_param: str) -> dict[str, str] | None:
+    """Kantata's filters for a ``PeriodFilter``; ``None`` when nothing can match (no call is needed)."""
+    filters: dict[str, str] = {}
+    if query.project_id is not None:
+        if not _KANTATA_ID.fullmatch(query.project_id):
+            return None
+        filters["workspace_id"] = query.project_id
+    if query.date_from is not None or query.date_to is not None:
+        first, last = query.date_from or _EARLIEST, query.date_to or _LATEST
+        if first > last:
+            return None
+        filters[date_param] = f"{first.isoformat()}:{last.isoformat()}"
+    if query.approved is not None:
+        filters["approved"] = "true" if query.approved else "false"
+    if query.modified_since is not None:
+        filters["updated_after"] = _updated_after(query.modified_since)
+    return filters

@@ -1,0 +1,695 @@
+"""Kantata OX records <-> canonical delivery objects: Kantata's field names live here and nowhere else.
+
+Kantata answers every call with one envelope::
+
+    {"count": 2, "meta": {"count", "page_count", "page_number", "page_size"},
+     "results": [{"key": "workspaces", "id": "10"}, ...],
+     "workspaces": {"10": {...}}, "external_references": {"7": {...}}}
+
+Records are keyed by id, their order is the ``results`` order, and related records asked for with
+``include=`` are side-loaded under their own keys. The Structs below decode it tolerantly (Kantata sends
+far more fields than we read, and new ones appear) and read every amount as the integer number of minor
+units Kantata sends (``price_in_cents``, ``rate_in_cents``, ...), so money never passes through a float.
+The functions are pure: no I/O, no clock.
+
+Status mapping (Kantata -> canonical)
+-------------------------------------
+
+A workspace's ``status`` is account-configurable (``{"key", "message", "color"}``); the message is what a
+person picked, the colour is the status group Kantata puts it in. The message decides when it is one we
+know, the colour otherwise:
+
+=====================================================  ====================  ===========================
+Kantata status message                                 colour                canonical ``ProjectStatus``
+=====================================================  ====================  ===========================
+Not Started, In Planning, Estimate, Prospect,          ``grey``,             ``planned``
+Proposed                                               ``light_blue``
+Okay to Start, In Progress, Active, On Track, At Risk  ``light_green``,      ``active``
+                                                       ``green``
+On Hold, Paused, Suspended                             ``yellow``            ``on_hold``
+Completed, Delivered, Done, Closed                     ``blue``              ``completed``
+Cancelled, Canceled, Terminated                        ``red``               ``closed``
+(any status) with ``archived: true``                                         ``closed`` unless completed
+(no status at all)                                                           ``active`` (``closed`` if
+                                                                             archived)
+=====================================================  ====================  ===========================
+
+A story (task, deliverable, milestone) has a ``state``:
+
+=====================================================  ===========================
+Kantata story ``state``                                canonical ``MilestoneStatus``
+=====================================================  ===========================
+``not started`` (or none)                              ``not_started``
+``started``, ``needs feedback``, ``blocked``, others   ``in_progress``
+``completed``                                          ``completed``
+=====================================================  ===========================
+
+Only an explicit ``completed`` reads as completed: a milestone's completion can trigger billing, so a
+state we do not know must never be mistaken for it.
+
+Business keys
+-------------
+
+What Stratum creates carries the key it was created under, so it is found again instead of created
+twice: a workspace and a milestone story carry an external reference (``service_name`` "Stratum",
+``service_model_ref`` the key; a project's ``n``th milestone is ``{key}:milestone:{n}``); a workspace
+resource (staffing demand), which takes no external reference, carries it at the end of its title:
+``"Senior Consultant [Stratum opp-1:staff:1]"``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import msgspec
+
+from contracts.models.common import Money, SystemIds, is_iso_4217
+from contracts.models.delivery import (
+    Expense,
+    Milestone,
+    MilestoneInput,
+    MilestoneStatus,
+    Project,
+    ProjectCreate,
+    ProjectStatus,
+    StaffingDemand,
+    StaffingDemandCreate,
+    TimeEntry,
+)
+
+__all__ = [
+    "SERVICE_NAME",
+    "KantataEnvelope",
+    "KantataError",
+    "KantataErrorBody",
+    "KantataExpense",
+    "KantataExternalReference",
+    "KantataMeta",
+    "KantataResultRef",
+    "KantataRole",
+    "KantataStatus",
+    "KantataStory",
+    "KantataTimeEntry",
+    "KantataWorkspace",
+    "KantataWorkspaceResource",
+    "cents_from_money",
+    "decode_envelope",
+    "decode_errors",
+    "expense_from_record",
+    "external_key_of",
+    "hours_from_minutes",
+    "milestone_from_story",
+    "milestone_key",
+    "milestone_status_from_state",
+    "milestone_story_body",
+    "minutes_from_hours",
+    "money_from_cents",
+    "ordered",
+    "parse_kantata_date",
+    "parse_kantata_datetime",
+    "project_from_workspace",
+    "project_status_from_workspace",
+    "resource_title",
+    "split_resource_title",
+    "staffing_demand_body",
+    "staffing_demand_from_resource",
+    "time_entry_from_record",
+    "workspace_create_body",
+]
+
+#: The ``service_name`` of every external reference Stratum writes: what makes a record ours.
+SERVICE_NAME = "Stratum"
+
+# Kantata ids are strings in its JSON ("10"), but some fields carry them as numbers; read both.
+KantataId = str | int
+
+
+def _id(value: KantataId) -> str:
+    return str(value)
+
+
+class KantataResultRef(msgspec.Struct, kw_only=True, frozen=True):
+    """One entry of ``results``: which top-level key and id holds the next record in order."""
+
+    key: str
+    id: KantataId
+
+
+class KantataMeta(msgspec.Struct, kw_only=True, frozen=True):
+    count: int = 0
+    page_count: int = 0
+    page_number: int = 0
+    page_size: int = 0
+
+
+class KantataStatus(msgspec.Struct, kw_only=True, frozen=True):
+    """A workspace's status: ``key`` (a number), ``message`` (its name) and ``color`` (its group)."""
+
+    key: int | str | None = None
+    message: str | None = None
+    color: str | None = None
+
+
+class KantataExternalReference(msgspec.Struct, kw_only=True, frozen=True):
+    """Links a Kantata record to a record of another system (ours: ``service_name`` "Stratum")."""
+
+    id: KantataId
+    service_name: str | None = None
+    service_model: str | None = None
+    service_model_ref: KantataId | None = None
+    subject_type: str | None = None
+    subject_id: KantataId | None = None
+    status: str | None = None
+
+
+class KantataWorkspace(msgspec.Struct, kw_only=True, frozen=True):
+    """A Kantata workspace (a project)."""
+
+    id: KantataId
+    title: str
+    archived: bool = False
+    status: KantataStatus | None = None
+    description: str | None = None
+    start_date: str | None = None
+    due_date: str | None = None
+    currency: str | None = None
+    currency_base_unit: int | None = None
+    budgeted: bool | None = None
+    price_in_cents: int | None = None
+    primary_maven_id: KantataId | None = None
+    creator_id: KantataId | None = None
+    updated_at: str | None = None
+    created_at: str | None = None
+    external_reference_ids: list[KantataId] = []
+
+
+class KantataStory(msgspec.Struct, kw_only=True, frozen=True):
+    """A Kantata story: a task, deliverable or (``story_type`` "milestone") a milestone."""
+
+    id: KantataId
+    title: str
+    workspace_id: KantataId
+    story_type: str | None = None
+    state: str | None = None
+    archived: bool = False
+    start_date: str | None = None
+    due_date: str | None = None
+    budget_estimate_in_cents: int | None = None
+    position: int | None = None
+    updated_at: str | None = None
+    external_reference_ids: list[KantataId] = []
+
+
+class KantataTimeEntry(msgspec.Struct, kw_only=True, frozen=True):
+    id: KantataId
+    workspace_id: KantataId
+    date_performed: str
+    time_in_minutes: int
+    billable: bool = False
+    approved: bool = False
+    user_id: KantataId | None = None
+    story_id: KantataId | None = None
+    role_id: KantataId | None = None
+    rate_in_cents: int | None = None
+    currency: str | None = None
+    currency_base_unit: int | None = None
+    notes: str | None = None
+    updated_at: str | None = None
+
+
+class KantataExpense(msgspec.Struct, kw_only=True, frozen=True):
+    """An expense. Kantata documents ``is_billable``; older payloads say ``billable``: both are read."""
+
+    id: KantataId
+    workspace_id: KantataId
+    date: str
+    amount_in_cents: int
+    currency: str | None = None
+    currency_base_unit: int | None = None
+    category: str | None = None
+    is_billable: bool | None = None
+    billable: bool | None = None
+    approved: bool | None = None
+    user_id: KantataId | None = None
+    notes: str | None = None
+    updated_at: str | None = None
+
+
+class KantataWorkspaceResource(msgspec.Struct, kw_only=True, frozen=True):
+    """A resource a workspace needs: a role for some time, ``user_id`` once someone is staffed on it."""
+
+    id: KantataId
+    workspace_id: KantataId
+    role_id: KantataId | None = None
+    role_name: str | None = None
+    title: str | None = None
+    user_id: KantataId | None = None
+    allocated_minutes: int | None = None
+    start_date: str | None = None
+    end_date: str | None = None
+    updated_at: str | None = None
+
+
+class KantataRole(msgspec.Struct, kw_only=True, frozen=True):
+    id: KantataId
+    name: str
+
+
+class KantataEnvelope(msgspec.Struct, kw_only=True, frozen=True):
+    """Any Kantata answer: ``results`` in order plus every id-keyed table we read."""
+
+    results: list[KantataResultRef]
+    count: int = 0
+    meta: KantataMeta | None = None
+    workspaces: dict[str, KantataWorkspace] = {}
+    stories: dict[str, KantataStory] = {}
+    time_entries: dict[str, KantataTimeEntry] = {}
+    expenses: dict[str, KantataExpense] = {}
+    workspace_resources: dict[str, KantataWorkspaceResource] = {}
+    roles: dict[str, KantataRole] = {}
+    external_references: dict[str, KantataExternalReference] = {}
+
+
+class KantataError(msgspec.Struct, kw_only=True, frozen=True):
+    type: str | None = None
+    message: str | None = None
+    field: str | None = None
+
+
+class KantataErrorBody(msgspec.Struct, kw_only=True, frozen=True):
+    errors: list[KantataError] = []
+
+
+# Decoders are built once: building one compiles the type's decoding plan.
+_envelope_decoder = msgspec.json.Decoder(KantataEnvelope)
+_errors_decoder = msgspec.json.Decoder(KantataErrorBody)
+
+
+def decode_envelope(body: bytes) -> KantataEnvelope:
+    """The envelope in a Kantata answer; raises ``msgspec.DecodeError`` when unusable."""
+    return _envelope_decoder.decode(body)
+
+
+def decode_errors(body: bytes) -> list[KantataError]:
+    """The ``errors`` of a Kantata error body; empty when the body is not one (e.g. an HTML error page)."""
+    try:
+        return _errors_decoder.decode(body).errors
+    except msgspec.DecodeError:
+        return []
+
+
+_T = TypeVar("_T")
+
+
+def ordered(envelope: KantataEnvelope, key: str, table: Mapping[str, _T]) -> list[_T]:
+    """The records ``results`` lists under ``key``, in ``results`` order.
+
+    Raises ``ValueError`` when ``results`` names a record the envelope does not hold: a truncated or
+    inconsistent answer must not pass for a shorter list.
+    """
+    records: list[_T] = []
+    for ref in envelope.results:
+        if ref.key != key:
+            continue
+        record = table.get(_id(ref.id))
+        if record is None:
+            raise ValueError(f"results names {key} {ref.id}, which the answer does not hold")
+        records.append(record)
+    return records
+
+
+def external_key_of(
+    reference_ids: Sequence[KantataId],
+    references: Mapping[str, KantataExternalReference],
+    *,
+    service_name: str = SERVICE_NAME,
+) -> str | None:
+    """The ``service_model_ref`` of the record's external reference written by ``service_name``, if any."""
+    for reference_id in reference_ids:
+        reference = references.get(_id(reference_id))
+        if reference is None or reference.service_name != service_name:
+            continue
+        if reference.service_model_ref is not None:
+            return _id(reference.service_model_ref)
+    return None
+
+
+# --- values ---------------------------------------------------------------------------------------------
+
+_CENT = Decimal("0.01")
+_HOUR_SCALE = Decimal("0.01")
+_MINUTES_PER_HOUR = Decimal(60)
+
+
+def _minor_unit_divisor(base_unit: int | None) -> int:
+    # Kantata's "cents" are minor units of the currency: ``currency_base_unit`` of them make one unit
+    # (100 for USD, 1 for JPY). Absent, it is 100, as for every currency the firm bills in today.
+    divisor = 100 if base_unit is None else base_unit
+    if divisor < 1 or 10 ** (len(str(divisor)) - 1) != divisor:
+        raise ValueError(f"currency_base_unit {base_unit} is not a power of ten")
+    return divisor
+
+
+def money_from_cents(
+    cents: int | None, currency: str | None, *, base_unit: int | None = None
+) -> Money | None:
+    """``Money`` for an integer number of minor units; ``None`` when either the amount or a valid ISO 4217
+    currency is missing (an amount without its currency is not money).
+
+    The amount is exact: integer division in ``Decimal``, quantized to cents (or finer, for a currency
+    whose base unit is 1000).
+    """
+    if cents is None:
+        return None
+    code = _currency(currency)
+    if code is None:
+        return None
+    divisor = _minor_unit_divisor(base_unit)
+    places = max(2, len(str(divisor)) - 1)
+    return Money(amount=(Decimal(cents) / divisor).quantize(Decimal(1).scaleb(-places)), currency=code)
+
+
+def cents_from_money(money: Money) -> int:
+    """The integer number of cents Kantata stores for ``money``.
+
+    Raises ``ValueError`` for an amount with fractions of a cent: Kantata cannot hold it, and rounding
+    someone's money silently is not ours to do.
+    """
+    cents = money.amount * 100
+    if cents != cents.to_integral_value():
+        raise ValueError(f"{money.amount} {money.currency} has fractions of a cent; Kantata stores cents")
+    return int(cents)
+
+
+def hours_from_minutes(minutes: int) -> Decimal:
+    """Minutes as hours, quantized to 0.01 (ROUND_HALF_EVEN, Decimal's default)."""
+    return (Decimal(minutes) / _MINUTES_PER_HOUR).quantize(_HOUR_SCALE)
+
+
+def minutes_from_hours(hours: Decimal) -> int:
+    """Hours as whole minutes, the unit Kantata plans and books time in (7.5 h -> 450)."""
+    return int((hours * _MINUTES_PER_HOUR).to_integral_value())
+
+
+def parse_kantata_date(value: str | None) -> dt.date | None:
+    """A business date from Kantata's ``YYYY-MM-DD`` (a datetime's date part is accepted too)."""
+    if not value:
+        return None
+    return dt.date.fromisoformat(value[:10])
+
+
+def parse_kantata_datetime(value: str | None) -> dt.datetime | None:
+    """An aware UTC datetime from Kantata's ISO 8601 timestamps (``2026-03-04T10:15:00-08:00``).
+
+    A timestamp without an offset is taken as UTC. Raises ``ValueError`` on text that is no timestamp.
+    """
+    if not value:
+        return None
+    parsed = dt.datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)
+
+
+def _currency(code: str | None) -> str | None:
+    if not code:
+        return None
+    upper = code.strip().upper()
+    return upper if is_iso_4217(upper) else None
+
+
+def _text(value: str | None) -> str | None:
+    if value is None:
+        return None
+    stripped = value.strip()
+    return stripped or None
+
+
+def _optional_id(value: KantataId | None) -> str | None:
+    return None if value is None else _id(value)
+
+
+# --- statuses -------------------------------------------------------------------------------------------
+
+
+def _status_key(value: str) -> str:
+    # Statuses are matched ignoring case, spacing and punctuation ("On-Hold", "on hold").
+    return re.sub(r"[^a-z]", "", value.casefold())
+
+
+_PROJECT_STATUS_BY_MESSAGE: dict[str, ProjectStatus] = {
+    _status_key(message): status
+    for status, messages in {
+        ProjectStatus.PLANNED: ("Not Started", "Estimate", "Prospect", "Proposed", "Planning", "In Planning"),
+        ProjectStatus.ACTIVE: ("Okay to Start", "In Progress", "Active", "On Track", "At Risk", "Started"),
+        ProjectStatus.ON_HOLD: ("On Hold", "Paused", "Suspended"),
+        ProjectStatus.COMPLETED: ("Completed", "Complete", "Delivered", "Done", "Closed"),
+        ProjectStatus.CLOSED: ("Cancelled", "Canceled", "Terminated"),
+    }.items()
+    for message in messages
+}
+_PROJECT_STATUS_BY_COLOR: dict[str, ProjectStatus] = {
+    "grey": ProjectStatus.PLANNED,
+    "gray": ProjectStatus.PLANNED,
+    "lightblue": ProjectStatus.PLANNED,
+    "lightgreen": ProjectStatus.ACTIVE,
+    "green": ProjectStatus.ACTIVE,
+    "yellow": ProjectStatus.ON_HOLD,
+    "blue": ProjectStatus.COMPLETED,
+    "red": ProjectStatus.CLOSED,
+}
+
+
+def project_status_from_workspace(workspace: KantataWorkspace) -> ProjectStatus:
+    """The canonical status of a workspace (see the table in the module docstring)."""
+    status = ProjectStatus.ACTIVE
+    if workspace.status is not None:
+        by_message = _PROJECT_STATUS_BY_MESSAGE.get(_status_key(workspace.status.message or ""))
+        by_color = _PROJECT_STATUS_BY_COLOR.get(_status_key(workspace.status.color or ""))
+        status = by_message or by_color or ProjectStatus.ACTIVE
+    if workspace.archived and status is not ProjectStatus.COMPLETED:
+        # Archiving is how a project is closed in Kantata: whatever it said before, it is over now.
+        return ProjectStatus.CLOSED
+    return status
+
+
+def milestone_status_from_state(state: str | None) -> MilestoneStatus:
+    """The canonical status of a story's ``state`` (see the table in the module docstring)."""
+    key = _status_key(state or "")
+    if key == "completed":
+        return MilestoneStatus.COMPLETED
+    if key in ("", "notstarted"):
+        return MilestoneStatus.NOT_STARTED
+    return MilestoneStatus.IN_PROGRESS
+
+
+# --- Kantata -> canonical -------------------------------------------------------------------------------
+
+
+def milestone_from_story(story: KantataStory, *, currency: str | None) -> Milestone:
+    """The canonical milestone for a ``story_type`` "milestone" story; its amount is the story's budget
+    estimate in the workspace's currency."""
+    return Milestone(
+        id=_id(story.id),
+        project_id=_id(story.workspace_id),
+        name=story.title,
+        status=milestone_status_from_state(story.state),
+        due_date=parse_kantata_date(story.due_date),
+        amount=money_from_cents(story.budget_estimate_in_cents, currency),
+        system_ids=SystemIds(psa=_id(story.id)),
+    )
+
+
+def project_from_workspace(
+    workspace: KantataWorkspace,
+    *,
+    references: Mapping[str, KantataExternalReference],
+    milestones: Sequence[KantataStory] = (),
+) -> Project:
+    """The canonical project for a workspace, its milestones from ``milestones`` (already in order)."""
+    currency = _currency(workspace.currency)
+    budget = (
+        money_from_cents(workspace.price_in_cents, currency, base_unit=workspace.currency_base_unit)
+        if workspace.budgeted is not False
+        else None
+    )
+    return Project(
+        id=_id(workspace.id),
+        name=workspace.title,
+        status=project_status_from_workspace(workspace),
+        external_key=external_key_of(workspace.external_reference_ids, references),
+        currency=currency,
+        budget=budget,
+        start_date=parse_kantata_date(workspace.start_date),
+        end_date=parse_kantata_date(workspace.due_date),
+        manager_id=_optional_id(workspace.primary_maven_id),
+        milestones=[milestone_from_story(story, currency=currency) for story in milestones],
+        updated_at=parse_kantata_datetime(workspace.updated_at),
+        system_ids=SystemIds(psa=_id(workspace.id)),
+    )
+
+
+def time_entry_from_record(entry: KantataTimeEntry) -> TimeEntry:
+    """The canonical time entry: hours from minutes, the rate as money in the entry's currency."""
+    return TimeEntry(
+        id=_id(entry.id),
+        project_id=_id(entry.workspace_id),
+        person_id=_optional_id(entry.user_id),
+        date=dt.date.fromisoformat(entry.date_performed[:10]),
+        hours=hours_from_minutes(entry.time_in_minutes),
+        billable=entry.billable,
+        approved=entry.approved,
+        role=_optional_id(entry.role_id),
+        rate=money_from_cents(entry.rate_in_cents, entry.currency, base_unit=entry.currency_base_unit),
+        notes=_text(entry.notes),
+        updated_at=parse_kantata_datetime(entry.updated_at),
+        system_ids=SystemIds(psa=_id(entry.id)),
+    )
+
+
+def expense_from_record(expense: KantataExpense) -> Expense:
+    """The canonical expense. An expense without a valid currency is not money: ``ValueError``."""
+    amount = money_from_cents(expense.amount_in_cents, expense.currency, base_unit=expense.currency_base_unit)
+    if amount is None:
+        raise ValueError(f"expense {expense.id} has no valid currency ({expense.currency!r})")
+    billable = expense.is_billable if expense.is_billable is not None else expense.billable
+    return Expense(
+        id=_id(expense.id),
+        project_id=_id(expense.workspace_id),
+        person_id=_optional_id(expense.user_id),
+        date=dt.date.fromisoformat(expense.date[:10]),
+        category=_text(expense.category),
+        amount=amount,
+        billable=bool(billable),
+        approved=bool(expense.approved),
+        notes=_text(expense.notes),
+        system_ids=SystemIds(psa=_id(expense.id)),
+    )
+
+
+def staffing_demand_from_resource(resource: KantataWorkspaceResource) -> StaffingDemand:
+    """The canonical staffing demand for a workspace resource (its business key from its title)."""
+    role_from_title, external_key = split_resource_title(resource.title)
+    role = _text(resource.role_name) or role_from_title or _optional_id(resource.role_id) or ""
+    return StaffingDemand(
+        id=_id(resource.id),
+        project_id=_id(resource.workspace_id),
+        role=role,
+        hours=hours_from_minutes(resource.allocated_minutes or 0),
+        start_date=parse_kantata_date(resource.start_date),
+        end_date=parse_kantata_date(resource.end_date),
+        assignee_id=_optional_id(resource.user_id),
+        external_key=external_key,
+        system_ids=SystemIds(psa=_id(resource.id)),
+    )
+
+
+# --- canonical -> Kantata -------------------------------------------------------------------------------
+
+
+def _reference(service_model: str, key: str) -> dict[str, Any]:
+    return {"service_name": SERVICE_NAME, "service_model": service_model, "service_model_ref": key}
+
+
+def milestone_key(external_key: str, number: int) -> str:
+    """The business key of a project's ``number``th milestone (1-based): stable across re-runs."""
+    return f"{external_key}:milestone:{number}"
+
+
+def _project_description(command: ProjectCreate) -> str:
+    # Kantata has no native fields for these (accounts model them as custom fields, which differ per
+    # account): they go into the description, so the people working in Kantata see what was sold.
+    facts = [f"Customer: {command.customer_id}"]
+    if command.billing_model is not None:
+        facts.append(f"Billing model: {command.billing_model.value.replace('_', ' ')}")
+    if command.legal_entity is not None:
+        facts.append(f"Legal entity: {command.legal_entity}")
+    facts.append(f"Created by {SERVICE_NAME} under {command.external_key}")
+    return ". ".join(facts) + "."
+
+
+def workspace_create_body(command: ProjectCreate) -> dict[str, Any]:
+    """The ``POST /workspaces`` body, its external reference nested so the two cannot be parted.
+
+    Raises ``ValueError`` for a budget Kantata cannot hold (fractions of a cent, another currency).
+    """
+    workspace: dict[str, Any] = {
+        "title": command.name,
+        "description": _project_description(command),
+        "currency": command.currency,
+        "external_references_attributes": [_reference("Project", command.external_key)],
+    }
+    if command.budget is not None:
+        if command.budget.currency != command.currency:
+            raise ValueError("the budget must be in the project's currency")
+        workspace["budgeted"] = True
+        workspace["price_in_cents"] = cents_from_money(command.budget)
+    if command.start_date is not None:
+        workspace["start_date"] = command.start_date.isoformat()
+    if command.end_date is not None:
+        workspace["due_date"] = command.end_date.isoformat()
+    if command.manager_id is not None:
+        workspace["primary_maven_id"] = command.manager_id
+    return {"workspace": workspace}
+
+
+def milestone_story_body(
+    workspace_id: str, external_key: str, number: int, milestone: MilestoneInput, *, currency: str
+) -> dict[str, Any]:
+    """One milestone as a ``story_type`` "milestone" story, without the top-level key (milestones are
+    created in bulk, under ``stories``). Its amount must be in the project's ``currency``."""
+    story: dict[str, Any] = {
+        "workspace_id": workspace_id,
+        "title": milestone.name,
+        "story_type": "milestone",
+        "external_references_attributes": [_reference("Milestone", milestone_key(external_key, number))],
+    }
+    if milestone.due_date is not None:
+        story["due_date"] = milestone.due_date.isoformat()
+    if milestone.amount is not None:
+        if milestone.amount.currency != currency:
+            raise ValueError(f"milestone {number} must be in the project's currency ({currency})")
+        story["budget_estimate_in_cents"] = cents_from_money(milestone.amount)
+    return story
+
+
+# A workspace resource carries no external reference (see the adapter's docstring), so the demand's
+# business key travels in its title: "Senior Consultant [Stratum opp-1:staff:1]". ExternalKey's alphabet
+# has no spaces or brackets, so the marker always parses back unambiguously.
+_TITLE_MAX = 255
+_TITLE_MARKER = re.compile(r"^(?P<role>.*?)\s*\[" + SERVICE_NAME + r" (?P<key>[A-Za-z0-9_:.-]{1,80})\]$")
+
+
+def resource_title(role: str, external_key: str) -> str:
+    """The title of a workspace resource raised for ``role`` under ``external_key``."""
+    marker = f" [{SERVICE_NAME} {external_key}]"
+    return role.strip()[: _TITLE_MAX - len(marker)] + marker
+
+
+def split_resource_title(title: str | None) -> tuple[str | None, str | None]:
+    """``(role, external_key)`` from a resource title; the key is ``None`` for one we did not raise."""
+    if not title:
+        return None, None
+    match = _TITLE_MARKER.match(title.strip())
+    if match is None:
+        return _text(title), None
+    return _text(match.group("role")), match.group("key")
+
+
+def staffing_demand_body(workspace_id: str, role_id: str, command: StaffingDemandCreate) -> dict[str, Any]:
+    """The ``POST /workspace_resources`` body: an unnamed resource for the demand's role and hours."""
+    resource: dict[str, Any] = {
+        "workspace_id": workspace_id,
+        "role_id": role_id,
+        "title": resource_title(command.role, command.external_key),
+        "allocated_minutes": minutes_from_hours(command.hours),
+    }
+    if command.start_date is not None:
+        resource["start_date"] = command.start_date.isoformat()
+    if command.end_date is not None:
+        resource["end_date"] = command.end_date.isoformat()
+    return {"workspace_resource": resource}
