@@ -38,7 +38,8 @@ def generate_contracts() -> dict[str, dict[str, Any]]:
 
 
 def _dump(document: dict[str, Any]) -> str:
-    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    # Decimal defaults (e.g. a quantity of 1) are written as the strings they travel as.
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
 
 
 def export_contracts(directory: Path = CONTRACTS_DIR) -> list[Path]:

@@ -280,7 +280,7 @@ def build_gateway(settings: Settings | None = None, *, tiers: Sequence[str] = AL
         adapters = build_adapters(settings, sandboxes)
         for closer in adapters.closers:
             runtime.on_close(closer)
-        apps["system"] = create_system_app(runtime, crm=adapters.crm)
+        apps["system"] = create_system_app(runtime, adapters=adapters)
 
     def system_client(client_id: str, secret: str | None) -> SystemApiClient:
         base_url, transport = tier_transport("system", settings.system_url)
@@ -320,10 +320,18 @@ def build_gateway(settings: Settings | None = None, *, tiers: Sequence[str] = AL
 
 def build_sandbox_mounts(settings: Settings) -> dict[str, ASGIApp]:
     """The vendor sandboxes, mounted under /sandboxes/{vendor} (and used in process by the adapters)."""
+    from sandboxes.kantata import KantataSandboxSettings, create_kantata_sandbox
+    from sandboxes.netsuite import create_netsuite_sandbox
     from sandboxes.salesforce import SalesforceSandboxSettings, create_salesforce_sandbox
 
     salesforce = SalesforceSandboxSettings(daily_api_limit=settings.sandbox_salesforce_daily_api_limit)
-    return {"/sandboxes/salesforce": create_salesforce_sandbox(salesforce)}
+    return {
+        "/sandboxes/salesforce": create_salesforce_sandbox(salesforce),
+        "/sandboxes/kantata": create_kantata_sandbox(
+            KantataSandboxSettings(requests_per_second=settings.sandbox_kantata_requests_per_second)
+        ),
+        "/sandboxes/netsuite": create_netsuite_sandbox(),
+    }
 
 
 def create_app() -> ASGIApp:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AuthenticationMiddleware",
+    "AutomaticOptionsMiddleware",
     "IdempotencyMiddleware",
     "MediaTypeMiddleware",
     "RateLimitMiddleware",
@@ -73,6 +74,39 @@ def _with_headers(send: Send, headers: dict[str, str]) -> Send:
         await send(message)
 
     return wrapped
+
+
+class AutomaticOptionsMiddleware(ASGIMiddleware):
+    """Answers Litestar's automatic OPTIONS with the path's real methods.
+
+    Litestar (2.25) rebuilds a route when a second handler joins its path but keeps the first route's
+    OPTIONS handler, whose ``Allow`` then lists only the first handler's methods. The final route table
+    is right, so ``Allow`` is taken from there.
+    """
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        if not _is_automatic_options(scope):
+            await next_app(scope, receive, send)
+            return
+        template = scope["route_handler"].paths
+        methods = sorted(
+            {
+                m
+                for route in scope["app"].routes
+                if route.path in template
+                for m in getattr(route, "methods", ())
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 204,
+                "headers": [(b"allow", ", ".join(methods).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 class AuthenticationMiddleware(ASGIMiddleware):

@@ -28,6 +28,7 @@ from litestar.typing import FieldDefinition
 
 from apis.middleware import (
     AuthenticationMiddleware,
+    AutomaticOptionsMiddleware,
     IdempotencyMiddleware,
     MediaTypeMiddleware,
     RateLimitMiddleware,
@@ -78,18 +79,31 @@ class TierSpec(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class DecimalAsString(OpenAPISchemaPlugin):
-    """Money travels as a decimal string; the contract must say so (Litestar would say "number")."""
+    """Money travels as a decimal string; the contract must say so (Litestar would say "number").
+
+    A lower bound declared in the type's ``msgspec.Meta(extra=...)`` (``decimal_minimum`` 0, optionally
+    ``decimal_exclusive``) becomes the pattern, since JSON Schema bounds only apply to numbers."""
+
+    _ANY = r"^-?\d+(\.\d+)?$"
+    _NON_NEGATIVE = r"^\d+(\.\d+)?$"
+    _POSITIVE = r"^(0*[1-9]\d*(\.\d+)?|0+\.\d*[1-9]\d*)$"
 
     @staticmethod
     def is_plugin_supported_type(value: Any) -> bool:
         return value is Decimal
 
-    def to_openapi_schema(self, field_definition: Any, schema_creator: Any) -> Schema:
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
+        meta = next((m for m in field_definition.metadata if isinstance(m, msgspec.Meta)), None)
+        extra = (meta.extra if meta is not None else None) or {}
+        pattern = self._ANY
+        if extra.get("decimal_minimum") == "0":
+            pattern = self._POSITIVE if extra.get("decimal_exclusive") else self._NON_NEGATIVE
         return Schema(
             type=OpenAPIType.STRING,
             format="decimal",  # type: ignore[arg-type]
-            pattern=r"^-?\d+(\.\d+)?$",
-            description="Decimal number as a string (money is never a float).",
+            pattern=pattern,
+            description=(meta.description if meta is not None else None)
+            or "Decimal number as a string (money is never a float).",
             examples=["1234.50"],
         )
 
@@ -129,6 +143,7 @@ class GovernancePlugin(InitPluginProtocol):
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         runtime, tier = self.runtime, self.tier
         app_config.middleware = [
+            AutomaticOptionsMiddleware(),
             AuthenticationMiddleware(runtime),
             RateLimitMiddleware(runtime, tier.name),
             MediaTypeMiddleware(),

@@ -118,6 +118,14 @@ _KINDS = [
         "(`location` and `field`) and what is wrong with it.",
     ),
     ProblemKind(
+        "vendor-rejected",
+        422,
+        "The system of record refused the data",
+        "A vendor system (CRM, PSA, ERP) refused a write as invalid: a value breaks its rules (a field too "
+        "long, an unknown reference, a closed period). `detail` carries the vendor's reason and `vendor` "
+        "names the system. Fix the data; retrying it unchanged fails the same way.",
+    ),
+    ProblemKind(
         "idempotency-key-reused",
         422,
         "Idempotency-Key reused with a different request",

@@ -8,7 +8,7 @@ problem response that policy can produce. A route must either name its scopes or
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from litestar import HttpMethod, route
@@ -30,7 +30,8 @@ _DESCRIPTIONS = {
     409: "A request with the same Idempotency-Key is still in progress (`Retry-After`).",
     413: "Request body too large.",
     415: "Body is not `application/json`.",
-    422: "A value breaks the contract (`errors` names each field), or an Idempotency-Key was reused.",
+    422: "A value breaks the contract (`errors` names each field), the system of record refused the data, "
+    "or an Idempotency-Key was reused.",
     428: "This operation requires an Idempotency-Key header.",
     429: "Rate limit exceeded (`Retry-After`, `RateLimit`).",
     500: "Unexpected error (quote the `correlation_id`).",
@@ -67,8 +68,11 @@ def operation(
     status_code: int | None = None,
     tags: list[str] | None = None,
     include_in_schema: bool = True,
+    success: Mapping[int, tuple[type[Any], str]] | None = None,
     **kwargs: Any,
 ) -> Callable[[Callable[..., Any]], HTTPRouteHandler]:
+    """``success`` documents success answers a handler returns as ``Response`` (e.g. 201 created or 200
+    found), as ``{status: (body type, description)}``."""
     if public == (scopes is not None):
         raise ValueError(f"{operation_id}: declare scopes=... or public=True (exactly one)")
     method_name = HttpMethod(str(getattr(method, "value", method)).upper())
@@ -103,7 +107,13 @@ def operation(
             summary=summary,
             description=description,
             status_code=status_code,
-            responses=problem_responses(statuses),
+            responses={
+                **problem_responses(statuses),
+                **{
+                    status: ResponseSpec(data_container=body, description=text, generate_examples=False)
+                    for status, (body, text) in (success or {}).items()
+                },
+            },
             opt=opt,
             tags=tags,
             include_in_schema=include_in_schema,

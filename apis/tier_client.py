@@ -70,11 +70,21 @@ class TierClient:
     async def _get(self, path: str, type_: type[T], params: dict[str, Any] | None = None) -> T:
         return await self._call("GET", path, type_, params=params)
 
-    async def _post(self, path: str, type_: type[T], body: Any) -> T:
-        return await self._call("POST", path, type_, content=msgspec.json.encode(body))
+    async def _post(self, path: str, type_: type[T], body: Any, *, idempotency_key: str | None = None) -> T:
+        return await self._write("POST", path, type_, body, idempotency_key=idempotency_key)
 
-    async def _call(self, method: str, path: str, type_: type[T], **kwargs: Any) -> T:
-        headers = {"Content-Type": "application/json"} if "content" in kwargs else None
+    async def _write(
+        self, method: str, path: str, type_: type[T], body: Any = None, *, idempotency_key: str | None = None
+    ) -> T:
+        headers = {"Content-Type": "application/json"}
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        content = msgspec.json.encode(body) if body is not None else b""
+        return await self._call(method, path, type_, headers=headers, content=content)
+
+    async def _call(
+        self, method: str, path: str, type_: type[T], *, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> T:
         try:
             response = await self.http.request(method, path, headers=headers, **kwargs)
         except httpx.TimeoutException:

@@ -11,6 +11,7 @@ from apis.logging import get_logger
 from apis.plugin import GovernancePlugin, TierSpec
 from apis.problems import ProblemError, handle_http_exception
 from system_apis.crm.routes import crm_routes
+from system_apis.erp.routes import erp_routes
 from system_apis.errors import (
     NotFound,
     VendorError,
@@ -18,10 +19,11 @@ from system_apis.errors import (
     VendorTimeout,
     VendorUnavailable,
 )
+from system_apis.psa.routes import psa_routes
 
 if TYPE_CHECKING:
     from apis.runtime import Runtime
-    from system_apis.crm.port import CrmPort
+    from system_apis.bootstrap import Adapters
 
 __all__ = ["SYSTEM_V1", "create_system_app", "vendor_error_to_problem"]
 
@@ -37,8 +39,11 @@ SYSTEM_V1 = TierSpec(
 log = get_logger("stratum.system")
 
 
-def vendor_error_to_problem(exc: VendorError) -> ProblemError:
-    """The one mapping from the adapters' error tree to problems."""
+def vendor_error_to_problem(exc: VendorError, *, write: bool = False) -> ProblemError:
+    """The one mapping from the adapters' error tree to problems.
+
+    A vendor refusing a *write* is about the caller's data (422 with the vendor's reason); refusing a
+    *read* means our query is wrong, which the caller cannot fix (502)."""
     if isinstance(exc, NotFound):
         return ProblemError("not-found", exc.message)
     if isinstance(exc, VendorTimeout):
@@ -53,7 +58,9 @@ def vendor_error_to_problem(exc: VendorError) -> ProblemError:
             headers={"Retry-After": str(retry_after)},
             extra={"vendor": exc.vendor, "retry_after": retry_after},
         )
-    # VendorRejected and VendorBadResponse: the vendor and we disagree; the caller can't fix it.
+    if write and isinstance(exc, VendorRejected):
+        return ProblemError("vendor-rejected", f"{exc.vendor}: {exc.message}", extra={"vendor": exc.vendor})
+    # VendorRejected on a read and VendorBadResponse: the vendor and we disagree; the caller can't fix it.
     kind = "rejected" if isinstance(exc, VendorRejected) else "bad response"
     log.warning("vendor_error", vendor=exc.vendor, kind=kind, message=exc.message)
     return ProblemError(
@@ -64,13 +71,20 @@ def vendor_error_to_problem(exc: VendorError) -> ProblemError:
 
 
 def _handle_vendor_error(request: Request[Any, Any, Any], exc: VendorError) -> Response[bytes]:
-    return handle_http_exception(request, vendor_error_to_problem(exc))
+    return handle_http_exception(request, vendor_error_to_problem(exc, write=request.method != "GET"))
 
 
-def create_system_app(runtime: Runtime, *, crm: CrmPort) -> Litestar:
+def create_system_app(runtime: Runtime, *, adapters: Adapters) -> Litestar:
+    def provide(value: object) -> Provide:
+        return Provide(lambda: value, use_cache=True, sync_to_thread=False)
+
     return Litestar(
-        route_handlers=[*crm_routes],
-        dependencies={"crm": Provide(lambda: crm, use_cache=True, sync_to_thread=False)},
+        route_handlers=[*crm_routes, *psa_routes, *erp_routes],
+        dependencies={
+            "crm": provide(adapters.crm),
+            "psa": provide(adapters.psa),
+            "erp": provide(adapters.erp),
+        },
         exception_handlers={VendorError: _handle_vendor_error},
         plugins=[GovernancePlugin(SYSTEM_V1, runtime)],
     )

@@ -1,4 +1,9 @@
-"""Which adapter serves each domain: built from configuration, in one place."""
+"""Which adapter serves each domain, built from configuration in one place.
+
+``Settings.crm_vendor`` / ``psa_vendor`` / ``erp_vendor`` name the adapter; a vendor with no ``base_url``
+is served by its sandbox in process (an ``httpx.ASGITransport`` to the mounted sandbox app: no socket, no
+port to know), so the embedded default needs no vendor account.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import msgspec
 
+from apis.context import current_correlation_id
 from system_apis.crm.port import CrmPort
+from system_apis.erp.port import ErpPort
+from system_apis.psa.port import PsaPort
 
 if TYPE_CHECKING:
-    from apis.config import Settings
+    from apis.config import KantataSettings, NetSuiteSettings, SalesforceSettings, Settings
 
 __all__ = ["Adapters", "build_adapters"]
 
@@ -20,28 +28,69 @@ SANDBOX_HOST = "http://{vendor}.sandbox.stratum.internal"
 
 class Adapters(msgspec.Struct, kw_only=True, frozen=True):
     crm: CrmPort
-    closers: list[Callable[[], Awaitable[Any]]]
+    psa: PsaPort
+    erp: ErpPort
+
+    @property
+    def closers(self) -> list[Callable[[], Awaitable[Any]]]:
+        return [self.crm.close, self.psa.close, self.erp.close]
 
 
-def _sandbox(vendor: str, sandboxes: Mapping[str, Any]) -> tuple[str, httpx.AsyncBaseTransport]:
-    """An unconfigured vendor is served by its sandbox, in process (no socket, no port to know)."""
+def _sandbox(
+    vendor: str, sandboxes: Mapping[str, Any], api_root: str = ""
+) -> tuple[str, httpx.AsyncBaseTransport]:
     app = sandboxes.get(f"/sandboxes/{vendor}")
     if app is None:
         raise SystemExit(
             f"stratum: no {vendor} base URL is configured and its sandbox is not mounted: set "
             f"STRATUM_{vendor.upper()}__BASE_URL, or leave STRATUM_MOUNT_SANDBOXES on"
         )
-    return SANDBOX_HOST.format(vendor=vendor), httpx.ASGITransport(app=app)
+    return SANDBOX_HOST.format(vendor=vendor) + api_root, httpx.ASGITransport(app=app)
+
+
+def _salesforce(settings: SalesforceSettings, sandboxes: Mapping[str, Any]) -> CrmPort:
+    from system_apis.crm.salesforce import SalesforceCrm
+
+    transport: httpx.AsyncBaseTransport | None = None
+    if settings.base_url is None:
+        base_url, transport = _sandbox("salesforce", sandboxes)
+        settings = msgspec.structs.replace(settings, base_url=base_url)
+    return SalesforceCrm(settings, transport=transport, correlation_id=current_correlation_id)
+
+
+def _kantata(settings: KantataSettings, sandboxes: Mapping[str, Any]) -> PsaPort:
+    from system_apis.psa.kantata import KantataPsa
+
+    transport: httpx.AsyncBaseTransport | None = None
+    if settings.base_url is None:
+        base_url, transport = _sandbox("kantata", sandboxes, "/api/v1")
+        settings = msgspec.structs.replace(settings, base_url=base_url)
+    return KantataPsa(settings, transport=transport, correlation_id=current_correlation_id)
+
+
+def _netsuite(settings: NetSuiteSettings, sandboxes: Mapping[str, Any]) -> ErpPort:
+    from system_apis.erp.netsuite import NetSuiteErp
+
+    transport: httpx.AsyncBaseTransport | None = None
+    private_key_pem: str | None = None
+    if settings.base_url is None:
+        from sandboxes.netsuite import DEV_CERTIFICATE_ID, DEV_CLIENT_ID, dev_private_key_pem
+
+        base_url, transport = _sandbox("netsuite", sandboxes, "/services/rest")
+        settings = msgspec.structs.replace(
+            settings,
+            base_url=base_url,
+            client_id=settings.client_id or DEV_CLIENT_ID,
+            certificate_id=settings.certificate_id or DEV_CERTIFICATE_ID,
+        )
+        private_key_pem = dev_private_key_pem()
+    return NetSuiteErp(
+        settings, transport=transport, correlation_id=current_correlation_id, private_key_pem=private_key_pem
+    )
 
 
 def build_adapters(settings: Settings, sandboxes: Mapping[str, Any]) -> Adapters:
-    from apis.context import current_correlation_id
-    from system_apis.crm.salesforce import SalesforceCrm
-
-    salesforce = settings.salesforce
-    transport: httpx.AsyncBaseTransport | None = None
-    if salesforce.base_url is None:
-        base_url, transport = _sandbox("salesforce", sandboxes)
-        salesforce = msgspec.structs.replace(salesforce, base_url=base_url)
-    crm = SalesforceCrm(salesforce, transport=transport, correlation_id=current_correlation_id)
-    return Adapters(crm=crm, closers=[crm.close])
+    crm = {"salesforce": lambda: _salesforce(settings.salesforce, sandboxes)}[settings.crm_vendor]()
+    psa = {"kantata": lambda: _kantata(settings.kantata, sandboxes)}[settings.psa_vendor]()
+    erp = {"netsuite": lambda: _netsuite(settings.netsuite, sandboxes)}[settings.erp_vendor]()
+    return Adapters(crm=crm, psa=psa, erp=erp)

@@ -1,38 +1,182 @@
-"""The typed client of the system tier's contract (``/system/v1``), for the tiers above it."""
+"""The typed client of the system tier's contract (``/system/v1``), for the tiers above it.
+
+Writes take the ``idempotency_key`` the caller derives (the process tier: from its run and step), so a
+retried or replayed step is answered from the gateway's record instead of writing again.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 from urllib.parse import quote
 
 from apis.tier_client import TierClient
-from contracts.models import Customer, Opportunity, OpportunityPage, OpportunityStage
+from contracts.models import (
+    BillingSchedule,
+    BillingScheduleCreate,
+    ContactPage,
+    Customer,
+    CustomerPage,
+    CustomerUpsert,
+    Invoice,
+    InvoiceCreate,
+    InvoicePage,
+    InvoiceStatus,
+    Opportunity,
+    OpportunityActivationUpdate,
+    OpportunityPage,
+    OpportunityStage,
+    PaymentPage,
+    Project,
+    ProjectCreate,
+    StaffingDemand,
+    StaffingDemandCreate,
+    TimeEntryPage,
+)
 
 __all__ = ["SystemApiClient"]
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _params(**values: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif isinstance(value, dt.date | dt.datetime):
+            out[key] = value.isoformat()
+        else:
+            out[key] = getattr(value, "value", value)
+    return out
 
 
 class SystemApiClient(TierClient):
     tier = "system"
 
+    # CRM
     async def get_customer(self, account_id: str) -> Customer:
-        return await self._get(f"/system/v1/crm/accounts/{quote(account_id, safe='')}", Customer)
+        return await self._get(f"/system/v1/crm/accounts/{_seg(account_id)}", Customer)
+
+    async def list_customers(
+        self, *, limit: int = 50, cursor: str | None = None, modified_since: dt.datetime | None = None
+    ) -> CustomerPage:
+        params = _params(limit=limit, cursor=cursor, modified_since=modified_since)
+        return await self._get("/system/v1/crm/accounts", CustomerPage, params)
+
+    async def list_contacts(
+        self, account_id: str, *, limit: int = 50, cursor: str | None = None
+    ) -> ContactPage:
+        params = _params(limit=limit, cursor=cursor)
+        return await self._get(f"/system/v1/crm/accounts/{_seg(account_id)}/contacts", ContactPage, params)
 
     async def get_opportunity(self, opportunity_id: str) -> Opportunity:
-        return await self._get(f"/system/v1/crm/opportunities/{quote(opportunity_id, safe='')}", Opportunity)
+        return await self._get(f"/system/v1/crm/opportunities/{_seg(opportunity_id)}", Opportunity)
 
     async def list_opportunities(
         self,
-        account_id: str,
+        account_id: str | None = None,
         *,
         limit: int = 50,
         cursor: str | None = None,
         stage: OpportunityStage | None = None,
+        modified_since: dt.datetime | None = None,
     ) -> OpportunityPage:
-        params: dict[str, Any] = {"limit": limit}
-        if cursor:
-            params["cursor"] = cursor
-        if stage:
-            params["stage"] = stage.value
-        return await self._get(
-            f"/system/v1/crm/accounts/{quote(account_id, safe='')}/opportunities", OpportunityPage, params
+        params = _params(limit=limit, cursor=cursor, stage=stage, modified_since=modified_since)
+        path = (
+            f"/system/v1/crm/accounts/{_seg(account_id)}/opportunities"
+            if account_id
+            else "/system/v1/crm/opportunities"
         )
+        return await self._get(path, OpportunityPage, params)
+
+    async def update_opportunity_activation(
+        self, opportunity_id: str, update: OpportunityActivationUpdate, *, idempotency_key: str
+    ) -> Opportunity:
+        path = f"/system/v1/crm/opportunities/{_seg(opportunity_id)}/activation"
+        return await self._write("PATCH", path, Opportunity, update, idempotency_key=idempotency_key)
+
+    # PSA
+    async def get_psa_project(self, project_id: str) -> Project:
+        return await self._get(f"/system/v1/psa/projects/{_seg(project_id)}", Project)
+
+    async def create_psa_project(self, command: ProjectCreate, *, idempotency_key: str) -> Project:
+        return await self._post("/system/v1/psa/projects", Project, command, idempotency_key=idempotency_key)
+
+    async def close_psa_project(self, project_id: str, *, idempotency_key: str) -> Project:
+        path = f"/system/v1/psa/projects/{_seg(project_id)}/close"
+        return await self._write("POST", path, Project, idempotency_key=idempotency_key)
+
+    async def create_staffing_demand(
+        self, project_id: str, command: StaffingDemandCreate, *, idempotency_key: str
+    ) -> StaffingDemand:
+        path = f"/system/v1/psa/projects/{_seg(project_id)}/staffing-demands"
+        return await self._post(path, StaffingDemand, command, idempotency_key=idempotency_key)
+
+    async def list_time_entries(
+        self,
+        *,
+        project_id: str | None = None,
+        approved: bool | None = None,
+        date_from: dt.date | None = None,
+        date_to: dt.date | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> TimeEntryPage:
+        params = _params(
+            project_id=project_id,
+            approved=approved,
+            date_from=date_from,
+            date_to=date_to,
+            limit=limit,
+            cursor=cursor,
+        )
+        return await self._get("/system/v1/psa/time-entries", TimeEntryPage, params)
+
+    # ERP
+    async def upsert_erp_customer(self, command: CustomerUpsert, *, idempotency_key: str) -> Customer:
+        return await self._post(
+            "/system/v1/erp/customers", Customer, command, idempotency_key=idempotency_key
+        )
+
+    async def create_erp_project(self, command: ProjectCreate, *, idempotency_key: str) -> Project:
+        return await self._post("/system/v1/erp/projects", Project, command, idempotency_key=idempotency_key)
+
+    async def create_billing_schedule(
+        self, project_id: str, command: BillingScheduleCreate, *, idempotency_key: str
+    ) -> BillingSchedule:
+        path = f"/system/v1/erp/projects/{_seg(project_id)}/billing-schedules"
+        return await self._post(path, BillingSchedule, command, idempotency_key=idempotency_key)
+
+    async def void_billing_schedule(self, schedule_id: str, *, idempotency_key: str) -> BillingSchedule:
+        path = f"/system/v1/erp/billing-schedules/{_seg(schedule_id)}/void"
+        return await self._write("POST", path, BillingSchedule, idempotency_key=idempotency_key)
+
+    async def create_invoice(self, command: InvoiceCreate, *, idempotency_key: str) -> Invoice:
+        return await self._post("/system/v1/erp/invoices", Invoice, command, idempotency_key=idempotency_key)
+
+    async def list_invoices(
+        self,
+        *,
+        customer_id: str | None = None,
+        status: InvoiceStatus | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> InvoicePage:
+        params = _params(customer_id=customer_id, status=status, limit=limit, cursor=cursor)
+        return await self._get("/system/v1/erp/invoices", InvoicePage, params)
+
+    async def list_payments(
+        self,
+        *,
+        customer_id: str | None = None,
+        invoice_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> PaymentPage:
+        params = _params(customer_id=customer_id, invoice_id=invoice_id, limit=limit, cursor=cursor)
+        return await self._get("/system/v1/erp/payments", PaymentPage, params)

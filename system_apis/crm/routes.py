@@ -1,21 +1,47 @@
-"""System API routes for the CRM domain: canonical customers and opportunities."""
+"""System API routes for the CRM domain: customers, contacts, opportunities, and the activation write-back."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from litestar.di import NamedDependency
-from litestar.params import PathParameter, QueryParameter, SkipValidation
+from litestar.params import JSONBody, QueryParameter, SkipValidation
 
-from apis.problems import FieldError, ProblemError
 from apis.routing import VENDOR_ERRORS, operation
-from contracts.models import Customer, Opportunity, OpportunityPage, OpportunityStage
-from system_apis.crm.port import CrmPort, InvalidCursor
+from contracts.models import (
+    ContactPage,
+    Customer,
+    CustomerPage,
+    Opportunity,
+    OpportunityActivationUpdate,
+    OpportunityPage,
+    OpportunityStage,
+)
+from system_apis.crm.port import CrmPort
+from system_apis.params import Cursor, Limit, ModifiedSince, RecordIdPath, cursor_errors, since
 
 __all__ = ["crm_routes"]
 
-_ID = PathParameter(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The record's id in the CRM.")
+Crm = NamedDependency[SkipValidation[CrmPort]]
+AccountId = Annotated[str, RecordIdPath]
+Stage = Annotated[OpportunityStage | None, QueryParameter(description="Only opportunities in this stage.")]
 _TAGS = ["crm"]
+
+
+@operation(
+    "GET",
+    "/system/v1/crm/accounts",
+    operation_id="listCrmAccounts",
+    summary="List CRM accounts as canonical customers",
+    scopes=["system:read"],
+    errors=[404, *VENDOR_ERRORS],
+    tags=_TAGS,
+)
+async def list_accounts(
+    crm: Crm, limit: Limit = 50, cursor: Cursor = None, modified_since: ModifiedSince = None
+) -> CustomerPage:
+    with cursor_errors():
+        return await crm.list_customers(limit=limit, cursor=cursor, modified_since=since(modified_since))
 
 
 @operation(
@@ -27,10 +53,25 @@ _TAGS = ["crm"]
     errors=[404, *VENDOR_ERRORS],
     tags=_TAGS,
 )
-async def get_account(
-    account_id: Annotated[str, _ID], crm: NamedDependency[SkipValidation[CrmPort]]
-) -> Customer:
+async def get_account(account_id: AccountId, crm: Crm) -> Customer:
     return await crm.get_customer(account_id)
+
+
+@operation(
+    "GET",
+    "/system/v1/crm/accounts/{account_id:str}/contacts",
+    operation_id="listCrmAccountContacts",
+    summary="List an account's contacts",
+    scopes=["system:read"],
+    errors=[404, *VENDOR_ERRORS],
+    tags=_TAGS,
+)
+async def list_account_contacts(
+    account_id: AccountId, crm: Crm, limit: Limit = 50, cursor: Cursor = None
+) -> ContactPage:
+    await crm.get_customer(account_id)  # an unknown account is a 404, not an empty page
+    with cursor_errors():
+        return await crm.list_contacts(account_id, limit=limit, cursor=cursor)
 
 
 @operation(
@@ -44,40 +85,81 @@ async def get_account(
     tags=_TAGS,
 )
 async def list_account_opportunities(
-    account_id: Annotated[str, _ID],
-    crm: NamedDependency[SkipValidation[CrmPort]],
-    limit: Annotated[int, QueryParameter(ge=1, le=200, description="Page size (at most 200).")] = 50,
-    cursor: Annotated[
-        str | None, QueryParameter(max_length=512, description="Opaque cursor from a page.")
-    ] = None,
-    stage: Annotated[
-        OpportunityStage | None, QueryParameter(description="Only opportunities in this stage.")
-    ] = None,
+    account_id: AccountId,
+    crm: Crm,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    stage: Stage = None,
+    modified_since: ModifiedSince = None,
 ) -> OpportunityPage:
-    await crm.get_customer(account_id)  # an unknown account is a 404, not an empty page
-    try:
-        return await crm.list_opportunities(account_id, limit=limit, cursor=cursor, stage=stage)
-    except InvalidCursor:
-        raise ProblemError(
-            "validation-failed",
-            "The cursor is not one this API issued.",
-            errors=[FieldError(location="query", field="cursor", message="unknown or corrupted cursor")],
-        ) from None
+    await crm.get_customer(account_id)
+    with cursor_errors():
+        return await crm.list_opportunities(
+            account_id, limit=limit, cursor=cursor, stage=stage, modified_since=since(modified_since)
+        )
+
+
+@operation(
+    "GET",
+    "/system/v1/crm/opportunities",
+    operation_id="listCrmOpportunities",
+    summary="List opportunities across accounts, by stage or change time",
+    scopes=["system:read"],
+    errors=[404, *VENDOR_ERRORS],
+    tags=_TAGS,
+)
+async def list_opportunities(
+    crm: Crm,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    stage: Stage = None,
+    modified_since: ModifiedSince = None,
+) -> OpportunityPage:
+    with cursor_errors():
+        return await crm.list_opportunities(
+            None, limit=limit, cursor=cursor, stage=stage, modified_since=since(modified_since)
+        )
 
 
 @operation(
     "GET",
     "/system/v1/crm/opportunities/{opportunity_id:str}",
     operation_id="getCrmOpportunity",
-    summary="Read an opportunity in canonical shape",
+    summary="Read an opportunity with its deal milestones and rate card",
     scopes=["system:read"],
     errors=[404, *VENDOR_ERRORS],
     tags=_TAGS,
 )
-async def get_opportunity(
-    opportunity_id: Annotated[str, _ID], crm: NamedDependency[SkipValidation[CrmPort]]
-) -> Opportunity:
+async def get_opportunity(opportunity_id: Annotated[str, RecordIdPath], crm: Crm) -> Opportunity:
     return await crm.get_opportunity(opportunity_id)
 
 
-crm_routes = [get_account, list_account_opportunities, get_opportunity]
+@operation(
+    "PATCH",
+    "/system/v1/crm/opportunities/{opportunity_id:str}/activation",
+    operation_id="updateCrmOpportunityActivation",
+    summary="Write the activation outcome back to the opportunity",
+    description="Sets the activation status and the ids the deal now has in the PSA and ERP. Fields left out "
+    "are not changed; the same update twice changes nothing.",
+    scopes=["system:write"],
+    errors=[404, *VENDOR_ERRORS],
+    idempotency="required",
+    tags=_TAGS,
+)
+async def update_opportunity_activation(
+    opportunity_id: Annotated[str, RecordIdPath],
+    data: JSONBody[OpportunityActivationUpdate],
+    crm: Crm,
+) -> Opportunity:
+    return await crm.update_opportunity_activation(opportunity_id, data)
+
+
+crm_routes = [
+    list_accounts,
+    get_account,
+    list_account_contacts,
+    list_account_opportunities,
+    list_opportunities,
+    get_opportunity,
+    update_opportunity_activation,
+]

@@ -1,0 +1,260 @@
+"""System API routes for the ERP domain: customer master, projects as billed, billing schedules, invoices
+and payments. Every write is idempotent twice over: the gateway's Idempotency-Key replays an answer, and
+the adapter's vendor mechanism (external ids, NetSuite idempotency keys) never creates a second record."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Response
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, QueryParameter, SkipValidation
+
+from apis.routing import VENDOR_ERRORS, operation
+from contracts.models import (
+    BillingSchedule,
+    BillingScheduleCreate,
+    Customer,
+    CustomerPage,
+    CustomerUpsert,
+    Invoice,
+    InvoiceCreate,
+    InvoicePage,
+    InvoiceStatus,
+    PaymentPage,
+    Project,
+    ProjectCreate,
+)
+from system_apis.erp.port import ErpPort, InvoiceFilter
+from system_apis.params import (
+    Cursor,
+    Limit,
+    ModifiedSince,
+    RecordIdPath,
+    created_or_found,
+    cursor_errors,
+    since,
+)
+
+__all__ = ["erp_routes"]
+
+Erp = NamedDependency[SkipValidation[ErpPort]]
+Id = Annotated[str, RecordIdPath]
+IdFilter = Annotated[str | None, QueryParameter(pattern=r"^[A-Za-z0-9_:.-]{1,64}$")]
+_TAGS = ["erp"]
+
+
+@operation(
+    "GET",
+    "/system/v1/erp/customers",
+    operation_id="listErpCustomers",
+    summary="List ERP customers",
+    scopes=["system:read"],
+    errors=[404, *VENDOR_ERRORS],
+    tags=_TAGS,
+)
+async def list_customers(
+    erp: Erp, limit: Limit = 50, cursor: Cursor = None, modified_since: ModifiedSince = None
+) -> CustomerPage:
+    with cursor_errors():
+        return await erp.list_customers(limit=limit, cursor=cursor, modified_since=since(modified_since))
+
+
+@operation(
+    "GET",
+    "/system/v1/erp/customers/{customer_id:str}",
+    operation_id="getErpCustomer",
+    summary="Read an ERP customer",
+    scopes=["system:read"],
+    errors=[404, *VENDOR_ERRORS],
+    tags=_TAGS,
+)
+async def get_customer(customer_id: Id, erp: Erp) -> Customer:
+    return await erp.get_customer(customer_id)
+
+
+@operation(
+    "POST",
+    "/system/v1/erp/customers",
+    operation_id="upsertErpCustomer",
+    summary="Create or update the ERP customer for a CRM account",
+    description="Matched on `crm_customer_id`. The CRM owns name and hierarchy; the ERP owns billing and tax "
+    "fields, which are only filled in when the ERP has none.",
+    scopes=["system:write"],
+    errors=[404, *VENDOR_ERRORS],
+    idempotency="required",
+    success={201: (Customer, "Created."), 200: (Customer, "Updated the existing customer.")},
+    tags=_TAGS,
+)
+async def upsert_customer(data: JSONBody[CustomerUpsert], erp: Erp) -> Response[Any]:
+    customer, created = await erp.upsert_customer(data)
+    return created_or_found(customer, created, f"/system/v1/erp/customers/{customer.id}")
+
+
+@operation(
+    "GET",
+    "/system/v1/erp/projects/{project_id:str}",
+    operation_id="getErpProject",
+    summary="Read a project as billed",
+    scopes=["system:read"],
+    errors=[404, *VENDOR_ERRORS],
+    tags=_TAGS,
+)
+async def get_project(project_id: Id, erp: Erp) -> Project:
+    return await erp.get_project(project_id)
+
+
+@operation(
+    "POST",
+    "/system/v1/erp/projects",
+    operation_id="createErpProject",
+    summary="Create the billing project",
+    description="One project per `external_key`; `customer_id` is the ERP customer's id.",
+    scopes=["system:write"],
+    errors=[404, *VENDOR_ERRORS],
+    idempotency="required",
+    success={201: (Project, "Created."), 200: (Project, "A project already existed for this external_key.")},
+    tags=_TAGS,
+)
+async def create_project(data: JSONBody[ProjectCreate], erp: Erp) -> Response[Any]:
+    project, created = await erp.create_project(data)
+    return created_or_found(project, created, f"/system/v1/erp/projects/{project.id}")
+
+
+@operation(
+    "POST",
+    "/system/v1/erp/projects/{project_id:str}/billing-schedules",
+    operation_id="createErpBillingSchedule",
+    summary="Create a project's billing schedule",
+    description="One schedule per `external_key`.",
+    scopes=["system:write"],
+    errors=[404, *VENDOR_ERRORS],
+    idempotency="required",
+    success={201: (BillingSchedule, "Created."), 200: (BillingSchedule, "Already created for this key.")},
+    tags=_TAGS,
+)
+async def create_billing_schedule(
+    project_id: Id, data: JSONBody[BillingScheduleCreate], erp: Erp
+) -> Response[Any]:
+    schedule, created = await erp.create_billing_schedule(project_id, data)
+    return created_or_found(schedule, created, f"/system/v1/erp/billing-schedules/{schedule.id}")
+
+
+@operation(
+    "GET",
+    "/system/v1/erp/billing-schedules/{schedule_id:str}",
+    operation_id="getErpBillingSchedule",
+    summary="Read a billing schedule",
+    scopes=["system:read"],
+    errors=[404, *VENDOR_ERRORS],
+    tags=_TAGS,
+)
+async def get_billing_schedule(schedule_id: Id, erp: Erp) -> BillingSchedule:
+    return await erp.get_billing_schedule(schedule_id)
+
+
+@operation(
+    "POST",
+    "/system/v1/erp/billing-schedules/{schedule_id:str}/void",
+    operation_id="voidErpBillingSchedule",
+    summary="Void a billing schedule (nothing more is billed from it)",
+    scopes=["system:write"],
+    errors=[404, *VENDOR_ERRORS],
+    idempotency="required",
+    status_code=200,
+    tags=_TAGS,
+)
+async def void_billing_schedule(schedule_id: Id, erp: Erp) -> BillingSchedule:
+    return await erp.void_billing_schedule(schedule_id)
+
+
+@operation(
+    "GET",
+    "/system/v1/erp/invoices",
+    operation_id="listErpInvoices",
+    summary="List invoices by customer and status",
+    scopes=["system:read"],
+    errors=[404, *VENDOR_ERRORS],
+    tags=_TAGS,
+)
+async def list_invoices(
+    erp: Erp,
+    customer_id: IdFilter = None,
+    status: Annotated[
+        InvoiceStatus | None, QueryParameter(description="Only invoices in this status.")
+    ] = None,
+    modified_since: ModifiedSince = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> InvoicePage:
+    query = InvoiceFilter(customer_id=customer_id, status=status, modified_since=since(modified_since))
+    with cursor_errors():
+        return await erp.list_invoices(query, limit=limit, cursor=cursor)
+
+
+@operation(
+    "GET",
+    "/system/v1/erp/invoices/{invoice_id:str}",
+    operation_id="getErpInvoice",
+    summary="Read an invoice with its lines, status and balance",
+    scopes=["system:read"],
+    errors=[404, *VENDOR_ERRORS],
+    tags=_TAGS,
+)
+async def get_invoice(invoice_id: Id, erp: Erp) -> Invoice:
+    return await erp.get_invoice(invoice_id)
+
+
+@operation(
+    "POST",
+    "/system/v1/erp/invoices",
+    operation_id="createErpInvoice",
+    summary="Raise an invoice",
+    description="One invoice per `external_key`, so a retried or replayed billing run never bills twice.",
+    scopes=["system:write"],
+    errors=[404, *VENDOR_ERRORS],
+    idempotency="required",
+    success={201: (Invoice, "Created."), 200: (Invoice, "Already raised for this external_key.")},
+    tags=_TAGS,
+)
+async def create_invoice(data: JSONBody[InvoiceCreate], erp: Erp) -> Response[Any]:
+    invoice, created = await erp.create_invoice(data)
+    return created_or_found(invoice, created, f"/system/v1/erp/invoices/{invoice.id}")
+
+
+@operation(
+    "GET",
+    "/system/v1/erp/payments",
+    operation_id="listErpPayments",
+    summary="List payments by customer or invoice",
+    scopes=["system:read"],
+    errors=[404, *VENDOR_ERRORS],
+    tags=_TAGS,
+)
+async def list_payments(
+    erp: Erp,
+    customer_id: IdFilter = None,
+    invoice_id: IdFilter = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> PaymentPage:
+    with cursor_errors():
+        return await erp.list_payments(
+            customer_id=customer_id, invoice_id=invoice_id, limit=limit, cursor=cursor
+        )
+
+
+erp_routes = [
+    list_customers,
+    get_customer,
+    upsert_customer,
+    get_project,
+    create_project,
+    create_billing_schedule,
+    get_billing_schedule,
+    void_billing_schedule,
+    list_invoices,
+    get_invoice,
+    create_invoice,
+    list_payments,
+]
