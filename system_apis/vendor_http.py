@@ -122,15 +122,23 @@ class VendorHttpConfig(msgspec.Struct, kw_only=True, frozen=True):
     breaker: BreakerPolicy = BreakerPolicy()
 
 
-def vendor_http_config(connection: VendorConnection, base_url: str) -> VendorHttpConfig:
-    """The client config for a vendor from its settings (one mapping, shared by every adapter)."""
+def vendor_http_config(
+    connection: VendorConnection,
+    base_url: str,
+    *,
+    retry: RetryPolicy | None = None,
+    breaker: BreakerPolicy | None = None,
+) -> VendorHttpConfig:
+    """The client config for a vendor from its settings (one mapping, shared by every adapter); tests may
+    pass their own retry and breaker policies."""
     return VendorHttpConfig(
         base_url=base_url,
         timeout_seconds=connection.timeout_seconds,
         connect_timeout_seconds=connection.connect_timeout_seconds,
         max_connections=connection.max_connections,
-        retry=RetryPolicy(max_attempts=connection.retry_max_attempts),
-        breaker=BreakerPolicy(
+        retry=retry or RetryPolicy(max_attempts=connection.retry_max_attempts),
+        breaker=breaker
+        or BreakerPolicy(
             failure_threshold=connection.breaker_failure_threshold,
             cooldown_seconds=connection.breaker_cooldown_seconds,
         ),

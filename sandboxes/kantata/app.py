@@ -126,7 +126,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath, JSONBody
 from litestar.types import ASGIApp as LitestarASGIApp
 
-from sandboxes.faults import ASGIApp, FaultInjector, Message, Receive, Scope, Send, relative_path, with_faults
+from sandboxes.faults import ASGIApp, FaultInjector, Receive, Scope, Send, relative_path, with_faults
 from sandboxes.kantata.data import (
     ADMIN_USER_ID,
     CURRENCY_SYMBOLS,
@@ -139,6 +139,7 @@ from sandboxes.kantata.data import (
     format_timestamp,
     status_of,
 )
+from sandboxes.request_log import RequestLog, RequestLogEntry
 
 __all__ = [
     "ADMIN_PREFIX",
@@ -208,14 +209,6 @@ def _not_found(kind: str) -> KantataError:
 
 def _no_route() -> KantataError:
     return KantataError.system(404, "The requested route does not exist")
-
-
-class RequestLogEntry(msgspec.Struct, frozen=True):
-    """One served request, as listed by ``GET /__sandbox/stats``."""
-
-    method: str
-    path: str
-    status: int
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -509,9 +502,7 @@ def _prepare_workspace(
     _check_dates(record, "start_date", "due_date", errors)
 
 
-def _prepare_story(
-    sandbox: KantataSandbox, record: Record, existing: Record | None, errors: _Errors
-) -> None:
+def _prepare_story(sandbox: KantataSandbox, record: Record, existing: Record | None, errors: _Errors) -> None:
     if existing is None:
         defaults: Record = {
             "description": None,
@@ -1527,37 +1518,6 @@ class _ApiGate:
         await self.app(scope, receive, send)
 
 
-class _RequestLog:
-    """Records method, path and final status of every non-admin request, faults included."""
-
-    def __init__(self, app: ASGIApp, sandbox: KantataSandbox) -> None:
-        self.app = app
-        self.sandbox = sandbox
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = relative_path(scope)
-        if scope["type"] != "http" or path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
-            await self.app(scope, receive, send)
-            return
-        # 499 (nginx's "client closed request") when nothing was answered, e.g. a hang fault the client
-        # gave up on; 500 if the app blew up before answering.
-        status = 499
-
-        async def recording_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, recording_send)
-        except Exception:
-            status = 500 if status == 499 else status
-            raise
-        finally:
-            self.sandbox.request_log.append(RequestLogEntry(scope.get("method", "GET"), path, status))
-
-
 def create_kantata_sandbox(settings: KantataSandboxSettings | None = None) -> Litestar:
     """Build a fresh sandbox account as a Litestar app.
 
@@ -1587,6 +1547,10 @@ def create_kantata_sandbox(settings: KantataSandboxSettings | None = None) -> Li
     # handler (inside Litestar.__call__, which still owns lifespan and scope setup) rather than being route
     # middleware, which Litestar only runs for matched routes.
     router = cast("ASGIApp", app.asgi_handler)
-    wrapped = _RequestLog(with_faults(_ApiGate(router, sandbox), sandbox.faults, ADMIN_PREFIX), sandbox)
+    wrapped = RequestLog(
+        with_faults(_ApiGate(router, sandbox), sandbox.faults, ADMIN_PREFIX),
+        lambda entry: sandbox.request_log.append(entry),
+        ADMIN_PREFIX,
+    )
     app.asgi_handler = cast("LitestarASGIApp", wrapped)
     return app

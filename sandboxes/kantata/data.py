@@ -187,16 +187,34 @@ _ROLE_BY_NAME = {name: role_id for role_id, name in ROLES.items()}
 # Standard bill rates per hour, in cents; GBP and EUR cards are set separately, not converted.
 _RATE_CARDS: Mapping[str, Mapping[str, int]] = {
     "USD": {
-        "4201": 29500, "4202": 22000, "4203": 26500, "4204": 23500,
-        "4205": 17500, "4206": 21000, "4207": 15000, "4208": 22500,
+        "4201": 29500,
+        "4202": 22000,
+        "4203": 26500,
+        "4204": 23500,
+        "4205": 17500,
+        "4206": 21000,
+        "4207": 15000,
+        "4208": 22500,
     },
     "GBP": {
-        "4201": 23000, "4202": 17000, "4203": 21000, "4204": 18500,
-        "4205": 13500, "4206": 16500, "4207": 11500, "4208": 17500,
+        "4201": 23000,
+        "4202": 17000,
+        "4203": 21000,
+        "4204": 18500,
+        "4205": 13500,
+        "4206": 16500,
+        "4207": 11500,
+        "4208": 17500,
     },
     "EUR": {
-        "4201": 26000, "4202": 19500, "4203": 24000, "4204": 21000,
-        "4205": 15500, "4206": 19000, "4207": 13500, "4208": 20000,
+        "4201": 26000,
+        "4202": 19500,
+        "4203": 24000,
+        "4204": 21000,
+        "4205": 15500,
+        "4206": 19000,
+        "4207": 13500,
+        "4208": 20000,
     },
 }
 
@@ -271,22 +289,38 @@ _PEOPLE = (
     _Person(11, "Samuel Adeyemi", f"samuel.adeyemi@{_STAFF_DOMAIN}", "Data Scientist"),
     _Person(12, "Charlotte Dubois", f"charlotte.dubois@{_STAFF_DOMAIN}", "Project Manager"),
     _Person(
-        13, "Grace Holloway", "grace.holloway@northwind-health.example",
-        "Director of Clinical Informatics", "Northwind Health Systems",
+        13,
+        "Grace Holloway",
+        "grace.holloway@northwind-health.example",
+        "Director of Clinical Informatics",
+        "Northwind Health Systems",
     ),
     _Person(
-        14, "Michael Tran", "michael.tran@globex-ps.example", "VP Operations",
+        14,
+        "Michael Tran",
+        "michael.tran@globex-ps.example",
+        "VP Operations",
         "Globex Professional Services",
     ),
     _Person(
-        15, "Martin Schulz", "martin.schulz@initech-software.example", "CIO", "Initech Software GmbH",
+        15,
+        "Martin Schulz",
+        "martin.schulz@initech-software.example",
+        "CIO",
+        "Initech Software GmbH",
     ),
     _Person(
-        16, "Hannah Price", "hannah.price@umbrella-life.example", "Head of Data Platforms",
+        16,
+        "Hannah Price",
+        "hannah.price@umbrella-life.example",
+        "Head of Data Platforms",
         "Umbrella Life Sciences Ltd",
     ),
     _Person(
-        17, "Victor Alvarez", "victor.alvarez@stark-industrial.example", "Plant Systems Director",
+        17,
+        "Victor Alvarez",
+        "victor.alvarez@stark-industrial.example",
+        "Plant Systems Director",
         "Stark Industrial Manufacturing Inc",
     ),
 )
@@ -296,7 +330,6 @@ _CONSULTANTS = tuple(
 )
 _CLIENT_BY_ACCOUNT = {p.client_account: p.id for p in _PEOPLE if p.client_account is not None}
 _ROLE_OF_USER = {p.id: _ROLE_BY_NAME[p.headline] for p in _PEOPLE if p.headline in _ROLE_BY_NAME}
-
 
 
 def default_rate_in_cents(user_id: str, currency: str) -> int:
@@ -359,37 +392,75 @@ def _derived_status(plan: _Plan) -> int:
 
 _UNLINKED_PLANS = (
     _Plan(
-        INTERNAL_WORKSPACE_ID, "Stratum Consulting - Practice Development FY26",
-        "Internal: methods, accelerators and certification time. Not billable.", "USD", None,
-        date(2025, 7, 1), date(2026, 6, 30), None, internal=True, time_entries=48,
+        INTERNAL_WORKSPACE_ID,
+        "Stratum Consulting - Practice Development FY26",
+        "Internal: methods, accelerators and certification time. Not billable.",
+        "USD",
+        None,
+        date(2025, 7, 1),
+        date(2026, 6, 30),
+        None,
+        internal=True,
+        time_entries=48,
     ),
     _Plan(
-        EUR_WORKSPACE_ID, "Initech - Cloud Cost Optimisation",
-        "FinOps review of the Azure estate; created in Kantata before the CRM integration existed.", "EUR",
-        6_480_000, date(2025, 12, 1), date(2026, 4, 30), "Initech Software GmbH",
-        billing_model="Time and Materials", time_entries=36,
+        EUR_WORKSPACE_ID,
+        "Initech - Cloud Cost Optimisation",
+        "FinOps review of the Azure estate; created in Kantata before the CRM integration existed.",
+        "EUR",
+        6_480_000,
+        date(2025, 12, 1),
+        date(2026, 4, 30),
+        "Initech Software GmbH",
+        billing_model="Time and Materials",
+        time_entries=36,
     ),
     _Plan(
-        GBP_WORKSPACE_ID, "Umbrella - Pharmacovigilance Data Pipeline",
+        GBP_WORKSPACE_ID,
+        "Umbrella - Pharmacovigilance Data Pipeline",
         "Adverse-event intake pipeline and signal dashboards; change order to an earlier engagement.",
-        "GBP", 11_250_000, date(2025, 11, 17), date(2026, 5, 29), "Umbrella Life Sciences Ltd",
-        billing_model="Milestone", time_entries=40,
+        "GBP",
+        11_250_000,
+        date(2025, 11, 17),
+        date(2026, 5, 29),
+        "Umbrella Life Sciences Ltd",
+        billing_model="Milestone",
+        time_entries=40,
     ),
     _Plan(
-        ARCHIVED_WORKSPACE_ID, "Initech - SAP Basis Support 2025",
-        "Annual Basis support retainer, closed out at year end.", "EUR", 4_200_000,
-        date(2025, 1, 6), date(2025, 12, 19), "Initech Software GmbH",
-        billing_model="Retainer", time_entries=12, archived=True,
+        ARCHIVED_WORKSPACE_ID,
+        "Initech - SAP Basis Support 2025",
+        "Annual Basis support retainer, closed out at year end.",
+        "EUR",
+        4_200_000,
+        date(2025, 1, 6),
+        date(2025, 12, 19),
+        "Initech Software GmbH",
+        billing_model="Retainer",
+        time_entries=12,
+        archived=True,
     ),
     _Plan(
-        PLANNED_WORKSPACE_ID, "Wayne Capital - Stress Testing Support",
-        "CCAR stress-testing support; kick-off pending the client's data-room access.", "USD", 9_600_000,
-        date(2026, 4, 6), date(2026, 8, 28), None, billing_model="Time and Materials", time_entries=0,
+        PLANNED_WORKSPACE_ID,
+        "Wayne Capital - Stress Testing Support",
+        "CCAR stress-testing support; kick-off pending the client's data-room access.",
+        "USD",
+        9_600_000,
+        date(2026, 4, 6),
+        date(2026, 8, 28),
+        None,
+        billing_model="Time and Materials",
+        time_entries=0,
     ),
     _Plan(
-        _workspace_id(8), "Globex UK - Finance Shared Services Review",
-        "Diagnostic of the UK shared-services centre ahead of the operating-model work.", "GBP", 3_850_000,
-        date(2026, 1, 12), date(2026, 3, 27), "Globex Professional Services",
+        _workspace_id(8),
+        "Globex UK - Finance Shared Services Review",
+        "Diagnostic of the UK shared-services centre ahead of the operating-model work.",
+        "GBP",
+        3_850_000,
+        date(2026, 1, 12),
+        date(2026, 3, 27),
+        "Globex Professional Services",
         billing_model="Fixed Fee",
     ),
 )
@@ -469,10 +540,16 @@ def _plans(seed: int) -> tuple[_Plan, ...]:
             # Only if a Salesforce seed had almost no wins: keep the well-known ids, without a link.
             plans.append(
                 _Plan(
-                    workspace_id, f"Northwind Health - Analytics Programme {index + 1}", "", "USD",
+                    workspace_id,
+                    f"Northwind Health - Analytics Programme {index + 1}",
+                    "",
+                    "USD",
                     15_000_000,
-                    SEED_DATE - _TIME_HISTORY, SEED_DATE + timedelta(days=90), "Northwind Health Systems",
-                    billing_model="Time and Materials", time_entries=demo_counts[index],
+                    SEED_DATE - _TIME_HISTORY,
+                    SEED_DATE + timedelta(days=90),
+                    "Northwind Health Systems",
+                    billing_model="Time and Materials",
+                    time_entries=demo_counts[index],
                 )
             )
     plans.extend(_UNLINKED_PLANS)
@@ -669,8 +746,13 @@ class _SeedBuilder:
             first = plan.start + timedelta(days=span * index // len(phases))
             last = plan.start + timedelta(days=span * (index + 1) // len(phases) - 1)
             milestone = self._story(
-                workspace, phase_title, "milestone", first, last,
-                None if budget is None else budget // len(phases), None,
+                workspace,
+                phase_title,
+                "milestone",
+                first,
+                last,
+                None if budget is None else budget // len(phases),
+                None,
             )
             for title in task_titles[: self.rng.randrange(1, 4)]:
                 tasks.append(self._story(workspace, title, "task", first, last, None, milestone["id"]))

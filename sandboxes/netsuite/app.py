@@ -44,7 +44,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
 from litestar.types import ASGIApp as LitestarASGIApp
 
-from sandboxes.faults import ASGIApp, FaultInjector, Message, Receive, Scope, Send, relative_path, with_faults
+from sandboxes.faults import ASGIApp, FaultInjector, Receive, Scope, Send, relative_path, with_faults
 from sandboxes.netsuite.data import (
     ACCOUNT_ID,
     DEV_CERTIFICATE_ID,
@@ -66,6 +66,7 @@ from sandboxes.netsuite.suiteql import (
     compile_record_query,
     compile_suiteql,
 )
+from sandboxes.request_log import RequestLog, RequestLogEntry
 
 __all__ = [
     "ADMIN_PREFIX",
@@ -201,14 +202,6 @@ class Outcome:
     body: Any = None
 
 
-class RequestLogEntry(msgspec.Struct, frozen=True):
-    """One served request, as listed by ``GET /__sandbox/stats``."""
-
-    method: str
-    path: str
-    status: int
-
-
 @dataclass(slots=True)
 class _Job:
     id: str
@@ -239,8 +232,10 @@ def _not_found(path: str | None = "id") -> NetSuiteError:
 
 
 def _copy(record: Record) -> Record:
-    return {key: [dict(line) for line in value] if isinstance(value, list) else value
-            for key, value in record.items()}
+    return {
+        key: [dict(line) for line in value] if isinstance(value, list) else value
+        for key, value in record.items()
+    }
 
 
 def _money(value: float) -> float:
@@ -387,8 +382,11 @@ class NetSuiteSandbox:
 
     def by_external_id(self, rtype: RecordType, external_id: str) -> Record | None:
         return next(
-            (record for record in self.records[rtype.name].values()
-             if record.get("externalId") == external_id),
+            (
+                record
+                for record in self.records[rtype.name].values()
+                if record.get("externalId") == external_id
+            ),
             None,
         )
 
@@ -426,7 +424,11 @@ class NetSuiteSandbox:
         return value
 
     def render(
-        self, base: str, rtype: RecordType, record: Record, fields: set[str] | None = None,
+        self,
+        base: str,
+        rtype: RecordType,
+        record: Record,
+        fields: set[str] | None = None,
         expand: bool = False,
     ) -> dict[str, Any]:
         """A record as NetSuite shows it: ``links`` first, empty fields left out, sublists as links."""
@@ -480,8 +482,10 @@ class NetSuiteSandbox:
                 ) from None
             records = [record for record in records if matches(record)]
         items = [
-            {"links": [{"rel": "self", "href": self.record_url(base, rtype.name, record["id"])}],
-             "id": record["id"]}
+            {
+                "links": [{"rel": "self", "href": self.record_url(base, rtype.name, record["id"])}],
+                "id": record["id"],
+            }
             for record in records[offset : offset + limit]
         ]
         extra = {} if q is None else {"q": q}
@@ -565,9 +569,11 @@ class NetSuiteSandbox:
                     if rtype.name not in ref.ref_types:
                         continue
                     for record in self.records[other.name].values():
-                        values = [record.get(ref.name)] if spec.kind == "ref" else [
-                            line.get(ref.name) for line in record.get(spec.name) or []
-                        ]
+                        values = (
+                            [record.get(ref.name)]
+                            if spec.kind == "ref"
+                            else [line.get(ref.name) for line in record.get(spec.name) or []]
+                        )
                         if record_id in values and not (other is rtype and record["id"] == record_id):
                             return True
         return False
@@ -700,9 +706,7 @@ class NetSuiteSandbox:
     def coerce_lines(self, spec: FieldSpec, value: Any, path: str) -> list[Record]:
         items = value.get("items") if isinstance(value, dict) else None
         if not isinstance(items, list):
-            raise NetSuiteError(
-                400, _BAD_CONTENT, f'The sublist {spec.name} takes {{"items": [...]}}.', path
-            )
+            raise NetSuiteError(400, _BAD_CONTENT, f'The sublist {spec.name} takes {{"items": [...]}}.', path)
         lines: list[Record] = []
         for index, item in enumerate(items):
             line_path = f"{path}.items[{index}]"
@@ -815,8 +819,11 @@ class NetSuiteSandbox:
         if source_id is None:
             return
         origin = next(
-            (self.records[type_name][source_id] for type_name in ("customer", "job", "employee")
-             if source_id in self.records[type_name]),
+            (
+                self.records[type_name][source_id]
+                for type_name in ("customer", "job", "employee")
+                if source_id in self.records[type_name]
+            ),
             None,
         )
         for name in names:
@@ -891,9 +898,11 @@ class NetSuiteSandbox:
                 amount = line["amount"] if line["amount"] is not None else _money(min(due, available))
                 if amount <= 0 or amount > due + 0.005:
                     raise NetSuiteError(
-                        400, "USER_ERROR",
+                        400,
+                        "USER_ERROR",
                         f"The amount applied to invoice {target['tranId']} must be between 0 and its amount "
-                        f"due ({due}).", path,
+                        f"due ({due}).",
+                        path,
                     )
                 available = _money(available - amount)
                 if available < -0.005:
@@ -992,8 +1001,9 @@ _Sandbox: TypeAlias = NamedDependency[NetSuiteSandbox]
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _json(payload: Any, status: int = 200, media: str = _SINGULAR, headers: Mapping[str, str] | None = None
-          ) -> Response[bytes]:
+def _json(
+    payload: Any, status: int = 200, media: str = _SINGULAR, headers: Mapping[str, str] | None = None
+) -> Response[bytes]:
     return Response(msgspec.json.encode(payload), status_code=status, media_type=media, headers=headers)
 
 
@@ -1411,37 +1421,6 @@ class _Governor:
             sandbox.in_flight -= 1
 
 
-class _RequestLog:
-    """Records method, path and final status of every non-admin request, faults and 429s included."""
-
-    def __init__(self, app: ASGIApp, sandbox: NetSuiteSandbox) -> None:
-        self.app = app
-        self.sandbox = sandbox
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = relative_path(scope)
-        if scope["type"] != "http" or path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
-            await self.app(scope, receive, send)
-            return
-        # 499 (nginx's "client closed request") when nothing was answered, e.g. a hang fault the client
-        # gave up on; 500 if the app blew up before answering.
-        status = 499
-
-        async def recording_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, recording_send)
-        except Exception:
-            status = 500 if status == 499 else status
-            raise
-        finally:
-            self.sandbox.request_log.append(RequestLogEntry(scope.get("method", "GET"), path, status))
-
-
 def create_netsuite_sandbox(settings: NetSuiteSandboxSettings | None = None) -> Litestar:
     """Build a fresh sandbox account as a Litestar app.
 
@@ -1488,6 +1467,8 @@ def create_netsuite_sandbox(settings: NetSuiteSandboxSettings | None = None) -> 
     # handler (inside Litestar.__call__, which still owns lifespan and scope setup).
     router = cast("ASGIApp", app.asgi_handler)
     gated = with_faults(_AuthGate(router, sandbox), sandbox.faults, ADMIN_PREFIX)
-    app.asgi_handler = cast("LitestarASGIApp", _RequestLog(_Governor(gated, sandbox), sandbox))
+    app.asgi_handler = cast(
+        "LitestarASGIApp",
+        RequestLog(_Governor(gated, sandbox), lambda entry: sandbox.request_log.append(entry), ADMIN_PREFIX),
+    )
     return app
-

@@ -178,7 +178,17 @@ def dev_public_key_pem() -> str:
 # ---------------------------------------------------------------------------------------------------------
 
 FieldKind = Literal[
-    "id", "text", "email", "date", "datetime", "boolean", "money", "number", "integer", "ref", "enum",
+    "id",
+    "text",
+    "email",
+    "date",
+    "datetime",
+    "boolean",
+    "money",
+    "number",
+    "integer",
+    "ref",
+    "enum",
     "sublist",
 ]
 
@@ -603,12 +613,30 @@ def _setup_records() -> dict[str, dict[str, Record]]:
         "4": {"id": "4", "name": "Euro", "symbol": "EUR", "isBaseCurrency": False},
     }
     subsidiaries = {
-        "1": {"id": "1", "name": "Stratum Consulting Inc.", "legalName": "Stratum Consulting Inc.",
-              "country": "US", "currency": "1", "externalId": "US01"},
-        "2": {"id": "2", "name": "Stratum Consulting UK Ltd", "legalName": "Stratum Consulting UK Limited",
-              "country": "GB", "currency": "2", "externalId": "GB01"},
-        "3": {"id": "3", "name": "Stratum Consulting GmbH", "legalName": "Stratum Consulting GmbH",
-              "country": "DE", "currency": "4", "externalId": "DE01"},
+        "1": {
+            "id": "1",
+            "name": "Stratum Consulting Inc.",
+            "legalName": "Stratum Consulting Inc.",
+            "country": "US",
+            "currency": "1",
+            "externalId": "US01",
+        },
+        "2": {
+            "id": "2",
+            "name": "Stratum Consulting UK Ltd",
+            "legalName": "Stratum Consulting UK Limited",
+            "country": "GB",
+            "currency": "2",
+            "externalId": "GB01",
+        },
+        "3": {
+            "id": "3",
+            "name": "Stratum Consulting GmbH",
+            "legalName": "Stratum Consulting GmbH",
+            "country": "DE",
+            "currency": "4",
+            "externalId": "DE01",
+        },
     }
     terms = {
         _NET_15: {"id": _NET_15, "name": "Net 15", "daysUntilNetDue": 15},
@@ -618,9 +646,13 @@ def _setup_records() -> dict[str, dict[str, Record]]:
     }
     employees = {
         str(number): {
-            "id": str(number), "entityId": f"{first} {last}", "firstName": first, "lastName": last,
+            "id": str(number),
+            "entityId": f"{first} {last}",
+            "firstName": first,
+            "lastName": last,
             "email": f"{first.lower()}.{last.lower()}@stratum-consulting.example",
-            "subsidiary": SUBSIDIARY_IDS[entity], "laborCost": cost,
+            "subsidiary": SUBSIDIARY_IDS[entity],
+            "laborCost": cost,
         }
         for number, (first, last, entity, cost) in enumerate(_EMPLOYEES, start=8)
     }
@@ -629,7 +661,10 @@ def _setup_records() -> dict[str, dict[str, Record]]:
         for item_id, (code, name, rate) in _ITEMS.items()
     }
     groups: dict[str, dict[str, Record]] = {
-        "currency": currencies, "subsidiary": subsidiaries, "term": terms, "employee": employees,
+        "currency": currencies,
+        "subsidiary": subsidiaries,
+        "term": terms,
+        "employee": employees,
         "serviceItem": items,
     }
     for records in groups.values():
@@ -720,57 +755,155 @@ class _CustomerSeed:
 
 
 _WELL_KNOWN_CUSTOMERS = (
-    _CustomerSeed(GLOBEX_CUSTOMER_ID, "Globex Professional Services", "US01", "globex-ps.example",
-                  "94-3216547", external_id=salesforce.BIG_ACCOUNT_ID),
+    _CustomerSeed(
+        GLOBEX_CUSTOMER_ID,
+        "Globex Professional Services",
+        "US01",
+        "globex-ps.example",
+        "94-3216547",
+        external_id=salesforce.BIG_ACCOUNT_ID,
+    ),
     # Keyed in by finance years ago: same company as the Salesforce account (same tax id, same domain in
     # another spelling), different punctuation, no link.
-    _CustomerSeed(DUPLICATE_CUSTOMER_ID, "Wayne Capital Partners, L.L.C.", "US01", "wayne-capital.example",
-                  "04-7654321", url="http://wayne-capital.example/"),
-    _CustomerSeed(DEMO_CUSTOMER_ID, "Contoso Pharmaceuticals Inc", "US01", "contoso-pharma.example",
-                  "23-1234567"),
-    _CustomerSeed(UK_CUSTOMER_ID, "Fabrikam Retail Group plc", "GB01", "fabrikam-retail.example",
-                  "GB246813579"),
-    _CustomerSeed(DE_CUSTOMER_ID, "Müller & Söhne Maschinenbau AG", "DE01", "mueller-soehne.example",
-                  "DE298765432"),
-    _CustomerSeed(INACTIVE_CUSTOMER_ID, "Tyrell Advisory Corp", "US01", "tyrell-advisory.example",
-                  "36-9876543", inactive=True),
-    _CustomerSeed(CHILD_CUSTOMER_ID, "Globex Federal Services LLC", "US01", "globex-federal.example",
-                  "52-1472583", parent=GLOBEX_CUSTOMER_ID),
-    _CustomerSeed(APOSTROPHE_CUSTOMER_ID, "O'Neill & Partners LLP", "GB01", "oneill-partners.example",
-                  "GB135792468"),
+    _CustomerSeed(
+        DUPLICATE_CUSTOMER_ID,
+        "Wayne Capital Partners, L.L.C.",
+        "US01",
+        "wayne-capital.example",
+        "04-7654321",
+        url="http://wayne-capital.example/",
+    ),
+    _CustomerSeed(
+        DEMO_CUSTOMER_ID, "Contoso Pharmaceuticals Inc", "US01", "contoso-pharma.example", "23-1234567"
+    ),
+    _CustomerSeed(
+        UK_CUSTOMER_ID, "Fabrikam Retail Group plc", "GB01", "fabrikam-retail.example", "GB246813579"
+    ),
+    _CustomerSeed(
+        DE_CUSTOMER_ID, "Müller & Söhne Maschinenbau AG", "DE01", "mueller-soehne.example", "DE298765432"
+    ),
+    _CustomerSeed(
+        INACTIVE_CUSTOMER_ID,
+        "Tyrell Advisory Corp",
+        "US01",
+        "tyrell-advisory.example",
+        "36-9876543",
+        inactive=True,
+    ),
+    _CustomerSeed(
+        CHILD_CUSTOMER_ID,
+        "Globex Federal Services LLC",
+        "US01",
+        "globex-federal.example",
+        "52-1472583",
+        parent=GLOBEX_CUSTOMER_ID,
+    ),
+    _CustomerSeed(
+        APOSTROPHE_CUSTOMER_ID, "O'Neill & Partners LLP", "GB01", "oneill-partners.example", "GB135792468"
+    ),
 )
 
 _FILLER_CUSTOMERS = (
-    ("Acme Analytics Corp", "US01"), ("Blue Harbor Logistics Inc", "US01"),
-    ("Cobalt Ridge Energy LLC", "US01"), ("Crestview Medical Group", "US01"),
-    ("Dunmore Insurance Holdings", "US01"), ("Evergreen Capital Advisors LLC", "US01"),
-    ("Fairway Hospitality Group", "US01"), ("Granite Peak Manufacturing", "US01"),
-    ("Harborview Financial Inc", "US01"), ("Ironwood Construction Co", "US01"),
-    ("Juniper Telecom Inc", "US01"), ("Keystone Retail Partners", "US01"),
-    ("Lakeshore Credit Union", "US01"), ("Meridian Biotech Inc", "US01"),
-    ("Northstar Aerospace Corp", "US01"), ("Pinecrest University", "US01"),
-    ("Quantum Freight Systems", "US01"), ("Redwood Media Holdings", "US01"),
-    ("Albion Water plc", "GB01"), ("Brightstone Housing Association", "GB01"),
-    ("Cavendish Legal LLP", "GB01"), ("Kestrel Insurance Group Ltd", "GB01"),
-    ("Thames Valley Logistics Ltd", "GB01"), ("Westminster Asset Management Ltd", "GB01"),
-    ("Yorkshire Building Products Ltd", "GB01"), ("Alpenblick Versicherung AG", "DE01"),
-    ("Bergmann Logistik GmbH", "DE01"), ("Hanse Energie GmbH", "DE01"),
-    ("Rheinland Kliniken gGmbH", "DE01"), ("Schwarzwald Präzisionstechnik GmbH", "DE01"),
-    ("Nordlicht Medien GmbH", "DE01"), ("Isar Finanzdienstleistungen AG", "DE01"),
+    ("Acme Analytics Corp", "US01"),
+    ("Blue Harbor Logistics Inc", "US01"),
+    ("Cobalt Ridge Energy LLC", "US01"),
+    ("Crestview Medical Group", "US01"),
+    ("Dunmore Insurance Holdings", "US01"),
+    ("Evergreen Capital Advisors LLC", "US01"),
+    ("Fairway Hospitality Group", "US01"),
+    ("Granite Peak Manufacturing", "US01"),
+    ("Harborview Financial Inc", "US01"),
+    ("Ironwood Construction Co", "US01"),
+    ("Juniper Telecom Inc", "US01"),
+    ("Keystone Retail Partners", "US01"),
+    ("Lakeshore Credit Union", "US01"),
+    ("Meridian Biotech Inc", "US01"),
+    ("Northstar Aerospace Corp", "US01"),
+    ("Pinecrest University", "US01"),
+    ("Quantum Freight Systems", "US01"),
+    ("Redwood Media Holdings", "US01"),
+    ("Albion Water plc", "GB01"),
+    ("Brightstone Housing Association", "GB01"),
+    ("Cavendish Legal LLP", "GB01"),
+    ("Kestrel Insurance Group Ltd", "GB01"),
+    ("Thames Valley Logistics Ltd", "GB01"),
+    ("Westminster Asset Management Ltd", "GB01"),
+    ("Yorkshire Building Products Ltd", "GB01"),
+    ("Alpenblick Versicherung AG", "DE01"),
+    ("Bergmann Logistik GmbH", "DE01"),
+    ("Hanse Energie GmbH", "DE01"),
+    ("Rheinland Kliniken gGmbH", "DE01"),
+    ("Schwarzwald Präzisionstechnik GmbH", "DE01"),
+    ("Nordlicht Medien GmbH", "DE01"),
+    ("Isar Finanzdienstleistungen AG", "DE01"),
 )
 
-_FIRST_NAMES = ("James", "Olivia", "Noah", "Amelia", "Lucas", "Sophie", "Ethan", "Chloe", "Felix", "Clara",
-                "Henry", "Isla", "Jonas", "Lena", "Mateo", "Priya", "Ravi", "Grace", "Tomás", "Anika")
-_LAST_NAMES = ("Smith", "Johnson", "Brown", "Taylor", "Wilson", "Davies", "Evans", "Fischer", "Wagner",
-               "Becker", "Hoffmann", "Nguyen", "Kowalski", "Murphy", "O'Brien", "Rossi", "Garcia", "Khan")
-_TITLES = ("Accounts Payable Manager", "Financial Controller", "Head of Procurement", "CFO",
-           "Finance Director", "Billing Coordinator")
+_FIRST_NAMES = (
+    "James",
+    "Olivia",
+    "Noah",
+    "Amelia",
+    "Lucas",
+    "Sophie",
+    "Ethan",
+    "Chloe",
+    "Felix",
+    "Clara",
+    "Henry",
+    "Isla",
+    "Jonas",
+    "Lena",
+    "Mateo",
+    "Priya",
+    "Ravi",
+    "Grace",
+    "Tomás",
+    "Anika",
+)
+_LAST_NAMES = (
+    "Smith",
+    "Johnson",
+    "Brown",
+    "Taylor",
+    "Wilson",
+    "Davies",
+    "Evans",
+    "Fischer",
+    "Wagner",
+    "Becker",
+    "Hoffmann",
+    "Nguyen",
+    "Kowalski",
+    "Murphy",
+    "O'Brien",
+    "Rossi",
+    "Garcia",
+    "Khan",
+)
+_TITLES = (
+    "Accounts Payable Manager",
+    "Financial Controller",
+    "Head of Procurement",
+    "CFO",
+    "Finance Director",
+    "Billing Coordinator",
+)
 _PHONE_PREFIX = {"US01": "+1 212 555 ", "GB01": "+44 20 7946 ", "DE01": "+49 89 1234 "}
-_SERVICES = ("Cloud Migration", "Data Platform Modernisation", "ERP Implementation", "Cybersecurity Review",
-             "Operating Model Advisory", "Analytics Enablement", "Process Automation",
-             "Finance Transformation")
+_SERVICES = (
+    "Cloud Migration",
+    "Data Platform Modernisation",
+    "ERP Implementation",
+    "Cybersecurity Review",
+    "Operating Model Advisory",
+    "Analytics Enablement",
+    "Process Automation",
+    "Finance Transformation",
+)
 _BILLING_TYPE_BY_MODEL = {
-    "Time and Materials": "TM", "Fixed Fee": "FBI", "Milestone": "FBM", "Retainer": "CB",
+    "Time and Materials": "TM",
+    "Fixed Fee": "FBI",
+    "Milestone": "FBM",
+    "Retainer": "CB",
 }
 _SCHEDULE_BY_BILLING_TYPE = {
     "TM": TM_BILLING_SCHEDULE_ID,
@@ -882,37 +1015,75 @@ def _billing_schedules(rng: random.Random) -> dict[str, Record]:
         schedule_id: str, name: str, schedule_type: str, frequency: str | None, **extra: Any
     ) -> Record:
         record: Record = {
-            "id": schedule_id, "name": name, "scheduleType": schedule_type, "frequency": frequency,
-            "initialAmount": 0.0, "recurrenceCount": None, "inArrears": False, "project": None,
-            "milestones": [], "externalId": None, "isInactive": False,
+            "id": schedule_id,
+            "name": name,
+            "scheduleType": schedule_type,
+            "frequency": frequency,
+            "initialAmount": 0.0,
+            "recurrenceCount": None,
+            "inArrears": False,
+            "project": None,
+            "milestones": [],
+            "externalId": None,
+            "isInactive": False,
             "lastModifiedDate": _stamp(rng, SEED_DATE - timedelta(days=rng.randrange(90, 700))),
         }
         record.update(extra)
         return record
 
     milestones = [
-        {"line": 1, "milestoneDate": (SEED_DATE - timedelta(days=60)).isoformat(), "milestoneAmount": 30.0,
-         "comments": "Discovery and design signed off", "milestoneCompleted": True},
-        {"line": 2, "milestoneDate": (SEED_DATE + timedelta(days=15)).isoformat(), "milestoneAmount": 40.0,
-         "comments": "Pilot stores live", "milestoneCompleted": False},
-        {"line": 3, "milestoneDate": (SEED_DATE + timedelta(days=90)).isoformat(), "milestoneAmount": 30.0,
-         "comments": "Estate-wide rollout complete", "milestoneCompleted": False},
+        {
+            "line": 1,
+            "milestoneDate": (SEED_DATE - timedelta(days=60)).isoformat(),
+            "milestoneAmount": 30.0,
+            "comments": "Discovery and design signed off",
+            "milestoneCompleted": True,
+        },
+        {
+            "line": 2,
+            "milestoneDate": (SEED_DATE + timedelta(days=15)).isoformat(),
+            "milestoneAmount": 40.0,
+            "comments": "Pilot stores live",
+            "milestoneCompleted": False,
+        },
+        {
+            "line": 3,
+            "milestoneDate": (SEED_DATE + timedelta(days=90)).isoformat(),
+            "milestoneAmount": 30.0,
+            "comments": "Estate-wide rollout complete",
+            "milestoneCompleted": False,
+        },
     ]
     return {
         MILESTONE_BILLING_SCHEDULE_ID: schedule(
-            MILESTONE_BILLING_SCHEDULE_ID, "Fabrikam Store Analytics - Milestones", "FBM", None,
-            project=MILESTONE_PROJECT_ID, milestones=milestones,
+            MILESTONE_BILLING_SCHEDULE_ID,
+            "Fabrikam Store Analytics - Milestones",
+            "FBM",
+            None,
+            project=MILESTONE_PROJECT_ID,
+            milestones=milestones,
         ),
         MONTHLY_BILLING_SCHEDULE_ID: schedule(
-            MONTHLY_BILLING_SCHEDULE_ID, "Monthly in Arrears (12)", "STDRD", "MONTHLY", recurrenceCount=12,
+            MONTHLY_BILLING_SCHEDULE_ID,
+            "Monthly in Arrears (12)",
+            "STDRD",
+            "MONTHLY",
+            recurrenceCount=12,
             inArrears=True,
         ),
         _QUARTERLY_BILLING_SCHEDULE_ID: schedule(
-            _QUARTERLY_BILLING_SCHEDULE_ID, "Quarterly in Advance (4)", "STDRD", "QUARTERLY",
+            _QUARTERLY_BILLING_SCHEDULE_ID,
+            "Quarterly in Advance (4)",
+            "STDRD",
+            "QUARTERLY",
             recurrenceCount=4,
         ),
         TM_BILLING_SCHEDULE_ID: schedule(
-            TM_BILLING_SCHEDULE_ID, "Time and Materials - Monthly", "TM", "MONTHLY", inArrears=True,
+            TM_BILLING_SCHEDULE_ID,
+            "Time and Materials - Monthly",
+            "TM",
+            "MONTHLY",
+            inArrears=True,
         ),
     }
 
@@ -935,8 +1106,14 @@ def _lines_total(lines: list[Record]) -> float:
 
 def _invoice_record(seed: _InvoiceSeed, customer: Record, rng: random.Random) -> tuple[Record, float]:
     lines = [
-        {"line": number, "item": item, "description": description, "quantity": quantity, "rate": rate,
-         "amount": round(quantity * rate, 2)}
+        {
+            "line": number,
+            "item": item,
+            "description": description,
+            "quantity": quantity,
+            "rate": rate,
+            "amount": round(quantity * rate, 2),
+        }
         for number, (item, quantity, rate, description) in enumerate(seed.lines, start=1)
     ]
     total = _lines_total(lines)
@@ -1102,15 +1279,33 @@ def _tax_id(entity: str, rng: random.Random) -> str:
 
 def _well_known_projects() -> list[_ProjectSeed]:
     return [
-        _ProjectSeed(DEMO_PROJECT_ID, "Contoso - Clinical Trials Data Hub", DEMO_CUSTOMER_ID, "TM",
-                     SEED_DATE - timedelta(days=120), SEED_DATE + timedelta(days=150),
-                     schedule=TM_BILLING_SCHEDULE_ID),
-        _ProjectSeed(MILESTONE_PROJECT_ID, "Fabrikam - Store Analytics Rollout", UK_CUSTOMER_ID, "FBM",
-                     SEED_DATE - timedelta(days=75), SEED_DATE + timedelta(days=95),
-                     schedule=MILESTONE_BILLING_SCHEDULE_ID),
-        _ProjectSeed(RETAINER_PROJECT_ID, "Müller - SAP Finance Support Retainer", DE_CUSTOMER_ID, "CB",
-                     SEED_DATE - timedelta(days=200), SEED_DATE + timedelta(days=165),
-                     schedule=MONTHLY_BILLING_SCHEDULE_ID),
+        _ProjectSeed(
+            DEMO_PROJECT_ID,
+            "Contoso - Clinical Trials Data Hub",
+            DEMO_CUSTOMER_ID,
+            "TM",
+            SEED_DATE - timedelta(days=120),
+            SEED_DATE + timedelta(days=150),
+            schedule=TM_BILLING_SCHEDULE_ID,
+        ),
+        _ProjectSeed(
+            MILESTONE_PROJECT_ID,
+            "Fabrikam - Store Analytics Rollout",
+            UK_CUSTOMER_ID,
+            "FBM",
+            SEED_DATE - timedelta(days=75),
+            SEED_DATE + timedelta(days=95),
+            schedule=MILESTONE_BILLING_SCHEDULE_ID,
+        ),
+        _ProjectSeed(
+            RETAINER_PROJECT_ID,
+            "Müller - SAP Finance Support Retainer",
+            DE_CUSTOMER_ID,
+            "CB",
+            SEED_DATE - timedelta(days=200),
+            SEED_DATE + timedelta(days=165),
+            schedule=MONTHLY_BILLING_SCHEDULE_ID,
+        ),
     ]
 
 
@@ -1121,8 +1316,10 @@ def _filler_projects(seed: int, rng: random.Random, existing: int) -> list[_Proj
     opportunities = salesforce.build_seed(seed)["Opportunity"]
     activated = sorted(
         (
-            opportunity for opportunity in opportunities.values()
-            if opportunity["AccountId"] == salesforce.BIG_ACCOUNT_ID and opportunity["IsWon"]
+            opportunity
+            for opportunity in opportunities.values()
+            if opportunity["AccountId"] == salesforce.BIG_ACCOUNT_ID
+            and opportunity["IsWon"]
             and date.fromisoformat(opportunity["CloseDate"]) <= _ACTIVATED_BEFORE
         ),
         key=lambda opportunity: (opportunity["CloseDate"], opportunity["Id"]),
@@ -1134,8 +1331,14 @@ def _filler_projects(seed: int, rng: random.Random, existing: int) -> list[_Proj
         billing_type = _BILLING_TYPE_BY_MODEL[opportunity["Billing_Model__c"]]
         projects.append(
             _ProjectSeed(
-                str(number), opportunity["Name"][:83], GLOBEX_CUSTOMER_ID, billing_type, start, end,
-                status="1" if end < SEED_DATE else "2", schedule=_SCHEDULE_BY_BILLING_TYPE[billing_type],
+                str(number),
+                opportunity["Name"][:83],
+                GLOBEX_CUSTOMER_ID,
+                billing_type,
+                start,
+                end,
+                status="1" if end < SEED_DATE else "2",
+                schedule=_SCHEDULE_BY_BILLING_TYPE[billing_type],
                 external_id=opportunity["Id"],
             )
         )
@@ -1151,8 +1354,14 @@ def _filler_projects(seed: int, rng: random.Random, existing: int) -> list[_Proj
         billing_type = ("TM", "TM", "FBI", "FBM", "CB")[rng.randrange(5)]
         projects.append(
             _ProjectSeed(
-                str(number), f"{short} - {service}", customer, billing_type, start, end,
-                status="1" if end < SEED_DATE else "2", schedule=_SCHEDULE_BY_BILLING_TYPE[billing_type],
+                str(number),
+                f"{short} - {service}",
+                customer,
+                billing_type,
+                start,
+                end,
+                status="1" if end < SEED_DATE else "2",
+                schedule=_SCHEDULE_BY_BILLING_TYPE[billing_type],
             )
         )
         number += 1
@@ -1163,19 +1372,42 @@ def _well_known_invoices() -> list[_InvoiceSeed]:
     consulting = _ITEMS[_CONSULTING][1]
     management = _ITEMS[_PROJECT_MANAGEMENT][1]
     return [
-        _InvoiceSeed(OPEN_INVOICE_ID, DEMO_CUSTOMER_ID, DEMO_PROJECT_ID, SEED_DATE - timedelta(days=10),
-                     ((_CONSULTING, 120.0, 225.0, consulting),
-                      (_PROJECT_MANAGEMENT, 16.0, 175.0, management)),
-                     0.0),
-        _InvoiceSeed(PAID_INVOICE_ID, DEMO_CUSTOMER_ID, DEMO_PROJECT_ID, SEED_DATE - timedelta(days=40),
-                     ((_CONSULTING, 96.5, 225.0, consulting),), 1.0, SEED_DATE - timedelta(days=12),
-                     PAYMENT_ID),
-        _InvoiceSeed(PARTIALLY_PAID_INVOICE_ID, UK_CUSTOMER_ID, MILESTONE_PROJECT_ID,
-                     SEED_DATE - timedelta(days=58),
-                     ((_FIXED_FEE, 1.0, 55890.0, "Store Analytics - milestone 1 (30%)"),), 0.4,
-                     SEED_DATE - timedelta(days=20), PARTIAL_PAYMENT_ID),
-        _InvoiceSeed(OVERDUE_INVOICE_ID, DE_CUSTOMER_ID, RETAINER_PROJECT_ID, SEED_DATE - timedelta(days=75),
-                     ((_RETAINER, 1.0, 18500.0, "SAP Finance Support Retainer - December"),), 0.0),
+        _InvoiceSeed(
+            OPEN_INVOICE_ID,
+            DEMO_CUSTOMER_ID,
+            DEMO_PROJECT_ID,
+            SEED_DATE - timedelta(days=10),
+            ((_CONSULTING, 120.0, 225.0, consulting), (_PROJECT_MANAGEMENT, 16.0, 175.0, management)),
+            0.0,
+        ),
+        _InvoiceSeed(
+            PAID_INVOICE_ID,
+            DEMO_CUSTOMER_ID,
+            DEMO_PROJECT_ID,
+            SEED_DATE - timedelta(days=40),
+            ((_CONSULTING, 96.5, 225.0, consulting),),
+            1.0,
+            SEED_DATE - timedelta(days=12),
+            PAYMENT_ID,
+        ),
+        _InvoiceSeed(
+            PARTIALLY_PAID_INVOICE_ID,
+            UK_CUSTOMER_ID,
+            MILESTONE_PROJECT_ID,
+            SEED_DATE - timedelta(days=58),
+            ((_FIXED_FEE, 1.0, 55890.0, "Store Analytics - milestone 1 (30%)"),),
+            0.4,
+            SEED_DATE - timedelta(days=20),
+            PARTIAL_PAYMENT_ID,
+        ),
+        _InvoiceSeed(
+            OVERDUE_INVOICE_ID,
+            DE_CUSTOMER_ID,
+            RETAINER_PROJECT_ID,
+            SEED_DATE - timedelta(days=75),
+            ((_RETAINER, 1.0, 18500.0, "SAP Finance Support Retainer - December"),),
+            0.0,
+        ),
     ]
 
 
@@ -1187,8 +1419,11 @@ def _filler_invoices(
         jobs_by_customer.setdefault(project["parent"], []).append(project)
     # Big accounts are invoiced more often; the inactive customer stopped a year ago.
     weights = {
-        customer_id: 12 if customer_id in (GLOBEX_CUSTOMER_ID, DEMO_CUSTOMER_ID) else 2 if
-        customer_id == INACTIVE_CUSTOMER_ID else 5
+        customer_id: 12
+        if customer_id in (GLOBEX_CUSTOMER_ID, DEMO_CUSTOMER_ID)
+        else 2
+        if customer_id == INACTIVE_CUSTOMER_ID
+        else 5
         for customer_id in customers
     }
     population = list(weights)
@@ -1213,8 +1448,9 @@ def _filler_invoices(
             latest_payment = max(1, min(75, (SEED_DATE - tran_date).days))
             paid_on = tran_date + timedelta(days=rng.randrange(0, latest_payment + 1))
         invoices.append(
-            _InvoiceSeed(number, customer_id, None if job is None else job["id"], tran_date, lines, share,
-                         paid_on)
+            _InvoiceSeed(
+                number, customer_id, None if job is None else job["id"], tran_date, lines, share, paid_on
+            )
         )
     return invoices
 
@@ -1231,14 +1467,29 @@ def _sales_orders(
         fee = float(rng.randrange(20, 200) * 1000)
         stamp = _stamp(rng, min(day, SEED_DATE))
         orders[order_id] = {
-            "id": order_id, "tranId": f"SO{order_id}", "entity": customer["id"], "job": job["id"],
-            "subsidiary": customer["subsidiary"], "currency": customer["currency"],
+            "id": order_id,
+            "tranId": f"SO{order_id}",
+            "entity": customer["id"],
+            "job": job["id"],
+            "subsidiary": customer["subsidiary"],
+            "currency": customer["currency"],
             "tranDate": min(day, SEED_DATE).isoformat(),
             "memo": f"Statement of work for {job['companyName']}",
-            "status": "F", "total": fee,
-            "item": [{"line": 1, "item": _FIXED_FEE, "description": "Statement of work", "quantity": 1.0,
-                      "rate": fee, "amount": fee}],
-            "externalId": None, "createdDate": stamp, "lastModifiedDate": stamp,
+            "status": "F",
+            "total": fee,
+            "item": [
+                {
+                    "line": 1,
+                    "item": _FIXED_FEE,
+                    "description": "Statement of work",
+                    "quantity": 1.0,
+                    "rate": fee,
+                    "amount": fee,
+                }
+            ],
+            "externalId": None,
+            "createdDate": stamp,
+            "lastModifiedDate": stamp,
         }
     return orders
 
@@ -1246,13 +1497,30 @@ def _sales_orders(
 def _time_bills(fixed: random.Random, rng: random.Random, jobs: Mapping[str, Record]) -> dict[str, Record]:
     bills: dict[str, Record] = {}
 
-    def add(job: Record, employee: str, day: date, hours: float, approval: str, billable: bool,
-            item: str, rate: float, generator: random.Random) -> None:
+    def add(
+        job: Record,
+        employee: str,
+        day: date,
+        hours: float,
+        approval: str,
+        billable: bool,
+        item: str,
+        rate: float,
+        generator: random.Random,
+    ) -> None:
         bill_id = str(len(bills) + 1)
         bills[bill_id] = {
-            "id": bill_id, "employee": employee, "customer": job["id"], "item": item,
-            "subsidiary": job["subsidiary"], "tranDate": day.isoformat(), "hours": hours,
-            "isBillable": billable, "rate": rate, "approvalStatus": approval, "memo": None,
+            "id": bill_id,
+            "employee": employee,
+            "customer": job["id"],
+            "item": item,
+            "subsidiary": job["subsidiary"],
+            "tranDate": day.isoformat(),
+            "hours": hours,
+            "isBillable": billable,
+            "rate": rate,
+            "approvalStatus": approval,
+            "memo": None,
             "externalId": None,
             "lastModifiedDate": _stamp(generator, min(day + timedelta(days=1), SEED_DATE)),
         }

@@ -336,16 +336,66 @@ class Query:
 
 _RESERVED = frozenset(
     {
-        "ALL", "AND", "AS", "ASC", "BETWEEN", "BY", "CROSS", "DESC", "DISTINCT", "ESCAPE", "FETCH", "FIRST",
-        "FROM", "FULL", "GROUP", "HAVING", "IN", "INNER", "IS", "JOIN", "LAST", "LEFT", "LIKE", "MINUS",
-        "NEXT", "NOT", "NULL", "NULLS", "OFFSET", "ON", "ONLY", "OR", "ORDER", "OUTER", "RIGHT", "ROW",
-        "ROWS", "SELECT", "TOP", "UNION", "WHERE", "INTERSECT",
+        "ALL",
+        "AND",
+        "AS",
+        "ASC",
+        "BETWEEN",
+        "BY",
+        "CROSS",
+        "DESC",
+        "DISTINCT",
+        "ESCAPE",
+        "FETCH",
+        "FIRST",
+        "FROM",
+        "FULL",
+        "GROUP",
+        "HAVING",
+        "IN",
+        "INNER",
+        "IS",
+        "JOIN",
+        "LAST",
+        "LEFT",
+        "LIKE",
+        "MINUS",
+        "NEXT",
+        "NOT",
+        "NULL",
+        "NULLS",
+        "OFFSET",
+        "ON",
+        "ONLY",
+        "OR",
+        "ORDER",
+        "OUTER",
+        "RIGHT",
+        "ROW",
+        "ROWS",
+        "SELECT",
+        "TOP",
+        "UNION",
+        "WHERE",
+        "INTERSECT",
     }
 )
 # Valid SuiteQL this sandbox does not implement: say so instead of a misleading "unexpected token".
 _UNSUPPORTED = frozenset(
-    {"JOIN", "INNER", "LEFT", "RIGHT", "FULL", "CROSS", "GROUP", "HAVING", "UNION", "MINUS", "INTERSECT",
-     "OFFSET"}
+    {
+        "JOIN",
+        "INNER",
+        "LEFT",
+        "RIGHT",
+        "FULL",
+        "CROSS",
+        "GROUP",
+        "HAVING",
+        "UNION",
+        "MINUS",
+        "INTERSECT",
+        "OFFSET",
+    }
 )
 _AGGREGATES = frozenset({"COUNT", "SUM", "MIN", "MAX", "AVG", "LISTAGG"})
 
@@ -447,8 +497,18 @@ class _Parser:
             self.expect_keyword("ONLY")
         if self.peek().kind != "eof":
             raise self.unexpected()
-        return Query(self.text, distinct, top, tuple(items), _name_text(table), table.pos, alias, where,
-                     order_by, fetch)
+        return Query(
+            self.text,
+            distinct,
+            top,
+            tuple(items),
+            _name_text(table),
+            table.pos,
+            alias,
+            where,
+            order_by,
+            fetch,
+        )
 
     def peek_alias(self) -> bool:
         token = self.peek()
@@ -495,8 +555,11 @@ class _Parser:
             if self.is_punct("."):
                 self.advance()
                 if self.peek().kind == "ident" and self.is_punct("(", 1) and first.text.upper() == "BUILTIN":
-                    raise _syntax(self.text, first.pos,
-                                  "BUILTIN functions are not supported by the Stratum NetSuite sandbox")
+                    raise _syntax(
+                        self.text,
+                        first.pos,
+                        "BUILTIN functions are not supported by the Stratum NetSuite sandbox",
+                    )
                 second = self.name()
                 return Column(_name_text(first), _name_text(second), first.pos)
             return Column(None, _name_text(first), first.pos)
@@ -564,8 +627,9 @@ class _Parser:
         if self.accept_keyword("IN"):
             self.expect_punct("(")
             if self.is_keyword("SELECT"):
-                raise _syntax(self.text, self.peek().pos,
-                              "subqueries are not supported by the Stratum NetSuite sandbox")
+                raise _syntax(
+                    self.text, self.peek().pos, "subqueries are not supported by the Stratum NetSuite sandbox"
+                )
             values = [self.expr()]
             while self.is_punct(","):
                 self.advance()
@@ -741,10 +805,18 @@ def _to_char(value: datetime, model: str) -> str:
 
 
 _PARSE_PATTERNS = {
-    "YYYY": r"(?P<year>\d{4})", "RRRR": r"(?P<year>\d{4})", "YY": r"(?P<yy>\d{2})",
-    "MM": r"(?P<month>\d{1,2})", "DD": r"(?P<day>\d{1,2})", "HH24": r"(?P<hour>\d{1,2})",
-    "HH": r"(?P<hour12>\d{1,2})", "HH12": r"(?P<hour12>\d{1,2})", "MI": r"(?P<minute>\d{1,2})",
-    "SS": r"(?P<second>\d{1,2})", "AM": r"(?P<meridian>AM|PM)", "PM": r"(?P<meridian>AM|PM)",
+    "YYYY": r"(?P<year>\d{4})",
+    "RRRR": r"(?P<year>\d{4})",
+    "YY": r"(?P<yy>\d{2})",
+    "MM": r"(?P<month>\d{1,2})",
+    "DD": r"(?P<day>\d{1,2})",
+    "HH24": r"(?P<hour>\d{1,2})",
+    "HH": r"(?P<hour12>\d{1,2})",
+    "HH12": r"(?P<hour12>\d{1,2})",
+    "MI": r"(?P<minute>\d{1,2})",
+    "SS": r"(?P<second>\d{1,2})",
+    "AM": r"(?P<meridian>AM|PM)",
+    "PM": r"(?P<meridian>AM|PM)",
 }
 
 
@@ -765,8 +837,15 @@ def _parse_with_model(text: str, model: str) -> tuple[datetime, bool]:
     if "hour12" in parts:
         hour = int(parts["hour12"]) % 12 + (12 if parts.get("meridian", "AM").upper() == "PM" else 0)
     try:
-        moment = datetime(year, int(parts.get("month", "1")), int(parts.get("day", "1")), hour,
-                          int(parts.get("minute", "0")), int(parts.get("second", "0")), tzinfo=UTC)
+        moment = datetime(
+            year,
+            int(parts.get("month", "1")),
+            int(parts.get("day", "1")),
+            hour,
+            int(parts.get("minute", "0")),
+            int(parts.get("second", "0")),
+            tzinfo=UTC,
+        )
     except ValueError:
         raise SuiteQlError(f"The value '{text}' is not a valid date.") from None
     has_time = any(key in parts for key in ("hour", "hour12", "minute", "second"))
@@ -774,8 +853,14 @@ def _parse_with_model(text: str, model: str) -> tuple[datetime, bool]:
 
 
 _FUNCTION_ARITY = {
-    "UPPER": (1, 1), "LOWER": (1, 1), "NVL": (2, 2), "COALESCE": (1, 99), "TO_CHAR": (1, 2),
-    "TO_DATE": (1, 2), "TO_TIMESTAMP": (1, 2), "TO_NUMBER": (1, 1),
+    "UPPER": (1, 1),
+    "LOWER": (1, 1),
+    "NVL": (2, 2),
+    "COALESCE": (1, 99),
+    "TO_CHAR": (1, 2),
+    "TO_DATE": (1, 2),
+    "TO_TIMESTAMP": (1, 2),
+    "TO_NUMBER": (1, 1),
 }
 
 
@@ -813,8 +898,13 @@ class _Binder:
         if isinstance(node, Literal_):
             value = node.value
             literal_type: ValueType = (
-                "null" if value is None else "integer" if isinstance(value, int)
-                else "number" if isinstance(value, Decimal) else "text"
+                "null"
+                if value is None
+                else "integer"
+                if isinstance(value, int)
+                else "number"
+                if isinstance(value, Decimal)
+                else "text"
             )
             return _Typed(lambda _row: value, literal_type, literal=True)
         return self.call(node)
@@ -1159,8 +1249,9 @@ def compile_suiteql(text: str, tables: Mapping[str, Table]) -> CompiledQuery:
     where = None if query.where is None else binder.condition(query.where)
     order_by = binder.sort_keys(outputs)
     limits = [limit for limit in (query.top, query.fetch) if limit is not None]
-    return CompiledQuery(table, tuple(outputs), where, tuple(order_by), query.distinct,
-                         min(limits) if limits else None)
+    return CompiledQuery(
+        table, tuple(outputs), where, tuple(order_by), query.distinct, min(limits) if limits else None
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1169,9 +1260,26 @@ def compile_suiteql(text: str, tables: Mapping[str, Table]) -> CompiledQuery:
 
 # Operator -> (base operator, negated). The "..._NOT" forms negate; NOT_INCLUSIVE is NetSuite's spelling.
 _Q_OPERATORS: dict[str, tuple[str, bool]] = {}
-for _base in ("IS", "EQUAL", "GREATER", "GREATER_OR_EQUAL", "LESS", "LESS_OR_EQUAL", "CONTAIN",
-              "START_WITH", "END_WITH", "EMPTY", "ANY_OF", "BETWEEN", "AFTER", "BEFORE", "ON",
-              "ON_OR_AFTER", "ON_OR_BEFORE", "WITHIN"):
+for _base in (
+    "IS",
+    "EQUAL",
+    "GREATER",
+    "GREATER_OR_EQUAL",
+    "LESS",
+    "LESS_OR_EQUAL",
+    "CONTAIN",
+    "START_WITH",
+    "END_WITH",
+    "EMPTY",
+    "ANY_OF",
+    "BETWEEN",
+    "AFTER",
+    "BEFORE",
+    "ON",
+    "ON_OR_AFTER",
+    "ON_OR_BEFORE",
+    "WITHIN",
+):
     _Q_OPERATORS[_base] = (_base, False)
     _Q_OPERATORS[f"{_base}_NOT"] = (_base, True)
 _Q_OPERATORS["BETWEEN_INCLUSIVE"] = ("BETWEEN_INCLUSIVE", False)
@@ -1180,14 +1288,33 @@ _Q_OPERATORS["BETWEEN_NOT_INCLUSIVE"] = ("BETWEEN_INCLUSIVE", True)
 _Q_BY_KIND: Mapping[str, frozenset[str]] = {
     "text": frozenset({"IS", "CONTAIN", "START_WITH", "END_WITH", "EMPTY"}),
     "boolean": frozenset({"IS"}),
-    "number": frozenset({"EQUAL", "GREATER", "GREATER_OR_EQUAL", "LESS", "LESS_OR_EQUAL", "BETWEEN",
-                         "BETWEEN_INCLUSIVE", "ANY_OF", "EMPTY"}),
+    "number": frozenset(
+        {
+            "EQUAL",
+            "GREATER",
+            "GREATER_OR_EQUAL",
+            "LESS",
+            "LESS_OR_EQUAL",
+            "BETWEEN",
+            "BETWEEN_INCLUSIVE",
+            "ANY_OF",
+            "EMPTY",
+        }
+    ),
     "select": frozenset({"ANY_OF", "IS", "EQUAL", "EMPTY"}),
     "date": frozenset({"AFTER", "BEFORE", "ON", "ON_OR_AFTER", "ON_OR_BEFORE", "WITHIN", "EMPTY"}),
 }
 _Q_KIND = {
-    "text": "text", "email": "text", "boolean": "boolean", "money": "number", "number": "number",
-    "integer": "number", "id": "number", "ref": "select", "enum": "select", "date": "date",
+    "text": "text",
+    "email": "text",
+    "boolean": "boolean",
+    "money": "number",
+    "number": "number",
+    "integer": "number",
+    "id": "number",
+    "ref": "select",
+    "enum": "select",
+    "date": "date",
     "datetime": "date",
 }
 _Q_ARITY = {"EMPTY": 0, "ANY_OF": -1, "BETWEEN": 2, "BETWEEN_INCLUSIVE": 2, "WITHIN": 2}
@@ -1433,10 +1560,22 @@ def _money(value: Any) -> Decimal | None:
 
 
 _TRANSACTION_COLUMNS: Mapping[str, ColumnType] = {
-    "id": "integer", "tranid": "text", "type": "text", "entity": "integer", "trandate": "date",
-    "duedate": "date", "status": "text", "foreigntotal": "number", "foreignamountpaid": "number",
-    "foreignamountremaining": "number", "foreignamountunpaid": "number", "currency": "integer",
-    "externalid": "text", "memo": "text", "otherrefnum": "text", "createddate": "datetime",
+    "id": "integer",
+    "tranid": "text",
+    "type": "text",
+    "entity": "integer",
+    "trandate": "date",
+    "duedate": "date",
+    "status": "text",
+    "foreigntotal": "number",
+    "foreignamountpaid": "number",
+    "foreignamountremaining": "number",
+    "foreignamountunpaid": "number",
+    "currency": "integer",
+    "externalid": "text",
+    "memo": "text",
+    "otherrefnum": "text",
+    "createddate": "datetime",
     "lastmodifieddate": "datetime",
 }
 
@@ -1444,44 +1583,86 @@ _TRANSACTION_COLUMNS: Mapping[str, ColumnType] = {
 def _transaction_rows(records: Mapping[str, Mapping[str, Record]]) -> list[Row]:
     rows: list[Row] = []
     for record in records["invoice"].values():
-        rows.append({
-            "id": _int(record["id"]), "tranid": record["tranId"], "type": "CustInvc",
-            "entity": _int(record["entity"]), "trandate": _day(record["tranDate"]),
-            "duedate": _day(record["dueDate"]), "status": record["status"],
-            "foreigntotal": _money(record["total"]), "foreignamountpaid": _money(record["amountPaid"]),
-            "foreignamountremaining": _money(record["amountRemaining"]),
-            "foreignamountunpaid": _money(record["amountRemaining"]), "currency": _int(record["currency"]),
-            "externalid": record["externalId"], "memo": record["memo"], "otherrefnum": record["otherRefNum"],
-            "createddate": _moment(record["createdDate"]),
-            "lastmodifieddate": _moment(record["lastModifiedDate"]),
-        })
+        rows.append(
+            {
+                "id": _int(record["id"]),
+                "tranid": record["tranId"],
+                "type": "CustInvc",
+                "entity": _int(record["entity"]),
+                "trandate": _day(record["tranDate"]),
+                "duedate": _day(record["dueDate"]),
+                "status": record["status"],
+                "foreigntotal": _money(record["total"]),
+                "foreignamountpaid": _money(record["amountPaid"]),
+                "foreignamountremaining": _money(record["amountRemaining"]),
+                "foreignamountunpaid": _money(record["amountRemaining"]),
+                "currency": _int(record["currency"]),
+                "externalid": record["externalId"],
+                "memo": record["memo"],
+                "otherrefnum": record["otherRefNum"],
+                "createddate": _moment(record["createdDate"]),
+                "lastmodifieddate": _moment(record["lastModifiedDate"]),
+            }
+        )
     for record in records["customerPayment"].values():
-        rows.append({
-            "id": _int(record["id"]), "tranid": record["tranId"], "type": "CustPymt",
-            "entity": _int(record["customer"]), "trandate": _day(record["tranDate"]), "duedate": None,
-            "status": record["status"], "foreigntotal": _money(record["payment"]),
-            "foreignamountpaid": None, "foreignamountremaining": None, "foreignamountunpaid": None,
-            "currency": _int(record["currency"]), "externalid": record["externalId"], "memo": record["memo"],
-            "otherrefnum": None, "createddate": _moment(record["createdDate"]),
-            "lastmodifieddate": _moment(record["lastModifiedDate"]),
-        })
+        rows.append(
+            {
+                "id": _int(record["id"]),
+                "tranid": record["tranId"],
+                "type": "CustPymt",
+                "entity": _int(record["customer"]),
+                "trandate": _day(record["tranDate"]),
+                "duedate": None,
+                "status": record["status"],
+                "foreigntotal": _money(record["payment"]),
+                "foreignamountpaid": None,
+                "foreignamountremaining": None,
+                "foreignamountunpaid": None,
+                "currency": _int(record["currency"]),
+                "externalid": record["externalId"],
+                "memo": record["memo"],
+                "otherrefnum": None,
+                "createddate": _moment(record["createdDate"]),
+                "lastmodifieddate": _moment(record["lastModifiedDate"]),
+            }
+        )
     for record in records["salesOrder"].values():
-        rows.append({
-            "id": _int(record["id"]), "tranid": record["tranId"], "type": "SalesOrd",
-            "entity": _int(record["entity"]), "trandate": _day(record["tranDate"]), "duedate": None,
-            "status": record["status"], "foreigntotal": _money(record["total"]), "foreignamountpaid": None,
-            "foreignamountremaining": None, "foreignamountunpaid": None, "currency": _int(record["currency"]),
-            "externalid": record["externalId"], "memo": record["memo"], "otherrefnum": None,
-            "createddate": _moment(record["createdDate"]),
-            "lastmodifieddate": _moment(record["lastModifiedDate"]),
-        })
+        rows.append(
+            {
+                "id": _int(record["id"]),
+                "tranid": record["tranId"],
+                "type": "SalesOrd",
+                "entity": _int(record["entity"]),
+                "trandate": _day(record["tranDate"]),
+                "duedate": None,
+                "status": record["status"],
+                "foreigntotal": _money(record["total"]),
+                "foreignamountpaid": None,
+                "foreignamountremaining": None,
+                "foreignamountunpaid": None,
+                "currency": _int(record["currency"]),
+                "externalid": record["externalId"],
+                "memo": record["memo"],
+                "otherrefnum": None,
+                "createddate": _moment(record["createdDate"]),
+                "lastmodifieddate": _moment(record["lastModifiedDate"]),
+            }
+        )
     rows.sort(key=lambda row: row["id"])
     return rows
 
 
 _KIND_TO_COLUMN: Mapping[str, ColumnType] = {
-    "id": "integer", "text": "text", "email": "text", "date": "date", "datetime": "datetime",
-    "boolean": "text", "money": "number", "number": "number", "integer": "integer", "ref": "integer",
+    "id": "integer",
+    "text": "text",
+    "email": "text",
+    "date": "date",
+    "datetime": "datetime",
+    "boolean": "text",
+    "money": "number",
+    "number": "number",
+    "integer": "integer",
+    "ref": "integer",
     "enum": "text",
 }
 
@@ -1491,8 +1672,14 @@ def _view(record_type: RecordType, records: Mapping[str, Record], table: str | N
     specs = [spec for spec in record_type.fields if spec.kind != "sublist"]
     columns = {spec.name.lower(): _KIND_TO_COLUMN[spec.kind] for spec in specs}
     converters: dict[str, Callable[[Any], Any]] = {
-        "id": _int, "ref": _int, "integer": _int, "date": _day, "datetime": _moment, "boolean": _flag,
-        "money": _money, "number": _money,
+        "id": _int,
+        "ref": _int,
+        "integer": _int,
+        "date": _day,
+        "datetime": _moment,
+        "boolean": _flag,
+        "money": _money,
+        "number": _money,
     }
     rows: list[Row] = []
     for record in records.values():
@@ -1517,7 +1704,10 @@ def build_tables(
     }
     # A project's customer is its "parent" on the record and also "customer" in SuiteQL.
     job = tables["job"]
-    tables["job"] = Table("job", {**job.columns, "customer": "integer"},
-                          [{**row, "customer": row["parent"]} for row in job.rows])
+    tables["job"] = Table(
+        "job",
+        {**job.columns, "customer": "integer"},
+        [{**row, "customer": row["parent"]} for row in job.rows],
+    )
     tables["transaction"] = Table("transaction", _TRANSACTION_COLUMNS, _transaction_rows(records))
     return tables

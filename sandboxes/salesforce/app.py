@@ -59,6 +59,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.types import ASGIApp as LitestarASGIApp
 
 from sandboxes.faults import ASGIApp, FaultInjector, Message, Receive, Scope, Send, relative_path, with_faults
+from sandboxes.request_log import RequestLog, RequestLogEntry
 from sandboxes.salesforce.data import (
     INTEGRATION_USER_ID,
     ORG_ID,
@@ -206,14 +207,6 @@ class _MultipleMatches(Exception):
     def __init__(self, urls: list[str]) -> None:
         super().__init__(f"{len(urls)} records match")
         self.urls = urls
-
-
-class RequestLogEntry(msgspec.Struct, frozen=True):
-    """One served request, as listed by ``GET /__sandbox/stats``."""
-
-    method: str
-    path: str
-    status: int
 
 
 @dataclass(slots=True)
@@ -1715,38 +1708,6 @@ class _ApiGate:
         await self.app(scope, receive, send_with_limit_info)
 
 
-class _RequestLog:
-    """Records method, path and final status of every non-admin request, faults included."""
-
-    def __init__(self, app: ASGIApp, sandbox: SalesforceSandbox) -> None:
-        self.app = app
-        self.sandbox = sandbox
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = relative_path(scope)
-        if scope["type"] != "http" or path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
-            await self.app(scope, receive, send)
-            return
-        # 499 (nginx's "client closed request") when nothing was answered, e.g. a hang fault the client
-        # gave up on; 500 if the app blew up before answering.
-        status = 499
-
-        async def recording_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, recording_send)
-        except Exception:
-            # Cancellation (a client timing out in process) is not an Exception and stays 499.
-            status = 500 if status == 499 else status
-            raise
-        finally:
-            self.sandbox.request_log.append(RequestLogEntry(scope.get("method", "GET"), path, status))
-
-
 def create_salesforce_sandbox(
     settings: SalesforceSandboxSettings | None = None, *, clock: Callable[[], float] = time.time
 ) -> Litestar:
@@ -1803,6 +1764,10 @@ def create_salesforce_sandbox(
     # (inside Litestar.__call__, which still owns lifespan and scope setup) rather than being route
     # middleware, which Litestar only runs for matched routes.
     router = cast("ASGIApp", app.asgi_handler)
-    wrapped = _RequestLog(with_faults(_ApiGate(router, sandbox), sandbox.faults, ADMIN_PREFIX), sandbox)
+    wrapped = RequestLog(
+        with_faults(_ApiGate(router, sandbox), sandbox.faults, ADMIN_PREFIX),
+        lambda entry: sandbox.request_log.append(entry),
+        ADMIN_PREFIX,
+    )
     app.asgi_handler = cast("LitestarASGIApp", wrapped)
     return app

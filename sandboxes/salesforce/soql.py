@@ -117,7 +117,7 @@ def _read_string(text: str, start: int) -> Token:
                     "MALFORMED_QUERY",
                     text,
                     pos,
-                    f"Invalid string literal '{text[start:pos + 2]}'. "
+                    f"Invalid string literal '{text[start : pos + 2]}'. "
                     f"Illegal character sequence '\\{escaped}' in string literal.",
                 )
             chars.append(_ESCAPES[escaped])
@@ -249,9 +249,32 @@ class Query:
 
 _RESERVED = frozenset(
     {
-        "AND", "ASC", "DESC", "EXCLUDES", "FIRST", "FOR", "FROM", "GROUP", "HAVING", "IN", "INCLUDES",
-        "LAST", "LIKE", "LIMIT", "NOT", "NULL", "NULLS", "OFFSET", "OR", "ORDER", "SELECT", "TRUE",
-        "FALSE", "USING", "WHERE", "WITH",
+        "AND",
+        "ASC",
+        "DESC",
+        "EXCLUDES",
+        "FIRST",
+        "FOR",
+        "FROM",
+        "GROUP",
+        "HAVING",
+        "IN",
+        "INCLUDES",
+        "LAST",
+        "LIKE",
+        "LIMIT",
+        "NOT",
+        "NULL",
+        "NULLS",
+        "OFFSET",
+        "OR",
+        "ORDER",
+        "SELECT",
+        "TRUE",
+        "FALSE",
+        "USING",
+        "WHERE",
+        "WITH",
     }
 )
 # Valid SOQL this sandbox does not implement: say so instead of a misleading "unexpected token".
@@ -466,9 +489,17 @@ _TEXT_KINDS = frozenset({"string", "textarea", "url", "email", "phone", "picklis
 _ID_KINDS = frozenset({"id", "reference"})
 _NUMBER_KINDS = frozenset({"currency", "double", "percent", "int"})
 # Salesforce names types this way in its filter error messages.
-_TYPE_LABELS = {"currency": "currency", "double": "double", "percent": "percent", "int": "int",
-                "date": "date", "datetime": "dateTime", "boolean": "boolean", "id": "id",
-                "reference": "reference"}
+_TYPE_LABELS = {
+    "currency": "currency",
+    "double": "double",
+    "percent": "percent",
+    "int": "int",
+    "date": "date",
+    "datetime": "dateTime",
+    "boolean": "boolean",
+    "id": "id",
+    "reference": "reference",
+}
 
 
 def _label(spec: FieldSpec) -> str:
@@ -724,4 +755,3 @@ def bind(query: Query, schemas: Mapping[str, ObjectSchema]) -> BoundQuery:
 def compile_query(text: str, schemas: Mapping[str, ObjectSchema]) -> BoundQuery:
     """Parse and bind `text` in one step."""
     return bind(parse(text), schemas)
-

@@ -383,11 +383,7 @@ class SalesforceCrm:
             transport=transport,
             timeout=settings.timeout_seconds,
         )
-        config = vendor_http_config(settings, base_url)
-        if retry is not None:
-            config = msgspec.structs.replace(config, retry=retry)
-        if breaker is not None:
-            config = msgspec.structs.replace(config, breaker=breaker)
+        config = vendor_http_config(settings, base_url, retry=retry, breaker=breaker)
         self._auth = _InstanceUrlAuth(self._token_auth, httpx.URL(base_url))
         self._http = VendorHttpClient(
             VENDOR,

@@ -118,9 +118,9 @@ from system_apis.vendor_http import (
     BreakerPolicy,
     RetryPolicy,
     VendorHttpClient,
-    VendorHttpConfig,
     default_error_for_response,
     parse_retry_after,
+    vendor_http_config,
 )
 
 __all__ = [
@@ -301,18 +301,7 @@ class NetSuiteErp:
             timeout=settings.timeout_seconds,
         )
         del private_key_pem  # the auth holds the parsed key; keep no copy of the text around
-        config = VendorHttpConfig(
-            base_url=base_url,
-            timeout_seconds=settings.timeout_seconds,
-            connect_timeout_seconds=settings.connect_timeout_seconds,
-            max_connections=settings.max_connections,
-            retry=retry or RetryPolicy(max_attempts=settings.retry_max_attempts),
-            breaker=breaker
-            or BreakerPolicy(
-                failure_threshold=settings.breaker_failure_threshold,
-                cooldown_seconds=settings.breaker_cooldown_seconds,
-            ),
-        )
+        config = vendor_http_config(settings, base_url, retry=retry, breaker=breaker)
         self._http = VendorHttpClient(
             VENDOR,
             config,

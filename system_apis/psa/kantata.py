@@ -91,9 +91,9 @@ from system_apis.vendor_http import (
     BreakerPolicy,
     RetryPolicy,
     VendorHttpClient,
-    VendorHttpConfig,
     default_error_for_response,
     parse_retry_after,
+    vendor_http_config,
 )
 
 __all__ = [
@@ -252,18 +252,7 @@ class KantataPsa:
     ) -> None:
         if settings.base_url is None:
             raise ValueError("KantataPsa needs a base_url (the bootstrap substitutes the sandbox's)")
-        config = VendorHttpConfig(
-            base_url=settings.base_url.rstrip("/"),
-            timeout_seconds=settings.timeout_seconds,
-            connect_timeout_seconds=settings.connect_timeout_seconds,
-            max_connections=settings.max_connections,
-            retry=retry or RetryPolicy(max_attempts=settings.retry_max_attempts),
-            breaker=breaker
-            or BreakerPolicy(
-                failure_threshold=settings.breaker_failure_threshold,
-                cooldown_seconds=settings.breaker_cooldown_seconds,
-            ),
-        )
+        config = vendor_http_config(settings, settings.base_url.rstrip("/"), retry=retry, breaker=breaker)
         self._http = VendorHttpClient(
             VENDOR,
             config,
