@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 from collections.abc import AsyncGenerator
 from typing import Any
 
+# authlib 1.9 nudges httpx users towards its httpx2 fork on import; Stratum stays on httpx (README). Its
+# module installs an "always show" filter when first imported, so import it first, then silence that one
+# notice.
+import authlib.deprecate  # noqa: F401
 import httpx
 from authlib.common.errors import AuthlibBaseError
-from authlib.integrations.httpx_client import AsyncOAuth2Client
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 __all__ = ["ClientCredentialsAuth", "TokenFetchError"]
 
