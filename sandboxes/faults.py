@@ -44,7 +44,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-FaultKind = Literal["error", "outage", "latency", "malformed", "hang"]
+FaultKind = Literal["error", "outage", "latency", "malformed", "hang", "lost"]
 
 DEFAULT_HANG_MS = 30_000
 _MAX_ADMIN_BODY = 64 * 1024
@@ -69,7 +69,9 @@ class FaultRule(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields
 
     `method` (case-insensitive) and `path_pattern` (regex searched in the app-relative path) select
     requests; None matches everything. `latency_ms` is the delay for ``latency`` and the hang time for
-    ``hang`` (None there means 30 s). `times` is how many requests the rule applies to before it
+    ``hang`` and ``lost`` (None there means 30 s). ``lost`` lets the vendor do the work, then never
+    delivers its answer (504 after the hang, if the client is still there): the timeout after which a
+    retried write must not make a second record. `times` is how many requests the rule applies to before it
     expires (None: until cleared); requests skipped by `probability` do not use it up.
     """
 
@@ -265,6 +267,15 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
         elif rule.kind == "malformed":
             await self.app(scope, receive, _MalformingSend(send, scope.get("method") == "HEAD", extra))
+        elif rule.kind == "lost":
+
+            async def swallow(message: Message) -> None:
+                return None
+
+            await self.app(scope, receive, swallow)
+            delay_ms = DEFAULT_HANG_MS if rule.latency_ms is None else rule.latency_ms
+            if await _wait_unless_disconnected(receive, delay_ms / 1000):
+                await _respond(send, 504, _GATEWAY_TIMEOUT_PAGE, "text/html; charset=utf-8", extra)
         else:
             delay_ms = DEFAULT_HANG_MS if rule.latency_ms is None else rule.latency_ms
             if await _wait_unless_disconnected(receive, delay_ms / 1000):

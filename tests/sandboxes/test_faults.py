@@ -260,3 +260,24 @@ async def test_admin_paths_are_never_faulted() -> None:
 def test_rules_round_trip_through_json() -> None:
     rule = FaultRule(kind="latency", method="GET", path_pattern="/query", latency_ms=250, times=5)
     assert msgspec.json.decode(msgspec.json.encode(rule), type=FaultRule) == rule
+
+
+async def test_a_lost_answer_still_did_the_work() -> None:
+    # The vendor processes the request, then its answer never arrives: the client only sees a timeout.
+    calls: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        calls.append(scope["path"])
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        await send({"type": "http.response.body", "body": b'{"id": "1"}'})
+
+    injector = FaultInjector()
+    injector.add(FaultRule(kind="lost", path_pattern="/records", latency_ms=50, times=1))
+    transport = httpx.ASGITransport(app=with_faults(app, injector))
+    async with httpx.AsyncClient(transport=transport, base_url="http://vendor.test") as client:
+        lost = await client.post("/records")
+        assert lost.status_code == 504
+        assert "201" not in lost.text
+        assert calls == ["/records"]  # the work was done all the same
+        second = await client.post("/records")
+        assert second.status_code == 201

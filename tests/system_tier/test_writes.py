@@ -199,3 +199,31 @@ async def test_a_vendor_refusing_a_write_is_a_422_with_its_reason(
     response = await gw.client.post("/system/v1/erp/invoices", json=body, headers=_write_headers(gw))
     assert response.status_code in (404, 422), response.text
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_psa_create_that_timed_out_after_kantata_made_it_is_not_made_twice(
+    gw: Any, unique: Callable[[str], str]
+) -> None:
+    key = unique("opp-timeout")
+    # Kantata creates the workspace, then its answer never comes: the adapter times out (0.5 s here).
+    await _fault(gw, "kantata", {"kind": "lost", "method": "POST", "path_pattern": "/workspaces", "times": 1})
+    first = await gw.client.post("/system/v1/psa/projects", json=_project(key), headers=_write_headers(gw))
+    retry = await gw.client.post("/system/v1/psa/projects", json=_project(key), headers=_write_headers(gw))
+    assert first.status_code in (201, 504), first.text  # found on the adapter's own re-check, or a timeout
+    assert retry.status_code in (200, 201), retry.text
+    assert len(_workspaces_for(gw, key)) == 1
+    assert [m["name"] for m in retry.json()["milestones"]] == ["Discovery", "Build"]
+
+
+async def test_an_invoice_that_timed_out_after_netsuite_made_it_is_not_raised_twice(
+    gw: Any, unique: Callable[[str], str]
+) -> None:
+    key = unique("bill-timeout")
+    await _fault(gw, "netsuite", {"kind": "lost", "method": "POST", "path_pattern": "/invoice", "times": 1})
+    first = await gw.client.post("/system/v1/erp/invoices", json=_invoice(key), headers=_write_headers(gw))
+    retry = await gw.client.post("/system/v1/erp/invoices", json=_invoice(key), headers=_write_headers(gw))
+    # The adapter's own retry carries the same NetSuite idempotency key, so it may already find the
+    # invoice the lost attempt made (200), or give up with a timeout (504); never a second invoice.
+    assert first.status_code in (200, 201, 504), first.text
+    assert retry.status_code in (200, 201), retry.text
+    assert len(_invoices_for(gw, key)) == 1
