@@ -41,6 +41,19 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from sandboxes.netsuite.data import FieldSpec, Record, RecordType
+from sandboxes.query_language import (
+    And,
+    LikeEscapeError,
+    Not,
+    Or,
+    QueryError,
+    SortSpec,
+    Token,
+    TokenParser,
+    compare_values,
+    like_regex,
+    sort_rows,
+)
 
 __all__ = [
     "ColumnType",
@@ -60,20 +73,12 @@ ColumnType = Literal["integer", "number", "text", "date", "datetime"]
 Row = Mapping[str, Any]
 
 
-class SuiteQlError(Exception):
+class SuiteQlError(QueryError):
     """A query NetSuite would reject; `message` says why, never with a stack trace."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
-
-class RecordQueryError(Exception):
+class RecordQueryError(QueryError):
     """A ``q`` filter NetSuite would reject."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,15 +135,8 @@ def _as_datetime(value: date) -> datetime:
 # SuiteQL tokens
 # ---------------------------------------------------------------------------------------------------------
 
+# The kinds of the shared `Token` this tokenizer produces.
 TokenKind = Literal["ident", "qident", "string", "number", "op", "punct", "eof"]
-
-
-@dataclass(frozen=True, slots=True)
-class Token:
-    kind: TokenKind
-    text: str
-    pos: int
-    value: Any = None
 
 
 _SPACE = re.compile(r"\s+")
@@ -288,22 +286,7 @@ class Between:
     negated: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Not:
-    operand: Condition
-
-
-@dataclass(frozen=True, slots=True)
-class And:
-    operands: tuple[Condition, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Or:
-    operands: tuple[Condition, ...]
-
-
-Condition = Compare | Like | InList | IsNull | Between | Not | And | Or
+Condition = Compare | Like | InList | IsNull | Between | Not["Condition"] | And["Condition"] | Or["Condition"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,29 +383,12 @@ _UNSUPPORTED = frozenset(
 _AGGREGATES = frozenset({"COUNT", "SUM", "MIN", "MAX", "AVG", "LISTAGG"})
 
 
-class _Parser:
+class _Parser(TokenParser):
     def __init__(self, text: str) -> None:
-        self.text = text
-        self.tokens = tokenize(text)
-        self.index = 0
+        super().__init__(text, tokenize(text))
 
-    def peek(self, ahead: int = 0) -> Token:
-        return self.tokens[min(self.index + ahead, len(self.tokens) - 1)]
-
-    def advance(self) -> Token:
-        token = self.peek()
-        self.index = min(self.index + 1, len(self.tokens) - 1)
-        return token
-
-    def is_keyword(self, word: str, ahead: int = 0) -> bool:
-        token = self.peek(ahead)
-        return token.kind == "ident" and token.text.upper() == word
-
-    def accept_keyword(self, word: str) -> bool:
-        if self.is_keyword(word):
-            self.advance()
-            return True
-        return False
+    def at_separator(self) -> bool:
+        return self.is_punct(",")
 
     def is_punct(self, char: str, ahead: int = 0) -> bool:
         token = self.peek(ahead)
@@ -439,10 +405,6 @@ class _Parser:
             return _syntax(self.text, token.pos, "only one statement is allowed, without ';'")
         return _syntax(self.text, token.pos, f"unexpected '{token.text}'")
 
-    def expect_keyword(self, word: str) -> None:
-        if not self.accept_keyword(word):
-            raise self.unexpected()
-
     def expect_punct(self, char: str) -> None:
         if not self.is_punct(char):
             raise self.unexpected()
@@ -455,13 +417,6 @@ class _Parser:
             return token
         raise self.unexpected()
 
-    def integer(self) -> int:
-        token = self.peek()
-        if token.kind != "number" or not isinstance(token.value, int) or token.value < 0:
-            raise self.unexpected()
-        self.advance()
-        return int(token.value)
-
     # -- grammar ------------------------------------------------------------------------------------------
 
     def query(self) -> Query:
@@ -470,10 +425,7 @@ class _Parser:
         if not distinct:
             self.accept_keyword("ALL")
         top = self.integer() if self.accept_keyword("TOP") else None
-        items = [self.select_item()]
-        while self.is_punct(","):
-            self.advance()
-            items.append(self.select_item())
+        items = self.separated(self.select_item)
         self.expect_keyword("FROM")
         table = self.name()
         alias: str | None = None
@@ -571,12 +523,7 @@ class _Parser:
         if name in _AGGREGATES:
             raise _syntax(self.text, token.pos, f"{name} is not supported by the Stratum NetSuite sandbox")
         self.expect_punct("(")
-        args: list[Expr] = []
-        if not self.is_punct(")"):
-            args.append(self.expr())
-            while self.is_punct(","):
-                self.advance()
-                args.append(self.expr())
+        args: list[Expr] = [] if self.is_punct(")") else self.separated(self.expr)
         self.expect_punct(")")
         return Call(name, tuple(args), token.pos)
 
@@ -630,10 +577,7 @@ class _Parser:
                 raise _syntax(
                     self.text, self.peek().pos, "subqueries are not supported by the Stratum NetSuite sandbox"
                 )
-            values = [self.expr()]
-            while self.is_punct(","):
-                self.advance()
-                values.append(self.expr())
+            values = self.separated(self.expr)
             self.expect_punct(")")
             return InList(left, tuple(values), negated)
         if self.accept_keyword("BETWEEN"):
@@ -643,27 +587,12 @@ class _Parser:
         raise self.unexpected()
 
     def order_list(self) -> tuple[OrderItem, ...]:
-        items = [self.order_item()]
-        while self.is_punct(","):
-            self.advance()
-            items.append(self.order_item())
-        return tuple(items)
+        return tuple(self.separated(self.order_item))
 
     def order_item(self) -> OrderItem:
         expr = self.expr()
-        descending = False
-        if self.accept_keyword("DESC"):
-            descending = True
-        else:
-            self.accept_keyword("ASC")
-        nulls_first: bool | None = None
-        if self.accept_keyword("NULLS"):
-            if self.accept_keyword("FIRST"):
-                nulls_first = True
-            else:
-                self.expect_keyword("LAST")
-                nulls_first = False
-        return OrderItem(expr, descending, nulls_first)
+        descending = self.descending()
+        return OrderItem(expr, descending, self.nulls_first())
 
 
 def _name_text(token: Token) -> str:
@@ -870,13 +799,6 @@ class OutputColumn:
     value: _Typed
 
 
-@dataclass(frozen=True, slots=True)
-class _SortKey:
-    value: _Typed
-    descending: bool
-    nulls_first: bool
-
-
 class _Binder:
     def __init__(self, query: Query, table: Table) -> None:
         self.query = query
@@ -1013,7 +935,7 @@ class _Binder:
             a, b = _coerce(domain, left.evaluate(row)), _coerce(domain, right.evaluate(row))
             if a is None or b is None:
                 return None
-            return _apply(op, a, b)
+            return compare_values(op, a, b)
 
         return predicate
 
@@ -1093,7 +1015,7 @@ class _Binder:
             columns.append(OutputColumn(name, typed))
         return columns
 
-    def sort_keys(self, outputs: list[OutputColumn]) -> list[_SortKey]:
+    def sort_keys(self, outputs: list[OutputColumn]) -> list[SortSpec[Row]]:
         by_name = {column.name: column for column in outputs}
         keys = []
         for item in self.query.order_by:
@@ -1108,7 +1030,7 @@ class _Binder:
                 typed = self.expr(expr)
             # Oracle sorts NULLs as the largest value: last ascending, first descending.
             nulls_first = item.descending if item.nulls_first is None else item.nulls_first
-            keys.append(_SortKey(typed, item.descending, nulls_first))
+            keys.append(_sort_spec(typed, item.descending, nulls_first))
         return keys
 
 
@@ -1140,34 +1062,12 @@ def _not(value: Truth) -> Truth:
     return None if value is None else not value
 
 
-def _apply(op: str, left: Any, right: Any) -> bool:
-    if op == "=":
-        return bool(left == right)
-    if op == "!=":
-        return bool(left != right)
-    if op == "<":
-        return bool(left < right)
-    if op == "<=":
-        return bool(left <= right)
-    if op == ">":
-        return bool(left > right)
-    return bool(left >= right)
-
-
 def _like_regex(pattern: str, escape: str | None) -> re.Pattern[str]:
-    parts: list[str] = []
-    pos = 0
-    while pos < len(pattern):
-        char = pattern[pos]
-        if escape is not None and char == escape:
-            if pos + 1 >= len(pattern):
-                raise SuiteQlError("The LIKE pattern ends with its escape character.")
-            parts.append(re.escape(pattern[pos + 1]))
-            pos += 2
-            continue
-        parts.append(".*" if char == "%" else "." if char == "_" else re.escape(char))
-        pos += 1
-    return re.compile("".join(parts), re.DOTALL)
+    # LIKE is case-sensitive in NetSuite, unlike Salesforce.
+    try:
+        return like_regex(pattern, escape, ignore_case=False)
+    except LikeEscapeError:
+        raise SuiteQlError("The LIKE pattern ends with its escape character.") from None
 
 
 def _sort_value(value: Any) -> Any:
@@ -1185,7 +1085,7 @@ class CompiledQuery:
     table: Table
     outputs: tuple[OutputColumn, ...]
     where: Predicate | None
-    order_by: tuple[_SortKey, ...]
+    order_by: tuple[SortSpec[Row], ...]
     distinct: bool
     row_limit: int | None
 
@@ -1196,8 +1096,7 @@ class CompiledQuery:
     def run(self) -> list[dict[str, str]]:
         """Every result row: ``{column: value as a string}`` with NULL columns left out."""
         rows = [row for row in self.table.rows if self.where is None or self.where(row) is True]
-        for key in reversed(self.order_by):
-            rows.sort(key=_sort_function(key), reverse=key.descending)
+        sort_rows(rows, self.order_by)
         rendered: list[dict[str, str]] = []
         seen: set[tuple[tuple[str, str], ...]] = set()
         for row in rows:
@@ -1217,15 +1116,10 @@ class CompiledQuery:
         return rendered
 
 
-def _sort_function(key: _SortKey) -> Callable[[Row], tuple[int, Any]]:
-    # Rank NULLs apart from values so the two are never compared; reverse=True flips the ranks too.
-    null_rank = 0 if key.nulls_first != key.descending else 2
-
-    def sort_key(row: Row) -> tuple[int, Any]:
-        value = key.value.evaluate(row)
-        return (null_rank, 0) if value is None else (1, _sort_value(value))
-
-    return sort_key
+def _sort_spec(typed: _Typed, descending: bool, nulls_first: bool) -> SortSpec[Row]:
+    evaluate = typed.evaluate
+    # _sort_value keeps None as None, so NULLs still sort by the key's null placement.
+    return SortSpec(lambda row: _sort_value(evaluate(row)), descending, nulls_first)
 
 
 def _render(value: Any) -> str:
@@ -1476,7 +1370,7 @@ def _q_predicate(spec: FieldSpec, kind: str, base: str, values: list[Any]) -> Re
             if base == "BETWEEN_INCLUSIVE":
                 return numbers[0] <= current <= numbers[1]
             op = {"EQUAL": "=", "GREATER": ">", "GREATER_OR_EQUAL": ">=", "LESS": "<", "LESS_OR_EQUAL": "<="}
-            return _apply(op[base], current, numbers[0])
+            return compare_values(op[base], current, numbers[0])
 
         return number_test
     bounds = [_day_bounds(value) for value in values]
@@ -1580,74 +1474,41 @@ _TRANSACTION_COLUMNS: Mapping[str, ColumnType] = {
 }
 
 
+# Record type -> (SuiteQL ``type``, the field naming the customer, the field holding the total). Only
+# invoices carry a due date, balances and the customer's reference number; the others leave them NULL.
+_TRANSACTION_SOURCES: Mapping[str, tuple[str, str, str]] = {
+    "invoice": ("CustInvc", "entity", "total"),
+    "customerPayment": ("CustPymt", "customer", "payment"),
+    "salesOrder": ("SalesOrd", "entity", "total"),
+}
+
+
 def _transaction_rows(records: Mapping[str, Mapping[str, Record]]) -> list[Row]:
     rows: list[Row] = []
-    for record in records["invoice"].values():
-        rows.append(
-            {
-                "id": _int(record["id"]),
-                "tranid": record["tranId"],
-                "type": "CustInvc",
-                "entity": _int(record["entity"]),
-                "trandate": _day(record["tranDate"]),
-                "duedate": _day(record["dueDate"]),
-                "status": record["status"],
-                "foreigntotal": _money(record["total"]),
-                "foreignamountpaid": _money(record["amountPaid"]),
-                "foreignamountremaining": _money(record["amountRemaining"]),
-                "foreignamountunpaid": _money(record["amountRemaining"]),
-                "currency": _int(record["currency"]),
-                "externalid": record["externalId"],
-                "memo": record["memo"],
-                "otherrefnum": record["otherRefNum"],
-                "createddate": _moment(record["createdDate"]),
-                "lastmodifieddate": _moment(record["lastModifiedDate"]),
-            }
-        )
-    for record in records["customerPayment"].values():
-        rows.append(
-            {
-                "id": _int(record["id"]),
-                "tranid": record["tranId"],
-                "type": "CustPymt",
-                "entity": _int(record["customer"]),
-                "trandate": _day(record["tranDate"]),
-                "duedate": None,
-                "status": record["status"],
-                "foreigntotal": _money(record["payment"]),
-                "foreignamountpaid": None,
-                "foreignamountremaining": None,
-                "foreignamountunpaid": None,
-                "currency": _int(record["currency"]),
-                "externalid": record["externalId"],
-                "memo": record["memo"],
-                "otherrefnum": None,
-                "createddate": _moment(record["createdDate"]),
-                "lastmodifieddate": _moment(record["lastModifiedDate"]),
-            }
-        )
-    for record in records["salesOrder"].values():
-        rows.append(
-            {
-                "id": _int(record["id"]),
-                "tranid": record["tranId"],
-                "type": "SalesOrd",
-                "entity": _int(record["entity"]),
-                "trandate": _day(record["tranDate"]),
-                "duedate": None,
-                "status": record["status"],
-                "foreigntotal": _money(record["total"]),
-                "foreignamountpaid": None,
-                "foreignamountremaining": None,
-                "foreignamountunpaid": None,
-                "currency": _int(record["currency"]),
-                "externalid": record["externalId"],
-                "memo": record["memo"],
-                "otherrefnum": None,
-                "createddate": _moment(record["createdDate"]),
-                "lastmodifieddate": _moment(record["lastModifiedDate"]),
-            }
-        )
+    for source, (tran_type, entity_field, total_field) in _TRANSACTION_SOURCES.items():
+        invoice = source == "invoice"
+        for record in records[source].values():
+            rows.append(
+                {
+                    "id": _int(record["id"]),
+                    "tranid": record["tranId"],
+                    "type": tran_type,
+                    "entity": _int(record[entity_field]),
+                    "trandate": _day(record["tranDate"]),
+                    "duedate": _day(record["dueDate"]) if invoice else None,
+                    "status": record["status"],
+                    "foreigntotal": _money(record[total_field]),
+                    "foreignamountpaid": _money(record["amountPaid"]) if invoice else None,
+                    "foreignamountremaining": _money(record["amountRemaining"]) if invoice else None,
+                    "foreignamountunpaid": _money(record["amountRemaining"]) if invoice else None,
+                    "currency": _int(record["currency"]),
+                    "externalid": record["externalId"],
+                    "memo": record["memo"],
+                    "otherrefnum": record["otherRefNum"] if invoice else None,
+                    "createddate": _moment(record["createdDate"]),
+                    "lastmodifieddate": _moment(record["lastModifiedDate"]),
+                }
+            )
     rows.sort(key=lambda row: row["id"])
     return rows
 

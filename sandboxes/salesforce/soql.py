@@ -24,6 +24,18 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
+from sandboxes.query_language import (
+    And,
+    Not,
+    Or,
+    QueryError,
+    SortSpec,
+    Token,
+    TokenParser,
+    compare_values,
+    like_regex,
+    sort_rows,
+)
 from sandboxes.salesforce.data import FieldSpec, ObjectSchema, Record, normalize_salesforce_id
 
 __all__ = [
@@ -38,30 +50,21 @@ __all__ = [
 ]
 
 
-class SoqlError(Exception):
+class SoqlError(QueryError):
     """A query Salesforce would reject; `code` is the ``errorCode`` of the 400 response."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
-        self.message = message
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Tokens
 # ---------------------------------------------------------------------------------------------------------
 
+# The kinds of the shared `Token` this tokenizer produces. String tokens also keep their raw text between
+# the quotes in `Token.raw`, escapes undecoded: LIKE needs it to tell ``\%`` from ``%``.
 TokenKind = Literal["ident", "string", "number", "date", "datetime", "op", "lparen", "rparen", "comma", "eof"]
-
-
-@dataclass(frozen=True, slots=True)
-class Token:
-    kind: TokenKind
-    text: str
-    pos: int
-    # Decoded value for literals; for strings also the raw text between the quotes (LIKE needs it).
-    value: Any = None
-    raw: str = ""
 
 
 _WHITESPACE = re.compile(r"\s+")
@@ -209,22 +212,7 @@ class InList:
     negated: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Not:
-    operand: Condition
-
-
-@dataclass(frozen=True, slots=True)
-class And:
-    operands: tuple[Condition, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Or:
-    operands: tuple[Condition, ...]
-
-
-Condition = Comparison | Like | InList | Not | And | Or
+Condition = Comparison | Like | InList | Not["Condition"] | And["Condition"] | Or["Condition"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,31 +271,14 @@ _UNSUPPORTED_CLAUSES = frozenset(
 )
 
 
-class _Parser:
+class _Parser(TokenParser):
     def __init__(self, text: str) -> None:
-        self.text = text
-        self.tokens = tokenize(text)
-        self.index = 0
+        super().__init__(text, tokenize(text))
 
     # -- token helpers ------------------------------------------------------------------------------------
 
-    def peek(self, ahead: int = 0) -> Token:
-        return self.tokens[min(self.index + ahead, len(self.tokens) - 1)]
-
-    def advance(self) -> Token:
-        token = self.peek()
-        self.index = min(self.index + 1, len(self.tokens) - 1)
-        return token
-
-    def is_keyword(self, word: str, ahead: int = 0) -> bool:
-        token = self.peek(ahead)
-        return token.kind == "ident" and token.text.upper() == word
-
-    def accept_keyword(self, word: str) -> bool:
-        if self.is_keyword(word):
-            self.advance()
-            return True
-        return False
+    def at_separator(self) -> bool:
+        return self.peek().kind == "comma"
 
     def unexpected(self, token: Token | None = None) -> SoqlError:
         token = token or self.peek()
@@ -316,16 +287,6 @@ class _Parser:
         else:
             detail = f"unexpected token: {token.text}"
         return _error("MALFORMED_QUERY", self.text, token.pos, detail)
-
-    def expect_keyword(self, word: str) -> Token:
-        if not self.is_keyword(word):
-            raise self.unexpected()
-        return self.advance()
-
-    def expect(self, kind: TokenKind) -> Token:
-        if self.peek().kind != kind:
-            raise self.unexpected()
-        return self.advance()
 
     def name(self) -> Name:
         token = self.peek()
@@ -368,11 +329,7 @@ class _Parser:
                 )
             self.advance()
             return None
-        fields = [self.name()]
-        while self.peek().kind == "comma":
-            self.advance()
-            fields.append(self.name())
-        return tuple(fields)
+        return tuple(self.separated(self.name))
 
     def condition(self) -> Condition:
         first = self.unary()
@@ -411,10 +368,7 @@ class _Parser:
         negated = self.accept_keyword("NOT")
         if self.accept_keyword("IN"):
             self.expect("lparen")
-            values = [self.value()]
-            while self.peek().kind == "comma":
-                self.advance()
-                values.append(self.value())
+            values = self.separated(self.value)
             self.expect("rparen")
             return InList(field, tuple(values), negated)
         raise self.unexpected()
@@ -438,37 +392,17 @@ class _Parser:
         raise self.unexpected(token)
 
     def order_list(self) -> tuple[OrderItem, ...]:
-        items = [self.order_item()]
-        while self.peek().kind == "comma":
-            self.advance()
-            items.append(self.order_item())
-        return tuple(items)
+        return tuple(self.separated(self.order_item))
 
     def order_item(self) -> OrderItem:
         field = self.name()
-        descending = False
-        if self.accept_keyword("DESC"):
-            descending = True
-        else:
-            self.accept_keyword("ASC")
+        descending = self.descending()
+        nulls_first = self.nulls_first()
         # Salesforce's default puts nulls first when ascending and last when descending.
-        nulls_first = not descending
-        if self.accept_keyword("NULLS"):
-            if self.accept_keyword("FIRST"):
-                nulls_first = True
-            else:
-                self.expect_keyword("LAST")
-                nulls_first = False
-        return OrderItem(field, descending, nulls_first)
+        return OrderItem(field, descending, not descending if nulls_first is None else nulls_first)
 
     def integer_clause(self, keyword: str) -> int | None:
-        if not self.accept_keyword(keyword):
-            return None
-        token = self.peek()
-        if token.kind != "number" or not isinstance(token.value, int) or token.value < 0:
-            raise self.unexpected()
-        self.advance()
-        return int(token.value)
+        return self.integer() if self.accept_keyword(keyword) else None
 
 
 def parse(text: str) -> Query:
@@ -530,41 +464,14 @@ def _comparable(spec: FieldSpec, value: Any) -> Any:
 
 
 def _like_regex(raw: str) -> re.Pattern[str]:
-    parts: list[str] = []
-    pos = 0
-    while pos < len(raw):
-        char = raw[pos]
-        if char == "\\" and pos + 1 < len(raw):
-            escaped = raw[pos + 1]
-            parts.append(re.escape(_ESCAPES.get(escaped, escaped)))
-            pos += 2
-            continue
-        parts.append(".*" if char == "%" else "." if char == "_" else re.escape(char))
-        pos += 1
-    return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
+    # The tokenizer only lets complete escapes through, so the raw text never ends in a lone backslash
+    # and LikeEscapeError cannot arise here. SOQL's LIKE is case-insensitive, like its comparisons.
+    return like_regex(raw, "\\", ignore_case=True, unescape=_ESCAPES)
 
 
-def _compare(op: str, left: Any, right: Any) -> bool:
-    if op == "=":
-        return bool(left == right)
-    if op == "!=":
-        return bool(left != right)
-    if left is None or right is None:
-        return False
-    if op == "<":
-        return bool(left < right)
-    if op == "<=":
-        return bool(left <= right)
-    if op == ">":
-        return bool(left > right)
-    return bool(left >= right)
-
-
-@dataclass(frozen=True, slots=True)
-class _SortKey:
-    field: FieldSpec
-    descending: bool
-    nulls_first: bool
+def _sort_spec(spec: FieldSpec, descending: bool, nulls_first: bool) -> SortSpec[Record]:
+    name = spec.name
+    return SortSpec(lambda record: _comparable(spec, record.get(name)), descending, nulls_first)
 
 
 @dataclass(frozen=True, slots=True)
@@ -574,7 +481,7 @@ class BoundQuery:
     schema: ObjectSchema
     fields: tuple[FieldSpec, ...] | None
     predicate: Predicate | None
-    order_by: tuple[_SortKey, ...]
+    order_by: tuple[SortSpec[Record], ...]
     limit: int | None
     offset: int | None
 
@@ -586,9 +493,7 @@ class BoundQuery:
     def execute(self, records: Iterable[Record]) -> list[Record]:
         """Return the matching records (whole, not projected) in result order, after OFFSET/LIMIT."""
         rows = [record for record in records if self.predicate is None or self.predicate(record)]
-        # Stable sorts from the least significant key up give a multi-key ORDER BY.
-        for key in reversed(self.order_by):
-            rows.sort(key=_sort_function(key), reverse=key.descending)
+        sort_rows(rows, self.order_by)
         start = self.offset or 0
         end = None if self.limit is None else start + self.limit
         return rows[start:end]
@@ -596,17 +501,6 @@ class BoundQuery:
     def project(self, record: Record) -> Record:
         """Return the selected fields of `record`, in selection order, with canonical names."""
         return {spec.name: record.get(spec.name) for spec in self.fields or ()}
-
-
-def _sort_function(key: _SortKey) -> Callable[[Record], tuple[int, Any]]:
-    # Rank nulls apart from values so the two never get compared; reverse=True flips the ranks too.
-    null_rank = 0 if key.nulls_first != key.descending else 2
-
-    def sort_key(record: Record) -> tuple[int, Any]:
-        value = _comparable(key.field, record.get(key.field.name))
-        return (null_rank, 0) if value is None else (1, value)
-
-    return sort_key
 
 
 class _Binder:
@@ -685,7 +579,7 @@ class _Binder:
         name = spec.name
 
         def predicate(record: Record) -> bool:
-            return _compare(op, _comparable(spec, record.get(name)), expected)
+            return compare_values(op, _comparable(spec, record.get(name)), expected)
 
         return predicate
 
@@ -730,7 +624,7 @@ class _Binder:
             fields = tuple(specs)
         predicate = None if self.query.where is None else self.condition(self.query.where)
         order_by = tuple(
-            _SortKey(self.field(item.field), item.descending, item.nulls_first)
+            _sort_spec(self.field(item.field), item.descending, item.nulls_first)
             for item in self.query.order_by
         )
         return BoundQuery(self.schema, fields, predicate, order_by, self.query.limit, self.query.offset)
