@@ -19,8 +19,6 @@ and the errors of ``system_apis.errors``. Outbound behaviour (pool, timeouts, re
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import datetime as dt
 import re
 import time
@@ -66,6 +64,7 @@ from system_apis.crm.salesforce_mapping import (
     opportunity_from_record,
     stage_picklist_values,
 )
+from system_apis.cursors import unwrap_cursor, wrap_cursor
 from system_apis.errors import (
     NotFound,
     VendorBadResponse,
@@ -171,19 +170,13 @@ def is_salesforce_id(value: str) -> bool:
 
 
 def encode_cursor(last_id: str) -> str:
-    """The opaque cursor for the page after the record ``last_id`` (base64url of the id, unpadded)."""
-    return base64.urlsafe_b64encode(last_id.encode("ascii")).decode("ascii").rstrip("=")
+    """The opaque cursor for the page after the record ``last_id`` (keyset paging)."""
+    return wrap_cursor(last_id)
 
 
 def decode_cursor(cursor: str) -> str:
     """The last id a cursor stands for; raises ``InvalidCursor`` for anything we did not produce."""
-    if not cursor or len(cursor) > 64 or not re.fullmatch(r"[A-Za-z0-9_-]+", cursor):
-        raise InvalidCursor("cursor is not one this API produced")
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        last_id = raw.decode("ascii")
-    except (binascii.Error, ValueError):
-        raise InvalidCursor("cursor is not one this API produced") from None
+    last_id = unwrap_cursor(cursor, max_length=64)
     if not is_salesforce_id(last_id):
         raise InvalidCursor("cursor is not one this API produced")
     return last_id

@@ -32,10 +32,7 @@ safe calls, breaker) is the shared ``VendorHttpClient``'s; this module adds what
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import datetime as dt
-import hashlib
 import re
 import time
 import uuid
@@ -64,6 +61,8 @@ from contracts.models import (
     ProjectCreate,
 )
 from system_apis.crm.port import InvalidCursor
+from system_apis.cursors import fingerprint as listing_fingerprint
+from system_apis.cursors import unwrap_cursor, wrap_cursor
 from system_apis.erp.netsuite_auth import NetSuiteClientAssertionAuth
 from system_apis.erp.netsuite_mapping import (
     AsyncJob,
@@ -150,7 +149,6 @@ _INTERNAL_ID = re.compile(r"^[0-9]{1,18}$")
 _EXTERNAL_ID = re.compile(r"^[A-Za-z0-9_:.-]{1,255}$")
 _MAX_PAGE = 1000  # NetSuite's page size ceiling for record lists and SuiteQL
 _MAX_OFFSET = 1_000_000
-_CURSOR = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 _JOB_IN_DETAIL = re.compile(r"async/v1/job/(\d+)|asynchronous job (\d+)")
 # Polling an async job: first wait, growth and ceiling, and how many polls before giving up.
 _JOB_POLL_FIRST_SECONDS = 0.25
@@ -194,25 +192,15 @@ def invoice_idempotency_key(external_key: str, after_job: str | None = None) -> 
     return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, name))
 
 
-def _fingerprint(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
-
-
 def encode_cursor(offset: int, limit: int, fingerprint: str) -> str:
     """The opaque cursor for the page at ``offset``: base64url of ``offset.limit.fingerprint``."""
-    raw = f"{offset}.{limit}.{fingerprint}".encode("ascii")
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    return wrap_cursor(f"{offset}.{limit}.{fingerprint}")
 
 
 def decode_cursor(cursor: str, *, limit: int, fingerprint: str) -> int:
     """The offset a cursor stands for. Raises ``InvalidCursor`` for anything this adapter did not issue for
     the same list, filter and page size (offsets only line up with the page size they were made with)."""
-    if not _CURSOR.fullmatch(cursor):
-        raise InvalidCursor("cursor is not one this API produced")
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-    except (binascii.Error, ValueError):
-        raise InvalidCursor("cursor is not one this API produced") from None
+    raw = unwrap_cursor(cursor, max_length=200)
     match = re.fullmatch(r"(\d{1,7})\.(\d{1,4})\.([0-9a-f]{16})", raw)
     if match is None:
         raise InvalidCursor("cursor is not one this API produced")
@@ -361,7 +349,7 @@ class NetSuiteErp:
         self, *, limit: int, cursor: str | None = None, modified_since: dt.datetime | None = None
     ) -> CustomerPage:
         _check_limit(limit)
-        fingerprint = _fingerprint("customers", _iso(modified_since))
+        fingerprint = listing_fingerprint("customers", _iso(modified_since))
         offset = decode_cursor(cursor, limit=limit, fingerprint=fingerprint) if cursor is not None else 0
         page = await self._suiteql(
             customer_query(modified_since=modified_since), CustomerRow, limit=limit, offset=offset
@@ -535,7 +523,7 @@ class NetSuiteErp:
         _check_limit(limit)
         # Only the port's statuses reach the query; a string posing as one is refused before any call.
         status = InvoiceStatus(query.status) if query.status is not None else None
-        fingerprint = _fingerprint(
+        fingerprint = listing_fingerprint(
             "invoices", query.customer_id or "", status or "", _iso(query.modified_since)
         )
         offset = decode_cursor(cursor, limit=limit, fingerprint=fingerprint) if cursor is not None else 0
@@ -678,7 +666,7 @@ class NetSuiteErp:
         cursor: str | None = None,
     ) -> PaymentPage:
         _check_limit(limit)
-        fingerprint = _fingerprint("payments", customer_id or "", invoice_id or "")
+        fingerprint = listing_fingerprint("payments", customer_id or "", invoice_id or "")
         offset = decode_cursor(cursor, limit=limit, fingerprint=fingerprint) if cursor is not None else 0
         if customer_id is not None and not is_internal_id(customer_id):
             return PaymentPage(items=[])

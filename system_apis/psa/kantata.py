@@ -31,12 +31,9 @@ shared ``VendorHttpClient``'s; this module adds what is Kantata's own:
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import dataclasses
 import datetime as dt
-import hashlib
 import re
 from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -57,6 +54,7 @@ from contracts.models import (
     TimeEntryPage,
 )
 from system_apis.crm.port import InvalidCursor
+from system_apis.cursors import fingerprint, unwrap_cursor, wrap_cursor
 from system_apis.errors import (
     NotFound,
     VendorBadResponse,
@@ -150,26 +148,18 @@ _CURSOR_TEXT = re.compile(r"^k1\.([1-9][0-9]{0,6})\.([1-9][0-9]{0,2})\.([0-9a-f]
 def query_fingerprint(resource: str, filters: Mapping[str, str]) -> str:
     """A short digest of a listing's resource and filters: a cursor only continues the query it came from
     (page 3 of one project's time is not page 3 of another's)."""
-    canonical = resource + "?" + "&".join(f"{name}={filters[name]}" for name in sorted(filters))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    return fingerprint(resource + "?" + "&".join(f"{name}={filters[name]}" for name in sorted(filters)))
 
 
 def encode_cursor(cursor: PageCursor) -> str:
     """The opaque cursor text (base64url, unpadded). Not signed: it only selects a page of a query the
     caller may run anyway."""
-    text = f"k1.{cursor.page}.{cursor.per_page}.{cursor.fingerprint}"
-    return base64.urlsafe_b64encode(text.encode("ascii")).decode("ascii").rstrip("=")
+    return wrap_cursor(f"k1.{cursor.page}.{cursor.per_page}.{cursor.fingerprint}")
 
 
 def decode_cursor(cursor: str) -> PageCursor:
     """The position a cursor stands for; raises ``InvalidCursor`` for anything we did not produce."""
-    if not cursor or len(cursor) > 96 or not re.fullmatch(r"[A-Za-z0-9_-]+", cursor):
-        raise InvalidCursor("cursor is not one this API produced")
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-    except (binascii.Error, ValueError):
-        raise InvalidCursor("cursor is not one this API produced") from None
-    match = _CURSOR_TEXT.fullmatch(text)
+    match = _CURSOR_TEXT.fullmatch(unwrap_cursor(cursor, max_length=96))
     if match is None:
         raise InvalidCursor("cursor is not one this API produced")
     page, per_page = int(match.group(1)), int(match.group(2))
