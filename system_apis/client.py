@@ -16,6 +16,9 @@ from contracts.models import (
     BillingScheduleCreate,
     ContactPage,
     Customer,
+    CustomerMatch,
+    CustomerMatchList,
+    CustomerMatchQuery,
     CustomerPage,
     CustomerUpsert,
     Invoice,
@@ -142,6 +145,11 @@ class SystemApiClient(TierClient):
         return await self._post(
             "/system/v1/erp/customers", Customer, command, idempotency_key=idempotency_key
         )
+
+    async def find_probable_duplicate_customers(self, query: CustomerMatchQuery) -> list[CustomerMatch]:
+        """The ERP customers that are probably the same company as the account (a search: no key)."""
+        found = await self._post("/system/v1/erp/customer-matches", CustomerMatchList, query)
+        return found.items
 
     async def create_erp_project(self, command: ProjectCreate, *, idempotency_key: str) -> Project:
         return await self._post("/system/v1/erp/projects", Project, command, idempotency_key=idempotency_key)

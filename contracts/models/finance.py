@@ -1,4 +1,5 @@
-"""Canonical finance objects (the ERP's world): customer master, billing schedules, invoices, payments."""
+"""Canonical finance objects (the ERP's world): customer master (and its probable duplicates), billing
+schedules, invoices, payments."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from contracts.models.common import (
     SystemIds,
     require_decimal,
 )
-from contracts.models.crm import Address, BillingModel
+from contracts.models.crm import Address, BillingModel, Customer
 
 Quantity = Annotated[
     Decimal, msgspec.Meta(description="Quantity (e.g. hours) above zero, as a string.", extra=POSITIVE)
@@ -32,6 +33,9 @@ __all__ = [
     "BillingSchedule",
     "BillingScheduleCreate",
     "BillingScheduleLine",
+    "CustomerMatch",
+    "CustomerMatchList",
+    "CustomerMatchQuery",
     "CustomerUpsert",
     "Invoice",
     "InvoiceCreate",
@@ -170,3 +174,35 @@ class Payment(msgspec.Struct, kw_only=True, frozen=True):
 class PaymentPage(msgspec.Struct, kw_only=True, frozen=True):
     items: list[Payment]
     next_cursor: str | None = None
+
+
+class CustomerMatchQuery(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """A CRM account to look for in the ERP's customer master before creating it there.
+
+    An ERP customer is a probable duplicate when its normalized name (case, accents, punctuation and
+    trailing legal forms such as "L.L.C." ignored) equals ``name`` and it has the same tax id (letters and
+    digits compared) or the same web domain (scheme, path, port and "www." ignored). The customer already
+    linked to ``crm_customer_id`` is that account's own record, never its duplicate."""
+
+    name: NonEmptyText
+    tax_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    website: Annotated[str, msgspec.Meta(max_length=255)] | None = None
+    crm_customer_id: RecordId | None = None
+
+
+class CustomerMatch(msgspec.Struct, kw_only=True, frozen=True):
+    """An ERP customer that is probably the same company as the account asked about, and why."""
+
+    customer: Customer
+    reason: Annotated[
+        str,
+        msgspec.Meta(
+            description="`name+tax_id` (same normalized name and tax id) or `name+domain` (same normalized "
+            "name and web domain).",
+            examples=["name+tax_id"],
+        ),
+    ]
+
+
+class CustomerMatchList(msgspec.Struct, kw_only=True, frozen=True):
+    items: list[CustomerMatch]

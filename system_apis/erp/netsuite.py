@@ -26,6 +26,8 @@ safe calls, breaker) is the shared ``VendorHttpClient``'s; this module adds what
 
 - SuiteQL for lists (one quoting function, ``suiteql_quote``), paged with ``limit``/``offset`` behind an
   opaque cursor that also pins the page size and the filter;
+- probable duplicate customers: SuiteQL narrows the candidates (same tax id, the web domain in the URL,
+  or a company name starting with the same word), ``system_apis.erp.matching`` decides;
 - NetSuite's error document (``o:errorDetails``) mapped to the port's errors.
 """
 
@@ -49,6 +51,8 @@ from contracts.models import (
     BillingSchedule,
     BillingScheduleCreate,
     Customer,
+    CustomerMatch,
+    CustomerMatchQuery,
     CustomerPage,
     CustomerUpsert,
     Invoice,
@@ -63,6 +67,12 @@ from contracts.models import (
 from system_apis.crm.port import InvalidCursor
 from system_apis.cursors import fingerprint as listing_fingerprint
 from system_apis.cursors import unwrap_cursor, wrap_cursor
+from system_apis.erp.matching import (
+    is_probable_duplicate,
+    normalize_company_name,
+    normalize_tax_id,
+    web_domain,
+)
 from system_apis.erp.netsuite_auth import NetSuiteClientAssertionAuth
 from system_apis.erp.netsuite_mapping import (
     AsyncJob,
@@ -103,6 +113,7 @@ from system_apis.erp.netsuite_mapping import (
     q_quote,
     record_id_from_url,
     subsidiary_query,
+    suiteql_quote,
 )
 from system_apis.erp.port import InvoiceFilter
 from system_apis.errors import (
@@ -128,6 +139,7 @@ __all__ = [
     "InvalidCursor",
     "NetSuiteErp",
     "decode_cursor",
+    "duplicate_candidates_query",
     "encode_cursor",
     "invoice_idempotency_key",
     "is_external_id",
@@ -158,6 +170,8 @@ _JOB_POLLS = 12
 _KEY_GENERATIONS = 4
 # Reading a whole customer's payments to find those applied to one invoice is bounded.
 _MAX_SCANNED_PAYMENTS = 2000
+# Candidates read for one duplicate check; only a one-letter first word comes near it.
+_MAX_SCANNED_CANDIDATES = 5000
 # Setup data (currencies, subsidiaries) changes rarely; an unknown id refetches it at most this often.
 _SETUP_REFRESH_SECONDS = 60.0
 
@@ -364,6 +378,35 @@ class NetSuiteErp:
             raise _bad_body("customer row", exc) from None
         next_cursor = encode_cursor(offset + limit, limit, fingerprint) if page.has_more else None
         return CustomerPage(items=items, next_cursor=next_cursor)
+
+    async def find_probable_duplicates(self, query: CustomerMatchQuery) -> list[CustomerMatch]:
+        statement = duplicate_candidates_query(query)
+        if statement is None:
+            return []  # nothing to match on: the rule needs a name and a tax id or a domain
+        rows: list[CustomerRow] = []
+        while True:
+            page = await self._suiteql(statement, CustomerRow, limit=_MAX_PAGE, offset=len(rows))
+            rows.extend(page.items)
+            if not page.has_more or not page.items:
+                break
+            if len(rows) >= _MAX_SCANNED_CANDIDATES:
+                _log().warning("netsuite_duplicate_candidates_truncated", scanned=len(rows))
+                break
+        setup = await self._setup_for(
+            currency_ids=[row.currency for row in rows], subsidiary_ids=[row.subsidiary for row in rows]
+        )
+        try:
+            candidates = [customer_from_row(row, setup) for row in rows]
+        except ValueError as exc:
+            raise _bad_body("customer row", exc) from None
+        matches: list[CustomerMatch] = []
+        for customer in candidates:
+            if query.crm_customer_id is not None and customer.system_ids.crm == query.crm_customer_id:
+                continue  # the account's own customer: the same record, not a second one
+            reason = is_probable_duplicate(query, customer)
+            if reason is not None:
+                matches.append(CustomerMatch(customer=customer, reason=reason))
+        return matches
 
     async def upsert_customer(self, command: CustomerUpsert) -> tuple[Customer, bool]:
         crm_id = command.crm_customer_id
@@ -865,6 +908,52 @@ def _covers(
         and all(value is None or setup.currency_id(value) is not None for value in currency_codes)
         and all(value is None or setup.subsidiary_id(value) is not None for value in legal_entities)
     )
+
+
+_CANDIDATE_COLUMNS = (
+    "id, companyname, entityid, externalid, subsidiary, currency, parent, url, vatregnumber, "
+    "TO_CHAR(lastmodifieddate, 'YYYY-MM-DD\"T\"HH24:MI:SS') AS lastmodified"
+)
+
+
+def duplicate_candidates_query(query: CustomerMatchQuery) -> str | None:
+    """The SuiteQL that reads every customer that could be a probable duplicate of ``query``'s account, a
+    superset the matching rule then confirms; None when the rule cannot match anything (no normalized
+    name, or neither a tax id nor a web domain).
+
+    A candidate has the tax id as sent or normalized, or the web domain in its URL, or a company name that
+    starts with the first word of the normalized name or of the name as sent. Both words, since NetSuite
+    cannot normalize: "Muller" finds "Muller & Sohne", "Müller" finds "Müller & Söhne", "O'Neill" finds
+    "O'Neill & Partners". Text comparisons go through ``UPPER`` on both sides (SuiteQL is case-sensitive).
+    """
+    name = normalize_company_name(query.name)
+    tax_id = normalize_tax_id(query.tax_id)
+    domain = web_domain(query.website)
+    if not name or (tax_id is None and domain is None):
+        return None
+    first_words = {word.upper(): word for word in (name.split()[0], query.name.split()[0])}
+    conditions = [
+        f"UPPER(companyname) LIKE UPPER({_literal(_like_escaped(word) + '%')}) ESCAPE '\\'"
+        for _, word in sorted(first_words.items())
+    ]
+    if tax_id is not None:
+        as_sent = (query.tax_id or "").strip()
+        tax_ids = ", ".join(_literal(value) for value in sorted({tax_id, as_sent} - {""}))
+        conditions.append(f"vatregnumber IN ({tax_ids})")
+    if domain is not None:
+        conditions.append(f"UPPER(url) LIKE UPPER({_literal('%' + _like_escaped(domain) + '%')}) ESCAPE '\\'")
+    # S608: constants and suiteql_quote'd literals only.
+    return f"SELECT {_CANDIDATE_COLUMNS} FROM customer WHERE {' OR '.join(conditions)} ORDER BY id"  # noqa: S608
+
+
+def _like_escaped(text: str) -> str:
+    """``text`` matched literally in a LIKE pattern with ``ESCAPE '\\'``."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _literal(text: str) -> str:
+    # No NetSuite value holds a NUL, so dropping it changes no match; suiteql_quote would refuse it.
+    return suiteql_quote(text.replace("\x00", ""))
 
 
 def _record_path(record_type: str, reference: str) -> str:

@@ -11,6 +11,8 @@ from contracts.models import (
     BillingSchedule,
     BillingScheduleCreate,
     Customer,
+    CustomerMatch,
+    CustomerMatchQuery,
     CustomerPage,
     CustomerUpsert,
     Invoice,
@@ -48,6 +50,16 @@ class ErpPort(Protocol):
     async def upsert_customer(self, command: CustomerUpsert) -> tuple[Customer, bool]:
         """Create or update the customer keyed by ``crm_customer_id``; ``(customer, created)``.
         Idempotent through the vendor's external-id mechanism."""
+        ...
+
+    async def find_probable_duplicates(self, query: CustomerMatchQuery) -> list[CustomerMatch]:
+        """The ERP customers that are probably the same company as the CRM account described by ``query``,
+        each with its reason (``system_apis.erp.matching.is_probable_duplicate``: same normalized name and
+        the same tax id or web domain), inactive customers included; none when nothing matches.
+
+        The customer linked to ``query.crm_customer_id`` is that account's own record and is left out.
+        Adapters narrow the candidates in the vendor's query language and confirm each with the shared
+        rule, so every ERP answers the same. Reads only: safe to retry."""
         ...
 
     async def get_project(self, project_id: str) -> Project: ...

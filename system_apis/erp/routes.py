@@ -1,6 +1,7 @@
-"""System API routes for the ERP domain: customer master, projects as billed, billing schedules, invoices
-and payments. Every write is idempotent twice over: the gateway's Idempotency-Key replays an answer, and
-the adapter's vendor mechanism (external ids, NetSuite idempotency keys) never creates a second record."""
+"""System API routes for the ERP domain: customer master (and its probable duplicates), projects as billed,
+billing schedules, invoices and payments. Every write is idempotent twice over: the gateway's
+Idempotency-Key replays an answer, and the adapter's vendor mechanism (external ids, NetSuite idempotency
+keys) never creates a second record."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from contracts.models import (
     BillingSchedule,
     BillingScheduleCreate,
     Customer,
+    CustomerMatchList,
+    CustomerMatchQuery,
     CustomerPage,
     CustomerUpsert,
     Invoice,
@@ -26,6 +29,7 @@ from contracts.models import (
     ProjectCreate,
 )
 from system_apis.erp.port import ErpPort, InvoiceFilter
+from system_apis.errors import VendorBadResponse, VendorRejected
 from system_apis.params import (
     Cursor,
     Limit,
@@ -89,6 +93,32 @@ async def get_customer(customer_id: Id, erp: Erp) -> Customer:
 async def upsert_customer(data: JSONBody[CustomerUpsert], erp: Erp) -> Response[Any]:
     customer, created = await erp.upsert_customer(data)
     return created_or_found(customer, created, f"/system/v1/erp/customers/{customer.id}")
+
+
+@operation(
+    "POST",
+    "/system/v1/erp/customer-matches",
+    operation_id="findProbableDuplicateCustomers",
+    summary="Find ERP customers that are probably the same company as a CRM account",
+    description="A search, not a write (no Idempotency-Key): the ERP customers whose normalized name "
+    "(case, accents, punctuation and trailing legal forms ignored) equals `name` and that share the tax id "
+    "or the web domain, each with its `reason`. The customer already linked to `crm_customer_id` is not "
+    "reported. An empty `items` means no probable duplicate.",
+    scopes=["system:read"],
+    errors=[404, *VENDOR_ERRORS],
+    status_code=200,
+    tags=_TAGS,
+)
+async def find_probable_duplicate_customers(
+    data: JSONBody[CustomerMatchQuery], erp: Erp
+) -> CustomerMatchList:
+    try:
+        matches = await erp.find_probable_duplicates(data)
+    except VendorRejected as exc:
+        # Only a read: the vendor refusing it means our query is wrong, which the caller cannot fix (502).
+        # The tier's handler would take a refused POST for refused data (422).
+        raise VendorBadResponse(exc.vendor, exc.message) from exc
+    return CustomerMatchList(items=matches)
 
 
 @operation(
@@ -248,6 +278,7 @@ erp_routes = [
     list_customers,
     get_customer,
     upsert_customer,
+    find_probable_duplicate_customers,
     get_project,
     create_project,
     create_billing_schedule,
