@@ -12,6 +12,9 @@ Served at the app's own root; every API path also answers with a ``.json`` suffi
 - ``PUT`` (or ``PATCH``) ``/api/v1/{collection}/{id}``: update from ``{"<singular>": {...}}``; 200
 - ``GET /api/v1/subscribed_events``: the pull event feed, see "Events" below
 - ``/__sandbox/...``: reset, stats, time approval and fault injection (no auth; never on vendor paths)
+- ``GET /__sandbox/records/{collection}``: the stored records of a collection as held (archived
+  workspaces included), ``?field=value`` filters by equality on top-level fields
+  (`sandboxes.admin_records`), e.g. ``external_references?service_model_ref=...``
 
 Collections: ``workspaces``, ``stories``, ``participations``, ``workspace_resources``, ``time_entries``,
 ``expenses``, ``external_references`` (list, show, create, update); ``invoices``, ``users``, ``roles``
@@ -126,6 +129,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath, JSONBody
 from litestar.types import ASGIApp as LitestarASGIApp
 
+from sandboxes.admin_records import RECORDS_PATH, records_response
 from sandboxes.faults import ASGIApp, FaultInjector, Receive, Scope, Send, relative_path, with_faults
 from sandboxes.kantata.data import (
     ADMIN_USER_ID,
@@ -1457,6 +1461,13 @@ async def stats(sandbox: _Sandbox) -> Response[bytes]:
     )
 
 
+@get(ADMIN_PREFIX + RECORDS_PATH)
+async def stored_records(
+    request: Request[Any, Any, Any], record_type: FromPath[str], sandbox: _Sandbox
+) -> Response[bytes]:
+    return records_response(sandbox.records, record_type, request.query_params.multi_items())
+
+
 # ---------------------------------------------------------------------------------------------------------
 # ASGI layers around the Litestar router
 # ---------------------------------------------------------------------------------------------------------
@@ -1533,7 +1544,16 @@ def create_kantata_sandbox(settings: KantataSandboxSettings | None = None) -> Li
         return sandbox
 
     app = Litestar(
-        route_handlers=[list_records, show_record, create_records, update_record, reset, approve_time, stats],
+        route_handlers=[
+            list_records,
+            show_record,
+            create_records,
+            update_record,
+            reset,
+            approve_time,
+            stats,
+            stored_records,
+        ],
         dependencies={"sandbox": Provide(provide_sandbox, sync_to_thread=False)},
         exception_handlers={
             KantataError: _on_kantata_error,

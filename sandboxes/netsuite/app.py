@@ -11,6 +11,9 @@ Served at the app's own root (mount it anywhere, see `create_netsuite_sandbox`):
 - ``GET /services/rest/async/v1/job/{id}[/task/{taskId}[/result]]``: asynchronous requests
   (``Prefer: respond-async``, optionally with ``X-NetSuite-Idempotency-Key``)
 - ``/__sandbox/...``: reset, token expiry, stats and fault injection (no auth; never on vendor paths)
+- ``GET /__sandbox/records/{type}``: the stored records of a record type (``customer``, ``job``,
+  ``billingSchedule``, ...) as held, ``?field=value`` filters by equality on top-level fields
+  (`sandboxes.admin_records`); refs are stored as bare internal ids, e.g. ``?project=3002``
 
 Every ``/services/rest/...`` call except the token endpoint needs a bearer token and counts against the
 account's concurrency limit while it is in flight (over it: 429). Errors are NetSuite's
@@ -44,6 +47,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
 from litestar.types import ASGIApp as LitestarASGIApp
 
+from sandboxes.admin_records import RECORDS_PATH, records_response
 from sandboxes.faults import ASGIApp, FaultInjector, Receive, Scope, Send, relative_path, with_faults
 from sandboxes.netsuite.data import (
     ACCOUNT_ID,
@@ -1331,6 +1335,13 @@ async def stats(sandbox: _Sandbox) -> Response[bytes]:
     )
 
 
+@get(ADMIN_PREFIX + RECORDS_PATH)
+async def stored_records(
+    request: Request[Any, Any, Any], record_type: FromPath[str], sandbox: _Sandbox
+) -> Response[bytes]:
+    return records_response(sandbox.records, record_type, request.query_params.multi_items())
+
+
 # ---------------------------------------------------------------------------------------------------------
 # ASGI layers around the Litestar router
 # ---------------------------------------------------------------------------------------------------------
@@ -1453,6 +1464,7 @@ def create_netsuite_sandbox(settings: NetSuiteSandboxSettings | None = None) -> 
             reset,
             expire_tokens,
             stats,
+            stored_records,
         ],
         dependencies={"sandbox": Provide(provide_sandbox, sync_to_thread=False)},
         exception_handlers={

@@ -13,6 +13,8 @@ Served at the app's own root (mount it anywhere: URLs it hands out follow Salesf
 - ``.../query?q=`` and ``.../queryAll?q=`` with ``nextRecordsUrl`` paging (queryAll sees deleted rows)
 - ``POST .../composite``: up to 25 subrequests with ``@{ref.field}`` references and ``allOrNone``
 - ``/__sandbox/...``: reset, session expiry, stats and fault injection (no auth; never on vendor paths)
+- ``GET /__sandbox/records/{Object}``: the live (not deleted) records of an object as held,
+  ``?Field=value`` filters by equality on top-level fields (`sandboxes.admin_records`)
 
 Objects: ``Account``, ``Contact``, ``Opportunity``, ``Contract``, ``Opportunity_Milestone__c`` and
 ``Rate_Card_Line__c`` (schemas and seed in `sandboxes.salesforce.data`). Every ``/services/data/vXX.X/...``
@@ -58,6 +60,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
 from litestar.types import ASGIApp as LitestarASGIApp
 
+from sandboxes.admin_records import RECORDS_PATH, records_response
 from sandboxes.faults import ASGIApp, FaultInjector, Message, Receive, Scope, Send, relative_path, with_faults
 from sandboxes.request_log import RequestLog, RequestLogEntry
 from sandboxes.salesforce.data import (
@@ -1641,6 +1644,13 @@ async def stats(sandbox: _Sandbox) -> Response[bytes]:
     )
 
 
+@get(ADMIN_PREFIX + RECORDS_PATH)
+async def stored_records(
+    request: Request[Any, Any, Any], record_type: FromPath[str], sandbox: _Sandbox
+) -> Response[bytes]:
+    return records_response(sandbox.records, record_type, request.query_params.multi_items())
+
+
 # ---------------------------------------------------------------------------------------------------------
 # ASGI layers around the Litestar router
 # ---------------------------------------------------------------------------------------------------------
@@ -1749,6 +1759,7 @@ def create_salesforce_sandbox(
             reset,
             expire_sessions,
             stats,
+            stored_records,
         ],
         dependencies={"sandbox": Provide(provide_sandbox, sync_to_thread=False)},
         exception_handlers={

@@ -1800,7 +1800,7 @@ _ROLE_RATES = (
     ("Senior Consultant", 210),
     ("Data Engineer", 185),
     ("Consultant", 165),
-    ("Analyst", 120),
+    ("Business Analyst", 120),
 )
 _PLANNING_RATES: Mapping[str | None, float] = {"USD": 1.0, "GBP": 0.8, "EUR": 0.92, None: 1.0}
 
@@ -1908,7 +1908,7 @@ def _ready_terms(opportunities: Mapping[str, Record], terms: _DealTerms) -> None
         ("Engagement Manager", 275.0),
         ("Senior Consultant", 210.0),
         ("Consultant", 165.0),
-        ("Analyst", 120.0),
+        ("Business Analyst", 120.0),
     ):
         terms.rate_card_line(ready, role, rate, "Hour")
     fixed_fee = opportunities[READY_FIXED_FEE_OPPORTUNITY_ID]

@@ -1545,7 +1545,7 @@ def test_seed_deal_terms_follow_the_billing_model() -> None:
         "Engagement Manager",
         "Senior Consultant",
         "Consultant",
-        "Analyst",
+        "Business Analyst",
     ]
     assert len(rate_cards[READY_RETAINER_OPPORTUNITY_ID]) == 2
     assert len(rate_cards[READY_MILESTONE_OPPORTUNITY_ID]) == 2

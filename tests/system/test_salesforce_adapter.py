@@ -854,7 +854,7 @@ async def test_a_time_and_materials_deal_has_a_rate_card_and_no_milestones(crm: 
         ("Engagement Manager", Decimal("275.00"), "USD"),
         ("Senior Consultant", Decimal("210.00"), "USD"),
         ("Consultant", Decimal("165.00"), "USD"),
-        ("Analyst", Decimal("120.00"), "USD"),
+        ("Business Analyst", Decimal("120.00"), "USD"),
     }
 
 
