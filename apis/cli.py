@@ -1,4 +1,4 @@
-"""The ``stratum`` command: serve, token, contracts."""
+"""The ``stratum`` command: serve, worker, token, contracts."""
 
 from __future__ import annotations
 
@@ -54,6 +54,47 @@ def _serve(args: argparse.Namespace) -> int:
         proxy_headers=args.proxy_headers,
         server_header=False,
     )
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """Run workflows, and nothing else, until SIGTERM or SIGINT; runs in flight are left to be resumed."""
+    import asyncio
+    import signal
+
+    from apis.gateway import build_gateway
+    from process_apis.engine import workflow_database_url
+
+    settings = load_settings()
+    if workflow_database_url(settings).startswith("sqlite"):
+        print(
+            "stratum: workers share runs through PostgreSQL: set STRATUM_WORKFLOWS__DATABASE_URL "
+            "(with SQLite, `stratum serve` runs the workflows itself)",
+            file=sys.stderr,
+        )
+        return 2
+    if settings.redis_url is None:
+        print(
+            "stratum: workers need shared gateway state (events, idempotency keys): set STRATUM_REDIS_URL",
+            file=sys.stderr,
+        )
+        return 2
+    # With the system tier elsewhere, steps call it by URL; otherwise this worker carries its own adapters.
+    tiers = ("process",) if settings.system_url else ("system", "process")
+
+    async def run() -> None:
+        gateway = build_gateway(settings, tiers=tiers, run_workflows=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await gateway.runtime.start()
+        try:
+            await stop.wait()
+        finally:
+            await gateway.runtime.stop()
+
+    asyncio.run(run())
     return 0
 
 
@@ -116,6 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--tiers", default=None, help="comma-separated tiers to serve (default: all)")
     serve.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-* from a proxy")
     serve.set_defaults(func=_serve)
+
+    worker = sub.add_parser(
+        "worker", help="run workflow workers against the shared PostgreSQL run database (no HTTP)"
+    )
+    worker.set_defaults(func=_worker)
 
     token = sub.add_parser("token", help="print a development access token for a client")
     token.add_argument("--client", default="stratum-demo")

@@ -20,6 +20,7 @@ __all__ = [
     "Settings",
     "TierClientCredentials",
     "VendorConnection",
+    "WorkflowSettings",
     "load_settings",
 ]
 
@@ -83,6 +84,28 @@ class TierClientCredentials(msgspec.Struct, kw_only=True, frozen=True):
     client_secret: str | None = None  # None with the dev issuer: taken from its client registry
 
 
+class WorkflowSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """Durable workflow runs (DBOS): where they are checkpointed, who runs them, how steps are retried."""
+
+    # None: SQLite in the data directory (one host). postgresql://... lets many workers share the runs.
+    database_url: str | None = None
+    # `stratum serve` runs workflows itself; false leaves them to `stratum worker` processes.
+    run_in_process: bool = True
+    # Runs one worker holds at once, parked runs included (a parked run is a cheap waiting task).
+    worker_concurrency: int = 100
+    # How often a worker looks for queued runs.
+    poll_interval_seconds: float = 0.5
+    # A step that fails technically is tried this often, with exponential backoff and full jitter, before
+    # its run goes to the dead-letter list.
+    step_max_attempts: int = 6
+    step_backoff_base_seconds: float = 1.0
+    step_backoff_max_seconds: float = 60.0
+    # Workers beat every `heartbeat_seconds` in the run database; one silent for `worker_timeout_seconds` is
+    # dead, and another worker takes its runs over (PostgreSQL only: SQLite has a single worker).
+    heartbeat_seconds: float = 2.0
+    worker_timeout_seconds: float = 10.0
+
+
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
     host: str = "127.0.0.1"
     port: int = 8000
@@ -115,6 +138,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     idempotency_lock_seconds: int = 60
     max_body_bytes: int = 1024 * 1024
 
+    # Shared secret the CRM event relay signs `POST /process/v1/crm-events` with (HMAC-SHA256 in the
+    # `X-Stratum-Signature` header). None: a random one is made once in {data_dir}/crm-events.secret (mode
+    # 0600) and kept; give the relay that file's content.
+    crm_events_secret: str | None = None
+
     # Remote tiers: set a base URL and the typed client calls it over HTTP instead of in process.
     system_url: str | None = None
     process_url: str | None = None
@@ -124,6 +152,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     # "system/v1" -> Deprecation: adds Deprecation/Sunset/Link headers to that tier version.
     deprecations: Mapping[str, Deprecation] = {}
+
+    workflows: WorkflowSettings = WorkflowSettings()
 
     # Which adapter serves each domain, and how it reaches its vendor.
     crm_vendor: Literal["salesforce"] = "salesforce"
@@ -154,7 +184,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 _PREFIX = "STRATUM_"
 # Nested settings are given as JSON (STRATUM_SALESFORCE='{"base_url": ...}') or per field with a double
 # underscore (STRATUM_SALESFORCE__BASE_URL=...).
-_NESTED = {"salesforce", "kantata", "netsuite", "process_client", "experience_client", "deprecations"}
+_NESTED = {
+    "salesforce",
+    "kantata",
+    "netsuite",
+    "process_client",
+    "experience_client",
+    "deprecations",
+    "workflows",
+}
 
 
 def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -245,8 +245,14 @@ def _tier_auth(
     )
 
 
-def build_gateway(settings: Settings | None = None, *, tiers: Sequence[str] = ALL_TIERS) -> Gateway:
-    """The whole system, wired. ``tiers`` picks which tier apps this process serves."""
+def build_gateway(
+    settings: Settings | None = None,
+    *,
+    tiers: Sequence[str] = ALL_TIERS,
+    run_workflows: bool | None = None,
+) -> Gateway:
+    """The whole system, wired. ``tiers`` picks which tier apps this process serves; ``run_workflows``
+    overrides ``workflows.run_in_process`` (``stratum worker`` sets it)."""
     from experience_apis.app import EXPERIENCE_V1, create_experience_app
     from experience_apis.client import ExperienceClients
     from process_apis.app import PROCESS_V1, create_process_app
@@ -296,7 +302,7 @@ def build_gateway(settings: Settings | None = None, *, tiers: Sequence[str] = AL
     if "process" in tiers:
         creds = settings.process_client
         apps["process"] = create_process_app(
-            runtime, system=system_client(creds.client_id, creds.client_secret)
+            runtime, system=system_client(creds.client_id, creds.client_secret), run_workers=run_workflows
         )
 
     if "experience" in tiers:

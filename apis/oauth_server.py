@@ -37,6 +37,7 @@ ALL_SCOPES: tuple[str, ...] = (
     "system:read",
     "system:write",
     "process:run",
+    "process:read",
     "process:admin",
     "experience:sales",
     "experience:finance",
@@ -49,7 +50,7 @@ ALL_SCOPES: tuple[str, ...] = (
 _DEFAULT_CLIENTS: Mapping[str, tuple[str, ...]] = {
     "stratum-demo": ALL_SCOPES,
     "stratum-process-tier": ("system:read", "system:write"),
-    "stratum-experience-tier": ("system:read", "process:run"),
+    "stratum-experience-tier": ("system:read", "process:run", "process:read"),
 }
 
 

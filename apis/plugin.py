@@ -48,6 +48,7 @@ _SCOPE_DESCRIPTIONS = {
     "system:read": "Read canonical objects from the system tier.",
     "system:write": "Create and change records in the systems of record.",
     "process:run": "Start and read business workflows.",
+    "process:read": "Read workflow runs, exceptions, dead letters and business events.",
     "process:admin": "Replay, cancel and inspect workflow runs.",
     "experience:sales": "Sales role views.",
     "experience:finance": "Finance role views.",
@@ -115,9 +116,33 @@ class ClosedStructs(StructSchemaPlugin):
     def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
         schema = super().to_openapi_schema(field_definition, schema_creator)
         info = msgspec.inspect.type_info(field_definition.type_)
-        if isinstance(info, msgspec.inspect.StructType) and info.forbid_unknown_fields:
-            schema.additional_properties = False
+        if isinstance(info, msgspec.inspect.StructType):
+            if info.forbid_unknown_fields:
+                schema.additional_properties = False
+            _constrain_string_items(info, schema)
         return schema
+
+
+def _constrain_string_items(info: msgspec.inspect.StructType, schema: Schema) -> None:
+    """Litestar drops the constraints of a list's items (``list[RecordId]``); msgspec enforces them, so
+    the contract must state them too."""
+    for field in info.fields:
+        list_type = field.type
+        if isinstance(list_type, msgspec.inspect.UnionType):
+            lists = [t for t in list_type.types if isinstance(t, msgspec.inspect.ListType)]
+            list_type = lists[0] if lists else list_type
+        if not isinstance(list_type, msgspec.inspect.ListType):
+            continue
+        item = list_type.item_type
+        if isinstance(item, msgspec.inspect.Metadata):
+            item = item.type
+        prop = (schema.properties or {}).get(field.encode_name)
+        if not isinstance(item, msgspec.inspect.StrType) or not isinstance(prop, Schema):
+            continue
+        if isinstance(prop.items, Schema):
+            prop.items.min_length = item.min_length
+            prop.items.max_length = item.max_length
+            prop.items.pattern = item.pattern
 
 
 def _http_date(value: str) -> str:

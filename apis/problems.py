@@ -80,6 +80,16 @@ _KINDS = [
         "Get a new token.",
     ),
     ProblemKind(
+        "invalid-signature",
+        401,
+        "Invalid signature",
+        "A signed webhook (such as the CRM event relay's) must carry `X-Stratum-Signature: t=<unix seconds>,"
+        "v1=<hex HMAC-SHA256>`, the HMAC of `<t>.` followed by the raw body bytes under the shared secret, "
+        "with `t` within 300 seconds of the gateway's clock (several `v1=` are allowed while a secret is "
+        "rotated). The header was missing or malformed, `t` was too old or in the future, or no `v1` "
+        "matched. Check the secret and the sender's clock, and sign again before resending.",
+    ),
+    ProblemKind(
         "insufficient-scope",
         403,
         "Insufficient scope",

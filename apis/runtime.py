@@ -29,6 +29,7 @@ class Runtime:
         self.limiter = RateLimiter(settings.redis_url)
         self.dev_server: DevAuthorizationServer | None = None
         self._closers: list[Callable[[], Awaitable[object]]] = []
+        self._starters: list[Callable[[], Awaitable[object]]] = []
         if settings.dev_issuer_enabled:
             self.dev_server = DevAuthorizationServer(
                 issuer=settings.issuer,
@@ -47,12 +48,18 @@ class Runtime:
             )
         self.verifier = TokenVerifier.for_settings(settings, jwks)
 
+    def on_start(self, starter: Callable[[], Awaitable[object]]) -> None:
+        """Run ``starter`` when the process starts serving (after the token verifier is ready)."""
+        self._starters.append(starter)
+
     def on_close(self, closer: Callable[[], Awaitable[object]]) -> None:
         self._closers.append(closer)
 
     async def start(self) -> None:
         if self.verifier.jwks.remote:
             await self.verifier.jwks.refresh(force=True)
+        for starter in self._starters:
+            await starter()
 
     async def stop(self) -> None:
         for closer in reversed(self._closers):

@@ -1,16 +1,48 @@
 """Gateway state: one port, an in-process adapter (the embedded default) and a Redis adapter.
 
-What lives here is small and keyed: idempotency records, caches, later the business event stream. Rate-limit
-counters go through the ``limits`` library's own storage for the same backend (see ``apis.ratelimit``).
+What lives here is small and keyed: idempotency records, caches, and append-only streams (the business event
+stream). Rate-limit counters go through the ``limits`` library's own storage for the same backend (see
+``apis.ratelimit``).
+
+A stream entry is appended under an entry id that is remembered for a while (``dedupe_ttl_seconds``): a writer
+that is re-run after a crash (a workflow step) appends the same id again and adds nothing. Positions are
+Redis stream ids (``"<ms>-<seq>"``), strictly increasing in both adapters, so a reader's cursor means the
+same thing whichever adapter wrote the entries.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import re
 import time
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from redis.commands.core import AsyncScript
 
 __all__ = ["MemoryStateStore", "RedisStateStore", "StateStore", "create_state_store"]
+
+_POSITION = re.compile(r"(\d{1,20})-(\d{1,20})")
+_MAX_ID_PART = 2**64 - 1
+
+
+def _parse_position(position: str) -> tuple[int, int]:
+    """``"<ms>-<seq>"`` as numbers; ``ValueError`` for anything Redis would not take as a stream id."""
+    match = _POSITION.fullmatch(position)
+    if match is None:
+        raise ValueError(f"not a stream position: {position!r}")
+    ms, seq = int(match[1]), int(match[2])
+    if ms > _MAX_ID_PART or seq > _MAX_ID_PART:
+        raise ValueError(f"not a stream position: {position!r}")
+    return ms, seq
+
+
+def _check_stream_args(max_length: int, dedupe_ttl_seconds: float) -> None:
+    if max_length < 1:
+        raise ValueError("max_length must be at least 1")
+    if dedupe_ttl_seconds <= 0:
+        raise ValueError("dedupe_ttl_seconds must be positive")
 
 
 @runtime_checkable
@@ -27,6 +59,31 @@ class StateStore(Protocol):
 
     async def delete(self, key: str) -> None: ...
 
+    async def append_to_stream(
+        self,
+        stream: str,
+        entry_id: str,
+        payload: bytes,
+        *,
+        max_length: int = 100_000,
+        dedupe_ttl_seconds: float = 7 * 24 * 3600,
+    ) -> str | None:
+        """Append payload unless entry_id was already appended (atomically); the new entry's position, or None
+        for a duplicate.
+
+        The dedupe record and the entry are written together, so no crash can leave one without the other.
+        The stream keeps about its newest ``max_length`` entries (Redis trims approximately); an entry id is
+        remembered for ``dedupe_ttl_seconds``, even after its entry was trimmed away."""
+        ...
+
+    async def read_stream(
+        self, stream: str, *, after: str | None = None, limit: int = 100
+    ) -> list[tuple[str, bytes]]:
+        """Entries strictly after position ``after`` (None: from the oldest kept), oldest first: (position,
+        payload). ``ValueError`` when ``after`` is not a stream position. A position older than the oldest
+        kept entry reads from the oldest kept: entries trimmed away are gone."""
+        ...
+
     async def ping(self) -> bool: ...
 
     async def close(self) -> None: ...
@@ -39,6 +96,9 @@ class MemoryStateStore:
         self._data: dict[str, tuple[float, bytes]] = {}
         self._lock = asyncio.Lock()
         self._ops = 0
+        # Per stream, oldest first: ((ms, seq), payload). Positions only grow, so the list stays sorted.
+        self._streams: dict[str, list[tuple[tuple[int, int], bytes]]] = {}
+        self._last_position: dict[str, tuple[int, int]] = {}
 
     def _live(self, key: str, now: float) -> bytes | None:
         item = self._data.get(key)
@@ -76,11 +136,67 @@ class MemoryStateStore:
     async def delete(self, key: str) -> None:
         self._data.pop(key, None)
 
+    def _next_position(self, stream: str) -> tuple[int, int]:
+        # Like Redis: wall-clock ms and a sequence within the ms; never backwards, even if the clock is.
+        ms = time.time_ns() // 1_000_000
+        last = self._last_position.get(stream)
+        position = (ms, 0) if last is None or ms > last[0] else (last[0], last[1] + 1)
+        self._last_position[stream] = position
+        return position
+
+    async def append_to_stream(
+        self,
+        stream: str,
+        entry_id: str,
+        payload: bytes,
+        *,
+        max_length: int = 100_000,
+        dedupe_ttl_seconds: float = 7 * 24 * 3600,
+    ) -> str | None:
+        _check_stream_args(max_length, dedupe_ttl_seconds)
+        async with self._lock:
+            now = time.monotonic()
+            # The dedupe records live with the other keys (and the same names as in Redis), so they expire
+            # the same way.
+            dedupe_key = f"stream-ids:{stream}:{entry_id}"
+            if self._live(dedupe_key, now) is not None:
+                return None
+            self._sweep(now)
+            self._data[dedupe_key] = (now + dedupe_ttl_seconds, b"1")
+            entries = self._streams.setdefault(stream, [])
+            position = self._next_position(stream)
+            entries.append((position, payload))
+            if len(entries) > max_length:
+                del entries[: len(entries) - max_length]
+            return f"{position[0]}-{position[1]}"
+
+    async def read_stream(
+        self, stream: str, *, after: str | None = None, limit: int = 100
+    ) -> list[tuple[str, bytes]]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        start = _parse_position(after) if after is not None else None
+        entries = self._streams.get(stream, [])
+        first = 0 if start is None else bisect.bisect_right(entries, start, key=lambda entry: entry[0])
+        return [(f"{ms}-{seq}", payload) for (ms, seq), payload in entries[first : first + limit]]
+
     async def ping(self) -> bool:
         return True
 
     async def close(self) -> None:
         self._data.clear()
+        self._streams.clear()
+        self._last_position.clear()
+
+
+# KEYS: the dedupe record, the stream. ARGV: dedupe ttl (ms), max length, payload. The dedupe record is
+# written first and the entry only if it was new, in one script, so a crash cannot split them.
+_APPEND_ONCE = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  return false
+end
+return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'f', ARGV[3])
+"""
 
 
 class RedisStateStore:
@@ -91,6 +207,8 @@ class RedisStateStore:
 
         self._redis = Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
         self._prefix = prefix
+        # Registered once: the client sends EVALSHA and loads the script again only if Redis lost it.
+        self._append_once: AsyncScript = self._redis.register_script(_APPEND_ONCE)
 
     async def get(self, key: str) -> bytes | None:
         value = await self._redis.get(self._prefix + key)
@@ -107,6 +225,39 @@ class RedisStateStore:
     async def delete(self, key: str) -> None:
         await self._redis.delete(self._prefix + key)
 
+    async def append_to_stream(
+        self,
+        stream: str,
+        entry_id: str,
+        payload: bytes,
+        *,
+        max_length: int = 100_000,
+        dedupe_ttl_seconds: float = 7 * 24 * 3600,
+    ) -> str | None:
+        _check_stream_args(max_length, dedupe_ttl_seconds)
+        position = await self._append_once(
+            keys=[f"{self._prefix}stream-ids:{stream}:{entry_id}", f"{self._prefix}stream:{stream}"],
+            args=[max(1, int(dedupe_ttl_seconds * 1000)), max_length, payload],
+        )
+        if position is None:
+            return None
+        return position.decode() if isinstance(position, bytes) else str(position)
+
+    async def read_stream(
+        self, stream: str, *, after: str | None = None, limit: int = 100
+    ) -> list[tuple[str, bytes]]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        start = "-"
+        if after is not None:
+            ms, seq = _parse_position(after)
+            if ms == seq == _MAX_ID_PART:
+                return []  # nothing can follow the largest id (and Redis refuses "(" before it)
+            start = f"({ms}-{seq}"
+        entries = await self._redis.xrange(f"{self._prefix}stream:{stream}", start, "+", count=limit)
+        # Without decode_responses the client answers bytes; the stubs allow str and None as well.
+        return [(_text(position), _bytes(fields[b"f"])) for position, fields in entries or () if fields]
+
     async def ping(self) -> bool:
         try:
             return bool(await self._redis.ping())
@@ -115,6 +266,14 @@ class RedisStateStore:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+def _text(value: bytes | str | None) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value
 
 
 def create_state_store(redis_url: str | None) -> StateStore:

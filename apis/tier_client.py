@@ -23,6 +23,7 @@ T = TypeVar("T")
 
 _PASS_THROUGH = {
     "not-found",
+    "vendor-rejected",  # the system of record refused the data: the caller's (or its workflow's) to fix
     "vendor-bad-response",
     "vendor-unavailable",
     "vendor-timeout",

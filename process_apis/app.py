@@ -12,7 +12,12 @@ from apis.plugin import GovernancePlugin, TierSpec
 from apis.problems import ProblemError
 from apis.routing import VENDOR_ERRORS, operation
 from contracts.models.process import ReadinessCheck, ReadinessReport
+from process_apis.crm_events import CRM_EVENT_ROUTES, CrmEventIntake, crm_events_secret
+from process_apis.engine import WorkflowEngine
+from process_apis.events import EVENT_ROUTES, EventPublisher
 from process_apis.readiness import evaluate_readiness
+from process_apis.runs import RUN_ROUTES, RunService
+from process_apis.saga import WorkflowServices
 from system_apis.client import SystemApiClient
 
 if TYPE_CHECKING:
@@ -61,9 +66,31 @@ async def check_activation_readiness(
     return evaluate_readiness(opportunity, customer)
 
 
-def create_process_app(runtime: Runtime, *, system: SystemApiClient) -> Litestar:
-    return Litestar(
-        route_handlers=[check_activation_readiness],
-        dependencies={"system": Provide(lambda: system, use_cache=True, sync_to_thread=False)},
+def create_process_app(
+    runtime: Runtime, *, system: SystemApiClient, run_workers: bool | None = None
+) -> Litestar:
+    """The tier's app; its workflow engine starts and stops with the runtime. ``run_workers`` (default:
+    ``workflows.run_in_process``) says whether this process also runs workflows."""
+    settings = runtime.settings
+    events = EventPublisher(runtime.store)
+    engine = WorkflowEngine(
+        settings,
+        WorkflowServices(system=system, events=events, settings=settings.workflows),
+        run_workers=settings.workflows.run_in_process if run_workers is None else run_workers,
+    )
+    runtime.on_start(engine.start)
+    runtime.on_close(engine.stop)
+    intake = CrmEventIntake(
+        store=runtime.store, starter=RunService(), crm=system, secret=crm_events_secret(settings)
+    )
+    app = Litestar(
+        route_handlers=[check_activation_readiness, *RUN_ROUTES, *EVENT_ROUTES, *CRM_EVENT_ROUTES],
+        dependencies={
+            "system": Provide(lambda: system, use_cache=True, sync_to_thread=False),
+            "events": Provide(lambda: events, use_cache=True, sync_to_thread=False),
+            "crm_events": Provide(lambda: intake, use_cache=True, sync_to_thread=False),
+        },
         plugins=[GovernancePlugin(PROCESS_V1, runtime)],
     )
+    app.state.workflow_engine = engine
+    return app

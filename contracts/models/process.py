@@ -1,22 +1,40 @@
-"""Process tier contract types: activation readiness."""
+"""Process tier contract types: activation readiness, workflow runs and their operations."""
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
+from typing import Annotated, Any
 
 import msgspec
 
-from contracts.models.common import OpportunityId
+from contracts.models.common import OpportunityId, RecordId
 
-__all__ = ["Owner", "ReadinessCheck", "ReadinessReport", "RuleResult"]
+__all__ = [
+    "CustomerSyncRequest",
+    "Owner",
+    "ProjectActivationRequest",
+    "ReadinessCheck",
+    "ReadinessReport",
+    "RuleResult",
+    "Run",
+    "RunIssue",
+    "RunLinks",
+    "RunPage",
+    "RunState",
+    "RunStep",
+    "Workflow",
+]
 
 
 class Owner(enum.StrEnum):
-    """Who fixes a failed rule."""
+    """Who fixes a failed rule or a parked run."""
 
     OPPORTUNITY_OWNER = "opportunity_owner"
     SALES_OPERATIONS = "sales_operations"
     FINANCE = "finance"
+    PROJECT_OPERATIONS = "project_operations"
+    INTEGRATION_OPERATIONS = "integration_operations"  # dead letters: a system kept failing
 
 
 class RuleResult(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
@@ -40,3 +58,90 @@ class ReadinessCheck(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_f
     """Body of ``POST /process/v1/activation-readiness``."""
 
     opportunity_id: OpportunityId
+
+
+class ProjectActivationRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Body of ``POST /process/v1/project-activations``: the won deal to turn into a project."""
+
+    opportunity_id: OpportunityId
+
+
+class CustomerSyncRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Body of ``POST /process/v1/customer-syncs``: the CRM accounts to make (or update) ERP customers."""
+
+    account_ids: Annotated[list[RecordId], msgspec.Meta(min_length=1, max_length=100)]
+
+
+class Workflow(enum.StrEnum):
+    PROJECT_ACTIVATION = "project_activation"
+    CUSTOMER_SYNC = "customer_sync"
+
+
+class RunState(enum.StrEnum):
+    """Where a run stands.
+
+    ``exception`` and ``dead_letter`` are parked: the run waits for a person to fix the data and replay it,
+    or to cancel it. ``exception`` is a business rule (see ``issue.owner``); ``dead_letter`` a system that
+    kept failing. ``completed``, ``cancelled`` and ``failed`` are final."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    EXCEPTION = "exception"
+    DEAD_LETTER = "dead_letter"
+    COMPENSATING = "compensating"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class RunStep(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """One attempt of one step, from the run's checkpoints."""
+
+    name: str
+    attempt: int
+    outcome: str  # "completed", "failed" (kept failing or a business rule), "retried", "compensated"
+    started_at: dt.datetime | None = None
+    completed_at: dt.datetime | None = None
+    error: str | None = None
+
+
+class RunIssue(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """Why a run is parked, who fixes it and how."""
+
+    kind: str  # "exception" (a business rule) or "dead_letter" (a system kept failing)
+    owner: Owner
+    step: str
+    message: str
+    remediation: str
+    raised_at: dt.datetime
+    code: str | None = None
+    data: dict[str, Any] = {}
+
+
+class RunLinks(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    self: str
+    replay: str | None = None
+    cancel: str | None = None
+
+
+class Run(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """A workflow run: its state, what it is about, the timeline of its steps and, if parked, why."""
+
+    id: str
+    workflow: Workflow
+    state: RunState
+    subject: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    links: RunLinks
+    trigger: str | None = None
+    completed_at: dt.datetime | None = None
+    issue: RunIssue | None = None
+    result: dict[str, Any] | None = None
+    steps: list[RunStep] = []
+
+
+class RunPage(msgspec.Struct, kw_only=True, frozen=True):
+    items: list[Run]
+    next_cursor: str | None = None

@@ -25,14 +25,23 @@ _settings = load_settings(
     rate_limit_system="1000000/minute",
     rate_limit_process="1000000/minute",
     rate_limit_experience="1000000/minute",
+    # Runs are queued and read back, never executed: what is under test is the HTTP contract, and each
+    # generated call runs on an event loop of its own, where no worker could live.
+    workflows={"run_in_process": False},
 )
 _gateway = build_gateway(_settings)
 _edge = Edge(_gateway)
 
 
+_started: list[bool] = []
+
+
 async def _app(scope: Any, receive: Any, send: Any) -> None:
     # schemathesis' ASGI client runs a lifespan around every call; the gateway's resources live for the
-    # whole module instead, so acknowledge lifespan events without stopping the runtime.
+    # whole module instead, so start the runtime once and acknowledge lifespan events without stopping it.
+    if not _started:
+        _started.append(True)
+        await _gateway.runtime.start()
     if scope["type"] == "lifespan":
         while (await receive())["type"] != "lifespan.shutdown":
             await send({"type": "lifespan.startup.complete"})

@@ -5,10 +5,6 @@ sandbox, and the server's JSON logs read back."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,65 +17,7 @@ from sandboxes.salesforce.data import (
     MISSING_LEGAL_ENTITY_OPPORTUNITY_ID,
     READY_OPPORTUNITY_ID,
 )
-
-STRATUM = [sys.executable, "-m", "apis.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Server:
-    def __init__(self, tmp: Path, *args: str, name: str = "server", **env: str) -> None:
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = tmp / f"{name}.log"
-        self.env = {
-            **os.environ,
-            "STRATUM_DATA_DIR": str(tmp / "data"),
-            "STRATUM_PUBLIC_URL": self.base,
-            "STRATUM_PORT": str(self.port),
-            # Every test here injects its own fault into one shared server; the breaker opening across
-            # tests is covered in tests/system, so keep it closed here.
-            "STRATUM_SALESFORCE__BREAKER_FAILURE_THRESHOLD": "0",
-            **env,
-        }
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [*STRATUM, "serve", *args], env=self.env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"stratum serve exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.base}/health/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("stratum serve did not become ready")
-
-    def cli(self, *args: str) -> str:
-        return subprocess.run(
-            [*STRATUM, *args], env=self.env, check=True, capture_output=True, text=True
-        ).stdout.strip()
-
-    def log_lines(self) -> list[dict[str, object]]:
-        lines = []
-        for raw in self.log_path.read_text().splitlines():
-            try:
-                lines.append(json.loads(raw))
-            except json.JSONDecodeError:
-                continue
-        return lines
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=15)
-        self._log.close()
+from tests.e2e.harness import Server, free_port
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +148,7 @@ def test_a_salesforce_outage_degrades_the_sales_view_per_section(server: Server,
 def test_tiers_deployed_apart_call_each_other_by_base_url(tmp_path: Path) -> None:
     # The system tier alone; the process and experience tiers in another process, reaching it over HTTP.
     # Both share the dev issuer (data dir and public URL), as the README says.
-    front_port = _free_port()
+    front_port = free_port()
     issuer = f"http://127.0.0.1:{front_port}"
     system = Server(tmp_path, "--tiers", "system", name="system", STRATUM_PUBLIC_URL=issuer)
     try:

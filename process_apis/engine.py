@@ -1,0 +1,222 @@
+"""The workflow engine: DBOS launched in this process, workers, and taking over the runs of dead workers.
+
+DBOS is process-wide (one instance, workflows registered at import), so one ``WorkflowEngine`` owns it per
+process. Runs are enqueued on one queue; every process that runs workflows (``stratum serve`` unless
+``workflows.run_in_process`` is false, and each ``stratum worker``) dequeues from it.
+
+Embedded default: SQLite in the data directory, one worker (``local``), which recovers its own unfinished
+runs when it starts again. With PostgreSQL many workers on many hosts share the runs: each has its own
+executor id and beats in ``stratum_workers``; any live worker re-enqueues the runs of one that has been
+silent for ``worker_timeout_seconds`` (DBOS's recovery is idempotent: the first live worker to dequeue a
+run owns it), so nobody has to restart a dead worker for its runs to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from dbos import DBOS
+
+from apis.logging import get_logger
+from process_apis.saga import WorkflowServices, install_services
+
+if TYPE_CHECKING:
+    from apis.config import Settings
+
+__all__ = ["QUEUE_NAME", "WorkflowEngine", "workflow_database_url"]
+
+log = get_logger("stratum.workflows")
+
+QUEUE_NAME = "stratum-workflows"
+
+_metadata = sa.MetaData()
+_workers = sa.Table(
+    "stratum_workers",
+    _metadata,
+    sa.Column("executor_id", sa.String(128), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("heartbeat_at", sa.Float, nullable=False),
+)
+
+
+def workflow_database_url(settings: Settings) -> str:
+    if settings.workflows.database_url:
+        return settings.workflows.database_url
+    path = Path(settings.data_dir).resolve() / "workflows.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+class WorkflowEngine:
+    """Launches DBOS for this process and, with PostgreSQL, keeps the worker fleet's runs moving."""
+
+    def __init__(self, settings: Settings, services: WorkflowServices, *, run_workers: bool) -> None:
+        self.settings = settings
+        self.services = services
+        self.run_workers = run_workers
+        self.database_url = workflow_database_url(settings)
+        self.shared = not self.database_url.startswith("sqlite")
+        # SQLite: one worker, always "local", so a restart recovers its own runs. PostgreSQL: one id per
+        # process, so a dead one can be told apart from the living.
+        self.executor_id = (
+            f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}" if self.shared else "local"
+        )
+        self._monitor: asyncio.Task[None] | None = None
+        self._heartbeats: sa.Engine | None = None
+        self.launched = False
+
+    async def start(self) -> None:
+        # Import the workflows so DBOS registers them before launch.
+        import process_apis.activation
+        import process_apis.customer_sync  # noqa: F401
+
+        # One engine per process: a second gateway in the same process (tests) takes DBOS over.
+        DBOS.destroy(destroy_registry=False)
+        install_services(self.services)
+        policy = self.settings.workflows
+        if self.shared and self.run_workers:
+            # Beat before taking any run, so no other worker mistakes this one for dead.
+            self._heartbeats = sa.create_engine(self.database_url, pool_size=2, max_overflow=0)
+            await asyncio.to_thread(self._register)
+        DBOS(
+            config={
+                "name": "stratum",
+                "system_database_url": self.database_url,
+                "executor_id": self.executor_id,
+                "log_level": "WARNING",
+                "notification_listener_polling_interval_sec": 0.2,
+            }
+        )
+        if not self.run_workers:
+            DBOS.listen_queues([])
+        # Launched from inside the running event loop, so DBOS runs queued workflows on this loop, where
+        # the tier clients live.
+        DBOS.launch()
+        self.launched = True
+        await DBOS.register_queue_async(
+            QUEUE_NAME,
+            worker_concurrency=policy.worker_concurrency,
+            polling_interval_sec=policy.poll_interval_seconds,
+            on_conflict="always_update",
+        )
+        if self._heartbeats is not None:
+            self._monitor = asyncio.create_task(self._watch_fleet(), name="stratum-worker-heartbeat")
+        log.info(
+            "workflow_engine_started",
+            executor_id=self.executor_id,
+            database="postgresql" if self.shared else "sqlite",
+            runs_workflows=self.run_workers,
+        )
+
+    async def stop(self) -> None:
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor
+            self._monitor = None
+        if self.launched:
+            self.launched = False
+            # Runs in flight stay PENDING under this executor id: a restart (SQLite) or another worker
+            # (PostgreSQL, once this one's heartbeat is stale) picks them up from their last checkpoint.
+            # Their tasks run on this loop; stop them here, or they would outlive the engine they use.
+            await _cancel_workflow_tasks()
+            DBOS.destroy(workflow_completion_timeout_sec=0, destroy_registry=False)
+        if self._heartbeats is not None:
+            await asyncio.to_thread(self._unregister)
+            self._heartbeats.dispose()
+            self._heartbeats = None
+        install_services(None)
+
+    # -- the fleet (PostgreSQL) ----------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        assert self._heartbeats is not None
+        _metadata.create_all(self._heartbeats, checkfirst=True)
+        now = time.time()
+        with self._heartbeats.begin() as conn:
+            conn.execute(
+                _workers.insert().values(
+                    executor_id=self.executor_id,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    started_at=now,
+                    heartbeat_at=now,
+                )
+            )
+
+    def _unregister(self) -> None:
+        # A clean stop: this worker's runs were left PENDING; say it is gone so they are taken over at once.
+        assert self._heartbeats is not None
+        with self._heartbeats.begin() as conn:
+            conn.execute(
+                _workers.update().where(_workers.c.executor_id == self.executor_id).values(heartbeat_at=0.0)
+            )
+
+    def _beat_and_find_dead(self) -> list[str]:
+        assert self._heartbeats is not None
+        policy = self.settings.workflows
+        now = time.time()
+        cutoff = now - policy.worker_timeout_seconds
+        with self._heartbeats.begin() as conn:
+            conn.execute(
+                _workers.update().where(_workers.c.executor_id == self.executor_id).values(heartbeat_at=now)
+            )
+            live = {
+                row[0]
+                for row in conn.execute(
+                    sa.select(_workers.c.executor_id).where(_workers.c.heartbeat_at >= cutoff)
+                )
+            }
+            # Forget workers long gone (their runs were taken over when they first went silent).
+            conn.execute(_workers.delete().where(_workers.c.heartbeat_at < now - 24 * 3600))
+        holders = {
+            status.executor_id
+            for status in DBOS.list_workflows(
+                status="PENDING", queue_name=QUEUE_NAME, load_input=False, load_output=False
+            )
+            if status.executor_id
+        }
+        return sorted(holders - live - {"local"})
+
+    async def _watch_fleet(self) -> None:
+        interval = self.settings.workflows.heartbeat_seconds
+        while True:
+            try:
+                dead = await asyncio.to_thread(self._beat_and_find_dead)
+                for executor_id in dead:
+                    handles: list[Any] = await asyncio.to_thread(
+                        DBOS._recover_pending_workflows, [executor_id]
+                    )
+                    if handles:
+                        log.warning(
+                            "worker_runs_taken_over",
+                            dead_executor_id=executor_id,
+                            runs=[h.get_workflow_id() for h in handles],
+                        )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database blinked: beat again next time
+                log.warning("worker_heartbeat_failed", error=repr(exc))
+            await asyncio.sleep(interval)
+
+
+async def _cancel_workflow_tasks() -> None:
+    import dbos._dbos as dbos_internals
+
+    instance = dbos_internals._dbos_global_instance
+    tasks = [t for t in getattr(instance, "_workflow_tasks", ()) if not t.done()]
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(BaseException):
+            await task

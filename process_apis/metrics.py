@@ -1,0 +1,32 @@
+"""Workflow metrics: runs by state, step latency, and quote-to-project time (close date to activation).
+
+Counters and histograms are observed where the work happens (the worker running the step); the runs-by-state
+gauge is read from the run database when /metrics is scraped, so it is right whichever worker moved a run.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+__all__ = ["QUOTE_TO_PROJECT_SECONDS", "RUN_TRANSITIONS", "STEP_SECONDS", "record_run_transition"]
+
+RUN_TRANSITIONS = Counter(
+    "stratum_workflow_run_transitions_total",
+    "Workflow runs entering a state (running, retrying, exception, dead_letter, completed, cancelled...).",
+    ["workflow", "state"],
+)
+STEP_SECONDS = Histogram(
+    "stratum_workflow_step_duration_seconds",
+    "Time one attempt of a workflow step took, by workflow, step and outcome (ok, transient, business).",
+    ["workflow", "step", "outcome"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+QUOTE_TO_PROJECT_SECONDS = Histogram(
+    "stratum_quote_to_project_seconds",
+    "From the opportunity's close date (midnight UTC) to its project being activated.",
+    buckets=(60, 300, 900, 3600, 4 * 3600, 24 * 3600, 3 * 24 * 3600, 7 * 24 * 3600, 30 * 24 * 3600),
+)
+
+
+def record_run_transition(workflow: str, state: str) -> None:
+    RUN_TRANSITIONS.labels(workflow, state).inc()

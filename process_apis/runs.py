@@ -1,0 +1,620 @@
+"""Workflow runs over HTTP: start an activation or a customer sync, follow a run, and operate the parked ones.
+
+A run *is* its DBOS workflow: the state, subject and parked issue live in the workflow's attributes, the
+timeline is its checkpointed steps. Nothing is copied into a second store, so what operations see is what
+the workers will resume from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import msgspec
+from dbos import DBOS, SetWorkflowAttributes, SetWorkflowID
+from litestar import Request, Response
+from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
+
+from apis.problems import FieldError, ProblemError
+from apis.routing import operation
+from contracts.models.process import (
+    CustomerSyncRequest,
+    Owner,
+    ProjectActivationRequest,
+    Run,
+    RunIssue,
+    RunLinks,
+    RunPage,
+    RunState,
+    RunStep,
+    Workflow,
+)
+from process_apis.activation import ACTIVATION_WORKFLOW, project_activation
+from process_apis.customer_sync import CUSTOMER_SYNC_WORKFLOW, customer_sync
+from process_apis.engine import QUEUE_NAME
+from process_apis.saga import CONTROL_TOPIC
+from system_apis.cursors import fingerprint, unwrap_cursor, wrap_cursor
+from system_apis.params import Cursor, cursor_errors
+
+__all__ = ["RUN_ROUTES", "RunService", "load_run", "start_activation"]
+
+_WORKFLOW_BY_NAME = {
+    ACTIVATION_WORKFLOW: Workflow.PROJECT_ACTIVATION,
+    CUSTOMER_SYNC_WORKFLOW: Workflow.CUSTOMER_SYNC,
+}
+_ACTIVE = {RunState.QUEUED, RunState.RUNNING, RunState.RETRYING, RunState.COMPENSATING}
+_PARKED = {RunState.EXCEPTION, RunState.DEAD_LETTER}
+_FINAL = {RunState.COMPLETED, RunState.CANCELLED, RunState.FAILED}
+_RUN_ID = r"^[A-Za-z0-9_.:-]{1,128}$"
+_MAX_WAIT_SECONDS = 60
+_INTERNAL_STEPS = re.compile(r"^(DBOS\.|clock$)")
+# Which DBOS statuses a run state can have, so a filtered listing asks the database for few rows.
+_STATUSES_FOR = {
+    RunState.QUEUED: ["ENQUEUED", "DELAYED"],
+    RunState.RUNNING: ["PENDING"],
+    RunState.RETRYING: ["PENDING"],
+    RunState.EXCEPTION: ["PENDING"],
+    RunState.DEAD_LETTER: ["PENDING", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"],
+    RunState.COMPENSATING: ["PENDING"],
+    RunState.COMPLETED: ["SUCCESS"],
+    RunState.CANCELLED: ["SUCCESS", "CANCELLED"],
+    RunState.FAILED: ["ERROR"],
+}
+
+RunIdPath = PathParameter(pattern=_RUN_ID, description="The run's id.")
+
+
+# --- the read model ---------------------------------------------------------------------------------------
+
+
+def _ms(value: int | None) -> dt.datetime | None:
+    return dt.datetime.fromtimestamp(value / 1000, dt.UTC) if value else None
+
+
+def _state(status: Any) -> RunState:
+    attributes = status.attributes or {}
+    if status.status in ("ENQUEUED", "DELAYED"):
+        return RunState.QUEUED
+    if status.status == "ERROR":
+        return RunState.FAILED
+    if status.status == "CANCELLED":
+        return RunState.CANCELLED
+    if status.status == "MAX_RECOVERY_ATTEMPTS_EXCEEDED":
+        return RunState.DEAD_LETTER
+    try:
+        return RunState(attributes.get("state", "running"))
+    except ValueError:
+        return RunState.RUNNING
+
+
+def _links(run_id: str, workflow: Workflow, state: RunState) -> RunLinks:
+    base = (
+        "/process/v1/project-activations"
+        if workflow == Workflow.PROJECT_ACTIVATION
+        else "/process/v1/customer-syncs"
+    )
+    return RunLinks(
+        self=f"{base}/{run_id}",
+        replay=f"/process/v1/runs/{run_id}/replay" if state in _PARKED else None,
+        cancel=f"/process/v1/runs/{run_id}/cancel" if state not in _FINAL else None,
+    )
+
+
+def _timeline(steps: list[Any]) -> list[RunStep]:
+    attempts: dict[str, int] = {}
+    timeline: list[RunStep] = []
+    for step in steps:
+        name = step["function_name"]
+        if _INTERNAL_STEPS.match(name):
+            continue
+        attempts[name] = attempts.get(name, 0) + 1
+        output = step.get("output")
+        error: str | None = None
+        outcome = "completed"
+        if isinstance(output, dict) and "failure" in output:
+            failure = output["failure"]
+            outcome = "retried" if failure.get("kind") == "transient" else "failed"
+            error = f"{failure.get('code')}: {failure.get('message')}"
+        elif step.get("error") is not None:
+            outcome, error = "failed", str(step["error"])
+        elif step.get("completed_at_epoch_ms") is None:
+            outcome = "running"
+        if name.startswith("compensate.") and outcome == "completed":
+            outcome = "compensated"
+        timeline.append(
+            RunStep(
+                name=name,
+                attempt=attempts[name],
+                outcome=outcome,
+                started_at=_ms(step.get("started_at_epoch_ms")),
+                completed_at=_ms(step.get("completed_at_epoch_ms")),
+                error=error,
+            )
+        )
+    # The last failed attempt of a step that then parked the run is "failed", not "retried".
+    return timeline
+
+
+def _issue(attributes: dict[str, Any]) -> RunIssue | None:
+    raw = attributes.get("issue")
+    if not raw:
+        return None
+    try:
+        return msgspec.convert(raw, RunIssue, strict=False)
+    except msgspec.ValidationError:
+        return None
+
+
+def to_run(status: Any, steps: list[Any] | None) -> Run:
+    attributes = status.attributes or {}
+    workflow = _WORKFLOW_BY_NAME[status.name]
+    state = _state(status)
+    result = attributes.get("result")
+    created = _ms(status.created_at) or dt.datetime.now(dt.UTC)
+    return Run(
+        id=status.workflow_id,
+        workflow=workflow,
+        state=state,
+        subject=str(attributes.get("subject", "")),
+        trigger=attributes.get("trigger"),
+        created_at=created,
+        updated_at=_ms(status.updated_at) or created,
+        completed_at=_ms(status.completed_at) if state in _FINAL else None,
+        issue=_issue(attributes) if state in _PARKED else None,
+        result=result if isinstance(result, dict) else None,
+        steps=_timeline(steps) if steps is not None else [],
+        links=_links(status.workflow_id, workflow, state),
+    )
+
+
+async def load_run(run_id: str, *, with_steps: bool = True) -> Run | None:
+    status = await DBOS.get_workflow_status_async(run_id)
+    if status is None or status.name not in _WORKFLOW_BY_NAME:
+        return None
+    steps = await DBOS.list_workflow_steps_async(run_id) if with_steps else None
+    return to_run(status, steps)
+
+
+async def _require_run(run_id: str) -> Run:
+    run = await load_run(run_id)
+    if run is None:
+        raise ProblemError("not-found", f"There is no run {run_id}.")
+    return run
+
+
+# --- starting runs ----------------------------------------------------------------------------------------
+
+
+def _activation_run_id(opportunity_id: str, attempt: int) -> str:
+    return f"pa-{opportunity_id}" if attempt == 1 else f"pa-{opportunity_id}-{attempt}"
+
+
+async def start_activation(opportunity_id: str, *, trigger: str) -> tuple[Run, bool]:
+    """The opportunity's activation run, started unless it has one; (run, started now).
+
+    One run per opportunity: starting again returns the existing run, whatever its state, so a deal can
+    never become two projects. Only after a run was cancelled does a new start make a new run."""
+    attempt = 1
+    while True:
+        run_id = _activation_run_id(opportunity_id, attempt)
+        existing = await load_run(run_id)
+        if existing is None:
+            break
+        if existing.state != RunState.CANCELLED:
+            return existing, False
+        attempt += 1
+    attributes = {"state": RunState.QUEUED.value, "subject": opportunity_id, "trigger": trigger}
+    with SetWorkflowID(run_id), SetWorkflowAttributes(attributes):
+        await DBOS.enqueue_workflow_async(QUEUE_NAME, project_activation, opportunity_id, trigger)
+    run = await load_run(run_id)
+    assert run is not None
+    return run, True
+
+
+async def start_customer_sync(account_ids: list[str], *, run_id: str, trigger: str) -> tuple[Run, bool]:
+    existing = await load_run(run_id)
+    if existing is not None:
+        return existing, False
+    attributes = {"state": RunState.QUEUED.value, "subject": ",".join(account_ids), "trigger": trigger}
+    with SetWorkflowID(run_id), SetWorkflowAttributes(attributes):
+        await DBOS.enqueue_workflow_async(QUEUE_NAME, customer_sync, account_ids, trigger)
+    run = await load_run(run_id)
+    assert run is not None
+    return run, True
+
+
+class RunService:
+    """What other process-tier modules (the CRM event intake) use to start activations."""
+
+    async def start_activation(self, opportunity_id: str, *, trigger: str) -> str:
+        run, _ = await start_activation(opportunity_id, trigger=trigger)
+        return run.id
+
+
+# --- waiting (Prefer: wait=N) -----------------------------------------------------------------------------
+
+_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
+
+
+def _prefer_wait(request: Request[Any, Any, Any]) -> int | None:
+    match = _PREFER_WAIT.search(request.headers.get("prefer", ""))
+    return min(int(match.group(1)), _MAX_WAIT_SECONDS) if match else None
+
+
+async def _wait_for(run: Run, seconds: int) -> Run:
+    """Poll until the run leaves the active states (done, or parked for a person) or time is up."""
+    deadline = time.monotonic() + seconds
+    while run.state in _ACTIVE and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        run = await _require_run(run.id)
+    return run
+
+
+def _run_response(run: Run, status_code: int, wait: int | None, *, location: bool = False) -> Response[Run]:
+    headers = {"Location": run.links.self} if location else {}
+    if wait is not None:
+        headers["Preference-Applied"] = f"wait={wait}"
+    return Response(run, status_code=status_code, headers=headers)
+
+
+# --- routes -----------------------------------------------------------------------------------------------
+
+_RUN_ANSWERS = {
+    200: (Run, "The run already existed (the same opportunity was activated before)."),
+    202: (Run, "Accepted: the run is queued or running; follow `Location`."),
+}
+
+
+@operation(
+    "POST",
+    "/process/v1/project-activations",
+    operation_id="startProjectActivation",
+    summary="Turn a won opportunity into a staffed, billable project",
+    description=(
+        "Starts the activation run for the opportunity (202, `Location` is the run), or returns the run it "
+        "already has (200): an opportunity is activated once, however often this is called. Steps: check "
+        "readiness, upsert the ERP customer, create the PSA project with milestones, create the ERP project "
+        "and billing schedule, raise staffing demand, write back to the CRM, publish `project.activated`. "
+        "`Prefer: wait=N` (at most 60) waits up to N seconds for the run to complete or park."
+    ),
+    scopes=["process:run"],
+    errors=[404],
+    idempotency="required",
+    status_code=202,
+    success=_RUN_ANSWERS,
+    tags=["activation"],
+)
+async def start_project_activation(
+    data: JSONBody[ProjectActivationRequest], request: Request[Any, Any, Any]
+) -> Response[Run]:
+    run, started = await start_activation(data.opportunity_id, trigger="api")
+    wait = _prefer_wait(request)
+    if wait:
+        run = await _wait_for(run, wait)
+    return _run_response(run, 202 if started else 200, wait, location=True)
+
+
+@operation(
+    "GET",
+    "/process/v1/project-activations/{run_id:str}",
+    operation_id="getProjectActivation",
+    summary="A project activation run: state and timeline",
+    description="`Prefer: wait=N` (at most 60) waits up to N seconds for the run to complete or park.",
+    scopes=["process:read"],
+    errors=[404],
+    tags=["activation"],
+)
+async def get_project_activation(
+    run_id: Annotated[str, RunIdPath], request: Request[Any, Any, Any]
+) -> Response[Run]:
+    return await _get_run(run_id, Workflow.PROJECT_ACTIVATION, request)
+
+
+async def _get_run(run_id: str, workflow: Workflow, request: Request[Any, Any, Any]) -> Response[Run]:
+    run = await _require_run(run_id)
+    if run.workflow != workflow:
+        raise ProblemError("not-found", f"There is no {workflow.value} run {run_id}.")
+    wait = _prefer_wait(request)
+    if wait:
+        run = await _wait_for(run, wait)
+    return _run_response(run, 200, wait)
+
+
+@operation(
+    "POST",
+    "/process/v1/customer-syncs",
+    operation_id="startCustomerSync",
+    summary="Sync CRM accounts to ERP customers",
+    description=(
+        "One run for the accounts given: each becomes (or updates) its ERP customer under the "
+        "survivorship rules (the CRM owns name and hierarchy, the ERP billing and tax fields). A probable "
+        "duplicate in the "
+        "ERP (same normalised name and tax id or web domain) is an exception for finance, never a second "
+        "customer. The same Idempotency-Key returns the same run."
+    ),
+    scopes=["process:run"],
+    idempotency="required",
+    status_code=202,
+    success={202: (Run, "Accepted: the run is queued or running; follow `Location`.")},
+    tags=["customers"],
+)
+async def start_customer_sync_route(
+    data: JSONBody[CustomerSyncRequest], request: Request[Any, Any, Any]
+) -> Response[Run]:
+    client = request.scope["auth"].client_id
+    key = request.headers.get("idempotency-key", "")
+    run_id = "cs-" + uuid.uuid5(uuid.NAMESPACE_URL, f"stratum:customer-sync:{client}:{key}").hex[:20]
+    run, _ = await start_customer_sync(list(dict.fromkeys(data.account_ids)), run_id=run_id, trigger="api")
+    wait = _prefer_wait(request)
+    if wait:
+        run = await _wait_for(run, wait)
+    return _run_response(run, 202, wait, location=True)
+
+
+@operation(
+    "GET",
+    "/process/v1/customer-syncs/{run_id:str}",
+    operation_id="getCustomerSync",
+    summary="A customer sync run: state and timeline",
+    scopes=["process:read"],
+    errors=[404],
+    tags=["customers"],
+)
+async def get_customer_sync(
+    run_id: Annotated[str, RunIdPath], request: Request[Any, Any, Any]
+) -> Response[Run]:
+    return await _get_run(run_id, Workflow.CUSTOMER_SYNC, request)
+
+
+# --- operations -------------------------------------------------------------------------------------------
+
+_Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Page size (at most 200).")]
+_Seconds = Annotated[int | None, QueryParameter(ge=0, le=10 * 365 * 24 * 3600)]
+
+
+async def _list_runs(
+    *,
+    listing: str,
+    workflow: Workflow | None,
+    states: set[RunState] | None,
+    owner: Owner | None,
+    older_than: int | None,
+    newer_than: int | None,
+    limit: int,
+    cursor: str | None,
+) -> RunPage:
+    """Newest first. The database narrows by workflow, status and age; state and owner (kept in the run's
+    attributes) are checked here, scanning forward in batches so a page is full whenever runs remain."""
+    names = [n for n, w in _WORKFLOW_BY_NAME.items() if workflow in (None, w)]
+    statuses = sorted({s for state in states for s in _STATUSES_FOR[state]}) if states else None
+    now = dt.datetime.now(dt.UTC)
+    end_time = (now - dt.timedelta(seconds=older_than)).isoformat() if older_than is not None else None
+    start_time = (now - dt.timedelta(seconds=newer_than)).isoformat() if newer_than is not None else None
+    query = fingerprint(
+        listing, str(workflow), str(sorted(states or ())), str(owner), str(older_than), str(newer_than)
+    )
+    offset = 0
+    anchor: str | None = None
+    if cursor:
+        with cursor_errors():
+            text = unwrap_cursor(cursor, max_length=256)
+            parts = text.split(":", 2)
+            if len(parts) != 3 or parts[0] != query or not parts[1].isdigit():
+                from system_apis.crm.port import InvalidCursor
+
+                raise InvalidCursor("cursor is for another listing")
+            offset, anchor = int(parts[1]), parts[2] or None
+    # Pin the listing to runs created before the first page, so new runs do not shift the offsets.
+    end_time = min(filter(None, [end_time, anchor])) if anchor or end_time else None
+    if anchor is None:
+        anchor = end_time or now.isoformat()
+    items: list[Run] = []
+    batch = max(limit, 50)
+    exhausted = False
+    while len(items) < limit:
+        statuses_found = await DBOS.list_workflows_async(
+            name=names,
+            status=statuses,
+            start_time=start_time,
+            end_time=end_time or anchor,
+            sort_desc=True,
+            limit=batch,
+            offset=offset,
+            load_input=False,
+            load_output=False,
+        )
+        for status in statuses_found:
+            offset += 1
+            run = to_run(status, None)
+            if states and run.state not in states:
+                continue
+            if owner is not None and (run.issue is None or run.issue.owner != owner):
+                continue
+            items.append(run)
+            if len(items) == limit:
+                break
+        if len(statuses_found) < batch:
+            exhausted = True
+            break
+    next_cursor = None if exhausted and len(items) < limit else wrap_cursor(f"{query}:{offset}:{anchor}")
+    return RunPage(items=items, next_cursor=next_cursor)
+
+
+def _states(value: str | None) -> set[RunState] | None:
+    if not value:
+        return None
+    try:
+        return {RunState(v.strip()) for v in value.split(",") if v.strip()}
+    except ValueError:
+        raise ProblemError(
+            "validation-failed",
+            "state must be a comma-separated list of run states.",
+            errors=[
+                FieldError(
+                    location="query", field="state", message=f"one of {', '.join(s.value for s in RunState)}"
+                )
+            ],
+        ) from None
+
+
+@operation(
+    "GET",
+    "/process/v1/runs",
+    operation_id="listRuns",
+    summary="Workflow runs, newest first, by workflow, state and age",
+    description=(
+        "`state` takes a comma-separated list (queued, running, retrying, exception, dead_letter, "
+        "compensating, completed, cancelled, failed); `older_than` and `newer_than` are ages in seconds "
+        "(e.g. runs still running after an hour: `state=running,retrying&older_than=3600`)."
+    ),
+    scopes=["process:read"],
+    tags=["operations"],
+)
+async def list_runs(
+    workflow: FromQuery[Workflow | None] = None,
+    run_state: Annotated[str | None, QueryParameter(name="state", max_length=200)] = None,
+    older_than: _Seconds = None,
+    newer_than: _Seconds = None,
+    limit: _Limit = 50,
+    cursor: Cursor = None,
+) -> RunPage:
+    return await _list_runs(
+        listing="runs",
+        workflow=workflow,
+        states=_states(run_state),
+        owner=None,
+        older_than=older_than,
+        newer_than=newer_than,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@operation(
+    "GET",
+    "/process/v1/exceptions",
+    operation_id="listExceptions",
+    summary="Runs parked on a business rule, by owner: what to fix and how",
+    description="Each run's `issue` names the owner, the failed step, the remediation and the data involved. "
+    "Fix the data, then replay the run.",
+    scopes=["process:read"],
+    tags=["operations"],
+)
+async def list_exceptions(
+    owner: FromQuery[Owner | None] = None,
+    workflow: FromQuery[Workflow | None] = None,
+    limit: _Limit = 50,
+    cursor: Cursor = None,
+) -> RunPage:
+    return await _list_runs(
+        listing="exceptions",
+        workflow=workflow,
+        states={RunState.EXCEPTION},
+        owner=owner,
+        older_than=None,
+        newer_than=None,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@operation(
+    "GET",
+    "/process/v1/dead-letters",
+    operation_id="listDeadLetters",
+    summary="Runs parked because a system kept failing",
+    description="A step was tried `workflows.step_max_attempts` times. Fix the connection, then replay.",
+    scopes=["process:read"],
+    tags=["operations"],
+)
+async def list_dead_letters(
+    workflow: FromQuery[Workflow | None] = None, limit: _Limit = 50, cursor: Cursor = None
+) -> RunPage:
+    return await _list_runs(
+        listing="dead-letters",
+        workflow=workflow,
+        states={RunState.DEAD_LETTER},
+        owner=None,
+        older_than=None,
+        newer_than=None,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+async def _control(run_id: str, action: str, allowed: Callable[[Run], bool], refusal: str) -> Response[Run]:
+    run = await _require_run(run_id)
+    if not allowed(run):
+        raise ProblemError("conflict", refusal.format(state=run.state.value))
+    await DBOS.send_async(run_id, {"action": action}, CONTROL_TOPIC)
+    if run.state in _PARKED:
+        # Say at once what the parked run is about to do, so a caller waiting on it (Prefer: wait) waits
+        # for the outcome instead of reading the old parked state; the run's next step confirms it.
+        moving = RunState.RUNNING if action == "replay" else RunState.COMPENSATING
+        await DBOS.update_workflow_attributes_async(run_id, {"state": moving.value}, merge=True)
+        run = await _require_run(run_id)
+    return Response(run, status_code=202, headers={"Location": run.links.self})
+
+
+@operation(
+    "POST",
+    "/process/v1/runs/{run_id:str}/replay",
+    operation_id="replayRun",
+    summary="Resume a parked run from its failed step",
+    description="For a run in `exception` or `dead_letter`, after the data or the system is fixed. The "
+    "failed step runs again with new idempotency keys; completed steps are not repeated. 409 for any "
+    "other state.",
+    scopes=["process:admin"],
+    errors=[404, 409],
+    idempotency="required",
+    status_code=202,
+    tags=["operations"],
+)
+async def replay_run(run_id: Annotated[str, RunIdPath]) -> Response[Run]:
+    return await _control(
+        run_id,
+        "replay",
+        lambda run: run.state in _PARKED,
+        "Only a parked run can be replayed; this one is {state}.",
+    )
+
+
+@operation(
+    "POST",
+    "/process/v1/runs/{run_id:str}/cancel",
+    operation_id="cancelRun",
+    summary="Cancel a run and undo its completed steps",
+    description="Completed steps are compensated in reverse (the CRM write-back reverted, the ERP billing "
+    "schedule voided, the PSA project closed), then the run ends `cancelled`. A run that is running stops at "
+    "its next step. 409 for a run already completed or cancelled.",
+    scopes=["process:admin"],
+    errors=[404, 409],
+    idempotency="required",
+    status_code=202,
+    tags=["operations"],
+)
+async def cancel_run(run_id: Annotated[str, RunIdPath]) -> Response[Run]:
+    return await _control(
+        run_id,
+        "cancel",
+        lambda run: run.state not in _FINAL and run.state != RunState.COMPENSATING,
+        "This run is {state}: there is nothing to cancel.",
+    )
+
+
+RUN_ROUTES = [
+    start_project_activation,
+    get_project_activation,
+    start_customer_sync_route,
+    get_customer_sync,
+    list_runs,
+    list_exceptions,
+    list_dead_letters,
+    replay_run,
+    cancel_run,
+]

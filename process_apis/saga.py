@@ -1,0 +1,378 @@
+"""Stratum's saga rules on top of DBOS durable workflows.
+
+DBOS checkpoints every step's outcome, so a run that a crash interrupts resumes where it was, on any worker.
+On top of that this module adds what a business workflow needs:
+
+- a step that fails *transiently* (a vendor or tier unavailable, a timeout, a bad answer) is tried again
+  after a durable, jittered exponential backoff (honouring ``Retry-After``); every attempt is a checkpoint, so
+  the timeline shows them;
+- a step that breaks a *business rule* parks the run as an **exception** with an owner, a plain-language
+  remediation and the data involved; one that keeps failing technically parks it as a **dead letter**;
+- a parked run waits (durably, holding nothing but a waiting task) for a person to **replay** it (the failed
+  step runs again, with the data fixed) or **cancel** it (the compensations of the completed steps run in
+  reverse);
+- every vendor write a step makes uses ``saga.key(step)``: derived from the run, the step and the replay
+  generation, so a retry or a crash-recovery reuses the key, and a replay after a refused write does not get
+  the refusal replayed by the gateway's idempotency record.
+
+Workflow code must be deterministic between checkpoints: everything that talks to the outside world goes
+through ``Saga.step`` (or a DBOS primitive), and decisions depend only on step outputs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+from dbos import DBOS
+
+from apis.logging import get_logger
+from apis.problems import ProblemError
+from contracts.models.process import Owner, RunState, Workflow
+from process_apis.metrics import STEP_SECONDS, record_run_transition
+
+__all__ = [
+    "CONTROL_TOPIC",
+    "BusinessRuleViolation",
+    "RunCancelled",
+    "Saga",
+    "StepFailure",
+    "WorkflowServices",
+    "classify",
+    "install_services",
+    "services",
+]
+
+T = TypeVar("T")
+log = get_logger("stratum.workflows")
+
+CONTROL_TOPIC = "stratum.control"
+# A parked run wakes up at least this often (an idle wait is a checkpoint, nothing more).
+_PARKED_WAIT_SECONDS = 24 * 3600
+
+# Problems that say "try again later": the system of record may answer next time.
+_TRANSIENT_CODES = frozenset(
+    {
+        "vendor-unavailable",
+        "vendor-timeout",
+        "vendor-bad-response",
+        "tier-unavailable",
+        "rate-limited",
+        "idempotency-in-flight",
+    }
+)
+
+
+class WorkflowServices:
+    """What workflow steps use: the system tier's typed client, the event publisher, the retry policy."""
+
+    def __init__(self, *, system: Any, events: Any, settings: Any) -> None:
+        self.system = system
+        self.events = events
+        self.settings = settings
+
+
+_services: WorkflowServices | None = None
+
+
+def install_services(value: WorkflowServices | None) -> None:
+    """Set by the engine when it launches: DBOS workflows are process-wide functions, not objects."""
+    global _services
+    _services = value
+
+
+def services() -> WorkflowServices:
+    if _services is None:
+        raise RuntimeError("workflow services are not installed: the workflow engine has not started")
+    return _services
+
+
+class BusinessRuleViolation(Exception):
+    """Raised by a step when the data breaks a business rule: a person must fix it, a retry will not."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        owner: Owner,
+        remediation: str,
+        code: str = "business-rule",
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.owner = owner
+        self.remediation = remediation
+        self.code = code
+        self.data = data or {}
+
+
+class RunCancelled(Exception):
+    """Someone cancelled the run: compensate what was done, then stop."""
+
+
+class StepFailure(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """A failed attempt, as checkpointed (so a recovered run decides exactly as the first time)."""
+
+    kind: str  # "transient" or "business"
+    code: str
+    message: str
+    owner: Owner | None = None
+    remediation: str | None = None
+    data: dict[str, Any] = {}
+    retry_after: float | None = None
+
+
+def classify(exc: BaseException) -> StepFailure:
+    if isinstance(exc, BusinessRuleViolation):
+        return StepFailure(
+            kind="business",
+            code=exc.code,
+            message=exc.message,
+            owner=exc.owner,
+            remediation=exc.remediation,
+            data=exc.data,
+        )
+    if isinstance(exc, ProblemError):
+        code = exc.kind.code
+        detail = exc.problem_detail or exc.kind.title
+        if code in _TRANSIENT_CODES:
+            retry_after = exc.extra_members.get("retry_after") or (exc.headers or {}).get("Retry-After")
+            try:
+                seconds = float(retry_after) if retry_after is not None else None
+            except (TypeError, ValueError):
+                seconds = None
+            return StepFailure(kind="transient", code=code, message=detail, retry_after=seconds)
+        # A refusal by the system of record (or a record that is not there) is the data's fault.
+        return StepFailure(kind="business", code=code, message=detail, data=dict(exc.extra_members))
+    # Anything else (a bug, a refused token) is retried like an outage, then dead-lettered for a person.
+    return StepFailure(kind="transient", code="internal", message=f"{type(exc).__name__}: {exc}")
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Saga:
+    """One run's saga state, held by its workflow function for the length of one execution."""
+
+    def __init__(self, workflow: Workflow, *, subject: str) -> None:
+        run_id = DBOS.workflow_id
+        if run_id is None:
+            raise RuntimeError("a Saga lives inside a DBOS workflow")
+        self.run_id: str = run_id
+        self.workflow = workflow
+        self.subject = subject
+        self.generation = 0
+        self.policy = services().settings
+        self._compensations: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+        self._state: RunState | None = None
+
+    # -- keys and state -----------------------------------------------------------------------------------
+
+    def key(self, step: str) -> str:
+        """The idempotency key of a vendor write made by ``step``; stable across retries and recoveries."""
+        return f"{self.run_id}.{step}.g{self.generation}"
+
+    async def set_state(self, state: RunState, **attributes: Any) -> None:
+        """Record the run's state (and what goes with it) in its workflow attributes."""
+        previous = self._state
+        self._state = state
+        await DBOS.update_workflow_attributes_async(
+            self.run_id, {"state": state.value, **attributes}, merge=True
+        )
+        if previous != state:
+            record_run_transition(self.workflow.value, state.value)
+
+    # -- steps ---------------------------------------------------------------------------------------------
+
+    async def step(
+        self,
+        name: str,
+        action: Callable[[], Awaitable[T]],
+        *,
+        result_type: type[T],
+        owner: Owner,
+        remediation: str,
+        cancellable: bool = True,
+    ) -> T:
+        """Run ``action`` as a checkpointed step under the saga rules; its value, once it succeeded.
+
+        ``owner`` and ``remediation`` say who fixes a refusal by the system of record and how (a
+        ``BusinessRuleViolation`` raised by the action brings its own)."""
+        while True:
+            outcome = await self.try_step(name, action, result_type=result_type, cancellable=cancellable)
+            if not isinstance(outcome, StepFailure):
+                return outcome
+            if await self.park(name, outcome, owner=owner, remediation=remediation) == "cancel":
+                if not cancellable:
+                    continue  # a compensation that is cancelled is tried again: it must finish
+                raise RunCancelled
+
+    async def try_step(
+        self,
+        name: str,
+        action: Callable[[], Awaitable[T]],
+        *,
+        result_type: type[T],
+        cancellable: bool = True,
+    ) -> T | StepFailure:
+        """Like ``step``, but a failure that needs a person (a business rule, or retries exhausted) is
+        returned instead of parking the run, for workflows that gather several before parking once."""
+        attempt = 0
+        while True:
+            if cancellable:
+                await self._check_cancel()
+            attempt += 1
+            outcome = await DBOS.run_step_async({"name": name}, _attempt, self.workflow.value, name, action)
+            if "ok" in outcome:
+                if self._state not in (RunState.RUNNING, RunState.COMPENSATING):
+                    await self.set_state(
+                        RunState.RUNNING if cancellable else RunState.COMPENSATING, retrying=None
+                    )
+                return msgspec.convert(outcome["ok"], result_type, strict=False)
+            failure = msgspec.convert(outcome["failure"], StepFailure)
+            if failure.kind == "transient" and attempt < self.policy.step_max_attempts:
+                await self.set_state(
+                    RunState.RETRYING,
+                    retrying={
+                        "step": name,
+                        "attempt": attempt,
+                        "code": failure.code,
+                        "error": failure.message,
+                    },
+                )
+                await DBOS.sleep_async(self._backoff(name, attempt, failure.retry_after))
+                continue
+            return failure
+
+    def compensate_with(self, name: str, undo: Callable[[], Awaitable[Any]]) -> None:
+        """Register what undoes a completed step, should the run be cancelled."""
+        self._compensations.append((name, undo))
+
+    async def compensate(self) -> list[str]:
+        """Undo the completed steps, last first; each undo is a step with the same retry rules."""
+        await self.set_state(RunState.COMPENSATING, issue=None)
+        done: list[str] = []
+        for name, undo in reversed(self._compensations):
+            await self.step(
+                f"compensate.{name}",
+                undo,
+                result_type=object,
+                owner=Owner.INTEGRATION_OPERATIONS,
+                remediation="Undo this step by hand in its system, then replay the run to finish cancelling.",
+                cancellable=False,
+            )
+            done.append(name)
+        self._compensations.clear()
+        return done
+
+    async def finish(self, state: RunState, result: dict[str, Any]) -> dict[str, Any]:
+        await self.set_state(state, result=result, issue=None, retrying=None)
+        return result
+
+    # -- internals -----------------------------------------------------------------------------------------
+
+    async def _check_cancel(self) -> None:
+        message = await DBOS.recv_async(CONTROL_TOPIC, timeout_seconds=0)
+        if isinstance(message, dict) and message.get("action") == "cancel":
+            raise RunCancelled
+
+    def _backoff(self, step: str, attempt: int, retry_after: float | None) -> float:
+        maximum = float(self.policy.step_backoff_max_seconds)
+        ceiling = min(maximum, float(self.policy.step_backoff_base_seconds) * 2 ** (attempt - 1))
+        # Full jitter, seeded by the run so a recovered run makes the same choice.
+        jitter = random.Random(f"{self.run_id}:{step}:{attempt}").uniform(0, ceiling)  # noqa: S311
+        return max(jitter, min(retry_after or 0.0, maximum))
+
+    async def park(self, step: str, failure: StepFailure, *, owner: Owner, remediation: str) -> str:
+        """Park the run (exception or dead letter) until someone replays or cancels it; which they did.
+
+        A replay moves to the next generation, so the failed step's writes get fresh idempotency keys."""
+        if failure.kind == "business":
+            state = RunState.EXCEPTION
+            issue_owner = failure.owner or owner
+            issue_remediation = failure.remediation or remediation
+        else:
+            state = RunState.DEAD_LETTER
+            issue_owner = Owner.INTEGRATION_OPERATIONS
+            issue_remediation = (
+                f"{failure.message}. The step was tried {self.policy.step_max_attempts} times. Fix the "
+                "connection or the system, then replay the run; it resumes at this step."
+            )
+        issue = {
+            "kind": state.value,
+            "owner": issue_owner.value,
+            "step": step,
+            "code": failure.code,
+            "message": failure.message,
+            "remediation": issue_remediation,
+            "data": failure.data,
+            "raised_at": (await DBOS.run_step_async({"name": "clock"}, _utcnow_iso)),
+        }
+        await self.set_state(state, issue=issue, retrying=None)
+        await self._publish_parked(step, state, issue)
+        log.warning(
+            "run_parked",
+            run_id=self.run_id,
+            step=step,
+            state=state.value,
+            owner=issue_owner.value,
+            code=failure.code,
+        )
+        while True:
+            message = await DBOS.recv_async(CONTROL_TOPIC, timeout_seconds=_PARKED_WAIT_SECONDS)
+            if isinstance(message, dict) and message.get("action") in ("replay", "cancel"):
+                action: str = message["action"]
+                if action == "replay":
+                    self.generation += 1
+                    await self.set_state(RunState.RUNNING, issue=None, generation=self.generation)
+                return action
+
+    async def _publish_parked(self, step: str, state: RunState, issue: dict[str, Any]) -> None:
+        from contracts.models.events import RUN_PARKED, RunParked, event_id
+
+        event = RunParked(
+            run_id=self.run_id,
+            workflow=self.workflow.value,
+            state="exception" if state == RunState.EXCEPTION else "dead_letter",
+            owner=issue["owner"],
+            step=step,
+            reason=issue["message"],
+        )
+        ident = event_id(self.run_id, step, "parked", str(self.generation))
+
+        async def publish() -> None:
+            try:
+                await services().events.publish(
+                    event_id=ident, type=RUN_PARKED, subject=self.subject, data=event
+                )
+            except Exception as exc:  # the run is parked either way; its state says so
+                log.warning("event_publish_failed", run_id=self.run_id, type=RUN_PARKED, error=repr(exc))
+
+        await DBOS.run_step_async({"name": "publish.run_parked"}, publish)
+
+
+def _utcnow_iso() -> str:
+    return _utcnow().isoformat()
+
+
+async def _attempt(workflow: str, name: str, action: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
+    """One attempt of a step. Failures are returned, not raised, so DBOS checkpoints them as data."""
+    started = time.perf_counter()
+    try:
+        value = await action()
+    except Exception as exc:
+        failure = classify(exc)
+        STEP_SECONDS.labels(workflow, name, failure.kind).observe(time.perf_counter() - started)
+        if failure.code == "internal":
+            log.exception("step_error", step=name)
+        else:
+            log.info("step_failed", step=name, kind=failure.kind, code=failure.code)
+        return {"failure": msgspec.to_builtins(failure)}
+    STEP_SECONDS.labels(workflow, name, "ok").observe(time.perf_counter() - started)
+    return {"ok": msgspec.to_builtins(value)}
