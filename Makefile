@@ -27,6 +27,7 @@ contracts: $(BIN)/stratum
 
 test: lint contracts
 	scripts/ensure-redis
+	scripts/ensure-postgres
 	$(BIN)/pytest
 
 bench: $(BIN)/stratum

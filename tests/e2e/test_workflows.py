@@ -45,7 +45,7 @@ def _postgres_answers() -> bool:
 @pytest.fixture(scope="module")
 def database() -> Iterator[str]:
     if not _postgres_answers():
-        if os.environ.get("STRATUM_TEST_REQUIRE_REDIS"):
+        if os.environ.get("STRATUM_TEST_REQUIRE_POSTGRES"):
             pytest.fail("PostgreSQL must answer on 127.0.0.1:5432 for the workflow tests")
         pytest.skip("no PostgreSQL on 127.0.0.1:5432")
     name = f"stratum_e2e_{uuid.uuid4().hex[:10]}"
