@@ -93,8 +93,8 @@ class WorkflowSettings(msgspec.Struct, kw_only=True, frozen=True):
     run_in_process: bool = True
     # Runs one worker holds at once, parked runs included (a parked run is a cheap waiting task).
     worker_concurrency: int = 100
-    # How often a worker looks for queued runs.
-    poll_interval_seconds: float = 0.5
+    # How often a worker looks for queued runs (the longest a new run waits before its first step).
+    poll_interval_seconds: float = 0.1
     # A step that fails technically is tried this often, with exponential backoff and full jitter, before
     # its run goes to the dead-letter list.
     step_max_attempts: int = 6

@@ -230,8 +230,10 @@ async def _ready_opportunity(opportunity_id: str) -> _Ready:
 
 
 @DBOS.workflow(name=ACTIVATION_WORKFLOW)
-async def project_activation(opportunity_id: str, trigger: str | None = None) -> dict[str, Any]:
-    saga = Saga(Workflow.PROJECT_ACTIVATION, subject=opportunity_id)
+async def project_activation(
+    opportunity_id: str, trigger: str | None = None, correlation_id: str | None = None
+) -> dict[str, Any]:
+    saga = Saga(Workflow.PROJECT_ACTIVATION, subject=opportunity_id, correlation_id=correlation_id)
     await saga.set_state(RunState.RUNNING)
     try:
         result = await _activate(saga, opportunity_id)

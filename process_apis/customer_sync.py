@@ -47,10 +47,12 @@ def _upsert_for(account: Customer) -> CustomerUpsert:
 
 
 @DBOS.workflow(name=CUSTOMER_SYNC_WORKFLOW)
-async def customer_sync(account_ids: list[str], trigger: str | None = None) -> dict[str, Any]:
+async def customer_sync(
+    account_ids: list[str], trigger: str | None = None, correlation_id: str | None = None
+) -> dict[str, Any]:
     from process_apis.activation import _match_query
 
-    saga = Saga(Workflow.CUSTOMER_SYNC, subject=",".join(account_ids))
+    saga = Saga(Workflow.CUSTOMER_SYNC, subject=",".join(account_ids), correlation_id=correlation_id)
     await saga.set_state(RunState.RUNNING)
     system = services().system
     synced: dict[str, _Synced] = {}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 import socket
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import dbos._dbos as dbos_internals  # the process-wide instance, to take over or stop it
 import sqlalchemy as sa
 from dbos import DBOS
 
@@ -81,7 +83,8 @@ class WorkflowEngine:
         import process_apis.customer_sync  # noqa: F401
 
         # One engine per process: a second gateway in the same process (tests) takes DBOS over.
-        DBOS.destroy(destroy_registry=False)
+        if dbos_internals._dbos_global_instance is not None:
+            DBOS.destroy(destroy_registry=False)
         install_services(self.services)
         policy = self.settings.workflows
         if self.shared and self.run_workers:
@@ -129,6 +132,8 @@ class WorkflowEngine:
             # Runs in flight stay PENDING under this executor id: a restart (SQLite) or another worker
             # (PostgreSQL, once this one's heartbeat is stale) picks them up from their last checkpoint.
             # Their tasks run on this loop; stop them here, or they would outlive the engine they use.
+            # DBOS warns for each task cancelled; at shutdown that is the plan, not news.
+            logging.getLogger("dbos").setLevel(logging.ERROR)
             await _cancel_workflow_tasks()
             DBOS.destroy(workflow_completion_timeout_sec=0, destroy_registry=False)
         if self._heartbeats is not None:
@@ -211,8 +216,6 @@ class WorkflowEngine:
 
 
 async def _cancel_workflow_tasks() -> None:
-    import dbos._dbos as dbos_internals
-
     instance = dbos_internals._dbos_global_instance
     tasks = [t for t in getattr(instance, "_workflow_tasks", ()) if not t.done()]
     for task in tasks:

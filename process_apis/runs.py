@@ -20,6 +20,7 @@ from dbos import DBOS, SetWorkflowAttributes, SetWorkflowID
 from litestar import Request, Response
 from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 
+from apis.context import current_access, current_correlation_id
 from apis.problems import FieldError, ProblemError
 from apis.routing import operation
 from contracts.models.process import (
@@ -162,6 +163,7 @@ def to_run(status: Any, steps: list[Any] | None) -> Run:
         state=state,
         subject=str(attributes.get("subject", "")),
         trigger=attributes.get("trigger"),
+        started_by=attributes.get("started_by"),
         created_at=created,
         updated_at=_ms(status.updated_at) or created,
         completed_at=_ms(status.completed_at) if state in _FINAL else None,
@@ -190,6 +192,17 @@ async def _require_run(run_id: str) -> Run:
 # --- starting runs ----------------------------------------------------------------------------------------
 
 
+def _start_attributes(subject: str, trigger: str) -> dict[str, Any]:
+    access = current_access()
+    return {
+        "state": RunState.QUEUED.value,
+        "subject": subject,
+        "trigger": trigger,
+        # Who asked, for the audit trail (the client behind a tier call, not the tier).
+        "started_by": (access.on_behalf_of or access.client_id) if access is not None else None,
+    }
+
+
 def _activation_run_id(opportunity_id: str, attempt: int) -> str:
     return f"pa-{opportunity_id}" if attempt == 1 else f"pa-{opportunity_id}-{attempt}"
 
@@ -208,9 +221,11 @@ async def start_activation(opportunity_id: str, *, trigger: str) -> tuple[Run, b
         if existing.state != RunState.CANCELLED:
             return existing, False
         attempt += 1
-    attributes = {"state": RunState.QUEUED.value, "subject": opportunity_id, "trigger": trigger}
+    attributes = _start_attributes(opportunity_id, trigger)
     with SetWorkflowID(run_id), SetWorkflowAttributes(attributes):
-        await DBOS.enqueue_workflow_async(QUEUE_NAME, project_activation, opportunity_id, trigger)
+        await DBOS.enqueue_workflow_async(
+            QUEUE_NAME, project_activation, opportunity_id, trigger, current_correlation_id()
+        )
     run = await load_run(run_id)
     assert run is not None
     return run, True
@@ -220,9 +235,11 @@ async def start_customer_sync(account_ids: list[str], *, run_id: str, trigger: s
     existing = await load_run(run_id)
     if existing is not None:
         return existing, False
-    attributes = {"state": RunState.QUEUED.value, "subject": ",".join(account_ids), "trigger": trigger}
+    attributes = _start_attributes(",".join(account_ids), trigger)
     with SetWorkflowID(run_id), SetWorkflowAttributes(attributes):
-        await DBOS.enqueue_workflow_async(QUEUE_NAME, customer_sync, account_ids, trigger)
+        await DBOS.enqueue_workflow_async(
+            QUEUE_NAME, customer_sync, account_ids, trigger, current_correlation_id()
+        )
     run = await load_run(run_id)
     assert run is not None
     return run, True
@@ -250,7 +267,7 @@ async def _wait_for(run: Run, seconds: int) -> Run:
     """Poll until the run leaves the active states (done, or parked for a person) or time is up."""
     deadline = time.monotonic() + seconds
     while run.state in _ACTIVE and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.05)
         run = await _require_run(run.id)
     return run
 

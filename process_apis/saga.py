@@ -28,8 +28,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import msgspec
+import structlog
 from dbos import DBOS
 
+from apis.context import correlation_id_var
 from apis.logging import get_logger
 from apis.problems import ProblemError
 from contracts.models.process import Owner, RunState, Workflow
@@ -160,10 +162,14 @@ def _utcnow() -> dt.datetime:
 class Saga:
     """One run's saga state, held by its workflow function for the length of one execution."""
 
-    def __init__(self, workflow: Workflow, *, subject: str) -> None:
+    def __init__(self, workflow: Workflow, *, subject: str, correlation_id: str | None = None) -> None:
         run_id = DBOS.workflow_id
         if run_id is None:
             raise RuntimeError("a Saga lives inside a DBOS workflow")
+        # The run's task carries the correlation id of the request that started it (or its own id), so
+        # every call it makes, every log line and every event it publishes can be traced back.
+        correlation_id_var.set(correlation_id or run_id)
+        structlog.contextvars.bind_contextvars(correlation_id=correlation_id or run_id, run_id=run_id)
         self.run_id: str = run_id
         self.workflow = workflow
         self.subject = subject

@@ -135,7 +135,8 @@ class Run(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
     created_at: dt.datetime
     updated_at: dt.datetime
     links: RunLinks
-    trigger: str | None = None
+    trigger: str | None = None  # "api", or "crm-event:{event id}"
+    started_by: str | None = None  # the client that asked for the run
     completed_at: dt.datetime | None = None
     issue: RunIssue | None = None
     result: dict[str, Any] | None = None
