@@ -23,7 +23,7 @@ from litestar.params import FromPath
 from apis.config import Settings, load_settings
 from apis.edge import Edge
 from apis.logging import configure_logging, get_logger
-from apis.metrics import CONTENT_TYPE_LATEST, render_metrics
+from apis.metrics import CONTENT_TYPE_LATEST, refresh_before_scrape, render_metrics
 from apis.oauth_client import ClientCredentialsAuth
 from apis.plugin import TierSpec
 from apis.problems import PROBLEM_KINDS, ProblemError, exception_handlers, problem_doc_html
@@ -138,6 +138,7 @@ def _root_app(runtime: Runtime, tiers: Sequence[TierSpec]) -> Litestar:
 
     @operation("GET", "/metrics", operation_id="getMetrics", summary="Prometheus metrics", public=True)
     async def metrics() -> Response[bytes]:
+        await refresh_before_scrape()
         return Response(render_metrics(), media_type=CONTENT_TYPE_LATEST)
 
     @operation("GET", "/problems", operation_id="listProblems", summary="Problem types", public=True)

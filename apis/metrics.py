@@ -7,7 +7,9 @@ aggregates them (prometheus_client's multiprocess mode).
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Awaitable, Callable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -18,7 +20,32 @@ from prometheus_client import (
     generate_latest,
 )
 
-__all__ = ["CONTENT_TYPE_LATEST", "REQUESTS", "REQUEST_SECONDS", "render_metrics"]
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "REQUESTS",
+    "REQUEST_SECONDS",
+    "collect_before_scrape",
+    "refresh_before_scrape",
+    "render_metrics",
+]
+
+# Gauges read from elsewhere (the run database) when /metrics is scraped, not kept up to date on every change.
+_SCRAPE_HOOKS: list[Callable[[], Awaitable[None]]] = []
+
+
+def collect_before_scrape(hook: Callable[[], Awaitable[None]]) -> Callable[[], None]:
+    """Run ``hook`` before each scrape; returns the function that removes it."""
+    _SCRAPE_HOOKS.append(hook)
+    return lambda: _SCRAPE_HOOKS.remove(hook) if hook in _SCRAPE_HOOKS else None
+
+
+async def refresh_before_scrape(timeout_seconds: float = 2.0) -> None:
+    """A hook that fails or is slow leaves its gauges as they were; the scrape itself always answers."""
+    for hook in list(_SCRAPE_HOOKS):
+        try:
+            await asyncio.wait_for(hook(), timeout_seconds)
+        except Exception:  # noqa: S112 - stale gauges beat a failed scrape
+            continue
 
 REQUESTS = Counter(
     "stratum_http_requests_total",

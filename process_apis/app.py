@@ -8,6 +8,7 @@ from litestar import Litestar
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, SkipValidation
 
+from apis.metrics import collect_before_scrape
 from apis.plugin import GovernancePlugin, TierSpec
 from apis.problems import ProblemError
 from apis.routing import VENDOR_ERRORS, operation
@@ -16,7 +17,7 @@ from process_apis.crm_events import CRM_EVENT_ROUTES, CrmEventIntake, crm_events
 from process_apis.engine import WorkflowEngine
 from process_apis.events import EVENT_ROUTES, EventPublisher
 from process_apis.readiness import evaluate_readiness
-from process_apis.runs import RUN_ROUTES, RunService
+from process_apis.runs import RUN_ROUTES, RunService, refresh_open_runs_gauge
 from process_apis.saga import WorkflowServices
 from system_apis.client import SystemApiClient
 
@@ -66,6 +67,11 @@ async def check_activation_readiness(
     return evaluate_readiness(opportunity, customer)
 
 
+async def _open_runs_if_launched(engine: WorkflowEngine) -> None:
+    if engine.launched:
+        await refresh_open_runs_gauge()
+
+
 def create_process_app(
     runtime: Runtime, *, system: SystemApiClient, run_workers: bool | None = None
 ) -> Litestar:
@@ -80,6 +86,12 @@ def create_process_app(
     )
     runtime.on_start(engine.start)
     runtime.on_close(engine.stop)
+    stop_gauge = collect_before_scrape(lambda: _open_runs_if_launched(engine))
+
+    async def forget_gauge() -> None:
+        stop_gauge()
+
+    runtime.on_close(forget_gauge)
     intake = CrmEventIntake(
         store=runtime.store, starter=RunService(), crm=system, secret=crm_events_secret(settings)
     )

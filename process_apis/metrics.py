@@ -6,9 +6,23 @@ gauge is read from the run database when /metrics is scraped, so it is right whi
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["QUOTE_TO_PROJECT_SECONDS", "RUN_TRANSITIONS", "STEP_SECONDS", "record_run_transition"]
+__all__ = [
+    "OPEN_RUNS",
+    "QUOTE_TO_PROJECT_SECONDS",
+    "RUN_TRANSITIONS",
+    "STEP_SECONDS",
+    "record_run_transition",
+]
+
+OPEN_RUNS = Gauge(
+    "stratum_workflow_runs",
+    "Runs not yet finished, by workflow and state (queued, running, retrying, exception, dead_letter, "
+    "compensating), read from the run database at scrape time. Finished runs: the transitions counter.",
+    ["workflow", "state"],
+    multiprocess_mode="mostrecent",
+)
 
 RUN_TRANSITIONS = Counter(
     "stratum_workflow_run_transitions_total",

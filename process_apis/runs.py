@@ -38,11 +38,12 @@ from contracts.models.process import (
 from process_apis.activation import ACTIVATION_WORKFLOW, project_activation
 from process_apis.customer_sync import CUSTOMER_SYNC_WORKFLOW, customer_sync
 from process_apis.engine import QUEUE_NAME
+from process_apis.metrics import OPEN_RUNS
 from process_apis.saga import CONTROL_TOPIC
 from system_apis.cursors import fingerprint, unwrap_cursor, wrap_cursor
 from system_apis.params import Cursor, cursor_errors
 
-__all__ = ["RUN_ROUTES", "RunService", "load_run", "start_activation"]
+__all__ = ["RUN_ROUTES", "RunService", "load_run", "refresh_open_runs_gauge", "start_activation"]
 
 _WORKFLOW_BY_NAME = {
     ACTIVATION_WORKFLOW: Workflow.PROJECT_ACTIVATION,
@@ -187,6 +188,23 @@ async def _require_run(run_id: str) -> Run:
     if run is None:
         raise ProblemError("not-found", f"There is no run {run_id}.")
     return run
+
+
+async def refresh_open_runs_gauge() -> None:
+    """Count the unfinished runs by workflow and state (the scrape hook behind stratum_workflow_runs)."""
+    counts = {(w.value, state.value): 0 for w in Workflow for state in (_ACTIVE | _PARKED)}
+    statuses = await DBOS.list_workflows_async(
+        name=list(_WORKFLOW_BY_NAME),
+        status=["ENQUEUED", "DELAYED", "PENDING"],
+        load_input=False,
+        load_output=False,
+        limit=100_000,
+    )
+    for status in statuses:
+        key = (_WORKFLOW_BY_NAME[status.name].value, _state(status).value)
+        counts[key] = counts.get(key, 0) + 1
+    for (workflow, state), count in counts.items():
+        OPEN_RUNS.labels(workflow, state).set(count)
 
 
 # --- starting runs ----------------------------------------------------------------------------------------
