@@ -26,7 +26,10 @@ RUN useradd --system --uid 10001 --home-dir /var/lib/stratum --create-home strat
 COPY --from=build /opt/stratum /opt/stratum
 USER stratum
 WORKDIR /var/lib/stratum
+# The embedded run database (SQLite) and the dev issuer's keys live here; keep it on a volume.
+VOLUME ["/var/lib/stratum"]
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s \
   CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health/live', timeout=2).status != 200)"
+# Workflow workers run the same image with the command `stratum worker` (PostgreSQL and Redis required).
 CMD ["stratum", "serve"]
