@@ -35,6 +35,16 @@ def _serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+        from process_apis.engine import workflow_database_url
+
+        if settings.workflows.run_in_process and workflow_database_url(settings).startswith("sqlite"):
+            print(
+                "stratum: several workers cannot share the embedded SQLite run database: set "
+                "STRATUM_WORKFLOWS__DATABASE_URL to PostgreSQL (or STRATUM_WORKFLOWS__RUN_IN_PROCESS=false "
+                "and run `stratum worker`)",
+                file=sys.stderr,
+            )
+            return 2
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             metrics_dir = Path(settings.data_dir) / "prometheus"
             shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -146,6 +146,7 @@ class WorkflowEngine:
 
     def _register(self) -> None:
         assert self._heartbeats is not None
+        _ensure_database(self.database_url)
         _metadata.create_all(self._heartbeats, checkfirst=True)
         now = time.time()
         with self._heartbeats.begin() as conn:
@@ -223,3 +224,19 @@ async def _cancel_workflow_tasks() -> None:
     for task in tasks:
         with contextlib.suppress(BaseException):
             await task
+
+
+def _ensure_database(url: str) -> None:
+    """Create the PostgreSQL database on first use (DBOS would, but the heartbeat table comes first)."""
+    target = sa.make_url(url)
+    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}
+            ).first()
+            if exists is None:
+                with contextlib.suppress(sa.exc.ProgrammingError):  # another worker created it first
+                    conn.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
+    finally:
+        admin.dispose()
