@@ -257,6 +257,16 @@ async def _activate(saga: Saga, opportunity_id: str) -> ActivationResult:
         remediation=_SALES_OPS_FIX,
     )
     opp, account = ready.opportunity, ready.account
+    # Undone last: whatever the run got to, a cancelled activation leaves the deal marked cancelled in the
+    # CRM (reverting the write-back when it happened), so sales can see it.
+    saga.compensate_with(
+        "crm.revert_write_back",
+        lambda: system.update_opportunity_activation(
+            opp.id,
+            OpportunityActivationUpdate(activation_status=ActivationStatus.CANCELLED),
+            idempotency_key=saga.key("crm.activation.revert"),
+        ),
+    )
 
     async def upsert_customer() -> Customer:
         command = plan_erp_customer(opp, account)
@@ -370,14 +380,6 @@ async def _activate(saga: Saga, opportunity_id: str) -> ActivationResult:
         result_type=Opportunity,
         owner=Owner.SALES_OPERATIONS,
         remediation=_SALES_OPS_FIX,
-    )
-    saga.compensate_with(
-        "crm.revert_write_back",
-        lambda: system.update_opportunity_activation(
-            opp.id,
-            OpportunityActivationUpdate(activation_status=ActivationStatus.CANCELLED),
-            idempotency_key=saga.key("crm.activation.revert"),
-        ),
     )
 
     activated_at = dt.datetime.fromisoformat(await DBOS.run_step_async({"name": "clock"}, _now_iso))

@@ -68,6 +68,9 @@ _STATUSES_FOR = {
     RunState.FAILED: ["ERROR"],
 }
 
+_ONE_STATE = "|".join(state.value for state in RunState)
+_STATE_LIST = rf"^({_ONE_STATE})(,({_ONE_STATE}))*$"
+
 RunIdPath = PathParameter(pattern=_RUN_ID, description="The run's id.")
 
 
@@ -89,9 +92,13 @@ def _state(status: Any) -> RunState:
     if status.status == "MAX_RECOVERY_ATTEMPTS_EXCEEDED":
         return RunState.DEAD_LETTER
     try:
-        return RunState(attributes.get("state", "running"))
+        state = RunState(attributes.get("state", "running"))
     except ValueError:
         return RunState.RUNNING
+    if state in _FINAL and status.status == "PENDING":
+        # The workflow recorded its outcome but DBOS has not closed it yet: not finished until it has.
+        return RunState.COMPENSATING if state == RunState.CANCELLED else RunState.RUNNING
+    return state
 
 
 def _links(run_id: str, workflow: Workflow, state: RunState) -> RunLinks:
@@ -128,6 +135,9 @@ def _timeline(steps: list[Any]) -> list[RunStep]:
             outcome = "running"
         if name.startswith("compensate.") and outcome == "completed":
             outcome = "compensated"
+        if name == "publish.run_parked" and timeline and timeline[-1].outcome == "retried":
+            # The last attempt before the run parked was not retried: it is where the run stopped.
+            timeline[-1] = msgspec.structs.replace(timeline[-1], outcome="failed")
         timeline.append(
             RunStep(
                 name=name,
@@ -138,7 +148,6 @@ def _timeline(steps: list[Any]) -> list[RunStep]:
                 error=error,
             )
         )
-    # The last failed attempt of a step that then parked the run is "failed", not "retried".
     return timeline
 
 
@@ -409,7 +418,11 @@ async def get_customer_sync(
 # --- operations -------------------------------------------------------------------------------------------
 
 _Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Page size (at most 200).")]
-_Seconds = Annotated[int | None, QueryParameter(ge=0, le=10 * 365 * 24 * 3600)]
+# ``ge=0`` alone does not reach the contract (Litestar drops a bound of 0), so it is stated again.
+_Seconds = Annotated[
+    int | None,
+    QueryParameter(ge=0, le=10 * 365 * 24 * 3600, schema_extra={"minimum": 0}, description="Age in seconds."),
+]
 
 
 async def _list_runs(
@@ -512,7 +525,15 @@ def _states(value: str | None) -> set[RunState] | None:
 )
 async def list_runs(
     workflow: FromQuery[Workflow | None] = None,
-    run_state: Annotated[str | None, QueryParameter(name="state", max_length=200)] = None,
+    run_state: Annotated[
+        str | None,
+        QueryParameter(
+            name="state",
+            max_length=200,
+            pattern=_STATE_LIST,
+            description="Comma-separated run states, e.g. `exception,dead_letter`.",
+        ),
+    ] = None,
     older_than: _Seconds = None,
     newer_than: _Seconds = None,
     limit: _Limit = 50,

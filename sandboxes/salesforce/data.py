@@ -1932,7 +1932,7 @@ def _ready_terms(opportunities: Mapping[str, Record], terms: _DealTerms) -> None
     terms.rate_card_line(milestone, "Senior Consultant", 170.0, "Hour")
     retainer = opportunities[READY_RETAINER_OPPORTUNITY_ID]
     retainer["Contract_Terms__c"] = _TERMS_TEXT["Retainer"].format(net="Net 15")
-    terms.rate_card_line(retainer, "Analytics Lead", 240.0, "Hour")
+    terms.rate_card_line(retainer, "Data Scientist", 240.0, "Hour")
     terms.rate_card_line(retainer, "Data Engineer", 185.0, "Hour")
 
 

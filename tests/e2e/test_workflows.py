@@ -316,6 +316,8 @@ def test_a_cancelled_run_leaves_no_open_project_or_billing_schedule(fleet: Fleet
         run = fleet.activate(READY_RETAINER_OPPORTUNITY_ID).json()
         assert run["state"] == "dead_letter", json.dumps(run, indent=1)
         assert run["issue"]["step"] == "psa.raise_staffing_demand"
+        outcomes = [s["outcome"] for s in _steps(run, "psa.raise_staffing_demand")]
+        assert outcomes == ["retried", "retried", "retried", "failed"]
         dead = fleet.http.get("/process/v1/dead-letters").json()
         assert run["id"] in [r["id"] for r in dead["items"]]
         cancel = fleet.post(f"/process/v1/runs/{run['id']}/cancel")
@@ -327,6 +329,7 @@ def test_a_cancelled_run_leaves_no_open_project_or_billing_schedule(fleet: Fleet
     assert [s["name"] for s in done["steps"] if s["outcome"] == "compensated"] == [
         "compensate.erp.void_billing_schedule",
         "compensate.psa.close_project",
+        "compensate.crm.revert_write_back",
     ]
     schedules = fleet.records(
         "netsuite", "billingSchedule", externalId=f"{READY_RETAINER_OPPORTUNITY_ID}.billing"
@@ -335,6 +338,8 @@ def test_a_cancelled_run_leaves_no_open_project_or_billing_schedule(fleet: Fleet
     assert schedules[0]["isInactive"] is True, schedules[0]  # NetSuite's void
     (workspace,) = fleet.psa_projects(READY_RETAINER_OPPORTUNITY_ID)
     assert workspace["archived"] is True, workspace
+    opportunity = fleet.records("salesforce", "Opportunity", Id=READY_RETAINER_OPPORTUNITY_ID)[0]
+    assert opportunity["Activation_Status__c"] == "Cancelled"
     assert fleet.post(f"/process/v1/runs/{run['id']}/cancel").status_code == 409
 
 
