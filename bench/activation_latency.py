@@ -27,7 +27,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.gateway_overhead import _free_port, _percentile  # noqa: E402
+from bench.gateway_overhead import _free_port, _percentile, running_server  # noqa: E402
 
 
 async def _closed_won(client: httpx.AsyncClient, headers: dict[str, str], wanted: int) -> list[str]:
@@ -109,22 +109,8 @@ def main() -> int:
             text=True,
             cwd=ROOT,
         ).stdout.strip()
-        server = subprocess.Popen([*cli, "serve"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("stratum serve did not start")
-                time.sleep(0.1)
+        with running_server(env, base):
             wall, server_side, parked = asyncio.run(run(base, token, args.runs, args.concurrency))
-        finally:
-            server.terminate()
-            server.wait(timeout=15)
 
     if not wall:
         raise SystemExit("no activation completed")

@@ -24,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -39,6 +41,29 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@contextmanager
+def running_server(env: dict[str, str], base: str) -> Iterator[None]:
+    """``stratum serve`` in a subprocess with ``env``, ready at ``base`` for the length of the block."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "apis.cli", "serve"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("stratum serve did not start")
+            time.sleep(0.1)
+        yield
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -141,22 +166,8 @@ def main() -> int:
             text=True,
             cwd=ROOT,
         ).stdout.strip()
-        server = subprocess.Popen([*cli, "serve"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("stratum serve did not start")
-                time.sleep(0.1)
+        with running_server(env, base):
             results, throughput = asyncio.run(run(base, token, args.requests, args.concurrency))
-        finally:
-            server.terminate()
-            server.wait(timeout=15)
 
     print(
         f"system-tier account read, {args.requests} requests per path, concurrency {args.concurrency}, "

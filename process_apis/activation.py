@@ -34,7 +34,6 @@ from contracts.models import (
     BillingSchedule,
     BillingScheduleCreate,
     Customer,
-    CustomerUpsert,
     Money,
     Opportunity,
     OpportunityActivationUpdate,
@@ -47,6 +46,7 @@ from contracts.models.crm import RateUnit
 from contracts.models.delivery import MilestoneInput
 from contracts.models.finance import BillingScheduleLine
 from contracts.models.process import Owner, ReadinessReport, RunState, Workflow
+from process_apis.customers import plan_erp_customer, upsert_erp_customer
 from process_apis.metrics import QUOTE_TO_PROJECT_SECONDS
 from process_apis.readiness import evaluate_readiness
 from process_apis.saga import BusinessRuleViolation, RunCancelled, Saga, services
@@ -55,7 +55,6 @@ __all__ = [
     "ACTIVATION_WORKFLOW",
     "ActivationResult",
     "plan_billing_schedule",
-    "plan_erp_customer",
     "plan_project",
     "plan_staffing",
     "project_activation",
@@ -90,20 +89,6 @@ def _project_dates(opp: Opportunity) -> tuple[dt.date | None, dt.date | None]:
     if start is not None and end is not None and end < start:
         end = None
     return start, end
-
-
-def plan_erp_customer(opp: Opportunity, account: Customer) -> CustomerUpsert:
-    return CustomerUpsert(
-        crm_customer_id=account.id,
-        name=account.name,
-        legal_entity=opp.legal_entity or account.legal_entity,
-        currency=opp.currency or account.currency,
-        parent_crm_customer_id=account.parent_id,
-        tax_jurisdiction=account.tax_jurisdiction,
-        tax_id=account.tax_id,
-        website=account.website,
-        billing_address=account.billing_address,
-    )
 
 
 def plan_project(opp: Opportunity, *, customer_id: str, with_milestones: bool) -> ProjectCreate:
@@ -268,38 +253,11 @@ async def _activate(saga: Saga, opportunity_id: str) -> ActivationResult:
         ),
     )
 
-    async def upsert_customer() -> Customer:
-        command = plan_erp_customer(opp, account)
-        matches = await system.find_probable_duplicate_customers(_match_query(account))
-        if matches:
-            found = matches[0]
-            same = found.reason.replace("+", " and ")
-            raise BusinessRuleViolation(
-                f"The ERP already has a probable duplicate of {account.name}: customer "
-                f"{found.customer.id} {found.customer.name!r} (same {same}).",
-                owner=Owner.FINANCE,
-                remediation=(
-                    f"If ERP customer {found.customer.id} is this account, link it to CRM account "
-                    f"{account.id} (set its external id) so it is updated instead of duplicated; if it is "
-                    "another company, correct its name, tax id or web domain. Then replay the run."
-                ),
-                code="probable-duplicate-customer",
-                data={
-                    "crm_customer_id": account.id,
-                    "matches": [
-                        {"erp_customer_id": m.customer.id, "name": m.customer.name, "reason": m.reason}
-                        for m in matches
-                    ],
-                },
-            )
-        customer: Customer = await system.upsert_erp_customer(
-            command, idempotency_key=saga.key("erp.customer")
-        )
-        return customer
-
     erp_customer = await saga.step(
         "erp.upsert_customer",
-        upsert_customer,
+        lambda: upsert_erp_customer(
+            system, plan_erp_customer(account, opp), account, idempotency_key=saga.key("erp.customer")
+        ),
         result_type=Customer,
         owner=Owner.FINANCE,
         remediation=_FINANCE_FIX,
@@ -431,14 +389,6 @@ async def _activate(saga: Saga, opportunity_id: str) -> ActivationResult:
         cancellable=False,
     )
     return result
-
-
-def _match_query(account: Customer) -> Any:
-    from contracts.models.finance import CustomerMatchQuery
-
-    return CustomerMatchQuery(
-        name=account.name, tax_id=account.tax_id, website=account.website, crm_customer_id=account.id
-    )
 
 
 def _now_iso() -> str:

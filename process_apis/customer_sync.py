@@ -1,6 +1,6 @@
 """Customer master sync: CRM accounts become (or update) ERP customers, never a second one.
 
-The survivorship rules are the activation's (``activation.plan_erp_customer`` over the system tier's
+The survivorship rules are the activation's (``customers.plan_erp_customer`` over the system tier's
 upsert): the CRM owns name and hierarchy, the ERP owns billing and tax fields once it has them. Before
 creating, the ERP is searched for a probable duplicate (same normalised name and the same tax id or web
 domain); one found makes that account an exception for finance instead of a new customer.
@@ -17,8 +17,9 @@ from typing import Any
 import msgspec
 from dbos import DBOS
 
-from contracts.models import Customer, CustomerUpsert
+from contracts.models import Customer
 from contracts.models.process import Owner, RunState, Workflow
+from process_apis.customers import plan_erp_customer, upsert_erp_customer
 from process_apis.saga import RunCancelled, Saga, StepFailure, services
 
 __all__ = ["CUSTOMER_SYNC_WORKFLOW", "customer_sync"]
@@ -32,26 +33,10 @@ class _Synced(msgspec.Struct, kw_only=True):
     name: str
 
 
-def _upsert_for(account: Customer) -> CustomerUpsert:
-    return CustomerUpsert(
-        crm_customer_id=account.id,
-        name=account.name,
-        legal_entity=account.legal_entity,
-        currency=account.currency,
-        parent_crm_customer_id=account.parent_id,
-        tax_jurisdiction=account.tax_jurisdiction,
-        tax_id=account.tax_id,
-        website=account.website,
-        billing_address=account.billing_address,
-    )
-
-
 @DBOS.workflow(name=CUSTOMER_SYNC_WORKFLOW)
 async def customer_sync(
     account_ids: list[str], trigger: str | None = None, correlation_id: str | None = None
 ) -> dict[str, Any]:
-    from process_apis.activation import _match_query
-
     saga = Saga(Workflow.CUSTOMER_SYNC, subject=",".join(account_ids), correlation_id=correlation_id)
     await saga.set_state(RunState.RUNNING)
     system = services().system
@@ -60,28 +45,12 @@ async def customer_sync(
 
     def sync(account_id: str) -> Any:
         async def run() -> _Synced:
-            from process_apis.saga import BusinessRuleViolation
-
             account: Customer = await system.get_customer(account_id)
-            matches = await system.find_probable_duplicate_customers(_match_query(account))
-            if matches:
-                raise BusinessRuleViolation(
-                    f"{account.name} ({account.id}) has a probable duplicate in the ERP: "
-                    + "; ".join(f"{m.customer.id} {m.customer.name!r} (same {m.reason})" for m in matches),
-                    owner=Owner.FINANCE,
-                    remediation="Link the ERP customer to the CRM account (its external id) if it is the "
-                    "same company, or correct its name, tax id or web domain if not; then replay the run.",
-                    code="probable-duplicate-customer",
-                    data={
-                        "crm_customer_id": account.id,
-                        "matches": [
-                            {"erp_customer_id": m.customer.id, "name": m.customer.name, "reason": m.reason}
-                            for m in matches
-                        ],
-                    },
-                )
-            customer: Customer = await system.upsert_erp_customer(
-                _upsert_for(account), idempotency_key=saga.key(f"erp.customer.{account_id}")
+            customer = await upsert_erp_customer(
+                system,
+                plan_erp_customer(account),
+                account,
+                idempotency_key=saga.key(f"erp.customer.{account_id}"),
             )
             return _Synced(crm_customer_id=account.id, erp_customer_id=customer.id, name=customer.name)
 

@@ -167,6 +167,15 @@ def to_run(status: Any, steps: list[Any] | None) -> Run:
     state = _state(status)
     result = attributes.get("result")
     created = _ms(status.created_at) or dt.datetime.now(dt.UTC)
+    issue = _issue(attributes) if state in _PARKED else None
+    timeline = _timeline(steps) if steps is not None else []
+    if issue is not None:
+        # The attempt the run parked on (its park may not be checkpointed yet) is where it stopped.
+        for index in range(len(timeline) - 1, -1, -1):
+            if timeline[index].name == issue.step:
+                if timeline[index].outcome == "retried":
+                    timeline[index] = msgspec.structs.replace(timeline[index], outcome="failed")
+                break
     return Run(
         id=status.workflow_id,
         workflow=workflow,
@@ -177,9 +186,9 @@ def to_run(status: Any, steps: list[Any] | None) -> Run:
         created_at=created,
         updated_at=_ms(status.updated_at) or created,
         completed_at=_ms(status.completed_at) if state in _FINAL else None,
-        issue=_issue(attributes) if state in _PARKED else None,
+        issue=issue,
         result=result if isinstance(result, dict) else None,
-        steps=_timeline(steps) if steps is not None else [],
+        steps=timeline,
         links=_links(status.workflow_id, workflow, state),
     )
 

@@ -10,7 +10,8 @@ import pytest
 
 from contracts.models import BillingModel, Customer, Money, Opportunity
 from contracts.models.crm import Address, DealMilestone, OpportunityStage, RateCardLine, RateUnit
-from process_apis.activation import plan_billing_schedule, plan_erp_customer, plan_project, plan_staffing
+from process_apis.activation import plan_billing_schedule, plan_project, plan_staffing
+from process_apis.customers import plan_erp_customer
 
 CLOSE = dt.date(2026, 2, 20)
 
@@ -60,7 +61,7 @@ ACCOUNT = Customer(
 
 
 def test_the_erp_customer_is_the_crm_account_with_the_deals_legal_entity_and_currency() -> None:
-    command = plan_erp_customer(_opportunity(), ACCOUNT)
+    command = plan_erp_customer(ACCOUNT, _opportunity())
     assert command.crm_customer_id == ACCOUNT.id
     assert command.name == "Acme Analytics Inc"
     assert command.parent_crm_customer_id == "001TEST0000000000"
@@ -72,7 +73,7 @@ def test_the_erp_customer_is_the_crm_account_with_the_deals_legal_entity_and_cur
     assert command.billing_address == ACCOUNT.billing_address
     # The deal says who contracts and in what currency; the account is the fallback.
     assert (command.legal_entity, command.currency) == ("US01", "USD")
-    fallback = plan_erp_customer(_opportunity(legal_entity=None, currency=None), ACCOUNT)
+    fallback = plan_erp_customer(ACCOUNT, _opportunity(legal_entity=None, currency=None))
     assert (fallback.legal_entity, fallback.currency) == ("GB01", "GBP")
 
 
