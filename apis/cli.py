@@ -92,6 +92,12 @@ def _worker(args: argparse.Namespace) -> int:
     # With the system tier elsewhere, steps call it by URL; otherwise this worker carries its own adapters.
     tiers = ("process",) if settings.system_url else ("system", "process")
 
+    if args.metrics_port:
+        # Step latency and run transitions are observed where the steps run: here.
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr=settings.host)
+
     async def run() -> None:
         gateway = build_gateway(settings, tiers=tiers, run_workflows=True)
         stop = asyncio.Event()
@@ -170,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
 
     worker = sub.add_parser(
         "worker", help="run workflow workers against the shared PostgreSQL run database (no HTTP)"
+    )
+    worker.add_argument(
+        "--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port (default: none)"
     )
     worker.set_defaults(func=_worker)
 

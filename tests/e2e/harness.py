@@ -80,9 +80,13 @@ class Worker:
     def __init__(self, server: Server, name: str, **env: str) -> None:
         self.log_path = server.log_path.parent / f"{name}.log"
         self.env = {**server.env, **env}
+        self.metrics_url = f"http://127.0.0.1:{free_port()}/metrics"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [*STRATUM, "worker"], env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+            [*STRATUM, "worker", "--metrics-port", self.metrics_url.split(":")[-1].split("/")[0]],
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     @property

@@ -236,6 +236,15 @@ def test_a_closed_won_deal_becomes_exactly_one_of_everything(fleet: Fleet) -> No
     assert again.json()["id"] == run["id"]
     fleet.assert_activated_once(run)
 
+    # Each worker serves the metrics of the steps it ran; between them, every step of this run.
+    timed = 0.0
+    for worker in fleet.workers:
+        for line in httpx.get(worker.metrics_url).text.splitlines():
+            name = "stratum_workflow_step_duration_seconds_count"
+            if line.startswith(name) and 'step="psa.create_project"' in line:
+                timed += float(line.rsplit(" ", 1)[1])
+    assert timed == 1
+
 
 def test_an_erp_outage_in_the_middle_of_a_run_is_waited_out(fleet: Fleet) -> None:
     # The ERP project is the fourth step: the customer and the PSA project are done when the ERP goes down.
