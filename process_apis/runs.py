@@ -40,6 +40,7 @@ from process_apis.customer_sync import CUSTOMER_SYNC_WORKFLOW, customer_sync
 from process_apis.engine import QUEUE_NAME
 from process_apis.metrics import OPEN_RUNS
 from process_apis.saga import CONTROL_TOPIC
+from system_apis.crm.port import InvalidCursor
 from system_apis.cursors import fingerprint, unwrap_cursor, wrap_cursor
 from system_apis.params import Cursor, cursor_errors
 
@@ -449,27 +450,24 @@ async def _list_runs(
     attributes) are checked here, scanning forward in batches so a page is full whenever runs remain."""
     names = [n for n, w in _WORKFLOW_BY_NAME.items() if workflow in (None, w)]
     statuses = sorted({s for state in states for s in _STATUSES_FOR[state]}) if states else None
-    now = dt.datetime.now(dt.UTC)
-    end_time = (now - dt.timedelta(seconds=older_than)).isoformat() if older_than is not None else None
-    start_time = (now - dt.timedelta(seconds=newer_than)).isoformat() if newer_than is not None else None
     query = fingerprint(
         listing, str(workflow), str(sorted(states or ())), str(owner), str(older_than), str(newer_than)
     )
     offset = 0
-    anchor: str | None = None
+    now = dt.datetime.now(dt.UTC)
     if cursor:
         with cursor_errors():
-            text = unwrap_cursor(cursor, max_length=256)
-            parts = text.split(":", 2)
-            if len(parts) != 3 or parts[0] != query or not parts[1].isdigit():
-                from system_apis.crm.port import InvalidCursor
-
-                raise InvalidCursor("cursor is for another listing")
-            offset, anchor = int(parts[1]), parts[2] or None
-    # Pin the listing to runs created before the first page, so new runs do not shift the offsets.
-    end_time = min(filter(None, [end_time, anchor])) if anchor or end_time else None
-    if anchor is None:
-        anchor = end_time or now.isoformat()
+            parts = unwrap_cursor(cursor, max_length=256).split("|")
+            try:
+                if len(parts) != 3 or parts[0] != query:
+                    raise ValueError
+                offset, now = int(parts[1]), dt.datetime.fromisoformat(parts[2])
+            except ValueError:
+                raise InvalidCursor("cursor is for another listing") from None
+    # Every page of one listing measures ages from the time of its first page, and leaves out runs
+    # created after it, so new runs do not shift the offsets under a caller paging through.
+    end_time = (now - dt.timedelta(seconds=older_than or 0)).isoformat()
+    start_time = (now - dt.timedelta(seconds=newer_than)).isoformat() if newer_than is not None else None
     items: list[Run] = []
     batch = max(limit, 50)
     exhausted = False
@@ -478,7 +476,7 @@ async def _list_runs(
             name=names,
             status=statuses,
             start_time=start_time,
-            end_time=end_time or anchor,
+            end_time=end_time,
             sort_desc=True,
             limit=batch,
             offset=offset,
@@ -498,7 +496,8 @@ async def _list_runs(
         if len(statuses_found) < batch:
             exhausted = True
             break
-    next_cursor = None if exhausted and len(items) < limit else wrap_cursor(f"{query}:{offset}:{anchor}")
+    more = not exhausted or len(items) == limit
+    next_cursor = wrap_cursor(f"{query}|{offset}|{now.isoformat()}") if more else None
     return RunPage(items=items, next_cursor=next_cursor)
 
 
