@@ -13,6 +13,9 @@ $(BIN)/stratum: pyproject.toml constraints.txt
 	# netsuite-async (the NetSuite fidelity test's public client) declares Python >= 3.12 but runs on 3.11,
 	# which its test proves; its dependencies (httpx, authlib) are already ours, so none are pulled in.
 	$(BIN)/python -m pip install --quiet --no-deps --ignore-requires-python netsuite-async==0.2.4
+	# dynite (the Business Central fidelity test's public OData client) likewise declares Python >= 3.13;
+	# its one dependency, requests, is already installed.
+	$(BIN)/python -m pip install --quiet --no-deps --ignore-requires-python dynite==0.2.0
 	touch $@
 
 run: $(BIN)/stratum
