@@ -75,6 +75,7 @@ class WorkflowEngine:
         )
         self._monitor: asyncio.Task[None] | None = None
         self._heartbeats: sa.Engine | None = None
+        self._instance: object | None = None
         self.launched = False
 
     async def start(self) -> None:
@@ -106,6 +107,7 @@ class WorkflowEngine:
         # the tier clients live.
         DBOS.launch()
         self.launched = True
+        self._instance = dbos_internals._dbos_global_instance
         await DBOS.register_queue_async(
             QUEUE_NAME,
             worker_concurrency=policy.worker_concurrency,
@@ -120,6 +122,12 @@ class WorkflowEngine:
             database="postgresql" if self.shared else "sqlite",
             runs_workflows=self.run_workers,
         )
+
+    @property
+    def current(self) -> bool:
+        """Whether the process's DBOS is still the one this engine launched (another engine in the same
+        process, as in tests, takes DBOS over)."""
+        return self.launched and dbos_internals._dbos_global_instance is self._instance
 
     async def stop(self) -> None:
         if self._monitor is not None:

@@ -33,14 +33,15 @@ _gateway = build_gateway(_settings)
 _edge = Edge(_gateway)
 
 
-_started: list[bool] = []
+_engine = next(m.app for m in _gateway.mounts if m.prefix == "/process").state.workflow_engine
 
 
 async def _app(scope: Any, receive: Any, send: Any) -> None:
     # schemathesis' ASGI client runs a lifespan around every call; the gateway's resources live for the
-    # whole module instead, so start the runtime once and acknowledge lifespan events without stopping it.
-    if not _started:
-        _started.append(True)
+    # whole module instead, so start the runtime when needed (loading the schema is the first call, and a
+    # gateway another test module started since takes the process's workflow engine over) and acknowledge
+    # lifespan events without stopping it.
+    if not _engine.current:
         await _gateway.runtime.start()
     if scope["type"] == "lifespan":
         while (await receive())["type"] != "lifespan.shutdown":
