@@ -13,6 +13,8 @@ from typing import Any, Literal
 import msgspec
 
 __all__ = [
+    "AnaplanSettings",
+    "BusinessCentralSettings",
     "Deprecation",
     "KantataSettings",
     "NetSuiteSettings",
@@ -75,6 +77,43 @@ class NetSuiteSettings(VendorConnection, kw_only=True, frozen=True):
     certificate_id: str | None = None  # the "kid" NetSuite assigned to the uploaded certificate
     private_key_file: str | None = None  # PEM; None with the sandbox's development client
     algorithm: Literal["PS256", "ES256", "RS256"] = "ES256"
+
+
+class AnaplanSettings(VendorConnection, kw_only=True, frozen=True):
+    """Anaplan (FP&A): Integration API v2 with an Anaplan auth token from Basic authentication.
+
+    ``base_url`` is the API host, ``auth_url`` the authentication service; the sandbox serves both."""
+
+    # The real service: base_url https://api.anaplan.com, auth_url https://auth.anaplan.com
+    auth_url: str | None = None  # default: base_url
+    user: str = "integration@stratum.example"  # the sandbox's development user
+    password: str = "stratum-anaplan-sandbox"
+    workspace_id: str = "8a868cd985f53e7701860542f59e276e"  # "Stratum FP&A" in the sandbox
+    model_id: str = "7F1CB4D6F8A24B0C9E5D3A2B1C0D9E8F"  # "Revenue Planning" in the sandbox
+    baseline_import: str = "Import Revenue Baseline"  # the model's actions, by name
+    actuals_import: str = "Import Revenue Actuals"
+    forecast_export: str = "Export Forecast"
+    task_timeout_seconds: float = 300.0  # how long an import or export task is polled before giving up
+
+
+class BusinessCentralSettings(VendorConnection, kw_only=True, frozen=True):
+    """Dynamics 365 Business Central (ERP), API v2.0: Microsoft Entra ID client credentials (a secret).
+
+    One adapter keeps the books of one company, which is one legal entity: ``company`` (its name or id)
+    holds the books of ``legal_entity``. ``base_url`` is the service root; the API is under
+    ``/v2.0/{tenant_id}/{environment}/api/v2.0``."""
+
+    # The real service: https://api.businesscentral.dynamics.com
+    tenant_id: str = "7f3c9a52-1d4e-4b8a-9c61-2e5f0a8b3d17"  # the Entra tenant; this one is the sandbox's
+    environment: str = "production"
+    company: str = "CRONUS DE"  # the company's name (looked up once) or its id
+    legal_entity: str = "DE01"  # the legal entity whose books that company keeps
+    local_currency: str = "EUR"  # the company's local currency, which Business Central stores as blank
+    revenue_account: str = "8400"  # the G/L account invoice lines post to
+    token_url: str | None = None  # default: https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token
+    client_id: str | None = None  # the Entra app registration; None: the sandbox's development client
+    client_secret: str | None = None
+    scope: str = "https://api.businesscentral.dynamics.com/.default"
 
 
 class TierClientCredentials(msgspec.Struct, kw_only=True, frozen=True):
@@ -158,10 +197,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Which adapter serves each domain, and how it reaches its vendor.
     crm_vendor: Literal["salesforce"] = "salesforce"
     psa_vendor: Literal["kantata"] = "kantata"
-    erp_vendor: Literal["netsuite"] = "netsuite"
+    erp_vendor: Literal["netsuite", "business_central"] = "netsuite"
+    # Legal entities billed from another ERP than ``erp_vendor`` (a firm mid-migration), e.g.
+    # {"DE01": "business_central"}; ``erp_vendor`` keeps every other entity.
+    erp_by_legal_entity: Mapping[str, Literal["netsuite", "business_central"]] = {}
+    fpa_vendor: Literal["anaplan"] = "anaplan"
     salesforce: SalesforceSettings = SalesforceSettings()
     kantata: KantataSettings = KantataSettings()
     netsuite: NetSuiteSettings = NetSuiteSettings()
+    business_central: BusinessCentralSettings = BusinessCentralSettings()
+    anaplan: AnaplanSettings = AnaplanSettings()
     mount_sandboxes: bool = True
     # The mounted Salesforce sandbox's DailyApiRequests limit (a real org's is 15,000 and up).
     sandbox_salesforce_daily_api_limit: int = 100_000
@@ -188,6 +233,9 @@ _NESTED = {
     "salesforce",
     "kantata",
     "netsuite",
+    "business_central",
+    "anaplan",
+    "erp_by_legal_entity",
     "process_client",
     "experience_client",
     "deprecations",

@@ -327,6 +327,8 @@ def build_gateway(
 
 def build_sandbox_mounts(settings: Settings) -> dict[str, ASGIApp]:
     """The vendor sandboxes, mounted under /sandboxes/{vendor} (and used in process by the adapters)."""
+    from sandboxes.anaplan import AnaplanSandboxSettings, create_anaplan_sandbox
+    from sandboxes.business_central import create_business_central_sandbox
     from sandboxes.kantata import KantataSandboxSettings, create_kantata_sandbox
     from sandboxes.netsuite import create_netsuite_sandbox
     from sandboxes.salesforce import SalesforceSandboxSettings, create_salesforce_sandbox
@@ -338,6 +340,9 @@ def build_sandbox_mounts(settings: Settings) -> dict[str, ASGIApp]:
             KantataSandboxSettings(requests_per_second=settings.sandbox_kantata_requests_per_second)
         ),
         "/sandboxes/netsuite": create_netsuite_sandbox(),
+        "/sandboxes/business-central": create_business_central_sandbox(),
+        # Its tasks complete on the first status read: the embedded sandbox does the work at once anyway.
+        "/sandboxes/anaplan": create_anaplan_sandbox(AnaplanSandboxSettings(task_polls_to_complete=1)),
     }
 
 

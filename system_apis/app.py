@@ -19,6 +19,7 @@ from system_apis.errors import (
     VendorTimeout,
     VendorUnavailable,
 )
+from system_apis.fpa.routes import fpa_routes
 from system_apis.psa.routes import psa_routes
 
 if TYPE_CHECKING:
@@ -79,11 +80,12 @@ def create_system_app(runtime: Runtime, *, adapters: Adapters) -> Litestar:
         return Provide(lambda: value, use_cache=True, sync_to_thread=False)
 
     return Litestar(
-        route_handlers=[*crm_routes, *psa_routes, *erp_routes],
+        route_handlers=[*crm_routes, *psa_routes, *erp_routes, *fpa_routes],
         dependencies={
             "crm": provide(adapters.crm),
             "psa": provide(adapters.psa),
             "erp": provide(adapters.erp),
+            "fpa": provide(adapters.fpa),
         },
         exception_handlers={VendorError: _handle_vendor_error},
         plugins=[GovernancePlugin(SYSTEM_V1, runtime)],

@@ -1,8 +1,8 @@
 """Which adapter serves each domain, built from configuration in one place.
 
-``Settings.crm_vendor`` / ``psa_vendor`` / ``erp_vendor`` name the adapter; a vendor with no ``base_url``
-is served by its sandbox in process (an ``httpx.ASGITransport`` to the mounted sandbox app: no socket, no
-port to know), so the embedded default needs no vendor account.
+``Settings.crm_vendor`` / ``psa_vendor`` / ``erp_vendor`` / ``fpa_vendor`` name the adapter; a vendor with
+no ``base_url`` is served by its sandbox in process (an ``httpx.ASGITransport`` to the mounted sandbox app:
+no socket, no port to know), so the embedded default needs no vendor account.
 """
 
 from __future__ import annotations
@@ -16,10 +16,18 @@ import msgspec
 from apis.context import current_correlation_id
 from system_apis.crm.port import CrmPort
 from system_apis.erp.port import ErpPort
+from system_apis.fpa.port import FpaPort
 from system_apis.psa.port import PsaPort
 
 if TYPE_CHECKING:
-    from apis.config import KantataSettings, NetSuiteSettings, SalesforceSettings, Settings
+    from apis.config import (
+        AnaplanSettings,
+        BusinessCentralSettings,
+        KantataSettings,
+        NetSuiteSettings,
+        SalesforceSettings,
+        Settings,
+    )
 
 __all__ = ["Adapters", "build_adapters"]
 
@@ -30,10 +38,11 @@ class Adapters(msgspec.Struct, kw_only=True, frozen=True):
     crm: CrmPort
     psa: PsaPort
     erp: ErpPort
+    fpa: FpaPort
 
     @property
     def closers(self) -> list[Callable[[], Awaitable[Any]]]:
-        return [self.crm.close, self.psa.close, self.erp.close]
+        return [self.crm.close, self.psa.close, self.erp.close, self.fpa.close]
 
 
 def _sandbox(
@@ -43,7 +52,7 @@ def _sandbox(
     if app is None:
         raise SystemExit(
             f"stratum: no {vendor} base URL is configured and its sandbox is not mounted: set "
-            f"STRATUM_{vendor.upper()}__BASE_URL, or leave STRATUM_MOUNT_SANDBOXES on"
+            f"STRATUM_{vendor.upper().replace('-', '_')}__BASE_URL, or leave STRATUM_MOUNT_SANDBOXES on"
         )
     return SANDBOX_HOST.format(vendor=vendor) + api_root, httpx.ASGITransport(app=app)
 
@@ -89,8 +98,53 @@ def _netsuite(settings: NetSuiteSettings, sandboxes: Mapping[str, Any]) -> ErpPo
     )
 
 
+def _business_central(settings: BusinessCentralSettings, sandboxes: Mapping[str, Any]) -> ErpPort:
+    from system_apis.erp.business_central import BusinessCentralErp
+
+    transport: httpx.AsyncBaseTransport | None = None
+    if settings.base_url is None:
+        from sandboxes.business_central import DEV_CLIENT_ID, DEV_CLIENT_SECRET
+
+        # The sandbox serves Entra's token endpoint and the API at its root, as one host.
+        base_url, transport = _sandbox("business-central", sandboxes)
+        settings = msgspec.structs.replace(
+            settings,
+            base_url=base_url,
+            token_url=settings.token_url or f"{base_url}/{settings.tenant_id}/oauth2/v2.0/token",
+            client_id=settings.client_id or DEV_CLIENT_ID,
+            client_secret=settings.client_secret or DEV_CLIENT_SECRET,
+        )
+    return BusinessCentralErp(settings, transport=transport, correlation_id=current_correlation_id)
+
+
+def _anaplan(settings: AnaplanSettings, sandboxes: Mapping[str, Any]) -> FpaPort:
+    from system_apis.fpa.anaplan import AnaplanFpa
+
+    transport: httpx.AsyncBaseTransport | None = None
+    if settings.base_url is None:
+        # The sandbox serves both of Anaplan's hosts (authentication and API) at its root.
+        base_url, transport = _sandbox("anaplan", sandboxes)
+        settings = msgspec.structs.replace(settings, base_url=base_url, auth_url=base_url)
+    return AnaplanFpa(settings, transport=transport, correlation_id=current_correlation_id)
+
+
 def build_adapters(settings: Settings, sandboxes: Mapping[str, Any]) -> Adapters:
     crm = {"salesforce": lambda: _salesforce(settings.salesforce, sandboxes)}[settings.crm_vendor]()
     psa = {"kantata": lambda: _kantata(settings.kantata, sandboxes)}[settings.psa_vendor]()
-    erp = {"netsuite": lambda: _netsuite(settings.netsuite, sandboxes)}[settings.erp_vendor]()
-    return Adapters(crm=crm, psa=psa, erp=erp)
+    erp_builders: dict[str, Callable[[], ErpPort]] = {
+        "netsuite": lambda: _netsuite(settings.netsuite, sandboxes),
+        "business_central": lambda: _business_central(settings.business_central, sandboxes),
+    }
+    erp = erp_builders[settings.erp_vendor]()
+    if settings.erp_by_legal_entity:
+        # Mid-migration: some legal entities are billed from another ERP; one port routes between them.
+        from system_apis.erp.by_legal_entity import ErpByLegalEntity
+
+        erps: dict[str, ErpPort] = {settings.erp_vendor: erp}
+        for name in sorted(set(settings.erp_by_legal_entity.values()) - {settings.erp_vendor}):
+            erps[name] = erp_builders[name]()
+        erp = ErpByLegalEntity(
+            erps, default=settings.erp_vendor, by_legal_entity=dict(settings.erp_by_legal_entity)
+        )
+    fpa = {"anaplan": lambda: _anaplan(settings.anaplan, sandboxes)}[settings.fpa_vendor]()
+    return Adapters(crm=crm, psa=psa, erp=erp, fpa=fpa)

@@ -21,6 +21,7 @@ from contracts.models import (
     CustomerMatchQuery,
     CustomerPage,
     CustomerUpsert,
+    Forecast,
     Invoice,
     InvoiceCreate,
     InvoicePage,
@@ -32,6 +33,9 @@ from contracts.models import (
     PaymentPage,
     Project,
     ProjectCreate,
+    PublishResult,
+    RevenueActuals,
+    RevenueBaseline,
     StaffingDemand,
     StaffingDemandCreate,
     TimeEntryPage,
@@ -188,3 +192,19 @@ class SystemApiClient(TierClient):
     ) -> PaymentPage:
         params = _params(customer_id=customer_id, invoice_id=invoice_id, limit=limit, cursor=cursor)
         return await self._get("/system/v1/erp/payments", PaymentPage, params)
+
+    # FP&A
+    async def publish_revenue_baseline(
+        self, project_id: str, baseline: RevenueBaseline, *, idempotency_key: str
+    ) -> PublishResult:
+        path = f"/system/v1/fpa/projects/{_seg(project_id)}/revenue-baseline"
+        return await self._write("PUT", path, PublishResult, baseline, idempotency_key=idempotency_key)
+
+    async def publish_revenue_actuals(
+        self, project_id: str, actuals: RevenueActuals, *, idempotency_key: str
+    ) -> PublishResult:
+        path = f"/system/v1/fpa/projects/{_seg(project_id)}/actuals"
+        return await self._write("PUT", path, PublishResult, actuals, idempotency_key=idempotency_key)
+
+    async def get_revenue_forecast(self, project_id: str) -> Forecast:
+        return await self._get(f"/system/v1/fpa/projects/{_seg(project_id)}/forecast", Forecast)

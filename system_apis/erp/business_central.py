@@ -1,0 +1,733 @@
+"""The Business Central adapter for the ERP port: Dynamics 365 Business Central API v2.0 over OData v4.
+
+Business Central's wire format ends here (with ``business_central_mapping``): callers get canonical
+customers, projects, invoices and payments, and the errors of ``system_apis.errors``. Outbound behaviour
+(pool, timeouts, retries of safe calls honouring ``Retry-After``, breaker) is the shared
+``VendorHttpClient``'s; this module adds what is Business Central's own:
+
+- Microsoft Entra ID client credentials (``apis.oauth_client.ClientCredentialsAuth``, refetched on 401);
+- one company per adapter: ``settings.company`` (name or id) keeps the books of ``settings.legal_entity``;
+  every call is under ``companies({id})``, the id looked up once;
+- idempotent writes without an idempotency key, by looking before creating on a business key
+  (``business_central_mapping.business_key``):
+
+  ======================== ==========================================================================
+  write                    how a repeat is made harmless
+  ======================== ==========================================================================
+  ``upsert_customer``      find the customer by ``number`` = key(CRM id); ``PATCH`` it (``If-Match``
+                           its etag; a 412 rereads it and tries once more) or ``POST`` it; a create
+                           refused because the number exists (a lost answer) becomes the update
+  ``create_project``       find the project by ``number`` = key(external key), else ``POST``; a number
+                           that exists by then is the project
+  ``create_invoice``       find the invoice by ``externalDocumentNumber`` = key(external key); else
+                           ``POST`` header and lines in one deep insert; then post it
+                           (``Microsoft.NAV.post``). A draft found by its key (an attempt whose post
+                           never happened) is posted, never created again
+  ======================== ==========================================================================
+
+- billing schedules: Business Central's API has no entity that can hold one (its ``projects`` are a number
+  and a name), so ``create_billing_schedule`` is refused (``VendorRejected``, code ``NotSupported``) and
+  there is no schedule to read or void (``NotFound``);
+- lists paged with ``$top``/``$skip`` behind an opaque cursor (the offset in the vendor's list, the page
+  size and a fingerprint of the filter), following ``@odata.nextLink`` wherever the server pages shorter;
+- probable duplicate customers: ``$filter`` narrows the candidates (tax id, web domain, or a name that
+  starts like the account's), ``system_apis.erp.matching`` decides;
+- Business Central's error document (``{"error": {"code", "message"}}``) mapped to the port's errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import httpx
+import msgspec
+import structlog
+
+from apis.config import BusinessCentralSettings
+from apis.oauth_client import ClientCredentialsAuth
+from contracts.models import (
+    BillingSchedule,
+    BillingScheduleCreate,
+    Customer,
+    CustomerMatch,
+    CustomerMatchQuery,
+    CustomerPage,
+    CustomerUpsert,
+    Invoice,
+    InvoiceCreate,
+    InvoicePage,
+    InvoiceStatus,
+    Payment,
+    PaymentPage,
+    Project,
+    ProjectCreate,
+)
+from system_apis.crm.port import InvalidCursor
+from system_apis.cursors import fingerprint as listing_fingerprint
+from system_apis.cursors import unwrap_cursor, wrap_cursor
+from system_apis.erp.business_central_mapping import (
+    EXTERNAL_DOCUMENT_NUMBER_LENGTH,
+    BcCompany,
+    BcCustomer,
+    BcInvoice,
+    BcPayment,
+    BcProject,
+    ODataPage,
+    business_key,
+    customer_create_body,
+    customer_from_bc,
+    customer_update_body,
+    decode_error,
+    decode_page,
+    encode_body,
+    invoice_body,
+    invoice_from_bc,
+    invoice_query,
+    is_guid,
+    odata_datetime,
+    odata_quote,
+    payment_from_bc,
+    project_body,
+    project_from_bc,
+)
+from system_apis.erp.matching import (
+    is_probable_duplicate,
+    normalize_company_name,
+    normalize_tax_id,
+    web_domain,
+)
+from system_apis.erp.port import InvoiceFilter
+from system_apis.errors import (
+    NotFound,
+    VendorBadResponse,
+    VendorError,
+    VendorRejected,
+    VendorTimeout,
+    VendorUnavailable,
+)
+from system_apis.vendor_http import (
+    BreakerPolicy,
+    RetryPolicy,
+    VendorHttpClient,
+    default_error_for_response,
+    parse_retry_after,
+    vendor_http_config,
+)
+
+__all__ = ["BusinessCentralErp", "InvalidCursor", "decode_cursor", "encode_cursor"]
+
+VENDOR = "business_central"
+
+_MAX_PAGE = 1000
+_MAX_OFFSET = 10_000_000
+# Candidates read for one duplicate check, and payments read to find one customer's currency.
+_MAX_SCANNED_CANDIDATES = 5000
+_JSON = {"Content-Type": "application/json"}
+_CONFLICT = "Request_EntityChanged"
+_KEY_EXISTS = "Internal_EntityWithSameKeyExists"
+
+_T = TypeVar("_T")
+_Etagged = BcCustomer | BcProject
+
+
+def _log() -> Any:
+    # A fresh lazy proxy per use, so structlog.testing.capture_logs sees the lines (see vendor_http).
+    return structlog.get_logger(__name__)
+
+
+def encode_cursor(offset: int, limit: int, fingerprint: str) -> str:
+    """The opaque cursor for the list position ``offset``: base64url of ``offset.limit.fingerprint``."""
+    return wrap_cursor(f"{offset}.{limit}.{fingerprint}")
+
+
+def decode_cursor(cursor: str, *, limit: int, fingerprint: str) -> int:
+    """The list position a cursor stands for; ``InvalidCursor`` for anything this adapter did not issue for
+    the same list, filter and page size."""
+    raw = unwrap_cursor(cursor, max_length=200)
+    match = re.fullmatch(r"(\d{1,8})\.(\d{1,4})\.([0-9a-f]{16})", raw)
+    if match is None:
+        raise InvalidCursor("cursor is not one this API produced")
+    offset, cursor_limit, cursor_fingerprint = int(match.group(1)), int(match.group(2)), match.group(3)
+    if cursor_fingerprint != fingerprint:
+        raise InvalidCursor("cursor belongs to another list or filter")
+    if cursor_limit != limit:
+        raise InvalidCursor("cursor was made for another page size")
+    if offset > _MAX_OFFSET:
+        raise InvalidCursor("cursor is not one this API produced")
+    return offset
+
+
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= _MAX_PAGE:
+        raise ValueError(f"limit must be between 1 and {_MAX_PAGE}")
+
+
+def _iso(moment: dt.datetime | None) -> str:
+    return "" if moment is None else moment.astimezone(dt.UTC).isoformat()
+
+
+def _bad_body(what: str, exc: Exception) -> VendorBadResponse:
+    message = f"Business Central sent an unusable {what}: {type(exc).__name__}: {exc}"
+    return VendorBadResponse(VENDOR, message[:400])
+
+
+def _decoded(what: str, item_type: type[_T], body: bytes) -> _T:
+    try:
+        return msgspec.json.decode(body, type=item_type)
+    except (msgspec.DecodeError, ValueError) as exc:
+        raise _bad_body(what, exc) from None
+
+
+class BusinessCentralErp:
+    """``ErpPort`` over Dynamics 365 Business Central API v2.0, for one company.
+
+    ``transport`` is the test seam (an ``httpx.ASGITransport`` to the sandbox) and carries the token
+    requests too. ``retry``, ``breaker`` and ``sleep`` tune the shared outbound behaviour.
+    """
+
+    vendor = VENDOR
+
+    def __init__(
+        self,
+        settings: BusinessCentralSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        correlation_id: Callable[[], str | None] = lambda: None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        retry: RetryPolicy | None = None,
+        breaker: BreakerPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if settings.base_url is None:
+            raise ValueError("BusinessCentralErp needs a base_url (the bootstrap substitutes the sandbox's)")
+        if not settings.client_id or not settings.client_secret:
+            raise ValueError("BusinessCentralErp needs settings.client_id and settings.client_secret")
+        self._settings = settings
+        root = settings.base_url.rstrip("/")
+        api = f"{root}/v2.0/{settings.tenant_id}/{settings.environment}/api/v2.0"
+        self._auth = ClientCredentialsAuth(
+            token_url=settings.token_url
+            or f"https://login.microsoftonline.com/{settings.tenant_id}/oauth2/v2.0/token",
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            scope=settings.scope,
+            transport=transport,
+            auth_method="client_secret_post",
+            timeout=settings.timeout_seconds,
+        )
+        config = vendor_http_config(settings, api, retry=retry, breaker=breaker)
+        self._http = VendorHttpClient(
+            VENDOR,
+            config,
+            auth=self._auth,
+            transport=transport,
+            correlation_id=correlation_id,
+            error_for_response=self._error_for_response,
+            sleep=sleep,
+            clock=clock,
+        )
+        self._company_id: str | None = settings.company.lower() if is_guid(settings.company) else None
+        self._company_lock = asyncio.Lock()
+        self._legal_entity = settings.legal_entity
+
+    def __repr__(self) -> str:
+        return f"BusinessCentralErp({str(self._http.base_url)!r}, company={self._settings.company!r})"
+
+    @property
+    def http(self) -> VendorHttpClient:
+        """The outbound client (its breaker and retry budget are observable, e.g. for health checks)."""
+        return self._http
+
+    async def close(self) -> None:
+        await self._http.aclose()
+        await self._auth.aclose()
+
+    # --- customers -----------------------------------------------------------------------------------
+
+    async def get_customer(self, customer_id: str) -> Customer:
+        if not is_guid(customer_id):
+            raise NotFound(VENDOR, "no such customer")
+        record = _decoded("customer", BcCustomer, await self._get(f"customers({customer_id})"))
+        return self._customer(record)
+
+    async def find_customer(self, crm_customer_id: str) -> Customer | None:
+        record = await self._customer_by_number(business_key(crm_customer_id))
+        return self._customer(record, crm_customer_id) if record is not None else None
+
+    async def list_customers(
+        self, *, limit: int, cursor: str | None = None, modified_since: dt.datetime | None = None
+    ) -> CustomerPage:
+        _check_limit(limit)
+        fingerprint = listing_fingerprint("customers", _iso(modified_since))
+        offset = decode_cursor(cursor, limit=limit, fingerprint=fingerprint) if cursor is not None else 0
+        where = f"lastModifiedDateTime gt {odata_datetime(modified_since)}" if modified_since else None
+        rows, next_offset = await self._scan("customers", BcCustomer, where, "number", limit, offset)
+        items = [self._customer(row) for row in rows]
+        next_cursor = encode_cursor(next_offset, limit, fingerprint) if next_offset is not None else None
+        return CustomerPage(items=items, next_cursor=next_cursor)
+
+    async def find_probable_duplicates(self, query: CustomerMatchQuery) -> list[CustomerMatch]:
+        where = duplicate_candidates_filter(query)
+        if where is None:
+            return []  # nothing to match on: the rule needs a name and a tax id or a domain
+        rows, _ = await self._scan("customers", BcCustomer, where, "number", _MAX_SCANNED_CANDIDATES, 0)
+        own = business_key(query.crm_customer_id) if query.crm_customer_id is not None else None
+        matches: list[CustomerMatch] = []
+        for row in rows:
+            if own is not None and row.number == own:
+                continue  # the account's own customer: the same record, not a second one
+            customer = self._customer(row)
+            reason = is_probable_duplicate(query, customer)
+            if reason is not None:
+                matches.append(CustomerMatch(customer=customer, reason=reason))
+        return matches
+
+    async def upsert_customer(self, command: CustomerUpsert) -> tuple[Customer, bool]:
+        self._check_legal_entity(command.legal_entity)
+        number = business_key(command.crm_customer_id)
+        existing = await self._customer_by_number(number)
+        if existing is None:
+            body = customer_create_body(command, number=number, local_currency=self._settings.local_currency)
+            record, created = await self._create(
+                "customers", body, BcCustomer, lambda: self._customer_by_number(number)
+            )
+            if created:
+                return self._customer(record, command.crm_customer_id), True
+            # A concurrent upsert made it between our look and our create: update that one.
+            existing = record
+        updated = await self._patch_with_retry(
+            "customers", existing, lambda current: customer_update_body(command, current)
+        )
+        return self._customer(updated, command.crm_customer_id), False
+
+    async def _customer_by_number(self, number: str) -> BcCustomer | None:
+        page = await self._list_page(
+            "customers", BcCustomer, {"$filter": f"number eq {odata_quote(number)}", "$top": "2"}
+        )
+        return page.value[0] if page.value else None
+
+    def _customer(self, record: BcCustomer, crm_id: str | None = None) -> Customer:
+        try:
+            return customer_from_bc(record, legal_entity=self._legal_entity, crm_id=crm_id)
+        except (ValueError, msgspec.ValidationError) as exc:
+            raise _bad_body("customer", exc) from None
+
+    # --- projects ------------------------------------------------------------------------------------
+
+    async def get_project(self, project_id: str) -> Project:
+        if not is_guid(project_id):
+            raise NotFound(VENDOR, "no such project")
+        record = _decoded("project", BcProject, await self._get(f"projects({project_id})"))
+        return project_from_bc(record, legal_entity=self._legal_entity)
+
+    async def create_project(self, command: ProjectCreate) -> tuple[Project, bool]:
+        self._check_legal_entity(command.legal_entity)
+        number = business_key(command.external_key)
+        found = await self._project_by_number(number)
+        if found is not None:
+            return self._project(found, command.external_key), False
+        record, created = await self._create(
+            "projects",
+            project_body(command, number=number),
+            BcProject,
+            lambda: self._project_by_number(number),
+        )
+        return self._project(record, command.external_key), created
+
+    async def _project_by_number(self, number: str) -> BcProject | None:
+        page = await self._list_page(
+            "projects", BcProject, {"$filter": f"number eq {odata_quote(number)}", "$top": "2"}
+        )
+        return page.value[0] if page.value else None
+
+    def _project(self, record: BcProject, external_key: str | None = None) -> Project:
+        return project_from_bc(record, legal_entity=self._legal_entity, external_key=external_key)
+
+    # --- billing schedules ---------------------------------------------------------------------------
+
+    async def create_billing_schedule(
+        self, project_id: str, command: BillingScheduleCreate
+    ) -> tuple[BillingSchedule, bool]:
+        # Nothing in Business Central's API v2.0 can hold a billing plan: its projects are a number and a
+        # name, and a sales order would be an order to the customer, not a plan. Refuse it plainly rather
+        # than keep money plans in memory.
+        raise VendorRejected(
+            VENDOR,
+            "Business Central's API has no billing schedules; plan billing in the PSA or raise invoices "
+            "directly",
+            vendor_code="NotSupported",
+        )
+
+    async def get_billing_schedule(self, schedule_id: str) -> BillingSchedule:
+        raise NotFound(VENDOR, "Business Central keeps no billing schedules")
+
+    async def void_billing_schedule(self, schedule_id: str) -> BillingSchedule:
+        raise NotFound(VENDOR, "Business Central keeps no billing schedules")
+
+    # --- invoices ------------------------------------------------------------------------------------
+
+    async def get_invoice(self, invoice_id: str) -> Invoice:
+        if not is_guid(invoice_id):
+            raise NotFound(VENDOR, "no such invoice")
+        body = await self._get(f"salesInvoices({invoice_id})", {"$expand": "salesInvoiceLines"})
+        return self._invoice(_decoded("sales invoice", BcInvoice, body))
+
+    async def list_invoices(
+        self, query: InvoiceFilter, *, limit: int, cursor: str | None = None
+    ) -> InvoicePage:
+        _check_limit(limit)
+        # Only the port's statuses reach the filter; a string posing as one is refused before any call.
+        status = InvoiceStatus(query.status) if query.status is not None else None
+        fingerprint = listing_fingerprint(
+            "invoices", query.customer_id or "", status or "", _iso(query.modified_since)
+        )
+        offset = decode_cursor(cursor, limit=limit, fingerprint=fingerprint) if cursor is not None else 0
+        if query.customer_id is not None and not is_guid(query.customer_id):
+            return InvoicePage(items=[])  # no Business Central customer has such an id
+        where, refine = invoice_query(
+            customer_id=query.customer_id, status=status, modified_since=query.modified_since
+        )
+        rows, next_offset = await self._scan(
+            "salesInvoices", BcInvoice, where, "id", limit, offset, refine=refine, expand=True
+        )
+        next_cursor = encode_cursor(next_offset, limit, fingerprint) if next_offset is not None else None
+        return InvoicePage(items=[self._invoice(row) for row in rows], next_cursor=next_cursor)
+
+    async def create_invoice(self, command: InvoiceCreate) -> tuple[Invoice, bool]:
+        if not is_guid(command.customer_id):
+            raise NotFound(VENDOR, "no such customer")
+        key = business_key(command.external_key, EXTERNAL_DOCUMENT_NUMBER_LENGTH)
+        existing = await self._invoice_by_key(key, command.customer_id)
+        if existing is None:
+            body = invoice_body(
+                command,
+                key=key,
+                revenue_account=self._settings.revenue_account,
+                local_currency=self._settings.local_currency,
+            )
+            customer_id = command.customer_id
+            found, created = await self._create(
+                "salesInvoices", body, BcInvoice, lambda: self._invoice_by_key(key, customer_id)
+            )
+        else:
+            found, created = existing, False
+        if found.status == "Draft":
+            # Made by this call or by an attempt that never got to posting it: raising it means posting it.
+            await self._send("POST", f"salesInvoices({found.id})/Microsoft.NAV.post")
+            posted = await self._get(f"salesInvoices({found.id})", {"$expand": "salesInvoiceLines"})
+            found = _decoded("sales invoice", BcInvoice, posted)
+        return self._invoice(found, command.external_key), created
+
+    async def _invoice_by_key(self, key: str, customer_id: str) -> BcInvoice | None:
+        page = await self._list_page(
+            "salesInvoices",
+            BcInvoice,
+            {
+                "$filter": f"externalDocumentNumber eq {odata_quote(key)}",
+                "$expand": "salesInvoiceLines",
+                "$top": "10",
+            },
+        )
+        mine = [invoice for invoice in page.value if invoice.customer_id.lower() == customer_id.lower()]
+        if not mine and page.value:
+            raise VendorRejected(
+                VENDOR,
+                f"Business Central already has an invoice with external document number {key} for another "
+                "customer",
+                vendor_code="DUPLICATE_KEY",
+            )
+        return mine[0] if mine else None
+
+    def _invoice(self, record: BcInvoice, external_key: str | None = None) -> Invoice:
+        try:
+            return invoice_from_bc(
+                record, local_currency=self._settings.local_currency, external_key=external_key
+            )
+        except (ValueError, msgspec.ValidationError) as exc:
+            raise _bad_body("sales invoice", exc) from None
+
+    # --- payments ------------------------------------------------------------------------------------
+
+    async def list_payments(
+        self,
+        *,
+        customer_id: str | None = None,
+        invoice_id: str | None = None,
+        limit: int,
+        cursor: str | None = None,
+    ) -> PaymentPage:
+        _check_limit(limit)
+        fingerprint = listing_fingerprint("payments", customer_id or "", invoice_id or "")
+        offset = decode_cursor(cursor, limit=limit, fingerprint=fingerprint) if cursor is not None else 0
+        if (customer_id is not None and not is_guid(customer_id)) or (
+            invoice_id is not None and not is_guid(invoice_id)
+        ):
+            return PaymentPage(items=[])
+        conditions = []
+        if customer_id is not None:
+            conditions.append(f"customerId eq {customer_id}")
+        if invoice_id is not None:
+            conditions.append(f"appliesToInvoiceId eq {invoice_id}")
+        where = " and ".join(conditions) or None
+        rows, next_offset = await self._scan("customerPayments", BcPayment, where, "id", limit, offset)
+        currencies = await self._currencies({row.customer_id for row in rows})
+        payments: list[Payment] = []
+        for row in rows:
+            try:
+                payments.append(payment_from_bc(row, currency=currencies.get(row.customer_id.lower(), "")))
+            except (ValueError, msgspec.ValidationError) as exc:
+                raise _bad_body("customer payment", exc) from None
+        next_cursor = encode_cursor(next_offset, limit, fingerprint) if next_offset is not None else None
+        return PaymentPage(items=payments, next_cursor=next_cursor)
+
+    async def _currencies(self, customer_ids: set[str]) -> dict[str, str]:
+        """Each customer's currency (a payment line has none of its own), read concurrently."""
+        ids = sorted(customer_id for customer_id in customer_ids if is_guid(customer_id))
+        bodies = await asyncio.gather(
+            *(self._get(f"customers({customer_id})", {"$select": "id,currencyCode"}) for customer_id in ids)
+        )
+        currencies: dict[str, str] = {}
+        for body in bodies:
+            record = _decoded("customer", BcCustomer, body)
+            currencies[record.id.lower()] = (record.currency_code or self._settings.local_currency).upper()
+        return currencies
+
+    # --- Business Central specifics ------------------------------------------------------------------
+
+    def _check_legal_entity(self, legal_entity: str | None) -> None:
+        if legal_entity is not None and legal_entity.upper() != self._legal_entity.upper():
+            raise VendorRejected(
+                VENDOR,
+                f"Business Central company {self._settings.company} keeps the books of "
+                f"{self._legal_entity}, not {legal_entity}",
+                vendor_code="WrongCompany",
+            )
+
+    async def _company_path(self) -> str:
+        """``companies({id})``, the id looked up once by the configured company name."""
+        if self._company_id is None:
+            async with self._company_lock:
+                if self._company_id is None:
+                    name = self._settings.company
+                    response = await self._http.send(
+                        "GET", "companies", params={"$filter": f"name eq {odata_quote(name)}"}
+                    )
+                    page = self._page(response.content, BcCompany)
+                    if len(page.value) != 1:
+                        raise VendorRejected(
+                            VENDOR,
+                            f"Business Central has {len(page.value) or 'no'} company named {name!r}",
+                            vendor_code="BadRequest_NotFound",
+                        )
+                    self._company_id = page.value[0].id
+        return f"companies({self._company_id})"
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        idempotent: bool = False,
+    ) -> httpx.Response:
+        """Every call under the company goes through here."""
+        if content is not None:
+            headers = {**_JSON, **(headers or {})}
+        url = f"{await self._company_path()}/{path}"
+        return await self._http.send(
+            method, url, params=params, headers=headers, content=content, idempotent=idempotent
+        )
+
+    async def _get(self, path: str, params: Mapping[str, str] | None = None) -> bytes:
+        return (await self._send("GET", path, params=params)).content
+
+    def _page(self, content: bytes, item_type: type[_T]) -> ODataPage[_T]:
+        try:
+            return decode_page(content, item_type)
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise _bad_body("OData page", exc) from None
+
+    async def _list_page(
+        self, entity_set: str, item_type: type[_T], params: Mapping[str, str]
+    ) -> ODataPage[_T]:
+        return self._page(await self._get(entity_set, params), item_type)
+
+    async def _follow(self, link: str, item_type: type[_T]) -> ODataPage[_T]:
+        """The page at an ``@odata.nextLink``, which must be under our base URL (our token goes there)."""
+        try:
+            url = httpx.URL(link)
+        except httpx.InvalidURL:
+            url = None
+        base = self._http.base_url
+        if (
+            url is None
+            or (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port)
+            or not (url.path.startswith(base.path.rstrip("/") + "/"))
+        ):
+            raise VendorBadResponse(
+                VENDOR, "Business Central sent a next link outside the configured base URL"
+            )
+        response = await self._http.send("GET", str(url))
+        return self._page(response.content, item_type)
+
+    async def _scan(
+        self,
+        entity_set: str,
+        item_type: type[_T],
+        where: str | None,
+        orderby: str,
+        limit: int,
+        offset: int,
+        *,
+        refine: Callable[[_T], bool] | None = None,
+        expand: bool = False,
+    ) -> tuple[list[_T], int | None]:
+        """Up to ``limit`` entities from position ``offset`` of the filtered, ordered list (``refine``
+        dropping some on our side), and the position the next page starts at (None: nothing after)."""
+        batch = limit + 1
+        params: dict[str, str] = {"$orderby": orderby}
+        if where is not None:
+            params["$filter"] = where
+        if expand:
+            params["$expand"] = "salesInvoiceLines"
+        items: list[_T] = []
+        position = offset
+        while True:
+            fetched: list[_T] = []
+            page = await self._list_page(
+                entity_set, item_type, {**params, "$top": str(batch), "$skip": str(position)}
+            )
+            fetched.extend(page.value)
+            while page.next_link and len(fetched) < batch:
+                page = await self._follow(page.next_link, item_type)
+                fetched.extend(page.value)
+            for index, row in enumerate(fetched):
+                if refine is not None and not refine(row):
+                    continue
+                if len(items) == limit:
+                    return items, position + index
+                items.append(row)
+            position += len(fetched)
+            if len(fetched) < batch:
+                return items, None
+
+    async def _create(
+        self,
+        entity_set: str,
+        body: Mapping[str, Any],
+        item_type: type[_T],
+        lookup: Callable[[], Awaitable[_T | None]],
+    ) -> tuple[_T, bool]:
+        """``POST`` a new entity after its business key was looked up and not found: ``(entity, True)``.
+
+        A ``POST`` carries no idempotency key, so it is never retried blindly. When its answer is lost (a
+        timeout), the key is looked up again: Business Central may have made it all the same, and then it
+        is ours (``True``). When Business Central says the key exists (someone made it since we looked),
+        that entity is the answer (``False``). Otherwise the error stands; a later try looks first again.
+        """
+        try:
+            response = await self._send("POST", entity_set, content=encode_body(body))
+        except VendorTimeout as timeout:
+            try:
+                found = await lookup()
+            except VendorError:
+                raise timeout from None  # still not knowing whether it was made is the answer
+            if found is None:
+                raise
+            _log().info("business_central_lost_create_found", entity_set=entity_set)
+            return found, True
+        except VendorRejected as exc:
+            if exc.vendor_code != _KEY_EXISTS:
+                raise
+            found = await lookup()
+            if found is None:
+                raise
+            return found, False
+        return _decoded(entity_set, item_type, response.content), True
+
+    async def _patch_with_retry(
+        self, entity_set: str, current: _Etagged, changes: Callable[[Any], Mapping[str, Any]]
+    ) -> Any:
+        """``PATCH`` what ``changes`` asks of the entity as it is, with its etag in ``If-Match``. Setting
+        fields to values is safe to repeat, so a 412 (someone changed it meanwhile) rereads the entity and
+        tries once more, the changes worked out again against what is there now."""
+        for attempt in range(2):
+            body = changes(current)
+            if not body:
+                return current  # nothing to change: no write, no new etag
+            try:
+                response = await self._send(
+                    "PATCH",
+                    f"{entity_set}({current.id})",
+                    headers={"If-Match": current.etag or "*"},
+                    content=encode_body(body),
+                    idempotent=True,
+                )
+            except VendorRejected as exc:
+                if exc.vendor_code != _CONFLICT or attempt == 1:
+                    raise
+                _log().info("business_central_etag_conflict", entity_set=entity_set, id=current.id)
+                current = _decoded(entity_set, type(current), await self._get(f"{entity_set}({current.id})"))
+                continue
+            return _decoded(entity_set, type(current), response.content)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _error_for_response(self, response: httpx.Response) -> VendorError:
+        """Business Central's error document and status -> the port's errors."""
+        status = response.status_code
+        error = decode_error(response.content)
+        code = error.code if error is not None else None
+        detail = error.message[:300] if error is not None else ""
+        message = (
+            f"Business Central {code or 'HTTP ' + str(status)}: {detail}"
+            if detail
+            else f"Business Central HTTP {status}"
+        )
+        if status in (404, 410):
+            return NotFound(VENDOR, message)
+        if status == 429:
+            return VendorUnavailable(
+                VENDOR,
+                f"Business Central is rate limiting us: {code or 'too many requests'}",
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
+        if status == 412:
+            return VendorRejected(VENDOR, message, vendor_code=code or _CONFLICT)
+        if 400 <= status < 500 and status != 401:
+            return VendorRejected(VENDOR, message, vendor_code=code)
+        mapped = default_error_for_response(VENDOR, response)
+        if isinstance(mapped, VendorBadResponse) and code:
+            mapped = VendorBadResponse(VENDOR, f"{mapped.message} ({code})")
+        return mapped
+
+
+def duplicate_candidates_filter(query: CustomerMatchQuery) -> str | None:
+    """The ``$filter`` reading every customer that could be a probable duplicate of ``query``'s account, a
+    superset the matching rule then confirms; None when the rule cannot match anything (no normalized
+    name, or neither a tax id nor a web domain).
+
+    A candidate has the tax id as sent or normalized, or the web domain in its website, or a display name
+    starting with the name's first word as sent, capitalized or in capitals (text filters may be
+    case-sensitive, and the rule itself ignores case, accents and punctuation).
+    """
+    name = normalize_company_name(query.name)
+    tax_id = normalize_tax_id(query.tax_id)
+    domain = web_domain(query.website)
+    if not name or (tax_id is None and domain is None):
+        return None
+    sent = query.name.split()[0]
+    words = sorted({sent, sent.capitalize(), sent.upper(), sent.lower()})
+    conditions = [f"startswith(displayName,{odata_quote(word)})" for word in words]
+    if tax_id is not None:
+        for value in sorted({tax_id, (query.tax_id or "").strip()} - {""}):
+            conditions.append(f"taxRegistrationNumber eq {odata_quote(value[:20])}")
+    if domain is not None:
+        conditions.append(f"contains(website,{odata_quote(domain)})")
+    return " or ".join(conditions)

@@ -1,0 +1,529 @@
+"""Pure mapping between Business Central API v2.0 entities and the canonical finance objects.
+
+Business Central's wire format lives here and in ``business_central``: OData entities (camelCase, money as
+JSON numbers read straight into ``Decimal``, never a float), ``$filter`` literals, and the keys Stratum
+stores in Business Central, which has no external-id field:
+
+- a customer mastered from a CRM account has ``number`` = `business_key` (the CRM id);
+- a project has ``number`` = `business_key` (its external key, e.g. the opportunity id);
+- an invoice has ``externalDocumentNumber`` = `business_key` (its external key, up to 35 characters).
+
+`business_key` is the key uppercased when it fits the field (Business Central ``Code`` fields hold
+uppercase; a Salesforce 18-character id is case-safe by design, so uppercasing it loses nothing) and a
+short hash of it otherwise. A CRM whose ids differ only by case (Salesforce 15-character ids) must hand
+over its case-safe form, as the Salesforce adapter does. `crm_id_from_number` restores a Salesforce id's
+case from its checksum, so customers read from Business Central can still name their CRM account.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from contracts.models import (
+    Address,
+    Customer,
+    CustomerUpsert,
+    Invoice,
+    InvoiceCreate,
+    InvoiceLine,
+    InvoiceStatus,
+    Money,
+    Payment,
+    Project,
+    ProjectCreate,
+    SystemIds,
+)
+from contracts.models.delivery import ProjectStatus
+
+__all__ = [
+    "BcCompany",
+    "BcCustomer",
+    "BcError",
+    "BcInvoice",
+    "BcInvoiceLine",
+    "BcPayment",
+    "BcProject",
+    "ODataPage",
+    "business_key",
+    "country_code",
+    "crm_id_from_number",
+    "customer_create_body",
+    "customer_from_bc",
+    "customer_update_body",
+    "decode_error",
+    "decode_page",
+    "encode_body",
+    "invoice_body",
+    "invoice_from_bc",
+    "invoice_query",
+    "invoice_status",
+    "is_guid",
+    "odata_datetime",
+    "odata_quote",
+    "parse_bc_datetime",
+    "payment_from_bc",
+    "project_body",
+    "project_from_bc",
+]
+
+_T = TypeVar("_T")
+
+CODE_LENGTH = 20
+EXTERNAL_DOCUMENT_NUMBER_LENGTH = 35
+_CODE_SAFE = re.compile(r"[A-Za-z0-9_:.-]+")
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_SALESFORCE_ID = re.compile(r"[A-Z0-9]{15}[A-Z0-5]{3}")
+_SALESFORCE_CASE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
+_LINE_DESCRIPTION_LENGTH = 100
+# Countries as CRMs spell them, to Business Central's country/region codes (ISO 3166 alpha-2).
+_COUNTRIES: Mapping[str, str] = {
+    "germany": "DE",
+    "deutschland": "DE",
+    "united kingdom": "GB",
+    "great britain": "GB",
+    "uk": "GB",
+    "united states": "US",
+    "usa": "US",
+    "austria": "AT",
+    "österreich": "AT",
+    "switzerland": "CH",
+    "schweiz": "CH",
+    "france": "FR",
+    "netherlands": "NL",
+    "ireland": "IE",
+}
+
+
+# --- wire types ------------------------------------------------------------------------------------------
+
+
+class BcCompany(msgspec.Struct, kw_only=True, rename="camel"):
+    id: str
+    name: str = ""
+    display_name: str = ""
+
+
+class BcCustomer(msgspec.Struct, kw_only=True, rename="camel"):
+    id: str
+    etag: str | None = msgspec.field(default=None, name="@odata.etag")
+    number: str = ""
+    display_name: str = ""
+    address_line1: str = ""
+    address_line2: str = ""
+    city: str = ""
+    state: str = ""
+    country: str = ""
+    postal_code: str = ""
+    email: str = ""
+    website: str = ""
+    tax_registration_number: str = ""
+    currency_code: str = ""
+    blocked: str = ""
+    last_modified_date_time: str | None = None
+
+
+class BcProject(msgspec.Struct, kw_only=True, rename="camel"):
+    id: str
+    etag: str | None = msgspec.field(default=None, name="@odata.etag")
+    number: str = ""
+    display_name: str = ""
+
+
+class BcInvoiceLine(msgspec.Struct, kw_only=True, rename="camel"):
+    id: str = ""
+    sequence: int = 0
+    line_type: str = ""
+    description: str = ""
+    quantity: Decimal = Decimal(0)
+    unit_price: Decimal = Decimal(0)
+    amount_excluding_tax: Decimal = Decimal(0)
+
+
+class BcInvoice(msgspec.Struct, kw_only=True, rename="camel"):
+    id: str
+    etag: str | None = msgspec.field(default=None, name="@odata.etag")
+    number: str = ""
+    external_document_number: str = ""
+    invoice_date: str | None = None
+    due_date: str | None = None
+    customer_id: str = ""
+    customer_number: str = ""
+    currency_code: str = ""
+    total_amount_including_tax: Decimal = Decimal(0)
+    remaining_amount: Decimal = Decimal(0)
+    status: str = ""
+    last_modified_date_time: str | None = None
+    sales_invoice_lines: list[BcInvoiceLine] | None = None
+
+
+class BcPayment(msgspec.Struct, kw_only=True, rename="camel"):
+    id: str
+    customer_id: str = ""
+    customer_number: str = ""
+    posting_date: str | None = None
+    amount: Decimal = Decimal(0)
+    applies_to_invoice_id: str | None = None
+    applies_to_invoice_number: str = ""
+    last_modified_date_time: str | None = None
+
+
+class ODataPage(msgspec.Struct, Generic[_T], kw_only=True):
+    value: list[_T]
+    next_link: str | None = msgspec.field(default=None, name="@odata.nextLink")
+    count: int | None = msgspec.field(default=None, name="@odata.count")
+
+
+class _ErrorDetail(msgspec.Struct, kw_only=True):
+    code: str = ""
+    message: str = ""
+
+
+class _ErrorDocument(msgspec.Struct, kw_only=True):
+    error: _ErrorDetail
+
+
+class BcError(msgspec.Struct, kw_only=True, frozen=True):
+    code: str
+    message: str
+
+
+def decode_page(content: bytes, item_type: type[_T]) -> ODataPage[_T]:
+    """An OData collection of ``item_type``; raises ``msgspec.DecodeError``/``ValueError`` when malformed."""
+    return msgspec.json.decode(content, type=ODataPage[item_type])  # type: ignore[valid-type]
+
+
+def decode_error(content: bytes) -> BcError | None:
+    """``{"error": {"code", "message"}}`` without the "CorrelationId: ..." Business Central appends."""
+    try:
+        document = msgspec.json.decode(content, type=_ErrorDocument)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    message = re.sub(r"\s+CorrelationId:\s+[0-9a-fA-F-]+\.?\s*$", "", document.error.message)
+    return BcError(code=document.error.code, message=message)
+
+
+def encode_body(body: Mapping[str, Any]) -> bytes:
+    """A request body with ``Decimal`` money as JSON numbers, which is what Business Central takes."""
+    return _ENCODER.encode(body)
+
+
+# --- keys and literals ----------------------------------------------------------------------------------
+
+
+def business_key(value: str, max_length: int = CODE_LENGTH) -> str:
+    """The ``Code`` value Stratum keys a record by: ``value`` uppercased when it fits ``max_length`` (and has
+    only letters, digits and ``_:.-``), else ``X`` + a base32 SHA-256 prefix of it, always the same."""
+    if 0 < len(value) <= max_length and _CODE_SAFE.fullmatch(value):
+        return value.upper()
+    digest = base64.b32encode(hashlib.sha256(value.encode()).digest()).decode().rstrip("=")
+    return "X" + digest[: max_length - 1]
+
+
+def crm_id_from_number(number: str) -> str | None:
+    """The Salesforce id a customer or project ``number`` was made from, its case restored from the id's
+    checksum suffix; None for any number that is not an uppercased 18-character Salesforce id."""
+    if not _SALESFORCE_ID.fullmatch(number):
+        return None
+    chars = list(number[:15])
+    for block, flag in enumerate(number[15:]):
+        bits = _SALESFORCE_CASE_ALPHABET.index(flag)
+        for offset in range(5):
+            index = block * 5 + offset
+            if bits & (1 << offset):
+                if not chars[index].isalpha():
+                    return None  # a digit cannot have been uppercase: not a Salesforce id
+            else:
+                chars[index] = chars[index].lower()
+    return "".join(chars) + number[15:]
+
+
+def is_guid(value: str) -> bool:
+    return _GUID.fullmatch(value) is not None
+
+
+def odata_quote(text: str) -> str:
+    """``text`` as an OData string literal: single quotes, a quote inside doubled. The one quoting function
+    every ``$filter`` value goes through."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def odata_datetime(moment: dt.datetime) -> str:
+    """A ``DateTimeOffset`` literal in UTC (``2026-03-02T09:30:00Z``)."""
+    if moment.tzinfo is None:
+        raise ValueError("a naive datetime has no place in a filter")
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S") + "Z"
+
+
+def parse_bc_datetime(value: str | None) -> dt.datetime | None:
+    """Business Central's ``lastModifiedDateTime`` (``2026-03-02T09:30:00.123Z``), None if absent or the
+    zero date (``0001-01-01T00:00:00Z``) it shows for never."""
+    if not value or value.startswith("0001-01-01"):
+        return None
+    text = value.replace("Z", "+00:00")
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = re.match(r"\d*", rest)
+        fraction = digits.group() if digits else ""
+        text = f"{head}.{fraction[:6].ljust(6, '0')}{rest[len(fraction) :]}"
+    parsed = dt.datetime.fromisoformat(text)
+    return parsed.astimezone(dt.UTC) if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _date(value: str | None) -> dt.date | None:
+    if not value or value.startswith("0001-01-01"):
+        return None
+    return dt.date.fromisoformat(value[:10])
+
+
+def _text(value: str | None) -> str | None:
+    return value.strip() or None if value else None
+
+
+def country_code(country: str | None) -> str | None:
+    """A country as Business Central's two-letter country/region code, None if it cannot tell."""
+    if not country or not country.strip():
+        return None
+    text = country.strip()
+    if len(text) == 2 and text.isalpha():
+        return text.upper()
+    return _COUNTRIES.get(text.casefold())
+
+
+# --- customers -----------------------------------------------------------------------------------------
+
+
+def customer_from_bc(record: BcCustomer, *, legal_entity: str | None, crm_id: str | None = None) -> Customer:
+    """The canonical customer for a Business Central ``customer``; ``crm_id`` when the caller knows it."""
+    street = ", ".join(part for part in (record.address_line1.strip(), record.address_line2.strip()) if part)
+    address = Address(
+        street=street or None,
+        city=_text(record.city),
+        postal_code=_text(record.postal_code),
+        region=_text(record.state),
+        country=_text(record.country),
+    )
+    return Customer(
+        id=record.id,
+        name=_text(record.display_name) or record.number or record.id,
+        legal_entity=legal_entity,
+        tax_id=_text(record.tax_registration_number),
+        website=_text(record.website),
+        currency=_text(record.currency_code),
+        billing_address=address if address != Address() else None,
+        updated_at=parse_bc_datetime(record.last_modified_date_time),
+        system_ids=SystemIds(erp=record.id, crm=crm_id or crm_id_from_number(record.number)),
+    )
+
+
+def _address_fields(address: Address | None) -> dict[str, str]:
+    if address is None:
+        return {}
+    fields: dict[str, str] = {}
+    if address.street:
+        first, _, second = address.street.partition("\n")
+        fields["addressLine1"] = first.strip()[:100]
+        if second.strip():
+            fields["addressLine2"] = second.strip().replace("\n", ", ")[:50]
+    if address.city:
+        fields["city"] = address.city[:30]
+    if address.postal_code:
+        fields["postalCode"] = address.postal_code[:20]
+    if address.region:
+        fields["state"] = address.region[:30]
+    country = country_code(address.country)
+    if country:
+        fields["country"] = country
+    return fields
+
+
+def _currency_field(currency: str | None, local_currency: str) -> str | None:
+    # Business Central writes the local currency as blank; a company's currency table need not hold it.
+    if not currency:
+        return None
+    return "" if currency.upper() == local_currency.upper() else currency.upper()
+
+
+def customer_create_body(command: CustomerUpsert, *, number: str, local_currency: str) -> dict[str, Any]:
+    """The ``POST customers`` body for a CRM account Business Central does not have yet: everything."""
+    body: dict[str, Any] = {"number": number, "displayName": command.name[:100], "type": "Company"}
+    currency = _currency_field(command.currency, local_currency)
+    if currency is not None:
+        body["currencyCode"] = currency
+    if command.tax_id:
+        body["taxRegistrationNumber"] = command.tax_id[:20]
+    if command.website:
+        body["website"] = command.website[:80]
+    body.update(_address_fields(command.billing_address))
+    return body
+
+
+def customer_update_body(command: CustomerUpsert, existing: BcCustomer) -> dict[str, Any]:
+    """The ``PATCH`` body applying survivorship to a customer Business Central has (empty: nothing to do).
+
+    The CRM owns the name: always written. The ERP owns billing and tax: the tax registration number, web
+    address and address are written only where Business Central has none yet, and the currency never
+    (Business Central shows the local currency for blank, so "none yet" cannot be told; it was set on
+    create). Business Central's API keeps no customer hierarchy, so the CRM parent is not written."""
+    body: dict[str, Any] = {}
+    if existing.display_name != command.name[:100]:
+        body["displayName"] = command.name[:100]
+    if command.tax_id and not existing.tax_registration_number.strip():
+        body["taxRegistrationNumber"] = command.tax_id[:20]
+    if command.website and not existing.website.strip():
+        body["website"] = command.website[:80]
+    if not (existing.address_line1.strip() or existing.city.strip()):
+        body.update(_address_fields(command.billing_address))
+    return body
+
+
+# --- projects ------------------------------------------------------------------------------------------
+
+
+def project_from_bc(
+    record: BcProject, *, legal_entity: str | None, external_key: str | None = None
+) -> Project:
+    """The canonical project for a Business Central ``project``. The API's project has only a number and
+    a name: its status reads active, and customer, currency and dates are not known here."""
+    return Project(
+        id=record.id,
+        name=_text(record.display_name) or record.number or record.id,
+        status=ProjectStatus.ACTIVE,
+        external_key=external_key or crm_id_from_number(record.number),
+        legal_entity=legal_entity,
+        system_ids=SystemIds(erp=record.id),
+    )
+
+
+def project_body(command: ProjectCreate, *, number: str) -> dict[str, Any]:
+    return {"number": number, "displayName": command.name[:100]}
+
+
+# --- invoices ------------------------------------------------------------------------------------------
+
+
+def invoice_status(record: BcInvoice) -> InvoiceStatus:
+    """Business Central's status and remaining amount as the canonical status."""
+    status = record.status.replace(" ", "").lower()
+    if status in ("draft", "inreview"):
+        return InvoiceStatus.DRAFT
+    if status in ("canceled", "cancelled", "corrective"):
+        return InvoiceStatus.VOID
+    if status == "paid" or record.remaining_amount <= 0:
+        return InvoiceStatus.PAID
+    if record.remaining_amount < record.total_amount_including_tax:
+        return InvoiceStatus.PARTIALLY_PAID
+    return InvoiceStatus.POSTED
+
+
+def invoice_from_bc(record: BcInvoice, *, local_currency: str, external_key: str | None = None) -> Invoice:
+    """The canonical invoice for a Business Central ``salesInvoice`` (lines when it was read expanded)."""
+    currency = (record.currency_code or local_currency).upper()
+    status = invoice_status(record)
+    balance = record.total_amount_including_tax if status is InvoiceStatus.DRAFT else record.remaining_amount
+    lines = [
+        InvoiceLine(
+            description=line.description,
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            amount=line.amount_excluding_tax,
+        )
+        for line in record.sales_invoice_lines or []
+        if line.line_type != "Comment"
+    ]
+    return Invoice(
+        id=record.id,
+        number=_text(record.number),
+        customer_id=record.customer_id,
+        status=status,
+        currency=currency,
+        total=Money(amount=record.total_amount_including_tax, currency=currency),
+        balance=Money(amount=max(balance, Decimal(0)), currency=currency),
+        issue_date=_date(record.invoice_date),
+        due_date=_date(record.due_date),
+        external_key=external_key or _text(record.external_document_number),
+        lines=lines,
+        updated_at=parse_bc_datetime(record.last_modified_date_time),
+        system_ids=SystemIds(erp=record.id),
+    )
+
+
+def invoice_body(
+    command: InvoiceCreate, *, key: str, revenue_account: str, local_currency: str
+) -> dict[str, Any]:
+    """The ``POST salesInvoices`` body: header and lines in one deep insert, so an invoice never exists
+    without its lines. Lines post to the G/L ``revenue_account``."""
+    return {
+        "externalDocumentNumber": key,
+        "customerId": command.customer_id,
+        "invoiceDate": command.issue_date.isoformat(),
+        "postingDate": command.issue_date.isoformat(),
+        "dueDate": command.due_date.isoformat(),
+        "currencyCode": _currency_field(command.currency, local_currency) or "",
+        "salesInvoiceLines": [
+            {
+                "lineType": "Account",
+                "lineObjectNumber": revenue_account,
+                "description": line.description[:_LINE_DESCRIPTION_LENGTH],
+                "quantity": line.quantity,
+                "unitPrice": line.unit_price,
+            }
+            for line in command.lines
+        ],
+    }
+
+
+def invoice_query(
+    *, customer_id: str | None, status: InvoiceStatus | None, modified_since: dt.datetime | None
+) -> tuple[str | None, Callable[[BcInvoice], bool] | None]:
+    """The ``$filter`` for an invoice listing, and a predicate for what OData cannot say: an open invoice
+    is "posted" or "partially paid" by comparing two of its amounts, which a filter cannot do."""
+    conditions: list[str] = []
+    refine: Callable[[BcInvoice], bool] | None = None
+    if customer_id is not None:
+        conditions.append(f"customerId eq {customer_id}")  # a GUID literal, checked by the caller
+    if status is not None:
+        server = {
+            InvoiceStatus.DRAFT: "(status eq 'Draft' or status eq 'In Review')",
+            InvoiceStatus.POSTED: "status eq 'Open'",
+            InvoiceStatus.PARTIALLY_PAID: "status eq 'Open'",
+            InvoiceStatus.PAID: "(status eq 'Paid' or (status eq 'Open' and remainingAmount le 0))",
+            InvoiceStatus.VOID: "(status eq 'Canceled' or status eq 'Corrective')",
+        }[status]
+        conditions.append(server)
+        if status in (InvoiceStatus.POSTED, InvoiceStatus.PARTIALLY_PAID):
+            wanted = status
+            refine = lambda record: invoice_status(record) is wanted  # noqa: E731
+    if modified_since is not None:
+        conditions.append(f"lastModifiedDateTime gt {odata_datetime(modified_since)}")
+    return (" and ".join(conditions) or None), refine
+
+
+# --- payments ------------------------------------------------------------------------------------------
+
+
+def payment_from_bc(record: BcPayment, *, currency: str) -> Payment:
+    """The canonical payment for a ``customerPayment``. Payment-journal amounts credit the customer, so
+    Business Central writes them negative; the canonical amount is what was paid."""
+    posted = _date(record.posting_date) or dt.date.min
+    invoice_ids = [record.applies_to_invoice_id] if record.applies_to_invoice_id else []
+    return Payment(
+        id=record.id,
+        customer_id=record.customer_id,
+        date=posted,
+        amount=Money(amount=abs(record.amount), currency=currency.upper()),
+        invoice_ids=[invoice_id for invoice_id in invoice_ids if invoice_id and not _zero_guid(invoice_id)],
+        system_ids=SystemIds(erp=record.id),
+    )
+
+
+def _zero_guid(value: str) -> bool:
+    return value.replace("-", "").strip("0") == ""

@@ -1,0 +1,129 @@
+"""A firm mid-migration: legal entity US01 stays on NetSuite, DE01 is on Business Central. One customer
+list shows both ERPs' customers, and every write lands in the ERP of its legal entity, as each vendor
+sandbox's own store shows."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from apis.config import Settings
+
+
+@pytest.fixture
+async def gw(make_gateway: Callable[[Settings], Any], make_settings: Callable[..., Settings]) -> Any:
+    return await make_gateway(
+        make_settings(erp_vendor="netsuite", erp_by_legal_entity={"DE01": "business_central"})
+    )
+
+
+def _records(gw: Any, vendor: str) -> Any:
+    mount = next(m for m in gw.gateway.mounts if m.prefix == f"/sandboxes/{vendor}")
+    return mount.app.state.sandbox.records
+
+
+def _headers(gw: Any) -> dict[str, str]:
+    return {**gw.auth("system:read system:write"), "Idempotency-Key": uuid.uuid4().hex}
+
+
+async def test_one_customer_list_shows_both_erps(gw: Any) -> None:
+    ids: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 200, **({"cursor": cursor} if cursor else {})}
+        page = await gw.client.get("/system/v1/erp/customers", params=params, headers=gw.auth("system:read"))
+        assert page.status_code == 200, page.text
+        ids += [c["id"] for c in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    from_bc = [i for i in ids if i.startswith("business_central:")]
+    from_netsuite = [i for i in ids if not i.startswith("business_central:")]
+    assert from_netsuite
+    assert from_bc
+    assert len(ids) == len(set(ids))
+    # An id says which ERP holds the record: reading one back asks that ERP.
+    read = await gw.client.get(f"/system/v1/erp/customers/{from_bc[0]}", headers=gw.auth("system:read"))
+    assert read.status_code == 200
+    assert read.json()["id"] == from_bc[0]
+
+
+async def test_writes_land_in_the_erp_of_their_legal_entity(gw: Any) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    de = await gw.client.post(
+        "/system/v1/erp/customers",
+        json={
+            "crm_customer_id": f"001de{suffix}",
+            "name": f"Kessel Werke {suffix} GmbH",
+            "legal_entity": "DE01",
+            "currency": "EUR",
+        },
+        headers=_headers(gw),
+    )
+    us = await gw.client.post(
+        "/system/v1/erp/customers",
+        json={
+            "crm_customer_id": f"001us{suffix}",
+            "name": f"Harbor Labs {suffix} Inc",
+            "legal_entity": "US01",
+            "currency": "USD",
+        },
+        headers=_headers(gw),
+    )
+    assert de.status_code == us.status_code == 201, (de.text, us.text)
+    assert de.json()["id"].startswith("business_central:")
+    assert not us.json()["id"].startswith("business_central:")
+    bc_names = {c.get("displayName") for c in _records(gw, "business-central")["customers"].values()}
+    netsuite_names = {c.get("companyName") for c in _records(gw, "netsuite")["customer"].values()}
+    assert f"Kessel Werke {suffix} GmbH" in bc_names
+    assert f"Kessel Werke {suffix} GmbH" not in netsuite_names
+    assert f"Harbor Labs {suffix} Inc" in netsuite_names
+    assert f"Harbor Labs {suffix} Inc" not in bc_names
+
+    project = await gw.client.post(
+        "/system/v1/erp/projects",
+        json={
+            "external_key": f"opp-de-{suffix}",
+            "name": "Kessel rollout",
+            "customer_id": de.json()["id"],
+            "currency": "EUR",
+            "legal_entity": "DE01",
+        },
+        headers=_headers(gw),
+    )
+    assert project.status_code == 201, project.text
+    assert project.json()["id"].startswith("business_central:")
+
+    invoice = await gw.client.post(
+        "/system/v1/erp/invoices",
+        json={
+            "external_key": f"inv-de-{suffix}",
+            "customer_id": de.json()["id"],
+            "currency": "EUR",
+            "issue_date": "2026-12-01",
+            "due_date": "2026-12-31",
+            "lines": [{"description": "Rollout, phase 1", "unit_price": "4200.00"}],
+        },
+        headers=_headers(gw),
+    )
+    assert invoice.status_code == 201, invoice.text
+    assert invoice.json()["id"].startswith("business_central:")
+    assert invoice.json()["total"] == {"amount": "4200.00", "currency": "EUR"}
+
+    # A DE01 project for a customer mastered on NetSuite is refused, not split across two ERPs.
+    refused = await gw.client.post(
+        "/system/v1/erp/projects",
+        json={
+            "external_key": f"opp-x-{suffix}",
+            "name": "Split",
+            "customer_id": us.json()["id"],
+            "currency": "EUR",
+            "legal_entity": "DE01",
+        },
+        headers=_headers(gw),
+    )
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "vendor-rejected"
