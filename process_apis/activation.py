@@ -116,7 +116,7 @@ def plan_project(opp: Opportunity, *, customer_id: str, with_milestones: bool) -
     )
 
 
-def plan_billing_schedule(opp: Opportunity) -> BillingScheduleCreate:
+def plan_billing_schedule(opp: Opportunity, *, customer_id: str | None = None) -> BillingScheduleCreate:
     """Milestone and fixed-fee deals bill their milestones (or the whole amount at close when the deal has
     none); time and materials and retainers bill monthly from time, so their schedule has no lines."""
     assert opp.billing_model is not None
@@ -143,7 +143,11 @@ def plan_billing_schedule(opp: Opportunity) -> BillingScheduleCreate:
                 )
             ]
     return BillingScheduleCreate(
-        external_key=f"{opp.id}.billing", billing_model=opp.billing_model, currency=opp.currency, lines=lines
+        external_key=f"{opp.id}.billing",
+        billing_model=opp.billing_model,
+        currency=opp.currency,
+        lines=lines,
+        customer_id=customer_id,
     )
 
 
@@ -292,7 +296,9 @@ async def _activate(saga: Saga, opportunity_id: str) -> ActivationResult:
     schedule = await saga.step(
         "erp.create_billing_schedule",
         lambda: system.create_billing_schedule(
-            erp_project.id, plan_billing_schedule(opp), idempotency_key=saga.key("erp.billing_schedule")
+            erp_project.id,
+            plan_billing_schedule(opp, customer_id=erp_customer.id),
+            idempotency_key=saga.key("erp.billing_schedule"),
         ),
         result_type=BillingSchedule,
         owner=Owner.FINANCE,

@@ -89,6 +89,9 @@ class BillingScheduleCreate(msgspec.Struct, kw_only=True, frozen=True, forbid_un
     billing_model: BillingModel
     currency: CurrencyCode
     lines: list[BillingScheduleLine] = []
+    # The ERP customer billed. An ERP whose projects name their customer (NetSuite) reads it from the
+    # project; one whose projects do not (Business Central) needs it here.
+    customer_id: RecordId | None = None
 
 
 class BillingSchedule(msgspec.Struct, kw_only=True, frozen=True):

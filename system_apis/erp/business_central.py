@@ -25,9 +25,32 @@ customers, projects, invoices and payments, and the errors of ``system_apis.erro
                            never happened) is posted, never created again
   ======================== ==========================================================================
 
-- billing schedules: Business Central's API has no entity that can hold one (its ``projects`` are a number
-  and a name), so ``create_billing_schedule`` is refused (``VendorRejected``, code ``NotSupported``) and
-  there is no schedule to read or void (``NotFound``);
+- billing schedules in Business Central's own terms: each dated line of a schedule (a milestone or fixed
+  fee with an amount) is a **Draft** sales invoice for the project's customer, dated at the line's date,
+  with one G/L line (``settings.revenue_account``) for the amount and the line's description, and
+  ``externalDocumentNumber`` = ``{schedule_key}#{n}`` (`business_central_mapping.schedule_key`: a
+  10-character hash of the schedule's external key). The drafts are what a Business Central user reviews
+  and posts as each milestone is reached; Stratum never posts them. A schedule without lines (time and
+  materials, retainers: billed monthly from time) makes nothing in Business Central. The schedule id
+  (`business_central_mapping.encode_schedule_id`: model, currency, line count, key, project) is all a read
+  needs, so no other store is kept:
+
+  * ``create_billing_schedule`` looks before it creates (the drafts whose number starts with
+    ``{key}#``) and makes only the missing lines, so a repeat is harmless; ``created`` is False when
+    every draft was there (a schedule without lines has nothing to find: each create says True).
+    Business Central's ``projects`` name no customer, so the customer a first create bills is the one
+    this adapter was last given for the project (``create_project``, which the activation calls first
+    and which is idempotent); for a project it was not given one for (e.g. after a restart between the
+    two calls) the drafts still missing are refused (``VendorRejected``, ``ProjectCustomerUnknown``):
+    repeat the project's create, then the schedule's. A line without an amount is refused
+    (``NotSupported``): there is nothing to draft;
+  * ``get_billing_schedule`` rebuilds the schedule from the invoices with its key, in line order (drafts
+    and any a user has posted since; milestone names and the external key are not kept, so they read
+    None); it reads ``voided`` when the schedule had lines and some are gone;
+  * ``void_billing_schedule`` deletes the schedule's remaining drafts (``DELETE`` with ``If-Match``);
+    posted invoices are real invoices and are left alone (credit them in Business Central). Voiding twice
+    is harmless. A schedule without lines has nothing to void: voiding it changes nothing and it still
+    reads ``voided=False``;
 - lists paged with ``$top``/``$skip`` behind an opaque cursor (the offset in the vendor's list, the page
   size and a fingerprint of the filter), following ``@odata.nextLink`` wherever the server pages shorter;
 - probable duplicate customers: ``$filter`` narrows the candidates (tax id, web domain, or a name that
@@ -39,6 +62,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -66,25 +90,30 @@ from contracts.models import (
     PaymentPage,
     Project,
     ProjectCreate,
+    SystemIds,
 )
 from system_apis.crm.port import InvalidCursor
 from system_apis.cursors import fingerprint as listing_fingerprint
 from system_apis.cursors import unwrap_cursor, wrap_cursor
 from system_apis.erp.business_central_mapping import (
     EXTERNAL_DOCUMENT_NUMBER_LENGTH,
+    MAX_SCHEDULE_LINES,
     BcCompany,
     BcCustomer,
     BcInvoice,
     BcPayment,
     BcProject,
     ODataPage,
+    ScheduleRef,
     business_key,
     customer_create_body,
     customer_from_bc,
     customer_update_body,
     decode_error,
     decode_page,
+    decode_schedule_id,
     encode_body,
+    encode_schedule_id,
     invoice_body,
     invoice_from_bc,
     invoice_query,
@@ -94,6 +123,11 @@ from system_apis.erp.business_central_mapping import (
     payment_from_bc,
     project_body,
     project_from_bc,
+    schedule_document_number,
+    schedule_invoice_body,
+    schedule_key,
+    schedule_line_from_bc,
+    schedule_line_number,
 )
 from system_apis.erp.matching import (
     is_probable_duplicate,
@@ -130,6 +164,8 @@ _MAX_SCANNED_CANDIDATES = 5000
 _JSON = {"Content-Type": "application/json"}
 _CONFLICT = "Request_EntityChanged"
 _KEY_EXISTS = "Internal_EntityWithSameKeyExists"
+# Projects whose customer this adapter was told (Business Central's projects name none), newest last.
+_MAX_REMEMBERED_PROJECTS = 10_000
 
 _T = TypeVar("_T")
 _Etagged = BcCustomer | BcProject
@@ -234,6 +270,7 @@ class BusinessCentralErp:
         self._company_id: str | None = settings.company.lower() if is_guid(settings.company) else None
         self._company_lock = asyncio.Lock()
         self._legal_entity = settings.legal_entity
+        self._project_customers: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"BusinessCentralErp({str(self._http.base_url)!r}, company={self._settings.company!r})"
@@ -330,6 +367,7 @@ class BusinessCentralErp:
         number = business_key(command.external_key)
         found = await self._project_by_number(number)
         if found is not None:
+            self._remember_customer(found.id, command.customer_id)
             return self._project(found, command.external_key), False
         record, created = await self._create(
             "projects",
@@ -337,7 +375,16 @@ class BusinessCentralErp:
             BcProject,
             lambda: self._project_by_number(number),
         )
+        self._remember_customer(record.id, command.customer_id)
         return self._project(record, command.external_key), created
+
+    def _remember_customer(self, project_id: str, customer_id: str) -> None:
+        """Business Central's projects name no customer: keep the one given for the project, for the
+        drafts of its billing schedule (bounded, the oldest forgotten first)."""
+        self._project_customers.pop(project_id.lower(), None)
+        self._project_customers[project_id.lower()] = customer_id
+        while len(self._project_customers) > _MAX_REMEMBERED_PROJECTS:
+            del self._project_customers[next(iter(self._project_customers))]
 
     async def _project_by_number(self, number: str) -> BcProject | None:
         page = await self._list_page(
@@ -353,21 +400,134 @@ class BusinessCentralErp:
     async def create_billing_schedule(
         self, project_id: str, command: BillingScheduleCreate
     ) -> tuple[BillingSchedule, bool]:
-        # Nothing in Business Central's API v2.0 can hold a billing plan: its projects are a number and a
-        # name, and a sales order would be an order to the customer, not a plan. Refuse it plainly rather
-        # than keep money plans in memory.
-        raise VendorRejected(
-            VENDOR,
-            "Business Central's API has no billing schedules; plan billing in the PSA or raise invoices "
-            "directly",
-            vendor_code="NotSupported",
+        if not is_guid(project_id):
+            raise NotFound(VENDOR, "no such project")
+        if len(command.lines) > MAX_SCHEDULE_LINES:
+            raise VendorRejected(
+                VENDOR, f"a schedule has at most {MAX_SCHEDULE_LINES} lines", vendor_code="NotSupported"
+            )
+        if any(line.amount is None for line in command.lines):
+            raise VendorRejected(
+                VENDOR,
+                "Business Central plans billing as draft invoices, and a schedule line without an amount "
+                "has nothing to draft: bill time from the PSA instead",
+                vendor_code="NotSupported",
+            )
+        project = _decoded("project", BcProject, await self._get(f"projects({project_id})"))
+        key = schedule_key(command.external_key)
+        ref = ScheduleRef(
+            billing_model=command.billing_model,
+            currency=command.currency.upper(),
+            line_count=len(command.lines),
+            key=key,
+            project_id=project.id.lower(),
         )
+        drafts = await self._schedule_invoices(key)
+        missing = [number for number in range(1, len(command.lines) + 1) if number not in drafts]
+        created = False
+        if missing:
+            customer_id = command.customer_id or self._project_customers.get(project.id.lower())
+            if customer_id is None:
+                raise VendorRejected(
+                    VENDOR,
+                    f"Business Central project {project.number} names no customer and this adapter was not "
+                    "given one: name the customer in the schedule (customer_id), or create the project first",
+                    vendor_code="ProjectCustomerUnknown",
+                )
+            for number in missing:
+                body = schedule_invoice_body(
+                    command,
+                    number,
+                    key=key,
+                    customer_id=customer_id,
+                    revenue_account=self._settings.revenue_account,
+                    local_currency=self._settings.local_currency,
+                )
+                document = schedule_document_number(key, number)
+                _, made = await self._create(
+                    "salesInvoices",
+                    body,
+                    BcInvoice,
+                    functools.partial(self._invoice_by_document, document),
+                )
+                created = created or made
+            drafts = await self._schedule_invoices(key)
+        elif not command.lines:
+            created = True  # nothing to make: every create of a line-less schedule is the first
+        schedule = self._build_schedule(ref, drafts, external_key=command.external_key)
+        return schedule, created
 
     async def get_billing_schedule(self, schedule_id: str) -> BillingSchedule:
-        raise NotFound(VENDOR, "Business Central keeps no billing schedules")
+        ref = decode_schedule_id(schedule_id)
+        if ref is None:
+            raise NotFound(VENDOR, "no such billing schedule")
+        await self._get(f"projects({ref.project_id})", {"$select": "id"})  # NotFound with its project
+        return self._build_schedule(ref, await self._schedule_invoices(ref.key))
 
     async def void_billing_schedule(self, schedule_id: str) -> BillingSchedule:
-        raise NotFound(VENDOR, "Business Central keeps no billing schedules")
+        ref = decode_schedule_id(schedule_id)
+        if ref is None:
+            raise NotFound(VENDOR, "no such billing schedule")
+        await self._get(f"projects({ref.project_id})", {"$select": "id"})
+        for invoice in (await self._schedule_invoices(ref.key)).values():
+            if invoice.status != "Draft":
+                continue  # posted: a real invoice now, left to be credited in Business Central
+            try:
+                await self._send(
+                    "DELETE",
+                    f"salesInvoices({invoice.id})",
+                    headers={"If-Match": invoice.etag or "*"},
+                    idempotent=True,
+                )
+            except NotFound:
+                continue  # gone already (a repeat, or a retry of a delete whose answer was lost)
+        return self._build_schedule(ref, await self._schedule_invoices(ref.key))
+
+    async def _schedule_invoices(self, key: str) -> dict[int, BcInvoice]:
+        """The schedule's invoices (drafts and any posted since) by line number."""
+        where = f"startswith(externalDocumentNumber,{odata_quote(key + '#')})"
+        rows, _ = await self._scan(
+            "salesInvoices", BcInvoice, where, "number", MAX_SCHEDULE_LINES, 0, expand=True
+        )
+        found: dict[int, BcInvoice] = {}
+        for row in rows:
+            number = schedule_line_number(row, key)
+            if number is not None and number not in found:
+                found[number] = row
+        return dict(sorted(found.items()))
+
+    async def _invoice_by_document(self, document: str) -> BcInvoice | None:
+        page = await self._list_page(
+            "salesInvoices",
+            BcInvoice,
+            {"$filter": f"externalDocumentNumber eq {odata_quote(document)}", "$top": "2"},
+        )
+        return page.value[0] if page.value else None
+
+    def _build_schedule(
+        self, ref: ScheduleRef, invoices: Mapping[int, BcInvoice], *, external_key: str | None = None
+    ) -> BillingSchedule:
+        try:
+            lines = [schedule_line_from_bc(invoice) for _, invoice in sorted(invoices.items())]
+        except (ValueError, msgspec.ValidationError) as exc:
+            raise _bad_body("sales invoice", exc) from None
+        schedule_id = encode_schedule_id(
+            billing_model=ref.billing_model,
+            currency=ref.currency,
+            line_count=ref.line_count,
+            key=ref.key,
+            project_id=ref.project_id,
+        )
+        return BillingSchedule(
+            id=schedule_id,
+            project_id=ref.project_id,
+            billing_model=ref.billing_model,
+            currency=ref.currency,
+            lines=lines,
+            external_key=external_key,
+            voided=ref.line_count > 0 and len(invoices) < ref.line_count,
+            system_ids=SystemIds(erp=schedule_id),
+        )
 
     # --- invoices ------------------------------------------------------------------------------------
 

@@ -6,7 +6,10 @@ stores in Business Central, which has no external-id field:
 
 - a customer mastered from a CRM account has ``number`` = `business_key` (the CRM id);
 - a project has ``number`` = `business_key` (its external key, e.g. the opportunity id);
-- an invoice has ``externalDocumentNumber`` = `business_key` (its external key, up to 35 characters).
+- an invoice has ``externalDocumentNumber`` = `business_key` (its external key, up to 35 characters);
+- a billing schedule line is a draft invoice with ``externalDocumentNumber`` = `schedule_key` (a 10-character
+  hash of the schedule's external key) + ``#`` + the line's number (``#`` is never in a `business_key`), and
+  the schedule's id (`encode_schedule_id`) carries what reading it back needs.
 
 `business_key` is the key uppercased when it fits the field (Business Central ``Code`` fields hold
 uppercase; a Salesforce 18-character id is case-safe by design, so uppercasing it loses nothing) and a
@@ -18,9 +21,11 @@ case from its checksum, so customers read from Business Central can still name t
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as dt
 import hashlib
 import re
+import uuid
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
@@ -29,6 +34,9 @@ import msgspec
 
 from contracts.models import (
     Address,
+    BillingModel,
+    BillingScheduleCreate,
+    BillingScheduleLine,
     Customer,
     CustomerUpsert,
     Invoice,
@@ -52,6 +60,7 @@ __all__ = [
     "BcPayment",
     "BcProject",
     "ODataPage",
+    "ScheduleRef",
     "business_key",
     "country_code",
     "crm_id_from_number",
@@ -60,7 +69,9 @@ __all__ = [
     "customer_update_body",
     "decode_error",
     "decode_page",
+    "decode_schedule_id",
     "encode_body",
+    "encode_schedule_id",
     "invoice_body",
     "invoice_from_bc",
     "invoice_query",
@@ -72,6 +83,11 @@ __all__ = [
     "payment_from_bc",
     "project_body",
     "project_from_bc",
+    "schedule_document_number",
+    "schedule_invoice_body",
+    "schedule_key",
+    "schedule_line_from_bc",
+    "schedule_line_number",
 ]
 
 _T = TypeVar("_T")
@@ -527,3 +543,134 @@ def payment_from_bc(record: BcPayment, *, currency: str) -> Payment:
 
 def _zero_guid(value: str) -> bool:
     return value.replace("-", "").strip("0") == ""
+
+
+# --- billing schedules ---------------------------------------------------------------------------------
+
+SCHEDULE_KEY_LENGTH = 10
+MAX_SCHEDULE_LINES = 36**2 - 1  # the line count travels in the id as at most two base-36 digits
+_MODEL_CODES: Mapping[BillingModel, str] = {
+    BillingModel.TIME_AND_MATERIALS: "T",
+    BillingModel.FIXED_FEE: "F",
+    BillingModel.MILESTONE: "M",
+    BillingModel.RETAINER: "R",
+}
+_MODELS = {code: model for model, code in _MODEL_CODES.items()}
+_SCHEDULE_ID = re.compile(
+    rf"bs\.([TFMR])\.([A-Z]{{3}})\.([0-9a-z]{{1,2}})\.([A-Z2-7]{{{SCHEDULE_KEY_LENGTH}}})\.([A-Za-z0-9_-]{{22}})"
+)
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+class ScheduleRef(msgspec.Struct, kw_only=True, frozen=True):
+    """What a Business Central billing schedule id says: enough to find and rebuild the schedule."""
+
+    billing_model: BillingModel
+    currency: str
+    line_count: int
+    key: str
+    project_id: str
+
+
+def schedule_key(external_key: str) -> str:
+    """The schedule's share of its drafts' ``externalDocumentNumber``: a base32 SHA-256 prefix of its
+    external key (uppercase, as Business Central ``Code`` fields are), always the same."""
+    digest = base64.b32encode(hashlib.sha256(external_key.encode()).digest()).decode()
+    return digest[:SCHEDULE_KEY_LENGTH]
+
+
+def schedule_document_number(key: str, line_number: int) -> str:
+    """``{key}#{n}``: the draft invoice of the schedule's ``n``th line (from 1); at most 15 characters."""
+    return f"{key}#{line_number}"
+
+
+def schedule_line_number(record: BcInvoice, key: str) -> int | None:
+    """The schedule line a sales invoice is the draft of, None when it is no line of the schedule ``key``."""
+    number = record.external_document_number.upper()
+    prefix = f"{key}#"
+    if not number.startswith(prefix) or not number[len(prefix) :].isdigit():
+        return None
+    line = int(number[len(prefix) :])
+    return line if line >= 1 else None
+
+
+def encode_schedule_id(
+    *, billing_model: BillingModel, currency: str, line_count: int, key: str, project_id: str
+) -> str:
+    """``bs.{model}.{currency}.{line count, base 36}.{key}.{project GUID, base64url}``: at most 45
+    characters of ``[A-Za-z0-9_.-]`` (no ``:``, which prefixes ids by ERP), all a read needs."""
+    if not 0 <= line_count <= MAX_SCHEDULE_LINES:
+        raise ValueError(f"a schedule has at most {MAX_SCHEDULE_LINES} lines")
+    count = _BASE36[line_count // 36] + _BASE36[line_count % 36] if line_count >= 36 else _BASE36[line_count]
+    project = base64.urlsafe_b64encode(uuid.UUID(project_id).bytes).decode().rstrip("=")
+    return f"bs.{_MODEL_CODES[billing_model]}.{currency.upper()}.{count}.{key}.{project}"
+
+
+def decode_schedule_id(schedule_id: str) -> ScheduleRef | None:
+    """The reference in a schedule id made by `encode_schedule_id`; None for anything else."""
+    match = _SCHEDULE_ID.fullmatch(schedule_id)
+    if match is None:
+        return None
+    model, currency, count, key, project = match.groups()
+    if len(count) == 2 and count[0] == "0":
+        return None  # not how a count is written: one id per schedule
+    try:
+        project_id = str(uuid.UUID(bytes=base64.urlsafe_b64decode(project + "==")))
+    except (ValueError, binascii.Error):
+        return None
+    if base64.urlsafe_b64encode(uuid.UUID(project_id).bytes).decode().rstrip("=") != project:
+        return None
+    return ScheduleRef(
+        billing_model=_MODELS[model],
+        currency=currency,
+        line_count=int(count, 36),
+        key=key,
+        project_id=project_id,
+    )
+
+
+def schedule_invoice_body(
+    command: BillingScheduleCreate,
+    line_number: int,
+    *,
+    key: str,
+    customer_id: str,
+    revenue_account: str,
+    local_currency: str,
+) -> dict[str, Any]:
+    """The ``POST salesInvoices`` body of the draft for the schedule's ``line_number``th line (from 1):
+    dated at the line's date, one G/L line on ``revenue_account`` for the line's amount."""
+    line = command.lines[line_number - 1]
+    if line.amount is None:
+        raise ValueError("a schedule line without an amount cannot become a draft invoice")
+    return {
+        "externalDocumentNumber": schedule_document_number(key, line_number),
+        "customerId": customer_id,
+        "invoiceDate": line.date.isoformat(),
+        "postingDate": line.date.isoformat(),
+        "dueDate": line.date.isoformat(),
+        "currencyCode": _currency_field(command.currency, local_currency) or "",
+        "salesInvoiceLines": [
+            {
+                "lineType": "Account",
+                "lineObjectNumber": revenue_account,
+                "description": line.description[:_LINE_DESCRIPTION_LENGTH],
+                "quantity": Decimal(1),
+                "unitPrice": line.amount,
+            }
+        ],
+    }
+
+
+def schedule_line_from_bc(record: BcInvoice) -> BillingScheduleLine:
+    """The schedule line a draft (or, once posted, an invoice) stands for: its date, its first G/L line's
+    description, its amount before tax. The milestone name is not kept in Business Central."""
+    lines = [line for line in record.sales_invoice_lines or [] if line.line_type != "Comment"]
+    date = _date(record.invoice_date)
+    if date is None:
+        raise ValueError("a schedule's invoice has no invoice date")
+    amount = sum((line.amount_excluding_tax for line in lines), Decimal(0))
+    description = next((line.description for line in lines if line.description.strip()), "") or (
+        record.external_document_number
+    )
+    return BillingScheduleLine(date=date, description=description, amount=amount if amount > 0 else None)

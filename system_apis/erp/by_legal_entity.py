@@ -175,6 +175,8 @@ class ErpByLegalEntity:
         self, project_id: str, command: BillingScheduleCreate
     ) -> tuple[BillingSchedule, bool]:
         name, own = self._in(project_id)
+        if command.customer_id is not None:
+            command = msgspec.structs.replace(command, customer_id=self._in(command.customer_id)[1])
         schedule, created = await self.erps[name].create_billing_schedule(own, command)
         return self._schedule(name, schedule), created
 

@@ -21,6 +21,7 @@ from apis.config import BusinessCentralSettings, load_settings
 from contracts.models import (
     BillingModel,
     BillingScheduleCreate,
+    BillingScheduleLine,
     CustomerMatchQuery,
     CustomerUpsert,
     InvoiceCreate,
@@ -54,7 +55,7 @@ from sandboxes.business_central.data import (
 )
 from sandboxes.salesforce import data as salesforce
 from system_apis.erp.business_central import BusinessCentralErp, InvalidCursor
-from system_apis.erp.business_central_mapping import business_key
+from system_apis.erp.business_central_mapping import business_key, schedule_key
 from system_apis.erp.port import ErpPort, InvoiceFilter
 from system_apis.errors import NotFound, VendorBadResponse, VendorRejected, VendorTimeout, VendorUnavailable
 from system_apis.vendor_http import BreakerPolicy, RetryPolicy
@@ -472,17 +473,138 @@ async def test_a_lost_project_create_is_found(sandbox: Sandbox, erp: BusinessCen
     assert project.external_key == "opp-lost-1"
 
 
-async def test_billing_schedules_are_not_supported(sandbox: Sandbox, erp: BusinessCentralErp) -> None:
-    command = BillingScheduleCreate(
-        external_key="opp.billing", billing_model=BillingModel.FIXED_FEE, currency="EUR"
+def milestone_schedule(key: str = "opp-ms-1.billing") -> BillingScheduleCreate:
+    return BillingScheduleCreate(
+        external_key=key,
+        billing_model=BillingModel.MILESTONE,
+        currency="EUR",
+        lines=[
+            BillingScheduleLine(
+                date=dt.date(2026, 5, 15), description="Discovery", amount=Decimal("40000.00")
+            ),
+            BillingScheduleLine(date=dt.date(2026, 8, 31), description="Go-live", amount=Decimal("80000.50")),
+        ],
     )
+
+
+def schedule_drafts(sandbox: Sandbox, external_key: str) -> list[dict[str, Any]]:
+    prefix = schedule_key(external_key) + "#"
+    return sorted(
+        (r for r in sandbox.records("salesInvoices") if r["externalDocumentNumber"].startswith(prefix)),
+        key=lambda r: str(r["externalDocumentNumber"]),
+    )
+
+
+async def test_a_milestone_schedule_is_draft_invoices_made_once(
+    sandbox: Sandbox, erp: BusinessCentralErp
+) -> None:
+    project, _ = await erp.create_project(project_command("opp-ms-1"))
+    schedule, created = await erp.create_billing_schedule(project.id, milestone_schedule())
+    assert created is True
+    assert ":" not in schedule.id
+    assert len(schedule.id) <= 47
+    assert schedule.project_id == project.id
+    assert schedule.billing_model is BillingModel.MILESTONE
+    assert schedule.external_key == "opp-ms-1.billing"
+    assert [(line.date, line.description, line.amount) for line in schedule.lines] == [
+        (dt.date(2026, 5, 15), "Discovery", Decimal("40000.00")),
+        (dt.date(2026, 8, 31), "Go-live", Decimal("80000.50")),
+    ]
+    drafts = schedule_drafts(sandbox, "opp-ms-1.billing")
+    assert [d["status"] for d in drafts] == ["Draft", "Draft"]
+    assert [d["customerId"] for d in drafts] == [INITECH_CUSTOMER_ID] * 2
+    assert [str(d["invoiceDate"]) for d in drafts] == ["2026-05-15", "2026-08-31"]
+    assert [Decimal(str(d["totalAmountExcludingTax"])) for d in drafts] == [
+        Decimal("40000.00"),
+        Decimal("80000.50"),
+    ]
+    assert [[line["lineObjectNumber"] for line in d["salesInvoiceLines"]] for d in drafts] == [
+        [erp._settings.revenue_account]
+    ] * 2
+    assert all(len(d["externalDocumentNumber"]) <= 35 for d in drafts)
+
+    again, created_again = await erp.create_billing_schedule(project.id, milestone_schedule())
+    assert created_again is False
+    assert again.id == schedule.id
+    assert len(schedule_drafts(sandbox, "opp-ms-1.billing")) == 2
+
+    # Another adapter (a restart) reads it back from the id alone.
+    read = await sandbox.erp().get_billing_schedule(schedule.id)
+    assert read.id == schedule.id
+    assert read.project_id == project.id
+    assert read.currency == "EUR"
+    assert read.voided is False
+    assert read.external_key is None
+    assert [line.amount for line in read.lines] == [Decimal("40000.00"), Decimal("80000.50")]
+
+
+async def test_voiding_a_schedule_deletes_its_drafts_and_leaves_posted_invoices(
+    sandbox: Sandbox, erp: BusinessCentralErp
+) -> None:
+    project, _ = await erp.create_project(project_command("opp-ms-2"))
+    schedule, _ = await erp.create_billing_schedule(project.id, milestone_schedule("opp-ms-2.billing"))
+    first = schedule_drafts(sandbox, "opp-ms-2.billing")[0]
+    posted = await erp.http.send(
+        "POST", f"companies({DE_COMPANY_ID})/salesInvoices({first['id']})/Microsoft.NAV.post"
+    )
+    assert posted.status_code == 204
+
+    voided = await erp.void_billing_schedule(schedule.id)
+    assert voided.voided is True
+    remaining = schedule_drafts(sandbox, "opp-ms-2.billing")
+    assert [(r["id"], r["status"]) for r in remaining] == [(first["id"], "Open")]
+    assert [line.description for line in voided.lines] == ["Discovery"]
+
+    again = await erp.void_billing_schedule(schedule.id)
+    assert again.voided is True
+    read = await erp.get_billing_schedule(schedule.id)
+    assert read.voided is True
+    assert len(await sandbox.requests("/salesInvoices(", method="DELETE")) == 1
+
+
+async def test_a_time_and_materials_schedule_makes_nothing(sandbox: Sandbox, erp: BusinessCentralErp) -> None:
+    before = len(sandbox.records("salesInvoices"))
+    command = BillingScheduleCreate(
+        external_key="opp.tm.billing", billing_model=BillingModel.TIME_AND_MATERIALS, currency="EUR"
+    )
+    schedule, created = await erp.create_billing_schedule(DEMO_PROJECT_ID, command)
+    assert created is True
+    assert schedule.lines == []
+    assert schedule.voided is False
+    assert len(sandbox.records("salesInvoices")) == before
+    read = await erp.get_billing_schedule(schedule.id)
+    assert (read.id, read.billing_model, read.currency, read.lines) == (
+        schedule.id,
+        BillingModel.TIME_AND_MATERIALS,
+        "EUR",
+        [],
+    )
+    voided = await erp.void_billing_schedule(schedule.id)
+    assert voided.voided is False  # nothing to void: documented
+    assert len(sandbox.records("salesInvoices")) == before
+
+
+async def test_schedule_refusals_and_unknown_ids(sandbox: Sandbox, erp: BusinessCentralErp) -> None:
+    # Business Central's project names no customer: one this adapter was not given cannot be billed.
     with pytest.raises(VendorRejected) as refused:
-        await erp.create_billing_schedule(DEMO_PROJECT_ID, command)
-    assert refused.value.vendor_code == "NotSupported"
+        await erp.create_billing_schedule(DEMO_PROJECT_ID, milestone_schedule("opp.unknown.billing"))
+    assert refused.value.vendor_code == "ProjectCustomerUnknown"
+    untimed = BillingScheduleCreate(
+        external_key="opp.untimed",
+        billing_model=BillingModel.MILESTONE,
+        currency="EUR",
+        lines=[BillingScheduleLine(date=dt.date(2026, 5, 1), description="Time")],
+    )
+    with pytest.raises(VendorRejected) as no_amount:
+        await erp.create_billing_schedule(DEMO_PROJECT_ID, untimed)
+    assert no_amount.value.vendor_code == "NotSupported"
+    for bad in ("1", "bs.M.EUR.2.AAAAAAAAAA.short"):
+        with pytest.raises(NotFound):
+            await erp.get_billing_schedule(bad)
+        with pytest.raises(NotFound):
+            await erp.void_billing_schedule(bad)
     with pytest.raises(NotFound):
-        await erp.get_billing_schedule("1")
-    with pytest.raises(NotFound):
-        await erp.void_billing_schedule("1")
+        await erp.create_billing_schedule("00000000-0000-0000-0000-000000000001", milestone_schedule())
 
 
 # --- invoices ----------------------------------------------------------------------------------------
@@ -681,3 +803,18 @@ async def test_the_bootstrap_serves_the_erp_from_the_mounted_sandbox(tmp_path: A
     finally:
         for close in adapters.closers:
             await close()
+
+
+async def test_a_schedule_naming_its_customer_needs_nothing_remembered(sandbox: Sandbox) -> None:
+    # The project was created by another process (a worker that died after that step): this adapter has
+    # never seen it, and the schedule names its customer, as the activation workflow's does.
+    project, _ = await sandbox.erp().create_project(project_command("opp-ms-restart"))
+    fresh = sandbox.erp()
+    command = msgspec.structs.replace(
+        milestone_schedule("opp-ms-restart.billing"), customer_id=INITECH_CUSTOMER_ID
+    )
+    schedule, created = await fresh.create_billing_schedule(project.id, command)
+    assert created is True
+    assert schedule.project_id == project.id
+    drafts = schedule_drafts(sandbox, "opp-ms-restart.billing")
+    assert [d["customerId"] for d in drafts] == [INITECH_CUSTOMER_ID] * 2

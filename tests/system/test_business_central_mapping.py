@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import msgspec
 import pytest
 
 from contracts.models import (
+    BillingModel,
+    BillingScheduleCreate,
+    BillingScheduleLine,
     CustomerMatchQuery,
     CustomerUpsert,
     InvoiceCreate,
@@ -20,10 +24,13 @@ from sandboxes.salesforce import data as salesforce
 from system_apis.crm.port import InvalidCursor
 from system_apis.erp.business_central import decode_cursor, duplicate_candidates_filter, encode_cursor
 from system_apis.erp.business_central_mapping import (
+    MAX_SCHEDULE_LINES,
     BcCustomer,
     BcInvoice,
+    BcInvoiceLine,
     BcPayment,
     BcProject,
+    ScheduleRef,
     business_key,
     country_code,
     crm_id_from_number,
@@ -32,7 +39,9 @@ from system_apis.erp.business_central_mapping import (
     customer_update_body,
     decode_error,
     decode_page,
+    decode_schedule_id,
     encode_body,
+    encode_schedule_id,
     invoice_body,
     invoice_from_bc,
     invoice_query,
@@ -42,6 +51,10 @@ from system_apis.erp.business_central_mapping import (
     parse_bc_datetime,
     payment_from_bc,
     project_from_bc,
+    schedule_invoice_body,
+    schedule_key,
+    schedule_line_from_bc,
+    schedule_line_number,
 )
 
 INVOICE_JSON = b"""{
@@ -302,3 +315,92 @@ def test_cursor_round_trip() -> None:
         decode_cursor(cursor, limit=50, fingerprint="0123456789abcdef")
     with pytest.raises(InvalidCursor):
         decode_cursor(cursor, limit=120, fingerprint="fedcba9876543210")
+
+
+# --- billing schedules ----------------------------------------------------------------------------------
+
+
+def test_a_schedule_id_carries_what_a_read_needs_and_fits_behind_the_router_prefix() -> None:
+    project_id = "6f2b1c4e-1234-4abc-9def-0123456789ab"
+    key = schedule_key("006Qy00000BigDeal.billing")
+    assert key == schedule_key("006Qy00000BigDeal.billing")
+    assert re.fullmatch(r"[A-Z2-7]{10}", key)
+    for model in BillingModel:
+        for count in (0, 2, 35, 36, MAX_SCHEDULE_LINES):
+            schedule_id = encode_schedule_id(
+                billing_model=model, currency="gbp", line_count=count, key=key, project_id=project_id.upper()
+            )
+            assert re.fullmatch(r"[A-Za-z0-9_.-]+", schedule_id)
+            assert len("business_central:" + schedule_id) <= 64
+            assert decode_schedule_id(schedule_id) == ScheduleRef(
+                billing_model=model, currency="GBP", line_count=count, key=key, project_id=project_id
+            )
+    with pytest.raises(ValueError, match="at most"):
+        encode_schedule_id(
+            billing_model=BillingModel.MILESTONE,
+            currency="GBP",
+            line_count=MAX_SCHEDULE_LINES + 1,
+            key=key,
+            project_id=project_id,
+        )
+
+
+@pytest.mark.parametrize(
+    "schedule_id",
+    [
+        "",
+        "1",
+        "bs.X.GBP.2.ABCDEFGHIJ.byscThI0Sryd7wEjRWeJqw",
+        "bs.M.GBP.02.ABCDEFGHIJ.byscThI0Sryd7wEjRWeJqw",
+        "bs.M.GBP.2.abcdefghij.byscThI0Sryd7wEjRWeJqw",
+        "bs.M.GBP.2.ABCDEFGHIJ.byscThI0Sryd7wEjRWeJq",
+        "bs.M.GBP.2.ABCDEFGHIJ.byscThI0Sryd7wEjRWeJqx",
+        "business_central:bs.M.GBP.2.ABCDEFGHIJ.x",
+    ],
+)
+def test_ids_not_made_by_encode_are_not_schedules(schedule_id: str) -> None:
+    assert decode_schedule_id(schedule_id) is None
+
+
+def test_a_schedule_line_is_a_dated_draft_with_one_gl_line() -> None:
+    command = BillingScheduleCreate(
+        external_key="opp.billing",
+        billing_model=BillingModel.MILESTONE,
+        currency="GBP",
+        lines=[
+            BillingScheduleLine(date=dt.date(2026, 5, 15), description="Discovery", amount=Decimal("10.05")),
+            BillingScheduleLine(date=dt.date(2026, 9, 1), description="Go-live " * 30, amount=Decimal("20")),
+        ],
+    )
+    key = schedule_key(command.external_key)
+    body = schedule_invoice_body(
+        command, 2, key=key, customer_id="c-1", revenue_account="40100", local_currency="GBP"
+    )
+    assert body["externalDocumentNumber"] == f"{key}#2"
+    assert len(body["externalDocumentNumber"]) <= 35
+    assert (body["customerId"], body["invoiceDate"], body["currencyCode"]) == ("c-1", "2026-09-01", "")
+    [line] = body["salesInvoiceLines"]
+    assert (line["lineType"], line["lineObjectNumber"], line["quantity"], line["unitPrice"]) == (
+        "Account",
+        "40100",
+        Decimal(1),
+        Decimal("20"),
+    )
+    assert len(line["description"]) == 100
+    assert b'"unitPrice":20' in encode_body(body)
+
+    draft = BcInvoice(
+        id="i-1",
+        external_document_number=f"{key}#2",
+        invoice_date="2026-09-01",
+        status="Draft",
+        sales_invoice_lines=[
+            BcInvoiceLine(line_type="Account", description="Go-live", amount_excluding_tax=Decimal("20.00")),
+            BcInvoiceLine(line_type="Comment", description="note"),
+        ],
+    )
+    assert schedule_line_number(draft, key) == 2
+    assert schedule_line_number(draft, "ZZZZZZZZZZ") is None
+    assert schedule_line_from_bc(draft) == BillingScheduleLine(
+        date=dt.date(2026, 9, 1), description="Go-live", amount=Decimal("20.00")
+    )

@@ -196,3 +196,55 @@ async def test_unknown_records_are_404_problems(gw: Any) -> None:
         response = await gw.client.get(f"/system/v1/erp/{path}/999999999", headers=gw.auth("system:read"))
         assert response.status_code == 404, (path, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_milestone_billing_schedule_is_made_once_read_back_and_voided(gw: Any) -> None:
+    customer = await _customer(gw)
+    project = await _project(gw, customer["id"])
+    body = {
+        "external_key": _key("opp") + ".billing",
+        "billing_model": "milestone",
+        "currency": "GBP",
+        "lines": [
+            {"date": "2027-01-15", "description": "Discovery", "amount": "4000.00"},
+            {"date": "2027-04-15", "description": "Build", "amount": "8000.50"},
+        ],
+    }
+    path = f"/system/v1/erp/projects/{project['id']}/billing-schedules"
+    first = await gw.client.post(path, json=body, headers=_headers(gw))
+    assert first.status_code == 201, first.text
+    schedule = first.json()
+    assert schedule["project_id"] == project["id"]
+    again = await gw.client.post(path, json=body, headers=_headers(gw))
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == schedule["id"]
+
+    read = await gw.client.get(
+        f"/system/v1/erp/billing-schedules/{schedule['id']}", headers=gw.auth("system:read")
+    )
+    assert read.status_code == 200, read.text
+    assert read.json()["voided"] is False
+    assert read.json()["currency"] == "GBP"
+    lines = read.json()["lines"]
+    assert [(line["date"], line["description"]) for line in lines] == [
+        ("2027-01-15", "Discovery"),
+        ("2027-04-15", "Build"),
+    ]
+    # An ERP that keeps the money of each line gives it back exactly; one that keeps shares of the project
+    # (NetSuite's milestone percentages) gives none: never another amount.
+    assert [
+        line.get("amount") in (None, sent["amount"]) for line, sent in zip(lines, body["lines"], strict=True)
+    ] == [
+        True,
+        True,
+    ]
+
+    voided = await gw.client.post(
+        f"/system/v1/erp/billing-schedules/{schedule['id']}/void", headers=_headers(gw)
+    )
+    assert voided.status_code == 200, voided.text
+    reread = await gw.client.get(
+        f"/system/v1/erp/billing-schedules/{schedule['id']}", headers=gw.auth("system:read")
+    )
+    assert reread.status_code == 200, reread.text
+    assert reread.json()["voided"] is True
