@@ -127,6 +127,7 @@ from sandboxes.anaplan.data import (
     seed_models,
     seed_workspaces,
 )
+from sandboxes.asgi_headers import header
 from sandboxes.faults import ASGIApp, FaultInjector, Receive, Scope, Send, relative_path, with_faults
 from sandboxes.request_log import RequestLog, RequestLogEntry
 
@@ -616,16 +617,16 @@ class AnaplanSandbox:
         except UnicodeDecodeError:
             return failed("The file is not encoded as UTF-8.")
         reader = csv.reader(io.StringIO(text, newline=""))
-        header = [name.strip().lower() for name in next(reader, [])]
-        missing = [column for column in IMPORT_COLUMNS if column not in header]
+        columns = [name.strip().lower() for name in next(reader, [])]
+        missing = [column for column in IMPORT_COLUMNS if column not in columns]
         if missing:
             return failed(f"The file has no column {', '.join(repr(name) for name in missing)}.")
-        position = {name: header.index(name) for name in (*IMPORT_COLUMNS, "reference") if name in header}
+        position = {name: columns.index(name) for name in (*IMPORT_COLUMNS, "reference") if name in columns}
         rows: list[_Row] = []
         for line, values in enumerate(reader, start=2):
             if not any(value.strip() for value in values):
                 continue
-            padded = values + [""] * (len(header) - len(values))
+            padded = values + [""] * (len(columns) - len(values))
             row = _Row(line=line, values=values)
             row.project = padded[position["project"]].strip()
             row.month = padded[position["month"]].strip()
@@ -635,7 +636,7 @@ class AnaplanSandbox:
             if "reference" in position:
                 row.reference = padded[position["reference"]].strip() or None
             rows.append(row)
-        return self._load(spec, header, rows)
+        return self._load(spec, columns, rows)
 
     def _row_error(self, row: _Row) -> str | None:
         if not row.project or len(row.project) > _MAX_PROJECT_CODE or not row.project.isprintable():
@@ -1331,13 +1332,6 @@ async def stored_records(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return bytes(value).decode("latin-1")
-    return None
-
-
 async def _send_error(send: Send, error: AnaplanError) -> None:
     body = msgspec.json.encode(error.body())
     headers = [(b"content-type", _JSON.encode()), (b"content-length", str(len(body)).encode())]
@@ -1359,7 +1353,7 @@ class _ApiGate:
         if scope["type"] != "http" or not (path == API_PREFIX or path.startswith(API_PREFIX + "/")):
             await self.app(scope, receive, send)
             return
-        token = self.sandbox.token_of(_header(scope, b"authorization"))
+        token = self.sandbox.token_of(header(scope, b"authorization"))
         if token is None:
             await _send_error(
                 send, AnaplanError(401, "Full authentication is required to access this resource")

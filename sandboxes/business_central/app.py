@@ -60,6 +60,7 @@ from litestar.params import FromPath
 from litestar.types import ASGIApp as LitestarASGIApp
 
 from sandboxes.admin_records import RECORDS_PATH, records_response
+from sandboxes.asgi_headers import bearer_token
 from sandboxes.business_central.data import (
     DEV_CLIENT_ID,
     DEV_CLIENT_SECRET,
@@ -1322,8 +1323,8 @@ def _parse_query(params: list[tuple[str, str]]) -> _Query:
 
 
 def _max_page_size(request: Request[Any, Any, Any]) -> int | None:
-    for header in request.headers.getall("prefer", []):
-        for part in header.split(","):
+    for prefer in request.headers.getall("prefer", []):
+        for part in prefer.split(","):
             name, _, value = part.strip().partition("=")
             if name.strip().lower() == "odata.maxpagesize" and value.strip().isdigit() and int(value) > 0:
                 return int(value)
@@ -1793,18 +1794,6 @@ async def stored_records(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return bytes(value).decode("latin-1")
-    return None
-
-
-def _bearer_token(scope: Scope) -> str | None:
-    scheme, _, token = (_header(scope, b"authorization") or "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
 def _governed(path: str) -> bool:
     """The API paths that need a token and count against the limits (not Entra's token endpoint)."""
     return path.startswith("/v2.0/")
@@ -1835,7 +1824,7 @@ class _AuthGate:
         if (
             scope["type"] == "http"
             and _governed(relative_path(scope))
-            and self.sandbox.principal(_bearer_token(scope)) is None
+            and self.sandbox.principal(bearer_token(scope)) is None
         ):
             tenant = self.sandbox.settings.tenant_id
             challenge = (
@@ -1867,7 +1856,7 @@ class _Governor:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sandbox = self.sandbox
         principal = (
-            sandbox.principal(_bearer_token(scope))
+            sandbox.principal(bearer_token(scope))
             if scope["type"] == "http" and _governed(relative_path(scope))
             else None
         )

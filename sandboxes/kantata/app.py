@@ -130,6 +130,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.types import ASGIApp as LitestarASGIApp
 
 from sandboxes.admin_records import RECORDS_PATH, records_response
+from sandboxes.asgi_headers import bearer_token
 from sandboxes.faults import ASGIApp, FaultInjector, Receive, Scope, Send, relative_path, with_faults
 from sandboxes.kantata.data import (
     ADMIN_USER_ID,
@@ -1473,20 +1474,6 @@ async def stored_records(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return bytes(value).decode("latin-1")
-    return None
-
-
-def _bearer_token(scope: Scope) -> str | None:
-    scheme, _, token = (_header(scope, b"authorization") or "").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return None
-
-
 async def _send_errors(send: Send, error: KantataError) -> None:
     body = msgspec.json.encode(error.body())
     headers = [(b"content-type", _JSON.encode()), (b"content-length", str(len(body)).encode())]
@@ -1514,7 +1501,7 @@ class _ApiGate:
         if scope["type"] != "http" or not (path == "/api" or path.startswith("/api/")):
             await self.app(scope, receive, send)
             return
-        if not self.sandbox.authenticate(_bearer_token(scope)):
+        if not self.sandbox.authenticate(bearer_token(scope)):
             await _send_errors(send, _UNAUTHORIZED)
             return
         if not self.sandbox.admit_request():

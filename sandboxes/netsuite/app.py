@@ -48,6 +48,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.types import ASGIApp as LitestarASGIApp
 
 from sandboxes.admin_records import RECORDS_PATH, records_response
+from sandboxes.asgi_headers import bearer_token
 from sandboxes.faults import ASGIApp, FaultInjector, Receive, Scope, Send, relative_path, with_faults
 from sandboxes.netsuite.data import (
     ACCOUNT_ID,
@@ -304,13 +305,13 @@ class NetSuiteSandbox:
             raise _OAuthError("invalid_request", f"client_assertion_type must be {ASSERTION_TYPE}.")
         assertion = form.get("client_assertion", "")
         try:
-            header = jws.extract_compact(assertion.encode()).headers()
+            jose_header = jws.extract_compact(assertion.encode()).headers()
         except (JoseError, ValueError, TypeError, UnicodeDecodeError):
             raise _OAuthError("invalid_request", "The client assertion is not a signed JWT.") from None
-        algorithm = header.get("alg")
+        algorithm = jose_header.get("alg")
         if algorithm not in self.settings.signing_algorithms:
             raise _OAuthError("invalid_request", f"The signing algorithm {algorithm!s} is not supported.")
-        registered = self.clients.get(str(header.get("kid")))
+        registered = self.clients.get(str(jose_header.get("kid")))
         if registered is None:
             raise _OAuthError("invalid_client", "The certificate id (kid) is not known for any integration.")
         try:
@@ -1031,8 +1032,8 @@ def _base(request: Request[Any, Any, Any]) -> str:
 
 def _preferences(request: Request[Any, Any, Any]) -> set[str]:
     tokens = set()
-    for header in request.headers.getall("prefer", []):
-        for part in header.split(","):
+    for prefer in request.headers.getall("prefer", []):
+        for part in prefer.split(","):
             token = part.split(";", 1)[0].split("=", 1)[0].strip().lower()
             if token:
                 tokens.add(token)
@@ -1347,18 +1348,6 @@ async def stored_records(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return bytes(value).decode("latin-1")
-    return None
-
-
-def _bearer_token(scope: Scope) -> str | None:
-    scheme, _, token = (_header(scope, b"authorization") or "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
 def _governed(path: str) -> bool:
     """The API paths that need a token and count against the concurrency limit (not the token endpoint)."""
     return path.startswith(f"{_REST}/") and not path.startswith(f"{_REST}/auth/")
@@ -1384,7 +1373,7 @@ class _AuthGate:
         if (
             scope["type"] == "http"
             and _governed(relative_path(scope))
-            and not self.sandbox.token_valid(_bearer_token(scope))
+            and not self.sandbox.token_valid(bearer_token(scope))
         ):
             realm = self.sandbox.settings.account
             challenge = f'Bearer realm="{realm}", error="invalid_token"'.encode()
@@ -1410,7 +1399,7 @@ class _Governor:
         if (
             scope["type"] != "http"
             or not _governed(relative_path(scope))
-            or not sandbox.token_valid(_bearer_token(scope))
+            or not sandbox.token_valid(bearer_token(scope))
         ):
             await self.app(scope, receive, send)
             return

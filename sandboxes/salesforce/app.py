@@ -61,6 +61,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.types import ASGIApp as LitestarASGIApp
 
 from sandboxes.admin_records import RECORDS_PATH, records_response
+from sandboxes.asgi_headers import bearer_token
 from sandboxes.faults import ASGIApp, FaultInjector, Message, Receive, Scope, Send, relative_path, with_faults
 from sandboxes.request_log import RequestLog, RequestLogEntry
 from sandboxes.salesforce.data import (
@@ -147,6 +148,9 @@ _JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 _LOGIN_AUDIENCES = frozenset({"https://login.salesforce.com", "https://test.salesforce.com"})
 # Salesforce asks for an expiry within three minutes; two more allow for clock skew (unverified).
 _JWT_MAX_LIFETIME_SECONDS = 5 * 60
+
+# "OAuth <token>" is Salesforce's legacy spelling and still accepted by the real API.
+_AUTH_SCHEMES = ("bearer", "oauth")
 
 
 def _default_clients() -> dict[str, str]:
@@ -1444,7 +1448,7 @@ async def _body(request: Request[Any, Any, Any]) -> Any:
 
 
 def _user(request: Request[Any, Any, Any], sandbox: SalesforceSandbox) -> str:
-    return sandbox.session_user(_bearer_token(request.scope))  # type: ignore[arg-type]
+    return sandbox.session_user(bearer_token(request.scope, _AUTH_SCHEMES))  # type: ignore[arg-type]
 
 
 @get("/services/data")
@@ -1656,21 +1660,6 @@ async def stored_records(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return bytes(value).decode("latin-1")
-    return None
-
-
-def _bearer_token(scope: Scope) -> str | None:
-    scheme, _, token = (_header(scope, b"authorization") or "").partition(" ")
-    # "OAuth <token>" is Salesforce's legacy spelling and still accepted by the real API.
-    if scheme.lower() in ("bearer", "oauth") and token.strip():
-        return token.strip()
-    return None
-
-
 async def _send_errors(send: Send, error: SalesforceError, limit_info: str) -> None:
     body = msgspec.json.encode(error.body())
     headers = [
@@ -1699,7 +1688,7 @@ class _ApiGate:
             await self.app(scope, receive, send)
             return
         sandbox = self.sandbox
-        if not sandbox.session_valid(_bearer_token(scope)):
+        if not sandbox.session_valid(bearer_token(scope, _AUTH_SCHEMES)):
             error = SalesforceError(401, "INVALID_SESSION_ID", "Session expired or invalid")
             await _send_errors(send, error, sandbox.limit_info())
             return
