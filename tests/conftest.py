@@ -81,6 +81,11 @@ class GatewayHarness:
     def auth(self, scope: str | None = None, client_id: str = "stratum-demo") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(scope, client_id)}"}
 
+    def sandbox_state(self, vendor: str) -> Any:
+        """The mounted sandbox's own store (``.records``), to check what a vendor really holds."""
+        mount = next(m for m in self.gateway.mounts if m.prefix == f"/sandboxes/{vendor}")
+        return mount.app.state.sandbox
+
     def sandbox(self, vendor: str = "salesforce") -> httpx.AsyncClient:
         return httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app), base_url=f"http://testserver/sandboxes/{vendor}"

@@ -20,11 +20,6 @@ async def gw(make_gateway: Callable[[Settings], Any], make_settings: Callable[..
     )
 
 
-def _records(gw: Any, vendor: str) -> Any:
-    mount = next(m for m in gw.gateway.mounts if m.prefix == f"/sandboxes/{vendor}")
-    return mount.app.state.sandbox.records
-
-
 async def test_a_de01_deal_becomes_a_business_central_project_with_its_milestones_drafted(gw: Any) -> None:
     response = await gw.client.post(
         "/process/v1/project-activations",
@@ -40,14 +35,14 @@ async def test_a_de01_deal_becomes_a_business_central_project_with_its_milestone
     # Nothing of this deal went to NetSuite.
     assert not [
         j
-        for j in _records(gw, "netsuite")["job"].values()
+        for j in gw.sandbox_state("netsuite").records["job"].values()
         if j.get("externalId") == READY_FIXED_FEE_OPPORTUNITY_ID
     ]
     # The fixed fee's milestones wait in Business Central as draft invoices, for the project's customer.
     customer_guid = result["erp_customer_id"].split(":", 1)[1]
     drafts = [
         i
-        for i in _records(gw, "business-central")["salesInvoices"].values()
+        for i in gw.sandbox_state("business-central").records["salesInvoices"].values()
         if i.get("status") == "Draft" and i.get("customerId") == customer_guid
     ]
     assert len(drafts) >= 1

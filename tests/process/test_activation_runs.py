@@ -131,13 +131,8 @@ def _timeline(run: dict[str, Any]) -> list[tuple[str, str]]:
 # --- the sandboxes' own state -------------------------------------------------------------------------------
 
 
-def _sandbox(gw: Any, vendor: str) -> Any:
-    mount = next(m for m in gw.gateway.mounts if m.prefix == f"/sandboxes/{vendor}")
-    return mount.app.state.sandbox
-
-
 def _netsuite(gw: Any, record_type: str, external_id: str) -> list[dict[str, Any]]:
-    records = _sandbox(gw, "netsuite").records[record_type].values()
+    records = gw.sandbox_state("netsuite").records[record_type].values()
     return [r for r in records if r.get("externalId") == external_id]
 
 
@@ -146,7 +141,7 @@ def _ids(records: list[dict[str, Any]]) -> list[str]:
 
 
 def _workspaces(gw: Any, opportunity_id: str) -> list[dict[str, Any]]:
-    kantata = _sandbox(gw, "kantata")
+    kantata = gw.sandbox_state("kantata")
     ids = {
         str(ref["subject_id"])
         for ref in kantata.records["external_references"].values()
@@ -156,23 +151,23 @@ def _workspaces(gw: Any, opportunity_id: str) -> list[dict[str, Any]]:
 
 
 def _demands(gw: Any, workspace_id: str) -> list[dict[str, Any]]:
-    resources = _sandbox(gw, "kantata").records["workspace_resources"].values()
+    resources = gw.sandbox_state("kantata").records["workspace_resources"].values()
     return [r for r in resources if str(r["workspace_id"]) == workspace_id]
 
 
 def _opportunity(gw: Any, opportunity_id: str) -> dict[str, Any]:
-    record: dict[str, Any] = _sandbox(gw, "salesforce").records["Opportunity"][opportunity_id]
+    record: dict[str, Any] = gw.sandbox_state("salesforce").records["Opportunity"][opportunity_id]
     return record
 
 
 def _rate_card_lines(gw: Any, opportunity_id: str) -> int:
-    lines = _sandbox(gw, "salesforce").records["Rate_Card_Line__c"].values()
+    lines = gw.sandbox_state("salesforce").records["Rate_Card_Line__c"].values()
     return sum(1 for line in lines if line["Opportunity__c"] == opportunity_id)
 
 
 def _counts(gw: Any) -> dict[str, dict[str, int]]:
     return {
-        vendor: {kind: len(records) for kind, records in _sandbox(gw, vendor).records.items()}
+        vendor: {kind: len(records) for kind, records in gw.sandbox_state(vendor).records.items()}
         for vendor in ("salesforce", "netsuite", "kantata")
     }
 

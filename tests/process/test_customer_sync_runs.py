@@ -31,24 +31,19 @@ async def gw(make_gateway: Callable[[Settings], Any], make_settings: Callable[..
     return await make_gateway(make_settings(workflows=workflows))
 
 
-def _sandbox(gw: Any, vendor: str) -> Any:
-    mount = next(m for m in gw.gateway.mounts if m.prefix == f"/sandboxes/{vendor}")
-    return mount.app.state.sandbox
-
-
 def _wayne_account_id(gw: Any) -> str:
-    accounts = _sandbox(gw, "salesforce").records["Account"].values()
+    accounts = gw.sandbox_state("salesforce").records["Account"].values()
     (account_id,) = [a["Id"] for a in accounts if a["Name"] == "Wayne Capital Partners LLC"]
     return str(account_id)
 
 
 def _erp_customers(gw: Any, crm_customer_id: str) -> list[str]:
-    customers = _sandbox(gw, "netsuite").records["customer"].values()
+    customers = gw.sandbox_state("netsuite").records["customer"].values()
     return sorted(str(c["id"]) for c in customers if c.get("externalId") == crm_customer_id)
 
 
 def _wayne_customers(gw: Any) -> list[str]:
-    customers = _sandbox(gw, "netsuite").records["customer"].values()
+    customers = gw.sandbox_state("netsuite").records["customer"].values()
     return sorted(
         str(c["id"]) for c in customers if str(c.get("companyName", "")).startswith("Wayne Capital")
     )
@@ -114,7 +109,7 @@ async def test_a_probable_duplicate_waits_for_finance_and_is_linked_not_duplicat
     assert _erp_customers(gw, DEMO_ACCOUNT_ID) == [northwind]
 
     # Finance decides 1002 is Wayne: it links the ERP customer to the CRM account, then replays.
-    _sandbox(gw, "netsuite").records["customer"][DUPLICATE_CUSTOMER_ID]["externalId"] = wayne
+    gw.sandbox_state("netsuite").records["customer"][DUPLICATE_CUSTOMER_ID]["externalId"] = wayne
     replay = await gw.client.post(
         f"/process/v1/runs/{run['id']}/replay",
         headers={**gw.auth("process:admin"), "Idempotency-Key": uuid.uuid4().hex},
@@ -128,7 +123,7 @@ async def test_a_probable_duplicate_waits_for_finance_and_is_linked_not_duplicat
     assert _wayne_customers(gw) == [DUPLICATE_CUSTOMER_ID]
     assert _erp_customers(gw, DEMO_ACCOUNT_ID) == [northwind]
     # The CRM owns the name: the linked customer now carries the account's.
-    linked = _sandbox(gw, "netsuite").records["customer"][DUPLICATE_CUSTOMER_ID]
+    linked = gw.sandbox_state("netsuite").records["customer"][DUPLICATE_CUSTOMER_ID]
     assert linked["companyName"] == "Wayne Capital Partners LLC"
     # Only Wayne's step ran again.
     wayne_steps = [s["outcome"] for s in done["steps"] if s["name"] == f"erp.sync_customer.{wayne}"]

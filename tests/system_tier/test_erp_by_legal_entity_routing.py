@@ -20,11 +20,6 @@ async def gw(make_gateway: Callable[[Settings], Any], make_settings: Callable[..
     )
 
 
-def _records(gw: Any, vendor: str) -> Any:
-    mount = next(m for m in gw.gateway.mounts if m.prefix == f"/sandboxes/{vendor}")
-    return mount.app.state.sandbox.records
-
-
 def _headers(gw: Any) -> dict[str, str]:
     return {**gw.auth("system:read system:write"), "Idempotency-Key": uuid.uuid4().hex}
 
@@ -76,8 +71,10 @@ async def test_writes_land_in_the_erp_of_their_legal_entity(gw: Any) -> None:
     assert de.status_code == us.status_code == 201, (de.text, us.text)
     assert de.json()["id"].startswith("business_central:")
     assert not us.json()["id"].startswith("business_central:")
-    bc_names = {c.get("displayName") for c in _records(gw, "business-central")["customers"].values()}
-    netsuite_names = {c.get("companyName") for c in _records(gw, "netsuite")["customer"].values()}
+    bc_names = {
+        c.get("displayName") for c in gw.sandbox_state("business-central").records["customers"].values()
+    }
+    netsuite_names = {c.get("companyName") for c in gw.sandbox_state("netsuite").records["customer"].values()}
     assert f"Kessel Werke {suffix} GmbH" in bc_names
     assert f"Kessel Werke {suffix} GmbH" not in netsuite_names
     assert f"Harbor Labs {suffix} Inc" in netsuite_names

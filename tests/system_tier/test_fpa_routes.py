@@ -13,11 +13,6 @@ from apis.config import Settings
 from sandboxes.anaplan.data import DEMO_PROJECT_ID
 
 
-def _sandbox(gw: Any) -> Any:
-    mount = next(m for m in gw.gateway.mounts if m.prefix == "/sandboxes/anaplan")
-    return mount.app.state.sandbox
-
-
 def _headers(gw: Any, scope: str = "system:read system:write") -> dict[str, str]:
     return {**gw.auth(scope), "Idempotency-Key": uuid.uuid4().hex}
 
@@ -64,7 +59,7 @@ async def test_a_baseline_and_actuals_make_the_forecast(gw: Any, unique: Callabl
         ],
         "as_of": "2026-01",
     }
-    stored = _sandbox(gw).cells[(project, "baseline", "2026-02")]
+    stored = gw.sandbox_state("anaplan").cells[(project, "baseline", "2026-02")]
     assert (stored.amount, stored.reference) == ("2000.00", "opp-1:v1")
 
 
@@ -84,12 +79,12 @@ async def test_a_replayed_publish_is_answered_from_the_gateway(gw: Any, unique: 
     headers = _headers(gw)
     path = f"/system/v1/fpa/projects/{project}/revenue-baseline"
     first = await gw.client.put(path, json=_plan("k", {"2026-05": "10"}), headers=headers)
-    tasks_before = sum(len(model.tasks) for model in _sandbox(gw).models.values())
+    tasks_before = sum(len(model.tasks) for model in gw.sandbox_state("anaplan").models.values())
     replay = await gw.client.put(path, json=_plan("k", {"2026-05": "10"}), headers=headers)
     assert replay.status_code == first.status_code == 200
     assert replay.headers["idempotent-replayed"] == "true"
     assert replay.json() == first.json()
-    assert sum(len(model.tasks) for model in _sandbox(gw).models.values()) == tasks_before
+    assert sum(len(model.tasks) for model in gw.sandbox_state("anaplan").models.values()) == tasks_before
     reused = await gw.client.put(path, json=_plan("k", {"2026-05": "11"}), headers=headers)
     assert reused.status_code == 422
 

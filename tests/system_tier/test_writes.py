@@ -14,11 +14,6 @@ from sandboxes.netsuite.data import DEMO_CUSTOMER_ID, DEMO_PROJECT_ID
 from sandboxes.salesforce.data import DEMO_ACCOUNT_ID, OPEN_OPPORTUNITY_ID
 
 
-def _sandbox_state(gw: Any, vendor: str) -> Any:
-    mount = next(m for m in gw.gateway.mounts if m.prefix == f"/sandboxes/{vendor}")
-    return mount.app.state.sandbox
-
-
 def _write_headers(gw: Any) -> dict[str, str]:
     return {**gw.auth("system:read system:write"), "Idempotency-Key": uuid.uuid4().hex}
 
@@ -57,7 +52,7 @@ def _project(key: str) -> dict[str, Any]:
 
 
 def _workspaces_for(gw: Any, key: str) -> list[str]:
-    state = _sandbox_state(gw, "kantata")
+    state = gw.sandbox_state("kantata")
     refs = state.records.get("external_references", {}).values()
     return sorted(
         {
@@ -102,7 +97,7 @@ async def test_the_gateway_replays_a_repeated_request_without_calling_the_vendor
     key = unique("opp-replay")
     headers = _write_headers(gw)
     first = await gw.client.post("/system/v1/psa/projects", json=_project(key), headers=headers)
-    state = _sandbox_state(gw, "kantata")
+    state = gw.sandbox_state("kantata")
     workspaces_before = len(state.records["workspaces"])
     replay = await gw.client.post("/system/v1/psa/projects", json=_project(key), headers=headers)
     assert replay.status_code == first.status_code == 201
@@ -127,7 +122,7 @@ def _invoice(key: str) -> dict[str, Any]:
 
 
 def _invoices_for(gw: Any, key: str) -> list[str]:
-    state = _sandbox_state(gw, "netsuite")
+    state = gw.sandbox_state("netsuite")
     return sorted(r["id"] for r in state.records["invoice"].values() if r.get("externalId") == key)
 
 
@@ -174,7 +169,7 @@ async def test_erp_customer_upsert_matches_on_the_crm_account(gw: Any) -> None:
     assert renamed.status_code == 200
     assert renamed.json()["id"] == first.json()["id"]
     assert renamed.json()["name"] == "Northwind Health"
-    state = _sandbox_state(gw, "netsuite")
+    state = gw.sandbox_state("netsuite")
     assert [
         c["id"] for c in state.records["customer"].values() if c.get("externalId") == DEMO_ACCOUNT_ID
     ] == [first.json()["id"]]
