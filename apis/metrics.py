@@ -33,10 +33,15 @@ __all__ = [
 _SCRAPE_HOOKS: list[Callable[[], Awaitable[None]]] = []
 
 
-def collect_before_scrape(hook: Callable[[], Awaitable[None]]) -> Callable[[], None]:
-    """Run ``hook`` before each scrape; returns the function that removes it."""
+def collect_before_scrape(hook: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """Run ``hook`` before each scrape; returns the closer that removes it (for ``Runtime.on_close``)."""
     _SCRAPE_HOOKS.append(hook)
-    return lambda: _SCRAPE_HOOKS.remove(hook) if hook in _SCRAPE_HOOKS else None
+
+    async def remove() -> None:
+        if hook in _SCRAPE_HOOKS:
+            _SCRAPE_HOOKS.remove(hook)
+
+    return remove
 
 
 async def refresh_before_scrape(timeout_seconds: float = 2.0) -> None:

@@ -67,8 +67,9 @@ async def check_activation_readiness(
     return evaluate_readiness(opportunity, customer)
 
 
-async def _open_runs_if_launched(engine: WorkflowEngine) -> None:
-    if engine.launched:
+async def _open_runs_if_current(engine: WorkflowEngine) -> None:
+    # Only the engine that owns the process's DBOS counts its runs (tests start several gateways).
+    if engine.current:
         await refresh_open_runs_gauge()
 
 
@@ -86,12 +87,7 @@ def create_process_app(
     )
     runtime.on_start(engine.start)
     runtime.on_close(engine.stop)
-    stop_gauge = collect_before_scrape(lambda: _open_runs_if_launched(engine))
-
-    async def forget_gauge() -> None:
-        stop_gauge()
-
-    runtime.on_close(forget_gauge)
+    runtime.on_close(collect_before_scrape(lambda: _open_runs_if_current(engine)))
     intake = CrmEventIntake(
         store=runtime.store, starter=RunService(), crm=system, secret=crm_events_secret(settings)
     )
