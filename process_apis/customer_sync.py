@@ -116,7 +116,6 @@ async def _publish_synced(saga: Saga, synced: _Synced) -> None:
                 run_id=saga.run_id,
                 crm_customer_id=synced.crm_customer_id,
                 erp_customer_id=synced.erp_customer_id,
-                created=False,
             ),
         )
         return {"published": True}

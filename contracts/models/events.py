@@ -93,12 +93,11 @@ class ProjectActivated(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class CustomerSynced(msgspec.Struct, kw_only=True, frozen=True):
-    """``customer.synced``: the CRM customer has its ERP customer; ``created`` when this run made it."""
+    """``customer.synced``: the CRM customer has its ERP customer (made or updated by this run)."""
 
     run_id: str
     crm_customer_id: str
     erp_customer_id: str
-    created: bool
 
 
 class RunParked(msgspec.Struct, kw_only=True, frozen=True):

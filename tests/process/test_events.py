@@ -68,7 +68,7 @@ def _activated(run_id: str) -> ProjectActivated:
 
 
 async def _publish_synced(publisher: EventPublisher, run_id: str) -> CloudEvent:
-    data = CustomerSynced(run_id=run_id, crm_customer_id="001A", erp_customer_id="C-1", created=True)
+    data = CustomerSynced(run_id=run_id, crm_customer_id="001A", erp_customer_id="C-1")
     return await publisher.publish(
         event_id=event_id(run_id, "sync_customer"), type=CUSTOMER_SYNCED, subject="001A", data=data
     )
