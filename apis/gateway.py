@@ -331,19 +331,28 @@ def build_sandbox_mounts(settings: Settings) -> dict[str, ASGIApp]:
     from sandboxes.business_central import create_business_central_sandbox
     from sandboxes.kantata import KantataSandboxSettings, create_kantata_sandbox
     from sandboxes.netsuite import create_netsuite_sandbox
+    from sandboxes.persistence import SandboxStateError, persist_sandbox
     from sandboxes.salesforce import SalesforceSandboxSettings, create_salesforce_sandbox
 
     salesforce = SalesforceSandboxSettings(daily_api_limit=settings.sandbox_salesforce_daily_api_limit)
-    return {
-        "/sandboxes/salesforce": create_salesforce_sandbox(salesforce),
-        "/sandboxes/kantata": create_kantata_sandbox(
+    apps = {
+        "salesforce": create_salesforce_sandbox(salesforce),
+        "kantata": create_kantata_sandbox(
             KantataSandboxSettings(requests_per_second=settings.sandbox_kantata_requests_per_second)
         ),
-        "/sandboxes/netsuite": create_netsuite_sandbox(),
-        "/sandboxes/business-central": create_business_central_sandbox(),
+        "netsuite": create_netsuite_sandbox(),
+        "business_central": create_business_central_sandbox(),
         # Its tasks complete on the first status read: the embedded sandbox does the work at once anyway.
-        "/sandboxes/anaplan": create_anaplan_sandbox(AnaplanSandboxSettings(task_polls_to_complete=1)),
+        "anaplan": create_anaplan_sandbox(AnaplanSandboxSettings(task_polls_to_complete=1)),
     }
+    # Their records live in the data directory next to the workflow runs that point at them, so a
+    # restart finds both (sandboxes/persistence.py); `stratum demo reset` starts both over.
+    try:
+        for vendor, app in apps.items():
+            persist_sandbox(app, settings.data_dir, vendor)
+    except SandboxStateError as exc:
+        raise SystemExit(f"stratum: {exc}; `stratum demo reset` starts the demo over") from exc
+    return {f"/sandboxes/{vendor.replace('_', '-')}": app for vendor, app in apps.items()}
 
 
 def create_app() -> ASGIApp:
