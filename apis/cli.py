@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,16 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 
+def _fit_for_profile(settings: Settings, tiers: Sequence[str]) -> bool:
+    """False, after listing every violation, when the production profile refuses ``settings``."""
+    from apis.profile import production_violations, refusal_message
+
+    violations = production_violations(settings, tiers)
+    if violations:
+        print(refusal_message(violations), file=sys.stderr)
+    return not violations
+
+
 def _serve(args: argparse.Namespace) -> int:
     import os
 
@@ -23,6 +34,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     tiers = args.tiers or "system,process,experience"
+    if not _fit_for_profile(settings, tiers.split(",")):
+        return 2
     os.environ["STRATUM_TIERS"] = tiers
     # The port does not change STRATUM_PUBLIC_URL: that is the dev issuer's identifier, which tokens from
     # `stratum token` and every process sharing the data directory must agree on.
@@ -76,6 +89,10 @@ def _worker(args: argparse.Namespace) -> int:
     from process_apis.engine import workflow_database_url
 
     settings = load_settings()
+    # With the system tier elsewhere, steps call it by URL; otherwise this worker carries its own adapters.
+    tiers = ("process",) if settings.system_url else ("system", "process")
+    if not _fit_for_profile(settings, tiers):
+        return 2
     if workflow_database_url(settings).startswith("sqlite"):
         print(
             "stratum: workers share runs through PostgreSQL: set STRATUM_WORKFLOWS__DATABASE_URL "
@@ -89,8 +106,6 @@ def _worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    # With the system tier elsewhere, steps call it by URL; otherwise this worker carries its own adapters.
-    tiers = ("process",) if settings.system_url else ("system", "process")
 
     if args.metrics_port:
         # Step latency and run transitions are observed where the steps run: here.

@@ -138,6 +138,9 @@ def _root_app(runtime: Runtime, tiers: Sequence[TierSpec]) -> Litestar:
 
     @operation("GET", "/metrics", operation_id="getMetrics", summary="Prometheus metrics", public=True)
     async def metrics() -> Response[bytes]:
+        if not settings.metrics_public:
+            # Off (production's default): the counters say who calls what and how often.
+            raise ProblemError("not-found", "Metrics are not served here.")
         await refresh_before_scrape()
         return Response(render_metrics(), media_type=CONTENT_TYPE_LATEST)
 
