@@ -355,6 +355,9 @@ def build_sandbox_mounts(settings: Settings) -> dict[str, ASGIApp]:
             persist_sandbox(app, settings.data_dir, vendor)
     except SandboxStateError as exc:
         raise SystemExit(f"stratum: {exc}; `stratum demo reset` starts the demo over") from exc
+    except OSError as exc:
+        where = settings.data_dir
+        raise SystemExit(f"stratum: the sandboxes cannot keep their records in {where}: {exc}") from exc
     return {f"/sandboxes/{vendor.replace('_', '-')}": app for vendor, app in apps.items()}
 
 
