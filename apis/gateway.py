@@ -115,7 +115,7 @@ def _root_app(runtime: Runtime, tiers: Sequence[TierSpec]) -> Litestar:
                 "metadata": "/.well-known/oauth-authorization-server" if dev else None,
             },
             "health": {"live": "/health/live", "ready": "/health/ready"},
-            "metrics": "/metrics",
+            "metrics": "/metrics" if settings.metrics_public else None,
             "problems": "/problems",
         }
 

@@ -195,7 +195,9 @@ async def test_metrics_are_served_only_where_configured(
 ) -> None:
     gw = await make_gateway(make_settings(**overrides))
     response = await gw.client.get("/metrics")
+    catalogue = (await gw.client.get("/")).json()
     assert response.status_code == status
+    assert catalogue["metrics"] == ("/metrics" if status == 200 else None)
     if status == 404:
         assert response.headers["content-type"] == "application/problem+json"
 
