@@ -31,5 +31,10 @@ VOLUME ["/var/lib/stratum"]
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s \
   CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health/live', timeout=2).status != 200)"
+# As built this is the embedded demo (dev issuer, sandboxes, SQLite). A real deployment sets
+# STRATUM_PROFILE=production and the settings that profile demands (README.md, "Running in production"):
+# STRATUM_OAUTH_ISSUER, STRATUM_OAUTH_TOKEN_URL, STRATUM_PROCESS_CLIENT, STRATUM_EXPERIENCE_CLIENT,
+# STRATUM_MOUNT_SANDBOXES=false, STRATUM_REDIS_URL, STRATUM_WORKFLOWS__DATABASE_URL, and each vendor's
+# BASE_URL and credentials; missing any, the container exits at once with status 2 and lists them all.
 # Workflow workers run the same image with the command `stratum worker` (PostgreSQL and Redis required).
 CMD ["stratum", "serve"]

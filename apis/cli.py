@@ -1,10 +1,11 @@
-"""The ``stratum`` command: serve, worker, token, contracts."""
+"""The ``stratum`` command: serve, worker, token, demo reset, contracts."""
 
 from __future__ import annotations
 
 import argparse
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,16 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 
+def _fit_for_profile(settings: Settings, tiers: Sequence[str]) -> bool:
+    """False, after listing every violation, when the production profile refuses ``settings``."""
+    from apis.profile import production_violations, refusal_message
+
+    violations = production_violations(settings, tiers)
+    if violations:
+        print(refusal_message(violations), file=sys.stderr)
+    return not violations
+
+
 def _serve(args: argparse.Namespace) -> int:
     import os
 
@@ -23,6 +34,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     tiers = args.tiers or "system,process,experience"
+    if not _fit_for_profile(settings, tiers.split(",")):
+        return 2
     os.environ["STRATUM_TIERS"] = tiers
     # The port does not change STRATUM_PUBLIC_URL: that is the dev issuer's identifier, which tokens from
     # `stratum token` and every process sharing the data directory must agree on.
@@ -76,6 +89,10 @@ def _worker(args: argparse.Namespace) -> int:
     from process_apis.engine import workflow_database_url
 
     settings = load_settings()
+    # With the system tier elsewhere, steps call it by URL; otherwise this worker carries its own adapters.
+    tiers = ("process",) if settings.system_url else ("system", "process")
+    if not _fit_for_profile(settings, tiers):
+        return 2
     if workflow_database_url(settings).startswith("sqlite"):
         print(
             "stratum: workers share runs through PostgreSQL: set STRATUM_WORKFLOWS__DATABASE_URL "
@@ -89,8 +106,6 @@ def _worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    # With the system tier elsewhere, steps call it by URL; otherwise this worker carries its own adapters.
-    tiers = ("process",) if settings.system_url else ("system", "process")
 
     if args.metrics_port:
         # Step latency and run transitions are observed where the steps run: here.
@@ -146,6 +161,46 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+# What `stratum demo reset` removes from the data directory: the run database (SQLite and its journals) and
+# the sandboxes' saved records. The keys and clients (signing-key.json, clients.json, crm-events.secret) stay.
+_DEMO_STATE = ("workflows.sqlite", "workflows.sqlite-wal", "workflows.sqlite-shm", "workflows.sqlite-journal")
+
+
+def _demo_reset(args: argparse.Namespace) -> int:
+    """Start the embedded demo over: runs and vendor sandboxes back to the seed; keys and clients kept."""
+    from sandboxes.persistence import STATE_DIR, data_dir_in_use
+
+    settings = load_settings()
+    external = [
+        name
+        for name, url in (
+            ("STRATUM_WORKFLOWS__DATABASE_URL", settings.workflows.database_url),
+            ("STRATUM_REDIS_URL", settings.redis_url),
+        )
+        if url
+    ]
+    if external:
+        print(
+            "stratum: demo reset only resets the embedded demo in the data directory; "
+            f"{' and '.join(external)} point at shared stores it will not touch (drop the runs' database "
+            "and delete the gateway's Redis keys yourself, or unset them)",
+            file=sys.stderr,
+        )
+        return 2
+    data_dir = Path(settings.data_dir)
+    if data_dir_in_use(data_dir):
+        print(f"stratum: a Stratum process is using {data_dir}; stop it, then reset", file=sys.stderr)
+        return 2
+    removed = [path for path in (data_dir / name for name in _DEMO_STATE) if path.exists()]
+    removed += sorted((data_dir / STATE_DIR).glob("*.msgpack"))
+    for path in removed:
+        path.unlink()
+    for path in removed:
+        print(f"removed {path}")
+    print(f"the next start runs the demo from its seed; keys and clients in {data_dir} are kept")
+    return 0
+
+
 def _contracts(args: argparse.Namespace) -> int:
     from apis.contracts_cli import check_contracts, export_contracts
 
@@ -189,6 +244,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     token.add_argument("--show-secret", action="store_true", help="print the client's secret instead")
     token.set_defaults(func=_token)
+
+    demo = sub.add_parser("demo", help="the embedded demo's state in the data directory")
+    demo_sub = demo.add_subparsers(dest="demo_action", required=True)
+    demo_reset = demo_sub.add_parser(
+        "reset",
+        help="forget workflow runs, events and sandbox records; keep keys and clients (server stopped)",
+    )
+    demo_reset.set_defaults(func=_demo_reset)
 
     contracts = sub.add_parser("contracts", help="export or check the OpenAPI contracts")
     contracts.add_argument("action", choices=["export", "check"])

@@ -146,6 +146,13 @@ class WorkflowSettings(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    # "production" refuses to start on any development shortcut (the dev issuer, mounted sandboxes, default
+    # sandbox credentials, in-process gateway state, SQLite runs) and lists them all: apis/profile.py.
+    profile: Literal["development", "production"] = "development"
+    # Who may read GET /metrics: "public" (anyone who reaches the port; keep it behind the network's
+    # policy) or "off" (404; scrape the workers' --metrics-port instead). None: public in development,
+    # off in production.
+    metrics: Literal["public", "off"] | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -216,6 +223,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     @property
     def dev_issuer_enabled(self) -> bool:
         return self.oauth_issuer is None
+
+    @property
+    def metrics_public(self) -> bool:
+        return self.metrics == "public" or (self.metrics is None and self.profile == "development")
 
     @property
     def issuer(self) -> str:

@@ -115,7 +115,7 @@ def _root_app(runtime: Runtime, tiers: Sequence[TierSpec]) -> Litestar:
                 "metadata": "/.well-known/oauth-authorization-server" if dev else None,
             },
             "health": {"live": "/health/live", "ready": "/health/ready"},
-            "metrics": "/metrics",
+            "metrics": "/metrics" if settings.metrics_public else None,
             "problems": "/problems",
         }
 
@@ -138,6 +138,9 @@ def _root_app(runtime: Runtime, tiers: Sequence[TierSpec]) -> Litestar:
 
     @operation("GET", "/metrics", operation_id="getMetrics", summary="Prometheus metrics", public=True)
     async def metrics() -> Response[bytes]:
+        if not settings.metrics_public:
+            # Off (production's default): the counters say who calls what and how often.
+            raise ProblemError("not-found", "Metrics are not served here.")
         await refresh_before_scrape()
         return Response(render_metrics(), media_type=CONTENT_TYPE_LATEST)
 
@@ -331,19 +334,31 @@ def build_sandbox_mounts(settings: Settings) -> dict[str, ASGIApp]:
     from sandboxes.business_central import create_business_central_sandbox
     from sandboxes.kantata import KantataSandboxSettings, create_kantata_sandbox
     from sandboxes.netsuite import create_netsuite_sandbox
+    from sandboxes.persistence import SandboxStateError, persist_sandbox
     from sandboxes.salesforce import SalesforceSandboxSettings, create_salesforce_sandbox
 
     salesforce = SalesforceSandboxSettings(daily_api_limit=settings.sandbox_salesforce_daily_api_limit)
-    return {
-        "/sandboxes/salesforce": create_salesforce_sandbox(salesforce),
-        "/sandboxes/kantata": create_kantata_sandbox(
+    apps = {
+        "salesforce": create_salesforce_sandbox(salesforce),
+        "kantata": create_kantata_sandbox(
             KantataSandboxSettings(requests_per_second=settings.sandbox_kantata_requests_per_second)
         ),
-        "/sandboxes/netsuite": create_netsuite_sandbox(),
-        "/sandboxes/business-central": create_business_central_sandbox(),
+        "netsuite": create_netsuite_sandbox(),
+        "business_central": create_business_central_sandbox(),
         # Its tasks complete on the first status read: the embedded sandbox does the work at once anyway.
-        "/sandboxes/anaplan": create_anaplan_sandbox(AnaplanSandboxSettings(task_polls_to_complete=1)),
+        "anaplan": create_anaplan_sandbox(AnaplanSandboxSettings(task_polls_to_complete=1)),
     }
+    # Their records live in the data directory next to the workflow runs that point at them, so a
+    # restart finds both (sandboxes/persistence.py); `stratum demo reset` starts both over.
+    try:
+        for vendor, app in apps.items():
+            persist_sandbox(app, settings.data_dir, vendor)
+    except SandboxStateError as exc:
+        raise SystemExit(f"stratum: {exc}; `stratum demo reset` starts the demo over") from exc
+    except OSError as exc:
+        where = settings.data_dir
+        raise SystemExit(f"stratum: the sandboxes cannot keep their records in {where}: {exc}") from exc
+    return {f"/sandboxes/{vendor.replace('_', '-')}": app for vendor, app in apps.items()}
 
 
 def create_app() -> ASGIApp:

@@ -278,8 +278,22 @@ class _Row:
     reference: str | None = None
 
 
+class _DurableState(msgspec.Struct, kw_only=True):
+    """What a restart keeps (`sandboxes.persistence`): the models with their files and tasks, and the
+    revenue module's cells.
+
+    A task's work is done lazily, on a read, and that read saves nothing; but the work is fully decided by
+    what the request that started the task saved (the import's payload, the task's place in the model's
+    order), so after a restart the same work is done again with the same result."""
+
+    models: dict[str, _Model]
+    cells: list[tuple[CellKey, Cell]]
+
+
 class AnaplanSandbox:
     """All mutable state of one sandbox tenant: tokens, models, files, tasks, module cells, faults."""
+
+    durable_type = _DurableState
 
     def __init__(self, settings: AnaplanSandboxSettings, *, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
@@ -318,6 +332,13 @@ class AnaplanSandbox:
                 exports={item.id: item for item in spec.exports},
             )
         self.cells = seed_cells()
+
+    def durable_state(self) -> _DurableState:
+        return _DurableState(models=self.models, cells=list(self.cells.items()))
+
+    def restore_durable_state(self, state: _DurableState) -> None:
+        self.models = state.models
+        self.cells = dict(state.cells)
 
     # -- authentication --------------------------------------------------------------------------------
 

@@ -458,8 +458,24 @@ class _Query:
     skiptoken: int
 
 
+def _decimals_back(entity_set: EntitySet, entity: Record) -> None:
+    for name, kind in entity_set.fields.items():
+        if kind == "decimal" and isinstance(entity.get(name), str):
+            entity[name] = Decimal(entity[name])
+
+
+class _DurableState(msgspec.Struct, kw_only=True):
+    """What a restart keeps (`sandboxes.persistence`): the entities and the row version their etags
+    continue from."""
+
+    records: dict[str, dict[str, Record]]
+    row_version: int
+
+
 class BusinessCentralSandbox:
     """All mutable state of one sandbox tenant: entities, tokens, rate-limit windows, counters, faults."""
+
+    durable_type = _DurableState
 
     def __init__(
         self, settings: BusinessCentralSandboxSettings, *, clock: Callable[[], float] = time.time
@@ -492,6 +508,22 @@ class BusinessCentralSandbox:
         self.request_log.clear()
         self.throttled = 0
         self.faults.clear()
+
+    def durable_state(self) -> _DurableState:
+        return _DurableState(records=self.records, row_version=self.row_version)
+
+    def restore_durable_state(self, state: _DurableState) -> None:
+        # Money is saved as text (msgspec's form of a Decimal); the entity sets say which fields are money.
+        sets = {**ENTITY_SETS, COMPANIES.name: COMPANIES}
+        for set_name, entities in state.records.items():
+            entity_set = sets.get(set_name)
+            for entity in entities.values():
+                if entity_set is not None:
+                    _decimals_back(entity_set, entity)
+                for line in entity.get("salesInvoiceLines") or []:
+                    _decimals_back(SALES_INVOICE_LINES, line)
+        self.records = state.records
+        self.row_version = state.row_version
 
     # -- time
 

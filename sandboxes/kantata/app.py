@@ -905,8 +905,18 @@ class _Write:
     references: list[Record]
 
 
+class _DurableState(msgspec.Struct, kw_only=True):
+    """What a restart keeps (`sandboxes.persistence`): the records, the event feed among them, and the next
+    id of each collection."""
+
+    records: dict[str, dict[str, Record]]
+    next_ids: dict[str, int]
+
+
 class KantataSandbox:
     """All mutable state of one sandbox account: records, the event feed, the rate window, faults."""
+
+    durable_type = _DurableState
 
     def __init__(self, settings: KantataSandboxSettings, *, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
@@ -928,6 +938,13 @@ class KantataSandbox:
         self.request_log.clear()
         self._window = (0, 0)
         self.faults.clear()
+
+    def durable_state(self) -> _DurableState:
+        return _DurableState(records=self.records, next_ids=self._next_ids)
+
+    def restore_durable_state(self, state: _DurableState) -> None:
+        self.records = state.records
+        self._next_ids = state.next_ids
 
     # -- gatekeeping --------------------------------------------------------------------------------------
 

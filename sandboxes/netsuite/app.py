@@ -247,8 +247,19 @@ def _money(value: float) -> float:
     return round(value + 0.0, 2)
 
 
+class _DurableState(msgspec.Struct, kw_only=True):
+    """What a restart keeps (`sandboxes.persistence`): records, asynchronous jobs and the idempotency keys
+    already used, so a retried write is still recognised after a restart."""
+
+    records: dict[str, dict[str, Record]]
+    jobs: dict[str, _Job]
+    idempotency_keys: dict[str, str]
+
+
 class NetSuiteSandbox:
     """All mutable state of one sandbox account: records, tokens, async jobs, governance, faults."""
+
+    durable_type = _DurableState
 
     def __init__(self, settings: NetSuiteSandboxSettings, *, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
@@ -278,6 +289,14 @@ class NetSuiteSandbox:
         self.peak_in_flight = self.in_flight
         self.throttled = 0
         self.faults.clear()
+
+    def durable_state(self) -> _DurableState:
+        return _DurableState(records=self.records, jobs=self.jobs, idempotency_keys=self.idempotency_keys)
+
+    def restore_durable_state(self, state: _DurableState) -> None:
+        self.records = state.records
+        self.jobs = state.jobs
+        self.idempotency_keys = state.idempotency_keys
 
     # -- time ---------------------------------------------------------------------------------------------
 

@@ -247,6 +247,14 @@ class _DataState:
     auto_numbers: dict[str, int]
 
 
+class _DurableState(msgspec.Struct, kw_only=True):
+    """What a restart keeps (`sandboxes.persistence`): the data a transaction rolls back, and when the
+    org's history (the change feeds) begins."""
+
+    data: _DataState
+    reset_at: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class _Result:
     """One REST operation's answer, shared by the HTTP handlers and composite subrequests."""
@@ -295,6 +303,8 @@ class SalesforceSandbox:
     all or nothing and raise `SalesforceError`; the HTTP handlers and composite subrequests share them.
     """
 
+    durable_type = _DurableState
+
     def __init__(
         self, settings: SalesforceSandboxSettings, *, clock: Callable[[], float] = time.time
     ) -> None:
@@ -336,6 +346,14 @@ class SalesforceSandbox:
         }
         self._reset_at = self.now()
         self.faults.clear()
+
+    def durable_state(self) -> _DurableState:
+        data = _DataState(self.records, self.recycle_bin, self._serials, self._auto_numbers)
+        return _DurableState(data=data, reset_at=self._reset_at)
+
+    def restore_durable_state(self, state: _DurableState) -> None:
+        self._restore(state.data)
+        self._reset_at = state.reset_at
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
