@@ -21,6 +21,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from apis.logging import uvicorn_log_config
+
     settings = load_settings()
     tiers = args.tiers or "system,process,experience"
     os.environ["STRATUM_TIERS"] = tiers
@@ -61,6 +63,7 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level="warning",
         access_log=False,  # the gateway writes its own JSON access line
+        log_config=uvicorn_log_config(settings.log_level, settings.log_format),  # its lines are JSON too
         proxy_headers=args.proxy_headers,
         server_header=False,
     )
