@@ -3,18 +3,25 @@
 In the single-process default the transport is in process (``httpx.ASGITransport`` to the tier app,
 through the same edge and governance as any caller); with a base URL the same client calls a remote
 deployment. Every call carries the calling tier's own token (client credentials), the correlation id and
-the original caller (``X-Stratum-On-Behalf-Of``) for audit. A problem answered by the called tier is
-re-raised as the same problem, so a vendor outage three tiers down still reaches the caller as a 503.
+the original caller (``X-Stratum-On-Behalf-Of``) for audit and for the called tier's rate limit, which
+charges an inner call to that caller, not to the shared tier client. A workflow step's call carries the
+client that started the run as the original caller, and the run (``X-Stratum-Run-ID``, with the run's own
+correlation id in ``X-Stratum-Run-Correlation-ID``), so the called tier logs it and charges the call to the
+workflows' budget. A problem answered by the called tier is re-raised as the same problem, so a vendor
+outage three tiers down still reaches the caller as a 503, and the caller's own exhausted inner budget as
+its 429.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from typing import Any, TypeVar
 
 import httpx
 import msgspec
 
-from apis.context import current_access, current_correlation_id
+from apis.context import current_access, current_correlation_id, current_run
 from apis.problems import PROBLEM_KINDS, ProblemError
 
 __all__ = ["TierClient"]
@@ -28,6 +35,8 @@ _PASS_THROUGH = {
     "vendor-unavailable",
     "vendor-timeout",
     "tier-unavailable",
+    # Inner calls are charged to the caller they are made for: its budget is spent, it waits Retry-After.
+    "rate-limited",
 }
 
 
@@ -42,8 +51,33 @@ async def _add_context(request: httpx.Request) -> None:
     if correlation_id := current_correlation_id():
         request.headers["X-Correlation-ID"] = correlation_id
     access = current_access()
+    run = current_run()
     if access is not None:
         request.headers["X-Stratum-On-Behalf-Of"] = access.on_behalf_of or access.client_id
+    elif run is not None and run.started_by:
+        request.headers["X-Stratum-On-Behalf-Of"] = run.started_by
+    if run is not None:
+        request.headers["X-Stratum-Run-ID"] = run.run_id
+        request.headers["X-Stratum-Run-Correlation-ID"] = run.correlation_id
+
+
+class _OwnContext(httpx.AsyncBaseTransport):
+    """Runs each in-process call in a copy of the caller's context.
+
+    An in-process tier is called in the caller's own task, and its edge clears and rebinds the log
+    context for the request it serves: without a copy, the caller's next lines would carry the called
+    tier's bindings, and a workflow's lines would lose their run id after its first call."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await asyncio.create_task(
+            self.inner.handle_async_request(request), context=contextvars.copy_context()
+        )
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 class TierClient:
@@ -61,7 +95,7 @@ class TierClient:
         self.http = httpx.AsyncClient(
             base_url=base_url,
             auth=auth,
-            transport=transport,
+            transport=_OwnContext(transport) if transport is not None else None,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             follow_redirects=False,
