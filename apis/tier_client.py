@@ -14,8 +14,6 @@ its 429.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 from typing import Any, TypeVar
 
 import httpx
@@ -61,25 +59,6 @@ async def _add_context(request: httpx.Request) -> None:
         request.headers["X-Stratum-Run-Correlation-ID"] = run.correlation_id
 
 
-class _OwnContext(httpx.AsyncBaseTransport):
-    """Runs each in-process call in a copy of the caller's context.
-
-    An in-process tier is called in the caller's own task, and its edge clears and rebinds the log
-    context for the request it serves: without a copy, the caller's next lines would carry the called
-    tier's bindings, and a workflow's lines would lose their run id after its first call."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await asyncio.create_task(
-            self.inner.handle_async_request(request), context=contextvars.copy_context()
-        )
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
 class TierClient:
     tier: str = "tier"
 
@@ -95,7 +74,7 @@ class TierClient:
         self.http = httpx.AsyncClient(
             base_url=base_url,
             auth=auth,
-            transport=_OwnContext(transport) if transport is not None else None,
+            transport=transport,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             follow_redirects=False,
