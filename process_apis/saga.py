@@ -346,7 +346,7 @@ class Saga:
         started_by = (getattr(status, "attributes", None) or {}).get("started_by")
         if isinstance(started_by, str) and started_by:
             run_var.set(RunContext(self.run_id, started_by, self.correlation_id))
-            structlog.contextvars.bind_contextvars(started_by=started_by)
+            structlog.contextvars.bind_contextvars(on_behalf_of=started_by)
 
     def _resumed_by(self, message: dict[str, Any]) -> None:
         """A replay or cancel resumed the run: from here its calls and lines carry that request's

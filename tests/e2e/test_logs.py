@@ -148,9 +148,9 @@ def test_every_line_is_json_and_a_run_s_lines_name_its_starter_and_both_correlat
     correlations = {(line["correlation_id"], line.get("run_correlation_id")) for line in run_calls}
     assert correlations == {(started_cid, started_cid), (replay_cid, started_cid)}, correlations
     resumed = [line for line in lines if line.get("event") == "run_resumed"]
-    assert [(r["correlation_id"], r["run_correlation_id"], r["run_id"]) for r in resumed] == [
-        (replay_cid, started_cid, run_id)
-    ]
+    assert [
+        (r["correlation_id"], r["run_correlation_id"], r["run_id"], r["on_behalf_of"]) for r in resumed
+    ] == [(replay_cid, started_cid, run_id, "stratum-demo")]
     # The replay's writes (the steps after the failed one) were made under the replay's correlation id.
     replay_writes = {
         line["path"]
