@@ -121,6 +121,8 @@ def route_library_logs() -> None:
             root.removeHandler(handler)
     root.addHandler(StratumLogHandler(_stream, _format))
     root.setLevel(_level.upper())
+    # httpx logs every request URL at INFO; our access line already covers it.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     for name in _LIBRARY_LOGGERS:
         logger = logging.getLogger(name)
         for handler in list(logger.handlers):
@@ -157,8 +159,6 @@ def configure_logging(
     global _level, _format, _stream
     _configured = True
     _level, _format, _stream = level, fmt, stream
-    # httpx logs every request URL at INFO through stdlib logging; our access line already covers it.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     route_library_logs()
     structlog.configure(
         processors=[

@@ -67,6 +67,12 @@ def _is_automatic_options(scope: Scope) -> bool:
     return _method(scope) == "OPTIONS" and scope["route_handler"].handler_name == "options_handler"
 
 
+def tier_client_ids(runtime: Runtime) -> frozenset[str]:
+    """The clients the tiers call each other with: the only ones trusted to name a caller or a run."""
+    settings = runtime.settings
+    return frozenset({settings.process_client.client_id, settings.experience_client.client_id})
+
+
 def _with_headers(send: Send, headers: dict[str, str]) -> Send:
     encoded = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
 
@@ -120,11 +126,8 @@ class AuthenticationMiddleware(ASGIMiddleware):
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        settings = runtime.settings
         # Only the tiers' own clients may say on whose behalf they call; anyone else could forge the audit.
-        self.tier_clients = frozenset(
-            {settings.process_client.client_id, settings.experience_client.client_id}
-        )
+        self.tier_clients = tier_client_ids(runtime)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         required: frozenset[str] | None = _opt(scope).get("scopes")
@@ -184,10 +187,7 @@ class RateLimitMiddleware(_TierMiddleware):
 
     def __init__(self, runtime: Runtime, tier: str) -> None:
         super().__init__(runtime, tier)
-        settings = runtime.settings
-        self.tier_clients = frozenset(
-            {settings.process_client.client_id, settings.experience_client.client_id}
-        )
+        self.tier_clients = tier_client_ids(runtime)
 
     def _budget(self, scope: Scope) -> tuple[str, str]:
         """(quota name, key) that pays for this request."""

@@ -34,7 +34,7 @@ def test_a_library_record_is_one_redacted_json_line_with_the_context(
 ) -> None:
     build_gateway(make_settings())  # builds every Litestar app, each of which takes the root logger
     structlog.contextvars.bind_contextvars(correlation_id="c-42", run_id="pa-1")
-    logging.getLogger(name).warning("retrying with Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln")
+    logging.getLogger(name).error("retrying with Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln")
 
     lines = stream.getvalue().splitlines()
     assert lines, "nothing was written"
@@ -42,7 +42,7 @@ def test_a_library_record_is_one_redacted_json_line_with_the_context(
         json.loads(raw)  # every line, not just ours
     line = json.loads(lines[-1])
     assert line["logger"] == name
-    assert line["level"] == "warning"
+    assert line["level"] == "error"
     assert (line["correlation_id"], line["run_id"]) == ("c-42", "pa-1")
     assert "eyJ" not in line["event"]
     assert REDACTED in line["event"]
