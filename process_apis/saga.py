@@ -339,10 +339,14 @@ class Saga:
         if self._starter_known:
             return
         self._starter_known = True
-        # Outside the workflow's DBOS context (a fresh context), the read is not recorded as a step.
-        status = await asyncio.create_task(
-            DBOS.get_workflow_status_async(self.run_id), context=contextvars.Context()
-        )
+        try:
+            # Outside the workflow's DBOS context (a fresh context), the read is not recorded as a step.
+            status = await asyncio.create_task(
+                DBOS.get_workflow_status_async(self.run_id), context=contextvars.Context()
+            )
+        except Exception as exc:  # attribution is not worth failing the run: its calls go as the tier's
+            log.warning("run_starter_unknown", error=repr(exc))
+            return
         started_by = (getattr(status, "attributes", None) or {}).get("started_by")
         if isinstance(started_by, str) and started_by:
             run_var.set(RunContext(self.run_id, started_by, self.correlation_id))
