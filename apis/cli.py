@@ -32,6 +32,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from apis.logging import uvicorn_log_config
+
     settings = load_settings()
     tiers = args.tiers or "system,process,experience"
     if not _fit_for_profile(settings, tiers.split(",")):
@@ -74,6 +76,7 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level="warning",
         access_log=False,  # the gateway writes its own JSON access line
+        log_config=uvicorn_log_config(settings.log_level, settings.log_format),  # its lines are JSON too
         proxy_headers=args.proxy_headers,
         server_header=False,
     )

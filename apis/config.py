@@ -134,9 +134,13 @@ class WorkflowSettings(msgspec.Struct, kw_only=True, frozen=True):
     worker_concurrency: int = 100
     # How often a worker looks for queued runs (the longest a new run waits before its first step).
     poll_interval_seconds: float = 0.1
-    # A step that fails technically is tried this often, with exponential backoff and full jitter, before
-    # its run goes to the dead-letter list.
-    step_max_attempts: int = 6
+    # A step that fails technically is tried again, with exponential backoff (capped at
+    # `step_backoff_max_seconds`, at least the Retry-After it was given) and full jitter, for this long
+    # after its first attempt; only then does its run go to the dead-letter list. Minutes, so a vendor's
+    # partial outage of a minute or two is ridden out, and a dead letter means a person is needed.
+    step_retry_window_seconds: float = 900.0
+    # An optional cap on the attempts within the window (None: the window alone decides).
+    step_max_attempts: int | None = None
     step_backoff_base_seconds: float = 1.0
     step_backoff_max_seconds: float = 60.0
     # Workers beat every `heartbeat_seconds` in the run database; one silent for `worker_timeout_seconds` is
@@ -179,6 +183,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     rate_limit_process: str = "600/minute"
     rate_limit_experience: str = "600/minute"
     rate_limit_token: str = "60/minute"  # token endpoint, per client id
+    # What a tier's own clients may spend per caller they call for (README "Budgets"): an experience view
+    # fans out to ~50 inner calls, so these are sized for fan-out, and a caller who spends them gets 429s
+    # (or view sections unavailable) while everyone else's calls and the workflows go on.
+    rate_limit_system_inner: str = "3000/minute"
+    rate_limit_process_inner: str = "1200/minute"
+    # The workflow steps' calls, per client that started the runs: never spent by anyone's views.
+    rate_limit_system_workflows: str = "6000/minute"
+    rate_limit_process_workflows: str = "6000/minute"
 
     idempotency_ttl_seconds: int = 24 * 3600
     idempotency_lock_seconds: int = 60
@@ -232,8 +244,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     def issuer(self) -> str:
         return self.oauth_issuer or self.public_url.rstrip("/")
 
-    def rate_limit_for(self, tier: str) -> str:
-        limit: str = getattr(self, f"rate_limit_{tier}")
+    def rate_limit_for(self, quota: str) -> str:
+        """The spec of a quota: ``system``, ``system-inner``, ``system-workflows``, ``token``... (a tier's
+        inner or workflows quota with no setting of its own has the tier's)."""
+        limit: str | None = getattr(self, f"rate_limit_{quota.replace('-', '_')}", None)
+        if limit is None:
+            limit = getattr(self, f"rate_limit_{quota.split('-')[0]}")
         return limit
 
 

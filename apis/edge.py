@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from apis.context import access_var, correlation_id_var
+from apis.context import access_var, correlation_id_var, run_var
 from apis.logging import get_logger
 from apis.metrics import REQUEST_SECONDS, REQUESTS
 
@@ -62,10 +62,14 @@ class Edge:
         correlation_id = _correlation_id(scope["headers"])
         state = scope.setdefault("state", {})
         state["correlation_id"] = correlation_id
+        # An in-process call (a tier client's, the tiers' token fetch) runs in its caller's task: the
+        # caller's log context and run are put back once this request is done.
+        caller_log_context = structlog.contextvars.get_contextvars()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
         cid_token = correlation_id_var.set(correlation_id)
         access_token = access_var.set(None)
+        run_token = run_var.set(None)
         started = time.perf_counter()
         status = 500
         sent_bytes = 0
@@ -104,3 +108,6 @@ class Edge:
             )
             correlation_id_var.reset(cid_token)
             access_var.reset(access_token)
+            run_var.reset(run_token)
+            structlog.contextvars.clear_contextvars()
+            structlog.contextvars.bind_contextvars(**caller_log_context)

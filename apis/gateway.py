@@ -22,7 +22,7 @@ from litestar.params import FromPath
 
 from apis.config import Settings, load_settings
 from apis.edge import Edge
-from apis.logging import configure_logging, get_logger
+from apis.logging import configure_logging, get_logger, route_library_logs
 from apis.metrics import CONTENT_TYPE_LATEST, refresh_before_scrape, render_metrics
 from apis.oauth_client import ClientCredentialsAuth
 from apis.plugin import TierSpec
@@ -325,6 +325,7 @@ def build_gateway(
         apps["experience"] = create_experience_app(runtime, clients=clients)
 
     mounts += [Mount(f"/{name}", app) for name, app in apps.items()]
+    route_library_logs()  # each Litestar app just built took the root logger over with plain text
     return Gateway(runtime, root, mounts)
 
 

@@ -37,6 +37,8 @@ __all__ = [
 
 log = get_logger("stratum.governance")
 ON_BEHALF_OF_HEADER = "x-stratum-on-behalf-of"
+RUN_HEADER = "x-stratum-run-id"
+RUN_CORRELATION_HEADER = "x-stratum-run-correlation-id"
 
 
 class RoutePolicyError(RuntimeError):
@@ -63,6 +65,12 @@ def _opt(scope: Scope) -> dict[str, Any]:
 def _is_automatic_options(scope: Scope) -> bool:
     """Litestar answers OPTIONS itself (204 with Allow) on every path: public, with nothing to protect."""
     return _method(scope) == "OPTIONS" and scope["route_handler"].handler_name == "options_handler"
+
+
+def tier_client_ids(runtime: Runtime) -> frozenset[str]:
+    """The clients the tiers call each other with: the only ones trusted to name a caller or a run."""
+    settings = runtime.settings
+    return frozenset({settings.process_client.client_id, settings.experience_client.client_id})
 
 
 def _with_headers(send: Send, headers: dict[str, str]) -> Send:
@@ -118,11 +126,8 @@ class AuthenticationMiddleware(ASGIMiddleware):
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        settings = runtime.settings
         # Only the tiers' own clients may say on whose behalf they call; anyone else could forge the audit.
-        self.tier_clients = frozenset(
-            {settings.process_client.client_id, settings.experience_client.client_id}
-        )
+        self.tier_clients = tier_client_ids(runtime)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         required: frozenset[str] | None = _opt(scope).get("scopes")
@@ -143,6 +148,15 @@ class AuthenticationMiddleware(ASGIMiddleware):
         scope["auth"] = access
         access_var.set(access)
         structlog.contextvars.bind_contextvars(client_id=access.client_id)
+        run_id = _header(scope, RUN_HEADER.encode()) if access.client_id in self.tier_clients else None
+        if run_id:
+            # A workflow step's call: its lines name the run (and the correlation id the run started
+            # under, when this call's is a replay's), and the rate limit charges the workflows' budget.
+            scope.setdefault("state", {})["run_id"] = run_id[:128]
+            structlog.contextvars.bind_contextvars(
+                run_id=run_id[:128],
+                run_correlation_id=(_header(scope, RUN_CORRELATION_HEADER.encode()) or "")[:128] or None,
+            )
         if not required <= access.scopes:
             raise insufficient_scope(required)
         # Authenticated answers are per client: no shared cache may keep them.
@@ -162,12 +176,32 @@ class _TierMiddleware(ASGIMiddleware):
 
 
 class RateLimitMiddleware(_TierMiddleware):
-    """One budget per (tier quota, client). Headers on every answer; 429 with Retry-After past it."""
+    """One budget per (tier quota, client). Headers on every answer; 429 with Retry-After past it.
+
+    A tier client's call is charged by whom it is made for, so no caller can spend what others and the
+    workflows depend on: a call made on behalf of a caller (an experience view's fan-out, a readiness
+    check) spends that caller's ``{tier}-inner`` budget; a workflow step's call (it names its run) spends
+    the ``{tier}-workflows`` budget of the client that started the run (the tier client's, without one).
+    Only a tier client's own calls, for nobody, spend its ``{tier}`` budget.
+    """
+
+    def __init__(self, runtime: Runtime, tier: str) -> None:
+        super().__init__(runtime, tier)
+        self.tier_clients = tier_client_ids(runtime)
+
+    def _budget(self, scope: Scope) -> tuple[str, str]:
+        """(quota name, key) that pays for this request."""
+        access = scope["auth"]
+        if access.client_id in self.tier_clients:
+            if scope.get("state", {}).get("run_id"):
+                return f"{self.tier}-workflows", access.on_behalf_of or access.client_id
+            if access.on_behalf_of:
+                return f"{self.tier}-inner", access.on_behalf_of
+        return _opt(scope).get("quota") or self.tier, access.client_id
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        name = _opt(scope).get("quota") or self.tier
+        name, client_id = self._budget(scope)
         quota = self.runtime.limiter.quota(name, self.runtime.settings.rate_limit_for(name))
-        client_id = scope["auth"].client_id
         decision = await self.runtime.limiter.hit(quota, client_id)
         headers = decision.headers
         if not decision.allowed:

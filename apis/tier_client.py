@@ -3,8 +3,13 @@
 In the single-process default the transport is in process (``httpx.ASGITransport`` to the tier app,
 through the same edge and governance as any caller); with a base URL the same client calls a remote
 deployment. Every call carries the calling tier's own token (client credentials), the correlation id and
-the original caller (``X-Stratum-On-Behalf-Of``) for audit. A problem answered by the called tier is
-re-raised as the same problem, so a vendor outage three tiers down still reaches the caller as a 503.
+the original caller (``X-Stratum-On-Behalf-Of``) for audit and for the called tier's rate limit, which
+charges an inner call to that caller, not to the shared tier client. A workflow step's call carries the
+client that started the run as the original caller, and the run (``X-Stratum-Run-ID``, with the run's own
+correlation id in ``X-Stratum-Run-Correlation-ID``), so the called tier logs it and charges the call to the
+workflows' budget. A problem answered by the called tier is re-raised as the same problem, so a vendor
+outage three tiers down still reaches the caller as a 503, and the caller's own exhausted inner budget as
+its 429.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 
-from apis.context import current_access, current_correlation_id
+from apis.context import current_access, current_correlation_id, current_run
 from apis.problems import PROBLEM_KINDS, ProblemError
 
 __all__ = ["TierClient"]
@@ -28,6 +33,8 @@ _PASS_THROUGH = {
     "vendor-unavailable",
     "vendor-timeout",
     "tier-unavailable",
+    # Inner calls are charged to the caller they are made for: its budget is spent, it waits Retry-After.
+    "rate-limited",
 }
 
 
@@ -42,8 +49,14 @@ async def _add_context(request: httpx.Request) -> None:
     if correlation_id := current_correlation_id():
         request.headers["X-Correlation-ID"] = correlation_id
     access = current_access()
+    run = current_run()
     if access is not None:
         request.headers["X-Stratum-On-Behalf-Of"] = access.on_behalf_of or access.client_id
+    elif run is not None and run.started_by:
+        request.headers["X-Stratum-On-Behalf-Of"] = run.started_by
+    if run is not None:
+        request.headers["X-Stratum-Run-ID"] = run.run_id
+        request.headers["X-Stratum-Run-Correlation-ID"] = run.correlation_id
 
 
 class TierClient:

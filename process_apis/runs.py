@@ -592,7 +592,8 @@ async def list_exceptions(
     "/process/v1/dead-letters",
     operation_id="listDeadLetters",
     summary="Runs parked because a system kept failing",
-    description="A step was tried `workflows.step_max_attempts` times. Fix the connection, then replay.",
+    description="A step kept failing for `workflows.step_retry_window_seconds` (15 minutes by default). Fix "
+    "the connection, then replay.",
     scopes=["process:read"],
     tags=["operations"],
 )
@@ -615,7 +616,14 @@ async def _control(run_id: str, action: str, allowed: Callable[[Run], bool], ref
     run = await _require_run(run_id)
     if not allowed(run):
         raise ProblemError("conflict", refusal.format(state=run.state.value))
-    await DBOS.send_async(run_id, {"action": action}, CONTROL_TOPIC)
+    # The run logs the request that resumed it (and who sent it) beside the correlation id it started under.
+    access = current_access()
+    message = {
+        "action": action,
+        "correlation_id": current_correlation_id(),
+        "by": (access.on_behalf_of or access.client_id) if access is not None else None,
+    }
+    await DBOS.send_async(run_id, message, CONTROL_TOPIC)
     if run.state in _PARKED:
         # Say at once what the parked run is about to do, so a caller waiting on it (Prefer: wait) waits
         # for the outcome instead of reading the old parked state; the run's next step confirms it.

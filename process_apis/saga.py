@@ -4,10 +4,13 @@ DBOS checkpoints every step's outcome, so a run that a crash interrupts resumes 
 On top of that this module adds what a business workflow needs:
 
 - a step that fails *transiently* (a vendor or tier unavailable, a timeout, a bad answer) is tried again
-  after a durable, jittered exponential backoff (honouring ``Retry-After``); every attempt is a checkpoint, so
-  the timeline shows them;
+  after a durable, jittered exponential backoff (capped, honouring ``Retry-After``, so an open circuit
+  breaker's cooldown is waited out rather than spent on attempts) for as long as the retry *window* lasts
+  (minutes: a vendor's blip or short outage is ridden out); every attempt is a checkpoint, so the timeline
+  shows them;
 - a step that breaks a *business rule* parks the run as an **exception** with an owner, a plain-language
-  remediation and the data involved; one that keeps failing technically parks it as a **dead letter**;
+  remediation and the data involved; one that keeps failing technically for the whole window parks it as a
+  **dead letter**: a person is needed, not a blip;
 - a parked run waits (durably, holding nothing but a waiting task) for a person to **replay** it (the failed
   step runs again, with the data fixed) or **cancel** it (the compensations of the completed steps run in
   reverse);
@@ -15,12 +18,19 @@ On top of that this module adds what a business workflow needs:
   generation, so a retry or a crash-recovery reuses the key, and a replay after a refused write does not get
   the refusal replayed by the gateway's idempotency record.
 
+Every call a step makes names the run and the client that started it (``apis.context.run_var``), so the
+called tier logs them and charges the workflows' budget; every line the run logs carries ``run_id``,
+``correlation_id`` (the request being served: the start, or the replay or cancel that resumed the run) and
+``run_correlation_id`` (the start's, always).
+
 Workflow code must be deterministic between checkpoints: everything that talks to the outside world goes
 through ``Saga.step`` (or a DBOS primitive), and decisions depend only on step outputs.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import datetime as dt
 import random
 import time
@@ -31,7 +41,7 @@ import msgspec
 import structlog
 from dbos import DBOS
 
-from apis.context import correlation_id_var
+from apis.context import RunContext, access_var, correlation_id_var, run_var
 from apis.logging import get_logger
 from apis.problems import ProblemError
 from contracts.models.process import Owner, RunState, Workflow
@@ -44,6 +54,7 @@ __all__ = [
     "Saga",
     "StepFailure",
     "WorkflowServices",
+    "backoff_delay",
     "classify",
     "install_services",
     "services",
@@ -127,6 +138,9 @@ class StepFailure(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True)
     remediation: str | None = None
     data: dict[str, Any] = {}
     retry_after: float | None = None
+    # How long the step was tried, and how often, before it was given up (not checkpointed: derived).
+    attempts: int = 0
+    elapsed_seconds: float = 0.0
 
 
 def classify(exc: BaseException) -> StepFailure:
@@ -168,8 +182,14 @@ class Saga:
             raise RuntimeError("a Saga lives inside a DBOS workflow")
         # The run's task carries the correlation id of the request that started it (or its own id), so
         # every call it makes, every log line and every event it publishes can be traced back.
-        correlation_id_var.set(correlation_id or run_id)
-        structlog.contextvars.bind_contextvars(correlation_id=correlation_id or run_id, run_id=run_id)
+        self.correlation_id = correlation_id or run_id
+        correlation_id_var.set(self.correlation_id)
+        # No request's caller: the run acts for the client that started it (read before the first step).
+        access_var.set(None)
+        run_var.set(RunContext(run_id, None, self.correlation_id))
+        structlog.contextvars.bind_contextvars(
+            correlation_id=self.correlation_id, run_correlation_id=self.correlation_id, run_id=run_id
+        )
         self.run_id: str = run_id
         self.workflow = workflow
         self.subject = subject
@@ -177,6 +197,7 @@ class Saga:
         self.policy = services().settings
         self._compensations: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
         self._state: RunState | None = None
+        self._starter_known = False
 
     # -- keys and state -----------------------------------------------------------------------------------
 
@@ -229,7 +250,10 @@ class Saga:
     ) -> T | StepFailure:
         """Like ``step``, but a failure that needs a person (a business rule, or retries exhausted) is
         returned instead of parking the run, for workflows that gather several before parking once."""
+        await self._know_starter()
         attempt = 0
+        first_started: float | None = None
+        waited = 0.0
         while True:
             if cancellable:
                 await self._check_cancel()
@@ -242,7 +266,14 @@ class Saga:
                     )
                 return msgspec.convert(outcome["ok"], result_type, strict=False)
             failure = msgspec.convert(outcome["failure"], StepFailure)
-            if failure.kind == "transient" and attempt < self.policy.step_max_attempts:
+            # Wall-clock times come from the checkpointed outcome, so a recovered run decides as the first
+            # did (a checkpoint from before they were recorded counts the backoff waited instead).
+            if first_started is None:
+                first_started = outcome.get("started")
+            at = outcome.get("at")
+            elapsed = at - first_started if at is not None and first_started is not None else waited
+            if failure.kind == "transient" and self._may_retry(attempt, elapsed):
+                delay = backoff_delay(self.policy, f"{self.run_id}:{name}", attempt, failure.retry_after)
                 await self.set_state(
                     RunState.RETRYING,
                     retrying={
@@ -250,11 +281,13 @@ class Saga:
                         "attempt": attempt,
                         "code": failure.code,
                         "error": failure.message,
+                        "next_attempt_in_seconds": round(delay, 3),
                     },
                 )
-                await DBOS.sleep_async(self._backoff(name, attempt, failure.retry_after))
+                await DBOS.sleep_async(delay)
+                waited += delay
                 continue
-            return failure
+            return msgspec.structs.replace(failure, attempts=attempt, elapsed_seconds=round(elapsed, 3))
 
     def compensate_with(self, name: str, undo: Callable[[], Awaitable[Any]]) -> None:
         """Register what undoes a completed step, should the run be cancelled."""
@@ -286,14 +319,47 @@ class Saga:
     async def _check_cancel(self) -> None:
         message = await DBOS.recv_async(CONTROL_TOPIC, timeout_seconds=0)
         if isinstance(message, dict) and message.get("action") == "cancel":
+            self._resumed_by(message)
             raise RunCancelled
 
-    def _backoff(self, step: str, attempt: int, retry_after: float | None) -> float:
-        maximum = float(self.policy.step_backoff_max_seconds)
-        ceiling = min(maximum, float(self.policy.step_backoff_base_seconds) * 2 ** (attempt - 1))
-        # Full jitter, seeded by the run so a recovered run makes the same choice.
-        jitter = random.Random(f"{self.run_id}:{step}:{attempt}").uniform(0, ceiling)  # noqa: S311
-        return max(jitter, min(retry_after or 0.0, maximum))
+    def _may_retry(self, attempt: int, elapsed: float) -> bool:
+        """A transient failure is tried again until the retry window has passed (or the optional attempt
+        cap is reached): the window, not a count, is what rides out a vendor's minute-long outage."""
+        cap = self.policy.step_max_attempts
+        if cap is not None and attempt >= cap:
+            return False
+        return elapsed < float(self.policy.step_retry_window_seconds)
+
+    async def _know_starter(self) -> None:
+        """Learn which client started the run, so the calls its steps make are made on its behalf.
+
+        ``started_by`` is written when the run is enqueued and never changes, so reading it again on a
+        recovery gives the same answer: it is read as plain data, not as a checkpoint (a checkpoint here
+        would shift the steps of runs started before it existed)."""
+        if self._starter_known:
+            return
+        self._starter_known = True
+        try:
+            # Outside the workflow's DBOS context (a fresh context), the read is not recorded as a step.
+            status = await asyncio.create_task(
+                DBOS.get_workflow_status_async(self.run_id), context=contextvars.Context()
+            )
+        except Exception as exc:  # attribution is not worth failing the run: its calls go as the tier's
+            log.warning("run_starter_unknown", error=repr(exc))
+            return
+        started_by = (getattr(status, "attributes", None) or {}).get("started_by")
+        if isinstance(started_by, str) and started_by:
+            run_var.set(RunContext(self.run_id, started_by, self.correlation_id))
+            structlog.contextvars.bind_contextvars(on_behalf_of=started_by)
+
+    def _resumed_by(self, message: dict[str, Any]) -> None:
+        """A replay or cancel resumed the run: from here its calls and lines carry that request's
+        correlation id as ``correlation_id``, and still the start's as ``run_correlation_id``."""
+        correlation_id = message.get("correlation_id")
+        if isinstance(correlation_id, str) and correlation_id:
+            correlation_id_var.set(correlation_id)
+            structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
+        log.info("run_resumed", action=message.get("action"), by=message.get("by"))
 
     async def park(self, step: str, failure: StepFailure, *, owner: Owner, remediation: str) -> str:
         """Park the run (exception or dead letter) until someone replays or cancels it; which they did.
@@ -307,8 +373,9 @@ class Saga:
             state = RunState.DEAD_LETTER
             issue_owner = Owner.INTEGRATION_OPERATIONS
             issue_remediation = (
-                f"{failure.message}. The step was tried {self.policy.step_max_attempts} times. Fix the "
-                "connection or the system, then replay the run; it resumes at this step."
+                f"{failure.message}. The step kept failing for {_duration(failure.elapsed_seconds)} "
+                f"({failure.attempts} attempts). Fix the connection or the system, then replay the run; it "
+                "resumes at this step."
             )
         issue = {
             "kind": state.value,
@@ -334,6 +401,7 @@ class Saga:
             message = await DBOS.recv_async(CONTROL_TOPIC, timeout_seconds=_PARKED_WAIT_SECONDS)
             if isinstance(message, dict) and message.get("action") in ("replay", "cancel"):
                 action: str = message["action"]
+                self._resumed_by(message)
                 if action == "replay":
                     self.generation += 1
                     await self.set_state(RunState.RUNNING, issue=None, generation=self.generation)
@@ -367,9 +435,26 @@ def _utcnow_iso() -> str:
     return _utcnow().isoformat()
 
 
+def _duration(seconds: float) -> str:
+    if seconds >= 120:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds:.0f} seconds" if seconds >= 1 else f"{seconds:.2f} seconds"
+
+
+def backoff_delay(policy: Any, seed: str, attempt: int, retry_after: float | None) -> float:
+    """The wait before attempt ``attempt + 1``: full jitter under an exponential ceiling capped at
+    ``step_backoff_max_seconds``, and at least the ``Retry-After`` the failure carried (an open circuit
+    breaker's remaining cooldown), under the same cap. Seeded, so a recovered run waits the same."""
+    maximum = float(policy.step_backoff_max_seconds)
+    ceiling = min(maximum, float(policy.step_backoff_base_seconds) * 2 ** min(attempt - 1, 62))
+    jitter = random.Random(f"{seed}:{attempt}").uniform(0, ceiling)  # noqa: S311
+    return max(jitter, min(retry_after or 0.0, maximum))
+
+
 async def _attempt(workflow: str, name: str, action: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
     """One attempt of a step. Failures are returned, not raised, so DBOS checkpoints them as data."""
     started = time.perf_counter()
+    started_at = time.time()
     try:
         value = await action()
     except Exception as exc:
@@ -379,6 +464,7 @@ async def _attempt(workflow: str, name: str, action: Callable[[], Awaitable[Any]
             log.exception("step_error", step=name)
         else:
             log.info("step_failed", step=name, kind=failure.kind, code=failure.code)
-        return {"failure": msgspec.to_builtins(failure)}
+        # Wall-clock times, checkpointed with the failure: what the retry window is measured with.
+        return {"failure": msgspec.to_builtins(failure), "started": started_at, "at": time.time()}
     STEP_SECONDS.labels(workflow, name, "ok").observe(time.perf_counter() - started)
     return {"ok": msgspec.to_builtins(value)}

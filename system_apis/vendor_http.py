@@ -389,10 +389,12 @@ class VendorHttpClient:
         policy = self.config.retry
         retryable = idempotent or method in _SAFE_METHODS
         if not self.breaker.allow():
+            # Whole seconds, rounded up: a caller that waits this long (a workflow step does) finds the
+            # circuit ready for its probe instead of spending another attempt on a refusal.
             raise VendorUnavailable(
                 self.vendor,
                 f"{self.vendor} circuit open after repeated failures",
-                retry_after=self.breaker.retry_after(),
+                retry_after=max(1, math.ceil(self.breaker.retry_after())),
             )
         # Only calls that reach the vendor earn retries: the budget bounds the vendor's extra traffic.
         self.retry_budget.record_call()
