@@ -138,11 +138,22 @@ def _token(args: argparse.Namespace) -> int:
             return 2
         print(client.client_secret)
         return 0
+    from apis.oauth_server import InvalidScopeError, granted_scope
+
     try:
-        print(server.issue_token(args.client, args.scope))
+        token = server.issue_token(args.client, args.scope)
     except KeyError as exc:
         print(f"stratum: {exc.args[0]}", file=sys.stderr)
         return 2
+    except InvalidScopeError as exc:
+        # What the token endpoint answers for the same request.
+        print(f"stratum: invalid_scope: {exc.description}", file=sys.stderr)
+        return 2
+    print(token)
+    granted = granted_scope(server.clients[args.client], args.scope)
+    if args.scope and granted.split() != args.scope.split():
+        # The endpoint says so in its `scope` field; a person at the terminal is told here.
+        print(f"stratum: granted only {granted!r} ({args.client} may not have the rest)", file=sys.stderr)
     return 0
 
 
