@@ -58,7 +58,7 @@ def _serve(args: argparse.Namespace) -> int:
         if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             metrics_dir = private_dir(settings.data_dir) / "prometheus"
             shutil.rmtree(metrics_dir, ignore_errors=True)
-            metrics_dir.mkdir()
+            private_dir(metrics_dir)
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         if settings.dev_issuer_enabled:
             # Create the dev issuer's key and client registry once, here, before workers race to.

@@ -58,11 +58,7 @@ def workflow_database_url(settings: Settings) -> str:
     """The run database's URL; only reads (``stratum serve`` checks it before binding its port)."""
     if settings.workflows.database_url:
         return settings.workflows.database_url
-    return f"sqlite:///{_sqlite_path(settings)}"
-
-
-def _sqlite_path(settings: Settings) -> Path:
-    return Path(settings.data_dir).resolve() / "workflows.sqlite"
+    return f"sqlite:///{Path(settings.data_dir).resolve() / 'workflows.sqlite'}"
 
 
 # -- SQLite older than 3.42 --------------------------------------------------------------------------------
@@ -147,8 +143,10 @@ class WorkflowEngine:
             "notification_listener_polling_interval_sec": 0.2,
         }
         if not self.shared:
-            # Created here, 0600, so SQLite's own files for it (-journal, -wal, -shm) are private too.
-            private_file(_sqlite_path(self.settings), sqlite=True)
+            path = sa.make_url(self.database_url).database
+            if path and path != ":memory:" and not path.startswith("file:"):
+                # Created here, 0600, so SQLite's own files for it (-journal, -wal, -shm) are private too.
+                private_file(Path(path), sqlite=True)
             config["db_engine_kwargs"] = {"connect_args": {"factory": _RunDatabaseConnection}}
         DBOS(config=config)
         if not self.run_workers:

@@ -29,7 +29,9 @@ def _token(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, st
 
 
 def _scopes(data_dir: Path, token: str) -> set[str]:
-    server = DevAuthorizationServer(issuer="http://127.0.0.1:8000", audience="stratum", data_dir=str(data_dir))
+    server = DevAuthorizationServer(
+        issuer="http://127.0.0.1:8000", audience="stratum", data_dir=str(data_dir)
+    )
     claims = jwt.decode(token, server.keys.public).claims
     return set(str(claims["scope"]).split())
 
@@ -56,7 +58,12 @@ async def test_the_endpoint_refuses_the_same_requests(gw: Any) -> None:
         secret = gw.runtime.dev_server.clients[client].client_secret
         response = await gw.client.post(
             "/oauth/token",
-            data={"grant_type": "client_credentials", "client_id": client, "client_secret": secret, "scope": scope},
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client,
+                "client_secret": secret,
+                "scope": scope,
+            },
         )
         assert response.status_code == 400, scope
         assert response.json()["error"] == "invalid_scope"
@@ -70,7 +77,9 @@ def test_token_grants_what_was_asked(data_dir: Path, capsys: pytest.CaptureFixtu
 
 
 def test_token_says_when_it_grants_less(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, token, err = _token(capsys, "--client", "stratum-process-tier", "--scope", "system:read process:admin")
+    code, token, err = _token(
+        capsys, "--client", "stratum-process-tier", "--scope", "system:read process:admin"
+    )
     assert code == 0
     assert _scopes(data_dir, token) == {"system:read"}
     assert "granted only 'system:read'" in err
