@@ -63,3 +63,17 @@ async def test_a_run_database_left_by_a_failed_start_runs_workflows(
     )
     assert response.status_code in (201, 202), response.text
     assert response.json()["state"] == "completed", response.json()
+
+
+def test_the_run_database_connection_answers_unixepoch_as_sqlite_342_does() -> None:
+    from process_apis.engine import _RunDatabaseConnection
+
+    with sqlite3.connect(":memory:", factory=_RunDatabaseConnection) as conn:
+        subsec, whole, given, bad = conn.execute(
+            "SELECT unixepoch('subsec'), unixepoch(), unixepoch('2024-01-01 00:00:01'), unixepoch('soon')"
+        ).fetchone()
+    # Seconds since the epoch with milliseconds (not NULL, as SQLite 3.40's built-in answers).
+    assert isinstance(subsec, float)
+    assert abs(subsec - whole) < 2
+    assert given == 1704067201
+    assert bad is None
