@@ -1,6 +1,9 @@
 # syntax=docker/dockerfile:1
 # Multi-stage: build a wheel and a pinned virtualenv, then run it as a non-root user.
-FROM python:3.12-slim AS build
+# The base is pinned to what CI tests (.ci/run: Python 3.12.1 with Debian 12's SQLite 3.40): an unpinned
+# tag moves to new Python and Debian releases, and with them the SQLite that Python links.
+ARG PYTHON_IMAGE=python:3.12.1-slim-bookworm
+FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
@@ -15,7 +18,7 @@ RUN python -m venv /opt/stratum \
  && /opt/stratum/bin/pip wheel --no-deps --wheel-dir /wheels . \
  && /opt/stratum/bin/pip install -c constraints.txt /wheels/*.whl
 
-FROM python:3.12-slim
+FROM ${PYTHON_IMAGE}
 ENV PATH=/opt/stratum/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -1,9 +1,10 @@
 # The two commands of the quick start: `make run` brings the whole system up, `make test` runs every check.
+# Another interpreter gets its own environment: `make run PYTHON=python3.12 VENV=.venv312`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint contracts bench clean
+.PHONY: run test e2e lint contracts bench clean
 
 # The environment is (re)built when the dependencies change; `pip install` is pinned by constraints.txt.
 $(BIN)/stratum: pyproject.toml constraints.txt
@@ -33,8 +34,14 @@ test: lint contracts
 	scripts/ensure-postgres
 	$(BIN)/pytest
 
+# The tests that run real `stratum serve` processes: what CI runs again on the other supported Python.
+e2e: $(BIN)/stratum
+	scripts/ensure-redis
+	scripts/ensure-postgres
+	$(BIN)/pytest tests/e2e tests/process/test_engine_start.py tests/gateway/test_server.py
+
 bench: $(BIN)/stratum
 	$(BIN)/python bench/gateway_overhead.py
 
 clean:
-	rm -rf $(VENV) .stratum .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv312 .stratum .pytest_cache .mypy_cache .ruff_cache

@@ -30,9 +30,9 @@ def _fit_for_profile(settings: Settings, tiers: Sequence[str]) -> bool:
 def _serve(args: argparse.Namespace) -> int:
     import os
 
-    import uvicorn
-
+    from apis.data_dir import private_dir
     from apis.logging import uvicorn_log_config
+    from apis.server import PortUnavailable, ServerConfig, listen, serve
 
     settings = load_settings()
     tiers = args.tiers or "system,process,experience"
@@ -41,6 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ["STRATUM_TIERS"] = tiers
     # The port does not change STRATUM_PUBLIC_URL: that is the dev issuer's identifier, which tokens from
     # `stratum token` and every process sharing the data directory must agree on.
+    host = args.host or settings.host
     port = args.port or settings.port
     if args.workers > 1:
         if settings.redis_url is None:
@@ -60,27 +61,37 @@ def _serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            metrics_dir = Path(settings.data_dir) / "prometheus"
+    # The port first: a second `stratum serve` on a port in use must stop before it writes to the data
+    # directory, clears the metrics of the workers serving there, or starts the workflow engine on their run
+    # database (it would resume their runs in flight).
+    try:
+        sock = listen(host, port)
+    except PortUnavailable as exc:
+        print(f"stratum: {exc}", file=sys.stderr)
+        return 1
+    with sock:
+        if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            metrics_dir = private_dir(settings.data_dir) / "prometheus"
             shutil.rmtree(metrics_dir, ignore_errors=True)
-            metrics_dir.mkdir(parents=True)
+            private_dir(metrics_dir)
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    if settings.dev_issuer_enabled:
-        # Create the dev issuer's key and client registry once, here, before workers race to.
-        _dev_server(settings)
-    uvicorn.run(
-        "apis.gateway:create_app",
-        factory=True,
-        host=args.host or settings.host,
-        port=port,
-        workers=args.workers,
-        log_level="warning",
-        access_log=False,  # the gateway writes its own JSON access line
-        log_config=uvicorn_log_config(settings.log_level, settings.log_format),  # its lines are JSON too
-        proxy_headers=args.proxy_headers,
-        server_header=False,
-    )
-    return 0
+        if settings.dev_issuer_enabled:
+            # Create the dev issuer's key and client registry once, here, before workers race to.
+            _dev_server(settings)
+        config = ServerConfig(
+            "apis.gateway:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=args.workers,
+            log_level="warning",
+            access_log=False,  # the gateway writes its own JSON access line
+            proxy_headers=args.proxy_headers,
+            server_header=False,
+            log_config=uvicorn_log_config(settings.log_level, settings.log_format),  # its lines are JSON too
+            header_timeout_seconds=settings.header_timeout_seconds,
+        )
+        return serve(config, sock)
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -156,11 +167,22 @@ def _token(args: argparse.Namespace) -> int:
             return 2
         print(client.client_secret)
         return 0
+    from apis.oauth_server import InvalidScopeError, granted_scope
+
     try:
-        print(server.issue_token(args.client, args.scope))
+        token = server.issue_token(args.client, args.scope)
     except KeyError as exc:
         print(f"stratum: {exc.args[0]}", file=sys.stderr)
         return 2
+    except InvalidScopeError as exc:
+        # What the token endpoint answers for the same request.
+        print(f"stratum: invalid_scope: {exc.description}", file=sys.stderr)
+        return 2
+    print(token)
+    granted = granted_scope(server.clients[args.client], args.scope)
+    if args.scope and granted.split() != args.scope.split():
+        # The endpoint says so in its `scope` field; a person at the terminal is told here.
+        print(f"stratum: granted only {granted!r} ({args.client} may not have the rest)", file=sys.stderr)
     return 0
 
 

@@ -160,6 +160,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+    # A connection that has not sent a request's complete headers this long after it opened (or after the
+    # request's first byte) is closed: slow clients must not hold connections open forever (slowloris).
+    header_timeout_seconds: float = 10.0
     # Where the gateway is reached; the dev issuer's identifier and absolute links derive from it.
     public_url: str = "http://127.0.0.1:8000"
     data_dir: str = ".stratum"

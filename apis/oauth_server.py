@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
-import os
+import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,17 +19,22 @@ from typing import Any
 
 import msgspec
 from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin, OAuth2Request
+from authlib.oauth2.rfc6749.errors import InvalidScopeError
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from joserfc.jwk import KeySet, RSAKey
 
+from apis.data_dir import write_private_file
+
 __all__ = [
     "ALL_SCOPES",
     "DevAuthorizationServer",
     "DevClient",
+    "InvalidScopeError",
     "OAuthResponse",
     "SigningKeys",
+    "granted_scope",
     "load_dev_clients",
 ]
 
@@ -44,6 +49,9 @@ ALL_SCOPES: tuple[str, ...] = (
     "experience:delivery",
     "experience:ops",
 )
+
+# RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 # The clients a fresh data directory starts with: a demo client for people and CI, and one per tier for
 # the calls one tier makes to another.
@@ -61,6 +69,30 @@ class DevClient(msgspec.Struct, kw_only=True, frozen=True):
     description: str = ""
 
 
+def granted_scope(client: DevClient, requested: str | None) -> str:
+    """The scope a token for ``client`` carries when ``requested`` is asked for; the one rule of the token
+    endpoint and of ``stratum token``.
+
+    Nothing requested: every scope the client may have. A scope Stratum does not know, or a request of which
+    the client may have none, is refused (``InvalidScopeError``, RFC 6749 ``invalid_scope``) rather than
+    answered with a token that carries something else. Known scopes the client may not have are left out
+    (RFC 6749 section 3.3), and the token's ``scope`` says what was granted.
+    """
+    if not requested or not requested.strip():
+        return " ".join(client.scopes)
+    asked = requested.split()
+    # error_description must stay within RFC 6749's characters: echo only well-formed scope tokens.
+    if any(not _SCOPE_TOKEN.fullmatch(s) for s in asked):
+        raise InvalidScopeError("malformed scope")
+    unknown = [s for s in asked if s not in ALL_SCOPES]
+    if unknown:
+        raise InvalidScopeError(f"unknown scope: {' '.join(unknown)}")
+    granted = [s for s in dict.fromkeys(asked) if s in client.scopes]
+    if not granted:
+        raise InvalidScopeError(f"client {client.client_id} may not have: {' '.join(asked)}")
+    return " ".join(granted)
+
+
 class _AuthlibClient(ClientMixin):  # type: ignore[misc]
     def __init__(self, client: DevClient) -> None:
         self.client = client
@@ -72,10 +104,9 @@ class _AuthlibClient(ClientMixin):  # type: ignore[misc]
         return None
 
     def get_allowed_scope(self, scope: str | None) -> str:
-        allowed = self.client.scopes
-        if not scope:
-            return " ".join(allowed)
-        return " ".join(s for s in scope.split() if s in allowed)
+        # authlib's token generator asks here; the grant asks first (validate_requested_scope), so a refused
+        # scope is an invalid_scope answer before any token is made.
+        return granted_scope(self.client, scope)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         return False
@@ -93,13 +124,6 @@ class _AuthlibClient(ClientMixin):  # type: ignore[misc]
         return grant_type == "client_credentials"
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-
-
 def load_dev_clients(data_dir: str) -> dict[str, DevClient]:
     """The registry from ``clients.json``; made with random secrets on first use."""
     path = Path(data_dir) / "clients.json"
@@ -110,7 +134,7 @@ def load_dev_clients(data_dir: str) -> dict[str, DevClient]:
         ]
         # Another worker may have written it first: then read theirs.
         with contextlib.suppress(FileExistsError):
-            _write_private(path, json.dumps([msgspec.to_builtins(c) for c in clients], indent=2).encode())
+            write_private_file(path, json.dumps([msgspec.to_builtins(c) for c in clients], indent=2).encode())
     loaded = msgspec.json.decode(path.read_bytes(), type=list[DevClient])
     return {c.client_id: c for c in loaded}
 
@@ -125,7 +149,7 @@ class SigningKeys:
                 2048, parameters={"kid": secrets.token_hex(8), "use": "sig", "alg": "RS256"}
             )
             with contextlib.suppress(FileExistsError):
-                _write_private(path, json.dumps(key.as_dict(private=True)).encode())
+                write_private_file(path, json.dumps(key.as_dict(private=True)).encode())
         self.private = KeySet([RSAKey.import_key(json.loads(path.read_text()))])
         public_jwks = self.private.as_dict(private=False)
         self.public = KeySet.import_key_set(public_jwks)
@@ -170,6 +194,9 @@ class _FormRequest(OAuth2Request):  # type: ignore[misc]
 class _ClientCredentialsGrant(ClientCredentialsGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
+    def validate_requested_scope(self) -> None:
+        granted_scope(self.request.client.client, self.request.payload.scope)
+
 
 class DevAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     """authlib's authorization server, bound to Stratum's client registry and key."""
@@ -210,13 +237,14 @@ class DevAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         return response
 
     def issue_token(self, client_id: str, scope: str | None = None) -> str:
-        """Mint a token for a registered client without the HTTP round trip (the CLI uses it)."""
+        """Mint a token for a registered client without the HTTP round trip (the CLI uses it).
+
+        The token endpoint's scope rule applies (``granted_scope``): ``InvalidScopeError`` if it refuses."""
         client = self.query_client(client_id)
         if client is None:
             raise KeyError(f"unknown client {client_id!r}")
-        granted = client.get_allowed_scope(scope)
         token = self.generate_token(
-            grant_type="client_credentials", client=client, scope=granted, include_refresh_token=False
+            grant_type="client_credentials", client=client, scope=scope, include_refresh_token=False
         )
         return str(token["access_token"])
 

@@ -30,6 +30,7 @@ from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import SkipValidation
 
+from apis.data_dir import private_dir
 from apis.logging import get_logger
 from apis.problems import PROBLEM_MEDIA_TYPE, FieldError, Problem, ProblemError
 from apis.routing import VENDOR_ERRORS, operation
@@ -111,7 +112,7 @@ def load_or_create_crm_events_secret(data_dir: str) -> str:
     """The secret in ``{data_dir}/crm-events.secret``, made once (32 random bytes, urlsafe) with mode 0600."""
     path = Path(data_dir) / SECRET_FILE
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         # Written whole under a private name, then linked into place: a worker starting at the same time
         # either wins the link or reads the complete file of the one that did, never a half-written one.
         staging = path.with_name(f".{SECRET_FILE}.{secrets.token_hex(8)}")

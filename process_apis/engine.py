@@ -15,18 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import secrets
 import socket
+import sqlite3
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dbos._dbos as dbos_internals  # the process-wide instance, to take over or stop it
 import sqlalchemy as sa
-from dbos import DBOS
+from dbos import DBOS, DBOSConfig
 
+from apis.data_dir import private_file
 from apis.logging import get_logger
 from process_apis.saga import WorkflowServices, install_services
 
@@ -52,11 +55,51 @@ _workers = sa.Table(
 
 
 def workflow_database_url(settings: Settings) -> str:
+    """The run database's URL; only reads (``stratum serve`` checks it before binding its port)."""
     if settings.workflows.database_url:
         return settings.workflows.database_url
-    path = Path(settings.data_dir).resolve() / "workflows.sqlite"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
+    return f"sqlite:///{Path(settings.data_dir).resolve() / 'workflows.sqlite'}"
+
+
+# -- SQLite older than 3.42 --------------------------------------------------------------------------------
+#
+# DBOS (3.4) writes `unixepoch('subsec') * 1000` for "now in milliseconds", in its SQLite schema's column
+# defaults and in its statements, whenever Python is 3.12 or later: it takes the Python version for the
+# SQLite version. The 'subsec' modifier came with SQLite 3.42; Python's sqlite3 uses the system's library,
+# and Debian 12 (python:3.12-*-bookworm images too) has 3.40, where the expression is NULL. So the first
+# insert that relies on a default (`application_versions.version_timestamp`) breaks the start, and the file
+# it leaves keeps the expression in its schema, which breaks Python 3.11 too (the same library).
+# On such a SQLite, DBOS's connections get `unixepoch(x)` as an application function, which SQLite prefers
+# to its built-in: 'subsec' answers now with milliseconds, as 3.42 does, and every other argument answers
+# what the built-in does. The schema, DBOS's statements and any run database already written stay as they
+# are, and they work on every Python and SQLite the project supports.
+
+
+@functools.cache
+def _sqlite_has_subsec() -> bool:
+    with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+        try:
+            return conn.execute("SELECT unixepoch('subsec')").fetchone()[0] is not None
+        except sqlite3.OperationalError:  # before 3.38 there is no unixepoch() at all
+            return False
+
+
+def _unixepoch(value: object) -> float | int | None:
+    if value == "subsec":
+        return time.time_ns() // 1_000_000 / 1000
+    with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+        row = conn.execute("SELECT CAST(strftime('%s', ?) AS INTEGER)", (value,)).fetchone()
+    seconds: int | None = row[0]
+    return seconds
+
+
+class _RunDatabaseConnection(sqlite3.Connection):
+    """A connection to the SQLite run database (the factory DBOS's engine connects with)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not _sqlite_has_subsec():
+            self.create_function("unixepoch", 1, _unixepoch)
 
 
 class WorkflowEngine:
@@ -92,15 +135,20 @@ class WorkflowEngine:
             # Beat before taking any run, so no other worker mistakes this one for dead.
             self._heartbeats = sa.create_engine(self.database_url, pool_size=2, max_overflow=0)
             await asyncio.to_thread(self._register)
-        DBOS(
-            config={
-                "name": "stratum",
-                "system_database_url": self.database_url,
-                "executor_id": self.executor_id,
-                "log_level": "WARNING",
-                "notification_listener_polling_interval_sec": 0.2,
-            }
-        )
+        config: DBOSConfig = {
+            "name": "stratum",
+            "system_database_url": self.database_url,
+            "executor_id": self.executor_id,
+            "log_level": "WARNING",
+            "notification_listener_polling_interval_sec": 0.2,
+        }
+        if not self.shared:
+            path = sa.make_url(self.database_url).database
+            if path and path != ":memory:" and not path.startswith("file:"):
+                # Created here, 0600, so SQLite's own files for it (-journal, -wal, -shm) are private too.
+                private_file(Path(path), sqlite=True)
+            config["db_engine_kwargs"] = {"connect_args": {"factory": _RunDatabaseConnection}}
+        DBOS(config=config)
         if not self.run_workers:
             DBOS.listen_queues([])
         # Launched from inside the running event loop, so DBOS runs queued workflows on this loop, where
