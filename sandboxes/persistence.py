@@ -92,8 +92,9 @@ class SandboxStore:
     def acquire(self) -> None:
         """Hold the directory's shared lock for the life of this process (released when it exits)."""
         if self._lock is None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self._lock = (self.directory / _LOCK_FILE).open("ab")
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            lock = os.open(self.directory / _LOCK_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._lock = os.fdopen(lock, "ab")
             fcntl.flock(self._lock.fileno(), fcntl.LOCK_SH)
 
     def load(self, state_type: type[Any]) -> Any | None:
@@ -112,11 +113,12 @@ class SandboxStore:
 
     def save(self, encoded_state: bytes) -> None:
         """Write the state atomically and durably: temp file, fsync, rename, fsync of the directory."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         data = msgspec.msgpack.encode(_Saved(_FORMAT, msgspec.Raw(encoded_state)))
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
-            with temporary.open("wb") as file:
+            # 0600 from the moment it exists: vendor records carry customer data (apis.data_dir).
+            with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
                 file.write(data)
                 file.flush()
                 os.fsync(file.fileno())
