@@ -116,16 +116,27 @@ async def test_the_gateway_keeps_everything_in_the_data_directory_private(
     (data_dir / "workflows.sqlite").touch(mode=0o644)
     (data_dir / "workflows.sqlite").chmod(0o644)
     settings: Settings = make_settings(data_dir=str(data_dir))
-    await make_gateway(settings)
+    gw = await make_gateway(settings)
+    # A vendor write, so a mounted sandbox saves its records (customer data) in the data directory.
+    async with gw.sandbox("kantata") as kantata:
+        created = await kantata.post(
+            "/api/v1/workspaces.json",
+            headers={"Authorization": "Bearer stratum-kantata-sandbox-token"},
+            json={"workspace": {"title": "Mode probe"}},
+        )
+        assert created.status_code == 200, created.text
 
     assert _mode(data_dir) == 0o700
-    files = {p.name: _mode(p) for p in data_dir.iterdir()}
-    assert files == {
+    files = {str(p.relative_to(data_dir)): _mode(p) for p in data_dir.rglob("*")}
+    assert files["sandboxes/kantata.msgpack"] == 0o600
+    assert {name: mode for name, mode in files.items() if not name.startswith("sandboxes/")} == {
         "clients.json": 0o600,
         "signing-key.json": 0o600,
         "crm-events.secret": 0o600,
         "workflows.sqlite": 0o600,
+        "sandboxes": 0o700,
     }
+    assert all(mode == 0o600 for name, mode in files.items() if name.startswith("sandboxes/")), files
     # SQLite gives the files it makes beside the database the database's mode.
     with sqlite3.connect(data_dir / "workflows.sqlite") as conn:
         conn.execute("PRAGMA journal_mode=WAL")
