@@ -103,7 +103,14 @@ def scalar_render_kwargs() -> dict[str, Any]:
         "js_url": asset_url(f"scalar-{SCALAR_VERSION}.js"),
         "css_url": asset_url("reference.css"),
         "favicon": f"<link rel='icon' type='image/svg+xml' href='{asset_url('scalar.svg')}'>",
-        "options": {"withDefaultFonts": False},
+        # Nothing that talks to Scalar's own services: their web fonts, telemetry, the AI agent (which
+        # loads a registry through their proxy) and the developer toolbar (uploads to their registry).
+        "options": {
+            "withDefaultFonts": False,
+            "telemetry": False,
+            "agent": {"disabled": True},
+            "showDeveloperTools": "never",
+        },
     }
 
 

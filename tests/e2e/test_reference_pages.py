@@ -8,10 +8,12 @@ STRATUM_TEST_REQUIRE_CHROMIUM is set (scripts/ensure-chromium installs it).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -36,8 +38,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running.stop()
 
 
-def rendered_offline(chromium: str, url: str, profile: Path) -> str:
-    """The DOM once the page's scripts ran, with every host but 127.0.0.1 failing to resolve."""
+# Chromium's own background services; anything else off the loopback host was asked for by the page.
+_BROWSER_SERVICES = re.compile(r"(^|\.)(google\.com|googleapis\.com|gstatic\.com|gvt1\.com)$")
+
+
+def rendered_offline(chromium: str, url: str, profile: Path) -> tuple[str, set[str]]:
+    """The DOM once the page's scripts ran, with every host but 127.0.0.1 failing to resolve, and the
+    hosts off the loopback the page tried to reach (from Chromium's network log)."""
+    net_log = profile.parent / "net-log.json"
     result = subprocess.run(
         [
             chromium,
@@ -51,6 +59,7 @@ def rendered_offline(chromium: str, url: str, profile: Path) -> str:
             "--no-first-run",
             f"--user-data-dir={profile}",
             "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+            f"--log-net-log={net_log}",
             "--virtual-time-budget=5000",
             "--dump-dom",
             url,
@@ -61,7 +70,9 @@ def rendered_offline(chromium: str, url: str, profile: Path) -> str:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
+    requested = {urlsplit(u).hostname or "" for u in re.findall(r'"url":"([^"]+)"', net_log.read_text())}
+    outside = {h for h in requested if h not in ("127.0.0.1", "") and not _BROWSER_SERVICES.search(h)}
+    return result.stdout, outside
 
 
 @pytest.mark.parametrize(
@@ -74,13 +85,16 @@ def rendered_offline(chromium: str, url: str, profile: Path) -> str:
 def test_a_reference_page_lists_its_operations_offline(
     chromium: str, server: Server, tmp_path: Path, tier: str, summary: str
 ) -> None:
-    dom = rendered_offline(chromium, f"{server.base}/{tier}/v1/schema/docs", tmp_path / "profile")
+    dom, outside = rendered_offline(chromium, f"{server.base}/{tier}/v1/schema/docs", tmp_path / "profile")
     # The operation's summary exists only in the contract: it is in the DOM only if the renderer ran.
     assert summary in dom
+    # Nor does the page call out (a CDN, the renderer's telemetry or AI services): it leaks nothing.
+    assert outside == set()
 
 
 def test_the_catalogue_is_a_page_in_a_browser(chromium: str, server: Server, tmp_path: Path) -> None:
-    dom = rendered_offline(chromium, f"{server.base}/", tmp_path / "profile")
+    dom, outside = rendered_offline(chromium, f"{server.base}/", tmp_path / "profile")
+    assert outside == set()
     assert "<h1>Stratum</h1>" in dom
     for tier in ("system", "process", "experience"):
         assert f'href="/{tier}/v1/schema/docs"' in dom
