@@ -39,6 +39,12 @@ def tier_of(path: str) -> str:
     return _TIERS.get(first, "gateway")
 
 
+def _is_html(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    return any(
+        name.lower() == b"content-type" and value.lower().startswith(b"text/html") for name, value in headers
+    )
+
+
 def _correlation_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
     traceparent = None
     for name, value in headers:
@@ -51,12 +57,6 @@ def _correlation_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
     if traceparent and (match := _TRACEPARENT_RE.match(traceparent)):
         return match.group(1)
     return uuid.uuid4().hex
-
-
-def _is_html(headers: Iterable[tuple[bytes, bytes]]) -> bool:
-    return any(
-        name.lower() == b"content-type" and value.lower().startswith(b"text/html") for name, value in headers
-    )
 
 
 class Edge:
