@@ -227,18 +227,31 @@ def _demo_reset(args: argparse.Namespace) -> int:
 
 
 def _contracts(args: argparse.Namespace) -> int:
-    from apis.contracts_cli import check_contracts, export_contracts
+    from apis.contracts_cli import ContractError, check_contracts, export_contracts, publish_contract
 
     if args.action == "export":
         for path in export_contracts():
             print(f"wrote {path}")
+        return 0
+    if args.action == "publish":
+        if not args.contract:
+            print("stratum: contracts publish needs the contract to publish, e.g. system/v1", file=sys.stderr)
+            return 2
+        try:
+            accepted = publish_contract(args.contract, accept_break=args.accept_break)
+        except ContractError as exc:
+            print(f"stratum: {exc}", file=sys.stderr)
+            return 1
+        for breaking in accepted:
+            print(f"accepted break: {breaking}", file=sys.stderr)
+        print(f"published {args.contract}")
         return 0
     problems = check_contracts()
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
         return 1
-    print("contracts match the code")
+    print("contracts match the code and keep their published baselines")
     return 0
 
 
@@ -278,8 +291,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo_reset.set_defaults(func=_demo_reset)
 
-    contracts = sub.add_parser("contracts", help="export or check the OpenAPI contracts")
-    contracts.add_argument("action", choices=["export", "check"])
+    contracts = sub.add_parser(
+        "contracts",
+        help="export the OpenAPI contracts, check them against the code and their published baselines, "
+        "or publish one (move its baseline)",
+    )
+    contracts.add_argument("action", choices=["export", "check", "publish"])
+    contracts.add_argument("contract", nargs="?", help="publish: the contract as tier/major, e.g. system/v1")
+    contracts.add_argument(
+        "--accept-break",
+        metavar="REASON",
+        default=None,
+        help="publish: accept breaking changes, recording why clients are not hurt in the changelog",
+    )
     contracts.set_defaults(func=_contracts)
 
     args = parser.parse_args(argv)

@@ -28,11 +28,21 @@ _CORRELATION_RE = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 _TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 _TIERS = {"system": "system", "process": "process", "experience": "experience", "sandboxes": "sandbox"}
 access_log = get_logger("stratum.access")
+# Browsers must not guess a type (a JSON body sniffed as HTML is an XSS vector), and no page of ours is
+# meant to be framed (clickjacking): set here, once, so 404s, errors and sandboxes carry them too.
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_HTML_FRAME_GUARD = ((b"x-frame-options", b"DENY"), (b"content-security-policy", b"frame-ancestors 'none'"))
 
 
 def tier_of(path: str) -> str:
     first = path.lstrip("/").split("/", 1)[0]
     return _TIERS.get(first, "gateway")
+
+
+def _is_html(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    return any(
+        name.lower() == b"content-type" and value.lower().startswith(b"text/html") for name, value in headers
+    )
 
 
 def _correlation_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
@@ -79,7 +89,10 @@ class Edge:
             nonlocal status, sent_bytes
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), cid_header]
+                headers = [*message.get("headers", ()), cid_header, _NOSNIFF]
+                if _is_html(headers):
+                    headers += _HTML_FRAME_GUARD
+                message["headers"] = headers
             elif message["type"] == "http.response.body":
                 sent_bytes += len(message.get("body", b""))
             await send(message)

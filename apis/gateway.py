@@ -27,6 +27,7 @@ from apis.metrics import CONTENT_TYPE_LATEST, refresh_before_scrape, render_metr
 from apis.oauth_client import ClientCredentialsAuth
 from apis.plugin import TierSpec
 from apis.problems import PROBLEM_KINDS, ProblemError, exception_handlers, problem_doc_html
+from apis.reference_assets import get_reference_asset
 from apis.routing import operation
 from apis.runtime import Runtime
 
@@ -88,13 +89,94 @@ class Gateway:
                 return
 
 
+def _accept_quality(accept: str) -> dict[str, float]:
+    """``{media range: q}`` from an Accept header (RFC 9110 12.5.1); a malformed q counts as 0."""
+    ranges: dict[str, float] = {}
+    for item in accept.split(","):
+        media_range, *params = (part.strip() for part in item.split(";"))
+        if not media_range:
+            continue
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        ranges[media_range.lower()] = max(quality, ranges.get(media_range.lower(), 0.0))
+    return ranges
+
+
+def _prefers_html(accept: str) -> bool:
+    """HTML only for a client that names ``text/html`` and ranks it above JSON (a browser); ``*/*``, no
+    Accept, or a tie answer JSON, which API clients expect."""
+    ranges = _accept_quality(accept)
+    html_q = ranges.get("text/html", 0.0)
+    json_q = max(ranges.get(r, 0.0) for r in ("application/json", "application/*", "*/*"))
+    return html_q > 0 and html_q > json_q
+
+
+def _link(href: str | None) -> str:
+    if not href:
+        return "&mdash;"
+    url = html.escape(href, quote=True)
+    return f"<a href=\"{url}\">{html.escape(href)}</a>"
+
+
+def _catalogue_html(document: Mapping[str, Any]) -> str:
+    """The catalogue as a page a person can read: every tier with its reference page and contract."""
+    esc = html.escape
+    rows = []
+    for tier in document["tiers"]:
+        deprecation = tier["deprecation"]
+        status = "current"
+        if deprecation:
+            status = f"deprecated since {esc(str(deprecation.get('deprecated_at')))}"
+            if deprecation.get("sunset_at"):
+                status += f", sunset {esc(str(deprecation['sunset_at']))}"
+        rows.append(
+            f"<tr><td>{esc(tier['title'])}</td><td><code>{esc(tier['name'])}</code></td>"
+            f"<td>{esc(tier['version'])}</td><td><code>{esc(tier['base_path'])}</code></td>"
+            f"<td><a href=\"{esc(tier['reference'], quote=True)}\">API reference</a></td>"
+            f"<td><a href=\"{esc(tier['contract'], quote=True)}\">OpenAPI contract</a></td>"
+            f"<td>{status}</td></tr>"
+        )
+    oauth = document["oauth"]
+    health = document["health"]
+    return (
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>{esc(document['name'])} API catalogue</title>"
+        "<style>body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem;"
+        "line-height:1.5}table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.4rem;"
+        "border-bottom:1px solid #ddd}code{font-size:.95em}</style></head><body>"
+        f"<h1>{esc(document['name'])}</h1><p>{esc(document['description'])}</p>"
+        "<h2>APIs</h2><table><thead><tr><th>API</th><th>Tier</th><th>Version</th><th>Base path</th>"
+        "<th>Reference</th><th>Contract</th><th>Status</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+        "<h2>Authentication</h2><p>OAuth 2.0 client credentials; send the access token as "
+        "<code>Authorization: Bearer &lt;token&gt;</code>.</p><ul>"
+        f"<li>Issuer: <code>{esc(str(oauth['issuer']))}</code></li>"
+        f"<li>Token endpoint: {_link(oauth['token_endpoint'])}</li>"
+        f"<li>Server metadata: {_link(oauth['metadata'])}</li></ul>"
+        "<h2>Operations</h2><ul>"
+        f"<li>Liveness: {_link(health['live'])}</li><li>Readiness: {_link(health['ready'])}</li>"
+        f"<li>Metrics: {_link(document['metrics'])}</li>"
+        f"<li>Problem types (errors): {_link(document['problems'])}</li></ul>"
+        "<p>API clients get this catalogue as JSON (<code>Accept: application/json</code>).</p>"
+        "</body></html>"
+    )
+
+
 def _root_app(runtime: Runtime, tiers: Sequence[TierSpec]) -> Litestar:
     settings = runtime.settings
     dev = runtime.dev_server
 
     @operation("GET", "/", operation_id="getCatalogue", summary="Tiers, versions and contracts", public=True)
-    async def catalogue() -> dict[str, Any]:
-        return {
+    async def catalogue(request: Request[Any, Any, Any]) -> Response[Any]:
+        document = {
             "name": "Stratum",
             "description": "Integration gateway: CRM, PSA, ERP and FP&A behind versioned, governed APIs.",
             "tiers": [
@@ -118,6 +200,11 @@ def _root_app(runtime: Runtime, tiers: Sequence[TierSpec]) -> Litestar:
             "metrics": "/metrics" if settings.metrics_public else None,
             "problems": "/problems",
         }
+        # One resource, two representations: the answer depends on Accept, so caches must key on it.
+        headers = {"Vary": "Accept"}
+        if _prefers_html(request.headers.get("accept", "")):
+            return Response(_catalogue_html(document), media_type=MediaType.HTML, headers=headers)
+        return Response(document, headers=headers)
 
     @operation("GET", "/health/live", operation_id="getLiveness", summary="The process answers", public=True)
     async def live() -> dict[str, str]:
@@ -163,7 +250,7 @@ def _root_app(runtime: Runtime, tiers: Sequence[TierSpec]) -> Litestar:
             raise ProblemError("not-found", f"No problem type {code!r}.")
         return Response(problem_doc_html(kind), media_type=MediaType.HTML)
 
-    handlers: list[Any] = [catalogue, live, ready, metrics, problems, problem]
+    handlers: list[Any] = [catalogue, live, ready, metrics, problems, problem, get_reference_asset]
 
     if dev is not None:
 

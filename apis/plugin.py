@@ -35,6 +35,7 @@ from apis.middleware import (
 )
 from apis.oauth_server import ALL_SCOPES
 from apis.problems import exception_handlers
+from apis.reference_assets import scalar_render_kwargs
 
 if TYPE_CHECKING:
     from litestar.types import Message, Scope
@@ -217,7 +218,12 @@ class GovernancePlugin(InitPluginProtocol):
                 }
             ),
             # Under {prefix}/schema: Litestar's schema router answers unknown paths below it itself.
-            render_plugins=[ScalarRenderPlugin(path="/docs"), JsonRenderPlugin(path="/openapi.json")],
+            # The reference page's files come from the gateway (apis/reference_assets.py), pinned: a CDN
+            # would leave it blank offline or behind a proxy, and change it under us.
+            render_plugins=[
+                ScalarRenderPlugin(path="/docs", **scalar_render_kwargs()),
+                JsonRenderPlugin(path="/openapi.json"),
+            ],
             openapi_router=Router(
                 path=tier.schema_path, route_handlers=[], opt={"public": True}, include_in_schema=False
             ),

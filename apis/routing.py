@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 from litestar import HttpMethod, route
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Operation, Parameter, Schema
+from litestar.openapi.spec.enums import OpenAPIType
 
 from apis.problems import PROBLEM_MEDIA_TYPE, Problem
 
-__all__ = ["VENDOR_ERRORS", "operation", "problem_responses"]
+__all__ = [
+    "IDEMPOTENCY_KEY_PATTERN",
+    "VENDOR_ERRORS",
+    "idempotency_key_parameter",
+    "operation",
+    "problem_responses",
+]
 
 # The answers of an operation that calls a vendor (directly or through another tier).
 VENDOR_ERRORS: tuple[int, ...] = (502, 503, 504)
@@ -51,6 +60,49 @@ def problem_responses(statuses: Iterable[int]) -> dict[int, ResponseSpec]:
         )
         for status in sorted(set(statuses))
     }
+
+
+# What IdempotencyMiddleware accepts (``_KEY_RE``): 1 to 255 visible ASCII characters.
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+
+
+def idempotency_key_parameter(*, required: bool) -> Parameter:
+    """The ``Idempotency-Key`` header as the contract states it, so generated clients send it.
+
+    The middleware reads the header, not the handler, so Litestar cannot see it: ``operation`` adds it."""
+    advice = "" if required else "Optional: send one so that a retry cannot make the change twice. "
+    return Parameter(
+        name="Idempotency-Key",
+        param_in="header",
+        required=required,
+        description=(
+            f"{advice}A key you choose per change (a UUID will do). Sent again with the same body, the first "
+            "answer is replayed and the change is made once; with another body: 422; while the first is "
+            "still running: 409 with Retry-After. Kept 24 hours, per client."
+        ),
+        schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=255, pattern=IDEMPOTENCY_KEY_PATTERN),
+    )
+
+
+@dataclass
+class _IdempotentOperation(Operation):
+    """An operation whose ``Idempotency-Key`` header is documented (Litestar's hook: ``operation_class``)."""
+
+    key_required: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        self.parameters = [*(self.parameters or []), idempotency_key_parameter(required=self.key_required)]
+
+
+@dataclass
+class _KeyRequiredOperation(_IdempotentOperation):
+    key_required: ClassVar[bool] = True
+
+
+_OPERATION_CLASSES: dict[str, type[Operation]] = {
+    "required": _KeyRequiredOperation,
+    "optional": _IdempotentOperation,
+}
 
 
 def operation(
@@ -118,6 +170,7 @@ def operation(
             tags=tags,
             include_in_schema=include_in_schema,
             security=None if public else [{"oauth2": sorted(scopes or ())}],
+            operation_class=_OPERATION_CLASSES[idempotency] if idempotency else Operation,
             **kwargs,
         )(fn)
         return handler

@@ -20,7 +20,7 @@ import httpx
 import msgspec
 
 from apis.context import current_access, current_correlation_id, current_run
-from apis.problems import PROBLEM_KINDS, ProblemError
+from apis.problems import PROBLEM_KINDS, FieldError, ProblemError
 
 __all__ = ["TierClient"]
 
@@ -38,11 +38,17 @@ _PASS_THROUGH = {
 }
 
 
+# Query parameters a caller hands to us that we relay verbatim to the called tier, which alone can judge
+# them: a paging cursor is opaque here, so when the called tier refuses one, the mistake is our caller's.
+_RELAYED_QUERY = frozenset({"cursor"})
+
+
 class _UpstreamProblem(msgspec.Struct, kw_only=True):
     code: str | None = None
     detail: str | None = None
     vendor: str | None = None
     retry_after: int | None = None
+    errors: list[FieldError] | None = None
 
 
 async def _add_context(request: httpx.Request) -> None:
@@ -130,6 +136,12 @@ class TierClient:
                 k: v for k, v in (("vendor", upstream.vendor), ("retry_after", upstream.retry_after)) if v
             }
             return ProblemError(upstream.code, upstream.detail, headers=headers, extra=extra)
+        if (
+            upstream.code == "validation-failed"
+            and upstream.errors
+            and all(e.location == "query" and e.field in _RELAYED_QUERY for e in upstream.errors)
+        ):
+            return ProblemError("validation-failed", upstream.detail, errors=upstream.errors)
         # Anything else (our token refused, a contract mismatch) is this tier's fault, not the caller's.
         return ProblemError(
             "tier-unavailable" if response.status_code in (429, 503) else "vendor-bad-response",

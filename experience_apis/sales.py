@@ -79,7 +79,9 @@ async def get_sales_account_view(
         return_exceptions=True,
     )
     for result in (account_result, page_result):
-        if isinstance(result, ProblemError) and result.kind.code == "not-found":
+        # A section stands in for a source that failed; the caller's own mistake (an unknown account, a
+        # cursor we did not issue) is answered as such, not as a degraded view.
+        if isinstance(result, ProblemError) and result.kind.status < 500:
             raise result
         if isinstance(result, BaseException) and not isinstance(result, ProblemError):
             raise result

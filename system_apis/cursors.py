@@ -3,7 +3,9 @@
 Each adapter decides what its cursor says (Salesforce: the last id, for keyset paging; Kantata: a page
 number; NetSuite: an offset), always as short ASCII text. This module wraps that text as unpadded base64url
 and unwraps it again, refusing anything this API could not have issued with ``InvalidCursor`` (a 422 to the
-caller). Cursors are not signed: they only select a page of a query the caller may run anyway.
+caller; a tier that relays its own caller's cursor here, like the experience tier, passes that 422 on, see
+``apis/tier_client.py``). Cursors are not signed: they only select a page of a query the caller may run
+anyway.
 """
 
 from __future__ import annotations

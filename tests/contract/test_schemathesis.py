@@ -6,6 +6,7 @@ generated requests go through the same governance and inter-tier calls as a real
 
 from __future__ import annotations
 
+import re
 import tempfile
 import uuid
 from typing import Any
@@ -17,6 +18,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from apis.config import load_settings
 from apis.edge import Edge
 from apis.gateway import build_gateway
+from apis.routing import IDEMPOTENCY_KEY_PATTERN
 
 _settings = load_settings(
     {},
@@ -61,6 +63,10 @@ def _load(tier: str) -> schemathesis.schemas.BaseSchema:
     schema.config.generation.update(
         modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], max_examples=25, deterministic=True
     )
+    # A write sent without its required Idempotency-Key is refused with 428 Precondition Required
+    # (RFC 6585), the status made for a missing precondition header.
+    missing_header = schema.config.checks.missing_required_header
+    missing_header.expected_statuses = [*missing_header.expected_statuses, "428"]
     return schema
 
 
@@ -70,8 +76,11 @@ experience = _load("experience")
 
 
 def _headers(case: schemathesis.Case) -> dict[str, str]:
-    # Writes require an Idempotency-Key; a fresh one per generated request, as a well-behaved client does.
-    if case.method.upper() in ("POST", "PATCH", "PUT", "DELETE"):
+    # The contract declares Idempotency-Key, so schemathesis sends one; a valid one is made fresh per
+    # request, as a well-behaved client does (a generated key reused with another body is rightly a 422).
+    # A malformed or missing one is left as generated: that is the negative case under test.
+    key = (case.headers or {}).get("Idempotency-Key")
+    if key is not None and re.fullmatch(IDEMPOTENCY_KEY_PATTERN, key):
         return {**HEADERS, "Idempotency-Key": uuid.uuid4().hex}
     return HEADERS
 
