@@ -32,12 +32,14 @@ contracts: $(BIN)/stratum
 test: lint contracts
 	scripts/ensure-redis
 	scripts/ensure-postgres
+	scripts/ensure-chromium
 	$(BIN)/pytest
 
 # The tests that run real `stratum serve` processes: what CI runs again on the other supported Python.
 e2e: $(BIN)/stratum
 	scripts/ensure-redis
 	scripts/ensure-postgres
+	scripts/ensure-chromium
 	$(BIN)/pytest tests/e2e tests/process/test_engine_start.py tests/gateway/test_server.py
 
 bench: $(BIN)/stratum
