@@ -59,3 +59,55 @@ async def test_the_readme_write_then_activating_the_deal_leaves_one_workspace(gw
     made = _workspace_ids(gw) - before
     assert made == {created.json()["id"]}
     assert run["result"]["psa_project_id"] == created.json()["id"]
+
+
+async def test_a_psa_project_names_its_customer_when_read_back(gw: Any) -> None:
+    run = await _activate(gw, READY_OPPORTUNITY_ID)
+    project_id = run["result"]["psa_project_id"]
+
+    read = await gw.client.get(f"/system/v1/psa/projects/{project_id}", headers=gw.auth("system:read"))
+    assert read.status_code == 200, read.text
+    assert read.json()["customer_id"] == DEMO_ACCOUNT_ID
+    # Kantata holds the link itself, as an external reference to the CRM account on the workspace.
+    references = gw.sandbox_state("kantata").records["external_references"].values()
+    assert [
+        (r["service_name"], r["service_model_ref"])
+        for r in references
+        if (r["subject_type"], str(r["subject_id"]), r["service_model"]) == ("Workspace", project_id, "Account")
+    ] == [("Stratum", DEMO_ACCOUNT_ID)]
+
+
+async def test_activation_adopts_the_workspace_the_crms_own_integration_linked_to_the_deal(gw: Any) -> None:
+    # Kantata's Salesforce integration made the deal's workspace first, linked by its own reference.
+    headers = {**gw.auth("system:read")}
+    async with gw.sandbox("kantata") as kantata:
+        token = {"Authorization": "Bearer " + gw.sandbox_state("kantata").settings.tokens[0]}
+        made = await kantata.post(
+            "/api/v1/workspaces.json",
+            headers=token,
+            json={
+                "workspace": {
+                    "title": "Northwind Health - EHR Integration Phase 2 (from Salesforce)",
+                    "currency": "USD",
+                    "external_references_attributes": [
+                        {
+                            "service_name": "Salesforce",
+                            "service_model": "Opportunity",
+                            "service_model_ref": READY_OPPORTUNITY_ID,
+                        }
+                    ],
+                }
+            },
+        )
+        assert made.status_code == 200, made.text
+    linked = made.json()["results"][0]["id"]
+    before = _workspace_ids(gw)
+
+    run = await _activate(gw, READY_OPPORTUNITY_ID)
+
+    assert run["result"]["psa_project_id"] == linked
+    assert _workspace_ids(gw) == before  # adopted, not duplicated
+    # Adopted under Stratum's key: read back, it is the deal's project and names its customer.
+    read = await gw.client.get(f"/system/v1/psa/projects/{linked}", headers=headers)
+    assert read.status_code == 200, read.text
+    assert (read.json()["external_key"], read.json()["customer_id"]) == (READY_OPPORTUNITY_ID, DEMO_ACCOUNT_ID)
