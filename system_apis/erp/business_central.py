@@ -103,6 +103,7 @@ from system_apis.erp.business_central_mapping import (
     BcInvoice,
     BcPayment,
     BcProject,
+    BcTaxArea,
     ODataPage,
     ScheduleRef,
     business_key,
@@ -328,8 +329,16 @@ class BusinessCentralErp:
         self._check_legal_entity(command.legal_entity)
         number = business_key(command.crm_customer_id)
         existing = await self._customer_by_number(number)
+        # The tax area is looked up only when it will be written: on create, or when BC has none yet.
+        tax_area_id = (
+            await self._tax_area_id(command.tax_jurisdiction)
+            if command.tax_jurisdiction and (existing is None or not existing.has_tax_area)
+            else None
+        )
         if existing is None:
-            body = customer_create_body(command, number=number, local_currency=self._settings.local_currency)
+            body = customer_create_body(
+                command, number=number, local_currency=self._settings.local_currency, tax_area_id=tax_area_id
+            )
             record, created = await self._create(
                 "customers", body, BcCustomer, lambda: self._customer_by_number(number)
             )
@@ -338,9 +347,24 @@ class BusinessCentralErp:
             # A concurrent upsert made it between our look and our create: update that one.
             existing = record
         updated = await self._patch_with_retry(
-            "customers", existing, lambda current: customer_update_body(command, current)
+            "customers",
+            existing,
+            lambda current: customer_update_body(command, current, tax_area_id=tax_area_id),
         )
         return self._customer(updated, command.crm_customer_id), False
+
+    async def _tax_area_id(self, jurisdiction: str) -> str:
+        """The id of the company's tax area coded as ``jurisdiction``; a company without one cannot tax
+        the customer's invoices, which finance must set up (``VendorRejected``)."""
+        code = jurisdiction.strip().upper()
+        page = await self._list_page(
+            "taxAreas", BcTaxArea, {"$filter": f"code eq {odata_quote(code)}", "$top": "2"}
+        )
+        if not page.value:
+            raise VendorRejected(
+                VENDOR, f"Business Central has no tax area {code} for the customer's tax jurisdiction"
+            )
+        return page.value[0].id
 
     async def _customer_by_number(self, number: str) -> BcCustomer | None:
         page = await self._list_page(

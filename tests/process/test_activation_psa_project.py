@@ -73,7 +73,8 @@ async def test_a_psa_project_names_its_customer_when_read_back(gw: Any) -> None:
     assert [
         (r["service_name"], r["service_model_ref"])
         for r in references
-        if (r["subject_type"], str(r["subject_id"]), r["service_model"]) == ("Workspace", project_id, "Account")
+        if (r["subject_type"], str(r["subject_id"]), r["service_model"])
+        == ("Workspace", project_id, "Account")
     ] == [("Stratum", DEMO_ACCOUNT_ID)]
 
 
@@ -110,4 +111,5 @@ async def test_activation_adopts_the_workspace_the_crms_own_integration_linked_t
     # Adopted under Stratum's key: read back, it is the deal's project and names its customer.
     read = await gw.client.get(f"/system/v1/psa/projects/{linked}", headers=headers)
     assert read.status_code == 200, read.text
-    assert (read.json()["external_key"], read.json()["customer_id"]) == (READY_OPPORTUNITY_ID, DEMO_ACCOUNT_ID)
+    adopted = read.json()
+    assert (adopted["external_key"], adopted["customer_id"]) == (READY_OPPORTUNITY_ID, DEMO_ACCOUNT_ID)

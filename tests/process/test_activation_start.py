@@ -60,7 +60,8 @@ async def test_an_opportunity_the_crm_does_not_know_is_404_and_makes_no_run(gw: 
 async def test_an_opportunity_not_won_is_422_naming_its_stage_and_makes_no_run(
     gw: Any, opportunity_id: str, stage: str
 ) -> None:
-    response = await gw.client.post(ACTIVATIONS, json={"opportunity_id": opportunity_id}, headers=_headers(gw))
+    body = {"opportunity_id": opportunity_id}
+    response = await gw.client.post(ACTIVATIONS, json=body, headers=_headers(gw))
     assert response.status_code == 422, response.text
     problem = response.json()
     assert problem["code"] == "opportunity-not-won"
