@@ -131,8 +131,8 @@ _KINDS = [
         "opportunity-not-won",
         422,
         "Opportunity not closed-won",
-        "Only a won deal becomes a project. The opportunity is in another stage (`detail` names it): close it "
-        "as won in the CRM, then start the activation again. No run was created.",
+        "Only a won deal becomes a project. The opportunity is in another stage (`detail` names it): close "
+        "it as won in the CRM, then start the activation again. No run was created.",
     ),
     ProblemKind(
         "vendor-rejected",

@@ -12,7 +12,7 @@ import datetime as dt
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import msgspec
@@ -42,9 +42,9 @@ from process_apis.customer_sync import CUSTOMER_SYNC_WORKFLOW, customer_sync
 from process_apis.engine import QUEUE_NAME
 from process_apis.metrics import OPEN_RUNS
 from process_apis.saga import CONTROL_TOPIC
+from system_apis.client import SystemApiClient
 from system_apis.crm.port import InvalidCursor
 from system_apis.cursors import fingerprint, unwrap_cursor, wrap_cursor
-from system_apis.client import SystemApiClient
 from system_apis.params import Cursor, cursor_errors
 
 __all__ = ["RUN_ROUTES", "RunService", "load_run", "refresh_open_runs_gauge", "start_activation"]
@@ -247,8 +247,11 @@ def _activation_run_id(opportunity_id: str, attempt: int) -> str:
     return f"pa-{opportunity_id}" if attempt == 1 else f"pa-{opportunity_id}-{attempt}"
 
 
-async def _enqueue_once(run_id: str, attributes: dict[str, Any], workflow: Any, *args: Any) -> bool:
-    """Enqueue ``workflow`` as ``run_id`` unless a run with that id exists; True when this call made it.
+async def _enqueue_once(
+    run_id: str, attributes: dict[str, Any], enqueue: Callable[[], Awaitable[object]]
+) -> bool:
+    """Run ``enqueue`` (one ``DBOS.enqueue_workflow_async``) as ``run_id`` unless a run with that id
+    exists; True when this call made it.
 
     The decision is DBOS's own insert of the workflow's row (``reuse_policy="reject"``: an insert that
     finds a row made by another start raises), one statement in the run database, so of any number of
@@ -259,7 +262,7 @@ async def _enqueue_once(run_id: str, attributes: dict[str, Any], workflow: Any, 
             SetWorkflowID(run_id, workflow_id_reuse_policy="reject"),
             SetWorkflowAttributes(attributes),
         ):
-            await DBOS.enqueue_workflow_async(QUEUE_NAME, workflow, *args, current_correlation_id())
+            await enqueue()
     except dbos_error.DBOSWorkflowIDInUseError:
         return False
     return True
@@ -289,7 +292,13 @@ async def start_activation(opportunity_id: str, *, trigger: str) -> tuple[Run, b
         run_id = _activation_run_id(opportunity_id, attempt)
         existing = await load_run(run_id)
         if existing is None:
-            started = await _enqueue_once(run_id, attributes, project_activation, opportunity_id, trigger)
+            started = await _enqueue_once(
+                run_id,
+                attributes,
+                lambda: DBOS.enqueue_workflow_async(
+                    QUEUE_NAME, project_activation, opportunity_id, trigger, current_correlation_id()
+                ),
+            )
             existing = await load_run(run_id)
             assert existing is not None
             if started:
@@ -304,7 +313,13 @@ async def start_customer_sync(account_ids: list[str], *, run_id: str, trigger: s
     if existing is not None:
         return existing, False
     attributes = _start_attributes(",".join(account_ids), trigger)
-    started = await _enqueue_once(run_id, attributes, customer_sync, account_ids, trigger)
+    started = await _enqueue_once(
+        run_id,
+        attributes,
+        lambda: DBOS.enqueue_workflow_async(
+            QUEUE_NAME, customer_sync, account_ids, trigger, current_correlation_id()
+        ),
+    )
     run = await load_run(run_id)
     assert run is not None
     return run, started
