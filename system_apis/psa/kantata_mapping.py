@@ -59,12 +59,13 @@ resource (staffing demand), which takes no external reference, carries it at the
 Links to the CRM
 ----------------
 
-Kantata links its records to another system's only through external references (``service_name`` the
+Kantata links its records to another system's through external references (``service_name`` the
 system, ``service_model`` the kind of record there, ``service_model_ref`` its id; Kantata OX API,
-"External References"); a workspace has no customer field of its own (clients are people and groups in
-Kantata's UI, not a reference the API writes). So a workspace Stratum creates carries, besides its key
-(``service_model`` "Project"), its customer: ``service_model`` "Account", ``service_model_ref`` the CRM
-account id, written in the same POST. A workspace read back names that account as its ``customer_id``
+"External References"; VENDORS.md). A workspace has no customer field: Kantata groups a client's
+workspaces in workspace groups, which are Kantata's own and which Stratum does not manage (the sandbox
+has none). So a workspace Stratum creates carries, besides its key (``service_model`` "Project"), its
+customer: ``service_model`` "Account", ``service_model_ref`` the CRM account id, written in the same POST
+and filterable like any reference. A workspace read back names that account as its ``customer_id``
 (Stratum's reference first, else one another integration wrote).
 
 Kantata's own Salesforce integration links the workspace it makes for a won deal with ``service_name``
