@@ -4,10 +4,12 @@ starts of one run tell exactly one caller it was started."""
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import psycopg
 import pytest
 
 from apis.config import Settings
@@ -19,9 +21,10 @@ from sandboxes.salesforce.data import (
     READY_RETAINER_OPPORTUNITY_ID,
     salesforce_id,
 )
-from tests.process.test_activation_runs import ACTIVATIONS, _settings, _until, _workspaces
+from tests.process.test_activation_runs import ACTIVATIONS, WORKFLOWS, _settings, _until, _workspaces
 
 UNKNOWN_OPPORTUNITY_ID = salesforce_id("006", 999_999)
+PG_ADMIN = os.environ.get("STRATUM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 @pytest.fixture
@@ -88,7 +91,36 @@ async def test_a_won_deal_a_person_must_fix_still_parks_with_its_owner(gw: Any) 
 # --- concurrent starts (item 24) ---------------------------------------------------------------------------
 
 
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A throwaway database on the shared PostgreSQL (skipped when none answers)."""
+    try:
+        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=2) as conn:
+            name = f"stratum_start_{uuid.uuid4().hex[:10]}"
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError:
+        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
+    yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def gw_on_postgres(
+    make_gateway: Callable[[Settings], Any], make_settings: Callable[..., Settings], postgres_database: str
+) -> Any:
+    return await make_gateway(make_settings(workflows={**WORKFLOWS, "database_url": postgres_database}))
+
+
 async def test_concurrent_starts_of_one_activation_start_it_once(gw: Any) -> None:
+    await _ten_concurrent_starts_start_one_run(gw)
+
+
+async def test_concurrent_starts_start_one_run_on_postgresql_too(gw_on_postgres: Any) -> None:
+    await _ten_concurrent_starts_start_one_run(gw_on_postgres)
+
+
+async def _ten_concurrent_starts_start_one_run(gw: Any) -> None:
     async def start() -> Any:
         return await gw.client.post(
             ACTIVATIONS, json={"opportunity_id": READY_RETAINER_OPPORTUNITY_ID}, headers=_headers(gw)
