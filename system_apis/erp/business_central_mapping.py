@@ -333,8 +333,15 @@ def country_code(country: str | None) -> str | None:
 # --- customers -----------------------------------------------------------------------------------------
 
 
-def customer_from_bc(record: BcCustomer, *, legal_entity: str | None, crm_id: str | None = None) -> Customer:
-    """The canonical customer for a Business Central ``customer``; ``crm_id`` when the caller knows it."""
+def customer_from_bc(
+    record: BcCustomer,
+    *,
+    legal_entity: str | None,
+    crm_id: str | None = None,
+    tax_jurisdiction: str | None = None,
+) -> Customer:
+    """The canonical customer for a Business Central ``customer``; ``crm_id`` when the caller knows it,
+    ``tax_jurisdiction`` the code of the tax area its ``taxAreaId`` names."""
     street = ", ".join(part for part in (record.address_line1.strip(), record.address_line2.strip()) if part)
     address = Address(
         street=street or None,
@@ -347,6 +354,7 @@ def customer_from_bc(record: BcCustomer, *, legal_entity: str | None, crm_id: st
         id=record.id,
         name=_text(record.display_name) or record.number or record.id,
         legal_entity=legal_entity,
+        tax_jurisdiction=tax_jurisdiction,
         tax_id=_text(record.tax_registration_number),
         website=_text(record.website),
         currency=_text(record.currency_code),

@@ -124,6 +124,16 @@ async def test_customer_sync_makes_the_business_central_customer_with_address_an
     tax_area = gw.sandbox_state("business-central").records["taxAreas"][customer["taxAreaId"]]
     assert tax_area["code"] == account["Tax_Jurisdiction__c"]
 
+    # Read back through the system tier, the ERP customer names its jurisdiction and address.
+    read = await gw.client.get(
+        f"/system/v1/erp/customers/business_central:{customer['id']}", headers=gw.auth("system:read")
+    )
+    assert read.status_code == 200, read.text
+    erp = read.json()
+    assert erp["tax_jurisdiction"] == account["Tax_Jurisdiction__c"]
+    address = erp["billing_address"]
+    assert (address["city"], address["country"]) == (account["BillingCity"], "DE")
+
 
 async def test_activation_gives_the_existing_business_central_customer_its_tax_area(gw: Any) -> None:
     # Initech's books moved to Business Central with an address but no tax area: activation adds the area
