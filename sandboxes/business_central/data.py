@@ -26,6 +26,8 @@ How it lines up with the other seeds (everything dated relative to `SEED_NOW`, t
   spelled with spaces, no link): a probable duplicate of the Salesforce account of that name.
 - Müller & Söhne Maschinenbau AG (`MUELLER_CUSTOMER_ID`, the NetSuite seed's German customer) is a
   Business Central-only customer with the well-known invoices.
+- Each company's ``taxAreas`` are coded by the tax jurisdictions the Salesforce accounts name (ISO 3166-2:
+  ``DE-BY``, ``GB``, ...; `tax_area_id`); seeded customers have none yet (``taxAreaId`` the empty GUID).
 
 Well-known ids:
 

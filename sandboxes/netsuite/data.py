@@ -13,6 +13,9 @@ How it lines up with the Salesforce seed:
   before `SEED_NOW` already have projects (``job.externalId`` = Opportunity Id); more recent ones do not.
 - The accounts behind the well-known "ready" and "fails rule X" opportunities (Northwind, Initech,
   Umbrella, Stark, Wayne, Hooli, Globex UK) have no linked customer, so activation has one to create.
+- Every tax jurisdiction the Salesforce accounts name (``Tax_Jurisdiction__c``: ``US-NY``, ``GB``,
+  ``DE-BY``, ...) has a ``salesTaxItem`` whose ``externalId`` (and name) is that code, so a customer made
+  from an account gets its tax code by external-id reference; customers keep an ``addressBook`` sublist.
 - ``DUPLICATE_CUSTOMER_ID`` is Wayne Capital entered by hand long ago: a probable duplicate of the
   Salesforce account by normalised name, tax id (``vatRegNumber`` = ``Tax_Id__c``) and web domain, with no
   ``externalId``. Customer master sync should flag it.
