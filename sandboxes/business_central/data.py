@@ -108,6 +108,7 @@ __all__ = [
     "company_setup",
     "format_datetime",
     "guid",
+    "tax_area_id",
 ]
 
 Record = dict[str, Any]
