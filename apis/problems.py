@@ -128,6 +128,13 @@ _KINDS = [
         "(`location` and `field`) and what is wrong with it.",
     ),
     ProblemKind(
+        "opportunity-not-won",
+        422,
+        "Opportunity not closed-won",
+        "Only a won deal becomes a project. The opportunity is in another stage (`detail` names it): close "
+        "it as won in the CRM, then start the activation again. No run was created.",
+    ),
+    ProblemKind(
         "vendor-rejected",
         422,
         "The system of record refused the data",

@@ -41,6 +41,7 @@ from contracts.models import (
     ProjectCreate,
     StaffingDemand,
     StaffingDemandCreate,
+    deal_project_key,
 )
 from contracts.models.crm import RateUnit
 from contracts.models.delivery import MilestoneInput
@@ -103,7 +104,7 @@ def plan_project(opp: Opportunity, *, customer_id: str, with_milestones: bool) -
         else []
     )
     return ProjectCreate(
-        external_key=opp.id,
+        external_key=deal_project_key(opp.id),
         name=opp.name[:255],
         customer_id=customer_id,
         currency=opp.currency,
@@ -143,7 +144,7 @@ def plan_billing_schedule(opp: Opportunity, *, customer_id: str | None = None) -
                 )
             ]
     return BillingScheduleCreate(
-        external_key=f"{opp.id}.billing",
+        external_key=f"{deal_project_key(opp.id)}.billing",
         billing_model=opp.billing_model,
         currency=opp.currency,
         lines=lines,
@@ -159,7 +160,7 @@ def plan_staffing(opp: Opportunity) -> list[StaffingDemandCreate]:
     if not opp.rate_card:
         return [
             StaffingDemandCreate(
-                external_key=f"{opp.id}.staff.1",
+                external_key=f"{deal_project_key(opp.id)}.staff.1",
                 role="Project Manager",
                 hours=Decimal(0),
                 start_date=start,
@@ -176,7 +177,7 @@ def plan_staffing(opp: Opportunity) -> list[StaffingDemandCreate]:
         )
         demands.append(
             StaffingDemandCreate(
-                external_key=f"{opp.id}.staff.{index}",
+                external_key=f"{deal_project_key(opp.id)}.staff.{index}",
                 role=line.role,
                 hours=Decimal(hours),
                 start_date=start,

@@ -12,17 +12,19 @@ import datetime as dt
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import msgspec
 from dbos import DBOS, SetWorkflowAttributes, SetWorkflowID
+from dbos import error as dbos_error
 from litestar import Request, Response
-from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter, SkipValidation
 
 from apis.context import current_access, current_correlation_id
 from apis.problems import FieldError, ProblemError
-from apis.routing import operation
+from apis.routing import VENDOR_ERRORS, operation
 from contracts.models.process import (
     CustomerSyncRequest,
     Owner,
@@ -40,6 +42,7 @@ from process_apis.customer_sync import CUSTOMER_SYNC_WORKFLOW, customer_sync
 from process_apis.engine import QUEUE_NAME
 from process_apis.metrics import OPEN_RUNS
 from process_apis.saga import CONTROL_TOPIC
+from system_apis.client import SystemApiClient
 from system_apis.crm.port import InvalidCursor
 from system_apis.cursors import fingerprint, unwrap_cursor, wrap_cursor
 from system_apis.params import Cursor, cursor_errors
@@ -244,28 +247,65 @@ def _activation_run_id(opportunity_id: str, attempt: int) -> str:
     return f"pa-{opportunity_id}" if attempt == 1 else f"pa-{opportunity_id}-{attempt}"
 
 
+async def _enqueue_once(
+    run_id: str, attributes: dict[str, Any], enqueue: Callable[[], Awaitable[object]]
+) -> bool:
+    """Run ``enqueue`` (one ``DBOS.enqueue_workflow_async``) as ``run_id`` unless a run with that id
+    exists; True when this call made it.
+
+    The decision is DBOS's own insert of the workflow's row (``reuse_policy="reject"``: an insert that
+    finds a row made by another start raises), one statement in the run database, so of any number of
+    concurrent starts exactly one is told it started the run. A look-up before the enqueue could not be:
+    every caller would see no run, and each would answer "started"."""
+    try:
+        with (
+            SetWorkflowID(run_id, workflow_id_reuse_policy="reject"),
+            SetWorkflowAttributes(attributes),
+        ):
+            await enqueue()
+    except dbos_error.DBOSWorkflowIDInUseError:
+        return False
+    return True
+
+
+async def current_activation(opportunity_id: str) -> Run | None:
+    """The opportunity's activation run that counts (the last one not cancelled), or None."""
+    attempt = 1
+    while True:
+        existing = await load_run(_activation_run_id(opportunity_id, attempt))
+        if existing is None:
+            return None
+        if existing.state != RunState.CANCELLED:
+            return existing
+        attempt += 1
+
+
 async def start_activation(opportunity_id: str, *, trigger: str) -> tuple[Run, bool]:
     """The opportunity's activation run, started unless it has one; (run, started now).
 
     One run per opportunity: starting again returns the existing run, whatever its state, so a deal can
-    never become two projects. Only after a run was cancelled does a new start make a new run."""
+    never become two projects. Only after a run was cancelled does a new start make a new run. Concurrent
+    starts race on the run's id in the run database (`_enqueue_once`): one starts it, the rest get it."""
     attempt = 1
+    attributes = _start_attributes(opportunity_id, trigger)
     while True:
         run_id = _activation_run_id(opportunity_id, attempt)
         existing = await load_run(run_id)
         if existing is None:
-            break
+            started = await _enqueue_once(
+                run_id,
+                attributes,
+                lambda: DBOS.enqueue_workflow_async(
+                    QUEUE_NAME, project_activation, opportunity_id, trigger, current_correlation_id()
+                ),
+            )
+            existing = await load_run(run_id)
+            assert existing is not None
+            if started:
+                return existing, True
         if existing.state != RunState.CANCELLED:
             return existing, False
         attempt += 1
-    attributes = _start_attributes(opportunity_id, trigger)
-    with SetWorkflowID(run_id), SetWorkflowAttributes(attributes):
-        await DBOS.enqueue_workflow_async(
-            QUEUE_NAME, project_activation, opportunity_id, trigger, current_correlation_id()
-        )
-    run = await load_run(run_id)
-    assert run is not None
-    return run, True
 
 
 async def start_customer_sync(account_ids: list[str], *, run_id: str, trigger: str) -> tuple[Run, bool]:
@@ -273,13 +313,37 @@ async def start_customer_sync(account_ids: list[str], *, run_id: str, trigger: s
     if existing is not None:
         return existing, False
     attributes = _start_attributes(",".join(account_ids), trigger)
-    with SetWorkflowID(run_id), SetWorkflowAttributes(attributes):
-        await DBOS.enqueue_workflow_async(
+    started = await _enqueue_once(
+        run_id,
+        attributes,
+        lambda: DBOS.enqueue_workflow_async(
             QUEUE_NAME, customer_sync, account_ids, trigger, current_correlation_id()
-        )
+        ),
+    )
     run = await load_run(run_id)
     assert run is not None
-    return run, True
+    return run, started
+
+
+async def refuse_unless_won(system: SystemApiClient, opportunity_id: str) -> None:
+    """Refuse, before any run exists, an activation that no person can make ready: an opportunity the CRM
+    does not know (404, passed through from the system tier) or one not closed-won (422 naming its stage).
+    Rules a person fixes on a won deal (legal entity, billing model, ...) are the run's: it parks with an
+    owner."""
+    opportunity = await system.get_opportunity(opportunity_id)
+    if not opportunity.is_won:
+        raise ProblemError(
+            "opportunity-not-won",
+            f"Opportunity {opportunity_id} is in stage {opportunity.stage.value}, not closed-won: only a won "
+            "deal is activated. Close it as won in the CRM, then start the activation.",
+            errors=[
+                FieldError(
+                    location="body",
+                    field="opportunity_id",
+                    message=f"stage is {opportunity.stage.value}, not closed_won",
+                )
+            ],
+        )
 
 
 class RunService:
@@ -334,18 +398,25 @@ _RUN_ANSWERS = {
         "already has (200): an opportunity is activated once, however often this is called. Steps: check "
         "readiness, upsert the ERP customer, create the PSA project with milestones, create the ERP project "
         "and billing schedule, raise staffing demand, write back to the CRM, publish `project.activated`. "
-        "`Prefer: wait=N` (at most 60) waits up to N seconds for the run to complete or park."
+        "`Prefer: wait=N` (at most 60) waits up to N seconds for the run to complete or park. Refused "
+        "before any run exists: 404 for an opportunity the CRM does not know, 422 (`opportunity-not-won`, "
+        "naming the stage) for one not closed-won. A won deal that breaks another readiness rule still gets "
+        "a run, parked for the owner who can fix it."
     ),
     scopes=["process:run"],
-    errors=[404],
+    errors=[404, *VENDOR_ERRORS],
     idempotency="required",
     status_code=202,
     success=_RUN_ANSWERS,
     tags=["activation"],
 )
 async def start_project_activation(
-    data: JSONBody[ProjectActivationRequest], request: Request[Any, Any, Any]
+    data: JSONBody[ProjectActivationRequest],
+    request: Request[Any, Any, Any],
+    system: NamedDependency[SkipValidation[SystemApiClient]],
 ) -> Response[Run]:
+    if await current_activation(data.opportunity_id) is None:
+        await refuse_unless_won(system, data.opportunity_id)
     run, started = await start_activation(data.opportunity_id, trigger="api")
     wait = _prefer_wait(request)
     if wait:
@@ -394,7 +465,10 @@ async def _get_run(run_id: str, workflow: Workflow, request: Request[Any, Any, A
     scopes=["process:run"],
     idempotency="required",
     status_code=202,
-    success={202: (Run, "Accepted: the run is queued or running; follow `Location`.")},
+    success={
+        200: (Run, "The run for this Idempotency-Key already existed."),
+        202: (Run, "Accepted: the run is queued or running; follow `Location`."),
+    },
     tags=["customers"],
 )
 async def start_customer_sync_route(
@@ -403,11 +477,13 @@ async def start_customer_sync_route(
     client = request.scope["auth"].client_id
     key = request.headers.get("idempotency-key", "")
     run_id = "cs-" + uuid.uuid5(uuid.NAMESPACE_URL, f"stratum:customer-sync:{client}:{key}").hex[:20]
-    run, _ = await start_customer_sync(list(dict.fromkeys(data.account_ids)), run_id=run_id, trigger="api")
+    run, started = await start_customer_sync(
+        list(dict.fromkeys(data.account_ids)), run_id=run_id, trigger="api"
+    )
     wait = _prefer_wait(request)
     if wait:
         run = await _wait_for(run, wait)
-    return _run_response(run, 202, wait, location=True)
+    return _run_response(run, 202 if started else 200, wait, location=True)
 
 
 @operation(

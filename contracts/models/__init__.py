@@ -48,6 +48,7 @@ from contracts.models.delivery import (
     StaffingDemandCreate,
     TimeEntry,
     TimeEntryPage,
+    deal_project_key,
 )
 from contracts.models.finance import (
     BillingSchedule,
@@ -146,4 +147,5 @@ __all__ = [
     "TimeEntry",
     "TimeEntryPage",
     "UpsertResult",
+    "deal_project_key",
 ]

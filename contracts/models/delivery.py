@@ -38,6 +38,7 @@ __all__ = [
     "StaffingDemandCreate",
     "TimeEntry",
     "TimeEntryPage",
+    "deal_project_key",
 ]
 
 
@@ -96,9 +97,17 @@ class MilestoneInput(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_f
     amount: Money | None = None
 
 
+def deal_project_key(opportunity_id: str) -> str:
+    """The business key (``ProjectCreate.external_key``) of the projects delivering and billing a won deal:
+    the opportunity id itself, as activation uses it. Whoever creates a deal's project by hand through the
+    system tier must use the same key, or the deal gets a second project when it is activated."""
+    return opportunity_id
+
+
 class ProjectCreate(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """Create a project (with its milestones). ``external_key`` (e.g. the opportunity id) makes it
-    idempotent in the vendor: creating twice with one key returns the first project."""
+    """Create a project (with its milestones). ``external_key`` makes it idempotent in the vendor:
+    creating twice with one key returns the first project. A won deal's project takes the opportunity id
+    (``deal_project_key``), the key activation uses, so the two never make two projects for one deal."""
 
     external_key: ExternalKey
     name: NonEmptyText

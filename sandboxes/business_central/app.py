@@ -226,6 +226,8 @@ _CUSTOMER_FIELDS: dict[str, FieldKind] = {
     "email": "text",
     "website": "text",
     "taxLiable": "boolean",
+    "taxAreaId": "guid",
+    "taxAreaDisplayName": "text",
     "taxRegistrationNumber": "text",
     "currencyId": "guid",
     "currencyCode": "code",
@@ -255,7 +257,8 @@ CUSTOMERS = EntitySet(
     name="customers",
     entity_type="customer",
     fields=_CUSTOMER_FIELDS,
-    writable=frozenset(_CUSTOMER_FIELDS) - {"id", "currencyId", "balanceDue", "lastModifiedDateTime"},
+    writable=frozenset(_CUSTOMER_FIELDS)
+    - {"id", "currencyId", "balanceDue", "lastModifiedDateTime", "taxAreaDisplayName"},
     max_lengths={
         "number": 20,
         "displayName": 100,
@@ -413,8 +416,27 @@ COMPANIES = EntitySet(
     order=("name",),
     table="Company",
 )
+# API v2.0 taxAreas (learn.microsoft.com/dynamics365/business-central/dev-itpro/api-reference/v2.0/resources/
+# dynamics_taxarea): a customer's taxAreaId points at one; served read-only here (set up by finance).
+TAX_AREAS = EntitySet(
+    name="taxAreas",
+    entity_type="taxArea",
+    fields={
+        "id": "guid",
+        "code": "code",
+        "displayName": "text",
+        "taxType": "enum",
+        "lastModifiedDateTime": "datetime",
+    },
+    writable=frozenset(),
+    max_lengths={"code": 20, "displayName": 100},
+    enums={"taxType": ("Sales_x0020_Tax", "VAT")},
+    order=("code",),
+    table="Tax Area",
+)
 ENTITY_SETS: Mapping[str, EntitySet] = {
-    entity_set.name: entity_set for entity_set in (CUSTOMERS, PROJECTS, SALES_INVOICES, CUSTOMER_PAYMENTS)
+    entity_set.name: entity_set
+    for entity_set in (CUSTOMERS, PROJECTS, SALES_INVOICES, CUSTOMER_PAYMENTS, TAX_AREAS)
 }
 # Payments posted in the seed used these; new ones continue the series.
 _PAYMENT_TOLERANCE = Decimal("0.005")
@@ -720,6 +742,8 @@ class BusinessCentralSandbox:
             "currencyId": ZERO_GUID if not code else str(uuid.uuid5(uuid.NAMESPACE_OID, f"currency:{code}")),
         }
         if entity_set is CUSTOMERS:
+            area = self.records["taxAreas"].get(entity.get("taxAreaId") or "")
+            derived["taxAreaDisplayName"] = area["displayName"] if area is not None else ""
             derived["balanceDue"] = sum(
                 (
                     Decimal(invoice["remainingAmount"])
@@ -874,6 +898,7 @@ class BusinessCentralSandbox:
                     "email": "",
                     "website": "",
                     "taxLiable": False,
+                    "taxAreaId": ZERO_GUID,
                     "taxRegistrationNumber": "",
                     "currencyCode": "",
                     "blocked": "_x0020_",
@@ -932,7 +957,7 @@ class BusinessCentralSandbox:
             )
             self.apply_body(entity_set, entity, body)
             self.complete_payment(entity, company_id)
-        else:  # pragma: no cover - only the sets above are routed here
+        else:  # read-only sets (taxAreas): finance sets them up in the client
             raise _not_found()
         if entity_set is not PROJECTS:
             entity["lastModifiedDateTime"] = format_datetime(self.now())
@@ -997,6 +1022,15 @@ class BusinessCentralSandbox:
 
     def complete_customer(self, entity: Record, setup: CompanySetup) -> None:
         self.check_unique_number(CUSTOMERS, entity["companyId"], entity)
+        area_id = entity.get("taxAreaId") or ZERO_GUID
+        area = self.records["taxAreas"].get(area_id)
+        if area_id != ZERO_GUID and (area is None or area["companyId"] != entity["companyId"]):
+            raise BusinessCentralError(
+                400,
+                _FIELD_VALIDATION,
+                f"The field Tax Area Code of table Customer contains a value ({area_id}) that cannot be "
+                "found in the related table (Tax Area).",
+            )
         entity["currencyCode"] = self.currency(entity.get("currencyCode") or "", setup, "Customer")
 
     def currency(self, code: str, setup: CompanySetup, table: str) -> str:

@@ -26,6 +26,8 @@ How it lines up with the other seeds (everything dated relative to `SEED_NOW`, t
   spelled with spaces, no link): a probable duplicate of the Salesforce account of that name.
 - Müller & Söhne Maschinenbau AG (`MUELLER_CUSTOMER_ID`, the NetSuite seed's German customer) is a
   Business Central-only customer with the well-known invoices.
+- Each company's ``taxAreas`` are coded by the tax jurisdictions the Salesforce accounts name (ISO 3166-2:
+  ``DE-BY``, ``GB``, ...; `tax_area_id`); seeded customers have none yet (``taxAreaId`` the empty GUID).
 
 Well-known ids:
 
@@ -106,6 +108,7 @@ __all__ = [
     "company_setup",
     "format_datetime",
     "guid",
+    "tax_area_id",
 ]
 
 Record = dict[str, Any]
@@ -388,6 +391,7 @@ def _customer_record(seed: _CustomerSeed, rng: random.Random) -> Record:
         "email": f"buchhaltung@{domain}" if seed.country == "DE" else f"accounts@{domain}",
         "website": seed.website or "",
         "taxLiable": False,
+        "taxAreaId": ZERO_GUID,
         "taxRegistrationNumber": seed.tax_id or "",
         "currencyCode": seed.currency,
         "blocked": seed.blocked,
@@ -688,6 +692,46 @@ def _companies() -> dict[str, Record]:
     }
 
 
+# Tax areas (API v2.0 ``taxAreas``: id, code, displayName, taxType): the firm codes each jurisdiction it
+# invoices by its ISO 3166-2 code, as the CRM's Tax_Jurisdiction__c does (CRONUS DE: the German states, the
+# UK and the US states of its cross-border accounts; CRONUS UK: GB). In a VAT country Business Central
+# lists its VAT business posting groups here, with taxType "VAT".
+_GERMAN_STATES = {
+    "BW": "Baden-Württemberg", "BY": "Bayern", "BE": "Berlin", "BB": "Brandenburg", "HB": "Bremen",
+    "HH": "Hamburg", "HE": "Hessen", "MV": "Mecklenburg-Vorpommern", "NI": "Niedersachsen",
+    "NW": "Nordrhein-Westfalen", "RP": "Rheinland-Pfalz", "SL": "Saarland", "SN": "Sachsen",
+    "ST": "Sachsen-Anhalt", "SH": "Schleswig-Holstein", "TH": "Thüringen",
+}  # fmt: skip
+_TAX_AREAS: Mapping[str, tuple[tuple[str, str], ...]] = {
+    DE_COMPANY_ID: (
+        *((f"DE-{code}", f"Inland, {name}") for code, name in _GERMAN_STATES.items()),
+        ("GB", "EU-Ausland, Vereinigtes Königreich"),
+    ),
+    UK_COMPANY_ID: (("GB", "Domestic, United Kingdom"),),
+}
+
+
+def tax_area_id(company_id: str, code: str) -> str:
+    """The (fixed) id of a company's tax area."""
+    return guid(f"tax-area:{company_id}:{code}")
+
+
+def _tax_areas() -> dict[str, Record]:
+    stamp = format_datetime(SEED_NOW - timedelta(days=900))
+    return {
+        tax_area_id(company_id, code): {
+            "id": tax_area_id(company_id, code),
+            "companyId": company_id,
+            "code": code,
+            "displayName": name,
+            "taxType": "VAT",
+            "lastModifiedDateTime": stamp,
+        }
+        for company_id, areas in _TAX_AREAS.items()
+        for code, name in areas
+    }
+
+
 def build_seed(seed: int) -> dict[str, dict[str, Record]]:
     """Fresh seed entities: ``{entity set: {id: entity}}`` for ``companies``, ``customers``, ``projects``,
     ``salesInvoices`` (lines nested under ``salesInvoiceLines``) and ``customerPayments``.
@@ -727,6 +771,7 @@ def _seed_template(seed: int) -> dict[str, dict[str, Record]]:
             payments[payment["id"]] = payment
     return {
         "companies": _companies(),
+        "taxAreas": _tax_areas(),
         "customers": by_id,
         "projects": {project["id"]: project for project in _projects(seed)},
         "salesInvoices": invoices,

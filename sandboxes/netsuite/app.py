@@ -445,6 +445,12 @@ class NetSuiteSandbox:
             return rendered
         if spec.kind == "enum":
             return {"id": value, "refName": (spec.choices or {}).get(value, value)}
+        if spec.kind == "subrecord":
+            return {
+                inner.name: self.render_value(base, inner, value[inner.name])
+                for inner in spec.lines
+                if value.get(inner.name) not in (None, "")
+            }
         return value
 
     def render(
@@ -707,7 +713,25 @@ class NetSuiteSandbox:
             return option
         if kind == "sublist":
             return self.coerce_lines(spec, value, path)
+        if kind == "subrecord":
+            return self.coerce_subrecord(spec, value, path)
         raise _bad_value(spec, value, path)
+
+    def coerce_subrecord(self, spec: FieldSpec, value: Any, path: str) -> Record:
+        """A subrecord (an address) is one JSON object of its own fields."""
+        if not isinstance(value, dict):
+            raise NetSuiteError(400, _BAD_CONTENT, f"The subrecord {spec.name} must be a JSON object.", path)
+        subrecord: Record = {inner.name: None for inner in spec.lines}
+        for name, inner_value in value.items():
+            if name == "links":
+                continue
+            inner = next((s for s in spec.lines if s.name.lower() == name.lower()), None)
+            if inner is None:
+                raise NetSuiteError(
+                    400, _BAD_CONTENT, f"Invalid field name '{name}' for subrecord {spec.name}.", path
+                )
+            subrecord[inner.name] = self.coerce(inner, inner_value, f"{path}.{inner.name}")
+        return subrecord
 
     def resolve(self, spec: FieldSpec, value: Any, path: str) -> str:
         if not isinstance(value, dict) or ("id" not in value and "externalId" not in value):

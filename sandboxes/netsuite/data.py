@@ -13,6 +13,9 @@ How it lines up with the Salesforce seed:
   before `SEED_NOW` already have projects (``job.externalId`` = Opportunity Id); more recent ones do not.
 - The accounts behind the well-known "ready" and "fails rule X" opportunities (Northwind, Initech,
   Umbrella, Stark, Wayne, Hooli, Globex UK) have no linked customer, so activation has one to create.
+- Every tax jurisdiction the Salesforce accounts name (``Tax_Jurisdiction__c``: ``US-NY``, ``GB``,
+  ``DE-BY``, ...) has a ``salesTaxItem`` whose ``externalId`` (and name) is that code, so a customer made
+  from an account gets its tax code by external-id reference; customers keep an ``addressBook`` sublist.
 - ``DUPLICATE_CUSTOMER_ID`` is Wayne Capital entered by hand long ago: a probable duplicate of the
   Salesforce account by normalised name, tax id (``vatRegNumber`` = ``Tax_Id__c``) and web domain, with no
   ``externalId``. Customer master sync should flag it.
@@ -190,6 +193,7 @@ FieldKind = Literal[
     "ref",
     "enum",
     "sublist",
+    "subrecord",
 ]
 
 
@@ -199,7 +203,8 @@ class FieldSpec:
 
     References (``ref``) are stored as the target's internal id and may point at any of `ref_types`;
     select lists (``enum``) are stored as the option id, one of `choices` (id -> display name);
-    sublists hold a list of lines whose fields are `lines`.
+    sublists hold a list of lines whose fields are `lines`; a subrecord (an address) is one nested object
+    whose fields are `lines`.
     """
 
     name: str
@@ -307,6 +312,47 @@ _ITEM_LINES = _f(
     ),
 )
 
+# Address countries are NetSuite's country select list, ids the ISO 3166-1 alpha-2 codes (REST shows
+# ``{"id": "US", "refName": "United States"}``); the sandbox knows the countries its seeds use.
+COUNTRIES: Mapping[str, str] = {
+    "US": "United States",
+    "GB": "United Kingdom",
+    "DE": "Germany",
+    "CA": "Canada",
+    "IE": "Ireland",
+    "FR": "France",
+    "NL": "Netherlands",
+}
+# The customer's ``addressBook`` sublist (REST API Browser: customer-addressBookCollection): each line has
+# ``defaultBilling``/``defaultShipping``, a ``label`` and the address itself as the subrecord
+# ``addressBookAddress`` (addr1, addr2, addressee, city, state, zip, country).
+_ADDRESS_BOOK = _f(
+    "addressBook",
+    "sublist",
+    "Address",
+    lines=(
+        _f("line", "integer", "Line", read_only=True),
+        _f("defaultBilling", "boolean", "Default Billing"),
+        _f("defaultShipping", "boolean", "Default Shipping"),
+        _f("isResidential", "boolean", "Residential Address"),
+        _f("label", "text", "Label", max_length=150),
+        _f(
+            "addressBookAddress",
+            "subrecord",
+            "Address",
+            lines=(
+                _f("addressee", "text", "Addressee", max_length=150),
+                _f("addr1", "text", "Address 1", max_length=150),
+                _f("addr2", "text", "Address 2", max_length=150),
+                _f("city", "text", "City", max_length=50),
+                _f("state", "text", "State", max_length=30),
+                _f("zip", "text", "Zip", max_length=36),
+                _f("country", "enum", "Country", choices=COUNTRIES),
+            ),
+        ),
+    ),
+)
+
 _TYPES = (
     RecordType(
         "customer",
@@ -323,6 +369,10 @@ _TYPES = (
             _f("phone", "text", "Phone", max_length=32),
             _f("url", "text", "Web Address", max_length=999),
             _f("vatRegNumber", "text", "Tax Reg. Number", max_length=64),
+            # Legacy tax: whether the customer is taxed, and its default tax code (a sales tax item).
+            _f("taxable", "boolean", "Taxable"),
+            _f("taxItem", "ref", "Tax Item", ref_types=("salesTaxItem",)),
+            _ADDRESS_BOOK,
             _f("terms", "ref", "Terms", ref_types=("term",)),
             _f("creditLimit", "money", "Credit Limit"),
             _f("parent", "ref", "Child Of", ref_types=("customer",)),
@@ -582,6 +632,23 @@ _TYPES = (
         ref_name=("itemId",),
         writable=False,
     ),
+    # A tax code: the firm names (and external-ids) each jurisdiction's by its ISO 3166-2 code, e.g.
+    # ``US-NY``, ``GB``, ``DE-BY``, so a CRM account's tax jurisdiction names its customer's tax item.
+    RecordType(
+        "salesTaxItem",
+        "item",
+        (
+            _f("id", "id", read_only=True),
+            _f("itemId", "text", "Tax Name"),
+            _f("description", "text", "Description"),
+            _f("rate", "number", "Rate"),
+            _EXTERNAL_ID,
+            _INACTIVE,
+            _LAST_MODIFIED,
+        ),
+        ref_name=("itemId",),
+        writable=False,
+    ),
 )
 
 RECORD_TYPES: Mapping[str, RecordType] = {record.name: record for record in _TYPES}
@@ -660,12 +727,23 @@ def _setup_records() -> dict[str, dict[str, Record]]:
         item_id: {"id": item_id, "itemId": code, "displayName": name, "rate": rate}
         for item_id, (code, name, rate) in _ITEMS.items()
     }
+    tax_items = {
+        str(number): {
+            "id": str(number),
+            "itemId": code,
+            "description": f"Sales tax / VAT, {code}",
+            "rate": rate,
+            "externalId": code,
+        }
+        for number, (code, rate) in enumerate(_TAX_JURISDICTIONS, start=_FIRST_TAX_ITEM_NUMBER)
+    }
     groups: dict[str, dict[str, Record]] = {
         "currency": currencies,
         "subsidiary": subsidiaries,
         "term": terms,
         "employee": employees,
         "serviceItem": items,
+        "salesTaxItem": tax_items,
     }
     for records in groups.values():
         for record in records.values():
@@ -674,6 +752,23 @@ def _setup_records() -> dict[str, dict[str, Record]]:
             record.update(stamp)
     return groups
 
+
+_US_STATES = (
+    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "HI", "ID", "IL", "IN", "IA",
+    "KS", "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM",
+    "NY", "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA",
+    "WV", "WI", "WY",
+)
+_GERMAN_STATES = (
+    "BW", "BY", "BE", "BB", "HB", "HH", "HE", "MV", "NI", "NW", "RP", "SL", "SN", "ST", "SH", "TH",
+)
+# Every jurisdiction the Salesforce seed's accounts name (US states, GB, German states), with a rate.
+_TAX_JURISDICTIONS: tuple[tuple[str, float], ...] = (
+    *((f"US-{state}", 0.0 if state in ("DE", "MT", "NH", "OR") else 6.0) for state in _US_STATES),
+    ("GB", 20.0),
+    *((f"DE-{state}", 19.0) for state in _GERMAN_STATES),
+)
+_FIRST_TAX_ITEM_NUMBER = 201
 
 _EMPLOYEES = (
     ("Alex", "Chen", "US01", 95.0),
@@ -940,6 +1035,9 @@ def _customer_record(seed: _CustomerSeed, rng: random.Random) -> Record:
         "phone": _PHONE_PREFIX[seed.entity] + f"{rng.randrange(1000, 10000)}",
         "url": seed.url or f"https://www.{seed.domain}",
         "vatRegNumber": seed.tax_id,
+        "taxable": None,
+        "taxItem": None,
+        "addressBook": [],
         "terms": _NET_60 if seed.entity == "US01" and rng.random() < 0.15 else _NET_30,
         "creditLimit": float(rng.randrange(5, 60) * 10_000),
         "parent": seed.parent,

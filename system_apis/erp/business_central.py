@@ -65,7 +65,7 @@ import datetime as dt
 import functools
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -103,6 +103,7 @@ from system_apis.erp.business_central_mapping import (
     BcInvoice,
     BcPayment,
     BcProject,
+    BcTaxArea,
     ODataPage,
     ScheduleRef,
     business_key,
@@ -271,6 +272,8 @@ class BusinessCentralErp:
         self._company_lock = asyncio.Lock()
         self._legal_entity = settings.legal_entity
         self._project_customers: dict[str, str] = {}
+        # Tax area id -> code (the tax jurisdiction): a customer names its area by id only.
+        self._tax_area_codes: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"BusinessCentralErp({str(self._http.base_url)!r}, company={self._settings.company!r})"
@@ -290,11 +293,15 @@ class BusinessCentralErp:
         if not is_guid(customer_id):
             raise NotFound(VENDOR, "no such customer")
         record = _decoded("customer", BcCustomer, await self._get(f"customers({customer_id})"))
+        await self._learn_tax_areas([record])
         return self._customer(record)
 
     async def find_customer(self, crm_customer_id: str) -> Customer | None:
         record = await self._customer_by_number(business_key(crm_customer_id))
-        return self._customer(record, crm_customer_id) if record is not None else None
+        if record is None:
+            return None
+        await self._learn_tax_areas([record])
+        return self._customer(record, crm_customer_id)
 
     async def list_customers(
         self, *, limit: int, cursor: str | None = None, modified_since: dt.datetime | None = None
@@ -304,6 +311,7 @@ class BusinessCentralErp:
         offset = decode_cursor(cursor, limit=limit, fingerprint=fingerprint) if cursor is not None else 0
         where = f"lastModifiedDateTime gt {odata_datetime(modified_since)}" if modified_since else None
         rows, next_offset = await self._scan("customers", BcCustomer, where, "number", limit, offset)
+        await self._learn_tax_areas(rows)
         items = [self._customer(row) for row in rows]
         next_cursor = encode_cursor(next_offset, limit, fingerprint) if next_offset is not None else None
         return CustomerPage(items=items, next_cursor=next_cursor)
@@ -328,19 +336,53 @@ class BusinessCentralErp:
         self._check_legal_entity(command.legal_entity)
         number = business_key(command.crm_customer_id)
         existing = await self._customer_by_number(number)
+        # The tax area is looked up only when it will be written: on create, or when BC has none yet.
+        tax_area_id = (
+            await self._tax_area_id(command.tax_jurisdiction)
+            if command.tax_jurisdiction and (existing is None or not existing.has_tax_area)
+            else None
+        )
         if existing is None:
-            body = customer_create_body(command, number=number, local_currency=self._settings.local_currency)
+            body = customer_create_body(
+                command, number=number, local_currency=self._settings.local_currency, tax_area_id=tax_area_id
+            )
             record, created = await self._create(
                 "customers", body, BcCustomer, lambda: self._customer_by_number(number)
             )
             if created:
+                await self._learn_tax_areas([record])
                 return self._customer(record, command.crm_customer_id), True
             # A concurrent upsert made it between our look and our create: update that one.
             existing = record
         updated = await self._patch_with_retry(
-            "customers", existing, lambda current: customer_update_body(command, current)
+            "customers",
+            existing,
+            lambda current: customer_update_body(command, current, tax_area_id=tax_area_id),
         )
+        await self._learn_tax_areas([updated])
         return self._customer(updated, command.crm_customer_id), False
+
+    async def _tax_area_id(self, jurisdiction: str) -> str:
+        """The id of the company's tax area coded as ``jurisdiction``; a company without one cannot tax
+        the customer's invoices, which finance must set up (``VendorRejected``)."""
+        code = jurisdiction.strip().upper()
+        page = await self._list_page(
+            "taxAreas", BcTaxArea, {"$filter": f"code eq {odata_quote(code)}", "$top": "2"}
+        )
+        if not page.value:
+            raise VendorRejected(
+                VENDOR, f"Business Central has no tax area {code} for the customer's tax jurisdiction"
+            )
+        self._tax_area_codes[page.value[0].id.lower()] = page.value[0].code
+        return page.value[0].id
+
+    async def _learn_tax_areas(self, records: Sequence[BcCustomer]) -> None:
+        """Know the code of every tax area these customers name, reading the company's areas (few, set up
+        by finance) once when one is new to us."""
+        if all(not r.has_tax_area or r.tax_area_id.lower() in self._tax_area_codes for r in records):
+            return
+        page = await self._list_page("taxAreas", BcTaxArea, {"$top": "1000"})
+        self._tax_area_codes.update({area.id.lower(): area.code for area in page.value})
 
     async def _customer_by_number(self, number: str) -> BcCustomer | None:
         page = await self._list_page(
@@ -349,8 +391,11 @@ class BusinessCentralErp:
         return page.value[0] if page.value else None
 
     def _customer(self, record: BcCustomer, crm_id: str | None = None) -> Customer:
+        jurisdiction = self._tax_area_codes.get(record.tax_area_id.lower()) if record.has_tax_area else None
         try:
-            return customer_from_bc(record, legal_entity=self._legal_entity, crm_id=crm_id)
+            return customer_from_bc(
+                record, legal_entity=self._legal_entity, crm_id=crm_id, tax_jurisdiction=jurisdiction
+            )
         except (ValueError, msgspec.ValidationError) as exc:
             raise _bad_body("customer", exc) from None
 

@@ -59,6 +59,7 @@ __all__ = [
     "BcInvoiceLine",
     "BcPayment",
     "BcProject",
+    "BcTaxArea",
     "ODataPage",
     "ScheduleRef",
     "business_key",
@@ -142,9 +143,24 @@ class BcCustomer(msgspec.Struct, kw_only=True, rename="camel"):
     email: str = ""
     website: str = ""
     tax_registration_number: str = ""
+    tax_area_id: str = ""
     currency_code: str = ""
     blocked: str = ""
     last_modified_date_time: str | None = None
+
+    @property
+    def has_tax_area(self) -> bool:
+        # Business Central shows an unset GUID as the empty GUID.
+        return self.tax_area_id.strip("0-") != ""
+
+
+class BcTaxArea(msgspec.Struct, kw_only=True, rename="camel"):
+    """A ``taxAreas`` entity: in a sales-tax country a tax area, in a VAT country a VAT business posting
+    group; its ``code`` is what the firm names a jurisdiction by (ISO 3166-2, e.g. ``DE-BY``)."""
+
+    id: str
+    code: str = ""
+    display_name: str = ""
 
 
 class BcProject(msgspec.Struct, kw_only=True, rename="camel"):
@@ -317,8 +333,15 @@ def country_code(country: str | None) -> str | None:
 # --- customers -----------------------------------------------------------------------------------------
 
 
-def customer_from_bc(record: BcCustomer, *, legal_entity: str | None, crm_id: str | None = None) -> Customer:
-    """The canonical customer for a Business Central ``customer``; ``crm_id`` when the caller knows it."""
+def customer_from_bc(
+    record: BcCustomer,
+    *,
+    legal_entity: str | None,
+    crm_id: str | None = None,
+    tax_jurisdiction: str | None = None,
+) -> Customer:
+    """The canonical customer for a Business Central ``customer``; ``crm_id`` when the caller knows it,
+    ``tax_jurisdiction`` the code of the tax area its ``taxAreaId`` names."""
     street = ", ".join(part for part in (record.address_line1.strip(), record.address_line2.strip()) if part)
     address = Address(
         street=street or None,
@@ -331,6 +354,7 @@ def customer_from_bc(record: BcCustomer, *, legal_entity: str | None, crm_id: st
         id=record.id,
         name=_text(record.display_name) or record.number or record.id,
         legal_entity=legal_entity,
+        tax_jurisdiction=tax_jurisdiction,
         tax_id=_text(record.tax_registration_number),
         website=_text(record.website),
         currency=_text(record.currency_code),
@@ -368,25 +392,32 @@ def _currency_field(currency: str | None, local_currency: str) -> str | None:
     return "" if currency.upper() == local_currency.upper() else currency.upper()
 
 
-def customer_create_body(command: CustomerUpsert, *, number: str, local_currency: str) -> dict[str, Any]:
-    """The ``POST customers`` body for a CRM account Business Central does not have yet: everything."""
+def customer_create_body(
+    command: CustomerUpsert, *, number: str, local_currency: str, tax_area_id: str | None = None
+) -> dict[str, Any]:
+    """The ``POST customers`` body for a CRM account Business Central does not have yet: everything.
+    ``tax_area_id`` is the id of the tax area whose code is the account's tax jurisdiction."""
     body: dict[str, Any] = {"number": number, "displayName": command.name[:100], "type": "Company"}
     currency = _currency_field(command.currency, local_currency)
     if currency is not None:
         body["currencyCode"] = currency
     if command.tax_id:
         body["taxRegistrationNumber"] = command.tax_id[:20]
+    if tax_area_id is not None:
+        body["taxAreaId"] = tax_area_id
     if command.website:
         body["website"] = command.website[:80]
     body.update(_address_fields(command.billing_address))
     return body
 
 
-def customer_update_body(command: CustomerUpsert, existing: BcCustomer) -> dict[str, Any]:
+def customer_update_body(
+    command: CustomerUpsert, existing: BcCustomer, *, tax_area_id: str | None = None
+) -> dict[str, Any]:
     """The ``PATCH`` body applying survivorship to a customer Business Central has (empty: nothing to do).
 
-    The CRM owns the name: always written. The ERP owns billing and tax: the tax registration number, web
-    address and address are written only where Business Central has none yet, and the currency never
+    The CRM owns the name: always written. The ERP owns billing and tax: the tax registration number, tax
+    area, web address and address are written only where Business Central has none yet, and the currency never
     (Business Central shows the local currency for blank, so "none yet" cannot be told; it was set on
     create). Business Central's API keeps no customer hierarchy, so the CRM parent is not written."""
     body: dict[str, Any] = {}
@@ -394,6 +425,8 @@ def customer_update_body(command: CustomerUpsert, existing: BcCustomer) -> dict[
         body["displayName"] = command.name[:100]
     if command.tax_id and not existing.tax_registration_number.strip():
         body["taxRegistrationNumber"] = command.tax_id[:20]
+    if tax_area_id is not None and not existing.has_tax_area:
+        body["taxAreaId"] = tax_area_id
     if command.website and not existing.website.strip():
         body["website"] = command.website[:80]
     if not (existing.address_line1.strip() or existing.city.strip()):

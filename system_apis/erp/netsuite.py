@@ -348,13 +348,14 @@ class NetSuiteErp:
     async def get_customer(self, customer_id: str) -> Customer:
         if not is_internal_id(customer_id):
             raise NotFound(VENDOR, "no such customer")
-        record = _decoded("customer", decode_customer, await self._read("customer", customer_id))
+        # Expanded: the address book is a sublist, shown only as a link otherwise.
+        record = _decoded("customer", decode_customer, await self._read("customer", customer_id, expand=True))
         return await self._customer(record)
 
     async def find_customer(self, crm_customer_id: str) -> Customer | None:
         if not is_external_id(crm_customer_id):
             return None
-        body = await self._read_optional("customer", f"eid:{crm_customer_id}")
+        body = await self._read_optional("customer", f"eid:{crm_customer_id}", expand=True)
         if body is None:
             return None
         return await self._customer(_decoded("customer", decode_customer, body))
@@ -414,7 +415,7 @@ class NetSuiteErp:
             raise VendorRejected(VENDOR, "the CRM customer id cannot be a NetSuite external id")
         reference = f"eid:{crm_id}"
         # Read first: survivorship needs the ERP's current billing and tax fields, and it tells created.
-        before = await self._read_optional("customer", reference)
+        before = await self._read_optional("customer", reference, expand=True)
         existing = _decoded("customer", decode_customer, before) if before is not None else None
         parent_id = await self._parent_id(command.parent_crm_customer_id)
         setup = await self._setup_for(
@@ -429,7 +430,7 @@ class NetSuiteErp:
         await self._send(
             "PUT", _record_path("customer", reference), content=encode_body(body), idempotent=True
         )
-        record = _decoded("customer", decode_customer, await self._read("customer", reference))
+        record = _decoded("customer", decode_customer, await self._read("customer", reference, expand=True))
         return await self._customer(record), existing is None
 
     async def _parent_id(self, parent_crm_id: str | None) -> str | None:

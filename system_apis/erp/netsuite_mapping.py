@@ -41,7 +41,7 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 from contracts.models.common import Money, SystemIds, is_iso_4217
-from contracts.models.crm import BillingModel, Customer
+from contracts.models.crm import Address, BillingModel, Customer
 from contracts.models.delivery import Project, ProjectCreate, ProjectStatus
 from contracts.models.finance import (
     BillingSchedule,
@@ -54,12 +54,16 @@ from contracts.models.finance import (
     InvoiceStatus,
     Payment,
 )
+from system_apis.erp.business_central_mapping import country_code
 
 __all__ = [
     "NO_CURRENCY",
     "AsyncJob",
     "CustomerRow",
     "InvoiceRow",
+    "NetSuiteAddress",
+    "NetSuiteAddressBook",
+    "NetSuiteAddressBookLine",
     "NetSuiteBillingSchedule",
     "NetSuiteCustomer",
     "NetSuiteErrorBody",
@@ -137,6 +141,27 @@ class _Sublist(msgspec.Struct, kw_only=True, frozen=True):
     items: list[dict[str, Any]] = []
 
 
+class NetSuiteAddress(msgspec.Struct, kw_only=True, frozen=True):
+    """The ``addressBookAddress`` subrecord of an address book line."""
+
+    addr1: str | None = None
+    addr2: str | None = None
+    city: str | None = None
+    state: str | None = None
+    zip: str | None = None
+    country: NetSuiteRef | str | None = None
+
+
+class NetSuiteAddressBookLine(msgspec.Struct, kw_only=True, frozen=True):
+    default_billing: bool = msgspec.field(default=False, name="defaultBilling")
+    address: NetSuiteAddress | None = msgspec.field(default=None, name="addressBookAddress")
+
+
+class NetSuiteAddressBook(msgspec.Struct, kw_only=True, frozen=True):
+    # Only ``{"links": [...]}`` unless the customer was read with expandSubResources=true.
+    items: list[NetSuiteAddressBookLine] | None = None
+
+
 class NetSuiteCustomer(msgspec.Struct, kw_only=True, frozen=True):
     id: str
     external_id: str | None = msgspec.field(default=None, name="externalId")
@@ -147,6 +172,8 @@ class NetSuiteCustomer(msgspec.Struct, kw_only=True, frozen=True):
     parent: NetSuiteRef | None = None
     url: str | None = None
     vat_reg_number: str | None = msgspec.field(default=None, name="vatRegNumber")
+    tax_item: NetSuiteRef | None = msgspec.field(default=None, name="taxItem")
+    address_book: NetSuiteAddressBook | None = msgspec.field(default=None, name="addressBook")
     is_inactive: bool = msgspec.field(default=False, name="isInactive")
     last_modified_date: str | None = msgspec.field(default=None, name="lastModifiedDate")
 
@@ -661,12 +688,34 @@ def invoice_status(
 # --- customers -------------------------------------------------------------------------------------------
 
 
+def _billing_address(record: NetSuiteCustomer) -> Address | None:
+    """The default billing address of the address book (the first address when none is marked)."""
+    lines = (record.address_book.items if record.address_book else None) or []
+    line = next((line for line in lines if line.default_billing), lines[0] if lines else None)
+    if line is None or line.address is None:
+        return None
+    found = line.address
+    country = found.country.id if isinstance(found.country, NetSuiteRef) else found.country
+    street = "\n".join(part for part in (_text(found.addr1), _text(found.addr2)) if part)
+    address = Address(
+        street=street or None,
+        city=_text(found.city),
+        postal_code=_text(found.zip),
+        region=_text(found.state),
+        country=_text(country),
+    )
+    return address if address != Address() else None
+
+
 def customer_from_record(record: NetSuiteCustomer, setup: SetupLookup) -> Customer:
-    """The canonical customer for a NetSuite ``customer`` record."""
+    """The canonical customer for a NetSuite ``customer`` record; its address needs the record read with
+    expandSubResources=true. The tax jurisdiction is the name of its tax item (see `customer_upsert_body`)."""
     return Customer(
         id=record.id,
         name=_text(record.company_name) or _text(record.entity_id) or record.id,
         legal_entity=setup.legal_entity(_ref_id(record.subsidiary)),
+        tax_jurisdiction=_text(record.tax_item.ref_name) if record.tax_item else None,
+        billing_address=_billing_address(record),
         tax_id=_text(record.vat_reg_number),
         website=_text(record.url),
         currency=setup.currency_code(_ref_id(record.currency)),
@@ -701,10 +750,18 @@ def customer_upsert_body(
     """The ``PUT customer/eid:{crm id}`` body, applying survivorship against the record as it is now.
 
     The CRM owns the name and the hierarchy: always written (no parent clears NetSuite's). The ERP owns
-    billing and tax: subsidiary (legal entity), currency, tax registration number and web address are
-    written only where the ERP record has none yet (all of them when it is being created). ``parent_id`` is
-    the parent's NetSuite internal id, resolved by the caller. Raises ``ValueError`` for a legal entity or
-    currency the account does not have.
+    billing and tax: subsidiary (legal entity), currency, tax registration number, web address, tax code
+    and billing address are written only where the ERP record has none yet (all of them when it is being
+    created). ``parent_id`` is the parent's NetSuite internal id, resolved by the caller. Raises
+    ``ValueError`` for a legal entity or currency the account does not have. ``existing`` must have been
+    read with expandSubResources=true, or its address book looks empty.
+
+    Tax: the customer is ``taxable`` with the tax code of its jurisdiction as ``taxItem`` (legacy tax's
+    "Tax Item"), referenced by external id: the firm's tax items carry the ISO 3166-2 code of their
+    jurisdiction as external id (``US-NY``, ``GB``, ``DE-BY``). NetSuite answers a jurisdiction with no tax
+    item 400 ``INVALID_KEY_OR_REF``: finance must set the tax code up. The address is one ``addressBook``
+    line marked ``defaultBilling`` (and ``defaultShipping``), the address in its ``addressBookAddress``
+    subrecord, the country as its ISO 3166-1 alpha-2 id (NetSuite's country select list).
     """
     body: dict[str, Any] = {
         "companyName": command.name,
@@ -726,7 +783,42 @@ def customer_upsert_body(
         body["vatRegNumber"] = command.tax_id
     if command.website and (existing is None or _text(existing.url) is None):
         body["url"] = command.website
+    if command.tax_jurisdiction and (existing is None or existing.tax_item is None):
+        body["taxable"] = True
+        body["taxItem"] = {"externalId": command.tax_jurisdiction}
+    if command.billing_address is not None and (existing is None or _billing_address(existing) is None):
+        address = _address_book_address(command.billing_address)
+        if address:
+            body["addressBook"] = {
+                "items": [
+                    {
+                        "defaultBilling": True,
+                        "defaultShipping": True,
+                        "label": "Billing",
+                        "addressBookAddress": address,
+                    }
+                ]
+            }
     return body
+
+
+def _address_book_address(address: Address) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if address.street:
+        first, _, rest = address.street.partition("\n")
+        fields["addr1"] = first.strip()[:150]
+        if rest.strip():
+            fields["addr2"] = rest.strip().replace("\n", ", ")[:150]
+    if address.city:
+        fields["city"] = address.city[:50]
+    if address.region:
+        fields["state"] = address.region[:30]
+    if address.postal_code:
+        fields["zip"] = address.postal_code[:36]
+    country = country_code(address.country)
+    if country:
+        fields["country"] = country
+    return fields
 
 
 # --- projects --------------------------------------------------------------------------------------------

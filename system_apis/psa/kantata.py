@@ -14,7 +14,10 @@ shared ``VendorHttpClient``'s; this module adds what is Kantata's own:
 
   * a workspace gets an external reference (``service_name`` "Stratum", ``service_model_ref`` the
     ``external_key``) *in the same POST* (``external_references_attributes``), so no workspace can exist
-    without the key that finds it again; ``GET /external_references`` finds it before creating;
+    without the key that finds it again; ``GET /external_references`` finds it before creating. Failing
+    that, a workspace another integration linked to the deal (Kantata's Salesforce integration:
+    ``service_model`` "Opportunity", ``service_model_ref`` the opportunity id, which is a deal's project
+    key) is adopted: it gets Stratum's references and is returned, never duplicated;
   * its milestones are ``story_type`` "milestone" stories, each with its own reference
     ``{external_key}:milestone:{n}``; a re-run creates only those still missing;
   * a staffing demand is a workspace resource (its role named by id, or by name through ``/roles``).
@@ -64,6 +67,8 @@ from system_apis.errors import (
     VendorUnavailable,
 )
 from system_apis.psa.kantata_mapping import (
+    OPPORTUNITY_MODEL,
+    PROJECT_MODEL,
     SERVICE_NAME,
     KantataEnvelope,
     KantataExternalReference,
@@ -83,6 +88,7 @@ from system_apis.psa.kantata_mapping import (
     staffing_demand_from_resource,
     time_entry_from_record,
     workspace_create_body,
+    workspace_references,
 )
 from system_apis.psa.port import PeriodFilter
 from system_apis.vendor_http import (
@@ -303,9 +309,20 @@ class KantataPsa:
         existing = await self._find_workspace(command.external_key)
         if existing is not None:
             workspace = _only_workspace(existing)
+            references = dict(existing.external_references)
+            key = external_key_of(workspace.external_reference_ids, references, service_model=PROJECT_MODEL)
+            if key is None:
+                # Another integration's workspace for this deal: adopt it under our key, so it is found
+                # (and names its customer) like one Stratum made.
+                adopted = await self._adopt_workspace(workspace, command)
+                references.update(adopted)
+                workspace = msgspec.structs.replace(
+                    workspace, external_reference_ids=[*workspace.external_reference_ids, *adopted]
+                )
+                _log().info("kantata_project_adopted", vendor=VENDOR, project_id=_str(workspace.id))
             stories = await self._ensure_milestones(workspace, command)
             _log().info("kantata_project_found", vendor=VENDOR, project_id=_str(workspace.id))
-            return _project(workspace, existing.external_references, stories), False
+            return _project(workspace, references, stories), False
         try:
             body = msgspec.json.encode(workspace_create_body(command))
         except ValueError as exc:
@@ -320,9 +337,14 @@ class KantataPsa:
             workspace = _only_workspace(found)
         _log().info("kantata_project_created", vendor=VENDOR, project_id=_str(workspace.id))
         stories = await self._ensure_milestones(workspace, command)
-        # Kantata answers a create without side-loads; the reference is ours, written in the same call.
+        # Kantata answers a create without side-loads; the references are ours, written in the same call.
         project = _project(workspace, {}, stories)
-        return msgspec.structs.replace(project, external_key=command.external_key), True
+        return (
+            msgspec.structs.replace(
+                project, external_key=command.external_key, customer_id=command.customer_id
+            ),
+            True,
+        )
 
     async def close_project(self, project_id: str) -> Project:
         envelope = await self._show_workspace(project_id)
@@ -449,31 +471,62 @@ class KantataPsa:
         return envelope
 
     async def _find_workspace(self, external_key: str) -> KantataEnvelope | None:
-        """The workspace created under ``external_key`` (the oldest, should Kantata ever hold two)."""
-        for subject_id in await self._referenced_subjects("Workspace", external_key):
+        """The workspace created under ``external_key`` (the oldest, should Kantata ever hold two), else
+        the one a CRM integration linked to the opportunity ``external_key`` names (a deal's key). One look
+        finds both: every workspace reference to the key, ours tried first."""
+        references = await self._references_to("Workspace", external_key)
+        ours = [r for r in references if r.service_name == SERVICE_NAME]
+        linked = [
+            r for r in references if r.service_name != SERVICE_NAME and r.service_model == OPPORTUNITY_MODEL
+        ]
+        for subject_id in [*_subject_ids(ours), *_subject_ids(linked)]:
             try:
                 return await self._show_workspace(subject_id)
             except NotFound:
                 continue  # a reference left behind by a deleted workspace
         return None
 
-    async def _referenced_subjects(self, subject_type: str, key: str) -> list[str]:
-        """Ids of the ``subject_type`` records carrying our external reference ``key``, oldest first."""
-        params = {
-            "subject_type": subject_type,
-            "service_name": SERVICE_NAME,
-            "service_model_ref": key,
-            "per_page": str(MAX_PER_PAGE),
-        }
+    async def _adopt_workspace(
+        self, workspace: KantataWorkspace, command: ProjectCreate
+    ) -> dict[str, KantataExternalReference]:
+        """Give another integration's workspace Stratum's references (key and customer); the new ones.
+
+        Look-before-create made this safe to repeat: once the key reference exists, the workspace is found
+        by it and never adopted again. A lost answer is not retried here; the next call adopts again, at
+        worst leaving a second identical reference, which finds the same workspace."""
+        created: dict[str, KantataExternalReference] = {}
+        for reference in workspace_references(command):
+            subject = {"subject_type": "Workspace", "subject_id": _str(workspace.id)}
+            body = {"external_reference": {**subject, **reference}}
+            response = await self._http.send(
+                "POST", "external_references.json", content=msgspec.json.encode(body), headers=_JSON_HEADERS
+            )
+            envelope = _decode(response.content, "created external reference")
+            record = _only(envelope, "external_references", envelope.external_references)
+            created[_str(record.id)] = record
+        return created
+
+    async def _references_to(
+        self, subject_type: str, key: str, *, service_name: str | None = None
+    ) -> list[KantataExternalReference]:
+        """The external references (of ``service_name``, when given) from ``subject_type`` records to
+        ``key``, as Kantata lists them."""
+        params = {"subject_type": subject_type, "service_model_ref": key, "per_page": str(MAX_PER_PAGE)}
+        if service_name is not None:
+            params["service_name"] = service_name
         envelope = await self._get("external_references.json", params, "external references")
         with _unusable("external reference list"):
             references = ordered(envelope, "external_references", envelope.external_references)
-        matching = [reference for reference in references if _is_reference(reference, subject_type, key)]
+        matching = [
+            reference
+            for reference in references
+            if _is_reference(reference, subject_type, key, service_name=service_name)
+        ]
         if len(matching) != len(references) or _has_more(envelope, 1, MAX_PER_PAGE):
             # Kantata ignored a filter: the answer cannot be trusted to hold our record, and creating
             # because it seems absent would make a duplicate. Refuse instead.
             raise VendorBadResponse(VENDOR, "Kantata ignored the external reference filter")
-        return sorted({_str(r.subject_id) for r in matching if r.subject_id is not None}, key=int)
+        return matching
 
     async def _milestones(self, workspace_ids: Sequence[str]) -> _Milestones:
         """The milestone stories of these workspaces, with their external references."""
@@ -668,13 +721,20 @@ def _project(
         return project_from_workspace(workspace, references=references, milestones=milestones)
 
 
-def _is_reference(reference: KantataExternalReference, subject_type: str, key: str) -> bool:
+def _is_reference(
+    reference: KantataExternalReference, subject_type: str, key: str, *, service_name: str | None
+) -> bool:
     return (
-        reference.service_name == SERVICE_NAME
+        service_name in (None, reference.service_name)
         and reference.subject_type == subject_type
         and reference.service_model_ref is not None
         and _str(reference.service_model_ref) == key
     )
+
+
+def _subject_ids(references: Sequence[KantataExternalReference]) -> list[str]:
+    """The records these references are on, oldest first."""
+    return sorted({_str(r.subject_id) for r in references if r.subject_id is not None}, key=int)
 
 
 def _milestone_keys(milestones: _Milestones, workspace_id: str) -> set[str]:

@@ -55,6 +55,23 @@ twice: a workspace and a milestone story carry an external reference (``service_
 ``service_model_ref`` the key; a project's ``n``th milestone is ``{key}:milestone:{n}``); a workspace
 resource (staffing demand), which takes no external reference, carries it at the end of its title:
 ``"Senior Consultant [Stratum opp-1:staff:1]"``.
+
+Links to the CRM
+----------------
+
+Kantata links its records to another system's through external references (``service_name`` the
+system, ``service_model`` the kind of record there, ``service_model_ref`` its id; Kantata OX API,
+"External References"; VENDORS.md). A workspace has no customer field: Kantata groups a client's
+workspaces in workspace groups, which are Kantata's own and which Stratum does not manage (the sandbox
+has none). So a workspace Stratum creates carries, besides its key (``service_model`` "Project"), its
+customer: ``service_model`` "Account", ``service_model_ref`` the CRM account id, written in the same POST
+and filterable like any reference. A workspace read back names that account as its ``customer_id``
+(Stratum's reference first, else one another integration wrote).
+
+Kantata's own Salesforce integration links the workspace it makes for a won deal with ``service_name``
+"Salesforce", ``service_model`` "Opportunity", ``service_model_ref`` the opportunity id. A deal's project
+key is the opportunity id (``contracts.models.deal_project_key``), so that reference names the same deal:
+the adapter's look-before-create accepts it (`OPPORTUNITY_MODEL`) and adopts the workspace.
 """
 
 from __future__ import annotations
@@ -82,6 +99,9 @@ from contracts.models.delivery import (
 )
 
 __all__ = [
+    "ACCOUNT_MODEL",
+    "OPPORTUNITY_MODEL",
+    "PROJECT_MODEL",
     "SERVICE_NAME",
     "KantataEnvelope",
     "KantataError",
@@ -97,6 +117,7 @@ __all__ = [
     "KantataWorkspace",
     "KantataWorkspaceResource",
     "cents_from_money",
+    "customer_of",
     "decode_envelope",
     "decode_errors",
     "expense_from_record",
@@ -119,10 +140,18 @@ __all__ = [
     "staffing_demand_from_resource",
     "time_entry_from_record",
     "workspace_create_body",
+    "workspace_references",
 ]
 
 #: The ``service_name`` of every external reference Stratum writes: what makes a record ours.
 SERVICE_NAME = "Stratum"
+#: ``service_model`` of the reference holding a workspace's business key (Stratum's).
+PROJECT_MODEL = "Project"
+#: ``service_model`` of the reference naming a workspace's CRM account (its customer).
+ACCOUNT_MODEL = "Account"
+#: ``service_model`` of the reference a CRM integration (Kantata's Salesforce one) links a deal's workspace
+#: with; its ``service_model_ref`` is the opportunity id, which is the deal's project key.
+OPPORTUNITY_MODEL = "Opportunity"
 
 # Kantata ids are strings in its JSON ("10"), but some fields carry them as numbers; read both.
 KantataId = str | int
@@ -327,15 +356,34 @@ def external_key_of(
     references: Mapping[str, KantataExternalReference],
     *,
     service_name: str = SERVICE_NAME,
+    service_model: str | None = None,
 ) -> str | None:
-    """The ``service_model_ref`` of the record's external reference written by ``service_name``, if any."""
+    """The ``service_model_ref`` of the record's external reference written by ``service_name`` (of
+    ``service_model``, when given), if any."""
     for reference_id in reference_ids:
         reference = references.get(_id(reference_id))
         if reference is None or reference.service_name != service_name:
             continue
+        if service_model is not None and reference.service_model != service_model:
+            continue
         if reference.service_model_ref is not None:
             return _id(reference.service_model_ref)
     return None
+
+
+def customer_of(
+    reference_ids: Sequence[KantataId], references: Mapping[str, KantataExternalReference]
+) -> str | None:
+    """The CRM account a workspace serves: its ``Account`` reference, Stratum's before any other's."""
+    accounts = [
+        reference
+        for reference in (references.get(_id(reference_id)) for reference_id in reference_ids)
+        if reference is not None
+        and reference.service_model == ACCOUNT_MODEL
+        and reference.service_model_ref is not None
+    ]
+    accounts.sort(key=lambda reference: reference.service_name != SERVICE_NAME)
+    return _id(accounts[0].service_model_ref) if accounts and accounts[0].service_model_ref else None
 
 
 # --- values ---------------------------------------------------------------------------------------------
@@ -521,7 +569,10 @@ def project_from_workspace(
         id=_id(workspace.id),
         name=workspace.title,
         status=project_status_from_workspace(workspace),
-        external_key=external_key_of(workspace.external_reference_ids, references),
+        customer_id=customer_of(workspace.external_reference_ids, references),
+        external_key=external_key_of(
+            workspace.external_reference_ids, references, service_model=PROJECT_MODEL
+        ),
         currency=currency,
         budget=budget,
         start_date=parse_kantata_date(workspace.start_date),
@@ -595,6 +646,11 @@ def _reference(service_model: str, key: str) -> dict[str, Any]:
     return {"service_name": SERVICE_NAME, "service_model": service_model, "service_model_ref": key}
 
 
+def workspace_references(command: ProjectCreate) -> list[dict[str, Any]]:
+    """The external references a deal's workspace carries: its business key and its CRM account."""
+    return [_reference(PROJECT_MODEL, command.external_key), _reference(ACCOUNT_MODEL, command.customer_id)]
+
+
 def milestone_key(external_key: str, number: int) -> str:
     """The business key of a project's ``number``th milestone (1-based): stable across re-runs."""
     return f"{external_key}:milestone:{number}"
@@ -621,7 +677,7 @@ def workspace_create_body(command: ProjectCreate) -> dict[str, Any]:
         "title": command.name,
         "description": _project_description(command),
         "currency": command.currency,
-        "external_references_attributes": [_reference("Project", command.external_key)],
+        "external_references_attributes": workspace_references(command),
     }
     if command.budget is not None:
         if command.budget.currency != command.currency:

@@ -20,6 +20,7 @@ from contracts.models import (
     InvoiceStatus,
 )
 from contracts.models.crm import Address
+from sandboxes.business_central.data import ZERO_GUID
 from sandboxes.salesforce import data as salesforce
 from system_apis.crm.port import InvalidCursor
 from system_apis.erp.business_central import decode_cursor, duplicate_candidates_filter, encode_cursor
@@ -247,6 +248,22 @@ def test_customers_round_trip_and_survivorship() -> None:
     assert customer.system_ids.crm == salesforce.GERMAN_ACCOUNT_ID
     assert (customer.legal_entity, customer.currency, customer.tax_id) == ("DE01", "EUR", "DE000")
     assert customer.website is None
+
+
+def test_a_customer_gets_its_tax_area_unless_business_central_has_one() -> None:
+    command = CustomerUpsert(
+        crm_customer_id=salesforce.GERMAN_ACCOUNT_ID, name="Initech Software GmbH", tax_jurisdiction="DE-BY"
+    )
+    area = "6f1c3d2e-0000-4000-8000-000000000001"
+    created = customer_create_body(command, number="N", local_currency="EUR", tax_area_id=area)
+    assert created["taxAreaId"] == area
+    # Business Central shows "none" as the empty GUID: then the area is written; a set one is the ERP's.
+    unset = BcCustomer(id="c1", display_name="Initech Software GmbH", tax_area_id=ZERO_GUID)
+    assert customer_update_body(command, unset, tax_area_id=area) == {"taxAreaId": area}
+    kept = msgspec.structs.replace(unset, tax_area_id="6f1c3d2e-0000-4000-8000-000000000002")
+    assert customer_update_body(command, kept, tax_area_id=area) == {}
+    customer = customer_from_bc(kept, legal_entity="DE01", tax_jurisdiction="DE-BE")
+    assert customer.tax_jurisdiction == "DE-BE"
 
 
 def test_projects_and_payments() -> None:

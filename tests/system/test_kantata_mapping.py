@@ -541,7 +541,13 @@ def test_workspace_create_body_nests_our_reference() -> None:
                     "service_name": "Stratum",
                     "service_model": "Project",
                     "service_model_ref": "006Dn00000R8B9IIAV",
-                }
+                },
+                # The customer: Kantata links records to another system's only by reference.
+                {
+                    "service_name": "Stratum",
+                    "service_model": "Account",
+                    "service_model_ref": "001Dn000005uXjzIAE",
+                },
             ],
         }
     }

@@ -15,6 +15,7 @@ import msgspec
 import pytest
 
 from contracts.models import (
+    Address,
     BillingModel,
     BillingScheduleCreate,
     BillingScheduleLine,
@@ -373,6 +374,68 @@ def test_survivorship_fills_what_the_erp_does_not_have_yet() -> None:
         "vatRegNumber": "13-5551234",
         "url": "https://northwind.example",
     }
+
+
+ADDRESS = Address(
+    street="200 Park Avenue\nFloor 12",
+    city="New York",
+    postal_code="10166",
+    region="NY",
+    country="United States",
+)
+
+
+def test_a_new_customer_gets_its_billing_address_and_tax_code() -> None:
+    body = customer_upsert_body(
+        upsert(tax_jurisdiction="US-NY", billing_address=ADDRESS), None, parent_id=None, setup=SETUP
+    )
+    assert body["taxable"] is True
+    # By external id: the firm's tax items are keyed by their jurisdiction's ISO 3166-2 code.
+    assert body["taxItem"] == {"externalId": "US-NY"}
+    assert body["addressBook"] == {
+        "items": [
+            {
+                "defaultBilling": True,
+                "defaultShipping": True,
+                "label": "Billing",
+                "addressBookAddress": {
+                    "addr1": "200 Park Avenue",
+                    "addr2": "Floor 12",
+                    "city": "New York",
+                    "state": "NY",
+                    "zip": "10166",
+                    "country": "US",
+                },
+            }
+        ]
+    }
+
+
+def test_survivorship_the_erp_keeps_its_address_and_tax_code() -> None:
+    kept = {
+        **CUSTOMER,
+        "taxItem": ref("salesTaxItem", "235", "US-NJ"),
+        "addressBook": {
+            "links": [],
+            "items": [
+                {"defaultBilling": False, "addressBookAddress": {"addr1": "1 Ship St", "city": "Newark"}},
+                {
+                    "defaultBilling": True,
+                    "addressBookAddress": {"addr1": "9 Bill Rd", "city": "Hoboken", "country": {"id": "US"}},
+                },
+            ],
+        },
+    }
+    existing = decode_customer(encoded(kept))
+    body = customer_upsert_body(
+        upsert(tax_jurisdiction="US-NY", billing_address=ADDRESS), existing, parent_id=None, setup=SETUP
+    )
+    assert "taxItem" not in body
+    assert "addressBook" not in body
+    # Read back, the customer's address is the default billing line, its jurisdiction its tax item's.
+    customer = customer_from_record(existing, SETUP)
+    assert customer.tax_jurisdiction == "US-NJ"
+    assert customer.billing_address == Address(street="9 Bill Rd", city="Hoboken", country="US")
 
 
 def test_unknown_legal_entities_and_currencies_are_refused() -> None:
