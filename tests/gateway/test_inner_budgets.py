@@ -99,8 +99,9 @@ async def test_one_callers_view_fan_out_exhausts_only_its_own_budget(gw: Any) ->
     assert run["state"] == "completed", run
     assert [s for s in run["steps"] if s["outcome"] != "completed"] == []
 
-    # And the hammering caller is told it ran out of its own budget (not that a tier is down).
-    assert set(refusals) == {"rate-limited"}, refusals
+    # And the hammering caller is told it ran out of its own budget (not that a tier is down): the view's
+    # own 429 when the account or page source was refused, or its readiness sections marked rate-limited.
+    assert set(refusals) <= {"rate-limited", "rate-limited (the view itself)"}, refusals
 
 
 async def test_an_inner_call_names_and_charges_the_caller_it_is_made_for(gw: Any) -> None:
