@@ -99,7 +99,8 @@ class Edge:
                 status=status,
                 duration_ms=round(elapsed * 1000, 3),
                 bytes=sent_bytes,
-                client_id=getattr(auth, "client_id", None),
+                # The token endpoint has no token to read a client from: it notes the client named.
+                client_id=getattr(auth, "client_id", None) or state.get("token_client_id"),
                 on_behalf_of=getattr(auth, "on_behalf_of", None),
             )
             correlation_id_var.reset(cid_token)

@@ -169,12 +169,20 @@ def _root_app(runtime: Runtime, tiers: Sequence[TierSpec]) -> Litestar:
         )
         async def token(request: Request[Any, Any, Any]) -> Response[Any]:
             form = {k: str(v) for k, v in (await request.form()).items()}
+            client_id = _token_client_id(request.headers, form)
+            # The access log names the client the request named (it has no token to take it from).
+            request.scope["state"]["token_client_id"] = client_id
+            # Guessing a client's secret spends that client's budget; ids that are not registered share
+            # their caller's address budget, so made-up ids neither escape the limit nor fill the store.
             client_key = (
-                form.get("client_id") or request.headers.get("authorization", "")[-64:] or "anonymous"
+                f"client:{client_id}"
+                if client_id in dev.clients
+                else f"address:{request.client.host if request.client else 'unknown'}"
             )
             quota = runtime.limiter.quota("token", settings.rate_limit_token)
             decision = await runtime.limiter.hit(quota, client_key)
             if not decision.allowed:
+                log.info("token_refused", client_id=client_id, error="slow_down", reason="rate limited")
                 return Response(
                     {"error": "slow_down", "error_description": "too many token requests"},
                     status_code=429,
@@ -182,7 +190,9 @@ def _root_app(runtime: Runtime, tiers: Sequence[TierSpec]) -> Litestar:
                 )
             result = dev.token_response(form, request.headers)
             if result.status != 200:
-                log.info("token_refused", error=result.body.get("error"))
+                log.info(
+                    "token_refused", client_id=client_id, error=result.body.get("error"), reason=result.reason
+                )
             return Response(result.body, status_code=result.status, headers=dict(result.headers))
 
         @operation(
