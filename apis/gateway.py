@@ -283,7 +283,8 @@ def build_gateway(
     specs = {"system": SYSTEM_V1, "process": PROCESS_V1, "experience": EXPERIENCE_V1}
     served = [specs[t] for t in ALL_TIERS if t in tiers]
     root = _root_app(runtime, served)
-    token_transport = httpx.ASGITransport(app=Edge(root)) if runtime.dev_server else None
+    cap = settings.max_body_bytes
+    token_transport = httpx.ASGITransport(app=Edge(root, max_body_bytes=cap)) if runtime.dev_server else None
     apps: dict[str, ASGIApp] = {}
 
     def tier_transport(name: str, url: str | None) -> tuple[str, httpx.AsyncBaseTransport | None]:
@@ -291,7 +292,8 @@ def build_gateway(
             return url, None
         if name not in apps:
             raise SystemExit(f"stratum: the {name} tier is not served here; set STRATUM_{name.upper()}_URL")
-        return f"http://{name}.stratum.internal", httpx.ASGITransport(app=Edge(apps[name]))
+        edge = Edge(apps[name], max_body_bytes=cap)
+        return f"http://{name}.stratum.internal", httpx.ASGITransport(app=edge)
 
     if "system" in tiers:
         adapters = build_adapters(settings, sandboxes)
@@ -361,4 +363,5 @@ def create_app() -> ASGIApp:
     import os
 
     tiers = [t for t in os.environ.get("STRATUM_TIERS", ",".join(ALL_TIERS)).split(",") if t]
-    return Edge(build_gateway(tiers=tiers))
+    gateway = build_gateway(tiers=tiers)
+    return Edge(gateway, max_body_bytes=gateway.runtime.settings.max_body_bytes)
