@@ -187,15 +187,14 @@ async def test_each_sandbox_answers_a_deep_body_with_its_own_400(vendor: str) ->
     from sandboxes.netsuite import app as netsuite
     from sandboxes.salesforce import app as salesforce
 
+    deep: Any = _RawRequest(DEEP)
+    deep_object: Any = _RawRequest(DEEP_OBJECT)
     readers: dict[str, tuple[Callable[[], Awaitable[Any]], type[Exception]]] = {
-        "salesforce": (lambda: salesforce._body(_RawRequest(DEEP)), salesforce.SalesforceError),
-        "kantata": (lambda: kantata._json_body(_RawRequest(DEEP)), kantata.KantataError),
+        "salesforce": (lambda: salesforce._body(deep), salesforce.SalesforceError),
+        "kantata": (lambda: kantata._json_body(deep), kantata.KantataError),
         "netsuite": (lambda: _awaitable(netsuite._decode, DEEP), netsuite.NetSuiteError),
-        "business-central": (
-            lambda: business_central._body(_RawRequest(DEEP)),
-            business_central.BusinessCentralError,
-        ),
-        "anaplan": (lambda: anaplan._json_body(_RawRequest(DEEP_OBJECT)), anaplan.AnaplanError),
+        "business-central": (lambda: business_central._body(deep), business_central.BusinessCentralError),
+        "anaplan": (lambda: anaplan._json_body(deep_object), anaplan.AnaplanError),
     }
     read, error = readers[vendor]
     with pytest.raises(error) as raised:
