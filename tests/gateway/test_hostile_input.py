@@ -225,3 +225,31 @@ async def test_the_kantata_sandbox_approval_route_answers_a_deep_body_with_400(g
             "/__sandbox/time_entries/approve", headers={"Content-Type": "application/json"}, content=DEEP
         )
     assert response.status_code == 400, response.text[:300]
+
+
+# Unknown fields are skipped by recursion too: a record, or an error, with one deep extra field.
+_DEEP_RECORD = '{"Id": "001000000000000AAA", "Junk": ' + DEEP.decode() + "}"
+_DEEP_ERRORS = '[{"errorCode": "INVALID_FIELD", "message": "no", "junk": ' + DEEP.decode() + "}]"
+
+
+@pytest.mark.parametrize(
+    ("status", "body"), [(200, _DEEP_RECORD), (400, _DEEP_ERRORS)], ids=["answer", "error"]
+)
+async def test_a_vendor_answer_nested_too_deep_is_a_502(gw: Any, status: int, body: str) -> None:
+    async with gw.sandbox("salesforce") as sandbox:
+        fault = await sandbox.post(
+            "/__sandbox/faults",
+            json={
+                "kind": "error",
+                "status": status,
+                "body": body,
+                "content_type": "application/json",
+                "path_pattern": "^/services/data/",
+            },
+        )
+        assert fault.status_code == 201, fault.text
+    response = await gw.client.get(
+        "/system/v1/crm/accounts/001000000000000AAA", headers=gw.auth("system:read")
+    )
+    problem = _assert_problem(response, 502, "vendor-bad-response")
+    assert problem["vendor"] == "salesforce"
