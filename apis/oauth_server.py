@@ -101,7 +101,7 @@ class _UnknownClient(_AuthlibClient):
     """Stands in for a client id the registry does not have, during client authentication only.
 
     The caller gets the same answer as for a wrong secret, after the same work (one constant-time compare
-    with a secret as long as a real one), so the token endpoint does not tell which client ids exist."""
+    with a secret as long as a generated one), so the token endpoint does not tell which client ids exist."""
 
     def __init__(self) -> None:
         super().__init__(DevClient(client_id="", client_secret=secrets.token_urlsafe(24), scopes=()))
