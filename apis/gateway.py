@@ -259,12 +259,20 @@ def _root_app(runtime: Runtime, tiers: Sequence[TierSpec]) -> Litestar:
         )
         async def token(request: Request[Any, Any, Any]) -> Response[Any]:
             form = {k: str(v) for k, v in (await request.form()).items()}
+            client_id = _token_client_id(request.headers, form)
+            # The access log names the client the request named (it has no token to take it from).
+            request.scope["state"]["token_client_id"] = client_id
+            # Guessing a client's secret spends that client's budget; ids that are not registered share
+            # their caller's address budget, so made-up ids neither escape the limit nor fill the store.
             client_key = (
-                form.get("client_id") or request.headers.get("authorization", "")[-64:] or "anonymous"
+                f"client:{client_id}"
+                if client_id in dev.clients
+                else f"address:{request.client.host if request.client else 'unknown'}"
             )
             quota = runtime.limiter.quota("token", settings.rate_limit_token)
             decision = await runtime.limiter.hit(quota, client_key)
             if not decision.allowed:
+                log.info("token_refused", client_id=client_id, error="slow_down", reason="rate limited")
                 return Response(
                     {"error": "slow_down", "error_description": "too many token requests"},
                     status_code=429,
@@ -272,7 +280,9 @@ def _root_app(runtime: Runtime, tiers: Sequence[TierSpec]) -> Litestar:
                 )
             result = dev.token_response(form, request.headers)
             if result.status != 200:
-                log.info("token_refused", error=result.body.get("error"))
+                log.info(
+                    "token_refused", client_id=client_id, error=result.body.get("error"), reason=result.reason
+                )
             return Response(result.body, status_code=result.status, headers=dict(result.headers))
 
         @operation(
@@ -363,7 +373,8 @@ def build_gateway(
     specs = {"system": SYSTEM_V1, "process": PROCESS_V1, "experience": EXPERIENCE_V1}
     served = [specs[t] for t in ALL_TIERS if t in tiers]
     root = _root_app(runtime, served)
-    token_transport = httpx.ASGITransport(app=Edge(root)) if runtime.dev_server else None
+    cap = settings.max_body_bytes
+    token_transport = httpx.ASGITransport(app=Edge(root, max_body_bytes=cap)) if runtime.dev_server else None
     apps: dict[str, ASGIApp] = {}
 
     def tier_transport(name: str, url: str | None) -> tuple[str, httpx.AsyncBaseTransport | None]:
@@ -371,7 +382,8 @@ def build_gateway(
             return url, None
         if name not in apps:
             raise SystemExit(f"stratum: the {name} tier is not served here; set STRATUM_{name.upper()}_URL")
-        return f"http://{name}.stratum.internal", httpx.ASGITransport(app=Edge(apps[name]))
+        edge = Edge(apps[name], max_body_bytes=cap)
+        return f"http://{name}.stratum.internal", httpx.ASGITransport(app=edge)
 
     if "system" in tiers:
         adapters = build_adapters(settings, sandboxes)
@@ -454,4 +466,5 @@ def create_app() -> ASGIApp:
     import os
 
     tiers = [t for t in os.environ.get("STRATUM_TIERS", ",".join(ALL_TIERS)).split(",") if t]
-    return Edge(build_gateway(tiers=tiers))
+    gateway = build_gateway(tiers=tiers)
+    return Edge(gateway, max_body_bytes=gateway.runtime.settings.max_body_bytes)

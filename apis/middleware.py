@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 import uuid
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -16,6 +17,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 
 from apis.context import access_var
+from apis.json_limits import MAX_JSON_DEPTH, json_too_deep
 from apis.logging import get_logger
 from apis.problems import ProblemError
 from apis.security import insufficient_scope, invalid_token, unauthenticated
@@ -218,7 +220,11 @@ _JSON_MEDIA = re.compile(r"^application/([a-z0-9.+-]+\+)?json\s*(;.*)?$", re.IGN
 
 
 class MediaTypeMiddleware(ASGIMiddleware):
-    """Routes that take a body take JSON only: anything else is a 415 before the handler parses it."""
+    """Routes that take a body take JSON only: anything else is a 415 before the handler parses it.
+
+    It is also the one place a request's JSON is measured before anything parses it: a body nested
+    deeper than ``MAX_JSON_DEPTH`` is a 400 here, where a parser would raise ``RecursionError`` (a 500).
+    Public routes with a body (webhooks) pass here too."""
 
     scopes = (ScopeType.HTTP,)
 
@@ -229,6 +235,13 @@ class MediaTypeMiddleware(ASGIMiddleware):
                 raise ProblemError(
                     "unsupported-media-type", f"Expected application/json, got {content_type or 'nothing'}."
                 )
+            # Edge has already capped the body's size; this only reads what it let through.
+            body = await _read_body(cast("asgi.Receive", receive), sys.maxsize)
+            if json_too_deep(body):
+                raise ProblemError(
+                    "malformed-request", f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels."
+                )
+            receive = cast("Receive", _replay_receive(body, cast("asgi.Receive", receive)))
         await next_app(scope, receive, send)
 
 
@@ -285,8 +298,13 @@ def _replay_receive(body: bytes, receive: asgi.Receive) -> asgi.Receive:
 
 def _fingerprint(scope: Scope, body: bytes) -> str:
     try:
-        # Same JSON, other whitespace or key order, is the same request.
-        canonical = msgspec.json.encode(msgspec.json.decode(body), order="sorted") if body else b""
+        # Same JSON, other whitespace or key order, is the same request. A body too deep to parse safely
+        # (a route without a JSON body never had it measured) is compared as it came.
+        canonical = (
+            msgspec.json.encode(msgspec.json.decode(body), order="sorted")
+            if body and not json_too_deep(body)
+            else body
+        )
     except msgspec.DecodeError:
         canonical = body
     digest = hashlib.sha256()

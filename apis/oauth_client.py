@@ -21,6 +21,8 @@ import authlib.deprecate  # noqa: F401
 import httpx
 from authlib.common.errors import AuthlibBaseError
 
+from apis.json_limits import json_too_deep
+
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="The httpx module is deprecated")
     from authlib.integrations.httpx_client import AsyncOAuth2Client
@@ -114,6 +116,9 @@ class ClientCredentialsAuth(httpx.Auth):
 
     def _remember_status(self, response: httpx.Response) -> httpx.Response:
         self._last_status = response.status_code
+        # authlib parses the body next, by recursion: a body nested too deep must not get that far.
+        if json_too_deep(response.content):
+            raise TokenFetchError("token endpoint answered JSON nested too deep")
         return response
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:

@@ -8,6 +8,8 @@ Tokens are RFC 9068 JWT access tokens made by authlib's ``JWTBearerTokenGenerato
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import hmac
 import json
@@ -16,9 +18,11 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import msgspec
 from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin, OAuth2Request
+from authlib.oauth2.rfc6749.authenticate_client import ClientAuthentication
 from authlib.oauth2.rfc6749.errors import InvalidScopeError
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
@@ -124,6 +128,23 @@ class _AuthlibClient(ClientMixin):  # type: ignore[misc]
         return grant_type == "client_credentials"
 
 
+class _UnknownClient(_AuthlibClient):
+    """Stands in for a client id the registry does not have, during client authentication only.
+
+    The caller gets the same answer as for a wrong secret, after the same work (one constant-time compare
+    with a secret as long as a generated one), so the token endpoint does not tell which client ids exist."""
+
+    def __init__(self) -> None:
+        super().__init__(DevClient(client_id="", client_secret=secrets.token_urlsafe(24), scopes=()))
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        super().check_client_secret(client_secret)
+        return False
+
+
+_UNKNOWN_CLIENT = _UnknownClient()
+
+
 def load_dev_clients(data_dir: str) -> dict[str, DevClient]:
     """The registry from ``clients.json``; made with random secrets on first use."""
     path = Path(data_dir) / "clients.json"
@@ -173,6 +194,41 @@ class OAuthResponse(msgspec.Struct, frozen=True):
     status: int
     body: dict[str, Any]
     headers: list[tuple[str, str]]
+    # Why a refused request was refused, for the log only: the body must not tell an unknown client
+    # from a wrong secret, the operator's log should.
+    reason: str | None = None
+
+
+def _basic_credentials(headers: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """``(client_id, client_secret)`` from ``Authorization: Basic`` (RFC 6749 2.3.1: each form-encoded);
+    ``(None, None)`` when there is no usable Basic header. authlib's own reader lets a non-UTF-8 value
+    escape as ``UnicodeDecodeError``."""
+    header = headers.get("authorization") or headers.get("Authorization") or ""
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None, None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
+        return None, None
+    client_id, colon, secret = decoded.partition(":")
+    return unquote(client_id), unquote(secret) if colon else None
+
+
+def _authenticate_basic(query_client: Any, request: _FormRequest) -> _AuthlibClient | None:
+    client_id, secret = _basic_credentials(request.headers)
+    if not client_id or not secret:
+        return None
+    client: _AuthlibClient = query_client(client_id)
+    return client if client.check_client_secret(secret) else None
+
+
+def _authenticate_post(query_client: Any, request: _FormRequest) -> _AuthlibClient | None:
+    client_id, secret = request.form.get("client_id"), request.form.get("client_secret")
+    if not client_id or not secret:
+        return None
+    client: _AuthlibClient = query_client(client_id)
+    return client if client.check_client_secret(secret) else None
 
 
 class _FormRequest(OAuth2Request):  # type: ignore[misc]
@@ -208,6 +264,11 @@ class DevAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.keys = SigningKeys(data_dir)
         self.clients = load_dev_clients(data_dir)
         self.register_grant(_ClientCredentialsGrant)
+        # Client authentication looks clients up through ``_client_to_authenticate``, which never says a
+        # client is unknown; authlib's own methods answer an unknown client differently from a wrong secret.
+        self._client_auth = ClientAuthentication(self._client_to_authenticate)
+        self._client_auth.register("client_secret_basic", _authenticate_basic)
+        self._client_auth.register("client_secret_post", _authenticate_post)
         self.register_token_generator(
             "default", _TokenGenerator(issuer, audience, self.keys, token_ttl_seconds)
         )
@@ -216,6 +277,10 @@ class DevAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     def query_client(self, client_id: str) -> _AuthlibClient | None:
         client = self.clients.get(client_id)
         return _AuthlibClient(client) if client else None
+
+    def _client_to_authenticate(self, client_id: str) -> _AuthlibClient:
+        client = self.clients.get(client_id)
+        return _AuthlibClient(client) if client else _UNKNOWN_CLIENT
 
     def save_token(self, token: Any, request: Any) -> None:
         # JWT access tokens are self-contained: nothing to store.
@@ -234,7 +299,24 @@ class DevAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     def token_response(self, form: Mapping[str, str], headers: Mapping[str, str]) -> OAuthResponse:
         request = _FormRequest(f"{self.issuer}/oauth/token", form, headers)
         response: OAuthResponse = self.create_token_response(request)
-        return response
+        if response.status == 200:
+            return response
+        return msgspec.structs.replace(response, reason=self._refusal_reason(response, form, headers))
+
+    def _refusal_reason(
+        self, response: OAuthResponse, form: Mapping[str, str], headers: Mapping[str, str]
+    ) -> str:
+        if response.body.get("error") != "invalid_client":
+            return str(response.body.get("error_description") or response.body.get("error") or "refused")
+        basic_id, basic_secret = _basic_credentials(headers)
+        client_id, secret = (
+            (basic_id, basic_secret) if basic_id else (form.get("client_id"), form.get("client_secret"))
+        )
+        if not client_id or not secret:
+            return "no client credentials"
+        if client_id not in self.clients:
+            return "unknown client"
+        return "wrong client secret"
 
     def issue_token(self, client_id: str, scope: str | None = None) -> str:
         """Mint a token for a registered client without the HTTP round trip (the CLI uses it).

@@ -23,6 +23,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from apis.json_limits import json_too_deep
 from apis.logging import get_logger
 from apis.problems import ProblemError
 
@@ -143,7 +144,10 @@ class _Rfc9068Validator(JWTBearerTokenValidator):  # type: ignore[misc]
 def _token_header(token: str) -> dict[str, Any]:
     try:
         segment = token.split(".", 1)[0]
-        header = msgspec.json.decode(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        if json_too_deep(raw):  # the caller wrote it: parsing it could raise RecursionError
+            raise ValueError("nested too deep")
+        header = msgspec.json.decode(raw)
     except (ValueError, msgspec.DecodeError):
         raise invalid_token("malformed token") from None
     if not isinstance(header, dict):

@@ -20,6 +20,7 @@ import httpx
 import msgspec
 
 from apis.context import current_access, current_correlation_id, current_run
+from apis.json_limits import json_too_deep
 from apis.problems import PROBLEM_KINDS, FieldError, ProblemError
 
 __all__ = ["TierClient"]
@@ -114,8 +115,10 @@ class TierClient:
         if response.status_code >= 400:
             raise self._problem(response)
         try:
+            if json_too_deep(response.content):
+                raise msgspec.DecodeError("nested too deep")
             return msgspec.json.decode(response.content, type=type_)
-        except msgspec.ValidationError:
+        except msgspec.DecodeError:  # not JSON, too deep, or not the contract's shape
             raise ProblemError("vendor-bad-response", f"the {self.tier} tier broke its contract") from None
 
     def _unavailable(self, detail: str) -> ProblemError:
@@ -125,6 +128,8 @@ class TierClient:
 
     def _problem(self, response: httpx.Response) -> ProblemError:
         try:
+            if json_too_deep(response.content):
+                raise msgspec.DecodeError("nested too deep")
             upstream = msgspec.json.decode(response.content, type=_UpstreamProblem)
         except msgspec.DecodeError:
             upstream = _UpstreamProblem()

@@ -31,6 +31,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import SkipValidation
 
 from apis.data_dir import private_dir
+from apis.json_limits import MAX_JSON_DEPTH, json_too_deep
 from apis.logging import get_logger
 from apis.problems import PROBLEM_MEDIA_TYPE, FieldError, Problem, ProblemError
 from apis.routing import VENDOR_ERRORS, operation
@@ -211,6 +212,9 @@ class CrmEventIntake:
     async def receive(self, body: bytes, signature: str | None) -> CrmEventReceipt:
         """Verify, decode and process one delivery as the relay posted it (``body`` is the raw bytes)."""
         verify_crm_event_signature(body, signature, self._secret, now=self._clock())
+        # Only now is the body parsed, so an unsigned body never costs a parse.
+        if json_too_deep(body):
+            raise ProblemError("malformed-request", f"The body nests deeper than {MAX_JSON_DEPTH} levels.")
         try:
             delivery = _delivery_decoder.decode(body)
         except msgspec.ValidationError as exc:
@@ -303,6 +307,15 @@ class CrmEventIntake:
 # --- the route -----------------------------------------------------------------------------------------
 
 
+class _SignedBodyRequest(Request[Any, Any, Any]):
+    """Litestar decodes a ``data`` body before the handler runs. This route's body must not be parsed
+    before its signature is verified, so its ``data`` (declared for the contract) is never decoded: the
+    handler verifies and decodes the raw bytes itself."""
+
+    async def json(self) -> Any:
+        return None
+
+
 @operation(
     "POST",
     "/process/v1/crm-events",
@@ -321,14 +334,15 @@ class CrmEventIntake:
     errors=[401, *VENDOR_ERRORS],
     status_code=202,
     tags=["events"],
+    request_class=_SignedBodyRequest,
 )
 async def receive_crm_change_event(
     request: Request[Any, Any, Any],
     data: SkipValidation[CrmEventDelivery],
     crm_events: NamedDependency[SkipValidation[CrmEventIntake]],
 ) -> CrmEventReceipt:
-    # ``data`` documents the body in the contract; the signature covers the raw bytes, so those are what
-    # is verified and decoded (Litestar keeps the body it read, so both see the same bytes).
+    # ``data`` only documents the body in the contract (``_SignedBodyRequest`` leaves it undecoded); the
+    # signature covers the raw bytes, so those are what is verified, then decoded.
     del data
     return await crm_events.receive(await request.body(), request.headers.get(SIGNATURE_HEADER))
 

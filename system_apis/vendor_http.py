@@ -36,6 +36,7 @@ import msgspec
 import structlog
 
 from apis.config import VendorConnection
+from apis.json_limits import MAX_JSON_DEPTH, json_too_deep
 from apis.oauth_client import TokenFetchError
 from system_apis.errors import (
     NotFound,
@@ -427,6 +428,11 @@ class VendorHttpClient:
             attempt += 1
         if isinstance(outcome, _Failure):
             raise outcome.error
+        if _may_be_json(outcome) and json_too_deep(outcome.content):
+            # Adapters decode answers (error bodies too) with msgspec, which would raise RecursionError.
+            raise VendorBadResponse(
+                self.vendor, f"{self.vendor} answered JSON nested deeper than {MAX_JSON_DEPTH} levels"
+            )
         if outcome.is_success or outcome.status_code in accept:
             return outcome
         raise self._error_for_response(outcome)
@@ -518,6 +524,13 @@ class VendorHttpClient:
 
     def __repr__(self) -> str:
         return f"VendorHttpClient({self.vendor!r}, {str(self._base_url)!r}, breaker={self.breaker.state})"
+
+
+def _may_be_json(response: httpx.Response) -> bool:
+    """Whether an adapter may hand this body to a JSON decoder: JSON, plain text or no media type (binary
+    downloads, such as Anaplan's file chunks, are never decoded and could hold any byte)."""
+    media_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+    return not media_type or "json" in media_type or media_type == "text/plain"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

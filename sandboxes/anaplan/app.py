@@ -106,6 +106,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath
 from litestar.types import ASGIApp as LitestarASGIApp
 
+from apis.json_limits import json_too_deep
 from sandboxes.admin_records import RECORDS_PATH, records_response
 from sandboxes.anaplan.data import (
     DEV_PASSWORD,
@@ -940,6 +941,8 @@ async def _json_body(request: Request[Any, Any, Any]) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
+        if json_too_deep(raw):  # the parser would raise RecursionError
+            raise msgspec.DecodeError("nested too deep")
         body = msgspec.json.decode(raw)
     except msgspec.DecodeError:
         raise AnaplanError(400, "The request body is not valid JSON") from None

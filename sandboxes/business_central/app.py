@@ -59,6 +59,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath
 from litestar.types import ASGIApp as LitestarASGIApp
 
+from apis.json_limits import json_too_deep
 from sandboxes.admin_records import RECORDS_PATH, records_response
 from sandboxes.asgi_headers import bearer_token
 from sandboxes.business_central.data import (
@@ -1436,6 +1437,8 @@ async def _body(request: Request[Any, Any, Any]) -> Any:
     if not raw.strip():
         raise _bad_request("The request body is empty.")
     try:
+        if json_too_deep(raw):  # the parser would raise RecursionError
+            raise msgspec.DecodeError("nested too deep")
         return _DECODER.decode(raw)
     except msgspec.DecodeError:
         raise _bad_request("The request body is not valid JSON.") from None

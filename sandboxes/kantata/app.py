@@ -125,10 +125,11 @@ import msgspec
 from litestar import Litestar, Request, Response, get, post, route
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import HTTPException
-from litestar.params import FromPath, JSONBody
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.params import FromPath
 from litestar.types import ASGIApp as LitestarASGIApp
 
+from apis.json_limits import json_too_deep
 from sandboxes.admin_records import RECORDS_PATH, records_response
 from sandboxes.asgi_headers import bearer_token
 from sandboxes.faults import ASGIApp, FaultInjector, Receive, Scope, Send, relative_path, with_faults
@@ -1394,6 +1395,8 @@ async def _json_body(request: Request[Any, Any, Any]) -> Any:
     if not raw.strip():
         return {}
     try:
+        if json_too_deep(raw):  # the parser would raise RecursionError
+            raise msgspec.DecodeError("nested too deep")
         return msgspec.json.decode(raw)
     except msgspec.DecodeError:
         raise KantataError.system(400, "The request body is not valid JSON") from None
@@ -1463,7 +1466,12 @@ async def reset(sandbox: _Sandbox) -> None:
 
 
 @post(f"{ADMIN_PREFIX}/time_entries/approve", status_code=200)
-async def approve_time(data: JSONBody[TimeApproval], sandbox: _Sandbox) -> Response[bytes]:
+async def approve_time(request: Request[Any, Any, Any], sandbox: _Sandbox) -> Response[bytes]:
+    # Parsed by _json_body like every other body here, so a body nested too deep is a 400 too.
+    try:
+        data = msgspec.convert(await _json_body(request), TimeApproval)
+    except msgspec.ValidationError as exc:
+        raise ValidationException(detail=str(exc)) from None
     return _json({"approved": sandbox.approve_time(data.time_entry_ids)})
 
 

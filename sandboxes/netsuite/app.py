@@ -47,6 +47,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
 from litestar.types import ASGIApp as LitestarASGIApp
 
+from apis.json_limits import json_too_deep
 from sandboxes.admin_records import RECORDS_PATH, records_response
 from sandboxes.asgi_headers import bearer_token
 from sandboxes.faults import ASGIApp, FaultInjector, Receive, Scope, Send, relative_path, with_faults
@@ -1103,6 +1104,8 @@ def _decode(raw: bytes) -> Any:
     if not raw.strip():
         return None  # a DELETE, or a write without a body (which the write then rejects)
     try:
+        if json_too_deep(raw):  # the parser would raise RecursionError
+            raise msgspec.DecodeError("nested too deep")
         return msgspec.json.decode(raw)
     except msgspec.DecodeError:
         raise NetSuiteError(400, _BAD_CONTENT, "Invalid JSON in the request body.") from None

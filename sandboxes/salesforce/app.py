@@ -60,6 +60,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
 from litestar.types import ASGIApp as LitestarASGIApp
 
+from apis.json_limits import json_too_deep
 from sandboxes.admin_records import RECORDS_PATH, records_response
 from sandboxes.asgi_headers import bearer_token
 from sandboxes.faults import ASGIApp, FaultInjector, Message, Receive, Scope, Send, relative_path, with_faults
@@ -1342,7 +1343,10 @@ class _GrantError(Exception):
 
 def _b64url_json(segment: str) -> Any:
     try:
-        return msgspec.json.decode(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        if json_too_deep(raw):  # the parser would raise RecursionError
+            raise msgspec.DecodeError("nested too deep")
+        return msgspec.json.decode(raw)
     except (binascii.Error, ValueError, msgspec.DecodeError):
         return None
 
@@ -1458,6 +1462,8 @@ async def _body(request: Request[Any, Any, Any]) -> Any:
     if not raw.strip():
         raise SalesforceError(400, "JSON_PARSER_ERROR", "No content to map due to end-of-input")
     try:
+        if json_too_deep(raw):  # the parser would raise RecursionError
+            raise msgspec.DecodeError("nested too deep")
         return msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise SalesforceError(

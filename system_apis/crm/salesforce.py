@@ -79,6 +79,7 @@ from system_apis.vendor_http import (
     default_error_for_response,
     vendor_http_config,
 )
+from system_apis.vendor_links import followable_link
 
 __all__ = [
     "SALESFORCE_ID_PATTERN",
@@ -559,22 +560,21 @@ class SalesforceCrm:
         raise VendorBadResponse(VENDOR, "Salesforce query result did not end")
 
     def _next_batch_path(self, next_records_url: str) -> str:
-        """``nextRecordsUrl`` (a host-relative path) as a path under our base URL; anything else is refused
-        so a response cannot send our token to another host."""
-        try:
-            url = httpx.URL(next_records_url)
-        except httpx.InvalidURL:
-            url = None
-        if url is None or url.is_absolute_url or not url.path.startswith("/"):
-            raise VendorBadResponse(VENDOR, "Salesforce sent an unusable nextRecordsUrl")
-        path = next_records_url
-        base_path = self._http.base_url.path.rstrip("/")
-        # Real Salesforce serves at the host root; a sandbox mounted under a prefix may include it.
-        if base_path and path.startswith(base_path + "/"):
-            path = path[len(base_path) :]
-        if not path.startswith(f"/{self._api}/query/"):
-            raise VendorBadResponse(VENDOR, "Salesforce sent an unusable nextRecordsUrl")
-        return path.lstrip("/")
+        """``nextRecordsUrl`` (a host-relative path) as a path under our base URL and this API version's
+        ``query/``; anything else (another host, ``..``, an encoded separator, another API) is refused so a
+        response cannot send our token anywhere else."""
+        base = self._http.base_url
+        base_path = base.path.rstrip("/")
+        query_path = f"/{self._api}/query/"
+        if next_records_url.startswith("/") and not next_records_url.startswith("//"):
+            # Real Salesforce serves at the host root; a sandbox mounted under a prefix may include it.
+            for prefix in dict.fromkeys((base_path, "")):
+                try:
+                    url = followable_link(base, next_records_url, prefix + query_path)
+                except ValueError:
+                    continue
+                return url.path[len(prefix) :].lstrip("/")
+        raise VendorBadResponse(VENDOR, "Salesforce sent an unusable nextRecordsUrl")
 
     def _track_limits(self, response: httpx.Response) -> None:
         header = response.headers.get("Sforce-Limit-Info")

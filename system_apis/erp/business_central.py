@@ -153,6 +153,7 @@ from system_apis.vendor_http import (
     parse_retry_after,
     vendor_http_config,
 )
+from system_apis.vendor_links import followable_link, path_segment
 
 __all__ = ["BusinessCentralErp", "InvalidCursor", "decode_cursor", "encode_cursor"]
 
@@ -729,7 +730,12 @@ class BusinessCentralErp:
                             f"Business Central has {len(page.value) or 'no'} company named {name!r}",
                             vendor_code="BadRequest_NotFound",
                         )
-                    self._company_id = page.value[0].id
+                    try:
+                        # It goes into every path from here on: ``..`` or ``/`` in it would leave them.
+                        self._company_id = path_segment(page.value[0].id)
+                    except ValueError:
+                        unusable = "Business Central sent an unusable company id"
+                        raise VendorBadResponse(VENDOR, unusable) from None
         return f"companies({self._company_id})"
 
     async def _send(
@@ -765,20 +771,15 @@ class BusinessCentralErp:
         return self._page(await self._get(entity_set, params), item_type)
 
     async def _follow(self, link: str, item_type: type[_T]) -> ODataPage[_T]:
-        """The page at an ``@odata.nextLink``, which must be under our base URL (our token goes there)."""
-        try:
-            url = httpx.URL(link)
-        except httpx.InvalidURL:
-            url = None
+        """The page at an ``@odata.nextLink``, which must be under our base URL and company (our token goes
+        there): no other origin, no ``..``, no encoded separator."""
         base = self._http.base_url
-        if (
-            url is None
-            or (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port)
-            or not (url.path.startswith(base.path.rstrip("/") + "/"))
-        ):
+        try:
+            url = followable_link(base, link, f"{base.path.rstrip('/')}/{await self._company_path()}/")
+        except ValueError:
             raise VendorBadResponse(
                 VENDOR, "Business Central sent a next link outside the configured base URL"
-            )
+            ) from None
         response = await self._http.send("GET", str(url))
         return self._page(response.content, item_type)
 

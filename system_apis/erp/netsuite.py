@@ -132,6 +132,7 @@ from system_apis.vendor_http import (
     parse_retry_after,
     vendor_http_config,
 )
+from system_apis.vendor_links import followable_link
 
 __all__ = [
     "DEFAULT_MAX_CONCURRENT_REQUESTS",
@@ -852,19 +853,13 @@ class NetSuiteErp:
 
     def _relative(self, href: str) -> str:
         """A URL NetSuite handed us (a link, a Location) as a path under our base URL; anything else is
-        refused so a response cannot send our token to another host."""
-        try:
-            url = httpx.URL(href)
-        except httpx.InvalidURL:
-            url = None
+        refused (as are ``..`` and encoded separators) so a response cannot send our token elsewhere."""
         base = self._http.base_url
         prefix = base.path.rstrip("/") + "/"
-        if (
-            url is None
-            or (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port)
-            or not url.path.startswith(prefix)
-        ):
-            raise VendorBadResponse(VENDOR, "NetSuite sent a link outside the configured base URL")
+        try:
+            url = followable_link(base, href, prefix)
+        except ValueError:
+            raise VendorBadResponse(VENDOR, "NetSuite sent a link outside the configured base URL") from None
         return url.path[len(prefix) :]
 
     def _error_for_response(self, response: httpx.Response) -> VendorError:

@@ -79,6 +79,7 @@ from system_apis.vendor_http import (
     parse_retry_after,
     vendor_http_config,
 )
+from system_apis.vendor_links import path_segment
 
 __all__ = ["AnaplanFpa", "AnaplanTokenAuth"]
 
@@ -405,7 +406,8 @@ class AnaplanFpa:
             # Running an action again does again what it did (the import replaces the same rows).
             idempotent=True,
         )
-        task_id = self._decode(response.content, AnaplanTaskEnvelope, "started task").task.task_id
+        started = self._decode(response.content, AnaplanTaskEnvelope, "started task")
+        task_id = _segment(started.task.task_id, "task")
         waited = 0.0
         delay = self._poll_initial
         while True:
@@ -428,7 +430,7 @@ class AnaplanFpa:
     async def _download(self, file_id: str) -> bytes:
         chunk_ids: list[str] = []
         for page in await self._pages(f"files/{file_id}/chunks", AnaplanChunkList):
-            chunk_ids.extend(page.ids)
+            chunk_ids.extend(_segment(chunk_id, "chunk") for chunk_id in page.ids)
         parts = []
         for chunk_id in chunk_ids:
             response = await self._http.send(
@@ -445,11 +447,12 @@ class AnaplanFpa:
         for page in await self._pages("imports", AnaplanImportList):
             for item in page.imports:
                 if item.source is not None:
-                    imports.setdefault(item.name, (item.key, item.source))
+                    ids = (_segment(item.key, "import"), _segment(item.source, "file"))
+                    imports.setdefault(item.name, ids)
         exports: dict[str, str] = {}
         for export_page in await self._pages("exports", AnaplanExportList):
             for action in export_page.exports:
-                exports.setdefault(action.name, action.key)
+                exports.setdefault(action.name, _segment(action.key, "export"))
         self._actions = _Actions(imports=imports, exports=exports)
         return self._actions
 
@@ -504,3 +507,11 @@ class AnaplanFpa:
                 VENDOR, f"Anaplan refused the request (HTTP {status})" + (f": {reason}" if reason else "")
             )
         return default_error_for_response(VENDOR, response)
+
+
+def _segment(value: str, what: str) -> str:
+    """An id Anaplan gave us, checked before it goes into a path: ``../`` in one would leave the model."""
+    try:
+        return path_segment(value)
+    except ValueError:
+        raise VendorBadResponse(VENDOR, f"Anaplan sent an unusable {what} id") from None

@@ -99,6 +99,7 @@ from system_apis.vendor_http import (
     parse_retry_after,
     vendor_http_config,
 )
+from system_apis.vendor_links import path_segment
 
 __all__ = [
     "MAX_PER_PAGE",
@@ -353,7 +354,7 @@ class KantataPsa:
             # Setting a flag to a value is naturally idempotent, so this write may be retried.
             response = await self._http.send(
                 "PUT",
-                f"workspaces/{_str(workspace.id)}.json",
+                f"workspaces/{_segment(workspace.id)}.json",
                 content=msgspec.json.encode({"workspace": {"archived": True}}),
                 headers=_JSON_HEADERS,
                 idempotent=True,
@@ -677,6 +678,14 @@ _NOTHING: Mapping[str, str] = {"": "nothing"}
 
 def _str(value: str | int) -> str:
     return str(value)
+
+
+def _segment(value: str | int) -> str:
+    """An id Kantata gave us, checked before it goes into a path: ``../`` in one would leave the API."""
+    try:
+        return path_segment(value)
+    except ValueError:
+        raise VendorBadResponse(VENDOR, "Kantata sent an unusable record id") from None
 
 
 @contextlib.contextmanager
