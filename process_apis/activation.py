@@ -39,6 +39,7 @@ from contracts.models import (
     OpportunityActivationUpdate,
     Project,
     ProjectCreate,
+    ProjectMoney,
     StaffingDemand,
     StaffingDemandCreate,
 )
@@ -91,6 +92,10 @@ def _project_dates(opp: Opportunity) -> tuple[dt.date | None, dt.date | None]:
     return start, end
 
 
+def _project_money(money: Money | None) -> ProjectMoney | None:
+    return None if money is None else ProjectMoney(amount=money.amount, currency=money.currency)
+
+
 def plan_project(opp: Opportunity, *, customer_id: str, with_milestones: bool) -> ProjectCreate:
     """The project for a won deal, in the system whose customer id is ``customer_id``."""
     # Readiness checked both.
@@ -98,7 +103,10 @@ def plan_project(opp: Opportunity, *, customer_id: str, with_milestones: bool) -
     assert opp.amount is not None
     start, end = _project_dates(opp)
     milestones = (
-        [MilestoneInput(name=m.name, due_date=m.due_date, amount=m.amount) for m in opp.milestones]
+        [
+            MilestoneInput(name=m.name, due_date=m.due_date, amount=_project_money(m.amount))
+            for m in opp.milestones
+        ]
         if with_milestones
         else []
     )
@@ -107,7 +115,7 @@ def plan_project(opp: Opportunity, *, customer_id: str, with_milestones: bool) -
         name=opp.name[:255],
         customer_id=customer_id,
         currency=opp.currency,
-        budget=Money(amount=opp.amount, currency=opp.currency),
+        budget=ProjectMoney(amount=opp.amount, currency=opp.currency),
         billing_model=opp.billing_model,
         legal_entity=opp.legal_entity,
         start_date=start,

@@ -13,7 +13,9 @@ from contracts.models.common import (
     OpportunityId,
     PageLimit,
     PositiveMoneyAmount,
+    ProjectMoney,
     RecordId,
+    SkippedRecord,
     SystemIds,
 )
 from contracts.models.crm import (
@@ -131,6 +133,7 @@ __all__ = [
     "PositiveMoneyAmount",
     "Project",
     "ProjectCreate",
+    "ProjectMoney",
     "ProjectPage",
     "ProjectStatus",
     "PublishFailure",
@@ -140,6 +143,7 @@ __all__ = [
     "RecordId",
     "RevenueActuals",
     "RevenueBaseline",
+    "SkippedRecord",
     "StaffingDemand",
     "StaffingDemandCreate",
     "SystemIds",

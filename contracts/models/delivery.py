@@ -18,7 +18,9 @@ from contracts.models.common import (
     Hours,
     Money,
     NonEmptyText,
+    ProjectMoney,
     RecordId,
+    SkippedRecord,
     SystemIds,
     require_decimal,
 )
@@ -88,12 +90,14 @@ class Project(msgspec.Struct, kw_only=True, frozen=True):
 class ProjectPage(msgspec.Struct, kw_only=True, frozen=True):
     items: list[Project]
     next_cursor: str | None = None
+    # Vendor records of this page left out because they cannot be mapped (see SkippedRecord).
+    skipped: list[SkippedRecord] = []
 
 
 class MilestoneInput(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     name: NonEmptyText
     due_date: dt.date | None = None
-    amount: Money | None = None
+    amount: ProjectMoney | None = None
 
 
 class ProjectCreate(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -104,7 +108,7 @@ class ProjectCreate(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     name: NonEmptyText
     customer_id: RecordId  # the customer's id in the system the project is created in
     currency: CurrencyCode
-    budget: Money | None = None
+    budget: ProjectMoney | None = None
     billing_model: BillingModel | None = None
     legal_entity: str | None = None
     start_date: dt.date | None = None
@@ -156,6 +160,8 @@ class TimeEntry(msgspec.Struct, kw_only=True, frozen=True):
 class TimeEntryPage(msgspec.Struct, kw_only=True, frozen=True):
     items: list[TimeEntry]
     next_cursor: str | None = None
+    # Vendor records of this page left out because they cannot be mapped (see SkippedRecord).
+    skipped: list[SkippedRecord] = []
 
 
 class Expense(msgspec.Struct, kw_only=True, frozen=True):
@@ -174,3 +180,5 @@ class Expense(msgspec.Struct, kw_only=True, frozen=True):
 class ExpensePage(msgspec.Struct, kw_only=True, frozen=True):
     items: list[Expense]
     next_cursor: str | None = None
+    # Vendor records of this page left out because they cannot be mapped (see SkippedRecord).
+    skipped: list[SkippedRecord] = []
