@@ -21,13 +21,16 @@ from apis.config import Settings
 from sandboxes.netsuite.data import DEMO_CUSTOMER_ID
 from sandboxes.salesforce.data import DEMO_ACCOUNT_ID
 from system_apis.bootstrap import Adapters, build_adapters
+from system_apis.errors import VendorRejected
 
 HUGE = 12345678901234567890123456789  # 29 digits: more than any vendor field or Decimal's context holds
 JSON = {"Content-Type": "application/json"}
+_SF_OPPORTUNITIES = "services/data/v61.0/sobjects/Opportunity/"
 
 
 def _read(gw: Any) -> dict[str, str]:
-    return gw.auth("system:read")
+    headers: dict[str, str] = gw.auth("system:read")
+    return headers
 
 
 def _unmappable_count(vendor: str, record_type: str) -> float:
@@ -66,9 +69,10 @@ async def test_a_salesforce_opportunity_with_a_29_digit_amount_is_named_and_the_
     state = gw.sandbox_state("salesforce")
     opportunities = state.records["Opportunity"].values()
     good_before = [o["Id"] for o in opportunities if o["AccountId"] == DEMO_ACCOUNT_ID]
-    body = {"Name": "Huge", "StageName": "Prospecting", "CloseDate": "2027-01-01", "AccountId": DEMO_ACCOUNT_ID}
+    body = {"Name": "Huge", "StageName": "Prospecting", "CloseDate": "2027-01-01"}
+    body["AccountId"] = DEMO_ACCOUNT_ID
     created = await outside.crm.http.send(  # type: ignore[attr-defined]
-        "POST", "services/data/v61.0/sobjects/Opportunity/", content=msgspec.json.encode(body), headers=JSON
+        "POST", _SF_OPPORTUNITIES, content=msgspec.json.encode(body), headers=JSON
     )
     bad_id = created.json()["id"]
     # Salesforce refuses such an amount on input (see below): this one is already in the org.
@@ -94,11 +98,11 @@ async def test_a_salesforce_opportunity_with_a_29_digit_amount_is_named_and_the_
 async def test_salesforce_refuses_an_amount_beyond_its_currency_field(gw: Any, outside: Adapters) -> None:
     http = outside.crm.http  # type: ignore[attr-defined]
     body = {"Name": "Too big", "StageName": "Prospecting", "CloseDate": "2027-01-01", "Amount": 1e16}
-    with pytest.raises(Exception) as refused:
-        await http.send(
-            "POST", "services/data/v61.0/sobjects/Opportunity/", content=msgspec.json.encode(body), headers=JSON
-        )
-    assert "NUMBER_OUTSIDE_VALID_RANGE" in str(refused.value)
+    with pytest.raises(VendorRejected) as refused:
+        await http.send("POST", _SF_OPPORTUNITIES, content=msgspec.json.encode(body), headers=JSON)
+    assert refused.value.vendor_code == "NUMBER_OUTSIDE_VALID_RANGE"
+    stored = gw.sandbox_state("salesforce").records["Opportunity"].values()
+    assert not [o for o in stored if o["Name"] == "Too big"]
 
 
 async def test_a_kantata_workspace_with_a_29_digit_budget_is_named_and_the_rest_served(
