@@ -118,6 +118,7 @@ _DIALOG = "Application_DialogException"
 _FIELD_VALIDATION = "Application_FieldValidationException"
 _STRING_TOO_LONG = "Application_StringExceededLength"
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
+_DECIMAL_LIMIT = Decimal("999999999999999.99")
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
 
 
@@ -759,6 +760,11 @@ class BusinessCentralSandbox:
                 if not isinstance(value, int):
                     raise bad
                 return value
+            if abs(value) > _DECIMAL_LIMIT:
+                # AL's Decimal holds +/- 999,999,999,999,999.99 (learn.microsoft.com, "Decimal Data Type");
+                # a field cannot be assigned more. The error code and wording are unverified.
+                message = f"The value {value} of the property '{name}' is outside the valid range."
+                raise BusinessCentralError(400, "BadRequest", message)
             return Decimal(value)
         if kind == "date":
             if not isinstance(value, str) or len(value) != 10:

@@ -166,3 +166,21 @@ async def test_a_business_central_invoice_with_a_29_digit_amount_is_named_and_th
     one = await bc.client.get(f"/system/v1/erp/invoices/{bad_id}", headers=_read(bc))
     assert one.status_code == 502, one.text
     assert one.json()["record_id"] == bad_id
+
+
+async def test_business_central_refuses_an_amount_beyond_its_decimal_range(bc: Any) -> None:
+    invoices = bc.sandbox_state("business-central").records["salesInvoices"]
+    template = next(i for i in invoices.values() if i.get("status") == "Open")
+    before = len(invoices)
+    adapters = build_adapters(bc.runtime.settings, {mount.prefix: mount.app for mount in bc.gateway.mounts})
+    try:
+        company = await adapters.erp._company_path()  # type: ignore[attr-defined]
+        body = {"customerId": template["customerId"], "salesInvoiceLines": [{"unitPrice": HUGE}]}
+        with pytest.raises(VendorRejected, match="outside the valid range"):
+            await adapters.erp.http.send(  # type: ignore[attr-defined]
+                "POST", f"{company}/salesInvoices", content=msgspec.json.encode(body), headers=JSON
+            )
+    finally:
+        for close in adapters.closers:
+            await close()
+    assert len(invoices) == before
