@@ -85,9 +85,9 @@ ERP_MONEY_MAX = Decimal("999999999999999.99")
 # any ERP's limit, and a project is created in the PSA and the ERP alike. Unverified: see the module doc.
 PSA_MONEY_MAX = Decimal("21474836.47")
 # Amounts Stratum reports have at most this many integer digits: more than any vendor stores (Salesforce's
-# 16), with room for totals of a page of them, and few enough that every sum stays exact in Decimal's
-# 28-digit context. A vendor record beyond it is reported as unmappable, not served.
-REPORTED_MONEY_INTEGER_DIGITS = 18
+# 16), with room for the totals of a page of such amounts (the experience tier's), and few enough that
+# those sums stay exact in Decimal's 28-digit context. A vendor record beyond it is reported as unmappable.
+REPORTED_MONEY_INTEGER_DIGITS = 20
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
