@@ -251,7 +251,7 @@ PROJECT_MONEY = DecimalBound(
 SignedMoneyAmount = Annotated[
     Decimal,
     msgspec.Meta(
-        description=f"A decimal amount, negative for a credit: {SIGNED_ERP_MONEY.describe()}.",
+        description=f"An amount (negative for a credit), {SIGNED_ERP_MONEY.describe()}.",
         examples=["-1250.00"],
         extra=SIGNED_ERP_MONEY.as_extra(),
     ),
@@ -259,7 +259,7 @@ SignedMoneyAmount = Annotated[
 PositiveMoneyAmount = Annotated[
     Decimal,
     msgspec.Meta(
-        description=f"A decimal amount above zero: {POSITIVE_ERP_MONEY.describe()}.",
+        description=f"An amount, {POSITIVE_ERP_MONEY.describe()}.",
         examples=["1250.00"],
         extra=POSITIVE_ERP_MONEY.as_extra(),
     ),
@@ -267,7 +267,7 @@ PositiveMoneyAmount = Annotated[
 NonNegativeMoneyAmount = Annotated[
     Decimal,
     msgspec.Meta(
-        description=f"A decimal amount of zero or more: {NON_NEGATIVE_ERP_MONEY.describe()}.",
+        description=f"An amount, {NON_NEGATIVE_ERP_MONEY.describe()}.",
         examples=["1250.00"],
         extra=NON_NEGATIVE_ERP_MONEY.as_extra(),
     ),

@@ -3,7 +3,6 @@ schedules, invoices, payments."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import enum
 from decimal import Decimal
@@ -12,9 +11,7 @@ from typing import Annotated
 import msgspec
 
 from contracts.models.common import (
-    ERP_MONEY_MAX,
     MONEY_BOUND,
-    NON_NEGATIVE_ERP_MONEY,
     POSITIVE_ERP_MONEY,
     CurrencyCode,
     DecimalBound,
@@ -32,19 +29,21 @@ from contracts.models.crm import Address, BillingModel, Customer
 
 # A quantity and a unit price may be finer than a cent (e.g. 0.125 per unit): Business Central's unit
 # amounts default to 5 decimals and NetSuite rates take several; the line amount (quantity x unit price) is
-# what is rounded to cents, and it must fit what the ERP holds (``InvoiceLineInput``).
-QUANTITY = DecimalBound(minimum="0", exclusive=True, integer_digits=15, places=5)
-UNIT_PRICE = dataclasses.replace(NON_NEGATIVE_ERP_MONEY, places=5)
+# what is rounded to cents. Their integer digits are bounded so that any invoice the contract allows (up to
+# 500 lines of at most 99,999.99999 units at most 9,999,999.99999 each) totals less than an ERP holds
+# (ERP_MONEY_MAX): a bound on the product alone could not be stated in the contract.
+QUANTITY = DecimalBound(minimum="0", exclusive=True, integer_digits=5, places=5)
+UNIT_PRICE = DecimalBound(minimum="0", integer_digits=7, places=5)
 Quantity = Annotated[
     Decimal,
     msgspec.Meta(
-        description=f"Quantity (e.g. hours) above zero: {QUANTITY.describe()}.", extra=QUANTITY.as_extra()
+        description=f"Quantity (e.g. hours), {QUANTITY.describe()}.", extra=QUANTITY.as_extra()
     ),
 ]
 UnitPrice = Annotated[
     Decimal,
     msgspec.Meta(
-        description=f"The price of one unit: {UNIT_PRICE.describe()}.",
+        description=f"The price of one unit, {UNIT_PRICE.describe()}.",
         examples=["185.00"],
         extra=UNIT_PRICE.as_extra(),
     ),
@@ -153,8 +152,6 @@ class InvoiceLineInput(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown
     def __post_init__(self) -> None:
         require_decimal("quantity", self.quantity, bound=QUANTITY)
         require_decimal("unit_price", self.unit_price, bound=UNIT_PRICE)
-        if self.quantity * self.unit_price > ERP_MONEY_MAX:
-            raise ValueError(f"`quantity` x `unit_price` is more than an ERP can hold ({ERP_MONEY_MAX:,})")
 
 
 class Invoice(msgspec.Struct, kw_only=True, frozen=True):
