@@ -760,12 +760,13 @@ class BusinessCentralSandbox:
                 if not isinstance(value, int):
                     raise bad
                 return value
-            if abs(value) > _DECIMAL_LIMIT:
+            number = Decimal(value)
+            if abs(number) > _DECIMAL_LIMIT:
                 # AL's Decimal holds +/- 999,999,999,999,999.99 (learn.microsoft.com, "Decimal Data Type");
                 # a field cannot be assigned more. The error code and wording are unverified.
                 message = f"The value {value} of the property '{name}' is outside the valid range."
                 raise BusinessCentralError(400, "BadRequest", message)
-            return Decimal(value)
+            return number
         if kind == "date":
             if not isinstance(value, str) or len(value) != 10:
                 raise bad
