@@ -169,6 +169,7 @@ def decimal_bound(extra: dict[str, Any] | None) -> DecimalBound:
     )
 
 
+@functools.lru_cache(maxsize=64)
 def _pattern_for(bound: DecimalBound) -> str:
     # [0-9], not \d: Python's \d also matches other scripts' digits, ECMA 262's (the contract's) does not.
     k, places = bound.integer_digits, bound.places
