@@ -13,12 +13,13 @@ from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from litestar import Router
+from litestar import Request, Router
 
 # Litestar's own msgspec schema plugin is internal API; ClosedStructs only adds one keyword to its output.
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar._openapi.schema_generation.schema import SchemaCreator
 from litestar.config.app import AppConfig
+from litestar.exceptions import SerializationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin
 from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, Schema, SecurityScheme
@@ -34,8 +35,9 @@ from apis.middleware import (
     RateLimitMiddleware,
 )
 from apis.oauth_server import ALL_SCOPES
-from apis.problems import exception_handlers
+from apis.problems import FieldError, ProblemError, exception_handlers
 from apis.reference_assets import scalar_render_kwargs
+from contracts.models.common import decimal_bound, decimal_text_errors
 
 if TYPE_CHECKING:
     from litestar.types import Message, Scope
@@ -83,12 +85,10 @@ class TierSpec(msgspec.Struct, kw_only=True, frozen=True):
 class DecimalAsString(OpenAPISchemaPlugin):
     """Money travels as a decimal string; the contract must say so (Litestar would say "number").
 
-    A lower bound declared in the type's ``msgspec.Meta(extra=...)`` (``decimal_minimum`` 0, optionally
-    ``decimal_exclusive``) becomes the pattern, since JSON Schema bounds only apply to numbers."""
-
-    _ANY = r"^-?\d+(\.\d+)?$"
-    _NON_NEGATIVE = r"^\d+(\.\d+)?$"
-    _POSITIVE = r"^(0*[1-9]\d*(\.\d+)?|0+\.\d*[1-9]\d*)$"
+    The bound declared in the type's ``msgspec.Meta(extra=...)`` (sign, largest value, decimal places: see
+    ``contracts.models.common.DecimalBound``) becomes the string's pattern and maximum length, since JSON
+    Schema's numeric bounds do not apply to strings. Requests are checked against the same pattern
+    (``refuse_decimal_numbers``), so what the contract accepts and what the server accepts are one set."""
 
     @staticmethod
     def is_plugin_supported_type(value: Any) -> bool:
@@ -96,17 +96,34 @@ class DecimalAsString(OpenAPISchemaPlugin):
 
     def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
         meta = next((m for m in field_definition.metadata if isinstance(m, msgspec.Meta)), None)
-        extra = (meta.extra if meta is not None else None) or {}
-        pattern = self._ANY
-        if extra.get("decimal_minimum") == "0":
-            pattern = self._POSITIVE if extra.get("decimal_exclusive") else self._NON_NEGATIVE
+        bound = decimal_bound(meta.extra if meta is not None else None)
         return Schema(
             type=OpenAPIType.STRING,
             format="decimal",  # type: ignore[arg-type]
-            pattern=pattern,
+            pattern=bound.pattern,
+            max_length=bound.max_length,
             description=(meta.description if meta is not None else None)
             or "Decimal number as a string (money is never a float).",
             examples=["1234.50"],
+        )
+
+
+async def refuse_decimal_numbers(request: Request[Any, Any, Any]) -> None:
+    """422 naming each decimal field of the JSON body that is a JSON number or a string outside its
+    pattern: the parser would take a number (through a float) and forms the contract does not allow."""
+    data = request.route_handler.parsed_fn_signature.parameters.get("data")
+    if data is None:
+        return
+    try:
+        raw = await request.json()
+    except SerializationException:
+        return  # not JSON: the body's own decoding answers with its problem
+    errors = decimal_text_errors(data.annotation, raw)
+    if errors:
+        raise ProblemError(
+            "validation-failed",
+            "The request does not match the contract.",
+            errors=[FieldError(location="body", field=path, message=message) for path, message in errors],
         )
 
 
@@ -181,6 +198,8 @@ class GovernancePlugin(InitPluginProtocol):
         app_config.type_encoders = {**(app_config.type_encoders or {}), Decimal: str}
         # First, so they win over Litestar's built-in schema plugins (already in the list).
         app_config.plugins = [DecimalAsString(), ClosedStructs(), *app_config.plugins]
+        if app_config.before_request is None:
+            app_config.before_request = refuse_decimal_numbers
         app_config.debug = False
         deprecation = runtime.settings.deprecations.get(tier.key)
         if deprecation is not None:

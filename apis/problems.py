@@ -174,7 +174,8 @@ _KINDS = [
         502,
         "Upstream system answered badly",
         "A vendor system (CRM, PSA, ERP, FP&A) answered with something the gateway cannot use: an "
-        "error it did not expect or a body that does not parse. `vendor` names the system.",
+        "error it did not expect or a body that does not parse. `vendor` names the system; `record_id` "
+        "names the record when one record cannot be mapped to the contract (correct it in the vendor).",
     ),
     ProblemKind(
         "vendor-unavailable",
@@ -221,6 +222,8 @@ class Problem(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
     required_scopes: list[str] | None = None
     vendor: str | None = None
     retry_after: int | None = None
+    # vendor-bad-response about one vendor record the contract cannot carry: its id in that vendor.
+    record_id: str | None = None
 
 
 class ProblemError(HTTPException):

@@ -39,6 +39,7 @@ from contracts.models import (
     OpportunityActivationUpdate,
     Project,
     ProjectCreate,
+    ProjectMoney,
     StaffingDemand,
     StaffingDemandCreate,
     deal_project_key,
@@ -92,6 +93,10 @@ def _project_dates(opp: Opportunity) -> tuple[dt.date | None, dt.date | None]:
     return start, end
 
 
+def _project_money(money: Money | None) -> ProjectMoney | None:
+    return None if money is None else ProjectMoney(amount=money.amount, currency=money.currency)
+
+
 def plan_project(opp: Opportunity, *, customer_id: str, with_milestones: bool) -> ProjectCreate:
     """The project for a won deal, in the system whose customer id is ``customer_id``."""
     # Readiness checked both.
@@ -99,7 +104,10 @@ def plan_project(opp: Opportunity, *, customer_id: str, with_milestones: bool) -
     assert opp.amount is not None
     start, end = _project_dates(opp)
     milestones = (
-        [MilestoneInput(name=m.name, due_date=m.due_date, amount=m.amount) for m in opp.milestones]
+        [
+            MilestoneInput(name=m.name, due_date=m.due_date, amount=_project_money(m.amount))
+            for m in opp.milestones
+        ]
         if with_milestones
         else []
     )
@@ -108,7 +116,7 @@ def plan_project(opp: Opportunity, *, customer_id: str, with_milestones: bool) -
         name=opp.name[:255],
         customer_id=customer_id,
         currency=opp.currency,
-        budget=Money(amount=opp.amount, currency=opp.currency),
+        budget=ProjectMoney(amount=opp.amount, currency=opp.currency),
         billing_model=opp.billing_model,
         legal_entity=opp.legal_entity,
         start_date=start,

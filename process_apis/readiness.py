@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from contracts.models import Customer, Opportunity
-from contracts.models.common import is_iso_4217
+from contracts.models.common import PROJECT_MONEY, is_iso_4217
 from contracts.models.process import Owner, ReadinessReport, RuleResult
 
 __all__ = ["RULES", "evaluate_readiness"]
@@ -42,6 +42,25 @@ def _amount(opp: Opportunity, _: Customer | None) -> RuleResult:
         message="The opportunity has no amount, or an amount of zero or less.",
         remediation="Set the opportunity amount to the signed contract value in the CRM.",
     )
+
+
+def _amount_fits(opp: Opportunity, _: Customer | None) -> RuleResult:
+    # The project is created with the deal's amounts: each must be one the PSA and the ERP can hold.
+    amounts = [("amount", opp.amount)] + [
+        (f"milestone {m.name!r}", m.amount.amount) for m in opp.milestones if m.amount is not None
+    ]
+    for name, amount in amounts:
+        problem = PROJECT_MONEY.problem(amount) if amount is not None and amount > 0 else None
+        if problem is not None:
+            return RuleResult(
+                rule="amount_fits",
+                passed=False,
+                field="amount",
+                owner=Owner.SALES_OPERATIONS,
+                message=f"The {name} {amount} {problem}.",
+                remediation="Split the deal, or correct the amount in the CRM.",
+            )
+    return RuleResult(rule="amount_fits", passed=True, message="The amounts fit the PSA and the ERP.")
 
 
 def _currency(opp: Opportunity, _: Customer | None) -> RuleResult:
@@ -101,7 +120,15 @@ def _tax_jurisdiction(_: Opportunity, customer: Customer | None) -> RuleResult:
     )
 
 
-RULES: tuple[Rule, ...] = (_closed_won, _amount, _currency, _billing_model, _legal_entity, _tax_jurisdiction)
+RULES: tuple[Rule, ...] = (
+    _closed_won,
+    _amount,
+    _amount_fits,
+    _currency,
+    _billing_model,
+    _legal_entity,
+    _tax_jurisdiction,
+)
 
 
 def evaluate_readiness(opportunity: Opportunity, customer: Customer | None) -> ReadinessReport:

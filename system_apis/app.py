@@ -14,6 +14,7 @@ from system_apis.crm.routes import crm_routes
 from system_apis.erp.routes import erp_routes
 from system_apis.errors import (
     NotFound,
+    VendorBadResponse,
     VendorError,
     VendorRejected,
     VendorTimeout,
@@ -64,6 +65,13 @@ def vendor_error_to_problem(exc: VendorError, *, write: bool = False) -> Problem
     # VendorRejected on a read and VendorBadResponse: the vendor and we disagree; the caller can't fix it.
     kind = "rejected" if isinstance(exc, VendorRejected) else "bad response"
     log.warning("vendor_error", vendor=exc.vendor, kind=kind, message=exc.message)
+    if isinstance(exc, VendorBadResponse) and exc.record_id is not None:
+        # One record the contract cannot carry: say which, so it can be corrected in the vendor.
+        return ProblemError(
+            "vendor-bad-response",
+            f"{exc.vendor} record {exc.record_id} cannot be mapped to the contract: {exc.message}",
+            extra={"vendor": exc.vendor, "record_id": exc.record_id},
+        )
     return ProblemError(
         "vendor-bad-response",
         f"{exc.vendor} answered with an unusable response.",

@@ -38,7 +38,12 @@ class VendorRejected(VendorError):
 
 
 class VendorBadResponse(VendorError):
-    """The vendor answered with something unusable: an unexpected status or a body that does not parse."""
+    """The vendor answered with something unusable: an unexpected status, a body that does not parse, or a
+    record that cannot be mapped (``record_id`` names it)."""
+
+    def __init__(self, vendor: str, message: str, *, record_id: str | None = None) -> None:
+        super().__init__(vendor, message)
+        self.record_id = record_id
 
 
 class VendorUnavailable(VendorError):

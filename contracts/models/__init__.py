@@ -13,7 +13,9 @@ from contracts.models.common import (
     OpportunityId,
     PageLimit,
     PositiveMoneyAmount,
+    ProjectMoney,
     RecordId,
+    SkippedRecord,
     SystemIds,
 )
 from contracts.models.crm import (
@@ -132,6 +134,7 @@ __all__ = [
     "PositiveMoneyAmount",
     "Project",
     "ProjectCreate",
+    "ProjectMoney",
     "ProjectPage",
     "ProjectStatus",
     "PublishFailure",
@@ -141,6 +144,7 @@ __all__ = [
     "RecordId",
     "RevenueActuals",
     "RevenueBaseline",
+    "SkippedRecord",
     "StaffingDemand",
     "StaffingDemandCreate",
     "SystemIds",

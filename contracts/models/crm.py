@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from decimal import Decimal
 
 import msgspec
 
-from contracts.models.common import CurrencyCode, Money, RecordId, SystemIds
+from contracts.models.common import (
+    MONEY_BOUND,
+    CurrencyCode,
+    Money,
+    MoneyAmount,
+    RecordId,
+    SkippedRecord,
+    SystemIds,
+    require_decimal,
+)
 
 __all__ = [
     "ActivationStatus",
@@ -120,7 +128,7 @@ class Opportunity(msgspec.Struct, kw_only=True, frozen=True):
     stage: OpportunityStage
     is_won: bool
     is_closed: bool
-    amount: Decimal | None = None
+    amount: MoneyAmount | None = None
     currency: str | None = None
     close_date: dt.date | None = None
     probability: int | None = None
@@ -134,6 +142,9 @@ class Opportunity(msgspec.Struct, kw_only=True, frozen=True):
     contract_terms: str | None = None
     milestones: list[DealMilestone] = []
     rate_card: list[RateCardLine] = []
+
+    def __post_init__(self) -> None:
+        require_decimal("amount", self.amount, bound=MONEY_BOUND)
 
 
 class OpportunityActivationUpdate(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -152,11 +163,15 @@ class OpportunityPage(msgspec.Struct, kw_only=True, frozen=True):
 
     items: list[Opportunity]
     next_cursor: str | None = None
+    # Vendor records of this page left out because they cannot be mapped (see SkippedRecord).
+    skipped: list[SkippedRecord] = []
 
 
 class CustomerPage(msgspec.Struct, kw_only=True, frozen=True):
     items: list[Customer]
     next_cursor: str | None = None
+    # Vendor records of this page left out because they cannot be mapped (see SkippedRecord).
+    skipped: list[SkippedRecord] = []
 
 
 class Contact(msgspec.Struct, kw_only=True, frozen=True):
@@ -175,6 +190,8 @@ class Contact(msgspec.Struct, kw_only=True, frozen=True):
 class ContactPage(msgspec.Struct, kw_only=True, frozen=True):
     items: list[Contact]
     next_cursor: str | None = None
+    # Vendor records of this page left out because they cannot be mapped (see SkippedRecord).
+    skipped: list[SkippedRecord] = []
 
 
 class ContractStatus(enum.StrEnum):

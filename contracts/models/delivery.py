@@ -18,7 +18,9 @@ from contracts.models.common import (
     Hours,
     Money,
     NonEmptyText,
+    ProjectMoney,
     RecordId,
+    SkippedRecord,
     SystemIds,
     require_decimal,
 )
@@ -89,12 +91,14 @@ class Project(msgspec.Struct, kw_only=True, frozen=True):
 class ProjectPage(msgspec.Struct, kw_only=True, frozen=True):
     items: list[Project]
     next_cursor: str | None = None
+    # Vendor records of this page left out because they cannot be mapped (see SkippedRecord).
+    skipped: list[SkippedRecord] = []
 
 
 class MilestoneInput(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     name: NonEmptyText
     due_date: dt.date | None = None
-    amount: Money | None = None
+    amount: ProjectMoney | None = None
 
 
 def deal_project_key(opportunity_id: str) -> str:
@@ -113,7 +117,7 @@ class ProjectCreate(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     name: NonEmptyText
     customer_id: RecordId  # the customer's id in the system the project is created in
     currency: CurrencyCode
-    budget: Money | None = None
+    budget: ProjectMoney | None = None
     billing_model: BillingModel | None = None
     legal_entity: str | None = None
     start_date: dt.date | None = None
@@ -165,6 +169,8 @@ class TimeEntry(msgspec.Struct, kw_only=True, frozen=True):
 class TimeEntryPage(msgspec.Struct, kw_only=True, frozen=True):
     items: list[TimeEntry]
     next_cursor: str | None = None
+    # Vendor records of this page left out because they cannot be mapped (see SkippedRecord).
+    skipped: list[SkippedRecord] = []
 
 
 class Expense(msgspec.Struct, kw_only=True, frozen=True):
@@ -183,3 +189,5 @@ class Expense(msgspec.Struct, kw_only=True, frozen=True):
 class ExpensePage(msgspec.Struct, kw_only=True, frozen=True):
     items: list[Expense]
     next_cursor: str | None = None
+    # Vendor records of this page left out because they cannot be mapped (see SkippedRecord).
+    skipped: list[SkippedRecord] = []

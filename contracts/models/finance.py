@@ -11,22 +11,42 @@ from typing import Annotated
 import msgspec
 
 from contracts.models.common import (
-    POSITIVE,
+    MONEY_BOUND,
+    POSITIVE_ERP_MONEY,
     CurrencyCode,
+    DecimalBound,
     ExternalKey,
     Money,
     MoneyAmount,
     NonEmptyText,
-    NonNegativeMoneyAmount,
     PositiveMoneyAmount,
     RecordId,
+    SkippedRecord,
     SystemIds,
     require_decimal,
 )
 from contracts.models.crm import Address, BillingModel, Customer
 
+# A quantity and a unit price may be finer than a cent (e.g. 0.125 per unit): Business Central's unit
+# amounts default to 5 decimals and NetSuite rates take several; the line amount (quantity x unit price) is
+# what is rounded to cents. Their integer digits are bounded so that any invoice the contract allows (up to
+# 500 lines of at most 99,999.99999 units at most 9,999,999.99999 each) totals less than an ERP holds
+# (ERP_MONEY_MAX): a bound on the product alone could not be stated in the contract.
+QUANTITY = DecimalBound(minimum="0", exclusive=True, integer_digits=5, places=5)
+UNIT_PRICE = DecimalBound(minimum="0", integer_digits=7, places=5)
 Quantity = Annotated[
-    Decimal, msgspec.Meta(description="Quantity (e.g. hours) above zero, as a string.", extra=POSITIVE)
+    Decimal,
+    msgspec.Meta(
+        description=f"Quantity (e.g. hours), {QUANTITY.describe()}.", extra=QUANTITY.as_extra()
+    ),
+]
+UnitPrice = Annotated[
+    Decimal,
+    msgspec.Meta(
+        description=f"The price of one unit, {UNIT_PRICE.describe()}.",
+        examples=["185.00"],
+        extra=UNIT_PRICE.as_extra(),
+    ),
 ]
 
 __all__ = [
@@ -81,7 +101,7 @@ class BillingScheduleLine(msgspec.Struct, kw_only=True, frozen=True, forbid_unkn
     milestone_name: str | None = None
 
     def __post_init__(self) -> None:
-        require_decimal("amount", self.amount, minimum=Decimal(0), inclusive=False)
+        require_decimal("amount", self.amount, bound=POSITIVE_ERP_MONEY)
 
 
 class BillingScheduleCreate(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -119,15 +139,19 @@ class InvoiceLine(msgspec.Struct, kw_only=True, frozen=True):
     unit_price: MoneyAmount
     amount: MoneyAmount
 
+    def __post_init__(self) -> None:
+        require_decimal("unit_price", self.unit_price, bound=MONEY_BOUND)
+        require_decimal("amount", self.amount, bound=MONEY_BOUND)
+
 
 class InvoiceLineInput(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     description: NonEmptyText
     quantity: Quantity = Decimal(1)
-    unit_price: NonNegativeMoneyAmount
+    unit_price: UnitPrice
 
     def __post_init__(self) -> None:
-        require_decimal("quantity", self.quantity, minimum=Decimal(0), inclusive=False)
-        require_decimal("unit_price", self.unit_price, minimum=Decimal(0))
+        require_decimal("quantity", self.quantity, bound=QUANTITY)
+        require_decimal("unit_price", self.unit_price, bound=UNIT_PRICE)
 
 
 class Invoice(msgspec.Struct, kw_only=True, frozen=True):
@@ -150,6 +174,8 @@ class Invoice(msgspec.Struct, kw_only=True, frozen=True):
 class InvoicePage(msgspec.Struct, kw_only=True, frozen=True):
     items: list[Invoice]
     next_cursor: str | None = None
+    # Vendor records of this page left out because they cannot be mapped (see SkippedRecord).
+    skipped: list[SkippedRecord] = []
 
 
 class InvoiceCreate(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -177,6 +203,8 @@ class Payment(msgspec.Struct, kw_only=True, frozen=True):
 class PaymentPage(msgspec.Struct, kw_only=True, frozen=True):
     items: list[Payment]
     next_cursor: str | None = None
+    # Vendor records of this page left out because they cannot be mapped (see SkippedRecord).
+    skipped: list[SkippedRecord] = []
 
 
 class CustomerMatchQuery(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):

@@ -13,7 +13,15 @@ from typing import Annotated
 
 import msgspec
 
-from contracts.models.common import CurrencyCode, ExternalKey, MoneyAmount, require_decimal
+from contracts.models.common import (
+    MONEY_BOUND,
+    SIGNED_ERP_MONEY,
+    CurrencyCode,
+    ExternalKey,
+    MoneyAmount,
+    SignedMoneyAmount,
+    require_decimal,
+)
 
 __all__ = [
     "Forecast",
@@ -41,10 +49,10 @@ class MonthlyAmount(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     """An amount for one calendar month (may be negative, e.g. a credit in the actuals)."""
 
     month: Month
-    amount: MoneyAmount
+    amount: SignedMoneyAmount
 
     def __post_init__(self) -> None:
-        require_decimal("amount", self.amount)
+        require_decimal("amount", self.amount, bound=SIGNED_ERP_MONEY)
 
 
 _Months = Annotated[
@@ -104,6 +112,9 @@ class ForecastMonth(msgspec.Struct, kw_only=True, frozen=True):
     month: str
     amount: MoneyAmount
     source: ForecastSource
+
+    def __post_init__(self) -> None:
+        require_decimal("amount", self.amount, bound=MONEY_BOUND)
 
 
 class Forecast(msgspec.Struct, kw_only=True, frozen=True):

@@ -119,6 +119,7 @@ _DIALOG = "Application_DialogException"
 _FIELD_VALIDATION = "Application_FieldValidationException"
 _STRING_TOO_LONG = "Application_StringExceededLength"
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
+_DECIMAL_LIMIT = Decimal("999999999999999.99")
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
 
 
@@ -816,7 +817,13 @@ class BusinessCentralSandbox:
                 if not isinstance(value, int):
                     raise bad
                 return value
-            return Decimal(value)
+            number = Decimal(value)
+            if abs(number) > _DECIMAL_LIMIT:
+                # AL's Decimal holds +/- 999,999,999,999,999.99 (learn.microsoft.com, "Decimal Data Type");
+                # a field cannot be assigned more. The error code and wording are unverified.
+                message = f"The value {value} of the property '{name}' is outside the valid range."
+                raise BusinessCentralError(400, "BadRequest", message)
+            return number
         if kind == "date":
             if not isinstance(value, str) or len(value) != 10:
                 raise bad

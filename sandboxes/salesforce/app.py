@@ -110,6 +110,8 @@ _MAX_CURSORS = 100
 _DEFAULT_BATCH_SIZE = 2000
 _MIN_BATCH_SIZE = 200
 _NOT_FOUND_MESSAGE = "The requested resource does not exist"
+# Currency fields are currency(18,2): the first value with 17 digits before the decimal point is too large.
+_CURRENCY_LIMIT = 10**16
 # The running user's currency, the default for CurrencyIsoCode on create (the org's corporate currency).
 _DEFAULT_CURRENCY = "USD"
 # Ids minted by the API start far above every seed number, so a created record never takes a seed id.
@@ -685,6 +687,15 @@ class SalesforceSandbox:
         if spec.kind in ("currency", "double", "percent"):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise _deserialize_error("double", value)
+            if spec.kind == "currency" and abs(value) >= _CURRENCY_LIMIT:
+                # Currency fields are currency(18,2): 16 digits before the point. Salesforce refuses more
+                # rather than storing it (NUMBER_OUTSIDE_VALID_RANGE, "value outside of valid range").
+                raise SalesforceError(
+                    400,
+                    "NUMBER_OUTSIDE_VALID_RANGE",
+                    f"{spec.name}: value outside of valid range on numeric field: {value}",
+                    [spec.name],
+                )
             return round(float(value), 2)
         if spec.kind == "int":
             if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):

@@ -72,6 +72,7 @@ from system_apis.errors import (
     VendorRejected,
     VendorUnavailable,
 )
+from system_apis.records import map_page, map_record
 from system_apis.vendor_http import (
     BreakerPolicy,
     RetryPolicy,
@@ -415,9 +416,10 @@ class SalesforceCrm:
             raise NotFound(VENDOR, "no such account")
         response = await self._http.send("GET", f"{self._api}/sobjects/Account/{customer_id}")
         try:
-            return account_to_customer(decode_account(response.content))
-        except (msgspec.DecodeError, ValueError) as exc:
+            record = decode_account(response.content)
+        except msgspec.DecodeError as exc:
             raise _bad_body("Account", exc) from None
+        return map_record(VENDOR, "Account", record.id, lambda: account_to_customer(record))
 
     async def list_customers(
         self, *, limit: int, cursor: str | None = None, modified_since: dt.datetime | None = None
@@ -427,11 +429,8 @@ class SalesforceCrm:
         after_id = decode_cursor(cursor) if cursor is not None else None
         soql = customer_query(limit=limit, after_id=after_id, modified_since=modified_since)
         records = await self._query(soql, SalesforceAccount, want=limit + 1)
-        try:
-            items = [account_to_customer(record) for record in records[:limit]]
-        except ValueError as exc:
-            raise _bad_body("Account", exc) from None
-        return CustomerPage(items=items, next_cursor=_next_cursor(records, limit))
+        items, skipped = map_page(VENDOR, "Account", records[:limit], account_to_customer, record_id=_id)
+        return CustomerPage(items=items, next_cursor=_next_cursor(records, limit), skipped=skipped)
 
     async def list_contacts(self, customer_id: str, *, limit: int, cursor: str | None = None) -> ContactPage:
         if limit < 1:
@@ -441,8 +440,8 @@ class SalesforceCrm:
             raise NotFound(VENDOR, "no such account")
         soql = contact_query(customer_id, limit=limit, after_id=after_id)
         records = await self._query(soql, SalesforceContact, want=limit + 1)
-        items = [contact_from_record(record) for record in records[:limit]]
-        return ContactPage(items=items, next_cursor=_next_cursor(records, limit))
+        items, skipped = map_page(VENDOR, "Contact", records[:limit], contact_from_record, record_id=_id)
+        return ContactPage(items=items, next_cursor=_next_cursor(records, limit), skipped=skipped)
 
     async def get_opportunity(self, opportunity_id: str) -> Opportunity:
         if not is_salesforce_id(opportunity_id):
@@ -465,10 +464,12 @@ class SalesforceCrm:
             raise milestones
         if isinstance(rate_card, BaseException):
             raise rate_card
-        try:
-            return opportunity_from_record(record, milestones=milestones, rate_card=rate_card)
-        except ValueError as exc:
-            raise _bad_body("Opportunity", exc) from None
+        return map_record(
+            VENDOR,
+            "Opportunity",
+            record.id,
+            lambda: opportunity_from_record(record, milestones=milestones, rate_card=rate_card),
+        )
 
     async def list_opportunities(
         self,
@@ -488,13 +489,12 @@ class SalesforceCrm:
             customer_id, limit=limit, stage=stage, after_id=after_id, modified_since=modified_since
         )
         records = await self._query(soql, SalesforceOpportunity, want=limit + 1)
-        try:
-            # Listed deals come without milestones and rate card (two more queries per page); a caller
-            # that needs them reads the deal with ``get_opportunity``.
-            items = [opportunity_from_record(record) for record in records[:limit]]
-        except ValueError as exc:
-            raise _bad_body("Opportunity", exc) from None
-        return OpportunityPage(items=items, next_cursor=_next_cursor(records, limit))
+        # Listed deals come without milestones and rate card (two more queries per page); a caller that
+        # needs them reads the deal with ``get_opportunity``.
+        items, skipped = map_page(
+            VENDOR, "Opportunity", records[:limit], opportunity_from_record, record_id=_id
+        )
+        return OpportunityPage(items=items, next_cursor=_next_cursor(records, limit), skipped=skipped)
 
     async def update_opportunity_activation(
         self, opportunity_id: str, update: OpportunityActivationUpdate
@@ -630,6 +630,10 @@ def _next_cursor(
 ) -> str | None:
     """The cursor after a page of ``limit`` items when the look-ahead record says there is more."""
     return encode_cursor(records[limit - 1].id) if len(records) > limit else None
+
+
+def _id(record: SalesforceAccount | SalesforceContact | SalesforceOpportunity) -> str:
+    return record.id
 
 
 def _first_error(response: httpx.Response) -> tuple[str, str]:

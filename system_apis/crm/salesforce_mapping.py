@@ -351,14 +351,21 @@ def account_to_customer(record: SalesforceAccount) -> Customer:
 _CURRENCY_SCALE = Decimal("0.01")
 
 
+def _at_currency_scale(value: Decimal) -> Decimal:
+    try:
+        return value.quantize(_CURRENCY_SCALE)
+    except InvalidOperation:  # more digits than Decimal's context: far beyond any currency field
+        raise ValueError(f"amount {value} is too large") from None
+
+
 def _currency_amount(value: Decimal | None) -> Decimal | None:
-    return None if value is None else value.quantize(_CURRENCY_SCALE)
+    return None if value is None else _at_currency_scale(value)
 
 
 def _money(amount: Decimal | None, currency: str | None) -> Money | None:
     if amount is None or currency is None:
         return None
-    return Money(amount=amount.quantize(_CURRENCY_SCALE), currency=currency)
+    return Money(amount=_at_currency_scale(amount), currency=currency)
 
 
 def milestone_from_record(record: SalesforceMilestone, currency: str | None) -> DealMilestone:

@@ -86,7 +86,6 @@ from contracts.models import (
     InvoiceCreate,
     InvoicePage,
     InvoiceStatus,
-    Payment,
     PaymentPage,
     Project,
     ProjectCreate,
@@ -145,6 +144,7 @@ from system_apis.errors import (
     VendorTimeout,
     VendorUnavailable,
 )
+from system_apis.records import map_page, map_record
 from system_apis.vendor_http import (
     BreakerPolicy,
     RetryPolicy,
@@ -207,6 +207,10 @@ def _check_limit(limit: int) -> None:
 
 def _iso(moment: dt.datetime | None) -> str:
     return "" if moment is None else moment.astimezone(dt.UTC).isoformat()
+
+
+def _record_id(record: Any) -> str:
+    return str(record.id)
 
 
 def _bad_body(what: str, exc: Exception) -> VendorBadResponse:
@@ -313,9 +317,9 @@ class BusinessCentralErp:
         where = f"lastModifiedDateTime gt {odata_datetime(modified_since)}" if modified_since else None
         rows, next_offset = await self._scan("customers", BcCustomer, where, "number", limit, offset)
         await self._learn_tax_areas(rows)
-        items = [self._customer(row) for row in rows]
+        items, skipped = map_page(VENDOR, "customer", rows, self._map_customer, record_id=_record_id)
         next_cursor = encode_cursor(next_offset, limit, fingerprint) if next_offset is not None else None
-        return CustomerPage(items=items, next_cursor=next_cursor)
+        return CustomerPage(items=items, next_cursor=next_cursor, skipped=skipped)
 
     async def find_probable_duplicates(self, query: CustomerMatchQuery) -> list[CustomerMatch]:
         where = duplicate_candidates_filter(query)
@@ -323,11 +327,11 @@ class BusinessCentralErp:
             return []  # nothing to match on: the rule needs a name and a tax id or a domain
         rows, _ = await self._scan("customers", BcCustomer, where, "number", _MAX_SCANNED_CANDIDATES, 0)
         own = business_key(query.crm_customer_id) if query.crm_customer_id is not None else None
+        others = [row for row in rows if own is None or row.number != own]  # not the account's own
+        # A candidate that cannot be mapped cannot be compared either: it is logged and left out.
+        candidates, _ = map_page(VENDOR, "customer", others, self._map_customer, record_id=_record_id)
         matches: list[CustomerMatch] = []
-        for row in rows:
-            if own is not None and row.number == own:
-                continue  # the account's own customer: the same record, not a second one
-            customer = self._customer(row)
+        for customer in candidates:
             reason = is_probable_duplicate(query, customer)
             if reason is not None:
                 matches.append(CustomerMatch(customer=customer, reason=reason))
@@ -392,13 +396,13 @@ class BusinessCentralErp:
         return page.value[0] if page.value else None
 
     def _customer(self, record: BcCustomer, crm_id: str | None = None) -> Customer:
+        return map_record(VENDOR, "customer", record.id, lambda: self._map_customer(record, crm_id))
+
+    def _map_customer(self, record: BcCustomer, crm_id: str | None = None) -> Customer:
         jurisdiction = self._tax_area_codes.get(record.tax_area_id.lower()) if record.has_tax_area else None
-        try:
-            return customer_from_bc(
-                record, legal_entity=self._legal_entity, crm_id=crm_id, tax_jurisdiction=jurisdiction
-            )
-        except (ValueError, msgspec.ValidationError) as exc:
-            raise _bad_body("customer", exc) from None
+        return customer_from_bc(
+            record, legal_entity=self._legal_entity, crm_id=crm_id, tax_jurisdiction=jurisdiction
+        )
 
     # --- projects ------------------------------------------------------------------------------------
 
@@ -406,7 +410,7 @@ class BusinessCentralErp:
         if not is_guid(project_id):
             raise NotFound(VENDOR, "no such project")
         record = _decoded("project", BcProject, await self._get(f"projects({project_id})"))
-        return project_from_bc(record, legal_entity=self._legal_entity)
+        return self._project(record)
 
     async def create_project(self, command: ProjectCreate) -> tuple[Project, bool]:
         self._check_legal_entity(command.legal_entity)
@@ -439,7 +443,12 @@ class BusinessCentralErp:
         return page.value[0] if page.value else None
 
     def _project(self, record: BcProject, external_key: str | None = None) -> Project:
-        return project_from_bc(record, legal_entity=self._legal_entity, external_key=external_key)
+        return map_record(
+            VENDOR,
+            "project",
+            record.id,
+            lambda: project_from_bc(record, legal_entity=self._legal_entity, external_key=external_key),
+        )
 
     # --- billing schedules ---------------------------------------------------------------------------
 
@@ -553,10 +562,10 @@ class BusinessCentralErp:
     def _build_schedule(
         self, ref: ScheduleRef, invoices: Mapping[int, BcInvoice], *, external_key: str | None = None
     ) -> BillingSchedule:
-        try:
-            lines = [schedule_line_from_bc(invoice) for _, invoice in sorted(invoices.items())]
-        except (ValueError, msgspec.ValidationError) as exc:
-            raise _bad_body("sales invoice", exc) from None
+        lines = [
+            map_record(VENDOR, "sales invoice", invoice.id, functools.partial(schedule_line_from_bc, invoice))
+            for _, invoice in sorted(invoices.items())
+        ]
         schedule_id = encode_schedule_id(
             billing_model=ref.billing_model,
             currency=ref.currency,
@@ -602,7 +611,8 @@ class BusinessCentralErp:
             "salesInvoices", BcInvoice, where, "id", limit, offset, refine=refine, expand=True
         )
         next_cursor = encode_cursor(next_offset, limit, fingerprint) if next_offset is not None else None
-        return InvoicePage(items=[self._invoice(row) for row in rows], next_cursor=next_cursor)
+        items, skipped = map_page(VENDOR, "sales invoice", rows, self._map_invoice, record_id=_record_id)
+        return InvoicePage(items=items, next_cursor=next_cursor, skipped=skipped)
 
     async def create_invoice(self, command: InvoiceCreate) -> tuple[Invoice, bool]:
         if not is_guid(command.customer_id):
@@ -650,12 +660,14 @@ class BusinessCentralErp:
         return mine[0] if mine else None
 
     def _invoice(self, record: BcInvoice, external_key: str | None = None) -> Invoice:
-        try:
-            return invoice_from_bc(
-                record, local_currency=self._settings.local_currency, external_key=external_key
-            )
-        except (ValueError, msgspec.ValidationError) as exc:
-            raise _bad_body("sales invoice", exc) from None
+        return map_record(
+            VENDOR, "sales invoice", record.id, lambda: self._map_invoice(record, external_key)
+        )
+
+    def _map_invoice(self, record: BcInvoice, external_key: str | None = None) -> Invoice:
+        return invoice_from_bc(
+            record, local_currency=self._settings.local_currency, external_key=external_key
+        )
 
     # --- payments ------------------------------------------------------------------------------------
 
@@ -682,14 +694,15 @@ class BusinessCentralErp:
         where = " and ".join(conditions) or None
         rows, next_offset = await self._scan("customerPayments", BcPayment, where, "id", limit, offset)
         currencies = await self._currencies({row.customer_id for row in rows})
-        payments: list[Payment] = []
-        for row in rows:
-            try:
-                payments.append(payment_from_bc(row, currency=currencies.get(row.customer_id.lower(), "")))
-            except (ValueError, msgspec.ValidationError) as exc:
-                raise _bad_body("customer payment", exc) from None
+        payments, skipped = map_page(
+            VENDOR,
+            "customer payment",
+            rows,
+            lambda row: payment_from_bc(row, currency=currencies.get(row.customer_id.lower(), "")),
+            record_id=_record_id,
+        )
         next_cursor = encode_cursor(next_offset, limit, fingerprint) if next_offset is not None else None
-        return PaymentPage(items=payments, next_cursor=next_cursor)
+        return PaymentPage(items=payments, next_cursor=next_cursor, skipped=skipped)
 
     async def _currencies(self, customer_ids: set[str]) -> dict[str, str]:
         """Each customer's currency (a payment line has none of its own), read concurrently."""

@@ -30,6 +30,7 @@ from contracts.models import (
     PaymentPage,
     Project,
     ProjectCreate,
+    SkippedRecord,
 )
 from system_apis.crm.port import InvalidCursor
 from system_apis.cursors import unwrap_cursor, wrap_cursor
@@ -74,6 +75,11 @@ class ErpByLegalEntity:
 
     def _for_entity(self, legal_entity: str | None) -> str:
         return self.by_legal_entity.get((legal_entity or "").upper(), self.default)
+
+    def _skipped(self, name: str, skipped: list[SkippedRecord]) -> list[SkippedRecord]:
+        if name == self.default:
+            return skipped
+        return [msgspec.structs.replace(record, id=self._out(name, record.id)) for record in skipped]
 
     def _customer(self, name: str, customer: Customer) -> Customer:
         if name == self.default:
@@ -136,6 +142,7 @@ class ErpByLegalEntity:
         return CustomerPage(
             items=[self._customer(name, c) for c in page.items],
             next_cursor=self._next(index, page.next_cursor),
+            skipped=self._skipped(name, page.skipped),
         )
 
     async def upsert_customer(self, command: CustomerUpsert) -> tuple[Customer, bool]:
@@ -204,7 +211,9 @@ class ErpByLegalEntity:
                 msgspec.structs.replace(query, customer_id=own), limit=limit, cursor=cursor
             )
             return InvoicePage(
-                items=[self._invoice(name, i) for i in page.items], next_cursor=page.next_cursor
+                items=[self._invoice(name, i) for i in page.items],
+                next_cursor=page.next_cursor,
+                skipped=self._skipped(name, page.skipped),
             )
         index, inner = self._position(cursor)
         name = self.order[index]
@@ -212,6 +221,7 @@ class ErpByLegalEntity:
         return InvoicePage(
             items=[self._invoice(name, i) for i in page.items],
             next_cursor=self._next(index, page.next_cursor),
+            skipped=self._skipped(name, page.skipped),
         )
 
     async def create_invoice(self, command: InvoiceCreate) -> tuple[Invoice, bool]:
@@ -244,7 +254,9 @@ class ErpByLegalEntity:
                 cursor=cursor,
             )
             return PaymentPage(
-                items=[self._payment(name, p) for p in page.items], next_cursor=page.next_cursor
+                items=[self._payment(name, p) for p in page.items],
+                next_cursor=page.next_cursor,
+                skipped=self._skipped(name, page.skipped),
             )
         index, inner = self._position(cursor)
         name = self.order[index]
@@ -252,6 +264,7 @@ class ErpByLegalEntity:
         return PaymentPage(
             items=[self._payment(name, p) for p in page.items],
             next_cursor=self._next(index, page.next_cursor),
+            skipped=self._skipped(name, page.skipped),
         )
 
     async def close(self) -> None:

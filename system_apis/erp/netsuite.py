@@ -124,6 +124,7 @@ from system_apis.errors import (
     VendorTimeout,
     VendorUnavailable,
 )
+from system_apis.records import map_page, map_record
 from system_apis.vendor_http import (
     BreakerPolicy,
     RetryPolicy,
@@ -247,6 +248,10 @@ def _decoded(what: str, decode: Callable[[bytes], _T], body: bytes) -> _T:
         return decode(body)
     except (msgspec.DecodeError, ValueError) as exc:
         raise _bad_body(what, exc) from None
+
+
+def _record_id(record: Any) -> str:
+    return str(record.id)
 
 
 def _rejected(exc: ValueError) -> VendorRejected:
@@ -374,12 +379,11 @@ class NetSuiteErp:
             currency_ids=[row.currency for row in page.items],
             subsidiary_ids=[row.subsidiary for row in page.items],
         )
-        try:
-            items = [customer_from_row(row, setup) for row in page.items]
-        except ValueError as exc:
-            raise _bad_body("customer row", exc) from None
+        items, skipped = map_page(
+            VENDOR, "customer", page.items, lambda row: customer_from_row(row, setup), record_id=_record_id
+        )
         next_cursor = encode_cursor(offset + limit, limit, fingerprint) if page.has_more else None
-        return CustomerPage(items=items, next_cursor=next_cursor)
+        return CustomerPage(items=items, next_cursor=next_cursor, skipped=skipped)
 
     async def find_probable_duplicates(self, query: CustomerMatchQuery) -> list[CustomerMatch]:
         statement = duplicate_candidates_query(query)
@@ -397,10 +401,10 @@ class NetSuiteErp:
         setup = await self._setup_for(
             currency_ids=[row.currency for row in rows], subsidiary_ids=[row.subsidiary for row in rows]
         )
-        try:
-            candidates = [customer_from_row(row, setup) for row in rows]
-        except ValueError as exc:
-            raise _bad_body("customer row", exc) from None
+        # A candidate that cannot be mapped cannot be compared either: it is logged and left out.
+        candidates, _ = map_page(
+            VENDOR, "customer", rows, lambda row: customer_from_row(row, setup), record_id=_record_id
+        )
         matches: list[CustomerMatch] = []
         for customer in candidates:
             if query.crm_customer_id is not None and customer.system_ids.crm == query.crm_customer_id:
@@ -453,7 +457,7 @@ class NetSuiteErp:
             currency_ids=[record.currency.id if record.currency else None],
             subsidiary_ids=[record.subsidiary.id if record.subsidiary else None],
         )
-        return customer_from_record(record, setup)
+        return map_record(VENDOR, "customer", record.id, lambda: customer_from_record(record, setup))
 
     # --- projects ------------------------------------------------------------------------------------
 
@@ -483,7 +487,7 @@ class NetSuiteErp:
             currency_ids=[record.currency.id if record.currency else None],
             subsidiary_ids=[record.subsidiary.id if record.subsidiary else None],
         )
-        return project_from_record(record, setup)
+        return map_record(VENDOR, "job", record.id, lambda: project_from_record(record, setup))
 
     # --- billing schedules ---------------------------------------------------------------------------
 
@@ -553,7 +557,12 @@ class NetSuiteErp:
         if job is not None and job.currency is not None:
             setup = await self._setup_for(currency_ids=[job.currency.id])
             currency = setup.currency_code(job.currency.id)
-        return billing_schedule_from_record(record, currency=currency)
+        return map_record(
+            VENDOR,
+            "billingSchedule",
+            record.id,
+            lambda: billing_schedule_from_record(record, currency=currency),
+        )
 
     # --- invoices ------------------------------------------------------------------------------------
 
@@ -579,12 +588,11 @@ class NetSuiteErp:
         )
         page = await self._suiteql(statement, InvoiceRow, limit=limit, offset=offset)
         setup = await self._setup_for(currency_ids=[row.currency for row in page.items])
-        try:
-            items = [invoice_from_row(row, setup) for row in page.items]
-        except ValueError as exc:
-            raise _bad_body("invoice row", exc) from None
+        items, skipped = map_page(
+            VENDOR, "invoice", page.items, lambda row: invoice_from_row(row, setup), record_id=_record_id
+        )
         next_cursor = encode_cursor(offset + limit, limit, fingerprint) if page.has_more else None
-        return InvoicePage(items=items, next_cursor=next_cursor)
+        return InvoicePage(items=items, next_cursor=next_cursor, skipped=skipped)
 
     async def create_invoice(self, command: InvoiceCreate) -> tuple[Invoice, bool]:
         reference = _eid(command.external_key)
@@ -656,10 +664,7 @@ class NetSuiteErp:
     async def _invoice(self, body: bytes) -> Invoice:
         record = _decoded("invoice", decode_invoice, body)
         setup = await self._setup_for(currency_ids=[record.currency.id if record.currency else None])
-        try:
-            return invoice_from_record(record, setup)
-        except ValueError as exc:
-            raise _bad_body("invoice", exc) from None
+        return map_record(VENDOR, "invoice", record.id, lambda: invoice_from_record(record, setup))
 
     async def _await_job(self, job_id: str) -> AsyncJob:
         """Poll ``async/v1/job/{id}`` until it completes: bounded, with backoff, no slot held meanwhile."""
@@ -764,10 +769,14 @@ class NetSuiteErp:
             _decoded("customer payment", decode_payment, body) for body in bodies if isinstance(body, bytes)
         ]
         setup = await self._setup_for(currency_ids=[r.currency.id if r.currency else None for r in records])
-        try:
-            return [payment_from_record(record, setup) for record in records]
-        except ValueError as exc:
-            raise _bad_body("customer payment", exc) from None
+        payments, _ = map_page(
+            VENDOR,
+            "customerPayment",
+            records,
+            lambda record: payment_from_record(record, setup),
+            record_id=_record_id,
+        )
+        return payments
 
     # --- NetSuite specifics --------------------------------------------------------------------------
 

@@ -91,6 +91,7 @@ from system_apis.psa.kantata_mapping import (
     workspace_references,
 )
 from system_apis.psa.port import PeriodFilter
+from system_apis.records import map_page, map_record
 from system_apis.vendor_http import (
     BreakerPolicy,
     RetryPolicy,
@@ -300,11 +301,20 @@ class KantataPsa:
         with _unusable("workspace list"):
             workspaces = ordered(envelope, "workspaces", envelope.workspaces)
         milestones = await self._milestones([_str(workspace.id) for workspace in workspaces])
-        items = [
-            _project(workspace, envelope.external_references, milestones.of(_str(workspace.id)))
-            for workspace in workspaces
-        ]
-        return ProjectPage(items=items, next_cursor=_next_cursor(envelope, page, per_page, fingerprint))
+        items, skipped = map_page(
+            VENDOR,
+            "workspace",
+            workspaces,
+            lambda workspace: project_from_workspace(
+                workspace,
+                references=envelope.external_references,
+                milestones=milestones.of(_str(workspace.id)),
+            ),
+            record_id=_record_id,
+        )
+        return ProjectPage(
+            items=items, next_cursor=_next_cursor(envelope, page, per_page, fingerprint), skipped=skipped
+        )
 
     async def create_project(self, command: ProjectCreate) -> tuple[Project, bool]:
         existing = await self._find_workspace(command.external_key)
@@ -375,8 +385,11 @@ class KantataPsa:
         if not resources:
             # Kantata lists nothing for a workspace that does not exist; the port says NotFound.
             await self._show_workspace(project_id)
-        with _unusable("workspace resource"):
-            return [staffing_demand_from_resource(resource) for resource in resources]
+        # The port's answer is a bare list (no page envelope to name them in): skipped ones are logged.
+        demands, _ = map_page(
+            VENDOR, "workspace resource", resources, staffing_demand_from_resource, record_id=_record_id
+        )
+        return demands
 
     async def create_staffing_demand(
         self, project_id: str, command: StaffingDemandCreate
@@ -420,10 +433,14 @@ class KantataPsa:
         # order keeps page-number paging stable while time is booked: new entries land on the last page.
         params = {**filters, "from_archived_workspaces": "true", "order": "id:asc"}
         envelope = await self._page("time_entries.json", params, page, per_page)
-        with _unusable("time entry"):
+        with _unusable("time entry list"):
             records = ordered(envelope, "time_entries", envelope.time_entries)
-            items = [time_entry_from_record(record) for record in records]
-        return TimeEntryPage(items=items, next_cursor=_next_cursor(envelope, page, per_page, fingerprint))
+        items, skipped = map_page(
+            VENDOR, "time entry", records, time_entry_from_record, record_id=_record_id
+        )
+        return TimeEntryPage(
+            items=items, next_cursor=_next_cursor(envelope, page, per_page, fingerprint), skipped=skipped
+        )
 
     async def list_expenses(
         self, query: PeriodFilter, *, limit: int, cursor: str | None = None
@@ -435,10 +452,12 @@ class KantataPsa:
             return ExpensePage(items=[])
         params = {**filters, "from_archived_workspaces": "true", "order": "id:asc"}
         envelope = await self._page("expenses.json", params, page, per_page)
-        with _unusable("expense"):
+        with _unusable("expense list"):
             records = ordered(envelope, "expenses", envelope.expenses)
-            items = [expense_from_record(record) for record in records]
-        return ExpensePage(items=items, next_cursor=_next_cursor(envelope, page, per_page, fingerprint))
+        items, skipped = map_page(VENDOR, "expense", records, expense_from_record, record_id=_record_id)
+        return ExpensePage(
+            items=items, next_cursor=_next_cursor(envelope, page, per_page, fingerprint), skipped=skipped
+        )
 
     # --- Kantata specifics -----------------------------------------------------------------------------
 
@@ -726,8 +745,16 @@ def _project(
     references: Mapping[str, KantataExternalReference],
     milestones: Sequence[KantataStory],
 ) -> Project:
-    with _unusable("workspace"):
-        return project_from_workspace(workspace, references=references, milestones=milestones)
+    return map_record(
+        VENDOR,
+        "workspace",
+        workspace.id,
+        lambda: project_from_workspace(workspace, references=references, milestones=milestones),
+    )
+
+
+def _record_id(record: Any) -> str:
+    return _str(record.id)
 
 
 def _is_reference(

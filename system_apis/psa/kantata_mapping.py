@@ -79,7 +79,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 import msgspec
@@ -418,7 +418,11 @@ def money_from_cents(
         return None
     divisor = _minor_unit_divisor(base_unit)
     places = max(2, len(str(divisor)) - 1)
-    return Money(amount=(Decimal(cents) / divisor).quantize(Decimal(1).scaleb(-places)), currency=code)
+    try:
+        amount = (Decimal(cents) / divisor).quantize(Decimal(1).scaleb(-places))
+    except InvalidOperation:  # more digits than Decimal's context holds: no currency amount is that large
+        raise ValueError(f"{cents} minor units of {code} is too large an amount") from None
+    return Money(amount=amount, currency=code)
 
 
 def cents_from_money(money: Money) -> int:

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from contracts.models import BillingModel, Customer, Money, Opportunity
+from contracts.models import BillingModel, Customer, Money, Opportunity, ProjectMoney
 from contracts.models.crm import Address, DealMilestone, OpportunityStage, RateCardLine, RateUnit
 from process_apis.activation import plan_billing_schedule, plan_project, plan_staffing
 from process_apis.customers import plan_erp_customer
+from process_apis.readiness import evaluate_readiness
 
 CLOSE = dt.date(2026, 2, 20)
 
@@ -86,12 +87,13 @@ def test_the_project_carries_the_deal_and_is_keyed_by_the_opportunity() -> None:
     assert psa.external_key == opp.id
     assert psa.customer_id == ACCOUNT.id
     assert psa.name == opp.name
-    assert psa.budget == _usd("120000.00")
+    assert psa.budget == ProjectMoney(amount=Decimal("120000.00"), currency="USD")
     assert (psa.currency, psa.billing_model, psa.legal_entity) == ("USD", BillingModel.MILESTONE, "US01")
     # From the close to the last milestone.
     assert (psa.start_date, psa.end_date) == (CLOSE, dt.date(2026, 8, 15))
     assert [(m.name, m.due_date, m.amount) for m in psa.milestones] == [
-        (m.name, m.due_date, m.amount) for m in MILESTONES
+        (m.name, m.due_date, ProjectMoney(amount=m.amount.amount, currency="USD") if m.amount else None)
+        for m in MILESTONES
     ]
     erp = plan_project(opp, customer_id="3060", with_milestones=False)
     assert erp.customer_id == "3060"
@@ -198,3 +200,16 @@ def test_a_deal_without_a_rate_card_asks_for_its_project_manager() -> None:
     assert demand.hours == 0
     assert demand.external_key == f"{opp.id}.staff.1"
     assert (demand.start_date, demand.end_date) == (CLOSE, dt.date(2026, 8, 15))
+
+
+# --- readiness -------------------------------------------------------------------------------------------
+
+
+def test_a_deal_larger_than_the_psa_holds_is_not_ready_and_says_why() -> None:
+    fits = evaluate_readiness(_opportunity(amount=Decimal("21474836.47")), ACCOUNT)
+    assert [r.passed for r in fits.checks if r.rule == "amount_fits"] == [True]
+    report = evaluate_readiness(_opportunity(amount=Decimal("21474836.48")), ACCOUNT)
+    [rule] = [r for r in report.checks if r.rule == "amount_fits"]
+    assert not rule.passed
+    assert "21,474,836.47" in rule.message
+    assert not report.ready
