@@ -45,6 +45,8 @@ async def test_a_reference_page_loads_only_pinned_files_from_the_gateway(gw: Any
     assert loaded, page
     # Nothing from another host (a CDN), nothing unpinned (``@latest``).
     assert all(url.startswith("/") for url in loaded), loaded
+    # Nor does Swagger UI send the contract to its online validator (its default, for a badge).
+    assert re.search(r"^\s*validatorUrl: null,$", page, re.MULTILINE), page
     for url in loaded:
         if url.startswith("/assets/"):
             asset = await gw.client.get(url, headers={"Accept-Encoding": "identity"})
@@ -66,7 +68,7 @@ async def test_the_renderer_bundle_is_served_compressed_to_those_who_accept_it(g
     assert compressed.content == plain.content  # httpx decoded it: the same bundle
 
 async def test_an_unknown_or_outdated_asset_is_404(gw: Any) -> None:
-    response = await gw.client.get("/assets/0000000000000000/reference.css")
+    response = await gw.client.get("/assets/0000000000000000/swagger-ui.css")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
 
