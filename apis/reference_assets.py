@@ -128,7 +128,8 @@ async def get_reference_asset(
     if found is None:
         raise ProblemError("not-found", "No such asset (a newer release may have replaced it).")
     headers = {"Cache-Control": IMMUTABLE, "Vary": "Accept-Encoding"}
-    if _accepts_gzip(request.headers.get("accept-encoding", "")):
+    # An image is compressed already: gzip would only make it larger.
+    if len(found.gzipped) < len(found.body) and _accepts_gzip(request.headers.get("accept-encoding", "")):
         headers["Content-Encoding"] = "gzip"
         return Response(found.gzipped, media_type=found.media_type, headers=headers)
     return Response(found.body, media_type=found.media_type, headers=headers)

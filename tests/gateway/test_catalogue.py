@@ -67,6 +67,18 @@ async def test_the_renderer_bundle_is_served_compressed_to_those_who_accept_it(g
     assert int(compressed.headers["content-length"]) < len(plain.content) / 2
     assert compressed.content == plain.content  # httpx decoded it: the same bundle
 
+
+async def test_an_image_is_never_gzipped_larger(gw: Any) -> None:
+    page = (await gw.client.get("/system/v1/schema/docs")).text
+    icon = re.search(r"""<link rel='icon' type='image/png' href='(/assets/[^']+\.png)'>""", page)
+    assert icon is not None, page
+    response = await gw.client.get(icon.group(1), headers={"Accept-Encoding": "gzip"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
+    assert "content-encoding" not in response.headers
+    assert response.content.startswith(b"\x89PNG")
+
+
 async def test_an_unknown_or_outdated_asset_is_404(gw: Any) -> None:
     response = await gw.client.get("/assets/0000000000000000/swagger-ui.css")
     assert response.status_code == 404
