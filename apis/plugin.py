@@ -21,7 +21,7 @@ from litestar._openapi.schema_generation.schema import SchemaCreator
 from litestar.config.app import AppConfig
 from litestar.exceptions import SerializationException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, Schema, SecurityScheme
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.plugins import InitPluginProtocol, OpenAPISchemaPlugin
@@ -36,7 +36,7 @@ from apis.middleware import (
 )
 from apis.oauth_server import ALL_SCOPES
 from apis.problems import FieldError, ProblemError, exception_handlers
-from apis.reference_assets import scalar_render_kwargs
+from apis.reference_assets import ReferencePage
 from contracts.models.common import decimal_bound, decimal_text_errors
 
 if TYPE_CHECKING:
@@ -240,7 +240,7 @@ class GovernancePlugin(InitPluginProtocol):
             # The reference page's files come from the gateway (apis/reference_assets.py), pinned: a CDN
             # would leave it blank offline or behind a proxy, and change it under us.
             render_plugins=[
-                ScalarRenderPlugin(path="/docs", **scalar_render_kwargs()),
+                ReferencePage(path="/docs"),
                 JsonRenderPlugin(path="/openapi.json"),
             ],
             openapi_router=Router(

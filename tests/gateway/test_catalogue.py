@@ -45,6 +45,8 @@ async def test_a_reference_page_loads_only_pinned_files_from_the_gateway(gw: Any
     assert loaded, page
     # Nothing from another host (a CDN), nothing unpinned (``@latest``).
     assert all(url.startswith("/") for url in loaded), loaded
+    # Nor does Swagger UI send the contract to its online validator (its default, for a badge).
+    assert re.search(r"^\s*validatorUrl: null,$", page, re.MULTILINE), page
     for url in loaded:
         if url.startswith("/assets/"):
             asset = await gw.client.get(url, headers={"Accept-Encoding": "identity"})
@@ -65,8 +67,20 @@ async def test_the_renderer_bundle_is_served_compressed_to_those_who_accept_it(g
     assert int(compressed.headers["content-length"]) < len(plain.content) / 2
     assert compressed.content == plain.content  # httpx decoded it: the same bundle
 
+
+async def test_an_image_is_never_gzipped_larger(gw: Any) -> None:
+    page = (await gw.client.get("/system/v1/schema/docs")).text
+    icon = re.search(r"""<link rel='icon' type='image/png' href='(/assets/[^']+\.png)'>""", page)
+    assert icon is not None, page
+    response = await gw.client.get(icon.group(1), headers={"Accept-Encoding": "gzip"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
+    assert "content-encoding" not in response.headers
+    assert response.content.startswith(b"\x89PNG")
+
+
 async def test_an_unknown_or_outdated_asset_is_404(gw: Any) -> None:
-    response = await gw.client.get("/assets/0000000000000000/reference.css")
+    response = await gw.client.get("/assets/0000000000000000/swagger-ui.css")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
 
