@@ -8,6 +8,10 @@ A stream entry is appended under an entry id that is remembered for a while (``d
 that is re-run after a crash (a workflow step) appends the same id again and adds nothing. Positions are
 Redis stream ids (``"<ms>-<seq>"``), strictly increasing in both adapters, so a reader's cursor means the
 same thing whichever adapter wrote the entries.
+
+An outage is one exception, ``StateStoreUnavailable``, whatever the cause (refused, reset, timed out): each
+caller decides what it means for its function (the README's "What a Redis outage means"), and the problem
+handler answers it as a 503 ``state-store-unavailable`` with Retry-After.
 """
 
 from __future__ import annotations
@@ -16,15 +20,77 @@ import asyncio
 import bisect
 import re
 import time
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
 
-__all__ = ["MemoryStateStore", "RedisStateStore", "StateStore", "create_state_store"]
+__all__ = [
+    "MemoryStateStore",
+    "RedisStateStore",
+    "StateStore",
+    "StateStoreUnavailable",
+    "create_state_store",
+    "needed_by",
+    "redis_client_options",
+]
 
 _POSITION = re.compile(r"(\d{1,20})-(\d{1,20})")
 _MAX_ID_PART = 2**64 - 1
+
+
+class StateStoreUnavailable(Exception):
+    """The state store did not answer (refused, reset or timed out). Nothing is known about the command's
+    effect, except for commands that are safe to repeat, which were already tried again."""
+
+    # Long enough for a Redis restart or a failover; short enough that a client does not give up.
+    retry_after_seconds = 2
+
+    def __init__(self, operation: str, cause: BaseException | None = None) -> None:
+        super().__init__(f"state store unavailable during {operation}: {cause!r}")
+        self.operation = operation
+
+
+@contextmanager
+def needed_by(function: str) -> Iterator[None]:
+    """Count an outage against the gateway function that met it (``stratum_state_store_unavailable_total``),
+    and let it through to the caller's handling."""
+    from apis.metrics import STATE_STORE_UNAVAILABLE
+
+    try:
+        yield
+    except StateStoreUnavailable:
+        STATE_STORE_UNAVAILABLE.labels(function).inc()
+        raise
+
+
+# Redis answers in well under a millisecond, so a second without an answer is an outage, not a slow
+# command: an outage must answer the caller in about a second, not after the client's 5 s default times
+# 10 retries. One retry with a fresh connection makes the first command after Redis returns succeed even
+# on a pooled connection that died with the old server; the health check pings a connection idle for a
+# while before it is used again.
+REDIS_SOCKET_TIMEOUT_SECONDS = 0.5
+REDIS_CONNECT_TIMEOUT_SECONDS = 0.5
+REDIS_RETRIES = 1
+REDIS_HEALTH_CHECK_SECONDS = 5
+
+
+def redis_client_options() -> dict[str, Any]:
+    """Connection options for every Redis client of the gateway (the state store and the rate limiter)."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialWithJitterBackoff
+
+    return {
+        "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
+        "health_check_interval": REDIS_HEALTH_CHECK_SECONDS,
+        # Retries connection errors and timeouts only. Every command the gateway sends is safe to send
+        # twice: GET, SET, DEL, INCRBY-style counters (one request counted twice at worst), SET NX (a lost
+        # reply reads as "taken", never as a second claim) and the append script (deduplicated by entry id).
+        "retry": Retry(ExponentialWithJitterBackoff(cap=0.1, base=0.02), REDIS_RETRIES),
+    }
 
 
 def _parse_position(position: str) -> tuple[int, int]:
@@ -47,7 +113,8 @@ def _check_stream_args(max_length: int, dedupe_ttl_seconds: float) -> None:
 
 @runtime_checkable
 class StateStore(Protocol):
-    """Byte values under string keys, each with a time to live."""
+    """Byte values under string keys, each with a time to live. Every method but ``ping`` and ``close``
+    raises ``StateStoreUnavailable`` when the store does not answer."""
 
     async def get(self, key: str) -> bytes | None: ...
 
@@ -205,25 +272,31 @@ class RedisStateStore:
     def __init__(self, url: str, *, prefix: str = "stratum:") -> None:
         from redis.asyncio import Redis
 
-        self._redis = Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self._redis = Redis.from_url(url, **redis_client_options())
         self._prefix = prefix
         # Registered once: the client sends EVALSHA and loads the script again only if Redis lost it.
         self._append_once: AsyncScript = self._redis.register_script(_APPEND_ONCE)
 
     async def get(self, key: str) -> bytes | None:
-        value = await self._redis.get(self._prefix + key)
+        async with _answering("get"):
+            value = await self._redis.get(self._prefix + key)
         # The client is built without decode_responses, so values come back as bytes.
         return value.encode() if isinstance(value, str) else value
 
     async def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
-        await self._redis.set(self._prefix + key, value, px=max(1, int(ttl_seconds * 1000)))
+        async with _answering("set"):
+            await self._redis.set(self._prefix + key, value, px=max(1, int(ttl_seconds * 1000)))
 
     async def add(self, key: str, value: bytes, ttl_seconds: float) -> bool:
-        stored = await self._redis.set(self._prefix + key, value, px=max(1, int(ttl_seconds * 1000)), nx=True)
+        async with _answering("add"):
+            stored = await self._redis.set(
+                self._prefix + key, value, px=max(1, int(ttl_seconds * 1000)), nx=True
+            )
         return bool(stored)
 
     async def delete(self, key: str) -> None:
-        await self._redis.delete(self._prefix + key)
+        async with _answering("delete"):
+            await self._redis.delete(self._prefix + key)
 
     async def append_to_stream(
         self,
@@ -235,10 +308,11 @@ class RedisStateStore:
         dedupe_ttl_seconds: float = 7 * 24 * 3600,
     ) -> str | None:
         _check_stream_args(max_length, dedupe_ttl_seconds)
-        position = await self._append_once(
-            keys=[f"{self._prefix}stream-ids:{stream}:{entry_id}", f"{self._prefix}stream:{stream}"],
-            args=[max(1, int(dedupe_ttl_seconds * 1000)), max_length, payload],
-        )
+        async with _answering("append_to_stream"):
+            position = await self._append_once(
+                keys=[f"{self._prefix}stream-ids:{stream}:{entry_id}", f"{self._prefix}stream:{stream}"],
+                args=[max(1, int(dedupe_ttl_seconds * 1000)), max_length, payload],
+            )
         if position is None:
             return None
         return position.decode() if isinstance(position, bytes) else str(position)
@@ -254,7 +328,8 @@ class RedisStateStore:
             if ms == seq == _MAX_ID_PART:
                 return []  # nothing can follow the largest id (and Redis refuses "(" before it)
             start = f"({ms}-{seq}"
-        entries = await self._redis.xrange(f"{self._prefix}stream:{stream}", start, "+", count=limit)
+        async with _answering("read_stream"):
+            entries = await self._redis.xrange(f"{self._prefix}stream:{stream}", start, "+", count=limit)
         # Without decode_responses the client answers bytes; the stubs allow str and None as well.
         return [(_text(position), _bytes(fields[b"f"])) for position, fields in entries or () if fields]
 
@@ -266,6 +341,25 @@ class RedisStateStore:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+@asynccontextmanager
+async def _answering(operation: str) -> AsyncIterator[None]:
+    """Every way Redis can fail to answer, as the one exception callers handle."""
+    from redis import exceptions as redis_errors
+
+    try:
+        yield
+    # ReadOnlyError: a replica that is not (yet) the primary after a failover. BusyLoadingError (Redis
+    # reading its append-only file after a restart) is a ConnectionError.
+    except (
+        redis_errors.ConnectionError,
+        redis_errors.TimeoutError,
+        redis_errors.ReadOnlyError,
+        OSError,
+        TimeoutError,
+    ) as exc:
+        raise StateStoreUnavailable(operation, exc) from exc
 
 
 def _text(value: bytes | str | None) -> str:

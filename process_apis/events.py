@@ -19,7 +19,7 @@ from litestar.params import QueryParameter, SkipValidation
 from apis.context import current_correlation_id
 from apis.logging import get_logger
 from apis.routing import operation
-from apis.state import StateStore
+from apis.state import StateStore, needed_by
 from contracts.models.events import CloudEvent, EventPage
 from system_apis.crm.port import InvalidCursor
 from system_apis.cursors import unwrap_cursor, wrap_cursor
@@ -96,13 +96,15 @@ class EventPublisher:
             correlationid=current_correlation_id(),
             data=body,
         )
-        position = await self._store.append_to_stream(
-            self._stream,
-            event_id,
-            _encoder.encode(event),
-            max_length=self._max_length,
-            dedupe_ttl_seconds=self._dedupe_ttl_seconds,
-        )
+        # Unavailable: the publishing step fails and the saga tries it again (the same id, so once).
+        with needed_by("events_publish"):
+            position = await self._store.append_to_stream(
+                self._stream,
+                event_id,
+                _encoder.encode(event),
+                max_length=self._max_length,
+                dedupe_ttl_seconds=self._dedupe_ttl_seconds,
+            )
         if position is None:
             log.info("event_duplicate", event_id=event_id, event_type=type, subject=subject)
         else:
@@ -127,7 +129,9 @@ class EventPublisher:
         while len(items) < limit:
             batch_size = limit - len(items) if types is None else max(limit - len(items), _FILTERED_BATCH)
             try:
-                batch = await self._store.read_stream(self._stream, after=position, limit=batch_size)
+                # Unavailable: a 503 problem; the caller polls again with the same cursor.
+                with needed_by("events_read"):
+                    batch = await self._store.read_stream(self._stream, after=position, limit=batch_size)
             except ValueError:
                 raise InvalidCursor("cursor is not one this API produced") from None
             for entry_position, payload in batch:
