@@ -342,6 +342,26 @@ class RedisStateStore:
     async def close(self) -> None:
         await self._redis.aclose()
 
+    async def persistence(self) -> list[str] | None:
+        """How Redis keeps data across a restart: ``["aof"]``, ``["rdb"]``, both, or ``[]`` (a restart
+        loses every idempotency record and event); None when Redis will not say (managed Redis services
+        often refuse CONFIG)."""
+        from redis.exceptions import ResponseError
+
+        try:
+            async with _answering("persistence"):
+                config = await self._redis.config_get("appendonly")
+                config.update(await self._redis.config_get("save"))
+        except ResponseError:
+            return None
+        values = {_text(k): _text(v) for k, v in config.items()}
+        modes = []
+        if values.get("appendonly") == "yes":
+            modes.append("aof")
+        if values.get("save", "").strip():
+            modes.append("rdb")
+        return modes
+
 
 @asynccontextmanager
 async def _answering(operation: str) -> AsyncIterator[None]:
