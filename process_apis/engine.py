@@ -59,6 +59,29 @@ def workflow_database_url(settings: Settings) -> str:
     return f"sqlite:///{path}"
 
 
+# libpq settings for every connection to a PostgreSQL run database (DBOS's, the heartbeats', readiness's):
+# a server that does not answer fails a connect in seconds (DBOS's default waits 10 s, libpq's forever), a
+# connection whose peer vanished is noticed by TCP keepalives and the user timeout instead of hanging until
+# the kernel gives up (minutes), and no statement waits on a lock forever. Values already in the URL win.
+_POSTGRES_BOUNDS = {
+    "connect_timeout": "3",
+    "keepalives": "1",
+    "keepalives_idle": "5",
+    "keepalives_interval": "2",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "10000",
+    "options": "-c statement_timeout=15000",
+}
+
+
+def _bounded(url: str) -> str:
+    if url.startswith("sqlite"):
+        return url
+    parsed = sa.make_url(url)
+    extra = {k: v for k, v in _POSTGRES_BOUNDS.items() if k not in parsed.query}
+    return parsed.update_query_dict(extra).render_as_string(hide_password=False)
+
+
 class WorkflowEngine:
     """Launches DBOS for this process and, with PostgreSQL, keeps the worker fleet's runs moving."""
 
@@ -66,7 +89,7 @@ class WorkflowEngine:
         self.settings = settings
         self.services = services
         self.run_workers = run_workers
-        self.database_url = workflow_database_url(settings)
+        self.database_url = _bounded(workflow_database_url(settings))
         self.shared = not self.database_url.startswith("sqlite")
         # SQLite: one worker, always "local", so a restart recovers its own runs. PostgreSQL: one id per
         # process, so a dead one can be told apart from the living.
@@ -76,6 +99,7 @@ class WorkflowEngine:
         self._monitor: asyncio.Task[None] | None = None
         self._heartbeats: sa.Engine | None = None
         self._instance: object | None = None
+        self._probe: sa.Engine | None = None
         self.launched = False
 
     async def start(self) -> None:
@@ -148,7 +172,22 @@ class WorkflowEngine:
             await asyncio.to_thread(self._unregister)
             self._heartbeats.dispose()
             self._heartbeats = None
+        if self._probe is not None:
+            self._probe.dispose()
+            self._probe = None
         install_services(None)
+
+    async def answers(self) -> bool:
+        """Whether the run database answers a query now (for ``/health/ready``). On its own connection,
+        not DBOS's, which would retry a lost connection until it comes back."""
+        return await asyncio.to_thread(self._select_one)
+
+    def _select_one(self) -> bool:
+        if self._probe is None:
+            self._probe = sa.create_engine(self.database_url, poolclass=sa.NullPool)
+        with self._probe.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return True
 
     # -- the fleet (PostgreSQL) ----------------------------------------------------------------------------
 

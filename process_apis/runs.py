@@ -10,17 +10,20 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+import sqlite3
 import time
 import uuid
-from collections.abc import Callable
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 import msgspec
+import sqlalchemy as sa
 from dbos import DBOS, SetWorkflowAttributes, SetWorkflowID
 from litestar import Request, Response
 from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 
 from apis.context import current_access, current_correlation_id
+from apis.logging import get_logger
 from apis.problems import FieldError, ProblemError
 from apis.routing import operation
 from contracts.models.process import (
@@ -44,7 +47,16 @@ from system_apis.crm.port import InvalidCursor
 from system_apis.cursors import fingerprint, unwrap_cursor, wrap_cursor
 from system_apis.params import Cursor, cursor_errors
 
-__all__ = ["RUN_ROUTES", "RunService", "load_run", "refresh_open_runs_gauge", "start_activation"]
+__all__ = [
+    "RUN_ROUTES",
+    "RunService",
+    "load_run",
+    "refresh_open_runs_gauge",
+    "run_database",
+    "start_activation",
+]
+
+log = get_logger("stratum.process.runs")
 
 _WORKFLOW_BY_NAME = {
     ACTIVATION_WORKFLOW: Workflow.PROJECT_ACTIVATION,
@@ -73,6 +85,35 @@ _ONE_STATE = "|".join(state.value for state in RunState)
 _STATE_LIST = rf"^({_ONE_STATE})(,({_ONE_STATE}))*$"
 
 RunIdPath = PathParameter(pattern=_RUN_ID, description="The run's id.")
+
+
+# --- the run database, bounded ---------------------------------------------------------------------------
+
+# A request never waits longer than this on the run database: DBOS itself retries a lost connection until
+# it comes back (right for a workflow, which must not lose a step), but a caller is better served by a 503
+# it can retry than by a request hanging for the length of the outage.
+RUN_DATABASE_TIMEOUT_SECONDS = 3.0
+RUN_DATABASE_RETRY_AFTER_SECONDS = 5
+# Connection refused or lost, a pool with no free connection, SQLite locked past DBOS's own retries.
+_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, sqlite3.OperationalError)
+
+_T = TypeVar("_T")
+
+
+async def run_database(call: Awaitable[_T]) -> _T:
+    """``call`` (a DBOS call made for a request), or a 503 ``run-database-unavailable`` problem with
+    Retry-After when the run database fails or does not answer in time. A write that timed out may still
+    land when the database returns: every write here is keyed by its run id, so the retry finds it."""
+    try:
+        return await asyncio.wait_for(call, RUN_DATABASE_TIMEOUT_SECONDS)
+    except (TimeoutError, *_UNAVAILABLE) as exc:
+        log.warning("run_database_unavailable", error=repr(exc))
+        raise ProblemError(
+            "run-database-unavailable",
+            "The run database did not answer in time.",
+            headers={"Retry-After": str(RUN_DATABASE_RETRY_AFTER_SECONDS)},
+            extra={"retry_after": RUN_DATABASE_RETRY_AFTER_SECONDS},
+        ) from exc
 
 
 # --- the read model ---------------------------------------------------------------------------------------
@@ -195,10 +236,10 @@ def to_run(status: Any, steps: list[Any] | None) -> Run:
 
 
 async def load_run(run_id: str, *, with_steps: bool = True) -> Run | None:
-    status = await DBOS.get_workflow_status_async(run_id)
+    status = await run_database(DBOS.get_workflow_status_async(run_id))
     if status is None or status.name not in _WORKFLOW_BY_NAME:
         return None
-    steps = await DBOS.list_workflow_steps_async(run_id) if with_steps else None
+    steps = await run_database(DBOS.list_workflow_steps_async(run_id)) if with_steps else None
     return to_run(status, steps)
 
 
@@ -260,8 +301,10 @@ async def start_activation(opportunity_id: str, *, trigger: str) -> tuple[Run, b
         attempt += 1
     attributes = _start_attributes(opportunity_id, trigger)
     with SetWorkflowID(run_id), SetWorkflowAttributes(attributes):
-        await DBOS.enqueue_workflow_async(
-            QUEUE_NAME, project_activation, opportunity_id, trigger, current_correlation_id()
+        await run_database(
+            DBOS.enqueue_workflow_async(
+                QUEUE_NAME, project_activation, opportunity_id, trigger, current_correlation_id()
+            )
         )
     run = await load_run(run_id)
     assert run is not None
@@ -274,8 +317,10 @@ async def start_customer_sync(account_ids: list[str], *, run_id: str, trigger: s
         return existing, False
     attributes = _start_attributes(",".join(account_ids), trigger)
     with SetWorkflowID(run_id), SetWorkflowAttributes(attributes):
-        await DBOS.enqueue_workflow_async(
-            QUEUE_NAME, customer_sync, account_ids, trigger, current_correlation_id()
+        await run_database(
+            DBOS.enqueue_workflow_async(
+                QUEUE_NAME, customer_sync, account_ids, trigger, current_correlation_id()
+            )
         )
     run = await load_run(run_id)
     assert run is not None
@@ -472,16 +517,18 @@ async def _list_runs(
     batch = max(limit, 50)
     exhausted = False
     while len(items) < limit:
-        statuses_found = await DBOS.list_workflows_async(
-            name=names,
-            status=statuses,
-            start_time=start_time,
-            end_time=end_time,
-            sort_desc=True,
-            limit=batch,
-            offset=offset,
-            load_input=False,
-            load_output=False,
+        statuses_found = await run_database(
+            DBOS.list_workflows_async(
+                name=names,
+                status=statuses,
+                start_time=start_time,
+                end_time=end_time,
+                sort_desc=True,
+                limit=batch,
+                offset=offset,
+                load_input=False,
+                load_output=False,
+            )
         )
         for status in statuses_found:
             offset += 1
@@ -615,12 +662,14 @@ async def _control(run_id: str, action: str, allowed: Callable[[Run], bool], ref
     run = await _require_run(run_id)
     if not allowed(run):
         raise ProblemError("conflict", refusal.format(state=run.state.value))
-    await DBOS.send_async(run_id, {"action": action}, CONTROL_TOPIC)
+    await run_database(DBOS.send_async(run_id, {"action": action}, CONTROL_TOPIC))
     if run.state in _PARKED:
         # Say at once what the parked run is about to do, so a caller waiting on it (Prefer: wait) waits
         # for the outcome instead of reading the old parked state; the run's next step confirms it.
         moving = RunState.RUNNING if action == "replay" else RunState.COMPENSATING
-        await DBOS.update_workflow_attributes_async(run_id, {"state": moving.value}, merge=True)
+        await run_database(
+            DBOS.update_workflow_attributes_async(run_id, {"state": moving.value}, merge=True)
+        )
         run = await _require_run(run_id)
     return Response(run, status_code=202, headers={"Location": run.links.self})
 
