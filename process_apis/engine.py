@@ -51,6 +51,10 @@ _workers = sa.Table(
 )
 
 
+# Heartbeats are stamped and compared with the database's clock, the one clock every worker shares.
+_DATABASE_NOW = sa.extract("epoch", sa.func.now())
+
+
 def workflow_database_url(settings: Settings) -> str:
     if settings.workflows.database_url:
         return settings.workflows.database_url
@@ -100,6 +104,8 @@ class WorkflowEngine:
         self._heartbeats: sa.Engine | None = None
         self._instance: object | None = None
         self._probe: sa.Engine | None = None
+        # Since when (monotonic) this worker's beats have all succeeded; None after a failed one.
+        self._beating_since: float | None = None
         self.launched = False
 
     async def start(self) -> None:
@@ -195,17 +201,17 @@ class WorkflowEngine:
         assert self._heartbeats is not None
         _ensure_database(self.database_url)
         _metadata.create_all(self._heartbeats, checkfirst=True)
-        now = time.time()
         with self._heartbeats.begin() as conn:
             conn.execute(
                 _workers.insert().values(
                     executor_id=self.executor_id,
                     host=socket.gethostname(),
                     pid=os.getpid(),
-                    started_at=now,
-                    heartbeat_at=now,
+                    started_at=_DATABASE_NOW,
+                    heartbeat_at=_DATABASE_NOW,
                 )
             )
+        self._beating_since = time.monotonic()
 
     def _unregister(self) -> None:
         # A clean stop: this worker's runs were left PENDING; say it is gone so they are taken over at once.
@@ -216,22 +222,30 @@ class WorkflowEngine:
             )
 
     def _beat_and_find_dead(self) -> list[str]:
+        """Beat; then the workers holding runs that have been silent for ``worker_timeout_seconds``.
+
+        Silence is judged on the database's clock (every beat is stamped with it), so hosts whose clocks
+        disagree do not see each other as dead. And only by a worker that has itself been beating without
+        a failure for a whole timeout: one whose database was unreachable (or that just started) saw no
+        one's beats during that time, and the others, cut off by the same outage, need a full timeout
+        after it to beat again. So a fleet coming back from a database outage takes nothing over."""
         assert self._heartbeats is not None
-        policy = self.settings.workflows
-        now = time.time()
-        cutoff = now - policy.worker_timeout_seconds
+        timeout = self.settings.workflows.worker_timeout_seconds
         with self._heartbeats.begin() as conn:
             conn.execute(
-                _workers.update().where(_workers.c.executor_id == self.executor_id).values(heartbeat_at=now)
+                _workers.update()
+                .where(_workers.c.executor_id == self.executor_id)
+                .values(heartbeat_at=_DATABASE_NOW)
             )
-            live = {
-                row[0]
-                for row in conn.execute(
-                    sa.select(_workers.c.executor_id).where(_workers.c.heartbeat_at >= cutoff)
-                )
-            }
+            fresh = _workers.c.heartbeat_at >= _DATABASE_NOW - timeout
+            live = {row[0] for row in conn.execute(sa.select(_workers.c.executor_id).where(fresh))}
             # Forget workers long gone (their runs were taken over when they first went silent).
-            conn.execute(_workers.delete().where(_workers.c.heartbeat_at < now - 24 * 3600))
+            conn.execute(_workers.delete().where(_workers.c.heartbeat_at < _DATABASE_NOW - 24 * 3600))
+        now = time.monotonic()
+        if self._beating_since is None:
+            self._beating_since = now
+        if now - self._beating_since < timeout:
+            return []
         holders = {
             status.executor_id
             for status in DBOS.list_workflows(
@@ -244,23 +258,25 @@ class WorkflowEngine:
     async def _watch_fleet(self) -> None:
         interval = self.settings.workflows.heartbeat_seconds
         while True:
-            try:
-                dead = await asyncio.to_thread(self._beat_and_find_dead)
-                for executor_id in dead:
-                    handles: list[Any] = await asyncio.to_thread(
-                        DBOS._recover_pending_workflows, [executor_id]
-                    )
-                    if handles:
-                        log.warning(
-                            "worker_runs_taken_over",
-                            dead_executor_id=executor_id,
-                            runs=[h.get_workflow_id() for h in handles],
-                        )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database blinked: beat again next time
-                log.warning("worker_heartbeat_failed", error=repr(exc))
+            await self._watch_once()
             await asyncio.sleep(interval)
+
+    async def _watch_once(self) -> None:
+        try:
+            dead = await asyncio.to_thread(self._beat_and_find_dead)
+            for executor_id in dead:
+                handles: list[Any] = await asyncio.to_thread(DBOS._recover_pending_workflows, [executor_id])
+                if handles:
+                    log.warning(
+                        "worker_runs_taken_over",
+                        dead_executor_id=executor_id,
+                        runs=[h.get_workflow_id() for h in handles],
+                    )
+        except Exception as exc:  # the database blinked: beat again next time
+            if self._beating_since is not None:
+                log.warning("worker_heartbeat_failed", error=repr(exc))
+            # Until it has beaten for a whole timeout again, this worker judges no one.
+            self._beating_since = None
 
 
 async def _cancel_workflow_tasks() -> None:

@@ -16,9 +16,11 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from structlog.testing import capture_logs
 
 from apis.config import Settings
-from sandboxes.salesforce.data import READY_OPPORTUNITY_ID
+from process_apis.engine import WorkflowEngine
+from sandboxes.salesforce.data import MISSING_LEGAL_ENTITY_OPPORTUNITY_ID, READY_OPPORTUNITY_ID
 from tests.tcp_proxy import TcpProxy
 
 PG_ADMIN = os.environ.get("STRATUM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -48,14 +50,20 @@ def proxy() -> Iterator[TcpProxy]:
 
 
 @pytest.fixture
+def workflows() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture
 async def gw(
     proxy: TcpProxy,
     database: str,
+    workflows: dict[str, Any],
     make_gateway: Callable[[Settings], Any],
     make_settings: Callable[..., Settings],
 ) -> Any:
     url = f"postgresql://postgres@127.0.0.1:{proxy.port}/{database}"
-    return await make_gateway(make_settings(workflows={"database_url": url}))
+    return await make_gateway(make_settings(workflows={"database_url": url, **workflows}))
 
 
 # Not a speed check (that lives in bench/): a generous bound so a request that hangs for the whole outage,
@@ -112,3 +120,53 @@ async def test_an_unreachable_run_database_answers_503_and_readiness_names_it(
     assert started.status_code in (200, 202), started.text
     assert started.json()["id"] == f"pa-{READY_OPPORTUNITY_ID}"
     assert (await _get(gw, "/health/ready")).status_code == 200
+
+
+def _engine(gw: Any) -> WorkflowEngine:
+    process = next(m.app for m in gw.gateway.mounts if m.prefix == "/process")
+    engine: WorkflowEngine = process.state.workflow_engine
+    return engine
+
+
+# The test drives the heartbeat rounds itself: the background one beats once at start, then sleeps.
+@pytest.mark.parametrize("workflows", [{"heartbeat_seconds": 3600, "worker_timeout_seconds": 1.0}])
+async def test_a_worker_back_from_a_database_outage_takes_over_no_one_the_outage_silenced(
+    gw: Any, proxy: TcpProxy, database: str
+) -> None:
+    # A run parked for a person stays PENDING, held by its worker: here another one, whose last beat is a
+    # minute old, as it is for every worker when the database was unreachable for a minute.
+    parked = await gw.client.post(
+        "/process/v1/project-activations",
+        json={"opportunity_id": MISSING_LEGAL_ENTITY_OPPORTUNITY_ID},
+        headers={
+            **gw.auth("process:run process:read"),
+            "Idempotency-Key": uuid.uuid4().hex,
+            "Prefer": "wait=30",
+        },
+    )
+    assert parked.json()["state"] == "exception", parked.text
+    run_id = parked.json()["id"]
+    with psycopg.connect(PG_ADMIN.rsplit("/", 1)[0] + f"/{database}", autocommit=True) as conn:
+        conn.execute(
+            "UPDATE dbos.workflow_status SET executor_id = 'other-worker' WHERE workflow_uuid = %s", (run_id,)
+        )
+        conn.execute(
+            "INSERT INTO stratum_workers (executor_id, host, pid, started_at, heartbeat_at) "
+            "VALUES ('other-worker', 'elsewhere', 1, 0, extract(epoch from now()) - 60)"
+        )
+    engine = _engine(gw)
+
+    with capture_logs() as logs:
+        proxy.down("refuse")
+        await engine._watch_once()  # this worker cannot beat either
+        proxy.up()
+        await engine._watch_once()  # back: it beats, and judges no one yet
+    assert "worker_heartbeat_failed" in [e["event"] for e in logs]
+    assert "worker_runs_taken_over" not in [e["event"] for e in logs]
+
+    # Once it has beaten for a whole timeout and the other still has not, the other is dead.
+    await asyncio.sleep(1.1)
+    with capture_logs() as logs:
+        await engine._watch_once()
+    taken = [e for e in logs if e["event"] == "worker_runs_taken_over"]
+    assert [(e["dead_executor_id"], e["runs"]) for e in taken] == [("other-worker", [run_id])]
