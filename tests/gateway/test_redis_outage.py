@@ -9,6 +9,9 @@ twice across the restart (counted in the NetSuite sandbox's own records).
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from structlog.testing import capture_logs
 
 from apis.config import Settings
@@ -155,3 +159,39 @@ async def test_the_outage_is_counted_per_function(gw: Any, redis_server: Private
     assert count("events_read") == events + 1
     metrics = await gw.client.get("/metrics")
     assert 'stratum_state_store_unavailable_total{function="idempotency"}' in metrics.text
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+async def test_the_gateway_warns_at_start_when_its_redis_would_forget_on_restart(
+    tmp_path: Path,
+    make_gateway: Callable[[Settings], Any],
+    make_settings: Callable[..., Settings],
+    persistent: bool,
+) -> None:
+    server = PrivateRedis(tmp_path / "redis", persistent=persistent)
+    server.start()
+    try:
+        with capture_logs() as logs:
+            await make_gateway(make_settings(redis_url=server.url))
+        warned = [e for e in logs if e["event"] == "state_store_not_persistent"]
+        assert bool(warned) is not persistent
+    finally:
+        server.stop()
+
+
+def test_ensure_redis_starts_a_redis_that_keeps_its_data(tmp_path: Path) -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not on PATH")
+    port = PrivateRedis(tmp_path / "unused").port
+    data_dir = tmp_path / "redis-data"
+    script = Path(__file__).parents[2] / "scripts" / "ensure-redis"
+    env = {**os.environ, "STRATUM_REDIS_PORT": str(port), "STRATUM_REDIS_DATA_DIR": str(data_dir)}
+    subprocess.run([str(script)], env=env, check=True, timeout=60)
+    client = redis.Redis(port=port)
+    try:
+        assert client.config_get("appendonly") == {"appendonly": "yes"}
+        assert client.config_get("appendfsync") == {"appendfsync": "everysec"}
+        assert client.config_get("dir") == {"dir": str(data_dir)}
+    finally:
+        client.shutdown(nosave=False)
+        client.close()
