@@ -113,6 +113,14 @@ _KINDS = [
     ),
     ProblemKind("conflict", 409, "Conflict", "The request conflicts with the current state of the resource."),
     ProblemKind(
+        "cursor-expired",
+        410,
+        "Cursor expired",
+        "The cursor points before events the stream no longer keeps (older than its retention), so reading "
+        "on from it would skip them without saying. Read again without a cursor, from the oldest event kept, "
+        "and reconcile the gap from the systems of record or the runs.",
+    ),
+    ProblemKind(
         "payload-too-large",
         413,
         "Payload too large",

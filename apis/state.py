@@ -32,6 +32,7 @@ __all__ = [
     "RedisStateStore",
     "StateStore",
     "StateStoreUnavailable",
+    "StreamPositionExpired",
     "create_state_store",
     "needed_by",
     "redis_client_options",
@@ -39,6 +40,11 @@ __all__ = [
 
 _POSITION = re.compile(r"(\d{1,20})-(\d{1,20})")
 _MAX_ID_PART = 2**64 - 1
+
+
+class StreamPositionExpired(Exception):
+    """A read after a position older than entries already trimmed away: the reader would skip them
+    unknowingly, so it is told instead."""
 
 
 class StateStoreUnavailable(Exception):
@@ -104,9 +110,9 @@ def _parse_position(position: str) -> tuple[int, int]:
     return ms, seq
 
 
-def _check_stream_args(max_length: int, dedupe_ttl_seconds: float) -> None:
-    if max_length < 1:
-        raise ValueError("max_length must be at least 1")
+def _check_stream_args(retention_seconds: float, dedupe_ttl_seconds: float) -> None:
+    if retention_seconds <= 0:
+        raise ValueError("retention_seconds must be positive")
     if dedupe_ttl_seconds <= 0:
         raise ValueError("dedupe_ttl_seconds must be positive")
 
@@ -132,23 +138,24 @@ class StateStore(Protocol):
         entry_id: str,
         payload: bytes,
         *,
-        max_length: int = 100_000,
+        retention_seconds: float = 7 * 24 * 3600,
         dedupe_ttl_seconds: float = 7 * 24 * 3600,
     ) -> str | None:
         """Append payload unless entry_id was already appended (atomically); the new entry's position, or None
         for a duplicate.
 
         The dedupe record and the entry are written together, so no crash can leave one without the other.
-        The stream keeps about its newest ``max_length`` entries (Redis trims approximately); an entry id is
-        remembered for ``dedupe_ttl_seconds``, even after its entry was trimmed away."""
+        Entries are kept ``retention_seconds`` (by age, not by count: a burst of entries cannot push out
+        ones a slow reader has not read yet); an entry id is remembered for ``dedupe_ttl_seconds``, even
+        after its entry was trimmed away."""
         ...
 
     async def read_stream(
         self, stream: str, *, after: str | None = None, limit: int = 100
     ) -> list[tuple[str, bytes]]:
         """Entries strictly after position ``after`` (None: from the oldest kept), oldest first: (position,
-        payload). ``ValueError`` when ``after`` is not a stream position. A position older than the oldest
-        kept entry reads from the oldest kept: entries trimmed away are gone."""
+        payload). ``ValueError`` when ``after`` is not a stream position; ``StreamPositionExpired`` when
+        entries after it were already trimmed away (the reader would miss them without knowing)."""
         ...
 
     async def ping(self) -> bool: ...
@@ -166,6 +173,8 @@ class MemoryStateStore:
         # Per stream, oldest first: ((ms, seq), payload). Positions only grow, so the list stays sorted.
         self._streams: dict[str, list[tuple[tuple[int, int], bytes]]] = {}
         self._last_position: dict[str, tuple[int, int]] = {}
+        # Per stream, the newest position trimmed away (as Redis 7's max-deleted-entry-id).
+        self._trimmed: dict[str, tuple[int, int]] = {}
 
     def _live(self, key: str, now: float) -> bytes | None:
         item = self._data.get(key)
@@ -217,10 +226,10 @@ class MemoryStateStore:
         entry_id: str,
         payload: bytes,
         *,
-        max_length: int = 100_000,
+        retention_seconds: float = 7 * 24 * 3600,
         dedupe_ttl_seconds: float = 7 * 24 * 3600,
     ) -> str | None:
-        _check_stream_args(max_length, dedupe_ttl_seconds)
+        _check_stream_args(retention_seconds, dedupe_ttl_seconds)
         async with self._lock:
             now = time.monotonic()
             # The dedupe records live with the other keys (and the same names as in Redis), so they expire
@@ -233,8 +242,11 @@ class MemoryStateStore:
             entries = self._streams.setdefault(stream, [])
             position = self._next_position(stream)
             entries.append((position, payload))
-            if len(entries) > max_length:
-                del entries[: len(entries) - max_length]
+            horizon = (position[0] - int(retention_seconds * 1000), 0)
+            old = bisect.bisect_left(entries, horizon, key=lambda entry: entry[0])
+            if old:
+                self._trimmed[stream] = max(self._trimmed.get(stream, (0, 0)), entries[old - 1][0])
+                del entries[:old]
             return f"{position[0]}-{position[1]}"
 
     async def read_stream(
@@ -243,6 +255,8 @@ class MemoryStateStore:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         start = _parse_position(after) if after is not None else None
+        if start is not None and start < self._trimmed.get(stream, (0, 0)):
+            raise StreamPositionExpired(after)
         entries = self._streams.get(stream, [])
         first = 0 if start is None else bisect.bisect_right(entries, start, key=lambda entry: entry[0])
         return [(f"{ms}-{seq}", payload) for (ms, seq), payload in entries[first : first + limit]]
@@ -254,15 +268,29 @@ class MemoryStateStore:
         self._data.clear()
         self._streams.clear()
         self._last_position.clear()
+        self._trimmed.clear()
 
 
-# KEYS: the dedupe record, the stream. ARGV: dedupe ttl (ms), max length, payload. The dedupe record is
-# written first and the entry only if it was new, in one script, so a crash cannot split them.
+# KEYS: the dedupe record, the stream, the stream's trim mark. ARGV: dedupe ttl (ms), retention (ms),
+# payload. The dedupe record is written first and the entry only if it was new, in one script, so a crash
+# cannot split them. Entries older than the retention (by Redis's clock, the one stream ids come from) are
+# trimmed, and the trim mark keeps the newest id trimmed, which read_stream compares a reader's position
+# with (Redis's own max-deleted-entry-id counts XDEL only, not trimming).
 _APPEND_ONCE = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
   return false
 end
-return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'f', ARGV[3])
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[2])
+if ms > 0 then
+  local horizon = string.format('%d', ms)
+  local newest_old = redis.call('XREVRANGE', KEYS[2], '(' .. horizon .. '-0', '-', 'COUNT', 1)
+  if #newest_old > 0 then
+    redis.call('XTRIM', KEYS[2], 'MINID', horizon)
+    redis.call('SET', KEYS[3], newest_old[1][1])
+  end
+end
+return redis.call('XADD', KEYS[2], '*', 'f', ARGV[3])
 """
 
 
@@ -304,14 +332,18 @@ class RedisStateStore:
         entry_id: str,
         payload: bytes,
         *,
-        max_length: int = 100_000,
+        retention_seconds: float = 7 * 24 * 3600,
         dedupe_ttl_seconds: float = 7 * 24 * 3600,
     ) -> str | None:
-        _check_stream_args(max_length, dedupe_ttl_seconds)
+        _check_stream_args(retention_seconds, dedupe_ttl_seconds)
         async with _answering("append_to_stream"):
             position = await self._append_once(
-                keys=[f"{self._prefix}stream-ids:{stream}:{entry_id}", f"{self._prefix}stream:{stream}"],
-                args=[max(1, int(dedupe_ttl_seconds * 1000)), max_length, payload],
+                keys=[
+                    f"{self._prefix}stream-ids:{stream}:{entry_id}",
+                    f"{self._prefix}stream:{stream}",
+                    f"{self._prefix}stream-trimmed:{stream}",
+                ],
+                args=[max(1, int(dedupe_ttl_seconds * 1000)), max(1, int(retention_seconds * 1000)), payload],
             )
         if position is None:
             return None
@@ -329,7 +361,14 @@ class RedisStateStore:
                 return []  # nothing can follow the largest id (and Redis refuses "(" before it)
             start = f"({ms}-{seq}"
         async with _answering("read_stream"):
-            entries = await self._redis.xrange(f"{self._prefix}stream:{stream}", start, "+", count=limit)
+            # One round trip: the trim mark and the entries, as of the same moment.
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.get(f"{self._prefix}stream-trimmed:{stream}")
+            pipe.xrange(f"{self._prefix}stream:{stream}", start, "+", count=limit)
+            trimmed, entries = await pipe.execute()
+        newest_trimmed = _parse_position(_text(trimmed)) if trimmed is not None else None
+        if after is not None and newest_trimmed is not None and _parse_position(after) < newest_trimmed:
+            raise StreamPositionExpired(after)
         # Without decode_responses the client answers bytes; the stubs allow str and None as well.
         return [(_text(position), _bytes(fields[b"f"])) for position, fields in entries or () if fields]
 

@@ -405,7 +405,7 @@ async def start_project_activation(
     summary="A project activation run: state and timeline",
     description="`Prefer: wait=N` (at most 60) waits up to N seconds for the run to complete or park.",
     scopes=["process:read"],
-    errors=[404],
+    errors=[404, 503],
     tags=["activation"],
 )
 async def get_project_activation(
@@ -461,7 +461,7 @@ async def start_customer_sync_route(
     operation_id="getCustomerSync",
     summary="A customer sync run: state and timeline",
     scopes=["process:read"],
-    errors=[404],
+    errors=[404, 503],
     tags=["customers"],
 )
 async def get_customer_sync(
@@ -576,6 +576,7 @@ def _states(value: str | None) -> set[RunState] | None:
         "(e.g. runs still running after an hour: `state=running,retrying&older_than=3600`)."
     ),
     scopes=["process:read"],
+    errors=[503],
     tags=["operations"],
 )
 async def list_runs(
@@ -614,6 +615,7 @@ async def list_runs(
     description="Each run's `issue` names the owner, the failed step, the remediation and the data involved. "
     "Fix the data, then replay the run.",
     scopes=["process:read"],
+    errors=[503],
     tags=["operations"],
 )
 async def list_exceptions(
@@ -641,6 +643,7 @@ async def list_exceptions(
     summary="Runs parked because a system kept failing",
     description="A step was tried `workflows.step_max_attempts` times. Fix the connection, then replay.",
     scopes=["process:read"],
+    errors=[503],
     tags=["operations"],
 )
 async def list_dead_letters(
