@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -26,8 +27,17 @@ from tests.tcp_proxy import TcpProxy
 PG_ADMIN = os.environ.get("STRATUM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
+def _wait_for_abandoned_database_calls() -> None:
+    """The calls the gateway stopped waiting for (it answered 503) go on in DBOS's threads, which retry a
+    lost connection until the database is back. Let them finish through the proxy before the database is
+    dropped, or they retry against a database that is gone, and the test process cannot exit."""
+    for thread in threading.enumerate():
+        if thread.name.startswith("dbos-executor-"):
+            thread.join(timeout=60)
+
+
 @pytest.fixture
-def database() -> Iterator[str]:
+def database(proxy: TcpProxy) -> Iterator[str]:
     try:
         with psycopg.connect(PG_ADMIN, connect_timeout=2, autocommit=True) as conn:
             name = f"stratum_outage_{uuid.uuid4().hex[:10]}"
@@ -37,6 +47,7 @@ def database() -> Iterator[str]:
             pytest.fail("PostgreSQL must answer on 127.0.0.1:5432 for the run database tests")
         pytest.skip("no PostgreSQL on 127.0.0.1:5432")
     yield name
+    _wait_for_abandoned_database_calls()
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
