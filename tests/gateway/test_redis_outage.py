@@ -24,9 +24,13 @@ from structlog.testing import capture_logs
 
 from apis.config import Settings
 from apis.metrics import STATE_STORE_UNAVAILABLE
+from process_apis.crm_events import SIGNATURE_HEADER, sign_crm_event
 from sandboxes.netsuite.data import DEMO_CUSTOMER_ID, DEMO_PROJECT_ID
 from sandboxes.salesforce.data import DEMO_ACCOUNT_ID
 from tests.private_redis import PrivateRedis
+from tests.process.test_crm_events import won_event
+
+CRM_SECRET = "redis-outage-crm-secret"
 
 
 @pytest.fixture
@@ -43,7 +47,7 @@ async def gw(
     make_settings: Callable[..., Settings],
     redis_server: PrivateRedis,
 ) -> Any:
-    return await make_gateway(make_settings(redis_url=redis_server.url))
+    return await make_gateway(make_settings(redis_url=redis_server.url, crm_events_secret=CRM_SECRET))
 
 
 def _invoice(key: str) -> dict[str, Any]:
@@ -159,6 +163,28 @@ async def test_the_outage_is_counted_per_function(gw: Any, redis_server: Private
     assert count("events_read") == events + 1
     metrics = await gw.client.get("/metrics")
     assert 'stratum_state_store_unavailable_total{function="idempotency"}' in metrics.text
+
+
+async def test_a_crm_event_during_the_outage_is_refused_so_the_relay_redelivers(
+    gw: Any, redis_server: PrivateRedis
+) -> None:
+    body = won_event(f"evt-{uuid.uuid4().hex}")
+    headers = {"Content-Type": "application/json"}
+    redis_server.stop()
+    refused = await gw.client.post(
+        "/process/v1/crm-events",
+        content=body,
+        headers={**headers, SIGNATURE_HEADER: sign_crm_event(body, CRM_SECRET)},
+    )
+    # Not acted on without its dedupe check: the relay redelivers on a 503.
+    _assert_unavailable(refused)
+    redis_server.start()
+    redelivered = await gw.client.post(
+        "/process/v1/crm-events",
+        content=body,
+        headers={**headers, SIGNATURE_HEADER: sign_crm_event(body, CRM_SECRET)},
+    )
+    assert redelivered.status_code < 500, redelivered.text
 
 
 @pytest.mark.parametrize("persistent", [False, True])
