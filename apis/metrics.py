@@ -24,6 +24,7 @@ __all__ = [
     "CONTENT_TYPE_LATEST",
     "REQUESTS",
     "REQUEST_SECONDS",
+    "STATE_STORE_UNAVAILABLE",
     "collect_before_scrape",
     "refresh_before_scrape",
     "render_metrics",
@@ -62,6 +63,14 @@ REQUEST_SECONDS = Histogram(
     "Time to answer an HTTP request, by tier, route template and method.",
     ["tier", "route", "method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+# One series per gateway function, so an alert says what an outage did: "rate_limit" let requests through
+# unmetered (fail open); "idempotency", "events_publish", "events_read" and "crm_event_dedupe" refused.
+STATE_STORE_UNAVAILABLE = Counter(
+    "stratum_state_store_unavailable_total",
+    "Operations that found the gateway state store (Redis) unavailable, by the function that needed it.",
+    ["function"],
 )
 
 

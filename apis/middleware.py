@@ -21,12 +21,14 @@ from apis.json_limits import MAX_JSON_DEPTH, json_too_deep
 from apis.logging import get_logger
 from apis.problems import ProblemError
 from apis.security import insufficient_scope, invalid_token, unauthenticated
+from apis.state import StateStoreUnavailable, needed_by
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
     from apis import asgi
     from apis.runtime import Runtime
+    from apis.state import StateStore
 
 __all__ = [
     "AuthenticationMiddleware",
@@ -314,6 +316,16 @@ def _fingerprint(scope: Scope, body: bytes) -> str:
     return digest.hexdigest()
 
 
+async def _release(store: StateStore, store_key: str) -> None:
+    """Free a claim whose request is not kept, so the client can retry at once. If the store is gone, the
+    claim expires by itself (``idempotency_lock_seconds``); the request's own answer matters more."""
+    try:
+        with needed_by("idempotency"):
+            await store.delete(store_key)
+    except StateStoreUnavailable as exc:
+        log.warning("idempotency_claim_not_released", error=repr(exc))
+
+
 class IdempotencyMiddleware(_TierMiddleware):
     """``Idempotency-Key`` on unsafe methods: replay, 422 on another body, 409 while in flight.
 
@@ -345,16 +357,21 @@ class IdempotencyMiddleware(_TierMiddleware):
         store_key = f"idem:{self.tier}:{scope['auth'].client_id}:{key}"
         claim = IdempotencyRecord(state="in_flight", fingerprint=fingerprint, owner=uuid.uuid4().hex)
 
-        if not await store.add(store_key, _record_encoder.encode(claim), settings.idempotency_lock_seconds):
-            existing_raw = await store.get(store_key)
-            if existing_raw is None:  # expired between our two calls: the claim is free again
-                if not await store.add(
-                    store_key, _record_encoder.encode(claim), settings.idempotency_lock_seconds
-                ):
-                    raise ProblemError("idempotency-in-flight", headers={"Retry-After": "1"})
-            else:
-                await self._answer_existing(_record_decoder.decode(existing_raw), fingerprint, send)
-                return
+        # No claim, no run: when the store does not answer, the request is refused (503 with Retry-After,
+        # the problem handler's answer to StateStoreUnavailable) rather than run without its guard.
+        with needed_by("idempotency"):
+            if not await store.add(
+                store_key, _record_encoder.encode(claim), settings.idempotency_lock_seconds
+            ):
+                existing_raw = await store.get(store_key)
+                if existing_raw is None:  # expired between our two calls: the claim is free again
+                    if not await store.add(
+                        store_key, _record_encoder.encode(claim), settings.idempotency_lock_seconds
+                    ):
+                        raise ProblemError("idempotency-in-flight", headers={"Retry-After": "1"})
+                else:
+                    await self._answer_existing(_record_decoder.decode(existing_raw), fingerprint, send)
+                    return
 
         captured: dict[str, Any] = {"status": 0, "headers": [], "body": []}
 
@@ -369,11 +386,11 @@ class IdempotencyMiddleware(_TierMiddleware):
         try:
             await next_app(scope, _replay_receive(body, cast("asgi.Receive", receive)), capture)  # type: ignore[arg-type]
         except BaseException:
-            await store.delete(store_key)
+            await _release(store, store_key)
             raise
         status = captured["status"]
         if status == 0 or status >= 500 or status in _NOT_STORED:
-            await store.delete(store_key)
+            await _release(store, store_key)
             return
         done = IdempotencyRecord(
             state="done",
@@ -383,7 +400,13 @@ class IdempotencyMiddleware(_TierMiddleware):
             headers=[(k, v) for k, v in captured["headers"] if k.lower() not in _DROP_ON_REPLAY],
             body=b"".join(captured["body"]),
         )
-        await store.set(store_key, _record_encoder.encode(done), settings.idempotency_ttl_seconds)
+        try:
+            with needed_by("idempotency"):
+                await store.set(store_key, _record_encoder.encode(done), settings.idempotency_ttl_seconds)
+        except StateStoreUnavailable as exc:
+            # The answer is already on its way to the client, so it stands. The claim still guards the key
+            # for idempotency_lock_seconds (a retry gets 409); after that a retry would run again.
+            log.error("idempotency_record_not_saved", status=status, error=repr(exc))
 
     async def _answer_existing(self, record: IdempotencyRecord, fingerprint: str, send: Send) -> None:
         if record.fingerprint != fingerprint:

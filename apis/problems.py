@@ -25,6 +25,7 @@ from litestar.exceptions import (
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from apis.logging import get_logger
+from apis.state import StateStoreUnavailable
 
 if TYPE_CHECKING:
     from litestar import Request
@@ -112,6 +113,14 @@ _KINDS = [
     ),
     ProblemKind("conflict", 409, "Conflict", "The request conflicts with the current state of the resource."),
     ProblemKind(
+        "cursor-expired",
+        410,
+        "Cursor expired",
+        "The cursor points before events the stream no longer keeps (older than its retention), so reading "
+        "on from it would skip them without saying. Read again without a cursor, from the oldest event kept, "
+        "and reconcile the gap from the systems of record or the runs.",
+    ),
+    ProblemKind(
         "payload-too-large",
         413,
         "Payload too large",
@@ -189,6 +198,22 @@ _KINDS = [
         503,
         "Dependent API unavailable",
         "An API tier this operation depends on did not answer. Retry after `Retry-After` seconds.",
+    ),
+    ProblemKind(
+        "state-store-unavailable",
+        503,
+        "Gateway state store unavailable",
+        "The gateway's shared state (Redis: idempotency records, business events, CRM event receipts) did "
+        "not answer. A write with an Idempotency-Key is never run unguarded: it was refused before it ran. "
+        "Retry after `Retry-After` seconds (with the same Idempotency-Key); a retry is safe.",
+    ),
+    ProblemKind(
+        "run-database-unavailable",
+        503,
+        "Run database unavailable",
+        "The workflow run database (PostgreSQL or SQLite) did not answer in time, so the run could not be "
+        "started or read. A start may or may not have been recorded: retry after `Retry-After` seconds "
+        "with the same Idempotency-Key, and you get the one run either way.",
     ),
     ProblemKind(
         "vendor-timeout",
@@ -351,7 +376,26 @@ def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respo
     return problem_response(request.scope, PROBLEM_KINDS["internal-error"])
 
 
-exception_handlers: Mapping[Any, Any] = {HTTPException: handle_http_exception, Exception: _handle_unexpected}
+def _handle_state_store_unavailable(
+    request: Request[Any, Any, Any], exc: StateStoreUnavailable
+) -> Response[bytes]:
+    # A warning, not an error: the outage is the store's, and the caller is told to come back.
+    log.warning("state_store_unavailable", path=request.scope.get("path"), operation=exc.operation)
+    seconds = exc.retry_after_seconds
+    return problem_response(
+        request.scope,
+        PROBLEM_KINDS["state-store-unavailable"],
+        "The gateway state store did not answer; retrying with the same Idempotency-Key is safe.",
+        headers={"Retry-After": str(seconds)},
+        extra={"retry_after": seconds},
+    )
+
+
+exception_handlers: Mapping[Any, Any] = {
+    HTTPException: handle_http_exception,
+    StateStoreUnavailable: _handle_state_store_unavailable,
+    Exception: _handle_unexpected,
+}
 
 
 def problem_doc_html(kind: ProblemKind) -> str:

@@ -6,6 +6,12 @@ cheap as a fixed window, without its burst at the window edge.
 
 Headers follow the IETF httpapi RateLimit draft: ``RateLimit-Policy: "system";q=1200;w=60`` and
 ``RateLimit: "system";r=1187;t=42``.
+
+When Redis does not answer, rate limiting fails open: requests are let through unmetered (with a full
+budget in the headers), one warning is logged per outage and ``stratum_state_store_unavailable_total
+{function="rate_limit"}`` counts each unmetered request. A quota protects the gateway and the vendors from a
+greedy client; refusing every client because the counter store is down would be a worse outage than the
+one it guards against (the vendor adapters keep their own limits and breakers).
 """
 
 from __future__ import annotations
@@ -18,8 +24,15 @@ import msgspec
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.errors import StorageError
+
+from apis.logging import get_logger
+from apis.metrics import STATE_STORE_UNAVAILABLE
+from apis.state import redis_client_options
 
 __all__ = ["Quota", "RateLimitDecision", "RateLimiter"]
+
+log = get_logger("stratum.ratelimit")
 
 
 class Quota(msgspec.Struct, frozen=True):
@@ -48,12 +61,23 @@ class RateLimitDecision(msgspec.Struct, frozen=True):
 class RateLimiter:
     def __init__(self, redis_url: str | None = None) -> None:
         self.storage: Storage = (
-            RedisStorage(f"async+{redis_url}", implementation="redispy", key_prefix="stratum-rl")
+            RedisStorage(
+                f"async+{redis_url}",
+                implementation="redispy",
+                key_prefix="stratum-rl",
+                # Every client error (refused, timed out, loading) as one StorageError, to fail open on.
+                wrap_exceptions=True,
+                # The same short timeouts and one-retry reconnect as the state store.
+                **redis_client_options(),
+            )
             if redis_url
             else MemoryStorage()
         )
         self._strategy = SlidingWindowCounterRateLimiter(self.storage)
         self._quotas: dict[str, Quota] = {}
+        # Whether the storage is known to be down: the outage is logged when it starts and when it ends,
+        # not once per request. Process-wide like the storage; no per-request state.
+        self._storage_down = False
 
     def quota(self, name: str, spec: str) -> Quota:
         """A named quota from a ``limits`` spec such as "600/minute" or "20/second;1000/hour"."""
@@ -63,7 +87,23 @@ class RateLimiter:
         return quota
 
     async def hit(self, quota: Quota, key: str) -> RateLimitDecision:
-        """Spend one request of ``key``'s budget under every item of ``quota``; the tightest one decides."""
+        """Spend one request of ``key``'s budget under every item of ``quota``; the tightest one decides.
+        Allowed, with a full budget, when the storage does not answer (fail open)."""
+        try:
+            decision = await self._hit(quota, key)
+        except StorageError as exc:
+            STATE_STORE_UNAVAILABLE.labels("rate_limit").inc()
+            if not self._storage_down:
+                self._storage_down = True
+                log.warning("rate_limit_storage_unavailable", quota=quota.name, error=repr(exc.storage_error))
+            first = quota.items[0]
+            return RateLimitDecision(True, quota, first.amount, first.get_expiry())
+        if self._storage_down:
+            self._storage_down = False
+            log.info("rate_limit_storage_recovered", quota=quota.name)
+        return decision
+
+    async def _hit(self, quota: Quota, key: str) -> RateLimitDecision:
         tightest: RateLimitDecision | None = None
         for item in quota.items:
             # The window stats and the hit are two storage calls: issue them together (one round trip of

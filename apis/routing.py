@@ -37,6 +37,7 @@ _DESCRIPTIONS = {
     403: "The token lacks a required scope.",
     404: "Not found.",
     409: "A request with the same Idempotency-Key is still in progress (`Retry-After`).",
+    410: "The cursor points before data no longer kept; start again without one.",
     413: "Request body too large.",
     415: "Body is not `application/json`.",
     422: "A value breaks the contract (`errors` names each field), the system of record refused the data, "
@@ -45,7 +46,8 @@ _DESCRIPTIONS = {
     429: "Rate limit exceeded (`Retry-After`, `RateLimit`).",
     500: "Unexpected error (quote the `correlation_id`).",
     502: "A vendor or dependent API answered with something unusable.",
-    503: "A vendor or dependent API is unavailable (`Retry-After`).",
+    503: "A vendor, a dependent API, the gateway state store or the run database is unavailable "
+    "(`Retry-After`).",
     504: "A vendor did not answer in time.",
 }
 
@@ -139,7 +141,8 @@ def operation(
         if inspect.signature(fn).parameters.keys() - {"data", "request", "state", "scope"}:
             statuses.add(422)  # path/query parameters are validated too
         if idempotency is not None:
-            statuses |= {400, 409, 422}
+            # 503: the state store holding Idempotency-Key claims is down, so the request was not run.
+            statuses |= {400, 409, 422, 503}
         if idempotency == "required":
             statuses.add(428)
         unknown = statuses - set(_DESCRIPTIONS)

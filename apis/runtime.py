@@ -15,7 +15,7 @@ from apis.logging import get_logger
 from apis.oauth_server import DevAuthorizationServer
 from apis.ratelimit import RateLimiter
 from apis.security import JwksSource, TokenVerifier
-from apis.state import StateStore, create_state_store
+from apis.state import RedisStateStore, StateStore, StateStoreUnavailable, create_state_store
 
 __all__ = ["Runtime"]
 
@@ -29,7 +29,10 @@ class Runtime:
         self.limiter = RateLimiter(settings.redis_url)
         self.dev_server: DevAuthorizationServer | None = None
         self._closers: list[Callable[[], Awaitable[object]]] = []
-        self._starters: list[Callable[[], Awaitable[object]]] = []
+        self._starters: list[Callable[[], Awaitable[object]]] = [self._check_state_persistence]
+        # What /health/ready checks besides the state store and the signing keys (the process tier adds the
+        # run database): name -> a check that answers True, False, or raises.
+        self.readiness_checks: dict[str, Callable[[], Awaitable[bool]]] = {}
         if settings.dev_issuer_enabled:
             self.dev_server = DevAuthorizationServer(
                 issuer=settings.issuer,
@@ -51,6 +54,29 @@ class Runtime:
     def on_start(self, starter: Callable[[], Awaitable[object]]) -> None:
         """Run ``starter`` when the process starts serving (after the token verifier is ready)."""
         self._starters.append(starter)
+
+    async def _check_state_persistence(self) -> None:
+        """Idempotency records, the event stream and CRM event receipts must survive a Redis restart, or
+        writes answered before it run again when retried. Warn (the gateway still serves) when they would
+        not; a Redis that is down now is for the readiness check to report."""
+        if not isinstance(self.store, RedisStateStore):
+            return
+        try:
+            modes = await self.store.persistence()
+        except StateStoreUnavailable as exc:
+            log.warning("state_store_unavailable_at_start", error=repr(exc))
+            return
+        if modes is None:
+            log.warning(
+                "state_store_persistence_unknown",
+                reason="Redis refused CONFIG GET; make sure it keeps data across restarts (AOF)",
+            )
+        elif not modes:
+            log.warning(
+                "state_store_not_persistent",
+                reason="Redis has neither AOF nor RDB persistence: a restart loses idempotency records and "
+                "business events; start it with --appendonly yes",
+            )
 
     def on_close(self, closer: Callable[[], Awaitable[object]]) -> None:
         self._closers.append(closer)

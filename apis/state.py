@@ -8,6 +8,10 @@ A stream entry is appended under an entry id that is remembered for a while (``d
 that is re-run after a crash (a workflow step) appends the same id again and adds nothing. Positions are
 Redis stream ids (``"<ms>-<seq>"``), strictly increasing in both adapters, so a reader's cursor means the
 same thing whichever adapter wrote the entries.
+
+An outage is one exception, ``StateStoreUnavailable``, whatever the cause (refused, reset, timed out): each
+caller decides what it means for its function (the README's "What a Redis outage means"), and the problem
+handler answers it as a 503 ``state-store-unavailable`` with Retry-After.
 """
 
 from __future__ import annotations
@@ -16,15 +20,83 @@ import asyncio
 import bisect
 import re
 import time
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
 
-__all__ = ["MemoryStateStore", "RedisStateStore", "StateStore", "create_state_store"]
+__all__ = [
+    "MemoryStateStore",
+    "RedisStateStore",
+    "StateStore",
+    "StateStoreUnavailable",
+    "StreamPositionExpired",
+    "create_state_store",
+    "needed_by",
+    "redis_client_options",
+]
 
 _POSITION = re.compile(r"(\d{1,20})-(\d{1,20})")
 _MAX_ID_PART = 2**64 - 1
+
+
+class StreamPositionExpired(Exception):
+    """A read after a position older than entries already trimmed away: the reader would skip them
+    unknowingly, so it is told instead."""
+
+
+class StateStoreUnavailable(Exception):
+    """The state store did not answer (refused, reset or timed out). Nothing is known about the command's
+    effect, except for commands that are safe to repeat, which were already tried again."""
+
+    # Long enough for a Redis restart or a failover; short enough that a client does not give up.
+    retry_after_seconds = 2
+
+    def __init__(self, operation: str, cause: BaseException | None = None) -> None:
+        super().__init__(f"state store unavailable during {operation}: {cause!r}")
+        self.operation = operation
+
+
+@contextmanager
+def needed_by(function: str) -> Iterator[None]:
+    """Count an outage against the gateway function that met it (``stratum_state_store_unavailable_total``),
+    and let it through to the caller's handling."""
+    from apis.metrics import STATE_STORE_UNAVAILABLE
+
+    try:
+        yield
+    except StateStoreUnavailable:
+        STATE_STORE_UNAVAILABLE.labels(function).inc()
+        raise
+
+
+# Redis answers in well under a millisecond, so a second without an answer is an outage, not a slow
+# command: an outage must answer the caller in about a second, not after the client's 5 s default times
+# 10 retries. One retry with a fresh connection makes the first command after Redis returns succeed even
+# on a pooled connection that died with the old server; the health check pings a connection idle for a
+# while before it is used again.
+REDIS_SOCKET_TIMEOUT_SECONDS = 0.5
+REDIS_CONNECT_TIMEOUT_SECONDS = 0.5
+REDIS_RETRIES = 1
+REDIS_HEALTH_CHECK_SECONDS = 5
+
+
+def redis_client_options() -> dict[str, Any]:
+    """Connection options for every Redis client of the gateway (the state store and the rate limiter)."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialWithJitterBackoff
+
+    return {
+        "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
+        "health_check_interval": REDIS_HEALTH_CHECK_SECONDS,
+        # Retries connection errors and timeouts only. Every command the gateway sends is safe to send
+        # twice: GET, SET, DEL, INCRBY-style counters (one request counted twice at worst), SET NX (a lost
+        # reply reads as "taken", never as a second claim) and the append script (deduplicated by entry id).
+        "retry": Retry(ExponentialWithJitterBackoff(cap=0.1, base=0.02), REDIS_RETRIES),
+    }
 
 
 def _parse_position(position: str) -> tuple[int, int]:
@@ -38,16 +110,17 @@ def _parse_position(position: str) -> tuple[int, int]:
     return ms, seq
 
 
-def _check_stream_args(max_length: int, dedupe_ttl_seconds: float) -> None:
-    if max_length < 1:
-        raise ValueError("max_length must be at least 1")
+def _check_stream_args(retention_seconds: float, dedupe_ttl_seconds: float) -> None:
+    if retention_seconds <= 0:
+        raise ValueError("retention_seconds must be positive")
     if dedupe_ttl_seconds <= 0:
         raise ValueError("dedupe_ttl_seconds must be positive")
 
 
 @runtime_checkable
 class StateStore(Protocol):
-    """Byte values under string keys, each with a time to live."""
+    """Byte values under string keys, each with a time to live. Every method but ``ping`` and ``close``
+    raises ``StateStoreUnavailable`` when the store does not answer."""
 
     async def get(self, key: str) -> bytes | None: ...
 
@@ -65,23 +138,24 @@ class StateStore(Protocol):
         entry_id: str,
         payload: bytes,
         *,
-        max_length: int = 100_000,
+        retention_seconds: float = 7 * 24 * 3600,
         dedupe_ttl_seconds: float = 7 * 24 * 3600,
     ) -> str | None:
         """Append payload unless entry_id was already appended (atomically); the new entry's position, or None
         for a duplicate.
 
         The dedupe record and the entry are written together, so no crash can leave one without the other.
-        The stream keeps about its newest ``max_length`` entries (Redis trims approximately); an entry id is
-        remembered for ``dedupe_ttl_seconds``, even after its entry was trimmed away."""
+        Entries are kept ``retention_seconds`` (by age, not by count: a burst of entries cannot push out
+        ones a slow reader has not read yet); an entry id is remembered for ``dedupe_ttl_seconds``, even
+        after its entry was trimmed away."""
         ...
 
     async def read_stream(
         self, stream: str, *, after: str | None = None, limit: int = 100
     ) -> list[tuple[str, bytes]]:
         """Entries strictly after position ``after`` (None: from the oldest kept), oldest first: (position,
-        payload). ``ValueError`` when ``after`` is not a stream position. A position older than the oldest
-        kept entry reads from the oldest kept: entries trimmed away are gone."""
+        payload). ``ValueError`` when ``after`` is not a stream position; ``StreamPositionExpired`` when
+        entries after it were already trimmed away (the reader would miss them without knowing)."""
         ...
 
     async def ping(self) -> bool: ...
@@ -99,6 +173,8 @@ class MemoryStateStore:
         # Per stream, oldest first: ((ms, seq), payload). Positions only grow, so the list stays sorted.
         self._streams: dict[str, list[tuple[tuple[int, int], bytes]]] = {}
         self._last_position: dict[str, tuple[int, int]] = {}
+        # Per stream, the newest position trimmed away (as Redis 7's max-deleted-entry-id).
+        self._trimmed: dict[str, tuple[int, int]] = {}
 
     def _live(self, key: str, now: float) -> bytes | None:
         item = self._data.get(key)
@@ -150,10 +226,10 @@ class MemoryStateStore:
         entry_id: str,
         payload: bytes,
         *,
-        max_length: int = 100_000,
+        retention_seconds: float = 7 * 24 * 3600,
         dedupe_ttl_seconds: float = 7 * 24 * 3600,
     ) -> str | None:
-        _check_stream_args(max_length, dedupe_ttl_seconds)
+        _check_stream_args(retention_seconds, dedupe_ttl_seconds)
         async with self._lock:
             now = time.monotonic()
             # The dedupe records live with the other keys (and the same names as in Redis), so they expire
@@ -166,8 +242,11 @@ class MemoryStateStore:
             entries = self._streams.setdefault(stream, [])
             position = self._next_position(stream)
             entries.append((position, payload))
-            if len(entries) > max_length:
-                del entries[: len(entries) - max_length]
+            horizon = (position[0] - int(retention_seconds * 1000), 0)
+            old = bisect.bisect_left(entries, horizon, key=lambda entry: entry[0])
+            if old:
+                self._trimmed[stream] = max(self._trimmed.get(stream, (0, 0)), entries[old - 1][0])
+                del entries[:old]
             return f"{position[0]}-{position[1]}"
 
     async def read_stream(
@@ -176,6 +255,8 @@ class MemoryStateStore:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         start = _parse_position(after) if after is not None else None
+        if start is not None and start < self._trimmed.get(stream, (0, 0)):
+            raise StreamPositionExpired(after)
         entries = self._streams.get(stream, [])
         first = 0 if start is None else bisect.bisect_right(entries, start, key=lambda entry: entry[0])
         return [(f"{ms}-{seq}", payload) for (ms, seq), payload in entries[first : first + limit]]
@@ -187,15 +268,29 @@ class MemoryStateStore:
         self._data.clear()
         self._streams.clear()
         self._last_position.clear()
+        self._trimmed.clear()
 
 
-# KEYS: the dedupe record, the stream. ARGV: dedupe ttl (ms), max length, payload. The dedupe record is
-# written first and the entry only if it was new, in one script, so a crash cannot split them.
+# KEYS: the dedupe record, the stream, the stream's trim mark. ARGV: dedupe ttl (ms), retention (ms),
+# payload. The dedupe record is written first and the entry only if it was new, in one script, so a crash
+# cannot split them. Entries older than the retention (by Redis's clock, the one stream ids come from) are
+# trimmed, and the trim mark keeps the newest id trimmed, which read_stream compares a reader's position
+# with (Redis's own max-deleted-entry-id counts XDEL only, not trimming).
 _APPEND_ONCE = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
   return false
 end
-return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'f', ARGV[3])
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[2])
+if ms > 0 then
+  local horizon = string.format('%d', ms)
+  local newest_old = redis.call('XREVRANGE', KEYS[2], '(' .. horizon .. '-0', '-', 'COUNT', 1)
+  if #newest_old > 0 then
+    redis.call('XTRIM', KEYS[2], 'MINID', horizon)
+    redis.call('SET', KEYS[3], newest_old[1][1])
+  end
+end
+return redis.call('XADD', KEYS[2], '*', 'f', ARGV[3])
 """
 
 
@@ -205,25 +300,31 @@ class RedisStateStore:
     def __init__(self, url: str, *, prefix: str = "stratum:") -> None:
         from redis.asyncio import Redis
 
-        self._redis = Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self._redis = Redis.from_url(url, **redis_client_options())
         self._prefix = prefix
         # Registered once: the client sends EVALSHA and loads the script again only if Redis lost it.
         self._append_once: AsyncScript = self._redis.register_script(_APPEND_ONCE)
 
     async def get(self, key: str) -> bytes | None:
-        value = await self._redis.get(self._prefix + key)
+        async with _answering("get"):
+            value = await self._redis.get(self._prefix + key)
         # The client is built without decode_responses, so values come back as bytes.
         return value.encode() if isinstance(value, str) else value
 
     async def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
-        await self._redis.set(self._prefix + key, value, px=max(1, int(ttl_seconds * 1000)))
+        async with _answering("set"):
+            await self._redis.set(self._prefix + key, value, px=max(1, int(ttl_seconds * 1000)))
 
     async def add(self, key: str, value: bytes, ttl_seconds: float) -> bool:
-        stored = await self._redis.set(self._prefix + key, value, px=max(1, int(ttl_seconds * 1000)), nx=True)
+        async with _answering("add"):
+            stored = await self._redis.set(
+                self._prefix + key, value, px=max(1, int(ttl_seconds * 1000)), nx=True
+            )
         return bool(stored)
 
     async def delete(self, key: str) -> None:
-        await self._redis.delete(self._prefix + key)
+        async with _answering("delete"):
+            await self._redis.delete(self._prefix + key)
 
     async def append_to_stream(
         self,
@@ -231,14 +332,19 @@ class RedisStateStore:
         entry_id: str,
         payload: bytes,
         *,
-        max_length: int = 100_000,
+        retention_seconds: float = 7 * 24 * 3600,
         dedupe_ttl_seconds: float = 7 * 24 * 3600,
     ) -> str | None:
-        _check_stream_args(max_length, dedupe_ttl_seconds)
-        position = await self._append_once(
-            keys=[f"{self._prefix}stream-ids:{stream}:{entry_id}", f"{self._prefix}stream:{stream}"],
-            args=[max(1, int(dedupe_ttl_seconds * 1000)), max_length, payload],
-        )
+        _check_stream_args(retention_seconds, dedupe_ttl_seconds)
+        async with _answering("append_to_stream"):
+            position = await self._append_once(
+                keys=[
+                    f"{self._prefix}stream-ids:{stream}:{entry_id}",
+                    f"{self._prefix}stream:{stream}",
+                    f"{self._prefix}stream-trimmed:{stream}",
+                ],
+                args=[max(1, int(dedupe_ttl_seconds * 1000)), max(1, int(retention_seconds * 1000)), payload],
+            )
         if position is None:
             return None
         return position.decode() if isinstance(position, bytes) else str(position)
@@ -254,7 +360,15 @@ class RedisStateStore:
             if ms == seq == _MAX_ID_PART:
                 return []  # nothing can follow the largest id (and Redis refuses "(" before it)
             start = f"({ms}-{seq}"
-        entries = await self._redis.xrange(f"{self._prefix}stream:{stream}", start, "+", count=limit)
+        async with _answering("read_stream"):
+            # One round trip: the trim mark and the entries, as of the same moment.
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.get(f"{self._prefix}stream-trimmed:{stream}")
+            pipe.xrange(f"{self._prefix}stream:{stream}", start, "+", count=limit)
+            trimmed, entries = await pipe.execute()
+        newest_trimmed = _parse_position(_text(trimmed)) if trimmed is not None else None
+        if after is not None and newest_trimmed is not None and _parse_position(after) < newest_trimmed:
+            raise StreamPositionExpired(after)
         # Without decode_responses the client answers bytes; the stubs allow str and None as well.
         return [(_text(position), _bytes(fields[b"f"])) for position, fields in entries or () if fields]
 
@@ -266,6 +380,45 @@ class RedisStateStore:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+    async def persistence(self) -> list[str] | None:
+        """How Redis keeps data across a restart: ``["aof"]``, ``["rdb"]``, both, or ``[]`` (a restart
+        loses every idempotency record and event); None when Redis will not say (managed Redis services
+        often refuse CONFIG)."""
+        from redis.exceptions import ResponseError
+
+        try:
+            async with _answering("persistence"):
+                config = await self._redis.config_get("appendonly")
+                config.update(await self._redis.config_get("save"))
+        except ResponseError:
+            return None
+        values = {_text(k): _text(v) for k, v in config.items()}
+        modes = []
+        if values.get("appendonly") == "yes":
+            modes.append("aof")
+        if values.get("save", "").strip():
+            modes.append("rdb")
+        return modes
+
+
+@asynccontextmanager
+async def _answering(operation: str) -> AsyncIterator[None]:
+    """Every way Redis can fail to answer, as the one exception callers handle."""
+    from redis import exceptions as redis_errors
+
+    try:
+        yield
+    # ReadOnlyError: a replica that is not (yet) the primary after a failover. BusyLoadingError (Redis
+    # reading its append-only file after a restart) is a ConnectionError.
+    except (
+        redis_errors.ConnectionError,
+        redis_errors.TimeoutError,
+        redis_errors.ReadOnlyError,
+        OSError,
+        TimeoutError,
+    ) as exc:
+        raise StateStoreUnavailable(operation, exc) from exc
 
 
 def _text(value: bytes | str | None) -> str:

@@ -87,6 +87,7 @@ def create_process_app(
     )
     runtime.on_start(engine.start)
     runtime.on_close(engine.stop)
+    runtime.readiness_checks["run_database"] = engine.answers
     runtime.on_close(collect_before_scrape(lambda: _open_runs_if_current(engine)))
     intake = CrmEventIntake(
         store=runtime.store, starter=RunService(), crm=system, secret=crm_events_secret(settings)

@@ -35,7 +35,7 @@ from apis.json_limits import MAX_JSON_DEPTH, json_too_deep
 from apis.logging import get_logger
 from apis.problems import PROBLEM_MEDIA_TYPE, FieldError, Problem, ProblemError
 from apis.routing import VENDOR_ERRORS, operation
-from apis.state import StateStore
+from apis.state import StateStore, needed_by
 from contracts.models.crm import Opportunity
 from contracts.models.crm_events import (
     ChangeEventPayload,
@@ -243,7 +243,9 @@ class CrmEventIntake:
             bound.info("crm_event_ignored", reason="not-an-opportunity")
             return CrmEventReceipt(event_id=event.id, outcome="ignored", reason="not-an-opportunity")
         seen_key = f"crm-events:seen:{event.id}"
-        first = await self.store.get(seen_key)
+        # Unavailable: a 503 problem, so the relay redelivers; an event is never acted on unchecked.
+        with needed_by("crm_event_dedupe"):
+            first = await self.store.get(seen_key)
         if first is not None:
             earlier = _receipt_decoder.decode(first)
             bound.info("crm_event_duplicate", first_outcome=earlier.outcome)
@@ -257,7 +259,8 @@ class CrmEventIntake:
         # Recorded only now, after every start succeeded: a failure above leaves no record, so the relay's
         # redelivery tries again. Two concurrent deliveries of one event can both get here and both call
         # start_activation; that start is idempotent per opportunity, so they get the same run.
-        await self.store.set(seen_key, _encoder.encode(receipt), SEEN_TTL_SECONDS)
+        with needed_by("crm_event_dedupe"):
+            await self.store.set(seen_key, _encoder.encode(receipt), SEEN_TTL_SECONDS)
         bound.info(
             "crm_event_processed",
             outcome=receipt.outcome,

@@ -54,6 +54,10 @@ _workers = sa.Table(
 )
 
 
+# Heartbeats are stamped and compared with the database's clock, the one clock every worker shares.
+_DATABASE_NOW = sa.extract("epoch", sa.func.now())
+
+
 def workflow_database_url(settings: Settings) -> str:
     """The run database's URL; only reads (``stratum serve`` checks it before binding its port)."""
     if settings.workflows.database_url:
@@ -102,6 +106,29 @@ class _RunDatabaseConnection(sqlite3.Connection):
             self.create_function("unixepoch", 1, _unixepoch)
 
 
+# libpq settings for every connection to a PostgreSQL run database (DBOS's, the heartbeats', readiness's):
+# a server that does not answer fails a connect in seconds (DBOS's default waits 10 s, libpq's forever), a
+# connection whose peer vanished is noticed by TCP keepalives and the user timeout instead of hanging until
+# the kernel gives up (minutes), and no statement waits on a lock forever. Values already in the URL win.
+_POSTGRES_BOUNDS = {
+    "connect_timeout": "3",
+    "keepalives": "1",
+    "keepalives_idle": "5",
+    "keepalives_interval": "2",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "10000",
+    "options": "-c statement_timeout=15000",
+}
+
+
+def _bounded(url: str) -> str:
+    if url.startswith("sqlite"):
+        return url
+    parsed = sa.make_url(url)
+    extra = {k: v for k, v in _POSTGRES_BOUNDS.items() if k not in parsed.query}
+    return parsed.update_query_dict(extra).render_as_string(hide_password=False)
+
+
 class WorkflowEngine:
     """Launches DBOS for this process and, with PostgreSQL, keeps the worker fleet's runs moving."""
 
@@ -109,7 +136,7 @@ class WorkflowEngine:
         self.settings = settings
         self.services = services
         self.run_workers = run_workers
-        self.database_url = workflow_database_url(settings)
+        self.database_url = _bounded(workflow_database_url(settings))
         self.shared = not self.database_url.startswith("sqlite")
         # SQLite: one worker, always "local", so a restart recovers its own runs. PostgreSQL: one id per
         # process, so a dead one can be told apart from the living.
@@ -119,6 +146,9 @@ class WorkflowEngine:
         self._monitor: asyncio.Task[None] | None = None
         self._heartbeats: sa.Engine | None = None
         self._instance: object | None = None
+        self._probe: sa.Engine | None = None
+        # Since when (monotonic) this worker's beats have all succeeded; None after a failed one.
+        self._beating_since: float | None = None
         self.launched = False
 
     async def start(self) -> None:
@@ -196,7 +226,22 @@ class WorkflowEngine:
             await asyncio.to_thread(self._unregister)
             self._heartbeats.dispose()
             self._heartbeats = None
+        if self._probe is not None:
+            self._probe.dispose()
+            self._probe = None
         install_services(None)
+
+    async def answers(self) -> bool:
+        """Whether the run database answers a query now (for ``/health/ready``). On its own connection,
+        not DBOS's, which would retry a lost connection until it comes back."""
+        return await asyncio.to_thread(self._select_one)
+
+    def _select_one(self) -> bool:
+        if self._probe is None:
+            self._probe = sa.create_engine(self.database_url, poolclass=sa.NullPool)
+        with self._probe.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return True
 
     # -- the fleet (PostgreSQL) ----------------------------------------------------------------------------
 
@@ -204,17 +249,17 @@ class WorkflowEngine:
         assert self._heartbeats is not None
         _ensure_database(self.database_url)
         _metadata.create_all(self._heartbeats, checkfirst=True)
-        now = time.time()
         with self._heartbeats.begin() as conn:
             conn.execute(
                 _workers.insert().values(
                     executor_id=self.executor_id,
                     host=socket.gethostname(),
                     pid=os.getpid(),
-                    started_at=now,
-                    heartbeat_at=now,
+                    started_at=_DATABASE_NOW,
+                    heartbeat_at=_DATABASE_NOW,
                 )
             )
+        self._beating_since = time.monotonic()
 
     def _unregister(self) -> None:
         # A clean stop: this worker's runs were left PENDING; say it is gone so they are taken over at once.
@@ -225,22 +270,30 @@ class WorkflowEngine:
             )
 
     def _beat_and_find_dead(self) -> list[str]:
+        """Beat; then the workers holding runs that have been silent for ``worker_timeout_seconds``.
+
+        Silence is judged on the database's clock (every beat is stamped with it), so hosts whose clocks
+        disagree do not see each other as dead. And only by a worker that has itself been beating without
+        a failure for a whole timeout: one whose database was unreachable (or that just started) saw no
+        one's beats during that time, and the others, cut off by the same outage, need a full timeout
+        after it to beat again. So a fleet coming back from a database outage takes nothing over."""
         assert self._heartbeats is not None
-        policy = self.settings.workflows
-        now = time.time()
-        cutoff = now - policy.worker_timeout_seconds
+        timeout = self.settings.workflows.worker_timeout_seconds
         with self._heartbeats.begin() as conn:
             conn.execute(
-                _workers.update().where(_workers.c.executor_id == self.executor_id).values(heartbeat_at=now)
+                _workers.update()
+                .where(_workers.c.executor_id == self.executor_id)
+                .values(heartbeat_at=_DATABASE_NOW)
             )
-            live = {
-                row[0]
-                for row in conn.execute(
-                    sa.select(_workers.c.executor_id).where(_workers.c.heartbeat_at >= cutoff)
-                )
-            }
+            fresh = _workers.c.heartbeat_at >= _DATABASE_NOW - timeout
+            live = {row[0] for row in conn.execute(sa.select(_workers.c.executor_id).where(fresh))}
             # Forget workers long gone (their runs were taken over when they first went silent).
-            conn.execute(_workers.delete().where(_workers.c.heartbeat_at < now - 24 * 3600))
+            conn.execute(_workers.delete().where(_workers.c.heartbeat_at < _DATABASE_NOW - 24 * 3600))
+        now = time.monotonic()
+        if self._beating_since is None:
+            self._beating_since = now
+        if now - self._beating_since < timeout:
+            return []
         holders = {
             status.executor_id
             for status in DBOS.list_workflows(
@@ -253,23 +306,25 @@ class WorkflowEngine:
     async def _watch_fleet(self) -> None:
         interval = self.settings.workflows.heartbeat_seconds
         while True:
-            try:
-                dead = await asyncio.to_thread(self._beat_and_find_dead)
-                for executor_id in dead:
-                    handles: list[Any] = await asyncio.to_thread(
-                        DBOS._recover_pending_workflows, [executor_id]
-                    )
-                    if handles:
-                        log.warning(
-                            "worker_runs_taken_over",
-                            dead_executor_id=executor_id,
-                            runs=[h.get_workflow_id() for h in handles],
-                        )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database blinked: beat again next time
-                log.warning("worker_heartbeat_failed", error=repr(exc))
+            await self._watch_once()
             await asyncio.sleep(interval)
+
+    async def _watch_once(self) -> None:
+        try:
+            dead = await asyncio.to_thread(self._beat_and_find_dead)
+            for executor_id in dead:
+                handles: list[Any] = await asyncio.to_thread(DBOS._recover_pending_workflows, [executor_id])
+                if handles:
+                    log.warning(
+                        "worker_runs_taken_over",
+                        dead_executor_id=executor_id,
+                        runs=[h.get_workflow_id() for h in handles],
+                    )
+        except Exception as exc:  # the database blinked: beat again next time
+            if self._beating_since is not None:
+                log.warning("worker_heartbeat_failed", error=repr(exc))
+            # Until it has beaten for a whole timeout again, this worker judges no one.
+            self._beating_since = None
 
 
 async def _cancel_workflow_tasks() -> None:

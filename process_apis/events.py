@@ -18,8 +18,9 @@ from litestar.params import QueryParameter, SkipValidation
 
 from apis.context import current_correlation_id
 from apis.logging import get_logger
+from apis.problems import ProblemError
 from apis.routing import operation
-from apis.state import StateStore
+from apis.state import StateStore, StreamPositionExpired, needed_by
 from contracts.models.events import CloudEvent, EventPage
 from system_apis.crm.port import InvalidCursor
 from system_apis.cursors import unwrap_cursor, wrap_cursor
@@ -49,9 +50,11 @@ _type_decoder = msgspec.json.Decoder(_EventType)
 class EventPublisher:
     """Publishes business events to one stream and reads them back, a page at a time.
 
-    The stream lives in the gateway state store: Redis when configured (shared by every worker), else the
-    in-process store. It keeps about the newest ``max_length`` events; an event id is remembered for
-    ``dedupe_ttl_seconds``, longer than any workflow waits to re-run a step.
+    The stream lives in the gateway state store: Redis when configured (shared by every worker, and with
+    persistence it survives a restart), else the in-process store. It keeps events ``retention_seconds``
+    (by age: a consumer that polls at least that often never misses one; one further behind is told, 410,
+    rather than skipped past what was trimmed); an event id is remembered for ``dedupe_ttl_seconds``, longer
+    than any workflow waits to re-run a step.
     """
 
     def __init__(
@@ -60,13 +63,13 @@ class EventPublisher:
         *,
         stream: str = "business-events",
         source: str = "/process/v1",
-        max_length: int = 100_000,
+        retention_seconds: float = 7 * 24 * 3600,
         dedupe_ttl_seconds: float = 7 * 24 * 3600,
     ) -> None:
         self._store = store
         self._stream = stream
         self._source = source
-        self._max_length = max_length
+        self._retention_seconds = retention_seconds
         self._dedupe_ttl_seconds = dedupe_ttl_seconds
 
     async def publish(
@@ -96,13 +99,15 @@ class EventPublisher:
             correlationid=current_correlation_id(),
             data=body,
         )
-        position = await self._store.append_to_stream(
-            self._stream,
-            event_id,
-            _encoder.encode(event),
-            max_length=self._max_length,
-            dedupe_ttl_seconds=self._dedupe_ttl_seconds,
-        )
+        # Unavailable: the publishing step fails and the saga tries it again (the same id, so once).
+        with needed_by("events_publish"):
+            position = await self._store.append_to_stream(
+                self._stream,
+                event_id,
+                _encoder.encode(event),
+                retention_seconds=self._retention_seconds,
+                dedupe_ttl_seconds=self._dedupe_ttl_seconds,
+            )
         if position is None:
             log.info("event_duplicate", event_id=event_id, event_type=type, subject=subject)
         else:
@@ -127,9 +132,18 @@ class EventPublisher:
         while len(items) < limit:
             batch_size = limit - len(items) if types is None else max(limit - len(items), _FILTERED_BATCH)
             try:
-                batch = await self._store.read_stream(self._stream, after=position, limit=batch_size)
+                # Unavailable: a 503 problem; the caller polls again with the same cursor.
+                with needed_by("events_read"):
+                    batch = await self._store.read_stream(self._stream, after=position, limit=batch_size)
             except ValueError:
                 raise InvalidCursor("cursor is not one this API produced") from None
+            except StreamPositionExpired:
+                raise ProblemError(
+                    "cursor-expired",
+                    "Events after this cursor are older than the stream keeps and were removed. Read "
+                    "again without a cursor (from the oldest event kept) and reconcile what happened in "
+                    "between from the runs (`/process/v1/runs`).",
+                ) from None
             for entry_position, payload in batch:
                 position = entry_position
                 if types is None or _type_decoder.decode(payload).type in types:
@@ -165,9 +179,11 @@ EventTypes = Annotated[
         "Pass `next_cursor` back as `cursor` to read on; newest events appear at the end. A page with no "
         "events returns the cursor it was given, which stays valid to poll for new events; `next_cursor` "
         "is null only when the stream is empty and no cursor was given. An event may be delivered again "
-        "only if a consumer re-reads from an older cursor: deduplicate on `id`."
+        "only if a consumer re-reads from an older cursor: deduplicate on `id`. Events are kept 7 days: a "
+        "cursor whose next events were already removed answers 410, never a page that silently skips them."
     ),
     scopes=["process:read"],
+    errors=[410, 503],
     tags=["events"],
 )
 async def list_business_events(

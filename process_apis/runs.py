@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
+import sqlalchemy as sa
 from dbos import DBOS, SetWorkflowAttributes, SetWorkflowID
 from dbos import error as dbos_error
 from litestar import Request, Response
@@ -23,6 +25,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter, SkipValidation
 
 from apis.context import current_access, current_correlation_id
+from apis.logging import get_logger
 from apis.problems import FieldError, ProblemError
 from apis.routing import VENDOR_ERRORS, operation
 from contracts.models.process import (
@@ -47,7 +50,16 @@ from system_apis.crm.port import InvalidCursor
 from system_apis.cursors import fingerprint, unwrap_cursor, wrap_cursor
 from system_apis.params import Cursor, cursor_errors
 
-__all__ = ["RUN_ROUTES", "RunService", "load_run", "refresh_open_runs_gauge", "start_activation"]
+__all__ = [
+    "RUN_ROUTES",
+    "RunService",
+    "load_run",
+    "refresh_open_runs_gauge",
+    "run_database",
+    "start_activation",
+]
+
+log = get_logger("stratum.process.runs")
 
 _WORKFLOW_BY_NAME = {
     ACTIVATION_WORKFLOW: Workflow.PROJECT_ACTIVATION,
@@ -76,6 +88,35 @@ _ONE_STATE = "|".join(state.value for state in RunState)
 _STATE_LIST = rf"^({_ONE_STATE})(,({_ONE_STATE}))*$"
 
 RunIdPath = PathParameter(pattern=_RUN_ID, description="The run's id.")
+
+
+# --- the run database, bounded ---------------------------------------------------------------------------
+
+# A request never waits longer than this on the run database: DBOS itself retries a lost connection until
+# it comes back (right for a workflow, which must not lose a step), but a caller is better served by a 503
+# it can retry than by a request hanging for the length of the outage.
+RUN_DATABASE_TIMEOUT_SECONDS = 3.0
+RUN_DATABASE_RETRY_AFTER_SECONDS = 5
+# Connection refused or lost, a pool with no free connection, SQLite locked past DBOS's own retries.
+_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, sqlite3.OperationalError)
+
+_T = TypeVar("_T")
+
+
+async def run_database(call: Awaitable[_T]) -> _T:
+    """``call`` (a DBOS call made for a request), or a 503 ``run-database-unavailable`` problem with
+    Retry-After when the run database fails or does not answer in time. A write that timed out may still
+    land when the database returns: every write here is keyed by its run id, so the retry finds it."""
+    try:
+        return await asyncio.wait_for(call, RUN_DATABASE_TIMEOUT_SECONDS)
+    except (TimeoutError, *_UNAVAILABLE) as exc:
+        log.warning("run_database_unavailable", error=repr(exc))
+        raise ProblemError(
+            "run-database-unavailable",
+            "The run database did not answer in time.",
+            headers={"Retry-After": str(RUN_DATABASE_RETRY_AFTER_SECONDS)},
+            extra={"retry_after": RUN_DATABASE_RETRY_AFTER_SECONDS},
+        ) from exc
 
 
 # --- the read model ---------------------------------------------------------------------------------------
@@ -198,10 +239,10 @@ def to_run(status: Any, steps: list[Any] | None) -> Run:
 
 
 async def load_run(run_id: str, *, with_steps: bool = True) -> Run | None:
-    status = await DBOS.get_workflow_status_async(run_id)
+    status = await run_database(DBOS.get_workflow_status_async(run_id))
     if status is None or status.name not in _WORKFLOW_BY_NAME:
         return None
-    steps = await DBOS.list_workflow_steps_async(run_id) if with_steps else None
+    steps = await run_database(DBOS.list_workflow_steps_async(run_id)) if with_steps else None
     return to_run(status, steps)
 
 
@@ -262,7 +303,7 @@ async def _enqueue_once(
             SetWorkflowID(run_id, workflow_id_reuse_policy="reject"),
             SetWorkflowAttributes(attributes),
         ):
-            await enqueue()
+            await run_database(enqueue())
     except dbos_error.DBOSWorkflowIDInUseError:
         return False
     return True
@@ -431,7 +472,7 @@ async def start_project_activation(
     summary="A project activation run: state and timeline",
     description="`Prefer: wait=N` (at most 60) waits up to N seconds for the run to complete or park.",
     scopes=["process:read"],
-    errors=[404],
+    errors=[404, 503],
     tags=["activation"],
 )
 async def get_project_activation(
@@ -492,7 +533,7 @@ async def start_customer_sync_route(
     operation_id="getCustomerSync",
     summary="A customer sync run: state and timeline",
     scopes=["process:read"],
-    errors=[404],
+    errors=[404, 503],
     tags=["customers"],
 )
 async def get_customer_sync(
@@ -548,16 +589,18 @@ async def _list_runs(
     batch = max(limit, 50)
     exhausted = False
     while len(items) < limit:
-        statuses_found = await DBOS.list_workflows_async(
-            name=names,
-            status=statuses,
-            start_time=start_time,
-            end_time=end_time,
-            sort_desc=True,
-            limit=batch,
-            offset=offset,
-            load_input=False,
-            load_output=False,
+        statuses_found = await run_database(
+            DBOS.list_workflows_async(
+                name=names,
+                status=statuses,
+                start_time=start_time,
+                end_time=end_time,
+                sort_desc=True,
+                limit=batch,
+                offset=offset,
+                load_input=False,
+                load_output=False,
+            )
         )
         for status in statuses_found:
             offset += 1
@@ -605,6 +648,7 @@ def _states(value: str | None) -> set[RunState] | None:
         "(e.g. runs still running after an hour: `state=running,retrying&older_than=3600`)."
     ),
     scopes=["process:read"],
+    errors=[503],
     tags=["operations"],
 )
 async def list_runs(
@@ -643,6 +687,7 @@ async def list_runs(
     description="Each run's `issue` names the owner, the failed step, the remediation and the data involved. "
     "Fix the data, then replay the run.",
     scopes=["process:read"],
+    errors=[503],
     tags=["operations"],
 )
 async def list_exceptions(
@@ -671,6 +716,7 @@ async def list_exceptions(
     description="A step kept failing for `workflows.step_retry_window_seconds` (15 minutes by default). Fix "
     "the connection, then replay.",
     scopes=["process:read"],
+    errors=[503],
     tags=["operations"],
 )
 async def list_dead_letters(
@@ -699,12 +745,14 @@ async def _control(run_id: str, action: str, allowed: Callable[[Run], bool], ref
         "correlation_id": current_correlation_id(),
         "by": (access.on_behalf_of or access.client_id) if access is not None else None,
     }
-    await DBOS.send_async(run_id, message, CONTROL_TOPIC)
+    await run_database(DBOS.send_async(run_id, message, CONTROL_TOPIC))
     if run.state in _PARKED:
         # Say at once what the parked run is about to do, so a caller waiting on it (Prefer: wait) waits
         # for the outcome instead of reading the old parked state; the run's next step confirms it.
         moving = RunState.RUNNING if action == "replay" else RunState.COMPENSATING
-        await DBOS.update_workflow_attributes_async(run_id, {"state": moving.value}, merge=True)
+        await run_database(
+            DBOS.update_workflow_attributes_async(run_id, {"state": moving.value}, merge=True)
+        )
         run = await _require_run(run_id)
     return Response(run, status_code=202, headers={"Location": run.links.self})
 

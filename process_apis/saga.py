@@ -44,6 +44,7 @@ from dbos import DBOS
 from apis.context import RunContext, access_var, correlation_id_var, run_var
 from apis.logging import get_logger
 from apis.problems import ProblemError
+from apis.state import StateStoreUnavailable
 from contracts.models.process import Owner, RunState, Workflow
 from process_apis.metrics import STEP_SECONDS, record_run_transition
 
@@ -152,6 +153,14 @@ def classify(exc: BaseException) -> StepFailure:
             owner=exc.owner,
             remediation=exc.remediation,
             data=exc.data,
+        )
+    if isinstance(exc, StateStoreUnavailable):
+        # Redis is down (say, a step publishing an event): an outage like a vendor's, tried again later.
+        return StepFailure(
+            kind="transient",
+            code="state-store-unavailable",
+            message=str(exc),
+            retry_after=exc.retry_after_seconds,
         )
     if isinstance(exc, ProblemError):
         code = exc.kind.code

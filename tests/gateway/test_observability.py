@@ -88,7 +88,7 @@ async def test_health(gw: Any) -> None:
     assert (await gw.client.get("/health/live")).json() == {"status": "ok"}
     ready = await gw.client.get("/health/ready")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"state_store": True, "signing_keys": True}
+    assert ready.json()["checks"] == {"state_store": True, "run_database": True, "signing_keys": True}
 
 
 async def test_catalogue_lists_tiers_versions_and_contracts(gw: Any) -> None:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from apis.state import MemoryStateStore, RedisStateStore, StateStore
+from apis.state import MemoryStateStore, RedisStateStore, StateStore, StreamPositionExpired
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -95,17 +95,31 @@ async def test_a_new_entry_follows_a_reader_that_reached_the_end(store: StateSto
     assert [payload for _, payload in await store.read_stream("s", after=last)] == [b"2"]
 
 
-async def test_a_long_stream_is_trimmed_from_the_oldest_end(store: StateStore) -> None:
-    for i in range(300):
-        await store.append_to_stream("s", f"e{i}", f"{i}".encode(), max_length=50)
-    kept = await store.read_stream("s", limit=1000)
-    # Redis trims approximately (whole macro nodes), the in-process store exactly: both keep at least the
-    # newest max_length entries, in order, and let go of the oldest.
-    assert 50 <= len(kept) < 300
-    assert [payload for _, payload in kept[-50:]] == [f"{i}".encode() for i in range(250, 300)]
-    assert kept[0][1] != b"0"
+async def test_entries_older_than_the_retention_are_trimmed_by_age_not_by_count(store: StateStore) -> None:
+    for i in range(300):  # a burst: far more entries than a count cap would keep, all within retention
+        await store.append_to_stream("s", f"e{i}", f"{i}".encode())
+    assert len(await store.read_stream("s", limit=1000)) == 300
+    await asyncio.sleep(0.005)
+    # An append that keeps only the last millisecond trims everything older.
+    await store.append_to_stream("s", "late", b"late", retention_seconds=0.001)
+    assert [payload for _, payload in await store.read_stream("s", limit=1000)] == [b"late"]
     # A trimmed entry's id is still remembered: a late re-run does not bring it back.
-    assert await store.append_to_stream("s", "e0", b"0", max_length=50) is None
+    assert await store.append_to_stream("s", "e0", b"0") is None
+
+
+async def test_a_reader_behind_what_was_trimmed_is_told_not_skipped(store: StateStore) -> None:
+    first = await store.append_to_stream("s", "e1", b"1")
+    second = await store.append_to_stream("s", "e2", b"2")
+    assert first is not None
+    assert second is not None
+    await asyncio.sleep(0.005)
+    await store.append_to_stream("s", "e3", b"3", retention_seconds=0.001)
+    # After `first`, the entry `second` was trimmed unread: reading on would skip it without a word.
+    with pytest.raises(StreamPositionExpired):
+        await store.read_stream("s", after=first)
+    # A reader that had passed everything trimmed reads on; one without a position starts at the oldest kept.
+    assert [payload for _, payload in await store.read_stream("s", after=second)] == [b"3"]
+    assert [payload for _, payload in await store.read_stream("s")] == [b"3"]
 
 
 @pytest.mark.parametrize(

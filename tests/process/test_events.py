@@ -3,6 +3,7 @@ read forward with a cursor over ``GET /process/v1/events``."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import uuid
@@ -257,6 +258,25 @@ async def test_a_consumer_pages_through_events_over_http(gw: Any) -> None:
         "/process/v1/events", params={"cursor": rest.json()["next_cursor"]}, headers=headers
     )
     assert idle.json() == {"items": [], "next_cursor": rest.json()["next_cursor"]}
+
+
+async def test_a_consumer_behind_events_already_removed_gets_410_not_a_silent_gap(gw: Any) -> None:
+    publisher = EventPublisher(gw.runtime.store)
+    await _publish_synced(publisher, "run-1")
+    await _publish_synced(publisher, "run-2")
+    headers = gw.auth("process:read")
+    read = await gw.client.get("/process/v1/events", params={"limit": 1}, headers=headers)
+    cursor = read.json()["next_cursor"]
+    await asyncio.sleep(0.005)
+    # A publisher keeping only the last millisecond removes run-2's event before the consumer read it.
+    await _publish_synced(EventPublisher(gw.runtime.store, retention_seconds=0.001), "run-3")
+    behind = await gw.client.get("/process/v1/events", params={"cursor": cursor}, headers=headers)
+    assert behind.status_code == 410, behind.text
+    assert behind.headers["content-type"].startswith("application/problem+json")
+    assert behind.json()["code"] == "cursor-expired"
+    # Starting again without a cursor reads from the oldest event kept.
+    again = await gw.client.get("/process/v1/events", headers=headers)
+    assert [e["data"]["run_id"] for e in again.json()["items"]] == ["run-3"]
 
 
 @pytest.mark.parametrize("cursor", ["bm9wZQ", "%%%", "x" * 600])
