@@ -217,7 +217,7 @@ def _demo_reset(args: argparse.Namespace) -> int:
         print(f"stratum: a Stratum process is using {data_dir}; stop it, then reset", file=sys.stderr)
         return 2
     removed = [path for path in (data_dir / name for name in _DEMO_STATE) if path.exists()]
-    removed += sorted((data_dir / STATE_DIR).glob("*.msgpack"))
+    removed += sorted((data_dir / STATE_DIR).glob("*.json"))
     for path in removed:
         path.unlink()
     for path in removed:

@@ -7,7 +7,7 @@ implementing `DurableSandbox`, and `persist_sandbox` wraps its app so that
 - at start the saved state replaces the seed (the seed is used only when nothing was saved yet);
 - after every request with an unsafe method (POST, PUT, PATCH, DELETE, MERGE) that changed the durable
   state, the state is written before the response leaves: to a temporary file, fsynced, renamed over
-  ``{data_dir}/sandboxes/{vendor}.msgpack``, and the directory fsynced. A vendor write the sandbox has
+  ``{data_dir}/sandboxes/{vendor}.json``, and the directory fsynced. A vendor write the sandbox has
   answered is therefore on disk, and a killed server restarts with every record its runs were told about.
   Reads never write; an unsafe request that changed nothing (a token, a query sent as POST, a refused
   write) costs one encoding and a comparison, no disk write.
@@ -49,7 +49,9 @@ STATE_DIR = "sandboxes"
 """The sandboxes' directory below the data directory."""
 
 _LOCK_FILE = ".lock"
-_SUFFIX = ".msgpack"
+# JSON rather than msgpack: a vendor's JSON numbers have no size limit (a 29-digit amount made through a
+# sandbox's REST API must be kept as the vendor keeps it), and msgpack's integers stop at 64 bits.
+_SUFFIX = ".json"
 # Bumped when a sandbox's durable state changes shape; a file of another format is refused, not guessed at.
 _FORMAT = 1
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE", "MERGE"})
@@ -82,7 +84,7 @@ class _Saved(msgspec.Struct, array_like=True):
 
 
 class SandboxStore:
-    """The saved durable state of one sandbox: ``{data_dir}/sandboxes/{vendor}.msgpack``."""
+    """The saved durable state of one sandbox: ``{data_dir}/sandboxes/{vendor}.json``."""
 
     def __init__(self, data_dir: str | os.PathLike[str], vendor: str) -> None:
         self.directory = Path(data_dir) / STATE_DIR
@@ -104,17 +106,17 @@ class SandboxStore:
         except FileNotFoundError:
             return None
         try:
-            saved = msgspec.msgpack.decode(data, type=_Saved)
+            saved = msgspec.json.decode(data, type=_Saved)
             if saved.format != _FORMAT:
                 raise SandboxStateError(f"{self.path} is in format {saved.format}, not {_FORMAT}")
-            return msgspec.msgpack.decode(saved.state, type=state_type)
+            return msgspec.json.decode(saved.state, type=state_type)
         except msgspec.DecodeError as exc:
             raise SandboxStateError(f"{self.path} cannot be read: {exc}") from exc
 
     def save(self, encoded_state: bytes) -> None:
         """Write the state atomically and durably: temp file, fsync, rename, fsync of the directory."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        data = msgspec.msgpack.encode(_Saved(_FORMAT, msgspec.Raw(encoded_state)))
+        data = msgspec.json.encode(_Saved(_FORMAT, msgspec.Raw(encoded_state)))
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             # 0600 from the moment it exists: vendor records carry customer data (apis.data_dir).
@@ -177,14 +179,14 @@ class _Persisting:
         await self.app(scope, receive, saving_send)
 
     def _save_if_changed(self) -> bool:
-        encoded = msgspec.msgpack.encode(self.sandbox.durable_state())
+        encoded = msgspec.json.encode(self.sandbox.durable_state())
         if encoded == self.saved:
             return True
         try:
             self.store.save(encoded)
         except OSError:
             # Memory must not run ahead of the disk: back to what was saved, and the caller retries.
-            last_saved = msgspec.msgpack.decode(self.saved, type=self.sandbox.durable_type)
+            last_saved = msgspec.json.decode(self.saved, type=self.sandbox.durable_type)
             self.sandbox.restore_durable_state(last_saved)
             return False
         self.saved = encoded
@@ -216,6 +218,6 @@ def persist_sandbox(app: Litestar, data_dir: str | os.PathLike[str], vendor: str
     saved_state = store.load(sandbox.durable_type)
     if saved_state is not None:
         sandbox.restore_durable_state(saved_state)
-    saved = msgspec.msgpack.encode(sandbox.durable_state())
+    saved = msgspec.json.encode(sandbox.durable_state())
     app.asgi_handler = cast("Any", _Persisting(cast("ASGIApp", app.asgi_handler), sandbox, store, saved))
     return app

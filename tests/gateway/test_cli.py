@@ -128,7 +128,7 @@ async def test_the_gateway_keeps_everything_in_the_data_directory_private(
 
     assert _mode(data_dir) == 0o700
     files = {str(p.relative_to(data_dir)): _mode(p) for p in data_dir.rglob("*")}
-    assert files["sandboxes/kantata.msgpack"] == 0o600
+    assert files["sandboxes/kantata.json"] == 0o600
     assert {name: mode for name, mode in files.items() if not name.startswith("sandboxes/")} == {
         "clients.json": 0o600,
         "signing-key.json": 0o600,

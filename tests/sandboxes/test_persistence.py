@@ -57,7 +57,7 @@ async def test_an_answered_write_is_found_by_a_restarted_sandbox(tmp_path: Path)
     restarted = kantata(tmp_path)
 
     assert await workspaces_titled(restarted, "Persisted - Data Platform") == 1
-    assert (tmp_path / "sandboxes" / "kantata.msgpack").is_file()
+    assert (tmp_path / "sandboxes" / "kantata.json").is_file()
 
 
 async def test_a_restarted_sandbox_continues_its_ids(tmp_path: Path) -> None:
@@ -87,13 +87,13 @@ async def test_reads_and_writes_that_change_nothing_save_nothing(tmp_path: Path)
         refused = await http.post("/services/data/v61.0/sobjects/Account", json={}, headers=auth)
 
     assert (token.status_code, read.status_code, refused.status_code) == (200, 200, 400)
-    assert not (tmp_path / "sandboxes" / "salesforce.msgpack").exists()
+    assert not (tmp_path / "sandboxes" / "salesforce.json").exists()
 
 
 async def test_a_write_that_cannot_be_saved_answers_503_and_is_forgotten(tmp_path: Path) -> None:
     app = kantata(tmp_path)
     # A directory where the state file goes: the rename fails, as on a full or read-only disk.
-    (tmp_path / "sandboxes" / "kantata.msgpack").mkdir(parents=True)
+    (tmp_path / "sandboxes" / "kantata.json").mkdir(parents=True)
     async with client(app) as http:
         response = await http.post("/api/v1/workspaces", json=NEW_WORKSPACE, headers=KANTATA_TOKEN)
 
@@ -115,7 +115,7 @@ async def test_a_reset_is_saved_too(tmp_path: Path) -> None:
 def test_every_sandbox_restores_exactly_what_it_saved(tmp_path: Path, vendor: str) -> None:
     saved = FACTORIES[vendor]().state.sandbox
     store = SandboxStore(tmp_path, vendor)
-    store.save(msgspec.msgpack.encode(saved.durable_state()))
+    store.save(msgspec.json.encode(saved.durable_state()))
 
     restored = FACTORIES[vendor]().state.sandbox
     restored.restore_durable_state(store.load(restored.durable_type))
@@ -128,9 +128,9 @@ def test_every_sandbox_restores_exactly_what_it_saved(tmp_path: Path, vendor: st
 
 def test_an_unreadable_state_is_refused_not_replaced_by_the_seed(tmp_path: Path) -> None:
     (tmp_path / "sandboxes").mkdir()
-    (tmp_path / "sandboxes" / "netsuite.msgpack").write_bytes(b"\x93not a saved state")
+    (tmp_path / "sandboxes" / "netsuite.json").write_bytes(b"\x93not a saved state")
 
-    with pytest.raises(SandboxStateError, match=r"netsuite\.msgpack"):
+    with pytest.raises(SandboxStateError, match=r"netsuite\.json"):
         persist_sandbox(create_netsuite_sandbox(), tmp_path, "netsuite")
 
 
