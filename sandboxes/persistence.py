@@ -16,13 +16,18 @@ implementing `DurableSandbox`, and `persist_sandbox` wraps its app so that
 
 A process that mounts persisted sandboxes holds a shared lock on ``{data_dir}/sandboxes/.lock`` for its
 lifetime; `data_dir_in_use` tries the exclusive lock, which is how ``stratum demo reset`` tells that a
-server still uses the directory. The state is written synchronously on the event loop: the writes are
+server still uses the directory. Only one process saves a vendor's state: the first to take the exclusive
+lock on ``{vendor}.owner``. Others on the same directory (``stratum serve --workers N``, or a
+``stratum worker`` carrying its own sandboxes) start from the saved state and keep their writes in memory,
+as every process did before sandboxes were persisted: were each to save, the last one would overwrite the
+records the others had answered. The state is written synchronously on the event loop: the writes are
 small (the sandboxes hold demo volumes) and being atomic matters more here than latency.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol, cast
@@ -48,6 +53,7 @@ __all__ = [
 STATE_DIR = "sandboxes"
 """The sandboxes' directory below the data directory."""
 
+_log = logging.getLogger("stratum.sandboxes")
 _LOCK_FILE = ".lock"
 # JSON rather than msgpack: a vendor's JSON numbers have no size limit (a 29-digit amount made through a
 # sandbox's REST API must be kept as the vendor keeps it), and msgpack's integers stop at 64 bits.
@@ -90,6 +96,7 @@ class SandboxStore:
         self.directory = Path(data_dir) / STATE_DIR
         self.path = self.directory / f"{vendor}{_SUFFIX}"
         self._lock: IO[bytes] | None = None
+        self._owner: IO[bytes] | None = None
 
     def acquire(self) -> None:
         """Hold the directory's shared lock for the life of this process (released when it exits)."""
@@ -98,6 +105,27 @@ class SandboxStore:
             lock = os.open(self.directory / _LOCK_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self._lock = os.fdopen(lock, "ab")
             fcntl.flock(self._lock.fileno(), fcntl.LOCK_SH)
+
+    def claim(self) -> bool:
+        """Become the one process that saves this vendor's state (until it exits); False when another
+        process already is."""
+        if self._owner is None:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            owner = os.fdopen(os.open(self.path.with_suffix(".owner"), os.O_WRONLY | os.O_CREAT, 0o600), "wb")
+            try:
+                fcntl.flock(owner.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner.close()
+                return False
+            self._owner = owner
+        return True
+
+    def release(self) -> None:
+        """Let go of both locks, as the process's exit would (tests stop a sandbox this way)."""
+        for lock in (self._owner, self._lock):
+            if lock is not None:
+                lock.close()
+        self._owner = self._lock = None
 
     def load(self, state_type: type[Any]) -> Any | None:
         """The saved state, or None when none was saved; raises `SandboxStateError` for an unreadable one."""
@@ -218,6 +246,13 @@ def persist_sandbox(app: Litestar, data_dir: str | os.PathLike[str], vendor: str
     saved_state = store.load(sandbox.durable_type)
     if saved_state is not None:
         sandbox.restore_durable_state(saved_state)
+    app.state.sandbox_store = store
+    if not store.claim():
+        _log.warning(
+            "sandbox_not_persisted",
+            extra={"vendor": vendor, "reason": "another process on this data directory saves its state"},
+        )
+        return app
     saved = msgspec.json.encode(sandbox.durable_state())
     app.asgi_handler = cast("Any", _Persisting(cast("ASGIApp", app.asgi_handler), sandbox, store, saved))
     return app

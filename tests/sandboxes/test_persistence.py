@@ -61,10 +61,14 @@ async def test_an_answered_write_is_found_by_a_restarted_sandbox(tmp_path: Path)
 
 
 async def test_a_restarted_sandbox_continues_its_ids(tmp_path: Path) -> None:
-    async with client(kantata(tmp_path)) as http:
+    before = kantata(tmp_path)
+    async with client(before) as http:
         first = (await http.post("/api/v1/workspaces", json=NEW_WORKSPACE, headers=KANTATA_TOKEN)).json()
-    async with client(kantata(tmp_path)) as http:
+    before.state.sandbox_store.release()  # the process exits
+    after = kantata(tmp_path)
+    async with client(after) as http:
         second = (await http.post("/api/v1/workspaces", json=NEW_WORKSPACE, headers=KANTATA_TOKEN)).json()
+    after.state.sandbox_store.release()
 
     assert first["results"][0]["id"] != second["results"][0]["id"]
     assert await workspaces_titled(kantata(tmp_path), "Persisted - Data Platform") == 2
@@ -139,3 +143,23 @@ def test_a_persisted_sandbox_marks_its_data_directory_in_use(tmp_path: Path) -> 
     app = kantata(tmp_path)
     assert data_dir_in_use(tmp_path)
     assert app.state.sandbox is not None
+
+
+async def test_only_one_process_on_a_data_directory_saves_a_vendor(tmp_path: Path) -> None:
+    # `stratum serve --workers 2` with the sandboxes mounted: each process has its own copy of the records.
+    # Were both to save, the second save would drop the workspace the first had answered.
+    owner, other = kantata(tmp_path), kantata(tmp_path)
+    async with client(owner) as http:
+        kept = await http.post("/api/v1/workspaces", json=NEW_WORKSPACE, headers=KANTATA_TOKEN)
+    async with client(other) as http:
+        in_memory = await http.post(
+            "/api/v1/workspaces", json={"workspace": {"title": "Only in memory"}}, headers=KANTATA_TOKEN
+        )
+        assert await workspaces_titled(other, "Only in memory") == 1
+    assert (kept.status_code, in_memory.status_code) == (200, 200)
+    owner.state.sandbox_store.release()
+    other.state.sandbox_store.release()
+
+    restarted = kantata(tmp_path)
+    assert await workspaces_titled(restarted, "Persisted - Data Platform") == 1
+    assert await workspaces_titled(restarted, "Only in memory") == 0
