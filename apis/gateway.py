@@ -482,6 +482,13 @@ def create_app() -> ASGIApp:
     """For ASGI servers (``uvicorn --factory apis.gateway:create_app``); settings from the environment."""
     import os
 
+    from apis.profile import production_violations, refusal_message
+
     tiers = [t for t in os.environ.get("STRATUM_TIERS", ",".join(ALL_TIERS)).split(",") if t]
-    gateway = build_gateway(tiers=tiers)
-    return Edge(gateway, max_body_bytes=gateway.runtime.settings.max_body_bytes)
+    settings = load_settings()
+    # `stratum serve` checks this before it binds; an ASGI server started by hand gets the same refusal.
+    violations = production_violations(settings, tiers)
+    if violations:
+        raise SystemExit(refusal_message(violations))
+    gateway = build_gateway(settings, tiers=tiers)
+    return Edge(gateway, max_body_bytes=settings.max_body_bytes)

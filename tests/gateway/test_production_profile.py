@@ -177,6 +177,20 @@ def test_the_commands_refuse_before_anything_starts(tmp_path: Path, command: lis
     assert not (tmp_path / "data").exists()
 
 
+
+def test_an_asgi_server_started_by_hand_gets_the_same_refusal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `uvicorn --factory apis.gateway:create_app`, bypassing `stratum serve`.
+    from apis.gateway import create_app
+
+    monkeypatch.setenv("STRATUM_PROFILE", "production")
+    monkeypatch.setenv("STRATUM_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(SystemExit, match="STRATUM_MOUNT_SANDBOXES"):
+        create_app()
+    assert not (tmp_path / "data").exists()
+
+
 async def test_metrics_are_public_in_development(make_gateway: Any, make_settings: Any) -> None:
     gw = await make_gateway(make_settings())
     assert (await gw.client.get("/metrics")).status_code == 200
