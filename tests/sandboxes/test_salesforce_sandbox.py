@@ -306,14 +306,25 @@ async def test_the_daily_limit_answers_request_limit_exceeded() -> None:
 
 
 @pytest.mark.asyncio
-async def test_other_api_versions_are_not_found() -> None:
+async def test_unknown_api_versions_are_not_found() -> None:
+    # Was: only v61.0 was served. A real org serves every current version (REST API Developer Guide,
+    # "Versions": GET /services/data/), so only retired or future versions answer 404.
     async with org() as sf:
-        response = await sf.api("GET", f"/services/data/v58.0/sobjects/Account/{DEMO_ACCOUNT_ID}")
+        retired = await sf.api("GET", f"/services/data/v30.0/sobjects/Account/{DEMO_ACCOUNT_ID}")
+        future = await sf.api("GET", f"/services/data/v99.0/sobjects/Account/{DEMO_ACCOUNT_ID}")
+        garbage = await sf.api("GET", f"/services/data/latest/sobjects/Account/{DEMO_ACCOUNT_ID}")
+        older = await sf.api("GET", f"/services/data/v58.0/sobjects/Account/{DEMO_ACCOUNT_ID}")
         versions = await sf.client.get("/services/data/")
-    error = assert_error(response, 404, "NOT_FOUND")
-    assert error["message"] == "The requested resource does not exist"
-    assert "sforce-limit-info" in response.headers
-    assert versions.json() == [{"label": "Summer '24", "url": "/services/data/v61.0", "version": "61.0"}]
+    for response in (retired, future, garbage):
+        error = assert_error(response, 404, "NOT_FOUND")
+        assert error["message"] == "The requested resource does not exist"
+        assert "sforce-limit-info" in response.headers
+    assert older.status_code == 200
+    # A record's URL repeats the version the client asked for, as Salesforce's do.
+    assert older.json()["attributes"]["url"] == f"/services/data/v58.0/sobjects/Account/{DEMO_ACCOUNT_ID}"
+    listed = versions.json()
+    assert {"label": "Summer '24", "url": "/services/data/v61.0", "version": "61.0"} in listed
+    assert [entry["version"] for entry in listed] == [f"{number}.0" for number in range(31, 63)]
 
 
 @pytest.mark.asyncio
