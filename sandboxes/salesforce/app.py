@@ -5,26 +5,33 @@ Served at the app's own root (mount it anywhere: URLs it hands out follow Salesf
 
 - ``POST /services/oauth2/token``: client-credentials grant (HTTP Basic or form fields) and the JWT
   bearer grant (RS256 assertion signed with a registered client's key; `dev_jwt_private_key_pem`)
-- ``GET /services/data``: API versions (no auth, like Salesforce)
+- ``GET /services/data``: API versions (no auth, like Salesforce); every version from v31.0 up to
+  ``latest_api_version`` is served, any other answers 404 ``NOT_FOUND``; URLs in answers repeat the
+  version the request named
 - ``GET /services/data/vXX.X``, ``.../limits``
+- ``GET .../sobjects/`` (describeGlobal), ``GET .../sobjects/{Obj}/`` (basic information) and
+  ``GET .../sobjects/{Obj}/describe/``, all derived from the schemas (`sandboxes.salesforce.describe`)
 - ``.../sobjects/{Obj}``: ``POST`` creates; ``GET/PATCH/DELETE .../{id}`` read, update, delete;
   ``GET/PATCH .../{ExtField}/{value}`` read or upsert by external id (``?updateOnly=true``);
   ``GET .../updated/`` and ``.../deleted/`` (``?start=&end=``) are the replication change feeds
 - ``.../query?q=`` and ``.../queryAll?q=`` with ``nextRecordsUrl`` paging (queryAll sees deleted rows)
 - ``POST .../composite``: up to 25 subrequests with ``@{ref.field}`` references and ``allOrNone``
+- ``POST .../composite/sobjects``: create up to 200 records of any objects (sObject Collections), with
+  ``allOrNone``
 - ``/__sandbox/...``: reset, session expiry, stats and fault injection (no auth; never on vendor paths)
 - ``GET /__sandbox/records/{Object}``: the live (not deleted) records of an object as held,
   ``?Field=value`` filters by equality on top-level fields (`sandboxes.admin_records`)
 
-Objects: ``Account``, ``Contact``, ``Opportunity``, ``Contract``, ``Opportunity_Milestone__c`` and
-``Rate_Card_Line__c`` (schemas and seed in `sandboxes.salesforce.data`). Every ``/services/data/vXX.X/...``
-call needs a bearer token, counts once against the daily API limit (a composite call too) and carries
-``Sforce-Limit-Info``; errors there are Salesforce's JSON arrays.
+Objects: ``Account``, ``Contact``, ``Opportunity``, ``Contract``, ``Opportunity_Milestone__c``,
+``Rate_Card_Line__c`` and the read-only ``Organization`` (schemas and seed in `sandboxes.salesforce.data`).
+Every ``/services/data/vXX.X/...`` call needs a bearer token, counts once against the daily API limit (a
+composite call too) and carries ``Sforce-Limit-Info``; errors there are Salesforce's JSON arrays.
 
 Behaviour the public documentation leaves open is decided in one place each, marked "(unverified)", so
-it is easy to correct: the codes and messages of the change-feed, composite-shape and upsert-key errors
-(`_MESSAGES`), refusing to create a contract that is already Activated, and the maximum lifetime of a JWT
-assertion (`_JWT_MAX_LIFETIME_SECONDS`).
+it is easy to correct: the codes and messages of the change-feed, composite-shape, sObject Collections
+and upsert-key errors (`_MESSAGES`), the 405 answer to writes on a read-only object
+(`_read_only_object`), refusing to create a contract that is already Activated, and the maximum lifetime
+of a JWT assertion (`_JWT_MAX_LIFETIME_SECONDS`).
 """
 
 from __future__ import annotations
