@@ -306,16 +306,13 @@ def _version_number(version: str) -> int | None:
 
 
 def _read_only_object(schema: ObjectSchema, method: str) -> SalesforceError:
-    # A setup object's resources only allow reads (unverified: the exact list of allowed methods).
-    allowed = ",".join(
-        ["HEAD", "GET"]
-        + (["POST"] if schema.createable and method == "POST" else [])
-        + (["PATCH"] if schema.updateable and method != "POST" else [])
-        + (["DELETE"] if schema.deletable and method != "POST" else [])
-    )
-    return SalesforceError(
-        405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are {allowed}"
-    )
+    """A write the object's describe flags refuse (``Organization``): the resource answers 405 and lists
+    the methods it does allow (unverified: the exact list Salesforce names)."""
+    allowed = ["HEAD", "GET"]
+    if method != "POST":  # a record's resource: what may be done to an existing record
+        allowed += (["PATCH"] if schema.updateable else []) + (["DELETE"] if schema.deletable else [])
+    message = f"HTTP Method '{method}' not allowed. Allowed are {','.join(allowed)}"
+    return SalesforceError(405, "METHOD_NOT_ALLOWED", message)
 
 
 def _release_label(version: str) -> str:
