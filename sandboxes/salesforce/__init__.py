@@ -1,5 +1,6 @@
 """Salesforce REST API sandbox: OAuth (client credentials, JWT bearer), sObject create/read/update/delete and
-external-id upsert, SOQL queries, change feeds, composite requests, limits.
+external-id upsert, SOQL queries, change feeds, composite requests and sObject Collections create,
+describe (global, basic information, per object), the Organization object, limits; every current API version.
 
 Build one with `create_salesforce_sandbox`; the seed's well-known record ids live in
 `sandboxes.salesforce.data`; `dev_jwt_private_key_pem` signs JWT bearer assertions the default settings

@@ -5,26 +5,33 @@ Served at the app's own root (mount it anywhere: URLs it hands out follow Salesf
 
 - ``POST /services/oauth2/token``: client-credentials grant (HTTP Basic or form fields) and the JWT
   bearer grant (RS256 assertion signed with a registered client's key; `dev_jwt_private_key_pem`)
-- ``GET /services/data``: API versions (no auth, like Salesforce)
+- ``GET /services/data``: API versions (no auth, like Salesforce); every version from v31.0 up to
+  ``latest_api_version`` is served, any other answers 404 ``NOT_FOUND``; URLs in answers repeat the
+  version the request named
 - ``GET /services/data/vXX.X``, ``.../limits``
+- ``GET .../sobjects/`` (describeGlobal), ``GET .../sobjects/{Obj}/`` (basic information) and
+  ``GET .../sobjects/{Obj}/describe/``, all derived from the schemas (`sandboxes.salesforce.describe`)
 - ``.../sobjects/{Obj}``: ``POST`` creates; ``GET/PATCH/DELETE .../{id}`` read, update, delete;
   ``GET/PATCH .../{ExtField}/{value}`` read or upsert by external id (``?updateOnly=true``);
   ``GET .../updated/`` and ``.../deleted/`` (``?start=&end=``) are the replication change feeds
 - ``.../query?q=`` and ``.../queryAll?q=`` with ``nextRecordsUrl`` paging (queryAll sees deleted rows)
 - ``POST .../composite``: up to 25 subrequests with ``@{ref.field}`` references and ``allOrNone``
+- ``POST .../composite/sobjects``: create up to 200 records of any objects (sObject Collections), with
+  ``allOrNone``
 - ``/__sandbox/...``: reset, session expiry, stats and fault injection (no auth; never on vendor paths)
 - ``GET /__sandbox/records/{Object}``: the live (not deleted) records of an object as held,
   ``?Field=value`` filters by equality on top-level fields (`sandboxes.admin_records`)
 
-Objects: ``Account``, ``Contact``, ``Opportunity``, ``Contract``, ``Opportunity_Milestone__c`` and
-``Rate_Card_Line__c`` (schemas and seed in `sandboxes.salesforce.data`). Every ``/services/data/vXX.X/...``
-call needs a bearer token, counts once against the daily API limit (a composite call too) and carries
-``Sforce-Limit-Info``; errors there are Salesforce's JSON arrays.
+Objects: ``Account``, ``Contact``, ``Opportunity``, ``Contract``, ``Opportunity_Milestone__c``,
+``Rate_Card_Line__c`` and the read-only ``Organization`` (schemas and seed in `sandboxes.salesforce.data`).
+Every ``/services/data/vXX.X/...`` call needs a bearer token, counts once against the daily API limit (a
+composite call too) and carries ``Sforce-Limit-Info``; errors there are Salesforce's JSON arrays.
 
 Behaviour the public documentation leaves open is decided in one place each, marked "(unverified)", so
-it is easy to correct: the codes and messages of the change-feed, composite-shape and upsert-key errors
-(`_MESSAGES`), refusing to create a contract that is already Activated, and the maximum lifetime of a JWT
-assertion (`_JWT_MAX_LIFETIME_SECONDS`).
+it is easy to correct: the codes and messages of the change-feed, composite-shape, sObject Collections
+and upsert-key errors (`_MESSAGES`), the 405 answer to writes on a read-only object
+(`_read_only_object`), refusing to create a contract that is already Activated, and the maximum lifetime
+of a JWT assertion (`_JWT_MAX_LIFETIME_SECONDS`).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from hashlib import sha256
@@ -82,6 +90,7 @@ from sandboxes.salesforce.data import (
     parse_datetime,
     salesforce_id,
 )
+from sandboxes.salesforce.describe import describe_global, describe_object, object_basics
 from sandboxes.salesforce.soql import BoundQuery, SoqlError, compile_query
 
 __all__ = [
@@ -110,6 +119,16 @@ _MAX_CURSORS = 100
 _DEFAULT_BATCH_SIZE = 2000
 _MIN_BATCH_SIZE = 200
 _NOT_FOUND_MESSAGE = "The requested resource does not exist"
+# Salesforce retired v21.0-v30.0 in Summer '25; every later release is still served.
+_OLDEST_API_VERSION = 31
+_VERSION_SEGMENT = re.compile(r"v(\d{2,3})\.0")
+# The version the current request named (``vXX.X`` in its path): the URLs Salesforce hands back
+# (``attributes.url``, ``nextRecordsUrl``, ``Location``) repeat it. Set per request by `_ApiGate` and per
+# composite subrequest, so no handler has to pass it down to where records are rendered.
+_REQUEST_VERSION: ContextVar[str | None] = ContextVar("salesforce_request_version", default=None)
+# `POST .../composite/sobjects` takes at most this many records (the REST API Developer Guide's
+# "sObject Collections").
+_COLLECTION_MAX_RECORDS = 200
 # Currency fields are currency(18,2): the first value with 17 digits before the decimal point is too large.
 _CURRENCY_LIMIT = 10**16
 # The running user's currency, the default for CurrencyIsoCode on create (the org's corporate currency).
@@ -141,6 +160,10 @@ _MESSAGES = {
     "composite_duplicate_reference": "Duplicate referenceId provided in the request: {reference_id}",
     "unresolved_reference": "Invalid reference specified. No value for {expression} found in {reference_id}. "
     "Provided referenceId ('{reference_id}') must belong to an earlier subrequest that succeeded.",
+    "collection_too_many": "Maximum number of records allowed is 200",
+    "collection_type_missing": "The attributes.type property must be specified for every record",
+    "collection_id_given": "Record ID: cannot specify Id in an insert call",
+    "unsupported_operation": "entity type {sobject} does not support {operation}",
     "contract_status_on_create": "Status: Choose a valid contract status and save your changes. "
     "Ask your admin for details.",
 }
@@ -167,8 +190,11 @@ def _default_usernames() -> dict[str, str]:
 class SalesforceSandboxSettings(msgspec.Struct, kw_only=True, frozen=True):
     """How the sandbox behaves; the defaults match a fresh developer org."""
 
-    api_version: str = "v61.0"
-    """The only API version served; any other answers 404 ``NOT_FOUND``."""
+    latest_api_version: str = "v62.0"
+    """The newest API version served. Like a real org, the sandbox serves every release from v31.0 (the
+    oldest Salesforce still serves) up to this one, so clients pinned to any current version work (the
+    adapter's is configuration; simple-salesforce has its own default); any other answers 404
+    ``NOT_FOUND``."""
     clients: Mapping[str, str] = msgspec.field(default_factory=_default_clients)
     """Consumer key -> consumer secret accepted by the client-credentials grant."""
     jwt_clients: Mapping[str, str] | None = None
@@ -188,6 +214,8 @@ class SalesforceSandboxSettings(msgspec.Struct, kw_only=True, frozen=True):
     seed: int = 42
 
     def __post_init__(self) -> None:
+        if _version_number(self.latest_api_version) is None:
+            raise ValueError(f"latest_api_version must look like v62.0, not {self.latest_api_version!r}")
         unknown = sorted(name for name, user_id in self.usernames.items() if user_id not in USERS)
         if unknown:
             # msgspec reports this as a validation error naming the settings.
@@ -269,6 +297,22 @@ class _Result:
 
 def _not_found() -> SalesforceError:
     return SalesforceError(404, "NOT_FOUND", _NOT_FOUND_MESSAGE)
+
+
+def _version_number(version: str) -> int | None:
+    """62 for ``v62.0``; None for anything that is not a release's version path segment."""
+    match = _VERSION_SEGMENT.fullmatch(version)
+    return int(match.group(1)) if match else None
+
+
+def _read_only_object(schema: ObjectSchema, method: str) -> SalesforceError:
+    """A write the object's describe flags refuse (``Organization``): the resource answers 405 and lists
+    the methods it does allow (unverified: the exact list Salesforce names)."""
+    allowed = ["HEAD", "GET"]
+    if method != "POST":  # a record's resource: what may be done to an existing record
+        allowed += (["PATCH"] if schema.updateable else []) + (["DELETE"] if schema.deletable else [])
+    message = f"HTTP Method '{method}' not allowed. Allowed are {','.join(allowed)}"
+    return SalesforceError(405, "METHOD_NOT_ALLOWED", message)
 
 
 def _release_label(version: str) -> str:
@@ -426,9 +470,21 @@ class SalesforceSandbox:
 
     # -- records: lookup and rendering --------------------------------------------------------------------
 
+    def versions(self) -> list[str]:
+        """Every version path the org serves, oldest first (``GET /services/data/``)."""
+        latest = _version_number(self.settings.latest_api_version)
+        assert latest is not None  # the settings checked it
+        return [f"v{number}.0" for number in range(_OLDEST_API_VERSION, latest + 1)]
+
     def check_version(self, version: str) -> None:
-        if version != self.settings.api_version:
+        number = _version_number(version)
+        latest = _version_number(self.settings.latest_api_version)
+        if number is None or latest is None or not _OLDEST_API_VERSION <= number <= latest:
             raise _not_found()
+
+    def version_base(self) -> str:
+        """``/services/data/vXX.X`` for the version the current request named (the latest outside one)."""
+        return f"/services/data/{_REQUEST_VERSION.get() or self.settings.latest_api_version}"
 
     def schema(self, sobject: str) -> ObjectSchema:
         wanted = sobject.lower()
@@ -448,7 +504,7 @@ class SalesforceSandbox:
         raise _not_found()
 
     def record_url(self, schema: ObjectSchema, record_id: str) -> str:
-        return f"/services/data/{self.settings.api_version}/sobjects/{schema.name}/{record_id}"
+        return f"{self.version_base()}/sobjects/{schema.name}/{record_id}"
 
     def render(
         self, schema: ObjectSchema, record: Record, fields: tuple[FieldSpec, ...] | None = None
@@ -496,6 +552,8 @@ class SalesforceSandbox:
 
     def create(self, schema: ObjectSchema, body: Any, user_id: str) -> str:
         """``POST .../sobjects/{Obj}/``: validate `body`, apply defaults and derived fields; the new id."""
+        if not schema.createable:
+            raise _read_only_object(schema, "POST")
         changes = self._changes(schema, body, creating=True)
         defaults: dict[str, Any] = {}
         if schema.field("OwnerId") is not None:
@@ -533,6 +591,8 @@ class SalesforceSandbox:
     def update(self, schema: ObjectSchema, record_id: str, body: Any) -> None:
         """``PATCH .../sobjects/{Obj}/{id}``: apply `body`, validated the way Salesforce does."""
         record = self.record(schema, record_id)
+        if not schema.updateable:
+            raise _read_only_object(schema, "PATCH")
         changes = self._changes(schema, body, creating=False)
         missing = [name for name, value in changes.items() if value is None and _required(schema, name)]
         if missing:
@@ -574,6 +634,8 @@ class SalesforceSandbox:
     def delete(self, schema: ObjectSchema, record_id: str) -> None:
         """``DELETE .../sobjects/{Obj}/{id}``: to the recycle bin, with its master-detail children."""
         record = self.record(schema, record_id)
+        if not schema.deletable:
+            raise _read_only_object(schema, "DELETE")
         self._delete(schema, record, self.now())
 
     def _delete(self, schema: ObjectSchema, record: Record, moment: datetime) -> None:
@@ -857,8 +919,7 @@ class SalesforceSandbox:
         end = offset + len(batch)
         payload: dict[str, Any] = {"totalSize": len(cursor.rows), "done": end >= len(cursor.rows)}
         if not payload["done"]:
-            version = self.settings.api_version
-            payload["nextRecordsUrl"] = f"/services/data/{version}/{resource}/{locator}-{end}"
+            payload["nextRecordsUrl"] = f"{self.version_base()}/{resource}/{locator}-{end}"
         payload["records"] = batch
         return payload
 
@@ -926,6 +987,75 @@ class SalesforceSandbox:
             ]
         return {"compositeResponse": results}
 
+    def basic_info(self, schema: ObjectSchema) -> dict[str, Any]:
+        """``GET .../sobjects/{Obj}/`` (sObject Basic Information): the object's describeGlobal entry and
+        its recently viewed records, of which an API-only user has none."""
+        return {"objectDescribe": object_basics(self.version_base(), schema), "recentItems": []}
+
+    def create_collection(self, body: Any, user_id: str) -> list[dict[str, Any]]:
+        """``POST .../composite/sobjects`` (sObject Collections, create): up to 200 records of any objects,
+        each named by ``attributes.type``, in order. One result per record, ``{id, success, errors}``;
+        errors there carry ``statusCode`` rather than ``errorCode``. With ``allOrNone`` one failure rolls
+        every record back and the others answer ``ALL_OR_NONE_OPERATION_ROLLED_BACK``."""
+        if not isinstance(body, dict) or not isinstance(body.get("records"), list):
+            raise SalesforceError(
+                400, "JSON_PARSER_ERROR", _MESSAGES["composite_shape"].format(detail="records")
+            )
+        records: list[Any] = body["records"]
+        for record in records:
+            if not isinstance(record, dict):
+                raise _deserialize_error("SObject", record)
+        if len(records) > _COLLECTION_MAX_RECORDS:
+            raise SalesforceError(400, "EXCEEDED_ID_LIMIT", _MESSAGES["collection_too_many"])
+        all_or_none = body.get("allOrNone") is True
+        before = self._save() if all_or_none else None
+        results: list[dict[str, Any]] = []
+        for record in records:
+            try:
+                results.append({"id": self._create_member(record, user_id), "success": True, "errors": []})
+            except SalesforceError as exc:
+                errors = [
+                    {
+                        "statusCode": error["errorCode"],
+                        "message": error["message"],
+                        "fields": error.get("fields", []),
+                    }
+                    for error in exc.body()
+                ]
+                results.append({"id": None, "success": False, "errors": errors})
+        if before is not None and any(not result["success"] for result in results):
+            self._restore(before)
+            rolled_back = {
+                "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                "message": "Record rolled back because not all records were valid and the request was using "
+                "AllOrNone header",
+                "fields": [],
+            }
+            results = [
+                result if not result["success"] else {"id": None, "success": False, "errors": [rolled_back]}
+                for result in results
+            ]
+        return results
+
+    def _create_member(self, record: dict[str, Any], user_id: str) -> str:
+        attributes = record.get("attributes")
+        sobject = attributes.get("type") if isinstance(attributes, dict) else None
+        if not isinstance(sobject, str):
+            raise SalesforceError(400, "INVALID_FIELD", _MESSAGES["collection_type_missing"])
+        try:
+            schema = self.schema(sobject)
+        except SalesforceError:
+            raise SalesforceError(
+                400, "INVALID_TYPE", f"sObject type '{sobject}' is not supported."
+            ) from None
+        if not schema.createable:
+            operation = _MESSAGES["unsupported_operation"].format(sobject=schema.name, operation="insert")
+            raise SalesforceError(400, "INVALID_TYPE_FOR_OPERATION", operation)
+        fields = {key: value for key, value in record.items() if key != "attributes"}
+        if any(key.lower() == "id" for key in fields):
+            raise SalesforceError(400, "INVALID_FIELD", _MESSAGES["collection_id_given"], ["Id"])
+        return self.create(schema, fields, user_id)
+
     def _subrequest(self, subrequest: Mapping[str, Any], bodies: Mapping[str, Any], user_id: str) -> _Result:
         try:
             url = _resolve_references(subrequest["url"], bodies, in_url=True)
@@ -950,7 +1080,16 @@ class SalesforceSandbox:
         if match is None:
             raise _not_found()
         self.check_version(match.group(1))
-        parts = [unquote(part) for part in match.group(2).strip("/").split("/") if part]
+        token = _REQUEST_VERSION.set(match.group(1))
+        try:
+            return self._dispatch(method, match.group(2), query_string, body, headers, user_id)
+        finally:
+            _REQUEST_VERSION.reset(token)
+
+    def _dispatch(
+        self, method: str, rest: str, query_string: str, body: Any, headers: Mapping[str, str], user_id: str
+    ) -> _Result:
+        parts = [unquote(part) for part in rest.strip("/").split("/") if part]
         params = dict(parse_qsl(query_string, keep_blank_values=True))
 
         def allow(*methods: str) -> None:
@@ -968,11 +1107,19 @@ class SalesforceSandbox:
         if parts == ["limits"]:
             allow("GET")
             return _Result(200, self.limits())
+        if parts == ["sobjects"]:
+            allow("GET")
+            return _Result(200, describe_global(self.version_base(), SCHEMAS))
         if len(parts) < 2 or len(parts) > 4 or parts[0] != "sobjects":
             raise _not_found()
         schema = self.schema(parts[1])
+        if len(parts) == 3 and parts[2] == "describe":
+            allow("GET")
+            return _Result(200, describe_object(self.version_base(), schema, SCHEMAS))
+        if len(parts) == 2 and method == "GET":
+            return _Result(200, self.basic_info(schema))
         if len(parts) == 2:
-            allow("POST")
+            allow("GET", "POST")
             record_id = self.create(schema, body, user_id)
             return _created(self.record_url(schema, record_id), record_id)
         if len(parts) == 3 and parts[2] in ("updated", "deleted"):
@@ -1008,8 +1155,17 @@ class SalesforceSandbox:
     def _restore(self, state: _DataState) -> None:
         self.records = state.records
         self.recycle_bin = state.recycle_bin
+        # State saved before an object existed (e.g. Organization) lacks it: it starts from the seed.
+        missing = [name for name in SCHEMAS if name not in self.records]
+        if missing:
+            seed = build_seed(self.settings.seed)
+            for name in missing:
+                self.records[name] = seed[name]
         self._serials = state.serials
         self._auto_numbers = state.auto_numbers
+        for name, schema in SCHEMAS.items():
+            self.recycle_bin.setdefault(name, {})
+            self._serials.setdefault(schema.key_prefix, _FIRST_MINTED_NUMBER)
 
 
 # Handlers receive the org through Litestar's DI, by parameter name.
@@ -1488,9 +1644,13 @@ def _user(request: Request[Any, Any, Any], sandbox: SalesforceSandbox) -> str:
 
 @get("/services/data")
 async def list_versions(sandbox: _Sandbox) -> Response[bytes]:
-    version = sandbox.settings.api_version
-    number = version.removeprefix("v")
-    return _json([{"label": _release_label(number), "url": f"/services/data/{version}", "version": number}])
+    return _json(
+        [
+            {"label": _release_label(number), "url": f"/services/data/{version}", "version": number}
+            for version in sandbox.versions()
+            for number in (version.removeprefix("v"),)
+        ]
+    )
 
 
 @get("/services/data/{version:str}")
@@ -1505,6 +1665,36 @@ async def list_resources(version: FromPath[str], sandbox: _Sandbox) -> Response[
 async def limits(version: FromPath[str], sandbox: _Sandbox) -> Response[bytes]:
     sandbox.check_version(version)
     return _json(sandbox.limits())
+
+
+@get("/services/data/{version:str}/sobjects")
+async def describe_global_resource(version: FromPath[str], sandbox: _Sandbox) -> Response[bytes]:
+    sandbox.check_version(version)
+    return _json(describe_global(sandbox.version_base(), SCHEMAS))
+
+
+@get(_OBJECT_PATH)
+async def sobject_basic_info(
+    version: FromPath[str], sobject: FromPath[str], sandbox: _Sandbox
+) -> Response[bytes]:
+    sandbox.check_version(version)
+    return _json(sandbox.basic_info(sandbox.schema(sobject)))
+
+
+@get(_OBJECT_PATH + "/describe")
+async def sobject_describe(
+    version: FromPath[str], sobject: FromPath[str], sandbox: _Sandbox
+) -> Response[bytes]:
+    sandbox.check_version(version)
+    return _json(describe_object(sandbox.version_base(), sandbox.schema(sobject), SCHEMAS))
+
+
+@post("/services/data/{version:str}/composite/sobjects", status_code=200)
+async def create_collection(
+    request: Request[Any, Any, Any], version: FromPath[str], sandbox: _Sandbox
+) -> Response[bytes]:
+    sandbox.check_version(version)
+    return _json(sandbox.create_collection(await _body(request), _user(request, sandbox)))
 
 
 @post(_OBJECT_PATH, status_code=201)
@@ -1732,6 +1922,8 @@ class _ApiGate:
             await _send_errors(send, error, sandbox.limit_info())
             return
         limit_info = sandbox.limit_info().encode()
+        version = path[len(_DATA_PREFIX) :].partition("/")[0]
+        token = _REQUEST_VERSION.set(version)
 
         async def send_with_limit_info(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -1739,7 +1931,10 @@ class _ApiGate:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_limit_info)
+        try:
+            await self.app(scope, receive, send_with_limit_info)
+        finally:
+            _REQUEST_VERSION.reset(token)
 
 
 def create_salesforce_sandbox(
@@ -1767,6 +1962,10 @@ def create_salesforce_sandbox(
             list_versions,
             list_resources,
             limits,
+            describe_global_resource,
+            sobject_basic_info,
+            sobject_describe,
+            create_collection,
             create_record,
             updated_records,
             deleted_records,

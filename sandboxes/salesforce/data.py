@@ -95,7 +95,9 @@ __all__ = [
     "OPEN_OPPORTUNITY_ID",
     "OPPORTUNITY_MILESTONE_SCHEMA",
     "OPPORTUNITY_SCHEMA",
+    "ORGANIZATION_SCHEMA",
     "ORG_ID",
+    "ORG_NAME",
     "RATE_CARD_LINE_SCHEMA",
     "READY_FIXED_FEE_OPPORTUNITY_ID",
     "READY_MILESTONE_OPPORTUNITY_ID",
@@ -120,6 +122,7 @@ __all__ = [
     "contract_end_date",
     "format_datetime",
     "normalize_salesforce_id",
+    "organization_record",
     "parse_datetime",
     "salesforce_id",
 ]
@@ -208,6 +211,7 @@ def normalize_salesforce_id(value: str) -> str | None:
 
 
 ORG_ID = salesforce_id("00D", 1)
+ORG_NAME = "Stratum Sandbox Org"
 
 INTEGRATION_USER_ID = salesforce_id("005", 1)
 USERS: Mapping[str, str] = {
@@ -279,11 +283,18 @@ class FieldSpec:
 
 @dataclass(frozen=True, slots=True)
 class ObjectSchema:
-    """An sObject type: its name, key prefix and fields in describe order."""
+    """An sObject type: its name, key prefix and fields in describe order.
+
+    `createable`/`updateable`/`deletable` are the object's describe flags for the API user, enforced by
+    the sandbox: a setup object such as ``Organization`` can be read and queried but not written.
+    """
 
     name: str
     key_prefix: str
     fields: tuple[FieldSpec, ...]
+    createable: bool = True
+    updateable: bool = True
+    deletable: bool = True
     _by_lower_name: Mapping[str, FieldSpec] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -491,6 +502,33 @@ RATE_CARD_LINE_SCHEMA = ObjectSchema(
     ),
 )
 
+# The org itself (`GET .../sobjects/Organization/{ORG_ID}`, ``SELECT ... FROM Organization``): one record,
+# read-only through the API (the integration user cannot change company settings). A subset of its fields.
+ORGANIZATION_SCHEMA = ObjectSchema(
+    "Organization",
+    "00D",
+    (
+        _ID,
+        _read_only("Name", "string", length=80),
+        _read_only("Division", "string", length=80),
+        _read_only("Country", "string", length=80),
+        _read_only("DefaultLocaleSidKey", "picklist", length=40),
+        _read_only("LanguageLocaleKey", "picklist", length=40),
+        _read_only("TimeZoneSidKey", "picklist", length=40),
+        _read_only("OrganizationType", "picklist", length=40),
+        _read_only("InstanceName", "string", length=5),
+        _read_only("IsSandbox", "boolean"),
+        _read_only("NamespacePrefix", "string", length=15),
+        _read_only("TrialExpirationDate", "datetime"),
+        _read_only("CreatedDate", "datetime"),
+        _read_only("LastModifiedDate", "datetime"),
+        _read_only("SystemModstamp", "datetime"),
+    ),
+    createable=False,
+    updateable=False,
+    deletable=False,
+)
+
 SCHEMAS: Mapping[str, ObjectSchema] = {
     schema.name: schema
     for schema in (
@@ -500,6 +538,7 @@ SCHEMAS: Mapping[str, ObjectSchema] = {
         CONTRACT_SCHEMA,
         OPPORTUNITY_MILESTONE_SCHEMA,
         RATE_CARD_LINE_SCHEMA,
+        ORGANIZATION_SCHEMA,
     )
 }
 
@@ -2137,4 +2176,27 @@ def _seed_template(seed: int) -> dict[str, dict[str, Record]]:
         "Contract": _contracts(accounts, opportunities, seed),
         "Opportunity_Milestone__c": terms.milestones,
         "Rate_Card_Line__c": terms.rate_cards,
+        "Organization": {ORG_ID: organization_record()},
+    }
+
+
+def organization_record() -> Record:
+    """The org's one ``Organization`` record (the same for every seed)."""
+    stamp = format_datetime(_SEED_NOW - timedelta(days=400))
+    return {
+        "Id": ORG_ID,
+        "Name": ORG_NAME,
+        "Division": None,
+        "Country": "US",
+        "DefaultLocaleSidKey": "en_US",
+        "LanguageLocaleKey": "en_US",
+        "TimeZoneSidKey": "America/Los_Angeles",
+        "OrganizationType": "Enterprise Edition",
+        "InstanceName": "NA224",
+        "IsSandbox": False,
+        "NamespacePrefix": None,
+        "TrialExpirationDate": None,
+        "CreatedDate": stamp,
+        "LastModifiedDate": stamp,
+        "SystemModstamp": stamp,
     }

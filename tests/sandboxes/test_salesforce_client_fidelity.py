@@ -24,10 +24,11 @@ import requests
 import trustme
 import uvicorn
 from requests.adapters import HTTPAdapter
-from simple_salesforce.api import Salesforce
+from simple_salesforce.api import DEFAULT_API_VERSION, Salesforce
 from simple_salesforce.exceptions import (
     SalesforceAuthenticationFailed,
     SalesforceExpiredSession,
+    SalesforceGeneralError,
     SalesforceMalformedRequest,
     SalesforceMoreThanOneRecord,
     SalesforceResourceNotFound,
@@ -47,6 +48,10 @@ from sandboxes.salesforce.data import (
     DUPLICATE_CONTACT_IDS,
     INTEGRATION_USER_ID,
     INTEGRATION_USERNAME,
+    ORG_ID,
+    ORG_NAME,
+    SCHEMAS,
+    STAGES,
     USERNAMES,
 )
 
@@ -176,6 +181,14 @@ def client_credentials(session: requests.Session) -> Any:
         domain=MY_DOMAIN,
         version=API_VERSION,
         session=session,
+    )
+
+
+def default_version_client(session: requests.Session) -> Any:
+    """A client-credentials login with simple-salesforce's own default API version (no ``version=``),
+    as most code that uses the library is written."""
+    return Salesforce(
+        consumer_key=CONSUMER_KEY, consumer_secret=CONSUMER_SECRET, domain=MY_DOMAIN, session=session
     )
 
 
@@ -453,3 +466,206 @@ def test_a_client_given_only_a_session_id_raises_salesforce_expired_session(
 
 def test_jwt_username_constant_is_the_integration_user() -> None:
     assert USERNAMES[INTEGRATION_USERNAME] == INTEGRATION_USER_ID
+
+
+# ---------------------------------------------------------------------------------------------------------
+# API versions, describe, sObject Collections and the Organization object (REST API Developer Guide
+# resources: "Versions", "Describe Global", "sObject Basic Information", "sObject Describe",
+# "sObject Collections" (create), "sObject Rows" on Organization, "Query")
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_versions_resource_lists_the_client_default_version(session: requests.Session) -> None:
+    # "Versions": GET /services/data/ (no session needed) lists every version the org serves.
+    listed = session.get(f"https://{INSTANCE_HOST}/services/data/").json()
+    urls = [entry["url"] for entry in listed]
+    assert f"/services/data/v{DEFAULT_API_VERSION}" in urls
+    assert {f"/services/data/v{number}.0" for number in range(55, 63)} <= set(urls)
+    assert all(set(entry) == {"label", "url", "version"} for entry in listed)
+
+
+def test_the_client_at_its_default_version_queries_and_reads(session: requests.Session) -> None:
+    sf = default_version_client(session)
+    assert sf.sf_version == DEFAULT_API_VERSION
+    base = f"/services/data/v{DEFAULT_API_VERSION}"
+    account = sf.Account.get(DEMO_ACCOUNT_ID)
+    assert account["Name"] == "Northwind Health Systems"
+    assert account["attributes"]["url"] == f"{base}/sobjects/Account/{DEMO_ACCOUNT_ID}"
+    soql = f"SELECT Id FROM Opportunity WHERE AccountId = '{BIG_ACCOUNT_ID}'"
+    everything = sf.query_all(soql, headers={"Sforce-Query-Options": "batchSize=200"})
+    assert len({record["Id"] for record in everything["records"]}) == BIG_ACCOUNT_OPPORTUNITY_COUNT
+    # nextRecordsUrl stays on the version the client chose.
+    paths = [r["path"] for r in stats(session)["requests"] if "/query/" in r["path"]]
+    assert len(paths) == 2
+    assert all(path.startswith(f"{base}/query/") for path in paths)
+    created = sf.Contact.create({"LastName": "Default", "AccountId": DEMO_ACCOUNT_ID})
+    assert sf.Contact.get(created["id"])["LastName"] == "Default"
+
+
+def test_an_unknown_version_is_not_found(session: requests.Session) -> None:
+    token = default_version_client(session).session_id
+    for version in ("99.0", "20.0"):
+        sf: Any = Salesforce(
+            instance_url=f"https://{INSTANCE_HOST}", session_id=token, version=version, session=session
+        )
+        with pytest.raises(SalesforceResourceNotFound) as caught:
+            sf.Account.get(DEMO_ACCOUNT_ID)
+        assert error_body(caught.value) == [
+            {"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}
+        ]
+
+
+def test_describe_global_lists_every_object(session: requests.Session) -> None:
+    # "Describe Global": GET /services/data/vXX.X/sobjects/
+    described = default_version_client(session).describe()
+    assert described["maxBatchSize"] == 200
+    by_name = {entry["name"]: entry for entry in described["sobjects"]}
+    assert set(by_name) == set(SCHEMAS)
+    assert (by_name["Account"]["keyPrefix"], by_name["Account"]["createable"]) == ("001", True)
+    assert by_name["Opportunity_Milestone__c"]["custom"] is True
+    assert by_name["Organization"]["createable"] is False
+    assert (
+        by_name["Contact"]["urls"]["describe"]
+        == f"/services/data/v{DEFAULT_API_VERSION}/sobjects/Contact/describe"
+    )
+
+
+def test_sobject_describe_lists_the_fields_the_org_enforces(session: requests.Session) -> None:
+    # "sObject Describe": GET /services/data/vXX.X/sobjects/{sObject}/describe/
+    sf = default_version_client(session)
+    for name, schema in SCHEMAS.items():
+        described = getattr(sf, name).describe()
+        assert described["name"] == name
+        assert [f["name"] for f in described["fields"]] == [spec.name for spec in schema.fields]
+    fields = {f["name"]: f for f in sf.Opportunity.describe()["fields"]}
+    keys = {"name", "label", "type", "length", "precision", "scale", "nillable", "custom", "createable"}
+    keys |= {"updateable", "referenceTo", "picklistValues", "externalId", "unique", "soapType"}
+    assert all(keys <= set(f) for f in fields.values())
+    amount = fields["Amount"]
+    assert (amount["type"], amount["precision"], amount["scale"], amount["nillable"]) == (
+        "currency",
+        18,
+        2,
+        True,
+    )
+    stage = fields["StageName"]
+    assert [value["value"] for value in stage["picklistValues"]] == list(STAGES)
+    assert (stage["restrictedPicklist"], stage["nillable"]) == (True, False)
+    account = fields["AccountId"]
+    assert (account["type"], account["referenceTo"], account["relationshipName"]) == (
+        "reference",
+        ["Account"],
+        "Account",
+    )
+    assert (fields["IsWon"]["createable"], fields["IsWon"]["updateable"]) == (False, False)
+    assert (fields["Billing_Model__c"]["custom"], fields["Billing_Model__c"]["label"]) == (
+        True,
+        "Billing Model",
+    )
+    assert (fields["Stratum_Id__c"]["externalId"], fields["Stratum_Id__c"]["unique"]) == (True, True)
+    assert (fields["Name"]["type"], fields["Name"]["length"]) == ("string", 120)
+    children = {(c["childSObject"], c["field"]) for c in sf.Opportunity.describe()["childRelationships"]}
+    assert ("Opportunity_Milestone__c", "Opportunity__c") in children
+    # What a describe-driven client does next: select every field it was told about.
+    names = ", ".join(f["name"] for f in sf.Account.describe()["fields"])
+    rows = sf.query(f"SELECT {names} FROM Account WHERE Id = '{DEMO_ACCOUNT_ID}'")["records"]
+    assert rows[0]["Name"] == "Northwind Health Systems"
+
+
+def test_sobject_basic_information(session: requests.Session) -> None:
+    # "sObject Basic Information": GET /services/data/vXX.X/sobjects/{sObject}/
+    metadata = default_version_client(session).Account.metadata()
+    assert metadata["objectDescribe"]["name"] == "Account"
+    assert metadata["objectDescribe"]["keyPrefix"] == "001"
+    assert "fields" not in metadata["objectDescribe"]
+    assert metadata["recentItems"] == []
+
+
+def count(sf: Any, soql: str) -> int:
+    total: int = sf.query(soql)["totalSize"]
+    return total
+
+
+def test_sobject_collections_create(session: requests.Session) -> None:
+    # "sObject Collections" create: POST /services/data/vXX.X/composite/sobjects
+    sf = default_version_client(session)
+    body = {
+        "allOrNone": False,
+        "records": [
+            {"attributes": {"type": "Account"}, "Name": "Collection Co"},
+            {"attributes": {"type": "Contact"}, "LastName": "Collected", "AccountId": DEMO_ACCOUNT_ID},
+            {"attributes": {"type": "Contact"}, "FirstName": "No last name"},
+        ],
+    }
+    answer = sf.restful("composite/sobjects", method="POST", json=body)
+    assert [result["success"] for result in answer] == [True, True, False]
+    assert sf.Account.get(answer[0]["id"])["Name"] == "Collection Co"
+    assert sf.Contact.get(answer[1]["id"])["AccountId"] == DEMO_ACCOUNT_ID
+    assert answer[0]["errors"] == []
+    assert answer[2]["errors"] == [
+        {
+            "statusCode": "REQUIRED_FIELD_MISSING",
+            "message": "Required fields are missing: [LastName]",
+            "fields": ["LastName"],
+        }
+    ]
+
+
+def test_sobject_collections_all_or_none_rolls_back(session: requests.Session) -> None:
+    sf = default_version_client(session)
+    before = count(sf, "SELECT Id FROM Account")
+    body = {
+        "allOrNone": True,
+        "records": [
+            {"attributes": {"type": "Account"}, "Name": "Rolled Back Co"},
+            {"attributes": {"type": "Contact"}, "FirstName": "No last name"},
+        ],
+    }
+    answer = sf.restful("composite/sobjects", method="POST", json=body)
+    assert [result["success"] for result in answer] == [False, False]
+    assert answer[0]["errors"][0]["statusCode"] == "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    assert answer[1]["errors"][0]["statusCode"] == "REQUIRED_FIELD_MISSING"
+    assert count(sf, "SELECT Id FROM Account") == before
+
+
+def test_sobject_collections_take_at_most_200_records(session: requests.Session) -> None:
+    sf = default_version_client(session)
+    records = [{"attributes": {"type": "Account"}, "Name": f"Bulk {n}"} for n in range(201)]
+    before = count(sf, "SELECT Id FROM Account")
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        sf.restful("composite/sobjects", method="POST", json={"records": records})
+    assert error_body(caught.value)[0]["errorCode"] == "EXCEEDED_ID_LIMIT"
+    assert count(sf, "SELECT Id FROM Account") == before
+    answer = sf.restful("composite/sobjects", method="POST", json={"records": records[:200]})
+    assert len(answer) == 200
+    assert all(result["success"] for result in answer)
+    assert count(sf, "SELECT Id FROM Account") == before + 200
+
+
+def test_organization_is_readable_and_queryable_but_not_writable(session: requests.Session) -> None:
+    # "sObject Rows" and "Query" on Organization, the org's one setup record.
+    sf = default_version_client(session)
+    rows = sf.query("SELECT Id, Name, OrganizationType, IsSandbox FROM Organization")["records"]
+    assert [(row["Id"], row["Name"]) for row in rows] == [(ORG_ID, ORG_NAME)]
+    assert sf.is_sandbox() is False  # simple-salesforce's own Organization query
+    organization = sf.Organization.get(ORG_ID)
+    assert (organization["attributes"]["type"], organization["Name"]) == ("Organization", ORG_NAME)
+    # The identity URL the login answered names the same org id.
+    assert sf.query("SELECT Id FROM Organization")["records"][0]["Id"] == ORG_ID
+    identity = session.post(
+        f"https://{INSTANCE_HOST}/services/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": CONSUMER_KEY,
+            "client_secret": CONSUMER_SECRET,
+        },
+    ).json()["id"]
+    assert f"/id/{ORG_ID}/" in identity
+    with pytest.raises(SalesforceGeneralError) as caught:
+        sf.Organization.update(ORG_ID, {"Name": "Renamed"})
+    assert caught.value.status == 405
+    with pytest.raises(SalesforceGeneralError):
+        sf.Organization.create({"Name": "Another org"})
+    assert sf.Organization.get(ORG_ID)["Name"] == ORG_NAME
+    described = sf.Organization.describe()
+    assert (described["createable"], described["updateable"], described["deletable"]) == (False, False, False)

@@ -55,6 +55,8 @@ from sandboxes.salesforce.data import (
     NO_TAX_JURISDICTION_OPPORTUNITY_ID,
     NULL_AMOUNT_OPPORTUNITY_ID,
     OPEN_OPPORTUNITY_ID,
+    ORG_ID,
+    ORG_NAME,
     READY_FIXED_FEE_OPPORTUNITY_ID,
     READY_MILESTONE_OPPORTUNITY_ID,
     READY_OPPORTUNITY_ID,
@@ -306,14 +308,25 @@ async def test_the_daily_limit_answers_request_limit_exceeded() -> None:
 
 
 @pytest.mark.asyncio
-async def test_other_api_versions_are_not_found() -> None:
+async def test_unknown_api_versions_are_not_found() -> None:
+    # Was: only v61.0 was served. A real org serves every current version (REST API Developer Guide,
+    # "Versions": GET /services/data/), so only retired or future versions answer 404.
     async with org() as sf:
-        response = await sf.api("GET", f"/services/data/v58.0/sobjects/Account/{DEMO_ACCOUNT_ID}")
+        retired = await sf.api("GET", f"/services/data/v30.0/sobjects/Account/{DEMO_ACCOUNT_ID}")
+        future = await sf.api("GET", f"/services/data/v99.0/sobjects/Account/{DEMO_ACCOUNT_ID}")
+        garbage = await sf.api("GET", f"/services/data/latest/sobjects/Account/{DEMO_ACCOUNT_ID}")
+        older = await sf.api("GET", f"/services/data/v58.0/sobjects/Account/{DEMO_ACCOUNT_ID}")
         versions = await sf.client.get("/services/data/")
-    error = assert_error(response, 404, "NOT_FOUND")
-    assert error["message"] == "The requested resource does not exist"
-    assert "sforce-limit-info" in response.headers
-    assert versions.json() == [{"label": "Summer '24", "url": "/services/data/v61.0", "version": "61.0"}]
+    for response in (retired, future, garbage):
+        error = assert_error(response, 404, "NOT_FOUND")
+        assert error["message"] == "The requested resource does not exist"
+        assert "sforce-limit-info" in response.headers
+    assert older.status_code == 200
+    # A record's URL repeats the version the client asked for, as Salesforce's do.
+    assert older.json()["attributes"]["url"] == f"/services/data/v58.0/sobjects/Account/{DEMO_ACCOUNT_ID}"
+    listed = versions.json()
+    assert {"label": "Summer '24", "url": "/services/data/v61.0", "version": "61.0"} in listed
+    assert [entry["version"] for entry in listed] == [f"{number}.0" for number in range(31, 63)]
 
 
 @pytest.mark.asyncio
@@ -1882,3 +1895,62 @@ def test_seed_contacts_and_accounts_do_not_depend_on_the_seed() -> None:
     }
     assert all(other["Opportunity_Milestone__c"][i] == r for i, r in ready_children.items())
     assert msgspec.json.encode(build_seed(42)) == msgspec.json.encode(SEED)
+
+
+@pytest.mark.asyncio
+async def test_composite_subrequests_reach_describe_and_keep_their_own_version() -> None:
+    # Composite subrequests name their version in their URLs (REST API Developer Guide, "Composite"): the
+    # answers repeat it, and an unknown one is NOT_FOUND for that subrequest only.
+    async with org() as sf:
+        response = await composite(
+            sf,
+            {"method": "GET", "url": "/services/data/v59.0/sobjects/", "referenceId": "global"},
+            {
+                "method": "GET",
+                "url": "/services/data/v59.0/sobjects/Contract/describe",
+                "referenceId": "describe",
+            },
+            {"method": "GET", "url": "/services/data/v59.0/sobjects/Contract", "referenceId": "basics"},
+            {
+                "method": "POST",
+                "url": "/services/data/v59.0/sobjects/Account",
+                "referenceId": "created",
+                "body": {"Name": "Versioned Co"},
+            },
+            {"method": "GET", "url": "/services/data/v99.0/limits", "referenceId": "future"},
+        )
+    results = response.json()["compositeResponse"]
+    assert [r["httpStatusCode"] for r in results] == [200, 200, 200, 201, 404]
+    assert {entry["name"] for entry in results[0]["body"]["sobjects"]} == set(SCHEMAS)
+    assert [f["name"] for f in results[1]["body"]["fields"]] == [s.name for s in SCHEMAS["Contract"].fields]
+    assert results[2]["body"]["objectDescribe"]["urls"]["sobject"] == "/services/data/v59.0/sobjects/Contract"
+    account_id = results[3]["body"]["id"]
+    assert results[3]["httpHeaders"] == {"Location": f"/services/data/v59.0/sobjects/Account/{account_id}"}
+    assert results[4]["body"][0]["errorCode"] == "NOT_FOUND"
+
+
+@pytest.mark.asyncio
+async def test_organization_cannot_be_written_or_deleted() -> None:
+    async with org() as sf:
+        update = await sf.api("PATCH", f"{DATA}/sobjects/Organization/{ORG_ID}", json={"Name": "Renamed"})
+        removal = await sf.api("DELETE", f"{DATA}/sobjects/Organization/{ORG_ID}")
+        creation = await sf.api("POST", f"{DATA}/sobjects/Organization", json={"Name": "Another"})
+        read = await sf.api("GET", f"{DATA}/sobjects/Organization/{ORG_ID}")
+    for refused in (update, removal, creation):
+        assert_error(refused, 405, "METHOD_NOT_ALLOWED")
+    assert read.json()["Name"] == ORG_NAME
+
+
+def test_state_saved_before_organization_existed_still_restores() -> None:
+    # A data directory written by an older sandbox has no Organization records: the org still has its one.
+    older = SalesforceSandbox(SalesforceSandboxSettings())
+    account = older.create(SCHEMAS["Account"], {"Name": "Kept Co"}, INTEGRATION_USER_ID)
+    state = older.durable_state()
+    del state.data.records["Organization"]
+    del state.data.recycle_bin["Organization"]
+    saved = msgspec.json.encode(state)
+    restored = SalesforceSandbox(SalesforceSandboxSettings())
+    restored.restore_durable_state(msgspec.json.decode(saved, type=SalesforceSandbox.durable_type))
+    assert restored.read(SCHEMAS["Account"], account)["Name"] == "Kept Co"
+    assert restored.read(SCHEMAS["Organization"], ORG_ID)["Name"] == ORG_NAME
+    assert restored.query("query", "SELECT Id FROM Organization", 2000)["totalSize"] == 1
