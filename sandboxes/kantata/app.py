@@ -1465,7 +1465,10 @@ def _form_body(raw: bytes) -> dict[str, Any]:
                 if last:
                     node.append(value)
                     break
-                node.append({})
+                # Rails: `a[][x]=1&a[][y]=2` fills one hash; a key the last hash already has starts the next.
+                child = names[position + 1]
+                if not node or not isinstance(node[-1], dict) or child in node[-1]:
+                    node.append({})
                 node = node[-1]
                 continue
             if not isinstance(node, dict):

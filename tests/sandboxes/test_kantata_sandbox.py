@@ -499,6 +499,97 @@ async def test_look_before_create_through_external_references() -> None:
     assert set(seeded["workspaces"]) == {DEMO_WORKSPACE_ID}
 
 
+async def test_workspace_create_needs_creator_role_and_takes_price_per_mavenlink_gem_spec() -> None:
+    """mavenlink_gem's lib/config/specification.yml (workspaces): `creator_role` is validated for inclusion in
+    maven, buyer on create, and `price` (not `price_in_cents`) is the create and update attribute."""
+    body = {**NEW_WORKSPACE["workspace"], "budgeted": True, "price": "125000.50"}
+    async with account() as kantata:
+        del_role = {key: value for key, value in body.items() if key != "creator_role"}
+        without_role = await kantata.api("POST", "/workspaces", json={"workspace": del_role})
+        as_maven = records(await kantata.ok("POST", "/workspaces", json={"workspace": body}))[0]
+        buyer = {**body, "creator_role": "buyer"}
+        as_buyer = await kantata.ok("POST", "/workspaces", json={"workspace": buyer})
+        repriced = await kantata.ok("PUT", f"/workspaces/{as_maven['id']}", json={"workspace": {"price": 99}})
+        role_later = await kantata.api(
+            "PUT", f"/workspaces/{as_maven['id']}", json={"workspace": {"creator_role": "buyer"}}
+        )
+    assert [e["field"] for e in assert_errors(without_role, 422, "validation")] == ["creator_role"]
+    assert as_maven["price_in_cents"] == 12500050
+    assert "creator_role" not in as_maven and "price" not in as_maven
+    assert as_buyer["count"] == 1
+    assert records(repriced)[0]["price_in_cents"] == 9900
+    assert [e["field"] for e in assert_errors(role_later, 422, "validation")] == ["creator_role"]
+
+
+async def test_archived_filter_only_exclude_include_per_kantata_workspace_docs() -> None:
+    """Kantata's workspace list takes `archived=only|exclude|include`; a show of an archived workspace is
+    404 unless `include_archived=true` (mavenlink_gem's Workspace reads with include_archived: true)."""
+    async with account() as kantata:
+        def listed(archived: str | None) -> dict[str, Any]:
+            return {"per_page": 200} | ({} if archived is None else {"archived": archived})
+
+        everything = ids(await kantata.ok("GET", "/workspaces", params=listed("include")))
+        only = await kantata.ok("GET", "/workspaces", params=listed("only"))
+        exclude = ids(await kantata.ok("GET", "/workspaces", params=listed("exclude")))
+        default = ids(await kantata.ok("GET", "/workspaces", params=listed(None)))
+        bad = await kantata.api("GET", "/workspaces", params={"archived": "maybe"})
+        only_archived = {"archived": "only"}
+        shown = await kantata.api("GET", f"/workspaces/{ARCHIVED_WORKSPACE_ID}", params=only_archived)
+        live_hidden = await kantata.api("GET", f"/workspaces/{DEMO_WORKSPACE_ID}", params=only_archived)
+    assert ids(only) and all(workspace["archived"] for workspace in records(only))
+    assert ARCHIVED_WORKSPACE_ID in ids(only)
+    assert exclude == default
+    assert sorted(everything, key=int) == sorted([*ids(only), *exclude], key=int)
+    assert [e["field"] for e in assert_errors(bad, 422, "validation")] == ["archived"]
+    assert shown.status_code == 200
+    assert_errors(live_hidden, 404, "system")
+
+
+async def test_form_encoded_workspace_create_is_accepted_as_rails_does() -> None:
+    """Kantata is a Rails API: `workspace[title]=...` form bodies are accepted beside JSON."""
+    form = {
+        "workspace[title]": "Form Co - Rollout",
+        "workspace[creator_role]": "maven",
+        "workspace[currency]": "EUR",
+        "workspace[budgeted]": "true",
+        "workspace[price]": "1500.25",
+        "workspace[external_references_attributes][][service_name]": "Salesforce",
+        "workspace[external_references_attributes][][service_model]": "Opportunity",
+        "workspace[external_references_attributes][][service_model_ref]": "006Dn00000FormAAA",
+    }
+    async with account() as kantata:
+        created = records(await kantata.ok("POST", "/workspaces", data=form))[0]
+        path = f"/workspaces/{created['id']}"
+        renamed = await kantata.ok("PUT", path, data={"workspace[title]": "Renamed"})
+        lookup = {"service_model_ref": "006Dn00000FormAAA"}
+        refs = await kantata.ok("GET", "/external_references", params=lookup)
+        form_type = {"content-type": "application/x-www-form-urlencoded"}
+        clashing = b"workspace=b&workspace[title]=a"
+        broken = await kantata.api("POST", "/workspaces", content=clashing, headers=form_type)
+    assert (created["title"], created["currency"], created["budgeted"]) == ("Form Co - Rollout", "EUR", True)
+    assert created["price_in_cents"] == 150025
+    assert records(renamed)[0]["title"] == "Renamed"
+    assert [r["subject_id"] for r in records(refs)] == [created["id"]]
+    assert assert_errors(broken, 400, "system")  # a form a Rails app cannot read either, never a 500
+
+
+async def test_users_me_is_the_tokens_user() -> None:
+    """Kantata's `GET /users/me` answers the user the token belongs to."""
+    async with account() as kantata:
+        me = await kantata.ok("GET", "/users/me")
+    assert ids(me) == [ADMIN_USER_ID]
+
+
+async def test_workspaces_cannot_be_deleted_per_mavenlink_gem() -> None:
+    """mavenlink_gem's Mavenlink::Workspace includes Concerns::Indestructible: Kantata has no workspace
+    delete (a project is archived instead), so DELETE changes nothing."""
+    async with account() as kantata:
+        deleted = await kantata.api("DELETE", f"/workspaces/{DEMO_WORKSPACE_ID}")
+        still = await kantata.ok("GET", f"/workspaces/{DEMO_WORKSPACE_ID}")
+    assert assert_errors(deleted, 405, "system")
+    assert ids(still) == [DEMO_WORKSPACE_ID]
+
+
 async def test_updates_use_put_and_archiving_is_an_update() -> None:
     async with account() as kantata:
         created = records(await kantata.ok("POST", "/workspaces", json=NEW_WORKSPACE))[0]
