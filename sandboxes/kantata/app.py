@@ -119,7 +119,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any, Literal, TypeAlias, cast
 from urllib.parse import parse_qsl
 
@@ -523,12 +523,17 @@ def _prepare_workspace(
     # API user as creator, so the role is checked and not stored (Kantata does not echo it either).
     record.pop("creator_role", None)
     if "price" in record:
-        price = record.pop("price")
-        cents = None if price is None else price * record["currency_base_unit"]
-        if cents is not None and cents != cents.to_integral_value():
-            errors.append(_validation("price", "Price must not have fractions of a cent"))
+        price: Decimal | None = record.pop("price")
+        if price is None:
+            record["price_in_cents"] = None
         else:
-            record["price_in_cents"] = None if cents is None else int(cents)
+            # Exact: the default context's 28 digits would round a large budget's cents silently.
+            exact = Context(prec=len(price.as_tuple().digits) + 10, Emax=_MAX_PRICE_EXPONENT + 10)
+            cents = exact.multiply(price, record["currency_base_unit"])
+            if cents != cents.to_integral_value():
+                errors.append(_validation("price", "Price must not have fractions of a cent"))
+            else:
+                record["price_in_cents"] = int(cents)
     if "status_key" in record:
         record["status"] = status_of(record.pop("status_key"))
     _check_dates(record, "start_date", "due_date", errors)
@@ -1248,6 +1253,8 @@ class KantataSandbox:
                 return invalid("is not a number")
             if not amount.is_finite():
                 return invalid("is not a number")
+            if amount.adjusted() > _MAX_PRICE_EXPONENT:
+                return invalid("is too large")
             if spec.minimum is not None and amount < spec.minimum:
                 return invalid(f"must be greater than or equal to {spec.minimum}")
             return amount
@@ -1322,6 +1329,7 @@ class KantataSandbox:
 
 
 _INVALID = object()
+_MAX_PRICE_EXPONENT = 100  # a bound on a budget's size, so a tiny body cannot ask for a huge integer
 
 
 def _copy(value: Any) -> Any:
