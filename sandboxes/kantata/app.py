@@ -5,10 +5,16 @@ Served at the app's own root; every API path also answers with a ``.json`` suffi
 - ``GET /api/v1/{collection}``: list, with Kantata's envelope ``{"count", "meta", "results",
   "<collection>": {id: record}, <side-loaded collections>}``, ``page``/``per_page`` (default 20, clamped
   to 200), ``only=``, ``order=field:asc|desc``, ``include=`` and the per-collection filters below
-- ``GET /api/v1/{collection}/{id}``: one record in the same envelope
+- ``GET /api/v1/{collection}/{id}``: one record in the same envelope; an archived workspace is 404 unless
+  ``include_archived=true`` (or ``archived=include|only``); ``GET /api/v1/users/me`` is the token's user
 - ``POST /api/v1/{collection}``: create from ``{"<singular>": {...}}`` or, in bulk,
   ``{"<collection>": [{...}, ...]}``; 200 with the envelope. There is NO idempotency: a repeated POST
-  creates another record. Look before creating, through ``external_references``.
+  creates another record. Look before creating, through ``external_references``. Bodies may also be
+  form-encoded the Rails way (``workspace[title]=...``, ``workspace[list][][name]=...``).
+- A workspace create needs ``creator_role`` (``maven`` or ``buyer``) and takes the budget as ``price`` in
+  the currency's units (stored and answered as ``price_in_cents``), per the specification shipped with
+  Kantata's Ruby client (mavenlink_gem, ``lib/config/specification.yml``). Workspaces have no DELETE
+  (``Mavenlink::Workspace`` is ``Indestructible``): 405; a project is archived instead.
 - ``PUT`` (or ``PATCH``) ``/api/v1/{collection}/{id}``: update from ``{"<singular>": {...}}``; 200
 - ``GET /api/v1/subscribed_events``: the pull event feed, see "Events" below
 - ``/__sandbox/...``: reset, stats, time approval and fault injection (no auth; never on vendor paths)
@@ -41,8 +47,9 @@ they arrive duplicated and out of order, deterministically:
 - ``created_after`` is exclusive, so a client that resumes from the last ``created_at`` it saw must
   overlap by a second and deduplicate by id. ``order`` does not apply to the feed.
 
-Filters (besides ``only``): workspaces ``search``, ``updated_after``, ``include_archived``
-(archived workspaces are hidden by default); stories ``workspace_id``, ``story_type``, ``parent_id``,
+Filters (besides ``only``): workspaces ``search``, ``updated_after``, ``archived=only|exclude|include``,
+``include_archived`` (archived workspaces are hidden by default; ``archived`` wins over it); stories
+``workspace_id``, ``story_type``, ``parent_id``,
 ``search``, ``updated_after``; participations ``workspace_id``, ``user_id``; workspace_resources
 ``workspace_id``, ``user_id``, ``role_id``; time_entries ``workspace_id``, ``story_id``,
 ``with_user_ids``, ``date_performed_between=YYYY-MM-DD:YYYY-MM-DD``, ``approved``, ``billable``,
@@ -76,7 +83,9 @@ public documentation and public clients):
   320 On Hold yellow, 400 Completed blue, 410 Cancelled red), written as ``status_key``; new workspaces
   start at 200
 - workspace filters ``search`` (title, case-insensitive substring), ``updated_after`` (exclusive),
-  ``include_archived``; ``only`` does not bypass the archived scope; show finds archived workspaces
+  ``include_archived``; ``only`` does not bypass the archived scope
+- the workspace budget's rounding: a ``price`` with fractions of a cent is refused (422), not rounded;
+  ``creator_role`` is checked but not stored or answered
 - ``from_archived_workspaces`` also hiding expenses of archived workspaces by default
 - ``with_user_ids`` on expenses; ``date_between`` on expenses; ``approved`` on expenses (Kantata tracks
   expense approval through expense-report submissions); ``parent_id`` on stories;
