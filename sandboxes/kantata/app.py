@@ -5,10 +5,16 @@ Served at the app's own root; every API path also answers with a ``.json`` suffi
 - ``GET /api/v1/{collection}``: list, with Kantata's envelope ``{"count", "meta", "results",
   "<collection>": {id: record}, <side-loaded collections>}``, ``page``/``per_page`` (default 20, clamped
   to 200), ``only=``, ``order=field:asc|desc``, ``include=`` and the per-collection filters below
-- ``GET /api/v1/{collection}/{id}``: one record in the same envelope
+- ``GET /api/v1/{collection}/{id}``: one record in the same envelope; an archived workspace is 404 unless
+  ``include_archived=true`` (or ``archived=include|only``); ``GET /api/v1/users/me`` is the token's user
 - ``POST /api/v1/{collection}``: create from ``{"<singular>": {...}}`` or, in bulk,
   ``{"<collection>": [{...}, ...]}``; 200 with the envelope. There is NO idempotency: a repeated POST
-  creates another record. Look before creating, through ``external_references``.
+  creates another record. Look before creating, through ``external_references``. Bodies may also be
+  form-encoded the Rails way (``workspace[title]=...``, ``workspace[list][][name]=...``).
+- A workspace create needs ``creator_role`` (``maven`` or ``buyer``) and takes the budget as ``price`` in
+  the currency's units (stored and answered as ``price_in_cents``), per the specification shipped with
+  Kantata's Ruby client (mavenlink_gem, ``lib/config/specification.yml``). Workspaces have no DELETE
+  (``Mavenlink::Workspace`` is ``Indestructible``): 405; a project is archived instead.
 - ``PUT`` (or ``PATCH``) ``/api/v1/{collection}/{id}``: update from ``{"<singular>": {...}}``; 200
 - ``GET /api/v1/subscribed_events``: the pull event feed, see "Events" below
 - ``/__sandbox/...``: reset, stats, time approval and fault injection (no auth; never on vendor paths)
@@ -41,8 +47,9 @@ they arrive duplicated and out of order, deterministically:
 - ``created_after`` is exclusive, so a client that resumes from the last ``created_at`` it saw must
   overlap by a second and deduplicate by id. ``order`` does not apply to the feed.
 
-Filters (besides ``only``): workspaces ``search``, ``updated_after``, ``include_archived``
-(archived workspaces are hidden by default); stories ``workspace_id``, ``story_type``, ``parent_id``,
+Filters (besides ``only``): workspaces ``search``, ``updated_after``, ``archived=only|exclude|include``,
+``include_archived`` (archived workspaces are hidden by default; ``archived`` wins over it); stories
+``workspace_id``, ``story_type``, ``parent_id``,
 ``search``, ``updated_after``; participations ``workspace_id``, ``user_id``; workspace_resources
 ``workspace_id``, ``user_id``, ``role_id``; time_entries ``workspace_id``, ``story_id``,
 ``with_user_ids``, ``date_performed_between=YYYY-MM-DD:YYYY-MM-DD``, ``approved``, ``billable``,
@@ -76,7 +83,9 @@ public documentation and public clients):
   320 On Hold yellow, 400 Completed blue, 410 Cancelled red), written as ``status_key``; new workspaces
   start at 200
 - workspace filters ``search`` (title, case-insensitive substring), ``updated_after`` (exclusive),
-  ``include_archived``; ``only`` does not bypass the archived scope; show finds archived workspaces
+  ``include_archived``; ``only`` does not bypass the archived scope
+- the workspace budget's rounding: a ``price`` with fractions of a cent is refused (422), not rounded;
+  ``creator_role`` is checked but not stored or answered
 - ``from_archived_workspaces`` also hiding expenses of archived workspaces by default
 - ``with_user_ids`` on expenses; ``date_between`` on expenses; ``approved`` on expenses (Kantata tracks
   expense approval through expense-report submissions); ``parent_id`` on stories;
@@ -119,7 +128,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any, Literal, TypeAlias, cast
+from urllib.parse import parse_qsl
 
 import msgspec
 from litestar import Litestar, Request, Response, get, post, route
@@ -224,7 +235,7 @@ def _no_route() -> KantataError:
 _Predicate = Callable[[Record], bool]
 _FilterFactory = Callable[["KantataSandbox", str, str], _Predicate]
 _FieldKind = Literal[
-    "string", "text", "date", "bool", "int", "currency", "id", "ref", "choice", "status", "nested"
+    "string", "text", "date", "bool", "int", "money", "currency", "id", "ref", "choice", "status", "nested"
 ]
 
 
@@ -267,6 +278,7 @@ class _Resource:
     orders: frozenset[str] = frozenset()
     associations: Mapping[str, _Association] = field(default_factory=dict)
     scope: _DefaultScope | None = None  # the default scope (e.g. archived hidden) a parameter can lift
+    show_scoped: bool = False  # whether the default scope also hides a record from its own show
 
     @property
     def event_subject(self) -> str:
@@ -405,7 +417,20 @@ def _archived_workspaces(sandbox: KantataSandbox) -> set[str]:
     return {key for key, workspace in sandbox.records["workspaces"].items() if workspace["archived"]}
 
 
+_ARCHIVED_CHOICES = {
+    "only": lambda record: record["archived"],
+    "exclude": lambda record: not record["archived"],
+    "include": None,
+}
+
+
 def _unarchived_scope(sandbox: KantataSandbox, params: Mapping[str, str]) -> _Predicate | None:
+    # Kantata's workspace docs: `archived=only|exclude|include` picks archived workspaces, and
+    # `include_archived=true` is the older way to say include; neither given hides archived workspaces.
+    if "archived" in params:
+        if params["archived"] not in _ARCHIVED_CHOICES:
+            raise KantataError.invalid("archived", "archived must be one of only, exclude, include")
+        return _ARCHIVED_CHOICES[params["archived"]]
     if "include_archived" in params and _parse_bool("include_archived", params["include_archived"]):
         return None
     return lambda record: not record["archived"]
@@ -503,6 +528,21 @@ def _prepare_workspace(
         for key, value in defaults.items():
             record.setdefault(key, value)
         _currency_fields(record)
+    # The API user's side in the project decides its participation in Kantata; the sandbox keeps only the
+    # API user as creator, so the role is checked and not stored (Kantata does not echo it either).
+    record.pop("creator_role", None)
+    if "price" in record:
+        price: Decimal | None = record.pop("price")
+        if price is None:
+            record["price_in_cents"] = None
+        else:
+            # Exact: the default context's 28 digits would round a large budget's cents silently.
+            exact = Context(prec=len(price.as_tuple().digits) + 10, Emax=_MAX_PRICE_EXPONENT + 10)
+            cents = exact.multiply(price, record["currency_base_unit"])
+            if cents != cents.to_integral_value():
+                errors.append(_validation("price", "Price must not have fractions of a cent"))
+            else:
+                record["price_in_cents"] = int(cents)
     if "status_key" in record:
         record["status"] = status_of(record.pop("status_key"))
     _check_dates(record, "start_date", "due_date", errors)
@@ -656,8 +696,13 @@ _RESOURCE_LIST: tuple[_Resource, ...] = (
         fields={
             "title": _Field(kind="string", required=True),
             "description": _Field(kind="text"),
+            # mavenlink_gem's lib/config/specification.yml (workspaces): `creator_role` must be one of
+            # maven, buyer on create, and the budget is written as `price` (`price_in_cents` is read only).
+            "creator_role": _Field(
+                kind="choice", choices=("maven", "buyer"), required=True, create_only=True
+            ),
             "budgeted": _Field(kind="bool"),
-            "price_in_cents": _Field(kind="int", minimum=0),
+            "price": _Field(kind="money", minimum=0),
             "currency": _Field(kind="currency", create_only=True),
             "start_date": _Field(kind="date"),
             "due_date": _Field(kind="date"),
@@ -692,6 +737,7 @@ _RESOURCE_LIST: tuple[_Resource, ...] = (
             "primary_maven": _Association("users", None, _belongs_to("primary_maven_id")),
         },
         scope=_unarchived_scope,
+        show_scoped=True,
     ),
     _Resource(
         collection="stories",
@@ -1003,7 +1049,14 @@ class KantataSandbox:
         if resource.collection == "subscribed_events":
             raise _no_route()
         includes = _includes(resource, params)
+        if resource.collection == "users" and record_id == "me":
+            record_id = ADMIN_USER_ID  # every sandbox token is the account administrator's
         record = self.find(resource, record_id)
+        if resource.show_scoped and resource.scope is not None:
+            # Kantata answers 404 for an archived workspace unless the request includes archived ones.
+            visible = resource.scope(self, params)
+            if visible is not None and not visible(record):
+                raise _not_found(resource.subject_type)
         return self._envelope(resource, [record], 1, 1, DEFAULT_PER_PAGE, includes)
 
     def _predicates(self, resource: _Resource, params: Mapping[str, str]) -> list[_Predicate]:
@@ -1186,8 +1239,12 @@ class KantataSandbox:
                 return invalid("must be a date (YYYY-MM-DD)")
             return value
         if kind == "bool":
+            # Rails casts form text: a form-encoded body can only say "true" or "false".
+            value = {"true": True, "false": False}.get(value, value) if isinstance(value, str) else value
             return value if isinstance(value, bool) else invalid("must be true or false")
         if kind == "int":
+            if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value):
+                value = int(value)  # form text, cast as Rails does
             if isinstance(value, bool) or not isinstance(value, int):
                 return invalid("must be an integer")
             if spec.minimum is not None and value < spec.minimum:
@@ -1195,6 +1252,21 @@ class KantataSandbox:
             if spec.maximum is not None and value > spec.maximum:
                 return invalid(f"must be less than or equal to {spec.maximum}")
             return value
+        if kind == "money":
+            # A budget in the currency's units: a JSON number or a decimal string (form bodies send text).
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                return invalid("is not a number")
+            try:
+                amount = Decimal(str(value).strip())
+            except InvalidOperation:
+                return invalid("is not a number")
+            if not amount.is_finite():
+                return invalid("is not a number")
+            if amount.adjusted() > _MAX_PRICE_EXPONENT:
+                return invalid("is too large")
+            if spec.minimum is not None and amount < spec.minimum:
+                return invalid(f"must be greater than or equal to {spec.minimum}")
+            return amount
         if kind == "currency":
             if not isinstance(value, str) or value not in CURRENCY_SYMBOLS:
                 return invalid("is not a supported currency")
@@ -1266,6 +1338,7 @@ class KantataSandbox:
 
 
 _INVALID = object()
+_MAX_PRICE_EXPONENT = 100  # a bound on a budget's size, so a tiny body cannot ask for a huge integer
 
 
 def _copy(value: Any) -> Any:
@@ -1390,10 +1463,46 @@ def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[
     return _json({"status_code": 500, "detail": "Internal Server Error"}, 500)
 
 
+def _form_body(raw: bytes) -> dict[str, Any]:
+    """A Rails-style form body (``workspace[title]=x&workspace[tags][]=a``) as the JSON body it stands for.
+
+    Kantata (Rails) accepts form-encoded writes beside JSON; values stay text, as a form has no types."""
+    body: dict[str, Any] = {}
+    try:
+        pairs = parse_qsl(raw.decode(), keep_blank_values=True, strict_parsing=True)
+    except (UnicodeDecodeError, ValueError):
+        raise KantataError.system(400, "The request body is not a valid form") from None
+    for key, value in pairs:
+        head, _, rest = key.partition("[")
+        names = [head, *[part.rstrip("]") for part in rest.split("[")]] if rest else [head]
+        node: Any = body
+        for position, name in enumerate(names):
+            last = position == len(names) - 1
+            if name == "" and isinstance(node, list):
+                if last:
+                    node.append(value)
+                    break
+                # Rails: `a[][x]=1&a[][y]=2` fills one hash; a key the last hash already has starts the next.
+                child = names[position + 1]
+                if not node or not isinstance(node[-1], dict) or child in node[-1]:
+                    node.append({})
+                node = node[-1]
+                continue
+            if not isinstance(node, dict):
+                raise KantataError.system(400, f"The form field {key!r} is not valid")
+            if last:
+                node[name] = value
+            else:
+                node = node.setdefault(name, [] if names[position + 1] == "" else {})
+    return body
+
+
 async def _json_body(request: Request[Any, Any, Any]) -> Any:
     raw = await request.body()
     if not raw.strip():
         return {}
+    if request.headers.get("content-type", "").split(";")[0].strip() == "application/x-www-form-urlencoded":
+        return _form_body(raw)
     try:
         if json_too_deep(raw):  # the parser would raise RecursionError
             raise msgspec.DecodeError("nested too deep")

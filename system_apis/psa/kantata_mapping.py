@@ -679,6 +679,9 @@ def workspace_create_body(command: ProjectCreate) -> dict[str, Any]:
     """
     workspace: dict[str, Any] = {
         "title": command.name,
+        # Required on create (mavenlink_gem, lib/config/specification.yml: inclusion in maven, buyer): the
+        # API user's side of the project. Stratum works for the provider, whose people are Kantata's mavens.
+        "creator_role": "maven",
         "description": _project_description(command),
         "currency": command.currency,
         "external_references_attributes": workspace_references(command),
@@ -687,7 +690,10 @@ def workspace_create_body(command: ProjectCreate) -> dict[str, Any]:
         if command.budget.currency != command.currency:
             raise ValueError("the budget must be in the project's currency")
         workspace["budgeted"] = True
-        workspace["price_in_cents"] = cents_from_money(command.budget)
+        cents_from_money(command.budget)  # refuses fractions of a cent before Kantata would round them
+        # Kantata writes the budget as `price` in the currency's units (`price_in_cents` is read only); a
+        # decimal string keeps the amount exact where a JSON number would pass through a float.
+        workspace["price"] = format(command.budget.amount, "f")
     if command.start_date is not None:
         workspace["start_date"] = command.start_date.isoformat()
     if command.end_date is not None:

@@ -122,7 +122,7 @@ async def test_the_gateway_keeps_everything_in_the_data_directory_private(
         created = await kantata.post(
             "/api/v1/workspaces.json",
             headers={"Authorization": "Bearer stratum-kantata-sandbox-token"},
-            json={"workspace": {"title": "Mode probe"}},
+            json={"workspace": {"title": "Mode probe", "creator_role": "maven"}},
         )
         assert created.status_code == 200, created.text
 

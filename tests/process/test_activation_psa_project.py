@@ -89,6 +89,7 @@ async def test_activation_adopts_the_workspace_the_crms_own_integration_linked_t
             json={
                 "workspace": {
                     "title": "Northwind Health - EHR Integration Phase 2 (from Salesforce)",
+                    "creator_role": "maven",
                     "currency": "USD",
                     "external_references_attributes": [
                         {

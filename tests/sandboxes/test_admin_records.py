@@ -203,6 +203,7 @@ async def test_kantata_records_created_through_the_api_appear() -> None:
     reference = {"service_name": "Stratum", "service_model": "Opportunity", "service_model_ref": key}
     workspace = {
         "title": "Admin Records Co - Rollout",
+        "creator_role": "maven",
         "currency": "USD",
         "external_references_attributes": [reference],
     }

@@ -130,7 +130,11 @@ def assert_errors(response: httpx.Response, status: int, kind: str) -> list[dict
     return errors
 
 
-NEW_WORKSPACE = {"workspace": {"title": "Northwind Health - Data Platform Phase 3", "currency": "USD"}}
+# `creator_role` is required on create: mavenlink_gem's lib/config/specification.yml (workspaces).
+MAVEN = {"creator_role": "maven"}
+NEW_WORKSPACE = {
+    "workspace": {**MAVEN, "title": "Northwind Health - Data Platform Phase 3", "currency": "USD"}
+}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -361,7 +365,10 @@ async def test_archived_workspaces_are_hidden_unless_asked_for() -> None:
         everything = await kantata.ok(
             "GET", "/workspaces", params={"per_page": 200, "include_archived": "true"}
         )
-        shown = await kantata.ok("GET", f"/workspaces/{ARCHIVED_WORKSPACE_ID}")
+        hidden = await kantata.api("GET", f"/workspaces/{ARCHIVED_WORKSPACE_ID}")
+        shown = await kantata.ok(
+            "GET", f"/workspaces/{ARCHIVED_WORKSPACE_ID}", params={"include_archived": "true"}
+        )
         time_default = await kantata.ok(
             "GET", "/time_entries", params={"workspace_id": ARCHIVED_WORKSPACE_ID}
         )
@@ -373,6 +380,9 @@ async def test_archived_workspaces_are_hidden_unless_asked_for() -> None:
     assert ARCHIVED_WORKSPACE_ID not in ids(default)
     assert ARCHIVED_WORKSPACE_ID in ids(everything)
     assert all(not workspace["archived"] for workspace in records(default))
+    # Kantata's show answers 404 for an archived workspace unless asked (mavenlink_gem's Workspace loads
+    # its associations with include_archived: true for that reason).
+    assert assert_errors(hidden, 404, "system")
     assert shown["workspaces"][ARCHIVED_WORKSPACE_ID]["archived"] is True
     assert time_default["count"] == 0
     assert time_archived["count"] > 0
@@ -489,6 +499,99 @@ async def test_look_before_create_through_external_references() -> None:
     assert set(seeded["workspaces"]) == {DEMO_WORKSPACE_ID}
 
 
+async def test_workspace_create_needs_creator_role_and_takes_price_per_mavenlink_gem_spec() -> None:
+    """mavenlink_gem's lib/config/specification.yml (workspaces): `creator_role` is validated for inclusion in
+    maven, buyer on create, and `price` (not `price_in_cents`) is the create and update attribute."""
+    body = {**NEW_WORKSPACE["workspace"], "budgeted": True, "price": "125000.50"}
+    async with account() as kantata:
+        del_role = {key: value for key, value in body.items() if key != "creator_role"}
+        without_role = await kantata.api("POST", "/workspaces", json={"workspace": del_role})
+        as_maven = records(await kantata.ok("POST", "/workspaces", json={"workspace": body}))[0]
+        buyer = {**body, "creator_role": "buyer"}
+        as_buyer = await kantata.ok("POST", "/workspaces", json={"workspace": buyer})
+        repriced = await kantata.ok("PUT", f"/workspaces/{as_maven['id']}", json={"workspace": {"price": 99}})
+        role_later = await kantata.api(
+            "PUT", f"/workspaces/{as_maven['id']}", json={"workspace": {"creator_role": "buyer"}}
+        )
+    assert [e["field"] for e in assert_errors(without_role, 422, "validation")] == ["creator_role"]
+    assert as_maven["price_in_cents"] == 12500050
+    assert "creator_role" not in as_maven
+    assert "price" not in as_maven
+    assert as_buyer["count"] == 1
+    assert records(repriced)[0]["price_in_cents"] == 9900
+    assert [e["field"] for e in assert_errors(role_later, 422, "validation")] == ["creator_role"]
+
+
+async def test_archived_filter_only_exclude_include_per_kantata_workspace_docs() -> None:
+    """Kantata's workspace list takes `archived=only|exclude|include`; a show of an archived workspace is
+    404 unless `include_archived=true` (mavenlink_gem's Workspace reads with include_archived: true)."""
+    async with account() as kantata:
+        def listed(archived: str | None) -> dict[str, Any]:
+            return {"per_page": 200} | ({} if archived is None else {"archived": archived})
+
+        everything = ids(await kantata.ok("GET", "/workspaces", params=listed("include")))
+        only = await kantata.ok("GET", "/workspaces", params=listed("only"))
+        exclude = ids(await kantata.ok("GET", "/workspaces", params=listed("exclude")))
+        default = ids(await kantata.ok("GET", "/workspaces", params=listed(None)))
+        bad = await kantata.api("GET", "/workspaces", params={"archived": "maybe"})
+        only_archived = {"archived": "only"}
+        shown = await kantata.api("GET", f"/workspaces/{ARCHIVED_WORKSPACE_ID}", params=only_archived)
+        live_hidden = await kantata.api("GET", f"/workspaces/{DEMO_WORKSPACE_ID}", params=only_archived)
+    assert ids(only)
+    assert all(workspace["archived"] for workspace in records(only))
+    assert ARCHIVED_WORKSPACE_ID in ids(only)
+    assert exclude == default
+    assert sorted(everything, key=int) == sorted([*ids(only), *exclude], key=int)
+    assert [e["field"] for e in assert_errors(bad, 422, "validation")] == ["archived"]
+    assert shown.status_code == 200
+    assert_errors(live_hidden, 404, "system")
+
+
+async def test_form_encoded_workspace_create_is_accepted_as_rails_does() -> None:
+    """Kantata is a Rails API: `workspace[title]=...` form bodies are accepted beside JSON."""
+    form = {
+        "workspace[title]": "Form Co - Rollout",
+        "workspace[creator_role]": "maven",
+        "workspace[currency]": "EUR",
+        "workspace[budgeted]": "true",
+        "workspace[price]": "1500.25",
+        "workspace[external_references_attributes][][service_name]": "Salesforce",
+        "workspace[external_references_attributes][][service_model]": "Opportunity",
+        "workspace[external_references_attributes][][service_model_ref]": "006Dn00000FormAAA",
+    }
+    async with account() as kantata:
+        created = records(await kantata.ok("POST", "/workspaces", data=form))[0]
+        path = f"/workspaces/{created['id']}"
+        renamed = await kantata.ok("PUT", path, data={"workspace[title]": "Renamed"})
+        lookup = {"service_model_ref": "006Dn00000FormAAA"}
+        refs = await kantata.ok("GET", "/external_references", params=lookup)
+        form_type = {"content-type": "application/x-www-form-urlencoded"}
+        clashing = b"workspace=b&workspace[title]=a"
+        broken = await kantata.api("POST", "/workspaces", content=clashing, headers=form_type)
+    assert (created["title"], created["currency"], created["budgeted"]) == ("Form Co - Rollout", "EUR", True)
+    assert created["price_in_cents"] == 150025
+    assert records(renamed)[0]["title"] == "Renamed"
+    assert [r["subject_id"] for r in records(refs)] == [created["id"]]
+    assert assert_errors(broken, 400, "system")  # a form a Rails app cannot read either, never a 500
+
+
+async def test_users_me_is_the_tokens_user() -> None:
+    """Kantata's `GET /users/me` answers the user the token belongs to."""
+    async with account() as kantata:
+        me = await kantata.ok("GET", "/users/me")
+    assert ids(me) == [ADMIN_USER_ID]
+
+
+async def test_workspaces_cannot_be_deleted_per_mavenlink_gem() -> None:
+    """mavenlink_gem's Mavenlink::Workspace includes Concerns::Indestructible: Kantata has no workspace
+    delete (a project is archived instead), so DELETE changes nothing."""
+    async with account() as kantata:
+        deleted = await kantata.api("DELETE", f"/workspaces/{DEMO_WORKSPACE_ID}")
+        still = await kantata.ok("GET", f"/workspaces/{DEMO_WORKSPACE_ID}")
+    assert assert_errors(deleted, 405, "system")
+    assert ids(still) == [DEMO_WORKSPACE_ID]
+
+
 async def test_updates_use_put_and_archiving_is_an_update() -> None:
     async with account() as kantata:
         created = records(await kantata.ok("POST", "/workspaces", json=NEW_WORKSPACE))[0]
@@ -502,7 +605,7 @@ async def test_updates_use_put_and_archiving_is_an_update() -> None:
             "PUT", f"/workspaces/{created['id']}", json={"workspace": {"archived": True}}
         )
         listed = await kantata.ok("GET", "/workspaces", params={"search": "Renamed"})
-        shown = await kantata.ok("GET", f"/workspaces/{created['id']}")
+        shown = await kantata.ok("GET", f"/workspaces/{created['id']}", params={"include_archived": "true"})
         currency = await kantata.api(
             "PUT", f"/workspaces/{created['id']}", json={"workspace": {"currency": "EUR"}}
         )
@@ -526,24 +629,31 @@ async def test_updates_use_put_and_archiving_is_an_update() -> None:
 @pytest.mark.parametrize(
     ("path", "body", "fields"),
     [
-        ("/workspaces", {"workspace": {"description": "no title"}}, ["title"]),
-        ("/workspaces", {"workspace": {"title": "   "}}, ["title"]),
-        ("/workspaces", {"workspace": {"title": "x" * 256}}, ["title"]),
-        ("/workspaces", {"workspace": {"title": "x", "currency": "JPY"}}, ["currency"]),
-        ("/workspaces", {"workspace": {"title": "x", "budgeted": "yes"}}, ["budgeted"]),
-        ("/workspaces", {"workspace": {"title": "x", "price_in_cents": -1}}, ["price_in_cents"]),
-        ("/workspaces", {"workspace": {"title": "x", "start_date": "31/03/2026"}}, ["start_date"]),
+        ("/workspaces", {"workspace": {**MAVEN, "description": "no title"}}, ["title"]),
+        ("/workspaces", {"workspace": {**MAVEN, "title": "   "}}, ["title"]),
+        ("/workspaces", {"workspace": {**MAVEN, "title": "x" * 256}}, ["title"]),
+        ("/workspaces", {"workspace": {**MAVEN, "title": "x", "currency": "JPY"}}, ["currency"]),
+        ("/workspaces", {"workspace": {**MAVEN, "title": "x", "budgeted": "yes"}}, ["budgeted"]),
+        ("/workspaces", {"workspace": {**MAVEN, "title": "x", "price": -1}}, ["price"]),
+        ("/workspaces", {"workspace": {**MAVEN, "title": "x", "start_date": "31/03/2026"}}, ["start_date"]),
         (
             "/workspaces",
-            {"workspace": {"title": "x", "start_date": "2026-04-01", "due_date": "2026-03-01"}},
+            {"workspace": {**MAVEN, "title": "x", "start_date": "2026-04-01", "due_date": "2026-03-01"}},
             ["due_date"],
         ),
-        ("/workspaces", {"workspace": {"title": "x", "status_key": 999}}, ["status_key"]),
-        ("/workspaces", {"workspace": {"title": "x", "colour": "red", "id": "1"}}, ["colour", "id"]),
+        ("/workspaces", {"workspace": {**MAVEN, "title": "x", "status_key": 999}}, ["status_key"]),
+        ("/workspaces", {"workspace": {**MAVEN, "title": "x", "colour": "red", "id": "1"}}, ["colour", "id"]),
         ("/workspaces", {"title": "x"}, ["workspace"]),
+        # mavenlink_gem's lib/config/specification.yml (workspaces): creator_role is required on create and
+        # one of maven, buyer; the budget is written as `price`, and price_in_cents is not writable.
+        ("/workspaces", {"workspace": {"title": "x"}}, ["creator_role"]),
+        ("/workspaces", {"workspace": {"title": "x", "creator_role": "client"}}, ["creator_role"]),
+        ("/workspaces", {"workspace": {**MAVEN, "title": "x", "price_in_cents": 100}}, ["price_in_cents"]),
+        ("/workspaces", {"workspace": {**MAVEN, "title": "x", "price": "12.345"}}, ["price"]),
+        ("/workspaces", {"workspace": {**MAVEN, "title": "x", "price": "lots"}}, ["price"]),
         (
             "/workspaces",
-            {"workspace": {"title": "x", "external_references_attributes": [{"service_name": "Salesforce"}]}},
+            {"workspace": {**MAVEN, "title": "x", "external_references_attributes": [{"service_name": "S"}]}},
             ["external_references.service_model", "external_references.service_model_ref"],
         ),
         (

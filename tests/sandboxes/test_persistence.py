@@ -20,7 +20,9 @@ from sandboxes.persistence import SandboxStateError, SandboxStore, data_dir_in_u
 from sandboxes.salesforce import create_salesforce_sandbox
 
 KANTATA_TOKEN = {"Authorization": "Bearer stratum-kantata-sandbox-token"}
-NEW_WORKSPACE = {"workspace": {"title": "Persisted - Data Platform", "currency": "USD"}}
+NEW_WORKSPACE = {
+    "workspace": {"title": "Persisted - Data Platform", "creator_role": "maven", "currency": "USD"}
+}
 FACTORIES: dict[str, Callable[[], Litestar]] = {
     "salesforce": create_salesforce_sandbox,
     "kantata": create_kantata_sandbox,
@@ -153,7 +155,9 @@ async def test_only_one_process_on_a_data_directory_saves_a_vendor(tmp_path: Pat
         kept = await http.post("/api/v1/workspaces", json=NEW_WORKSPACE, headers=KANTATA_TOKEN)
     async with client(other) as http:
         in_memory = await http.post(
-            "/api/v1/workspaces", json={"workspace": {"title": "Only in memory"}}, headers=KANTATA_TOKEN
+            "/api/v1/workspaces",
+            json={"workspace": {"title": "Only in memory", "creator_role": "maven"}},
+            headers=KANTATA_TOKEN,
         )
         assert await workspaces_titled(other, "Only in memory") == 1
     assert (kept.status_code, in_memory.status_code) == (200, 200)

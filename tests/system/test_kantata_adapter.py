@@ -723,6 +723,9 @@ async def test_listing_projects_changed_since(sandbox: Sandbox, psa: KantataPsa)
 async def test_creating_twice_with_one_key_makes_one_workspace_and_its_milestones_once(
     sandbox: Sandbox, psa: KantataPsa
 ) -> None:
+    """The sandbox refuses a workspace create without `creator_role` or with `price_in_cents`, as the
+    specification shipped with mavenlink_gem says Kantata does: this create passing is the adapter sending
+    what the real API accepts."""
     command = _command(milestones=3)
     project, created = await psa.create_project(command)
     assert created

@@ -521,18 +521,21 @@ COMMAND = ProjectCreate(
 )
 
 
-def test_workspace_create_body_nests_our_reference() -> None:
+def test_workspace_create_body_nests_our_reference_and_speaks_the_mavenlink_gem_spec() -> None:
+    """mavenlink_gem's lib/config/specification.yml (workspaces): `creator_role` (maven or buyer) is
+    required on create, and the budget is written as `price`; `price_in_cents` is not a create attribute."""
     body = workspace_create_body(COMMAND)
     assert body == {
         "workspace": {
             "title": "Northwind Health - EHR Integration Phase 2",
+            "creator_role": "maven",
             "description": (
                 "Customer: 001Dn000005uXjzIAE. Billing model: time and materials. Legal entity: US01. "
                 "Created by Stratum under 006Dn00000R8B9IIAV."
             ),
             "currency": "USD",
             "budgeted": True,
-            "price_in_cents": 12500050,
+            "price": "125000.50",
             "start_date": "2026-03-09",
             "due_date": "2026-09-30",
             "primary_maven_id": "6100002",
@@ -551,14 +554,16 @@ def test_workspace_create_body_nests_our_reference() -> None:
             ],
         }
     }
-    # The cents travel as a JSON integer, never a float.
-    assert b'"price_in_cents":12500050' in msgspec.json.encode(body)
+    # The budget travels as a decimal string, never a float.
+    assert b'"price":"125000.50"' in msgspec.json.encode(body)
 
 
 def test_a_minimal_workspace_create_body() -> None:
     command = ProjectCreate(external_key="k", name="n", customer_id="c", currency="EUR")
     workspace = workspace_create_body(command)["workspace"]
-    assert set(workspace) == {"title", "description", "currency", "external_references_attributes"}
+    assert set(workspace) == {
+        "title", "creator_role", "description", "currency", "external_references_attributes"
+    }
 
 
 @pytest.mark.parametrize(

@@ -108,7 +108,10 @@ async def test_salesforce_refuses_an_amount_beyond_its_currency_field(gw: Any, o
 async def test_a_kantata_workspace_with_a_29_digit_budget_is_named_and_the_rest_served(
     gw: Any, outside: Adapters
 ) -> None:
-    workspace = {"title": "Huge budget", "currency": "USD", "budgeted": True, "price_in_cents": HUGE}
+    # Kantata takes the budget as `price` in units and requires `creator_role` (mavenlink_gem's spec).
+    price = f"{HUGE // 100}.{HUGE % 100:02d}"
+    workspace = {"title": "Huge budget", "creator_role": "maven", "currency": "USD", "price": price}
+    workspace["budgeted"] = True
     body = {"workspace": workspace}
     created = await outside.psa.http.send(  # type: ignore[attr-defined]
         "POST", "workspaces.json", content=msgspec.json.encode(body), headers=JSON
