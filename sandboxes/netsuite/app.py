@@ -133,6 +133,8 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # Unverified: the error codes for a bad value type and for an unknown body field.
 _BAD_CONTENT = "INVALID_CONTENT"
+# Oracle's example answers to an asynchronous request, accepted or refused as a repeat, carry it.
+_ASYNC_APPLIED = {"Preference-Applied": "respond-async"}
 
 
 class NetSuiteClient(msgspec.Struct, kw_only=True, frozen=True):
@@ -173,15 +175,30 @@ class NetSuiteSandboxSettings(msgspec.Struct, kw_only=True, frozen=True):
 class NetSuiteError(Exception):
     """An error answered as NetSuite's problem document with one ``o:errorDetails`` entry."""
 
-    def __init__(self, status: int, code: str, detail: str, path: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        path: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        titled_as: int | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
         self.path = path
+        self.headers = dict(headers or {})
+        # The status whose ``type`` and ``title`` the body carries, where NetSuite's differ from ``status``.
+        self.titled_as = titled_as
 
     def body(self) -> dict[str, Any]:
-        return _problem(self.status, self.code, self.detail, self.path)
+        problem = _problem(self.status, self.code, self.detail, self.path)
+        if self.titled_as is not None:
+            problem["type"], problem["title"] = _PROBLEMS[self.titled_as]
+        return problem
 
 
 def _problem(status: int, code: str, detail: str, path: str | None = None) -> dict[str, Any]:
@@ -978,11 +995,15 @@ class NetSuiteSandbox:
                 )
             first = self.idempotency_keys.get(key.lower())
             if first is not None:
+                # Oracle's documented answer ("Sending an Asynchronous Request Using an Idempotency Key"):
+                # 400 titled "Conflict", and the first job is named by the Location header, not the text.
                 raise NetSuiteError(
                     400,
                     "IDEMPOTENCY_ERROR",
-                    f"The idempotency key {key} has already been used by asynchronous job {first} "
-                    f"({base}{_JOBS}/{first}). Use a new key for a new request.",
+                    "A request with the same idempotency key is already submitted. See the \"Location\" "
+                    "header for a link to the previously submitted job",
+                    headers={"Location": f"{base}{_JOBS}/{first}", **_ASYNC_APPLIED},
+                    titled_as=409,
                 )
         job_id = str(len(self.jobs) + 1)
         try:
@@ -1112,7 +1133,7 @@ def _decode(raw: bytes) -> Any:
 
 
 def _on_netsuite_error(_: Request[Any, Any, Any], exc: NetSuiteError) -> Response[bytes]:
-    return _json(exc.body(), exc.status, _ERROR)
+    return _json(exc.body(), exc.status, _ERROR, exc.headers or None)
 
 
 def _on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
@@ -1171,14 +1192,10 @@ async def _write(
     base = _base(request)
     if "respond-async" in _preferences(request):
         job = sandbox.submit(base, key, lambda: operation(_decode(raw)))
-        return Response(b"", status_code=202, headers={"Location": f"{base}{_JOBS}/{job.id}"})
-    if key is not None:
-        raise NetSuiteError(
-            400,
-            "INVALID_HEADER",
-            "The X-NetSuite-Idempotency-Key header can be used only with asynchronous requests "
-            "(Prefer: respond-async).",
-        )
+        headers = {"Location": f"{base}{_JOBS}/{job.id}", **_ASYNC_APPLIED}
+        return Response(b"", status_code=202, headers=headers)
+    # NetSuite honours the idempotency key only on asynchronous requests; on a synchronous one the header
+    # is ignored, so a repeated synchronous POST creates a second record.
     return _outcome_response(operation(_decode(raw)))
 
 
@@ -1301,7 +1318,8 @@ def _job_document(base: str, job: _Job, completed: bool, progress: str) -> dict[
         "id": job.id,
         "completed": completed,
         "progress": progress,
-        "task": {"links": [{"rel": "related", "href": f"{url}/task/{job.task_id}"}]},
+        # As in Oracle's example ("Sending an Asynchronous Request"): the task collection, rel self.
+        "task": {"links": [{"rel": "self", "href": f"{url}/task"}]},
     }
 
 
@@ -1319,6 +1337,27 @@ def _task(sandbox: NetSuiteSandbox, job_id: str, task_id: str) -> _Job:
     if task_id != job.task_id:
         raise _not_found(None)
     return job
+
+
+@get(f"{_JOBS}/{{job_id:str}}/task")
+async def list_tasks(
+    request: Request[Any, Any, Any], job_id: FromPath[str], sandbox: _Sandbox
+) -> Response[bytes]:
+    """The job's tasks (one per request; "get the task ID of the asynchronous request"), as a collection."""
+    job = sandbox.job(job_id)
+    url = f"{_base(request)}{_JOBS}/{job.id}/task"
+    item = {"links": [{"rel": "self", "href": f"{url}/{job.task_id}"}], "id": job.task_id}
+    return _json(
+        {
+            "links": [{"rel": "self", "href": url}],
+            "count": 1,
+            "hasMore": False,
+            "items": [item],
+            "offset": 0,
+            "totalResults": 1,
+        },
+        media=_COLLECTION,
+    )
 
 
 @get(f"{_JOBS}/{{job_id:str}}/task/{{task_id:str}}")
@@ -1494,6 +1533,7 @@ def create_netsuite_sandbox(settings: NetSuiteSandboxSettings | None = None) -> 
             delete_record,
             suiteql,
             read_job,
+            list_tasks,
             read_task,
             read_task_result,
             reset,
