@@ -20,8 +20,9 @@ safe calls, breaker) is the shared ``VendorHttpClient``'s; this module adds what
   ``create_invoice``       look up ``invoice/eid:{key}``; else ``POST`` with ``Prefer: respond-async``
                            and ``X-NetSuite-Idempotency-Key`` = uuid5 of the key, ``externalId`` = key;
                            a reused key (``IDEMPOTENCY_ERROR``, whose ``Location`` names the first
-                           job) means an earlier attempt owns the job: wait for that job and return its invoice (``created`` False); if that job
-                           failed and made nothing, go on with the key derived from key + that job
+                           job) means an earlier attempt owns the job: wait for that job and return
+                           its invoice (``created`` False); if that job failed and made nothing, go
+                           on with the key derived from key + that job
   ======================== ==========================================================================
 
 - SuiteQL for lists (one quoting function, ``suiteql_quote``), paged with ``limit``/``offset`` behind an
@@ -264,8 +265,8 @@ class NetSuiteErp:
     requests too. The private key comes from ``private_key_pem`` or else ``settings.private_key_file``.
     ``max_concurrent_requests`` caps requests in flight to the account. The account's own setup comes
     from ``settings``: ``invoice_item`` is the service item (its "Item Name/Number") that invoice lines
-    bill, ``subsidiaries`` the subsidiary that keeps each legal entity's books. ``retry``, ``breaker`` and ``sleep`` tune the
-    shared outbound behaviour; ``sleep`` also paces async-job polling.
+    bill, ``subsidiaries`` the subsidiary that keeps each legal entity's books. ``retry``, ``breaker``
+    and ``sleep`` tune the shared outbound behaviour; ``sleep`` also paces async-job polling.
     """
 
     vendor = VENDOR
@@ -301,7 +302,9 @@ class NetSuiteErp:
             if not is_internal_id(subsidiary_id):
                 raise ValueError(f"settings.subsidiaries[{entity!r}] is not a NetSuite internal id")
         # Subsidiary internal id -> legal entity: which subsidiary keeps whose books is the account's setup.
-        self._legal_entities = {subsidiary_id: entity for entity, subsidiary_id in settings.subsidiaries.items()}
+        self._legal_entities = {
+            subsidiary_id: entity for entity, subsidiary_id in settings.subsidiaries.items()
+        }
         base_url = settings.base_url.rstrip("/")
         self._auth = NetSuiteClientAssertionAuth(
             token_url=settings.token_url or f"{base_url}/auth/oauth2/v1/token",

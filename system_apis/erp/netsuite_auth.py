@@ -39,8 +39,8 @@ from apis.oauth_client import TokenFetchError
 __all__ = [
     "ASSERTION_TYPE",
     "NETSUITE_SCOPE",
-    "NetSuiteClientAssertionAuth",
     "SIGNING_ALGORITHMS",
+    "NetSuiteClientAssertionAuth",
     "SigningAlgorithm",
     "load_signing_key",
 ]

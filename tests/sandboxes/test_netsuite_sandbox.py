@@ -811,7 +811,10 @@ async def test_async_failures_and_key_rules() -> None:
         sync_body = {"companyName": "Sync Key Ltd", "subsidiary": {"id": "1"}}
         key_only = [
             await ns.api(
-                "POST", f"{RECORDS}/customer", json=sync_body, headers={"X-NetSuite-Idempotency-Key": sync_key}
+                "POST",
+                f"{RECORDS}/customer",
+                json=sync_body,
+                headers={"X-NetSuite-Idempotency-Key": sync_key},
             )
             for _ in range(2)
         ]

@@ -833,7 +833,8 @@ async def test_a_refusal_without_a_location_is_not_read_from_its_text() -> None:
     # An IDEMPOTENCY_ERROR whose Location is missing: the adapter does not fish a job id out of the detail.
     async def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/auth/oauth2/v1/token"):
-            return httpx.Response(200, json={"access_token": "t", "expires_in": "3600", "token_type": "Bearer"})
+            token = {"access_token": "t", "expires_in": "3600", "token_type": "Bearer"}
+            return httpx.Response(200, json=token)
         if request.method == "POST" and request.url.path.endswith("/record/v1/invoice"):
             detail = f"The idempotency key was used by asynchronous job 7 ({API}/async/v1/job/7)."
             return httpx.Response(400, json=problem(400, "IDEMPOTENCY_ERROR", detail))
