@@ -26,7 +26,7 @@ from joserfc.jwk import ECKey, RSAKey
 from litestar import Litestar
 from structlog.testing import capture_logs
 
-from apis.config import NetSuiteSettings
+from apis.config import NetSuiteSettings, load_settings
 from contracts.models import (
     BillingModel,
     BillingScheduleCreate,
@@ -872,6 +872,18 @@ async def test_the_invoice_item_and_the_subsidiaries_are_settings(sandbox: Sandb
     assert (await remapped.get_customer(DEMO_CUSTOMER_ID)).legal_entity == "NL01"
     with pytest.raises(ValueError, match="internal id"):
         sandbox.erp(settings={"subsidiaries": {"US01": "US"}})
+
+
+def test_the_account_setup_is_read_from_the_environment() -> None:
+    environ = {
+        "STRATUM_NETSUITE__SUBSIDIARIES": '{"US01": "7", "NL01": "9"}',
+        "STRATUM_NETSUITE__INVOICE_ITEM": "SVC-CONSULTING",
+        "STRATUM_NETSUITE__ALGORITHM": "PS384",
+    }
+    netsuite = load_settings(environ).netsuite
+    assert (netsuite.subsidiaries, netsuite.invoice_item) == ({"US01": "7", "NL01": "9"}, "SVC-CONSULTING")
+    assert netsuite.algorithm == "PS384"
+    assert load_settings({}).netsuite.subsidiaries == {"US01": "1", "GB01": "2", "DE01": "3"}
 
 
 def customer_subsidiary(sandbox: Sandbox, customer_id: str) -> str | None:
