@@ -30,7 +30,8 @@ import re
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeAlias, cast
@@ -133,6 +134,12 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # Unverified: the error codes for a bad value type and for an unknown body field.
 _BAD_CONTENT = "INVALID_CONTENT"
+# Property name validation (unverified: the header's name and values, and how a warning is signalled):
+# ``X-NetSuite-PropertyNameValidation: Error | Warning | Ignore``; under Warning, NetSuite's default, a
+# property the record does not have is ignored and the answer carries an HTTP ``Warning`` header.
+_PROPERTY_VALIDATION_HEADER = "x-netsuite-propertynamevalidation"
+_PROPERTY_VALIDATION_LEVELS = ("error", "warning", "ignore")
+_DEFAULT_PROPERTY_VALIDATION = "warning"
 # Oracle's example answers to an asynchronous request, accepted or refused as a repeat, carry it.
 _ASYNC_APPLIED = {"Preference-Applied": "respond-async"}
 
@@ -291,6 +298,8 @@ class NetSuiteSandbox:
         self.tokens: dict[str, float] = {}
         self.jobs: dict[str, _Job] = {}
         self.idempotency_keys: dict[str, str] = {}
+        self._property_validation = _DEFAULT_PROPERTY_VALIDATION
+        self._property_warnings: list[str] = []
         self.request_log: deque[RequestLogEntry] = deque(maxlen=100)
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -655,9 +664,8 @@ class NetSuiteSandbox:
                 continue  # clients echo the links of a record they read; NetSuite ignores them
             spec = rtype.field(name)
             if spec is None:
-                raise NetSuiteError(
-                    400, _BAD_CONTENT, f"Invalid field name '{name}' for record type {rtype.name}.", name
-                )
+                self.unknown_property(f"Invalid field name '{name}' for record type {rtype.name}.", name)
+                continue
             if spec.read_only:
                 raise NetSuiteError(400, "USER_ERROR", f"The field {spec.name} is read-only.", spec.name)
             record[spec.name] = self.coerce(spec, value, spec.name)
@@ -745,9 +753,8 @@ class NetSuiteSandbox:
                 continue
             inner = next((s for s in spec.lines if s.name.lower() == name.lower()), None)
             if inner is None:
-                raise NetSuiteError(
-                    400, _BAD_CONTENT, f"Invalid field name '{name}' for subrecord {spec.name}.", path
-                )
+                self.unknown_property(f"Invalid field name '{name}' for subrecord {spec.name}.", path)
+                continue
             subrecord[inner.name] = self.coerce(inner, inner_value, f"{path}.{inner.name}")
         return subrecord
 
@@ -784,9 +791,8 @@ class NetSuiteSandbox:
                     continue
                 line_spec = next((s for s in spec.lines if s.name.lower() == name.lower()), None)
                 if line_spec is None:
-                    raise NetSuiteError(
-                        400, _BAD_CONTENT, f"Invalid field name '{name}' for sublist {spec.name}.", line_path
-                    )
+                    self.unknown_property(f"Invalid field name '{name}' for sublist {spec.name}.", line_path)
+                    continue
                 if line_spec.read_only:
                     continue  # the line number is assigned by position
                 line[line_spec.name] = self.coerce(line_spec, item_value, f"{line_path}.{line_spec.name}")
@@ -983,6 +989,26 @@ class NetSuiteSandbox:
         for target in touched.values():
             target["lastModifiedDate"] = stamp
         return [("invoice", target) for target in touched.values()]
+
+    # -- property name validation ---------------------------------------------------------------------------
+
+    @contextmanager
+    def property_validation(self, level: str) -> Iterator[list[str]]:
+        """Run one write (synchronous code: no other request interleaves) under a property-name validation
+        level; yields the warnings it collects."""
+        self._property_validation, self._property_warnings = level, []
+        try:
+            yield self._property_warnings
+        finally:
+            self._property_validation = _DEFAULT_PROPERTY_VALIDATION
+
+    def unknown_property(self, detail: str, path: str) -> None:
+        """A body property the record does not have: refused under ``Error``; under ``Warning`` (NetSuite's
+        default) ignored with a warning; under ``Ignore`` ignored silently."""
+        if self._property_validation == "error":
+            raise NetSuiteError(400, _BAD_CONTENT, detail, path)
+        if self._property_validation == "warning":
+            self._property_warnings.append(detail)
 
     # -- asynchronous requests ------------------------------------------------------------------------------
 
@@ -1190,13 +1216,27 @@ async def _write(
     raw = await request.body()
     key = request.headers.get("x-netsuite-idempotency-key")
     base = _base(request)
+    level = (request.headers.get(_PROPERTY_VALIDATION_HEADER) or _DEFAULT_PROPERTY_VALIDATION).strip().lower()
+    if level not in _PROPERTY_VALIDATION_LEVELS:
+        raise NetSuiteError(
+            400,
+            "INVALID_HEADER",
+            "The X-NetSuite-PropertyNameValidation header value must be Error, Warning or Ignore.",
+        )
     if "respond-async" in _preferences(request):
-        job = sandbox.submit(base, key, lambda: operation(_decode(raw)))
+        with sandbox.property_validation(level):
+            job = sandbox.submit(base, key, lambda: operation(_decode(raw)))
         headers = {"Location": f"{base}{_JOBS}/{job.id}", **_ASYNC_APPLIED}
         return Response(b"", status_code=202, headers=headers)
     # NetSuite honours the idempotency key only on asynchronous requests; on a synchronous one the header
     # is ignored, so a repeated synchronous POST creates a second record.
-    return _outcome_response(operation(_decode(raw)))
+    with sandbox.property_validation(level) as warnings:
+        outcome = operation(_decode(raw))
+    response = _outcome_response(outcome)
+    if warnings:
+        text = "; ".join(warnings)[:500].replace('"', "'")
+        response.headers["Warning"] = f'299 - "{text}"'
+    return response
 
 
 @get(_TYPE_PATH)

@@ -448,8 +448,6 @@ async def test_put_by_external_id_creates_then_updates() -> None:
          "subsidiary"),
         ("POST", "customer", {"companyName": "x" * 84, "subsidiary": {"id": "1"}}, 400, "USER_ERROR",
          "companyName"),
-        ("POST", "customer", {"companyName": "x", "subsidiary": {"id": "1"}, "shoeSize": 9}, 400,
-         "INVALID_CONTENT", "shoeSize"),
         ("POST", "customer", {"companyName": 42, "subsidiary": {"id": "1"}}, 400, "INVALID_CONTENT",
          "companyName"),
         ("POST", "customer", {"companyName": "x", "subsidiary": {"id": "1"},
@@ -478,6 +476,42 @@ async def test_write_validation_errors(
     assert detail.get("o:errorPath") == error_path
     assert after == before
     assert customer["companyName"] == "Globex Professional Services"
+
+
+@pytest.mark.asyncio
+async def test_unknown_body_properties_follow_the_property_name_validation_level() -> None:
+    body = {"companyName": "Shoe Size Ltd", "subsidiary": {"id": "1"}, "shoeSize": 9}
+    line = {"item": {"items": [{"item": {"id": "101"}, "quantity": 1, "rate": 10, "colour": "red"}]}}
+    async with account() as ns:
+        default = await ns.api("POST", f"{RECORDS}/customer", json=body)
+        strict = await ns.api(
+            "POST", f"{RECORDS}/customer", json=body, headers={"X-NetSuite-PropertyNameValidation": "Error"}
+        )
+        silent = await ns.api(
+            "POST", f"{RECORDS}/customer", json=body, headers={"X-NetSuite-PropertyNameValidation": "Ignore"}
+        )
+        bad_level = await ns.api(
+            "POST", f"{RECORDS}/customer", json=body, headers={"X-NetSuite-PropertyNameValidation": "Loud"}
+        )
+        sublist = await ns.api("PATCH", f"{RECORDS}/invoice/{OPEN_INVOICE_ID}", json=line)
+        made = await ns.api("GET", f"{RECORDS}/customer", params={"q": 'companyName IS "Shoe Size Ltd"'})
+        stored = await ns.record("customer", record_id_from(default))
+    # NetSuite's default level (Warning) accepts the write, drops the property and warns; Error refuses.
+    assert default.status_code == 204
+    assert "shoeSize" in default.headers["warning"]
+    assert "shoeSize" not in stored
+    detail = assert_error(strict, 400, "INVALID_CONTENT")
+    assert detail["o:errorPath"] == "shoeSize"
+    assert silent.status_code == 204
+    assert "warning" not in silent.headers
+    assert_error(bad_level, 400, "INVALID_HEADER")
+    assert sublist.status_code == 204
+    assert "colour" in sublist.headers["warning"]
+    assert made.json()["totalResults"] == 2
+
+
+def record_id_from(response: httpx.Response) -> str:
+    return response.headers["location"].rsplit("/", 1)[1]
 
 
 @pytest.mark.asyncio
