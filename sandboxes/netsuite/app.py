@@ -8,8 +8,13 @@ Served at the app's own root (mount it anywhere, see `create_netsuite_sandbox`):
   ``.../{type}/{id}`` and ``.../{type}/eid:{externalId}``: read, update (PATCH), upsert (PUT, ``eid:``
   only), delete; ``.../{type}/{id}/{sublist}``: a sublist's lines
 - ``POST /services/rest/query/v1/suiteql``: SuiteQL (``Prefer: transient`` required)
-- ``GET /services/rest/async/v1/job/{id}[/task/{taskId}[/result]]``: asynchronous requests
-  (``Prefer: respond-async``, optionally with ``X-NetSuite-Idempotency-Key``)
+- ``GET /services/rest/async/v1/job/{id}[/task[/{taskId}[/result]]]``: asynchronous requests
+  (``Prefer: respond-async`` -> 202, ``Location`` of the job, ``Preference-Applied``), optionally with
+  ``X-NetSuite-Idempotency-Key`` (a reused key: 400 ``IDEMPOTENCY_ERROR`` with ``Location`` of the first
+  job; on a synchronous request the key is ignored), as Oracle documents them in "REST Web Services
+  Request Processing" and "Sending an Asynchronous Request Using an Idempotency Key"
+- writes take ``X-NetSuite-PropertyNameValidation`` (``Warning`` by default: an unknown body property is
+  dropped with a ``Warning`` header; ``Error`` refuses it; ``Ignore`` drops it silently)
 - ``/__sandbox/...``: reset, token expiry, stats and fault injection (no auth; never on vendor paths)
 - ``GET /__sandbox/records/{type}``: the stored records of a record type (``customer``, ``job``,
   ``billingSchedule``, ...) as held, ``?field=value`` filters by equality on top-level fields
@@ -132,7 +137,7 @@ _INVALID_LOGIN = (
 _NONEXISTENT = "The record instance does not exist. Provide a valid record instance ID."
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-# Unverified: the error codes for a bad value type and for an unknown body field.
+# Unverified: the error codes for a bad value type and for an unknown body field (under Error validation).
 _BAD_CONTENT = "INVALID_CONTENT"
 # Property name validation (unverified: the header's name and values, and how a warning is signalled):
 # ``X-NetSuite-PropertyNameValidation: Error | Warning | Ignore``; under Warning, NetSuite's default, a
