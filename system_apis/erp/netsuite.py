@@ -807,9 +807,15 @@ class NetSuiteErp:
         # A call keeps its slot through its own retries: after a 429 the account is busy, and letting
         # another call take the slot while this one backs off would only bring the next 429 sooner.
         async with self._slots:
-            return await self._http.send(
+            response = await self._http.send(
                 method, url, params=params, headers=headers, content=content, idempotent=idempotent
             )
+        warning = response.headers.get("Warning")
+        if warning:
+            # NetSuite accepts a body property the record lacks and only warns (its default property-name
+            # validation): the value was dropped, which is a mapping mistake someone must see.
+            _log().warning("netsuite_warning", method=method, path=url, warning=warning[:300])
+        return response
 
     async def _read(self, record_type: str, reference: str, *, expand: bool = False) -> bytes:
         params = {"expandSubResources": "true"} if expand else None

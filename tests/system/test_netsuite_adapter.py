@@ -892,6 +892,14 @@ def customer_subsidiary(sandbox: Sandbox, customer_id: str) -> str | None:
     return subsidiary
 
 
+async def test_a_property_netsuite_drops_with_a_warning_is_logged(erp: NetSuiteErp) -> None:
+    with capture_logs() as logs:
+        await erp._patch("customer", DEMO_CUSTOMER_ID, {"shoeSize": 9})
+    (warned,) = [line for line in logs if line["event"] == "netsuite_warning"]
+    assert warned["log_level"] == "warning"
+    assert "shoeSize" in warned["warning"]
+
+
 def test_rs256_is_not_an_algorithm_netsuite_accepts() -> None:
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert({"algorithm": "RS256"}, NetSuiteSettings)
