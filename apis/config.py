@@ -76,7 +76,13 @@ class NetSuiteSettings(VendorConnection, kw_only=True, frozen=True):
     client_id: str | None = None  # None: the sandbox's development client
     certificate_id: str | None = None  # the "kid" NetSuite assigned to the uploaded certificate
     private_key_file: str | None = None  # PEM; None with the sandbox's development client
-    algorithm: Literal["PS256", "ES256", "RS256"] = "ES256"
+    # What NetSuite accepts for the client assertion: RSA-PSS or ECDSA; RS256 (PKCS#1 v1.5) is refused.
+    algorithm: Literal["PS256", "PS384", "PS512", "ES256", "ES384", "ES512"] = "ES256"
+    invoice_item: str = "PS-CONSULT"  # the service item ("Item Name/Number") invoice lines bill
+    # Legal entity -> internal id of the subsidiary that keeps its books (the account's own setup).
+    subsidiaries: dict[str, str] = msgspec.field(
+        default_factory=lambda: {"US01": "1", "GB01": "2", "DE01": "3"}
+    )
 
 
 class AnaplanSettings(VendorConnection, kw_only=True, frozen=True):
@@ -284,7 +290,8 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
             if outer in _NESTED:
                 raw.setdefault(outer, {})
                 if isinstance(raw[outer], dict):
-                    raw[outer][inner] = value
+                    # A JSON object for a mapping setting (STRATUM_NETSUITE__SUBSIDIARIES={"US01": "1"}).
+                    raw[outer][inner] = msgspec.json.decode(value) if value.strip()[:1] == "{" else value
             continue
         if name in _NESTED or name == "oauth_algorithms":
             raw[name] = msgspec.json.decode(value) if value.strip()[:1] in "[{" else value.split(",")

@@ -8,8 +8,13 @@ Served at the app's own root (mount it anywhere, see `create_netsuite_sandbox`):
   ``.../{type}/{id}`` and ``.../{type}/eid:{externalId}``: read, update (PATCH), upsert (PUT, ``eid:``
   only), delete; ``.../{type}/{id}/{sublist}``: a sublist's lines
 - ``POST /services/rest/query/v1/suiteql``: SuiteQL (``Prefer: transient`` required)
-- ``GET /services/rest/async/v1/job/{id}[/task/{taskId}[/result]]``: asynchronous requests
-  (``Prefer: respond-async``, optionally with ``X-NetSuite-Idempotency-Key``)
+- ``GET /services/rest/async/v1/job/{id}[/task[/{taskId}[/result]]]``: asynchronous requests
+  (``Prefer: respond-async`` -> 202, ``Location`` of the job, ``Preference-Applied``), optionally with
+  ``X-NetSuite-Idempotency-Key`` (a reused key: 400 ``IDEMPOTENCY_ERROR`` with ``Location`` of the first
+  job; on a synchronous request the key is ignored), as Oracle documents them in "REST Web Services
+  Request Processing" and "Sending an Asynchronous Request Using an Idempotency Key"
+- writes take ``X-NetSuite-PropertyNameValidation`` (``Warning`` by default: an unknown body property is
+  dropped with a ``Warning`` header; ``Error`` refuses it; ``Ignore`` drops it silently)
 - ``/__sandbox/...``: reset, token expiry, stats and fault injection (no auth; never on vendor paths)
 - ``GET /__sandbox/records/{type}``: the stored records of a record type (``customer``, ``job``,
   ``billingSchedule``, ...) as held, ``?field=value`` filters by equality on top-level fields
@@ -30,7 +35,8 @@ import re
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeAlias, cast
@@ -131,8 +137,16 @@ _INVALID_LOGIN = (
 _NONEXISTENT = "The record instance does not exist. Provide a valid record instance ID."
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-# Unverified: the error codes for a bad value type and for an unknown body field.
+# Unverified: the error codes for a bad value type and for an unknown body field (under Error validation).
 _BAD_CONTENT = "INVALID_CONTENT"
+# Property name validation (unverified: the header's name and values, and how a warning is signalled):
+# ``X-NetSuite-PropertyNameValidation: Error | Warning | Ignore``; under Warning, NetSuite's default, a
+# property the record does not have is ignored and the answer carries an HTTP ``Warning`` header.
+_PROPERTY_VALIDATION_HEADER = "x-netsuite-propertynamevalidation"
+_PROPERTY_VALIDATION_LEVELS = ("error", "warning", "ignore")
+_DEFAULT_PROPERTY_VALIDATION = "warning"
+# Oracle's example answers to an asynchronous request, accepted or refused as a repeat, carry it.
+_ASYNC_APPLIED = {"Preference-Applied": "respond-async"}
 
 
 class NetSuiteClient(msgspec.Struct, kw_only=True, frozen=True):
@@ -173,15 +187,30 @@ class NetSuiteSandboxSettings(msgspec.Struct, kw_only=True, frozen=True):
 class NetSuiteError(Exception):
     """An error answered as NetSuite's problem document with one ``o:errorDetails`` entry."""
 
-    def __init__(self, status: int, code: str, detail: str, path: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        path: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        titled_as: int | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
         self.path = path
+        self.headers = dict(headers or {})
+        # The status whose ``type`` and ``title`` the body carries, where NetSuite's differ from ``status``.
+        self.titled_as = titled_as
 
     def body(self) -> dict[str, Any]:
-        return _problem(self.status, self.code, self.detail, self.path)
+        problem = _problem(self.status, self.code, self.detail, self.path)
+        if self.titled_as is not None:
+            problem["type"], problem["title"] = _PROBLEMS[self.titled_as]
+        return problem
 
 
 def _problem(status: int, code: str, detail: str, path: str | None = None) -> dict[str, Any]:
@@ -274,6 +303,8 @@ class NetSuiteSandbox:
         self.tokens: dict[str, float] = {}
         self.jobs: dict[str, _Job] = {}
         self.idempotency_keys: dict[str, str] = {}
+        self._property_validation = _DEFAULT_PROPERTY_VALIDATION
+        self._property_warnings: list[str] = []
         self.request_log: deque[RequestLogEntry] = deque(maxlen=100)
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -638,9 +669,8 @@ class NetSuiteSandbox:
                 continue  # clients echo the links of a record they read; NetSuite ignores them
             spec = rtype.field(name)
             if spec is None:
-                raise NetSuiteError(
-                    400, _BAD_CONTENT, f"Invalid field name '{name}' for record type {rtype.name}.", name
-                )
+                self.unknown_property(f"Invalid field name '{name}' for record type {rtype.name}.", name)
+                continue
             if spec.read_only:
                 raise NetSuiteError(400, "USER_ERROR", f"The field {spec.name} is read-only.", spec.name)
             record[spec.name] = self.coerce(spec, value, spec.name)
@@ -728,9 +758,8 @@ class NetSuiteSandbox:
                 continue
             inner = next((s for s in spec.lines if s.name.lower() == name.lower()), None)
             if inner is None:
-                raise NetSuiteError(
-                    400, _BAD_CONTENT, f"Invalid field name '{name}' for subrecord {spec.name}.", path
-                )
+                self.unknown_property(f"Invalid field name '{name}' for subrecord {spec.name}.", path)
+                continue
             subrecord[inner.name] = self.coerce(inner, inner_value, f"{path}.{inner.name}")
         return subrecord
 
@@ -767,9 +796,8 @@ class NetSuiteSandbox:
                     continue
                 line_spec = next((s for s in spec.lines if s.name.lower() == name.lower()), None)
                 if line_spec is None:
-                    raise NetSuiteError(
-                        400, _BAD_CONTENT, f"Invalid field name '{name}' for sublist {spec.name}.", line_path
-                    )
+                    self.unknown_property(f"Invalid field name '{name}' for sublist {spec.name}.", line_path)
+                    continue
                 if line_spec.read_only:
                     continue  # the line number is assigned by position
                 line[line_spec.name] = self.coerce(line_spec, item_value, f"{line_path}.{line_spec.name}")
@@ -967,6 +995,26 @@ class NetSuiteSandbox:
             target["lastModifiedDate"] = stamp
         return [("invoice", target) for target in touched.values()]
 
+    # -- property name validation ---------------------------------------------------------------------------
+
+    @contextmanager
+    def property_validation(self, level: str) -> Iterator[list[str]]:
+        """Run one write (synchronous code: no other request interleaves) under a property-name validation
+        level; yields the warnings it collects."""
+        self._property_validation, self._property_warnings = level, []
+        try:
+            yield self._property_warnings
+        finally:
+            self._property_validation = _DEFAULT_PROPERTY_VALIDATION
+
+    def unknown_property(self, detail: str, path: str) -> None:
+        """A body property the record does not have: refused under ``Error``; under ``Warning`` (NetSuite's
+        default) ignored with a warning; under ``Ignore`` ignored silently."""
+        if self._property_validation == "error":
+            raise NetSuiteError(400, _BAD_CONTENT, detail, path)
+        if self._property_validation == "warning":
+            self._property_warnings.append(detail)
+
     # -- asynchronous requests ------------------------------------------------------------------------------
 
     def submit(self, base: str, key: str | None, operation: Callable[[], Outcome]) -> _Job:
@@ -978,11 +1026,15 @@ class NetSuiteSandbox:
                 )
             first = self.idempotency_keys.get(key.lower())
             if first is not None:
+                # Oracle's documented answer ("Sending an Asynchronous Request Using an Idempotency Key"):
+                # 400 titled "Conflict", and the first job is named by the Location header, not the text.
                 raise NetSuiteError(
                     400,
                     "IDEMPOTENCY_ERROR",
-                    f"The idempotency key {key} has already been used by asynchronous job {first} "
-                    f"({base}{_JOBS}/{first}). Use a new key for a new request.",
+                    "A request with the same idempotency key is already submitted. See the \"Location\" "
+                    "header for a link to the previously submitted job",
+                    headers={"Location": f"{base}{_JOBS}/{first}", **_ASYNC_APPLIED},
+                    titled_as=409,
                 )
         job_id = str(len(self.jobs) + 1)
         try:
@@ -1112,7 +1164,7 @@ def _decode(raw: bytes) -> Any:
 
 
 def _on_netsuite_error(_: Request[Any, Any, Any], exc: NetSuiteError) -> Response[bytes]:
-    return _json(exc.body(), exc.status, _ERROR)
+    return _json(exc.body(), exc.status, _ERROR, exc.headers or None)
 
 
 def _on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
@@ -1169,17 +1221,27 @@ async def _write(
     raw = await request.body()
     key = request.headers.get("x-netsuite-idempotency-key")
     base = _base(request)
-    if "respond-async" in _preferences(request):
-        job = sandbox.submit(base, key, lambda: operation(_decode(raw)))
-        return Response(b"", status_code=202, headers={"Location": f"{base}{_JOBS}/{job.id}"})
-    if key is not None:
+    level = (request.headers.get(_PROPERTY_VALIDATION_HEADER) or _DEFAULT_PROPERTY_VALIDATION).strip().lower()
+    if level not in _PROPERTY_VALIDATION_LEVELS:
         raise NetSuiteError(
             400,
             "INVALID_HEADER",
-            "The X-NetSuite-Idempotency-Key header can be used only with asynchronous requests "
-            "(Prefer: respond-async).",
+            "The X-NetSuite-PropertyNameValidation header value must be Error, Warning or Ignore.",
         )
-    return _outcome_response(operation(_decode(raw)))
+    if "respond-async" in _preferences(request):
+        with sandbox.property_validation(level):
+            job = sandbox.submit(base, key, lambda: operation(_decode(raw)))
+        headers = {"Location": f"{base}{_JOBS}/{job.id}", **_ASYNC_APPLIED}
+        return Response(b"", status_code=202, headers=headers)
+    # NetSuite honours the idempotency key only on asynchronous requests; on a synchronous one the header
+    # is ignored, so a repeated synchronous POST creates a second record.
+    with sandbox.property_validation(level) as warnings:
+        outcome = operation(_decode(raw))
+    response = _outcome_response(outcome)
+    if warnings:
+        text = "; ".join(warnings)[:500].replace('"', "'")
+        response.headers["Warning"] = f'299 - "{text}"'
+    return response
 
 
 @get(_TYPE_PATH)
@@ -1301,7 +1363,8 @@ def _job_document(base: str, job: _Job, completed: bool, progress: str) -> dict[
         "id": job.id,
         "completed": completed,
         "progress": progress,
-        "task": {"links": [{"rel": "related", "href": f"{url}/task/{job.task_id}"}]},
+        # As in Oracle's example ("Sending an Asynchronous Request"): the task collection, rel self.
+        "task": {"links": [{"rel": "self", "href": f"{url}/task"}]},
     }
 
 
@@ -1319,6 +1382,27 @@ def _task(sandbox: NetSuiteSandbox, job_id: str, task_id: str) -> _Job:
     if task_id != job.task_id:
         raise _not_found(None)
     return job
+
+
+@get(f"{_JOBS}/{{job_id:str}}/task")
+async def list_tasks(
+    request: Request[Any, Any, Any], job_id: FromPath[str], sandbox: _Sandbox
+) -> Response[bytes]:
+    """The job's tasks (one per request; "get the task ID of the asynchronous request"), as a collection."""
+    job = sandbox.job(job_id)
+    url = f"{_base(request)}{_JOBS}/{job.id}/task"
+    item = {"links": [{"rel": "self", "href": f"{url}/{job.task_id}"}], "id": job.task_id}
+    return _json(
+        {
+            "links": [{"rel": "self", "href": url}],
+            "count": 1,
+            "hasMore": False,
+            "items": [item],
+            "offset": 0,
+            "totalResults": 1,
+        },
+        media=_COLLECTION,
+    )
 
 
 @get(f"{_JOBS}/{{job_id:str}}/task/{{task_id:str}}")
@@ -1494,6 +1578,7 @@ def create_netsuite_sandbox(settings: NetSuiteSandboxSettings | None = None) -> 
             delete_record,
             suiteql,
             read_job,
+            list_tasks,
             read_task,
             read_task_result,
             reset,

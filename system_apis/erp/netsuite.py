@@ -19,9 +19,10 @@ safe calls, breaker) is the shared ``VendorHttpClient``'s; this module adds what
   ``void_billing_...``     ``isInactive`` true and detached from its project, each only if not yet so
   ``create_invoice``       look up ``invoice/eid:{key}``; else ``POST`` with ``Prefer: respond-async``
                            and ``X-NetSuite-Idempotency-Key`` = uuid5 of the key, ``externalId`` = key;
-                           a reused key (``IDEMPOTENCY_ERROR``) means an earlier attempt owns the job:
-                           wait for that job and return its invoice (``created`` False); if that job
-                           failed and made nothing, go on with the key derived from key + that job
+                           a reused key (``IDEMPOTENCY_ERROR``, whose ``Location`` names the first
+                           job) means an earlier attempt owns the job: wait for that job and return
+                           its invoice (``created`` False); if that job failed and made nothing, go
+                           on with the key derived from key + that job
   ======================== ==========================================================================
 
 - SuiteQL for lists (one quoting function, ``suiteql_quote``), paged with ``limit``/``offset`` behind an
@@ -112,7 +113,6 @@ from system_apis.erp.netsuite_mapping import (
     project_from_record,
     q_quote,
     record_id_from_url,
-    subsidiary_query,
     suiteql_quote,
 )
 from system_apis.erp.port import InvoiceFilter
@@ -163,7 +163,6 @@ _INTERNAL_ID = re.compile(r"^[0-9]{1,18}$")
 _EXTERNAL_ID = re.compile(r"^[A-Za-z0-9_:.-]{1,255}$")
 _MAX_PAGE = 1000  # NetSuite's page size ceiling for record lists and SuiteQL
 _MAX_OFFSET = 1_000_000
-_JOB_IN_DETAIL = re.compile(r"async/v1/job/(\d+)|asynchronous job (\d+)")
 # Polling an async job: first wait, growth and ceiling, and how many polls before giving up.
 _JOB_POLL_FIRST_SECONDS = 0.25
 _JOB_POLL_MAX_SECONDS = 5.0
@@ -264,9 +263,10 @@ class NetSuiteErp:
 
     ``transport`` is the test seam (an ``httpx.ASGITransport`` to the sandbox) and carries the token
     requests too. The private key comes from ``private_key_pem`` or else ``settings.private_key_file``.
-    ``max_concurrent_requests`` caps requests in flight to the account; ``invoice_item`` is the service
-    item (its "Item Name/Number") that invoice lines bill. ``retry``, ``breaker`` and ``sleep`` tune the
-    shared outbound behaviour; ``sleep`` also paces async-job polling.
+    ``max_concurrent_requests`` caps requests in flight to the account. The account's own setup comes
+    from ``settings``: ``invoice_item`` is the service item (its "Item Name/Number") that invoice lines
+    bill, ``subsidiaries`` the subsidiary that keeps each legal entity's books. ``retry``, ``breaker``
+    and ``sleep`` tune the shared outbound behaviour; ``sleep`` also paces async-job polling.
     """
 
     vendor = VENDOR
@@ -280,7 +280,6 @@ class NetSuiteErp:
         private_key_pem: str | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
-        invoice_item: str = "PS-CONSULT",
         retry: RetryPolicy | None = None,
         breaker: BreakerPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -297,7 +296,15 @@ class NetSuiteErp:
                     "NetSuiteErp needs a private key: private_key_pem or settings.private_key_file"
                 )
             private_key_pem = Path(settings.private_key_file).read_text(encoding="ascii")
+        invoice_item = settings.invoice_item
         q_quote(invoice_item)  # refuse an unusable item name now, not at the first invoice
+        for entity, subsidiary_id in settings.subsidiaries.items():
+            if not is_internal_id(subsidiary_id):
+                raise ValueError(f"settings.subsidiaries[{entity!r}] is not a NetSuite internal id")
+        # Subsidiary internal id -> legal entity: which subsidiary keeps whose books is the account's setup.
+        self._legal_entities = {
+            subsidiary_id: entity for entity, subsidiary_id in settings.subsidiaries.items()
+        }
         base_url = settings.base_url.rstrip("/")
         self._auth = NetSuiteClientAssertionAuth(
             token_url=settings.token_url or f"{base_url}/auth/oauth2/v1/token",
@@ -650,10 +657,8 @@ class NetSuiteErp:
             response = await self._send(
                 "POST", "record/v1/invoice", content=content, headers=headers, idempotent=True
             )
-        except VendorRejected as exc:
-            if exc.vendor_code != "IDEMPOTENCY_ERROR":
-                raise
-            job_id = _job_id_in(exc.message)
+        except _IdempotencyKeyUsed as exc:
+            job_id = exc.first_job_id
             _log().info("netsuite_idempotency_key_reused", idempotency_key=idempotency_key, job_id=job_id)
             return job_id, False
         job_id = record_id_from_url(response.headers.get("Location", ""), "job")
@@ -686,7 +691,13 @@ class NetSuiteErp:
         href = job.task_href()
         if href is None:
             raise VendorBadResponse(VENDOR, f"NetSuite job {job_id} failed and names no task")
-        await self._send("GET", self._relative(href) + "/result")
+        # The job links its task collection (``.../job/{id}/task``); the one task there holds the result.
+        tasks_path = self._relative(href).rstrip("/")
+        tasks = _decoded("task list", decode_record_list, (await self._send("GET", tasks_path)).content)
+        task_id = next((task.id for task in tasks.items if task.id and is_internal_id(task.id)), None)
+        if task_id is None:
+            raise VendorBadResponse(VENDOR, f"NetSuite job {job_id} failed and lists no task")
+        await self._send("GET", f"{tasks_path}/{task_id}/result")
         raise VendorBadResponse(VENDOR, f"NetSuite job {job_id} failed but its task result is not an error")
 
     async def _service_item_id(self) -> str:
@@ -796,9 +807,15 @@ class NetSuiteErp:
         # A call keeps its slot through its own retries: after a 429 the account is busy, and letting
         # another call take the slot while this one backs off would only bring the next 429 sooner.
         async with self._slots:
-            return await self._http.send(
+            response = await self._http.send(
                 method, url, params=params, headers=headers, content=content, idempotent=idempotent
             )
+        warning = response.headers.get("Warning")
+        if warning:
+            # NetSuite accepts a body property the record lacks and only warns (its default property-name
+            # validation): the value was dropped, which is a mapping mistake someone must see.
+            _log().warning("netsuite_warning", method=method, path=url, warning=warning[:300])
+        return response
 
     async def _read(self, record_type: str, reference: str, *, expand: bool = False) -> bytes:
         params = {"expandSubResources": "true"} if expand else None
@@ -855,8 +872,7 @@ class NetSuiteErp:
             ):
                 return setup
             currencies = await self._suiteql(currency_query(), SetupRow, limit=_MAX_PAGE, offset=0)
-            subsidiaries = await self._suiteql(subsidiary_query(), SetupRow, limit=_MAX_PAGE, offset=0)
-            self._setup = SetupLookup.from_rows(currencies.items, subsidiaries.items)
+            self._setup = SetupLookup.from_rows(currencies.items, self._legal_entities)
             self._setup_loaded_at = self._clock()
             return self._setup
 
@@ -889,6 +905,10 @@ class NetSuiteErp:
                 f"NetSuite is busy: {code or 'too many requests'}",
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
+        if code == "IDEMPOTENCY_ERROR":
+            # The key was used already: NetSuite names the first job in the Location header.
+            first_job = record_id_from_url(response.headers.get("Location", ""), "job")
+            return _IdempotencyKeyUsed(message, first_job_id=first_job)
         if 400 <= status < 500 and status != 401:
             # USER_ERROR, INVALID_KEY_OR_REF, INVALID_CONTENT, IDEMPOTENCY_ERROR, ...: our request or our
             # caller's data is wrong. Keep NetSuite's code; the caller decides (IDEMPOTENCY_ERROR is ours).
@@ -974,9 +994,10 @@ def _eid(external_key: str) -> str:
     return f"eid:{external_key}"
 
 
-def _job_id_in(message: str) -> str | None:
-    """The first job's id in an ``IDEMPOTENCY_ERROR`` detail ("... used by asynchronous job 7 (.../7)")."""
-    match = _JOB_IN_DETAIL.search(message)
-    if match is None:
-        return None
-    return match.group(1) or match.group(2)
+class _IdempotencyKeyUsed(VendorRejected):
+    """``IDEMPOTENCY_ERROR``: the key was used by an earlier request; ``first_job_id`` is the job that
+    request started, from the answer's ``Location`` (None when NetSuite named none)."""
+
+    def __init__(self, message: str, *, first_job_id: str | None) -> None:
+        super().__init__(VENDOR, message, vendor_code="IDEMPOTENCY_ERROR")
+        self.first_job_id = first_job_id

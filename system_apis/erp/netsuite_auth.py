@@ -39,6 +39,7 @@ from apis.oauth_client import TokenFetchError
 __all__ = [
     "ASSERTION_TYPE",
     "NETSUITE_SCOPE",
+    "SIGNING_ALGORITHMS",
     "NetSuiteClientAssertionAuth",
     "SigningAlgorithm",
     "load_signing_key",
@@ -47,7 +48,12 @@ __all__ = [
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 NETSUITE_SCOPE = "rest_webservices"
 
-SigningAlgorithm = Literal["PS256", "ES256", "RS256"]
+#: The assertion algorithms NetSuite accepts (RSA-PSS and ECDSA). It no longer accepts RS256 (RSA PKCS#1
+#: v1.5) for the client credentials flow, so an RSA certificate signs with PS256/PS384/PS512.
+SigningAlgorithm = Literal["PS256", "PS384", "PS512", "ES256", "ES384", "ES512"]
+SIGNING_ALGORITHMS: tuple[SigningAlgorithm, ...] = ("PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
+# The curve each ECDSA algorithm signs with (RFC 7518 section 3.4).
+_EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 
 # NetSuite refuses an assertion whose exp is more than 60 minutes after iat. It is used once, seconds after
 # signing, so a few minutes leave room for clock skew without keeping a replayable credential alive long.
@@ -80,13 +86,17 @@ _token_error_decoder = msgspec.json.Decoder(_TokenError)
 
 def load_signing_key(private_key_pem: str | bytes, algorithm: SigningAlgorithm) -> ECKey | RSAKey:
     """The private key for ``algorithm`` from PEM text; raises ``ValueError`` (never quoting the key) when
-    the text is not a private key of the algorithm's family (EC P-256 for ES256, RSA for PS256/RS256)."""
+    the text is not a private key of the algorithm's family (EC P-256/P-384/P-521 for ES256/ES384/ES512,
+    RSA for PS256/PS384/PS512), or the algorithm is one NetSuite does not accept (RS256)."""
+    if algorithm not in SIGNING_ALGORITHMS:
+        raise ValueError(f"NetSuite does not accept {str(algorithm)[:10]!r} client assertions")
     try:
         key: ECKey | RSAKey
-        if algorithm == "ES256":
+        curve = _EC_CURVES.get(algorithm)
+        if curve is not None:
             key = ECKey.import_key(private_key_pem)
-            if key.curve_name != "P-256":
-                raise ValueError("ES256 needs a P-256 key")
+            if key.curve_name != curve:
+                raise ValueError(f"{algorithm} needs a {curve} key")
         else:
             key = RSAKey.import_key(private_key_pem)
     except (ValueError, TypeError, JoseError):

@@ -110,7 +110,6 @@ __all__ = [
     "project_status",
     "q_quote",
     "record_id_from_url",
-    "subsidiary_query",
     "suiteql_quote",
 ]
 
@@ -483,11 +482,6 @@ def currency_query() -> str:
     return "SELECT id, symbol AS code FROM currency ORDER BY id"
 
 
-def subsidiary_query() -> str:
-    """The subsidiaries (legal entities): internal id and the legal-entity code, kept as ``externalid``."""
-    return "SELECT id, externalid AS code FROM subsidiary ORDER BY id"
-
-
 def customer_query(*, modified_since: dt.datetime | None = None) -> str:
     """Customers in internal-id order (stable for offset paging), optionally changed since a moment."""
     where = ""
@@ -555,10 +549,12 @@ class SetupLookup(msgspec.Struct, kw_only=True, frozen=True):
     legal_entities: Mapping[str, str] = {}
 
     @classmethod
-    def from_rows(cls, currencies: Iterable[SetupRow], subsidiaries: Iterable[SetupRow]) -> SetupLookup:
+    def from_rows(cls, currencies: Iterable[SetupRow], legal_entities: Mapping[str, str]) -> SetupLookup:
+        """``legal_entities`` maps subsidiary internal ids to legal-entity codes: the account's setup, which
+        NetSuite has no standard field for, so it comes from configuration."""
         return cls(
             currency_codes={row.id: row.code.upper() for row in currencies if row.code},
-            legal_entities={row.id: row.code for row in subsidiaries if row.code},
+            legal_entities=dict(legal_entities),
         )
 
     def currency_code(self, currency_id: str | None) -> str | None:

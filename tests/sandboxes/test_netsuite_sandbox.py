@@ -448,8 +448,6 @@ async def test_put_by_external_id_creates_then_updates() -> None:
          "subsidiary"),
         ("POST", "customer", {"companyName": "x" * 84, "subsidiary": {"id": "1"}}, 400, "USER_ERROR",
          "companyName"),
-        ("POST", "customer", {"companyName": "x", "subsidiary": {"id": "1"}, "shoeSize": 9}, 400,
-         "INVALID_CONTENT", "shoeSize"),
         ("POST", "customer", {"companyName": 42, "subsidiary": {"id": "1"}}, 400, "INVALID_CONTENT",
          "companyName"),
         ("POST", "customer", {"companyName": "x", "subsidiary": {"id": "1"},
@@ -478,6 +476,42 @@ async def test_write_validation_errors(
     assert detail.get("o:errorPath") == error_path
     assert after == before
     assert customer["companyName"] == "Globex Professional Services"
+
+
+@pytest.mark.asyncio
+async def test_unknown_body_properties_follow_the_property_name_validation_level() -> None:
+    body = {"companyName": "Shoe Size Ltd", "subsidiary": {"id": "1"}, "shoeSize": 9}
+    line = {"item": {"items": [{"item": {"id": "101"}, "quantity": 1, "rate": 10, "colour": "red"}]}}
+    async with account() as ns:
+        default = await ns.api("POST", f"{RECORDS}/customer", json=body)
+        strict = await ns.api(
+            "POST", f"{RECORDS}/customer", json=body, headers={"X-NetSuite-PropertyNameValidation": "Error"}
+        )
+        silent = await ns.api(
+            "POST", f"{RECORDS}/customer", json=body, headers={"X-NetSuite-PropertyNameValidation": "Ignore"}
+        )
+        bad_level = await ns.api(
+            "POST", f"{RECORDS}/customer", json=body, headers={"X-NetSuite-PropertyNameValidation": "Loud"}
+        )
+        sublist = await ns.api("PATCH", f"{RECORDS}/invoice/{OPEN_INVOICE_ID}", json=line)
+        made = await ns.api("GET", f"{RECORDS}/customer", params={"q": 'companyName IS "Shoe Size Ltd"'})
+        stored = await ns.record("customer", record_id_from(default))
+    # NetSuite's default level (Warning) accepts the write, drops the property and warns; Error refuses.
+    assert default.status_code == 204
+    assert "shoeSize" in default.headers["warning"]
+    assert "shoeSize" not in stored
+    detail = assert_error(strict, 400, "INVALID_CONTENT")
+    assert detail["o:errorPath"] == "shoeSize"
+    assert silent.status_code == 204
+    assert "warning" not in silent.headers
+    assert_error(bad_level, 400, "INVALID_HEADER")
+    assert sublist.status_code == 204
+    assert "colour" in sublist.headers["warning"]
+    assert made.json()["totalResults"] == 2
+
+
+def record_id_from(response: httpx.Response) -> str:
+    return response.headers["location"].rsplit("/", 1)[1]
 
 
 @pytest.mark.asyncio
@@ -764,7 +798,9 @@ async def test_idempotent_async_create() -> None:
         job_url = accepted.headers["location"]
         pending = (await ns.api("GET", job_url)).json()
         done = (await ns.api("GET", job_url)).json()
-        task_url = done["task"]["links"][0]["href"]
+        tasks_url = done["task"]["links"][0]["href"]
+        tasks = (await ns.api("GET", tasks_url)).json()
+        task_url = tasks["items"][0]["links"][0]["href"]
         task = (await ns.api("GET", task_url)).json()
         result = await ns.api("GET", f"{task_url}/result")
         retried = await ns.api("POST", f"{RECORDS}/customer", json=body, headers=headers)
@@ -773,17 +809,25 @@ async def test_idempotent_async_create() -> None:
         )
     assert accepted.status_code == 202
     assert accepted.content == b""
+    assert accepted.headers["preference-applied"] == "respond-async"
     assert job_url == f"{BASE}{REST}/async/v1/job/1"
     assert (pending["completed"], pending["progress"]) == (False, "pending")
     assert (done["id"], done["completed"], done["progress"]) == ("1", True, "succeeded")
     assert done["links"] == [{"rel": "self", "href": job_url}]
+    assert done["task"]["links"] == [{"rel": "self", "href": f"{job_url}/task"}]
+    assert [item["id"] for item in tasks["items"]] == ["1"]
     assert task_url == f"{job_url}/task/1"
     assert task["completed"] is True
     assert {"rel": "related", "href": f"{task_url}/result"} in task["links"]
     assert result.status_code == 204
     assert result.headers["location"].startswith(f"{BASE}{RECORDS}/customer/")
-    detail = assert_error(retried, 400, "IDEMPOTENCY_ERROR")
-    assert job_url in detail["detail"]
+    assert retried.status_code == 400
+    refusal = retried.json()
+    assert (refusal["status"], refusal["title"]) == (400, "Conflict")  # as in Oracle's example
+    assert refusal["o:errorDetails"][0]["o:errorCode"] == "IDEMPOTENCY_ERROR"
+    # The first job is named by the Location header (Oracle's documented answer), not by the text.
+    assert retried.headers["location"] == job_url
+    assert retried.headers["preference-applied"] == "respond-async"
     assert matches.json()["totalResults"] == 1
 
 
@@ -795,11 +839,20 @@ async def test_async_failures_and_key_rules() -> None:
             headers={"Prefer": "respond-async", "X-NetSuite-Idempotency-Key": str(uuid.uuid4())},
         )
         job = (await ns.api("GET", failed.headers["location"])).json()
-        result = await ns.api("GET", f"{job['task']['links'][0]['href']}/result")
-        key_only = await ns.api(
-            "POST", f"{RECORDS}/customer", json={"companyName": "x", "subsidiary": {"id": "1"}},
-            headers={"X-NetSuite-Idempotency-Key": str(uuid.uuid4())},
-        )
+        tasks = (await ns.api("GET", job["task"]["links"][0]["href"])).json()
+        result = await ns.api("GET", f"{tasks['items'][0]['links'][0]['href']}/result")
+        sync_key = str(uuid.uuid4())
+        sync_body = {"companyName": "Sync Key Ltd", "subsidiary": {"id": "1"}}
+        key_only = [
+            await ns.api(
+                "POST",
+                f"{RECORDS}/customer",
+                json=sync_body,
+                headers={"X-NetSuite-Idempotency-Key": sync_key},
+            )
+            for _ in range(2)
+        ]
+        sync_made = await ns.api("GET", f"{RECORDS}/customer", params={"q": 'companyName IS "Sync Key Ltd"'})
         not_a_uuid = await ns.api(
             "PATCH", f"{RECORDS}/customer/{GLOBEX_CUSTOMER_ID}", json={"phone": "1"},
             headers={"Prefer": "respond-async", "X-NetSuite-Idempotency-Key": "retry-1"},
@@ -818,7 +871,11 @@ async def test_async_failures_and_key_rules() -> None:
     assert failed.status_code == 202
     assert (job["completed"], job["progress"]) == (True, "failed")
     assert_error(result, 400, "USER_ERROR")
-    assert_error(key_only, 400, "INVALID_HEADER")
+    # On a synchronous request NetSuite ignores the key: both POSTs create a customer, no dedupe.
+    assert [response.status_code for response in key_only] == [204, 204]
+    assert "preference-applied" not in key_only[0].headers
+    assert key_only[0].headers["location"] != key_only[1].headers["location"]
+    assert sync_made.json()["totalResults"] == 2
     assert_error(not_a_uuid, 400, "INVALID_HEADER")
     assert without_key.status_code == 202
     assert customer["phone"] == "+1 555 0100"

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
+import msgspec
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -25,7 +26,7 @@ from joserfc.jwk import ECKey, RSAKey
 from litestar import Litestar
 from structlog.testing import capture_logs
 
-from apis.config import NetSuiteSettings
+from apis.config import NetSuiteSettings, load_settings
 from contracts.models import (
     BillingModel,
     BillingScheduleCreate,
@@ -66,7 +67,7 @@ from system_apis.erp.netsuite import (
     encode_cursor,
     invoice_idempotency_key,
 )
-from system_apis.erp.netsuite_auth import ASSERTION_TYPE, NetSuiteClientAssertionAuth
+from system_apis.erp.netsuite_auth import ASSERTION_TYPE, NetSuiteClientAssertionAuth, load_signing_key
 from system_apis.erp.netsuite_mapping import invoice_query, invoice_status
 from system_apis.erp.port import ErpPort, InvoiceFilter
 from system_apis.errors import (
@@ -806,6 +807,123 @@ async def test_a_lost_create_answer_then_a_retry_makes_exactly_one_invoice(sandb
     assert [status for *_, status in posts] == [202, 400]
     assert created is False  # an earlier attempt with this key made it
     assert len(sandbox.state.jobs) == 1
+
+
+async def test_the_first_job_is_found_from_the_location_of_the_refusal() -> None:
+    # NetSuite names the first job only in the Location header of the IDEMPOTENCY_ERROR answer (its text
+    # says "See the Location header"): after a lost 202 the retry must wait for that job, not guess.
+    box = Sandbox(create_netsuite_sandbox(NetSuiteSandboxSettings(async_pending_polls=1)))
+    try:
+        erp = box.erp(transport=LoseResponses(box.transport, method="POST", path="/record/v1/invoice"))
+        with capture_logs() as logs:
+            invoice, created = await erp.create_invoice(invoice_command("billing-run-15:2026-03"))
+        reused = [line for line in logs if line["event"] == "netsuite_idempotency_key_reused"]
+        assert [line["job_id"] for line in reused] == ["1"]
+        assert created is False
+        assert [record["id"] for record in box.records("invoice", externalId="billing-run-15:2026-03")] == [
+            invoice.id
+        ]
+        assert [status for *_, status in await box.requests("/async/v1/job/1")] == [200, 200]
+        assert len(box.state.jobs) == 1
+    finally:
+        await box.close()
+
+
+async def test_a_refusal_without_a_location_is_not_read_from_its_text() -> None:
+    # An IDEMPOTENCY_ERROR whose Location is missing: the adapter does not fish a job id out of the detail.
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/auth/oauth2/v1/token"):
+            token = {"access_token": "t", "expires_in": "3600", "token_type": "Bearer"}
+            return httpx.Response(200, json=token)
+        if request.method == "POST" and request.url.path.endswith("/record/v1/invoice"):
+            detail = f"The idempotency key was used by asynchronous job 7 ({API}/async/v1/job/7)."
+            return httpx.Response(400, json=problem(400, "IDEMPOTENCY_ERROR", detail))
+        if request.url.path.endswith("/query/v1/suiteql"):
+            return httpx.Response(
+                200, json={"items": [{"id": "1", "code": "USD"}], "hasMore": False, "count": 1, "offset": 0}
+            )
+        if request.url.path.endswith("/record/v1/serviceItem"):
+            return httpx.Response(200, json={"items": [{"id": "101"}], "hasMore": False})
+        return httpx.Response(404, json=problem(404, "NONEXISTENT_ID", "no such record"))
+
+    erp = NetSuiteErp(
+        settings(),
+        transport=httpx.MockTransport(handler),
+        private_key_pem=DEV_KEY_PEM,
+        sleep=no_sleep,
+        breaker=BreakerPolicy(failure_threshold=0),
+    )
+    try:
+        with pytest.raises(VendorRejected) as refused:
+            await erp.create_invoice(invoice_command("billing-run-16:2026-03"))
+    finally:
+        await erp.close()
+    assert refused.value.vendor_code == "IDEMPOTENCY_ERROR"
+
+
+async def test_the_invoice_item_and_the_subsidiaries_are_settings(sandbox: Sandbox) -> None:
+    missing_item = sandbox.erp(settings={"invoice_item": "NOT-AN-ITEM"})
+    with pytest.raises(VendorRejected, match="NOT-AN-ITEM"):
+        await missing_item.create_invoice(invoice_command("billing-run-17:2026-03"))
+    # The legal entity -> subsidiary mapping is the account's setup, not a convention of the sandbox's.
+    subsidiary = customer_subsidiary(sandbox, DEMO_CUSTOMER_ID)
+    assert subsidiary is not None
+    remapped = sandbox.erp(settings={"subsidiaries": {"NL01": subsidiary}})
+    assert (await remapped.get_customer(DEMO_CUSTOMER_ID)).legal_entity == "NL01"
+    with pytest.raises(ValueError, match="internal id"):
+        sandbox.erp(settings={"subsidiaries": {"US01": "US"}})
+
+
+def test_the_account_setup_is_read_from_the_environment() -> None:
+    environ = {
+        "STRATUM_NETSUITE__SUBSIDIARIES": '{"US01": "7", "NL01": "9"}',
+        "STRATUM_NETSUITE__INVOICE_ITEM": "SVC-CONSULTING",
+        "STRATUM_NETSUITE__ALGORITHM": "PS384",
+    }
+    netsuite = load_settings(environ).netsuite
+    assert (netsuite.subsidiaries, netsuite.invoice_item) == ({"US01": "7", "NL01": "9"}, "SVC-CONSULTING")
+    assert netsuite.algorithm == "PS384"
+    assert load_settings({}).netsuite.subsidiaries == {"US01": "1", "GB01": "2", "DE01": "3"}
+
+
+def customer_subsidiary(sandbox: Sandbox, customer_id: str) -> str | None:
+    (record,) = sandbox.records("customer", id=customer_id)
+    subsidiary: str | None = record["subsidiary"]
+    return subsidiary
+
+
+async def test_a_property_netsuite_drops_with_a_warning_is_logged(erp: NetSuiteErp) -> None:
+    with capture_logs() as logs:
+        await erp._patch("customer", DEMO_CUSTOMER_ID, {"shoeSize": 9})
+    (warned,) = [line for line in logs if line["event"] == "netsuite_warning"]
+    assert warned["log_level"] == "warning"
+    assert "shoeSize" in warned["warning"]
+
+
+def test_rs256_is_not_an_algorithm_netsuite_accepts() -> None:
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"algorithm": "RS256"}, NetSuiteSettings)
+    with pytest.raises(ValueError, match="does not accept"):
+        load_signing_key(DEV_KEY_PEM, "RS256")  # type: ignore[arg-type]
+
+
+async def test_es384_assertions_are_signed_with_a_p384_key() -> None:
+    key = ec.generate_private_key(ec.SECP384R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    auth = NetSuiteClientAssertionAuth(
+        token_url=f"{API}/auth/oauth2/v1/token",
+        client_id="c",
+        certificate_id="k",
+        private_key_pem=pem,
+        algorithm="ES384",
+    )
+    token = jwt.decode(auth.client_assertion(), ECKey.import_key(key.public_key()), algorithms=["ES384"])
+    assert token.header["alg"] == "ES384"
+    await auth.aclose()
+    with pytest.raises(ValueError, match="not a usable ES256"):
+        load_signing_key(pem, "ES256")
 
 
 async def test_a_reused_key_waits_for_the_first_job() -> None:

@@ -68,7 +68,7 @@ from system_apis.erp.netsuite_mapping import (
 BASE = "https://123456-sb1.suitetalk.api.netsuite.com/services/rest/record/v1"
 SETUP = SetupLookup.from_rows(
     [SetupRow(id="1", code="USD"), SetupRow(id="2", code="GBP"), SetupRow(id="4", code="eur")],
-    [SetupRow(id="1", code="US01"), SetupRow(id="2", code="GB01"), SetupRow(id="3", code="DE01")],
+    {"1": "US01", "2": "GB01", "3": "DE01"},
 )
 
 
@@ -767,14 +767,14 @@ def test_async_job_documents() -> None:
                 "completed": True,
                 "progress": "failed",
                 "task": {
-                    "links": [{"rel": "related", "href": "https://x/services/rest/async/v1/job/3/task/1"}]
+                    "links": [{"rel": "self", "href": "https://x/services/rest/async/v1/job/3/task"}]
                 },
             }
         )
     )
     assert done.completed
     assert done.failed
-    assert done.task_href() == "https://x/services/rest/async/v1/job/3/task/1"
+    assert done.task_href() == "https://x/services/rest/async/v1/job/3/task"
     pending = decode_async_job(b'{"id": "4", "completed": false, "progress": "pending"}')
     assert (pending.completed, pending.failed, pending.task_href()) == (False, False, None)
 
