@@ -267,7 +267,7 @@ class AnaplanFpa:
         model_url = f"{root}/2/0/workspaces/{settings.workspace_id}/models/{settings.model_id}"
         config = vendor_http_config(settings, model_url, retry=retry, breaker=breaker)
         self.auth = AnaplanTokenAuth(
-            auth_url=settings.auth_url or root,
+            auth_url=settings.auth_url,
             user=settings.user,
             password=settings.password,
             transport=transport,

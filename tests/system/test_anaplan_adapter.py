@@ -286,3 +286,35 @@ async def test_a_model_not_in_the_workspace_is_a_configuration_error() -> None:
             await harness.fpa.get_forecast(DEMO_PROJECT_ID)
     finally:
         await harness.fpa.close()
+
+
+class _HostRecorder(httpx.AsyncBaseTransport):
+    """Records each request's host, then hands it to the sandbox (which serves every host at its root)."""
+
+    def __init__(self, app: Any) -> None:
+        self._inner = httpx.ASGITransport(app=app)
+        self.calls: list[tuple[str, str]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls.append((request.url.host, request.url.path))
+        return await self._inner.handle_async_request(request)
+
+
+async def test_a_real_tenant_logs_in_at_anaplans_auth_host_not_at_its_api_host() -> None:
+    # Anaplan's authentication service (auth.anaplan.com) is another host than its API (api.anaplan.com):
+    # with only the API host configured, the token must still come from the authentication host.
+    transport = _HostRecorder(create_anaplan_sandbox(AnaplanSandboxSettings()))
+    fpa = AnaplanFpa(AnaplanSettings(base_url="https://api.anaplan.com"), transport=transport)
+    try:
+        await fpa.get_forecast(DEMO_PROJECT_ID)
+    finally:
+        await fpa.close()
+    assert ("auth.anaplan.com", "/token/authenticate") in transport.calls
+    assert {host for host, path in transport.calls if path.startswith("/2/0/")} == {"api.anaplan.com"}
+    assert not [path for host, path in transport.calls if host == "api.anaplan.com" and "/token/" in path]
+
+
+def test_the_auth_url_defaults_to_anaplans_auth_host_and_stays_its_own_setting() -> None:
+    assert AnaplanSettings().auth_url == "https://auth.anaplan.com"
+    settings = AnaplanSettings(base_url="https://api.eu1.anaplan.net", auth_url="https://auth.eu1.anaplan.net")
+    assert (settings.base_url, settings.auth_url) == ("https://api.eu1.anaplan.net", "https://auth.eu1.anaplan.net")
