@@ -91,7 +91,9 @@ class AnaplanSettings(VendorConnection, kw_only=True, frozen=True):
     ``base_url`` is the API host, ``auth_url`` the authentication service; the sandbox serves both."""
 
     # The real service: base_url https://api.anaplan.com, auth_url https://auth.anaplan.com
-    auth_url: str | None = None  # default: base_url
+    # Anaplan's own authentication host, never derived from base_url (the API host is another); the
+    # bootstrap points both at the sandbox when base_url is unset.
+    auth_url: str = "https://auth.anaplan.com"
     user: str = "integration@stratum.example"  # the sandbox's development user
     password: str = "stratum-anaplan-sandbox"
     workspace_id: str = "8a868cd985f53e7701860542f59e276e"  # "Stratum FP&A" in the sandbox

@@ -15,7 +15,9 @@ the sandbox as both URLs) works unchanged:
   * ``GET /2/0/workspaces[/{ws}]`` (``tenantDetails=true`` adds ``sizeAllowance``, ``currentSize``),
     ``GET /2/0/models[/{model}]`` and ``GET /2/0/workspaces/{ws}/models[/{model}]`` (``modelDetails=true``
     adds ``memoryUsage`` and, on one model, ``modelTransactionRunning``)
-  * ``GET .../models/{model}/{files|imports|exports|actions|processes}``
+  * ``GET .../models/{model}/{files|imports|exports|actions|processes}``; ``GET .../exports/{id}`` the
+    export's ``exportMetadata`` (``columnCount, dataTypes, delimiter, encoding, exportFormat, headerNames,
+    listNames, rowCount, separator``, as Anaplan Connect's ``ExportMetadata`` reads it)
   * ``POST .../files/{id}`` ``{"chunkCount": N or -1}`` starts an upload (an unknown id creates a new
     private file named after it, as Anaplan does); ``PUT .../files/{id}/chunks/{i}``
     (``application/octet-stream``, or ``application/x-gzip`` which is decompressed) stores a chunk (204);
@@ -41,10 +43,12 @@ The revenue model
 "Revenue Planning" (``data.REVENUE_MODEL_ID``) keeps a module of cells keyed by project, version and month
 (see `sandboxes.anaplan.data`). Its two imports read CSV with a header row naming the columns
 ``project, month (YYYY-MM), currency, version (baseline|actual), amount`` (any order, an optional
-``reference``). For every (project, version) the file names, the import **replaces** that project's cells
-of that version with the file's valid rows, so loading the same file twice leaves the same cells.
-(Anaplan imports only update cells; real models get the replace by running a clear action before the
-import, in one process. The sandbox folds the two together.) A row fails, and is listed in the task's
+``reference``). As in Anaplan, the import overwrites the cells its valid rows name and no others: a month
+a project had before and the file leaves out keeps its figure, so a client that means "this project now has
+only these months" writes zeros for the others (the FP&A adapter does). A zero amount empties its cell (a
+number cell in Anaplan is zero when empty; the sandbox keeps only non-zero cells, so a month whose
+baseline and actual are both zero is not exported). Loading the same file twice leaves the same cells.
+A row fails, and is listed in the task's
 failure dump, when the project is empty, the month is not a month of the model's timescale, the
 version is unknown, the currency is not three capital letters or is not the project's currency (the
 currency of its cells of the other version, or of its first row in the file), or the amount is not a
@@ -74,6 +78,8 @@ Choices made without an Anaplan tenant to compare against:
   ``successful`` false whenever a row failed, and the dump's columns (``_Line_``, the file's columns,
   ``_Error_1_``)
 - an import whose file upload is unfinished completes unsuccessfully rather than being refused
+- an export's metadata: the ``dataTypes`` and ``listNames`` of the forecast's columns (the field names and
+  their meaning are those Anaplan Connect reads), and ``rowCount`` as the rows the export would write now
 - chunk indexes beyond a declared ``chunkCount`` answer 400; other content types than octet-stream and
   gzip answer 415
 """
@@ -710,17 +716,18 @@ class AnaplanSandbox:
                 loaded.append(row)
         created = updated = 0
         before = set(self.cells)
-        # Only what loads replaces anything: a (project, version) whose rows all failed keeps its cells.
-        replaced = {(row.project, row.version) for row in loaded}
-        for key in [key for key in self.cells if (key[0], key[1]) in replaced]:
-            del self.cells[key]
+        # As in Anaplan, an import writes the cells its rows name and no others: a month the file leaves out
+        # keeps its figure. A number cell that is zero is an empty cell, so the store keeps no zero cells.
         for row in loaded:
             key = (row.project, row.version, row.month)
             if key in before:
                 updated += 1
             else:
                 created += 1
-            self.cells[key] = Cell(row.currency, row.amount, row.reference)
+            if Decimal(row.amount) == 0:
+                self.cells.pop(key, None)
+            else:
+                self.cells[key] = Cell(row.currency, row.amount, row.reference)
         successful = len(loaded)
         failed = len(failures)
         total = len(rows)
@@ -778,7 +785,7 @@ class AnaplanSandbox:
     def _export(self, model: _Model, spec: ExportSpec) -> dict[str, Any]:
         out = io.StringIO()
         writer = csv.DictWriter(
-            out, fieldnames=["project", "month", "currency", "amount", "source"], lineterminator="\n"
+            out, fieldnames=[column.header for column in spec.columns], lineterminator="\n"
         )
         writer.writeheader()
         rows = self.forecast_rows()
@@ -1209,6 +1216,32 @@ async def list_exports(
     )
 
 
+@get(f"{_MODEL}/exports/{{export_id:str}}")
+async def read_export(
+    request: Request[Any, Any, Any],
+    workspace_id: FromPath[str],
+    model_id: FromPath[str],
+    export_id: FromPath[str],
+    sandbox: _Sandbox,
+) -> Response[bytes]:
+    """An export's metadata: what its output file will hold, described from the export's own columns."""
+    model = sandbox.model(model_id, workspace_id)
+    spec = cast("ExportSpec", sandbox.action(model, "exports", export_id))
+    sandbox.settle(model)  # the row count is that of the model's current data
+    metadata = {
+        "columnCount": len(spec.columns),
+        "dataTypes": [column.data_type for column in spec.columns],
+        "delimiter": spec.delimiter,
+        "encoding": spec.encoding,
+        "exportFormat": spec.export_format,
+        "headerNames": [column.header for column in spec.columns],
+        "listNames": [column.list_name for column in spec.columns],
+        "rowCount": len(sandbox.forecast_rows()),
+        "separator": spec.separator,
+    }
+    return _object(request, "exportMetadata", metadata, "exportMetadata")
+
+
 @get(f"{_MODEL}/actions")
 async def list_actions(
     request: Request[Any, Any, Any], workspace_id: FromPath[str], model_id: FromPath[str], sandbox: _Sandbox
@@ -1426,6 +1459,7 @@ def create_anaplan_sandbox(settings: AnaplanSandboxSettings | None = None) -> Li
             complete_upload,
             list_imports,
             list_exports,
+            read_export,
             list_actions,
             list_processes,
             start_task,

@@ -44,6 +44,7 @@ __all__ = [
     "DEV_PASSWORD",
     "DEV_USER",
     "DEV_USER_GUID",
+    "FORECAST_COLUMNS",
     "FORECAST_EXPORT_ID",
     "HEADCOUNT_MODEL_ID",
     "IMPORT_COLUMNS",
@@ -55,6 +56,7 @@ __all__ = [
     "WORKSPACE_ID",
     "Cell",
     "CellKey",
+    "ExportColumn",
     "ExportSpec",
     "FileSpec",
     "ImportSpec",
@@ -132,12 +134,34 @@ class ImportSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ExportColumn:
+    """One column an export writes: its header, Anaplan's data type of it and, for a list, the list's name."""
+
+    header: str
+    data_type: str  # NUMBER, ENTITY (a list item), TIME_ENTITY, TEXT, ...
+    list_name: str = ""
+
+
+FORECAST_COLUMNS = (
+    ExportColumn("project", "ENTITY", "Projects"),
+    ExportColumn("month", "TIME_ENTITY"),
+    ExportColumn("currency", "TEXT"),
+    ExportColumn("amount", "NUMBER"),
+    ExportColumn("source", "TEXT"),
+)
+"""The columns of "Export Forecast", in file order: what it writes and what its metadata describes."""
+
+
+@dataclass(frozen=True, slots=True)
 class ExportSpec:
     id: str
     name: str
+    columns: tuple[ExportColumn, ...] = FORECAST_COLUMNS
     export_type: str = "TABULAR_MULTI_COLUMN"
     export_format: str = "text/csv"
     encoding: str = "UTF-8"
+    separator: str = ","
+    delimiter: str = '"'
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ __all__ = [
     "ODataError",
     "compile_filter",
     "compile_orderby",
+    "edm_type",
     "parse_select",
 ]
 
@@ -70,6 +71,13 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 class ODataError(QueryError):
     """A query option Business Central would refuse (400 ``BadRequest``); ``message`` is its text."""
+
+
+
+
+def edm_type(kind: FieldKind) -> str:
+    """The OData primitive type a field of this kind has on the wire (and in ``$metadata``)."""
+    return _EDM[kind]
 
 
 # ---------------------------------------------------------------------------------------------------------

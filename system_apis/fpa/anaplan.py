@@ -15,12 +15,18 @@ breaker) is the shared ``VendorHttpClient``'s; this module adds what is Anaplan'
 - actions are named in the settings and looked up by name once (imports, exports and each import's file);
 - errors: ``{"status": {"code", "message"}}`` bodies; 429 carries Retry-After.
 
-Idempotency: the model's import replaces the project's figures of the version it loads (see the sandbox's
-revenue model: a clear then an import, in Anaplan terms), so publishing the same baseline twice leaves the
-same cells. That makes every step safe to repeat, and they are retried as such: setting the chunk count,
-putting a chunk (the same bytes at the same index), completing, and starting the import task (running it
-again over the same file loads the same rows). A retry after a lost answer therefore never doubles a
-figure.
+Republishing: an Anaplan import writes only the cells its file names; a month the model holds from an
+earlier publish and the new plan leaves out would keep its old figure. So a publish first reads the
+project's current figures through the forecast export and writes an explicit zero for each month the model
+has for that version and the plan no longer does (a zero cell is an empty one in Anaplan). The model then
+holds exactly the plan. The cost is one export run per publish, and the export covers the whole model.
+The zero rows are not counted in ``rows_loaded`` (which counts the plan's months); a zero row the model
+refuses is reported in ``failures`` with its month, as the old figure is then still there.
+
+Idempotency: publishing the same plan twice writes the same cells. That makes every step safe to repeat,
+and they are retried as such: setting the chunk count, putting a chunk (the same bytes at the same index),
+completing, and starting the import task (running it again over the same file writes the same cells). A
+retry after a lost answer therefore never doubles a figure.
 
 An uploaded file is one object per Anaplan user: two publishes through the same user at once would mix
 their files. The adapter holds a lock around upload-and-import, which covers one process; several
@@ -44,7 +50,14 @@ import structlog
 
 from apis.config import AnaplanSettings
 from apis.oauth_client import TokenFetchError
-from contracts.models import Forecast, PublishFailure, PublishResult, RevenueActuals, RevenueBaseline
+from contracts.models import (
+    Forecast,
+    ForecastSource,
+    PublishFailure,
+    PublishResult,
+    RevenueActuals,
+    RevenueBaseline,
+)
 from system_apis.errors import (
     NotFound,
     VendorBadResponse,
@@ -267,7 +280,7 @@ class AnaplanFpa:
         model_url = f"{root}/2/0/workspaces/{settings.workspace_id}/models/{settings.model_id}"
         config = vendor_http_config(settings, model_url, retry=retry, breaker=breaker)
         self.auth = AnaplanTokenAuth(
-            auth_url=settings.auth_url or root,
+            auth_url=settings.auth_url,
             user=settings.user,
             password=settings.password,
             transport=transport,
@@ -309,6 +322,13 @@ class AnaplanFpa:
         return await self._publish(project_id, "actual", actuals, self._settings.actuals_import)
 
     async def get_forecast(self, project_id: str) -> Forecast:
+        forecast = await self._read_forecast(project_id)
+        if forecast is None:
+            raise NotFound(VENDOR, f"Anaplan has no revenue figures for project {project_id}")
+        return forecast
+
+    async def _read_forecast(self, project_id: str) -> Forecast | None:
+        """The project's figures as the forecast export has them now; None when it has none."""
         actions = await self._resolve()
         export_id = actions.exports.get(self._settings.forecast_export)
         if export_id is None:
@@ -319,12 +339,23 @@ class AnaplanFpa:
             raise VendorBadResponse(VENDOR, f"the forecast export failed: {summary}")
         content = await self._download(export_id)
         try:
-            forecast = forecast_from_export(content, project_id)
+            return forecast_from_export(content, project_id)
         except (ValueError, UnicodeDecodeError) as exc:
             raise VendorBadResponse(VENDOR, f"the forecast export is unusable: {exc}") from None
-        if forecast is None:
-            raise NotFound(VENDOR, f"Anaplan has no revenue figures for project {project_id}")
-        return forecast
+
+    async def _stale_months(self, project_id: str, version: Version, plan_months: set[str]) -> list[str]:
+        """The months the model holds for the project's ``version`` that the new plan does not have."""
+        current = await self._read_forecast(project_id)
+        if current is None:
+            return []
+        # The export shows a month's actual where it has one, else its baseline: every month it lists may
+        # hold a baseline (zeroing one that does not is harmless), and only "actual" months hold actuals.
+        held = {
+            month.month
+            for month in current.months
+            if version == "baseline" or month.source is ForecastSource.ACTUAL
+        }
+        return sorted(held - plan_months)
 
     # --- loading ---------------------------------------------------------------------------------------
 
@@ -336,8 +367,11 @@ class AnaplanFpa:
         if found is None:
             raise self._misconfigured(f"the model has no import named {import_name!r} with a data file")
         import_id, file_id = found
-        content = revenue_csv(project_id, version, plan)
+        plan_months = {entry.month for entry in plan.months}
         async with self._load_lock:
+            # Read inside the lock, so a publish running just before this one is already in the model.
+            cleared = await self._stale_months(project_id, version, plan_months)
+            content = revenue_csv(project_id, version, plan, clear=cleared)
             await self._upload(file_id, content)
             task = await self._run(f"imports/{import_id}/tasks")
             result = task.result
@@ -351,6 +385,13 @@ class AnaplanFpa:
         except ValueError as exc:
             raise VendorBadResponse(VENDOR, f"the import task's result is unusable: {exc}") from None
         published = publish_result(task.task_id, result, failures)
+        if cleared:
+            # The zero rows are the adapter's, not the plan's months: only the plan's count as loaded.
+            refused = {failure.month for failure in failures}
+            zeros_loaded = len([month for month in cleared if month not in refused])
+            published = msgspec.structs.replace(
+                published, rows_loaded=max(0, published.rows_loaded - zeros_loaded)
+            )
         nothing_loaded = published.rows_loaded == 0 and published.rows_failed > 0
         if nothing_loaded or (counts is None and not result.successful):
             # Nothing was loaded: the model refused the data as a whole, or every row of it.
@@ -365,6 +406,7 @@ class AnaplanFpa:
             task_id=task.task_id,
             rows_loaded=published.rows_loaded,
             rows_failed=published.rows_failed,
+            months_cleared=len(cleared),
         )
         return published
 
@@ -403,7 +445,7 @@ class AnaplanFpa:
             tasks_path,
             content=msgspec.json.encode({"localeName": "en_US"}),
             headers=_JSON_HEADERS,
-            # Running an action again does again what it did (the import replaces the same rows).
+            # Running an action again does again what it did (the import writes the same cells).
             idempotent=True,
         )
         started = self._decode(response.content, AnaplanTaskEnvelope, "started task")

@@ -61,12 +61,18 @@ EXPORT_COLUMNS = ("project", "month", "currency", "amount", "source")
 # --- outbound -------------------------------------------------------------------------------------------
 
 
-def revenue_csv(project_id: str, version: Version, plan: RevenueBaseline | RevenueActuals) -> bytes:
+def revenue_csv(
+    project_id: str, version: Version, plan: RevenueBaseline | RevenueActuals, clear: Iterable[str] = ()
+) -> bytes:
     """The import file for one project's plan: a header row, then one row per month in month order, the
-    entries of a month added up (exactly, as decimals)."""
+    entries of a month added up (exactly, as decimals). Each month of ``clear`` the plan does not have
+    gets an explicit zero: an Anaplan import writes only the cells its rows name, so a month the model
+    holds from an earlier publish would otherwise keep its old figure."""
     totals: dict[str, Decimal] = {}
     for entry in plan.months:
         totals[entry.month] = totals.get(entry.month, Decimal(0)) + entry.amount
+    for month in clear:
+        totals.setdefault(month, Decimal(0))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(IMPORT_COLUMNS)

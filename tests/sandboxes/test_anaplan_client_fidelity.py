@@ -166,6 +166,27 @@ async def test_the_forecast_export_downloads_with_actuals_then_baseline(sdk: Sdk
     assert lines[4] == f"{DEMO_PROJECT_ID},2026-04,USD,55000.00,baseline"
 
 
+async def test_the_exports_metadata_describes_the_file_the_sdk_downloads(sdk: Sdk) -> None:
+    # anaplan-sdk does not read an export's metadata; Anaplan's own client (Anaplan Connect) does, from
+    # GET .../exports/{id} -> exportMetadata. Read it on the same (rewritten) API host the SDK uses.
+    content = await sdk.client.export_and_download(int(FORECAST_EXPORT_ID))
+    async with httpx.AsyncClient(transport=sdk.transport) as plain:
+        login = await plain.post("https://auth.anaplan.com/token/authenticate", auth=(DEV_USER, DEV_PASSWORD))
+        token = login.json()["tokenInfo"]["tokenValue"]
+        answer = await plain.get(
+            f"https://api.anaplan.com/2/0/workspaces/{WORKSPACE_ID}/models/{REVENUE_MODEL_ID}"
+            f"/exports/{FORECAST_EXPORT_ID}",
+            headers={"Authorization": f"AnaplanAuthToken {token}"},
+        )
+    assert answer.status_code == 200
+    metadata = answer.json()["exportMetadata"]
+    lines = content.decode(metadata["encoding"]).splitlines()
+    assert lines[0].split(metadata["separator"]) == metadata["headerNames"]
+    assert metadata["columnCount"] == len(metadata["headerNames"]) == len(metadata["dataTypes"])
+    assert metadata["rowCount"] == len(lines) - 1
+    assert metadata["exportFormat"] == "text/csv"
+
+
 async def test_an_import_with_refused_rows_is_an_action_error_to_the_sdk(sdk: Sdk) -> None:
     bad = (
         "project,month,currency,version,amount\n"

@@ -555,18 +555,63 @@ async def test_an_import_without_a_column_fails_as_a_whole() -> None:
         assert "'version'" in result["details"][0]["localMessageText"]
 
 
-async def test_an_import_replaces_the_projects_cells_of_the_version_it_loads() -> None:
+async def test_an_import_overwrites_only_the_cells_in_its_file_as_anaplan_does() -> None:
     async with tenant() as account:
         before_actuals = cells(account, DEMO_PROJECT_ID, "actual")
-        assert len(cells(account, DEMO_PROJECT_ID, "baseline")) == 12
+        before = cells(account, DEMO_PROJECT_ID, "baseline")
+        assert len(before) == 12
         await account.upload(BASELINE_FILE_ID, HEADER + f"{DEMO_PROJECT_ID},2026-06,USD,baseline,1.00\n")
         assert (await account.run("imports", BASELINE_IMPORT_ID))["result"]["successful"] is True
-        assert cells(account, DEMO_PROJECT_ID, "baseline") == {"2026-06": "1.00"}
+        # The other eleven months keep their figures: an Anaplan import does not clear what it leaves out.
+        assert cells(account, DEMO_PROJECT_ID, "baseline") == {**before, "2026-06": "1.00"}
         assert cells(account, DEMO_PROJECT_ID, "actual") == before_actuals
-        # A version whose every row failed keeps its cells.
+        # A rejected row writes nothing.
         await account.upload(ACTUALS_FILE_ID, HEADER + f"{DEMO_PROJECT_ID},2026-01,EUR,actual,1.00\n")
         assert (await account.run("imports", ACTUALS_IMPORT_ID))["result"]["successful"] is False
         assert cells(account, DEMO_PROJECT_ID, "actual") == before_actuals
+
+
+async def test_an_imported_zero_empties_its_cell_and_the_export_drops_the_month() -> None:
+    async with tenant() as account:
+        zeros = "".join(f"{DEMO_PROJECT_ID},2026-{m:02d},USD,baseline,0\n" for m in (11, 12))
+        no_actual = f"{DEMO_PROJECT_ID},2026-03,USD,actual,0.00\n"
+        await account.upload(BASELINE_FILE_ID, HEADER + zeros + no_actual)
+        result = (await account.run("imports", BASELINE_IMPORT_ID))["result"]
+        assert result["successful"] is True
+        assert sorted(cells(account, DEMO_PROJECT_ID, "baseline")) == [f"2026-{m:02d}" for m in range(1, 11)]
+        assert sorted(cells(account, DEMO_PROJECT_ID, "actual")) == ["2026-01", "2026-02"]
+        await account.run("exports", FORECAST_EXPORT_ID)
+        exported = (await account.api("GET", f"{MODEL}/files/{FORECAST_EXPORT_ID}")).text.splitlines()
+        assert [line.split(",")[1] for line in exported[1:]] == [f"2026-{m:02d}" for m in range(1, 11)]
+        # With no actual left, March is the baseline's again.
+        assert exported[3] == f"{DEMO_PROJECT_ID},2026-03,USD,50000.00,baseline"
+
+
+async def test_an_exports_metadata_describes_the_file_it_writes() -> None:
+    # The shape Anaplan's own client reads (Anaplan Connect's ExportMetadata: columnCount, rowCount,
+    # exportFormat, separator, encoding, delimiter, dataTypes, headerNames, listNames).
+    async with tenant() as account:
+        body = await account.ok("GET", f"{MODEL}/exports/{FORECAST_EXPORT_ID}")
+        metadata = body["exportMetadata"]
+        assert body["meta"]["schema"].endswith("/2/0/objects/exportMetadata")
+        assert metadata == {
+            "columnCount": 5,
+            "dataTypes": ["ENTITY", "TIME_ENTITY", "TEXT", "NUMBER", "TEXT"],
+            "delimiter": '"',
+            "encoding": "UTF-8",
+            "exportFormat": "text/csv",
+            "headerNames": ["project", "month", "currency", "amount", "source"],
+            "listNames": ["Projects", "", "", "", ""],
+            "rowCount": 12,
+            "separator": ",",
+        }
+        await account.run("exports", FORECAST_EXPORT_ID)
+        written = (await account.api("GET", f"{MODEL}/files/{FORECAST_EXPORT_ID}")).text.splitlines()
+        assert written[0].split(metadata["separator"]) == metadata["headerNames"]
+        assert len(written) - 1 == metadata["rowCount"]
+        missing = await account.api("GET", f"{MODEL}/exports/116000000099")
+        assert missing.status_code == 404
+        assert missing.json()["status"]["code"] == 404
 
 
 async def test_the_forecast_export_takes_actuals_where_there_are_some() -> None:

@@ -14,7 +14,13 @@ import pytest
 from apis.config import AnaplanSettings
 from contracts.models import ForecastSource, MonthlyAmount, RevenueActuals, RevenueBaseline
 from sandboxes.anaplan import AnaplanSandbox, AnaplanSandboxSettings, create_anaplan_sandbox
-from sandboxes.anaplan.data import BASELINE_FILE_ID, DEMO_PROJECT_ID, REVENUE_MODEL_ID, WORKSPACE_ID
+from sandboxes.anaplan.data import (
+    ACTUALS_FILE_ID,
+    BASELINE_FILE_ID,
+    DEMO_PROJECT_ID,
+    REVENUE_MODEL_ID,
+    WORKSPACE_ID,
+)
 from sandboxes.faults import FaultRule
 from system_apis.errors import NotFound, VendorBadResponse, VendorRejected, VendorTimeout, VendorUnavailable
 from system_apis.fpa.anaplan import AnaplanFpa
@@ -114,10 +120,11 @@ async def test_a_published_baseline_lands_in_the_model(anaplan: Harness) -> None
     assert landed["2026-03"] == ("USD", "3000.00", "opp-7:v1")
     # Uploaded gzip-compressed, run as a task and polled until COMPLETE (the sandbox's second read).
     chunk = f"/2/0/workspaces/{WORKSPACE_ID}/models/{REVENUE_MODEL_ID}/files/{BASELINE_FILE_ID}/chunks/0"
-    assert anaplan.requests("/chunks/") == [("PUT", chunk, 204)]
+    assert [r for r in anaplan.requests("/chunks/") if r[0] == "PUT"] == [("PUT", chunk, 204)]
     polls = [r for r in anaplan.requests("/imports/") if r[0] == "GET"]
     assert len(polls) == 2
-    assert anaplan.sleeps == [0.5]
+    # One poll wait for the forecast export that reads the project's current figures, one for the import.
+    assert anaplan.sleeps == [0.5, 0.5]
 
 
 async def test_actuals_and_baseline_combine_into_the_forecast(anaplan: Harness) -> None:
@@ -177,6 +184,50 @@ async def test_publishing_again_replaces_the_projects_figures(anaplan: Harness) 
     assert forecast.months[5].amount == Decimal("60.00")
 
 
+async def test_a_shorter_baseline_writes_zeros_for_the_months_it_no_longer_has(anaplan: Harness) -> None:
+    # An Anaplan import writes only the cells in its file: the third month would keep its old figure on a
+    # real model unless the file itself zeroes it.
+    await anaplan.fpa.publish_baseline("OPP-20", baseline(months=_months(1, 3)))
+    shorter = await anaplan.fpa.publish_baseline("OPP-20", baseline(months=_months(1, 2, "7.00")))
+    uploaded = anaplan.sandbox.models[REVENUE_MODEL_ID].files[BASELINE_FILE_ID].content().decode()
+    assert uploaded.splitlines()[1:] == [
+        "OPP-20,2026-01,USD,baseline,7.00,opp-7:v1",
+        "OPP-20,2026-02,USD,baseline,14.00,opp-7:v1",
+        "OPP-20,2026-03,USD,baseline,0,opp-7:v1",
+    ]
+    assert (shorter.rows_loaded, shorter.rows_failed) == (2, 0)  # the plan's months, not the zero rows
+    assert sorted(anaplan.cells("OPP-20", "baseline")) == ["2026-01", "2026-02"]
+    forecast = await anaplan.fpa.get_forecast("OPP-20")
+    assert [(m.month, m.amount) for m in forecast.months] == [
+        ("2026-01", Decimal("7.00")),
+        ("2026-02", Decimal("14.00")),
+    ]
+
+
+async def test_shorter_actuals_give_a_dropped_month_back_to_the_baseline(anaplan: Harness) -> None:
+    await anaplan.fpa.publish_baseline("OPP-21", baseline())
+    await anaplan.fpa.publish_actuals("OPP-21", actuals())  # January to March
+    await anaplan.fpa.publish_actuals("OPP-21", actuals(months=_months(1, 2, "990.00")))
+    uploaded = anaplan.sandbox.models[REVENUE_MODEL_ID].files[ACTUALS_FILE_ID].content().decode()
+    # Only the actual month the plan dropped is zeroed, not the baseline's other months.
+    assert uploaded.splitlines()[1:] == [
+        "OPP-21,2026-01,USD,actual,990.00,close-2026-03",
+        "OPP-21,2026-02,USD,actual,1980.00,close-2026-03",
+        "OPP-21,2026-03,USD,actual,0,close-2026-03",
+    ]
+    forecast = await anaplan.fpa.get_forecast("OPP-21")
+    assert forecast.as_of == "2026-02"
+    march = forecast.months[2]
+    assert (march.amount, march.source) == (Decimal("3000.00"), ForecastSource.BASELINE)
+    assert len(forecast.months) == 12
+
+
+async def test_a_first_publish_writes_only_the_plans_months(anaplan: Harness) -> None:
+    await anaplan.fpa.publish_baseline("OPP-22", baseline(months=_months(1, 2)))
+    uploaded = anaplan.sandbox.models[REVENUE_MODEL_ID].files[BASELINE_FILE_ID].content().decode()
+    assert len(uploaded.splitlines()) == 3
+
+
 async def test_a_large_plan_uploads_in_several_chunks() -> None:
     harness = make(chunk_bytes=64)
     try:
@@ -190,9 +241,10 @@ async def test_a_large_plan_uploads_in_several_chunks() -> None:
 
 
 async def test_a_429_is_waited_out_for_as_long_as_retry_after_says() -> None:
-    # 50 s into the minute with a budget of 5 calls: the first poll of the import task is refused, 10 s before
-    # the next minute.
-    harness = make(AnaplanSandboxSettings(requests_per_minute=5), clock_at=T0 + 40)
+    # 50 s into the minute with a budget of 10 calls: the first poll of the import task is refused (after the
+    # lookups, the forecast export that reads the current figures, and the upload), 10 s before the next
+    # minute.
+    harness = make(AnaplanSandboxSettings(requests_per_minute=10), clock_at=T0 + 40)
     try:
         result = await harness.fpa.publish_baseline("OPP-11", baseline())
         assert result.rows_loaded == 12
@@ -286,3 +338,35 @@ async def test_a_model_not_in_the_workspace_is_a_configuration_error() -> None:
             await harness.fpa.get_forecast(DEMO_PROJECT_ID)
     finally:
         await harness.fpa.close()
+
+
+class _HostRecorder(httpx.AsyncBaseTransport):
+    """Records each request's host, then hands it to the sandbox (which serves every host at its root)."""
+
+    def __init__(self, app: Any) -> None:
+        self._inner = httpx.ASGITransport(app=app)
+        self.calls: list[tuple[str, str]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls.append((request.url.host, request.url.path))
+        return await self._inner.handle_async_request(request)
+
+
+async def test_a_real_tenant_logs_in_at_anaplans_auth_host_not_at_its_api_host() -> None:
+    # Anaplan's authentication service (auth.anaplan.com) is another host than its API (api.anaplan.com):
+    # with only the API host configured, the token must still come from the authentication host.
+    transport = _HostRecorder(create_anaplan_sandbox(AnaplanSandboxSettings()))
+    fpa = AnaplanFpa(AnaplanSettings(base_url="https://api.anaplan.com"), transport=transport)
+    try:
+        await fpa.get_forecast(DEMO_PROJECT_ID)
+    finally:
+        await fpa.close()
+    assert ("auth.anaplan.com", "/token/authenticate") in transport.calls
+    assert {host for host, path in transport.calls if path.startswith("/2/0/")} == {"api.anaplan.com"}
+    assert not [path for host, path in transport.calls if host == "api.anaplan.com" and "/token/" in path]
+
+
+def test_the_auth_url_defaults_to_anaplans_auth_host_and_stays_its_own_setting() -> None:
+    assert AnaplanSettings().auth_url == "https://auth.anaplan.com"
+    settings = AnaplanSettings(base_url="https://api.eu1.anaplan.net", auth_url="https://auth.eu1.anaplan.net")
+    assert (settings.base_url, settings.auth_url) == ("https://api.eu1.anaplan.net", "https://auth.eu1.anaplan.net")
