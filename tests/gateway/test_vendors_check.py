@@ -1,0 +1,80 @@
+"""`stratum vendors check`: each configured vendor is logged in to and checked for what the gateway needs."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from apis.cli import main
+from sandboxes.salesforce.data import SCHEMAS
+from system_apis.crm.salesforce_mapping import CUSTOM_FIELDS
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "data"
+    monkeypatch.setenv("STRATUM_DATA_DIR", str(path))
+    return path
+
+
+def _check(capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str], str]:
+    code = main(["vendors", "check"])
+    out, err = capsys.readouterr()
+    return code, out.splitlines(), err
+
+
+def _failed(lines: list[str]) -> list[str]:
+    return [line for line in lines if "MISSING" in line]
+
+
+def test_the_sandboxes_have_everything(capsys: pytest.CaptureFixture[str]) -> None:
+    code, lines, err = _check(capsys)
+    assert code == 0, (lines, err)
+    assert _failed(lines) == []
+    # Every custom field the adapter needs is a line of its own.
+    for need in CUSTOM_FIELDS:
+        assert any(f"{need.sobject}.{need.name} " in line and line.endswith(" ok") for line in lines), need
+    assert lines[-1].startswith("all ")
+    assert lines[-1].endswith("vendor checks passed")
+
+
+def test_a_missing_salesforce_custom_field_is_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An org where nobody deployed Opportunity.Project_Id__c: describe (built from the schemas) lacks it.
+    schemas = dict(SCHEMAS)
+    opportunity = schemas["Opportunity"]
+    fields = tuple(f for f in opportunity.fields if f.name != "Project_Id__c")
+    schemas["Opportunity"] = dataclasses.replace(opportunity, fields=fields)
+    monkeypatch.setattr("sandboxes.salesforce.app.SCHEMAS", schemas)
+
+    code, lines, err = _check(capsys)
+
+    assert code == 1
+    [failed] = _failed(lines)
+    assert failed.startswith("salesforce")
+    assert "Opportunity.Project_Id__c" in failed
+    assert "create Opportunity.Project_Id__c as string" in failed
+    assert "1 of" in err
+
+
+def test_a_salesforce_field_of_the_wrong_type_is_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schemas = dict(SCHEMAS)
+    account = schemas["Account"]
+    fields = tuple(
+        dataclasses.replace(f, kind="double", length=None) if f.name == "Tax_Id__c" else f
+        for f in account.fields
+    )
+    schemas["Account"] = dataclasses.replace(account, fields=fields)
+    monkeypatch.setattr("sandboxes.salesforce.app.SCHEMAS", schemas)
+
+    code, lines, _ = _check(capsys)
+
+    assert code == 1
+    [failed] = _failed(lines)
+    assert "Account.Tax_Id__c" in failed
+    assert "it is a double field" in failed
