@@ -78,3 +78,32 @@ def test_a_salesforce_field_of_the_wrong_type_is_named(
     [failed] = _failed(lines)
     assert "Account.Tax_Id__c" in failed
     assert "it is a double field" in failed
+
+
+def test_an_unknown_netsuite_invoice_item_is_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRATUM_ERP_VENDOR", "netsuite")
+    monkeypatch.setenv("STRATUM_NETSUITE__INVOICE_ITEM", "NO-SUCH-ITEM")
+
+    code, lines, _ = _check(capsys)
+
+    assert code == 1
+    [failed] = _failed(lines)
+    assert failed.startswith("netsuite")
+    assert "invoice item 'NO-SUCH-ITEM'" in failed
+    assert "STRATUM_NETSUITE__INVOICE_ITEM" in failed
+
+
+def test_an_unknown_netsuite_subsidiary_is_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRATUM_ERP_VENDOR", "netsuite")
+    monkeypatch.setenv("STRATUM_NETSUITE__SUBSIDIARIES", '{"US01": "1", "ZZ99": "987654"}')
+
+    code, lines, _ = _check(capsys)
+
+    assert code == 1
+    [failed] = _failed(lines)
+    assert "subsidiary 987654 (ZZ99)" in failed
+    assert any("subsidiary 1 (US01)" in line and line.endswith(" ok") for line in lines)
