@@ -107,3 +107,44 @@ def test_an_unknown_netsuite_subsidiary_is_named(
     [failed] = _failed(lines)
     assert "subsidiary 987654 (ZZ99)" in failed
     assert any("subsidiary 1 (US01)" in line and line.endswith(" ok") for line in lines)
+
+
+def test_an_unknown_business_central_company_is_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRATUM_ERP_VENDOR", "business_central")
+    monkeypatch.setenv("STRATUM_BUSINESS_CENTRAL__COMPANY", "No Such Company")
+
+    code, lines, _ = _check(capsys)
+
+    assert code == 1
+    [failed] = _failed(lines)
+    assert failed.startswith("business_central")
+    assert "company 'No Such Company'" in failed
+    assert "STRATUM_BUSINESS_CENTRAL__COMPANY" in failed
+
+
+def test_an_unknown_business_central_company_id_is_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRATUM_ERP_VENDOR", "business_central")
+    monkeypatch.setenv("STRATUM_BUSINESS_CENTRAL__COMPANY", "00000000-0000-4000-8000-000000000000")
+
+    code, lines, _ = _check(capsys)
+
+    assert code == 1
+    [failed] = _failed(lines)
+    assert "company '00000000-0000-4000-8000-000000000000'" in failed
+
+
+def test_business_central_mid_migration_checks_both_erps(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRATUM_ERP_VENDOR", "netsuite")
+    monkeypatch.setenv("STRATUM_ERP_BY_LEGAL_ENTITY", '{"DE01": "business_central"}')
+
+    code, lines, err = _check(capsys)
+
+    assert code == 0, (lines, err)
+    assert any(line.startswith("netsuite ") for line in lines)
+    assert any(line.startswith("business_central ") and "company 'CRONUS DE'" in line for line in lines)
