@@ -148,3 +148,30 @@ def test_business_central_mid_migration_checks_both_erps(
     assert code == 0, (lines, err)
     assert any(line.startswith("netsuite ") for line in lines)
     assert any(line.startswith("business_central ") and "company 'CRONUS DE'" in line for line in lines)
+
+
+def test_an_unknown_anaplan_action_is_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRATUM_ANAPLAN__FORECAST_EXPORT", "Export Nothing")
+
+    code, lines, _ = _check(capsys)
+
+    assert code == 1
+    [failed] = _failed(lines)
+    assert failed.startswith("anaplan")
+    assert "export 'Export Nothing'" in failed
+    assert "STRATUM_ANAPLAN__FORECAST_EXPORT" in failed
+
+
+def test_an_unknown_anaplan_model_is_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRATUM_ANAPLAN__MODEL_ID", "00000000000000000000000000000000")
+
+    code, lines, _ = _check(capsys)
+
+    assert code == 1
+    [failed] = _failed(lines)
+    assert "model 00000000000000000000000000000000" in failed
+    assert "STRATUM_ANAPLAN__MODEL_ID" in failed
