@@ -496,8 +496,8 @@ class AnaplanFpa:
             response = await self._http.send("GET", url, accept=(403, 404))
             if response.status_code in (403, 404):
                 reason = error_message(response.content) or f"HTTP {response.status_code}"
-                fix = f"{reason}: set {env} to the {kind} id (the integration user must have access)"
-                checks.append(Check(vendor=VENDOR, what=f"{kind} {ident}", fix=fix))
+                access = f"{reason}: set {env} to the {kind} id (the integration user must have access)"
+                checks.append(Check(vendor=VENDOR, what=f"{kind} {ident}", fix=access))
                 return checks  # nothing under a missing workspace or model can be found
             checks.append(Check(vendor=VENDOR, what=f"{kind} {ident}"))
         actions = await self._resolve()
