@@ -175,3 +175,16 @@ def test_an_unknown_anaplan_model_is_named(
     [failed] = _failed(lines)
     assert "model 00000000000000000000000000000000" in failed
     assert "STRATUM_ANAPLAN__MODEL_ID" in failed
+
+
+def test_a_refused_kantata_token_is_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRATUM_KANTATA__TOKEN", "not-a-kantata-token")
+
+    code, lines, _ = _check(capsys)
+
+    assert code == 1
+    [failed] = _failed(lines)
+    assert failed.startswith("kantata")
+    assert "STRATUM_KANTATA__TOKEN" in failed
