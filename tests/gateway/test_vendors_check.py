@@ -188,3 +188,19 @@ def test_a_refused_kantata_token_is_named(
     [failed] = _failed(lines)
     assert failed.startswith("kantata")
     assert "STRATUM_KANTATA__TOKEN" in failed
+
+
+def test_a_refused_salesforce_login_is_one_line_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRATUM_SALESFORCE__CLIENT_SECRET", "wrong-secret")
+
+    code, lines, _ = _check(capsys)
+
+    assert code == 1
+    [failed] = _failed(lines)
+    assert failed.startswith("salesforce")
+    assert "login and API access" in failed
+    assert "wrong-secret" not in failed
+    # The other vendors are still checked.
+    assert any(line.startswith("netsuite ") and line.endswith(" ok") for line in lines)
