@@ -53,8 +53,10 @@ def _inner_adapters(adapter: object) -> Iterable[object]:
 async def _guarded(vendor: str, check: Callable[[], Awaitable[list[Check]]]) -> list[Check]:
     try:
         return await check()
-    except (VendorError, httpx.HTTPError) as exc:
-        return [Check(vendor=vendor, what="login and API access", fix=f"{type(exc).__name__}: {exc}")]
+    except VendorError as exc:
+        return [Check(vendor=vendor, what="login and API access", fix=f"{exc.message}: check its settings")]
+    except httpx.HTTPError as exc:
+        return [Check(vendor=vendor, what="login and API access", fix=f"{exc}: check its settings")]
 
 
 async def check_adapters(adapters: Iterable[object]) -> list[Check]:
