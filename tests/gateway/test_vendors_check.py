@@ -204,3 +204,13 @@ def test_a_refused_salesforce_login_is_one_line_not_a_traceback(
     assert "wrong-secret" not in failed
     # The other vendors are still checked.
     assert any(line.startswith("netsuite ") and line.endswith(" ok") for line in lines)
+
+
+def test_the_readme_lists_exactly_the_custom_fields() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    rows = set()
+    for line in readme.splitlines():
+        cells = [cell.strip().strip("`") for cell in line.strip("|").split("|")]
+        if line.startswith("| `") and len(cells) == 5 and cells[1].endswith("__c"):
+            rows.add((cells[0].split("`")[0], cells[1], cells[2], cells[4] == "yes"))
+    assert rows == {(f.sobject, f.name, f.types[0], f.written) for f in CUSTOM_FIELDS}
