@@ -51,6 +51,7 @@ from system_apis.crm.salesforce_mapping import (
     OPPORTUNITY_FIELDS,
     RATE_CARD_LINE_FIELDS,
     RATE_CARD_LINE_OBJECT,
+    SELECT_LISTS,
     CustomField,
     SalesforceAccount,
     SalesforceContact,
@@ -415,14 +416,15 @@ class SalesforceCrm:
 
     async def check(self) -> list[Check]:
         """Log in and describe each object the gateway reads: every custom field in `CUSTOM_FIELDS` must
-        exist with a type the gateway can read, and be updateable where the gateway writes it."""
+        exist with a type the gateway can read, and be updateable where the gateway writes it; every
+        standard field its queries select must exist too (``CurrencyIsoCode`` needs a multi-currency org)."""
         checks: list[Check] = []
-        for sobject in dict.fromkeys(f.sobject for f in CUSTOM_FIELDS):
+        for sobject, selected in SELECT_LISTS.items():
             wanted = [f for f in CUSTOM_FIELDS if f.sobject == sobject]
             try:
                 response = await self._http.send("GET", f"{self._api}/sobjects/{sobject}/describe/")
             except (NotFound, VendorRejected):
-                optional = all(f.optional_object for f in wanted)
+                optional = bool(wanted) and all(f.optional_object for f in wanted)
                 fix = None if optional else f"the org has no {sobject} object (or the user cannot read it)"
                 what = f"{sobject} object" + (" (optional: deals then have none)" if optional else "")
                 checks.append(Check(vendor=VENDOR, what=what, fix=fix))
@@ -432,6 +434,14 @@ class SalesforceCrm:
             except msgspec.DecodeError as exc:
                 raise _bad_body(f"{sobject} describe", exc) from None
             fields = {f.name.lower(): f for f in described.fields}
+            standard = [name for name in selected if not name.endswith("__c")]
+            absent = [name for name in standard if name.lower() not in fields]
+            fix = None
+            if absent:
+                fix = f"the org lacks {', '.join(absent)}" + (
+                    " (CurrencyIsoCode: turn on multiple currencies)" if "CurrencyIsoCode" in absent else ""
+                )
+            checks.append(Check(vendor=VENDOR, what=f"{sobject} standard fields read", fix=fix))
             for need in wanted:
                 checks.append(
                     Check(vendor=VENDOR, what=f"{sobject}.{need.name}", fix=_field_fix(need, fields))

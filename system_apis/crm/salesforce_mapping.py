@@ -54,6 +54,7 @@ __all__ = [
     "OPPORTUNITY_FIELDS",
     "RATE_CARD_LINE_FIELDS",
     "RATE_CARD_LINE_OBJECT",
+    "SELECT_LISTS",
     "CustomField",
     "SalesforceAccount",
     "SalesforceContact",
@@ -236,6 +237,14 @@ OPPORTUNITY_FIELDS: tuple[str, ...] = _select_list("Opportunity", SalesforceOppo
 CONTACT_FIELDS: tuple[str, ...] = _select_list("Contact", SalesforceContact)
 MILESTONE_FIELDS: tuple[str, ...] = _select_list(MILESTONE_OBJECT, SalesforceMilestone)
 RATE_CARD_LINE_FIELDS: tuple[str, ...] = _select_list(RATE_CARD_LINE_OBJECT, SalesforceRateCardLine)
+# Object -> the fields its queries select: every one must exist in the org, or the query fails.
+SELECT_LISTS: Mapping[str, tuple[str, ...]] = {
+    "Account": ACCOUNT_FIELDS,
+    "Contact": CONTACT_FIELDS,
+    "Opportunity": OPPORTUNITY_FIELDS,
+    MILESTONE_OBJECT: MILESTONE_FIELDS,
+    RATE_CARD_LINE_OBJECT: RATE_CARD_LINE_FIELDS,
+}
 
 # Decoders are built once: building one compiles the type's decoding plan.
 _account_decoder = msgspec.json.Decoder(SalesforceAccount)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from apis.cli import main
-from sandboxes.salesforce.data import SCHEMAS
-from system_apis.crm.salesforce_mapping import CUSTOM_FIELDS
+from contracts.models.crm import ActivationStatus, OpportunityActivationUpdate
+from sandboxes.salesforce.data import SCHEMAS, FieldSpec
+from system_apis.crm.salesforce_mapping import CUSTOM_FIELDS, activation_update_body
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +31,18 @@ def _failed(lines: list[str]) -> list[str]:
     return [line for line in lines if "MISSING" in line]
 
 
+def _org_where(
+    monkeypatch: pytest.MonkeyPatch, sobject: str, field: str, change: Callable[[FieldSpec], FieldSpec | None]
+) -> None:
+    """The Salesforce sandbox as an org whose ``sobject.field`` is ``change``d (None: not deployed); its
+    describe answers are built from these schemas."""
+    schemas = dict(SCHEMAS)
+    schema = schemas[sobject]
+    changed = (change(f) if f.name == field else f for f in schema.fields)
+    schemas[sobject] = dataclasses.replace(schema, fields=tuple(f for f in changed if f is not None))
+    monkeypatch.setattr("sandboxes.salesforce.app.SCHEMAS", schemas)
+
+
 def test_the_sandboxes_have_everything(capsys: pytest.CaptureFixture[str]) -> None:
     code, lines, err = _check(capsys)
     assert code == 0, (lines, err)
@@ -43,12 +57,8 @@ def test_the_sandboxes_have_everything(capsys: pytest.CaptureFixture[str]) -> No
 def test_a_missing_salesforce_custom_field_is_named(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # An org where nobody deployed Opportunity.Project_Id__c: describe (built from the schemas) lacks it.
-    schemas = dict(SCHEMAS)
-    opportunity = schemas["Opportunity"]
-    fields = tuple(f for f in opportunity.fields if f.name != "Project_Id__c")
-    schemas["Opportunity"] = dataclasses.replace(opportunity, fields=fields)
-    monkeypatch.setattr("sandboxes.salesforce.app.SCHEMAS", schemas)
+    # An org where nobody deployed Opportunity.Project_Id__c.
+    _org_where(monkeypatch, "Opportunity", "Project_Id__c", lambda _: None)
 
     code, lines, err = _check(capsys)
 
@@ -63,14 +73,10 @@ def test_a_missing_salesforce_custom_field_is_named(
 def test_a_salesforce_field_of_the_wrong_type_is_named(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    schemas = dict(SCHEMAS)
-    account = schemas["Account"]
-    fields = tuple(
-        dataclasses.replace(f, kind="double", length=None) if f.name == "Tax_Id__c" else f
-        for f in account.fields
-    )
-    schemas["Account"] = dataclasses.replace(account, fields=fields)
-    monkeypatch.setattr("sandboxes.salesforce.app.SCHEMAS", schemas)
+    def as_number(spec: FieldSpec) -> FieldSpec:
+        return dataclasses.replace(spec, kind="double", length=None)
+
+    _org_where(monkeypatch, "Account", "Tax_Id__c", as_number)
 
     code, lines, _ = _check(capsys)
 
@@ -214,3 +220,71 @@ def test_the_readme_lists_exactly_the_custom_fields() -> None:
         if line.startswith("| `") and len(cells) == 5 and cells[1].endswith("__c"):
             rows.add((cells[0].split("`")[0], cells[1], cells[2], cells[4] == "yes"))
     assert rows == {(f.sobject, f.name, f.types[0], f.written) for f in CUSTOM_FIELDS}
+
+
+def test_a_salesforce_org_without_multiple_currencies_is_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _org_where(monkeypatch, "Opportunity", "CurrencyIsoCode", lambda _: None)
+
+    code, lines, _ = _check(capsys)
+
+    assert code == 1
+    [failed] = _failed(lines)
+    assert "Opportunity standard fields read" in failed
+    assert "the org lacks CurrencyIsoCode (CurrencyIsoCode: turn on multiple currencies)" in failed
+
+
+def test_a_written_salesforce_field_the_user_cannot_edit_is_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def read_only(spec: FieldSpec) -> FieldSpec:
+        return dataclasses.replace(spec, updateable=False)
+
+    _org_where(monkeypatch, "Opportunity", "ERP_Customer_Id__c", read_only)
+
+    code, lines, _ = _check(capsys)
+
+    assert code == 1
+    [failed] = _failed(lines)
+    assert "Opportunity.ERP_Customer_Id__c" in failed
+    assert "cannot update it" in failed
+
+
+def test_an_activation_picklist_without_the_gateways_values_is_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def without_blocked(spec: FieldSpec) -> FieldSpec:
+        values = tuple(v for v in spec.restricted_values or () if v != "Blocked")
+        return dataclasses.replace(spec, restricted_values=values)
+
+    _org_where(monkeypatch, "Opportunity", "Activation_Status__c", without_blocked)
+
+    code, lines, _ = _check(capsys)
+
+    assert code == 1
+    [failed] = _failed(lines)
+    assert "Opportunity.Activation_Status__c" in failed
+    assert "lacks Blocked" in failed
+
+
+def test_the_gateways_own_custom_objects_are_optional(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schemas = {name: schema for name, schema in SCHEMAS.items() if name != "Rate_Card_Line__c"}
+    monkeypatch.setattr("sandboxes.salesforce.app.SCHEMAS", schemas)
+
+    code, lines, err = _check(capsys)
+
+    assert code == 0, (lines, err)
+    assert any("Rate_Card_Line__c object (optional" in line and line.endswith(" ok") for line in lines)
+
+
+def test_the_written_fields_are_the_activation_write_back() -> None:
+    update = OpportunityActivationUpdate(
+        activation_status=ActivationStatus.ACTIVATED,
+        psa_project_id="p",
+        erp_project_id="e",
+        erp_customer_id="c",
+    )
+    assert set(activation_update_body(update)) == {f.name for f in CUSTOM_FIELDS if f.written}
