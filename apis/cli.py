@@ -1,4 +1,4 @@
-"""The ``stratum`` command: serve, worker, token, demo reset, contracts."""
+"""The ``stratum`` command: serve, worker, token, demo reset, contracts, vendors check."""
 
 from __future__ import annotations
 
@@ -255,6 +255,40 @@ def _contracts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _vendors_check(args: argparse.Namespace) -> int:
+    """Log in to each configured vendor and check what the gateway needs there; 1 when something lacks."""
+    import asyncio
+
+    from apis.gateway import build_sandbox_mounts
+    from apis.logging import configure_logging, route_library_logs
+    from system_apis.bootstrap import build_adapters
+    from system_apis.vendor_checks import Check, check_adapters, format_report
+
+    settings = load_settings()
+    # Log lines (a vendor's warnings) go to stderr: stdout is the report.
+    configure_logging(settings.log_level, settings.log_format, stream=sys.stderr)
+    # Built as `stratum serve` builds them: a vendor without a base URL is its sandbox, in process.
+    sandboxes = build_sandbox_mounts(settings) if settings.mount_sandboxes else {}
+    route_library_logs()  # the sandboxes' Litestar apps replaced the root logger's handlers
+
+    async def run() -> list[Check]:
+        adapters = build_adapters(settings, sandboxes)
+        try:
+            return await check_adapters([adapters.crm, adapters.psa, adapters.erp, adapters.fpa])
+        finally:
+            for close in adapters.closers:
+                await close()
+
+    checks = asyncio.run(run())
+    print(format_report(checks))
+    failed = sum(not check.ok for check in checks)
+    if failed:
+        print(f"stratum: {failed} of {len(checks)} vendor checks failed", file=sys.stderr)
+        return 1
+    print(f"all {len(checks)} vendor checks passed")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stratum", description="Stratum integration gateway")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -305,6 +339,15 @@ def main(argv: list[str] | None = None) -> int:
         help="publish: accept breaking changes, recording why clients are not hurt in the changelog",
     )
     contracts.set_defaults(func=_contracts)
+
+    vendors = sub.add_parser("vendors", help="the configured vendors (Salesforce, NetSuite, ...)")
+    vendors_sub = vendors.add_subparsers(dest="vendors_action", required=True)
+    vendors_check = vendors_sub.add_parser(
+        "check",
+        help="log in to each configured vendor and check the objects, fields and settings the gateway "
+        "needs there (exit 1 when something is missing)",
+    )
+    vendors_check.set_defaults(func=_vendors_check)
 
     args = parser.parse_args(argv)
     result: int = args.func(args)

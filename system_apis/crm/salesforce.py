@@ -22,7 +22,7 @@ import asyncio
 import datetime as dt
 import re
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -43,12 +43,16 @@ from contracts.models import (
 from system_apis.crm.port import InvalidCursor
 from system_apis.crm.salesforce_mapping import (
     ACCOUNT_FIELDS,
+    ACTIVATION_STATUS_PICKLIST,
     CONTACT_FIELDS,
+    CUSTOM_FIELDS,
     MILESTONE_FIELDS,
     MILESTONE_OBJECT,
     OPPORTUNITY_FIELDS,
     RATE_CARD_LINE_FIELDS,
     RATE_CARD_LINE_OBJECT,
+    SELECT_LISTS,
+    CustomField,
     SalesforceAccount,
     SalesforceContact,
     SalesforceMilestone,
@@ -73,6 +77,7 @@ from system_apis.errors import (
     VendorUnavailable,
 )
 from system_apis.records import map_page, map_record
+from system_apis.vendor_checks import Check
 from system_apis.vendor_http import (
     BreakerPolicy,
     RetryPolicy,
@@ -409,6 +414,40 @@ class SalesforceCrm:
         await self._http.aclose()
         await self._token_auth.aclose()
 
+    async def check(self) -> list[Check]:
+        """Log in and describe each object the gateway reads: every custom field in `CUSTOM_FIELDS` must
+        exist with a type the gateway can read, and be updateable where the gateway writes it; every
+        standard field its queries select must exist too (``CurrencyIsoCode`` needs a multi-currency org)."""
+        checks: list[Check] = []
+        for sobject, selected in SELECT_LISTS.items():
+            wanted = [f for f in CUSTOM_FIELDS if f.sobject == sobject]
+            try:
+                response = await self._http.send("GET", f"{self._api}/sobjects/{sobject}/describe/")
+            except (NotFound, VendorRejected):
+                optional = bool(wanted) and all(f.optional_object for f in wanted)
+                fix = None if optional else f"the org has no {sobject} object (or the user cannot read it)"
+                what = f"{sobject} object" + (" (optional: deals then have none)" if optional else "")
+                checks.append(Check(vendor=VENDOR, what=what, fix=fix))
+                continue
+            try:
+                described = _describe_decoder.decode(response.content)
+            except msgspec.DecodeError as exc:
+                raise _bad_body(f"{sobject} describe", exc) from None
+            fields = {f.name.lower(): f for f in described.fields}
+            standard = [name for name in selected if not name.endswith("__c")]
+            absent = [name for name in standard if name.lower() not in fields]
+            fix = None
+            if absent:
+                fix = f"the org lacks {', '.join(absent)}" + (
+                    " (CurrencyIsoCode: turn on multiple currencies)" if "CurrencyIsoCode" in absent else ""
+                )
+            checks.append(Check(vendor=VENDOR, what=f"{sobject} standard fields read", fix=fix))
+            for need in wanted:
+                checks.append(
+                    Check(vendor=VENDOR, what=f"{sobject}.{need.name}", fix=_field_fix(need, fields))
+                )
+        return checks
+
     # --- the port ------------------------------------------------------------------------------------
 
     async def get_customer(self, customer_id: str) -> Customer:
@@ -649,3 +688,41 @@ def _first_error(response: httpx.Response) -> tuple[str, str]:
 
 def _bad_body(what: str, exc: Exception) -> VendorBadResponse:
     return VendorBadResponse(VENDOR, f"Salesforce sent an unusable {what}: {type(exc).__name__}: {exc}"[:400])
+
+
+class _DescribedField(msgspec.Struct, frozen=True):
+    name: str
+    type: str
+    updateable: bool = False
+    restrictedPicklist: bool = False
+    picklistValues: list[_PicklistValue] = msgspec.field(default_factory=list)
+
+
+class _PicklistValue(msgspec.Struct, frozen=True):
+    value: str
+    active: bool = True
+
+
+class _Described(msgspec.Struct, frozen=True):
+    fields: list[_DescribedField]
+
+
+_describe_decoder = msgspec.json.Decoder(_Described)
+
+
+def _field_fix(need: CustomField, fields: Mapping[str, _DescribedField]) -> str | None:
+    """What the org must change for the gateway to use ``need``; None when it can as it is."""
+    create = f"create {need.sobject}.{need.name} as {need.types[0]}"
+    found = fields.get(need.name.lower())
+    if found is None:
+        return f"no such field: {create} (or grant the integration user field-level access)"
+    if found.type not in need.types:
+        return f"it is a {found.type} field: {create}"
+    if need.written and not found.updateable:
+        return "the integration user cannot update it: grant edit field-level access"
+    if need.name == "Activation_Status__c" and found.type == "picklist" and found.restrictedPicklist:
+        values = {v.value for v in found.picklistValues if v.active}
+        absent = [v for v in ACTIVATION_STATUS_PICKLIST.values() if v not in values]
+        if absent:
+            return f"the restricted picklist lacks {', '.join(absent)}: add these values"
+    return None

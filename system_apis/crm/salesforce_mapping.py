@@ -48,11 +48,14 @@ __all__ = [
     "ACCOUNT_FIELDS",
     "ACTIVATION_STATUS_PICKLIST",
     "CONTACT_FIELDS",
+    "CUSTOM_FIELDS",
     "MILESTONE_FIELDS",
     "MILESTONE_OBJECT",
     "OPPORTUNITY_FIELDS",
     "RATE_CARD_LINE_FIELDS",
     "RATE_CARD_LINE_OBJECT",
+    "SELECT_LISTS",
+    "CustomField",
     "SalesforceAccount",
     "SalesforceContact",
     "SalesforceMilestone",
@@ -173,16 +176,75 @@ MILESTONE_OBJECT = "Opportunity_Milestone__c"
 RATE_CARD_LINE_OBJECT = "Rate_Card_Line__c"
 
 
-def _select_list(record_type: type[msgspec.Struct]) -> tuple[str, ...]:
-    return tuple(f.encode_name for f in msgspec.structs.fields(record_type))
+class CustomField(msgspec.Struct, kw_only=True, frozen=True):
+    """A custom field the gateway reads (and maybe writes): what a customer org must have deployed."""
+
+    sobject: str
+    name: str
+    types: tuple[str, ...]
+    """The describe ``type`` values the gateway can work with; the first is the one to create."""
+    written: bool = False
+    """The gateway writes it (the activation write-back): the integration user must be able to update it."""
+    optional_object: bool = False
+    """Its object is one of the gateway's own custom objects, which an org may not have: deals then have
+    no milestones or rate cards (``SalesforceCrm`` reads none), so the object's absence is not an error."""
+
+
+_TEXT = ("string",)
+_CHOICE = ("picklist", "string")
+_LONG_TEXT = ("textarea", "string")
+_MONEY = ("currency", "double")
+
+# Every custom field the gateway needs, in one place: the SOQL select lists below may only name custom fields
+# listed here (checked at import), the activation write-back writes only fields marked written, and
+# `stratum vendors check` and the README's table are built from it.
+CUSTOM_FIELDS: tuple[CustomField, ...] = (
+    CustomField(sobject="Account", name="Legal_Entity__c", types=_TEXT),
+    CustomField(sobject="Account", name="Tax_Jurisdiction__c", types=_TEXT),
+    CustomField(sobject="Account", name="Tax_Id__c", types=_TEXT),
+    CustomField(sobject="Opportunity", name="Billing_Model__c", types=_CHOICE),
+    CustomField(sobject="Opportunity", name="Legal_Entity__c", types=_TEXT),
+    CustomField(sobject="Opportunity", name="Project_Id__c", types=_TEXT, written=True),
+    CustomField(sobject="Opportunity", name="Activation_Status__c", types=_CHOICE, written=True),
+    CustomField(sobject="Opportunity", name="ERP_Project_Id__c", types=_TEXT, written=True),
+    CustomField(sobject="Opportunity", name="ERP_Customer_Id__c", types=_TEXT, written=True),
+    CustomField(sobject="Opportunity", name="Contract_Terms__c", types=_LONG_TEXT),
+    CustomField(sobject=MILESTONE_OBJECT, name="Opportunity__c", types=("reference",), optional_object=True),
+    CustomField(sobject=MILESTONE_OBJECT, name="Amount__c", types=_MONEY, optional_object=True),
+    CustomField(sobject=MILESTONE_OBJECT, name="Due_Date__c", types=("date",), optional_object=True),
+    CustomField(sobject=RATE_CARD_LINE_OBJECT, name="Role__c", types=_CHOICE, optional_object=True),
+    CustomField(
+        sobject=RATE_CARD_LINE_OBJECT, name="Opportunity__c", types=("reference",), optional_object=True
+    ),
+    CustomField(sobject=RATE_CARD_LINE_OBJECT, name="Rate__c", types=_MONEY, optional_object=True),
+    CustomField(sobject=RATE_CARD_LINE_OBJECT, name="Unit__c", types=_CHOICE, optional_object=True),
+)
+_DECLARED = {(f.sobject, f.name) for f in CUSTOM_FIELDS}
+
+
+def _select_list(sobject: str, record_type: type[msgspec.Struct]) -> tuple[str, ...]:
+    names = tuple(f.encode_name for f in msgspec.structs.fields(record_type))
+    undeclared = [n for n in names if n.endswith("__c") and (sobject, n) not in _DECLARED]
+    if undeclared:
+        # A custom field read but not in CUSTOM_FIELDS would be missed by `stratum vendors check`.
+        raise RuntimeError(f"{sobject} custom fields not in CUSTOM_FIELDS: {', '.join(undeclared)}")
+    return names
 
 
 # The SOQL select lists: exactly the fields the Structs above read, so a query never asks for more.
-ACCOUNT_FIELDS: tuple[str, ...] = _select_list(SalesforceAccount)
-OPPORTUNITY_FIELDS: tuple[str, ...] = _select_list(SalesforceOpportunity)
-CONTACT_FIELDS: tuple[str, ...] = _select_list(SalesforceContact)
-MILESTONE_FIELDS: tuple[str, ...] = _select_list(SalesforceMilestone)
-RATE_CARD_LINE_FIELDS: tuple[str, ...] = _select_list(SalesforceRateCardLine)
+ACCOUNT_FIELDS: tuple[str, ...] = _select_list("Account", SalesforceAccount)
+OPPORTUNITY_FIELDS: tuple[str, ...] = _select_list("Opportunity", SalesforceOpportunity)
+CONTACT_FIELDS: tuple[str, ...] = _select_list("Contact", SalesforceContact)
+MILESTONE_FIELDS: tuple[str, ...] = _select_list(MILESTONE_OBJECT, SalesforceMilestone)
+RATE_CARD_LINE_FIELDS: tuple[str, ...] = _select_list(RATE_CARD_LINE_OBJECT, SalesforceRateCardLine)
+# Object -> the fields its queries select: every one must exist in the org, or the query fails.
+SELECT_LISTS: Mapping[str, tuple[str, ...]] = {
+    "Account": ACCOUNT_FIELDS,
+    "Contact": CONTACT_FIELDS,
+    "Opportunity": OPPORTUNITY_FIELDS,
+    MILESTONE_OBJECT: MILESTONE_FIELDS,
+    RATE_CARD_LINE_OBJECT: RATE_CARD_LINE_FIELDS,
+}
 
 # Decoders are built once: building one compiles the type's decoding plan.
 _account_decoder = msgspec.json.Decoder(SalesforceAccount)

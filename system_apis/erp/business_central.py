@@ -145,6 +145,7 @@ from system_apis.errors import (
     VendorUnavailable,
 )
 from system_apis.records import map_page, map_record
+from system_apis.vendor_checks import Check
 from system_apis.vendor_http import (
     BreakerPolicy,
     RetryPolicy,
@@ -726,6 +727,20 @@ class BusinessCentralErp:
                 f"{self._legal_entity}, not {legal_entity}",
                 vendor_code="WrongCompany",
             )
+
+    async def check(self) -> list[Check]:
+        """Log in and find the configured company as every call does (by name, or read by its id)."""
+        try:
+            path = await self._company_path()
+            if is_guid(self._settings.company):
+                await self._http.send("GET", path)  # an id is not looked up, so read it
+            fix = None
+        except (NotFound, VendorRejected) as exc:
+            fix = (
+                f"{exc.message}: set STRATUM_BUSINESS_CENTRAL__COMPANY to the name or id of a company in "
+                f"environment {self._settings.environment!r}"
+            )
+        return [Check(vendor=VENDOR, what=f"company {self._settings.company!r}", fix=fix)]
 
     async def _company_path(self) -> str:
         """``companies({id})``, the id looked up once by the configured company name."""

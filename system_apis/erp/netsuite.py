@@ -125,6 +125,7 @@ from system_apis.errors import (
     VendorUnavailable,
 )
 from system_apis.records import map_page, map_record
+from system_apis.vendor_checks import Check
 from system_apis.vendor_http import (
     BreakerPolicy,
     RetryPolicy,
@@ -699,6 +700,25 @@ class NetSuiteErp:
             raise VendorBadResponse(VENDOR, f"NetSuite job {job_id} failed and lists no task")
         await self._send("GET", f"{tasks_path}/{task_id}/result")
         raise VendorBadResponse(VENDOR, f"NetSuite job {job_id} failed but its task result is not an error")
+
+    async def check(self) -> list[Check]:
+        """Log in, then look up the invoice item as invoices do and read each configured subsidiary."""
+        try:
+            await self._service_item_id()
+            fix = None
+        except VendorRejected as exc:
+            fix = (
+                f"{exc.message}: create that service item, or set STRATUM_NETSUITE__INVOICE_ITEM to the "
+                "Item Name/Number of the one invoices should bill"
+            )
+        checks = [Check(vendor=VENDOR, what=f"invoice item {self._invoice_item!r}", fix=fix)]
+        for subsidiary_id, entity in sorted(self._legal_entities.items(), key=lambda item: item[1]):
+            found = await self._read_optional("subsidiary", subsidiary_id)
+            fix = None if found is not None else (
+                f"no subsidiary {subsidiary_id}: correct {entity} in STRATUM_NETSUITE__SUBSIDIARIES"
+            )
+            checks.append(Check(vendor=VENDOR, what=f"subsidiary {subsidiary_id} ({entity})", fix=fix))
+        return checks
 
     async def _service_item_id(self) -> str:
         """The internal id of the service item invoice lines bill, looked up once by its name."""

@@ -84,6 +84,7 @@ from system_apis.fpa.anaplan_mapping import (
     revenue_csv,
     row_counts,
 )
+from system_apis.vendor_checks import Check
 from system_apis.vendor_http import (
     BreakerPolicy,
     RetryPolicy,
@@ -480,6 +481,39 @@ class AnaplanFpa:
             )
             parts.append(response.content)
         return b"".join(parts)
+
+    async def check(self) -> list[Check]:
+        """Log in, read the workspace and the model, and find each configured action by name as publishing
+        and reading the forecast do."""
+        settings = self._settings
+        workspace_url = f"{(settings.base_url or '').rstrip('/')}/2/0/workspaces/{settings.workspace_id}"
+        places = (
+            ("workspace", settings.workspace_id, workspace_url, "STRATUM_ANAPLAN__WORKSPACE_ID"),
+            ("model", settings.model_id, str(self._http.base_url), "STRATUM_ANAPLAN__MODEL_ID"),
+        )
+        checks: list[Check] = []
+        for kind, ident, url, env in places:
+            response = await self._http.send("GET", url, accept=(403, 404))
+            if response.status_code in (403, 404):
+                reason = error_message(response.content) or f"HTTP {response.status_code}"
+                access = f"{reason}: set {env} to the {kind} id (the integration user must have access)"
+                checks.append(Check(vendor=VENDOR, what=f"{kind} {ident}", fix=access))
+                return checks  # nothing under a missing workspace or model can be found
+            checks.append(Check(vendor=VENDOR, what=f"{kind} {ident}"))
+        actions = await self._resolve()
+        wanted = (
+            ("import", settings.baseline_import, actions.imports, "STRATUM_ANAPLAN__BASELINE_IMPORT"),
+            ("import", settings.actuals_import, actions.imports, "STRATUM_ANAPLAN__ACTUALS_IMPORT"),
+            ("export", settings.forecast_export, actions.exports, "STRATUM_ANAPLAN__FORECAST_EXPORT"),
+        )
+        for kind, name, found, env in wanted:
+            fix = None if name in found else (
+                f"the model has no {kind} named {name!r}"
+                + (" with a data file" if kind == "import" else "")
+                + f": create it, or set {env} to its name"
+            )
+            checks.append(Check(vendor=VENDOR, what=f"{kind} {name!r}", fix=fix))
+        return checks
 
     async def _resolve(self) -> _Actions:
         """The model's imports (with their files) and exports by name, read once."""

@@ -92,6 +92,7 @@ from system_apis.psa.kantata_mapping import (
 )
 from system_apis.psa.port import PeriodFilter
 from system_apis.records import map_page, map_record
+from system_apis.vendor_checks import Check
 from system_apis.vendor_http import (
     BreakerPolicy,
     RetryPolicy,
@@ -272,6 +273,14 @@ class KantataPsa:
         await self._http.aclose()
 
     # --- projects --------------------------------------------------------------------------------------
+
+    async def check(self) -> list[Check]:
+        """The token works: Kantata answers ``GET users/me`` with the token's user."""
+        response = await self._http.send("GET", "users/me", accept=(401, 403))
+        fix = None
+        if response.status_code in (401, 403):
+            fix = f"Kantata refused the token (HTTP {response.status_code}): set STRATUM_KANTATA__TOKEN"
+        return [Check(vendor=VENDOR, what="token (GET users/me)", fix=fix)]
 
     async def get_project(self, project_id: str) -> Project:
         envelope = await self._show_workspace(project_id)
