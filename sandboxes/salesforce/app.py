@@ -52,6 +52,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from hashlib import sha256
 from typing import Any, TypeAlias, cast
 from urllib.parse import parse_qsl, unquote
@@ -520,6 +521,26 @@ class SalesforceSandbox:
         record = self.record(schema, record_id)
         return self.render(schema, record, None if fields is None else _selected_fields(schema, fields))
 
+    def modified_since(self, schema: ObjectSchema, record_id: str, if_modified_since: str | None) -> bool:
+        """False when ``If-Modified-Since`` names a moment the record has not changed after: Salesforce
+        then answers 304 Not Modified with no body (REST API Developer Guide, sObject Rows, "Conditional
+        Requests: If-Modified-Since"). A missing or unparseable header reads as modified, as in HTTP."""
+        record = self.record(schema, record_id)
+        if if_modified_since is None:
+            return True
+        try:
+            since = parsedate_to_datetime(if_modified_since)
+        except (TypeError, ValueError, IndexError):
+            return True
+        if since.tzinfo is None:
+            # RFC 9110 HTTP-dates are GMT; the obsolete forms without a zone are read the same way.
+            since = since.replace(tzinfo=UTC)
+        stamp = record.get("LastModifiedDate")
+        if not isinstance(stamp, str):
+            return True
+        # An HTTP-date has whole seconds, so the record's milliseconds must not make it look newer.
+        return datetime.fromisoformat(stamp).replace(microsecond=0) > since
+
     def find_by_external_id(self, schema: ObjectSchema, field_name: str, value: str) -> list[Record]:
         """The live records whose external id `field_name` equals `value` (case-insensitively, as for
         text external ids that are not marked case-sensitive). ``Id`` is accepted as a key too."""
@@ -884,7 +905,7 @@ class SalesforceSandbox:
         if q is None or not q.strip():
             raise SalesforceError(400, "MALFORMED_QUERY", "A query string has to be specified")
         try:
-            bound: BoundQuery = compile_query(q, SCHEMAS)
+            bound: BoundQuery = compile_query(q, SCHEMAS, self._today())
         except SoqlError as exc:
             raise SalesforceError(400, exc.code, exc.message) from None
         candidates: Iterable[Record] = self.records[bound.schema.name].values()
@@ -1733,6 +1754,7 @@ async def deleted_records(
 
 @get(_RECORD_PATH)
 async def read_record(
+    request: Request[Any, Any, Any],
     version: FromPath[str],
     sobject: FromPath[str],
     record_id: FromPath[str],
@@ -1740,7 +1762,10 @@ async def read_record(
     fields: FromQuery[str | None] = None,
 ) -> Response[bytes]:
     sandbox.check_version(version)
-    return _json(sandbox.read(sandbox.schema(sobject), record_id, fields))
+    schema = sandbox.schema(sobject)
+    if not sandbox.modified_since(schema, record_id, request.headers.get("if-modified-since")):
+        return Response(b"", status_code=304)
+    return _json(sandbox.read(schema, record_id, fields))
 
 
 @patch(_RECORD_PATH, status_code=204)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from sandboxes.query_language import (
@@ -64,13 +64,17 @@ class SoqlError(QueryError):
 
 # The kinds of the shared `Token` this tokenizer produces. String tokens also keep their raw text between
 # the quotes in `Token.raw`, escapes undecoded: LIKE needs it to tell ``\%`` from ``%``.
-TokenKind = Literal["ident", "string", "number", "date", "datetime", "op", "lparen", "rparen", "comma", "eof"]
+TokenKind = Literal[
+    "ident", "date_literal", "string", "number", "date", "datetime", "op", "lparen", "rparen", "comma", "eof"
+]
 
 
 _WHITESPACE = re.compile(r"\s+")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})(?![\w.])")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?![\w.:])")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d+)?|\.\d+)(?![\w.])")
+# ``LAST_N_DAYS:7``: a parameterised date literal is one token, the colon no operator of its own.
+_N_DATE_LITERAL = re.compile(r"([A-Za-z_]+_N_[A-Za-z_]+):(\d+)(?![\w.])", re.IGNORECASE)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _OPERATOR = re.compile(r"<=|>=|!=|<>|=|<|>")
 _PUNCTUATION: Mapping[str, TokenKind] = {"(": "lparen", ")": "rparen", ",": "comma"}
@@ -159,6 +163,8 @@ def tokenize(text: str) -> list[Token]:
         elif match := _NUMBER.match(text, pos):
             number = match.group()
             token = Token("number", number, pos, float(number) if "." in number else int(number))
+        elif match := _N_DATE_LITERAL.match(text, pos):
+            token = Token("date_literal", match.group(), pos, (match.group(1).upper(), int(match.group(2))))
         elif match := _IDENT.match(text, pos):
             token = Token("ident", match.group(), pos)
         elif match := _OPERATOR.match(text, pos):
@@ -175,7 +181,7 @@ def tokenize(text: str) -> list[Token]:
 # Syntax tree
 # ---------------------------------------------------------------------------------------------------------
 
-ValueKind = Literal["string", "number", "boolean", "null", "date", "datetime"]
+ValueKind = Literal["string", "number", "boolean", "null", "date", "datetime", "date_literal"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +275,44 @@ _RESERVED = frozenset(
 _UNSUPPORTED_CLAUSES = frozenset(
     {"GROUP", "HAVING", "WITH", "FOR", "USING", "TYPEOF", "INCLUDES", "EXCLUDES"}
 )
+
+
+# The date literals of the SOQL reference ("Date Formats and Date Literals") this sandbox knows; each names
+# a range of days, the fiscal year being the calendar year (the default for an org).
+_DATE_LITERALS = frozenset(
+    {"TODAY", "YESTERDAY", "TOMORROW", "THIS_MONTH", "LAST_MONTH", "NEXT_MONTH", "THIS_QUARTER",
+     "LAST_QUARTER", "NEXT_QUARTER", "THIS_YEAR", "LAST_YEAR", "NEXT_YEAR"}
+)
+_N_DATE_LITERALS = frozenset({"LAST_N_DAYS", "NEXT_N_DAYS"})
+
+
+def _add_months(day: date, months: int) -> date:
+    """The first of the month `months` after `day`'s month."""
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def date_literal_range(name: str, n: int | None, today: date) -> tuple[date, date]:
+    """The days ``[start, end)`` a date literal stands for, `today` being the org's current day."""
+    if name == "TODAY":
+        return today, today + timedelta(days=1)
+    if name == "YESTERDAY":
+        return today - timedelta(days=1), today
+    if name == "TOMORROW":
+        return today + timedelta(days=1), today + timedelta(days=2)
+    if name == "LAST_N_DAYS":
+        # "starts with the current day and continues for the past n days": today is included.
+        return today - timedelta(days=n or 0), today + timedelta(days=1)
+    if name == "NEXT_N_DAYS":
+        # "starts 00:00:00 of the next day and continues for the next n days": today is not.
+        return today + timedelta(days=1), today + timedelta(days=1 + (n or 0))
+    unit, step = (3, (today.month - 1) // 3 * 3) if name.endswith("QUARTER") else (1, today.month - 1)
+    if name.endswith("YEAR"):
+        unit, step = 12, 0
+    start = _add_months(date(today.year, 1, 1), step)
+    shift = {"THIS": 0, "LAST": -1, "NEXT": 1}[name.split("_", 1)[0]]
+    start = _add_months(start, shift * unit)
+    return start, _add_months(start, unit)
 
 
 class _Parser(TokenParser):
@@ -389,6 +433,10 @@ class _Parser(TokenParser):
                 return Value("boolean", word == "TRUE", token.pos)
             if word == "NULL":
                 return Value("null", None, token.pos)
+            if word in _DATE_LITERALS:
+                return Value("date_literal", (word, None), token.pos)
+        if token.kind == "date_literal" and token.value[0] in _N_DATE_LITERALS:
+            return Value("date_literal", token.value, token.pos)
         raise self.unexpected(token)
 
     def order_list(self) -> tuple[OrderItem, ...]:
@@ -503,10 +551,45 @@ class BoundQuery:
         return {spec.name: record.get(spec.name) for spec in self.fields or ()}
 
 
+@dataclass(frozen=True, slots=True)
+class _Range:
+    """The half-open range ``[start, end)`` a date literal such as ``THIS_MONTH`` stands for."""
+
+    start: Any
+    end: Any
+
+    def contains(self, value: Any) -> bool:
+        return value is not None and bool(self.start <= value < self.end)
+
+
+def _range_predicate(op: str, bounds: _Range, spec: FieldSpec) -> Predicate:
+    # The SOQL reference: ``=`` matches inside the range, ``<`` before its start, ``>`` after its end.
+    name = spec.name
+
+    def predicate(record: Record) -> bool:
+        value = _comparable(spec, record.get(name))
+        if op == "=":
+            return bounds.contains(value)
+        if op == "!=":
+            return not bounds.contains(value)
+        if value is None:
+            return False
+        if op == "<":
+            return bool(value < bounds.start)
+        if op == "<=":
+            return bool(value < bounds.end)
+        if op == ">":
+            return bool(value >= bounds.end)
+        return bool(value >= bounds.start)
+
+    return predicate
+
+
 class _Binder:
-    def __init__(self, query: Query, schema: ObjectSchema) -> None:
+    def __init__(self, query: Query, schema: ObjectSchema, today: date) -> None:
         self.query = query
         self.schema = schema
+        self.today = today
 
     def error(self, code: str, pos: int, detail: str) -> SoqlError:
         return _error(code, self.query.text, pos, detail)
@@ -537,6 +620,8 @@ class _Binder:
         if value.kind == "null":
             return None
         expected = _expected_value_kind(spec)
+        if value.kind == "date_literal" and expected in ("date", "datetime"):
+            return self.date_range(spec, value)
         if value.kind != expected:
             quoting = "be enclosed in quotes" if expected == "string" else "not be enclosed in quotes"
             raise self.error(
@@ -551,6 +636,14 @@ class _Binder:
                 raise self.error(_FILTER_ERROR, value.pos, f"invalid ID field: {value.value}")
             return normalized.casefold()
         return _comparable(spec, value.value)
+
+    def date_range(self, spec: FieldSpec, value: Value) -> _Range:
+        """A date literal as the range it stands for, in the field's own type (datetimes in UTC)."""
+        name, n = value.value
+        start, end = date_literal_range(name, n, self.today)
+        if spec.kind == "date":
+            return _Range(start, end)
+        return _Range(datetime.combine(start, time(), UTC), datetime.combine(end, time(), UTC))
 
     def condition(self, node: Condition) -> Predicate:
         if isinstance(node, And):
@@ -577,6 +670,9 @@ class _Binder:
         expected = self.literal(spec, node.value)
         op = node.op
         name = spec.name
+
+        if isinstance(expected, _Range):
+            return _range_predicate(op, expected, spec)
 
         def predicate(record: Record) -> bool:
             return compare_values(op, _comparable(spec, record.get(name)), expected)
@@ -605,7 +701,10 @@ class _Binder:
         name = spec.name
 
         def predicate(record: Record) -> bool:
-            found = _comparable(spec, record.get(name)) in expected
+            value = _comparable(spec, record.get(name))
+            found = any(
+                item.contains(value) if isinstance(item, _Range) else value == item for item in expected
+            )
             return found != negated
 
         return predicate
@@ -630,8 +729,9 @@ class _Binder:
         return BoundQuery(self.schema, fields, predicate, order_by, self.query.limit, self.query.offset)
 
 
-def bind(query: Query, schemas: Mapping[str, ObjectSchema]) -> BoundQuery:
-    """Resolve `query` against `schemas` (keyed by object name, matched case-insensitively)."""
+def bind(query: Query, schemas: Mapping[str, ObjectSchema], today: date | None = None) -> BoundQuery:
+    """Resolve `query` against `schemas` (keyed by object name, matched case-insensitively); date
+    literals such as ``TODAY`` count from `today` (the org's current day, UTC; the real one if None)."""
     wanted = query.sobject.text.lower()
     schema = next((candidate for name, candidate in schemas.items() if name.lower() == wanted), None)
     if schema is None:
@@ -643,9 +743,9 @@ def bind(query: Query, schemas: Mapping[str, ObjectSchema]) -> BoundQuery:
             "object, be sure to append the '__c' after the entity name. Please reference your WSDL or the "
             "describe call for the appropriate names.",
         )
-    return _Binder(query, schema).bind()
+    return _Binder(query, schema, today or datetime.now(UTC).date()).bind()
 
 
-def compile_query(text: str, schemas: Mapping[str, ObjectSchema]) -> BoundQuery:
+def compile_query(text: str, schemas: Mapping[str, ObjectSchema], today: date | None = None) -> BoundQuery:
     """Parse and bind `text` in one step."""
-    return bind(parse(text), schemas)
+    return bind(parse(text), schemas, today)

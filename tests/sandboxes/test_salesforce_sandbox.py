@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import email.utils
 import functools
 import hashlib
 import hmac
@@ -360,6 +361,28 @@ async def test_reading_a_record() -> None:
 
 
 @pytest.mark.asyncio
+async def test_if_modified_since_answers_304_until_the_record_changes() -> None:
+    # REST API Developer Guide, sObject Rows, "Conditional Requests": If-Modified-Since answers
+    # 304 Not Modified, no body, when LastModifiedDate is not after the given HTTP-date.
+    url = f"{DATA}/sobjects/Account/{DEMO_ACCOUNT_ID}"
+    async with org() as sf:
+        record = (await sf.api("GET", url)).json()
+        modified = dt.datetime.fromisoformat(record["LastModifiedDate"])
+        at_modification = email.utils.format_datetime(modified.replace(microsecond=0), usegmt=True)
+        before = email.utils.format_datetime(modified - dt.timedelta(seconds=1), usegmt=True)
+        unchanged = await sf.api("GET", url, headers={"If-Modified-Since": at_modification})
+        older = await sf.api("GET", url, headers={"If-Modified-Since": before})
+        garbage = await sf.api("GET", url, headers={"If-Modified-Since": "yesterday-ish"})
+        await sf.api("PATCH", url, json={"Name": "Renamed"})
+        changed = await sf.api("GET", url, headers={"If-Modified-Since": at_modification})
+    assert unchanged.status_code == 304
+    assert unchanged.content == b""
+    assert (older.status_code, older.json()["Id"]) == (200, DEMO_ACCOUNT_ID)
+    assert garbage.status_code == 200
+    assert (changed.status_code, changed.json()["Name"]) == (200, "Renamed")
+
+
+@pytest.mark.asyncio
 async def test_reading_selected_fields_and_15_character_ids() -> None:
     async with org() as sf:
         response = await sf.api(
@@ -685,6 +708,66 @@ def test_soql_conditions() -> None:
     assert dates
     assert dates == sorted(dates, reverse=True)
     assert all("2026-02-01" <= d < "2026-03-01" for d in dates)
+
+
+def test_soql_date_literals_are_ranges_of_days() -> None:
+    # SOQL and SOSL Reference, "Date Formats and Date Literals": each literal is a range of days around
+    # today; = matches inside it, < before its start, > after its end; LAST_N_DAYS:n includes today,
+    # NEXT_N_DAYS:n starts tomorrow. The fiscal year is the calendar year.
+    today = dt.date(2026, 5, 15)
+    days = [today + dt.timedelta(days=offset) for offset in range(-500, 500)]
+    schema = SCHEMAS["Opportunity"]
+
+    def matching(condition: str, field: str = "CloseDate") -> list[dt.date]:
+        bound = compile_query(f"SELECT Id FROM Opportunity WHERE {condition}", SCHEMAS, today)
+        rows: list[Record] = []
+        for day in days:
+            value = day.isoformat() if field == "CloseDate" else f"{day.isoformat()}T12:00:00.000+0000"
+            rows.append({spec.name: None for spec in schema.fields} | {"Id": day.isoformat(), field: value})
+        return [dt.date.fromisoformat(row["Id"]) for row in bound.execute(rows)]
+
+    def span(first: dt.date, last: dt.date) -> list[dt.date]:
+        return [day for day in days if first <= day <= last]
+
+    assert matching("CloseDate = TODAY") == [today]
+    assert matching("CloseDate = YESTERDAY") == [dt.date(2026, 5, 14)]
+    assert matching("CloseDate = LAST_N_DAYS:2") == span(dt.date(2026, 5, 13), today)
+    assert matching("CloseDate = NEXT_N_DAYS:2") == span(dt.date(2026, 5, 16), dt.date(2026, 5, 17))
+    assert matching("CloseDate = THIS_MONTH") == span(dt.date(2026, 5, 1), dt.date(2026, 5, 31))
+    assert matching("CloseDate = LAST_MONTH") == span(dt.date(2026, 4, 1), dt.date(2026, 4, 30))
+    assert matching("CloseDate = THIS_QUARTER") == span(dt.date(2026, 4, 1), dt.date(2026, 6, 30))
+    assert matching("CloseDate = LAST_QUARTER") == span(dt.date(2026, 1, 1), dt.date(2026, 3, 31))
+    assert matching("CloseDate = THIS_YEAR") == span(dt.date(2026, 1, 1), dt.date(2026, 12, 31))
+    assert matching("CloseDate < THIS_YEAR") == span(days[0], dt.date(2025, 12, 31))
+    assert matching("CloseDate > THIS_MONTH") == span(dt.date(2026, 6, 1), days[-1])
+    assert matching("CloseDate >= TODAY AND CloseDate <= NEXT_N_DAYS:1") == [today, dt.date(2026, 5, 16)]
+    assert matching("CloseDate IN (YESTERDAY, TODAY)") == [dt.date(2026, 5, 14), today]
+    assert len(matching("CloseDate != TODAY")) == len(days) - 1
+    # A datetime field compares against the same days, from 00:00 UTC.
+    recent = matching("LastModifiedDate = last_n_days:1", "LastModifiedDate")
+    assert recent == span(dt.date(2026, 5, 14), today)
+    assert matching("LastModifiedDate = LAST_QUARTER", "LastModifiedDate") == span(
+        dt.date(2026, 1, 1), dt.date(2026, 3, 31)
+    )
+    # January's last month and quarter are in the year before.
+    january = compile_query(
+        "SELECT Id FROM Opportunity WHERE CloseDate = LAST_QUARTER", SCHEMAS, dt.date(2026, 1, 9)
+    )
+    december, new_year = {"Id": "x", "CloseDate": "2025-12-31"}, {"Id": "y", "CloseDate": "2026-01-01"}
+    assert january.execute([december, new_year]) == [december]
+    wrong_uses = ("Amount = TODAY", "Name = THIS_YEAR", "CloseDate = LAST_N_DAYS", "CloseDate = X_N_DAYS:3")
+    for wrong in wrong_uses:
+        with pytest.raises(SoqlError) as caught:
+            compile_query(f"SELECT Id FROM Opportunity WHERE {wrong}", SCHEMAS, today)
+        assert caught.value.code in {"INVALID_QUERY_FILTER_OPERATOR", "MALFORMED_QUERY"}
+
+
+@pytest.mark.asyncio
+async def test_date_literals_count_from_the_org_clock() -> None:
+    async with org() as sf:
+        await sf.api("PATCH", f"{DATA}/sobjects/Account/{DEMO_ACCOUNT_ID}", json={"Name": "Touched"})
+        touched = (await sf.query("SELECT Id FROM Account WHERE LastModifiedDate = TODAY")).json()
+    assert DEMO_ACCOUNT_ID in [r["Id"] for r in touched["records"]]
 
 
 def test_soql_order_by_nulls_and_multiple_keys() -> None:
