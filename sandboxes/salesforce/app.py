@@ -507,6 +507,9 @@ class SalesforceSandbox:
     def record_url(self, schema: ObjectSchema, record_id: str) -> str:
         return f"{self.version_base()}/sobjects/{schema.name}/{record_id}"
 
+    def _url_for(self, sobject: str, record_id: str) -> str:
+        return f"{self.version_base()}/sobjects/{sobject}/{record_id}"
+
     def render(
         self, schema: ObjectSchema, record: Record, fields: tuple[FieldSpec, ...] | None = None
     ) -> Record:
@@ -912,11 +915,11 @@ class SalesforceSandbox:
         if resource == "queryAll":
             deleted = [entry.record for entry in self.recycle_bin[bound.schema.name].values()]
             candidates = [*candidates, *deleted]
-        rows = bound.execute(candidates)
+        rows = bound.execute(candidates, self.records)
         if bound.is_count:
             return {"totalSize": len(rows), "done": True, "records": []}
         # The result is a snapshot, like a Salesforce cursor: later updates do not leak into later pages.
-        rendered = [self.render(bound.schema, row, bound.fields) for row in rows]
+        rendered = [bound.project(row, self._url_for) for row in rows]
         return self.first_page(resource, rendered, batch_size)
 
     def first_page(self, resource: str, rows: list[Record], batch_size: int) -> dict[str, Any]:

@@ -606,6 +606,84 @@ async def test_count_limit_offset_and_query_all() -> None:
 
 
 @pytest.mark.asyncio
+async def test_count_of_a_field_grouped_answers_aggregate_results() -> None:
+    # SOQL reference, "COUNT() and COUNT(fieldName)" and "GROUP BY": AggregateResult records, unnamed
+    # aggregates called expr0, expr1, ...; COUNT(field) skips nulls; every plain field must be grouped.
+    async with org() as sf:
+        grouped = "SELECT StageName, COUNT(Id) FROM Opportunity GROUP BY StageName ORDER BY StageName"
+        by_stage = (await sf.query(grouped)).json()
+        counts = "SELECT COUNT(Id) total, COUNT(Tax_Jurisdiction__c) FROM Account"
+        named = (await sf.query(counts)).json()
+        ungrouped = await sf.query("SELECT Name, COUNT(Id) FROM Account")
+    stages = Counter(o["StageName"] for o in SEED["Opportunity"].values())
+    assert by_stage["totalSize"] == len(stages)
+    assert by_stage["records"] == [
+        {"attributes": {"type": "AggregateResult"}, "StageName": stage, "expr0": stages[stage]}
+        for stage in sorted(stages)
+    ]
+    with_jurisdiction = sum(1 for a in SEED["Account"].values() if a["Tax_Jurisdiction__c"] is not None)
+    assert named["records"] == [
+        {"attributes": {"type": "AggregateResult"}, "total": ACCOUNT_COUNT, "expr0": with_jurisdiction}
+    ]
+    assert_error(ungrouped, 400, "MALFORMED_QUERY")
+
+
+@pytest.mark.asyncio
+async def test_relationship_fields_nest_the_parent_or_null() -> None:
+    # SOQL reference, "Relationship Queries" (child-to-parent): the parent's fields under the
+    # relationship name with its own attributes; null when the lookup is empty; usable in WHERE.
+    async with org() as sf:
+        result = (
+            await sf.query(
+                "SELECT Name, Account.Name, Account.Parent.Name FROM Opportunity "
+                f"WHERE Account.ParentId = '{BIG_ACCOUNT_ID}' ORDER BY Name LIMIT 1"
+            )
+        ).json()
+        orphans = (await sf.query("SELECT Name, Parent.Name FROM Account WHERE Parent.Name = null")).json()
+        bad = await sf.query("SELECT Acount.Name FROM Opportunity")
+    [record] = result["records"]
+    assert record["Account"] == {
+        "attributes": {"type": "Account", "url": f"{DATA}/sobjects/Account/{SUBSIDIARY_ACCOUNT_ID}"},
+        "Name": SEED["Account"][SUBSIDIARY_ACCOUNT_ID]["Name"],
+        "Parent": {
+            "attributes": {"type": "Account", "url": f"{DATA}/sobjects/Account/{BIG_ACCOUNT_ID}"},
+            "Name": SEED["Account"][BIG_ACCOUNT_ID]["Name"],
+        },
+    }
+    assert orphans["totalSize"] == sum(1 for a in SEED["Account"].values() if a["ParentId"] is None)
+    assert all(r["Parent"] is None for r in orphans["records"])
+    assert_error(bad, 400, "INVALID_FIELD")
+
+
+@pytest.mark.asyncio
+async def test_parent_to_child_subqueries_use_the_described_relationship_names() -> None:
+    # SOQL reference, "Relationship Queries" (parent-to-child): the children as a nested query
+    # result under the child relationship name describe reports, or null when there are none.
+    async with org() as sf:
+        described = (await sf.api("GET", f"{DATA}/sobjects/Account/describe/")).json()
+        result = (
+            await sf.query(
+                "SELECT Name, (SELECT LastName FROM Contacts ORDER BY LastName), "
+                "(SELECT Id FROM Opportunities WHERE IsWon = true) FROM Account ORDER BY Name"
+            )
+        ).json()
+        unknown = await sf.query("SELECT Name, (SELECT Id FROM Kontakts) FROM Account")
+    assert {"Contacts", "Opportunities"} <= {c["relationshipName"] for c in described["childRelationships"]}
+    demo = next(r for r in result["records"] if r["attributes"]["url"].endswith(DEMO_ACCOUNT_ID))
+    demo_contacts = [c for c in SEED["Contact"].values() if c["AccountId"] == DEMO_ACCOUNT_ID]
+    contacts = sorted((c["LastName"] for c in demo_contacts), key=str.casefold)
+    assert demo["Contacts"]["totalSize"] == len(contacts) > 0
+    assert demo["Contacts"]["done"] is True
+    assert [c["LastName"] for c in demo["Contacts"]["records"]] == contacts
+    assert demo["Contacts"]["records"][0]["attributes"]["type"] == "Contact"
+    won = {o["AccountId"] for o in SEED["Opportunity"].values() if o["IsWon"]}
+    for record in result["records"]:
+        account_id = record["attributes"]["url"].rsplit("/", 1)[1]
+        assert (record["Opportunities"] is not None) == (account_id in won)
+    assert_error(unknown, 400, "INVALID_TYPE")
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("soql", "error_code"),
     [
