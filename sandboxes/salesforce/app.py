@@ -11,10 +11,12 @@ Served at the app's own root (mount it anywhere: URLs it hands out follow Salesf
 - ``GET /services/data/vXX.X``, ``.../limits``
 - ``GET .../sobjects/`` (describeGlobal), ``GET .../sobjects/{Obj}/`` (basic information) and
   ``GET .../sobjects/{Obj}/describe/``, all derived from the schemas (`sandboxes.salesforce.describe`)
-- ``.../sobjects/{Obj}``: ``POST`` creates; ``GET/PATCH/DELETE .../{id}`` read, update, delete;
+- ``.../sobjects/{Obj}``: ``POST`` creates; ``GET/PATCH/DELETE .../{id}`` read, update, delete (a read
+  with ``If-Modified-Since`` answers 304 with no body while the record is unchanged since that date);
   ``GET/PATCH .../{ExtField}/{value}`` read or upsert by external id (``?updateOnly=true``);
   ``GET .../updated/`` and ``.../deleted/`` (``?start=&end=``) are the replication change feeds
-- ``.../query?q=`` and ``.../queryAll?q=`` with ``nextRecordsUrl`` paging (queryAll sees deleted rows)
+- ``.../query?q=`` and ``.../queryAll?q=`` with ``nextRecordsUrl`` paging (queryAll sees deleted rows);
+  SOQL (relationship fields, subqueries, COUNT/GROUP BY, date literals) is `sandboxes.salesforce.soql`
 - ``POST .../composite``: up to 25 subrequests with ``@{ref.field}`` references and ``allOrNone``
 - ``POST .../composite/sobjects``: create up to 200 records of any objects (sObject Collections), with
   ``allOrNone``

@@ -2,14 +2,21 @@
 
 Supported::
 
-    SELECT f1, f2 | COUNT() FROM Obj
+    SELECT item, ... | COUNT() FROM Obj
+                            item: f | Parent.f (Account.Name, Account.Parent.Name) | COUNT(f) [alias]
+                                  | (SELECT f, ... FROM ChildRelationship [WHERE] [ORDER BY] [LIMIT])
     [WHERE cond]            cond: f op value | f LIKE 'x%' | f [NOT] IN (v, ...) | NOT cond | (cond)
                             joined by AND or by OR (mixing them needs parentheses, as in Salesforce)
+    [GROUP BY f, ...]
     [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST], ...]
     [LIMIT n] [OFFSET n]
 
-Values are single-quoted strings with backslash escapes, numbers, true/false/null, date literals
-(``2026-01-01``) and datetime literals (``2026-01-01T00:00:00Z``). Keywords, object and field names are
+Values are single-quoted strings with backslash escapes, numbers, true/false/null, dates
+(``2026-01-01``), datetimes (``2026-01-01T00:00:00Z``) and the date literals ``TODAY``, ``YESTERDAY``,
+``TOMORROW``, ``LAST_N_DAYS:n``, ``NEXT_N_DAYS:n`` and ``THIS_``/``LAST_``/``NEXT_`` ``MONTH``,
+``QUARTER`` and ``YEAR``, ranges of days counted from the org's clock in UTC. Relationship names are
+the ones describe reports (`describe.relationship_name`, `describe.child_relationship_name`); a query
+with ``COUNT(f)`` or ``GROUP BY`` answers ``AggregateResult`` records. Keywords, object and field names are
 case-insensitive, and so are string comparisons, like in Salesforce. Errors carry Salesforce's error
 codes and its ``ERROR at Row:r:Column:c`` message layout: `MALFORMED_QUERY` for syntax,
 `INVALID_TYPE` for an unknown object, `INVALID_FIELD` for an unknown field and
@@ -965,6 +972,12 @@ class _Binder:
             )
         paths = tuple(self.field(name) for name in group_names)
         grouped = {(path.hops, path.spec.name) for path in paths}
+        for order in self.query.order_by:
+            # Rows are sorted before they are grouped, which orders the groups only by grouped fields.
+            ordered = self.field(order.field)
+            if (ordered.hops, ordered.spec.name) not in grouped:
+                detail = f"Ordered field must be grouped or aggregated: {ordered.spec.name}"
+                raise self.error("MALFORMED_QUERY", order.field.pos, detail)
         for item, column in zip(self.query.fields or (), columns, strict=True):
             if isinstance(column, _Children):
                 raise self.error("MALFORMED_QUERY", _column_pos(item), "nested queries cannot be aggregated")

@@ -615,6 +615,7 @@ async def test_count_of_a_field_grouped_answers_aggregate_results() -> None:
         counts = "SELECT COUNT(Id) total, COUNT(Tax_Jurisdiction__c) FROM Account"
         named = (await sf.query(counts)).json()
         ungrouped = await sf.query("SELECT Name, COUNT(Id) FROM Account")
+        misordered = await sf.query("SELECT Industry, COUNT(Id) FROM Account GROUP BY Industry ORDER BY Name")
     stages = Counter(o["StageName"] for o in SEED["Opportunity"].values())
     assert by_stage["totalSize"] == len(stages)
     assert by_stage["records"] == [
@@ -626,6 +627,7 @@ async def test_count_of_a_field_grouped_answers_aggregate_results() -> None:
         {"attributes": {"type": "AggregateResult"}, "total": ACCOUNT_COUNT, "expr0": with_jurisdiction}
     ]
     assert_error(ungrouped, 400, "MALFORMED_QUERY")
+    assert_error(misordered, 400, "MALFORMED_QUERY")
 
 
 @pytest.mark.asyncio
