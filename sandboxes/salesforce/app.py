@@ -529,22 +529,16 @@ class SalesforceSandbox:
     def modified_since(self, schema: ObjectSchema, record_id: str, if_modified_since: str | None) -> bool:
         """False when ``If-Modified-Since`` names a moment the record has not changed after: Salesforce
         then answers 304 Not Modified with no body (REST API Developer Guide, sObject Rows, "Conditional
-        Requests: If-Modified-Since"). A missing or unparseable header reads as modified, as in HTTP."""
-        record = self.record(schema, record_id)
-        if if_modified_since is None:
-            return True
-        try:
-            since = parsedate_to_datetime(if_modified_since)
-        except (TypeError, ValueError, IndexError):
-            return True
-        if since.tzinfo is None:
-            # RFC 9110 HTTP-dates are GMT; the obsolete forms without a zone are read the same way.
-            since = since.replace(tzinfo=UTC)
-        stamp = record.get("LastModifiedDate")
+        Requests: If-Modified-Since")."""
+        stamp = self.record(schema, record_id).get("LastModifiedDate")
         if not isinstance(stamp, str):
             return True
-        # An HTTP-date has whole seconds, so the record's milliseconds must not make it look newer.
-        return datetime.fromisoformat(stamp).replace(microsecond=0) > since
+        return _modified_since(datetime.fromisoformat(stamp), if_modified_since)
+
+    def metadata_modified_since(self, if_modified_since: str | None) -> bool:
+        """The same for Describe Global and sObject Describe, whose metadata dates from the org's last
+        (re)build: the schemas never change while it runs."""
+        return _modified_since(self._reset_at, if_modified_since)
 
     def find_by_external_id(self, schema: ObjectSchema, field_name: str, value: str) -> list[Record]:
         """The live records whose external id `field_name` equals `value` (case-insensitively, as for
@@ -1365,6 +1359,22 @@ def _deserialize_error(type_name: str, value: Any) -> SalesforceError:
 # ---------------------------------------------------------------------------------------------------------
 
 
+def _modified_since(stamp: datetime, if_modified_since: str | None) -> bool:
+    """True unless `if_modified_since` is an HTTP-date `stamp` is not after; a missing or unparseable
+    header reads as modified, as HTTP prescribes."""
+    if if_modified_since is None:
+        return True
+    try:
+        since = parsedate_to_datetime(if_modified_since)
+    except (TypeError, ValueError, IndexError):
+        return True
+    if since.tzinfo is None:
+        # RFC 9110 HTTP-dates are GMT; the obsolete forms without a zone are read the same way.
+        since = since.replace(tzinfo=UTC)
+    # An HTTP-date has whole seconds, so the stamp's fraction must not make it look newer.
+    return stamp.replace(microsecond=0) > since
+
+
 def _json(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response[bytes]:
     return Response(msgspec.json.encode(payload), status_code=status, media_type=_JSON, headers=headers)
 
@@ -1694,8 +1704,12 @@ async def limits(version: FromPath[str], sandbox: _Sandbox) -> Response[bytes]:
 
 
 @get("/services/data/{version:str}/sobjects")
-async def describe_global_resource(version: FromPath[str], sandbox: _Sandbox) -> Response[bytes]:
+async def describe_global_resource(
+    request: Request[Any, Any, Any], version: FromPath[str], sandbox: _Sandbox
+) -> Response[bytes]:
     sandbox.check_version(version)
+    if not sandbox.metadata_modified_since(request.headers.get("if-modified-since")):
+        return Response(b"", status_code=304)
     return _json(describe_global(sandbox.version_base(), SCHEMAS))
 
 
@@ -1709,10 +1723,13 @@ async def sobject_basic_info(
 
 @get(_OBJECT_PATH + "/describe")
 async def sobject_describe(
-    version: FromPath[str], sobject: FromPath[str], sandbox: _Sandbox
+    request: Request[Any, Any, Any], version: FromPath[str], sobject: FromPath[str], sandbox: _Sandbox
 ) -> Response[bytes]:
     sandbox.check_version(version)
-    return _json(describe_object(sandbox.version_base(), sandbox.schema(sobject), SCHEMAS))
+    schema = sandbox.schema(sobject)
+    if not sandbox.metadata_modified_since(request.headers.get("if-modified-since")):
+        return Response(b"", status_code=304)
+    return _json(describe_object(sandbox.version_base(), schema, SCHEMAS))
 
 
 @post("/services/data/{version:str}/composite/sobjects", status_code=200)

@@ -383,7 +383,26 @@ async def test_if_modified_since_answers_304_until_the_record_changes() -> None:
 
 
 @pytest.mark.asyncio
-async def test_reading_selected_fields_and_15_character_ids() -> None:
+async def test_if_modified_since_on_describe_answers_304_while_the_metadata_is_unchanged() -> None:
+    # REST API Developer Guide, Describe Global and sObject Describe: If-Modified-Since answers 304 Not
+    # Modified, no body, when the metadata has not changed since the given date.
+    later = email.utils.format_datetime(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1), usegmt=True)
+    long_ago = "Mon, 01 Jan 2001 00:00:00 GMT"
+    async with org() as sf:
+        answers = {
+            (path, since): await sf.api("GET", f"{DATA}/{path}", headers={"If-Modified-Since": since})
+            for path in ("sobjects/", "sobjects/Account/describe/")
+            for since in (later, long_ago)
+        }
+    for (_, since), response in answers.items():
+        if since == later:
+            assert (response.status_code, response.content) == (304, b"")
+        else:
+            assert response.status_code == 200
+            assert response.json()
+
+
+
     async with org() as sf:
         response = await sf.api(
             "GET",
