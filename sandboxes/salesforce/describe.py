@@ -86,7 +86,10 @@ def relationship_name(spec: FieldSpec) -> str | None:
 def child_relationship_name(child: ObjectSchema, spec: FieldSpec) -> str:
     """The name of the child relationship `child`'s lookup `spec` makes (``Contacts`` on Account): the
     name a parent-to-child SOQL subquery selects FROM."""
-    # Custom lookups get "__r" names; standard ones the plural (orgs may rename either).
+    # Custom lookups get "__r" names; standard ones the plural (orgs may rename either), and a standard
+    # hierarchy lookup such as Account.ParentId the plural with "Child" in front: ChildAccounts.
+    if spec.name == "ParentId" and spec.reference_to == child.name:
+        return "Child" + _plural(child.name)
     return _plural(child.name.removesuffix("__c")) + ("__r" if spec.name.endswith("__c") else "")
 
 

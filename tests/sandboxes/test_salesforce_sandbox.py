@@ -688,8 +688,11 @@ async def test_parent_to_child_subqueries_use_the_described_relationship_names()
                 "(SELECT Id FROM Opportunities WHERE IsWon = true) FROM Account ORDER BY Name"
             )
         ).json()
+        hierarchy = f"SELECT (SELECT Id FROM ChildAccounts) FROM Account WHERE Id = '{BIG_ACCOUNT_ID}'"
+        group = (await sf.query(hierarchy)).json()
         unknown = await sf.query("SELECT Name, (SELECT Id FROM Kontakts) FROM Account")
-    assert {"Contacts", "Opportunities"} <= {c["relationshipName"] for c in described["childRelationships"]}
+    names = {c["relationshipName"] for c in described["childRelationships"]}
+    assert {"ChildAccounts", "Contacts", "Opportunities"} <= names
     demo = next(r for r in result["records"] if r["attributes"]["url"].endswith(DEMO_ACCOUNT_ID))
     demo_contacts = [c for c in SEED["Contact"].values() if c["AccountId"] == DEMO_ACCOUNT_ID]
     contacts = sorted((c["LastName"] for c in demo_contacts), key=str.casefold)
@@ -701,6 +704,7 @@ async def test_parent_to_child_subqueries_use_the_described_relationship_names()
     for record in result["records"]:
         account_id = record["attributes"]["url"].rsplit("/", 1)[1]
         assert (record["Opportunities"] is not None) == (account_id in won)
+    assert [r["Id"] for r in group["records"][0]["ChildAccounts"]["records"]] == [SUBSIDIARY_ACCOUNT_ID]
     assert_error(unknown, 400, "INVALID_TYPE")
 
 
