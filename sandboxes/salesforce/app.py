@@ -11,10 +11,12 @@ Served at the app's own root (mount it anywhere: URLs it hands out follow Salesf
 - ``GET /services/data/vXX.X``, ``.../limits``
 - ``GET .../sobjects/`` (describeGlobal), ``GET .../sobjects/{Obj}/`` (basic information) and
   ``GET .../sobjects/{Obj}/describe/``, all derived from the schemas (`sandboxes.salesforce.describe`)
-- ``.../sobjects/{Obj}``: ``POST`` creates; ``GET/PATCH/DELETE .../{id}`` read, update, delete;
+- ``.../sobjects/{Obj}``: ``POST`` creates; ``GET/PATCH/DELETE .../{id}`` read, update, delete (a read
+  with ``If-Modified-Since`` answers 304 with no body while the record is unchanged since that date);
   ``GET/PATCH .../{ExtField}/{value}`` read or upsert by external id (``?updateOnly=true``);
   ``GET .../updated/`` and ``.../deleted/`` (``?start=&end=``) are the replication change feeds
-- ``.../query?q=`` and ``.../queryAll?q=`` with ``nextRecordsUrl`` paging (queryAll sees deleted rows)
+- ``.../query?q=`` and ``.../queryAll?q=`` with ``nextRecordsUrl`` paging (queryAll sees deleted rows);
+  SOQL (relationship fields, subqueries, COUNT/GROUP BY, date literals) is `sandboxes.salesforce.soql`
 - ``POST .../composite``: up to 25 subrequests with ``@{ref.field}`` references and ``allOrNone``
 - ``POST .../composite/sobjects``: create up to 200 records of any objects (sObject Collections), with
   ``allOrNone``
@@ -52,6 +54,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from hashlib import sha256
 from typing import Any, TypeAlias, cast
 from urllib.parse import parse_qsl, unquote
@@ -506,6 +509,9 @@ class SalesforceSandbox:
     def record_url(self, schema: ObjectSchema, record_id: str) -> str:
         return f"{self.version_base()}/sobjects/{schema.name}/{record_id}"
 
+    def _url_for(self, sobject: str, record_id: str) -> str:
+        return f"{self.version_base()}/sobjects/{sobject}/{record_id}"
+
     def render(
         self, schema: ObjectSchema, record: Record, fields: tuple[FieldSpec, ...] | None = None
     ) -> Record:
@@ -519,6 +525,20 @@ class SalesforceSandbox:
         """``GET .../sobjects/{Obj}/{id}[?fields=a,b]``."""
         record = self.record(schema, record_id)
         return self.render(schema, record, None if fields is None else _selected_fields(schema, fields))
+
+    def modified_since(self, schema: ObjectSchema, record_id: str, if_modified_since: str | None) -> bool:
+        """False when ``If-Modified-Since`` names a moment the record has not changed after: Salesforce
+        then answers 304 Not Modified with no body (REST API Developer Guide, sObject Rows, "Conditional
+        Requests: If-Modified-Since")."""
+        stamp = self.record(schema, record_id).get("LastModifiedDate")
+        if not isinstance(stamp, str):
+            return True
+        return _modified_since(datetime.fromisoformat(stamp), if_modified_since)
+
+    def metadata_modified_since(self, if_modified_since: str | None) -> bool:
+        """The same for Describe Global and sObject Describe, whose metadata dates from the org's last
+        (re)build: the schemas never change while it runs."""
+        return _modified_since(self._reset_at, if_modified_since)
 
     def find_by_external_id(self, schema: ObjectSchema, field_name: str, value: str) -> list[Record]:
         """The live records whose external id `field_name` equals `value` (case-insensitively, as for
@@ -884,18 +904,18 @@ class SalesforceSandbox:
         if q is None or not q.strip():
             raise SalesforceError(400, "MALFORMED_QUERY", "A query string has to be specified")
         try:
-            bound: BoundQuery = compile_query(q, SCHEMAS)
+            bound: BoundQuery = compile_query(q, SCHEMAS, self._today())
         except SoqlError as exc:
             raise SalesforceError(400, exc.code, exc.message) from None
         candidates: Iterable[Record] = self.records[bound.schema.name].values()
         if resource == "queryAll":
             deleted = [entry.record for entry in self.recycle_bin[bound.schema.name].values()]
             candidates = [*candidates, *deleted]
-        rows = bound.execute(candidates)
+        rows = bound.execute(candidates, self.records)
         if bound.is_count:
             return {"totalSize": len(rows), "done": True, "records": []}
         # The result is a snapshot, like a Salesforce cursor: later updates do not leak into later pages.
-        rendered = [self.render(bound.schema, row, bound.fields) for row in rows]
+        rendered = [bound.project(row, self._url_for) for row in rows]
         return self.first_page(resource, rendered, batch_size)
 
     def first_page(self, resource: str, rows: list[Record], batch_size: int) -> dict[str, Any]:
@@ -1339,6 +1359,22 @@ def _deserialize_error(type_name: str, value: Any) -> SalesforceError:
 # ---------------------------------------------------------------------------------------------------------
 
 
+def _modified_since(stamp: datetime, if_modified_since: str | None) -> bool:
+    """True unless `if_modified_since` is an HTTP-date `stamp` is not after; a missing or unparseable
+    header reads as modified, as HTTP prescribes."""
+    if if_modified_since is None:
+        return True
+    try:
+        since = parsedate_to_datetime(if_modified_since)
+    except (TypeError, ValueError, IndexError):
+        return True
+    if since.tzinfo is None:
+        # RFC 9110 HTTP-dates are GMT; the obsolete forms without a zone are read the same way.
+        since = since.replace(tzinfo=UTC)
+    # An HTTP-date has whole seconds, so the stamp's fraction must not make it look newer.
+    return stamp.replace(microsecond=0) > since
+
+
 def _json(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response[bytes]:
     return Response(msgspec.json.encode(payload), status_code=status, media_type=_JSON, headers=headers)
 
@@ -1668,8 +1704,12 @@ async def limits(version: FromPath[str], sandbox: _Sandbox) -> Response[bytes]:
 
 
 @get("/services/data/{version:str}/sobjects")
-async def describe_global_resource(version: FromPath[str], sandbox: _Sandbox) -> Response[bytes]:
+async def describe_global_resource(
+    request: Request[Any, Any, Any], version: FromPath[str], sandbox: _Sandbox
+) -> Response[bytes]:
     sandbox.check_version(version)
+    if not sandbox.metadata_modified_since(request.headers.get("if-modified-since")):
+        return Response(b"", status_code=304)
     return _json(describe_global(sandbox.version_base(), SCHEMAS))
 
 
@@ -1683,10 +1723,13 @@ async def sobject_basic_info(
 
 @get(_OBJECT_PATH + "/describe")
 async def sobject_describe(
-    version: FromPath[str], sobject: FromPath[str], sandbox: _Sandbox
+    request: Request[Any, Any, Any], version: FromPath[str], sobject: FromPath[str], sandbox: _Sandbox
 ) -> Response[bytes]:
     sandbox.check_version(version)
-    return _json(describe_object(sandbox.version_base(), sandbox.schema(sobject), SCHEMAS))
+    schema = sandbox.schema(sobject)
+    if not sandbox.metadata_modified_since(request.headers.get("if-modified-since")):
+        return Response(b"", status_code=304)
+    return _json(describe_object(sandbox.version_base(), schema, SCHEMAS))
 
 
 @post("/services/data/{version:str}/composite/sobjects", status_code=200)
@@ -1733,6 +1776,7 @@ async def deleted_records(
 
 @get(_RECORD_PATH)
 async def read_record(
+    request: Request[Any, Any, Any],
     version: FromPath[str],
     sobject: FromPath[str],
     record_id: FromPath[str],
@@ -1740,7 +1784,10 @@ async def read_record(
     fields: FromQuery[str | None] = None,
 ) -> Response[bytes]:
     sandbox.check_version(version)
-    return _json(sandbox.read(sandbox.schema(sobject), record_id, fields))
+    schema = sandbox.schema(sobject)
+    if not sandbox.modified_since(schema, record_id, request.headers.get("if-modified-since")):
+        return Response(b"", status_code=304)
+    return _json(sandbox.read(schema, record_id, fields))
 
 
 @patch(_RECORD_PATH, status_code=204)

@@ -18,7 +18,14 @@ from typing import Any
 
 from sandboxes.salesforce.data import FieldKind, FieldSpec, ObjectSchema
 
-__all__ = ["describe_global", "describe_object", "object_basics", "sobject_urls"]
+__all__ = [
+    "child_relationship_name",
+    "describe_global",
+    "describe_object",
+    "object_basics",
+    "relationship_name",
+    "sobject_urls",
+]
 
 # How each field type travels in SOAP and therefore in describe's ``soapType``.
 _SOAP_TYPES: Mapping[FieldKind, str] = {
@@ -61,15 +68,29 @@ def _label(api_name: str) -> str:
 
 
 def _plural(label: str) -> str:
+    # "Opportunity" -> "Opportunities" (the child relationship every org has on Account), "Day" -> "Days".
+    if label.endswith("y") and label[-2:-1].lower() not in ("a", "e", "i", "o", "u"):
+        return label[:-1] + "ies"
     return label + ("es" if label.endswith(("s", "x", "ch", "sh")) else "s")
 
 
-def _relationship_name(spec: FieldSpec) -> str | None:
+def relationship_name(spec: FieldSpec) -> str | None:
+    """The name SOQL and describe give the lookup `spec` (``Account`` for ``AccountId``), None if none."""
     if spec.kind != "reference":
         return None
     if spec.name.endswith("__c"):
         return spec.name.removesuffix("__c") + "__r"
     return spec.name.removesuffix("Id") or spec.name
+
+
+def child_relationship_name(child: ObjectSchema, spec: FieldSpec) -> str:
+    """The name of the child relationship `child`'s lookup `spec` makes (``Contacts`` on Account): the
+    name a parent-to-child SOQL subquery selects FROM."""
+    # Custom lookups get "__r" names; standard ones the plural (orgs may rename either), and a standard
+    # hierarchy lookup such as Account.ParentId the plural with "Child" in front: ChildAccounts.
+    if spec.name == "ParentId" and spec.reference_to == child.name:
+        return "Child" + _plural(child.name)
+    return _plural(child.name.removesuffix("__c")) + ("__r" if spec.name.endswith("__c") else "")
 
 
 def _field(spec: FieldSpec) -> dict[str, Any]:
@@ -113,7 +134,7 @@ def _field(spec: FieldSpec) -> dict[str, Any]:
         ],
         "precision": precision,
         "referenceTo": [spec.reference_to] if spec.reference_to else [],
-        "relationshipName": _relationship_name(spec),
+        "relationshipName": relationship_name(spec),
         "relationshipOrder": None,
         "restrictedPicklist": spec.restricted_values is not None,
         "scale": scale,
@@ -181,9 +202,7 @@ def describe_object(
             "childSObject": child.name,
             "deprecatedAndHidden": False,
             "field": spec.name,
-            # Custom lookups get "__r" names; standard ones the plural (orgs may rename either).
-            "relationshipName": _plural(child.name.removesuffix("__c"))
-            + ("__r" if spec.name.endswith("__c") else ""),
+            "relationshipName": child_relationship_name(child, spec),
         }
         for child in schemas.values()
         for spec in child.fields

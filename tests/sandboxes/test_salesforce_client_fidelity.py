@@ -318,6 +318,28 @@ def test_query_and_query_more(session: requests.Session) -> None:
     assert error_body(caught.value)[0]["errorCode"] == "MALFORMED_QUERY"
 
 
+def test_counts_relationships_and_subqueries_through_the_client(session: requests.Session) -> None:
+    sf = client_credentials(session)
+    total = sf.query(f"SELECT COUNT() FROM Opportunity WHERE AccountId = '{BIG_ACCOUNT_ID}'")
+    assert total == {"totalSize": BIG_ACCOUNT_OPPORTUNITY_COUNT, "done": True, "records": []}
+    soql = (
+        "SELECT Id, Account.Name, Account.Parent.Name FROM Opportunity "
+        f"WHERE Account.Id = '{BIG_ACCOUNT_ID}' AND CloseDate < NEXT_N_DAYS:3650"
+    )
+    # query_all follows nextRecordsUrl; every page keeps the nested parents.
+    everything = sf.query_all(soql, headers={"Sforce-Query-Options": "batchSize=200"})
+    assert everything["totalSize"] == BIG_ACCOUNT_OPPORTUNITY_COUNT
+    parents = {record["Account"]["Name"] for record in everything["records"]}
+    assert parents == {"Globex Professional Services"}
+    assert all(record["Account"]["Parent"] is None for record in everything["records"])
+    subquery = f"SELECT Name, (SELECT Id FROM Opportunities) FROM Account WHERE Id = '{BIG_ACCOUNT_ID}'"
+    accounts = sf.query(subquery)
+    assert accounts["records"][0]["Opportunities"]["totalSize"] == BIG_ACCOUNT_OPPORTUNITY_COUNT
+    grouped = sf.query("SELECT COUNT(Id), AccountId FROM Opportunity GROUP BY AccountId")
+    per_account = {r["AccountId"]: r["expr0"] for r in grouped["records"]}
+    assert per_account[BIG_ACCOUNT_ID] == BIG_ACCOUNT_OPPORTUNITY_COUNT
+
+
 def test_api_usage_is_parsed_from_sforce_limit_info(session: requests.Session) -> None:
     sf = client_credentials(session)
     sf.query("SELECT COUNT() FROM Account")

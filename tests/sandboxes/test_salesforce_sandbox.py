@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import email.utils
 import functools
 import hashlib
 import hmac
@@ -360,7 +361,48 @@ async def test_reading_a_record() -> None:
 
 
 @pytest.mark.asyncio
-async def test_reading_selected_fields_and_15_character_ids() -> None:
+async def test_if_modified_since_answers_304_until_the_record_changes() -> None:
+    # REST API Developer Guide, sObject Rows, "Conditional Requests": If-Modified-Since answers
+    # 304 Not Modified, no body, when LastModifiedDate is not after the given HTTP-date.
+    url = f"{DATA}/sobjects/Account/{DEMO_ACCOUNT_ID}"
+    async with org() as sf:
+        record = (await sf.api("GET", url)).json()
+        modified = dt.datetime.fromisoformat(record["LastModifiedDate"])
+        at_modification = email.utils.format_datetime(modified.replace(microsecond=0), usegmt=True)
+        before = email.utils.format_datetime(modified - dt.timedelta(seconds=1), usegmt=True)
+        unchanged = await sf.api("GET", url, headers={"If-Modified-Since": at_modification})
+        older = await sf.api("GET", url, headers={"If-Modified-Since": before})
+        garbage = await sf.api("GET", url, headers={"If-Modified-Since": "yesterday-ish"})
+        await sf.api("PATCH", url, json={"Name": "Renamed"})
+        changed = await sf.api("GET", url, headers={"If-Modified-Since": at_modification})
+    assert unchanged.status_code == 304
+    assert unchanged.content == b""
+    assert (older.status_code, older.json()["Id"]) == (200, DEMO_ACCOUNT_ID)
+    assert garbage.status_code == 200
+    assert (changed.status_code, changed.json()["Name"]) == (200, "Renamed")
+
+
+@pytest.mark.asyncio
+async def test_if_modified_since_on_describe_answers_304_while_the_metadata_is_unchanged() -> None:
+    # REST API Developer Guide, Describe Global and sObject Describe: If-Modified-Since answers 304 Not
+    # Modified, no body, when the metadata has not changed since the given date.
+    later = email.utils.format_datetime(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1), usegmt=True)
+    long_ago = "Mon, 01 Jan 2001 00:00:00 GMT"
+    async with org() as sf:
+        answers = {
+            (path, since): await sf.api("GET", f"{DATA}/{path}", headers={"If-Modified-Since": since})
+            for path in ("sobjects/", "sobjects/Account/describe/")
+            for since in (later, long_ago)
+        }
+    for (_, since), response in answers.items():
+        if since == later:
+            assert (response.status_code, response.content) == (304, b"")
+        else:
+            assert response.status_code == 200
+            assert response.json()
+
+
+
     async with org() as sf:
         response = await sf.api(
             "GET",
@@ -583,6 +625,90 @@ async def test_count_limit_offset_and_query_all() -> None:
 
 
 @pytest.mark.asyncio
+async def test_count_of_a_field_grouped_answers_aggregate_results() -> None:
+    # SOQL reference, "COUNT() and COUNT(fieldName)" and "GROUP BY": AggregateResult records, unnamed
+    # aggregates called expr0, expr1, ...; COUNT(field) skips nulls; every plain field must be grouped.
+    async with org() as sf:
+        grouped = "SELECT StageName, COUNT(Id) FROM Opportunity GROUP BY StageName ORDER BY StageName"
+        by_stage = (await sf.query(grouped)).json()
+        counts = "SELECT COUNT(Id) total, COUNT(Tax_Jurisdiction__c) FROM Account"
+        named = (await sf.query(counts)).json()
+        ungrouped = await sf.query("SELECT Name, COUNT(Id) FROM Account")
+        misordered = await sf.query("SELECT Industry, COUNT(Id) FROM Account GROUP BY Industry ORDER BY Name")
+    stages = Counter(o["StageName"] for o in SEED["Opportunity"].values())
+    assert by_stage["totalSize"] == len(stages)
+    assert by_stage["records"] == [
+        {"attributes": {"type": "AggregateResult"}, "StageName": stage, "expr0": stages[stage]}
+        for stage in sorted(stages)
+    ]
+    with_jurisdiction = sum(1 for a in SEED["Account"].values() if a["Tax_Jurisdiction__c"] is not None)
+    assert named["records"] == [
+        {"attributes": {"type": "AggregateResult"}, "total": ACCOUNT_COUNT, "expr0": with_jurisdiction}
+    ]
+    assert_error(ungrouped, 400, "MALFORMED_QUERY")
+    assert_error(misordered, 400, "MALFORMED_QUERY")
+
+
+@pytest.mark.asyncio
+async def test_relationship_fields_nest_the_parent_or_null() -> None:
+    # SOQL reference, "Relationship Queries" (child-to-parent): the parent's fields under the
+    # relationship name with its own attributes; null when the lookup is empty; usable in WHERE.
+    async with org() as sf:
+        result = (
+            await sf.query(
+                "SELECT Name, Account.Name, Account.Parent.Name FROM Opportunity "
+                f"WHERE Account.ParentId = '{BIG_ACCOUNT_ID}' ORDER BY Name LIMIT 1"
+            )
+        ).json()
+        orphans = (await sf.query("SELECT Name, Parent.Name FROM Account WHERE Parent.Name = null")).json()
+        bad = await sf.query("SELECT Acount.Name FROM Opportunity")
+    [record] = result["records"]
+    assert record["Account"] == {
+        "attributes": {"type": "Account", "url": f"{DATA}/sobjects/Account/{SUBSIDIARY_ACCOUNT_ID}"},
+        "Name": SEED["Account"][SUBSIDIARY_ACCOUNT_ID]["Name"],
+        "Parent": {
+            "attributes": {"type": "Account", "url": f"{DATA}/sobjects/Account/{BIG_ACCOUNT_ID}"},
+            "Name": SEED["Account"][BIG_ACCOUNT_ID]["Name"],
+        },
+    }
+    assert orphans["totalSize"] == sum(1 for a in SEED["Account"].values() if a["ParentId"] is None)
+    assert all(r["Parent"] is None for r in orphans["records"])
+    assert_error(bad, 400, "INVALID_FIELD")
+
+
+@pytest.mark.asyncio
+async def test_parent_to_child_subqueries_use_the_described_relationship_names() -> None:
+    # SOQL reference, "Relationship Queries" (parent-to-child): the children as a nested query
+    # result under the child relationship name describe reports, or null when there are none.
+    async with org() as sf:
+        described = (await sf.api("GET", f"{DATA}/sobjects/Account/describe/")).json()
+        result = (
+            await sf.query(
+                "SELECT Name, (SELECT LastName FROM Contacts ORDER BY LastName), "
+                "(SELECT Id FROM Opportunities WHERE IsWon = true) FROM Account ORDER BY Name"
+            )
+        ).json()
+        hierarchy = f"SELECT (SELECT Id FROM ChildAccounts) FROM Account WHERE Id = '{BIG_ACCOUNT_ID}'"
+        group = (await sf.query(hierarchy)).json()
+        unknown = await sf.query("SELECT Name, (SELECT Id FROM Kontakts) FROM Account")
+    names = {c["relationshipName"] for c in described["childRelationships"]}
+    assert {"ChildAccounts", "Contacts", "Opportunities"} <= names
+    demo = next(r for r in result["records"] if r["attributes"]["url"].endswith(DEMO_ACCOUNT_ID))
+    demo_contacts = [c for c in SEED["Contact"].values() if c["AccountId"] == DEMO_ACCOUNT_ID]
+    contacts = sorted((c["LastName"] for c in demo_contacts), key=str.casefold)
+    assert demo["Contacts"]["totalSize"] == len(contacts) > 0
+    assert demo["Contacts"]["done"] is True
+    assert [c["LastName"] for c in demo["Contacts"]["records"]] == contacts
+    assert demo["Contacts"]["records"][0]["attributes"]["type"] == "Contact"
+    won = {o["AccountId"] for o in SEED["Opportunity"].values() if o["IsWon"]}
+    for record in result["records"]:
+        account_id = record["attributes"]["url"].rsplit("/", 1)[1]
+        assert (record["Opportunities"] is not None) == (account_id in won)
+    assert [r["Id"] for r in group["records"][0]["ChildAccounts"]["records"]] == [SUBSIDIARY_ACCOUNT_ID]
+    assert_error(unknown, 400, "INVALID_TYPE")
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("soql", "error_code"),
     [
@@ -685,6 +811,66 @@ def test_soql_conditions() -> None:
     assert dates
     assert dates == sorted(dates, reverse=True)
     assert all("2026-02-01" <= d < "2026-03-01" for d in dates)
+
+
+def test_soql_date_literals_are_ranges_of_days() -> None:
+    # SOQL and SOSL Reference, "Date Formats and Date Literals": each literal is a range of days around
+    # today; = matches inside it, < before its start, > after its end; LAST_N_DAYS:n includes today,
+    # NEXT_N_DAYS:n starts tomorrow. The fiscal year is the calendar year.
+    today = dt.date(2026, 5, 15)
+    days = [today + dt.timedelta(days=offset) for offset in range(-500, 500)]
+    schema = SCHEMAS["Opportunity"]
+
+    def matching(condition: str, field: str = "CloseDate") -> list[dt.date]:
+        bound = compile_query(f"SELECT Id FROM Opportunity WHERE {condition}", SCHEMAS, today)
+        rows: list[Record] = []
+        for day in days:
+            value = day.isoformat() if field == "CloseDate" else f"{day.isoformat()}T12:00:00.000+0000"
+            rows.append({spec.name: None for spec in schema.fields} | {"Id": day.isoformat(), field: value})
+        return [dt.date.fromisoformat(row["Id"]) for row in bound.execute(rows)]
+
+    def span(first: dt.date, last: dt.date) -> list[dt.date]:
+        return [day for day in days if first <= day <= last]
+
+    assert matching("CloseDate = TODAY") == [today]
+    assert matching("CloseDate = YESTERDAY") == [dt.date(2026, 5, 14)]
+    assert matching("CloseDate = LAST_N_DAYS:2") == span(dt.date(2026, 5, 13), today)
+    assert matching("CloseDate = NEXT_N_DAYS:2") == span(dt.date(2026, 5, 16), dt.date(2026, 5, 17))
+    assert matching("CloseDate = THIS_MONTH") == span(dt.date(2026, 5, 1), dt.date(2026, 5, 31))
+    assert matching("CloseDate = LAST_MONTH") == span(dt.date(2026, 4, 1), dt.date(2026, 4, 30))
+    assert matching("CloseDate = THIS_QUARTER") == span(dt.date(2026, 4, 1), dt.date(2026, 6, 30))
+    assert matching("CloseDate = LAST_QUARTER") == span(dt.date(2026, 1, 1), dt.date(2026, 3, 31))
+    assert matching("CloseDate = THIS_YEAR") == span(dt.date(2026, 1, 1), dt.date(2026, 12, 31))
+    assert matching("CloseDate < THIS_YEAR") == span(days[0], dt.date(2025, 12, 31))
+    assert matching("CloseDate > THIS_MONTH") == span(dt.date(2026, 6, 1), days[-1])
+    assert matching("CloseDate >= TODAY AND CloseDate <= NEXT_N_DAYS:1") == [today, dt.date(2026, 5, 16)]
+    assert matching("CloseDate IN (YESTERDAY, TODAY)") == [dt.date(2026, 5, 14), today]
+    assert len(matching("CloseDate != TODAY")) == len(days) - 1
+    # A datetime field compares against the same days, from 00:00 UTC.
+    recent = matching("LastModifiedDate = last_n_days:1", "LastModifiedDate")
+    assert recent == span(dt.date(2026, 5, 14), today)
+    assert matching("LastModifiedDate = LAST_QUARTER", "LastModifiedDate") == span(
+        dt.date(2026, 1, 1), dt.date(2026, 3, 31)
+    )
+    # January's last month and quarter are in the year before.
+    january = compile_query(
+        "SELECT Id FROM Opportunity WHERE CloseDate = LAST_QUARTER", SCHEMAS, dt.date(2026, 1, 9)
+    )
+    december, new_year = {"Id": "x", "CloseDate": "2025-12-31"}, {"Id": "y", "CloseDate": "2026-01-01"}
+    assert january.execute([december, new_year]) == [december]
+    wrong_uses = ("Amount = TODAY", "Name = THIS_YEAR", "CloseDate = LAST_N_DAYS", "CloseDate = X_N_DAYS:3")
+    for wrong in wrong_uses:
+        with pytest.raises(SoqlError) as caught:
+            compile_query(f"SELECT Id FROM Opportunity WHERE {wrong}", SCHEMAS, today)
+        assert caught.value.code in {"INVALID_QUERY_FILTER_OPERATOR", "MALFORMED_QUERY"}
+
+
+@pytest.mark.asyncio
+async def test_date_literals_count_from_the_org_clock() -> None:
+    async with org() as sf:
+        await sf.api("PATCH", f"{DATA}/sobjects/Account/{DEMO_ACCOUNT_ID}", json={"Name": "Touched"})
+        touched = (await sf.query("SELECT Id FROM Account WHERE LastModifiedDate = TODAY")).json()
+    assert DEMO_ACCOUNT_ID in [r["Id"] for r in touched["records"]]
 
 
 def test_soql_order_by_nulls_and_multiple_keys() -> None:
