@@ -56,6 +56,7 @@ from decimal import Decimal
 from typing import Any, TypeAlias, cast
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
+import httpx
 import msgspec
 from litestar import Litestar, Request, Response, delete, get, patch, post
 from litestar.datastructures import State
@@ -158,6 +159,8 @@ class BusinessCentralSandboxSettings(msgspec.Struct, kw_only=True, frozen=True):
     """Entities per page when the client sends no ``Prefer: odata.maxpagesize`` (Business Central's own
     server page is 20,000; a smaller one here makes every client exercise ``@odata.nextLink``)."""
     max_page_size: int = 20_000
+    batch_max_requests: int = 100
+    """Inner requests one ``$batch`` may carry (Business Central's operational limit: 100)."""
     seed: int = 42
 
 
@@ -1801,6 +1804,81 @@ async def read(
     return _json({"@odata.context": context, **sandbox.render(entity_set, entity, setup, select, expand)})
 
 
+class _BatchRequest(msgspec.Struct, frozen=True):
+    """One inner request of a JSON ``$batch`` (OData JSON Format 4.01, section 19.1)."""
+
+    id: str
+    method: str
+    url: str
+    headers: dict[str, str] = {}
+    body: Any = None
+
+
+class _Batch(msgspec.Struct, frozen=True):
+    requests: list[_BatchRequest]
+
+
+_BATCH_METHODS = frozenset({"GET", "POST", "PATCH", "DELETE"})
+# An inner request's own headers the sandbox passes on; the outer request's token is every inner one's.
+_BATCH_HEADERS = frozenset({"if-match", "prefer", "accept", "content-type", "data-access-intent"})
+
+
+async def _batch(request: Request[Any, Any, Any], sandbox: BusinessCentralSandbox) -> Response[bytes]:
+    """``POST .../api/v2.0/$batch`` in the JSON batch format Business Central takes ("Using OData $batch
+    requests", learn.microsoft.com/dynamics365/business-central/dev-itpro/webservices/use-odata-batch;
+    OData JSON Format 4.01 section 19): each inner request runs through this same app, in order, with the
+    outer request's token, and answers ``{"id", "status", "headers", "body"}`` in ``responses``; one
+    failing request does not stop the others (no ``Isolation: snapshot`` transaction here)."""
+    try:
+        batch = msgspec.convert(await _body(request), _Batch)
+    except msgspec.ValidationError as exc:
+        raise _bad_request(f"The $batch request body is not valid: {exc}") from None
+    if len(batch.requests) > sandbox.settings.batch_max_requests:
+        raise _bad_request(
+            f"The $batch request has {len(batch.requests)} requests; at most "
+            f"{sandbox.settings.batch_max_requests} are allowed."
+        )
+    if len({inner.id for inner in batch.requests}) != len(batch.requests):
+        raise _bad_request("The ids of the requests in a $batch must be unique.")
+    root = _api_base(request) + "/"
+    base = _base(request)
+    token = request.headers.get("authorization", "")
+    app: Any = request.app
+    transport = httpx.ASGITransport(app=app, root_path=request.scope.get("root_path", ""))
+    responses: list[dict[str, Any]] = []
+    async with httpx.AsyncClient(transport=transport) as client:
+        for inner in batch.requests:
+            method = inner.method.upper()
+            # Relative URLs are relative to the service root (the batch's own URL without $batch).
+            url = inner.url if "://" in inner.url else root + inner.url.lstrip("/")
+            if method not in _BATCH_METHODS or not (url + "/").startswith(base + "/"):
+                raise _bad_request(f"The $batch request '{inner.id}' is not a request to this service.")
+            if httpx.URL(url).path.rstrip("/").endswith("/$batch"):
+                raise _bad_request("A $batch request cannot contain another $batch request.")
+            headers = {name: value for name, value in inner.headers.items() if name.lower() in _BATCH_HEADERS}
+            headers["authorization"] = token
+            content = None if inner.body is None else _ENCODER.encode(inner.body)
+            if content is not None:
+                headers.setdefault("content-type", "application/json")
+            answer = await client.request(method, url, headers=headers, content=content)
+            entry: dict[str, Any] = {
+                "id": inner.id,
+                "status": answer.status_code,
+                "headers": {
+                    name: value
+                    for name, value in answer.headers.items()
+                    if name in ("content-type", "location", "etag", "odata-version", "retry-after")
+                },
+            }
+            if answer.content:
+                if answer.headers.get("content-type", "").startswith("application/json"):
+                    entry["body"] = _DECODER.decode(answer.content)
+                else:
+                    entry["body"] = answer.content.decode("utf-8-sig")
+            responses.append(entry)
+    return _json({"responses": responses})
+
+
 @post(f"{_API}/{{rest:path}}", status_code=201)
 async def create(
     request: Request[Any, Any, Any],
@@ -1810,6 +1888,8 @@ async def create(
     sandbox: _Sandbox,
 ) -> Response[bytes]:
     _check_environment(sandbox, tenant, environment)
+    if rest.strip("/") == "$batch":
+        return await _batch(request, sandbox)
     target = _target(rest, sandbox)
     if target.company_id is None or target.entity_set is None or target.count or target.line_id is not None:
         raise BusinessCentralError(
