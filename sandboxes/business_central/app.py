@@ -169,8 +169,8 @@ class BusinessCentralSandboxSettings(msgspec.Struct, kw_only=True, frozen=True):
     handshake_timeout_seconds: float = 5.0
     """How long the validation handshake may take before the subscription is refused."""
     notification_transport: httpx.AsyncBaseTransport | None = None
-    """Where handshakes and notifications go: tests inject an ``httpx.MockTransport`` or an ASGI app's
-    transport; None is an ordinary httpx client (a deployed sandbox calling a reachable URL)."""
+    """Where handshakes and notifications go (an ``httpx.MockTransport``, an ASGI app's transport). None:
+    subscriptions are refused, since the sandbox never calls the network (any URL a caller names)."""
     seed: int = 42
 
 
@@ -1830,6 +1830,11 @@ async def _subscribe(
     except msgspec.ValidationError as exc:
         raise _bad_request(f"The subscription is not valid: {exc}") from None
     resource = _subscription_resource(sandbox, wanted.resource)
+    if sandbox.webhooks.transport is None:
+        raise _bad_request(
+            "This sandbox delivers notifications only through its configured transport "
+            "(BusinessCentralSandboxSettings.notification_transport), and none is configured."
+        )
     if not await sandbox.webhooks.handshake(wanted.notification_url):
         # Unverified: the code and wording; that a failed handshake refuses the subscription is documented.
         raise _bad_request(

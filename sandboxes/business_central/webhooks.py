@@ -9,8 +9,8 @@ dynamics-subscriptions):
 - Changes are collected for 30 s and then POSTed as ``{"value": [{subscriptionId, clientState,
   expirationDateTime, resource, changeType, lastModifiedDateTime}]}``.
 
-Deliveries go through one httpx client whose transport the sandbox settings may inject (tests pass an
-``httpx.MockTransport`` or an ASGI app), so a test never reaches the network.
+Deliveries go through an httpx client whose transport the sandbox settings inject (tests pass an
+``httpx.MockTransport`` or an ASGI app); without one, subscriptions are refused: never the network.
 """
 
 from __future__ import annotations
@@ -96,6 +96,9 @@ class Webhooks:
         self._now_please = asyncio.Event()
 
     def _client(self) -> httpx.AsyncClient:
+        # Never httpx's network transport: the URLs are whatever a caller named.
+        if self.transport is None:
+            raise httpx.TransportError("the sandbox has no notification transport")
         return httpx.AsyncClient(transport=self.transport, timeout=self.handshake_timeout_seconds)
 
     async def handshake(self, notification_url: str) -> bool:

@@ -8,6 +8,7 @@ injected ``httpx.MockTransport``: never the network."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -198,3 +199,28 @@ async def test_an_expired_subscription_is_not_notified(client: Client, listener:
 
     assert created.status_code == 201
     assert listener.notifications == []
+
+
+async def test_without_a_notification_transport_nothing_is_subscribed() -> None:
+    # The sandbox as the gateway mounts it: it would otherwise call whatever URL a caller names.
+    client = Client(create_business_central_sandbox())
+    response = await subscribe(client)
+    assert response.status_code == 400
+    assert "notification_transport" in response.json()["error"]["message"]
+    assert body(await client.get(SUBSCRIPTIONS))["value"] == []
+    await client.http.aclose()
+
+
+async def test_a_handshake_that_never_answers_refuses_the_subscription() -> None:
+    async def silent(request: httpx.Request) -> httpx.Response:
+        await asyncio.Event().wait()  # never answers
+        raise AssertionError("unreachable")
+
+    settings = BusinessCentralSandboxSettings(
+        handshake_timeout_seconds=0.01, notification_transport=httpx.MockTransport(silent)
+    )
+    client = Client(create_business_central_sandbox(settings))
+    response = await subscribe(client)
+    assert response.status_code == 400
+    assert "validation token" in response.json()["error"]["message"]
+    await client.http.aclose()
