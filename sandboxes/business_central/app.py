@@ -167,6 +167,8 @@ class BusinessCentralSandboxSettings(msgspec.Struct, kw_only=True, frozen=True):
     subscription_lifetime_seconds: float = 3 * 24 * 3600.0
     """A webhook subscription's life unless renewed (Business Central: 3 days)."""
     handshake_timeout_seconds: float = 5.0
+    notification_collection_threshold: int = 1000
+    """Changes in one window past which a subscription gets one ``collection`` notification instead."""
     """How long the validation handshake may take before the subscription is refused."""
     notification_transport: httpx.AsyncBaseTransport | None = None
     """Where handshakes and notifications go (an ``httpx.MockTransport``, an ASGI app's transport). None:
@@ -612,6 +614,7 @@ class BusinessCentralSandbox:
             lifetime=timedelta(seconds=settings.subscription_lifetime_seconds),
             handshake_timeout_seconds=settings.handshake_timeout_seconds,
             transport=settings.notification_transport,
+            collection_threshold=settings.notification_collection_threshold,
         )
         self.reset()
 
@@ -1796,13 +1799,22 @@ def _subscription_if_match(request: Request[Any, Any, Any], subscription: Subscr
         )
 
 
+# The entity sets of this sandbox Business Central sends webhooks for (its documented list of supported
+# entities has customers and salesInvoices, not projects or customerPayments).
+_WEBHOOK_SETS = frozenset({"customers", "salesInvoices"})
+
+
 def _subscription_resource(sandbox: BusinessCentralSandbox, resource: str) -> str:
     """``companies({id})/{entitySet}``, from the resource as clients write it (``/api/v2.0/...`` or the
     API-root-relative form): only an entity set of a company can be subscribed to."""
     relative = resource.split("/api/v2.0/", 1)[-1] if "/api/v2.0/" in resource else resource
     target = _target(relative, sandbox)
-    if target.company_id is None or target.entity_set is None or target.entity_id is not None or (
-        target.count or target.lines or target.action
+    if (
+        target.company_id is None
+        or target.entity_set is None
+        or target.entity_set.name not in _WEBHOOK_SETS
+        or target.entity_id is not None
+        or (target.count or target.lines or target.action)
     ):
         raise _bad_request(f"The resource '{resource}' cannot be subscribed to.")
     return f"companies({target.company_id})/{target.entity_set.name}"

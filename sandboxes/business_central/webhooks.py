@@ -6,8 +6,11 @@ dynamics-subscriptions):
   ``notificationUrl?validationToken=...`` and expects the token echoed as the body (200) within a few
   seconds; a failed handshake refuses the subscription. A subscription expires after 3 days unless renewed
   (``PATCH`` with If-Match, which handshakes again and moves ``expirationDateTime`` to now + 3 days).
-- Changes are collected for 30 s and then POSTed as ``{"value": [{subscriptionId, clientState,
-  expirationDateTime, resource, changeType, lastModifiedDateTime}]}``.
+- Changes are collected for 30 s and then POSTed, every subscription to one URL together, as
+  ``{"value": [{subscriptionId, clientState, expirationDateTime, resource, changeType,
+  lastModifiedDateTime}]}``: one entry per changed entity, or one ``collection`` entry (with a
+  ``$filter``) past 1,000 changes. A 408, 429, 5xx or no answer is retried (Business Central: for 36 hours;
+  here: the next window), any other failure deletes the subscription.
 
 Deliveries go through an httpx client whose transport the sandbox settings inject (tests pass an
 ``httpx.MockTransport`` or an ASGI app); without one, subscriptions are refused: never the network.
@@ -76,12 +79,15 @@ class Webhooks:
         lifetime: timedelta,
         handshake_timeout_seconds: float,
         transport: httpx.AsyncBaseTransport | None,
+        collection_threshold: int = 1000,
     ) -> None:
         self.now = now
         self.window_seconds = window_seconds
         self.lifetime = lifetime
         self.handshake_timeout_seconds = handshake_timeout_seconds
         self.transport = transport
+        self.collection_threshold = collection_threshold
+        self.retry = True  # off while flushing for a test, so a failing URL cannot keep idle() waiting
         self.subscriptions: dict[str, Subscription] = {}
         self.deliveries = 0
         self.failed_deliveries = 0
@@ -136,9 +142,6 @@ class Webhooks:
 
     def remove(self, subscription: Subscription) -> None:
         self.subscriptions.pop(subscription.id, None)
-        task = self._flushes.pop(subscription.id, None)
-        if task is not None:
-            task.cancel()
 
     def changed(self, collection: str, entity_id: str, change_type: str) -> None:
         """Queue a notification for every live subscription to ``collection`` (``companies(id)/set``)."""
@@ -146,47 +149,93 @@ class Webhooks:
         for subscription in list(self.subscriptions.values()):
             if subscription.resource.lower() != collection.lower() or subscription.expires <= now:
                 continue
-            subscription.pending.append(
-                {
-                    "subscriptionId": subscription.id,
-                    "clientState": subscription.client_state,
-                    "expirationDateTime": _stamp(subscription.expires),
-                    "resource": f"api/v2.0/{collection}({entity_id})",
-                    "changeType": change_type,
-                    "lastModifiedDateTime": _stamp(now),
-                }
-            )
-            if subscription.id not in self._flushes:
-                self._flushes[subscription.id] = asyncio.get_running_loop().create_task(
-                    self._flush_later(subscription)
+            resource = f"api/v2.0/{collection}({entity_id})"
+            # An entity changed several times within the window is notified once: a create stays a create,
+            # a delete wins.
+            earlier = next((entry for entry in subscription.pending if entry["resource"] == resource), None)
+            if earlier is not None:
+                if change_type == "deleted" or earlier["changeType"] != "created":
+                    earlier["changeType"] = change_type
+                earlier["lastModifiedDateTime"] = _stamp(now)
+            else:
+                subscription.pending.append(
+                    {
+                        "subscriptionId": subscription.id,
+                        "clientState": subscription.client_state,
+                        "expirationDateTime": _stamp(subscription.expires),
+                        "resource": resource,
+                        "changeType": change_type,
+                        "lastModifiedDateTime": _stamp(now),
+                    }
                 )
+            self._schedule(subscription.notification_url)
 
-    async def _flush_later(self, subscription: Subscription) -> None:
-        # Business Central collects a subscription's changes for a window and sends them as one POST.
+    def _schedule(self, url: str) -> None:
+        if url not in self._flushes:
+            self._flushes[url] = asyncio.get_running_loop().create_task(self._flush_later(url))
+
+    def _collect(self, url: str) -> list[dict[str, Any]]:
+        """The pending notifications of every subscription to ``url``; over the threshold, one
+        ``collection`` notification per subscription with a filter from its first change on."""
+        batch: list[dict[str, Any]] = []
+        for subscription in self.subscriptions.values():
+            if subscription.notification_url != url or not subscription.pending:
+                continue
+            pending, subscription.pending = subscription.pending, []
+            if len(pending) > self.collection_threshold:
+                since = min(entry["lastModifiedDateTime"] for entry in pending)
+                pending = [
+                    {
+                        **pending[0],
+                        "resource": f"/api/v2.0/{subscription.resource}"
+                        f"?$filter=lastModifiedDateTime%20gt%20{since}",
+                        "changeType": "collection",
+                        "lastModifiedDateTime": max(entry["lastModifiedDateTime"] for entry in pending),
+                    }
+                ]
+            batch.extend(pending)
+        return batch
+
+    async def _flush_later(self, url: str) -> None:
+        # Business Central waits 30 s after the first change, then sends everything for the URL as one POST.
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._now_please.wait(), self.window_seconds)
         finally:
-            self._flushes.pop(subscription.id, None)
-        batch, subscription.pending = subscription.pending, []
+            self._flushes.pop(url, None)
+        batch = self._collect(url)
         if not batch:
             return
         try:
             async with self._client() as client:
                 response = await client.post(
-                    subscription.notification_url,
+                    url,
                     content=_ENCODER.encode({"value": batch}),
                     headers={"Content-Type": "application/json"},
                 )
-            delivered = response.is_success
+            status: int | None = response.status_code
         except httpx.HTTPError:
-            delivered = False
-        if delivered:
+            status = None  # unreachable: retried, as a 5xx
+        if status is not None and 200 <= status < 300:
             self.deliveries += 1
-        else:
-            # Business Central retries for 36 hours; the sandbox counts the failure and drops the batch.
-            self.failed_deliveries += 1
-            logger.warning("business central sandbox: notification delivery failed")
+            return
+        self.failed_deliveries += 1
+        if status is None or status in (408, 429) or status >= 500:
+            # Retried (Business Central keeps trying for 36 hours): back in the queue for the next window.
+            logger.warning("business central sandbox: notification delivery failed (%s), retrying", status)
+            for entry in batch:
+                subscription = self.subscriptions.get(entry["subscriptionId"])
+                if subscription is not None:
+                    subscription.pending.insert(0, entry)
+            if self.retry:
+                self._schedule(url)
+            return
+        # Any other answer deletes the subscriptions, as Business Central does.
+        logger.warning("business central sandbox: notification refused (%s), subscription deleted", status)
+        for subscription_id in {entry["subscriptionId"] for entry in batch}:
+            subscription = self.subscriptions.get(subscription_id)
+            if subscription is not None:
+                self.remove(subscription)
 
     async def idle(self) -> None:
         """Wait until every collected change has been delivered (or failed): for tests and shutdown."""
@@ -195,8 +244,13 @@ class Webhooks:
 
     async def flush(self) -> None:
         """Deliver what has been collected now, without waiting out the window (tests, shutdown)."""
+        for subscription in self.subscriptions.values():
+            if subscription.pending:  # e.g. a batch waiting to be retried
+                self._schedule(subscription.notification_url)
         self._now_please.set()
+        self.retry = False
         try:
             await self.idle()
         finally:
             self._now_please.clear()
+            self.retry = True

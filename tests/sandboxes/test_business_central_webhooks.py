@@ -111,34 +111,101 @@ async def test_only_an_entity_set_of_a_company_can_be_subscribed_to(client: Clie
 async def test_changes_arrive_batched_in_one_notification(listener: Listener) -> None:
     settings = BusinessCentralSandboxSettings(notification_transport=httpx.MockTransport(listener.handle))
     client = Client(create_business_central_sandbox(settings))
-    made = body(await subscribe(client))
+    customers = body(await subscribe(client))
+    invoices = body(await subscribe(client, f"companies({DE_COMPANY_ID})/salesInvoices"))
     created = await client.request(
         "POST", f"{API}/{CUSTOMERS}", json={"displayName": "Webhook GmbH", "number": "HOOK-1"}
     )
     new_id = body(created)["id"]
     current = await client.get(f"{API}/{CUSTOMERS}({new_id})")
+    # Changed again within the window: still one notification for the entity, a creation.
     await client.request(
         "PATCH",
         f"{API}/{CUSTOMERS}({new_id})",
         json={"displayName": "Webhook AG"},
         headers={"If-Match": body(current)["@odata.etag"]},
     )
-    # A change to another entity set notifies nobody here.
+    renamed = await client.get(f"{API}/{CUSTOMERS}({INITECH_CUSTOMER_ID})")
+    await client.request(
+        "PATCH",
+        f"{API}/{CUSTOMERS}({INITECH_CUSTOMER_ID})",
+        json={"displayName": "Initech Software AG"},
+        headers={"If-Match": body(renamed)["@odata.etag"]},
+    )
+    # A change to an entity set nobody subscribed to notifies nobody.
     await client.request("POST", f"{API}/companies({DE_COMPANY_ID})/projects", json={"number": "HOOK"})
 
     # The window is Business Central's 30 s here; the test ends it rather than waiting it out.
     await client.sandbox.webhooks.flush()
 
-    assert len(listener.notifications) == 1
-    entries = listener.notifications[0]["value"]
-    assert [entry["changeType"] for entry in entries] == ["created", "updated"]
-    for entry in entries:
-        assert entry["subscriptionId"] == made["subscriptionId"]
+    # Every subscription to one URL in one POST.
+    (notification,) = listener.notifications
+    entries = {entry["resource"]: entry for entry in notification["value"]}
+    initech = f"api/v2.0/{CUSTOMERS}({INITECH_CUSTOMER_ID})"
+    assert set(entries) == {f"api/v2.0/{CUSTOMERS}({new_id})", initech}
+    assert entries[f"api/v2.0/{CUSTOMERS}({new_id})"]["changeType"] == "created"
+    assert entries[initech]["changeType"] == "updated"
+    for entry in entries.values():
+        assert entry["subscriptionId"] == customers["subscriptionId"]
         assert entry["clientState"] == "s3cret-state"
-        assert entry["expirationDateTime"] == made["expirationDateTime"]
-        assert entry["resource"] == f"api/v2.0/{CUSTOMERS}({new_id})"
+        assert entry["expirationDateTime"] == customers["expirationDateTime"]
         assert "lastModifiedDateTime" in entry
+    assert invoices["subscriptionId"] not in {entry["subscriptionId"] for entry in entries.values()}
     await client.http.aclose()
+
+
+async def test_past_the_threshold_one_collection_notification(listener: Listener) -> None:
+    settings = BusinessCentralSandboxSettings(
+        notification_transport=httpx.MockTransport(listener.handle), notification_collection_threshold=2
+    )
+    client = Client(create_business_central_sandbox(settings))
+    await subscribe(client)
+    for n in range(3):
+        created = await client.request(
+            "POST", f"{API}/{CUSTOMERS}", json={"displayName": f"Bulk {n}", "number": f"B{n}"}
+        )
+        assert created.status_code == 201
+
+    await client.sandbox.webhooks.flush()
+
+    ((entry,),) = [notification["value"] for notification in listener.notifications]
+    assert entry["changeType"] == "collection"
+    assert entry["resource"].startswith(f"/api/v2.0/{CUSTOMERS}?$filter=lastModifiedDateTime%20gt%20")
+    await client.http.aclose()
+
+
+@pytest.mark.parametrize(("status", "kept"), [(503, True), (429, True), (410, False), (400, False)])
+async def test_a_failed_delivery_is_retried_or_ends_the_subscription(
+    client: Client, listener: Listener, status: int, kept: bool
+) -> None:
+    made = body(await subscribe(client))
+    await client.request("POST", f"{API}/{CUSTOMERS}", json={"displayName": "Flaky", "number": "FLAKY"})
+    answers = iter([httpx.Response(status), httpx.Response(202)])
+    original = listener.handle
+
+    def failing_once(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("validationToken") is None:
+            answer = next(answers)
+            if answer.status_code == 202:
+                return original(request)
+            return answer
+        return original(request)
+
+    client.sandbox.webhooks.transport = httpx.MockTransport(failing_once)
+    await client.sandbox.webhooks.flush()  # the failed attempt
+    await client.sandbox.webhooks.flush()  # the next window
+
+    url = f"{SUBSCRIPTIONS}('{made['subscriptionId']}')"
+    assert (await client.get(url)).status_code == (200 if kept else 404)
+    delivered = [entry for notification in listener.notifications for entry in notification["value"]]
+    assert len(delivered) == (1 if kept else 0)
+
+
+@pytest.mark.parametrize("entity_set", ["projects", "customerPayments"])
+async def test_entity_sets_without_webhooks_cannot_be_subscribed_to(client: Client, entity_set: str) -> None:
+    response = await subscribe(client, f"companies({DE_COMPANY_ID})/{entity_set}")
+    assert response.status_code == 400
+    assert "cannot be subscribed to" in response.json()["error"]["message"]
 
 
 async def test_a_change_is_delivered_when_the_window_ends(client: Client, listener: Listener) -> None:
