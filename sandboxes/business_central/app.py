@@ -53,7 +53,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeAlias, cast
+from typing import Annotated, Any, TypeAlias, cast
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 import httpx
@@ -1770,9 +1770,9 @@ def _is_subscriptions(rest: str) -> bool:
 
 
 class _SubscriptionBody(msgspec.Struct, frozen=True, rename="camel"):
-    notification_url: str
+    notification_url: Annotated[str, msgspec.Meta(min_length=1)]
     resource: str
-    client_state: str = ""
+    client_state: Annotated[str, msgspec.Meta(max_length=2048)] = ""  # documented: up to 2048 characters
 
 
 def _subscription(sandbox: BusinessCentralSandbox, rest: str) -> Subscription | None:

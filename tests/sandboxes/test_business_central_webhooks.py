@@ -291,3 +291,13 @@ async def test_a_handshake_that_never_answers_refuses_the_subscription() -> None
     assert response.status_code == 400
     assert "validation token" in response.json()["error"]["message"]
     await client.http.aclose()
+
+
+async def test_a_client_state_over_2048_characters_is_refused(client: Client, listener: Listener) -> None:
+    response = await client.request(
+        "POST",
+        SUBSCRIPTIONS,
+        json={"notificationUrl": LISTENER, "resource": f"/api/v2.0/{CUSTOMERS}", "clientState": "x" * 2049},
+    )
+    assert response.status_code == 400
+    assert listener.handshakes == []
