@@ -112,9 +112,11 @@ class BusinessCentralSettings(VendorConnection, kw_only=True, frozen=True):
     ``/v2.0/{tenant_id}/{environment}/api/v2.0``."""
 
     # The real service: https://api.businesscentral.dynamics.com
-    tenant_id: str = "7f3c9a52-1d4e-4b8a-9c61-2e5f0a8b3d17"  # the Entra tenant; this one is the sandbox's
+    # The Entra tenant and the company's name (looked up once) or id. None: the sandbox's (its tenant and
+    # "CRONUS DE"), which only makes sense without a base_url: a real tenant must name both.
+    tenant_id: str | None = None
     environment: str = "production"
-    company: str = "CRONUS DE"  # the company's name (looked up once) or its id
+    company: str | None = None
     legal_entity: str = "DE01"  # the legal entity whose books that company keeps
     local_currency: str = "EUR"  # the company's local currency, which Business Central stores as blank
     revenue_account: str = "8400"  # the G/L account invoice lines post to

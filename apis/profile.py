@@ -37,6 +37,11 @@ _CREDENTIALS: dict[str, tuple[str, ...]] = {
     "anaplan": ("user", "password"),
 }
 
+# Settings whose default (None) stands for the sandbox's own value, so a real connection must set them.
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    "business_central": ("tenant_id", "company"),
+}
+
 
 def _vendors_in_use(settings: Settings) -> list[str]:
     used = [
@@ -57,6 +62,9 @@ def _vendor_violations(settings: Settings, vendor: str) -> Iterable[str]:
     connection: VendorConnection = getattr(settings, vendor)
     if connection.base_url is None:
         yield f"{_env(vendor, 'base_url')} is not set: the {vendor} adapter would call the in-process sandbox"
+    for name in _REQUIRED.get(vendor, ()):
+        if getattr(connection, name) is None:
+            yield f"{_env(vendor, name)} is not set: only the sandbox has a default"
     defaults = type(connection)()
     for name in _CREDENTIALS[vendor]:
         value = getattr(connection, name)

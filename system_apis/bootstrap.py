@@ -103,17 +103,28 @@ def _business_central(settings: BusinessCentralSettings, sandboxes: Mapping[str,
 
     transport: httpx.AsyncBaseTransport | None = None
     if settings.base_url is None:
-        from sandboxes.business_central import DEV_CLIENT_ID, DEV_CLIENT_SECRET
+        from sandboxes.business_central import DEV_CLIENT_ID, DEV_CLIENT_SECRET, TENANT_ID
 
         # The sandbox serves Entra's token endpoint and the API at its root, as one host.
         base_url, transport = _sandbox("business-central", sandboxes)
+        tenant_id = settings.tenant_id or TENANT_ID
         settings = msgspec.structs.replace(
             settings,
             base_url=base_url,
-            token_url=settings.token_url or f"{base_url}/{settings.tenant_id}/oauth2/v2.0/token",
+            tenant_id=tenant_id,
+            company=settings.company or "CRONUS DE",
+            token_url=settings.token_url or f"{base_url}/{tenant_id}/oauth2/v2.0/token",
             client_id=settings.client_id or DEV_CLIENT_ID,
             client_secret=settings.client_secret or DEV_CLIENT_SECRET,
         )
+    else:
+        # A real tenant has no sandbox defaults: guessing a tenant or a company would post to someone else's.
+        missing = [name for name in ("tenant_id", "company") if not getattr(settings, name)]
+        if missing:
+            names = " and ".join(f"STRATUM_BUSINESS_CENTRAL__{name.upper()}" for name in missing)
+            raise SystemExit(
+                f"stratum: STRATUM_BUSINESS_CENTRAL__BASE_URL is set, so {names} must be set too"
+            )
     return BusinessCentralErp(settings, transport=transport, correlation_id=current_correlation_id)
 
 

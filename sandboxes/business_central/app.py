@@ -53,9 +53,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeAlias, cast
+from typing import Annotated, Any, TypeAlias, cast
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
+import httpx
 import msgspec
 from litestar import Litestar, Request, Response, delete, get, patch, post
 from litestar.datastructures import State
@@ -88,6 +89,7 @@ from sandboxes.business_central.odata import (
     edm_type,
     parse_select,
 )
+from sandboxes.business_central.webhooks import Subscription, Webhooks
 from sandboxes.faults import ASGIApp, FaultInjector, Receive, Scope, Send, relative_path, with_faults
 from sandboxes.request_log import RequestLog, RequestLogEntry
 
@@ -158,6 +160,19 @@ class BusinessCentralSandboxSettings(msgspec.Struct, kw_only=True, frozen=True):
     """Entities per page when the client sends no ``Prefer: odata.maxpagesize`` (Business Central's own
     server page is 20,000; a smaller one here makes every client exercise ``@odata.nextLink``)."""
     max_page_size: int = 20_000
+    batch_max_requests: int = 100
+    """Inner requests one ``$batch`` may carry (Business Central's operational limit: 100)."""
+    notification_window_seconds: float = 30.0
+    """How long changes are collected before one notification POST (Business Central: 30 s)."""
+    subscription_lifetime_seconds: float = 3 * 24 * 3600.0
+    """A webhook subscription's life unless renewed (Business Central: 3 days)."""
+    handshake_timeout_seconds: float = 5.0
+    notification_collection_threshold: int = 1000
+    """Changes in one window past which a subscription gets one ``collection`` notification instead."""
+    """How long the validation handshake may take before the subscription is refused."""
+    notification_transport: httpx.AsyncBaseTransport | None = None
+    """Where handshakes and notifications go (an ``httpx.MockTransport``, an ASGI app's transport). None:
+    subscriptions are refused, since the sandbox never calls the network (any URL a caller names)."""
     seed: int = 42
 
 
@@ -593,6 +608,14 @@ class BusinessCentralSandbox:
         self.in_flight = 0
         self.throttled = 0
         self.row_version = 0
+        self.webhooks = Webhooks(
+            self.now,
+            window_seconds=settings.notification_window_seconds,
+            lifetime=timedelta(seconds=settings.subscription_lifetime_seconds),
+            handshake_timeout_seconds=settings.handshake_timeout_seconds,
+            transport=settings.notification_transport,
+            collection_threshold=settings.notification_collection_threshold,
+        )
         self.reset()
 
     def reset(self) -> None:
@@ -609,6 +632,7 @@ class BusinessCentralSandbox:
         self.request_log.clear()
         self.throttled = 0
         self.faults.clear()
+        self.webhooks.clear()
 
     def durable_state(self) -> _DurableState:
         return _DurableState(records=self.records, row_version=self.row_version)
@@ -1740,6 +1764,131 @@ def _check_environment(sandbox: BusinessCentralSandbox, tenant: str, environment
         raise BusinessCentralError(404, "NoEnvironment", f"The environment '{environment}' does not exist.")
 
 
+def _is_subscriptions(rest: str) -> bool:
+    first = rest.strip("/").split("/", 1)[0]
+    return first == "subscriptions" or first.startswith("subscriptions(")
+
+
+class _SubscriptionBody(msgspec.Struct, frozen=True, rename="camel"):
+    notification_url: Annotated[str, msgspec.Meta(min_length=1)]
+    resource: str
+    client_state: Annotated[str, msgspec.Meta(max_length=2048)] = ""  # documented: up to 2048 characters
+
+
+def _subscription(sandbox: BusinessCentralSandbox, rest: str) -> Subscription | None:
+    """The subscription ``subscriptions('{id}')`` names; None for the collection itself."""
+    segments = [segment for segment in rest.strip("/").split("/") if segment]
+    if len(segments) > 1:
+        raise _not_found()
+    if segments[0] == "subscriptions":
+        return None
+    key = segments[0].removeprefix("subscriptions(").removesuffix(")").strip("'")
+    found = sandbox.webhooks.subscriptions.get(key)
+    if found is None:
+        raise _not_found("subscription")
+    return found
+
+
+def _subscription_if_match(request: Request[Any, Any, Any], subscription: Subscription) -> None:
+    sent = request.headers.get("if-match")
+    if sent is None:
+        raise _bad_request("Could not validate the client concurrency token required by the service.")
+    if sent != "*" and sent != subscription.render()["@odata.etag"]:
+        raise BusinessCentralError(
+            412, "Request_EntityChanged", "Another user has already changed the record."
+        )
+
+
+# The entity sets of this sandbox Business Central sends webhooks for (its documented list of supported
+# entities has customers and salesInvoices, not projects or customerPayments).
+_WEBHOOK_SETS = frozenset({"customers", "salesInvoices"})
+
+
+def _subscription_resource(sandbox: BusinessCentralSandbox, resource: str) -> str:
+    """``companies({id})/{entitySet}``, from the resource as clients write it (``/api/v2.0/...`` or the
+    API-root-relative form): only an entity set of a company can be subscribed to."""
+    relative = resource.split("/api/v2.0/", 1)[-1] if "/api/v2.0/" in resource else resource
+    target = _target(relative, sandbox)
+    if (
+        target.company_id is None
+        or target.entity_set is None
+        or target.entity_set.name not in _WEBHOOK_SETS
+        or target.entity_id is not None
+        or (target.count or target.lines or target.action)
+    ):
+        raise _bad_request(f"The resource '{resource}' cannot be subscribed to.")
+    return f"companies({target.company_id})/{target.entity_set.name}"
+
+
+def _read_subscriptions(
+    request: Request[Any, Any, Any], sandbox: BusinessCentralSandbox, rest: str
+) -> Response[bytes]:
+    subscription = _subscription(sandbox, rest)
+    if subscription is None:
+        rows = [found.render() for found in sandbox.webhooks.subscriptions.values()]
+        return _json({"@odata.context": _context(request, "subscriptions"), "value": rows})
+    return _json({"@odata.context": _context(request, "subscriptions/$entity"), **subscription.render()})
+
+
+async def _subscribe(
+    request: Request[Any, Any, Any], sandbox: BusinessCentralSandbox, rest: str
+) -> Response[bytes]:
+    if _subscription(sandbox, rest) is not None:
+        raise BusinessCentralError(
+            405, "BadRequest_MethodNotAllowed", "'POST' requests for this resource are not allowed."
+        )
+    try:
+        wanted = msgspec.convert(await _body(request), _SubscriptionBody)
+    except msgspec.ValidationError as exc:
+        raise _bad_request(f"The subscription is not valid: {exc}") from None
+    resource = _subscription_resource(sandbox, wanted.resource)
+    if sandbox.webhooks.transport is None:
+        raise _bad_request(
+            "This sandbox delivers notifications only through its configured transport "
+            "(BusinessCentralSandboxSettings.notification_transport), and none is configured."
+        )
+    if not await sandbox.webhooks.handshake(wanted.notification_url):
+        # Unverified: the code and wording; that a failed handshake refuses the subscription is documented.
+        raise _bad_request(
+            f"The notification URL '{wanted.notification_url}' did not return the validation token."
+        )
+    subscription = sandbox.webhooks.add(wanted.notification_url, resource, wanted.client_state)
+    location = f"{_api_base(request)}/subscriptions('{subscription.id}')"
+    body = {"@odata.context": _context(request, "subscriptions/$entity"), **subscription.render()}
+    return _json(body, 201, {"Location": location})
+
+
+async def _renew_subscription(
+    request: Request[Any, Any, Any], sandbox: BusinessCentralSandbox, rest: str
+) -> Response[bytes]:
+    subscription = _subscription(sandbox, rest)
+    if subscription is None:
+        raise BusinessCentralError(
+            405, "BadRequest_MethodNotAllowed", "'PATCH' requests for this resource are not allowed."
+        )
+    _subscription_if_match(request, subscription)
+    # A renewal handshakes again, as Business Central does before it extends the subscription.
+    if not await sandbox.webhooks.handshake(subscription.notification_url):
+        raise _bad_request(
+            f"The notification URL '{subscription.notification_url}' did not return the validation token."
+        )
+    sandbox.webhooks.renew(subscription)
+    return _json({"@odata.context": _context(request, "subscriptions/$entity"), **subscription.render()})
+
+
+def _unsubscribe(
+    request: Request[Any, Any, Any], sandbox: BusinessCentralSandbox, rest: str
+) -> Response[bytes]:
+    subscription = _subscription(sandbox, rest)
+    if subscription is None:
+        raise BusinessCentralError(
+            405, "BadRequest_MethodNotAllowed", "'DELETE' requests for this resource are not allowed."
+        )
+    _subscription_if_match(request, subscription)
+    sandbox.webhooks.remove(subscription)
+    return Response(b"", status_code=204, headers=_ODATA_HEADERS)
+
+
 @get(f"{_API}/{{rest:path}}")
 async def read(
     request: Request[Any, Any, Any],
@@ -1749,6 +1898,8 @@ async def read(
     sandbox: _Sandbox,
 ) -> Response[bytes]:
     _check_environment(sandbox, tenant, environment)
+    if _is_subscriptions(rest):
+        return _read_subscriptions(request, sandbox, rest)
     if rest.strip("/") == "$metadata":
         return Response(metadata_document(), media_type=_XML, headers=_ODATA_HEADERS)
     target = _target(rest, sandbox)
@@ -1801,6 +1952,81 @@ async def read(
     return _json({"@odata.context": context, **sandbox.render(entity_set, entity, setup, select, expand)})
 
 
+class _BatchRequest(msgspec.Struct, frozen=True):
+    """One inner request of a JSON ``$batch`` (OData JSON Format 4.01, section 19.1)."""
+
+    id: str
+    method: str
+    url: str
+    headers: dict[str, str] = {}
+    body: Any = None
+
+
+class _Batch(msgspec.Struct, frozen=True):
+    requests: list[_BatchRequest]
+
+
+_BATCH_METHODS = frozenset({"GET", "POST", "PATCH", "DELETE"})
+# An inner request's own headers the sandbox passes on; the outer request's token is every inner one's.
+_BATCH_HEADERS = frozenset({"if-match", "prefer", "accept", "content-type", "data-access-intent"})
+
+
+async def _batch(request: Request[Any, Any, Any], sandbox: BusinessCentralSandbox) -> Response[bytes]:
+    """``POST .../api/v2.0/$batch`` in the JSON batch format Business Central takes ("Using OData $batch
+    requests", learn.microsoft.com/dynamics365/business-central/dev-itpro/webservices/use-odata-batch;
+    OData JSON Format 4.01 section 19): each inner request runs through this same app, in order, with the
+    outer request's token, and answers ``{"id", "status", "headers", "body"}`` in ``responses``; one
+    failing request does not stop the others (no ``Isolation: snapshot`` transaction here)."""
+    try:
+        batch = msgspec.convert(await _body(request), _Batch)
+    except msgspec.ValidationError as exc:
+        raise _bad_request(f"The $batch request body is not valid: {exc}") from None
+    if len(batch.requests) > sandbox.settings.batch_max_requests:
+        raise _bad_request(
+            f"The $batch request has {len(batch.requests)} requests; at most "
+            f"{sandbox.settings.batch_max_requests} are allowed."
+        )
+    if len({inner.id for inner in batch.requests}) != len(batch.requests):
+        raise _bad_request("The ids of the requests in a $batch must be unique.")
+    root = _api_base(request) + "/"
+    base = _base(request)
+    token = request.headers.get("authorization", "")
+    app: Any = request.app
+    transport = httpx.ASGITransport(app=app, root_path=request.scope.get("root_path", ""))
+    responses: list[dict[str, Any]] = []
+    async with httpx.AsyncClient(transport=transport) as client:
+        for inner in batch.requests:
+            method = inner.method.upper()
+            # Relative URLs are relative to the service root (the batch's own URL without $batch).
+            url = inner.url if "://" in inner.url else root + inner.url.lstrip("/")
+            if method not in _BATCH_METHODS or not (url + "/").startswith(base + "/"):
+                raise _bad_request(f"The $batch request '{inner.id}' is not a request to this service.")
+            if httpx.URL(url).path.rstrip("/").endswith("/$batch"):
+                raise _bad_request("A $batch request cannot contain another $batch request.")
+            headers = {name: value for name, value in inner.headers.items() if name.lower() in _BATCH_HEADERS}
+            headers["authorization"] = token
+            content = None if inner.body is None else _ENCODER.encode(inner.body)
+            if content is not None:
+                headers.setdefault("content-type", "application/json")
+            answer = await client.request(method, url, headers=headers, content=content)
+            entry: dict[str, Any] = {
+                "id": inner.id,
+                "status": answer.status_code,
+                "headers": {
+                    name: value
+                    for name, value in answer.headers.items()
+                    if name in ("content-type", "location", "etag", "odata-version", "retry-after")
+                },
+            }
+            if answer.content:
+                if answer.headers.get("content-type", "").startswith("application/json"):
+                    entry["body"] = _DECODER.decode(answer.content)
+                else:
+                    entry["body"] = answer.content.decode("utf-8-sig")
+            responses.append(entry)
+    return _json({"responses": responses})
+
+
 @post(f"{_API}/{{rest:path}}", status_code=201)
 async def create(
     request: Request[Any, Any, Any],
@@ -1810,6 +2036,10 @@ async def create(
     sandbox: _Sandbox,
 ) -> Response[bytes]:
     _check_environment(sandbox, tenant, environment)
+    if rest.strip("/") == "$batch":
+        return await _batch(request, sandbox)
+    if _is_subscriptions(rest):
+        return await _subscribe(request, sandbox, rest)
     target = _target(rest, sandbox)
     if target.company_id is None or target.entity_set is None or target.count or target.line_id is not None:
         raise BusinessCentralError(
@@ -1824,6 +2054,7 @@ async def create(
     if target.action == "post":
         assert target.entity_id is not None
         sandbox.post_invoice(sandbox.find(SALES_INVOICES, target.company_id, target.entity_id))
+        sandbox.webhooks.changed(f"companies({target.company_id})/salesInvoices", target.entity_id, "updated")
         return Response(b"", status_code=204, headers=_ODATA_HEADERS)
     if target.entity_id is not None and not target.lines:
         raise BusinessCentralError(
@@ -1838,10 +2069,12 @@ async def create(
         invoice = _copy(sandbox.find(SALES_INVOICES, target.company_id, target.entity_id))
         line = sandbox.add_line(invoice, setup, body)
         sandbox.records["salesInvoices"][invoice["id"]] = invoice
+        sandbox.webhooks.changed(f"{scope}/salesInvoices", invoice["id"], "updated")
         context = _context(request, f"{scope}/salesInvoices({invoice['id']})/salesInvoiceLines/$entity")
         rendered = {"@odata.context": context, **sandbox.render(SALES_INVOICE_LINES, line, setup)}
         return _json(rendered, 201, {"Location": f"{base}({line['id']})"})
     entity = sandbox.create(entity_set, target.company_id, setup, body)
+    sandbox.webhooks.changed(f"{scope}/{entity_set.name}", entity["id"], "created")
     context = _context(request, f"{scope}/{entity_set.name}/$entity")
     expand = entity_set is SALES_INVOICES and isinstance(body, dict) and "salesInvoiceLines" in body
     rendered = {"@odata.context": context, **sandbox.render(entity_set, entity, setup, None, expand)}
@@ -1857,6 +2090,8 @@ async def update(
     sandbox: _Sandbox,
 ) -> Response[bytes]:
     _check_environment(sandbox, tenant, environment)
+    if _is_subscriptions(rest):
+        return await _renew_subscription(request, sandbox, rest)
     target = _target(rest, sandbox)
     if (
         target.company_id is None
@@ -1874,6 +2109,9 @@ async def update(
     _if_match(request, sandbox, entity)
     body = await _body(request)
     changed = sandbox.update(target.entity_set, target.company_id, setup, entity, body)
+    sandbox.webhooks.changed(
+        f"companies({target.company_id})/{target.entity_set.name}", changed["id"], "updated"
+    )
     context = _context(request, f"companies({target.company_id})/{target.entity_set.name}/$entity")
     return _json({"@odata.context": context, **sandbox.render(target.entity_set, changed, setup)})
 
@@ -1887,6 +2125,8 @@ async def remove(
     sandbox: _Sandbox,
 ) -> Response[bytes]:
     _check_environment(sandbox, tenant, environment)
+    if _is_subscriptions(rest):
+        return _unsubscribe(request, sandbox, rest)
     target = _target(rest, sandbox)
     if (
         target.company_id is None
@@ -1902,6 +2142,9 @@ async def remove(
     entity = sandbox.find(target.entity_set, target.company_id, target.entity_id)
     _if_match(request, sandbox, entity)
     sandbox.delete(target.entity_set, target.company_id, entity)
+    sandbox.webhooks.changed(
+        f"companies({target.company_id})/{target.entity_set.name}", entity["id"], "deleted"
+    )
     return Response(b"", status_code=204, headers=_ODATA_HEADERS)
 
 

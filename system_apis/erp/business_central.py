@@ -250,6 +250,8 @@ class BusinessCentralErp:
             raise ValueError("BusinessCentralErp needs a base_url (the bootstrap substitutes the sandbox's)")
         if not settings.client_id or not settings.client_secret:
             raise ValueError("BusinessCentralErp needs settings.client_id and settings.client_secret")
+        if not settings.tenant_id or not settings.company:
+            raise ValueError("BusinessCentralErp needs settings.tenant_id and settings.company")
         self._settings = settings
         root = settings.base_url.rstrip("/")
         api = f"{root}/v2.0/{settings.tenant_id}/{settings.environment}/api/v2.0"
@@ -274,6 +276,7 @@ class BusinessCentralErp:
             sleep=sleep,
             clock=clock,
         )
+        self._company: str = settings.company
         self._company_id: str | None = settings.company.lower() if is_guid(settings.company) else None
         self._company_lock = asyncio.Lock()
         self._legal_entity = settings.legal_entity
@@ -747,7 +750,7 @@ class BusinessCentralErp:
         if self._company_id is None:
             async with self._company_lock:
                 if self._company_id is None:
-                    name = self._settings.company
+                    name = self._company
                     response = await self._http.send(
                         "GET", "companies", params={"$filter": f"name eq {odata_quote(name)}"}
                     )

@@ -136,6 +136,8 @@ def _with(name: str, value: str) -> Callable[[dict[str, str]], None]:
             _with("STRATUM_ERP_BY_LEGAL_ENTITY", '{"DE01": "business_central"}'),
             [
                 "STRATUM_BUSINESS_CENTRAL__BASE_URL",
+                "STRATUM_BUSINESS_CENTRAL__TENANT_ID",
+                "STRATUM_BUSINESS_CENTRAL__COMPANY",
                 "STRATUM_BUSINESS_CENTRAL__CLIENT_ID",
                 "STRATUM_BUSINESS_CENTRAL__CLIENT_SECRET",
             ],

@@ -72,6 +72,8 @@ def settings(**overrides: Any) -> BusinessCentralSettings:
         "token_url": f"{ORIGIN}/{TENANT_ID}/oauth2/v2.0/token",
         "client_id": DEV_CLIENT_ID,
         "client_secret": DEV_CLIENT_SECRET,
+        "tenant_id": TENANT_ID,
+        "company": "CRONUS DE",
     }
     return BusinessCentralSettings(**{**values, **overrides})
 

@@ -184,6 +184,8 @@ async def _bc_list_customers(injector: NextLinkInjector) -> Any:
             token_url=f"{BC_ORIGIN}/{TENANT_ID}/oauth2/v2.0/token",
             client_id=DEV_CLIENT_ID,
             client_secret=DEV_CLIENT_SECRET,
+            tenant_id=TENANT_ID,
+            company="CRONUS DE",
         ),
         transport=httpx.MockTransport(injector.handler),
         retry=RetryPolicy(max_attempts=1),
