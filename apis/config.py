@@ -244,6 +244,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     sandbox_salesforce_daily_api_limit: int = 100_000
     # The mounted Kantata sandbox's request rate; over it Kantata answers 429 without Retry-After.
     sandbox_kantata_requests_per_second: int = 200
+    # The mounted Anaplan sandbox's per-token request window (Anaplan answers 429 past about 600 a minute).
+    sandbox_anaplan_requests_per_minute: int = 600
 
     @property
     def dev_issuer_enabled(self) -> bool:

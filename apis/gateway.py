@@ -463,7 +463,11 @@ def build_sandbox_mounts(settings: Settings) -> dict[str, ASGIApp]:
         "netsuite": create_netsuite_sandbox(),
         "business_central": create_business_central_sandbox(),
         # Its tasks complete on the first status read: the embedded sandbox does the work at once anyway.
-        "anaplan": create_anaplan_sandbox(AnaplanSandboxSettings(task_polls_to_complete=1)),
+        "anaplan": create_anaplan_sandbox(
+            AnaplanSandboxSettings(
+                task_polls_to_complete=1, requests_per_minute=settings.sandbox_anaplan_requests_per_minute
+            )
+        ),
     }
     # Their records live in the data directory next to the workflow runs that point at them, so a
     # restart finds both (sandboxes/persistence.py); `stratum demo reset` starts both over.

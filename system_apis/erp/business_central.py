@@ -735,7 +735,7 @@ class BusinessCentralErp:
         """Log in and find the configured company as every call does (by name, or read by its id)."""
         try:
             path = await self._company_path()
-            if is_guid(self._settings.company):
+            if is_guid(self._settings.company or ""):
                 await self._http.send("GET", path)  # an id is not looked up, so read it
             fix = None
         except (NotFound, VendorRejected) as exc:

@@ -174,6 +174,7 @@ class _RawRequest:
 
     def __init__(self, body: bytes) -> None:
         self._body = body
+        self.headers = {"content-type": "application/json"}
 
     async def body(self) -> bytes:
         return self._body
