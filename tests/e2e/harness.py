@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -67,6 +68,24 @@ class Server:
             except json.JSONDecodeError:
                 continue
         return lines
+
+    def salesforce_update(self, sobject: str, record_id: str, fields: dict[str, Any]) -> None:
+        """Change a CRM record as a person would, through the Salesforce sandbox's own REST API."""
+        base = f"{self.base}/sandboxes/salesforce"
+        token = httpx.post(
+            f"{base}/services/oauth2/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "stratum-sandbox",
+                "client_secret": "stratum-sandbox-secret",
+            },
+        ).json()["access_token"]
+        response = httpx.patch(
+            f"{base}/services/data/v61.0/sobjects/{sobject}/{record_id}",
+            json=fields,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status_code == 204, response.text
 
     def stop(self) -> None:
         self.process.terminate()

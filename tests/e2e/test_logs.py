@@ -46,24 +46,6 @@ def _client(server: Server) -> httpx.Client:
     return httpx.Client(base_url=server.base, headers={"Authorization": f"Bearer {token}"}, timeout=WAIT + 10)
 
 
-def _fix_legal_entity(server: Server) -> None:
-    base = f"{server.base}/sandboxes/salesforce"
-    token = httpx.post(
-        f"{base}/services/oauth2/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": "stratum-sandbox",
-            "client_secret": "stratum-sandbox-secret",
-        },
-    ).json()["access_token"]
-    response = httpx.patch(
-        f"{base}/services/data/v61.0/sobjects/Opportunity/{MISSING_LEGAL_ENTITY_OPPORTUNITY_ID}",
-        json={"Legal_Entity__c": "US01"},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert response.status_code == 204, response.text
-
-
 def _send_garbage(server: Server) -> None:
     """What a port scanner sends: uvicorn refuses it and logs a warning (plain text, unless routed)."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
@@ -115,7 +97,9 @@ def test_every_line_is_json_and_a_run_s_lines_name_its_starter_and_both_correlat
         assert response.status_code == 202, response.text
         run_id = response.json()["id"]
         _until(http, run_id, "exception")
-        _fix_legal_entity(server)
+        server.salesforce_update(
+            "Opportunity", MISSING_LEGAL_ENTITY_OPPORTUNITY_ID, {"Legal_Entity__c": "US01"}
+        )
         replay = http.post(
             f"/process/v1/runs/{run_id}/replay",
             headers={"Idempotency-Key": uuid.uuid4().hex, "X-Correlation-ID": replay_cid},

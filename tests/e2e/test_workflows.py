@@ -160,21 +160,7 @@ class Fleet:
         assert self.http.delete(f"/sandboxes/{vendor}/__sandbox/faults").status_code == 204
 
     def salesforce_update(self, sobject: str, record_id: str, fields: dict[str, Any]) -> None:
-        base = f"{self.server.base}/sandboxes/salesforce"
-        token = httpx.post(
-            f"{base}/services/oauth2/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": "stratum-sandbox",
-                "client_secret": "stratum-sandbox-secret",
-            },
-        ).json()["access_token"]
-        response = httpx.patch(
-            f"{base}/services/data/v61.0/sobjects/{sobject}/{record_id}",
-            json=fields,
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        assert response.status_code == 204, response.text
+        self.server.salesforce_update(sobject, record_id, fields)
 
     def assert_activated_once(self, run: dict[str, Any]) -> None:
         """One of everything a won deal becomes, in each vendor's own store."""
