@@ -916,6 +916,9 @@ class SalesforceSandbox:
             return {"totalSize": len(rows), "done": True, "records": []}
         # The result is a snapshot, like a Salesforce cursor: later updates do not leak into later pages.
         rendered = [bound.project(row, self._url_for) for row in rows]
+        if bound.is_aggregate:
+            # "Considerations for GROUP BY": REST hands out no query locator for aggregate results.
+            return {"totalSize": len(rendered), "done": True, "records": rendered}
         return self.first_page(resource, rendered, batch_size)
 
     def first_page(self, resource: str, rows: list[Record], batch_size: int) -> dict[str, Any]:
