@@ -16,7 +16,8 @@ Served at the app's own root (mount it anywhere: URLs it hands out follow Salesf
   ``GET/PATCH .../{ExtField}/{value}`` read or upsert by external id (``?updateOnly=true``);
   ``GET .../updated/`` and ``.../deleted/`` (``?start=&end=``) are the replication change feeds
 - ``.../query?q=`` and ``.../queryAll?q=`` with ``nextRecordsUrl`` paging (queryAll sees deleted rows);
-  SOQL (relationship fields, subqueries, COUNT/GROUP BY, date literals) is `sandboxes.salesforce.soql`
+  SOQL (relationship fields, subqueries, aggregate functions with GROUP BY and HAVING, date literals)
+  is `sandboxes.salesforce.soql`
 - ``POST .../composite``: up to 25 subrequests with ``@{ref.field}`` references and ``allOrNone``
 - ``POST .../composite/sobjects``: create up to 200 records of any objects (sObject Collections), with
   ``allOrNone``
@@ -173,6 +174,7 @@ def create_salesforce_sandbox(
     settable one.
     """
     settings = settings or SalesforceSandboxSettings()
+    # The schemas are read when the org is built, so an org can be built with a field not deployed.
     sandbox = SalesforceSandbox(settings, clock=clock, schemas=SCHEMAS)
 
     def provide_sandbox() -> SalesforceSandbox:

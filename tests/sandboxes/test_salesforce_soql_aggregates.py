@@ -96,6 +96,25 @@ def test_every_aggregate_function_grouped_with_aliases_and_implied_expr_names(
         assert record["accounts"] == len({row["AccountId"] for row in rows})
 
 
+def test_sums_and_averages_are_decimal_not_binary_float(session: requests.Session) -> None:
+    # Currency is a decimal type in Salesforce: 0.1 + 0.2 is 0.3, where binary floats would give
+    # 0.30000000000000004 (and an average of 0.15000000000000002).
+    sf = fidelity.client_credentials(session)
+    for amount in (0.1, 0.2):
+        sf.Opportunity.create(
+            {
+                "Name": f"Decimal check {amount}",
+                "StageName": "Prospecting",
+                "CloseDate": "2026-06-30",
+                "Amount": amount,
+            }
+        )
+
+    result = sf.query("SELECT SUM(Amount), AVG(Amount) FROM Opportunity WHERE Name LIKE 'Decimal check%'")
+
+    assert result["records"] == [{"attributes": AGGREGATE, "expr0": 0.3, "expr1": 0.15}]
+
+
 def test_without_group_by_one_result_even_for_no_rows(session: requests.Session) -> None:
     # "You can also use aggregate functions without using a GROUP BY clause": one AggregateResult; with
     # nothing selected COUNT is 0 and the functions that ignore nulls have nothing to answer but null.
