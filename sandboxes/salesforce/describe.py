@@ -19,9 +19,11 @@ from typing import Any
 from sandboxes.salesforce.data import FieldKind, FieldSpec, ObjectSchema
 
 __all__ = [
+    "aggregatable",
     "child_relationship_name",
     "describe_global",
     "describe_object",
+    "groupable",
     "object_basics",
     "relationship_name",
     "sobject_urls",
@@ -74,6 +76,20 @@ def _plural(label: str) -> str:
     return label + ("es" if label.endswith(("s", "x", "ch", "sh")) else "s")
 
 
+def _long_text(spec: FieldSpec) -> bool:
+    return spec.kind == "textarea" and (spec.length or 255) > _SHORT_TEXT
+
+
+def aggregatable(spec: FieldSpec) -> bool:
+    """Describe's ``aggregatable``: whether SOQL's aggregate functions take the field."""
+    return spec.kind not in ("textarea", "boolean") and not _long_text(spec)
+
+
+def groupable(spec: FieldSpec) -> bool:
+    """Describe's ``groupable``: whether the field may stand in a SOQL GROUP BY."""
+    return spec.kind not in ("currency", "double", "percent", "datetime") and not _long_text(spec)
+
+
 def relationship_name(spec: FieldSpec) -> str | None:
     """The name SOQL and describe give the lookup `spec` (``Account`` for ``AccountId``), None if none."""
     if spec.kind != "reference":
@@ -106,7 +122,7 @@ def _field(spec: FieldSpec) -> dict[str, Any]:
     nillable = not spec.required and kind not in ("id", "boolean") and spec.name not in _SYSTEM_SET
     values = spec.restricted_values or ()
     return {
-        "aggregatable": kind not in ("textarea", "boolean") and not long_text,
+        "aggregatable": aggregatable(spec),
         "autoNumber": False,
         "byteLength": length * 3,
         "calculated": False,
@@ -120,7 +136,7 @@ def _field(spec: FieldSpec) -> dict[str, Any]:
         "digits": 9 if kind == "int" else 0,
         "externalId": spec.external_id,
         "filterable": not long_text,
-        "groupable": kind not in ("currency", "double", "percent", "datetime") and not long_text,
+        "groupable": groupable(spec),
         "idLookup": kind == "id" or spec.external_id,
         "label": "Record ID" if kind == "id" else _label(spec.name),
         "length": length,
