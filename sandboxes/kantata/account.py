@@ -20,7 +20,6 @@ from litestar.di import NamedDependency
 
 from sandboxes.faults import FaultInjector
 from sandboxes.kantata.data import (
-    ADMIN_USER_ID,
     CURRENCY_SYMBOLS,
     ID_START,
     WORKSPACE_STATUSES,
@@ -33,7 +32,6 @@ from sandboxes.kantata.resources.external_references import (
     _NESTED_REFERENCE_FIELDS,
     _prepare_external_reference,
 )
-from sandboxes.kantata.resources.subscribed_events import _delivery_order
 from sandboxes.kantata.schema import (
     _COMMON_FILTERS,
     _MAX_PRICE_EXPONENT,
@@ -169,20 +167,18 @@ class KantataSandbox:
             for record in self.records[resource.collection].values()
             if all(predicate(record) for predicate in predicates)
         ]
-        if resource.collection == "subscribed_events":
-            rows = _delivery_order(rows)
+        if resource.delivery is not None:
+            rows = resource.delivery(rows)
         else:
             rows = _ordered(resource, rows, params.get("order"))
         window = rows[(page - 1) * per_page : page * per_page]
         return self._envelope(resource, window, len(rows), page, per_page, includes)
 
     def show(self, resource: _Resource, record_id: str, params: Mapping[str, str]) -> dict[str, Any]:
-        if resource.collection == "subscribed_events":
+        if not resource.showable:
             raise _no_route()
         includes = _includes(resource, params)
-        if resource.collection == "users" and record_id == "me":
-            record_id = ADMIN_USER_ID  # every sandbox token is the account administrator's
-        record = self.find(resource, record_id)
+        record = self.find(resource, resource.aliases.get(record_id, record_id))
         if resource.show_scoped and resource.scope is not None:
             # Kantata answers 404 for an archived workspace unless the request includes archived ones.
             visible = resource.scope(self, params)

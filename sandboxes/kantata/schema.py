@@ -64,6 +64,10 @@ class _Resource:
     associations: Mapping[str, _Association] = field(default_factory=dict)
     scope: _DefaultScope | None = None  # the default scope (e.g. archived hidden) a parameter can lift
     show_scoped: bool = False  # whether the default scope also hides a record from its own show
+    showable: bool = True  # False: the collection has no show route (404 as for an unknown route)
+    aliases: Mapping[str, str] = field(default_factory=dict)  # show's other names for an id (users' "me")
+    # The list's own order, in place of `order=` (the event feed's delivery order); None: by `order=`.
+    delivery: Callable[[list[Record]], list[Record]] | None = None
 
     @property
     def event_subject(self) -> str:

@@ -37,4 +37,6 @@ RESOURCE = _Resource(
     subject_type="SubscribedEvent",
     updatable=False,
     filters={"created_after": _after("created_at"), "event_types": _one_of("event_type")},
+    showable=False,
+    delivery=_delivery_order,
 )

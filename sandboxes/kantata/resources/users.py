@@ -1,11 +1,10 @@
-"""Users (read only): ``/api/v1/users``; ``GET /api/v1/users/me`` is the token's user
-(answered by `KantataSandbox.show`).
-"""
+"""Users (read only): ``/api/v1/users``; ``GET /api/v1/users/me`` is the token's user."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sandboxes.kantata.data import ADMIN_USER_ID
 from sandboxes.kantata.schema import _id_list, _Predicate, _Resource, _search
 
 if TYPE_CHECKING:
@@ -30,4 +29,5 @@ RESOURCE = _Resource(
     subject_type="User",
     filters={"participant_in": _participant_in, "search": _search("full_name", "email_address")},
     orders=frozenset({"id", "full_name"}),
+    aliases={"me": ADMIN_USER_ID},  # every sandbox token is the account administrator's
 )
