@@ -100,12 +100,8 @@ import logging
 import math
 from typing import Any, cast
 
-import msgspec
 from litestar import Litestar, Request, Response
-from litestar.datastructures import State
-from litestar.di import Provide
 from litestar.exceptions import HTTPException
-from litestar.types import ASGIApp as LitestarASGIApp
 
 from sandboxes.anaplan.admin import expire_tokens, reset, stats, stored_records
 from sandboxes.anaplan.routes.actions import list_actions, list_processes
@@ -135,8 +131,9 @@ from sandboxes.anaplan.tenant import AnaplanSandbox, AnaplanSandboxSettings
 from sandboxes.anaplan.wire import _JSON, _MAX_BODY, ADMIN_PREFIX, API_PREFIX, AnaplanError, _json
 from sandboxes.anaplan.wire import _json_body as _json_body  # read by tests/gateway/test_hostile_input.py
 from sandboxes.asgi_headers import header
-from sandboxes.faults import ASGIApp, Receive, Scope, Send, relative_path, with_faults
-from sandboxes.request_log import RequestLog, RequestLogEntry
+from sandboxes.assembly import sandbox_app, send_json
+from sandboxes.faults import ASGIApp, Receive, Scope, Send, relative_path
+from sandboxes.request_log import RequestLogEntry
 
 __all__ = [
     "ADMIN_PREFIX",
@@ -175,11 +172,7 @@ def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[
 
 
 async def _send_error(send: Send, error: AnaplanError) -> None:
-    body = msgspec.json.encode(error.body())
-    headers = [(b"content-type", _JSON.encode()), (b"content-length", str(len(body)).encode())]
-    headers += [(name.lower().encode(), value.encode()) for name, value in error.headers.items()]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    await send_json(send, error.status, error.body(), _JSON, error.headers)
 
 
 class _ApiGate:
@@ -219,11 +212,8 @@ def create_anaplan_sandbox(settings: AnaplanSandboxSettings | None = None) -> Li
     """
     settings = settings or AnaplanSandboxSettings()
     sandbox = AnaplanSandbox(settings)
-
-    def provide_sandbox() -> AnaplanSandbox:
-        return sandbox
-
-    app = Litestar(
+    return sandbox_app(
+        sandbox,
         route_handlers=[
             authenticate,
             refresh_token,
@@ -257,23 +247,12 @@ def create_anaplan_sandbox(settings: AnaplanSandboxSettings | None = None) -> Li
             stats,
             stored_records,
         ],
-        dependencies={"sandbox": Provide(provide_sandbox, sync_to_thread=False)},
         exception_handlers={
             AnaplanError: _on_anaplan_error,
             HTTPException: _on_http_exception,
             Exception: _on_unexpected,
         },
-        openapi_config=None,
+        gate=lambda router: _ApiGate(router, sandbox),
+        admin_prefix=ADMIN_PREFIX,
         request_max_body_size=_MAX_BODY,
-        state=State({"sandbox": sandbox, "faults": sandbox.faults}),
     )
-    # Faults, auth and the request budget must see every request, routed or not, so they wrap Litestar's own
-    # handler (inside Litestar.__call__, which still owns lifespan and scope setup).
-    router = cast("ASGIApp", app.asgi_handler)
-    wrapped = RequestLog(
-        with_faults(_ApiGate(router, sandbox), sandbox.faults, ADMIN_PREFIX),
-        lambda entry: sandbox.request_log.append(entry),
-        ADMIN_PREFIX,
-    )
-    app.asgi_handler = cast("LitestarASGIApp", wrapped)
-    return app

@@ -130,17 +130,14 @@ includes, order); `sandboxes.kantata.admin` the ``/__sandbox`` routes. This modu
 from __future__ import annotations
 
 import logging
-from typing import Any, cast
+from typing import Any
 
-import msgspec
 from litestar import Litestar, Request, Response
-from litestar.datastructures import State
-from litestar.di import Provide
 from litestar.exceptions import HTTPException
-from litestar.types import ASGIApp as LitestarASGIApp
 
 from sandboxes.asgi_headers import bearer_token
-from sandboxes.faults import ASGIApp, Receive, Scope, Send, relative_path, with_faults
+from sandboxes.assembly import sandbox_app, send_json
+from sandboxes.faults import ASGIApp, Receive, Scope, Send, relative_path
 from sandboxes.kantata.account import KantataSandbox, KantataSandboxSettings
 from sandboxes.kantata.admin import TimeApproval, approve_time, reset, stats, stored_records
 from sandboxes.kantata.resources.subscribed_events import DUPLICATE_EVERY
@@ -156,7 +153,7 @@ from sandboxes.kantata.wire import (
     _no_route,
 )
 from sandboxes.kantata.wire import _json_body as _json_body  # read by tests/gateway/test_hostile_input.py
-from sandboxes.request_log import RequestLog, RequestLogEntry
+from sandboxes.request_log import RequestLogEntry
 
 __all__ = [
     "ADMIN_PREFIX",
@@ -206,10 +203,7 @@ def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[
 
 
 async def _send_errors(send: Send, error: KantataError) -> None:
-    body = msgspec.json.encode(error.body())
-    headers = [(b"content-type", _JSON.encode()), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    await send_json(send, error.status, error.body(), _JSON, error.headers)
 
 
 _UNAUTHORIZED = KantataError(401, [{"type": "oauth", "message": "Invalid OAuth 2 Access Token"}])
@@ -257,11 +251,8 @@ def create_kantata_sandbox(settings: KantataSandboxSettings | None = None) -> Li
     """
     settings = settings or KantataSandboxSettings()
     sandbox = KantataSandbox(settings)
-
-    def provide_sandbox() -> KantataSandbox:
-        return sandbox
-
-    app = Litestar(
+    return sandbox_app(
+        sandbox,
         route_handlers=[
             list_records,
             show_record,
@@ -272,23 +263,11 @@ def create_kantata_sandbox(settings: KantataSandboxSettings | None = None) -> Li
             stats,
             stored_records,
         ],
-        dependencies={"sandbox": Provide(provide_sandbox, sync_to_thread=False)},
         exception_handlers={
             KantataError: _on_kantata_error,
             HTTPException: _on_http_exception,
             Exception: _on_unexpected,
         },
-        openapi_config=None,
-        state=State({"sandbox": sandbox, "faults": sandbox.faults}),
+        gate=lambda router: _ApiGate(router, sandbox),
+        admin_prefix=ADMIN_PREFIX,
     )
-    # Faults, auth and rate limiting must see every request, routed or not, so they wrap Litestar's own
-    # handler (inside Litestar.__call__, which still owns lifespan and scope setup) rather than being route
-    # middleware, which Litestar only runs for matched routes.
-    router = cast("ASGIApp", app.asgi_handler)
-    wrapped = RequestLog(
-        with_faults(_ApiGate(router, sandbox), sandbox.faults, ADMIN_PREFIX),
-        lambda entry: sandbox.request_log.append(entry),
-        ADMIN_PREFIX,
-    )
-    app.asgi_handler = cast("LitestarASGIApp", wrapped)
-    return app
