@@ -48,6 +48,7 @@ from sandboxes.kantata.wire import (
     _attribute_sets,
     _copy,
     _includes,
+    _method_not_allowed,
     _missing_wrapper,
     _no_route,
     _not_found,
@@ -278,6 +279,35 @@ class KantataSandbox:
                 entry["approved"] = True
                 entry["updated_at"] = stamp
                 self._record_event("time_entry:updated", "TimeEntry", entry, stamp)
+        return wanted
+
+    def delete(self, resource: _Resource, record_ids: Iterable[str], *, bulk: bool = False) -> list[str]:
+        """Delete records all or none, as Kantata's documented deletes do; the ids deleted, in order.
+
+        Deleting publishes no subscribed event (unverified: Kantata's event types for deletes)."""
+        deletion = resource.deletion
+        if deletion is None or not (deletion.bulk if bulk else deletion.single):
+            raise _method_not_allowed(resource.allowed_methods(on_record=not bulk))
+        table = self.records[resource.collection]
+        wanted = list(dict.fromkeys(record_ids))
+        # A soft-deleted record is gone as far as a DELETE is concerned.
+        missing = [key for key in wanted if key not in table or table[key].get("deleted_at") is not None]
+        if missing:
+            raise _not_found(f"{resource.subject_type} {', '.join(missing)}")
+        refusal = deletion.refusal or (lambda _: None)
+        errors = [
+            _validation("id", f"{resource.subject_type} {key}: {why}")
+            for key in wanted
+            if (why := refusal(table[key])) is not None
+        ]
+        if errors:
+            raise KantataError(422, errors)
+        stamp = self._now()
+        for key in wanted:
+            if deletion.soft:
+                table[key]["deleted_at"] = stamp
+            else:
+                del table[key]
         return wanted
 
     def _validated(

@@ -16,6 +16,11 @@ Served at the app's own root; every API path also answers with a ``.json`` suffi
   Kantata's Ruby client (mavenlink_gem, ``lib/config/specification.yml``). Workspaces have no DELETE
   (``Mavenlink::Workspace`` is ``Indestructible``): 405; a project is archived instead.
 - ``PUT`` (or ``PATCH``) ``/api/v1/{collection}/{id}``: update from ``{"<singular>": {...}}``; 200
+- ``DELETE /api/v1/{collection}/{id}`` where Kantata's API docs have it: time entries (not once invoiced),
+  stories (soft: ``deleted_at`` is set and the story is listed only with ``only_deleted=true`` or
+  ``show_deleted=true``), participations; 204 with no content. ``DELETE /api/v1/time_entries?ids=1,2``
+  and ``DELETE /api/v1/expenses?ids=1,2`` (or a body ``{"ids": "1,2"}``; up to 100) delete all or none
+  and answer 200 ``{"deleted": [ids]}``; expenses have only this bulk form. Any other DELETE is 405.
 - ``GET /api/v1/subscribed_events``: the pull event feed, see "Events" below
 - ``/__sandbox/...``: reset, stats, time approval and fault injection (no auth; never on vendor paths)
 - ``GET /__sandbox/records/{collection}``: the stored records of a collection as held (archived
@@ -49,8 +54,8 @@ they arrive duplicated and out of order, deterministically:
 
 Filters (besides ``only``): workspaces ``search``, ``updated_after``, ``archived=only|exclude|include``,
 ``include_archived`` (archived workspaces are hidden by default; ``archived`` wins over it); stories
-``workspace_id``, ``story_type``, ``parent_id``,
-``search``, ``updated_after``; participations ``workspace_id``, ``user_id``; workspace_resources
+``workspace_id``, ``story_type``, ``parent_id``, ``search``, ``updated_after``, ``only_deleted``,
+``show_deleted``; participations ``workspace_id``, ``user_id``; workspace_resources
 ``workspace_id``, ``user_id``, ``role_id``; time_entries ``workspace_id``, ``story_id``,
 ``with_user_ids``, ``date_performed_between=YYYY-MM-DD:YYYY-MM-DD``, ``approved``, ``billable``,
 ``updated_after``, ``from_archived_workspaces``; expenses ``workspace_id``, ``with_user_ids``,
@@ -112,6 +117,9 @@ public documentation and public clients):
 - timestamps in UTC (``+00:00``); the real API answers in the account's time zone
 - ``subject_type`` values accepted by ``external_references`` (``Workspace``, ``Story``,
   ``TimeEntry``, ``Expense``, ``Invoice``, ``Participation``, ``User``)
+- deletes: no subscribed event is published for one; the 422 (``field`` ``id``) for an invoiced record
+  and refusing invoiced expenses at all; the bulk delete's 200 body; a soft-deleted story answering 404 on
+  show and on a second DELETE; a participation's delete leaving the user's other project data
 - the subscribed event shape (``id``, ``event_type``, ``subject_type``, ``subject_id``, ``created_at``,
   ``payload`` = the subject as it was after the change), event type names
   (``<snake_subject>:created|updated``), the ``event_types`` and ``created_after`` semantics
@@ -141,7 +149,14 @@ from sandboxes.faults import ASGIApp, Receive, Scope, Send, relative_path
 from sandboxes.kantata.account import KantataSandbox, KantataSandboxSettings
 from sandboxes.kantata.admin import TimeApproval, approve_time, reset, stats, stored_records
 from sandboxes.kantata.resources.subscribed_events import DUPLICATE_EVERY
-from sandboxes.kantata.routes import create_records, list_records, show_record, update_record
+from sandboxes.kantata.routes import (
+    create_records,
+    delete_record,
+    delete_records,
+    list_records,
+    show_record,
+    update_record,
+)
 from sandboxes.kantata.wire import (
     _JSON,
     ADMIN_PREFIX,
@@ -258,6 +273,8 @@ def create_kantata_sandbox(settings: KantataSandboxSettings | None = None) -> Li
             show_record,
             create_records,
             update_record,
+            delete_record,
+            delete_records,
             reset,
             approve_time,
             stats,

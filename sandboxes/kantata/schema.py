@@ -48,6 +48,18 @@ class _Association:
 
 
 _Prepare = Callable[["KantataSandbox", Record, "Record | None", list[dict[str, str]]], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Deletion:
+    """How ``DELETE /api/v1/{collection}/{id}`` removes a record, for a resource Kantata documents it for."""
+
+    refusal: Callable[[Record], str | None] | None = None  # why a record may not go (a 422), or None
+    soft: bool = False  # the record stays, with ``deleted_at`` set, hidden by the resource's scope
+    single: bool = True  # False: Kantata documents only the bulk form for the collection
+    bulk: bool = False  # also ``DELETE /api/v1/{collection}?ids=1,2`` (or a body ``{"ids": "1,2"}``)
+
+
 _DefaultScope = Callable[["KantataSandbox", Mapping[str, str]], "_Predicate | None"]
 
 
@@ -68,6 +80,7 @@ class _Resource:
     aliases: Mapping[str, str] = field(default_factory=dict)  # show's other names for an id (users' "me")
     # The list's own order, in place of `order=` (the event feed's delivery order); None: by `order=`.
     delivery: Callable[[list[Record]], list[Record]] | None = None
+    deletion: _Deletion | None = None  # None: no DELETE, as for workspaces (405)
 
     @property
     def event_subject(self) -> str:
@@ -76,6 +89,16 @@ class _Resource:
     @property
     def creatable(self) -> bool:
         return self.prepare is not None
+
+    def allowed_methods(self, *, on_record: bool) -> list[str]:
+        """What a 405's ``Allow`` lists for the collection's path, or for one of its records' paths."""
+        deletion = self.deletion
+        if on_record:
+            methods = ["GET"] if self.showable else []
+            methods += ["PUT", "PATCH"] if self.creatable and self.updatable else []
+            return methods + (["DELETE"] if deletion is not None and deletion.single else [])
+        methods = ["GET", "POST"] if self.creatable else ["GET"]
+        return methods + (["DELETE"] if deletion is not None and deletion.bulk else [])
 
 
 def _humanize(name: str) -> str:
@@ -231,6 +254,10 @@ def _references_of(subject_type: str) -> Callable[[KantataSandbox, Record], list
 
 
 _Errors = list[dict[str, str]]
+
+
+def _invoiced_refusal(message: str) -> Callable[[Record], str | None]:
+    return lambda record: message if record.get("is_invoiced") else None
 
 
 def _check_dates(record: Record, first: str, last: str, errors: _Errors) -> None:

@@ -62,6 +62,14 @@ def _no_route() -> KantataError:
     return KantataError.system(404, "The requested route does not exist")
 
 
+def _method_not_allowed(allowed: list[str]) -> KantataError:
+    if not allowed:
+        return _no_route()
+    error = KantataError.system(405, "Method not allowed")
+    error.headers["Allow"] = ", ".join(allowed)
+    return error
+
+
 def _missing_wrapper(resource: _Resource) -> KantataError:
     message = f"param is missing or the value is empty: {resource.singular}"
     return KantataError.invalid(resource.singular, message)

@@ -1,4 +1,4 @@
-"""Expenses: ``/api/v1/expenses``."""
+"""Expenses: ``/api/v1/expenses``, deleted in bulk (``DELETE /api/v1/expenses?ids=``) unless invoiced."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from sandboxes.kantata.schema import (
     _belongs_to,
     _between,
     _currency_fields,
+    _Deletion,
     _Errors,
     _Field,
     _flag,
     _ids_in,
+    _invoiced_refusal,
     _Resource,
     _workspace_of,
 )
@@ -73,4 +75,10 @@ RESOURCE = _Resource(
         "user": _Association("users", None, _belongs_to("user_id")),
     },
     scope=_in_unarchived_workspace,
+    # Kantata's "Delete multiple expenses" (developer.kantata.com/kantata/specification/expenses/
+    # delete-expenses); its docs show no single-expense delete. Refusing invoiced ones is unverified,
+    # by analogy with time entries.
+    deletion=_Deletion(
+        refusal=_invoiced_refusal("Invoiced expenses cannot be deleted"), single=False, bulk=True
+    ),
 )

@@ -9,6 +9,7 @@ from sandboxes.kantata.schema import (
     _TIMESTAMP_ORDERS,
     _Association,
     _belongs_to,
+    _Deletion,
     _Errors,
     _Field,
     _ids_in,
@@ -49,4 +50,7 @@ RESOURCE = _Resource(
         "workspace": _Association("workspaces", None, _belongs_to("workspace_id")),
         "user": _Association("users", None, _belongs_to("user_id")),
     },
+    # Kantata's "Deleting an existing Participation" removes the participant from the project (the "associated
+    # project data" it also deletes is not modelled).
+    deletion=_Deletion(),
 )

@@ -1,7 +1,8 @@
-"""Stories (tasks, milestones, deliverables, issues): ``/api/v1/stories``."""
+"""Stories (tasks, milestones, deliverables, issues): ``/api/v1/stories``; a DELETE only soft-deletes one."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from sandboxes.kantata.data import Record
@@ -11,11 +12,14 @@ from sandboxes.kantata.schema import (
     _Association,
     _belongs_to,
     _check_dates,
+    _Deletion,
     _Errors,
     _Field,
     _has_many,
     _ids_in,
     _one_of,
+    _parse_bool,
+    _Predicate,
     _references_of,
     _Resource,
     _search,
@@ -26,6 +30,16 @@ if TYPE_CHECKING:
     from sandboxes.kantata.account import KantataSandbox
 
 __all__ = ["RESOURCE"]
+
+
+def _undeleted_scope(sandbox: KantataSandbox, params: Mapping[str, str]) -> _Predicate | None:
+    # Kantata's "Deleting an existing Story": soft deleted tasks are listed with `only_deleted=true`;
+    # mavenlink_gem's Story loads associations with `show_deleted: true` (both, and deleted ones, then).
+    if "only_deleted" in params and _parse_bool("only_deleted", params["only_deleted"]):
+        return lambda record: record.get("deleted_at") is not None
+    if "show_deleted" in params and _parse_bool("show_deleted", params["show_deleted"]):
+        return None
+    return lambda record: record.get("deleted_at") is None
 
 
 def _prepare_story(sandbox: KantataSandbox, record: Record, existing: Record | None, errors: _Errors) -> None:
@@ -87,4 +101,7 @@ RESOURCE = _Resource(
             "external_references", "external_reference_ids", _references_of("Story")
         ),
     },
+    scope=_undeleted_scope,
+    show_scoped=True,
+    deletion=_Deletion(soft=True),
 )

@@ -1,6 +1,6 @@
-"""Time entries: ``/api/v1/time_entries``. Approval is the admin route
-``POST /__sandbox/time_entries/approve`` (`sandboxes.kantata.admin`), as Kantata approves time through
-timesheet submissions.
+"""Time entries: ``/api/v1/time_entries``, deleted one by one or in bulk unless invoiced. Approval is the
+admin route ``POST /__sandbox/time_entries/approve`` (`sandboxes.kantata.admin`), as Kantata approves time
+through timesheet submissions.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ from sandboxes.kantata.schema import (
     _belongs_to,
     _between,
     _currency_fields,
+    _Deletion,
     _Errors,
     _Field,
     _flag,
     _ids_in,
+    _invoiced_refusal,
     _Resource,
     _workspace_of,
 )
@@ -87,4 +89,7 @@ RESOURCE = _Resource(
         "story": _Association("stories", None, _belongs_to("story_id")),
     },
     scope=_in_unarchived_workspace,
+    # Kantata's "Deleting an existing Time Entry": not once invoiced (nor locked, nor adjusted: not modelled);
+    # "Delete multiple time entries": the same, in bulk.
+    deletion=_Deletion(refusal=_invoiced_refusal("Invoiced time entries cannot be deleted"), bulk=True),
 )
