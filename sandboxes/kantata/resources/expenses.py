@@ -1,0 +1,84 @@
+"""Expenses: ``/api/v1/expenses``, deleted in bulk (``DELETE /api/v1/expenses?ids=``) unless invoiced."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sandboxes.kantata.data import ADMIN_USER_ID, Record
+from sandboxes.kantata.resources.workspaces import _in_unarchived_workspace
+from sandboxes.kantata.schema import (
+    _TIMESTAMP_ORDERS,
+    _after,
+    _Association,
+    _belongs_to,
+    _between,
+    _currency_fields,
+    _Deletion,
+    _Errors,
+    _Field,
+    _flag,
+    _ids_in,
+    _invoiced_refusal,
+    _Resource,
+    _workspace_of,
+)
+
+if TYPE_CHECKING:
+    from sandboxes.kantata.account import KantataSandbox
+
+__all__ = ["RESOURCE"]
+
+
+def _prepare_expense(
+    sandbox: KantataSandbox, record: Record, existing: Record | None, errors: _Errors
+) -> None:
+    if existing is None and "workspace_id" in record:
+        workspace = _workspace_of(sandbox, record)
+        record.setdefault("user_id", ADMIN_USER_ID)
+        record.setdefault("currency", workspace["currency"])
+        record.setdefault("is_billable", True)
+        record.setdefault("reimbursable", True)
+        record.setdefault("notes", None)
+        record["approved"] = False
+        record["is_invoiced"] = False
+    if "currency" in record:
+        _currency_fields(record)
+
+
+RESOURCE = _Resource(
+    collection="expenses",
+    singular="expense",
+    subject_type="Expense",
+    fields={
+        "workspace_id": _Field(kind="ref", target="workspaces", required=True, create_only=True),
+        "date": _Field(kind="date", required=True),
+        "category": _Field(kind="string", required=True),
+        "amount_in_cents": _Field(kind="int", required=True, minimum=1),
+        "currency": _Field(kind="currency"),
+        "user_id": _Field(kind="ref", target="users"),
+        "is_billable": _Field(kind="bool"),
+        "reimbursable": _Field(kind="bool"),
+        "notes": _Field(kind="text"),
+    },
+    prepare=_prepare_expense,
+    filters={
+        "workspace_id": _ids_in("workspace_id"),
+        "with_user_ids": _ids_in("user_id"),
+        "date_between": _between("date"),
+        "approved": _flag("approved"),
+        "is_billable": _flag("is_billable"),
+        "updated_after": _after("updated_at"),
+    },
+    orders=_TIMESTAMP_ORDERS | {"date"},
+    associations={
+        "workspace": _Association("workspaces", None, _belongs_to("workspace_id")),
+        "user": _Association("users", None, _belongs_to("user_id")),
+    },
+    scope=_in_unarchived_workspace,
+    # Kantata's "Delete multiple expenses" (developer.kantata.com/kantata/specification/expenses/
+    # delete-expenses); its docs show no single-expense delete. Refusing invoiced ones is unverified,
+    # by analogy with time entries.
+    deletion=_Deletion(
+        refusal=_invoiced_refusal("Invoiced expenses cannot be deleted"), single=False, bulk=True
+    ),
+)
