@@ -173,6 +173,11 @@ class BusinessCentralSandboxSettings(msgspec.Struct, kw_only=True, frozen=True):
     notification_transport: httpx.AsyncBaseTransport | None = None
     """Where handshakes and notifications go (an ``httpx.MockTransport``, an ASGI app's transport). None:
     subscriptions are refused, since the sandbox never calls the network (any URL a caller names)."""
+    or_across_fields: bool = True
+    """Whether a ``$filter`` may ``or`` conditions on different properties. Business Central refuses that
+    ("The 'OR' operator is not supported on distinct fields on an OData filter.", "Known limitations with
+    Business Central OData"); False answers as it does. True (a departure, the default while Stratum's
+    adapter still sends such filters: its duplicate search and its "paid" invoice status) evaluates them."""
     seed: int = 42
 
 
@@ -865,7 +870,12 @@ class BusinessCentralSandbox:
         """Filter and order `entities` as the query asks (before $skip/$top and paging)."""
         rows = entities
         if query.filter is not None:
-            matches = compile_filter(query.filter, entity_set.fields, entity_set.entity_type)
+            matches = compile_filter(
+                query.filter,
+                entity_set.fields,
+                entity_set.entity_type,
+                or_across_fields=self.settings.or_across_fields,
+            )
             rows = [row for row in rows if matches({**row, **self.derived(entity_set, row, setup)})]
         keys = (
             compile_orderby(query.orderby, entity_set.fields, entity_set.entity_type)
