@@ -89,7 +89,7 @@ from sandboxes.business_central.odata import (
     edm_type,
     parse_select,
 )
-from sandboxes.business_central.webhooks import Subscription, Webhooks
+from sandboxes.business_central.webhooks import SavedSubscription, Subscription, Webhooks
 from sandboxes.faults import ASGIApp, FaultInjector, Receive, Scope, Send, relative_path, with_faults
 from sandboxes.request_log import RequestLog, RequestLogEntry
 
@@ -586,11 +586,12 @@ def _decimals_back(entity_set: EntitySet, entity: Record) -> None:
 
 
 class _DurableState(msgspec.Struct, kw_only=True):
-    """What a restart keeps (`sandboxes.persistence`): the entities and the row version their etags
-    continue from."""
+    """What a restart keeps (`sandboxes.persistence`): the entities, the row version their etags
+    continue from, and the webhook subscriptions (absent from states saved before they were kept)."""
 
     records: dict[str, dict[str, Record]]
     row_version: int
+    subscriptions: list[SavedSubscription] = msgspec.field(default_factory=list)
 
 
 class BusinessCentralSandbox:
@@ -640,7 +641,9 @@ class BusinessCentralSandbox:
         self.webhooks.clear()
 
     def durable_state(self) -> _DurableState:
-        return _DurableState(records=self.records, row_version=self.row_version)
+        return _DurableState(
+            records=self.records, row_version=self.row_version, subscriptions=self.webhooks.saved()
+        )
 
     def restore_durable_state(self, state: _DurableState) -> None:
         # Money is saved as text (msgspec's form of a Decimal); the entity sets say which fields are money.
@@ -654,6 +657,7 @@ class BusinessCentralSandbox:
                     _decimals_back(SALES_INVOICE_LINES, line)
         self.records = state.records
         self.row_version = state.row_version
+        self.webhooks.restore(state.subscriptions)
 
     # -- time
 
