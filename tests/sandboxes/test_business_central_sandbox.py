@@ -38,6 +38,7 @@ from sandboxes.business_central.data import (
     PARTIALLY_PAID_INVOICE_ID,
     PAYMENT_ID,
     build_seed,
+    tax_area_id,
 )
 from sandboxes.business_central.odata import ODataError, compile_filter
 from sandboxes.faults import FaultRule
@@ -705,3 +706,19 @@ def test_datetimes_compare_as_instants_whatever_their_offset() -> None:
     assert compile_filter("stamp eq 2026-03-02T10:30:00+01:00", kinds, "thing")(record)
     assert compile_filter("stamp gt 2026-03-02T09:29:59.9999999Z", kinds, "thing")(record)
     assert compile_filter("stamp ge 2026-03-02", kinds, "thing")(record)  # a date: its midnight (UTC)
+
+
+async def test_read_only_tax_areas_take_no_writes(client: Client) -> None:
+    # API v2.0 taxAreas are read-only here (finance sets them up in the client): no POST, PATCH or DELETE.
+    area = f"{DE}/taxAreas({tax_area_id(DE_COMPANY_ID, 'DE-BY')})"
+    current = await client.get(area)
+    assert current.status_code == 200
+    etag = {"If-Match": current.json()["@odata.etag"]}
+    answers = [
+        await client.request("POST", f"{DE}/taxAreas", json={"code": "XX"}),
+        await client.request("PATCH", area, json={}, headers=etag),
+        await client.request("DELETE", area, headers=etag),
+    ]
+    assert [answer.status_code for answer in answers] == [405, 405, 405]
+    assert {answer.json()["error"]["code"] for answer in answers} == {"BadRequest_MethodNotAllowed"}
+    assert (await client.get(area)).json() == current.json()
