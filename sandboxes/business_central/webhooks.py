@@ -12,6 +12,10 @@ dynamics-subscriptions):
   ``$filter``) past 1,000 changes. A 408, 429, 5xx or no answer is retried (Business Central: for 36 hours;
   here: the next window), any other failure deletes the subscription.
 
+Subscriptions are part of the sandbox's durable state (`SavedSubscription`, `sandboxes.persistence`): a
+restarted sandbox still notifies its subscribers, as Business Central keeps a subscription for its 3 days
+whatever happens to the server. Changes collected but not yet sent (at most one window's) are not kept.
+
 Deliveries go through an httpx client whose transport the sandbox settings inject (tests pass an
 ``httpx.MockTransport`` or an ASGI app); without one, subscriptions are refused: never the network.
 """
@@ -31,7 +35,7 @@ from typing import Any
 import httpx
 import msgspec
 
-__all__ = ["Subscription", "Webhooks"]
+__all__ = ["SavedSubscription", "Subscription", "Webhooks"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +72,18 @@ class Subscription:
         }
 
 
+class SavedSubscription(msgspec.Struct, kw_only=True):
+    """A subscription as a restart keeps it: everything but the changes waiting for the next window."""
+
+    id: str
+    notification_url: str
+    resource: str
+    client_state: str
+    expires: datetime
+    modified: datetime
+    version: int
+
+
 class Webhooks:
     """Subscriptions and their batched notifications."""
 
@@ -100,6 +116,35 @@ class Webhooks:
         self._flushes.clear()
         self.subscriptions.clear()
         self._now_please = asyncio.Event()
+
+    def saved(self) -> list[SavedSubscription]:
+        """The subscriptions as the sandbox's durable state holds them."""
+        return [
+            SavedSubscription(
+                id=found.id,
+                notification_url=found.notification_url,
+                resource=found.resource,
+                client_state=found.client_state,
+                expires=found.expires,
+                modified=found.modified,
+                version=found.version,
+            )
+            for found in self.subscriptions.values()
+        ]
+
+    def restore(self, saved: list[SavedSubscription]) -> None:
+        """Replace the subscriptions with saved ones (nothing pending: a restart starts a new window)."""
+        self.clear()
+        for entry in saved:
+            self.subscriptions[entry.id] = Subscription(
+                id=entry.id,
+                notification_url=entry.notification_url,
+                resource=entry.resource,
+                client_state=entry.client_state,
+                expires=entry.expires,
+                modified=entry.modified,
+                version=entry.version,
+            )
 
     def _client(self) -> httpx.AsyncClient:
         # Never httpx's network transport: the URLs are whatever a caller named.

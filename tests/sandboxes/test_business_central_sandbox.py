@@ -38,6 +38,7 @@ from sandboxes.business_central.data import (
     PARTIALLY_PAID_INVOICE_ID,
     PAYMENT_ID,
     build_seed,
+    tax_area_id,
 )
 from sandboxes.business_central.odata import ODataError, compile_filter
 from sandboxes.faults import FaultRule
@@ -319,7 +320,12 @@ async def test_filters_the_adapter_sends(client: Client) -> None:
     [
         ("nonsense eq 1", "Could not find a property named 'nonsense'"),
         ("displayName eq 5", "incompatible types"),
-        ("tolower(displayName) eq 'x'", "unknown function"),
+        ("frobnicate(displayName) eq 'x'", "unknown function"),
+        # Business Central has no AL approximation for these, "an error is reported" (filter expressions doc).
+        ("year(lastModifiedDateTime) eq 2026", "cannot be translated"),
+        ("balanceDue add 1 gt 5", "cannot be translated"),
+        ("DisplayName eq 'x'", "Could not find a property named 'DisplayName'"),  # names are case-sensitive
+        ("lastModifiedDateTime gt 2026-02-30", "Unrecognized 'Edm.Date' literal"),
         ("displayName eq 'open", "unterminated string"),
         ("displayName eq", "Expression expected"),
         ("displayName eq 'a' )", "Syntax error"),
@@ -607,3 +613,112 @@ def test_filter_semantics() -> None:
     assert matches("10 lt amount", record)
     with pytest.raises(ODataError):
         matches("amount eq 'ten'", record)
+
+
+# Filters the hand-written parser refused or answered wrongly, as Business Central's docs describe them:
+# "Using filter expressions in OData URIs" (learn.microsoft.com/dynamics365/business-central/dev-itpro/
+# webservices/use-filter-expressions-in-odata-uris) and "Known limitations with Business Central OData"
+# (.../webservices/odata-known-limitations).
+
+
+async def ids(client: Client, entity_set: str, expression: str) -> list[str]:
+    response = await client.get(f"{DE}/{entity_set}", params={"$filter": expression, "$top": "500"})
+    assert response.status_code == 200, response.text
+    return [row["id"] for row in response.json()["value"]]
+
+
+async def test_in_a_list_of_values_as_the_filter_doc_shows(client: Client) -> None:
+    # "$filter=EntryNo in (610, 612, 614)"; a one-item list is "(x)" in OData, without a trailing comma.
+    assert set(await ids(client, "customers", "number in ('10020', '001DN0000093TTWIAM')")) == {
+        APOSTROPHE_CUSTOMER_ID,
+        INITECH_CUSTOMER_ID,
+    }
+    assert await ids(client, "customers", "number in ('10020')") == [APOSTROPHE_CUSTOMER_ID]
+    assert await ids(client, "customers", "number in ('10020',)") == [APOSTROPHE_CUSTOMER_ID]
+
+
+async def test_tolower_and_toupper_compare_without_case_as_documented(client: Client) -> None:
+    # "tolower and toupper disable case sensitivity in comparisons" (filters without AL equivalents).
+    expected = [APOSTROPHE_CUSTOMER_ID]
+    assert await ids(client, "customers", "tolower(displayName) eq 'anna''s backstube gmbh'") == expected
+    assert await ids(client, "customers", "toupper(displayName) eq 'Anna''s BACKSTUBE GmbH'") == expected
+    assert await ids(client, "customers", "displayName eq 'anna''s backstube gmbh'") == []
+    # Nested function calls ("contains(tolower(field), 'some')", the doc's "Nested function calls").
+    assert await ids(client, "customers", "contains(tolower(displayName), 'BACKSTUBE')") == expected
+
+
+async def test_substring_as_the_filter_doc_shows(client: Client) -> None:
+    # "$filter=substring(Location_Code, 5) eq 'RED'": OData's substring counts from 0.
+    assert await ids(client, "customers", "substring(displayName, 7) eq 'Backstube GmbH'") == [
+        APOSTROPHE_CUSTOMER_ID
+    ]
+
+
+async def test_a_filter_with_a_lambda_operator_is_ignored(client: Client) -> None:
+    # "If lambda operators are used, the filter expression will be ignored" (known limitations).
+    every = await ids(client, "salesInvoices", "status ne 'nothing'")
+    assert await ids(client, "salesInvoices", "salesInvoiceLines/any(l: l/quantity gt 100000)") == every
+    assert len(every) == INVOICE_COUNT_DE
+
+
+async def test_or_across_distinct_fields_is_refused_when_set_as_business_central_does() -> None:
+    # "The 'OR' operator is not supported on distinct fields on an OData filter." (known limitations)
+    strict = settings_app(or_across_fields=False)
+    try:
+        refused = await strict.get(
+            f"{DE}/customers", params={"$filter": "number eq '10020' or displayName eq 'x'"}
+        )
+        same_field = await strict.get(
+            f"{DE}/customers", params={"$filter": "number eq '10020' or number eq '10030'"}
+        )
+    finally:
+        await strict.http.aclose()
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "BadRequest"
+    assert "The 'OR' operator is not supported on distinct fields" in refused.json()["error"]["message"]
+    assert same_field.status_code == 200
+    assert len(same_field.json()["value"]) == 2
+
+
+def test_filter_literals_keep_their_exact_values() -> None:
+    record = {
+        "name": "Abc",
+        "number": "AB1",
+        "amount": Decimal("10.10"),
+        "id": DE_COMPANY_ID,
+        "due": "2026-01-31",
+        "ok": False,
+    }
+    # A float would make 10.1 and 10.100000000000000001 equal; OData's decimals are exact.
+    assert matches("amount eq 10.1", record)
+    assert not matches("amount eq 10.100000000000000001", record)
+    assert matches(f"id eq '{DE_COMPANY_ID}'", record)  # a GUID may also be quoted
+    assert matches("not ok and number in ('ab1', 'x')", record)  # Code literals uppercased in lists too
+    assert matches("endswith(name, 'bc') and not startswith(name, 'ab')", record)  # case-sensitive
+    assert matches("amount gt -1 and amount lt 1e3", record)
+    with pytest.raises(ODataError, match=r"Edm\.DateTimeOffset"):
+        compile_filter("stamp gt 2026-01-31T10:00:00", {"stamp": "datetime"}, "thing")  # no offset
+
+
+def test_datetimes_compare_as_instants_whatever_their_offset() -> None:
+    record = {"stamp": "2026-03-02T09:30:00Z"}
+    kinds: Any = {"stamp": "datetime"}
+    assert compile_filter("stamp eq 2026-03-02T10:30:00+01:00", kinds, "thing")(record)
+    assert compile_filter("stamp gt 2026-03-02T09:29:59.9999999Z", kinds, "thing")(record)
+    assert compile_filter("stamp ge 2026-03-02", kinds, "thing")(record)  # a date: its midnight (UTC)
+
+
+async def test_read_only_tax_areas_take_no_writes(client: Client) -> None:
+    # API v2.0 taxAreas are read-only here (finance sets them up in the client): no POST, PATCH or DELETE.
+    area = f"{DE}/taxAreas({tax_area_id(DE_COMPANY_ID, 'DE-BY')})"
+    current = await client.get(area)
+    assert current.status_code == 200
+    etag = {"If-Match": current.json()["@odata.etag"]}
+    answers = [
+        await client.request("POST", f"{DE}/taxAreas", json={"code": "XX"}),
+        await client.request("PATCH", area, json={}, headers=etag),
+        await client.request("DELETE", area, headers=etag),
+    ]
+    assert [answer.status_code for answer in answers] == [405, 405, 405]
+    assert {answer.json()["error"]["code"] for answer in answers} == {"BadRequest_MethodNotAllowed"}
+    assert (await client.get(area)).json() == current.json()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,6 +24,7 @@ from sandboxes.business_central import (
     create_business_central_sandbox,
 )
 from sandboxes.business_central.data import INITECH_CUSTOMER_ID
+from sandboxes.persistence import persist_sandbox
 from tests.sandboxes.test_business_central_sandbox import Client, body
 
 API = api_root()
@@ -301,3 +303,50 @@ async def test_a_client_state_over_2048_characters_is_refused(client: Client, li
     )
     assert response.status_code == 400
     assert listener.handshakes == []
+
+
+async def test_subscriptions_survive_a_restart(tmp_path: Path, listener: Listener) -> None:
+    # Business Central keeps a subscription for its 3 days, whatever happens to the server in between.
+    settings = BusinessCentralSandboxSettings(notification_transport=httpx.MockTransport(listener.handle))
+    running = Client(persist_sandbox(create_business_central_sandbox(settings), tmp_path, "business_central"))
+    made = body(await subscribe(running))
+    renewed = await running.request(
+        "PATCH",
+        f"{SUBSCRIPTIONS}('{made['subscriptionId']}')",
+        json={},
+        headers={"If-Match": made["@odata.etag"]},
+    )
+    assert renewed.status_code == 200, renewed.text
+    await running.http.aclose()
+    running.app.state.sandbox_store.release()  # the process exits
+
+    restarted = Client(
+        persist_sandbox(create_business_central_sandbox(settings), tmp_path, "business_central")
+    )
+    (kept,) = body(await restarted.get(SUBSCRIPTIONS))["value"]
+    # Kept as renewed: its expiry, etag and client state as the last write left them.
+    assert kept == {key: value for key, value in body(renewed).items() if key != "@odata.context"}
+    # ...and it is still notified of changes.
+    current = await restarted.get(f"{API}/{CUSTOMERS}({INITECH_CUSTOMER_ID})")
+    changed = await restarted.request(
+        "PATCH",
+        f"{API}/{CUSTOMERS}({INITECH_CUSTOMER_ID})",
+        json={"displayName": "Initech Software AG"},
+        headers={"If-Match": body(current)["@odata.etag"]},
+    )
+    assert changed.status_code == 200
+    await restarted.sandbox.webhooks.flush()
+    ((entry,),) = [notification["value"] for notification in listener.notifications]
+    assert entry["subscriptionId"] == made["subscriptionId"]
+    assert entry["clientState"] == "s3cret-state"
+    # Unsubscribing is kept too.
+    gone = await restarted.request(
+        "DELETE", f"{SUBSCRIPTIONS}('{made['subscriptionId']}')", headers={"If-Match": kept["@odata.etag"]}
+    )
+    assert gone.status_code == 204
+    await restarted.http.aclose()
+    restarted.app.state.sandbox_store.release()
+    again = Client(persist_sandbox(create_business_central_sandbox(settings), tmp_path, "business_central"))
+    assert body(await again.get(SUBSCRIPTIONS))["value"] == []
+    await again.http.aclose()
+    again.app.state.sandbox_store.release()
