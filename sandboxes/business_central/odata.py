@@ -452,12 +452,12 @@ def _syntax_error(text: str, exc: ParsingException) -> ODataError:
 
 
 def compile_filter(
-    text: str, fields: Mapping[str, FieldKind], entity_type: str, *, or_across_fields: bool = True
+    text: str, fields: Mapping[str, FieldKind], entity_type: str, *, or_across_fields: bool = False
 ) -> Matcher:
     """A predicate over stored entities for a ``$filter`` value; raises `ODataError`.
 
-    ``or_across_fields=False`` refuses an ``or`` between conditions on different properties, as Business
-    Central does (`OR_ACROSS_FIELDS`).
+    An ``or`` between conditions on different properties is refused, as Business Central does
+    (`OR_ACROSS_FIELDS`); ``or_across_fields=True`` evaluates it (the grammar's tests use it).
     """
     text = text.strip()
     if not text:

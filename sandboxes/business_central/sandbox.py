@@ -248,7 +248,6 @@ class BusinessCentralSandbox:
                 query.filter,
                 entity_set.fields,
                 entity_set.entity_type,
-                or_across_fields=self.settings.or_across_fields,
             )
             rows = [row for row in rows if matches({**row, **self.derived(entity_set, row, setup)})]
         keys = (

@@ -41,15 +41,10 @@ class BusinessCentralSandboxSettings(msgspec.Struct, kw_only=True, frozen=True):
     subscription_lifetime_seconds: float = 3 * 24 * 3600.0
     """A webhook subscription's life unless renewed (Business Central: 3 days)."""
     handshake_timeout_seconds: float = 5.0
+    """How long the validation handshake may take before the subscription is refused."""
     notification_collection_threshold: int = 1000
     """Changes in one window past which a subscription gets one ``collection`` notification instead."""
-    """How long the validation handshake may take before the subscription is refused."""
     notification_transport: httpx.AsyncBaseTransport | None = None
     """Where handshakes and notifications go (an ``httpx.MockTransport``, an ASGI app's transport). None:
     subscriptions are refused, since the sandbox never calls the network (any URL a caller names)."""
-    or_across_fields: bool = True
-    """Whether a ``$filter`` may ``or`` conditions on different properties. Business Central refuses that
-    ("The 'OR' operator is not supported on distinct fields on an OData filter.", "Known limitations with
-    Business Central OData"); False answers as it does. True (a departure, the default while Stratum's
-    adapter still sends such filters: its duplicate search and its "paid" invoice status) evaluates them."""
     seed: int = 42

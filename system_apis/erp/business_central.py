@@ -326,10 +326,14 @@ class BusinessCentralErp:
         return CustomerPage(items=items, next_cursor=next_cursor, skipped=skipped)
 
     async def find_probable_duplicates(self, query: CustomerMatchQuery) -> list[CustomerMatch]:
-        where = duplicate_candidates_filter(query)
-        if where is None:
+        filters = duplicate_candidates_filters(query)
+        if not filters:
             return []  # nothing to match on: the rule needs a name and a tax id or a domain
-        rows, _ = await self._scan("customers", BcCustomer, where, "number", _MAX_SCANNED_CANDIDATES, 0)
+        found: dict[str, BcCustomer] = {}
+        for where in filters:
+            page, _ = await self._scan("customers", BcCustomer, where, "number", _MAX_SCANNED_CANDIDATES, 0)
+            found.update((row.id, row) for row in page)
+        rows = sorted(found.values(), key=lambda row: row.number)
         own = business_key(query.crm_customer_id) if query.crm_customer_id is not None else None
         others = [row for row in rows if own is None or row.number != own]  # not the account's own
         # A candidate that cannot be mapped cannot be compared either: it is logged and left out.
@@ -664,9 +668,7 @@ class BusinessCentralErp:
         return mine[0] if mine else None
 
     def _invoice(self, record: BcInvoice, external_key: str | None = None) -> Invoice:
-        return map_record(
-            VENDOR, "sales invoice", record.id, lambda: self._map_invoice(record, external_key)
-        )
+        return map_record(VENDOR, "sales invoice", record.id, lambda: self._map_invoice(record, external_key))
 
     def _map_invoice(self, record: BcInvoice, external_key: str | None = None) -> Invoice:
         return invoice_from_bc(
@@ -945,26 +947,29 @@ class BusinessCentralErp:
         return mapped
 
 
-def duplicate_candidates_filter(query: CustomerMatchQuery) -> str | None:
-    """The ``$filter`` reading every customer that could be a probable duplicate of ``query``'s account, a
-    superset the matching rule then confirms; None when the rule cannot match anything (no normalized
-    name, or neither a tax id nor a web domain).
+def duplicate_candidates_filters(query: CustomerMatchQuery) -> list[str]:
+    """The ``$filter``s that together read every customer that could be a probable duplicate of ``query``'s
+    account, a superset the matching rule then confirms; none when the rule cannot match anything (no
+    normalized name, or neither a tax id nor a web domain).
 
     A candidate has the tax id as sent or normalized, or the web domain in its website, or a display name
     starting with the name's first word as sent, capitalized or in capitals (text filters may be
-    case-sensitive, and the rule itself ignores case, accents and punctuation).
+    case-sensitive, and the rule itself ignores case, accents and punctuation). One filter per property:
+    Business Central refuses ``or`` between conditions on different properties ("The 'OR' operator is not
+    supported on distinct fields on an OData filter", Microsoft Learn, "Known limitations with Business
+    Central OData"), so the adapter reads each and joins the answers.
     """
     name = normalize_company_name(query.name)
     tax_id = normalize_tax_id(query.tax_id)
     domain = web_domain(query.website)
     if not name or (tax_id is None and domain is None):
-        return None
+        return []
     sent = query.name.split()[0]
     words = sorted({sent, sent.capitalize(), sent.upper(), sent.lower()})
-    conditions = [f"startswith(displayName,{odata_quote(word)})" for word in words]
+    filters = [" or ".join(f"startswith(displayName,{odata_quote(word)})" for word in words)]
     if tax_id is not None:
-        for value in sorted({tax_id, (query.tax_id or "").strip()} - {""}):
-            conditions.append(f"taxRegistrationNumber eq {odata_quote(value[:20])}")
+        values = sorted({tax_id, (query.tax_id or "").strip()} - {""})
+        filters.append(" or ".join(f"taxRegistrationNumber eq {odata_quote(value[:20])}" for value in values))
     if domain is not None:
-        conditions.append(f"contains(website,{odata_quote(domain)})")
-    return " or ".join(conditions)
+        filters.append(f"contains(website,{odata_quote(domain)})")
+    return filters

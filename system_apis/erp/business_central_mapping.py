@@ -544,11 +544,13 @@ def invoice_query(
             InvoiceStatus.DRAFT: "(status eq 'Draft' or status eq 'In Review')",
             InvoiceStatus.POSTED: "status eq 'Open'",
             InvoiceStatus.PARTIALLY_PAID: "status eq 'Open'",
-            InvoiceStatus.PAID: "(status eq 'Paid' or (status eq 'Open' and remainingAmount le 0))",
+            # An open invoice with nothing remaining is paid too; Business Central refuses ``or`` across
+            # two properties ("Known limitations with Business Central OData"), so the amount is checked here.
+            InvoiceStatus.PAID: "(status eq 'Paid' or status eq 'Open')",
             InvoiceStatus.VOID: "(status eq 'Canceled' or status eq 'Corrective')",
         }[status]
         conditions.append(server)
-        if status in (InvoiceStatus.POSTED, InvoiceStatus.PARTIALLY_PAID):
+        if status in (InvoiceStatus.POSTED, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.PAID):
             wanted = status
             refine = lambda record: invoice_status(record) is wanted  # noqa: E731
     if modified_since is not None:

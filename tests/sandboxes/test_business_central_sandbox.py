@@ -289,11 +289,10 @@ async def test_filters_the_adapter_sends(client: Client) -> None:
     by_guid = await client.get(
         f"{DE}/customerPayments", params={"$filter": f"appliesToInvoiceId eq {PARTIALLY_PAID_INVOICE_ID}"}
     )
-    starts = await client.get(
-        f"{DE}/customers",
-        params={
-            "$filter": "startswith(displayName,'Contoso') or contains(website,'initech-software.example')"
-        },
+    # One filter per property: Business Central refuses "or" across distinct fields (known limitations).
+    starts = await client.get(f"{DE}/customers", params={"$filter": "startswith(displayName,'Contoso')"})
+    website = await client.get(
+        f"{DE}/customers", params={"$filter": "contains(website,'initech-software.example')"}
     )
     tax = await client.get(f"{DE}/customers", params={"$filter": "taxRegistrationNumber eq 'DE 298 765 431'"})
     dated = await client.get(
@@ -309,7 +308,8 @@ async def test_filters_the_adapter_sends(client: Client) -> None:
     assert [row["id"] for row in quoted.json()["value"]] == [APOSTROPHE_CUSTOMER_ID]
     assert [row["id"] for row in by_number.json()["value"]] == [INITECH_CUSTOMER_ID]
     assert [row["id"] for row in by_guid.json()["value"]] == [PARTIAL_PAYMENT_ID]
-    assert {row["id"] for row in starts.json()["value"]} == {DUPLICATE_CUSTOMER_ID, INITECH_CUSTOMER_ID}
+    found = {row["id"] for row in starts.json()["value"] + website.json()["value"]}
+    assert found == {DUPLICATE_CUSTOMER_ID, INITECH_CUSTOMER_ID}
     assert [row["id"] for row in tax.json()["value"]] == [DUPLICATE_CUSTOMER_ID]
     assert dated.status_code == 200
     assert modified.content.decode("utf-8-sig") == "0"
@@ -591,7 +591,8 @@ FIELDS: Any = {
 
 
 def matches(expression: str, record: dict[str, Any]) -> bool:
-    return compile_filter(expression, FIELDS, "thing")(record)
+    # The grammar's semantics; Business Central's refusal of "or" across fields has its own test.
+    return compile_filter(expression, FIELDS, "thing", or_across_fields=True)(record)
 
 
 def test_filter_semantics() -> None:
@@ -661,9 +662,9 @@ async def test_a_filter_with_a_lambda_operator_is_ignored(client: Client) -> Non
     assert len(every) == INVOICE_COUNT_DE
 
 
-async def test_or_across_distinct_fields_is_refused_when_set_as_business_central_does() -> None:
+async def test_or_across_distinct_fields_is_refused_as_business_central_does() -> None:
     # "The 'OR' operator is not supported on distinct fields on an OData filter." (known limitations)
-    strict = settings_app(or_across_fields=False)
+    strict = settings_app()
     try:
         refused = await strict.get(
             f"{DE}/customers", params={"$filter": "number eq '10020' or displayName eq 'x'"}

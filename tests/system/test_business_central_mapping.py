@@ -23,7 +23,7 @@ from contracts.models.crm import Address
 from sandboxes.business_central.data import ZERO_GUID
 from sandboxes.salesforce import data as salesforce
 from system_apis.crm.port import InvalidCursor
-from system_apis.erp.business_central import decode_cursor, duplicate_candidates_filter, encode_cursor
+from system_apis.erp.business_central import decode_cursor, duplicate_candidates_filters, encode_cursor
 from system_apis.erp.business_central_mapping import (
     MAX_SCHEDULE_LINES,
     BcCustomer,
@@ -170,11 +170,12 @@ def test_invoice_filters() -> None:
     assert not refine(msgspec.structs.replace(partly, remaining_amount=Decimal(5)))
     since = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
     where, refine = invoice_query(customer_id=None, status=InvoiceStatus.PAID, modified_since=since)
-    assert where == (
-        "(status eq 'Paid' or (status eq 'Open' and remainingAmount le 0)) and "
-        "lastModifiedDateTime gt 2026-03-01T00:00:00Z"
-    )
-    assert refine is None
+    # No "or" across status and remainingAmount (Business Central refuses it): the amount is checked here.
+    assert where == "(status eq 'Paid' or status eq 'Open') and lastModifiedDateTime gt 2026-03-01T00:00:00Z"
+    assert refine is not None
+    assert refine(msgspec.structs.replace(partly, remaining_amount=Decimal(0)))
+    assert refine(msgspec.structs.replace(partly, status="Paid", remaining_amount=Decimal(0)))
+    assert not refine(partly)
     assert invoice_query(customer_id=None, status=None, modified_since=None) == (None, None)
 
 
@@ -310,19 +311,21 @@ def test_country_codes() -> None:
     assert country_code(None) is None
 
 
-def test_duplicate_candidates_filter() -> None:
-    where = duplicate_candidates_filter(
+def test_duplicate_candidates_filters_or_only_within_one_property() -> None:
+    # Business Central refuses "or" across distinct properties (Known limitations with Business Central
+    # OData), so each property gets its own filter.
+    filters = duplicate_candidates_filters(
         CustomerMatchQuery(
             name="O'Neill & Partners GmbH", tax_id="DE 12 34", website="https://www.oneill.example/de"
         )
     )
-    assert where == (
+    assert filters == [
         "startswith(displayName,'O''NEILL') or startswith(displayName,'O''Neill') or "
-        "startswith(displayName,'O''neill') or startswith(displayName,'o''neill') or "
-        "taxRegistrationNumber eq 'DE 12 34' or "
-        "taxRegistrationNumber eq 'DE1234' or contains(website,'oneill.example')"
-    )
-    assert duplicate_candidates_filter(CustomerMatchQuery(name="Acme GmbH")) is None
+        "startswith(displayName,'O''neill') or startswith(displayName,'o''neill')",
+        "taxRegistrationNumber eq 'DE 12 34' or taxRegistrationNumber eq 'DE1234'",
+        "contains(website,'oneill.example')",
+    ]
+    assert duplicate_candidates_filters(CustomerMatchQuery(name="Acme GmbH")) == []
 
 
 def test_cursor_round_trip() -> None:
