@@ -44,6 +44,14 @@ class Adapters(msgspec.Struct, kw_only=True, frozen=True):
     def closers(self) -> list[Callable[[], Awaitable[Any]]]:
         return [self.crm.close, self.psa.close, self.erp.close, self.fpa.close]
 
+    @property
+    def starters(self) -> list[Callable[[], Awaitable[Any]]]:
+        """What the adapters do when the process starts serving (Salesforce describes the org to name the
+        custom fields it lacks). A starter waits a bounded time and never fails: a vendor down at start-up
+        must not keep the gateway from starting."""
+        ports = (self.crm, self.psa, self.erp, self.fpa)
+        return [start for port in ports if callable(start := getattr(port, "start", None))]
+
 
 def _sandbox(
     vendor: str, sandboxes: Mapping[str, Any], api_root: str = ""
