@@ -14,6 +14,11 @@ anything starts and refuse, listing every violation at once, when any developmen
   dead worker's runs; production checkpoints runs in PostgreSQL;
 - tier clients without their own secrets or token endpoint, which the external issuer needs.
 
+What a vendor's org or account lacks (a Salesforce custom field) is not checked here and never refuses a
+start: the vendor may simply be down at start-up. The adapters check it when the process starts serving,
+log what is missing by name and answer calls that need it with a problem naming it (README, "Running
+against real Salesforce"); `stratum vendors check` reports it all before a deployment.
+
 ``GET /metrics`` is off in production unless ``STRATUM_METRICS=public`` says otherwise (it is not a
 violation: the safe default applies).
 """
