@@ -47,10 +47,13 @@ class Adapters(msgspec.Struct, kw_only=True, frozen=True):
     @property
     def starters(self) -> list[Callable[[], Awaitable[Any]]]:
         """What the adapters do when the process starts serving (Salesforce describes the org to name the
-        custom fields it lacks). A starter waits a bounded time and never fails: a vendor down at start-up
-        must not keep the gateway from starting."""
+        custom fields it lacks, NetSuite looks up the invoice item). A starter waits a bounded time and
+        never fails: a vendor down at start-up must not keep the gateway from starting."""
+        from system_apis.vendor_checks import inner_adapters
+
         ports = (self.crm, self.psa, self.erp, self.fpa)
-        return [start for port in ports if callable(start := getattr(port, "start", None))]
+        adapters = [each for port in ports for each in inner_adapters(port)]
+        return [start for adapter in adapters if callable(start := getattr(adapter, "start", None))]
 
 
 def _sandbox(

@@ -175,6 +175,8 @@ _MAX_SCANNED_PAYMENTS = 2000
 _MAX_SCANNED_CANDIDATES = 5000
 # Setup data (currencies, subsidiaries) changes rarely; an unknown id refetches it at most this often.
 _SETUP_REFRESH_SECONDS = 60.0
+# How long start-up waits for its look-up of the invoice item; a slower one goes on in the background.
+_START_WAIT_SECONDS = 10.0
 
 _JSON = {"Content-Type": "application/json"}
 _SUITEQL_HEADERS = {"Prefer": "transient", "Content-Type": "application/json"}
@@ -346,6 +348,7 @@ class NetSuiteErp:
         self._setup: SetupLookup | None = None
         self._setup_loaded_at = float("-inf")
         self._setup_lock = asyncio.Lock()
+        self._start_task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"NetSuiteErp({str(self._http.base_url)!r}, auth={self._auth!r})"
@@ -364,8 +367,35 @@ class NetSuiteErp:
         return self._max_concurrent_requests
 
     async def close(self) -> None:
+        if self._start_task is not None and not self._start_task.done():
+            self._start_task.cancel()
         await self._http.aclose()
         await self._auth.aclose()
+
+    async def start(self) -> None:
+        """Look up the invoice item at start-up, so an account without it is named in the log before the
+        first invoice is refused. Waits a bounded time and never fails: NetSuite may be down at start-up
+        (invoicing looks the item up again then)."""
+        self._start_task = asyncio.create_task(self._check_at_start())
+        await asyncio.wait({self._start_task}, timeout=_START_WAIT_SECONDS)
+
+    async def _check_at_start(self) -> None:
+        try:
+            await self._service_item_id()
+        except VendorRejected as exc:
+            _log().error(
+                "netsuite_invoice_item_missing",
+                vendor=VENDOR,
+                item=self._invoice_item,
+                error=exc.message,
+                fix="create that service item, or set STRATUM_NETSUITE__INVOICE_ITEM to the Item Name/Number "
+                "of the one invoices should bill",
+            )
+        except (VendorError, httpx.HTTPError) as exc:
+            message = exc.message if isinstance(exc, VendorError) else repr(exc)
+            _log().warning("netsuite_setup_unchecked", vendor=VENDOR, error=message)
+        except Exception as exc:  # a bug here must not surface as an unretrieved task exception
+            _log().error("netsuite_setup_check_failed", vendor=VENDOR, error=repr(exc))
 
     # --- customers -----------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from apis.cli import main
 from apis.config import NetSuiteSettings, load_settings
@@ -228,3 +229,38 @@ def _sandbox_mounts(settings: Any) -> dict[str, Any]:
     from apis.gateway import build_sandbox_mounts
 
     return build_sandbox_mounts(settings)
+
+
+# --- start-up --------------------------------------------------------------------------------------------
+
+
+async def test_an_unknown_invoice_item_is_named_at_start_up(make_gateway: Any, make_settings: Any) -> None:
+    with capture_logs() as logs:
+        await make_gateway(make_settings(netsuite={"invoice_item": "NO-SUCH-ITEM"}))
+    [missing] = [line for line in logs if line["event"] == "netsuite_invoice_item_missing"]
+    assert missing["log_level"] == "error"
+    assert missing["item"] == "NO-SUCH-ITEM"
+    assert "STRATUM_NETSUITE__INVOICE_ITEM" in missing["fix"]
+
+
+async def test_netsuite_behind_the_legal_entity_router_is_checked_at_start_up_too(
+    make_gateway: Any, make_settings: Any
+) -> None:
+    settings = make_settings(
+        erp_vendor="business_central",
+        erp_by_legal_entity={"US01": "netsuite"},
+        netsuite={"invoice_item": "NO-SUCH-ITEM"},
+    )
+    with capture_logs() as logs:
+        await make_gateway(settings)
+    assert [line["item"] for line in logs if line["event"] == "netsuite_invoice_item_missing"] == [
+        "NO-SUCH-ITEM"
+    ]
+
+
+async def test_the_known_invoice_item_logs_nothing_at_start_up(make_gateway: Any, make_settings: Any) -> None:
+    with capture_logs() as logs:
+        await make_gateway(make_settings())
+    assert [line["event"] for line in logs if line["log_level"] in ("warning", "error")] == []
+    # The look-up did happen: it logged in.
+    assert any(line["event"] == "netsuite_token_fetched" for line in logs)
