@@ -427,6 +427,7 @@ class SalesforceCrm:
         # Calls are checked against the schema only once `start` ran (the gateway's lifecycle); an adapter
         # used on its own (a script, a test) calls Salesforce directly.
         self._schema_watched = False
+        self._invalid_field_checked_at = float("-inf")
 
     @property
     def api_usage(self) -> ApiUsage | None:
@@ -551,8 +552,13 @@ class SalesforceCrm:
         except VendorRejected as exc:
             if exc.vendor_code != "INVALID_FIELD" or not self._schema_watched:
                 raise
-            if await self.verify_schema():
-                await self._ready(objects, write=write)
+            # At most once a re-check interval: an INVALID_FIELD that is our own query's fault must not
+            # cost five describe calls per request.
+            now = self._clock()
+            if now - self._invalid_field_checked_at >= _SCHEMA_RECHECK_SECONDS:
+                self._invalid_field_checked_at = now
+                if await self.verify_schema():
+                    await self._ready(objects, write=write)
             raise
 
     async def _schema_findings(self) -> list[_SchemaFinding]:

@@ -17,6 +17,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from sandboxes.salesforce.data import SCHEMAS
+from system_apis.crm.salesforce_mapping import SELECT_LISTS
 
 ACCOUNTS = "/system/v1/crm/accounts"
 OPPORTUNITIES = "/system/v1/crm/opportunities"
@@ -143,3 +144,23 @@ async def test_salesforce_down_at_start_up_does_not_block_start_up(
     response = await _get(gw, ACCOUNTS)
     assert response.status_code == 503
     assert "not set up" not in response.json()["detail"]
+
+
+async def test_an_invalid_field_describes_the_org_at_most_once_a_minute(
+    make_gateway: Any, make_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An INVALID_FIELD the org's schema does not explain (our own query's fault) stays a 502, and does not
+    # cost a describe of every object per request.
+    gw = await make_gateway(make_settings())
+    broken = "SELECT Nope__c FROM Account"
+    monkeypatch.setattr("system_apis.crm.salesforce.customer_query", lambda **_: broken)
+
+    async with gw.sandbox() as sandbox:
+        before = (await sandbox.get("/__sandbox/stats")).json()["api_usage"]
+    statuses = [(await _get(gw, ACCOUNTS)).status_code for _ in range(3)]
+    async with gw.sandbox() as sandbox:
+        used = (await sandbox.get("/__sandbox/stats")).json()["api_usage"] - before
+
+    assert statuses == [502, 502, 502]
+    # Three queries, and after the first INVALID_FIELD one describe of each object the gateway uses.
+    assert used == 3 + len(SELECT_LISTS)
