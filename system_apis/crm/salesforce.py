@@ -467,11 +467,6 @@ class SalesforceCrm:
             _log().error("salesforce_schema_check_failed", vendor=VENDOR, error=repr(exc))
             return False
 
-    @property
-    def schema_problems(self) -> list[Check]:
-        """What the org lacked at the last describe (empty: nothing, or never described)."""
-        return [finding.check for finding in self._schema_problems]
-
     async def verify_schema(self) -> bool:
         """Describe the org and remember what it lacks, logging each missing piece once by name. False when
         Salesforce could not be asked (unreachable, login refused): then nothing is concluded."""
