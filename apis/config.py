@@ -7,6 +7,7 @@ vendor account. Settings are documented field by field in README.md ("Configurat
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -67,11 +68,65 @@ class KantataSettings(VendorConnection, kw_only=True, frozen=True):
     token: str = "stratum-kantata-sandbox-token"
 
 
+# A NetSuite account id: letters and digits, with a suffix for a sandbox or Release Preview account
+# ("1234567_SB1", "1234567_RP"); a test drive account is "TSTDRV1234567". It becomes a DNS label.
+_NETSUITE_ACCOUNT = re.compile(r"[0-9A-Za-z]{1,40}(?:_[0-9A-Za-z]{1,20})?")
+# Base concurrency limit by service tier, before the 10 each SuiteCloud Plus licence adds: Oracle,
+# "Concurrency Governance Limits Based on Service Tiers and SuiteCloud Plus Licenses", under "Web Services
+# and RESTlet Concurrency Governance",
+# https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_1500275531.html (its sample
+# scenario, section_1525253248.html: standard tier and one licence allow 15).
+_NETSUITE_TIER_LIMITS = {"standard": 5, "premium": 15, "enterprise": 20, "ultimate": 20}
+
+
 class NetSuiteSettings(VendorConnection, kw_only=True, frozen=True):
     """NetSuite (ERP): OAuth 2.0 client credentials with a signed JWT client assertion (certificate)."""
 
-    # The real service: https://{account}.suitetalk.api.netsuite.com/services/rest
-    account: str = "123456_SB1"
+    # The account id as Setup > Company > Company Information shows it: "1234567", a sandbox "1234567_SB1".
+    # It names the account-specific REST host (`rest_url`); with neither it nor base_url set the adapter
+    # calls the embedded sandbox. An explicit base_url (a proxy) wins over the derived host.
+    account: str | None = None
+    # NetSuite governs concurrent requests per account: a base limit by service tier, plus 10 per SuiteCloud
+    # Plus licence (`account_concurrency_limit`). The adapter keeps its requests in flight at or below
+    # max_concurrent_requests, by default that whole limit; set it lower to leave room for the account's
+    # other integrations (the limit allocated to this integration record in Integration Governance).
+    service_tier: Literal["standard", "premium", "enterprise", "ultimate"] = "standard"
+    suitecloud_plus_licenses: int = 0
+    max_concurrent_requests: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.account is not None and not _NETSUITE_ACCOUNT.fullmatch(self.account):
+            raise ValueError(
+                f"netsuite.account {self.account!r} is not a NetSuite account id: write it as Setup > "
+                "Company > Company Information shows it, e.g. 1234567 or 1234567_SB1"
+            )
+        if self.suitecloud_plus_licenses < 0:
+            raise ValueError("netsuite.suitecloud_plus_licenses cannot be negative")
+        if self.max_concurrent_requests is not None and self.max_concurrent_requests < 1:
+            raise ValueError("netsuite.max_concurrent_requests must be at least 1")
+
+    @property
+    def rest_url(self) -> str | None:
+        """The REST root the adapter calls: base_url, else the account-specific domain NetSuite documents,
+        ``https://{account id, lowercase, "_" as "-"}.suitetalk.api.netsuite.com/services/rest`` (sandbox
+        ``1234567_SB1`` is host ``1234567-sb1``); None when neither is set (the embedded sandbox)."""
+        if self.base_url:
+            return self.base_url
+        if self.account:
+            host = self.account.lower().replace("_", "-")
+            return f"https://{host}.suitetalk.api.netsuite.com/services/rest"
+        return None
+
+    @property
+    def account_concurrency_limit(self) -> int:
+        """The account's concurrent-request limit by its service tier and SuiteCloud Plus licences."""
+        return _NETSUITE_TIER_LIMITS[self.service_tier] + 10 * self.suitecloud_plus_licenses
+
+    @property
+    def concurrency_cap(self) -> int:
+        """Requests the adapter lets run at once against the account."""
+        return self.max_concurrent_requests or self.account_concurrency_limit
+
     token_url: str | None = None  # default: {base_url}/auth/oauth2/v1/token
     client_id: str | None = None  # None: the sandbox's development client
     certificate_id: str | None = None  # the "kid" NetSuite assigned to the uploaded certificate

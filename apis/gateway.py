@@ -406,6 +406,8 @@ def build_gateway(
         adapters = build_adapters(settings, sandboxes)
         for closer in adapters.closers:
             runtime.on_close(closer)
+        for starter in adapters.starters:
+            runtime.on_start(starter)
         apps["system"] = create_system_app(runtime, adapters=adapters)
 
     def system_client(client_id: str, secret: str | None) -> SystemApiClient:

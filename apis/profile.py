@@ -5,13 +5,19 @@ anything starts and refuse, listing every violation at once, when any developmen
 
 - the development issuer (no ``STRATUM_OAUTH_ISSUER``): tokens signed with a key from the data directory;
 - mounted sandboxes (``STRATUM_MOUNT_SANDBOXES``): their admin routes (faults, reset, records) need no auth;
-- a vendor with no ``base_url``: its adapter would call the in-process sandbox;
+- a vendor with no ``base_url`` (NetSuite: no ``account`` either): its adapter would call the in-process
+  sandbox;
 - a vendor's default sandbox credentials (or none, where none means the sandbox's development client);
 - gateway state in process (no ``STRATUM_REDIS_URL``): rate limits and idempotency keys per process and
   lost on restart;
 - workflow runs in SQLite (no ``STRATUM_WORKFLOWS__DATABASE_URL``): one host, one worker, no takeover of a
   dead worker's runs; production checkpoints runs in PostgreSQL;
 - tier clients without their own secrets or token endpoint, which the external issuer needs.
+
+What a vendor's org or account lacks (a Salesforce custom field) is not checked here and never refuses a
+start: the vendor may simply be down at start-up. The adapters check it when the process starts serving,
+log what is missing by name and answer calls that need it with a problem naming it (README, "Running
+against real Salesforce"); `stratum vendors check` reports it all before a deployment.
 
 ``GET /metrics`` is off in production unless ``STRATUM_METRICS=public`` says otherwise (it is not a
 violation: the safe default applies).
@@ -21,6 +27,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
+
+from apis.config import NetSuiteSettings
 
 if TYPE_CHECKING:
     from apis.config import Settings, VendorConnection
@@ -40,6 +48,7 @@ _CREDENTIALS: dict[str, tuple[str, ...]] = {
 # Settings whose default (None) stands for the sandbox's own value, so a real connection must set them.
 _REQUIRED: dict[str, tuple[str, ...]] = {
     "business_central": ("tenant_id", "company"),
+    "netsuite": ("account",),
 }
 
 
@@ -60,9 +69,18 @@ def _env(*names: str) -> str:
 
 def _vendor_violations(settings: Settings, vendor: str) -> Iterable[str]:
     connection: VendorConnection = getattr(settings, vendor)
-    if connection.base_url is None:
+    required = _REQUIRED.get(vendor, ())
+    if isinstance(connection, NetSuiteSettings):
+        # NetSuite's host derives from the account id; a base URL is only for a proxy.
+        if connection.rest_url is None:
+            yield (
+                "STRATUM_NETSUITE__ACCOUNT is not set (nor a base URL): the netsuite adapter would call the "
+                "in-process sandbox"
+            )
+            required = ()
+    elif connection.base_url is None:
         yield f"{_env(vendor, 'base_url')} is not set: the {vendor} adapter would call the in-process sandbox"
-    for name in _REQUIRED.get(vendor, ()):
+    for name in required:
         if getattr(connection, name) is None:
             yield f"{_env(vendor, name)} is not set: only the sandbox has a default"
     defaults = type(connection)()
@@ -119,5 +137,5 @@ def refusal_message(violations: Sequence[str]) -> str:
     lines = "\n".join(f"  - {violation}" for violation in violations)
     return (
         f"stratum: refusing to start with STRATUM_PROFILE=production: {len(violations)} development "
-        f"setting(s) left on:\n{lines}\n(README.md, \"Running in production\", lists what to set)"
+        f'setting(s) left on:\n{lines}\n(README.md, "Running in production", lists what to set)'
     )

@@ -44,6 +44,17 @@ class Adapters(msgspec.Struct, kw_only=True, frozen=True):
     def closers(self) -> list[Callable[[], Awaitable[Any]]]:
         return [self.crm.close, self.psa.close, self.erp.close, self.fpa.close]
 
+    @property
+    def starters(self) -> list[Callable[[], Awaitable[Any]]]:
+        """What the adapters do when the process starts serving (Salesforce describes the org to name the
+        custom fields it lacks, NetSuite looks up the invoice item). A starter waits a bounded time and
+        never fails: a vendor down at start-up must not keep the gateway from starting."""
+        from system_apis.vendor_checks import inner_adapters
+
+        ports = (self.crm, self.psa, self.erp, self.fpa)
+        adapters = [each for port in ports for each in inner_adapters(port)]
+        return [start for adapter in adapters if callable(start := getattr(adapter, "start", None))]
+
 
 def _sandbox(
     vendor: str, sandboxes: Mapping[str, Any], api_root: str = ""
@@ -82,17 +93,28 @@ def _netsuite(settings: NetSuiteSettings, sandboxes: Mapping[str, Any]) -> ErpPo
 
     transport: httpx.AsyncBaseTransport | None = None
     private_key_pem: str | None = None
-    if settings.base_url is None:
+    if settings.rest_url is None:
+        # Neither an account nor a base URL: the embedded sandbox, as its own account.
         from sandboxes.netsuite import DEV_CERTIFICATE_ID, DEV_CLIENT_ID, dev_private_key_pem
+        from sandboxes.netsuite.data import ACCOUNT_ID
 
         base_url, transport = _sandbox("netsuite", sandboxes, "/services/rest")
         settings = msgspec.structs.replace(
             settings,
             base_url=base_url,
+            account=ACCOUNT_ID,
             client_id=settings.client_id or DEV_CLIENT_ID,
             certificate_id=settings.certificate_id or DEV_CERTIFICATE_ID,
         )
         private_key_pem = dev_private_key_pem()
+    elif not settings.account:
+        # A real account has no sandbox defaults: the account id is what the account's limits and logs name.
+        raise SystemExit(
+            "stratum: STRATUM_NETSUITE__BASE_URL is set, so STRATUM_NETSUITE__ACCOUNT must be set too"
+        )
+    else:
+        # The account-specific domain, unless a base URL (a proxy) says otherwise.
+        settings = msgspec.structs.replace(settings, base_url=settings.rest_url)
     return NetSuiteErp(
         settings, transport=transport, correlation_id=current_correlation_id, private_key_pem=private_key_pem
     )

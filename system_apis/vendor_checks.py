@@ -16,7 +16,7 @@ import msgspec
 
 from system_apis.errors import VendorError
 
-__all__ = ["Check", "Checkable", "check_adapters", "format_report"]
+__all__ = ["Check", "Checkable", "check_adapters", "format_report", "inner_adapters"]
 
 
 class Check(msgspec.Struct, kw_only=True, frozen=True):
@@ -40,12 +40,13 @@ class Checkable(Protocol):
         ...
 
 
-def _inner_adapters(adapter: object) -> Iterable[object]:
-    # A port routing between several adapters (ERP by legal entity) checks each of them.
+def inner_adapters(adapter: object) -> Iterable[object]:
+    """The vendor adapters behind a port: itself, or each of those a routing port (ERP by legal entity)
+    routes between."""
     inner = getattr(adapter, "erps", None)
     if isinstance(inner, dict):
         for each in inner.values():
-            yield from _inner_adapters(each)
+            yield from inner_adapters(each)
     else:
         yield adapter
 
@@ -63,7 +64,7 @@ async def check_adapters(adapters: Iterable[object]) -> list[Check]:
     """Every check of every adapter that can check itself, in order."""
     results: list[Check] = []
     for adapter in adapters:
-        for each in _inner_adapters(adapter):
+        for each in inner_adapters(adapter):
             if isinstance(each, Checkable):
                 results += await _guarded(each.vendor, each.check)
     return results

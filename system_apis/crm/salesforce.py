@@ -13,7 +13,13 @@ and the errors of ``system_apis.errors``. Outbound behaviour (pool, timeouts, re
   parallel; an org without them has none);
 - activation written back with a ``PATCH`` of absolute values, which is idempotent and so retried;
 - the JSON error arrays (``[{"errorCode", "message"}]``) mapped to the port's errors;
-- ``Sforce-Limit-Info`` tracked so the daily API quota is visible before it runs out.
+- ``Sforce-Limit-Info`` tracked so the daily API quota is visible before it runs out;
+- the org's schema checked at start-up (``start``) by describing the objects the gateway uses, as
+  `stratum vendors check` does: a custom field the org lacks is logged by name and every CRM call answers
+  ``VendorUnavailable`` naming it (with the fix) instead of failing at Salesforce with ``INVALID_FIELD``.
+  Salesforce unreachable at start-up blocks nothing; the describe is tried again on use, again while
+  something is missing (at most every ``_SCHEMA_RECHECK_SECONDS``), and when a query meets
+  ``INVALID_FIELD`` (a field removed since).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import datetime as dt
 import re
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 import msgspec
@@ -120,6 +126,17 @@ _LIMIT_INFO = re.compile(r"(?:^|[,;]\s*)api-usage=(\d+)/(\d+)")
 # An org without one of the gateway's custom child objects answers INVALID_TYPE; it is not asked again for
 # this long (the package may be deployed meanwhile), which saves two API calls per opportunity read.
 _MISSING_OBJECT_RECHECK_SECONDS = 900.0
+# While the org lacks something the gateway needs, its schema is described again on use at most this often
+# (five describe calls), so a field deployed meanwhile is noticed within a minute.
+_SCHEMA_RECHECK_SECONDS = 60.0
+# After a describe that could not reach Salesforce (or log in), how long before a call tries again.
+_SCHEMA_RETRY_SECONDS = 30.0
+# How long start-up waits for the first describe; a slower one goes on in the background.
+_SCHEMA_START_WAIT_SECONDS = 10.0
+# The objects each port call depends on (an opportunity's deal milestones and rate card are optional).
+_ACCOUNT = ("Account",)
+_CONTACT = ("Contact",)
+_OPPORTUNITY = ("Opportunity", MILESTONE_OBJECT, RATE_CARD_LINE_OBJECT)
 
 
 def _log() -> Any:
@@ -371,6 +388,7 @@ class SalesforceCrm:
         retry: RetryPolicy | None = None,
         breaker: BreakerPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if settings.base_url is None:
             raise ValueError("SalesforceCrm needs a base_url (the bootstrap substitutes the sandbox's)")
@@ -399,6 +417,17 @@ class SalesforceCrm:
         self._warned_usage_percent: int | None = None
         # Custom object -> monotonic time until which the org is taken not to have it (INVALID_TYPE).
         self._missing_objects: dict[str, float] = {}
+        self._clock = clock
+        # The org's schema as last described: what it lacks, and when (None: never described completely).
+        self._schema_problems: tuple[_SchemaFinding, ...] = ()
+        self._schema_checked_at: float | None = None
+        self._schema_attempted_at = float("-inf")
+        self._schema_lock = asyncio.Lock()
+        self._schema_task: asyncio.Task[bool] | None = None
+        # Calls are checked against the schema only once `start` ran (the gateway's lifecycle); an adapter
+        # used on its own (a script, a test) calls Salesforce directly.
+        self._schema_watched = False
+        self._invalid_field_checked_at = float("-inf")
 
     @property
     def api_usage(self) -> ApiUsage | None:
@@ -411,6 +440,8 @@ class SalesforceCrm:
         return self._http
 
     async def close(self) -> None:
+        if self._schema_task is not None and not self._schema_task.done():
+            self._schema_task.cancel()
         await self._http.aclose()
         await self._token_auth.aclose()
 
@@ -418,7 +449,127 @@ class SalesforceCrm:
         """Log in and describe each object the gateway reads: every custom field in `CUSTOM_FIELDS` must
         exist with a type the gateway can read, and be updateable where the gateway writes it; every
         standard field its queries select must exist too (``CurrencyIsoCode`` needs a multi-currency org)."""
-        checks: list[Check] = []
+        return [finding.check for finding in await self._schema_findings()]
+
+    # --- the org's schema, checked at start-up and on use --------------------------------------------
+
+    async def start(self) -> None:
+        """Describe the org at start-up; waits a bounded time and never fails: Salesforce being down now
+        must not keep the gateway from starting (the describe is tried again on use)."""
+        self._schema_watched = True
+        self._schema_task = asyncio.create_task(self._verify_at_start())
+        await asyncio.wait({self._schema_task}, timeout=_SCHEMA_START_WAIT_SECONDS)
+
+    async def _verify_at_start(self) -> bool:
+        try:
+            return await self.verify_schema()
+        except Exception as exc:  # a bug here must not surface as an unretrieved task exception
+            _log().error("salesforce_schema_check_failed", vendor=VENDOR, error=repr(exc))
+            return False
+
+    async def verify_schema(self) -> bool:
+        """Describe the org and remember what it lacks, logging each missing piece once by name. False when
+        Salesforce could not be asked (unreachable, login refused): then nothing is concluded."""
+        async with self._schema_lock:
+            return await self._verify_schema()
+
+    async def _verify_schema(self) -> bool:
+        self._schema_attempted_at = self._clock()
+        try:
+            findings = await self._schema_findings()
+        except (VendorError, httpx.HTTPError) as exc:
+            message = exc.message if isinstance(exc, VendorError) else repr(exc)
+            _log().warning(
+                "salesforce_schema_unchecked",
+                vendor=VENDOR,
+                error=message,
+                reason=f"the org's objects could not be described; tried again on use after "
+                f"{_SCHEMA_RETRY_SECONDS:.0f} s",
+            )
+            return False
+        problems = tuple(finding for finding in findings if finding.blocks is not None)
+        known = {finding.check.what for finding in self._schema_problems}
+        for finding in problems:
+            if finding.check.what not in known:
+                _log().error(
+                    "salesforce_org_lacks",
+                    vendor=VENDOR,
+                    field=finding.check.what,
+                    expected_type=finding.expected_type,
+                    blocks=finding.blocks,
+                    fix=finding.check.fix,
+                )
+        if self._schema_problems and not problems:
+            _log().info("salesforce_org_ready", vendor=VENDOR, fixed=sorted(known))
+        self._schema_problems = problems
+        self._schema_checked_at = self._clock()
+        return True
+
+    def _schema_due(self) -> bool:
+        if not self._schema_watched:
+            return False
+        now = self._clock()
+        if self._schema_checked_at is None:
+            return now - self._schema_attempted_at >= _SCHEMA_RETRY_SECONDS
+        return bool(self._schema_problems) and now - self._schema_checked_at >= _SCHEMA_RECHECK_SECONDS
+
+    async def _ready(self, objects: tuple[str, ...], *, write: bool) -> None:
+        """Raise `VendorUnavailable` naming what the org lacks for a call on ``objects``; describe the org
+        first when that is due (never described, or something was missing a while ago)."""
+        if self._schema_due() or self._schema_lock.locked():
+            async with self._schema_lock:
+                if self._schema_due():
+                    await self._verify_schema()
+        blocking = [
+            f
+            for f in self._schema_problems
+            if f.sobject in objects and (f.blocks == "reads" or (write and f.blocks == "writes"))
+        ]
+        if not blocking:
+            return
+        elapsed = self._clock() - (self._schema_checked_at or 0.0)
+        raise VendorUnavailable(
+            VENDOR,
+            "the org is not set up for the gateway: "
+            + "; ".join(f"{f.check.what}: {f.check.fix}" for f in blocking),
+            retry_after=max(1.0, _SCHEMA_RECHECK_SECONDS - elapsed),
+        )
+
+    async def _use(
+        self, objects: tuple[str, ...], call: Callable[[], Awaitable[R]], *, write: bool = False
+    ) -> R:
+        """Every port call, on ``objects``: refused by name while the org lacks what it needs; an
+        ``INVALID_FIELD`` from Salesforce (a field removed since the last describe) describes the org again
+        to say which."""
+        await self._ready(objects, write=write)
+        try:
+            return await call()
+        except VendorRejected as exc:
+            if exc.vendor_code != "INVALID_FIELD" or not self._schema_watched:
+                raise
+            # At most once a re-check interval: an INVALID_FIELD that is our own query's fault must not
+            # cost five describe calls per request.
+            now = self._clock()
+            if now - self._invalid_field_checked_at >= _SCHEMA_RECHECK_SECONDS:
+                self._invalid_field_checked_at = now
+                if await self.verify_schema():
+                    await self._ready(objects, write=write)
+            raise
+
+    async def _schema_findings(self) -> list[_SchemaFinding]:
+        """One finding per object, standard field list and custom field the gateway uses."""
+        findings: list[_SchemaFinding] = []
+
+        def add(
+            sobject: str, what: str, fix: str | None, blocks: _Blocks = "reads", expected: str = ""
+        ) -> None:
+            check = Check(vendor=VENDOR, what=what, fix=fix)
+            findings.append(
+                _SchemaFinding(
+                    check=check, sobject=sobject, blocks=blocks if fix else None, expected_type=expected
+                )
+            )
+
         for sobject, selected in SELECT_LISTS.items():
             wanted = [f for f in CUSTOM_FIELDS if f.sobject == sobject]
             try:
@@ -427,7 +578,7 @@ class SalesforceCrm:
                 optional = bool(wanted) and all(f.optional_object for f in wanted)
                 fix = None if optional else f"the org has no {sobject} object (or the user cannot read it)"
                 what = f"{sobject} object" + (" (optional: deals then have none)" if optional else "")
-                checks.append(Check(vendor=VENDOR, what=what, fix=fix))
+                add(sobject, what, fix)
                 continue
             try:
                 described = _describe_decoder.decode(response.content)
@@ -441,16 +592,54 @@ class SalesforceCrm:
                 fix = f"the org lacks {', '.join(absent)}" + (
                     " (CurrencyIsoCode: turn on multiple currencies)" if "CurrencyIsoCode" in absent else ""
                 )
-            checks.append(Check(vendor=VENDOR, what=f"{sobject} standard fields read", fix=fix))
+            add(sobject, f"{sobject} standard fields read", fix)
             for need in wanted:
-                checks.append(
-                    Check(vendor=VENDOR, what=f"{sobject}.{need.name}", fix=_field_fix(need, fields))
-                )
-        return checks
+                fix, blocks = _field_fix(need, fields)
+                add(sobject, f"{sobject}.{need.name}", fix, blocks, need.types[0])
+        return findings
 
     # --- the port ------------------------------------------------------------------------------------
 
     async def get_customer(self, customer_id: str) -> Customer:
+        return await self._use(_ACCOUNT, lambda: self._get_customer(customer_id))
+
+    async def list_customers(
+        self, *, limit: int, cursor: str | None = None, modified_since: dt.datetime | None = None
+    ) -> CustomerPage:
+        return await self._use(
+            _ACCOUNT, lambda: self._list_customers(limit=limit, cursor=cursor, modified_since=modified_since)
+        )
+
+    async def list_contacts(self, customer_id: str, *, limit: int, cursor: str | None = None) -> ContactPage:
+        return await self._use(_CONTACT, lambda: self._list_contacts(customer_id, limit=limit, cursor=cursor))
+
+    async def get_opportunity(self, opportunity_id: str) -> Opportunity:
+        return await self._use(_OPPORTUNITY, lambda: self._get_opportunity(opportunity_id))
+
+    async def list_opportunities(
+        self,
+        customer_id: str | None,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        stage: OpportunityStage | None = None,
+        modified_since: dt.datetime | None = None,
+    ) -> OpportunityPage:
+        return await self._use(
+            _OPPORTUNITY,
+            lambda: self._list_opportunities(
+                customer_id, limit=limit, cursor=cursor, stage=stage, modified_since=modified_since
+            ),
+        )
+
+    async def update_opportunity_activation(
+        self, opportunity_id: str, update: OpportunityActivationUpdate
+    ) -> Opportunity:
+        return await self._use(
+            _OPPORTUNITY, lambda: self._update_opportunity_activation(opportunity_id, update), write=True
+        )
+
+    async def _get_customer(self, customer_id: str) -> Customer:
         if not is_salesforce_id(customer_id):
             raise NotFound(VENDOR, "no such account")
         response = await self._http.send("GET", f"{self._api}/sobjects/Account/{customer_id}")
@@ -460,7 +649,7 @@ class SalesforceCrm:
             raise _bad_body("Account", exc) from None
         return map_record(VENDOR, "Account", record.id, lambda: account_to_customer(record))
 
-    async def list_customers(
+    async def _list_customers(
         self, *, limit: int, cursor: str | None = None, modified_since: dt.datetime | None = None
     ) -> CustomerPage:
         if limit < 1:
@@ -471,7 +660,7 @@ class SalesforceCrm:
         items, skipped = map_page(VENDOR, "Account", records[:limit], account_to_customer, record_id=_id)
         return CustomerPage(items=items, next_cursor=_next_cursor(records, limit), skipped=skipped)
 
-    async def list_contacts(self, customer_id: str, *, limit: int, cursor: str | None = None) -> ContactPage:
+    async def _list_contacts(self, customer_id: str, *, limit: int, cursor: str | None = None) -> ContactPage:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         after_id = decode_cursor(cursor) if cursor is not None else None
@@ -482,7 +671,7 @@ class SalesforceCrm:
         items, skipped = map_page(VENDOR, "Contact", records[:limit], contact_from_record, record_id=_id)
         return ContactPage(items=items, next_cursor=_next_cursor(records, limit), skipped=skipped)
 
-    async def get_opportunity(self, opportunity_id: str) -> Opportunity:
+    async def _get_opportunity(self, opportunity_id: str) -> Opportunity:
         if not is_salesforce_id(opportunity_id):
             raise NotFound(VENDOR, "no such opportunity")
         # Three independent reads at once: a child subquery would save two calls, but the sandbox's SOQL
@@ -510,7 +699,7 @@ class SalesforceCrm:
             lambda: opportunity_from_record(record, milestones=milestones, rate_card=rate_card),
         )
 
-    async def list_opportunities(
+    async def _list_opportunities(
         self,
         customer_id: str | None,
         *,
@@ -535,7 +724,7 @@ class SalesforceCrm:
         )
         return OpportunityPage(items=items, next_cursor=_next_cursor(records, limit), skipped=skipped)
 
-    async def update_opportunity_activation(
+    async def _update_opportunity_activation(
         self, opportunity_id: str, update: OpportunityActivationUpdate
     ) -> Opportunity:
         if not is_salesforce_id(opportunity_id):
@@ -549,7 +738,7 @@ class SalesforceCrm:
             content=body,
             idempotent=True,
         )
-        return await self.get_opportunity(opportunity_id)
+        return await self._get_opportunity(opportunity_id)
 
     # --- Salesforce specifics ------------------------------------------------------------------------
 
@@ -710,19 +899,33 @@ class _Described(msgspec.Struct, frozen=True):
 _describe_decoder = msgspec.json.Decoder(_Described)
 
 
-def _field_fix(need: CustomField, fields: Mapping[str, _DescribedField]) -> str | None:
-    """What the org must change for the gateway to use ``need``; None when it can as it is."""
+_Blocks = Literal["reads", "writes"]
+
+
+class _SchemaFinding(msgspec.Struct, kw_only=True, frozen=True):
+    """A `Check` line of the org's schema, and which calls on ``sobject`` its problem breaks: "reads"
+    (every call: a query or a mapping would fail), "writes" (the activation write-back), None (none)."""
+
+    check: Check
+    sobject: str
+    blocks: _Blocks | None
+    expected_type: str = ""  # a custom field's type to create, for the log line
+
+
+def _field_fix(need: CustomField, fields: Mapping[str, _DescribedField]) -> tuple[str | None, _Blocks]:
+    """What the org must change for the gateway to use ``need`` (None when it can as it is), and which
+    calls the lack breaks."""
     create = f"create {need.sobject}.{need.name} as {need.types[0]}"
     found = fields.get(need.name.lower())
     if found is None:
-        return f"no such field: {create} (or grant the integration user field-level access)"
+        return f"no such field: {create} (or grant the integration user field-level access)", "reads"
     if found.type not in need.types:
-        return f"it is a {found.type} field: {create}"
+        return f"it is a {found.type} field: {create}", "reads"
     if need.written and not found.updateable:
-        return "the integration user cannot update it: grant edit field-level access"
+        return "the integration user cannot update it: grant edit field-level access", "writes"
     if need.name == "Activation_Status__c" and found.type == "picklist" and found.restrictedPicklist:
         values = {v.value for v in found.picklistValues if v.active}
         absent = [v for v in ACTIVATION_STATUS_PICKLIST.values() if v not in values]
         if absent:
-            return f"the restricted picklist lacks {', '.join(absent)}: add these values"
-    return None
+            return f"the restricted picklist lacks {', '.join(absent)}: add these values", "writes"
+    return None, "reads"

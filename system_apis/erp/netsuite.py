@@ -6,7 +6,9 @@ safe calls, breaker) is the shared ``VendorHttpClient``'s; this module adds what
 
 - client credentials with a signed JWT client assertion (``netsuite_auth``), refetched on 401;
 - a per-account concurrency cap on our side (an ``asyncio.Semaphore`` around every request), because
-  NetSuite allows only a few requests in flight per account and answers 429 beyond that;
+  NetSuite allows only a few requests in flight per account (by service tier and SuiteCloud Plus
+  licences: ``NetSuiteSettings.concurrency_cap``) and answers 429 beyond that; the bootstrap builds one
+  adapter per account, so one semaphore paces every use of the account in the process;
 - idempotent writes, since this is money and a workflow step may run twice:
 
   ======================== ==========================================================================
@@ -48,6 +50,7 @@ import msgspec
 import structlog
 
 from apis.config import NetSuiteSettings
+from apis.oauth_client import TokenFetchError
 from contracts.models import (
     BillingSchedule,
     BillingScheduleCreate,
@@ -137,7 +140,6 @@ from system_apis.vendor_http import (
 from system_apis.vendor_links import followable_link
 
 __all__ = [
-    "DEFAULT_MAX_CONCURRENT_REQUESTS",
     "IDEMPOTENCY_NAMESPACE",
     "InvalidCursor",
     "NetSuiteErp",
@@ -151,9 +153,6 @@ __all__ = [
 
 VENDOR = "netsuite"
 
-#: Requests the adapter lets run at once. NetSuite developer accounts allow 5 in flight per account (more
-#: with SuiteCloud Plus licences) and answer 429 beyond; staying below leaves a slot for other integrations.
-DEFAULT_MAX_CONCURRENT_REQUESTS = 4
 #: Namespace of the uuid5 idempotency keys: fixed forever, so a key derived today is the one derived by a
 #: replay next week, in any process.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5f0c2d6e-8a61-5b8e-9d4e-3a1f7c0b9e21")
@@ -176,6 +175,8 @@ _MAX_SCANNED_PAYMENTS = 2000
 _MAX_SCANNED_CANDIDATES = 5000
 # Setup data (currencies, subsidiaries) changes rarely; an unknown id refetches it at most this often.
 _SETUP_REFRESH_SECONDS = 60.0
+# How long start-up waits for its look-up of the invoice item; a slower one goes on in the background.
+_START_WAIT_SECONDS = 10.0
 
 _JSON = {"Content-Type": "application/json"}
 _SUITEQL_HEADERS = {"Prefer": "transient", "Content-Type": "application/json"}
@@ -264,7 +265,8 @@ class NetSuiteErp:
 
     ``transport`` is the test seam (an ``httpx.ASGITransport`` to the sandbox) and carries the token
     requests too. The private key comes from ``private_key_pem`` or else ``settings.private_key_file``.
-    ``max_concurrent_requests`` caps requests in flight to the account. The account's own setup comes
+    ``max_concurrent_requests`` caps requests in flight to the account (None: ``settings.concurrency_cap``,
+    from the account's service tier and SuiteCloud Plus licences). The account's own setup comes
     from ``settings``: ``invoice_item`` is the service item (its "Item Name/Number") that invoice lines
     bill, ``subsidiaries`` the subsidiary that keeps each legal entity's books. ``retry``, ``breaker``
     and ``sleep`` tune the shared outbound behaviour; ``sleep`` also paces async-job polling.
@@ -280,13 +282,17 @@ class NetSuiteErp:
         correlation_id: Callable[[], str | None] = lambda: None,
         private_key_pem: str | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
+        max_concurrent_requests: int | None = None,
         retry: RetryPolicy | None = None,
         breaker: BreakerPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if settings.base_url is None:
-            raise ValueError("NetSuiteErp needs a base_url (the bootstrap substitutes the sandbox's)")
+        if settings.rest_url is None:
+            raise ValueError(
+                "NetSuiteErp needs a base_url or an account (the bootstrap substitutes the sandbox's)"
+            )
+        if max_concurrent_requests is None:
+            max_concurrent_requests = settings.concurrency_cap
         if not settings.client_id or not settings.certificate_id:
             raise ValueError("NetSuiteErp needs settings.client_id and settings.certificate_id")
         if max_concurrent_requests < 1:
@@ -306,7 +312,7 @@ class NetSuiteErp:
         self._legal_entities = {
             subsidiary_id: entity for entity, subsidiary_id in settings.subsidiaries.items()
         }
-        base_url = settings.base_url.rstrip("/")
+        base_url = settings.rest_url.rstrip("/")
         self._auth = NetSuiteClientAssertionAuth(
             token_url=settings.token_url or f"{base_url}/auth/oauth2/v1/token",
             client_id=settings.client_id,
@@ -331,11 +337,18 @@ class NetSuiteErp:
         self._clock = clock
         self._slots = asyncio.Semaphore(max_concurrent_requests)
         self._max_concurrent_requests = max_concurrent_requests
+        self._account = settings.account
+        self._account_limit = settings.account_concurrency_limit
+        licences = settings.suitecloud_plus_licenses
+        self._account_limit_basis = (
+            f"{settings.service_tier} tier + {licences} SuiteCloud Plus licence{'' if licences == 1 else 's'}"
+        )
         self._invoice_item = invoice_item
         self._invoice_item_id: str | None = None
         self._setup: SetupLookup | None = None
         self._setup_loaded_at = float("-inf")
         self._setup_lock = asyncio.Lock()
+        self._start_task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"NetSuiteErp({str(self._http.base_url)!r}, auth={self._auth!r})"
@@ -354,8 +367,35 @@ class NetSuiteErp:
         return self._max_concurrent_requests
 
     async def close(self) -> None:
+        if self._start_task is not None and not self._start_task.done():
+            self._start_task.cancel()
         await self._http.aclose()
         await self._auth.aclose()
+
+    async def start(self) -> None:
+        """Look up the invoice item at start-up, so an account without it is named in the log before the
+        first invoice is refused. Waits a bounded time and never fails: NetSuite may be down at start-up
+        (invoicing looks the item up again then)."""
+        self._start_task = asyncio.create_task(self._check_at_start())
+        await asyncio.wait({self._start_task}, timeout=_START_WAIT_SECONDS)
+
+    async def _check_at_start(self) -> None:
+        try:
+            await self._service_item_id()
+        except VendorRejected as exc:
+            _log().error(
+                "netsuite_invoice_item_missing",
+                vendor=VENDOR,
+                item=self._invoice_item,
+                error=exc.message,
+                fix="create that service item, or set STRATUM_NETSUITE__INVOICE_ITEM to the Item Name/Number "
+                "of the one invoices should bill",
+            )
+        except (VendorError, httpx.HTTPError) as exc:
+            message = exc.message if isinstance(exc, VendorError) else repr(exc)
+            _log().warning("netsuite_setup_unchecked", vendor=VENDOR, error=message)
+        except Exception as exc:  # a bug here must not surface as an unretrieved task exception
+            _log().error("netsuite_setup_check_failed", vendor=VENDOR, error=repr(exc))
 
     # --- customers -----------------------------------------------------------------------------------
 
@@ -702,21 +742,40 @@ class NetSuiteErp:
         raise VendorBadResponse(VENDOR, f"NetSuite job {job_id} failed but its task result is not an error")
 
     async def check(self) -> list[Check]:
-        """Log in, then look up the invoice item as invoices do and read each configured subsidiary."""
+        """Log in at the account's REST host, say how many requests the adapter lets run at once, then look
+        up the invoice item as invoices do and read each configured subsidiary."""
+        where = f"account {self._account or '(unnamed)'} at {self._http.base_url.host}"
+        try:
+            await self._auth.access_token()
+        except (TokenFetchError, httpx.HTTPError) as exc:
+            refused = (
+                f"{exc}: check STRATUM_NETSUITE__ACCOUNT (or __BASE_URL), __CLIENT_ID, __CERTIFICATE_ID and "
+                "__PRIVATE_KEY_FILE"
+            )
+            return [Check(vendor=VENDOR, what=f"login to {where}", fix=refused)]
+        checks = [Check(vendor=VENDOR, what=f"login to {where}")]
+        cap, limit = self._max_concurrent_requests, self._account_limit
+        over = (
+            f"the account allows only {limit} ({self._account_limit_basis}): lower "
+            "STRATUM_NETSUITE__MAX_CONCURRENT_REQUESTS, or correct __SERVICE_TIER and "
+            "__SUITECLOUD_PLUS_LICENSES"
+        )
+        what = f"concurrency cap {cap} (account limit {limit}: {self._account_limit_basis})"
+        checks.append(Check(vendor=VENDOR, what=what, fix=over if cap > limit else None))
+        fix: str | None = None
         try:
             await self._service_item_id()
-            fix = None
         except VendorRejected as exc:
             fix = (
                 f"{exc.message}: create that service item, or set STRATUM_NETSUITE__INVOICE_ITEM to the "
                 "Item Name/Number of the one invoices should bill"
             )
-        checks = [Check(vendor=VENDOR, what=f"invoice item {self._invoice_item!r}", fix=fix)]
+        checks.append(Check(vendor=VENDOR, what=f"invoice item {self._invoice_item!r}", fix=fix))
         for subsidiary_id, entity in sorted(self._legal_entities.items(), key=lambda item: item[1]):
             found = await self._read_optional("subsidiary", subsidiary_id)
-            fix = None if found is not None else (
-                f"no subsidiary {subsidiary_id}: correct {entity} in STRATUM_NETSUITE__SUBSIDIARIES"
-            )
+            fix = None
+            if found is None:
+                fix = f"no subsidiary {subsidiary_id}: correct {entity} in STRATUM_NETSUITE__SUBSIDIARIES"
             checks.append(Check(vendor=VENDOR, what=f"subsidiary {subsidiary_id} ({entity})", fix=fix))
         return checks
 

@@ -46,7 +46,8 @@ def complete(key_file: Path, issuer: str = "https://idp.example") -> dict[str, s
         "STRATUM_SALESFORCE__CLIENT_SECRET": "connected-app-secret",
         "STRATUM_KANTATA__BASE_URL": f"{VENDOR}/kantata",
         "STRATUM_KANTATA__TOKEN": "kantata-admin-token",
-        "STRATUM_NETSUITE__BASE_URL": f"{VENDOR}/netsuite",
+        "STRATUM_NETSUITE__ACCOUNT": "1234567",
+        "STRATUM_NETSUITE__BASE_URL": f"{VENDOR}/netsuite",  # a proxy: wins over the account's host
         "STRATUM_NETSUITE__CLIENT_ID": "netsuite-integration",
         "STRATUM_NETSUITE__CERTIFICATE_ID": "netsuite-certificate",
         "STRATUM_NETSUITE__PRIVATE_KEY_FILE": str(key_file),
@@ -90,7 +91,7 @@ def test_production_lists_every_violation_at_once() -> None:
         "STRATUM_SALESFORCE__CLIENT_SECRET",
         "STRATUM_KANTATA__BASE_URL",
         "STRATUM_KANTATA__TOKEN",
-        "STRATUM_NETSUITE__BASE_URL",
+        "STRATUM_NETSUITE__ACCOUNT",
         "STRATUM_NETSUITE__CLIENT_ID",
         "STRATUM_NETSUITE__CERTIFICATE_ID",
         "STRATUM_NETSUITE__PRIVATE_KEY_FILE",
@@ -123,6 +124,9 @@ def _with(name: str, value: str) -> Callable[[dict[str, str]], None]:
         (_without("STRATUM_MOUNT_SANDBOXES"), ["STRATUM_MOUNT_SANDBOXES"]),
         (_without("STRATUM_KANTATA__BASE_URL"), ["STRATUM_KANTATA__BASE_URL"]),
         (_without("STRATUM_NETSUITE__PRIVATE_KEY_FILE"), ["STRATUM_NETSUITE__PRIVATE_KEY_FILE"]),
+        # The account alone names NetSuite's host; a base URL without the account is not enough.
+        (_without("STRATUM_NETSUITE__BASE_URL"), []),
+        (_without("STRATUM_NETSUITE__ACCOUNT"), ["STRATUM_NETSUITE__ACCOUNT"]),
         (
             _with("STRATUM_SALESFORCE__CLIENT_SECRET", "stratum-sandbox-secret"),
             ["STRATUM_SALESFORCE__CLIENT_SECRET"],
