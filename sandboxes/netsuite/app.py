@@ -70,9 +70,11 @@ from sandboxes.netsuite.data import (
     dev_public_key_pem,
     format_datetime,
     record_type,
+    ref_name,
 )
 from sandboxes.netsuite.suiteql import (
     RecordQueryError,
+    SuiteQlDatabase,
     SuiteQlError,
     build_tables,
     compile_record_query,
@@ -300,6 +302,8 @@ class NetSuiteSandbox:
             for client in (dev_client(), *settings.clients)
         }
         self.records: dict[str, dict[str, Record]] = {}
+        # SuiteQL runs on an SQLite copy of the records, built on the first query after a change.
+        self._query_database: SuiteQlDatabase | None = None
         self.tokens: dict[str, float] = {}
         self.jobs: dict[str, _Job] = {}
         self.idempotency_keys: dict[str, str] = {}
@@ -314,6 +318,7 @@ class NetSuiteSandbox:
     def reset(self) -> None:
         """Reseed the data and forget tokens, jobs, idempotency keys, counters, the log and faults."""
         self.records = build_seed(self.settings.seed)
+        self.records_changed()
         self.tokens.clear()
         self.jobs.clear()
         self.idempotency_keys.clear()
@@ -327,6 +332,7 @@ class NetSuiteSandbox:
 
     def restore_durable_state(self, state: _DurableState) -> None:
         self.records = state.records
+        self.records_changed()
         self.jobs = state.jobs
         self.idempotency_keys = state.idempotency_keys
 
@@ -457,12 +463,7 @@ class NetSuiteSandbox:
         return f"{base}{_RECORDS}/{type_name}/{record_id}"
 
     def ref_name(self, type_name: str, record_id: str) -> str | None:
-        rtype = RECORD_TYPES[type_name]
-        target = self.records[type_name].get(record_id)
-        if target is None:
-            return None
-        parts = [str(target[name]) for name in rtype.ref_name if target.get(name) not in (None, "")]
-        return rtype.ref_prefix + " ".join(parts)
+        return ref_name(self.records, type_name, record_id)
 
     def render_value(self, base: str, spec: FieldSpec, value: Any) -> Any:
         if spec.kind == "ref":
@@ -555,7 +556,7 @@ class NetSuiteSandbox:
 
     def suiteql(self, base: str, text: str, limit: int, offset: int) -> dict[str, Any]:
         try:
-            compiled = compile_suiteql(text, build_tables(self.records, RECORD_TYPES))
+            compiled = compile_suiteql(text, self.query_database())
             rows = compiled.run()
         except SuiteQlError as exc:
             raise NetSuiteError(
@@ -621,6 +622,7 @@ class NetSuiteSandbox:
         del self.records[rtype.name][record["id"]]
         for type_name, changed in touched:
             self.records[type_name][changed["id"]] = changed
+        self.records_changed()
         return Outcome(204)
 
     def has_dependents(self, rtype: RecordType, record_id: str) -> bool:
@@ -653,6 +655,16 @@ class NetSuiteSandbox:
         self.records[rtype.name][record["id"]] = record
         for type_name, changed in touched:
             self.records[type_name][changed["id"]] = changed
+        self.records_changed()
+
+    def records_changed(self) -> None:
+        """Every change to `records` ends here, so SuiteQL's copy of them is rebuilt before the next query."""
+        self._query_database = None
+
+    def query_database(self) -> SuiteQlDatabase:
+        if self._query_database is None:
+            self._query_database = build_tables(self.records, RECORD_TYPES)
+        return self._query_database
 
     def build(
         self, rtype: RecordType, existing: Record | None, body: Any, external_id: str | None = None

@@ -755,8 +755,9 @@ async def test_suiteql_polls_on_lastmodifieddate() -> None:
         "SELECT id FROM customer WHERE (id = 1",
         "SELECT id FROM nosuchtable",
         "SELECT shoesize FROM customer",
-        "SELECT c.id FROM customer c JOIN job j ON j.parent = c.id",
-        "SELECT COUNT(*) FROM customer",
+        "SELECT c.id FROM customer c JOIN job j ON j.nope = c.id",
+        "SELECT id FROM customer c JOIN job j ON j.parent = c.id",
+        "SELECT BUILTIN.CONSOLIDATE(foreigntotal, 'LEDGER', 'DEFAULT', 'DEFAULT', 1, 0, 'DEFAULT') FROM transaction",
         "SELECT id FROM customer WHERE id = 'abc'",
         "SELECT id FROM transaction WHERE trandate > 'yesterday'",
     ],
@@ -1066,10 +1067,14 @@ def test_suiteql_order_by() -> None:
 def test_suiteql_errors_name_the_problem() -> None:
     with pytest.raises(SuiteQlError, match="Field 'nope' for record 'customer' was not found"):
         compile_suiteql("SELECT nope FROM customer", TABLES)
-    with pytest.raises(SuiteQlError, match="position 31"):
+    with pytest.raises(SuiteQlError, match="Parse of query failed at position 33"):
         compile_suiteql("SELECT id FROM customer WHERE = 1", TABLES)
-    with pytest.raises(SuiteQlError, match="not supported"):
-        compile_suiteql("SELECT id FROM customer GROUP BY id", TABLES)
+    with pytest.raises(SuiteQlError, match="SOUNDEX is not supported"):
+        compile_suiteql("SELECT SOUNDEX(companyname) FROM customer", TABLES)
+    with pytest.raises(SuiteQlError, match="Field 'id' is ambiguous"):
+        compile_suiteql("SELECT id FROM customer c JOIN job j ON j.parent = c.id", TABLES)
+    with pytest.raises(SuiteQlError, match="Only SELECT"):
+        compile_suiteql("DELETE FROM customer", TABLES)
 
 
 # ---------------------------------------------------------------------------------------------------------
