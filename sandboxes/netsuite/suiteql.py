@@ -314,11 +314,12 @@ _NUMERIC = frozenset(exp.DataType.NUMERIC_TYPES)
 
 # Functions NetSuite's SuiteQL accepts that the sandbox runs (sqlglot's node for each). Oracle's others, and
 # any BUILTIN function but DF, are refused by name rather than answered differently from NetSuite.
-_FUNCTIONS: tuple[type[exp.Expression], ...] = (
+_FUNCTIONS: tuple[type[exp.Expr], ...] = (
     exp.Upper,
     exp.Lower,
     exp.Coalesce,
     exp.ToChar,
+    exp.TimeToStr,
     exp.StrToDate,
     exp.StrToTime,
     exp.ToNumber,
@@ -338,7 +339,7 @@ _FUNCTIONS: tuple[type[exp.Expression], ...] = (
 )
 
 
-def _rownum(node: exp.Expression) -> bool:
+def _rownum(node: exp.Expr) -> bool:
     return isinstance(node, exp.Column) and not node.table and node.name.upper() == "ROWNUM"
 
 
@@ -370,7 +371,7 @@ def _parse(text: str) -> exp.Query:
     return tree
 
 
-def _oracle_model(node: exp.Expression) -> str | None:
+def _oracle_model(node: exp.Expr) -> str | None:
     """The Oracle format model of TO_CHAR / TO_DATE / TO_TIMESTAMP, or None when it has none."""
     model = node.args.get("format")
     if model is None:
@@ -378,12 +379,13 @@ def _oracle_model(node: exp.Expression) -> str | None:
     if not isinstance(model, exp.Literal) or not model.is_string:
         raise SuiteQlError(f"The format of {node.sql('oracle').split('(')[0]} must be a string literal.")
     if isinstance(node, exp.ToChar):
-        return model.this
-    # sqlglot turned TO_DATE's model into strftime codes; its Oracle generator turns them back.
+        return str(model.this)
+    # sqlglot turned the model of TO_DATE (and of TO_CHAR of a date it typed) into strftime codes; its
+    # Oracle generator turns them back.
     return str(Oracle().generator().format_time(node) or "").strip("'") or None
 
 
-def _check_functions(tree: exp.Expression) -> None:
+def _check_functions(tree: exp.Expr) -> None:
     for node in tree.walk():
         if isinstance(node, exp.Dot) and isinstance(node.expression, exp.Func):
             name = f"{node.this.name}.{node.expression.name}".upper()
@@ -407,7 +409,7 @@ def _check_functions(tree: exp.Expression) -> None:
             raise SuiteQlError(f"{node.name.upper()} is not supported by the Stratum NetSuite sandbox.")
 
 
-def _empty_strings_are_null(tree: exp.Expression) -> exp.Expression:
+def _empty_strings_are_null(tree: exp.Expr) -> exp.Expr:
     # Oracle (so SuiteQL) has no empty string: '' is NULL.
     return tree.transform(
         lambda node: (
@@ -416,7 +418,7 @@ def _empty_strings_are_null(tree: exp.Expression) -> exp.Expression:
     )
 
 
-def _rownum_to_limit(tree: exp.Expression) -> None:
+def _rownum_to_limit(tree: exp.Expr) -> None:
     """``WHERE ROWNUM <= n`` (or ``< n``) as a row limit, the only use of ROWNUM the sandbox runs.
 
     Departure: Oracle numbers rows before ORDER BY, so ``ROWNUM <= 10 ... ORDER BY x`` in one SELECT is
@@ -428,7 +430,7 @@ def _rownum_to_limit(tree: exp.Expression) -> None:
             continue
         conditions = list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
         limit: int | None = None
-        kept: list[exp.Expression] = []
+        kept: list[exp.Expr] = []
         for condition in conditions:
             bound = _rownum_bound(condition)
             if bound is None:
@@ -451,7 +453,7 @@ def _rownum_to_limit(tree: exp.Expression) -> None:
         raise SuiteQlError("ROWNUM is supported only as ROWNUM <= n in the WHERE clause.")
 
 
-def _rownum_bound(condition: exp.Expression) -> int | None:
+def _rownum_bound(condition: exp.Expr) -> int | None:
     if isinstance(condition, exp.LTE | exp.LT | exp.GTE | exp.GT | exp.EQ):
         left, right = condition.this, condition.expression
         flipped = isinstance(condition, exp.GTE | exp.GT)
@@ -466,7 +468,7 @@ def _rownum_bound(condition: exp.Expression) -> int | None:
     return None
 
 
-def _name_outputs(tree: exp.Query) -> None:
+def _name_outputs(tree: exp.Expr) -> None:
     """Give every unnamed select item NetSuite's name for it: ``expr1``, ``expr2`` ... in select order."""
     select = tree if isinstance(tree, exp.Select) else next(tree.find_all(exp.Select))
     unnamed = 0
@@ -483,7 +485,7 @@ class SuiteQlDatabase:
 
     def __init__(self, tables: Mapping[str, Table]) -> None:
         self.tables = dict(tables)
-        self.schema = {
+        self.schema: dict[str, object] = {
             name: {column: _SCHEMA_TYPES[kind] for column, kind in table.columns.items()}
             for name, table in self.tables.items()
         }
@@ -626,12 +628,12 @@ def _render(value: Any, *, temporal: bool) -> str:
     return format_number(value)
 
 
-def _type_of(node: exp.Expression) -> exp.DataType.Type | None:
+def _type_of(node: exp.Expr) -> exp.DType | None:
     kind = node.type
     return None if kind is None else kind.this
 
 
-def _literal_for(domain: str, literal: exp.Literal) -> exp.Expression:
+def _literal_for(domain: str, literal: exp.Literal) -> exp.Expr:
     """A string literal compared with a number or a date, converted as Oracle's implicit conversion does."""
     text = literal.this
     if domain == "number":
@@ -645,7 +647,7 @@ def _literal_for(domain: str, literal: exp.Literal) -> exp.Expression:
     return exp.Literal.string(stored)
 
 
-def _domain(nodes: Sequence[exp.Expression]) -> str | None:
+def _domain(nodes: Sequence[exp.Expr]) -> str | None:
     kinds = {_type_of(node) for node in nodes if not isinstance(node, exp.Literal | exp.Null)}
     if kinds & _NUMERIC:
         return "number"
@@ -654,7 +656,7 @@ def _domain(nodes: Sequence[exp.Expression]) -> str | None:
     return None
 
 
-def _convert_literals(tree: exp.Expression) -> None:
+def _convert_literals(tree: exp.Expr) -> None:
     """Oracle converts a string literal to the other side's type; a string no number or date is an error."""
     for node in list(tree.walk()):
         if isinstance(node, exp.EQ | exp.NEQ | exp.GT | exp.GTE | exp.LT | exp.LTE):
@@ -677,7 +679,7 @@ def _field_error(column: str, table: str) -> SuiteQlError:
     return SuiteQlError(f"Field '{column}' for record '{table}' was not found.")
 
 
-def _check_fields(tree: exp.Expression, database: SuiteQlDatabase) -> None:
+def _check_fields(tree: exp.Expr, database: SuiteQlDatabase) -> None:
     """Unknown tables and fields, with NetSuite's messages, before sqlglot's own resolution runs."""
     ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     for table in tree.find_all(exp.Table):
@@ -714,8 +716,7 @@ def _check_fields(tree: exp.Expression, database: SuiteQlDatabase) -> None:
                 raise SuiteQlError(f"Field '{column.name}' is ambiguous: qualify it with its table or alias.")
 
 
-
-def _bind_display(tree: exp.Expression, database: SuiteQlDatabase) -> None:
+def _bind_display(tree: exp.Expr, database: SuiteQlDatabase) -> None:
     """``BUILTIN.DF(t.field)`` -> ``ns_df('table', 'field', t.field, t.id)``, a lookup in the database."""
     for scope in traverse_scope(tree):
         sources = {alias.lower(): source for alias, (_, source) in scope.selected_sources.items()}
@@ -741,13 +742,13 @@ def _bind_display(tree: exp.Expression, database: SuiteQlDatabase) -> None:
             )
 
 
-def _sqlite_functions(tree: exp.Expression) -> exp.Expression:
+def _sqlite_functions(tree: exp.Expr) -> exp.Expr:
     """Oracle's functions SQLite lacks, as the database's user functions (arguments typed by sqlglot)."""
 
-    def rewrite(node: exp.Expression) -> exp.Expression:  # noqa: PLR0911 (one case per function)
-        if isinstance(node, exp.ToChar):
+    def rewrite(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.ToChar | exp.TimeToStr):
             model = _oracle_model(node)
-            if _type_of(node.this) in _TEMPORAL:
+            if isinstance(node, exp.TimeToStr) or _type_of(node.this) in _TEMPORAL:
                 _model_check(model)
                 return exp.Anonymous(this="ns_to_char_date", expressions=[node.this, _model_literal(model)])
             if model is not None:
@@ -757,7 +758,8 @@ def _sqlite_functions(tree: exp.Expression) -> exp.Expression:
             model = _oracle_model(node)
             _model_check(model)
             if _type_of(node.this) in _TEMPORAL:
-                return node.this
+                already: exp.Expr = node.this
+                return already
             return exp.Anonymous(this="ns_to_date", expressions=[node.this, _model_literal(model)])
         if isinstance(node, exp.ToNumber):
             return exp.Anonymous(this="ns_to_number", expressions=[node.this])
@@ -779,7 +781,7 @@ def _model_check(model: str | None) -> None:
         _format_model(model)  # a bad model is an error now, not on the first row
 
 
-def _model_literal(model: str | None) -> exp.Expression:
+def _model_literal(model: str | None) -> exp.Expr:
     return exp.null() if model is None else exp.Literal.string(model)
 
 
@@ -816,7 +818,7 @@ class CompiledQuery:
 def compile_suiteql(text: str, database: SuiteQlDatabase) -> CompiledQuery:
     """Read `text` as SuiteQL (Oracle SQL) and translate it for `database`; `SuiteQlError` if NetSuite
     would not run it."""
-    tree = _parse(text)
+    tree: exp.Expr = _parse(text)
     _check_functions(tree)
     tree = _empty_strings_are_null(tree)
     _rownum_to_limit(tree)
@@ -834,13 +836,15 @@ def compile_suiteql(text: str, database: SuiteQlDatabase) -> CompiledQuery:
     except OptimizeError as exc:
         raise SuiteQlError(f"Search error occurred: {exc}.") from None
     annotate_types(tree, schema=database.schema, dialect="oracle")
-    names = tuple(item.alias_or_name.lower() for item in tree.selects)
+    assert isinstance(tree, exp.Query)  # qualify keeps the statement a query
+    selects = tree.selects
+    names = tuple(item.alias_or_name.lower() for item in selects)
     duplicates = {name for name in names if names.count(name) > 1}
     if duplicates:
         raise SuiteQlError(
             f"The column name '{sorted(duplicates)[0]}' is used more than once in the select list."
         )
-    temporal = tuple(_type_of(item) in _TEMPORAL for item in tree.selects)
+    temporal = tuple(_type_of(item) in _TEMPORAL for item in selects)
     _convert_literals(tree)
     _bind_display(tree, database)
     tree = _sqlite_functions(tree)
@@ -1232,7 +1236,7 @@ def _transaction_rows(records: Mapping[str, Mapping[str, Record]]) -> list[Row]:
     return rows
 
 
-def _negated(value: Decimal | None) -> Decimal | None:
+def _posted(value: Decimal | None) -> Decimal | None:
     return None if value is None else -value
 
 
@@ -1261,9 +1265,9 @@ def _transaction_line_rows(records: Mapping[str, Mapping[str, Record]]) -> list[
                         "mainline": "F",
                         "item": _int(line.get("item")),
                         "memo": line.get("description"),
-                        "quantity": _negated(_money(line.get("quantity"))),
+                        "quantity": _posted(_money(line.get("quantity"))),
                         "rate": _money(line.get("rate")),
-                        "foreignamount": _negated(_money(line.get("amount"))),
+                        "foreignamount": _posted(_money(line.get("amount"))),
                         "entity": entity,
                     }
                 )

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -757,7 +758,8 @@ async def test_suiteql_polls_on_lastmodifieddate() -> None:
         "SELECT shoesize FROM customer",
         "SELECT c.id FROM customer c JOIN job j ON j.nope = c.id",
         "SELECT id FROM customer c JOIN job j ON j.parent = c.id",
-        "SELECT BUILTIN.CONSOLIDATE(foreigntotal, 'LEDGER', 'DEFAULT', 'DEFAULT', 1, 0, 'DEFAULT') FROM transaction",
+        "SELECT BUILTIN.CONSOLIDATE(foreigntotal, 'LEDGER', 'DEFAULT', 'DEFAULT', 1, 0, 'DEFAULT') "
+        "FROM transaction",
         "SELECT id FROM customer WHERE id = 'abc'",
         "SELECT id FROM transaction WHERE trandate > 'yesterday'",
     ],
@@ -1075,6 +1077,123 @@ def test_suiteql_errors_name_the_problem() -> None:
         compile_suiteql("SELECT id FROM customer c JOIN job j ON j.parent = c.id", TABLES)
     with pytest.raises(SuiteQlError, match="Only SELECT"):
         compile_suiteql("DELETE FROM customer", TABLES)
+
+
+def test_suiteql_joins_a_transaction_to_its_lines_and_customer() -> None:
+    # The join Oracle's SuiteQL examples use: transaction to transactionline on tl.transaction = t.id, the
+    # header's "main line" left out. Sales lines carry the posting's sign, so the invoice's own is negated.
+    rows = run(
+        "SELECT t.tranid, c.companyname, tl.linesequencenumber AS line, BUILTIN.DF(tl.item) AS item, "
+        "-tl.foreignamount AS amount FROM transaction t "
+        "INNER JOIN transactionline tl ON tl.transaction = t.id "
+        "JOIN customer c ON c.id = t.entity "
+        f"WHERE t.id = {OPEN_INVOICE_ID} AND tl.mainline = 'F' ORDER BY tl.linesequencenumber"
+    )
+    invoice = SEED["invoice"][OPEN_INVOICE_ID]
+    customer = SEED["customer"][invoice["entity"]]
+    assert [row["line"] for row in rows] == [str(n) for n in range(1, len(invoice["item"]) + 1)]
+    assert {row["companyname"] for row in rows} == {customer["companyName"]}
+    assert [row["item"] for row in rows] == [
+        SEED["serviceItem"][line["item"]]["itemId"] for line in invoice["item"]
+    ]
+    assert sum(Decimal(row["amount"]) for row in rows) == Decimal(str(invoice["total"]))
+    # A LEFT JOIN keeps a customer without transactions, with the joined columns NULL (so left out).
+    # A LEFT JOIN keeps customers without projects, with the project's columns NULL (so left out).
+    rows = run(
+        "SELECT c.id, j.id AS project FROM customer c LEFT JOIN job j ON j.customer = c.id "
+        "ORDER BY c.id, j.id"
+    )
+    with_projects = {record["parent"] for record in SEED["job"].values()}
+    idle = [cid for cid in SEED["customer"] if cid not in with_projects]
+    assert idle
+    assert sorted((row["id"] for row in rows if "project" not in row), key=int) == sorted(idle, key=int)
+    assert len(rows) == len(idle) + len(SEED["job"])
+
+
+def test_suiteql_group_by_and_aggregates() -> None:
+    rows = run(
+        "SELECT entity, COUNT(*) AS invoices, SUM(foreigntotal) AS total, MAX(trandate) AS latest "
+        "FROM transaction WHERE type = 'CustInvc' GROUP BY entity HAVING COUNT(*) >= 2 ORDER BY entity"
+    )
+    expected: dict[str, list[dict[str, Any]]] = {}
+    for invoice in SEED["invoice"].values():
+        expected.setdefault(invoice["entity"], []).append(invoice)
+    wanted = {entity: items for entity, items in expected.items() if len(items) >= 2}
+    assert [row["entity"] for row in rows] == sorted(wanted, key=int)
+    for row in rows:
+        items = wanted[row["entity"]]
+        assert row["invoices"] == str(len(items))
+        assert Decimal(row["total"]) == sum(Decimal(str(item["total"])) for item in items)
+        latest = max(item["tranDate"] for item in items)
+        assert row["latest"] == f"{int(latest[5:7])}/{int(latest[8:10])}/{latest[:4]}"
+    assert run("SELECT COUNT(*) FROM customer") == [{"expr1": str(len(SEED["customer"]))}]
+
+
+def test_suiteql_row_limits_rownum_top_and_fetch_first() -> None:
+    ordered = [row["id"] for row in run("SELECT id FROM customer ORDER BY companyname DESC")]
+    assert [row["id"] for row in run("SELECT TOP 3 id FROM customer ORDER BY companyname DESC")] == ordered[
+        :3
+    ]
+    fetched = run("SELECT id FROM customer ORDER BY companyname DESC FETCH FIRST 3 ROWS ONLY")
+    assert [row["id"] for row in fetched] == ordered[:3]
+    # Oracle's classic top-n: order in a subquery, ROWNUM outside.
+    classic = run("SELECT * FROM (SELECT id FROM customer ORDER BY companyname DESC) WHERE ROWNUM <= 3")
+    assert [row["id"] for row in classic] == ordered[:3]
+    assert len(run("SELECT id FROM customer WHERE ROWNUM < 5")) == 4
+    with pytest.raises(SuiteQlError, match="ROWNUM"):
+        run("SELECT ROWNUM, id FROM customer")
+
+
+def test_builtin_df_gives_the_display_value_of_list_and_record_fields() -> None:
+    # https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/article_1029114613.html
+    paid, open_ = SEED["invoice"][PAID_INVOICE_ID], SEED["invoice"][OPEN_INVOICE_ID]
+    customer = SEED["customer"][paid["entity"]]
+    rows = run(
+        "SELECT id, entity, BUILTIN.DF(entity) AS customer, status, BUILTIN.DF(status) AS statustext, "
+        f"BUILTIN.DF(type) AS typename, BUILTIN.DF(currency) AS currencyname FROM transaction "
+        f"WHERE id IN ({OPEN_INVOICE_ID}, {PAID_INVOICE_ID}) ORDER BY id"
+    )
+    assert rows[1]["customer"] == f"{customer['entityId']} {customer['companyName']}"
+    assert (rows[0]["status"], rows[0]["statustext"]) == (open_["status"], "Invoice : Open")
+    assert (rows[1]["status"], rows[1]["statustext"]) == (paid["status"], "Invoice : Paid In Full")
+    assert rows[0]["typename"] == "Invoice"
+    assert rows[0]["currencyname"] == SEED["currency"][open_["currency"]]["name"]
+    job = run(
+        "SELECT BUILTIN.DF(entitystatus) AS status, BUILTIN.DF(customer) AS c FROM job "
+        f"WHERE id = {DEMO_PROJECT_ID}"
+    )
+    project = SEED["job"][DEMO_PROJECT_ID]
+    assert (
+        job[0]["status"]
+        == {"1": "Closed", "2": "In Progress", "3": "Not Awarded", "4": "Pending"}[project["entityStatus"]]
+    )
+    # DF of a plain field is the field's value; a filter on it works like any expression.
+    assert run(f"SELECT BUILTIN.DF(companyname) AS n FROM customer WHERE id = {GLOBEX_CUSTOMER_ID}") == [
+        {"n": SEED["customer"][GLOBEX_CUSTOMER_ID]["companyName"]}
+    ]
+    named = run("SELECT id FROM transaction WHERE BUILTIN.DF(status) = 'Invoice : Paid In Full'")
+    assert {"id": PAID_INVOICE_ID} in named
+    assert all(SEED["invoice"][row["id"]]["status"] == "B" for row in named)
+
+
+def test_suiteql_oracle_functions_still_run() -> None:
+    row = run(
+        "SELECT NVL(memo, 'none') AS a, COALESCE(NULL, otherrefnum, 'x') AS b, TO_NUMBER('12.50') AS n, "
+        "TO_CHAR(TO_DATE('03/01/2026', 'MM/DD/YYYY'), 'YYYY-MM-DD') AS d, UPPER(tranid) AS u, "
+        "tranid || '-' || NULL AS joined, foreigntotal / 4 AS quarter "
+        f"FROM transaction WHERE id = {OPEN_INVOICE_ID}"
+    )[0]
+    assert (row["n"], row["d"], row["u"], row["joined"]) == (
+        "12.5",
+        "2026-03-01",
+        f"INV{OPEN_INVOICE_ID}",
+        f"INV{OPEN_INVOICE_ID}-",
+    )
+    assert row["quarter"] == "7450"
+    with pytest.raises(SuiteQlError, match="does not match the format"):
+        run("SELECT TO_DATE('March 1', 'MM/DD/YYYY') FROM customer")
+    with pytest.raises(SuiteQlError, match="Invalid number"):
+        run("SELECT TO_NUMBER(companyname) FROM customer")
 
 
 # ---------------------------------------------------------------------------------------------------------
