@@ -84,6 +84,7 @@ def _netsuite(settings: NetSuiteSettings, sandboxes: Mapping[str, Any]) -> ErpPo
     private_key_pem: str | None = None
     if settings.base_url is None:
         from sandboxes.netsuite import DEV_CERTIFICATE_ID, DEV_CLIENT_ID, dev_private_key_pem
+        from sandboxes.netsuite.data import ACCOUNT_TIME_ZONE
 
         base_url, transport = _sandbox("netsuite", sandboxes, "/services/rest")
         settings = msgspec.structs.replace(
@@ -92,6 +93,7 @@ def _netsuite(settings: NetSuiteSettings, sandboxes: Mapping[str, Any]) -> ErpPo
             client_id=settings.client_id or DEV_CLIENT_ID,
             certificate_id=settings.certificate_id or DEV_CERTIFICATE_ID,
         )
+        settings = msgspec.structs.replace(settings, time_zone=settings.time_zone or ACCOUNT_TIME_ZONE)
         private_key_pem = dev_private_key_pem()
     return NetSuiteErp(
         settings, transport=transport, correlation_id=current_correlation_id, private_key_pem=private_key_pem

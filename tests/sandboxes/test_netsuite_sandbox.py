@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import time
 import uuid
@@ -30,6 +31,7 @@ from sandboxes.netsuite import (
     dev_private_key_pem,
 )
 from sandboxes.netsuite.data import (
+    ACCOUNT_TIME_ZONE,
     APOSTROPHE_CUSTOMER_ID,
     CHILD_CUSTOMER_ID,
     DE_CUSTOMER_ID,
@@ -1194,6 +1196,39 @@ def test_suiteql_oracle_functions_still_run() -> None:
         run("SELECT TO_DATE('March 1', 'MM/DD/YYYY') FROM customer")
     with pytest.raises(SuiteQlError, match="Invalid number"):
         run("SELECT TO_NUMBER(companyname) FROM customer")
+
+
+def test_suiteql_shows_and_reads_times_in_the_accounts_time_zone() -> None:
+    # The sandbox account keeps Pacific time (ACCOUNT_TIME_ZONE); records hold UTC, as REST bodies show.
+    assert ACCOUNT_TIME_ZONE == "America/Los_Angeles"
+    records = copy.deepcopy(SEED)
+    records["customer"][GLOBEX_CUSTOMER_ID]["lastModifiedDate"] = "2026-03-02T23:30:00Z"  # 15:30 PST
+    records["customer"][UK_CUSTOMER_ID]["lastModifiedDate"] = "2026-03-03T03:30:00Z"  # 19:30 PST, 3/2
+    records["customer"][DE_CUSTOMER_ID]["lastModifiedDate"] = "2026-07-01T16:00:00Z"  # 09:00 PDT
+    tables = build_tables(records, RECORD_TYPES)
+
+    def rows(query: str) -> list[dict[str, str]]:
+        return compile_suiteql(query, tables).run()
+
+    shown = rows(
+        "SELECT id, lastmodifieddate AS day, TO_CHAR(lastmodifieddate, 'YYYY-MM-DD HH24:MI') AS local "
+        f"FROM customer WHERE id IN ({GLOBEX_CUSTOMER_ID}, {UK_CUSTOMER_ID}, {DE_CUSTOMER_ID}) ORDER BY id"
+    )
+    assert {row["id"]: (row["day"], row["local"]) for row in shown} == {
+        GLOBEX_CUSTOMER_ID: ("3/2/2026", "2026-03-02 15:30"),
+        UK_CUSTOMER_ID: ("3/2/2026", "2026-03-02 19:30"),  # the next day in UTC, not in the account
+        DE_CUSTOMER_ID: ("7/1/2026", "2026-07-01 09:00"),  # summer: UTC-7
+    }
+    # Literals are read in the account's time too: 19:30 local is 03:30 UTC the next day.
+    cursor = "TO_TIMESTAMP('2026-03-02 19:30:00', 'YYYY-MM-DD HH24:MI:SS')"
+    since = rows(f"SELECT id FROM customer WHERE lastmodifieddate >= {cursor} ORDER BY lastmodifieddate")
+    assert since == [{"id": UK_CUSTOMER_ID}, {"id": DE_CUSTOMER_ID}]
+    assert rows(f"SELECT id FROM customer WHERE lastmodifieddate > {cursor} AND id = {UK_CUSTOMER_ID}") == []
+    # A date string compared with a timestamp is the account's midnight.
+    on_the_day = rows(
+        "SELECT id FROM customer WHERE lastmodifieddate >= '3/2/2026' AND lastmodifieddate < '3/3/2026'"
+    )
+    assert {GLOBEX_CUSTOMER_ID, UK_CUSTOMER_ID} <= {row["id"] for row in on_the_day}
 
 
 # ---------------------------------------------------------------------------------------------------------
