@@ -485,6 +485,10 @@ class SuiteQlDatabase:
 
     def __init__(self, tables: Mapping[str, Table]) -> None:
         self.tables = dict(tables)
+        # What a translation depends on: every table's name and typed columns.
+        self.catalog = tuple(
+            (name, tuple(table.columns.items())) for name, table in sorted(self.tables.items())
+        )
         self.schema: dict[str, object] = {
             name: {column: _SCHEMA_TYPES[kind] for column, kind in table.columns.items()}
             for name, table in self.tables.items()
@@ -815,9 +819,26 @@ class CompiledQuery:
         return rendered
 
 
+# Translations by (query text, the tables' columns): the translation depends on nothing else, and a client
+# paging through one query (or polling with it) sends the same text again and again.
+_TRANSLATIONS: dict[tuple[str, tuple[tuple[str, tuple[tuple[str, str], ...]], ...]], CompiledQuery] = {}
+_TRANSLATIONS_KEPT = 256
+
+
 def compile_suiteql(text: str, database: SuiteQlDatabase) -> CompiledQuery:
     """Read `text` as SuiteQL (Oracle SQL) and translate it for `database`; `SuiteQlError` if NetSuite
     would not run it."""
+    key = (text, database.catalog)
+    known = _TRANSLATIONS.get(key)
+    if known is None:
+        known = _translate(text, database)
+        if len(_TRANSLATIONS) >= _TRANSLATIONS_KEPT:
+            _TRANSLATIONS.clear()
+        _TRANSLATIONS[key] = known
+    return CompiledQuery(database, known.sql, known.columns, known.temporal)
+
+
+def _translate(text: str, database: SuiteQlDatabase) -> CompiledQuery:
     tree: exp.Expr = _parse(text)
     _check_functions(tree)
     tree = _empty_strings_are_null(tree)
