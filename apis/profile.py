@@ -40,6 +40,7 @@ _CREDENTIALS: dict[str, tuple[str, ...]] = {
 # Settings whose default (None) stands for the sandbox's own value, so a real connection must set them.
 _REQUIRED: dict[str, tuple[str, ...]] = {
     "business_central": ("tenant_id", "company"),
+    "netsuite": ("time_zone",),
 }
 
 

@@ -50,6 +50,7 @@ def complete(key_file: Path, issuer: str = "https://idp.example") -> dict[str, s
         "STRATUM_NETSUITE__CLIENT_ID": "netsuite-integration",
         "STRATUM_NETSUITE__CERTIFICATE_ID": "netsuite-certificate",
         "STRATUM_NETSUITE__PRIVATE_KEY_FILE": str(key_file),
+        "STRATUM_NETSUITE__TIME_ZONE": "America/New_York",
         "STRATUM_ANAPLAN__BASE_URL": f"{VENDOR}/anaplan",
         "STRATUM_ANAPLAN__USER": "integration@firm.example",
         "STRATUM_ANAPLAN__PASSWORD": "anaplan-password",
@@ -91,6 +92,7 @@ def test_production_lists_every_violation_at_once() -> None:
         "STRATUM_KANTATA__BASE_URL",
         "STRATUM_KANTATA__TOKEN",
         "STRATUM_NETSUITE__BASE_URL",
+        "STRATUM_NETSUITE__TIME_ZONE",
         "STRATUM_NETSUITE__CLIENT_ID",
         "STRATUM_NETSUITE__CERTIFICATE_ID",
         "STRATUM_NETSUITE__PRIVATE_KEY_FILE",
@@ -123,6 +125,7 @@ def _with(name: str, value: str) -> Callable[[dict[str, str]], None]:
         (_without("STRATUM_MOUNT_SANDBOXES"), ["STRATUM_MOUNT_SANDBOXES"]),
         (_without("STRATUM_KANTATA__BASE_URL"), ["STRATUM_KANTATA__BASE_URL"]),
         (_without("STRATUM_NETSUITE__PRIVATE_KEY_FILE"), ["STRATUM_NETSUITE__PRIVATE_KEY_FILE"]),
+        (_without("STRATUM_NETSUITE__TIME_ZONE"), ["STRATUM_NETSUITE__TIME_ZONE"]),
         (
             _with("STRATUM_SALESFORCE__CLIENT_SECRET", "stratum-sandbox-secret"),
             ["STRATUM_SALESFORCE__CLIENT_SECRET"],
