@@ -41,7 +41,6 @@ from sandboxes.netsuite.data import (
 )
 from sandboxes.netsuite.suiteql import (
     RecordQueryError,
-    SuiteQlDatabase,
     SuiteQlError,
     build_tables,
     compile_record_query,
@@ -269,8 +268,6 @@ class NetSuiteSandbox:
             for client in (dev_client(), *settings.clients)
         }
         self.records: dict[str, dict[str, Record]] = {}
-        # SuiteQL runs on an SQLite copy of the records, built on the first query after a change.
-        self._query_database: SuiteQlDatabase | None = None
         self.tokens: dict[str, float] = {}
         self.jobs: dict[str, _Job] = {}
         self.idempotency_keys: dict[str, str] = {}
@@ -285,7 +282,6 @@ class NetSuiteSandbox:
     def reset(self) -> None:
         """Reseed the data and forget tokens, jobs, idempotency keys, counters, the log and faults."""
         self.records = build_seed(self.settings.seed)
-        self.records_changed()
         self.tokens.clear()
         self.jobs.clear()
         self.idempotency_keys.clear()
@@ -299,7 +295,6 @@ class NetSuiteSandbox:
 
     def restore_durable_state(self, state: _DurableState) -> None:
         self.records = state.records
-        self.records_changed()
         self.jobs = state.jobs
         self.idempotency_keys = state.idempotency_keys
 
@@ -523,7 +518,8 @@ class NetSuiteSandbox:
 
     def suiteql(self, base: str, text: str, limit: int, offset: int) -> dict[str, Any]:
         try:
-            compiled = compile_suiteql(text, self.query_database())
+            # SQLite gets the tables the query reads, as the records are now (`SuiteQlDatabase`).
+            compiled = compile_suiteql(text, build_tables(self.records, RECORD_TYPES))
             rows = compiled.run()
         except SuiteQlError as exc:
             raise NetSuiteError(
@@ -589,7 +585,6 @@ class NetSuiteSandbox:
         del self.records[rtype.name][record["id"]]
         for type_name, changed in touched:
             self.records[type_name][changed["id"]] = changed
-        self.records_changed()
         return Outcome(204)
 
     def has_dependents(self, rtype: RecordType, record_id: str) -> bool:
@@ -622,16 +617,6 @@ class NetSuiteSandbox:
         self.records[rtype.name][record["id"]] = record
         for type_name, changed in touched:
             self.records[type_name][changed["id"]] = changed
-        self.records_changed()
-
-    def records_changed(self) -> None:
-        """Every change to `records` ends here, so SuiteQL's copy of them is rebuilt before the next query."""
-        self._query_database = None
-
-    def query_database(self) -> SuiteQlDatabase:
-        if self._query_database is None:
-            self._query_database = build_tables(self.records, RECORD_TYPES)
-        return self._query_database
 
     def build(
         self, rtype: RecordType, existing: Record | None, body: Any, external_id: str | None = None

@@ -34,9 +34,10 @@ the account format (``3/1/2026``).
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -140,11 +141,10 @@ def _as_datetime(value: date) -> datetime:
 
 # In SQLite a date or timestamp is UTC text of fixed width, so text order is time order. A date (a calendar
 # day in the account, like trandate) is the account's midnight of that day.
-_STORED = "%Y-%m-%d %H:%M:%S"
 
 
 def _store(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime(_STORED)
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="seconds")
 
 
 def _store_local(wall_clock: datetime) -> str:
@@ -152,12 +152,13 @@ def _store_local(wall_clock: datetime) -> str:
     return _store(wall_clock.replace(tzinfo=ACCOUNT_ZONE, fold=0))
 
 
+@functools.lru_cache(maxsize=4096)
 def _store_day(day: date) -> str:
     return _store_local(datetime(day.year, day.month, day.day))
 
 
 def _local(stored: str) -> datetime:
-    return datetime.strptime(stored, _STORED).replace(tzinfo=UTC).astimezone(ACCOUNT_ZONE)
+    return datetime.fromisoformat(stored).replace(tzinfo=UTC).astimezone(ACCOUNT_ZONE)
 
 
 def _store_text(text: str) -> str | None:
@@ -201,7 +202,8 @@ def format_number(value: Any) -> str:
 _FORMAT_ELEMENT = re.compile(r'"[^"]*"|YYYY|RRRR|YY|MM|DD|HH24|HH12|HH|MI|SS|AM|PM|[-/,.;: ]', re.IGNORECASE)
 
 
-def _format_model(model: str) -> list[str]:
+@functools.lru_cache(maxsize=256)
+def _format_model(model: str) -> tuple[str, ...]:
     elements: list[str] = []
     pos = 0
     while pos < len(model):
@@ -211,7 +213,7 @@ def _format_model(model: str) -> list[str]:
         element = match.group()
         elements.append(element if element.startswith('"') else element.upper())
         pos = match.end()
-    return elements
+    return tuple(elements)
 
 
 def _to_char(value: datetime, model: str) -> str:
@@ -481,27 +483,38 @@ def _name_outputs(tree: exp.Expr) -> None:
 
 
 class SuiteQlDatabase:
-    """SuiteQL's tables in an in-memory SQLite database, with the user functions SuiteQL's Oracle needs."""
+    """SuiteQL's tables as an in-memory SQLite database, with the user functions SuiteQL's Oracle needs.
 
-    def __init__(self, tables: Mapping[str, Table]) -> None:
-        self.tables = dict(tables)
+    It is built for one query over the records as they are then: each table's rows are made and loaded
+    only when a query reads the table (`load`), so a query of 40 customers never copies 3,000
+    transactions, and there is no copy to keep in step with writes."""
+
+    def __init__(
+        self, columns: Mapping[str, Mapping[str, ColumnType]], builders: Mapping[str, Callable[[], Table]]
+    ) -> None:
+        self.columns = {name: dict(table_columns) for name, table_columns in columns.items()}
+        self._builders = dict(builders)
+        self.tables: dict[str, Table] = {}
         # What a translation depends on: every table's name and typed columns.
-        self.catalog = tuple(
-            (name, tuple(table.columns.items())) for name, table in sorted(self.tables.items())
-        )
+        self.catalog = tuple((name, tuple(cols.items())) for name, cols in sorted(self.columns.items()))
         self.schema: dict[str, object] = {
-            name: {column: _SCHEMA_TYPES[kind] for column, kind in table.columns.items()}
-            for name, table in self.tables.items()
+            name: {column: _SCHEMA_TYPES[kind] for column, kind in table_columns.items()}
+            for name, table_columns in self.columns.items()
         }
         self.failure: SuiteQlError | None = None
         self._display_rows: dict[str, dict[Any, Row]] = {}
         self.connection = sqlite3.connect(":memory:", check_same_thread=False)
         self.connection.execute("PRAGMA case_sensitive_like = ON")  # LIKE is case-sensitive in NetSuite
         self._functions()
-        for table in self.tables.values():
-            self._load(table)
+
+    def load(self, names: Iterable[str]) -> None:
+        """Make and load the tables `names` (those a query reads) that are not loaded yet."""
+        for name in names:
+            if name not in self.tables and name in self._builders:
+                self._load(self._builders[name]())
 
     def _load(self, table: Table) -> None:
+        self.tables[table.name] = table
         columns = list(table.columns)
         definition = ", ".join(f'"{name}" {_SQLITE_TYPES[table.columns[name]]}' for name in columns)
         # Table and column names are the sandbox's own (never a caller's), so building the DDL is safe.
@@ -544,17 +557,11 @@ class SuiteQlDatabase:
             return None
         shown = self.tables[table].display.get(column)
         if shown is None:
-            return _render(value, temporal=self.tables[table].columns[column] in ("date", "datetime"))
+            return _render(value, temporal=self.columns[table][column] in ("date", "datetime"))
         return shown(value, self._display_rows.get(table, {}).get(row_id, {}))
 
     def __contains__(self, name: object) -> bool:
-        return name in self.tables
-
-    def __getitem__(self, name: str) -> Table:
-        return self.tables[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.tables)
+        return name in self.columns
 
 
 def _sqlite_value(kind: ColumnType, value: Any) -> Any:
@@ -708,12 +715,12 @@ def _check_fields(tree: exp.Expr, database: SuiteQlDatabase) -> None:
             name = column.name.lower()
             if column.table:
                 table_name = tables.get(column.table.lower())
-                if table_name is not None and name not in database[table_name].columns:
+                if table_name is not None and name not in database.columns[table_name]:
                     raise _field_error(column.name, table_name)
                 continue
             if not (only_tables and tables) or name in aliases:
                 continue
-            holders = [table for table in tables.values() if name in database[table].columns]
+            holders = [table for table in tables.values() if name in database.columns[table]]
             if not holders:
                 raise _field_error(column.name, next(iter(tables.values())))
             if len(holders) > 1:
@@ -732,7 +739,7 @@ def _bind_display(tree: exp.Expr, database: SuiteQlDatabase) -> None:
             if not isinstance(source, exp.Table):
                 raise SuiteQlError("BUILTIN.DF needs a field of a record, not of a subquery.")
             table = source.name.lower()
-            row_id = exp.column("id", table=column.table) if "id" in database[table].columns else exp.null()
+            row_id = exp.column("id", table=column.table) if "id" in database.columns[table] else exp.null()
             dot.replace(
                 exp.Anonymous(
                     this="ns_df",
@@ -797,9 +804,11 @@ class CompiledQuery:
     sql: str
     columns: tuple[str, ...]
     temporal: tuple[bool, ...]
+    tables: tuple[str, ...]
 
     def run(self) -> list[dict[str, str]]:
         """Every result row: ``{column: value as a string}`` with NULL columns left out."""
+        self.database.load(self.tables)
         self.database.failure = None
         try:
             rows = self.database.connection.execute(self.sql).fetchall()
@@ -835,7 +844,7 @@ def compile_suiteql(text: str, database: SuiteQlDatabase) -> CompiledQuery:
         if len(_TRANSLATIONS) >= _TRANSLATIONS_KEPT:
             _TRANSLATIONS.clear()
         _TRANSLATIONS[key] = known
-    return CompiledQuery(database, known.sql, known.columns, known.temporal)
+    return CompiledQuery(database, known.sql, known.columns, known.temporal, known.tables)
 
 
 def _translate(text: str, database: SuiteQlDatabase) -> CompiledQuery:
@@ -873,7 +882,8 @@ def _translate(text: str, database: SuiteQlDatabase) -> CompiledQuery:
         sql = tree.sql(dialect="sqlite", identify=True, unsupported_level=sqlglot.ErrorLevel.RAISE)
     except SqlglotError as exc:
         raise SuiteQlError(f"The query uses what the Stratum NetSuite sandbox cannot run: {exc}.") from None
-    return CompiledQuery(database, sql, names, temporal)
+    read = tuple(sorted({table.name.lower() for table in tree.find_all(exp.Table)} & set(database.columns)))
+    return CompiledQuery(database, sql, names, temporal, read)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1338,14 +1348,22 @@ def _displays(records: Mapping[str, Mapping[str, Record]], specs: Sequence[Field
     return shown
 
 
+def _body_fields(record_type: RecordType) -> list[FieldSpec]:
+    return [spec for spec in record_type.fields if spec.kind not in ("sublist", "subrecord")]
+
+
+def _view_columns(record_type: RecordType) -> dict[str, ColumnType]:
+    return {spec.name.lower(): _KIND_TO_COLUMN[spec.kind] for spec in _body_fields(record_type)}
+
+
 def _view(
     record_type: RecordType,
     records: Mapping[str, Mapping[str, Record]],
     table: str | None = None,
 ) -> Table:
     """A table whose columns are the record's body fields, lower-cased, converted to SuiteQL values."""
-    specs = [spec for spec in record_type.fields if spec.kind not in ("sublist", "subrecord")]
-    columns = {spec.name.lower(): _KIND_TO_COLUMN[spec.kind] for spec in specs}
+    specs = _body_fields(record_type)
+    columns = _view_columns(record_type)
     converters: dict[str, Callable[[Any], Any]] = {
         "id": _int,
         "ref": _int,
@@ -1384,39 +1402,57 @@ def _transaction_status(record_types: Mapping[str, RecordType]) -> Display:
     return show
 
 
-def build_tables(
-    records: Mapping[str, Mapping[str, Record]], record_types: Mapping[str, RecordType]
-) -> SuiteQlDatabase:
-    """SuiteQL's tables over the current records, loaded into an in-memory SQLite database."""
-    tables = {
-        name.lower(): _view(record_type, records)
-        for name, record_type in record_types.items()
-        if name not in ("invoice", "customerPayment", "salesOrder")
-    }
+def _job_table(record_type: RecordType, records: Mapping[str, Mapping[str, Record]]) -> Table:
     # A project's customer is its "parent" on the record and also "customer" in SuiteQL.
-    job = tables["job"]
-    tables["job"] = Table(
+    job = _view(record_type, records)
+    return Table(
         "job",
         {**job.columns, "customer": "integer"},
         [{**row, "customer": row["parent"]} for row in job.rows],
         {**job.display, "customer": job.display["parent"]},
     )
-    customers = _ref_display(records, ("customer",))
-    tables["transaction"] = Table(
+
+
+def _transaction_table(
+    records: Mapping[str, Mapping[str, Record]], record_types: Mapping[str, RecordType]
+) -> Table:
+    return Table(
         "transaction",
         _TRANSACTION_COLUMNS,
         _transaction_rows(records),
         {
-            "entity": customers,
+            "entity": _ref_display(records, ("customer",)),
             "currency": _ref_display(records, ("currency",)),
             "status": _transaction_status(record_types),
             "type": _choice_display({code: label for code, _, _, label in _TRANSACTION_SOURCES.values()}),
         },
     )
-    tables["transactionline"] = Table(
+
+
+def _transaction_line_table(records: Mapping[str, Mapping[str, Record]]) -> Table:
+    return Table(
         "transactionline",
         _TRANSACTION_LINE_COLUMNS,
         _transaction_line_rows(records),
-        {"item": _ref_display(records, ("serviceItem",)), "entity": customers},
+        {"item": _ref_display(records, ("serviceItem",)), "entity": _ref_display(records, ("customer",))},
     )
-    return SuiteQlDatabase(tables)
+
+
+def build_tables(
+    records: Mapping[str, Mapping[str, Record]], record_types: Mapping[str, RecordType]
+) -> SuiteQlDatabase:
+    """SuiteQL's tables over `records` as they are now; each is made when a query first reads it."""
+    columns: dict[str, Mapping[str, ColumnType]] = {}
+    builders: dict[str, Callable[[], Table]] = {}
+    for name, record_type in record_types.items():
+        if name in _TRANSACTION_SOURCES:
+            continue
+        columns[name.lower()] = _view_columns(record_type)
+        builders[name.lower()] = functools.partial(_view, record_type, records)
+    columns["job"] = {**columns["job"], "customer": "integer"}
+    builders["job"] = functools.partial(_job_table, record_types["job"], records)
+    columns["transaction"] = _TRANSACTION_COLUMNS
+    builders["transaction"] = functools.partial(_transaction_table, records, record_types)
+    columns["transactionline"] = _TRANSACTION_LINE_COLUMNS
+    builders["transactionline"] = functools.partial(_transaction_line_table, records)
+    return SuiteQlDatabase(columns, builders)

@@ -1232,7 +1232,6 @@ def stamp_customers(sandbox: Sandbox, moments: Sequence[dt.datetime]) -> dict[st
     for customer_id, moment in zip(ids, moments, strict=True):
         record = sandbox.state.records["customer"][customer_id]
         record["lastModifiedDate"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-    sandbox.state.records_changed()
     return dict(zip(ids, moments, strict=True))
 
 
