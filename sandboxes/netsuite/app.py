@@ -1,7 +1,8 @@
 """The NetSuite sandbox: a Litestar app that answers like SuiteTalk REST web services on the wire.
 
 This module only assembles the app. The routes live by REST resource, where Oracle's REST web services
-documentation puts them: `auth` (OAuth 2.0 token), `records` (the record service), `query` (the query
+documentation puts them: `auth` (OAuth 2.0 token), `records` (the record service) with `metadata` (its
+metadata catalog), `query` (the query
 service, SuiteQL), `jobs` (asynchronous requests) and `admin` (the sandbox's own ``/__sandbox``); the
 account's state and rules are `account`, the shared response helpers `responses`.
 
@@ -12,6 +13,7 @@ Served at the app's own root (mount it anywhere, see `create_netsuite_sandbox`):
 - ``/services/rest/record/v1/{type}``: list (``limit``, ``offset``, ``q``) and create (204 + ``Location``);
   ``.../{type}/{id}`` and ``.../{type}/eid:{externalId}``: read, update (PATCH), upsert (PUT, ``eid:``
   only), delete; ``.../{type}/{id}/{sublist}``: a sublist's lines
+- ``GET /services/rest/record/v1/metadata-catalog[/{type}]``: the record types and a type's JSON Schema
 - ``POST /services/rest/query/v1/suiteql``: SuiteQL (``Prefer: transient`` required)
 - ``GET /services/rest/async/v1/job/{id}[/task[/{taskId}[/result]]]``: asynchronous requests
   (``Prefer: respond-async`` -> 202, ``Location`` of the job, ``Preference-Applied``), optionally with
@@ -69,6 +71,7 @@ from sandboxes.netsuite.jobs import (
     read_task,
     read_task_result,
 )
+from sandboxes.netsuite.metadata import metadata_catalog, record_metadata
 from sandboxes.netsuite.query import (
     suiteql,
 )
@@ -164,6 +167,8 @@ def create_netsuite_sandbox(settings: NetSuiteSandboxSettings | None = None) -> 
     app = Litestar(
         route_handlers=[
             issue_token,
+            metadata_catalog,
+            record_metadata,
             list_records,
             create_record,
             read_record,

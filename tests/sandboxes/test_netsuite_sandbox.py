@@ -690,6 +690,47 @@ async def test_bad_q_filters(q: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Metadata catalog (https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_1540810174.html)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_the_metadata_catalog_lists_record_types_and_describes_one() -> None:
+    async with account() as ns:
+        catalog = await ns.api("GET", f"{RECORDS}/metadata-catalog")
+        narrowed = await ns.api("GET", f"{RECORDS}/metadata-catalog", params={"select": "customer,invoice"})
+        customer = await ns.api(
+            "GET", f"{RECORDS}/metadata-catalog/customer", headers={"Accept": "application/schema+json"}
+        )
+        swagger = await ns.api(
+            "GET", f"{RECORDS}/metadata-catalog/customer", headers={"Accept": "application/swagger+json"}
+        )
+        unknown = await ns.api("GET", f"{RECORDS}/metadata-catalog/nosuchrecord")
+        anonymous = await ns.client.get(f"{RECORDS}/metadata-catalog")
+    assert catalog.status_code == 200, catalog.text
+    entries = {item["name"]: item for item in catalog.json()["items"]}
+    assert set(entries) == set(RECORD_TYPES)
+    rels = {(link["rel"], link.get("mediaType")) for link in entries["customer"]["links"]}
+    assert ("canonical", "application/json") in rels
+    assert ("describes", None) in rels
+    assert [item["name"] for item in narrowed.json()["items"]] == ["customer", "invoice"]
+    assert customer.status_code == 200, customer.text
+    schema = customer.json()
+    assert "companyName" in schema["required"]
+    assert schema["properties"]["companyName"]["maxLength"] == 83
+    assert schema["properties"]["subsidiary"]["properties"]["id"] == {"type": "string"}
+    assert schema["properties"]["lastModifiedDate"] == {
+        "type": "string",
+        "format": "date-time",
+        "title": "Last Modified",
+        "readOnly": True,
+    }
+    assert swagger.status_code == 406
+    assert_error(unknown, 404, "NONEXISTENT_ID")
+    assert anonymous.status_code == 401
+
+
+# ---------------------------------------------------------------------------------------------------------
 # SuiteQL
 # ---------------------------------------------------------------------------------------------------------
 
