@@ -336,6 +336,9 @@ _FUNCTIONS: tuple[type[exp.Expr], ...] = (
     exp.Substring,
     exp.Trim,
     exp.Nullif,
+    exp.Nvl2,
+    exp.DecodeCase,
+    exp.StrPosition,
     exp.Case,
     exp.If,
 )

@@ -1233,6 +1233,18 @@ def test_suiteql_oracle_functions_still_run() -> None:
         f"INV{OPEN_INVOICE_ID}-",
     )
     assert row["quarter"] == "7450"
+    # Oracle's DECODE, NVL2, SUBSTR and INSTR, which sqlglot writes for SQLite.
+    decoded = run(
+        "SELECT id, DECODE(status, 'A', 'open', 'B', 'paid', 'other') AS d, "
+        "NVL2(otherrefnum, 'y', 'n') AS po, SUBSTR(tranid, 1, 3) AS prefix, INSTR(tranid, 'V') AS v "
+        "FROM transaction "
+        f"WHERE id IN ({OPEN_INVOICE_ID}, {PAID_INVOICE_ID}) ORDER BY id"
+    )
+    assert [(row["d"], row["prefix"], row["v"]) for row in decoded] == [
+        ("open", "INV", "3"),
+        ("paid", "INV", "3"),
+    ]
+    assert decoded[0]["po"] == ("y" if SEED["invoice"][OPEN_INVOICE_ID]["otherRefNum"] else "n")
     with pytest.raises(SuiteQlError, match="does not match the format"):
         run("SELECT TO_DATE('March 1', 'MM/DD/YYYY') FROM customer")
     with pytest.raises(SuiteQlError, match="Invalid number"):
