@@ -134,6 +134,10 @@ class NetSuiteSettings(VendorConnection, kw_only=True, frozen=True):
     # What NetSuite accepts for the client assertion: RSA-PSS or ECDSA; RS256 (PKCS#1 v1.5) is refused.
     algorithm: Literal["PS256", "PS384", "PS512", "ES256", "ES384", "ES512"] = "ES256"
     invoice_item: str = "PS-CONSULT"  # the service item ("Item Name/Number") invoice lines bill
+    # The account's time zone (IANA name, e.g. "America/New_York"): SuiteQL shows and reads dates and times
+    # in it, so the adapter converts watermarks and TO_CHAR'd timestamps with it. Required for a real
+    # account; None with the sandbox means the sandbox's own (sandboxes.netsuite.data.ACCOUNT_TIME_ZONE).
+    time_zone: str | None = None
     # Legal entity -> internal id of the subsidiary that keeps its books (the account's own setup).
     subsidiaries: dict[str, str] = msgspec.field(
         default_factory=lambda: {"US01": "1", "GB01": "2", "DE01": "3"}

@@ -48,7 +48,7 @@ _CREDENTIALS: dict[str, tuple[str, ...]] = {
 # Settings whose default (None) stands for the sandbox's own value, so a real connection must set them.
 _REQUIRED: dict[str, tuple[str, ...]] = {
     "business_central": ("tenant_id", "company"),
-    "netsuite": ("account",),
+    "netsuite": ("account", "time_zone"),
 }
 
 
@@ -77,7 +77,7 @@ def _vendor_violations(settings: Settings, vendor: str) -> Iterable[str]:
                 "STRATUM_NETSUITE__ACCOUNT is not set (nor a base URL): the netsuite adapter would call the "
                 "in-process sandbox"
             )
-            required = ()
+            required = tuple(name for name in required if name != "account")  # said just above
     elif connection.base_url is None:
         yield f"{_env(vendor, 'base_url')} is not set: the {vendor} adapter would call the in-process sandbox"
     for name in required:

@@ -96,7 +96,7 @@ def _netsuite(settings: NetSuiteSettings, sandboxes: Mapping[str, Any]) -> ErpPo
     if settings.rest_url is None:
         # Neither an account nor a base URL: the embedded sandbox, as its own account.
         from sandboxes.netsuite import DEV_CERTIFICATE_ID, DEV_CLIENT_ID, dev_private_key_pem
-        from sandboxes.netsuite.data import ACCOUNT_ID
+        from sandboxes.netsuite.data import ACCOUNT_ID, ACCOUNT_TIME_ZONE
 
         base_url, transport = _sandbox("netsuite", sandboxes, "/services/rest")
         settings = msgspec.structs.replace(
@@ -106,6 +106,7 @@ def _netsuite(settings: NetSuiteSettings, sandboxes: Mapping[str, Any]) -> ErpPo
             client_id=settings.client_id or DEV_CLIENT_ID,
             certificate_id=settings.certificate_id or DEV_CERTIFICATE_ID,
         )
+        settings = msgspec.structs.replace(settings, time_zone=settings.time_zone or ACCOUNT_TIME_ZONE)
         private_key_pem = dev_private_key_pem()
     elif not settings.account:
         # A real account has no sandbox defaults: the account id is what the account's limits and logs name.
@@ -162,6 +163,15 @@ def _anaplan(settings: AnaplanSettings, sandboxes: Mapping[str, Any]) -> FpaPort
 
 
 def build_adapters(settings: Settings, sandboxes: Mapping[str, Any]) -> Adapters:
+    """The four ports' adapters. A setting an adapter refuses (a missing certificate id, an unknown time
+    zone) stops start-up with the adapter's own words, not a traceback."""
+    try:
+        return _build_adapters(settings, sandboxes)
+    except ValueError as exc:
+        raise SystemExit(f"stratum: bad configuration: {exc}") from exc
+
+
+def _build_adapters(settings: Settings, sandboxes: Mapping[str, Any]) -> Adapters:
     crm = {"salesforce": lambda: _salesforce(settings.salesforce, sandboxes)}[settings.crm_vendor]()
     psa = {"kantata": lambda: _kantata(settings.kantata, sandboxes)}[settings.psa_vendor]()
     erp_builders: dict[str, Callable[[], ErpPort]] = {

@@ -75,6 +75,7 @@ from sandboxes.salesforce import data as salesforce
 
 __all__ = [
     "ACCOUNT_ID",
+    "ACCOUNT_TIME_ZONE",
     "APOSTROPHE_CUSTOMER_ID",
     "APPROVAL_STATUSES",
     "CHILD_CUSTOMER_ID",
@@ -117,15 +118,29 @@ __all__ = [
     "dev_public_key_pem",
     "format_datetime",
     "record_type",
+    "ref_name",
 ]
 
 Record = dict[str, Any]
 
 ACCOUNT_ID = "123456_SB1"
+# The account's time zone (Setup > Company > Company Information, and each user's preference): SuiteQL shows
+# and reads dates and times in it. Records keep their timestamps in UTC; REST record bodies say so with "Z".
+ACCOUNT_TIME_ZONE = "America/Los_Angeles"
 
 # The Salesforce seed's anchor, so "three weeks ago" means the same day in both sandboxes.
 SEED_NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 SEED_DATE = SEED_NOW.date()
+
+
+def ref_name(records: Mapping[str, Mapping[str, Record]], type_name: str, record_id: str) -> str | None:
+    """A record's display name, REST's ``refName`` and SuiteQL's ``BUILTIN.DF``; None if there is none."""
+    rtype = RECORD_TYPES[type_name]
+    target = records[type_name].get(record_id)
+    if target is None:
+        return None
+    parts = [str(target[name]) for name in rtype.ref_name if target.get(name) not in (None, "")]
+    return rtype.ref_prefix + " ".join(parts)
 
 
 def format_datetime(value: datetime) -> str:

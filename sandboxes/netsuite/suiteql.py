@@ -1,23 +1,23 @@
-"""NetSuite's two query languages, small but real: SuiteQL and the record-list ``q`` filter.
+"""NetSuite's two query languages: SuiteQL, run on SQLite through sqlglot, and the record-list ``q`` filter.
 
-**SuiteQL** (``POST query/v1/suiteql``): a tokenizer, recursive-descent parser, binder and evaluator for::
+**SuiteQL** (``POST query/v1/suiteql``) is Oracle SQL over NetSuite's tables, so the sandbox does not parse it
+by hand: sqlglot (https://sqlglot.com) reads the query as Oracle SQL, the sandbox checks the tree against the
+tables and fields it knows (answering with NetSuite's messages), rewrites what SQLite lacks, and SQLite runs
+it over an in-memory copy of the records (`SuiteQlDatabase`, rebuilt when the records change). What this
+gives: joins, subqueries, GROUP BY with aggregates, CASE, arithmetic, DISTINCT, ``TOP n``,
+``FETCH FIRST n ROWS ONLY`` and ``ROWNUM <= n``; Oracle's NULL ordering (NULLs largest) and ``''`` as NULL.
+Oracle's functions NetSuite allows are SQLite user functions here: ``NVL``/``COALESCE``, ``UPPER``/``LOWER``
+(Unicode), ``TO_CHAR``, ``TO_DATE``, ``TO_TIMESTAMP`` (Oracle format models: ``YYYY MM DD HH24 HH MI SS AM``
+and quoted text), ``TO_NUMBER`` and ``BUILTIN.DF`` (a list or record field's display value, e.g. the
+customer's name for ``entity``; https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/article_1029114613.html).
+Any other function is refused by name.
 
-    SELECT [DISTINCT] [TOP n] * | expr [[AS] alias], ...
-    FROM table [[AS] alias]
-    [WHERE cond]     cond: expr op expr | expr [NOT] LIKE expr [ESCAPE 'c'] | expr [NOT] IN (expr, ...)
-                           | expr IS [NOT] NULL | expr [NOT] BETWEEN expr AND expr | NOT cond | (cond)
-                           joined by AND / OR with SQL precedence; three-valued NULL logic
-    [ORDER BY expr | alias | position [ASC|DESC] [NULLS FIRST|LAST], ...]
-    [FETCH FIRST n ROWS ONLY]
-
-Expressions are columns (optionally qualified by the table or its alias), single-quoted strings (``''``
-escapes a quote, and as in Oracle ``''`` is NULL), numbers, NULL and the functions ``UPPER``, ``LOWER``,
-``NVL``, ``COALESCE``, ``TO_CHAR``, ``TO_DATE``, ``TO_TIMESTAMP`` and ``TO_NUMBER`` (Oracle format models:
-``YYYY MM DD HH24 HH MI SS AM`` and quoted text). Keywords and names are case-insensitive; string
-comparisons and LIKE are case-sensitive, as in NetSuite. Values come back the way NetSuite's REST
-SuiteQL does: every value a string, NULLs left out, numbers in Oracle's form (``.5``), booleans ``T``/``F``
-and dates and datetimes in the account's date format (``3/2/2026``; use ``TO_CHAR`` for the time).
-Joins, GROUP BY, aggregates and arithmetic are outside the subset and say so.
+Values come back the way NetSuite's REST SuiteQL does: every value a string, NULLs left out, numbers in
+Oracle's form (``.5``), booleans ``T``/``F``, and dates and datetimes in the account's date format
+(``3/2/2026``; use ``TO_CHAR`` for the time). Dates and times are the account's: a timestamp is held as UTC
+and shown, compared and parsed (``TO_DATE``, ``TO_TIMESTAMP``, date strings compared with a date) in the
+account's time zone (`ACCOUNT_TIME_ZONE`), the way NetSuite's SuiteQL reads them in the company's (or user's)
+time zone preference. String comparisons and LIKE are case-sensitive, as in NetSuite.
 
 **Record filters** (``GET record/v1/{type}?q=``): ``field OPERATOR [value]`` conditions joined by AND / OR
 (AND binds tighter; no parentheses), with NetSuite's operators per field type: ``IS``, ``CONTAIN``,
@@ -28,49 +28,54 @@ double-quoted strings or ``[v1, v2]`` lists; dates are ISO (``2026-03-01``, ``20
 the account format (``3/1/2026``).
 
 `build_tables` exposes the sandbox's records as the SuiteQL tables NetSuite has (``customer``,
-``transaction`` with ``type`` ``CustInvc``/``CustPymt``/``SalesOrd``, ``job``, ``timebill`` ...).
+``transaction`` with ``type`` ``CustInvc``/``CustPymt``/``SalesOrd``, ``transactionline``, ``job``,
+``timebill`` ...).
 """
 
 from __future__ import annotations
 
+import functools
 import re
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
-from sandboxes.netsuite.data import FieldSpec, Record, RecordType
-from sandboxes.query_language import (
-    And,
-    LikeEscapeError,
-    Not,
-    Or,
-    QueryError,
-    SortSpec,
-    Token,
-    TokenParser,
-    compare_values,
-    like_regex,
-    sort_rows,
-)
+import sqlglot
+from sqlglot import exp
+from sqlglot.dialects.oracle import Oracle
+from sqlglot.errors import OptimizeError, ParseError, SqlglotError, TokenError
+from sqlglot.optimizer.annotate_types import annotate_types
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.optimizer.scope import traverse_scope
+
+from sandboxes.netsuite.data import ACCOUNT_TIME_ZONE, FieldSpec, Record, RecordType, ref_name
+from sandboxes.query_language import QueryError, compare_values
 
 __all__ = [
     "ColumnType",
     "CompiledQuery",
     "RecordFilter",
     "RecordQueryError",
+    "SuiteQlDatabase",
     "SuiteQlError",
     "Table",
     "build_tables",
     "compile_record_query",
     "compile_suiteql",
     "format_account_date",
+    "format_number",
     "parse_account_date",
 ]
 
 ColumnType = Literal["integer", "number", "text", "date", "datetime"]
 Row = Mapping[str, Any]
+
+# The account's time zone: SuiteQL shows and reads dates and times in it.
+ACCOUNT_ZONE = ZoneInfo(ACCOUNT_TIME_ZONE)
 
 
 class SuiteQlError(QueryError):
@@ -83,15 +88,18 @@ class RecordQueryError(QueryError):
 
 @dataclass(frozen=True, slots=True)
 class Table:
-    """A SuiteQL table: typed columns in their natural order and the rows (column -> Python value)."""
+    """A SuiteQL table: typed columns in their natural order and the rows (column -> Python value).
+
+    `display` maps a column to how ``BUILTIN.DF`` shows its value (a row's value, then the row itself)."""
 
     name: str
     columns: Mapping[str, ColumnType]
     rows: Sequence[Row]
+    display: Mapping[str, Callable[[Any, Row], str | None]] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Dates in the account's format
+# Dates in the account's format and time zone
 # ---------------------------------------------------------------------------------------------------------
 
 _ACCOUNT_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
@@ -131,554 +139,56 @@ def _as_datetime(value: date) -> datetime:
     return datetime(value.year, value.month, value.day, tzinfo=UTC)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# SuiteQL tokens
-# ---------------------------------------------------------------------------------------------------------
+# In SQLite a date or timestamp is UTC text of fixed width, so text order is time order. A date (a calendar
+# day in the account, like trandate) is the account's midnight of that day.
 
-# The kinds of the shared `Token` this tokenizer produces.
-TokenKind = Literal["ident", "qident", "string", "number", "op", "punct", "eof"]
 
+def _store(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="seconds")
 
-_SPACE = re.compile(r"\s+")
-_NUMBER = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$#]*")
-_OPERATOR = re.compile(r"<=|>=|<>|!=|\^=|\|\||=|<|>|\+|-|/")
-_PUNCT = frozenset("(),.*;")
 
+def _store_local(wall_clock: datetime) -> str:
+    """A wall-clock time in the account's zone, stored; in the hour a DST change repeats, the earlier one."""
+    return _store(wall_clock.replace(tzinfo=ACCOUNT_ZONE, fold=0))
 
-def _syntax(text: str, pos: int, detail: str) -> SuiteQlError:
-    return SuiteQlError(f"Parse of query failed at position {pos + 1}: {detail}")
 
+@functools.lru_cache(maxsize=4096)
+def _store_day(day: date) -> str:
+    return _store_local(datetime(day.year, day.month, day.day))
 
-def tokenize(text: str) -> list[Token]:
-    """Split SuiteQL `text` into tokens, ending with an ``eof`` token."""
-    tokens: list[Token] = []
-    pos = 0
-    while pos < len(text):
-        if match := _SPACE.match(text, pos):
-            pos = match.end()
-            continue
-        if text.startswith("--", pos):
-            end = text.find("\n", pos)
-            pos = len(text) if end < 0 else end
-            continue
-        if text.startswith("/*", pos):
-            end = text.find("*/", pos + 2)
-            if end < 0:
-                raise _syntax(text, pos, "unterminated comment")
-            pos = end + 2
-            continue
-        char = text[pos]
-        if char == "'":
-            chars: list[str] = []
-            end = pos + 1
-            while True:
-                if end >= len(text):
-                    raise _syntax(text, pos, "unterminated string literal")
-                if text[end] == "'":
-                    # Two quotes inside a literal stand for one; anything else ends it.
-                    if text.startswith("''", end):
-                        chars.append("'")
-                        end += 2
-                        continue
-                    break
-                chars.append(text[end])
-                end += 1
-            tokens.append(Token("string", text[pos : end + 1], pos, "".join(chars)))
-            pos = end + 1
-            continue
-        if char == '"':
-            end = text.find('"', pos + 1)
-            if end < 0 or end == pos + 1:
-                raise _syntax(text, pos, "invalid quoted identifier")
-            tokens.append(Token("qident", text[pos : end + 1], pos, text[pos + 1 : end]))
-            pos = end + 1
-            continue
-        if match := _NUMBER.match(text, pos):
-            literal = match.group()
-            try:
-                number = Decimal(literal)
-            except InvalidOperation:
-                raise _syntax(text, pos, f"invalid number {literal}") from None
-            integral = number == number.to_integral_value() and "." not in literal
-            value: Any = int(number) if integral else number
-            tokens.append(Token("number", literal, pos, value))
-            pos = match.end()
-            continue
-        if match := _IDENT.match(text, pos):
-            tokens.append(Token("ident", match.group(), pos))
-            pos = match.end()
-            continue
-        if match := _OPERATOR.match(text, pos):
-            tokens.append(Token("op", match.group(), pos))
-            pos = match.end()
-            continue
-        if char in _PUNCT:
-            tokens.append(Token("punct", char, pos))
-            pos += 1
-            continue
-        raise _syntax(text, pos, f"unexpected character '{char}'")
-    tokens.append(Token("eof", "end of query", len(text)))
-    return tokens
 
+def _local(stored: str) -> datetime:
+    return datetime.fromisoformat(stored).replace(tzinfo=UTC).astimezone(ACCOUNT_ZONE)
 
-# ---------------------------------------------------------------------------------------------------------
-# SuiteQL syntax tree
-# ---------------------------------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    qualifier: str | None
-    name: str
-    pos: int
-
-
-@dataclass(frozen=True, slots=True)
-class Literal_:
-    value: Any  # str, int, Decimal or None
-    pos: int
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    name: str
-    args: tuple[Expr, ...]
-    pos: int
-
-
-Expr = Column | Literal_ | Call
-
-
-@dataclass(frozen=True, slots=True)
-class Compare:
-    left: Expr
-    op: str
-    right: Expr
-
-
-@dataclass(frozen=True, slots=True)
-class Like:
-    operand: Expr
-    pattern: Expr
-    escape: str | None
-    negated: bool
-
-
-@dataclass(frozen=True, slots=True)
-class InList:
-    operand: Expr
-    values: tuple[Expr, ...]
-    negated: bool
-
-
-@dataclass(frozen=True, slots=True)
-class IsNull:
-    operand: Expr
-    negated: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Between:
-    operand: Expr
-    low: Expr
-    high: Expr
-    negated: bool
-
-
-Condition = Compare | Like | InList | IsNull | Between | Not["Condition"] | And["Condition"] | Or["Condition"]
-
-
-@dataclass(frozen=True, slots=True)
-class SelectItem:
-    expr: Expr | None  # None: "*" (all columns)
-    alias: str | None
-    pos: int
-
-
-@dataclass(frozen=True, slots=True)
-class OrderItem:
-    expr: Expr
-    descending: bool
-    nulls_first: bool | None
-
-
-@dataclass(frozen=True, slots=True)
-class Query:
-    text: str
-    distinct: bool
-    top: int | None
-    items: tuple[SelectItem, ...]
-    table: str
-    table_pos: int
-    alias: str | None
-    where: Condition | None
-    order_by: tuple[OrderItem, ...]
-    fetch: int | None
-
-
-_RESERVED = frozenset(
-    {
-        "ALL",
-        "AND",
-        "AS",
-        "ASC",
-        "BETWEEN",
-        "BY",
-        "CROSS",
-        "DESC",
-        "DISTINCT",
-        "ESCAPE",
-        "FETCH",
-        "FIRST",
-        "FROM",
-        "FULL",
-        "GROUP",
-        "HAVING",
-        "IN",
-        "INNER",
-        "IS",
-        "JOIN",
-        "LAST",
-        "LEFT",
-        "LIKE",
-        "MINUS",
-        "NEXT",
-        "NOT",
-        "NULL",
-        "NULLS",
-        "OFFSET",
-        "ON",
-        "ONLY",
-        "OR",
-        "ORDER",
-        "OUTER",
-        "RIGHT",
-        "ROW",
-        "ROWS",
-        "SELECT",
-        "TOP",
-        "UNION",
-        "WHERE",
-        "INTERSECT",
-    }
-)
-# Valid SuiteQL this sandbox does not implement: say so instead of a misleading "unexpected token".
-_UNSUPPORTED = frozenset(
-    {
-        "JOIN",
-        "INNER",
-        "LEFT",
-        "RIGHT",
-        "FULL",
-        "CROSS",
-        "GROUP",
-        "HAVING",
-        "UNION",
-        "MINUS",
-        "INTERSECT",
-        "OFFSET",
-    }
-)
-_AGGREGATES = frozenset({"COUNT", "SUM", "MIN", "MAX", "AVG", "LISTAGG"})
-
-
-class _Parser(TokenParser):
-    def __init__(self, text: str) -> None:
-        super().__init__(text, tokenize(text))
-
-    def at_separator(self) -> bool:
-        return self.is_punct(",")
-
-    def is_punct(self, char: str, ahead: int = 0) -> bool:
-        token = self.peek(ahead)
-        return token.kind == "punct" and token.text == char
-
-    def unexpected(self, token: Token | None = None) -> SuiteQlError:
-        token = token or self.peek()
-        word = token.text.upper()
-        if token.kind == "ident" and word in _UNSUPPORTED:
-            return _syntax(self.text, token.pos, f"{word} is not supported by the Stratum NetSuite sandbox")
-        if token.kind == "op" and token.text in ("+", "-", "/", "||"):
-            return _syntax(self.text, token.pos, "arithmetic is not supported by the sandbox")
-        if token.kind == "punct" and token.text == ";":
-            return _syntax(self.text, token.pos, "only one statement is allowed, without ';'")
-        return _syntax(self.text, token.pos, f"unexpected '{token.text}'")
-
-    def expect_punct(self, char: str) -> None:
-        if not self.is_punct(char):
-            raise self.unexpected()
-        self.advance()
-
-    def name(self) -> Token:
-        token = self.peek()
-        if token.kind == "qident" or (token.kind == "ident" and token.text.upper() not in _RESERVED):
-            self.advance()
-            return token
-        raise self.unexpected()
-
-    # -- grammar ------------------------------------------------------------------------------------------
-
-    def query(self) -> Query:
-        self.expect_keyword("SELECT")
-        distinct = self.accept_keyword("DISTINCT")
-        if not distinct:
-            self.accept_keyword("ALL")
-        top = self.integer() if self.accept_keyword("TOP") else None
-        items = self.separated(self.select_item)
-        self.expect_keyword("FROM")
-        table = self.name()
-        alias: str | None = None
-        if self.accept_keyword("AS") or self.peek_alias():
-            alias = _name_text(self.name())
-        if self.is_punct(","):
-            detail = "joins are not supported by the Stratum NetSuite sandbox"
-            raise _syntax(self.text, self.peek().pos, detail)
-        where = self.condition() if self.accept_keyword("WHERE") else None
-        order_by: tuple[OrderItem, ...] = ()
-        if self.accept_keyword("ORDER"):
-            self.expect_keyword("BY")
-            order_by = self.order_list()
-        fetch = None
-        if self.accept_keyword("FETCH"):
-            if not (self.accept_keyword("FIRST") or self.accept_keyword("NEXT")):
-                raise self.unexpected()
-            fetch = self.integer()
-            if not (self.accept_keyword("ROWS") or self.accept_keyword("ROW")):
-                raise self.unexpected()
-            self.expect_keyword("ONLY")
-        if self.peek().kind != "eof":
-            raise self.unexpected()
-        return Query(
-            self.text,
-            distinct,
-            top,
-            tuple(items),
-            _name_text(table),
-            table.pos,
-            alias,
-            where,
-            order_by,
-            fetch,
-        )
-
-    def peek_alias(self) -> bool:
-        token = self.peek()
-        return token.kind == "qident" or (token.kind == "ident" and token.text.upper() not in _RESERVED)
-
-    def peek_reserved(self) -> bool:
-        token = self.peek()
-        return token.kind == "ident" and token.text.upper() in _RESERVED
-
-    def select_item(self) -> SelectItem:
-        token = self.peek()
-        if self.is_punct("*"):
-            self.advance()
-            return SelectItem(None, None, token.pos)
-        if token.kind in ("ident", "qident") and self.is_punct(".", 1) and self.is_punct("*", 2):
-            self.index += 3
-            return SelectItem(None, None, token.pos)
-        expr = self.expr()
-        alias = None
-        if self.accept_keyword("AS") or self.peek_alias():
-            alias = _name_text(self.name())
-        return SelectItem(expr, alias, token.pos)
-
-    def expr(self) -> Expr:
-        token = self.peek()
-        if token.kind == "string":
-            self.advance()
-            # Oracle has no empty string: '' is NULL.
-            return Literal_(token.value if token.value != "" else None, token.pos)
-        if token.kind == "number":
-            self.advance()
-            return Literal_(token.value, token.pos)
-        if token.kind == "op" and token.text == "-" and self.peek(1).kind == "number":
-            self.advance()
-            number = self.advance()
-            return Literal_(-number.value, token.pos)
-        if token.kind == "ident" and token.text.upper() == "NULL":
-            self.advance()
-            return Literal_(None, token.pos)
-        if token.kind == "ident" and self.is_punct("(", 1):
-            return self.call()
-        if token.kind in ("ident", "qident"):
-            first = self.name()
-            if self.is_punct("."):
-                self.advance()
-                if self.peek().kind == "ident" and self.is_punct("(", 1) and first.text.upper() == "BUILTIN":
-                    raise _syntax(
-                        self.text,
-                        first.pos,
-                        "BUILTIN functions are not supported by the Stratum NetSuite sandbox",
-                    )
-                second = self.name()
-                return Column(_name_text(first), _name_text(second), first.pos)
-            return Column(None, _name_text(first), first.pos)
-        raise self.unexpected()
-
-    def call(self) -> Call:
-        token = self.advance()
-        name = token.text.upper()
-        if name in _AGGREGATES:
-            raise _syntax(self.text, token.pos, f"{name} is not supported by the Stratum NetSuite sandbox")
-        self.expect_punct("(")
-        args: list[Expr] = [] if self.is_punct(")") else self.separated(self.expr)
-        self.expect_punct(")")
-        return Call(name, tuple(args), token.pos)
-
-    def condition(self) -> Condition:
-        operands = [self.conjunction()]
-        while self.accept_keyword("OR"):
-            operands.append(self.conjunction())
-        return operands[0] if len(operands) == 1 else Or(tuple(operands))
-
-    def conjunction(self) -> Condition:
-        operands = [self.negation()]
-        while self.accept_keyword("AND"):
-            operands.append(self.negation())
-        return operands[0] if len(operands) == 1 else And(tuple(operands))
-
-    def negation(self) -> Condition:
-        if self.accept_keyword("NOT"):
-            return Not(self.negation())
-        if self.is_punct("("):
-            self.advance()
-            inner = self.condition()
-            self.expect_punct(")")
-            return inner
-        return self.predicate()
-
-    def predicate(self) -> Condition:
-        left = self.expr()
-        token = self.peek()
-        if token.kind == "op" and token.text in ("=", "<>", "!=", "^=", "<", ">", "<=", ">="):
-            self.advance()
-            op = "!=" if token.text in ("<>", "^=") else token.text
-            return Compare(left, op, self.expr())
-        if self.accept_keyword("IS"):
-            negated = self.accept_keyword("NOT")
-            self.expect_keyword("NULL")
-            return IsNull(left, negated)
-        negated = self.accept_keyword("NOT")
-        if self.accept_keyword("LIKE"):
-            pattern = self.expr()
-            escape = None
-            if self.accept_keyword("ESCAPE"):
-                escape_token = self.peek()
-                if escape_token.kind != "string" or len(escape_token.value) != 1:
-                    raise _syntax(self.text, escape_token.pos, "ESCAPE needs a one-character string")
-                self.advance()
-                escape = str(escape_token.value)
-            return Like(left, pattern, escape, negated)
-        if self.accept_keyword("IN"):
-            self.expect_punct("(")
-            if self.is_keyword("SELECT"):
-                raise _syntax(
-                    self.text, self.peek().pos, "subqueries are not supported by the Stratum NetSuite sandbox"
-                )
-            values = self.separated(self.expr)
-            self.expect_punct(")")
-            return InList(left, tuple(values), negated)
-        if self.accept_keyword("BETWEEN"):
-            low = self.expr()
-            self.expect_keyword("AND")
-            return Between(left, low, self.expr(), negated)
-        raise self.unexpected()
-
-    def order_list(self) -> tuple[OrderItem, ...]:
-        return tuple(self.separated(self.order_item))
-
-    def order_item(self) -> OrderItem:
-        expr = self.expr()
-        descending = self.descending()
-        return OrderItem(expr, descending, self.nulls_first())
-
-
-def _name_text(token: Token) -> str:
-    # Quoted identifiers keep their case; plain ones are case-insensitive, so fold them.
-    return str(token.value) if token.kind == "qident" else token.text.lower()
-
-
-def parse(text: str) -> Query:
-    """Parse SuiteQL `text`; raise `SuiteQlError` on anything outside the subset."""
-    if not text.strip():
-        raise SuiteQlError("The query is empty.")
-    return _Parser(text).query()
-
-
-# ---------------------------------------------------------------------------------------------------------
-# SuiteQL evaluation
-# ---------------------------------------------------------------------------------------------------------
-
-ValueType = Literal["integer", "number", "text", "date", "datetime", "null"]
-Evaluator = Callable[[Row], Any]
-Truth = bool | None
-Predicate = Callable[[Row], Truth]
-
-
-@dataclass(frozen=True, slots=True)
-class _Typed:
-    evaluate: Evaluator
-    type: ValueType
-    literal: bool = False
-
-
-_NUMERIC = frozenset({"integer", "number"})
-_TEMPORAL = frozenset({"date", "datetime"})
-
-
-def _to_number(value: Any) -> Decimal | int:
-    if isinstance(value, int | Decimal):
-        return value
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    try:
-        return Decimal(str(value).strip())
-    except InvalidOperation:
-        raise SuiteQlError(f"Invalid number: '{value}'.") from None
-
-
-def _to_datetime(value: Any) -> datetime:
-    if isinstance(value, date):
-        return _as_datetime(value)
-    parsed = parse_account_date(str(value))
+def _store_text(text: str) -> str | None:
+    """A date string as Oracle reads it against a date: the account's format or ISO; naive is account time."""
+    parsed = parse_account_date(text)
     if parsed is None:
-        raise SuiteQlError(
-            f"The value '{value}' is not a date in the account's format (M/D/YYYY); use TO_DATE."
-        )
-    return _as_datetime(parsed)
-
-
-def _domain(left: ValueType, right: ValueType) -> ValueType:
-    if left in _NUMERIC or right in _NUMERIC:
-        return "number"
-    if left in _TEMPORAL or right in _TEMPORAL:
-        return "datetime"
-    return "text"
-
-
-def _coerce(domain: ValueType, value: Any) -> Any:
-    if value is None:
         return None
-    if domain == "number":
-        return _to_number(value)
-    if domain == "datetime":
-        return _to_datetime(value)
-    if isinstance(value, datetime):
-        return format_account_date(value.date())
-    if isinstance(value, date):
-        return format_account_date(value)
-    return value if isinstance(value, str) else format_number(value)
+    if isinstance(parsed, datetime):
+        # parse_account_date reads a naive ISO time as UTC (the q filter's rule); SuiteQL reads it locally.
+        if re.search(r"(Z|[+-]\d{2}:?\d{2})$", text.strip()):
+            return _store(parsed)
+        return _store_local(parsed.replace(tzinfo=None))
+    return _store_day(parsed)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Numbers and Oracle format models
+# ---------------------------------------------------------------------------------------------------------
 
 
 def format_number(value: Any) -> str:
-    """A number as Oracle's TO_CHAR writes it: no exponent, no trailing zeros, ``.5`` for one half."""
+    """A number as Oracle's TO_CHAR writes it: no exponent, no trailing zeros, ``.5`` for one half.
+
+    A float (SQLite's REAL, e.g. a SUM of amounts) is read to 15 significant digits, so binary noise such as
+    ``0.30000000000000004`` does not show: Oracle's NUMBER is decimal."""
     if isinstance(value, bool):
         return "T" if value else "F"
     if isinstance(value, int):
         return str(value)
-    number = value if isinstance(value, Decimal) else Decimal(repr(value))
+    number = value if isinstance(value, Decimal) else Decimal(f"{value:.15g}")
     text = format(number.normalize(), "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
@@ -692,7 +202,8 @@ def format_number(value: Any) -> str:
 _FORMAT_ELEMENT = re.compile(r'"[^"]*"|YYYY|RRRR|YY|MM|DD|HH24|HH12|HH|MI|SS|AM|PM|[-/,.;: ]', re.IGNORECASE)
 
 
-def _format_model(model: str) -> list[str]:
+@functools.lru_cache(maxsize=256)
+def _format_model(model: str) -> tuple[str, ...]:
     elements: list[str] = []
     pos = 0
     while pos < len(model):
@@ -702,7 +213,7 @@ def _format_model(model: str) -> list[str]:
         element = match.group()
         elements.append(element if element.startswith('"') else element.upper())
         pos = match.end()
-    return elements
+    return tuple(elements)
 
 
 def _to_char(value: datetime, model: str) -> str:
@@ -750,7 +261,7 @@ _PARSE_PATTERNS = {
 
 
 def _parse_with_model(text: str, model: str) -> tuple[datetime, bool]:
-    """Parse `text` with an Oracle format model; returns the moment and whether the model has a time."""
+    """Parse `text` with an Oracle format model: the wall-clock time read and whether the model has a time."""
     pattern = []
     for element in _format_model(model):
         if element.startswith('"'):
@@ -773,7 +284,6 @@ def _parse_with_model(text: str, model: str) -> tuple[datetime, bool]:
             hour,
             int(parts.get("minute", "0")),
             int(parts.get("second", "0")),
-            tzinfo=UTC,
         )
     except ValueError:
         raise SuiteQlError(f"The value '{text}' is not a valid date.") from None
@@ -781,371 +291,602 @@ def _parse_with_model(text: str, model: str) -> tuple[datetime, bool]:
     return moment, has_time
 
 
-_FUNCTION_ARITY = {
-    "UPPER": (1, 1),
-    "LOWER": (1, 1),
-    "NVL": (2, 2),
-    "COALESCE": (1, 99),
-    "TO_CHAR": (1, 2),
-    "TO_DATE": (1, 2),
-    "TO_TIMESTAMP": (1, 2),
-    "TO_NUMBER": (1, 1),
+# ---------------------------------------------------------------------------------------------------------
+# SuiteQL: sqlglot reads it, the sandbox checks and rewrites the tree, SQLite runs it
+# ---------------------------------------------------------------------------------------------------------
+
+_SQLITE_TYPES: Mapping[ColumnType, str] = {
+    "integer": "INTEGER",
+    "number": "REAL",
+    "text": "TEXT",
+    "date": "TEXT",
+    "datetime": "TEXT",
 }
+# What sqlglot's type annotation is told, so it knows which results are dates (rendered in the account's
+# format) and which sides of a comparison are numbers or dates (a string literal opposite is converted).
+_SCHEMA_TYPES: Mapping[ColumnType, str] = {
+    "integer": "BIGINT",
+    "number": "DECIMAL",
+    "text": "VARCHAR",
+    "date": "DATE",
+    "datetime": "TIMESTAMP",
+}
+_TEMPORAL = frozenset(exp.DataType.TEMPORAL_TYPES)
+_NUMERIC = frozenset(exp.DataType.NUMERIC_TYPES)
+
+# Functions NetSuite's SuiteQL accepts that the sandbox runs (sqlglot's node for each). Oracle's others, and
+# any BUILTIN function but DF, are refused by name rather than answered differently from NetSuite.
+_FUNCTIONS: tuple[type[exp.Expr], ...] = (
+    exp.Upper,
+    exp.Lower,
+    exp.Coalesce,
+    exp.ToChar,
+    exp.TimeToStr,
+    exp.StrToDate,
+    exp.StrToTime,
+    exp.ToNumber,
+    exp.Count,
+    exp.Sum,
+    exp.Min,
+    exp.Max,
+    exp.Avg,
+    exp.Abs,
+    exp.Round,
+    exp.Length,
+    exp.Substring,
+    exp.Trim,
+    exp.Nullif,
+    exp.Nvl2,
+    exp.DecodeCase,
+    exp.StrPosition,
+    exp.Case,
+    exp.If,
+)
 
 
-@dataclass(frozen=True, slots=True)
-class OutputColumn:
-    name: str
-    value: _Typed
+def _rownum(node: exp.Expr) -> bool:
+    return isinstance(node, exp.Column) and not node.table and node.name.upper() == "ROWNUM"
 
 
-class _Binder:
-    def __init__(self, query: Query, table: Table) -> None:
-        self.query = query
-        self.table = table
-        self.names = {table.name.lower()} | ({query.alias.lower()} if query.alias else set())
-
-    def column(self, node: Column) -> _Typed:
-        if node.qualifier is not None and node.qualifier.lower() not in self.names:
-            raise SuiteQlError(f"Unknown identifier '{node.qualifier}.{node.name}'.")
-        name = node.name.lower()
-        column_type = self.table.columns.get(name)
-        if column_type is None:
-            raise SuiteQlError(f"Field '{node.name}' for record '{self.table.name}' was not found.")
-        return _Typed(lambda row: row.get(name), column_type)
-
-    def expr(self, node: Expr) -> _Typed:
-        if isinstance(node, Column):
-            return self.column(node)
-        if isinstance(node, Literal_):
-            value = node.value
-            literal_type: ValueType = (
-                "null"
-                if value is None
-                else "integer"
-                if isinstance(value, int)
-                else "number"
-                if isinstance(value, Decimal)
-                else "text"
-            )
-            return _Typed(lambda _row: value, literal_type, literal=True)
-        return self.call(node)
-
-    def call(self, node: Call) -> _Typed:
-        arity = _FUNCTION_ARITY.get(node.name)
-        if arity is None:
-            raise SuiteQlError(f"The function {node.name} is not supported by the Stratum NetSuite sandbox.")
-        if not arity[0] <= len(node.args) <= arity[1]:
-            raise SuiteQlError(f"Wrong number of arguments for {node.name}.")
-        args = [self.expr(arg) for arg in node.args]
-        name = node.name
-        if name in ("UPPER", "LOWER"):
-            inner = args[0].evaluate
-            fold = str.upper if name == "UPPER" else str.lower
-
-            def folded(row: Row) -> Any:
-                value = _coerce("text", inner(row))
-                return None if value is None else fold(value)
-
-            return _Typed(folded, "text")
-        if name in ("NVL", "COALESCE"):
-            result_type: ValueType = next((arg.type for arg in args if arg.type != "null"), "null")
-            evaluators = [arg.evaluate for arg in args]
-
-            def first_present(row: Row) -> Any:
-                values = (evaluate(row) for evaluate in evaluators)
-                return next((value for value in values if value is not None), None)
-
-            return _Typed(first_present, result_type)
-        if name == "TO_NUMBER":
-            inner = args[0].evaluate
-            return _Typed(lambda row: _coerce("number", inner(row)), "number")
-        model = self.format_argument(node, args)
-        if name == "TO_CHAR":
-            return self.to_char(args[0], model)
-        return self.to_date(args[0], model, timestamp=name == "TO_TIMESTAMP")
-
-    def format_argument(self, node: Call, args: list[_Typed]) -> str | None:
-        if len(args) < 2:
-            return None
-        if not args[1].literal or args[1].type != "text":
-            raise SuiteQlError(f"The format of {node.name} must be a string literal.")
-        model = str(args[1].evaluate({}))
-        _format_model(model)  # reject a bad model now, not on the first row
-        return model
-
-    def to_char(self, arg: _Typed, model: str | None) -> _Typed:
-        inner = arg.evaluate
-        source_type = arg.type
-
-        def to_char(row: Row) -> Any:
-            value = inner(row)
-            if value is None:
-                return None
-            if source_type in _TEMPORAL or isinstance(value, date):
-                moment = _as_datetime(value) if isinstance(value, date) else _to_datetime(value)
-                return format_account_date(moment.date()) if model is None else _to_char(moment, model)
-            return _coerce("text", value)
-
-        return _Typed(to_char, "text")
-
-    def to_date(self, arg: _Typed, model: str | None, *, timestamp: bool) -> _Typed:
-        inner = arg.evaluate
-
-        def to_date(row: Row) -> Any:
-            value = inner(row)
-            if value is None:
-                return None
-            if isinstance(value, date):
-                return _as_datetime(value)
-            if model is None:
-                return _to_datetime(value)
-            return _parse_with_model(str(value), model)[0]
-
-        return _Typed(to_date, "datetime" if timestamp or model is None or _has_time(model) else "date")
-
-    def condition(self, node: Condition) -> Predicate:
-        if isinstance(node, And):
-            parts = [self.condition(operand) for operand in node.operands]
-            return lambda row: _and(part(row) for part in parts)
-        if isinstance(node, Or):
-            parts = [self.condition(operand) for operand in node.operands]
-            return lambda row: _or(part(row) for part in parts)
-        if isinstance(node, Not):
-            inner = self.condition(node.operand)
-            return lambda row: _not(inner(row))
-        if isinstance(node, Compare):
-            return self.compare(node)
-        if isinstance(node, IsNull):
-            operand = self.expr(node.operand).evaluate
-            negated = node.negated
-            return lambda row: (operand(row) is None) != negated
-        if isinstance(node, Like):
-            return self.like(node)
-        if isinstance(node, InList):
-            return self.in_list(node)
-        return self.between(node)
-
-    def compare(self, node: Compare) -> Predicate:
-        left, right = self.expr(node.left), self.expr(node.right)
-        domain = _domain(left.type, right.type)
-        op = node.op
-
-        def predicate(row: Row) -> Truth:
-            a, b = _coerce(domain, left.evaluate(row)), _coerce(domain, right.evaluate(row))
-            if a is None or b is None:
-                return None
-            return compare_values(op, a, b)
-
-        return predicate
-
-    def like(self, node: Like) -> Predicate:
-        operand, pattern = self.expr(node.operand), self.expr(node.pattern)
-        escape, negated = node.escape, node.negated
-        cache: dict[str, re.Pattern[str]] = {}
-
-        def predicate(row: Row) -> Truth:
-            value, raw = _coerce("text", operand.evaluate(row)), _coerce("text", pattern.evaluate(row))
-            if value is None or raw is None:
-                return None
-            compiled = cache.get(raw)
-            if compiled is None:
-                compiled = cache[raw] = _like_regex(raw, escape)
-            return (compiled.fullmatch(value) is not None) != negated
-
-        return predicate
-
-    def in_list(self, node: InList) -> Predicate:
-        operand = self.expr(node.operand)
-        values = [self.expr(value) for value in node.values]
-        domain = operand.type
-        for value in values:
-            domain = _domain(domain, value.type)
-        negated = node.negated
-
-        def predicate(row: Row) -> Truth:
-            left = _coerce(domain, operand.evaluate(row))
-            if left is None:
-                return None
-            candidates = [_coerce(domain, value.evaluate(row)) for value in values]
-            if left in candidates:
-                return not negated
-            # x NOT IN (..., NULL) is unknown, never true: SQL's classic trap, kept.
-            return None if None in candidates else negated
-
-        return predicate
-
-    def between(self, node: Between) -> Predicate:
-        operand, low, high = self.expr(node.operand), self.expr(node.low), self.expr(node.high)
-        domain = _domain(_domain(operand.type, low.type), high.type)
-        negated = node.negated
-
-        def predicate(row: Row) -> Truth:
-            value = _coerce(domain, operand.evaluate(row))
-            lower, upper = _coerce(domain, low.evaluate(row)), _coerce(domain, high.evaluate(row))
-            if value is None or lower is None or upper is None:
-                return None
-            return bool(lower <= value <= upper) != negated
-
-        return predicate
-
-    def outputs(self) -> list[OutputColumn]:
-        columns: list[OutputColumn] = []
-        seen: set[str] = set()
-        unnamed = 0
-        for item in self.query.items:
-            if item.expr is None:
-                for name in self.table.columns:
-                    columns.append(OutputColumn(name, self.column(Column(None, name, item.pos))))
-                    seen.add(name)
-                continue
-            typed = self.expr(item.expr)
-            if item.alias is not None:
-                name = item.alias
-            elif isinstance(item.expr, Column):
-                name = item.expr.name.lower()
-            else:
-                unnamed += 1
-                name = f"expr{unnamed}"
-            # Output names are lower case in NetSuite's JSON, even for quoted aliases.
-            name = name.lower()
-            if name in seen:
-                raise SuiteQlError(f"The column name '{name}' is used more than once in the select list.")
-            seen.add(name)
-            columns.append(OutputColumn(name, typed))
-        return columns
-
-    def sort_keys(self, outputs: list[OutputColumn]) -> list[SortSpec[Row]]:
-        by_name = {column.name: column for column in outputs}
-        keys = []
-        for item in self.query.order_by:
-            expr = item.expr
-            if isinstance(expr, Literal_) and isinstance(expr.value, int):
-                if not 1 <= expr.value <= len(outputs):
-                    raise SuiteQlError(f"ORDER BY position {expr.value} is not in the select list.")
-                typed = outputs[expr.value - 1].value
-            elif isinstance(expr, Column) and expr.qualifier is None and expr.name.lower() in by_name:
-                typed = by_name[expr.name.lower()].value
-            else:
-                typed = self.expr(expr)
-            # Oracle sorts NULLs as the largest value: last ascending, first descending.
-            nulls_first = item.descending if item.nulls_first is None else item.nulls_first
-            keys.append(_sort_spec(typed, item.descending, nulls_first))
-        return keys
+def _error_position(text: str, error: dict[str, Any]) -> int:
+    """1-based character position of a sqlglot parse error (it reports a line and a column)."""
+    line, column = error.get("line") or 1, error.get("col") or 1
+    lines = text.split("\n")
+    return sum(len(part) + 1 for part in lines[: line - 1]) + column
 
 
-def _has_time(model: str) -> bool:
-    return any(element in ("HH24", "HH", "HH12", "MI", "SS") for element in _format_model(model))
-
-
-def _and(values: Iterable[Truth]) -> Truth:
-    result: Truth = True
-    for value in values:
-        if value is False:
-            return False
-        if value is None:
-            result = None
-    return result
-
-
-def _or(values: Iterable[Truth]) -> Truth:
-    result: Truth = False
-    for value in values:
-        if value is True:
-            return True
-        if value is None:
-            result = None
-    return result
-
-
-def _not(value: Truth) -> Truth:
-    return None if value is None else not value
-
-
-def _like_regex(pattern: str, escape: str | None) -> re.Pattern[str]:
-    # LIKE is case-sensitive in NetSuite, unlike Salesforce.
+def _parse(text: str) -> exp.Query:
+    if not text.strip():
+        raise SuiteQlError("The query is empty.")
     try:
-        return like_regex(pattern, escape, ignore_case=False)
-    except LikeEscapeError:
-        raise SuiteQlError("The LIKE pattern ends with its escape character.") from None
+        statements = [tree for tree in sqlglot.parse(text, read="oracle") if tree is not None]
+    except ParseError as exc:
+        first = exc.errors[0] if exc.errors else {}
+        detail = str(first.get("description", "syntax error")).split(" for <class")[0]
+        raise SuiteQlError(
+            f"Parse of query failed at position {_error_position(text, first)}: {detail}."
+        ) from None
+    except TokenError as exc:
+        raise SuiteQlError(f"Parse of query failed: {exc}.") from None
+    if len(statements) != 1:
+        raise SuiteQlError("The query must be exactly one SELECT statement.")
+    tree = statements[0]
+    if not isinstance(tree, exp.Query) or any(isinstance(node, exp.DML | exp.DDL) for node in tree.walk()):
+        raise SuiteQlError("Only SELECT statements can be run in SuiteQL.")
+    return tree
 
 
-def _sort_value(value: Any) -> Any:
-    if isinstance(value, date):
-        return _as_datetime(value)
-    if isinstance(value, float):
-        return Decimal(repr(value))
+def _oracle_model(node: exp.Expr) -> str | None:
+    """The Oracle format model of TO_CHAR / TO_DATE / TO_TIMESTAMP, or None when it has none."""
+    model = node.args.get("format")
+    if model is None:
+        return None
+    if not isinstance(model, exp.Literal) or not model.is_string:
+        raise SuiteQlError(f"The format of {node.sql('oracle').split('(')[0]} must be a string literal.")
+    if isinstance(node, exp.ToChar):
+        return str(model.this)
+    # sqlglot turned the model of TO_DATE (and of TO_CHAR of a date it typed) into strftime codes; its
+    # Oracle generator turns them back.
+    return str(Oracle().generator().format_time(node) or "").strip("'") or None
+
+
+def _check_functions(tree: exp.Expr) -> None:
+    for node in tree.walk():
+        if isinstance(node, exp.Dot) and isinstance(node.expression, exp.Func):
+            name = f"{node.this.name}.{node.expression.name}".upper()
+            if name != "BUILTIN.DF":
+                raise SuiteQlError(f"The function {name} is not supported by the Stratum NetSuite sandbox.")
+            if len(node.expression.expressions) != 1 or not isinstance(
+                node.expression.expressions[0], exp.Column
+            ):
+                raise SuiteQlError("BUILTIN.DF takes one field.")
+            continue
+        if isinstance(node, exp.Anonymous) and isinstance(node.parent, exp.Dot):
+            continue
+        if isinstance(node, exp.Func) and not isinstance(node, (*_FUNCTIONS, exp.Connector)):
+            name = node.name if isinstance(node, exp.Anonymous) else node.sql_name()
+            raise SuiteQlError(
+                f"The function {name.upper()} is not supported by the Stratum NetSuite sandbox."
+            )
+        if isinstance(node, exp.Star) and isinstance(node.parent, exp.Count):
+            continue
+        if isinstance(node, exp.Column) and node.name.upper() in ("SYSDATE", "SYSTIMESTAMP"):
+            raise SuiteQlError(f"{node.name.upper()} is not supported by the Stratum NetSuite sandbox.")
+
+
+def _empty_strings_are_null(tree: exp.Expr) -> exp.Expr:
+    # Oracle (so SuiteQL) has no empty string: '' is NULL.
+    return tree.transform(
+        lambda node: (
+            exp.null() if isinstance(node, exp.Literal) and node.is_string and node.this == "" else node
+        )
+    )
+
+
+def _rownum_to_limit(tree: exp.Expr) -> None:
+    """``WHERE ROWNUM <= n`` (or ``< n``) as a row limit, the only use of ROWNUM the sandbox runs.
+
+    Departure: Oracle numbers rows before ORDER BY, so ``ROWNUM <= 10 ... ORDER BY x`` in one SELECT is
+    "some 10 rows, sorted", while here it is the first 10 after sorting. The usual form, ORDER BY in a
+    subquery and ROWNUM outside, means the same in both."""
+    for select in list(tree.find_all(exp.Select)):
+        where = select.args.get("where")
+        if where is None:
+            continue
+        conditions = list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
+        limit: int | None = None
+        kept: list[exp.Expr] = []
+        for condition in conditions:
+            bound = _rownum_bound(condition)
+            if bound is None:
+                kept.append(condition)
+            else:
+                limit = bound if limit is None else min(limit, bound)
+        if limit is None:
+            continue
+        if any(_rownum(node) for condition in kept for node in condition.walk()):
+            raise SuiteQlError("ROWNUM is supported only as ROWNUM <= n in the WHERE clause.")
+        select.set("where", exp.Where(this=exp.and_(*kept)) if kept else None)
+        existing = select.args.get("limit") or select.args.get("fetch")
+        if existing is not None:
+            count = existing.args.get("expression") or existing.args.get("count")
+            if isinstance(count, exp.Literal) and not count.is_string:
+                limit = min(limit, int(count.this))
+            select.set("fetch", None)
+        select.set("limit", exp.Limit(expression=exp.Literal.number(limit)))
+    if any(_rownum(node) for node in tree.walk()):
+        raise SuiteQlError("ROWNUM is supported only as ROWNUM <= n in the WHERE clause.")
+
+
+def _rownum_bound(condition: exp.Expr) -> int | None:
+    if isinstance(condition, exp.LTE | exp.LT | exp.GTE | exp.GT | exp.EQ):
+        left, right = condition.this, condition.expression
+        flipped = isinstance(condition, exp.GTE | exp.GT)
+        if flipped:
+            left, right = right, left
+        if _rownum(left) and isinstance(right, exp.Literal) and not right.is_string:
+            if isinstance(condition, exp.EQ):
+                return 1 if right.this == "1" else 0
+            value = int(Decimal(right.this))
+            strict = isinstance(condition, exp.LT | exp.GT)
+            return max(value - 1 if strict else value, 0)
+    return None
+
+
+def _name_outputs(tree: exp.Expr) -> None:
+    """Give every unnamed select item NetSuite's name for it: ``expr1``, ``expr2`` ... in select order."""
+    select = tree if isinstance(tree, exp.Select) else next(tree.find_all(exp.Select))
+    unnamed = 0
+    for index, item in enumerate(select.expressions):
+        if isinstance(item, exp.Alias | exp.Column | exp.Star):
+            continue
+        unnamed += 1
+        select.expressions[index] = exp.alias_(item, f"expr{unnamed}")
+        select.expressions[index].parent = select
+
+
+class SuiteQlDatabase:
+    """SuiteQL's tables as an in-memory SQLite database, with the user functions SuiteQL's Oracle needs.
+
+    It is built for one query over the records as they are then: each table's rows are made and loaded
+    only when a query reads the table (`load`), so a query of 40 customers never copies 3,000
+    transactions, and there is no copy to keep in step with writes."""
+
+    def __init__(
+        self, columns: Mapping[str, Mapping[str, ColumnType]], builders: Mapping[str, Callable[[], Table]]
+    ) -> None:
+        self.columns = {name: dict(table_columns) for name, table_columns in columns.items()}
+        self._builders = dict(builders)
+        self.tables: dict[str, Table] = {}
+        # What a translation depends on: every table's name and typed columns.
+        self.catalog = tuple((name, tuple(cols.items())) for name, cols in sorted(self.columns.items()))
+        self.schema: dict[str, object] = {
+            name: {column: _SCHEMA_TYPES[kind] for column, kind in table_columns.items()}
+            for name, table_columns in self.columns.items()
+        }
+        self.failure: SuiteQlError | None = None
+        self._display_rows: dict[str, dict[Any, Row]] = {}
+        self.connection = sqlite3.connect(":memory:", check_same_thread=False)
+        self.connection.execute("PRAGMA case_sensitive_like = ON")  # LIKE is case-sensitive in NetSuite
+        self._functions()
+
+    def load(self, names: Iterable[str]) -> None:
+        """Make and load the tables `names` (those a query reads) that are not loaded yet."""
+        for name in names:
+            if name not in self.tables and name in self._builders:
+                self._load(self._builders[name]())
+
+    def _load(self, table: Table) -> None:
+        self.tables[table.name] = table
+        columns = list(table.columns)
+        definition = ", ".join(f'"{name}" {_SQLITE_TYPES[table.columns[name]]}' for name in columns)
+        # Table and column names are the sandbox's own (never a caller's), so building the DDL is safe.
+        self.connection.execute(f'CREATE TABLE "{table.name}" ({definition})')
+        placeholders = ", ".join("?" for _ in columns)
+        self.connection.executemany(
+            f'INSERT INTO "{table.name}" VALUES ({placeholders})',  # noqa: S608 (the sandbox's own names)
+            ([_sqlite_value(table.columns[name], row.get(name)) for name in columns] for row in table.rows),
+        )
+        if table.display:
+            self._display_rows[table.name] = {row.get("id"): row for row in table.rows}
+
+    def _guarded(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        # SQLite reports a user function's exception as "user-defined function raised exception"; keep ours.
+        def call(*args: Any) -> Any:
+            try:
+                return function(*args)
+            except SuiteQlError as exc:
+                self.failure = exc
+                raise
+
+        return call
+
+    def _functions(self) -> None:
+        functions: dict[str, tuple[int, Callable[..., Any]]] = {
+            "upper": (1, lambda value: None if value is None else str(value).upper()),
+            "lower": (1, lambda value: None if value is None else str(value).lower()),
+            "ns_to_char_date": (2, _to_char_date),
+            "ns_to_char": (1, _to_char_value),
+            "ns_to_date": (2, _to_date),
+            "ns_to_number": (1, _to_number_value),
+            "ns_concat": (2, _concat),
+            "ns_df": (-1, self._display),
+        }
+        for name, (arity, function) in functions.items():
+            self.connection.create_function(name, arity, self._guarded(function), deterministic=True)
+
+    def _display(self, table: str, column: str, value: Any, row_id: Any = None) -> str | None:
+        if value is None:
+            return None
+        shown = self.tables[table].display.get(column)
+        if shown is None:
+            return _render(value, temporal=self.columns[table][column] in ("date", "datetime"))
+        return shown(value, self._display_rows.get(table, {}).get(row_id, {}))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.columns
+
+
+def _sqlite_value(kind: ColumnType, value: Any) -> Any:
+    if value is None:
+        return None
+    if kind == "date":
+        return _store_day(value if isinstance(value, date) else date.fromisoformat(str(value)))
+    if kind == "datetime":
+        return _store(value)
+    if kind == "number":
+        return float(value)
     return value
+
+
+def _to_char_date(stored: str | None, model: str | None) -> str | None:
+    if stored is None:
+        return None
+    moment = _local(stored)
+    return format_account_date(moment.date()) if model is None else _to_char(moment, model)
+
+
+def _to_char_value(value: Any) -> str | None:
+    return None if value is None else _render(value, temporal=False)
+
+
+def _to_date(value: Any, model: str | None) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    if model is None:
+        stored = _store_text(text)
+        if stored is None:
+            raise SuiteQlError(
+                f"The value '{value}' is not a date in the account's format (M/D/YYYY); use TO_DATE."
+            )
+        return stored
+    return _store_local(_parse_with_model(text, model)[0])
+
+
+def _to_number(value: Any) -> Decimal | int:
+    if isinstance(value, int | Decimal):
+        return value
+    if isinstance(value, float):
+        return Decimal(f"{value:.15g}")
+    try:
+        return Decimal(str(value).strip())
+    except InvalidOperation:
+        raise SuiteQlError(f"Invalid number: '{value}'.") from None
+
+
+def _to_number_value(value: Any) -> int | float | None:
+    if value is None:
+        return None
+    number = _to_number(value)
+    return (
+        number
+        if isinstance(number, int)
+        else int(number)
+        if number == number.to_integral_value()
+        else float(number)
+    )
+
+
+def _concat(left: Any, right: Any) -> str | None:
+    # Oracle's || treats NULL as '' (and '' is NULL), so only NULL || NULL is NULL; SQLite's gives NULL.
+    parts = [_render(part, temporal=False) for part in (left, right) if part is not None]
+    return "".join(parts) or None
+
+
+def _render(value: Any, *, temporal: bool) -> str:
+    if temporal and isinstance(value, str):
+        return format_account_date(_local(value).date())
+    if isinstance(value, str):
+        return value
+    return format_number(value)
+
+
+def _type_of(node: exp.Expr) -> exp.DType | None:
+    kind = node.type
+    return None if kind is None else kind.this
+
+
+def _literal_for(domain: str, literal: exp.Literal) -> exp.Expr:
+    """A string literal compared with a number or a date, converted as Oracle's implicit conversion does."""
+    text = literal.this
+    if domain == "number":
+        number = _to_number(text)
+        return exp.Literal.number(str(number))
+    stored = _store_text(text)
+    if stored is None:
+        raise SuiteQlError(
+            f"The value '{text}' is not a date in the account's format (M/D/YYYY); use TO_DATE."
+        )
+    return exp.Literal.string(stored)
+
+
+def _domain(nodes: Sequence[exp.Expr]) -> str | None:
+    kinds = {_type_of(node) for node in nodes if not isinstance(node, exp.Literal | exp.Null)}
+    if kinds & _NUMERIC:
+        return "number"
+    if kinds & _TEMPORAL:
+        return "date"
+    return None
+
+
+def _convert_literals(tree: exp.Expr) -> None:
+    """Oracle converts a string literal to the other side's type; a string no number or date is an error."""
+    for node in list(tree.walk()):
+        if isinstance(node, exp.EQ | exp.NEQ | exp.GT | exp.GTE | exp.LT | exp.LTE):
+            operands = [node.this, node.expression]
+        elif isinstance(node, exp.Between):
+            operands = [node.this, node.args["low"], node.args["high"]]
+        elif isinstance(node, exp.In) and node.expressions:
+            operands = [node.this, *node.expressions]
+        else:
+            continue
+        domain = _domain(operands)
+        if domain is None:
+            continue
+        for operand in operands:
+            if isinstance(operand, exp.Literal) and operand.is_string:
+                operand.replace(_literal_for(domain, operand))
+
+
+def _field_error(column: str, table: str) -> SuiteQlError:
+    return SuiteQlError(f"Field '{column}' for record '{table}' was not found.")
+
+
+def _check_fields(tree: exp.Expr, database: SuiteQlDatabase) -> None:
+    """Unknown tables and fields, with NetSuite's messages, before sqlglot's own resolution runs."""
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    for table in tree.find_all(exp.Table):
+        if table.args.get("db") or table.args.get("catalog"):
+            raise SuiteQlError(f"Record '{table.sql('oracle')}' was not found.")
+        if table.name.lower() not in database and table.name.lower() not in ctes:
+            raise SuiteQlError(f"Record '{table.name}' was not found.")
+    for scope in traverse_scope(tree):
+        tables = {
+            alias.lower(): source.name.lower()
+            for alias, (_, source) in scope.selected_sources.items()
+            if isinstance(source, exp.Table) and source.name.lower() in database
+        }
+        select = scope.expression
+        aliases = (
+            {item.alias.lower() for item in select.expressions if isinstance(item, exp.Alias)}
+            if isinstance(select, exp.Select)
+            else set()
+        )
+        only_tables = all(isinstance(source, exp.Table) for _, source in scope.selected_sources.values())
+        for column in scope.columns:
+            name = column.name.lower()
+            if column.table:
+                table_name = tables.get(column.table.lower())
+                if table_name is not None and name not in database.columns[table_name]:
+                    raise _field_error(column.name, table_name)
+                continue
+            if not (only_tables and tables) or name in aliases:
+                continue
+            holders = [table for table in tables.values() if name in database.columns[table]]
+            if not holders:
+                raise _field_error(column.name, next(iter(tables.values())))
+            if len(holders) > 1:
+                raise SuiteQlError(f"Field '{column.name}' is ambiguous: qualify it with its table or alias.")
+
+
+def _bind_display(tree: exp.Expr, database: SuiteQlDatabase) -> None:
+    """``BUILTIN.DF(t.field)`` -> ``ns_df('table', 'field', t.field, t.id)``, a lookup in the database."""
+    for scope in traverse_scope(tree):
+        sources = {alias.lower(): source for alias, (_, source) in scope.selected_sources.items()}
+        for dot in list(scope.expression.find_all(exp.Dot)):
+            if not isinstance(dot.expression, exp.Anonymous):
+                continue
+            column = dot.expression.expressions[0]
+            source = sources.get(column.table.lower()) if column.table else None
+            if not isinstance(source, exp.Table):
+                raise SuiteQlError("BUILTIN.DF needs a field of a record, not of a subquery.")
+            table = source.name.lower()
+            row_id = exp.column("id", table=column.table) if "id" in database.columns[table] else exp.null()
+            dot.replace(
+                exp.Anonymous(
+                    this="ns_df",
+                    expressions=[
+                        exp.Literal.string(table),
+                        exp.Literal.string(column.name.lower()),
+                        column.copy(),
+                        row_id,
+                    ],
+                )
+            )
+
+
+def _sqlite_functions(tree: exp.Expr) -> exp.Expr:
+    """Oracle's functions SQLite lacks, as the database's user functions (arguments typed by sqlglot)."""
+
+    def rewrite(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.ToChar | exp.TimeToStr):
+            model = _oracle_model(node)
+            if isinstance(node, exp.TimeToStr) or _type_of(node.this) in _TEMPORAL:
+                _model_check(model)
+                return exp.Anonymous(this="ns_to_char_date", expressions=[node.this, _model_literal(model)])
+            if model is not None:
+                raise SuiteQlError("TO_CHAR of a number with a format model is not supported by the sandbox.")
+            return exp.Anonymous(this="ns_to_char", expressions=[node.this])
+        if isinstance(node, exp.StrToDate | exp.StrToTime):
+            model = _oracle_model(node)
+            _model_check(model)
+            if _type_of(node.this) in _TEMPORAL:
+                already: exp.Expr = node.this
+                return already
+            return exp.Anonymous(this="ns_to_date", expressions=[node.this, _model_literal(model)])
+        if isinstance(node, exp.ToNumber):
+            return exp.Anonymous(this="ns_to_number", expressions=[node.this])
+        if isinstance(node, exp.DPipe):
+            return exp.Anonymous(this="ns_concat", expressions=[node.this, node.expression])
+        return node
+
+    # Innermost first, so an argument is rewritten before the call that takes it (a || b || c).
+    for node in reversed(list(tree.walk())):
+        if node is not tree:
+            replacement = rewrite(node)
+            if replacement is not node:
+                node.replace(replacement)
+    return tree
+
+
+def _model_check(model: str | None) -> None:
+    if model is not None:
+        _format_model(model)  # a bad model is an error now, not on the first row
+
+
+def _model_literal(model: str | None) -> exp.Expr:
+    return exp.null() if model is None else exp.Literal.string(model)
 
 
 @dataclass(frozen=True, slots=True)
 class CompiledQuery:
-    """A SuiteQL query bound to its table: `run` gives the result rows as NetSuite renders them."""
+    """A SuiteQL query translated for the sandbox's SQLite: `run` gives the rows as NetSuite renders them."""
 
-    table: Table
-    outputs: tuple[OutputColumn, ...]
-    where: Predicate | None
-    order_by: tuple[SortSpec[Row], ...]
-    distinct: bool
-    row_limit: int | None
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return tuple(column.name for column in self.outputs)
+    database: SuiteQlDatabase
+    sql: str
+    columns: tuple[str, ...]
+    temporal: tuple[bool, ...]
+    tables: tuple[str, ...]
 
     def run(self) -> list[dict[str, str]]:
         """Every result row: ``{column: value as a string}`` with NULL columns left out."""
-        rows = [row for row in self.table.rows if self.where is None or self.where(row) is True]
-        sort_rows(rows, self.order_by)
+        self.database.load(self.tables)
+        self.database.failure = None
+        try:
+            rows = self.database.connection.execute(self.sql).fetchall()
+        except sqlite3.Error as exc:
+            if self.database.failure is not None:
+                raise self.database.failure from None
+            raise SuiteQlError(f"Search error occurred: {exc}.") from None
         rendered: list[dict[str, str]] = []
-        seen: set[tuple[tuple[str, str], ...]] = set()
         for row in rows:
-            result: dict[str, str] = {}
-            for column in self.outputs:
-                value = column.value.evaluate(row)
-                if value is not None:
-                    result[column.name] = _render(value)
-            if self.distinct:
-                identity = tuple(sorted(result.items()))
-                if identity in seen:
-                    continue
-                seen.add(identity)
-            rendered.append(result)
-            if self.row_limit is not None and len(rendered) >= self.row_limit:
-                break
+            rendered.append(
+                {
+                    name: _render(value, temporal=temporal)
+                    for name, value, temporal in zip(self.columns, row, self.temporal, strict=True)
+                    if value is not None
+                }
+            )
         return rendered
 
 
-def _sort_spec(typed: _Typed, descending: bool, nulls_first: bool) -> SortSpec[Row]:
-    evaluate = typed.evaluate
-    # _sort_value keeps None as None, so NULLs still sort by the key's null placement.
-    return SortSpec(lambda row: _sort_value(evaluate(row)), descending, nulls_first)
+# Translations by (query text, the tables' columns): the translation depends on nothing else, and a client
+# paging through one query (or polling with it) sends the same text again and again.
+_TRANSLATIONS: dict[tuple[str, tuple[tuple[str, tuple[tuple[str, str], ...]], ...]], CompiledQuery] = {}
+_TRANSLATIONS_KEPT = 256
 
 
-def _render(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, datetime):
-        return format_account_date(value.date())
-    if isinstance(value, date):
-        return format_account_date(value)
-    return format_number(value)
+def compile_suiteql(text: str, database: SuiteQlDatabase) -> CompiledQuery:
+    """Read `text` as SuiteQL (Oracle SQL) and translate it for `database`; `SuiteQlError` if NetSuite
+    would not run it."""
+    key = (text, database.catalog)
+    known = _TRANSLATIONS.get(key)
+    if known is None:
+        known = _translate(text, database)
+        if len(_TRANSLATIONS) >= _TRANSLATIONS_KEPT:
+            _TRANSLATIONS.clear()
+        _TRANSLATIONS[key] = known
+    return CompiledQuery(database, known.sql, known.columns, known.temporal, known.tables)
 
 
-def compile_suiteql(text: str, tables: Mapping[str, Table]) -> CompiledQuery:
-    """Parse and bind `text` against `tables` (keyed by lower-case table name)."""
-    query = parse(text)
-    table = tables.get(query.table.lower())
-    if table is None:
-        raise SuiteQlError(f"Record '{query.table}' was not found.")
-    binder = _Binder(query, table)
-    outputs = binder.outputs()
-    where = None if query.where is None else binder.condition(query.where)
-    order_by = binder.sort_keys(outputs)
-    limits = [limit for limit in (query.top, query.fetch) if limit is not None]
-    return CompiledQuery(
-        table, tuple(outputs), where, tuple(order_by), query.distinct, min(limits) if limits else None
-    )
+def _translate(text: str, database: SuiteQlDatabase) -> CompiledQuery:
+    tree: exp.Expr = _parse(text)
+    _check_functions(tree)
+    tree = _empty_strings_are_null(tree)
+    _rownum_to_limit(tree)
+    _check_fields(tree, database)
+    _name_outputs(tree)
+    try:
+        tree = qualify(
+            tree,
+            schema=database.schema,
+            dialect="oracle",
+            validate_qualify_columns=True,
+            quote_identifiers=False,
+            identify=False,
+        )
+    except OptimizeError as exc:
+        raise SuiteQlError(f"Search error occurred: {exc}.") from None
+    annotate_types(tree, schema=database.schema, dialect="oracle")
+    assert isinstance(tree, exp.Query)  # qualify keeps the statement a query
+    selects = tree.selects
+    names = tuple(item.alias_or_name.lower() for item in selects)
+    duplicates = {name for name in names if names.count(name) > 1}
+    if duplicates:
+        raise SuiteQlError(
+            f"The column name '{sorted(duplicates)[0]}' is used more than once in the select list."
+        )
+    temporal = tuple(_type_of(item) in _TEMPORAL for item in selects)
+    _convert_literals(tree)
+    _bind_display(tree, database)
+    tree = _sqlite_functions(tree)
+    try:
+        sql = tree.sql(dialect="sqlite", identify=True, unsupported_level=sqlglot.ErrorLevel.RAISE)
+    except SqlglotError as exc:
+        raise SuiteQlError(f"The query uses what the Stratum NetSuite sandbox cannot run: {exc}.") from None
+    read = tuple(sorted({table.name.lower() for table in tree.find_all(exp.Table)} & set(database.columns)))
+    return CompiledQuery(database, sql, names, temporal, read)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1473,19 +1214,35 @@ _TRANSACTION_COLUMNS: Mapping[str, ColumnType] = {
     "lastmodifieddate": "datetime",
 }
 
+# transactionline: one row per line, the header's own "main line" (mainline 'T', linesequencenumber 0)
+# first, as NetSuite's table has it. On sales transactions NetSuite stores item lines' quantity and amount
+# with the sign of the posting (negative: a credit to income), so a query negates them to show the invoice's.
+_TRANSACTION_LINE_COLUMNS: Mapping[str, ColumnType] = {
+    "id": "integer",
+    "transaction": "integer",
+    "linesequencenumber": "integer",
+    "mainline": "text",
+    "item": "integer",
+    "memo": "text",
+    "quantity": "number",
+    "rate": "number",
+    "foreignamount": "number",
+    "entity": "integer",
+}
 
-# Record type -> (SuiteQL ``type``, the field naming the customer, the field holding the total). Only
-# invoices carry a due date, balances and the customer's reference number; the others leave them NULL.
-_TRANSACTION_SOURCES: Mapping[str, tuple[str, str, str]] = {
-    "invoice": ("CustInvc", "entity", "total"),
-    "customerPayment": ("CustPymt", "customer", "payment"),
-    "salesOrder": ("SalesOrd", "entity", "total"),
+
+# Record type -> (SuiteQL ``type``, the field naming the customer, the field holding the total, the type's
+# display name). Only invoices carry a due date, balances and the customer's reference number.
+_TRANSACTION_SOURCES: Mapping[str, tuple[str, str, str, str]] = {
+    "invoice": ("CustInvc", "entity", "total", "Invoice"),
+    "customerPayment": ("CustPymt", "customer", "payment", "Payment"),
+    "salesOrder": ("SalesOrd", "entity", "total", "Sales Order"),
 }
 
 
 def _transaction_rows(records: Mapping[str, Mapping[str, Record]]) -> list[Row]:
     rows: list[Row] = []
-    for source, (tran_type, entity_field, total_field) in _TRANSACTION_SOURCES.items():
+    for source, (tran_type, entity_field, total_field, _) in _TRANSACTION_SOURCES.items():
         invoice = source == "invoice"
         for record in records[source].values():
             rows.append(
@@ -1513,6 +1270,45 @@ def _transaction_rows(records: Mapping[str, Mapping[str, Record]]) -> list[Row]:
     return rows
 
 
+def _posted(value: Decimal | None) -> Decimal | None:
+    return None if value is None else -value
+
+
+def _transaction_line_rows(records: Mapping[str, Mapping[str, Record]]) -> list[Row]:
+    rows: list[Row] = []
+    for source in ("invoice", "salesOrder"):
+        for record in records[source].values():
+            transaction, entity = _int(record["id"]), _int(record["entity"])
+            rows.append(
+                {
+                    "id": 0,
+                    "transaction": transaction,
+                    "linesequencenumber": 0,
+                    "mainline": "T",
+                    "memo": record.get("memo"),
+                    "foreignamount": _money(record.get("total")),
+                    "entity": entity,
+                }
+            )
+            for number, line in enumerate(record.get("item") or [], start=1):
+                rows.append(
+                    {
+                        "id": _int(line.get("line")) or number,
+                        "transaction": transaction,
+                        "linesequencenumber": number,
+                        "mainline": "F",
+                        "item": _int(line.get("item")),
+                        "memo": line.get("description"),
+                        "quantity": _posted(_money(line.get("quantity"))),
+                        "rate": _money(line.get("rate")),
+                        "foreignamount": _posted(_money(line.get("amount"))),
+                        "entity": entity,
+                    }
+                )
+    rows.sort(key=lambda row: (row["transaction"], row["linesequencenumber"]))
+    return rows
+
+
 _KIND_TO_COLUMN: Mapping[str, ColumnType] = {
     "id": "integer",
     "text": "text",
@@ -1527,11 +1323,50 @@ _KIND_TO_COLUMN: Mapping[str, ColumnType] = {
     "enum": "text",
 }
 
+Display = Callable[[Any, Row], str | None]
 
-def _view(record_type: RecordType, records: Mapping[str, Record], table: str | None = None) -> Table:
+
+def _ref_display(records: Mapping[str, Mapping[str, Record]], ref_types: Sequence[str]) -> Display:
+    """BUILTIN.DF of a reference: the target record's display name (its ``refName`` in REST)."""
+
+    def show(value: Any, _row: Row) -> str | None:
+        key = str(value)
+        owner = next((name for name in ref_types if key in records.get(name, {})), None)
+        return None if owner is None else ref_name(records, owner, key)
+
+    return show
+
+
+def _choice_display(choices: Mapping[str, str]) -> Display:
+    return lambda value, _row: choices.get(str(value), str(value))
+
+
+def _displays(records: Mapping[str, Mapping[str, Record]], specs: Sequence[FieldSpec]) -> dict[str, Display]:
+    shown: dict[str, Display] = {}
+    for spec in specs:
+        if spec.kind == "ref":
+            shown[spec.name.lower()] = _ref_display(records, spec.ref_types)
+        elif spec.kind == "enum" and spec.choices is not None:
+            shown[spec.name.lower()] = _choice_display(spec.choices)
+    return shown
+
+
+def _body_fields(record_type: RecordType) -> list[FieldSpec]:
+    return [spec for spec in record_type.fields if spec.kind not in ("sublist", "subrecord")]
+
+
+def _view_columns(record_type: RecordType) -> dict[str, ColumnType]:
+    return {spec.name.lower(): _KIND_TO_COLUMN[spec.kind] for spec in _body_fields(record_type)}
+
+
+def _view(
+    record_type: RecordType,
+    records: Mapping[str, Mapping[str, Record]],
+    table: str | None = None,
+) -> Table:
     """A table whose columns are the record's body fields, lower-cased, converted to SuiteQL values."""
-    specs = [spec for spec in record_type.fields if spec.kind != "sublist"]
-    columns = {spec.name.lower(): _KIND_TO_COLUMN[spec.kind] for spec in specs}
+    specs = _body_fields(record_type)
+    columns = _view_columns(record_type)
     converters: dict[str, Callable[[Any], Any]] = {
         "id": _int,
         "ref": _int,
@@ -1543,7 +1378,7 @@ def _view(record_type: RecordType, records: Mapping[str, Record], table: str | N
         "number": _money,
     }
     rows: list[Row] = []
-    for record in records.values():
+    for record in records[record_type.name].values():
         row: dict[str, Any] = {}
         for spec in specs:
             convert = converters.get(spec.kind)
@@ -1551,24 +1386,76 @@ def _view(record_type: RecordType, records: Mapping[str, Record], table: str | N
             row[spec.name.lower()] = convert(value) if convert is not None else value
         rows.append(row)
     rows.sort(key=lambda row: row["id"])
-    return Table(table or record_type.name.lower(), columns, rows)
+    return Table(table or record_type.name.lower(), columns, rows, _displays(records, specs))
+
+
+def _transaction_status(record_types: Mapping[str, RecordType]) -> Display:
+    # BUILTIN.DF(status) on transaction names the type too, "Invoice : Paid In Full" (NetSuite's list text;
+    # https://timdietrich.me/blog/netsuite-suiteql-transaction-statuses).
+    by_type: dict[str, tuple[str, Mapping[str, str]]] = {}
+    for source, (tran_type, _, _, label) in _TRANSACTION_SOURCES.items():
+        spec = record_types[source].field("status")
+        by_type[tran_type] = (label, (spec.choices if spec is not None else None) or {})
+
+    def show(value: Any, row: Row) -> str | None:
+        label, choices = by_type.get(str(row.get("type")), ("", {}))
+        text = choices.get(str(value), str(value))
+        return f"{label} : {text}" if label else text
+
+    return show
+
+
+def _job_table(record_type: RecordType, records: Mapping[str, Mapping[str, Record]]) -> Table:
+    # A project's customer is its "parent" on the record and also "customer" in SuiteQL.
+    job = _view(record_type, records)
+    return Table(
+        "job",
+        {**job.columns, "customer": "integer"},
+        [{**row, "customer": row["parent"]} for row in job.rows],
+        {**job.display, "customer": job.display["parent"]},
+    )
+
+
+def _transaction_table(
+    records: Mapping[str, Mapping[str, Record]], record_types: Mapping[str, RecordType]
+) -> Table:
+    return Table(
+        "transaction",
+        _TRANSACTION_COLUMNS,
+        _transaction_rows(records),
+        {
+            "entity": _ref_display(records, ("customer",)),
+            "currency": _ref_display(records, ("currency",)),
+            "status": _transaction_status(record_types),
+            "type": _choice_display({code: label for code, _, _, label in _TRANSACTION_SOURCES.values()}),
+        },
+    )
+
+
+def _transaction_line_table(records: Mapping[str, Mapping[str, Record]]) -> Table:
+    return Table(
+        "transactionline",
+        _TRANSACTION_LINE_COLUMNS,
+        _transaction_line_rows(records),
+        {"item": _ref_display(records, ("serviceItem",)), "entity": _ref_display(records, ("customer",))},
+    )
 
 
 def build_tables(
     records: Mapping[str, Mapping[str, Record]], record_types: Mapping[str, RecordType]
-) -> dict[str, Table]:
-    """SuiteQL's tables over the current records, keyed by lower-case table name."""
-    tables = {
-        name.lower(): _view(record_type, records[name])
-        for name, record_type in record_types.items()
-        if name not in ("invoice", "customerPayment", "salesOrder")
-    }
-    # A project's customer is its "parent" on the record and also "customer" in SuiteQL.
-    job = tables["job"]
-    tables["job"] = Table(
-        "job",
-        {**job.columns, "customer": "integer"},
-        [{**row, "customer": row["parent"]} for row in job.rows],
-    )
-    tables["transaction"] = Table("transaction", _TRANSACTION_COLUMNS, _transaction_rows(records))
-    return tables
+) -> SuiteQlDatabase:
+    """SuiteQL's tables over `records` as they are now; each is made when a query first reads it."""
+    columns: dict[str, Mapping[str, ColumnType]] = {}
+    builders: dict[str, Callable[[], Table]] = {}
+    for name, record_type in record_types.items():
+        if name in _TRANSACTION_SOURCES:
+            continue
+        columns[name.lower()] = _view_columns(record_type)
+        builders[name.lower()] = functools.partial(_view, record_type, records)
+    columns["job"] = {**columns["job"], "customer": "integer"}
+    builders["job"] = functools.partial(_job_table, record_types["job"], records)
+    columns["transaction"] = _TRANSACTION_COLUMNS
+    builders["transaction"] = functools.partial(_transaction_table, records, record_types)
+    columns["transactionline"] = _TRANSACTION_LINE_COLUMNS
+    builders["transactionline"] = functools.partial(_transaction_line_table, records)
+    return SuiteQlDatabase(columns, builders)

@@ -44,6 +44,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 import msgspec
@@ -297,6 +298,16 @@ class NetSuiteErp:
             raise ValueError("NetSuiteErp needs settings.client_id and settings.certificate_id")
         if max_concurrent_requests < 1:
             raise ValueError("max_concurrent_requests must be at least 1")
+        if not settings.time_zone:
+            raise ValueError(
+                "NetSuiteErp needs settings.time_zone, the account's time zone (the bootstrap substitutes "
+                "the sandbox's): SuiteQL shows and reads times in it"
+            )
+        try:
+            # SuiteQL's dates and times are the account's wall-clock time (its time zone preference).
+            self._zone: dt.tzinfo = ZoneInfo(settings.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"settings.time_zone {settings.time_zone!r} is not an IANA time zone") from None
         if private_key_pem is None:
             if not settings.private_key_file:
                 raise ValueError(
@@ -421,14 +432,21 @@ class NetSuiteErp:
         fingerprint = listing_fingerprint("customers", _iso(modified_since))
         offset = decode_cursor(cursor, limit=limit, fingerprint=fingerprint) if cursor is not None else 0
         page = await self._suiteql(
-            customer_query(modified_since=modified_since), CustomerRow, limit=limit, offset=offset
+            customer_query(modified_since=modified_since, zone=self._zone),
+            CustomerRow,
+            limit=limit,
+            offset=offset,
         )
         setup = await self._setup_for(
             currency_ids=[row.currency for row in page.items],
             subsidiary_ids=[row.subsidiary for row in page.items],
         )
         items, skipped = map_page(
-            VENDOR, "customer", page.items, lambda row: customer_from_row(row, setup), record_id=_record_id
+            VENDOR,
+            "customer",
+            page.items,
+            lambda row: customer_from_row(row, setup, self._zone),
+            record_id=_record_id,
         )
         next_cursor = encode_cursor(offset + limit, limit, fingerprint) if page.has_more else None
         return CustomerPage(items=items, next_cursor=next_cursor, skipped=skipped)
@@ -451,7 +469,11 @@ class NetSuiteErp:
         )
         # A candidate that cannot be mapped cannot be compared either: it is logged and left out.
         candidates, _ = map_page(
-            VENDOR, "customer", rows, lambda row: customer_from_row(row, setup), record_id=_record_id
+            VENDOR,
+            "customer",
+            rows,
+            lambda row: customer_from_row(row, setup, self._zone),
+            record_id=_record_id,
         )
         matches: list[CustomerMatch] = []
         for customer in candidates:
@@ -632,12 +654,19 @@ class NetSuiteErp:
         if query.customer_id is not None and not is_internal_id(query.customer_id):
             return InvoicePage(items=[])  # no NetSuite customer has such an id
         statement = invoice_query(
-            customer_id=query.customer_id, status=status, modified_since=query.modified_since
+            customer_id=query.customer_id,
+            status=status,
+            modified_since=query.modified_since,
+            zone=self._zone,
         )
         page = await self._suiteql(statement, InvoiceRow, limit=limit, offset=offset)
         setup = await self._setup_for(currency_ids=[row.currency for row in page.items])
         items, skipped = map_page(
-            VENDOR, "invoice", page.items, lambda row: invoice_from_row(row, setup), record_id=_record_id
+            VENDOR,
+            "invoice",
+            page.items,
+            lambda row: invoice_from_row(row, setup, self._zone),
+            record_id=_record_id,
         )
         next_cursor = encode_cursor(offset + limit, limit, fingerprint) if page.has_more else None
         return InvoicePage(items=items, next_cursor=next_cursor, skipped=skipped)

@@ -466,10 +466,13 @@ def q_quote(value: str) -> str:
     return f'"{value}"'
 
 
-def _timestamp_literal(moment: dt.datetime) -> str:
-    # NetSuite's SuiteQL compares in the account's time; the sandbox's account runs on UTC (see README).
+def _timestamp_literal(moment: dt.datetime, zone: dt.tzinfo) -> str:
+    # SuiteQL reads a TO_TIMESTAMP literal in the account's time zone, so the moment is written as the
+    # account's wall-clock time (a naive moment is UTC). Where a DST change repeats an hour, the text is
+    # ambiguous and is read as its earlier instant: never later than the moment, so a watermark can re-read
+    # part of that hour but never skip a change.
     utc = moment.astimezone(dt.UTC) if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
-    text = utc.strftime("%Y-%m-%d %H:%M:%S")
+    text = utc.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
     return f"TO_TIMESTAMP({suiteql_quote(text)}, 'YYYY-MM-DD HH24:MI:SS')"
 
 
@@ -482,11 +485,13 @@ def currency_query() -> str:
     return "SELECT id, symbol AS code FROM currency ORDER BY id"
 
 
-def customer_query(*, modified_since: dt.datetime | None = None) -> str:
-    """Customers in internal-id order (stable for offset paging), optionally changed since a moment."""
+def customer_query(*, modified_since: dt.datetime | None = None, zone: dt.tzinfo = dt.UTC) -> str:
+    """Customers in internal-id order (stable for offset paging), optionally changed since a moment.
+
+    `zone` is the account's time zone, in which SuiteQL reads the moment's literal."""
     where = ""
     if modified_since is not None:
-        where = f" WHERE lastmodifieddate >= {_timestamp_literal(modified_since)}"
+        where = f" WHERE lastmodifieddate >= {_timestamp_literal(modified_since, zone)}"
     # S608: built from constants and suiteql_quote'd literals only.
     return (
         "SELECT id, companyname, entityid, externalid, subsidiary, currency, parent, url, vatregnumber, "  # noqa: S608
@@ -509,8 +514,10 @@ def invoice_query(
     customer_id: str | None = None,
     status: InvoiceStatus | None = None,
     modified_since: dt.datetime | None = None,
+    zone: dt.tzinfo = dt.UTC,
 ) -> str:
-    """Invoices (``transaction`` rows of type ``CustInvc``) in internal-id order, filtered.
+    """Invoices (``transaction`` rows of type ``CustInvc``) in internal-id order, filtered; `zone` is the
+    account's time zone, in which SuiteQL reads `modified_since`'s literal.
 
     Raises ``ValueError`` for a status that is not an ``InvoiceStatus`` (nothing else reaches the text).
     """
@@ -520,7 +527,7 @@ def invoice_query(
     if status is not None:
         conditions.append(f"({_STATUS_CONDITIONS[InvoiceStatus(status)]})")
     if modified_since is not None:
-        conditions.append(f"lastmodifieddate >= {_timestamp_literal(modified_since)}")
+        conditions.append(f"lastmodifieddate >= {_timestamp_literal(modified_since, zone)}")
     columns = (
         "id, tranid, entity, status, currency, externalid, foreigntotal AS total, "
         "foreignamountremaining AS remaining, "
@@ -576,14 +583,16 @@ class SetupLookup(msgspec.Struct, kw_only=True, frozen=True):
 # --- values ----------------------------------------------------------------------------------------------
 
 
-def parse_netsuite_datetime(value: str | None) -> dt.datetime | None:
-    """An aware UTC datetime from NetSuite's ``2026-03-02T09:30:00Z`` (or a SuiteQL ``TO_CHAR`` without an
-    offset, which is taken as UTC); ``None`` when absent. Raises ``ValueError`` on text that is no time."""
+def parse_netsuite_datetime(value: str | None, zone: dt.tzinfo = dt.UTC) -> dt.datetime | None:
+    """An aware UTC datetime from NetSuite's ``2026-03-02T09:30:00Z`` or from a SuiteQL ``TO_CHAR`` without
+    an offset, which is the account's wall-clock time in `zone` (in an hour a DST change repeats, the
+    earlier instant, as `_timestamp_literal` reads it); ``None`` when absent. Raises ``ValueError`` on text
+    that is no time."""
     if not value:
         return None
     parsed = dt.datetime.fromisoformat(value)
     if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=dt.UTC)
+        return parsed.replace(tzinfo=zone, fold=0).astimezone(dt.UTC)
     return parsed.astimezone(dt.UTC)
 
 
@@ -721,7 +730,7 @@ def customer_from_record(record: NetSuiteCustomer, setup: SetupLookup) -> Custom
     )
 
 
-def customer_from_row(row: CustomerRow, setup: SetupLookup) -> Customer:
+def customer_from_row(row: CustomerRow, setup: SetupLookup, zone: dt.tzinfo = dt.UTC) -> Customer:
     """The canonical customer for a SuiteQL ``customer`` row (see `customer_query`)."""
     return Customer(
         id=row.id,
@@ -731,7 +740,7 @@ def customer_from_row(row: CustomerRow, setup: SetupLookup) -> Customer:
         website=_text(row.url),
         currency=setup.currency_code(row.currency),
         parent_id=_text(row.parent),
-        updated_at=parse_netsuite_datetime(row.lastmodified),
+        updated_at=parse_netsuite_datetime(row.lastmodified, zone),
         system_ids=SystemIds(erp=row.id, crm=_text(row.externalid)),
     )
 
@@ -1073,7 +1082,7 @@ def invoice_from_record(record: NetSuiteInvoice, setup: SetupLookup) -> Invoice:
     )
 
 
-def invoice_from_row(row: InvoiceRow, setup: SetupLookup) -> Invoice:
+def invoice_from_row(row: InvoiceRow, setup: SetupLookup, zone: dt.tzinfo = dt.UTC) -> Invoice:
     """The canonical invoice summary for a SuiteQL row (see `invoice_query`): no lines, no project
     (``get_invoice`` has them). Raises ``ValueError`` when the row has no customer or known currency."""
     currency = setup.currency_code(row.currency)
@@ -1092,7 +1101,7 @@ def invoice_from_row(row: InvoiceRow, setup: SetupLookup) -> Invoice:
         issue_date=_date(row.issued),
         due_date=_date(row.due),
         external_key=_text(row.externalid),
-        updated_at=parse_netsuite_datetime(row.lastmodified),
+        updated_at=parse_netsuite_datetime(row.lastmodified, zone),
         system_ids=SystemIds(erp=row.id),
     )
 

@@ -31,7 +31,13 @@ def _without(sobject: str, field: str) -> dict[str, Any]:
 
 
 def _org(monkeypatch: pytest.MonkeyPatch, schemas: dict[str, Any]) -> None:
+    """The org the next gateway starts with (its sandbox takes the schemas when it is built)."""
     monkeypatch.setattr("sandboxes.salesforce.app.SCHEMAS", schemas)
+
+
+def _redeploy(gw: Any, schemas: dict[str, Any]) -> None:
+    """Change the running org's fields, as an admin deploying (or deleting) a field would."""
+    gw.sandbox_state("salesforce").schemas = schemas
 
 
 async def _get(gw: Any, path: str) -> Any:
@@ -73,7 +79,7 @@ async def test_reads_work_again_once_the_field_is_deployed(
     assert (await _get(gw, ACCOUNTS)).status_code == 503
 
     # Deployed: the next call past the re-check interval describes the org again.
-    _org(monkeypatch, dict(SCHEMAS))
+    _redeploy(gw, dict(SCHEMAS))
     monkeypatch.setattr("system_apis.crm.salesforce._SCHEMA_RECHECK_SECONDS", 0.0)
     with capture_logs() as logs:
         response = await _get(gw, ACCOUNTS)
@@ -90,7 +96,7 @@ async def test_a_field_removed_after_start_up_is_named_not_a_bad_gateway(
 
     # Someone deletes the field while the gateway runs: the query meets INVALID_FIELD, the gateway describes
     # the org again and names the field.
-    _org(monkeypatch, _without("Account", "Legal_Entity__c"))
+    _redeploy(gw, _without("Account", "Legal_Entity__c"))
     with capture_logs() as logs:
         response = await _get(gw, ACCOUNTS)
     assert response.status_code == 503, response.text

@@ -51,6 +51,7 @@ def complete(key_file: Path, issuer: str = "https://idp.example") -> dict[str, s
         "STRATUM_NETSUITE__CLIENT_ID": "netsuite-integration",
         "STRATUM_NETSUITE__CERTIFICATE_ID": "netsuite-certificate",
         "STRATUM_NETSUITE__PRIVATE_KEY_FILE": str(key_file),
+        "STRATUM_NETSUITE__TIME_ZONE": "America/New_York",
         "STRATUM_ANAPLAN__BASE_URL": f"{VENDOR}/anaplan",
         "STRATUM_ANAPLAN__USER": "integration@firm.example",
         "STRATUM_ANAPLAN__PASSWORD": "anaplan-password",
@@ -92,6 +93,7 @@ def test_production_lists_every_violation_at_once() -> None:
         "STRATUM_KANTATA__BASE_URL",
         "STRATUM_KANTATA__TOKEN",
         "STRATUM_NETSUITE__ACCOUNT",
+        "STRATUM_NETSUITE__TIME_ZONE",
         "STRATUM_NETSUITE__CLIENT_ID",
         "STRATUM_NETSUITE__CERTIFICATE_ID",
         "STRATUM_NETSUITE__PRIVATE_KEY_FILE",
@@ -127,6 +129,7 @@ def _with(name: str, value: str) -> Callable[[dict[str, str]], None]:
         # The account alone names NetSuite's host; a base URL without the account is not enough.
         (_without("STRATUM_NETSUITE__BASE_URL"), []),
         (_without("STRATUM_NETSUITE__ACCOUNT"), ["STRATUM_NETSUITE__ACCOUNT"]),
+        (_without("STRATUM_NETSUITE__TIME_ZONE"), ["STRATUM_NETSUITE__TIME_ZONE"]),
         (
             _with("STRATUM_SALESFORCE__CLIENT_SECRET", "stratum-sandbox-secret"),
             ["STRATUM_SALESFORCE__CLIENT_SECRET"],

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -29,6 +31,7 @@ from sandboxes.netsuite import (
     dev_private_key_pem,
 )
 from sandboxes.netsuite.data import (
+    ACCOUNT_TIME_ZONE,
     APOSTROPHE_CUSTOMER_ID,
     CHILD_CUSTOMER_ID,
     DE_CUSTOMER_ID,
@@ -687,6 +690,47 @@ async def test_bad_q_filters(q: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Metadata catalog (https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_1540810174.html)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_the_metadata_catalog_lists_record_types_and_describes_one() -> None:
+    async with account() as ns:
+        catalog = await ns.api("GET", f"{RECORDS}/metadata-catalog")
+        narrowed = await ns.api("GET", f"{RECORDS}/metadata-catalog", params={"select": "customer,invoice"})
+        customer = await ns.api(
+            "GET", f"{RECORDS}/metadata-catalog/customer", headers={"Accept": "application/schema+json"}
+        )
+        swagger = await ns.api(
+            "GET", f"{RECORDS}/metadata-catalog/customer", headers={"Accept": "application/swagger+json"}
+        )
+        unknown = await ns.api("GET", f"{RECORDS}/metadata-catalog/nosuchrecord")
+        anonymous = await ns.client.get(f"{RECORDS}/metadata-catalog")
+    assert catalog.status_code == 200, catalog.text
+    entries = {item["name"]: item for item in catalog.json()["items"]}
+    assert set(entries) == set(RECORD_TYPES)
+    rels = {(link["rel"], link.get("mediaType")) for link in entries["customer"]["links"]}
+    assert ("canonical", "application/json") in rels
+    assert ("describes", None) in rels
+    assert [item["name"] for item in narrowed.json()["items"]] == ["customer", "invoice"]
+    assert customer.status_code == 200, customer.text
+    schema = customer.json()
+    assert "companyName" in schema["required"]
+    assert schema["properties"]["companyName"]["maxLength"] == 83
+    assert schema["properties"]["subsidiary"]["properties"]["id"] == {"type": "string"}
+    assert schema["properties"]["lastModifiedDate"] == {
+        "type": "string",
+        "format": "date-time",
+        "title": "Last Modified",
+        "readOnly": True,
+    }
+    assert swagger.status_code == 406
+    assert_error(unknown, 404, "NONEXISTENT_ID")
+    assert anonymous.status_code == 401
+
+
+# ---------------------------------------------------------------------------------------------------------
 # SuiteQL
 # ---------------------------------------------------------------------------------------------------------
 
@@ -755,8 +799,10 @@ async def test_suiteql_polls_on_lastmodifieddate() -> None:
         "SELECT id FROM customer WHERE (id = 1",
         "SELECT id FROM nosuchtable",
         "SELECT shoesize FROM customer",
-        "SELECT c.id FROM customer c JOIN job j ON j.parent = c.id",
-        "SELECT COUNT(*) FROM customer",
+        "SELECT c.id FROM customer c JOIN job j ON j.nope = c.id",
+        "SELECT id FROM customer c JOIN job j ON j.parent = c.id",
+        "SELECT BUILTIN.CONSOLIDATE(foreigntotal, 'LEDGER', 'DEFAULT', 'DEFAULT', 1, 0, 'DEFAULT') "
+        "FROM transaction",
         "SELECT id FROM customer WHERE id = 'abc'",
         "SELECT id FROM transaction WHERE trandate > 'yesterday'",
     ],
@@ -1066,10 +1112,176 @@ def test_suiteql_order_by() -> None:
 def test_suiteql_errors_name_the_problem() -> None:
     with pytest.raises(SuiteQlError, match="Field 'nope' for record 'customer' was not found"):
         compile_suiteql("SELECT nope FROM customer", TABLES)
-    with pytest.raises(SuiteQlError, match="position 31"):
+    with pytest.raises(SuiteQlError, match="Parse of query failed at position 33"):
         compile_suiteql("SELECT id FROM customer WHERE = 1", TABLES)
-    with pytest.raises(SuiteQlError, match="not supported"):
-        compile_suiteql("SELECT id FROM customer GROUP BY id", TABLES)
+    with pytest.raises(SuiteQlError, match="SOUNDEX is not supported"):
+        compile_suiteql("SELECT SOUNDEX(companyname) FROM customer", TABLES)
+    with pytest.raises(SuiteQlError, match="Field 'id' is ambiguous"):
+        compile_suiteql("SELECT id FROM customer c JOIN job j ON j.parent = c.id", TABLES)
+    with pytest.raises(SuiteQlError, match="Only SELECT"):
+        compile_suiteql("DELETE FROM customer", TABLES)
+
+
+def test_suiteql_joins_a_transaction_to_its_lines_and_customer() -> None:
+    # The join Oracle's SuiteQL examples use: transaction to transactionline on tl.transaction = t.id, the
+    # header's "main line" left out. Sales lines carry the posting's sign, so the invoice's own is negated.
+    rows = run(
+        "SELECT t.tranid, c.companyname, tl.linesequencenumber AS line, BUILTIN.DF(tl.item) AS item, "
+        "-tl.foreignamount AS amount FROM transaction t "
+        "INNER JOIN transactionline tl ON tl.transaction = t.id "
+        "JOIN customer c ON c.id = t.entity "
+        f"WHERE t.id = {OPEN_INVOICE_ID} AND tl.mainline = 'F' ORDER BY tl.linesequencenumber"
+    )
+    invoice = SEED["invoice"][OPEN_INVOICE_ID]
+    customer = SEED["customer"][invoice["entity"]]
+    assert [row["line"] for row in rows] == [str(n) for n in range(1, len(invoice["item"]) + 1)]
+    assert {row["companyname"] for row in rows} == {customer["companyName"]}
+    assert [row["item"] for row in rows] == [
+        SEED["serviceItem"][line["item"]]["itemId"] for line in invoice["item"]
+    ]
+    assert sum(Decimal(row["amount"]) for row in rows) == Decimal(str(invoice["total"]))
+    # A LEFT JOIN keeps a customer without transactions, with the joined columns NULL (so left out).
+    # A LEFT JOIN keeps customers without projects, with the project's columns NULL (so left out).
+    rows = run(
+        "SELECT c.id, j.id AS project FROM customer c LEFT JOIN job j ON j.customer = c.id "
+        "ORDER BY c.id, j.id"
+    )
+    with_projects = {record["parent"] for record in SEED["job"].values()}
+    idle = [cid for cid in SEED["customer"] if cid not in with_projects]
+    assert idle
+    assert sorted((row["id"] for row in rows if "project" not in row), key=int) == sorted(idle, key=int)
+    assert len(rows) == len(idle) + len(SEED["job"])
+
+
+def test_suiteql_group_by_and_aggregates() -> None:
+    rows = run(
+        "SELECT entity, COUNT(*) AS invoices, SUM(foreigntotal) AS total, MAX(trandate) AS latest "
+        "FROM transaction WHERE type = 'CustInvc' GROUP BY entity HAVING COUNT(*) >= 2 ORDER BY entity"
+    )
+    expected: dict[str, list[dict[str, Any]]] = {}
+    for invoice in SEED["invoice"].values():
+        expected.setdefault(invoice["entity"], []).append(invoice)
+    wanted = {entity: items for entity, items in expected.items() if len(items) >= 2}
+    assert [row["entity"] for row in rows] == sorted(wanted, key=int)
+    for row in rows:
+        items = wanted[row["entity"]]
+        assert row["invoices"] == str(len(items))
+        assert Decimal(row["total"]) == sum(Decimal(str(item["total"])) for item in items)
+        latest = max(item["tranDate"] for item in items)
+        assert row["latest"] == f"{int(latest[5:7])}/{int(latest[8:10])}/{latest[:4]}"
+    assert run("SELECT COUNT(*) FROM customer") == [{"expr1": str(len(SEED["customer"]))}]
+
+
+def test_suiteql_row_limits_rownum_top_and_fetch_first() -> None:
+    ordered = [row["id"] for row in run("SELECT id FROM customer ORDER BY companyname DESC")]
+    assert [row["id"] for row in run("SELECT TOP 3 id FROM customer ORDER BY companyname DESC")] == ordered[
+        :3
+    ]
+    fetched = run("SELECT id FROM customer ORDER BY companyname DESC FETCH FIRST 3 ROWS ONLY")
+    assert [row["id"] for row in fetched] == ordered[:3]
+    # Oracle's classic top-n: order in a subquery, ROWNUM outside.
+    classic = run("SELECT * FROM (SELECT id FROM customer ORDER BY companyname DESC) WHERE ROWNUM <= 3")
+    assert [row["id"] for row in classic] == ordered[:3]
+    assert len(run("SELECT id FROM customer WHERE ROWNUM < 5")) == 4
+    with pytest.raises(SuiteQlError, match="ROWNUM"):
+        run("SELECT ROWNUM, id FROM customer")
+
+
+def test_builtin_df_gives_the_display_value_of_list_and_record_fields() -> None:
+    # https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/article_1029114613.html
+    paid, open_ = SEED["invoice"][PAID_INVOICE_ID], SEED["invoice"][OPEN_INVOICE_ID]
+    customer = SEED["customer"][paid["entity"]]
+    rows = run(
+        "SELECT id, entity, BUILTIN.DF(entity) AS customer, status, BUILTIN.DF(status) AS statustext, "
+        f"BUILTIN.DF(type) AS typename, BUILTIN.DF(currency) AS currencyname FROM transaction "
+        f"WHERE id IN ({OPEN_INVOICE_ID}, {PAID_INVOICE_ID}) ORDER BY id"
+    )
+    assert rows[1]["customer"] == f"{customer['entityId']} {customer['companyName']}"
+    assert (rows[0]["status"], rows[0]["statustext"]) == (open_["status"], "Invoice : Open")
+    assert (rows[1]["status"], rows[1]["statustext"]) == (paid["status"], "Invoice : Paid In Full")
+    assert rows[0]["typename"] == "Invoice"
+    assert rows[0]["currencyname"] == SEED["currency"][open_["currency"]]["name"]
+    job = run(
+        "SELECT BUILTIN.DF(entitystatus) AS status, BUILTIN.DF(customer) AS c FROM job "
+        f"WHERE id = {DEMO_PROJECT_ID}"
+    )
+    project = SEED["job"][DEMO_PROJECT_ID]
+    assert (
+        job[0]["status"]
+        == {"1": "Closed", "2": "In Progress", "3": "Not Awarded", "4": "Pending"}[project["entityStatus"]]
+    )
+    # DF of a plain field is the field's value; a filter on it works like any expression.
+    assert run(f"SELECT BUILTIN.DF(companyname) AS n FROM customer WHERE id = {GLOBEX_CUSTOMER_ID}") == [
+        {"n": SEED["customer"][GLOBEX_CUSTOMER_ID]["companyName"]}
+    ]
+    named = run("SELECT id FROM transaction WHERE BUILTIN.DF(status) = 'Invoice : Paid In Full'")
+    assert {"id": PAID_INVOICE_ID} in named
+    assert all(SEED["invoice"][row["id"]]["status"] == "B" for row in named)
+
+
+def test_suiteql_oracle_functions_still_run() -> None:
+    row = run(
+        "SELECT NVL(memo, 'none') AS a, COALESCE(NULL, otherrefnum, 'x') AS b, TO_NUMBER('12.50') AS n, "
+        "TO_CHAR(TO_DATE('03/01/2026', 'MM/DD/YYYY'), 'YYYY-MM-DD') AS d, UPPER(tranid) AS u, "
+        "tranid || '-' || NULL AS joined, foreigntotal / 4 AS quarter "
+        f"FROM transaction WHERE id = {OPEN_INVOICE_ID}"
+    )[0]
+    assert (row["n"], row["d"], row["u"], row["joined"]) == (
+        "12.5",
+        "2026-03-01",
+        f"INV{OPEN_INVOICE_ID}",
+        f"INV{OPEN_INVOICE_ID}-",
+    )
+    assert row["quarter"] == "7450"
+    # Oracle's DECODE, NVL2, SUBSTR and INSTR, which sqlglot writes for SQLite.
+    decoded = run(
+        "SELECT id, DECODE(status, 'A', 'open', 'B', 'paid', 'other') AS d, "
+        "NVL2(otherrefnum, 'y', 'n') AS po, SUBSTR(tranid, 1, 3) AS prefix, INSTR(tranid, 'V') AS v "
+        "FROM transaction "
+        f"WHERE id IN ({OPEN_INVOICE_ID}, {PAID_INVOICE_ID}) ORDER BY id"
+    )
+    assert [(row["d"], row["prefix"], row["v"]) for row in decoded] == [
+        ("open", "INV", "3"),
+        ("paid", "INV", "3"),
+    ]
+    assert decoded[0]["po"] == ("y" if SEED["invoice"][OPEN_INVOICE_ID]["otherRefNum"] else "n")
+    with pytest.raises(SuiteQlError, match="does not match the format"):
+        run("SELECT TO_DATE('March 1', 'MM/DD/YYYY') FROM customer")
+    with pytest.raises(SuiteQlError, match="Invalid number"):
+        run("SELECT TO_NUMBER(companyname) FROM customer")
+
+
+def test_suiteql_shows_and_reads_times_in_the_accounts_time_zone() -> None:
+    # The sandbox account keeps Pacific time (ACCOUNT_TIME_ZONE); records hold UTC, as REST bodies show.
+    assert ACCOUNT_TIME_ZONE == "America/Los_Angeles"
+    records = copy.deepcopy(SEED)
+    records["customer"][GLOBEX_CUSTOMER_ID]["lastModifiedDate"] = "2026-03-02T23:30:00Z"  # 15:30 PST
+    records["customer"][UK_CUSTOMER_ID]["lastModifiedDate"] = "2026-03-03T03:30:00Z"  # 19:30 PST, 3/2
+    records["customer"][DE_CUSTOMER_ID]["lastModifiedDate"] = "2026-07-01T16:00:00Z"  # 09:00 PDT
+    tables = build_tables(records, RECORD_TYPES)
+
+    def rows(query: str) -> list[dict[str, str]]:
+        return compile_suiteql(query, tables).run()
+
+    shown = rows(
+        "SELECT id, lastmodifieddate AS day, TO_CHAR(lastmodifieddate, 'YYYY-MM-DD HH24:MI') AS local "
+        f"FROM customer WHERE id IN ({GLOBEX_CUSTOMER_ID}, {UK_CUSTOMER_ID}, {DE_CUSTOMER_ID}) ORDER BY id"
+    )
+    assert {row["id"]: (row["day"], row["local"]) for row in shown} == {
+        GLOBEX_CUSTOMER_ID: ("3/2/2026", "2026-03-02 15:30"),
+        UK_CUSTOMER_ID: ("3/2/2026", "2026-03-02 19:30"),  # the next day in UTC, not in the account
+        DE_CUSTOMER_ID: ("7/1/2026", "2026-07-01 09:00"),  # summer: UTC-7
+    }
+    # Literals are read in the account's time too: 19:30 local is 03:30 UTC the next day.
+    cursor = "TO_TIMESTAMP('2026-03-02 19:30:00', 'YYYY-MM-DD HH24:MI:SS')"
+    since = rows(f"SELECT id FROM customer WHERE lastmodifieddate >= {cursor} ORDER BY lastmodifieddate")
+    assert since == [{"id": UK_CUSTOMER_ID}, {"id": DE_CUSTOMER_ID}]
+    assert rows(f"SELECT id FROM customer WHERE lastmodifieddate > {cursor} AND id = {UK_CUSTOMER_ID}") == []
+    # A date string compared with a timestamp is the account's midnight.
+    on_the_day = rows(
+        "SELECT id FROM customer WHERE lastmodifieddate >= '3/2/2026' AND lastmodifieddate < '3/3/2026'"
+    )
+    assert {GLOBEX_CUSTOMER_ID, UK_CUSTOMER_ID} <= {row["id"] for row in on_the_day}
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from tests.system.test_netsuite_adapter import FakeNetSuite, ec_pem
 
 
 def _settings(**values: Any) -> NetSuiteSettings:
+    values.setdefault("time_zone", "America/New_York")  # a real account names its own
     return NetSuiteSettings(client_id=DEV_CLIENT_ID, certificate_id=DEV_CERTIFICATE_ID, **values)
 
 
@@ -160,6 +161,7 @@ def test_an_account_without_a_base_url_is_the_real_host_not_the_sandbox(tmp_path
             "STRATUM_NETSUITE__CLIENT_ID": "integration-client",
             "STRATUM_NETSUITE__CERTIFICATE_ID": "certificate",
             "STRATUM_NETSUITE__PRIVATE_KEY_FILE": str(key_file),
+            "STRATUM_NETSUITE__TIME_ZONE": "Europe/London",
         }
     )
     adapters = build_adapters(settings, _sandbox_mounts(settings))
@@ -264,3 +266,19 @@ async def test_the_known_invoice_item_logs_nothing_at_start_up(make_gateway: Any
     assert [line["event"] for line in logs if line["log_level"] in ("warning", "error")] == []
     # The look-up did happen: it logged in.
     assert any(line["event"] == "netsuite_token_fetched" for line in logs)
+
+
+def test_a_real_account_without_its_time_zone_stops_start_up_by_name(tmp_path: Path) -> None:
+    # SuiteQL shows and reads times in the account's own zone: a real account must name it.
+    key_file = tmp_path / "netsuite.pem"
+    key_file.write_text(ec_pem()[0])
+    settings = load_settings(
+        {
+            "STRATUM_NETSUITE__ACCOUNT": "7654321",
+            "STRATUM_NETSUITE__CLIENT_ID": "integration-client",
+            "STRATUM_NETSUITE__CERTIFICATE_ID": "certificate",
+            "STRATUM_NETSUITE__PRIVATE_KEY_FILE": str(key_file),
+        }
+    )
+    with pytest.raises(SystemExit, match=r"bad configuration: .*time_zone"):
+        build_adapters(settings, _sandbox_mounts(settings))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs
@@ -46,6 +46,7 @@ from sandboxes.netsuite import (
     dev_private_key_pem,
 )
 from sandboxes.netsuite.data import (
+    ACCOUNT_TIME_ZONE,
     CHILD_CUSTOMER_ID,
     DEMO_CUSTOMER_ID,
     DEMO_PROJECT_ID,
@@ -93,6 +94,7 @@ def settings(**overrides: Any) -> NetSuiteSettings:
         "base_url": API,
         "client_id": DEV_CLIENT_ID,
         "certificate_id": DEV_CERTIFICATE_ID,
+        "time_zone": ACCOUNT_TIME_ZONE,  # the sandbox account's
     }
     return NetSuiteSettings(**{**values, **overrides})
 
@@ -1210,3 +1212,63 @@ async def test_correlation_ids_travel_with_every_call(sandbox: Sandbox) -> None:
     erp = sandbox.erp(transport=Spy(), correlation_id=lambda: "corr-123")
     await erp.get_customer(DEMO_CUSTOMER_ID)
     assert seen == ["corr-123"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The account's time zone: SuiteQL shows and reads times in it (sandboxes.netsuite.data.ACCOUNT_TIME_ZONE)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_the_account_time_zone_is_required_and_must_be_a_real_one() -> None:
+    with pytest.raises(ValueError, match=r"settings\.time_zone, the account's time zone"):
+        NetSuiteErp(settings(time_zone=None), private_key_pem=DEV_KEY_PEM)
+    with pytest.raises(ValueError, match="not an IANA time zone"):
+        NetSuiteErp(settings(time_zone="Mars/Olympus_Mons"), private_key_pem=DEV_KEY_PEM)
+
+
+def stamp_customers(sandbox: Sandbox, moments: Sequence[dt.datetime]) -> dict[str, dt.datetime]:
+    """Give the first customers these last-modified moments (the rest stay older); id -> moment."""
+    ids = sorted(sandbox.state.records["customer"], key=int)[: len(moments)]
+    for customer_id, moment in zip(ids, moments, strict=True):
+        record = sandbox.state.records["customer"][customer_id]
+        record["lastModifiedDate"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dict(zip(ids, moments, strict=True))
+
+
+async def test_a_change_late_in_the_utc_day_keeps_its_instant(sandbox: Sandbox, erp: NetSuiteErp) -> None:
+    # 23:30 UTC is 15:30 the same day in Los Angeles, 03:30 UTC the next day is still the day before there:
+    # SuiteQL's TO_CHAR gives the account's wall-clock time, which the adapter reads back as the instant.
+    late = dt.datetime(2026, 3, 2, 23, 30, tzinfo=dt.UTC)
+    next_utc_day = dt.datetime(2026, 3, 3, 3, 30, tzinfo=dt.UTC)
+    stamped = stamp_customers(sandbox, [late, next_utc_day])
+    page = await erp.list_customers(limit=50, modified_since=late)
+    assert {customer.id: customer.updated_at for customer in page.items} == stamped
+
+
+async def test_a_watermark_read_across_dst_changes_loses_and_duplicates_nothing(
+    sandbox: Sandbox, erp: NetSuiteErp
+) -> None:
+    utc = dt.UTC
+    moments = [
+        dt.datetime(2026, 3, 8, 9, 30, tzinfo=utc),  # 01:30 PST, just before the clocks go forward
+        dt.datetime(2026, 3, 8, 10, 15, tzinfo=utc),  # 03:15 PDT: 02:xx never happened that night
+        dt.datetime(2026, 11, 1, 7, 30, tzinfo=utc),  # 00:30 PDT
+        dt.datetime(2026, 11, 1, 8, 30, tzinfo=utc),  # 01:30 PDT, the first of the two 01:30s
+        dt.datetime(2026, 11, 1, 10, 30, tzinfo=utc),  # 02:30 PST, after the clocks went back
+    ]
+    stamped = stamp_customers(sandbox, moments)
+    for watermark in moments:
+        page = await erp.list_customers(limit=50, modified_since=watermark)
+        read = {customer.id: customer.updated_at for customer in page.items}
+        # Exactly the changes at or after the watermark: none lost, none from before it read again.
+        assert read == {cid: moment for cid, moment in stamped.items() if moment >= watermark}
+    # The second 01:30 of the night the clocks go back is the same text as the first: SuiteQL's wall-clock
+    # time cannot tell them apart, so both sides read it as the earlier one. A watermark there re-reads up
+    # to that hour but never skips a change.
+    second_half_hour = dt.datetime(2026, 11, 1, 9, 30, tzinfo=utc)  # 01:30 PST
+    (ambiguous_id,) = stamp_customers(sandbox, [*moments, second_half_hour]).keys() - stamped.keys()
+    page = await erp.list_customers(limit=50, modified_since=second_half_hour)
+    read = {customer.id: customer.updated_at for customer in page.items}
+    assert ambiguous_id in read
+    assert read[ambiguous_id] == second_half_hour - dt.timedelta(hours=1)
+    assert set(read) >= {cid for cid, moment in stamped.items() if moment >= second_half_hour}

@@ -7,9 +7,11 @@ select lists as ``{"id", "refName"}``, money as JSON numbers on records and as s
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 import pytest
@@ -236,6 +238,23 @@ def test_netsuite_datetimes_are_aware_utc() -> None:
     assert parse_netsuite_datetime(None) is None
     with pytest.raises(ValueError, match="Invalid isoformat"):
         parse_netsuite_datetime("3/2/2026")
+
+
+def test_suiteql_wall_clock_times_are_read_in_the_accounts_time_zone() -> None:
+    pacific = ZoneInfo("America/Los_Angeles")
+    read = functools.partial(parse_netsuite_datetime, zone=pacific)
+    # TO_CHAR text is the account's local time: PST in winter, PDT in summer.
+    assert read("2026-03-02T15:30:00") == dt.datetime(2026, 3, 2, 23, 30, tzinfo=dt.UTC)
+    assert read("2026-07-01T09:00:00") == dt.datetime(2026, 7, 1, 16, 0, tzinfo=dt.UTC)
+    # The repeated 01:30 of the night the clocks go back is read as the earlier instant (PDT).
+    assert read("2026-11-01T01:30:00") == dt.datetime(2026, 11, 1, 8, 30, tzinfo=dt.UTC)
+    # A value with an offset (REST record bodies) needs no zone.
+    assert read("2026-03-02T09:30:00Z") == dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
+    # Watermark literals are written in the same wall-clock time, either side of a DST change.
+    winter = dt.datetime(2026, 3, 8, 9, 30, tzinfo=dt.UTC)
+    summer = dt.datetime(2026, 3, 8, 10, 30, tzinfo=dt.UTC)
+    assert "TO_TIMESTAMP('2026-03-08 01:30:00'" in customer_query(modified_since=winter, zone=pacific)
+    assert "TO_TIMESTAMP('2026-03-08 03:30:00'" in invoice_query(modified_since=summer, zone=pacific)
 
 
 def test_record_ids_come_from_location_urls() -> None:
