@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+from contracts.models.billing import (
+    BillableItem,
+    BillableItemKind,
+    BillableItemPage,
+    CrmInvoiceStatus,
+    CrmInvoiceStatusUpdate,
+    InvoiceTotals,
+    PsaFeeItem,
+    PsaInvoice,
+    PsaInvoiceCreate,
+    PsaInvoiceStatus,
+    PsaPaymentRecord,
+)
 from contracts.models.common import (
     CurrencyCode,
     CustomerId,
@@ -85,6 +98,9 @@ from contracts.models.planning import (
 __all__ = [
     "ActivationStatus",
     "Address",
+    "BillableItem",
+    "BillableItemKind",
+    "BillableItemPage",
     "BillingModel",
     "BillingSchedule",
     "BillingScheduleCreate",
@@ -93,6 +109,8 @@ __all__ = [
     "ContactPage",
     "Contract",
     "ContractStatus",
+    "CrmInvoiceStatus",
+    "CrmInvoiceStatusUpdate",
     "CurrencyCode",
     "Customer",
     "CustomerId",
@@ -115,6 +133,7 @@ __all__ = [
     "InvoiceLineInput",
     "InvoicePage",
     "InvoiceStatus",
+    "InvoiceTotals",
     "LegalEntityCode",
     "Milestone",
     "MilestoneInput",
@@ -137,6 +156,11 @@ __all__ = [
     "ProjectMoney",
     "ProjectPage",
     "ProjectStatus",
+    "PsaFeeItem",
+    "PsaInvoice",
+    "PsaInvoiceCreate",
+    "PsaInvoiceStatus",
+    "PsaPaymentRecord",
     "PublishFailure",
     "PublishResult",
     "RateCardLine",

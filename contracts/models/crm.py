@@ -85,6 +85,9 @@ class Customer(msgspec.Struct, kw_only=True, frozen=True):
     owner_id: str | None = None
     updated_at: dt.datetime | None = None
     system_ids: SystemIds = msgspec.field(default_factory=SystemIds)
+    # The ERP will not invoice this customer (NetSuite credit hold, Business Central "blocked"); None: the
+    # system does not say.
+    credit_hold: bool | None = None
 
 
 class DealMilestone(msgspec.Struct, kw_only=True, frozen=True):
