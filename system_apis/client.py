@@ -171,26 +171,47 @@ class SystemApiClient(TierClient):
     async def create_invoice(self, command: InvoiceCreate, *, idempotency_key: str) -> Invoice:
         return await self._post("/system/v1/erp/invoices", Invoice, command, idempotency_key=idempotency_key)
 
+    async def get_invoice(self, invoice_id: str) -> Invoice:
+        return await self._get(f"/system/v1/erp/invoices/{_seg(invoice_id)}", Invoice)
+
     async def list_invoices(
         self,
         *,
         customer_id: str | None = None,
         status: InvoiceStatus | None = None,
+        modified_since: dt.datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> InvoicePage:
-        params = _params(customer_id=customer_id, status=status, limit=limit, cursor=cursor)
+        params = _params(
+            customer_id=customer_id, status=status, modified_since=modified_since, limit=limit, cursor=cursor
+        )
         return await self._get("/system/v1/erp/invoices", InvoicePage, params)
+
+    async def post_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+        path = f"/system/v1/erp/invoices/{_seg(invoice_id)}/post"
+        return await self._write("POST", path, Invoice, idempotency_key=idempotency_key)
+
+    async def void_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+        path = f"/system/v1/erp/invoices/{_seg(invoice_id)}/void"
+        return await self._write("POST", path, Invoice, idempotency_key=idempotency_key)
 
     async def list_payments(
         self,
         *,
         customer_id: str | None = None,
         invoice_id: str | None = None,
+        modified_since: dt.datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> PaymentPage:
-        params = _params(customer_id=customer_id, invoice_id=invoice_id, limit=limit, cursor=cursor)
+        params = _params(
+            customer_id=customer_id,
+            invoice_id=invoice_id,
+            modified_since=modified_since,
+            limit=limit,
+            cursor=cursor,
+        )
         return await self._get("/system/v1/erp/payments", PaymentPage, params)
 
     # FP&A
