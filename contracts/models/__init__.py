@@ -48,6 +48,7 @@ from contracts.models.crm import (
     OpportunityStage,
     RateCardLine,
     RateUnit,
+    RetainerTerms,
 )
 from contracts.models.delivery import (
     Expense,
@@ -166,6 +167,7 @@ __all__ = [
     "RateCardLine",
     "RateUnit",
     "RecordId",
+    "RetainerTerms",
     "RevenueActuals",
     "RevenueBaseline",
     "SkippedRecord",
