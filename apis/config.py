@@ -189,8 +189,8 @@ class BusinessCentralSettings(VendorConnection, kw_only=True, frozen=True):
 
 
 # Money in the billing settings has at most as many decimals as a currency's minor unit can (ISO 4217's
-# largest is 4, CLF and UYW): a JSON number that went through a float (0.1 -> 0.1000000000000000055...)
-# is refused rather than carried; write amounts as strings ("250000.00").
+# largest is 4, CLF and UYW). Write amounts as strings ("250000.00"); a JSON number is read by its
+# shortest repr (msgspec), which is what was written for any amount of up to 15 significant digits.
 _SETTINGS_MONEY_PLACES = 4
 
 
