@@ -460,22 +460,27 @@ def _hours_priced(
     pricing.add(made, head, source_ids)
 
 
-def _check_rates(pricing: _Pricing, deal: Opportunity, currency: str) -> None:
-    for line in deal.rate_card:
-        if line.rate.currency != currency:
-            pricing.park(
-                _PROJECT_OPS,
-                "rate-currency-mismatch",
-                f"The rate for {line.role} is in {line.rate.currency}, the project bills in {currency}.",
-                f"Give the deal's rate card the rate for {line.role} in {currency}.",
-            )
-        elif line.rate.amount < 0 or not _fits(line.rate.amount, UNIT_PRICE):
-            pricing.park(
-                _PROJECT_OPS,
-                "rate-invalid",
-                f"The rate {line.rate.amount} for {line.role} is not a rate an invoice can carry.",
-                f"Correct the rate for {line.role} on the deal's rate card.",
-            )
+def _rate_problem(pricing: _Pricing, line: RateCardLine, ids: list[str]) -> bool:
+    """Park (and say True) when the rate of a role being billed cannot price it."""
+    if line.rate.currency != pricing.currency:
+        pricing.park(
+            _PROJECT_OPS,
+            "rate-currency-mismatch",
+            f"The rate for {line.role} is in {line.rate.currency}, the project bills in {pricing.currency}.",
+            f"Give the deal's rate card the rate for {line.role} in {pricing.currency}.",
+            ids,
+        )
+        return True
+    if line.rate.amount < 0 or not _fits(line.rate.amount, UNIT_PRICE):
+        pricing.park(
+            _PROJECT_OPS,
+            "rate-invalid",
+            f"The rate {line.rate.amount} for {line.role} is not a rate an invoice can carry.",
+            f"Correct the rate for {line.role} on the deal's rate card.",
+            ids,
+        )
+        return True
+    return False
 
 
 def _price_time_by_role(
@@ -498,6 +503,8 @@ def _price_time_by_role(
             continue
         hours = sum((h for _, h in group), Decimal(0))
         ids = list(dict.fromkeys(source_id(item) for item, _ in group))
+        if _rate_problem(pricing, rate_line, ids):
+            continue
         _hours_priced(
             pricing,
             head=f"{prefix}{rate_line.role}",
@@ -844,8 +851,6 @@ def price_period(
 
     model = deal.billing_model or project.billing_model
     rates = _rate_index(deal)
-    if model in (BillingModel.TIME_AND_MATERIALS, BillingModel.RETAINER) and time:
-        _check_rates(pricing, deal, currency)
     if model is None:
         pricing.park(
             _PROJECT_OPS,

@@ -466,9 +466,17 @@ def test_an_item_in_another_currency_parks_for_project_operations() -> None:
     )
 
 
-def test_a_rate_card_in_another_currency_parks() -> None:
+def test_a_rate_in_another_currency_parks_naming_its_entries() -> None:
     out = parked([time_entry("t1", "1", currency="EUR")], project=project("EUR"))
-    assert {r.code for r in out.reasons} == {"rate-currency-mismatch"}
+    (reason,) = out.reasons
+    assert (reason.code, reason.item_ids) == ("rate-currency-mismatch", ["time:t1"])
+    # A role nobody booked time as is not checked.
+    card = [
+        RateCardLine(role="Senior Consultant", rate=usd("185.00", "EUR")),
+        RateCardLine(role="PM", rate=usd("1")),
+    ]
+    out = parked([time_entry("t1", "1", currency="EUR")], deal=deal(rate_card=card), project=project("EUR"))
+    assert [r.code for r in out.reasons] == ["threshold-currency-unknown"]
 
 
 def test_an_invoice_beyond_the_remaining_budget_parks_for_finance() -> None:
