@@ -838,6 +838,12 @@ def price_period(
     time = [i for i in billable if i.kind == BillableItemKind.TIME]
     expenses = [i for i in billable if i.kind == BillableItemKind.EXPENSE]
     milestones = [i for i in billable if i.kind == BillableItemKind.MILESTONE]
+    # A retainer's fee is billed from the deal's terms (its source id made here), never from a PSA item.
+    pricing.not_billed.extend(
+        NotBilled(item_id=source_id(i), reason="a retainer fee is billed from the deal's terms")
+        for i in billable
+        if i.kind == BillableItemKind.RETAINER
+    )
     negative = [i for i in time if i.quantity < 0]
     if negative:
         pricing.park(

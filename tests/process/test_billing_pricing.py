@@ -323,6 +323,16 @@ def test_items_after_the_period_or_already_invoiced_are_left_out() -> None:
     assert {n.item_id for n in out.not_billed} == {"time:t9", "time:t8"}
 
 
+def test_zero_hours_and_a_missing_role_are_handled_not_dropped() -> None:
+    out = priced([time_entry("t1", "0"), time_entry("t2", "2")])
+    (line,) = out.invoice.lines
+    assert line.source_ids == ["time:t1", "time:t2"]
+    assert line_amount(line) == Decimal("370.00")
+    out_parked = parked([time_entry("t3", "1", None)])
+    assert out_parked.reasons[0].item_ids == ["time:t3"]
+    assert "(no role)" in out_parked.reasons[0].message
+
+
 def test_nothing_to_bill_is_an_outcome_not_an_empty_invoice() -> None:
     outcome = price([])
     assert isinstance(outcome, NothingToBill)
@@ -571,14 +581,17 @@ def test_money_is_exact_in_every_random_invoice(currency: str) -> None:
     rng = random.Random(f"billing-{currency}")
     places = minor_unit(currency)
     quantum = Decimal(1).scaleb(-places)
-    parked_cases = 0
+    parked_cases = visible = 0
     for case in range(1500):
         roles = [f"Role {n}" for n in range(rng.randint(1, 4))]
         card = [
             RateCardLine(
                 role=role,
-                # Rates with up to 3 decimals, hourly or daily.
-                rate=usd(str(Decimal(rng.randint(1, 400_000)).scaleb(-rng.choice([0, 1, 2, 3]))), currency),
+                # Rates in whole units, at the minor unit, or one decimal finer; hourly or daily.
+                rate=usd(
+                    str(Decimal(rng.randint(1, 400_000)).scaleb(-rng.choice([0, places, places + 1]))),
+                    currency,
+                ),
                 unit=rng.choice([RateUnit.HOUR, RateUnit.DAY]),
             )
             for role in roles
@@ -645,6 +658,17 @@ def test_money_is_exact_in_every_random_invoice(currency: str) -> None:
                     hours / hpd * line.rate.amount if line.unit == RateUnit.DAY else hours * line.rate.amount
                 )
                 expected += exact.quantize(quantum, rounding=ROUND_HALF_UP)
+                # Hours stay visible (quantity = hours or days) whenever that multiplies back exactly.
+                (priced_line,) = [
+                    ln for ln in outcome.invoice.lines if ln.description.startswith(f"{role} —")
+                ]
+                shown_qty = hours / hpd if line.unit == RateUnit.DAY else hours
+                if shown_qty > 0 and shown_qty * line.rate.amount == exact.quantize(quantum, ROUND_HALF_UP):
+                    if -shown_qty.normalize().as_tuple().exponent <= 5 and shown_qty < 100000:  # type: ignore[operator]
+                        assert priced_line.quantity == shown_qty, (case, priced_line)
+                        visible += 1
+                else:
+                    assert priced_line.quantity == 1, (case, priced_line)
             expected += sum(
                 (
                     i.amount.amount
@@ -659,6 +683,7 @@ def test_money_is_exact_in_every_random_invoice(currency: str) -> None:
         for item in items:
             assert f"{item.kind.value}:{item.id}" in named
     assert parked_cases < 800  # the loop tests invoices, not parking
+    assert visible > 20  # both forms are exercised (whole-yen rates rarely give whole-yen hundredth hours)
 
 
 def test_a_line_beyond_what_a_unit_price_holds_parks_for_finance() -> None:
