@@ -963,10 +963,10 @@ class NetSuiteSandbox:
         if record["dueDate"] is None and record["terms"] is not None:
             days = self.records["term"][record["terms"]]["daysUntilNetDue"]
             record["dueDate"] = (date.fromisoformat(record["tranDate"]) + timedelta(days=days)).isoformat()
-        previous_approval = (existing or {}).get("approvalStatus") or _APPROVED
         # Without a value the invoice is approved (as in an account without invoice approval routing).
         approval = record["approvalStatus"] = record.get("approvalStatus") or _APPROVED
-        if approval != previous_approval and previous_approval != _PENDING_APPROVAL:
+        previous_approval = None if existing is None else existing.get("approvalStatus") or _APPROVED
+        if previous_approval not in (None, _PENDING_APPROVAL, approval):
             # An approved invoice has posted and a rejected one is closed: approval only moves forward
             # from Pending Approval (unverified: NetSuite's wording).
             raise NetSuiteError(
