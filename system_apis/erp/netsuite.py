@@ -87,6 +87,7 @@ from system_apis.erp.netsuite_auth import NetSuiteClientAssertionAuth
 from system_apis.erp.netsuite_mapping import (
     APPROVAL_APPROVED,
     APPROVAL_REJECTED,
+    SOURCES_FIELD,
     AsyncJob,
     CreditMemoRow,
     CustomerRow,
@@ -841,7 +842,8 @@ class NetSuiteErp:
 
     async def check(self) -> list[Check]:
         """Log in at the account's REST host, say how many requests the adapter lets run at once, then look
-        up the invoice item as invoices do and read each configured subsidiary."""
+        up the invoice item as invoices do, find the invoice line's source-ids column and read each
+        configured subsidiary."""
         where = f"account {self._account or '(unnamed)'} at {self._http.base_url.host}"
         try:
             await self._auth.access_token()
@@ -869,6 +871,7 @@ class NetSuiteErp:
                 "Item Name/Number of the one invoices should bill"
             )
         checks.append(Check(vendor=VENDOR, what=f"invoice item {self._invoice_item!r}", fix=fix))
+        checks.append(await self._check_sources_field())
         for subsidiary_id, entity in sorted(self._legal_entities.items(), key=lambda item: item[1]):
             found = await self._read_optional("subsidiary", subsidiary_id)
             fix = None
@@ -876,6 +879,21 @@ class NetSuiteErp:
                 fix = f"no subsidiary {subsidiary_id}: correct {entity} in STRATUM_NETSUITE__SUBSIDIARIES"
             checks.append(Check(vendor=VENDOR, what=f"subsidiary {subsidiary_id} ({entity})", fix=fix))
         return checks
+
+    async def _check_sources_field(self) -> Check:
+        """The invoice's item sublist has the custom column where lines keep their source ids: the
+        record's metadata (``metadata-catalog/invoice``, JSON Schema) names every field, custom ones too."""
+        what = f"invoice line field {SOURCES_FIELD}"
+        response = await self._send(
+            "GET", "record/v1/metadata-catalog/invoice", headers={"Accept": "application/schema+json"}
+        )
+        if SOURCES_FIELD.encode() in response.content:
+            return Check(vendor=VENDOR, what=what)
+        fix = (
+            f"no such field: create a Transaction Line Field {SOURCES_FIELD} (type Long Text, applied "
+            "to Sale Item) and give the integration role access to it"
+        )
+        return Check(vendor=VENDOR, what=what, fix=fix)
 
     async def _service_item_id(self) -> str:
         """The internal id of the service item invoice lines bill, looked up once by its name."""
