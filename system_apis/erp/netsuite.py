@@ -801,7 +801,7 @@ class NetSuiteErp:
         record = _decoded("invoice", decode_invoice, body)
         setup = await self._setup_for(currency_ids=[record.currency.id if record.currency else None])
         credit_memo_id = None
-        if record.amount_remaining is not None and record.amount_remaining <= 0:
+        if record.amount_remaining is not None and record.amount_remaining <= 0 and record.total:
             # Nothing due: paid, or credited (a credit memo settles it as a payment would).
             credit_memo_id = await self._credit_memo_of(record.id)
         return map_record(

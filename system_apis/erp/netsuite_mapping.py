@@ -346,6 +346,7 @@ class InvoiceRow(msgspec.Struct, kw_only=True, frozen=True):
     issued: str | None = None
     due: str | None = None
     lastmodified: str | None = None
+    creditmemo: str | None = None
 
 
 class PaymentRow(msgspec.Struct, kw_only=True, frozen=True):
@@ -525,13 +526,19 @@ def customer_query(*, modified_since: dt.datetime | None = None, zone: dt.tzinfo
     )
 
 
+# The credit memo made from an invoice row (a correlated subquery on ``createdfrom``): a credited invoice
+# is Paid In Full to NetSuite but void to Stratum (`void_invoice` credits, REST cannot void).
+_CREDIT_MEMO_OF = (
+    "(SELECT MIN(c.id) FROM transaction c WHERE c.type = 'CustCred' AND c.createdfrom = transaction.id)"
+)
+
 # The SuiteQL conditions that select each canonical status (the inverse of `invoice_status`).
 _STATUS_CONDITIONS: Mapping[InvoiceStatus, str] = {
     InvoiceStatus.DRAFT: "status = 'D'",
     InvoiceStatus.POSTED: "status = 'A' AND foreignamountremaining >= foreigntotal",
     InvoiceStatus.PARTIALLY_PAID: "status = 'A' AND foreignamountremaining < foreigntotal",
-    InvoiceStatus.PAID: "status = 'B'",
-    InvoiceStatus.VOID: "status IN ('V', 'E')",
+    InvoiceStatus.PAID: f"status = 'B' AND {_CREDIT_MEMO_OF} IS NULL",
+    InvoiceStatus.VOID: f"status IN ('V', 'E') OR (status = 'B' AND {_CREDIT_MEMO_OF} IS NOT NULL)",
 }
 
 
@@ -558,7 +565,8 @@ def invoice_query(
         "id, tranid, entity, status, currency, externalid, foreigntotal AS total, "
         "foreignamountremaining AS remaining, "
         f"{_ISO_DATE.format(column='trandate')} AS issued, {_ISO_DATE.format(column='duedate')} AS due, "
-        f"{_ISO_DATETIME.format(column='lastmodifieddate')} AS lastmodified"
+        f"{_ISO_DATETIME.format(column='lastmodifieddate')} AS lastmodified, "
+        f"{_CREDIT_MEMO_OF} AS creditmemo"
     )
     # S608: constants, suiteql_quote'd literals and an enum-keyed table of constant conditions only.
     return f"SELECT {columns} FROM transaction WHERE {' AND '.join(conditions)} ORDER BY id"  # noqa: S608
@@ -1195,6 +1203,9 @@ def invoice_from_row(
     total = _money(row.total)
     balance = _money(row.remaining if row.remaining is not None else row.total)
     status = invoice_status(row.status, None, total=total, remaining=balance)
+    credit_memo_id = _text(row.creditmemo)
+    if credit_memo_id is not None and status is InvoiceStatus.PAID:
+        status, balance = InvoiceStatus.VOID, Decimal(0)
     due = _date(row.due)
     return Invoice(
         id=row.id,
@@ -1210,6 +1221,7 @@ def invoice_from_row(
         updated_at=parse_netsuite_datetime(row.lastmodified, zone),
         system_ids=SystemIds(erp=row.id),
         overdue=status is not InvoiceStatus.VOID and is_overdue(balance, due, today),
+        credit_memo_id=credit_memo_id if status is InvoiceStatus.VOID else None,
     )
 
 

@@ -175,6 +175,17 @@ async def test_voiding_a_posted_invoice_credits_it_once_twice_is_the_same_answer
         2688.25,
     )
     assert len(await sandbox.requests("/!transform/creditMemo", method="POST")) == 1
+    # Listed (SuiteQL), the credited invoice is void too, not "paid", and a void filter finds it.
+    listed = await erp.list_invoices(
+        InvoiceFilter(status=InvoiceStatus.VOID, customer_id=DEMO_CUSTOMER_ID), limit=100
+    )
+    assert [(i.id, i.credit_memo_id, i.balance.amount) for i in listed.items] == [
+        (invoice.id, voided.credit_memo_id, Decimal(0))
+    ]
+    paid = await erp.list_invoices(
+        InvoiceFilter(status=InvoiceStatus.PAID, customer_id=DEMO_CUSTOMER_ID), limit=100
+    )
+    assert invoice.id not in {i.id for i in paid.items}
 
 
 async def test_a_lost_credit_answer_still_makes_one_credit_memo(sandbox: Sandbox, erp: NetSuiteErp) -> None:
