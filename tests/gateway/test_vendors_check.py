@@ -10,6 +10,8 @@ import pytest
 
 from apis.cli import main
 from contracts.models.crm import ActivationStatus, OpportunityActivationUpdate
+from sandboxes.netsuite import data as netsuite_data
+from sandboxes.netsuite import metadata as netsuite_metadata
 from sandboxes.salesforce.data import SCHEMAS, FieldSpec
 from system_apis.crm.salesforce_mapping import CUSTOM_FIELDS, activation_update_body
 
@@ -99,6 +101,33 @@ def test_an_unknown_netsuite_invoice_item_is_named(
     assert failed.startswith("netsuite")
     assert "invoice item 'NO-SUCH-ITEM'" in failed
     assert "STRATUM_NETSUITE__INVOICE_ITEM" in failed
+
+
+def test_a_netsuite_account_without_the_source_ids_column_is_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An account where nobody created the transaction line field custcol_stratum_sources.
+    invoice = netsuite_data.RECORD_TYPES["invoice"]
+    fields = []
+    for spec in invoice.fields:
+        if spec.name == "item":
+            lines = tuple(line for line in spec.lines if line.name != netsuite_data.SOURCES_FIELD)
+            spec = dataclasses.replace(spec, lines=lines)
+        fields.append(spec)
+    stripped = dataclasses.replace(invoice, fields=tuple(fields))
+    original = netsuite_metadata.record_type
+    monkeypatch.setattr(
+        netsuite_metadata, "record_type", lambda name: stripped if name == "invoice" else original(name)
+    )
+    monkeypatch.setenv("STRATUM_ERP_VENDOR", "netsuite")
+
+    code, lines, _ = _check(capsys)
+
+    assert code == 1
+    [failed] = _failed(lines)
+    assert failed.startswith("netsuite")
+    assert "invoice line field custcol_stratum_sources" in failed
+    assert "Transaction Line Field" in failed
 
 
 def test_an_unknown_netsuite_subsidiary_is_named(
