@@ -754,8 +754,8 @@ def _tax_areas() -> dict[str, Record]:
 
 def build_seed(seed: int) -> dict[str, dict[str, Record]]:
     """Fresh seed entities: ``{entity set: {id: entity}}`` for ``companies``, ``customers``, ``projects``,
-    ``salesInvoices`` (lines nested under ``salesInvoiceLines``), ``customerPayments`` and ``salesCreditMemos``
-    (none in the seed: cancelling a posted invoice makes one).
+    ``salesInvoices`` (lines nested under ``salesInvoiceLines``), ``customerPayments`` and
+    ``salesCreditMemos`` (none in the seed: cancelling a posted invoice makes one).
 
     Every entity but a company carries its ``companyId``. Well-known entities are identical for every
     seed; `seed` drives the filler (amounts, dates, which invoices are paid) and, through the Salesforce
