@@ -672,6 +672,13 @@ class BusinessCentralErp:
                 "there is nothing to post",
                 vendor_code="InvoiceCanceled",
             )
+        if record.status == "In Review":
+            # Waiting in Business Central's own approval workflow: posting is that workflow's to do.
+            raise VendorRejected(
+                VENDOR,
+                f"Business Central sales invoice {record.number} is waiting for approval in Business Central",
+                vendor_code="InvoiceInReview",
+            )
         if record.status == "Draft":
             record = await self._post(record)
         return self._invoice(record)

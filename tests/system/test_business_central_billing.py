@@ -266,3 +266,13 @@ async def test_every_blocked_value(
 ) -> None:
     sandbox.state.records["customers"][MUELLER_CUSTOMER_ID]["blocked"] = blocked
     assert (await erp.get_customer(MUELLER_CUSTOMER_ID)).credit_hold is hold
+
+
+async def test_an_invoice_in_review_is_left_to_business_centrals_approval(
+    sandbox: Sandbox, erp: BusinessCentralErp
+) -> None:
+    sandbox.state.records["salesInvoices"][DRAFT_INVOICE_ID]["status"] = "In Review"
+    with pytest.raises(VendorRejected) as refused:
+        await erp.post_invoice(DRAFT_INVOICE_ID)
+    assert refused.value.vendor_code == "InvoiceInReview"
+    assert await sandbox.requests("Microsoft.NAV.post", "POST") == []
