@@ -275,6 +275,7 @@ class Org:
         self._auto_numbers = {
             "Contract": 1 + _highest_number(self.records["Contract"], "ContractNumber", ""),
             "Rate_Card_Line__c": 1 + _highest_number(self.records["Rate_Card_Line__c"], "Name", "RCL-"),
+            "Stratum_Invoice__c": 1 + _highest_number(self.records["Stratum_Invoice__c"], "Name", "SI-"),
         }
         self._reset_at = self.now()
         self.faults.clear()
@@ -428,6 +429,8 @@ class Org:
                 self.records[name] = seed[name]
         self._serials = state.serials
         self._auto_numbers = state.auto_numbers
+        # State saved before Stratum_Invoice__c existed numbers its invoices from the first.
+        self._auto_numbers.setdefault("Stratum_Invoice__c", 1)
         for name, schema in self.schemas.items():
             self.recycle_bin.setdefault(name, {})
             self._serials.setdefault(schema.key_prefix, _FIRST_MINTED_NUMBER)

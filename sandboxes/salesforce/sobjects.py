@@ -251,6 +251,8 @@ class SObjectResources(Org):
             record["ContractNumber"] = f"{self._next_auto_number('Contract'):08d}"
         elif schema.name == "Rate_Card_Line__c":
             record["Name"] = f"RCL-{self._next_auto_number('Rate_Card_Line__c'):06d}"
+        elif schema.name == "Stratum_Invoice__c":
+            record["Name"] = f"SI-{self._next_auto_number('Stratum_Invoice__c'):06d}"
         stamp = format_datetime(self.now())
         record.update(IsDeleted=False, CreatedDate=stamp, LastModifiedDate=stamp, SystemModstamp=stamp)
         self.records[schema.name][record["Id"]] = record
@@ -406,7 +408,11 @@ class SObjectResources(Org):
                 and record.get("ActivatedDate") is None
             ):
                 record["ActivatedDate"] = format_datetime(self.now())
-        elif schema.field("Opportunity__c") is not None and "Opportunity__c" in changed:
+        elif (
+            "Opportunity__c" in changed
+            and (currency := schema.field("CurrencyIsoCode")) is not None
+            and not currency.createable
+        ):
             # Master-detail children take the master's currency.
             master = self.records["Opportunity"][record["Opportunity__c"]]
             record["CurrencyIsoCode"] = master["CurrencyIsoCode"]
@@ -426,6 +432,17 @@ class SObjectResources(Org):
                     f"{spec.name}: value outside of valid range on numeric field: {value}",
                     [spec.name],
                 )
+            if spec.precision is not None:
+                # Number(p, s): Salesforce rounds to the scale and refuses more than p - s integer digits.
+                scale = spec.scale or 0
+                if abs(value) >= 10 ** (spec.precision - scale):
+                    raise SalesforceError(
+                        400,
+                        "NUMBER_OUTSIDE_VALID_RANGE",
+                        f"{spec.name}: value outside of valid range on numeric field: {value}",
+                        [spec.name],
+                    )
+                return round(float(value), scale)
             return round(float(value), 2)
         if spec.kind == "int":
             if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
