@@ -56,8 +56,8 @@ Each "failing" opportunity breaks exactly one activation rule (positive amount, 
 legal entity, account tax jurisdiction); every other Closed Won opportunity, filler included, passes
 all of them. Every deal with terms text has ``Payment_Terms_Days__c`` saying the same ("Net 30" -> 30).
 ``Stratum_Invoice__c`` (one record per ERP invoice, written by the gateway) starts empty, and so do the
-opportunities' invoice totals. `Project_Id__c`, `Activation_Status__c` and the ``Stratum_Id__c`` external ids start null
-everywhere; ``External_Id__c`` on contacts is null except for the duplicate pair.
+opportunities' invoice totals. `Project_Id__c`, `Activation_Status__c` and the ``Stratum_Id__c``
+external ids start null everywhere; ``External_Id__c`` on contacts is null except for the duplicate pair.
 """
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ __all__ = [
     "GERMAN_ACCOUNT_ID",
     "GROUP_PARENT_ACCOUNT_ID",
     "INTEGRATION_USERNAME",
-    "INVOICE_STATUSES",
     "INTEGRATION_USER_ID",
+    "INVOICE_STATUSES",
     "MISSING_BILLING_MODEL_OPPORTUNITY_ID",
     "MISSING_CURRENCY_OPPORTUNITY_ID",
     "MISSING_LEGAL_ENTITY_OPPORTUNITY_ID",
@@ -110,8 +110,8 @@ __all__ = [
     "READY_RETAINER_OPPORTUNITY_ID",
     "SCHEMAS",
     "SEED_NOW",
-    "STRATUM_INVOICE_SCHEMA",
     "STAGES",
+    "STRATUM_INVOICE_SCHEMA",
     "SUBSIDIARY_ACCOUNT_ID",
     "UK_ACCOUNT_ID",
     "USERNAMES",

@@ -30,6 +30,7 @@ import re
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 import httpx
 import msgspec
@@ -39,8 +40,11 @@ from apis.config import SalesforceSettings
 from apis.oauth_client import ClientCredentialsAuth
 from contracts.models import (
     ContactPage,
+    CrmInvoiceStatusUpdate,
     Customer,
     CustomerPage,
+    InvoiceTotals,
+    Money,
     Opportunity,
     OpportunityActivationUpdate,
     OpportunityPage,
@@ -52,6 +56,8 @@ from system_apis.crm.salesforce_mapping import (
     ACTIVATION_STATUS_PICKLIST,
     CONTACT_FIELDS,
     CUSTOM_FIELDS,
+    INVOICE_FIELDS,
+    INVOICE_OBJECT,
     MILESTONE_FIELDS,
     MILESTONE_OBJECT,
     OPPORTUNITY_FIELDS,
@@ -61,6 +67,7 @@ from system_apis.crm.salesforce_mapping import (
     CustomField,
     SalesforceAccount,
     SalesforceContact,
+    SalesforceInvoice,
     SalesforceMilestone,
     SalesforceOpportunity,
     SalesforceRateCardLine,
@@ -70,9 +77,14 @@ from system_apis.crm.salesforce_mapping import (
     decode_account,
     decode_opportunity,
     decode_query_page,
+    invoice_body,
+    invoice_matches,
+    invoice_totals,
     known_stage_picklist_values,
     opportunity_from_record,
+    parse_salesforce_datetime,
     stage_picklist_values,
+    totals_body,
 )
 from system_apis.cursors import unwrap_cursor, wrap_cursor
 from system_apis.errors import (
@@ -137,6 +149,10 @@ _SCHEMA_START_WAIT_SECONDS = 10.0
 _ACCOUNT = ("Account",)
 _CONTACT = ("Contact",)
 _OPPORTUNITY = ("Opportunity", MILESTONE_OBJECT, RATE_CARD_LINE_OBJECT)
+_INVOICE_STATUS = ("Opportunity", INVOICE_OBJECT)
+# Amounts go out as JSON numbers written from the Decimal's digits (msgspec's default is a JSON string),
+# so money never passes through a float on its way to a currency field.
+_money_encoder = msgspec.json.Encoder(decimal_format="number")
 
 
 def _log() -> Any:
@@ -283,6 +299,7 @@ def opportunity_query(
 _CHILD_ORDER = {
     MILESTONE_OBJECT: "Due_Date__c ASC NULLS LAST, Name, Id",
     RATE_CARD_LINE_OBJECT: "Role__c, Id",
+    INVOICE_OBJECT: "Issue_Date__c ASC NULLS LAST, Id",
 }
 
 
@@ -292,6 +309,14 @@ def child_records_query(sobject: str, fields: Sequence[str], opportunity_id: str
     return (
         f"SELECT {', '.join(fields)} FROM {sobject}"  # noqa: S608 - constants and a soql_quote()d id
         f" WHERE Opportunity__c = {soql_quote(opportunity_id)} ORDER BY {_CHILD_ORDER[sobject]}"
+    )
+
+
+def invoice_by_erp_id_query(erp_invoice_id: str) -> str:
+    """The SOQL for the ``Stratum_Invoice__c`` record of one ERP invoice (the external id is unique)."""
+    return (
+        f"SELECT {', '.join(INVOICE_FIELDS)} FROM {INVOICE_OBJECT}"  # noqa: S608 - constants, quoted id
+        f" WHERE ERP_Invoice_Id__c = {soql_quote(erp_invoice_id)}"
     )
 
 
@@ -389,6 +414,7 @@ class SalesforceCrm:
         breaker: BreakerPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        today: Callable[[], dt.date] = lambda: dt.datetime.now(dt.UTC).date(),
     ) -> None:
         if settings.base_url is None:
             raise ValueError("SalesforceCrm needs a base_url (the bootstrap substitutes the sandbox's)")
@@ -418,6 +444,7 @@ class SalesforceCrm:
         # Custom object -> monotonic time until which the org is taken not to have it (INVALID_TYPE).
         self._missing_objects: dict[str, float] = {}
         self._clock = clock
+        self._today = today  # the UTC date an unpaid invoice past its due date counts as overdue on
         # The org's schema as last described: what it lacks, and when (None: never described completely).
         self._schema_problems: tuple[_SchemaFinding, ...] = ()
         self._schema_checked_at: float | None = None
@@ -639,6 +666,9 @@ class SalesforceCrm:
             _OPPORTUNITY, lambda: self._update_opportunity_activation(opportunity_id, update), write=True
         )
 
+    async def upsert_invoice_status(self, update: CrmInvoiceStatusUpdate) -> InvoiceTotals:
+        return await self._use(_INVOICE_STATUS, lambda: self._upsert_invoice_status(update), write=True)
+
     async def _get_customer(self, customer_id: str) -> Customer:
         if not is_salesforce_id(customer_id):
             raise NotFound(VENDOR, "no such account")
@@ -739,6 +769,81 @@ class SalesforceCrm:
             idempotent=True,
         )
         return await self._get_opportunity(opportunity_id)
+
+    async def _upsert_invoice_status(self, update: CrmInvoiceStatusUpdate) -> InvoiceTotals:
+        """Read the stored record, write it only when the update is not older and says something new, then
+        write the opportunity's totals over all its invoices.
+
+        Ordering: ``ERP_Updated_At__c`` holds the ERP's change time of the stored state; an update stamped
+        earlier is stale and changes nothing (an unstamped update always applies). Race: two writers of
+        the same invoice that both read before either writes can still land in the wrong order (the
+        window is one round trip). Salesforce has no conditional upsert by external id (its conditional
+        headers, If-Unmodified-Since/If-Match, apply to sObject Rows by Id, and If-Match only to
+        Account), so the adapter narrows the window rather than closing it; the status-back workflow is
+        the only periodic writer, and any later ERP change re-sends the newest state. The totals are
+        recomputed from the records on every call, so they always match what the records say.
+
+        Exactly once: the upsert by external id (unique ``ERP_Invoice_Id__c``) is retried on a lost
+        answer; a second attempt updates the record the first created, never a second record."""
+        if not is_salesforce_id(update.opportunity_id):
+            raise NotFound(VENDOR, "no such opportunity")
+        opportunity = await self._read_opportunity(update.opportunity_id)
+        currency = (opportunity.currency_iso_code or update.currency).upper()
+        stored = await self._query(invoice_by_erp_id_query(update.erp_invoice_id), SalesforceInvoice)
+        if not stored or self._invoice_update_applies(stored[0], update, opportunity.account_id):
+            await self._http.send(
+                "PATCH",
+                f"{self._api}/sobjects/{INVOICE_OBJECT}/ERP_Invoice_Id__c/"
+                + quote(update.erp_invoice_id, safe=""),
+                headers={"Content-Type": "application/json"},
+                content=_money_encoder.encode(invoice_body(update, opportunity.account_id)),
+                idempotent=True,
+            )
+        # Every invoice of the deal, summed here in Decimal: SOQL's SUM() of a currency field answers in
+        # the org's corporate currency when the query groups (SOQL and SOSL Reference, "convertCurrency()",
+        # considerations: "If a query includes a GROUP BY or HAVING clause, any currency data returned by
+        # using an aggregate function ... is in the org's default currency"), which would turn a GBP
+        # deal's totals into converted USD. Reading the records keeps each amount in its own currency.
+        invoices = await self._query(
+            child_records_query(INVOICE_OBJECT, INVOICE_FIELDS, update.opportunity_id), SalesforceInvoice
+        )
+        invoiced, paid, overdue, count = invoice_totals(currency, invoices, today=self._today())
+        # Absolute values: a repeated PATCH leaves the opportunity as one would, so it is retried.
+        await self._http.send(
+            "PATCH",
+            f"{self._api}/sobjects/Opportunity/{update.opportunity_id}",
+            headers={"Content-Type": "application/json"},
+            content=_money_encoder.encode(totals_body(invoiced, paid, overdue)),
+            idempotent=True,
+        )
+        return InvoiceTotals(
+            opportunity_id=opportunity.id,
+            currency=currency,
+            invoiced=Money(amount=invoiced, currency=currency),
+            paid=Money(amount=paid, currency=currency),
+            overdue=Money(amount=overdue, currency=currency),
+            invoice_count=count,
+        )
+
+    @staticmethod
+    def _invoice_update_applies(
+        record: SalesforceInvoice, update: CrmInvoiceStatusUpdate, account_id: str | None
+    ) -> bool:
+        """False when the stored record is newer than the update, or already says all it says."""
+        try:
+            stored_at = parse_salesforce_datetime(record.erp_updated_at)
+        except ValueError:
+            stored_at = None  # an unreadable stamp orders nothing: the update applies
+        if stored_at is not None and update.erp_updated_at is not None and update.erp_updated_at < stored_at:
+            _log().info(
+                "salesforce_invoice_update_stale",
+                vendor=VENDOR,
+                erp_invoice_id=update.erp_invoice_id,
+                stored_at=stored_at.isoformat(),
+                update_at=update.erp_updated_at.isoformat(),
+            )
+            return False
+        return not invoice_matches(record, update, account_id)
 
     # --- Salesforce specifics ------------------------------------------------------------------------
 
