@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeAlias
 
@@ -442,7 +443,9 @@ class SObjectResources(Org):
                         f"{spec.name}: value outside of valid range on numeric field: {value}",
                         [spec.name],
                     )
-                return round(float(value), scale)
+                # Half up, as Salesforce rounds a number to its field's scale (Python's round() is half even).
+                exponent = Decimal(1).scaleb(-scale)
+                return float(Decimal(str(value)).quantize(exponent, rounding=ROUND_HALF_UP))
             return round(float(value), 2)
         if spec.kind == "int":
             if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):

@@ -39,7 +39,7 @@ async def sandbox() -> AsyncIterator[Sandbox]:
 def _crm(sandbox: Sandbox, **settings: Any) -> SalesforceCrm:
     crm = sandbox.crm(**settings)
     # The day an unpaid invoice past its due date counts as overdue on, fixed for the test.
-    crm._today = lambda: TODAY  # noqa: SLF001 - the adapter's injectable clock, set after construction
+    crm._today = lambda: TODAY
     return crm
 
 
