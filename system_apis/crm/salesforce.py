@@ -64,6 +64,7 @@ from system_apis.crm.salesforce_mapping import (
     RATE_CARD_LINE_FIELDS,
     RATE_CARD_LINE_OBJECT,
     SELECT_LISTS,
+    STRATUM_CALL_OPTIONS,
     CustomField,
     SalesforceAccount,
     SalesforceContact,
@@ -764,7 +765,7 @@ class SalesforceCrm:
         await self._http.send(
             "PATCH",
             f"{self._api}/sobjects/Opportunity/{opportunity_id}",
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", **STRATUM_CALL_OPTIONS},
             content=body,
             idempotent=True,
         )
@@ -795,7 +796,7 @@ class SalesforceCrm:
                 "PATCH",
                 f"{self._api}/sobjects/{INVOICE_OBJECT}/ERP_Invoice_Id__c/"
                 + quote(update.erp_invoice_id, safe=""),
-                headers={"Content-Type": "application/json"},
+                headers={"Content-Type": "application/json", **STRATUM_CALL_OPTIONS},
                 content=_money_encoder.encode(invoice_body(update, opportunity.account_id)),
                 idempotent=True,
             )
@@ -812,7 +813,7 @@ class SalesforceCrm:
         await self._http.send(
             "PATCH",
             f"{self._api}/sobjects/Opportunity/{update.opportunity_id}",
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", **STRATUM_CALL_OPTIONS},
             content=_money_encoder.encode(totals_body(invoiced, paid, overdue)),
             idempotent=True,
         )

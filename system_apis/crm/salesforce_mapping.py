@@ -69,6 +69,8 @@ __all__ = [
     "RATE_CARD_LINE_FIELDS",
     "RATE_CARD_LINE_OBJECT",
     "SELECT_LISTS",
+    "STRATUM_CALL_OPTIONS",
+    "STRATUM_CLIENT_ID",
     "CustomField",
     "SalesforceAccount",
     "SalesforceContact",
@@ -211,6 +213,14 @@ class SalesforceQueryPage(msgspec.Struct, Generic[R], kw_only=True, frozen=True)
     records: list[R]
     next_records_url: str | None = msgspec.field(default=None, name="nextRecordsUrl")
 
+
+# The client id the gateway's writes carry (REST API Developer Guide, "Call Options Header":
+# ``Sforce-Call-Options: client=...``). Change Data Capture reports it in ``changeOrigin``
+# (``com/salesforce/api/rest/61.0;client=stratum``), which is how the gateway recognises, and drops, the
+# change events of its own writes (ChangeEventHeader, "changeOrigin ... Use this field to detect whether your
+# app initiated the change to not process the change again").
+STRATUM_CLIENT_ID = "stratum"
+STRATUM_CALL_OPTIONS = {"Sforce-Call-Options": f"client={STRATUM_CLIENT_ID}"}
 
 MILESTONE_OBJECT = "Opportunity_Milestone__c"
 RATE_CARD_LINE_OBJECT = "Rate_Card_Line__c"

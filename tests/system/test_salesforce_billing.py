@@ -9,8 +9,10 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 
+from apis.config import SalesforceSettings
 from contracts.models import CrmInvoiceStatus, CrmInvoiceStatusUpdate, Money, RetainerTerms
 from sandboxes.salesforce.data import (
     DEMO_ACCOUNT_ID,
@@ -23,7 +25,7 @@ from sandboxes.salesforce.data import (
 from system_apis.crm.salesforce import SalesforceCrm
 from system_apis.errors import NotFound
 from system_apis.vendor_http import RetryPolicy
-from tests.system.test_salesforce_adapter import Sandbox, _sandbox
+from tests.system.test_salesforce_adapter import BASE_URL, Sandbox, _sandbox
 
 TODAY = dt.date(2026, 5, 20)
 MISSING_OPPORTUNITY_ID = "006Dn00000ZZZZZIAA"
@@ -230,3 +232,29 @@ async def test_deal_terms_carry_the_retainer_and_payment_terms(crm: SalesforceCr
     assert time_and_materials.payment_terms_days == 30
     assert (await crm.get_opportunity(READY_MILESTONE_OPPORTUNITY_ID)).payment_terms_days == 45
     assert (await crm.get_opportunity(READY_FIXED_FEE_OPPORTUNITY_ID)).payment_terms_days == 30
+
+
+class _Recording(httpx.AsyncBaseTransport):
+    """Passes requests to the sandbox and keeps them, headers and all."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.requests: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return await self.inner.handle_async_request(request)
+
+
+async def test_every_write_names_stratum_as_the_client_for_echo_suppression(sandbox: Sandbox) -> None:
+    recording = _Recording(sandbox.transport)
+    crm = SalesforceCrm(SalesforceSettings(base_url=BASE_URL), transport=recording, sleep=sandbox.no_sleep)
+    crm._today = lambda: TODAY
+    try:
+        await crm.upsert_invoice_status(_update())
+    finally:
+        await crm.close()
+    writes = [r for r in recording.requests if r.method == "PATCH"]
+    assert len(writes) == 2  # the invoice upsert and the opportunity's totals
+    # Salesforce reports this client id in Change Data Capture's changeOrigin.
+    assert all(r.headers["Sforce-Call-Options"] == "client=stratum" for r in writes)
