@@ -69,6 +69,7 @@ _FIRST_MINTED_NUMBER = 500_000
 
 # Messages the public documentation does not spell out (unverified): kept here so they are easy to fix.
 MESSAGES = {
+    "precondition_failed": "The record was modified since the time given in If-Unmodified-Since",
     "not_external_id": "Field {field} is not an External ID or the Id field",
     "unknown_external_id": "Provided external ID field does not exist or is not accessible: {field}",
     "external_id_mismatch": "The value of {field} in the request body does not match the value in the URL",

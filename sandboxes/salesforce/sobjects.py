@@ -5,12 +5,14 @@
 - ``GET .../sobjects/`` (describeGlobal), ``GET .../sobjects/{Obj}/`` and ``.../{Obj}/describe/``, derived
   from the schemas (`sandboxes.salesforce.describe`), 304 under ``If-Modified-Since`` when unchanged
 - ``POST .../sobjects/{Obj}/`` creates; ``GET/PATCH/DELETE .../{Obj}/{id}`` read (``?fields=``; 304 with
-  no body under ``If-Modified-Since`` while unchanged), update, delete (to the recycle bin)
+  no body under ``If-Modified-Since`` while unchanged), update (412 under ``If-Unmodified-Since`` when the
+  record changed after that moment, 400 for an unreadable date), delete (to the recycle bin)
 - ``GET/PATCH .../{Obj}/{ExtField}/{value}`` read or upsert by external id (``?updateOnly=true``); 300
   with the records' URLs when several match
 - ``GET .../{Obj}/updated/`` and ``.../deleted/`` (``?start=&end=``): the replication change feeds
 
-Decided without documentation (unverified): the 405 answer to writes on a read-only object
+Decided without documentation (unverified): the body of the 412 answer (an error array with
+``PRECONDITION_FAILED``), the 405 answer to writes on a read-only object
 (`_read_only_object`), refusing to create a contract that is already Activated, and the messages in
 `sandboxes.salesforce.org.MESSAGES`.
 """
@@ -183,6 +185,23 @@ class SObjectResources(Org):
         if not isinstance(stamp, str):
             return True
         return _modified_since(datetime.fromisoformat(stamp), if_modified_since)
+
+    def check_unmodified_since(
+        self, schema: ObjectSchema, record_id: str, if_unmodified_since: str | None
+    ) -> None:
+        """``If-Unmodified-Since`` on a record update (REST API Developer Guide, "Conditional Request
+        Headers"): 412 Precondition Failed when the record was modified after the given moment; an invalid
+        value on a PATCH is a 400. The comparison is to the second, like an HTTP-date."""
+        if if_unmodified_since is None:
+            return
+        try:
+            parsedate_to_datetime(if_unmodified_since)
+        except (TypeError, ValueError, IndexError):
+            message = f"Invalid If-Unmodified-Since header: {if_unmodified_since}"
+            raise SalesforceError(400, "INVALID_HEADER_TYPE", message) from None
+        stamp = self.record(schema, record_id).get("LastModifiedDate")
+        if isinstance(stamp, str) and _modified_since(parse_datetime(stamp), if_unmodified_since):
+            raise SalesforceError(412, "PRECONDITION_FAILED", MESSAGES["precondition_failed"])
 
     def metadata_modified_since(self, if_modified_since: str | None) -> bool:
         """The same for Describe Global and sObject Describe, whose metadata dates from the org's last
@@ -677,6 +696,7 @@ async def update_record(
     sandbox.check_version(version)
     schema = sandbox.schema(sobject)
     sandbox.record(schema, record_id)  # 404 beats body errors, as in Salesforce
+    sandbox.check_unmodified_since(schema, record_id, request.headers.get("if-unmodified-since"))
     sandbox.update(schema, record_id, await read_body(request))
 
 

@@ -29,6 +29,7 @@ import datetime as dt
 import re
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
+from email.utils import format_datetime as format_http_date
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
@@ -151,6 +152,9 @@ _ACCOUNT = ("Account",)
 _CONTACT = ("Contact",)
 _OPPORTUNITY = ("Opportunity", MILESTONE_OBJECT, RATE_CARD_LINE_OBJECT)
 _INVOICE_STATUS = ("Opportunity", INVOICE_OBJECT)
+# Reads and conditional writes of one invoice record before giving up on a record other writers keep changing.
+_INVOICE_WRITE_ATTEMPTS = 3
+_PRECONDITION_FAILED = "PRECONDITION_FAILED"
 # Amounts go out as JSON numbers written from the Decimal's digits (msgspec's default is a JSON string),
 # so money never passes through a float on its way to a currency field.
 _money_encoder = msgspec.json.Encoder(decimal_format="number")
@@ -776,12 +780,13 @@ class SalesforceCrm:
         write the opportunity's totals over all its invoices.
 
         Ordering: ``ERP_Updated_At__c`` holds the ERP's change time of the stored state; an update stamped
-        earlier is stale and changes nothing (an unstamped update always applies). Race: two writers of
-        the same invoice that both read before either writes can still land in the wrong order (the
-        window is one round trip). Salesforce has no conditional upsert by external id (its conditional
-        headers, If-Unmodified-Since/If-Match, apply to sObject Rows by Id, and If-Match only to
-        Account), so the adapter narrows the window rather than closing it; the status-back workflow is
-        the only periodic writer, and any later ERP change re-sends the newest state. The totals are
+        earlier is stale and changes nothing (an unstamped update always applies). Race: between the read
+        and the write another writer may store a newer state. For an existing record the write is
+        conditional (``If-Unmodified-Since``, 412 -> read and decide again), which closes that window down
+        to Salesforce's one-second ``LastModifiedDate`` resolution. The first write of a record cannot be
+        conditional (Salesforce has no conditional upsert by external id, and If-Match works only on
+        Account), so two first writes racing can still land in either order; the status-back workflow is
+        the only periodic writer and any later ERP change re-sends the newest state. The totals are
         recomputed from the records on every call, so they always match what the records say.
 
         Exactly once: the upsert by external id (unique ``ERP_Invoice_Id__c``) is retried on a lost
@@ -790,16 +795,7 @@ class SalesforceCrm:
             raise NotFound(VENDOR, "no such opportunity")
         opportunity = await self._read_opportunity(update.opportunity_id)
         currency = (opportunity.currency_iso_code or update.currency).upper()
-        stored = await self._query(invoice_by_erp_id_query(update.erp_invoice_id), SalesforceInvoice)
-        if not stored or self._invoice_update_applies(stored[0], update, opportunity.account_id):
-            await self._http.send(
-                "PATCH",
-                f"{self._api}/sobjects/{INVOICE_OBJECT}/ERP_Invoice_Id__c/"
-                + quote(update.erp_invoice_id, safe=""),
-                headers={"Content-Type": "application/json", **STRATUM_CALL_OPTIONS},
-                content=_money_encoder.encode(invoice_body(update, opportunity.account_id)),
-                idempotent=True,
-            )
+        await self._write_invoice(update, opportunity.account_id)
         # Every invoice of the deal, summed here in Decimal: SOQL's SUM() of a currency field answers in
         # the org's corporate currency when the query groups (SOQL and SOSL Reference, "convertCurrency()",
         # considerations: "If a query includes a GROUP BY or HAVING clause, any currency data returned by
@@ -824,6 +820,51 @@ class SalesforceCrm:
             paid=Money(amount=paid, currency=currency),
             overdue=Money(amount=overdue, currency=currency),
             invoice_count=count,
+        )
+
+    async def _write_invoice(self, update: CrmInvoiceStatusUpdate, account_id: str | None) -> None:
+        """Read the stored record and write the update unless it is stale or says nothing new. An existing
+        record is updated by Id under ``If-Unmodified-Since`` its read ``LastModifiedDate`` (REST API
+        Developer Guide, "Conditional Request Headers"): a 412 means another writer came in between, so
+        the record is read and the decision taken again. A new one is made by the upsert."""
+        body = _money_encoder.encode(invoice_body(update, account_id))
+        for _ in range(_INVOICE_WRITE_ATTEMPTS):
+            stored = await self._query(invoice_by_erp_id_query(update.erp_invoice_id), SalesforceInvoice)
+            if not stored:
+                # A lost answer is retried: the second attempt updates the record the first created.
+                await self._http.send(
+                    "PATCH",
+                    f"{self._api}/sobjects/{INVOICE_OBJECT}/ERP_Invoice_Id__c/"
+                    + quote(update.erp_invoice_id, safe=""),
+                    headers={"Content-Type": "application/json", **STRATUM_CALL_OPTIONS},
+                    content=body,
+                    idempotent=True,
+                )
+                return
+            record = stored[0]
+            if not self._invoice_update_applies(record, update, account_id):
+                return
+            headers = {"Content-Type": "application/json", **STRATUM_CALL_OPTIONS}
+            read_at = parse_salesforce_datetime(record.last_modified_date)
+            if read_at is not None:
+                headers["If-Unmodified-Since"] = format_http_date(read_at, usegmt=True)
+            try:
+                # Retried on a lost answer: the retry then meets a 412 (its first attempt changed the
+                # record), reads it again and finds nothing left to write.
+                await self._http.send(
+                    "PATCH",
+                    f"{self._api}/sobjects/{INVOICE_OBJECT}/{record.id}",
+                    headers=headers,
+                    content=body,
+                    idempotent=True,
+                )
+                return
+            except VendorRejected as exc:
+                if exc.vendor_code != _PRECONDITION_FAILED:
+                    raise
+                _log().info("salesforce_invoice_changed_meanwhile", vendor=VENDOR, record_id=record.id)
+        raise VendorUnavailable(
+            VENDOR, "the invoice record kept changing while it was written; try again", retry_after=1.0
         )
 
     @staticmethod
@@ -943,6 +984,9 @@ class SalesforceCrm:
             if message
             else f"Salesforce HTTP {status}"
         )
+        if status == 412:
+            # A conditional update whose record changed since it was read (If-Unmodified-Since).
+            return VendorRejected(VENDOR, detail, vendor_code=_PRECONDITION_FAILED)
         if status == 403 and code == "REQUEST_LIMIT_EXCEEDED":
             return VendorUnavailable(
                 VENDOR, "Salesforce daily API request limit exceeded", retry_after=_DAILY_LIMIT_RETRY_AFTER

@@ -203,6 +203,7 @@ class SalesforceInvoice(msgspec.Struct, kw_only=True, frozen=True):
     due_date: dt.date | None = msgspec.field(default=None, name="Due_Date__c")
     erp_updated_at: str | None = msgspec.field(default=None, name="ERP_Updated_At__c")
     currency_iso_code: str | None = msgspec.field(default=None, name="CurrencyIsoCode")
+    last_modified_date: str | None = msgspec.field(default=None, name="LastModifiedDate")
 
 
 class SalesforceQueryPage(msgspec.Struct, Generic[R], kw_only=True, frozen=True):

@@ -11,17 +11,19 @@ test's, imported unchanged.
 
 from __future__ import annotations
 
+from email.utils import format_datetime as format_http_date
 from typing import Any
 
 import pytest
 import requests
-from simple_salesforce.exceptions import SalesforceMalformedRequest
+from simple_salesforce.exceptions import SalesforceGeneralError, SalesforceMalformedRequest
 
 from sandboxes.salesforce.data import (
     DEMO_ACCOUNT_ID,
     INVOICE_STATUSES,
     READY_OPPORTUNITY_ID,
     READY_RETAINER_OPPORTUNITY_ID,
+    parse_datetime,
 )
 from tests.sandboxes import test_salesforce_client_fidelity as fidelity
 from tests.sandboxes.test_salesforce_client_fidelity import client_credentials, error_body
@@ -147,3 +149,26 @@ def test_the_retainer_deal_is_seeded_with_its_terms(session: requests.Session) -
     assert deal["Payment_Terms_Days__c"] == 15
     assert "Net 15" in deal["Contract_Terms__c"]
     assert deal["Invoiced_Amount__c"] is None
+
+
+def test_an_update_under_if_unmodified_since_is_refused_412_once_the_record_changed(
+    server: fidelity.Server, session: requests.Session
+) -> None:
+    # REST API Developer Guide, "Conditional Request Headers": If-Unmodified-Since on sObject Rows.
+    sf = client_credentials(session)
+    sf.Stratum_Invoice__c.upsert("ERP_Invoice_Id__c/c-1", _invoice())
+    record = sf.Stratum_Invoice__c.get_by_custom_id("ERP_Invoice_Id__c", "c-1")
+    read_at = parse_datetime(record["LastModifiedDate"])
+    header = {"If-Unmodified-Since": format_http_date(read_at, usegmt=True)}
+    assert sf.Stratum_Invoice__c.update(record["Id"], {"Status__c": "Paid"}, headers=header) == 204
+
+    server.clock.advance(2)  # a later save, in a later second
+    sf.Stratum_Invoice__c.update(record["Id"], {"Balance__c": 0})
+    with pytest.raises(SalesforceGeneralError) as raised:
+        sf.Stratum_Invoice__c.update(record["Id"], {"Status__c": "Open"}, headers=header)
+    assert raised.value.status == 412
+    assert sf.Stratum_Invoice__c.get(record["Id"])["Status__c"] == "Paid"
+    with pytest.raises(SalesforceMalformedRequest):
+        sf.Stratum_Invoice__c.update(
+            record["Id"], {"Status__c": "Open"}, headers={"If-Unmodified-Since": "soon"}
+        )

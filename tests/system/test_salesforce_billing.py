@@ -258,3 +258,82 @@ async def test_every_write_names_stratum_as_the_client_for_echo_suppression(sand
     assert len(writes) == 2  # the invoice upsert and the opportunity's totals
     # Salesforce reports this client id in Change Data Capture's changeOrigin.
     assert all(r.headers["Sforce-Call-Options"] == "client=stratum" for r in writes)
+
+
+class _WriterInBetween(_Recording):
+    """Before the adapter's conditional update reaches Salesforce, another writer stores a newer state."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, sandbox: Sandbox) -> None:
+        super().__init__(inner)
+        self.sandbox = sandbox
+        self.interfered = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "PATCH" and "If-Unmodified-Since" in request.headers and not self.interfered:
+            self.interfered = True
+            [record] = _invoices(self.sandbox)
+            later = dt.datetime.fromisoformat(record["LastModifiedDate"]) + dt.timedelta(seconds=5)
+            stamp = later.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+            record.update(
+                Status__c="Paid",
+                Balance__c=0.0,
+                ERP_Updated_At__c="2026-05-15T00:00:00.000+0000",
+                LastModifiedDate=stamp,
+                SystemModstamp=stamp,
+            )
+        return await super().handle_async_request(request)
+
+
+async def test_a_newer_state_written_between_read_and_write_is_kept(sandbox: Sandbox) -> None:
+    seeded = _crm(sandbox)
+    await seeded.upsert_invoice_status(_update())
+    transport = _WriterInBetween(sandbox.transport, sandbox)
+    crm = SalesforceCrm(SalesforceSettings(base_url=BASE_URL), transport=transport, sleep=sandbox.no_sleep)
+    crm._today = lambda: TODAY
+    try:
+        # Stamped after the first state, before the one the other writer stores meanwhile.
+        totals = await crm.upsert_invoice_status(
+            _update(status=CrmInvoiceStatus.OVERDUE, at=dt.datetime(2026, 5, 5, tzinfo=dt.UTC))
+        )
+    finally:
+        await crm.close()
+
+    assert transport.interfered
+    [record] = _invoices(sandbox)
+    assert record["Status__c"] == "Paid"  # the 412 made the adapter read again and see it was stale
+    assert totals.paid.amount == Decimal("1000.10")
+    conditional = [r for r in transport.requests if "If-Unmodified-Since" in r.headers]
+    assert len(conditional) == 1
+
+
+async def test_a_conditional_update_whose_answer_was_lost_is_done_once(sandbox: Sandbox) -> None:
+    crm = _crm(sandbox, timeout_seconds=0.3, retry=RetryPolicy(max_attempts=3))
+    await crm.upsert_invoice_status(_update())
+    [record] = _invoices(sandbox)
+    await sandbox.fault(
+        kind="lost",
+        method="PATCH",
+        path_pattern=f"/Stratum_Invoice__c/{record['Id']}$",
+        latency_ms=1500,
+        times=1,
+    )
+    # A later second, so the retry's If-Unmodified-Since sees the lost attempt's change.
+    sandbox.app.state.sandbox.clock = _later(sandbox.app.state.sandbox.clock, seconds=2)
+
+    paid_at = dt.datetime(2026, 5, 10, tzinfo=dt.UTC)
+    totals = await crm.upsert_invoice_status(_update(status=CrmInvoiceStatus.PAID, balance="0", at=paid_at))
+
+    [after] = _invoices(sandbox)
+    assert after["Id"] == record["Id"]
+    assert after["Status__c"] == "Paid"
+    assert totals.paid.amount == Decimal("1000.10")
+    updates = [
+        r for r in await sandbox.data_requests() if r["path"].endswith(f"/Stratum_Invoice__c/{record['Id']}")
+    ]
+    # The lost attempt did the work; its retry met 412 (the record had changed), and a fresh read then
+    # found nothing left to write.
+    assert [r.get("status") for r in updates][-1] == 412
+
+
+def _later(clock: Any, *, seconds: float) -> Any:
+    return lambda: clock() + seconds
