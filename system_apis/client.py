@@ -15,6 +15,7 @@ from contracts.models import (
     BillingSchedule,
     BillingScheduleCreate,
     ContactPage,
+    CrmInvoiceStatusUpdate,
     Customer,
     CustomerMatch,
     CustomerMatchList,
@@ -26,6 +27,7 @@ from contracts.models import (
     InvoiceCreate,
     InvoicePage,
     InvoiceStatus,
+    InvoiceTotals,
     Opportunity,
     OpportunityActivationUpdate,
     OpportunityPage,
@@ -106,6 +108,16 @@ class SystemApiClient(TierClient):
     ) -> Opportunity:
         path = f"/system/v1/crm/opportunities/{_seg(opportunity_id)}/activation"
         return await self._write("PATCH", path, Opportunity, update, idempotency_key=idempotency_key)
+
+    async def put_invoice_status(
+        self, update: CrmInvoiceStatusUpdate, *, idempotency_key: str
+    ) -> InvoiceTotals:
+        """Write one ERP invoice's status to the CRM (keyed by its ERP id); the deal's invoice totals."""
+        path = (
+            f"/system/v1/crm/opportunities/{_seg(update.opportunity_id)}"
+            f"/invoices/{_seg(update.erp_invoice_id)}"
+        )
+        return await self._write("PUT", path, InvoiceTotals, update, idempotency_key=idempotency_key)
 
     # PSA
     async def get_psa_project(self, project_id: str) -> Project:
