@@ -683,6 +683,9 @@ class _SeedBuilder:
         ]
         completed = [story for story in milestones if story["state"] == "completed"] or milestones[:1]
         for story in completed[:1]:
+            # Completed by the seed date at the latest: the milestone is due for billing now.
+            yesterday = (SEED_DATE - timedelta(days=1)).isoformat()
+            story["due_date"] = min(story["due_date"] or yesterday, yesterday)
             story["state"] = "completed"
             story["percentage_complete"] = 100
             story["billable"] = True
