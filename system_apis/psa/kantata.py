@@ -25,10 +25,36 @@ shared ``VendorHttpClient``'s; this module adds what is Kantata's own:
     none on one, and whether Kantata takes them nested in the create is unverified; so the demand's key
     travels in the resource's title (``"Senior Consultant [Stratum opp-1:staff:1]"``), written in the
     same POST, and the look-before-create reads the project's resources;
+  * an invoice (billing) carries Stratum's reference to its billing key (``service_model`` "Invoice"),
+    nested in the ``POST /invoices``; ``find_invoice`` and the look-before-create read it back through
+    ``GET /external_references?subject_type=Invoice``. An item already invoiced is refused by Kantata (422
+    naming it): ``VendorRejected`` with Kantata's message, nothing recorded;
   * when a create's answer is lost (timeout, dropped connection, a 5xx, a body that does not parse), the
     record may or may not exist: the adapter looks once more, and returns the record if it is there. If
     it cannot tell, it raises, and the next call with the same key finds the record instead of making a
     second one.
+
+Billing
+-------
+
+``list_billable_items`` reads time entries, then expenses, then completed billable milestone stories of a
+project (Kantata's filters ``approved``, ``billable``/``is_billable``, ``is_invoiced=false`` and the date
+range, re-checked here), each in id order, behind one cursor that names the kind and Kantata's page. A page
+holds one kind only, so it may be shorter than ``limit``. Page-number paging shifts when items are invoiced
+between pages: read the whole list, then invoice (as the billing run does).
+
+Payments: Kantata records a payment against an invoice only for the whole invoice (``POST
+/external_payments`` with ``invoice_id`` sets its amount to the invoice's and marks it "accepted payment";
+only single-project, non-draft, pending invoices); a payment with an amount of its own is a project-level
+payment. Decision: a partial ERP payment is **not** booked as money in Kantata, because the final
+invoice-level payment always carries the whole invoice amount and project-level part payments would then be
+counted twice. Every ERP payment becomes a ``Payment`` reference on the invoice (``service_model_ref`` the
+ERP payment id, ``external_status`` "partially paid"/"paid in full", ``external_message`` amount, date and
+the balance left): delivery sees it on the invoice, and it is the ledger that tells each payment once (it is
+looked for before it is written, and looked for again after a lost answer). The payment that leaves a zero
+balance also records the one invoice-level external payment; Kantata refuses a second (the invoice is no
+longer pending), and a lost answer is settled by the invoice's status. So each ERP payment reaches Kantata
+exactly once, and the money Kantata holds for the invoice is its total, once.
 """
 
 from __future__ import annotations

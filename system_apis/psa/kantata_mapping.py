@@ -56,6 +56,12 @@ twice: a workspace and a milestone story carry an external reference (``service_
 resource (staffing demand), which takes no external reference, carries it at the end of its title:
 ``"Senior Consultant [Stratum opp-1:staff:1]"``.
 
+An invoice Stratum records carries its billing key (``service_model`` "Invoice",
+``bill:{project}:{YYYY-MM}``), the ERP invoice it stands for (``service_model`` "ErpInvoice", the number as
+``external_message``) and one reference per ERP payment told to Kantata (``service_model`` "Payment", the
+ERP payment id): see the adapter's "Billing" section for why a partial payment is a reference and not a
+Kantata payment.
+
 Links to the CRM
 ----------------
 

@@ -24,7 +24,9 @@ HEADERS = {"Authorization": "Bearer stratum-kantata-sandbox-token"}
 async def kantata() -> AsyncIterator[httpx.AsyncClient]:
     app = create_kantata_sandbox(KantataSandboxSettings(requests_per_second=100_000))
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://kantata.test", headers=HEADERS
+        transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
+        base_url="http://kantata.test",
+        headers=HEADERS,
     ) as client:
         client.app = app  # type: ignore[attr-defined]
         yield client
