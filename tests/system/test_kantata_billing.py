@@ -13,13 +13,16 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 
+from apis.config import KantataSettings
 from contracts.models import BillableItem, BillableItemKind, PsaInvoiceCreate, PsaInvoiceStatus
 from contracts.models.billing import PsaFeeItem, PsaPaymentRecord
 from sandboxes.kantata.data import DEMO_WORKSPACE_ID, EUR_WORKSPACE_ID
 from system_apis.errors import NotFound, VendorRejected
 from system_apis.psa.kantata import InvalidCursor, KantataPsa
+from system_apis.vendor_http import BreakerPolicy, RetryPolicy
 from tests.system.test_kantata_adapter import Sandbox, _sandbox
 
 THROUGH = dt.date(2026, 3, 1)
@@ -346,3 +349,51 @@ async def test_a_draft_cannot_be_paid_in_full(psa: KantataPsa) -> None:
     invoice, _ = await psa.create_invoice(command(items))
     with pytest.raises(VendorRejected, match="draft"):
         await psa.record_payment(invoice.id, _payment("PAY-3", str(invoice.total.amount), "0"))
+
+
+async def test_an_invoiced_item_is_left_out_even_when_kantata_ignores_the_filter() -> None:
+    """A Kantata that ignored ``is_invoiced=false`` must not put an invoiced item on a second invoice."""
+
+    def entry(entry_id: str, *, invoiced: bool) -> dict[str, Any]:
+        return {
+            "id": entry_id,
+            "workspace_id": "10",
+            "date_performed": "2026-02-10",
+            "time_in_minutes": 60,
+            "billable": True,
+            "approved": True,
+            "is_invoiced": invoiced,
+            "rate_in_cents": 10000,
+            "currency": "USD",
+        }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.endswith("/workspaces/10.json"):
+            body: dict[str, Any] = {
+                "count": 1,
+                "results": [{"key": "workspaces", "id": "10"}],
+                "workspaces": {"10": {"id": "10", "title": "P", "currency": "USD"}},
+            }
+        elif path.endswith("/time_entries.json"):
+            entries = {"1": entry("1", invoiced=True), "2": entry("2", invoiced=False)}
+            body = {
+                "count": 2,
+                "results": [{"key": "time_entries", "id": k} for k in entries],
+                "time_entries": entries,
+            }
+        else:
+            body = {"count": 0, "results": []}
+        return httpx.Response(200, json=body)
+
+    psa = KantataPsa(
+        KantataSettings(base_url="http://kantata.test/api/v1"),
+        transport=httpx.MockTransport(handler),
+        retry=RetryPolicy(max_attempts=1),
+        breaker=BreakerPolicy(failure_threshold=0),
+    )
+    try:
+        page = await psa.list_billable_items("10", through=THROUGH, limit=50)
+        assert [item.id for item in page.items] == ["2"]
+    finally:
+        await psa.close()
