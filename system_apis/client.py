@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from apis.tier_client import TierClient
 from contracts.models import (
+    BillableItemPage,
     BillingSchedule,
     BillingScheduleCreate,
     ContactPage,
@@ -35,6 +36,10 @@ from contracts.models import (
     PaymentPage,
     Project,
     ProjectCreate,
+    PsaInvoice,
+    PsaInvoiceCreate,
+    PsaInvoiceFinalize,
+    PsaPaymentRecord,
     PublishResult,
     RevenueActuals,
     RevenueBaseline,
@@ -155,6 +160,50 @@ class SystemApiClient(TierClient):
             cursor=cursor,
         )
         return await self._get("/system/v1/psa/time-entries", TimeEntryPage, params)
+
+    async def list_billable_items(
+        self, project_id: str, *, through: dt.date, limit: int = 100, cursor: str | None = None
+    ) -> BillableItemPage:
+        params = _params(through=through, limit=limit, cursor=cursor)
+        path = f"/system/v1/psa/projects/{_seg(project_id)}/billable-items"
+        return await self._get(path, BillableItemPage, params)
+
+    async def find_psa_invoice(self, external_key: str) -> PsaInvoice | None:
+        """The PSA invoice recorded under the billing key, if any."""
+        found = await self._get(
+            "/system/v1/psa/invoices", list[PsaInvoice], _params(external_key=external_key)
+        )
+        return found[0] if found else None
+
+    async def get_psa_invoice(self, invoice_id: str) -> PsaInvoice:
+        return await self._get(f"/system/v1/psa/invoices/{_seg(invoice_id)}", PsaInvoice)
+
+    async def create_psa_invoice(self, command: PsaInvoiceCreate, *, idempotency_key: str) -> PsaInvoice:
+        return await self._post(
+            "/system/v1/psa/invoices", PsaInvoice, command, idempotency_key=idempotency_key
+        )
+
+    async def finalize_psa_invoice(
+        self,
+        invoice_id: str,
+        *,
+        erp_invoice_id: str,
+        erp_invoice_number: str | None = None,
+        idempotency_key: str,
+    ) -> PsaInvoice:
+        path = f"/system/v1/psa/invoices/{_seg(invoice_id)}/finalize"
+        body = PsaInvoiceFinalize(erp_invoice_id=erp_invoice_id, erp_invoice_number=erp_invoice_number)
+        return await self._post(path, PsaInvoice, body, idempotency_key=idempotency_key)
+
+    async def cancel_psa_invoice(self, invoice_id: str, *, idempotency_key: str) -> PsaInvoice:
+        path = f"/system/v1/psa/invoices/{_seg(invoice_id)}/cancel"
+        return await self._write("POST", path, PsaInvoice, idempotency_key=idempotency_key)
+
+    async def record_psa_payment(
+        self, invoice_id: str, payment: PsaPaymentRecord, *, idempotency_key: str
+    ) -> PsaInvoice:
+        path = f"/system/v1/psa/invoices/{_seg(invoice_id)}/payments"
+        return await self._post(path, PsaInvoice, payment, idempotency_key=idempotency_key)
 
     # ERP
     async def upsert_erp_customer(self, command: CustomerUpsert, *, idempotency_key: str) -> Customer:

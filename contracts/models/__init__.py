@@ -12,6 +12,7 @@ from contracts.models.billing import (
     PsaFeeItem,
     PsaInvoice,
     PsaInvoiceCreate,
+    PsaInvoiceFinalize,
     PsaInvoiceStatus,
     PsaPaymentRecord,
 )
@@ -160,6 +161,7 @@ __all__ = [
     "PsaFeeItem",
     "PsaInvoice",
     "PsaInvoiceCreate",
+    "PsaInvoiceFinalize",
     "PsaInvoiceStatus",
     "PsaPaymentRecord",
     "PublishFailure",

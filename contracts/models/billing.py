@@ -42,6 +42,7 @@ __all__ = [
     "PsaFeeItem",
     "PsaInvoice",
     "PsaInvoiceCreate",
+    "PsaInvoiceFinalize",
     "PsaInvoiceStatus",
     "PsaPaymentRecord",
 ]
@@ -146,6 +147,14 @@ class PsaInvoice(msgspec.Struct, kw_only=True, frozen=True):
     milestone_ids: list[str] = []
     updated_at: dt.datetime | None = None
     system_ids: SystemIds = msgspec.field(default_factory=SystemIds)
+
+
+class PsaInvoiceFinalize(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Issue a PSA draft invoice as the ERP invoice it stands for (the system route's body for
+    ``PsaPort.finalize_invoice``)."""
+
+    erp_invoice_id: RecordId
+    erp_invoice_number: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
 class PsaPaymentRecord(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):

@@ -36,9 +36,7 @@ QUANTITY = DecimalBound(minimum="0", exclusive=True, integer_digits=5, places=5)
 UNIT_PRICE = DecimalBound(minimum="0", integer_digits=7, places=5)
 Quantity = Annotated[
     Decimal,
-    msgspec.Meta(
-        description=f"Quantity (e.g. hours), {QUANTITY.describe()}.", extra=QUANTITY.as_extra()
-    ),
+    msgspec.Meta(description=f"Quantity (e.g. hours), {QUANTITY.describe()}.", extra=QUANTITY.as_extra()),
 ]
 UnitPrice = Annotated[
     Decimal,
