@@ -122,7 +122,7 @@ class SystemApiClient(TierClient):
             f"/system/v1/crm/opportunities/{_seg(update.opportunity_id)}"
             f"/invoices/{_seg(update.erp_invoice_id)}"
         )
-        return await self._write("PUT", path, InvoiceTotals, update, idempotency_key=idempotency_key)
+        return await self._write("PUT", path, InvoiceTotals, update.state, idempotency_key=idempotency_key)
 
     # PSA
     async def get_psa_project(self, project_id: str) -> Project:

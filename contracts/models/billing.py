@@ -36,6 +36,7 @@ __all__ = [
     "BillableItem",
     "BillableItemKind",
     "BillableItemPage",
+    "CrmInvoiceState",
     "CrmInvoiceStatus",
     "CrmInvoiceStatusUpdate",
     "InvoiceTotals",
@@ -183,12 +184,10 @@ class CrmInvoiceStatus(enum.StrEnum):
     VOID = "void"
 
 
-class CrmInvoiceStatusUpdate(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """One ERP invoice as the CRM keeps it: a record per ERP invoice under the account and the opportunity,
-    upserted by ``erp_invoice_id`` (writing the same update twice changes nothing)."""
+class CrmInvoiceState(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """One ERP invoice's current state as the CRM shows it (the body of the CRM's invoice-status PUT, whose
+    path names the opportunity and the ERP invoice)."""
 
-    erp_invoice_id: RecordId
-    opportunity_id: RecordId
     customer_id: RecordId | None = None
     number: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     status: CrmInvoiceStatus
@@ -203,6 +202,20 @@ class CrmInvoiceStatusUpdate(msgspec.Struct, kw_only=True, frozen=True, forbid_u
     def __post_init__(self) -> None:
         require_decimal("total", self.total, bound=NON_NEGATIVE_ERP_MONEY)
         require_decimal("balance", self.balance, bound=NON_NEGATIVE_ERP_MONEY)
+
+
+class CrmInvoiceStatusUpdate(CrmInvoiceState, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """One ERP invoice as the CRM keeps it: a record per ERP invoice under the account and the opportunity,
+    upserted by ``erp_invoice_id`` (writing the same update twice changes nothing)."""
+
+    erp_invoice_id: RecordId
+    opportunity_id: RecordId
+
+    @property
+    def state(self) -> CrmInvoiceState:
+        fields = msgspec.structs.asdict(self)
+        del fields["erp_invoice_id"], fields["opportunity_id"]
+        return CrmInvoiceState(**fields)
 
 
 class InvoiceTotals(msgspec.Struct, kw_only=True, frozen=True):

@@ -132,13 +132,8 @@ class InvoiceStatus(enum.StrEnum):
 
 
 # The PSA items one invoice line bills (e.g. a month of one role's time entries): the line's trail.
-SourceIds = Annotated[
-    list[RecordId],
-    msgspec.Meta(
-        max_length=5000,
-        description="The ids of the billable items (time entries, expenses, milestones) this line bills.",
-    ),
-]
+# (No description in this Meta: the contract generator then drops the items' own RecordId constraints.)
+SourceIds = Annotated[list[RecordId], msgspec.Meta(max_length=5000)]
 
 
 class InvoiceLine(msgspec.Struct, kw_only=True, frozen=True):

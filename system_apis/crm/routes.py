@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import msgspec
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter, SkipValidation
 
-from apis.problems import FieldError, ProblemError
 from apis.routing import VENDOR_ERRORS, operation
 from contracts.models import (
     ContactPage,
+    CrmInvoiceState,
     CrmInvoiceStatusUpdate,
     Customer,
     CustomerPage,
@@ -165,8 +166,8 @@ async def update_opportunity_activation(
     summary="Write one ERP invoice's status where sales see it, and answer the deal's invoice totals",
     description="One record per ERP invoice under the opportunity (and its account), keyed by the ERP "
     "invoice id: PUT the invoice's whole current state. An update older than the stored one "
-    "(`erp_updated_at`) changes nothing; the same update twice changes nothing the second time. The body's "
-    "`opportunity_id` and `erp_invoice_id` must be the path's (422 otherwise). Answers the opportunity's "
+    "(`erp_updated_at`) changes nothing; the same update twice changes nothing the second time. Answers "
+    "the opportunity's "
     "invoiced, paid and overdue totals over all its invoices, in the deal's currency.",
     scopes=["system:write"],
     errors=[404, *VENDOR_ERRORS],
@@ -176,22 +177,13 @@ async def update_opportunity_activation(
 async def put_invoice_status(
     opportunity_id: Annotated[str, RecordIdPath],
     erp_invoice_id: Annotated[str, RecordIdPath],
-    data: JSONBody[CrmInvoiceStatusUpdate],
+    data: JSONBody[CrmInvoiceState],
     crm: Crm,
 ) -> InvoiceTotals:
-    mismatched = [
-        FieldError(location="body", field=name, message=f"must be the path's {name}")
-        for name, given, path in (
-            ("opportunity_id", data.opportunity_id, opportunity_id),
-            ("erp_invoice_id", data.erp_invoice_id, erp_invoice_id),
-        )
-        if given != path
-    ]
-    if mismatched:
-        raise ProblemError(
-            "validation-failed", "The body names another invoice than the path.", errors=mismatched
-        )
-    return await crm.upsert_invoice_status(data)
+    update = CrmInvoiceStatusUpdate(
+        opportunity_id=opportunity_id, erp_invoice_id=erp_invoice_id, **msgspec.structs.asdict(data)
+    )
+    return await crm.upsert_invoice_status(update)
 
 
 crm_routes = [
