@@ -9,15 +9,18 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, Literal
 
 import msgspec
 
 __all__ = [
     "AnaplanSettings",
+    "BillingSettings",
     "BusinessCentralSettings",
     "Deprecation",
     "KantataSettings",
+    "LegalEntityBilling",
     "NetSuiteSettings",
     "SalesforceSettings",
     "Settings",
@@ -185,6 +188,98 @@ class BusinessCentralSettings(VendorConnection, kw_only=True, frozen=True):
     scope: str = "https://api.businesscentral.dynamics.com/.default"
 
 
+# Money in the billing settings has at most as many decimals as a currency's minor unit can (ISO 4217's
+# largest is 4, CLF and UYW). Write amounts as strings ("250000.00"); a JSON number is read by its
+# shortest repr (msgspec), which is what was written for any amount of up to 15 significant digits.
+_SETTINGS_MONEY_PLACES = 4
+
+
+def _settings_money(name: str, value: Decimal) -> None:
+    exponent = value.as_tuple().exponent
+    if not value.is_finite() or not isinstance(exponent, int) or value < 0:
+        raise ValueError(f'{name} must be a decimal string of 0 or more, e.g. "250000.00"')
+    if -exponent > _SETTINGS_MONEY_PLACES:
+        raise ValueError(f"{name} {value} has more decimals than any currency: write it as a string")
+
+
+class LegalEntityBilling(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """How one legal entity bills: its tax code, whether finance reviews invoices before they are posted,
+    the largest invoice it lets through unreviewed, and its default payment terms."""
+
+    # The entity's functional currency: ``invoice_threshold`` is in it.
+    currency: str
+    # The ERP tax code set on every invoice line; None: the ERP's default for the customer.
+    tax_code: str | None = None
+    # True: invoices are created as drafts and posted when finance approves the billing run.
+    finance_review: bool = False
+    # An invoice above this (in ``currency``) parks its run for finance; None: no threshold.
+    invoice_threshold: Decimal | None = None
+    # Thresholds for invoices in other currencies than ``currency`` (no exchange rates are guessed: with a
+    # threshold set, an invoice in a currency that has none here parks for finance).
+    invoice_thresholds: dict[str, Decimal] = {}
+    # Days from invoice date to due date when the deal names none.
+    payment_terms_days: int = 30
+    # The invoice date of a period's invoice: the first day after the period, or its last day.
+    invoice_date: Literal["day_after_period", "last_day_of_period"] = "day_after_period"
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Z]{3}", self.currency):
+            raise ValueError(f"billing currency {self.currency!r} is not an ISO 4217 code such as USD")
+        if self.tax_code is not None and not 1 <= len(self.tax_code) <= 32:
+            raise ValueError("billing tax_code must be 1 to 32 characters")
+        if self.invoice_threshold is not None:
+            _settings_money("billing invoice_threshold", self.invoice_threshold)
+        for currency, threshold in self.invoice_thresholds.items():
+            if not re.fullmatch(r"[A-Z]{3}", currency):
+                raise ValueError(f"billing invoice_thresholds: {currency!r} is not a currency code")
+            _settings_money(f"billing invoice_thresholds[{currency}]", threshold)
+        if not 0 <= self.payment_terms_days <= 365:
+            raise ValueError("billing payment_terms_days must be between 0 and 365")
+
+    def threshold_for(self, currency: str) -> Decimal | None:
+        """The threshold an invoice in ``currency`` is held to, or None when none is set for it."""
+        if currency == self.currency and self.invoice_threshold is not None:
+            return self.invoice_threshold
+        return self.invoice_thresholds.get(currency)
+
+    @property
+    def has_threshold(self) -> bool:
+        return self.invoice_threshold is not None or bool(self.invoice_thresholds)
+
+
+def _sandbox_billing_entities() -> dict[str, LegalEntityBilling]:
+    # The sandboxes' three legal entities: US01 and GB01 on NetSuite, whose customers carry their tax item
+    # (the tax jurisdiction's sales tax item, so no tax code: the ERP's default for the customer), and DE01
+    # on Business Central, whose lines take a VAT product posting group (the sandbox's "VAT19", 19 %).
+    return {
+        "US01": LegalEntityBilling(currency="USD", invoice_threshold=Decimal("250000.00")),
+        "GB01": LegalEntityBilling(currency="GBP", invoice_threshold=Decimal("200000.00")),
+        "DE01": LegalEntityBilling(
+            currency="EUR", tax_code="VAT19", invoice_threshold=Decimal("225000.00"), payment_terms_days=14
+        ),
+    }
+
+
+class BillingSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Billing runs: each legal entity's billing settings (a legal entity missing here parks its runs for
+    finance) and how many hours a day rate buys."""
+
+    # Replaced as a whole when set (STRATUM_BILLING__LEGAL_ENTITIES='{"US01": {"currency": "USD", ...}}').
+    legal_entities: dict[str, LegalEntityBilling] = msgspec.field(default_factory=_sandbox_billing_entities)
+    # A rate card's day rate is this many hours' work (hours / hours_per_day days).
+    hours_per_day: Decimal = Decimal(8)
+
+    def __post_init__(self) -> None:
+        if not self.hours_per_day.is_finite() or not Decimal(0) < self.hours_per_day <= 24:
+            raise ValueError("billing hours_per_day must be above 0 and at most 24")
+
+    def for_entity(self, legal_entity: str | None) -> LegalEntityBilling | None:
+        """The settings of ``legal_entity`` (case-insensitive), or None when it has none."""
+        if not legal_entity:
+            return None
+        return self.legal_entities.get(legal_entity.upper())
+
+
 class TierClientCredentials(msgspec.Struct, kw_only=True, frozen=True):
     """The OAuth client a tier uses when it calls another tier."""
 
@@ -284,6 +379,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     deprecations: Mapping[str, Deprecation] = {}
 
     workflows: WorkflowSettings = WorkflowSettings()
+    billing: BillingSettings = BillingSettings()
 
     # Which adapter serves each domain, and how it reaches its vendor.
     crm_vendor: Literal["salesforce"] = "salesforce"
@@ -341,6 +437,7 @@ _NESTED = {
     "experience_client",
     "deprecations",
     "workflows",
+    "billing",
 }
 
 

@@ -8,7 +8,11 @@ particular order, so ``CrmEventIntake``:
 - verifies the signature over the raw body bytes, within 300 seconds of the gateway's clock;
 - answers a redelivered event id with what the first delivery did (kept 72 h in the state store);
 - never trusts the stage an event carries (an older change may arrive after a newer one): it reads the
-  opportunity's current state and starts the activation only if the deal is won now.
+  opportunity's current state and starts the activation only if the deal is won now;
+- drops the echoes of the gateway's own writes (invoice status records, the deal's invoice totals, the
+  activation write-back) before anything else: by ``changeOrigin``, which names the API client the gateway
+  sets on its writes (``client=stratum``), and, should an org's relay strip it, by an update that changed
+  only the invoice totals the gateway writes. Neither ever starts work.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from apis.routing import VENDOR_ERRORS, operation
 from apis.state import StateStore, needed_by
 from contracts.models.crm import Opportunity
 from contracts.models.crm_events import (
+    ChangeEventHeader,
     ChangeEventPayload,
     ChangeType,
     CrmChangeEvent,
@@ -45,6 +50,7 @@ from contracts.models.crm_events import (
     CrmEventReceipt,
     RunLink,
 )
+from system_apis.crm.salesforce_mapping import INVOICE_TOTAL_FIELDS, STRATUM_CLIENT_ID
 
 if TYPE_CHECKING:
     from apis.config import Settings
@@ -57,6 +63,7 @@ __all__ = [
     "CrmEventIntake",
     "OpportunityReader",
     "crm_events_secret",
+    "echo_reason",
     "load_or_create_crm_events_secret",
     "receive_crm_change_event",
     "sign_crm_event",
@@ -85,6 +92,11 @@ _READ_TO_KNOW = frozenset(
         ChangeType.GAP_OVERFLOW,
     }
 )
+
+# Fields Salesforce lists in changedFields on every save, whoever made it.
+_SYSTEM_STAMPS = frozenset({"LastModifiedDate", "LastModifiedById", "SystemModstamp"})
+# An update that changed only these was the gateway's own totals write (an echo).
+_OWN_FIELDS = frozenset(INVOICE_TOTAL_FIELDS) | _SYSTEM_STAMPS
 
 _delivery_decoder = msgspec.json.Decoder(CrmEventDelivery)
 _receipt_decoder = msgspec.json.Decoder(CrmEventReceipt)
@@ -185,6 +197,25 @@ def verify_crm_event_signature(body: bytes, header: str | None, secret: str, *, 
 # --- processing ----------------------------------------------------------------------------------------
 
 
+def _from_stratum(change_origin: str | None) -> bool:
+    """True when ``changeOrigin`` (``com/salesforce/api/<api>/<version>;client=<id>``) names the gateway's
+    client id (ChangeEventHeader, "changeOrigin")."""
+    if not change_origin:
+        return False
+    options = change_origin.split(";")[1:]
+    return any(option.strip() == f"client={STRATUM_CLIENT_ID}" for option in options)
+
+
+def echo_reason(header: ChangeEventHeader) -> str | None:
+    """Why the event is an echo of the gateway's own write (None when it is not one)."""
+    if _from_stratum(header.change_origin):
+        return "own-write"
+    changed = set(header.changed_fields)
+    if header.change_type is ChangeType.UPDATE and changed - _SYSTEM_STAMPS and changed <= _OWN_FIELDS:
+        return "own-fields"
+    return None
+
+
 def _claims_won(payload: ChangeEventPayload) -> bool:
     return payload.is_won is True or payload.stage_name == _WON_STAGE
 
@@ -239,6 +270,11 @@ class CrmEventIntake:
             record_ids=header.record_ids,
             commit_timestamp=header.commit_timestamp,
         )
+        echo = echo_reason(header)
+        if echo is not None:
+            # Decided by the event alone: no state read, no CRM read, nothing started.
+            bound.info("crm_event_ignored", reason=echo)
+            return CrmEventReceipt(event_id=event.id, outcome="ignored", reason=echo)
         if header.entity_name != "Opportunity":
             bound.info("crm_event_ignored", reason="not-an-opportunity")
             return CrmEventReceipt(event_id=event.id, outcome="ignored", reason="not-an-opportunity")

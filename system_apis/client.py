@@ -12,9 +12,11 @@ from urllib.parse import quote
 
 from apis.tier_client import TierClient
 from contracts.models import (
+    BillableItemPage,
     BillingSchedule,
     BillingScheduleCreate,
     ContactPage,
+    CrmInvoiceStatusUpdate,
     Customer,
     CustomerMatch,
     CustomerMatchList,
@@ -26,6 +28,7 @@ from contracts.models import (
     InvoiceCreate,
     InvoicePage,
     InvoiceStatus,
+    InvoiceTotals,
     Opportunity,
     OpportunityActivationUpdate,
     OpportunityPage,
@@ -33,6 +36,10 @@ from contracts.models import (
     PaymentPage,
     Project,
     ProjectCreate,
+    PsaInvoice,
+    PsaInvoiceCreate,
+    PsaInvoiceFinalize,
+    PsaPaymentRecord,
     PublishResult,
     RevenueActuals,
     RevenueBaseline,
@@ -107,6 +114,16 @@ class SystemApiClient(TierClient):
         path = f"/system/v1/crm/opportunities/{_seg(opportunity_id)}/activation"
         return await self._write("PATCH", path, Opportunity, update, idempotency_key=idempotency_key)
 
+    async def put_invoice_status(
+        self, update: CrmInvoiceStatusUpdate, *, idempotency_key: str
+    ) -> InvoiceTotals:
+        """Write one ERP invoice's status to the CRM (keyed by its ERP id); the deal's invoice totals."""
+        path = (
+            f"/system/v1/crm/opportunities/{_seg(update.opportunity_id)}"
+            f"/invoices/{_seg(update.erp_invoice_id)}"
+        )
+        return await self._write("PUT", path, InvoiceTotals, update.state, idempotency_key=idempotency_key)
+
     # PSA
     async def get_psa_project(self, project_id: str) -> Project:
         return await self._get(f"/system/v1/psa/projects/{_seg(project_id)}", Project)
@@ -144,6 +161,50 @@ class SystemApiClient(TierClient):
         )
         return await self._get("/system/v1/psa/time-entries", TimeEntryPage, params)
 
+    async def list_billable_items(
+        self, project_id: str, *, through: dt.date, limit: int = 100, cursor: str | None = None
+    ) -> BillableItemPage:
+        params = _params(through=through, limit=limit, cursor=cursor)
+        path = f"/system/v1/psa/projects/{_seg(project_id)}/billable-items"
+        return await self._get(path, BillableItemPage, params)
+
+    async def find_psa_invoice(self, external_key: str) -> PsaInvoice | None:
+        """The PSA invoice recorded under the billing key, if any."""
+        found = await self._get(
+            "/system/v1/psa/invoices", list[PsaInvoice], _params(external_key=external_key)
+        )
+        return found[0] if found else None
+
+    async def get_psa_invoice(self, invoice_id: str) -> PsaInvoice:
+        return await self._get(f"/system/v1/psa/invoices/{_seg(invoice_id)}", PsaInvoice)
+
+    async def create_psa_invoice(self, command: PsaInvoiceCreate, *, idempotency_key: str) -> PsaInvoice:
+        return await self._post(
+            "/system/v1/psa/invoices", PsaInvoice, command, idempotency_key=idempotency_key
+        )
+
+    async def finalize_psa_invoice(
+        self,
+        invoice_id: str,
+        *,
+        erp_invoice_id: str,
+        erp_invoice_number: str | None = None,
+        idempotency_key: str,
+    ) -> PsaInvoice:
+        path = f"/system/v1/psa/invoices/{_seg(invoice_id)}/finalize"
+        body = PsaInvoiceFinalize(erp_invoice_id=erp_invoice_id, erp_invoice_number=erp_invoice_number)
+        return await self._post(path, PsaInvoice, body, idempotency_key=idempotency_key)
+
+    async def cancel_psa_invoice(self, invoice_id: str, *, idempotency_key: str) -> PsaInvoice:
+        path = f"/system/v1/psa/invoices/{_seg(invoice_id)}/cancel"
+        return await self._write("POST", path, PsaInvoice, idempotency_key=idempotency_key)
+
+    async def record_psa_payment(
+        self, invoice_id: str, payment: PsaPaymentRecord, *, idempotency_key: str
+    ) -> PsaInvoice:
+        path = f"/system/v1/psa/invoices/{_seg(invoice_id)}/payments"
+        return await self._post(path, PsaInvoice, payment, idempotency_key=idempotency_key)
+
     # ERP
     async def upsert_erp_customer(self, command: CustomerUpsert, *, idempotency_key: str) -> Customer:
         return await self._post(
@@ -171,26 +232,47 @@ class SystemApiClient(TierClient):
     async def create_invoice(self, command: InvoiceCreate, *, idempotency_key: str) -> Invoice:
         return await self._post("/system/v1/erp/invoices", Invoice, command, idempotency_key=idempotency_key)
 
+    async def get_invoice(self, invoice_id: str) -> Invoice:
+        return await self._get(f"/system/v1/erp/invoices/{_seg(invoice_id)}", Invoice)
+
     async def list_invoices(
         self,
         *,
         customer_id: str | None = None,
         status: InvoiceStatus | None = None,
+        modified_since: dt.datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> InvoicePage:
-        params = _params(customer_id=customer_id, status=status, limit=limit, cursor=cursor)
+        params = _params(
+            customer_id=customer_id, status=status, modified_since=modified_since, limit=limit, cursor=cursor
+        )
         return await self._get("/system/v1/erp/invoices", InvoicePage, params)
+
+    async def post_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+        path = f"/system/v1/erp/invoices/{_seg(invoice_id)}/post"
+        return await self._write("POST", path, Invoice, idempotency_key=idempotency_key)
+
+    async def void_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+        path = f"/system/v1/erp/invoices/{_seg(invoice_id)}/void"
+        return await self._write("POST", path, Invoice, idempotency_key=idempotency_key)
 
     async def list_payments(
         self,
         *,
         customer_id: str | None = None,
         invoice_id: str | None = None,
+        modified_since: dt.datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> PaymentPage:
-        params = _params(customer_id=customer_id, invoice_id=invoice_id, limit=limit, cursor=cursor)
+        params = _params(
+            customer_id=customer_id,
+            invoice_id=invoice_id,
+            modified_since=modified_since,
+            limit=limit,
+            cursor=cursor,
+        )
         return await self._get("/system/v1/erp/payments", PaymentPage, params)
 
     # FP&A

@@ -2,6 +2,21 @@
 
 from __future__ import annotations
 
+from contracts.models.billing import (
+    BillableItem,
+    BillableItemKind,
+    BillableItemPage,
+    CrmInvoiceState,
+    CrmInvoiceStatus,
+    CrmInvoiceStatusUpdate,
+    InvoiceTotals,
+    PsaFeeItem,
+    PsaInvoice,
+    PsaInvoiceCreate,
+    PsaInvoiceFinalize,
+    PsaInvoiceStatus,
+    PsaPaymentRecord,
+)
 from contracts.models.common import (
     CurrencyCode,
     CustomerId,
@@ -35,6 +50,7 @@ from contracts.models.crm import (
     OpportunityStage,
     RateCardLine,
     RateUnit,
+    RetainerTerms,
 )
 from contracts.models.delivery import (
     Expense,
@@ -85,6 +101,9 @@ from contracts.models.planning import (
 __all__ = [
     "ActivationStatus",
     "Address",
+    "BillableItem",
+    "BillableItemKind",
+    "BillableItemPage",
     "BillingModel",
     "BillingSchedule",
     "BillingScheduleCreate",
@@ -93,6 +112,9 @@ __all__ = [
     "ContactPage",
     "Contract",
     "ContractStatus",
+    "CrmInvoiceState",
+    "CrmInvoiceStatus",
+    "CrmInvoiceStatusUpdate",
     "CurrencyCode",
     "Customer",
     "CustomerId",
@@ -115,6 +137,7 @@ __all__ = [
     "InvoiceLineInput",
     "InvoicePage",
     "InvoiceStatus",
+    "InvoiceTotals",
     "LegalEntityCode",
     "Milestone",
     "MilestoneInput",
@@ -137,11 +160,18 @@ __all__ = [
     "ProjectMoney",
     "ProjectPage",
     "ProjectStatus",
+    "PsaFeeItem",
+    "PsaInvoice",
+    "PsaInvoiceCreate",
+    "PsaInvoiceFinalize",
+    "PsaInvoiceStatus",
+    "PsaPaymentRecord",
     "PublishFailure",
     "PublishResult",
     "RateCardLine",
     "RateUnit",
     "RecordId",
+    "RetainerTerms",
     "RevenueActuals",
     "RevenueBaseline",
     "SkippedRecord",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from decimal import Decimal
 
 import msgspec
 
@@ -36,6 +37,7 @@ __all__ = [
     "OpportunityStage",
     "RateCardLine",
     "RateUnit",
+    "RetainerTerms",
 ]
 
 
@@ -85,6 +87,9 @@ class Customer(msgspec.Struct, kw_only=True, frozen=True):
     owner_id: str | None = None
     updated_at: dt.datetime | None = None
     system_ids: SystemIds = msgspec.field(default_factory=SystemIds)
+    # The ERP will not invoice this customer (NetSuite credit hold, Business Central "blocked"); None: the
+    # system does not say.
+    credit_hold: bool | None = None
 
 
 class DealMilestone(msgspec.Struct, kw_only=True, frozen=True):
@@ -107,6 +112,14 @@ class RateCardLine(msgspec.Struct, kw_only=True, frozen=True):
     role: str
     rate: Money
     unit: RateUnit = RateUnit.HOUR
+
+
+class RetainerTerms(msgspec.Struct, kw_only=True, frozen=True):
+    """What a retainer deal bills each month: a fixed fee covering ``included_hours``; hours beyond them
+    are overage, billed at the rate card's rate for the role."""
+
+    monthly_fee: Money
+    included_hours: Decimal = Decimal(0)
 
 
 class ActivationStatus(enum.StrEnum):
@@ -142,6 +155,10 @@ class Opportunity(msgspec.Struct, kw_only=True, frozen=True):
     contract_terms: str | None = None
     milestones: list[DealMilestone] = []
     rate_card: list[RateCardLine] = []
+    # A retainer deal's monthly fee and included hours (None for other billing models, or not yet set).
+    retainer: RetainerTerms | None = None
+    # Days from invoice date to due date the contract allows (Net 30: 30); None: the legal entity's default.
+    payment_terms_days: int | None = None
 
     def __post_init__(self) -> None:
         require_decimal("amount", self.amount, bound=MONEY_BOUND)

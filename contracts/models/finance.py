@@ -36,9 +36,7 @@ QUANTITY = DecimalBound(minimum="0", exclusive=True, integer_digits=5, places=5)
 UNIT_PRICE = DecimalBound(minimum="0", integer_digits=7, places=5)
 Quantity = Annotated[
     Decimal,
-    msgspec.Meta(
-        description=f"Quantity (e.g. hours), {QUANTITY.describe()}.", extra=QUANTITY.as_extra()
-    ),
+    msgspec.Meta(description=f"Quantity (e.g. hours), {QUANTITY.describe()}.", extra=QUANTITY.as_extra()),
 ]
 UnitPrice = Annotated[
     Decimal,
@@ -133,11 +131,18 @@ class InvoiceStatus(enum.StrEnum):
     VOID = "void"
 
 
+# The PSA items one invoice line bills (e.g. a month of one role's time entries): the line's trail.
+# (No description in this Meta: the contract generator then drops the items' own RecordId constraints.)
+SourceIds = Annotated[list[RecordId], msgspec.Meta(max_length=5000)]
+
+
 class InvoiceLine(msgspec.Struct, kw_only=True, frozen=True):
     description: str
     quantity: Decimal
     unit_price: MoneyAmount
     amount: MoneyAmount
+    # The billable items behind the line, where the ERP keeps them (empty for a line no run made).
+    source_ids: list[str] = []
 
     def __post_init__(self) -> None:
         require_decimal("unit_price", self.unit_price, bound=MONEY_BOUND)
@@ -148,6 +153,7 @@ class InvoiceLineInput(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown
     description: NonEmptyText
     quantity: Quantity = Decimal(1)
     unit_price: UnitPrice
+    source_ids: SourceIds = []
 
     def __post_init__(self) -> None:
         require_decimal("quantity", self.quantity, bound=QUANTITY)
@@ -169,6 +175,10 @@ class Invoice(msgspec.Struct, kw_only=True, frozen=True):
     lines: list[InvoiceLine] = []
     updated_at: dt.datetime | None = None
     system_ids: SystemIds = msgspec.field(default_factory=SystemIds)
+    # Past its due date with a balance left (computed from the ERP's due date and balance).
+    overdue: bool = False
+    # The credit memo that reversed a posted invoice (``status`` void) where the ERP credits, not voids.
+    credit_memo_id: str | None = None
 
 
 class InvoicePage(msgspec.Struct, kw_only=True, frozen=True):
@@ -189,6 +199,11 @@ class InvoiceCreate(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     due_date: dt.date
     project_id: RecordId | None = None
     lines: Annotated[list[InvoiceLineInput], msgspec.Meta(min_length=1, max_length=500)]
+    # A draft waits for finance's review and is posted by ``post_invoice``; otherwise the invoice is posted.
+    draft: bool = False
+    # The legal entity's tax code for every line; None: the ERP's default for the customer.
+    tax_code: Annotated[str, msgspec.Meta(min_length=1, max_length=32)] | None = None
+    memo: Annotated[str, msgspec.Meta(max_length=255)] | None = None
 
 
 class Payment(msgspec.Struct, kw_only=True, frozen=True):
@@ -198,6 +213,7 @@ class Payment(msgspec.Struct, kw_only=True, frozen=True):
     amount: Money
     invoice_ids: list[str] = []
     system_ids: SystemIds = msgspec.field(default_factory=SystemIds)
+    updated_at: dt.datetime | None = None
 
 
 class PaymentPage(msgspec.Struct, kw_only=True, frozen=True):

@@ -2,8 +2,9 @@
 paths (``companies({id})/salesInvoices({id})/salesInvoiceLines``), so there is one route per HTTP method;
 each resolves the path (`urls`) and hands the request to what it names: ``$metadata`` (`metadata`),
 ``$batch`` (`batch`), ``subscriptions`` (`subscriptions`), or an entity set, whose rules live in its
-resource module (`companies`, `customers`, `projects`, `sales_invoices` with its lines and the bound action
-``Microsoft.NAV.post``, `customer_payments`, `tax_areas`)."""
+resource module (`companies`, `customers`, `projects`, `sales_invoices` with its lines and the bound actions
+``Microsoft.NAV.post``, ``cancel`` and ``makeCorrectiveCreditMemo``, `sales_credit_memos`,
+`customer_payments`, `tax_areas`)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,14 @@ from sandboxes.business_central.data import ENVIRONMENT, TENANT_ID
 from sandboxes.business_central.entities import copy_record
 from sandboxes.business_central.errors import BusinessCentralError, bad_request, not_found
 from sandboxes.business_central.metadata import metadata_response
-from sandboxes.business_central.sales_invoices import SALES_INVOICE_LINES, SALES_INVOICES, add_line
+from sandboxes.business_central.sales_credit_memos import SALES_CREDIT_MEMOS
+from sandboxes.business_central.sales_invoices import (
+    SALES_INVOICE_LINES,
+    SALES_INVOICES,
+    add_line,
+    cancel,
+    make_corrective_credit_memo,
+)
 from sandboxes.business_central.sales_invoices import post as post_invoice
 from sandboxes.business_central.sandbox import BusinessCentralSandbox, SandboxDependency
 from sandboxes.business_central.subscriptions import (
@@ -156,10 +164,21 @@ async def create(
     _, setup = sandbox.company(target.company_id)
     entity_set = target.entity_set
     base = request_url(request)
-    if target.action == "post":
+    if target.action is not None:
+        # Bound actions answer 204 without a body (the page sets the action context's result code).
         assert target.entity_id is not None
-        post_invoice(sandbox, sandbox.find(SALES_INVOICES, target.company_id, target.entity_id))
-        sandbox.webhooks.changed(f"companies({target.company_id})/salesInvoices", target.entity_id, "updated")
+        invoice = sandbox.find(SALES_INVOICES, target.company_id, target.entity_id)
+        scope = f"companies({target.company_id})"
+        if target.action == "post":
+            post_invoice(sandbox, invoice)
+        elif target.action == "cancel":
+            memo = cancel(sandbox, invoice)
+            sandbox.webhooks.changed(f"{scope}/{SALES_CREDIT_MEMOS.name}", memo["id"], "created")
+        else:
+            memo = make_corrective_credit_memo(sandbox, invoice)
+            sandbox.webhooks.changed(f"{scope}/{SALES_CREDIT_MEMOS.name}", memo["id"], "created")
+            return Response(b"", status_code=204, headers=ODATA_HEADERS)
+        sandbox.webhooks.changed(f"{scope}/salesInvoices", invoice["id"], "updated")
         return Response(b"", status_code=204, headers=ODATA_HEADERS)
     if target.entity_id is not None and not target.lines:
         raise BusinessCentralError(

@@ -131,10 +131,18 @@ def complete(sandbox: BusinessCentralSandbox, payment: Record, company_id: str) 
             f"sales invoice {invoice['number']}.",
         )
     payment["appliesToInvoiceId"], payment["appliesToInvoiceNumber"] = invoice["id"], invoice["number"]
+    _resettle(sandbox, invoice, remaining + amount)
+
+
+def _resettle(sandbox: BusinessCentralSandbox, invoice: Record, remaining: Decimal) -> None:
+    """The invoice with ``remaining`` left: a change to it like any other (a new lastModifiedDateTime and
+    etag, and a notification to the invoices' subscribers, as the customer ledger entry's application
+    changes the invoice's remaining amount and status)."""
     changed = copy_record(invoice)
-    settle(changed, remaining + amount)
+    settle(changed, remaining)
     sandbox.stamp(changed)
     sandbox.records["salesInvoices"][changed["id"]] = changed
+    sandbox.webhooks.changed(f"companies({changed['companyId']})/salesInvoices", changed["id"], "updated")
 
 
 def create(sandbox: BusinessCentralSandbox, entity: Record, setup: CompanySetup, body: Any) -> None:
@@ -176,10 +184,7 @@ def delete(sandbox: BusinessCentralSandbox, entity: Record) -> None:
         return
     invoice = sandbox.records["salesInvoices"].get(entity["appliesToInvoiceId"])
     if invoice is not None:
-        changed = copy_record(invoice)
-        settle(changed, Decimal(changed["remainingAmount"]) - Decimal(entity["amount"]))
-        sandbox.stamp(changed)
-        sandbox.records["salesInvoices"][changed["id"]] = changed
+        _resettle(sandbox, invoice, Decimal(invoice["remainingAmount"]) - Decimal(entity["amount"]))
 
 
 WRITES = Writes(create=create, update=update, delete=delete)

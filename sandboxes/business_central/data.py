@@ -158,14 +158,33 @@ class CompanySetup:
     gl_accounts: frozenset[str]
     """Posting G/L accounts an invoice line of type Account may name."""
     country: str
+    tax_codes: frozenset[str] = frozenset()
+    """The codes a line's ``taxCode`` may name: in a VAT country the VAT product posting groups (the API
+    validates ``VAT Prod. Posting Group`` with it; in the US it would be the tax group)."""
+    default_tax_code: str = ""
+    """The tax code a line gets from its G/L account when the body names none."""
 
 
 _COMPANIES = (
     CompanySetup(
-        DE_COMPANY_ID, "CRONUS DE", "EUR", frozenset({"USD", "GBP", "CHF"}), frozenset({"8100", "8400"}), "DE"
+        DE_COMPANY_ID,
+        "CRONUS DE",
+        "EUR",
+        frozenset({"USD", "GBP", "CHF"}),
+        frozenset({"8100", "8400"}),
+        "DE",
+        frozenset({"VAT19", "VAT7", "NO VAT"}),
+        "VAT19",
     ),
     CompanySetup(
-        UK_COMPANY_ID, "CRONUS UK", "GBP", frozenset({"EUR", "USD"}), frozenset({"40100", "40200"}), "GB"
+        UK_COMPANY_ID,
+        "CRONUS UK",
+        "GBP",
+        frozenset({"EUR", "USD"}),
+        frozenset({"40100", "40200"}),
+        "GB",
+        frozenset({"STANDARD", "REDUCED", "ZERO"}),
+        "STANDARD",
     ),
 )
 
@@ -612,6 +631,7 @@ def _invoice_records(
                 "discountAmount": Decimal(0),
                 "discountPercent": Decimal(0),
                 "amountExcludingTax": amount,
+                "taxCode": setup.default_tax_code,
                 "taxPercent": Decimal(0),
                 "totalTaxAmount": Decimal(0),
                 "amountIncludingTax": amount,
@@ -734,7 +754,8 @@ def _tax_areas() -> dict[str, Record]:
 
 def build_seed(seed: int) -> dict[str, dict[str, Record]]:
     """Fresh seed entities: ``{entity set: {id: entity}}`` for ``companies``, ``customers``, ``projects``,
-    ``salesInvoices`` (lines nested under ``salesInvoiceLines``) and ``customerPayments``.
+    ``salesInvoices`` (lines nested under ``salesInvoiceLines``), ``customerPayments`` and
+    ``salesCreditMemos`` (none in the seed: cancelling a posted invoice makes one).
 
     Every entity but a company carries its ``companyId``. Well-known entities are identical for every
     seed; `seed` drives the filler (amounts, dates, which invoices are paid) and, through the Salesforce
@@ -776,4 +797,5 @@ def _seed_template(seed: int) -> dict[str, dict[str, Record]]:
         "projects": {project["id"]: project for project in _projects(seed)},
         "salesInvoices": invoices,
         "customerPayments": payments,
+        "salesCreditMemos": {},
     }

@@ -14,6 +14,7 @@ from sandboxes.business_central.entities import EntitySet
 from sandboxes.business_central.odata import edm_type
 from sandboxes.business_central.sales_invoices import SALES_INVOICE_LINES, SALES_INVOICES
 from sandboxes.business_central.sandbox import ENTITY_SETS
+from sandboxes.business_central.urls import ACTIONS
 from sandboxes.business_central.wire import ODATA_HEADERS
 
 __all__ = ["metadata_document", "metadata_response"]
@@ -75,8 +76,9 @@ def metadata_document() -> bytes:
         enum_type = ET.SubElement(schema, "EnumType", Name=name)
         for index, member in enumerate(members):
             ET.SubElement(enum_type, "Member", Name=_enum_member(member), Value=str(index))
-    post_action = ET.SubElement(schema, "Action", Name="post", IsBound="true")
-    ET.SubElement(post_action, "Parameter", Name="bindingParameter", Type=f"{_SCHEMA}.salesInvoice")
+    for action_name in ACTIONS:
+        action = ET.SubElement(schema, "Action", Name=action_name, IsBound="true")
+        ET.SubElement(action, "Parameter", Name="bindingParameter", Type=f"{_SCHEMA}.salesInvoice")
     container = ET.SubElement(schema, "EntityContainer", Name="default")
     company_type = f"{_SCHEMA}.{COMPANIES.entity_type}"
     ET.SubElement(container, "EntitySet", Name=COMPANIES.name, EntityType=company_type)

@@ -1,7 +1,11 @@
 """``salesInvoices`` and their ``salesInvoiceLines`` (API v2.0 "salesInvoice" and "salesInvoiceLine"
-resources), with the bound action ``Microsoft.NAV.post``: a draft takes lines (G/L ``Account`` or
-``Comment``; deep insert too) and numbers from the S-INV series; posting gives it its posted number and
-makes it ``Open`` with its total remaining; payments applied to it settle it (``Paid``)."""
+resources), with the bound actions ``Microsoft.NAV.post``, ``Microsoft.NAV.cancel`` and
+``Microsoft.NAV.makeCorrectiveCreditMemo`` (APIV2 - Sales Invoices, page 30012, microsoft/ALAppExtensions):
+a draft takes lines (G/L ``Account`` or ``Comment``; deep insert too; a line's ``taxCode`` is the VAT product
+posting group in a VAT company) and numbers from the S-INV series; posting gives it its posted number (the
+id stays) and makes it ``Open`` with its total remaining; payments applied to it settle it (``Paid``);
+cancelling an unpaid posted invoice posts a corrective credit memo and makes it ``Canceled`` with nothing
+remaining. A draft is deleted, never cancelled."""
 
 from __future__ import annotations
 
@@ -16,11 +20,21 @@ from sandboxes.business_central.data import CompanySetup, Record, format_datetim
 from sandboxes.business_central.entities import EntitySet, Writes, apply_body, cents, copy_record
 from sandboxes.business_central.errors import DIALOG, FIELD_VALIDATION, BusinessCentralError, bad_request
 from sandboxes.business_central.odata import FieldKind
+from sandboxes.business_central.sales_credit_memos import credit_memo_for
 
 if TYPE_CHECKING:
     from sandboxes.business_central.sandbox import BusinessCentralSandbox
 
-__all__ = ["SALES_INVOICES", "SALES_INVOICE_LINES", "WRITES", "add_line", "post", "settle"]
+__all__ = [
+    "SALES_INVOICES",
+    "SALES_INVOICE_LINES",
+    "WRITES",
+    "add_line",
+    "cancel",
+    "make_corrective_credit_memo",
+    "post",
+    "settle",
+]
 
 _LINE_FIELDS: dict[str, FieldKind] = {
     "id": "guid",
@@ -34,6 +48,7 @@ _LINE_FIELDS: dict[str, FieldKind] = {
     "discountAmount": "decimal",
     "discountPercent": "decimal",
     "amountExcludingTax": "decimal",
+    "taxCode": "code",
     "taxPercent": "decimal",
     "totalTaxAmount": "decimal",
     "amountIncludingTax": "decimal",
@@ -96,9 +111,10 @@ SALES_INVOICE_LINES = EntitySet(
             "unitPrice",
             "discountAmount",
             "discountPercent",
+            "taxCode",
         }
     ),
-    max_lengths={"lineObjectNumber": 20, "description": 100},
+    max_lengths={"lineObjectNumber": 20, "description": 100, "taxCode": 20},
     enums={"lineType": ("Comment", "Account", "Item", "Resource", "Fixed Asset", "Charge")},
     order=("sequence",),
     table="Sales Line",
@@ -186,8 +202,22 @@ def add_line(
         "unitPrice": Decimal(0),
         "discountAmount": Decimal(0),
         "discountPercent": Decimal(0),
+        "taxCode": "",
     }
     apply_body(SALES_INVOICE_LINES, line, body)
+    if line["lineType"] != "Comment":
+        # The line takes its G/L account's VAT product posting group unless the body names one; a code the
+        # company has not set up is refused as the field's table relation refuses it.
+        line["taxCode"] = line["taxCode"] or setup.default_tax_code
+        if line["taxCode"] not in setup.tax_codes:
+            raise BusinessCentralError(
+                400,
+                FIELD_VALIDATION,
+                f"The field VAT Prod. Posting Group of table Sales Line contains a value ({line['taxCode']}) "
+                "that cannot be found in the related table (VAT Product Posting Group).",
+            )
+    else:
+        line["taxCode"] = ""
     if line["lineType"] != "Comment":
         if not line["lineObjectNumber"]:
             raise BusinessCentralError(
@@ -243,7 +273,8 @@ def total(invoice: Record) -> None:
 
 def post(sandbox: BusinessCentralSandbox, invoice: Record) -> None:
     if invoice["status"] != "Draft":
-        raise BusinessCentralError(400, DIALOG, f"Sales invoice {invoice['number']} has already been posted.")
+        # GetDraftInvoice (page 30012): the post action takes drafts only.
+        raise BusinessCentralError(400, DIALOG, "The action can be applied to a draft invoice only.")
     if not any(line["lineType"] != "Comment" for line in invoice["salesInvoiceLines"]):
         raise BusinessCentralError(400, DIALOG, "There is nothing to post.")
     company_id = invoice["companyId"]
@@ -261,6 +292,52 @@ def post(sandbox: BusinessCentralSandbox, invoice: Record) -> None:
         changed["status"] = "Paid"
     sandbox.stamp(changed)
     sandbox.records["salesInvoices"][changed["id"]] = changed
+
+
+def cancel(sandbox: BusinessCentralSandbox, invoice: Record) -> Record:
+    """``Microsoft.NAV.cancel`` (page 30012 ``CancelInvoice``, codeunit "Correct Posted Sales Invoice"): a
+    posted invoice nothing was paid on gets a posted corrective credit memo for all of it and reads
+    ``Canceled`` with nothing remaining. The credit memo is returned."""
+    if invoice["status"] in ("Draft", "In Review"):
+        raise BusinessCentralError(400, DIALOG, "The action can be applied to a posted invoice only.")
+    if invoice["status"] == "Canceled":
+        raise BusinessCentralError(
+            400, DIALOG, "The invoice cannot be canceled because it has already been canceled."
+        )
+    if invoice["status"] == "Paid" or Decimal(invoice["remainingAmount"]) != Decimal(
+        invoice["totalAmountIncludingTax"]
+    ):
+        # TestCorrectInvoiceIsAllowed: PostedInvoiceIsPaidCancelErr (AL's "\\" is a new line).
+        raise BusinessCentralError(
+            400,
+            DIALOG,
+            "You cannot cancel this posted sales invoice because it is fully or partially paid.\n"
+            "To reverse a paid sales invoice, you must manually create a sales credit memo.",
+        )
+    memo = credit_memo_for(sandbox, invoice, posted=True)
+    changed = copy_record(invoice)
+    changed["status"] = "Canceled"
+    changed["remainingAmount"] = Decimal(0)
+    sandbox.stamp(changed)
+    sandbox.records["salesInvoices"][changed["id"]] = changed
+    return memo
+
+
+def make_corrective_credit_memo(sandbox: BusinessCentralSandbox, invoice: Record) -> Record:
+    """``Microsoft.NAV.makeCorrectiveCreditMemo`` (page 30012): a draft credit memo copying a posted invoice
+    nothing was paid on; the invoice is left as it is until the credit memo is posted."""
+    if invoice["status"] in ("Draft", "In Review"):
+        raise BusinessCentralError(400, DIALOG, "The action can be applied to a posted invoice only.")
+    if Decimal(invoice["remainingAmount"]) != Decimal(invoice["totalAmountIncludingTax"]):
+        if invoice["status"] in ("Paid", "Canceled"):
+            message = "The invoice is closed. The corrective credit memo will not be applied to the invoice."
+        else:
+            message = (
+                "The invoice is partially paid or credited. The corrective credit memo may not be fully "
+                "closed by the invoice."
+            )
+        raise BusinessCentralError(400, DIALOG, message)
+    return credit_memo_for(sandbox, invoice, posted=False)
 
 
 def settle(invoice: Record, remaining: Decimal) -> None:

@@ -17,7 +17,13 @@ from typing import Any, TypeAlias
 import msgspec
 from litestar.di import NamedDependency
 
-from sandboxes.business_central import customer_payments, customers, projects, sales_invoices
+from sandboxes.business_central import (
+    customer_payments,
+    customers,
+    projects,
+    sales_credit_memos,
+    sales_invoices,
+)
 from sandboxes.business_central.companies import COMPANIES
 from sandboxes.business_central.customer_payments import CUSTOMER_PAYMENTS
 from sandboxes.business_central.customers import CUSTOMERS
@@ -36,6 +42,7 @@ from sandboxes.business_central.entities import EntitySet, Writes, apply_body, c
 from sandboxes.business_central.errors import BusinessCentralError, not_found
 from sandboxes.business_central.odata import compile_filter, compile_orderby
 from sandboxes.business_central.projects import PROJECTS
+from sandboxes.business_central.sales_credit_memos import SALES_CREDIT_MEMOS
 from sandboxes.business_central.sales_invoices import SALES_INVOICE_LINES, SALES_INVOICES
 from sandboxes.business_central.settings import BusinessCentralSandboxSettings
 from sandboxes.business_central.tax_areas import TAX_AREAS
@@ -131,6 +138,7 @@ class BusinessCentralSandbox:
                 for line in entity.get("salesInvoiceLines") or []:
                     decimals_back(SALES_INVOICE_LINES, line)
         self.records = state.records
+        self.records.setdefault(SALES_CREDIT_MEMOS.name, {})  # states saved before credit memos were kept
         self.row_version = state.row_version
         self.webhooks.restore(state.subscriptions)
 
@@ -234,6 +242,8 @@ class BusinessCentralSandbox:
         }
         if entity_set is CUSTOMERS:
             derived.update(customers.derived(self, entity))
+        if entity_set is SALES_CREDIT_MEMOS:
+            derived.update(sales_credit_memos.derived(self, entity))
         return derived
 
     # -- lists
@@ -319,7 +329,8 @@ class BusinessCentralSandbox:
 def _writes(entity_set: EntitySet, method: str) -> Writes:
     writes = _WRITES.get(entity_set.name)
     if writes is None:
-        # Read-only sets (taxAreas: finance sets them up in the client). Unverified: the code and wording,
+        # Read-only sets (taxAreas: finance sets them up in the client; salesCreditMemos: made by the
+        # invoice's actions here). Unverified: the code and wording,
         # those the API answers for a method a resource does not take.
         raise BusinessCentralError(
             405, "BadRequest_MethodNotAllowed", f"'{method}' requests for this resource are not allowed."
@@ -350,5 +361,5 @@ SandboxDependency: TypeAlias = NamedDependency[BusinessCentralSandbox]
 # The per-company entity sets, by name (``companies({id})/{name}``).
 ENTITY_SETS: Mapping[str, EntitySet] = {
     entity_set.name: entity_set
-    for entity_set in (CUSTOMERS, PROJECTS, SALES_INVOICES, CUSTOMER_PAYMENTS, TAX_AREAS)
+    for entity_set in (CUSTOMERS, PROJECTS, SALES_INVOICES, CUSTOMER_PAYMENTS, SALES_CREDIT_MEMOS, TAX_AREAS)
 }

@@ -59,9 +59,12 @@ def _subscription_if_match(request: Request[Any, Any, Any], subscription: Subscr
         )
 
 
-# The entity sets of this sandbox Business Central sends webhooks for (its documented list of supported
-# entities has customers and salesInvoices, not projects or customerPayments).
-_WEBHOOK_SETS = frozenset({"customers", "salesInvoices"})
+# The entity sets of this sandbox Business Central sends webhooks for: API pages with
+# ChangeTrackingAllowed = true (its documented list of supported entities has customers and salesInvoices,
+# not projects or customerPayments). APIV2 - Sales Credit Memos (page 30038) allows change tracking;
+# APIV2 - Customer Payments (page 30055) does not: a payment reaches subscribers as the change it makes to
+# the invoice it applies to (remainingAmount, status).
+_WEBHOOK_SETS = frozenset({"customers", "salesInvoices", "salesCreditMemos"})
 
 
 def _subscription_resource(sandbox: BusinessCentralSandbox, resource: str) -> str:

@@ -1,5 +1,6 @@
 """What an API v2.0 URL names below ``.../api/v2.0``: the companies, a company, one of its entity sets or
-entities, an invoice's lines, ``$count``, or a bound action (``Microsoft.NAV.post``)."""
+entities, an invoice's lines, ``$count``, or a bound action of a sales invoice (``Microsoft.NAV.post``,
+``Microsoft.NAV.cancel``, ``Microsoft.NAV.makeCorrectiveCreditMemo``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from sandboxes.business_central.errors import BusinessCentralError, bad_request,
 from sandboxes.business_central.sales_invoices import SALES_INVOICES
 from sandboxes.business_central.sandbox import ENTITY_SETS, BusinessCentralSandbox
 
-__all__ = ["API_PATH", "Target", "resolve_target"]
+__all__ = ["ACTIONS", "API_PATH", "Target", "resolve_target"]
+
+# The sales invoice's bound actions served (``Microsoft.NAV.{name}``).
+ACTIONS = ("post", "cancel", "makeCorrectiveCreditMemo")
 
 API_PATH = "/v2.0/{tenant:str}/{environment:str}/api/v2.0"
 
@@ -26,7 +30,7 @@ class Target:
     lines: bool  # .../salesInvoices({id})/salesInvoiceLines
     line_id: str | None
     count: bool  # .../$count
-    action: str | None  # Microsoft.NAV.post
+    action: str | None  # one of ACTIONS
 
 
 def _segment(text: str) -> tuple[str, str | None]:
@@ -74,8 +78,9 @@ def resolve_target(rest: str, sandbox: BusinessCentralSandbox) -> Target:
             404, "BadRequest_NotFound", f"Resource not found for the segment '{segments[2]}'."
         )
     third, line_id = _segment(segments[2])
-    if third == "Microsoft.NAV.post" and line_id is None and not count:
-        return Target(company_id, entity_set, entity_id, False, None, False, "post")
+    action = third.removeprefix("Microsoft.NAV.")
+    if third.startswith("Microsoft.NAV.") and action in ACTIONS and line_id is None and not count:
+        return Target(company_id, entity_set, entity_id, False, None, False, action)
     if third != "salesInvoiceLines":
         raise BusinessCentralError(
             404, "BadRequest_NotFound", f"Resource not found for the segment '{third}'."

@@ -304,6 +304,8 @@ class KantataSandbox:
             raise KantataError(422, errors)
         stamp = self._now()
         for key in wanted:
+            if deletion.released is not None:
+                deletion.released(self, table[key])
             if deletion.soft:
                 table[key]["deleted_at"] = stamp
             else:
@@ -379,6 +381,22 @@ class KantataSandbox:
                 return invalid("can't be blank")
             return None
         kind = spec.kind
+        if kind == "ids":
+            # A list of ids (numbers or digit strings), or the comma-separated text a form sends.
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, list):
+                return invalid("must be a list of ids")
+            ids = [
+                str(item).strip() if isinstance(item, (int, str)) and not isinstance(item, bool) else ""
+                for item in items
+            ]
+            if not all(item.isdigit() for item in ids):
+                return invalid("must be a list of ids")
+            return [item for item in dict.fromkeys(ids)]
+        if kind == "objects":
+            if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+                return invalid("must be a list of objects")
+            return value
         if kind in ("string", "text"):
             if not isinstance(value, str):
                 return invalid()
@@ -450,6 +468,7 @@ class KantataSandbox:
         resource, record = write.resource, write.record
         stamp = self._now()
         action = "updated"
+        previous = None if write.existing is None else dict(write.existing)
         if write.existing is None:
             action = "created"
             record = {"id": self._take_id(resource.collection), **record, "created_at": stamp}
@@ -461,6 +480,8 @@ class KantataSandbox:
             write.existing.update(record)
             record = write.existing
         self._record_event(f"{resource.event_subject}:{action}", resource.subject_type, record, stamp)
+        if resource.applied is not None:
+            resource.applied(self, record, previous)
         for attributes in write.references:
             reference = {
                 "id": self._take_id("external_references"),
@@ -478,6 +499,12 @@ class KantataSandbox:
         value = self._next_ids[collection]
         self._next_ids[collection] = value + 1
         return str(value)
+
+    def touch(self, subject_type: str, event_subject: str, record: Record) -> None:
+        """Mark ``record`` changed now, as a side effect of another write (an invoice billing it)."""
+        stamp = self._now()
+        record["updated_at"] = stamp
+        self._record_event(f"{event_subject}:updated", subject_type, record, stamp)
 
     def _now(self) -> str:
         return format_timestamp(datetime.fromtimestamp(self.clock(), UTC))

@@ -28,9 +28,15 @@ Served at the app's own root; every API path also answers with a ``.json`` suffi
   (`sandboxes.admin_records`), e.g. ``external_references?service_model_ref=...``
 
 Collections: ``workspaces``, ``stories``, ``participations``, ``workspace_resources``, ``time_entries``,
-``expenses``, ``external_references`` (list, show, create, update); ``invoices``, ``users``, ``roles``
-(read only);
-``subscribed_events`` (list only).
+``expenses``, ``external_references``, ``invoices`` (list, show, create, update); ``external_payments``
+(list, show, create); ``users``, ``roles`` (read only); ``subscribed_events`` (list only).
+
+Billing (`sandboxes.kantata.resources.invoices`, `...external_payments`): ``POST /api/v1/invoices`` bills
+exact items (``time_entry_ids``, ``expense_ids``, ``billing_milestone_ids``) and fees, marking the items
+``is_invoiced``; an item already invoiced is a 422 naming it. ``PUT /api/v1/invoices/{id}`` with
+``draft: false`` issues a draft, ``PUT /api/v1/invoices/{id}/cancel`` cancels (items billable again),
+``DELETE /api/v1/invoices/{id}`` deletes a draft. ``POST /api/v1/external_payments`` with ``invoice_id``
+pays the whole invoice ("accepted payment"); without it, a project-level payment of ``amount_in_cents``.
 
 Every ``/api/...`` call needs ``Authorization: Bearer <token>`` with one of the configured tokens (401
 ``{"errors":[{"type":"oauth",...}]}`` otherwise) and counts against ``requests_per_second``; over it the
@@ -60,7 +66,9 @@ Filters (besides ``only``): workspaces ``search``, ``updated_after``, ``archived
 ``with_user_ids``, ``date_performed_between=YYYY-MM-DD:YYYY-MM-DD``, ``approved``, ``billable``,
 ``updated_after``, ``from_archived_workspaces``; expenses ``workspace_id``, ``with_user_ids``,
 ``date_between``, ``approved``, ``is_billable``, ``updated_after``, ``from_archived_workspaces``;
-invoices ``workspace_id``, ``status``, ``draft``, ``updated_after``; users ``participant_in``, ``search``;
+invoices ``workspace_id``, ``status``, ``draft``, ``paid``, ``pending``, ``without_drafts``,
+``updated_after``; external_payments ``workspace_id``, ``invoice_id``, ``updated_after``; time entries and
+expenses also ``is_invoiced``; stories also ``billable``, ``state``; users ``participant_in``, ``search``;
 roles ``search``; external_references ``subject_type``, ``subject_id``, ``service_name``,
 ``service_model``, ``service_model_ref``; subscribed_events ``created_after``, ``event_types``. Unknown
 parameters are ignored, as Rails does. Comma-separated lists are accepted wherever ids or type names are.
@@ -150,6 +158,7 @@ from sandboxes.kantata.account import KantataSandbox, KantataSandboxSettings
 from sandboxes.kantata.admin import TimeApproval, approve_time, reset, stats, stored_records
 from sandboxes.kantata.resources.subscribed_events import DUPLICATE_EVERY
 from sandboxes.kantata.routes import (
+    cancel_invoice_route,
     create_records,
     delete_record,
     delete_records,
@@ -275,6 +284,7 @@ def create_kantata_sandbox(settings: KantataSandboxSettings | None = None) -> Li
             update_record,
             delete_record,
             delete_records,
+            cancel_invoice_route,
             reset,
             approve_time,
             stats,

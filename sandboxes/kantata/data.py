@@ -117,6 +117,7 @@ COLLECTIONS = (
     "time_entries",
     "expenses",
     "invoices",
+    "external_payments",
     "external_references",
     "subscribed_events",
 )
@@ -131,6 +132,7 @@ ID_START: Mapping[str, int] = {
     "time_entries": 1_100_000_001,
     "expenses": 47_000_001,
     "invoices": 8_800_001,
+    "external_payments": 5_500_001,
     "external_references": 730_001,
     "subscribed_events": 150_000_001,
 }
@@ -666,8 +668,30 @@ class _SeedBuilder:
             self.data["time_entries"][entry["id"]] = entry
             self._time_entry_events(entry)
         self._invoices()
+        self._billable_milestone()
         self._subscribed_events()
         return self.data
+
+    def _billable_milestone(self) -> None:
+        """The demo workspace's first completed milestone is a billable fixed-fee one, ready to invoice
+        (``billable``, ``fixed_fee``, ``state`` completed, its amount the budget estimate). Set after the
+        rest is generated, so every other record stays as the seed always made it."""
+        milestones = [
+            story
+            for story in self.data["stories"].values()
+            if story["workspace_id"] == DEMO_WORKSPACE_ID and story["story_type"] == "milestone"
+        ]
+        completed = [story for story in milestones if story["state"] == "completed"] or milestones[:1]
+        for story in completed[:1]:
+            # Completed by the seed date at the latest: the milestone is due for billing now.
+            yesterday = (SEED_DATE - timedelta(days=1)).isoformat()
+            story["due_date"] = min(story["due_date"] or yesterday, yesterday)
+            story["state"] = "completed"
+            story["percentage_complete"] = 100
+            story["billable"] = True
+            story["fixed_fee"] = True
+            if story["budget_estimate_in_cents"] is None:
+                story["budget_estimate_in_cents"] = 1_500_000
 
     # -- people and projects ------------------------------------------------------------------------------
 

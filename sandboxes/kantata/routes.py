@@ -10,9 +10,11 @@ from litestar import Request, Response, delete, get, post, route
 from litestar.params import FromPath
 
 from sandboxes.kantata.account import _Sandbox
+from sandboxes.kantata.resources.invoices import cancel_invoice
 from sandboxes.kantata.schema import _id_list
 from sandboxes.kantata.wire import (
     API_PREFIX,
+    DEFAULT_PER_PAGE,
     KantataError,
     _json,
     _json_body,
@@ -22,6 +24,7 @@ from sandboxes.kantata.wire import (
 )
 
 __all__ = [
+    "cancel_invoice_route",
     "create_records",
     "delete_record",
     "delete_records",
@@ -75,6 +78,20 @@ async def update_record(
 @delete(_RECORD_PATH, status_code=204)
 async def delete_record(collection: FromPath[str], record_id: FromPath[str], sandbox: _Sandbox) -> None:
     sandbox.delete(sandbox.resource(collection), [record_id])
+
+
+# Kantata's "Cancel an existing invoice": PUT /invoices/{id}/cancel, 200 with the invoice; its items are
+# billable again. The path names the collection as a parameter: a static "invoices" segment would take
+# every /api/v1/invoices path away from the generic routes (Litestar's router does not backtrack).
+@route(f"{_RECORD_PATH}/cancel", http_method=["PUT"], status_code=200)
+async def cancel_invoice_route(
+    collection: FromPath[str], record_id: FromPath[str], sandbox: _Sandbox
+) -> Response[bytes]:
+    if collection != "invoices":
+        raise _no_route()
+    resource = sandbox.resource(collection)
+    invoice = cancel_invoice(sandbox, record_id)
+    return _json(sandbox._envelope(resource, [invoice], 1, 1, DEFAULT_PER_PAGE, []))
 
 
 _MAX_BULK_IDS = 100

@@ -20,7 +20,20 @@ if TYPE_CHECKING:
 _Predicate = Callable[[Record], bool]
 _FilterFactory = Callable[["KantataSandbox", str, str], _Predicate]
 _FieldKind = Literal[
-    "string", "text", "date", "bool", "int", "money", "currency", "id", "ref", "choice", "status", "nested"
+    "string",
+    "text",
+    "date",
+    "bool",
+    "int",
+    "money",
+    "currency",
+    "id",
+    "ref",
+    "choice",
+    "status",
+    "nested",
+    "ids",
+    "objects",
 ]
 
 
@@ -58,6 +71,7 @@ class _Deletion:
     soft: bool = False  # the record stays, with ``deleted_at`` set, hidden by the resource's scope
     single: bool = True  # False: Kantata documents only the bulk form for the collection
     bulk: bool = False  # also ``DELETE /api/v1/{collection}?ids=1,2`` (or a body ``{"ids": "1,2"}``)
+    released: Callable[[KantataSandbox, Record], None] | None = None  # what deleting undoes elsewhere
 
 
 _DefaultScope = Callable[["KantataSandbox", Mapping[str, str]], "_Predicate | None"]
@@ -81,6 +95,9 @@ class _Resource:
     # The list's own order, in place of `order=` (the event feed's delivery order); None: by `order=`.
     delivery: Callable[[list[Record]], list[Record]] | None = None
     deletion: _Deletion | None = None  # None: no DELETE, as for workspaces (405)
+    # What a create or update does to other records once the record is stored (an invoice marking the
+    # items it bills invoiced); None: nothing.
+    applied: Callable[[KantataSandbox, Record, Record | None], None] | None = None
 
     @property
     def event_subject(self) -> str:

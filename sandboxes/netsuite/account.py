@@ -30,6 +30,7 @@ from sandboxes.netsuite.data import (
     DEV_CLIENT_ID,
     RECORD_TYPES,
     SEED_NOW,
+    SOURCES_FIELD,
     FieldSpec,
     Record,
     RecordType,
@@ -107,6 +108,10 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # Unverified: the error codes for a bad value type and for an unknown body field (under Error validation).
 _BAD_CONTENT = "INVALID_CONTENT"
+# ``approvalStatus`` ids (NetSuite's approval status list, as on time bills).
+_PENDING_APPROVAL, _APPROVED, _REJECTED = "1", "2", "3"
+# The transformations the sandbox performs (NetSuite supports many more; record.transform(options)).
+_TRANSFORMS = {("invoice", "creditMemo")}
 # Property name validation (unverified: the header's name and values, and how a warning is signalled):
 # ``X-NetSuite-PropertyNameValidation: Error | Warning | Ignore``; under Warning, NetSuite's default, a
 # property the record does not have is ignored and the answer carries an HTTP ``Warning`` header.
@@ -459,6 +464,8 @@ class NetSuiteSandbox:
         """A record as NetSuite shows it: ``links`` first, empty fields left out, sublists as links."""
         url = self.record_url(base, rtype.name, record["id"])
         rendered: dict[str, Any] = {"links": [{"rel": "self", "href": url}]}
+        if rtype.name == "customer":
+            record = {**record, "balance": self.customer_balance(record["id"])}
         for spec in rtype.fields:
             if fields is not None and spec.name.lower() not in fields and spec.name != "id":
                 continue
@@ -572,6 +579,66 @@ class NetSuiteSandbox:
             return Outcome(204)
         return Outcome(204, self.record_url(base, rtype.name, record["id"]))
 
+    def transform(self, base: str, rtype: RecordType, reference: str, target: str, body: Any) -> Outcome:
+        """``POST {type}/{id}/!transform/{target}``: a new `target` record made from the source record's
+        data, the body's fields on top; 204 + ``Location`` (NetSuite help: "Transforming Records").
+
+        Invoice -> credit memo copies customer, currency, project and item lines, and applies the credit
+        to the invoice, as NetSuite's "Credit" button does."""
+        source = self.find(rtype, reference)
+        target_type = self.record_type(target)
+        if (rtype.name, target_type.name) not in _TRANSFORMS:
+            raise NetSuiteError(
+                400,
+                "INVALID_PARAMETER",
+                f"The transformation from {rtype.name} to {target_type.name} is not supported.",
+            )
+        if source.get("status") != "A":
+            # Unverified wording: only an open invoice (approved, with something still due) is credited.
+            raise NetSuiteError(
+                400, "USER_ERROR", f"The invoice {source['tranId']} is not open: it cannot be credited."
+            )
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise NetSuiteError(400, _BAD_CONTENT, "The request body must be a JSON object.")
+        line_fields = ("item", "description", "quantity", "rate", "amount", "taxCode", SOURCES_FIELD)
+        prefilled: dict[str, Any] = {
+            "entity": {"id": source["entity"]},
+            "currency": {"id": source["currency"]},
+            "subsidiary": {"id": source["subsidiary"]} if source.get("subsidiary") else None,
+            "job": {"id": source["job"]} if source.get("job") else None,
+            "memo": source.get("memo"),
+            "item": {
+                "items": [
+                    {
+                        name: {"id": line[name]} if name in ("item", "taxCode") else line[name]
+                        for name in line_fields
+                        if line.get(name) is not None
+                    }
+                    for line in source.get("item") or []
+                ]
+            },
+            "apply": {
+                "items": [{"doc": {"id": source["id"]}, "apply": True, "amount": source["amountRemaining"]}]
+            },
+        }
+        prefilled.update(body)
+        record, touched = self.build(target_type, None, prefilled)
+        record["createdFrom"] = source["id"]
+        self.commit(target_type, record, touched)
+        return Outcome(204, self.record_url(base, target_type.name, record["id"]))
+
+    def customer_balance(self, customer_id: str) -> float:
+        """What the customer's open invoices still owe (the customer's read-only ``balance``)."""
+        return _money(
+            sum(
+                invoice.get("amountRemaining") or 0.0
+                for invoice in self.records["invoice"].values()
+                if invoice.get("entity") == customer_id and invoice.get("status") == "A"
+            )
+        )
+
     def delete(self, rtype: RecordType, reference: str) -> Outcome:
         self.writable(rtype)
         record = self.find(rtype, reference)
@@ -580,7 +647,7 @@ class NetSuiteSandbox:
                 400, "USER_ERROR", "This record cannot be deleted because it has dependent records."
             )
         touched: list[tuple[str, Record]] = []
-        if rtype.name == "customerPayment":
+        if rtype.name in ("customerPayment", "creditMemo"):
             touched = self.apply_payment(None, record)
         del self.records[rtype.name][record["id"]]
         for type_name, changed in touched:
@@ -831,6 +898,12 @@ class NetSuiteSandbox:
                     raise NetSuiteError(400, "USER_ERROR", detail, "milestones")
         elif name in ("invoice", "salesOrder"):
             self.complete_order(record, existing, prefix="INV" if name == "invoice" else "SO")
+        elif name == "creditMemo":
+            record["tranId"] = record["tranId"] or f"CM{record['id']}"
+            record["tranDate"] = record["tranDate"] or self.today().isoformat()
+            self.inherit(record, "entity", ("subsidiary", "currency"))
+            self.price_lines(record)
+            return self.apply_payment(record, existing)
         elif name == "customerPayment":
             record["tranId"] = record["tranId"] or f"PYMT{record['id']}"
             record["tranDate"] = record["tranDate"] or self.today().isoformat()
@@ -883,6 +956,34 @@ class NetSuiteSandbox:
         job = self.records["job"].get(record["job"] or "")
         if job is not None and record["entity"] is not None and job["parent"] != record["entity"]:
             raise NetSuiteError(400, "USER_ERROR", "The project does not belong to this customer.", "job")
+        self.price_lines(record)
+        if "amountRemaining" not in record:  # a sales order
+            record["status"] = record["status"] or "B"
+            return
+        if record["dueDate"] is None and record["terms"] is not None:
+            days = self.records["term"][record["terms"]]["daysUntilNetDue"]
+            record["dueDate"] = (date.fromisoformat(record["tranDate"]) + timedelta(days=days)).isoformat()
+        # Without a value the invoice is approved (as in an account without invoice approval routing).
+        approval = record["approvalStatus"] = record.get("approvalStatus") or _APPROVED
+        previous_approval = None if existing is None else existing.get("approvalStatus") or _APPROVED
+        if previous_approval not in (None, _PENDING_APPROVAL, approval):
+            # An approved invoice has posted and a rejected one is closed: approval only moves forward
+            # from Pending Approval (unverified: NetSuite's wording).
+            raise NetSuiteError(
+                400,
+                "USER_ERROR",
+                "The approval status can only change while the invoice is pending approval.",
+                "approvalStatus",
+            )
+        paid = record["amountPaid"] or 0.0
+        if record["total"] + 0.005 < paid:
+            raise NetSuiteError(
+                400, "USER_ERROR", "The invoice total cannot be less than the payments applied to it.", "item"
+            )
+        self.settle(record, paid)
+
+    def price_lines(self, record: Record) -> None:
+        """Default each item line's quantity, rate, amount and description; the record's total."""
         for line in record["item"]:
             if line["quantity"] is None:
                 line["quantity"] = 1.0
@@ -893,27 +994,24 @@ class NetSuiteSandbox:
             if line["description"] is None:
                 line["description"] = self.records["serviceItem"][line["item"]]["displayName"]
         record["total"] = _money(sum(line["amount"] for line in record["item"]))
-        if "amountRemaining" not in record:  # a sales order
-            record["status"] = record["status"] or "B"
-            return
-        if record["dueDate"] is None and record["terms"] is not None:
-            days = self.records["term"][record["terms"]]["daysUntilNetDue"]
-            record["dueDate"] = (date.fromisoformat(record["tranDate"]) + timedelta(days=days)).isoformat()
-        paid = record["amountPaid"] or 0.0
-        if record["total"] + 0.005 < paid:
-            raise NetSuiteError(
-                400, "USER_ERROR", "The invoice total cannot be less than the payments applied to it.", "item"
-            )
-        self.settle(record, paid)
 
     @staticmethod
     def settle(invoice: Record, paid: float) -> None:
+        """Amounts and status from what has been applied to the invoice (payments and credits; unverified:
+        whether NetSuite's ``amountPaid`` counts applied credits too; the sandbox counts them)."""
         invoice["amountPaid"] = _money(paid)
         invoice["amountRemaining"] = _money(invoice["total"] - paid)
-        invoice["status"] = "B" if invoice["amountRemaining"] <= 0 else "A"
+        approval = invoice.get("approvalStatus")
+        if approval == _PENDING_APPROVAL:
+            invoice["status"] = "D"
+        elif approval == _REJECTED:
+            invoice["status"] = "E"
+        else:
+            invoice["status"] = "B" if invoice["amountRemaining"] <= 0 else "A"
 
     def apply_payment(self, payment: Record | None, previous: Record | None) -> list[tuple[str, Record]]:
-        """Move money between a payment and its invoices: undo `previous`, then apply `payment`."""
+        """Move money between a payment (or a credit memo) and its invoices: undo `previous`, then apply
+        `payment`."""
         touched: dict[str, Record] = {}
 
         def invoice(invoice_id: str) -> Record:
@@ -926,15 +1024,24 @@ class NetSuiteSandbox:
                 target = invoice(line["doc"])
                 self.settle(target, target["amountPaid"] - line["amount"])
         if payment is not None:
-            available = payment["payment"]
+            # A payment's amount is ``payment`` and its customer ``customer``; a credit memo's ``total``
+            # and ``entity``.
+            is_payment = "payment" in payment
+            amount_field, customer_field = ("payment", "customer") if is_payment else ("total", "entity")
+            available = payment[amount_field]
             for index, line in enumerate(payment["apply"]):
                 path = f"apply.items[{index}]"
                 if line["apply"] is False:
                     line["amount"] = None
                     continue
                 target = invoice(line["doc"])
-                if target["entity"] != payment["customer"]:
+                if target["entity"] != payment[customer_field]:
                     raise NetSuiteError(400, "USER_ERROR", "The invoice belongs to another customer.", path)
+                if target.get("status") in ("D", "E", "V"):
+                    # Only an open invoice (approved, not voided) takes payments (unverified wording).
+                    raise NetSuiteError(
+                        400, "USER_ERROR", f"The invoice {target['tranId']} is not open for payment.", path
+                    )
                 due = target["amountRemaining"]
                 amount = line["amount"] if line["amount"] is not None else _money(min(due, available))
                 if amount <= 0 or amount > due + 0.005:
@@ -952,8 +1059,10 @@ class NetSuiteSandbox:
                     )
                 line["apply"], line["amount"] = True, amount
                 self.settle(target, target["amountPaid"] + amount)
-            payment["applied"] = _money(payment["payment"] - available)
+            payment["applied"] = _money(payment[amount_field] - available)
             payment["unapplied"] = _money(available)
+            if amount_field == "total":
+                payment["status"] = "B" if available <= 0 else "A"
         stamp = self.stamp()
         for target in touched.values():
             target["lastModifiedDate"] = stamp

@@ -12,7 +12,8 @@ Served at the app's own root (mount it anywhere, see `create_netsuite_sandbox`):
   signed by a registered certificate (RFC 7523 ``private_key_jwt``)
 - ``/services/rest/record/v1/{type}``: list (``limit``, ``offset``, ``q``) and create (204 + ``Location``);
   ``.../{type}/{id}`` and ``.../{type}/eid:{externalId}``: read, update (PATCH), upsert (PUT, ``eid:``
-  only), delete; ``.../{type}/{id}/{sublist}``: a sublist's lines
+  only), delete; ``.../{type}/{id}/{sublist}``: a sublist's lines; ``POST .../invoice/{id}/!transform/
+  creditMemo``: a credit memo made from the invoice and applied to it
 - ``GET /services/rest/record/v1/metadata-catalog[/{type}]``: the record types and a type's JSON Schema
 - ``POST /services/rest/query/v1/suiteql``: SuiteQL (``Prefer: transient`` required)
 - ``GET /services/rest/async/v1/job/{id}[/task[/{taskId}[/result]]]``: asynchronous requests
@@ -81,6 +82,7 @@ from sandboxes.netsuite.records import (
     list_records,
     read_record,
     read_sublist,
+    transform_record,
     update_record,
     upsert_record,
 )
@@ -173,6 +175,7 @@ def create_netsuite_sandbox(settings: NetSuiteSandboxSettings | None = None) -> 
             create_record,
             read_record,
             read_sublist,
+            transform_record,
             update_record,
             upsert_record,
             delete_record,

@@ -79,6 +79,8 @@ __all__ = [
     "APOSTROPHE_CUSTOMER_ID",
     "APPROVAL_STATUSES",
     "CHILD_CUSTOMER_ID",
+    "CREDIT_HOLD_OVERRIDES",
+    "CREDIT_MEMO_STATUSES",
     "CURRENCY_IDS",
     "DEMO_CUSTOMER_ID",
     "DEMO_PROJECT_ID",
@@ -105,6 +107,7 @@ __all__ = [
     "RETAINER_PROJECT_ID",
     "SEED_DATE",
     "SEED_NOW",
+    "SOURCES_FIELD",
     "SUBSIDIARY_IDS",
     "TIME_BILL_ID",
     "TM_BILLING_SCHEDULE_ID",
@@ -278,7 +281,24 @@ PROJECT_STATUSES: Mapping[str, str] = {
     "3": "Not Awarded",
     "4": "Pending",
 }
-INVOICE_STATUSES: Mapping[str, str] = {"A": "Open", "B": "Paid In Full"}
+# Invoice statuses as SuiteQL shows them (CustInvc:A Open, CustInvc:B Paid In Full, CustInvc:D Pending
+# Approval, CustInvc:E Rejected, CustInvc:V Voided; https://timdietrich.me/blog/netsuite-suiteql-transaction-statuses).
+# D and E exist where invoice approval is on (Setup > Accounting > Accounting Preferences > Approval Routing).
+INVOICE_STATUSES: Mapping[str, str] = {
+    "A": "Open",
+    "B": "Paid In Full",
+    "D": "Pending Approval",
+    "E": "Rejected",
+    "V": "Voided",
+}
+# Credit memo statuses (CustCred:A Open, CustCred:B Fully Applied).
+CREDIT_MEMO_STATUSES: Mapping[str, str] = {"A": "Open", "B": "Fully Applied"}
+# The customer's "Credit Hold" select (``creditHoldOverride``): Auto lets NetSuite decide from the credit
+# limit and the customer's balance, On always holds, Off never does (NetSuite help: "Customer Credit Holds").
+CREDIT_HOLD_OVERRIDES: Mapping[str, str] = {"AUTO": "Auto", "ON": "On", "OFF": "Off"}
+# The transaction-column custom field (Long Text) where Stratum keeps the billable items an invoice line
+# bills; an account must have it (README "NetSuite setup", `stratum vendors check`).
+SOURCES_FIELD = "custcol_stratum_sources"
 PAYMENT_STATUSES: Mapping[str, str] = {"A": "Unapproved Payment", "B": "Not Deposited", "C": "Deposited"}
 SALES_ORDER_STATUSES: Mapping[str, str] = {
     "A": "Pending Approval",
@@ -324,6 +344,10 @@ _ITEM_LINES = _f(
         _f("quantity", "number", "Quantity"),
         _f("rate", "money", "Rate"),
         _f("amount", "money", "Amount"),
+        # Legacy tax: the line's tax code, a sales tax item (the invoice record's item sublist ``taxCode``).
+        _f("taxCode", "ref", "Tax Code", ref_types=("salesTaxItem",)),
+        # A custom transaction column field: NetSuite's "Long Text" type holds up to 1,000,000 characters.
+        _f(SOURCES_FIELD, "text", "Stratum Sources", max_length=1_000_000),
     ),
 )
 
@@ -390,6 +414,9 @@ _TYPES = (
             _ADDRESS_BOOK,
             _f("terms", "ref", "Terms", ref_types=("term",)),
             _f("creditLimit", "money", "Credit Limit"),
+            _f("creditHoldOverride", "enum", "Credit Hold", choices=CREDIT_HOLD_OVERRIDES),
+            # The customer's open receivables (sum of what its open invoices still owe): read-only.
+            _f("balance", "money", "Balance", read_only=True),
             _f("parent", "ref", "Child Of", ref_types=("customer",)),
             _INACTIVE,
             _f("dateCreated", "datetime", "Date Created", read_only=True),
@@ -486,6 +513,8 @@ _TYPES = (
             _f("otherRefNum", "text", "PO/Check Number", max_length=45),
             _f("memo", "text", "Memo", max_length=999),
             _f("status", "enum", "Status", read_only=True, choices=INVOICE_STATUSES),
+            # Invoice approval (Approval Routing on for invoices): Pending Approval invoices do not post.
+            _f("approvalStatus", "enum", "Approval Status", choices=APPROVAL_STATUSES),
             _f("total", "money", "Total", read_only=True),
             _f("amountPaid", "money", "Amount Paid", read_only=True),
             _f("amountRemaining", "money", "Amount Due", read_only=True),
@@ -496,6 +525,45 @@ _TYPES = (
         ),
         ref_name=("tranId",),
         ref_prefix="Invoice #",
+    ),
+    # A credit memo, made from an invoice by ``POST invoice/{id}/!transform/creditMemo`` (NetSuite help:
+    # "Transforming Records"; invoice -> credit memo is among record.transform's supported types), which
+    # applies it to that invoice.
+    RecordType(
+        "creditMemo",
+        "transaction",
+        (
+            _f("id", "id", read_only=True),
+            _f("tranId", "text", "Credit #", max_length=45),
+            _f("entity", "ref", "Customer", required=True, ref_types=("customer",)),
+            _f("createdFrom", "ref", "Created From", read_only=True, ref_types=("invoice",)),
+            _f("job", "ref", "Project", ref_types=("job",)),
+            _subsidiary(required=False),
+            _CURRENCY,
+            _f("tranDate", "date", "Date"),
+            _f("memo", "text", "Memo", max_length=999),
+            _f("status", "enum", "Status", read_only=True, choices=CREDIT_MEMO_STATUSES),
+            _f("total", "money", "Total", read_only=True),
+            _f("applied", "money", "Applied", read_only=True),
+            _f("unapplied", "money", "Unapplied", read_only=True),
+            _ITEM_LINES,
+            _f(
+                "apply",
+                "sublist",
+                "Apply",
+                lines=(
+                    _f("line", "integer", "Line", read_only=True),
+                    _f("doc", "ref", "Invoice", required=True, ref_types=("invoice",)),
+                    _f("apply", "boolean", "Apply"),
+                    _f("amount", "money", "Payment"),
+                ),
+            ),
+            _EXTERNAL_ID,
+            _f("createdDate", "datetime", "Date Created", read_only=True),
+            _LAST_MODIFIED,
+        ),
+        ref_name=("tranId",),
+        ref_prefix="Credit Memo #",
     ),
     RecordType(
         "customerPayment",
@@ -769,13 +837,75 @@ def _setup_records() -> dict[str, dict[str, Record]]:
 
 
 _US_STATES = (
-    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "HI", "ID", "IL", "IN", "IA",
-    "KS", "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM",
-    "NY", "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA",
-    "WV", "WI", "WY",
+    "AL",
+    "AK",
+    "AZ",
+    "AR",
+    "CA",
+    "CO",
+    "CT",
+    "DE",
+    "DC",
+    "FL",
+    "GA",
+    "HI",
+    "ID",
+    "IL",
+    "IN",
+    "IA",
+    "KS",
+    "KY",
+    "LA",
+    "ME",
+    "MD",
+    "MA",
+    "MI",
+    "MN",
+    "MS",
+    "MO",
+    "MT",
+    "NE",
+    "NV",
+    "NH",
+    "NJ",
+    "NM",
+    "NY",
+    "NC",
+    "ND",
+    "OH",
+    "OK",
+    "OR",
+    "PA",
+    "RI",
+    "SC",
+    "SD",
+    "TN",
+    "TX",
+    "UT",
+    "VT",
+    "VA",
+    "WA",
+    "WV",
+    "WI",
+    "WY",
 )
 _GERMAN_STATES = (
-    "BW", "BY", "BE", "BB", "HB", "HH", "HE", "MV", "NI", "NW", "RP", "SL", "SN", "ST", "SH", "TH",
+    "BW",
+    "BY",
+    "BE",
+    "BB",
+    "HB",
+    "HH",
+    "HE",
+    "MV",
+    "NI",
+    "NW",
+    "RP",
+    "SL",
+    "SN",
+    "ST",
+    "SH",
+    "TH",
 )
 # Every jurisdiction the Salesforce seed's accounts name (US states, GB, German states), with a rate.
 _TAX_JURISDICTIONS: tuple[tuple[str, float], ...] = (

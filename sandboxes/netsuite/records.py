@@ -1,4 +1,5 @@
-"""The record service: ``/services/rest/record/v1/{type}[/{id}|/eid:{externalId}[/{sublist}]]``.
+"""The record service: ``/services/rest/record/v1/{type}[/{id}|/eid:{externalId}[/{sublist}]]``, and
+``.../{type}/{id}/!transform/{targetType}``.
 
 List (``limit``, ``offset``, ``q``), create (204 + ``Location``), read, update (PATCH), upsert (PUT by
 external id) and delete, each synchronous or, with ``Prefer: respond-async``, an asynchronous job."""
@@ -39,6 +40,7 @@ __all__ = [
     "list_records",
     "read_record",
     "read_sublist",
+    "transform_record",
     "update_record",
     "upsert_record",
 ]
@@ -154,6 +156,24 @@ async def upsert_record(
     rtype = sandbox.record_type(record_type)
     base = _base(request)
     return await _write(request, sandbox, lambda body: sandbox.upsert(base, rtype, reference, body))
+
+
+@post(f"{_RECORD_PATH}/!transform/{{target:str}}", status_code=200)
+async def transform_record(
+    request: Request[Any, Any, Any],
+    record_type: FromPath[str],
+    reference: FromPath[str],
+    target: FromPath[str],
+    sandbox: _Sandbox,
+) -> Response[bytes]:
+    """``POST {type}/{id}/!transform/{targetType}`` (NetSuite help: "Transforming Records",
+    https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_157901123882.html): 204 and the
+    new record's ``Location``; the body may set fields of the new record."""
+    rtype = sandbox.record_type(record_type)
+    base = _base(request)
+    return await _write(
+        request, sandbox, lambda body: sandbox.transform(base, rtype, reference, target, body)
+    )
 
 
 @delete(_RECORD_PATH, status_code=200)

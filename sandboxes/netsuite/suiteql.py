@@ -1210,6 +1210,8 @@ _TRANSACTION_COLUMNS: Mapping[str, ColumnType] = {
     "externalid": "text",
     "memo": "text",
     "otherrefnum": "text",
+    # The transaction this one was made from (a credit memo's invoice, an invoice's sales order).
+    "createdfrom": "integer",
     "createddate": "datetime",
     "lastmodifieddate": "datetime",
 }
@@ -1237,6 +1239,7 @@ _TRANSACTION_SOURCES: Mapping[str, tuple[str, str, str, str]] = {
     "invoice": ("CustInvc", "entity", "total", "Invoice"),
     "customerPayment": ("CustPymt", "customer", "payment", "Payment"),
     "salesOrder": ("SalesOrd", "entity", "total", "Sales Order"),
+    "creditMemo": ("CustCred", "entity", "total", "Credit Memo"),
 }
 
 
@@ -1262,6 +1265,7 @@ def _transaction_rows(records: Mapping[str, Mapping[str, Record]]) -> list[Row]:
                     "externalid": record["externalId"],
                     "memo": record["memo"],
                     "otherrefnum": record["otherRefNum"] if invoice else None,
+                    "createdfrom": _int(record.get("createdFrom")),
                     "createddate": _moment(record["createdDate"]),
                     "lastmodifieddate": _moment(record["lastModifiedDate"]),
                 }

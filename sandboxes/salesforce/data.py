@@ -33,7 +33,8 @@ constant                                 record
 ``READY_FIXED_FEE_OPPORTUNITY_ID``       Closed Won, ready, Fixed Fee (84000 EUR), two milestones
 ``READY_MILESTONE_OPPORTUNITY_ID``       Closed Won, ready, Milestone (310500.75 GBP), four milestones
                                          summing to the amount and a rate card for change requests
-``READY_RETAINER_OPPORTUNITY_ID``        Closed Won, ready, Retainer (48000 USD), two rate card lines
+``READY_RETAINER_OPPORTUNITY_ID``        Closed Won, ready, Retainer (48000 USD), two rate card lines,
+                                         4000 USD a month covering 20 hours, Net 15
 ``READY_OPPORTUNITY_IDS``                all fully ready, well-known Closed Won opportunities
 ``ZERO_AMOUNT_OPPORTUNITY_ID``           Closed Won, ``Amount`` = 0
 ``NULL_AMOUNT_OPPORTUNITY_ID``           Closed Won, ``Amount`` null
@@ -53,8 +54,10 @@ constant                                 record
 
 Each "failing" opportunity breaks exactly one activation rule (positive amount, currency, billing model,
 legal entity, account tax jurisdiction); every other Closed Won opportunity, filler included, passes
-all of them. `Project_Id__c`, `Activation_Status__c` and the ``Stratum_Id__c`` external ids start null
-everywhere; ``External_Id__c`` on contacts is null except for the duplicate pair.
+all of them. Every deal with terms text has ``Payment_Terms_Days__c`` saying the same ("Net 30" -> 30).
+``Stratum_Invoice__c`` (one record per ERP invoice, written by the gateway) starts empty, and so do the
+opportunities' invoice totals. `Project_Id__c`, `Activation_Status__c` and the ``Stratum_Id__c``
+external ids start null everywhere; ``External_Id__c`` on contacts is null except for the duplicate pair.
 """
 
 from __future__ import annotations
@@ -86,6 +89,7 @@ __all__ = [
     "GROUP_PARENT_ACCOUNT_ID",
     "INTEGRATION_USERNAME",
     "INTEGRATION_USER_ID",
+    "INVOICE_STATUSES",
     "MISSING_BILLING_MODEL_OPPORTUNITY_ID",
     "MISSING_CURRENCY_OPPORTUNITY_ID",
     "MISSING_LEGAL_ENTITY_OPPORTUNITY_ID",
@@ -107,6 +111,7 @@ __all__ = [
     "SCHEMAS",
     "SEED_NOW",
     "STAGES",
+    "STRATUM_INVOICE_SCHEMA",
     "SUBSIDIARY_ACCOUNT_ID",
     "UK_ACCOUNT_ID",
     "USERNAMES",
@@ -279,6 +284,9 @@ class FieldSpec:
     external_id: bool = False
     unique: bool = False
     cascade_delete: bool = False
+    # Number(precision, scale) of a custom number or currency field; None: the kind's default shape.
+    precision: int | None = None
+    scale: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +340,9 @@ ACTIVATION_STATUSES = ("Not Started", "In Progress", "Activated", "Blocked", "Ca
 _CURRENCIES = ("USD", "GBP", "EUR")
 _BILLING_MODELS = ("Time and Materials", "Fixed Fee", "Milestone", "Retainer")
 _MILESTONE_STATUSES = ("Planned", "Ready to Invoice", "Invoiced")
+# The gateway's invoice status picklist on Stratum_Invoice__c (VENDORS.md "Billing, payments and change
+# signals": one child record per ERP invoice, upserted by an external-id field).
+INVOICE_STATUSES = ("Draft", "Open", "Partially Paid", "Paid", "Overdue", "Void")
 _RATE_UNITS = ("Hour", "Day")
 
 
@@ -443,6 +454,15 @@ OPPORTUNITY_SCHEMA = ObjectSchema(
         FieldSpec(name="ERP_Project_Id__c", kind="string", length=64),
         FieldSpec(name="ERP_Customer_Id__c", kind="string", length=64),
         FieldSpec(name="Contract_Terms__c", kind="textarea", length=32768),
+        # Deal terms the billing run prices from: a retainer's monthly fee and the hours it includes,
+        # and the contract's payment terms in days (Number(6,2) and Number(3,0) custom fields).
+        FieldSpec(name="Retainer_Monthly_Fee__c", kind="currency"),
+        FieldSpec(name="Retainer_Included_Hours__c", kind="double", precision=6, scale=2),
+        FieldSpec(name="Payment_Terms_Days__c", kind="double", precision=3, scale=0),
+        # Invoice totals over the deal's Stratum_Invoice__c records, written by the gateway.
+        FieldSpec(name="Invoiced_Amount__c", kind="currency"),
+        FieldSpec(name="Paid_Amount__c", kind="currency"),
+        FieldSpec(name="Overdue_Amount__c", kind="currency"),
         _stratum_id(),
         *_SYSTEM_FIELDS,
     ),
@@ -502,6 +522,29 @@ RATE_CARD_LINE_SCHEMA = ObjectSchema(
     ),
 )
 
+# One record per ERP invoice, under the opportunity and the account (lookups, not master-detail: an
+# invoice outlives a deleted deal, and has its own currency and owner). Upserted by ERP_Invoice_Id__c.
+STRATUM_INVOICE_SCHEMA = ObjectSchema(
+    "Stratum_Invoice__c",
+    "a03",
+    (
+        _ID,
+        _read_only("Name", "string", length=80),  # auto-number SI-{000000}
+        FieldSpec(name="ERP_Invoice_Id__c", kind="string", length=64, external_id=True, unique=True),
+        FieldSpec(name="Opportunity__c", kind="reference", reference_to="Opportunity"),
+        FieldSpec(name="Account__c", kind="reference", reference_to="Account"),
+        FieldSpec(name="Invoice_Number__c", kind="string", length=64),
+        FieldSpec(name="Status__c", kind="picklist", restricted_values=INVOICE_STATUSES),
+        FieldSpec(name="Total__c", kind="currency"),
+        FieldSpec(name="Balance__c", kind="currency"),
+        FieldSpec(name="Issue_Date__c", kind="date"),
+        FieldSpec(name="Due_Date__c", kind="date"),
+        FieldSpec(name="ERP_Updated_At__c", kind="datetime"),
+        _CURRENCY,
+        *_SYSTEM_FIELDS,
+    ),
+)
+
 # The org itself (`GET .../sobjects/Organization/{ORG_ID}`, ``SELECT ... FROM Organization``): one record,
 # read-only through the API (the integration user cannot change company settings). A subset of its fields.
 ORGANIZATION_SCHEMA = ObjectSchema(
@@ -538,6 +581,7 @@ SCHEMAS: Mapping[str, ObjectSchema] = {
         CONTRACT_SCHEMA,
         OPPORTUNITY_MILESTONE_SCHEMA,
         RATE_CARD_LINE_SCHEMA,
+        STRATUM_INVOICE_SCHEMA,
         ORGANIZATION_SCHEMA,
     )
 }
@@ -1024,6 +1068,12 @@ def _opportunity_record(seed: _OpportunitySeed, owner_id: str, rng: random.Rando
         "ERP_Project_Id__c": None,
         "ERP_Customer_Id__c": None,
         "Contract_Terms__c": None,
+        "Retainer_Monthly_Fee__c": None,
+        "Retainer_Included_Hours__c": None,
+        "Payment_Terms_Days__c": None,
+        "Invoiced_Amount__c": None,
+        "Paid_Amount__c": None,
+        "Overdue_Amount__c": None,
         "Stratum_Id__c": None,
         "OwnerId": owner_id,
         "IsDeleted": False,
@@ -1906,6 +1956,12 @@ class _DealTerms:
         }
 
 
+def _set_terms(opportunity: Record, model: str, net: str) -> None:
+    """The terms text and the payment terms field that says the same ("Net 30" -> 30 days)."""
+    opportunity["Contract_Terms__c"] = _TERMS_TEXT[model].format(net=net)
+    opportunity["Payment_Terms_Days__c"] = float(net.removeprefix("Net "))
+
+
 def _milestone_status(opportunity: Record, due: date) -> str:
     if opportunity["StageName"] != "Closed Won":
         return "Planned"
@@ -1918,7 +1974,7 @@ def _terms_for(opportunity: Record, terms: _DealTerms, rng: random.Random) -> No
     if opportunity["StageName"] not in _TERMS_STAGES or model is None:
         return
     net = ("Net 30", "Net 30", "Net 45", "Net 60")[rng.randrange(4)]
-    opportunity["Contract_Terms__c"] = _TERMS_TEXT[model].format(net=net)
+    _set_terms(opportunity, model, net)
     amount = opportunity["Amount"]
     close_date = date.fromisoformat(opportunity["CloseDate"])
     if model in _MILESTONE_NAMES and amount:  # no amount: nothing to schedule (a rule flags that itself)
@@ -1942,7 +1998,7 @@ def _terms_for(opportunity: Record, terms: _DealTerms, rng: random.Random) -> No
 def _ready_terms(opportunities: Mapping[str, Record], terms: _DealTerms) -> None:
     """The hand-written terms of the well-known ready deals (their children get the first ids)."""
     ready = opportunities[READY_OPPORTUNITY_ID]
-    ready["Contract_Terms__c"] = _TERMS_TEXT["Time and Materials"].format(net="Net 30")
+    _set_terms(ready, "Time and Materials", "Net 30")
     for role, rate in (
         ("Engagement Manager", 275.0),
         ("Senior Consultant", 210.0),
@@ -1951,11 +2007,11 @@ def _ready_terms(opportunities: Mapping[str, Record], terms: _DealTerms) -> None
     ):
         terms.rate_card_line(ready, role, rate, "Hour")
     fixed_fee = opportunities[READY_FIXED_FEE_OPPORTUNITY_ID]
-    fixed_fee["Contract_Terms__c"] = _TERMS_TEXT["Fixed Fee"].format(net="Net 30")
+    _set_terms(fixed_fee, "Fixed Fee", "Net 30")
     terms.milestone(fixed_fee, 1, "Mobilisation", 42000.0, date(2026, 2, 25), "Invoiced")
     terms.milestone(fixed_fee, 2, "Final deliverables accepted", 42000.0, date(2026, 4, 30), "Planned")
     milestone = opportunities[READY_MILESTONE_OPPORTUNITY_ID]
-    milestone["Contract_Terms__c"] = _TERMS_TEXT["Milestone"].format(net="Net 45")
+    _set_terms(milestone, "Milestone", "Net 45")
     for sequence, (name, amount, due, status) in enumerate(
         (
             ("Discovery and design sign-off", 62100.15, date(2026, 2, 27), "Invoiced"),
@@ -1970,7 +2026,9 @@ def _ready_terms(opportunities: Mapping[str, Record], terms: _DealTerms) -> None
     terms.rate_card_line(milestone, "Solution Architect", 200.0, "Hour")
     terms.rate_card_line(milestone, "Senior Consultant", 170.0, "Hour")
     retainer = opportunities[READY_RETAINER_OPPORTUNITY_ID]
-    retainer["Contract_Terms__c"] = _TERMS_TEXT["Retainer"].format(net="Net 15")
+    _set_terms(retainer, "Retainer", "Net 15")
+    retainer["Retainer_Monthly_Fee__c"] = 4000.0
+    retainer["Retainer_Included_Hours__c"] = 20.0
     terms.rate_card_line(retainer, "Data Scientist", 240.0, "Hour")
     terms.rate_card_line(retainer, "Data Engineer", 185.0, "Hour")
 
@@ -2176,6 +2234,7 @@ def _seed_template(seed: int) -> dict[str, dict[str, Record]]:
         "Contract": _contracts(accounts, opportunities, seed),
         "Opportunity_Milestone__c": terms.milestones,
         "Rate_Card_Line__c": terms.rate_cards,
+        "Stratum_Invoice__c": {},
         "Organization": {ORG_ID: organization_record()},
     }
 

@@ -118,6 +118,8 @@ def _field(spec: FieldSpec) -> dict[str, Any]:
     else:
         length = 0
     precision, scale = _NUMBER_SHAPES.get(kind, (0, 0))
+    if spec.precision is not None:
+        precision, scale = spec.precision, spec.scale or 0
     long_text = kind == "textarea" and length > _SHORT_TEXT
     nillable = not spec.required and kind not in ("id", "boolean") and spec.name not in _SYSTEM_SET
     values = spec.restricted_values or ()

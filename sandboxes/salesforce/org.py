@@ -69,6 +69,7 @@ _FIRST_MINTED_NUMBER = 500_000
 
 # Messages the public documentation does not spell out (unverified): kept here so they are easy to fix.
 MESSAGES = {
+    "precondition_failed": "The record was modified since the time given in If-Unmodified-Since",
     "not_external_id": "Field {field} is not an External ID or the Id field",
     "unknown_external_id": "Provided external ID field does not exist or is not accessible: {field}",
     "external_id_mismatch": "The value of {field} in the request body does not match the value in the URL",
@@ -275,6 +276,7 @@ class Org:
         self._auto_numbers = {
             "Contract": 1 + _highest_number(self.records["Contract"], "ContractNumber", ""),
             "Rate_Card_Line__c": 1 + _highest_number(self.records["Rate_Card_Line__c"], "Name", "RCL-"),
+            "Stratum_Invoice__c": 1 + _highest_number(self.records["Stratum_Invoice__c"], "Name", "SI-"),
         }
         self._reset_at = self.now()
         self.faults.clear()
@@ -428,6 +430,8 @@ class Org:
                 self.records[name] = seed[name]
         self._serials = state.serials
         self._auto_numbers = state.auto_numbers
+        # State saved before Stratum_Invoice__c existed numbers its invoices from the first.
+        self._auto_numbers.setdefault("Stratum_Invoice__c", 1)
         for name, schema in self.schemas.items():
             self.recycle_bin.setdefault(name, {})
             self._serials.setdefault(schema.key_prefix, _FIRST_MINTED_NUMBER)

@@ -5,12 +5,14 @@
 - ``GET .../sobjects/`` (describeGlobal), ``GET .../sobjects/{Obj}/`` and ``.../{Obj}/describe/``, derived
   from the schemas (`sandboxes.salesforce.describe`), 304 under ``If-Modified-Since`` when unchanged
 - ``POST .../sobjects/{Obj}/`` creates; ``GET/PATCH/DELETE .../{Obj}/{id}`` read (``?fields=``; 304 with
-  no body under ``If-Modified-Since`` while unchanged), update, delete (to the recycle bin)
+  no body under ``If-Modified-Since`` while unchanged), update (412 under ``If-Unmodified-Since`` when the
+  record changed after that moment, 400 for an unreadable date), delete (to the recycle bin)
 - ``GET/PATCH .../{Obj}/{ExtField}/{value}`` read or upsert by external id (``?updateOnly=true``); 300
   with the records' URLs when several match
 - ``GET .../{Obj}/updated/`` and ``.../deleted/`` (``?start=&end=``): the replication change feeds
 
-Decided without documentation (unverified): the 405 answer to writes on a read-only object
+Decided without documentation (unverified): the body of the 412 answer (an error array with
+``PRECONDITION_FAILED``), the 405 answer to writes on a read-only object
 (`_read_only_object`), refusing to create a contract that is already Activated, and the messages in
 `sandboxes.salesforce.org.MESSAGES`.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeAlias
 
@@ -183,6 +186,23 @@ class SObjectResources(Org):
             return True
         return _modified_since(datetime.fromisoformat(stamp), if_modified_since)
 
+    def check_unmodified_since(
+        self, schema: ObjectSchema, record_id: str, if_unmodified_since: str | None
+    ) -> None:
+        """``If-Unmodified-Since`` on a record update (REST API Developer Guide, "Conditional Request
+        Headers"): 412 Precondition Failed when the record was modified after the given moment; an invalid
+        value on a PATCH is a 400. The comparison is to the second, like an HTTP-date."""
+        if if_unmodified_since is None:
+            return
+        try:
+            parsedate_to_datetime(if_unmodified_since)
+        except (TypeError, ValueError, IndexError):
+            message = f"Invalid If-Unmodified-Since header: {if_unmodified_since}"
+            raise SalesforceError(400, "INVALID_HEADER_TYPE", message) from None
+        stamp = self.record(schema, record_id).get("LastModifiedDate")
+        if isinstance(stamp, str) and _modified_since(parse_datetime(stamp), if_unmodified_since):
+            raise SalesforceError(412, "PRECONDITION_FAILED", MESSAGES["precondition_failed"])
+
     def metadata_modified_since(self, if_modified_since: str | None) -> bool:
         """The same for Describe Global and sObject Describe, whose metadata dates from the org's last
         (re)build: the schemas never change while it runs."""
@@ -251,6 +271,8 @@ class SObjectResources(Org):
             record["ContractNumber"] = f"{self._next_auto_number('Contract'):08d}"
         elif schema.name == "Rate_Card_Line__c":
             record["Name"] = f"RCL-{self._next_auto_number('Rate_Card_Line__c'):06d}"
+        elif schema.name == "Stratum_Invoice__c":
+            record["Name"] = f"SI-{self._next_auto_number('Stratum_Invoice__c'):06d}"
         stamp = format_datetime(self.now())
         record.update(IsDeleted=False, CreatedDate=stamp, LastModifiedDate=stamp, SystemModstamp=stamp)
         self.records[schema.name][record["Id"]] = record
@@ -406,7 +428,11 @@ class SObjectResources(Org):
                 and record.get("ActivatedDate") is None
             ):
                 record["ActivatedDate"] = format_datetime(self.now())
-        elif schema.field("Opportunity__c") is not None and "Opportunity__c" in changed:
+        elif (
+            "Opportunity__c" in changed
+            and (currency := schema.field("CurrencyIsoCode")) is not None
+            and not currency.createable
+        ):
             # Master-detail children take the master's currency.
             master = self.records["Opportunity"][record["Opportunity__c"]]
             record["CurrencyIsoCode"] = master["CurrencyIsoCode"]
@@ -426,6 +452,19 @@ class SObjectResources(Org):
                     f"{spec.name}: value outside of valid range on numeric field: {value}",
                     [spec.name],
                 )
+            if spec.precision is not None:
+                # Number(p, s): Salesforce rounds to the scale and refuses more than p - s integer digits.
+                scale = spec.scale or 0
+                if abs(value) >= 10 ** (spec.precision - scale):
+                    raise SalesforceError(
+                        400,
+                        "NUMBER_OUTSIDE_VALID_RANGE",
+                        f"{spec.name}: value outside of valid range on numeric field: {value}",
+                        [spec.name],
+                    )
+                # Half up, as Salesforce rounds a number to its field's scale (Python's round() is half even).
+                exponent = Decimal(1).scaleb(-scale)
+                return float(Decimal(str(value)).quantize(exponent, rounding=ROUND_HALF_UP))
             return round(float(value), 2)
         if spec.kind == "int":
             if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
@@ -657,6 +696,7 @@ async def update_record(
     sandbox.check_version(version)
     schema = sandbox.schema(sobject)
     sandbox.record(schema, record_id)  # 404 beats body errors, as in Salesforce
+    sandbox.check_unmodified_since(schema, record_id, request.headers.get("if-unmodified-since"))
     sandbox.update(schema, record_id, await read_body(request))
 
 

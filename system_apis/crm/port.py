@@ -7,8 +7,10 @@ from typing import Protocol, runtime_checkable
 
 from contracts.models import (
     ContactPage,
+    CrmInvoiceStatusUpdate,
     Customer,
     CustomerPage,
+    InvoiceTotals,
     Opportunity,
     OpportunityActivationUpdate,
     OpportunityPage,
@@ -62,6 +64,13 @@ class CrmPort(Protocol):
     ) -> Opportunity:
         """Write the activation outcome back to the deal. Idempotent: the same update twice changes
         nothing the second time. ``NotFound`` when there is no such opportunity."""
+        ...
+
+    async def upsert_invoice_status(self, update: CrmInvoiceStatusUpdate) -> InvoiceTotals:
+        """Write one ERP invoice where sales see it (one record per ERP invoice under the account and the
+        opportunity, upserted by ``erp_invoice_id``), then the opportunity's invoiced, paid and overdue
+        totals over all its invoices; answers those totals. An update older than the one stored
+        (``erp_updated_at``) changes nothing. ``NotFound`` when there is no such opportunity."""
         ...
 
     async def close(self) -> None: ...

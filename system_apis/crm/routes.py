@@ -1,17 +1,22 @@
-"""System API routes for the CRM domain: customers, contacts, opportunities, and the activation write-back."""
+"""System API routes for the CRM domain: customers, contacts, opportunities, the activation write-back and
+the invoice status sales see on the deal."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
+import msgspec
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter, SkipValidation
 
 from apis.routing import VENDOR_ERRORS, operation
 from contracts.models import (
     ContactPage,
+    CrmInvoiceState,
+    CrmInvoiceStatusUpdate,
     Customer,
     CustomerPage,
+    InvoiceTotals,
     Opportunity,
     OpportunityActivationUpdate,
     OpportunityPage,
@@ -154,6 +159,33 @@ async def update_opportunity_activation(
     return await crm.update_opportunity_activation(opportunity_id, data)
 
 
+@operation(
+    "PUT",
+    "/system/v1/crm/opportunities/{opportunity_id:str}/invoices/{erp_invoice_id:str}",
+    operation_id="putCrmOpportunityInvoiceStatus",
+    summary="Write one ERP invoice's status where sales see it, and answer the deal's invoice totals",
+    description="One record per ERP invoice under the opportunity (and its account), keyed by the ERP "
+    "invoice id: PUT the invoice's whole current state. An update older than the stored one "
+    "(`erp_updated_at`) changes nothing; the same update twice changes nothing the second time. Answers "
+    "the opportunity's "
+    "invoiced, paid and overdue totals over all its invoices, in the deal's currency.",
+    scopes=["system:write"],
+    errors=[404, *VENDOR_ERRORS],
+    idempotency="required",
+    tags=_TAGS,
+)
+async def put_invoice_status(
+    opportunity_id: Annotated[str, RecordIdPath],
+    erp_invoice_id: Annotated[str, RecordIdPath],
+    data: JSONBody[CrmInvoiceState],
+    crm: Crm,
+) -> InvoiceTotals:
+    update = CrmInvoiceStatusUpdate(
+        opportunity_id=opportunity_id, erp_invoice_id=erp_invoice_id, **msgspec.structs.asdict(data)
+    )
+    return await crm.upsert_invoice_status(update)
+
+
 crm_routes = [
     list_accounts,
     get_account,
@@ -162,4 +194,5 @@ crm_routes = [
     list_opportunities,
     get_opportunity,
     update_opportunity_activation,
+    put_invoice_status,
 ]

@@ -29,7 +29,9 @@ import datetime as dt
 import re
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
+from email.utils import format_datetime as format_http_date
 from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 import httpx
 import msgspec
@@ -39,8 +41,11 @@ from apis.config import SalesforceSettings
 from apis.oauth_client import ClientCredentialsAuth
 from contracts.models import (
     ContactPage,
+    CrmInvoiceStatusUpdate,
     Customer,
     CustomerPage,
+    InvoiceTotals,
+    Money,
     Opportunity,
     OpportunityActivationUpdate,
     OpportunityPage,
@@ -52,15 +57,19 @@ from system_apis.crm.salesforce_mapping import (
     ACTIVATION_STATUS_PICKLIST,
     CONTACT_FIELDS,
     CUSTOM_FIELDS,
+    INVOICE_FIELDS,
+    INVOICE_OBJECT,
     MILESTONE_FIELDS,
     MILESTONE_OBJECT,
     OPPORTUNITY_FIELDS,
     RATE_CARD_LINE_FIELDS,
     RATE_CARD_LINE_OBJECT,
     SELECT_LISTS,
+    STRATUM_CALL_OPTIONS,
     CustomField,
     SalesforceAccount,
     SalesforceContact,
+    SalesforceInvoice,
     SalesforceMilestone,
     SalesforceOpportunity,
     SalesforceRateCardLine,
@@ -70,9 +79,14 @@ from system_apis.crm.salesforce_mapping import (
     decode_account,
     decode_opportunity,
     decode_query_page,
+    invoice_body,
+    invoice_matches,
+    invoice_totals,
     known_stage_picklist_values,
     opportunity_from_record,
+    parse_salesforce_datetime,
     stage_picklist_values,
+    totals_body,
 )
 from system_apis.cursors import unwrap_cursor, wrap_cursor
 from system_apis.errors import (
@@ -137,6 +151,13 @@ _SCHEMA_START_WAIT_SECONDS = 10.0
 _ACCOUNT = ("Account",)
 _CONTACT = ("Contact",)
 _OPPORTUNITY = ("Opportunity", MILESTONE_OBJECT, RATE_CARD_LINE_OBJECT)
+_INVOICE_STATUS = ("Opportunity", INVOICE_OBJECT)
+# Reads and conditional writes of one invoice record before giving up on a record other writers keep changing.
+_INVOICE_WRITE_ATTEMPTS = 3
+_PRECONDITION_FAILED = "PRECONDITION_FAILED"
+# Amounts go out as JSON numbers written from the Decimal's digits (msgspec's default is a JSON string),
+# so money never passes through a float on its way to a currency field.
+_money_encoder = msgspec.json.Encoder(decimal_format="number")
 
 
 def _log() -> Any:
@@ -283,6 +304,7 @@ def opportunity_query(
 _CHILD_ORDER = {
     MILESTONE_OBJECT: "Due_Date__c ASC NULLS LAST, Name, Id",
     RATE_CARD_LINE_OBJECT: "Role__c, Id",
+    INVOICE_OBJECT: "Issue_Date__c ASC NULLS LAST, Id",
 }
 
 
@@ -292,6 +314,14 @@ def child_records_query(sobject: str, fields: Sequence[str], opportunity_id: str
     return (
         f"SELECT {', '.join(fields)} FROM {sobject}"  # noqa: S608 - constants and a soql_quote()d id
         f" WHERE Opportunity__c = {soql_quote(opportunity_id)} ORDER BY {_CHILD_ORDER[sobject]}"
+    )
+
+
+def invoice_by_erp_id_query(erp_invoice_id: str) -> str:
+    """The SOQL for the ``Stratum_Invoice__c`` record of one ERP invoice (the external id is unique)."""
+    return (
+        f"SELECT {', '.join(INVOICE_FIELDS)} FROM {INVOICE_OBJECT}"  # noqa: S608 - constants, quoted id
+        f" WHERE ERP_Invoice_Id__c = {soql_quote(erp_invoice_id)}"
     )
 
 
@@ -389,6 +419,7 @@ class SalesforceCrm:
         breaker: BreakerPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        today: Callable[[], dt.date] = lambda: dt.datetime.now(dt.UTC).date(),
     ) -> None:
         if settings.base_url is None:
             raise ValueError("SalesforceCrm needs a base_url (the bootstrap substitutes the sandbox's)")
@@ -418,6 +449,7 @@ class SalesforceCrm:
         # Custom object -> monotonic time until which the org is taken not to have it (INVALID_TYPE).
         self._missing_objects: dict[str, float] = {}
         self._clock = clock
+        self._today = today  # the UTC date an unpaid invoice past its due date counts as overdue on
         # The org's schema as last described: what it lacks, and when (None: never described completely).
         self._schema_problems: tuple[_SchemaFinding, ...] = ()
         self._schema_checked_at: float | None = None
@@ -639,6 +671,9 @@ class SalesforceCrm:
             _OPPORTUNITY, lambda: self._update_opportunity_activation(opportunity_id, update), write=True
         )
 
+    async def upsert_invoice_status(self, update: CrmInvoiceStatusUpdate) -> InvoiceTotals:
+        return await self._use(_INVOICE_STATUS, lambda: self._upsert_invoice_status(update), write=True)
+
     async def _get_customer(self, customer_id: str) -> Customer:
         if not is_salesforce_id(customer_id):
             raise NotFound(VENDOR, "no such account")
@@ -734,11 +769,123 @@ class SalesforceCrm:
         await self._http.send(
             "PATCH",
             f"{self._api}/sobjects/Opportunity/{opportunity_id}",
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", **STRATUM_CALL_OPTIONS},
             content=body,
             idempotent=True,
         )
         return await self._get_opportunity(opportunity_id)
+
+    async def _upsert_invoice_status(self, update: CrmInvoiceStatusUpdate) -> InvoiceTotals:
+        """Read the stored record, write it only when the update is not older and says something new, then
+        write the opportunity's totals over all its invoices.
+
+        Ordering: ``ERP_Updated_At__c`` holds the ERP's change time of the stored state; an update stamped
+        earlier is stale and changes nothing (an unstamped update always applies). Race: between the read
+        and the write another writer may store a newer state. For an existing record the write is
+        conditional (``If-Unmodified-Since``, 412 -> read and decide again), which closes that window down
+        to Salesforce's one-second ``LastModifiedDate`` resolution. The first write of a record cannot be
+        conditional (Salesforce has no conditional upsert by external id, and If-Match works only on
+        Account), so two first writes racing can still land in either order; the status-back workflow is
+        the only periodic writer and any later ERP change re-sends the newest state. The totals are
+        recomputed from the records on every call, so they always match what the records say.
+
+        Exactly once: the upsert by external id (unique ``ERP_Invoice_Id__c``) is retried on a lost
+        answer; a second attempt updates the record the first created, never a second record."""
+        if not is_salesforce_id(update.opportunity_id):
+            raise NotFound(VENDOR, "no such opportunity")
+        opportunity = await self._read_opportunity(update.opportunity_id)
+        currency = (opportunity.currency_iso_code or update.currency).upper()
+        await self._write_invoice(update, opportunity.account_id)
+        # Every invoice of the deal, summed here in Decimal: SOQL's SUM() of a currency field answers in
+        # the org's corporate currency when the query groups (SOQL and SOSL Reference, "convertCurrency()",
+        # considerations: "If a query includes a GROUP BY or HAVING clause, any currency data returned by
+        # using an aggregate function ... is in the org's default currency"), which would turn a GBP
+        # deal's totals into converted USD. Reading the records keeps each amount in its own currency.
+        invoices = await self._query(
+            child_records_query(INVOICE_OBJECT, INVOICE_FIELDS, update.opportunity_id), SalesforceInvoice
+        )
+        invoiced, paid, overdue, count = invoice_totals(currency, invoices, today=self._today())
+        # Absolute values: a repeated PATCH leaves the opportunity as one would, so it is retried.
+        await self._http.send(
+            "PATCH",
+            f"{self._api}/sobjects/Opportunity/{update.opportunity_id}",
+            headers={"Content-Type": "application/json", **STRATUM_CALL_OPTIONS},
+            content=_money_encoder.encode(totals_body(invoiced, paid, overdue)),
+            idempotent=True,
+        )
+        return InvoiceTotals(
+            opportunity_id=opportunity.id,
+            currency=currency,
+            invoiced=Money(amount=invoiced, currency=currency),
+            paid=Money(amount=paid, currency=currency),
+            overdue=Money(amount=overdue, currency=currency),
+            invoice_count=count,
+        )
+
+    async def _write_invoice(self, update: CrmInvoiceStatusUpdate, account_id: str | None) -> None:
+        """Read the stored record and write the update unless it is stale or says nothing new. An existing
+        record is updated by Id under ``If-Unmodified-Since`` its read ``LastModifiedDate`` (REST API
+        Developer Guide, "Conditional Request Headers"): a 412 means another writer came in between, so
+        the record is read and the decision taken again. A new one is made by the upsert."""
+        body = _money_encoder.encode(invoice_body(update, account_id))
+        for _ in range(_INVOICE_WRITE_ATTEMPTS):
+            stored = await self._query(invoice_by_erp_id_query(update.erp_invoice_id), SalesforceInvoice)
+            if not stored:
+                # A lost answer is retried: the second attempt updates the record the first created.
+                await self._http.send(
+                    "PATCH",
+                    f"{self._api}/sobjects/{INVOICE_OBJECT}/ERP_Invoice_Id__c/"
+                    + quote(update.erp_invoice_id, safe=""),
+                    headers={"Content-Type": "application/json", **STRATUM_CALL_OPTIONS},
+                    content=body,
+                    idempotent=True,
+                )
+                return
+            record = stored[0]
+            if not self._invoice_update_applies(record, update, account_id):
+                return
+            headers = {"Content-Type": "application/json", **STRATUM_CALL_OPTIONS}
+            read_at = parse_salesforce_datetime(record.last_modified_date)
+            if read_at is not None:
+                headers["If-Unmodified-Since"] = format_http_date(read_at, usegmt=True)
+            try:
+                # Retried on a lost answer: the retry then meets a 412 (its first attempt changed the
+                # record), reads it again and finds nothing left to write.
+                await self._http.send(
+                    "PATCH",
+                    f"{self._api}/sobjects/{INVOICE_OBJECT}/{record.id}",
+                    headers=headers,
+                    content=body,
+                    idempotent=True,
+                )
+                return
+            except VendorRejected as exc:
+                if exc.vendor_code != _PRECONDITION_FAILED:
+                    raise
+                _log().info("salesforce_invoice_changed_meanwhile", vendor=VENDOR, record_id=record.id)
+        raise VendorUnavailable(
+            VENDOR, "the invoice record kept changing while it was written; try again", retry_after=1.0
+        )
+
+    @staticmethod
+    def _invoice_update_applies(
+        record: SalesforceInvoice, update: CrmInvoiceStatusUpdate, account_id: str | None
+    ) -> bool:
+        """False when the stored record is newer than the update, or already says all it says."""
+        try:
+            stored_at = parse_salesforce_datetime(record.erp_updated_at)
+        except ValueError:
+            stored_at = None  # an unreadable stamp orders nothing: the update applies
+        if stored_at is not None and update.erp_updated_at is not None and update.erp_updated_at < stored_at:
+            _log().info(
+                "salesforce_invoice_update_stale",
+                vendor=VENDOR,
+                erp_invoice_id=update.erp_invoice_id,
+                stored_at=stored_at.isoformat(),
+                update_at=update.erp_updated_at.isoformat(),
+            )
+            return False
+        return not invoice_matches(record, update, account_id)
 
     # --- Salesforce specifics ------------------------------------------------------------------------
 
@@ -837,6 +984,9 @@ class SalesforceCrm:
             if message
             else f"Salesforce HTTP {status}"
         )
+        if status == 412:
+            # A conditional update whose record changed since it was read (If-Unmodified-Since).
+            return VendorRejected(VENDOR, detail, vendor_code=_PRECONDITION_FAILED)
         if status == 403 and code == "REQUEST_LIMIT_EXCEEDED":
             return VendorUnavailable(
                 VENDOR, "Salesforce daily API request limit exceeded", retry_after=_DAILY_LIMIT_RETRY_AFTER

@@ -13,7 +13,15 @@ The gateway's own objects and fields in the org (custom, so a customer org must 
 - ``Opportunity_Milestone__c`` (master-detail ``Opportunity__c``, ``Name``, ``Amount__c``, ``Due_Date__c``):
   the deal's billable milestones;
 - ``Rate_Card_Line__c`` (master-detail ``Opportunity__c``, ``Role__c``, ``Rate__c``, ``Unit__c`` "Hour" or
-  "Day"): the rates sold per role.
+  "Day"): the rates sold per role;
+- Opportunity deal terms for billing: ``Retainer_Monthly_Fee__c`` (currency), ``Retainer_Included_Hours__c``
+  (Number(6,2)), ``Payment_Terms_Days__c`` (Number(3,0)); and the invoice totals the gateway writes:
+  ``Invoiced_Amount__c``, ``Paid_Amount__c``, ``Overdue_Amount__c`` (currency);
+- ``Stratum_Invoice__c``: one record per ERP invoice (VENDORS.md, "Billing, payments and change signals"),
+  upserted by ``ERP_Invoice_Id__c`` (Text(64), External ID, Unique), with lookups ``Opportunity__c`` and
+  ``Account__c``, ``Invoice_Number__c``, ``Status__c`` (picklist, see ``INVOICE_STATUS_PICKLIST``),
+  ``Total__c``, ``Balance__c`` (currency), ``Issue_Date__c``, ``Due_Date__c``, ``ERP_Updated_At__c``
+  (datetime: the ERP's change time, which orders updates) and ``CurrencyIsoCode``.
 
 Like ``Opportunity.CurrencyIsoCode``, the children's ``CurrencyIsoCode`` assumes a multi-currency org (a
 detail record's is its master's).
@@ -29,6 +37,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
+from contracts.models.billing import CrmInvoiceStatus, CrmInvoiceStatusUpdate
 from contracts.models.common import Money, SystemIds, is_iso_4217
 from contracts.models.crm import (
     ActivationStatus,
@@ -42,6 +51,7 @@ from contracts.models.crm import (
     OpportunityStage,
     RateCardLine,
     RateUnit,
+    RetainerTerms,
 )
 
 __all__ = [
@@ -49,15 +59,22 @@ __all__ = [
     "ACTIVATION_STATUS_PICKLIST",
     "CONTACT_FIELDS",
     "CUSTOM_FIELDS",
+    "INVOICE_FIELDS",
+    "INVOICE_OBJECT",
+    "INVOICE_STATUS_PICKLIST",
+    "INVOICE_TOTAL_FIELDS",
     "MILESTONE_FIELDS",
     "MILESTONE_OBJECT",
     "OPPORTUNITY_FIELDS",
     "RATE_CARD_LINE_FIELDS",
     "RATE_CARD_LINE_OBJECT",
     "SELECT_LISTS",
+    "STRATUM_CALL_OPTIONS",
+    "STRATUM_CLIENT_ID",
     "CustomField",
     "SalesforceAccount",
     "SalesforceContact",
+    "SalesforceInvoice",
     "SalesforceMilestone",
     "SalesforceOpportunity",
     "SalesforceQueryPage",
@@ -70,6 +87,10 @@ __all__ = [
     "decode_account",
     "decode_opportunity",
     "decode_query_page",
+    "invoice_body",
+    "invoice_matches",
+    "invoice_status_from_picklist",
+    "invoice_totals",
     "known_stage_picklist_values",
     "milestone_from_record",
     "opportunity_from_record",
@@ -77,6 +98,7 @@ __all__ = [
     "rate_card_line_from_record",
     "stage_from_picklist",
     "stage_picklist_values",
+    "totals_body",
 ]
 
 R = TypeVar("R")
@@ -125,6 +147,9 @@ class SalesforceOpportunity(msgspec.Struct, kw_only=True, frozen=True):
     erp_project_id: str | None = msgspec.field(default=None, name="ERP_Project_Id__c")
     erp_customer_id: str | None = msgspec.field(default=None, name="ERP_Customer_Id__c")
     contract_terms: str | None = msgspec.field(default=None, name="Contract_Terms__c")
+    retainer_monthly_fee: Decimal | None = msgspec.field(default=None, name="Retainer_Monthly_Fee__c")
+    retainer_included_hours: Decimal | None = msgspec.field(default=None, name="Retainer_Included_Hours__c")
+    payment_terms_days: Decimal | None = msgspec.field(default=None, name="Payment_Terms_Days__c")
     owner_id: str | None = msgspec.field(default=None, name="OwnerId")
     last_modified_date: str | None = msgspec.field(default=None, name="LastModifiedDate")
 
@@ -163,6 +188,24 @@ class SalesforceRateCardLine(msgspec.Struct, kw_only=True, frozen=True):
     currency_iso_code: str | None = msgspec.field(default=None, name="CurrencyIsoCode")
 
 
+class SalesforceInvoice(msgspec.Struct, kw_only=True, frozen=True):
+    """A ``Stratum_Invoice__c`` record: one ERP invoice as sales see it."""
+
+    id: str = msgspec.field(name="Id")
+    erp_invoice_id: str | None = msgspec.field(default=None, name="ERP_Invoice_Id__c")
+    opportunity_id: str | None = msgspec.field(default=None, name="Opportunity__c")
+    account_id: str | None = msgspec.field(default=None, name="Account__c")
+    number: str | None = msgspec.field(default=None, name="Invoice_Number__c")
+    status: str | None = msgspec.field(default=None, name="Status__c")
+    total: Decimal | None = msgspec.field(default=None, name="Total__c")
+    balance: Decimal | None = msgspec.field(default=None, name="Balance__c")
+    issue_date: dt.date | None = msgspec.field(default=None, name="Issue_Date__c")
+    due_date: dt.date | None = msgspec.field(default=None, name="Due_Date__c")
+    erp_updated_at: str | None = msgspec.field(default=None, name="ERP_Updated_At__c")
+    currency_iso_code: str | None = msgspec.field(default=None, name="CurrencyIsoCode")
+    last_modified_date: str | None = msgspec.field(default=None, name="LastModifiedDate")
+
+
 class SalesforceQueryPage(msgspec.Struct, Generic[R], kw_only=True, frozen=True):
     """One batch of a SOQL query result (``GET query/?q=`` or its ``nextRecordsUrl``)."""
 
@@ -172,8 +215,17 @@ class SalesforceQueryPage(msgspec.Struct, Generic[R], kw_only=True, frozen=True)
     next_records_url: str | None = msgspec.field(default=None, name="nextRecordsUrl")
 
 
+# The client id the gateway's writes carry (REST API Developer Guide, "Call Options Header":
+# ``Sforce-Call-Options: client=...``). Change Data Capture reports it in ``changeOrigin``
+# (``com/salesforce/api/rest/61.0;client=stratum``), which is how the gateway recognises, and drops, the
+# change events of its own writes (ChangeEventHeader, "changeOrigin ... Use this field to detect whether your
+# app initiated the change to not process the change again").
+STRATUM_CLIENT_ID = "stratum"
+STRATUM_CALL_OPTIONS = {"Sforce-Call-Options": f"client={STRATUM_CLIENT_ID}"}
+
 MILESTONE_OBJECT = "Opportunity_Milestone__c"
 RATE_CARD_LINE_OBJECT = "Rate_Card_Line__c"
+INVOICE_OBJECT = "Stratum_Invoice__c"
 
 
 class CustomField(msgspec.Struct, kw_only=True, frozen=True):
@@ -184,7 +236,8 @@ class CustomField(msgspec.Struct, kw_only=True, frozen=True):
     types: tuple[str, ...]
     """The describe ``type`` values the gateway can work with; the first is the one to create."""
     written: bool = False
-    """The gateway writes it (the activation write-back): the integration user must be able to update it."""
+    """The gateway writes it (the activation write-back, the invoice status and totals): the integration
+    user must be able to update it."""
     optional_object: bool = False
     """Its object is one of the gateway's own custom objects, which an org may not have: deals then have
     no milestones or rate cards (``SalesforceCrm`` reads none), so the object's absence is not an error."""
@@ -194,6 +247,7 @@ _TEXT = ("string",)
 _CHOICE = ("picklist", "string")
 _LONG_TEXT = ("textarea", "string")
 _MONEY = ("currency", "double")
+_NUMBER = ("double", "currency")
 
 # Every custom field the gateway needs, in one place: the SOQL select lists below may only name custom fields
 # listed here (checked at import), the activation write-back writes only fields marked written, and
@@ -209,6 +263,12 @@ CUSTOM_FIELDS: tuple[CustomField, ...] = (
     CustomField(sobject="Opportunity", name="ERP_Project_Id__c", types=_TEXT, written=True),
     CustomField(sobject="Opportunity", name="ERP_Customer_Id__c", types=_TEXT, written=True),
     CustomField(sobject="Opportunity", name="Contract_Terms__c", types=_LONG_TEXT),
+    CustomField(sobject="Opportunity", name="Retainer_Monthly_Fee__c", types=_MONEY),
+    CustomField(sobject="Opportunity", name="Retainer_Included_Hours__c", types=_NUMBER),
+    CustomField(sobject="Opportunity", name="Payment_Terms_Days__c", types=_NUMBER),
+    CustomField(sobject="Opportunity", name="Invoiced_Amount__c", types=_MONEY, written=True),
+    CustomField(sobject="Opportunity", name="Paid_Amount__c", types=_MONEY, written=True),
+    CustomField(sobject="Opportunity", name="Overdue_Amount__c", types=_MONEY, written=True),
     CustomField(sobject=MILESTONE_OBJECT, name="Opportunity__c", types=("reference",), optional_object=True),
     CustomField(sobject=MILESTONE_OBJECT, name="Amount__c", types=_MONEY, optional_object=True),
     CustomField(sobject=MILESTONE_OBJECT, name="Due_Date__c", types=("date",), optional_object=True),
@@ -218,6 +278,18 @@ CUSTOM_FIELDS: tuple[CustomField, ...] = (
     ),
     CustomField(sobject=RATE_CARD_LINE_OBJECT, name="Rate__c", types=_MONEY, optional_object=True),
     CustomField(sobject=RATE_CARD_LINE_OBJECT, name="Unit__c", types=_CHOICE, optional_object=True),
+    # Billing needs the invoice object (not optional: without it no invoice status reaches sales, which
+    # blocks only the invoice status calls).
+    CustomField(sobject=INVOICE_OBJECT, name="ERP_Invoice_Id__c", types=_TEXT, written=True),
+    CustomField(sobject=INVOICE_OBJECT, name="Opportunity__c", types=("reference",), written=True),
+    CustomField(sobject=INVOICE_OBJECT, name="Account__c", types=("reference",), written=True),
+    CustomField(sobject=INVOICE_OBJECT, name="Invoice_Number__c", types=_TEXT, written=True),
+    CustomField(sobject=INVOICE_OBJECT, name="Status__c", types=_CHOICE, written=True),
+    CustomField(sobject=INVOICE_OBJECT, name="Total__c", types=_MONEY, written=True),
+    CustomField(sobject=INVOICE_OBJECT, name="Balance__c", types=_MONEY, written=True),
+    CustomField(sobject=INVOICE_OBJECT, name="Issue_Date__c", types=("date",), written=True),
+    CustomField(sobject=INVOICE_OBJECT, name="Due_Date__c", types=("date",), written=True),
+    CustomField(sobject=INVOICE_OBJECT, name="ERP_Updated_At__c", types=("datetime",), written=True),
 )
 _DECLARED = {(f.sobject, f.name) for f in CUSTOM_FIELDS}
 
@@ -237,6 +309,7 @@ OPPORTUNITY_FIELDS: tuple[str, ...] = _select_list("Opportunity", SalesforceOppo
 CONTACT_FIELDS: tuple[str, ...] = _select_list("Contact", SalesforceContact)
 MILESTONE_FIELDS: tuple[str, ...] = _select_list(MILESTONE_OBJECT, SalesforceMilestone)
 RATE_CARD_LINE_FIELDS: tuple[str, ...] = _select_list(RATE_CARD_LINE_OBJECT, SalesforceRateCardLine)
+INVOICE_FIELDS: tuple[str, ...] = _select_list(INVOICE_OBJECT, SalesforceInvoice)
 # Object -> the fields its queries select: every one must exist in the org, or the query fails.
 SELECT_LISTS: Mapping[str, tuple[str, ...]] = {
     "Account": ACCOUNT_FIELDS,
@@ -244,6 +317,7 @@ SELECT_LISTS: Mapping[str, tuple[str, ...]] = {
     "Opportunity": OPPORTUNITY_FIELDS,
     MILESTONE_OBJECT: MILESTONE_FIELDS,
     RATE_CARD_LINE_OBJECT: RATE_CARD_LINE_FIELDS,
+    INVOICE_OBJECT: INVOICE_FIELDS,
 }
 
 # Decoders are built once: building one compiles the type's decoding plan.
@@ -257,6 +331,7 @@ _query_page_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
         SalesforceContact,
         SalesforceMilestone,
         SalesforceRateCardLine,
+        SalesforceInvoice,
     )
 }
 
@@ -497,9 +572,27 @@ def opportunity_from_record(
         updated_at=parse_salesforce_datetime(record.last_modified_date),
         system_ids=SystemIds(crm=record.id, psa=project_id, erp=_text(record.erp_project_id)),
         contract_terms=_text(record.contract_terms),
+        retainer=_retainer(record, currency),
+        payment_terms_days=_whole_days(record.payment_terms_days),
         milestones=[milestone_from_record(milestone, currency) for milestone in milestones],
         rate_card=[line for line in lines if line is not None],
     )
+
+
+def _retainer(record: SalesforceOpportunity, currency: str | None) -> RetainerTerms | None:
+    """The retainer terms when the deal has a monthly fee (in the deal's currency); none otherwise."""
+    fee = _money(record.retainer_monthly_fee, currency)
+    if fee is None:
+        return None
+    hours = record.retainer_included_hours
+    return RetainerTerms(monthly_fee=fee, included_hours=Decimal(0) if hours is None else hours.normalize())
+
+
+def _whole_days(value: Decimal | None) -> int | None:
+    # Number(3,0): JSON may still carry it as 30.0; a fraction is not a payment term, so it reads as none.
+    if value is None or value != value.to_integral_value() or value < 0:
+        return None
+    return int(value)
 
 
 def contact_from_record(record: SalesforceContact) -> Contact:
@@ -553,3 +646,106 @@ def activation_update_body(update: OpportunityActivationUpdate) -> dict[str, str
     )
     body.update((field_name, value) for field_name, value in ids if value is not None)
     return body
+
+
+# ``Stratum_Invoice__c.Status__c`` picklist values, one per canonical invoice status.
+INVOICE_STATUS_PICKLIST: Mapping[CrmInvoiceStatus, str] = {
+    CrmInvoiceStatus.DRAFT: "Draft",
+    CrmInvoiceStatus.OPEN: "Open",
+    CrmInvoiceStatus.PARTIALLY_PAID: "Partially Paid",
+    CrmInvoiceStatus.PAID: "Paid",
+    CrmInvoiceStatus.OVERDUE: "Overdue",
+    CrmInvoiceStatus.VOID: "Void",
+}
+_INVOICE_STATUS_BY_KEY: dict[str, CrmInvoiceStatus] = {
+    _picklist_key(value): status for status, value in INVOICE_STATUS_PICKLIST.items()
+}
+# An invoice that does not count towards what was invoiced: not issued yet, or voided.
+_NOT_INVOICED = frozenset({CrmInvoiceStatus.DRAFT, CrmInvoiceStatus.VOID})
+# Statuses that still owe money and so become overdue once the due date has passed.
+_OWING = frozenset({CrmInvoiceStatus.OPEN, CrmInvoiceStatus.PARTIALLY_PAID, CrmInvoiceStatus.OVERDUE})
+
+
+def invoice_status_from_picklist(value: str | None) -> CrmInvoiceStatus | None:
+    """The canonical status for a ``Status__c`` value; None for an empty or unknown one."""
+    text = _text(value)
+    return None if text is None else _INVOICE_STATUS_BY_KEY.get(_picklist_key(text))
+
+
+def _salesforce_datetime(value: dt.datetime) -> str:
+    # Salesforce keeps milliseconds; a finer stamp would not read back equal.
+    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def invoice_body(update: CrmInvoiceStatusUpdate, account_id: str | None) -> dict[str, Any]:
+    """The ``Stratum_Invoice__c`` upsert body (without the external id, which is in the URL): absolute
+    values only, so the same body twice leaves one record as one write would. Amounts are Decimals; the
+    caller encodes them as JSON numbers. A field the update leaves out (None) is sent as null, so a
+    correction that clears a date clears it; ``ERP_Updated_At__c`` is not cleared by an unstamped update."""
+    body: dict[str, Any] = {
+        "Opportunity__c": update.opportunity_id,
+        "Account__c": update.customer_id or account_id,
+        "Invoice_Number__c": update.number,
+        "Status__c": INVOICE_STATUS_PICKLIST[update.status],
+        "Total__c": update.total,
+        "Balance__c": update.balance,
+        "Issue_Date__c": None if update.issue_date is None else update.issue_date.isoformat(),
+        "Due_Date__c": None if update.due_date is None else update.due_date.isoformat(),
+        "CurrencyIsoCode": update.currency,
+    }
+    if update.erp_updated_at is not None:
+        body["ERP_Updated_At__c"] = _salesforce_datetime(update.erp_updated_at)
+    return body
+
+
+def invoice_matches(
+    record: SalesforceInvoice, update: CrmInvoiceStatusUpdate, account_id: str | None
+) -> bool:
+    """True when the stored record already says everything ``update`` says (nothing to write)."""
+    stored_stamp = parse_salesforce_datetime(record.erp_updated_at)
+    return (
+        record.opportunity_id == update.opportunity_id
+        and record.account_id == (update.customer_id or account_id)
+        and _text(record.number) == _text(update.number)
+        and invoice_status_from_picklist(record.status) == update.status
+        and _currency_amount(record.total) == _at_currency_scale(update.total)
+        and _currency_amount(record.balance) == _at_currency_scale(update.balance)
+        and record.issue_date == update.issue_date
+        and record.due_date == update.due_date
+        and _currency(record.currency_iso_code) == update.currency
+        and (update.erp_updated_at is None or stored_stamp == update.erp_updated_at)
+    )
+
+
+def invoice_totals(
+    currency: str, invoices: Iterable[SalesforceInvoice], *, today: dt.date
+) -> tuple[Decimal, Decimal, Decimal, int]:
+    """(invoiced, paid, overdue, invoice count) over an opportunity's invoices in ``currency``, exact in
+    Decimal. Invoiced counts every issued invoice (not drafts, not voided); paid is what of it was paid
+    (total - balance); overdue is the balance of invoices marked overdue or still owing past their due date
+    (canonical ``Invoice.overdue``: balance > 0 and due date before today, UTC). An invoice in another
+    currency cannot be added without a rate, so it is left out of the amounts (and of the count)."""
+    invoiced = paid = overdue = Decimal("0.00")
+    count = 0
+    for record in invoices:
+        status = invoice_status_from_picklist(record.status)
+        if _currency(record.currency_iso_code) != currency or status is None or status in _NOT_INVOICED:
+            continue
+        total = _currency_amount(record.total) or Decimal("0.00")
+        balance = _currency_amount(record.balance) or Decimal("0.00")
+        count += 1
+        invoiced += total
+        paid += total - balance
+        past_due = record.due_date is not None and record.due_date < today
+        if balance > 0 and (status is CrmInvoiceStatus.OVERDUE or (status in _OWING and past_due)):
+            overdue += balance
+    return invoiced, paid, overdue, count
+
+
+# The opportunity's total fields, in the order of ``invoice_totals``.
+INVOICE_TOTAL_FIELDS = ("Invoiced_Amount__c", "Paid_Amount__c", "Overdue_Amount__c")
+
+
+def totals_body(invoiced: Decimal, paid: Decimal, overdue: Decimal) -> dict[str, Decimal]:
+    """The ``PATCH sobjects/Opportunity/{id}`` body for the totals: absolute values, idempotent."""
+    return dict(zip(INVOICE_TOTAL_FIELDS, (invoiced, paid, overdue), strict=True))

@@ -21,9 +21,22 @@ customers, projects, invoices and payments, and the errors of ``system_apis.erro
                            that exists by then is the project
   ``create_invoice``       find the invoice by ``externalDocumentNumber`` = key(external key); else
                            ``POST`` header and lines in one deep insert; then post it
-                           (``Microsoft.NAV.post``). A draft found by its key (an attempt whose post
-                           never happened) is posted, never created again
+                           (``Microsoft.NAV.post``) unless ``draft``. A draft found by its key (an
+                           attempt whose post never happened) is posted, never created again
+  ``post_invoice``         read it: a draft is posted (``Microsoft.NAV.post``; a lost answer is
+                           settled by reading it again), anything posted is answered as it is
+  ``void_invoice``         read it: a draft is deleted (``DELETE`` with ``If-Match``); an unpaid posted
+                           invoice is cancelled (``Microsoft.NAV.cancel``: Business Central posts a
+                           corrective credit memo, found by its ``invoiceNumber``, and the invoice reads
+                           ``Canceled``); a cancelled one is answered as it is; one with payments applied
+                           is refused, as Business Central refuses it (credit it by hand)
   ======================== ==========================================================================
+
+- billing: an invoice line's source ids travel as ``Comment`` lines after it, the memo as leading comment
+  lines, ``tax_code`` as each line's ``taxCode`` (``business_central_mapping.invoice_body``); ``overdue``
+  is computed against today's UTC date; payments changed since a watermark are read by
+  ``lastModifiedDateTime`` (``SystemModifiedAt`` on ``customerPayments``, page 30055); a customer's
+  ``blocked`` Invoice/All is ``credit_hold``;
 
 - billing schedules in Business Central's own terms: each dated line of a schedule (a milestone or fixed
   fee with an amount) is a **Draft** sales invoice for the project's customer, dated at the line's date,
@@ -61,11 +74,13 @@ customers, projects, invoices and payments, and the errors of ``system_apis.erro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import httpx
@@ -98,6 +113,7 @@ from system_apis.erp.business_central_mapping import (
     EXTERNAL_DOCUMENT_NUMBER_LENGTH,
     MAX_SCHEDULE_LINES,
     BcCompany,
+    BcCreditMemo,
     BcCustomer,
     BcInvoice,
     BcPayment,
@@ -245,6 +261,7 @@ class BusinessCentralErp:
         retry: RetryPolicy | None = None,
         breaker: BreakerPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
+        today: Callable[[], dt.date] = lambda: dt.datetime.now(dt.UTC).date(),
     ) -> None:
         if settings.base_url is None:
             raise ValueError("BusinessCentralErp needs a base_url (the bootstrap substitutes the sandbox's)")
@@ -253,6 +270,7 @@ class BusinessCentralErp:
         if not settings.tenant_id or not settings.company:
             raise ValueError("BusinessCentralErp needs settings.tenant_id and settings.company")
         self._settings = settings
+        self._today = today
         root = settings.base_url.rstrip("/")
         api = f"{root}/v2.0/{settings.tenant_id}/{settings.environment}/api/v2.0"
         self._auth = ClientCredentialsAuth(
@@ -595,10 +613,10 @@ class BusinessCentralErp:
     # --- invoices ------------------------------------------------------------------------------------
 
     async def get_invoice(self, invoice_id: str) -> Invoice:
-        if not is_guid(invoice_id):
-            raise NotFound(VENDOR, "no such invoice")
-        body = await self._get(f"salesInvoices({invoice_id})", {"$expand": "salesInvoiceLines"})
-        return self._invoice(_decoded("sales invoice", BcInvoice, body))
+        record = await self._read_invoice(invoice_id)
+        if record.status == "Canceled":
+            return await self._voided(record)
+        return self._invoice(record)
 
     async def list_invoices(
         self, query: InvoiceFilter, *, limit: int, cursor: str | None = None
@@ -640,12 +658,97 @@ class BusinessCentralErp:
             )
         else:
             found, created = existing, False
-        if found.status == "Draft":
+        if found.status == "Draft" and not command.draft:
             # Made by this call or by an attempt that never got to posting it: raising it means posting it.
-            await self._send("POST", f"salesInvoices({found.id})/Microsoft.NAV.post")
-            posted = await self._get(f"salesInvoices({found.id})", {"$expand": "salesInvoiceLines"})
-            found = _decoded("sales invoice", BcInvoice, posted)
+            found = await self._post(found)
         return self._invoice(found, command.external_key), created
+
+    async def post_invoice(self, invoice_id: str) -> Invoice:
+        record = await self._read_invoice(invoice_id)
+        if record.status in ("Canceled", "Corrective"):
+            raise VendorRejected(
+                VENDOR,
+                f"Business Central sales invoice {record.number} is {record.status.lower()}: "
+                "there is nothing to post",
+                vendor_code="InvoiceCanceled",
+            )
+        if record.status == "In Review":
+            # Waiting in Business Central's own approval workflow: posting is that workflow's to do.
+            raise VendorRejected(
+                VENDOR,
+                f"Business Central sales invoice {record.number} is waiting for approval in Business Central",
+                vendor_code="InvoiceInReview",
+            )
+        if record.status == "Draft":
+            record = await self._post(record)
+        return self._invoice(record)
+
+    async def _post(self, record: BcInvoice) -> BcInvoice:
+        """Post a draft (``Microsoft.NAV.post``) and read it back, under the same id. The action has no
+        idempotency key: a lost answer, or a refusal because it is no draft any more, is settled by reading
+        the invoice again (posted by then: done; still a draft: the error stands)."""
+        try:
+            await self._send("POST", f"salesInvoices({record.id})/Microsoft.NAV.post")
+        except (VendorTimeout, VendorRejected) as exc:
+            current = await self._read_invoice(record.id)
+            if current.status in ("Draft", "In Review"):
+                raise exc from None
+            _log().info("business_central_post_settled_by_read", id=record.id, status=current.status)
+            return current
+        return await self._read_invoice(record.id)
+
+    async def void_invoice(self, invoice_id: str) -> Invoice:
+        record = await self._read_invoice(invoice_id)
+        if record.status in ("Draft", "In Review"):
+            return await self._delete_draft(record)
+        if record.status in ("Canceled", "Corrective"):
+            return await self._voided(record)
+        if record.status == "Paid" or record.remaining_amount != record.total_amount_including_tax:
+            raise VendorRejected(
+                VENDOR,
+                f"Business Central sales invoice {record.number} has payments applied: Business Central "
+                "cancels only an invoice nothing was paid on (credit it by hand)",
+                vendor_code="InvoicePaid",
+            )
+        try:
+            await self._send("POST", f"salesInvoices({record.id})/Microsoft.NAV.cancel")
+        except (VendorTimeout, VendorRejected) as exc:
+            # A lost answer, or cancelled meanwhile ("already been canceled"): what it reads now decides.
+            current = await self._read_invoice(record.id)
+            if current.status != "Canceled":
+                raise exc from None
+            return await self._voided(current)
+        return await self._voided(await self._read_invoice(record.id))
+
+    async def _delete_draft(self, record: BcInvoice) -> Invoice:
+        """Delete a draft; the answer is the invoice as it was, void. A repeat finds nothing to void
+        (``NotFound``: a deleted draft leaves nothing behind in Business Central)."""
+        # NotFound: a retry of a delete whose answer was lost found it gone, as asked.
+        with contextlib.suppress(NotFound):
+            await self._send(
+                "DELETE",
+                f"salesInvoices({record.id})",
+                headers={"If-Match": record.etag or "*"},
+                idempotent=True,
+            )
+        voided = msgspec.structs.replace(record, status="Canceled", remaining_amount=Decimal(0))
+        return self._invoice(voided)
+
+    async def _voided(self, record: BcInvoice) -> Invoice:
+        """A cancelled invoice with the corrective credit memo Business Central posted for it."""
+        page = await self._list_page(
+            "salesCreditMemos",
+            BcCreditMemo,
+            {"$filter": f"invoiceNumber eq {odata_quote(record.number)}", "$top": "10"},
+        )
+        memos = sorted(page.value, key=lambda memo: (memo.status != "Corrective", memo.number))
+        return self._invoice(record, credit_memo_id=memos[0].id if memos else None)
+
+    async def _read_invoice(self, invoice_id: str) -> BcInvoice:
+        if not is_guid(invoice_id):
+            raise NotFound(VENDOR, "no such invoice")
+        body = await self._get(f"salesInvoices({invoice_id})", {"$expand": "salesInvoiceLines"})
+        return _decoded("sales invoice", BcInvoice, body)
 
     async def _invoice_by_key(self, key: str, customer_id: str) -> BcInvoice | None:
         page = await self._list_page(
@@ -667,12 +770,25 @@ class BusinessCentralErp:
             )
         return mine[0] if mine else None
 
-    def _invoice(self, record: BcInvoice, external_key: str | None = None) -> Invoice:
-        return map_record(VENDOR, "sales invoice", record.id, lambda: self._map_invoice(record, external_key))
+    def _invoice(
+        self, record: BcInvoice, external_key: str | None = None, *, credit_memo_id: str | None = None
+    ) -> Invoice:
+        return map_record(
+            VENDOR,
+            "sales invoice",
+            record.id,
+            lambda: self._map_invoice(record, external_key, credit_memo_id=credit_memo_id),
+        )
 
-    def _map_invoice(self, record: BcInvoice, external_key: str | None = None) -> Invoice:
+    def _map_invoice(
+        self, record: BcInvoice, external_key: str | None = None, *, credit_memo_id: str | None = None
+    ) -> Invoice:
         return invoice_from_bc(
-            record, local_currency=self._settings.local_currency, external_key=external_key
+            record,
+            local_currency=self._settings.local_currency,
+            external_key=external_key,
+            today=self._today(),
+            credit_memo_id=credit_memo_id,
         )
 
     # --- payments ------------------------------------------------------------------------------------
@@ -682,11 +798,14 @@ class BusinessCentralErp:
         *,
         customer_id: str | None = None,
         invoice_id: str | None = None,
+        modified_since: dt.datetime | None = None,
         limit: int,
         cursor: str | None = None,
     ) -> PaymentPage:
         _check_limit(limit)
-        fingerprint = listing_fingerprint("payments", customer_id or "", invoice_id or "")
+        fingerprint = listing_fingerprint(
+            "payments", customer_id or "", invoice_id or "", _iso(modified_since)
+        )
         offset = decode_cursor(cursor, limit=limit, fingerprint=fingerprint) if cursor is not None else 0
         if (customer_id is not None and not is_guid(customer_id)) or (
             invoice_id is not None and not is_guid(invoice_id)
@@ -697,6 +816,9 @@ class BusinessCentralErp:
             conditions.append(f"customerId eq {customer_id}")
         if invoice_id is not None:
             conditions.append(f"appliesToInvoiceId eq {invoice_id}")
+        if modified_since is not None:
+            # customerPayments' lastModifiedDateTime is the journal line's SystemModifiedAt (page 30055).
+            conditions.append(f"lastModifiedDateTime gt {odata_datetime(modified_since)}")
         where = " and ".join(conditions) or None
         rows, next_offset = await self._scan("customerPayments", BcPayment, where, "id", limit, offset)
         currencies = await self._currencies({row.customer_id for row in rows})

@@ -7,6 +7,12 @@ stores in Business Central, which has no external-id field:
 - a customer mastered from a CRM account has ``number`` = `business_key` (the CRM id);
 - a project has ``number`` = `business_key` (its external key, e.g. the opportunity id);
 - an invoice has ``externalDocumentNumber`` = `business_key` (its external key, up to 35 characters);
+- an invoice line's source ids (the billable items it bills) follow it as ``Comment`` lines whose
+  description is `SOURCE_PREFIX` + a slice of the ids joined by commas (`source_comment_lines`): the API's
+  ``salesInvoiceLine`` has no second description or custom field (API v2.0, page 30043), and a comment line
+  stays on the invoice when it is posted, so `invoice_from_bc` reads the trail back from any invoice;
+- the invoice's memo is its leading ``Comment`` lines (the sales invoice has no memo field); it is not
+  read back (the canonical invoice has none);
 - a billing schedule line is a draft invoice with ``externalDocumentNumber`` = `schedule_key` (a 10-character
   hash of the schedule's external key) + ``#`` + the line's number (``#`` is never in a `business_key`), and
   the schedule's id (`encode_schedule_id`) carries what reading it back needs.
@@ -26,7 +32,7 @@ import datetime as dt
 import hashlib
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
@@ -52,7 +58,9 @@ from contracts.models import (
 from contracts.models.delivery import ProjectStatus
 
 __all__ = [
+    "SOURCE_PREFIX",
     "BcCompany",
+    "BcCreditMemo",
     "BcCustomer",
     "BcError",
     "BcInvoice",
@@ -64,6 +72,7 @@ __all__ = [
     "ScheduleRef",
     "business_key",
     "country_code",
+    "credit_hold",
     "crm_id_from_number",
     "customer_create_body",
     "customer_from_bc",
@@ -89,6 +98,8 @@ __all__ = [
     "schedule_key",
     "schedule_line_from_bc",
     "schedule_line_number",
+    "source_comment_lines",
+    "source_ids_by_line",
 ]
 
 _T = TypeVar("_T")
@@ -101,6 +112,11 @@ _SALESFORCE_ID = re.compile(r"[A-Z0-9]{15}[A-Z0-5]{3}")
 _SALESFORCE_CASE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
 _LINE_DESCRIPTION_LENGTH = 100
+# A comment line carrying (a slice of) the source ids of the invoice line before it.
+SOURCE_PREFIX = "Source: "
+_SOURCE_SLICE = _LINE_DESCRIPTION_LENGTH - len(SOURCE_PREFIX)
+# Business Central's ``blocked`` values that stop invoicing the customer ("Ship" stops shipments only).
+_CREDIT_HOLD = frozenset({"invoice", "all"})
 # Countries as CRMs spell them, to Business Central's country/region codes (ISO 3166 alpha-2).
 _COUNTRIES: Mapping[str, str] = {
     "germany": "DE",
@@ -145,7 +161,7 @@ class BcCustomer(msgspec.Struct, kw_only=True, rename="camel"):
     tax_registration_number: str = ""
     tax_area_id: str = ""
     currency_code: str = ""
-    blocked: str = ""
+    blocked: str | None = None
     last_modified_date_time: str | None = None
 
     @property
@@ -178,6 +194,16 @@ class BcInvoiceLine(msgspec.Struct, kw_only=True, rename="camel"):
     quantity: Decimal = Decimal(0)
     unit_price: Decimal = Decimal(0)
     amount_excluding_tax: Decimal = Decimal(0)
+    tax_code: str = ""
+
+
+class BcCreditMemo(msgspec.Struct, kw_only=True, rename="camel"):
+    """A ``salesCreditMemo``: the one a cancelled invoice was credited by names it in ``invoiceNumber``."""
+
+    id: str
+    number: str = ""
+    status: str = ""
+    invoice_number: str = ""
 
 
 class BcInvoice(msgspec.Struct, kw_only=True, rename="camel"):
@@ -361,7 +387,16 @@ def customer_from_bc(
         billing_address=address if address != Address() else None,
         updated_at=parse_bc_datetime(record.last_modified_date_time),
         system_ids=SystemIds(erp=record.id, crm=crm_id or crm_id_from_number(record.number)),
+        credit_hold=credit_hold(record.blocked),
     )
+
+
+def credit_hold(blocked: str | None) -> bool | None:
+    """Whether ``blocked`` stops invoicing: ``Invoice`` and ``All`` do; blank (``" "``, on the wire the
+    enum member ``_x0020_``) and ``Ship`` do not; None when the customer was read without it."""
+    if blocked is None:
+        return None
+    return blocked.strip().lower() in _CREDIT_HOLD
 
 
 def _address_fields(address: Address | None) -> dict[str, str]:
@@ -473,21 +508,36 @@ def invoice_status(record: BcInvoice) -> InvoiceStatus:
     return InvoiceStatus.POSTED
 
 
-def invoice_from_bc(record: BcInvoice, *, local_currency: str, external_key: str | None = None) -> Invoice:
-    """The canonical invoice for a Business Central ``salesInvoice`` (lines when it was read expanded)."""
+def invoice_from_bc(
+    record: BcInvoice,
+    *,
+    local_currency: str,
+    external_key: str | None = None,
+    today: dt.date | None = None,
+    credit_memo_id: str | None = None,
+) -> Invoice:
+    """The canonical invoice for a Business Central ``salesInvoice`` (lines, with their source ids, when it
+    was read expanded). ``today`` (UTC; default now) decides ``overdue``: a posted invoice with a balance
+    left whose due date has passed. ``credit_memo_id``: the credit memo a cancelled invoice was credited
+    by."""
     currency = (record.currency_code or local_currency).upper()
     status = invoice_status(record)
     balance = record.total_amount_including_tax if status is InvoiceStatus.DRAFT else record.remaining_amount
+    balance = max(balance, Decimal(0))
     lines = [
         InvoiceLine(
             description=line.description,
             quantity=line.quantity,
             unit_price=line.unit_price,
             amount=line.amount_excluding_tax,
+            source_ids=source_ids,
         )
-        for line in record.sales_invoice_lines or []
-        if line.line_type != "Comment"
+        for line, source_ids in source_ids_by_line(record.sales_invoice_lines or [])
     ]
+    due_date = _date(record.due_date)
+    today = today or dt.datetime.now(dt.UTC).date()
+    open_status = status in (InvoiceStatus.POSTED, InvoiceStatus.PARTIALLY_PAID)
+    overdue = open_status and balance > 0 and due_date is not None and due_date < today
     return Invoice(
         id=record.id,
         number=_text(record.number),
@@ -495,21 +545,76 @@ def invoice_from_bc(record: BcInvoice, *, local_currency: str, external_key: str
         status=status,
         currency=currency,
         total=Money(amount=record.total_amount_including_tax, currency=currency),
-        balance=Money(amount=max(balance, Decimal(0)), currency=currency),
+        balance=Money(amount=balance, currency=currency),
         issue_date=_date(record.invoice_date),
-        due_date=_date(record.due_date),
+        due_date=due_date,
         external_key=external_key or _text(record.external_document_number),
         lines=lines,
         updated_at=parse_bc_datetime(record.last_modified_date_time),
         system_ids=SystemIds(erp=record.id),
+        overdue=overdue,
+        credit_memo_id=credit_memo_id if status is InvoiceStatus.VOID else None,
     )
+
+
+def source_comment_lines(source_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The ``Comment`` lines that carry an invoice line's source ids, to follow it: the ids joined by commas
+    (an id never has one: ``RecordId``), cut into slices that fit a line's 100-character description."""
+    joined = ",".join(source_ids)
+    return [
+        {"lineType": "Comment", "description": SOURCE_PREFIX + joined[start : start + _SOURCE_SLICE]}
+        for start in range(0, len(joined), _SOURCE_SLICE)
+    ]
+
+
+def source_ids_by_line(lines: Sequence[BcInvoiceLine]) -> list[tuple[BcInvoiceLine, list[str]]]:
+    """The invoice's lines that are not comments, in order, each with the source ids of the `SOURCE_PREFIX`
+    comment lines that follow it (other comments, e.g. the memo or a user's notes, are left out)."""
+    found: list[tuple[BcInvoiceLine, list[str]]] = []
+    trail: list[str] = []
+    for line in sorted(lines, key=lambda line: line.sequence):
+        if line.line_type != "Comment":
+            if found:
+                found[-1] = (found[-1][0], _split_ids(trail))
+            found.append((line, []))
+            trail = []
+        elif found and line.description.startswith(SOURCE_PREFIX):
+            trail.append(line.description[len(SOURCE_PREFIX) :])
+    if found:
+        found[-1] = (found[-1][0], _split_ids(trail))
+    return found
+
+
+def _split_ids(slices: list[str]) -> list[str]:
+    return [source_id for source_id in "".join(slices).split(",") if source_id]
 
 
 def invoice_body(
     command: InvoiceCreate, *, key: str, revenue_account: str, local_currency: str
 ) -> dict[str, Any]:
     """The ``POST salesInvoices`` body: header and lines in one deep insert, so an invoice never exists
-    without its lines. Lines post to the G/L ``revenue_account``."""
+    without its lines (nor a line without its trail). Lines post to the G/L ``revenue_account`` with the
+    command's ``tax_code`` as ``taxCode`` (the VAT product posting group in a VAT company, the tax group
+    in a sales-tax one; none: the G/L account's). The memo leads as comment lines; each line's source ids
+    follow it as comment lines (`source_comment_lines`)."""
+    lines: list[dict[str, Any]] = []
+    memo = (command.memo or "").strip()
+    for start in range(0, len(memo), _LINE_DESCRIPTION_LENGTH):
+        lines.append({"lineType": "Comment", "description": memo[start : start + _LINE_DESCRIPTION_LENGTH]})
+    for line in command.lines:
+        body: dict[str, Any] = {
+            "lineType": "Account",
+            "lineObjectNumber": revenue_account,
+            "description": line.description[:_LINE_DESCRIPTION_LENGTH],
+            "quantity": line.quantity,
+            "unitPrice": line.unit_price,
+        }
+        if command.tax_code is not None:
+            body["taxCode"] = command.tax_code.upper()
+        lines.append(body)
+        lines.extend(source_comment_lines(line.source_ids))
+    for sequence, line_body in enumerate(lines, start=1):
+        line_body["sequence"] = sequence * 10000  # the order read back is the order written
     return {
         "externalDocumentNumber": key,
         "customerId": command.customer_id,
@@ -517,16 +622,7 @@ def invoice_body(
         "postingDate": command.issue_date.isoformat(),
         "dueDate": command.due_date.isoformat(),
         "currencyCode": _currency_field(command.currency, local_currency) or "",
-        "salesInvoiceLines": [
-            {
-                "lineType": "Account",
-                "lineObjectNumber": revenue_account,
-                "description": line.description[:_LINE_DESCRIPTION_LENGTH],
-                "quantity": line.quantity,
-                "unitPrice": line.unit_price,
-            }
-            for line in command.lines
-        ],
+        "salesInvoiceLines": lines,
     }
 
 
@@ -573,6 +669,7 @@ def payment_from_bc(record: BcPayment, *, currency: str) -> Payment:
         amount=Money(amount=abs(record.amount), currency=currency.upper()),
         invoice_ids=[invoice_id for invoice_id in invoice_ids if invoice_id and not _zero_guid(invoice_id)],
         system_ids=SystemIds(erp=record.id),
+        updated_at=parse_bc_datetime(record.last_modified_date_time),
     )
 
 

@@ -108,6 +108,7 @@ class ErpByLegalEntity:
             id=self._out(name, invoice.id),
             customer_id=self._out(name, invoice.customer_id),
             project_id=self._out(name, invoice.project_id),
+            credit_memo_id=self._out(name, invoice.credit_memo_id),
         )
 
     def _payment(self, name: str, payment: Payment) -> Payment:
@@ -236,11 +237,20 @@ class ErpByLegalEntity:
         )
         return self._invoice(name, invoice), created
 
+    async def post_invoice(self, invoice_id: str) -> Invoice:
+        name, own = self._in(invoice_id)
+        return self._invoice(name, await self.erps[name].post_invoice(own))
+
+    async def void_invoice(self, invoice_id: str) -> Invoice:
+        name, own = self._in(invoice_id)
+        return self._invoice(name, await self.erps[name].void_invoice(own))
+
     async def list_payments(
         self,
         *,
         customer_id: str | None = None,
         invoice_id: str | None = None,
+        modified_since: dt.datetime | None = None,
         limit: int,
         cursor: str | None = None,
     ) -> PaymentPage:
@@ -250,6 +260,7 @@ class ErpByLegalEntity:
             page = await self.erps[name].list_payments(
                 customer_id=self._in(customer_id)[1] if customer_id else None,
                 invoice_id=self._in(invoice_id)[1] if invoice_id else None,
+                modified_since=modified_since,
                 limit=limit,
                 cursor=cursor,
             )
@@ -260,7 +271,7 @@ class ErpByLegalEntity:
             )
         index, inner = self._position(cursor)
         name = self.order[index]
-        page = await self.erps[name].list_payments(limit=limit, cursor=inner)
+        page = await self.erps[name].list_payments(modified_since=modified_since, limit=limit, cursor=inner)
         return PaymentPage(
             items=[self._payment(name, p) for p in page.items],
             next_cursor=self._next(index, page.next_cursor),

@@ -19,6 +19,11 @@ safe calls, breaker) is the shared ``VendorHttpClient``'s; this module adds what
   ``create_billing_...``   look up ``billingSchedule/eid:{key}``; else ``PUT .../eid:{key}``; then
                            attach it to the job (``PATCH`` to the same value again is harmless)
   ``void_billing_...``     ``isInactive`` true and detached from its project, each only if not yet so
+  ``post_invoice``         ``PATCH approvalStatus`` Approved, only while it is Pending Approval
+  ``void_invoice``         a draft: ``approvalStatus`` Rejected (kept, so its key is never reused); a
+                           posted one: find its credit memo (SuiteQL ``createdfrom``); else ``POST
+                           invoice/{id}/!transform/creditMemo`` with ``externalId`` = ``void:{id}``
+                           (unique: a repeat after a lost answer is refused and the memo found)
   ``create_invoice``       look up ``invoice/eid:{key}``; else ``POST`` with ``Prefer: respond-async``
                            and ``X-NetSuite-Idempotency-Key`` = uuid5 of the key, ``externalId`` = key;
                            a reused key (``IDEMPOTENCY_ERROR``, whose ``Location`` names the first
@@ -80,7 +85,11 @@ from system_apis.erp.matching import (
 )
 from system_apis.erp.netsuite_auth import NetSuiteClientAssertionAuth
 from system_apis.erp.netsuite_mapping import (
+    APPROVAL_APPROVED,
+    APPROVAL_REJECTED,
+    SOURCES_FIELD,
     AsyncJob,
+    CreditMemoRow,
     CustomerRow,
     InvoiceRow,
     NetSuiteBillingSchedule,
@@ -92,6 +101,7 @@ from system_apis.erp.netsuite_mapping import (
     SuiteQlPage,
     billing_schedule_body,
     billing_schedule_from_record,
+    credit_memo_query,
     currency_query,
     customer_from_record,
     customer_from_row,
@@ -641,6 +651,57 @@ class NetSuiteErp:
             raise NotFound(VENDOR, "no such invoice")
         return await self._invoice(await self._read("invoice", invoice_id, expand=True))
 
+    async def post_invoice(self, invoice_id: str) -> Invoice:
+        """Approve a Pending Approval invoice (invoice approval: ``approvalStatus`` Pending Approval ->
+        Approved, which posts it). NetSuite's REST record actions offer no ``approve`` for invoices
+        ("Supported Record Actions"), so the approval status is set as a finance user with the approve
+        permission sets it. Posting a posted invoice is harmless; a rejected or voided one is refused."""
+        invoice = await self.get_invoice(invoice_id)
+        if invoice.status is InvoiceStatus.VOID:
+            raise VendorRejected(
+                VENDOR, f"NetSuite invoice {invoice_id} is rejected or voided: it cannot be posted"
+            )
+        if invoice.status is not InvoiceStatus.DRAFT:
+            return invoice
+        await self._patch("invoice", invoice_id, {"approvalStatus": {"id": APPROVAL_APPROVED}})
+        return await self.get_invoice(invoice_id)
+
+    async def void_invoice(self, invoice_id: str) -> Invoice:
+        """Reverse an invoice the way REST web services can.
+
+        REST has no void (``N/transaction.void`` is SuiteScript only; the record actions REST supports for
+        invoices are grouping ones): a posted invoice is credited in full by ``POST invoice/{id}/!transform/
+        creditMemo``, which applies the credit memo to it (NetSuite help "Transforming Records"); a draft
+        (Pending Approval) is rejected, which keeps it, and its external id, so a replayed billing run
+        cannot raise it again. An invoice with payments applied is refused. Twice gives the same answer."""
+        invoice = await self.get_invoice(invoice_id)
+        if invoice.status is InvoiceStatus.VOID:
+            return invoice  # rejected, voided in the UI, or credited already
+        if invoice.status is InvoiceStatus.DRAFT:
+            await self._patch("invoice", invoice_id, {"approvalStatus": {"id": APPROVAL_REJECTED}})
+            return await self.get_invoice(invoice_id)
+        if invoice.balance.amount < invoice.total.amount:
+            raise VendorRejected(
+                VENDOR,
+                f"NetSuite invoice {invoice_id} has payments applied: unapply them (or refund) before it "
+                "can be credited",
+                vendor_code="PAYMENTS_APPLIED",
+            )
+        body = encode_body({"externalId": _credit_memo_key(invoice_id)})
+        try:
+            # Not retried blindly: the credit memo's unique external id refuses a second one, and after any
+            # failure the memo is looked for before the error is believed.
+            await self._send("POST", f"record/v1/invoice/{invoice_id}/!transform/creditMemo", content=body)
+        except (VendorError, httpx.HTTPError):
+            if await self._credit_memo_of(invoice_id) is None:
+                raise
+        return await self.get_invoice(invoice_id)
+
+    async def _credit_memo_of(self, invoice_id: str) -> str | None:
+        """The credit memo made from the invoice, if any (the first when finance made more)."""
+        page = await self._suiteql(credit_memo_query(invoice_id), CreditMemoRow, limit=1, offset=0)
+        return page.items[0].id if page.items else None
+
     async def list_invoices(
         self, query: InvoiceFilter, *, limit: int, cursor: str | None = None
     ) -> InvoicePage:
@@ -665,7 +726,7 @@ class NetSuiteErp:
             VENDOR,
             "invoice",
             page.items,
-            lambda row: invoice_from_row(row, setup, self._zone),
+            lambda row: invoice_from_row(row, setup, self._zone, today=_today()),
             record_id=_record_id,
         )
         next_cursor = encode_cursor(offset + limit, limit, fingerprint) if page.has_more else None
@@ -739,7 +800,16 @@ class NetSuiteErp:
     async def _invoice(self, body: bytes) -> Invoice:
         record = _decoded("invoice", decode_invoice, body)
         setup = await self._setup_for(currency_ids=[record.currency.id if record.currency else None])
-        return map_record(VENDOR, "invoice", record.id, lambda: invoice_from_record(record, setup))
+        credit_memo_id = None
+        if record.amount_remaining is not None and record.amount_remaining <= 0 and record.total:
+            # Nothing due: paid, or credited (a credit memo settles it as a payment would).
+            credit_memo_id = await self._credit_memo_of(record.id)
+        return map_record(
+            VENDOR,
+            "invoice",
+            record.id,
+            lambda: invoice_from_record(record, setup, today=_today(), credit_memo_id=credit_memo_id),
+        )
 
     async def _await_job(self, job_id: str) -> AsyncJob:
         """Poll ``async/v1/job/{id}`` until it completes: bounded, with backoff, no slot held meanwhile."""
@@ -772,7 +842,8 @@ class NetSuiteErp:
 
     async def check(self) -> list[Check]:
         """Log in at the account's REST host, say how many requests the adapter lets run at once, then look
-        up the invoice item as invoices do and read each configured subsidiary."""
+        up the invoice item as invoices do, find the invoice line's source-ids column and read each
+        configured subsidiary."""
         where = f"account {self._account or '(unnamed)'} at {self._http.base_url.host}"
         try:
             await self._auth.access_token()
@@ -800,6 +871,7 @@ class NetSuiteErp:
                 "Item Name/Number of the one invoices should bill"
             )
         checks.append(Check(vendor=VENDOR, what=f"invoice item {self._invoice_item!r}", fix=fix))
+        checks.append(await self._check_sources_field())
         for subsidiary_id, entity in sorted(self._legal_entities.items(), key=lambda item: item[1]):
             found = await self._read_optional("subsidiary", subsidiary_id)
             fix = None
@@ -807,6 +879,21 @@ class NetSuiteErp:
                 fix = f"no subsidiary {subsidiary_id}: correct {entity} in STRATUM_NETSUITE__SUBSIDIARIES"
             checks.append(Check(vendor=VENDOR, what=f"subsidiary {subsidiary_id} ({entity})", fix=fix))
         return checks
+
+    async def _check_sources_field(self) -> Check:
+        """The invoice's item sublist has the custom column where lines keep their source ids: the
+        record's metadata (``metadata-catalog/invoice``, JSON Schema) names every field, custom ones too."""
+        what = f"invoice line field {SOURCES_FIELD}"
+        response = await self._send(
+            "GET", "record/v1/metadata-catalog/invoice", headers={"Accept": "application/schema+json"}
+        )
+        if SOURCES_FIELD.encode() in response.content:
+            return Check(vendor=VENDOR, what=what)
+        fix = (
+            f"no such field: create a Transaction Line Field {SOURCES_FIELD} (type Long Text, applied "
+            "to Sale Item) and give the integration role access to it"
+        )
+        return Check(vendor=VENDOR, what=what, fix=fix)
 
     async def _service_item_id(self) -> str:
         """The internal id of the service item invoice lines bill, looked up once by its name."""
@@ -831,29 +918,37 @@ class NetSuiteErp:
         *,
         customer_id: str | None = None,
         invoice_id: str | None = None,
+        modified_since: dt.datetime | None = None,
         limit: int,
         cursor: str | None = None,
     ) -> PaymentPage:
         _check_limit(limit)
-        fingerprint = listing_fingerprint("payments", customer_id or "", invoice_id or "")
+        fingerprint = listing_fingerprint(
+            "payments", customer_id or "", invoice_id or "", _iso(modified_since)
+        )
         offset = decode_cursor(cursor, limit=limit, fingerprint=fingerprint) if cursor is not None else 0
         if customer_id is not None and not is_internal_id(customer_id):
             return PaymentPage(items=[])
         if invoice_id is not None:
             payments, has_more = await self._payments_of_invoice(
-                invoice_id, customer_id, limit=limit, offset=offset
+                invoice_id, customer_id, modified_since, limit=limit, offset=offset
             )
         else:
-            page = await self._suiteql(
-                payment_query(customer_id=customer_id), PaymentRow, limit=limit, offset=offset
-            )
+            statement = payment_query(customer_id=customer_id, modified_since=modified_since, zone=self._zone)
+            page = await self._suiteql(statement, PaymentRow, limit=limit, offset=offset)
             payments = await self._payments([row.id for row in page.items])
             has_more = page.has_more
         next_cursor = encode_cursor(offset + limit, limit, fingerprint) if has_more else None
         return PaymentPage(items=payments, next_cursor=next_cursor)
 
     async def _payments_of_invoice(
-        self, invoice_id: str, customer_id: str | None, *, limit: int, offset: int
+        self,
+        invoice_id: str,
+        customer_id: str | None,
+        modified_since: dt.datetime | None,
+        *,
+        limit: int,
+        offset: int,
     ) -> tuple[list[Payment], bool]:
         """The payments applied to one invoice. NetSuite records the link on the payment's ``apply``
         sublist, so this reads the invoice's customer's payments and keeps those that apply to it."""
@@ -866,7 +961,7 @@ class NetSuiteErp:
         if invoice.amount_paid is not None and invoice.amount_paid <= 0:
             return [], False  # nothing has been applied to it: no payment to look for
         ids: list[str] = []
-        statement = payment_query(customer_id=owner)
+        statement = payment_query(customer_id=owner, modified_since=modified_since, zone=self._zone)
         while len(ids) < _MAX_SCANNED_PAYMENTS:
             page = await self._suiteql(statement, PaymentRow, limit=_MAX_PAGE, offset=len(ids))
             ids.extend(row.id for row in page.items)
@@ -1087,6 +1182,17 @@ def _like_escaped(text: str) -> str:
 def _literal(text: str) -> str:
     # No NetSuite value holds a NUL, so dropping it changes no match; suiteql_quote would refuse it.
     return suiteql_quote(text.replace("\x00", ""))
+
+
+def _today() -> dt.date:
+    """Today's UTC date: the canonical ``overdue`` compares due dates with it."""
+    return dt.datetime.now(dt.UTC).date()
+
+
+def _credit_memo_key(invoice_id: str) -> str:
+    """The external id of the credit memo that reverses an invoice: one per invoice, so NetSuite refuses a
+    second."""
+    return f"void:{invoice_id}"
 
 
 def _record_path(record_type: str, reference: str) -> str:

@@ -57,8 +57,13 @@ from contracts.models.finance import (
 from system_apis.erp.business_central_mapping import country_code
 
 __all__ = [
+    "APPROVAL_APPROVED",
+    "APPROVAL_PENDING",
+    "APPROVAL_REJECTED",
     "NO_CURRENCY",
+    "SOURCES_FIELD",
     "AsyncJob",
+    "CreditMemoRow",
     "CustomerRow",
     "InvoiceRow",
     "NetSuiteAddress",
@@ -81,6 +86,8 @@ __all__ = [
     "billing_model_from_schedule_type",
     "billing_schedule_body",
     "billing_schedule_from_record",
+    "credit_hold",
+    "credit_memo_query",
     "currency_query",
     "customer_from_record",
     "customer_from_row",
@@ -101,7 +108,9 @@ __all__ = [
     "invoice_from_row",
     "invoice_query",
     "invoice_status",
+    "is_overdue",
     "job_body",
+    "join_source_ids",
     "line_amount",
     "parse_netsuite_datetime",
     "payment_from_record",
@@ -110,8 +119,13 @@ __all__ = [
     "project_status",
     "q_quote",
     "record_id_from_url",
+    "split_source_ids",
     "suiteql_quote",
 ]
+
+#: The transaction-column custom field (type Long Text, applied to sale items) where an invoice line keeps
+#: the billable items it bills, comma-separated (README "NetSuite setup"; ``stratum vendors check``).
+SOURCES_FIELD = "custcol_stratum_sources"
 
 # ISO 4217's code for "no currency": what a schedule not attached to any project is billed in.
 NO_CURRENCY = "XXX"
@@ -173,6 +187,10 @@ class NetSuiteCustomer(msgspec.Struct, kw_only=True, frozen=True):
     vat_reg_number: str | None = msgspec.field(default=None, name="vatRegNumber")
     tax_item: NetSuiteRef | None = msgspec.field(default=None, name="taxItem")
     address_book: NetSuiteAddressBook | None = msgspec.field(default=None, name="addressBook")
+    # Credit Hold (``creditHoldOverride``: AUTO, ON, OFF), the credit limit and the open balance.
+    credit_hold_override: NetSuiteRef | None = msgspec.field(default=None, name="creditHoldOverride")
+    credit_limit: Decimal | None = msgspec.field(default=None, name="creditLimit")
+    balance: Decimal | None = None
     is_inactive: bool = msgspec.field(default=False, name="isInactive")
     last_modified_date: str | None = msgspec.field(default=None, name="lastModifiedDate")
 
@@ -226,6 +244,8 @@ class NetSuiteItemLine(msgspec.Struct, kw_only=True, frozen=True):
     quantity: Decimal | None = None
     rate: Decimal | None = None
     amount: Decimal | None = None
+    tax_code: NetSuiteRef | None = msgspec.field(default=None, name="taxCode")
+    sources: str | None = msgspec.field(default=None, name=SOURCES_FIELD)
 
 
 class _ItemLines(msgspec.Struct, kw_only=True, frozen=True):
@@ -242,6 +262,8 @@ class NetSuiteInvoice(msgspec.Struct, kw_only=True, frozen=True):
     tran_date: dt.date | None = msgspec.field(default=None, name="tranDate")
     due_date: dt.date | None = msgspec.field(default=None, name="dueDate")
     status: NetSuiteRef | None = None
+    approval_status: NetSuiteRef | None = msgspec.field(default=None, name="approvalStatus")
+    memo: str | None = None
     total: Decimal | None = None
     amount_paid: Decimal | None = msgspec.field(default=None, name="amountPaid")
     amount_remaining: Decimal | None = msgspec.field(default=None, name="amountRemaining")
@@ -324,9 +346,14 @@ class InvoiceRow(msgspec.Struct, kw_only=True, frozen=True):
     issued: str | None = None
     due: str | None = None
     lastmodified: str | None = None
+    creditmemo: str | None = None
 
 
 class PaymentRow(msgspec.Struct, kw_only=True, frozen=True):
+    id: str
+
+
+class CreditMemoRow(msgspec.Struct, kw_only=True, frozen=True):
     id: str
 
 
@@ -499,13 +526,19 @@ def customer_query(*, modified_since: dt.datetime | None = None, zone: dt.tzinfo
     )
 
 
+# The credit memo made from an invoice row (a correlated subquery on ``createdfrom``): a credited invoice
+# is Paid In Full to NetSuite but void to Stratum (`void_invoice` credits, REST cannot void).
+_CREDIT_MEMO_OF = (
+    "(SELECT MIN(c.id) FROM transaction c WHERE c.type = 'CustCred' AND c.createdfrom = transaction.id)"
+)
+
 # The SuiteQL conditions that select each canonical status (the inverse of `invoice_status`).
 _STATUS_CONDITIONS: Mapping[InvoiceStatus, str] = {
     InvoiceStatus.DRAFT: "status = 'D'",
     InvoiceStatus.POSTED: "status = 'A' AND foreignamountremaining >= foreigntotal",
     InvoiceStatus.PARTIALLY_PAID: "status = 'A' AND foreignamountremaining < foreigntotal",
-    InvoiceStatus.PAID: "status = 'B'",
-    InvoiceStatus.VOID: "status IN ('V', 'E')",
+    InvoiceStatus.PAID: f"status = 'B' AND {_CREDIT_MEMO_OF} IS NULL",
+    InvoiceStatus.VOID: f"status IN ('V', 'E') OR (status = 'B' AND {_CREDIT_MEMO_OF} IS NOT NULL)",
 }
 
 
@@ -532,18 +565,35 @@ def invoice_query(
         "id, tranid, entity, status, currency, externalid, foreigntotal AS total, "
         "foreignamountremaining AS remaining, "
         f"{_ISO_DATE.format(column='trandate')} AS issued, {_ISO_DATE.format(column='duedate')} AS due, "
-        f"{_ISO_DATETIME.format(column='lastmodifieddate')} AS lastmodified"
+        f"{_ISO_DATETIME.format(column='lastmodifieddate')} AS lastmodified, "
+        f"{_CREDIT_MEMO_OF} AS creditmemo"
     )
     # S608: constants, suiteql_quote'd literals and an enum-keyed table of constant conditions only.
     return f"SELECT {columns} FROM transaction WHERE {' AND '.join(conditions)} ORDER BY id"  # noqa: S608
 
 
-def payment_query(*, customer_id: str | None = None) -> str:
-    """Customer payments (``CustPymt``) in internal-id order, optionally of one customer."""
+def payment_query(
+    *,
+    customer_id: str | None = None,
+    modified_since: dt.datetime | None = None,
+    zone: dt.tzinfo = dt.UTC,
+) -> str:
+    """Customer payments (``CustPymt``) in internal-id order, optionally of one customer and changed since
+    a moment (read, like invoices', in the account's time zone `zone`)."""
     conditions = ["type = 'CustPymt'"]
     if customer_id is not None:
         conditions.append(f"entity = {suiteql_quote(customer_id)}")
+    if modified_since is not None:
+        conditions.append(f"lastmodifieddate >= {_timestamp_literal(modified_since, zone)}")
     return f"SELECT id FROM transaction WHERE {' AND '.join(conditions)} ORDER BY id"  # noqa: S608
+
+
+def credit_memo_query(invoice_id: str) -> str:
+    """The credit memos (``CustCred``) made from an invoice (``createdfrom``), oldest first."""
+    return (
+        "SELECT id FROM transaction WHERE type = 'CustCred' "  # noqa: S608 - a suiteql_quote'd literal only
+        f"AND createdfrom = {suiteql_quote(invoice_id)} ORDER BY id"
+    )
 
 
 # --- setup data ------------------------------------------------------------------------------------------
@@ -712,6 +762,23 @@ def _billing_address(record: NetSuiteCustomer) -> Address | None:
     return address if address != Address() else None
 
 
+def credit_hold(record: NetSuiteCustomer) -> bool | None:
+    """Whether NetSuite holds the customer's credit: ``creditHoldOverride`` ON holds, OFF does not; AUTO
+    (NetSuite's default) lets NetSuite decide from the credit limit, so it holds only when the open
+    balance is over the limit (both known; NetSuite help "Customer Credit Holds"); None when the record
+    does not say."""
+    override = (_ref_id(record.credit_hold_override) or "").upper()
+    if override == "ON":
+        return True
+    if override == "OFF":
+        return False
+    if override == "AUTO":
+        if record.credit_limit is not None and record.balance is not None:
+            return record.balance > record.credit_limit
+        return False
+    return None
+
+
 def customer_from_record(record: NetSuiteCustomer, setup: SetupLookup) -> Customer:
     """The canonical customer for a NetSuite ``customer`` record; its address needs the record read with
     expandSubResources=true. The tax jurisdiction is the name of its tax item (see `customer_upsert_body`)."""
@@ -727,6 +794,7 @@ def customer_from_record(record: NetSuiteCustomer, setup: SetupLookup) -> Custom
         parent_id=_ref_id(record.parent),
         updated_at=parse_netsuite_datetime(record.last_modified_date),
         system_ids=SystemIds(erp=record.id, crm=_text(record.external_id)),
+        credit_hold=credit_hold(record),
     )
 
 
@@ -1021,33 +1089,69 @@ def invoice_body(command: InvoiceCreate, *, item_id: str, setup: SetupLookup) ->
     currency = setup.currency_id(command.currency)
     if currency is None:
         raise ValueError(f"NetSuite has no currency {command.currency!r}")
+    lines: list[dict[str, Any]] = []
+    for line in command.lines:
+        item: dict[str, Any] = {
+            "item": {"id": item_id},
+            "description": line.description[:999],
+            "quantity": line.quantity,
+            "rate": line.unit_price,
+            "amount": line_amount(line.quantity, line.unit_price),
+        }
+        if command.tax_code is not None:
+            # The legal entity's tax code is a sales tax item whose external id is the code (as customers'
+            # tax items are referenced, see `customer_upsert_body`); NetSuite's invoice sets it per line.
+            item["taxCode"] = {"externalId": command.tax_code}
+        if line.source_ids:
+            item[SOURCES_FIELD] = join_source_ids(line.source_ids)
+        lines.append(item)
     body: dict[str, Any] = {
         "externalId": command.external_key,
         "entity": {"id": command.customer_id},
         "currency": {"id": currency},
         "tranDate": command.issue_date.isoformat(),
         "dueDate": command.due_date.isoformat(),
-        "item": {
-            "items": [
-                {
-                    "item": {"id": item_id},
-                    "description": line.description[:999],
-                    "quantity": line.quantity,
-                    "rate": line.unit_price,
-                    "amount": line_amount(line.quantity, line.unit_price),
-                }
-                for line in command.lines
-            ]
-        },
+        "item": {"items": lines},
     }
     if command.project_id is not None:
         body["job"] = {"id": command.project_id}
+    if command.memo is not None:
+        body["memo"] = command.memo
+    if command.draft:
+        # Invoice approval: a Pending Approval invoice does not post until it is approved (post_invoice).
+        body["approvalStatus"] = {"id": APPROVAL_PENDING}
     return body
 
 
-def invoice_from_record(record: NetSuiteInvoice, setup: SetupLookup) -> Invoice:
+#: ``approvalStatus`` ids of NetSuite's approval status list.
+APPROVAL_PENDING, APPROVAL_APPROVED, APPROVAL_REJECTED = "1", "2", "3"
+
+
+def join_source_ids(source_ids: Sequence[str]) -> str:
+    """Source ids as the custom column holds them: comma-separated (a source id never has a comma)."""
+    return ",".join(source_ids)
+
+
+def split_source_ids(text: str | None) -> list[str]:
+    return [part for part in (part.strip() for part in (text or "").split(",")) if part]
+
+
+def is_overdue(balance: Decimal, due_date: dt.date | None, today: dt.date | None) -> bool:
+    """Canonical overdue: something is still due and the due date is past (``today`` is the UTC date)."""
+    return today is not None and due_date is not None and balance > 0 and due_date < today
+
+
+def invoice_from_record(
+    record: NetSuiteInvoice,
+    setup: SetupLookup,
+    *,
+    today: dt.date | None = None,
+    credit_memo_id: str | None = None,
+) -> Invoice:
     """The canonical invoice for an ``invoice`` record (read with ``expandSubResources=true`` for lines).
-    Raises ``ValueError`` when the record has no customer or no known currency."""
+    ``today`` (UTC) decides ``overdue``; ``credit_memo_id`` is the credit memo that reversed it (the
+    invoice is then ``void`` with nothing due). Raises ``ValueError`` when the record has no customer or no
+    known currency."""
     customer_id = _ref_id(record.entity)
     currency = setup.currency_code(_ref_id(record.currency))
     if customer_id is None or currency is None:
@@ -1061,14 +1165,18 @@ def invoice_from_record(record: NetSuiteInvoice, setup: SetupLookup) -> Invoice:
             quantity=line.quantity if line.quantity is not None else Decimal(1),
             unit_price=_rate(line.rate),
             amount=_money(line.amount),
+            source_ids=split_source_ids(line.sources),
         )
         for line in (record.item.items if record.item else [])
     ]
+    decided = invoice_status(status.id, status.ref_name, total=total, remaining=balance)
+    if credit_memo_id is not None:
+        decided, balance = InvoiceStatus.VOID, Decimal(0)
     return Invoice(
         id=record.id,
         number=_text(record.tran_id),
         customer_id=customer_id,
-        status=invoice_status(status.id, status.ref_name, total=total, remaining=balance),
+        status=decided,
         currency=currency,
         total=Money(amount=total, currency=currency),
         balance=Money(amount=balance, currency=currency),
@@ -1079,10 +1187,14 @@ def invoice_from_record(record: NetSuiteInvoice, setup: SetupLookup) -> Invoice:
         lines=lines,
         updated_at=parse_netsuite_datetime(record.last_modified_date),
         system_ids=SystemIds(erp=record.id),
+        overdue=decided is not InvoiceStatus.VOID and is_overdue(balance, record.due_date, today),
+        credit_memo_id=credit_memo_id,
     )
 
 
-def invoice_from_row(row: InvoiceRow, setup: SetupLookup, zone: dt.tzinfo = dt.UTC) -> Invoice:
+def invoice_from_row(
+    row: InvoiceRow, setup: SetupLookup, zone: dt.tzinfo = dt.UTC, *, today: dt.date | None = None
+) -> Invoice:
     """The canonical invoice summary for a SuiteQL row (see `invoice_query`): no lines, no project
     (``get_invoice`` has them). Raises ``ValueError`` when the row has no customer or known currency."""
     currency = setup.currency_code(row.currency)
@@ -1090,11 +1202,16 @@ def invoice_from_row(row: InvoiceRow, setup: SetupLookup, zone: dt.tzinfo = dt.U
         raise ValueError("invoice row has no customer or no known currency")
     total = _money(row.total)
     balance = _money(row.remaining if row.remaining is not None else row.total)
+    status = invoice_status(row.status, None, total=total, remaining=balance)
+    credit_memo_id = _text(row.creditmemo)
+    if credit_memo_id is not None and status is InvoiceStatus.PAID:
+        status, balance = InvoiceStatus.VOID, Decimal(0)
+    due = _date(row.due)
     return Invoice(
         id=row.id,
         number=_text(row.tranid),
         customer_id=row.entity,
-        status=invoice_status(row.status, None, total=total, remaining=balance),
+        status=status,
         currency=currency,
         total=Money(amount=total, currency=currency),
         balance=Money(amount=balance, currency=currency),
@@ -1103,6 +1220,8 @@ def invoice_from_row(row: InvoiceRow, setup: SetupLookup, zone: dt.tzinfo = dt.U
         external_key=_text(row.externalid),
         updated_at=parse_netsuite_datetime(row.lastmodified, zone),
         system_ids=SystemIds(erp=row.id),
+        overdue=status is not InvoiceStatus.VOID and is_overdue(balance, due, today),
+        credit_memo_id=credit_memo_id if status is InvoiceStatus.VOID else None,
     )
 
 
@@ -1129,4 +1248,5 @@ def payment_from_record(record: NetSuitePayment, setup: SetupLookup) -> Payment:
         amount=Money(amount=_money(record.payment), currency=currency),
         invoice_ids=invoice_ids,
         system_ids=SystemIds(erp=record.id),
+        updated_at=parse_netsuite_datetime(record.last_modified_date),
     )

@@ -95,8 +95,22 @@ class ErpPort(Protocol):
         *,
         customer_id: str | None = None,
         invoice_id: str | None = None,
+        modified_since: dt.datetime | None = None,
         limit: int,
         cursor: str | None = None,
-    ) -> PaymentPage: ...
+    ) -> PaymentPage:
+        """Payments in a stable order; ``modified_since`` reads only those the ERP changed since then (the
+        status-back watermark)."""
+        ...
+
+    async def post_invoice(self, invoice_id: str) -> Invoice:
+        """Post (issue) a draft invoice once finance approved it. Posting a posted invoice is harmless."""
+        ...
+
+    async def void_invoice(self, invoice_id: str) -> Invoice:
+        """Reverse an invoice: a draft is deleted or cancelled, a posted one voided, or credited in full
+        where the ERP credits rather than voids (``Invoice.credit_memo_id``). Twice is harmless; an invoice
+        with payments applied is refused (``VendorRejected``)."""
+        ...
 
     async def close(self) -> None: ...

@@ -253,6 +253,41 @@ async def create_invoice(data: JSONBody[InvoiceCreate], erp: Erp) -> Response[An
 
 
 @operation(
+    "POST",
+    "/system/v1/erp/invoices/{invoice_id:str}/post",
+    operation_id="postErpInvoice",
+    summary="Post (issue) a draft invoice",
+    description="A draft raised for finance's review becomes an issued invoice. Posting one already posted "
+    "answers it unchanged.",
+    scopes=["system:write"],
+    errors=[404, *VENDOR_ERRORS],
+    idempotency="required",
+    status_code=200,
+    tags=_TAGS,
+)
+async def post_invoice(invoice_id: Id, erp: Erp) -> Invoice:
+    return await erp.post_invoice(invoice_id)
+
+
+@operation(
+    "POST",
+    "/system/v1/erp/invoices/{invoice_id:str}/void",
+    operation_id="voidErpInvoice",
+    summary="Void or credit an invoice",
+    description="A draft is cancelled, a posted invoice voided, or credited in full where the ERP credits "
+    "rather than voids (`credit_memo_id`). Voiding twice answers the voided invoice; an invoice with "
+    "payments applied is refused (422 `vendor-rejected`).",
+    scopes=["system:write"],
+    errors=[404, *VENDOR_ERRORS],
+    idempotency="required",
+    status_code=200,
+    tags=_TAGS,
+)
+async def void_invoice(invoice_id: Id, erp: Erp) -> Invoice:
+    return await erp.void_invoice(invoice_id)
+
+
+@operation(
     "GET",
     "/system/v1/erp/payments",
     operation_id="listErpPayments",
@@ -265,12 +300,17 @@ async def list_payments(
     erp: Erp,
     customer_id: IdFilter = None,
     invoice_id: IdFilter = None,
+    modified_since: ModifiedSince = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> PaymentPage:
     with cursor_errors():
         return await erp.list_payments(
-            customer_id=customer_id, invoice_id=invoice_id, limit=limit, cursor=cursor
+            customer_id=customer_id,
+            invoice_id=invoice_id,
+            modified_since=since(modified_since),
+            limit=limit,
+            cursor=cursor,
         )
 
 
@@ -287,5 +327,7 @@ erp_routes = [
     list_invoices,
     get_invoice,
     create_invoice,
+    post_invoice,
+    void_invoice,
     list_payments,
 ]

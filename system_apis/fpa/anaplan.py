@@ -507,10 +507,14 @@ class AnaplanFpa:
             ("export", settings.forecast_export, actions.exports, "STRATUM_ANAPLAN__FORECAST_EXPORT"),
         )
         for kind, name, found, env in wanted:
-            fix = None if name in found else (
-                f"the model has no {kind} named {name!r}"
-                + (" with a data file" if kind == "import" else "")
-                + f": create it, or set {env} to its name"
+            fix = (
+                None
+                if name in found
+                else (
+                    f"the model has no {kind} named {name!r}"
+                    + (" with a data file" if kind == "import" else "")
+                    + f": create it, or set {env} to its name"
+                )
             )
             checks.append(Check(vendor=VENDOR, what=f"{kind} {name!r}", fix=fix))
         return checks

@@ -25,10 +25,36 @@ shared ``VendorHttpClient``'s; this module adds what is Kantata's own:
     none on one, and whether Kantata takes them nested in the create is unverified; so the demand's key
     travels in the resource's title (``"Senior Consultant [Stratum opp-1:staff:1]"``), written in the
     same POST, and the look-before-create reads the project's resources;
+  * an invoice (billing) carries Stratum's reference to its billing key (``service_model`` "Invoice"),
+    nested in the ``POST /invoices``; ``find_invoice`` and the look-before-create read it back through
+    ``GET /external_references?subject_type=Invoice``. An item already invoiced is refused by Kantata (422
+    naming it): ``VendorRejected`` with Kantata's message, nothing recorded;
   * when a create's answer is lost (timeout, dropped connection, a 5xx, a body that does not parse), the
     record may or may not exist: the adapter looks once more, and returns the record if it is there. If
     it cannot tell, it raises, and the next call with the same key finds the record instead of making a
     second one.
+
+Billing
+-------
+
+``list_billable_items`` reads time entries, then expenses, then completed billable milestone stories of a
+project (Kantata's filters ``approved``, ``billable``/``is_billable``, ``is_invoiced=false`` and the date
+range, re-checked here), each in id order, behind one cursor that names the kind and Kantata's page. A page
+holds one kind only, so it may be shorter than ``limit``. Page-number paging shifts when items are invoiced
+between pages: read the whole list, then invoice (as the billing run does).
+
+Payments: Kantata records a payment against an invoice only for the whole invoice (``POST
+/external_payments`` with ``invoice_id`` sets its amount to the invoice's and marks it "accepted payment";
+only single-project, non-draft, pending invoices); a payment with an amount of its own is a project-level
+payment. Decision: a partial ERP payment is **not** booked as money in Kantata, because the final
+invoice-level payment always carries the whole invoice amount and project-level part payments would then be
+counted twice. Every ERP payment becomes a ``Payment`` reference on the invoice (``service_model_ref`` the
+ERP payment id, ``external_status`` "partially paid"/"paid in full", ``external_message`` amount, date and
+the balance left): delivery sees it on the invoice, and it is the ledger that tells each payment once (it is
+looked for before it is written, and looked for again after a lost answer). The payment that leaves a zero
+balance also records the one invoice-level external payment; Kantata refuses a second (the invoice is no
+longer pending), and a lost answer is settled by the invoice's status. So each ERP payment reaches Kantata
+exactly once, and the money Kantata holds for the invoice is its total, once.
 """
 
 from __future__ import annotations
@@ -47,11 +73,17 @@ import structlog
 
 from apis.config import KantataSettings
 from contracts.models import (
+    BillableItemPage,
     ExpensePage,
     MilestoneInput,
+    MilestoneStatus,
     Project,
     ProjectCreate,
     ProjectPage,
+    PsaInvoice,
+    PsaInvoiceCreate,
+    PsaInvoiceStatus,
+    PsaPaymentRecord,
     StaffingDemand,
     StaffingDemandCreate,
     TimeEntryPage,
@@ -67,21 +99,36 @@ from system_apis.errors import (
     VendorUnavailable,
 )
 from system_apis.psa.kantata_mapping import (
+    ERP_INVOICE_MODEL,
+    INVOICE_MODEL,
     OPPORTUNITY_MODEL,
+    PAYMENT_MODEL,
     PROJECT_MODEL,
     SERVICE_NAME,
     KantataEnvelope,
     KantataExternalReference,
+    KantataInvoice,
     KantataStory,
     KantataWorkspace,
     KantataWorkspaceResource,
+    billable_expense,
+    billable_milestone,
+    billable_time,
     decode_envelope,
     decode_errors,
+    erp_invoice_reference,
     expense_from_record,
     external_key_of,
+    invoice_create_body,
+    invoice_from_record,
+    invoice_status,
+    milestone_date,
     milestone_key,
+    milestone_status_from_state,
     milestone_story_body,
     ordered,
+    payment_keys,
+    payment_reference,
     project_from_workspace,
     split_resource_title,
     staffing_demand_body,
@@ -175,6 +222,35 @@ def decode_cursor(cursor: str) -> PageCursor:
     if page < 2 or per_page > MAX_PER_PAGE:
         raise InvalidCursor("cursor is not one this API produced")
     return PageCursor(page=page, per_page=per_page, fingerprint=match.group(3))
+
+
+class _BillingCursor(msgspec.Struct, kw_only=True, frozen=True):
+    """Where a billable-item listing continues: the kind (0 time, 1 expenses, 2 milestones) and Kantata's
+    page number at our page size, for one project and date."""
+
+    phase: int
+    page: int
+    per_page: int
+    fingerprint: str
+
+
+_BILLING_CURSOR_TEXT = re.compile(r"^b1\.([0-2])\.([1-9][0-9]{0,6})\.([1-9][0-9]{0,2})\.([0-9a-f]{16})$")
+
+
+def _encode_billing_cursor(cursor: _BillingCursor) -> str:
+    return wrap_cursor(f"b1.{cursor.phase}.{cursor.page}.{cursor.per_page}.{cursor.fingerprint}")
+
+
+def _decode_billing_cursor(cursor: str) -> _BillingCursor:
+    match = _BILLING_CURSOR_TEXT.fullmatch(unwrap_cursor(cursor, max_length=96))
+    if match is None or int(match.group(3)) > MAX_PER_PAGE:
+        raise InvalidCursor("cursor is not one this API produced")
+    return _BillingCursor(
+        phase=int(match.group(1)),
+        page=int(match.group(2)),
+        per_page=int(match.group(3)),
+        fingerprint=match.group(4),
+    )
 
 
 def _position(cursor: str | None, limit: int, fingerprint: str) -> tuple[int, int]:
@@ -444,9 +520,7 @@ class KantataPsa:
         envelope = await self._page("time_entries.json", params, page, per_page)
         with _unusable("time entry list"):
             records = ordered(envelope, "time_entries", envelope.time_entries)
-        items, skipped = map_page(
-            VENDOR, "time entry", records, time_entry_from_record, record_id=_record_id
-        )
+        items, skipped = map_page(VENDOR, "time entry", records, time_entry_from_record, record_id=_record_id)
         return TimeEntryPage(
             items=items, next_cursor=_next_cursor(envelope, page, per_page, fingerprint), skipped=skipped
         )
@@ -467,6 +541,278 @@ class KantataPsa:
         return ExpensePage(
             items=items, next_cursor=_next_cursor(envelope, page, per_page, fingerprint), skipped=skipped
         )
+
+    # --- billing ---------------------------------------------------------------------------------------
+
+    async def list_billable_items(
+        self, project_id: str, *, through: dt.date, limit: int, cursor: str | None = None
+    ) -> BillableItemPage:
+        """Approved, billable, uninvoiced time entries, then expenses, then completed billable milestones,
+        each in id order, behind one cursor (``_BillingCursor``): a page holds items of one kind only, so
+        it may be shorter than ``limit``; ``next_cursor`` None is the end. Kantata's own filters select
+        (``approved``, ``billable``/``is_billable``, ``is_invoiced=false``, the date range); the records
+        are checked again here, since a filter Kantata ignored must not put an invoiced item on a second
+        invoice."""
+        if not 1 <= limit <= MAX_PER_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_PER_PAGE}")
+        fingerprint = query_fingerprint("billable-items", {"project": project_id, "through": str(through)})
+        if cursor is None:
+            phase, page = 0, 1
+            await self._show_workspace(project_id)  # NotFound for a project Kantata does not have
+        else:
+            position = _decode_billing_cursor(cursor)
+            if position.fingerprint != fingerprint or position.per_page != limit:
+                raise InvalidCursor("cursor belongs to another query or page size")
+            phase, page = position.phase, position.page
+        window = f"{_EARLIEST.isoformat()}:{through.isoformat()}"
+        common = {"workspace_id": project_id, "order": "id:asc", "from_archived_workspaces": "true"}
+        if phase == 0:
+            params = {**common, "approved": "true", "billable": "true", "is_invoiced": "false"}
+            envelope = await self._page(
+                "time_entries.json", {**params, "date_performed_between": window}, page, limit
+            )
+            with _unusable("time entry list"):
+                entries = ordered(envelope, "time_entries", envelope.time_entries)
+            wanted_entries = [
+                e
+                for e in entries
+                if e.approved and e.billable and not e.is_invoiced and e.date_performed[:10] <= str(through)
+            ]
+            items, skipped = map_page(
+                VENDOR, "time entry", wanted_entries, billable_time, record_id=_record_id
+            )
+        elif phase == 1:
+            params = {**common, "approved": "true", "is_billable": "true", "is_invoiced": "false"}
+            envelope = await self._page("expenses.json", {**params, "date_between": window}, page, limit)
+            with _unusable("expense list"):
+                expenses = ordered(envelope, "expenses", envelope.expenses)
+            wanted_expenses = [
+                x
+                for x in expenses
+                if x.approved
+                and (x.is_billable if x.is_billable is not None else x.billable)
+                and not x.is_invoiced
+                and x.date[:10] <= str(through)
+            ]
+            items, skipped = map_page(
+                VENDOR, "expense", wanted_expenses, billable_expense, record_id=_record_id
+            )
+        else:
+            params = {
+                "workspace_id": project_id,
+                "story_type": "milestone",
+                "billable": "true",
+                "state": "completed",
+                "order": "id:asc",
+            }
+            envelope = await self._page("stories.json", params, page, limit)
+            with _unusable("story list"):
+                stories = ordered(envelope, "stories", envelope.stories)
+            workspace = _only_workspace(await self._show_workspace(project_id))
+            wanted_stories = [
+                s
+                for s in stories
+                if s.story_type == "milestone"
+                and s.billable
+                and milestone_status_from_state(s.state) is MilestoneStatus.COMPLETED
+                and not s.is_invoiced
+                and s.invoice_id is None
+                and (milestone_date(s) or through) <= through
+            ]
+            items, skipped = map_page(
+                VENDOR,
+                "milestone",
+                wanted_stories,
+                lambda story: billable_milestone(story, currency=workspace.currency),
+                record_id=_record_id,
+            )
+        next_position: _BillingCursor | None = None
+        if _has_more(envelope, page, limit):
+            next_position = _BillingCursor(
+                phase=phase, page=page + 1, per_page=limit, fingerprint=fingerprint
+            )
+        elif phase < 2:
+            next_position = _BillingCursor(phase=phase + 1, page=1, per_page=limit, fingerprint=fingerprint)
+        return BillableItemPage(
+            items=items,
+            next_cursor=None if next_position is None else _encode_billing_cursor(next_position),
+            skipped=skipped,
+        )
+
+    async def find_invoice(self, external_key: str) -> PsaInvoice | None:
+        """The invoice carrying Stratum's reference to the billing key (the oldest, should there be two),
+        whatever its state."""
+        references = await self._references_to("Invoice", external_key, service_name=SERVICE_NAME)
+        ours = [r for r in references if r.service_model == INVOICE_MODEL]
+        for subject_id in _subject_ids(ours):
+            try:
+                return await self.get_invoice(subject_id)
+            except NotFound:
+                continue  # a reference left behind by a deleted draft
+        return None
+
+    async def get_invoice(self, invoice_id: str) -> PsaInvoice:
+        invoice, references = await self._show_invoice(invoice_id)
+        return _psa_invoice(invoice, references)
+
+    async def create_invoice(self, command: PsaInvoiceCreate) -> tuple[PsaInvoice, bool]:
+        existing = await self.find_invoice(command.external_key)
+        if existing is not None:
+            _log().info("kantata_invoice_found", vendor=VENDOR, invoice_id=existing.id)
+            return existing, False
+        workspace = _only_workspace(await self._show_workspace(command.project_id))
+        if (workspace.currency or "").upper() != command.currency:
+            raise VendorRejected(
+                VENDOR, f"project {command.project_id} bills in {workspace.currency}, not {command.currency}"
+            )
+        try:
+            body = msgspec.json.encode(invoice_create_body(command))
+        except ValueError as exc:
+            raise VendorRejected(VENDOR, f"the invoice cannot be held in Kantata: {exc}") from None
+        try:
+            # Never retried (Kantata has no idempotency): a lost answer is settled by looking again.
+            response = await self._http.send("POST", "invoices.json", content=body, headers=_JSON_HEADERS)
+            envelope = _decode(response.content, "created invoice")
+            created = _only(envelope, "invoices", envelope.invoices)
+            invoice_id = _str(created.id)
+        except (VendorTimeout, VendorUnavailable, VendorBadResponse) as error:
+            found = await self._after_lost_answer(
+                error, "invoice", lambda: self.find_invoice(command.external_key)
+            )
+            _log().info("kantata_invoice_created", vendor=VENDOR, invoice_id=found.id)
+            return found, True
+        _log().info("kantata_invoice_created", vendor=VENDOR, invoice_id=invoice_id)
+        # The create's answer carries no side-loads: read it back with its references.
+        return await self.get_invoice(invoice_id), True
+
+    async def finalize_invoice(
+        self, invoice_id: str, *, erp_invoice_id: str, erp_invoice_number: str | None
+    ) -> PsaInvoice:
+        invoice, references = await self._show_invoice(invoice_id)
+        status = invoice_status(invoice)
+        if status is PsaInvoiceStatus.CANCELLED:
+            raise VendorRejected(VENDOR, f"invoice {invoice_id} is cancelled and cannot be issued")
+        current = _psa_invoice(invoice, references)
+        if current.erp_invoice_id is None:
+            reference = erp_invoice_reference(erp_invoice_id, erp_invoice_number)
+            await self._add_invoice_reference(invoice_id, reference, ERP_INVOICE_MODEL)
+        elif current.erp_invoice_id != erp_invoice_id:
+            raise VendorRejected(
+                VENDOR, f"invoice {invoice_id} already stands for ERP invoice {current.erp_invoice_id}"
+            )
+        if invoice.draft:
+            # Kantata's "Updating an existing Invoice": `draft: false` issues it. Setting a flag to a value
+            # is naturally idempotent, so this write may be retried.
+            await self._http.send(
+                "PUT",
+                f"invoices/{_segment(invoice.id)}.json",
+                content=msgspec.json.encode({"invoice": {"draft": False}}),
+                headers=_JSON_HEADERS,
+                idempotent=True,
+            )
+            _log().info("kantata_invoice_issued", vendor=VENDOR, invoice_id=invoice_id)
+        return await self.get_invoice(invoice_id)
+
+    async def cancel_invoice(self, invoice_id: str) -> PsaInvoice:
+        invoice, references = await self._show_invoice(invoice_id)
+        status = invoice_status(invoice)
+        if status is PsaInvoiceStatus.CANCELLED:
+            return _psa_invoice(invoice, references)
+        if status is PsaInvoiceStatus.PAID:
+            raise VendorRejected(VENDOR, f"invoice {invoice_id} is paid; Kantata cannot cancel it")
+        try:
+            await self._http.send("PUT", f"invoices/{_segment(invoice.id)}/cancel.json")
+        except (VendorTimeout, VendorUnavailable, VendorBadResponse, VendorRejected) as error:
+            # A lost answer, or Kantata refusing a second cancel: either way, what counts is its state now.
+            async def look() -> PsaInvoice | None:
+                again = await self.get_invoice(invoice_id)
+                return again if again.status is PsaInvoiceStatus.CANCELLED else None
+
+            return await self._after_lost_answer(error, "invoice cancel", look)
+        _log().info("kantata_invoice_cancelled", vendor=VENDOR, invoice_id=invoice_id)
+        return await self.get_invoice(invoice_id)
+
+    async def record_payment(self, invoice_id: str, payment: PsaPaymentRecord) -> PsaInvoice:
+        """Kantata records only whole-invoice payments against an invoice, so (see the module docstring,
+        "Payments"): every ERP payment becomes a ``Payment`` reference on the invoice (found by its
+        ``erp_payment_id``: told once), and the payment that leaves a zero balance also records one
+        invoice-level external payment, which marks the whole invoice paid. No partial amount is ever
+        booked as a project payment, so nothing is counted twice once the invoice is paid in full."""
+        invoice, references = await self._show_invoice(invoice_id)
+        if invoice.currency is not None and invoice.currency.upper() != payment.currency:
+            raise VendorRejected(
+                VENDOR, f"invoice {invoice_id} is in {invoice.currency}, not {payment.currency}"
+            )
+        status = invoice_status(invoice)
+        if status is PsaInvoiceStatus.CANCELLED:
+            raise VendorRejected(VENDOR, f"invoice {invoice_id} is cancelled; it takes no payment")
+        if payment.erp_payment_id not in payment_keys(invoice.external_reference_ids, references):
+            await self._add_invoice_reference(
+                invoice_id, payment_reference(payment), PAYMENT_MODEL, ref=payment.erp_payment_id
+            )
+            _log().info("kantata_payment_noted", vendor=VENDOR, invoice_id=invoice_id)
+        if payment.balance == 0 and status is not PsaInvoiceStatus.PAID:
+            if status is PsaInvoiceStatus.DRAFT:
+                raise VendorRejected(VENDOR, f"invoice {invoice_id} is a draft; issue it before it is paid")
+            await self._pay_in_full(invoice)
+        return await self.get_invoice(invoice_id)
+
+    async def _pay_in_full(self, invoice: KantataInvoice) -> None:
+        """One invoice-level external payment: Kantata sets its amount to the invoice's and marks the
+        invoice "accepted payment". Kantata refuses a second one (the invoice is no longer pending), and a
+        lost answer is settled by reading the invoice's status."""
+        body = {
+            "external_payment": {
+                "workspace_id": _str(invoice.workspace_ids[0]),
+                "invoice_id": _str(invoice.id),
+                "notes": f"Paid in full in the ERP; recorded by {SERVICE_NAME}",
+            }
+        }
+        try:
+            await self._http.send(
+                "POST", "external_payments.json", content=msgspec.json.encode(body), headers=_JSON_HEADERS
+            )
+        except (VendorTimeout, VendorUnavailable, VendorBadResponse, VendorRejected) as error:
+
+            async def look() -> bool | None:
+                again, _ = await self._show_invoice(_str(invoice.id))
+                return True if invoice_status(again) is PsaInvoiceStatus.PAID else None
+
+            await self._after_lost_answer(error, "external payment", look)
+        _log().info("kantata_invoice_paid", vendor=VENDOR, invoice_id=_str(invoice.id))
+
+    async def _add_invoice_reference(
+        self, invoice_id: str, reference: Mapping[str, Any], service_model: str, *, ref: str | None = None
+    ) -> None:
+        """Write one of Stratum's references on an invoice; a lost answer is settled by looking for it."""
+        key = ref if ref is not None else str(reference["service_model_ref"])
+        body = {"external_reference": {"subject_type": "Invoice", "subject_id": invoice_id, **reference}}
+        try:
+            await self._http.send(
+                "POST", "external_references.json", content=msgspec.json.encode(body), headers=_JSON_HEADERS
+            )
+        except (VendorTimeout, VendorUnavailable, VendorBadResponse) as error:
+
+            async def look() -> bool | None:
+                found = await self._references_to("Invoice", key, service_name=SERVICE_NAME)
+                mine = [
+                    r
+                    for r in found
+                    if r.service_model == service_model and _str(r.subject_id or "") == invoice_id
+                ]
+                return True if mine else None
+
+            await self._after_lost_answer(error, f"{service_model} reference", look)
+
+    async def _show_invoice(
+        self, invoice_id: str
+    ) -> tuple[KantataInvoice, Mapping[str, KantataExternalReference]]:
+        if not _KANTATA_ID.fullmatch(invoice_id):
+            raise NotFound(VENDOR, "no such invoice")
+        envelope = await self._get(
+            f"invoices/{invoice_id}.json", {"include": "external_references"}, "invoice"
+        )
+        return _only(envelope, "invoices", envelope.invoices), envelope.external_references
 
     # --- Kantata specifics -----------------------------------------------------------------------------
 
@@ -760,6 +1106,10 @@ def _project(
         workspace.id,
         lambda: project_from_workspace(workspace, references=references, milestones=milestones),
     )
+
+
+def _psa_invoice(invoice: KantataInvoice, references: Mapping[str, KantataExternalReference]) -> PsaInvoice:
+    return map_record(VENDOR, "invoice", invoice.id, lambda: invoice_from_record(invoice, references))
 
 
 def _record_id(record: Any) -> str:

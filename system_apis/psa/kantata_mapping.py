@@ -56,6 +56,12 @@ twice: a workspace and a milestone story carry an external reference (``service_
 resource (staffing demand), which takes no external reference, carries it at the end of its title:
 ``"Senior Consultant [Stratum opp-1:staff:1]"``.
 
+An invoice Stratum records carries its billing key (``service_model`` "Invoice",
+``bill:{project}:{YYYY-MM}``), the ERP invoice it stands for (``service_model`` "ErpInvoice", the number as
+``external_message``) and one reference per ERP payment told to Kantata (``service_model`` "Payment", the
+ERP payment id): see the adapter's "Billing" section for why a partial payment is a reference and not a
+Kantata payment.
+
 Links to the CRM
 ----------------
 
@@ -84,6 +90,14 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from contracts.models.billing import (
+    BillableItem,
+    BillableItemKind,
+    PsaInvoice,
+    PsaInvoiceCreate,
+    PsaInvoiceStatus,
+    PsaPaymentRecord,
+)
 from contracts.models.common import Money, SystemIds, is_iso_4217
 from contracts.models.delivery import (
     Expense,
@@ -100,14 +114,19 @@ from contracts.models.delivery import (
 
 __all__ = [
     "ACCOUNT_MODEL",
+    "ERP_INVOICE_MODEL",
+    "INVOICE_MODEL",
     "OPPORTUNITY_MODEL",
+    "PAYMENT_MODEL",
     "PROJECT_MODEL",
     "SERVICE_NAME",
     "KantataEnvelope",
     "KantataError",
     "KantataErrorBody",
     "KantataExpense",
+    "KantataExternalPayment",
     "KantataExternalReference",
+    "KantataInvoice",
     "KantataMeta",
     "KantataResultRef",
     "KantataRole",
@@ -116,13 +135,21 @@ __all__ = [
     "KantataTimeEntry",
     "KantataWorkspace",
     "KantataWorkspaceResource",
+    "billable_expense",
+    "billable_milestone",
+    "billable_time",
     "cents_from_money",
     "customer_of",
     "decode_envelope",
     "decode_errors",
+    "erp_invoice_reference",
     "expense_from_record",
     "external_key_of",
     "hours_from_minutes",
+    "invoice_create_body",
+    "invoice_from_record",
+    "invoice_status",
+    "milestone_date",
     "milestone_from_story",
     "milestone_key",
     "milestone_status_from_state",
@@ -132,6 +159,8 @@ __all__ = [
     "ordered",
     "parse_kantata_date",
     "parse_kantata_datetime",
+    "payment_keys",
+    "payment_reference",
     "project_from_workspace",
     "project_status_from_workspace",
     "resource_title",
@@ -193,6 +222,8 @@ class KantataExternalReference(msgspec.Struct, kw_only=True, frozen=True):
     subject_type: str | None = None
     subject_id: KantataId | None = None
     status: str | None = None
+    external_status: str | None = None
+    external_message: str | None = None
 
 
 class KantataWorkspace(msgspec.Struct, kw_only=True, frozen=True):
@@ -229,6 +260,10 @@ class KantataStory(msgspec.Struct, kw_only=True, frozen=True):
     due_date: str | None = None
     budget_estimate_in_cents: int | None = None
     position: int | None = None
+    billable: bool | None = None
+    fixed_fee: bool | None = None
+    is_invoiced: bool | None = None
+    invoice_id: KantataId | None = None
     updated_at: str | None = None
     external_reference_ids: list[KantataId] = []
 
@@ -247,6 +282,8 @@ class KantataTimeEntry(msgspec.Struct, kw_only=True, frozen=True):
     currency: str | None = None
     currency_base_unit: int | None = None
     notes: str | None = None
+    is_invoiced: bool | None = None
+    invoice_id: KantataId | None = None
     updated_at: str | None = None
 
 
@@ -265,6 +302,8 @@ class KantataExpense(msgspec.Struct, kw_only=True, frozen=True):
     approved: bool | None = None
     user_id: KantataId | None = None
     notes: str | None = None
+    is_invoiced: bool | None = None
+    invoice_id: KantataId | None = None
     updated_at: str | None = None
 
 
@@ -288,6 +327,34 @@ class KantataRole(msgspec.Struct, kw_only=True, frozen=True):
     name: str
 
 
+class KantataInvoice(msgspec.Struct, kw_only=True, frozen=True):
+    """A Kantata invoice: the items it bills by id, ``status`` ("new", "accepted payment", "cancelled")
+    beside ``draft``, and its total and balance in minor units."""
+
+    id: KantataId
+    workspace_ids: list[KantataId] = []
+    status: str | None = None
+    draft: bool = False
+    currency: str | None = None
+    currency_base_unit: int | None = None
+    price_in_cents: int | None = None
+    balance_in_cents: int | None = None
+    invoice_date: str | None = None
+    due_date: str | None = None
+    time_entry_ids: list[KantataId] = []
+    expense_ids: list[KantataId] = []
+    billing_milestone_ids: list[KantataId] = []
+    updated_at: str | None = None
+    external_reference_ids: list[KantataId] = []
+
+
+class KantataExternalPayment(msgspec.Struct, kw_only=True, frozen=True):
+    id: KantataId
+    workspace_id: KantataId | None = None
+    invoice_id: KantataId | None = None
+    amount_in_cents: int | None = None
+
+
 class KantataEnvelope(msgspec.Struct, kw_only=True, frozen=True):
     """Any Kantata answer: ``results`` in order plus every id-keyed table we read."""
 
@@ -300,6 +367,8 @@ class KantataEnvelope(msgspec.Struct, kw_only=True, frozen=True):
     expenses: dict[str, KantataExpense] = {}
     workspace_resources: dict[str, KantataWorkspaceResource] = {}
     roles: dict[str, KantataRole] = {}
+    invoices: dict[str, KantataInvoice] = {}
+    external_payments: dict[str, KantataExternalPayment] = {}
     external_references: dict[str, KantataExternalReference] = {}
 
 
@@ -759,3 +828,211 @@ def staffing_demand_body(workspace_id: str, role_id: str, command: StaffingDeman
     if command.end_date is not None:
         resource["end_date"] = command.end_date.isoformat()
     return {"workspace_resource": resource}
+
+
+# --- billing --------------------------------------------------------------------------------------------
+
+#: ``service_model`` of the reference holding an invoice's billing key (``bill:{project}:{YYYY-MM}``).
+INVOICE_MODEL = "Invoice"
+#: ``service_model`` of the reference naming the ERP invoice a PSA invoice stands for (its id as the ref,
+#: its number as ``external_message``).
+ERP_INVOICE_MODEL = "ErpInvoice"
+#: ``service_model`` of the reference recording one ERP payment told to Kantata (its id as the ref): the
+#: ledger that keeps each payment once.
+PAYMENT_MODEL = "Payment"
+
+_PAID_STATUSES = frozenset({"acceptedpayment", "paid"})
+_CANCELLED_STATUSES = frozenset({"cancelled", "canceled", "void", "voided"})
+
+
+def invoice_status(invoice: KantataInvoice) -> PsaInvoiceStatus:
+    """Kantata's ``status``/``draft`` as the canonical status: a draft is a draft whatever its status;
+    "accepted payment" is paid; "cancelled" is cancelled; "new" (pending) and anything else is open."""
+    key = _status_key(invoice.status or "")
+    if key in _CANCELLED_STATUSES:
+        return PsaInvoiceStatus.CANCELLED
+    if invoice.draft:
+        return PsaInvoiceStatus.DRAFT
+    if key in _PAID_STATUSES:
+        return PsaInvoiceStatus.PAID
+    return PsaInvoiceStatus.OPEN
+
+
+def _reference_of(
+    reference_ids: Sequence[KantataId],
+    references: Mapping[str, KantataExternalReference],
+    service_model: str,
+) -> KantataExternalReference | None:
+    for reference_id in reference_ids:
+        reference = references.get(_id(reference_id))
+        if (
+            reference is not None
+            and reference.service_name == SERVICE_NAME
+            and reference.service_model == service_model
+            and reference.service_model_ref is not None
+        ):
+            return reference
+    return None
+
+
+def invoice_from_record(
+    invoice: KantataInvoice, references: Mapping[str, KantataExternalReference]
+) -> PsaInvoice:
+    """The canonical PSA invoice; its billing key and ERP invoice from Stratum's references on it."""
+    currency = _currency(invoice.currency)
+    if currency is None or not invoice.workspace_ids:
+        raise ValueError(f"invoice {invoice.id} has no valid currency or project")
+    total = money_from_cents(invoice.price_in_cents or 0, currency, base_unit=invoice.currency_base_unit)
+    assert total is not None  # a valid currency and an amount always make money
+    erp = _reference_of(invoice.external_reference_ids, references, ERP_INVOICE_MODEL)
+    return PsaInvoice(
+        id=_id(invoice.id),
+        project_id=_id(invoice.workspace_ids[0]),
+        status=invoice_status(invoice),
+        currency=currency,
+        total=total,
+        external_key=external_key_of(invoice.external_reference_ids, references, service_model=INVOICE_MODEL),
+        erp_invoice_id=None if erp is None or erp.service_model_ref is None else _id(erp.service_model_ref),
+        erp_invoice_number=None if erp is None else _text(erp.external_message),
+        invoice_date=parse_kantata_date(invoice.invoice_date),
+        due_date=parse_kantata_date(invoice.due_date),
+        time_entry_ids=[_id(item) for item in invoice.time_entry_ids],
+        expense_ids=[_id(item) for item in invoice.expense_ids],
+        milestone_ids=[_id(item) for item in invoice.billing_milestone_ids],
+        updated_at=parse_kantata_datetime(invoice.updated_at),
+        system_ids=SystemIds(psa=_id(invoice.id)),
+    )
+
+
+def payment_keys(
+    reference_ids: Sequence[KantataId], references: Mapping[str, KantataExternalReference]
+) -> set[str]:
+    """The ERP payment ids already told to Kantata on an invoice (its ``Payment`` references)."""
+    keys: set[str] = set()
+    for reference_id in reference_ids:
+        reference = references.get(_id(reference_id))
+        if (
+            reference is not None
+            and reference.service_name == SERVICE_NAME
+            and reference.service_model == PAYMENT_MODEL
+            and reference.service_model_ref is not None
+        ):
+            keys.add(_id(reference.service_model_ref))
+    return keys
+
+
+def erp_invoice_reference(erp_invoice_id: str, erp_invoice_number: str | None) -> dict[str, Any]:
+    """The reference naming the ERP invoice (nested in the invoice's create, or on its own)."""
+    reference = _reference(ERP_INVOICE_MODEL, erp_invoice_id)
+    if erp_invoice_number is not None:
+        reference["external_message"] = erp_invoice_number
+    return reference
+
+
+def payment_reference(payment: PsaPaymentRecord) -> dict[str, Any]:
+    """One ERP payment as a reference on the invoice: found again by the payment's id, and readable by the
+    people in Kantata (amount, date and the balance left after it)."""
+    reference = _reference(PAYMENT_MODEL, payment.erp_payment_id)
+    status = "paid in full" if payment.balance == 0 else "partially paid"
+    reference["external_status"] = status
+    reference["external_message"] = (
+        f"{payment.amount} {payment.currency} paid on {payment.date.isoformat()}; "
+        f"balance {payment.balance} {payment.currency}"
+    )
+    return reference
+
+
+def invoice_create_body(command: PsaInvoiceCreate) -> dict[str, Any]:
+    """The ``POST /invoices`` body: the exact items, fees as additional items, the billing key (and the
+    ERP invoice, when known) as references nested in the same POST, so no invoice exists without the key
+    that finds it again. Raises ``ValueError`` for a fee Kantata cannot hold."""
+    references = [_reference(INVOICE_MODEL, command.external_key)]
+    if command.erp_invoice_id is not None:
+        references.append(erp_invoice_reference(command.erp_invoice_id, command.erp_invoice_number))
+    fees = [
+        {
+            "description": fee.description,
+            "amount_in_cents": cents_from_money(Money(amount=fee.amount, currency=command.currency)),
+        }
+        for fee in command.fee_items
+    ]
+    invoice: dict[str, Any] = {
+        "workspace_id": command.project_id,
+        "time_entry_ids": list(command.time_entry_ids),
+        "expense_ids": list(command.expense_ids),
+        "billing_milestone_ids": list(command.milestone_ids),
+        "additional_items": fees,
+        # Kantata requires a payment schedule: the days from the invoice date to its due date.
+        "payment_schedule": max(0, (command.due_date - command.invoice_date).days),
+        "invoice_date": command.invoice_date.isoformat(),
+        "due_date": command.due_date.isoformat(),
+        "draft": command.draft,
+        # The ERP sends the customer's invoice; Kantata must not email one of its own.
+        "suppress_emails": True,
+        "external_references_attributes": references,
+    }
+    return {"invoice": invoice}
+
+
+def billable_time(entry: KantataTimeEntry) -> BillableItem:
+    """An approved, billable time entry as a billable item: hours and Kantata's rate (for comparison;
+    the billing run prices time from the deal's rate card)."""
+    return BillableItem(
+        id=_id(entry.id),
+        kind=BillableItemKind.TIME,
+        project_id=_id(entry.workspace_id),
+        date=dt.date.fromisoformat(entry.date_performed[:10]),
+        description=_text(entry.notes) or "Time",
+        quantity=hours_from_minutes(entry.time_in_minutes),
+        role=_optional_id(entry.role_id),
+        person_id=_optional_id(entry.user_id),
+        rate=money_from_cents(entry.rate_in_cents, entry.currency, base_unit=entry.currency_base_unit),
+        invoiced=bool(entry.is_invoiced),
+        psa_invoice_id=_optional_id(entry.invoice_id),
+        updated_at=parse_kantata_datetime(entry.updated_at),
+        system_ids=SystemIds(psa=_id(entry.id)),
+    )
+
+
+def billable_expense(expense: KantataExpense) -> BillableItem:
+    amount = money_from_cents(expense.amount_in_cents, expense.currency, base_unit=expense.currency_base_unit)
+    if amount is None:
+        raise ValueError(f"expense {expense.id} has no valid currency ({expense.currency!r})")
+    return BillableItem(
+        id=_id(expense.id),
+        kind=BillableItemKind.EXPENSE,
+        project_id=_id(expense.workspace_id),
+        date=dt.date.fromisoformat(expense.date[:10]),
+        description=_text(expense.notes) or _text(expense.category) or "Expense",
+        person_id=_optional_id(expense.user_id),
+        amount=amount,
+        invoiced=bool(expense.is_invoiced),
+        psa_invoice_id=_optional_id(expense.invoice_id),
+        updated_at=parse_kantata_datetime(expense.updated_at),
+        system_ids=SystemIds(psa=_id(expense.id)),
+    )
+
+
+def milestone_date(story: KantataStory) -> dt.date | None:
+    """The date a billing milestone bills on: its due date, else the day it last changed."""
+    return parse_kantata_date(story.due_date) or parse_kantata_date(story.updated_at)
+
+
+def billable_milestone(story: KantataStory, *, currency: str | None) -> BillableItem:
+    """A completed billable milestone: its amount is its budget estimate in the project's currency."""
+    day = milestone_date(story)
+    amount = money_from_cents(story.budget_estimate_in_cents, currency)
+    if day is None or amount is None:
+        raise ValueError(f"milestone {story.id} has no date or no amount in a valid currency")
+    return BillableItem(
+        id=_id(story.id),
+        kind=BillableItemKind.MILESTONE,
+        project_id=_id(story.workspace_id),
+        date=day,
+        description=story.title,
+        amount=amount,
+        invoiced=bool(story.is_invoiced),
+        psa_invoice_id=_optional_id(story.invoice_id),
+        updated_at=parse_kantata_datetime(story.updated_at),
+        system_ids=SystemIds(psa=_id(story.id)),
+    )

@@ -8,10 +8,14 @@ from typing import Protocol, runtime_checkable
 import msgspec
 
 from contracts.models import (
+    BillableItemPage,
     ExpensePage,
     Project,
     ProjectCreate,
     ProjectPage,
+    PsaInvoice,
+    PsaInvoiceCreate,
+    PsaPaymentRecord,
     StaffingDemand,
     StaffingDemandCreate,
     TimeEntryPage,
@@ -71,5 +75,43 @@ class PsaPort(Protocol):
     async def list_expenses(
         self, query: PeriodFilter, *, limit: int, cursor: str | None = None
     ) -> ExpensePage: ...
+
+    # --- billing -------------------------------------------------------------------------------------
+
+    async def list_billable_items(
+        self, project_id: str, *, through: dt.date, limit: int, cursor: str | None = None
+    ) -> BillableItemPage:
+        """The project's approved, billable items not yet on an invoice, dated on or before ``through``
+        (time entries, expenses, completed billing milestones), in a stable order. An item approved after
+        its period was billed is still here, so it lands on the next invoice. Reads only."""
+        ...
+
+    async def find_invoice(self, external_key: str) -> PsaInvoice | None:
+        """The invoice recorded under this billing key, if any (drafts and cancelled ones included)."""
+        ...
+
+    async def get_invoice(self, invoice_id: str) -> PsaInvoice: ...
+
+    async def create_invoice(self, command: PsaInvoiceCreate) -> tuple[PsaInvoice, bool]:
+        """Record an invoice against exactly ``command``'s items, which the PSA then marks invoiced;
+        ``(invoice, created)``. One per ``external_key``: an invoice already recorded under it is returned
+        (``created`` False). An item already on another invoice: ``VendorRejected`` naming it, nothing
+        recorded."""
+        ...
+
+    async def finalize_invoice(
+        self, invoice_id: str, *, erp_invoice_id: str, erp_invoice_number: str | None
+    ) -> PsaInvoice:
+        """A draft becomes the issued invoice, referring to the ERP invoice. Idempotent."""
+        ...
+
+    async def cancel_invoice(self, invoice_id: str) -> PsaInvoice:
+        """Cancel the invoice: its items are billable again. Cancelling twice is harmless."""
+        ...
+
+    async def record_payment(self, invoice_id: str, payment: PsaPaymentRecord) -> PsaInvoice:
+        """Tell the PSA about a payment the ERP recorded; the same ``erp_payment_id`` twice records once.
+        How a partial payment shows depends on what the PSA can hold (the adapter documents it)."""
+        ...
 
     async def close(self) -> None: ...

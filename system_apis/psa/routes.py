@@ -1,4 +1,5 @@
-"""System API routes for the PSA domain: projects as delivered, staffing demand, time and expenses."""
+"""System API routes for the PSA domain: projects as delivered, staffing demand, time and expenses, and
+billing (the unbilled billable items of a project, and the PSA's record of the invoices that bill them)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,15 @@ from litestar.params import JSONBody, QueryParameter, SkipValidation
 
 from apis.routing import VENDOR_ERRORS, operation
 from contracts.models import (
+    BillableItemPage,
     ExpensePage,
     Project,
     ProjectCreate,
     ProjectPage,
+    PsaInvoice,
+    PsaInvoiceCreate,
+    PsaInvoiceFinalize,
+    PsaPaymentRecord,
     StaffingDemand,
     StaffingDemandCreate,
     TimeEntryPage,
@@ -40,6 +46,15 @@ ProjectFilter = Annotated[
 DateFrom = Annotated[dt.date | None, QueryParameter(description="On or after this date.")]
 DateTo = Annotated[dt.date | None, QueryParameter(description="On or before this date.")]
 Approved = Annotated[bool | None, QueryParameter(description="Only approved (true) or unapproved (false).")]
+InvoiceId = Annotated[str, RecordIdPath]
+Through = Annotated[dt.date, QueryParameter(description="Only items dated on or before this date.")]
+BillingKey = Annotated[
+    str,
+    QueryParameter(
+        pattern=r"^[A-Za-z0-9_:.-]{1,80}$",
+        description="The billing key the invoice was recorded under (`bill:{project}:{YYYY-MM}`).",
+    ),
+]
 _TAGS = ["psa"]
 _CREATED = {201: (Project, "Created."), 200: (Project, "A project already existed for this external_key.")}
 
@@ -194,6 +209,126 @@ async def list_expenses(
         return await psa.list_expenses(query, limit=limit, cursor=cursor)
 
 
+@operation(
+    "GET",
+    "/system/v1/psa/projects/{project_id:str}/billable-items",
+    operation_id="listPsaBillableItems",
+    summary="List a project's unbilled billable items",
+    description="Approved, billable time entries, expenses and completed billing milestones not yet on an "
+    "invoice, dated on or before `through`, in a stable order. A page may hold fewer than `limit` items; "
+    "follow `next_cursor` until it is null.",
+    scopes=["system:read"],
+    errors=[404, *VENDOR_ERRORS],
+    tags=_TAGS,
+)
+async def list_billable_items(
+    project_id: ProjectId, psa: Psa, through: Through, limit: Limit = 100, cursor: Cursor = None
+) -> BillableItemPage:
+    with cursor_errors():
+        return await psa.list_billable_items(project_id, through=through, limit=limit, cursor=cursor)
+
+
+@operation(
+    "GET",
+    "/system/v1/psa/invoices",
+    operation_id="findPsaInvoices",
+    summary="Find the PSA invoice recorded under a billing key",
+    description="At most one invoice (drafts and cancelled ones included); an empty list when none.",
+    scopes=["system:read"],
+    errors=[*VENDOR_ERRORS],
+    tags=_TAGS,
+)
+async def find_invoices(psa: Psa, external_key: BillingKey) -> list[PsaInvoice]:
+    found = await psa.find_invoice(external_key)
+    return [] if found is None else [found]
+
+
+@operation(
+    "GET",
+    "/system/v1/psa/invoices/{invoice_id:str}",
+    operation_id="getPsaInvoice",
+    summary="Read a PSA invoice",
+    scopes=["system:read"],
+    errors=[404, *VENDOR_ERRORS],
+    tags=_TAGS,
+)
+async def get_invoice(invoice_id: InvoiceId, psa: Psa) -> PsaInvoice:
+    return await psa.get_invoice(invoice_id)
+
+
+@operation(
+    "POST",
+    "/system/v1/psa/invoices",
+    operation_id="createPsaInvoice",
+    summary="Record an invoice in the PSA against the exact items it bills",
+    description="The items are marked invoiced in the PSA. One invoice per `external_key`: recording again "
+    "returns the first (200), even when the first call's answer was lost. An item already on another "
+    "invoice is refused (422 `vendor-rejected`, naming it) and nothing is recorded.",
+    scopes=["system:write"],
+    errors=[404, *VENDOR_ERRORS],
+    idempotency="required",
+    success={
+        201: (PsaInvoice, "Recorded."),
+        200: (PsaInvoice, "An invoice was already recorded under this external_key."),
+    },
+    tags=_TAGS,
+)
+async def create_invoice(data: JSONBody[PsaInvoiceCreate], psa: Psa) -> Response[Any]:
+    invoice, created = await psa.create_invoice(data)
+    return created_or_found(invoice, created, f"/system/v1/psa/invoices/{invoice.id}")
+
+
+@operation(
+    "POST",
+    "/system/v1/psa/invoices/{invoice_id:str}/finalize",
+    operation_id="finalizePsaInvoice",
+    summary="Issue a PSA draft invoice as the ERP invoice it stands for",
+    description="Finalizing again answers the issued invoice; naming another ERP invoice is refused.",
+    scopes=["system:write"],
+    errors=[404, *VENDOR_ERRORS],
+    idempotency="required",
+    status_code=200,
+    tags=_TAGS,
+)
+async def finalize_invoice(invoice_id: InvoiceId, data: JSONBody[PsaInvoiceFinalize], psa: Psa) -> PsaInvoice:
+    return await psa.finalize_invoice(
+        invoice_id, erp_invoice_id=data.erp_invoice_id, erp_invoice_number=data.erp_invoice_number
+    )
+
+
+@operation(
+    "POST",
+    "/system/v1/psa/invoices/{invoice_id:str}/cancel",
+    operation_id="cancelPsaInvoice",
+    summary="Cancel a PSA invoice: its items are billable again",
+    description="Cancelling twice answers the cancelled invoice; a paid one is refused.",
+    scopes=["system:write"],
+    errors=[404, *VENDOR_ERRORS],
+    idempotency="required",
+    status_code=200,
+    tags=_TAGS,
+)
+async def cancel_invoice(invoice_id: InvoiceId, psa: Psa) -> PsaInvoice:
+    return await psa.cancel_invoice(invoice_id)
+
+
+@operation(
+    "POST",
+    "/system/v1/psa/invoices/{invoice_id:str}/payments",
+    operation_id="recordPsaInvoicePayment",
+    summary="Tell the PSA about a payment the ERP recorded",
+    description="Once per `erp_payment_id`. How a partial payment shows depends on the PSA (Kantata: a note "
+    "on the invoice; the payment that clears the balance marks the whole invoice paid).",
+    scopes=["system:write"],
+    errors=[404, *VENDOR_ERRORS],
+    idempotency="required",
+    status_code=200,
+    tags=_TAGS,
+)
+async def record_payment(invoice_id: InvoiceId, data: JSONBody[PsaPaymentRecord], psa: Psa) -> PsaInvoice:
+    return await psa.record_payment(invoice_id, data)
+
+
 psa_routes = [
     list_projects,
     get_project,
@@ -203,4 +338,11 @@ psa_routes = [
     create_staffing_demand,
     list_time_entries,
     list_expenses,
+    list_billable_items,
+    find_invoices,
+    get_invoice,
+    create_invoice,
+    finalize_invoice,
+    cancel_invoice,
+    record_payment,
 ]

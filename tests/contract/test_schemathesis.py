@@ -30,6 +30,9 @@ _settings = load_settings(
     # Nor is a vendor's: every FP&A publish reads the model back first, so the generated calls would run
     # into the Anaplan sandbox's 600 a minute, and its honest 503 would read as a server error.
     sandbox_anaplan_requests_per_minute=1_000_000,
+    # Likewise Kantata's 200 a second: a billable-items page reads three Kantata collections, and a PSA
+    # invoice write looks before it writes.
+    sandbox_kantata_requests_per_second=1_000_000,
     # Runs are queued and read back, never executed: what is under test is the HTTP contract, and each
     # generated call runs on an event loop of its own, where no worker could live.
     workflows={"run_in_process": False},

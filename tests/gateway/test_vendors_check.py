@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from apis.cli import main
+from contracts.models.billing import CrmInvoiceStatus, CrmInvoiceStatusUpdate
 from contracts.models.crm import ActivationStatus, OpportunityActivationUpdate
+from sandboxes.netsuite import data as netsuite_data
+from sandboxes.netsuite import metadata as netsuite_metadata
 from sandboxes.salesforce.data import SCHEMAS, FieldSpec
-from system_apis.crm.salesforce_mapping import CUSTOM_FIELDS, activation_update_body
+from system_apis.crm.salesforce_mapping import (
+    CUSTOM_FIELDS,
+    activation_update_body,
+    invoice_body,
+    totals_body,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -99,6 +109,33 @@ def test_an_unknown_netsuite_invoice_item_is_named(
     assert failed.startswith("netsuite")
     assert "invoice item 'NO-SUCH-ITEM'" in failed
     assert "STRATUM_NETSUITE__INVOICE_ITEM" in failed
+
+
+def test_a_netsuite_account_without_the_source_ids_column_is_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An account where nobody created the transaction line field custcol_stratum_sources.
+    invoice = netsuite_data.RECORD_TYPES["invoice"]
+    fields = []
+    for spec in invoice.fields:
+        if spec.name == "item":
+            lines = tuple(line for line in spec.lines if line.name != netsuite_data.SOURCES_FIELD)
+            spec = dataclasses.replace(spec, lines=lines)
+        fields.append(spec)
+    stripped = dataclasses.replace(invoice, fields=tuple(fields))
+    original = netsuite_metadata.record_type
+    monkeypatch.setattr(
+        netsuite_metadata, "record_type", lambda name: stripped if name == "invoice" else original(name)
+    )
+    monkeypatch.setenv("STRATUM_ERP_VENDOR", "netsuite")
+
+    code, lines, _ = _check(capsys)
+
+    assert code == 1
+    [failed] = _failed(lines)
+    assert failed.startswith("netsuite")
+    assert "invoice line field custcol_stratum_sources" in failed
+    assert "Transaction Line Field" in failed
 
 
 def test_an_unknown_netsuite_subsidiary_is_named(
@@ -280,11 +317,26 @@ def test_the_gateways_own_custom_objects_are_optional(
     assert any("Rate_Card_Line__c object (optional" in line and line.endswith(" ok") for line in lines)
 
 
-def test_the_written_fields_are_the_activation_write_back() -> None:
+def test_the_written_fields_are_the_activation_write_back_and_the_invoice_status() -> None:
     update = OpportunityActivationUpdate(
         activation_status=ActivationStatus.ACTIVATED,
         psa_project_id="p",
         erp_project_id="e",
         erp_customer_id="c",
     )
-    assert set(activation_update_body(update)) == {f.name for f in CUSTOM_FIELDS if f.written}
+    invoice = CrmInvoiceStatusUpdate(
+        erp_invoice_id="inv-1",
+        opportunity_id="006",
+        status=CrmInvoiceStatus.OPEN,
+        currency="USD",
+        total=Decimal("10.00"),
+        balance=Decimal("10.00"),
+        erp_updated_at=dt.datetime(2026, 3, 1, tzinfo=dt.UTC),
+    )
+    opportunity_writes = set(activation_update_body(update)) | set(totals_body(*[Decimal(0)] * 3))
+    # The invoice's external id is written through the upsert URL; CurrencyIsoCode is a standard field.
+    invoice_writes = set(invoice_body(invoice, None)) - {"CurrencyIsoCode"} | {"ERP_Invoice_Id__c"}
+    assert opportunity_writes == {f.name for f in CUSTOM_FIELDS if f.written and f.sobject == "Opportunity"}
+    assert invoice_writes == {
+        f.name for f in CUSTOM_FIELDS if f.written and f.sobject == "Stratum_Invoice__c"
+    }

@@ -89,6 +89,7 @@ async def test_metadata_is_an_edmx_document_of_what_the_api_serves(client: Clien
         "projects": "project",
         "salesInvoices": "salesInvoice",
         "customerPayments": "customerPayment",
+        "salesCreditMemos": "salesCreditMemo",
         "taxAreas": "taxArea",
     }
     assert schema.navigation["salesInvoice"] == {"salesInvoiceLines": "salesInvoiceLine"}
@@ -101,6 +102,8 @@ async def test_metadata_is_an_edmx_document_of_what_the_api_serves(client: Clien
     post = schema.schema.find(f"{EDM}Action[@Name='post']/{EDM}Parameter")
     assert post is not None
     assert post.get("Type") == "Microsoft.NAV.salesInvoice"
+    bound = {action.get("Name") for action in schema.schema.iter(f"{EDM}Action")}
+    assert bound == {"post", "cancel", "makeCorrectiveCreditMemo"}
 
 
 async def test_metadata_needs_a_token_like_the_rest_of_the_api(client: Client) -> None:

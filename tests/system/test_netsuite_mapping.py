@@ -202,8 +202,12 @@ def test_invoice_query_quotes_the_customer_and_orders_by_id() -> None:
         (InvoiceStatus.DRAFT, "(status = 'D')"),
         (InvoiceStatus.POSTED, "(status = 'A' AND foreignamountremaining >= foreigntotal)"),
         (InvoiceStatus.PARTIALLY_PAID, "(status = 'A' AND foreignamountremaining < foreigntotal)"),
-        (InvoiceStatus.PAID, "(status = 'B')"),
-        (InvoiceStatus.VOID, "(status IN ('V', 'E'))"),
+        # Paid In Full by a credit memo made from it is void to Stratum (the NetSuite adapter credits).
+        (
+            InvoiceStatus.PAID,
+            "(status = 'B' AND (SELECT MIN(c.id) FROM transaction c WHERE c.type = 'CustCred'",
+        ),
+        (InvoiceStatus.VOID, "(status IN ('V', 'E') OR (status = 'B' AND (SELECT MIN(c.id)"),
     ],
 )
 def test_each_status_has_its_condition(status: InvoiceStatus, condition: str) -> None:
@@ -785,9 +789,7 @@ def test_async_job_documents() -> None:
                 "id": "3",
                 "completed": True,
                 "progress": "failed",
-                "task": {
-                    "links": [{"rel": "self", "href": "https://x/services/rest/async/v1/job/3/task"}]
-                },
+                "task": {"links": [{"rel": "self", "href": "https://x/services/rest/async/v1/job/3/task"}]},
             }
         )
     )

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from sandboxes.kantata.resources import (
     expenses,
+    external_payments,
     external_references,
     invoices,
     participations,
@@ -31,6 +32,7 @@ _RESOURCE_LIST: tuple[_Resource, ...] = (
     time_entries.RESOURCE,
     expenses.RESOURCE,
     invoices.RESOURCE,
+    external_payments.RESOURCE,
     roles.RESOURCE,
     users.RESOURCE,
     external_references.RESOURCE,

@@ -67,6 +67,8 @@ RESOURCE = _Resource(
         "date_between": _between("date"),
         "approved": _flag("approved"),
         "is_billable": _flag("is_billable"),
+        # Unverified filter name: Kantata's records carry `is_invoiced`; billing reads the unbilled ones.
+        "is_invoiced": _flag("is_invoiced"),
         "updated_after": _after("updated_at"),
     },
     orders=_TIMESTAMP_ORDERS | {"date"},

@@ -15,6 +15,7 @@ from sandboxes.kantata.schema import (
     _Deletion,
     _Errors,
     _Field,
+    _flag,
     _has_many,
     _ids_in,
     _one_of,
@@ -82,6 +83,10 @@ RESOURCE = _Resource(
         "percentage_complete": _Field(kind="int", minimum=0, maximum=100),
         "parent_id": _Field(kind="ref", target="stories"),
         "archived": _Field(kind="bool"),
+        # A billing milestone: a billable, fixed-fee milestone story, billed at its budget estimate once
+        # completed (unverified: Kantata also serves /billing_milestones). Absent unless written.
+        "billable": _Field(kind="bool"),
+        "fixed_fee": _Field(kind="bool"),
         "external_references_attributes": _Field(kind="nested"),
     },
     prepare=_prepare_story,
@@ -91,6 +96,8 @@ RESOURCE = _Resource(
         "parent_id": _ids_in("parent_id"),
         "search": _search("title"),
         "updated_after": _after("updated_at"),
+        "billable": _flag("billable"),
+        "state": _one_of("state"),
     },
     orders=_TIMESTAMP_ORDERS | {"title", "start_date", "due_date"},
     associations={

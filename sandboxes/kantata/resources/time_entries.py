@@ -80,6 +80,8 @@ RESOURCE = _Resource(
         "date_performed_between": _between("date_performed"),
         "approved": _flag("approved"),
         "billable": _flag("billable"),
+        # Unverified filter name: Kantata's records carry `is_invoiced`; billing reads the unbilled ones.
+        "is_invoiced": _flag("is_invoiced"),
         "updated_after": _after("updated_at"),
     },
     orders=_TIMESTAMP_ORDERS | {"date_performed"},

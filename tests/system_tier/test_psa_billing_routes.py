@@ -1,0 +1,198 @@
+"""PSA billing through the system tier (in-process gateway, Kantata sandbox): the unbilled items of a
+project, an invoice recorded once per billing key against exactly its items (even when Kantata's answer is
+lost), finalize, cancel, and payments told once each."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Generator
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+
+from apis.config import Settings
+from contracts.models import PsaInvoiceCreate, PsaPaymentRecord
+from sandboxes.kantata.data import DEMO_WORKSPACE_ID
+from system_apis.client import SystemApiClient
+
+THROUGH = "2026-03-01"
+
+
+class _Bearer(httpx.Auth):
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        yield request
+
+
+def _read(gw: Any) -> dict[str, str]:
+    headers: dict[str, str] = gw.auth("system:read")
+    return headers
+
+
+def _write(gw: Any) -> dict[str, str]:
+    return {**gw.auth("system:read system:write"), "Idempotency-Key": uuid.uuid4().hex}
+
+
+@pytest.fixture
+async def gw(make_gateway: Callable[[Settings], Any], make_settings: Callable[..., Settings]) -> Any:
+    fast = {"timeout_seconds": 0.5, "breaker_failure_threshold": 0}
+    harness = await make_gateway(make_settings(kantata=fast))
+    harness.sandbox_state("kantata").reset()  # every item of the seed unbilled again
+    return harness
+
+
+async def _items(gw: Any, *, limit: int = 200) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"through": THROUGH, "limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        response = await gw.client.get(
+            f"/system/v1/psa/projects/{DEMO_WORKSPACE_ID}/billable-items", params=params, headers=_read(gw)
+        )
+        assert response.status_code == 200, response.text
+        items.extend(response.json()["items"])
+        if (cursor := response.json()["next_cursor"]) is None:
+            return items
+
+
+def _invoice(key: str, items: list[dict[str, Any]], *, draft: bool = True) -> dict[str, Any]:
+    return {
+        "external_key": key,
+        "project_id": DEMO_WORKSPACE_ID,
+        "currency": "USD",
+        "invoice_date": "2026-03-01",
+        "due_date": "2026-03-31",
+        "time_entry_ids": [i["id"] for i in items if i["kind"] == "time"],
+        "expense_ids": [i["id"] for i in items if i["kind"] == "expense"],
+        "milestone_ids": [i["id"] for i in items if i["kind"] == "milestone"],
+        "draft": draft,
+    }
+
+
+def _invoices_with_key(gw: Any, key: str) -> list[str]:
+    refs = gw.sandbox_state("kantata").records["external_references"].values()
+    return [r["subject_id"] for r in refs if r["subject_type"] == "Invoice" and r["service_model_ref"] == key]
+
+
+async def test_billable_items_page_through_every_kind_once(gw: Any) -> None:
+    whole = await _items(gw)
+    paged = await _items(gw, limit=9)
+    assert [(i["kind"], i["id"]) for i in paged] == [(i["kind"], i["id"]) for i in whole]
+    assert {i["kind"] for i in whole} == {"time", "expense", "milestone"}
+    assert all(i["date"] <= THROUGH and i["invoiced"] is False for i in whole)
+
+
+async def test_billable_items_need_a_through_date_and_a_known_project(gw: Any) -> None:
+    path = f"/system/v1/psa/projects/{DEMO_WORKSPACE_ID}/billable-items"
+    no_date = await gw.client.get(path, headers=_read(gw))
+    assert no_date.status_code == 422
+    assert no_date.json()["code"] == "validation-failed"
+    missing = await gw.client.get(
+        "/system/v1/psa/projects/31899999/billable-items", params={"through": THROUGH}, headers=_read(gw)
+    )
+    assert missing.status_code == 404
+
+
+async def test_an_invoice_is_recorded_once_per_key_and_found_by_it(
+    gw: Any, unique: Callable[[str], str]
+) -> None:
+    key = unique("bill")
+    items = (await _items(gw))[:3]
+    first = await gw.client.post("/system/v1/psa/invoices", json=_invoice(key, items), headers=_write(gw))
+    assert first.status_code == 201, first.text
+    assert first.headers["location"] == f"/system/v1/psa/invoices/{first.json()['id']}"
+    assert first.json()["status"] == "draft"
+    again = await gw.client.post("/system/v1/psa/invoices", json=_invoice(key, items), headers=_write(gw))
+    assert again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    found = await gw.client.get("/system/v1/psa/invoices", params={"external_key": key}, headers=_read(gw))
+    assert [i["id"] for i in found.json()] == [first.json()["id"]]
+    none = await gw.client.get(
+        "/system/v1/psa/invoices", params={"external_key": key + "x"}, headers=_read(gw)
+    )
+    assert none.json() == []
+    assert _invoices_with_key(gw, key) == [first.json()["id"]]
+    left = {i["id"] for i in await _items(gw)}
+    assert not left & {i["id"] for i in items}
+
+
+async def test_a_create_whose_answer_was_lost_is_recorded_once(gw: Any, unique: Callable[[str], str]) -> None:
+    key = unique("bill-lost")
+    items = (await _items(gw))[:2]
+    async with gw.sandbox("kantata") as sandbox:
+        rule = {"kind": "lost", "method": "POST", "path_pattern": "/invoices", "latency_ms": 10, "times": 1}
+        assert (await sandbox.post("/__sandbox/faults", json=rule)).status_code == 201
+    first = await gw.client.post("/system/v1/psa/invoices", json=_invoice(key, items), headers=_write(gw))
+    retry = await gw.client.post("/system/v1/psa/invoices", json=_invoice(key, items), headers=_write(gw))
+    assert first.status_code in (200, 201, 503, 504), first.text
+    assert retry.status_code in (200, 201), retry.text
+    assert _invoices_with_key(gw, key) == [retry.json()["id"]]
+
+
+async def test_an_item_already_invoiced_is_refused_by_name(gw: Any, unique: Callable[[str], str]) -> None:
+    items = (await _items(gw))[:1]
+    first = await gw.client.post(
+        "/system/v1/psa/invoices", json=_invoice(unique("bill"), items), headers=_write(gw)
+    )
+    assert first.status_code == 201
+    second = await gw.client.post(
+        "/system/v1/psa/invoices", json=_invoice(unique("bill"), items), headers=_write(gw)
+    )
+    assert second.status_code == 422, second.text
+    assert second.json()["code"] == "vendor-rejected"
+    assert items[0]["id"] in second.json()["detail"]
+
+
+async def test_finalize_cancel_and_payments_through_the_typed_client(
+    gw: Any, unique: Callable[[str], str]
+) -> None:
+    client = SystemApiClient(
+        base_url="http://testserver",
+        auth=_Bearer(gw.token("system:read system:write")),
+        transport=httpx.ASGITransport(app=gw.app),
+    )
+    try:
+        key = unique("bill")
+        items = (await _items(gw))[:2]
+        command = msgspec.convert(_invoice(key, items), PsaInvoiceCreate)
+        created = await client.create_psa_invoice(command, idempotency_key=uuid.uuid4().hex)
+        assert (await client.find_psa_invoice(key)) == created
+        issued = await client.finalize_psa_invoice(
+            created.id, erp_invoice_id="INV-1", erp_invoice_number="SI-1", idempotency_key=uuid.uuid4().hex
+        )
+        assert issued.status.value == "open"
+        assert issued.erp_invoice_id == "INV-1"
+        payment = msgspec.convert(
+            {
+                "erp_payment_id": "PAY-1",
+                "date": "2026-03-20",
+                "amount": str(issued.total.amount),
+                "currency": "USD",
+                "balance": "0",
+            },
+            PsaPaymentRecord,
+        )
+        paid = await client.record_psa_payment(created.id, payment, idempotency_key=uuid.uuid4().hex)
+        assert paid.status.value == "paid"
+        again = await client.record_psa_payment(created.id, payment, idempotency_key=uuid.uuid4().hex)
+        assert again.status.value == "paid"
+        payments = gw.sandbox_state("kantata").records["external_payments"].values()
+        assert len([p for p in payments if p["invoice_id"] == created.id]) == 1
+
+        other = await client.create_psa_invoice(
+            msgspec.convert(_invoice(unique("bill"), (await _items(gw))[:1]), PsaInvoiceCreate),
+            idempotency_key=uuid.uuid4().hex,
+        )
+        cancelled = await client.cancel_psa_invoice(other.id, idempotency_key=uuid.uuid4().hex)
+        assert cancelled.status.value == "cancelled"
+        assert (await client.cancel_psa_invoice(other.id, idempotency_key=uuid.uuid4().hex)) == cancelled
+        assert other.time_entry_ids[0] in {i["id"] for i in await _items(gw)}
+    finally:
+        await client.aclose()
