@@ -1,0 +1,419 @@
+"""Invoice status back, on the whole gateway in process with the sandboxes: invoices billed for activated
+projects in NetSuite (US01) and Business Central (DE01), payments entered in the ERP as finance would, and
+the sync bringing each change to the CRM and the PSA once, with one business event per change."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from apis.config import Settings
+from process_apis.invoice_status import (
+    AGE_BUCKETS,
+    WATERMARK_KEY,
+    age_bucket,
+    crm_status,
+    parse_billing_key,
+)
+from sandboxes.salesforce.data import READY_FIXED_FEE_OPPORTUNITY_ID, READY_OPPORTUNITY_ID
+from tests.sandboxes.test_business_central_sandbox import BASE, DE, TOKEN_PATH, token_form
+from tests.system.test_netsuite_adapter import API
+from tests.system.test_netsuite_adapter import Sandbox as NetSuiteBox
+
+SYNCS = "/process/v1/invoice-status-syncs"
+BC_NOTIFICATIONS = "/process/v1/erp-notifications/business-central"
+VENDOR = {"retry_max_attempts": 1, "breaker_failure_threshold": 0}
+WORKFLOWS = {
+    "step_backoff_base_seconds": 0.05,
+    "step_backoff_max_seconds": 0.2,
+    "step_max_attempts": 3,
+    "poll_interval_seconds": 0.1,
+}
+FUTURE = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=30)
+STATUS_EVENTS = {"invoice.paid", "invoice.partially_paid", "invoice.overdue"}
+
+
+@pytest.fixture
+async def gw(make_gateway: Callable[[Settings], Any], make_settings: Callable[..., Settings]) -> Any:
+    return await make_gateway(
+        make_settings(
+            erp_vendor="netsuite",
+            erp_by_legal_entity={"DE01": "business_central"},
+            workflows=WORKFLOWS,
+            netsuite=VENDOR,
+            kantata=VENDOR,
+            salesforce=VENDOR,
+            invoice_status={"schedule_enabled": False, "business_central_client_state": "bc-secret"},
+        )
+    )
+
+
+def _headers(gw: Any, scopes: str, **extra: str) -> dict[str, str]:
+    return {**gw.auth(scopes), "Idempotency-Key": uuid.uuid4().hex, **extra}
+
+
+async def _activated(gw: Any, opportunity_id: str) -> dict[str, Any]:
+    response = await gw.client.post(
+        "/process/v1/project-activations",
+        json={"opportunity_id": opportunity_id},
+        headers=_headers(gw, "process:run", Prefer="wait=30"),
+    )
+    run = response.json()
+    assert run["state"] == "completed", run
+    result: dict[str, Any] = run["result"]
+    return result
+
+
+async def _bill(
+    gw: Any, project: dict[str, Any], *, currency: str, amount: str, due: dt.date, period: str = "2026-11"
+) -> dict[str, Any]:
+    """What the billing run does: the ERP invoice and the PSA invoice, both under the billing key."""
+    key = f"bill:{project['psa_project_id']}:{period}"
+    erp = await gw.client.post(
+        "/system/v1/erp/invoices",
+        json={
+            "external_key": key,
+            "customer_id": project["erp_customer_id"],
+            "project_id": project["erp_project_id"],
+            "currency": currency,
+            "issue_date": (due - dt.timedelta(days=30)).isoformat(),
+            "due_date": due.isoformat(),
+            "lines": [{"description": f"Consulting, {period}", "unit_price": amount}],
+        },
+        headers=_headers(gw, "system:write"),
+    )
+    assert erp.status_code == 201, erp.text
+    invoice: dict[str, Any] = erp.json()
+    psa = await gw.client.post(
+        "/system/v1/psa/invoices",
+        json={
+            "external_key": key,
+            "project_id": project["psa_project_id"],
+            "currency": currency,
+            "invoice_date": (due - dt.timedelta(days=30)).isoformat(),
+            "due_date": due.isoformat(),
+            "fee_items": [{"description": f"Consulting, {period}", "amount": amount}],
+            "draft": True,
+        },
+        headers=_headers(gw, "system:write"),
+    )
+    assert psa.status_code in (200, 201), psa.text
+    final = await gw.client.post(
+        f"/system/v1/psa/invoices/{psa.json()['id']}/finalize",
+        json={"erp_invoice_id": invoice["id"], "erp_invoice_number": invoice["number"]},
+        headers=_headers(gw, "system:write"),
+    )
+    assert final.status_code == 200, final.text
+    invoice["psa_invoice_id"] = psa.json()["id"]
+    return invoice
+
+
+async def _netsuite_payment(gw: Any, invoice_id: str, customer_id: str, amount: str) -> None:
+    """Finance enters a customer payment in NetSuite (REST record API, customerPayment with apply)."""
+    mount = next(m for m in gw.gateway.mounts if m.prefix == "/sandboxes/netsuite")
+    box = NetSuiteBox(mount.app)
+    erp = box.erp()
+    token = await erp.auth.access_token()
+    async with httpx.AsyncClient(transport=box.transport, base_url=API) as client:
+        response = await client.post(
+            "/record/v1/customerPayment",
+            json={
+                "customer": {"id": customer_id},
+                "payment": float(amount),  # the vendor's JSON: a number
+                "apply": {"items": [{"doc": {"id": invoice_id}, "apply": True, "amount": float(amount)}]},
+            },
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    await erp.close()
+    await box.admin.aclose()
+    assert response.status_code == 204, response.text
+
+
+async def _bc_client(gw: Any) -> httpx.AsyncClient:
+    mount = next(m for m in gw.gateway.mounts if m.prefix == "/sandboxes/business-central")
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=mount.app), base_url=BASE)
+    token = (await client.post(TOKEN_PATH, data=token_form())).json()["access_token"]
+    client.headers["Authorization"] = f"Bearer {token}"
+    return client
+
+
+async def _bc_payment(gw: Any, invoice_id: str, customer_id: str, amount: str) -> None:
+    """Finance posts a customer payment in Business Central (customerPayments, applied to the invoice;
+    a payment is a credit: a negative amount, as in tests/sandboxes/test_business_central_billing.py)."""
+    client = await _bc_client(gw)
+    try:
+        response = await client.post(
+            f"{DE}/customerPayments",
+            json={
+                "customerId": customer_id,
+                "appliesToInvoiceId": invoice_id,
+                "amount": -float(amount),
+            },
+        )
+    finally:
+        await client.aclose()
+    assert response.status_code == 201, response.text
+
+
+async def _sync(gw: Any) -> dict[str, Any]:
+    response = await gw.client.post(SYNCS, json={}, headers=_headers(gw, "process:run", Prefer="wait=30"))
+    assert response.status_code == 202, response.text
+    run: dict[str, Any] = response.json()
+    assert run["state"] == "completed", run
+    assert run["links"]["self"] == f"{SYNCS}/{run['id']}"
+    return run
+
+
+async def _events(gw: Any) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": 200, **({"cursor": cursor} if cursor else {})}
+        page = await gw.client.get("/process/v1/events", params=params, headers=gw.auth("process:read"))
+        assert page.status_code == 200, page.text
+        events.extend(page.json()["items"])
+        cursor = page.json()["next_cursor"]
+        if not cursor or not page.json()["items"]:
+            return [e for e in events if e["type"] in STATUS_EVENTS]
+
+
+def _crm_invoice(gw: Any, erp_invoice_id: str) -> dict[str, Any]:
+    records = gw.sandbox_state("salesforce").records["Stratum_Invoice__c"].values()
+    (record,) = [r for r in records if r.get("ERP_Invoice_Id__c") == erp_invoice_id]
+    return dict(record)
+
+
+def _psa_payment_notes(gw: Any, psa_invoice_id: str) -> list[str]:
+    refs = gw.sandbox_state("kantata").records["external_references"].values()
+    return sorted(
+        str(r["service_model_ref"])
+        for r in refs
+        if r.get("service_model") == "Payment" and str(r.get("subject_id")) == str(psa_invoice_id)
+    )
+
+
+def _psa_paid_in_full(gw: Any, psa_invoice_id: str) -> int:
+    payments = gw.sandbox_state("kantata").records["external_payments"].values()
+    return len([p for p in payments if str(p.get("invoice_id")) == str(psa_invoice_id)])
+
+
+# --- the pure part ----------------------------------------------------------------------------------------
+
+
+def test_a_billing_key_names_the_psa_project_and_the_period() -> None:
+    assert parse_billing_key("bill:3001:2026-02") == ("3001", "2026-02")
+    assert parse_billing_key("bill:a:b:2026-02") == ("a:b", "2026-02")
+    # Business Central reads externalDocumentNumber back in upper case.
+    assert parse_billing_key("BILL:3001:2026-02") == ("3001", "2026-02")
+    assert parse_billing_key("inv-de-1") is None
+    assert parse_billing_key(None) is None
+    assert parse_billing_key("bill:3001") is None
+
+
+def test_age_buckets_split_at_30_60_and_90_days() -> None:
+    assert [age_bucket(d) for d in (0, 30, 31, 60, 61, 90, 91, 400)] == [
+        "0-30",
+        "0-30",
+        "31-60",
+        "31-60",
+        "61-90",
+        "61-90",
+        "90+",
+        "90+",
+    ]
+    assert AGE_BUCKETS == ("0-30", "31-60", "61-90", "90+")
+
+
+def test_the_crm_status_follows_the_canonical_status_and_the_overdue_flag() -> None:
+    from contracts.models import Invoice, InvoiceStatus
+    from contracts.models.common import Money
+
+    def invoice(status: InvoiceStatus, balance: str, *, overdue: bool = False) -> Invoice:
+        return Invoice(
+            id="1",
+            number=None,
+            customer_id="c",
+            status=status,
+            currency="USD",
+            total=Money(amount=Decimal("100.00"), currency="USD"),
+            balance=Money(amount=Decimal(balance), currency="USD"),
+            overdue=overdue,
+        )
+
+    assert crm_status(invoice(InvoiceStatus.DRAFT, "100.00")) is None
+    assert crm_status(invoice(InvoiceStatus.POSTED, "100.00")).value == "open"  # type: ignore[union-attr]
+    assert crm_status(invoice(InvoiceStatus.PARTIALLY_PAID, "40.00")).value == "partially_paid"  # type: ignore[union-attr]
+    assert crm_status(invoice(InvoiceStatus.PARTIALLY_PAID, "40.00", overdue=True)).value == "overdue"  # type: ignore[union-attr]
+    assert crm_status(invoice(InvoiceStatus.PAID, "0.00")).value == "paid"  # type: ignore[union-attr]
+    assert crm_status(invoice(InvoiceStatus.VOID, "0.00")).value == "void"  # type: ignore[union-attr]
+
+
+# --- NetSuite (US01) --------------------------------------------------------------------------------------
+
+
+async def test_netsuite_payments_reach_the_crm_and_the_psa_once_each_with_one_event_per_change(
+    gw: Any,
+) -> None:
+    project = await _activated(gw, READY_OPPORTUNITY_ID)
+    invoice = await _bill(gw, project, currency="USD", amount="1000.00", due=FUTURE)
+    customer = invoice["customer_id"]
+
+    # The billing run's own invoice: the CRM sees it open, and nothing is announced.
+    first = await _sync(gw)
+    assert invoice["id"] in first["result"]["applied"]
+    record = _crm_invoice(gw, invoice["id"])
+    assert (record["Status__c"], Decimal(str(record["Balance__c"]))) == ("Open", Decimal("1000.00"))
+    assert await _events(gw) == []
+    # Re-reading the unchanged invoice (the overlap) does nothing at all.
+    assert invoice["id"] not in (await _sync(gw))["result"]["applied"]
+
+    await _netsuite_payment(gw, invoice["id"], customer, "400.00")
+    partly = await _sync(gw)
+    assert invoice["id"] in partly["result"]["applied"]
+    record = _crm_invoice(gw, invoice["id"])
+    assert (record["Status__c"], Decimal(str(record["Balance__c"]))) == ("Partially Paid", Decimal("600.00"))
+    assert len(_psa_payment_notes(gw, invoice["psa_invoice_id"])) == 1
+    assert _psa_paid_in_full(gw, invoice["psa_invoice_id"]) == 0
+
+    await _netsuite_payment(gw, invoice["id"], customer, "600.00")
+    await _sync(gw)
+    record = _crm_invoice(gw, invoice["id"])
+    assert (record["Status__c"], Decimal(str(record["Balance__c"]))) == ("Paid", Decimal("0"))
+    notes = _psa_payment_notes(gw, invoice["psa_invoice_id"])
+    assert len(notes) == len(set(notes)) == 2
+    assert _psa_paid_in_full(gw, invoice["psa_invoice_id"]) == 1
+    # The deal's totals on the opportunity.
+    opportunity = gw.sandbox_state("salesforce").records["Opportunity"][READY_OPPORTUNITY_ID]
+    assert Decimal(str(opportunity["Invoiced_Amount__c"])) >= Decimal("1000.00")
+
+    events = await _events(gw)
+    assert sorted(e["type"] for e in events) == ["invoice.paid", "invoice.partially_paid"]
+    assert {e["subject"] for e in events} == {invoice["id"]}
+    paid = next(e for e in events if e["type"] == "invoice.paid")
+    assert paid["data"]["billing_key"] == f"bill:{project['psa_project_id']}:2026-11"
+    assert paid["data"]["opportunity_id"] == READY_OPPORTUNITY_ID
+
+    # Running again changes and publishes nothing new, in either system.
+    again = await _sync(gw)
+    assert again["result"]["applied"] == []
+    assert len(await _events(gw)) == 2
+    assert len(_psa_payment_notes(gw, invoice["psa_invoice_id"])) == 2
+    assert _psa_paid_in_full(gw, invoice["psa_invoice_id"]) == 1
+
+
+async def test_an_overdue_invoice_is_announced_once(gw: Any) -> None:
+    project = await _activated(gw, READY_OPPORTUNITY_ID)
+    invoice = await _bill(gw, project, currency="USD", amount="250.00", due=dt.date(2026, 1, 31))
+    await _sync(gw)
+    await _sync(gw)
+    assert _crm_invoice(gw, invoice["id"])["Status__c"] == "Overdue"
+    events = await _events(gw)
+    assert [e["type"] for e in events] == ["invoice.overdue"]
+
+
+async def test_the_watermark_moves_only_to_the_start_of_a_sync_that_applied_its_changes(gw: Any) -> None:
+    project = await _activated(gw, READY_OPPORTUNITY_ID)
+    invoice = await _bill(gw, project, currency="USD", amount="300.00", due=FUTURE)
+    run = await _sync(gw)
+    watermark = (await gw.runtime.store.get(WATERMARK_KEY)).decode()
+    assert watermark == run["result"]["watermark"]
+    # The watermark is the sync's start, taken before it read: a change made after it is later than it.
+    assert dt.datetime.fromisoformat(watermark) <= dt.datetime.fromisoformat(
+        run["created_at"]
+    ) + dt.timedelta(seconds=5)
+    # A change landing after that start is read by the next sync (its updated_at is after the watermark).
+    await _netsuite_payment(gw, invoice["id"], invoice["customer_id"], "300.00")
+    second = await _sync(gw)
+    assert invoice["id"] in second["result"]["applied"]
+    assert dt.datetime.fromisoformat(second["result"]["read_from"]) < dt.datetime.fromisoformat(watermark)
+    assert _crm_invoice(gw, invoice["id"])["Status__c"] == "Paid"
+
+
+# --- Business Central (DE01) ------------------------------------------------------------------------------
+
+
+async def test_business_central_payments_reach_the_crm_and_the_psa_once_each(gw: Any) -> None:
+    project = await _activated(gw, READY_FIXED_FEE_OPPORTUNITY_ID)
+    assert project["erp_customer_id"].startswith("business_central:")
+    invoice = await _bill(gw, project, currency="EUR", amount="2000.00", due=FUTURE)
+    assert invoice["id"].startswith("business_central:")
+    guid = invoice["id"].split(":", 1)[1]
+    customer_guid = invoice["customer_id"].split(":", 1)[1]
+    opened = await _sync(gw)
+    assert invoice["id"] in opened["result"]["applied"], opened["result"]
+
+    await _bc_payment(gw, guid, customer_guid, "500.00")
+    await _sync(gw)
+    record = _crm_invoice(gw, invoice["id"])
+    assert (record["Status__c"], Decimal(str(record["Balance__c"]))) == ("Partially Paid", Decimal("1500.00"))
+    await _bc_payment(gw, guid, customer_guid, "1500.00")
+    await _sync(gw)
+    await _sync(gw)
+    assert _crm_invoice(gw, invoice["id"])["Status__c"] == "Paid"
+    notes = _psa_payment_notes(gw, invoice["psa_invoice_id"])
+    assert len(notes) == len(set(notes)) == 2
+    assert _psa_paid_in_full(gw, invoice["psa_invoice_id"]) == 1
+    events = await _events(gw)
+    assert sorted(e["type"] for e in events) == ["invoice.paid", "invoice.partially_paid"]
+
+
+async def test_a_business_central_notification_starts_a_sync_after_the_handshake(gw: Any) -> None:
+    token = "validation-" + uuid.uuid4().hex
+    handshake = await gw.client.post(BC_NOTIFICATIONS, params={"validationToken": token})
+    assert handshake.status_code == 200
+    assert handshake.text == token
+    assert handshake.headers["content-type"].startswith("text/plain")
+
+    def delivery(client_state: str, resource: str = "salesInvoices") -> dict[str, Any]:
+        return {
+            "value": [
+                {
+                    "subscriptionId": "stratum",
+                    "clientState": client_state,
+                    "expirationDateTime": "2099-01-01T00:00:00Z",
+                    "resource": f"api/v2.0/companies(1)/{resource}(2)",
+                    "changeType": "updated",
+                    "lastModifiedDateTime": "2026-12-01T00:00:00Z",
+                }
+            ]
+        }
+
+    refused = await gw.client.post(BC_NOTIFICATIONS, json=delivery("not-the-secret"))
+    assert refused.status_code == 401, refused.text
+    ignored = await gw.client.post(BC_NOTIFICATIONS, json=delivery("bc-secret", "customers"))
+    assert (ignored.status_code, ignored.json()["outcome"]) == (202, "ignored")
+
+    project = await _activated(gw, READY_FIXED_FEE_OPPORTUNITY_ID)
+    invoice = await _bill(gw, project, currency="EUR", amount="700.00", due=FUTURE)
+    accepted = await gw.client.post(BC_NOTIFICATIONS, json=delivery("bc-secret"))
+    assert accepted.status_code == 202, accepted.text
+    receipt = accepted.json()
+    assert receipt["outcome"] in ("started", "joined")
+    # A burst of notifications while that sync is queued or running joins it: one run.
+    burst = await gw.client.post(BC_NOTIFICATIONS, json=delivery("bc-secret"))
+    assert burst.json()["run_id"] == receipt["run_id"]
+    run = await gw.client.get(
+        f"{SYNCS}/{receipt['run_id']}", headers={**gw.auth("process:read"), "Prefer": "wait=30"}
+    )
+    assert run.json()["state"] == "completed", run.json()
+    assert invoice["id"] in run.json()["result"]["applied"]
+    assert _crm_invoice(gw, invoice["id"])["Status__c"] == "Open"
+
+
+async def test_starting_a_sync_needs_process_run_and_an_idempotency_key(gw: Any) -> None:
+    no_key = await gw.client.post(SYNCS, json={}, headers=gw.auth("process:run"))
+    assert no_key.status_code == 428, no_key.text
+    wrong_scope = await gw.client.post(SYNCS, json={}, headers=_headers(gw, "process:read"))
+    assert wrong_scope.status_code == 403
+    headers = _headers(gw, "process:run")
+    first = await gw.client.post(SYNCS, json={}, headers=headers)
+    second = await gw.client.post(SYNCS, json={}, headers=headers)
+    assert first.json()["id"] == second.json()["id"]
+    missing = await gw.client.get(f"{SYNCS}/iss-nothing", headers=gw.auth("process:read"))
+    assert missing.status_code == 404
