@@ -581,9 +581,9 @@ SCHEDULE_NAME = "invoice-status-sync"
 @DBOS.workflow(name="invoice_status_sync_tick")
 async def invoice_status_sync_tick(scheduled: dt.datetime, context: Any) -> None:
     """The schedule's tick (DBOS's scheduler runs it once per cron time, whichever worker): enqueue this
-    time's sync run, its id the scheduled minute's."""
+    time's sync run, its id the scheduled time's."""
     del context
-    stamp = scheduled.astimezone(dt.UTC).strftime("%Y%m%dT%H%M")
+    stamp = scheduled.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S")
     with (
         SetWorkflowID(f"iss-{stamp}", workflow_id_reuse_policy="reject"),
         SetWorkflowAttributes({"state": RunState.QUEUED.value, "subject": "erp", "trigger": "schedule"}),

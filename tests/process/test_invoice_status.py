@@ -4,6 +4,7 @@ the sync bringing each change to the CRM and the PSA once, with one business eve
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Callable
@@ -417,3 +418,109 @@ async def test_starting_a_sync_needs_process_run_and_an_idempotency_key(gw: Any)
     assert first.json()["id"] == second.json()["id"]
     missing = await gw.client.get(f"{SYNCS}/iss-nothing", headers=gw.auth("process:read"))
     assert missing.status_code == 404
+
+
+# --- the schedule, and a state store outage ---------------------------------------------------------------
+
+
+async def test_the_schedule_starts_syncs_on_its_own(
+    make_gateway: Callable[[Settings], Any], make_settings: Callable[..., Settings]
+) -> None:
+    gw = await make_gateway(
+        make_settings(
+            workflows=WORKFLOWS,
+            invoice_status={"schedule_enabled": True, "schedule_cron": "*/2 * * * * *"},
+        )
+    )
+    deadline = asyncio.get_running_loop().time() + 20
+    runs: list[dict[str, Any]] = []
+    while asyncio.get_running_loop().time() < deadline:
+        listing = await gw.client.get(
+            "/process/v1/runs",
+            params={"workflow": "invoice_status_sync", "state": "completed"},
+            headers=gw.auth("process:read"),
+        )
+        runs = listing.json()["items"]
+        if runs:
+            break
+        await asyncio.sleep(0.5)
+    assert runs, "no scheduled sync completed within 20 s"
+    assert runs[0]["trigger"] == "schedule"
+    assert runs[0]["id"].startswith("iss-")
+
+
+async def test_a_state_store_outage_parks_the_sync_without_moving_the_watermark(
+    gw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apis.state import StateStoreUnavailable
+
+    project = await _activated(gw, READY_OPPORTUNITY_ID)
+    invoice = await _bill(gw, project, currency="USD", amount="800.00", due=FUTURE)
+    first = await _sync(gw)
+    watermark = first["result"]["watermark"]
+    await _netsuite_payment(gw, invoice["id"], invoice["customer_id"], "800.00")
+
+    store = gw.runtime.store
+    real_get = store.get
+    down = True
+
+    async def get(key: str) -> bytes | None:
+        if down and key.startswith("invoice-status:applied:"):
+            raise StateStoreUnavailable("redis down (test)")
+        return await real_get(key)
+
+    monkeypatch.setattr(store, "get", get)
+    response = await gw.client.post(SYNCS, json={}, headers=_headers(gw, "process:run", Prefer="wait=30"))
+    run = response.json()
+    assert run["state"] == "dead_letter", run
+    # Nothing was applied, and the next sync still starts from the old watermark.
+    assert (await store.get(WATERMARK_KEY)).decode() == watermark
+    assert _crm_invoice(gw, invoice["id"])["Status__c"] == "Open"
+    assert await _events(gw) == []
+
+    down = False
+    replay = await gw.client.post(
+        f"/process/v1/runs/{run['id']}/replay", headers=_headers(gw, "process:admin")
+    )
+    assert replay.status_code == 202, replay.text
+    done = await gw.client.get(
+        f"{SYNCS}/{run['id']}", headers={**gw.auth("process:read"), "Prefer": "wait=30"}
+    )
+    assert done.json()["state"] == "completed", done.json()
+    assert _crm_invoice(gw, invoice["id"])["Status__c"] == "Paid"
+    assert [e["type"] for e in await _events(gw)] == ["invoice.paid"]
+    assert _psa_paid_in_full(gw, invoice["psa_invoice_id"]) == 1
+    assert (await store.get(WATERMARK_KEY)).decode() > watermark
+
+
+async def test_a_payment_landing_during_a_sync_is_picked_by_the_next_one(
+    gw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from process_apis.saga import services
+
+    project = await _activated(gw, READY_OPPORTUNITY_ID)
+    invoice = await _bill(gw, project, currency="USD", amount="900.00", due=FUTURE)
+    await _sync(gw)
+    system = services().system
+    real = system.list_payments
+    landed: list[bool] = []
+
+    async def list_payments(**kwargs: Any) -> Any:
+        page = await real(**kwargs)
+        if not landed:
+            # Finance posts a payment after the sync read the payments, before it moves the watermark.
+            landed.append(True)
+            await _netsuite_payment(gw, invoice["id"], invoice["customer_id"], "900.00")
+        return page
+
+    monkeypatch.setattr(system, "list_payments", list_payments)
+    during = await _sync(gw)
+    assert landed
+    monkeypatch.setattr(system, "list_payments", real)
+    after = await _sync(gw)
+    # The sync that was running had already read past it; the next one reads from before its start.
+    assert invoice["id"] not in during["result"]["applied"]
+    assert invoice["id"] in after["result"]["applied"]
+    assert _crm_invoice(gw, invoice["id"])["Status__c"] == "Paid"
+    assert _psa_paid_in_full(gw, invoice["psa_invoice_id"]) == 1
+    assert [e["type"] for e in await _events(gw)] == ["invoice.paid"]
