@@ -51,6 +51,7 @@ import msgspec
 from dbos import DBOS, SetWorkflowAttributes, SetWorkflowID
 from dbos import error as dbos_error
 from litestar import Request, Response
+from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from apis.config import InvoiceStatusSettings
@@ -614,10 +615,8 @@ async def sync_schedule(settings: InvoiceStatusSettings) -> None:
 
 
 class InvoiceStatusSyncRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """Body of ``POST /process/v1/invoice-status-syncs``. ``since`` reads the ERP's changes from that time
-    instead of the watermark (a back-fill); the watermark never moves backwards."""
-
-    since: dt.datetime | None = None
+    """Body of ``POST /process/v1/invoice-status-syncs``: nothing to say yet (``{}``); the sync reads from
+    the watermark."""
 
 
 _RUN_ID = r"^[A-Za-z0-9_.:-]{1,128}$"
@@ -652,7 +651,8 @@ async def start_invoice_status_sync_route(
     client = request.scope["auth"].client_id
     key = request.headers.get("idempotency-key", "")
     run_id = "iss-" + uuid.uuid5(uuid.NAMESPACE_URL, f"stratum:invoice-status-sync:{client}:{key}").hex[:20]
-    run, started = await start_invoice_status_sync(run_id=run_id, trigger="api", since=data.since)
+    del data
+    run, started = await start_invoice_status_sync(run_id=run_id, trigger="api")
     wait = _prefer_wait(request)
     if wait:
         run = await _wait_for(run, wait)
@@ -731,8 +731,9 @@ _WATCHED = ("salesinvoices", "customerpayments", "salescreditmemos")
         "salesCreditMemos starts an invoice status sync, or joins the one queued or running (202)."
     ),
     public=True,
-    errors=[401, 503],
+    errors=[400, 401, 503],
     status_code=202,
+    success={202: (BcNotificationReceipt, "The sync started, joined, or nothing to sync (`ignored`).")},
     tags=["events"],
 )
 async def receive_business_central_notification(
@@ -746,6 +747,9 @@ async def receive_business_central_notification(
     if validation_token is not None:
         return Response(validation_token, status_code=200, media_type="text/plain")
     body = await request.body()
+    if not body.strip():
+        # Nothing to authenticate: no clientState, so refused as an unauthenticated delivery.
+        raise ProblemError("invalid-signature", "No notification with this gateway's clientState.")
     if json_too_deep(body):
         raise ProblemError("malformed-request", f"The body nests deeper than {MAX_JSON_DEPTH} levels.")
     try:
@@ -770,5 +774,16 @@ async def receive_business_central_notification(
         BcNotificationReceipt(outcome="started" if started else "joined", run_id=run_id), status_code=202
     )
 
+
+# The handshake's answer is the token itself, as text (what Business Central checks).
+receive_business_central_notification.responses = {
+    **(receive_business_central_notification.responses or {}),
+    200: ResponseSpec(
+        data_container=str,
+        media_type="text/plain",
+        description="The subscription handshake: the `validationToken`, echoed.",
+        generate_examples=False,
+    ),
+}
 
 BC_NOTIFICATION_ROUTES = [receive_business_central_notification]
