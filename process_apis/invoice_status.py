@@ -63,7 +63,7 @@ from apis.routing import operation
 from apis.state import StateStore, needed_by
 from contracts.models.billing import CrmInvoiceStatus, CrmInvoiceStatusUpdate, PsaPaymentRecord
 from contracts.models.common import Money
-from contracts.models.delivery import ProjectPage, ProjectStatus, deal_project_key
+from contracts.models.delivery import ProjectPage, ProjectStatus
 from contracts.models.events import InvoiceStatusChanged
 from contracts.models.finance import Invoice, InvoiceStatus, Payment
 from contracts.models.process import Owner, Run, RunState, Workflow
@@ -320,26 +320,32 @@ async def _apply(saga: Saga, invoice: Invoice, payments: list[Payment]) -> _Outc
     project_id, period = key
     billing_key = f"bill:{project_id}:{period}"  # as the billing run wrote it (see parse_billing_key)
     project = await system.get_psa_project(project_id)
-    opportunity_id = project.external_key or deal_project_key(project_id)
-    await system.put_invoice_status(
-        CrmInvoiceStatusUpdate(
-            erp_invoice_id=invoice.id,
-            opportunity_id=opportunity_id,
-            number=invoice.number,
-            status=status,
-            currency=invoice.currency,
-            total=invoice.total.amount,
-            balance=max(invoice.balance.amount, Decimal(0)),
-            issue_date=invoice.issue_date,
-            due_date=invoice.due_date,
-            erp_updated_at=invoice.updated_at,
-        ),
-        idempotency_key=saga.key(f"crm.invoice_status.{invoice.id}"),
-    )
-    now = dt.datetime.now(dt.UTC)
-    changed_at = [t for t in [invoice.updated_at, *(p.updated_at for p in new_payments)] if t is not None]
-    for moment in changed_at:
-        INVOICE_STATUS_SYNC_LAG_SECONDS.observe(max((now - moment).total_seconds(), 0.0))
+    # A deal's project is keyed ``deal_project_key(opportunity id)`` (contracts.models.delivery), which is
+    # the opportunity id itself: the project's external key names the deal.
+    opportunity_id = project.external_key or None
+    if opportunity_id:
+        await system.put_invoice_status(
+            CrmInvoiceStatusUpdate(
+                erp_invoice_id=invoice.id,
+                opportunity_id=opportunity_id,
+                number=invoice.number,
+                status=status,
+                currency=invoice.currency,
+                total=invoice.total.amount,
+                balance=max(invoice.balance.amount, Decimal(0)),
+                issue_date=invoice.issue_date,
+                due_date=invoice.due_date,
+                erp_updated_at=invoice.updated_at,
+            ),
+            idempotency_key=saga.key(f"crm.invoice_status.{invoice.id}"),
+        )
+        now = dt.datetime.now(dt.UTC)
+        changed_at = [t for t in [invoice.updated_at, *(p.updated_at for p in new_payments)] if t is not None]
+        for moment in changed_at:
+            INVOICE_STATUS_SYNC_LAG_SECONDS.observe(max((now - moment).total_seconds(), 0.0))
+    else:
+        # A project made by hand, not from a deal: no opportunity to show the invoice on.
+        log.warning("invoice_without_deal", erp_invoice_id=invoice.id, psa_project_id=project_id)
     if new_payments:
         psa_invoice = await system.find_psa_invoice(billing_key)
         if psa_invoice is not None:
@@ -379,7 +385,7 @@ async def _apply(saga: Saga, invoice: Invoice, payments: list[Payment]) -> _Outc
             billing_key=billing_key,
             psa_project_id=project_id,
             period=period,
-            opportunity_id=opportunity_id,
+            opportunity_id=opportunity_id or "",
             status=status.value,
             currency=invoice.currency,
             total=str(invoice.total.amount),

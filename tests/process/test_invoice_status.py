@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -524,3 +525,107 @@ async def test_a_payment_landing_during_a_sync_is_picked_by_the_next_one(
     assert _crm_invoice(gw, invoice["id"])["Status__c"] == "Paid"
     assert _psa_paid_in_full(gw, invoice["psa_invoice_id"]) == 1
     assert [e["type"] for e in await _events(gw)] == ["invoice.paid"]
+
+
+# --- metrics ----------------------------------------------------------------------------------------------
+
+
+def _samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    found: list[tuple[dict[str, str], float]] = []
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0])) if "{" in line else {}
+            found.append((labels, float(line.rsplit(" ", 1)[1])))
+    return found
+
+
+async def test_sync_lag_and_unbilled_work_reach_metrics(gw: Any) -> None:
+    project = await _activated(gw, READY_OPPORTUNITY_ID)
+    invoice = await _bill(gw, project, currency="USD", amount="120.00", due=FUTURE)
+    before = _samples((await gw.client.get("/metrics")).text, "stratum_invoice_status_sync_lag_seconds_count")
+    await _netsuite_payment(gw, invoice["id"], invoice["customer_id"], "20.00")
+    await _sync(gw)
+    text = (await gw.client.get("/metrics")).text
+    after = _samples(text, "stratum_invoice_status_sync_lag_seconds_count")
+    # The invoice and its payment: two changes brought to the CRM (at least; the registry is the process's).
+    assert after[0][1] >= (before[0][1] if before else 0) + 2
+
+    # The sync's unbilled pass ran (the first sync of the hour): every sample is a currency and a bucket.
+    gauge = _samples(text, "stratum_unbilled_approved_work")
+    assert gauge
+    assert {labels["age"] for labels, _ in gauge} <= set(AGE_BUCKETS)
+    assert all(value >= 0 for _, value in gauge)
+
+
+class _FakePsa:
+    """The two system client calls the unbilled pass makes, over fixed projects and items."""
+
+    def __init__(self, today: dt.date) -> None:
+        from contracts.models.billing import BillableItem, BillableItemKind
+        from contracts.models.common import Money
+
+        def item(project: str, n: int, days: int, amount: str | None, currency: str, **kw: Any) -> Any:
+            return BillableItem(
+                id=f"{project}-{n}",
+                kind=BillableItemKind.TIME,
+                project_id=project,
+                date=today - dt.timedelta(days=days),
+                description="work",
+                amount=Money(amount=Decimal(amount), currency=currency) if amount else None,
+                **kw,
+            )
+
+        self.projects = {"p1": "active", "p2": "active", "p3": "completed"}
+        self.items = {
+            "p1": [
+                item("p1", 1, 3, "100.10", "USD"),
+                item("p1", 2, 31, "50.00", "USD"),
+                item("p1", 3, 95, "7.00", "USD"),
+                item("p1", 4, 10, "999.00", "USD", invoiced=True),
+                item(
+                    "p1",
+                    5,
+                    61,
+                    None,
+                    "USD",
+                    quantity=Decimal("2.5"),
+                    rate=Money(amount=Decimal("10.00"), currency="USD"),
+                ),
+            ],
+            "p2": [item("p2", 1, 30, "20.00", "EUR")],
+            "p3": [item("p3", 1, 1, "5000.00", "EUR")],
+        }
+
+    async def _get(self, path: str, type_: Any, params: dict[str, Any]) -> Any:
+        from contracts.models.delivery import ProjectPage
+
+        assert path == "/system/v1/psa/projects"
+        projects = [
+            {"id": pid, "name": pid, "status": status, "currency": "USD"}
+            for pid, status in self.projects.items()
+        ]
+        import msgspec
+
+        return msgspec.convert({"items": projects, "next_cursor": None}, ProjectPage, strict=False)
+
+    async def list_billable_items(self, project_id: str, **_: Any) -> Any:
+        from contracts.models.billing import BillableItemPage
+
+        return BillableItemPage(items=self.items[project_id])
+
+
+async def test_unbilled_work_sums_uninvoiced_priced_items_of_active_projects_by_currency_and_age() -> None:
+    from process_apis import saga
+    from process_apis.invoice_status import unbilled_work
+
+    today = dt.date(2026, 12, 2)
+    previous = saga._services
+    saga.install_services(saga.WorkflowServices(system=_FakePsa(today), events=None, settings=None))
+    try:
+        totals = await unbilled_work(today)
+    finally:
+        saga.install_services(previous)
+    assert totals == {
+        "USD": {"0-30": "100.10", "31-60": "50.00", "61-90": "25.000", "90+": "7.00"},
+        "EUR": {"0-30": "20.00", "31-60": "0", "61-90": "0", "90+": "0"},
+    }
