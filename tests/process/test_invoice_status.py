@@ -24,6 +24,7 @@ from process_apis.invoice_status import (
     parse_billing_key,
 )
 from sandboxes.salesforce.data import READY_FIXED_FEE_OPPORTUNITY_ID, READY_OPPORTUNITY_ID
+from tests.sandboxes.test_business_central_sandbox import API as API_ROOT
 from tests.sandboxes.test_business_central_sandbox import BASE, DE, TOKEN_PATH, token_form
 from tests.system.test_netsuite_adapter import API
 from tests.system.test_netsuite_adapter import Sandbox as NetSuiteBox
@@ -629,3 +630,43 @@ async def test_unbilled_work_sums_uninvoiced_priced_items_of_active_projects_by_
         "USD": {"0-30": "100.10", "31-60": "50.00", "61-90": "25.000", "90+": "7.00"},
         "EUR": {"0-30": "20.00", "31-60": "0", "61-90": "0", "90+": "0"},
     }
+
+
+async def test_a_business_central_subscription_handshakes_and_its_payment_notification_syncs(gw: Any) -> None:
+    """The real push: Stratum's notification URL subscribed in the Business Central sandbox (which first
+    handshakes with it), then finance posts a payment; BC notifies (salesInvoices updated) and the sync it
+    starts brings the payment to the CRM and the PSA."""
+    from sandboxes.business_central import DE_COMPANY_ID
+
+    project = await _activated(gw, READY_FIXED_FEE_OPPORTUNITY_ID)
+    invoice = await _bill(gw, project, currency="EUR", amount="640.00", due=FUTURE)
+    await _sync(gw)
+    webhooks = gw.sandbox_state("business-central").webhooks
+    webhooks.transport = httpx.ASGITransport(app=gw.app)  # BC's deliveries reach the gateway
+    webhooks.window_seconds = 0.1
+    client = await _bc_client(gw)
+    try:
+        subscribed = await client.post(
+            f"{API_ROOT}/subscriptions",
+            json={
+                "notificationUrl": f"http://testserver{BC_NOTIFICATIONS}",
+                "resource": f"/api/v2.0/companies({DE_COMPANY_ID})/salesInvoices",
+                "clientState": "bc-secret",
+            },
+        )
+        assert subscribed.status_code == 201, subscribed.text
+    finally:
+        await client.aclose()
+
+    await _bc_payment(gw, invoice["id"].split(":", 1)[1], invoice["customer_id"].split(":", 1)[1], "640.00")
+    deadline = asyncio.get_running_loop().time() + 20
+    while asyncio.get_running_loop().time() < deadline:
+        if _crm_invoice(gw, invoice["id"])["Status__c"] == "Paid":
+            break
+        await asyncio.sleep(0.2)
+    assert _crm_invoice(gw, invoice["id"])["Status__c"] == "Paid"
+    pushed = await gw.client.get(
+        "/process/v1/runs", params={"workflow": "invoice_status_sync"}, headers=gw.auth("process:read")
+    )
+    assert any(r["trigger"] == "business-central-webhook" for r in pushed.json()["items"])
+    assert _psa_paid_in_full(gw, invoice["psa_invoice_id"]) == 1
