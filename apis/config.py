@@ -460,6 +460,7 @@ _NESTED = {
     "deprecations",
     "workflows",
     "billing",
+    "invoice_status",
 }
 
 

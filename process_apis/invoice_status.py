@@ -69,7 +69,7 @@ from contracts.models.finance import Invoice, InvoiceStatus, Payment
 from contracts.models.process import Owner, Run, RunState, Workflow
 from process_apis.engine import QUEUE_NAME
 from process_apis.metrics import INVOICE_STATUS_SYNC_LAG_SECONDS, UNBILLED_APPROVED_WORK
-from process_apis.saga import Saga, services
+from process_apis.saga import Saga, StepFailure, services
 
 __all__ = [
     "BC_NOTIFICATION_ROUTES",
@@ -464,15 +464,18 @@ async def invoice_status_sync(
             await _publish(saga, outcome)
             published.append(f"{outcome.event}:{invoice.id}")
 
+    unbilled_done = False
     if begun.get("unbilled_pass"):
-        totals = await saga.step(
-            "psa.unbilled_work",
-            lambda: unbilled_work(started.date()),
-            result_type=dict,
-            owner=store_owner,
-            remediation="Check the PSA connection, then replay the run.",
+        # A metric must not hold status back: a PSA that fails this pass is logged, and the next sync
+        # tries the pass again (its hour is recorded only when it succeeded).
+        totals = await saga.try_step(
+            "psa.unbilled_work", lambda: unbilled_work(started.date()), result_type=dict
         )
-        _set_unbilled_gauge(totals)
+        if isinstance(totals, StepFailure):
+            log.warning("unbilled_work_pass_failed", code=totals.code, error=totals.message)
+        else:
+            _set_unbilled_gauge(totals)
+            unbilled_done = True
 
     async def advance() -> dict[str, str]:
         store = _store()
@@ -483,7 +486,7 @@ async def invoice_status_sync(
                 await store.set(WATERMARK_KEY, _iso(started).encode(), STATE_TTL_SECONDS)
             if begun["overdue_scan"]:
                 await store.set(OVERDUE_SCAN_KEY, started.date().isoformat().encode(), STATE_TTL_SECONDS)
-            if begun.get("unbilled_pass"):
+            if unbilled_done:
                 await store.set(UNBILLED_PASS_KEY, _hour(started).encode(), STATE_TTL_SECONDS)
         return {"watermark": _iso(started)}
 

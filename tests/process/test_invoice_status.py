@@ -670,3 +670,23 @@ async def test_a_business_central_subscription_handshakes_and_its_payment_notifi
     )
     assert any(r["trigger"] == "business-central-webhook" for r in pushed.json()["items"])
     assert _psa_paid_in_full(gw, invoice["psa_invoice_id"]) == 1
+
+
+def test_the_schedule_is_configured_from_the_environment() -> None:
+    from apis.config import load_settings
+
+    settings = load_settings(
+        {
+            "STRATUM_INVOICE_STATUS__SCHEDULE_ENABLED": "false",
+            "STRATUM_INVOICE_STATUS__SCHEDULE_CRON": "*/5 * * * *",
+            "STRATUM_INVOICE_STATUS__OVERLAP_SECONDS": "300",
+        }
+    ).invoice_status
+    assert (settings.schedule_enabled, settings.schedule_cron, settings.overlap_seconds) == (
+        False,
+        "*/5 * * * *",
+        300.0,
+    )
+    assert load_settings({}).invoice_status.schedule_enabled is True
+    with pytest.raises(SystemExit):
+        load_settings({"STRATUM_INVOICE_STATUS__SCHEDULE_CRON": "often"})
