@@ -24,10 +24,14 @@ from process_apis.invoice_status import (
     parse_billing_key,
 )
 from sandboxes.salesforce.data import READY_FIXED_FEE_OPPORTUNITY_ID, READY_OPPORTUNITY_ID
+
+# The run database outage fixtures (PostgreSQL behind a proxy the test controls).
+from tests.process.test_run_database_outage import database, proxy  # noqa: F401
 from tests.sandboxes.test_business_central_sandbox import API as API_ROOT
 from tests.sandboxes.test_business_central_sandbox import BASE, DE, TOKEN_PATH, token_form
 from tests.system.test_netsuite_adapter import API
 from tests.system.test_netsuite_adapter import Sandbox as NetSuiteBox
+from tests.tcp_proxy import TcpProxy
 
 SYNCS = "/process/v1/invoice-status-syncs"
 BC_NOTIFICATIONS = "/process/v1/erp-notifications/business-central"
@@ -690,3 +694,55 @@ def test_the_schedule_is_configured_from_the_environment() -> None:
     assert load_settings({}).invoice_status.schedule_enabled is True
     with pytest.raises(SystemExit):
         load_settings({"STRATUM_INVOICE_STATUS__SCHEDULE_CRON": "often"})
+
+
+# --- a run database outage (PostgreSQL through a proxy the test controls, as test_run_database_outage) ----
+
+
+@pytest.fixture
+async def pg_gw(
+    proxy: TcpProxy,  # noqa: F811
+    database: str,  # noqa: F811
+    make_gateway: Callable[[Settings], Any],
+    make_settings: Callable[..., Settings],
+) -> Any:
+    url = f"postgresql://postgres@127.0.0.1:{proxy.port}/{database}"
+    return await make_gateway(
+        make_settings(
+            workflows={"database_url": url, **WORKFLOWS},
+            invoice_status={"schedule_enabled": False, "business_central_client_state": "bc-secret"},
+        )
+    )
+
+
+async def test_a_run_database_outage_answers_503_to_a_start_and_to_bc_which_redelivers(
+    pg_gw: Any,
+    proxy: TcpProxy,  # noqa: F811
+) -> None:
+    gw = pg_gw
+    notification = {
+        "value": [
+            {
+                "subscriptionId": "stratum",
+                "clientState": "bc-secret",
+                "resource": "api/v2.0/companies(1)/salesInvoices(2)",
+                "changeType": "updated",
+            }
+        ]
+    }
+    proxy.down("refuse")
+    started = await asyncio.wait_for(gw.client.post(SYNCS, json={}, headers=_headers(gw, "process:run")), 30)
+    assert started.status_code == 503, started.text
+    assert started.json()["code"] == "run-database-unavailable"
+    # Business Central retries a 5xx delivery (for 36 hours): the notification is not lost.
+    pushed = await asyncio.wait_for(gw.client.post(BC_NOTIFICATIONS, json=notification), 30)
+    assert pushed.status_code == 503, pushed.text
+    assert "retry-after" in pushed.headers
+
+    proxy.up()
+    redelivered = await gw.client.post(BC_NOTIFICATIONS, json=notification)
+    assert redelivered.status_code == 202, redelivered.text
+    run = await gw.client.get(
+        f"{SYNCS}/{redelivered.json()['run_id']}", headers={**gw.auth("process:read"), "Prefer": "wait=30"}
+    )
+    assert run.json()["state"] == "completed", run.json()
