@@ -293,7 +293,9 @@ async def _read_changes(since: dt.datetime | None, overdue_scan: bool) -> _Chang
             if invoice_id not in invoices:
                 invoices[invoice_id] = await system.get_invoice(invoice_id)
     # Payments of one invoice in the order they were made: the balance after each is told to the PSA.
-    ordered = sorted(payments.values(), key=lambda p: (p.date, p.updated_at or dt.datetime.min, p.id))
+    ordered = sorted(
+        payments.values(), key=lambda p: (p.date, p.updated_at.timestamp() if p.updated_at else 0.0, p.id)
+    )
     return _Changes(invoices=list(invoices.values()), payments=ordered)
 
 
