@@ -746,3 +746,29 @@ async def test_a_run_database_outage_answers_503_to_a_start_and_to_bc_which_rede
         f"{SYNCS}/{redelivered.json()['run_id']}", headers={**gw.auth("process:read"), "Prefer": "wait=30"}
     )
     assert run.json()["state"] == "completed", run.json()
+
+
+async def test_lost_answers_from_the_crm_and_the_psa_still_write_each_payment_once(gw: Any) -> None:
+    project = await _activated(gw, READY_OPPORTUNITY_ID)
+    invoice = await _bill(gw, project, currency="USD", amount="450.00", due=FUTURE)
+    await _sync(gw)
+    await _netsuite_payment(gw, invoice["id"], invoice["customer_id"], "450.00")
+    for vendor, rule in (
+        ("kantata", {"kind": "lost", "method": "POST", "path_pattern": "external_payments", "times": 1}),
+        ("salesforce", {"kind": "lost", "method": "PATCH", "path_pattern": "Stratum_Invoice__c", "times": 1}),
+    ):
+        async with gw.sandbox(vendor) as sandbox:
+            added = await sandbox.post("/__sandbox/faults", json={**rule, "latency_ms": 10})
+            assert added.status_code == 201, added.text
+    run = await _sync(gw)
+    assert invoice["id"] in run["result"]["applied"]
+    assert _crm_invoice(gw, invoice["id"])["Status__c"] == "Paid"  # one record (the helper unpacks one)
+    assert len(_psa_payment_notes(gw, invoice["psa_invoice_id"])) == 1
+    assert _psa_paid_in_full(gw, invoice["psa_invoice_id"]) == 1
+    assert [e["type"] for e in await _events(gw)] == ["invoice.paid"]
+    # The faults were met (each rule used up), and a step of the run was tried again.
+    for vendor in ("kantata", "salesforce"):
+        async with gw.sandbox(vendor) as sandbox:
+            left = (await sandbox.get("/__sandbox/faults")).json()
+            assert left in ([], {"items": []}, {"faults": []}), (vendor, left)
+    assert any(step["attempt"] > 1 for step in run["steps"]), run["steps"]
