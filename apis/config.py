@@ -280,6 +280,27 @@ class BillingSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
         return self.legal_entities.get(legal_entity.upper())
 
 
+class InvoiceStatusSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Invoice status back (ERP -> CRM and PSA): how often the scheduled sync runs, and how far behind the
+    watermark each read starts (vendor timestamps are coarse: NetSuite's lastModifiedDate is to the second,
+    a change saved in the same second as the previous read would otherwise be missed)."""
+
+    # False: no scheduled syncs (tests; a deployment driven by webhooks and POST /invoice-status-syncs only).
+    schedule_enabled: bool = True
+    # When the scheduled sync runs (cron, UTC; DBOS's scheduler, which also takes 6 fields with seconds).
+    schedule_cron: str = "* * * * *"
+    overlap_seconds: float = 120.0
+    # Shared secret a Business Central subscription carries as clientState; None: derived from the data dir's
+    # CRM events secret (a separate value per purpose, see process_apis/invoice_status.py).
+    business_central_client_state: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 9 <= len(self.schedule_cron) <= 100 or len(self.schedule_cron.split()) not in (5, 6):
+            raise ValueError("invoice_status schedule_cron must be a cron expression (5 or 6 fields)")
+        if not 0 <= self.overlap_seconds <= 3600:
+            raise ValueError("invoice_status overlap_seconds must be between 0 and 3600")
+
+
 class TierClientCredentials(msgspec.Struct, kw_only=True, frozen=True):
     """The OAuth client a tier uses when it calls another tier."""
 
@@ -380,6 +401,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     workflows: WorkflowSettings = WorkflowSettings()
     billing: BillingSettings = BillingSettings()
+    invoice_status: InvoiceStatusSettings = InvoiceStatusSettings()
 
     # Which adapter serves each domain, and how it reaches its vendor.
     crm_vendor: Literal["salesforce"] = "salesforce"
@@ -438,6 +460,7 @@ _NESTED = {
     "deprecations",
     "workflows",
     "billing",
+    "invoice_status",
 }
 
 

@@ -16,6 +16,13 @@ from contracts.models.process import ReadinessCheck, ReadinessReport
 from process_apis.crm_events import CRM_EVENT_ROUTES, CrmEventIntake, crm_events_secret
 from process_apis.engine import WorkflowEngine
 from process_apis.events import EVENT_ROUTES, EventPublisher
+from process_apis.invoice_status import (
+    BC_NOTIFICATION_ROUTES,
+    INVOICE_STATUS_ROUTES,
+    business_central_client_state,
+    configure_invoice_status,
+    sync_schedule,
+)
 from process_apis.readiness import evaluate_readiness
 from process_apis.runs import RUN_ROUTES, RunService, refresh_open_runs_gauge
 from process_apis.saga import WorkflowServices
@@ -86,14 +93,27 @@ def create_process_app(
         run_workers=settings.workflows.run_in_process if run_workers is None else run_workers,
     )
     runtime.on_start(engine.start)
+    runtime.on_start(lambda: sync_schedule(settings.invoice_status))
     runtime.on_close(engine.stop)
     runtime.readiness_checks["run_database"] = engine.answers
     runtime.on_close(collect_before_scrape(lambda: _open_runs_if_current(engine)))
     intake = CrmEventIntake(
         store=runtime.store, starter=RunService(), crm=system, secret=crm_events_secret(settings)
     )
+    configure_invoice_status(
+        runtime.store,
+        settings.invoice_status,
+        business_central_client_state(settings.invoice_status, crm_events_secret(settings)),
+    )
     app = Litestar(
-        route_handlers=[check_activation_readiness, *RUN_ROUTES, *EVENT_ROUTES, *CRM_EVENT_ROUTES],
+        route_handlers=[
+            check_activation_readiness,
+            *RUN_ROUTES,
+            *EVENT_ROUTES,
+            *CRM_EVENT_ROUTES,
+            *INVOICE_STATUS_ROUTES,
+            *BC_NOTIFICATION_ROUTES,
+        ],
         dependencies={
             "system": Provide(lambda: system, use_cache=True, sync_to_thread=False),
             "events": Provide(lambda: events, use_cache=True, sync_to_thread=False),

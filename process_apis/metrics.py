@@ -9,10 +9,12 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
+    "INVOICE_STATUS_SYNC_LAG_SECONDS",
     "OPEN_RUNS",
     "QUOTE_TO_PROJECT_SECONDS",
     "RUN_TRANSITIONS",
     "STEP_SECONDS",
+    "UNBILLED_APPROVED_WORK",
     "record_run_transition",
 ]
 
@@ -44,3 +46,18 @@ QUOTE_TO_PROJECT_SECONDS = Histogram(
 
 def record_run_transition(workflow: str, state: str) -> None:
     RUN_TRANSITIONS.labels(workflow, state).inc()
+
+
+INVOICE_STATUS_SYNC_LAG_SECONDS = Histogram(
+    "stratum_invoice_status_sync_lag_seconds",
+    "From the ERP's change to an invoice or payment (its updated_at) to the CRM having the invoice status.",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 900, 3600, 4 * 3600, 24 * 3600),
+)
+UNBILLED_APPROVED_WORK = Gauge(
+    "stratum_unbilled_approved_work",
+    "Approved billable work not yet on an invoice (PSA billable items of active projects), amount in the "
+    "currency's units, by currency and age bucket (0-30, 31-60, 61-90, 90+ days since the work's date), as "
+    "of the last invoice status sync's unbilled pass.",
+    ["currency", "age"],
+    multiprocess_mode="mostrecent",
+)

@@ -43,6 +43,7 @@ from contracts.models.process import (
 from process_apis.activation import ACTIVATION_WORKFLOW, project_activation
 from process_apis.customer_sync import CUSTOMER_SYNC_WORKFLOW, customer_sync
 from process_apis.engine import QUEUE_NAME
+from process_apis.invoice_status import INVOICE_STATUS_SYNC_WORKFLOW
 from process_apis.metrics import OPEN_RUNS
 from process_apis.saga import CONTROL_TOPIC
 from system_apis.client import SystemApiClient
@@ -64,6 +65,11 @@ log = get_logger("stratum.process.runs")
 _WORKFLOW_BY_NAME = {
     ACTIVATION_WORKFLOW: Workflow.PROJECT_ACTIVATION,
     CUSTOMER_SYNC_WORKFLOW: Workflow.CUSTOMER_SYNC,
+    INVOICE_STATUS_SYNC_WORKFLOW: Workflow.INVOICE_STATUS_SYNC,
+}
+# Where a workflow's runs are read, beyond the two above (one line per workflow).
+_RUN_BASES = {
+    Workflow.INVOICE_STATUS_SYNC: "/process/v1/invoice-status-syncs",
 }
 _ACTIVE = {RunState.QUEUED, RunState.RUNNING, RunState.RETRYING, RunState.COMPENSATING}
 _PARKED = {RunState.EXCEPTION, RunState.DEAD_LETTER}
@@ -152,6 +158,7 @@ def _links(run_id: str, workflow: Workflow, state: RunState) -> RunLinks:
         if workflow == Workflow.PROJECT_ACTIVATION
         else "/process/v1/customer-syncs"
     )
+    base = _RUN_BASES.get(workflow, base)
     return RunLinks(
         self=f"{base}/{run_id}",
         replay=f"/process/v1/runs/{run_id}/replay" if state in _PARKED else None,
@@ -750,9 +757,7 @@ async def _control(run_id: str, action: str, allowed: Callable[[Run], bool], ref
         # Say at once what the parked run is about to do, so a caller waiting on it (Prefer: wait) waits
         # for the outcome instead of reading the old parked state; the run's next step confirms it.
         moving = RunState.RUNNING if action == "replay" else RunState.COMPENSATING
-        await run_database(
-            DBOS.update_workflow_attributes_async(run_id, {"state": moving.value}, merge=True)
-        )
+        await run_database(DBOS.update_workflow_attributes_async(run_id, {"state": moving.value}, merge=True))
         run = await _require_run(run_id)
     return Response(run, status_code=202, headers={"Location": run.links.self})
 

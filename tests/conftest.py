@@ -49,6 +49,8 @@ def redis_url() -> str:
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         overrides.setdefault("data_dir", str(tmp_path / "data"))
+        # No scheduled invoice status syncs in tests unless a test asks (they would add runs at random).
+        overrides.setdefault("invoice_status", {"schedule_enabled": False})
         return load_settings({}, **overrides)
 
     return make

@@ -6,6 +6,8 @@ Event types and the payload each carries in ``data``:
 - ``customer.synced`` (``CustomerSynced``): a CRM customer has its ERP customer (created or found).
 - ``run.parked`` (``RunParked``): a workflow run stopped on a business-rule failure or ran out of retries,
   and waits for its owner.
+- ``invoice.paid`` / ``invoice.partially_paid`` / ``invoice.overdue`` (``InvoiceStatusChanged``): the
+  invoice status sync saw the ERP invoice of a billed project and period reach that state (once per change).
 
 An event a workflow step publishes has a deterministic id (``event_id(run_id, step_name)``): a step re-run
 after a crash publishes the same id again, and the stream keeps only the first.
@@ -22,11 +24,16 @@ import msgspec
 __all__ = [
     "CUSTOMER_SYNCED",
     "EVENT_TYPES",
+    "INVOICE_OVERDUE",
+    "INVOICE_PAID",
+    "INVOICE_PARTIALLY_PAID",
+    "INVOICE_STATUS_EVENT_TYPES",
     "PROJECT_ACTIVATED",
     "RUN_PARKED",
     "CloudEvent",
     "CustomerSynced",
     "EventPage",
+    "InvoiceStatusChanged",
     "ProjectActivated",
     "RunParked",
     "event_id",
@@ -35,7 +42,15 @@ __all__ = [
 PROJECT_ACTIVATED = "project.activated"
 CUSTOMER_SYNCED = "customer.synced"
 RUN_PARKED = "run.parked"
-EVENT_TYPES: frozenset[str] = frozenset({PROJECT_ACTIVATED, CUSTOMER_SYNCED, RUN_PARKED})
+INVOICE_PAID = "invoice.paid"
+INVOICE_PARTIALLY_PAID = "invoice.partially_paid"
+INVOICE_OVERDUE = "invoice.overdue"
+INVOICE_STATUS_EVENT_TYPES: frozenset[str] = frozenset(
+    {INVOICE_PAID, INVOICE_PARTIALLY_PAID, INVOICE_OVERDUE}
+)
+EVENT_TYPES: frozenset[str] = (
+    frozenset({PROJECT_ACTIVATED, CUSTOMER_SYNCED, RUN_PARKED}) | INVOICE_STATUS_EVENT_TYPES
+)
 
 UtcTime = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 time with its offset (UTC).")]
 
@@ -110,3 +125,22 @@ class RunParked(msgspec.Struct, kw_only=True, frozen=True):
     owner: str | None
     step: str
     reason: str
+
+
+class InvoiceStatusChanged(msgspec.Struct, kw_only=True, frozen=True):
+    """``invoice.paid`` / ``invoice.partially_paid`` / ``invoice.overdue``: an ERP invoice Stratum billed
+    (``billing_key`` ``bill:{psa_project_id}:{period}``) reached this state; money as decimal strings."""
+
+    erp_invoice_id: str
+    invoice_number: str | None
+    billing_key: str
+    psa_project_id: str
+    period: str
+    opportunity_id: str
+    status: str
+    currency: str
+    total: str
+    balance: str
+    due_date: date | None
+    erp_payment_ids: list[str]
+    erp_updated_at: UtcTime | None

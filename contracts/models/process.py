@@ -75,6 +75,7 @@ class CustomerSyncRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unkn
 class Workflow(enum.StrEnum):
     PROJECT_ACTIVATION = "project_activation"
     CUSTOMER_SYNC = "customer_sync"
+    INVOICE_STATUS_SYNC = "invoice_status_sync"
 
 
 class RunState(enum.StrEnum):

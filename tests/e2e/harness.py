@@ -38,6 +38,9 @@ class Server:
             # Every test here injects its own fault into one shared server; the breaker opening across
             # tests is covered in tests/system, so keep it closed here.
             "STRATUM_SALESFORCE__BREAKER_FAILURE_THRESHOLD": "0",
+            # A scheduled invoice status sync would spend the tests' injected vendor faults; a test that
+            # wants it turns it on.
+            "STRATUM_INVOICE_STATUS__SCHEDULE_ENABLED": "false",
             **env,
         }
         self._log = self.log_path.open("wb")
