@@ -13,6 +13,7 @@ from apis.plugin import GovernancePlugin, TierSpec
 from apis.problems import ProblemError
 from apis.routing import VENDOR_ERRORS, operation
 from contracts.models.process import ReadinessCheck, ReadinessReport
+from process_apis.billing import BILLING_ROUTES, install_billing_settings
 from process_apis.crm_events import CRM_EVENT_ROUTES, CrmEventIntake, crm_events_secret
 from process_apis.engine import WorkflowEngine
 from process_apis.events import EVENT_ROUTES, EventPublisher
@@ -85,6 +86,7 @@ def create_process_app(
         WorkflowServices(system=system, events=events, settings=settings.workflows),
         run_workers=settings.workflows.run_in_process if run_workers is None else run_workers,
     )
+    install_billing_settings(settings.billing)
     runtime.on_start(engine.start)
     runtime.on_close(engine.stop)
     runtime.readiness_checks["run_database"] = engine.answers
@@ -93,7 +95,13 @@ def create_process_app(
         store=runtime.store, starter=RunService(), crm=system, secret=crm_events_secret(settings)
     )
     app = Litestar(
-        route_handlers=[check_activation_readiness, *RUN_ROUTES, *EVENT_ROUTES, *CRM_EVENT_ROUTES],
+        route_handlers=[
+            check_activation_readiness,
+            *RUN_ROUTES,
+            *BILLING_ROUTES,
+            *EVENT_ROUTES,
+            *CRM_EVENT_ROUTES,
+        ],
         dependencies={
             "system": Provide(lambda: system, use_cache=True, sync_to_thread=False),
             "events": Provide(lambda: events, use_cache=True, sync_to_thread=False),

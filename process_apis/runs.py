@@ -41,6 +41,7 @@ from contracts.models.process import (
     Workflow,
 )
 from process_apis.activation import ACTIVATION_WORKFLOW, project_activation
+from process_apis.billing import BILLING_WORKFLOWS
 from process_apis.customer_sync import CUSTOMER_SYNC_WORKFLOW, customer_sync
 from process_apis.engine import QUEUE_NAME
 from process_apis.metrics import OPEN_RUNS
@@ -64,6 +65,7 @@ log = get_logger("stratum.process.runs")
 _WORKFLOW_BY_NAME = {
     ACTIVATION_WORKFLOW: Workflow.PROJECT_ACTIVATION,
     CUSTOMER_SYNC_WORKFLOW: Workflow.CUSTOMER_SYNC,
+    **BILLING_WORKFLOWS,
 }
 _ACTIVE = {RunState.QUEUED, RunState.RUNNING, RunState.RETRYING, RunState.COMPENSATING}
 _PARKED = {RunState.EXCEPTION, RunState.DEAD_LETTER}
@@ -150,6 +152,8 @@ def _links(run_id: str, workflow: Workflow, state: RunState) -> RunLinks:
     base = (
         "/process/v1/project-activations"
         if workflow == Workflow.PROJECT_ACTIVATION
+        else "/process/v1/billing-runs"
+        if workflow == Workflow.BILLING_RUN
         else "/process/v1/customer-syncs"
     )
     return RunLinks(
@@ -562,10 +566,11 @@ async def _list_runs(
     newer_than: int | None,
     limit: int,
     cursor: str | None,
+    names: list[str] | None = None,
 ) -> RunPage:
     """Newest first. The database narrows by workflow, status and age; state and owner (kept in the run's
     attributes) are checked here, scanning forward in batches so a page is full whenever runs remain."""
-    names = [n for n, w in _WORKFLOW_BY_NAME.items() if workflow in (None, w)]
+    names = names or [n for n, w in _WORKFLOW_BY_NAME.items() if workflow in (None, w)]
     statuses = sorted({s for state in states for s in _STATUSES_FOR[state]}) if states else None
     query = fingerprint(
         listing, str(workflow), str(sorted(states or ())), str(owner), str(older_than), str(newer_than)
@@ -750,9 +755,7 @@ async def _control(run_id: str, action: str, allowed: Callable[[Run], bool], ref
         # Say at once what the parked run is about to do, so a caller waiting on it (Prefer: wait) waits
         # for the outcome instead of reading the old parked state; the run's next step confirms it.
         moving = RunState.RUNNING if action == "replay" else RunState.COMPENSATING
-        await run_database(
-            DBOS.update_workflow_attributes_async(run_id, {"state": moving.value}, merge=True)
-        )
+        await run_database(DBOS.update_workflow_attributes_async(run_id, {"state": moving.value}, merge=True))
         run = await _require_run(run_id)
     return Response(run, status_code=202, headers={"Location": run.links.self})
 
