@@ -161,7 +161,7 @@ class RunPage(msgspec.Struct, kw_only=True, frozen=True):
     next_cursor: str | None = None
 
 
-class BillingRun(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+class BillingRun(msgspec.Struct, kw_only=True, frozen=True):
     """A billing run and its per-project runs (one per project and period, ``bill-{project}-{period}``,
     shared by every billing run covering that project and period: a project-period is billed once)."""
 

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
 
 from apis.config import Settings
@@ -184,7 +183,9 @@ class Delivery:
         found = await self._api("GET", f"/stories.json?workspace_id={project_id}&story_type=milestone")
         stories = sorted(self._records(found), key=lambda s: int(s["id"]))[:count]
         for story in stories:
-            await self._api("PUT", f"/stories/{story['id']}.json", {"story": {"state": "completed"}})
+            # Completed in the period (its due date is the day it bills on).
+            done = {"state": "completed", "due_date": _day(PERIOD, 20), "billable": True}
+            await self._api("PUT", f"/stories/{story['id']}.json", {"story": done})
         return [str(s["id"]) for s in stories]
 
 
@@ -282,21 +283,31 @@ async def _erp_invoices_with_key(gw: Any, key: str) -> list[dict[str, Any]]:
         )
         assert response.status_code == 200, response.text
         page = response.json()
-        found.extend(i for i in page["items"] if i.get("external_key") == key and i["status"] != "voided")
+        found.extend(
+            i for i in page["items"] if i.get("external_key") == key and i["status"] not in ("void", "voided")
+        )
         cursor = page.get("next_cursor")
         if not cursor:
             return found
 
 
 async def _billable(gw: Any, project_id: str, through: str) -> list[dict[str, Any]]:
-    response = await gw.client.get(
-        f"/system/v1/psa/projects/{project_id}/billable-items",
-        params={"through": through, "limit": 200},
-        headers=gw.auth("system:read"),
-    )
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"through": through, "limit": 200}
+        if cursor:
+            params["cursor"] = cursor
+        response = await gw.client.get(
+            f"/system/v1/psa/projects/{project_id}/billable-items",
+            params=params,
+            headers=gw.auth("system:read"),
+        )
+        assert response.status_code == 200, response.text
+        items.extend(response.json()["items"])
+        cursor = response.json().get("next_cursor")
+        if not cursor:
+            return items
 
 
 # --- tests ----------------------------------------------------------------------------------------------
@@ -331,3 +342,242 @@ async def test_a_time_and_materials_month_becomes_one_traceable_invoice(gw: Any)
         "/process/v1/events", params={"type": "invoice.issued"}, headers=gw.auth("process:read")
     )
     assert events.status_code == 200, events.text
+
+
+def _settled(*run_ids: str) -> Callable[[dict[str, Any]], bool]:
+    def check(view: dict[str, Any]) -> bool:
+        runs = {r["id"]: r for r in view["projects"]}
+        return all(
+            run_id in runs
+            and (runs[run_id]["state"] in (*FINAL, "exception", "dead_letter") or _awaiting(runs[run_id]))
+            for run_id in run_ids
+        )
+
+    return check
+
+
+def _awaiting(run: dict[str, Any]) -> bool:
+    return bool((run.get("result") or {}).get("awaiting") == "finance_approval")
+
+
+def _child_id(project: str, period: str = PERIOD) -> str:
+    return f"bill-{project}-{period}"
+
+
+async def _psa_invoices_with_key(gw: Any, key: str) -> list[dict[str, Any]]:
+    response = await gw.client.get(
+        "/system/v1/psa/invoices", params={"external_key": key}, headers=gw.auth("system:read")
+    )
+    assert response.status_code == 200, response.text
+    found: list[dict[str, Any]] = response.json()
+    return found
+
+
+def _traced(invoice: dict[str, Any]) -> Counter[str]:
+    return Counter(s for line in invoice["lines"] for s in line.get("source_ids", []))
+
+
+async def _control(gw: Any, path: str, scopes: str) -> Any:
+    return await gw.client.post(path, headers={**gw.auth(scopes), "Idempotency-Key": uuid.uuid4().hex})
+
+
+async def test_three_billing_models_in_two_legal_entities_one_invoice_each(gw: Any) -> None:
+    team = Delivery(gw)
+    tm, tm_ids = await _seed_time_and_materials(gw)
+    retainer = (await _activate(gw, READY_RETAINER_OPPORTUNITY_ID))["psa_project_id"]
+    await add_rate(gw, READY_RETAINER_OPPORTUNITY_ID, ROLE, "210", "USD")
+    retainer_ids = [await team.time(retainer, _day(PERIOD, 10), 120)]
+    fixed = await _activate(gw, READY_FIXED_FEE_OPPORTUNITY_ID)
+    assert fixed["erp_customer_id"].startswith("business_central:")
+    fixed_project = fixed["psa_project_id"]
+    milestones = await team.complete_milestones(fixed_project, 1)
+
+    us = await _start(gw, legal_entity="US01", project_ids=[tm, retainer])
+    de = await _start(gw, legal_entity="DE01", project_ids=None)  # every DE01 project: the scope listing
+    us_view = await _until(gw, us["run"]["id"], _settled(_child_id(tm), _child_id(retainer)))
+    de_view = await _until(gw, de["run"]["id"], _settled(_child_id(fixed_project)))
+    children = {r["id"]: r for r in [*us_view["projects"], *de_view["projects"]]}
+    for project in (tm, retainer, fixed_project):
+        child = children[_child_id(project)]
+        assert child["state"] == "completed", child
+        result = child["result"]
+        assert "erp_invoice_id" in result, str(result)
+        invoice = await _erp_invoice(gw, result["erp_invoice_id"])
+        assert Decimal(invoice["total"]["amount"]) == Decimal(result["total"])
+        assert Decimal(invoice["total"]["amount"]) == sum(Decimal(x["amount"]) for x in invoice["lines"])
+        key = f"bill:{project}:{PERIOD}"
+        assert [i["id"] for i in await _psa_invoices_with_key(gw, key)] == [result["psa_invoice_id"]]
+        assert invoice["external_key"].casefold() == key  # Business Central upper-cases a Code field
+        records = gw.sandbox_state("salesforce").records.get("Stratum_Invoice__c", {})
+        assert [r for r in records.values() if r.get("ERP_Invoice_Id__c") == result["erp_invoice_id"]]
+    tm_invoice = await _erp_invoice(gw, children[_child_id(tm)]["result"]["erp_invoice_id"])
+    assert _traced(tm_invoice) == Counter([*(f"time:{e}" for e in tm_ids[:3]), f"expense:{tm_ids[3]}"])
+    retainer_invoice = await _erp_invoice(gw, children[_child_id(retainer)]["result"]["erp_invoice_id"])
+    assert f"retainer:{retainer}:{PERIOD}" in _traced(retainer_invoice)
+    assert _invoiced_entries(gw, retainer_ids) == dict.fromkeys(retainer_ids, True)
+    fixed_result = children[_child_id(fixed_project)]["result"]
+    assert fixed_result["erp_invoice_id"].startswith("business_central:")
+    fixed_invoice = await _erp_invoice(gw, fixed_result["erp_invoice_id"])
+    assert _traced(fixed_invoice) == Counter(f"milestone:{m}" for m in milestones)
+
+
+async def test_two_overlapping_runs_started_at_once_bill_each_item_once(gw: Any) -> None:
+    project, ids = await _seed_time_and_materials(gw)
+    first, second = await asyncio.gather(
+        _start(gw, legal_entity="US01", project_ids=[project]),
+        _start(gw, legal_entity="US01", project_ids=[project]),
+    )
+    assert first["run"]["id"] != second["run"]["id"]
+    for started in (first, second):
+        await _until(gw, started["run"]["id"], _done)
+    key = f"bill:{project}:{PERIOD}"
+    erp = await _erp_invoices_with_key(gw, key)
+    assert len(erp) == 1
+    assert len(await _psa_invoices_with_key(gw, key)) == 1
+    traced = _traced(await _erp_invoice(gw, erp[0]["id"]))
+    assert all(count == 1 for count in traced.values())
+    assert set(traced) == {*(f"time:{e}" for e in ids[:3]), f"expense:{ids[3]}"}
+
+
+async def test_a_missing_rate_parks_for_project_operations_and_a_replay_after_the_fix_completes(
+    gw: Any,
+) -> None:
+    project, ids = await _seed_time_and_materials(gw, rate=False)
+    # Another role than the rate card has: the deal's card lists roles by name, the entries carry ROLE.
+    started = await _start(gw, legal_entity="US01", project_ids=[project])
+    view = await _until(gw, started["run"]["id"], _settled(_child_id(project)))
+    child = _project(view, project)
+    assert child["state"] == "exception", child
+    assert child["issue"]["owner"] == "project_operations"
+    assert child["issue"]["code"] == "rate-missing"
+    assert sorted(child["issue"]["data"]["reasons"][0]["item_ids"]) == sorted(f"time:{e}" for e in ids[:3])
+    assert not await _psa_invoices_with_key(gw, f"bill:{project}:{PERIOD}")
+    await add_rate(gw, READY_OPPORTUNITY_ID, ROLE, "210", "USD")
+    replay = await _control(gw, f"/process/v1/runs/{child['id']}/replay", "process:admin")
+    assert replay.status_code == 202, replay.text
+    view = await _until(gw, started["run"]["id"], _done)
+    child = _project(view, project)
+    assert child["state"] == "completed", child
+    assert _invoiced_entries(gw, ids[:3]) == dict.fromkeys(ids[:3], True)
+
+
+async def test_an_item_approved_after_its_periods_run_lands_on_the_next_invoice(gw: Any) -> None:
+    team = Delivery(gw)
+    project = (await _activate(gw, READY_OPPORTUNITY_ID))["psa_project_id"]
+    await add_rate(gw, READY_OPPORTUNITY_ID, ROLE, "210", "USD")
+    on_time = await team.time(project, _day(EARLIER, 12), 240)
+    late = await team.time(project, _day(EARLIER, 13), 180, approve=False)
+    first = await _start(gw, legal_entity="US01", project_ids=[project], period=EARLIER)
+    view = await _until(gw, first["run"]["id"], _done)
+    earlier = next(r for r in view["projects"] if r["id"] == _child_id(project, EARLIER))
+    assert _traced(await _erp_invoice(gw, earlier["result"]["erp_invoice_id"])) == Counter(
+        [f"time:{on_time}"]
+    )
+    await team.approve([late])  # approved after the run: the posted invoice is not reopened
+    second = await _start(gw, legal_entity="US01", project_ids=[project], period=PERIOD)
+    view = await _until(gw, second["run"]["id"], _done)
+    child = _project(view, project)
+    assert _traced(await _erp_invoice(gw, child["result"]["erp_invoice_id"])) == Counter([f"time:{late}"])
+    assert _traced(await _erp_invoice(gw, earlier["result"]["erp_invoice_id"])) == Counter(
+        [f"time:{on_time}"]
+    )
+
+
+async def test_a_cancelled_run_leaves_no_open_invoice_and_its_items_billable_again(gw: Any) -> None:
+    project, ids = await _seed_time_and_materials(gw)
+    started = await _start(gw, legal_entity="US01", project_ids=[project])
+    view = await _until(gw, started["run"]["id"], _done)
+    result = _project(view, project)["result"]
+    path = f"{BILLING}/{started['run']['id']}/cancel"
+    assert (await _control(gw, path, "process:read")).status_code == 403
+    for _ in range(2):  # twice is the same as once
+        response = await _control(gw, path, "process:admin")
+        assert response.status_code == 202, response.text
+    void_id = f"void-{_child_id(project)}"
+
+    def voided(view: dict[str, Any]) -> bool:
+        runs = {r["id"]: r for r in view["projects"]}
+        return void_id in runs and runs[void_id]["state"] == "completed"
+
+    view = await _until(gw, started["run"]["id"], voided)
+    assert [r["id"] for r in view["projects"]].count(void_id) == 1
+    assert (await _erp_invoice(gw, result["erp_invoice_id"]))["status"] in ("void", "voided", "credited")
+    assert not await _erp_invoices_with_key(gw, f"bill:{project}:{PERIOD}")
+    psa = await _psa_invoices_with_key(gw, f"bill:{project}:{PERIOD}")
+    assert [i["status"] for i in psa] == ["cancelled"]
+    billable = {i["id"] for i in await _billable(gw, project, _day(PERIOD, 28))}
+    assert set(ids) <= billable
+    records = gw.sandbox_state("salesforce").records.get("Stratum_Invoice__c", {})
+    status = [r for r in records.values() if r.get("ERP_Invoice_Id__c") == result["erp_invoice_id"]]
+    assert [r.get("Status__c") for r in status] == ["Void"] or status[0].get("Balance__c") == 0, status
+
+
+async def test_erp_outages_and_a_lost_answer_still_make_one_invoice(
+    make_gateway: Callable[[Settings], Any], make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(
+        workflows=WORKFLOWS,
+        netsuite={**VENDOR, "timeout_seconds": 0.5},
+        kantata=VENDOR,
+        salesforce=VENDOR,
+        erp_vendor="netsuite",
+    )
+    gw = await make_gateway(settings)
+    project, ids = await _seed_time_and_materials(gw)
+    async with gw.sandbox("netsuite") as netsuite:
+        for rule in (
+            {"kind": "outage", "path_pattern": "invoice", "times": 2},
+            {"kind": "lost", "path_pattern": "invoice", "latency_ms": 800, "times": 1},
+        ):
+            assert (await netsuite.post("/__sandbox/faults", json=rule)).status_code == 201
+    started = await _start(gw, legal_entity="US01", project_ids=[project])
+    view = await _until(gw, started["run"]["id"], _done)
+    child = _project(view, project)
+    assert child["state"] == "completed", child
+    assert any(s["outcome"] == "retried" for s in child["steps"]), child["steps"]
+    key = f"bill:{project}:{PERIOD}"
+    erp = await _erp_invoices_with_key(gw, key)
+    assert len(erp) == 1
+    traced = _traced(await _erp_invoice(gw, erp[0]["id"]))
+    assert all(count == 1 for count in traced.values())
+    assert set(traced) == {*(f"time:{e}" for e in ids[:3]), f"expense:{ids[3]}"}
+
+
+async def test_finance_review_keeps_the_invoice_a_draft_until_approved(
+    make_gateway: Callable[[Settings], Any], make_settings: Callable[..., Settings]
+) -> None:
+    reviewed = {"US01": {"currency": "USD", "finance_review": True}}
+    gw = await make_gateway(_settings(make_settings, legal_entities=reviewed))
+    project, _ = await _seed_time_and_materials(gw)
+    started = await _start(gw, legal_entity="US01", project_ids=[project])
+    view = await _until(gw, started["run"]["id"], _settled(_child_id(project)))
+    child = _project(view, project)
+    assert _awaiting(child), child
+    draft = await _erp_invoice(gw, child["result"]["erp_invoice_id"])
+    assert draft["status"] == "draft"
+    path = f"{BILLING}/{started['run']['id']}/approve"
+    assert (await _control(gw, path, "process:run")).status_code == 403
+    approved = await _control(gw, path, "finance:approve")
+    assert approved.status_code == 202, approved.text
+    view = await _until(gw, started["run"]["id"], _done)
+    child = _project(view, project)
+    assert child["state"] == "completed", child
+    posted = await _erp_invoice(gw, child["result"]["erp_invoice_id"])
+    assert posted["status"] != "draft"
+    assert (await _control(gw, path, "finance:approve")).status_code == 409
+
+
+async def test_billing_runs_are_listed_and_a_period_not_over_is_refused(gw: Any) -> None:
+    project, _ = await _seed_time_and_materials(gw)
+    started = await _start(gw, legal_entity="US01", project_ids=[project])
+    listing = await gw.client.get(BILLING, params={"limit": 5}, headers=gw.auth("process:read"))
+    assert listing.status_code == 200, listing.text
+    assert started["run"]["id"] in [r["id"] for r in listing.json()["items"]]
+    assert all(r["id"].startswith("br-") for r in listing.json()["items"])
+    this_month = dt.datetime.now(dt.UTC).strftime("%Y-%m")
+    refused = await gw.client.post(
+        BILLING,
+        json={"legal_entity": "US01", "period": this_month},
+        headers={**gw.auth("process:run"), "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert refused.status_code == 422, refused.text
