@@ -875,7 +875,8 @@ async def _project_runs(run_id: str) -> list[Run]:
     description="For a legal entity that requires finance review. Every project run of the billing run that "
     "waits for approval posts its ERP invoice, finalizes the PSA invoice, updates the CRM and publishes "
     "`invoice.issued`. 409 when none waits.",
-    scopes=[],
+    # process:read to see the run, and one of finance:approve (finance review) or process:admin.
+    scopes=["process:read"],
     any_scopes=["finance:approve", "process:admin"],
     errors=[404, 409, 503],
     idempotency="required",
@@ -905,7 +906,8 @@ async def approve_billing_run(run_id: _RunId) -> Response[BillingRun]:
     description="Every project run is undone in reverse: the CRM status set to void, the ERP invoice voided "
     "or credited, the PSA invoice cancelled (its items billable again); `invoice.voided` is published. "
     "Works on completed, parked and waiting runs; cancelling twice is the same as once.",
-    scopes=[],
+    # process:read to see the run, and one of finance:approve (finance review) or process:admin.
+    scopes=["process:read"],
     any_scopes=["finance:approve", "process:admin"],
     errors=[404, 503],
     idempotency="required",
