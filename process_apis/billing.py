@@ -87,14 +87,18 @@ from system_apis.params import Cursor
 __all__ = [
     "BILLING_ROUTES",
     "BILLING_RUN_WORKFLOW",
+    "BILLING_SCHEDULE_WORKFLOW",
     "BILLING_VOID_WORKFLOW",
     "BILLING_WORKFLOWS",
     "PROJECT_BILLING_WORKFLOW",
+    "apply_billing_schedules",
     "billing_run",
     "billing_void",
     "install_billing_settings",
     "project_billing",
     "project_run_id",
+    "scheduled_billing",
+    "scheduled_run_id",
     "start_billing_run",
 ]
 
@@ -103,6 +107,7 @@ log = get_logger("stratum.process.billing")
 BILLING_RUN_WORKFLOW = "billing_run"
 PROJECT_BILLING_WORKFLOW = "project_billing"
 BILLING_VOID_WORKFLOW = "billing_void"
+BILLING_SCHEDULE_WORKFLOW = "billing_schedule"
 # Every billing workflow is a ``billing_run`` run to operations (runs listing, replay, cancel).
 BILLING_WORKFLOWS = {
     BILLING_RUN_WORKFLOW: Workflow.BILLING_RUN,
@@ -669,6 +674,61 @@ async def billing_run(
         RunState.COMPLETED,
         {"legal_entity": legal_entity, "period": period, "projects": outcomes},
     )
+
+
+# --- the monthly schedule -------------------------------------------------------------------------------
+
+_SCHEDULE_PREFIX = "billing-"
+
+
+def _previous_month(moment: dt.datetime) -> str:
+    first = moment.astimezone(dt.UTC).date().replace(day=1)
+    return (first - dt.timedelta(days=1)).strftime("%Y-%m")
+
+
+def scheduled_run_id(legal_entity: str, period: str) -> str:
+    """The scheduled billing run of a legal entity and month: one, however often the schedule fires."""
+    return f"br-scheduled-{legal_entity.upper()}-{period}"
+
+
+@DBOS.workflow(name=BILLING_SCHEDULE_WORKFLOW)
+async def scheduled_billing(scheduled_at: dt.datetime, legal_entity: Any) -> None:
+    """Fired by the workflow engine's scheduler: start the legal entity's billing run for the month before
+    ``scheduled_at`` (every active project of the entity), once per entity and month."""
+    entity = str(legal_entity).upper()
+    period = _previous_month(scheduled_at)
+    with (
+        SetWorkflowID(scheduled_run_id(entity, period)),
+        SetWorkflowAttributes(
+            {"state": RunState.QUEUED.value, "subject": f"{entity}:{period}", "trigger": "schedule"}
+        ),
+    ):
+        await DBOS.enqueue_workflow_async(QUEUE_NAME, billing_run, entity, period, None, "schedule", None)
+
+
+async def apply_billing_schedules(settings: BillingSettings) -> None:
+    """Make the engine's schedules the configured ones (``billing.schedules``): created or replaced, and
+    those no longer configured deleted. Called once the engine has launched."""
+    wanted = {
+        f"{_SCHEDULE_PREFIX}{entity.upper()}": (entity.upper(), cron)
+        for entity, cron in settings.schedules.items()
+    }
+    for existing in await DBOS.list_schedules_async():
+        name = existing["schedule_name"]
+        if name.startswith(_SCHEDULE_PREFIX) and name not in wanted:
+            await DBOS.delete_schedule_async(name)
+    if wanted:
+        await DBOS.apply_schedules_async(
+            [
+                {
+                    "schedule_name": name,
+                    "workflow_fn": scheduled_billing,
+                    "schedule": cron,
+                    "context": entity,
+                }
+                for name, (entity, cron) in wanted.items()
+            ]
+        )
 
 
 # --- HTTP ------------------------------------------------------------------------------------------------

@@ -581,3 +581,41 @@ async def test_billing_runs_are_listed_and_a_period_not_over_is_refused(gw: Any)
         headers={**gw.auth("process:run"), "Idempotency-Key": uuid.uuid4().hex},
     )
     assert refused.status_code == 422, refused.text
+
+
+async def test_the_monthly_schedule_starts_one_billing_run_per_legal_entity_and_month(
+    make_gateway: Callable[[Settings], Any], make_settings: Callable[..., Settings]
+) -> None:
+    from dbos import DBOS
+
+    from process_apis.billing import scheduled_run_id
+
+    gw = await make_gateway(_settings(make_settings, schedules={"US01": "0 0 6 1 * *"}))
+    project, _ = await _seed_time_and_materials(gw)
+    schedule = await DBOS.get_schedule_async("billing-US01")
+    assert schedule is not None
+    assert schedule["schedule"] == "0 0 6 1 * *"
+    assert schedule["context"] == "US01"
+    # Fired twice (a redelivery, a backfill): one billing run for last month.
+    for _ in range(2):
+        await asyncio.to_thread(DBOS.trigger_schedule, "billing-US01")
+    run_id = scheduled_run_id("US01", PERIOD)
+    deadline = time.monotonic() + 30
+    while (await gw.client.get(f"{BILLING}/{run_id}", headers=gw.auth("process:read"))).status_code == 404:
+        assert time.monotonic() < deadline, "the schedule started no billing run"
+        await asyncio.sleep(0.1)
+
+    def billed(view: dict[str, Any]) -> bool:
+        return any(r["id"] == _child_id(project) and r["state"] in FINAL for r in view["projects"])
+
+    view = await _until(gw, run_id, billed)
+    assert view["run"]["trigger"] == "schedule"
+    assert _project(view, project)["state"] == "completed"
+    listing = await gw.client.get(BILLING, params={"limit": 200}, headers=gw.auth("process:read"))
+    assert [r["id"] for r in listing.json()["items"]].count(run_id) == 1
+
+
+async def test_no_schedule_unless_configured(gw: Any) -> None:
+    from dbos import DBOS
+
+    assert not [s for s in await DBOS.list_schedules_async() if s["schedule_name"].startswith("billing-")]
