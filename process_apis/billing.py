@@ -753,7 +753,7 @@ async def start_billing_run(request: BillingRunRequest, *, run_id: str, trigger:
             billing_run,
             request.legal_entity.upper(),
             request.period,
-            request.project_ids,
+            list(dict.fromkeys(request.project_ids)) or None,
             trigger,
             current_correlation_id(),
         ),
@@ -838,10 +838,10 @@ def _prefer(request: Request[Any, Any, Any]) -> int | None:
         "started (200). Each project in scope is billed by its own run `bill-{project}-{period}`, shared "
         "by every billing run that covers it: a project-period is invoiced once, however many runs ask. "
         "`project_ids` absent: every active PSA project of the legal entity whose deal has a billing model. "
-        "422 for a period that is not a past month. `Prefer: wait=N` waits up to N seconds (at most 60)."
+        "409 for a month not over yet. `Prefer: wait=N` waits up to N seconds (at most 60)."
     ),
     scopes=["process:run"],
-    errors=[*VENDOR_ERRORS],
+    errors=[409, *VENDOR_ERRORS],
     idempotency="required",
     status_code=202,
     success={
@@ -856,7 +856,9 @@ async def start_billing_run_route(
     try:
         parse_period(data.period)
     except PeriodError as exc:
-        raise ProblemError("validation-failed", str(exc)) from None
+        # Schema-valid, refused by the clock: the month is not over yet (409, not 422: the same body is
+        # accepted once the month has passed).
+        raise ProblemError("conflict", str(exc)) from None
     client = request.scope["auth"].client_id
     key = request.headers.get("idempotency-key", "")
     run, started = await start_billing_run(data, run_id=_billing_run_id(client, key), trigger="api")

@@ -77,11 +77,12 @@ class CustomerSyncRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unkn
 class BillingRunRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """Body of ``POST /process/v1/billing-runs``: bill a legal entity's projects for one month.
 
-    ``project_ids`` None: every active PSA project of the legal entity whose deal has a billing model."""
+    ``project_ids`` absent (or empty): every active PSA project of the legal entity whose deal has a billing
+    model."""
 
     legal_entity: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,32}$", examples=["US01"])]
-    period: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])]
-    project_ids: Annotated[list[RecordId], msgspec.Meta(min_length=1, max_length=500)] | None = None
+    period: Annotated[str, msgspec.Meta(pattern=r"^2[0-9]{3}-(0[1-9]|1[0-2])$", examples=["2026-11"])]
+    project_ids: Annotated[list[RecordId], msgspec.Meta(max_length=500)] = []
 
 
 class Workflow(enum.StrEnum):

@@ -580,7 +580,8 @@ async def test_billing_runs_are_listed_and_a_period_not_over_is_refused(gw: Any)
         json={"legal_entity": "US01", "period": this_month},
         headers={**gw.auth("process:run"), "Idempotency-Key": uuid.uuid4().hex},
     )
-    assert refused.status_code == 422, refused.text
+    assert refused.status_code == 409, refused.text
+    assert "not over yet" in refused.json()["detail"]
 
 
 async def test_the_monthly_schedule_starts_one_billing_run_per_legal_entity_and_month(
