@@ -100,6 +100,24 @@ class Bench:
             if not cursor:
                 return ids
 
+    def clone_deals(self, template_id: str, count: int) -> list[str]:
+        """``count`` won deals like ``template_id`` (same account, terms and rate card), put in the CRM
+        sandbox's store as seed data: the seed has only a handful of time-and-materials deals."""
+        from sandboxes.salesforce.data import salesforce_id
+
+        records = self.state("salesforce").records
+        template = records["Opportunity"][template_id]
+        lines = [r for r in records["Rate_Card_Line__c"].values() if r["Opportunity__c"] == template_id]
+        made: list[str] = []
+        for n in range(count):
+            deal_id = salesforce_id("006", 900_000 + n)
+            records["Opportunity"][deal_id] = {**template, "Id": deal_id, "Name": f"{template['Name']} #{n}"}
+            for m, line in enumerate(lines):
+                line_id = salesforce_id("a02", 900_000 + n * 10 + m)
+                records["Rate_Card_Line__c"][line_id] = {**line, "Id": line_id, "Opportunity__c": deal_id}
+            made.append(deal_id)
+        return made
+
     async def activate(self, opportunity_id: str) -> str | None:
         response = await self.client.post(
             "/process/v1/project-activations",
@@ -208,15 +226,21 @@ async def main(entries: int, projects: int, per_project: int, repeat: int) -> No
                     print(f"one project, {entries} entries: wall {wall:.2f} s, {states}")
                 print(f"median wall over {repeat}: {statistics.median(walls):.2f} s")
             if projects:
+                from sandboxes.salesforce.data import READY_OPPORTUNITY_ID
+
+                await bench.add_rate(READY_OPPORTUNITY_ID)
+                clones = bench.clone_deals(READY_OPPORTUNITY_ID, projects)
                 chosen: list[str] = []
-                while deals and len(chosen) < projects:
-                    deal = deals.pop(0)
-                    project = await bench.activate(deal)
-                    if project is None:
-                        continue
-                    await bench.add_rate(deal)
-                    await bench.time_entries(project, period, per_project)
-                    chosen.append(project)
+                gate = asyncio.Semaphore(8)
+
+                async def seed(deal: str) -> None:
+                    async with gate:
+                        project = await bench.activate(deal)
+                        if project is not None:
+                            await bench.time_entries(project, period, per_project)
+                            chosen.append(project)
+
+                await asyncio.gather(*(seed(deal) for deal in clones))
                 wall, own, states = await bench.bill(chosen, period)
                 print(
                     f"{len(chosen)} projects x {per_project} entries: wall {wall:.2f} s, "
