@@ -535,6 +535,8 @@ async def test_erp_outages_and_a_lost_answer_still_make_one_invoice(
     child = _project(view, project)
     assert child["state"] == "completed", child
     assert any(s["outcome"] == "retried" for s in child["steps"]), child["steps"]
+    async with gw.sandbox("netsuite") as netsuite:
+        assert (await netsuite.get("/__sandbox/faults")).json()["faults"] == []  # every fault was hit
     key = f"bill:{project}:{PERIOD}"
     erp = await _erp_invoices_with_key(gw, key)
     assert len(erp) == 1
@@ -620,3 +622,33 @@ async def test_no_schedule_unless_configured(gw: Any) -> None:
     from dbos import DBOS
 
     assert not [s for s in await DBOS.list_schedules_async() if s["schedule_name"].startswith("billing-")]
+
+
+async def test_a_lost_psa_answer_still_records_one_psa_invoice(
+    make_gateway: Callable[[Settings], Any], make_settings: Callable[..., Settings]
+) -> None:
+    gw = await make_gateway(
+        make_settings(
+            workflows=WORKFLOWS,
+            netsuite=VENDOR,
+            kantata={**VENDOR, "timeout_seconds": 0.5},
+            salesforce=VENDOR,
+            erp_vendor="netsuite",
+        )
+    )
+    project, ids = await _seed_time_and_materials(gw)
+    async with gw.sandbox("kantata") as kantata:
+        rule = {"kind": "lost", "method": "POST", "path_pattern": "/invoices", "latency_ms": 800, "times": 1}
+        assert (await kantata.post("/__sandbox/faults", json=rule)).status_code == 201
+    started = await _start(gw, legal_entity="US01", project_ids=[project])
+    view = await _until(gw, started["run"]["id"], _done)
+    child = _project(view, project)
+    assert child["state"] == "completed", child
+    key = f"bill:{project}:{PERIOD}"
+    psa = await _psa_invoices_with_key(gw, key)
+    assert [i["id"] for i in psa] == [child["result"]["psa_invoice_id"]]
+    made = [
+        i for i in gw.sandbox_state("kantata").records["invoices"].values() if project in i["workspace_ids"]
+    ]
+    assert len(made) == 1, made
+    assert _invoiced_entries(gw, ids[:3]) == dict.fromkeys(ids[:3], True)
