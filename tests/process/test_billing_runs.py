@@ -652,3 +652,42 @@ async def test_a_lost_psa_answer_still_records_one_psa_invoice(
     ]
     assert len(made) == 1, made
     assert _invoiced_entries(gw, ids[:3]) == dict.fromkeys(ids[:3], True)
+
+
+async def test_an_item_another_invoice_claims_first_is_re_priced_out_not_billed_twice(gw: Any) -> None:
+    project, ids = await _seed_time_and_materials(gw)
+    async with gw.sandbox("kantata") as kantata:
+        # The run's PSA invoice reaches Kantata late; meanwhile someone invoices one of its entries by hand.
+        rule = {
+            "kind": "latency",
+            "method": "POST",
+            "path_pattern": "/invoices",
+            "latency_ms": 1500,
+            "times": 1,
+        }
+        assert (await kantata.post("/__sandbox/faults", json=rule)).status_code == 201
+        started = await _start(gw, legal_entity="US01", project_ids=[project])
+        deadline = time.monotonic() + 30
+        while (await kantata.get("/__sandbox/faults")).json()["faults"]:
+            assert time.monotonic() < deadline, "the run never wrote its PSA invoice"
+            await asyncio.sleep(0.02)
+    manual = await gw.client.post(
+        "/system/v1/psa/invoices",
+        json={
+            "external_key": f"manual:{project}",
+            "project_id": project,
+            "currency": "USD",
+            "invoice_date": _day(PERIOD, 28),
+            "due_date": _day(PERIOD, 28),
+            "time_entry_ids": [ids[0]],
+            "draft": True,
+        },
+        headers={**gw.auth("system:read system:write"), "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert manual.status_code == 201, manual.text
+    view = await _until(gw, started["run"]["id"], _done)
+    child = _project(view, project)
+    assert child["state"] == "completed", child
+    assert "billing.price.again" in [s["name"] for s in child["steps"]]
+    traced = _traced(await _erp_invoice(gw, child["result"]["erp_invoice_id"]))
+    assert set(traced) == {*(f"time:{e}" for e in ids[1:3]), f"expense:{ids[3]}"}
