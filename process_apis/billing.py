@@ -239,7 +239,10 @@ async def _read_and_price(saga: Saga, project_id: str, period_key: str, step: st
             *(f"expense:{i}" for i in outcome.expense_ids),
             *(f"milestone:{i}" for i in outcome.milestone_ids),
         }
-        approved = [i.approved_at for i in items if i.approved_at is not None and source_id(i) in billed]
+        # When the PSA does not say when an item was approved, its last change stands in (approving an
+        # item is the last change an unbilled, approved item had).
+        stamps = ((i.approved_at or i.updated_at, source_id(i)) for i in items)
+        approved = [at for at, sid in stamps if at is not None and sid in billed]
     return _Priced(outcome=outcome, approved_at=approved, **common)
 
 

@@ -314,8 +314,14 @@ async def _billable(gw: Any, project_id: str, through: str) -> list[dict[str, An
 
 
 async def test_a_time_and_materials_month_becomes_one_traceable_invoice(gw: Any) -> None:
+    from prometheus_client import REGISTRY
+
+    def observed() -> float:
+        return REGISTRY.get_sample_value("stratum_billing_approval_to_invoice_seconds_count") or 0.0
+
     project, ids = await _seed_time_and_materials(gw)
     entries, expense = ids[:3], ids[3]
+    before = observed()
     started = await _start(gw, legal_entity="US01", project_ids=[project])
     view = await _until(gw, started["run"]["id"], _done)
     child = _project(view, project)
@@ -337,6 +343,8 @@ async def test_a_time_and_materials_month_becomes_one_traceable_invoice(gw: Any)
     records = gw.sandbox_state("salesforce").records.get("Stratum_Invoice__c", {})
     statuses = [r for r in records.values() if r.get("ERP_Invoice_Id__c") == result["erp_invoice_id"]]
     assert len(statuses) == 1, statuses
+    # Approval to invoice: one observation per approved time entry billed.
+    assert observed() - before >= len(entries)
     # One invoice.issued event.
     events = await gw.client.get(
         "/process/v1/events", params={"type": "invoice.issued"}, headers=gw.auth("process:read")
