@@ -268,6 +268,9 @@ class BillingSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
     legal_entities: dict[str, LegalEntityBilling] = msgspec.field(default_factory=_sandbox_billing_entities)
     # A rate card's day rate is this many hours' work (hours / hours_per_day days).
     hours_per_day: Decimal = Decimal(8)
+    # Monthly billing runs on the workflow engine's scheduler: legal entity -> cron (6 fields, seconds
+    # first, UTC), e.g. {"US01": "0 0 6 1 * *"} bills last month at 06:00 on the 1st. Empty: none (default).
+    schedules: dict[str, str] = {}
 
     def __post_init__(self) -> None:
         if not self.hours_per_day.is_finite() or not Decimal(0) < self.hours_per_day <= 24:

@@ -163,6 +163,9 @@ class AuthenticationMiddleware(ASGIMiddleware):
             )
         if not required <= access.scopes:
             raise insufficient_scope(required)
+        alternatives: frozenset[str] | None = _opt(scope).get("any_scopes")
+        if alternatives and not alternatives & access.scopes:
+            raise insufficient_scope(alternatives)
         # Authenticated answers are per client: no shared cache may keep them.
         await next_app(scope, receive, _with_headers(send, {"Cache-Control": "no-store"}))
 

@@ -48,6 +48,7 @@ ALL_SCOPES: tuple[str, ...] = (
     "process:run",
     "process:read",
     "process:admin",
+    "finance:approve",
     "experience:sales",
     "experience:finance",
     "experience:delivery",

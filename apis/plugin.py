@@ -53,6 +53,7 @@ _SCOPE_DESCRIPTIONS = {
     "process:run": "Start and read business workflows.",
     "process:read": "Read workflow runs, exceptions, dead letters and business events.",
     "process:admin": "Replay, cancel and inspect workflow runs.",
+    "finance:approve": "Approve (or cancel) billing runs whose legal entity requires finance review.",
     "experience:sales": "Sales role views.",
     "experience:finance": "Finance role views.",
     "experience:delivery": "Delivery role views.",

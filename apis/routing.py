@@ -114,6 +114,7 @@ def operation(
     operation_id: str,
     summary: str,
     scopes: Iterable[str] | None = None,
+    any_scopes: Iterable[str] = (),
     public: bool = False,
     description: str | None = None,
     errors: Iterable[int] = (),
@@ -149,6 +150,9 @@ def operation(
         if unknown:
             raise ValueError(f"{operation_id}: no problem kind for statuses {sorted(unknown)}")
         opt: dict[str, Any] = {"public": True} if public else {"scopes": frozenset(scopes or ())}
+        if any_scopes:
+            # One of these besides ``scopes`` (e.g. finance:approve, or process:admin).
+            opt["any_scopes"] = frozenset(any_scopes)
         if idempotency:
             opt["idempotency"] = idempotency
         if quota:
@@ -172,7 +176,10 @@ def operation(
             opt=opt,
             tags=tags,
             include_in_schema=include_in_schema,
-            security=None if public else [{"oauth2": sorted(scopes or ())}],
+            security=None
+            if public
+            else [{"oauth2": sorted({*(scopes or ()), extra})} for extra in sorted(any_scopes)]
+            or [{"oauth2": sorted(scopes or ())}],
             operation_class=_OPERATION_CLASSES[idempotency] if idempotency else Operation,
             **kwargs,
         )(fn)

@@ -13,6 +13,7 @@ from apis.plugin import GovernancePlugin, TierSpec
 from apis.problems import ProblemError
 from apis.routing import VENDOR_ERRORS, operation
 from contracts.models.process import ReadinessCheck, ReadinessReport
+from process_apis.billing import BILLING_ROUTES, apply_billing_schedules, install_billing_settings
 from process_apis.crm_events import CRM_EVENT_ROUTES, CrmEventIntake, crm_events_secret
 from process_apis.engine import WorkflowEngine
 from process_apis.events import EVENT_ROUTES, EventPublisher
@@ -92,8 +93,15 @@ def create_process_app(
         WorkflowServices(system=system, events=events, settings=settings.workflows),
         run_workers=settings.workflows.run_in_process if run_workers is None else run_workers,
     )
+    install_billing_settings(settings.billing)
     runtime.on_start(engine.start)
     runtime.on_start(lambda: sync_schedule(settings.invoice_status))
+
+    async def billing_schedules() -> None:
+        if engine.launched:  # the scheduler lives in the engine's run database
+            await apply_billing_schedules(settings.billing)
+
+    runtime.on_start(billing_schedules)
     runtime.on_close(engine.stop)
     runtime.readiness_checks["run_database"] = engine.answers
     runtime.on_close(collect_before_scrape(lambda: _open_runs_if_current(engine)))
@@ -109,6 +117,7 @@ def create_process_app(
         route_handlers=[
             check_activation_readiness,
             *RUN_ROUTES,
+            *BILLING_ROUTES,
             *EVENT_ROUTES,
             *CRM_EVENT_ROUTES,
             *INVOICE_STATUS_ROUTES,

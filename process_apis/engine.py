@@ -154,6 +154,7 @@ class WorkflowEngine:
     async def start(self) -> None:
         # Import the workflows so DBOS registers them before launch.
         import process_apis.activation
+        import process_apis.billing
         import process_apis.customer_sync  # noqa: F401
 
         # One engine per process: a second gateway in the same process (tests) takes DBOS over.

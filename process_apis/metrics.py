@@ -9,6 +9,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
+    "APPROVAL_TO_INVOICE_SECONDS",
     "INVOICE_STATUS_SYNC_LAG_SECONDS",
     "OPEN_RUNS",
     "QUOTE_TO_PROJECT_SECONDS",
@@ -41,6 +42,23 @@ QUOTE_TO_PROJECT_SECONDS = Histogram(
     "stratum_quote_to_project_seconds",
     "From the opportunity's close date (midnight UTC) to its project being activated.",
     buckets=(60, 300, 900, 3600, 4 * 3600, 24 * 3600, 3 * 24 * 3600, 7 * 24 * 3600, 30 * 24 * 3600),
+)
+
+APPROVAL_TO_INVOICE_SECONDS = Histogram(
+    "stratum_billing_approval_to_invoice_seconds",
+    "From a billable item's approval in the PSA to the invoice billing it being issued (one observation per "
+    "item; an item approved after its period's run waits for the next period's invoice, and this shows it).",
+    buckets=(
+        3600,
+        6 * 3600,
+        24 * 3600,
+        3 * 24 * 3600,
+        7 * 24 * 3600,
+        14 * 24 * 3600,
+        31 * 24 * 3600,
+        62 * 24 * 3600,
+        93 * 24 * 3600,
+    ),
 )
 
 

@@ -41,6 +41,7 @@ from contracts.models.process import (
     Workflow,
 )
 from process_apis.activation import ACTIVATION_WORKFLOW, project_activation
+from process_apis.billing import BILLING_WORKFLOWS
 from process_apis.customer_sync import CUSTOMER_SYNC_WORKFLOW, customer_sync
 from process_apis.engine import QUEUE_NAME
 from process_apis.invoice_status import INVOICE_STATUS_SYNC_WORKFLOW
@@ -65,11 +66,13 @@ log = get_logger("stratum.process.runs")
 _WORKFLOW_BY_NAME = {
     ACTIVATION_WORKFLOW: Workflow.PROJECT_ACTIVATION,
     CUSTOMER_SYNC_WORKFLOW: Workflow.CUSTOMER_SYNC,
+    **BILLING_WORKFLOWS,
     INVOICE_STATUS_SYNC_WORKFLOW: Workflow.INVOICE_STATUS_SYNC,
 }
 # Where a workflow's runs are read, beyond the two above (one line per workflow).
 _RUN_BASES = {
     Workflow.INVOICE_STATUS_SYNC: "/process/v1/invoice-status-syncs",
+    Workflow.BILLING_RUN: "/process/v1/billing-runs",
 }
 _ACTIVE = {RunState.QUEUED, RunState.RUNNING, RunState.RETRYING, RunState.COMPENSATING}
 _PARKED = {RunState.EXCEPTION, RunState.DEAD_LETTER}
@@ -156,6 +159,8 @@ def _links(run_id: str, workflow: Workflow, state: RunState) -> RunLinks:
     base = (
         "/process/v1/project-activations"
         if workflow == Workflow.PROJECT_ACTIVATION
+        else "/process/v1/billing-runs"
+        if workflow == Workflow.BILLING_RUN
         else "/process/v1/customer-syncs"
     )
     base = _RUN_BASES.get(workflow, base)
@@ -569,10 +574,11 @@ async def _list_runs(
     newer_than: int | None,
     limit: int,
     cursor: str | None,
+    names: list[str] | None = None,
 ) -> RunPage:
     """Newest first. The database narrows by workflow, status and age; state and owner (kept in the run's
     attributes) are checked here, scanning forward in batches so a page is full whenever runs remain."""
-    names = [n for n, w in _WORKFLOW_BY_NAME.items() if workflow in (None, w)]
+    names = names or [n for n, w in _WORKFLOW_BY_NAME.items() if workflow in (None, w)]
     statuses = sorted({s for state in states for s in _STATUSES_FOR[state]}) if states else None
     query = fingerprint(
         listing, str(workflow), str(sorted(states or ())), str(owner), str(older_than), str(newer_than)

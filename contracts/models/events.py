@@ -4,6 +4,10 @@ Event types and the payload each carries in ``data``:
 
 - ``project.activated`` (``ProjectActivated``): a won opportunity became a project in the PSA and the ERP.
 - ``customer.synced`` (``CustomerSynced``): a CRM customer has its ERP customer (created or found).
+- ``invoice.issued`` (``InvoiceIssued``): a billing run raised a project's invoice for a period in the ERP
+  (posted), recorded it in the PSA against its items and in the CRM.
+- ``invoice.voided`` (``InvoiceVoided``): a billing run was cancelled: its ERP invoice voided or credited,
+  its PSA invoice cancelled (the items billable again), the CRM told.
 - ``run.parked`` (``RunParked``): a workflow run stopped on a business-rule failure or ran out of retries,
   and waits for its owner.
 - ``invoice.paid`` / ``invoice.partially_paid`` / ``invoice.overdue`` (``InvoiceStatusChanged``): the
@@ -24,16 +28,20 @@ import msgspec
 __all__ = [
     "CUSTOMER_SYNCED",
     "EVENT_TYPES",
+    "INVOICE_ISSUED",
     "INVOICE_OVERDUE",
     "INVOICE_PAID",
     "INVOICE_PARTIALLY_PAID",
     "INVOICE_STATUS_EVENT_TYPES",
+    "INVOICE_VOIDED",
     "PROJECT_ACTIVATED",
     "RUN_PARKED",
     "CloudEvent",
     "CustomerSynced",
     "EventPage",
+    "InvoiceIssued",
     "InvoiceStatusChanged",
+    "InvoiceVoided",
     "ProjectActivated",
     "RunParked",
     "event_id",
@@ -42,6 +50,8 @@ __all__ = [
 PROJECT_ACTIVATED = "project.activated"
 CUSTOMER_SYNCED = "customer.synced"
 RUN_PARKED = "run.parked"
+INVOICE_ISSUED = "invoice.issued"
+INVOICE_VOIDED = "invoice.voided"
 INVOICE_PAID = "invoice.paid"
 INVOICE_PARTIALLY_PAID = "invoice.partially_paid"
 INVOICE_OVERDUE = "invoice.overdue"
@@ -49,7 +59,8 @@ INVOICE_STATUS_EVENT_TYPES: frozenset[str] = frozenset(
     {INVOICE_PAID, INVOICE_PARTIALLY_PAID, INVOICE_OVERDUE}
 )
 EVENT_TYPES: frozenset[str] = (
-    frozenset({PROJECT_ACTIVATED, CUSTOMER_SYNCED, RUN_PARKED}) | INVOICE_STATUS_EVENT_TYPES
+    frozenset({PROJECT_ACTIVATED, CUSTOMER_SYNCED, RUN_PARKED, INVOICE_ISSUED, INVOICE_VOIDED})
+    | INVOICE_STATUS_EVENT_TYPES
 )
 
 UtcTime = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 time with its offset (UTC).")]
@@ -113,6 +124,37 @@ class CustomerSynced(msgspec.Struct, kw_only=True, frozen=True):
     run_id: str
     crm_customer_id: str
     erp_customer_id: str
+
+
+class InvoiceIssued(msgspec.Struct, kw_only=True, frozen=True):
+    """``invoice.issued``: ``project_id``'s invoice for ``period`` is in the ERP, the PSA and the CRM. Money
+    is a decimal string."""
+
+    run_id: str
+    project_id: str
+    period: str
+    billing_key: str
+    erp_invoice_id: str
+    erp_invoice_number: str | None
+    psa_invoice_id: str
+    opportunity_id: str
+    total: Annotated[str, msgspec.Meta(pattern=r"^-?[0-9]+(\.[0-9]+)?$")]
+    currency: str
+    time_entries: int
+    expenses: int
+    milestones: int
+    fees: int
+
+
+class InvoiceVoided(msgspec.Struct, kw_only=True, frozen=True):
+    """``invoice.voided``: a cancelled billing run undid ``project_id``'s invoice for ``period``."""
+
+    run_id: str
+    project_id: str
+    period: str
+    billing_key: str
+    erp_invoice_id: str | None
+    psa_invoice_id: str | None
 
 
 class RunParked(msgspec.Struct, kw_only=True, frozen=True):

@@ -11,6 +11,8 @@ import msgspec
 from contracts.models.common import OpportunityId, RecordId
 
 __all__ = [
+    "BillingRun",
+    "BillingRunRequest",
     "CustomerSyncRequest",
     "Owner",
     "ProjectActivationRequest",
@@ -72,10 +74,22 @@ class CustomerSyncRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unkn
     account_ids: Annotated[list[RecordId], msgspec.Meta(min_length=1, max_length=100)]
 
 
+class BillingRunRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Body of ``POST /process/v1/billing-runs``: bill a legal entity's projects for one month.
+
+    ``project_ids`` absent (or empty): every active PSA project of the legal entity whose deal has a billing
+    model."""
+
+    legal_entity: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,32}$", examples=["US01"])]
+    period: Annotated[str, msgspec.Meta(pattern=r"^2[0-9]{3}-(0[1-9]|1[0-2])$", examples=["2026-11"])]
+    project_ids: Annotated[list[RecordId], msgspec.Meta(max_length=500)] = []
+
+
 class Workflow(enum.StrEnum):
     PROJECT_ACTIVATION = "project_activation"
     CUSTOMER_SYNC = "customer_sync"
     INVOICE_STATUS_SYNC = "invoice_status_sync"
+    BILLING_RUN = "billing_run"
 
 
 class RunState(enum.StrEnum):
@@ -147,3 +161,11 @@ class Run(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
 class RunPage(msgspec.Struct, kw_only=True, frozen=True):
     items: list[Run]
     next_cursor: str | None = None
+
+
+class BillingRun(msgspec.Struct, kw_only=True, frozen=True):
+    """A billing run and its per-project runs (one per project and period, ``bill-{project}-{period}``,
+    shared by every billing run covering that project and period: a project-period is billed once)."""
+
+    run: Run
+    projects: list[Run] = []

@@ -1,0 +1,1014 @@
+"""Billing runs: a legal entity's approved work for a month becomes one invoice per project, exactly once.
+
+A billing run (``billing_run``, run id ``br-...``) resolves its scope (the projects given, or every active
+PSA project of the legal entity whose deal has a billing model), then starts **one child workflow per project
+and period** whose DBOS workflow id is ``bill-{project}-{YYYY-MM}`` (``project_billing``). The id is the
+exactly-once: DBOS inserts a workflow's row once, so a second billing run covering the same project and
+period (started at the same instant, or a month later) attaches to the existing child instead of making
+another, and the child bills that project-period once whatever the billing runs around it do.
+
+The child, each step under the saga rules of ``process_apis.saga`` (vendor writes keyed by
+``saga.key(step)``, the billing key ``bill:{project}:{YYYY-MM}`` as the vendors' business key):
+
+1. ``billing.price``: read the PSA project, the deal (the project's external key is the opportunity id:
+   ``deal_project_key``), its account and ERP customer (the CRM account's ERP customer, by the customer
+   upsert keyed on the CRM id), look for a PSA invoice already under the billing key (one already issued
+   ends the run: the project-period is billed), list the unbilled items through the period's last day (every
+   page), and price them (``billing_pricing.price_period``). One step on purpose: a replay after a person
+   fixed the rate card re-reads the deal, so the fix is priced. ``ParkedBilling`` parks the run for its
+   owner with the remediation and the items; ``NothingToBill`` completes it with nothing raised.
+2. ``psa.create_invoice``: the PSA draft invoice against exactly the priced items, **first**: it claims the
+   items in the PSA, which refuses an item another invoice got first. A refusal re-reads and re-prices once
+   (``billing.price.again``), then parks.
+3. ``erp.create_invoice``: the ERP invoice (external key the billing key; a draft when the legal entity
+   requires finance review).
+4. Finance review: the run waits, durably, for ``POST /process/v1/billing-runs/{id}/approve``.
+5. ``erp.post_invoice``, ``psa.finalize_invoice`` (with the ERP id and number), ``crm.invoice_status``, then
+   ``invoice.issued``.
+
+An item approved after its period's run is unbilled and dated in the past: the next period's run bills it
+(pricing takes every unbilled item dated up to the period's end), never reopening a posted invoice.
+
+Cancelling undoes, last first: the CRM status (void), the ERP invoice (void or credit), the PSA invoice
+(cancelled: its items are billable again); a child already completed is undone by a ``billing_void`` run
+with the fixed id ``void-{child}``, so cancelling twice is the same as once. ``invoice.voided`` is published.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Annotated, Any
+
+import msgspec
+from dbos import DBOS, SetWorkflowAttributes, SetWorkflowID
+from litestar import Request, Response
+from litestar.params import JSONBody, PathParameter, QueryParameter
+
+from apis.config import BillingSettings
+from apis.context import current_access, current_correlation_id
+from apis.logging import get_logger
+from apis.problems import ProblemError
+from apis.routing import VENDOR_ERRORS, operation
+from contracts.models.billing import (
+    BillableItem,
+    CrmInvoiceStatus,
+    CrmInvoiceStatusUpdate,
+    PsaInvoice,
+    PsaInvoiceStatus,
+)
+from contracts.models.crm import Customer, OpportunityStage
+from contracts.models.finance import Invoice
+from contracts.models.process import (
+    BillingRun,
+    BillingRunRequest,
+    Owner,
+    Run,
+    RunPage,
+    RunState,
+    Workflow,
+)
+from process_apis.billing_pricing import (
+    NothingToBill,
+    ParkedBilling,
+    PeriodError,
+    PricedInvoice,
+    billing_key,
+    parse_period,
+    source_id,
+)
+from process_apis.customers import plan_erp_customer
+from process_apis.engine import QUEUE_NAME
+from process_apis.metrics import APPROVAL_TO_INVOICE_SECONDS
+from process_apis.saga import CONTROL_TOPIC, RunCancelled, Saga, classify, services
+from system_apis.params import Cursor
+
+__all__ = [
+    "BILLING_ROUTES",
+    "BILLING_RUN_WORKFLOW",
+    "BILLING_SCHEDULE_WORKFLOW",
+    "BILLING_VOID_WORKFLOW",
+    "BILLING_WORKFLOWS",
+    "PROJECT_BILLING_WORKFLOW",
+    "apply_billing_schedules",
+    "billing_run",
+    "billing_void",
+    "install_billing_settings",
+    "project_billing",
+    "project_run_id",
+    "scheduled_billing",
+    "scheduled_run_id",
+    "start_billing_run",
+]
+
+log = get_logger("stratum.process.billing")
+
+BILLING_RUN_WORKFLOW = "billing_run"
+PROJECT_BILLING_WORKFLOW = "project_billing"
+BILLING_VOID_WORKFLOW = "billing_void"
+BILLING_SCHEDULE_WORKFLOW = "billing_schedule"
+# Every billing workflow is a ``billing_run`` run to operations (runs listing, replay, cancel).
+BILLING_WORKFLOWS = {
+    BILLING_RUN_WORKFLOW: Workflow.BILLING_RUN,
+    PROJECT_BILLING_WORKFLOW: Workflow.BILLING_RUN,
+    BILLING_VOID_WORKFLOW: Workflow.BILLING_RUN,
+}
+_PAGE = 200
+_RunId = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_.:-]{1,128}$", description="The run's id.")]
+_Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Page size (at most 200).")]
+
+_billing_settings = BillingSettings()
+
+
+def install_billing_settings(value: BillingSettings) -> None:
+    """Set when the process tier is built: the legal entities' billing settings the children price with."""
+    global _billing_settings
+    _billing_settings = value
+
+
+def project_run_id(project_id: str, period: str) -> str:
+    """The one workflow that bills ``project_id`` for ``period``, whichever billing runs cover it."""
+    return f"bill-{project_id}-{period}"
+
+
+def _void_run_id(child_id: str) -> str:
+    return f"void-{child_id}"
+
+
+_PROJECT_OPS_FIX = (
+    "Correct the project or its items in the PSA (or the deal in the CRM), then replay the run."
+)
+_FINANCE_FIX = "Correct the invoice or the customer in the ERP, then replay the run."
+_SALES_OPS_FIX = "Correct the deal or its account in the CRM, then replay the run."
+
+
+# --- the per-project child -------------------------------------------------------------------------------
+
+
+class _Priced(msgspec.Struct, kw_only=True, frozen=True):
+    """What ``billing.price`` read and decided (checkpointed, so a recovered run decides the same)."""
+
+    outcome: PricedInvoice | NothingToBill
+    opportunity_id: str
+    crm_customer_id: str
+    erp_customer_id: str
+    # An invoice already issued under the billing key (by an earlier run of this project-period).
+    issued_psa_invoice_id: str | None = None
+    # When each billed item was approved (approval-to-invoice time).
+    approved_at: list[dt.datetime] = []
+
+
+class _Claim(msgspec.Struct, kw_only=True, frozen=True):
+    invoice: PsaInvoice | None = None
+    refused: str | None = None
+
+
+async def _all_items(project_id: str, through: dt.date) -> list[BillableItem]:
+    system = services().system
+    items: list[BillableItem] = []
+    cursor: str | None = None
+    while True:
+        page = await system.list_billable_items(project_id, through=through, limit=_PAGE, cursor=cursor)
+        items.extend(page.items)
+        cursor = page.next_cursor
+        if not cursor:
+            return items
+
+
+async def _read_and_price(saga: Saga, project_id: str, period_key: str, step: str) -> _Priced:
+    from process_apis.billing_pricing import price_period
+
+    system = services().system
+    # The period was checked when the run was asked for; the child prices a past month whenever it runs.
+    period = parse_period(period_key, today=dt.date.max)
+    key = billing_key(project_id, period)
+    project = await system.get_psa_project(project_id)
+    opportunity_id = project.external_key or ""
+    deal = await system.get_opportunity(opportunity_id)
+    if not deal.customer_id:
+        from process_apis.saga import BusinessRuleViolation
+
+        raise BusinessRuleViolation(
+            f"Deal {deal.id} of project {project_id} has no account to bill.",
+            owner=Owner.SALES_OPERATIONS,
+            remediation=_SALES_OPS_FIX,
+            code="deal-without-account",
+        )
+    account = await system.get_customer(deal.customer_id)
+    # The CRM account's ERP customer: the upsert keyed by the CRM id finds the one activation made (and
+    # returns it as the ERP has it now: credit hold included).
+    customer: Customer = await system.upsert_erp_customer(
+        plan_erp_customer(account, deal), idempotency_key=saga.key(f"{step}.erp.customer")
+    )
+    existing = await system.find_psa_invoice(key)
+    common = {
+        "opportunity_id": deal.id,
+        "crm_customer_id": account.id,
+        "erp_customer_id": customer.id,
+    }
+    if existing is not None and existing.status in (PsaInvoiceStatus.OPEN, PsaInvoiceStatus.PAID):
+        return _Priced(
+            outcome=NothingToBill(
+                billing_key=key,
+                project_id=project_id,
+                period=period.key,
+                message=f"{key} was invoiced already (PSA invoice {existing.id}).",
+            ),
+            issued_psa_invoice_id=existing.id,
+            **common,
+        )
+    items = await _all_items(project_id, period.last_day)
+    settings = _billing_settings
+    outcome = price_period(
+        deal=deal,
+        project=project,
+        items=items,
+        period=period,
+        customer=customer,
+        entity=settings.for_entity(project.legal_entity or deal.legal_entity),
+        erp_project_id=deal.system_ids.erp,
+        hours_per_day=settings.hours_per_day,
+    )
+    if isinstance(outcome, ParkedBilling):
+        raise outcome.violation()
+    approved: list[dt.datetime] = []
+    if isinstance(outcome, PricedInvoice):
+        billed = {
+            *(f"time:{i}" for i in outcome.time_entry_ids),
+            *(f"expense:{i}" for i in outcome.expense_ids),
+            *(f"milestone:{i}" for i in outcome.milestone_ids),
+        }
+        # When the PSA does not say when an item was approved, its last change stands in (approving an
+        # item is the last change an unbilled, approved item had).
+        stamps = ((i.approved_at or i.updated_at, source_id(i)) for i in items)
+        approved = [at for at, sid in stamps if at is not None and sid in billed]
+    return _Priced(outcome=outcome, approved_at=approved, **common)
+
+
+async def _price(saga: Saga, project_id: str, period: str, step: str) -> _Priced:
+    return await saga.step(
+        step,
+        lambda: _read_and_price(saga, project_id, period, step),
+        result_type=_Priced,
+        owner=Owner.PROJECT_OPERATIONS,
+        remediation=_PROJECT_OPS_FIX,
+    )
+
+
+async def _claim(saga: Saga, priced: PricedInvoice, step: str, *, tolerate_refusal: bool) -> _Claim:
+    system = services().system
+
+    async def create() -> _Claim:
+        try:
+            invoice = await system.create_psa_invoice(
+                priced.psa_invoice(draft=True), idempotency_key=saga.key(step)
+            )
+        except Exception as exc:
+            failure = classify(exc)
+            if tolerate_refusal and failure.kind == "business":
+                # An item another invoice got first: the caller re-reads and re-prices once.
+                return _Claim(refused=failure.message)
+            raise
+        return _Claim(invoice=invoice)
+
+    return await saga.step(
+        step, create, result_type=_Claim, owner=Owner.PROJECT_OPERATIONS, remediation=_PROJECT_OPS_FIX
+    )
+
+
+def _nothing(priced: _Priced, outcome: NothingToBill) -> dict[str, Any]:
+    return {
+        "billing_key": outcome.billing_key,
+        "project_id": outcome.project_id,
+        "period": outcome.period,
+        "opportunity_id": priced.opportunity_id,
+        "nothing_to_bill": outcome.message,
+        "psa_invoice_id": priced.issued_psa_invoice_id,
+    }
+
+
+class _Undo:
+    """What a cancel undoes, as the run got to it (filled as the steps complete)."""
+
+    def __init__(self) -> None:
+        self.erp_invoice_id: str | None = None
+        self.psa_invoice_id: str | None = None
+
+
+@DBOS.workflow(name=PROJECT_BILLING_WORKFLOW)
+async def project_billing(
+    project_id: str, period: str, billing_run_id: str | None = None, correlation_id: str | None = None
+) -> dict[str, Any]:
+    key = billing_key(project_id, period)
+    saga = Saga(Workflow.BILLING_RUN, subject=key, correlation_id=correlation_id)
+    await saga.set_state(RunState.RUNNING)
+    undo = _Undo()
+    try:
+        result = await _bill(saga, project_id, period, undo)
+    except RunCancelled:
+        compensated = await saga.compensate()
+        await _publish_voided(saga, project_id, period, undo.erp_invoice_id, undo.psa_invoice_id)
+        return await saga.finish(
+            RunState.CANCELLED,
+            {
+                "billing_key": key,
+                "project_id": project_id,
+                "period": period,
+                "cancelled": True,
+                "compensated": compensated,
+                "erp_invoice_id": undo.erp_invoice_id,
+                "psa_invoice_id": undo.psa_invoice_id,
+            },
+        )
+    return await saga.finish(RunState.COMPLETED, result)
+
+
+async def _bill(saga: Saga, project_id: str, period: str, undo: _Undo) -> dict[str, Any]:
+    system = services().system
+    priced_run = await _price(saga, project_id, period, "billing.price")
+    if isinstance(priced_run.outcome, NothingToBill):
+        return _nothing(priced_run, priced_run.outcome)
+    priced = priced_run.outcome
+
+    claim = await _claim(saga, priced, "psa.create_invoice", tolerate_refusal=True)
+    if claim.invoice is None:
+        log.info("billing_items_claimed_elsewhere", billing_key=priced.billing_key, refusal=claim.refused)
+        priced_run = await _price(saga, project_id, period, "billing.price.again")
+        if isinstance(priced_run.outcome, NothingToBill):
+            return _nothing(priced_run, priced_run.outcome)
+        priced = priced_run.outcome
+        claim = await _claim(saga, priced, "psa.create_invoice.again", tolerate_refusal=False)
+    psa_invoice = claim.invoice
+    assert psa_invoice is not None
+    undo.psa_invoice_id = psa_invoice.id
+    saga.compensate_with(
+        "psa.cancel_invoice",
+        lambda: system.cancel_psa_invoice(psa_invoice.id, idempotency_key=saga.key("psa.invoice.cancel")),
+    )
+
+    erp_invoice = await saga.step(
+        "erp.create_invoice",
+        lambda: system.create_invoice(priced.invoice, idempotency_key=saga.key("erp.invoice")),
+        result_type=Invoice,
+        owner=Owner.FINANCE,
+        remediation=_FINANCE_FIX,
+    )
+    undo.erp_invoice_id = erp_invoice.id
+    saga.compensate_with(
+        "erp.void_invoice",
+        lambda: system.void_invoice(erp_invoice.id, idempotency_key=saga.key("erp.invoice.void")),
+    )
+
+    summary: dict[str, Any] = {
+        "billing_key": priced.billing_key,
+        "project_id": project_id,
+        "period": period,
+        "opportunity_id": priced_run.opportunity_id,
+        "psa_invoice_id": psa_invoice.id,
+        "erp_invoice_id": erp_invoice.id,
+        "erp_invoice_number": erp_invoice.number,
+        "currency": priced.currency,
+        "total": str(priced.total),
+        "time_entries": len(priced.time_entry_ids),
+        "expenses": len(priced.expense_ids),
+        "milestones": len(priced.milestone_ids),
+        "fees": len(priced.fee_items),
+    }
+    if priced.invoice.draft:
+        # Finance reviews this legal entity's invoices: the draft waits (durably) for approve or cancel.
+        await saga.set_state(RunState.RUNNING, result={**summary, "awaiting": "finance_approval"})
+        while True:
+            message = await DBOS.recv_async(CONTROL_TOPIC, timeout_seconds=24 * 3600)
+            if isinstance(message, dict) and message.get("action") == "approve":
+                await saga.set_state(RunState.RUNNING, result=None, approved_by=message.get("by"))
+                break
+            if isinstance(message, dict) and message.get("action") == "cancel":
+                raise RunCancelled
+        erp_invoice = await saga.step(
+            "erp.post_invoice",
+            lambda: system.post_invoice(erp_invoice.id, idempotency_key=saga.key("erp.invoice.post")),
+            result_type=Invoice,
+            owner=Owner.FINANCE,
+            remediation=_FINANCE_FIX,
+        )
+        summary["erp_invoice_number"] = erp_invoice.number
+
+    await saga.step(
+        "psa.finalize_invoice",
+        lambda: system.finalize_psa_invoice(
+            psa_invoice.id,
+            erp_invoice_id=erp_invoice.id,
+            erp_invoice_number=erp_invoice.number,
+            idempotency_key=saga.key("psa.invoice.finalize"),
+        ),
+        result_type=PsaInvoice,
+        owner=Owner.PROJECT_OPERATIONS,
+        remediation=_PROJECT_OPS_FIX,
+    )
+
+    def status(state: CrmInvoiceStatus, balance: Decimal) -> CrmInvoiceStatusUpdate:
+        return CrmInvoiceStatusUpdate(
+            erp_invoice_id=erp_invoice.id,
+            opportunity_id=priced_run.opportunity_id,
+            customer_id=priced_run.crm_customer_id,
+            number=erp_invoice.number,
+            status=state,
+            currency=priced.currency,
+            total=priced.total,
+            balance=balance,
+            issue_date=priced.invoice.issue_date,
+            due_date=priced.invoice.due_date,
+            erp_updated_at=erp_invoice.updated_at,
+        )
+
+    await saga.step(
+        "crm.invoice_status",
+        lambda: system.put_invoice_status(
+            status(CrmInvoiceStatus.OPEN, priced.total), idempotency_key=saga.key("crm.invoice")
+        ),
+        result_type=dict,
+        owner=Owner.SALES_OPERATIONS,
+        remediation=_SALES_OPS_FIX,
+    )
+    saga.compensate_with(
+        "crm.void_status",
+        lambda: system.put_invoice_status(
+            msgspec.structs.replace(
+                status(CrmInvoiceStatus.VOID, Decimal(0)), erp_updated_at=dt.datetime.now(dt.UTC)
+            ),
+            idempotency_key=saga.key("crm.invoice.void"),
+        ),
+    )
+
+    async def publish() -> dict[str, Any]:
+        from contracts.models.events import INVOICE_ISSUED, InvoiceIssued, event_id
+
+        issued_at = dt.datetime.now(dt.UTC)
+        data = InvoiceIssued(
+            run_id=saga.run_id,
+            project_id=project_id,
+            period=period,
+            billing_key=priced.billing_key,
+            erp_invoice_id=erp_invoice.id,
+            erp_invoice_number=erp_invoice.number,
+            psa_invoice_id=psa_invoice.id,
+            opportunity_id=priced_run.opportunity_id,
+            total=str(priced.total),
+            currency=priced.currency,
+            time_entries=len(priced.time_entry_ids),
+            expenses=len(priced.expense_ids),
+            milestones=len(priced.milestone_ids),
+            fees=len(priced.fee_items),
+        )
+        await services().events.publish(
+            event_id=event_id(saga.run_id, "invoice.issued"),
+            type=INVOICE_ISSUED,
+            subject=priced.billing_key,
+            data=data,
+            time=issued_at,
+        )
+        for approved in priced_run.approved_at:
+            APPROVAL_TO_INVOICE_SECONDS.observe(max(0.0, (issued_at - approved).total_seconds()))
+        return {"published": True}
+
+    await saga.step(
+        "events.publish_invoice_issued",
+        publish,
+        result_type=dict,
+        owner=Owner.INTEGRATION_OPERATIONS,
+        remediation="Check the event stream (Redis), then replay the run.",
+        cancellable=False,
+    )
+    return summary
+
+
+async def _publish_voided(
+    saga: Saga, project_id: str, period: str, erp_invoice_id: str | None, psa_invoice_id: str | None
+) -> None:
+    if erp_invoice_id is None and psa_invoice_id is None:
+        return
+
+    async def publish() -> dict[str, Any]:
+        from contracts.models.events import INVOICE_VOIDED, InvoiceVoided, event_id
+
+        key = billing_key(project_id, period)
+        await services().events.publish(
+            event_id=event_id(saga.run_id, "invoice.voided"),
+            type=INVOICE_VOIDED,
+            subject=key,
+            data=InvoiceVoided(
+                run_id=saga.run_id,
+                project_id=project_id,
+                period=period,
+                billing_key=key,
+                erp_invoice_id=erp_invoice_id,
+                psa_invoice_id=psa_invoice_id,
+            ),
+        )
+        return {"published": True}
+
+    await saga.step(
+        "events.publish_invoice_voided",
+        publish,
+        result_type=dict,
+        owner=Owner.INTEGRATION_OPERATIONS,
+        remediation="Check the event stream (Redis), then replay the run.",
+        cancellable=False,
+    )
+
+
+# --- undoing a completed child ---------------------------------------------------------------------------
+
+
+@DBOS.workflow(name=BILLING_VOID_WORKFLOW)
+async def billing_void(child_id: str, correlation_id: str | None = None) -> dict[str, Any]:
+    """Undo a completed project-period invoice: CRM status void, ERP invoice voided or credited, PSA invoice
+    cancelled (its items billable again), in that order (the reverse of how they were made)."""
+    saga = Saga(Workflow.BILLING_RUN, subject=child_id, correlation_id=correlation_id)
+    await saga.set_state(RunState.RUNNING)
+    system = services().system
+
+    async def read() -> dict[str, Any]:
+        status = await DBOS.get_workflow_status_async(child_id)
+        result = (status.attributes or {}).get("result") if status is not None else None
+        return dict(result) if isinstance(result, dict) else {}
+
+    done = await saga.step(
+        "billing.read_invoice",
+        read,
+        result_type=dict,
+        owner=Owner.INTEGRATION_OPERATIONS,
+        remediation="Replay the run.",
+        cancellable=False,
+    )
+    erp_id: str | None = done.get("erp_invoice_id")
+    psa_id: str | None = done.get("psa_invoice_id")
+    opportunity_id: str | None = done.get("opportunity_id")
+    undone: list[str] = []
+    if erp_id and opportunity_id and done.get("total") is not None:
+        await saga.step(
+            "crm.void_status",
+            lambda: system.put_invoice_status(
+                CrmInvoiceStatusUpdate(
+                    erp_invoice_id=erp_id,
+                    opportunity_id=opportunity_id,
+                    number=done.get("erp_invoice_number"),
+                    status=CrmInvoiceStatus.VOID,
+                    currency=done["currency"],
+                    total=Decimal(done["total"]),
+                    balance=Decimal(0),
+                    erp_updated_at=dt.datetime.now(dt.UTC),
+                ),
+                idempotency_key=saga.key("crm.invoice.void"),
+            ),
+            result_type=dict,
+            owner=Owner.SALES_OPERATIONS,
+            remediation=_SALES_OPS_FIX,
+            cancellable=False,
+        )
+        undone.append("crm.void_status")
+    if erp_id:
+        await saga.step(
+            "erp.void_invoice",
+            lambda: system.void_invoice(erp_id, idempotency_key=saga.key("erp.invoice.void")),
+            result_type=Invoice,
+            owner=Owner.FINANCE,
+            remediation=_FINANCE_FIX,
+            cancellable=False,
+        )
+        undone.append("erp.void_invoice")
+    if psa_id:
+        await saga.step(
+            "psa.cancel_invoice",
+            lambda: system.cancel_psa_invoice(psa_id, idempotency_key=saga.key("psa.invoice.cancel")),
+            result_type=PsaInvoice,
+            owner=Owner.PROJECT_OPERATIONS,
+            remediation=_PROJECT_OPS_FIX,
+            cancellable=False,
+        )
+        undone.append("psa.cancel_invoice")
+    project_id = str(done.get("project_id", ""))
+    period = str(done.get("period", ""))
+    if project_id and period:
+        await _publish_voided(saga, project_id, period, erp_id, psa_id)
+    return await saga.finish(
+        RunState.COMPLETED,
+        {"voided": child_id, "erp_invoice_id": erp_id, "psa_invoice_id": psa_id, "compensated": undone},
+    )
+
+
+# --- the billing run -------------------------------------------------------------------------------------
+
+
+async def _scope(legal_entity: str, project_ids: list[str] | None) -> list[str]:
+    """The projects billed: those given, or every active PSA project of the legal entity whose deal has a
+    billing model (the won deals activation wrote a PSA project id back to)."""
+    if project_ids is not None:
+        return list(dict.fromkeys(project_ids))
+    system = services().system
+    found: list[str] = []
+    cursor: str | None = None
+    while True:
+        page = await system.list_opportunities(limit=200, cursor=cursor, stage=OpportunityStage.CLOSED_WON)
+        for deal in page.items:
+            psa_id = deal.project_id or deal.system_ids.psa
+            if (
+                psa_id
+                and deal.billing_model is not None
+                and (deal.legal_entity or "").upper() == legal_entity.upper()
+                and deal.activation_status in (None, "activated")
+            ):
+                found.append(psa_id)
+        cursor = page.next_cursor
+        if not cursor:
+            return list(dict.fromkeys(found))
+
+
+@DBOS.workflow(name=BILLING_RUN_WORKFLOW)
+async def billing_run(
+    legal_entity: str,
+    period: str,
+    project_ids: list[str] | None = None,
+    trigger: str | None = None,
+    correlation_id: str | None = None,
+) -> dict[str, Any]:
+    saga = Saga(Workflow.BILLING_RUN, subject=f"{legal_entity}:{period}", correlation_id=correlation_id)
+    await saga.set_state(RunState.RUNNING)
+    try:
+        projects = await saga.step(
+            "billing.scope",
+            lambda: _scope(legal_entity, project_ids),
+            result_type=list[str],
+            owner=Owner.SALES_OPERATIONS,
+            remediation=_SALES_OPS_FIX,
+        )
+    except RunCancelled:
+        return await saga.finish(RunState.CANCELLED, {"cancelled": True, "projects": []})
+    children = [project_run_id(p, period) for p in projects]
+    await saga.set_state(RunState.RUNNING, projects=children)
+    handles = []
+    for project_id, child_id in zip(projects, children, strict=True):
+        # The fixed id makes the project-period's run once: a run already started by another billing run
+        # is attached to, not made again.
+        with (
+            SetWorkflowID(child_id),
+            SetWorkflowAttributes(
+                {
+                    "state": RunState.QUEUED.value,
+                    "subject": billing_key(project_id, period),
+                    "trigger": f"billing-run:{saga.run_id}",
+                }
+            ),
+        ):
+            handles.append(
+                await DBOS.enqueue_workflow_async(
+                    QUEUE_NAME, project_billing, project_id, period, saga.run_id, saga.correlation_id
+                )
+            )
+    outcomes: list[dict[str, Any]] = []
+    for child_id, handle in zip(children, handles, strict=True):
+        try:
+            outcome = await handle.get_result()
+        except Exception as exc:  # a child that failed outright: its own run says why
+            outcome = {"failed": repr(exc)}
+        outcomes.append({"run_id": child_id, **(outcome if isinstance(outcome, dict) else {})})
+    return await saga.finish(
+        RunState.COMPLETED,
+        {"legal_entity": legal_entity, "period": period, "projects": outcomes},
+    )
+
+
+# --- the monthly schedule -------------------------------------------------------------------------------
+
+_SCHEDULE_PREFIX = "billing-"
+
+
+def _previous_month(moment: dt.datetime) -> str:
+    first = moment.astimezone(dt.UTC).date().replace(day=1)
+    return (first - dt.timedelta(days=1)).strftime("%Y-%m")
+
+
+def scheduled_run_id(legal_entity: str, period: str) -> str:
+    """The scheduled billing run of a legal entity and month: one, however often the schedule fires."""
+    return f"br-scheduled-{legal_entity.upper()}-{period}"
+
+
+@DBOS.workflow(name=BILLING_SCHEDULE_WORKFLOW)
+async def scheduled_billing(scheduled_at: dt.datetime, legal_entity: Any) -> None:
+    """Fired by the workflow engine's scheduler: start the legal entity's billing run for the month before
+    ``scheduled_at`` (every active project of the entity), once per entity and month."""
+    entity = str(legal_entity).upper()
+    period = _previous_month(scheduled_at)
+    with (
+        SetWorkflowID(scheduled_run_id(entity, period)),
+        SetWorkflowAttributes(
+            {"state": RunState.QUEUED.value, "subject": f"{entity}:{period}", "trigger": "schedule"}
+        ),
+    ):
+        await DBOS.enqueue_workflow_async(QUEUE_NAME, billing_run, entity, period, None, "schedule", None)
+
+
+async def apply_billing_schedules(settings: BillingSettings) -> None:
+    """Make the engine's schedules the configured ones (``billing.schedules``): created or replaced, and
+    those no longer configured deleted. Called once the engine has launched."""
+    wanted = {
+        f"{_SCHEDULE_PREFIX}{entity.upper()}": (entity.upper(), cron)
+        for entity, cron in settings.schedules.items()
+    }
+    for existing in await DBOS.list_schedules_async():
+        name = existing["schedule_name"]
+        if name.startswith(_SCHEDULE_PREFIX) and name not in wanted:
+            await DBOS.delete_schedule_async(name)
+    if wanted:
+        await DBOS.apply_schedules_async(
+            [
+                {
+                    "schedule_name": name,
+                    "workflow_fn": scheduled_billing,
+                    "schedule": cron,
+                    "context": entity,
+                }
+                for name, (entity, cron) in wanted.items()
+            ]
+        )
+
+
+# --- HTTP ------------------------------------------------------------------------------------------------
+
+
+def _billing_run_id(client: str, key: str) -> str:
+    return "br-" + uuid.uuid5(uuid.NAMESPACE_URL, f"stratum:billing-run:{client}:{key}").hex[:20]
+
+
+async def start_billing_run(request: BillingRunRequest, *, run_id: str, trigger: str) -> tuple[Run, bool]:
+    from process_apis.runs import _enqueue_once, _start_attributes, load_run
+
+    existing = await load_run(run_id)
+    if existing is not None:
+        return existing, False
+    attributes = _start_attributes(f"{request.legal_entity.upper()}:{request.period}", trigger)
+    started = await _enqueue_once(
+        run_id,
+        attributes,
+        lambda: DBOS.enqueue_workflow_async(
+            QUEUE_NAME,
+            billing_run,
+            request.legal_entity.upper(),
+            request.period,
+            list(dict.fromkeys(request.project_ids)) or None,
+            trigger,
+            current_correlation_id(),
+        ),
+    )
+    run = await load_run(run_id)
+    assert run is not None
+    return run, started
+
+
+async def _children(run: Run) -> list[Run]:
+    from process_apis.runs import load_run, run_database
+
+    status = await run_database(DBOS.get_workflow_status_async(run.id))
+    ids = (status.attributes or {}).get("projects") if status is not None else None
+    runs: list[Run] = []
+    for child_id in ids if isinstance(ids, list) else []:
+        child = await load_run(str(child_id))
+        if child is not None:
+            runs.append(child)
+        void = await load_run(_void_run_id(str(child_id)))
+        if void is not None:
+            runs.append(void)
+    return runs
+
+
+async def _billing_view(run_id: str) -> BillingRun:
+    from process_apis.runs import load_run
+
+    run = await load_run(run_id)
+    if run is None or run.workflow != Workflow.BILLING_RUN:
+        raise ProblemError("not-found", f"There is no billing run {run_id}.")
+    return BillingRun(run=run, projects=await _children(run))
+
+
+async def _wait_view(view: BillingRun, seconds: int) -> BillingRun:
+    """Wait until the run and its project runs are all final, parked or awaiting approval."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + seconds
+
+    def settled(v: BillingRun) -> bool:
+        runs = [v.run, *v.projects]
+        return all(
+            r.state
+            in (
+                RunState.COMPLETED,
+                RunState.CANCELLED,
+                RunState.FAILED,
+                RunState.EXCEPTION,
+                RunState.DEAD_LETTER,
+            )
+            or (r.result or {}).get("awaiting") == "finance_approval"
+            for r in runs
+        ) and (
+            v.run.state != RunState.RUNNING
+            or any(
+                (r.result or {}).get("awaiting") or r.state in (RunState.EXCEPTION, RunState.DEAD_LETTER)
+                for r in v.projects
+            )
+        )
+
+    while not settled(view) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        view = await _billing_view(view.run.id)
+    return view
+
+
+def _prefer(request: Request[Any, Any, Any]) -> int | None:
+    from process_apis.runs import _prefer_wait
+
+    return _prefer_wait(request)
+
+
+@operation(
+    "POST",
+    "/process/v1/billing-runs",
+    operation_id="startBillingRun",
+    summary="Bill a legal entity's approved work for a month: one invoice per project, exactly once",
+    description=(
+        "Starts the billing run (202, `Location` is the run) or returns the run this Idempotency-Key "
+        "started (200). Each project in scope is billed by its own run `bill-{project}-{period}`, shared "
+        "by every billing run that covers it: a project-period is invoiced once, however many runs ask. "
+        "`project_ids` absent: every active PSA project of the legal entity whose deal has a billing model. "
+        "409 for a month not over yet. `Prefer: wait=N` waits up to N seconds (at most 60)."
+    ),
+    scopes=["process:run"],
+    errors=[409, *VENDOR_ERRORS],
+    idempotency="required",
+    status_code=202,
+    success={
+        200: (BillingRun, "The run for this Idempotency-Key already existed."),
+        202: (BillingRun, "Accepted: the run is queued or running; follow `Location`."),
+    },
+    tags=["billing"],
+)
+async def start_billing_run_route(
+    data: JSONBody[BillingRunRequest], request: Request[Any, Any, Any]
+) -> Response[BillingRun]:
+    try:
+        parse_period(data.period)
+    except PeriodError as exc:
+        # Schema-valid, refused by the clock: the month is not over yet (409, not 422: the same body is
+        # accepted once the month has passed).
+        raise ProblemError("conflict", str(exc)) from None
+    client = request.scope["auth"].client_id
+    key = request.headers.get("idempotency-key", "")
+    run, started = await start_billing_run(data, run_id=_billing_run_id(client, key), trigger="api")
+    view = await _billing_view(run.id)
+    wait = _prefer(request)
+    if wait:
+        view = await _wait_view(view, wait)
+    return Response(view, status_code=202 if started else 200, headers={"Location": view.run.links.self})
+
+
+@operation(
+    "GET",
+    "/process/v1/billing-runs/{run_id:str}",
+    operation_id="getBillingRun",
+    summary="A billing run and its project runs: state, invoices, issues",
+    description="`Prefer: wait=N` (at most 60) waits until every project run is final, parked or waiting "
+    "for finance approval.",
+    scopes=["process:read"],
+    errors=[404, 503],
+    tags=["billing"],
+)
+async def get_billing_run(run_id: _RunId, request: Request[Any, Any, Any]) -> BillingRun:
+    view = await _billing_view(run_id)
+    wait = _prefer(request)
+    if wait:
+        view = await _wait_view(view, wait)
+    return view
+
+
+@operation(
+    "GET",
+    "/process/v1/billing-runs",
+    operation_id="listBillingRuns",
+    summary="Billing runs, newest first",
+    scopes=["process:read"],
+    errors=[503],
+    tags=["billing"],
+)
+async def list_billing_runs(limit: _Limit = 50, cursor: Cursor = None) -> RunPage:
+    from process_apis.runs import _list_runs
+
+    return await _list_runs(
+        listing="billing-runs",
+        workflow=Workflow.BILLING_RUN,
+        states=None,
+        owner=None,
+        older_than=None,
+        newer_than=None,
+        limit=limit,
+        cursor=cursor,
+        names=[BILLING_RUN_WORKFLOW],
+    )
+
+
+def _message(action: str) -> dict[str, Any]:
+    access = current_access()
+    return {
+        "action": action,
+        "correlation_id": current_correlation_id(),
+        "by": (access.on_behalf_of or access.client_id) if access is not None else None,
+    }
+
+
+async def _project_runs(run_id: str) -> list[Run]:
+    view = await _billing_view(run_id)
+    if view.run.id.startswith("bill-"):
+        return [view.run]
+    return [r for r in view.projects if r.id.startswith("bill-")]
+
+
+@operation(
+    "POST",
+    "/process/v1/billing-runs/{run_id:str}/approve",
+    operation_id="approveBillingRun",
+    summary="Finance approves a billing run's draft invoices: they are posted and issued",
+    description="For a legal entity that requires finance review. Every project run of the billing run that "
+    "waits for approval posts its ERP invoice, finalizes the PSA invoice, updates the CRM and publishes "
+    "`invoice.issued`. 409 when none waits.",
+    # process:read to see the run, and one of finance:approve (finance review) or process:admin.
+    scopes=["process:read"],
+    any_scopes=["finance:approve", "process:admin"],
+    errors=[404, 409, 503],
+    idempotency="required",
+    status_code=202,
+    tags=["billing"],
+)
+async def approve_billing_run(run_id: _RunId) -> Response[BillingRun]:
+    from process_apis.runs import run_database
+
+    waiting = [
+        r for r in await _project_runs(run_id) if (r.result or {}).get("awaiting") == "finance_approval"
+    ]
+    if not waiting:
+        raise ProblemError("conflict", "No invoice of this billing run waits for approval.")
+    for child in waiting:
+        await run_database(DBOS.send_async(child.id, _message("approve"), CONTROL_TOPIC))
+        await run_database(DBOS.update_workflow_attributes_async(child.id, {"result": None}, merge=True))
+    view = await _billing_view(run_id)
+    return Response(view, status_code=202, headers={"Location": view.run.links.self})
+
+
+@operation(
+    "POST",
+    "/process/v1/billing-runs/{run_id:str}/cancel",
+    operation_id="cancelBillingRun",
+    summary="Cancel a billing run: void its invoices and make their items billable again",
+    description="Every project run is undone in reverse: the CRM status set to void, the ERP invoice voided "
+    "or credited, the PSA invoice cancelled (its items billable again); `invoice.voided` is published. "
+    "Works on completed, parked and waiting runs; cancelling twice is the same as once.",
+    # process:read to see the run, and one of finance:approve (finance review) or process:admin.
+    scopes=["process:read"],
+    any_scopes=["finance:approve", "process:admin"],
+    errors=[404, 503],
+    idempotency="required",
+    status_code=202,
+    tags=["billing"],
+)
+async def cancel_billing_run(run_id: _RunId) -> Response[BillingRun]:
+    from process_apis.runs import _enqueue_once, _start_attributes, run_database
+
+    for child in await _project_runs(run_id):
+        if child.state == RunState.COMPLETED:
+            if (child.result or {}).get("erp_invoice_id") or (child.result or {}).get("psa_invoice_id"):
+                void_id = _void_run_id(child.id)
+                await _enqueue_once(
+                    void_id,
+                    _start_attributes(child.id, f"cancel:{run_id}"),
+                    lambda child_id=child.id: DBOS.enqueue_workflow_async(  # type: ignore[misc]
+                        QUEUE_NAME, billing_void, child_id, current_correlation_id()
+                    ),
+                )
+        elif child.state not in (RunState.CANCELLED, RunState.FAILED, RunState.COMPENSATING):
+            await run_database(DBOS.send_async(child.id, _message("cancel"), CONTROL_TOPIC))
+            if child.state in (RunState.EXCEPTION, RunState.DEAD_LETTER):
+                await run_database(
+                    DBOS.update_workflow_attributes_async(
+                        child.id, {"state": RunState.COMPENSATING.value}, merge=True
+                    )
+                )
+    view = await _billing_view(run_id)
+    return Response(view, status_code=202, headers={"Location": view.run.links.self})
+
+
+BILLING_ROUTES = [
+    start_billing_run_route,
+    get_billing_run,
+    list_billing_runs,
+    approve_billing_run,
+    cancel_billing_run,
+]
