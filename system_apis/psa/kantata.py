@@ -339,6 +339,7 @@ class KantataPsa:
         )
         # Role name (casefolded) -> Kantata role id; roles change rarely, and a miss refreshes it.
         self._role_ids: dict[str, str] = {}
+        self._role_names_by_id: dict[str, str] = {}  # and back, for time entries that name a role by id
 
     @property
     def http(self) -> VendorHttpClient:
@@ -578,8 +579,14 @@ class KantataPsa:
                 for e in entries
                 if e.approved and e.billable and not e.is_invoiced and e.date_performed[:10] <= str(through)
             ]
+            # The deal's rate card names roles; Kantata's time entry names its role by id.
+            names = await self._role_names({_str(e.role_id) for e in wanted_entries if e.role_id is not None})
             items, skipped = map_page(
-                VENDOR, "time entry", wanted_entries, billable_time, record_id=_record_id
+                VENDOR,
+                "time entry",
+                wanted_entries,
+                lambda entry: billable_time(entry, role_names=names),
+                record_id=_record_id,
             )
         elif phase == 1:
             params = {**common, "approved": "true", "is_billable": "true", "is_invoiced": "false"}
@@ -979,21 +986,35 @@ class KantataPsa:
                 resources.extend(ordered(envelope, "workspace_resources", envelope.workspace_resources))
         return resources
 
+    async def _load_roles(self) -> None:
+        try:
+            envelopes = await self._all_pages("roles.json", {})
+        except NotFound:
+            raise VendorRejected(
+                VENDOR, "cannot look up roles: Kantata serves no roles; give the role's id"
+            ) from None
+        with _unusable("role list"):
+            roles = [r for envelope in envelopes for r in ordered(envelope, "roles", envelope.roles)]
+        self._role_ids = {r.name.strip().casefold(): _str(r.id) for r in roles}
+        self._role_names_by_id = {_str(r.id): r.name.strip() for r in roles}
+
+    async def _role_names(self, role_ids: set[str]) -> dict[str, str]:
+        """Kantata role id -> the role's name, for the ids given (read once; an unknown id reads again)."""
+        if role_ids - self._role_names_by_id.keys():
+            await self._load_roles()
+        return {
+            role_id: self._role_names_by_id[role_id]
+            for role_id in role_ids
+            if role_id in self._role_names_by_id
+        }
+
     async def _role_id(self, role: str) -> str:
         """Kantata's id for a role: given as the id itself, or by name (looked up in ``/roles``)."""
         if _KANTATA_ID.fullmatch(role):
             return role
         wanted = role.strip().casefold()
         if wanted not in self._role_ids:
-            try:
-                envelopes = await self._all_pages("roles.json", {})
-            except NotFound:
-                raise VendorRejected(
-                    VENDOR, f"cannot look up role {role!r}: Kantata serves no roles; give the role's id"
-                ) from None
-            with _unusable("role list"):
-                roles = [r for envelope in envelopes for r in ordered(envelope, "roles", envelope.roles)]
-            self._role_ids = {r.name.strip().casefold(): _str(r.id) for r in roles}
+            await self._load_roles()
         role_id = self._role_ids.get(wanted)
         if role_id is None:
             raise VendorRejected(VENDOR, f"Kantata has no role named {role!r}")

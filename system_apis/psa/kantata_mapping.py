@@ -974,9 +974,11 @@ def invoice_create_body(command: PsaInvoiceCreate) -> dict[str, Any]:
     return {"invoice": invoice}
 
 
-def billable_time(entry: KantataTimeEntry) -> BillableItem:
+def billable_time(entry: KantataTimeEntry, *, role_names: Mapping[str, str] | None = None) -> BillableItem:
     """An approved, billable time entry as a billable item: hours and Kantata's rate (for comparison;
-    the billing run prices time from the deal's rate card)."""
+    the billing run prices time from the deal's rate card). Its role is the role's name where
+    ``role_names`` (Kantata role id -> name) has it, as the rate card names roles; else the id."""
+    role_id = _optional_id(entry.role_id)
     return BillableItem(
         id=_id(entry.id),
         kind=BillableItemKind.TIME,
@@ -984,7 +986,7 @@ def billable_time(entry: KantataTimeEntry) -> BillableItem:
         date=dt.date.fromisoformat(entry.date_performed[:10]),
         description=_text(entry.notes) or "Time",
         quantity=hours_from_minutes(entry.time_in_minutes),
-        role=_optional_id(entry.role_id),
+        role=(role_names or {}).get(role_id, role_id) if role_id is not None else None,
         person_id=_optional_id(entry.user_id),
         rate=money_from_cents(entry.rate_in_cents, entry.currency, base_unit=entry.currency_base_unit),
         invoiced=bool(entry.is_invoiced),

@@ -29,7 +29,10 @@ from sandboxes.salesforce.data import (
 )
 
 BILLING = "/process/v1/billing-runs"
-ROLE = "4204"  # Kantata's role id of DEMO_USER_ID (Senior Consultant)
+# The role the team books time as: Kantata names it by id on a time entry, the deals' rate cards by name
+# (and none of the ready deals' cards has it, so a run parks until a rate is added).
+ROLE = "4202"
+ROLE_NAME = "Project Manager"
 KANTATA_API = "/api/v1"
 KANTATA_AUTH = {"Authorization": "Bearer stratum-kantata-sandbox-token"}
 VENDOR = {"retry_max_attempts": 1, "breaker_failure_threshold": 0}
@@ -143,14 +146,11 @@ class Delivery:
                 "date_performed": day,
                 "time_in_minutes": minutes,
                 "user_id": user_id,
+                "role_id": ROLE,
                 "billable": True,
             }
         }
         entry = self._records(await self._api("POST", "/time_entries.json", body))[0]
-        # The role the entry is booked as. Kantata's API here takes no role on a time entry, so the
-        # sandbox record gets the user's role id as Kantata's would carry it; the PSA adapter reports a
-        # time entry's role as that id (see the report: the rate card must name the same role).
-        self.gw.sandbox_state("kantata").records["time_entries"][entry["id"]]["role_id"] = ROLE
         if approve:
             await self.approve([entry["id"]])
         return str(entry["id"])
@@ -196,7 +196,7 @@ def _day(period: str, day: int) -> str:
 async def _seed_time_and_materials(gw: Any, *, rate: bool = True) -> tuple[str, list[str]]:
     project = (await _activate(gw, READY_OPPORTUNITY_ID))["psa_project_id"]
     if rate:
-        await add_rate(gw, READY_OPPORTUNITY_ID, ROLE, "210", "USD")
+        await add_rate(gw, READY_OPPORTUNITY_ID, ROLE_NAME, "210", "USD")
     team = Delivery(gw)
     ids = [await team.time(project, _day(PERIOD, day), 450) for day in (3, 4, 5)]
     ids.append(await team.expense(project, _day(PERIOD, 6), 12_345, "USD"))
@@ -393,7 +393,7 @@ async def test_three_billing_models_in_two_legal_entities_one_invoice_each(gw: A
     team = Delivery(gw)
     tm, tm_ids = await _seed_time_and_materials(gw)
     retainer = (await _activate(gw, READY_RETAINER_OPPORTUNITY_ID))["psa_project_id"]
-    await add_rate(gw, READY_RETAINER_OPPORTUNITY_ID, ROLE, "210", "USD")
+    await add_rate(gw, READY_RETAINER_OPPORTUNITY_ID, ROLE_NAME, "210", "USD")
     retainer_ids = [await team.time(retainer, _day(PERIOD, 10), 120)]
     fixed = await _activate(gw, READY_FIXED_FEE_OPPORTUNITY_ID)
     assert fixed["erp_customer_id"].startswith("business_central:")
@@ -451,7 +451,7 @@ async def test_a_missing_rate_parks_for_project_operations_and_a_replay_after_th
     gw: Any,
 ) -> None:
     project, ids = await _seed_time_and_materials(gw, rate=False)
-    # Another role than the rate card has: the deal's card lists roles by name, the entries carry ROLE.
+    # The entries' role (ROLE_NAME) is not on the deal's rate card.
     started = await _start(gw, legal_entity="US01", project_ids=[project])
     view = await _until(gw, started["run"]["id"], _settled(_child_id(project)))
     child = _project(view, project)
@@ -460,7 +460,7 @@ async def test_a_missing_rate_parks_for_project_operations_and_a_replay_after_th
     assert child["issue"]["code"] == "rate-missing"
     assert sorted(child["issue"]["data"]["reasons"][0]["item_ids"]) == sorted(f"time:{e}" for e in ids[:3])
     assert not await _psa_invoices_with_key(gw, f"bill:{project}:{PERIOD}")
-    await add_rate(gw, READY_OPPORTUNITY_ID, ROLE, "210", "USD")
+    await add_rate(gw, READY_OPPORTUNITY_ID, ROLE_NAME, "210", "USD")
     replay = await _control(gw, f"/process/v1/runs/{child['id']}/replay", "process:admin")
     assert replay.status_code == 202, replay.text
     view = await _until(gw, started["run"]["id"], _done)
@@ -472,7 +472,7 @@ async def test_a_missing_rate_parks_for_project_operations_and_a_replay_after_th
 async def test_an_item_approved_after_its_periods_run_lands_on_the_next_invoice(gw: Any) -> None:
     team = Delivery(gw)
     project = (await _activate(gw, READY_OPPORTUNITY_ID))["psa_project_id"]
-    await add_rate(gw, READY_OPPORTUNITY_ID, ROLE, "210", "USD")
+    await add_rate(gw, READY_OPPORTUNITY_ID, ROLE_NAME, "210", "USD")
     on_time = await team.time(project, _day(EARLIER, 12), 240)
     late = await team.time(project, _day(EARLIER, 13), 180, approve=False)
     first = await _start(gw, legal_entity="US01", project_ids=[project], period=EARLIER)

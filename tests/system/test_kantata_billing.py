@@ -397,3 +397,19 @@ async def test_an_invoiced_item_is_left_out_even_when_kantata_ignores_the_filter
         assert [item.id for item in page.items] == ["2"]
     finally:
         await psa.close()
+
+
+async def test_time_is_named_by_its_roles_name_as_the_rate_card_names_roles(
+    sandbox: Sandbox, psa: KantataPsa
+) -> None:
+    # Kantata names a time entry's role by id (the roles resource gives its name); the deal's rate card
+    # names roles, so the billable item carries the name.
+    entries = [
+        e
+        for e in sandbox.records["time_entries"].values()
+        if e["workspace_id"] == DEMO_WORKSPACE_ID and e["approved"] and e["billable"] and not e["is_invoiced"]
+    ]
+    assert entries
+    entries[0]["role_id"] = "4204"
+    items = {i.id: i for i in await all_items(psa, DEMO_WORKSPACE_ID) if i.kind is BillableItemKind.TIME}
+    assert items[str(entries[0]["id"])].role == "Senior Consultant"

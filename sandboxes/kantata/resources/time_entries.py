@@ -45,6 +45,7 @@ def _prepare_time_entry(
     if existing is None:
         record.setdefault("user_id", ADMIN_USER_ID)
         record.setdefault("story_id", None)
+        record.setdefault("role_id", None)
         record.setdefault("billable", True)
         record.setdefault("notes", None)
         record.setdefault("rate_in_cents", default_rate_in_cents(record["user_id"], workspace["currency"]))
@@ -68,6 +69,8 @@ RESOURCE = _Resource(
         "time_in_minutes": _Field(kind="int", required=True, minimum=1, maximum=24 * 60),
         "user_id": _Field(kind="ref", target="users"),
         "story_id": _Field(kind="ref", target="stories"),
+        # The role the time is booked as (its rate card rate); unverified against Kantata's reference.
+        "role_id": _Field(kind="ref", target="roles"),
         "billable": _Field(kind="bool"),
         "rate_in_cents": _Field(kind="int", minimum=0),
         "notes": _Field(kind="text"),
