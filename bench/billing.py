@@ -34,7 +34,9 @@ from apis.edge import Edge  # noqa: E402
 from apis.gateway import build_gateway  # noqa: E402
 from sandboxes.kantata.data import DEMO_USER_ID  # noqa: E402
 
-ROLE = "4204"  # Kantata's role id of DEMO_USER_ID
+# The role the entries are booked as: Kantata names it by id on a time entry, the rate card by name.
+ROLE = "4202"
+ROLE_NAME = "Project Manager"
 
 
 def _last_month() -> str:
@@ -144,7 +146,12 @@ class Bench:
             ).json()["access_token"]
             await sf.post(
                 "/services/data/v61.0/sobjects/Rate_Card_Line__c",
-                json={"Opportunity__c": opportunity_id, "Role__c": ROLE, "Rate__c": 50.0, "Unit__c": "Hour"},
+                json={
+                    "Opportunity__c": opportunity_id,
+                    "Role__c": ROLE_NAME,
+                    "Rate__c": 50.0,
+                    "Unit__c": "Hour",
+                },
                 headers={"Authorization": f"Bearer {token}"},
             )
 
@@ -160,15 +167,13 @@ class Bench:
                     "date_performed": f"{period}-{1 + n % 28:02d}",
                     "time_in_minutes": 15,  # small, so the invoice stays within budget and threshold
                     "user_id": DEMO_USER_ID,
+                    "role_id": ROLE,
                     "billable": True,
                 }
             }
             created = kantata.create(kantata.resource("time_entries"), body)
             ids += [ref["id"] for ref in created["results"]]
         kantata.approve_time(ids)
-        entries = kantata.records["time_entries"]
-        for entry_id in ids:
-            entries[entry_id]["role_id"] = ROLE
 
     async def bill(self, project_ids: list[str], period: str) -> tuple[float, list[float], dict[str, int]]:
         started = time.perf_counter()
