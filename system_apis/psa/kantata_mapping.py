@@ -789,6 +789,10 @@ def milestone_story_body(
         if milestone.amount.currency != currency:
             raise ValueError(f"milestone {number} must be in the project's currency ({currency})")
         story["budget_estimate_in_cents"] = cents_from_money(milestone.amount)
+        # A milestone with an amount is what the deal bills on completion: a billable, fixed-fee story,
+        # which the billing run reads once it is completed.
+        story["billable"] = True
+        story["fixed_fee"] = True
     return story
 
 

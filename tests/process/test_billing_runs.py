@@ -183,8 +183,9 @@ class Delivery:
         found = await self._api("GET", f"/stories.json?workspace_id={project_id}&story_type=milestone")
         stories = sorted(self._records(found), key=lambda s: int(s["id"]))[:count]
         for story in stories:
-            # Completed in the period (its due date is the day it bills on).
-            done = {"state": "completed", "due_date": _day(PERIOD, 20), "billable": True}
+            # Completed in the period (its due date is the day it bills on); activation made it billable.
+            assert story["billable"], story
+            done = {"state": "completed", "due_date": _day(PERIOD, 20)}
             await self._api("PUT", f"/stories/{story['id']}.json", {"story": done})
         return [str(s["id"]) for s in stories]
 

@@ -590,6 +590,8 @@ def test_milestone_story_body() -> None:
         "story_type": "milestone",
         "due_date": "2026-09-01",
         "budget_estimate_in_cents": 4000000,
+        "billable": True,  # billed when completed
+        "fixed_fee": True,
         "external_references_attributes": [
             {
                 "service_name": "Stratum",
