@@ -25,7 +25,9 @@ import psycopg
 import pytest
 
 from sandboxes.kantata.data import DEMO_USER_ID
+from sandboxes.netsuite import DEV_CERTIFICATE_ID, DEV_CLIENT_ID, dev_private_key_pem
 from sandboxes.salesforce.data import READY_OPPORTUNITY_ID, READY_RETAINER_OPPORTUNITY_ID
+from system_apis.erp.netsuite_auth import ASSERTION_TYPE, NetSuiteClientAssertionAuth
 from tests.e2e.harness import Server, Worker
 
 PG_ADMIN = os.environ.get("STRATUM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -247,6 +249,66 @@ class Fleet:
             if r.get("ERP_Invoice_Id__c") == erp_invoice_id
         ]
 
+    def netsuite_payment(self, invoice_id: str, customer_id: str, amount: str) -> None:
+        """Finance enters a customer payment in NetSuite (REST record API: customerPayment with apply),
+        signed in as the integration is (client credentials with a JWT client assertion)."""
+        rest = f"{self.server.base}/sandboxes/netsuite/services/rest"
+        token_url = f"{rest}/auth/oauth2/v1/token"
+        assertion = NetSuiteClientAssertionAuth(
+            token_url=token_url,
+            client_id=DEV_CLIENT_ID,
+            certificate_id=DEV_CERTIFICATE_ID,
+            private_key_pem=dev_private_key_pem(),
+        ).client_assertion()
+        token = httpx.post(
+            token_url,
+            data={
+                "grant_type": "client_credentials",
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": assertion,
+            },
+        )
+        assert token.status_code == 200, token.text
+        response = httpx.post(
+            f"{rest}/record/v1/customerPayment",
+            json={
+                "customer": {"id": customer_id},
+                "payment": float(amount),  # the vendor's JSON: a number
+                "apply": {"items": [{"doc": {"id": invoice_id}, "apply": True, "amount": float(amount)}]},
+            },
+            headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+        )
+        assert response.status_code == 204, response.text
+
+    def sync_invoice_status(self) -> dict[str, Any]:
+        response = self.post("/process/v1/invoice-status-syncs", {}, Prefer=f"wait={WAIT}")
+        assert response.status_code == 202, response.text
+        run: dict[str, Any] = response.json()
+        assert run["state"] == "completed", json.dumps(run, indent=1)
+        return run
+
+    def psa_payment_notes(self, psa_invoice_id: str) -> list[str]:
+        """The partial payments noted on the PSA invoice (external references to the ERP payment)."""
+        return sorted(
+            str(r["service_model_ref"])
+            for r in self.records("kantata", "external_references")
+            if r.get("service_model") == "Payment" and str(r.get("subject_id")) == psa_invoice_id
+        )
+
+    def psa_paid_in_full(self, psa_invoice_id: str) -> int:
+        payments = self.records("kantata", "external_payments")
+        return len([p for p in payments if str(p.get("invoice_id")) == psa_invoice_id])
+
+    def events(self, type_: str, subject: str) -> list[dict[str, Any]]:
+        found, cursor = [], None
+        while True:
+            params: dict[str, Any] = {"type": type_, "limit": 500, **({"cursor": cursor} if cursor else {})}
+            page = self.http.get("/process/v1/events", params=params).json()
+            found += [e for e in page["items"] if e["subject"] == subject]
+            if not page["items"]:
+                return found
+            cursor = page["next_cursor"]
+
     def assert_billed_once(self, project_id: str, result: dict[str, Any]) -> Counter[str]:
         """One ERP invoice and one PSA invoice for the project and period, each item on one line: the
         invoice's source ids (counted)."""
@@ -283,20 +345,21 @@ def _holder_pid(database: str, run_id: str, *, running: bool = True) -> int:
     raise AssertionError(f"no worker took {run_id}")
 
 
-def test_a_time_and_materials_month_is_invoiced_once_however_many_runs_ask(fleet: Fleet) -> None:
+class Month:
+    """The time-and-materials deal's month, billed by two overlapping billing runs started at once."""
+
+    def __init__(self, project: str, entries: list[str], results: list[dict[str, Any]]) -> None:
+        self.project, self.entries, self.results = project, entries, results
+        self.result = results[0]
+
+
+@pytest.fixture(scope="module")
+def month(fleet: Fleet) -> Month:
     project = fleet.activate(READY_OPPORTUNITY_ID)
     fleet.add_rate(READY_OPPORTUNITY_ID, "210")
     entries = [fleet.book_time(project, day, 450) for day in (3, 4, 5)]
-
-    result = fleet.billed(fleet.bill(project), project)["result"]
-    traced = fleet.assert_billed_once(project, result)
-    # Every line traces to the approved entries, each entry to one line: 3 x 7.5 h x 210.
-    assert traced == Counter(f"time:{e}" for e in entries)
-    assert Decimal(result["total"]) == Decimal("4725.00")
-    assert fleet.invoiced(entries) == dict.fromkeys(entries, True)
-
-    # The same billing run started again (another Idempotency-Key), and two overlapping runs for the
-    # project and period started at the same moment: they attach to the project run, nothing is billed again.
+    # Two billing runs for the same project and period, started at the same moment (two threads, two
+    # Idempotency-Keys) before either has billed anything.
     started: list[str] = []
     barrier = threading.Barrier(2)
 
@@ -309,11 +372,26 @@ def test_a_time_and_materials_month_is_invoiced_once_however_many_runs_ask(fleet
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(set(started)) == 2
-    for run_id in [*started, fleet.bill(project)]:
-        again = fleet.billed(run_id, project)["result"]
-        assert again["erp_invoice_id"] == result["erp_invoice_id"]
-        assert fleet.assert_billed_once(project, again) == traced
+    assert len(set(started)) == 2, started
+    return Month(project, entries, [fleet.billed(run_id, project)["result"] for run_id in started])
+
+
+def test_a_time_and_materials_month_is_invoiced_once_however_many_runs_ask(
+    fleet: Fleet, month: Month
+) -> None:
+    project, entries, result = month.project, month.entries, month.result
+    traced = fleet.assert_billed_once(project, result)
+    # Every line traces to the approved entries, each entry to one line: 3 x 7.5 h x 210.
+    assert traced == Counter(f"time:{e}" for e in entries)
+    assert Decimal(result["total"]) == Decimal("4725.00")
+    assert fleet.invoiced(entries) == dict.fromkeys(entries, True)
+    # The overlapping run reports the same invoice: it attached to the project run instead of billing.
+    assert [r["erp_invoice_id"] for r in month.results] == [result["erp_invoice_id"]] * 2
+
+    # The same billing run started again later (another Idempotency-Key): nothing is billed again.
+    again = fleet.billed(fleet.bill(project), project)["result"]
+    assert again["erp_invoice_id"] == result["erp_invoice_id"]
+    assert fleet.assert_billed_once(project, again) == traced
     assert fleet.invoiced(entries) == dict.fromkeys(entries, True)
 
 
@@ -321,12 +399,17 @@ def test_a_worker_killed_mid_run_leaves_one_invoice_with_every_item_once(fleet: 
     project = fleet.activate(READY_RETAINER_OPPORTUNITY_ID)
     fleet.add_rate(READY_RETAINER_OPPORTUNITY_ID, "210")
     entries = [fleet.book_time(project, day, 120) for day in (10, 11)]
-    # Slow the PSA invoice (the items' claim) so the project run is surely in flight when its worker dies.
-    fleet.fault("kantata", kind="latency", latency_ms=1500, method="POST", path_pattern=r"/invoices")
+    # Slow the PSA invoice (the items' claim): the worker dies while its POST is in flight, and Kantata
+    # still makes the invoice after the answer has nobody to go to.
+    fleet.fault("kantata", kind="latency", latency_ms=1500, method="POST", path_pattern=r"/invoices", times=1)
     try:
         run_id = fleet.bill(project)
         holder = _holder_pid(database, f"bill-{project}-{PERIOD}")
         victim = next(w for w in fleet.workers if w.pid == holder)
+        deadline = time.monotonic() + WAIT
+        while fleet.http.get("/sandboxes/kantata/__sandbox/faults").json()["faults"]:
+            assert time.monotonic() < deadline, "the run never wrote its PSA invoice"
+            time.sleep(0.02)
         victim.kill()
     finally:
         fleet.clear_faults("kantata")
@@ -336,5 +419,35 @@ def test_a_worker_killed_mid_run_leaves_one_invoice_with_every_item_once(fleet: 
     traced = fleet.assert_billed_once(project, result)
     assert f"retainer:{project}:{PERIOD}" in traced
     assert fleet.invoiced(entries) == dict.fromkeys(entries, True)
-    # Keep two workers for any test after this one.
+    # Keep two workers for the tests after this one.
     fleet.workers = [survivor, fleet.worker("worker-3")]
+
+
+def test_a_partial_then_a_full_payment_in_netsuite_reach_the_crm_and_the_psa_once_each(
+    fleet: Fleet, month: Month
+) -> None:
+    erp_id, psa_id = month.result["erp_invoice_id"], str(month.result["psa_invoice_id"])
+    customer = fleet.erp_invoice(erp_id)["customer_id"]
+
+    fleet.netsuite_payment(erp_id, customer, "1725.00")
+    fleet.sync_invoice_status()
+    (record,) = fleet.crm_statuses(erp_id)
+    assert (record["Status__c"], Decimal(str(record["Balance__c"]))) == ("Partially Paid", Decimal("3000"))
+    # Kantata records only full payments: the partial one is a note on the PSA invoice.
+    assert len(fleet.psa_payment_notes(psa_id)) == 1
+    assert fleet.psa_paid_in_full(psa_id) == 0
+
+    fleet.netsuite_payment(erp_id, customer, "3000.00")
+    fleet.sync_invoice_status()
+    (record,) = fleet.crm_statuses(erp_id)
+    assert (record["Status__c"], Decimal(str(record["Balance__c"]))) == ("Paid", Decimal("0"))
+    notes = fleet.psa_payment_notes(psa_id)
+    assert len(notes) == len(set(notes)) == 2
+    assert fleet.psa_paid_in_full(psa_id) == 1
+
+    # Synced again (the overlap re-reads the same changes): nothing reaches either system twice.
+    assert fleet.sync_invoice_status()["result"]["applied"] == []
+    assert len(fleet.psa_payment_notes(psa_id)) == 2
+    assert fleet.psa_paid_in_full(psa_id) == 1
+    assert len(fleet.crm_statuses(erp_id)) == 1
+    assert [len(fleet.events(t, erp_id)) for t in ("invoice.partially_paid", "invoice.paid")] == [1, 1]
