@@ -102,7 +102,13 @@ class Fleet:
             "STRATUM_KANTATA__TIMEOUT_SECONDS": "2",
         }
         self.server = Server(tmp, name="server", **env)
-        self.workers = [self.worker(f"worker-{i}") for i in (1, 2)]
+        # One after the other: two workers creating the engine's tables in a fresh database at the same
+        # moment can collide (CREATE TABLE IF NOT EXISTS is not atomic in PostgreSQL), and one would exit.
+        self.workers: list[Worker] = []
+        for i in (1, 2):
+            self.workers.append(self.worker(f"worker-{i}"))
+            _registered(database, len(self.workers))
+        assert all(w.process.poll() is None for w in self.workers)
         secret = self.server.cli("token", "--client", "stratum-demo", "--show-secret")
         token = httpx.post(
             f"{self.server.base}/oauth/token",
@@ -329,6 +335,21 @@ class Fleet:
         return traced
 
 
+def _registered(database: str, count: int) -> None:
+    """Wait until ``count`` workers have registered in the engine's ``stratum_workers`` table."""
+    deadline = time.monotonic() + 30
+    with psycopg.connect(database, autocommit=True) as conn:
+        while True:
+            try:
+                row = conn.execute("SELECT count(*) FROM stratum_workers").fetchone()
+                if row and row[0] >= count:
+                    return
+            except psycopg.errors.UndefinedTable:
+                pass
+            assert time.monotonic() < deadline, f"{count} workers did not register"
+            time.sleep(0.1)
+
+
 def _holder_pid(database: str, run_id: str, *, running: bool = True) -> int:
     """The pid of the worker that holds (or, ``running=False``, last held) the run; executor ids are
     host-pid-random (as in test_workflows.py)."""
@@ -415,6 +436,7 @@ def test_a_worker_killed_mid_run_leaves_one_invoice_with_every_item_once(fleet: 
         fleet.clear_faults("kantata")
     result = fleet.billed(run_id, project)["result"]
     survivor = next(w for w in fleet.workers if w is not victim)
+    assert survivor.process.poll() is None, "the other worker is not running"
     assert _holder_pid(database, f"bill-{project}-{PERIOD}", running=False) == survivor.pid
     traced = fleet.assert_billed_once(project, result)
     assert f"retainer:{project}:{PERIOD}" in traced
