@@ -36,7 +36,7 @@ from process_apis.saga import WorkflowServices, install_services
 if TYPE_CHECKING:
     from apis.config import Settings
 
-__all__ = ["QUEUE_NAME", "WorkflowEngine", "workflow_database_url"]
+__all__ = ["QUEUE_NAME", "WorkflowEngine", "create_fleet_tables", "workflow_database_url"]
 
 log = get_logger("stratum.workflows")
 
@@ -249,7 +249,7 @@ class WorkflowEngine:
     def _register(self) -> None:
         assert self._heartbeats is not None
         _ensure_database(self.database_url)
-        _metadata.create_all(self._heartbeats, checkfirst=True)
+        create_fleet_tables(self._heartbeats)
         with self._heartbeats.begin() as conn:
             conn.execute(
                 _workers.insert().values(
@@ -336,6 +336,20 @@ async def _cancel_workflow_tasks() -> None:
     for task in tasks:
         with contextlib.suppress(BaseException):
             await task
+
+
+# Any fixed 64-bit number, the same in every worker: the lock that serializes creating the fleet's table.
+_FLEET_TABLES_LOCK = 0x5354524154554D31  # "STRATUM1"
+
+
+def create_fleet_tables(engine: sa.Engine) -> None:
+    """Create the fleet's heartbeat table unless it exists. Workers that start together on a fresh database
+    would each see no table and each CREATE it; PostgreSQL lets one win and fails the other with a
+    duplicate key in its catalog, killing that worker at start. A transaction-scoped advisory lock makes
+    the look and the create one step per worker."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _FLEET_TABLES_LOCK})
+        _metadata.create_all(conn, checkfirst=True)
 
 
 def _ensure_database(url: str) -> None:

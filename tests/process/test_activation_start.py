@@ -151,3 +151,34 @@ async def test_concurrent_starts_of_one_customer_sync_start_it_once(gw: Any) -> 
     assert sorted(started for _, started in outcomes) == [False] * 9 + [True]
     assert {run.id for run, _ in outcomes} == {run_id}
 
+
+
+def test_workers_starting_together_on_a_fresh_database_all_start(postgres_database: str) -> None:
+    # Found by the billing end-to-end tests: two workers creating the fleet's table at once on a fresh
+    # database made PostgreSQL fail one of them (a duplicate key in its catalog), and that worker died.
+    import threading
+
+    import sqlalchemy as sa
+
+    from process_apis.engine import create_fleet_tables
+
+    url = postgres_database.replace("postgresql://", "postgresql+psycopg://", 1)
+    engines = [sa.create_engine(url, poolclass=sa.NullPool) for _ in range(6)]
+    barrier = threading.Barrier(len(engines))
+    failures: list[BaseException] = []
+
+    def start(engine: sa.Engine) -> None:
+        barrier.wait()
+        try:
+            create_fleet_tables(engine)
+        except BaseException as exc:  # noqa: BLE001 - every failure is the finding
+            failures.append(exc)
+
+    threads = [threading.Thread(target=start, args=(engine,)) for engine in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    for engine in engines:
+        engine.dispose()
+    assert failures == []
