@@ -171,7 +171,7 @@ def test_workers_starting_together_on_a_fresh_database_all_start(postgres_databa
         barrier.wait()
         try:
             create_fleet_tables(engine)
-        except BaseException as exc:  # noqa: BLE001 - every failure is the finding
+        except BaseException as exc:  # every failure is the finding
             failures.append(exc)
 
     threads = [threading.Thread(target=start, args=(engine,)) for engine in engines]
