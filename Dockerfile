@@ -38,6 +38,7 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=10s \
 # STRATUM_PROFILE=production and the settings that profile demands (README.md, "Running in production"):
 # STRATUM_OAUTH_ISSUER, STRATUM_OAUTH_TOKEN_URL, STRATUM_PROCESS_CLIENT, STRATUM_EXPERIENCE_CLIENT,
 # STRATUM_MOUNT_SANDBOXES=false, STRATUM_REDIS_URL, STRATUM_WORKFLOWS__DATABASE_URL, and each vendor's
-# BASE_URL and credentials; missing any, the container exits at once with status 2 and lists them all.
+# BASE_URL (NetSuite: ACCOUNT and TIME_ZONE) and credentials; missing any, the container exits at once with
+# status 2 and lists them all.
 # Workflow workers run the same image with the command `stratum worker` (PostgreSQL and Redis required).
 CMD ["stratum", "serve"]
