@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import threading
 import time
 import uuid
@@ -30,7 +29,6 @@ from sandboxes.salesforce.data import READY_OPPORTUNITY_ID, READY_RETAINER_OPPOR
 from system_apis.erp.netsuite_auth import ASSERTION_TYPE, NetSuiteClientAssertionAuth
 from tests.e2e.harness import Server, Worker
 
-PG_ADMIN = os.environ.get("STRATUM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 # Not test_workflows.py's db 13: the two files never share gateway state.
 REDIS_DB_URL = "redis://127.0.0.1:6379/12"
 WAIT = 60
@@ -47,28 +45,6 @@ def _last_month() -> str:
 
 
 PERIOD = _last_month()  # a month that is over: a billing run refuses the current one
-
-
-def _postgres_answers() -> bool:
-    try:
-        with psycopg.connect(PG_ADMIN, connect_timeout=2):
-            return True
-    except psycopg.Error:
-        return False
-
-
-@pytest.fixture(scope="module")
-def database() -> Iterator[str]:
-    if not _postgres_answers():
-        if os.environ.get("STRATUM_TEST_REQUIRE_POSTGRES"):
-            pytest.fail("PostgreSQL must answer on 127.0.0.1:5432 for the billing tests")
-        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
-    name = f"stratum_e2e_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ sandboxes reached over HTTP. Every check of "exactly one record" reads the sandb
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,32 +27,9 @@ from sandboxes.salesforce.data import (
 )
 from tests.e2e.harness import Server, Worker
 
-PG_ADMIN = os.environ.get("STRATUM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_DB_URL = "redis://127.0.0.1:6379/13"
 CRM_EVENTS_SECRET = "e2e-crm-events-secret"
 WAIT = 60
-
-
-def _postgres_answers() -> bool:
-    try:
-        with psycopg.connect(PG_ADMIN, connect_timeout=2):
-            return True
-    except psycopg.Error:
-        return False
-
-
-@pytest.fixture(scope="module")
-def database() -> Iterator[str]:
-    if not _postgres_answers():
-        if os.environ.get("STRATUM_TEST_REQUIRE_POSTGRES"):
-            pytest.fail("PostgreSQL must answer on 127.0.0.1:5432 for the workflow tests")
-        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
-    name = f"stratum_e2e_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")
