@@ -267,18 +267,25 @@ class KantataSandbox:
 
     def approve_time(self, time_entry_ids: Iterable[str]) -> list[str]:
         """Approve time entries as a timesheet approval would: one batch, one instant."""
-        entries = self.records["time_entries"]
-        wanted = list(dict.fromkeys(time_entry_ids))
-        missing = [entry_id for entry_id in wanted if entry_id not in entries]
+        return self._approve("time_entries", "TimeEntry", "time_entry", time_entry_ids)
+
+    def approve_expenses(self, expense_ids: Iterable[str]) -> list[str]:
+        """Approve expenses as an expense report approval would: one batch, one instant."""
+        return self._approve("expenses", "Expense", "expense", expense_ids)
+
+    def _approve(self, collection: str, subject_type: str, event: str, ids: Iterable[str]) -> list[str]:
+        table = self.records[collection]
+        wanted = list(dict.fromkeys(ids))
+        missing = [record_id for record_id in wanted if record_id not in table]
         if missing:
-            raise _not_found(f"TimeEntry {', '.join(missing)}")
+            raise _not_found(f"{subject_type} {', '.join(missing)}")
         stamp = self._now()
-        for entry_id in wanted:
-            entry = entries[entry_id]
-            if not entry["approved"]:
-                entry["approved"] = True
-                entry["updated_at"] = stamp
-                self._record_event("time_entry:updated", "TimeEntry", entry, stamp)
+        for record_id in wanted:
+            record = table[record_id]
+            if not record["approved"]:
+                record["approved"] = True
+                record["updated_at"] = stamp
+                self._record_event(f"{event}:updated", subject_type, record, stamp)
         return wanted
 
     def delete(self, resource: _Resource, record_ids: Iterable[str], *, bulk: bool = False) -> list[str]:

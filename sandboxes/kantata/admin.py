@@ -1,5 +1,5 @@
-"""Sandbox administration under ``/__sandbox`` (no auth, never faulted): reset, time approval, stats and
-the stored records.
+"""Sandbox administration under ``/__sandbox`` (no auth, never faulted): reset, time and expense
+approval, stats and the stored records.
 """
 
 from __future__ import annotations
@@ -15,13 +15,27 @@ from sandboxes.admin_records import RECORDS_PATH, records_response
 from sandboxes.kantata.account import _Sandbox
 from sandboxes.kantata.wire import ADMIN_PREFIX, _json, _json_body
 
-__all__ = ["TimeApproval", "approve_time", "reset", "stats", "stored_records"]
+__all__ = [
+    "ExpenseApproval",
+    "TimeApproval",
+    "approve_expenses",
+    "approve_time",
+    "reset",
+    "stats",
+    "stored_records",
+]
 
 
 class TimeApproval(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """Body of ``POST /__sandbox/time_entries/approve``."""
 
     time_entry_ids: list[str]
+
+
+class ExpenseApproval(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Body of ``POST /__sandbox/expenses/approve``."""
+
+    expense_ids: list[str]
 
 
 @post(f"{ADMIN_PREFIX}/reset", status_code=204)
@@ -37,6 +51,17 @@ async def approve_time(request: Request[Any, Any, Any], sandbox: _Sandbox) -> Re
     except msgspec.ValidationError as exc:
         raise ValidationException(detail=str(exc)) from None
     return _json({"approved": sandbox.approve_time(data.time_entry_ids)})
+
+
+@post(f"{ADMIN_PREFIX}/expenses/approve", status_code=200)
+async def approve_expenses(request: Request[Any, Any, Any], sandbox: _Sandbox) -> Response[bytes]:
+    """Approve expenses as their expense report's approver would in Kantata's web app (approvals are a
+    person's act there; the API reads the result as ``approved``)."""
+    try:
+        data = msgspec.convert(await _json_body(request), ExpenseApproval)
+    except msgspec.ValidationError as exc:
+        raise ValidationException(detail=str(exc)) from None
+    return _json({"approved": sandbox.approve_expenses(data.expense_ids)})
 
 
 @get(f"{ADMIN_PREFIX}/stats")

@@ -101,8 +101,8 @@ public documentation and public clients):
   ``creator_role`` is checked but not stored or answered
 - ``from_archived_workspaces`` also hiding expenses of archived workspaces by default
 - ``with_user_ids`` on expenses; ``date_between`` on expenses; ``approved`` on expenses (Kantata tracks
-  expense approval through expense-report submissions); ``parent_id`` on stories;
-  ``participant_in`` on users; ``status`` and ``draft`` on invoices
+  expense approval through expense-report submissions; here ``POST /__sandbox/expenses/approve``);
+  ``parent_id`` on stories; ``participant_in`` on users; ``status`` and ``draft`` on invoices
 - invoice ``price_in_cents`` (total) and ``status`` values (``new``, ``accepted payment``,
   ``cancelled``)
 - ``time_entries.approved`` is read-only (approval happens through timesheet submissions; here
@@ -155,7 +155,15 @@ from sandboxes.asgi_headers import bearer_token
 from sandboxes.assembly import sandbox_app, send_json
 from sandboxes.faults import ASGIApp, Receive, Scope, Send, relative_path
 from sandboxes.kantata.account import KantataSandbox, KantataSandboxSettings
-from sandboxes.kantata.admin import TimeApproval, approve_time, reset, stats, stored_records
+from sandboxes.kantata.admin import (
+    ExpenseApproval,
+    TimeApproval,
+    approve_expenses,
+    approve_time,
+    reset,
+    stats,
+    stored_records,
+)
 from sandboxes.kantata.resources.subscribed_events import DUPLICATE_EVERY
 from sandboxes.kantata.routes import (
     cancel_invoice_route,
@@ -185,6 +193,7 @@ __all__ = [
     "DEFAULT_PER_PAGE",
     "DUPLICATE_EVERY",
     "MAX_PER_PAGE",
+    "ExpenseApproval",
     "KantataError",
     "KantataSandbox",
     "KantataSandboxSettings",
@@ -287,6 +296,7 @@ def create_kantata_sandbox(settings: KantataSandboxSettings | None = None) -> Li
             cancel_invoice_route,
             reset,
             approve_time,
+            approve_expenses,
             stats,
             stored_records,
         ],

@@ -175,8 +175,12 @@ class Delivery:
             }
         }
         expense = self._records(await self._api("POST", "/expenses.json", body))[0]
-        # Approved as an expense report approval would (the sandbox has no route for it).
-        self.gw.sandbox_state("kantata").records["expenses"][expense["id"]]["approved"] = True
+        # Approved as its expense report's approver would (a person's act in Kantata's web app).
+        async with self.gw.sandbox("kantata") as kantata:
+            response = await kantata.post(
+                "/__sandbox/expenses/approve", json={"expense_ids": [expense["id"]]}
+            )
+        assert response.status_code == 200, response.text
         return str(expense["id"])
 
     async def complete_milestones(self, project_id: str, count: int) -> list[str]:
