@@ -184,15 +184,24 @@ def parse_period(text: str, *, today: dt.date | None = None) -> BillingPeriod:
     return period
 
 
-def billing_key(project_id: str, period: BillingPeriod | str) -> str:
+def billing_key(project_id: str, period: BillingPeriod | str, revision: int = 1) -> str:
     """The business key of a project's invoice for a period, ``bill:{psa project id}:{YYYY-MM}``: the ERP
-    invoice's and the PSA invoice's external key."""
+    invoice's and the PSA invoice's external key.
+
+    A project-period billed again after its invoice was cancelled (voided in the ERP, cancelled in the PSA)
+    is its next ``revision``, keyed ``bill:{project}:{YYYY-MM}:r{n}`` (n >= 2): never the voided invoice's
+    key, because every vendor finds an invoice by it before writing (NetSuite ``invoice/eid:{key}``,
+    Business Central ``externalDocumentNumber``, Kantata's external reference) and would hand back the
+    voided one. A Kantata (numeric) project id keeps a revision key well within Business Central's 35
+    characters of ``externalDocumentNumber`` (``bill:`` + 10 digits + ``:2026-11:r99`` is 27)."""
     key = period.key if isinstance(period, BillingPeriod) else period
     if not _RECORD_ID.fullmatch(project_id):
         raise ValueError(f"project id {project_id!r} cannot be part of a billing key")
     if not _PERIOD.fullmatch(key):
         raise PeriodError(f"billing period {key!r} is not a month written YYYY-MM")
-    return f"bill:{project_id}:{key}"
+    if revision < 1:
+        raise ValueError(f"billing revision {revision} is not 1 or more")
+    return f"bill:{project_id}:{key}" if revision == 1 else f"bill:{project_id}:{key}:r{revision}"
 
 
 def source_id(item: BillableItem) -> str:
@@ -771,6 +780,7 @@ def price_period(
     erp_project_id: str | None = None,
     invoice_date: dt.date | None = None,
     hours_per_day: Decimal = Decimal(8),
+    revision: int = 1,
 ) -> BillingOutcome:
     """Price ``project``'s unbilled ``items`` for ``period`` (see the module doc).
 
@@ -778,8 +788,8 @@ def price_period(
     ERP says); ``already_invoiced`` the project's invoiced total so far in its currency, net of credits,
     for the remaining-budget check; ``entity`` the legal entity's billing settings (None: it has none,
     which parks for finance). Items dated after the period, already invoiced, or of another project are
-    left out (``not_billed``)."""
-    key = billing_key(project.id, period)
+    left out (``not_billed``); ``revision`` the project-period's billing revision (``billing_key``)."""
+    key = billing_key(project.id, period, revision)
     parked: list[ParkReason] = []
 
     def outcome_parked(reasons: list[ParkReason]) -> ParkedBilling:

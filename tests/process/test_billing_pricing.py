@@ -206,6 +206,30 @@ def test_billing_key_is_project_and_period() -> None:
         billing_key("P1", "2026-13")
 
 
+def test_a_revision_key_is_never_the_voided_invoices_and_still_names_the_project_and_period() -> None:
+    from process_apis.invoice_status import parse_billing_key
+
+    assert billing_key("12345", NOV, 1) == "bill:12345:2026-11"
+    assert billing_key("12345", NOV, 2) == "bill:12345:2026-11:r2"
+    assert len({billing_key("12345", NOV, n) for n in range(1, 12)}) == 11
+    # Business Central's externalDocumentNumber holds 35 characters: a Kantata (numeric) id fits far past r2.
+    assert len(billing_key("9" * 10, NOV, 99)) <= 35
+    for revision in (1, 2, 17):
+        key = billing_key("3001", NOV, revision)
+        assert parse_billing_key(key) == ("3001", "2026-11")
+        assert parse_billing_key(key.upper()) == ("3001", "2026-11")  # as Business Central reads it back
+    assert parse_billing_key("bill:a:r2:2026-11") == ("a:r2", "2026-11")
+    assert parse_billing_key("bill:3001:2026-11:x2") is None
+    with pytest.raises(ValueError, match="revision"):
+        billing_key("P1", NOV, 0)
+
+
+def test_a_revision_prices_under_its_own_key() -> None:
+    out = priced([time_entry("t1", "1")], revision=3)
+    assert out.billing_key == out.invoice.external_key == "bill:P1:2026-11:r3"
+    assert out.psa_invoice().external_key == "bill:P1:2026-11:r3"
+
+
 def test_minor_units_follow_iso_4217() -> None:
     codes = ("JPY", "USD", "EUR", "GBP", "BHD", "KWD", "JOD", "OMR", "TND", "CLF")
     assert [minor_unit(c) for c in codes] == [0, 2, 2, 2, 3, 3, 3, 3, 3, 4]
