@@ -58,15 +58,19 @@ from contracts.models.billing import (
     PsaInvoice,
     PsaInvoiceStatus,
 )
+from contracts.models.common import Money
 from contracts.models.crm import Customer, OpportunityStage
 from contracts.models.finance import Invoice
 from contracts.models.process import (
+    BillingProgress,
     BillingRun,
     BillingRunRequest,
+    BillingRunWait,
     Owner,
     Run,
     RunPage,
     RunState,
+    WaitReason,
     Workflow,
 )
 from process_apis.billing_pricing import (
@@ -92,9 +96,12 @@ __all__ = [
     "BILLING_WORKFLOWS",
     "PROJECT_BILLING_WORKFLOW",
     "apply_billing_schedules",
+    "billing_progress",
+    "billing_revision",
     "billing_run",
     "billing_void",
     "install_billing_settings",
+    "is_undone",
     "project_billing",
     "project_run_id",
     "scheduled_billing",
@@ -127,9 +134,11 @@ def install_billing_settings(value: BillingSettings) -> None:
     _billing_settings = value
 
 
-def project_run_id(project_id: str, period: str) -> str:
-    """The one workflow that bills ``project_id`` for ``period``, whichever billing runs cover it."""
-    return f"bill-{project_id}-{period}"
+def project_run_id(project_id: str, period: str, revision: int = 1) -> str:
+    """The one workflow that bills ``project_id`` for ``period``, whichever billing runs cover it; after a
+    cancel, revision ``n`` (``-r{n}``) bills it again (see ``billing_revision``)."""
+    base = f"bill-{project_id}-{period}"
+    return base if revision == 1 else f"{base}-r{revision}"
 
 
 def _void_run_id(child_id: str) -> str:
@@ -176,13 +185,13 @@ async def _all_items(project_id: str, through: dt.date) -> list[BillableItem]:
             return items
 
 
-async def _read_and_price(saga: Saga, project_id: str, period_key: str, step: str) -> _Priced:
+async def _read_and_price(saga: Saga, project_id: str, period_key: str, step: str, revision: int) -> _Priced:
     from process_apis.billing_pricing import price_period
 
     system = services().system
     # The period was checked when the run was asked for; the child prices a past month whenever it runs.
     period = parse_period(period_key, today=dt.date.max)
-    key = billing_key(project_id, period)
+    key = billing_key(project_id, period, revision)
     project = await system.get_psa_project(project_id)
     opportunity_id = project.external_key or ""
     deal = await system.get_opportunity(opportunity_id)
@@ -229,6 +238,7 @@ async def _read_and_price(saga: Saga, project_id: str, period_key: str, step: st
         entity=settings.for_entity(project.legal_entity or deal.legal_entity),
         erp_project_id=deal.system_ids.erp,
         hours_per_day=settings.hours_per_day,
+        revision=revision,
     )
     if isinstance(outcome, ParkedBilling):
         raise outcome.violation()
@@ -246,10 +256,10 @@ async def _read_and_price(saga: Saga, project_id: str, period_key: str, step: st
     return _Priced(outcome=outcome, approved_at=approved, **common)
 
 
-async def _price(saga: Saga, project_id: str, period: str, step: str) -> _Priced:
+async def _price(saga: Saga, project_id: str, period: str, step: str, revision: int) -> _Priced:
     return await saga.step(
         step,
-        lambda: _read_and_price(saga, project_id, period, step),
+        lambda: _read_and_price(saga, project_id, period, step, revision),
         result_type=_Priced,
         owner=Owner.PROJECT_OPERATIONS,
         remediation=_PROJECT_OPS_FIX,
@@ -298,23 +308,28 @@ class _Undo:
 
 @DBOS.workflow(name=PROJECT_BILLING_WORKFLOW)
 async def project_billing(
-    project_id: str, period: str, billing_run_id: str | None = None, correlation_id: str | None = None
+    project_id: str,
+    period: str,
+    billing_run_id: str | None = None,
+    correlation_id: str | None = None,
+    revision: int = 1,
 ) -> dict[str, Any]:
-    key = billing_key(project_id, period)
+    key = billing_key(project_id, period, revision)
     saga = Saga(Workflow.BILLING_RUN, subject=key, correlation_id=correlation_id)
     await saga.set_state(RunState.RUNNING)
     undo = _Undo()
     try:
-        result = await _bill(saga, project_id, period, undo)
+        result = await _bill(saga, project_id, period, undo, revision)
     except RunCancelled:
         compensated = await saga.compensate()
-        await _publish_voided(saga, project_id, period, undo.erp_invoice_id, undo.psa_invoice_id)
+        await _publish_voided(saga, project_id, period, key, undo.erp_invoice_id, undo.psa_invoice_id)
         return await saga.finish(
             RunState.CANCELLED,
             {
                 "billing_key": key,
                 "project_id": project_id,
                 "period": period,
+                "revision": revision,
                 "cancelled": True,
                 "compensated": compensated,
                 "erp_invoice_id": undo.erp_invoice_id,
@@ -324,9 +339,9 @@ async def project_billing(
     return await saga.finish(RunState.COMPLETED, result)
 
 
-async def _bill(saga: Saga, project_id: str, period: str, undo: _Undo) -> dict[str, Any]:
+async def _bill(saga: Saga, project_id: str, period: str, undo: _Undo, revision: int) -> dict[str, Any]:
     system = services().system
-    priced_run = await _price(saga, project_id, period, "billing.price")
+    priced_run = await _price(saga, project_id, period, "billing.price", revision)
     if isinstance(priced_run.outcome, NothingToBill):
         return _nothing(priced_run, priced_run.outcome)
     priced = priced_run.outcome
@@ -334,7 +349,7 @@ async def _bill(saga: Saga, project_id: str, period: str, undo: _Undo) -> dict[s
     claim = await _claim(saga, priced, "psa.create_invoice", tolerate_refusal=True)
     if claim.invoice is None:
         log.info("billing_items_claimed_elsewhere", billing_key=priced.billing_key, refusal=claim.refused)
-        priced_run = await _price(saga, project_id, period, "billing.price.again")
+        priced_run = await _price(saga, project_id, period, "billing.price.again", revision)
         if isinstance(priced_run.outcome, NothingToBill):
             return _nothing(priced_run, priced_run.outcome)
         priced = priced_run.outcome
@@ -374,6 +389,7 @@ async def _bill(saga: Saga, project_id: str, period: str, undo: _Undo) -> dict[s
         "expenses": len(priced.expense_ids),
         "milestones": len(priced.milestone_ids),
         "fees": len(priced.fee_items),
+        "revision": revision,
     }
     if priced.invoice.draft:
         # Finance reviews this legal entity's invoices: the draft waits (durably) for approve or cancel.
@@ -484,7 +500,12 @@ async def _bill(saga: Saga, project_id: str, period: str, undo: _Undo) -> dict[s
 
 
 async def _publish_voided(
-    saga: Saga, project_id: str, period: str, erp_invoice_id: str | None, psa_invoice_id: str | None
+    saga: Saga,
+    project_id: str,
+    period: str,
+    key: str,
+    erp_invoice_id: str | None,
+    psa_invoice_id: str | None,
 ) -> None:
     if erp_invoice_id is None and psa_invoice_id is None:
         return
@@ -492,7 +513,6 @@ async def _publish_voided(
     async def publish() -> dict[str, Any]:
         from contracts.models.events import INVOICE_VOIDED, InvoiceVoided, event_id
 
-        key = billing_key(project_id, period)
         await services().events.publish(
             event_id=event_id(saga.run_id, "invoice.voided"),
             type=INVOICE_VOIDED,
@@ -591,7 +611,8 @@ async def billing_void(child_id: str, correlation_id: str | None = None) -> dict
     project_id = str(done.get("project_id", ""))
     period = str(done.get("period", ""))
     if project_id and period:
-        await _publish_voided(saga, project_id, period, erp_id, psa_id)
+        key = str(done.get("billing_key") or billing_key(project_id, period))
+        await _publish_voided(saga, project_id, period, key, erp_id, psa_id)
     return await saga.finish(
         RunState.COMPLETED,
         {"voided": child_id, "erp_invoice_id": erp_id, "psa_invoice_id": psa_id, "compensated": undone},
@@ -625,6 +646,47 @@ async def _scope(legal_entity: str, project_ids: list[str] | None) -> list[str]:
             return list(dict.fromkeys(found))
 
 
+async def _project_run(run_id: str) -> Run | None:
+    """A project-period run (or its void) as the run database has it now; None when there is none."""
+    from process_apis.runs import to_run
+
+    status = await DBOS.get_workflow_status_async(run_id)
+    if status is None or status.name not in (PROJECT_BILLING_WORKFLOW, BILLING_VOID_WORKFLOW):
+        return None
+    return to_run(status, None)
+
+
+def is_undone(child: Run, void: Run | None) -> bool:
+    """True when ``child``'s project-period is billable again: the child was cancelled (its compensations
+    ran), or it completed and its ``void-`` run has completed. A cancel or a void still under way is not:
+    a billing run attaches to that child until it is final."""
+    if child.state == RunState.CANCELLED:
+        return True
+    return child.state == RunState.COMPLETED and void is not None and void.state == RunState.COMPLETED
+
+
+async def billing_revision(project_id: str, period: str) -> int:
+    """The revision of ``project_id``'s ``period`` a billing run bills (or attaches to) now: the first one
+    that is not undone, or one past the highest that is.
+
+    Read from the run database alone, so every billing run starting at the same time picks the same
+    revision, and the revision's fixed workflow id makes it run once (exactly once by construction, as for
+    the first revision)."""
+    revision = 1
+    while True:
+        child = await _project_run(project_run_id(project_id, period, revision))
+        if child is None:
+            return revision
+        void = await _project_run(_void_run_id(child.id)) if child.state == RunState.COMPLETED else None
+        if not is_undone(child, void):
+            return revision
+        revision += 1
+
+
+async def _billing_revisions(project_ids: list[str], period: str) -> list[int]:
+    return [await billing_revision(p, period) for p in project_ids]
+
+
 @DBOS.workflow(name=BILLING_RUN_WORKFLOW)
 async def billing_run(
     legal_entity: str,
@@ -643,12 +705,21 @@ async def billing_run(
             owner=Owner.SALES_OPERATIONS,
             remediation=_SALES_OPS_FIX,
         )
+        # Which revision of each project-period to bill or attach to, read once and checkpointed: a
+        # recovered run attaches to the children it chose.
+        revisions = await saga.step(
+            "billing.revisions",
+            lambda: _billing_revisions(projects, period),
+            result_type=list[int],
+            owner=Owner.INTEGRATION_OPERATIONS,
+            remediation="Check the run database, then replay the run.",
+        )
     except RunCancelled:
         return await saga.finish(RunState.CANCELLED, {"cancelled": True, "projects": []})
-    children = [project_run_id(p, period) for p in projects]
+    children = [project_run_id(p, period, r) for p, r in zip(projects, revisions, strict=True)]
     await saga.set_state(RunState.RUNNING, projects=children)
     handles = []
-    for project_id, child_id in zip(projects, children, strict=True):
+    for project_id, revision, child_id in zip(projects, revisions, children, strict=True):
         # The fixed id makes the project-period's run once: a run already started by another billing run
         # is attached to, not made again.
         with (
@@ -656,14 +727,20 @@ async def billing_run(
             SetWorkflowAttributes(
                 {
                     "state": RunState.QUEUED.value,
-                    "subject": billing_key(project_id, period),
+                    "subject": billing_key(project_id, period, revision),
                     "trigger": f"billing-run:{saga.run_id}",
                 }
             ),
         ):
             handles.append(
                 await DBOS.enqueue_workflow_async(
-                    QUEUE_NAME, project_billing, project_id, period, saga.run_id, saga.correlation_id
+                    QUEUE_NAME,
+                    project_billing,
+                    project_id,
+                    period,
+                    saga.run_id,
+                    saga.correlation_id,
+                    revision,
                 )
             )
     outcomes: list[dict[str, Any]] = []
@@ -766,20 +843,105 @@ async def start_billing_run(request: BillingRunRequest, *, run_id: str, trigger:
     return run, started
 
 
-async def _children(run: Run) -> list[Run]:
+async def _children(run: Run) -> list[tuple[str, Run | None, Run | None]]:
+    """The billing run's project runs (id, run if made yet, its void run if any), in scope order."""
     from process_apis.runs import load_run, run_database
 
     status = await run_database(DBOS.get_workflow_status_async(run.id))
     ids = (status.attributes or {}).get("projects") if status is not None else None
-    runs: list[Run] = []
+    children: list[tuple[str, Run | None, Run | None]] = []
     for child_id in ids if isinstance(ids, list) else []:
         child = await load_run(str(child_id))
-        if child is not None:
-            runs.append(child)
         void = await load_run(_void_run_id(str(child_id)))
-        if void is not None:
-            runs.append(void)
-    return runs
+        children.append((str(child_id), child, void))
+    return children
+
+
+_PARKED_STATES = (RunState.EXCEPTION, RunState.DEAD_LETTER)
+
+
+def _parked_reason(run: Run) -> WaitReason:
+    return "exception" if run.state == RunState.EXCEPTION else "dead_letter"
+
+
+def _project_of(child: Run) -> str | None:
+    from process_apis.invoice_status import parse_billing_key
+
+    parsed = parse_billing_key(child.subject)  # a project run's subject is its billing key
+    return parsed[0] if parsed is not None else None
+
+
+def _waiting(run: Run, reason: WaitReason, project_id: str | None) -> BillingRunWait:
+    issue = run.issue
+    return BillingRunWait(
+        run_id=run.id,
+        reason=reason,
+        project_id=project_id,
+        owner=issue.owner if issue is not None else None,
+        code=issue.code if issue is not None else None,
+        step=issue.step if issue is not None else None,
+        message=issue.message if issue is not None else None,
+    )
+
+
+def billing_progress(
+    children: list[tuple[str, Run | None, Run | None]],
+) -> tuple[BillingProgress, list[BillingRunWait]]:
+    """Where the project runs stand and which of them the billing run waits on (and why).
+
+    A project-period counts once, by what its run did last: a completed run whose void has completed is
+    ``cancelled``, one whose void is under way ``running``, one whose void is parked ``parked``. Only
+    completed, not voided runs that raised an invoice add to ``invoiced``, exactly (Decimal)."""
+    counts = dict.fromkeys(("completed", "running", "parked", "awaiting_approval", "cancelled", "failed"), 0)
+    invoiced: dict[str, Decimal] = {}
+    waiting: list[BillingRunWait] = []
+    for _child_id, child, void in children:
+        if child is None:  # listed by the billing run, not queued yet
+            counts["running"] += 1
+            continue
+        state = child.state
+        result = child.result or {}
+        if state == RunState.COMPLETED and void is not None:
+            if void.state == RunState.COMPLETED:
+                counts["cancelled"] += 1
+            elif void.state in _PARKED_STATES:
+                counts["parked"] += 1
+                waiting.append(_waiting(void, _parked_reason(void), _project_of(child)))
+            elif void.state == RunState.FAILED:
+                counts["failed"] += 1
+            else:
+                counts["running"] += 1
+        elif state == RunState.COMPLETED:
+            counts["completed"] += 1
+            if result.get("currency") and result.get("total") is not None:
+                currency = str(result["currency"])
+                invoiced[currency] = invoiced.get(currency, Decimal(0)) + Decimal(str(result["total"]))
+        elif state == RunState.CANCELLED:
+            counts["cancelled"] += 1
+        elif state == RunState.FAILED:
+            counts["failed"] += 1
+        elif state in _PARKED_STATES:
+            counts["parked"] += 1
+            waiting.append(_waiting(child, _parked_reason(child), _project_of(child)))
+        elif result.get("awaiting") == "finance_approval":
+            counts["awaiting_approval"] += 1
+            waiting.append(
+                BillingRunWait(
+                    run_id=child.id,
+                    reason="awaiting_approval",
+                    project_id=_project_of(child),
+                    owner=Owner.FINANCE,
+                    message=f"Draft ERP invoice {result.get('erp_invoice_id')} waits for finance's approval.",
+                )
+            )
+        else:
+            counts["running"] += 1
+    progress = BillingProgress(
+        projects=len(children),
+        invoiced=[Money(amount=invoiced[c], currency=c) for c in sorted(invoiced)],
+        **counts,
+    )
+    return progress, waiting
 
 
 async def _billing_view(run_id: str) -> BillingRun:
@@ -788,7 +950,10 @@ async def _billing_view(run_id: str) -> BillingRun:
     run = await load_run(run_id)
     if run is None or run.workflow != Workflow.BILLING_RUN:
         raise ProblemError("not-found", f"There is no billing run {run_id}.")
-    return BillingRun(run=run, projects=await _children(run))
+    children = await _children(run)
+    progress, waiting = billing_progress(children)
+    projects = [r for _, child, void in children for r in (child, void) if r is not None]
+    return BillingRun(run=run, projects=projects, progress=progress, waiting_on=waiting)
 
 
 async def _wait_view(view: BillingRun, seconds: int) -> BillingRun:
