@@ -32,6 +32,24 @@ An item approved after its period's run is unbilled and dated in the past: the n
 Cancelling undoes, last first: the CRM status (void), the ERP invoice (void or credit), the PSA invoice
 (cancelled: its items are billable again); a child already completed is undone by a ``billing_void`` run
 with the fixed id ``void-{child}``, so cancelling twice is the same as once. ``invoice.voided`` is published.
+
+Billing again after a cancel: a billing run bills each project-period's *revision* (``billing_revision``,
+a checkpointed step reading the run database): the first one not undone, or one past the highest that is
+(cancelled, or completed and its void completed). Revision ``n >= 2`` is the child ``bill-{project}-
+{YYYY-MM}-r{n}`` with the billing key ``bill:{project}:{YYYY-MM}:r{n}``, never the voided invoice's key
+(every vendor looks the invoice up by it before writing, and would return the voided one). Runs started at
+once read the same revision, and its fixed id runs it once; a child whose cancel or void is still under
+way is attached to, as any other.
+
+Where a billing run stands (``BillingRun.progress``, ``waiting_on``) is read from its children each time:
+the billing run itself stays ``running`` until every child is final, and is never parked itself, so the
+exception queue lists the parked child (which has the owner and the remediation), once.
+
+Milestones billed on completion (``milestone_billing_run``, run id ``bm-...``, fired per legal entity by
+``billing.milestone_schedules``): for the entity's fixed-fee and milestone deals with a completed milestone
+the PSA has not invoiced, one child per project and day ``bill-{project}-{YYYY-MM-DD}`` (billing key
+``bill:{project}:{YYYY-MM}:d{DD}``) bills only those milestones, dated that day. The PSA's claim of an item
+for one invoice keeps the month's run from billing a milestone again, and the other way round.
 """
 
 from __future__ import annotations
@@ -53,13 +71,14 @@ from apis.problems import ProblemError
 from apis.routing import VENDOR_ERRORS, operation
 from contracts.models.billing import (
     BillableItem,
+    BillableItemKind,
     CrmInvoiceStatus,
     CrmInvoiceStatusUpdate,
     PsaInvoice,
     PsaInvoiceStatus,
 )
 from contracts.models.common import Money
-from contracts.models.crm import Customer, OpportunityStage
+from contracts.models.crm import BillingModel, Customer, OpportunityStage
 from contracts.models.finance import Invoice
 from contracts.models.process import (
     BillingProgress,
@@ -79,6 +98,7 @@ from process_apis.billing_pricing import (
     PeriodError,
     PricedInvoice,
     billing_key,
+    milestone_billing_key,
     parse_period,
     source_id,
 )
@@ -94,6 +114,7 @@ __all__ = [
     "BILLING_SCHEDULE_WORKFLOW",
     "BILLING_VOID_WORKFLOW",
     "BILLING_WORKFLOWS",
+    "MILESTONE_BILLING_WORKFLOW",
     "PROJECT_BILLING_WORKFLOW",
     "apply_billing_schedules",
     "billing_progress",
@@ -102,9 +123,13 @@ __all__ = [
     "billing_void",
     "install_billing_settings",
     "is_undone",
+    "milestone_billing_run",
+    "milestone_run_id",
     "project_billing",
     "project_run_id",
     "scheduled_billing",
+    "scheduled_milestone_billing",
+    "scheduled_milestone_run_id",
     "scheduled_run_id",
     "start_billing_run",
 ]
@@ -115,11 +140,14 @@ BILLING_RUN_WORKFLOW = "billing_run"
 PROJECT_BILLING_WORKFLOW = "project_billing"
 BILLING_VOID_WORKFLOW = "billing_void"
 BILLING_SCHEDULE_WORKFLOW = "billing_schedule"
+MILESTONE_BILLING_WORKFLOW = "milestone_billing_run"
+MILESTONE_SCHEDULE_WORKFLOW = "milestone_billing_schedule"
 # Every billing workflow is a ``billing_run`` run to operations (runs listing, replay, cancel).
 BILLING_WORKFLOWS = {
     BILLING_RUN_WORKFLOW: Workflow.BILLING_RUN,
     PROJECT_BILLING_WORKFLOW: Workflow.BILLING_RUN,
     BILLING_VOID_WORKFLOW: Workflow.BILLING_RUN,
+    MILESTONE_BILLING_WORKFLOW: Workflow.BILLING_RUN,
 }
 _PAGE = 200
 _RunId = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_.:-]{1,128}$", description="The run's id.")]
@@ -139,6 +167,18 @@ def project_run_id(project_id: str, period: str, revision: int = 1) -> str:
     cancel, revision ``n`` (``-r{n}``) bills it again (see ``billing_revision``)."""
     base = f"bill-{project_id}-{period}"
     return base if revision == 1 else f"{base}-r{revision}"
+
+
+def milestone_run_id(project_id: str, day: dt.date) -> str:
+    """The one workflow that bills ``project_id``'s milestones completed by ``day``, however often the
+    milestone schedule fires that day."""
+    return f"bill-{project_id}-{day.isoformat()}"
+
+
+def _invoice_key(project_id: str, period: str, revision: int, on_day: str | None) -> str:
+    if on_day:
+        return milestone_billing_key(project_id, dt.date.fromisoformat(on_day))
+    return billing_key(project_id, period, revision)
 
 
 def _void_run_id(child_id: str) -> str:
@@ -185,13 +225,16 @@ async def _all_items(project_id: str, through: dt.date) -> list[BillableItem]:
             return items
 
 
-async def _read_and_price(saga: Saga, project_id: str, period_key: str, step: str, revision: int) -> _Priced:
+async def _read_and_price(
+    saga: Saga, project_id: str, period_key: str, step: str, revision: int, on_day: str | None
+) -> _Priced:
     from process_apis.billing_pricing import price_period
 
     system = services().system
     # The period was checked when the run was asked for; the child prices a past month whenever it runs.
     period = parse_period(period_key, today=dt.date.max)
-    key = billing_key(project_id, period, revision)
+    day = dt.date.fromisoformat(on_day) if on_day else None
+    key = _invoice_key(project_id, period.key, revision, on_day)
     project = await system.get_psa_project(project_id)
     opportunity_id = project.external_key or ""
     deal = await system.get_opportunity(opportunity_id)
@@ -239,6 +282,7 @@ async def _read_and_price(saga: Saga, project_id: str, period_key: str, step: st
         erp_project_id=deal.system_ids.erp,
         hours_per_day=settings.hours_per_day,
         revision=revision,
+        on_day=day,
     )
     if isinstance(outcome, ParkedBilling):
         raise outcome.violation()
@@ -256,10 +300,12 @@ async def _read_and_price(saga: Saga, project_id: str, period_key: str, step: st
     return _Priced(outcome=outcome, approved_at=approved, **common)
 
 
-async def _price(saga: Saga, project_id: str, period: str, step: str, revision: int) -> _Priced:
+async def _price(
+    saga: Saga, project_id: str, period: str, step: str, revision: int, on_day: str | None
+) -> _Priced:
     return await saga.step(
         step,
-        lambda: _read_and_price(saga, project_id, period, step, revision),
+        lambda: _read_and_price(saga, project_id, period, step, revision, on_day),
         result_type=_Priced,
         owner=Owner.PROJECT_OPERATIONS,
         remediation=_PROJECT_OPS_FIX,
@@ -313,13 +359,16 @@ async def project_billing(
     billing_run_id: str | None = None,
     correlation_id: str | None = None,
     revision: int = 1,
+    on_day: str | None = None,
 ) -> dict[str, Any]:
-    key = billing_key(project_id, period, revision)
+    """Bill ``project_id`` for ``period`` (its ``revision``), or, with ``on_day`` (ISO date), only its
+    milestones completed by that day (``milestone_billing_run``)."""
+    key = _invoice_key(project_id, period, revision, on_day)
     saga = Saga(Workflow.BILLING_RUN, subject=key, correlation_id=correlation_id)
     await saga.set_state(RunState.RUNNING)
     undo = _Undo()
     try:
-        result = await _bill(saga, project_id, period, undo, revision)
+        result = await _bill(saga, project_id, period, undo, revision, on_day)
     except RunCancelled:
         compensated = await saga.compensate()
         await _publish_voided(saga, project_id, period, key, undo.erp_invoice_id, undo.psa_invoice_id)
@@ -339,9 +388,11 @@ async def project_billing(
     return await saga.finish(RunState.COMPLETED, result)
 
 
-async def _bill(saga: Saga, project_id: str, period: str, undo: _Undo, revision: int) -> dict[str, Any]:
+async def _bill(
+    saga: Saga, project_id: str, period: str, undo: _Undo, revision: int, on_day: str | None
+) -> dict[str, Any]:
     system = services().system
-    priced_run = await _price(saga, project_id, period, "billing.price", revision)
+    priced_run = await _price(saga, project_id, period, "billing.price", revision, on_day)
     if isinstance(priced_run.outcome, NothingToBill):
         return _nothing(priced_run, priced_run.outcome)
     priced = priced_run.outcome
@@ -349,7 +400,7 @@ async def _bill(saga: Saga, project_id: str, period: str, undo: _Undo, revision:
     claim = await _claim(saga, priced, "psa.create_invoice", tolerate_refusal=True)
     if claim.invoice is None:
         log.info("billing_items_claimed_elsewhere", billing_key=priced.billing_key, refusal=claim.refused)
-        priced_run = await _price(saga, project_id, period, "billing.price.again", revision)
+        priced_run = await _price(saga, project_id, period, "billing.price.again", revision, on_day)
         if isinstance(priced_run.outcome, NothingToBill):
             return _nothing(priced_run, priced_run.outcome)
         priced = priced_run.outcome
@@ -390,6 +441,7 @@ async def _bill(saga: Saga, project_id: str, period: str, undo: _Undo, revision:
         "milestones": len(priced.milestone_ids),
         "fees": len(priced.fee_items),
         "revision": revision,
+        **({"on_day": on_day} if on_day else {}),
     }
     if priced.invoice.draft:
         # Finance reviews this legal entity's invoices: the draft waits (durably) for approve or cancel.
@@ -622,9 +674,11 @@ async def billing_void(child_id: str, correlation_id: str | None = None) -> dict
 # --- the billing run -------------------------------------------------------------------------------------
 
 
-async def _scope(legal_entity: str, project_ids: list[str] | None) -> list[str]:
+async def _scope(
+    legal_entity: str, project_ids: list[str] | None, *, models: tuple[BillingModel, ...] | None = None
+) -> list[str]:
     """The projects billed: those given, or every active PSA project of the legal entity whose deal has a
-    billing model (the won deals activation wrote a PSA project id back to)."""
+    billing model (of ``models``, when given) (the won deals activation wrote a PSA project id back to)."""
     if project_ids is not None:
         return list(dict.fromkeys(project_ids))
     system = services().system
@@ -637,6 +691,7 @@ async def _scope(legal_entity: str, project_ids: list[str] | None) -> list[str]:
             if (
                 psa_id
                 and deal.billing_model is not None
+                and (models is None or deal.billing_model in models)
                 and (deal.legal_entity or "").upper() == legal_entity.upper()
                 and deal.activation_status in (None, "activated")
             ):
@@ -716,10 +771,27 @@ async def billing_run(
         )
     except RunCancelled:
         return await saga.finish(RunState.CANCELLED, {"cancelled": True, "projects": []})
-    children = [project_run_id(p, period, r) for p, r in zip(projects, revisions, strict=True)]
-    await saga.set_state(RunState.RUNNING, projects=children)
+    outcomes = await _bill_children(
+        saga, [(p, period, r, None) for p, r in zip(projects, revisions, strict=True)]
+    )
+    return await saga.finish(
+        RunState.COMPLETED,
+        {"legal_entity": legal_entity, "period": period, "projects": outcomes},
+    )
+
+
+async def _bill_children(
+    saga: Saga, children: list[tuple[str, str, int, str | None]]
+) -> list[dict[str, Any]]:
+    """Start (or attach to) one ``project_billing`` run per (project, period, revision, on_day), then wait
+    for each; their outcomes, in order."""
+    ids = [
+        milestone_run_id(p, dt.date.fromisoformat(day)) if day else project_run_id(p, period, revision)
+        for p, period, revision, day in children
+    ]
+    await saga.set_state(RunState.RUNNING, projects=ids)
     handles = []
-    for project_id, revision, child_id in zip(projects, revisions, children, strict=True):
+    for (project_id, period, revision, day), child_id in zip(children, ids, strict=True):
         # The fixed id makes the project-period's run once: a run already started by another billing run
         # is attached to, not made again.
         with (
@@ -727,7 +799,7 @@ async def billing_run(
             SetWorkflowAttributes(
                 {
                     "state": RunState.QUEUED.value,
-                    "subject": billing_key(project_id, period, revision),
+                    "subject": _invoice_key(project_id, period, revision, day),
                     "trigger": f"billing-run:{saga.run_id}",
                 }
             ),
@@ -741,24 +813,102 @@ async def billing_run(
                     saga.run_id,
                     saga.correlation_id,
                     revision,
+                    day,
                 )
             )
     outcomes: list[dict[str, Any]] = []
-    for child_id, handle in zip(children, handles, strict=True):
+    for child_id, handle in zip(ids, handles, strict=True):
         try:
             outcome = await handle.get_result()
         except Exception as exc:  # a child that failed outright: its own run says why
             outcome = {"failed": repr(exc)}
         outcomes.append({"run_id": child_id, **(outcome if isinstance(outcome, dict) else {})})
+    return outcomes
+
+
+# --- milestones billed on completion ---------------------------------------------------------------------
+
+_ON_COMPLETION = (BillingModel.FIXED_FEE, BillingModel.MILESTONE)
+
+
+async def _milestone_scope(legal_entity: str, day: dt.date) -> list[str]:
+    """The legal entity's active projects of fixed-fee and milestone deals with a milestone completed by
+    ``day`` and not invoiced yet (read from the PSA's billable items: what it has not claimed)."""
+    system = services().system
+    found: list[str] = []
+    for project_id in await _scope(legal_entity, None, models=_ON_COMPLETION):
+        cursor: str | None = None
+        while True:
+            page = await system.list_billable_items(project_id, through=day, limit=_PAGE, cursor=cursor)
+            if any(
+                i.kind == BillableItemKind.MILESTONE and not i.invoiced and i.psa_invoice_id is None
+                for i in page.items
+            ):
+                found.append(project_id)
+                break
+            cursor = page.next_cursor
+            if not cursor:
+                break
+    return found
+
+
+@DBOS.workflow(name=MILESTONE_BILLING_WORKFLOW)
+async def milestone_billing_run(
+    legal_entity: str, day: str, trigger: str | None = None, correlation_id: str | None = None
+) -> dict[str, Any]:
+    """Bill at once the milestones of the legal entity's fixed-fee and milestone deals completed by ``day``
+    (ISO date): one ``project_billing`` run per project and day (``bill-{project}-{YYYY-MM-DD}``, key
+    ``bill:{project}:{YYYY-MM}:d{DD}``), pricing only those milestones, dated ``day``.
+
+    Exactly once with the month's run by construction: the PSA claims a milestone for one invoice
+    (Kantata's invoice takes ``billing_milestone_ids``/``story`` ids and marks them invoiced), so the month's
+    run, or a milestone run of a later day, finds it invoiced and leaves it out; a claim refused because
+    the other run got there first re-prices without it (``billing.price.again``)."""
+    saga = Saga(Workflow.BILLING_RUN, subject=f"{legal_entity}:{day}", correlation_id=correlation_id)
+    await saga.set_state(RunState.RUNNING)
+    try:
+        projects = await saga.step(
+            "billing.milestone_scope",
+            lambda: _milestone_scope(legal_entity, dt.date.fromisoformat(day)),
+            result_type=list[str],
+            owner=Owner.SALES_OPERATIONS,
+            remediation=_SALES_OPS_FIX,
+        )
+    except RunCancelled:
+        return await saga.finish(RunState.CANCELLED, {"cancelled": True, "projects": []})
+    outcomes = await _bill_children(saga, [(p, day[:7], 1, day) for p in projects])
     return await saga.finish(
-        RunState.COMPLETED,
-        {"legal_entity": legal_entity, "period": period, "projects": outcomes},
+        RunState.COMPLETED, {"legal_entity": legal_entity, "day": day, "projects": outcomes}
     )
+
+
+def scheduled_milestone_run_id(legal_entity: str, day: dt.date) -> str:
+    """The milestone billing run of a legal entity and day: one, however often the schedule fires."""
+    return f"bm-scheduled-{legal_entity.upper()}-{day.isoformat()}"
+
+
+@DBOS.workflow(name=MILESTONE_SCHEDULE_WORKFLOW)
+async def scheduled_milestone_billing(scheduled_at: dt.datetime, legal_entity: Any) -> None:
+    """Fired by the workflow engine's scheduler (``billing.milestone_schedules``): bill the legal entity's
+    milestones completed by the day of ``scheduled_at`` (UTC), once per entity and day."""
+    entity = str(legal_entity).upper()
+    day = scheduled_at.astimezone(dt.UTC).date()
+    with (
+        SetWorkflowID(scheduled_milestone_run_id(entity, day)),
+        SetWorkflowAttributes(
+            {"state": RunState.QUEUED.value, "subject": f"{entity}:{day.isoformat()}", "trigger": "schedule"}
+        ),
+    ):
+        await DBOS.enqueue_workflow_async(
+            QUEUE_NAME, milestone_billing_run, entity, day.isoformat(), "schedule", None
+        )
 
 
 # --- the monthly schedule -------------------------------------------------------------------------------
 
 _SCHEDULE_PREFIX = "billing-"
+# Also under _SCHEDULE_PREFIX, so one sweep keeps both kinds of schedule as configured.
+_MILESTONE_SCHEDULE_PREFIX = "billing-milestones-"
 
 
 def _previous_month(moment: dt.datetime) -> str:
@@ -789,10 +939,20 @@ async def scheduled_billing(scheduled_at: dt.datetime, legal_entity: Any) -> Non
 async def apply_billing_schedules(settings: BillingSettings) -> None:
     """Make the engine's schedules the configured ones (``billing.schedules``): created or replaced, and
     those no longer configured deleted. Called once the engine has launched."""
-    wanted = {
-        f"{_SCHEDULE_PREFIX}{entity.upper()}": (entity.upper(), cron)
+    wanted: dict[str, tuple[str, str, Any]] = {
+        f"{_SCHEDULE_PREFIX}{entity.upper()}": (entity.upper(), cron, scheduled_billing)
         for entity, cron in settings.schedules.items()
     }
+    wanted.update(
+        {
+            f"{_MILESTONE_SCHEDULE_PREFIX}{entity.upper()}": (
+                entity.upper(),
+                cron,
+                scheduled_milestone_billing,
+            )
+            for entity, cron in settings.milestone_schedules.items()
+        }
+    )
     for existing in await DBOS.list_schedules_async():
         name = existing["schedule_name"]
         if name.startswith(_SCHEDULE_PREFIX) and name not in wanted:
@@ -802,11 +962,11 @@ async def apply_billing_schedules(settings: BillingSettings) -> None:
             [
                 {
                     "schedule_name": name,
-                    "workflow_fn": scheduled_billing,
+                    "workflow_fn": workflow,
                     "schedule": cron,
                     "context": entity,
                 }
-                for name, (entity, cron) in wanted.items()
+                for name, (entity, cron, workflow) in wanted.items()
             ]
         )
 
@@ -1077,7 +1237,7 @@ async def list_billing_runs(limit: _Limit = 50, cursor: Cursor = None) -> RunPag
         newer_than=None,
         limit=limit,
         cursor=cursor,
-        names=[BILLING_RUN_WORKFLOW],
+        names=[BILLING_RUN_WORKFLOW, MILESTONE_BILLING_WORKFLOW],
     )
 
 

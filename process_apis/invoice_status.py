@@ -120,8 +120,9 @@ def _store() -> StateStore:
 
 
 def parse_billing_key(key: str | None) -> tuple[str, str] | None:
-    """(PSA project id, ``YYYY-MM``) of a billing key ``bill:{project}:{YYYY-MM}``, or of a later revision's
-    ``bill:{project}:{YYYY-MM}:r{n}`` (a project-period billed again after a cancel); None for any other key
+    """(PSA project id, ``YYYY-MM``) of a billing key ``bill:{project}:{YYYY-MM}``, of a later revision's
+    ``bill:{project}:{YYYY-MM}:r{n}`` (a project-period billed again after a cancel), or of a milestone
+    invoice's ``bill:{project}:{YYYY-MM}:d{DD}`` (milestones billed on completion); None for any other key
     (an invoice Stratum did not bill). The project id may itself hold colons: the period is the last part
     before the revision. The prefix is matched in any case: Business Central keeps
     ``externalDocumentNumber`` (a Code field) in upper case, so a billing key reads back as
@@ -133,7 +134,7 @@ def parse_billing_key(key: str | None) -> tuple[str, str] | None:
     if (
         head
         and len(revision) >= 2
-        and revision[0] in "rR"
+        and revision[0] in "rRdD"
         and revision[1:].isascii()
         and revision[1:].isdigit()
     ):

@@ -398,6 +398,45 @@ def milestone_item(amount: str = "40000.00") -> BillableItem:
     )
 
 
+def test_on_completion_only_the_milestones_done_by_the_day_are_billed_dated_that_day() -> None:
+    from process_apis.billing_pricing import milestone_billing_key
+    from process_apis.invoice_status import parse_billing_key
+
+    day = dt.date(2026, 11, 20)
+    later = msgspec.structs.replace(milestone_item(), id="m2", date=dt.date(2026, 11, 21))
+    out = priced(
+        [milestone_item(), later, time_entry("t1", "8"), expense("e1", "99.00")],
+        on_day=day,
+        **milestone_setup(),
+    )
+    assert [line.source_ids for line in out.invoice.lines] == [["milestone:m1"]]
+    assert out.milestone_ids == ["m1"]
+    assert out.expense_ids == []  # expenses are the month's invoice's
+    assert out.invoice.issue_date == day
+    assert (
+        out.billing_key
+        == out.invoice.external_key
+        == milestone_billing_key("P1", day)
+        == "bill:P1:2026-11:d20"
+    )
+    assert parse_billing_key(out.billing_key) == ("P1", "2026-11")
+    assert parse_billing_key(out.billing_key.upper()) == ("P1", "2026-11")
+    assert {n.item_id: n.reason for n in out.not_billed} == {
+        "milestone:m2": "dated after the day billed",
+        "time:t1": "billed by the month's invoice",
+        "expense:e1": "billed by the month's invoice",
+    }
+    assert_exact(out)
+
+
+def test_on_completion_a_retainer_bills_no_fee() -> None:
+    retainer = deal(
+        BillingModel.RETAINER,
+        retainer=RetainerTerms(monthly_fee=usd("5000.00"), included_hours=Decimal(10)),
+    )
+    assert isinstance(price([], deal=retainer, on_day=dt.date(2026, 11, 20)), NothingToBill)
+
+
 def test_a_completed_milestone_bills_its_amount_and_time_is_covered() -> None:
     out = priced([milestone_item(), time_entry("t1", "8"), expense("e1", "99.00")], **milestone_setup())
     assert [line.source_ids for line in out.invoice.lines] == [["milestone:m1"], ["expense:e1"]]

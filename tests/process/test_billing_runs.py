@@ -289,7 +289,11 @@ async def _erp_invoices_with_key(gw: Any, key: str) -> list[dict[str, Any]]:
         assert response.status_code == 200, response.text
         page = response.json()
         found.extend(
-            i for i in page["items"] if i.get("external_key") == key and i["status"] not in ("void", "voided")
+            i
+            for i in page["items"]
+            # Business Central reads its Code field externalDocumentNumber back in upper case.
+            if (i.get("external_key") or "").casefold() == key.casefold()
+            and i["status"] not in ("void", "voided")
         )
         cursor = page.get("next_cursor")
         if not cursor:
@@ -890,3 +894,54 @@ def test_a_revision_waits_until_the_previous_one_is_final_and_undone() -> None:
     )
     assert [(m.amount, m.currency) for m in progress.invoiced] == [(Decimal("10.30"), "USD")]
     assert [(w.run_id, w.reason, w.owner) for w in waiting] == [("d", "awaiting_approval", "finance")]
+
+
+# --- milestones billed on completion --------------------------------------------------------------------
+
+
+async def test_completed_milestones_are_billed_by_the_daily_milestone_schedule_and_not_again_by_the_month(
+    make_gateway: Callable[[Settings], Any], make_settings: Callable[..., Settings]
+) -> None:
+    from dbos import DBOS
+
+    from process_apis.billing import scheduled_milestone_run_id
+
+    gw = await make_gateway(_settings(make_settings, milestone_schedules={"DE01": "0 0 7 * * *"}))
+    schedule = await DBOS.get_schedule_async("billing-milestones-DE01")
+    assert schedule is not None
+    assert schedule["schedule"] == "0 0 7 * * *"
+    fixed = await _activate(gw, READY_FIXED_FEE_OPPORTUNITY_ID)
+    project = fixed["psa_project_id"]
+    [milestone] = await Delivery(gw).complete_milestones(project, 1)
+    # Fired twice (a redelivery): one milestone run for the day, one invoice.
+    for _ in range(2):
+        await asyncio.to_thread(DBOS.trigger_schedule, "billing-milestones-DE01")
+    today = dt.datetime.now(dt.UTC).date()
+    run_id = scheduled_milestone_run_id("DE01", today)
+    deadline = time.monotonic() + 30
+    while (await gw.client.get(f"{BILLING}/{run_id}", headers=gw.auth("process:read"))).status_code == 404:
+        assert time.monotonic() < deadline, "the milestone schedule started no run"
+        await asyncio.sleep(0.1)
+    view = await _until(gw, run_id, _done)
+    [child] = view["projects"]
+    assert child["id"] == f"bill-{project}-{today.isoformat()}"
+    assert child["state"] == "completed", child
+    key = f"bill:{project}:{today:%Y-%m}:d{today.day:02d}"
+    assert child["result"]["billing_key"] == key
+    assert len(key) <= 35
+    invoice = await _erp_invoice(gw, child["result"]["erp_invoice_id"])
+    assert _traced(invoice) == Counter([f"milestone:{milestone}"])
+    assert invoice["external_key"].casefold() == key  # Business Central upper-cases a Code field
+    assert view["progress"]["completed"] == 1
+    [psa] = await _psa_invoices_with_key(gw, key)
+    assert psa["id"] == child["result"]["psa_invoice_id"]
+
+    # The month's run finds the milestone invoiced in the PSA: nothing more to bill for it.
+    month = await _start(gw, legal_entity="DE01", project_ids=[project])
+    view = await _until(gw, month["run"]["id"], _done)
+    monthly = _project(view, project)
+    assert monthly["state"] == "completed", monthly
+    assert "erp_invoice_id" not in monthly["result"], monthly["result"]
+    assert not await _psa_invoices_with_key(gw, f"bill:{project}:{PERIOD}")
+    assert not await _erp_invoices_with_key(gw, f"bill:{project}:{PERIOD}")
+    assert [i["id"] for i in await _erp_invoices_with_key(gw, key)] == [invoice["id"]]
