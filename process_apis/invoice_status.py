@@ -12,7 +12,10 @@
    happens (an echo of Stratum's own writes, e.g. the billing run creating the invoice, or a re-read of an
    unchanged invoice in the overlap); else the CRM invoice status is upserted (one record per ERP invoice,
    deal = the PSA project's external key), each new payment is told to the PSA once (keyed by the ERP
-   payment id; the PSA invoice found by the billing key), the new state is recorded, and one of
+   payment id; the PSA invoice found by the billing key) with the amount it paid on THAT invoice
+   (``Payment.applied_to``: a NetSuite payment's apply line, a Business Central journal line's one invoice;
+   a payment over several invoices with no split from the ERP is logged ``payment_split_unknown`` and not
+   told, never told its whole amount), the new state is recorded, and one of
    ``invoice.paid`` / ``invoice.partially_paid`` / ``invoice.overdue`` is published with an id derived from
    the invoice and its new state, so two syncs that saw the same change publish one event;
 4. the watermark moves to this run's start time, only after every change was applied: a change landing
@@ -289,7 +292,9 @@ async def _read_changes(since: dt.datetime | None, overdue_scan: bool) -> _Chang
                     break
     # A payment changes its invoices' balance even where the ERP did not stamp the invoice as changed.
     for payment in payments.values():
-        for invoice_id in payment.invoice_ids:
+        for invoice_id in dict.fromkeys(
+            [*payment.invoice_ids, *(a.invoice_id for a in payment.applications)]
+        ):
             if invoice_id not in invoices:
                 invoices[invoice_id] = await system.get_invoice(invoice_id)
     # Payments of one invoice in the order they were made: the balance after each is told to the PSA.
@@ -351,19 +356,26 @@ async def _apply(saga: Saga, invoice: Invoice, payments: list[Payment]) -> _Outc
     if new_payments:
         psa_invoice = await system.find_psa_invoice(billing_key)
         if psa_invoice is not None:
-            # The balance after each payment: today's, plus what the payments after it paid.
+            # What each payment paid on THIS invoice (a payment may pay several: only its share here),
+            # and the balance after it: today's, plus what the payments after it paid on this invoice.
+            shares = [(payment, payment.applied_to(invoice.id)) for payment in new_payments]
             later = Decimal(0)
             balances: list[Decimal] = []
-            for payment in reversed(new_payments):
+            for _payment, share in reversed(shares):
                 balances.append(max(invoice.balance.amount, Decimal(0)) + later)
-                later += payment.amount.amount
-            for payment, balance in zip(new_payments, reversed(balances), strict=True):
+                later += share.amount if share is not None else Decimal(0)
+            for (payment, share), balance in zip(shares, reversed(balances), strict=True):
+                if share is None:
+                    # The ERP applied it to several invoices without saying how much to each: telling
+                    # the PSA its whole amount would overstate this invoice's payments.
+                    log.warning("payment_split_unknown", erp_invoice_id=invoice.id, erp_payment_id=payment.id)
+                    continue
                 await system.record_psa_payment(
                     psa_invoice.id,
                     PsaPaymentRecord(
                         erp_payment_id=payment.id,
                         date=payment.date,
-                        amount=payment.amount.amount,
+                        amount=share.amount,
                         currency=invoice.currency,
                         balance=balance,
                     ),
@@ -441,7 +453,10 @@ async def invoice_status_sync(
     )
     by_invoice: dict[str, list[Payment]] = {}
     for payment in changes.payments:
-        for invoice_id in payment.invoice_ids:
+        # Each invoice the payment paid gets it once, however the ERP lists it (ids and/or split).
+        for invoice_id in dict.fromkeys(
+            [*payment.invoice_ids, *(a.invoice_id for a in payment.applications)]
+        ):
             by_invoice.setdefault(invoice_id, []).append(payment)
     applied: list[str] = []
     published: list[str] = []

@@ -83,6 +83,7 @@ from contracts.models.finance import (
     InvoicePage,
     InvoiceStatus,
     Payment,
+    PaymentApplication,
     PaymentPage,
     UpsertResult,
 )
@@ -153,6 +154,7 @@ __all__ = [
     "OpportunityStage",
     "PageLimit",
     "Payment",
+    "PaymentApplication",
     "PaymentPage",
     "PositiveMoneyAmount",
     "Project",

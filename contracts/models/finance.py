@@ -62,6 +62,7 @@ __all__ = [
     "InvoicePage",
     "InvoiceStatus",
     "Payment",
+    "PaymentApplication",
     "PaymentPage",
     "UpsertResult",
 ]
@@ -206,7 +207,19 @@ class InvoiceCreate(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     memo: Annotated[str, msgspec.Meta(max_length=255)] | None = None
 
 
+class PaymentApplication(msgspec.Struct, kw_only=True, frozen=True):
+    """The part of a payment the ERP applied to one invoice."""
+
+    invoice_id: str
+    amount: Money
+
+
 class Payment(msgspec.Struct, kw_only=True, frozen=True):
+    """A customer payment. ``amount`` is the whole payment; ``applications`` says how much of it went to
+    each invoice (NetSuite: each ``apply`` line's amount; Business Central: a payment journal line applies
+    to one invoice). ``invoice_ids`` lists the same invoices (kept for existing callers); an ERP that gives
+    no split leaves ``applications`` empty."""
+
     id: str
     customer_id: str
     date: dt.date
@@ -214,6 +227,18 @@ class Payment(msgspec.Struct, kw_only=True, frozen=True):
     invoice_ids: list[str] = []
     system_ids: SystemIds = msgspec.field(default_factory=SystemIds)
     updated_at: dt.datetime | None = None
+    applications: list[PaymentApplication] = []
+
+    def applied_to(self, invoice_id: str) -> Money | None:
+        """What this payment paid on ``invoice_id``: the ERP's split, else the whole amount when the
+        payment applies to that invoice alone; None when the ERP gives no split over several invoices."""
+        found = [a.amount for a in self.applications if a.invoice_id == invoice_id]
+        if found:
+            total = sum((m.amount for m in found), Decimal(0))
+            return Money(amount=total, currency=found[0].currency)
+        if not self.applications and self.invoice_ids == [invoice_id]:
+            return self.amount
+        return None
 
 
 class PaymentPage(msgspec.Struct, kw_only=True, frozen=True):

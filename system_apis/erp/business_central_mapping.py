@@ -51,6 +51,7 @@ from contracts.models import (
     InvoiceStatus,
     Money,
     Payment,
+    PaymentApplication,
     Project,
     ProjectCreate,
     SystemIds,
@@ -662,12 +663,17 @@ def payment_from_bc(record: BcPayment, *, currency: str) -> Payment:
     Business Central writes them negative; the canonical amount is what was paid."""
     posted = _date(record.posting_date) or dt.date.min
     invoice_ids = [record.applies_to_invoice_id] if record.applies_to_invoice_id else []
+    invoice_ids = [invoice_id for invoice_id in invoice_ids if invoice_id and not _zero_guid(invoice_id)]
+    amount = Money(amount=abs(record.amount), currency=currency.upper())
     return Payment(
         id=record.id,
         customer_id=record.customer_id,
         date=posted,
-        amount=Money(amount=abs(record.amount), currency=currency.upper()),
-        invoice_ids=[invoice_id for invoice_id in invoice_ids if invoice_id and not _zero_guid(invoice_id)],
+        amount=amount,
+        invoice_ids=invoice_ids,
+        # A payment journal line applies to one invoice (appliesToInvoiceId, learn.microsoft.com
+        # api-reference/v2.0/resources/dynamics_customerpayment): all of its amount went there.
+        applications=[PaymentApplication(invoice_id=invoice_id, amount=amount) for invoice_id in invoice_ids],
         system_ids=SystemIds(erp=record.id),
         updated_at=parse_bc_datetime(record.last_modified_date_time),
     )

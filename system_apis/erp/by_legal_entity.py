@@ -119,6 +119,10 @@ class ErpByLegalEntity:
             id=self._out(name, payment.id),
             customer_id=self._out(name, payment.customer_id),
             invoice_ids=[self._out(name, i) or i for i in payment.invoice_ids],
+            applications=[
+                msgspec.structs.replace(a, invoice_id=self._out(name, a.invoice_id) or a.invoice_id)
+                for a in payment.applications
+            ],
         )
 
     # -- customers ---------------------------------------------------------------------------------------

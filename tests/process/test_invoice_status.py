@@ -123,6 +123,12 @@ async def _bill(
 
 async def _netsuite_payment(gw: Any, invoice_id: str, customer_id: str, amount: str) -> None:
     """Finance enters a customer payment in NetSuite (REST record API, customerPayment with apply)."""
+    await _netsuite_split_payment(gw, customer_id, amount, {invoice_id: amount})
+
+
+async def _netsuite_split_payment(gw: Any, customer_id: str, total: str, applied: dict[str, str]) -> str:
+    """One customerPayment applied to several invoices, an amount each (Oracle's REST sample, "Customer
+    Payment": ``apply.items[{doc, apply, amount}]`` under ``payment``); answers the payment's id."""
     mount = next(m for m in gw.gateway.mounts if m.prefix == "/sandboxes/netsuite")
     box = NetSuiteBox(mount.app)
     erp = box.erp()
@@ -132,14 +138,20 @@ async def _netsuite_payment(gw: Any, invoice_id: str, customer_id: str, amount: 
             "/record/v1/customerPayment",
             json={
                 "customer": {"id": customer_id},
-                "payment": float(amount),  # the vendor's JSON: a number
-                "apply": {"items": [{"doc": {"id": invoice_id}, "apply": True, "amount": float(amount)}]},
+                "payment": float(total),  # the vendor's JSON: a number
+                "apply": {
+                    "items": [
+                        {"doc": {"id": invoice_id}, "apply": True, "amount": float(amount)}
+                        for invoice_id, amount in applied.items()
+                    ]
+                },
             },
             headers={"Authorization": f"Bearer {token}"},
         )
     await erp.close()
     await box.admin.aclose()
     assert response.status_code == 204, response.text
+    return response.headers["location"].rsplit("/", 1)[-1]
 
 
 async def _bc_client(gw: Any) -> httpx.AsyncClient:
@@ -312,6 +324,67 @@ async def test_netsuite_payments_reach_the_crm_and_the_psa_once_each_with_one_ev
     assert len(await _events(gw)) == 2
     assert len(_psa_payment_notes(gw, invoice["psa_invoice_id"])) == 2
     assert _psa_paid_in_full(gw, invoice["psa_invoice_id"]) == 1
+
+
+def _psa_payment_messages(gw: Any, psa_invoice_id: str) -> list[str]:
+    """What Kantata shows of each ERP payment on the invoice ("{amount} {currency} paid on ...; balance
+    ...", system_apis/psa/kantata_mapping.payment_reference), in payment id order."""
+    refs = gw.sandbox_state("kantata").records["external_references"].values()
+    found = [
+        r
+        for r in refs
+        if r.get("service_model") == "Payment" and str(r.get("subject_id")) == str(psa_invoice_id)
+    ]
+    return [str(r["external_message"]) for r in sorted(found, key=lambda r: int(r["service_model_ref"]))]
+
+
+async def test_a_payment_split_over_two_invoices_tells_each_invoice_only_its_own_share(gw: Any) -> None:
+    """One NetSuite customerPayment of 1,500.00 applied 1,000.00 to invoice A and 500.00 to invoice B
+    (after an earlier 200.00 on B, both read by the same sync): each PSA invoice is told its own share, the
+    balance after each payment is computed from the shares, and the CRM and the events follow."""
+    project = await _activated(gw, READY_OPPORTUNITY_ID)
+    a = await _bill(gw, project, currency="USD", amount="1000.00", due=FUTURE, period="2026-10")
+    b = await _bill(gw, project, currency="USD", amount="800.00", due=FUTURE, period="2026-11")
+    customer = a["customer_id"]
+    await _sync(gw)
+
+    first = await _netsuite_split_payment(gw, customer, "200.00", {b["id"]: "200.00"})
+    split = await _netsuite_split_payment(gw, customer, "1500.00", {a["id"]: "1000.00", b["id"]: "500.00"})
+    # The vendor's own record holds the split, as the REST record API answers it.
+    stored = gw.sandbox_state("netsuite").records["customerPayment"][split]
+    assert sorted((line["doc"], line["amount"]) for line in stored["apply"]) == sorted(
+        [(a["id"], 1000.0), (b["id"], 500.0)]
+    )
+    synced = await _sync(gw)
+    assert {a["id"], b["id"]} <= set(synced["result"]["applied"])
+
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    assert _psa_payment_messages(gw, a["psa_invoice_id"]) == [
+        f"1000.00 USD paid on {today}; balance 0.00 USD"
+    ]
+    assert _psa_payment_messages(gw, b["psa_invoice_id"]) == [
+        f"200.00 USD paid on {today}; balance 600.00 USD",
+        f"500.00 USD paid on {today}; balance 100.00 USD",
+    ]
+    assert int(first) < int(split)
+    assert _psa_paid_in_full(gw, a["psa_invoice_id"]) == 1
+    assert _psa_paid_in_full(gw, b["psa_invoice_id"]) == 0
+
+    crm_a, crm_b = _crm_invoice(gw, a["id"]), _crm_invoice(gw, b["id"])
+    assert (crm_a["Status__c"], Decimal(str(crm_a["Balance__c"]))) == ("Paid", Decimal("0"))
+    assert (crm_b["Status__c"], Decimal(str(crm_b["Balance__c"]))) == ("Partially Paid", Decimal("100.00"))
+    events = await _events(gw)
+    assert sorted((e["type"], e["subject"]) for e in events) == sorted(
+        [("invoice.paid", a["id"]), ("invoice.partially_paid", b["id"])]
+    )
+    b_event = next(e for e in events if e["subject"] == b["id"])
+    assert sorted(b_event["data"]["erp_payment_ids"]) == sorted([first, split])
+
+    # Once each: another sync tells nothing again.
+    assert (await _sync(gw))["result"]["applied"] == []
+    assert len(await _events(gw)) == 2
+    assert len(_psa_payment_messages(gw, a["psa_invoice_id"])) == 1
+    assert len(_psa_payment_messages(gw, b["psa_invoice_id"])) == 2
 
 
 async def test_an_overdue_invoice_is_announced_once(gw: Any) -> None:

@@ -283,6 +283,15 @@ def test_projects_and_payments() -> None:
     assert payment.amount.amount == Decimal("7200.00")
     assert payment.amount.currency == "EUR"
     assert payment.invoice_ids == []  # the zero GUID: applied to nothing
+    assert payment.applications == []
+    # A payment journal line applies to one invoice (appliesToInvoiceId): its whole amount went there.
+    applied = payment_from_bc(
+        BcPayment(id="pay", customer_id="c", amount=Decimal("-7200.00"), applies_to_invoice_id="inv-1"),
+        currency="eur",
+    )
+    assert [(a.invoice_id, a.amount.amount, a.amount.currency) for a in applied.applications] == [
+        ("inv-1", Decimal("7200.00"), "EUR")
+    ]
 
 
 def test_error_documents_and_pages() -> None:
