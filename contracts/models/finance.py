@@ -51,6 +51,9 @@ __all__ = [
     "BillingSchedule",
     "BillingScheduleCreate",
     "BillingScheduleLine",
+    "ChangeSubscription",
+    "ChangeSubscriptionList",
+    "ChangeSubscriptionRequest",
     "CustomerMatch",
     "CustomerMatchList",
     "CustomerMatchQuery",
@@ -278,3 +281,50 @@ class CustomerMatch(msgspec.Struct, kw_only=True, frozen=True):
 
 class CustomerMatchList(msgspec.Struct, kw_only=True, frozen=True):
     items: list[CustomerMatch]
+
+
+# --- change subscriptions (an ERP pushing its changes to Stratum) -----------------------------------------
+
+
+class ChangeSubscriptionRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Make every ERP that can push changes (Business Central's webhooks; NetSuite has none) notify
+    ``notification_url`` when an invoice changes, each notification carrying ``client_state``."""
+
+    notification_url: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=10,
+            max_length=2048,
+            pattern=r"^https?://[!-~]+$",  # printable ASCII: a URL, percent-encoded
+            description="The absolute URL the ERP posts its notifications (and its handshake) to.",
+        ),
+    ]
+    client_state: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            max_length=2048,
+            description="The shared secret every notification carries back (never answered or logged).",
+        ),
+    ]
+
+
+class ChangeSubscription(msgspec.Struct, kw_only=True, frozen=True):
+    """One ERP subscription that pushes a collection's changes to the notification URL."""
+
+    vendor: str
+    resource: Annotated[str, msgspec.Meta(description="The ERP collection watched, e.g. salesInvoices.")]
+    subscription_id: str
+    expires_at: dt.datetime | None = None
+    outcome: Annotated[
+        str,
+        msgspec.Meta(
+            description="`created` (none existed), `renewed` (it was near its expiry, or carried another "
+            "client state) or `kept` (it was there and fresh).",
+            examples=["created"],
+        ),
+    ]
+
+
+class ChangeSubscriptionList(msgspec.Struct, kw_only=True, frozen=True):
+    items: list[ChangeSubscription]

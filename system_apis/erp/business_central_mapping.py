@@ -68,6 +68,7 @@ __all__ = [
     "BcInvoiceLine",
     "BcPayment",
     "BcProject",
+    "BcSubscription",
     "BcTaxArea",
     "ODataPage",
     "ScheduleRef",
@@ -94,6 +95,7 @@ __all__ = [
     "payment_from_bc",
     "project_body",
     "project_from_bc",
+    "same_subscription_resource",
     "schedule_document_number",
     "schedule_invoice_body",
     "schedule_key",
@@ -233,6 +235,30 @@ class BcPayment(msgspec.Struct, kw_only=True, rename="camel"):
     applies_to_invoice_id: str | None = None
     applies_to_invoice_number: str = ""
     last_modified_date_time: str | None = None
+
+
+class BcSubscription(msgspec.Struct, kw_only=True, rename="camel"):
+    """A webhook ``subscription`` (API v2.0 "subscriptions resource type": subscriptionId, notificationUrl,
+    resource, clientState, expirationDateTime; learn.microsoft.com/dynamics365/business-central/dev-itpro/
+    api-reference/v2.0/resources/dynamics_subscriptions)."""
+
+    subscription_id: str
+    notification_url: str = ""
+    resource: str = ""
+    client_state: str = ""
+    expiration_date_time: str | None = None
+    etag: str | None = msgspec.field(default=None, name="@odata.etag")
+
+
+def same_subscription_resource(a: str, b: str) -> bool:
+    """Whether two subscription resources name the same collection: Business Central takes a relative or
+    an absolute URL (``/api/v2.0/companies(id)/salesInvoices`` or ``https://.../api/v2.0/...``), and GUIDs
+    and entity set names are compared without regard to case."""
+
+    def tail(resource: str) -> str:
+        return resource.rsplit("/api/v2.0/", 1)[-1].lstrip("/").rstrip("/").lower()
+
+    return tail(a) == tail(b)
 
 
 class ODataPage(msgspec.Struct, Generic[_T], kw_only=True):

@@ -18,6 +18,7 @@ import msgspec
 from contracts.models import (
     BillingSchedule,
     BillingScheduleCreate,
+    ChangeSubscription,
     Customer,
     CustomerMatch,
     CustomerMatchQuery,
@@ -281,6 +282,15 @@ class ErpByLegalEntity:
             next_cursor=self._next(index, page.next_cursor),
             skipped=self._skipped(name, page.skipped),
         )
+
+    async def ensure_change_subscriptions(
+        self, notification_url: str, client_state: str
+    ) -> list[ChangeSubscription]:
+        """Every ERP's, in turn (each ERP that pushes subscribes its own collections)."""
+        found: list[ChangeSubscription] = []
+        for name in self.order:
+            found.extend(await self.erps[name].ensure_change_subscriptions(notification_url, client_state))
+        return found
 
     async def close(self) -> None:
         for erp in self.erps.values():

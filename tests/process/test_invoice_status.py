@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from apis.config import Settings
@@ -56,7 +57,11 @@ async def gw(make_gateway: Callable[[Settings], Any], make_settings: Callable[..
             netsuite=VENDOR,
             kantata=VENDOR,
             salesforce=VENDOR,
-            invoice_status={"schedule_enabled": False, "business_central_client_state": "bc-secret"},
+            invoice_status={
+                "schedule_enabled": False,
+                "business_central_client_state": "bc-secret",
+                "business_central_subscriptions": False,
+            },
         )
     )
 
@@ -508,7 +513,11 @@ async def test_the_schedule_starts_syncs_on_its_own(
     gw = await make_gateway(
         make_settings(
             workflows=WORKFLOWS,
-            invoice_status={"schedule_enabled": True, "schedule_cron": "*/2 * * * * *"},
+            invoice_status={
+                "schedule_enabled": True,
+                "schedule_cron": "*/2 * * * * *",
+                "business_central_subscriptions": False,
+            },
         )
     )
     deadline = asyncio.get_running_loop().time() + 20
@@ -783,7 +792,11 @@ async def pg_gw(
     return await make_gateway(
         make_settings(
             workflows={"database_url": url, **WORKFLOWS},
-            invoice_status={"schedule_enabled": False, "business_central_client_state": "bc-secret"},
+            invoice_status={
+                "schedule_enabled": False,
+                "business_central_client_state": "bc-secret",
+                "business_central_subscriptions": False,
+            },
         )
     )
 
@@ -845,3 +858,182 @@ async def test_lost_answers_from_the_crm_and_the_psa_still_write_each_payment_on
             left = (await sandbox.get("/__sandbox/faults")).json()
             assert left in ([], {"items": []}, {"faults": []}), (vendor, left)
     assert any(step["attempt"] > 1 for step in run["steps"]), run["steps"]
+
+
+# --- Business Central subscriptions at start-up (issue 11) -----------------------------------------------
+
+BC_SECRET = "bc-client-state-0123456789"
+
+
+def _bc_settings(make_settings: Callable[..., Settings], **invoice_status: Any) -> Settings:
+    return make_settings(
+        erp_vendor="netsuite",
+        erp_by_legal_entity={"DE01": "business_central"},
+        workflows=WORKFLOWS,
+        business_central=VENDOR,
+        invoice_status={
+            "schedule_enabled": False,
+            "business_central_client_state": BC_SECRET,
+            "business_central_subscriptions": True,
+            **invoice_status,
+        },
+    )
+
+
+async def _started(settings: Settings, *, reachable: bool = True, outage: bool = False) -> Any:
+    """A gateway whose mounted Business Central delivers handshakes and notifications to the gateway
+    itself (as the real one would to the public URL), started after the test set its faults."""
+    from apis.gateway import build_gateway
+    from tests.conftest import GatewayHarness
+
+    harness = GatewayHarness(build_gateway(settings))
+    if reachable:
+        harness.sandbox_state("business-central").webhooks.transport = httpx.ASGITransport(app=harness.app)
+    if outage:
+        async with harness.sandbox("business-central") as admin:
+            injected = await admin.post("/__sandbox/faults", json={"kind": "outage"})
+            assert injected.status_code == 201, injected.text
+    await harness.start()
+    return harness
+
+
+async def _wait_for(condition: Callable[[], Any], what: str) -> Any:
+    deadline = asyncio.get_running_loop().time() + 30
+    while asyncio.get_running_loop().time() < deadline:
+        found = condition()
+        if found:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _bc_subscriptions(harness: Any) -> dict[str, Any]:
+    """The Business Central sandbox's own subscriptions, by collection (``salesInvoices``...)."""
+    webhooks = harness.sandbox_state("business-central").webhooks
+    found: dict[str, Any] = {}
+    for subscription in webhooks.subscriptions.values():
+        collection = subscription.resource.rsplit("/", 1)[-1]
+        assert collection not in found, f"two subscriptions to {collection}"
+        found[collection] = subscription
+    return found
+
+
+async def test_a_gateway_billing_from_business_central_subscribes_once_at_start_and_renews(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Start-up subscribes Stratum's notification URL to the company's salesInvoices and salesCreditMemos
+    (the webhook-supported collections invoice status needs; customerPayments is not one: "Working with
+    webhooks in Dynamics 365 Business Central", list of supported entities). Business Central's handshake
+    reaches Stratum's endpoint (the sandbox refuses a subscription whose handshake fails). A second start
+    finds them and makes none; a renewal moves expirationDateTime three days out."""
+    from structlog.testing import capture_logs
+
+    from process_apis.invoice_status import BC_NOTIFICATION_PATH, ensure_business_central_subscriptions
+    from sandboxes.business_central import DE_COMPANY_ID
+
+    settings = _bc_settings(make_settings)
+    first = await _started(settings)
+    try:
+        made = await _wait_for(lambda: len(_bc_subscriptions(first)) == 2 and _bc_subscriptions(first), "2")
+        assert sorted(made) == ["salesCreditMemos", "salesInvoices"]
+        for subscription in made.values():
+            # The default public URL (the mounted sandbox's transport delivers to this gateway whatever host).
+            assert subscription.notification_url == f"{settings.public_url}{BC_NOTIFICATION_PATH}"
+            assert subscription.client_state == BC_SECRET
+            assert subscription.resource.lower().startswith(f"companies({DE_COMPANY_ID})/".lower())
+        ids = {name: s.id for name, s in made.items()}
+    finally:
+        await first.stop()
+
+    # Two starts: still one subscription per collection (the sandbox keeps them across restarts).
+    with capture_logs() as logs:
+        second = await _started(settings)
+        try:
+            ensured = await _wait_for(
+                lambda: [e for e in logs if e["event"] == "bc_subscriptions_ensured"], "the start-up check"
+            )
+            assert ensured[0]["outcomes"] == {"salesInvoices": "kept", "salesCreditMemos": "kept"}
+            assert {name: s.id for name, s in _bc_subscriptions(second).items()} == ids
+
+            # Renewal: one that nears its expiry is renewed (PATCH, handshake again), the other kept.
+            invoices = _bc_subscriptions(second)["salesInvoices"]
+            soon = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+            invoices.expires = soon
+            result = await ensure_business_central_subscriptions("schedule")
+            assert result["subscriptions"] == {"salesInvoices": "renewed", "salesCreditMemos": "kept"}
+            renewed = _bc_subscriptions(second)["salesInvoices"]
+            assert renewed.id == ids["salesInvoices"]
+            assert renewed.expires > soon + dt.timedelta(days=2)
+            assert len(_bc_subscriptions(second)) == 2
+        finally:
+            await second.stop()
+    assert not [e for e in logs if e["event"] == "bc_subscription_failed"]
+    # The client state is a secret: no log line carries it.
+    assert BC_SECRET not in repr(logs)
+
+
+async def test_a_business_central_outage_at_start_is_logged_and_not_fatal(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        harness = await _started(_bc_settings(make_settings), outage=True)
+        try:
+            failed = await _wait_for(
+                lambda: [e for e in logs if e["event"] == "bc_subscription_failed"], "the failure"
+            )
+            assert failed[0]["trigger"] == "start"
+            assert "vendor-unavailable" in failed[0]["reason"]
+            assert _bc_subscriptions(harness) == {}
+            # The gateway serves on: invoice status still syncs (by polling: NetSuite answers).
+            async with harness.sandbox("business-central") as admin:
+                assert (await admin.delete("/__sandbox/faults")).status_code == 204
+            await _sync(harness)
+        finally:
+            await harness.stop()
+    assert BC_SECRET not in repr(logs)
+
+
+async def test_a_failed_handshake_is_logged_and_subscribes_nothing(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        harness = await _started(_bc_settings(make_settings), reachable=False)
+        try:
+            failed = await _wait_for(
+                lambda: [e for e in logs if e["event"] == "bc_subscription_failed"], "the failure"
+            )
+            assert failed[0]["reason"].startswith("vendor-rejected")
+            assert _bc_subscriptions(harness) == {}
+        finally:
+            await harness.stop()
+
+
+def test_no_subscription_where_business_central_could_never_deliver(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from process_apis.invoice_status import business_central_subscription_plan
+
+    assert business_central_subscription_plan(make_settings()).enabled is False  # NetSuite only
+    off = _bc_settings(make_settings, business_central_subscriptions=False)
+    assert business_central_subscription_plan(off).enabled is False
+    dev = business_central_subscription_plan(_bc_settings(make_settings))
+    assert (dev.enabled, dev.refused) == (True, None)
+    # A real Business Central (a base URL) cannot call back a plain-http public URL.
+    real = msgspec.structs.replace(
+        _bc_settings(make_settings),
+        business_central=msgspec.structs.replace(
+            Settings().business_central, base_url="https://api.businesscentral.dynamics.com"
+        ),
+    )
+    refused = business_central_subscription_plan(real)
+    assert refused.enabled
+    assert "https" in (refused.refused or "")
+    secure = msgspec.structs.replace(real, public_url="https://stratum.example.com")
+    assert business_central_subscription_plan(secure).refused is None
+    assert business_central_subscription_plan(secure).notification_url == (
+        "https://stratum.example.com/process/v1/erp-notifications/business-central"
+    )

@@ -820,3 +820,120 @@ async def test_a_schedule_naming_its_customer_needs_nothing_remembered(sandbox: 
     assert schedule.project_id == project.id
     drafts = schedule_drafts(sandbox, "opp-ms-restart.billing")
     assert [d["customerId"] for d in drafts] == [INITECH_CUSTOMER_ID] * 2
+
+
+# --- change subscriptions (webhooks) -----------------------------------------------------------------
+
+HOOK_URL = "https://stratum.example.com/process/v1/erp-notifications/business-central"
+
+
+def echo_handshakes(sandbox: Sandbox, handshakes: list[str] | None = None) -> None:
+    """Stratum's notification route as Business Central meets it: the handshake's token echoed (200)."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if handshakes is not None:
+            handshakes.append(str(request.url.copy_with(query=None)))
+        return httpx.Response(200, text=request.url.params.get("validationToken", ""))
+
+    sandbox.state.webhooks.transport = httpx.MockTransport(answer)
+
+
+def subscriptions_by_set(sandbox: Sandbox) -> dict[str, list[Any]]:
+    found: dict[str, list[Any]] = {}
+    for subscription in sandbox.state.webhooks.subscriptions.values():
+        found.setdefault(subscription.resource.rsplit("/", 1)[-1], []).append(subscription)
+    return found
+
+
+async def test_change_subscriptions_are_looked_up_before_they_are_made(
+    sandbox: Sandbox, erp: BusinessCentralErp
+) -> None:
+    """salesInvoices and salesCreditMemos ("Working with webhooks in Dynamics 365 Business Central", list
+    of supported entities; customerPayments is not one), each once, however often Stratum asks."""
+    handshakes: list[str] = []
+    echo_handshakes(sandbox, handshakes)
+    made = await erp.ensure_change_subscriptions(HOOK_URL, "secret-1")
+    assert [(s.resource, s.outcome) for s in made] == [
+        ("salesInvoices", "created"),
+        ("salesCreditMemos", "created"),
+    ]
+    assert handshakes == [HOOK_URL, HOOK_URL]
+    again = await erp.ensure_change_subscriptions(HOOK_URL, "secret-1")
+    assert [s.outcome for s in again] == ["kept", "kept"]
+    assert [s.subscription_id for s in again] == [s.subscription_id for s in made]
+    stored = subscriptions_by_set(sandbox)
+    assert sorted(stored) == ["salesCreditMemos", "salesInvoices"]
+    assert all(len(subs) == 1 for subs in stored.values())
+    assert stored["salesInvoices"][0].resource == f"companies({DE_COMPANY_ID})/salesInvoices"
+    assert len(await sandbox.requests("/subscriptions", method="POST")) == 2
+    # Another URL (another gateway) is another subscriber: its own subscriptions.
+    other = await erp.ensure_change_subscriptions("https://other.example.com/hook", "secret-2")
+    assert [s.outcome for s in other] == ["created", "created"]
+    assert len(sandbox.state.webhooks.subscriptions) == 4
+
+
+async def test_a_subscription_near_its_expiry_or_with_another_client_state_is_renewed(
+    sandbox: Sandbox, erp: BusinessCentralErp
+) -> None:
+    """Renewal is a PATCH with If-Match ("Update subscriptions"), which handshakes again and moves
+    expirationDateTime to three days from now; a rotated client state is written the same way."""
+    echo_handshakes(sandbox)
+    await erp.ensure_change_subscriptions(HOOK_URL, "secret-1")
+    invoices = subscriptions_by_set(sandbox)["salesInvoices"][0]
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(hours=12)
+    invoices.expires = soon
+    renewed = await erp.ensure_change_subscriptions(HOOK_URL, "secret-1")
+    assert [s.outcome for s in renewed] == ["renewed", "kept"]
+    assert invoices.expires > soon + dt.timedelta(days=2)
+    assert renewed[0].expires_at is not None
+    assert renewed[0].expires_at > soon + dt.timedelta(days=2)
+    assert [m for m, _, status in await sandbox.requests("/subscriptions(", method="PATCH") if status == 200]
+
+    rotated = await erp.ensure_change_subscriptions(HOOK_URL, "secret-2")
+    assert [s.outcome for s in rotated] == ["renewed", "renewed"]
+    assert {s.client_state for s in sandbox.state.webhooks.subscriptions.values()} == {"secret-2"}
+    assert len(sandbox.state.webhooks.subscriptions) == 2
+
+
+async def test_duplicate_subscriptions_are_deleted_keeping_the_longest_lived(
+    sandbox: Sandbox, erp: BusinessCentralErp
+) -> None:
+    """Two workers that looked at the same moment may both have subscribed: Business Central documents no
+    refusal of a duplicate, so the extra one is deleted (DELETE with If-Match)."""
+    echo_handshakes(sandbox)
+    await erp.ensure_change_subscriptions(HOOK_URL, "secret-1")
+    webhooks = sandbox.state.webhooks
+    first = subscriptions_by_set(sandbox)["salesInvoices"][0]
+    extra = webhooks.add(HOOK_URL, first.resource, "secret-1")
+    extra.expires = first.expires - dt.timedelta(minutes=5)
+    result = await erp.ensure_change_subscriptions(HOOK_URL, "secret-1")
+    assert [s.outcome for s in result] == ["kept", "kept"]
+    assert [s.id for s in subscriptions_by_set(sandbox)["salesInvoices"]] == [first.id]
+
+
+async def test_a_lost_subscribe_answer_is_found_not_repeated(sandbox: Sandbox) -> None:
+    echo_handshakes(sandbox)
+
+    class LoseFirstSubscribe(httpx.AsyncBaseTransport):
+        lost = False
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await sandbox.transport.handle_async_request(request)
+            if request.method == "POST" and request.url.path.endswith("/subscriptions") and not self.lost:
+                self.lost = True
+                await response.aread()
+                await response.aclose()
+                raise httpx.ReadTimeout("the answer was lost on the way back", request=request)
+            return response
+
+    erp = sandbox.erp(transport=LoseFirstSubscribe())
+    made = await erp.ensure_change_subscriptions(HOOK_URL, "secret-1")
+    assert [s.outcome for s in made] == ["created", "created"]
+    assert all(len(subs) == 1 for subs in subscriptions_by_set(sandbox).values())
+
+
+async def test_a_failed_handshake_refuses_the_subscription(sandbox: Sandbox, erp: BusinessCentralErp) -> None:
+    sandbox.state.webhooks.transport = httpx.MockTransport(lambda request: httpx.Response(404))
+    with pytest.raises(VendorRejected, match="validation token"):
+        await erp.ensure_change_subscriptions(HOOK_URL, "secret-1")
+    assert sandbox.state.webhooks.subscriptions == {}
