@@ -37,6 +37,20 @@ Triggers: a DBOS scheduled workflow (every minute, ``invoice_status.schedule_cro
 ``invoice_status.schedule_enabled``), ``POST /process/v1/invoice-status-syncs``, and Business Central's
 webhooks (``POST /process/v1/erp-notifications/business-central``: the validation handshake, then a
 notification on salesInvoices or customerPayments starts a sync, coalesced to one at a time).
+
+Business Central subscriptions: where any legal entity's ERP is Business Central (and
+``invoice_status.business_central_subscriptions`` is on), Stratum subscribes its own notification URL
+(``{public_url}/process/v1/erp-notifications/business-central``) through the system tier
+(``PUT /system/v1/erp/change-subscriptions``; the adapter looks before it creates, BC documents no refusal
+of duplicates, and renews what expires within 2 days: subscriptions live 3 days). It subscribes
+salesInvoices and salesCreditMemos: the webhook-supported collections ("Working with webhooks in Dynamics
+365 Business Central", list of supported entities) that carry what invoice status needs; customerPayments
+is not supported, a posted payment shows as its invoice's change. When: one check queued at each start-up
+(a DBOS workflow, not run inline: BC's handshake calls back into the gateway, which serves only once
+start-up is over) and a DBOS schedule (``business_central_renewal_cron``, every 6 hours by default). Never
+fatal: a BC outage, a refused subscription or a failed handshake logs ``bc_subscription_failed`` with the
+reason (never the client state) and the polling schedule keeps status coming. A real BC (a base URL) or
+the production profile with a plain-http public URL is not subscribed (BC cannot call it back): logged.
 """
 
 from __future__ import annotations
