@@ -645,6 +645,49 @@ async def test_create_invoice_twice_is_one_posted_invoice(sandbox: Sandbox, erp:
     assert stored[0]["status"] == "Open"
 
 
+async def test_an_invoice_answers_its_external_key_as_stratum_wrote_it(
+    sandbox: Sandbox, erp: BusinessCentralErp
+) -> None:
+    """externalDocumentNumber is a Code[35] field ("salesInvoice resource type", API v2.0): Business
+    Central keeps it upper-cased. Reads answer the key as Stratum gave it, however BC stores it; the look
+    before create compares it case-insensitively."""
+    invoice, _ = await erp.create_invoice(invoice_command("bill:3001:2026-02"))
+    (stored,) = sandbox.records("salesInvoices", externalDocumentNumber="BILL:3001:2026-02")
+    assert stored["salesInvoiceLines"][0]["description"] == "Key: bill:3001:2026-02"
+    assert (await erp.get_invoice(invoice.id)).external_key == "bill:3001:2026-02"
+    listed = await erp.list_invoices(InvoiceFilter(customer_id=MUELLER_CUSTOMER_ID), limit=1000)
+    assert [i.external_key for i in listed.items if i.id == invoice.id] == ["bill:3001:2026-02"]
+    # The same key in another case is the same invoice (never a second one), answered as this call gave it.
+    upper, created = await erp.create_invoice(invoice_command("BILL:3001:2026-02"))
+    assert (upper.id, created, upper.external_key) == (invoice.id, False, "BILL:3001:2026-02")
+    assert len(sandbox.records("salesInvoices", externalDocumentNumber="BILL:3001:2026-02")) == 1
+    # A key line someone edited to name another key is not believed: the stored number is answered.
+    stored["salesInvoiceLines"][0]["description"] = "Key: bill:9999:2026-02"
+    assert (await erp.get_invoice(invoice.id)).external_key == "BILL:3001:2026-02"
+
+
+async def test_a_key_longer_than_the_code_field_is_never_truncated(
+    sandbox: Sandbox, erp: BusinessCentralErp
+) -> None:
+    """A key over 35 characters would be cut by the Code[35] field (two keys sharing their first 35
+    characters would then be one invoice): it is stored as a 35-character hash, and read back whole."""
+    long_a = "bill:" + "0123456789abcdef" * 4 + ":2026-02"
+    long_b = long_a.replace(":2026-02", ":2026-03")
+    assert long_a.upper()[:35] == long_b.upper()[:35]
+    a, _ = await erp.create_invoice(invoice_command(long_a))
+    b, _ = await erp.create_invoice(invoice_command(long_b))
+    again, created = await erp.create_invoice(invoice_command(long_a))
+    assert a.id != b.id
+    assert (again.id, created) == (a.id, False)
+    stored = sandbox.state.records["salesInvoices"][a.id]
+    number = stored["externalDocumentNumber"]
+    assert number == business_key(long_a, 35)
+    assert len(number) <= 35
+    assert not long_a.upper().startswith(number)
+    assert (await erp.get_invoice(a.id)).external_key == long_a
+    assert (await erp.get_invoice(b.id)).external_key == long_b
+
+
 async def test_a_lost_invoice_create_then_a_retry_makes_exactly_one(
     sandbox: Sandbox, erp: BusinessCentralErp
 ) -> None:
