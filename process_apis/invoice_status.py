@@ -773,8 +773,12 @@ async def start_business_central_subscriptions() -> None:
         if live:
             with SetWorkflowID(f"bcsub-start-{uuid.uuid4().hex[:20]}"):
                 await DBOS.enqueue_workflow_async(QUEUE_NAME, business_central_subscriptions, "start")
-    except dbos_error.DBOSException as exc:
-        log.warning("bc_subscription_failed", trigger="start", reason=f"the run database refused: {exc!r}")
+    except Exception as exc:  # a start-up nicety: whatever the run database says, the gateway serves on
+        log.warning(
+            "bc_subscription_failed",
+            trigger="start",
+            reason=f"the check could not be queued: {type(exc).__name__}",
+        )
 
 
 # --- routes -----------------------------------------------------------------------------------------------
