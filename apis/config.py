@@ -301,10 +301,18 @@ class InvoiceStatusSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_un
     # Shared secret a Business Central subscription carries as clientState; None: derived from the data dir's
     # CRM events secret (a separate value per purpose, see process_apis/invoice_status.py).
     business_central_client_state: str | None = None
+    # Where an ERP is Business Central, Stratum subscribes {public_url}/process/v1/erp-notifications/
+    # business-central to its invoice changes at start-up and renews the subscriptions on
+    # `business_central_renewal_cron` (they expire after 3 days). False: no subscription; status comes by
+    # the polling schedule (and POST /process/v1/invoice-status-syncs) alone.
+    business_central_subscriptions: bool = True
+    business_central_renewal_cron: str = "17 */6 * * *"
 
     def __post_init__(self) -> None:
-        if not 9 <= len(self.schedule_cron) <= 100 or len(self.schedule_cron.split()) not in (5, 6):
-            raise ValueError("invoice_status schedule_cron must be a cron expression (5 or 6 fields)")
+        for name in ("schedule_cron", "business_central_renewal_cron"):
+            cron: str = getattr(self, name)
+            if not 9 <= len(cron) <= 100 or len(cron.split()) not in (5, 6):
+                raise ValueError(f"invoice_status {name} must be a cron expression (5 or 6 fields)")
         if not 0 <= self.overlap_seconds <= 3600:
             raise ValueError("invoice_status overlap_seconds must be between 0 and 3600")
 

@@ -21,6 +21,7 @@ from process_apis.invoice_status import (
     BC_NOTIFICATION_ROUTES,
     INVOICE_STATUS_ROUTES,
     business_central_client_state,
+    business_central_subscription_plan,
     configure_invoice_status,
     sync_schedule,
 )
@@ -112,6 +113,7 @@ def create_process_app(
         runtime.store,
         settings.invoice_status,
         business_central_client_state(settings.invoice_status, crm_events_secret(settings)),
+        business_central_subscription_plan(settings),
     )
     app = Litestar(
         route_handlers=[

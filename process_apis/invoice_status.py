@@ -12,7 +12,10 @@
    happens (an echo of Stratum's own writes, e.g. the billing run creating the invoice, or a re-read of an
    unchanged invoice in the overlap); else the CRM invoice status is upserted (one record per ERP invoice,
    deal = the PSA project's external key), each new payment is told to the PSA once (keyed by the ERP
-   payment id; the PSA invoice found by the billing key), the new state is recorded, and one of
+   payment id; the PSA invoice found by the billing key) with the amount it paid on THAT invoice
+   (``Payment.applied_to``: a NetSuite payment's apply line, a Business Central journal line's one invoice;
+   a payment over several invoices with no split from the ERP is logged ``payment_split_unknown`` and not
+   told, never told its whole amount), the new state is recorded, and one of
    ``invoice.paid`` / ``invoice.partially_paid`` / ``invoice.overdue`` is published with an id derived from
    the invoice and its new state, so two syncs that saw the same change publish one event;
 4. the watermark moves to this run's start time, only after every change was applied: a change landing
@@ -34,6 +37,20 @@ Triggers: a DBOS scheduled workflow (every minute, ``invoice_status.schedule_cro
 ``invoice_status.schedule_enabled``), ``POST /process/v1/invoice-status-syncs``, and Business Central's
 webhooks (``POST /process/v1/erp-notifications/business-central``: the validation handshake, then a
 notification on salesInvoices or customerPayments starts a sync, coalesced to one at a time).
+
+Business Central subscriptions: where any legal entity's ERP is Business Central (and
+``invoice_status.business_central_subscriptions`` is on), Stratum subscribes its own notification URL
+(``{public_url}/process/v1/erp-notifications/business-central``) through the system tier
+(``PUT /system/v1/erp/change-subscriptions``; the adapter looks before it creates, BC documents no refusal
+of duplicates, and renews what expires within 2 days: subscriptions live 3 days). It subscribes
+salesInvoices and salesCreditMemos: the webhook-supported collections ("Working with webhooks in Dynamics
+365 Business Central", list of supported entities) that carry what invoice status needs; customerPayments
+is not supported, a posted payment shows as its invoice's change. When: one check queued at each start-up
+(a DBOS workflow, not run inline: BC's handshake calls back into the gateway, which serves only once
+start-up is over) and a DBOS schedule (``business_central_renewal_cron``, every 6 hours by default). Never
+fatal: a BC outage, a refused subscription or a failed handshake logs ``bc_subscription_failed`` with the
+reason (never the client state) and the polling schedule keeps status coming. A real BC (a base URL) or
+the production profile with a plain-http public URL is not subscribed (BC cannot call it back): logged.
 """
 
 from __future__ import annotations
@@ -46,6 +63,7 @@ import time
 import uuid
 from decimal import Decimal
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import msgspec
 from dbos import DBOS, SetWorkflowAttributes, SetWorkflowID
@@ -54,7 +72,7 @@ from litestar import Request, Response
 from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from apis.config import InvoiceStatusSettings
+from apis.config import InvoiceStatusSettings, Settings
 from apis.context import current_correlation_id
 from apis.json_limits import MAX_JSON_DEPTH, json_too_deep
 from apis.logging import get_logger
@@ -65,18 +83,28 @@ from contracts.models.billing import CrmInvoiceStatus, CrmInvoiceStatusUpdate, P
 from contracts.models.common import Money
 from contracts.models.delivery import ProjectPage, ProjectStatus
 from contracts.models.events import InvoiceStatusChanged
-from contracts.models.finance import Invoice, InvoiceStatus, Payment
+from contracts.models.finance import (
+    ChangeSubscription,
+    ChangeSubscriptionRequest,
+    Invoice,
+    InvoiceStatus,
+    Payment,
+)
 from contracts.models.process import Owner, Run, RunState, Workflow
 from process_apis.engine import QUEUE_NAME
 from process_apis.metrics import INVOICE_STATUS_SYNC_LAG_SECONDS, UNBILLED_APPROVED_WORK
 from process_apis.saga import Saga, StepFailure, services
 
 __all__ = [
+    "BC_NOTIFICATION_PATH",
     "BC_NOTIFICATION_ROUTES",
     "INVOICE_STATUS_ROUTES",
     "INVOICE_STATUS_SYNC_WORKFLOW",
+    "BcSubscriptionPlan",
+    "business_central_subscription_plan",
     "configure_invoice_status",
     "crm_status",
+    "ensure_business_central_subscriptions",
     "invoice_status_sync",
     "parse_billing_key",
     "start_invoice_status_sync",
@@ -94,20 +122,65 @@ _PAGE = 100
 _encoder = msgspec.json.Encoder()
 
 
+BC_NOTIFICATION_PATH = "/process/v1/erp-notifications/business-central"
+
+
+class BcSubscriptionPlan(msgspec.Struct, kw_only=True, frozen=True):
+    """What start-up and the renewal schedule do about Business Central's webhooks, worked out once from
+    the settings: nothing (``enabled`` False: no ERP is Business Central, or the setting is off), log why
+    it cannot work (``refused``), or subscribe ``notification_url``."""
+
+    enabled: bool = False
+    notification_url: str = ""
+    refused: str | None = None
+    renewal_cron: str = "17 */6 * * *"
+
+
+def business_central_subscription_plan(settings: Settings) -> BcSubscriptionPlan:
+    """The plan for these settings: on where any legal entity's ERP is Business Central (``erp_vendor`` or
+    ``erp_by_legal_entity``) and ``invoice_status.business_central_subscriptions`` is on; refused when a
+    real Business Central (a base URL set) or the production profile would be handed a plain-http URL:
+    Business Central is a cloud service and its notification URLs are https (every example in "Working
+    with webhooks in Dynamics 365 Business Central", learn.microsoft.com), so it would never reach it."""
+    uses_bc = "business_central" in {settings.erp_vendor, *settings.erp_by_legal_entity.values()}
+    wanted = uses_bc and settings.invoice_status.business_central_subscriptions
+    url = settings.public_url.rstrip("/") + BC_NOTIFICATION_PATH
+    refused = None
+    real = settings.business_central.base_url is not None
+    if urlsplit(url).scheme != "https" and (real or settings.profile == "production"):
+        refused = (
+            "STRATUM_PUBLIC_URL is not https: Business Central cannot deliver webhooks to it, so invoice "
+            "status comes by the polling schedule only; set it to the gateway's public https address"
+        )
+    return BcSubscriptionPlan(
+        enabled=wanted,
+        notification_url=url,
+        refused=refused,
+        renewal_cron=settings.invoice_status.business_central_renewal_cron,
+    )
+
+
 class _Config:
     store: StateStore | None = None
     settings: InvoiceStatusSettings = InvoiceStatusSettings()
     client_state: str = ""
+    bc_plan: BcSubscriptionPlan = BcSubscriptionPlan()
 
 
 _config = _Config()
 
 
-def configure_invoice_status(store: StateStore, settings: InvoiceStatusSettings, client_state: str) -> None:
+def configure_invoice_status(
+    store: StateStore,
+    settings: InvoiceStatusSettings,
+    client_state: str,
+    bc_plan: BcSubscriptionPlan | None = None,
+) -> None:
     """Set by the process app: DBOS workflows are process-wide functions, the store is the runtime's."""
     _config.store = store
     _config.settings = settings
     _config.client_state = client_state
+    _config.bc_plan = bc_plan if bc_plan is not None else BcSubscriptionPlan()
 
 
 def _store() -> StateStore:
@@ -302,7 +375,9 @@ async def _read_changes(since: dt.datetime | None, overdue_scan: bool) -> _Chang
                     break
     # A payment changes its invoices' balance even where the ERP did not stamp the invoice as changed.
     for payment in payments.values():
-        for invoice_id in payment.invoice_ids:
+        for invoice_id in dict.fromkeys(
+            [*payment.invoice_ids, *(a.invoice_id for a in payment.applications)]
+        ):
             if invoice_id not in invoices:
                 invoices[invoice_id] = await system.get_invoice(invoice_id)
     # Payments of one invoice in the order they were made: the balance after each is told to the PSA.
@@ -364,19 +439,26 @@ async def _apply(saga: Saga, invoice: Invoice, payments: list[Payment]) -> _Outc
     if new_payments:
         psa_invoice = await system.find_psa_invoice(billing_key)
         if psa_invoice is not None:
-            # The balance after each payment: today's, plus what the payments after it paid.
+            # What each payment paid on THIS invoice (a payment may pay several: only its share here),
+            # and the balance after it: today's, plus what the payments after it paid on this invoice.
+            shares = [(payment, payment.applied_to(invoice.id)) for payment in new_payments]
             later = Decimal(0)
             balances: list[Decimal] = []
-            for payment in reversed(new_payments):
+            for _payment, share in reversed(shares):
                 balances.append(max(invoice.balance.amount, Decimal(0)) + later)
-                later += payment.amount.amount
-            for payment, balance in zip(new_payments, reversed(balances), strict=True):
+                later += share.amount if share is not None else Decimal(0)
+            for (payment, share), balance in zip(shares, reversed(balances), strict=True):
+                if share is None:
+                    # The ERP applied it to several invoices without saying how much to each: telling
+                    # the PSA its whole amount would overstate this invoice's payments.
+                    log.warning("payment_split_unknown", erp_invoice_id=invoice.id, erp_payment_id=payment.id)
+                    continue
                 await system.record_psa_payment(
                     psa_invoice.id,
                     PsaPaymentRecord(
                         erp_payment_id=payment.id,
                         date=payment.date,
-                        amount=payment.amount.amount,
+                        amount=share.amount,
                         currency=invoice.currency,
                         balance=balance,
                     ),
@@ -454,7 +536,10 @@ async def invoice_status_sync(
     )
     by_invoice: dict[str, list[Payment]] = {}
     for payment in changes.payments:
-        for invoice_id in payment.invoice_ids:
+        # Each invoice the payment paid gets it once, however the ERP lists it (ids and/or split).
+        for invoice_id in dict.fromkeys(
+            [*payment.invoice_ids, *(a.invoice_id for a in payment.applications)]
+        ):
             by_invoice.setdefault(invoice_id, []).append(payment)
     applied: list[str] = []
     published: list[str] = []
@@ -618,21 +703,95 @@ async def invoice_status_sync_tick(scheduled: dt.datetime, context: Any) -> None
 
 
 async def sync_schedule(settings: InvoiceStatusSettings) -> None:
-    """Make the run database's schedule what the settings say (DBOS keeps schedules there, so every
-    worker's scheduler sees one): created, replaced when its cron changed, deleted when turned off."""
-    existing = await DBOS.get_schedule_async(SCHEDULE_NAME)
-    wanted = settings.schedule_cron if settings.schedule_enabled else None
+    """Make the run database's schedules what the settings say (DBOS keeps schedules there, so every
+    worker's scheduler sees one): created, replaced when its cron changed, deleted when turned off. Also
+    queues this start's Business Central subscription check (see ``start_business_central_subscriptions``)."""
+    await _reconcile_schedule(
+        SCHEDULE_NAME, settings.schedule_cron if settings.schedule_enabled else None, invoice_status_sync_tick
+    )
+    await start_business_central_subscriptions()
+
+
+async def _reconcile_schedule(name: str, wanted: str | None, workflow_fn: Any) -> None:
+    existing = await DBOS.get_schedule_async(name)
     if existing is not None and existing["schedule"] != wanted:
-        await DBOS.delete_schedule_async(SCHEDULE_NAME)
+        await DBOS.delete_schedule_async(name)
         existing = None
-    if settings.schedule_enabled and existing is None:
+    if wanted is not None and existing is None:
         with contextlib.suppress(dbos_error.DBOSException):  # another worker created it first
             await DBOS.create_schedule_async(
-                schedule_name=SCHEDULE_NAME,
-                workflow_fn=invoice_status_sync_tick,
-                schedule=settings.schedule_cron,
-                queue_name=QUEUE_NAME,
+                schedule_name=name, workflow_fn=workflow_fn, schedule=wanted, queue_name=QUEUE_NAME
             )
+
+
+# --- Business Central subscriptions (so its webhooks reach the notification route below) -------------------
+
+BC_SUBSCRIPTIONS_SCHEDULE = "business-central-subscriptions"
+BC_SUBSCRIPTIONS_WORKFLOW = "business_central_subscriptions"
+
+
+async def ensure_business_central_subscriptions(trigger: str) -> dict[str, Any]:
+    """Ask the system tier to make Business Central push invoice changes to Stratum's notification URL
+    (``PUT /system/v1/erp/change-subscriptions``: looked up before created, renewed near expiry; Business
+    Central handshakes with the URL first). Never raises: a Business Central that is down, refuses the
+    subscription or fails the handshake is logged (``bc_subscription_failed`` with the reason; the client
+    state never) and status keeps coming by the polling schedule. The outcome per collection, or why none."""
+    plan = _config.bc_plan
+    if not plan.enabled:
+        return {"outcome": "off"}
+    if plan.refused is not None:
+        log.warning("bc_subscription_failed", trigger=trigger, reason=plan.refused)
+        return {"outcome": "refused", "reason": plan.refused}
+    request = ChangeSubscriptionRequest(
+        notification_url=plan.notification_url, client_state=_config.client_state
+    )
+    try:
+        items: list[ChangeSubscription] = await services().system.ensure_erp_change_subscriptions(request)
+    except ProblemError as exc:
+        reason = f"{exc.kind.code}: {exc.detail}"
+        log.warning("bc_subscription_failed", trigger=trigger, reason=reason, url=plan.notification_url)
+        return {"outcome": "failed", "reason": reason}
+    outcomes = {item.resource: item.outcome for item in items}
+    log.info("bc_subscriptions_ensured", trigger=trigger, url=plan.notification_url, outcomes=outcomes)
+    return {"outcome": "ensured", "subscriptions": outcomes}
+
+
+@DBOS.workflow(name=BC_SUBSCRIPTIONS_WORKFLOW)
+async def business_central_subscriptions(trigger: str) -> dict[str, Any]:
+    """One check of the subscriptions (safe to repeat: a recovered run just checks again)."""
+    return await ensure_business_central_subscriptions(trigger)
+
+
+@DBOS.workflow(name="business_central_subscriptions_tick")
+async def business_central_subscriptions_tick(scheduled: dt.datetime, context: Any) -> None:
+    """The renewal schedule's tick (one worker per cron time): renew what nears its 3-day expiry."""
+    del scheduled, context
+    await ensure_business_central_subscriptions("schedule")
+
+
+async def start_business_central_subscriptions() -> None:
+    """At start-up: the renewal schedule made what the plan says, and one check queued. Queued, not run
+    here: Business Central's handshake calls back into the gateway, which is not serving until start-up
+    is over; a worker runs it a moment later. Never fatal (a run database that refuses is logged)."""
+    plan = _config.bc_plan
+    if plan.enabled and plan.refused is not None:
+        log.warning("bc_subscription_failed", trigger="start", reason=plan.refused)
+    live = plan.enabled and plan.refused is None
+    try:
+        await _reconcile_schedule(
+            BC_SUBSCRIPTIONS_SCHEDULE,
+            plan.renewal_cron if live else None,
+            business_central_subscriptions_tick,
+        )
+        if live:
+            with SetWorkflowID(f"bcsub-start-{uuid.uuid4().hex[:20]}"):
+                await DBOS.enqueue_workflow_async(QUEUE_NAME, business_central_subscriptions, "start")
+    except Exception as exc:  # a start-up nicety: whatever the run database says, the gateway serves on
+        log.warning(
+            "bc_subscription_failed",
+            trigger="start",
+            reason=f"the check could not be queued: {type(exc).__name__}",
+        )
 
 
 # --- routes -----------------------------------------------------------------------------------------------

@@ -15,6 +15,9 @@ from contracts.models import (
     BillableItemPage,
     BillingSchedule,
     BillingScheduleCreate,
+    ChangeSubscription,
+    ChangeSubscriptionList,
+    ChangeSubscriptionRequest,
     ContactPage,
     CrmInvoiceStatusUpdate,
     Customer,
@@ -206,6 +209,15 @@ class SystemApiClient(TierClient):
         return await self._post(path, PsaInvoice, payment, idempotency_key=idempotency_key)
 
     # ERP
+    async def ensure_erp_change_subscriptions(
+        self, request: ChangeSubscriptionRequest
+    ) -> list[ChangeSubscription]:
+        """The ERPs' push subscriptions to the URL, made or renewed as needed (safe to repeat: no key)."""
+        found = await self._write(
+            "PUT", "/system/v1/erp/change-subscriptions", ChangeSubscriptionList, request
+        )
+        return found.items
+
     async def upsert_erp_customer(self, command: CustomerUpsert, *, idempotency_key: str) -> Customer:
         return await self._post(
             "/system/v1/erp/customers", Customer, command, idempotency_key=idempotency_key

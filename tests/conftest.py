@@ -49,8 +49,11 @@ def redis_url() -> str:
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         overrides.setdefault("data_dir", str(tmp_path / "data"))
-        # No scheduled invoice status syncs in tests unless a test asks (they would add runs at random).
-        overrides.setdefault("invoice_status", {"schedule_enabled": False})
+        # No scheduled invoice status syncs in tests unless a test asks (they would add runs at random), nor
+        # Business Central subscriptions at start-up (they would spend a test's injected BC faults).
+        overrides.setdefault(
+            "invoice_status", {"schedule_enabled": False, "business_central_subscriptions": False}
+        )
         return load_settings({}, **overrides)
 
     return make

@@ -51,6 +51,9 @@ __all__ = [
     "BillingSchedule",
     "BillingScheduleCreate",
     "BillingScheduleLine",
+    "ChangeSubscription",
+    "ChangeSubscriptionList",
+    "ChangeSubscriptionRequest",
     "CustomerMatch",
     "CustomerMatchList",
     "CustomerMatchQuery",
@@ -62,6 +65,7 @@ __all__ = [
     "InvoicePage",
     "InvoiceStatus",
     "Payment",
+    "PaymentApplication",
     "PaymentPage",
     "UpsertResult",
 ]
@@ -206,7 +210,19 @@ class InvoiceCreate(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     memo: Annotated[str, msgspec.Meta(max_length=255)] | None = None
 
 
+class PaymentApplication(msgspec.Struct, kw_only=True, frozen=True):
+    """The part of a payment the ERP applied to one invoice."""
+
+    invoice_id: str
+    amount: Money
+
+
 class Payment(msgspec.Struct, kw_only=True, frozen=True):
+    """A customer payment. ``amount`` is the whole payment; ``applications`` says how much of it went to
+    each invoice (NetSuite: each ``apply`` line's amount; Business Central: a payment journal line applies
+    to one invoice). ``invoice_ids`` lists the same invoices (kept for existing callers); an ERP that gives
+    no split leaves ``applications`` empty."""
+
     id: str
     customer_id: str
     date: dt.date
@@ -214,6 +230,18 @@ class Payment(msgspec.Struct, kw_only=True, frozen=True):
     invoice_ids: list[str] = []
     system_ids: SystemIds = msgspec.field(default_factory=SystemIds)
     updated_at: dt.datetime | None = None
+    applications: list[PaymentApplication] = []
+
+    def applied_to(self, invoice_id: str) -> Money | None:
+        """What this payment paid on ``invoice_id``: the ERP's split, else the whole amount when the
+        payment applies to that invoice alone; None when the ERP gives no split over several invoices."""
+        found = [a.amount for a in self.applications if a.invoice_id == invoice_id]
+        if found:
+            total = sum((m.amount for m in found), Decimal(0))
+            return Money(amount=total, currency=found[0].currency)
+        if not self.applications and self.invoice_ids == [invoice_id]:
+            return self.amount
+        return None
 
 
 class PaymentPage(msgspec.Struct, kw_only=True, frozen=True):
@@ -253,3 +281,50 @@ class CustomerMatch(msgspec.Struct, kw_only=True, frozen=True):
 
 class CustomerMatchList(msgspec.Struct, kw_only=True, frozen=True):
     items: list[CustomerMatch]
+
+
+# --- change subscriptions (an ERP pushing its changes to Stratum) -----------------------------------------
+
+
+class ChangeSubscriptionRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Make every ERP that can push changes (Business Central's webhooks; NetSuite has none) notify
+    ``notification_url`` when an invoice changes, each notification carrying ``client_state``."""
+
+    notification_url: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=10,
+            max_length=2048,
+            pattern=r"^https?://[!-~]+$",  # printable ASCII: a URL, percent-encoded
+            description="The absolute URL the ERP posts its notifications (and its handshake) to.",
+        ),
+    ]
+    client_state: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            max_length=2048,
+            description="The shared secret every notification carries back (never answered or logged).",
+        ),
+    ]
+
+
+class ChangeSubscription(msgspec.Struct, kw_only=True, frozen=True):
+    """One ERP subscription that pushes a collection's changes to the notification URL."""
+
+    vendor: str
+    resource: Annotated[str, msgspec.Meta(description="The ERP collection watched, e.g. salesInvoices.")]
+    subscription_id: str
+    expires_at: dt.datetime | None = None
+    outcome: Annotated[
+        str,
+        msgspec.Meta(
+            description="`created` (none existed), `renewed` (it was near its expiry, or carried another "
+            "client state) or `kept` (it was there and fresh).",
+            examples=["created"],
+        ),
+    ]
+
+
+class ChangeSubscriptionList(msgspec.Struct, kw_only=True, frozen=True):
+    items: list[ChangeSubscription]

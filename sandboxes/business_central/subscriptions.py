@@ -35,6 +35,12 @@ class _SubscriptionBody(msgspec.Struct, frozen=True, rename="camel"):
     client_state: Annotated[str, msgspec.Meta(max_length=2048)] = ""  # documented: up to 2048 characters
 
 
+class _SubscriptionChanges(msgspec.Struct, frozen=True, rename="camel"):
+    notification_url: Annotated[str, msgspec.Meta(min_length=1)] | None = None
+    resource: str | None = None
+    client_state: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
+
+
 def _subscription(sandbox: BusinessCentralSandbox, rest: str) -> Subscription | None:
     """The subscription ``subscriptions('{id}')`` names; None for the collection itself."""
     segments = [segment for segment in rest.strip("/").split("/") if segment]
@@ -132,11 +138,27 @@ async def renew_subscription(
             405, "BadRequest_MethodNotAllowed", "'PATCH' requests for this resource are not allowed."
         )
     _subscription_if_match(request, subscription)
+    # The body is the subscription as the client wants it ("Update subscriptions", api-reference/v2.0/api/
+    # dynamics_subscriptions_update: notificationUrl, resource, clientState); an empty one just renews.
+    changes = _SubscriptionChanges()
+    if (await request.body()).strip():
+        try:
+            changes = msgspec.convert(await read_body(request), _SubscriptionChanges)
+        except msgspec.ValidationError as exc:
+            raise bad_request(f"The subscription is not valid: {exc}") from None
+    if (
+        changes.resource is not None
+        and _subscription_resource(sandbox, changes.resource) != subscription.resource
+    ):
+        # Unverified: that the resource cannot be changed by PATCH (a subscription is to one resource).
+        raise bad_request("The resource of a subscription cannot be changed.")
+    url = changes.notification_url or subscription.notification_url
     # A renewal handshakes again, as Business Central does before it extends the subscription.
-    if not await sandbox.webhooks.handshake(subscription.notification_url):
-        raise bad_request(
-            f"The notification URL '{subscription.notification_url}' did not return the validation token."
-        )
+    if not await sandbox.webhooks.handshake(url):
+        raise bad_request(f"The notification URL '{url}' did not return the validation token.")
+    subscription.notification_url = url
+    if changes.client_state is not None:
+        subscription.client_state = changes.client_state
     sandbox.webhooks.renew(subscription)
     return json_response(
         {"@odata.context": context_url(request, "subscriptions/$entity"), **subscription.render()}

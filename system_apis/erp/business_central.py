@@ -92,6 +92,7 @@ from apis.oauth_client import ClientCredentialsAuth
 from contracts.models import (
     BillingSchedule,
     BillingScheduleCreate,
+    ChangeSubscription,
     Customer,
     CustomerMatch,
     CustomerMatchQuery,
@@ -118,6 +119,7 @@ from system_apis.erp.business_central_mapping import (
     BcInvoice,
     BcPayment,
     BcProject,
+    BcSubscription,
     BcTaxArea,
     ODataPage,
     ScheduleRef,
@@ -136,9 +138,11 @@ from system_apis.erp.business_central_mapping import (
     is_guid,
     odata_datetime,
     odata_quote,
+    parse_bc_datetime,
     payment_from_bc,
     project_body,
     project_from_bc,
+    same_subscription_resource,
     schedule_document_number,
     schedule_invoice_body,
     schedule_key,
@@ -183,6 +187,14 @@ _MAX_SCANNED_CANDIDATES = 5000
 _JSON = {"Content-Type": "application/json"}
 _CONFLICT = "Request_EntityChanged"
 _KEY_EXISTS = "Internal_EntityWithSameKeyExists"
+# The collections whose changes Stratum's invoice status needs, among those Business Central sends webhooks
+# for ("Working with webhooks in Dynamics 365 Business Central", "List of supported entities": salesInvoices
+# and salesCreditMemos are there; customerPayments is not, only customerPaymentJournals, whose lines are
+# the payments. A posted payment changes its invoice's remainingAmount, which notifies salesInvoices).
+WEBHOOK_ENTITY_SETS = ("salesInvoices", "salesCreditMemos")
+# A subscription lives 3 days unless renewed (same page, "Renewing the subscription"): renewed when less
+# than this is left, so a daily renewal always finds it alive with a day to spare.
+RENEW_WHEN_LEFT = dt.timedelta(days=2)
 # Projects whose customer this adapter was told (Business Central's projects name none), newest last.
 _MAX_REMEMBERED_PROJECTS = 10_000
 
@@ -228,6 +240,13 @@ def _iso(moment: dt.datetime | None) -> str:
 
 def _record_id(record: Any) -> str:
     return str(record.id)
+
+
+def _expires(subscription: BcSubscription) -> dt.datetime | None:
+    try:
+        return parse_bc_datetime(subscription.expiration_date_time)
+    except ValueError:
+        return None  # unreadable: treated as expiring, so it is renewed
 
 
 def _bad_body(what: str, exc: Exception) -> VendorBadResponse:
@@ -868,6 +887,131 @@ class BusinessCentralErp:
                 f"environment {self._settings.environment!r}"
             )
         return [Check(vendor=VENDOR, what=f"company {self._settings.company!r}", fix=fix)]
+
+    # --- change subscriptions (webhooks) ------------------------------------------------------------
+
+    async def ensure_change_subscriptions(
+        self, notification_url: str, client_state: str
+    ) -> list[ChangeSubscription]:
+        """One live subscription per watched collection of the company (``WEBHOOK_ENTITY_SETS``) that
+        notifies ``notification_url`` with ``client_state``: looked up first (Business Central documents no
+        refusal of a duplicate, so a blind ``POST`` could make a second one), created when missing,
+        renewed (``PATCH`` with ``If-Match``, which is safe to repeat) when it carries another client state
+        or expires within ``RENEW_WHEN_LEFT``, else kept. Duplicates (two workers that looked at the same
+        moment) are deleted, the one that lives longest kept. Business Central handshakes with the URL on
+        every create and renewal and refuses the write when it fails (``VendorRejected``)."""
+        company = await self._company_path()
+        existing = await self._subscriptions()
+        now = dt.datetime.now(dt.UTC)
+        results: list[ChangeSubscription] = []
+        for entity_set in WEBHOOK_ENTITY_SETS:
+            resource = f"/api/v2.0/{company}/{entity_set}"
+            mine = sorted(
+                (
+                    found
+                    for found in existing
+                    if found.notification_url == notification_url
+                    and same_subscription_resource(found.resource, resource)
+                ),
+                key=lambda found: _expires(found) or dt.datetime.min.replace(tzinfo=dt.UTC),
+                reverse=True,
+            )
+            for duplicate in mine[1:]:
+                await self._unsubscribe(duplicate)
+            body = {"notificationUrl": notification_url, "resource": resource, "clientState": client_state}
+            if not mine:
+                subscription, outcome = await self._subscribe(body), "created"
+            else:
+                kept = mine[0]
+                expires = _expires(kept)
+                if (
+                    kept.client_state == client_state
+                    and expires is not None
+                    and expires - now > RENEW_WHEN_LEFT
+                ):
+                    subscription, outcome = kept, "kept"
+                else:
+                    response = await self._http.send(
+                        "PATCH",
+                        f"subscriptions('{path_segment(kept.subscription_id)}')",
+                        headers={**_JSON, "If-Match": kept.etag or "*"},
+                        content=encode_body(body),
+                        idempotent=True,
+                    )
+                    subscription, outcome = (
+                        _decoded("subscription", BcSubscription, response.content),
+                        "renewed",
+                    )
+            _log().info(
+                "business_central_subscription",
+                vendor=VENDOR,
+                entity_set=entity_set,
+                subscription_id=subscription.subscription_id,
+                outcome=outcome,
+            )
+            results.append(
+                ChangeSubscription(
+                    vendor=VENDOR,
+                    resource=entity_set,
+                    subscription_id=subscription.subscription_id,
+                    expires_at=_expires(subscription),
+                    outcome=outcome,
+                )
+            )
+        return results
+
+    async def _subscriptions(self) -> list[BcSubscription]:
+        """Every subscription of the environment (``GET subscriptions``, at the API root, not a company's)."""
+        page = self._page((await self._http.send("GET", "subscriptions")).content, BcSubscription)
+        found = list(page.value)
+        base = self._http.base_url
+        while page.next_link:
+            try:
+                url = followable_link(base, page.next_link, f"{base.path.rstrip('/')}/")
+            except ValueError:
+                raise VendorBadResponse(
+                    VENDOR, "Business Central sent a next link outside the configured base URL"
+                ) from None
+            page = self._page((await self._http.send("GET", str(url))).content, BcSubscription)
+            found.extend(page.value)
+        return found
+
+    async def _subscribe(self, body: Mapping[str, str]) -> BcSubscription:
+        """``POST subscriptions``: no idempotency key, so never retried; a lost answer is settled by
+        looking for the subscription it would have made."""
+        try:
+            response = await self._http.send(
+                "POST", "subscriptions", headers=_JSON, content=encode_body(body)
+            )
+        except VendorTimeout as timeout:
+            try:
+                again = await self._subscriptions()
+            except VendorError:
+                raise timeout from None
+            made = [
+                found
+                for found in again
+                if found.notification_url == body["notificationUrl"]
+                and same_subscription_resource(found.resource, body["resource"])
+            ]
+            if not made:
+                raise
+            return made[0]
+        return _decoded("subscription", BcSubscription, response.content)
+
+    async def _unsubscribe(self, subscription: BcSubscription) -> None:
+        with contextlib.suppress(NotFound):  # gone already: what was wanted
+            await self._http.send(
+                "DELETE",
+                f"subscriptions('{path_segment(subscription.subscription_id)}')",
+                headers={"If-Match": subscription.etag or "*"},
+                idempotent=True,
+            )
+        _log().info(
+            "business_central_subscription_duplicate_deleted",
+            vendor=VENDOR,
+            subscription_id=subscription.subscription_id,
+        )
 
     async def _company_path(self) -> str:
         """``companies({id})``, the id looked up once by the configured company name."""

@@ -6,7 +6,12 @@ stores in Business Central, which has no external-id field:
 
 - a customer mastered from a CRM account has ``number`` = `business_key` (the CRM id);
 - a project has ``number`` = `business_key` (its external key, e.g. the opportunity id);
-- an invoice has ``externalDocumentNumber`` = `business_key` (its external key, up to 35 characters);
+- an invoice has ``externalDocumentNumber`` = `business_key` (its external key, up to 35 characters). That
+  field is a ``Code[35]``: Business Central keeps it upper-cased, and a longer value would not fit, so a key
+  that is not already what BC stores (lower case, or over 35 characters: then `business_key` hashes it,
+  never truncates it) is also written whole as the invoice's first ``Comment`` line, `KEY_PREFIX` + the key
+  (`invoice_body`), and read back from there (`written_key`, checked against the document number, so a
+  line edited by hand cannot name another key): ``Invoice.external_key`` is the key as Stratum gave it;
 - an invoice line's source ids (the billable items it bills) follow it as ``Comment`` lines whose
   description is `SOURCE_PREFIX` + a slice of the ids joined by commas (`source_comment_lines`): the API's
   ``salesInvoiceLine`` has no second description or custom field (API v2.0, page 30043), and a comment line
@@ -51,6 +56,7 @@ from contracts.models import (
     InvoiceStatus,
     Money,
     Payment,
+    PaymentApplication,
     Project,
     ProjectCreate,
     SystemIds,
@@ -58,6 +64,7 @@ from contracts.models import (
 from contracts.models.delivery import ProjectStatus
 
 __all__ = [
+    "KEY_PREFIX",
     "SOURCE_PREFIX",
     "BcCompany",
     "BcCreditMemo",
@@ -67,6 +74,7 @@ __all__ = [
     "BcInvoiceLine",
     "BcPayment",
     "BcProject",
+    "BcSubscription",
     "BcTaxArea",
     "ODataPage",
     "ScheduleRef",
@@ -93,6 +101,7 @@ __all__ = [
     "payment_from_bc",
     "project_body",
     "project_from_bc",
+    "same_subscription_resource",
     "schedule_document_number",
     "schedule_invoice_body",
     "schedule_key",
@@ -100,6 +109,7 @@ __all__ = [
     "schedule_line_number",
     "source_comment_lines",
     "source_ids_by_line",
+    "written_key",
 ]
 
 _T = TypeVar("_T")
@@ -114,6 +124,7 @@ _ENCODER = msgspec.json.Encoder(decimal_format="number")
 _LINE_DESCRIPTION_LENGTH = 100
 # A comment line carrying (a slice of) the source ids of the invoice line before it.
 SOURCE_PREFIX = "Source: "
+KEY_PREFIX = "Key: "
 _SOURCE_SLICE = _LINE_DESCRIPTION_LENGTH - len(SOURCE_PREFIX)
 # Business Central's ``blocked`` values that stop invoicing the customer ("Ship" stops shipments only).
 _CREDIT_HOLD = frozenset({"invoice", "all"})
@@ -232,6 +243,30 @@ class BcPayment(msgspec.Struct, kw_only=True, rename="camel"):
     applies_to_invoice_id: str | None = None
     applies_to_invoice_number: str = ""
     last_modified_date_time: str | None = None
+
+
+class BcSubscription(msgspec.Struct, kw_only=True, rename="camel"):
+    """A webhook ``subscription`` (API v2.0 "subscriptions resource type": subscriptionId, notificationUrl,
+    resource, clientState, expirationDateTime; learn.microsoft.com/dynamics365/business-central/dev-itpro/
+    api-reference/v2.0/resources/dynamics_subscriptions)."""
+
+    subscription_id: str
+    notification_url: str = ""
+    resource: str = ""
+    client_state: str = ""
+    expiration_date_time: str | None = None
+    etag: str | None = msgspec.field(default=None, name="@odata.etag")
+
+
+def same_subscription_resource(a: str, b: str) -> bool:
+    """Whether two subscription resources name the same collection: Business Central takes a relative or
+    an absolute URL (``/api/v2.0/companies(id)/salesInvoices`` or ``https://.../api/v2.0/...``), and GUIDs
+    and entity set names are compared without regard to case."""
+
+    def tail(resource: str) -> str:
+        return resource.rsplit("/api/v2.0/", 1)[-1].lstrip("/").rstrip("/").lower()
+
+    return tail(a) == tail(b)
 
 
 class ODataPage(msgspec.Struct, Generic[_T], kw_only=True):
@@ -548,7 +583,7 @@ def invoice_from_bc(
         balance=Money(amount=balance, currency=currency),
         issue_date=_date(record.invoice_date),
         due_date=due_date,
-        external_key=external_key or _text(record.external_document_number),
+        external_key=external_key or written_key(record) or _text(record.external_document_number),
         lines=lines,
         updated_at=parse_bc_datetime(record.last_modified_date_time),
         system_ids=SystemIds(erp=record.id),
@@ -589,6 +624,17 @@ def _split_ids(slices: list[str]) -> list[str]:
     return [source_id for source_id in "".join(slices).split(",") if source_id]
 
 
+def written_key(record: BcInvoice) -> str | None:
+    """The external key Stratum wrote on the invoice (its first line, `KEY_PREFIX` + key), when that line
+    is there and the key is the one its ``externalDocumentNumber`` was made from; else None."""
+    lines = record.sales_invoice_lines or []
+    if not lines or lines[0].line_type != "Comment" or not lines[0].description.startswith(KEY_PREFIX):
+        return None
+    key = lines[0].description[len(KEY_PREFIX) :]
+    stored = record.external_document_number.upper()
+    return key if key and business_key(key, EXTERNAL_DOCUMENT_NUMBER_LENGTH) == stored else None
+
+
 def invoice_body(
     command: InvoiceCreate, *, key: str, revenue_account: str, local_currency: str
 ) -> dict[str, Any]:
@@ -598,6 +644,10 @@ def invoice_body(
     in a sales-tax one; none: the G/L account's). The memo leads as comment lines; each line's source ids
     follow it as comment lines (`source_comment_lines`)."""
     lines: list[dict[str, Any]] = []
+    if command.external_key != key:
+        # What the Code field cannot keep (case, or a key over 35 characters), kept whole (at most 80
+        # characters: one line) to answer the key as Stratum gave it.
+        lines.append({"lineType": "Comment", "description": KEY_PREFIX + command.external_key})
     memo = (command.memo or "").strip()
     for start in range(0, len(memo), _LINE_DESCRIPTION_LENGTH):
         lines.append({"lineType": "Comment", "description": memo[start : start + _LINE_DESCRIPTION_LENGTH]})
@@ -662,12 +712,17 @@ def payment_from_bc(record: BcPayment, *, currency: str) -> Payment:
     Business Central writes them negative; the canonical amount is what was paid."""
     posted = _date(record.posting_date) or dt.date.min
     invoice_ids = [record.applies_to_invoice_id] if record.applies_to_invoice_id else []
+    invoice_ids = [invoice_id for invoice_id in invoice_ids if invoice_id and not _zero_guid(invoice_id)]
+    amount = Money(amount=abs(record.amount), currency=currency.upper())
     return Payment(
         id=record.id,
         customer_id=record.customer_id,
         date=posted,
-        amount=Money(amount=abs(record.amount), currency=currency.upper()),
-        invoice_ids=[invoice_id for invoice_id in invoice_ids if invoice_id and not _zero_guid(invoice_id)],
+        amount=amount,
+        invoice_ids=invoice_ids,
+        # A payment journal line applies to one invoice (appliesToInvoiceId, learn.microsoft.com
+        # api-reference/v2.0/resources/dynamics_customerpayment): all of its amount went there.
+        applications=[PaymentApplication(invoice_id=invoice_id, amount=amount) for invoice_id in invoice_ids],
         system_ids=SystemIds(erp=record.id),
         updated_at=parse_bc_datetime(record.last_modified_date_time),
     )

@@ -18,6 +18,7 @@ import msgspec
 from contracts.models import (
     BillingSchedule,
     BillingScheduleCreate,
+    ChangeSubscription,
     Customer,
     CustomerMatch,
     CustomerMatchQuery,
@@ -119,6 +120,10 @@ class ErpByLegalEntity:
             id=self._out(name, payment.id),
             customer_id=self._out(name, payment.customer_id),
             invoice_ids=[self._out(name, i) or i for i in payment.invoice_ids],
+            applications=[
+                msgspec.structs.replace(a, invoice_id=self._out(name, a.invoice_id) or a.invoice_id)
+                for a in payment.applications
+            ],
         )
 
     # -- customers ---------------------------------------------------------------------------------------
@@ -277,6 +282,15 @@ class ErpByLegalEntity:
             next_cursor=self._next(index, page.next_cursor),
             skipped=self._skipped(name, page.skipped),
         )
+
+    async def ensure_change_subscriptions(
+        self, notification_url: str, client_state: str
+    ) -> list[ChangeSubscription]:
+        """Every ERP's, in turn (each ERP that pushes subscribes its own collections)."""
+        found: list[ChangeSubscription] = []
+        for name in self.order:
+            found.extend(await self.erps[name].ensure_change_subscriptions(notification_url, client_state))
+        return found
 
     async def close(self) -> None:
         for erp in self.erps.values():

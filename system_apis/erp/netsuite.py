@@ -60,6 +60,7 @@ from apis.oauth_client import TokenFetchError
 from contracts.models import (
     BillingSchedule,
     BillingScheduleCreate,
+    ChangeSubscription,
     Customer,
     CustomerMatch,
     CustomerMatchQuery,
@@ -386,6 +387,14 @@ class NetSuiteErp:
     @property
     def max_concurrent_requests(self) -> int:
         return self._max_concurrent_requests
+
+    async def ensure_change_subscriptions(
+        self, notification_url: str, client_state: str
+    ) -> list[ChangeSubscription]:
+        """None: NetSuite sends no webhooks to a REST client (its changes are found by SuiteQL on
+        ``lastmodifieddate``, the invoice status sync's polling)."""
+        del notification_url, client_state
+        return []
 
     async def close(self) -> None:
         if self._start_task is not None and not self._start_task.done():

@@ -53,6 +53,7 @@ from contracts.models.finance import (
     InvoiceLine,
     InvoiceStatus,
     Payment,
+    PaymentApplication,
 )
 from system_apis.erp.business_central_mapping import country_code
 
@@ -1236,17 +1237,31 @@ def payment_from_record(record: NetSuitePayment, setup: SetupLookup) -> Payment:
     currency = setup.currency_code(_ref_id(record.currency))
     if customer_id is None or currency is None or record.tran_date is None:
         raise ValueError("payment has no customer, date or known currency")
-    invoice_ids = [
-        doc_id
+    applied = [
+        (doc_id, line.amount)
         for line in (record.apply.items if record.apply else [])
         if line.apply and (doc_id := _ref_id(line.doc)) is not None
     ]
+    invoice_ids = list(dict.fromkeys(doc_id for doc_id, _ in applied))
+    # Each apply line's ``amount`` is what the payment paid on that invoice (Oracle's REST customerPayment
+    # sample: ``apply.items[{doc, apply, amount}]`` under a ``payment`` that may exceed their sum). A line
+    # without an amount leaves the split unknown: then no application is claimed for any invoice.
+    applications = (
+        [
+            PaymentApplication(invoice_id=doc_id, amount=Money(amount=_money(amount), currency=currency))
+            for doc_id, amount in applied
+            if amount is not None
+        ]
+        if all(amount is not None for _, amount in applied)
+        else []
+    )
     return Payment(
         id=record.id,
         customer_id=customer_id,
         date=record.tran_date,
         amount=Money(amount=_money(record.payment), currency=currency),
         invoice_ids=invoice_ids,
+        applications=applications,
         system_ids=SystemIds(erp=record.id),
         updated_at=parse_netsuite_datetime(record.last_modified_date),
     )

@@ -10,6 +10,7 @@ import msgspec
 from contracts.models import (
     BillingSchedule,
     BillingScheduleCreate,
+    ChangeSubscription,
     Customer,
     CustomerMatch,
     CustomerMatchQuery,
@@ -111,6 +112,15 @@ class ErpPort(Protocol):
         """Reverse an invoice: a draft is deleted or cancelled, a posted one voided, or credited in full
         where the ERP credits rather than voids (``Invoice.credit_memo_id``). Twice is harmless; an invoice
         with payments applied is refused (``VendorRejected``)."""
+        ...
+
+    async def ensure_change_subscriptions(
+        self, notification_url: str, client_state: str
+    ) -> list[ChangeSubscription]:
+        """Make the ERP push invoice changes to ``notification_url`` (each notification carrying
+        ``client_state``), where it can: look for the subscriptions first, create the missing ones, renew
+        those near their expiry. An ERP without push (NetSuite: changes are polled) answers none. Safe to
+        repeat."""
         ...
 
     async def close(self) -> None: ...

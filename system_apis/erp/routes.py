@@ -15,6 +15,8 @@ from apis.routing import VENDOR_ERRORS, operation
 from contracts.models import (
     BillingSchedule,
     BillingScheduleCreate,
+    ChangeSubscriptionList,
+    ChangeSubscriptionRequest,
     Customer,
     CustomerMatchList,
     CustomerMatchQuery,
@@ -314,6 +316,30 @@ async def list_payments(
         )
 
 
+@operation(
+    "PUT",
+    "/system/v1/erp/change-subscriptions",
+    operation_id="ensureErpChangeSubscriptions",
+    summary="Make the ERPs push their invoice changes to a notification URL",
+    description="Idempotent by nature (no Idempotency-Key needed): every ERP that can push changes "
+    "(Business Central webhooks on salesInvoices and salesCreditMemos) gets one subscription per collection "
+    "to `notification_url` carrying `client_state`, looked up before it is created and renewed when it "
+    "nears its expiry or carries another client state. The ERP handshakes with the URL first; a failed "
+    "handshake is 422 `vendor-rejected`. An ERP that cannot push (NetSuite) adds nothing: `items` may be "
+    "empty. The client state is never answered.",
+    scopes=["system:write"],
+    errors=[*VENDOR_ERRORS],
+    idempotency="optional",
+    status_code=200,
+    tags=_TAGS,
+)
+async def ensure_change_subscriptions(
+    data: JSONBody[ChangeSubscriptionRequest], erp: Erp
+) -> ChangeSubscriptionList:
+    items = await erp.ensure_change_subscriptions(data.notification_url, data.client_state)
+    return ChangeSubscriptionList(items=items)
+
+
 erp_routes = [
     list_customers,
     get_customer,
@@ -330,4 +356,5 @@ erp_routes = [
     post_invoice,
     void_invoice,
     list_payments,
+    ensure_change_subscriptions,
 ]

@@ -41,6 +41,8 @@ class Server:
             # A scheduled invoice status sync would spend the tests' injected vendor faults; a test that
             # wants it turns it on.
             "STRATUM_INVOICE_STATUS__SCHEDULE_ENABLED": "false",
+            # Likewise the Business Central subscriptions made at start-up (a test that wants them says so).
+            "STRATUM_INVOICE_STATUS__BUSINESS_CENTRAL_SUBSCRIPTIONS": "false",
             **env,
         }
         self._log = self.log_path.open("wb")

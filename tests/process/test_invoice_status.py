@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from apis.config import Settings
@@ -56,7 +57,11 @@ async def gw(make_gateway: Callable[[Settings], Any], make_settings: Callable[..
             netsuite=VENDOR,
             kantata=VENDOR,
             salesforce=VENDOR,
-            invoice_status={"schedule_enabled": False, "business_central_client_state": "bc-secret"},
+            invoice_status={
+                "schedule_enabled": False,
+                "business_central_client_state": "bc-secret",
+                "business_central_subscriptions": False,
+            },
         )
     )
 
@@ -123,6 +128,12 @@ async def _bill(
 
 async def _netsuite_payment(gw: Any, invoice_id: str, customer_id: str, amount: str) -> None:
     """Finance enters a customer payment in NetSuite (REST record API, customerPayment with apply)."""
+    await _netsuite_split_payment(gw, customer_id, amount, {invoice_id: amount})
+
+
+async def _netsuite_split_payment(gw: Any, customer_id: str, total: str, applied: dict[str, str]) -> str:
+    """One customerPayment applied to several invoices, an amount each (Oracle's REST sample, "Customer
+    Payment": ``apply.items[{doc, apply, amount}]`` under ``payment``); answers the payment's id."""
     mount = next(m for m in gw.gateway.mounts if m.prefix == "/sandboxes/netsuite")
     box = NetSuiteBox(mount.app)
     erp = box.erp()
@@ -132,14 +143,20 @@ async def _netsuite_payment(gw: Any, invoice_id: str, customer_id: str, amount: 
             "/record/v1/customerPayment",
             json={
                 "customer": {"id": customer_id},
-                "payment": float(amount),  # the vendor's JSON: a number
-                "apply": {"items": [{"doc": {"id": invoice_id}, "apply": True, "amount": float(amount)}]},
+                "payment": float(total),  # the vendor's JSON: a number
+                "apply": {
+                    "items": [
+                        {"doc": {"id": invoice_id}, "apply": True, "amount": float(amount)}
+                        for invoice_id, amount in applied.items()
+                    ]
+                },
             },
             headers={"Authorization": f"Bearer {token}"},
         )
     await erp.close()
     await box.admin.aclose()
     assert response.status_code == 204, response.text
+    return response.headers["location"].rsplit("/", 1)[-1]
 
 
 async def _bc_client(gw: Any) -> httpx.AsyncClient:
@@ -314,6 +331,67 @@ async def test_netsuite_payments_reach_the_crm_and_the_psa_once_each_with_one_ev
     assert _psa_paid_in_full(gw, invoice["psa_invoice_id"]) == 1
 
 
+def _psa_payment_messages(gw: Any, psa_invoice_id: str) -> list[str]:
+    """What Kantata shows of each ERP payment on the invoice ("{amount} {currency} paid on ...; balance
+    ...", system_apis/psa/kantata_mapping.payment_reference), in payment id order."""
+    refs = gw.sandbox_state("kantata").records["external_references"].values()
+    found = [
+        r
+        for r in refs
+        if r.get("service_model") == "Payment" and str(r.get("subject_id")) == str(psa_invoice_id)
+    ]
+    return [str(r["external_message"]) for r in sorted(found, key=lambda r: int(r["service_model_ref"]))]
+
+
+async def test_a_payment_split_over_two_invoices_tells_each_invoice_only_its_own_share(gw: Any) -> None:
+    """One NetSuite customerPayment of 1,500.00 applied 1,000.00 to invoice A and 500.00 to invoice B
+    (after an earlier 200.00 on B, both read by the same sync): each PSA invoice is told its own share, the
+    balance after each payment is computed from the shares, and the CRM and the events follow."""
+    project = await _activated(gw, READY_OPPORTUNITY_ID)
+    a = await _bill(gw, project, currency="USD", amount="1000.00", due=FUTURE, period="2026-10")
+    b = await _bill(gw, project, currency="USD", amount="800.00", due=FUTURE, period="2026-11")
+    customer = a["customer_id"]
+    await _sync(gw)
+
+    first = await _netsuite_split_payment(gw, customer, "200.00", {b["id"]: "200.00"})
+    split = await _netsuite_split_payment(gw, customer, "1500.00", {a["id"]: "1000.00", b["id"]: "500.00"})
+    # The vendor's own record holds the split, as the REST record API answers it.
+    stored = gw.sandbox_state("netsuite").records["customerPayment"][split]
+    assert sorted((line["doc"], line["amount"]) for line in stored["apply"]) == sorted(
+        [(a["id"], 1000.0), (b["id"], 500.0)]
+    )
+    synced = await _sync(gw)
+    assert {a["id"], b["id"]} <= set(synced["result"]["applied"])
+
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    assert _psa_payment_messages(gw, a["psa_invoice_id"]) == [
+        f"1000.00 USD paid on {today}; balance 0.00 USD"
+    ]
+    assert _psa_payment_messages(gw, b["psa_invoice_id"]) == [
+        f"200.00 USD paid on {today}; balance 600.00 USD",
+        f"500.00 USD paid on {today}; balance 100.00 USD",
+    ]
+    assert int(first) < int(split)
+    assert _psa_paid_in_full(gw, a["psa_invoice_id"]) == 1
+    assert _psa_paid_in_full(gw, b["psa_invoice_id"]) == 0
+
+    crm_a, crm_b = _crm_invoice(gw, a["id"]), _crm_invoice(gw, b["id"])
+    assert (crm_a["Status__c"], Decimal(str(crm_a["Balance__c"]))) == ("Paid", Decimal("0"))
+    assert (crm_b["Status__c"], Decimal(str(crm_b["Balance__c"]))) == ("Partially Paid", Decimal("100.00"))
+    events = await _events(gw)
+    assert sorted((e["type"], e["subject"]) for e in events) == sorted(
+        [("invoice.paid", a["id"]), ("invoice.partially_paid", b["id"])]
+    )
+    b_event = next(e for e in events if e["subject"] == b["id"])
+    assert sorted(b_event["data"]["erp_payment_ids"]) == sorted([first, split])
+
+    # Once each: another sync tells nothing again.
+    assert (await _sync(gw))["result"]["applied"] == []
+    assert len(await _events(gw)) == 2
+    assert len(_psa_payment_messages(gw, a["psa_invoice_id"])) == 1
+    assert len(_psa_payment_messages(gw, b["psa_invoice_id"])) == 2
+
+
 async def test_an_overdue_invoice_is_announced_once(gw: Any) -> None:
     project = await _activated(gw, READY_OPPORTUNITY_ID)
     invoice = await _bill(gw, project, currency="USD", amount="250.00", due=dt.date(2026, 1, 31))
@@ -435,7 +513,11 @@ async def test_the_schedule_starts_syncs_on_its_own(
     gw = await make_gateway(
         make_settings(
             workflows=WORKFLOWS,
-            invoice_status={"schedule_enabled": True, "schedule_cron": "*/2 * * * * *"},
+            invoice_status={
+                "schedule_enabled": True,
+                "schedule_cron": "*/2 * * * * *",
+                "business_central_subscriptions": False,
+            },
         )
     )
     deadline = asyncio.get_running_loop().time() + 20
@@ -710,7 +792,11 @@ async def pg_gw(
     return await make_gateway(
         make_settings(
             workflows={"database_url": url, **WORKFLOWS},
-            invoice_status={"schedule_enabled": False, "business_central_client_state": "bc-secret"},
+            invoice_status={
+                "schedule_enabled": False,
+                "business_central_client_state": "bc-secret",
+                "business_central_subscriptions": False,
+            },
         )
     )
 
@@ -772,3 +858,182 @@ async def test_lost_answers_from_the_crm_and_the_psa_still_write_each_payment_on
             left = (await sandbox.get("/__sandbox/faults")).json()
             assert left in ([], {"items": []}, {"faults": []}), (vendor, left)
     assert any(step["attempt"] > 1 for step in run["steps"]), run["steps"]
+
+
+# --- Business Central subscriptions at start-up (issue 11) -----------------------------------------------
+
+BC_SECRET = "bc-client-state-0123456789"
+
+
+def _bc_settings(make_settings: Callable[..., Settings], **invoice_status: Any) -> Settings:
+    return make_settings(
+        erp_vendor="netsuite",
+        erp_by_legal_entity={"DE01": "business_central"},
+        workflows=WORKFLOWS,
+        business_central=VENDOR,
+        invoice_status={
+            "schedule_enabled": False,
+            "business_central_client_state": BC_SECRET,
+            "business_central_subscriptions": True,
+            **invoice_status,
+        },
+    )
+
+
+async def _started(settings: Settings, *, reachable: bool = True, outage: bool = False) -> Any:
+    """A gateway whose mounted Business Central delivers handshakes and notifications to the gateway
+    itself (as the real one would to the public URL), started after the test set its faults."""
+    from apis.gateway import build_gateway
+    from tests.conftest import GatewayHarness
+
+    harness = GatewayHarness(build_gateway(settings))
+    if reachable:
+        harness.sandbox_state("business-central").webhooks.transport = httpx.ASGITransport(app=harness.app)
+    if outage:
+        async with harness.sandbox("business-central") as admin:
+            injected = await admin.post("/__sandbox/faults", json={"kind": "outage"})
+            assert injected.status_code == 201, injected.text
+    await harness.start()
+    return harness
+
+
+async def _wait_for(condition: Callable[[], Any], what: str) -> Any:
+    deadline = asyncio.get_running_loop().time() + 30
+    while asyncio.get_running_loop().time() < deadline:
+        found = condition()
+        if found:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _bc_subscriptions(harness: Any) -> dict[str, Any]:
+    """The Business Central sandbox's own subscriptions, by collection (``salesInvoices``...)."""
+    webhooks = harness.sandbox_state("business-central").webhooks
+    found: dict[str, Any] = {}
+    for subscription in webhooks.subscriptions.values():
+        collection = subscription.resource.rsplit("/", 1)[-1]
+        assert collection not in found, f"two subscriptions to {collection}"
+        found[collection] = subscription
+    return found
+
+
+async def test_a_gateway_billing_from_business_central_subscribes_once_at_start_and_renews(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Start-up subscribes Stratum's notification URL to the company's salesInvoices and salesCreditMemos
+    (the webhook-supported collections invoice status needs; customerPayments is not one: "Working with
+    webhooks in Dynamics 365 Business Central", list of supported entities). Business Central's handshake
+    reaches Stratum's endpoint (the sandbox refuses a subscription whose handshake fails). A second start
+    finds them and makes none; a renewal moves expirationDateTime three days out."""
+    from structlog.testing import capture_logs
+
+    from process_apis.invoice_status import BC_NOTIFICATION_PATH, ensure_business_central_subscriptions
+    from sandboxes.business_central import DE_COMPANY_ID
+
+    settings = _bc_settings(make_settings)
+    first = await _started(settings)
+    try:
+        made = await _wait_for(lambda: len(_bc_subscriptions(first)) == 2 and _bc_subscriptions(first), "2")
+        assert sorted(made) == ["salesCreditMemos", "salesInvoices"]
+        for subscription in made.values():
+            # The default public URL (the mounted sandbox's transport delivers to this gateway whatever host).
+            assert subscription.notification_url == f"{settings.public_url}{BC_NOTIFICATION_PATH}"
+            assert subscription.client_state == BC_SECRET
+            assert subscription.resource.lower().startswith(f"companies({DE_COMPANY_ID})/".lower())
+        ids = {name: s.id for name, s in made.items()}
+    finally:
+        await first.stop()
+
+    # Two starts: still one subscription per collection (the sandbox keeps them across restarts).
+    with capture_logs() as logs:
+        second = await _started(settings)
+        try:
+            ensured = await _wait_for(
+                lambda: [e for e in logs if e["event"] == "bc_subscriptions_ensured"], "the start-up check"
+            )
+            assert ensured[0]["outcomes"] == {"salesInvoices": "kept", "salesCreditMemos": "kept"}
+            assert {name: s.id for name, s in _bc_subscriptions(second).items()} == ids
+
+            # Renewal: one that nears its expiry is renewed (PATCH, handshake again), the other kept.
+            invoices = _bc_subscriptions(second)["salesInvoices"]
+            soon = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+            invoices.expires = soon
+            result = await ensure_business_central_subscriptions("schedule")
+            assert result["subscriptions"] == {"salesInvoices": "renewed", "salesCreditMemos": "kept"}
+            renewed = _bc_subscriptions(second)["salesInvoices"]
+            assert renewed.id == ids["salesInvoices"]
+            assert renewed.expires > soon + dt.timedelta(days=2)
+            assert len(_bc_subscriptions(second)) == 2
+        finally:
+            await second.stop()
+    assert not [e for e in logs if e["event"] == "bc_subscription_failed"]
+    # The client state is a secret: no log line carries it.
+    assert BC_SECRET not in repr(logs)
+
+
+async def test_a_business_central_outage_at_start_is_logged_and_not_fatal(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        harness = await _started(_bc_settings(make_settings), outage=True)
+        try:
+            failed = await _wait_for(
+                lambda: [e for e in logs if e["event"] == "bc_subscription_failed"], "the failure"
+            )
+            assert failed[0]["trigger"] == "start"
+            assert "vendor-unavailable" in failed[0]["reason"]
+            assert _bc_subscriptions(harness) == {}
+            # The gateway serves on: invoice status still syncs (by polling: NetSuite answers).
+            async with harness.sandbox("business-central") as admin:
+                assert (await admin.delete("/__sandbox/faults")).status_code == 204
+            await _sync(harness)
+        finally:
+            await harness.stop()
+    assert BC_SECRET not in repr(logs)
+
+
+async def test_a_failed_handshake_is_logged_and_subscribes_nothing(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        harness = await _started(_bc_settings(make_settings), reachable=False)
+        try:
+            failed = await _wait_for(
+                lambda: [e for e in logs if e["event"] == "bc_subscription_failed"], "the failure"
+            )
+            assert failed[0]["reason"].startswith("vendor-rejected")
+            assert _bc_subscriptions(harness) == {}
+        finally:
+            await harness.stop()
+
+
+def test_no_subscription_where_business_central_could_never_deliver(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from process_apis.invoice_status import business_central_subscription_plan
+
+    assert business_central_subscription_plan(make_settings()).enabled is False  # NetSuite only
+    off = _bc_settings(make_settings, business_central_subscriptions=False)
+    assert business_central_subscription_plan(off).enabled is False
+    dev = business_central_subscription_plan(_bc_settings(make_settings))
+    assert (dev.enabled, dev.refused) == (True, None)
+    # A real Business Central (a base URL) cannot call back a plain-http public URL.
+    real = msgspec.structs.replace(
+        _bc_settings(make_settings),
+        business_central=msgspec.structs.replace(
+            Settings().business_central, base_url="https://api.businesscentral.dynamics.com"
+        ),
+    )
+    refused = business_central_subscription_plan(real)
+    assert refused.enabled
+    assert "https" in (refused.refused or "")
+    secure = msgspec.structs.replace(real, public_url="https://stratum.example.com")
+    assert business_central_subscription_plan(secure).refused is None
+    assert business_central_subscription_plan(secure).notification_url == (
+        "https://stratum.example.com/process/v1/erp-notifications/business-central"
+    )

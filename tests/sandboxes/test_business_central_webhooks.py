@@ -238,6 +238,26 @@ async def test_renewal_moves_expiry_to_three_days_from_now(client: Client, liste
     assert len(listener.handshakes) == 2  # made, renewed (the stale attempt never got that far)
 
 
+async def test_a_renewal_body_rotates_the_client_state_but_not_the_resource(
+    client: Client, listener: Listener
+) -> None:
+    """ "Update subscriptions" (api-reference/v2.0/api/dynamics_subscriptions_update): the PATCH body is
+    the subscription as wanted, {notificationUrl, resource, clientState}, and a renewal handshakes."""
+    made = body(await subscribe(client))
+    url = f"{SUBSCRIPTIONS}('{made['subscriptionId']}')"
+    wanted = {"notificationUrl": LISTENER, "resource": f"/api/v2.0/{CUSTOMERS}", "clientState": "rotated"}
+    renewed = await client.request("PATCH", url, json=wanted, headers={"If-Match": made["@odata.etag"]})
+    assert renewed.status_code == 200, renewed.text
+    assert body(renewed)["clientState"] == "rotated"
+    assert len(listener.handshakes) == 2
+    moved = {**wanted, "resource": f"/api/v2.0/companies({DE_COMPANY_ID})/salesInvoices"}
+    refused = await client.request(
+        "PATCH", url, json=moved, headers={"If-Match": body(renewed)["@odata.etag"]}
+    )
+    assert refused.status_code == 400
+    assert body(await client.request("GET", url))["resource"].endswith("/customers")
+
+
 async def test_a_deleted_subscription_is_gone_and_unnotified(client: Client, listener: Listener) -> None:
     made = body(await subscribe(client))
     url = f"{SUBSCRIPTIONS}('{made['subscriptionId']}')"

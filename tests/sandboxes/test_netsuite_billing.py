@@ -208,3 +208,48 @@ async def test_a_customers_credit_hold_and_balance() -> None:
     assert after["balance"] == round(sum(float(row["due"]) for row in open_invoices), 2) > 0
     assert_error(bad, 400, "INVALID_KEY_OR_REF")
     assert_error(read_only, 400, "USER_ERROR")
+
+
+@pytest.mark.asyncio
+async def test_one_payment_applied_to_two_invoices_keeps_each_apply_lines_amount() -> None:
+    """Oracle's "Customer Payment" REST sample (docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/
+    article_0224093711.html): ``payment`` with ``apply.items[{doc, apply, amount}]``; each invoice is paid
+    its line's amount, and the record read back (``expandSubResources``) answers the lines with them."""
+    async with account() as ns:
+        first = await create(ns, "invoice", draft_invoice(externalId="split-a", approvalStatus={"id": "2"}))
+        second = await create(ns, "invoice", draft_invoice(externalId="split-b", approvalStatus={"id": "2"}))
+        response = await ns.api(
+            "POST",
+            f"{RECORDS}/customerPayment",
+            json={
+                "customer": {"id": DEMO_CUSTOMER_ID},
+                "payment": 2500.0,
+                "apply": {
+                    "items": [
+                        {"doc": {"id": first}, "apply": True, "amount": 2000.0},
+                        {"doc": {"id": second}, "apply": True, "amount": 500.0},
+                    ]
+                },
+            },
+        )
+        assert response.status_code == 204, response.text
+        payment = await ns.record(
+            "customerPayment", record_id_of(response.headers["location"]), expandSubResources="true"
+        )
+        paid_first = await ns.record("invoice", first)
+        paid_second = await ns.record("invoice", second)
+        over = await ns.api(
+            "POST",
+            f"{RECORDS}/customerPayment",
+            json={
+                "customer": {"id": DEMO_CUSTOMER_ID},
+                "payment": 100.0,
+                "apply": {"items": [{"doc": {"id": second}, "apply": True, "amount": 150.0}]},
+            },
+        )
+    lines = sorted((line["doc"]["id"], line["apply"], line["amount"]) for line in payment["apply"]["items"])
+    assert lines == sorted([(first, True, 2000.0), (second, True, 500.0)])
+    assert payment["payment"] == 2500.0
+    assert (paid_first["amountRemaining"], paid_first["status"]["id"]) == (0.0, "B")
+    assert (paid_second["amountRemaining"], paid_second["amountPaid"]) == (1500.0, 500.0)
+    assert_error(over, 400, "USER_ERROR")  # more applied than the payment

@@ -645,6 +645,49 @@ async def test_create_invoice_twice_is_one_posted_invoice(sandbox: Sandbox, erp:
     assert stored[0]["status"] == "Open"
 
 
+async def test_an_invoice_answers_its_external_key_as_stratum_wrote_it(
+    sandbox: Sandbox, erp: BusinessCentralErp
+) -> None:
+    """externalDocumentNumber is a Code[35] field ("salesInvoice resource type", API v2.0): Business
+    Central keeps it upper-cased. Reads answer the key as Stratum gave it, however BC stores it; the look
+    before create compares it case-insensitively."""
+    invoice, _ = await erp.create_invoice(invoice_command("bill:3001:2026-02"))
+    (stored,) = sandbox.records("salesInvoices", externalDocumentNumber="BILL:3001:2026-02")
+    assert stored["salesInvoiceLines"][0]["description"] == "Key: bill:3001:2026-02"
+    assert (await erp.get_invoice(invoice.id)).external_key == "bill:3001:2026-02"
+    listed = await erp.list_invoices(InvoiceFilter(customer_id=MUELLER_CUSTOMER_ID), limit=1000)
+    assert [i.external_key for i in listed.items if i.id == invoice.id] == ["bill:3001:2026-02"]
+    # The same key in another case is the same invoice (never a second one), answered as this call gave it.
+    upper, created = await erp.create_invoice(invoice_command("BILL:3001:2026-02"))
+    assert (upper.id, created, upper.external_key) == (invoice.id, False, "BILL:3001:2026-02")
+    assert len(sandbox.records("salesInvoices", externalDocumentNumber="BILL:3001:2026-02")) == 1
+    # A key line someone edited to name another key is not believed: the stored number is answered.
+    stored["salesInvoiceLines"][0]["description"] = "Key: bill:9999:2026-02"
+    assert (await erp.get_invoice(invoice.id)).external_key == "BILL:3001:2026-02"
+
+
+async def test_a_key_longer_than_the_code_field_is_never_truncated(
+    sandbox: Sandbox, erp: BusinessCentralErp
+) -> None:
+    """A key over 35 characters would be cut by the Code[35] field (two keys sharing their first 35
+    characters would then be one invoice): it is stored as a 35-character hash, and read back whole."""
+    long_a = "bill:" + "0123456789abcdef" * 4 + ":2026-02"
+    long_b = long_a.replace(":2026-02", ":2026-03")
+    assert long_a.upper()[:35] == long_b.upper()[:35]
+    a, _ = await erp.create_invoice(invoice_command(long_a))
+    b, _ = await erp.create_invoice(invoice_command(long_b))
+    again, created = await erp.create_invoice(invoice_command(long_a))
+    assert a.id != b.id
+    assert (again.id, created) == (a.id, False)
+    stored = sandbox.state.records["salesInvoices"][a.id]
+    number = stored["externalDocumentNumber"]
+    assert number == business_key(long_a, 35)
+    assert len(number) <= 35
+    assert not long_a.upper().startswith(number)
+    assert (await erp.get_invoice(a.id)).external_key == long_a
+    assert (await erp.get_invoice(b.id)).external_key == long_b
+
+
 async def test_a_lost_invoice_create_then_a_retry_makes_exactly_one(
     sandbox: Sandbox, erp: BusinessCentralErp
 ) -> None:
@@ -820,3 +863,120 @@ async def test_a_schedule_naming_its_customer_needs_nothing_remembered(sandbox: 
     assert schedule.project_id == project.id
     drafts = schedule_drafts(sandbox, "opp-ms-restart.billing")
     assert [d["customerId"] for d in drafts] == [INITECH_CUSTOMER_ID] * 2
+
+
+# --- change subscriptions (webhooks) -----------------------------------------------------------------
+
+HOOK_URL = "https://stratum.example.com/process/v1/erp-notifications/business-central"
+
+
+def echo_handshakes(sandbox: Sandbox, handshakes: list[str] | None = None) -> None:
+    """Stratum's notification route as Business Central meets it: the handshake's token echoed (200)."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if handshakes is not None:
+            handshakes.append(str(request.url.copy_with(query=None)))
+        return httpx.Response(200, text=request.url.params.get("validationToken", ""))
+
+    sandbox.state.webhooks.transport = httpx.MockTransport(answer)
+
+
+def subscriptions_by_set(sandbox: Sandbox) -> dict[str, list[Any]]:
+    found: dict[str, list[Any]] = {}
+    for subscription in sandbox.state.webhooks.subscriptions.values():
+        found.setdefault(subscription.resource.rsplit("/", 1)[-1], []).append(subscription)
+    return found
+
+
+async def test_change_subscriptions_are_looked_up_before_they_are_made(
+    sandbox: Sandbox, erp: BusinessCentralErp
+) -> None:
+    """salesInvoices and salesCreditMemos ("Working with webhooks in Dynamics 365 Business Central", list
+    of supported entities; customerPayments is not one), each once, however often Stratum asks."""
+    handshakes: list[str] = []
+    echo_handshakes(sandbox, handshakes)
+    made = await erp.ensure_change_subscriptions(HOOK_URL, "secret-1")
+    assert [(s.resource, s.outcome) for s in made] == [
+        ("salesInvoices", "created"),
+        ("salesCreditMemos", "created"),
+    ]
+    assert handshakes == [HOOK_URL, HOOK_URL]
+    again = await erp.ensure_change_subscriptions(HOOK_URL, "secret-1")
+    assert [s.outcome for s in again] == ["kept", "kept"]
+    assert [s.subscription_id for s in again] == [s.subscription_id for s in made]
+    stored = subscriptions_by_set(sandbox)
+    assert sorted(stored) == ["salesCreditMemos", "salesInvoices"]
+    assert all(len(subs) == 1 for subs in stored.values())
+    assert stored["salesInvoices"][0].resource == f"companies({DE_COMPANY_ID})/salesInvoices"
+    assert len(await sandbox.requests("/subscriptions", method="POST")) == 2
+    # Another URL (another gateway) is another subscriber: its own subscriptions.
+    other = await erp.ensure_change_subscriptions("https://other.example.com/hook", "secret-2")
+    assert [s.outcome for s in other] == ["created", "created"]
+    assert len(sandbox.state.webhooks.subscriptions) == 4
+
+
+async def test_a_subscription_near_its_expiry_or_with_another_client_state_is_renewed(
+    sandbox: Sandbox, erp: BusinessCentralErp
+) -> None:
+    """Renewal is a PATCH with If-Match ("Update subscriptions"), which handshakes again and moves
+    expirationDateTime to three days from now; a rotated client state is written the same way."""
+    echo_handshakes(sandbox)
+    await erp.ensure_change_subscriptions(HOOK_URL, "secret-1")
+    invoices = subscriptions_by_set(sandbox)["salesInvoices"][0]
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(hours=12)
+    invoices.expires = soon
+    renewed = await erp.ensure_change_subscriptions(HOOK_URL, "secret-1")
+    assert [s.outcome for s in renewed] == ["renewed", "kept"]
+    assert invoices.expires > soon + dt.timedelta(days=2)
+    assert renewed[0].expires_at is not None
+    assert renewed[0].expires_at > soon + dt.timedelta(days=2)
+    assert [m for m, _, status in await sandbox.requests("/subscriptions(", method="PATCH") if status == 200]
+
+    rotated = await erp.ensure_change_subscriptions(HOOK_URL, "secret-2")
+    assert [s.outcome for s in rotated] == ["renewed", "renewed"]
+    assert {s.client_state for s in sandbox.state.webhooks.subscriptions.values()} == {"secret-2"}
+    assert len(sandbox.state.webhooks.subscriptions) == 2
+
+
+async def test_duplicate_subscriptions_are_deleted_keeping_the_longest_lived(
+    sandbox: Sandbox, erp: BusinessCentralErp
+) -> None:
+    """Two workers that looked at the same moment may both have subscribed: Business Central documents no
+    refusal of a duplicate, so the extra one is deleted (DELETE with If-Match)."""
+    echo_handshakes(sandbox)
+    await erp.ensure_change_subscriptions(HOOK_URL, "secret-1")
+    webhooks = sandbox.state.webhooks
+    first = subscriptions_by_set(sandbox)["salesInvoices"][0]
+    extra = webhooks.add(HOOK_URL, first.resource, "secret-1")
+    extra.expires = first.expires - dt.timedelta(minutes=5)
+    result = await erp.ensure_change_subscriptions(HOOK_URL, "secret-1")
+    assert [s.outcome for s in result] == ["kept", "kept"]
+    assert [s.id for s in subscriptions_by_set(sandbox)["salesInvoices"]] == [first.id]
+
+
+async def test_a_lost_subscribe_answer_is_found_not_repeated(sandbox: Sandbox) -> None:
+    echo_handshakes(sandbox)
+
+    class LoseFirstSubscribe(httpx.AsyncBaseTransport):
+        lost = False
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await sandbox.transport.handle_async_request(request)
+            if request.method == "POST" and request.url.path.endswith("/subscriptions") and not self.lost:
+                self.lost = True
+                await response.aread()
+                await response.aclose()
+                raise httpx.ReadTimeout("the answer was lost on the way back", request=request)
+            return response
+
+    erp = sandbox.erp(transport=LoseFirstSubscribe())
+    made = await erp.ensure_change_subscriptions(HOOK_URL, "secret-1")
+    assert [s.outcome for s in made] == ["created", "created"]
+    assert all(len(subs) == 1 for subs in subscriptions_by_set(sandbox).values())
+
+
+async def test_a_failed_handshake_refuses_the_subscription(sandbox: Sandbox, erp: BusinessCentralErp) -> None:
+    sandbox.state.webhooks.transport = httpx.MockTransport(lambda request: httpx.Response(404))
+    with pytest.raises(VendorRejected, match="validation token"):
+        await erp.ensure_change_subscriptions(HOOK_URL, "secret-1")
+    assert sandbox.state.webhooks.subscriptions == {}

@@ -84,7 +84,11 @@ async def test_source_ids_tax_code_and_memo_round_trip(sandbox: Sandbox, erp: Bu
     assert read.total.amount == Decimal("7840.55")
     (stored,) = sandbox.records("salesInvoices", externalDocumentNumber="BILL:P1:2026-03")
     lines = stored["salesInvoiceLines"]
-    assert lines[0] == {**lines[0], "lineType": "Comment", "description": "Services March 2026, PO 4711"}
+    # The billing key as Stratum wrote it leads (externalDocumentNumber, a Code field, is upper case), then
+    # the memo.
+    assert lines[0] == {**lines[0], "lineType": "Comment", "description": "Key: bill:p1:2026-03"}
+    assert lines[1] == {**lines[1], "lineType": "Comment", "description": "Services March 2026, PO 4711"}
+    assert read.external_key == "bill:p1:2026-03"
     assert {line["taxCode"] for line in lines if line["lineType"] == "Account"} == {"VAT19"}
     trail = [line["description"] for line in lines if line["description"].startswith(SOURCE_PREFIX)]
     assert len(trail) > 3
@@ -92,6 +96,7 @@ async def test_source_ids_tax_code_and_memo_round_trip(sandbox: Sandbox, erp: Bu
     listed = await erp.list_invoices(InvoiceFilter(customer_id=MUELLER_CUSTOMER_ID), limit=1000)
     (same,) = [item for item in listed.items if item.id == invoice.id]
     assert same.lines == read.lines
+    assert same.external_key == "bill:p1:2026-03"
 
 
 async def test_an_unknown_tax_code_is_refused_by_business_central(erp: BusinessCentralErp) -> None:

@@ -193,7 +193,20 @@ def test_invoice_body_is_a_deep_insert_with_numbers() -> None:
     body = invoice_body(command, key="RUN-1", revenue_account="8400", local_currency="EUR")
     encoded = encode_body(body)
     assert body["currencyCode"] == ""  # the local currency is blank in Business Central
-    assert body["salesInvoiceLines"][0]["description"] == "x" * 100
+    # The key as given leads (the Code field keeps it upper-cased), then the line.
+    assert body["salesInvoiceLines"][0] == {
+        "lineType": "Comment",
+        "description": "Key: run-1",
+        "sequence": 10000,
+    }
+    assert body["salesInvoiceLines"][1]["description"] == "x" * 100
+    upper = invoice_body(
+        msgspec.structs.replace(command, external_key="RUN-1"),
+        key="RUN-1",
+        revenue_account="8400",
+        local_currency="EUR",
+    )
+    assert upper["salesInvoiceLines"][0]["lineType"] == "Account"  # nothing lost: no key line
     assert b'"quantity":7.5,"unitPrice":225.10' in encoded
     foreign = invoice_body(
         msgspec.structs.replace(command, currency="CHF"),
@@ -283,6 +296,15 @@ def test_projects_and_payments() -> None:
     assert payment.amount.amount == Decimal("7200.00")
     assert payment.amount.currency == "EUR"
     assert payment.invoice_ids == []  # the zero GUID: applied to nothing
+    assert payment.applications == []
+    # A payment journal line applies to one invoice (appliesToInvoiceId): its whole amount went there.
+    applied = payment_from_bc(
+        BcPayment(id="pay", customer_id="c", amount=Decimal("-7200.00"), applies_to_invoice_id="inv-1"),
+        currency="eur",
+    )
+    assert [(a.invoice_id, a.amount.amount, a.amount.currency) for a in applied.applications] == [
+        ("inv-1", Decimal("7200.00"), "EUR")
+    ]
 
 
 def test_error_documents_and_pages() -> None:

@@ -25,6 +25,7 @@ from contracts.models import (
     InvoiceCreate,
     InvoiceLineInput,
     InvoiceStatus,
+    Money,
     ProjectCreate,
     ProjectStatus,
 )
@@ -779,6 +780,40 @@ def test_payment_record_lists_only_the_invoices_it_applies_to() -> None:
     assert payment.amount.amount == Decimal("22356.00")
     assert payment.amount.currency == "GBP"
     assert payment.invoice_ids == ["10003"]
+    assert [(a.invoice_id, a.amount.amount) for a in payment.applications] == [("10003", Decimal("22356.00"))]
+
+
+def test_a_payment_applied_to_several_invoices_keeps_each_apply_lines_amount() -> None:
+    """Oracle's REST sample ("Customer Payment", docs.oracle.com ... article_0224093711): ``payment`` 250
+    with ``apply.items[{amount: 200.0, apply: true, doc}]``: what each invoice got is its line's amount."""
+    line = {"apply": True}
+    body = encoded(
+        {
+            "id": "20010",
+            "customer": ref("customer", "1004"),
+            "currency": ref("currency", "1"),
+            "tranDate": "2026-02-10",
+            "payment": 1600.0,
+            "apply": {
+                "items": [
+                    {**line, "doc": ref("invoice", "10003"), "amount": 1000.0},
+                    {**line, "doc": ref("invoice", "10004"), "amount": 500.5},
+                ]
+            },
+        }
+    )
+    payment = payment_from_record(decode_payment(body), SETUP)
+    assert payment.invoice_ids == ["10003", "10004"]
+    assert payment.amount.amount == Decimal("1600.00")  # 99.50 left unapplied
+    assert payment.applied_to("10003") == Money(amount=Decimal("1000.00"), currency="USD")
+    assert payment.applied_to("10004") == Money(amount=Decimal("500.50"), currency="USD")
+    assert payment.applied_to("10099") is None
+    # A line without its amount: the split is unknown, never guessed as the whole payment per invoice.
+    without = msgspec.json.decode(body)
+    del without["apply"]["items"][1]["amount"]
+    unknown = decode_payment(msgspec.json.encode(without))
+    assert payment_from_record(unknown, SETUP).applications == []
+    assert payment_from_record(unknown, SETUP).applied_to("10003") is None
 
 
 def test_async_job_documents() -> None:
