@@ -218,6 +218,18 @@ def parse_billing_key(key: str | None) -> tuple[str, str] | None:
     return project, period
 
 
+def _as_written(key: str) -> str:
+    """A billing key as the billing run wrote it (the PSA invoice is found by it), from the ERP's copy: a
+    Business Central invoice made before its key was kept in a comment line answers the key upper-cased,
+    whose prefix and revision suffix are Stratum's own lower case (and Kantata project ids are digits)."""
+    if key.startswith("bill:"):
+        return key
+    head, _, last = key.rpartition(":")
+    if last[:1] in ("R", "D") and last[1:].isdigit():
+        key = f"{head}:{last.lower()}"
+    return "bill:" + key[len("bill:") :]
+
+
 def crm_status(invoice: Invoice) -> CrmInvoiceStatus | None:
     """The CRM's status for a canonical invoice; None for a draft (not issued: sales do not see it)."""
     if invoice.status is InvoiceStatus.DRAFT:
@@ -408,7 +420,7 @@ async def _apply(saga: Saga, invoice: Invoice, payments: list[Payment]) -> _Outc
     ):
         return _Outcome(invoice_id=invoice.id, applied=False)  # an echo, or a re-read in the overlap
     project_id, period = key
-    billing_key = f"bill:{project_id}:{period}"  # as the billing run wrote it (see parse_billing_key)
+    billing_key = _as_written(invoice.external_key or "")
     project = await system.get_psa_project(project_id)
     # A deal's project is keyed ``deal_project_key(opportunity id)`` (contracts.models.delivery), which is
     # the opportunity id itself: the project's external key names the deal.

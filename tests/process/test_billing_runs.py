@@ -827,6 +827,15 @@ async def test_a_cancelled_project_period_is_billed_again_once_under_its_next_re
     assert _crm_statuses(gw, old["erp_invoice_id"]) == ["Void"]
     assert _crm_statuses(gw, new["erp_invoice_id"]) == ["Open"]
 
+    # The revision's payment reaches the revision's PSA invoice (found by its own key), not the cancelled one.
+    from tests.process.test_invoice_status import _netsuite_payment, _psa_paid_in_full, _sync
+
+    invoice = await _erp_invoice(gw, new["erp_invoice_id"])
+    await _netsuite_payment(gw, invoice["id"], invoice["customer_id"], invoice["total"]["amount"])
+    await _sync(gw)
+    assert (_psa_paid_in_full(gw, psa["id"]), _psa_paid_in_full(gw, old["psa_invoice_id"])) == (1, 0)
+    assert _crm_statuses(gw, new["erp_invoice_id"]) == ["Paid"]
+
 
 async def test_a_parked_project_period_cancelled_before_it_billed_is_billed_by_its_next_revision(
     gw: Any,
