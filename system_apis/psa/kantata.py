@@ -517,10 +517,12 @@ class KantataPsa:
             return TimeEntryPage(items=[])
         # Time of archived (closed) workspaces is still time, though Kantata hides it unless asked. Id
         # order keeps page-number paging stable while time is booked: new entries land on the last page.
-        params = {**filters, "from_archived_workspaces": "true", "order": "id:asc"}
+        params = {**_vendor_filters(filters), "from_archived_workspaces": "true", "order": "id:asc"}
         envelope = await self._page("time_entries.json", params, page, per_page)
         with _unusable("time entry list"):
             records = ordered(envelope, "time_entries", envelope.time_entries)
+        if filters.get("approved") == "false":
+            records = [record for record in records if record.approved is not True]
         items, skipped = map_page(VENDOR, "time entry", records, time_entry_from_record, record_id=_record_id)
         return TimeEntryPage(
             items=items, next_cursor=_next_cursor(envelope, page, per_page, fingerprint), skipped=skipped
@@ -529,16 +531,22 @@ class KantataPsa:
     async def list_expenses(
         self, query: PeriodFilter, *, limit: int, cursor: str | None = None
     ) -> ExpensePage:
-        filters = _period_filters(query, "date_between")
+        filters = _period_filters(query, "date_expensed_between")
         fingerprint = query_fingerprint("expenses", filters or _NOTHING)
         page, per_page = _position(cursor, limit, fingerprint)
         if filters is None:
             return ExpensePage(items=[])
-        params = {**filters, "from_archived_workspaces": "true", "order": "id:asc"}
+        params = {**_vendor_filters(filters), "from_archived_workspaces": "true", "order": "id:asc"}
         envelope = await self._page("expenses.json", params, page, per_page)
         with _unusable("expense list"):
             records = ordered(envelope, "expenses", envelope.expenses)
+        if filters.get("approved") == "false":
+            records = [record for record in records if record.approved is not True]
         items, skipped = map_page(VENDOR, "expense", records, expense_from_record, record_id=_record_id)
+        if filters.get("approved") == "true":
+            # Kantata's filter selected approved ones; its expense may not carry `approved` at all (the
+            # approval lives on the expense report submission: mavenlink_gem lists no such attribute).
+            items = [msgspec.structs.replace(item, approved=True) for item in items]
         return ExpensePage(
             items=items, next_cursor=_next_cursor(envelope, page, per_page, fingerprint), skipped=skipped
         )
@@ -590,13 +598,16 @@ class KantataPsa:
             )
         elif phase == 1:
             params = {**common, "approved": "true", "is_billable": "true", "is_invoiced": "false"}
-            envelope = await self._page("expenses.json", {**params, "date_between": window}, page, limit)
+            envelope = await self._page(
+                "expenses.json", {**params, "date_expensed_between": window}, page, limit
+            )
             with _unusable("expense list"):
                 expenses = ordered(envelope, "expenses", envelope.expenses)
             wanted_expenses = [
                 x
                 for x in expenses
-                if x.approved
+                # Kantata's `approved=true` selected these; an answer without `approved` is not a refusal.
+                if x.approved is not False
                 and (x.is_billable if x.is_billable is not None else x.billable)
                 and not x.is_invoiced
                 and x.date[:10] <= str(through)
@@ -772,7 +783,8 @@ class KantataPsa:
             "external_payment": {
                 "workspace_id": _str(invoice.workspace_ids[0]),
                 "invoice_id": _str(invoice.id),
-                "notes": f"Paid in full in the ERP; recorded by {SERVICE_NAME}",
+                # `message` is the payment's text (mavenlink_gem specification, external_payments).
+                "message": f"Paid in full in the ERP; recorded by {SERVICE_NAME}",
             }
         }
         try:
@@ -1219,3 +1231,11 @@ def _period_filters(query: PeriodFilter, date_param: str) -> dict[str, str] | No
     if query.modified_since is not None:
         filters["updated_after"] = _updated_after(query.modified_since)
     return filters
+
+
+def _vendor_filters(filters: Mapping[str, str]) -> dict[str, str]:
+    """The filters Kantata is sent. Its ``approved`` filter can only say "approved": on time entries it "is
+    always processed as true; the actual value you provide is ignored" (developer.kantata.com/kantata/
+    specification/time-entries/get-time-entries), and expenses document only the approved side
+    (.../expenses/get-expenses). So ``approved=false`` is never sent: the caller drops approved records."""
+    return {key: value for key, value in filters.items() if (key, value) != ("approved", "false")}
