@@ -105,6 +105,7 @@ from system_apis.psa.kantata_mapping import (
     PAYMENT_MODEL,
     PROJECT_MODEL,
     SERVICE_NAME,
+    KantataBillingMilestone,
     KantataEnvelope,
     KantataExternalReference,
     KantataInvoice,
@@ -114,6 +115,7 @@ from system_apis.psa.kantata_mapping import (
     billable_expense,
     billable_milestone,
     billable_time,
+    billing_milestone_body,
     decode_envelope,
     decode_errors,
     erp_invoice_reference,
@@ -627,14 +629,15 @@ class KantataPsa:
             with _unusable("story list"):
                 stories = ordered(envelope, "stories", envelope.stories)
             workspace = _only_workspace(await self._show_workspace(project_id))
+            # A story is never on an invoice itself: the billing milestone that bills it is.
+            invoiced = _invoiced_stories(await self._billing_milestones(project_id))
             wanted_stories = [
                 s
                 for s in stories
                 if s.story_type == "milestone"
                 and s.billable
                 and milestone_status_from_state(s.state) is MilestoneStatus.COMPLETED
-                and not s.is_invoiced
-                and s.invoice_id is None
+                and _str(s.id) not in invoiced
                 and (milestone_date(s) or through) <= through
             ]
             items, skipped = map_page(
@@ -670,8 +673,8 @@ class KantataPsa:
         return None
 
     async def get_invoice(self, invoice_id: str) -> PsaInvoice:
-        invoice, references = await self._show_invoice(invoice_id)
-        return _psa_invoice(invoice, references)
+        invoice, envelope = await self._show_invoice(invoice_id)
+        return _psa_invoice(invoice, envelope)
 
     async def create_invoice(self, command: PsaInvoiceCreate) -> tuple[PsaInvoice, bool]:
         existing = await self.find_invoice(command.external_key)
@@ -683,8 +686,11 @@ class KantataPsa:
             raise VendorRejected(
                 VENDOR, f"project {command.project_id} bills in {workspace.currency}, not {command.currency}"
             )
+        billing_milestone_ids = await self._billing_milestones_for(command)
         try:
-            body = msgspec.json.encode(invoice_create_body(command))
+            body = msgspec.json.encode(
+                invoice_create_body(command, billing_milestone_ids=billing_milestone_ids)
+            )
         except ValueError as exc:
             raise VendorRejected(VENDOR, f"the invoice cannot be held in Kantata: {exc}") from None
         try:
@@ -706,11 +712,11 @@ class KantataPsa:
     async def finalize_invoice(
         self, invoice_id: str, *, erp_invoice_id: str, erp_invoice_number: str | None
     ) -> PsaInvoice:
-        invoice, references = await self._show_invoice(invoice_id)
+        invoice, envelope = await self._show_invoice(invoice_id)
         status = invoice_status(invoice)
         if status is PsaInvoiceStatus.CANCELLED:
             raise VendorRejected(VENDOR, f"invoice {invoice_id} is cancelled and cannot be issued")
-        current = _psa_invoice(invoice, references)
+        current = _psa_invoice(invoice, envelope)
         if current.erp_invoice_id is None:
             reference = erp_invoice_reference(erp_invoice_id, erp_invoice_number)
             await self._add_invoice_reference(invoice_id, reference, ERP_INVOICE_MODEL)
@@ -732,10 +738,10 @@ class KantataPsa:
         return await self.get_invoice(invoice_id)
 
     async def cancel_invoice(self, invoice_id: str) -> PsaInvoice:
-        invoice, references = await self._show_invoice(invoice_id)
+        invoice, envelope = await self._show_invoice(invoice_id)
         status = invoice_status(invoice)
         if status is PsaInvoiceStatus.CANCELLED:
-            return _psa_invoice(invoice, references)
+            return _psa_invoice(invoice, envelope)
         if status is PsaInvoiceStatus.PAID:
             raise VendorRejected(VENDOR, f"invoice {invoice_id} is paid; Kantata cannot cancel it")
         try:
@@ -756,7 +762,8 @@ class KantataPsa:
         ``erp_payment_id``: told once), and the payment that leaves a zero balance also records one
         invoice-level external payment, which marks the whole invoice paid. No partial amount is ever
         booked as a project payment, so nothing is counted twice once the invoice is paid in full."""
-        invoice, references = await self._show_invoice(invoice_id)
+        invoice, envelope = await self._show_invoice(invoice_id)
+        references = envelope.external_references
         if invoice.currency is not None and invoice.currency.upper() != payment.currency:
             raise VendorRejected(
                 VENDOR, f"invoice {invoice_id} is in {invoice.currency}, not {payment.currency}"
@@ -823,15 +830,89 @@ class KantataPsa:
 
             await self._after_lost_answer(error, f"{service_model} reference", look)
 
-    async def _show_invoice(
-        self, invoice_id: str
-    ) -> tuple[KantataInvoice, Mapping[str, KantataExternalReference]]:
+    async def _billing_milestones(self, workspace_id: str) -> list[KantataBillingMilestone]:
+        """Every billing milestone of a project (its billing schedule)."""
+        params = {"workspace_id": workspace_id, "order": "id:asc"}
+        found: list[KantataBillingMilestone] = []
+        for envelope in await self._all_pages("billing_milestones.json", params):
+            with _unusable("billing milestone list"):
+                found.extend(ordered(envelope, "billing_milestones", envelope.billing_milestones))
+        if any(_str(record.workspace_id) != workspace_id for record in found):
+            # Kantata ignored the filter: what is (not) invoiced cannot be told from this answer.
+            raise VendorBadResponse(VENDOR, "Kantata ignored the billing milestone filter")
+        return found
+
+    async def _billing_milestones_for(self, command: PsaInvoiceCreate) -> list[str]:
+        """The billing milestones an invoice bills for ``command.milestone_ids`` (milestone stories), one per
+        story: the story's billing milestone not yet on an invoice, else one made now (looked for before it
+        is made, and again after a lost answer). A story whose billing milestone is already invoiced is
+        refused, as Kantata refuses an invoiced item."""
+        if not command.milestone_ids:
+            return []
+        project_id = command.project_id
+        stories = {_str(story.id): story for story in (await self._milestones([project_id])).of(project_id)}
+        schedule = await self._billing_milestones(project_id)
+        chosen: list[str] = []
+        for story_id in command.milestone_ids:
+            story = stories.get(story_id)
+            if story is None:
+                raise VendorRejected(
+                    VENDOR, f"milestone {story_id} is not a milestone of project {project_id}"
+                )
+            on_story = [record for record in schedule if _str(record.story_id or "") == story_id]
+            billed = [record for record in on_story if record.invoice_id is not None]
+            if billed:
+                invoice_id = _str(billed[0].invoice_id or "")
+                raise VendorRejected(
+                    VENDOR, f"milestone {story_id} has already been invoiced (invoice {invoice_id})"
+                )
+            if on_story:
+                record = on_story[0]
+                if record.amount_in_cents != story.budget_estimate_in_cents:
+                    raise VendorRejected(
+                        VENDOR,
+                        f"billing milestone {_str(record.id)} of milestone {story_id} bills "
+                        f"{record.amount_in_cents} cents, the milestone {story.budget_estimate_in_cents}",
+                    )
+                chosen.append(_str(record.id))
+            else:
+                chosen.append(await self._create_billing_milestone(story, command))
+        return chosen
+
+    async def _create_billing_milestone(self, story: KantataStory, command: PsaInvoiceCreate) -> str:
+        try:
+            body = billing_milestone_body(
+                story, external_key=command.external_key, date_to_invoice=command.invoice_date
+            )
+        except ValueError as exc:
+            raise VendorRejected(VENDOR, f"the milestone cannot be invoiced in Kantata: {exc}") from None
+        story_id = _str(story.id)
+        try:
+            response = await self._http.send(
+                "POST", "billing_milestones.json", content=msgspec.json.encode(body), headers=_JSON_HEADERS
+            )
+            envelope = _decode(response.content, "created billing milestone")
+            return _str(_only(envelope, "billing_milestones", envelope.billing_milestones).id)
+        except (VendorTimeout, VendorUnavailable, VendorBadResponse) as error:
+
+            async def look() -> str | None:
+                schedule = await self._billing_milestones(command.project_id)
+                free = [
+                    record
+                    for record in schedule
+                    if _str(record.story_id or "") == story_id and record.invoice_id is None
+                ]
+                return _str(free[0].id) if free else None
+
+            return await self._after_lost_answer(error, "billing milestone", look)
+
+    async def _show_invoice(self, invoice_id: str) -> tuple[KantataInvoice, KantataEnvelope]:
+        """The invoice, with its external references and billing milestones side-loaded."""
         if not _KANTATA_ID.fullmatch(invoice_id):
             raise NotFound(VENDOR, "no such invoice")
-        envelope = await self._get(
-            f"invoices/{invoice_id}.json", {"include": "external_references"}, "invoice"
-        )
-        return _only(envelope, "invoices", envelope.invoices), envelope.external_references
+        params = {"include": "external_references,billing_milestones"}
+        envelope = await self._get(f"invoices/{invoice_id}.json", params, "invoice")
+        return _only(envelope, "invoices", envelope.invoices), envelope
 
     # --- Kantata specifics -----------------------------------------------------------------------------
 
@@ -1141,8 +1222,24 @@ def _project(
     )
 
 
-def _psa_invoice(invoice: KantataInvoice, references: Mapping[str, KantataExternalReference]) -> PsaInvoice:
-    return map_record(VENDOR, "invoice", invoice.id, lambda: invoice_from_record(invoice, references))
+def _psa_invoice(invoice: KantataInvoice, envelope: KantataEnvelope) -> PsaInvoice:
+    return map_record(
+        VENDOR,
+        "invoice",
+        invoice.id,
+        lambda: invoice_from_record(
+            invoice, envelope.external_references, billing_milestones=envelope.billing_milestones
+        ),
+    )
+
+
+def _invoiced_stories(schedule: Sequence[KantataBillingMilestone]) -> set[str]:
+    """The milestone stories whose billing milestone is on an invoice."""
+    return {
+        _str(record.story_id)
+        for record in schedule
+        if record.story_id is not None and record.invoice_id is not None
+    }
 
 
 def _record_id(record: Any) -> str:

@@ -86,17 +86,32 @@ async def test_the_seed_has_unbilled_time_expenses_and_a_completed_billable_mile
     assert not {e["id"] for e in _records(invoiced.json())} & {e["id"] for e in time}
 
 
+async def _billing_milestone(kantata: httpx.AsyncClient, story: dict[str, Any]) -> dict[str, Any]:
+    """A billing milestone for a milestone story, as developer.kantata.com/kantata/specification/
+    billing-milestones/create-billing-milestone takes one."""
+    body = {
+        "workspace_id": story["workspace_id"],
+        "title": story["title"],
+        "amount_in_cents": story["budget_estimate_in_cents"],
+        "date_to_invoice": story["due_date"],
+        "story_id": story["id"],
+    }
+    return _one(await kantata.post(f"{API}/billing_milestones.json", json={"billing_milestone": body}))
+
+
 async def test_an_invoice_bills_its_items_and_marks_them_invoiced(kantata: httpx.AsyncClient) -> None:
     time = (await _unbilled(kantata, "time_entries", billable="true"))[:2]
     expense = (await _unbilled(kantata, "expenses", is_billable="true"))[:1]
-    milestone = await _milestones(kantata)
+    milestone = [await _billing_milestone(kantata, story) for story in await _milestones(kantata)]
+    assert [(m["currency"], m["invoice_id"], m["invoice_ids"]) for m in milestone] == [("USD", None, [])]
     invoice = _one(
         await _create(
             kantata,
             time_entry_ids=[t["id"] for t in time],
             expense_ids=[int(e["id"]) for e in expense],  # ids as numbers too, as Kantata takes them
             billing_milestone_ids=[m["id"] for m in milestone],
-            additional_items=[{"description": "Retainer", "amount_in_cents": 50_000}],
+            # AdditionalItem's attributes per mavenlink_gem's specification: notes, amount_in_cents, taxable.
+            additional_items=[{"notes": "Retainer", "amount_in_cents": 50_000}],
             invoice_date="2026-03-01",
             suppress_emails=True,
             external_references_attributes=[
@@ -107,7 +122,7 @@ async def test_an_invoice_bills_its_items_and_marks_them_invoiced(kantata: httpx
     expected = (
         sum(-(-t["time_in_minutes"] * t["rate_in_cents"] // 60) for t in time)
         + sum(e["amount_in_cents"] for e in expense)
-        + sum(m["budget_estimate_in_cents"] for m in milestone)
+        + sum(m["amount_in_cents"] for m in milestone)
         + 50_000
     )
     assert invoice["price_in_cents"] == invoice["balance_in_cents"] == expected
@@ -118,11 +133,23 @@ async def test_an_invoice_bills_its_items_and_marks_them_invoiced(kantata: httpx
     for collection, ids in (
         ("time_entries", invoice["time_entry_ids"]),
         ("expenses", invoice["expense_ids"]),
-        ("stories", invoice["billing_milestone_ids"]),
     ):
         for item_id in ids:
             item = _one(await kantata.get(f"{API}/{collection}/{item_id}.json"))
             assert (item["is_invoiced"], item["invoice_id"]) == (True, invoice["id"])
+    assert invoice["billing_milestone_ids"] == [m["id"] for m in milestone]
+    billed = _one(await kantata.get(f"{API}/billing_milestones/{milestone[0]['id']}.json"))
+    assert (billed["invoice_id"], billed["invoice_ids"]) == (invoice["id"], [invoice["id"]])
+    with_fees = await kantata.get(
+        f"{API}/invoices/{invoice['id']}.json", params={"include": "additional_items,billing_milestones"}
+    )
+    fees = with_fees.json()["additional_items"]
+    assert [(fees[i]["notes"], fees[i]["amount_in_cents"]) for i in invoice["additional_item_ids"]] == [
+        ("Retainer", 50_000)
+    ]
+    assert invoice["fixed_fee_item_ids"] == []
+    assert "additional_items" not in invoice
+    assert set(with_fees.json()["billing_milestones"]) == {m["id"] for m in milestone}
     refs = await kantata.get(
         f"{API}/external_references.json",
         params={"subject_type": "Invoice", "service_model_ref": "bill:x:2026-02"},

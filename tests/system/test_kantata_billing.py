@@ -83,9 +83,16 @@ def _expected_unbilled(sandbox: Sandbox, project_id: str) -> dict[str, set[str]]
             and s["story_type"] == "milestone"
             and s.get("billable")
             and s["state"] == "completed"
-            and not s.get("is_invoiced")
+            and s["id"] not in _invoiced_stories(sandbox)
             and (s["due_date"] or "") <= last
         },
+    }
+
+
+def _invoiced_stories(sandbox: Sandbox) -> set[str]:
+    """Milestone stories billed through a billing milestone on an invoice (Kantata's billing schedule)."""
+    return {
+        b["story_id"] for b in sandbox.records["billing_milestones"].values() if b["invoice_id"] is not None
     }
 
 
@@ -202,8 +209,17 @@ async def test_an_invoice_bills_exactly_its_items_and_they_leave_the_billable_li
     assert invoice.milestone_ids == [items[-1].id]
     record = sandbox.records["invoices"][invoice.id]
     assert invoice.total.amount == Decimal(record["price_in_cents"]) / 100
-    assert record["additional_items"] == [{"description": "Travel admin fee", "amount_in_cents": 1234}]
+    # A fee is an AdditionalItem of its own (notes, amount_in_cents: mavenlink_gem's specification).
+    fees = [sandbox.records["additional_items"][i] for i in record["additional_item_ids"]]
+    assert [(f["notes"], f["amount_in_cents"]) for f in fees] == [("Travel admin fee", 1234)]
     assert record["payment_schedule"] == 30
+    # The milestone is billed through a billing milestone (developer.kantata.com/tag/Billing-Milestones)
+    # that names its story and carries the story's amount; the story itself is not marked.
+    [billed] = [sandbox.records["billing_milestones"][i] for i in record["billing_milestone_ids"]]
+    story = sandbox.records["stories"][items[-1].id]
+    assert (billed["story_id"], billed["invoice_id"]) == (story["id"], invoice.id)
+    assert billed["amount_in_cents"] == story["budget_estimate_in_cents"]
+    assert "is_invoiced" not in story
     left = {(i.kind, i.id) for i in await all_items(psa, DEMO_WORKSPACE_ID)}
     assert not left & {(i.kind, i.id) for i in items}
     assert await psa.find_invoice(KEY) == invoice
@@ -283,6 +299,48 @@ async def test_cancel_makes_the_items_billable_again_and_twice_is_harmless(
     billable = {i.id for i in await all_items(psa, DEMO_WORKSPACE_ID)}
     assert {i.id for i in items} <= billable
     assert all(not sandbox.records["time_entries"][i.id]["is_invoiced"] for i in items)
+
+
+async def _milestone(psa: KantataPsa) -> BillableItem:
+    return next(i for i in await all_items(psa, DEMO_WORKSPACE_ID) if i.kind is BillableItemKind.MILESTONE)
+
+
+async def test_a_cancelled_milestone_is_billed_again_through_the_same_billing_milestone(
+    sandbox: Sandbox, psa: KantataPsa
+) -> None:
+    milestone = await _milestone(psa)
+    first, _ = await psa.create_invoice(command([milestone], draft=False))
+    assert milestone.id not in {i.id for i in await all_items(psa, DEMO_WORKSPACE_ID)}
+    await psa.cancel_invoice(first.id)
+    assert milestone.id in {i.id for i in await all_items(psa, DEMO_WORKSPACE_ID)}
+    again, _ = await psa.create_invoice(command([milestone], key=f"{KEY}:again"))
+    assert again.milestone_ids == [milestone.id]
+    schedule = [b for b in sandbox.records["billing_milestones"].values() if b["story_id"] == milestone.id]
+    assert [(b["invoice_id"], b["invoice_ids"]) for b in schedule] == [(again.id, [first.id, again.id])]
+
+
+async def test_a_milestone_already_invoiced_is_refused_by_name(sandbox: Sandbox, psa: KantataPsa) -> None:
+    milestone = await _milestone(psa)
+    await psa.create_invoice(command([milestone]))
+    invoices = len(sandbox.records["invoices"])
+    with pytest.raises(VendorRejected, match=f"milestone {milestone.id} has already been invoiced"):
+        await psa.create_invoice(command([milestone], key=f"{KEY}:twice"))
+    assert len(sandbox.records["billing_milestones"]) == 1
+    assert len(sandbox.records["invoices"]) == invoices
+
+
+async def test_a_lost_answer_to_the_billing_milestone_makes_no_second_one(
+    sandbox: Sandbox, psa: KantataPsa
+) -> None:
+    milestone = await _milestone(psa)
+    await sandbox.fault(
+        kind="lost", method="POST", path_pattern="^/api/v1/billing_milestones", latency_ms=10, times=1
+    )
+    invoice, created = await psa.create_invoice(command([milestone]))
+    assert created
+    assert invoice.milestone_ids == [milestone.id]
+    [billed] = sandbox.records["billing_milestones"].values()
+    assert (billed["story_id"], billed["invoice_id"]) == (milestone.id, invoice.id)
 
 
 # --- payments ------------------------------------------------------------------------------------------

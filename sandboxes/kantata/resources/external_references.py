@@ -32,6 +32,7 @@ _SUBJECT_COLLECTIONS: Mapping[str, str] = {
     "TimeEntry": "time_entries",
     "Expense": "expenses",
     "Invoice": "invoices",
+    "BillingMilestone": "billing_milestones",
     "Participation": "participations",
     "User": "users",
 }
