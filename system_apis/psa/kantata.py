@@ -43,6 +43,29 @@ range, re-checked here), each in id order, behind one cursor that names the kind
 holds one kind only, so it may be shorter than ``limit``. Page-number paging shifts when items are invoiced
 between pages: read the whole list, then invoice (as the billing run does).
 
+Kantata's ``approved`` filter only ever selects approved records (on time entries "the actual value you
+provide is ignored": developer.kantata.com/kantata/specification/time-entries/get-time-entries), so
+``approved=false`` is never sent: the adapter drops approved records itself. Expenses are filtered by date
+with ``date_expensed_between`` (.../expenses/get-expenses).
+
+Milestones: an invoice's ``billing_milestone_ids`` name *billing milestones* (``/billing_milestones``, a
+project's billing schedule, each with ``amount_in_cents``, ``story_id``, ``invoice_id``:
+developer.kantata.com/tag/Billing-Milestones), not milestone stories, and a story is never marked invoiced.
+So a billable milestone stays the project's milestone story (its id is the milestone's id everywhere in
+Stratum); ``create_invoice`` bills it through the story's billing milestone not yet on an invoice (one is
+made, with the story's amount and Stratum's key ``{billing key}:milestone:{story}``, when the story has
+none; found again by story after a lost answer), and a story whose billing milestone is on an invoice is
+invoiced (refused by name on a second invoice). An invoice reads back its milestones through the
+side-loaded billing milestones' ``story_id``.
+
+Approval time: Kantata records it on the timesheet submission's approval resolution (``PUT
+/timesheet_submissions/{id}/approve``, ``POST /timesheet_approvals`` answer ``resolutions`` of ``type``
+"approval"); a time entry only names its submissions (``active_submission_id``, ``recent_submission_id``:
+mavenlink_gem's specification), and no documented field gives the approval instant on the entry or the
+submission (the gem lists ``current_resolution_created_at_date``, undocumented in format). So
+``BillableItem.approved_at`` stays unset and the billing run's approval-to-invoice metric uses the item's
+``updated_at`` (the sandbox moves it on approval; whether Kantata does is not documented either).
+
 Payments: Kantata records a payment against an invoice only for the whole invoice (``POST
 /external_payments`` with ``invoice_id`` sets its amount to the invoice's and marks it "accepted payment";
 only single-project, non-draft, pending invoices); a payment with an amount of its own is a project-level

@@ -299,3 +299,75 @@ async def test_a_draft_is_not_paid_and_a_project_payment_changes_no_invoice(
         f"{API}/invoices.json", params={"without_drafts": "true", "per_page": "200"}
     )
     assert all(not i["draft"] for i in _records(without_drafts.json()))
+
+
+async def test_a_billing_milestone_is_billed_once_and_again_after_a_cancel(
+    kantata: httpx.AsyncClient,
+) -> None:
+    # developer.kantata.com/tag/Billing-Milestones: a billing milestone carries `invoice_id`/`invoice_ids`;
+    # an invoice's `billing_milestone_ids` name billing milestones, never stories.
+    [story] = await _milestones(kantata)
+    refused_story = await _create(kantata, billing_milestone_ids=[story["id"]])
+    assert refused_story.status_code == 422
+    assert refused_story.json()["errors"][0]["field"] == "billing_milestone_ids"
+    milestone = await _billing_milestone(kantata, story)
+    first = _one(await _create(kantata, billing_milestone_ids=[milestone["id"]]))
+    twice = await _create(kantata, billing_milestone_ids=[milestone["id"]])
+    assert twice.status_code == 422
+    assert "has already been invoiced" in twice.json()["errors"][0]["message"]
+    assert (await kantata.put(f"{API}/invoices/{first['id']}/cancel")).status_code == 200
+    released = _one(await kantata.get(f"{API}/billing_milestones/{milestone['id']}.json"))
+    assert (released["invoice_id"], released["invoice_ids"]) == (None, [first["id"]])
+    second = _one(await _create(kantata, billing_milestone_ids=[milestone["id"]]))
+    assert second["price_in_cents"] == story["budget_estimate_in_cents"]
+    listed = await kantata.get(
+        f"{API}/billing_milestones.json", params={"workspace_id": DEMO_WORKSPACE_ID, "story_id": story["id"]}
+    )
+    assert [(m["id"], m["invoice_id"]) for m in _records(listed.json())] == [(milestone["id"], second["id"])]
+
+
+async def test_payment_and_fee_attributes_are_kantatas(kantata: httpx.AsyncClient) -> None:
+    # mavenlink_gem lib/config/specification.yml: ExternalPayment takes amount_in_cents, message, invoice_id,
+    # workspace_id; AdditionalItem and FixedFeeItem are notes, amount_in_cents, taxable.
+    payment = {"workspace_id": DEMO_WORKSPACE_ID, "amount_in_cents": 500}
+    with_message = _one(
+        await kantata.post(
+            f"{API}/external_payments.json", json={"external_payment": {**payment, "message": "Wire 42"}}
+        )
+    )
+    assert with_message["message"] == "Wire 42"
+    assert "notes" not in with_message
+    assert "date" not in with_message
+    with_notes = await kantata.post(
+        f"{API}/external_payments.json", json={"external_payment": {**payment, "notes": "x"}}
+    )
+    assert with_notes.status_code == 422
+    described = await _create(kantata, fixed_fee_items=[{"description": "Fee", "amount_in_cents": 100}])
+    assert described.status_code == 422
+    assert described.json()["errors"][0]["field"] == "fixed_fee_items"
+    invoice = _one(
+        await _create(kantata, fixed_fee_items=[{"notes": "Fee", "amount_in_cents": 100, "taxable": True}])
+    )
+    assert invoice["price_in_cents"] == 100
+    [fee_id] = invoice["fixed_fee_item_ids"]
+    shown = await kantata.get(f"{API}/invoices/{invoice['id']}.json", params={"include": "fixed_fee_items"})
+    fee = shown.json()["fixed_fee_items"][fee_id]
+    assert (fee["notes"], fee["amount_in_cents"], fee["taxable"], fee["currency"]) == (
+        "Fee",
+        100,
+        True,
+        "USD",
+    )
+
+
+async def test_an_expense_is_written_with_billable(kantata: httpx.AsyncClient) -> None:
+    # mavenlink_gem: an expense's create attribute is `billable`; it answers `is_billable`.
+    body = {
+        "workspace_id": DEMO_WORKSPACE_ID,
+        "date": "2026-02-10",
+        "category": "Travel",
+        "amount_in_cents": 900,
+    }
+    expense = _one(await kantata.post(f"{API}/expenses.json", json={"expense": {**body, "billable": False}}))
+    assert expense["is_billable"] is False
+    assert "billable" not in expense

@@ -22,6 +22,7 @@ from contracts.models.billing import PsaFeeItem, PsaPaymentRecord
 from sandboxes.kantata.data import DEMO_WORKSPACE_ID, EUR_WORKSPACE_ID
 from system_apis.errors import NotFound, VendorRejected
 from system_apis.psa.kantata import InvalidCursor, KantataPsa
+from system_apis.psa.port import PeriodFilter
 from system_apis.vendor_http import BreakerPolicy, RetryPolicy
 from tests.system.test_kantata_adapter import Sandbox, _sandbox
 
@@ -455,6 +456,62 @@ async def test_an_invoiced_item_is_left_out_even_when_kantata_ignores_the_filter
         assert [item.id for item in page.items] == ["2"]
     finally:
         await psa.close()
+
+
+async def test_an_approved_expense_without_an_approved_field_is_billed_and_listed_as_approved() -> None:
+    """Kantata's expense carries no ``approved`` attribute (mavenlink_gem's specification lists none: approval
+    lives on expense report submissions); the ``approved`` filter (developer.kantata.com/kantata/
+    specification/expenses/get-expenses) is what selects approved ones, so an answer without the field is
+    not an unapproved expense. The date filter is ``date_expensed_between``."""
+    seen: list[httpx.Request] = []
+    expense = {
+        "id": "7",
+        "workspace_id": "10",
+        "date": "2026-02-10",
+        "amount_in_cents": 4200,
+        "currency": "USD",
+        "category": "Travel",
+        "is_billable": True,
+        "is_invoiced": False,
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        path = request.url.path
+        if path.endswith("/workspaces/10.json"):
+            body: dict[str, Any] = {
+                "count": 1,
+                "results": [{"key": "workspaces", "id": "10"}],
+                "workspaces": {"10": {"id": "10", "title": "P", "currency": "USD"}},
+            }
+        elif path.endswith("/expenses.json"):
+            body = {"count": 1, "results": [{"key": "expenses", "id": "7"}], "expenses": {"7": expense}}
+        else:
+            body = {"count": 0, "results": []}
+        return httpx.Response(200, json=body)
+
+    psa = KantataPsa(
+        KantataSettings(base_url="http://kantata.test/api/v1"),
+        transport=httpx.MockTransport(handler),
+        retry=RetryPolicy(max_attempts=1),
+        breaker=BreakerPolicy(failure_threshold=0),
+    )
+    try:
+        items: list[BillableItem] = []
+        cursor: str | None = None
+        for _ in range(5):
+            page = await psa.list_billable_items("10", through=THROUGH, limit=50, cursor=cursor)
+            items.extend(page.items)
+            if (cursor := page.next_cursor) is None:
+                break
+        listed = await psa.list_expenses(PeriodFilter(project_id="10", approved=True), limit=10)
+    finally:
+        await psa.close()
+    assert [(i.kind, i.id) for i in items] == [(BillableItemKind.EXPENSE, "7")]
+    assert [(x.id, x.approved) for x in listed.items] == [("7", True)]
+    expense_calls = [r for r in seen if r.url.path.endswith("/expenses.json")]
+    assert expense_calls[0].url.params["date_expensed_between"] == f"1900-01-01:{THROUGH.isoformat()}"
+    assert all(r.url.params["approved"] == "true" for r in expense_calls)
 
 
 async def test_time_is_named_by_its_roles_name_as_the_rate_card_names_roles(
