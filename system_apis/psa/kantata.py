@@ -854,16 +854,15 @@ class KantataPsa:
             await self._after_lost_answer(error, f"{service_model} reference", look)
 
     async def _billing_milestones(self, workspace_id: str) -> list[KantataBillingMilestone]:
-        """Every billing milestone of a project (its billing schedule)."""
+        """Every billing milestone of a project (its billing schedule). Kantata's documented filters for the
+        list are ``date_between`` and ``external_reference_*``; ``workspace_id`` is sent as for every other
+        collection, and every page is read and re-checked: an ignored filter costs pages, not correctness."""
         params = {"workspace_id": workspace_id, "order": "id:asc"}
         found: list[KantataBillingMilestone] = []
         for envelope in await self._all_pages("billing_milestones.json", params):
             with _unusable("billing milestone list"):
                 found.extend(ordered(envelope, "billing_milestones", envelope.billing_milestones))
-        if any(_str(record.workspace_id) != workspace_id for record in found):
-            # Kantata ignored the filter: what is (not) invoiced cannot be told from this answer.
-            raise VendorBadResponse(VENDOR, "Kantata ignored the billing milestone filter")
-        return found
+        return [record for record in found if _str(record.workspace_id) == workspace_id]
 
     async def _billing_milestones_for(self, command: PsaInvoiceCreate) -> list[str]:
         """The billing milestones an invoice bills for ``command.milestone_ids`` (milestone stories), one per
