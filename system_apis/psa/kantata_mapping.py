@@ -1042,10 +1042,10 @@ def invoice_create_body(
         "expense_ids": list(command.expense_ids),
         "billing_milestone_ids": list(billing_milestone_ids),
         "additional_items": fees,
-        # Kantata requires a payment schedule: the days from the invoice date to its due date.
+        # Kantata requires a payment schedule, the days from the invoice date to its due date, and derives
+        # the due date from it (mavenlink_gem specification: due_date is answered, not written).
         "payment_schedule": max(0, (command.due_date - command.invoice_date).days),
         "invoice_date": command.invoice_date.isoformat(),
-        "due_date": command.due_date.isoformat(),
         "draft": command.draft,
         # The ERP sends the customer's invoice; Kantata must not email one of its own.
         "suppress_emails": True,

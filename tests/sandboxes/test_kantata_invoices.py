@@ -342,6 +342,12 @@ async def test_payment_and_fee_attributes_are_kantatas(kantata: httpx.AsyncClien
         f"{API}/external_payments.json", json={"external_payment": {**payment, "notes": "x"}}
     )
     assert with_notes.status_code == 422
+    # An invoice's due_date is answered, not written: payment_schedule (days) sets it.
+    dated = await _create(
+        kantata, fixed_fee_items=[{"notes": "Fee", "amount_in_cents": 100}], due_date="2026-04-30"
+    )
+    assert dated.status_code == 422
+    assert dated.json()["errors"][0]["field"] == "due_date"
     described = await _create(kantata, fixed_fee_items=[{"description": "Fee", "amount_in_cents": 100}])
     assert described.status_code == 422
     assert described.json()["errors"][0]["field"] == "fixed_fee_items"

@@ -8,7 +8,7 @@ Invoice", "Deleting an existing Invoice") and as Kantata's Ruby client lists the
   ``/billing_milestones``, `sandboxes.kantata.resources.billing_milestones`, not milestone stories), fees as
   nested ``fixed_fee_items`` and ``additional_items`` (``[{"notes", "amount_in_cents", "taxable"}]``, the
   attributes the gem lists for FixedFeeItem and AdditionalItem), ``payment_schedule`` (required; days until
-  due), ``invoice_date``, ``due_date``, ``draft``, ``message``, ``suppress_emails`` and nested
+  due), ``invoice_date``, ``draft``, ``message``, ``suppress_emails`` and nested
   ``external_references_attributes`` (the "external_reference" the invoice carries to another system's
   invoice). Every billed time entry and expense becomes ``is_invoiced`` with ``invoice_id``; a billing
   milestone gets ``invoice_id`` (and the invoice in ``invoice_ids``); an item already on an invoice is
@@ -187,10 +187,7 @@ def _prepare_create(sandbox: KantataSandbox, record: Record, errors: _Errors) ->
     number = max(numbers, default=1040) + 1
     invoice_date = record.get("invoice_date") or sandbox._now()[:10]
     record["invoice_date"] = invoice_date
-    record.setdefault(
-        "due_date",
-        (date.fromisoformat(invoice_date) + timedelta(days=record["payment_schedule"])).isoformat(),
-    )
+    _due(record)
     record.setdefault("draft", False)
     record["user_id"] = ADMIN_USER_ID
     record["user_invoice_number"] = number
@@ -228,6 +225,14 @@ def _prepare_invoice(
     if existing["draft"] is False and record.get("draft") is True:
         errors.append(_validation("draft", "An issued invoice cannot be made a draft again"))
     record.pop("suppress_emails", None)
+    _due(record)
+
+
+def _due(record: Record) -> None:
+    # `due_date` is answered, never written: Kantata derives it from `payment_schedule`, "the payment
+    # schedule (i.e. 30) in days" (mavenlink_gem specification: due_date is not a create or update attribute).
+    invoice_date = date.fromisoformat(record["invoice_date"])
+    record["due_date"] = (invoice_date + timedelta(days=record["payment_schedule"])).isoformat()
 
 
 def release_items(sandbox: KantataSandbox, invoice: Record) -> None:
@@ -322,7 +327,6 @@ RESOURCE = _Resource(
         "additional_items": _FEE_LIST,
         "payment_schedule": _Field(kind="int", required=True, minimum=0, maximum=3650),
         "invoice_date": _Field(kind="date"),
-        "due_date": _Field(kind="date"),
         "title": _Field(kind="string"),
         "draft": _Field(kind="bool"),
         "message": _Field(kind="text"),
