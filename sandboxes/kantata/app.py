@@ -97,9 +97,11 @@ public documentation and public clients):
   ``title``, ``user_id`` null when unstaffed, ``allocated_minutes``, ``start_date``, ``end_date``);
   ``roles`` records as ``{"id", "name"}``
 - external references: the filter names ``subject_type``, ``subject_id``, ``service_name``,
-  ``service_model``, ``service_model_ref``; nested ``external_references_attributes`` on workspace and
-  story creates; ``status`` values (seed uses ``"synced"``); no uniqueness (the same
-  ``service_model_ref`` may be attached to several subjects)
+  ``service_model``, ``service_model_ref`` on ``/external_references`` (the attributes themselves are
+  Kantata's, per its Ruby client; other lists document ``external_reference_service_model_ref`` and
+  kin, not served here); nested ``external_references_attributes`` on workspace and story creates;
+  ``status`` values (seed uses ``"synced"``); no uniqueness (the same ``service_model_ref`` may be
+  attached to several subjects)
 - workspace status keys and colours (200 Not Started grey, 210 In Planning lightblue, 310 Active green,
   320 On Hold yellow, 400 Completed blue, 410 Cancelled red), written as ``status_key``; new workspaces
   start at 200

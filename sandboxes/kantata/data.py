@@ -962,6 +962,7 @@ class _SeedBuilder:
             "locked": False,
             "created_at": workspace["created_at"],
             "updated_at": workspace["created_at"],
+            "last_synced_at": workspace["created_at"],
         }
         self.data["external_references"][reference_id] = reference
         self._event(
