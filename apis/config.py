@@ -271,6 +271,11 @@ class BillingSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
     # Monthly billing runs on the workflow engine's scheduler: legal entity -> cron (6 fields, seconds
     # first, UTC), e.g. {"US01": "0 0 6 1 * *"} bills last month at 06:00 on the 1st. Empty: none (default).
     schedules: dict[str, str] = {}
+    # Milestone deals billed on completion, on the same scheduler: legal entity -> cron, e.g.
+    # {"DE01": "0 0 7 * * *"} bills, at 07:00 each day, the milestones of the entity's fixed-fee and
+    # milestone deals completed and not yet invoiced (one invoice per project and day). Empty: none (default);
+    # such milestones are then billed by the month's run.
+    milestone_schedules: dict[str, str] = {}
 
     def __post_init__(self) -> None:
         if not self.hours_per_day.is_finite() or not Decimal(0) < self.hours_per_day <= 24:

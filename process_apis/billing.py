@@ -32,6 +32,24 @@ An item approved after its period's run is unbilled and dated in the past: the n
 Cancelling undoes, last first: the CRM status (void), the ERP invoice (void or credit), the PSA invoice
 (cancelled: its items are billable again); a child already completed is undone by a ``billing_void`` run
 with the fixed id ``void-{child}``, so cancelling twice is the same as once. ``invoice.voided`` is published.
+
+Billing again after a cancel: a billing run bills each project-period's *revision* (``billing_revision``,
+a checkpointed step reading the run database): the first one not undone, or one past the highest that is
+(cancelled, or completed and its void completed). Revision ``n >= 2`` is the child ``bill-{project}-
+{YYYY-MM}-r{n}`` with the billing key ``bill:{project}:{YYYY-MM}:r{n}``, never the voided invoice's key
+(every vendor looks the invoice up by it before writing, and would return the voided one). Runs started at
+once read the same revision, and its fixed id runs it once; a child whose cancel or void is still under
+way is attached to, as any other.
+
+Where a billing run stands (``BillingRun.progress``, ``waiting_on``) is read from its children each time:
+the billing run itself stays ``running`` until every child is final, and is never parked itself, so the
+exception queue lists the parked child (which has the owner and the remediation), once.
+
+Milestones billed on completion (``milestone_billing_run``, run id ``bm-...``, fired per legal entity by
+``billing.milestone_schedules``): for the entity's fixed-fee and milestone deals with a completed milestone
+the PSA has not invoiced, one child per project and day ``bill-{project}-{YYYY-MM-DD}`` (billing key
+``bill:{project}:{YYYY-MM}:d{DD}``) bills only those milestones, dated that day. The PSA's claim of an item
+for one invoice keeps the month's run from billing a milestone again, and the other way round.
 """
 
 from __future__ import annotations
@@ -53,20 +71,25 @@ from apis.problems import ProblemError
 from apis.routing import VENDOR_ERRORS, operation
 from contracts.models.billing import (
     BillableItem,
+    BillableItemKind,
     CrmInvoiceStatus,
     CrmInvoiceStatusUpdate,
     PsaInvoice,
     PsaInvoiceStatus,
 )
-from contracts.models.crm import Customer, OpportunityStage
+from contracts.models.common import Money
+from contracts.models.crm import BillingModel, Customer, OpportunityStage
 from contracts.models.finance import Invoice
 from contracts.models.process import (
+    BillingProgress,
     BillingRun,
     BillingRunRequest,
+    BillingRunWait,
     Owner,
     Run,
     RunPage,
     RunState,
+    WaitReason,
     Workflow,
 )
 from process_apis.billing_pricing import (
@@ -75,6 +98,7 @@ from process_apis.billing_pricing import (
     PeriodError,
     PricedInvoice,
     billing_key,
+    milestone_billing_key,
     parse_period,
     source_id,
 )
@@ -90,14 +114,22 @@ __all__ = [
     "BILLING_SCHEDULE_WORKFLOW",
     "BILLING_VOID_WORKFLOW",
     "BILLING_WORKFLOWS",
+    "MILESTONE_BILLING_WORKFLOW",
     "PROJECT_BILLING_WORKFLOW",
     "apply_billing_schedules",
+    "billing_progress",
+    "billing_revision",
     "billing_run",
     "billing_void",
     "install_billing_settings",
+    "is_undone",
+    "milestone_billing_run",
+    "milestone_run_id",
     "project_billing",
     "project_run_id",
     "scheduled_billing",
+    "scheduled_milestone_billing",
+    "scheduled_milestone_run_id",
     "scheduled_run_id",
     "start_billing_run",
 ]
@@ -108,11 +140,14 @@ BILLING_RUN_WORKFLOW = "billing_run"
 PROJECT_BILLING_WORKFLOW = "project_billing"
 BILLING_VOID_WORKFLOW = "billing_void"
 BILLING_SCHEDULE_WORKFLOW = "billing_schedule"
+MILESTONE_BILLING_WORKFLOW = "milestone_billing_run"
+MILESTONE_SCHEDULE_WORKFLOW = "milestone_billing_schedule"
 # Every billing workflow is a ``billing_run`` run to operations (runs listing, replay, cancel).
 BILLING_WORKFLOWS = {
     BILLING_RUN_WORKFLOW: Workflow.BILLING_RUN,
     PROJECT_BILLING_WORKFLOW: Workflow.BILLING_RUN,
     BILLING_VOID_WORKFLOW: Workflow.BILLING_RUN,
+    MILESTONE_BILLING_WORKFLOW: Workflow.BILLING_RUN,
 }
 _PAGE = 200
 _RunId = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_.:-]{1,128}$", description="The run's id.")]
@@ -127,9 +162,23 @@ def install_billing_settings(value: BillingSettings) -> None:
     _billing_settings = value
 
 
-def project_run_id(project_id: str, period: str) -> str:
-    """The one workflow that bills ``project_id`` for ``period``, whichever billing runs cover it."""
-    return f"bill-{project_id}-{period}"
+def project_run_id(project_id: str, period: str, revision: int = 1) -> str:
+    """The one workflow that bills ``project_id`` for ``period``, whichever billing runs cover it; after a
+    cancel, revision ``n`` (``-r{n}``) bills it again (see ``billing_revision``)."""
+    base = f"bill-{project_id}-{period}"
+    return base if revision == 1 else f"{base}-r{revision}"
+
+
+def milestone_run_id(project_id: str, day: dt.date) -> str:
+    """The one workflow that bills ``project_id``'s milestones completed by ``day``, however often the
+    milestone schedule fires that day."""
+    return f"bill-{project_id}-{day.isoformat()}"
+
+
+def _invoice_key(project_id: str, period: str, revision: int, on_day: str | None) -> str:
+    if on_day:
+        return milestone_billing_key(project_id, dt.date.fromisoformat(on_day))
+    return billing_key(project_id, period, revision)
 
 
 def _void_run_id(child_id: str) -> str:
@@ -176,13 +225,16 @@ async def _all_items(project_id: str, through: dt.date) -> list[BillableItem]:
             return items
 
 
-async def _read_and_price(saga: Saga, project_id: str, period_key: str, step: str) -> _Priced:
+async def _read_and_price(
+    saga: Saga, project_id: str, period_key: str, step: str, revision: int, on_day: str | None
+) -> _Priced:
     from process_apis.billing_pricing import price_period
 
     system = services().system
     # The period was checked when the run was asked for; the child prices a past month whenever it runs.
     period = parse_period(period_key, today=dt.date.max)
-    key = billing_key(project_id, period)
+    day = dt.date.fromisoformat(on_day) if on_day else None
+    key = _invoice_key(project_id, period.key, revision, on_day)
     project = await system.get_psa_project(project_id)
     opportunity_id = project.external_key or ""
     deal = await system.get_opportunity(opportunity_id)
@@ -229,6 +281,8 @@ async def _read_and_price(saga: Saga, project_id: str, period_key: str, step: st
         entity=settings.for_entity(project.legal_entity or deal.legal_entity),
         erp_project_id=deal.system_ids.erp,
         hours_per_day=settings.hours_per_day,
+        revision=revision,
+        on_day=day,
     )
     if isinstance(outcome, ParkedBilling):
         raise outcome.violation()
@@ -246,10 +300,12 @@ async def _read_and_price(saga: Saga, project_id: str, period_key: str, step: st
     return _Priced(outcome=outcome, approved_at=approved, **common)
 
 
-async def _price(saga: Saga, project_id: str, period: str, step: str) -> _Priced:
+async def _price(
+    saga: Saga, project_id: str, period: str, step: str, revision: int, on_day: str | None
+) -> _Priced:
     return await saga.step(
         step,
-        lambda: _read_and_price(saga, project_id, period, step),
+        lambda: _read_and_price(saga, project_id, period, step, revision, on_day),
         result_type=_Priced,
         owner=Owner.PROJECT_OPERATIONS,
         remediation=_PROJECT_OPS_FIX,
@@ -298,23 +354,31 @@ class _Undo:
 
 @DBOS.workflow(name=PROJECT_BILLING_WORKFLOW)
 async def project_billing(
-    project_id: str, period: str, billing_run_id: str | None = None, correlation_id: str | None = None
+    project_id: str,
+    period: str,
+    billing_run_id: str | None = None,
+    correlation_id: str | None = None,
+    revision: int = 1,
+    on_day: str | None = None,
 ) -> dict[str, Any]:
-    key = billing_key(project_id, period)
+    """Bill ``project_id`` for ``period`` (its ``revision``), or, with ``on_day`` (ISO date), only its
+    milestones completed by that day (``milestone_billing_run``)."""
+    key = _invoice_key(project_id, period, revision, on_day)
     saga = Saga(Workflow.BILLING_RUN, subject=key, correlation_id=correlation_id)
     await saga.set_state(RunState.RUNNING)
     undo = _Undo()
     try:
-        result = await _bill(saga, project_id, period, undo)
+        result = await _bill(saga, project_id, period, undo, revision, on_day)
     except RunCancelled:
         compensated = await saga.compensate()
-        await _publish_voided(saga, project_id, period, undo.erp_invoice_id, undo.psa_invoice_id)
+        await _publish_voided(saga, project_id, period, key, undo.erp_invoice_id, undo.psa_invoice_id)
         return await saga.finish(
             RunState.CANCELLED,
             {
                 "billing_key": key,
                 "project_id": project_id,
                 "period": period,
+                "revision": revision,
                 "cancelled": True,
                 "compensated": compensated,
                 "erp_invoice_id": undo.erp_invoice_id,
@@ -324,9 +388,11 @@ async def project_billing(
     return await saga.finish(RunState.COMPLETED, result)
 
 
-async def _bill(saga: Saga, project_id: str, period: str, undo: _Undo) -> dict[str, Any]:
+async def _bill(
+    saga: Saga, project_id: str, period: str, undo: _Undo, revision: int, on_day: str | None
+) -> dict[str, Any]:
     system = services().system
-    priced_run = await _price(saga, project_id, period, "billing.price")
+    priced_run = await _price(saga, project_id, period, "billing.price", revision, on_day)
     if isinstance(priced_run.outcome, NothingToBill):
         return _nothing(priced_run, priced_run.outcome)
     priced = priced_run.outcome
@@ -334,7 +400,7 @@ async def _bill(saga: Saga, project_id: str, period: str, undo: _Undo) -> dict[s
     claim = await _claim(saga, priced, "psa.create_invoice", tolerate_refusal=True)
     if claim.invoice is None:
         log.info("billing_items_claimed_elsewhere", billing_key=priced.billing_key, refusal=claim.refused)
-        priced_run = await _price(saga, project_id, period, "billing.price.again")
+        priced_run = await _price(saga, project_id, period, "billing.price.again", revision, on_day)
         if isinstance(priced_run.outcome, NothingToBill):
             return _nothing(priced_run, priced_run.outcome)
         priced = priced_run.outcome
@@ -374,6 +440,8 @@ async def _bill(saga: Saga, project_id: str, period: str, undo: _Undo) -> dict[s
         "expenses": len(priced.expense_ids),
         "milestones": len(priced.milestone_ids),
         "fees": len(priced.fee_items),
+        "revision": revision,
+        **({"on_day": on_day} if on_day else {}),
     }
     if priced.invoice.draft:
         # Finance reviews this legal entity's invoices: the draft waits (durably) for approve or cancel.
@@ -484,7 +552,12 @@ async def _bill(saga: Saga, project_id: str, period: str, undo: _Undo) -> dict[s
 
 
 async def _publish_voided(
-    saga: Saga, project_id: str, period: str, erp_invoice_id: str | None, psa_invoice_id: str | None
+    saga: Saga,
+    project_id: str,
+    period: str,
+    key: str,
+    erp_invoice_id: str | None,
+    psa_invoice_id: str | None,
 ) -> None:
     if erp_invoice_id is None and psa_invoice_id is None:
         return
@@ -492,7 +565,6 @@ async def _publish_voided(
     async def publish() -> dict[str, Any]:
         from contracts.models.events import INVOICE_VOIDED, InvoiceVoided, event_id
 
-        key = billing_key(project_id, period)
         await services().events.publish(
             event_id=event_id(saga.run_id, "invoice.voided"),
             type=INVOICE_VOIDED,
@@ -591,7 +663,8 @@ async def billing_void(child_id: str, correlation_id: str | None = None) -> dict
     project_id = str(done.get("project_id", ""))
     period = str(done.get("period", ""))
     if project_id and period:
-        await _publish_voided(saga, project_id, period, erp_id, psa_id)
+        key = str(done.get("billing_key") or billing_key(project_id, period))
+        await _publish_voided(saga, project_id, period, key, erp_id, psa_id)
     return await saga.finish(
         RunState.COMPLETED,
         {"voided": child_id, "erp_invoice_id": erp_id, "psa_invoice_id": psa_id, "compensated": undone},
@@ -601,9 +674,11 @@ async def billing_void(child_id: str, correlation_id: str | None = None) -> dict
 # --- the billing run -------------------------------------------------------------------------------------
 
 
-async def _scope(legal_entity: str, project_ids: list[str] | None) -> list[str]:
+async def _scope(
+    legal_entity: str, project_ids: list[str] | None, *, models: tuple[BillingModel, ...] | None = None
+) -> list[str]:
     """The projects billed: those given, or every active PSA project of the legal entity whose deal has a
-    billing model (the won deals activation wrote a PSA project id back to)."""
+    billing model (of ``models``, when given) (the won deals activation wrote a PSA project id back to)."""
     if project_ids is not None:
         return list(dict.fromkeys(project_ids))
     system = services().system
@@ -616,6 +691,7 @@ async def _scope(legal_entity: str, project_ids: list[str] | None) -> list[str]:
             if (
                 psa_id
                 and deal.billing_model is not None
+                and (models is None or deal.billing_model in models)
                 and (deal.legal_entity or "").upper() == legal_entity.upper()
                 and deal.activation_status in (None, "activated")
             ):
@@ -623,6 +699,47 @@ async def _scope(legal_entity: str, project_ids: list[str] | None) -> list[str]:
         cursor = page.next_cursor
         if not cursor:
             return list(dict.fromkeys(found))
+
+
+async def _project_run(run_id: str) -> Run | None:
+    """A project-period run (or its void) as the run database has it now; None when there is none."""
+    from process_apis.runs import to_run
+
+    status = await DBOS.get_workflow_status_async(run_id)
+    if status is None or status.name not in (PROJECT_BILLING_WORKFLOW, BILLING_VOID_WORKFLOW):
+        return None
+    return to_run(status, None)
+
+
+def is_undone(child: Run, void: Run | None) -> bool:
+    """True when ``child``'s project-period is billable again: the child was cancelled (its compensations
+    ran), or it completed and its ``void-`` run has completed. A cancel or a void still under way is not:
+    a billing run attaches to that child until it is final."""
+    if child.state == RunState.CANCELLED:
+        return True
+    return child.state == RunState.COMPLETED and void is not None and void.state == RunState.COMPLETED
+
+
+async def billing_revision(project_id: str, period: str) -> int:
+    """The revision of ``project_id``'s ``period`` a billing run bills (or attaches to) now: the first one
+    that is not undone, or one past the highest that is.
+
+    Read from the run database alone, so every billing run starting at the same time picks the same
+    revision, and the revision's fixed workflow id makes it run once (exactly once by construction, as for
+    the first revision)."""
+    revision = 1
+    while True:
+        child = await _project_run(project_run_id(project_id, period, revision))
+        if child is None:
+            return revision
+        void = await _project_run(_void_run_id(child.id)) if child.state == RunState.COMPLETED else None
+        if not is_undone(child, void):
+            return revision
+        revision += 1
+
+
+async def _billing_revisions(project_ids: list[str], period: str) -> list[int]:
+    return [await billing_revision(p, period) for p in project_ids]
 
 
 @DBOS.workflow(name=BILLING_RUN_WORKFLOW)
@@ -643,12 +760,38 @@ async def billing_run(
             owner=Owner.SALES_OPERATIONS,
             remediation=_SALES_OPS_FIX,
         )
+        # Which revision of each project-period to bill or attach to, read once and checkpointed: a
+        # recovered run attaches to the children it chose.
+        revisions = await saga.step(
+            "billing.revisions",
+            lambda: _billing_revisions(projects, period),
+            result_type=list[int],
+            owner=Owner.INTEGRATION_OPERATIONS,
+            remediation="Check the run database, then replay the run.",
+        )
     except RunCancelled:
         return await saga.finish(RunState.CANCELLED, {"cancelled": True, "projects": []})
-    children = [project_run_id(p, period) for p in projects]
-    await saga.set_state(RunState.RUNNING, projects=children)
+    outcomes = await _bill_children(
+        saga, [(p, period, r, None) for p, r in zip(projects, revisions, strict=True)]
+    )
+    return await saga.finish(
+        RunState.COMPLETED,
+        {"legal_entity": legal_entity, "period": period, "projects": outcomes},
+    )
+
+
+async def _bill_children(
+    saga: Saga, children: list[tuple[str, str, int, str | None]]
+) -> list[dict[str, Any]]:
+    """Start (or attach to) one ``project_billing`` run per (project, period, revision, on_day), then wait
+    for each; their outcomes, in order."""
+    ids = [
+        milestone_run_id(p, dt.date.fromisoformat(day)) if day else project_run_id(p, period, revision)
+        for p, period, revision, day in children
+    ]
+    await saga.set_state(RunState.RUNNING, projects=ids)
     handles = []
-    for project_id, child_id in zip(projects, children, strict=True):
+    for (project_id, period, revision, day), child_id in zip(children, ids, strict=True):
         # The fixed id makes the project-period's run once: a run already started by another billing run
         # is attached to, not made again.
         with (
@@ -656,32 +799,116 @@ async def billing_run(
             SetWorkflowAttributes(
                 {
                     "state": RunState.QUEUED.value,
-                    "subject": billing_key(project_id, period),
+                    "subject": _invoice_key(project_id, period, revision, day),
                     "trigger": f"billing-run:{saga.run_id}",
                 }
             ),
         ):
             handles.append(
                 await DBOS.enqueue_workflow_async(
-                    QUEUE_NAME, project_billing, project_id, period, saga.run_id, saga.correlation_id
+                    QUEUE_NAME,
+                    project_billing,
+                    project_id,
+                    period,
+                    saga.run_id,
+                    saga.correlation_id,
+                    revision,
+                    day,
                 )
             )
     outcomes: list[dict[str, Any]] = []
-    for child_id, handle in zip(children, handles, strict=True):
+    for child_id, handle in zip(ids, handles, strict=True):
         try:
             outcome = await handle.get_result()
         except Exception as exc:  # a child that failed outright: its own run says why
             outcome = {"failed": repr(exc)}
         outcomes.append({"run_id": child_id, **(outcome if isinstance(outcome, dict) else {})})
+    return outcomes
+
+
+# --- milestones billed on completion ---------------------------------------------------------------------
+
+_ON_COMPLETION = (BillingModel.FIXED_FEE, BillingModel.MILESTONE)
+
+
+async def _milestone_scope(legal_entity: str, day: dt.date) -> list[str]:
+    """The legal entity's active projects of fixed-fee and milestone deals with a milestone completed by
+    ``day`` and not invoiced yet (read from the PSA's billable items: what it has not claimed)."""
+    system = services().system
+    found: list[str] = []
+    for project_id in await _scope(legal_entity, None, models=_ON_COMPLETION):
+        cursor: str | None = None
+        while True:
+            page = await system.list_billable_items(project_id, through=day, limit=_PAGE, cursor=cursor)
+            if any(
+                i.kind == BillableItemKind.MILESTONE and not i.invoiced and i.psa_invoice_id is None
+                for i in page.items
+            ):
+                found.append(project_id)
+                break
+            cursor = page.next_cursor
+            if not cursor:
+                break
+    return found
+
+
+@DBOS.workflow(name=MILESTONE_BILLING_WORKFLOW)
+async def milestone_billing_run(
+    legal_entity: str, day: str, trigger: str | None = None, correlation_id: str | None = None
+) -> dict[str, Any]:
+    """Bill at once the milestones of the legal entity's fixed-fee and milestone deals completed by ``day``
+    (ISO date): one ``project_billing`` run per project and day (``bill-{project}-{YYYY-MM-DD}``, key
+    ``bill:{project}:{YYYY-MM}:d{DD}``), pricing only those milestones, dated ``day``.
+
+    Exactly once with the month's run by construction: the PSA claims a milestone for one invoice
+    (Kantata's invoice takes ``billing_milestone_ids``/``story`` ids and marks them invoiced), so the month's
+    run, or a milestone run of a later day, finds it invoiced and leaves it out; a claim refused because
+    the other run got there first re-prices without it (``billing.price.again``)."""
+    saga = Saga(Workflow.BILLING_RUN, subject=f"{legal_entity}:{day}", correlation_id=correlation_id)
+    await saga.set_state(RunState.RUNNING)
+    try:
+        projects = await saga.step(
+            "billing.milestone_scope",
+            lambda: _milestone_scope(legal_entity, dt.date.fromisoformat(day)),
+            result_type=list[str],
+            owner=Owner.SALES_OPERATIONS,
+            remediation=_SALES_OPS_FIX,
+        )
+    except RunCancelled:
+        return await saga.finish(RunState.CANCELLED, {"cancelled": True, "projects": []})
+    outcomes = await _bill_children(saga, [(p, day[:7], 1, day) for p in projects])
     return await saga.finish(
-        RunState.COMPLETED,
-        {"legal_entity": legal_entity, "period": period, "projects": outcomes},
+        RunState.COMPLETED, {"legal_entity": legal_entity, "day": day, "projects": outcomes}
     )
+
+
+def scheduled_milestone_run_id(legal_entity: str, day: dt.date) -> str:
+    """The milestone billing run of a legal entity and day: one, however often the schedule fires."""
+    return f"bm-scheduled-{legal_entity.upper()}-{day.isoformat()}"
+
+
+@DBOS.workflow(name=MILESTONE_SCHEDULE_WORKFLOW)
+async def scheduled_milestone_billing(scheduled_at: dt.datetime, legal_entity: Any) -> None:
+    """Fired by the workflow engine's scheduler (``billing.milestone_schedules``): bill the legal entity's
+    milestones completed by the day of ``scheduled_at`` (UTC), once per entity and day."""
+    entity = str(legal_entity).upper()
+    day = scheduled_at.astimezone(dt.UTC).date()
+    with (
+        SetWorkflowID(scheduled_milestone_run_id(entity, day)),
+        SetWorkflowAttributes(
+            {"state": RunState.QUEUED.value, "subject": f"{entity}:{day.isoformat()}", "trigger": "schedule"}
+        ),
+    ):
+        await DBOS.enqueue_workflow_async(
+            QUEUE_NAME, milestone_billing_run, entity, day.isoformat(), "schedule", None
+        )
 
 
 # --- the monthly schedule -------------------------------------------------------------------------------
 
 _SCHEDULE_PREFIX = "billing-"
+# Also under _SCHEDULE_PREFIX, so one sweep keeps both kinds of schedule as configured.
+_MILESTONE_SCHEDULE_PREFIX = "billing-milestones-"
 
 
 def _previous_month(moment: dt.datetime) -> str:
@@ -712,10 +939,20 @@ async def scheduled_billing(scheduled_at: dt.datetime, legal_entity: Any) -> Non
 async def apply_billing_schedules(settings: BillingSettings) -> None:
     """Make the engine's schedules the configured ones (``billing.schedules``): created or replaced, and
     those no longer configured deleted. Called once the engine has launched."""
-    wanted = {
-        f"{_SCHEDULE_PREFIX}{entity.upper()}": (entity.upper(), cron)
+    wanted: dict[str, tuple[str, str, Any]] = {
+        f"{_SCHEDULE_PREFIX}{entity.upper()}": (entity.upper(), cron, scheduled_billing)
         for entity, cron in settings.schedules.items()
     }
+    wanted.update(
+        {
+            f"{_MILESTONE_SCHEDULE_PREFIX}{entity.upper()}": (
+                entity.upper(),
+                cron,
+                scheduled_milestone_billing,
+            )
+            for entity, cron in settings.milestone_schedules.items()
+        }
+    )
     for existing in await DBOS.list_schedules_async():
         name = existing["schedule_name"]
         if name.startswith(_SCHEDULE_PREFIX) and name not in wanted:
@@ -725,11 +962,11 @@ async def apply_billing_schedules(settings: BillingSettings) -> None:
             [
                 {
                     "schedule_name": name,
-                    "workflow_fn": scheduled_billing,
+                    "workflow_fn": workflow,
                     "schedule": cron,
                     "context": entity,
                 }
-                for name, (entity, cron) in wanted.items()
+                for name, (entity, cron, workflow) in wanted.items()
             ]
         )
 
@@ -766,20 +1003,105 @@ async def start_billing_run(request: BillingRunRequest, *, run_id: str, trigger:
     return run, started
 
 
-async def _children(run: Run) -> list[Run]:
+async def _children(run: Run) -> list[tuple[str, Run | None, Run | None]]:
+    """The billing run's project runs (id, run if made yet, its void run if any), in scope order."""
     from process_apis.runs import load_run, run_database
 
     status = await run_database(DBOS.get_workflow_status_async(run.id))
     ids = (status.attributes or {}).get("projects") if status is not None else None
-    runs: list[Run] = []
+    children: list[tuple[str, Run | None, Run | None]] = []
     for child_id in ids if isinstance(ids, list) else []:
         child = await load_run(str(child_id))
-        if child is not None:
-            runs.append(child)
         void = await load_run(_void_run_id(str(child_id)))
-        if void is not None:
-            runs.append(void)
-    return runs
+        children.append((str(child_id), child, void))
+    return children
+
+
+_PARKED_STATES = (RunState.EXCEPTION, RunState.DEAD_LETTER)
+
+
+def _parked_reason(run: Run) -> WaitReason:
+    return "exception" if run.state == RunState.EXCEPTION else "dead_letter"
+
+
+def _project_of(child: Run) -> str | None:
+    from process_apis.invoice_status import parse_billing_key
+
+    parsed = parse_billing_key(child.subject)  # a project run's subject is its billing key
+    return parsed[0] if parsed is not None else None
+
+
+def _waiting(run: Run, reason: WaitReason, project_id: str | None) -> BillingRunWait:
+    issue = run.issue
+    return BillingRunWait(
+        run_id=run.id,
+        reason=reason,
+        project_id=project_id,
+        owner=issue.owner if issue is not None else None,
+        code=issue.code if issue is not None else None,
+        step=issue.step if issue is not None else None,
+        message=issue.message if issue is not None else None,
+    )
+
+
+def billing_progress(
+    children: list[tuple[str, Run | None, Run | None]],
+) -> tuple[BillingProgress, list[BillingRunWait]]:
+    """Where the project runs stand and which of them the billing run waits on (and why).
+
+    A project-period counts once, by what its run did last: a completed run whose void has completed is
+    ``cancelled``, one whose void is under way ``running``, one whose void is parked ``parked``. Only
+    completed, not voided runs that raised an invoice add to ``invoiced``, exactly (Decimal)."""
+    counts = dict.fromkeys(("completed", "running", "parked", "awaiting_approval", "cancelled", "failed"), 0)
+    invoiced: dict[str, Decimal] = {}
+    waiting: list[BillingRunWait] = []
+    for _child_id, child, void in children:
+        if child is None:  # listed by the billing run, not queued yet
+            counts["running"] += 1
+            continue
+        state = child.state
+        result = child.result or {}
+        if state == RunState.COMPLETED and void is not None:
+            if void.state == RunState.COMPLETED:
+                counts["cancelled"] += 1
+            elif void.state in _PARKED_STATES:
+                counts["parked"] += 1
+                waiting.append(_waiting(void, _parked_reason(void), _project_of(child)))
+            elif void.state == RunState.FAILED:
+                counts["failed"] += 1
+            else:
+                counts["running"] += 1
+        elif state == RunState.COMPLETED:
+            counts["completed"] += 1
+            if result.get("currency") and result.get("total") is not None:
+                currency = str(result["currency"])
+                invoiced[currency] = invoiced.get(currency, Decimal(0)) + Decimal(str(result["total"]))
+        elif state == RunState.CANCELLED:
+            counts["cancelled"] += 1
+        elif state == RunState.FAILED:
+            counts["failed"] += 1
+        elif state in _PARKED_STATES:
+            counts["parked"] += 1
+            waiting.append(_waiting(child, _parked_reason(child), _project_of(child)))
+        elif result.get("awaiting") == "finance_approval":
+            counts["awaiting_approval"] += 1
+            waiting.append(
+                BillingRunWait(
+                    run_id=child.id,
+                    reason="awaiting_approval",
+                    project_id=_project_of(child),
+                    owner=Owner.FINANCE,
+                    message=f"Draft ERP invoice {result.get('erp_invoice_id')} waits for finance's approval.",
+                )
+            )
+        else:
+            counts["running"] += 1
+    progress = BillingProgress(
+        projects=len(children),
+        invoiced=[Money(amount=invoiced[c], currency=c) for c in sorted(invoiced)],
+        **counts,
+    )
+    return progress, waiting
 
 
 async def _billing_view(run_id: str) -> BillingRun:
@@ -788,7 +1110,10 @@ async def _billing_view(run_id: str) -> BillingRun:
     run = await load_run(run_id)
     if run is None or run.workflow != Workflow.BILLING_RUN:
         raise ProblemError("not-found", f"There is no billing run {run_id}.")
-    return BillingRun(run=run, projects=await _children(run))
+    children = await _children(run)
+    progress, waiting = billing_progress(children)
+    projects = [r for _, child, void in children for r in (child, void) if r is not None]
+    return BillingRun(run=run, projects=projects, progress=progress, waiting_on=waiting)
 
 
 async def _wait_view(view: BillingRun, seconds: int) -> BillingRun:
@@ -912,7 +1237,7 @@ async def list_billing_runs(limit: _Limit = 50, cursor: Cursor = None) -> RunPag
         newer_than=None,
         limit=limit,
         cursor=cursor,
-        names=[BILLING_RUN_WORKFLOW],
+        names=[BILLING_RUN_WORKFLOW, MILESTONE_BILLING_WORKFLOW],
     )
 
 

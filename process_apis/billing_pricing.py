@@ -74,6 +74,7 @@ __all__ = [
     "billing_key",
     "line_amount",
     "line_for",
+    "milestone_billing_key",
     "minor_unit",
     "parse_period",
     "price_period",
@@ -184,15 +185,32 @@ def parse_period(text: str, *, today: dt.date | None = None) -> BillingPeriod:
     return period
 
 
-def billing_key(project_id: str, period: BillingPeriod | str) -> str:
+def billing_key(project_id: str, period: BillingPeriod | str, revision: int = 1) -> str:
     """The business key of a project's invoice for a period, ``bill:{psa project id}:{YYYY-MM}``: the ERP
-    invoice's and the PSA invoice's external key."""
+    invoice's and the PSA invoice's external key.
+
+    A project-period billed again after its invoice was cancelled (voided in the ERP, cancelled in the PSA)
+    is its next ``revision``, keyed ``bill:{project}:{YYYY-MM}:r{n}`` (n >= 2): never the voided invoice's
+    key, because every vendor finds an invoice by it before writing (NetSuite ``invoice/eid:{key}``,
+    Business Central ``externalDocumentNumber``, Kantata's external reference) and would hand back the
+    voided one. A Kantata (numeric) project id keeps a revision key well within Business Central's 35
+    characters of ``externalDocumentNumber`` (``bill:`` + 10 digits + ``:2026-11:r99`` is 27)."""
     key = period.key if isinstance(period, BillingPeriod) else period
     if not _RECORD_ID.fullmatch(project_id):
         raise ValueError(f"project id {project_id!r} cannot be part of a billing key")
     if not _PERIOD.fullmatch(key):
         raise PeriodError(f"billing period {key!r} is not a month written YYYY-MM")
-    return f"bill:{project_id}:{key}"
+    if revision < 1:
+        raise ValueError(f"billing revision {revision} is not 1 or more")
+    return f"bill:{project_id}:{key}" if revision == 1 else f"bill:{project_id}:{key}:r{revision}"
+
+
+def milestone_billing_key(project_id: str, day: dt.date) -> str:
+    """The business key of the invoice that bills ``project_id``'s completed milestones on ``day`` (a
+    milestone deal billed on completion), ``bill:{project}:{YYYY-MM}:d{DD}``: another key than the month's
+    (``billing_key``), so the two never meet in a vendor; the month keeps ``parse_billing_key`` mapping it
+    to (project, period); 4 characters more than the month's key, within Business Central's 35."""
+    return f"{billing_key(project_id, f'{day.year:04d}-{day.month:02d}')}:d{day.day:02d}"
 
 
 def source_id(item: BillableItem) -> str:
@@ -771,6 +789,8 @@ def price_period(
     erp_project_id: str | None = None,
     invoice_date: dt.date | None = None,
     hours_per_day: Decimal = Decimal(8),
+    revision: int = 1,
+    on_day: dt.date | None = None,
 ) -> BillingOutcome:
     """Price ``project``'s unbilled ``items`` for ``period`` (see the module doc).
 
@@ -778,8 +798,13 @@ def price_period(
     ERP says); ``already_invoiced`` the project's invoiced total so far in its currency, net of credits,
     for the remaining-budget check; ``entity`` the legal entity's billing settings (None: it has none,
     which parks for finance). Items dated after the period, already invoiced, or of another project are
-    left out (``not_billed``)."""
-    key = billing_key(project.id, period)
+    left out (``not_billed``); ``revision`` the project-period's billing revision (``billing_key``).
+
+    ``on_day``: bill only the milestones completed by that day, at once (a milestone deal billed on
+    completion, keyed ``milestone_billing_key``, dated ``on_day``); every other item is left to the
+    month's invoice. The PSA claims each milestone for one invoice, so whichever invoice gets it first
+    bills it, and the other leaves it out as already invoiced."""
+    key = milestone_billing_key(project.id, on_day) if on_day else billing_key(project.id, period, revision)
     parked: list[ParkReason] = []
 
     def outcome_parked(reasons: list[ParkReason]) -> ParkedBilling:
@@ -810,6 +835,12 @@ def price_period(
             pricing.not_billed.append(NotBilled(item_id=source_id(item), reason="already invoiced"))
         elif item.date > period.last_day:
             pricing.not_billed.append(NotBilled(item_id=source_id(item), reason="dated after the period"))
+        elif on_day is not None and item.kind != BillableItemKind.MILESTONE:
+            pricing.not_billed.append(
+                NotBilled(item_id=source_id(item), reason="billed by the month's invoice")
+            )
+        elif on_day is not None and item.date > on_day:
+            pricing.not_billed.append(NotBilled(item_id=source_id(item), reason="dated after the day billed"))
         else:
             billable.append(item)
     billable = list({source_id(i): i for i in billable}.values())  # a page served twice bills once
@@ -867,7 +898,7 @@ def price_period(
     elif model == BillingModel.TIME_AND_MATERIALS:
         _price_time_by_role(pricing, [(i, i.quantity) for i in time], rates, hours_per_day)
         pricing.time_ids = [i.id for i in time]
-    elif model == BillingModel.RETAINER:
+    elif model == BillingModel.RETAINER and on_day is None:  # a retainer's fee is the month's
         _price_retainer(
             pricing, deal=deal, project=project, time=time, rates=rates, hours_per_day=hours_per_day
         )
@@ -963,8 +994,10 @@ def price_period(
     if pricing.reasons:
         return outcome_parked(pricing.reasons)
 
-    issue = invoice_date or (
-        period.day_after if entity.invoice_date == "day_after_period" else period.last_day
+    issue = (
+        invoice_date
+        or on_day
+        or (period.day_after if entity.invoice_date == "day_after_period" else period.last_day)
     )
     terms = deal.payment_terms_days if deal.payment_terms_days is not None else entity.payment_terms_days
     invoice = InvoiceCreate(

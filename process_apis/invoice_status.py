@@ -120,13 +120,26 @@ def _store() -> StateStore:
 
 
 def parse_billing_key(key: str | None) -> tuple[str, str] | None:
-    """(PSA project id, ``YYYY-MM``) of a billing key ``bill:{project}:{YYYY-MM}``; None for any other key
-    (an invoice Stratum did not bill). The project id may itself hold colons: the period is the last part.
-    The prefix is matched in any case: Business Central keeps ``externalDocumentNumber`` (a Code field) in
-    upper case, so a billing key reads back as ``BILL:{project}:{YYYY-MM}`` there."""
+    """(PSA project id, ``YYYY-MM``) of a billing key ``bill:{project}:{YYYY-MM}``, of a later revision's
+    ``bill:{project}:{YYYY-MM}:r{n}`` (a project-period billed again after a cancel), or of a milestone
+    invoice's ``bill:{project}:{YYYY-MM}:d{DD}`` (milestones billed on completion); None for any other key
+    (an invoice Stratum did not bill). The project id may itself hold colons: the period is the last part
+    before the revision. The prefix is matched in any case: Business Central keeps
+    ``externalDocumentNumber`` (a Code field) in upper case, so a billing key reads back as
+    ``BILL:{project}:{YYYY-MM}`` (``...:R2``) there."""
     if not key or key[:5].lower() != "bill:":
         return None
-    project, _, period = key[len("bill:") :].rpartition(":")
+    rest = key[len("bill:") :]
+    head, _, revision = rest.rpartition(":")
+    if (
+        head
+        and len(revision) >= 2
+        and revision[0] in "rRdD"
+        and revision[1:].isascii()
+        and revision[1:].isdigit()
+    ):
+        rest = head
+    project, _, period = rest.rpartition(":")
     if not project or len(period) != 7 or period[4] != "-":
         return None
     return project, period

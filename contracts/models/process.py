@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
-from contracts.models.common import OpportunityId, RecordId
+from contracts.models.common import Money, OpportunityId, RecordId
 
 __all__ = [
+    "BillingProgress",
     "BillingRun",
     "BillingRunRequest",
+    "BillingRunWait",
     "CustomerSyncRequest",
     "Owner",
     "ProjectActivationRequest",
@@ -25,6 +27,7 @@ __all__ = [
     "RunPage",
     "RunState",
     "RunStep",
+    "WaitReason",
     "Workflow",
 ]
 
@@ -163,9 +166,52 @@ class RunPage(msgspec.Struct, kw_only=True, frozen=True):
     next_cursor: str | None = None
 
 
+class BillingProgress(msgspec.Struct, kw_only=True, frozen=True):
+    """Where a billing run's project runs stand, each project-period counted once by its run's state."""
+
+    projects: int = 0
+    completed: int = 0
+    # Queued, running, retrying, or compensating (a cancel or a void under way).
+    running: int = 0
+    # In ``exception`` or ``dead_letter``: waiting for a person (see ``waiting_on``).
+    parked: int = 0
+    # A draft ERP invoice waiting for finance's approval (``POST .../approve``).
+    awaiting_approval: int = 0
+    # Cancelled, or completed and then voided by a cancel.
+    cancelled: int = 0
+    failed: int = 0
+    # What the completed (and not voided) project runs invoiced, one total per currency.
+    invoiced: list[Money] = []
+
+
+# Why a billing run waits on a project run: parked (``exception``: a business rule for the owner named;
+# ``dead_letter``: a system kept failing), or a draft invoice awaiting finance's approval.
+WaitReason = Literal["exception", "dead_letter", "awaiting_approval"]
+
+
+class BillingRunWait(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """A project run a billing run waits on, and why: parked for its owner (replay or cancel that run),
+    or awaiting approval (``POST .../approve``)."""
+
+    run_id: str
+    reason: WaitReason
+    project_id: str | None = None
+    owner: Owner | None = None
+    code: str | None = None
+    step: str | None = None
+    message: str | None = None
+
+
 class BillingRun(msgspec.Struct, kw_only=True, frozen=True):
     """A billing run and its per-project runs (one per project and period, ``bill-{project}-{period}``,
-    shared by every billing run covering that project and period: a project-period is billed once)."""
+    shared by every billing run covering that project and period: a project-period is billed once; after
+    a cancel, the next revision ``bill-{project}-{period}-r{n}`` bills it again).
+
+    ``progress`` and ``waiting_on`` are read from the project runs each time (they are the truth: a parked
+    project run is listed in the exception queue once, as itself); the billing run stays ``running`` while
+    any of them is not final."""
 
     run: Run
     projects: list[Run] = []
+    progress: BillingProgress = msgspec.field(default_factory=BillingProgress)
+    waiting_on: list[BillingRunWait] = []

@@ -206,6 +206,30 @@ def test_billing_key_is_project_and_period() -> None:
         billing_key("P1", "2026-13")
 
 
+def test_a_revision_key_is_never_the_voided_invoices_and_still_names_the_project_and_period() -> None:
+    from process_apis.invoice_status import parse_billing_key
+
+    assert billing_key("12345", NOV, 1) == "bill:12345:2026-11"
+    assert billing_key("12345", NOV, 2) == "bill:12345:2026-11:r2"
+    assert len({billing_key("12345", NOV, n) for n in range(1, 12)}) == 11
+    # Business Central's externalDocumentNumber holds 35 characters: a Kantata (numeric) id fits far past r2.
+    assert len(billing_key("9" * 10, NOV, 99)) <= 35
+    for revision in (1, 2, 17):
+        key = billing_key("3001", NOV, revision)
+        assert parse_billing_key(key) == ("3001", "2026-11")
+        assert parse_billing_key(key.upper()) == ("3001", "2026-11")  # as Business Central reads it back
+    assert parse_billing_key("bill:a:r2:2026-11") == ("a:r2", "2026-11")
+    assert parse_billing_key("bill:3001:2026-11:x2") is None
+    with pytest.raises(ValueError, match="revision"):
+        billing_key("P1", NOV, 0)
+
+
+def test_a_revision_prices_under_its_own_key() -> None:
+    out = priced([time_entry("t1", "1")], revision=3)
+    assert out.billing_key == out.invoice.external_key == "bill:P1:2026-11:r3"
+    assert out.psa_invoice().external_key == "bill:P1:2026-11:r3"
+
+
 def test_minor_units_follow_iso_4217() -> None:
     codes = ("JPY", "USD", "EUR", "GBP", "BHD", "KWD", "JOD", "OMR", "TND", "CLF")
     assert [minor_unit(c) for c in codes] == [0, 2, 2, 2, 3, 3, 3, 3, 3, 4]
@@ -372,6 +396,45 @@ def milestone_item(amount: str = "40000.00") -> BillableItem:
         description="Design sign-off",
         amount=usd(amount),
     )
+
+
+def test_on_completion_only_the_milestones_done_by_the_day_are_billed_dated_that_day() -> None:
+    from process_apis.billing_pricing import milestone_billing_key
+    from process_apis.invoice_status import parse_billing_key
+
+    day = dt.date(2026, 11, 20)
+    later = msgspec.structs.replace(milestone_item(), id="m2", date=dt.date(2026, 11, 21))
+    out = priced(
+        [milestone_item(), later, time_entry("t1", "8"), expense("e1", "99.00")],
+        on_day=day,
+        **milestone_setup(),
+    )
+    assert [line.source_ids for line in out.invoice.lines] == [["milestone:m1"]]
+    assert out.milestone_ids == ["m1"]
+    assert out.expense_ids == []  # expenses are the month's invoice's
+    assert out.invoice.issue_date == day
+    assert (
+        out.billing_key
+        == out.invoice.external_key
+        == milestone_billing_key("P1", day)
+        == "bill:P1:2026-11:d20"
+    )
+    assert parse_billing_key(out.billing_key) == ("P1", "2026-11")
+    assert parse_billing_key(out.billing_key.upper()) == ("P1", "2026-11")
+    assert {n.item_id: n.reason for n in out.not_billed} == {
+        "milestone:m2": "dated after the day billed",
+        "time:t1": "billed by the month's invoice",
+        "expense:e1": "billed by the month's invoice",
+    }
+    assert_exact(out)
+
+
+def test_on_completion_a_retainer_bills_no_fee() -> None:
+    retainer = deal(
+        BillingModel.RETAINER,
+        retainer=RetainerTerms(monthly_fee=usd("5000.00"), included_hours=Decimal(10)),
+    )
+    assert isinstance(price([], deal=retainer, on_day=dt.date(2026, 11, 20)), NothingToBill)
 
 
 def test_a_completed_milestone_bills_its_amount_and_time_is_covered() -> None:

@@ -289,7 +289,11 @@ async def _erp_invoices_with_key(gw: Any, key: str) -> list[dict[str, Any]]:
         assert response.status_code == 200, response.text
         page = response.json()
         found.extend(
-            i for i in page["items"] if i.get("external_key") == key and i["status"] not in ("void", "voided")
+            i
+            for i in page["items"]
+            # Business Central reads its Code field externalDocumentNumber back in upper case.
+            if (i.get("external_key") or "").casefold() == key.casefold()
+            and i["status"] not in ("void", "voided")
         )
         cursor = page.get("next_cursor")
         if not cursor:
@@ -704,3 +708,240 @@ async def test_an_item_another_invoice_claims_first_is_re_priced_out_not_billed_
     assert "billing.price.again" in [s["name"] for s in child["steps"]]
     traced = _traced(await _erp_invoice(gw, child["result"]["erp_invoice_id"]))
     assert set(traced) == {*(f"time:{e}" for e in ids[1:3]), f"expense:{ids[3]}"}
+
+
+# --- progress: where a billing run stands ----------------------------------------------------------------
+
+
+async def test_a_billing_run_shows_its_progress_and_the_parked_project_it_waits_on(gw: Any) -> None:
+    team = Delivery(gw)
+    tm, tm_ids = await _seed_time_and_materials(gw, rate=False)  # its role has no rate: it parks
+    retainer = (await _activate(gw, READY_RETAINER_OPPORTUNITY_ID))["psa_project_id"]
+    await add_rate(gw, READY_RETAINER_OPPORTUNITY_ID, ROLE_NAME, "210", "USD")
+    await team.time(retainer, _day(PERIOD, 10), 120)
+    started = await _start(gw, legal_entity="US01", project_ids=[tm, retainer])
+    # The POST answer says where the run stands too.
+    assert started["progress"]["projects"] in (0, 2)
+    assert "waiting_on" in started
+    run_id = started["run"]["id"]
+    view = await _until(gw, run_id, _settled(_child_id(tm), _child_id(retainer)))
+    progress = view["progress"]
+    assert {
+        k: progress[k] for k in ("projects", "completed", "parked", "running", "cancelled", "failed")
+    } == {
+        "projects": 2,
+        "completed": 1,
+        "parked": 1,
+        "running": 0,
+        "cancelled": 0,
+        "failed": 0,
+    }, progress
+    # The billing run is not parked itself: nothing to replay on it, its project run is what waits.
+    assert view["run"]["state"] == "running", view["run"]
+    [waiting] = view["waiting_on"]
+    assert waiting["run_id"] == _child_id(tm)
+    assert waiting["reason"] == "exception"
+    assert waiting["owner"] == "project_operations"
+    assert waiting["code"] == "rate-missing"
+    assert waiting["project_id"] == tm
+    # What the completed project invoiced, exactly as the ERP holds it.
+    retainer_run = _project(view, retainer)
+    retainer_invoice = await _erp_invoice(gw, retainer_run["result"]["erp_invoice_id"])
+    assert progress["invoiced"] == [{"amount": retainer_invoice["total"]["amount"], "currency": "USD"}]
+    # The exception queue lists the parked project run, with its owner, and not the billing run again.
+    queue = await gw.client.get(
+        "/process/v1/exceptions",
+        params={"workflow": "billing_run", "limit": 200},
+        headers=gw.auth("process:read"),
+    )
+    assert queue.status_code == 200, queue.text
+    listed = [r["id"] for r in queue.json()["items"]]
+    assert _child_id(tm) in listed
+    assert run_id not in listed
+
+    await add_rate(gw, READY_OPPORTUNITY_ID, ROLE_NAME, "210", "USD")
+    replay = await _control(gw, f"/process/v1/runs/{_child_id(tm)}/replay", "process:admin")
+    assert replay.status_code == 202, replay.text
+    view = await _until(gw, run_id, _done)
+    assert view["progress"]["completed"] == 2, view["progress"]
+    assert view["progress"]["parked"] == 0
+    assert view["waiting_on"] == []
+    tm_invoice = await _erp_invoice(gw, _project(view, tm)["result"]["erp_invoice_id"])
+    total = Decimal(tm_invoice["total"]["amount"]) + Decimal(retainer_invoice["total"]["amount"])
+    [invoiced] = view["progress"]["invoiced"]
+    assert (Decimal(invoiced["amount"]), invoiced["currency"]) == (total, "USD")
+    assert _invoiced_entries(gw, tm_ids[:3]) == dict.fromkeys(tm_ids[:3], True)
+
+
+# --- billing a cancelled project-period again -----------------------------------------------------------
+
+
+def _crm_statuses(gw: Any, erp_invoice_id: str) -> list[Any]:
+    records = gw.sandbox_state("salesforce").records.get("Stratum_Invoice__c", {})
+    return [r.get("Status__c") for r in records.values() if r.get("ERP_Invoice_Id__c") == erp_invoice_id]
+
+
+async def test_a_cancelled_project_period_is_billed_again_once_under_its_next_revision(gw: Any) -> None:
+    project, ids = await _seed_time_and_materials(gw)
+    first = await _start(gw, legal_entity="US01", project_ids=[project])
+    view = await _until(gw, first["run"]["id"], _done)
+    old = _project(view, project)["result"]
+    cancel = await _control(gw, f"{BILLING}/{first['run']['id']}/cancel", "process:read process:admin")
+    assert cancel.status_code == 202, cancel.text
+    view = await _until(gw, first["run"]["id"], lambda v: v["progress"]["cancelled"] == 1)
+    assert view["progress"]["invoiced"] == []
+
+    # Billed again by two runs started at once: both pick revision 2, which bills once.
+    again = await asyncio.gather(
+        _start(gw, legal_entity="US01", project_ids=[project]),
+        _start(gw, legal_entity="US01", project_ids=[project]),
+    )
+    revision = f"{_child_id(project)}-r2"
+    views = [await _until(gw, started["run"]["id"], _done) for started in again]
+    for v in views:
+        assert [r["id"] for r in v["projects"]] == [revision], v["projects"]
+        assert v["progress"]["completed"] == 1, v["progress"]
+    new = views[0]["projects"][0]["result"]
+    new_key = f"bill:{project}:{PERIOD}:r2"
+    assert new["billing_key"] == new_key
+    assert len(new_key) <= 35  # Business Central's externalDocumentNumber
+    assert new["erp_invoice_id"] != old["erp_invoice_id"]
+
+    # ERP: the old invoice voided, one open invoice (the new one) with every item once.
+    assert (await _erp_invoice(gw, old["erp_invoice_id"]))["status"] in ("void", "voided", "credited")
+    assert not await _erp_invoices_with_key(gw, f"bill:{project}:{PERIOD}")
+    assert [i["id"] for i in await _erp_invoices_with_key(gw, new_key)] == [new["erp_invoice_id"]]
+    traced = _traced(await _erp_invoice(gw, new["erp_invoice_id"]))
+    assert traced == Counter([*(f"time:{e}" for e in ids[:3]), f"expense:{ids[3]}"])
+    # PSA: the old invoice cancelled, the items on the new one.
+    assert [i["status"] for i in await _psa_invoices_with_key(gw, f"bill:{project}:{PERIOD}")] == [
+        "cancelled"
+    ]
+    [psa] = await _psa_invoices_with_key(gw, new_key)
+    assert psa["id"] == new["psa_invoice_id"] != old["psa_invoice_id"]
+    assert psa["status"] != "cancelled"
+    entries = gw.sandbox_state("kantata").records["time_entries"]
+    assert {str(entries[e].get("invoice_id")) for e in ids[:3]} == {str(psa["id"])}
+    assert _invoiced_entries(gw, ids[:3]) == dict.fromkeys(ids[:3], True)
+    # CRM: the old status Void, the new one Open.
+    assert _crm_statuses(gw, old["erp_invoice_id"]) == ["Void"]
+    assert _crm_statuses(gw, new["erp_invoice_id"]) == ["Open"]
+
+
+async def test_a_parked_project_period_cancelled_before_it_billed_is_billed_by_its_next_revision(
+    gw: Any,
+) -> None:
+    project, ids = await _seed_time_and_materials(gw, rate=False)
+    first = await _start(gw, legal_entity="US01", project_ids=[project])
+    await _until(gw, first["run"]["id"], _settled(_child_id(project)))
+    cancel = await _control(gw, f"{BILLING}/{first['run']['id']}/cancel", "process:read process:admin")
+    assert cancel.status_code == 202, cancel.text
+    view = await _until(gw, first["run"]["id"], _done)
+    assert _project(view, project)["state"] == "cancelled"
+    assert view["progress"]["cancelled"] == 1, view["progress"]
+    await add_rate(gw, READY_OPPORTUNITY_ID, ROLE_NAME, "210", "USD")
+    again = await _start(gw, legal_entity="US01", project_ids=[project])
+    view = await _until(gw, again["run"]["id"], _done)
+    [child] = view["projects"]
+    assert child["id"] == f"{_child_id(project)}-r2"
+    assert child["state"] == "completed", child
+    key = f"bill:{project}:{PERIOD}:r2"
+    assert [i["id"] for i in await _erp_invoices_with_key(gw, key)] == [child["result"]["erp_invoice_id"]]
+    assert [i["id"] for i in await _psa_invoices_with_key(gw, key)] == [child["result"]["psa_invoice_id"]]
+    assert _invoiced_entries(gw, ids[:3]) == dict.fromkeys(ids[:3], True)
+
+
+def _run(run_id: str, state: str, result: dict[str, Any] | None = None) -> Any:
+    from contracts.models.process import Run, RunLinks
+
+    now = dt.datetime.now(dt.UTC)
+    return Run(
+        id=run_id,
+        workflow="billing_run",  # type: ignore[arg-type]
+        state=state,  # type: ignore[arg-type]
+        subject="s",
+        created_at=now,
+        updated_at=now,
+        links=RunLinks(self=f"{BILLING}/{run_id}"),
+        result=result,
+    )
+
+
+def test_a_revision_waits_until_the_previous_one_is_final_and_undone() -> None:
+    from process_apis.billing import billing_progress, is_undone
+
+    done = _run("bill-1-2026-11", "completed", {"currency": "USD", "total": "10.10"})
+    assert not is_undone(done, None)
+    assert not is_undone(done, _run("void-bill-1-2026-11", "running"))  # its void is under way: attach
+    assert not is_undone(done, _run("void-bill-1-2026-11", "exception"))
+    assert is_undone(done, _run("void-bill-1-2026-11", "completed"))
+    assert is_undone(_run("bill-1-2026-11", "cancelled"), None)
+    assert not is_undone(_run("bill-1-2026-11", "compensating"), None)  # a cancel under way
+    progress, waiting = billing_progress(
+        [
+            ("a", done, None),
+            ("b", _run("b", "completed", {"currency": "USD", "total": "0.20"}), None),
+            ("c", done, _run("void-c", "running")),
+            ("d", _run("d", "running", {"awaiting": "finance_approval", "project_id": "4"}), None),
+            ("e", None, None),
+        ]
+    )
+    assert (progress.completed, progress.running, progress.awaiting_approval, progress.projects) == (
+        2,
+        2,
+        1,
+        5,
+    )
+    assert [(m.amount, m.currency) for m in progress.invoiced] == [(Decimal("10.30"), "USD")]
+    assert [(w.run_id, w.reason, w.owner) for w in waiting] == [("d", "awaiting_approval", "finance")]
+
+
+# --- milestones billed on completion --------------------------------------------------------------------
+
+
+async def test_completed_milestones_are_billed_by_the_daily_milestone_schedule_and_not_again_by_the_month(
+    make_gateway: Callable[[Settings], Any], make_settings: Callable[..., Settings]
+) -> None:
+    from dbos import DBOS
+
+    from process_apis.billing import scheduled_milestone_run_id
+
+    gw = await make_gateway(_settings(make_settings, milestone_schedules={"DE01": "0 0 7 * * *"}))
+    schedule = await DBOS.get_schedule_async("billing-milestones-DE01")
+    assert schedule is not None
+    assert schedule["schedule"] == "0 0 7 * * *"
+    fixed = await _activate(gw, READY_FIXED_FEE_OPPORTUNITY_ID)
+    project = fixed["psa_project_id"]
+    [milestone] = await Delivery(gw).complete_milestones(project, 1)
+    # Fired twice (a redelivery): one milestone run for the day, one invoice.
+    for _ in range(2):
+        await asyncio.to_thread(DBOS.trigger_schedule, "billing-milestones-DE01")
+    today = dt.datetime.now(dt.UTC).date()
+    run_id = scheduled_milestone_run_id("DE01", today)
+    deadline = time.monotonic() + 30
+    while (await gw.client.get(f"{BILLING}/{run_id}", headers=gw.auth("process:read"))).status_code == 404:
+        assert time.monotonic() < deadline, "the milestone schedule started no run"
+        await asyncio.sleep(0.1)
+    view = await _until(gw, run_id, _done)
+    [child] = view["projects"]
+    assert child["id"] == f"bill-{project}-{today.isoformat()}"
+    assert child["state"] == "completed", child
+    key = f"bill:{project}:{today:%Y-%m}:d{today.day:02d}"
+    assert child["result"]["billing_key"] == key
+    assert len(key) <= 35
+    invoice = await _erp_invoice(gw, child["result"]["erp_invoice_id"])
+    assert _traced(invoice) == Counter([f"milestone:{milestone}"])
+    assert invoice["external_key"].casefold() == key  # Business Central upper-cases a Code field
+    assert view["progress"]["completed"] == 1
+    [psa] = await _psa_invoices_with_key(gw, key)
+    assert psa["id"] == child["result"]["psa_invoice_id"]
+
+    # The month's run finds the milestone invoiced in the PSA: nothing more to bill for it.
+    month = await _start(gw, legal_entity="DE01", project_ids=[project])
+    view = await _until(gw, month["run"]["id"], _done)
+    monthly = _project(view, project)
+    assert monthly["state"] == "completed", monthly
+    assert "erp_invoice_id" not in monthly["result"], monthly["result"]
+    assert not await _psa_invoices_with_key(gw, f"bill:{project}:{PERIOD}")
+    assert not await _erp_invoices_with_key(gw, f"bill:{project}:{PERIOD}")
+    assert [i["id"] for i in await _erp_invoices_with_key(gw, key)] == [invoice["id"]]
