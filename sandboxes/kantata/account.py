@@ -20,6 +20,7 @@ from litestar.di import NamedDependency
 
 from sandboxes.faults import FaultInjector
 from sandboxes.kantata.data import (
+    COLLECTIONS,
     CURRENCY_SYMBOLS,
     ID_START,
     WORKSPACE_STATUSES,
@@ -122,6 +123,10 @@ class KantataSandbox:
     def restore_durable_state(self, state: _DurableState) -> None:
         self.records = state.records
         self._next_ids = state.next_ids
+        # A state saved before a collection existed (billing milestones, invoice fee items) gets it empty.
+        for collection in COLLECTIONS:
+            self.records.setdefault(collection, {})
+            self._next_ids.setdefault(collection, ID_START[collection])
 
     # -- gatekeeping --------------------------------------------------------------------------------------
 

@@ -28,15 +28,19 @@ Served at the app's own root; every API path also answers with a ``.json`` suffi
   (`sandboxes.admin_records`), e.g. ``external_references?service_model_ref=...``
 
 Collections: ``workspaces``, ``stories``, ``participations``, ``workspace_resources``, ``time_entries``,
-``expenses``, ``external_references``, ``invoices`` (list, show, create, update); ``external_payments``
-(list, show, create); ``users``, ``roles`` (read only); ``subscribed_events`` (list only).
+``expenses``, ``external_references``, ``invoices``, ``billing_milestones`` (list, show, create, update);
+``external_payments`` (list, show, create); ``users``, ``roles`` (read only); ``subscribed_events`` (list
+only). An invoice's fees are ``additional_items``/``fixed_fee_items`` records, side-loaded with the invoice.
 
-Billing (`sandboxes.kantata.resources.invoices`, `...external_payments`): ``POST /api/v1/invoices`` bills
-exact items (``time_entry_ids``, ``expense_ids``, ``billing_milestone_ids``) and fees, marking the items
-``is_invoiced``; an item already invoiced is a 422 naming it. ``PUT /api/v1/invoices/{id}`` with
-``draft: false`` issues a draft, ``PUT /api/v1/invoices/{id}/cancel`` cancels (items billable again),
-``DELETE /api/v1/invoices/{id}`` deletes a draft. ``POST /api/v1/external_payments`` with ``invoice_id``
-pays the whole invoice ("accepted payment"); without it, a project-level payment of ``amount_in_cents``.
+Billing (`sandboxes.kantata.resources.invoices`, `...billing_milestones`, `...external_payments`):
+``POST /api/v1/invoices`` bills exact items (``time_entry_ids``, ``expense_ids``, ``billing_milestone_ids``:
+``/billing_milestones`` records, which may name a milestone story) and fees (``additional_items``,
+``fixed_fee_items``: ``notes``, ``amount_in_cents``, ``taxable``), marking time and expenses
+``is_invoiced`` and setting a billing milestone's ``invoice_id``; an item already invoiced is a 422 naming
+it. ``PUT /api/v1/invoices/{id}`` with ``draft: false`` issues a draft, ``PUT /api/v1/invoices/{id}/cancel``
+cancels (items billable again), ``DELETE /api/v1/invoices/{id}`` deletes a draft. ``POST
+/api/v1/external_payments`` with ``invoice_id`` pays the whole invoice ("accepted payment"); without it, a
+project-level payment of ``amount_in_cents``; its text is ``message``.
 
 Every ``/api/...`` call needs ``Authorization: Bearer <token>`` with one of the configured tokens (401
 ``{"errors":[{"type":"oauth",...}]}`` otherwise) and counts against ``requests_per_second``; over it the
@@ -64,8 +68,10 @@ Filters (besides ``only``): workspaces ``search``, ``updated_after``, ``archived
 ``show_deleted``; participations ``workspace_id``, ``user_id``; workspace_resources
 ``workspace_id``, ``user_id``, ``role_id``; time_entries ``workspace_id``, ``story_id``,
 ``with_user_ids``, ``date_performed_between=YYYY-MM-DD:YYYY-MM-DD``, ``approved``, ``billable``,
-``updated_after``, ``from_archived_workspaces``; expenses ``workspace_id``, ``with_user_ids``,
-``date_between``, ``approved``, ``is_billable``, ``updated_after``, ``from_archived_workspaces``;
+``updated_after``, ``from_archived_workspaces`` (``approved`` is on whatever its value, as Kantata documents);
+expenses ``workspace_id``, ``with_user_ids``, ``date_expensed_between`` (either side may be empty),
+``approved``, ``is_billable``, ``updated_after``, ``from_archived_workspaces``; billing_milestones
+``workspace_id``, ``story_id``, ``date_between`` (on ``date_to_invoice``), ``updated_after``;
 invoices ``workspace_id``, ``status``, ``draft``, ``paid``, ``pending``, ``without_drafts``,
 ``updated_after``; external_payments ``workspace_id``, ``invoice_id``, ``updated_after``; time entries and
 expenses also ``is_invoiced``; stories also ``billable``, ``state``; users ``participant_in``, ``search``;
@@ -77,8 +83,10 @@ Includes: workspaces ``participants`` (-> ``users``, adds ``participant_ids``), 
 ``stories``, ``workspace_resources``, ``external_references``, ``creator``, ``primary_maven``; stories
 ``workspace``, ``parent``, ``sub_stories``, ``external_references``; participations and
 workspace_resources ``workspace``, ``user``; time_entries ``workspace``, ``user``, ``story``; expenses
-``workspace``, ``user``; invoices ``workspaces``, ``user``; external_references ``workspace``
-(when the subject is one).
+``workspace``, ``user``; invoices ``workspaces``, ``user``, ``external_references``, ``time_entries``,
+``expenses``, ``billing_milestones``, ``additional_items``, ``fixed_fee_items``; billing_milestones
+``workspace``, ``story``, ``invoices``, ``external_references``; external_references ``workspace`` (when
+the subject is one).
 
 Unverified
 ----------
@@ -89,9 +97,11 @@ public documentation and public clients):
   ``title``, ``user_id`` null when unstaffed, ``allocated_minutes``, ``start_date``, ``end_date``);
   ``roles`` records as ``{"id", "name"}``
 - external references: the filter names ``subject_type``, ``subject_id``, ``service_name``,
-  ``service_model``, ``service_model_ref``; nested ``external_references_attributes`` on workspace and
-  story creates; ``status`` values (seed uses ``"synced"``); no uniqueness (the same
-  ``service_model_ref`` may be attached to several subjects)
+  ``service_model``, ``service_model_ref`` on ``/external_references`` (the attributes themselves are
+  Kantata's, per its Ruby client; other lists document ``external_reference_service_model_ref`` and
+  kin, not served here); nested ``external_references_attributes`` on workspace and story creates;
+  ``status`` values (seed uses ``"synced"``); no uniqueness (the same ``service_model_ref`` may be
+  attached to several subjects)
 - workspace status keys and colours (200 Not Started grey, 210 In Planning lightblue, 310 Active green,
   320 On Hold yellow, 400 Completed blue, 410 Cancelled red), written as ``status_key``; new workspaces
   start at 200
@@ -100,13 +110,21 @@ public documentation and public clients):
 - the workspace budget's rounding: a ``price`` with fractions of a cent is refused (422), not rounded;
   ``creator_role`` is checked but not stored or answered
 - ``from_archived_workspaces`` also hiding expenses of archived workspaces by default
-- ``with_user_ids`` on expenses; ``date_between`` on expenses; ``approved`` on expenses (Kantata tracks
-  expense approval through expense-report submissions; here ``POST /__sandbox/expenses/approve``);
-  ``parent_id`` on stories; ``participant_in`` on users; ``status`` and ``draft`` on invoices
-- invoice ``price_in_cents`` (total) and ``status`` values (``new``, ``accepted payment``,
-  ``cancelled``)
-- ``time_entries.approved`` is read-only (approval happens through timesheet submissions; here
-  ``POST /__sandbox/time_entries/approve``), and an approved entry cannot be updated (422)
+- ``with_user_ids`` on expenses; ``approved`` as an attribute of an expense (Kantata's Ruby client lists
+  none: expense approval lives on expense report submissions; here ``POST /__sandbox/expenses/approve``);
+  whether the expenses' ``approved`` filter, like the time entries', ignores its value; ``parent_id`` on
+  stories; ``participant_in`` on users; ``status`` and ``draft`` on invoices
+- ``is_invoiced`` as a filter on time entries and expenses (the attribute is documented; the documented
+  filter lists, read as far as the stored docs go, show no such filter); ``is_billable`` as an expense filter
+- invoice ``price_in_cents`` (total; Kantata's Ruby client lists only ``balance_in_cents``) and ``status``
+  values (``new``, ``accepted payment``, ``cancelled``)
+- ``time_entries.approved`` is read-only (approval happens through timesheet submissions,
+  ``PUT /timesheet_submissions/{id}/approve``; here ``POST /__sandbox/time_entries/approve``), and an
+  approved entry cannot be updated (422). No timesheet submissions or resolutions are modelled, so the
+  moment of approval shows only as the entry's ``updated_at`` (Kantata's approval moment is the approval
+  resolution's; whether an entry's ``updated_at`` moves on approval is not documented)
+- nested ``external_references_attributes`` on invoices and billing milestones (Kantata's Ruby client names
+  the create attribute ``external_reference``); billing milestone filters other than ``date_between``
 - validation strictness: unknown or read-only attributes in a body are rejected with 422 naming the
   field (Rails may silently drop them); booleans must be JSON booleans; unknown ``include`` names and
   bad ``order``/filter values are 422 with ``field`` = the parameter

@@ -117,6 +117,9 @@ COLLECTIONS = (
     "time_entries",
     "expenses",
     "invoices",
+    "billing_milestones",
+    "additional_items",
+    "fixed_fee_items",
     "external_payments",
     "external_references",
     "subscribed_events",
@@ -132,6 +135,9 @@ ID_START: Mapping[str, int] = {
     "time_entries": 1_100_000_001,
     "expenses": 47_000_001,
     "invoices": 8_800_001,
+    "billing_milestones": 640_001,
+    "additional_items": 3_300_001,
+    "fixed_fee_items": 3_700_001,
     "external_payments": 5_500_001,
     "external_references": 730_001,
     "subscribed_events": 150_000_001,
@@ -956,6 +962,7 @@ class _SeedBuilder:
             "locked": False,
             "created_at": workspace["created_at"],
             "updated_at": workspace["created_at"],
+            "last_synced_at": workspace["created_at"],
         }
         self.data["external_references"][reference_id] = reference
         self._event(

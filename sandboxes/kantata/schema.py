@@ -173,6 +173,18 @@ def _flag(record_field: str) -> _FilterFactory:
     return factory
 
 
+def _present(record_field: str) -> _FilterFactory:
+    """A filter that is on whatever its value: Kantata's time entry ``approved`` "is always processed as
+    true; the actual value you provide is ignored" (developer.kantata.com/kantata/specification/
+    time-entries/get-time-entries). Rails casts nothing first, so a value that is not a boolean is no
+    error either."""
+
+    def factory(_: KantataSandbox, param: str, value: str) -> _Predicate:
+        return lambda record: bool(record.get(record_field))
+
+    return factory
+
+
 def _parse_date(param: str, value: str) -> date:
     try:
         if not _DATE.match(value):
@@ -182,12 +194,17 @@ def _parse_date(param: str, value: str) -> date:
         raise KantataError.invalid(param, f"{param} must be a date (YYYY-MM-DD)") from None
 
 
-def _between(record_field: str) -> _FilterFactory:
+def _between(record_field: str, *, open_ended: bool = False) -> _FilterFactory:
+    """``first:last`` (both inclusive); with ``open_ended`` a side left empty is no bound, as Kantata's
+    ``date_expensed_between`` documents ("If a date is not specified, it is interpreted as no start/end
+    date")."""
+
     def factory(_: KantataSandbox, param: str, value: str) -> _Predicate:
         first, separator, last = value.partition(":")
         if not separator:
             raise KantataError.invalid(param, f"{param} must be YYYY-MM-DD:YYYY-MM-DD")
-        low, high = _parse_date(param, first).isoformat(), _parse_date(param, last).isoformat()
+        low = "" if open_ended and not first else _parse_date(param, first).isoformat()
+        high = "9999-12-31" if open_ended and not last else _parse_date(param, last).isoformat()
         return lambda record: record.get(record_field) is not None and low <= record[record_field] <= high
 
     return factory

@@ -43,6 +43,29 @@ range, re-checked here), each in id order, behind one cursor that names the kind
 holds one kind only, so it may be shorter than ``limit``. Page-number paging shifts when items are invoiced
 between pages: read the whole list, then invoice (as the billing run does).
 
+Kantata's ``approved`` filter only ever selects approved records (on time entries "the actual value you
+provide is ignored": developer.kantata.com/kantata/specification/time-entries/get-time-entries), so
+``approved=false`` is never sent: the adapter drops approved records itself. Expenses are filtered by date
+with ``date_expensed_between`` (.../expenses/get-expenses).
+
+Milestones: an invoice's ``billing_milestone_ids`` name *billing milestones* (``/billing_milestones``, a
+project's billing schedule, each with ``amount_in_cents``, ``story_id``, ``invoice_id``:
+developer.kantata.com/tag/Billing-Milestones), not milestone stories, and a story is never marked invoiced.
+So a billable milestone stays the project's milestone story (its id is the milestone's id everywhere in
+Stratum); ``create_invoice`` bills it through the story's billing milestone not yet on an invoice (one is
+made, with the story's amount and Stratum's key ``{billing key}:milestone:{story}``, when the story has
+none; found again by story after a lost answer), and a story whose billing milestone is on an invoice is
+invoiced (refused by name on a second invoice). An invoice reads back its milestones through the
+side-loaded billing milestones' ``story_id``.
+
+Approval time: Kantata records it on the timesheet submission's approval resolution (``PUT
+/timesheet_submissions/{id}/approve``, ``POST /timesheet_approvals`` answer ``resolutions`` of ``type``
+"approval"); a time entry only names its submissions (``active_submission_id``, ``recent_submission_id``:
+mavenlink_gem's specification), and no documented field gives the approval instant on the entry or the
+submission (the gem lists ``current_resolution_created_at_date``, undocumented in format). So
+``BillableItem.approved_at`` stays unset and the billing run's approval-to-invoice metric uses the item's
+``updated_at`` (the sandbox moves it on approval; whether Kantata does is not documented either).
+
 Payments: Kantata records a payment against an invoice only for the whole invoice (``POST
 /external_payments`` with ``invoice_id`` sets its amount to the invoice's and marks it "accepted payment";
 only single-project, non-draft, pending invoices); a payment with an amount of its own is a project-level
@@ -105,6 +128,7 @@ from system_apis.psa.kantata_mapping import (
     PAYMENT_MODEL,
     PROJECT_MODEL,
     SERVICE_NAME,
+    KantataBillingMilestone,
     KantataEnvelope,
     KantataExternalReference,
     KantataInvoice,
@@ -114,6 +138,7 @@ from system_apis.psa.kantata_mapping import (
     billable_expense,
     billable_milestone,
     billable_time,
+    billing_milestone_body,
     decode_envelope,
     decode_errors,
     erp_invoice_reference,
@@ -517,10 +542,12 @@ class KantataPsa:
             return TimeEntryPage(items=[])
         # Time of archived (closed) workspaces is still time, though Kantata hides it unless asked. Id
         # order keeps page-number paging stable while time is booked: new entries land on the last page.
-        params = {**filters, "from_archived_workspaces": "true", "order": "id:asc"}
+        params = {**_vendor_filters(filters), "from_archived_workspaces": "true", "order": "id:asc"}
         envelope = await self._page("time_entries.json", params, page, per_page)
         with _unusable("time entry list"):
             records = ordered(envelope, "time_entries", envelope.time_entries)
+        if filters.get("approved") == "false":
+            records = [record for record in records if record.approved is not True]
         items, skipped = map_page(VENDOR, "time entry", records, time_entry_from_record, record_id=_record_id)
         return TimeEntryPage(
             items=items, next_cursor=_next_cursor(envelope, page, per_page, fingerprint), skipped=skipped
@@ -529,16 +556,22 @@ class KantataPsa:
     async def list_expenses(
         self, query: PeriodFilter, *, limit: int, cursor: str | None = None
     ) -> ExpensePage:
-        filters = _period_filters(query, "date_between")
+        filters = _period_filters(query, "date_expensed_between")
         fingerprint = query_fingerprint("expenses", filters or _NOTHING)
         page, per_page = _position(cursor, limit, fingerprint)
         if filters is None:
             return ExpensePage(items=[])
-        params = {**filters, "from_archived_workspaces": "true", "order": "id:asc"}
+        params = {**_vendor_filters(filters), "from_archived_workspaces": "true", "order": "id:asc"}
         envelope = await self._page("expenses.json", params, page, per_page)
         with _unusable("expense list"):
             records = ordered(envelope, "expenses", envelope.expenses)
+        if filters.get("approved") == "false":
+            records = [record for record in records if record.approved is not True]
         items, skipped = map_page(VENDOR, "expense", records, expense_from_record, record_id=_record_id)
+        if filters.get("approved") == "true":
+            # Kantata's filter selected approved ones; its expense may not carry `approved` at all (the
+            # approval lives on the expense report submission: mavenlink_gem lists no such attribute).
+            items = [msgspec.structs.replace(item, approved=True) for item in items]
         return ExpensePage(
             items=items, next_cursor=_next_cursor(envelope, page, per_page, fingerprint), skipped=skipped
         )
@@ -590,13 +623,16 @@ class KantataPsa:
             )
         elif phase == 1:
             params = {**common, "approved": "true", "is_billable": "true", "is_invoiced": "false"}
-            envelope = await self._page("expenses.json", {**params, "date_between": window}, page, limit)
+            envelope = await self._page(
+                "expenses.json", {**params, "date_expensed_between": window}, page, limit
+            )
             with _unusable("expense list"):
                 expenses = ordered(envelope, "expenses", envelope.expenses)
             wanted_expenses = [
                 x
                 for x in expenses
-                if x.approved
+                # Kantata's `approved=true` selected these; an answer without `approved` is not a refusal.
+                if x.approved is not False
                 and (x.is_billable if x.is_billable is not None else x.billable)
                 and not x.is_invoiced
                 and x.date[:10] <= str(through)
@@ -616,14 +652,15 @@ class KantataPsa:
             with _unusable("story list"):
                 stories = ordered(envelope, "stories", envelope.stories)
             workspace = _only_workspace(await self._show_workspace(project_id))
+            # A story is never on an invoice itself: the billing milestone that bills it is.
+            invoiced = _invoiced_stories(await self._billing_milestones(project_id))
             wanted_stories = [
                 s
                 for s in stories
                 if s.story_type == "milestone"
                 and s.billable
                 and milestone_status_from_state(s.state) is MilestoneStatus.COMPLETED
-                and not s.is_invoiced
-                and s.invoice_id is None
+                and _str(s.id) not in invoiced
                 and (milestone_date(s) or through) <= through
             ]
             items, skipped = map_page(
@@ -659,8 +696,8 @@ class KantataPsa:
         return None
 
     async def get_invoice(self, invoice_id: str) -> PsaInvoice:
-        invoice, references = await self._show_invoice(invoice_id)
-        return _psa_invoice(invoice, references)
+        invoice, envelope = await self._show_invoice(invoice_id)
+        return _psa_invoice(invoice, envelope)
 
     async def create_invoice(self, command: PsaInvoiceCreate) -> tuple[PsaInvoice, bool]:
         existing = await self.find_invoice(command.external_key)
@@ -672,8 +709,11 @@ class KantataPsa:
             raise VendorRejected(
                 VENDOR, f"project {command.project_id} bills in {workspace.currency}, not {command.currency}"
             )
+        billing_milestone_ids = await self._billing_milestones_for(command)
         try:
-            body = msgspec.json.encode(invoice_create_body(command))
+            body = msgspec.json.encode(
+                invoice_create_body(command, billing_milestone_ids=billing_milestone_ids)
+            )
         except ValueError as exc:
             raise VendorRejected(VENDOR, f"the invoice cannot be held in Kantata: {exc}") from None
         try:
@@ -695,11 +735,11 @@ class KantataPsa:
     async def finalize_invoice(
         self, invoice_id: str, *, erp_invoice_id: str, erp_invoice_number: str | None
     ) -> PsaInvoice:
-        invoice, references = await self._show_invoice(invoice_id)
+        invoice, envelope = await self._show_invoice(invoice_id)
         status = invoice_status(invoice)
         if status is PsaInvoiceStatus.CANCELLED:
             raise VendorRejected(VENDOR, f"invoice {invoice_id} is cancelled and cannot be issued")
-        current = _psa_invoice(invoice, references)
+        current = _psa_invoice(invoice, envelope)
         if current.erp_invoice_id is None:
             reference = erp_invoice_reference(erp_invoice_id, erp_invoice_number)
             await self._add_invoice_reference(invoice_id, reference, ERP_INVOICE_MODEL)
@@ -721,10 +761,10 @@ class KantataPsa:
         return await self.get_invoice(invoice_id)
 
     async def cancel_invoice(self, invoice_id: str) -> PsaInvoice:
-        invoice, references = await self._show_invoice(invoice_id)
+        invoice, envelope = await self._show_invoice(invoice_id)
         status = invoice_status(invoice)
         if status is PsaInvoiceStatus.CANCELLED:
-            return _psa_invoice(invoice, references)
+            return _psa_invoice(invoice, envelope)
         if status is PsaInvoiceStatus.PAID:
             raise VendorRejected(VENDOR, f"invoice {invoice_id} is paid; Kantata cannot cancel it")
         try:
@@ -745,7 +785,8 @@ class KantataPsa:
         ``erp_payment_id``: told once), and the payment that leaves a zero balance also records one
         invoice-level external payment, which marks the whole invoice paid. No partial amount is ever
         booked as a project payment, so nothing is counted twice once the invoice is paid in full."""
-        invoice, references = await self._show_invoice(invoice_id)
+        invoice, envelope = await self._show_invoice(invoice_id)
+        references = envelope.external_references
         if invoice.currency is not None and invoice.currency.upper() != payment.currency:
             raise VendorRejected(
                 VENDOR, f"invoice {invoice_id} is in {invoice.currency}, not {payment.currency}"
@@ -772,7 +813,8 @@ class KantataPsa:
             "external_payment": {
                 "workspace_id": _str(invoice.workspace_ids[0]),
                 "invoice_id": _str(invoice.id),
-                "notes": f"Paid in full in the ERP; recorded by {SERVICE_NAME}",
+                # `message` is the payment's text (mavenlink_gem specification, external_payments).
+                "message": f"Paid in full in the ERP; recorded by {SERVICE_NAME}",
             }
         }
         try:
@@ -811,15 +853,88 @@ class KantataPsa:
 
             await self._after_lost_answer(error, f"{service_model} reference", look)
 
-    async def _show_invoice(
-        self, invoice_id: str
-    ) -> tuple[KantataInvoice, Mapping[str, KantataExternalReference]]:
+    async def _billing_milestones(self, workspace_id: str) -> list[KantataBillingMilestone]:
+        """Every billing milestone of a project (its billing schedule). Kantata's documented filters for the
+        list are ``date_between`` and ``external_reference_*``; ``workspace_id`` is sent as for every other
+        collection, and every page is read and re-checked: an ignored filter costs pages, not correctness."""
+        params = {"workspace_id": workspace_id, "order": "id:asc"}
+        found: list[KantataBillingMilestone] = []
+        for envelope in await self._all_pages("billing_milestones.json", params):
+            with _unusable("billing milestone list"):
+                found.extend(ordered(envelope, "billing_milestones", envelope.billing_milestones))
+        return [record for record in found if _str(record.workspace_id) == workspace_id]
+
+    async def _billing_milestones_for(self, command: PsaInvoiceCreate) -> list[str]:
+        """The billing milestones an invoice bills for ``command.milestone_ids`` (milestone stories), one per
+        story: the story's billing milestone not yet on an invoice, else one made now (looked for before it
+        is made, and again after a lost answer). A story whose billing milestone is already invoiced is
+        refused, as Kantata refuses an invoiced item."""
+        if not command.milestone_ids:
+            return []
+        project_id = command.project_id
+        stories = {_str(story.id): story for story in (await self._milestones([project_id])).of(project_id)}
+        schedule = await self._billing_milestones(project_id)
+        chosen: list[str] = []
+        for story_id in command.milestone_ids:
+            story = stories.get(story_id)
+            if story is None:
+                raise VendorRejected(
+                    VENDOR, f"milestone {story_id} is not a milestone of project {project_id}"
+                )
+            on_story = [record for record in schedule if _str(record.story_id or "") == story_id]
+            billed = [record for record in on_story if record.invoice_id is not None]
+            if billed:
+                invoice_id = _str(billed[0].invoice_id or "")
+                raise VendorRejected(
+                    VENDOR, f"milestone {story_id} has already been invoiced (invoice {invoice_id})"
+                )
+            if on_story:
+                record = on_story[0]
+                if record.amount_in_cents != story.budget_estimate_in_cents:
+                    raise VendorRejected(
+                        VENDOR,
+                        f"billing milestone {_str(record.id)} of milestone {story_id} bills "
+                        f"{record.amount_in_cents} cents, the milestone {story.budget_estimate_in_cents}",
+                    )
+                chosen.append(_str(record.id))
+            else:
+                chosen.append(await self._create_billing_milestone(story, command))
+        return chosen
+
+    async def _create_billing_milestone(self, story: KantataStory, command: PsaInvoiceCreate) -> str:
+        try:
+            body = billing_milestone_body(
+                story, external_key=command.external_key, date_to_invoice=command.invoice_date
+            )
+        except ValueError as exc:
+            raise VendorRejected(VENDOR, f"the milestone cannot be invoiced in Kantata: {exc}") from None
+        story_id = _str(story.id)
+        try:
+            response = await self._http.send(
+                "POST", "billing_milestones.json", content=msgspec.json.encode(body), headers=_JSON_HEADERS
+            )
+            envelope = _decode(response.content, "created billing milestone")
+            return _str(_only(envelope, "billing_milestones", envelope.billing_milestones).id)
+        except (VendorTimeout, VendorUnavailable, VendorBadResponse) as error:
+
+            async def look() -> str | None:
+                schedule = await self._billing_milestones(command.project_id)
+                free = [
+                    record
+                    for record in schedule
+                    if _str(record.story_id or "") == story_id and record.invoice_id is None
+                ]
+                return _str(free[0].id) if free else None
+
+            return await self._after_lost_answer(error, "billing milestone", look)
+
+    async def _show_invoice(self, invoice_id: str) -> tuple[KantataInvoice, KantataEnvelope]:
+        """The invoice, with its external references and billing milestones side-loaded."""
         if not _KANTATA_ID.fullmatch(invoice_id):
             raise NotFound(VENDOR, "no such invoice")
-        envelope = await self._get(
-            f"invoices/{invoice_id}.json", {"include": "external_references"}, "invoice"
-        )
-        return _only(envelope, "invoices", envelope.invoices), envelope.external_references
+        params = {"include": "external_references,billing_milestones"}
+        envelope = await self._get(f"invoices/{invoice_id}.json", params, "invoice")
+        return _only(envelope, "invoices", envelope.invoices), envelope
 
     # --- Kantata specifics -----------------------------------------------------------------------------
 
@@ -1129,8 +1244,24 @@ def _project(
     )
 
 
-def _psa_invoice(invoice: KantataInvoice, references: Mapping[str, KantataExternalReference]) -> PsaInvoice:
-    return map_record(VENDOR, "invoice", invoice.id, lambda: invoice_from_record(invoice, references))
+def _psa_invoice(invoice: KantataInvoice, envelope: KantataEnvelope) -> PsaInvoice:
+    return map_record(
+        VENDOR,
+        "invoice",
+        invoice.id,
+        lambda: invoice_from_record(
+            invoice, envelope.external_references, billing_milestones=envelope.billing_milestones
+        ),
+    )
+
+
+def _invoiced_stories(schedule: Sequence[KantataBillingMilestone]) -> set[str]:
+    """The milestone stories whose billing milestone is on an invoice."""
+    return {
+        _str(record.story_id)
+        for record in schedule
+        if record.story_id is not None and record.invoice_id is not None
+    }
 
 
 def _record_id(record: Any) -> str:
@@ -1219,3 +1350,11 @@ def _period_filters(query: PeriodFilter, date_param: str) -> dict[str, str] | No
     if query.modified_since is not None:
         filters["updated_after"] = _updated_after(query.modified_since)
     return filters
+
+
+def _vendor_filters(filters: Mapping[str, str]) -> dict[str, str]:
+    """The filters Kantata is sent. Its ``approved`` filter can only say "approved": on time entries it "is
+    always processed as true; the actual value you provide is ignored" (developer.kantata.com/kantata/
+    specification/time-entries/get-time-entries), and expenses document only the approved side
+    (.../expenses/get-expenses). So ``approved=false`` is never sent: the caller drops approved records."""
+    return {key: value for key, value in filters.items() if (key, value) != ("approved", "false")}

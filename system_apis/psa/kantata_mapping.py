@@ -114,12 +114,14 @@ from contracts.models.delivery import (
 
 __all__ = [
     "ACCOUNT_MODEL",
+    "BILLING_MILESTONE_MODEL",
     "ERP_INVOICE_MODEL",
     "INVOICE_MODEL",
     "OPPORTUNITY_MODEL",
     "PAYMENT_MODEL",
     "PROJECT_MODEL",
     "SERVICE_NAME",
+    "KantataBillingMilestone",
     "KantataEnvelope",
     "KantataError",
     "KantataErrorBody",
@@ -138,6 +140,8 @@ __all__ = [
     "billable_expense",
     "billable_milestone",
     "billable_time",
+    "billing_milestone_body",
+    "billing_milestone_key",
     "cents_from_money",
     "customer_of",
     "decode_envelope",
@@ -152,6 +156,7 @@ __all__ = [
     "milestone_date",
     "milestone_from_story",
     "milestone_key",
+    "milestone_of_billing_milestone",
     "milestone_status_from_state",
     "milestone_story_body",
     "minutes_from_hours",
@@ -348,6 +353,23 @@ class KantataInvoice(msgspec.Struct, kw_only=True, frozen=True):
     external_reference_ids: list[KantataId] = []
 
 
+class KantataBillingMilestone(msgspec.Struct, kw_only=True, frozen=True):
+    """A billing milestone (``/billing_milestones``): what an invoice's ``billing_milestone_ids`` name. It
+    may belong to a task (``story_id``); ``invoice_id`` is the invoice it is on, if any
+    (developer.kantata.com/tag/Billing-Milestones)."""
+
+    id: KantataId
+    workspace_id: KantataId
+    title: str | None = None
+    amount_in_cents: int | None = None
+    currency: str | None = None
+    date_to_invoice: str | None = None
+    story_id: KantataId | None = None
+    invoice_id: KantataId | None = None
+    invoice_ids: list[KantataId] = []
+    updated_at: str | None = None
+
+
 class KantataExternalPayment(msgspec.Struct, kw_only=True, frozen=True):
     id: KantataId
     workspace_id: KantataId | None = None
@@ -368,6 +390,7 @@ class KantataEnvelope(msgspec.Struct, kw_only=True, frozen=True):
     workspace_resources: dict[str, KantataWorkspaceResource] = {}
     roles: dict[str, KantataRole] = {}
     invoices: dict[str, KantataInvoice] = {}
+    billing_milestones: dict[str, KantataBillingMilestone] = {}
     external_payments: dict[str, KantataExternalPayment] = {}
     external_references: dict[str, KantataExternalReference] = {}
 
@@ -841,6 +864,8 @@ INVOICE_MODEL = "Invoice"
 #: ``service_model`` of the reference naming the ERP invoice a PSA invoice stands for (its id as the ref,
 #: its number as ``external_message``).
 ERP_INVOICE_MODEL = "ErpInvoice"
+#: ``service_model`` of the reference on a billing milestone Stratum made for a milestone story.
+BILLING_MILESTONE_MODEL = "BillingMilestone"
 #: ``service_model`` of the reference recording one ERP payment told to Kantata (its id as the ref): the
 #: ledger that keeps each payment once.
 PAYMENT_MODEL = "Payment"
@@ -880,9 +905,15 @@ def _reference_of(
 
 
 def invoice_from_record(
-    invoice: KantataInvoice, references: Mapping[str, KantataExternalReference]
+    invoice: KantataInvoice,
+    references: Mapping[str, KantataExternalReference],
+    *,
+    billing_milestones: Mapping[str, KantataBillingMilestone] | None = None,
 ) -> PsaInvoice:
-    """The canonical PSA invoice; its billing key and ERP invoice from Stratum's references on it."""
+    """The canonical PSA invoice; its billing key and ERP invoice from Stratum's references on it. Its
+    milestones are the milestone stories its billing milestones belong to (``billing_milestones``, side-loaded
+    with the invoice), so they are the project's milestones; a billing milestone without a story (or not
+    side-loaded) is named by its own id."""
     currency = _currency(invoice.currency)
     if currency is None or not invoice.workspace_ids:
         raise ValueError(f"invoice {invoice.id} has no valid currency or project")
@@ -902,7 +933,10 @@ def invoice_from_record(
         due_date=parse_kantata_date(invoice.due_date),
         time_entry_ids=[_id(item) for item in invoice.time_entry_ids],
         expense_ids=[_id(item) for item in invoice.expense_ids],
-        milestone_ids=[_id(item) for item in invoice.billing_milestone_ids],
+        milestone_ids=[
+            milestone_of_billing_milestone(_id(item), billing_milestones or {})
+            for item in invoice.billing_milestone_ids
+        ],
         updated_at=parse_kantata_datetime(invoice.updated_at),
         system_ids=SystemIds(psa=_id(invoice.id)),
     )
@@ -946,16 +980,58 @@ def payment_reference(payment: PsaPaymentRecord) -> dict[str, Any]:
     return reference
 
 
-def invoice_create_body(command: PsaInvoiceCreate) -> dict[str, Any]:
+def milestone_of_billing_milestone(
+    billing_milestone_id: str, billing_milestones: Mapping[str, KantataBillingMilestone]
+) -> str:
+    """The milestone story a billing milestone bills (its ``story_id``), else the billing milestone's id."""
+    record = billing_milestones.get(billing_milestone_id)
+    return (
+        _id(record.story_id) if record is not None and record.story_id is not None else billing_milestone_id
+    )
+
+
+def billing_milestone_key(external_key: str, story_id: str) -> str:
+    """The key of the billing milestone Stratum makes for a milestone story when an invoice bills it."""
+    return f"{external_key}:milestone:{story_id}"
+
+
+def billing_milestone_body(
+    story: KantataStory, *, external_key: str, date_to_invoice: dt.date
+) -> dict[str, Any]:
+    """The ``POST /billing_milestones`` body for a completed milestone story: its title, its amount (the
+    story's budget estimate, as ``billable_milestone`` reported it), the story it bills and Stratum's key
+    (developer.kantata.com/kantata/specification/billing-milestones/create-billing-milestone)."""
+    if story.budget_estimate_in_cents is None:
+        raise ValueError(f"milestone {story.id} has no amount")
+    return {
+        "billing_milestone": {
+            "workspace_id": _id(story.workspace_id),
+            "title": story.title,
+            "amount_in_cents": story.budget_estimate_in_cents,
+            "date_to_invoice": (parse_kantata_date(story.due_date) or date_to_invoice).isoformat(),
+            "story_id": _id(story.id),
+            "external_references_attributes": [
+                _reference(BILLING_MILESTONE_MODEL, billing_milestone_key(external_key, _id(story.id)))
+            ],
+        }
+    }
+
+
+def invoice_create_body(
+    command: PsaInvoiceCreate, *, billing_milestone_ids: Sequence[str] = ()
+) -> dict[str, Any]:
     """The ``POST /invoices`` body: the exact items, fees as additional items, the billing key (and the
     ERP invoice, when known) as references nested in the same POST, so no invoice exists without the key
-    that finds it again. Raises ``ValueError`` for a fee Kantata cannot hold."""
+    that finds it again. ``billing_milestone_ids`` are Kantata billing milestones (``/billing_milestones``),
+    the records an invoice's ``billing_milestone_ids`` name, not the milestone stories of
+    ``command.milestone_ids``. Raises ``ValueError`` for a fee Kantata cannot hold."""
     references = [_reference(INVOICE_MODEL, command.external_key)]
     if command.erp_invoice_id is not None:
         references.append(erp_invoice_reference(command.erp_invoice_id, command.erp_invoice_number))
+    # An AdditionalItem's text is `notes` (mavenlink_gem specification: notes, amount_in_cents, taxable).
     fees = [
         {
-            "description": fee.description,
+            "notes": fee.description,
             "amount_in_cents": cents_from_money(Money(amount=fee.amount, currency=command.currency)),
         }
         for fee in command.fee_items
@@ -964,12 +1040,12 @@ def invoice_create_body(command: PsaInvoiceCreate) -> dict[str, Any]:
         "workspace_id": command.project_id,
         "time_entry_ids": list(command.time_entry_ids),
         "expense_ids": list(command.expense_ids),
-        "billing_milestone_ids": list(command.milestone_ids),
+        "billing_milestone_ids": list(billing_milestone_ids),
         "additional_items": fees,
-        # Kantata requires a payment schedule: the days from the invoice date to its due date.
+        # Kantata requires a payment schedule, the days from the invoice date to its due date, and derives
+        # the due date from it (mavenlink_gem specification: due_date is answered, not written).
         "payment_schedule": max(0, (command.due_date - command.invoice_date).days),
         "invoice_date": command.invoice_date.isoformat(),
-        "due_date": command.due_date.isoformat(),
         "draft": command.draft,
         # The ERP sends the customer's invoice; Kantata must not email one of its own.
         "suppress_emails": True,

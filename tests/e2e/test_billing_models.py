@@ -111,7 +111,7 @@ def _bc_invoices(fleet: Fleet, key: str) -> list[dict[str, Any]]:
 
 def _kantata_invoices_listing(fleet: Fleet, kind: str, item_id: str) -> list[str]:
     """The Kantata invoices, cancelled ones aside, that list ``item_id`` (``time_entry_ids``, ``expense_ids``
-    or ``billing_milestone_ids``)."""
+    or ``billing_milestone_ids``, which name billing milestones, not milestone stories)."""
     return [
         str(i["id"])
         for i in fleet.records("kantata", "invoices")
@@ -262,7 +262,11 @@ def test_three_billing_models_in_two_legal_entities_and_two_erps_make_one_exact_
         assert sorted(map(str, psa["time_entry_ids"])) == sorted(entries)
         assert [str(x) for x in psa["expense_ids"]] == [expense]
     (fixed_psa,) = fleet.psa_invoices(fixed)
-    assert [str(x) for x in fixed_psa["billing_milestone_ids"]] == [milestone]
+    # Kantata bills a milestone through a billing milestone naming its story (developer.kantata.com/tag/
+    # Billing-Milestones), which then carries the invoice.
+    schedule = {str(b["id"]): b for b in fleet.records("kantata", "billing_milestones")}
+    billed = [schedule[str(x)] for x in fixed_psa["billing_milestone_ids"]]
+    assert [(str(b["story_id"]), str(b["invoice_id"])) for b in billed] == [(milestone, str(fixed_psa["id"]))]
 
     # The CRM: the opportunity's invoiced total (its only invoice), nothing paid or overdue yet.
     for opportunity_id, total in (

@@ -86,17 +86,32 @@ async def test_the_seed_has_unbilled_time_expenses_and_a_completed_billable_mile
     assert not {e["id"] for e in _records(invoiced.json())} & {e["id"] for e in time}
 
 
+async def _billing_milestone(kantata: httpx.AsyncClient, story: dict[str, Any]) -> dict[str, Any]:
+    """A billing milestone for a milestone story, as developer.kantata.com/kantata/specification/
+    billing-milestones/create-billing-milestone takes one."""
+    body = {
+        "workspace_id": story["workspace_id"],
+        "title": story["title"],
+        "amount_in_cents": story["budget_estimate_in_cents"],
+        "date_to_invoice": story["due_date"],
+        "story_id": story["id"],
+    }
+    return _one(await kantata.post(f"{API}/billing_milestones.json", json={"billing_milestone": body}))
+
+
 async def test_an_invoice_bills_its_items_and_marks_them_invoiced(kantata: httpx.AsyncClient) -> None:
     time = (await _unbilled(kantata, "time_entries", billable="true"))[:2]
     expense = (await _unbilled(kantata, "expenses", is_billable="true"))[:1]
-    milestone = await _milestones(kantata)
+    milestone = [await _billing_milestone(kantata, story) for story in await _milestones(kantata)]
+    assert [(m["currency"], m["invoice_id"], m["invoice_ids"]) for m in milestone] == [("USD", None, [])]
     invoice = _one(
         await _create(
             kantata,
             time_entry_ids=[t["id"] for t in time],
             expense_ids=[int(e["id"]) for e in expense],  # ids as numbers too, as Kantata takes them
             billing_milestone_ids=[m["id"] for m in milestone],
-            additional_items=[{"description": "Retainer", "amount_in_cents": 50_000}],
+            # AdditionalItem's attributes per mavenlink_gem's specification: notes, amount_in_cents, taxable.
+            additional_items=[{"notes": "Retainer", "amount_in_cents": 50_000}],
             invoice_date="2026-03-01",
             suppress_emails=True,
             external_references_attributes=[
@@ -107,7 +122,7 @@ async def test_an_invoice_bills_its_items_and_marks_them_invoiced(kantata: httpx
     expected = (
         sum(-(-t["time_in_minutes"] * t["rate_in_cents"] // 60) for t in time)
         + sum(e["amount_in_cents"] for e in expense)
-        + sum(m["budget_estimate_in_cents"] for m in milestone)
+        + sum(m["amount_in_cents"] for m in milestone)
         + 50_000
     )
     assert invoice["price_in_cents"] == invoice["balance_in_cents"] == expected
@@ -118,11 +133,23 @@ async def test_an_invoice_bills_its_items_and_marks_them_invoiced(kantata: httpx
     for collection, ids in (
         ("time_entries", invoice["time_entry_ids"]),
         ("expenses", invoice["expense_ids"]),
-        ("stories", invoice["billing_milestone_ids"]),
     ):
         for item_id in ids:
             item = _one(await kantata.get(f"{API}/{collection}/{item_id}.json"))
             assert (item["is_invoiced"], item["invoice_id"]) == (True, invoice["id"])
+    assert invoice["billing_milestone_ids"] == [m["id"] for m in milestone]
+    billed = _one(await kantata.get(f"{API}/billing_milestones/{milestone[0]['id']}.json"))
+    assert (billed["invoice_id"], billed["invoice_ids"]) == (invoice["id"], [invoice["id"]])
+    with_fees = await kantata.get(
+        f"{API}/invoices/{invoice['id']}.json", params={"include": "additional_items,billing_milestones"}
+    )
+    fees = with_fees.json()["additional_items"]
+    assert [(fees[i]["notes"], fees[i]["amount_in_cents"]) for i in invoice["additional_item_ids"]] == [
+        ("Retainer", 50_000)
+    ]
+    assert invoice["fixed_fee_item_ids"] == []
+    assert "additional_items" not in invoice
+    assert set(with_fees.json()["billing_milestones"]) == {m["id"] for m in milestone}
     refs = await kantata.get(
         f"{API}/external_references.json",
         params={"subject_type": "Invoice", "service_model_ref": "bill:x:2026-02"},
@@ -272,3 +299,81 @@ async def test_a_draft_is_not_paid_and_a_project_payment_changes_no_invoice(
         f"{API}/invoices.json", params={"without_drafts": "true", "per_page": "200"}
     )
     assert all(not i["draft"] for i in _records(without_drafts.json()))
+
+
+async def test_a_billing_milestone_is_billed_once_and_again_after_a_cancel(
+    kantata: httpx.AsyncClient,
+) -> None:
+    # developer.kantata.com/tag/Billing-Milestones: a billing milestone carries `invoice_id`/`invoice_ids`;
+    # an invoice's `billing_milestone_ids` name billing milestones, never stories.
+    [story] = await _milestones(kantata)
+    refused_story = await _create(kantata, billing_milestone_ids=[story["id"]])
+    assert refused_story.status_code == 422
+    assert refused_story.json()["errors"][0]["field"] == "billing_milestone_ids"
+    milestone = await _billing_milestone(kantata, story)
+    first = _one(await _create(kantata, billing_milestone_ids=[milestone["id"]]))
+    twice = await _create(kantata, billing_milestone_ids=[milestone["id"]])
+    assert twice.status_code == 422
+    assert "has already been invoiced" in twice.json()["errors"][0]["message"]
+    assert (await kantata.put(f"{API}/invoices/{first['id']}/cancel")).status_code == 200
+    released = _one(await kantata.get(f"{API}/billing_milestones/{milestone['id']}.json"))
+    assert (released["invoice_id"], released["invoice_ids"]) == (None, [first["id"]])
+    second = _one(await _create(kantata, billing_milestone_ids=[milestone["id"]]))
+    assert second["price_in_cents"] == story["budget_estimate_in_cents"]
+    listed = await kantata.get(
+        f"{API}/billing_milestones.json", params={"workspace_id": DEMO_WORKSPACE_ID, "story_id": story["id"]}
+    )
+    assert [(m["id"], m["invoice_id"]) for m in _records(listed.json())] == [(milestone["id"], second["id"])]
+
+
+async def test_payment_and_fee_attributes_are_kantatas(kantata: httpx.AsyncClient) -> None:
+    # mavenlink_gem lib/config/specification.yml: ExternalPayment takes amount_in_cents, message, invoice_id,
+    # workspace_id; AdditionalItem and FixedFeeItem are notes, amount_in_cents, taxable.
+    payment = {"workspace_id": DEMO_WORKSPACE_ID, "amount_in_cents": 500}
+    with_message = _one(
+        await kantata.post(
+            f"{API}/external_payments.json", json={"external_payment": {**payment, "message": "Wire 42"}}
+        )
+    )
+    assert with_message["message"] == "Wire 42"
+    assert "notes" not in with_message
+    assert "date" not in with_message
+    with_notes = await kantata.post(
+        f"{API}/external_payments.json", json={"external_payment": {**payment, "notes": "x"}}
+    )
+    assert with_notes.status_code == 422
+    # An invoice's due_date is answered, not written: payment_schedule (days) sets it.
+    dated = await _create(
+        kantata, fixed_fee_items=[{"notes": "Fee", "amount_in_cents": 100}], due_date="2026-04-30"
+    )
+    assert dated.status_code == 422
+    assert dated.json()["errors"][0]["field"] == "due_date"
+    described = await _create(kantata, fixed_fee_items=[{"description": "Fee", "amount_in_cents": 100}])
+    assert described.status_code == 422
+    assert described.json()["errors"][0]["field"] == "fixed_fee_items"
+    invoice = _one(
+        await _create(kantata, fixed_fee_items=[{"notes": "Fee", "amount_in_cents": 100, "taxable": True}])
+    )
+    assert invoice["price_in_cents"] == 100
+    [fee_id] = invoice["fixed_fee_item_ids"]
+    shown = await kantata.get(f"{API}/invoices/{invoice['id']}.json", params={"include": "fixed_fee_items"})
+    fee = shown.json()["fixed_fee_items"][fee_id]
+    assert (fee["notes"], fee["amount_in_cents"], fee["taxable"], fee["currency"]) == (
+        "Fee",
+        100,
+        True,
+        "USD",
+    )
+
+
+async def test_an_expense_is_written_with_billable(kantata: httpx.AsyncClient) -> None:
+    # mavenlink_gem: an expense's create attribute is `billable`; it answers `is_billable`.
+    body = {
+        "workspace_id": DEMO_WORKSPACE_ID,
+        "date": "2026-02-10",
+        "category": "Travel",
+        "amount_in_cents": 900,
+    }
+    expense = _one(await kantata.post(f"{API}/expenses.json", json={"expense": {**body, "billable": False}}))
+    assert expense["is_billable"] is False
+    assert "billable" not in expense

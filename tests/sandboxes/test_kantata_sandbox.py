@@ -307,21 +307,22 @@ async def test_time_entry_filters() -> None:
             await kantata.ok("GET", "/time_entries", params={**base, "order": "date_performed:desc"})
         )
         bad_range = await kantata.api("GET", "/time_entries", params={"date_performed_between": "2026-01-01"})
-        bad_flag = await kantata.api("GET", "/time_entries", params={"approved": "maybe"})
+        any_approval = records(await kantata.ok("GET", "/time_entries", params={**base, "approved": "maybe"}))
     assert len(everything) == DEMO_WORKSPACE_TIME_ENTRY_COUNT
     assert january
     assert all("2026-01-01" <= entry["date_performed"] <= "2026-01-31" for entry in january)
     assert len(january) == sum("2026-01" in entry["date_performed"] for entry in everything)
-    assert unapproved
-    assert all(entry["approved"] is False for entry in unapproved)
-    assert len(unapproved) == sum(not entry["approved"] for entry in everything)
+    # developer.kantata.com/kantata/specification/time-entries/get-time-entries: `approved` "is always
+    # processed as true; the actual value you provide is ignored".
+    assert unapproved == any_approval
+    assert all(entry["approved"] is True for entry in unapproved)
+    assert 0 < len(unapproved) == sum(entry["approved"] for entry in everything) < len(everything)
     assert 0 < len(billable) < len(everything)
     assert all(entry["user_id"] == DEMO_USER_ID for entry in mine)
     assert mine
     dates = [entry["date_performed"] for entry in by_date]
     assert dates == sorted(dates, reverse=True)
     assert assert_errors(bad_range, 422, "validation")[0]["field"] == "date_performed_between"
-    assert assert_errors(bad_flag, 422, "validation")[0]["field"] == "approved"
 
 
 async def test_other_list_filters() -> None:
@@ -339,9 +340,16 @@ async def test_other_list_filters() -> None:
             await kantata.ok("GET", "/workspace_resources", params={"workspace_id": PLANNED_WORKSPACE_ID})
         )
         participants = await kantata.ok("GET", "/users", params={"participant_in": DEMO_WORKSPACE_ID})
+        # "Fetching a list of Expenses" (developer.kantata.com/kantata/specification/expenses/get-expenses):
+        # `date_expensed_between`, either side may be left empty.
         expenses = records(
             await kantata.ok(
-                "GET", "/expenses", params={"date_between": "2026-02-01:2026-02-28", "per_page": 200}
+                "GET", "/expenses", params={"date_expensed_between": "2026-02-01:2026-02-28", "per_page": 200}
+            )
+        )
+        until_february = records(
+            await kantata.ok(
+                "GET", "/expenses", params={"date_expensed_between": ":2026-01-31", "per_page": 200}
             )
         )
         invoices = await kantata.ok("GET", "/invoices", params={"workspace_id": DEMO_WORKSPACE_ID})
@@ -355,6 +363,8 @@ async def test_other_list_filters() -> None:
     assert {DEMO_USER_ID, PROJECT_MANAGER_USER_ID} <= set(ids(participants))
     assert expenses
     assert all("2026-02-01" <= expense["date"] <= "2026-02-28" for expense in expenses)
+    assert until_february
+    assert all(expense["date"] <= "2026-01-31" for expense in until_february)
     assert all(DEMO_WORKSPACE_ID in invoice["workspace_ids"] for invoice in records(invoices))
     assert [role["name"] for role in records(roles)] == ["Senior Consultant"]
 
@@ -526,6 +536,7 @@ async def test_archived_filter_only_exclude_include_per_kantata_workspace_docs()
     """Kantata's workspace list takes `archived=only|exclude|include`; a show of an archived workspace is
     404 unless `include_archived=true` (mavenlink_gem's Workspace reads with include_archived: true)."""
     async with account() as kantata:
+
         def listed(archived: str | None) -> dict[str, Any]:
             return {"per_page": 200} | ({} if archived is None else {"archived": archived})
 

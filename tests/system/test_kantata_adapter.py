@@ -216,8 +216,10 @@ async def test_filters_and_auth_as_kantata_expects_them() -> None:
     assert time_call.headers["Authorization"] == "Bearer t0k3n"
     assert time_call.headers["X-Correlation-ID"] == "req-42"
     assert expense_call.url.path == "/api/v1/expenses.json"
-    assert expense_call.url.params["date_between"] == "2026-01-01:2999-12-31"
-    assert expense_call.url.params["approved"] == "false"
+    # developer.kantata.com/kantata/specification/expenses/get-expenses names the date filter
+    # `date_expensed_between`; `approved` can only ask for approved records, so `approved=false` is not sent.
+    assert expense_call.url.params["date_expensed_between"] == "2026-01-01:2999-12-31"
+    assert "approved" not in expense_call.url.params
 
 
 @pytest.mark.parametrize(
@@ -538,7 +540,9 @@ async def test_malformed_ids_are_not_found_without_calling_kantata(
     assert await sandbox.api_requests() == []
 
 
-async def _all_time(psa: KantataPsa, query: PeriodFilter, *, limit: int) -> list[list[str]]:
+async def _all_time(
+    psa: KantataPsa, query: PeriodFilter, *, limit: int, full_pages: bool = True
+) -> list[list[str]]:
     pages: list[list[str]] = []
     cursor: str | None = None
     while True:
@@ -546,7 +550,7 @@ async def _all_time(psa: KantataPsa, query: PeriodFilter, *, limit: int) -> list
         pages.append([entry.id for entry in page.items])
         if page.next_cursor is None:
             return pages
-        assert len(page.items) == limit
+        assert len(page.items) == limit or not full_pages
         cursor = page.next_cursor
         assert len(pages) < 100, "paging does not end"
 
@@ -630,7 +634,10 @@ async def test_time_entry_filters(sandbox: Sandbox, psa: KantataPsa) -> None:
     }
     assert expected, "the seed should have some of these"
     assert ids == expected
-    unapproved = {i for page in await _all_time(psa, PeriodFilter(approved=False), limit=200) for i in page}
+    # Kantata cannot filter for unapproved time (its `approved` filter ignores the value), so the adapter
+    # reads every entry and keeps the unapproved ones: pages may then be short.
+    pages = await _all_time(psa, PeriodFilter(approved=False), limit=200, full_pages=False)
+    unapproved = {i for page in pages for i in page}
     assert unapproved == {e["id"] for e in sandbox.records["time_entries"].values() if not e["approved"]}
 
 

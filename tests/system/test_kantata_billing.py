@@ -22,6 +22,7 @@ from contracts.models.billing import PsaFeeItem, PsaPaymentRecord
 from sandboxes.kantata.data import DEMO_WORKSPACE_ID, EUR_WORKSPACE_ID
 from system_apis.errors import NotFound, VendorRejected
 from system_apis.psa.kantata import InvalidCursor, KantataPsa
+from system_apis.psa.port import PeriodFilter
 from system_apis.vendor_http import BreakerPolicy, RetryPolicy
 from tests.system.test_kantata_adapter import Sandbox, _sandbox
 
@@ -83,9 +84,16 @@ def _expected_unbilled(sandbox: Sandbox, project_id: str) -> dict[str, set[str]]
             and s["story_type"] == "milestone"
             and s.get("billable")
             and s["state"] == "completed"
-            and not s.get("is_invoiced")
+            and s["id"] not in _invoiced_stories(sandbox)
             and (s["due_date"] or "") <= last
         },
+    }
+
+
+def _invoiced_stories(sandbox: Sandbox) -> set[str]:
+    """Milestone stories billed through a billing milestone on an invoice (Kantata's billing schedule)."""
+    return {
+        b["story_id"] for b in sandbox.records["billing_milestones"].values() if b["invoice_id"] is not None
     }
 
 
@@ -202,8 +210,17 @@ async def test_an_invoice_bills_exactly_its_items_and_they_leave_the_billable_li
     assert invoice.milestone_ids == [items[-1].id]
     record = sandbox.records["invoices"][invoice.id]
     assert invoice.total.amount == Decimal(record["price_in_cents"]) / 100
-    assert record["additional_items"] == [{"description": "Travel admin fee", "amount_in_cents": 1234}]
+    # A fee is an AdditionalItem of its own (notes, amount_in_cents: mavenlink_gem's specification).
+    fees = [sandbox.records["additional_items"][i] for i in record["additional_item_ids"]]
+    assert [(f["notes"], f["amount_in_cents"]) for f in fees] == [("Travel admin fee", 1234)]
     assert record["payment_schedule"] == 30
+    # The milestone is billed through a billing milestone (developer.kantata.com/tag/Billing-Milestones)
+    # that names its story and carries the story's amount; the story itself is not marked.
+    [billed] = [sandbox.records["billing_milestones"][i] for i in record["billing_milestone_ids"]]
+    story = sandbox.records["stories"][items[-1].id]
+    assert (billed["story_id"], billed["invoice_id"]) == (story["id"], invoice.id)
+    assert billed["amount_in_cents"] == story["budget_estimate_in_cents"]
+    assert "is_invoiced" not in story
     left = {(i.kind, i.id) for i in await all_items(psa, DEMO_WORKSPACE_ID)}
     assert not left & {(i.kind, i.id) for i in items}
     assert await psa.find_invoice(KEY) == invoice
@@ -283,6 +300,48 @@ async def test_cancel_makes_the_items_billable_again_and_twice_is_harmless(
     billable = {i.id for i in await all_items(psa, DEMO_WORKSPACE_ID)}
     assert {i.id for i in items} <= billable
     assert all(not sandbox.records["time_entries"][i.id]["is_invoiced"] for i in items)
+
+
+async def _milestone(psa: KantataPsa) -> BillableItem:
+    return next(i for i in await all_items(psa, DEMO_WORKSPACE_ID) if i.kind is BillableItemKind.MILESTONE)
+
+
+async def test_a_cancelled_milestone_is_billed_again_through_the_same_billing_milestone(
+    sandbox: Sandbox, psa: KantataPsa
+) -> None:
+    milestone = await _milestone(psa)
+    first, _ = await psa.create_invoice(command([milestone], draft=False))
+    assert milestone.id not in {i.id for i in await all_items(psa, DEMO_WORKSPACE_ID)}
+    await psa.cancel_invoice(first.id)
+    assert milestone.id in {i.id for i in await all_items(psa, DEMO_WORKSPACE_ID)}
+    again, _ = await psa.create_invoice(command([milestone], key=f"{KEY}:again"))
+    assert again.milestone_ids == [milestone.id]
+    schedule = [b for b in sandbox.records["billing_milestones"].values() if b["story_id"] == milestone.id]
+    assert [(b["invoice_id"], b["invoice_ids"]) for b in schedule] == [(again.id, [first.id, again.id])]
+
+
+async def test_a_milestone_already_invoiced_is_refused_by_name(sandbox: Sandbox, psa: KantataPsa) -> None:
+    milestone = await _milestone(psa)
+    await psa.create_invoice(command([milestone]))
+    invoices = len(sandbox.records["invoices"])
+    with pytest.raises(VendorRejected, match=f"milestone {milestone.id} has already been invoiced"):
+        await psa.create_invoice(command([milestone], key=f"{KEY}:twice"))
+    assert len(sandbox.records["billing_milestones"]) == 1
+    assert len(sandbox.records["invoices"]) == invoices
+
+
+async def test_a_lost_answer_to_the_billing_milestone_makes_no_second_one(
+    sandbox: Sandbox, psa: KantataPsa
+) -> None:
+    milestone = await _milestone(psa)
+    await sandbox.fault(
+        kind="lost", method="POST", path_pattern="^/api/v1/billing_milestones", latency_ms=10, times=1
+    )
+    invoice, created = await psa.create_invoice(command([milestone]))
+    assert created
+    assert invoice.milestone_ids == [milestone.id]
+    [billed] = sandbox.records["billing_milestones"].values()
+    assert (billed["story_id"], billed["invoice_id"]) == (milestone.id, invoice.id)
 
 
 # --- payments ------------------------------------------------------------------------------------------
@@ -397,6 +456,62 @@ async def test_an_invoiced_item_is_left_out_even_when_kantata_ignores_the_filter
         assert [item.id for item in page.items] == ["2"]
     finally:
         await psa.close()
+
+
+async def test_an_approved_expense_without_an_approved_field_is_billed_and_listed_as_approved() -> None:
+    """Kantata's expense carries no ``approved`` attribute (mavenlink_gem's specification lists none: approval
+    lives on expense report submissions); the ``approved`` filter (developer.kantata.com/kantata/
+    specification/expenses/get-expenses) is what selects approved ones, so an answer without the field is
+    not an unapproved expense. The date filter is ``date_expensed_between``."""
+    seen: list[httpx.Request] = []
+    expense = {
+        "id": "7",
+        "workspace_id": "10",
+        "date": "2026-02-10",
+        "amount_in_cents": 4200,
+        "currency": "USD",
+        "category": "Travel",
+        "is_billable": True,
+        "is_invoiced": False,
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        path = request.url.path
+        if path.endswith("/workspaces/10.json"):
+            body: dict[str, Any] = {
+                "count": 1,
+                "results": [{"key": "workspaces", "id": "10"}],
+                "workspaces": {"10": {"id": "10", "title": "P", "currency": "USD"}},
+            }
+        elif path.endswith("/expenses.json"):
+            body = {"count": 1, "results": [{"key": "expenses", "id": "7"}], "expenses": {"7": expense}}
+        else:
+            body = {"count": 0, "results": []}
+        return httpx.Response(200, json=body)
+
+    psa = KantataPsa(
+        KantataSettings(base_url="http://kantata.test/api/v1"),
+        transport=httpx.MockTransport(handler),
+        retry=RetryPolicy(max_attempts=1),
+        breaker=BreakerPolicy(failure_threshold=0),
+    )
+    try:
+        items: list[BillableItem] = []
+        cursor: str | None = None
+        for _ in range(5):
+            page = await psa.list_billable_items("10", through=THROUGH, limit=50, cursor=cursor)
+            items.extend(page.items)
+            if (cursor := page.next_cursor) is None:
+                break
+        listed = await psa.list_expenses(PeriodFilter(project_id="10", approved=True), limit=10)
+    finally:
+        await psa.close()
+    assert [(i.kind, i.id) for i in items] == [(BillableItemKind.EXPENSE, "7")]
+    assert [(x.id, x.approved) for x in listed.items] == [("7", True)]
+    expense_calls = [r for r in seen if r.url.path.endswith("/expenses.json")]
+    assert expense_calls[0].url.params["date_expensed_between"] == f"1900-01-01:{THROUGH.isoformat()}"
+    assert all(r.url.params["approved"] == "true" for r in expense_calls)
 
 
 async def test_time_is_named_by_its_roles_name_as_the_rate_card_names_roles(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sandboxes.kantata.resources import (
+    billing_milestones,
     expenses,
     external_payments,
     external_references,
@@ -32,6 +33,7 @@ _RESOURCE_LIST: tuple[_Resource, ...] = (
     time_entries.RESOURCE,
     expenses.RESOURCE,
     invoices.RESOURCE,
+    billing_milestones.RESOURCE,
     external_payments.RESOURCE,
     roles.RESOURCE,
     users.RESOURCE,

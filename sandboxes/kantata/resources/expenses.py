@@ -1,4 +1,16 @@
-"""Expenses: ``/api/v1/expenses``, deleted in bulk (``DELETE /api/v1/expenses?ids=``) unless invoiced."""
+"""Expenses: ``/api/v1/expenses``, deleted in bulk (``DELETE /api/v1/expenses?ids=``) unless invoiced.
+
+Fields as Kantata's Ruby client (mavenlink_gem, ``lib/config/specification.yml``, ``expenses``) lists them: an
+expense answers ``is_billable`` and ``is_invoiced`` ("has this expense been included on an invoice?"), but is
+*written* with ``billable`` (its ``create_attributes``); the sandbox also takes ``is_billable`` on a write,
+which Rails would drop. Its amount is ``amount_in_cents`` in ``currency``.
+
+Filters, per "Fetching a list of Expenses" (developer.kantata.com/kantata/specification/expenses/
+get-expenses): ``approved`` ("on approved expense reports, or on a workspace that does not require
+approvals"), ``date_expensed_between`` (``YYYY-MM-DD:YYYY-MM-DD``, either side may be left empty).
+Approval itself happens through expense report submissions (``/expense_report_submissions``); the sandbox
+approves through ``POST /__sandbox/expenses/approve``.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +44,9 @@ __all__ = ["RESOURCE"]
 def _prepare_expense(
     sandbox: KantataSandbox, record: Record, existing: Record | None, errors: _Errors
 ) -> None:
+    if "billable" in record:
+        # Kantata's write name for what it answers as `is_billable` (mavenlink_gem create_attributes).
+        record["is_billable"] = record.pop("billable")
     if existing is None and "workspace_id" in record:
         workspace = _workspace_of(sandbox, record)
         record.setdefault("user_id", ADMIN_USER_ID)
@@ -56,6 +71,7 @@ RESOURCE = _Resource(
         "amount_in_cents": _Field(kind="int", required=True, minimum=1),
         "currency": _Field(kind="currency"),
         "user_id": _Field(kind="ref", target="users"),
+        "billable": _Field(kind="bool"),
         "is_billable": _Field(kind="bool"),
         "reimbursable": _Field(kind="bool"),
         "notes": _Field(kind="text"),
@@ -64,10 +80,11 @@ RESOURCE = _Resource(
     filters={
         "workspace_id": _ids_in("workspace_id"),
         "with_user_ids": _ids_in("user_id"),
-        "date_between": _between("date"),
+        "date_expensed_between": _between("date", open_ended=True),
         "approved": _flag("approved"),
         "is_billable": _flag("is_billable"),
-        # Unverified filter name: Kantata's records carry `is_invoiced`; billing reads the unbilled ones.
+        # Unverified filter: Kantata's records carry `is_invoiced`, but its list documents no such filter
+        # (searched: developer.kantata.com get-expenses); the adapter re-checks the field on every record.
         "is_invoiced": _flag("is_invoiced"),
         "updated_after": _after("updated_at"),
     },

@@ -11,8 +11,12 @@ external-payments/create-external-payment):
 
 So Kantata holds no partial payment of an invoice: a part payment can only be a project-level payment.
 
-Unverified: the refusals' wording and field; ``notes`` and ``date`` as the payment's other attributes;
-the payment's ``currency`` being the project's.
+The other attribute is ``message`` (free text); a payment has no date of its own (its ``created_at`` stands
+for it): Kantata's Ruby client lists ``amount_in_cents, message, invoice_id, workspace_id`` as the create
+attributes and ``id, created_at, updated_at, user_id`` besides (mavenlink_gem, ``lib/config/
+specification.yml``, ``external_payments``). Any other attribute is refused (422), as everywhere here.
+
+Unverified: the refusals' wording and field; the payment's ``currency`` being the project's.
 """
 
 from __future__ import annotations
@@ -61,8 +65,7 @@ def _prepare_payment(
     elif record.get("amount_in_cents") is None:
         errors.append(_validation("amount_in_cents", "Amount in cents can't be blank"))
     record.setdefault("invoice_id", None)
-    record.setdefault("notes", None)
-    record.setdefault("date", sandbox._now()[:10])
+    record.setdefault("message", None)
     record["user_id"] = ADMIN_USER_ID
     record["currency"] = workspace["currency"]
     _currency_fields(record)
@@ -85,8 +88,7 @@ RESOURCE = _Resource(
         "workspace_id": _Field(kind="ref", target="workspaces", required=True, create_only=True),
         "invoice_id": _Field(kind="ref", target="invoices", create_only=True),
         "amount_in_cents": _Field(kind="int", minimum=1, create_only=True),
-        "date": _Field(kind="date", create_only=True),
-        "notes": _Field(kind="text"),
+        "message": _Field(kind="text"),
     },
     prepare=_prepare_payment,
     applied=_applied,

@@ -1,5 +1,10 @@
 """External references (a record's link to another system's record): ``/api/v1/external_references``,
 and the nested ``external_references_attributes`` that workspace and story creates take.
+
+Attributes as Kantata's Ruby client lists them (mavenlink_gem, ``lib/config/specification.yml``,
+``external_references``): written ``service_name``, ``service_model``, ``service_model_ref``, ``subject_id``,
+``subject_type``, ``status``, ``external_link``, ``external_message``, ``external_status``, ``locked`` (the
+first five required); answered besides ``created_at``, ``updated_at``, ``last_synced_at``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ _SUBJECT_COLLECTIONS: Mapping[str, str] = {
     "TimeEntry": "time_entries",
     "Expense": "expenses",
     "Invoice": "invoices",
+    "BillingMilestone": "billing_milestones",
     "Participation": "participations",
     "User": "users",
 }
@@ -44,6 +50,7 @@ def _prepare_external_reference(
         for key in ("status", "external_status", "external_link", "external_message"):
             record.setdefault(key, None)
         record.setdefault("locked", False)
+        record.setdefault("last_synced_at", None)
     subject_type, subject_id = record.get("subject_type"), record.get("subject_id")
     if subject_type is not None and subject_id is not None:
         collection = _SUBJECT_COLLECTIONS[subject_type]

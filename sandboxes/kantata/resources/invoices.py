@@ -1,14 +1,20 @@
 """Invoices: ``/api/v1/invoices``, written as Kantata documents them (developer.kantata.com/kantata/
 specification/invoices: "Creating a new Invoice", "Cancel an existing invoice", "Updating an existing
-Invoice", "Deleting an existing Invoice").
+Invoice", "Deleting an existing Invoice") and as Kantata's Ruby client lists their attributes (mavenlink_gem,
+``lib/config/specification.yml``, ``invoices``).
 
 - ``POST /api/v1/invoices`` ``{"invoice": {...}}``: ``workspace_id`` (or ``workspace_ids``), the items it
-  bills (``time_entry_ids``, ``expense_ids``, ``billing_milestone_ids``), fees without an item behind them
-  (``fixed_fee_items``, ``additional_items``: ``[{"description", "amount_in_cents"}]``), ``payment_schedule``
-  (required; days until due), ``invoice_date``, ``due_date``, ``draft``, ``suppress_emails`` and nested
+  bills by id (``time_entry_ids``, ``expense_ids``, ``billing_milestone_ids``: records of
+  ``/billing_milestones``, `sandboxes.kantata.resources.billing_milestones`, not milestone stories), fees as
+  nested ``fixed_fee_items`` and ``additional_items`` (``[{"notes", "amount_in_cents", "taxable"}]``, the
+  attributes the gem lists for FixedFeeItem and AdditionalItem), ``payment_schedule`` (required; days until
+  due), ``invoice_date``, ``draft``, ``message``, ``suppress_emails`` and nested
   ``external_references_attributes`` (the "external_reference" the invoice carries to another system's
-  invoice). Every billed item becomes ``is_invoiced`` with ``invoice_id``; an item already on an invoice
-  is refused with a 422 naming it, and nothing is written.
+  invoice). Every billed time entry and expense becomes ``is_invoiced`` with ``invoice_id``; a billing
+  milestone gets ``invoice_id`` (and the invoice in ``invoice_ids``); an item already on an invoice is
+  refused with a 422 naming it, and nothing is written. The fees become records of their own, answered as
+  ``additional_item_ids`` and ``fixed_fee_item_ids`` (side-loaded with ``include=additional_items`` or
+  ``fixed_fee_items``).
 - ``PUT /api/v1/invoices/{id}`` ``{"invoice": {"draft": false}}`` issues a draft (an issued invoice cannot
   become a draft again); dates and the title may change while it is not cancelled.
 - ``PUT /api/v1/invoices/{id}/cancel``: ``status`` "cancelled", ``balance_in_cents`` 0, its items billable
@@ -16,20 +22,24 @@ Invoice", "Deleting an existing Invoice").
 - ``DELETE /api/v1/invoices/{id}``: drafts only (204); their items are billable again.
 - ``status`` is "new" (pending), "accepted payment" (an external payment paid it: see
   `sandboxes.kantata.resources.external_payments`) or "cancelled"; ``draft`` beside it.
+- Includes (as documented on every invoice endpoint): ``time_entries``, ``expenses``,
+  ``billing_milestones``, ``additional_items``, ``fixed_fee_items``, ``workspaces``, ``user``,
+  ``external_references``.
 
 Filters: ``workspace_id``, ``status``, ``draft``, ``paid``, ``pending``, ``without_drafts``,
 ``updated_after``. Invoices are found by another system's id through ``GET /api/v1/external_references``
 (``subject_type=Invoice``).
 
-Unverified: the shape of ``fixed_fee_items``/``additional_items`` entries; ``billing_milestone_ids`` naming
-``story_type`` "milestone" stories (Kantata also has a separate ``/billing_milestones`` resource); that a
-draft already holds its items (``is_invoiced``) until it is deleted or cancelled; refusing unapproved or
-non-billable items; the error wording; ``payment_schedule`` as a number of days.
+Unverified: ``price_in_cents`` as the invoice's total (the gem lists only ``balance_in_cents``; the invoice
+object's full field list could not be read); the ``status`` values besides "new"; that a draft already holds
+its items (``is_invoiced``) until it is deleted or cancelled; refusing unapproved or non-billable items; the
+error wording; nested ``external_references_attributes`` (the gem names the create attribute
+``external_reference``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -67,7 +77,18 @@ CANCELLED = "cancelled"
 _ITEM_KINDS: tuple[tuple[str, str, str, str, str], ...] = (
     ("time_entry_ids", "time_entries", "TimeEntry", "time_entry", "Time entry"),
     ("expense_ids", "expenses", "Expense", "expense", "Expense"),
-    ("billing_milestone_ids", "stories", "Story", "story", "Billing milestone"),
+    (
+        "billing_milestone_ids",
+        "billing_milestones",
+        "BillingMilestone",
+        "billing_milestone",
+        "Billing milestone",
+    ),
+)
+# (request field, collection, the invoice's ids field) of each kind of fee.
+_FEE_KINDS: tuple[tuple[str, str, str], ...] = (
+    ("fixed_fee_items", "fixed_fee_items", "fixed_fee_item_ids"),
+    ("additional_items", "additional_items", "additional_item_ids"),
 )
 
 
@@ -80,9 +101,7 @@ def _minutes_amount(entry: Record) -> int:
 def _item_amount(collection: str, record: Record) -> int:
     if collection == "time_entries":
         return _minutes_amount(record)
-    if collection == "expenses":
-        return int(record["amount_in_cents"])
-    return int(record.get("budget_estimate_in_cents") or 0)
+    return int(record.get("amount_in_cents") or 0)  # expenses and billing milestones
 
 
 def _billable(collection: str, record: Record) -> str | None:
@@ -94,28 +113,35 @@ def _billable(collection: str, record: Record) -> str | None:
             return "is not billable"
         if not record.get("approved"):
             return "is not approved"
-    elif collection == "expenses":
-        if not record.get("is_billable"):
-            return "is not billable"
-    else:
-        if record.get("story_type") != "milestone" or not record.get("billable"):
-            return "is not a billable milestone"
-        if record.get("deleted_at") is not None:
-            return "has been deleted"
+    elif collection == "expenses" and not record.get("is_billable"):
+        return "is not billable"
     return None
 
 
-def _fee_total(name: str, fees: Any, errors: _Errors) -> int:
-    total = 0
+def _fees(name: str, fees: Any, errors: _Errors) -> list[Record]:
+    """The nested fee items, each ``{"notes", "amount_in_cents", "taxable"}``; a bad one is reported."""
+    valid: list[Record] = []
     for fee in fees or []:
-        amount, description = fee.get("amount_in_cents"), fee.get("description")
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+        amount, notes = fee.get("amount_in_cents"), fee.get("notes")
+        unknown = sorted(set(fee) - {"notes", "amount_in_cents", "taxable", "story_id"})
+        if unknown:
+            errors.append(_validation(name, f"unknown attribute '{unknown[0]}' for {name}"))
+        elif isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
             errors.append(_validation(name, "Amount in cents must be a non-negative integer"))
-        elif not isinstance(description, str) or not description.strip():
-            errors.append(_validation(name, "Description can't be blank"))
+        elif notes is not None and not isinstance(notes, str):
+            errors.append(_validation(name, "Notes is invalid"))
+        elif not isinstance(fee.get("taxable", False), bool):
+            errors.append(_validation(name, "Taxable must be true or false"))
         else:
-            total += amount
-    return total
+            valid.append(
+                {
+                    "notes": notes,
+                    "amount_in_cents": amount,
+                    "taxable": fee.get("taxable", False),
+                    "story_id": fee.get("story_id"),
+                }
+            )
+    return valid
 
 
 def _prepare_create(sandbox: KantataSandbox, record: Record, errors: _Errors) -> None:
@@ -150,12 +176,9 @@ def _prepare_create(sandbox: KantataSandbox, record: Record, errors: _Errors) ->
                 errors.append(_validation(name, f"{human} {item_id} {why}"))
                 continue
             total += _item_amount(collection, item)
-    for name in ("fixed_fee_items", "additional_items"):
-        record.setdefault(name, [])
-        total += _fee_total(name, record[name], errors)
-    if not any(record[name] for name, *_ in _ITEM_KINDS) and not any(
-        record[name] for name in ("fixed_fee_items", "additional_items")
-    ):
+    fees = {name: _fees(name, record.pop(name, None), errors) for name, _, _ in _FEE_KINDS}
+    total += sum(fee["amount_in_cents"] for kind in fees.values() for fee in kind)
+    if not any(record[name] for name, *_ in _ITEM_KINDS) and not any(fees.values()):
         errors.append(_validation("invoice", "An invoice must bill at least one item"))
     record.pop("suppress_emails", None)
     numbers = [
@@ -164,10 +187,7 @@ def _prepare_create(sandbox: KantataSandbox, record: Record, errors: _Errors) ->
     number = max(numbers, default=1040) + 1
     invoice_date = record.get("invoice_date") or sandbox._now()[:10]
     record["invoice_date"] = invoice_date
-    record.setdefault(
-        "due_date",
-        (date.fromisoformat(invoice_date) + timedelta(days=record["payment_schedule"])).isoformat(),
-    )
+    _due(record)
     record.setdefault("draft", False)
     record["user_id"] = ADMIN_USER_ID
     record["user_invoice_number"] = number
@@ -177,6 +197,21 @@ def _prepare_create(sandbox: KantataSandbox, record: Record, errors: _Errors) ->
     _currency_fields(record)
     record["price_in_cents"] = total
     record["balance_in_cents"] = total
+    record.setdefault("message", None)
+    if not errors:
+        # The fees become records of their own (FixedFeeItem, AdditionalItem), named by id on the invoice.
+        for name, collection, ids_field in _FEE_KINDS:
+            record[ids_field] = []
+            for fee in fees[name]:
+                fee_id = sandbox._take_id(collection)
+                sandbox.records[collection][fee_id] = {
+                    "id": fee_id,
+                    **fee,
+                    "currency": record["currency"],
+                    "workspace_id": workspace_ids[0],
+                    "created_at": sandbox._now(),
+                }
+                record[ids_field].append(fee_id)
 
 
 def _prepare_invoice(
@@ -190,6 +225,14 @@ def _prepare_invoice(
     if existing["draft"] is False and record.get("draft") is True:
         errors.append(_validation("draft", "An issued invoice cannot be made a draft again"))
     record.pop("suppress_emails", None)
+    _due(record)
+
+
+def _due(record: Record) -> None:
+    # `due_date` is answered, never written: Kantata derives it from `payment_schedule`, "the payment
+    # schedule (i.e. 30) in days" (mavenlink_gem specification: due_date is not a create or update attribute).
+    invoice_date = date.fromisoformat(record["invoice_date"])
+    record["due_date"] = (invoice_date + timedelta(days=record["payment_schedule"])).isoformat()
 
 
 def release_items(sandbox: KantataSandbox, invoice: Record) -> None:
@@ -198,7 +241,8 @@ def release_items(sandbox: KantataSandbox, invoice: Record) -> None:
         for item_id in invoice.get(name) or []:
             item = sandbox.records[collection].get(item_id)
             if item is not None and item.get("invoice_id") == invoice["id"]:
-                item["is_invoiced"] = False
+                if collection != "billing_milestones":  # a billing milestone has no `is_invoiced`
+                    item["is_invoiced"] = False
                 item["invoice_id"] = None
                 sandbox.touch(subject_type, event_subject, item)
 
@@ -209,7 +253,10 @@ def _applied(sandbox: KantataSandbox, invoice: Record, previous: Record | None) 
     for name, collection, subject_type, event_subject, _ in _ITEM_KINDS:
         for item_id in invoice[name]:
             item = sandbox.records[collection][item_id]
-            item["is_invoiced"] = True
+            if collection == "billing_milestones":
+                item["invoice_ids"] = [*item.get("invoice_ids", []), invoice["id"]]
+            else:
+                item["is_invoiced"] = True
             item["invoice_id"] = invoice["id"]
             sandbox.touch(subject_type, event_subject, item)
 
@@ -250,6 +297,12 @@ def _invoice_workspaces(_: KantataSandbox, record: Record) -> list[str]:
 
 
 _FEE_LIST = _Field(kind="objects", create_only=True)
+
+
+def _listed(ids_field: str) -> Callable[[KantataSandbox, Record], list[str]]:
+    return lambda _, record: list(record.get(ids_field) or [])
+
+
 _FILTERS: Mapping[str, _FilterFactory] = {
     "workspace_id": _contains("workspace_ids"),
     "status": _one_of("status"),
@@ -274,9 +327,9 @@ RESOURCE = _Resource(
         "additional_items": _FEE_LIST,
         "payment_schedule": _Field(kind="int", required=True, minimum=0, maximum=3650),
         "invoice_date": _Field(kind="date"),
-        "due_date": _Field(kind="date"),
         "title": _Field(kind="string"),
         "draft": _Field(kind="bool"),
+        "message": _Field(kind="text"),
         "suppress_emails": _Field(kind="bool"),
         "external_references_attributes": _Field(kind="nested"),
     },
@@ -286,6 +339,11 @@ RESOURCE = _Resource(
     orders=_TIMESTAMP_ORDERS | {"invoice_date", "due_date"},
     associations={
         "workspaces": _Association("workspaces", None, _invoice_workspaces),
+        "time_entries": _Association("time_entries", None, _listed("time_entry_ids")),
+        "expenses": _Association("expenses", None, _listed("expense_ids")),
+        "billing_milestones": _Association("billing_milestones", None, _listed("billing_milestone_ids")),
+        "additional_items": _Association("additional_items", None, _listed("additional_item_ids")),
+        "fixed_fee_items": _Association("fixed_fee_items", None, _listed("fixed_fee_item_ids")),
         "user": _Association("users", None, _belongs_to("user_id")),
         "external_references": _Association(
             "external_references", "external_reference_ids", _references_of("Invoice")

@@ -83,8 +83,9 @@ RESOURCE = _Resource(
         "percentage_complete": _Field(kind="int", minimum=0, maximum=100),
         "parent_id": _Field(kind="ref", target="stories"),
         "archived": _Field(kind="bool"),
-        # A billing milestone: a billable, fixed-fee milestone story, billed at its budget estimate once
-        # completed (unverified: Kantata also serves /billing_milestones). Absent unless written.
+        # Whether the task is billable, and whether it is fixed fee (mavenlink_gem specification, stories).
+        # A story is never on an invoice itself: an invoice bills billing milestones
+        # (`sandboxes.kantata.resources.billing_milestones`), which may name a story. Absent unless written.
         "billable": _Field(kind="bool"),
         "fixed_fee": _Field(kind="bool"),
         "external_references_attributes": _Field(kind="nested"),

@@ -1,6 +1,15 @@
 """Time entries: ``/api/v1/time_entries``, deleted one by one or in bulk unless invoiced. Approval is the
 admin route ``POST /__sandbox/time_entries/approve`` (`sandboxes.kantata.admin`), as Kantata approves time
-through timesheet submissions.
+through timesheet submissions (``PUT /timesheet_submissions/{id}/approve``, ``POST /timesheet_approvals``).
+
+Fields as Kantata's Ruby client (mavenlink_gem, ``lib/config/specification.yml``, ``time_entries``) lists
+them: ``role_id`` (written and answered; its ``role`` association reaches ``/roles``), ``billable``,
+``rate_in_cents`` (and ``cost_rate_in_cents``), ``approved`` and ``is_invoiced`` and ``invoice_id``
+(answered only), ``active_submission_id``/``recent_submission_id`` (its timesheet submissions).
+
+Filters, per "Fetching a list of Time Entries" (developer.kantata.com/kantata/specification/time-entries/
+get-time-entries): ``approved`` is "always processed as true; the actual value you provide is ignored"
+(``approved=false`` still lists only approved time), ``billable`` (true or false), ``date_performed_between``.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from sandboxes.kantata.schema import (
     _flag,
     _ids_in,
     _invoiced_refusal,
+    _present,
     _Resource,
     _workspace_of,
 )
@@ -69,7 +79,7 @@ RESOURCE = _Resource(
         "time_in_minutes": _Field(kind="int", required=True, minimum=1, maximum=24 * 60),
         "user_id": _Field(kind="ref", target="users"),
         "story_id": _Field(kind="ref", target="stories"),
-        # The role the time is booked as (its rate card rate); unverified against Kantata's reference.
+        # The role the time is booked as (mavenlink_gem specification: a create and update attribute).
         "role_id": _Field(kind="ref", target="roles"),
         "billable": _Field(kind="bool"),
         "rate_in_cents": _Field(kind="int", minimum=0),
@@ -81,9 +91,10 @@ RESOURCE = _Resource(
         "story_id": _ids_in("story_id"),
         "with_user_ids": _ids_in("user_id"),
         "date_performed_between": _between("date_performed"),
-        "approved": _flag("approved"),
+        "approved": _present("approved"),
         "billable": _flag("billable"),
-        # Unverified filter name: Kantata's records carry `is_invoiced`; billing reads the unbilled ones.
+        # Unverified filter: Kantata's records carry `is_invoiced`, but its documented list filters show none
+        # (searched: developer.kantata.com get-time-entries); the adapter re-checks the field on every record.
         "is_invoiced": _flag("is_invoiced"),
         "updated_after": _after("updated_at"),
     },
