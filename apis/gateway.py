@@ -450,7 +450,7 @@ def build_gateway(
 def build_sandbox_mounts(settings: Settings) -> dict[str, ASGIApp]:
     """The vendor sandboxes, mounted under /sandboxes/{vendor} (and used in process by the adapters)."""
     from sandboxes.anaplan import AnaplanSandboxSettings, create_anaplan_sandbox
-    from sandboxes.business_central import create_business_central_sandbox
+    from sandboxes.business_central import BusinessCentralSandboxSettings, create_business_central_sandbox
     from sandboxes.kantata import KantataSandboxSettings, create_kantata_sandbox
     from sandboxes.netsuite import create_netsuite_sandbox
     from sandboxes.persistence import SandboxStateError, persist_sandbox
@@ -463,7 +463,11 @@ def build_sandbox_mounts(settings: Settings) -> dict[str, ASGIApp]:
             KantataSandboxSettings(requests_per_second=settings.sandbox_kantata_requests_per_second)
         ),
         "netsuite": create_netsuite_sandbox(),
-        "business_central": create_business_central_sandbox(),
+        # Its webhooks go out over HTTP, as Business Central's do: to the notification URL a subscription
+        # names (the gateway's own public URL, in the demo).
+        "business_central": create_business_central_sandbox(
+            BusinessCentralSandboxSettings(notification_transport=httpx.AsyncHTTPTransport())
+        ),
         # Its tasks complete on the first status read: the embedded sandbox does the work at once anyway.
         "anaplan": create_anaplan_sandbox(
             AnaplanSandboxSettings(
