@@ -188,10 +188,19 @@ class Invoice(msgspec.Struct, kw_only=True, frozen=True):
     overdue: bool = False
     # The credit memo that reversed a posted invoice (``status`` void) where the ERP credits, not voids.
     credit_memo_id: str | None = None
-    # The net amount: the sum of the lines, before tax.
-    subtotal: Money | None = None
-    # The tax the ERP computed on the net amount (VAT, sales tax): ``total`` - ``subtotal``.
-    tax: Money | None = None
+    subtotal: Annotated[
+        Money | None,
+        msgspec.Meta(
+            description="The net amount: the sum of the lines, before tax (null: the ERP did not say)."
+        ),
+    ] = None
+    tax: Annotated[
+        Money | None,
+        msgspec.Meta(
+            description="The tax the ERP computed on the net amount (VAT, sales tax): `total` is `subtotal` "
+            "plus `tax`, what the customer owes (null: the ERP did not say)."
+        ),
+    ] = None
 
 
 class InvoicePage(msgspec.Struct, kw_only=True, frozen=True):
