@@ -319,6 +319,19 @@ async def _billable(gw: Any, project_id: str, through: str) -> list[dict[str, An
             return items
 
 
+async def _issued_events(gw: Any) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params = {"type": "invoice.issued", "limit": 200, **({"cursor": cursor} if cursor else {})}
+        page = await gw.client.get("/process/v1/events", params=params, headers=gw.auth("process:read"))
+        assert page.status_code == 200, page.text
+        events.extend(page.json()["items"])
+        cursor = page.json()["next_cursor"]
+        if not cursor or not page.json()["items"]:
+            return events
+
+
 def _assert_reported_as_the_erp_says(invoice: dict[str, Any], result: dict[str, Any]) -> None:
     """The ERP invoice's lines (net) add up to its subtotal, its total is subtotal and tax, and the run
     reported those: ``net``, ``tax``, ``total`` (gross, what the customer owes)."""
@@ -451,6 +464,13 @@ async def test_three_billing_models_in_two_legal_entities_one_invoice_each(gw: A
     records = gw.sandbox_state("salesforce").records.get("Stratum_Invoice__c", {})
     (status,) = [r for r in records.values() if r.get("ERP_Invoice_Id__c") == fixed_result["erp_invoice_id"]]
     assert (Decimal(str(status["Total__c"])), Decimal(str(status["Balance__c"]))) == (gross, gross)
+    # invoice.issued says the same: total the gross, with its net and tax.
+    (issued,) = [
+        e for e in await _issued_events(gw) if e["data"]["erp_invoice_id"] == fixed_result["erp_invoice_id"]
+    ]
+    assert {k: issued["data"][k] for k in ("net", "tax", "total")} == {
+        k: fixed_result[k] for k in ("net", "tax", "total")
+    }
     assert _traced(fixed_invoice) == Counter(f"milestone:{m}" for m in milestones)
 
 
