@@ -378,3 +378,23 @@ async def test_an_unapplied_payment_names_the_empty_guid(client: Client) -> None
         "POST", f"{DE}/customerPayments", json={"customerId": MUELLER_CUSTOMER_ID, "amount": -5}
     )
     assert body(response)["appliesToInvoiceId"] == ZERO_GUID
+
+
+async def test_a_line_added_later_reshares_the_documents_vat(client: Client) -> None:
+    """POST salesInvoiceLines on a draft: Business Central recomputes the document's VAT with the new line
+    (one rounding for the VAT identifier), so the header's VAT is never the sum of per-line roundings."""
+    made = await _vat_draft(client, [_account_line("1", "10.03")])
+    assert body(await client.get(f"{INVOICES}({made['id']})"))["totalTaxAmount"] == Decimal("1.91")
+    added = await client.request(
+        "POST",
+        f"{INVOICES}({made['id']})/salesInvoiceLines",
+        content=NUMBERS.encode(_account_line("1", "10.03")),
+        headers={"Content-Type": "application/json"},
+    )
+    assert added.status_code == 201, added.text
+    assert (body(added)["taxPercent"], body(added)["totalTaxAmount"]) == (Decimal(19), Decimal("1.90"))
+    invoice = body(await client.get(f"{INVOICES}({made['id']})"))
+    assert (invoice["totalTaxAmount"], invoice["totalAmountIncludingTax"]) == (
+        Decimal("3.81"),
+        Decimal("23.87"),
+    )
