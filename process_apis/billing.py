@@ -26,6 +26,13 @@ The child, each step under the saga rules of ``process_apis.saga`` (vendor write
 5. ``erp.post_invoice``, ``psa.finalize_invoice`` (with the ERP id and number), ``crm.invoice_status``, then
    ``invoice.issued``.
 
+Money: the lines are priced net, and the guard rails (the project's remaining budget, the legal entity's
+invoice threshold) compare the net total, what the work is worth, whatever tax the ERP then adds. The ERP
+computes the tax (Business Central's VAT, NetSuite's tax where the account has it), so once the ERP invoice
+exists the run reports what it says: ``net`` (the lines), ``tax`` and ``total`` (gross, what the customer
+owes: the ERP invoice's total). The CRM status (``total``, ``balance``) and ``invoice.issued`` carry the
+ERP's gross figures too, the same ones the invoice-status sync reads later, so it sees no change to write.
+
 An item approved after its period's run is unbilled and dated in the past: the next period's run bills it
 (pricing takes every unbilled item dated up to the period's end), never reopening a posted invoice.
 
@@ -435,7 +442,7 @@ async def _bill(
         "erp_invoice_id": erp_invoice.id,
         "erp_invoice_number": erp_invoice.number,
         "currency": priced.currency,
-        "total": str(priced.total),
+        **_amounts(erp_invoice, priced.total),
         "time_entries": len(priced.time_entry_ids),
         "expenses": len(priced.expense_ids),
         "milestones": len(priced.milestone_ids),
@@ -461,6 +468,8 @@ async def _bill(
             remediation=_FINANCE_FIX,
         )
         summary["erp_invoice_number"] = erp_invoice.number
+        summary.update(_amounts(erp_invoice, priced.total))
+    gross = erp_invoice.total.amount
 
     await saga.step(
         "psa.finalize_invoice",
@@ -483,7 +492,7 @@ async def _bill(
             number=erp_invoice.number,
             status=state,
             currency=priced.currency,
-            total=priced.total,
+            total=gross,
             balance=balance,
             issue_date=priced.invoice.issue_date,
             due_date=priced.invoice.due_date,
@@ -493,7 +502,7 @@ async def _bill(
     await saga.step(
         "crm.invoice_status",
         lambda: system.put_invoice_status(
-            status(CrmInvoiceStatus.OPEN, priced.total), idempotency_key=saga.key("crm.invoice")
+            status(CrmInvoiceStatus.OPEN, erp_invoice.balance.amount), idempotency_key=saga.key("crm.invoice")
         ),
         result_type=dict,
         owner=Owner.SALES_OPERATIONS,
@@ -522,7 +531,9 @@ async def _bill(
             erp_invoice_number=erp_invoice.number,
             psa_invoice_id=psa_invoice.id,
             opportunity_id=priced_run.opportunity_id,
-            total=str(priced.total),
+            total=summary["total"],
+            net=summary["net"],
+            tax=summary["tax"],
             currency=priced.currency,
             time_entries=len(priced.time_entry_ids),
             expenses=len(priced.expense_ids),
@@ -549,6 +560,16 @@ async def _bill(
         cancellable=False,
     )
     return summary
+
+
+def _amounts(invoice: Invoice, priced_net: Decimal) -> dict[str, str]:
+    """What a run reports of the ERP invoice it raised: ``net`` (its lines; as priced when the ERP does not
+    say), ``tax`` (as the ERP computed it; else gross minus net) and ``total``, gross: what the customer
+    owes."""
+    gross = invoice.total.amount
+    net = invoice.subtotal.amount if invoice.subtotal is not None else priced_net
+    tax = invoice.tax.amount if invoice.tax is not None else gross - net
+    return {"net": str(net), "tax": str(tax), "total": str(gross)}
 
 
 async def _publish_voided(
@@ -1051,7 +1072,8 @@ def billing_progress(
 
     A project-period counts once, by what its run did last: a completed run whose void has completed is
     ``cancelled``, one whose void is under way ``running``, one whose void is parked ``parked``. Only
-    completed, not voided runs that raised an invoice add to ``invoiced``, exactly (Decimal)."""
+    completed, not voided runs that raised an invoice add to ``invoiced``, exactly (Decimal): their
+    ``total``, what the customers owe, tax included."""
     counts = dict.fromkeys(("completed", "running", "parked", "awaiting_approval", "cancelled", "failed"), 0)
     invoiced: dict[str, Decimal] = {}
     waiting: list[BillingRunWait] = []

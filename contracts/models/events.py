@@ -126,9 +126,15 @@ class CustomerSynced(msgspec.Struct, kw_only=True, frozen=True):
     erp_customer_id: str
 
 
+# Money in an event: a decimal string ("1234.50").
+DecimalText = Annotated[str, msgspec.Meta(pattern=r"^-?[0-9]+(\.[0-9]+)?$")]
+
+
 class InvoiceIssued(msgspec.Struct, kw_only=True, frozen=True):
     """``invoice.issued``: ``project_id``'s invoice for ``period`` is in the ERP, the PSA and the CRM. Money
-    is a decimal string."""
+    is a decimal string: ``total`` what the customer owes, tax included (the ERP invoice's total), ``net``
+    the sum of its lines and ``tax`` the tax the ERP computed (both None in events published before they
+    were added)."""
 
     run_id: str
     project_id: str
@@ -138,12 +144,14 @@ class InvoiceIssued(msgspec.Struct, kw_only=True, frozen=True):
     erp_invoice_number: str | None
     psa_invoice_id: str
     opportunity_id: str
-    total: Annotated[str, msgspec.Meta(pattern=r"^-?[0-9]+(\.[0-9]+)?$")]
+    total: DecimalText
     currency: str
     time_entries: int
     expenses: int
     milestones: int
     fees: int
+    net: DecimalText | None = None
+    tax: DecimalText | None = None
 
 
 class InvoiceVoided(msgspec.Struct, kw_only=True, frozen=True):

@@ -165,6 +165,11 @@ class InvoiceLineInput(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown
 
 
 class Invoice(msgspec.Struct, kw_only=True, frozen=True):
+    """An ERP invoice. ``total`` is what the customer owes, tax included (gross), and ``balance`` what of it
+    is still open; ``subtotal`` is the net amount (the sum of the lines, which are net) and ``tax`` the tax
+    the ERP computed on it, so ``total`` = ``subtotal`` + ``tax``. Both are None where the ERP did not say
+    (e.g. a list the ERP answers without them)."""
+
     id: str
     number: str | None
     customer_id: str
@@ -183,6 +188,19 @@ class Invoice(msgspec.Struct, kw_only=True, frozen=True):
     overdue: bool = False
     # The credit memo that reversed a posted invoice (``status`` void) where the ERP credits, not voids.
     credit_memo_id: str | None = None
+    subtotal: Annotated[
+        Money | None,
+        msgspec.Meta(
+            description="The net amount: the sum of the lines, before tax (null: the ERP did not say)."
+        ),
+    ] = None
+    tax: Annotated[
+        Money | None,
+        msgspec.Meta(
+            description="The tax the ERP computed on the net amount (VAT, sales tax): `total` is `subtotal` "
+            "plus `tax`, what the customer owes (null: the ERP did not say)."
+        ),
+    ] = None
 
 
 class InvoicePage(msgspec.Struct, kw_only=True, frozen=True):

@@ -55,8 +55,14 @@ Exactly `CUSTOMER_COUNT_DE` (260) customers exist in CRONUS DE, so reading them 
 `INVOICE_COUNT_DE` (50) sales invoices. Ids are GUIDs derived from fixed names (uuid5), so they never move.
 
 Money is held as ``Decimal`` and goes on the wire as JSON numbers, as Business Central sends it.
-Simplifications (documented where they are made): no tax (every VAT posting setup here charges 0 %, so
-``totalTaxAmount`` is 0), payments are posted the moment they are inserted and stay listed.
+VAT: each company has a VAT posting setup (`CompanySetup.tax_codes`: CRONUS DE VAT19 19 %, VAT7 7 %,
+NO VAT 0 %; CRONUS UK STANDARD 20 %, REDUCED 5 %, ZERO 0 %); lines carry their ``taxPercent`` and tax, the
+header the VAT per VAT identifier rounded at the document level (`sandboxes.business_central.vat`), seeded
+invoices included: their ``remainingAmount`` and payments are on the gross amount.
+
+Simplifications (documented where they are made): one VAT business posting group per company (the
+customer's tax area does not change the rate), payments are posted the moment they are inserted and stay
+listed.
 
 The development client (`DEV_CLIENT_ID`, `DEV_CLIENT_SECRET`) is an app registration known to the sandbox
 only; its secret is a published constant and worthless anywhere else.
@@ -68,11 +74,12 @@ import functools
 import random
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+from sandboxes.business_central.vat import document_vat, round_nearest
 from sandboxes.salesforce import data as salesforce
 
 __all__ = [
@@ -158,9 +165,14 @@ class CompanySetup:
     gl_accounts: frozenset[str]
     """Posting G/L accounts an invoice line of type Account may name."""
     country: str
-    tax_codes: frozenset[str] = frozenset()
-    """The codes a line's ``taxCode`` may name: in a VAT country the VAT product posting groups (the API
-    validates ``VAT Prod. Posting Group`` with it; in the US it would be the tax group)."""
+    tax_codes: Mapping[str, Decimal] = field(default_factory=dict)
+    """The company's VAT posting setup: each code a line's ``taxCode`` may name (in a VAT country a VAT
+    product posting group, which the API validates ``VAT Prod. Posting Group`` with; in the US it would be
+    the tax group) and its ``VAT %``. Business Central keys its VAT Posting Setup by business and product
+    posting group (table 325 "VAT Posting Setup": "VAT Bus. Posting Group", "VAT Prod. Posting Group",
+    "VAT Calculation Type", "VAT %", "VAT Identifier"); simplification: every customer here is in the
+    company's domestic VAT business posting group, so the product group alone decides the rate, and each
+    product group is its own VAT identifier (Normal VAT)."""
     default_tax_code: str = ""
     """The tax code a line gets from its G/L account when the body names none."""
 
@@ -173,7 +185,8 @@ _COMPANIES = (
         frozenset({"USD", "GBP", "CHF"}),
         frozenset({"8100", "8400"}),
         "DE",
-        frozenset({"VAT19", "VAT7", "NO VAT"}),
+        # German VAT (UStG section 12): 19 % standard, 7 % reduced; NO VAT for what is outside its scope.
+        {"VAT19": Decimal(19), "VAT7": Decimal(7), "NO VAT": Decimal(0)},
         "VAT19",
     ),
     CompanySetup(
@@ -183,7 +196,8 @@ _COMPANIES = (
         frozenset({"EUR", "USD"}),
         frozenset({"40100", "40200"}),
         "GB",
-        frozenset({"STANDARD", "REDUCED", "ZERO"}),
+        # UK VAT rates (gov.uk "VAT rates"): standard 20 %, reduced 5 %, zero.
+        {"STANDARD": Decimal(20), "REDUCED": Decimal(5), "ZERO": Decimal(0)},
         "STANDARD",
     ),
 )
@@ -607,7 +621,7 @@ def _filler_invoices(rng: random.Random, customers: list[Record]) -> list[_Invoi
 
 
 def _cents(value: Decimal) -> Decimal:
-    return value.quantize(Decimal("0.01"))
+    return round_nearest(value)
 
 
 def _invoice_records(
@@ -632,13 +646,11 @@ def _invoice_records(
                 "discountPercent": Decimal(0),
                 "amountExcludingTax": amount,
                 "taxCode": setup.default_tax_code,
-                "taxPercent": Decimal(0),
-                "totalTaxAmount": Decimal(0),
-                "amountIncludingTax": amount,
                 "netAmount": amount,
             }
         )
-    total = sum((line["amountExcludingTax"] for line in lines), Decimal(0))
+    net, tax = document_vat(lines, setup.tax_codes)
+    total = net + tax  # what the customer owes, and what payments pay
     paid = _cents(total * seed.paid_share)
     modified = _moment(rng, min(SEED_DATE, seed.invoice_date + timedelta(days=rng.randrange(0, 3))))
     invoice: Record = {
@@ -655,8 +667,8 @@ def _invoice_records(
         "currencyCode": customer["currencyCode"],
         "pricesIncludeTax": False,
         "discountAmount": Decimal(0),
-        "totalAmountExcludingTax": total,
-        "totalTaxAmount": Decimal(0),
+        "totalAmountExcludingTax": net,
+        "totalTaxAmount": tax,
         "totalAmountIncludingTax": total,
         "remainingAmount": Decimal(0) if seed.draft else total - paid,
         "status": "Draft" if seed.draft else ("Paid" if paid >= total else "Open"),

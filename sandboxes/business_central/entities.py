@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 from sandboxes.business_central.data import CompanySetup, Record
@@ -27,7 +27,10 @@ _CENT = Decimal("0.01")
 
 
 def cents(value: Decimal) -> Decimal:
-    return value.quantize(_CENT)
+    """An amount rounded as Business Central rounds amounts: AL ``Round(value, 0.01)``, whose default
+    direction '=' is to the nearest, a half going up (learn.microsoft.com, "Round method"); Python's
+    default would round a half to even."""
+    return value.quantize(_CENT, rounding=ROUND_HALF_UP)
 
 
 def copy_record(record: Record) -> Record:

@@ -2,10 +2,12 @@
 resources), with the bound actions ``Microsoft.NAV.post``, ``Microsoft.NAV.cancel`` and
 ``Microsoft.NAV.makeCorrectiveCreditMemo`` (APIV2 - Sales Invoices, page 30012, microsoft/ALAppExtensions):
 a draft takes lines (G/L ``Account`` or ``Comment``; deep insert too; a line's ``taxCode`` is the VAT product
-posting group in a VAT company) and numbers from the S-INV series; posting gives it its posted number (the
-id stays) and makes it ``Open`` with its total remaining; payments applied to it settle it (``Paid``);
-cancelling an unpaid posted invoice posts a corrective credit memo and makes it ``Canceled`` with nothing
-remaining. A draft is deleted, never cancelled."""
+posting group in a VAT company, whose ``VAT %`` the company's VAT posting setup gives: the line's
+``taxPercent``; the VAT is rounded per VAT identifier for the whole document, see
+`sandboxes.business_central.vat`) and numbers from the S-INV series; posting gives it its posted number
+(the id stays) and makes it ``Open`` with its total including VAT remaining; payments applied to it settle
+it (``Paid``); cancelling an unpaid posted invoice posts a corrective credit memo and makes it ``Canceled``
+with nothing remaining. A draft is deleted, never cancelled."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from sandboxes.business_central.entities import EntitySet, Writes, apply_body, c
 from sandboxes.business_central.errors import DIALOG, FIELD_VALIDATION, BusinessCentralError, bad_request
 from sandboxes.business_central.odata import FieldKind
 from sandboxes.business_central.sales_credit_memos import credit_memo_for
+from sandboxes.business_central.vat import document_vat
 
 if TYPE_CHECKING:
     from sandboxes.business_central.sandbox import BusinessCentralSandbox
@@ -171,7 +174,7 @@ def complete(sandbox: BusinessCentralSandbox, invoice: Record, setup: CompanySet
         invoice["dueDate"] = (date.fromisoformat(invoice["invoiceDate"]) + timedelta(days=30)).isoformat()
     if invoice["dueDate"] < invoice["invoiceDate"]:
         raise BusinessCentralError(400, DIALOG, "Due Date must not be before Document Date.")
-    total(invoice)
+    total(invoice, setup)
 
 
 def next_draft_number(sandbox: BusinessCentralSandbox, company_id: str) -> str:
@@ -243,30 +246,24 @@ def add_line(
     gross = line["quantity"] * line["unitPrice"]
     discount = line["discountAmount"] or cents(gross * line["discountPercent"] / 100)
     amount = cents(gross - discount)
-    line.update(
-        {
-            "discountAmount": discount,
-            "amountExcludingTax": amount,
-            "taxPercent": Decimal(0),
-            "totalTaxAmount": Decimal(0),
-            "amountIncludingTax": amount,
-            "netAmount": amount,
-        }
-    )
+    # taxPercent, totalTaxAmount and amountIncludingTax come with the document's VAT (`total`).
+    line.update({"discountAmount": discount, "amountExcludingTax": amount, "netAmount": amount})
     sandbox.bump(line)
     lines.append(line)
-    total(invoice)
+    total(invoice, setup)
     if stamp:
         invoice["lastModifiedDateTime"] = format_datetime(sandbox.now())
         sandbox.bump(invoice)
     return line
 
 
-def total(invoice: Record) -> None:
-    total = sum((Decimal(line["amountExcludingTax"]) for line in invoice["salesInvoiceLines"]), Decimal(0))
-    invoice["totalAmountExcludingTax"] = total
-    invoice["totalTaxAmount"] = Decimal(0)
-    invoice["totalAmountIncludingTax"] = total
+def total(invoice: Record, setup: CompanySetup) -> None:
+    """The invoice's totals and its lines' VAT: the VAT of each VAT identifier rounded once for the whole
+    document and spread over its lines (`document_vat`), as Business Central totals a sales document."""
+    net, tax = document_vat(invoice["salesInvoiceLines"], setup.tax_codes)
+    invoice["totalAmountExcludingTax"] = net
+    invoice["totalTaxAmount"] = tax
+    invoice["totalAmountIncludingTax"] = net + tax
     if invoice["status"] == "Draft":
         invoice["remainingAmount"] = Decimal(0)
 

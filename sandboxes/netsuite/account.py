@@ -983,7 +983,9 @@ class NetSuiteSandbox:
         self.settle(record, paid)
 
     def price_lines(self, record: Record) -> None:
-        """Default each item line's quantity, rate, amount and description; the record's total."""
+        """Default each item line's quantity, rate, amount and description; the record's totals: ``subtotal``
+        the lines' sum, ``taxTotal`` the tax (0: this sandbox computes no tax, whatever the lines' tax
+        codes; REST web services need SuiteTax for taxation), ``total`` the two together."""
         for line in record["item"]:
             if line["quantity"] is None:
                 line["quantity"] = 1.0
@@ -993,7 +995,9 @@ class NetSuiteSandbox:
                 line["amount"] = _money(line["quantity"] * line["rate"])
             if line["description"] is None:
                 line["description"] = self.records["serviceItem"][line["item"]]["displayName"]
-        record["total"] = _money(sum(line["amount"] for line in record["item"]))
+        record["subtotal"] = _money(sum(line["amount"] for line in record["item"]))
+        record["taxTotal"] = 0.0
+        record["total"] = _money(record["subtotal"] + record["taxTotal"])
 
     @staticmethod
     def settle(invoice: Record, paid: float) -> None:

@@ -515,6 +515,10 @@ _TYPES = (
             _f("status", "enum", "Status", read_only=True, choices=INVOICE_STATUSES),
             # Invoice approval (Approval Routing on for invoices): Pending Approval invoices do not post.
             _f("approvalStatus", "enum", "Approval Status", choices=APPROVAL_STATUSES),
+            # Body totals (REST API Browser, invoice / creditMemo / salesOrder: subtotal, taxTotal, total).
+            # This account computes no tax (no SuiteTax engine here): taxTotal is 0 and total = subtotal.
+            _f("subtotal", "money", "Subtotal", read_only=True),
+            _f("taxTotal", "money", "Tax", read_only=True),
             _f("total", "money", "Total", read_only=True),
             _f("amountPaid", "money", "Amount Paid", read_only=True),
             _f("amountRemaining", "money", "Amount Due", read_only=True),
@@ -543,6 +547,10 @@ _TYPES = (
             _f("tranDate", "date", "Date"),
             _f("memo", "text", "Memo", max_length=999),
             _f("status", "enum", "Status", read_only=True, choices=CREDIT_MEMO_STATUSES),
+            # Body totals (REST API Browser, invoice / creditMemo / salesOrder: subtotal, taxTotal, total).
+            # This account computes no tax (no SuiteTax engine here): taxTotal is 0 and total = subtotal.
+            _f("subtotal", "money", "Subtotal", read_only=True),
+            _f("taxTotal", "money", "Tax", read_only=True),
             _f("total", "money", "Total", read_only=True),
             _f("applied", "money", "Applied", read_only=True),
             _f("unapplied", "money", "Unapplied", read_only=True),
@@ -631,6 +639,10 @@ _TYPES = (
             _f("tranDate", "date", "Date"),
             _f("memo", "text", "Memo", max_length=999),
             _f("status", "enum", "Status", read_only=True, choices=SALES_ORDER_STATUSES),
+            # Body totals (REST API Browser, invoice / creditMemo / salesOrder: subtotal, taxTotal, total).
+            # This account computes no tax (no SuiteTax engine here): taxTotal is 0 and total = subtotal.
+            _f("subtotal", "money", "Subtotal", read_only=True),
+            _f("taxTotal", "money", "Tax", read_only=True),
             _f("total", "money", "Total", read_only=True),
             _ITEM_LINES,
             _EXTERNAL_ID,
@@ -1377,6 +1389,8 @@ def _invoice_record(seed: _InvoiceSeed, customer: Record, rng: random.Random) ->
         "otherRefNum": f"PO-{rng.randrange(10000, 99999)}" if rng.random() < 0.4 else None,
         "memo": None,
         "status": "B" if paid >= total else "A",
+        "subtotal": total,
+        "taxTotal": 0.0,
         "total": total,
         "amountPaid": paid,
         "amountRemaining": round(total - paid, 2),
@@ -1719,6 +1733,8 @@ def _sales_orders(
             "tranDate": min(day, SEED_DATE).isoformat(),
             "memo": f"Statement of work for {job['companyName']}",
             "status": "F",
+            "subtotal": fee,
+            "taxTotal": 0.0,
             "total": fee,
             "item": [
                 {

@@ -227,6 +227,10 @@ class BcInvoice(msgspec.Struct, kw_only=True, rename="camel"):
     customer_id: str = ""
     customer_number: str = ""
     currency_code: str = ""
+    # API v2.0 salesInvoice (learn.microsoft.com): totalAmountExcludingTax, totalTaxAmount,
+    # totalAmountIncludingTax (what the customer owes) and remainingAmount (what is left of it).
+    total_amount_excluding_tax: Decimal | None = None
+    total_tax_amount: Decimal | None = None
     total_amount_including_tax: Decimal = Decimal(0)
     remaining_amount: Decimal = Decimal(0)
     status: str = ""
@@ -552,9 +556,10 @@ def invoice_from_bc(
     credit_memo_id: str | None = None,
 ) -> Invoice:
     """The canonical invoice for a Business Central ``salesInvoice`` (lines, with their source ids, when it
-    was read expanded). ``today`` (UTC; default now) decides ``overdue``: a posted invoice with a balance
-    left whose due date has passed. ``credit_memo_id``: the credit memo a cancelled invoice was credited
-    by."""
+    was read expanded): ``total`` is ``totalAmountIncludingTax`` (gross), ``subtotal``
+    ``totalAmountExcludingTax`` (net, the lines' sum) and ``tax`` ``totalTaxAmount``. ``today`` (UTC;
+    default now) decides ``overdue``: a posted invoice with a balance left whose due date has passed.
+    ``credit_memo_id``: the credit memo a cancelled invoice was credited by."""
     currency = (record.currency_code or local_currency).upper()
     status = invoice_status(record)
     balance = record.total_amount_including_tax if status is InvoiceStatus.DRAFT else record.remaining_amount
@@ -589,7 +594,13 @@ def invoice_from_bc(
         system_ids=SystemIds(erp=record.id),
         overdue=overdue,
         credit_memo_id=credit_memo_id if status is InvoiceStatus.VOID else None,
+        subtotal=_money_or_none(record.total_amount_excluding_tax, currency),
+        tax=_money_or_none(record.total_tax_amount, currency),
     )
+
+
+def _money_or_none(amount: Decimal | None, currency: str) -> Money | None:
+    return None if amount is None else Money(amount=amount, currency=currency)
 
 
 def source_comment_lines(source_ids: Sequence[str]) -> list[dict[str, Any]]:

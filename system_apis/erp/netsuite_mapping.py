@@ -265,6 +265,11 @@ class NetSuiteInvoice(msgspec.Struct, kw_only=True, frozen=True):
     status: NetSuiteRef | None = None
     approval_status: NetSuiteRef | None = msgspec.field(default=None, name="approvalStatus")
     memo: str | None = None
+    # The invoice record's body totals (REST API Browser, invoice; SuiteScript Records Browser: subtotal,
+    # taxtotal, total): ``subtotal`` the item lines' sum, ``taxTotal`` the tax on it, ``total`` what the
+    # customer owes.
+    subtotal: Decimal | None = None
+    tax_total: Decimal | None = msgspec.field(default=None, name="taxTotal")
     total: Decimal | None = None
     amount_paid: Decimal | None = msgspec.field(default=None, name="amountPaid")
     amount_remaining: Decimal | None = msgspec.field(default=None, name="amountRemaining")
@@ -1149,10 +1154,11 @@ def invoice_from_record(
     today: dt.date | None = None,
     credit_memo_id: str | None = None,
 ) -> Invoice:
-    """The canonical invoice for an ``invoice`` record (read with ``expandSubResources=true`` for lines).
-    ``today`` (UTC) decides ``overdue``; ``credit_memo_id`` is the credit memo that reversed it (the
-    invoice is then ``void`` with nothing due). Raises ``ValueError`` when the record has no customer or no
-    known currency."""
+    """The canonical invoice for an ``invoice`` record (read with ``expandSubResources=true`` for lines):
+    ``total`` is the record's ``total`` (tax included), ``subtotal`` and ``tax`` its ``subtotal`` and
+    ``taxTotal`` (None when the record has none). ``today`` (UTC) decides ``overdue``; ``credit_memo_id``
+    is the credit memo that reversed it (the invoice is then ``void`` with nothing due). Raises
+    ``ValueError`` when the record has no customer or no known currency."""
     customer_id = _ref_id(record.entity)
     currency = setup.currency_code(_ref_id(record.currency))
     if customer_id is None or currency is None:
@@ -1190,14 +1196,19 @@ def invoice_from_record(
         system_ids=SystemIds(erp=record.id),
         overdue=decided is not InvoiceStatus.VOID and is_overdue(balance, record.due_date, today),
         credit_memo_id=credit_memo_id,
+        subtotal=None
+        if record.subtotal is None
+        else Money(amount=_money(record.subtotal), currency=currency),
+        tax=None if record.tax_total is None else Money(amount=_money(record.tax_total), currency=currency),
     )
 
 
 def invoice_from_row(
     row: InvoiceRow, setup: SetupLookup, zone: dt.tzinfo = dt.UTC, *, today: dt.date | None = None
 ) -> Invoice:
-    """The canonical invoice summary for a SuiteQL row (see `invoice_query`): no lines, no project
-    (``get_invoice`` has them). Raises ``ValueError`` when the row has no customer or known currency."""
+    """The canonical invoice summary for a SuiteQL row (see `invoice_query`): no lines, no project, no
+    subtotal or tax (``get_invoice`` has them). Raises ``ValueError`` when the row has no customer or
+    known currency."""
     currency = setup.currency_code(row.currency)
     if row.entity is None or currency is None:
         raise ValueError("invoice row has no customer or no known currency")

@@ -453,10 +453,12 @@ class Fleet:
         assert [str(i["id"]) for i in psa] == [str(result["psa_invoice_id"])], psa
         invoice = self.erp_invoice(result["erp_invoice_id"])
         assert invoice["external_key"] == key
-        assert Decimal(invoice["total"]["amount"]) == sum(
-            Decimal(line["amount"]) for line in invoice["lines"]
-        )
-        assert Decimal(invoice["total"]["amount"]) == Decimal(result["total"])
+        # The lines are net and add up to the subtotal; the total adds the tax (none in the NetSuite
+        # sandbox); the run reports all three as the ERP has them.
+        net, tax = Decimal(invoice["subtotal"]["amount"]), Decimal(invoice["tax"]["amount"])
+        assert net == sum(Decimal(line["amount"]) for line in invoice["lines"]) == Decimal(result["net"])
+        assert tax == Decimal(result["tax"])
+        assert Decimal(invoice["total"]["amount"]) == net + tax == Decimal(result["total"])
         traced = Counter(s for line in invoice["lines"] for s in line.get("source_ids", []))
         assert all(count == 1 for count in traced.values()), traced
         assert len(self.crm_statuses(result["erp_invoice_id"])) == 1

@@ -23,7 +23,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pytest
@@ -119,45 +119,61 @@ def _kantata_invoices_listing(fleet: Fleet, kind: str, item_id: str) -> list[str
     ]
 
 
+_VAT19 = Decimal("0.19")  # DE01's tax code VAT19 in Business Central's VAT posting setup
+
+
 def _assert_invoice(
     fleet: Fleet,
     child: dict[str, Any],
     *,
-    total: str,
+    net: str,
     sources: Counter[str],
     opportunity_id: str,
     period: str = PERIOD,
 ) -> dict[str, Any]:
-    """One invoice for the project-period in its ERP's own records, at exactly ``total``, each of
-    ``sources`` on exactly one line (there and in Stratum's view), one PSA invoice, one CRM status record on
-    the opportunity: Stratum's view of the ERP invoice."""
+    """One invoice for the project-period in its ERP's own records, its lines at exactly ``net``, each of
+    ``sources`` on exactly one line (there and in Stratum's view), the tax the ERP computed on top (Business
+    Central: 19 % VAT, rounded once for the document; the NetSuite sandbox: none), one PSA invoice, one CRM
+    status record on the opportunity at the gross: Stratum's view of the ERP invoice."""
     assert child["state"] == "completed", json.dumps(child, indent=1)
     result = child["result"]
     project = result["project_id"]
     key = _key(project, period)
     assert result["billing_key"] == key
-    expected = Decimal(total)
+    expected = Decimal(net)
+    in_bc = result["erp_invoice_id"].startswith("business_central:")
+    tax = (expected * _VAT19).quantize(Decimal("0.01"), ROUND_HALF_UP) if in_bc else Decimal(0)
+    gross = expected + tax
     invoice = fleet.erp_invoice(result["erp_invoice_id"])
     assert invoice["external_key"].casefold() == key
     assert sum(Decimal(line["amount"]) for line in invoice["lines"]) == expected
-    assert Decimal(invoice["total"]["amount"]) == expected == Decimal(result["total"])
+    assert Decimal(invoice["subtotal"]["amount"]) == expected == Decimal(result["net"])
+    assert Decimal(invoice["tax"]["amount"]) == tax == Decimal(result["tax"])
+    assert Decimal(invoice["total"]["amount"]) == gross == Decimal(result["total"])
     assert _traced(invoice) == sources
-    if result["erp_invoice_id"].startswith("business_central:"):
+    if in_bc:
         (record,) = _bc_invoices(fleet, key)
         assert record["status"] == "Open"
         assert _money(record["totalAmountExcludingTax"]) == expected
+        assert _money(record["totalTaxAmount"]) == tax
+        assert _money(record["totalAmountIncludingTax"]) == _money(record["remainingAmount"]) == gross
         assert _bc_sources(record) == sources
     else:
         (record,) = fleet.erp_invoices(key)
         assert record["status"] == "A"  # CustInvc:A, Open
-        assert _money(record["total"]) == expected
+        assert (_money(record["subtotal"]), _money(record["taxTotal"])) == (expected, 0)
+        assert _money(record["total"]) == gross
         assert _netsuite_sources(record) == sources
     (psa,) = _kantata_invoices(fleet, key)
     assert str(psa["id"]) == str(result["psa_invoice_id"])
     assert (psa["status"], psa["draft"]) == ("new", False)
     (status,) = fleet.crm_statuses(result["erp_invoice_id"])
     assert status["Opportunity__c"] == opportunity_id
-    assert (status["Status__c"], _money(status["Total__c"])) == ("Open", expected)
+    assert (status["Status__c"], _money(status["Total__c"]), _money(status["Balance__c"])) == (
+        "Open",
+        gross,
+        gross,
+    )
     return invoice
 
 
@@ -215,7 +231,7 @@ def test_three_billing_models_in_two_legal_entities_and_two_erps_make_one_exact_
     _assert_invoice(
         fleet,
         children[_child(tm)],
-        total="4450.95",
+        net="4450.95",
         sources=Counter([*(f"time:{e}" for e in tm_time), f"expense:{tm_expense}"]),
         opportunity_id=READY_OPPORTUNITY_ID,
     )
@@ -224,7 +240,7 @@ def test_three_billing_models_in_two_legal_entities_and_two_erps_make_one_exact_
     invoice = _assert_invoice(
         fleet,
         children[_child(retainer)],
-        total="4482.50",
+        net="4482.50",
         sources=Counter(
             [
                 f"retainer:{retainer}:{PERIOD}",
@@ -240,7 +256,7 @@ def test_three_billing_models_in_two_legal_entities_and_two_erps_make_one_exact_
     _assert_invoice(
         fleet,
         children[_child(fixed)],
-        total="42050.00",
+        net="42050.00",
         sources=Counter([f"milestone:{milestone}", f"expense:{fixed_expense}"]),
         opportunity_id=READY_FIXED_FEE_OPPORTUNITY_ID,
     )
@@ -268,11 +284,12 @@ def test_three_billing_models_in_two_legal_entities_and_two_erps_make_one_exact_
     billed = [schedule[str(x)] for x in fixed_psa["billing_milestone_ids"]]
     assert [(str(b["story_id"]), str(b["invoice_id"])) for b in billed] == [(milestone, str(fixed_psa["id"]))]
 
-    # The CRM: the opportunity's invoiced total (its only invoice), nothing paid or overdue yet.
+    # The CRM: the opportunity's invoiced total (its only invoice, what the customer owes: in Business
+    # Central 42050.00 and 19 % VAT), nothing paid or overdue yet.
     for opportunity_id, total in (
         (READY_OPPORTUNITY_ID, "4450.95"),
         (READY_RETAINER_OPPORTUNITY_ID, "4482.50"),
-        (READY_FIXED_FEE_OPPORTUNITY_ID, "42050.00"),
+        (READY_FIXED_FEE_OPPORTUNITY_ID, "50039.50"),
     ):
         deal = fleet.opportunity(opportunity_id)
         assert [_money(deal[f]) for f in ("Invoiced_Amount__c", "Paid_Amount__c", "Overdue_Amount__c")] == [
@@ -374,14 +391,14 @@ def test_erp_503s_and_lost_answers_in_both_erps_and_a_lost_psa_answer_still_bill
     _assert_invoice(
         fleet,
         us_child,
-        total="2387.65",
+        net="2387.65",
         sources=_sources(us_entries, us_expense),
         opportunity_id=us.opportunity_id,
     )
     _assert_invoice(
         fleet,
         de_child,
-        total="1812.65",
+        net="1812.65",
         sources=_sources(de_entries, de_expense),
         opportunity_id=de.opportunity_id,
     )
@@ -405,7 +422,7 @@ def test_an_item_approved_after_its_periods_run_lands_on_the_next_periods_invoic
     _assert_invoice(
         fleet,
         first,
-        total="800.00",
+        net="800.00",
         sources=Counter([f"time:{on_time}"]),
         opportunity_id=deal.opportunity_id,
         period=EARLIER,
@@ -418,7 +435,7 @@ def test_an_item_approved_after_its_periods_run_lands_on_the_next_periods_invoic
     _assert_invoice(
         fleet,
         second,
-        total="1000.00",
+        net="1000.00",
         sources=Counter([f"time:{late}", f"time:{this_month}"]),
         opportunity_id=deal.opportunity_id,
     )
@@ -474,7 +491,7 @@ def test_a_missing_rate_parks_for_project_operations_and_a_replay_after_the_rate
     _assert_invoice(
         fleet,
         child,
-        total=deal.total("11.5", "87.65"),
+        net=deal.total("11.5", "87.65"),
         sources=_sources(entries, expense),
         opportunity_id=deal.opportunity_id,
     )
@@ -546,7 +563,7 @@ def german_month(fleet: Fleet) -> dict[str, Any]:
     result: dict[str, Any] = fleet.billed(fleet.bill(deal.project, legal_entity="DE01"), deal.project)[
         "result"
     ]
-    assert Decimal(result["total"]) == Decimal("1812.65")
+    assert Decimal(result["net"]) == Decimal("1812.65")
     return result
 
 
@@ -558,23 +575,24 @@ def german_month(fleet: Fleet) -> dict[str, Any]:
 )
 def test_the_psa_invoice_amounts_to_the_customers_invoice(fleet: Fleet, german_month: dict[str, Any]) -> None:
     (psa,) = _kantata_invoices(fleet, german_month["billing_key"])
-    assert Decimal(psa["price_in_cents"]) / psa["currency_base_unit"] == Decimal(german_month["total"])
+    assert Decimal(psa["price_in_cents"]) / psa["currency_base_unit"] == Decimal(german_month["net"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="The Business Central sandbox charges no VAT: a line with taxCode VAT19 (19 %, the DE01 legal "
-    "entity's tax code) gets taxPercent 0 and totalTaxAmount 0 (sandboxes/business_central/sales_invoices.py "
-    "sets Decimal(0)); Business Central computes them (learn.microsoft.com, API v2.0 salesInvoiceLine: "
-    "taxPercent, totalTaxAmount, amountIncludingTax)",
-)
 def test_a_german_invoice_in_business_central_carries_19_percent_vat(
     fleet: Fleet, german_month: dict[str, Any]
 ) -> None:
+    """Business Central computes the VAT (API v2.0 salesInvoice / salesInvoiceLine: taxCode, taxPercent,
+    totalTaxAmount, totalAmountIncludingTax); the run reports net, tax and the gross the customer owes."""
     (record,) = _bc_invoices(fleet, german_month["billing_key"])
-    net = Decimal(german_month["total"])
+    net = Decimal(german_month["net"])
     assert _money(record["totalAmountExcludingTax"]) == net
     assert _money(record["totalTaxAmount"]) == (net * Decimal("0.19")).quantize(Decimal("0.01"))
     for line in record["salesInvoiceLines"]:
         if line["lineType"] != "Comment":
             assert (line["taxCode"], _money(line["taxPercent"])) == ("VAT19", Decimal(19))
+    gross = _money(record["totalAmountIncludingTax"])
+    assert (Decimal(german_month["tax"]), Decimal(german_month["total"])) == (
+        _money(record["totalTaxAmount"]),
+        gross,
+    )
+    assert gross == net + _money(record["totalTaxAmount"]) == _money(record["remainingAmount"])

@@ -319,6 +319,28 @@ async def _billable(gw: Any, project_id: str, through: str) -> list[dict[str, An
             return items
 
 
+async def _issued_events(gw: Any) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params = {"type": "invoice.issued", "limit": 200, **({"cursor": cursor} if cursor else {})}
+        page = await gw.client.get("/process/v1/events", params=params, headers=gw.auth("process:read"))
+        assert page.status_code == 200, page.text
+        events.extend(page.json()["items"])
+        cursor = page.json()["next_cursor"]
+        if not cursor or not page.json()["items"]:
+            return events
+
+
+def _assert_reported_as_the_erp_says(invoice: dict[str, Any], result: dict[str, Any]) -> None:
+    """The ERP invoice's lines (net) add up to its subtotal, its total is subtotal and tax, and the run
+    reported those: ``net``, ``tax``, ``total`` (gross, what the customer owes)."""
+    net, tax = Decimal(invoice["subtotal"]["amount"]), Decimal(invoice["tax"]["amount"])
+    assert net == sum(Decimal(line["amount"]) for line in invoice["lines"])
+    assert Decimal(invoice["total"]["amount"]) == net + tax == Decimal(invoice["balance"]["amount"])
+    assert (Decimal(result["net"]), Decimal(result["tax"]), Decimal(result["total"])) == (net, tax, net + tax)
+
+
 # --- tests ----------------------------------------------------------------------------------------------
 
 
@@ -339,9 +361,9 @@ async def test_a_time_and_materials_month_becomes_one_traceable_invoice(gw: Any)
     assert result["billing_key"] == f"bill:{project}:{PERIOD}"
     invoice = await _erp_invoice(gw, result["erp_invoice_id"])
     assert invoice["external_key"] == result["billing_key"]
-    # Exact money: the total is the sum of the lines, and what the run reported.
-    assert Decimal(invoice["total"]["amount"]) == sum(Decimal(line["amount"]) for line in invoice["lines"])
-    assert Decimal(invoice["total"]["amount"]) == Decimal(result["total"])
+    # Exact money: the lines are net and add up to the subtotal, the total adds the tax (none computed by
+    # the NetSuite sandbox), and the run reports the ERP's figures.
+    _assert_reported_as_the_erp_says(invoice, result)
     # Every line traces to its PSA items, every item is on one line.
     traced = Counter(s for line in invoice["lines"] for s in line.get("source_ids", []))
     assert traced == Counter([*(f"time:{e}" for e in entries), f"expense:{expense}"])
@@ -420,8 +442,7 @@ async def test_three_billing_models_in_two_legal_entities_one_invoice_each(gw: A
         result = child["result"]
         assert "erp_invoice_id" in result, str(result)
         invoice = await _erp_invoice(gw, result["erp_invoice_id"])
-        assert Decimal(invoice["total"]["amount"]) == Decimal(result["total"])
-        assert Decimal(invoice["total"]["amount"]) == sum(Decimal(x["amount"]) for x in invoice["lines"])
+        _assert_reported_as_the_erp_says(invoice, result)
         key = f"bill:{project}:{PERIOD}"
         assert [i["id"] for i in await _psa_invoices_with_key(gw, key)] == [result["psa_invoice_id"]]
         assert invoice["external_key"].casefold() == key  # Business Central upper-cases a Code field
@@ -435,6 +456,21 @@ async def test_three_billing_models_in_two_legal_entities_one_invoice_each(gw: A
     fixed_result = children[_child_id(fixed_project)]["result"]
     assert fixed_result["erp_invoice_id"].startswith("business_central:")
     fixed_invoice = await _erp_invoice(gw, fixed_result["erp_invoice_id"])
+    # DE01 bills in Business Central, which adds 19 % VAT (VAT19): the customer owes the gross, and the CRM
+    # status says so, as the status sync will read it from the ERP.
+    net = Decimal(fixed_result["net"])
+    assert Decimal(fixed_result["tax"]) == (net * Decimal("0.19")).quantize(Decimal("0.01")) > 0
+    gross = Decimal(fixed_result["total"])
+    records = gw.sandbox_state("salesforce").records.get("Stratum_Invoice__c", {})
+    (status,) = [r for r in records.values() if r.get("ERP_Invoice_Id__c") == fixed_result["erp_invoice_id"]]
+    assert (Decimal(str(status["Total__c"])), Decimal(str(status["Balance__c"]))) == (gross, gross)
+    # invoice.issued says the same: total the gross, with its net and tax.
+    (issued,) = [
+        e for e in await _issued_events(gw) if e["data"]["erp_invoice_id"] == fixed_result["erp_invoice_id"]
+    ]
+    assert {k: issued["data"][k] for k in ("net", "tax", "total")} == {
+        k: fixed_result[k] for k in ("net", "tax", "total")
+    }
     assert _traced(fixed_invoice) == Counter(f"milestone:{m}" for m in milestones)
 
 

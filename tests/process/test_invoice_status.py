@@ -433,11 +433,16 @@ async def test_business_central_payments_reach_the_crm_and_the_psa_once_each(gw:
     opened = await _sync(gw)
     assert invoice["id"] in opened["result"]["applied"], opened["result"]
 
+    # The customer owes 2,000.00 and Business Central's 19 % VAT: 2,380.00, paid in two parts.
+    assert (invoice["subtotal"]["amount"], invoice["tax"]["amount"]) == ("2000.00", "380.00")
+    assert invoice["total"]["amount"] == invoice["balance"]["amount"] == "2380.00"
+    record = _crm_invoice(gw, invoice["id"])
+    assert (Decimal(str(record["Total__c"])), Decimal(str(record["Balance__c"]))) == (Decimal("2380.00"),) * 2
     await _bc_payment(gw, guid, customer_guid, "500.00")
     await _sync(gw)
     record = _crm_invoice(gw, invoice["id"])
-    assert (record["Status__c"], Decimal(str(record["Balance__c"]))) == ("Partially Paid", Decimal("1500.00"))
-    await _bc_payment(gw, guid, customer_guid, "1500.00")
+    assert (record["Status__c"], Decimal(str(record["Balance__c"]))) == ("Partially Paid", Decimal("1880.00"))
+    await _bc_payment(gw, guid, customer_guid, "1880.00")
     await _sync(gw)
     await _sync(gw)
     assert _crm_invoice(gw, invoice["id"])["Status__c"] == "Paid"
@@ -744,7 +749,9 @@ async def test_a_business_central_subscription_handshakes_and_its_payment_notifi
     finally:
         await client.aclose()
 
-    await _bc_payment(gw, invoice["id"].split(":", 1)[1], invoice["customer_id"].split(":", 1)[1], "640.00")
+    # The customer pays what it owes: 640.00 and 19 % VAT.
+    assert invoice["total"]["amount"] == "761.60"
+    await _bc_payment(gw, invoice["id"].split(":", 1)[1], invoice["customer_id"].split(":", 1)[1], "761.60")
     deadline = asyncio.get_running_loop().time() + 20
     while asyncio.get_running_loop().time() < deadline:
         if _crm_invoice(gw, invoice["id"])["Status__c"] == "Paid":

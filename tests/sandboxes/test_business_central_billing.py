@@ -70,7 +70,9 @@ async def test_a_draft_stays_a_draft_until_posted_and_keeps_its_id(client: Clien
 
     posted = body(await client.get(f"{INVOICES}({made['id']})"))
     assert posted["status"] == "Open"
-    assert posted["remainingAmount"] == Decimal(300)
+    # What the customer owes: 300.00 net and 19 % VAT (the G/L account's VAT19).
+    assert (posted["totalAmountExcludingTax"], posted["totalTaxAmount"]) == (Decimal(300), Decimal(57))
+    assert posted["remainingAmount"] == posted["totalAmountIncludingTax"] == Decimal(357)
     assert posted["number"].isdigit()  # the posted series, under the same id
 
 
@@ -117,6 +119,111 @@ async def test_lines_take_a_tax_code_the_company_has(client: Client) -> None:
     )
     assert response.status_code == 400
     assert "VAT Prod. Posting Group" in response.json()["error"]["message"]
+
+
+def _account_line(quantity: str, unit_price: str, tax_code: str | None = None) -> dict[str, Any]:
+    line: dict[str, Any] = {
+        "lineType": "Account",
+        "lineObjectNumber": "8400",
+        "quantity": Decimal(quantity),
+        "unitPrice": Decimal(unit_price),
+    }
+    if tax_code is not None:
+        line["taxCode"] = tax_code
+    return line
+
+
+async def _vat_draft(client: Client, lines: list[dict[str, Any]]) -> dict[str, Any]:
+    response = await client.request(
+        "POST",
+        INVOICES,
+        content=NUMBERS.encode({"customerId": MUELLER_CUSTOMER_ID, "salesInvoiceLines": lines}),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 201, response.text
+    made: dict[str, Any] = body(response)
+    return made
+
+
+async def test_vat_by_tax_code_two_rates_and_none_on_one_invoice(client: Client) -> None:
+    """The VAT posting setup of CRONUS DE (VAT19 19 %, VAT7 7 %, NO VAT 0 %) as Business Central applies
+    it: each line's taxPercent, totalTaxAmount and amountIncludingTax, the header's totals (API v2.0
+    salesInvoice / salesInvoiceLine, learn.microsoft.com)."""
+    made = await _vat_draft(
+        client,
+        [
+            _account_line("10", "150.00", "VAT19"),
+            _account_line("2", "45.50", "VAT7"),
+            _account_line("1", "80.00", "NO VAT"),
+            {"lineType": "Comment", "description": "Source: time:1"},
+        ],
+    )
+    lines = body(await client.get(f"{INVOICES}({made['id']})/salesInvoiceLines"))["value"]
+    assert [
+        (line["taxCode"], line["taxPercent"], line["totalTaxAmount"], line["amountIncludingTax"])
+        for line in lines
+    ] == [
+        ("VAT19", Decimal(19), Decimal("285.00"), Decimal("1785.00")),
+        ("VAT7", Decimal(7), Decimal("6.37"), Decimal("97.37")),
+        ("NO VAT", Decimal(0), Decimal(0), Decimal("80.00")),
+        ("", Decimal(0), Decimal(0), Decimal(0)),
+    ]
+    invoice = body(await client.get(f"{INVOICES}({made['id']})"))
+    assert invoice["totalAmountExcludingTax"] == Decimal("1671.00")
+    assert invoice["totalTaxAmount"] == Decimal("291.37")
+    assert invoice["totalAmountIncludingTax"] == Decimal("1962.37")
+    assert invoice["remainingAmount"] == 0  # a draft owes nothing yet
+
+    assert (await action(client, made["id"], "post")).status_code == 204
+    posted = body(await client.get(f"{INVOICES}({made['id']})"))
+    assert posted["remainingAmount"] == Decimal("1962.37")
+
+
+async def test_vat_is_rounded_once_per_vat_identifier_not_per_line(client: Client) -> None:
+    """Two lines of 10.03 at 19 %: 1.9057 each, which rounded per line would make 3.82; Business Central
+    rounds the VAT of the lines' sum (20.06 x 19 % = 3.8114 -> 3.81; BaseApp table 290 "VAT Amount Line",
+    UpdateLines) and spreads it over the lines carrying the remainder (table 37 "Sales Line",
+    UpdateVATOnLines): 1.91 and 1.90."""
+    made = await _vat_draft(client, [_account_line("1", "10.03"), _account_line("1", "10.03")])
+    invoice = body(await client.get(f"{INVOICES}({made['id']})", params={"$expand": "salesInvoiceLines"}))
+    assert invoice["totalTaxAmount"] == Decimal("3.81")
+    assert invoice["totalAmountIncludingTax"] == Decimal("23.87")
+    taxes = [line["totalTaxAmount"] for line in invoice["salesInvoiceLines"]]
+    assert taxes == [Decimal("1.91"), Decimal("1.90")]
+    assert sum(taxes) == invoice["totalTaxAmount"]
+    assert sum(line["amountIncludingTax"] for line in invoice["salesInvoiceLines"]) == Decimal("23.87")
+
+
+async def test_paying_the_net_leaves_the_vat_open_and_the_gross_settles(client: Client) -> None:
+    made = await _vat_draft(client, [_account_line("4", "250.00")])  # 1,000.00 net, 190.00 VAT
+    assert (await action(client, made["id"], "post")).status_code == 204
+    for amount, expected in (
+        (Decimal("-1000.00"), ("Open", Decimal("190.00"))),
+        (Decimal("-190.00"), ("Paid", 0)),
+    ):
+        paid = await client.request(
+            "POST",
+            f"{DE}/customerPayments",
+            content=NUMBERS.encode(
+                {"customerId": MUELLER_CUSTOMER_ID, "appliesToInvoiceId": made["id"], "amount": amount}
+            ),
+            headers={"Content-Type": "application/json"},
+        )
+        assert paid.status_code == 201, paid.text
+        invoice = body(await client.get(f"{INVOICES}({made['id']})"))
+        assert (invoice["status"], invoice["remainingAmount"]) == expected
+
+
+async def test_a_cancelled_invoices_credit_memo_credits_the_vat_too(client: Client) -> None:
+    before = body(await client.get(f"{INVOICES}({OPEN_INVOICE_ID})"))
+    assert before["totalTaxAmount"] == Decimal("2743.70")
+    assert (await action(client, OPEN_INVOICE_ID, "cancel")).status_code == 204
+    (memo,) = body(await client.get(f"{DE}/salesCreditMemos"))["value"]
+    assert (memo["totalAmountExcludingTax"], memo["totalTaxAmount"], memo["totalAmountIncludingTax"]) == (
+        Decimal("14440.50"),
+        Decimal("2743.70"),
+        Decimal("17184.20"),
+    )
 
 
 async def test_cancel_posts_a_corrective_credit_memo_and_cancels_the_invoice(client: Client) -> None:
@@ -271,3 +378,23 @@ async def test_an_unapplied_payment_names_the_empty_guid(client: Client) -> None
         "POST", f"{DE}/customerPayments", json={"customerId": MUELLER_CUSTOMER_ID, "amount": -5}
     )
     assert body(response)["appliesToInvoiceId"] == ZERO_GUID
+
+
+async def test_a_line_added_later_reshares_the_documents_vat(client: Client) -> None:
+    """POST salesInvoiceLines on a draft: Business Central recomputes the document's VAT with the new line
+    (one rounding for the VAT identifier), so the header's VAT is never the sum of per-line roundings."""
+    made = await _vat_draft(client, [_account_line("1", "10.03")])
+    assert body(await client.get(f"{INVOICES}({made['id']})"))["totalTaxAmount"] == Decimal("1.91")
+    added = await client.request(
+        "POST",
+        f"{INVOICES}({made['id']})/salesInvoiceLines",
+        content=NUMBERS.encode(_account_line("1", "10.03")),
+        headers={"Content-Type": "application/json"},
+    )
+    assert added.status_code == 201, added.text
+    assert (body(added)["taxPercent"], body(added)["totalTaxAmount"]) == (Decimal(19), Decimal("1.90"))
+    invoice = body(await client.get(f"{INVOICES}({made['id']})"))
+    assert (invoice["totalTaxAmount"], invoice["totalAmountIncludingTax"]) == (
+        Decimal("3.81"),
+        Decimal("23.87"),
+    )

@@ -355,7 +355,10 @@ async def test_invoices_carry_lines_by_expand_and_navigation(client: Client) -> 
     assert invoice["status"] == "Open"
     assert invoice["customerId"] == MUELLER_CUSTOMER_ID
     assert invoice["currencyCode"] == "EUR"
-    assert invoice["totalAmountIncludingTax"] == Decimal("14440.50")
+    # 14,440.50 net and 19 % VAT (2,743.695, rounded once for the document).
+    assert invoice["totalAmountExcludingTax"] == Decimal("14440.50")
+    assert invoice["totalTaxAmount"] == Decimal("2743.70")
+    assert invoice["totalAmountIncludingTax"] == Decimal("17184.20")
     assert [line["quantity"] for line in invoice["salesInvoiceLines"]] == [Decimal(80), Decimal(1)]
     assert (
         sum(line["amountExcludingTax"] for line in invoice["salesInvoiceLines"])
@@ -494,7 +497,7 @@ async def test_an_invoice_is_drafted_with_lines_then_posted(client: Client) -> N
     assert again.status_code == 400
     assert after["status"] == "Open"
     assert after["number"].isdigit()
-    assert after["remainingAmount"] == Decimal("1125.75")
+    assert after["remainingAmount"] == Decimal("1339.64")  # 1,125.75 and 19 % VAT (213.8925)
     assert [row["id"] for row in by_key.json()["value"]] == [draft["id"]]
 
 

@@ -618,14 +618,20 @@ async def test_get_invoice_with_lines_and_exact_money(erp: BusinessCentralErp) -
     partly = await erp.get_invoice(PARTIALLY_PAID_INVOICE_ID)
     assert invoice.status is InvoiceStatus.POSTED
     assert invoice.customer_id == MUELLER_CUSTOMER_ID
-    assert invoice.total.amount == Decimal("14440.50")
+    # total and balance are what the customer owes: the lines' 14,440.50 and 19 % VAT.
+    assert invoice.subtotal is not None
+    assert invoice.tax is not None
+    assert (invoice.subtotal.amount, invoice.subtotal.currency) == (Decimal("14440.50"), "EUR")
+    assert invoice.subtotal.amount == sum(line.amount for line in invoice.lines)
+    assert (invoice.tax.amount, invoice.tax.currency) == (Decimal("2743.70"), "EUR")
+    assert invoice.total.amount == Decimal("17184.20") == invoice.subtotal.amount + invoice.tax.amount
     assert invoice.total.currency == "EUR"
-    assert invoice.balance.amount == Decimal("14440.50")
+    assert invoice.balance.amount == Decimal("17184.20")
     assert [line.unit_price for line in invoice.lines] == [Decimal("165.00"), Decimal("1240.50")]
     assert invoice.external_key == "PR00010-2026-02"
     assert paid.status is InvoiceStatus.PAID
     assert partly.status is InvoiceStatus.PARTIALLY_PAID
-    assert partly.balance.amount == Decimal("10800.00")
+    assert partly.balance.amount == Decimal("12852.00")  # 60 % of 18,000.00 and its 19 % VAT
 
 
 async def test_create_invoice_twice_is_one_posted_invoice(sandbox: Sandbox, erp: BusinessCentralErp) -> None:
@@ -638,7 +644,12 @@ async def test_create_invoice_twice_is_one_posted_invoice(sandbox: Sandbox, erp:
     assert invoice.status is InvoiceStatus.POSTED
     assert invoice.number is not None
     assert invoice.number.isdigit()
-    assert invoice.total.amount == Decimal("1688.35")  # 7.5 x 225.10 + 0.10, no float on the way
+    # 7.5 x 225.10 + 0.10, no float on the way; 19 % VAT on the sum (320.7865).
+    assert invoice.subtotal is not None
+    assert invoice.tax is not None
+    assert invoice.subtotal.amount == Decimal("1688.35")
+    assert invoice.tax.amount == Decimal("320.79")
+    assert invoice.total.amount == Decimal("2009.14")
     assert [line.amount for line in invoice.lines] == [Decimal("1688.25"), Decimal("0.10")]
     assert invoice.external_key == "run-2026-03.mueller"
     assert len(stored) == 1
@@ -759,7 +770,7 @@ async def test_payments_by_invoice_and_by_customer(erp: BusinessCentralErp) -> N
     by_customer = await erp.list_payments(customer_id=MUELLER_CUSTOMER_ID, limit=50)
     assert [payment.id for payment in by_invoice.items] == [PARTIAL_PAYMENT_ID]
     payment = by_invoice.items[0]
-    assert payment.amount.amount == Decimal("7200.00")
+    assert payment.amount.amount == Decimal("8568.00")  # 40 % of 21,420.00 (18,000.00 and 19 % VAT)
     assert payment.amount.currency == "EUR"
     assert payment.invoice_ids == [PARTIALLY_PAID_INVOICE_ID]
     assert payment.customer_id == INITECH_CUSTOMER_ID

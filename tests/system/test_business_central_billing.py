@@ -81,7 +81,12 @@ async def test_source_ids_tax_code_and_memo_round_trip(sandbox: Sandbox, erp: Bu
     read = await erp.get_invoice(invoice.id)
     assert [line.source_ids for line in read.lines] == [TIME_IDS, ["expense:9"], ["retainer:77:2026-03"]]
     assert [line.amount for line in read.lines] == [Decimal("6600.00"), Decimal("240.55"), Decimal("1000.00")]
-    assert read.total.amount == Decimal("7840.55")
+    # The lines are net; the invoice adds Business Central's 19 % VAT (1,489.7045: rounded once).
+    assert read.subtotal is not None
+    assert read.tax is not None
+    assert read.subtotal.amount == sum(line.amount for line in read.lines) == Decimal("7840.55")
+    assert read.tax.amount == Decimal("1489.70")
+    assert read.total.amount == read.subtotal.amount + read.tax.amount == Decimal("9330.25")
     (stored,) = sandbox.records("salesInvoices", externalDocumentNumber="BILL:P1:2026-03")
     lines = stored["salesInvoiceLines"]
     # The billing key as Stratum wrote it leads (externalDocumentNumber, a Code field, is upper case), then
@@ -149,7 +154,7 @@ async def test_a_draft_waits_then_posts_once_under_the_same_id(
     assert posted.status is twice.status is InvoiceStatus.POSTED
     assert posted.number is not None
     assert posted.number.isdigit()
-    assert posted.balance.amount == Decimal("7840.55")
+    assert posted.balance.amount == Decimal("9330.25")  # the customer owes the VAT too
     assert len(await sandbox.requests("Microsoft.NAV.post", "POST")) == 1
 
 
@@ -281,3 +286,48 @@ async def test_an_invoice_in_review_is_left_to_business_centrals_approval(
         await erp.post_invoice(DRAFT_INVOICE_ID)
     assert refused.value.vendor_code == "InvoiceInReview"
     assert await sandbox.requests("Microsoft.NAV.post", "POST") == []
+
+
+async def test_vat_rounded_for_the_document_reaches_the_canonical_invoice(
+    sandbox: Sandbox, erp: BusinessCentralErp
+) -> None:
+    """Two 10.03 lines at 19 %: rounding each line's VAT (1.9057) would make 3.82; Business Central rounds
+    the VAT of the sum (20.06 x 19 % = 3.8114 -> 3.81) and the invoice owes 23.87."""
+    lines = [InvoiceLineInput(description=f"Fee {n}", unit_price=Decimal("10.03")) for n in (1, 2)]
+    invoice, _ = await erp.create_invoice(billing_command("bill:p5:2026-03", lines=lines, memo=None))
+    (stored,) = sandbox.records("salesInvoices", externalDocumentNumber="BILL:P5:2026-03")
+    assert (stored["totalTaxAmount"], stored["totalAmountIncludingTax"]) == (
+        Decimal("3.81"),
+        Decimal("23.87"),
+    )
+    assert invoice.subtotal is not None
+    assert invoice.tax is not None
+    assert invoice.subtotal.amount == sum(line.amount for line in invoice.lines) == Decimal("20.06")
+    assert invoice.tax.amount == Decimal("3.81")
+    assert invoice.total.amount == invoice.balance.amount == Decimal("23.87")
+
+
+async def test_a_payment_of_the_net_leaves_the_vat_due_and_the_gross_pays_it(
+    sandbox: Sandbox, erp: BusinessCentralErp
+) -> None:
+    invoice, _ = await erp.create_invoice(billing_command("bill:p6:2026-03"))  # 7,840.55 + 1,489.70
+    setup = company_setup(DE_COMPANY_ID)
+    assert setup is not None
+    assert invoice.subtotal is not None
+    assert invoice.tax is not None
+
+    def pay(amount: Decimal) -> None:
+        body = {"customerId": MUELLER_CUSTOMER_ID, "appliesToInvoiceId": invoice.id, "amount": -amount}
+        sandbox.state.create(CUSTOMER_PAYMENTS, DE_COMPANY_ID, setup, body)
+
+    pay(invoice.subtotal.amount)
+    partly = await erp.get_invoice(invoice.id)
+    assert partly.status is InvoiceStatus.PARTIALLY_PAID
+    assert partly.balance.amount == invoice.tax.amount == Decimal("1489.70")
+    assert sandbox.records("salesInvoices", id=invoice.id)[0]["remainingAmount"] == Decimal("1489.70")
+
+    pay(invoice.tax.amount)
+    paid = await erp.get_invoice(invoice.id)
+    assert (paid.status, paid.balance.amount) == (InvoiceStatus.PAID, Decimal(0))
+    payments = await erp.list_payments(invoice_id=invoice.id, limit=10)
+    assert sum(p.amount.amount for p in payments.items) == invoice.total.amount == Decimal("9330.25")

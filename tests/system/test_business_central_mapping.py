@@ -18,6 +18,7 @@ from contracts.models import (
     InvoiceCreate,
     InvoiceLineInput,
     InvoiceStatus,
+    Money,
 )
 from contracts.models.crm import Address
 from sandboxes.business_central.data import ZERO_GUID
@@ -68,8 +69,10 @@ INVOICE_JSON = b"""{
   "customerId": "9fe150c0-c777-5151-9b36-4261cabeea2a",
   "customerNumber": "10000",
   "currencyCode": "EUR",
-  "totalAmountIncludingTax": 14440.50,
-  "remainingAmount": 14440.50,
+  "totalAmountExcludingTax": 14440.50,
+  "totalTaxAmount": 2743.70,
+  "totalAmountIncludingTax": 17184.20,
+  "remainingAmount": 17184.20,
   "status": "Open",
   "lastModifiedDateTime": "2026-02-22T09:19:06.12Z",
   "unknownNewField": true,
@@ -81,6 +84,16 @@ INVOICE_JSON = b"""{
      "quantity": 1, "unitPrice": 1240.50, "amountExcludingTax": 1240.50}
   ]
 }"""
+
+
+def test_an_invoice_without_its_tax_totals_says_none_rather_than_guess() -> None:
+    record = msgspec.json.decode(
+        b'{"id": "x", "currencyCode": "", "totalAmountIncludingTax": 119.00, "remainingAmount": 119.00,'
+        b' "status": "Open"}',
+        type=BcInvoice,
+    )
+    invoice = invoice_from_bc(record, local_currency="EUR")
+    assert (invoice.total.amount, invoice.subtotal, invoice.tax) == (Decimal("119.00"), None, None)
 
 
 def test_business_keys_fit_code_fields() -> None:
@@ -119,8 +132,13 @@ def test_odata_literals() -> None:
 def test_invoice_from_bc_is_exact_and_skips_comment_lines() -> None:
     record = msgspec.json.decode(INVOICE_JSON, type=BcInvoice)
     invoice = invoice_from_bc(record, local_currency="EUR")
-    assert invoice.total.amount == Decimal("14440.50")
-    assert str(invoice.total.amount) == "14440.50"
+    # total is what the customer owes (totalAmountIncludingTax); subtotal the lines, net; tax the VAT.
+    assert invoice.total.amount == Decimal("17184.20")
+    assert str(invoice.total.amount) == "17184.20"
+    assert invoice.subtotal == Money(amount=Decimal("14440.50"), currency="EUR")
+    assert invoice.tax == Money(amount=Decimal("2743.70"), currency="EUR")
+    assert invoice.balance.amount == Decimal("17184.20")
+    assert sum(line.amount for line in invoice.lines) == Decimal("14440.50")
     assert invoice.status is InvoiceStatus.POSTED
     assert [line.description for line in invoice.lines] == ["Senior Consultant", "Travel"]
     assert invoice.lines[0].unit_price == Decimal("165.00")

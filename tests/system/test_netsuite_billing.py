@@ -130,6 +130,23 @@ async def test_tax_code_memo_and_source_ids_round_trip(sandbox: Sandbox, erp: Ne
     assert stored["item"][0][SOURCES_FIELD] == "time:501,time:502,expense:77"
 
 
+async def test_subtotal_tax_and_total_come_from_the_invoice_record(
+    sandbox: Sandbox, erp: NetSuiteErp
+) -> None:
+    """The invoice record's subtotal, taxTotal and total (REST API Browser, invoice) become the canonical
+    subtotal, tax and total. The sandbox computes no tax (REST needs SuiteTax for it): taxTotal 0."""
+    invoice, _ = await erp.create_invoice(command("bill:3001:2026-05"))
+    (stored,) = sandbox.records("invoice", externalId="bill:3001:2026-05")
+    assert (stored["subtotal"], stored["taxTotal"], stored["total"]) == (2688.25, 0.0, 2688.25)
+    fetched = await erp.get_invoice(invoice.id)
+    for read in (invoice, fetched):
+        assert read.subtotal is not None
+        assert read.tax is not None
+        assert read.subtotal.amount == sum(line.amount for line in read.lines) == Decimal("2688.25")
+        assert read.tax.amount == 0
+        assert read.total.amount == read.subtotal.amount + read.tax.amount
+
+
 def test_the_invoice_body_carries_approval_tax_code_memo_and_sources() -> None:
     setup = SetupLookup(currency_codes={"1": "USD"})
     body = invoice_body(command("bill:1:2026-01", draft=True), item_id="101", setup=setup)

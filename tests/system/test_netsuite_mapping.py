@@ -677,6 +677,23 @@ def test_amounts_never_pass_through_a_float() -> None:
     assert invoice.status is InvoiceStatus.PARTIALLY_PAID
 
 
+def test_an_invoice_with_tax_answers_net_tax_and_gross() -> None:
+    """A SuiteTax account's invoice: ``subtotal`` (the lines), ``taxTotal`` and ``total`` (what is owed)."""
+    body = (
+        b'{"id": "1", "entity": {"id": "5"}, "currency": {"id": "1"}, "subtotal": 1000.0,'
+        b' "taxTotal": 88.75, "total": 1088.75, "amountRemaining": 1088.75}'
+    )
+    invoice = invoice_from_record(decode_invoice(body), SETUP)
+    assert invoice.subtotal is not None
+    assert invoice.tax is not None
+    assert (invoice.subtotal.amount, invoice.tax.amount) == (Decimal("1000.00"), Decimal("88.75"))
+    assert invoice.total.amount == invoice.balance.amount == Decimal("1088.75")
+    no_totals = invoice_from_record(
+        decode_invoice(b'{"id": "1", "entity": {"id": "5"}, "currency": {"id": "1"}}'), SETUP
+    )
+    assert (no_totals.subtotal, no_totals.tax) == (None, None)
+
+
 def test_an_invoice_without_customer_or_known_currency_is_unusable() -> None:
     with pytest.raises(ValueError, match="no customer or no known currency"):
         invoice_from_record(decode_invoice(b'{"id": "1", "currency": {"id": "1"}}'), SETUP)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -131,8 +132,11 @@ async def test_an_invoice_is_raised_once_per_business_key_with_exact_totals(gw: 
     )
     assert first.status_code == 201, first.text
     invoice = first.json()
-    assert invoice["total"] == {"amount": "2711.00", "currency": "GBP"}
-    assert invoice["balance"] == {"amount": "2711.00", "currency": "GBP"}
+    # The lines are net; the ERP adds its tax (Business Central: the UK's 20 % VAT; the NetSuite sandbox
+    # none): the customer owes subtotal plus tax, all of it open.
+    assert invoice["subtotal"] == {"amount": "2711.00", "currency": "GBP"}
+    gross = Decimal(invoice["subtotal"]["amount"]) + Decimal(invoice["tax"]["amount"])
+    assert invoice["total"] == invoice["balance"] == {"amount": str(gross), "currency": "GBP"}
     again = await gw.client.post(
         "/system/v1/erp/invoices", json=_invoice(key, customer["id"], project["id"]), headers=_headers(gw)
     )
