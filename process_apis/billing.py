@@ -449,7 +449,21 @@ async def _bill(
         "fees": len(priced.fee_items),
         "revision": revision,
         **({"on_day": on_day} if on_day else {}),
+        # The PSA's own figure for its invoice: Kantata prices the items it holds at its own rates (a time
+        # entry's rate_in_cents from the project's Kantata rate card), which Stratum does not set; where the
+        # two rate cards disagree, it is said here and logged, and the ERP invoice stays the customer's.
+        "psa_total": str(psa_invoice.total.amount),
     }
+    if psa_invoice.total.amount != priced.total:
+        log.warning(
+            "psa_invoice_total_differs",
+            billing_key=priced.billing_key,
+            psa_invoice_id=psa_invoice.id,
+            psa_total=str(psa_invoice.total.amount),
+            net=str(priced.total),
+            currency=priced.currency,
+            cause="the PSA prices the items at its own rates, the invoice at the deal's rate card",
+        )
     if priced.invoice.draft:
         # Finance reviews this legal entity's invoices: the draft waits (durably) for approve or cancel.
         await saga.set_state(RunState.RUNNING, result={**summary, "awaiting": "finance_approval"})

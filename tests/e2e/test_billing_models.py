@@ -567,15 +567,16 @@ def german_month(fleet: Fleet) -> dict[str, Any]:
     return result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Kantata prices the PSA invoice from its own time-entry rates (rate_in_cents), not the deal's "
-    "rate card the ERP invoice is priced from: the PSA invoice (and /system/v1/psa/invoices' total) "
-    "disagrees with the customer's invoice",
-)
-def test_the_psa_invoice_amounts_to_the_customers_invoice(fleet: Fleet, german_month: dict[str, Any]) -> None:
+def test_the_psa_invoices_own_figure_is_reported_beside_the_customers_invoice(
+    fleet: Fleet, german_month: dict[str, Any]
+) -> None:
+    """Kantata prices the PSA invoice from its own time-entry rates (rate_in_cents, from its rate card),
+    not the deal's rate card the customer's invoice is priced from; Stratum does not write Kantata's rate
+    cards, so where they disagree the run reports Kantata's figure as ``psa_total`` beside the net."""
     (psa,) = _kantata_invoices(fleet, german_month["billing_key"])
-    assert Decimal(psa["price_in_cents"]) / psa["currency_base_unit"] == Decimal(german_month["net"])
+    kantata = Decimal(psa["price_in_cents"]) / psa["currency_base_unit"]
+    assert Decimal(german_month["psa_total"]) == kantata
+    assert kantata != Decimal(german_month["net"])  # the sandbox's Kantata rates are not the deal's
 
 
 def test_a_german_invoice_in_business_central_carries_19_percent_vat(
