@@ -94,6 +94,7 @@ def create_system_app(runtime: Runtime, *, adapters: Adapters) -> Litestar:
             "psa": provide(adapters.psa),
             "erp": provide(adapters.erp),
             "fpa": provide(adapters.fpa),
+            "public_url": provide(runtime.settings.public_url),
         },
         exception_handlers={VendorError: _handle_vendor_error},
         plugins=[GovernancePlugin(SYSTEM_V1, runtime)],

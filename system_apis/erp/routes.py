@@ -11,6 +11,7 @@ from litestar import Response
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter, SkipValidation
 
+from apis.problems import FieldError, ProblemError
 from apis.routing import VENDOR_ERRORS, operation
 from contracts.models import (
     BillingSchedule,
@@ -324,8 +325,9 @@ async def list_payments(
     description="Idempotent by nature (no Idempotency-Key needed): every ERP that can push changes "
     "(Business Central webhooks on salesInvoices and salesCreditMemos) gets one subscription per collection "
     "to `notification_url` carrying `client_state`, looked up before it is created and renewed when it "
-    "nears its expiry or carries another client state. The ERP handshakes with the URL first; a failed "
-    "handshake is 422 `vendor-rejected`. An ERP that cannot push (NetSuite) adds nothing: `items` may be "
+    "nears its expiry or carries another client state. The URL must be on this gateway's public URL "
+    "(422 `validation-failed` otherwise). The ERP handshakes with the URL first; a failed handshake is 422 "
+    "`vendor-rejected`. An ERP that cannot push (NetSuite) adds nothing: `items` may be "
     "empty. The client state is never answered.",
     scopes=["system:write"],
     errors=[*VENDOR_ERRORS],
@@ -334,8 +336,17 @@ async def list_payments(
     tags=_TAGS,
 )
 async def ensure_change_subscriptions(
-    data: JSONBody[ChangeSubscriptionRequest], erp: Erp
+    data: JSONBody[ChangeSubscriptionRequest], erp: Erp, public_url: NamedDependency[str]
 ) -> ChangeSubscriptionList:
+    # The ERP's notifications go to this gateway only: a client with system:write cannot point them (and
+    # the handshake Business Central makes) at another host.
+    own = public_url.rstrip("/") + "/"
+    if not data.notification_url.startswith(own):
+        raise ProblemError(
+            "validation-failed",
+            "ERP change notifications can only go to this gateway's own public URL.",
+            errors=[FieldError(location="body", field="notification_url", message=f"must start with {own}")],
+        )
     items = await erp.ensure_change_subscriptions(data.notification_url, data.client_state)
     return ChangeSubscriptionList(items=items)
 

@@ -128,3 +128,19 @@ async def test_writes_land_in_the_erp_of_their_legal_entity(gw: Any) -> None:
     )
     assert refused.status_code == 422
     assert refused.json()["code"] == "vendor-rejected"
+
+
+async def test_erp_notifications_can_only_be_pointed_at_this_gateway(gw: Any) -> None:
+    """A client with system:write cannot make Business Central push invoice changes (and its handshake)
+    to another host: the notification URL must be on the gateway's own public URL."""
+    response = await gw.client.put(
+        "/system/v1/erp/change-subscriptions",
+        json={"notification_url": "https://collector.example.com/hook", "client_state": "s3cret"},
+        headers=_headers(gw),
+    )
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["code"] == "validation-failed"
+    assert [e["field"] for e in problem["errors"]] == ["notification_url"]
+    assert "s3cret" not in response.text
+    assert not gw.sandbox_state("business-central").webhooks.subscriptions
