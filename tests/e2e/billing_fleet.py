@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
@@ -22,12 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 
 from sandboxes.kantata.data import DEMO_USER_ID
 from sandboxes.netsuite import DEV_CERTIFICATE_ID, DEV_CLIENT_ID, dev_private_key_pem
 from system_apis.erp.netsuite_auth import ASSERTION_TYPE, NetSuiteClientAssertionAuth
-from tests.e2e.harness import Server, Worker
+from tests.e2e import harness
 
 __all__ = [
     "BILLING",
@@ -67,68 +65,21 @@ PERIOD = month_before(dt.datetime.now(dt.UTC).strftime("%Y-%m"))  # over: a run 
 EARLIER = month_before(PERIOD)
 
 
-class Fleet:
+class Fleet(harness.Fleet):
     """One gateway serving HTTP and the sandboxes, two workers running the billing workflows."""
 
     def __init__(self, tmp: Path, database: str, redis_url: str, **env: str) -> None:
-        env = {
-            "STRATUM_REDIS_URL": redis_url,
-            "STRATUM_WORKFLOWS__DATABASE_URL": database,
-            "STRATUM_WORKFLOWS__RUN_IN_PROCESS": "false",
-            "STRATUM_WORKFLOWS__STEP_MAX_ATTEMPTS": "6",
-            "STRATUM_WORKFLOWS__STEP_BACKOFF_BASE_SECONDS": "0.2",
-            "STRATUM_WORKFLOWS__STEP_BACKOFF_MAX_SECONDS": "1",
-            "STRATUM_WORKFLOWS__HEARTBEAT_SECONDS": "0.5",
-            "STRATUM_WORKFLOWS__WORKER_TIMEOUT_SECONDS": "3",
-            "STRATUM_WORKFLOWS__POLL_INTERVAL_SECONDS": "0.2",
-            "STRATUM_ERP_VENDOR": "netsuite",
-            "STRATUM_NETSUITE__BREAKER_FAILURE_THRESHOLD": "0",
-            "STRATUM_KANTATA__BREAKER_FAILURE_THRESHOLD": "0",
-            "STRATUM_NETSUITE__TIMEOUT_SECONDS": "2",
-            "STRATUM_KANTATA__TIMEOUT_SECONDS": "2",
+        super().__init__(
+            tmp,
+            database,
+            redis_url,
+            wait=WAIT,
+            STRATUM_WORKFLOWS__STEP_MAX_ATTEMPTS="6",
+            STRATUM_ERP_VENDOR="netsuite",
             **env,
-        }
-        self.database = database
-        self.server = Server(tmp, name="server", **env)
-        # One after the other: two workers creating the engine's tables in a fresh database at the same
-        # moment can collide (CREATE TABLE IF NOT EXISTS is not atomic in PostgreSQL), and one would exit.
-        self.workers: list[Worker] = []
-        for i in (1, 2):
-            self.workers.append(self.worker(f"worker-{i}"))
-            _registered(database, len(self.workers))
-        assert all(w.process.poll() is None for w in self.workers)
-        self.secret = self.server.cli("token", "--client", "stratum-demo", "--show-secret")
-        self.http = httpx.Client(
-            base_url=self.server.base,
-            headers={"Authorization": f"Bearer {self.token()}"},
-            timeout=WAIT + 10,
         )
-
-    def token(self, scope: str | None = None) -> str:
-        """An access token of the demo client (client credentials grant): every scope it may have, or
-        ``scope``."""
-        response = httpx.post(
-            f"{self.server.base}/oauth/token",
-            auth=("stratum-demo", self.secret),
-            data={"grant_type": "client_credentials", **({"scope": scope} if scope else {})},
-        )
-        assert response.status_code == 200, response.text
-        token: str = response.json()["access_token"]
-        return token
-
-    def worker(self, name: str) -> Worker:
-        return Worker(self.server, name, STRATUM_SYSTEM_URL=self.server.base)
-
-    def stop(self) -> None:
-        self.http.close()
-        for worker in self.workers:
-            worker.stop()
-        self.server.stop()
 
     # -- process tier ----------------------------------------------------------------------------------
-
-    def post(self, path: str, body: Any = None, **headers: str) -> httpx.Response:
-        return self.http.post(path, json=body, headers={"Idempotency-Key": uuid.uuid4().hex, **headers})
 
     def activate(self, opportunity_id: str) -> str:
         """The won deal activated (the PSA project, the ERP customer and project): its PSA project id."""
@@ -463,18 +414,3 @@ class Fleet:
         assert all(count == 1 for count in traced.values()), traced
         assert len(self.crm_statuses(result["erp_invoice_id"])) == 1
         return traced
-
-
-def _registered(database: str, count: int) -> None:
-    """Wait until ``count`` workers have registered in the engine's ``stratum_workers`` table."""
-    deadline = time.monotonic() + 30
-    with psycopg.connect(database, autocommit=True) as conn:
-        while True:
-            try:
-                row = conn.execute("SELECT count(*) FROM stratum_workers").fetchone()
-                if row and row[0] >= count:
-                    return
-            except psycopg.errors.UndefinedTable:
-                pass
-            assert time.monotonic() < deadline, f"{count} workers did not register"
-            time.sleep(0.1)

@@ -8,12 +8,14 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 
-__all__ = ["STRATUM", "Server", "Worker", "free_port"]
+__all__ = ["FLEET_ENV", "STRATUM", "Fleet", "Server", "Worker", "free_port", "registered"]
 
 STRATUM = [sys.executable, "-m", "apis.cli"]
 
@@ -129,3 +131,84 @@ class Worker:
             self.process.wait(timeout=30)
         if not self._log.closed:
             self._log.close()
+
+
+# What a fleet's processes run with: runs shared through PostgreSQL and taken over from a dead worker within
+# seconds, short backoff, and vendor breakers kept closed (an injected outage is waited out by the run).
+FLEET_ENV = {
+    "STRATUM_WORKFLOWS__RUN_IN_PROCESS": "false",
+    "STRATUM_WORKFLOWS__STEP_BACKOFF_BASE_SECONDS": "0.2",
+    "STRATUM_WORKFLOWS__STEP_BACKOFF_MAX_SECONDS": "1",
+    "STRATUM_WORKFLOWS__HEARTBEAT_SECONDS": "0.5",
+    "STRATUM_WORKFLOWS__WORKER_TIMEOUT_SECONDS": "3",
+    "STRATUM_WORKFLOWS__POLL_INTERVAL_SECONDS": "0.2",
+    "STRATUM_NETSUITE__BREAKER_FAILURE_THRESHOLD": "0",
+    "STRATUM_KANTATA__BREAKER_FAILURE_THRESHOLD": "0",
+    "STRATUM_NETSUITE__TIMEOUT_SECONDS": "2",
+    "STRATUM_KANTATA__TIMEOUT_SECONDS": "2",
+}
+
+
+class Fleet:
+    """`stratum serve` (HTTP and the sandboxes, no workflows of its own) and two `stratum worker` processes
+    running the workflows, sharing runs through ``database`` (PostgreSQL) and gateway state through
+    ``redis_url``; ``http`` calls the gateway as the demo client with every scope it may have."""
+
+    def __init__(self, tmp: Path, database: str, redis_url: str, *, wait: int = 60, **env: str) -> None:
+        self.database = database
+        self.server = Server(
+            tmp,
+            name="server",
+            **{
+                **FLEET_ENV,
+                "STRATUM_REDIS_URL": redis_url,
+                "STRATUM_WORKFLOWS__DATABASE_URL": database,
+                **env,
+            },
+        )
+        self.workers = [self.worker(f"worker-{i}") for i in (1, 2)]
+        registered(database, len(self.workers))
+        assert all(w.process.poll() is None for w in self.workers)
+        self.secret = self.server.cli("token", "--client", "stratum-demo", "--show-secret")
+        self.http = httpx.Client(
+            base_url=self.server.base, headers={"Authorization": f"Bearer {self.token()}"}, timeout=wait + 10
+        )
+
+    def token(self, scope: str | None = None) -> str:
+        """An access token of the demo client (client credentials grant): every scope it may have, or
+        ``scope``."""
+        response = httpx.post(
+            f"{self.server.base}/oauth/token",
+            auth=("stratum-demo", self.secret),
+            data={"grant_type": "client_credentials", **({"scope": scope} if scope else {})},
+        )
+        assert response.status_code == 200, response.text
+        token: str = response.json()["access_token"]
+        return token
+
+    def worker(self, name: str) -> Worker:
+        return Worker(self.server, name, STRATUM_SYSTEM_URL=self.server.base)
+
+    def post(self, path: str, body: Any = None, **headers: str) -> httpx.Response:
+        return self.http.post(path, json=body, headers={"Idempotency-Key": uuid.uuid4().hex, **headers})
+
+    def stop(self) -> None:
+        self.http.close()
+        for worker in self.workers:
+            worker.stop()
+        self.server.stop()
+
+
+def registered(database: str, count: int) -> None:
+    """Wait until ``count`` workers have registered in the engine's ``stratum_workers`` table."""
+    deadline = time.monotonic() + 30
+    with psycopg.connect(database, autocommit=True) as conn:
+        while True:
+            try:
+                row = conn.execute("SELECT count(*) FROM stratum_workers").fetchone()
+                if row and row[0] >= count:
+                    return
+            except psycopg.errors.UndefinedTable:
+                pass
+            assert time.monotonic() < deadline, f"{count} workers did not register"
+            time.sleep(0.1)

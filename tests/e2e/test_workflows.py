@@ -25,7 +25,7 @@ from sandboxes.salesforce.data import (
     READY_OPPORTUNITY_ID,
     READY_RETAINER_OPPORTUNITY_ID,
 )
-from tests.e2e.harness import Server, Worker
+from tests.e2e import harness
 
 REDIS_DB_URL = "redis://127.0.0.1:6379/13"
 CRM_EVENTS_SECRET = "e2e-crm-events-secret"
@@ -42,50 +42,20 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, database: str, redis_url: st
     fleet.stop()
 
 
-class Fleet:
+class Fleet(harness.Fleet):
     """One gateway serving HTTP and two workers running the workflows."""
 
     def __init__(self, tmp: Path, database: str) -> None:
-        env = {
-            "STRATUM_REDIS_URL": REDIS_DB_URL,
-            "STRATUM_WORKFLOWS__DATABASE_URL": database,
-            "STRATUM_WORKFLOWS__RUN_IN_PROCESS": "false",
-            "STRATUM_WORKFLOWS__STEP_MAX_ATTEMPTS": "4",
-            "STRATUM_WORKFLOWS__STEP_BACKOFF_BASE_SECONDS": "0.2",
-            "STRATUM_WORKFLOWS__STEP_BACKOFF_MAX_SECONDS": "1",
-            "STRATUM_WORKFLOWS__HEARTBEAT_SECONDS": "0.5",
-            "STRATUM_WORKFLOWS__WORKER_TIMEOUT_SECONDS": "3",
-            "STRATUM_WORKFLOWS__POLL_INTERVAL_SECONDS": "0.2",
-            "STRATUM_CRM_EVENTS_SECRET": CRM_EVENTS_SECRET,
-            # Outages here are meant to be waited out by the workflow, not cut short by a breaker.
-            "STRATUM_NETSUITE__BREAKER_FAILURE_THRESHOLD": "0",
-            "STRATUM_KANTATA__BREAKER_FAILURE_THRESHOLD": "0",
-            "STRATUM_NETSUITE__TIMEOUT_SECONDS": "2",
-            "STRATUM_KANTATA__TIMEOUT_SECONDS": "2",
-        }
-        self.server = Server(tmp, name="server", **env)
-        worker_env = {"STRATUM_SYSTEM_URL": self.server.base}
-        self.workers = [Worker(self.server, f"worker-{i}", **worker_env) for i in (1, 2)]
-        secret = self.server.cli("token", "--client", "stratum-demo", "--show-secret")
-        token = httpx.post(
-            f"{self.server.base}/oauth/token",
-            auth=("stratum-demo", secret),
-            data={"grant_type": "client_credentials"},
-        ).json()["access_token"]
-        self.http = httpx.Client(
-            base_url=self.server.base, headers={"Authorization": f"Bearer {token}"}, timeout=WAIT + 10
+        super().__init__(
+            tmp,
+            database,
+            REDIS_DB_URL,
+            wait=WAIT,
+            STRATUM_WORKFLOWS__STEP_MAX_ATTEMPTS="4",
+            STRATUM_CRM_EVENTS_SECRET=CRM_EVENTS_SECRET,
         )
 
-    def stop(self) -> None:
-        self.http.close()
-        for worker in self.workers:
-            worker.stop()
-        self.server.stop()
-
     # -- process tier ----------------------------------------------------------------------------------
-
-    def post(self, path: str, body: Any = None, **headers: str) -> httpx.Response:
-        return self.http.post(path, json=body, headers={"Idempotency-Key": uuid.uuid4().hex, **headers})
 
     def activate(self, opportunity_id: str, wait: int = WAIT) -> httpx.Response:
         return self.post(
@@ -240,7 +210,7 @@ def test_a_killed_worker_s_run_is_finished_by_the_other(fleet: Fleet, database: 
     assert _holder_pid(database, started["id"], running=False) == survivor.pid
     fleet.assert_activated_once(run)
     # Keep two workers for the tests after this one.
-    fleet.workers = [survivor, Worker(fleet.server, "worker-3", **{"STRATUM_SYSTEM_URL": fleet.server.base})]
+    fleet.workers = [survivor, fleet.worker("worker-3")]
 
 
 def _holder_pid(database: str, run_id: str, *, running: bool = True) -> int:
