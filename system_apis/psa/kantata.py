@@ -898,8 +898,34 @@ class KantataPsa:
                     )
                 chosen.append(_str(record.id))
             else:
-                chosen.append(await self._create_billing_milestone(story, command))
+                await self._create_billing_milestone(story, command)
+                chosen.append(await self._first_billing_milestone(project_id, story_id))
         return chosen
+
+    async def _first_billing_milestone(self, project_id: str, story_id: str) -> str:
+        """The story's billing milestone every invoice uses, read again after one was made: the first made
+        (lowest id). Two invoices asking for one milestone at the same moment each find none and make one;
+        both then bill the first, so Kantata refuses the second invoice as it refuses any invoiced item,
+        where each billing its own would bill the milestone twice. (The spare stays on the schedule,
+        unbilled: a story counts as invoiced once any of its billing milestones is.)"""
+        on_story = [
+            record
+            for record in await self._billing_milestones(project_id)
+            if _str(record.story_id or "") == story_id
+        ]
+        billed = [record for record in on_story if record.invoice_id is not None]
+        if billed:
+            invoice_id = _str(billed[0].invoice_id or "")
+            raise VendorRejected(
+                VENDOR, f"milestone {story_id} has already been invoiced (invoice {invoice_id})"
+            )
+        if not on_story:
+            raise VendorBadResponse(
+                VENDOR, f"the billing milestone made for milestone {story_id} is not listed"
+            )
+        return min(
+            (_str(record.id) for record in on_story), key=lambda record_id: (len(record_id), record_id)
+        )
 
     async def _create_billing_milestone(self, story: KantataStory, command: PsaInvoiceCreate) -> str:
         try:

@@ -8,6 +8,7 @@ payment is noted on the invoice as a reference, and the payment that clears the 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -342,6 +343,31 @@ async def test_a_lost_answer_to_the_billing_milestone_makes_no_second_one(
     assert invoice.milestone_ids == [milestone.id]
     [billed] = sandbox.records["billing_milestones"].values()
     assert (billed["story_id"], billed["invoice_id"]) == (milestone.id, invoice.id)
+
+
+async def test_two_invoices_asking_for_one_milestone_at_once_bill_it_once(
+    sandbox: Sandbox, psa: KantataPsa
+) -> None:
+    """The month's run and the milestone run billing the same completed milestone at the same moment: each
+    finds no billing milestone and makes one, so the story has two; both invoices must use the first one
+    made (the lowest id), and Kantata refuses the second invoice as it refuses any invoiced item."""
+    milestone = await _milestone(psa)
+    # Each create of a billing milestone is slow, so both look before either has made one.
+    await sandbox.fault(
+        kind="latency", method="POST", path_pattern="^/api/v1/billing_milestones", latency_ms=100, times=2
+    )
+    outcomes = await asyncio.gather(
+        psa.create_invoice(command([milestone], key=f"{KEY}:month")),
+        psa.create_invoice(command([milestone], key=f"{KEY}:day")),
+        return_exceptions=True,
+    )
+    made = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(made) == 1, outcomes
+    assert len(refused) == 1, refused
+    assert isinstance(refused[0], VendorRejected), refused
+    billed = [b for b in sandbox.records["billing_milestones"].values() if b["invoice_id"] is not None]
+    assert [b["story_id"] for b in billed] == [milestone.id]
 
 
 # --- payments ------------------------------------------------------------------------------------------
