@@ -106,6 +106,7 @@ from process_apis.billing_pricing import (
     PricedInvoice,
     billing_key,
     milestone_billing_key,
+    parse_billing_key,
     parse_period,
     source_id,
 )
@@ -1060,8 +1061,6 @@ def _parked_reason(run: Run) -> WaitReason:
 
 
 def _project_of(child: Run) -> str | None:
-    from process_apis.invoice_status import parse_billing_key
-
     parsed = parse_billing_key(child.subject)  # a project run's subject is its billing key
     return parsed[0] if parsed is not None else None
 

@@ -72,10 +72,12 @@ __all__ = [
     "PeriodError",
     "PricedInvoice",
     "billing_key",
+    "billing_key_as_written",
     "line_amount",
     "line_for",
     "milestone_billing_key",
     "minor_unit",
+    "parse_billing_key",
     "parse_period",
     "price_period",
     "round_money",
@@ -211,6 +213,44 @@ def milestone_billing_key(project_id: str, day: dt.date) -> str:
     (``billing_key``), so the two never meet in a vendor; the month keeps ``parse_billing_key`` mapping it
     to (project, period); 4 characters more than the month's key, within Business Central's 35."""
     return f"{billing_key(project_id, f'{day.year:04d}-{day.month:02d}')}:d{day.day:02d}"
+
+
+def _split_billing_key(key: str | None) -> tuple[str, str, str] | None:
+    """(project, ``YYYY-MM``, suffix: ``""``, ``r{n}`` or ``d{DD}``, as found) of a billing key, the prefix
+    and the suffix in any case; None for any other key."""
+    if not key or key[:5].lower() != "bill:":
+        return None
+    rest, suffix = key[len("bill:") :], ""
+    head, _, last = rest.rpartition(":")
+    if head and len(last) >= 2 and last[0] in "rRdD" and last[1:].isascii() and last[1:].isdigit():
+        rest, suffix = head, last
+    project, _, period = rest.rpartition(":")
+    if not project or len(period) != 7 or period[4] != "-":
+        return None
+    return project, period, suffix
+
+
+def parse_billing_key(key: str | None) -> tuple[str, str] | None:
+    """(PSA project id, ``YYYY-MM``) of a billing key ``bill:{project}:{YYYY-MM}``, of a later revision's
+    ``bill:{project}:{YYYY-MM}:r{n}`` (a project-period billed again after a cancel), or of a milestone
+    invoice's ``bill:{project}:{YYYY-MM}:d{DD}`` (milestones billed on completion); None for any other key
+    (an invoice Stratum did not bill). The project id may itself hold colons: the period is the last part
+    before the revision. The prefix is matched in any case: Business Central keeps
+    ``externalDocumentNumber`` (a Code field) in upper case, so a billing key reads back as
+    ``BILL:{project}:{YYYY-MM}`` (``...:R2``) there."""
+    split = _split_billing_key(key)
+    return split[:2] if split is not None else None
+
+
+def billing_key_as_written(key: str) -> str:
+    """A billing key as the billing run wrote it (the PSA invoice is found by it), from the ERP's copy: a
+    Business Central invoice made before its key was kept in a comment line answers the key upper-cased,
+    whose prefix and suffix are Stratum's own lower case (and Kantata project ids are digits)."""
+    split = _split_billing_key(key)
+    if split is None:
+        return key
+    project, period, suffix = split
+    return f"bill:{project}:{period}" + (f":{suffix.lower()}" if suffix else "")
 
 
 def source_id(item: BillableItem) -> str:

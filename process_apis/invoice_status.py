@@ -91,6 +91,7 @@ from contracts.models.finance import (
     Payment,
 )
 from contracts.models.process import Owner, Run, RunState, Workflow
+from process_apis.billing_pricing import billing_key_as_written, parse_billing_key
 from process_apis.engine import QUEUE_NAME
 from process_apis.metrics import INVOICE_STATUS_SYNC_LAG_SECONDS, UNBILLED_APPROVED_WORK
 from process_apis.saga import Saga, StepFailure, services
@@ -190,44 +191,6 @@ def _store() -> StateStore:
 
 
 # --- the pure part ----------------------------------------------------------------------------------------
-
-
-def parse_billing_key(key: str | None) -> tuple[str, str] | None:
-    """(PSA project id, ``YYYY-MM``) of a billing key ``bill:{project}:{YYYY-MM}``, of a later revision's
-    ``bill:{project}:{YYYY-MM}:r{n}`` (a project-period billed again after a cancel), or of a milestone
-    invoice's ``bill:{project}:{YYYY-MM}:d{DD}`` (milestones billed on completion); None for any other key
-    (an invoice Stratum did not bill). The project id may itself hold colons: the period is the last part
-    before the revision. The prefix is matched in any case: Business Central keeps
-    ``externalDocumentNumber`` (a Code field) in upper case, so a billing key reads back as
-    ``BILL:{project}:{YYYY-MM}`` (``...:R2``) there."""
-    if not key or key[:5].lower() != "bill:":
-        return None
-    rest = key[len("bill:") :]
-    head, _, revision = rest.rpartition(":")
-    if (
-        head
-        and len(revision) >= 2
-        and revision[0] in "rRdD"
-        and revision[1:].isascii()
-        and revision[1:].isdigit()
-    ):
-        rest = head
-    project, _, period = rest.rpartition(":")
-    if not project or len(period) != 7 or period[4] != "-":
-        return None
-    return project, period
-
-
-def _as_written(key: str) -> str:
-    """A billing key as the billing run wrote it (the PSA invoice is found by it), from the ERP's copy: a
-    Business Central invoice made before its key was kept in a comment line answers the key upper-cased,
-    whose prefix and revision suffix are Stratum's own lower case (and Kantata project ids are digits)."""
-    if key.startswith("bill:"):
-        return key
-    head, _, last = key.rpartition(":")
-    if last[:1] in ("R", "D") and last[1:].isdigit():
-        key = f"{head}:{last.lower()}"
-    return "bill:" + key[len("bill:") :]
 
 
 def crm_status(invoice: Invoice) -> CrmInvoiceStatus | None:
@@ -420,7 +383,7 @@ async def _apply(saga: Saga, invoice: Invoice, payments: list[Payment]) -> _Outc
     ):
         return _Outcome(invoice_id=invoice.id, applied=False)  # an echo, or a re-read in the overlap
     project_id, period = key
-    billing_key = _as_written(invoice.external_key or "")
+    billing_key = billing_key_as_written(invoice.external_key or "")
     project = await system.get_psa_project(project_id)
     # A deal's project is keyed ``deal_project_key(opportunity id)`` (contracts.models.delivery), which is
     # the opportunity id itself: the project's external key names the deal.
