@@ -332,6 +332,13 @@ def _subsidiary(required: bool = True) -> FieldSpec:
 
 
 _CURRENCY = _f("currency", "ref", "Currency", ref_types=("currency",))
+# A transaction's body totals (REST API Browser, invoice / creditMemo / salesOrder: subtotal, taxTotal,
+# total). This account computes no tax (no SuiteTax engine here): taxTotal is 0 and total = subtotal.
+_BODY_TOTALS = (
+    _f("subtotal", "money", "Subtotal", read_only=True),
+    _f("taxTotal", "money", "Tax", read_only=True),
+    _f("total", "money", "Total", read_only=True),
+)
 _ITEM_LINES = _f(
     "item",
     "sublist",
@@ -515,11 +522,7 @@ _TYPES = (
             _f("status", "enum", "Status", read_only=True, choices=INVOICE_STATUSES),
             # Invoice approval (Approval Routing on for invoices): Pending Approval invoices do not post.
             _f("approvalStatus", "enum", "Approval Status", choices=APPROVAL_STATUSES),
-            # Body totals (REST API Browser, invoice / creditMemo / salesOrder: subtotal, taxTotal, total).
-            # This account computes no tax (no SuiteTax engine here): taxTotal is 0 and total = subtotal.
-            _f("subtotal", "money", "Subtotal", read_only=True),
-            _f("taxTotal", "money", "Tax", read_only=True),
-            _f("total", "money", "Total", read_only=True),
+            *_BODY_TOTALS,
             _f("amountPaid", "money", "Amount Paid", read_only=True),
             _f("amountRemaining", "money", "Amount Due", read_only=True),
             _ITEM_LINES,
@@ -547,11 +550,7 @@ _TYPES = (
             _f("tranDate", "date", "Date"),
             _f("memo", "text", "Memo", max_length=999),
             _f("status", "enum", "Status", read_only=True, choices=CREDIT_MEMO_STATUSES),
-            # Body totals (REST API Browser, invoice / creditMemo / salesOrder: subtotal, taxTotal, total).
-            # This account computes no tax (no SuiteTax engine here): taxTotal is 0 and total = subtotal.
-            _f("subtotal", "money", "Subtotal", read_only=True),
-            _f("taxTotal", "money", "Tax", read_only=True),
-            _f("total", "money", "Total", read_only=True),
+            *_BODY_TOTALS,
             _f("applied", "money", "Applied", read_only=True),
             _f("unapplied", "money", "Unapplied", read_only=True),
             _ITEM_LINES,
@@ -639,11 +638,7 @@ _TYPES = (
             _f("tranDate", "date", "Date"),
             _f("memo", "text", "Memo", max_length=999),
             _f("status", "enum", "Status", read_only=True, choices=SALES_ORDER_STATUSES),
-            # Body totals (REST API Browser, invoice / creditMemo / salesOrder: subtotal, taxTotal, total).
-            # This account computes no tax (no SuiteTax engine here): taxTotal is 0 and total = subtotal.
-            _f("subtotal", "money", "Subtotal", read_only=True),
-            _f("taxTotal", "money", "Tax", read_only=True),
-            _f("total", "money", "Total", read_only=True),
+            *_BODY_TOTALS,
             _ITEM_LINES,
             _EXTERNAL_ID,
             _f("createdDate", "datetime", "Date Created", read_only=True),
