@@ -200,6 +200,16 @@ _KINDS = [
         "An API tier this operation depends on did not answer. Retry after `Retry-After` seconds.",
     ),
     ProblemKind(
+        "source-unavailable",
+        503,
+        "A source the view needs is unavailable",
+        "An experience view declares which of its sections it cannot answer without (see "
+        "`GET /experience/v1/views`); one of those sources was down or too slow. `section` names the "
+        "section and `source_code` the cause (e.g. `vendor-unavailable`, `source-timeout`). Optional "
+        "sections never cause this: they come back with `status: unavailable`. Retry after `Retry-After` "
+        "seconds.",
+    ),
+    ProblemKind(
         "state-store-unavailable",
         503,
         "Gateway state store unavailable",
@@ -249,6 +259,9 @@ class Problem(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
     retry_after: int | None = None
     # vendor-bad-response about one vendor record the contract cannot carry: its id in that vendor.
     record_id: str | None = None
+    # source-unavailable: the view's section that failed, and the code of its cause.
+    section: str | None = None
+    source_code: str | None = None
 
 
 class ProblemError(HTTPException):

@@ -8,7 +8,11 @@ from litestar import Litestar
 from litestar.di import Provide
 
 from apis.plugin import GovernancePlugin, TierSpec
+from experience_apis.catalog import catalog_routes
 from experience_apis.client import ExperienceClients
+from experience_apis.delivery import delivery_routes
+from experience_apis.finance import finance_routes
+from experience_apis.ops import ops_routes
 from experience_apis.sales import sales_routes
 
 if TYPE_CHECKING:
@@ -29,7 +33,7 @@ EXPERIENCE_V1 = TierSpec(
 
 def create_experience_app(runtime: Runtime, *, clients: ExperienceClients) -> Litestar:
     return Litestar(
-        route_handlers=[*sales_routes],
+        route_handlers=[*sales_routes, *finance_routes, *delivery_routes, *ops_routes, *catalog_routes],
         dependencies={"clients": Provide(lambda: clients, use_cache=True, sync_to_thread=False)},
         plugins=[GovernancePlugin(EXPERIENCE_V1, runtime)],
     )

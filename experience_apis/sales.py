@@ -1,8 +1,12 @@
-"""The sales role view: account 360 with opportunities and their activation readiness."""
+"""The sales role view: account 360 with opportunities and their activation readiness.
+
+Composed (``experience_apis.compose``) from three sections: the account and the page of its opportunities,
+read at once, and the readiness of the won deals on that page, read as soon as the page is in."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated
 
@@ -24,33 +28,73 @@ from contracts.models.experience import (
     money_totals,
 )
 from experience_apis.client import ExperienceClients
+from experience_apis.compose import Composed, Section, View
 
-__all__ = ["sales_routes"]
+__all__ = ["SALES_ACCOUNT_VIEW", "sales_routes"]
 
 # Readiness checks fan out to the process tier; bound them so one big page can't flood it.
 READINESS_CONCURRENCY = 8
 
 
-def _section_error(exc: ProblemError) -> SectionError:
-    return SectionError(code=exc.kind.code, detail=exc.problem_detail)
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    clients: ExperienceClients
+    account_id: str
+    limit: int
+    cursor: str | None
 
 
-async def _readiness(
+async def _account(ask: _Ask, done: Composed) -> Customer:
+    return await ask.clients.system.get_customer(ask.account_id)
+
+
+async def _opportunities(ask: _Ask, done: Composed) -> OpportunityPage:
+    return await ask.clients.system.list_opportunities(ask.account_id, limit=ask.limit, cursor=ask.cursor)
+
+
+async def _readiness_of(
     clients: ExperienceClients, opportunity: Opportunity, gate: asyncio.Semaphore
-) -> OpportunityWithReadiness:
+) -> ReadinessSummary:
     # Only a won deal not yet activated can become a project; the rest need no check.
     if not opportunity.is_won or opportunity.project_id:
-        return OpportunityWithReadiness(
-            opportunity=opportunity, readiness=ReadinessSummary(status=SectionStatus.NOT_APPLICABLE)
-        )
+        return ReadinessSummary(status=SectionStatus.NOT_APPLICABLE)
     async with gate:
         try:
             report = await clients.process.activation_readiness(opportunity.id)
         except ProblemError as exc:
-            summary = ReadinessSummary(status=SectionStatus.UNAVAILABLE, error=_section_error(exc))
-        else:
-            summary = ReadinessSummary(status=SectionStatus.OK, ready=report.ready, failed=report.failed)
-    return OpportunityWithReadiness(opportunity=opportunity, readiness=summary)
+            # One deal's check failing leaves the others' standing: it is said on that deal.
+            return ReadinessSummary(
+                status=SectionStatus.UNAVAILABLE,
+                error=SectionError(code=exc.kind.code, detail=exc.problem_detail, source=_READINESS_SOURCE),
+            )
+    return ReadinessSummary(status=SectionStatus.OK, ready=report.ready, failed=report.failed)
+
+
+async def _readiness(ask: _Ask, done: Composed) -> dict[str, ReadinessSummary]:
+    page: OpportunityPage = done.value("opportunities")
+    gate = asyncio.Semaphore(READINESS_CONCURRENCY)
+    summaries = await asyncio.gather(*(_readiness_of(ask.clients, o, gate) for o in page.items))
+    return {o.id: summary for o, summary in zip(page.items, summaries, strict=True)}
+
+
+_READINESS_SOURCE = "process:activation-readiness"
+
+SALES_ACCOUNT_VIEW: View[_Ask] = View(
+    "sales.account",
+    summary="Account 360 for sales",
+    sections=[
+        Section("account", ("system:crm.accounts",), _account, timeout=5.0),
+        Section("opportunities", ("system:crm.opportunities",), _opportunities, timeout=5.0),
+        Section(
+            "readiness",
+            (_READINESS_SOURCE,),
+            _readiness,
+            timeout=8.0,
+            after=("opportunities",),
+            description="Activation readiness of each won deal not yet activated, on its opportunity.",
+        ),
+    ],
+)
 
 
 @operation(
@@ -61,7 +105,7 @@ async def _readiness(
     description=(
         "The account, a page of its opportunities with activation readiness for won deals, and pipeline "
         "totals by currency for that page. A section whose source is down comes back with "
-        "`status: unavailable` while the others are filled."
+        "`status: unavailable` while the others are filled." + SALES_ACCOUNT_VIEW.describe()
     ),
     scopes=["experience:sales"],
     errors=[404, *VENDOR_ERRORS],
@@ -73,36 +117,26 @@ async def get_sales_account_view(
     limit: Annotated[int, QueryParameter(ge=1, le=100, description="Opportunities per page.")] = 25,
     cursor: Annotated[str | None, QueryParameter(max_length=512)] = None,
 ) -> SalesAccountView:
-    account_result, page_result = await asyncio.gather(
-        clients.system.get_customer(account_id),
-        clients.system.list_opportunities(account_id, limit=limit, cursor=cursor),
-        return_exceptions=True,
+    done = await SALES_ACCOUNT_VIEW.compose(
+        _Ask(clients=clients, account_id=account_id, limit=limit, cursor=cursor)
     )
-    for result in (account_result, page_result):
-        # A section stands in for a source that failed; the caller's own mistake (an unknown account, a
-        # cursor we did not issue) is answered as such, not as a degraded view.
-        if isinstance(result, ProblemError) and result.kind.status < 500:
-            raise result
-        if isinstance(result, BaseException) and not isinstance(result, ProblemError):
-            raise result
-    if isinstance(account_result, Customer):
-        account = AccountSection(status=SectionStatus.OK, data=account_result)
-    else:
-        assert isinstance(account_result, ProblemError)
-        account = AccountSection(status=SectionStatus.UNAVAILABLE, error=_section_error(account_result))
+    account = done.section("account", AccountSection, lambda customer: {"data": customer})
+    readiness: dict[str, ReadinessSummary] = done.value_or("readiness", {})
+    readiness_down = ReadinessSummary(status=SectionStatus.UNAVAILABLE, error=done.error("readiness"))
 
-    items: list[OpportunityWithReadiness] = []
-    if isinstance(page_result, OpportunityPage):
-        gate = asyncio.Semaphore(READINESS_CONCURRENCY)
-        items = list(await asyncio.gather(*(_readiness(clients, o, gate) for o in page_result.items)))
-        opportunities = OpportunitiesSection(
-            status=SectionStatus.OK, items=items, next_cursor=page_result.next_cursor
-        )
-    else:
-        assert isinstance(page_result, ProblemError)
-        opportunities = OpportunitiesSection(
-            status=SectionStatus.UNAVAILABLE, error=_section_error(page_result)
-        )
+    def with_readiness(opportunity: Opportunity) -> OpportunityWithReadiness:
+        if not opportunity.is_won or opportunity.project_id:
+            summary = ReadinessSummary(status=SectionStatus.NOT_APPLICABLE)
+        else:
+            summary = readiness.get(opportunity.id, readiness_down)
+        return OpportunityWithReadiness(opportunity=opportunity, readiness=summary)
+
+    opportunities = done.section(
+        "opportunities",
+        OpportunitiesSection,
+        lambda page: {"items": [with_readiness(o) for o in page.items], "next_cursor": page.next_cursor},
+    )
+    items = opportunities.items
 
     def priced(opps: list[Opportunity]) -> list[tuple[str, Decimal]]:
         return [(o.currency, o.amount) for o in opps if o.amount is not None and o.currency is not None]

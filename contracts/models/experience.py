@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 from decimal import Decimal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -20,7 +21,10 @@ __all__ = [
     "SalesAccountView",
     "SalesSummary",
     "SectionError",
+    "SectionRule",
     "SectionStatus",
+    "ViewRules",
+    "ViewRulesList",
     "money_totals",
 ]
 
@@ -31,9 +35,50 @@ class SectionStatus(enum.StrEnum):
     NOT_APPLICABLE = "not_applicable"
 
 
-class SectionError(msgspec.Struct, kw_only=True, frozen=True):
+class SectionError(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """Why a section has no data: ``code`` is the cause's problem code (``vendor-unavailable``,
+    ``tier-unavailable``, ``rate-limited``, ``source-timeout``, ``source-unavailable`` for a section that
+    needed another one that is unavailable), ``source`` the call that failed."""
+
     code: str
     detail: str | None = None
+    source: str | None = None
+    retry_after: int | None = None
+
+
+class SectionRule(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """How a view treats one of its sections (declared with the view, in ``experience_apis``)."""
+
+    name: str
+    sources: Annotated[
+        list[str],
+        msgspec.Meta(description="The tier calls the section reads, e.g. `system:erp.invoices`."),
+    ]
+    required: bool
+    timeout_ms: int
+    on_down: Annotated[
+        Literal["fail", "unavailable"],
+        msgspec.Meta(
+            description="`fail`: the view answers 503 `source-unavailable`; `unavailable`: the section comes "
+            "back with `status: unavailable` and the reason, the rest of the view is filled."
+        ),
+    ]
+    after: Annotated[
+        list[str], msgspec.Meta(description="Sections whose data this one needs; it starts when they end.")
+    ] = []
+    description: str | None = None
+
+
+class ViewRules(msgspec.Struct, kw_only=True, frozen=True):
+    """A view's declared composition: its sections and what each one's outage does."""
+
+    name: str
+    summary: str
+    sections: list[SectionRule]
+
+
+class ViewRulesList(msgspec.Struct, kw_only=True, frozen=True):
+    items: list[ViewRules]
 
 
 class ReadinessSummary(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
