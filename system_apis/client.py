@@ -50,6 +50,7 @@ from contracts.models import (
     StaffingDemandCreate,
     TimeEntryPage,
 )
+from contracts.models.operations import ApiBudgetList
 
 __all__ = ["SystemApiClient"]
 
@@ -302,3 +303,9 @@ class SystemApiClient(TierClient):
 
     async def get_revenue_forecast(self, project_id: str) -> Forecast:
         return await self._get(f"/system/v1/fpa/projects/{_seg(project_id)}/forecast", Forecast)
+
+    # Operations
+    async def vendor_api_budgets(self) -> ApiBudgetList:
+        """How much of each vendor's API limits is spent (Salesforce's daily requests, NetSuite's
+        concurrency, Business Central's 5-minute window, ...)."""
+        return await self._get("/system/v1/vendor-api-budgets", ApiBudgetList)
