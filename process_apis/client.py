@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import quote
+
 from apis.tier_client import TierClient
-from contracts.models.process import ReadinessCheck, ReadinessReport
+from contracts.models.process import (
+    BillingRun,
+    Owner,
+    ReadinessCheck,
+    ReadinessReport,
+    RunPage,
+    RunState,
+    Workflow,
+)
 
 __all__ = ["ProcessApiClient"]
+
+
+def _params(**values: Any) -> dict[str, Any]:
+    return {k: getattr(v, "value", v) for k, v in values.items() if v is not None}
 
 
 class ProcessApiClient(TierClient):
@@ -15,3 +30,50 @@ class ProcessApiClient(TierClient):
         return await self._post(
             "/process/v1/activation-readiness", ReadinessReport, ReadinessCheck(opportunity_id=opportunity_id)
         )
+
+    # Runs and their queues
+    async def list_runs(
+        self,
+        *,
+        workflow: Workflow | None = None,
+        states: list[RunState] | None = None,
+        older_than: int | None = None,
+        newer_than: int | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage:
+        params = _params(
+            workflow=workflow,
+            state=",".join(s.value for s in states) if states else None,
+            older_than=older_than,
+            newer_than=newer_than,
+            limit=limit,
+            cursor=cursor,
+        )
+        return await self._get("/process/v1/runs", RunPage, params)
+
+    async def list_exceptions(
+        self,
+        *,
+        owner: Owner | None = None,
+        workflow: Workflow | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage:
+        params = _params(owner=owner, workflow=workflow, limit=limit, cursor=cursor)
+        return await self._get("/process/v1/exceptions", RunPage, params)
+
+    async def list_dead_letters(
+        self, *, workflow: Workflow | None = None, limit: int = 50, cursor: str | None = None
+    ) -> RunPage:
+        params = _params(workflow=workflow, limit=limit, cursor=cursor)
+        return await self._get("/process/v1/dead-letters", RunPage, params)
+
+    # Billing
+    async def get_billing_run(self, run_id: str) -> BillingRun:
+        """A billing run with its project runs, or a project run (``bill-...``) on its own (``projects``
+        empty)."""
+        return await self._get(f"/process/v1/billing-runs/{quote(run_id, safe='')}", BillingRun)
+
+    async def list_billing_runs(self, *, limit: int = 50, cursor: str | None = None) -> RunPage:
+        return await self._get("/process/v1/billing-runs", RunPage, _params(limit=limit, cursor=cursor))

@@ -26,6 +26,7 @@ from contracts.models import (
     CustomerMatchQuery,
     CustomerPage,
     CustomerUpsert,
+    ExpensePage,
     Forecast,
     Invoice,
     InvoiceCreate,
@@ -39,6 +40,7 @@ from contracts.models import (
     PaymentPage,
     Project,
     ProjectCreate,
+    ProjectPage,
     PsaInvoice,
     PsaInvoiceCreate,
     PsaInvoiceFinalize,
@@ -138,6 +140,36 @@ class SystemApiClient(TierClient):
     async def close_psa_project(self, project_id: str, *, idempotency_key: str) -> Project:
         path = f"/system/v1/psa/projects/{_seg(project_id)}/close"
         return await self._write("POST", path, Project, idempotency_key=idempotency_key)
+
+    async def list_psa_projects(
+        self, *, limit: int = 50, cursor: str | None = None, modified_since: dt.datetime | None = None
+    ) -> ProjectPage:
+        params = _params(limit=limit, cursor=cursor, modified_since=modified_since)
+        return await self._get("/system/v1/psa/projects", ProjectPage, params)
+
+    async def list_staffing_demands(self, project_id: str) -> list[StaffingDemand]:
+        path = f"/system/v1/psa/projects/{_seg(project_id)}/staffing-demands"
+        return await self._get(path, list[StaffingDemand])
+
+    async def list_expenses(
+        self,
+        *,
+        project_id: str | None = None,
+        approved: bool | None = None,
+        date_from: dt.date | None = None,
+        date_to: dt.date | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> ExpensePage:
+        params = _params(
+            project_id=project_id,
+            approved=approved,
+            date_from=date_from,
+            date_to=date_to,
+            limit=limit,
+            cursor=cursor,
+        )
+        return await self._get("/system/v1/psa/expenses", ExpensePage, params)
 
     async def create_staffing_demand(
         self, project_id: str, command: StaffingDemandCreate, *, idempotency_key: str
