@@ -81,7 +81,7 @@ from apis.routing import operation
 from apis.state import StateStore, needed_by
 from contracts.models.billing import CrmInvoiceStatus, CrmInvoiceStatusUpdate, PsaPaymentRecord
 from contracts.models.common import Money
-from contracts.models.delivery import ProjectPage, ProjectStatus
+from contracts.models.delivery import ProjectStatus
 from contracts.models.events import InvoiceStatusChanged
 from contracts.models.finance import (
     ChangeSubscription,
@@ -258,13 +258,7 @@ async def unbilled_work(today: dt.date) -> dict[str, dict[str, str]]:
     totals: dict[str, dict[str, Decimal]] = {}
     cursor: str | None = None
     while True:
-        # The system tier's project listing (GET /system/v1/psa/projects), through the typed client's
-        # transport: no list method of its own yet.
-        page = await system._get(
-            "/system/v1/psa/projects",
-            ProjectPage,
-            {"limit": 100, **({"cursor": cursor} if cursor else {})},
-        )
+        page = await system.list_psa_projects(limit=100, cursor=cursor)
         for project in page.items:
             if project.status is not ProjectStatus.ACTIVE:
                 continue
