@@ -688,10 +688,9 @@ class _FakePsa:
             "p3": [item("p3", 1, 1, "5000.00", "EUR")],
         }
 
-    async def _get(self, path: str, type_: Any, params: dict[str, Any]) -> Any:
+    async def list_psa_projects(self, **_: Any) -> Any:
         from contracts.models.delivery import ProjectPage
 
-        assert path == "/system/v1/psa/projects"
         projects = [
             {"id": pid, "name": pid, "status": status, "currency": "USD"}
             for pid, status in self.projects.items()
