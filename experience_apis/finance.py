@@ -87,7 +87,7 @@ CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 # Tier calls a section makes at once (per-project billable items, customer names): bounded so one view
 # cannot flood the tier below.
-FAN_OUT = 8
+FAN_OUT = 4
 PAGE = 200
 # A listing the view reads whole (every open invoice, every project) stops here: past it the section says
 # so (``listing-too-long``) rather than answer with a part of the truth.

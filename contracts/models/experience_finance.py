@@ -108,7 +108,7 @@ class UnbilledRow(msgspec.Struct, kw_only=True, frozen=True):
     oldest_work_date: dt.date | None = None
 
 
-class UnbilledRowsSection(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+class UnbilledRowsSection(msgspec.Struct, kw_only=True, frozen=True):
     status: SectionStatus
     items: list[UnbilledRow] = []
     next_cursor: str | None = None
@@ -179,7 +179,7 @@ class ReceivableRow(msgspec.Struct, kw_only=True, frozen=True):
     oldest_due_date: dt.date | None = None
 
 
-class ReceivableRowsSection(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+class ReceivableRowsSection(msgspec.Struct, kw_only=True, frozen=True):
     status: SectionStatus
     items: list[ReceivableRow] = []
     next_cursor: str | None = None
@@ -328,7 +328,7 @@ class AwaitingApproval(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=
     age_hours: Annotated[Decimal, msgspec.Meta(description="Hours waited so far, to one decimal.")]
 
 
-class AwaitingApprovalSection(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+class AwaitingApprovalSection(msgspec.Struct, kw_only=True, frozen=True):
     status: SectionStatus
     items: list[AwaitingApproval] = []
     next_cursor: str | None = None
@@ -355,7 +355,7 @@ class ParkedBillingRun(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=
     age_hours: Decimal
 
 
-class ParkedBillingRunsSection(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+class ParkedBillingRunsSection(msgspec.Struct, kw_only=True, frozen=True):
     status: SectionStatus
     items: list[ParkedBillingRun] = []
     next_cursor: str | None = None
