@@ -833,6 +833,15 @@ def project_run_id(key: str) -> str | None:
     return f"bill-{project}-{period}-{number:02d}"
 
 
+def _period_end(period: str) -> dt.date | None:
+    """The last day of a ``YYYY-MM`` period (None for anything else)."""
+    try:
+        first = dt.date.fromisoformat(f"{period}-01")
+    except ValueError:
+        return None
+    return (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
+
+
 def _invoice_key(done: Composed) -> str | None:
     return billing_key_of(done.value("invoice"))
 
@@ -901,12 +910,18 @@ async def _lineage_items(ask: _LineageAsk, done: Composed) -> _Sourced | None:
         return None
     kinds = {sid.split(":", 1)[0] for line in invoice.lines for sid in line.source_ids}
     system = ask.clients.system
+    # What a period's invoice bills was worked by the period's end (late approvals included): no later
+    # entry can be on it, so a long project's later months are not read.
+    parsed = parse_billing_key(_invoice_key(done))
+    through = _period_end(parsed[1]) if parsed is not None else None
 
     async def time() -> list[TimeEntry]:
         if "time" not in kinds:
             return []
         return await _read_all(
-            lambda cursor: system.list_time_entries(project_id=project.id, limit=PAGE, cursor=cursor),
+            lambda cursor: system.list_time_entries(
+                project_id=project.id, date_to=through, limit=PAGE, cursor=cursor
+            ),
             "time entries",
         )
 
@@ -914,7 +929,10 @@ async def _lineage_items(ask: _LineageAsk, done: Composed) -> _Sourced | None:
         if "expense" not in kinds:
             return []
         return await _read_all(
-            lambda cursor: system.list_expenses(project_id=project.id, limit=PAGE, cursor=cursor), "expenses"
+            lambda cursor: system.list_expenses(
+                project_id=project.id, date_to=through, limit=PAGE, cursor=cursor
+            ),
+            "expenses",
         )
 
     entries, spent = await asyncio.gather(time(), expenses())
