@@ -341,3 +341,8 @@ class SystemApiClient(TierClient):
         """How much of each vendor's API limits is spent (Salesforce's daily requests, NetSuite's
         concurrency, Business Central's 5-minute window, ...)."""
         return await self._get("/system/v1/vendor-api-budgets", ApiBudgetList)
+
+    # --- finance view
+    async def get_erp_customer(self, customer_id: str) -> Customer:
+        """The ERP's customer (its billing name), by the id an ERP invoice names."""
+        return await self._get(f"/system/v1/erp/customers/{_seg(customer_id)}", Customer)

@@ -201,6 +201,14 @@ class Invoice(msgspec.Struct, kw_only=True, frozen=True):
             "plus `tax`, what the customer owes (null: the ERP did not say)."
         ),
     ] = None
+    legal_entity: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="The legal entity whose books hold the invoice, as the ERP says (NetSuite: the "
+            "invoice's subsidiary, by the account's setup; Business Central: the company's legal entity). "
+            "Null: the ERP's setup does not say."
+        ),
+    ] = None
 
 
 class InvoicePage(msgspec.Struct, kw_only=True, frozen=True):

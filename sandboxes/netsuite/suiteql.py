@@ -1230,6 +1230,9 @@ _TRANSACTION_LINE_COLUMNS: Mapping[str, ColumnType] = {
     "rate": "number",
     "foreignamount": "number",
     "entity": "integer",
+    # The transaction's subsidiary on every line (OneWorld; Records Catalog, TransactionLine.subsidiary):
+    # SuiteQL's transaction table has no subsidiary column, so a query reads the main line's.
+    "subsidiary": "integer",
 }
 
 
@@ -1283,6 +1286,7 @@ def _transaction_line_rows(records: Mapping[str, Mapping[str, Record]]) -> list[
     for source in ("invoice", "salesOrder"):
         for record in records[source].values():
             transaction, entity = _int(record["id"]), _int(record["entity"])
+            subsidiary = _int(record.get("subsidiary"))
             rows.append(
                 {
                     "id": 0,
@@ -1292,6 +1296,7 @@ def _transaction_line_rows(records: Mapping[str, Mapping[str, Record]]) -> list[
                     "memo": record.get("memo"),
                     "foreignamount": _money(record.get("total")),
                     "entity": entity,
+                    "subsidiary": subsidiary,
                 }
             )
             for number, line in enumerate(record.get("item") or [], start=1):
@@ -1307,6 +1312,7 @@ def _transaction_line_rows(records: Mapping[str, Mapping[str, Record]]) -> list[
                         "rate": _money(line.get("rate")),
                         "foreignamount": _posted(_money(line.get("amount"))),
                         "entity": entity,
+                        "subsidiary": subsidiary,
                     }
                 )
     rows.sort(key=lambda row: (row["transaction"], row["linesequencenumber"]))

@@ -808,6 +808,7 @@ class BusinessCentralErp:
             external_key=external_key,
             today=self._today(),
             credit_memo_id=credit_memo_id,
+            legal_entity=self._legal_entity,
         )
 
     # --- payments ------------------------------------------------------------------------------------

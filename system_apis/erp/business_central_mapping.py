@@ -554,12 +554,14 @@ def invoice_from_bc(
     external_key: str | None = None,
     today: dt.date | None = None,
     credit_memo_id: str | None = None,
+    legal_entity: str | None = None,
 ) -> Invoice:
     """The canonical invoice for a Business Central ``salesInvoice`` (lines, with their source ids, when it
     was read expanded): ``total`` is ``totalAmountIncludingTax`` (gross), ``subtotal``
     ``totalAmountExcludingTax`` (net, the lines' sum) and ``tax`` ``totalTaxAmount``. ``today`` (UTC;
     default now) decides ``overdue``: a posted invoice with a balance left whose due date has passed.
-    ``credit_memo_id``: the credit memo a cancelled invoice was credited by."""
+    ``credit_memo_id``: the credit memo a cancelled invoice was credited by. ``legal_entity``: the one whose
+    books the company keeps (a company is one legal entity; the adapter's configuration says which)."""
     currency = (record.currency_code or local_currency).upper()
     status = invoice_status(record)
     balance = record.total_amount_including_tax if status is InvoiceStatus.DRAFT else record.remaining_amount
@@ -589,6 +591,7 @@ def invoice_from_bc(
         issue_date=_date(record.invoice_date),
         due_date=due_date,
         external_key=external_key or written_key(record) or _text(record.external_document_number),
+        legal_entity=legal_entity,
         lines=lines,
         updated_at=parse_bc_datetime(record.last_modified_date_time),
         system_ids=SystemIds(erp=record.id),

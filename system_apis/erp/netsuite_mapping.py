@@ -259,6 +259,8 @@ class NetSuiteInvoice(msgspec.Struct, kw_only=True, frozen=True):
     external_id: str | None = msgspec.field(default=None, name="externalId")
     entity: NetSuiteRef | None = None
     job: NetSuiteRef | None = None
+    # The subsidiary whose books hold the invoice (OneWorld): the legal entity, by the account's setup.
+    subsidiary: NetSuiteRef | None = None
     currency: NetSuiteRef | None = None
     tran_date: dt.date | None = msgspec.field(default=None, name="tranDate")
     due_date: dt.date | None = msgspec.field(default=None, name="dueDate")
@@ -353,6 +355,7 @@ class InvoiceRow(msgspec.Struct, kw_only=True, frozen=True):
     due: str | None = None
     lastmodified: str | None = None
     creditmemo: str | None = None
+    subsidiary: str | None = None
 
 
 class PaymentRow(msgspec.Struct, kw_only=True, frozen=True):
@@ -537,6 +540,12 @@ def customer_query(*, modified_since: dt.datetime | None = None, zone: dt.tzinfo
 _CREDIT_MEMO_OF = (
     "(SELECT MIN(c.id) FROM transaction c WHERE c.type = 'CustCred' AND c.createdfrom = transaction.id)"
 )
+# SuiteQL keeps a transaction's subsidiary on its lines, not its header: the main line's (mainline 'T') is
+# the transaction's (Records Catalog, TransactionLine.subsidiary; the Transaction table has no such column).
+_SUBSIDIARY_OF = (
+    "(SELECT MIN(m.subsidiary) FROM transactionline m WHERE m.transaction = transaction.id "
+    "AND m.mainline = 'T')"
+)
 
 # The SuiteQL conditions that select each canonical status (the inverse of `invoice_status`).
 _STATUS_CONDITIONS: Mapping[InvoiceStatus, str] = {
@@ -572,7 +581,7 @@ def invoice_query(
         "foreignamountremaining AS remaining, "
         f"{_ISO_DATE.format(column='trandate')} AS issued, {_ISO_DATE.format(column='duedate')} AS due, "
         f"{_ISO_DATETIME.format(column='lastmodifieddate')} AS lastmodified, "
-        f"{_CREDIT_MEMO_OF} AS creditmemo"
+        f"{_CREDIT_MEMO_OF} AS creditmemo, {_SUBSIDIARY_OF} AS subsidiary"
     )
     # S608: constants, suiteql_quote'd literals and an enum-keyed table of constant conditions only.
     return f"SELECT {columns} FROM transaction WHERE {' AND '.join(conditions)} ORDER BY id"  # noqa: S608
@@ -1191,6 +1200,7 @@ def invoice_from_record(
         due_date=record.due_date,
         project_id=_ref_id(record.job),
         external_key=_text(record.external_id),
+        legal_entity=setup.legal_entity(_ref_id(record.subsidiary)),
         lines=lines,
         updated_at=parse_netsuite_datetime(record.last_modified_date),
         system_ids=SystemIds(erp=record.id),
@@ -1230,6 +1240,7 @@ def invoice_from_row(
         issue_date=_date(row.issued),
         due_date=_date(row.due),
         external_key=_text(row.externalid),
+        legal_entity=setup.legal_entity(_text(row.subsidiary)),
         updated_at=parse_netsuite_datetime(row.lastmodified, zone),
         system_ids=SystemIds(erp=row.id),
         overdue=status is not InvoiceStatus.VOID and is_overdue(balance, due, today),
