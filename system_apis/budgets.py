@@ -92,7 +92,7 @@ class _Flushed:
         for counts in (self.requests, self.throttled):
             for old in [s for s in counts if s < second]:
                 del counts[old]
-        for old in [b for b in self.peak if b * PEAK_BUCKET_SECONDS < second]:
+        for old in [b for b in self.peak if b < second // PEAK_BUCKET_SECONDS]:
             del self.peak[old]
 
 
@@ -179,7 +179,8 @@ class _Metered:
                 flushed.peak[bucket] = max(flushed.peak.get(bucket, 0), peak)
             flushed.in_flight = (now, in_flight)
             flushed.through = now
-            flushed.forget_before(now - RING_SECONDS)
+            # The next flush starts at this second: nothing before it is looked at again.
+            flushed.forget_before(now)
 
         return increments, stored
 
@@ -398,6 +399,7 @@ class VendorBudgets:
             log.warning("vendor_budgets_store_unavailable", error=repr(exc))
 
     def _store_answered(self) -> None:
+        self._store_down_until = float("-inf")
         if self._store_down:
             self._store_down = False
             log.info("vendor_budgets_store_recovered")
