@@ -3,7 +3,8 @@
 Per vendor, the figures its limits call for:
 
 - Salesforce: the org's daily API requests, as Salesforce itself reports them in ``Sforce-Limit-Info`` on
-  every response (scope ``vendor``; unknown until this process has seen a Salesforce response).
+  every response (scope ``vendor``): the latest any Stratum process saw, through the shared store, else
+  this process's latest; unknown until a Salesforce response was seen.
 - NetSuite: requests in flight now and the peak over the last minute, against the account's concurrency
   limit (by service tier and SuiteCloud Plus licences), and the 429 refusals in that minute.
 - Business Central: requests in the current 5-minute sliding window against 6,000, and requests in flight
@@ -35,6 +36,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 
+import msgspec
 from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 
@@ -96,6 +98,17 @@ class _Flushed:
             del self.peak[old]
 
 
+class _VendorUsage(msgspec.Struct, kw_only=True, frozen=True):
+    used: int
+    limit: int
+    observed_at: dt.datetime
+
+
+_usage_decoder = msgspec.json.Decoder(_VendorUsage)
+#: The vendor's own usage figure is kept as long as its window (Salesforce's: a day).
+USAGE_KEEP_SECONDS = 24 * 3600
+
+
 @dataclasses.dataclass(frozen=True)
 class _Window:
     requests: int
@@ -113,6 +126,18 @@ class _Metered:
         self.meter: CallMeter = http.meter
         self.key = f"vendor-budget:{http.vendor}:{http.principal_key}"
         self.flushed = _Flushed()
+        # The vendor's own usage figure (Salesforce's Sforce-Limit-Info) last put in the shared store, and the
+        # latest any process put there, as last read.
+        self.published: _VendorUsage | None = None
+        self.shared_usage: _VendorUsage | None = None
+
+    @property
+    def vendor_usage(self) -> _VendorUsage | None:
+        """The vendor's own count of its daily limit, as this process last saw it (Salesforce only)."""
+        usage = getattr(self.adapter, "api_usage", None)
+        if usage is None or usage.observed_at is None:
+            return None
+        return _VendorUsage(used=usage.used, limit=usage.limit, observed_at=usage.observed_at)
 
     def local(self, window_seconds: int) -> _Window:
         meter = self.meter
@@ -222,8 +247,8 @@ class Increment(NamedTuple):
 
 
 class SharedCounters(Protocol):
-    """Integer counters every gateway process adds to. Both methods raise ``StateStoreUnavailable`` when the
-    store does not answer."""
+    """Integer counters every gateway process adds to, and latest values it puts. Every method but ``close``
+    raises ``StateStoreUnavailable`` when the store does not answer."""
 
     async def add(self, increments: list[Increment]) -> None:
         """Add each amount to its counter (created at 0, kept ``keep_seconds`` from its creation)."""
@@ -232,6 +257,12 @@ class SharedCounters(Protocol):
     async def values(self, keys: list[str]) -> list[int]:
         """The counters' values, 0 for one that does not exist (or expired)."""
         ...
+
+    async def put(self, key: str, value: bytes, keep_seconds: int) -> None:
+        """Keep ``value`` under ``key``: not a counter, the latest of something (a vendor's own figure)."""
+        ...
+
+    async def get(self, key: str) -> bytes | None: ...
 
     async def close(self) -> None: ...
 
@@ -266,6 +297,15 @@ class RedisCounters:
             values = await self._redis.mget([self._prefix + key for key in keys])
         return [int(value) if value is not None else 0 for value in values]
 
+    async def put(self, key: str, value: bytes, keep_seconds: int) -> None:
+        async with _answering("vendor_budgets_put"):
+            await self._redis.set(self._prefix + key, value, ex=keep_seconds)
+
+    async def get(self, key: str) -> bytes | None:
+        async with _answering("vendor_budgets_get"):
+            value = await self._redis.get(self._prefix + key)
+        return value.encode() if isinstance(value, str) else value
+
     async def close(self) -> None:
         await self._redis.aclose()
 
@@ -294,6 +334,7 @@ class MemoryCounters:
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._counters: dict[str, tuple[float, int]] = {}
+        self._values: dict[str, tuple[float, bytes]] = {}
 
     async def add(self, increments: list[Increment]) -> None:
         now = self._clock()
@@ -308,8 +349,16 @@ class MemoryCounters:
         found = [self._counters.get(key) for key in keys]
         return [item[1] if item is not None and item[0] > now else 0 for item in found]
 
+    async def put(self, key: str, value: bytes, keep_seconds: int) -> None:
+        self._values[key] = (self._clock() + keep_seconds, value)
+
+    async def get(self, key: str) -> bytes | None:
+        item = self._values.get(key)
+        return item[1] if item is not None and item[0] > self._clock() else None
+
     async def close(self) -> None:
         self._counters.clear()
+        self._values.clear()
 
 
 class VendorBudgets:
@@ -386,6 +435,11 @@ class VendorBudgets:
             await counters.add([increment for increments, _ in plans for increment in increments])
             for _, stored in plans:
                 stored()
+            for metered in self._metered:
+                usage = metered.vendor_usage
+                if usage is not None and usage != metered.published:
+                    await counters.put(f"{metered.key}:usage", msgspec.json.encode(usage), USAGE_KEEP_SECONDS)
+                    metered.published = usage
 
     @property
     def _longest_window(self) -> int:
@@ -435,10 +489,18 @@ class VendorBudgets:
                 # This process's newest counts first, so what it just did is in what it reads.
                 await self._flush(counters)
                 values = await counters.values([key for keys, _ in reads for key in keys])
+                usages = {
+                    index: await counters.get(f"{metered.key}:usage")
+                    for index, metered in enumerate(self._metered)
+                    if metered.vendor == "salesforce"
+                }
         except (StateStoreUnavailable, TimeoutError) as exc:
             self._store_failed(exc)
             raise
         self._store_answered()
+        for index, raw in usages.items():
+            with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+                self._metered[index].shared_usage = _usage_decoder.decode(raw) if raw is not None else None
         windows: dict[int, tuple[_Window, Scope]] = {}
         offset = 0
         for index, (keys, window) in enumerate(reads):
@@ -482,7 +544,7 @@ class VendorBudgets:
 
         settings = self._settings
         if vendor == "salesforce":
-            return [self._salesforce_daily(metered)]
+            return [self._salesforce_daily(metered, shared=scope == "shared")]
         if vendor == "netsuite":
             netsuite = settings.netsuite
             limit = netsuite.account_concurrency_limit
@@ -580,26 +642,29 @@ class VendorBudgets:
             ),
         ]
 
-    def _salesforce_daily(self, metered: _Metered) -> ApiBudget:
-        usage = getattr(metered.adapter, "api_usage", None)
+    def _salesforce_daily(self, metered: _Metered, *, shared: bool) -> ApiBudget:
+        usage, seen_by = metered.vendor_usage, "this gateway process"
+        other = metered.shared_usage if shared else None
+        if other is not None and (usage is None or other.observed_at > usage.observed_at):
+            usage, seen_by = other, "a Stratum process (shared through the gateway state store)"
         if usage is None:
             return ApiBudget(
                 vendor=metered.vendor,
                 name="daily_api_requests",
-                window_seconds=24 * 3600,
+                window_seconds=USAGE_KEEP_SECONDS,
                 scope="vendor",
-                source="Sforce-Limit-Info: no Salesforce response seen yet by this gateway process, so "
-                "not known until its next Salesforce call",
+                source="Sforce-Limit-Info: no Salesforce response seen yet, so not known until the next "
+                "Salesforce call",
             )
         return ApiBudget(
             vendor=metered.vendor,
             name="daily_api_requests",
             used=usage.used,
             limit=usage.limit,
-            window_seconds=24 * 3600,
+            window_seconds=USAGE_KEEP_SECONDS,
             scope="vendor",
-            source="Sforce-Limit-Info header of the latest Salesforce response (the org's own count, every "
-            "client's calls)",
+            source=f"Sforce-Limit-Info of the latest Salesforce response {seen_by} saw (the org's own count "
+            "of every client's calls)",
             observed_at=usage.observed_at,
         )
 

@@ -97,6 +97,31 @@ async def test_salesforce_daily_requests_are_unknown_before_any_salesforce_respo
     await crm.close()
 
 
+async def test_a_process_that_has_not_called_salesforce_reports_what_another_saw() -> None:
+    from apis.config import SalesforceSettings
+    from system_apis.crm.salesforce import SalesforceCrm
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/token"):
+            return httpx.Response(200, json={"access_token": "t", "instance_url": "https://org.example"})
+        return httpx.Response(200, json={"totalSize": 0, "done": True, "records": []},
+                              headers={"Sforce-Limit-Info": "api-usage=7/15000"})  # fmt: skip
+
+    counters = MemoryCounters()
+    settings = SalesforceSettings(base_url="https://org.example")
+    busy, idle = (SalesforceCrm(settings, transport=httpx.MockTransport(answer)) for _ in range(2))
+    busy_budgets = VendorBudgets(load_settings({}), [busy], counters=counters)
+    idle_budgets = VendorBudgets(load_settings({}), [idle], counters=counters)
+    await busy.http.send("GET", "services/data/v61.0/query/", params={"q": "SELECT Id FROM Account"})
+    await busy_budgets.flush()
+    (daily,) = (await idle_budgets.budgets()).items
+    assert (daily.used, daily.limit, daily.scope) == (7, 15000, "vendor")
+    assert busy.api_usage is not None
+    assert daily.observed_at == busy.api_usage.observed_at
+    await busy.close()
+    await idle.close()
+
+
 async def test_netsuite_in_flight_and_peak_follow_concurrent_calls(gw: Any) -> None:
     async with gw.sandbox("netsuite") as netsuite:
         rule = {"kind": "latency", "latency_ms": 1500, "path_pattern": "/record/v1/customer/"}
