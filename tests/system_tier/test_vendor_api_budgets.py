@@ -310,3 +310,23 @@ async def test_a_redis_outage_leaves_vendor_calls_alone_and_budgets_fall_back_to
         await asyncio.sleep(0.1)
     assert figure["scope"] == "shared"
     assert figure["used"] == kantata_saw
+
+
+def test_a_window_counts_only_its_own_seconds() -> None:
+    from system_apis.call_meter import RING_SECONDS, CallMeter
+
+    now = 1_800_000_000.0
+    meter = CallMeter("business_central", clock=lambda: now)
+    for _ in range(4):
+        meter.started()
+        meter.finished(200)
+    meter.started()
+    meter.finished(429)
+    now += 299
+    meter.started()
+    meter.finished(200)
+    assert (meter.requests_since(300), meter.throttled_since(300)) == (6, 1)
+    now += 1  # the first second leaves the 5-minute window
+    assert (meter.requests_since(300), meter.throttled_since(300)) == (1, 0)
+    now += RING_SECONDS  # the ring comes round to the same slots: stale seconds are not counted again
+    assert (meter.requests_since(300), meter.peak_since(60), meter.in_flight) == (0, 0, 0)
