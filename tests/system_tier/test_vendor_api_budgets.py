@@ -56,6 +56,24 @@ async def test_every_vendor_has_a_figure_and_the_embedded_gateway_counts_as_one_
     assert {item["scope"] for item in counted} == {"process"}
 
 
+async def test_the_system_client_reads_the_budgets(gw: Any) -> None:
+    from system_apis.client import SystemApiClient
+
+    class _Bearer(httpx.Auth):
+        def auth_flow(self, request: httpx.Request) -> Any:
+            request.headers.update(gw.auth("system:read"))
+            yield request
+
+    client = SystemApiClient(
+        base_url="http://testserver", auth=_Bearer(), transport=httpx.ASGITransport(app=gw.app)
+    )
+    budgets = await client.vendor_api_budgets()
+    await client.aclose()
+    netsuite = {b.name: b for b in budgets.items if b.vendor == "netsuite"}
+    assert netsuite["concurrent_requests"].limit == 5
+    assert netsuite["concurrent_requests"].scope == "process"
+
+
 async def test_salesforce_daily_requests_are_what_salesforce_said(gw: Any) -> None:
     for _ in range(3):
         response = await gw.client.get(
