@@ -551,7 +551,8 @@ class VendorBudgets:
             licences = netsuite.suitecloud_plus_licenses
             basis = (
                 f"account limit {limit}: {netsuite.service_tier} service tier + {licences} SuiteCloud Plus "
-                f"licence{'' if licences == 1 else 's'}"
+                f"licence{'' if licences == 1 else 's'}; each gateway process lets at most "
+                f"{netsuite.concurrency_cap} run at once"
             )
             return [
                 budget(
