@@ -164,6 +164,9 @@ class AnaplanSettings(VendorConnection, kw_only=True, frozen=True):
     actuals_import: str = "Import Revenue Actuals"
     forecast_export: str = "Export Forecast"
     task_timeout_seconds: float = 300.0  # how long an import or export task is polled before giving up
+    # Anaplan's request limit per tenant, which the vendor API budgets report use against: about 600 a
+    # minute (Anaplan answers 429 past it).
+    requests_per_minute_limit: int = 600
 
 
 class BusinessCentralSettings(VendorConnection, kw_only=True, frozen=True):
@@ -186,6 +189,14 @@ class BusinessCentralSettings(VendorConnection, kw_only=True, frozen=True):
     client_id: str | None = None  # the Entra app registration; None: the sandbox's development client
     client_secret: str | None = None
     scope: str = "https://api.businesscentral.dynamics.com/.default"
+    # Business Central's operational limits per principal (the app registration), which the vendor API budgets
+    # report use against: 6,000 requests per 5-minute sliding window and 100 requests in flight; past
+    # either, 429 with Retry-After. Microsoft, "API limits in Dynamics 365 Business Central",
+    # https://learn.microsoft.com/en-us/dynamics365/business-central/dev-itpro/api-reference/v2.0/dynamics-rate-limits
+    # (and "Operational limits for Business Central online", .../administration/operational-limits-online).
+    requests_per_window_limit: int = 6000
+    request_window_seconds: int = 300
+    concurrent_requests_limit: int = 100
 
 
 # Money in the billing settings has at most as many decimals as a currency's minor unit can (ISO 4217's
@@ -439,6 +450,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     sandbox_kantata_requests_per_second: int = 200
     # The mounted Anaplan sandbox's per-token request window (Anaplan answers 429 past about 600 a minute).
     sandbox_anaplan_requests_per_minute: int = 600
+    # The mounted Business Central sandbox's requests per principal per sliding window (Business Central:
+    # 6,000 per 5 minutes); a test lowers it to reach the 429 cheaply.
+    sandbox_business_central_requests_per_window: int = 6000
 
     @property
     def dev_issuer_enabled(self) -> bool:

@@ -466,7 +466,10 @@ def build_sandbox_mounts(settings: Settings) -> dict[str, ASGIApp]:
         # Its webhooks go out over HTTP, as Business Central's do: to the notification URL a subscription
         # names (the gateway's own public URL, in the demo).
         "business_central": create_business_central_sandbox(
-            BusinessCentralSandboxSettings(notification_transport=httpx.AsyncHTTPTransport())
+            BusinessCentralSandboxSettings(
+                notification_transport=httpx.AsyncHTTPTransport(),
+                rate_limit_requests=settings.sandbox_business_central_requests_per_window,
+            )
         ),
         # Its tasks complete on the first status read: the embedded sandbox does the work at once anyway.
         "anaplan": create_anaplan_sandbox(

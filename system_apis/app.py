@@ -10,6 +10,7 @@ from litestar.di import Provide
 from apis.logging import get_logger
 from apis.plugin import GovernancePlugin, TierSpec
 from apis.problems import ProblemError, handle_http_exception
+from system_apis.budgets import RedisCounters, VendorBudgets, budget_routes
 from system_apis.crm.routes import crm_routes
 from system_apis.erp.routes import erp_routes
 from system_apis.errors import (
@@ -87,14 +88,24 @@ def create_system_app(runtime: Runtime, *, adapters: Adapters) -> Litestar:
     def provide(value: object) -> Provide:
         return Provide(lambda: value, use_cache=True, sync_to_thread=False)
 
+    # Vendor API budgets: shared across processes when the gateway state store is Redis, else this process's.
+    redis_url = runtime.settings.redis_url
+    budgets = VendorBudgets(
+        runtime.settings,
+        [adapters.crm, adapters.psa, adapters.erp, adapters.fpa],
+        counters=RedisCounters(redis_url) if redis_url else None,
+    )
+    runtime.on_start(budgets.start)
+    runtime.on_close(budgets.stop)
     return Litestar(
-        route_handlers=[*crm_routes, *psa_routes, *erp_routes, *fpa_routes],
+        route_handlers=[*crm_routes, *psa_routes, *erp_routes, *fpa_routes, *budget_routes],
         dependencies={
             "crm": provide(adapters.crm),
             "psa": provide(adapters.psa),
             "erp": provide(adapters.erp),
             "fpa": provide(adapters.fpa),
             "public_url": provide(runtime.settings.public_url),
+            "vendor_budgets": provide(budgets),
         },
         exception_handlers={VendorError: _handle_vendor_error},
         plugins=[GovernancePlugin(SYSTEM_V1, runtime)],

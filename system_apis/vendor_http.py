@@ -12,7 +12,9 @@ Every vendor adapter (Salesforce now; Kantata, NetSuite, Business Central, Anapl
 - a circuit breaker that, after N consecutive failed attempts, answers ``VendorUnavailable`` at once
   without calling the vendor, then lets one probe through after a cooldown;
 - transport errors mapped to the port's errors here and only here; vendor status codes mapped by the
-  adapter's ``error_for_response`` hook, since each vendor's error body differs.
+  adapter's ``error_for_response`` hook, since each vendor's error body differs;
+- every request it sends counted on its ``meter`` (``system_apis.call_meter``: requests, 429s, requests in
+  flight), which the vendor API budgets (``system_apis.budgets``) read.
 
 Retry and breaker are small local code rather than tenacity or stamina: neither library has a retry budget
 or a breaker, honouring ``Retry-After`` would need a custom wait anyway, and the breaker has to see every
@@ -25,6 +27,7 @@ import asyncio
 import dataclasses
 import email.utils
 import enum
+import hashlib
 import math
 import random
 import time
@@ -38,6 +41,7 @@ import structlog
 from apis.config import VendorConnection
 from apis.json_limits import MAX_JSON_DEPTH, json_too_deep
 from apis.oauth_client import TokenFetchError
+from system_apis.call_meter import CallMeter, MeteredTransport
 from system_apis.errors import (
     NotFound,
     VendorBadResponse,
@@ -316,6 +320,9 @@ class VendorHttpClient:
     waiting.
     ``error_for_response`` turns a final non-2xx response into the error to raise (default: by status only);
     ``on_response`` sees every response, retried ones included (e.g. to read rate-limit headers).
+    ``principal`` names whose limits the calls spend (e.g. Business Central's client id: its limits are per
+    principal); it is kept only as a hash, ``principal_key``, which is what shared counters are keyed by.
+    ``meter_clock`` is the wall clock the meter buckets requests by.
     """
 
     def __init__(
@@ -331,6 +338,8 @@ class VendorHttpClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
+        principal: str | None = None,
+        meter_clock: Callable[[], float] = time.time,
     ) -> None:
         self.vendor = vendor
         self.config = config
@@ -343,14 +352,24 @@ class VendorHttpClient:
         self._sleep = sleep
         self._jitter = jitter
         self._base_url = httpx.URL(config.base_url)
+        limits = httpx.Limits(
+            max_connections=config.max_connections,
+            max_keepalive_connections=min(config.max_keepalive_connections, config.max_connections),
+        )
+        # Hashed: a principal may be a token, and the key ends up in a shared store's key names.
+        identity = f"{vendor}|{config.base_url}|{principal or ''}"
+        self.principal_key = hashlib.sha256(identity.encode()).hexdigest()[:16]
+        self.meter = CallMeter(vendor, clock=meter_clock)
+        # The transport httpx would build itself (an environment proxy included), when none is given;
+        # wrapped so every request is counted.
+        inner = transport or httpx.AsyncHTTPTransport(
+            verify=True, limits=limits, proxy=_environment_proxy(self._base_url)
+        )
         self._client = httpx.AsyncClient(
             base_url=self._base_url,
-            transport=transport,
+            transport=MeteredTransport(inner, self.meter),
             timeout=httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds),
-            limits=httpx.Limits(
-                max_connections=config.max_connections,
-                max_keepalive_connections=min(config.max_keepalive_connections, config.max_connections),
-            ),
+            limits=limits,
             follow_redirects=False,
             verify=True,
             headers={"User-Agent": config.user_agent, "Accept": "application/json"},
@@ -524,6 +543,16 @@ class VendorHttpClient:
 
     def __repr__(self) -> str:
         return f"VendorHttpClient({self.vendor!r}, {str(self._base_url)!r}, breaker={self.breaker.state})"
+
+
+def _environment_proxy(base_url: httpx.URL) -> str | None:
+    """The proxy ``HTTPS_PROXY``/``HTTP_PROXY`` name for the vendor's origin, unless ``NO_PROXY`` exempts it:
+    what httpx applies to a client built without a transport, kept for one built with the metered one."""
+    import urllib.request
+
+    if urllib.request.proxy_bypass(base_url.host):
+        return None
+    return urllib.request.getproxies().get(base_url.scheme)
 
 
 def _may_be_json(response: httpx.Response) -> bool:

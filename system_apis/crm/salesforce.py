@@ -171,6 +171,8 @@ class ApiUsage(msgspec.Struct, kw_only=True, frozen=True):
 
     used: int
     limit: int
+    #: When the response that carried it arrived (None: unknown).
+    observed_at: dt.datetime | None = None
 
     @property
     def ratio(self) -> float:
@@ -958,7 +960,9 @@ class SalesforceCrm:
         match = _LIMIT_INFO.search(header)
         if match is None:
             return
-        usage = ApiUsage(used=int(match.group(1)), limit=int(match.group(2)))
+        usage = ApiUsage(
+            used=int(match.group(1)), limit=int(match.group(2)), observed_at=dt.datetime.now(dt.UTC)
+        )
         self._api_usage = usage
         percent = int(usage.ratio * 100)
         if usage.ratio > _USAGE_WARNING_RATIO:

@@ -312,6 +312,8 @@ class BusinessCentralErp:
             error_for_response=self._error_for_response,
             sleep=sleep,
             clock=clock,
+            # Business Central's limits are per principal (the app registration), not per environment.
+            principal=f"{settings.tenant_id}|{settings.client_id}",
         )
         self._company: str = settings.company
         self._company_id: str | None = settings.company.lower() if is_guid(settings.company) else None
