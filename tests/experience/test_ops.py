@@ -49,6 +49,7 @@ async def _park(gw: Any, opportunity_id: str, raised_at: dt.datetime) -> str:
     assert run["state"] == "exception", run
     status = await DBOS.get_workflow_status_async(run["id"])
     assert status is not None
+    assert status.attributes is not None
     issue = dict(status.attributes["issue"])
     issue["raised_at"] = raised_at.isoformat()
     await DBOS.update_workflow_attributes_async(run["id"], {"issue": issue}, merge=True)
