@@ -284,12 +284,13 @@ class CrmEventIntake:
             record_ids=header.record_ids,
             commit_timestamp=header.commit_timestamp,
         )
-        await self._note_arrival(header.commit_timestamp)
         echo = echo_reason(header)
         if echo is not None:
             # Decided by the event alone: no state read, no CRM read, nothing started.
             bound.info("crm_event_ignored", reason=echo)
             return CrmEventReceipt(event_id=event.id, outcome="ignored", reason=echo)
+        # An echo is not news from the CRM: only others' changes move the CRM flow's newest point.
+        await self._note_arrival(header.commit_timestamp)
         if header.entity_name != "Opportunity":
             bound.info("crm_event_ignored", reason="not-an-opportunity")
             return CrmEventReceipt(event_id=event.id, outcome="ignored", reason="not-an-opportunity")
