@@ -244,7 +244,8 @@ async def sync_status(sources: SyncSources, *, now: dt.datetime | None = None) -
         problems = [p for p in (watermark, invoice_run) if isinstance(p, SyncProblem)]
         pushes = vendor == "business_central" and invoice_status.business_central_subscriptions
         notified: dt.datetime | None = None
-        if pushes:
+        if vendor == "business_central":
+            # Shown whenever one arrived, even with Stratum's own subscriptions off (one made by hand).
             if isinstance(bc_push, SyncProblem):
                 problems.append(bc_push)
             else:

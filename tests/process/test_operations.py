@@ -9,12 +9,14 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import pytest
 
 from apis.config import Settings
 from apis.state import StateStoreUnavailable
 from process_apis.crm_events import SIGNATURE_HEADER, crm_events_secret, sign_crm_event
 from process_apis.invoice_status import WATERMARK_KEY
+from process_apis.operations import run_stats
 from sandboxes.salesforce.data import (
     MISSING_LEGAL_ENTITY_OPPORTUNITY_ID,
     READY_FIXED_FEE_OPPORTUNITY_ID,
@@ -83,6 +85,17 @@ async def test_run_stats_count_the_runs_made_by_state_with_throughput_and_failur
     # One completed, one dead-lettered: half the outcomes were failures.
     assert activation["failure_rate"] == 0.5
     assert _health(stats, "billing_run")["ended"] == {"completed": 0, "cancelled": 0, "failed": 0}
+
+
+async def test_a_run_that_ended_before_the_window_is_not_counted(gw: Any) -> None:
+    completed = await _activate(gw, READY_FIXED_FEE_OPPORTUNITY_ID)
+    await _until(gw, completed.json()["id"], "completed")
+    now = dt.datetime.now(dt.UTC)
+    within = _health(msgspec.to_builtins(await run_stats(3600, now=now)), "project_activation")
+    assert within["ended"]["completed"] == 1
+    # Read two hours on, a one-hour window no longer holds it.
+    later = await run_stats(3600, now=now + dt.timedelta(hours=2))
+    assert _health(msgspec.to_builtins(later), "project_activation")["ended"]["completed"] == 0
 
 
 @pytest.mark.parametrize("window", [0, 59, 30 * 24 * 3600 + 1])
@@ -169,3 +182,49 @@ async def test_a_state_store_outage_makes_only_the_figures_it_holds_unavailable(
     assert _flow(status, "crm_change_events", "salesforce")["status"] == "unavailable"
     # The customer sync's figure is in the run database, which answers.
     assert _flow(status, "customer_sync", "salesforce")["status"] == "never"
+
+
+async def test_a_business_central_notification_is_shown_on_its_invoice_status_flow(
+    make_gateway: Callable[[Settings], Any], make_settings: Callable[..., Settings]
+) -> None:
+    gw = await make_gateway(
+        make_settings(
+            erp_by_legal_entity={"DE01": "business_central"},
+            invoice_status={
+                "schedule_enabled": False,
+                "business_central_client_state": "bc-secret",
+                "business_central_subscriptions": False,
+            },
+        )
+    )
+    before = await _get(gw, SYNC_STATUS)
+    assert _flow(before, "invoice_status_sync", "business_central").get("last_notification_at") is None
+    delivery = {
+        "value": [
+            {
+                "subscriptionId": "stratum",
+                "clientState": "bc-secret",
+                "expirationDateTime": "2099-01-01T00:00:00Z",
+                "resource": "api/v2.0/companies(1)/salesInvoices(2)",
+                "changeType": "updated",
+                "lastModifiedDateTime": "2026-12-01T00:00:00Z",
+            }
+        ]
+    }
+    accepted = await gw.client.post("/process/v1/erp-notifications/business-central", json=delivery)
+    assert accepted.status_code == 202, accepted.text
+    run = await gw.client.get(
+        f"/process/v1/invoice-status-syncs/{accepted.json()['run_id']}",
+        headers={**gw.auth("process:read"), "Prefer": "wait=30"},
+    )
+    assert run.json()["state"] == "completed", run.json()
+
+    status = await _get(gw, SYNC_STATUS)
+    bc = _flow(status, "invoice_status_sync", "business_central")
+    netsuite = _flow(status, "invoice_status_sync", "netsuite")
+    assert bc["status"] == "ok"
+    assert bc["last_notification_at"] <= status["as_of"]
+    assert bc["last_run_id"] == run.json()["id"]
+    # NetSuite is polled: no pushes of its own; the one sync spans both ERPs, so the same watermark.
+    assert "last_notification_at" not in netsuite
+    assert netsuite["last_data_at"] == bc["last_data_at"]
