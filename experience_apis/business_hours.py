@@ -15,7 +15,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from apis.config import OperationsSettings
 
-__all__ = ["business_seconds", "sla_breached"]
+__all__ = ["MAX_SPAN", "business_seconds", "sla_breached"]
+
+# Business time is counted day by day, up to this span: any SLA is long breached by then, and a clock seam
+# set centuries ahead must not cost a loop per day.
+MAX_SPAN = dt.timedelta(days=3660)
 
 
 def _local(day: dt.date, hour: int, zone: zoneinfo.ZoneInfo) -> dt.datetime:
@@ -27,10 +31,12 @@ def _local(day: dt.date, hour: int, zone: zoneinfo.ZoneInfo) -> dt.datetime:
 
 
 def business_seconds(start: dt.datetime, end: dt.datetime, settings: OperationsSettings) -> int:
-    """Working seconds between ``start`` and ``end`` (timezone-aware); 0 when ``end`` is not after it."""
+    """Working seconds between ``start`` and ``end`` (timezone-aware); 0 when ``end`` is not after it.
+    Counted over at most ``MAX_SPAN`` (about 10 years) from ``start``."""
     if end <= start:
         return 0
     start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+    end = min(end, start + MAX_SPAN)
     zone = zoneinfo.ZoneInfo(settings.timezone)
     weekdays = settings.weekdays
     day = start.astimezone(zone).date()

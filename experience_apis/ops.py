@@ -25,11 +25,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import msgspec
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter, SkipValidation
 
 from apis.config import OperationsSettings
-from apis.problems import ProblemError
+from apis.problems import FieldError, ProblemError
 from apis.routing import operation
 from contracts.models.experience_ops import (
     ApiBudgetsSection,
@@ -319,14 +320,20 @@ def _dead_letter_summary(dead: list[OpsDeadLetter]) -> dict[str, Any]:
 
 # --- routes -----------------------------------------------------------------------------------------------
 
+# A string, not a datetime parameter: Litestar would also take "0.5" (a Unix time) or a time with no
+# offset, which names no moment (as ``system_apis.params.ModifiedSince``).
 AsOf = Annotated[
-    dt.datetime | None,
+    str | None,
     QueryParameter(
-        description="The moment ages and SLA breaches are measured at (RFC 3339; default now; a time "
-        "without an offset is UTC).",
+        format="date-time",
+        max_length=64,
+        description="The moment ages and SLA breaches are measured at: an RFC 3339 time with its offset "
+        "(e.g. 2026-11-30T10:00:00Z); default now. Read within 1970 to 9000.",
         required=False,
     ),
 ]
+_EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
 WindowSeconds = Annotated[
     int,
     QueryParameter(
@@ -337,10 +344,25 @@ WindowSeconds = Annotated[
 ]
 
 
-def _moment(as_of: dt.datetime | None) -> dt.datetime:
+def _moment(as_of: str | None) -> dt.datetime:
+    """The ``as_of`` parameter as an aware UTC datetime (now when absent); 422 unless RFC 3339."""
     if as_of is None:
         return dt.datetime.now(dt.UTC)
-    return as_of if as_of.tzinfo else as_of.replace(tzinfo=dt.UTC)
+    try:
+        moment = msgspec.json.decode(msgspec.json.encode(as_of), type=dt.datetime)
+    except msgspec.ValidationError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ProblemError(
+            "validation-failed",
+            "as_of is not a date and time with its offset.",
+            errors=[FieldError(location="query", field="as_of", message="not an RFC 3339 date-time")],
+        )
+    try:
+        utc = moment.astimezone(dt.UTC)
+    except OverflowError:  # year 1 or 9999 with an offset that leaves the calendar
+        utc = _EARLIEST if moment.year < 5000 else _LATEST
+    return min(max(utc, _EARLIEST), _LATEST)
 
 
 @operation(

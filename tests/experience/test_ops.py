@@ -137,6 +137,24 @@ async def test_a_cursor_the_view_did_not_issue_is_422_naming_cursor(gw: Any, pat
 
 
 @pytest.mark.parametrize("path", [OVERVIEW, EXCEPTIONS, DEAD_LETTERS])
+@pytest.mark.parametrize("as_of", ["0.5", "2026-11-30T10:00:00", "2026-11-31T10:00:00Z", "monday"])
+async def test_as_of_must_be_a_real_time_with_its_offset(gw: Any, path: str, as_of: str) -> None:
+    response = await gw.client.get(path, params={"as_of": as_of}, headers=gw.auth("experience:ops"))
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["as_of"]
+
+
+async def test_as_of_far_from_now_is_read_within_1970_to_9000(gw: Any) -> None:
+    await _park(gw, MISSING_LEGAL_ENTITY_OPPORTUNITY_ID, _at(FRIDAY, 10))
+    future = await _view(gw, EXCEPTIONS, as_of="9999-12-31T23:59:59-01:00")
+    assert future["as_of"] == "9000-01-01T00:00:00Z"
+    assert future["items"][0]["breached"] is True
+    past = await _view(gw, EXCEPTIONS, as_of="0001-01-01T00:00:00+01:00")
+    assert past["as_of"] == "1970-01-01T00:00:00Z"
+    assert (past["items"][0]["age_seconds"], past["items"][0]["business_age_seconds"]) == (0, 0)
+
+
+@pytest.mark.parametrize("path", [OVERVIEW, EXCEPTIONS, DEAD_LETTERS])
 async def test_the_operations_view_needs_experience_ops(gw: Any, path: str) -> None:
     response = await gw.client.get(path, headers=gw.auth("experience:sales experience:finance"))
     assert response.status_code == 403, response.text

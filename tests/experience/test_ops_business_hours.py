@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from apis.config import OperationsSettings, load_settings
-from experience_apis.business_hours import business_seconds, sla_breached
+from experience_apis.business_hours import MAX_SPAN, business_seconds, sla_breached
 
 UTC = dt.UTC
 NINE_TO_FIVE = OperationsSettings()
@@ -113,3 +113,10 @@ def test_sla_hours_default_per_workflow_and_can_be_set() -> None:
 def test_a_bad_business_clock_is_refused_at_start(env: dict[str, str]) -> None:
     with pytest.raises(SystemExit, match="operations"):
         load_settings(env)
+
+
+def test_business_time_is_counted_over_ten_years_at_most() -> None:
+    start = _utc("2026-11-30T00:00")
+    ten_years = business_seconds(start, start + MAX_SPAN, NINE_TO_FIVE)
+    assert ten_years > 2000 * 8 * H
+    assert business_seconds(start, dt.datetime(8999, 12, 31, tzinfo=UTC), NINE_TO_FIVE) == ten_years
