@@ -259,3 +259,18 @@ def test_the_business_clock_is_published_with_the_view() -> None:
             "billing_run": 2.0,
         },
     }
+
+
+async def test_the_ops_views_publish_their_composition_rules(gw: Any) -> None:
+    response = await gw.client.get("/experience/v1/views", headers=gw.auth("experience:ops"))
+    assert response.status_code == 200, response.text
+    views = {v["name"]: v for v in response.json()["items"]}
+    overview = {s["name"]: s for s in views["ops.overview"]["sections"]}
+    assert list(overview) == ["health", "exceptions", "dead_letters", "sync", "api_budgets"]
+    # Nothing required: the view answers with what it has while a source is down.
+    assert {s["on_down"] for s in overview.values()} == {"unavailable"}
+    assert overview["api_budgets"]["sources"] == ["system:vendor-api-budgets"]
+    assert all(s["timeout_ms"] > 0 for s in overview.values())
+    for name in ("ops.exceptions", "ops.dead_letters"):
+        [section] = views[name]["sections"]
+        assert (section["required"], section["on_down"]) == (True, "fail")
