@@ -162,6 +162,18 @@ async def test_a_crm_change_event_is_recorded_as_the_crm_flows_newest_data(gw: A
     assert crm["lag_seconds"] > 0
     assert crm["last_notification_at"]
 
+    # An older change delivered late (events arrive out of order) does not move the newest point back.
+    older = event_body(event_id="evt-ops-0", commit_ms=committed - 3_600_000, Description="older")
+    late = await gw.client.post(
+        "/process/v1/crm-events",
+        content=older,
+        headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign_crm_event(older, secret)},
+    )
+    assert late.status_code == 202, late.text
+    again = _flow(await _get(gw, SYNC_STATUS), "crm_change_events", "salesforce")
+    assert again["last_data_at"] == crm["last_data_at"]
+    assert again["last_notification_at"] == crm["last_notification_at"]
+
 
 async def test_a_state_store_outage_makes_only_the_figures_it_holds_unavailable(
     gw: Any, monkeypatch: pytest.MonkeyPatch
