@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import zoneinfo
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Literal
@@ -22,6 +23,7 @@ __all__ = [
     "KantataSettings",
     "LegalEntityBilling",
     "NetSuiteSettings",
+    "OperationsSettings",
     "SalesforceSettings",
     "Settings",
     "TierClientCredentials",
@@ -328,6 +330,60 @@ class InvoiceStatusSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_un
             raise ValueError("invoice_status overlap_seconds must be between 0 and 3600")
 
 
+# The business SLA of each workflow's exceptions, in business hours, when `operations.sla_business_hours`
+# does not name it: an activation blocks a project's start (4 h), a billing run a month's invoices (8 h).
+DEFAULT_SLA_BUSINESS_HOURS: Mapping[str, float] = {
+    "project_activation": 4.0,
+    "billing_run": 8.0,
+    "invoice_status_sync": 4.0,
+    "customer_sync": 8.0,
+}
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class OperationsSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """The operations view's business clock: when the people who fix parked runs work, and how many of
+    their business hours an exception may wait before it breaches its workflow's SLA
+    (`GET /experience/v1/ops/exceptions`). Public holidays are not modelled: they count as working days."""
+
+    # IANA time zone the working hours are in (e.g. "Europe/Berlin"); daylight saving follows it.
+    timezone: str = "UTC"
+    # Working days, comma-separated three-letter English day names.
+    working_days: str = "mon,tue,wed,thu,fri"
+    # Working hours on a working day, local time: from start_hour:00 to end_hour:00.
+    start_hour: int = 9
+    end_hour: int = 17
+    # Workflow -> business hours an exception may wait; a workflow not named keeps its default
+    # (project_activation 4, billing_run 8, invoice_status_sync 4, customer_sync 8).
+    sla_business_hours: Mapping[str, float] = {}
+
+    def __post_init__(self) -> None:
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"operations timezone {self.timezone!r} is not an IANA time zone") from exc
+        days = [d.strip().lower() for d in self.working_days.split(",") if d.strip()]
+        if not days or any(d not in _WEEKDAYS for d in days):
+            raise ValueError("operations working_days must be day names such as mon,tue,wed,thu,fri")
+        if not 0 <= self.start_hour < self.end_hour <= 24:
+            raise ValueError("operations hours must satisfy 0 <= start_hour < end_hour <= 24")
+        for workflow, hours in self.sla_business_hours.items():
+            if workflow not in DEFAULT_SLA_BUSINESS_HOURS:
+                raise ValueError(f"operations sla_business_hours: {workflow!r} is not a workflow")
+            if not 0 < hours <= 10_000:
+                raise ValueError(f"operations sla_business_hours[{workflow}] must be above 0")
+
+    @property
+    def weekdays(self) -> frozenset[int]:
+        """The working days as ISO weekdays (Monday 1 ... Sunday 7)."""
+        names = [d.strip().lower() for d in self.working_days.split(",") if d.strip()]
+        return frozenset(_WEEKDAYS.index(name) + 1 for name in names)
+
+    def sla_hours(self, workflow: str) -> float:
+        """The business hours an exception of ``workflow`` may wait before it breaches."""
+        return float(self.sla_business_hours.get(workflow, DEFAULT_SLA_BUSINESS_HOURS.get(workflow, 8.0)))
+
+
 class TierClientCredentials(msgspec.Struct, kw_only=True, frozen=True):
     """The OAuth client a tier uses when it calls another tier."""
 
@@ -429,6 +485,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     workflows: WorkflowSettings = WorkflowSettings()
     billing: BillingSettings = BillingSettings()
     invoice_status: InvoiceStatusSettings = InvoiceStatusSettings()
+    # The operations view's business hours and SLA per workflow (STRATUM_OPERATIONS__TIMEZONE=...).
+    operations: OperationsSettings = OperationsSettings()
 
     # Which adapter serves each domain, and how it reaches its vendor.
     crm_vendor: Literal["salesforce"] = "salesforce"
@@ -491,6 +549,7 @@ _NESTED = {
     "workflows",
     "billing",
     "invoice_status",
+    "operations",
 }
 
 

@@ -34,6 +34,12 @@ EXPERIENCE_V1 = TierSpec(
 def create_experience_app(runtime: Runtime, *, clients: ExperienceClients) -> Litestar:
     return Litestar(
         route_handlers=[*sales_routes, *finance_routes, *delivery_routes, *ops_routes, *catalog_routes],
-        dependencies={"clients": Provide(lambda: clients, use_cache=True, sync_to_thread=False)},
+        dependencies={
+            "clients": Provide(lambda: clients, use_cache=True, sync_to_thread=False),
+            # The operations view's business clock and SLAs (experience_apis/ops.py).
+            "operations_settings": Provide(
+                lambda: runtime.settings.operations, use_cache=True, sync_to_thread=False
+            ),
+        },
         plugins=[GovernancePlugin(EXPERIENCE_V1, runtime)],
     )

@@ -25,6 +25,7 @@ from process_apis.invoice_status import (
     configure_invoice_status,
     sync_schedule,
 )
+from process_apis.operations import OPERATIONS_ROUTES, SyncSources
 from process_apis.readiness import evaluate_readiness
 from process_apis.runs import RUN_ROUTES, RunService, refresh_open_runs_gauge
 from process_apis.saga import WorkflowServices
@@ -115,6 +116,7 @@ def create_process_app(
         business_central_client_state(settings.invoice_status, crm_events_secret(settings)),
         business_central_subscription_plan(settings),
     )
+    sync_sources = SyncSources(store=runtime.store, settings=settings)
     app = Litestar(
         route_handlers=[
             check_activation_readiness,
@@ -124,11 +126,13 @@ def create_process_app(
             *CRM_EVENT_ROUTES,
             *INVOICE_STATUS_ROUTES,
             *BC_NOTIFICATION_ROUTES,
+            *OPERATIONS_ROUTES,
         ],
         dependencies={
             "system": Provide(lambda: system, use_cache=True, sync_to_thread=False),
             "events": Provide(lambda: events, use_cache=True, sync_to_thread=False),
             "crm_events": Provide(lambda: intake, use_cache=True, sync_to_thread=False),
+            "sync_sources": Provide(lambda: sync_sources, use_cache=True, sync_to_thread=False),
         },
         plugins=[GovernancePlugin(PROCESS_V1, runtime)],
     )

@@ -15,6 +15,7 @@ from contracts.models.process import (
     RunState,
     Workflow,
 )
+from contracts.models.process_operations import RunStats, SyncStatus
 
 __all__ = ["ProcessApiClient"]
 
@@ -77,3 +78,10 @@ class ProcessApiClient(TierClient):
 
     async def list_billing_runs(self, *, limit: int = 50, cursor: str | None = None) -> RunPage:
         return await self._get("/process/v1/billing-runs", RunPage, _params(limit=limit, cursor=cursor))
+
+    # --- operations view
+    async def run_stats(self, *, window: int | None = None) -> RunStats:
+        return await self._get("/process/v1/run-stats", RunStats, _params(window=window))
+
+    async def sync_status(self) -> SyncStatus:
+        return await self._get("/process/v1/sync-status", SyncStatus)

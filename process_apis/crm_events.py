@@ -18,6 +18,7 @@ particular order, so ``CrmEventIntake``:
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import hmac
 import os
@@ -39,7 +40,7 @@ from apis.json_limits import MAX_JSON_DEPTH, json_too_deep
 from apis.logging import get_logger
 from apis.problems import PROBLEM_MEDIA_TYPE, FieldError, Problem, ProblemError
 from apis.routing import VENDOR_ERRORS, operation
-from apis.state import StateStore, needed_by
+from apis.state import StateStore, StateStoreUnavailable, needed_by
 from contracts.models.crm import Opportunity
 from contracts.models.crm_events import (
     ChangeEventHeader,
@@ -57,10 +58,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CRM_EVENT_ROUTES",
+    "LAST_EVENT_KEY",
     "SIGNATURE_HEADER",
     "SIGNATURE_TOLERANCE_SECONDS",
     "ActivationStarter",
     "CrmEventIntake",
+    "LastCrmEvent",
     "OpportunityReader",
     "crm_events_secret",
     "echo_reason",
@@ -97,6 +100,17 @@ _READ_TO_KNOW = frozenset(
 _SYSTEM_STAMPS = frozenset({"LastModifiedDate", "LastModifiedById", "SystemModstamp"})
 # An update that changed only these was the gateway's own totals write (an echo).
 _OWN_FIELDS = frozenset(INVOICE_TOTAL_FIELDS) | _SYSTEM_STAMPS
+
+# The newest change event seen (its commit time, when it arrived), for the sync lag operations read
+# (GET /process/v1/sync-status). Kept as long as the invoice status watermark.
+LAST_EVENT_KEY = "crm-events:last"
+LAST_EVENT_TTL_SECONDS = 400 * 24 * 3600
+
+
+class LastCrmEvent(msgspec.Struct, kw_only=True, frozen=True):
+    commit_timestamp: int  # epoch milliseconds, as the event header carries it
+    received_at: dt.datetime
+
 
 _delivery_decoder = msgspec.json.Decoder(CrmEventDelivery)
 _receipt_decoder = msgspec.json.Decoder(CrmEventReceipt)
@@ -275,6 +289,8 @@ class CrmEventIntake:
             # Decided by the event alone: no state read, no CRM read, nothing started.
             bound.info("crm_event_ignored", reason=echo)
             return CrmEventReceipt(event_id=event.id, outcome="ignored", reason=echo)
+        # An echo is not news from the CRM: only others' changes move the CRM flow's newest point.
+        await self._note_arrival(header.commit_timestamp)
         if header.entity_name != "Opportunity":
             bound.info("crm_event_ignored", reason="not-an-opportunity")
             return CrmEventReceipt(event_id=event.id, outcome="ignored", reason="not-an-opportunity")
@@ -304,6 +320,17 @@ class CrmEventIntake:
             run_ids=[r.run_id for r in receipt.runs],
         )
         return receipt
+
+    async def _note_arrival(self, commit_timestamp: int) -> None:
+        """Record the event's commit time if it is the newest seen. Only a figure for operations: a store
+        that does not answer skips it (the dedupe read just after says whether the event can go on)."""
+        with contextlib.suppress(StateStoreUnavailable, msgspec.DecodeError, msgspec.ValidationError):
+            raw = await self.store.get(LAST_EVENT_KEY)
+            newest = msgspec.json.decode(raw, type=LastCrmEvent) if raw is not None else None
+            if newest is not None and newest.commit_timestamp >= commit_timestamp:
+                return
+            last = LastCrmEvent(commit_timestamp=commit_timestamp, received_at=dt.datetime.now(dt.UTC))
+            await self.store.set(LAST_EVENT_KEY, _encoder.encode(last), LAST_EVENT_TTL_SECONDS)
 
     async def _act_on(self, event: CrmChangeEvent) -> CrmEventReceipt:
         payload = event.payload

@@ -78,7 +78,7 @@ from apis.json_limits import MAX_JSON_DEPTH, json_too_deep
 from apis.logging import get_logger
 from apis.problems import ProblemError
 from apis.routing import operation
-from apis.state import StateStore, needed_by
+from apis.state import StateStore, StateStoreUnavailable, needed_by
 from contracts.models.billing import CrmInvoiceStatus, CrmInvoiceStatusUpdate, PsaPaymentRecord
 from contracts.models.common import Money
 from contracts.models.delivery import ProjectStatus
@@ -97,6 +97,7 @@ from process_apis.metrics import INVOICE_STATUS_SYNC_LAG_SECONDS, UNBILLED_APPRO
 from process_apis.saga import Saga, StepFailure, services
 
 __all__ = [
+    "BC_NOTIFICATION_KEY",
     "BC_NOTIFICATION_PATH",
     "BC_NOTIFICATION_ROUTES",
     "INVOICE_STATUS_ROUTES",
@@ -115,6 +116,8 @@ log = get_logger("stratum.process.invoice_status")
 
 INVOICE_STATUS_SYNC_WORKFLOW = "invoice_status_sync"
 WATERMARK_KEY = "invoice-status:watermark"
+# When Business Central's last notification arrived (GET /process/v1/sync-status reads it).
+BC_NOTIFICATION_KEY = "invoice-status:bc-notification-at"
 OVERDUE_SCAN_KEY = "invoice-status:overdue-scan"
 _APPLIED = "invoice-status:applied:"
 # Kept well past any invoice's life in the ERP's open items (a year of payments, then some).
@@ -920,6 +923,9 @@ async def receive_business_central_notification(
     relevant = [e for e in delivery.value if any(w in (e.resource or "").lower() for w in _WATCHED)]
     if not relevant:
         return Response(BcNotificationReceipt(outcome="ignored"), status_code=202)
+    with contextlib.suppress(StateStoreUnavailable, RuntimeError):
+        # Only a figure for operations: a store that does not answer must not cost the notification.
+        await _store().set(BC_NOTIFICATION_KEY, _iso(dt.datetime.now(dt.UTC)).encode(), STATE_TTL_SECONDS)
     run_id, started = await start_coalesced_sync("business-central-webhook")
     log.info("bc_notification", entries=len(relevant), run_id=run_id, started=started)
     return Response(
