@@ -341,3 +341,8 @@ class SystemApiClient(TierClient):
         """How much of each vendor's API limits is spent (Salesforce's daily requests, NetSuite's
         concurrency, Business Central's 5-minute window, ...)."""
         return await self._get("/system/v1/vendor-api-budgets", ApiBudgetList)
+
+    # --- delivery view
+    async def list_psa_project_invoices(self, project_id: str) -> list[PsaInvoice]:
+        """Every PSA invoice of the project, oldest first (drafts and cancelled ones included)."""
+        return await self._get("/system/v1/psa/invoices", list[PsaInvoice], _params(project_id=project_id))
