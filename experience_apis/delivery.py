@@ -236,9 +236,14 @@ def unbilled_figures(items: Sequence[BillableItem], today: dt.date) -> dict[str,
 
 
 def milestone_lines(
-    project: Project, invoices: Sequence[PsaInvoice] | None, today: dt.date
+    project: Project,
+    invoices: Sequence[PsaInvoice] | None,
+    today: dt.date,
+    unbilled: Sequence[BillableItem] | None = None,
 ) -> list[MilestoneLine]:
-    """Each milestone with its billing state; ``invoices`` None: the project's invoices are unknown."""
+    """Each milestone with its billing state and whether it is overdue. ``invoices`` and ``unbilled`` (the
+    project's PSA invoices and billable items) None: unknown, so a completed milestone's state is too."""
+    billable = {i.id for i in unbilled or () if i.kind is BillableItemKind.MILESTONE}
     billed_on: dict[str, PsaInvoice] = {}
     for billing in invoices or ():
         if billing.status is not PsaInvoiceStatus.CANCELLED:
@@ -252,10 +257,12 @@ def milestone_lines(
             state = MilestoneBillingState.INVOICED
         elif not completed:
             state = MilestoneBillingState.NOT_BILLABLE_YET
-        elif invoices is None:
+        elif invoices is None or unbilled is None:
             state = MilestoneBillingState.UNKNOWN
-        else:
+        elif milestone.id in billable:
             state = MilestoneBillingState.BILLABLE_UNBILLED
+        else:
+            state = MilestoneBillingState.NOT_BILLABLE
         lines.append(
             MilestoneLine(
                 id=milestone.id,
@@ -497,7 +504,8 @@ async def get_delivery_project_view(
     project: Project = done.value("project")
     deal: Opportunity | None = done.value_or("deal", None)
     invoices: list[PsaInvoice] | None = done.value_or("invoices", None)
-    lines = milestone_lines(project, invoices, today)
+    unbilled: list[BillableItem] | None = done.value_or("unbilled", None)
+    lines = milestone_lines(project, invoices, today, unbilled)
     return DeliveryProjectView(
         project_id=project.id,
         as_of=today,
@@ -508,7 +516,7 @@ async def get_delivery_project_view(
             status=SectionStatus.OK,
             items=lines,
             overdue=sum(1 for line in lines if line.overdue),
-            billing_error=done.error("invoices"),
+            billing_error=done.error("invoices") or done.error("unbilled"),
         ),
         billed=done.section("invoices", BilledSection, _billed),
         unbilled=done.section("unbilled", UnbilledSection, lambda items: unbilled_figures(items, today)),

@@ -86,9 +86,10 @@ class BudgetSection(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=Tru
 
 class MilestoneBillingState(enum.StrEnum):
     NOT_BILLABLE_YET = "not_billable_yet"  # not completed
-    BILLABLE_UNBILLED = "billable_unbilled"  # completed, on no invoice yet
+    BILLABLE_UNBILLED = "billable_unbilled"  # completed, among the PSA's billable items, on no invoice yet
     INVOICED = "invoiced"  # on a PSA invoice that is not cancelled
-    UNKNOWN = "unknown"  # completed, but the project's invoices could not be read
+    NOT_BILLABLE = "not_billable"  # completed, on no invoice, and not billable work (no billing milestone)
+    UNKNOWN = "unknown"  # completed, but the project's invoices or billable items could not be read
 
 
 class MilestoneLine(msgspec.Struct, kw_only=True, frozen=True):
@@ -107,8 +108,8 @@ class MilestoneLine(msgspec.Struct, kw_only=True, frozen=True):
 
 class MilestonesSection(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
     """The project's milestones (from the project itself, so always there); their billing state needs the
-    project's PSA invoices: when those cannot be read, a completed milestone's state is ``unknown`` and
-    ``billing_error`` says why."""
+    project's PSA invoices and billable items: when those cannot be read, a completed milestone's state is
+    ``unknown`` and ``billing_error`` says why."""
 
     status: SectionStatus
     items: list[MilestoneLine] = []

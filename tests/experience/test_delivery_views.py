@@ -105,8 +105,10 @@ def _cents(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
-async def test_a_billed_time_and_materials_project_shows_budget_billing_unbilled_and_forecast(gw: Any) -> None:
-    project, ids = await _seed_time_and_materials(gw)
+async def test_a_billed_time_and_materials_project_shows_budget_billing_unbilled_and_forecast(
+    gw: Any,
+) -> None:
+    project, _ = await _seed_time_and_materials(gw)
     team = Delivery(gw)
     await team.time(project, f"{PERIOD}-07", 60, approve=False)  # booked, not yet approved
     started = await _start(gw, legal_entity="US01", project_ids=[project])
@@ -131,7 +133,9 @@ async def test_a_billed_time_and_materials_project_shows_budget_billing_unbilled
     assert Decimal(figures["hours_not_approved"]) == Decimal(1)
     assert Decimal(figures["hours_actual"]) == Decimal("25.5")
     # Amount: time at Kantata's rate on each entry, plus the 123.45 USD expense.
-    time_usd = sum(Decimal(e["time_in_minutes"]) / 60 * Decimal(e["rate_in_cents"]) / 100 for e in booked)
+    time_usd = sum(
+        (Decimal(e["time_in_minutes"]) / 60 * Decimal(e["rate_in_cents"]) / 100 for e in booked), Decimal(0)
+    )
     assert time_usd > 0
     assert _money(figures["amount_time"]) == {"USD": _cents(time_usd)}
     assert _money(figures["amount_expenses"]) == {"USD": Decimal("123.45")}
@@ -202,7 +206,7 @@ async def test_milestones_show_due_dates_billing_state_and_overdue(gw: Any) -> N
 
 
 async def test_the_portfolio_puts_the_projects_at_risk_first_with_totals_per_currency(gw: Any) -> None:
-    over, ids = await _seed_time_and_materials(gw)
+    over, _ = await _seed_time_and_materials(gw)
     late = (await _activate(gw, READY_FIXED_FEE_OPPORTUNITY_ID))["psa_project_id"]
     # Both handed to one manager who leads no seeded project; the T&M one re-baselined below its cost.
     await _manage(gw, over, primary_maven_id=DEMO_USER_ID, price="1000.00")
@@ -218,14 +222,17 @@ async def test_the_portfolio_puts_the_projects_at_risk_first_with_totals_per_cur
     portfolio = response.json()
     items = portfolio["items"]
     assert [i["project_id"] for i in items] == [over, late]
+    # The month's work (from the 3rd of last month) is unbilled: ageing once it is over 30 days old.
+    ageing = (_today() - dt.date.fromisoformat(f"{PERIOD}-03")).days > 30
     assert items[0]["risk"] == {
         "status": "ok",
         "over_budget": True,
         "milestone_overdue": False,
-        "unbilled_ageing": False,
-        "count": 1,
+        "unbilled_ageing": ageing,
+        "count": 1 + ageing,
         "error": None,
     }
+    assert items[0]["oldest_unbilled_days"] == (_today() - dt.date.fromisoformat(f"{PERIOD}-03")).days
     assert items[1]["risk"]["milestone_overdue"] is True
     assert items[1]["risk"]["over_budget"] is False
     # The portfolio and the project agree on the project's milestones.
@@ -233,7 +240,7 @@ async def test_the_portfolio_puts_the_projects_at_risk_first_with_totals_per_cur
     assert Decimal(items[0]["budget_percent_used"]) > 100
     # Totals per currency, never across: the T&M project is USD, the fixed-fee one EUR.
     totals = portfolio["totals"]
-    assert totals["projects"] == 2 and totals["at_risk"] == 2 and totals["risk_unknown"] == 0
+    assert (totals["projects"], totals["at_risk"], totals["risk_unknown"]) == (2, 2, 0)
     assert _money(totals["budget"]) == {"USD": Decimal("1000.00"), "EUR": Decimal("84000.00")}
     assert _money(totals["unbilled"])["USD"] == _money(items[0]["unbilled"])["USD"] > 0
     assert portfolio["unbilled_ageing_days"] == 30
@@ -247,9 +254,7 @@ async def test_the_portfolio_puts_the_projects_at_risk_first_with_totals_per_cur
     )
     assert [i["project_id"] for i in us.json()["items"]] == [over]
     # Pages: one at a time, in the same order, the cursor bound to the listing.
-    page1 = await gw.client.get(
-        VIEW, params={"manager_id": DEMO_USER_ID, "limit": 1}, headers=gw.auth(SCOPE)
-    )
+    page1 = await gw.client.get(VIEW, params={"manager_id": DEMO_USER_ID, "limit": 1}, headers=gw.auth(SCOPE))
     assert [i["project_id"] for i in page1.json()["items"]] == [over]
     page2 = await gw.client.get(
         VIEW,
