@@ -345,4 +345,4 @@ class SystemApiClient(TierClient):
     # --- delivery view
     async def list_psa_project_invoices(self, project_id: str) -> list[PsaInvoice]:
         """Every PSA invoice of the project, oldest first (drafts and cancelled ones included)."""
-        return await self._get("/system/v1/psa/invoices", list[PsaInvoice], _params(project_id=project_id))
+        return await self._get(f"/system/v1/psa/projects/{_seg(project_id)}/invoices", list[PsaInvoice])

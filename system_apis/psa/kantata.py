@@ -700,12 +700,12 @@ class KantataPsa:
         return _psa_invoice(invoice, envelope)
 
     async def list_invoices(self, project_id: str) -> list[PsaInvoice]:
-        """Every invoice of the project, drafts and cancelled ones included, in id order. Kantata's invoice
-        list filters by ``workspace_id`` (the sandbox serves it; Kantata's invoice list documents filters
-        by project elsewhere in its API, so the records are checked again here: an ignored filter costs
-        pages, not another project's invoices)."""
-        if not _KANTATA_ID.fullmatch(project_id):
-            raise NotFound(VENDOR, "no such workspace")
+        """Every invoice of the project, drafts and cancelled ones included, in id order, read whole (a
+        project has one a billing period). Kantata's invoice list is filtered by ``workspace_id`` (as its
+        other project-scoped lists are; the sandbox serves it, but the excerpts of Kantata's invoice
+        reference we could check do not show it), so the records are checked again here: an ignored
+        filter costs pages, never another project's invoices."""
+        await self._show_workspace(project_id)  # NotFound for a project Kantata does not have
         params = {
             "workspace_id": project_id,
             "include": "external_references,billing_milestones",

@@ -10,7 +10,6 @@ from litestar import Response
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter, SkipValidation
 
-from apis.problems import FieldError, ProblemError
 from apis.routing import VENDOR_ERRORS, operation
 from contracts.models import (
     BillableItemPage,
@@ -50,19 +49,10 @@ Approved = Annotated[bool | None, QueryParameter(description="Only approved (tru
 InvoiceId = Annotated[str, RecordIdPath]
 Through = Annotated[dt.date, QueryParameter(description="Only items dated on or before this date.")]
 BillingKey = Annotated[
-    str | None,
+    str,
     QueryParameter(
         pattern=r"^[A-Za-z0-9_:.-]{1,80}$",
         description="The billing key the invoice was recorded under (`bill:{project}:{YYYY-MM}`).",
-        required=False,
-    ),
-]
-InvoiceProject = Annotated[
-    str | None,
-    QueryParameter(
-        pattern=r"^[A-Za-z0-9_:.-]{1,64}$",
-        description="Every invoice of this project instead (drafts and cancelled ones included).",
-        required=False,
     ),
 ]
 _TAGS = ["psa"]
@@ -242,34 +232,30 @@ async def list_billable_items(
     "GET",
     "/system/v1/psa/invoices",
     operation_id="findPsaInvoices",
-    summary="Find the PSA invoice recorded under a billing key, or a project's invoices",
-    description="Exactly one of `external_key` and `project_id`. By `external_key`: at most one invoice "
-    "(drafts and cancelled ones included); an empty list when none. By `project_id`: every invoice of the "
-    "project, oldest first (drafts and cancelled ones included; 404 for an unknown project id form).",
+    summary="Find the PSA invoice recorded under a billing key",
+    description="At most one invoice (drafts and cancelled ones included); an empty list when none.",
+    scopes=["system:read"],
+    errors=[*VENDOR_ERRORS],
+    tags=_TAGS,
+)
+async def find_invoices(psa: Psa, external_key: BillingKey) -> list[PsaInvoice]:
+    found = await psa.find_invoice(external_key)
+    return [] if found is None else [found]
+
+
+@operation(
+    "GET",
+    "/system/v1/psa/projects/{project_id:str}/invoices",
+    operation_id="listPsaProjectInvoices",
+    summary="List a project's PSA invoices",
+    description="Every invoice the PSA recorded for the project, oldest first, drafts and cancelled ones "
+    "included (a project has one a billing period, so the list is not paged).",
     scopes=["system:read"],
     errors=[404, *VENDOR_ERRORS],
     tags=_TAGS,
 )
-async def find_invoices(
-    psa: Psa, external_key: BillingKey = None, project_id: InvoiceProject = None
-) -> list[PsaInvoice]:
-    if (external_key is None) == (project_id is None):
-        raise ProblemError(
-            "validation-failed",
-            "Give exactly one of external_key and project_id.",
-            errors=[
-                FieldError(
-                    location="query",
-                    field="external_key" if external_key is None else "project_id",
-                    message="exactly one of external_key and project_id",
-                )
-            ],
-        )
-    if project_id is not None:
-        return await psa.list_invoices(project_id)
-    assert external_key is not None
-    found = await psa.find_invoice(external_key)
-    return [] if found is None else [found]
+async def list_project_invoices(project_id: ProjectId, psa: Psa) -> list[PsaInvoice]:
+    return await psa.list_invoices(project_id)
 
 
 @operation(
@@ -369,6 +355,7 @@ psa_routes = [
     list_expenses,
     list_billable_items,
     find_invoices,
+    list_project_invoices,
     get_invoice,
     create_invoice,
     finalize_invoice,

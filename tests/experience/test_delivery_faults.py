@@ -153,13 +153,13 @@ async def test_the_psa_lists_a_projects_invoices_as_the_sandbox_holds_them(gw: A
     assert by_project
     for project_id, ids in by_project.items():
         response = await gw.client.get(
-            "/system/v1/psa/invoices", params={"project_id": project_id}, headers=gw.auth("system:read")
+            f"/system/v1/psa/projects/{project_id}/invoices", headers=gw.auth("system:read")
         )
         assert response.status_code == 200, response.text
         assert {i["id"] for i in response.json()} == ids
         assert {i["project_id"] for i in response.json()} == {project_id}
-    neither = await gw.client.get("/system/v1/psa/invoices", headers=gw.auth("system:read"))
-    assert neither.status_code == 422, neither.text
+    unknown = await gw.client.get("/system/v1/psa/projects/99999999/invoices", headers=gw.auth("system:read"))
+    assert unknown.status_code == 404, unknown.text
 
 
 async def test_the_psas_invoices_unreadable_leave_billed_unavailable_and_milestone_billing_unknown(
