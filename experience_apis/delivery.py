@@ -69,6 +69,8 @@ __all__ = [
     "budget_figures",
     "delivery_routes",
     "milestone_lines",
+    "order_portfolio",
+    "portfolio_item",
     "project_risk",
     "unbilled_figures",
 ]
@@ -668,15 +670,20 @@ def _order(item: PortfolioProject) -> tuple[int, int, int, str, str]:
     return (-risk.count, -severity, unknown, item.name.casefold(), item.project_id)
 
 
-def _portfolio_item(
-    project: Project, deal: Opportunity | None, work: _Work | None, today: dt.date
+def portfolio_item(
+    project: Project,
+    deal: Opportunity | None,
+    budget: BudgetFigures | None,
+    unbilled: dict[str, Any] | None,
+    error: SectionError | None,
+    today: dt.date,
 ) -> PortfolioProject:
-    error = SectionError(code="source-unavailable", detail="the project's work could not be read")
-    if work is not None:
-        error = work.error or error
-    budget = work.budget if work else None
-    unbilled = work.unbilled if work else None
-    age = unbilled["oldest_age_days"] if unbilled else None
+    """A project's portfolio line. ``budget`` and ``unbilled`` None: its work could not be read (``error``
+    says why), so its budget and ageing risks are unknown."""
+    known = budget is not None and unbilled is not None
+    if not known and error is None:
+        error = SectionError(code="source-unavailable", detail="the project's work could not be read")
+    age = unbilled["oldest_age_days"] if unbilled is not None else None
     lines = milestone_lines(project, [], today)
     return PortfolioProject(
         project_id=project.id,
@@ -686,14 +693,19 @@ def _portfolio_item(
         legal_entity=project.legal_entity or (deal.legal_entity if deal else None),
         currency=project.currency,
         end_date=project.end_date,
-        risk=project_risk(project, budget, age, today, error=None if budget else error),
+        risk=project_risk(project, budget if known else None, age, today, error=None if known else error),
         budget=project.budget,
         actual=budget.amount_actual if budget else [],
         budget_percent_used=budget.amount_percent_used if budget else None,
-        unbilled=unbilled["amount"] if unbilled else [],
+        unbilled=unbilled["amount"] if unbilled is not None else [],
         oldest_unbilled_days=age,
         overdue_milestones=sum(1 for line in lines if line.overdue),
     )
+
+
+def order_portfolio(items: Sequence[PortfolioProject]) -> list[PortfolioProject]:
+    """At risk first: more risks, then heavier ones, then unknown risk before none, then by name."""
+    return sorted(items, key=_order)
 
 
 def _totals(items: Sequence[PortfolioProject]) -> PortfolioTotals:
@@ -777,14 +789,14 @@ async def list_delivery_portfolio(
             extra={"retry_after": 5, "section": "deals"},
         )
     work_error = done.error("work")
-    items = []
+    items: list[PortfolioProject] = []
     for project in listed.projects:
         deal = deals.get(f"project:{project.id}") or deals.get(f"deal:{project.external_key}")
-        project_work = work.get(project.id) or (_Work(error=work_error) if work_error else None)
-        item = _portfolio_item(project, deal, project_work, today)
+        found = work.get(project.id) or _Work(error=work_error)
+        item = portfolio_item(project, deal, found.budget, found.unbilled, found.error, today)
         if legal_entity is None or (item.legal_entity or "").upper() == legal_entity.upper():
             items.append(item)
-    items.sort(key=_order)
+    items = order_portfolio(items)
     page, next_cursor = cut_page(items, listing=listing, limit=limit, cursor=cursor)
     return DeliveryPortfolio(
         items=page,

@@ -198,6 +198,18 @@ async def test_milestones_show_due_dates_billing_state_and_overdue(gw: Any) -> N
     # The completed milestone is approved billable work not yet invoiced, at its amount.
     assert view["unbilled"]["items"] == 1
     assert view["unbilled"]["amount"] == [done["amount"]]
+    # Billed: the milestone is invoiced, and the view names the PSA and the ERP invoice.
+    started = await _start(gw, legal_entity=view["legal_entity"], project_ids=[project])
+    await _until(gw, started["run"]["id"], _done)
+    view = await _view(gw, project)
+    billed = {m["id"]: m for m in view["milestones"]["items"]}[stories[0]]
+    (recorded,) = _psa_invoices(gw, project)
+    assert billed["billing_state"] == "invoiced"
+    assert billed["psa_invoice_id"] == str(recorded["id"])
+    assert billed["erp_invoice_id"]
+    assert view["billed"]["invoices"][0]["milestone_ids"] == [stories[0]]
+    assert view["billed"]["billed"] == [done["amount"]]
+    assert view["unbilled"].get("items", 0) == 0
     # No FP&A figures for this project: said, not an error.
     assert view["forecast"]["status"] == "not_applicable"
     assert "error" not in view["forecast"]
