@@ -598,22 +598,26 @@ async def _work_of(
     clients: ExperienceClients, project: Project, today: dt.date, gate: asyncio.Semaphore
 ) -> _Work:
     async with gate:
-        try:
-            entries, expenses, items, demands = await asyncio.gather(
-                _time_entries(clients, project.id),
-                _expenses(clients, project.id),
-                _billable_items(clients, project.id, today),
-                clients.system.list_staffing_demands(project.id),
-            )
-        except ProblemError as exc:
-            # One project's sources failing leaves the others' standing: its risk is unknown.
-            return _Work(
-                error=SectionError(code=exc.kind.code, detail=exc.problem_detail, source=_TIME_SOURCE)
-            )
-        except SectionFailure as exc:
-            return _Work(error=SectionError(code=exc.code, detail=exc.detail, source=_TIME_SOURCE))
+        reads = await asyncio.gather(
+            _time_entries(clients, project.id),
+            _expenses(clients, project.id),
+            _billable_items(clients, project.id, today),
+            clients.system.list_staffing_demands(project.id),
+            return_exceptions=True,
+        )
+    sources = (_TIME_SOURCE, _EXPENSE_SOURCE, _BILLABLE_SOURCE, _STAFFING_SOURCE)
+    for source, read in zip(sources, reads, strict=True):
+        # One project's source failing leaves the other projects standing: this one's risk is unknown.
+        if isinstance(read, ProblemError):
+            return _Work(error=SectionError(code=read.kind.code, detail=read.problem_detail, source=source))
+        if isinstance(read, SectionFailure):
+            return _Work(error=SectionError(code=read.code, detail=read.detail, source=source))
+        if isinstance(read, BaseException):
+            raise read  # a bug, not a source being down
+    entries, expenses, items, demands = reads
     return _Work(
-        budget=budget_figures(project, entries, expenses, demands), unbilled=unbilled_figures(items, today)
+        budget=budget_figures(project, entries, expenses, demands),  # type: ignore[arg-type]
+        unbilled=unbilled_figures(items, today),  # type: ignore[arg-type]
     )
 
 

@@ -92,7 +92,7 @@ async def test_a_portfolio_whose_work_cannot_be_read_shows_the_risk_as_unknown(g
         risk = item["risk"]
         assert risk["status"] == "unavailable"
         assert (risk["over_budget"], risk["unbilled_ageing"]) == (None, None)
-        assert risk["error"]["code"]
+        assert risk["error"]["source"] == "system:psa.expenses"
         # What the project itself says is still known.
         assert isinstance(risk["milestone_overdue"], bool)
     assert portfolio["totals"]["risk_unknown"] == portfolio["totals"]["projects"] == len(portfolio["items"])
