@@ -490,7 +490,11 @@ def _staffing_section(done: Composed) -> StaffingSection:
         "is per currency, never summed across currencies. Hours budget: the staffing demand's planned hours; "
         "actual hours: every time entry booked, split approved / not yet approved; actual amount: time at "
         "the PSA's rate plus expenses. 404 for a project the PSA does not have; 503 `source-unavailable` "
-        "when the PSA cannot give the project." + DELIVERY_PROJECT_VIEW.describe()
+        "when the PSA cannot give the project. An optional section that is down comes back `unavailable` "
+        "with the reason: the budget needs the time and the expenses; the hours budget the staffing demand "
+        "(else null, with `hours_budget_error`); a completed milestone's billing state the invoices and the "
+        "billable items (else `unknown`, with `billing_error`). A project with no FP&A figures has a "
+        "`not_applicable` forecast." + DELIVERY_PROJECT_VIEW.describe()
     ),
     scopes=["experience:delivery"],
     errors=[404, *VENDOR_ERRORS],
@@ -752,7 +756,11 @@ StatusFilter = Annotated[
         f"the listing, not only the page. A portfolio reads at most {PORTFOLIO_MAX_PROJECTS} projects "
         f"(first by name; `truncated` says when more matched), {PORTFOLIO_CONCURRENCY} at a time; narrow it "
         "with `manager_id`. Without `status`, only projects still being delivered (planned, active, on "
-        "hold)." + DELIVERY_PORTFOLIO_VIEW.describe()
+        "hold). When the CRM's deals cannot be read, `legal_entity` is null and `legal_entities_error` says "
+        "why (a `legal_entity` filter then answers 503 `source-unavailable`); when a project's work cannot "
+        "be read (or the `work` section as a whole), its `risk.status` is `unavailable` with the reason and "
+        "`over_budget` and `unbilled_ageing` are null: unknown, not absent."
+        + DELIVERY_PORTFOLIO_VIEW.describe()
     ),
     scopes=["experience:delivery"],
     errors=[*VENDOR_ERRORS],
