@@ -373,12 +373,18 @@ async def _staffing(ask: _ProjectAsk, done: Composed) -> list[StaffingDemand]:
 
 
 async def _forecast(ask: _ProjectAsk, done: Composed) -> Forecast | None:
-    try:
-        return await ask.clients.system.get_revenue_forecast(ask.project_id)
-    except ProblemError as exc:
-        if _absent(exc):
-            return None  # the FP&A system has no figures for this project: said, not an error
-        raise
+    """The FP&A plan follows the project finance bills (the Anaplan sandbox's seed keys it by the ERP
+    project, as revenue is recognised there): looked up under the deal's ERP project first, then under the
+    PSA project (a plan published for the delivered project)."""
+    deal: Opportunity | None = done.value("deal")
+    keys = dict.fromkeys(k for k in (deal.system_ids.erp if deal else None, ask.project_id) if k)
+    for key in keys:
+        try:
+            return await ask.clients.system.get_revenue_forecast(key)
+        except ProblemError as exc:
+            if not _absent(exc):
+                raise
+    return None  # the FP&A system has no figures for this project: said, not an error
 
 
 DELIVERY_PROJECT_VIEW: View[_ProjectAsk] = View(
@@ -433,7 +439,9 @@ DELIVERY_PROJECT_VIEW: View[_ProjectAsk] = View(
             (_FORECAST_SOURCE,),
             _forecast,
             timeout=5.0,
-            description="The FP&A revenue forecast; none for the project is `not_applicable`, not an error.",
+            after=("deal",),
+            description="The FP&A revenue forecast, under the deal's ERP project (else the PSA project); "
+            "none for the project is `not_applicable`, not an error.",
         ),
     ],
 )

@@ -156,8 +156,10 @@ class UnbilledSection(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=T
 
 
 class ForecastSection(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
-    """The FP&A revenue forecast. ``status: not_applicable`` with ``detail`` when the FP&A system has no
-    figures for the project (not an error); ``unavailable`` when it could not be read."""
+    """The FP&A revenue forecast (``data.project_id`` is the id the FP&A system keeps it under: the deal's
+    ERP project, else the PSA project). ``status: not_applicable`` with ``detail`` when the FP&A system has
+    no figures for the project (not an error); ``unavailable`` when it could not be read, or when the deal
+    that names the ERP project could not be."""
 
     status: SectionStatus
     data: Forecast | None = None

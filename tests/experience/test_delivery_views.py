@@ -15,7 +15,7 @@ import pytest
 
 from apis.config import Settings
 from sandboxes.kantata.data import DEMO_USER_ID
-from sandboxes.salesforce.data import READY_FIXED_FEE_OPPORTUNITY_ID
+from sandboxes.salesforce.data import READY_FIXED_FEE_OPPORTUNITY_ID, READY_OPPORTUNITY_ID
 from tests.process.test_billing_runs import (
     KANTATA_API,
     KANTATA_AUTH,
@@ -116,7 +116,15 @@ async def test_a_billed_time_and_materials_project_shows_budget_billing_unbilled
     # Approved after the run, dated 40 days ago: unbilled and ageing.
     late_day = (_today() - dt.timedelta(days=40)).isoformat()
     late = await team.time(project, late_day, 120)
-    await _publish_baseline(gw, project, {PERIOD: "10000.00", _today().strftime("%Y-%m"): "2500.50"}, "USD")
+    # The plan is finance's: kept under the ERP project the deal was activated into.
+    deal = await gw.client.get(
+        f"/system/v1/crm/opportunities/{READY_OPPORTUNITY_ID}", headers=gw.auth("system:read")
+    )
+    erp_project = deal.json()["system_ids"]["erp"]
+    assert erp_project
+    await _publish_baseline(
+        gw, erp_project, {PERIOD: "10000.00", _today().strftime("%Y-%m"): "2500.50"}, "USD"
+    )
 
     view = await _view(gw, project)
 
@@ -172,6 +180,7 @@ async def test_a_billed_time_and_materials_project_shows_budget_billing_unbilled
     forecast = view["forecast"]
     assert forecast["status"] == "ok"
     assert forecast["total"] == {"amount": "12500.50", "currency": "USD"}
+    assert forecast["data"]["project_id"] == erp_project
     assert [m["month"] for m in forecast["data"]["months"]] == sorted([PERIOD, _today().strftime("%Y-%m")])
 
 
@@ -281,3 +290,20 @@ async def test_the_portfolio_puts_the_projects_at_risk_first_with_totals_per_cur
         headers=gw.auth(SCOPE),
     )
     assert other.status_code == 422, other.text
+
+
+async def test_the_crm_down_leaves_the_legal_entity_null_and_the_forecast_unavailable(gw: Any) -> None:
+    project = (await _activate(gw, READY_FIXED_FEE_OPPORTUNITY_ID))["psa_project_id"]
+    await _fault(gw, "salesforce", kind="outage")
+
+    view = await _view(gw, project)
+
+    assert view["project"]["external_key"] == READY_FIXED_FEE_OPPORTUNITY_ID
+    assert view["legal_entity"] is None
+    # The forecast is kept under the deal's ERP project: without the deal it is unknown, not "none".
+    forecast = view["forecast"]
+    assert forecast["status"] == "unavailable"
+    assert forecast["error"]["code"] == "source-unavailable"
+    assert "deal" in forecast["error"]["detail"]
+    for section in ("budget", "billed", "unbilled", "staffing", "milestones"):
+        assert view[section]["status"] == "ok", (section, view[section])
