@@ -211,6 +211,10 @@ class SystemApiClient(TierClient):
         )
         return found[0] if found else None
 
+    async def list_psa_project_invoices(self, project_id: str) -> list[PsaInvoice]:
+        """Every PSA invoice of the project, oldest first (drafts and cancelled ones included)."""
+        return await self._get(f"/system/v1/psa/projects/{_seg(project_id)}/invoices", list[PsaInvoice])
+
     async def get_psa_invoice(self, invoice_id: str) -> PsaInvoice:
         return await self._get(f"/system/v1/psa/invoices/{_seg(invoice_id)}", PsaInvoice)
 
@@ -250,6 +254,10 @@ class SystemApiClient(TierClient):
             "PUT", "/system/v1/erp/change-subscriptions", ChangeSubscriptionList, request
         )
         return found.items
+
+    async def get_erp_customer(self, customer_id: str) -> Customer:
+        """The ERP's customer (its billing name), by the id an ERP invoice names."""
+        return await self._get(f"/system/v1/erp/customers/{_seg(customer_id)}", Customer)
 
     async def upsert_erp_customer(self, command: CustomerUpsert, *, idempotency_key: str) -> Customer:
         return await self._post(
@@ -341,8 +349,3 @@ class SystemApiClient(TierClient):
         """How much of each vendor's API limits is spent (Salesforce's daily requests, NetSuite's
         concurrency, Business Central's 5-minute window, ...)."""
         return await self._get("/system/v1/vendor-api-budgets", ApiBudgetList)
-
-    # --- finance view
-    async def get_erp_customer(self, customer_id: str) -> Customer:
-        """The ERP's customer (its billing name), by the id an ERP invoice names."""
-        return await self._get(f"/system/v1/erp/customers/{_seg(customer_id)}", Customer)

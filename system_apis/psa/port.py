@@ -92,6 +92,11 @@ class PsaPort(Protocol):
 
     async def get_invoice(self, invoice_id: str) -> PsaInvoice: ...
 
+    async def list_invoices(self, project_id: str) -> list[PsaInvoice]:
+        """Every invoice of the project (drafts and cancelled ones included), oldest first: what delivery
+        sees billed. Reads only."""
+        ...
+
     async def create_invoice(self, command: PsaInvoiceCreate) -> tuple[PsaInvoice, bool]:
         """Record an invoice against exactly ``command``'s items, which the PSA then marks invoiced;
         ``(invoice, created)``. One per ``external_key``: an invoice already recorded under it is returned

@@ -245,6 +245,21 @@ async def find_invoices(psa: Psa, external_key: BillingKey) -> list[PsaInvoice]:
 
 @operation(
     "GET",
+    "/system/v1/psa/projects/{project_id:str}/invoices",
+    operation_id="listPsaProjectInvoices",
+    summary="List a project's PSA invoices",
+    description="Every invoice the PSA recorded for the project, oldest first, drafts and cancelled ones "
+    "included (a project has one a billing period, so the list is not paged).",
+    scopes=["system:read"],
+    errors=[404, *VENDOR_ERRORS],
+    tags=_TAGS,
+)
+async def list_project_invoices(project_id: ProjectId, psa: Psa) -> list[PsaInvoice]:
+    return await psa.list_invoices(project_id)
+
+
+@operation(
+    "GET",
     "/system/v1/psa/invoices/{invoice_id:str}",
     operation_id="getPsaInvoice",
     summary="Read a PSA invoice",
@@ -340,6 +355,7 @@ psa_routes = [
     list_expenses,
     list_billable_items,
     find_invoices,
+    list_project_invoices,
     get_invoice,
     create_invoice,
     finalize_invoice,
