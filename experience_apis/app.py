@@ -10,6 +10,7 @@ from litestar.di import Provide
 from apis.plugin import GovernancePlugin, TierSpec
 from experience_apis.catalog import catalog_routes
 from experience_apis.client import ExperienceClients
+from experience_apis.compose import ServerTimingMiddleware
 from experience_apis.delivery import delivery_routes
 from experience_apis.finance import finance_routes
 from experience_apis.ops import ops_routes
@@ -41,5 +42,7 @@ def create_experience_app(runtime: Runtime, *, clients: ExperienceClients) -> Li
                 lambda: runtime.settings.operations, use_cache=True, sync_to_thread=False
             ),
         },
+        # Inside the governance stack: each view's answer says in Server-Timing what its sections took.
+        middleware=[ServerTimingMiddleware()],
         plugins=[GovernancePlugin(EXPERIENCE_V1, runtime)],
     )

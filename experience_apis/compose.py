@@ -26,6 +26,9 @@ What a section's failure means:
   declared, unavailable or 503.
 
 Any other exception is a bug and propagates: it is not a source being down.
+
+Every view's answer carries ``Server-Timing`` (W3C): each section's own time, from the moment it could start,
+and the composition's, so a caller (or ``bench/experience_views.py``) sees which source the view waited on.
 """
 
 from __future__ import annotations
@@ -33,19 +36,26 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import msgspec
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
 
 from apis.logging import get_logger
 from apis.problems import ProblemError
 from contracts.models.experience import SectionError, SectionRule, SectionStatus, ViewRules
 
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
 __all__ = [
     "Composed",
     "Section",
     "SectionFailure",
+    "ServerTimingMiddleware",
     "View",
     "registered_views",
 ]
@@ -60,6 +70,8 @@ DEFAULT_TIMEOUT_SECONDS = 5.0
 SOURCE_RETRY_AFTER_SECONDS = 5
 
 _VIEWS: dict[str, View[Any]] = {}
+# The Server-Timing entries of the request being answered (set by ServerTimingMiddleware, filled by compose).
+_TIMINGS: ContextVar[list[str] | None] = ContextVar("stratum_view_timings", default=None)
 
 
 class SectionFailure(Exception):
@@ -242,6 +254,7 @@ class View(Generic[C]):
             else:
                 composed.outcomes[section.name] = _Outcome(value=value, elapsed=time.perf_counter() - started)
 
+        began = time.perf_counter()
         for section in self.sections:
             tasks[section.name] = asyncio.ensure_future(run(section))
         try:
@@ -251,6 +264,7 @@ class View(Generic[C]):
                 task.cancel()
             await asyncio.gather(*tasks.values(), return_exceptions=True)
             raise
+        _record_timings(self, composed, time.perf_counter() - began)
         for section in self.sections:
             outcome = composed.outcomes[section.name]
             if outcome.error is None:
@@ -266,6 +280,39 @@ class View(Generic[C]):
             if section.required:
                 raise _required_failed(self.name, section, outcome)
         return composed
+
+
+def _record_timings(view: View[Any], composed: Composed, elapsed: float) -> None:
+    timings = _TIMINGS.get()
+    if timings is None:
+        return
+    for section in view.sections:
+        outcome = composed.outcomes[section.name]
+        timings.append(f"{section.name};dur={outcome.elapsed * 1000:.2f}")
+    timings.append(f"view;dur={elapsed * 1000:.2f}")
+
+
+class ServerTimingMiddleware(ASGIMiddleware):
+    """Adds the composed view's ``Server-Timing`` to its answer: each section's time and the view's."""
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        timings: list[str] = []
+        token = _TIMINGS.set(timings)
+
+        async def with_timings(message: Message) -> None:
+            if message["type"] == "http.response.start" and timings:
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (b"server-timing", ", ".join(timings).encode()),
+                ]
+            await send(message)
+
+        try:
+            await next_app(scope, receive, with_timings)
+        finally:
+            _TIMINGS.reset(token)
 
 
 def _retry_after(exc: ProblemError) -> int | None:

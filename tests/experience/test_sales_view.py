@@ -18,6 +18,10 @@ async def test_the_sales_view_is_filled_from_its_sources(gw: Any) -> None:
     assert body["account"]["data"]["id"] == DEMO_ACCOUNT_ID
     assert body["opportunities"]["status"] == "ok"
     assert body["opportunities"]["items"]
+    # Each section's own time, and the view's, as the answer's Server-Timing (W3C) says.
+    timings = dict(metric.strip().split(";dur=") for metric in response.headers["server-timing"].split(","))
+    assert set(timings) == {"account", "opportunities", "readiness", "view"}
+    assert all(float(duration) >= 0 for duration in timings.values())
 
 
 async def test_the_opportunity_listing_down_leaves_its_sections_unavailable_and_the_account_filled(
