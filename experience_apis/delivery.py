@@ -88,7 +88,6 @@ PORTFOLIO_CONCURRENCY = 6
 # Listings read whole: pages of the system tier's largest size, and a ceiling on how many.
 _PAGE = 200
 _MAX_PAGES = 50
-_CENT = Decimal("0.01")
 _TENTH = Decimal("0.1")
 # A portfolio with no status filter shows the projects still being delivered.
 _OPEN_STATUSES = (ProjectStatus.PLANNED, ProjectStatus.ACTIVE, ProjectStatus.ON_HOLD)
@@ -159,18 +158,10 @@ async def _billable_items(
 # --- figures (pure) -------------------------------------------------------------------------------------
 
 
-def _cents(amount: Decimal) -> Decimal:
-    return amount.quantize(_CENT, rounding=ROUND_HALF_UP)
-
-
 def _percent(used: Decimal, budget: Decimal) -> Decimal | None:
     if budget <= 0:
         return None
     return (used * 100 / budget).quantize(_TENTH, rounding=ROUND_HALF_UP)
-
-
-def _rounded(totals: list[Money]) -> list[Money]:
-    return [Money(amount=_cents(m.amount), currency=m.currency) for m in totals]
 
 
 def budget_figures(
@@ -185,9 +176,9 @@ def budget_figures(
     hours = approved + not_approved
     time_amounts = [(e.rate.currency, e.hours * e.rate.amount) for e in entries if e.rate is not None]
     expense_amounts = [(x.amount.currency, x.amount.amount) for x in expenses]
-    amount_time = _rounded(money_totals(time_amounts))
-    amount_expenses = _rounded(money_totals(expense_amounts))
-    amount_actual = _rounded(money_totals([*time_amounts, *expense_amounts]))
+    amount_time = money_totals(time_amounts)
+    amount_expenses = money_totals(expense_amounts)
+    amount_actual = money_totals([*time_amounts, *expense_amounts])
     planned = sum((d.hours for d in demands), Decimal(0)) if demands is not None else None
     hours_budget = planned if planned else None
     budget = project.budget
@@ -215,20 +206,12 @@ def budget_figures(
     )
 
 
-def _item_value(item: BillableItem) -> Money | None:
-    if item.amount is not None:
-        return item.amount
-    if item.rate is not None:
-        return Money(amount=item.quantity * item.rate.amount, currency=item.rate.currency)
-    return None
-
-
 def unbilled_figures(items: Sequence[BillableItem], today: dt.date) -> dict[str, Any]:
     """The fields of ``UnbilledSection`` for the project's unbilled approved items."""
-    values = [_item_value(i) for i in items]
+    values = [i.psa_value() for i in items]
     oldest = min((i.date for i in items), default=None)
     return {
-        "amount": _rounded(money_totals([(v.currency, v.amount) for v in values if v is not None])),
+        "amount": money_totals([(v.currency, v.amount) for v in values if v is not None]),
         "items": len(items),
         "hours": sum((i.quantity for i in items if i.kind is BillableItemKind.TIME), Decimal(0)),
         "oldest_date": oldest,

@@ -36,6 +36,8 @@ from contracts.models import (
     PsaInvoice,
     TimeEntry,
 )
+from contracts.models.billing import UNBILLED_AGE_BUCKETS, unbilled_age_bucket
+from contracts.models.common import money_as_kept
 from contracts.models.experience import SectionStatus, money_totals
 from contracts.models.experience_finance import (
     AwaitingApproval,
@@ -83,7 +85,6 @@ __all__ = [
 T = TypeVar("T")
 
 SCOPE = "experience:finance"
-CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 # Tier calls a section makes at once (per-project billable items, customer names): bounded so one view
 # cannot flood the tier below.
@@ -106,10 +107,6 @@ CustomerIdFilter = Annotated[
 
 def _today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
-
-
-def _cents(amount: Decimal) -> Decimal:
-    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def _same(value: str | None, wanted: str | None) -> bool:
@@ -231,7 +228,7 @@ class _Aged:
             self.unpriced += 1
             return
         self.amount += value
-        self.buckets[_unbilled_bucket(age_days)] += value
+        self.buckets[UNBILLED_AGE_BUCKETS.index(unbilled_age_bucket(age_days))] += value
 
     def merge(self, other: _Aged) -> None:
         self.amount += other.amount
@@ -239,31 +236,9 @@ class _Aged:
         self.items += other.items
         self.unpriced += other.unpriced
 
-    def aging(self) -> UnbilledAging:
-        b = [_cents(x) for x in self.buckets]
+    def aging(self, currency: str) -> UnbilledAging:
+        b = [money_as_kept(x, currency) for x in self.buckets]
         return UnbilledAging(days_0_30=b[0], days_31_60=b[1], days_61_90=b[2], days_over_90=b[3])
-
-
-def _unbilled_bucket(age_days: int) -> int:
-    if age_days <= 30:
-        return 0
-    if age_days <= 60:
-        return 1
-    if age_days <= 90:
-        return 2
-    return 3
-
-
-def item_value(item: BillableItem) -> tuple[str | None, Decimal | None]:
-    """(currency, value) of a billable item as the PSA holds it: time is hours x the PSA's rate, an expense
-    or a milestone its amount; None where the PSA gives no price (unpriced, never 0)."""
-    if item.kind is BillableItemKind.TIME:
-        if item.rate is None:
-            return None, None
-        return item.rate.currency, _cents(item.quantity * item.rate.amount)
-    if item.amount is None:
-        return None, None
-    return item.amount.currency, _cents(item.amount.amount)
 
 
 @dataclass(slots=True)
@@ -304,8 +279,9 @@ def unbilled_rows(
         for item in items.get(project.id, []):
             if item.invoiced or item.psa_invoice_id is not None:
                 continue  # held by an invoice (a draft's items too): not unbilled
-            value_currency, value = item_value(item)
-            row_currency = value_currency or project.currency or "XXX"
+            worth = item.psa_value()
+            value = worth.amount if worth is not None else None
+            row_currency = (worth.currency if worth is not None else None) or project.currency or "XXX"
             if not _same(row_currency, currency):
                 continue
             row = by_currency.get(row_currency)
@@ -473,8 +449,8 @@ async def get_finance_unbilled(
             project_name=row.project.name,
             opportunity_id=row.opportunity_id,
             currency=row.currency,
-            amount=_cents(row.aged.amount),
-            aging=row.aged.aging(),
+            amount=money_as_kept(row.aged.amount, row.currency),
+            aging=row.aged.aging(row.currency),
             items=row.aged.items,
             time_entries=kinds.get(BillableItemKind.TIME, 0),
             expenses=kinds.get(BillableItemKind.EXPENSE, 0),
@@ -500,8 +476,8 @@ async def get_finance_unbilled(
             UnbilledEntityTotal(
                 legal_entity=entity,
                 currency=cur,
-                amount=_cents(aged.amount),
-                aging=aged.aging(),
+                amount=money_as_kept(aged.amount, cur),
+                aging=aged.aging(cur),
                 items=aged.items,
                 unpriced_items=aged.unpriced,
             )
@@ -512,8 +488,8 @@ async def get_finance_unbilled(
                 customer_id=customer,
                 customer_name=names.get(customer) if customer else None,
                 currency=cur,
-                amount=_cents(aged.amount),
-                aging=aged.aging(),
+                amount=money_as_kept(aged.amount, cur),
+                aging=aged.aging(cur),
                 items=aged.items,
                 unpriced_items=aged.unpriced,
             )
@@ -631,8 +607,8 @@ class _Open:
                 invoice.due_date if self.oldest_due is None else min(self.oldest_due, invoice.due_date)
             )
 
-    def aging(self) -> ReceivableAging:
-        b = [_cents(x) for x in self.buckets]
+    def aging(self, currency: str) -> ReceivableAging:
+        b = [money_as_kept(x, currency) for x in self.buckets]
         return ReceivableAging(
             current=b[0], days_1_30=b[1], days_31_60=b[2], days_61_90=b[3], days_over_90=b[4]
         )
@@ -763,10 +739,10 @@ async def get_finance_receivables(
             ReceivablesTotal(
                 legal_entity=key[0],
                 currency=key[1],
-                open=_cents(total.amount),
-                aging=total.aging(),
+                open=money_as_kept(total.amount, key[1]),
+                aging=total.aging(key[1]),
                 invoices=total.invoices,
-                invoiced_last_90_days=_cents(sales),
+                invoiced_last_90_days=money_as_kept(sales, key[1]),
                 dso=dso,
             )
         )
@@ -780,8 +756,8 @@ async def get_finance_receivables(
                     customer_id=customer,
                     customer_name=names.get(customer),
                     currency=cur,
-                    open=_cents(row.amount),
-                    aging=row.aging(),
+                    open=money_as_kept(row.amount, cur),
+                    aging=row.aging(cur),
                     invoices=row.invoices,
                     overdue_invoices=row.overdue,
                     oldest_due_date=row.oldest_due,
@@ -1156,7 +1132,7 @@ def _parent(run: Run) -> str | None:
 
 def _decimal(value: Any) -> Decimal | None:
     try:
-        return _cents(Decimal(str(value))) if value is not None else None
+        return Decimal(str(value)) if value is not None else None
     except ArithmeticError:
         return None
 

@@ -49,13 +49,19 @@ import datetime as dt
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 import msgspec
 
 from apis.config import LegalEntityBilling
 from contracts.models.billing import BillableItem, BillableItemKind, PsaFeeItem, PsaInvoiceCreate
-from contracts.models.common import NON_NEGATIVE_ERP_MONEY, DecimalBound, is_iso_4217
+from contracts.models.common import (
+    NON_NEGATIVE_ERP_MONEY,
+    DecimalBound,
+    is_iso_4217,
+    minor_unit,
+    round_money,
+)
 from contracts.models.crm import BillingModel, Customer, Opportunity, RateCardLine, RateUnit
 from contracts.models.delivery import Project
 from contracts.models.finance import QUANTITY, UNIT_PRICE, InvoiceCreate, InvoiceLineInput
@@ -85,35 +91,7 @@ __all__ = [
 
 # --- currencies -------------------------------------------------------------------------------------------
 
-# ISO 4217 minor units (the standard's "list one", 2025), for the active codes whose unit is not 2; every
-# other code of contracts.models.common.ISO_4217_CODES has 2. No installed package carries them (Babel,
-# pycountry and py-moneyed are not dependencies), and a table this small is easier to check than one.
-_MINOR_UNITS: dict[str, int] = {
-    # 0 decimals
-    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0,
-    "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
-    # 3 decimals
-    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
-    # 4 decimals
-    "CLF": 4, "UYW": 4,
-}  # fmt: skip
-
-
-def minor_unit(currency: str) -> int:
-    """The decimals of ``currency``'s minor unit (JPY 0, USD 2, BHD 3); ``ValueError`` for a code that is
-    not an active ISO 4217 currency."""
-    if not is_iso_4217(currency):
-        raise ValueError(f"{currency!r} is not an active ISO 4217 currency")
-    return _MINOR_UNITS.get(currency, 2)
-
-
-def _quantum(currency: str) -> Decimal:
-    return Decimal(1).scaleb(-minor_unit(currency))
-
-
-def round_money(amount: Decimal, currency: str) -> Decimal:
-    """``amount`` rounded to ``currency``'s minor unit, half up (12.345 USD -> 12.35; 0.5 JPY -> 1)."""
-    return amount.quantize(_quantum(currency), rounding=ROUND_HALF_UP)
+# The ISO 4217 minor units live with the currency codes (contracts.models.common), so every tier rounds alike.
 
 
 def _is_exact(amount: Decimal, currency: str) -> bool:

@@ -79,8 +79,13 @@ from apis.logging import get_logger
 from apis.problems import ProblemError
 from apis.routing import operation
 from apis.state import StateStore, StateStoreUnavailable, needed_by
-from contracts.models.billing import CrmInvoiceStatus, CrmInvoiceStatusUpdate, PsaPaymentRecord
-from contracts.models.common import Money
+from contracts.models.billing import (
+    UNBILLED_AGE_BUCKETS,
+    CrmInvoiceStatus,
+    CrmInvoiceStatusUpdate,
+    PsaPaymentRecord,
+    unbilled_age_bucket,
+)
 from contracts.models.delivery import ProjectStatus
 from contracts.models.events import InvoiceStatusChanged
 from contracts.models.finance import (
@@ -239,18 +244,6 @@ def _event_for(before: _Applied | None, status: CrmInvoiceStatus, invoice: Invoi
 # --- unbilled approved work (a metric) --------------------------------------------------------------------
 
 UNBILLED_PASS_KEY = "invoice-status:unbilled-pass"
-AGE_BUCKETS = ("0-30", "31-60", "61-90", "90+")
-
-
-def age_bucket(age_days: int) -> str:
-    """The age bucket of work done ``age_days`` ago (0-30, 31-60, 61-90, 90+)."""
-    if age_days <= 30:
-        return "0-30"
-    if age_days <= 60:
-        return "31-60"
-    if age_days <= 90:
-        return "61-90"
-    return "90+"
 
 
 async def unbilled_work(today: dt.date) -> dict[str, dict[str, str]]:
@@ -273,13 +266,11 @@ async def unbilled_work(today: dt.date) -> dict[str, dict[str, str]]:
                 for item in items.items:
                     if item.invoiced:
                         continue
-                    amount = item.amount
-                    if amount is None and item.rate is not None:
-                        amount = Money(amount=item.rate.amount * item.quantity, currency=item.rate.currency)
+                    amount = item.psa_value()
                     if amount is None:
                         continue  # not priced in the PSA: the billing run prices it from the rate card
-                    bucket = age_bucket((today - item.date).days)
-                    per = totals.setdefault(amount.currency, {b: Decimal(0) for b in AGE_BUCKETS})
+                    bucket = unbilled_age_bucket((today - item.date).days)
+                    per = totals.setdefault(amount.currency, {b: Decimal(0) for b in UNBILLED_AGE_BUCKETS})
                     per[bucket] += amount.amount
                 item_cursor = items.next_cursor
                 if not item_cursor:

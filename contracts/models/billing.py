@@ -29,10 +29,12 @@ from contracts.models.common import (
     RecordId,
     SkippedRecord,
     SystemIds,
+    money_as_kept,
     require_decimal,
 )
 
 __all__ = [
+    "UNBILLED_AGE_BUCKETS",
     "BillableItem",
     "BillableItemKind",
     "BillableItemPage",
@@ -46,6 +48,7 @@ __all__ = [
     "PsaInvoiceFinalize",
     "PsaInvoiceStatus",
     "PsaPaymentRecord",
+    "unbilled_age_bucket",
 ]
 
 # One PSA invoice can bill a month of a large project's time: Kantata takes the item ids as lists.
@@ -85,6 +88,35 @@ class BillableItem(msgspec.Struct, kw_only=True, frozen=True):
     approved_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
     system_ids: SystemIds = msgspec.field(default_factory=SystemIds)
+
+    def psa_value(self) -> Money | None:
+        """What the PSA says the item is worth, rounded to the currency's minor unit as the PSA keeps it: an
+        expense's or a milestone's amount, time's hours x the PSA's rate; None where the PSA gives no price
+        (unpriced work is counted as such, never as 0). This is work-in-progress value; the invoice prices
+        time from the deal's rate card, which may differ."""
+        if self.amount is not None:
+            return Money(
+                amount=money_as_kept(self.amount.amount, self.amount.currency), currency=self.amount.currency
+            )
+        if self.rate is not None:
+            value = money_as_kept(self.quantity * self.rate.amount, self.rate.currency)
+            return Money(amount=value, currency=self.rate.currency)
+        return None
+
+
+# How old unbilled work is, by the days since it was done: finance's aging of work in progress.
+UNBILLED_AGE_BUCKETS = ("0-30", "31-60", "61-90", "90+")
+
+
+def unbilled_age_bucket(age_days: int) -> str:
+    """The age bucket (``UNBILLED_AGE_BUCKETS``) of work done ``age_days`` ago."""
+    if age_days <= 30:
+        return "0-30"
+    if age_days <= 60:
+        return "31-60"
+    if age_days <= 90:
+        return "61-90"
+    return "90+"
 
 
 class BillableItemPage(msgspec.Struct, kw_only=True, frozen=True):

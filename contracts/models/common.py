@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any
 
 import msgspec
@@ -65,7 +65,10 @@ __all__ = [
     "decimal_bound",
     "decimal_text_errors",
     "is_iso_4217",
+    "minor_unit",
+    "money_as_kept",
     "require_decimal",
+    "round_money",
 ]
 
 CurrencyCode = Annotated[
@@ -604,3 +607,38 @@ def _check_text(info: msgspec.inspect.Type, raw: Any, path: str, errors: list[tu
 def is_iso_4217(code: str | None) -> bool:
     """True when ``code`` is an active ISO 4217 currency."""
     return code is not None and code in ISO_4217_CODES
+
+
+# ISO 4217 minor units (the standard's "list one", 2025), for the active codes whose unit is not 2; every
+# other code of ISO_4217_CODES has 2. No installed package carries them (Babel, pycountry and py-moneyed are
+# not dependencies), and a table this small is easier to check than one.
+_MINOR_UNITS: dict[str, int] = {
+    # 0 decimals
+    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0,
+    "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
+    # 3 decimals
+    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+    # 4 decimals
+    "CLF": 4, "UYW": 4,
+}  # fmt: skip
+
+
+def minor_unit(currency: str) -> int:
+    """The decimals of ``currency``'s minor unit (JPY 0, USD 2, BHD 3); ``ValueError`` for a code that is
+    not an active ISO 4217 currency."""
+    if not is_iso_4217(currency):
+        raise ValueError(f"{currency!r} is not an active ISO 4217 currency")
+    return _MINOR_UNITS.get(currency, 2)
+
+
+def round_money(amount: Decimal, currency: str) -> Decimal:
+    """``amount`` rounded to ``currency``'s minor unit, half up (12.345 USD -> 12.35; 0.5 JPY -> 1)."""
+    return amount.quantize(Decimal(1).scaleb(-minor_unit(currency)), rounding=ROUND_HALF_UP)
+
+
+def money_as_kept(amount: Decimal, currency: str) -> Decimal:
+    """``amount`` as ``currency`` writes it: at its minor unit (``round_money``), or at 2 places for a code
+    this contract does not know (a vendor's own), which is never refused for that."""
+    if is_iso_4217(currency):
+        return round_money(amount, currency)
+    return amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)

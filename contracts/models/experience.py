@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from contracts.models.common import Money
+from contracts.models.common import Money, money_as_kept
 from contracts.models.crm import Customer, Opportunity
 from contracts.models.process import RuleResult
 
@@ -124,7 +124,9 @@ class SalesAccountView(msgspec.Struct, kw_only=True, frozen=True):
 
 
 def money_totals(amounts: list[tuple[str, Decimal]]) -> list[Money]:
+    """One total per currency (never summed across currencies), sorted by currency, each as its currency
+    writes it (``money_as_kept``)."""
     totals: dict[str, Decimal] = {}
     for currency, amount in amounts:
         totals[currency] = totals.get(currency, Decimal(0)) + amount
-    return [Money(amount=totals[c], currency=c) for c in sorted(totals)]
+    return [Money(amount=money_as_kept(totals[c], c), currency=c) for c in sorted(totals)]

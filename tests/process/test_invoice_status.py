@@ -17,10 +17,9 @@ import msgspec
 import pytest
 
 from apis.config import Settings
+from contracts.models.billing import UNBILLED_AGE_BUCKETS, unbilled_age_bucket
 from process_apis.invoice_status import (
-    AGE_BUCKETS,
     WATERMARK_KEY,
-    age_bucket,
     crm_status,
     parse_billing_key,
 )
@@ -241,7 +240,7 @@ def test_a_billing_key_names_the_psa_project_and_the_period() -> None:
 
 
 def test_age_buckets_split_at_30_60_and_90_days() -> None:
-    assert [age_bucket(d) for d in (0, 30, 31, 60, 61, 90, 91, 400)] == [
+    assert [unbilled_age_bucket(d) for d in (0, 30, 31, 60, 61, 90, 91, 400)] == [
         "0-30",
         "0-30",
         "31-60",
@@ -251,7 +250,7 @@ def test_age_buckets_split_at_30_60_and_90_days() -> None:
         "90+",
         "90+",
     ]
-    assert AGE_BUCKETS == ("0-30", "31-60", "61-90", "90+")
+    assert UNBILLED_AGE_BUCKETS == ("0-30", "31-60", "61-90", "90+")
 
 
 def test_the_crm_status_follows_the_canonical_status_and_the_overdue_flag() -> None:
@@ -645,7 +644,7 @@ async def test_sync_lag_and_unbilled_work_reach_metrics(gw: Any) -> None:
     # The sync's unbilled pass ran (the first sync of the hour): every sample is a currency and a bucket.
     gauge = _samples(text, "stratum_unbilled_approved_work")
     assert gauge
-    assert {labels["age"] for labels, _ in gauge} <= set(AGE_BUCKETS)
+    assert {labels["age"] for labels, _ in gauge} <= set(UNBILLED_AGE_BUCKETS)
     assert all(value >= 0 for _, value in gauge)
 
 
@@ -717,7 +716,7 @@ async def test_unbilled_work_sums_uninvoiced_priced_items_of_active_projects_by_
     finally:
         saga.install_services(previous)
     assert totals == {
-        "USD": {"0-30": "100.10", "31-60": "50.00", "61-90": "25.000", "90+": "7.00"},
+        "USD": {"0-30": "100.10", "31-60": "50.00", "61-90": "25.00", "90+": "7.00"},
         "EUR": {"0-30": "20.00", "31-60": "0", "61-90": "0", "90+": "0"},
     }
 
