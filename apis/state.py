@@ -35,6 +35,7 @@ __all__ = [
     "StreamPositionExpired",
     "create_state_store",
     "needed_by",
+    "redis_answering",
     "redis_client_options",
 ]
 
@@ -306,24 +307,24 @@ class RedisStateStore:
         self._append_once: AsyncScript = self._redis.register_script(_APPEND_ONCE)
 
     async def get(self, key: str) -> bytes | None:
-        async with _answering("get"):
+        async with redis_answering("get"):
             value = await self._redis.get(self._prefix + key)
         # The client is built without decode_responses, so values come back as bytes.
         return value.encode() if isinstance(value, str) else value
 
     async def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
-        async with _answering("set"):
+        async with redis_answering("set"):
             await self._redis.set(self._prefix + key, value, px=max(1, int(ttl_seconds * 1000)))
 
     async def add(self, key: str, value: bytes, ttl_seconds: float) -> bool:
-        async with _answering("add"):
+        async with redis_answering("add"):
             stored = await self._redis.set(
                 self._prefix + key, value, px=max(1, int(ttl_seconds * 1000)), nx=True
             )
         return bool(stored)
 
     async def delete(self, key: str) -> None:
-        async with _answering("delete"):
+        async with redis_answering("delete"):
             await self._redis.delete(self._prefix + key)
 
     async def append_to_stream(
@@ -336,7 +337,7 @@ class RedisStateStore:
         dedupe_ttl_seconds: float = 7 * 24 * 3600,
     ) -> str | None:
         _check_stream_args(retention_seconds, dedupe_ttl_seconds)
-        async with _answering("append_to_stream"):
+        async with redis_answering("append_to_stream"):
             position = await self._append_once(
                 keys=[
                     f"{self._prefix}stream-ids:{stream}:{entry_id}",
@@ -360,7 +361,7 @@ class RedisStateStore:
             if ms == seq == _MAX_ID_PART:
                 return []  # nothing can follow the largest id (and Redis refuses "(" before it)
             start = f"({ms}-{seq}"
-        async with _answering("read_stream"):
+        async with redis_answering("read_stream"):
             # One round trip: the trim mark and the entries, as of the same moment.
             pipe = self._redis.pipeline(transaction=True)
             pipe.get(f"{self._prefix}stream-trimmed:{stream}")
@@ -388,7 +389,7 @@ class RedisStateStore:
         from redis.exceptions import ResponseError
 
         try:
-            async with _answering("persistence"):
+            async with redis_answering("persistence"):
                 config = await self._redis.config_get("appendonly")
                 config.update(await self._redis.config_get("save"))
         except ResponseError:
@@ -403,7 +404,7 @@ class RedisStateStore:
 
 
 @asynccontextmanager
-async def _answering(operation: str) -> AsyncIterator[None]:
+async def redis_answering(operation: str) -> AsyncIterator[None]:
     """Every way Redis can fail to answer, as the one exception callers handle."""
     from redis import exceptions as redis_errors
 

@@ -45,7 +45,7 @@ def _last_month() -> str:
 
 
 class Bench:
-    def __init__(self, data_dir: str) -> None:
+    def __init__(self, data_dir: str, **overrides: Any) -> None:
         settings = load_settings(
             {},
             data_dir=data_dir,
@@ -53,6 +53,7 @@ class Bench:
             workflows={"poll_interval_seconds": 0.05, "step_backoff_base_seconds": 0.05},
             erp_vendor="netsuite",
             kantata={"requests_per_second": 100_000},
+            **overrides,
         )
         self.gateway = build_gateway(settings)
         self.app = Edge(self.gateway)

@@ -33,7 +33,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 
 import msgspec
@@ -43,7 +43,7 @@ from litestar.params import SkipValidation
 from apis.logging import get_logger
 from apis.metrics import STATE_STORE_UNAVAILABLE
 from apis.routing import operation
-from apis.state import StateStoreUnavailable, redis_client_options
+from apis.state import StateStoreUnavailable, redis_answering, redis_client_options
 from contracts.models.operations import ApiBudget, ApiBudgetList
 from system_apis.call_meter import RING_SECONDS, CallMeter
 from system_apis.vendor_checks import inner_adapters
@@ -287,44 +287,27 @@ class RedisCounters:
             pipe.incrby(key, increment.amount)
             # NX: only a new counter gets its expiry, so adding to a bucket never keeps it alive longer.
             pipe.expire(key, increment.keep_seconds, nx=True)
-        async with _answering("vendor_budgets_add"):
+        async with redis_answering("vendor_budgets_add"):
             await pipe.execute()
 
     async def values(self, keys: list[str]) -> list[int]:
         if not keys:
             return []
-        async with _answering("vendor_budgets_read"):
+        async with redis_answering("vendor_budgets_read"):
             values = await self._redis.mget([self._prefix + key for key in keys])
         return [int(value) if value is not None else 0 for value in values]
 
     async def put(self, key: str, value: bytes, keep_seconds: int) -> None:
-        async with _answering("vendor_budgets_put"):
+        async with redis_answering("vendor_budgets_put"):
             await self._redis.set(self._prefix + key, value, ex=keep_seconds)
 
     async def get(self, key: str) -> bytes | None:
-        async with _answering("vendor_budgets_get"):
+        async with redis_answering("vendor_budgets_get"):
             value = await self._redis.get(self._prefix + key)
         return value.encode() if isinstance(value, str) else value
 
     async def close(self) -> None:
         await self._redis.aclose()
-
-
-@contextlib.asynccontextmanager
-async def _answering(operation: str) -> AsyncIterator[None]:
-    """Every way Redis can fail to answer, as the state store's one outage exception (as ``apis.state``)."""
-    from redis import exceptions as redis_errors
-
-    try:
-        yield
-    except (
-        redis_errors.ConnectionError,
-        redis_errors.TimeoutError,
-        redis_errors.ReadOnlyError,
-        OSError,
-        TimeoutError,
-    ) as exc:
-        raise StateStoreUnavailable(operation, exc) from exc
 
 
 class MemoryCounters:

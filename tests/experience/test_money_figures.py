@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from contracts.models.billing import BillableItem, BillableItemKind, unbilled_age_bucket
+from contracts.models.billing import UNBILLED_AGE_BUCKETS, BillableItem, BillableItemKind, unbilled_age_bucket
 from contracts.models.common import Money
 from contracts.models.experience import money_totals
 
@@ -54,7 +54,7 @@ def test_an_expense_is_worth_its_amount_and_time_without_a_rate_is_unpriced_not_
 
 
 def test_work_ages_into_buckets_at_30_60_and_90_days() -> None:
-    assert [unbilled_age_bucket(d) for d in (0, 30, 31, 60, 61, 90, 91)] == [
+    assert [unbilled_age_bucket(d) for d in (0, 30, 31, 60, 61, 90, 91, 400)] == [
         "0-30",
         "0-30",
         "31-60",
@@ -62,7 +62,9 @@ def test_work_ages_into_buckets_at_30_60_and_90_days() -> None:
         "61-90",
         "61-90",
         "90+",
+        "90+",
     ]
+    assert UNBILLED_AGE_BUCKETS == ("0-30", "31-60", "61-90", "90+")
 
 
 def test_totals_are_one_per_currency_never_across_currencies() -> None:

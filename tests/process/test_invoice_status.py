@@ -17,7 +17,7 @@ import msgspec
 import pytest
 
 from apis.config import Settings
-from contracts.models.billing import UNBILLED_AGE_BUCKETS, unbilled_age_bucket
+from contracts.models.billing import UNBILLED_AGE_BUCKETS
 from process_apis.invoice_status import (
     WATERMARK_KEY,
     crm_status,
@@ -237,20 +237,6 @@ def test_a_billing_key_names_the_psa_project_and_the_period() -> None:
     assert parse_billing_key("inv-de-1") is None
     assert parse_billing_key(None) is None
     assert parse_billing_key("bill:3001") is None
-
-
-def test_age_buckets_split_at_30_60_and_90_days() -> None:
-    assert [unbilled_age_bucket(d) for d in (0, 30, 31, 60, 61, 90, 91, 400)] == [
-        "0-30",
-        "0-30",
-        "31-60",
-        "31-60",
-        "61-90",
-        "61-90",
-        "90+",
-        "90+",
-    ]
-    assert UNBILLED_AGE_BUCKETS == ("0-30", "31-60", "61-90", "90+")
 
 
 def test_the_crm_status_follows_the_canonical_status_and_the_overdue_flag() -> None:
