@@ -58,7 +58,7 @@ from contracts.models.experience_delivery import (
 )
 from experience_apis.client import ExperienceClients
 from experience_apis.compose import Composed, Section, SectionFailure, View
-from experience_apis.paging import CurrencyFilter, Cursor, LegalEntityFilter, ViewLimit, cut_page
+from experience_apis.paging import CurrencyFilter, Cursor, LegalEntityFilter, Paging, ViewLimit
 
 __all__ = [
     "DELIVERY_PORTFOLIO_VIEW",
@@ -774,7 +774,7 @@ async def list_delivery_portfolio(
         status.value if status else "",
     )
     # A cursor this tier did not issue is refused before anything is read.
-    cut_page([], listing=listing, limit=limit, cursor=cursor)
+    paging = Paging.of(listing, limit=limit, cursor=cursor)
     today = _today()
     done = await DELIVERY_PORTFOLIO_VIEW.compose(
         _PortfolioAsk(clients=clients, manager_id=manager_id, currency=currency, status=status, today=today)
@@ -800,7 +800,7 @@ async def list_delivery_portfolio(
         if legal_entity is None or (item.legal_entity or "").upper() == legal_entity.upper():
             items.append(item)
     items = order_portfolio(items)
-    page, next_cursor = cut_page(items, listing=listing, limit=limit, cursor=cursor)
+    page, next_cursor = paging.cut(items)
     return DeliveryPortfolio(
         items=page,
         next_cursor=next_cursor,

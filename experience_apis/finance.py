@@ -71,8 +71,8 @@ from contracts.models.experience_finance import (
 from contracts.models.process import Owner, Run, RunState, Workflow
 from experience_apis.client import ExperienceClients
 from experience_apis.compose import Composed, Section, SectionFailure, View
-from experience_apis.paging import CurrencyFilter, Cursor, LegalEntityFilter, ViewLimit, cut_page
-from process_apis.billing_pricing import billing_key_as_written, parse_billing_key
+from experience_apis.paging import CurrencyFilter, Cursor, LegalEntityFilter, Paging, ViewLimit
+from process_apis.billing_pricing import billing_key_as_written, parse_billing_key, run_id_of_billing_key
 
 __all__ = [
     "FINANCE_APPROVALS_VIEW",
@@ -406,7 +406,7 @@ async def get_finance_unbilled(
     cursor: Cursor = None,
 ) -> UnbilledView:
     listing = ("finance.unbilled", legal_entity or "", currency or "", customer_id or "")
-    cut_page([], listing=listing, limit=limit, cursor=cursor)  # a cursor we did not issue: 422 first
+    paging = Paging.of(listing, limit=limit, cursor=cursor)
     ask = _UnbilledAsk(
         clients=clients,
         today=_today(),
@@ -436,7 +436,7 @@ async def get_finance_unbilled(
         customer_id=customer_id,
     )
     names: dict[str, str | None] = done.value_or("customer_names", {})
-    page, next_cursor = cut_page(rows, listing=listing, limit=limit, cursor=cursor)
+    page, next_cursor = paging.cut(rows)
 
     def row_out(row: _RowBuild) -> UnbilledRow:
         kinds = row.kinds
@@ -515,18 +515,8 @@ class _ReceivablesAsk:
     legal_entity: str | None
     currency: str | None
     customer_id: str | None
-    limit: int
-    cursor: str | None
-
-    @property
-    def listing(self) -> tuple[str, ...]:
-        return (
-            "finance.receivables",
-            self.legal_entity or "",
-            self.currency or "",
-            self.customer_id or "",
-            self.as_of.isoformat(),
-        )
+    # The page of customer rows asked for (its names are read for that page only).
+    paging: Paging
 
 
 @dataclass(frozen=True, slots=True)
@@ -636,9 +626,7 @@ def receivable_rows(
 
 async def _receivable_names(ask: _ReceivablesAsk, done: Composed) -> dict[str, str | None]:
     invoices: _Invoices = done.value("invoices")
-    page, _ = cut_page(
-        receivable_rows(ask, invoices.items), listing=ask.listing, limit=ask.limit, cursor=ask.cursor
-    )
+    page, _ = ask.paging.cut(receivable_rows(ask, invoices.items))
     ids = sorted({key[1] for key, _ in page})
     return await _names(ids, ask.clients.system.get_erp_customer)
 
@@ -698,20 +686,20 @@ async def get_finance_receivables(
     limit: ViewLimit = 50,
     cursor: Cursor = None,
 ) -> ReceivablesView:
+    day = as_of or _today()
+    listing = ("finance.receivables", legal_entity or "", currency or "", customer_id or "", day.isoformat())
     ask = _ReceivablesAsk(
         clients=clients,
-        as_of=as_of or _today(),
+        as_of=day,
         legal_entity=legal_entity,
         currency=currency,
         customer_id=customer_id,
-        limit=limit,
-        cursor=cursor,
+        paging=Paging.of(listing, limit=limit, cursor=cursor),
     )
-    cut_page([], listing=ask.listing, limit=limit, cursor=cursor)  # a cursor we did not issue: 422 first
     done = await FINANCE_RECEIVABLES_VIEW.compose(ask)
     invoices: _Invoices = done.value("invoices")
     rows = receivable_rows(ask, invoices.items)
-    page, next_cursor = cut_page(rows, listing=ask.listing, limit=limit, cursor=cursor)
+    page, next_cursor = ask.paging.cut(rows)
     names: dict[str, str | None] = done.value_or("customer_names", {})
 
     totals: dict[tuple[str | None, str], _Open] = defaultdict(_Open)
@@ -781,32 +769,12 @@ class _LineageAsk:
     invoice_id: str
 
 
-_SUFFIX = re.compile(r"^([rRdD])([0-9]{1,3})$")
-
-
 def billing_key_of(invoice: Invoice) -> str | None:
     """The billing key as the run wrote it, or None for an invoice no billing run made."""
     if parse_billing_key(invoice.external_key) is None:
         return None
     assert invoice.external_key is not None
     return billing_key_as_written(invoice.external_key)
-
-
-def project_run_id(key: str) -> str | None:
-    """The project run that billed under ``key`` (as ``process_apis.billing`` names it:
-    ``bill-{project}-{period}``, ``-r{n}`` for a later revision, ``bill-{project}-{YYYY-MM-DD}`` for
-    milestones billed on completion)."""
-    parsed = parse_billing_key(key)
-    if parsed is None:
-        return None
-    project, period = parsed
-    match = _SUFFIX.match(key.rsplit(":", 1)[-1])
-    if match is None:
-        return f"bill-{project}-{period}"
-    kind, number = match.group(1).lower(), int(match.group(2))
-    if kind == "r":
-        return f"bill-{project}-{period}-r{number}"
-    return f"bill-{project}-{period}-{number:02d}"
 
 
 def _period_end(period: str) -> dt.date | None:
@@ -917,7 +885,7 @@ async def _lineage_items(ask: _LineageAsk, done: Composed) -> _Sourced | None:
 
 async def _lineage_run(ask: _LineageAsk, done: Composed) -> LineageBillingRun | None:
     key = _invoice_key(done)
-    run_id = project_run_id(key) if key else None
+    run_id = run_id_of_billing_key(key)
     if run_id is None:
         return None
     process = ask.clients.process
@@ -1168,8 +1136,8 @@ async def get_finance_approvals(
 ) -> FinanceApprovalsView:
     awaiting_listing = ("finance.approvals.awaiting", legal_entity or "", currency or "")
     parked_listing = ("finance.approvals.parked", legal_entity or "")
-    cut_page([], listing=awaiting_listing, limit=limit, cursor=cursor)
-    cut_page([], listing=parked_listing, limit=limit, cursor=parked_cursor)
+    awaiting_paging = Paging.of(awaiting_listing, limit=limit, cursor=cursor)
+    parked_paging = Paging.of(parked_listing, limit=limit, cursor=parked_cursor)
     ask = _ApprovalsAsk(clients=clients, now=dt.datetime.now(dt.UTC))
     done = await FINANCE_APPROVALS_VIEW.compose(ask)
     running: list[Run] = done.value("awaiting_approval")
@@ -1204,7 +1172,7 @@ async def get_finance_approvals(
             )
         )
     waiting.sort(key=lambda w: (w.waiting_since, w.run_id))
-    page, next_cursor = cut_page(waiting, listing=awaiting_listing, limit=limit, cursor=cursor)
+    page, next_cursor = awaiting_paging.cut(waiting)
     awaiting = AwaitingApprovalSection(
         status=SectionStatus.OK,
         items=page,
@@ -1238,9 +1206,7 @@ async def get_finance_approvals(
                 )
             )
         parked_runs.sort(key=lambda p: (p.raised_at, p.run_id))
-        parked_page, parked_next = cut_page(
-            parked_runs, listing=parked_listing, limit=limit, cursor=parked_cursor
-        )
+        parked_page, parked_next = parked_paging.cut(parked_runs)
         parked = ParkedBillingRunsSection(
             status=SectionStatus.OK, items=parked_page, next_cursor=parked_next, count=len(parked_runs)
         )

@@ -53,7 +53,7 @@ from contracts.models.process_operations import RunStats, SyncStatus
 from experience_apis.business_hours import business_seconds, sla_breached
 from experience_apis.client import ExperienceClients
 from experience_apis.compose import Composed, Section, SectionFailure, View
-from experience_apis.paging import Cursor, ViewLimit, cut_page
+from experience_apis.paging import Cursor, Paging, ViewLimit
 
 __all__ = ["OPS_DEAD_LETTERS_VIEW", "OPS_EXCEPTIONS_VIEW", "OPS_OVERVIEW_VIEW", "ops_routes"]
 
@@ -437,6 +437,10 @@ async def list_ops_exceptions(
     limit: ViewLimit = 50,
     cursor: Cursor = None,
 ) -> OpsExceptionPage:
+    # A cursor this tier did not issue is refused before anything is read.
+    paging = Paging.of(
+        ("ops.exceptions", str(owner), str(workflow), str(breached)), limit=limit, cursor=cursor
+    )
     ask = _Ask(
         clients=clients, settings=operations_settings, as_of=_moment(as_of), owner=owner, workflow=workflow
     )
@@ -444,8 +448,7 @@ async def list_ops_exceptions(
     exceptions: list[OpsException] = done.value("exceptions")
     if breached is not None:
         exceptions = [e for e in exceptions if e.breached == breached]
-    listing = ("ops.exceptions", str(owner), str(workflow), str(breached))
-    page, next_cursor = cut_page(exceptions, listing=listing, limit=limit, cursor=cursor)
+    page, next_cursor = paging.cut(exceptions)
     return OpsExceptionPage(
         as_of=ask.as_of,
         business_clock=business_clock(operations_settings),

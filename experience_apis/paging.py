@@ -9,6 +9,7 @@ the caller's mistake: 422 naming ``cursor``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
 from litestar.params import QueryParameter
@@ -17,7 +18,7 @@ from system_apis.crm.port import InvalidCursor
 from system_apis.cursors import fingerprint, unwrap_cursor, wrap_cursor
 from system_apis.params import Cursor, cursor_errors
 
-__all__ = ["CurrencyFilter", "Cursor", "LegalEntityFilter", "ViewLimit", "cut_page"]
+__all__ = ["CurrencyFilter", "Cursor", "LegalEntityFilter", "Paging", "ViewLimit"]
 
 T = TypeVar("T")
 
@@ -36,21 +37,32 @@ CurrencyFilter = Annotated[
 ]
 
 
-def cut_page(
-    items: Sequence[T], *, listing: tuple[str, ...], limit: int, cursor: str | None
-) -> tuple[list[T], str | None]:
-    """The page of ``items`` (already in the view's order) that ``cursor`` points at, and the next cursor.
+@dataclass(frozen=True, slots=True)
+class Paging:
+    """The page of a listing a caller asked for. Made from the request (``Paging.of``) before the view reads
+    anything, so a cursor this tier did not issue is a 422 at once; ``cut`` takes the page from the items,
+    in the view's order, once they are in."""
 
-    ``listing`` names the view and its filters: a cursor from another listing is refused."""
-    name = fingerprint(*listing)
-    offset = 0
-    if cursor:
-        with cursor_errors():
-            text = unwrap_cursor(cursor, max_length=128)
-            head, _, tail = text.partition("|")
-            if head != name or not tail.isdigit():
-                raise InvalidCursor("cursor is for another listing")
-            offset = int(tail)
-    page = list(items[offset : offset + limit])
-    end = offset + len(page)
-    return page, (wrap_cursor(f"{name}|{end}") if end < len(items) else None)
+    listing: str
+    offset: int
+    limit: int
+
+    @classmethod
+    def of(cls, listing: tuple[str, ...], *, limit: int, cursor: str | None) -> Paging:
+        """``listing`` names the view and its filters: a cursor from another listing is refused."""
+        name = fingerprint(*listing)
+        offset = 0
+        if cursor:
+            with cursor_errors():
+                text = unwrap_cursor(cursor, max_length=128)
+                head, _, tail = text.partition("|")
+                if head != name or not tail.isdigit():
+                    raise InvalidCursor("cursor is for another listing")
+                offset = int(tail)
+        return cls(listing=name, offset=offset, limit=limit)
+
+    def cut(self, items: Sequence[T]) -> tuple[list[T], str | None]:
+        """This page of ``items``, and the cursor of the next (None on the last)."""
+        page = list(items[self.offset : self.offset + self.limit])
+        end = self.offset + len(page)
+        return page, (wrap_cursor(f"{self.listing}|{end}") if end < len(items) else None)

@@ -106,8 +106,10 @@ from process_apis.billing_pricing import (
     PricedInvoice,
     billing_key,
     milestone_billing_key,
+    milestone_run_id,
     parse_billing_key,
     parse_period,
+    project_run_id,
     source_id,
 )
 from process_apis.customers import plan_erp_customer
@@ -168,19 +170,6 @@ def install_billing_settings(value: BillingSettings) -> None:
     """Set when the process tier is built: the legal entities' billing settings the children price with."""
     global _billing_settings
     _billing_settings = value
-
-
-def project_run_id(project_id: str, period: str, revision: int = 1) -> str:
-    """The one workflow that bills ``project_id`` for ``period``, whichever billing runs cover it; after a
-    cancel, revision ``n`` (``-r{n}``) bills it again (see ``billing_revision``)."""
-    base = f"bill-{project_id}-{period}"
-    return base if revision == 1 else f"{base}-r{revision}"
-
-
-def milestone_run_id(project_id: str, day: dt.date) -> str:
-    """The one workflow that bills ``project_id``'s milestones completed by ``day``, however often the
-    milestone schedule fires that day."""
-    return f"bill-{project_id}-{day.isoformat()}"
 
 
 def _invoice_key(project_id: str, period: str, revision: int, on_day: str | None) -> str:

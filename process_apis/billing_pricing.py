@@ -82,11 +82,14 @@ __all__ = [
     "line_amount",
     "line_for",
     "milestone_billing_key",
+    "milestone_run_id",
     "minor_unit",
     "parse_billing_key",
     "parse_period",
     "price_period",
+    "project_run_id",
     "round_money",
+    "run_id_of_billing_key",
 ]
 
 # --- currencies -------------------------------------------------------------------------------------------
@@ -229,6 +232,35 @@ def billing_key_as_written(key: str) -> str:
         return key
     project, period, suffix = split
     return f"bill:{project}:{period}" + (f":{suffix.lower()}" if suffix else "")
+
+
+def project_run_id(project_id: str, period: str, revision: int = 1) -> str:
+    """The one workflow that bills ``project_id`` for ``period``, whichever billing runs cover it; after a
+    cancel, revision ``n`` (``-r{n}``) bills it again (see ``process_apis.billing.billing_revision``)."""
+    base = f"bill-{project_id}-{period}"
+    return base if revision == 1 else f"{base}-r{revision}"
+
+
+def milestone_run_id(project_id: str, day: dt.date) -> str:
+    """The one workflow that bills ``project_id``'s milestones completed by ``day``, however often the
+    milestone schedule fires that day."""
+    return f"bill-{project_id}-{day.isoformat()}"
+
+
+def run_id_of_billing_key(key: str | None) -> str | None:
+    """The project run that billed under ``key`` (``project_run_id`` or ``milestone_run_id``, from the key
+    as any vendor keeps it); None for a key no billing run wrote. Finance's invoice lineage walks from an
+    invoice to its run by it."""
+    split = _split_billing_key(key)
+    if split is None:
+        return None
+    project, period, suffix = split
+    if not suffix:
+        return project_run_id(project, period)
+    number = int(suffix[1:])
+    if suffix[0] in "rR":
+        return project_run_id(project, period, number)
+    return f"bill-{project}-{period}-{number:02d}"
 
 
 def source_id(item: BillableItem) -> str:

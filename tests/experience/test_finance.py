@@ -297,25 +297,3 @@ async def test_a_receivables_cursor_only_continues_its_own_listing(gw: Any) -> N
     assert cursor
     problem = await _view(gw, "/receivables", status=422, limit=1, currency="EUR", cursor=cursor)
     assert problem["errors"][0]["field"] == "cursor"
-
-
-# --- the trail's names ---------------------------------------------------------------------------------
-
-
-def test_the_lineage_finds_the_run_the_billing_workflow_names_for_each_kind_of_key() -> None:
-    from experience_apis.finance import project_run_id
-    from process_apis.billing import milestone_run_id
-    from process_apis.billing import project_run_id as billing_run_id_of
-    from process_apis.billing_pricing import billing_key, milestone_billing_key
-
-    day = dt.date(2026, 11, 20)
-    assert project_run_id(billing_key("31800042", "2026-11")) == billing_run_id_of("31800042", "2026-11")
-    assert project_run_id(billing_key("31800042", "2026-11", 3)) == billing_run_id_of(
-        "31800042", "2026-11", 3
-    )
-    assert project_run_id(milestone_billing_key("31800042", day)) == milestone_run_id("31800042", day)
-    # Business Central reads the key back upper-cased.
-    assert project_run_id(billing_key("31800042", "2026-11", 2).upper()) == billing_run_id_of(
-        "31800042", "2026-11", 2
-    )
-    assert project_run_id("INV-2026-0042") is None

@@ -838,3 +838,26 @@ def test_bad_billing_settings_stop_start_up(entity: str) -> None:
 def test_hours_per_day_must_be_a_day() -> None:
     with pytest.raises(ValueError, match="hours_per_day"):
         BillingSettings(hours_per_day=Decimal(0))
+
+
+def test_the_run_a_billing_key_names_is_the_run_that_bills_under_it_for_each_kind_of_key() -> None:
+    # Finance's invoice lineage walks from an ERP invoice's key to its run by it.
+    from process_apis.billing_pricing import (
+        milestone_billing_key,
+        milestone_run_id,
+        project_run_id,
+        run_id_of_billing_key,
+    )
+
+    day = dt.date(2026, 11, 20)
+    assert run_id_of_billing_key(billing_key("31800042", "2026-11")) == project_run_id("31800042", "2026-11")
+    assert run_id_of_billing_key(billing_key("31800042", "2026-11", 3)) == project_run_id(
+        "31800042", "2026-11", 3
+    )
+    assert run_id_of_billing_key(milestone_billing_key("31800042", day)) == milestone_run_id("31800042", day)
+    # Business Central reads the key back upper-cased.
+    assert run_id_of_billing_key(billing_key("31800042", "2026-11", 2).upper()) == project_run_id(
+        "31800042", "2026-11", 2
+    )
+    assert run_id_of_billing_key("INV-2026-0042") is None
+    assert run_id_of_billing_key(None) is None
