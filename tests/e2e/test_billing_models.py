@@ -597,3 +597,72 @@ def test_a_german_invoice_in_business_central_carries_19_percent_vat(
         gross,
     )
     assert gross == net + _money(record["totalTaxAmount"]) == _money(record["remainingAmount"])
+
+
+# --- the role views over what billing made -----------------------------------------------------------------
+
+
+def _view(fleet: Fleet, path: str, scope: str, **params: Any) -> Any:
+    response = fleet.http.get(path, params=params, headers={"Authorization": f"Bearer {fleet.token(scope)}"})
+    assert response.status_code == 200, response.text
+    # Each section's own time travels with the answer (W3C Server-Timing).
+    assert "view;dur=" in response.headers["server-timing"]
+    return response.json()
+
+
+def test_the_finance_delivery_and_operations_views_show_what_billing_made_across_both_erps(
+    fleet: Fleet,
+) -> None:
+    # Over real HTTP, with the workflows in other processes: a German project billed in Business Central
+    # and an American one in NetSuite, then each role's view of them.
+    german, american = Deal(fleet, "DE01", "Views"), Deal(fleet, "US01", "Views")
+    german_items, american_items = german.month_of_work(fleet), american.month_of_work(fleet)
+    runs = {deal: fleet.start(deal.legal_entity, PERIOD, [deal.project]) for deal in (german, american)}
+    billed = {deal: fleet.billed(runs[deal], deal.project) for deal in (german, american)}
+
+    # Finance: each invoice's trail, from the ERP invoice back to the hours, the deal and the billing run.
+    for deal, (entries, expense) in ((german, german_items), (american, american_items)):
+        result = billed[deal]["result"]
+        lineage = _view(
+            fleet, f"/experience/v1/finance/invoices/{result['erp_invoice_id']}", "experience:finance"
+        )
+        assert lineage["invoice"]["legal_entity"] == deal.legal_entity
+        traced = Counter(item["source_id"] for line in lineage["lines"]["lines"] for item in line["items"])
+        assert traced == _sources(entries, expense)
+        assert all(item["found"] for line in lineage["lines"]["lines"] for item in line["items"])
+        assert lineage["deal"]["data"]["id"] == deal.opportunity_id
+        assert lineage["project"]["data"]["id"] == deal.project
+        assert lineage["psa_invoice"]["data"]["id"] == result["psa_invoice_id"]
+        assert lineage["billing_run"]["data"]["billing_run"]["id"] == runs[deal]
+        assert lineage["billing_run"]["data"]["project_run"]["id"] == _child(deal.project)
+
+    # Receivables: the German invoice is open in Business Central, in EUR, under DE01 (never summed with
+    # the American one's USD).
+    receivables = _view(
+        fleet, "/experience/v1/finance/receivables", "experience:finance", legal_entity="DE01"
+    )
+    assert {t["currency"] for t in receivables["by_legal_entity"]} == {"EUR"}
+    german_invoice = fleet.erp_invoice(billed[german]["result"]["erp_invoice_id"])
+    rows = [r for r in receivables["rows"]["items"] if r["customer_id"] == german_invoice["customer_id"]]
+    assert rows
+    assert Decimal(rows[0]["open"]) >= Decimal(german_invoice["balance"]["amount"]) > 0
+
+    # Delivery: the project's billed amount is its PSA invoice's; nothing approved is left unbilled.
+    delivery = _view(fleet, f"/experience/v1/delivery/projects/{american.project}", "experience:delivery")
+    psa_total = billed[american]["result"]["psa_total"]
+    assert delivery["billed"]["status"] == "ok"
+    assert [(Decimal(m["amount"]), m["currency"]) for m in delivery["billed"]["billed"]] == [
+        (Decimal(psa_total), "USD")
+    ]
+    assert delivery["unbilled"]["status"] == "ok"
+    assert delivery["unbilled"].get("items", 0) == 0  # a count of 0 is left out of the answer
+
+    # Operations: the billing runs are counted, and the workers' vendors' budgets are in view.
+    overview = _view(fleet, "/experience/v1/ops/overview", "experience:ops")
+    billing = next(w for w in overview["health"]["workflows"] if w["workflow"] == "billing_run")
+    assert billing["ended"]["completed"] >= 4  # two billing runs and their two project runs
+    assert {b["vendor"] for b in overview["api_budgets"]["items"]} >= {
+        "salesforce",
+        "netsuite",
+        "business_central",
+    }
