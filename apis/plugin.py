@@ -1,7 +1,7 @@
 """``GovernancePlugin``: the one place a tier app is wired into the gateway's governance.
 
-Middleware (auth and scopes, rate limit, media type, idempotency, in that order), problem+json exception
-handlers, body size cap, decimal-as-string encoding, deprecation headers, and the tier's own OpenAPI
+Middleware (auth and scopes, rate limit, media type, idempotency, in that order, in one layer), problem+json
+exception handlers, body size cap, decimal-as-string encoding, deprecation headers, and the tier's own OpenAPI
 document and reference page.
 """
 
@@ -27,13 +27,7 @@ from litestar.openapi.spec.enums import OpenAPIType
 from litestar.plugins import InitPluginProtocol, OpenAPISchemaPlugin
 from litestar.typing import FieldDefinition
 
-from apis.middleware import (
-    AuthenticationMiddleware,
-    AutomaticOptionsMiddleware,
-    IdempotencyMiddleware,
-    MediaTypeMiddleware,
-    RateLimitMiddleware,
-)
+from apis.middleware import GovernanceMiddleware
 from apis.oauth_server import ALL_SCOPES
 from apis.problems import FieldError, ProblemError, exception_handlers
 from apis.reference_assets import ReferencePage
@@ -186,14 +180,7 @@ class GovernancePlugin(InitPluginProtocol):
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         runtime, tier = self.runtime, self.tier
-        app_config.middleware = [
-            AutomaticOptionsMiddleware(),
-            AuthenticationMiddleware(runtime),
-            RateLimitMiddleware(runtime, tier.name),
-            MediaTypeMiddleware(),
-            IdempotencyMiddleware(runtime, tier.name),
-            *app_config.middleware,
-        ]
+        app_config.middleware = [GovernanceMiddleware(runtime, tier.name), *app_config.middleware]
         app_config.exception_handlers = {**exception_handlers, **app_config.exception_handlers}
         app_config.request_max_body_size = runtime.settings.max_body_bytes
         app_config.type_encoders = {**(app_config.type_encoders or {}), Decimal: str}

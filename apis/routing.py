@@ -64,7 +64,7 @@ def problem_responses(statuses: Iterable[int]) -> dict[int, ResponseSpec]:
     }
 
 
-# What IdempotencyMiddleware accepts (``_KEY_RE``): 1 to 255 visible ASCII characters.
+# What the Idempotency step accepts (``_KEY_RE``): 1 to 255 visible ASCII characters.
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 
 

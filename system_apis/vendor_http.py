@@ -365,9 +365,12 @@ class VendorHttpClient:
         inner = transport or httpx.AsyncHTTPTransport(
             verify=True, limits=limits, proxy=_environment_proxy(self._base_url)
         )
+        self._transport = MeteredTransport(inner, self.meter)
+        # Builds requests (base URL, default headers, params, timeouts) and owns the pool; sending is ours
+        # (``_send``): httpx's send adds cookie handling and redirect bookkeeping that vendor calls never use.
         self._client = httpx.AsyncClient(
             base_url=self._base_url,
-            transport=MeteredTransport(inner, self.meter),
+            transport=self._transport,
             timeout=httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds),
             limits=limits,
             follow_redirects=False,
@@ -457,6 +460,8 @@ class VendorHttpClient:
         raise self._error_for_response(outcome)
 
     def _check_origin(self, url: str) -> None:
+        if url.startswith("/") and not url.startswith("//"):
+            return  # a path: resolved against the base URL, it cannot leave the origin
         target = httpx.URL(url)
         if target.is_absolute_url and (target.scheme, target.host, target.port) != (
             self._base_url.scheme,
@@ -522,10 +527,7 @@ class VendorHttpClient:
             # httpx's own timeouts live in the network transport, so an in-process (ASGI) vendor or a
             # trickling response could otherwise hold the call forever: this bounds the attempt as a whole.
             async with asyncio.timeout(self.config.timeout_seconds):
-                if self._auth is None:
-                    response = await self._client.send(request)
-                else:
-                    response = await self._client.send(request, auth=self._auth)
+                response = await self._send(request)
         except (httpx.HTTPError, TimeoutError) as exc:
             _log().info("vendor_call_failed", vendor=self.vendor, method=method, error=type(exc).__name__)
             return self._failure(exc)
@@ -539,6 +541,34 @@ class VendorHttpClient:
             self.breaker.record_success()
         if self._on_response is not None:
             self._on_response(response)
+        return response
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        """One attempt through the auth flow: what ``httpx.AsyncClient.send`` does for a call that follows no
+        redirect, without its cookie jar. Vendors' cookies are never kept: one client serves every caller of
+        a vendor, and no vendor API here authenticates by cookie, so a jar could only carry one call's state
+        into another's (and parsing every answer's ``Set-Cookie`` into it cost a tenth of a governed read)."""
+        if self._auth is None:
+            return await self._send_once(request)
+        flow = self._auth.async_auth_flow(request)
+        try:
+            request = await flow.__anext__()
+            while True:
+                response = await self._send_once(request)
+                try:
+                    request = await flow.asend(response)
+                except StopAsyncIteration:
+                    return response
+        finally:
+            await flow.aclose()
+
+    async def _send_once(self, request: httpx.Request) -> httpx.Response:
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
         return response
 
     def __repr__(self) -> str:
