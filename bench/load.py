@@ -64,7 +64,14 @@ async def run(
                 started = time.perf_counter()
                 if stop_at and started >= stop_at:
                     return
-                status = await _one(reader, writer, request)
+                try:
+                    status = await _one(reader, writer, request)
+                except (asyncio.IncompleteReadError, ConnectionResetError):
+                    # The server closed a kept-alive connection (nginx does after keepalive_requests): a
+                    # client opens another and sends again, as this does; the lost request is not counted.
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
+                    continue
                 if measuring:
                     latencies.append(time.perf_counter() - started)
                     if status != 200:

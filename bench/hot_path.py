@@ -1,0 +1,147 @@
+"""The governed read's CPU in process: the gateway's ASGI app called directly, no sockets, no HTTP server.
+
+What ``bench/gateway_overhead.py`` measures through uvicorn and a load generator, this measures inside one
+process, by CPU time (``time.process_time``), so other work on the machine barely moves it: the system-tier
+account read and the same read from the sandbox, alternated in rounds, each request awaited alone. The
+difference is the gateway's own cost (the HTTP server's is the same for both and is not in either).
+``--profile`` writes a cProfile of the gateway read for ``python -m pstats`` (or snakeviz).
+
+    python bench/hot_path.py [--requests 3000] [--rounds 5] [--log-level info] [--profile out.prof]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from apis.config import load_settings  # noqa: E402
+from apis.gateway import build_gateway  # noqa: E402
+from bench.gateway_overhead import DIRECT_PATH, GATEWAY_PATH  # noqa: E402
+
+
+def _scope(path: str, token: str) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+
+async def _call(app: Any, path: str, token: str) -> int:
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(_scope(path, token), receive, send)
+    return status
+
+
+async def _sandbox_token(app: Any) -> str:
+    import httpx
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
+        response = await client.post(
+            "/sandboxes/salesforce/services/oauth2/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "stratum-sandbox",
+                "client_secret": "stratum-sandbox-secret",
+            },
+        )
+        token: str = response.json()["access_token"]
+        return token
+
+
+async def _run(args: argparse.Namespace, data_dir: str) -> dict[str, list[float]]:
+    from apis.edge import Edge
+
+    settings = load_settings(
+        {},
+        data_dir=data_dir,
+        log_level=args.log_level,
+        rate_limit_system="100000000/minute",
+        sandbox_salesforce_daily_api_limit=100_000_000,
+    )
+    if args.log_level != "warning":
+        # The lines go where a deployment's would (a pipe), not to this terminal.
+        from apis.logging import configure_logging
+
+        configure_logging(args.log_level, "json", stream=open(os.devnull, "w"), force=True)  # noqa: SIM115
+    gateway = build_gateway(settings, tiers=("system",))
+    app = Edge(gateway)
+    await gateway.runtime.start()
+    try:
+        assert gateway.runtime.dev_server is not None
+        token = gateway.runtime.dev_server.issue_token("stratum-demo", "system:read")
+        paths = {"direct": (DIRECT_PATH, await _sandbox_token(app)), "gateway": (GATEWAY_PATH, token)}
+        for path, bearer in paths.values():
+            for _ in range(300):
+                status = await _call(app, path, bearer)
+                if status != 200:
+                    raise SystemExit(f"{path} answered {status}")
+        results: dict[str, list[float]] = {name: [] for name in paths}
+        profiler = cProfile.Profile() if args.profile else None
+        for round_number in range(args.rounds):
+            for name in paths if round_number % 2 == 0 else reversed(paths):
+                path, bearer = paths[name]
+                if profiler is not None and name == "gateway":
+                    profiler.enable()
+                started = time.process_time()
+                for _ in range(args.requests):
+                    await _call(app, path, bearer)
+                results[name].append((time.process_time() - started) * 1e6 / args.requests)
+                if profiler is not None:
+                    profiler.disable()
+        if profiler is not None:
+            profiler.dump_stats(args.profile)
+        return results
+    finally:
+        await gateway.runtime.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=3000, help="per path and round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--profile", default=None, help="write a cProfile of the gateway read here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as data_dir:
+        results = asyncio.run(_run(args, data_dir))
+    own = [g - d for g, d in zip(results["gateway"], results["direct"], strict=True)]
+    print(
+        f"in process, CPU us per request (median of {args.rounds} rounds of {args.requests}): "
+        f"direct {statistics.median(results['direct']):.0f}, gateway {statistics.median(results['gateway']):.0f}, "
+        f"gateway's own {statistics.median(own):.0f} (rounds: {', '.join(f'{v:.0f}' for v in own)})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
