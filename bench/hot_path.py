@@ -6,7 +6,7 @@ account read and the same read from the sandbox, alternated in rounds, each requ
 difference is the gateway's own cost (the HTTP server's is the same for both and is not in either).
 ``--profile`` writes a cProfile of the gateway read for ``python -m pstats`` (or snakeviz).
 
-    python bench/hot_path.py [--requests 3000] [--rounds 5] [--log-level info] [--profile out.prof]
+    python bench/hot_path.py [--requests 3000] [--rounds 5] [--log-level info] [--redis URL] [--profile out.prof]
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ async def _run(args: argparse.Namespace, data_dir: str) -> dict[str, list[float]
         log_level=args.log_level,
         rate_limit_system="100000000/minute",
         sandbox_salesforce_daily_api_limit=100_000_000,
+        redis_url=args.redis,
     )
     if args.log_level != "warning":
         # The lines go where a deployment's would (a pipe), not to this terminal.
@@ -130,6 +131,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=3000, help="per path and round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--redis", default=None, help="STRATUM_REDIS_URL: rate limits and state in Redis")
     parser.add_argument("--profile", default=None, help="write a cProfile of the gateway read here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as data_dir:

@@ -1,0 +1,102 @@
+"""The sliding-window counter itself: the same arithmetic in memory and in Redis, one Redis round trip per
+request, nothing spent by a refused request, and a memory store that forgets clients whose windows passed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import redis.asyncio
+
+from apis.ratelimit import MemoryWindows, RateLimiter
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_the_previous_window_counts_by_the_share_of_it_still_inside_the_sliding_window() -> None:
+    clock = Clock(6_000_000.0)  # the start of a 60 s window
+    limiter = RateLimiter(clock=clock)
+    quota = limiter.quota("system", "10/minute")
+    clock.now += 59
+    assert all([(await limiter.hit(quota, "c")).allowed for _ in range(10)])
+    assert not (await limiter.hit(quota, "c")).allowed
+    # 15 s into the next window, three quarters of the previous one still count: floor(7.5) = 7 used.
+    clock.now += 16
+    first = await limiter.hit(quota, "c")
+    assert (first.allowed, first.remaining) == (True, 2)
+    assert [(await limiter.hit(quota, "c")).allowed for _ in range(3)] == [True, True, False]
+    # Two windows on, nothing counts.
+    clock.now += 120
+    assert (await limiter.hit(quota, "c")).remaining == 9
+
+
+async def test_a_refused_request_spends_no_item_of_the_quota() -> None:
+    clock = Clock(6_000_000.0)
+    limiter = RateLimiter(clock=clock)
+    quota = limiter.quota("system", "2/second;3/minute")
+    assert [(await limiter.hit(quota, "c")).allowed for _ in range(3)] == [True, True, False]
+    # The refused third request did not count against the minute: one more fits once the second passes.
+    clock.now += 2.5
+    decision = await limiter.hit(quota, "c")
+    assert (decision.allowed, decision.remaining) == (True, 0)
+    assert decision.headers["RateLimit-Policy"] == '"system";q=2;w=1, "system";q=3;w=60'
+
+
+async def test_a_refusal_says_when_to_come_back_and_never_zero_seconds() -> None:
+    clock = Clock(6_000_000.0)
+    limiter = RateLimiter(clock=clock)
+    quota = limiter.quota("system", "2/minute")
+    await limiter.hit(quota, "c")
+    clock.now += 59.9
+    await limiter.hit(quota, "c")
+    refused = await limiter.hit(quota, "c")
+    assert not refused.allowed
+    assert refused.reset_seconds == 1
+    assert refused.headers["RateLimit"] == '"system";r=0;t=1'
+
+
+def test_the_memory_store_forgets_clients_whose_windows_have_passed() -> None:
+    clock = Clock(6_000_000.0)
+    windows = MemoryWindows(clock)
+    for n in range(5000):
+        windows.hit([f"k{n}"], [10], [60_000])
+    assert len(windows) == 5000
+    clock.now += 121  # both windows of every key have passed
+    for n in range(MemoryWindows._SWEEP_EVERY):
+        windows.hit(["active"], [10_000], [60_000])
+    assert len(windows) == 1
+
+
+@pytest.mark.usefixtures("redis_url")
+async def test_redis_counts_as_memory_does_in_one_round_trip_per_request(
+    redis_url: str, unique: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limiter = RateLimiter(redis_url)
+    memory = RateLimiter()
+    client = unique("client")
+    try:
+        quota, same = limiter.quota("system", "3/hour;5/day"), memory.quota("system", "3/hour;5/day")
+        await limiter.hit(quota, client)  # loads the script
+        sent: list[int] = []
+        send = redis.asyncio.connection.Connection.send_packed_command
+
+        async def counting(self: object, command: object, check_health: bool = True) -> None:
+            sent.append(1)
+            await send(self, command, check_health)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(redis.asyncio.connection.Connection, "send_packed_command", counting)
+        shared = [await limiter.hit(quota, client) for _ in range(3)]
+        assert len(sent) == 3
+        await memory.hit(same, client)
+        local = [await memory.hit(same, client) for _ in range(3)]
+        assert [(d.allowed, d.remaining) for d in shared] == [(d.allowed, d.remaining) for d in local]
+        assert [d.allowed for d in shared] == [True, True, False]
+    finally:
+        await limiter.close()
+        await memory.close()
