@@ -377,6 +377,10 @@ class VendorHttpClient:
             verify=True,
             headers={"User-Agent": config.user_agent, "Accept": "application/json"},
         )
+        # The base URL as httpx keeps it, without its final "/", and its origin, for joining and checking URLs
+        # as strings before anything parses them.
+        self._base_text = str(self._client.base_url).rstrip("/")
+        self._origin_text = f"{self._base_url.scheme}://{self._base_url.netloc.decode('ascii')}/"
         self.breaker = CircuitBreaker(vendor, config.breaker, clock=clock)
         self.retry_budget = RetryBudget(
             ratio=config.retry.budget_ratio, capacity=config.retry.budget_capacity
@@ -462,6 +466,8 @@ class VendorHttpClient:
     def _check_origin(self, url: str) -> None:
         if url.startswith("/") and not url.startswith("//"):
             return  # a path: resolved against the base URL, it cannot leave the origin
+        if url.startswith(self._origin_text):
+            return  # the base URL's scheme://host:port/ itself, spelled as httpx spells it
         target = httpx.URL(url)
         if target.is_absolute_url and (target.scheme, target.host, target.port) != (
             self._base_url.scheme,
@@ -507,6 +513,10 @@ class VendorHttpClient:
         headers: Mapping[str, str] | None,
         content: bytes | None,
     ) -> httpx.Request:
+        if url.startswith("/") and not url.startswith("//"):
+            # Joined here as httpx joins a path to the base URL (appended to its path): httpx would parse the
+            # path and then the joined URL, and URL parsing is most of what building a request costs.
+            url = self._base_text + url
         request = self._client.build_request(method, url, params=params, headers=headers, content=content)
         correlation_id = self._correlation_id()
         if correlation_id and "X-Correlation-ID" not in request.headers:
