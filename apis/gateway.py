@@ -394,13 +394,13 @@ def build_gateway(
     token_transport = httpx.ASGITransport(app=Edge(root, max_body_bytes=cap)) if runtime.dev_server else None
     apps: dict[str, ASGIApp] = {}
 
-    def tier_transport(name: str, url: str | None) -> tuple[str, httpx.AsyncBaseTransport | None]:
+    def tier_app(name: str, url: str | None) -> tuple[str, ASGIApp | None]:
+        """Where a tier client calls the tier: its URL, or its app (behind its own edge) in this process."""
         if url:
             return url, None
         if name not in apps:
             raise SystemExit(f"stratum: the {name} tier is not served here; set STRATUM_{name.upper()}_URL")
-        edge = Edge(apps[name], max_body_bytes=cap)
-        return f"http://{name}.stratum.internal", httpx.ASGITransport(app=edge)
+        return f"http://{name}.stratum.internal", Edge(apps[name], max_body_bytes=cap)
 
     if "system" in tiers:
         adapters = build_adapters(settings, sandboxes)
@@ -411,10 +411,10 @@ def build_gateway(
         apps["system"] = create_system_app(runtime, adapters=adapters)
 
     def system_client(client_id: str, secret: str | None) -> SystemApiClient:
-        base_url, transport = tier_transport("system", settings.system_url)
+        base_url, app = tier_app("system", settings.system_url)
         client = SystemApiClient(
             base_url=base_url,
-            transport=transport,
+            app=app,
             timeout=settings.inter_tier_timeout_seconds,
             auth=_tier_auth(runtime, client_id, secret, token_transport),
         )
@@ -429,10 +429,10 @@ def build_gateway(
 
     if "experience" in tiers:
         creds = settings.experience_client
-        base_url, transport = tier_transport("process", settings.process_url)
+        base_url, app = tier_app("process", settings.process_url)
         process = ProcessApiClient(
             base_url=base_url,
-            transport=transport,
+            app=app,
             timeout=settings.inter_tier_timeout_seconds,
             auth=_tier_auth(runtime, creds.client_id, creds.client_secret, token_transport),
         )
