@@ -155,7 +155,9 @@ class Load:
         ids: list[str] = []
         cursor: str | None = None
         while True:
-            params = {"stage": "closed_won", "limit": 200, **({"cursor": cursor} if cursor else {})}
+            params: dict[str, str | int] = {"stage": "closed_won", "limit": 200}
+            if cursor:
+                params["cursor"] = cursor
             page = await self.client.get("/system/v1/crm/opportunities", params=params, headers=self.headers)
             page.raise_for_status()
             ids += [o["id"] for o in page.json()["items"]]
