@@ -173,7 +173,7 @@ class StateStore(Protocol):
 # it holds every idempotency record for its whole 24 h (each with the answer it replays, about 2 KiB for a
 # run), so memory grows with the write rate times a day: 5 GiB at 30 writes a second. 64 MiB keeps about
 # 30,000 records (over 8 h at one write a second); a gateway with more writes than that should use Redis,
-# which is also what several processes need.
+# which is also what several processes need (``STRATUM_STATE_MEMORY_MAX_MIB`` moves the bound).
 MEMORY_STORE_MAX_BYTES = 64 * 1024 * 1024
 # What a key costs besides its name and value: the dict slot, the (expiry, value) tuple, the float, and the
 # str and bytes headers (measured with sys.getsizeof; an estimate is enough for a bound).
@@ -500,5 +500,7 @@ def _bytes(value: bytes | str) -> bytes:
     return value.encode() if isinstance(value, str) else value
 
 
-def create_state_store(redis_url: str | None) -> StateStore:
-    return RedisStateStore(redis_url) if redis_url else MemoryStateStore()
+def create_state_store(
+    redis_url: str | None, *, memory_max_bytes: int = MEMORY_STORE_MAX_BYTES
+) -> StateStore:
+    return RedisStateStore(redis_url) if redis_url else MemoryStateStore(max_bytes=memory_max_bytes)

@@ -16,7 +16,10 @@ The server's RSS (/proc/PID/status VmRSS) is sampled every second. Printed: RSS 
 the growth (MiB, %, per 1,000 writes) and the slope over the second half of the sustained phase (MiB per
 minute): flat means that slope goes to about zero once caches fill, whatever the first half did.
 
-    python bench/memory.py [--seconds 90] [--warmup 20] [--concurrency 4] [--json]
+    python bench/memory.py [--seconds 90] [--warmup 20] [--concurrency 4] [--state-max-mib 64] [--json]
+
+The in-process state store keeps at most ``STRATUM_STATE_MEMORY_MAX_MIB`` (64) of idempotency records and
+other keys: a bench of a few thousand writes does not reach that, so ``--state-max-mib 2`` shows the plateau.
 """
 
 from __future__ import annotations
@@ -301,6 +304,9 @@ def main() -> int:
         "--warmup", type=float, default=20, help="at least this long, and every won deal once"
     )
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument(
+        "--state-max-mib", type=int, default=None, help="STRATUM_STATE_MEMORY_MAX_MIB (default: the server's)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args()
 
@@ -320,6 +326,8 @@ def main() -> int:
             "STRATUM_SANDBOX_SALESFORCE_DAILY_API_LIMIT": "100000000",
             "STRATUM_SANDBOX_ANAPLAN_REQUESTS_PER_MINUTE": "100000000",
         }
+        if args.state_max_mib is not None:
+            env["STRATUM_STATE_MEMORY_MAX_MIB"] = str(args.state_max_mib)
         token = subprocess.run(
             [
                 sys.executable,
@@ -355,7 +363,16 @@ def main() -> int:
         f"second half {summary['slope_second_half_mib_per_min']:+} MiB/min"
     )
     if args.json:
-        print(json.dumps({"bench": "memory", "concurrency": args.concurrency, **summary}))
+        print(
+            json.dumps(
+                {
+                    "bench": "memory",
+                    "concurrency": args.concurrency,
+                    "state_max_mib": args.state_max_mib,
+                    **summary,
+                }
+            )
+        )
     return 0
 
 

@@ -3,10 +3,14 @@ memory flat under sustained writes). Each test counts entries or bytes, never ti
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from structlog.testing import capture_logs
 
+from apis.config import load_settings
 from apis.metrics import STATE_STORE_EVICTIONS
-from apis.state import MemoryStateStore
+from apis.runtime import Runtime
+from apis.state import MEMORY_STORE_MAX_BYTES, MemoryStateStore
 
 DAY = 24 * 3600
 
@@ -52,3 +56,10 @@ async def test_stream_dedupe_records_share_the_bound_and_the_stream_keeps_its_en
     assert await store.append_to_stream("events", "entry-1999", b"{}") is None
     # ...and the entries themselves stay until their retention (a reader is told when it missed some).
     assert len(await store.read_stream("events", limit=5000)) == 2000
+
+
+def test_the_bound_is_a_setting(tmp_path: Path) -> None:
+    runtime = Runtime(load_settings({"STRATUM_STATE_MEMORY_MAX_MIB": "8"}, data_dir=str(tmp_path)))
+    assert isinstance(runtime.store, MemoryStateStore)
+    assert runtime.store.max_bytes == 8 * 1024 * 1024
+    assert MemoryStateStore().max_bytes == MEMORY_STORE_MAX_BYTES == 64 * 1024 * 1024
