@@ -11,7 +11,7 @@ import re
 import zoneinfo
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -446,8 +446,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     oauth_token_url: str | None = None  # token endpoint the tiers use for their own tokens (external issuer)
     dev_token_ttl_seconds: int = 3600
 
-    # Shared gateway state. No URL: an in-process store (one process only).
+    # Shared gateway state. No URL: an in-process store (one process only), which keeps at most this much
+    # (keys and values) and then drops its oldest keys: see apis.state.MEMORY_STORE_MAX_BYTES.
     redis_url: str | None = None
+    state_memory_max_mib: Annotated[int, msgspec.Meta(ge=1)] = 64
 
     # Rate limits per client and tier, in the `limits` notation ("600/minute", "10/second;1000/hour").
     rate_limit_system: str = "1200/minute"

@@ -24,6 +24,7 @@ __all__ = [
     "CONTENT_TYPE_LATEST",
     "REQUESTS",
     "REQUEST_SECONDS",
+    "STATE_STORE_EVICTIONS",
     "STATE_STORE_UNAVAILABLE",
     "collect_before_scrape",
     "refresh_before_scrape",
@@ -71,6 +72,13 @@ STATE_STORE_UNAVAILABLE = Counter(
     "stratum_state_store_unavailable_total",
     "Operations that found the gateway state store (Redis) unavailable, by the function that needed it.",
     ["function"],
+)
+
+# The in-process state store at its bound drops its oldest keys (apis.state.MEMORY_STORE_MAX_BYTES): any
+# increase means idempotency records are kept for less than their 24 h, and the gateway wants Redis.
+STATE_STORE_EVICTIONS = Counter(
+    "stratum_state_store_evictions_total",
+    "Keys the in-process state store dropped before they expired, to stay within its memory bound.",
 )
 
 

@@ -25,7 +25,9 @@ log = get_logger("stratum.runtime")
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store: StateStore = create_state_store(settings.redis_url)
+        self.store: StateStore = create_state_store(
+            settings.redis_url, memory_max_bytes=settings.state_memory_max_mib * 1024 * 1024
+        )
         self.limiter = RateLimiter(settings.redis_url)
         self.dev_server: DevAuthorizationServer | None = None
         self._closers: list[Callable[[], Awaitable[object]]] = []

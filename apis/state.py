@@ -20,9 +20,12 @@ import asyncio
 import bisect
 import re
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from apis.logging import get_logger
 
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
@@ -38,6 +41,8 @@ __all__ = [
     "redis_answering",
     "redis_client_options",
 ]
+
+log = get_logger("stratum.state")
 
 _POSITION = re.compile(r"(\d{1,20})-(\d{1,20})")
 _MAX_ID_PART = 2**64 - 1
@@ -164,11 +169,32 @@ class StateStore(Protocol):
     async def close(self) -> None: ...
 
 
-class MemoryStateStore:
-    """A dict with expiry. Correct for one process only: several workers need Redis."""
+# What the in-process store may hold (keys and values), before it drops the oldest written. Without a bound
+# it holds every idempotency record for its whole 24 h (each with the answer it replays, about 2 KiB for a
+# run), so memory grows with the write rate times a day: 5 GiB at 30 writes a second. 64 MiB keeps about
+# 30,000 records (over 8 h at one write a second); a gateway with more writes than that should use Redis,
+# which is also what several processes need (``STRATUM_STATE_MEMORY_MAX_MIB`` moves the bound).
+MEMORY_STORE_MAX_BYTES = 64 * 1024 * 1024
+# What a key costs besides its name and value: the dict slot, the (expiry, value) tuple, the float, and the
+# str and bytes headers (measured with sys.getsizeof; an estimate is enough for a bound).
+_ENTRY_OVERHEAD_BYTES = 200
 
-    def __init__(self) -> None:
-        self._data: dict[str, tuple[float, bytes]] = {}
+
+class MemoryStateStore:
+    """A dict with expiry. Correct for one process only: several workers need Redis.
+
+    Bounded (``max_bytes``): past it, the oldest written keys are dropped (expired ones go anyway, every
+    1,024 writes), much as a Redis with a ``maxmemory`` policy drops keys. A dropped idempotency record means
+    a retry of that request runs again (the workflows' business keys and the vendors' external keys still
+    stop a second record); ``stratum_state_store_evictions_total`` counts them, and one warning says to use
+    Redis. Stream entries are bounded by their retention, not by this budget."""
+
+    def __init__(self, *, max_bytes: int = MEMORY_STORE_MAX_BYTES) -> None:
+        # Oldest written first (a key written again moves to the end), so eviction takes the front.
+        self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._bytes = 0
+        self.max_bytes = max_bytes
+        self._evicted = 0
         self._lock = asyncio.Lock()
         self._ops = 0
         # Per stream, oldest first: ((ms, seq), payload). Positions only grow, so the list stays sorted.
@@ -177,12 +203,52 @@ class MemoryStateStore:
         # Per stream, the newest position trimmed away (as Redis 7's max-deleted-entry-id).
         self._trimmed: dict[str, tuple[int, int]] = {}
 
+    @property
+    def held_bytes(self) -> int:
+        """What the keys and values take, as the bound counts it."""
+        return self._bytes
+
+    @staticmethod
+    def _cost(key: str, value: bytes) -> int:
+        return len(key) + len(value) + _ENTRY_OVERHEAD_BYTES
+
+    def _put(self, key: str, expires: float, value: bytes) -> None:
+        self._drop(key)
+        self._data[key] = (expires, value)
+        self._bytes += self._cost(key, value)
+        if self._bytes > self.max_bytes:
+            self._make_room(key)
+
+    def _drop(self, key: str) -> None:
+        item = self._data.pop(key, None)
+        if item is not None:
+            self._bytes -= self._cost(key, item[1])
+
+    def _make_room(self, keep: str) -> None:
+        # No sweep here: at the bound every write makes room, and a sweep reads every key.
+        while self._bytes > self.max_bytes and len(self._data) > 1:
+            oldest = next(iter(self._data))
+            if oldest == keep:  # a single value larger than the bound stays, alone
+                break
+            self._drop(oldest)
+            self._evicted += 1
+            if self._evicted == 1:
+                log.warning(
+                    "state_store_full",
+                    max_bytes=self.max_bytes,
+                    hint="the in-process store drops its oldest keys (idempotency records first to go); "
+                    "set STRATUM_REDIS_URL for this write rate",
+                )
+            from apis.metrics import STATE_STORE_EVICTIONS
+
+            STATE_STORE_EVICTIONS.inc()
+
     def _live(self, key: str, now: float) -> bytes | None:
         item = self._data.get(key)
         if item is None:
             return None
         if item[0] <= now:
-            del self._data[key]
+            self._drop(key)
             return None
         return item[1]
 
@@ -190,8 +256,11 @@ class MemoryStateStore:
         # Amortised expiry so an idle key cannot keep memory forever.
         self._ops += 1
         if self._ops % 1024 == 0:
-            for key in [k for k, (exp, _) in self._data.items() if exp <= now]:
-                del self._data[key]
+            self._sweep_all(now)
+
+    def _sweep_all(self, now: float) -> None:
+        for key in [k for k, (exp, _) in self._data.items() if exp <= now]:
+            self._drop(key)
 
     async def get(self, key: str) -> bytes | None:
         return self._live(key, time.monotonic())
@@ -199,7 +268,7 @@ class MemoryStateStore:
     async def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
         now = time.monotonic()
         self._sweep(now)
-        self._data[key] = (now + ttl_seconds, value)
+        self._put(key, now + ttl_seconds, value)
 
     async def add(self, key: str, value: bytes, ttl_seconds: float) -> bool:
         async with self._lock:
@@ -207,11 +276,11 @@ class MemoryStateStore:
             if self._live(key, now) is not None:
                 return False
             self._sweep(now)
-            self._data[key] = (now + ttl_seconds, value)
+            self._put(key, now + ttl_seconds, value)
             return True
 
     async def delete(self, key: str) -> None:
-        self._data.pop(key, None)
+        self._drop(key)
 
     def _next_position(self, stream: str) -> tuple[int, int]:
         # Like Redis: wall-clock ms and a sequence within the ms; never backwards, even if the clock is.
@@ -239,7 +308,7 @@ class MemoryStateStore:
             if self._live(dedupe_key, now) is not None:
                 return None
             self._sweep(now)
-            self._data[dedupe_key] = (now + dedupe_ttl_seconds, b"1")
+            self._put(dedupe_key, now + dedupe_ttl_seconds, b"1")
             entries = self._streams.setdefault(stream, [])
             position = self._next_position(stream)
             entries.append((position, payload))
@@ -267,6 +336,7 @@ class MemoryStateStore:
 
     async def close(self) -> None:
         self._data.clear()
+        self._bytes = 0
         self._streams.clear()
         self._last_position.clear()
         self._trimmed.clear()
@@ -430,5 +500,7 @@ def _bytes(value: bytes | str) -> bytes:
     return value.encode() if isinstance(value, str) else value
 
 
-def create_state_store(redis_url: str | None) -> StateStore:
-    return RedisStateStore(redis_url) if redis_url else MemoryStateStore()
+def create_state_store(
+    redis_url: str | None, *, memory_max_bytes: int = MEMORY_STORE_MAX_BYTES
+) -> StateStore:
+    return RedisStateStore(redis_url) if redis_url else MemoryStateStore(max_bytes=memory_max_bytes)

@@ -9,6 +9,9 @@ completed).
 
     python bench/billing.py --entries 2000           # one project, 2,000 approved time entries
     python bench/billing.py --projects 200 --per-project 5   # 200 projects in one period
+
+``--json`` prints one JSON object as the last line (``{"entries": 2000, "p50_s": ..., "runs": 3}``, with the
+projects' figures when ``--projects`` is given) for ``bench/run.py``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import statistics
 import sys
 import tempfile
@@ -70,7 +74,9 @@ class Bench:
         await self.gateway.runtime.stop()
 
     def auth(self, scope: str) -> dict[str, str]:
-        token = self.gateway.runtime.dev_server.issue_token("stratum-demo", scope)
+        server = self.gateway.runtime.dev_server
+        assert server is not None  # embedded defaults: the gateway's own development issuer
+        token = server.issue_token("stratum-demo", scope)
         return {"Authorization": f"Bearer {token}"}
 
     def sandbox(self, vendor: str) -> httpx.AsyncClient:
@@ -191,8 +197,9 @@ class Bench:
         return wall, own, states
 
 
-async def main(entries: int, projects: int, per_project: int, repeat: int) -> None:
+async def main(entries: int, projects: int, per_project: int, repeat: int) -> dict[str, Any]:
     period = _last_month()
+    summary: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as data_dir:
         async with Bench(data_dir) as bench:
             from sandboxes.salesforce.data import READY_OPPORTUNITY_ID
@@ -210,7 +217,12 @@ async def main(entries: int, projects: int, per_project: int, repeat: int) -> No
                     walls.append(wall)
                     del own  # run timestamps are whole seconds: only the wall tells at this size
                     print(f"one project, {entries} entries: wall {wall:.2f} s, {states}")
-                print(f"median wall over {repeat}: {statistics.median(walls):.2f} s")
+                print(
+                    f"one project, {entries} approved time entries, POST to completed project run: "
+                    f"median {statistics.median(walls):.2f} s over {len(walls)} runs "
+                    f"(min {min(walls):.2f} s, max {max(walls):.2f} s)"
+                )
+                summary.update(entries=entries, p50_s=round(statistics.median(walls), 3), runs=len(walls))
             if projects:
                 clones = bench.clone_deals(READY_OPPORTUNITY_ID, projects, first=1_000)
                 chosen: list[str] = []
@@ -229,6 +241,8 @@ async def main(entries: int, projects: int, per_project: int, repeat: int) -> No
                     f"{len(chosen)} projects x {per_project} entries: wall {wall:.2f} s, "
                     f"median project run {statistics.median(own) if own else float('nan'):.2f} s, {states}"
                 )
+                summary.update(projects=len(chosen), per_project=per_project, projects_wall_s=round(wall, 3))
+    return summary
 
 
 if __name__ == "__main__":
@@ -238,6 +252,11 @@ if __name__ == "__main__":
     parser.add_argument("--entries", type=int, default=0, help="time entries on one project (0: skip)")
     parser.add_argument("--projects", type=int, default=0, help="projects in one period (0: skip)")
     parser.add_argument("--per-project", type=int, default=5)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of the one-project bill (each a new project)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args()
-    asyncio.run(main(args.entries, args.projects, args.per_project, args.repeat))
+    summary = asyncio.run(main(args.entries, args.projects, args.per_project, args.repeat))
+    if args.json:
+        print(json.dumps(summary))

@@ -118,6 +118,13 @@ class _Model:
     imports: dict[str, ImportSpec]
     exports: dict[str, ExportSpec]
     tasks: dict[str, _Task] = field(default_factory=dict)
+    # Every task ever started here, dropped or not (the model's serial number counts them).
+    tasks_started: int = 0
+
+
+# Finished tasks a model keeps, the newest: a client reads its task within seconds of starting it (the
+# gateway polls it to completion), and a thousand imports later nobody asks for it any more.
+TASKS_KEPT = 1000
 
 
 class _DurableState(msgspec.Struct, kw_only=True):
@@ -226,7 +233,7 @@ class AnaplanSandbox(TokenService, RevenueModule):
             f"&selectedModelId={spec.id}",
             "categoryValues": [dict(value) for value in spec.category_values],
             "isoCreationDate": spec.created,
-            "lastSavedSerialNumber": 2_000_000 + len(model.tasks),
+            "lastSavedSerialNumber": 2_000_000 + max(model.tasks_started, len(model.tasks)),
             "lastModifiedByUserGuid": DEV_USER_GUID,
             "lastModified": spec.last_modified,
         }
@@ -306,7 +313,21 @@ class AnaplanSandbox(TokenService, RevenueModule):
             payload_problem=problem,
         )
         model.tasks[task.id] = task
+        model.tasks_started += 1
+        self._forget_finished_tasks(model)
         return task
+
+    def _forget_finished_tasks(self, model: _Model) -> None:
+        # The oldest finished tasks go past TASKS_KEPT, so the tasks (each with its import's file, its
+        # result and its failed rows) and the durable state saved on every write do not grow with every
+        # import ever run. A task not yet done stays, however many there are: its client is polling it.
+        excess = len(model.tasks) - TASKS_KEPT
+        for task_id, task in list(model.tasks.items()):
+            if excess <= 0:
+                return
+            if task.done or task.cancelled:
+                del model.tasks[task_id]
+                excess -= 1
 
     def task(self, model: _Model, kind: str, action_id: str, task_id: str) -> _Task:
         self.action(model, kind, action_id)

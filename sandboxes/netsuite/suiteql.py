@@ -37,6 +37,7 @@ from __future__ import annotations
 import functools
 import re
 import sqlite3
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -530,18 +531,26 @@ class SuiteQlDatabase:
         if table.display:
             self._display_rows[table.name] = {row.get("id"): row for row in table.rows}
 
-    def _guarded(self, function: Callable[..., Any]) -> Callable[..., Any]:
-        # SQLite reports a user function's exception as "user-defined function raised exception"; keep ours.
-        def call(*args: Any) -> Any:
-            try:
-                return function(*args)
-            except SuiteQlError as exc:
-                self.failure = exc
-                raise
-
-        return call
-
     def _functions(self) -> None:
+        # The connection keeps its user functions, and a function that held this database (a bound method,
+        # a closure over self) would make a cycle through the connection, which the garbage collector cannot
+        # see through (sqlite3 does not traverse its functions): every query's database, with its copy of
+        # the tables, would never be freed. The functions reach the database through a weak proxy instead,
+        # so a database is freed as soon as its query is done with it.
+        database = weakref.proxy(self)
+
+        def guarded(function: Callable[..., Any]) -> Callable[..., Any]:
+            # SQLite reports a user function's exception as "user-defined function raised exception"; keep
+            # ours.
+            def call(*args: Any) -> Any:
+                try:
+                    return function(*args)
+                except SuiteQlError as exc:
+                    database.failure = exc
+                    raise
+
+            return call
+
         functions: dict[str, tuple[int, Callable[..., Any]]] = {
             "upper": (1, lambda value: None if value is None else str(value).upper()),
             "lower": (1, lambda value: None if value is None else str(value).lower()),
@@ -550,10 +559,10 @@ class SuiteQlDatabase:
             "ns_to_date": (2, _to_date),
             "ns_to_number": (1, _to_number_value),
             "ns_concat": (2, _concat),
-            "ns_df": (-1, self._display),
+            "ns_df": (-1, lambda *args: database._display(*args)),
         }
         for name, (arity, function) in functions.items():
-            self.connection.create_function(name, arity, self._guarded(function), deterministic=True)
+            self.connection.create_function(name, arity, guarded(function), deterministic=True)
 
     def _display(self, table: str, column: str, value: Any, row_id: Any = None) -> str | None:
         if value is None:
@@ -831,9 +840,22 @@ class CompiledQuery:
         return rendered
 
 
+@dataclass(frozen=True, slots=True)
+class _Translation:
+    """What a query's translation is, without the database it was first translated against."""
+
+    sql: str
+    columns: tuple[str, ...]
+    temporal: tuple[bool, ...]
+    tables: tuple[str, ...]
+
+
 # Translations by (query text, the tables' columns): the translation depends on nothing else, and a client
-# paging through one query (or polling with it) sends the same text again and again.
-_TRANSLATIONS: dict[tuple[str, tuple[tuple[str, tuple[tuple[str, str], ...]], ...]], CompiledQuery] = {}
+# paging through one query (or polling with it) sends the same text again and again. Only the translation is
+# kept, never the query's database: each database holds a copy of the tables it loaded (every record of the
+# account as it was then, and its SQLite connection), so keeping it would pin up to 256 ever larger copies
+# of the account in memory, one per distinct query text (an id is part of the text).
+_TRANSLATIONS: dict[tuple[str, tuple[tuple[str, tuple[tuple[str, str], ...]], ...]], _Translation] = {}
 _TRANSLATIONS_KEPT = 256
 
 
@@ -850,7 +872,7 @@ def compile_suiteql(text: str, database: SuiteQlDatabase) -> CompiledQuery:
     return CompiledQuery(database, known.sql, known.columns, known.temporal, known.tables)
 
 
-def _translate(text: str, database: SuiteQlDatabase) -> CompiledQuery:
+def _translate(text: str, database: SuiteQlDatabase) -> _Translation:
     tree: exp.Expr = _parse(text)
     _check_functions(tree)
     tree = _empty_strings_are_null(tree)
@@ -886,7 +908,7 @@ def _translate(text: str, database: SuiteQlDatabase) -> CompiledQuery:
     except SqlglotError as exc:
         raise SuiteQlError(f"The query uses what the Stratum NetSuite sandbox cannot run: {exc}.") from None
     read = tuple(sorted({table.name.lower() for table in tree.find_all(exp.Table)} & set(database.columns)))
-    return CompiledQuery(database, sql, names, temporal, read)
+    return _Translation(sql, names, temporal, read)
 
 
 # ---------------------------------------------------------------------------------------------------------
