@@ -87,8 +87,9 @@ T = TypeVar("T")
 SCOPE = "experience:finance"
 ZERO = Decimal("0.00")
 # Tier calls a section makes at once (per-project billable items, customer names): bounded so one view
-# cannot flood the tier below.
-FAN_OUT = 4
+# cannot flood the tier below, and wide enough that a page of 25 rows' names is one wave of calls, not
+# six (at 4, the unbilled items of a few dozen projects were read in a dozen waves, one after another).
+FAN_OUT = 16
 PAGE = 200
 # A listing the view reads whole (every open invoice, every project) stops here: past it the section says
 # so (``listing-too-long``) rather than answer with a part of the truth.
