@@ -58,7 +58,9 @@ from contracts.models.experience_delivery import (
 )
 from experience_apis.client import ExperienceClients
 from experience_apis.compose import Composed, Section, SectionFailure, View
+from experience_apis.finance import billable_items_of
 from experience_apis.paging import CurrencyFilter, Cursor, LegalEntityFilter, Paging, ViewLimit
+from system_apis.psa.port import MAX_PROJECTS_AT_ONCE
 
 __all__ = [
     "DELIVERY_PORTFOLIO_VIEW",
@@ -595,37 +597,63 @@ async def _portfolio_deals(ask: _PortfolioAsk, done: Composed) -> dict[str, Oppo
     return deals
 
 
+def _failure(read: BaseException, source: str) -> SectionError:
+    """A read's failure as one project's (or every project's) reason its risk is unknown."""
+    if isinstance(read, ProblemError):
+        return SectionError(code=read.kind.code, detail=read.problem_detail, source=source)
+    if isinstance(read, SectionFailure):
+        return SectionError(code=read.code, detail=read.detail, source=source)
+    raise read  # a bug, not a source being down
+
+
 async def _work_of(
-    clients: ExperienceClients, project: Project, today: dt.date, gate: asyncio.Semaphore
+    clients: ExperienceClients,
+    project: Project,
+    today: dt.date,
+    gate: asyncio.Semaphore,
+    billable: asyncio.Task[dict[str, list[BillableItem]]],
 ) -> _Work:
     async with gate:
         reads = await asyncio.gather(
             _time_entries(clients, project.id),
             _expenses(clients, project.id),
-            _billable_items(clients, project.id, today),
             clients.system.list_staffing_demands(project.id),
             return_exceptions=True,
         )
-    sources = (_TIME_SOURCE, _EXPENSE_SOURCE, _BILLABLE_SOURCE, _STAFFING_SOURCE)
+    sources = (_TIME_SOURCE, _EXPENSE_SOURCE, _STAFFING_SOURCE)
     for source, read in zip(sources, reads, strict=True):
         # One project's source failing leaves the other projects standing: this one's risk is unknown.
-        if isinstance(read, ProblemError):
-            return _Work(error=SectionError(code=read.kind.code, detail=read.problem_detail, source=source))
-        if isinstance(read, SectionFailure):
-            return _Work(error=SectionError(code=read.code, detail=read.detail, source=source))
         if isinstance(read, BaseException):
-            raise read  # a bug, not a source being down
-    entries, expenses, items, demands = reads
+            return _Work(error=_failure(read, source))
+    try:
+        items = (await billable)[project.id]
+    except (ProblemError, SectionFailure) as exc:  # every project's unbilled work is unknown
+        return _Work(error=_failure(exc, _BILLABLE_SOURCE))
+    entries, expenses, demands = reads
     return _Work(
         budget=budget_figures(project, entries, expenses, demands),  # type: ignore[arg-type]
-        unbilled=unbilled_figures(items, today),  # type: ignore[arg-type]
+        unbilled=unbilled_figures(items, today),
     )
 
 
 async def _portfolio_work(ask: _PortfolioAsk, done: Composed) -> dict[str, _Work]:
+    """Each project's time, expenses and staffing, ``PORTFOLIO_CONCURRENCY`` projects at a time, and every
+    project's unbilled work in listings of ``MAX_PROJECTS_AT_ONCE`` projects, read meanwhile (the same
+    question asked once, not once a project)."""
     listed: _Listed = done.value("projects")
     gate = asyncio.Semaphore(PORTFOLIO_CONCURRENCY)
-    work = await asyncio.gather(*(_work_of(ask.clients, p, ask.today, gate) for p in listed.projects))
+    billable = asyncio.ensure_future(
+        billable_items_of(ask.clients, [p.id for p in listed.projects], ask.today)
+    )
+    try:
+        work = await asyncio.gather(
+            *(_work_of(ask.clients, p, ask.today, gate, billable) for p in listed.projects)
+        )
+    finally:
+        if not billable.done():
+            billable.cancel()
+        elif not billable.cancelled():
+            billable.exception()  # retrieved: each project said it, or none needed it
     return {p.id: w for p, w in zip(listed.projects, work, strict=True)}
 
 
@@ -655,8 +683,9 @@ DELIVERY_PORTFOLIO_VIEW: View[_PortfolioAsk] = View(
             _portfolio_work,
             timeout=25.0,
             after=("projects",),
-            description=f"Each project's time, expenses, unbilled work and staffing demand, "
-            f"{PORTFOLIO_CONCURRENCY} projects at a time: over budget and unbilled ageing. A project whose "
+            description=f"Each project's time, expenses and staffing demand, {PORTFOLIO_CONCURRENCY} "
+            f"projects at a time, and every project's unbilled work in listings of {MAX_PROJECTS_AT_ONCE} "
+            "projects: over budget and unbilled ageing. A project whose "
             "sources fail shows its risk as unknown (`risk.status: unavailable`), not as no risk.",
         ),
     ],

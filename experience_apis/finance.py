@@ -73,6 +73,7 @@ from experience_apis.client import ExperienceClients
 from experience_apis.compose import Composed, Section, SectionFailure, View
 from experience_apis.paging import CurrencyFilter, Cursor, LegalEntityFilter, Paging, ViewLimit
 from process_apis.billing_pricing import billing_key_as_written, parse_billing_key, run_id_of_billing_key
+from system_apis.psa.port import MAX_PROJECTS_AT_ONCE
 
 __all__ = [
     "FINANCE_APPROVALS_VIEW",
@@ -195,23 +196,36 @@ async def _unbilled_deals(ask: _UnbilledAsk, done: Composed) -> _Deals:
 
 
 async def _unbilled_items(ask: _UnbilledAsk, done: Composed) -> dict[str, list[BillableItem]]:
+    """Every project's items, in listings of ``MAX_PROJECTS_AT_ONCE`` projects (one question asked once,
+    not once a project); a project gone from the PSA between the two reads has none."""
     projects: list[Project] = done.value("projects")
+    return await billable_items_of(ask.clients, [p.id for p in projects], ask.today)
 
-    async def of(project: Project) -> list[BillableItem]:
-        try:
-            return await _read_all(
-                lambda cursor: ask.clients.system.list_billable_items(
-                    project.id, through=ask.today, limit=PAGE, cursor=cursor
-                ),
-                "billable items",
-            )
-        except ProblemError as exc:
-            if _gone(exc):  # gone from the PSA between the two reads: nothing of it to bill
-                return []
-            raise
 
-    found = await _gathered(of(p) for p in projects)
-    return {project.id: items for project, items in zip(projects, found, strict=True)}
+async def billable_items_of(
+    clients: ExperienceClients, project_ids: Sequence[str], through: dt.date
+) -> dict[str, list[BillableItem]]:
+    """The unbilled items of these projects, by project, read in listings of ``MAX_PROJECTS_AT_ONCE``
+    projects (at most ``FAN_OUT`` listings at once)."""
+    chunks = [
+        list(project_ids[i : i + MAX_PROJECTS_AT_ONCE])
+        for i in range(0, len(project_ids), MAX_PROJECTS_AT_ONCE)
+    ]
+
+    async def of(chunk: list[str]) -> list[BillableItem]:
+        return await _read_all(
+            lambda cursor: clients.system.list_billable_items_of(
+                chunk, through=through, limit=PAGE, cursor=cursor
+            ),
+            "billable items",
+        )
+
+    by_project: dict[str, list[BillableItem]] = {project_id: [] for project_id in project_ids}
+    for items in await _gathered(of(c) for c in chunks):
+        for item in items:
+            if item.project_id in by_project:
+                by_project[item.project_id].append(item)
+    return by_project
 
 
 @dataclass(slots=True)
@@ -360,7 +374,8 @@ FINANCE_UNBILLED_VIEW: View[_UnbilledAsk] = View(
             required=True,
             timeout=25.0,
             after=("projects",),
-            description="Each project's approved, billable, uninvoiced items through today.",
+            description="Each project's approved, billable, uninvoiced items through today, read for "
+            f"{MAX_PROJECTS_AT_ONCE} projects at a time in one listing.",
         ),
         Section(
             "customer_names",

@@ -204,6 +204,14 @@ class SystemApiClient(TierClient):
         path = f"/system/v1/psa/projects/{_seg(project_id)}/billable-items"
         return await self._get(path, BillableItemPage, params)
 
+    async def list_billable_items_of(
+        self, project_ids: list[str], *, through: dt.date, limit: int = 100, cursor: str | None = None
+    ) -> BillableItemPage:
+        """The unbilled billable items of several projects (at most 50) in one listing; each names its
+        project."""
+        params = _params(project_id=",".join(project_ids), through=through, limit=limit, cursor=cursor)
+        return await self._get("/system/v1/psa/billable-items", BillableItemPage, params)
+
     async def find_psa_invoice(self, external_key: str) -> PsaInvoice | None:
         """The PSA invoice recorded under the billing key, if any."""
         found = await self._get(

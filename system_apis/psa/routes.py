@@ -34,7 +34,7 @@ from system_apis.params import (
     cursor_errors,
     since,
 )
-from system_apis.psa.port import PeriodFilter, PsaPort
+from system_apis.psa.port import MAX_PROJECTS_AT_ONCE, PeriodFilter, PsaPort
 
 __all__ = ["psa_routes"]
 
@@ -42,6 +42,13 @@ Psa = NamedDependency[SkipValidation[PsaPort]]
 ProjectId = Annotated[str, RecordIdPath]
 ProjectFilter = Annotated[
     str | None, QueryParameter(pattern=r"^[A-Za-z0-9_:.-]{1,64}$", description="Only this project's records.")
+]
+ProjectIds = Annotated[
+    str,
+    QueryParameter(
+        pattern=rf"^[A-Za-z0-9_:.-]{{1,64}}(,[A-Za-z0-9_:.-]{{1,64}}){{0,{MAX_PROJECTS_AT_ONCE - 1}}}$",
+        description=f"The projects, comma-separated (at most {MAX_PROJECTS_AT_ONCE}).",
+    ),
 ]
 DateFrom = Annotated[dt.date | None, QueryParameter(description="On or after this date.")]
 DateTo = Annotated[dt.date | None, QueryParameter(description="On or before this date.")]
@@ -230,6 +237,29 @@ async def list_billable_items(
 
 @operation(
     "GET",
+    "/system/v1/psa/billable-items",
+    operation_id="listPsaBillableItemsOfProjects",
+    summary="List the unbilled billable items of several projects",
+    description="What `GET /system/v1/psa/projects/{project_id}/billable-items` lists, for up to "
+    f"{MAX_PROJECTS_AT_ONCE} projects in one listing (the PSA filters by many projects at once): time "
+    "entries, then expenses, then completed billing milestones, each kind in a stable order across the "
+    "projects; each item names its `project_id`. A project the PSA does not have has no items (no 404). A "
+    "page may hold fewer than `limit` items; follow `next_cursor` until it is null.",
+    scopes=["system:read"],
+    errors=[*VENDOR_ERRORS],
+    tags=_TAGS,
+)
+async def list_billable_items_of_projects(
+    psa: Psa, project_id: ProjectIds, through: Through, limit: Limit = 100, cursor: Cursor = None
+) -> BillableItemPage:
+    with cursor_errors():
+        return await psa.list_billable_items_of(
+            project_id.split(","), through=through, limit=limit, cursor=cursor
+        )
+
+
+@operation(
+    "GET",
     "/system/v1/psa/invoices",
     operation_id="findPsaInvoices",
     summary="Find the PSA invoice recorded under a billing key",
@@ -354,6 +384,7 @@ psa_routes = [
     list_time_entries,
     list_expenses,
     list_billable_items,
+    list_billable_items_of_projects,
     find_invoices,
     list_project_invoices,
     get_invoice,

@@ -14,7 +14,12 @@ import pytest
 
 from apis.config import Settings
 from contracts.models import PsaInvoiceCreate, PsaPaymentRecord
-from sandboxes.kantata.data import DEMO_WORKSPACE_ID
+from sandboxes.kantata.data import (
+    ARCHIVED_WORKSPACE_ID,
+    BIG_WORKSPACE_ID,
+    DEMO_WORKSPACE_ID,
+    EUR_WORKSPACE_ID,
+)
 from system_apis.client import SystemApiClient
 
 THROUGH = "2026-03-01"
@@ -46,16 +51,22 @@ async def gw(make_gateway: Callable[[Settings], Any], make_settings: Callable[..
     return harness
 
 
-async def _items(gw: Any, *, limit: int = 200) -> list[dict[str, Any]]:
+async def _items(
+    gw: Any, *, limit: int = 200, project: str = DEMO_WORKSPACE_ID, of: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """A project's billable items, every page; ``of``: several projects' in one listing."""
     items: list[dict[str, Any]] = []
     cursor: str | None = None
+    path = (
+        f"/system/v1/psa/projects/{project}/billable-items" if of is None else "/system/v1/psa/billable-items"
+    )
     while True:
         params: dict[str, Any] = {"through": THROUGH, "limit": limit}
+        if of is not None:
+            params["project_id"] = ",".join(of)
         if cursor is not None:
             params["cursor"] = cursor
-        response = await gw.client.get(
-            f"/system/v1/psa/projects/{DEMO_WORKSPACE_ID}/billable-items", params=params, headers=_read(gw)
-        )
+        response = await gw.client.get(path, params=params, headers=_read(gw))
         assert response.status_code == 200, response.text
         items.extend(response.json()["items"])
         if (cursor := response.json()["next_cursor"]) is None:
@@ -98,6 +109,46 @@ async def test_billable_items_need_a_through_date_and_a_known_project(gw: Any) -
         "/system/v1/psa/projects/31899999/billable-items", params={"through": THROUGH}, headers=_read(gw)
     )
     assert missing.status_code == 404
+
+
+async def test_several_projects_billable_items_are_one_listing_of_each_ones_items(gw: Any) -> None:
+    projects = [DEMO_WORKSPACE_ID, BIG_WORKSPACE_ID, EUR_WORKSPACE_ID, ARCHIVED_WORKSPACE_ID]
+    each = [item for project in projects for item in await _items(gw, project=project)]
+    log = gw.sandbox_state("kantata").request_log
+    log.clear()
+    together = await _items(gw, of=[*projects, "31899999"])  # one the PSA does not have: no items, no 404
+    calls = len(log)
+
+    def key(item: dict[str, Any]) -> tuple[str, str]:
+        return (item["kind"], item["id"])
+
+    assert sorted(together, key=key) == sorted(each, key=key)
+    assert {i["project_id"] for i in together} >= {DEMO_WORKSPACE_ID, BIG_WORKSPACE_ID}
+    assert {i["kind"] for i in together} == {"time", "expense", "milestone"}
+    # The same question asked once: a listing's calls (time, expenses, then the milestones with their
+    # projects and billing schedules), not a listing's per project.
+    assert calls < 4 * len(projects)
+    paged = await _items(gw, of=projects, limit=9)
+    assert [key(i) for i in paged] == [key(i) for i in together]
+
+
+async def test_several_projects_billable_items_take_at_most_fifty_and_their_own_cursor(gw: Any) -> None:
+    path = "/system/v1/psa/billable-items"
+    too_many = ",".join(str(31800000 + n) for n in range(51))
+    refused = await gw.client.get(
+        path, params={"project_id": too_many, "through": THROUGH}, headers=_read(gw)
+    )
+    assert refused.status_code == 422
+    first = await gw.client.get(
+        path, params={"project_id": DEMO_WORKSPACE_ID, "through": THROUGH, "limit": 1}, headers=_read(gw)
+    )
+    cursor = first.json()["next_cursor"]
+    other = await gw.client.get(
+        path,
+        params={"project_id": BIG_WORKSPACE_ID, "through": THROUGH, "limit": 1, "cursor": cursor},
+        headers=_read(gw),
+    )
+    assert other.status_code == 422
 
 
 async def test_an_invoice_is_recorded_once_per_key_and_found_by_it(
