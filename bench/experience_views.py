@@ -208,6 +208,13 @@ def _sources(context: dict[str, str]) -> dict[str, Call]:
             "system:read",
             params={**whole, "through": through},
         ),
+        Call(
+            "psa.billable-items-of-projects",
+            "GET",
+            "/system/v1/psa/billable-items",
+            "system:read",
+            params={**whole, "project_id": context["projects"], "through": through},
+        ),
         Call("psa.project-invoices", "GET", f"/system/v1/psa/projects/{project}/invoices", "system:read"),
         Call(
             "psa.invoice-by-key",
@@ -261,7 +268,12 @@ def _sources(context: dict[str, str]) -> dict[str, Call]:
 # Each view's inner calls (what its sections call, whatever the number of times).
 VIEW_SOURCES: dict[str, tuple[str, ...]] = {
     "sales.account": ("crm.account", "crm.account-opportunities", "process.readiness"),
-    "finance.unbilled": ("psa.projects", "crm.won-opportunities", "psa.billable-items", "crm.account"),
+    "finance.unbilled": (
+        "psa.projects",
+        "crm.won-opportunities",
+        "psa.billable-items-of-projects",
+        "crm.account",
+    ),
     "finance.receivables": ("erp.invoices", "erp.customer"),
     "finance.invoice-lineage": (
         "erp.invoice",
@@ -289,7 +301,7 @@ VIEW_SOURCES: dict[str, tuple[str, ...]] = {
         "crm.won-opportunities",
         "psa.time-entries",
         "psa.expenses",
-        "psa.billable-items",
+        "psa.billable-items-of-projects",
         "psa.staffing-demands",
     ),
     "ops.overview": (
@@ -351,7 +363,14 @@ async def _seed(bench: Bench) -> dict[str, str]:
             f"/system/v1/crm/opportunities/{READY_OPPORTUNITY_ID}", headers=bench.auth("system:read")
         )
     ).json()
+    projects = (
+        await bench.client.get(
+            "/system/v1/psa/projects", params={"limit": 50}, headers=bench.auth("system:read")
+        )
+    ).json()["items"]
     return {
+        # Every project's billable items in one listing, as the unbilled and portfolio views read them.
+        "projects": ",".join(p["id"] for p in projects),
         "project": project,
         "period": period,
         "today": dt.datetime.now(dt.UTC).date().isoformat(),

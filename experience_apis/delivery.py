@@ -146,18 +146,6 @@ async def _expenses(clients: ExperienceClients, project_id: str) -> list[Expense
     return await _read_all(read, f"project {project_id}'s expenses")
 
 
-async def _billable_items(
-    clients: ExperienceClients, project_id: str, through: dt.date
-) -> list[BillableItem]:
-    async def read(cursor: str | None) -> tuple[list[BillableItem], str | None]:
-        page = await clients.system.list_billable_items(
-            project_id, through=through, limit=_PAGE, cursor=cursor
-        )
-        return page.items, page.next_cursor
-
-    return await _read_all(read, f"project {project_id}'s unbilled work")
-
-
 # --- figures (pure) -------------------------------------------------------------------------------------
 
 
@@ -347,7 +335,9 @@ async def _project_expenses(ask: _ProjectAsk, done: Composed) -> list[Expense]:
 
 
 async def _unbilled(ask: _ProjectAsk, done: Composed) -> list[BillableItem]:
-    return await _billable_items(ask.clients, ask.project_id, ask.today)
+    # Time, expenses and milestones read at once, not as one listing's pages one after another (the
+    # project section says 404 for a project the PSA does not have).
+    return (await billable_items_of(ask.clients, [ask.project_id], ask.today))[ask.project_id]
 
 
 async def _invoices(ask: _ProjectAsk, done: Composed) -> list[PsaInvoice]:

@@ -202,26 +202,32 @@ async def _unbilled_items(ask: _UnbilledAsk, done: Composed) -> dict[str, list[B
     return await billable_items_of(ask.clients, [p.id for p in projects], ask.today)
 
 
+# The kinds a PSA listing holds, each read as its own listing at once (the listing itself reads them one
+# after another: time, then expenses, then milestones).
+_LISTED_KINDS = (BillableItemKind.TIME, BillableItemKind.EXPENSE, BillableItemKind.MILESTONE)
+
+
 async def billable_items_of(
     clients: ExperienceClients, project_ids: Sequence[str], through: dt.date
 ) -> dict[str, list[BillableItem]]:
-    """The unbilled items of these projects, by project, read in listings of ``MAX_PROJECTS_AT_ONCE``
-    projects (at most ``FAN_OUT`` listings at once)."""
+    """The unbilled items of these projects, by project (time, then expenses, then milestones, as one
+    project's listing orders them): one listing a kind for ``MAX_PROJECTS_AT_ONCE`` projects, the kinds
+    and the projects' listings read at once (at most ``FAN_OUT`` listings)."""
     chunks = [
         list(project_ids[i : i + MAX_PROJECTS_AT_ONCE])
         for i in range(0, len(project_ids), MAX_PROJECTS_AT_ONCE)
     ]
 
-    async def of(chunk: list[str]) -> list[BillableItem]:
+    async def of(chunk: list[str], kind: BillableItemKind) -> list[BillableItem]:
         return await _read_all(
             lambda cursor: clients.system.list_billable_items_of(
-                chunk, through=through, limit=PAGE, cursor=cursor
+                chunk, through=through, kind=kind, limit=PAGE, cursor=cursor
             ),
             "billable items",
         )
 
     by_project: dict[str, list[BillableItem]] = {project_id: [] for project_id in project_ids}
-    for items in await _gathered(of(c) for c in chunks):
+    for items in await _gathered(of(c, k) for k in _LISTED_KINDS for c in chunks):
         for item in items:
             if item.project_id in by_project:
                 by_project[item.project_id].append(item)

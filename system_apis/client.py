@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from apis.tier_client import TierClient
 from contracts.models import (
+    BillableItemKind,
     BillableItemPage,
     BillingSchedule,
     BillingScheduleCreate,
@@ -205,11 +206,19 @@ class SystemApiClient(TierClient):
         return await self._get(path, BillableItemPage, params)
 
     async def list_billable_items_of(
-        self, project_ids: list[str], *, through: dt.date, limit: int = 100, cursor: str | None = None
+        self,
+        project_ids: list[str],
+        *,
+        through: dt.date,
+        kind: BillableItemKind | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> BillableItemPage:
-        """The unbilled billable items of several projects (at most 50) in one listing; each names its
-        project."""
-        params = _params(project_id=",".join(project_ids), through=through, limit=limit, cursor=cursor)
+        """The unbilled billable items of several projects (at most 50) in one listing, or of one ``kind``;
+        each names its project."""
+        params = _params(
+            project_id=",".join(project_ids), through=through, kind=kind, limit=limit, cursor=cursor
+        )
         return await self._get("/system/v1/psa/billable-items", BillableItemPage, params)
 
     async def find_psa_invoice(self, external_key: str) -> PsaInvoice | None:

@@ -96,6 +96,7 @@ import structlog
 
 from apis.config import KantataSettings
 from contracts.models import (
+    BillableItemKind,
     BillableItemPage,
     ExpensePage,
     MilestoneInput,
@@ -247,6 +248,10 @@ def decode_cursor(cursor: str) -> PageCursor:
     if page < 2 or per_page > MAX_PER_PAGE:
         raise InvalidCursor("cursor is not one this API produced")
     return PageCursor(page=page, per_page=per_page, fingerprint=match.group(3))
+
+
+# The kinds of a billable-item listing, in its order (``_BillingCursor.phase``).
+_KIND_PHASE = {BillableItemKind.TIME: 0, BillableItemKind.EXPENSE: 1, BillableItemKind.MILESTONE: 2}
 
 
 class _BillingCursor(msgspec.Struct, kw_only=True, frozen=True):
@@ -684,7 +689,13 @@ class KantataPsa:
         )
 
     async def list_billable_items_of(
-        self, project_ids: Sequence[str], *, through: dt.date, limit: int, cursor: str | None = None
+        self,
+        project_ids: Sequence[str],
+        *,
+        through: dt.date,
+        limit: int,
+        cursor: str | None = None,
+        kind: BillableItemKind | None = None,
     ) -> BillableItemPage:
         """``list_billable_items`` for several projects in one listing: Kantata filters its collections by
         many workspaces at once (``workspace_id=1,2,3``, as ``_milestones`` reads a page of projects'
@@ -695,16 +706,16 @@ class KantataPsa:
         if not 1 <= limit <= MAX_PER_PAGE:
             raise ValueError(f"limit must be between 1 and {MAX_PER_PAGE}")
         ids = sorted({p for p in project_ids if _KANTATA_ID.fullmatch(p)}, key=lambda p: (len(p), p))
-        key = {"projects": ",".join(ids), "through": str(through)}
+        key = {"projects": ",".join(ids), "through": str(through), "kind": kind.value if kind else ""}
         fingerprint = query_fingerprint("billable-items-of", key)
         if cursor is None:
-            phase, page = 0, 1
+            phase, page = _KIND_PHASE.get(kind, 0) if kind is not None else 0, 1
         else:
             position = _decode_billing_cursor(cursor)
             if position.fingerprint != fingerprint or position.per_page != limit:
                 raise InvalidCursor("cursor belongs to another query or page size")
             phase, page = position.phase, position.page
-        if not ids:
+        if not ids or (kind is not None and kind not in _KIND_PHASE):  # a retainer fee is no PSA record
             return BillableItemPage(items=[])
         wanted_ids = set(ids)
         workspaces = ",".join(ids)
@@ -796,7 +807,7 @@ class KantataPsa:
             next_position = _BillingCursor(
                 phase=phase, page=page + 1, per_page=limit, fingerprint=fingerprint
             )
-        elif phase < 2:
+        elif phase < 2 and kind is None:
             next_position = _BillingCursor(phase=phase + 1, page=1, per_page=limit, fingerprint=fingerprint)
         return BillableItemPage(
             items=items,

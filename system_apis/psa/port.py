@@ -9,6 +9,7 @@ from typing import Protocol, runtime_checkable
 import msgspec
 
 from contracts.models import (
+    BillableItemKind,
     BillableItemPage,
     ExpensePage,
     Project,
@@ -93,10 +94,17 @@ class PsaPort(Protocol):
         ...
 
     async def list_billable_items_of(
-        self, project_ids: Sequence[str], *, through: dt.date, limit: int, cursor: str | None = None
+        self,
+        project_ids: Sequence[str],
+        *,
+        through: dt.date,
+        limit: int,
+        cursor: str | None = None,
+        kind: BillableItemKind | None = None,
     ) -> BillableItemPage:
-        """``list_billable_items`` of several projects in one listing (each item names its project); a
-        project the PSA does not have has no items. For a view that asks every project the same question."""
+        """``list_billable_items`` of several projects in one listing (each item names its project), or of
+        one ``kind`` only; a project the PSA does not have has no items. For a view that asks every project
+        the same question."""
         ...
 
     async def find_invoice(self, external_key: str) -> PsaInvoice | None:

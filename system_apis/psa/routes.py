@@ -12,6 +12,7 @@ from litestar.params import JSONBody, QueryParameter, SkipValidation
 
 from apis.routing import VENDOR_ERRORS, operation
 from contracts.models import (
+    BillableItemKind,
     BillableItemPage,
     ExpensePage,
     Project,
@@ -250,11 +251,19 @@ async def list_billable_items(
     tags=_TAGS,
 )
 async def list_billable_items_of_projects(
-    psa: Psa, project_id: ProjectIds, through: Through, limit: Limit = 100, cursor: Cursor = None
+    psa: Psa,
+    project_id: ProjectIds,
+    through: Through,
+    kind: Annotated[
+        BillableItemKind | None,
+        QueryParameter(description="Only this kind (read the kinds at once rather than one after another)."),
+    ] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> BillableItemPage:
     with cursor_errors():
         return await psa.list_billable_items_of(
-            project_id.split(","), through=through, limit=limit, cursor=cursor
+            project_id.split(","), through=through, limit=limit, cursor=cursor, kind=kind
         )
 
 

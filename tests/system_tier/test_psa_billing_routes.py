@@ -52,7 +52,12 @@ async def gw(make_gateway: Callable[[Settings], Any], make_settings: Callable[..
 
 
 async def _items(
-    gw: Any, *, limit: int = 200, project: str = DEMO_WORKSPACE_ID, of: list[str] | None = None
+    gw: Any,
+    *,
+    limit: int = 200,
+    project: str = DEMO_WORKSPACE_ID,
+    of: list[str] | None = None,
+    kind: str | None = None,
 ) -> list[dict[str, Any]]:
     """A project's billable items, every page; ``of``: several projects' in one listing."""
     items: list[dict[str, Any]] = []
@@ -64,6 +69,8 @@ async def _items(
         params: dict[str, Any] = {"through": THROUGH, "limit": limit}
         if of is not None:
             params["project_id"] = ",".join(of)
+        if kind is not None:
+            params["kind"] = kind
         if cursor is not None:
             params["cursor"] = cursor
         response = await gw.client.get(path, params=params, headers=_read(gw))
@@ -130,6 +137,17 @@ async def test_several_projects_billable_items_are_one_listing_of_each_ones_item
     assert calls < 4 * len(projects)
     paged = await _items(gw, of=projects, limit=9)
     assert [key(i) for i in paged] == [key(i) for i in together]
+
+
+async def test_several_projects_billable_items_one_kind_at_a_time_are_the_listings_kinds(gw: Any) -> None:
+    projects = [DEMO_WORKSPACE_ID, BIG_WORKSPACE_ID, EUR_WORKSPACE_ID]
+    together = await _items(gw, of=projects)
+    by_kind: list[dict[str, Any]] = []
+    for kind in ("time", "expense", "milestone", "retainer"):
+        found = await _items(gw, of=projects, kind=kind, limit=7)
+        assert {i["kind"] for i in found} <= {kind}
+        by_kind.extend(found)
+    assert [(i["kind"], i["id"]) for i in by_kind] == [(i["kind"], i["id"]) for i in together]
 
 
 async def test_several_projects_billable_items_take_at_most_fifty_and_their_own_cursor(gw: Any) -> None:
