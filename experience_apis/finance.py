@@ -38,7 +38,7 @@ from contracts.models import (
 )
 from contracts.models.billing import UNBILLED_AGE_BUCKETS, unbilled_age_bucket
 from contracts.models.common import money_as_kept
-from contracts.models.experience import SectionStatus, money_totals
+from contracts.models.experience import SectionError, SectionStatus, money_totals
 from contracts.models.experience_finance import (
     AwaitingApproval,
     AwaitingApprovalSection,
@@ -870,9 +870,11 @@ class _Sourced:
 
 
 async def _lineage_items(ask: _LineageAsk, done: Composed) -> _Sourced | None:
+    """The lines' time entries and expenses, read under the project the billing key names as soon as the
+    invoice is in (not after the project: the key names it). A line's milestone is the project's."""
     invoice: Invoice = done.value("invoice")
-    project: Project | None = done.value("project")
-    if project is None:
+    project_id = _project_of_key(_invoice_key(done))
+    if project_id is None:
         return None
     kinds = {sid.split(":", 1)[0] for line in invoice.lines for sid in line.source_ids}
     system = ask.clients.system
@@ -886,7 +888,7 @@ async def _lineage_items(ask: _LineageAsk, done: Composed) -> _Sourced | None:
             return []
         return await _read_all(
             lambda cursor: system.list_time_entries(
-                project_id=project.id, date_to=through, limit=PAGE, cursor=cursor
+                project_id=project_id, date_to=through, limit=PAGE, cursor=cursor
             ),
             "time entries",
         )
@@ -896,7 +898,7 @@ async def _lineage_items(ask: _LineageAsk, done: Composed) -> _Sourced | None:
             return []
         return await _read_all(
             lambda cursor: system.list_expenses(
-                project_id=project.id, date_to=through, limit=PAGE, cursor=cursor
+                project_id=project_id, date_to=through, limit=PAGE, cursor=cursor
             ),
             "expenses",
         )
@@ -962,7 +964,7 @@ FINANCE_INVOICE_LINEAGE_VIEW: View[_LineageAsk] = View(
             ("system:psa.time-entries", "system:psa.expenses"),
             _lineage_items,
             timeout=12.0,
-            after=("invoice", "project"),
+            after=("invoice",),
             description="Each line's time entries, expenses and milestones, by its source ids.",
         ),
         Section(
@@ -1041,10 +1043,24 @@ async def get_finance_invoice_lineage(
             ]
         }
 
+    if done.ok("items") and done.value("items") is not None and project is None:
+        # The lines were read, but a line's milestone is the project's, and the project is unavailable.
+        project_error = done.error("project")
+        lines_section = LineageItemsSection(
+            status=SectionStatus.UNAVAILABLE,
+            error=SectionError(
+                code="source-unavailable",
+                detail="needs section project, which is unavailable"
+                + (f" ({project_error.code})" if project_error else ""),
+                source="system:psa.projects",
+            ),
+        )
+    else:
+        lines_section = _lineage_section(done, "items", LineageItemsSection, lines)
     return InvoiceLineage(
         invoice=invoice,
         billing_key=billing_key_of(invoice),
-        lines=_lineage_section(done, "items", LineageItemsSection, lines),
+        lines=lines_section,
         psa_invoice=_lineage_section(done, "psa_invoice", LineagePsaInvoiceSection, lambda v: {"data": v}),
         project=_lineage_section(done, "project", LineageProjectSection, lambda v: {"data": v}),
         deal=_lineage_section(done, "deal", LineageDealSection, lambda v: {"data": v}),
