@@ -82,10 +82,9 @@ T = TypeVar("T")
 # An unbilled approved item older than this (from the day the work was done) makes a project "ageing":
 # a month is one billing period, so older work missed at least one run.
 UNBILLED_AGEING_DAYS = 30
-# A portfolio reads each project's time, expenses, billable items and staffing demand (about six PSA calls
-# a project): bounded in number and in how many projects are read at once, so one portfolio cannot flood
-# the PSA (Kantata has no rate-limit headers and answers 429 without Retry-After). 12 projects at once is
-# at most ~50 calls in flight: a page of 25 projects in two waves rather than five.
+# A portfolio reads its projects' time, expenses and billable items in listings of many projects, and each
+# project's staffing demand: bounded in number and in how many projects are read at once, so one portfolio
+# cannot flood the PSA (Kantata has no rate-limit headers and answers 429 without Retry-After).
 PORTFOLIO_MAX_PROJECTS = 100
 PORTFOLIO_CONCURRENCY = 12
 # Listings read whole: pages of the system tier's largest size, and a ceiling on how many.
@@ -596,54 +595,95 @@ def _failure(read: BaseException, source: str) -> SectionError:
     raise read  # a bug, not a source being down
 
 
+async def _by_project(
+    project_ids: Sequence[str],
+    read: Callable[[str, str | None], Awaitable[tuple[list[Any], str | None]]],
+    what: str,
+) -> dict[str, list[Any]]:
+    """A listing filtered by project, read for ``MAX_PROJECTS_AT_ONCE`` projects a listing (the listings at
+    once), by project: one question asked once, not once a project."""
+    chunks = [
+        ",".join(project_ids[i : i + MAX_PROJECTS_AT_ONCE])
+        for i in range(0, len(project_ids), MAX_PROJECTS_AT_ONCE)
+    ]
+    by_project: dict[str, list[Any]] = {project_id: [] for project_id in project_ids}
+
+    def listing(chunk: str) -> Callable[[str | None], Awaitable[tuple[list[Any], str | None]]]:
+        return lambda cursor: read(chunk, cursor)
+
+    found = await asyncio.gather(*(_read_all(listing(chunk), what) for chunk in chunks))
+    for records in found:
+        for record in records:
+            if record.project_id in by_project:
+                by_project[record.project_id].append(record)
+    return by_project
+
+
+async def _projects_time(clients: ExperienceClients, project_ids: Sequence[str]) -> dict[str, list[Any]]:
+    async def read(chunk: str, cursor: str | None) -> tuple[list[TimeEntry], str | None]:
+        page = await clients.system.list_time_entries(
+            project_ids=chunk.split(","), limit=_PAGE, cursor=cursor
+        )
+        return page.items, page.next_cursor
+
+    return await _by_project(project_ids, read, "the projects' time")
+
+
+async def _projects_expenses(clients: ExperienceClients, project_ids: Sequence[str]) -> dict[str, list[Any]]:
+    async def read(chunk: str, cursor: str | None) -> tuple[list[Expense], str | None]:
+        page = await clients.system.list_expenses(project_ids=chunk.split(","), limit=_PAGE, cursor=cursor)
+        return page.items, page.next_cursor
+
+    return await _by_project(project_ids, read, "the projects' expenses")
+
+
 async def _work_of(
     clients: ExperienceClients,
     project: Project,
     today: dt.date,
     gate: asyncio.Semaphore,
-    billable: asyncio.Task[dict[str, list[BillableItem]]],
+    shared: dict[str, asyncio.Task[dict[str, list[Any]]]],
 ) -> _Work:
     async with gate:
-        reads = await asyncio.gather(
-            _time_entries(clients, project.id),
-            _expenses(clients, project.id),
-            clients.system.list_staffing_demands(project.id),
-            return_exceptions=True,
-        )
-    sources = (_TIME_SOURCE, _EXPENSE_SOURCE, _STAFFING_SOURCE)
-    for source, read in zip(sources, reads, strict=True):
-        # One project's source failing leaves the other projects standing: this one's risk is unknown.
-        if isinstance(read, BaseException):
-            return _Work(error=_failure(read, source))
-    try:
-        items = (await billable)[project.id]
-    except (ProblemError, SectionFailure) as exc:  # every project's unbilled work is unknown
-        return _Work(error=_failure(exc, _BILLABLE_SOURCE))
-    entries, expenses, demands = reads
+        try:
+            demands = await clients.system.list_staffing_demands(project.id)
+        except (ProblemError, SectionFailure) as exc:
+            # One project's source failing leaves the other projects standing: this one's risk is unknown.
+            return _Work(error=_failure(exc, _STAFFING_SOURCE))
+    read: dict[str, list[Any]] = {}
+    for source, task in shared.items():
+        try:
+            read[source] = (await task)[project.id]
+        except (ProblemError, SectionFailure) as exc:  # every project's figures from it are unknown
+            return _Work(error=_failure(exc, source))
     return _Work(
-        budget=budget_figures(project, entries, expenses, demands),  # type: ignore[arg-type]
-        unbilled=unbilled_figures(items, today),
+        budget=budget_figures(project, read[_TIME_SOURCE], read[_EXPENSE_SOURCE], demands),
+        unbilled=unbilled_figures(read[_BILLABLE_SOURCE], today),
     )
 
 
 async def _portfolio_work(ask: _PortfolioAsk, done: Composed) -> dict[str, _Work]:
-    """Each project's time, expenses and staffing, ``PORTFOLIO_CONCURRENCY`` projects at a time, and every
-    project's unbilled work in listings of ``MAX_PROJECTS_AT_ONCE`` projects, read meanwhile (the same
-    question asked once, not once a project)."""
+    """Every project's time, expenses and unbilled work in listings of ``MAX_PROJECTS_AT_ONCE`` projects
+    (the same question asked once, not once a project), and meanwhile each project's staffing demand,
+    ``PORTFOLIO_CONCURRENCY`` projects at a time."""
     listed: _Listed = done.value("projects")
+    ids = [p.id for p in listed.projects]
     gate = asyncio.Semaphore(PORTFOLIO_CONCURRENCY)
-    billable = asyncio.ensure_future(
-        billable_items_of(ask.clients, [p.id for p in listed.projects], ask.today)
-    )
+    shared: dict[str, asyncio.Task[dict[str, list[Any]]]] = {
+        _TIME_SOURCE: asyncio.ensure_future(_projects_time(ask.clients, ids)),
+        _EXPENSE_SOURCE: asyncio.ensure_future(_projects_expenses(ask.clients, ids)),
+        _BILLABLE_SOURCE: asyncio.ensure_future(billable_items_of(ask.clients, ids, ask.today)),
+    }
     try:
         work = await asyncio.gather(
-            *(_work_of(ask.clients, p, ask.today, gate, billable) for p in listed.projects)
+            *(_work_of(ask.clients, p, ask.today, gate, shared) for p in listed.projects)
         )
     finally:
-        if not billable.done():
-            billable.cancel()
-        elif not billable.cancelled():
-            billable.exception()  # retrieved: each project said it, or none needed it
+        for task in shared.values():
+            if not task.done():
+                task.cancel()
+            elif not task.cancelled():
+                task.exception()  # retrieved: each project said it, or none needed it
     return {p.id: w for p, w in zip(listed.projects, work, strict=True)}
 
 
@@ -673,9 +713,9 @@ DELIVERY_PORTFOLIO_VIEW: View[_PortfolioAsk] = View(
             _portfolio_work,
             timeout=25.0,
             after=("projects",),
-            description=f"Each project's time, expenses and staffing demand, {PORTFOLIO_CONCURRENCY} "
-            f"projects at a time, and every project's unbilled work in listings of {MAX_PROJECTS_AT_ONCE} "
-            "projects: over budget and unbilled ageing. A project whose "
+            description=f"Every project's time, expenses and unbilled work, in listings of "
+            f"{MAX_PROJECTS_AT_ONCE} projects, and each project's staffing demand, {PORTFOLIO_CONCURRENCY} "
+            "projects at a time: over budget and unbilled ageing. A project whose "
             "sources fail shows its risk as unknown (`risk.status: unavailable`), not as no risk.",
         ),
     ],
@@ -770,13 +810,14 @@ StatusFilter = Annotated[
         "severity (over budget, then milestone overdue, then unbilled ageing), projects whose risk is "
         "unknown before those without risk, then by name. Totals are per currency over every project of "
         f"the listing, not only the page. A portfolio reads at most {PORTFOLIO_MAX_PROJECTS} projects "
-        f"(first by name; `truncated` says when more matched), {PORTFOLIO_CONCURRENCY} at a time; narrow it "
-        "with `manager_id`. Without `status`, only projects still being delivered (planned, active, on "
-        "hold). When the CRM's deals cannot be read, `legal_entity` is null and `legal_entities_error` says "
-        "why (a `legal_entity` filter then answers 503 `source-unavailable`); when a project's work cannot "
-        "be read (or the `work` section as a whole), its `risk.status` is `unavailable` with the reason and "
-        "`over_budget` and `unbilled_ageing` are null: unknown, not absent."
-        + DELIVERY_PORTFOLIO_VIEW.describe()
+        f"(first by name; `truncated` says when more matched), their time, expenses and unbilled work in "
+        f"listings of {MAX_PROJECTS_AT_ONCE} projects, their staffing {PORTFOLIO_CONCURRENCY} at a time; "
+        "narrow it with `manager_id`. Without `status`, only projects still being delivered (planned, "
+        "active, on hold). When the CRM's deals cannot be read, `legal_entity` is null and "
+        "`legal_entities_error` says why (a `legal_entity` filter then answers 503 `source-unavailable`); "
+        "when a project's work cannot be read (or the `work` section as a whole), its `risk.status` is "
+        "`unavailable` with the reason and `over_budget` and `unbilled_ageing` are null: unknown, not "
+        "absent." + DELIVERY_PORTFOLIO_VIEW.describe()
     ),
     scopes=["experience:delivery"],
     errors=[*VENDOR_ERRORS],

@@ -156,6 +156,7 @@ class SystemApiClient(TierClient):
         self,
         *,
         project_id: str | None = None,
+        project_ids: list[str] | None = None,
         approved: bool | None = None,
         date_from: dt.date | None = None,
         date_to: dt.date | None = None,
@@ -164,6 +165,7 @@ class SystemApiClient(TierClient):
     ) -> ExpensePage:
         params = _params(
             project_id=project_id,
+            project_ids=",".join(project_ids) if project_ids else None,
             approved=approved,
             date_from=date_from,
             date_to=date_to,
@@ -182,6 +184,7 @@ class SystemApiClient(TierClient):
         self,
         *,
         project_id: str | None = None,
+        project_ids: list[str] | None = None,
         approved: bool | None = None,
         date_from: dt.date | None = None,
         date_to: dt.date | None = None,
@@ -190,6 +193,7 @@ class SystemApiClient(TierClient):
     ) -> TimeEntryPage:
         params = _params(
             project_id=project_id,
+            project_ids=",".join(project_ids) if project_ids else None,
             approved=approved,
             date_from=date_from,
             date_to=date_to,

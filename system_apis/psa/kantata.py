@@ -1525,10 +1525,15 @@ def _updated_after(moment: dt.datetime) -> str:
 def _period_filters(query: PeriodFilter, date_param: str) -> dict[str, str] | None:
     """Kantata's filters for a ``PeriodFilter``; ``None`` when nothing can match (no call is needed)."""
     filters: dict[str, str] = {}
-    if query.project_id is not None:
-        if not _KANTATA_ID.fullmatch(query.project_id):
+    if query.project_id is not None or query.project_ids is not None:
+        # One project, or several (Kantata filters by many workspaces at once: ``workspace_id=1,2,3``).
+        wanted = [query.project_id] if query.project_id is not None else list(query.project_ids or ())
+        if query.project_ids is not None:
+            wanted = [p for p in wanted if p in query.project_ids]
+        ids = list(dict.fromkeys(p for p in wanted if _KANTATA_ID.fullmatch(p)))
+        if not ids:
             return None
-        filters["workspace_id"] = query.project_id
+        filters["workspace_id"] = ",".join(ids)
     if query.date_from is not None or query.date_to is not None:
         first, last = query.date_from or _EARLIEST, query.date_to or _LATEST
         if first > last:

@@ -33,6 +33,8 @@ MAX_PROJECTS_AT_ONCE = 50
 
 class PeriodFilter(msgspec.Struct, kw_only=True, frozen=True):
     project_id: str | None = None
+    # Several projects (at most ``MAX_PROJECTS_AT_ONCE``); with ``project_id``, both apply.
+    project_ids: tuple[str, ...] | None = None
     date_from: dt.date | None = None
     date_to: dt.date | None = None
     approved: bool | None = None

@@ -51,6 +51,14 @@ ProjectIds = Annotated[
         description=f"The projects, comma-separated (at most {MAX_PROJECTS_AT_ONCE}).",
     ),
 ]
+ProjectsFilter = Annotated[
+    str | None,
+    QueryParameter(
+        pattern=rf"^[A-Za-z0-9_:.-]{{1,64}}(,[A-Za-z0-9_:.-]{{1,64}}){{0,{MAX_PROJECTS_AT_ONCE - 1}}}$",
+        description=f"Only these projects' records (comma-separated, at most {MAX_PROJECTS_AT_ONCE}): one "
+        "listing for a view that asks every project. With `project_id`, both apply.",
+    ),
+]
 DateFrom = Annotated[dt.date | None, QueryParameter(description="On or after this date.")]
 DateTo = Annotated[dt.date | None, QueryParameter(description="On or before this date.")]
 Approved = Annotated[bool | None, QueryParameter(description="Only approved (true) or unapproved (false).")]
@@ -176,6 +184,7 @@ async def create_staffing_demand(
 async def list_time_entries(
     psa: Psa,
     project_id: ProjectFilter = None,
+    project_ids: ProjectsFilter = None,
     approved: Approved = None,
     date_from: DateFrom = None,
     date_to: DateTo = None,
@@ -185,6 +194,7 @@ async def list_time_entries(
 ) -> TimeEntryPage:
     query = PeriodFilter(
         project_id=project_id,
+        project_ids=tuple(project_ids.split(",")) if project_ids else None,
         approved=approved,
         date_from=date_from,
         date_to=date_to,
@@ -206,13 +216,20 @@ async def list_time_entries(
 async def list_expenses(
     psa: Psa,
     project_id: ProjectFilter = None,
+    project_ids: ProjectsFilter = None,
     approved: Approved = None,
     date_from: DateFrom = None,
     date_to: DateTo = None,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> ExpensePage:
-    query = PeriodFilter(project_id=project_id, approved=approved, date_from=date_from, date_to=date_to)
+    query = PeriodFilter(
+        project_id=project_id,
+        project_ids=tuple(project_ids.split(",")) if project_ids else None,
+        approved=approved,
+        date_from=date_from,
+        date_to=date_to,
+    )
     with cursor_errors():
         return await psa.list_expenses(query, limit=limit, cursor=cursor)
 

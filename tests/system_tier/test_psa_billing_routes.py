@@ -169,6 +169,32 @@ async def test_several_projects_billable_items_take_at_most_fifty_and_their_own_
     assert other.status_code == 422
 
 
+async def _listed(gw: Any, path: str, **params: Any) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        query = {**params, "limit": 7, **({"cursor": cursor} if cursor else {})}
+        response = await gw.client.get(path, params=query, headers=_read(gw))
+        assert response.status_code == 200, response.text
+        found.extend(response.json()["items"])
+        if (cursor := response.json()["next_cursor"]) is None:
+            return found
+
+
+@pytest.mark.parametrize("path", ["/system/v1/psa/time-entries", "/system/v1/psa/expenses"])
+async def test_several_projects_time_and_expenses_are_one_listing_of_each_ones(gw: Any, path: str) -> None:
+    projects = [DEMO_WORKSPACE_ID, BIG_WORKSPACE_ID, EUR_WORKSPACE_ID]
+    each = [r for project in projects for r in await _listed(gw, path, project_id=project)]
+    together = await _listed(gw, path, project_ids=",".join([*projects, "31899999"]))
+    assert each
+    assert sorted(r["id"] for r in together) == sorted(r["id"] for r in each)
+    # With project_id as well, both apply.
+    one = await _listed(gw, path, project_id=BIG_WORKSPACE_ID, project_ids=",".join(projects))
+    assert {r["project_id"] for r in one} <= {BIG_WORKSPACE_ID}
+    none = await _listed(gw, path, project_id=BIG_WORKSPACE_ID, project_ids=DEMO_WORKSPACE_ID)
+    assert none == []
+
+
 async def test_an_invoice_is_recorded_once_per_key_and_found_by_it(
     gw: Any, unique: Callable[[str], str]
 ) -> None:
