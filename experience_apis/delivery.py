@@ -58,7 +58,9 @@ from contracts.models.experience_delivery import (
 )
 from experience_apis.client import ExperienceClients
 from experience_apis.compose import Composed, Section, SectionFailure, View
+from experience_apis.finance import billable_items_of
 from experience_apis.paging import CurrencyFilter, Cursor, LegalEntityFilter, Paging, ViewLimit
+from system_apis.psa.port import MAX_PROJECTS_AT_ONCE
 
 __all__ = [
     "DELIVERY_PORTFOLIO_VIEW",
@@ -80,11 +82,11 @@ T = TypeVar("T")
 # An unbilled approved item older than this (from the day the work was done) makes a project "ageing":
 # a month is one billing period, so older work missed at least one run.
 UNBILLED_AGEING_DAYS = 30
-# A portfolio reads each project's time, expenses, billable items and staffing demand (about six PSA calls
-# a project): bounded in number and in how many projects are read at once, so one portfolio cannot flood
-# the PSA (Kantata has no rate-limit headers and answers 429 without Retry-After).
+# A portfolio reads its projects' time, expenses and billable items in listings of many projects, and each
+# project's staffing demand: bounded in number and in how many projects are read at once, so one portfolio
+# cannot flood the PSA (Kantata has no rate-limit headers and answers 429 without Retry-After).
 PORTFOLIO_MAX_PROJECTS = 100
-PORTFOLIO_CONCURRENCY = 6
+PORTFOLIO_CONCURRENCY = 12
 # Listings read whole: pages of the system tier's largest size, and a ceiling on how many.
 _PAGE = 200
 _MAX_PAGES = 50
@@ -141,18 +143,6 @@ async def _expenses(clients: ExperienceClients, project_id: str) -> list[Expense
         return page.items, page.next_cursor
 
     return await _read_all(read, f"project {project_id}'s expenses")
-
-
-async def _billable_items(
-    clients: ExperienceClients, project_id: str, through: dt.date
-) -> list[BillableItem]:
-    async def read(cursor: str | None) -> tuple[list[BillableItem], str | None]:
-        page = await clients.system.list_billable_items(
-            project_id, through=through, limit=_PAGE, cursor=cursor
-        )
-        return page.items, page.next_cursor
-
-    return await _read_all(read, f"project {project_id}'s unbilled work")
 
 
 # --- figures (pure) -------------------------------------------------------------------------------------
@@ -344,7 +334,9 @@ async def _project_expenses(ask: _ProjectAsk, done: Composed) -> list[Expense]:
 
 
 async def _unbilled(ask: _ProjectAsk, done: Composed) -> list[BillableItem]:
-    return await _billable_items(ask.clients, ask.project_id, ask.today)
+    # Time, expenses and milestones read at once, not as one listing's pages one after another (the
+    # project section says 404 for a project the PSA does not have).
+    return (await billable_items_of(ask.clients, [ask.project_id], ask.today))[ask.project_id]
 
 
 async def _invoices(ask: _ProjectAsk, done: Composed) -> list[PsaInvoice]:
@@ -358,15 +350,20 @@ async def _staffing(ask: _ProjectAsk, done: Composed) -> list[StaffingDemand]:
 async def _forecast(ask: _ProjectAsk, done: Composed) -> Forecast | None:
     """The FP&A plan follows the project finance bills (the Anaplan sandbox's seed keys it by the ERP
     project, as revenue is recognised there): looked up under the deal's ERP project first, then under the
-    PSA project (a plan published for the delivered project)."""
+    PSA project (a plan published for the delivered project). Both are asked at once (an FP&A read is an
+    export run, several vendor calls): asking the second only once the first said "none" made the section
+    cost two of them."""
     deal: Opportunity | None = done.value("deal")
-    keys = dict.fromkeys(k for k in (deal.system_ids.erp if deal else None, ask.project_id) if k)
-    for key in keys:
-        try:
-            return await ask.clients.system.get_revenue_forecast(key)
-        except ProblemError as exc:
-            if not _absent(exc):
-                raise
+    keys = list(dict.fromkeys(k for k in (deal.system_ids.erp if deal else None, ask.project_id) if k))
+    found = await asyncio.gather(
+        *(ask.clients.system.get_revenue_forecast(key) for key in keys), return_exceptions=True
+    )
+    for answer in found:  # in the order of preference
+        if isinstance(answer, ProblemError) and _absent(answer):
+            continue
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
     return None  # the FP&A system has no figures for this project: said, not an error
 
 
@@ -589,37 +586,104 @@ async def _portfolio_deals(ask: _PortfolioAsk, done: Composed) -> dict[str, Oppo
     return deals
 
 
+def _failure(read: BaseException, source: str) -> SectionError:
+    """A read's failure as one project's (or every project's) reason its risk is unknown."""
+    if isinstance(read, ProblemError):
+        return SectionError(code=read.kind.code, detail=read.problem_detail, source=source)
+    if isinstance(read, SectionFailure):
+        return SectionError(code=read.code, detail=read.detail, source=source)
+    raise read  # a bug, not a source being down
+
+
+async def _by_project(
+    project_ids: Sequence[str],
+    read: Callable[[str, str | None], Awaitable[tuple[list[Any], str | None]]],
+    what: str,
+) -> dict[str, list[Any]]:
+    """A listing filtered by project, read for ``MAX_PROJECTS_AT_ONCE`` projects a listing (the listings at
+    once), by project: one question asked once, not once a project."""
+    chunks = [
+        ",".join(project_ids[i : i + MAX_PROJECTS_AT_ONCE])
+        for i in range(0, len(project_ids), MAX_PROJECTS_AT_ONCE)
+    ]
+    by_project: dict[str, list[Any]] = {project_id: [] for project_id in project_ids}
+
+    def listing(chunk: str) -> Callable[[str | None], Awaitable[tuple[list[Any], str | None]]]:
+        return lambda cursor: read(chunk, cursor)
+
+    found = await asyncio.gather(*(_read_all(listing(chunk), what) for chunk in chunks))
+    for records in found:
+        for record in records:
+            if record.project_id in by_project:
+                by_project[record.project_id].append(record)
+    return by_project
+
+
+async def _projects_time(clients: ExperienceClients, project_ids: Sequence[str]) -> dict[str, list[Any]]:
+    async def read(chunk: str, cursor: str | None) -> tuple[list[TimeEntry], str | None]:
+        page = await clients.system.list_time_entries(
+            project_ids=chunk.split(","), limit=_PAGE, cursor=cursor
+        )
+        return page.items, page.next_cursor
+
+    return await _by_project(project_ids, read, "the projects' time")
+
+
+async def _projects_expenses(clients: ExperienceClients, project_ids: Sequence[str]) -> dict[str, list[Any]]:
+    async def read(chunk: str, cursor: str | None) -> tuple[list[Expense], str | None]:
+        page = await clients.system.list_expenses(project_ids=chunk.split(","), limit=_PAGE, cursor=cursor)
+        return page.items, page.next_cursor
+
+    return await _by_project(project_ids, read, "the projects' expenses")
+
+
 async def _work_of(
-    clients: ExperienceClients, project: Project, today: dt.date, gate: asyncio.Semaphore
+    clients: ExperienceClients,
+    project: Project,
+    today: dt.date,
+    gate: asyncio.Semaphore,
+    shared: dict[str, asyncio.Task[dict[str, list[Any]]]],
 ) -> _Work:
     async with gate:
-        reads = await asyncio.gather(
-            _time_entries(clients, project.id),
-            _expenses(clients, project.id),
-            _billable_items(clients, project.id, today),
-            clients.system.list_staffing_demands(project.id),
-            return_exceptions=True,
-        )
-    sources = (_TIME_SOURCE, _EXPENSE_SOURCE, _BILLABLE_SOURCE, _STAFFING_SOURCE)
-    for source, read in zip(sources, reads, strict=True):
-        # One project's source failing leaves the other projects standing: this one's risk is unknown.
-        if isinstance(read, ProblemError):
-            return _Work(error=SectionError(code=read.kind.code, detail=read.problem_detail, source=source))
-        if isinstance(read, SectionFailure):
-            return _Work(error=SectionError(code=read.code, detail=read.detail, source=source))
-        if isinstance(read, BaseException):
-            raise read  # a bug, not a source being down
-    entries, expenses, items, demands = reads
+        try:
+            demands = await clients.system.list_staffing_demands(project.id)
+        except (ProblemError, SectionFailure) as exc:
+            # One project's source failing leaves the other projects standing: this one's risk is unknown.
+            return _Work(error=_failure(exc, _STAFFING_SOURCE))
+    read: dict[str, list[Any]] = {}
+    for source, task in shared.items():
+        try:
+            read[source] = (await task)[project.id]
+        except (ProblemError, SectionFailure) as exc:  # every project's figures from it are unknown
+            return _Work(error=_failure(exc, source))
     return _Work(
-        budget=budget_figures(project, entries, expenses, demands),  # type: ignore[arg-type]
-        unbilled=unbilled_figures(items, today),  # type: ignore[arg-type]
+        budget=budget_figures(project, read[_TIME_SOURCE], read[_EXPENSE_SOURCE], demands),
+        unbilled=unbilled_figures(read[_BILLABLE_SOURCE], today),
     )
 
 
 async def _portfolio_work(ask: _PortfolioAsk, done: Composed) -> dict[str, _Work]:
+    """Every project's time, expenses and unbilled work in listings of ``MAX_PROJECTS_AT_ONCE`` projects
+    (the same question asked once, not once a project), and meanwhile each project's staffing demand,
+    ``PORTFOLIO_CONCURRENCY`` projects at a time."""
     listed: _Listed = done.value("projects")
+    ids = [p.id for p in listed.projects]
     gate = asyncio.Semaphore(PORTFOLIO_CONCURRENCY)
-    work = await asyncio.gather(*(_work_of(ask.clients, p, ask.today, gate) for p in listed.projects))
+    shared: dict[str, asyncio.Task[dict[str, list[Any]]]] = {
+        _TIME_SOURCE: asyncio.ensure_future(_projects_time(ask.clients, ids)),
+        _EXPENSE_SOURCE: asyncio.ensure_future(_projects_expenses(ask.clients, ids)),
+        _BILLABLE_SOURCE: asyncio.ensure_future(billable_items_of(ask.clients, ids, ask.today)),
+    }
+    try:
+        work = await asyncio.gather(
+            *(_work_of(ask.clients, p, ask.today, gate, shared) for p in listed.projects)
+        )
+    finally:
+        for task in shared.values():
+            if not task.done():
+                task.cancel()
+            elif not task.cancelled():
+                task.exception()  # retrieved: each project said it, or none needed it
     return {p.id: w for p, w in zip(listed.projects, work, strict=True)}
 
 
@@ -649,8 +713,9 @@ DELIVERY_PORTFOLIO_VIEW: View[_PortfolioAsk] = View(
             _portfolio_work,
             timeout=25.0,
             after=("projects",),
-            description=f"Each project's time, expenses, unbilled work and staffing demand, "
-            f"{PORTFOLIO_CONCURRENCY} projects at a time: over budget and unbilled ageing. A project whose "
+            description=f"Every project's time, expenses and unbilled work, in listings of "
+            f"{MAX_PROJECTS_AT_ONCE} projects, and each project's staffing demand, {PORTFOLIO_CONCURRENCY} "
+            "projects at a time: over budget and unbilled ageing. A project whose "
             "sources fail shows its risk as unknown (`risk.status: unavailable`), not as no risk.",
         ),
     ],
@@ -745,13 +810,14 @@ StatusFilter = Annotated[
         "severity (over budget, then milestone overdue, then unbilled ageing), projects whose risk is "
         "unknown before those without risk, then by name. Totals are per currency over every project of "
         f"the listing, not only the page. A portfolio reads at most {PORTFOLIO_MAX_PROJECTS} projects "
-        f"(first by name; `truncated` says when more matched), {PORTFOLIO_CONCURRENCY} at a time; narrow it "
-        "with `manager_id`. Without `status`, only projects still being delivered (planned, active, on "
-        "hold). When the CRM's deals cannot be read, `legal_entity` is null and `legal_entities_error` says "
-        "why (a `legal_entity` filter then answers 503 `source-unavailable`); when a project's work cannot "
-        "be read (or the `work` section as a whole), its `risk.status` is `unavailable` with the reason and "
-        "`over_budget` and `unbilled_ageing` are null: unknown, not absent."
-        + DELIVERY_PORTFOLIO_VIEW.describe()
+        f"(first by name; `truncated` says when more matched), their time, expenses and unbilled work in "
+        f"listings of {MAX_PROJECTS_AT_ONCE} projects, their staffing {PORTFOLIO_CONCURRENCY} at a time; "
+        "narrow it with `manager_id`. Without `status`, only projects still being delivered (planned, "
+        "active, on hold). When the CRM's deals cannot be read, `legal_entity` is null and "
+        "`legal_entities_error` says why (a `legal_entity` filter then answers 503 `source-unavailable`); "
+        "when a project's work cannot be read (or the `work` section as a whole), its `risk.status` is "
+        "`unavailable` with the reason and `over_budget` and `unbilled_ageing` are null: unknown, not "
+        "absent." + DELIVERY_PORTFOLIO_VIEW.describe()
     ),
     scopes=["experience:delivery"],
     errors=[*VENDOR_ERRORS],

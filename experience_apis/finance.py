@@ -38,7 +38,7 @@ from contracts.models import (
 )
 from contracts.models.billing import UNBILLED_AGE_BUCKETS, unbilled_age_bucket
 from contracts.models.common import money_as_kept
-from contracts.models.experience import SectionStatus, money_totals
+from contracts.models.experience import SectionError, SectionStatus, money_totals
 from contracts.models.experience_finance import (
     AwaitingApproval,
     AwaitingApprovalSection,
@@ -73,6 +73,7 @@ from experience_apis.client import ExperienceClients
 from experience_apis.compose import Composed, Section, SectionFailure, View
 from experience_apis.paging import CurrencyFilter, Cursor, LegalEntityFilter, Paging, ViewLimit
 from process_apis.billing_pricing import billing_key_as_written, parse_billing_key, run_id_of_billing_key
+from system_apis.psa.port import MAX_PROJECTS_AT_ONCE
 
 __all__ = [
     "FINANCE_APPROVALS_VIEW",
@@ -87,8 +88,9 @@ T = TypeVar("T")
 SCOPE = "experience:finance"
 ZERO = Decimal("0.00")
 # Tier calls a section makes at once (per-project billable items, customer names): bounded so one view
-# cannot flood the tier below.
-FAN_OUT = 4
+# cannot flood the tier below, and wide enough that a page of 25 rows' names is one wave of calls, not
+# six (at 4, the unbilled items of a few dozen projects were read in a dozen waves, one after another).
+FAN_OUT = 16
 PAGE = 200
 # A listing the view reads whole (every open invoice, every project) stops here: past it the section says
 # so (``listing-too-long``) rather than answer with a part of the truth.
@@ -194,23 +196,42 @@ async def _unbilled_deals(ask: _UnbilledAsk, done: Composed) -> _Deals:
 
 
 async def _unbilled_items(ask: _UnbilledAsk, done: Composed) -> dict[str, list[BillableItem]]:
+    """Every project's items, in listings of ``MAX_PROJECTS_AT_ONCE`` projects (one question asked once,
+    not once a project); a project gone from the PSA between the two reads has none."""
     projects: list[Project] = done.value("projects")
+    return await billable_items_of(ask.clients, [p.id for p in projects], ask.today)
 
-    async def of(project: Project) -> list[BillableItem]:
-        try:
-            return await _read_all(
-                lambda cursor: ask.clients.system.list_billable_items(
-                    project.id, through=ask.today, limit=PAGE, cursor=cursor
-                ),
-                "billable items",
-            )
-        except ProblemError as exc:
-            if _gone(exc):  # gone from the PSA between the two reads: nothing of it to bill
-                return []
-            raise
 
-    found = await _gathered(of(p) for p in projects)
-    return {project.id: items for project, items in zip(projects, found, strict=True)}
+# The kinds a PSA listing holds, each read as its own listing at once (the listing itself reads them one
+# after another: time, then expenses, then milestones).
+_LISTED_KINDS = (BillableItemKind.TIME, BillableItemKind.EXPENSE, BillableItemKind.MILESTONE)
+
+
+async def billable_items_of(
+    clients: ExperienceClients, project_ids: Sequence[str], through: dt.date
+) -> dict[str, list[BillableItem]]:
+    """The unbilled items of these projects, by project (time, then expenses, then milestones, as one
+    project's listing orders them): one listing a kind for ``MAX_PROJECTS_AT_ONCE`` projects, the kinds
+    and the projects' listings read at once (at most ``FAN_OUT`` listings)."""
+    chunks = [
+        list(project_ids[i : i + MAX_PROJECTS_AT_ONCE])
+        for i in range(0, len(project_ids), MAX_PROJECTS_AT_ONCE)
+    ]
+
+    async def of(chunk: list[str], kind: BillableItemKind) -> list[BillableItem]:
+        return await _read_all(
+            lambda cursor: clients.system.list_billable_items_of(
+                chunk, through=through, kind=kind, limit=PAGE, cursor=cursor
+            ),
+            "billable items",
+        )
+
+    by_project: dict[str, list[BillableItem]] = {project_id: [] for project_id in project_ids}
+    for items in await _gathered(of(c, k) for k in _LISTED_KINDS for c in chunks):
+        for item in items:
+            if item.project_id in by_project:
+                by_project[item.project_id].append(item)
+    return by_project
 
 
 @dataclass(slots=True)
@@ -359,7 +380,8 @@ FINANCE_UNBILLED_VIEW: View[_UnbilledAsk] = View(
             required=True,
             timeout=25.0,
             after=("projects",),
-            description="Each project's approved, billable, uninvoiced items through today.",
+            description="Each project's approved, billable, uninvoiced items through today, read for "
+            f"{MAX_PROJECTS_AT_ONCE} projects at a time in one listing.",
         ),
         Section(
             "customer_names",
@@ -848,9 +870,11 @@ class _Sourced:
 
 
 async def _lineage_items(ask: _LineageAsk, done: Composed) -> _Sourced | None:
+    """The lines' time entries and expenses, read under the project the billing key names as soon as the
+    invoice is in (not after the project: the key names it). A line's milestone is the project's."""
     invoice: Invoice = done.value("invoice")
-    project: Project | None = done.value("project")
-    if project is None:
+    project_id = _project_of_key(_invoice_key(done))
+    if project_id is None:
         return None
     kinds = {sid.split(":", 1)[0] for line in invoice.lines for sid in line.source_ids}
     system = ask.clients.system
@@ -864,7 +888,7 @@ async def _lineage_items(ask: _LineageAsk, done: Composed) -> _Sourced | None:
             return []
         return await _read_all(
             lambda cursor: system.list_time_entries(
-                project_id=project.id, date_to=through, limit=PAGE, cursor=cursor
+                project_id=project_id, date_to=through, limit=PAGE, cursor=cursor
             ),
             "time entries",
         )
@@ -874,7 +898,7 @@ async def _lineage_items(ask: _LineageAsk, done: Composed) -> _Sourced | None:
             return []
         return await _read_all(
             lambda cursor: system.list_expenses(
-                project_id=project.id, date_to=through, limit=PAGE, cursor=cursor
+                project_id=project_id, date_to=through, limit=PAGE, cursor=cursor
             ),
             "expenses",
         )
@@ -940,7 +964,7 @@ FINANCE_INVOICE_LINEAGE_VIEW: View[_LineageAsk] = View(
             ("system:psa.time-entries", "system:psa.expenses"),
             _lineage_items,
             timeout=12.0,
-            after=("invoice", "project"),
+            after=("invoice",),
             description="Each line's time entries, expenses and milestones, by its source ids.",
         ),
         Section(
@@ -1019,10 +1043,24 @@ async def get_finance_invoice_lineage(
             ]
         }
 
+    if done.ok("items") and done.value("items") is not None and project is None:
+        # The lines were read, but a line's milestone is the project's, and the project is unavailable.
+        project_error = done.error("project")
+        lines_section = LineageItemsSection(
+            status=SectionStatus.UNAVAILABLE,
+            error=SectionError(
+                code="source-unavailable",
+                detail="needs section project, which is unavailable"
+                + (f" ({project_error.code})" if project_error else ""),
+                source="system:psa.projects",
+            ),
+        )
+    else:
+        lines_section = _lineage_section(done, "items", LineageItemsSection, lines)
     return InvoiceLineage(
         invoice=invoice,
         billing_key=billing_key_of(invoice),
-        lines=_lineage_section(done, "items", LineageItemsSection, lines),
+        lines=lines_section,
         psa_invoice=_lineage_section(done, "psa_invoice", LineagePsaInvoiceSection, lambda v: {"data": v}),
         project=_lineage_section(done, "project", LineageProjectSection, lambda v: {"data": v}),
         deal=_lineage_section(done, "deal", LineageDealSection, lambda v: {"data": v}),

@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from apis.tier_client import TierClient
 from contracts.models import (
+    BillableItemKind,
     BillableItemPage,
     BillingSchedule,
     BillingScheduleCreate,
@@ -155,6 +156,7 @@ class SystemApiClient(TierClient):
         self,
         *,
         project_id: str | None = None,
+        project_ids: list[str] | None = None,
         approved: bool | None = None,
         date_from: dt.date | None = None,
         date_to: dt.date | None = None,
@@ -163,6 +165,7 @@ class SystemApiClient(TierClient):
     ) -> ExpensePage:
         params = _params(
             project_id=project_id,
+            project_ids=",".join(project_ids) if project_ids else None,
             approved=approved,
             date_from=date_from,
             date_to=date_to,
@@ -181,6 +184,7 @@ class SystemApiClient(TierClient):
         self,
         *,
         project_id: str | None = None,
+        project_ids: list[str] | None = None,
         approved: bool | None = None,
         date_from: dt.date | None = None,
         date_to: dt.date | None = None,
@@ -189,6 +193,7 @@ class SystemApiClient(TierClient):
     ) -> TimeEntryPage:
         params = _params(
             project_id=project_id,
+            project_ids=",".join(project_ids) if project_ids else None,
             approved=approved,
             date_from=date_from,
             date_to=date_to,
@@ -203,6 +208,22 @@ class SystemApiClient(TierClient):
         params = _params(through=through, limit=limit, cursor=cursor)
         path = f"/system/v1/psa/projects/{_seg(project_id)}/billable-items"
         return await self._get(path, BillableItemPage, params)
+
+    async def list_billable_items_of(
+        self,
+        project_ids: list[str],
+        *,
+        through: dt.date,
+        kind: BillableItemKind | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> BillableItemPage:
+        """The unbilled billable items of several projects (at most 50) in one listing, or of one ``kind``;
+        each names its project."""
+        params = _params(
+            project_id=",".join(project_ids), through=through, kind=kind, limit=limit, cursor=cursor
+        )
+        return await self._get("/system/v1/psa/billable-items", BillableItemPage, params)
 
     async def find_psa_invoice(self, external_key: str) -> PsaInvoice | None:
         """The PSA invoice recorded under the billing key, if any."""

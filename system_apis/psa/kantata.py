@@ -96,6 +96,7 @@ import structlog
 
 from apis.config import KantataSettings
 from contracts.models import (
+    BillableItemKind,
     BillableItemPage,
     ExpensePage,
     MilestoneInput,
@@ -247,6 +248,10 @@ def decode_cursor(cursor: str) -> PageCursor:
     if page < 2 or per_page > MAX_PER_PAGE:
         raise InvalidCursor("cursor is not one this API produced")
     return PageCursor(page=page, per_page=per_page, fingerprint=match.group(3))
+
+
+# The kinds of a billable-item listing, in its order (``_BillingCursor.phase``).
+_KIND_PHASE = {BillableItemKind.TIME: 0, BillableItemKind.EXPENSE: 1, BillableItemKind.MILESTONE: 2}
 
 
 class _BillingCursor(msgspec.Struct, kw_only=True, frozen=True):
@@ -683,6 +688,133 @@ class KantataPsa:
             skipped=skipped,
         )
 
+    async def list_billable_items_of(
+        self,
+        project_ids: Sequence[str],
+        *,
+        through: dt.date,
+        limit: int,
+        cursor: str | None = None,
+        kind: BillableItemKind | None = None,
+    ) -> BillableItemPage:
+        """``list_billable_items`` for several projects in one listing: Kantata filters its collections by
+        many workspaces at once (``workspace_id=1,2,3``, as ``_milestones`` reads a page of projects'
+        stories), so a view that asks every project's unbilled work makes one listing's calls, not one
+        listing's per project. Time entries, then expenses, then completed billable milestones, each kind
+        in id order across the projects; each item names its project. A project Kantata does not have
+        has no items (no 404: the listing reads what is there). The same checks as for one project."""
+        if not 1 <= limit <= MAX_PER_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_PER_PAGE}")
+        ids = sorted({p for p in project_ids if _KANTATA_ID.fullmatch(p)}, key=lambda p: (len(p), p))
+        key = {"projects": ",".join(ids), "through": str(through), "kind": kind.value if kind else ""}
+        fingerprint = query_fingerprint("billable-items-of", key)
+        if cursor is None:
+            phase, page = _KIND_PHASE.get(kind, 0) if kind is not None else 0, 1
+        else:
+            position = _decode_billing_cursor(cursor)
+            if position.fingerprint != fingerprint or position.per_page != limit:
+                raise InvalidCursor("cursor belongs to another query or page size")
+            phase, page = position.phase, position.page
+        if not ids or (kind is not None and kind not in _KIND_PHASE):  # a retainer fee is no PSA record
+            return BillableItemPage(items=[])
+        wanted_ids = set(ids)
+        workspaces = ",".join(ids)
+        window = f"{_EARLIEST.isoformat()}:{through.isoformat()}"
+        common = {"workspace_id": workspaces, "order": "id:asc", "from_archived_workspaces": "true"}
+        if phase == 0:
+            params = {**common, "approved": "true", "billable": "true", "is_invoiced": "false"}
+            envelope = await self._page(
+                "time_entries.json", {**params, "date_performed_between": window}, page, limit
+            )
+            with _unusable("time entry list"):
+                entries = ordered(envelope, "time_entries", envelope.time_entries)
+            wanted_entries = [
+                e
+                for e in entries
+                if _str(e.workspace_id) in wanted_ids
+                and e.approved
+                and e.billable
+                and not e.is_invoiced
+                and e.date_performed[:10] <= str(through)
+            ]
+            names = await self._role_names({_str(e.role_id) for e in wanted_entries if e.role_id is not None})
+            items, skipped = map_page(
+                VENDOR,
+                "time entry",
+                wanted_entries,
+                lambda entry: billable_time(entry, role_names=names),
+                record_id=_record_id,
+            )
+        elif phase == 1:
+            params = {**common, "approved": "true", "is_billable": "true", "is_invoiced": "false"}
+            envelope = await self._page(
+                "expenses.json", {**params, "date_expensed_between": window}, page, limit
+            )
+            with _unusable("expense list"):
+                expenses = ordered(envelope, "expenses", envelope.expenses)
+            wanted_expenses = [
+                x
+                for x in expenses
+                if _str(x.workspace_id) in wanted_ids
+                and x.approved is not False
+                and (x.is_billable if x.is_billable is not None else x.billable)
+                and not x.is_invoiced
+                and x.date[:10] <= str(through)
+            ]
+            items, skipped = map_page(
+                VENDOR, "expense", wanted_expenses, billable_expense, record_id=_record_id
+            )
+        else:
+            params = {
+                "workspace_id": workspaces,
+                "story_type": "milestone",
+                "billable": "true",
+                "state": "completed",
+                "order": "id:asc",
+            }
+            # The stories, their workspaces' currencies and the billing schedules, read at once.
+            envelope, listed, schedule = await asyncio.gather(
+                self._page("stories.json", params, page, limit),
+                self._page(
+                    "workspaces.json", {"only": workspaces, "include_archived": "true"}, 1, MAX_PER_PAGE
+                ),
+                self._billing_milestones(workspaces),
+            )
+            with _unusable("story list"):
+                stories = ordered(envelope, "stories", envelope.stories)
+            with _unusable("workspace list"):
+                currency = {_str(w.id): w.currency for w in ordered(listed, "workspaces", listed.workspaces)}
+            invoiced = _invoiced_stories([r for r in schedule if _str(r.workspace_id) in wanted_ids])
+            wanted_stories = [
+                s
+                for s in stories
+                if _str(s.workspace_id) in currency
+                and s.story_type == "milestone"
+                and s.billable
+                and milestone_status_from_state(s.state) is MilestoneStatus.COMPLETED
+                and _str(s.id) not in invoiced
+                and (milestone_date(s) or through) <= through
+            ]
+            items, skipped = map_page(
+                VENDOR,
+                "milestone",
+                wanted_stories,
+                lambda story: billable_milestone(story, currency=currency[_str(story.workspace_id)]),
+                record_id=_record_id,
+            )
+        next_position: _BillingCursor | None = None
+        if _has_more(envelope, page, limit):
+            next_position = _BillingCursor(
+                phase=phase, page=page + 1, per_page=limit, fingerprint=fingerprint
+            )
+        elif phase < 2 and kind is None:
+            next_position = _BillingCursor(phase=phase + 1, page=1, per_page=limit, fingerprint=fingerprint)
+        return BillableItemPage(
+            items=items,
+            next_cursor=None if next_position is None else _encode_billing_cursor(next_position),
+            skipped=skipped,
+        )
+
     async def find_invoice(self, external_key: str) -> PsaInvoice | None:
         """The invoice carrying Stratum's reference to the billing key (the oldest, should there be two),
         whatever its state."""
@@ -877,15 +1009,17 @@ class KantataPsa:
             await self._after_lost_answer(error, f"{service_model} reference", look)
 
     async def _billing_milestones(self, workspace_id: str) -> list[KantataBillingMilestone]:
-        """Every billing milestone of a project (its billing schedule). Kantata's documented filters for the
-        list are ``date_between`` and ``external_reference_*``; ``workspace_id`` is sent as for every other
-        collection, and every page is read and re-checked: an ignored filter costs pages, not correctness."""
+        """Every billing milestone of a project (its billing schedule), or of several (``1,2,3``). Kantata's
+        documented filters for the list are ``date_between`` and ``external_reference_*``; ``workspace_id``
+        is sent as for every other collection, and every page is read and re-checked: an ignored filter
+        costs pages, not correctness."""
         params = {"workspace_id": workspace_id, "order": "id:asc"}
         found: list[KantataBillingMilestone] = []
         for envelope in await self._all_pages("billing_milestones.json", params):
             with _unusable("billing milestone list"):
                 found.extend(ordered(envelope, "billing_milestones", envelope.billing_milestones))
-        return [record for record in found if _str(record.workspace_id) == workspace_id]
+        mine = set(workspace_id.split(","))
+        return [record for record in found if _str(record.workspace_id) in mine]
 
     async def _billing_milestones_for(self, command: PsaInvoiceCreate) -> list[str]:
         """The billing milestones an invoice bills for ``command.milestone_ids`` (milestone stories), one per
@@ -1391,10 +1525,15 @@ def _updated_after(moment: dt.datetime) -> str:
 def _period_filters(query: PeriodFilter, date_param: str) -> dict[str, str] | None:
     """Kantata's filters for a ``PeriodFilter``; ``None`` when nothing can match (no call is needed)."""
     filters: dict[str, str] = {}
-    if query.project_id is not None:
-        if not _KANTATA_ID.fullmatch(query.project_id):
+    if query.project_id is not None or query.project_ids is not None:
+        # One project, or several (Kantata filters by many workspaces at once: ``workspace_id=1,2,3``).
+        wanted = [query.project_id] if query.project_id is not None else list(query.project_ids or ())
+        if query.project_ids is not None:
+            wanted = [p for p in wanted if p in query.project_ids]
+        ids = list(dict.fromkeys(p for p in wanted if _KANTATA_ID.fullmatch(p)))
+        if not ids:
             return None
-        filters["workspace_id"] = query.project_id
+        filters["workspace_id"] = ",".join(ids)
     if query.date_from is not None or query.date_to is not None:
         first, last = query.date_from or _EARLIEST, query.date_to or _LATEST
         if first > last:

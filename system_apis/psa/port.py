@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import msgspec
 
 from contracts.models import (
+    BillableItemKind,
     BillableItemPage,
     ExpensePage,
     Project,
@@ -21,11 +23,18 @@ from contracts.models import (
     TimeEntryPage,
 )
 
-__all__ = ["PeriodFilter", "PsaPort", "TimeEntryFilter"]
+__all__ = ["MAX_PROJECTS_AT_ONCE", "PeriodFilter", "PsaPort", "TimeEntryFilter"]
+
+
+# ``list_billable_items_of`` takes at most this many projects: a query string a PSA and the proxies before
+# it take whole.
+MAX_PROJECTS_AT_ONCE = 50
 
 
 class PeriodFilter(msgspec.Struct, kw_only=True, frozen=True):
     project_id: str | None = None
+    # Several projects (at most ``MAX_PROJECTS_AT_ONCE``); with ``project_id``, both apply.
+    project_ids: tuple[str, ...] | None = None
     date_from: dt.date | None = None
     date_to: dt.date | None = None
     approved: bool | None = None
@@ -84,6 +93,20 @@ class PsaPort(Protocol):
         """The project's approved, billable items not yet on an invoice, dated on or before ``through``
         (time entries, expenses, completed billing milestones), in a stable order. An item approved after
         its period was billed is still here, so it lands on the next invoice. Reads only."""
+        ...
+
+    async def list_billable_items_of(
+        self,
+        project_ids: Sequence[str],
+        *,
+        through: dt.date,
+        limit: int,
+        cursor: str | None = None,
+        kind: BillableItemKind | None = None,
+    ) -> BillableItemPage:
+        """``list_billable_items`` of several projects in one listing (each item names its project), or of
+        one ``kind`` only; a project the PSA does not have has no items. For a view that asks every project
+        the same question."""
         ...
 
     async def find_invoice(self, external_key: str) -> PsaInvoice | None:

@@ -12,6 +12,7 @@ from litestar.params import JSONBody, QueryParameter, SkipValidation
 
 from apis.routing import VENDOR_ERRORS, operation
 from contracts.models import (
+    BillableItemKind,
     BillableItemPage,
     ExpensePage,
     Project,
@@ -34,7 +35,7 @@ from system_apis.params import (
     cursor_errors,
     since,
 )
-from system_apis.psa.port import PeriodFilter, PsaPort
+from system_apis.psa.port import MAX_PROJECTS_AT_ONCE, PeriodFilter, PsaPort
 
 __all__ = ["psa_routes"]
 
@@ -42,6 +43,21 @@ Psa = NamedDependency[SkipValidation[PsaPort]]
 ProjectId = Annotated[str, RecordIdPath]
 ProjectFilter = Annotated[
     str | None, QueryParameter(pattern=r"^[A-Za-z0-9_:.-]{1,64}$", description="Only this project's records.")
+]
+ProjectIds = Annotated[
+    str,
+    QueryParameter(
+        pattern=rf"^[A-Za-z0-9_:.-]{{1,64}}(,[A-Za-z0-9_:.-]{{1,64}}){{0,{MAX_PROJECTS_AT_ONCE - 1}}}$",
+        description=f"The projects, comma-separated (at most {MAX_PROJECTS_AT_ONCE}).",
+    ),
+]
+ProjectsFilter = Annotated[
+    str | None,
+    QueryParameter(
+        pattern=rf"^[A-Za-z0-9_:.-]{{1,64}}(,[A-Za-z0-9_:.-]{{1,64}}){{0,{MAX_PROJECTS_AT_ONCE - 1}}}$",
+        description=f"Only these projects' records (comma-separated, at most {MAX_PROJECTS_AT_ONCE}): one "
+        "listing for a view that asks every project. With `project_id`, both apply.",
+    ),
 ]
 DateFrom = Annotated[dt.date | None, QueryParameter(description="On or after this date.")]
 DateTo = Annotated[dt.date | None, QueryParameter(description="On or before this date.")]
@@ -168,6 +184,7 @@ async def create_staffing_demand(
 async def list_time_entries(
     psa: Psa,
     project_id: ProjectFilter = None,
+    project_ids: ProjectsFilter = None,
     approved: Approved = None,
     date_from: DateFrom = None,
     date_to: DateTo = None,
@@ -177,6 +194,7 @@ async def list_time_entries(
 ) -> TimeEntryPage:
     query = PeriodFilter(
         project_id=project_id,
+        project_ids=tuple(project_ids.split(",")) if project_ids else None,
         approved=approved,
         date_from=date_from,
         date_to=date_to,
@@ -198,13 +216,20 @@ async def list_time_entries(
 async def list_expenses(
     psa: Psa,
     project_id: ProjectFilter = None,
+    project_ids: ProjectsFilter = None,
     approved: Approved = None,
     date_from: DateFrom = None,
     date_to: DateTo = None,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> ExpensePage:
-    query = PeriodFilter(project_id=project_id, approved=approved, date_from=date_from, date_to=date_to)
+    query = PeriodFilter(
+        project_id=project_id,
+        project_ids=tuple(project_ids.split(",")) if project_ids else None,
+        approved=approved,
+        date_from=date_from,
+        date_to=date_to,
+    )
     with cursor_errors():
         return await psa.list_expenses(query, limit=limit, cursor=cursor)
 
@@ -226,6 +251,37 @@ async def list_billable_items(
 ) -> BillableItemPage:
     with cursor_errors():
         return await psa.list_billable_items(project_id, through=through, limit=limit, cursor=cursor)
+
+
+@operation(
+    "GET",
+    "/system/v1/psa/billable-items",
+    operation_id="listPsaBillableItemsOfProjects",
+    summary="List the unbilled billable items of several projects",
+    description="What `GET /system/v1/psa/projects/{project_id}/billable-items` lists, for up to "
+    f"{MAX_PROJECTS_AT_ONCE} projects in one listing (the PSA filters by many projects at once): time "
+    "entries, then expenses, then completed billing milestones, each kind in a stable order across the "
+    "projects; each item names its `project_id`. A project the PSA does not have has no items (no 404). A "
+    "page may hold fewer than `limit` items; follow `next_cursor` until it is null.",
+    scopes=["system:read"],
+    errors=[*VENDOR_ERRORS],
+    tags=_TAGS,
+)
+async def list_billable_items_of_projects(
+    psa: Psa,
+    project_id: ProjectIds,
+    through: Through,
+    kind: Annotated[
+        BillableItemKind | None,
+        QueryParameter(description="Only this kind (read the kinds at once rather than one after another)."),
+    ] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> BillableItemPage:
+    with cursor_errors():
+        return await psa.list_billable_items_of(
+            project_id.split(","), through=through, limit=limit, cursor=cursor, kind=kind
+        )
 
 
 @operation(
@@ -354,6 +410,7 @@ psa_routes = [
     list_time_entries,
     list_expenses,
     list_billable_items,
+    list_billable_items_of_projects,
     find_invoices,
     list_project_invoices,
     get_invoice,

@@ -307,3 +307,16 @@ async def test_the_crm_down_leaves_the_legal_entity_null_and_the_forecast_unavai
     assert "deal" in forecast["error"]["detail"]
     for section in ("budget", "billed", "unbilled", "staffing", "milestones"):
         assert view[section]["status"] == "ok", (section, view[section])
+
+
+async def test_the_portfolio_asks_for_every_projects_time_expenses_and_unbilled_work_once(gw: Any) -> None:
+    log = gw.sandbox_state("kantata").request_log
+    log.clear()
+    response = await gw.client.get(VIEW, params={"limit": 25}, headers=gw.auth("experience:delivery"))
+    assert response.status_code == 200, response.text
+    portfolio = response.json()
+    assert portfolio["totals"]["projects"] >= 10  # enough projects that one call each would show
+    assert portfolio["totals"]["risk_unknown"] == 0
+    listings = [e.path for e in log if "/time_entries" in e.path or "/expenses" in e.path]
+    # One listing of each for every project (and the billable items' two), not one a project.
+    assert len(listings) < 10, listings

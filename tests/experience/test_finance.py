@@ -176,6 +176,21 @@ async def test_approved_work_is_unbilled_by_entity_customer_and_currency_until_a
 # --- sources down --------------------------------------------------------------------------------------
 
 
+async def test_unbilled_asks_the_psa_for_every_projects_items_once_not_once_a_project(gw: Any) -> None:
+    projects = await gw.client.get(
+        "/system/v1/psa/projects", params={"limit": 200}, headers=gw.auth("system:read")
+    )
+    assert len(projects.json()["items"]) >= 20  # the seed: enough projects that one call each would show
+    log = gw.sandbox_state("kantata").request_log
+    log.clear()
+    body = await _view(gw, "/unbilled", limit=25)
+    assert body["rows"]["status"] == "ok"
+    assert body["rows"]["items"]
+    items = [entry for entry in log if "/time_entries" in entry.path or "/expenses" in entry.path]
+    # One listing for every project (a page of time entries, one of expenses, and on): not one a project.
+    assert len(items) < 10, [entry.path for entry in items]
+
+
 async def test_unbilled_degrades_per_section_when_the_crm_is_down_and_fails_without_the_psa(gw: Any) -> None:
     tm, _ = await _seed_time_and_materials(gw)
     # Account reads failing: names unavailable, the rows keep the customer id and their legal entity.

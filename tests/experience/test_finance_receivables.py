@@ -123,6 +123,18 @@ async def test_receivables_reconcile_to_both_erps_and_an_invoice_leads_back_to_i
     assert partial["project"]["status"] == partial["lines"]["status"] == "ok"
     await _clear_faults(gw, "salesforce")
 
+    # The PSA's projects down: the lines' items are read under the key's project all the same, but a
+    # line's milestone is the project's, so the lines say they need it; the PSA invoice stands.
+    await _fault(gw, "kantata", kind="outage", path_pattern=r"/workspaces/")
+    no_project = await _view(gw, f"/invoices/{us_child['result']['erp_invoice_id']}")
+    assert no_project["project"]["status"] == "unavailable"
+    assert no_project["lines"]["status"] == "unavailable"
+    assert no_project["lines"]["error"]["code"] == "source-unavailable"
+    assert no_project["lines"]["error"]["source"] == "system:psa.projects"
+    assert no_project["deal"]["status"] == "unavailable"
+    assert no_project["psa_invoice"]["status"] == "ok"
+    await _clear_faults(gw, "kantata")
+
 
 async def test_an_invoice_no_run_made_still_answers_and_an_unknown_one_is_404(gw: Any) -> None:
     seeded = next(iter(gw.sandbox_state("netsuite").records["invoice"]))

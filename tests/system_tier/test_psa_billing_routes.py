@@ -14,7 +14,12 @@ import pytest
 
 from apis.config import Settings
 from contracts.models import PsaInvoiceCreate, PsaPaymentRecord
-from sandboxes.kantata.data import DEMO_WORKSPACE_ID
+from sandboxes.kantata.data import (
+    ARCHIVED_WORKSPACE_ID,
+    BIG_WORKSPACE_ID,
+    DEMO_WORKSPACE_ID,
+    EUR_WORKSPACE_ID,
+)
 from system_apis.client import SystemApiClient
 
 THROUGH = "2026-03-01"
@@ -46,16 +51,29 @@ async def gw(make_gateway: Callable[[Settings], Any], make_settings: Callable[..
     return harness
 
 
-async def _items(gw: Any, *, limit: int = 200) -> list[dict[str, Any]]:
+async def _items(
+    gw: Any,
+    *,
+    limit: int = 200,
+    project: str = DEMO_WORKSPACE_ID,
+    of: list[str] | None = None,
+    kind: str | None = None,
+) -> list[dict[str, Any]]:
+    """A project's billable items, every page; ``of``: several projects' in one listing."""
     items: list[dict[str, Any]] = []
     cursor: str | None = None
+    path = (
+        f"/system/v1/psa/projects/{project}/billable-items" if of is None else "/system/v1/psa/billable-items"
+    )
     while True:
         params: dict[str, Any] = {"through": THROUGH, "limit": limit}
+        if of is not None:
+            params["project_id"] = ",".join(of)
+        if kind is not None:
+            params["kind"] = kind
         if cursor is not None:
             params["cursor"] = cursor
-        response = await gw.client.get(
-            f"/system/v1/psa/projects/{DEMO_WORKSPACE_ID}/billable-items", params=params, headers=_read(gw)
-        )
+        response = await gw.client.get(path, params=params, headers=_read(gw))
         assert response.status_code == 200, response.text
         items.extend(response.json()["items"])
         if (cursor := response.json()["next_cursor"]) is None:
@@ -98,6 +116,83 @@ async def test_billable_items_need_a_through_date_and_a_known_project(gw: Any) -
         "/system/v1/psa/projects/31899999/billable-items", params={"through": THROUGH}, headers=_read(gw)
     )
     assert missing.status_code == 404
+
+
+async def test_several_projects_billable_items_are_one_listing_of_each_ones_items(gw: Any) -> None:
+    projects = [DEMO_WORKSPACE_ID, BIG_WORKSPACE_ID, EUR_WORKSPACE_ID, ARCHIVED_WORKSPACE_ID]
+    each = [item for project in projects for item in await _items(gw, project=project)]
+    log = gw.sandbox_state("kantata").request_log
+    log.clear()
+    together = await _items(gw, of=[*projects, "31899999"])  # one the PSA does not have: no items, no 404
+    calls = len(log)
+
+    def key(item: dict[str, Any]) -> tuple[str, str]:
+        return (item["kind"], item["id"])
+
+    assert sorted(together, key=key) == sorted(each, key=key)
+    assert {i["project_id"] for i in together} >= {DEMO_WORKSPACE_ID, BIG_WORKSPACE_ID}
+    assert {i["kind"] for i in together} == {"time", "expense", "milestone"}
+    # The same question asked once: a listing's calls (time, expenses, then the milestones with their
+    # projects and billing schedules), not a listing's per project.
+    assert calls < 4 * len(projects)
+    paged = await _items(gw, of=projects, limit=9)
+    assert [key(i) for i in paged] == [key(i) for i in together]
+
+
+async def test_several_projects_billable_items_one_kind_at_a_time_are_the_listings_kinds(gw: Any) -> None:
+    projects = [DEMO_WORKSPACE_ID, BIG_WORKSPACE_ID, EUR_WORKSPACE_ID]
+    together = await _items(gw, of=projects)
+    by_kind: list[dict[str, Any]] = []
+    for kind in ("time", "expense", "milestone", "retainer"):
+        found = await _items(gw, of=projects, kind=kind, limit=7)
+        assert {i["kind"] for i in found} <= {kind}
+        by_kind.extend(found)
+    assert [(i["kind"], i["id"]) for i in by_kind] == [(i["kind"], i["id"]) for i in together]
+
+
+async def test_several_projects_billable_items_take_at_most_fifty_and_their_own_cursor(gw: Any) -> None:
+    path = "/system/v1/psa/billable-items"
+    too_many = ",".join(str(31800000 + n) for n in range(51))
+    refused = await gw.client.get(
+        path, params={"project_id": too_many, "through": THROUGH}, headers=_read(gw)
+    )
+    assert refused.status_code == 422
+    first = await gw.client.get(
+        path, params={"project_id": DEMO_WORKSPACE_ID, "through": THROUGH, "limit": 1}, headers=_read(gw)
+    )
+    cursor = first.json()["next_cursor"]
+    other = await gw.client.get(
+        path,
+        params={"project_id": BIG_WORKSPACE_ID, "through": THROUGH, "limit": 1, "cursor": cursor},
+        headers=_read(gw),
+    )
+    assert other.status_code == 422
+
+
+async def _listed(gw: Any, path: str, **params: Any) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        query = {**params, "limit": 7, **({"cursor": cursor} if cursor else {})}
+        response = await gw.client.get(path, params=query, headers=_read(gw))
+        assert response.status_code == 200, response.text
+        found.extend(response.json()["items"])
+        if (cursor := response.json()["next_cursor"]) is None:
+            return found
+
+
+@pytest.mark.parametrize("path", ["/system/v1/psa/time-entries", "/system/v1/psa/expenses"])
+async def test_several_projects_time_and_expenses_are_one_listing_of_each_ones(gw: Any, path: str) -> None:
+    projects = [DEMO_WORKSPACE_ID, BIG_WORKSPACE_ID, EUR_WORKSPACE_ID]
+    each = [r for project in projects for r in await _listed(gw, path, project_id=project)]
+    together = await _listed(gw, path, project_ids=",".join([*projects, "31899999"]))
+    assert each
+    assert sorted(r["id"] for r in together) == sorted(r["id"] for r in each)
+    # With project_id as well, both apply.
+    one = await _listed(gw, path, project_id=BIG_WORKSPACE_ID, project_ids=",".join(projects))
+    assert {r["project_id"] for r in one} <= {BIG_WORKSPACE_ID}
+    none = await _listed(gw, path, project_id=BIG_WORKSPACE_ID, project_ids=DEMO_WORKSPACE_ID)
+    assert none == []
 
 
 async def test_an_invoice_is_recorded_once_per_key_and_found_by_it(
