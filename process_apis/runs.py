@@ -8,6 +8,7 @@ the workers will resume from.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import re
 import sqlite3
@@ -46,7 +47,7 @@ from process_apis.customer_sync import CUSTOMER_SYNC_WORKFLOW, customer_sync
 from process_apis.engine import QUEUE_NAME
 from process_apis.invoice_status import INVOICE_STATUS_SYNC_WORKFLOW
 from process_apis.metrics import OPEN_RUNS
-from process_apis.saga import CONTROL_TOPIC
+from process_apis.saga import CONTROL_TOPIC, run_signals
 from system_apis.client import SystemApiClient
 from system_apis.crm.port import InvalidCursor
 from system_apis.cursors import fingerprint, unwrap_cursor, wrap_cursor
@@ -258,8 +259,8 @@ async def load_run(run_id: str, *, with_steps: bool = True) -> Run | None:
     return to_run(status, steps)
 
 
-async def _require_run(run_id: str) -> Run:
-    run = await load_run(run_id)
+async def _require_run(run_id: str, *, with_steps: bool = True) -> Run:
+    run = await load_run(run_id, with_steps=with_steps)
     if run is None:
         raise ProblemError("not-found", f"There is no run {run_id}.")
     return run
@@ -417,13 +418,33 @@ def _prefer_wait(request: Request[Any, Any, Any]) -> int | None:
     return min(int(match.group(1)), _MAX_WAIT_SECONDS) if match else None
 
 
+# How often a waiter reads a run that is not executing in this process (queued, or on another worker), and
+# a run that is, in case a signal was missed (a run executing here wakes its waiters when it changes).
+_POLL_SECONDS = 0.05
+_POLL_LOCAL_SECONDS = 1.0
+
+
 async def _wait_for(run: Run, seconds: int) -> Run:
-    """Poll until the run leaves the active states (done, or parked for a person) or time is up."""
+    """Wait until the run leaves the active states (done, or parked for a person) or time is up.
+
+    While waiting only the run's status is read (one query); its steps once, at the end."""
+    if run.state not in _ACTIVE:
+        return run
     deadline = time.monotonic() + seconds
-    while run.state in _ACTIVE and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-        run = await _require_run(run.id)
-    return run
+    with run_signals.watch(run.id) as changed:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            poll = _POLL_LOCAL_SECONDS if run_signals.executing_here(run.id) else _POLL_SECONDS
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), min(left, poll))
+            # Cleared before the read: a change signalled during it wakes the next wait at once.
+            changed.clear()
+            status = await _require_run(run.id, with_steps=False)
+            if status.state not in _ACTIVE:
+                break
+    return await _require_run(run.id)
 
 
 def _run_response(run: Run, status_code: int, wait: int | None, *, location: bool = False) -> Response[Run]:

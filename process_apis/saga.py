@@ -30,11 +30,12 @@ through ``Saga.step`` (or a DBOS primitive), and decisions depend only on step o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import datetime as dt
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import msgspec
@@ -52,12 +53,14 @@ __all__ = [
     "CONTROL_TOPIC",
     "BusinessRuleViolation",
     "RunCancelled",
+    "RunSignals",
     "Saga",
     "StepFailure",
     "WorkflowServices",
     "backoff_delay",
     "classify",
     "install_services",
+    "run_signals",
     "services",
 ]
 
@@ -103,6 +106,57 @@ def services() -> WorkflowServices:
     if _services is None:
         raise RuntimeError("workflow services are not installed: the workflow engine has not started")
     return _services
+
+
+class RunSignals:
+    """Wakes the requests waiting on a run (``Prefer: wait``) when the run changes in this process.
+
+    A run executing here says so whenever it records a new state, and once more when its task ends (DBOS
+    has then recorded the outcome), so a waiter reads the run again at once instead of every few tens of
+    milliseconds. What a waiter is woken for it reads from the run database, as it would by polling: the
+    signal carries nothing. Runs executing in another process (a worker of a PostgreSQL fleet) send no
+    signal here; their waiters keep polling."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, set[asyncio.Event]] = {}
+        self._local: set[str] = set()
+
+    def executing_here(self, run_id: str) -> bool:
+        return run_id in self._local
+
+    def notify(self, run_id: str) -> None:
+        for event in self._waiting.get(run_id, ()):
+            event.set()
+
+    @contextlib.contextmanager
+    def watch(self, run_id: str) -> Iterator[asyncio.Event]:
+        """An event set whenever ``run_id`` changes here, for the length of the block."""
+        event = asyncio.Event()
+        self._waiting.setdefault(run_id, set()).add(event)
+        try:
+            yield event
+        finally:
+            waiting = self._waiting.get(run_id)
+            if waiting is not None:
+                waiting.discard(event)
+                if not waiting:
+                    del self._waiting[run_id]
+
+    def started(self, run_id: str) -> None:
+        """Called by the run's workflow in its own task: signal when that task ends."""
+        task = asyncio.current_task()
+        if task is None or run_id in self._local:
+            return
+        self._local.add(run_id)
+
+        def ended(_: object) -> None:
+            self._local.discard(run_id)
+            self.notify(run_id)
+
+        task.add_done_callback(ended)
+
+
+run_signals = RunSignals()
 
 
 class BusinessRuleViolation(Exception):
@@ -200,6 +254,7 @@ class Saga:
             correlation_id=self.correlation_id, run_correlation_id=self.correlation_id, run_id=run_id
         )
         self.run_id: str = run_id
+        run_signals.started(run_id)
         self.workflow = workflow
         self.subject = subject
         self.generation = 0
@@ -221,6 +276,7 @@ class Saga:
         await DBOS.update_workflow_attributes_async(
             self.run_id, {"state": state.value, **attributes}, merge=True
         )
+        run_signals.notify(self.run_id)
         if previous != state:
             record_run_transition(self.workflow.value, state.value)
 
