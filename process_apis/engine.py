@@ -202,6 +202,10 @@ class WorkflowEngine:
                 private_file(Path(path), sqlite=True)
                 _use_wal(Path(path))
             config["db_engine_kwargs"] = {"connect_args": {"factory": _RunDatabaseConnection}}
+        # The embedded run database has one worker, this process: a run a request starts here executes here
+        # at once instead of after the queue's next poll. With PostgreSQL runs go through the queue, so the
+        # fleet shares them and takes over those of a dead worker.
+        self.services.starts_here = self.run_workers and not self.shared
         DBOS(config=config)
         if not self.run_workers:
             DBOS.listen_queues([])

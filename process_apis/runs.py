@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import datetime as dt
 import re
 import sqlite3
@@ -47,7 +48,7 @@ from process_apis.customer_sync import CUSTOMER_SYNC_WORKFLOW, customer_sync
 from process_apis.engine import QUEUE_NAME
 from process_apis.invoice_status import INVOICE_STATUS_SYNC_WORKFLOW
 from process_apis.metrics import OPEN_RUNS
-from process_apis.saga import CONTROL_TOPIC, run_signals
+from process_apis.saga import CONTROL_TOPIC, run_signals, services
 from system_apis.client import SystemApiClient
 from system_apis.crm.port import InvalidCursor
 from system_apis.cursors import fingerprint, unwrap_cursor, wrap_cursor
@@ -322,6 +323,35 @@ async def _enqueue_once(
     return True
 
 
+async def _start_once(run_id: str, attributes: dict[str, Any], workflow: Any, *args: Any) -> bool:
+    """Start ``workflow(*args)`` as ``run_id`` unless a run with that id exists; True when this call made it.
+
+    Queued (`_enqueue_once`) for whichever worker takes it; or, when this process is the only worker (the
+    embedded run database) and has room under ``worker_concurrency``, started here at once: the same row,
+    inserted by the same statement refusing an id in use, then executed on this loop instead of after the
+    queue's next poll. A crash leaves it PENDING under this worker's id, and the restart resumes it from its
+    checkpoints as it does a dequeued run. It starts in a fresh context, as a dequeued run does: it is not
+    part of the request that started it (it is given the request's correlation id)."""
+    workers = services()
+    if not workers.starts_here or run_signals.executing >= workers.settings.worker_concurrency:
+        return await _enqueue_once(
+            run_id, attributes, lambda: DBOS.enqueue_workflow_async(QUEUE_NAME, workflow, *args)
+        )
+
+    async def start() -> None:
+        with (
+            SetWorkflowID(run_id, workflow_id_reuse_policy="reject"),
+            SetWorkflowAttributes(attributes),
+        ):
+            await DBOS.start_workflow_async(workflow, *args)
+
+    try:
+        await run_database(asyncio.create_task(start(), context=contextvars.Context()))
+    except dbos_error.DBOSWorkflowIDInUseError:
+        return False
+    return True
+
+
 async def current_activation(opportunity_id: str) -> Run | None:
     """The opportunity's activation run that counts (the last one not cancelled), or None."""
     attempt = 1
@@ -346,12 +376,8 @@ async def start_activation(opportunity_id: str, *, trigger: str) -> tuple[Run, b
         run_id = _activation_run_id(opportunity_id, attempt)
         existing = await load_run(run_id)
         if existing is None:
-            started = await _enqueue_once(
-                run_id,
-                attributes,
-                lambda: DBOS.enqueue_workflow_async(
-                    QUEUE_NAME, project_activation, opportunity_id, trigger, current_correlation_id()
-                ),
+            started = await _start_once(
+                run_id, attributes, project_activation, opportunity_id, trigger, current_correlation_id()
             )
             existing = await load_run(run_id)
             assert existing is not None
@@ -367,12 +393,8 @@ async def start_customer_sync(account_ids: list[str], *, run_id: str, trigger: s
     if existing is not None:
         return existing, False
     attributes = _start_attributes(",".join(account_ids), trigger)
-    started = await _enqueue_once(
-        run_id,
-        attributes,
-        lambda: DBOS.enqueue_workflow_async(
-            QUEUE_NAME, customer_sync, account_ids, trigger, current_correlation_id()
-        ),
+    started = await _start_once(
+        run_id, attributes, customer_sync, account_ids, trigger, current_correlation_id()
     )
     run = await load_run(run_id)
     assert run is not None

@@ -91,6 +91,9 @@ class WorkflowServices:
         self.system = system
         self.events = events
         self.settings = settings
+        # Set by the engine: whether a run a request starts here may execute here at once, without the
+        # queue (the embedded run database: this process is its only worker).
+        self.starts_here = False
 
 
 _services: WorkflowServices | None = None
@@ -123,6 +126,11 @@ class RunSignals:
 
     def executing_here(self, run_id: str) -> bool:
         return run_id in self._local
+
+    @property
+    def executing(self) -> int:
+        """How many runs are executing in this process."""
+        return len(self._local)
 
     def notify(self, run_id: str) -> None:
         for event in self._waiting.get(run_id, ()):
