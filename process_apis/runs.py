@@ -379,7 +379,8 @@ async def start_activation(opportunity_id: str, *, trigger: str) -> tuple[Run, b
             started = await _start_once(
                 run_id, attributes, project_activation, opportunity_id, trigger, current_correlation_id()
             )
-            existing = await load_run(run_id)
+            # A run this call has just started has no steps worth reading yet.
+            existing = await load_run(run_id, with_steps=not started)
             assert existing is not None
             if started:
                 return existing, True
@@ -511,9 +512,11 @@ async def start_project_activation(
     request: Request[Any, Any, Any],
     system: NamedDependency[SkipValidation[SystemApiClient]],
 ) -> Response[Run]:
-    if await current_activation(data.opportunity_id) is None:
+    run: Run | None = await current_activation(data.opportunity_id)
+    started = False
+    if run is None:
         await refuse_unless_won(system, data.opportunity_id)
-    run, started = await start_activation(data.opportunity_id, trigger="api")
+        run, started = await start_activation(data.opportunity_id, trigger="api")
     wait = _prefer_wait(request)
     if wait:
         run = await _wait_for(run, wait)

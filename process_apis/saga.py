@@ -111,14 +111,17 @@ def services() -> WorkflowServices:
     return _services
 
 
+_PARKED_STATES = frozenset({RunState.EXCEPTION, RunState.DEAD_LETTER})
+
+
 class RunSignals:
     """Wakes the requests waiting on a run (``Prefer: wait``) when the run changes in this process.
 
-    A run executing here says so whenever it records a new state, and once more when its task ends (DBOS
-    has then recorded the outcome), so a waiter reads the run again at once instead of every few tens of
-    milliseconds. What a waiter is woken for it reads from the run database, as it would by polling: the
-    signal carries nothing. Runs executing in another process (a worker of a PostgreSQL fleet) send no
-    signal here; their waiters keep polling."""
+    A run executing here says so when it parks, and when its task ends (DBOS has then recorded the
+    outcome), so a waiter reads the run again at once instead of every few tens of milliseconds. What a
+    waiter is woken for it reads from the run database, as it would by polling: the signal carries
+    nothing. Runs executing in another process (a worker of a PostgreSQL fleet) send no signal here; their
+    waiters keep polling."""
 
     def __init__(self) -> None:
         self._waiting: dict[str, set[asyncio.Event]] = {}
@@ -284,7 +287,9 @@ class Saga:
         await DBOS.update_workflow_attributes_async(
             self.run_id, {"state": state.value, **attributes}, merge=True
         )
-        run_signals.notify(self.run_id)
+        if state in _PARKED_STATES:
+            # What a waiter waits for: a parked run, or (signalled when its task ends) a finished one.
+            run_signals.notify(self.run_id)
         if previous != state:
             record_run_transition(self.workflow.value, state.value)
 
