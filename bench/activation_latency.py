@@ -67,7 +67,9 @@ async def _closed_won(client: httpx.AsyncClient, headers: dict[str, str]) -> lis
     ids: list[str] = []
     cursor: str | None = None
     while True:
-        params = {"stage": "closed_won", "limit": 200, **({"cursor": cursor} if cursor else {})}
+        params: dict[str, str | int] = {"stage": "closed_won", "limit": 200}
+        if cursor:
+            params["cursor"] = cursor
         response = await client.get("/system/v1/crm/opportunities", params=params, headers=headers)
         response.raise_for_status()
         page = response.json()
