@@ -48,7 +48,7 @@ from process_apis.customer_sync import CUSTOMER_SYNC_WORKFLOW, customer_sync
 from process_apis.engine import QUEUE_NAME
 from process_apis.invoice_status import INVOICE_STATUS_SYNC_WORKFLOW
 from process_apis.metrics import OPEN_RUNS
-from process_apis.saga import CONTROL_TOPIC, run_signals, services
+from process_apis.saga import CONTROL_CHECK, CONTROL_IN_STEP, CONTROL_TOPIC, run_signals, services
 from system_apis.client import SystemApiClient
 from system_apis.crm.port import InvalidCursor
 from system_apis.cursors import fingerprint, unwrap_cursor, wrap_cursor
@@ -178,10 +178,11 @@ def _timeline(steps: list[Any]) -> list[RunStep]:
     timeline: list[RunStep] = []
     for step in steps:
         name = step["function_name"]
-        if _INTERNAL_STEPS.match(name):
+        output = step.get("output")
+        if _INTERNAL_STEPS.match(name) or (isinstance(output, dict) and "control" in output):
+            # DBOS's own operations, and a step's check that found a control message (it did not run).
             continue
         attempts[name] = attempts.get(name, 0) + 1
-        output = step.get("output")
         error: str | None = None
         outcome = "completed"
         if isinstance(output, dict) and "failure" in output:
@@ -295,6 +296,8 @@ def _start_attributes(subject: str, trigger: str) -> dict[str, Any]:
         "trigger": trigger,
         # Who asked, for the audit trail (the client behind a tier call, not the tier).
         "started_by": (access.on_behalf_of or access.client_id) if access is not None else None,
+        # Checks for a cancel inside each step (process_apis.saga); fixed for the life of the run.
+        CONTROL_CHECK: CONTROL_IN_STEP,
     }
 
 
