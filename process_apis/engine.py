@@ -4,11 +4,13 @@ DBOS is process-wide (one instance, workflows registered at import), so one ``Wo
 process. Runs are enqueued on one queue; every process that runs workflows (``stratum serve`` unless
 ``workflows.run_in_process`` is false, and each ``stratum worker``) dequeues from it.
 
-Embedded default: SQLite in the data directory, one worker (``local``), which recovers its own unfinished
-runs when it starts again. With PostgreSQL many workers on many hosts share the runs: each has its own
-executor id and beats in ``stratum_workers``; any live worker re-enqueues the runs of one that has been
-silent for ``worker_timeout_seconds`` (DBOS's recovery is idempotent: the first live worker to dequeue a
-run owns it), so nobody has to restart a dead worker for its runs to finish.
+Embedded default: SQLite in the data directory (WAL), one worker (``local``), which recovers its own
+unfinished runs when it starts again; an activation or customer sync a request starts runs here at once,
+without waiting for the queue's next poll (``process_apis.runs._start_once``). With PostgreSQL many
+workers on many hosts share the runs: each has its own executor id and beats in ``stratum_workers``; any
+live worker re-enqueues the runs of one that has been silent for ``worker_timeout_seconds`` (DBOS's
+recovery is idempotent: the first live worker to dequeue a run owns it), so nobody has to restart a dead
+worker for its runs to finish.
 """
 
 from __future__ import annotations
