@@ -400,7 +400,8 @@ class WorkflowSettings(msgspec.Struct, kw_only=True, frozen=True):
     run_in_process: bool = True
     # Runs one worker holds at once, parked runs included (a parked run is a cheap waiting task).
     worker_concurrency: int = 100
-    # How often a worker looks for queued runs (the longest a new run waits before its first step).
+    # How often a worker looks for queued runs (the longest a queued run waits before its first step; with
+    # the embedded SQLite run database, activations and customer syncs started by a request do not wait).
     poll_interval_seconds: float = 0.1
     # A step that fails technically is tried again, with exponential backoff (capped at
     # `step_backoff_max_seconds`, at least the Retry-After it was given) and full jitter, for this long

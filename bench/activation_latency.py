@@ -1,11 +1,23 @@
 """Closed-won to activated project: how long project activation takes in the default setup.
 
 Starts ``stratum serve`` with embedded defaults (SQLite run database, in-process workflow worker, in-process
-state store, the vendor sandboxes), takes the closed-won opportunities the CRM sandbox holds, and activates
-them one after another (or ``--concurrency`` at a time) with ``Prefer: wait=60``. For each it records the
-caller's wall time from the POST to the completed run, and the run's own time from queued to completed.
+state store, the vendor sandboxes), takes the closed-won opportunities the CRM sandbox holds that pass the
+activation rules, and activates them one after another (or ``--concurrency`` at a time) with
+``Prefer: wait=60``. For each it records the caller's wall time from the POST to the completed run, and the
+run's own time from its first step's start to its last step's end; for the whole timed window, the
+activations completed per second.
 
-    python bench/activation_latency.py [--runs 20] [--concurrency 1]
+The seeded CRM has about 60 ready closed-won deals. When ``--runs`` asks for more, the setup (not timed)
+clones ready deals, their rate card lines and milestones included, through the Salesforce sandbox's own
+REST API, so every timed run activates a deal of its own.
+
+    python bench/activation_latency.py [--runs 20] [--concurrency 1] [--json]
+
+A deal that passes the rules can still park (its account's parent customer not yet in the ERP): it is
+counted under ``parked`` and a spare deal takes its place, so ``runs`` activations complete.
+
+``--json`` prints, as its last line, one JSON object: p50_ms, p90_ms (caller), per_second, runs (completed
+and timed), concurrency, parked (runs that did not complete, by reason: none expected).
 """
 
 from __future__ import annotations
@@ -13,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import os
 import statistics
 import subprocess
@@ -29,34 +42,131 @@ sys.path.insert(0, str(ROOT))
 
 from bench.gateway_overhead import _free_port, _percentile, running_server  # noqa: E402
 
+_SF = "/sandboxes/salesforce/services/data/v61.0"
+# What a clone of a deal copies: everything a person enters (the activation reads these), nothing the
+# system derives or the gateway writes back.
+_DEAL_FIELDS = (
+    "AccountId",
+    "StageName",
+    "Amount",
+    "CurrencyIsoCode",
+    "CloseDate",
+    "Type",
+    "LeadSource",
+    "Billing_Model__c",
+    "Legal_Entity__c",
+    "Contract_Terms__c",
+    "Retainer_Monthly_Fee__c",
+    "Retainer_Included_Hours__c",
+    "Payment_Terms_Days__c",
+)
+_CHILDREN = {
+    "Rate_Card_Line__c": ("Role__c", "Rate__c", "Unit__c"),
+    "Opportunity_Milestone__c": ("Name", "Sequence__c", "Amount__c", "Due_Date__c", "Status__c"),
+}
 
-async def _closed_won(client: httpx.AsyncClient, headers: dict[str, str], wanted: int) -> list[str]:
+
+async def _closed_won(client: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
     ids: list[str] = []
     cursor: str | None = None
-    while len(ids) < wanted * 3:
-        params = {"stage": "closed_won", "limit": 200, **({"cursor": cursor} if cursor else {})}
-        page = (await client.get("/system/v1/crm/opportunities", params=params, headers=headers)).json()
+    while True:
+        params: dict[str, str | int] = {"stage": "closed_won", "limit": 200}
+        if cursor:
+            params["cursor"] = cursor
+        response = await client.get("/system/v1/crm/opportunities", params=params, headers=headers)
+        response.raise_for_status()
+        page = response.json()
         ids += [o["id"] for o in page["items"]]
         cursor = page.get("next_cursor")
         if not cursor:
-            break
-    return ids
+            return ids
 
 
-async def run(
-    base: str, token: str, runs: int, concurrency: int
-) -> tuple[list[float], list[float], dict[str, int]]:
+async def _ready(client: httpx.AsyncClient, headers: dict[str, str], ids: list[str]) -> list[str]:
+    """The deals among ``ids`` that pass every activation rule (the few that break one would park)."""
+    ready: list[str] = []
+    for opportunity_id in ids:
+        response = await client.post(
+            "/process/v1/activation-readiness", json={"opportunity_id": opportunity_id}, headers=headers
+        )
+        response.raise_for_status()
+        if response.json()["ready"]:
+            ready.append(opportunity_id)
+    return ready
+
+
+async def _salesforce(client: httpx.AsyncClient) -> dict[str, str]:
+    response = await client.post(
+        "/sandboxes/salesforce/services/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "stratum-sandbox",
+            "client_secret": "stratum-sandbox-secret",
+        },
+    )
+    response.raise_for_status()
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def _clone(client: httpx.AsyncClient, sf: dict[str, str], template: str, number: int) -> str:
+    """A new closed-won deal with the template's terms (and rate card and milestones), by the CRM's API."""
+    deal = (await client.get(f"{_SF}/sobjects/Opportunity/{template}", headers=sf)).raise_for_status().json()
+    body = {name: deal[name] for name in _DEAL_FIELDS if deal.get(name) is not None}
+    body["Name"] = f"{deal['Name'][:60]} (bench {number})"
+    created = await client.post(f"{_SF}/sobjects/Opportunity/", json=body, headers=sf)
+    created.raise_for_status()
+    clone_id: str = created.json()["id"]
+    for sobject, fields in _CHILDREN.items():
+        soql = f"SELECT {', '.join(fields)} FROM {sobject} WHERE Opportunity__c = '{template}'"
+        rows = (await client.get(f"{_SF}/query", params={"q": soql}, headers=sf)).raise_for_status().json()
+        for row in rows["records"]:
+            child = {name: row[name] for name in fields if row.get(name) is not None}
+            response = await client.post(
+                f"{_SF}/sobjects/{sobject}/", json={**child, "Opportunity__c": clone_id}, headers=sf
+            )
+            response.raise_for_status()
+    return clone_id
+
+
+_SPARE = 6
+
+
+async def candidates(client: httpx.AsyncClient, headers: dict[str, str], runs: int) -> tuple[list[str], int]:
+    """``runs`` ready closed-won deals, seeding clones when the CRM has too few; (ids, how many seeded)."""
+    ready = await _ready(client, headers, await _closed_won(client, headers))
+    if not ready:
+        raise SystemExit("the CRM sandbox has no ready closed-won opportunity")
+    # A few spare: a ready deal can still park (its account's parent customer not yet in the ERP, say),
+    # and the spare ones take the place of those that do.
+    seeded = max(0, runs + _SPARE - len(ready))
+    if seeded:
+        sf = await _salesforce(client)
+        ready += [await _clone(client, sf, ready[n % len(ready)], n + 1) for n in range(seeded)]
+    return ready[: runs + _SPARE], seeded
+
+
+class Outcome:
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.server_side: list[float] = []
+        self.parked: dict[str, int] = {}
+        self.seeded = 0
+        self.seconds = 0.0
+
+
+async def run(base: str, token: str, runs: int, concurrency: int) -> Outcome:
     headers = {"Authorization": f"Bearer {token}"}
-    wall: list[float] = []
-    server_side: list[float] = []
-    parked: dict[str, int] = {}
-    async with httpx.AsyncClient(base_url=base, timeout=90) as client:
-        candidates = await _closed_won(client, headers, runs)
-        queue = list(candidates)
+    outcome = Outcome()
+    limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
+    async with httpx.AsyncClient(base_url=base, timeout=90, limits=limits) as client:
+        queue, outcome.seeded = await candidates(client, headers, runs)
+        in_flight = 0  # activations posted and not answered yet
 
         async def activate_next() -> None:
-            while queue and len(wall) + sum(parked.values()) < runs:
+            nonlocal in_flight
+            while queue and len(outcome.wall) + in_flight < runs:
                 opportunity_id = queue.pop(0)
+                in_flight += 1
                 started = time.perf_counter()
                 response = await client.post(
                     "/process/v1/project-activations",
@@ -64,22 +174,30 @@ async def run(
                     headers={**headers, "Idempotency-Key": uuid.uuid4().hex, "Prefer": "wait=60"},
                 )
                 elapsed = time.perf_counter() - started
+                in_flight -= 1
                 body = response.json()
                 if response.status_code != 202 or body.get("state") != "completed":
-                    # Parked for a person (say, a probable duplicate customer): not what is timed.
-                    reason = (body.get("issue") or {}).get("code") or body.get(
-                        "state", str(response.status_code)
+                    # Parked for a person (say, a probable duplicate customer) or refused: not timed.
+                    issue = body.get("issue") or {}
+                    reason = (
+                        f"{issue.get('code')} at {issue.get('step')}"
+                        if issue
+                        else body.get("state", f"{response.status_code} {body.get('type', '')}".strip())
                     )
-                    parked[reason] = parked.get(reason, 0) + 1
+                    if issue:
+                        print(f"parked: {opportunity_id}: {reason}: {issue.get('message')}", file=sys.stderr)
+                    outcome.parked[reason] = outcome.parked.get(reason, 0) + 1
                     continue
-                wall.append(elapsed * 1000)
+                outcome.wall.append(elapsed * 1000)
                 # Step times have millisecond precision (a run's created_at may only have seconds).
                 first = dt.datetime.fromisoformat(body["steps"][0]["started_at"])
                 last = dt.datetime.fromisoformat(body["steps"][-1]["completed_at"])
-                server_side.append((last - first).total_seconds() * 1000)
+                outcome.server_side.append((last - first).total_seconds() * 1000)
 
+        started = time.perf_counter()
         await asyncio.gather(*(activate_next() for _ in range(concurrency)))
-    return wall, server_side, parked
+        outcome.seconds = time.perf_counter() - started
+    return outcome
 
 
 def main() -> int:
@@ -88,6 +206,7 @@ def main() -> int:
     )
     parser.add_argument("--runs", type=int, default=20, help="activations to time")
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     args = parser.parse_args()
 
     port = _free_port()
@@ -110,13 +229,16 @@ def main() -> int:
             cwd=ROOT,
         ).stdout.strip()
         with running_server(env, base):
-            wall, server_side, parked = asyncio.run(run(base, token, args.runs, args.concurrency))
+            outcome = asyncio.run(run(base, token, args.runs, args.concurrency))
 
+    wall, server_side, parked = outcome.wall, outcome.server_side, outcome.parked
     if not wall:
-        raise SystemExit("no activation completed")
+        raise SystemExit(f"no activation completed; parked or refused: {parked}")
+    per_second = len(wall) / outcome.seconds
     print(
         f"project activation, default setup (SQLite, in-process worker and sandboxes), {len(wall)} runs, "
-        f"concurrency {args.concurrency}, {os.cpu_count()} cores; parked, not timed: {parked or 'none'}"
+        f"concurrency {args.concurrency}, {os.cpu_count()} cores; {outcome.seeded} deals seeded; "
+        f"parked, not timed: {parked or 'none'}"
     )
     print(f"{'measure':<26} {'p50 ms':>8} {'p90 ms':>8} {'max ms':>8} {'mean ms':>8}")
     for name, values in (("POST to completed (caller)", wall), ("first to last step (run)", server_side)):
@@ -124,6 +246,17 @@ def main() -> int:
             f"{name:<26} {_percentile(values, 50):8.1f} {_percentile(values, 90):8.1f} {max(values):8.1f} "
             f"{statistics.fmean(values):8.1f}"
         )
+    print(f"throughput: {per_second:.2f} activations completed per second ({outcome.seconds:.2f} s window)")
+    if args.json:
+        figures = {
+            "p50_ms": round(_percentile(wall, 50), 1),
+            "p90_ms": round(_percentile(wall, 90), 1),
+            "per_second": round(per_second, 2),
+            "runs": len(wall),
+            "concurrency": args.concurrency,
+            "parked": parked,
+        }
+        print(json.dumps(figures))
     return 0
 
 

@@ -4,11 +4,13 @@ DBOS is process-wide (one instance, workflows registered at import), so one ``Wo
 process. Runs are enqueued on one queue; every process that runs workflows (``stratum serve`` unless
 ``workflows.run_in_process`` is false, and each ``stratum worker``) dequeues from it.
 
-Embedded default: SQLite in the data directory, one worker (``local``), which recovers its own unfinished
-runs when it starts again. With PostgreSQL many workers on many hosts share the runs: each has its own
-executor id and beats in ``stratum_workers``; any live worker re-enqueues the runs of one that has been
-silent for ``worker_timeout_seconds`` (DBOS's recovery is idempotent: the first live worker to dequeue a
-run owns it), so nobody has to restart a dead worker for its runs to finish.
+Embedded default: SQLite in the data directory (WAL), one worker (``local``), which recovers its own
+unfinished runs when it starts again; an activation or customer sync a request starts runs here at once,
+without waiting for the queue's next poll (``process_apis.runs._start_once``). With PostgreSQL many
+workers on many hosts share the runs: each has its own executor id and beats in ``stratum_workers``; any
+live worker re-enqueues the runs of one that has been silent for ``worker_timeout_seconds`` (DBOS's
+recovery is idempotent: the first live worker to dequeue a run owns it), so nobody has to restart a dead
+worker for its runs to finish.
 """
 
 from __future__ import annotations
@@ -97,6 +99,27 @@ def _unixepoch(value: object) -> float | int | None:
     return seconds
 
 
+# -- SQLite's journal -----------------------------------------------------------------------------------
+#
+# A run writes a few dozen small transactions (each step's checkpoint, its cancel check, its state). In
+# SQLite's default rollback-journal mode each commit creates, syncs and deletes a journal and syncs the
+# database (about 2 ms here), and a writer locks readers out, so concurrent runs and the requests reading
+# them queue behind each other in SQLite's busy handler, which sleeps up to 100 ms between tries. In WAL
+# mode a commit appends to the write-ahead log and readers never wait for the writer. The mode is the
+# file's (set once); synchronous is each connection's. WAL_SYNCHRONOUS is FULL: each commit syncs the log
+# before it returns, so a checkpointed step survives a power cut as well as a crash of the process, as it
+# did before; a step whose vendor write was made is never forgotten (NORMAL would sync only at the WAL's
+# checkpoints: safe against a crash of the process, not of the machine).
+WAL_SYNCHRONOUS = "FULL"
+
+
+def _use_wal(path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as conn:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if str(mode).lower() != "wal":  # a file system without shared memory, say: still correct, slower
+        log.warning("run_database_not_wal", journal_mode=mode)
+
+
 class _RunDatabaseConnection(sqlite3.Connection):
     """A connection to the SQLite run database (the factory DBOS's engine connects with)."""
 
@@ -104,6 +127,7 @@ class _RunDatabaseConnection(sqlite3.Connection):
         super().__init__(*args, **kwargs)
         if not _sqlite_has_subsec():
             self.create_function("unixepoch", 1, _unixepoch)
+        self.execute(f"PRAGMA synchronous={WAL_SYNCHRONOUS}")
 
 
 # libpq settings for every connection to a PostgreSQL run database (DBOS's, the heartbeats', readiness's):
@@ -178,7 +202,12 @@ class WorkflowEngine:
             if path and path != ":memory:" and not path.startswith("file:"):
                 # Created here, 0600, so SQLite's own files for it (-journal, -wal, -shm) are private too.
                 private_file(Path(path), sqlite=True)
+                _use_wal(Path(path))
             config["db_engine_kwargs"] = {"connect_args": {"factory": _RunDatabaseConnection}}
+        # The embedded run database has one worker, this process: a run a request starts here executes here
+        # at once instead of after the queue's next poll. With PostgreSQL runs go through the queue, so the
+        # fleet shares them and takes over those of a dead worker.
+        self.services.starts_here = self.run_workers and not self.shared
         DBOS(config=config)
         if not self.run_workers:
             DBOS.listen_queues([])

@@ -8,6 +8,8 @@ the workers will resume from.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import datetime as dt
 import re
 import sqlite3
@@ -46,7 +48,7 @@ from process_apis.customer_sync import CUSTOMER_SYNC_WORKFLOW, customer_sync
 from process_apis.engine import QUEUE_NAME
 from process_apis.invoice_status import INVOICE_STATUS_SYNC_WORKFLOW
 from process_apis.metrics import OPEN_RUNS
-from process_apis.saga import CONTROL_TOPIC
+from process_apis.saga import CONTROL_CHECK, CONTROL_IN_STEP, CONTROL_TOPIC, run_signals, services
 from system_apis.client import SystemApiClient
 from system_apis.crm.port import InvalidCursor
 from system_apis.cursors import fingerprint, unwrap_cursor, wrap_cursor
@@ -176,10 +178,11 @@ def _timeline(steps: list[Any]) -> list[RunStep]:
     timeline: list[RunStep] = []
     for step in steps:
         name = step["function_name"]
-        if _INTERNAL_STEPS.match(name):
+        output = step.get("output")
+        if _INTERNAL_STEPS.match(name) or (isinstance(output, dict) and "control" in output):
+            # DBOS's own operations, and a step's check that found a control message (it did not run).
             continue
         attempts[name] = attempts.get(name, 0) + 1
-        output = step.get("output")
         error: str | None = None
         outcome = "completed"
         if isinstance(output, dict) and "failure" in output:
@@ -258,8 +261,8 @@ async def load_run(run_id: str, *, with_steps: bool = True) -> Run | None:
     return to_run(status, steps)
 
 
-async def _require_run(run_id: str) -> Run:
-    run = await load_run(run_id)
+async def _require_run(run_id: str, *, with_steps: bool = True) -> Run:
+    run = await load_run(run_id, with_steps=with_steps)
     if run is None:
         raise ProblemError("not-found", f"There is no run {run_id}.")
     return run
@@ -293,6 +296,8 @@ def _start_attributes(subject: str, trigger: str) -> dict[str, Any]:
         "trigger": trigger,
         # Who asked, for the audit trail (the client behind a tier call, not the tier).
         "started_by": (access.on_behalf_of or access.client_id) if access is not None else None,
+        # Checks for a cancel inside each step (process_apis.saga); fixed for the life of the run.
+        CONTROL_CHECK: CONTROL_IN_STEP,
     }
 
 
@@ -316,6 +321,35 @@ async def _enqueue_once(
             SetWorkflowAttributes(attributes),
         ):
             await run_database(enqueue())
+    except dbos_error.DBOSWorkflowIDInUseError:
+        return False
+    return True
+
+
+async def _start_once(run_id: str, attributes: dict[str, Any], workflow: Any, *args: Any) -> bool:
+    """Start ``workflow(*args)`` as ``run_id`` unless a run with that id exists; True when this call made it.
+
+    Queued (`_enqueue_once`) for whichever worker takes it; or, when this process is the only worker (the
+    embedded run database) and has room under ``worker_concurrency``, started here at once: the same row,
+    inserted by the same statement refusing an id in use, then executed on this loop instead of after the
+    queue's next poll. A crash leaves it PENDING under this worker's id, and the restart resumes it from its
+    checkpoints as it does a dequeued run. It starts in a fresh context, as a dequeued run does: it is not
+    part of the request that started it (it is given the request's correlation id)."""
+    workers = services()
+    if not workers.starts_here or run_signals.executing >= workers.settings.worker_concurrency:
+        return await _enqueue_once(
+            run_id, attributes, lambda: DBOS.enqueue_workflow_async(QUEUE_NAME, workflow, *args)
+        )
+
+    async def start() -> None:
+        with (
+            SetWorkflowID(run_id, workflow_id_reuse_policy="reject"),
+            SetWorkflowAttributes(attributes),
+        ):
+            await DBOS.start_workflow_async(workflow, *args)
+
+    try:
+        await run_database(asyncio.create_task(start(), context=contextvars.Context()))
     except dbos_error.DBOSWorkflowIDInUseError:
         return False
     return True
@@ -345,14 +379,11 @@ async def start_activation(opportunity_id: str, *, trigger: str) -> tuple[Run, b
         run_id = _activation_run_id(opportunity_id, attempt)
         existing = await load_run(run_id)
         if existing is None:
-            started = await _enqueue_once(
-                run_id,
-                attributes,
-                lambda: DBOS.enqueue_workflow_async(
-                    QUEUE_NAME, project_activation, opportunity_id, trigger, current_correlation_id()
-                ),
+            started = await _start_once(
+                run_id, attributes, project_activation, opportunity_id, trigger, current_correlation_id()
             )
-            existing = await load_run(run_id)
+            # A run this call has just started has no steps worth reading yet.
+            existing = await load_run(run_id, with_steps=not started)
             assert existing is not None
             if started:
                 return existing, True
@@ -366,12 +397,8 @@ async def start_customer_sync(account_ids: list[str], *, run_id: str, trigger: s
     if existing is not None:
         return existing, False
     attributes = _start_attributes(",".join(account_ids), trigger)
-    started = await _enqueue_once(
-        run_id,
-        attributes,
-        lambda: DBOS.enqueue_workflow_async(
-            QUEUE_NAME, customer_sync, account_ids, trigger, current_correlation_id()
-        ),
+    started = await _start_once(
+        run_id, attributes, customer_sync, account_ids, trigger, current_correlation_id()
     )
     run = await load_run(run_id)
     assert run is not None
@@ -417,13 +444,33 @@ def _prefer_wait(request: Request[Any, Any, Any]) -> int | None:
     return min(int(match.group(1)), _MAX_WAIT_SECONDS) if match else None
 
 
+# How often a waiter reads a run that is not executing in this process (queued, or on another worker), and
+# a run that is, in case a signal was missed (a run executing here wakes its waiters when it changes).
+_POLL_SECONDS = 0.05
+_POLL_LOCAL_SECONDS = 1.0
+
+
 async def _wait_for(run: Run, seconds: int) -> Run:
-    """Poll until the run leaves the active states (done, or parked for a person) or time is up."""
+    """Wait until the run leaves the active states (done, or parked for a person) or time is up.
+
+    While waiting only the run's status is read (one query); its steps once, at the end."""
+    if run.state not in _ACTIVE:
+        return run
     deadline = time.monotonic() + seconds
-    while run.state in _ACTIVE and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-        run = await _require_run(run.id)
-    return run
+    with run_signals.watch(run.id) as changed:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            poll = _POLL_LOCAL_SECONDS if run_signals.executing_here(run.id) else _POLL_SECONDS
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), min(left, poll))
+            # Cleared before the read: a change signalled during it wakes the next wait at once.
+            changed.clear()
+            status = await _require_run(run.id, with_steps=False)
+            if status.state not in _ACTIVE:
+                break
+    return await _require_run(run.id)
 
 
 def _run_response(run: Run, status_code: int, wait: int | None, *, location: bool = False) -> Response[Run]:
@@ -468,9 +515,11 @@ async def start_project_activation(
     request: Request[Any, Any, Any],
     system: NamedDependency[SkipValidation[SystemApiClient]],
 ) -> Response[Run]:
-    if await current_activation(data.opportunity_id) is None:
+    run: Run | None = await current_activation(data.opportunity_id)
+    started = False
+    if run is None:
         await refuse_unless_won(system, data.opportunity_id)
-    run, started = await start_activation(data.opportunity_id, trigger="api")
+        run, started = await start_activation(data.opportunity_id, trigger="api")
     wait = _prefer_wait(request)
     if wait:
         run = await _wait_for(run, wait)

@@ -30,14 +30,17 @@ through ``Saga.step`` (or a DBOS primitive), and decisions depend only on step o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import datetime as dt
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
+import dbos._dbos as dbos_internals  # the instance's system database, to look for control messages
 import msgspec
+import sqlalchemy as sa
 import structlog
 from dbos import DBOS
 
@@ -49,15 +52,19 @@ from contracts.models.process import Owner, RunState, Workflow
 from process_apis.metrics import STEP_SECONDS, record_run_transition
 
 __all__ = [
+    "CONTROL_CHECK",
+    "CONTROL_IN_STEP",
     "CONTROL_TOPIC",
     "BusinessRuleViolation",
     "RunCancelled",
+    "RunSignals",
     "Saga",
     "StepFailure",
     "WorkflowServices",
     "backoff_delay",
     "classify",
     "install_services",
+    "run_signals",
     "services",
 ]
 
@@ -65,6 +72,9 @@ T = TypeVar("T")
 log = get_logger("stratum.workflows")
 
 CONTROL_TOPIC = "stratum.control"
+# The run attribute, written when a run is started, saying how it checks for a cancel before each step.
+CONTROL_CHECK = "control_check"
+CONTROL_IN_STEP = "in-step"
 # A parked run wakes up at least this often (an idle wait is a checkpoint, nothing more).
 _PARKED_WAIT_SECONDS = 24 * 3600
 
@@ -88,6 +98,9 @@ class WorkflowServices:
         self.system = system
         self.events = events
         self.settings = settings
+        # Set by the engine: whether a run a request starts here may execute here at once, without the
+        # queue (the embedded run database: this process is its only worker).
+        self.starts_here = False
 
 
 _services: WorkflowServices | None = None
@@ -103,6 +116,65 @@ def services() -> WorkflowServices:
     if _services is None:
         raise RuntimeError("workflow services are not installed: the workflow engine has not started")
     return _services
+
+
+_PARKED_STATES = frozenset({RunState.EXCEPTION, RunState.DEAD_LETTER})
+
+
+class RunSignals:
+    """Wakes the requests waiting on a run (``Prefer: wait``) when the run changes in this process.
+
+    A run executing here says so when it parks, and when its task ends (DBOS has then recorded the
+    outcome), so a waiter reads the run again at once instead of every few tens of milliseconds. What a
+    waiter is woken for it reads from the run database, as it would by polling: the signal carries
+    nothing. Runs executing in another process (a worker of a PostgreSQL fleet) send no signal here; their
+    waiters keep polling."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, set[asyncio.Event]] = {}
+        self._local: set[str] = set()
+
+    def executing_here(self, run_id: str) -> bool:
+        return run_id in self._local
+
+    @property
+    def executing(self) -> int:
+        """How many runs are executing in this process."""
+        return len(self._local)
+
+    def notify(self, run_id: str) -> None:
+        for event in self._waiting.get(run_id, ()):
+            event.set()
+
+    @contextlib.contextmanager
+    def watch(self, run_id: str) -> Iterator[asyncio.Event]:
+        """An event set whenever ``run_id`` changes here, for the length of the block."""
+        event = asyncio.Event()
+        self._waiting.setdefault(run_id, set()).add(event)
+        try:
+            yield event
+        finally:
+            waiting = self._waiting.get(run_id)
+            if waiting is not None:
+                waiting.discard(event)
+                if not waiting:
+                    del self._waiting[run_id]
+
+    def started(self, run_id: str) -> None:
+        """Called by the run's workflow in its own task: signal when that task ends."""
+        task = asyncio.current_task()
+        if task is None or run_id in self._local:
+            return
+        self._local.add(run_id)
+
+        def ended(_: object) -> None:
+            self._local.discard(run_id)
+            self.notify(run_id)
+
+        task.add_done_callback(ended)
+
+
+run_signals = RunSignals()
 
 
 class BusinessRuleViolation(Exception):
@@ -200,6 +272,7 @@ class Saga:
             correlation_id=self.correlation_id, run_correlation_id=self.correlation_id, run_id=run_id
         )
         self.run_id: str = run_id
+        run_signals.started(run_id)
         self.workflow = workflow
         self.subject = subject
         self.generation = 0
@@ -207,6 +280,10 @@ class Saga:
         self._compensations: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
         self._state: RunState | None = None
         self._starter_known = False
+        # Whether the cancel check is made inside each step (runs started with CONTROL_IN_STEP) or, for runs
+        # started before it existed, as a recv before each step: a run keeps the checks it started with, or
+        # its checkpoints would no longer line up when it is recovered.
+        self._control_in_step = False
 
     # -- keys and state -----------------------------------------------------------------------------------
 
@@ -221,6 +298,9 @@ class Saga:
         await DBOS.update_workflow_attributes_async(
             self.run_id, {"state": state.value, **attributes}, merge=True
         )
+        if state in _PARKED_STATES:
+            # What a waiter waits for: a parked run, or (signalled when its task ends) a finished one.
+            run_signals.notify(self.run_id)
         if previous != state:
             record_run_transition(self.workflow.value, state.value)
 
@@ -264,10 +344,19 @@ class Saga:
         first_started: float | None = None
         waited = 0.0
         while True:
-            if cancellable:
+            if cancellable and not self._control_in_step:
                 await self._check_cancel()
             attempt += 1
-            outcome = await DBOS.run_step_async({"name": name}, _attempt, self.workflow.value, name, action)
+            watch = self.run_id if cancellable and self._control_in_step else None
+            outcome = await DBOS.run_step_async(
+                {"name": name}, _attempt, self.workflow.value, name, action, watch
+            )
+            if "control" in outcome:
+                # A control message was waiting, so the step did not run: take it (a recorded recv), and stop
+                # for a cancel; anything else is dropped, as the check before each step always did.
+                attempt -= 1
+                await self._check_cancel()
+                continue
             if "ok" in outcome:
                 if self._state not in (RunState.RUNNING, RunState.COMPENSATING):
                     await self.set_state(
@@ -340,7 +429,8 @@ class Saga:
         return elapsed < float(self.policy.step_retry_window_seconds)
 
     async def _know_starter(self) -> None:
-        """Learn which client started the run, so the calls its steps make are made on its behalf.
+        """Learn which client started the run, so the calls its steps make are made on its behalf, and
+        how it checks for a cancel (``CONTROL_CHECK``).
 
         ``started_by`` is written when the run is enqueued and never changes, so reading it again on a
         recovery gives the same answer: it is read as plain data, not as a checkpoint (a checkpoint here
@@ -348,15 +438,23 @@ class Saga:
         if self._starter_known:
             return
         self._starter_known = True
-        try:
-            # Outside the workflow's DBOS context (a fresh context), the read is not recorded as a step.
-            status = await asyncio.create_task(
-                DBOS.get_workflow_status_async(self.run_id), context=contextvars.Context()
-            )
-        except Exception as exc:  # attribution is not worth failing the run: its calls go as the tier's
-            log.warning("run_starter_unknown", error=repr(exc))
-            return
-        started_by = (getattr(status, "attributes", None) or {}).get("started_by")
+        wait = 0.1
+        while True:
+            try:
+                # Outside the workflow's DBOS context (a fresh context), the read is not recorded as a step.
+                status = await asyncio.create_task(
+                    DBOS.get_workflow_status_async(self.run_id), context=contextvars.Context()
+                )
+                break
+            except Exception as exc:
+                # Read again until it answers, as DBOS's own calls are: how the run checks for a cancel
+                # depends on it, and must be what it was when the run was first executed.
+                log.warning("run_attributes_unread", error=repr(exc), retry_in_seconds=wait)
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, 5.0)
+        attributes = getattr(status, "attributes", None) or {}
+        self._control_in_step = attributes.get(CONTROL_CHECK) == CONTROL_IN_STEP
+        started_by = attributes.get("started_by")
         if isinstance(started_by, str) and started_by:
             run_var.set(RunContext(self.run_id, started_by, self.correlation_id))
             structlog.contextvars.bind_contextvars(on_behalf_of=started_by)
@@ -460,8 +558,38 @@ def backoff_delay(policy: Any, seed: str, attempt: int, retry_after: float | Non
     return max(jitter, min(retry_after or 0.0, maximum))
 
 
-async def _attempt(workflow: str, name: str, action: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
-    """One attempt of a step. Failures are returned, not raised, so DBOS checkpoints them as data."""
+def _control_waiting(run_id: str) -> bool:
+    """Whether a control message (a cancel; a replay that came late) waits unread for the run.
+
+    One read, recorded nowhere; what it finds is taken by a recv, which records it. DBOS has no call that
+    looks without consuming, so this reads its notifications table the way its recv does (DBOS is pinned in
+    constraints.txt; tests/process cover cancelling a running run)."""
+    sys_db = dbos_internals._get_dbos_instance()._sys_db
+    table = sys_db.tables.notifications
+    query = (
+        sa.select(table.c.topic)
+        .where(
+            *sys_db._wf(table, run_id, "destination_uuid"),
+            table.c.topic == CONTROL_TOPIC,
+            table.c.consumed == sa.false(),
+        )
+        .limit(1)
+    )
+    with sys_db.engine.connect() as conn:
+        return conn.execute(query).first() is not None
+
+
+async def _attempt(
+    workflow: str, name: str, action: Callable[[], Awaitable[Any]], control_of: str | None = None
+) -> dict[str, Any]:
+    """One attempt of a step. Failures are returned, not raised, so DBOS checkpoints them as data.
+
+    With ``control_of`` (a run id) the attempt first looks for a control message waiting for that run, and
+    when there is one returns that instead of running the action: the check before a step is part of the
+    step's checkpoint, so a recovered run decides as the first execution did, at the cost of one read
+    instead of the four round trips and two writes of a recv with a timeout."""
+    if control_of is not None and await asyncio.to_thread(_control_waiting, control_of):
+        return {"control": True}
     started = time.perf_counter()
     started_at = time.time()
     try:

@@ -134,6 +134,9 @@ async def test_the_gateway_keeps_everything_in_the_data_directory_private(
         "signing-key.json": 0o600,
         "crm-events.secret": 0o600,
         "workflows.sqlite": 0o600,
+        # The run database is in WAL mode: its log and shared-memory index exist while it is open.
+        "workflows.sqlite-wal": 0o600,
+        "workflows.sqlite-shm": 0o600,
         "sandboxes": 0o700,
     }
     assert all(mode == 0o600 for name, mode in files.items() if name.startswith("sandboxes/")), files

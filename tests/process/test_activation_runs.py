@@ -455,6 +455,63 @@ async def test_cancelling_a_parked_run_undoes_what_it_made(gw: Any) -> None:
     assert _opportunity(gw, READY_OPPORTUNITY_ID)["Activation_Status__c"] == "Cancelled"
 
 
+@pytest.mark.parametrize("check", ["in-step", "recv"])
+async def test_cancelling_a_retrying_run_stops_it_at_its_next_attempt(
+    check: str,
+    make_gateway: Callable[[Settings], Any],
+    make_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A running run looks for a cancel before each attempt: inside the attempt's checkpoint (runs started
+    now), or as a recv before it (runs started before that existed, which keep the checks they began with)."""
+    from process_apis import runs, saga
+
+    if check == "recv":
+        started_as = runs._start_attributes
+
+        def attributes_of_an_older_start(subject: str, trigger: str) -> dict[str, Any]:
+            attributes = started_as(subject, trigger)
+            del attributes[saga.CONTROL_CHECK]
+            return attributes
+
+        monkeypatch.setattr(runs, "_start_attributes", attributes_of_an_older_start)
+    gw = await make_gateway(_settings(make_settings, step_max_attempts=None))
+    # Kantata is down for staffing demands for as long as the test lasts: the run retries that step.
+    await _fault(gw, "kantata", {"kind": "outage", "path_pattern": "workspace_resources"})
+    response = await _activate(gw, READY_OPPORTUNITY_ID, wait=None)
+    assert response.status_code == 202, response.text
+    run_id = response.json()["id"]
+    await _until(gw, run_id, "retrying")
+
+    cancel = await _control(gw, run_id, "cancel")
+    assert cancel.status_code == 202, cancel.text
+    done = await _until(gw, run_id, "cancelled")
+    await _clear_faults(gw, "kantata")
+
+    timeline = _timeline(done)
+    assert {name for name, _ in timeline} <= {*STEPS, "compensate.erp.void_billing_schedule"} | {
+        "compensate.psa.close_project",
+        "compensate.crm.revert_write_back",
+    }
+    assert [outcome for name, outcome in timeline if name == "psa.raise_staffing_demand"] == [
+        "retried"
+    ] * len([1 for name, _ in timeline if name == "psa.raise_staffing_demand"])
+    assert [name for name, outcome in timeline if outcome == "compensated"] == [
+        "compensate.erp.void_billing_schedule",
+        "compensate.psa.close_project",
+        "compensate.crm.revert_write_back",
+    ]
+    (workspace,) = _workspaces(gw, READY_OPPORTUNITY_ID)
+    assert workspace["archived"] is True
+    assert _demands(gw, str(workspace["id"])) == []
+    assert _opportunity(gw, READY_OPPORTUNITY_ID)["Activation_Status__c"] == "Cancelled"
+    # In the step, only the cancel itself is a recv; before it, every attempt made one.
+    from dbos import DBOS
+
+    recvs = [s for s in await DBOS.list_workflow_steps_async(run_id) if s["function_name"] == "DBOS.recv"]
+    assert (len(recvs) == 1) == (check == "in-step"), len(recvs)
+
+
 # --- listing runs -----------------------------------------------------------------------------------------
 
 
