@@ -3,6 +3,7 @@ request, nothing spent by a refused request, and a memory store that forgets cli
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -68,7 +69,7 @@ def test_the_memory_store_forgets_clients_whose_windows_have_passed() -> None:
         windows.hit([f"k{n}"], [10], [60_000])
     assert len(windows) == 5000
     clock.now += 121  # both windows of every key have passed
-    for n in range(MemoryWindows._SWEEP_EVERY):
+    for _ in range(MemoryWindows._SWEEP_EVERY):
         windows.hit(["active"], [10_000], [60_000])
     assert len(windows) == 1
 
@@ -100,3 +101,53 @@ async def test_redis_counts_as_memory_does_in_one_round_trip_per_request(
     finally:
         await limiter.close()
         await memory.close()
+
+
+async def test_requests_arriving_together_share_one_redis_call_and_are_decided_in_order(
+    redis_url: str, unique: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limiter = RateLimiter(redis_url)
+    client, other = unique("client"), unique("other")
+    try:
+        quota = limiter.quota("system", "3/hour")
+        await limiter.hit(quota, other)  # loads the script
+        sent: list[int] = []
+        send = redis.asyncio.connection.Connection.send_packed_command
+
+        async def counting(self: object, command: object, check_health: bool = True) -> None:
+            sent.append(1)
+            await send(self, command, check_health)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(redis.asyncio.connection.Connection, "send_packed_command", counting)
+        decisions = await asyncio.gather(
+            *(limiter.hit(quota, client) for _ in range(5)), limiter.hit(quota, other)
+        )
+        assert len(sent) == 1
+        assert [(d.allowed, d.remaining) for d in decisions] == [
+            (True, 2),
+            (True, 1),
+            (True, 0),
+            (False, 0),
+            (False, 0),
+            (True, 1),
+        ]
+    finally:
+        await limiter.close()
+
+
+async def test_when_the_request_sending_a_shared_call_is_cancelled_the_others_still_get_their_answer(
+    redis_url: str, unique: Callable[[str], str]
+) -> None:
+    limiter = RateLimiter(redis_url)
+    client = unique("client")
+    try:
+        quota = limiter.quota("system", "10/hour")
+        sender = asyncio.create_task(limiter.hit(quota, client))
+        await asyncio.sleep(0)  # the sender is gathering
+        joined = asyncio.create_task(limiter.hit(quota, client))
+        await asyncio.sleep(0)
+        sender.cancel()
+        decision = await asyncio.wait_for(joined, 5)
+        assert decision.allowed
+    finally:
+        await limiter.close()
