@@ -6,7 +6,8 @@ account read and the same read from the sandbox, alternated in rounds, each requ
 difference is the gateway's own cost (the HTTP server's is the same for both and is not in either).
 ``--profile`` writes a cProfile of the gateway read for ``python -m pstats`` (or snakeviz).
 
-    python bench/hot_path.py [--requests 3000] [--rounds 5] [--log-level info] [--redis URL] [--profile out.prof]
+    python bench/hot_path.py [--requests 3000] [--rounds 5] [--log-level info] [--redis URL]
+                             [--profile out.prof]
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from apis.config import load_settings  # noqa: E402
 from apis.gateway import build_gateway  # noqa: E402
+from apis.logging import configure_logging  # noqa: E402
 from bench.gateway_overhead import DIRECT_PATH, GATEWAY_PATH  # noqa: E402
 
 
@@ -89,11 +91,6 @@ async def _run(args: argparse.Namespace, data_dir: str) -> dict[str, list[float]
         sandbox_salesforce_daily_api_limit=100_000_000,
         redis_url=args.redis,
     )
-    if args.log_level != "warning":
-        # The lines go where a deployment's would (a pipe), not to this terminal.
-        from apis.logging import configure_logging
-
-        configure_logging(args.log_level, "json", stream=open(os.devnull, "w"), force=True)  # noqa: SIM115
     gateway = build_gateway(settings, tiers=("system",))
     app = Edge(gateway)
     await gateway.runtime.start()
@@ -127,19 +124,24 @@ async def _run(args: argparse.Namespace, data_dir: str) -> dict[str, list[float]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--requests", type=int, default=3000, help="per path and round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--redis", default=None, help="STRATUM_REDIS_URL: rate limits and state in Redis")
     parser.add_argument("--profile", default=None, help="write a cProfile of the gateway read here")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as data_dir:
+    with tempfile.TemporaryDirectory() as data_dir, open(os.devnull, "w") as lines:
+        # The lines go where a deployment's would (a pipe), not to this terminal.
+        configure_logging(args.log_level, "json", stream=lines, force=True)
         results = asyncio.run(_run(args, data_dir))
     own = [g - d for g, d in zip(results["gateway"], results["direct"], strict=True)]
     print(
         f"in process, CPU us per request (median of {args.rounds} rounds of {args.requests}): "
-        f"direct {statistics.median(results['direct']):.0f}, gateway {statistics.median(results['gateway']):.0f}, "
+        f"direct {statistics.median(results['direct']):.0f}, "
+        f"gateway {statistics.median(results['gateway']):.0f}, "
         f"gateway's own {statistics.median(own):.0f} (rounds: {', '.join(f'{v:.0f}' for v in own)})"
     )
     return 0
