@@ -43,7 +43,7 @@ e2e: $(BIN)/stratum
 	$(BIN)/pytest tests/e2e tests/process/test_engine_start.py tests/gateway/test_server.py
 
 bench: $(BIN)/stratum
-	$(BIN)/python bench/gateway_overhead.py
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) .venv312 .stratum .pytest_cache .mypy_cache .ruff_cache
