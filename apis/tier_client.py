@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import httpx
 import msgspec
@@ -82,6 +82,10 @@ async def _add_context(request: httpx.Request) -> None:
     request.headers.update(_context_headers())
 
 
+# What a path keeps as it is (RFC 3986 pchar, "/" and "%", so an already-encoded path is not encoded again).
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+
+
 class Answer(msgspec.Struct, frozen=True):
     """An in-process call's response: what the client reads of an ``httpx.Response``."""
 
@@ -141,7 +145,8 @@ class InProcessCall:
             "method": method,
             "scheme": "http",
             "path": unquote(path),
-            "raw_path": path.encode("ascii"),
+            # As an HTTP client would send it: anything outside ASCII's URL characters percent-encoded.
+            "raw_path": quote(path, safe=_PATH_SAFE).encode("ascii"),
             "query_string": query,
             "root_path": "",
             "headers": [*headers, (b"authorization", f"Bearer {token}".encode("latin-1"))],
