@@ -15,7 +15,7 @@ trip: ``limits`` reads the window and records the hit in separate scripts (two r
 per request, x0.66 of the memory-backed throughput in bench/gateway_overhead.py), and has no call that
 decides every item of a quota at once. Here one script (``_HIT_SCRIPT``) decides all of a quota's items,
 records the hit only if every item allows it (a refused request spends nothing), and answers the figures the
-headers need; requests arriving together share the call (``RedisWindows``).
+headers need; requests that arrive while a call is in flight share the next one (``RedisWindows``).
 
 Headers follow the IETF httpapi RateLimit draft: ``RateLimit-Policy: "system";q=1200;w=60`` and
 ``RateLimit: "system";r=1187;t=42``.
@@ -30,6 +30,7 @@ one it guards against (the vendor adapters keep their own limits and breakers).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import time
@@ -224,18 +225,15 @@ return out
 _Hit = tuple[Sequence[str], Sequence[int], Sequence[int]]
 
 
-class _SenderGone(Exception):
-    """The request that was to send a shared call was cancelled before it could."""
-
-
 class RedisWindows:
     """The counters in Redis: one script call, one round trip, per request whatever the quota's items.
 
-    Requests that reach the limiter in the same turn of the event loop share that call: the first waits one
-    turn for the others, sends all their hits in one script call, and hands each its outcome. Each is still
-    decided by itself, in order, as if sent alone; the call's fixed cost (redis-py's ~38 us of CPU, the
-    syscalls and wake-ups of a round trip) is paid once for them all, which is what keeps Redis-backed limits
-    near the memory-backed throughput under load (bench/gateway_overhead.py)."""
+    One sender task sends the calls, one at a time over one connection; the hits that arrive while a call is
+    in flight go together in the next (the script takes several requests' hits and decides each by itself,
+    in order, as if sent alone). Unloaded, a request's hit is a call of its own; under load a call's fixed
+    cost (redis-py's CPU, a round trip's syscalls and wake-ups) is shared by the requests that waited for
+    it, which is what keeps Redis-backed limits near the memory-backed throughput
+    (bench/gateway_overhead.py)."""
 
     def __init__(self, redis_url: str) -> None:
         # The state store's options, except two that cost a third of each call on this path (54 -> 38 us of
@@ -244,42 +242,42 @@ class RedisWindows:
         # instead; and no periodic health-check PING: a connection Redis dropped fails the next call at
         # once, and the client's retry reconnects, so a check ahead of it buys nothing here.
         options = {**redis_client_options(), "socket_timeout": None, "health_check_interval": 0}
-        # One connection, not a pool: calls are already few (requests arriving together share one), and
-        # taking and returning a pooled connection, with redis-py's script wrapper, was over half of each
-        # call's CPU (80 -> 33 us per call, 4,000 calls).
+        # One connection, not a pool: the calls go one at a time anyway, and taking and returning a pooled
+        # connection, with redis-py's script wrapper, was over half of each call's CPU (80 -> 33 us per
+        # call, 4,000 calls).
         self._redis = redis.asyncio.Redis.from_url(redis_url, single_connection_client=True, **options)
         self._sha = hashlib.sha1(_HIT_SCRIPT.encode()).hexdigest()  # noqa: S324 - how Redis names a script
-        # The hits gathered for the next call, with the futures of those that joined it (the first is the
-        # sender's own); None while none is gathering.
-        self._gathering: list[tuple[_Hit, asyncio.Future[list[ItemOutcome]] | None]] | None = None
+        self._waiting: list[tuple[_Hit, asyncio.Future[list[ItemOutcome]]]] = []
+        self._sender: asyncio.Task[None] | None = None
 
     async def hit(
         self, keys: Sequence[str], amounts: Sequence[int], expiries_ms: Sequence[int]
     ) -> list[ItemOutcome]:
-        if self._gathering is not None:
-            joined: asyncio.Future[list[ItemOutcome]] = asyncio.get_running_loop().create_future()
-            self._gathering.append(((keys, amounts, expiries_ms), joined))
+        answer: asyncio.Future[list[ItemOutcome]] = asyncio.get_running_loop().create_future()
+        self._waiting.append(((keys, amounts, expiries_ms), answer))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send(), name="stratum-rate-limit-sender")
+        return await answer
+
+    async def _send(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
             try:
-                return await joined
-            except _SenderGone:  # the request sending the call was cancelled: this one sends its own
-                return (await self._call([(keys, amounts, expiries_ms)]))[0]
-        gathering = self._gathering = [((keys, amounts, expiries_ms), None)]
-        try:
-            try:
-                await asyncio.sleep(0)  # one turn of the loop: requests that reach the limiter in it join
-            finally:
-                self._gathering = None
-            outcomes = await self._call([hit for hit, _ in gathering])
-        except BaseException as exc:
-            error = exc if isinstance(exc, WindowsUnavailable) else _SenderGone()
-            for _, future in gathering[1:]:
-                if future is not None and not future.done():
-                    future.set_exception(error)
-            raise
-        for (_, future), outcome in zip(gathering[1:], outcomes[1:], strict=True):
-            if future is not None and not future.done():
-                future.set_result(outcome)
-        return outcomes[0]
+                outcomes = await self._call([hit for hit, _ in batch])
+            except WindowsUnavailable as exc:
+                for _, answer in batch:
+                    if not answer.done():
+                        answer.set_exception(exc)
+                continue
+            except BaseException as exc:  # closed under it
+                for _, answer in (*batch, *self._waiting):
+                    if not answer.done():
+                        answer.set_exception(WindowsUnavailable(repr(exc)))
+                self._waiting = []
+                raise
+            for (_, answer), outcome in zip(batch, outcomes, strict=True):
+                if not answer.done():
+                    answer.set_result(outcome)
 
     async def _call(self, hits: list[_Hit]) -> list[list[ItemOutcome]]:
         keys: list[str] = []
@@ -314,6 +312,10 @@ class RedisWindows:
         )
 
     async def close(self) -> None:
+        if self._sender is not None and not self._sender.done():
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
         await self._redis.aclose()
 
 

@@ -135,7 +135,7 @@ async def test_requests_arriving_together_share_one_redis_call_and_are_decided_i
         await limiter.close()
 
 
-async def test_when_the_request_sending_a_shared_call_is_cancelled_the_others_still_get_their_answer(
+async def test_a_request_that_goes_away_takes_no_other_request_s_answer_with_it(
     redis_url: str, unique: Callable[[str], str]
 ) -> None:
     limiter = RateLimiter(redis_url)
@@ -143,7 +143,7 @@ async def test_when_the_request_sending_a_shared_call_is_cancelled_the_others_st
     try:
         quota = limiter.quota("system", "10/hour")
         sender = asyncio.create_task(limiter.hit(quota, client))
-        await asyncio.sleep(0)  # the sender is gathering
+        await asyncio.sleep(0)  # its hit is waiting for the sender
         joined = asyncio.create_task(limiter.hit(quota, client))
         await asyncio.sleep(0)
         sender.cancel()
