@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import os
 import statistics
 import sys
@@ -109,6 +110,9 @@ async def _run(args: argparse.Namespace, data_dir: str) -> dict[str, list[float]
     gateway = build_gateway(settings, tiers=("system",))
     app = Edge(gateway)
     await gateway.runtime.start()
+    # As a served process does once started (apis.gateway.Gateway.freeze_after_start).
+    gc.collect()
+    gc.freeze()
     try:
         assert gateway.runtime.dev_server is not None
         token = gateway.runtime.dev_server.issue_token("stratum-demo", "system:read")
