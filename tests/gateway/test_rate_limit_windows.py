@@ -12,6 +12,19 @@ import redis.asyncio
 from apis.ratelimit import MemoryWindows, RateLimiter
 
 
+def count_redis_sends(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From now on, one entry per command write to Redis (one round trip each)."""
+    sent: list[int] = []
+    send = redis.asyncio.connection.Connection.send_packed_command
+
+    async def counting(self: object, command: object, check_health: bool = True) -> None:
+        sent.append(1)
+        await send(self, command, check_health)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(redis.asyncio.connection.Connection, "send_packed_command", counting)
+    return sent
+
+
 class Clock:
     def __init__(self, now: float) -> None:
         self.now = now
@@ -84,14 +97,7 @@ async def test_redis_counts_as_memory_does_in_one_round_trip_per_request(
     try:
         quota, same = limiter.quota("system", "3/hour;5/day"), memory.quota("system", "3/hour;5/day")
         await limiter.hit(quota, client)  # loads the script
-        sent: list[int] = []
-        send = redis.asyncio.connection.Connection.send_packed_command
-
-        async def counting(self: object, command: object, check_health: bool = True) -> None:
-            sent.append(1)
-            await send(self, command, check_health)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(redis.asyncio.connection.Connection, "send_packed_command", counting)
+        sent = count_redis_sends(monkeypatch)
         shared = [await limiter.hit(quota, client) for _ in range(3)]
         assert len(sent) == 3
         await memory.hit(same, client)
@@ -111,14 +117,7 @@ async def test_requests_arriving_together_share_one_redis_call_and_are_decided_i
     try:
         quota = limiter.quota("system", "3/hour")
         await limiter.hit(quota, other)  # loads the script
-        sent: list[int] = []
-        send = redis.asyncio.connection.Connection.send_packed_command
-
-        async def counting(self: object, command: object, check_health: bool = True) -> None:
-            sent.append(1)
-            await send(self, command, check_health)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(redis.asyncio.connection.Connection, "send_packed_command", counting)
+        sent = count_redis_sends(monkeypatch)
         decisions = await asyncio.gather(
             *(limiter.hit(quota, client) for _ in range(5)), limiter.hit(quota, other)
         )
