@@ -38,9 +38,6 @@ _SECRET_KEYS = re.compile(
 )
 _BEARER = re.compile(r"(?i)\b(bearer|basic|anaplanauthtoken)\s+[A-Za-z0-9._~+/=-]+")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
-# What either pattern needs to match at all: one search for it is cheaper than the two substitutions, and
-# almost no value has it (a path, an id, a status), so most strings skip the substitutions.
-_MAYBE_SECRET = re.compile(r"eyJ|bearer|basic|anaplanauthtoken", re.IGNORECASE)
 REDACTED = "[redacted]"
 # Whether a key names a secret, per key: keys are the code's own names, a small set, so the answer is kept
 # (bounded, in case a caller's data ever supplies keys).
@@ -59,9 +56,17 @@ def _is_secret_key(key: Any) -> bool:
     return known
 
 
+def _may_hold_secret(text: str) -> bool:
+    """Whether ``text`` has what a credential pattern needs to match at all. Almost no value has it (a
+    path, an id, a status), so most skip the substitutions; substring tests on the lower case are a few
+    times cheaper than a case-insensitive regular expression."""
+    lower = text.lower()
+    return "eyj" in lower or "bearer" in lower or "basic" in lower or "anaplanauthtoken" in lower
+
+
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
-        if _MAYBE_SECRET.search(value) is None:
+        if not _may_hold_secret(value):
             return value
         return _JWT.sub(REDACTED, _BEARER.sub(r"\1 " + REDACTED, value))
     if isinstance(value, _PLAIN):
@@ -76,8 +81,12 @@ def _redact_value(value: Any) -> Any:
 def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: no token, secret or credential reaches a rendered line."""
     texts: list[str] = []
+    known = _secret_key_cache
     for key, value in event_dict.items():
-        if key != "event" and _is_secret_key(key):
+        secret = known.get(key)
+        if secret is None:
+            secret = _is_secret_key(key)
+        if secret and key != "event":
             event_dict[key] = REDACTED
         elif isinstance(value, str):
             texts.append(value)
@@ -85,7 +94,7 @@ def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapp
             event_dict[key] = _redact_value(value)
     # One look over every text value of the line (most lines have nothing to redact), then each one only if
     # something may be there. NUL joins them: no pattern spans it.
-    if texts and _MAYBE_SECRET.search("\0".join(texts)) is not None:
+    if texts and _may_hold_secret("\0".join(texts)):
         for key, value in event_dict.items():
             if isinstance(value, str):
                 event_dict[key] = _redact_value(value)
