@@ -4,25 +4,33 @@ request, nothing spent by a refused request, and a memory store that forgets cli
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
-import redis.asyncio
+import redis
 
 from apis.ratelimit import MemoryWindows, RateLimiter
+from tests.private_redis import PrivateRedis
 
 
-def count_redis_sends(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """From now on, one entry per command write to Redis (one round trip each)."""
-    sent: list[int] = []
-    send = redis.asyncio.connection.Connection.send_packed_command
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of the test's own, so its command statistics count this test's calls only."""
+    server = PrivateRedis(tmp_path / "redis", persistent=False)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
-    async def counting(self: object, command: object, check_health: bool = True) -> None:
-        sent.append(1)
-        await send(self, command, check_health)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(redis.asyncio.connection.Connection, "send_packed_command", counting)
-    return sent
+def script_calls(url: str) -> int:
+    """How many scripts Redis has run (EVALSHA, or EVAL after a NOSCRIPT): the limiter's only command, one
+    round trip each. Read from the server's own statistics, so nothing in the client is patched."""
+    with redis.Redis.from_url(url) as server:
+        stats = server.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("evalsha", "eval"))
 
 
 class Clock:
@@ -87,19 +95,18 @@ def test_the_memory_store_forgets_clients_whose_windows_have_passed() -> None:
     assert len(windows) == 1
 
 
-@pytest.mark.usefixtures("redis_url")
 async def test_redis_counts_as_memory_does_in_one_round_trip_per_request(
-    redis_url: str, unique: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+    private_redis: PrivateRedis, unique: Callable[[str], str]
 ) -> None:
-    limiter = RateLimiter(redis_url)
+    limiter = RateLimiter(private_redis.url)
     memory = RateLimiter()
     client = unique("client")
     try:
         quota, same = limiter.quota("system", "3/hour;5/day"), memory.quota("system", "3/hour;5/day")
         await limiter.hit(quota, client)  # loads the script
-        sent = count_redis_sends(monkeypatch)
+        before = script_calls(private_redis.url)
         shared = [await limiter.hit(quota, client) for _ in range(3)]
-        assert len(sent) == 3
+        assert script_calls(private_redis.url) - before == 3
         await memory.hit(same, client)
         local = [await memory.hit(same, client) for _ in range(3)]
         assert [(d.allowed, d.remaining) for d in shared] == [(d.allowed, d.remaining) for d in local]
@@ -110,18 +117,18 @@ async def test_redis_counts_as_memory_does_in_one_round_trip_per_request(
 
 
 async def test_requests_arriving_together_share_one_redis_call_and_are_decided_in_order(
-    redis_url: str, unique: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+    private_redis: PrivateRedis, unique: Callable[[str], str]
 ) -> None:
-    limiter = RateLimiter(redis_url)
+    limiter = RateLimiter(private_redis.url)
     client, other = unique("client"), unique("other")
     try:
         quota = limiter.quota("system", "3/hour")
         await limiter.hit(quota, other)  # loads the script
-        sent = count_redis_sends(monkeypatch)
+        before = script_calls(private_redis.url)
         decisions = await asyncio.gather(
             *(limiter.hit(quota, client) for _ in range(5)), limiter.hit(quota, other)
         )
-        assert len(sent) == 1
+        assert script_calls(private_redis.url) - before == 1
         assert [(d.allowed, d.remaining) for d in decisions] == [
             (True, 2),
             (True, 1),
