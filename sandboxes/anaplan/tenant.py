@@ -122,8 +122,10 @@ class _Model:
     tasks_started: int = 0
 
 
-# Finished tasks a model keeps, the newest: a client reads its task within seconds of starting it (the
-# gateway polls it to completion), and a thousand imports later nobody asks for it any more.
+# Finished tasks a model keeps, the newest: a memory bound of this sandbox, not documented Anaplan behaviour
+# (no Anaplan source found says how long a task stays readable). A client polls the task it just started to
+# completion, as the adapter and anaplan-sdk do, so it never meets the bound; a thousand imports later nobody
+# asks for the old one. A task read after it was dropped answers as an unknown task does.
 TASKS_KEPT = 1000
 
 
