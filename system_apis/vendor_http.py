@@ -464,7 +464,7 @@ class VendorHttpClient:
         raise self._error_for_response(outcome)
 
     def _check_origin(self, url: str) -> None:
-        if url.startswith("/") and not url.startswith("//"):
+        if _is_path(url):
             return  # a path: resolved against the base URL, it cannot leave the origin
         if url.startswith(self._origin_text):
             return  # the base URL's scheme://host:port/ itself, spelled as httpx spells it
@@ -513,10 +513,11 @@ class VendorHttpClient:
         headers: Mapping[str, str] | None,
         content: bytes | None,
     ) -> httpx.Request:
-        if url.startswith("/") and not url.startswith("//"):
-            # Joined here as httpx joins a path to the base URL (appended to its path): httpx would parse the
-            # path and then the joined URL, and URL parsing is most of what building a request costs.
-            url = self._base_text + url
+        if _is_path(url):
+            # Joined here as httpx joins a path to the base URL (appended to its path, with or without a
+            # leading "/"): httpx would parse the path and then the joined URL, and URL parsing is most of
+            # what building a request costs.
+            url = f"{self._base_text}/{url.lstrip('/')}"
         request = self._client.build_request(method, url, params=params, headers=headers, content=content)
         correlation_id = self._correlation_id()
         if correlation_id and "X-Correlation-ID" not in request.headers:
@@ -583,6 +584,17 @@ class VendorHttpClient:
 
     def __repr__(self) -> str:
         return f"VendorHttpClient({self.vendor!r}, {str(self._base_url)!r}, breaker={self.breaker.state})"
+
+
+def _is_path(url: str) -> bool:
+    """A path (``/services/data/...`` or ``services/data/...``, as adapters spell them) httpx would append
+    to the base URL's path: no scheme before its first ``/`` and no ``//`` authority of its own."""
+    if url.startswith("//"):
+        return False
+    if url.startswith("/"):
+        return True
+    head = url.split("/", 1)[0]
+    return ":" not in head and not head.startswith(("?", "#")) and head != ""
 
 
 def _environment_proxy(base_url: httpx.URL) -> str | None:

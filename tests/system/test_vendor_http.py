@@ -504,6 +504,44 @@ async def test_relative_urls_resolve_against_the_base_and_other_origins_are_refu
     assert len(vendor.requests) == 2
 
 
+@pytest.mark.parametrize(
+    "base", ["https://vendor.example", "https://vendor.example/api/v1", "https://vendor.example/api/"]
+)
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/a/b",
+        "a/b",  # Salesforce's adapter spells its data paths so: services/data/v61.0/...
+        "a/b?x=1",
+        "a%20b/c d",
+        "https://vendor.example/c",
+        "//evil.example/steal",  # httpx reads it as a path on the base URL: it stays with the vendor
+    ],
+)
+async def test_a_call_goes_where_httpx_itself_would_send_it(base: str, url: str) -> None:
+    """The client joins paths to its base URL as text (no URL parsing on the hot path): the URL it sends is
+    the one httpx's own base-URL merge makes, whether the path starts with "/" or not."""
+    vendor = Vendor(ok())
+    config = VendorHttpConfig(base_url=base, retry=RetryPolicy(), breaker=BreakerPolicy(failure_threshold=0))
+    client = VendorHttpClient("acme", config, transport=httpx.MockTransport(vendor))
+    async with httpx.AsyncClient(base_url=base) as reference:
+        expected = reference.build_request("GET", url, params={"q": "x y"}).url
+    try:
+        await client.send("GET", url, params={"q": "x y"})
+    finally:
+        await client.aclose()
+    assert vendor.requests[0].url == expected
+
+
+async def test_another_origin_is_refused_even_one_that_differs_only_by_scheme(harness: Harness) -> None:
+    vendor = Vendor(ok())
+    client = harness.client(vendor)
+    for url in ("https://evil.example/steal", "http://vendor.example/c", "https://vendor.example:8443/c"):
+        with pytest.raises(ValueError, match="base URL"):
+            await client.send("GET", url)
+    assert vendor.requests == []
+
+
 # --- auth ----------------------------------------------------------------------------------------------
 
 
