@@ -28,7 +28,6 @@ import datetime as dt
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +39,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.gateway_overhead import _free_port, _percentile, running_server  # noqa: E402
+from bench.gateway_overhead import _percentile  # noqa: E402
+from bench.serving import free_port, running_server, salesforce_sandbox_token, server_env, server_token  # noqa: E402
 
 _SF = "/sandboxes/salesforce/services/data/v61.0"
 # What a clone of a deal copies: everything a person enters (the activation reads these), nothing the
@@ -96,16 +96,7 @@ async def _ready(client: httpx.AsyncClient, headers: dict[str, str], ids: list[s
 
 
 async def _salesforce(client: httpx.AsyncClient) -> dict[str, str]:
-    response = await client.post(
-        "/sandboxes/salesforce/services/oauth2/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": "stratum-sandbox",
-            "client_secret": "stratum-sandbox-secret",
-        },
-    )
-    response.raise_for_status()
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    return {"Authorization": f"Bearer {await salesforce_sandbox_token(client)}"}
 
 
 async def _clone(client: httpx.AsyncClient, sf: dict[str, str], template: str, number: int) -> str:
@@ -209,25 +200,11 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     args = parser.parse_args()
 
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as data_dir:
-        env = {
-            **os.environ,
-            "STRATUM_DATA_DIR": data_dir,
-            "STRATUM_PUBLIC_URL": base,
-            "STRATUM_PORT": str(port),
-            "STRATUM_LOG_LEVEL": "warning",
-        }
-        cli = [sys.executable, "-m", "apis.cli"]
-        token = subprocess.run(
-            [*cli, "token", "--scope", "system:read process:run process:read"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-        ).stdout.strip()
+        env = server_env(data_dir, port)
+        token = server_token(env, "system:read process:run process:read")
         with running_server(env, base):
             outcome = asyncio.run(run(base, token, args.runs, args.concurrency))
 

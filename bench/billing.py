@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from apis.config import load_settings  # noqa: E402
 from apis.edge import Edge  # noqa: E402
 from apis.gateway import build_gateway  # noqa: E402
+from bench.serving import salesforce_sandbox_token  # noqa: E402
 from sandboxes.kantata.data import DEMO_USER_ID  # noqa: E402
 
 # The role the entries are booked as: Kantata names it by id on a time entry, the rate card by name.
@@ -120,16 +121,7 @@ class Bench:
 
     async def add_rate(self, opportunity_id: str) -> None:
         async with self.sandbox("salesforce") as sf:
-            token = (
-                await sf.post(
-                    "/services/oauth2/token",
-                    data={
-                        "grant_type": "client_credentials",
-                        "client_id": "stratum-sandbox",
-                        "client_secret": "stratum-sandbox-secret",
-                    },
-                )
-            ).json()["access_token"]
+            token = await salesforce_sandbox_token(sf, "/services/oauth2/token")
             await sf.post(
                 "/services/data/v61.0/sobjects/Rate_Card_Line__c",
                 json={

@@ -47,69 +47,27 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import hot_path  # noqa: E402
 from bench.load import percentile  # noqa: E402
+from bench.serving import (  # noqa: E402
+    free_port,
+    pinned,
+    running_server,
+    salesforce_sandbox_token_sync,
+    server_env,
+    server_token,
+)
 
 SERVER_CORE, LOAD_CORE = 0, 1
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 DIRECT_PATH, GATEWAY_PATH = hot_path.DIRECT_PATH, hot_path.GATEWAY_PATH
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 # Kept for the other benches, which start one server the same way.
 _percentile = percentile
-
-
-def _pinned(core: int) -> Any:
-    if (os.cpu_count() or 1) < 2:
-        return None
-    return lambda: os.sched_setaffinity(0, {core})
-
-
-def _wait_ready(base: str, process: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            raise SystemExit(f"{what} did not start")
-        time.sleep(0.1)
-
-
-@contextmanager
-def running_server(
-    env: dict[str, str], base: str, *, core: int | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    """``stratum serve`` in a subprocess with ``env``, ready at ``base`` for the length of the block."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "apis.cli", "serve"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        preexec_fn=_pinned(core) if core is not None else None,
-    )
-    try:
-        _wait_ready(base, server, "stratum serve")
-        yield server
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            server.send_signal(signal.SIGCONT)
-        server.terminate()
-        server.wait(timeout=15)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -142,7 +100,7 @@ def _load(target: Target, *, connections: int, seconds: float) -> dict[str, Any]
     for name, value in target.headers.items():
         command += ["--header", f"{name}: {value}"]
     before = sum(_cpu_seconds(pid) for pid in target.pids)
-    done = subprocess.run(command, capture_output=True, text=True, check=False, preexec_fn=_pinned(LOAD_CORE))
+    done = subprocess.run(command, capture_output=True, text=True, check=False, preexec_fn=pinned(LOAD_CORE))
     after = sum(_cpu_seconds(pid) for pid in target.pids)
     if done.returncode != 0:
         raise SystemExit(f"load generator failed on {target.name}: {done.stderr[-2000:]}")
@@ -169,41 +127,14 @@ class Pauser:
 
 
 def _stratum_env(data_dir: str, port: int, **extra: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "STRATUM_DATA_DIR": data_dir,
-        "STRATUM_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "STRATUM_PORT": str(port),
-        "STRATUM_LOG_LEVEL": "info",
-        "STRATUM_RATE_LIMIT_SYSTEM": "100000000/minute",
-        "STRATUM_SANDBOX_SALESFORCE_DAILY_API_LIMIT": "100000000",
+    return server_env(
+        data_dir,
+        port,
+        log_level="info",
+        STRATUM_RATE_LIMIT_SYSTEM="100000000/minute",
+        STRATUM_SANDBOX_SALESFORCE_DAILY_API_LIMIT="100000000",
         **extra,
-    }
-
-
-def _token(env: dict[str, str]) -> str:
-    return subprocess.run(
-        [sys.executable, "-m", "apis.cli", "token", "--scope", "system:read"],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    ).stdout.strip()
-
-
-def _sandbox_token(base: str) -> str:
-    response = httpx.post(
-        f"{base}/sandboxes/salesforce/services/oauth2/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": "stratum-sandbox",
-            "client_secret": "stratum-sandbox-secret",
-        },
     )
-    response.raise_for_status()
-    token: str = response.json()["access_token"]
-    return token
 
 
 @contextmanager
@@ -215,11 +146,11 @@ def private_redis() -> Iterator[tuple[str, Any] | None]:
         return
     import redis
 
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
-        preexec_fn=_pinned(LOAD_CORE),
+        preexec_fn=pinned(LOAD_CORE),
     )
     client = redis.Redis(port=port)
     try:
@@ -250,7 +181,7 @@ def nginx_proxy(upstream_port: int) -> Iterator[tuple[int, int] | None]:
     if binary is None:
         yield None
         return
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory() as prefix:
         (Path(prefix) / "logs").mkdir()
         conf = Path(prefix) / "nginx.conf"
@@ -273,7 +204,7 @@ http {{
         process = subprocess.Popen(
             [binary, "-p", prefix, "-c", str(conf)],
             stderr=subprocess.DEVNULL,
-            preexec_fn=_pinned(SERVER_CORE),
+            preexec_fn=pinned(SERVER_CORE),
         )
         try:
             for _ in range(100):
@@ -304,13 +235,15 @@ def main() -> int:
         servers: dict[str, tuple[int, int]] = {}
         tokens: dict[str, str] = {}
         for name, extra in variants.items():
-            port = _free_port()
+            port = free_port()
             env = _stratum_env(stack.enter_context(tempfile.TemporaryDirectory()), port, **extra)
-            tokens[name] = _token(env)
+            tokens[name] = server_token(env, "system:read")
             process = stack.enter_context(running_server(env, f"http://127.0.0.1:{port}", core=SERVER_CORE))
             servers[name] = (port, process.pid)
         memory_port, memory_pid = servers["memory"]
-        sandbox = {"Authorization": f"Bearer {_sandbox_token(f'http://127.0.0.1:{memory_port}')}"}
+        sandbox = {
+            "Authorization": f"Bearer {salesforce_sandbox_token_sync(f'http://127.0.0.1:{memory_port}')}"
+        }
         targets = {
             "direct": Target("direct", memory_port, DIRECT_PATH, sandbox, [memory_pid]),
             "gateway": Target(

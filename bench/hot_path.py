@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from apis.config import load_settings  # noqa: E402
 from apis.gateway import build_gateway  # noqa: E402
 from apis.logging import configure_logging  # noqa: E402
+from bench.serving import salesforce_sandbox_token  # noqa: E402
 from sandboxes.salesforce.data import DEMO_ACCOUNT_ID  # noqa: E402
 
 DIRECT_PATH = f"/sandboxes/salesforce/services/data/v61.0/sobjects/Account/{DEMO_ACCOUNT_ID}"
@@ -74,16 +75,7 @@ async def _sandbox_token(app: Any) -> str:
     import httpx
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
-        response = await client.post(
-            "/sandboxes/salesforce/services/oauth2/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": "stratum-sandbox",
-                "client_secret": "stratum-sandbox-secret",
-            },
-        )
-        token: str = response.json()["access_token"]
-        return token
+        return await salesforce_sandbox_token(client)
 
 
 class _Timed:

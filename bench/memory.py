@@ -30,14 +30,11 @@ import itertools
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +43,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.gateway_overhead import _free_port  # noqa: E402
+from bench.serving import free_port, running_server, server_env, server_token  # noqa: E402
 from process_apis.crm_events import SIGNATURE_HEADER, sign_crm_event  # noqa: E402
 
 CRM_EVENTS_SECRET = "bench-memory-crm-events-secret"
@@ -96,29 +93,6 @@ class Sampler:
         self._stop.set()
         self._thread.join()
         self.samples.append((time.monotonic(), rss_bytes(self.pid), self.writes))
-
-
-@contextmanager
-def serving(env: dict[str, str], base: str) -> Iterator[subprocess.Popen[bytes]]:
-    """``stratum serve`` in a subprocess, ready at ``base``; the process, for its pid."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "apis.cli", "serve"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("stratum serve did not start")
-            time.sleep(0.1)
-        yield server
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
 
 
 def _crm_event(opportunity_id: str) -> bytes:
@@ -310,40 +284,23 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args()
 
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as data_dir:
-        env = {
-            **os.environ,
-            "STRATUM_DATA_DIR": data_dir,
-            "STRATUM_PUBLIC_URL": base,
-            "STRATUM_PORT": str(port),
-            "STRATUM_LOG_LEVEL": "warning",
-            "STRATUM_CRM_EVENTS_SECRET": CRM_EVENTS_SECRET,
+        env = server_env(
+            data_dir,
+            port,
+            STRATUM_CRM_EVENTS_SECRET=CRM_EVENTS_SECRET,
             # Measure memory, not refusals: the client's quotas and the sandboxes' request limits lifted.
-            "STRATUM_RATE_LIMIT_SYSTEM": "100000000/minute",
-            "STRATUM_RATE_LIMIT_PROCESS": "100000000/minute",
-            "STRATUM_SANDBOX_SALESFORCE_DAILY_API_LIMIT": "100000000",
-            "STRATUM_SANDBOX_ANAPLAN_REQUESTS_PER_MINUTE": "100000000",
-        }
+            STRATUM_RATE_LIMIT_SYSTEM="100000000/minute",
+            STRATUM_RATE_LIMIT_PROCESS="100000000/minute",
+            STRATUM_SANDBOX_SALESFORCE_DAILY_API_LIMIT="100000000",
+            STRATUM_SANDBOX_ANAPLAN_REQUESTS_PER_MINUTE="100000000",
+        )
         if args.state_max_mib is not None:
             env["STRATUM_STATE_MEMORY_MAX_MIB"] = str(args.state_max_mib)
-        token = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "apis.cli",
-                "token",
-                "--scope",
-                "system:read system:write process:run process:read",
-            ],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-        ).stdout.strip()
-        with serving(env, base) as server:
+        token = server_token(env, "system:read system:write process:run process:read")
+        with running_server(env, base) as server:
             result = asyncio.run(run(base, token, args.seconds, args.warmup, args.concurrency, server.pid))
 
     summary = summarise(result)
