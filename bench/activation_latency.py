@@ -40,7 +40,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.gateway_overhead import _percentile  # noqa: E402
-from bench.serving import free_port, running_server, salesforce_sandbox_token, server_env, server_token  # noqa: E402
+from bench.serving import (  # noqa: E402
+    free_port,
+    running_server,
+    salesforce_sandbox_token,
+    server_env,
+    server_token,
+    won_deal_ids,
+)
 
 _SF = "/sandboxes/salesforce/services/data/v61.0"
 # What a clone of a deal copies: everything a person enters (the activation reads these), nothing the
@@ -64,22 +71,6 @@ _CHILDREN = {
     "Rate_Card_Line__c": ("Role__c", "Rate__c", "Unit__c"),
     "Opportunity_Milestone__c": ("Name", "Sequence__c", "Amount__c", "Due_Date__c", "Status__c"),
 }
-
-
-async def _closed_won(client: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
-    ids: list[str] = []
-    cursor: str | None = None
-    while True:
-        params: dict[str, str | int] = {"stage": "closed_won", "limit": 200}
-        if cursor:
-            params["cursor"] = cursor
-        response = await client.get("/system/v1/crm/opportunities", params=params, headers=headers)
-        response.raise_for_status()
-        page = response.json()
-        ids += [o["id"] for o in page["items"]]
-        cursor = page.get("next_cursor")
-        if not cursor:
-            return ids
 
 
 async def _ready(client: httpx.AsyncClient, headers: dict[str, str], ids: list[str]) -> list[str]:
@@ -124,7 +115,7 @@ _SPARE = 6
 
 async def candidates(client: httpx.AsyncClient, headers: dict[str, str], runs: int) -> tuple[list[str], int]:
     """``runs`` ready closed-won deals, seeding clones when the CRM has too few; (ids, how many seeded)."""
-    ready = await _ready(client, headers, await _closed_won(client, headers))
+    ready = await _ready(client, headers, await won_deal_ids(client, headers))
     if not ready:
         raise SystemExit("the CRM sandbox has no ready closed-won opportunity")
     # A few spare: a ready deal can still park (its account's parent customer not yet in the ERP, say),

@@ -43,7 +43,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.serving import free_port, running_server, server_env, server_token  # noqa: E402
+from bench.serving import free_port, running_server, server_env, server_token, won_deal_ids  # noqa: E402
 from process_apis.crm_events import SIGNATURE_HEADER, sign_crm_event  # noqa: E402
 
 CRM_EVENTS_SECRET = "bench-memory-crm-events-secret"
@@ -129,18 +129,7 @@ class Load:
         self.statuses[key] = self.statuses.get(key, 0) + 1
 
     async def closed_won(self) -> list[str]:
-        ids: list[str] = []
-        cursor: str | None = None
-        while True:
-            params: dict[str, str | int] = {"stage": "closed_won", "limit": 200}
-            if cursor:
-                params["cursor"] = cursor
-            page = await self.client.get("/system/v1/crm/opportunities", params=params, headers=self.headers)
-            page.raise_for_status()
-            ids += [o["id"] for o in page.json()["items"]]
-            cursor = page.json().get("next_cursor")
-            if not cursor:
-                return ids
+        return await won_deal_ids(self.client, self.headers)
 
     async def activate(self, opportunity_id: str) -> dict[str, Any]:
         response = await self.client.post(

@@ -1,5 +1,6 @@
 """What the benches share: a ``stratum serve`` of their own on a free port, its environment, a token of its
-development issuer, and a token of the Salesforce sandbox (the direct read every gateway read is set against).
+development issuer, a token of the Salesforce sandbox (the direct read every gateway read is set against), and
+the won deals to activate.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "salesforce_sandbox_token_sync",
     "server_env",
     "server_token",
+    "won_deal_ids",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,3 +132,20 @@ def salesforce_sandbox_token_sync(base: str) -> str:
     response.raise_for_status()
     token: str = response.json()["access_token"]
     return token
+
+
+async def won_deal_ids(client: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
+    """Every closed-won deal's id, through the system tier's opportunity listing."""
+    ids: list[str] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, str | int] = {"stage": "closed_won", "limit": 200}
+        if cursor:
+            params["cursor"] = cursor
+        response = await client.get("/system/v1/crm/opportunities", params=params, headers=headers)
+        response.raise_for_status()
+        page = response.json()
+        ids += [o["id"] for o in page["items"]]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return ids
