@@ -3,6 +3,7 @@ the invoice status sales see on the deal."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 import msgspec
@@ -106,16 +107,26 @@ async def list_account_opportunities(
     modified_since: ModifiedSince = None,
     with_terms: WithTerms = False,
 ) -> OpportunityPage:
-    await crm.get_customer(account_id)
-    with cursor_errors():
-        return await crm.list_opportunities(
-            account_id,
-            limit=limit,
-            cursor=cursor,
-            stage=stage,
-            modified_since=since(modified_since),
-            with_terms=with_terms,
-        )
+    async def page() -> OpportunityPage:
+        with cursor_errors():
+            return await crm.list_opportunities(
+                account_id,
+                limit=limit,
+                cursor=cursor,
+                stage=stage,
+                modified_since=since(modified_since),
+                with_terms=with_terms,
+            )
+
+    # The account is read (an unknown one is a 404, not an empty page) alongside the page rather than
+    # before it: one vendor round trip instead of two. Both are awaited, and the account's error wins, so
+    # the answers are the ones the reads in turn gave.
+    account, listed = await asyncio.gather(crm.get_customer(account_id), page(), return_exceptions=True)
+    if isinstance(account, BaseException):
+        raise account
+    if isinstance(listed, BaseException):
+        raise listed
+    return listed
 
 
 @operation(

@@ -60,3 +60,17 @@ async def test_the_crm_down_is_a_503_problem(gw: Any) -> None:
             assert (await sandbox.delete("/__sandbox/faults")).status_code == 204
     assert response.status_code == 503
     assert response.json()["code"] == "vendor-unavailable"
+
+
+async def test_the_account_is_judged_before_the_cursor_though_both_are_read_at_once(gw: Any) -> None:
+    headers = gw.auth("system:read")
+    unknown = await gw.client.get(
+        "/system/v1/crm/accounts/001Dn00000ZZZZZIAA/opportunities",
+        params={"cursor": "Z2FyYmFnZQ"},
+        headers=headers,
+    )
+    assert unknown.status_code == 404
+    assert unknown.json()["code"] == "not-found"
+    known = await gw.client.get(LISTING, params={"cursor": "Z2FyYmFnZQ"}, headers=headers)
+    assert known.status_code == 422
+    assert known.json()["code"] == "validation-failed"
