@@ -179,11 +179,11 @@ def _sources(context: dict[str, str]) -> dict[str, Call]:
         ),
         Call("crm.opportunity", "GET", f"/system/v1/crm/opportunities/{context['deal']}", "system:read"),
         Call(
-            "process.readiness",
+            "process.readiness-by-account",
             "POST",
-            "/process/v1/activation-readiness",
+            "/process/v1/activation-readiness/by-account",
             "process:run",
-            json={"opportunity_id": context["won_deal"]},
+            json={"account_id": DEMO_ACCOUNT_ID},
         ),
         Call("psa.projects", "GET", "/system/v1/psa/projects", "system:read", params=whole),
         Call("psa.project", "GET", f"/system/v1/psa/projects/{project}", "system:read"),
@@ -267,7 +267,7 @@ def _sources(context: dict[str, str]) -> dict[str, Call]:
 
 # Each view's inner calls (what its sections call, whatever the number of times).
 VIEW_SOURCES: dict[str, tuple[str, ...]] = {
-    "sales.account": ("crm.account", "crm.account-opportunities", "process.readiness"),
+    "sales.account": ("crm.account", "crm.account-opportunities", "process.readiness-by-account"),
     "finance.unbilled": (
         "psa.projects",
         "crm.won-opportunities",

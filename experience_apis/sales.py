@@ -1,7 +1,8 @@
 """The sales role view: account 360 with opportunities and their activation readiness.
 
-Composed (``experience_apis.compose``) from three sections: the account and the page of its opportunities,
-read at once, and the readiness of the won deals on that page, read as soon as the page is in."""
+Composed (``experience_apis.compose``) from three sections: the account, the page of its opportunities and
+the readiness of the account's won deals (one by-account check), all three asked for at once; the readiness
+section waits for the page only to put each report on its deal."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from typing import Annotated
 from litestar.di import NamedDependency
 from litestar.params import PathParameter, QueryParameter, SkipValidation
 
-from apis.problems import ProblemError
 from apis.routing import VENDOR_ERRORS, operation
 from contracts.models import Customer, Opportunity, OpportunityPage
 from contracts.models.experience import (
@@ -27,13 +27,11 @@ from contracts.models.experience import (
     SectionStatus,
     money_totals,
 )
+from contracts.models.process import ACCOUNT_READINESS_MAX_DEALS, AccountReadiness
 from experience_apis.client import ExperienceClients
 from experience_apis.compose import Composed, Section, View
 
 __all__ = ["SALES_ACCOUNT_VIEW", "sales_routes"]
-
-# Readiness checks fan out to the process tier; bound them so one big page can't flood it.
-READINESS_CONCURRENCY = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +40,23 @@ class _Ask:
     account_id: str
     limit: int
     cursor: str | None
+    # The account's by-account readiness check, asked for when the view starts (``_ask``).
+    readiness: asyncio.Future[AccountReadiness]
+
+
+def _ask(clients: ExperienceClients, account_id: str, limit: int, cursor: str | None) -> _Ask:
+    """The view's question, with its readiness check already under way: the check needs only the account
+    id, so it runs alongside the account and the page rather than after the page."""
+    readiness = asyncio.ensure_future(clients.process.activation_readiness_by_account(account_id))
+    return _Ask(clients=clients, account_id=account_id, limit=limit, cursor=cursor, readiness=readiness)
+
+
+async def _settle(ask: _Ask) -> None:
+    """Leave no check running, and no failure unread, once the view is composed (or has failed): a
+    readiness section that never ran (its page unavailable) leaves the check behind."""
+    if not ask.readiness.done():
+        ask.readiness.cancel()
+    await asyncio.gather(ask.readiness, return_exceptions=True)
 
 
 async def _account(ask: _Ask, done: Composed) -> Customer:
@@ -52,32 +67,36 @@ async def _opportunities(ask: _Ask, done: Composed) -> OpportunityPage:
     return await ask.clients.system.list_opportunities(ask.account_id, limit=ask.limit, cursor=ask.cursor)
 
 
-async def _readiness_of(
-    clients: ExperienceClients, opportunity: Opportunity, gate: asyncio.Semaphore
-) -> ReadinessSummary:
-    # Only a won deal not yet activated can become a project; the rest need no check.
-    if not opportunity.is_won or opportunity.project_id:
-        return ReadinessSummary(status=SectionStatus.NOT_APPLICABLE)
-    async with gate:
-        try:
-            report = await clients.process.activation_readiness(opportunity.id)
-        except ProblemError as exc:
-            # One deal's check failing leaves the others' standing: it is said on that deal.
-            return ReadinessSummary(
-                status=SectionStatus.UNAVAILABLE,
-                error=SectionError(code=exc.kind.code, detail=exc.problem_detail, source=_READINESS_SOURCE),
-            )
-    return ReadinessSummary(status=SectionStatus.OK, ready=report.ready, failed=report.failed)
+async def _readiness(ask: _Ask, done: Composed) -> AccountReadiness:
+    # Already asked (``_ask``); its timeout runs from here, and cancelling this wait cancels the check.
+    return await ask.readiness
 
 
-async def _readiness(ask: _Ask, done: Composed) -> dict[str, ReadinessSummary]:
-    page: OpportunityPage = done.value("opportunities")
-    gate = asyncio.Semaphore(READINESS_CONCURRENCY)
-    summaries = await asyncio.gather(*(_readiness_of(ask.clients, o, gate) for o in page.items))
-    return {o.id: summary for o, summary in zip(page.items, summaries, strict=True)}
+def _readiness_on(opportunity: Opportunity, answer: AccountReadiness) -> ReadinessSummary:
+    """The deal's report from the by-account answer. A won deal it has none for (beyond the deals the check
+    reads, or one that changed between the two reads) is unavailable, never taken as ready."""
+    report = answer.reports.get(opportunity.id)
+    if report is not None:
+        return ReadinessSummary(status=SectionStatus.OK, ready=report.ready, failed=report.failed)
+    if answer.truncated:
+        detail = (
+            f"the account has more than {ACCOUNT_READINESS_MAX_DEALS} deals and the readiness check read "
+            "only the first of them, not this one"
+        )
+    else:
+        detail = (
+            "the readiness check did not find this deal won and not yet activated (it changed while the "
+            "view was read); ask again"
+        )
+    return ReadinessSummary(
+        status=SectionStatus.UNAVAILABLE,
+        error=SectionError(code=_NOT_CHECKED, detail=detail, source=_READINESS_SOURCE),
+    )
 
 
-_READINESS_SOURCE = "process:activation-readiness"
+_READINESS_SOURCE = "process:activation-readiness.by-account"
+# A won deal on the page without a report in the by-account answer.
+_NOT_CHECKED = "not-checked"
 
 SALES_ACCOUNT_VIEW: View[_Ask] = View(
     "sales.account",
@@ -91,7 +110,12 @@ SALES_ACCOUNT_VIEW: View[_Ask] = View(
             _readiness,
             timeout=8.0,
             after=("opportunities",),
-            description="Activation readiness of each won deal not yet activated, on its opportunity.",
+            description=(
+                "Activation readiness of each won deal not yet activated, on its opportunity: one check of "
+                "the account's deals, asked for with the account and the page (it waits for the page only to "
+                "put each report on its deal). A won deal the check did not cover is `unavailable` with "
+                f"code `{_NOT_CHECKED}` (e.g. beyond the {ACCOUNT_READINESS_MAX_DEALS} deals it reads)."
+            ),
         ),
     ],
 )
@@ -117,18 +141,23 @@ async def get_sales_account_view(
     limit: Annotated[int, QueryParameter(ge=1, le=100, description="Opportunities per page.")] = 25,
     cursor: Annotated[str | None, QueryParameter(max_length=512)] = None,
 ) -> SalesAccountView:
-    done = await SALES_ACCOUNT_VIEW.compose(
-        _Ask(clients=clients, account_id=account_id, limit=limit, cursor=cursor)
-    )
+    ask = _ask(clients, account_id, limit, cursor)
+    try:
+        done = await SALES_ACCOUNT_VIEW.compose(ask)
+    finally:
+        await _settle(ask)
     account = done.section("account", AccountSection, lambda customer: {"data": customer})
-    readiness: dict[str, ReadinessSummary] = done.value_or("readiness", {})
+    readiness: AccountReadiness | None = done.value_or("readiness", None)
     readiness_down = ReadinessSummary(status=SectionStatus.UNAVAILABLE, error=done.error("readiness"))
 
     def with_readiness(opportunity: Opportunity) -> OpportunityWithReadiness:
+        # Only a won deal not yet activated can become a project; the rest need no check.
         if not opportunity.is_won or opportunity.project_id:
             summary = ReadinessSummary(status=SectionStatus.NOT_APPLICABLE)
+        elif readiness is None:
+            summary = readiness_down
         else:
-            summary = readiness.get(opportunity.id, readiness_down)
+            summary = _readiness_on(opportunity, readiness)
         return OpportunityWithReadiness(opportunity=opportunity, readiness=summary)
 
     opportunities = done.section(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from litestar import Litestar
@@ -12,7 +13,14 @@ from apis.metrics import collect_before_scrape
 from apis.plugin import GovernancePlugin, TierSpec
 from apis.problems import ProblemError
 from apis.routing import VENDOR_ERRORS, operation
-from contracts.models.process import ReadinessCheck, ReadinessReport
+from contracts.models import Opportunity
+from contracts.models.process import (
+    ACCOUNT_READINESS_MAX_DEALS,
+    AccountReadiness,
+    AccountReadinessCheck,
+    ReadinessCheck,
+    ReadinessReport,
+)
 from process_apis.billing import BILLING_ROUTES, apply_billing_schedules, install_billing_settings
 from process_apis.crm_events import CRM_EVENT_ROUTES, CrmEventIntake, crm_events_secret
 from process_apis.engine import WorkflowEngine
@@ -77,6 +85,64 @@ async def check_activation_readiness(
     return evaluate_readiness(opportunity, customer)
 
 
+@operation(
+    "POST",
+    "/process/v1/activation-readiness/by-account",
+    operation_id="checkAccountActivationReadiness",
+    summary="Which of this account's won deals can become projects?",
+    description=(
+        "The readiness report (the rules of `POST /process/v1/activation-readiness`) of every won deal of "
+        "the account that has no project yet, keyed by opportunity id. Reads the account and its deals with "
+        f"their terms at once: at most {ACCOUNT_READINESS_MAX_DEALS} deals (the first in the CRM's order); "
+        "beyond that the answer says `truncated` and the deals not read have no report. Changes nothing, "
+        "so Idempotency-Key is optional."
+    ),
+    scopes=["process:run"],
+    errors=[404, *VENDOR_ERRORS],
+    idempotency="optional",
+    status_code=200,
+    tags=["activation"],
+)
+async def check_account_activation_readiness(
+    data: JSONBody[AccountReadinessCheck], system: NamedDependency[SkipValidation[SystemApiClient]]
+) -> AccountReadiness:
+    # Both reads at once, both awaited (no call left running unobserved); the account's own error (an
+    # unknown account's 404) wins over the listing's.
+    customer, deals = await asyncio.gather(
+        system.get_customer(data.account_id),
+        _deals_with_terms(system, data.account_id),
+        return_exceptions=True,
+    )
+    if isinstance(customer, BaseException):
+        raise customer
+    if isinstance(deals, BaseException):
+        raise deals
+    read, truncated = deals
+    reports = {
+        deal.id: evaluate_readiness(deal, customer) for deal in read if deal.is_won and not deal.project_id
+    }
+    return AccountReadiness(
+        account_id=data.account_id, reports=reports, deals_read=len(read), truncated=truncated
+    )
+
+
+async def _deals_with_terms(system: SystemApiClient, account_id: str) -> tuple[list[Opportunity], bool]:
+    """The account's deals with their milestones and rate cards, page after page up to the bound; and
+    whether more were left unread."""
+    deals: list[Opportunity] = []
+    cursor: str | None = None
+    while True:
+        page = await system.list_opportunities(
+            account_id, limit=ACCOUNT_READINESS_MAX_DEALS - len(deals), cursor=cursor, with_terms=True
+        )
+        deals.extend(page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            return deals, False
+        if len(deals) >= ACCOUNT_READINESS_MAX_DEALS:
+            return deals, True
+
+
 async def _open_runs_if_current(engine: WorkflowEngine) -> None:
     # Only the engine that owns the process's DBOS counts its runs (tests start several gateways).
     if engine.current:
@@ -120,6 +186,7 @@ def create_process_app(
     app = Litestar(
         route_handlers=[
             check_activation_readiness,
+            check_account_activation_readiness,
             *RUN_ROUTES,
             *BILLING_ROUTES,
             *EVENT_ROUTES,

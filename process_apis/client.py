@@ -7,6 +7,8 @@ from urllib.parse import quote
 
 from apis.tier_client import TierClient
 from contracts.models.process import (
+    AccountReadiness,
+    AccountReadinessCheck,
     BillingRun,
     Owner,
     ReadinessCheck,
@@ -30,6 +32,14 @@ class ProcessApiClient(TierClient):
     async def activation_readiness(self, opportunity_id: str) -> ReadinessReport:
         return await self._post(
             "/process/v1/activation-readiness", ReadinessReport, ReadinessCheck(opportunity_id=opportunity_id)
+        )
+
+    async def activation_readiness_by_account(self, account_id: str) -> AccountReadiness:
+        """The readiness of every won, not yet activated deal of the account, by opportunity id."""
+        return await self._post(
+            "/process/v1/activation-readiness/by-account",
+            AccountReadiness,
+            AccountReadinessCheck(account_id=account_id),
         )
 
     # Runs and their queues

@@ -106,8 +106,19 @@ class SystemApiClient(TierClient):
         cursor: str | None = None,
         stage: OpportunityStage | None = None,
         modified_since: dt.datetime | None = None,
+        with_terms: bool = False,
     ) -> OpportunityPage:
-        params = _params(limit=limit, cursor=cursor, stage=stage, modified_since=modified_since)
+        """A page of opportunities (of one account, or all); ``with_terms`` (an account's only) gives each
+        its milestones and rate card, read with the page."""
+        if with_terms and not account_id:
+            raise ValueError("with_terms is an account's listing's parameter: give account_id")
+        params = _params(
+            limit=limit,
+            cursor=cursor,
+            stage=stage,
+            modified_since=modified_since,
+            with_terms=True if with_terms else None,
+        )
         path = (
             f"/system/v1/crm/accounts/{_seg(account_id)}/opportunities"
             if account_id

@@ -8,9 +8,12 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from contracts.models.common import Money, OpportunityId, RecordId
+from contracts.models.common import CustomerId, Money, OpportunityId, RecordId
 
 __all__ = [
+    "ACCOUNT_READINESS_MAX_DEALS",
+    "AccountReadiness",
+    "AccountReadinessCheck",
     "BillingProgress",
     "BillingRun",
     "BillingRunRequest",
@@ -63,6 +66,41 @@ class ReadinessCheck(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_f
     """Body of ``POST /process/v1/activation-readiness``."""
 
     opportunity_id: OpportunityId
+
+
+# How many of an account's deals one by-account readiness check reads (one CRM page): beyond it the answer
+# says ``truncated`` and the rest are not checked.
+ACCOUNT_READINESS_MAX_DEALS = 200
+
+
+class AccountReadinessCheck(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Body of ``POST /process/v1/activation-readiness/by-account``."""
+
+    account_id: CustomerId
+
+
+class AccountReadiness(msgspec.Struct, kw_only=True, frozen=True):
+    """The activation readiness of every won deal of an account not yet activated (no project), by
+    opportunity id; the same report ``POST /process/v1/activation-readiness`` gives for each."""
+
+    account_id: str
+    reports: Annotated[
+        dict[str, ReadinessReport],
+        msgspec.Meta(description="By opportunity id: each won deal of the account with no project yet."),
+    ]
+    deals_read: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0, description="How many of the account's deals were read (won or not), at most 200."
+        ),
+    ]
+    truncated: Annotated[
+        bool,
+        msgspec.Meta(
+            description="The account has more than 200 deals: only the first 200 in the CRM's order were "
+            "read, so a won deal beyond them has no report here."
+        ),
+    ] = False
 
 
 class ProjectActivationRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):

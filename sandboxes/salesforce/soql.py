@@ -791,7 +791,13 @@ class _Aggregate:
 
 @dataclass(frozen=True, slots=True)
 class _Children:
-    """A parent-to-child subquery: the children whose `reference` points at the row, as a query result."""
+    """A parent-to-child subquery: the children whose `reference` points at the row, as a query result.
+
+    As Salesforce renders it (SOQL and SOSL Reference, "Understanding Relationship Query Results"; REST API
+    Developer Guide, "Execute a SOQL Query", whose example nests an Account's ``Contacts``): the children
+    sit under the relationship name as a query result of their own, ``{"totalSize", "done", "records"}``,
+    each record with its ``attributes``, or ``null`` when the parent has none. The sandbox always nests
+    every child in one finished batch (``done: true``); real Salesforce may leave a big one unfinished."""
 
     relationship: str
     child: ObjectSchema

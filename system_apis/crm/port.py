@@ -54,9 +54,11 @@ class CrmPort(Protocol):
         cursor: str | None = None,
         stage: OpportunityStage | None = None,
         modified_since: dt.datetime | None = None,
+        with_terms: bool = False,
     ) -> OpportunityPage:
         """A page of opportunities (of one account, or all) in a stable order; ``cursor`` is the previous
-        page's ``next_cursor`` (opaque to callers)."""
+        page's ``next_cursor`` (opaque to callers). With ``with_terms`` each deal carries its milestones and
+        rate card as ``get_opportunity`` gives them (without, they are empty)."""
         ...
 
     async def update_opportunity_activation(

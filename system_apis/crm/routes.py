@@ -3,6 +3,7 @@ the invoice status sales see on the deal."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 import msgspec
@@ -30,6 +31,13 @@ __all__ = ["crm_routes"]
 Crm = NamedDependency[SkipValidation[CrmPort]]
 AccountId = Annotated[str, RecordIdPath]
 Stage = Annotated[OpportunityStage | None, QueryParameter(description="Only opportunities in this stage.")]
+WithTerms = Annotated[
+    bool,
+    QueryParameter(
+        description="Each opportunity with its deal milestones and rate card, as the single read gives them "
+        "(without it they are empty lists)."
+    ),
+]
 _TAGS = ["crm"]
 
 
@@ -84,7 +92,8 @@ async def list_account_contacts(
     "/system/v1/crm/accounts/{account_id:str}/opportunities",
     operation_id="listCrmAccountOpportunities",
     summary="List an account's opportunities, a page at a time",
-    description="Stable order; pass `next_cursor` back as `cursor` for the next page.",
+    description="Stable order; pass `next_cursor` back as `cursor` for the next page. With `with_terms=true` "
+    "each opportunity carries its deal milestones and rate card, read with the page.",
     scopes=["system:read"],
     errors=[404, *VENDOR_ERRORS],
     tags=_TAGS,
@@ -96,12 +105,28 @@ async def list_account_opportunities(
     cursor: Cursor = None,
     stage: Stage = None,
     modified_since: ModifiedSince = None,
+    with_terms: WithTerms = False,
 ) -> OpportunityPage:
-    await crm.get_customer(account_id)
-    with cursor_errors():
-        return await crm.list_opportunities(
-            account_id, limit=limit, cursor=cursor, stage=stage, modified_since=since(modified_since)
-        )
+    async def page() -> OpportunityPage:
+        with cursor_errors():
+            return await crm.list_opportunities(
+                account_id,
+                limit=limit,
+                cursor=cursor,
+                stage=stage,
+                modified_since=since(modified_since),
+                with_terms=with_terms,
+            )
+
+    # The account is read (an unknown one is a 404, not an empty page) alongside the page rather than
+    # before it: one vendor round trip instead of two. Both are awaited, and the account's error wins, so
+    # the answers are the ones the reads in turn gave.
+    account, listed = await asyncio.gather(crm.get_customer(account_id), page(), return_exceptions=True)
+    if isinstance(account, BaseException):
+        raise account
+    if isinstance(listed, BaseException):
+        raise listed
+    return listed
 
 
 @operation(

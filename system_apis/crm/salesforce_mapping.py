@@ -65,9 +65,11 @@ __all__ = [
     "INVOICE_TOTAL_FIELDS",
     "MILESTONE_FIELDS",
     "MILESTONE_OBJECT",
+    "MILESTONE_RELATIONSHIP",
     "OPPORTUNITY_FIELDS",
     "RATE_CARD_LINE_FIELDS",
     "RATE_CARD_LINE_OBJECT",
+    "RATE_CARD_LINE_RELATIONSHIP",
     "SELECT_LISTS",
     "STRATUM_CALL_OPTIONS",
     "STRATUM_CLIENT_ID",
@@ -77,6 +79,7 @@ __all__ = [
     "SalesforceInvoice",
     "SalesforceMilestone",
     "SalesforceOpportunity",
+    "SalesforceOpportunityWithTerms",
     "SalesforceQueryPage",
     "SalesforceRateCardLine",
     "account_to_customer",
@@ -215,6 +218,24 @@ class SalesforceQueryPage(msgspec.Struct, Generic[R], kw_only=True, frozen=True)
     next_records_url: str | None = msgspec.field(default=None, name="nextRecordsUrl")
 
 
+class SalesforceOpportunityWithTerms(SalesforceOpportunity, kw_only=True, frozen=True):
+    """An Opportunity read with its deal milestones and rate card as parent-to-child subqueries.
+
+    Salesforce nests each subquery's children under the relationship name as a query result of their own
+    (``{"totalSize", "done", "records"}``), or ``null`` when the deal has none (SOQL and SOSL Reference,
+    "Relationship Queries" / "Understanding Relationship Query Results": "the child records are returned
+    as a nested QueryResult"; REST API Developer Guide, "Execute a SOQL Query", example with a nested
+    ``Contacts`` result). A nested result may itself be unfinished (``done: false``) for a deal with many
+    children; the adapter then reads that deal's children on their own."""
+
+    milestones: SalesforceQueryPage[SalesforceMilestone] | None = msgspec.field(
+        default=None, name="Opportunity_Milestones__r"
+    )
+    rate_card: SalesforceQueryPage[SalesforceRateCardLine] | None = msgspec.field(
+        default=None, name="Rate_Card_Lines__r"
+    )
+
+
 # The client id the gateway's writes carry (REST API Developer Guide, "Call Options Header":
 # ``Sforce-Call-Options: client=...``). Change Data Capture reports it in ``changeOrigin``
 # (``com/salesforce/api/rest/61.0;client=stratum``), which is how the gateway recognises, and drops, the
@@ -226,6 +247,11 @@ STRATUM_CALL_OPTIONS = {"Sforce-Call-Options": f"client={STRATUM_CLIENT_ID}"}
 MILESTONE_OBJECT = "Opportunity_Milestone__c"
 RATE_CARD_LINE_OBJECT = "Rate_Card_Line__c"
 INVOICE_OBJECT = "Stratum_Invoice__c"
+# The child relationships of the custom lookups to Opportunity (``Opportunity__c``): the names a
+# parent-to-child subquery selects FROM (a custom relationship's name ends in ``__r``). They must match the
+# field names of ``SalesforceOpportunityWithTerms``.
+MILESTONE_RELATIONSHIP = "Opportunity_Milestones__r"
+RATE_CARD_LINE_RELATIONSHIP = "Rate_Card_Lines__r"
 
 
 class CustomField(msgspec.Struct, kw_only=True, frozen=True):
@@ -328,6 +354,7 @@ _query_page_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
     for record_type in (
         SalesforceAccount,
         SalesforceOpportunity,
+        SalesforceOpportunityWithTerms,
         SalesforceContact,
         SalesforceMilestone,
         SalesforceRateCardLine,

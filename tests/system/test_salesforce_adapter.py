@@ -1079,3 +1079,120 @@ async def test_the_queries_are_valid_soql(sandbox: Sandbox) -> None:
     ]:
         answer = await sandbox.raw_query(soql)
         assert answer.status_code == 200, answer.text
+
+
+# --- a page of deals with their terms (with_terms) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(("account_id", "limit"), [(DEMO_ACCOUNT_ID, 25), (BIG_ACCOUNT_ID, 200)])
+async def test_a_page_with_terms_gives_each_deal_as_read_alone_in_one_query(
+    sandbox: Sandbox, crm: SalesforceCrm, account_id: str, limit: int
+) -> None:
+    page = await crm.list_opportunities(account_id, limit=limit, with_terms=True)
+    asked = await sandbox.data_requests()
+    # One query, children as subqueries (a page of 200 and its look-ahead record take a second batch).
+    paths = [r["path"] for r in asked]
+    assert paths.count(f"{DATA}/query/") == 1
+    assert all(path.startswith(f"{DATA}/query/01g") for path in paths if path != f"{DATA}/query/")
+    assert page.items
+    assert any(o.milestones for o in page.items)
+    assert any(o.rate_card for o in page.items)
+    for listed in page.items:
+        assert listed == await crm.get_opportunity(listed.id)
+    plain = await crm.list_opportunities(account_id, limit=limit)
+    assert [o.id for o in plain.items] == [o.id for o in page.items]
+    assert plain.next_cursor == page.next_cursor
+    assert all((o.milestones, o.rate_card) == ([], []) for o in plain.items)
+
+
+async def test_pages_with_terms_follow_the_cursor(crm: SalesforceCrm) -> None:
+    first = await crm.list_opportunities(BIG_ACCOUNT_ID, limit=150, with_terms=True)
+    assert first.next_cursor is not None
+    rest = await crm.list_opportunities(BIG_ACCOUNT_ID, limit=150, cursor=first.next_cursor, with_terms=True)
+    assert rest.next_cursor is None
+    assert len(first.items) + len(rest.items) == BIG_ACCOUNT_OPPORTUNITY_COUNT
+
+
+def test_the_terms_are_parent_to_child_subqueries() -> None:
+    soql = opportunity_query(DEMO_ACCOUNT_ID, limit=25, terms=(MILESTONE_OBJECT, RATE_CARD_LINE_OBJECT))
+    assert f"(SELECT {', '.join(MILESTONE_FIELDS)} FROM Opportunity_Milestones__r ORDER BY" in soql
+    assert f"(SELECT {', '.join(RATE_CARD_LINE_FIELDS)} FROM Rate_Card_Lines__r ORDER BY" in soql
+    assert soql.endswith(f"FROM Opportunity WHERE AccountId = '{DEMO_ACCOUNT_ID}' ORDER BY Id LIMIT 26")
+    assert "Opportunity_Milestones__r" not in opportunity_query(DEMO_ACCOUNT_ID, limit=25)
+
+
+def _refusing_subqueries(
+    sandbox: Sandbox, asked: list[str]
+) -> Callable[[httpx.Request], Awaitable[httpx.Response]]:
+    """An org without the gateway's custom objects: neither they nor their relationships are known."""
+    objects = _without_custom_objects(sandbox, asked)
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        soql = request.url.params.get("q", "")
+        if "__r " in soql:
+            asked.append("subquery")
+            body = [{"message": "Didn't understand relationship", "errorCode": "INVALID_TYPE"}]
+            return httpx.Response(400, json=body)
+        return await objects(request)
+
+    return handler
+
+
+async def test_an_org_without_the_child_objects_lists_deals_with_no_terms(sandbox: Sandbox) -> None:
+    asked: list[str] = []
+    crm = SalesforceCrm(
+        SalesforceSettings(base_url=BASE_URL),
+        transport=httpx.MockTransport(_refusing_subqueries(sandbox, asked)),
+    )
+    try:
+        with capture_logs() as logs:
+            page = await crm.list_opportunities(DEMO_ACCOUNT_ID, limit=25, with_terms=True)
+            again = await crm.list_opportunities(DEMO_ACCOUNT_ID, limit=25, with_terms=True)
+    finally:
+        await crm.close()
+    assert page.items
+    assert all((o.milestones, o.rate_card) == ([], []) for o in page.items)
+    assert again == page
+    # The subquery was refused once; then each object's absence was learnt by its own query, and the second
+    # page asked for neither.
+    assert asked.count("subquery") == 1
+    assert {MILESTONE_OBJECT, RATE_CARD_LINE_OBJECT} <= set(asked)
+    assert any(e["event"] == "salesforce_terms_subquery_refused" for e in logs)
+
+
+async def test_a_deal_with_more_children_than_one_nested_batch_has_them_read_alone(sandbox: Sandbox) -> None:
+    # Salesforce may answer a subquery's children in batches (done: false and a nextRecordsUrl of their
+    # own): the adapter then reads that deal's children by their lookup instead of keeping a part.
+    cut: list[str] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        response = await sandbox.transport.handle_async_request(request)
+        if "Rate_Card_Lines__r" not in request.url.params.get("q", ""):
+            return response
+        await response.aread()
+        body = msgspec.json.decode(response.content)
+        for record in body["records"]:
+            nested = record.get("Rate_Card_Lines__r")
+            if nested and nested["totalSize"] > 1:
+                nested.update(done=False, records=nested["records"][:1], nextRecordsUrl=f"{DATA}/query/x-1")
+                cut.append(record["Id"])
+                break
+        return httpx.Response(200, json=body, headers={"Content-Type": "application/json"})
+
+    crm = SalesforceCrm(SalesforceSettings(base_url=BASE_URL), transport=httpx.MockTransport(handler))
+    try:
+        page = await crm.list_opportunities(BIG_ACCOUNT_ID, limit=200, with_terms=True)
+        assert cut, "the seed should have a deal with several rate card lines"
+        deal = next(o for o in page.items if o.id == cut[0])
+        assert deal == await crm.get_opportunity(cut[0])
+        assert len(deal.rate_card) > 1
+    finally:
+        await crm.close()
+
+
+async def test_the_listing_with_terms_answers_a_failed_query_as_the_vendor_error(
+    sandbox: Sandbox, crm: SalesforceCrm
+) -> None:
+    await sandbox.fault(kind="error", status=503, path_pattern="/query")
+    with pytest.raises(VendorUnavailable):
+        await crm.list_opportunities(DEMO_ACCOUNT_ID, limit=25, with_terms=True)
