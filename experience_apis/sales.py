@@ -6,7 +6,6 @@ section waits for the page only to put each report on its deal."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated
@@ -40,23 +39,6 @@ class _Ask:
     account_id: str
     limit: int
     cursor: str | None
-    # The account's by-account readiness check, asked for when the view starts (``_ask``).
-    readiness: asyncio.Future[AccountReadiness]
-
-
-def _ask(clients: ExperienceClients, account_id: str, limit: int, cursor: str | None) -> _Ask:
-    """The view's question, with its readiness check already under way: the check needs only the account
-    id, so it runs alongside the account and the page rather than after the page."""
-    readiness = asyncio.ensure_future(clients.process.activation_readiness_by_account(account_id))
-    return _Ask(clients=clients, account_id=account_id, limit=limit, cursor=cursor, readiness=readiness)
-
-
-async def _settle(ask: _Ask) -> None:
-    """Leave no check running, and no failure unread, once the view is composed (or has failed): a
-    readiness section that never ran (its page unavailable) leaves the check behind."""
-    if not ask.readiness.done():
-        ask.readiness.cancel()
-    await asyncio.gather(ask.readiness, return_exceptions=True)
 
 
 async def _account(ask: _Ask, done: Composed) -> Customer:
@@ -68,8 +50,9 @@ async def _opportunities(ask: _Ask, done: Composed) -> OpportunityPage:
 
 
 async def _readiness(ask: _Ask, done: Composed) -> AccountReadiness:
-    # Already asked (``_ask``); its timeout runs from here, and cancelling this wait cancels the check.
-    return await ask.readiness
+    # The check needs only the account id, so it runs beside the account and the page; the handler puts
+    # each report on its deal of the page.
+    return await ask.clients.process.activation_readiness_by_account(ask.account_id)
 
 
 def _readiness_on(opportunity: Opportunity, answer: AccountReadiness) -> ReadinessSummary:
@@ -109,11 +92,10 @@ SALES_ACCOUNT_VIEW: View[_Ask] = View(
             (_READINESS_SOURCE,),
             _readiness,
             timeout=8.0,
-            after=("opportunities",),
             description=(
                 "Activation readiness of each won deal not yet activated, on its opportunity: one check of "
-                "the account's deals, asked for with the account and the page (it waits for the page only to "
-                "put each report on its deal). A won deal the check did not cover is `unavailable` with "
+                "the account's deals, read beside the account and the page, each report then put on its "
+                "deal of the page. A won deal the check did not cover is `unavailable` with "
                 f"code `{_NOT_CHECKED}` (e.g. beyond the {ACCOUNT_READINESS_MAX_DEALS} deals it reads)."
             ),
         ),
@@ -141,11 +123,9 @@ async def get_sales_account_view(
     limit: Annotated[int, QueryParameter(ge=1, le=100, description="Opportunities per page.")] = 25,
     cursor: Annotated[str | None, QueryParameter(max_length=512)] = None,
 ) -> SalesAccountView:
-    ask = _ask(clients, account_id, limit, cursor)
-    try:
-        done = await SALES_ACCOUNT_VIEW.compose(ask)
-    finally:
-        await _settle(ask)
+    done = await SALES_ACCOUNT_VIEW.compose(
+        _Ask(clients=clients, account_id=account_id, limit=limit, cursor=cursor)
+    )
     account = done.section("account", AccountSection, lambda customer: {"data": customer})
     readiness: AccountReadiness | None = done.value_or("readiness", None)
     readiness_down = ReadinessSummary(status=SectionStatus.UNAVAILABLE, error=done.error("readiness"))
