@@ -215,6 +215,17 @@ def _sources(context: dict[str, str]) -> dict[str, Call]:
             "system:read",
             params={**whole, "project_id": context["projects"], "through": through},
         ),
+        *(
+            # Every project's billable items of one kind, as the unbilled view reads them (kinds at once).
+            Call(
+                f"psa.billable-items-all-{kind}",
+                "GET",
+                "/system/v1/psa/billable-items",
+                "system:read",
+                params={"limit": 1000, "through": through, "kind": kind},
+            )
+            for kind in ("time", "expense", "milestone")
+        ),
         Call("psa.project-invoices", "GET", f"/system/v1/psa/projects/{project}/invoices", "system:read"),
         Call(
             "psa.invoice-by-key",
@@ -229,7 +240,8 @@ def _sources(context: dict[str, str]) -> dict[str, Call]:
             f"/system/v1/psa/projects/{project}/staffing-demands",
             "system:read",
         ),
-        Call("erp.invoices", "GET", "/system/v1/erp/invoices", "system:read", params=whole),
+        # A page of 1,000, as the receivables view reads every invoice.
+        Call("erp.invoices", "GET", "/system/v1/erp/invoices", "system:read", params={"limit": 1000}),
         Call("erp.invoice", "GET", f"/system/v1/erp/invoices/{context['erp_invoice_id']}", "system:read"),
         Call("erp.customer", "GET", f"/system/v1/erp/customers/{context['erp_customer']}", "system:read"),
         Call(
@@ -271,7 +283,9 @@ VIEW_SOURCES: dict[str, tuple[str, ...]] = {
     "finance.unbilled": (
         "psa.projects",
         "crm.won-opportunities",
-        "psa.billable-items-of-projects",
+        "psa.billable-items-all-time",
+        "psa.billable-items-all-expense",
+        "psa.billable-items-all-milestone",
         "crm.account",
     ),
     "finance.receivables": ("erp.invoices", "erp.customer"),

@@ -73,7 +73,8 @@ from experience_apis.client import ExperienceClients
 from experience_apis.compose import Composed, Section, SectionFailure, View
 from experience_apis.paging import CurrencyFilter, Cursor, LegalEntityFilter, Paging, ViewLimit
 from process_apis.billing_pricing import billing_key_as_written, parse_billing_key, run_id_of_billing_key
-from system_apis.psa.port import MAX_PROJECTS_AT_ONCE
+from system_apis.erp.port import MAX_INVOICE_PAGE
+from system_apis.psa.port import MAX_BILLABLE_PAGE, MAX_PROJECTS_AT_ONCE
 
 __all__ = [
     "FINANCE_APPROVALS_VIEW",
@@ -196,10 +197,23 @@ async def _unbilled_deals(ask: _UnbilledAsk, done: Composed) -> _Deals:
 
 
 async def _unbilled_items(ask: _UnbilledAsk, done: Composed) -> dict[str, list[BillableItem]]:
-    """Every project's items, in listings of ``MAX_PROJECTS_AT_ONCE`` projects (one question asked once,
-    not once a project); a project gone from the PSA between the two reads has none."""
-    projects: list[Project] = done.value("projects")
-    return await billable_items_of(ask.clients, [p.id for p in projects], ask.today)
+    """Every project's items, by project: the PSA's account-wide listing (no project named, so it does not
+    wait for the projects), a kind a listing, the kinds read at once, in pages of ``MAX_BILLABLE_PAGE``.
+    The rows are the projects': an item of a project the projects' listing does not show is not one."""
+
+    async def of(kind: BillableItemKind) -> list[BillableItem]:
+        return await _read_all(
+            lambda cursor: ask.clients.system.list_billable_items_of(
+                None, through=ask.today, kind=kind, limit=MAX_BILLABLE_PAGE, cursor=cursor
+            ),
+            "billable items",
+        )
+
+    by_project: dict[str, list[BillableItem]] = defaultdict(list)
+    for items in await asyncio.gather(*(of(kind) for kind in _LISTED_KINDS)):
+        for item in items:
+            by_project[item.project_id].append(item)
+    return dict(by_project)
 
 
 # The kinds a PSA listing holds, each read as its own listing at once (the listing itself reads them one
@@ -379,9 +393,8 @@ FINANCE_UNBILLED_VIEW: View[_UnbilledAsk] = View(
             _unbilled_items,
             required=True,
             timeout=25.0,
-            after=("projects",),
-            description="Each project's approved, billable, uninvoiced items through today, read for "
-            f"{MAX_PROJECTS_AT_ONCE} projects at a time in one listing.",
+            description="Every project's approved, billable, uninvoiced items through today, in the PSA's "
+            f"one listing of every project (pages of {MAX_BILLABLE_PAGE}), read beside the projects.",
         ),
         Section(
             "customer_names",
@@ -553,8 +566,9 @@ async def _receivable_invoices(ask: _ReceivablesAsk, done: Composed) -> _Invoice
     cursor: str | None = None
     while True:
         try:
+            # The ERPs' largest page: every open invoice in a fifth of the calls pages of 200 took.
             page = await ask.clients.system.list_invoices(
-                customer_id=ask.customer_id, limit=PAGE, cursor=cursor
+                customer_id=ask.customer_id, limit=MAX_INVOICE_PAGE, cursor=cursor
             )
         except ProblemError as exc:
             if ask.customer_id is not None and _gone(exc):  # an ERP without that customer: nothing owed

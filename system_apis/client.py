@@ -222,17 +222,21 @@ class SystemApiClient(TierClient):
 
     async def list_billable_items_of(
         self,
-        project_ids: list[str],
+        project_ids: list[str] | None,
         *,
         through: dt.date,
         kind: BillableItemKind | None = None,
         limit: int = 100,
         cursor: str | None = None,
     ) -> BillableItemPage:
-        """The unbilled billable items of several projects (at most 50) in one listing, or of one ``kind``;
-        each names its project."""
+        """The unbilled billable items of several projects (at most 50) in one listing, or of every project
+        (``project_ids`` None; pages of up to 1,000), or of one ``kind``; each names its project."""
         params = _params(
-            project_id=",".join(project_ids), through=through, kind=kind, limit=limit, cursor=cursor
+            project_id=",".join(project_ids) if project_ids is not None else None,
+            through=through,
+            kind=kind,
+            limit=limit,
+            cursor=cursor,
         )
         return await self._get("/system/v1/psa/billable-items", BillableItemPage, params)
 

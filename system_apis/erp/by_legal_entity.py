@@ -10,6 +10,7 @@ other behind one cursor, so "all invoices" means all of them, whichever ERP hold
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Mapping
 
@@ -222,11 +223,50 @@ class ErpByLegalEntity:
                 skipped=self._skipped(name, page.skipped),
             )
         index, inner = self._position(cursor)
+        # At the start of an ERP's listing, the next ERPs' first pages are read at once with it: where its
+        # listing ends on this page and theirs fit in what is left of it, the page goes on with them (an
+        # ERP's listing never split: each is whole or not there), so "every invoice" of a few ERPs is one
+        # round of calls, not one ERP after another. A read ahead that does not fit, or fails, is dropped:
+        # the cursor then points at that ERP's start, and reading it there answers (or fails) as before.
+        ahead = (
+            [
+                asyncio.ensure_future(self._invoice_page(later, query, limit, None))
+                for later in range(index + 1, len(self.order))
+            ]
+            if inner is None
+            else []
+        )
+        try:
+            page = await self._invoice_page(index, query, limit, inner)
+            items, skipped, at, after = list(page.items), list(page.skipped), index, page.next_cursor
+            for later, read in enumerate(ahead, start=index + 1):
+                if after is not None:
+                    break
+                try:
+                    more = await read
+                except Exception:  # only read ahead: the next page reads that ERP again
+                    break
+                if len(items) + len(more.items) > limit:
+                    break
+                items += more.items
+                skipped += more.skipped
+                at, after = later, more.next_cursor
+            return InvoicePage(items=items, next_cursor=self._next(at, after), skipped=skipped)
+        finally:
+            for read in ahead:
+                if not read.done():
+                    read.cancel()
+                elif not read.cancelled():
+                    read.exception()  # retrieved: a dropped read ahead's failure is not an unhandled one
+
+    async def _invoice_page(
+        self, index: int, query: InvoiceFilter, limit: int, inner: str | None
+    ) -> InvoicePage:
         name = self.order[index]
         page = await self.erps[name].list_invoices(query, limit=limit, cursor=inner)
         return InvoicePage(
             items=[self._invoice(name, i) for i in page.items],
-            next_cursor=self._next(index, page.next_cursor),
+            next_cursor=page.next_cursor,
             skipped=self._skipped(name, page.skipped),
         )
 

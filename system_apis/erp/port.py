@@ -25,7 +25,14 @@ from contracts.models import (
     ProjectCreate,
 )
 
-__all__ = ["ErpPort", "InvoiceFilter"]
+__all__ = ["MAX_INVOICE_PAGE", "ErpPort", "InvoiceFilter"]
+
+# ``list_invoices`` takes pages of up to this many invoices: NetSuite's SuiteQL pages up to 1,000 rows
+# (``POST query/v1/suiteql?limit=``, "page <= 1000": VENDORS.md; Oracle's SuiteTalk REST guide, "Paging",
+# limit 1-1000) and Business Central takes any ``$top`` (OData v4 system query option), paging its answer
+# by ``@odata.nextLink`` (server page 20,000). A view that reads every open invoice makes a fifth of the
+# calls it made at 200.
+MAX_INVOICE_PAGE = 1000
 
 
 class InvoiceFilter(msgspec.Struct, kw_only=True, frozen=True):
@@ -85,7 +92,9 @@ class ErpPort(Protocol):
 
     async def list_invoices(
         self, query: InvoiceFilter, *, limit: int, cursor: str | None = None
-    ) -> InvoicePage: ...
+    ) -> InvoicePage:
+        """A page of at most ``limit`` (1 to ``MAX_INVOICE_PAGE``) invoices, in a stable order."""
+        ...
 
     async def create_invoice(self, command: InvoiceCreate) -> tuple[Invoice, bool]:
         """Raise an invoice; one per ``external_key``: a retried or replayed billing run never bills twice."""

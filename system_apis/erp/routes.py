@@ -31,7 +31,7 @@ from contracts.models import (
     Project,
     ProjectCreate,
 )
-from system_apis.erp.port import ErpPort, InvoiceFilter
+from system_apis.erp.port import MAX_INVOICE_PAGE, ErpPort, InvoiceFilter
 from system_apis.errors import VendorBadResponse, VendorRejected
 from system_apis.params import (
     Cursor,
@@ -48,6 +48,14 @@ __all__ = ["erp_routes"]
 Erp = NamedDependency[SkipValidation[ErpPort]]
 Id = Annotated[str, RecordIdPath]
 IdFilter = Annotated[str | None, QueryParameter(pattern=r"^[A-Za-z0-9_:.-]{1,64}$")]
+InvoiceLimit = Annotated[
+    int,
+    QueryParameter(
+        ge=1,
+        le=MAX_INVOICE_PAGE,
+        description=f"Page size (at most {MAX_INVOICE_PAGE}: both ERPs page that many invoices at once).",
+    ),
+]
 _TAGS = ["erp"]
 
 
@@ -217,7 +225,7 @@ async def list_invoices(
         InvoiceStatus | None, QueryParameter(description="Only invoices in this status.")
     ] = None,
     modified_since: ModifiedSince = None,
-    limit: Limit = 50,
+    limit: InvoiceLimit = 50,
     cursor: Cursor = None,
 ) -> InvoicePage:
     query = InvoiceFilter(customer_id=customer_id, status=status, modified_since=since(modified_since))

@@ -163,7 +163,7 @@ from system_apis.psa.kantata_mapping import (
     workspace_create_body,
     workspace_references,
 )
-from system_apis.psa.port import PeriodFilter
+from system_apis.psa.port import MAX_BILLABLE_PAGE, MAX_PROJECTS_AT_ONCE, PeriodFilter
 from system_apis.records import map_page, map_record
 from system_apis.vendor_checks import Check
 from system_apis.vendor_http import (
@@ -264,7 +264,7 @@ class _BillingCursor(msgspec.Struct, kw_only=True, frozen=True):
     fingerprint: str
 
 
-_BILLING_CURSOR_TEXT = re.compile(r"^b1\.([0-2])\.([1-9][0-9]{0,6})\.([1-9][0-9]{0,2})\.([0-9a-f]{16})$")
+_BILLING_CURSOR_TEXT = re.compile(r"^b1\.([0-2])\.([1-9][0-9]{0,6})\.([1-9][0-9]{0,3})\.([0-9a-f]{16})$")
 
 
 def _encode_billing_cursor(cursor: _BillingCursor) -> str:
@@ -273,7 +273,7 @@ def _encode_billing_cursor(cursor: _BillingCursor) -> str:
 
 def _decode_billing_cursor(cursor: str) -> _BillingCursor:
     match = _BILLING_CURSOR_TEXT.fullmatch(unwrap_cursor(cursor, max_length=96))
-    if match is None or int(match.group(3)) > MAX_PER_PAGE:
+    if match is None or int(match.group(3)) > MAX_BILLABLE_PAGE:
         raise InvalidCursor("cursor is not one this API produced")
     return _BillingCursor(
         phase=int(match.group(1)),
@@ -592,30 +592,102 @@ class KantataPsa:
         (``approved``, ``billable``/``is_billable``, ``is_invoiced=false``, the date range); the records
         are checked again here, since a filter Kantata ignored must not put an invoiced item on a second
         invoice."""
-        if not 1 <= limit <= MAX_PER_PAGE:
-            raise ValueError(f"limit must be between 1 and {MAX_PER_PAGE}")
         fingerprint = query_fingerprint("billable-items", {"project": project_id, "through": str(through)})
         if cursor is None:
-            phase, page = 0, 1
             await self._show_workspace(project_id)  # NotFound for a project Kantata does not have
+        return await self._billable_page(
+            [project_id], through=through, limit=limit, cursor=cursor, kind=None, fingerprint=fingerprint
+        )
+
+    async def list_billable_items_of(
+        self,
+        project_ids: Sequence[str] | None,
+        *,
+        through: dt.date,
+        limit: int,
+        cursor: str | None = None,
+        kind: BillableItemKind | None = None,
+    ) -> BillableItemPage:
+        """``list_billable_items`` for several projects in one listing: Kantata filters its collections by
+        many workspaces at once (``workspace_id=1,2,3``, as ``_milestones`` reads a page of projects'
+        stories), so a view that asks every project's unbilled work makes one listing's calls, not one
+        listing's per project. ``project_ids`` None: every project of the account, the collections read
+        with no ``workspace_id`` filter at all (as singer-io/tap-mavenlink reads ``/time_entries.json``
+        account-wide, with ``from_archived_workspaces=true``: tap_mavenlink/streams/time_entries.py), with
+        the same approved/billable/uninvoiced filters. Time entries, then expenses, then completed billable
+        milestones, each kind in id order across the projects; each item names its project. A project
+        Kantata does not have has no items (no 404: the listing reads what is there). The same checks as
+        for one project."""
+        ids = (
+            None
+            if project_ids is None
+            else sorted({p for p in project_ids if _KANTATA_ID.fullmatch(p)}, key=lambda p: (len(p), p))
+        )
+        key = {
+            "projects": "*" if ids is None else ",".join(ids),
+            "through": str(through),
+            "kind": kind.value if kind else "",
+        }
+        return await self._billable_page(
+            ids,
+            through=through,
+            limit=limit,
+            cursor=cursor,
+            kind=kind,
+            fingerprint=query_fingerprint("billable-items-of", key),
+        )
+
+    async def _billable_page(
+        self,
+        project_ids: Sequence[str] | None,
+        *,
+        through: dt.date,
+        limit: int,
+        cursor: str | None,
+        kind: BillableItemKind | None,
+        fingerprint: str,
+    ) -> BillableItemPage:
+        """One page of the billable items of these workspaces (``None``: of the whole account), of one
+        ``kind`` or of all three one after another. A page of more than Kantata's 200 records is that many
+        of Kantata's pages of 200, the first read, then the others at once."""
+        if not 1 <= limit <= MAX_BILLABLE_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_BILLABLE_PAGE}")
+        if cursor is None:
+            phase, page = _KIND_PHASE.get(kind, 0) if kind is not None else 0, 1
         else:
             position = _decode_billing_cursor(cursor)
             if position.fingerprint != fingerprint or position.per_page != limit:
                 raise InvalidCursor("cursor belongs to another query or page size")
             phase, page = position.phase, position.page
+        if project_ids is not None and not project_ids:
+            return BillableItemPage(items=[])
+        if kind is not None and kind not in _KIND_PHASE:  # a retainer fee is no PSA record
+            return BillableItemPage(items=[])
+        wanted = None if project_ids is None else set(project_ids)
+
+        def mine(workspace_id: Any) -> bool:
+            return wanted is None or _str(workspace_id) in wanted
+
+        scope = {} if project_ids is None else {"workspace_id": ",".join(project_ids)}
+        per_page = min(limit, MAX_PER_PAGE)
+        span = -(-limit // per_page)  # Kantata's pages in one of ours
         window = f"{_EARLIEST.isoformat()}:{through.isoformat()}"
-        common = {"workspace_id": project_id, "order": "id:asc", "from_archived_workspaces": "true"}
+        common = {**scope, "order": "id:asc", "from_archived_workspaces": "true"}
         if phase == 0:
             params = {**common, "approved": "true", "billable": "true", "is_invoiced": "false"}
-            envelope = await self._page(
-                "time_entries.json", {**params, "date_performed_between": window}, page, limit
+            envelopes = await self._pages(
+                "time_entries.json", {**params, "date_performed_between": window}, page, per_page, span
             )
             with _unusable("time entry list"):
-                entries = ordered(envelope, "time_entries", envelope.time_entries)
+                entries = [e for env in envelopes for e in ordered(env, "time_entries", env.time_entries)]
             wanted_entries = [
                 e
                 for e in entries
-                if e.approved and e.billable and not e.is_invoiced and e.date_performed[:10] <= str(through)
+                if mine(e.workspace_id)
+                and e.approved
+                and e.billable
+                and not e.is_invoiced
+                and e.date_performed[:10] <= str(through)
             ]
             # The deal's rate card names roles; Kantata's time entry names its role by id.
             names = await self._role_names({_str(e.role_id) for e in wanted_entries if e.role_id is not None})
@@ -628,134 +700,16 @@ class KantataPsa:
             )
         elif phase == 1:
             params = {**common, "approved": "true", "is_billable": "true", "is_invoiced": "false"}
-            envelope = await self._page(
-                "expenses.json", {**params, "date_expensed_between": window}, page, limit
+            envelopes = await self._pages(
+                "expenses.json", {**params, "date_expensed_between": window}, page, per_page, span
             )
             with _unusable("expense list"):
-                expenses = ordered(envelope, "expenses", envelope.expenses)
+                expenses = [x for env in envelopes for x in ordered(env, "expenses", env.expenses)]
             wanted_expenses = [
                 x
                 for x in expenses
+                if mine(x.workspace_id)
                 # Kantata's `approved=true` selected these; an answer without `approved` is not a refusal.
-                if x.approved is not False
-                and (x.is_billable if x.is_billable is not None else x.billable)
-                and not x.is_invoiced
-                and x.date[:10] <= str(through)
-            ]
-            items, skipped = map_page(
-                VENDOR, "expense", wanted_expenses, billable_expense, record_id=_record_id
-            )
-        else:
-            params = {
-                "workspace_id": project_id,
-                "story_type": "milestone",
-                "billable": "true",
-                "state": "completed",
-                "order": "id:asc",
-            }
-            envelope = await self._page("stories.json", params, page, limit)
-            with _unusable("story list"):
-                stories = ordered(envelope, "stories", envelope.stories)
-            workspace = _only_workspace(await self._show_workspace(project_id))
-            # A story is never on an invoice itself: the billing milestone that bills it is.
-            invoiced = _invoiced_stories(await self._billing_milestones(project_id))
-            wanted_stories = [
-                s
-                for s in stories
-                if s.story_type == "milestone"
-                and s.billable
-                and milestone_status_from_state(s.state) is MilestoneStatus.COMPLETED
-                and _str(s.id) not in invoiced
-                and (milestone_date(s) or through) <= through
-            ]
-            items, skipped = map_page(
-                VENDOR,
-                "milestone",
-                wanted_stories,
-                lambda story: billable_milestone(story, currency=workspace.currency),
-                record_id=_record_id,
-            )
-        next_position: _BillingCursor | None = None
-        if _has_more(envelope, page, limit):
-            next_position = _BillingCursor(
-                phase=phase, page=page + 1, per_page=limit, fingerprint=fingerprint
-            )
-        elif phase < 2:
-            next_position = _BillingCursor(phase=phase + 1, page=1, per_page=limit, fingerprint=fingerprint)
-        return BillableItemPage(
-            items=items,
-            next_cursor=None if next_position is None else _encode_billing_cursor(next_position),
-            skipped=skipped,
-        )
-
-    async def list_billable_items_of(
-        self,
-        project_ids: Sequence[str],
-        *,
-        through: dt.date,
-        limit: int,
-        cursor: str | None = None,
-        kind: BillableItemKind | None = None,
-    ) -> BillableItemPage:
-        """``list_billable_items`` for several projects in one listing: Kantata filters its collections by
-        many workspaces at once (``workspace_id=1,2,3``, as ``_milestones`` reads a page of projects'
-        stories), so a view that asks every project's unbilled work makes one listing's calls, not one
-        listing's per project. Time entries, then expenses, then completed billable milestones, each kind
-        in id order across the projects; each item names its project. A project Kantata does not have
-        has no items (no 404: the listing reads what is there). The same checks as for one project."""
-        if not 1 <= limit <= MAX_PER_PAGE:
-            raise ValueError(f"limit must be between 1 and {MAX_PER_PAGE}")
-        ids = sorted({p for p in project_ids if _KANTATA_ID.fullmatch(p)}, key=lambda p: (len(p), p))
-        key = {"projects": ",".join(ids), "through": str(through), "kind": kind.value if kind else ""}
-        fingerprint = query_fingerprint("billable-items-of", key)
-        if cursor is None:
-            phase, page = _KIND_PHASE.get(kind, 0) if kind is not None else 0, 1
-        else:
-            position = _decode_billing_cursor(cursor)
-            if position.fingerprint != fingerprint or position.per_page != limit:
-                raise InvalidCursor("cursor belongs to another query or page size")
-            phase, page = position.phase, position.page
-        if not ids or (kind is not None and kind not in _KIND_PHASE):  # a retainer fee is no PSA record
-            return BillableItemPage(items=[])
-        wanted_ids = set(ids)
-        workspaces = ",".join(ids)
-        window = f"{_EARLIEST.isoformat()}:{through.isoformat()}"
-        common = {"workspace_id": workspaces, "order": "id:asc", "from_archived_workspaces": "true"}
-        if phase == 0:
-            params = {**common, "approved": "true", "billable": "true", "is_invoiced": "false"}
-            envelope = await self._page(
-                "time_entries.json", {**params, "date_performed_between": window}, page, limit
-            )
-            with _unusable("time entry list"):
-                entries = ordered(envelope, "time_entries", envelope.time_entries)
-            wanted_entries = [
-                e
-                for e in entries
-                if _str(e.workspace_id) in wanted_ids
-                and e.approved
-                and e.billable
-                and not e.is_invoiced
-                and e.date_performed[:10] <= str(through)
-            ]
-            names = await self._role_names({_str(e.role_id) for e in wanted_entries if e.role_id is not None})
-            items, skipped = map_page(
-                VENDOR,
-                "time entry",
-                wanted_entries,
-                lambda entry: billable_time(entry, role_names=names),
-                record_id=_record_id,
-            )
-        elif phase == 1:
-            params = {**common, "approved": "true", "is_billable": "true", "is_invoiced": "false"}
-            envelope = await self._page(
-                "expenses.json", {**params, "date_expensed_between": window}, page, limit
-            )
-            with _unusable("expense list"):
-                expenses = ordered(envelope, "expenses", envelope.expenses)
-            wanted_expenses = [
-                x
-                for x in expenses
-                if _str(x.workspace_id) in wanted_ids
                 and x.approved is not False
                 and (x.is_billable if x.is_billable is not None else x.billable)
                 and not x.is_invoiced
@@ -766,25 +720,26 @@ class KantataPsa:
             )
         else:
             params = {
-                "workspace_id": workspaces,
+                **scope,
                 "story_type": "milestone",
                 "billable": "true",
                 "state": "completed",
                 "order": "id:asc",
             }
-            # The stories, their workspaces' currencies and the billing schedules, read at once.
-            envelope, listed, schedule = await asyncio.gather(
-                self._page("stories.json", params, page, limit),
-                self._page(
-                    "workspaces.json", {"only": workspaces, "include_archived": "true"}, 1, MAX_PER_PAGE
-                ),
-                self._billing_milestones(workspaces),
-            )
-            with _unusable("story list"):
-                stories = ordered(envelope, "stories", envelope.stories)
-            with _unusable("workspace list"):
-                currency = {_str(w.id): w.currency for w in ordered(listed, "workspaces", listed.workspaces)}
-            invoiced = _invoiced_stories([r for r in schedule if _str(r.workspace_id) in wanted_ids])
+            stories_read = self._pages("stories.json", params, page, per_page, span)
+            if project_ids is None:
+                # The stories say which workspaces' currencies and billing schedules are needed.
+                envelopes = await stories_read
+                with _unusable("story list"):
+                    stories = [s for env in envelopes for s in ordered(env, "stories", env.stories)]
+                currency, invoiced = await self._milestone_context({_str(s.workspace_id) for s in stories})
+            else:
+                # The stories, their workspaces' currencies and the billing schedules, read at once.
+                envelopes, (currency, invoiced) = await asyncio.gather(
+                    stories_read, self._milestone_context(set(project_ids))
+                )
+                with _unusable("story list"):
+                    stories = [s for env in envelopes for s in ordered(env, "stories", env.stories)]
             wanted_stories = [
                 s
                 for s in stories
@@ -802,10 +757,11 @@ class KantataPsa:
                 lambda story: billable_milestone(story, currency=currency[_str(story.workspace_id)]),
                 record_id=_record_id,
             )
+        last = page + len(envelopes) - 1
         next_position: _BillingCursor | None = None
-        if _has_more(envelope, page, limit):
+        if _has_more(envelopes[-1], last, per_page):
             next_position = _BillingCursor(
-                phase=phase, page=page + 1, per_page=limit, fingerprint=fingerprint
+                phase=phase, page=last + 1, per_page=limit, fingerprint=fingerprint
             )
         elif phase < 2 and kind is None:
             next_position = _BillingCursor(phase=phase + 1, page=1, per_page=limit, fingerprint=fingerprint)
@@ -814,6 +770,49 @@ class KantataPsa:
             next_cursor=None if next_position is None else _encode_billing_cursor(next_position),
             skipped=skipped,
         )
+
+    async def _pages(
+        self, path: str, params: Mapping[str, str], page: int, per_page: int, span: int
+    ) -> list[KantataEnvelope]:
+        """Kantata's pages ``page`` to ``page + span - 1`` of a listing (fewer where it ends): the first, then
+        the others it says are there, at once."""
+        first = await self._page(path, params, page, per_page)
+        last = page
+        while last < page + span - 1 and _has_more(first, last, per_page):
+            last += 1
+        rest = await asyncio.gather(
+            *(self._page(path, params, p, per_page) for p in range(page + 1, last + 1))
+        )
+        return [first, *rest]
+
+    async def _milestone_context(self, workspace_ids: set[str]) -> tuple[dict[str, str | None], set[str]]:
+        """The currency of each of these workspaces Kantata has (archived ones too), and the milestone
+        stories their billing schedules have put on an invoice: read ``MAX_PROJECTS_AT_ONCE`` workspaces a
+        call, all at once."""
+        ids = sorted((w for w in workspace_ids if _KANTATA_ID.fullmatch(w)), key=lambda w: (len(w), w))
+        chunks = [
+            ",".join(ids[i : i + MAX_PROJECTS_AT_ONCE]) for i in range(0, len(ids), MAX_PROJECTS_AT_ONCE)
+        ]
+        listed, schedules = await asyncio.gather(
+            asyncio.gather(
+                *(
+                    self._page(
+                        "workspaces.json", {"only": chunk, "include_archived": "true"}, 1, MAX_PER_PAGE
+                    )
+                    for chunk in chunks
+                )
+            ),
+            asyncio.gather(*(self._billing_milestones(chunk) for chunk in chunks)),
+        )
+        currency: dict[str, str | None] = {}
+        with _unusable("workspace list"):
+            for envelope in listed:
+                currency.update(
+                    {_str(w.id): w.currency for w in ordered(envelope, "workspaces", envelope.workspaces)}
+                )
+        wanted = set(ids)
+        invoiced = _invoiced_stories([r for s in schedules for r in s if _str(r.workspace_id) in wanted])
+        return currency, invoiced
 
     async def find_invoice(self, external_key: str) -> PsaInvoice | None:
         """The invoice carrying Stratum's reference to the billing key (the oldest, should there be two),

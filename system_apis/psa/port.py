@@ -23,12 +23,15 @@ from contracts.models import (
     TimeEntryPage,
 )
 
-__all__ = ["MAX_PROJECTS_AT_ONCE", "PeriodFilter", "PsaPort", "TimeEntryFilter"]
+__all__ = ["MAX_BILLABLE_PAGE", "MAX_PROJECTS_AT_ONCE", "PeriodFilter", "PsaPort", "TimeEntryFilter"]
 
 
 # ``list_billable_items_of`` takes at most this many projects: a query string a PSA and the proxies before
 # it take whole.
 MAX_PROJECTS_AT_ONCE = 50
+# ``list_billable_items_of`` pages up to this many items: a view that reads every project's unbilled work
+# reads it in a few large pages (Kantata's pages of 200 are read at once behind one of ours).
+MAX_BILLABLE_PAGE = 1000
 
 
 class PeriodFilter(msgspec.Struct, kw_only=True, frozen=True):
@@ -97,7 +100,7 @@ class PsaPort(Protocol):
 
     async def list_billable_items_of(
         self,
-        project_ids: Sequence[str],
+        project_ids: Sequence[str] | None,
         *,
         through: dt.date,
         limit: int,
@@ -105,7 +108,8 @@ class PsaPort(Protocol):
         kind: BillableItemKind | None = None,
     ) -> BillableItemPage:
         """``list_billable_items`` of several projects in one listing (each item names its project), or of
-        one ``kind`` only; a project the PSA does not have has no items. For a view that asks every project
+        every project the PSA has (``project_ids`` None), or of one ``kind`` only; a project the PSA does
+        not have has no items. Pages of at most ``MAX_BILLABLE_PAGE``. For a view that asks every project
         the same question."""
         ...
 

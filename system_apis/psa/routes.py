@@ -35,7 +35,7 @@ from system_apis.params import (
     cursor_errors,
     since,
 )
-from system_apis.psa.port import MAX_PROJECTS_AT_ONCE, PeriodFilter, PsaPort
+from system_apis.psa.port import MAX_BILLABLE_PAGE, MAX_PROJECTS_AT_ONCE, PeriodFilter, PsaPort
 
 __all__ = ["psa_routes"]
 
@@ -45,11 +45,16 @@ ProjectFilter = Annotated[
     str | None, QueryParameter(pattern=r"^[A-Za-z0-9_:.-]{1,64}$", description="Only this project's records.")
 ]
 ProjectIds = Annotated[
-    str,
+    str | None,
     QueryParameter(
         pattern=rf"^[A-Za-z0-9_:.-]{{1,64}}(,[A-Za-z0-9_:.-]{{1,64}}){{0,{MAX_PROJECTS_AT_ONCE - 1}}}$",
-        description=f"The projects, comma-separated (at most {MAX_PROJECTS_AT_ONCE}).",
+        description=f"The projects, comma-separated (at most {MAX_PROJECTS_AT_ONCE}). Absent: every project "
+        "the PSA has, in one listing.",
+        required=False,
     ),
+]
+BillableLimit = Annotated[
+    int, QueryParameter(ge=1, le=MAX_BILLABLE_PAGE, description=f"Page size (at most {MAX_BILLABLE_PAGE}).")
 ]
 ProjectsFilter = Annotated[
     str | None,
@@ -257,9 +262,11 @@ async def list_billable_items(
     "GET",
     "/system/v1/psa/billable-items",
     operation_id="listPsaBillableItemsOfProjects",
-    summary="List the unbilled billable items of several projects",
+    summary="List the unbilled billable items of several projects, or of every project",
     description="What `GET /system/v1/psa/projects/{project_id}/billable-items` lists, for up to "
-    f"{MAX_PROJECTS_AT_ONCE} projects in one listing (the PSA filters by many projects at once): time "
+    f"{MAX_PROJECTS_AT_ONCE} projects in one listing (the PSA filters by many projects at once), or without "
+    "`project_id` for every project the PSA has (archived ones too), in pages of up to "
+    f"{MAX_BILLABLE_PAGE}: time "
     "entries, then expenses, then completed billing milestones, each kind in a stable order across the "
     "projects; each item names its `project_id`. A project the PSA does not have has no items (no 404). A "
     "page may hold fewer than `limit` items; follow `next_cursor` until it is null.",
@@ -269,18 +276,22 @@ async def list_billable_items(
 )
 async def list_billable_items_of_projects(
     psa: Psa,
-    project_id: ProjectIds,
     through: Through,
+    project_id: ProjectIds = None,
     kind: Annotated[
         BillableItemKind | None,
         QueryParameter(description="Only this kind (read the kinds at once rather than one after another)."),
     ] = None,
-    limit: Limit = 100,
+    limit: BillableLimit = 100,
     cursor: Cursor = None,
 ) -> BillableItemPage:
     with cursor_errors():
         return await psa.list_billable_items_of(
-            project_id.split(","), through=through, limit=limit, cursor=cursor, kind=kind
+            project_id.split(",") if project_id is not None else None,
+            through=through,
+            limit=limit,
+            cursor=cursor,
+            kind=kind,
         )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from apis.config import Settings
+from experience_apis.finance import FINANCE_UNBILLED_VIEW
 from sandboxes.salesforce.data import READY_FIXED_FEE_OPPORTUNITY_ID, READY_OPPORTUNITY_ID
 from tests.process.test_billing_runs import (
     VENDOR,
@@ -171,6 +172,39 @@ async def test_approved_work_is_unbilled_by_entity_customer_and_currency_until_a
     after = await _view(gw, "/unbilled", legal_entity="US01")
     assert after["rows"]["items"] == []
     assert after["by_legal_entity"] == []
+
+
+async def test_unbilled_items_are_read_beside_the_projects_and_each_row_is_its_projects_listing(
+    gw: Any,
+) -> None:
+    # The items section asks every project's items without waiting for the projects' listing.
+    (items,) = [s for s in FINANCE_UNBILLED_VIEW.sections if s.name == "items"]
+    assert items.after == ()
+    tm, _ids, fixed, _milestones = await _seed_both_entities(gw)
+    body = await _view(gw, "/unbilled", limit=200)
+    rows = {r["project_id"]: r for r in body["rows"]["items"]}
+    assert {tm, fixed} <= rows.keys()
+    # Each row counts what that project's own listing holds (one currency a project here).
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    for project in (tm, fixed):
+        found: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            params = {"through": today, "limit": 200, **({"cursor": cursor} if cursor else {})}
+            page = await gw.client.get(
+                f"/system/v1/psa/projects/{project}/billable-items",
+                params=params,
+                headers=gw.auth("system:read"),
+            )
+            assert page.status_code == 200, page.text
+            found += page.json()["items"]
+            if (cursor := page.json()["next_cursor"]) is None:
+                break
+        row = rows[project]
+        assert row["items"] == len(found)
+        assert (row["time_entries"], row["expenses"], row["milestones"]) == tuple(
+            sum(1 for i in found if i["kind"] == kind) for kind in ("time", "expense", "milestone")
+        )
 
 
 # --- sources down --------------------------------------------------------------------------------------

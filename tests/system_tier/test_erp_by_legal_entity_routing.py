@@ -144,3 +144,62 @@ async def test_erp_notifications_can_only_be_pointed_at_this_gateway(gw: Any) ->
     assert [e["field"] for e in problem["errors"]] == ["notification_url"]
     assert "s3cret" not in response.text
     assert not gw.sandbox_state("business-central").webhooks.subscriptions
+
+
+async def _invoice_pages(gw: Any, limit: int) -> list[list[str]]:
+    pages: list[list[str]] = []
+    cursor = None
+    while True:
+        params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        page = await gw.client.get("/system/v1/erp/invoices", params=params, headers=gw.auth("system:read"))
+        assert page.status_code == 200, page.text
+        pages.append([i["id"] for i in page.json()["items"]])
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            return pages
+
+
+async def test_invoices_page_up_to_a_thousand_at_once_across_both_erps(gw: Any) -> None:
+    by_200 = await _invoice_pages(gw, 200)
+    by_1000 = await _invoice_pages(gw, 1000)
+    # NetSuite's seed holds 300 invoices: one page of 1,000 holds them all (SuiteQL pages up to 1,000),
+    # then Business Central's, in the order pages of 200 list them.
+    assert len(by_1000[0]) > 200
+    assert len(by_1000) < len(by_200)
+    assert [i for p in by_1000 for i in p] == [i for p in by_200 for i in p]
+    # NetSuite's listing ends on the first page and Business Central's (read at once with it) fits after
+    # it: one page, one round of calls. Pages of 200 never hold more than 200.
+    assert len(by_1000) == 1
+    assert any(i.startswith("business_central:") for i in by_1000[0])
+    assert all(len(p) <= 200 for p in by_200)
+    for limit in (0, 1001):
+        refused = await gw.client.get(
+            "/system/v1/erp/invoices", params={"limit": limit}, headers=gw.auth("system:read")
+        )
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["code"] == "validation-failed"
+
+
+async def test_an_erp_down_is_left_for_its_own_page_when_the_first_erps_invoices_are_read(gw: Any) -> None:
+    async with gw.sandbox("business-central") as sandbox:
+        assert (await sandbox.post("/__sandbox/faults", json={"kind": "outage"})).status_code == 201
+    try:
+        first = await gw.client.get(
+            "/system/v1/erp/invoices", params={"limit": 1000}, headers=gw.auth("system:read")
+        )
+        # NetSuite's invoices answer; Business Central's read ahead failed and is left to the next page...
+        assert first.status_code == 200, first.text
+        assert first.json()["items"]
+        assert not [i for i in first.json()["items"] if i["id"].startswith("business_central:")]
+        assert first.json()["next_cursor"]
+        # ...which answers the outage as a problem.
+        second = await gw.client.get(
+            "/system/v1/erp/invoices",
+            params={"limit": 1000, "cursor": first.json()["next_cursor"]},
+            headers=gw.auth("system:read"),
+        )
+        assert second.status_code in (502, 503, 504), second.text
+        assert second.headers["content-type"].startswith("application/problem+json")
+    finally:
+        async with gw.sandbox("business-central") as sandbox:
+            assert (await sandbox.delete("/__sandbox/faults")).status_code == 204

@@ -291,3 +291,82 @@ async def test_finalize_cancel_and_payments_through_the_typed_client(
         assert other.time_entry_ids[0] in {i["id"] for i in await _items(gw)}
     finally:
         await client.aclose()
+
+
+async def _every_projects_items(
+    gw: Any, *, limit: int, kind: str | None = None
+) -> list[list[dict[str, Any]]]:
+    """The pages of the account-wide listing (no ``project_id``)."""
+    pages: list[list[dict[str, Any]]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"through": THROUGH, "limit": limit}
+        if kind is not None:
+            params["kind"] = kind
+        if cursor is not None:
+            params["cursor"] = cursor
+        response = await gw.client.get("/system/v1/psa/billable-items", params=params, headers=_read(gw))
+        assert response.status_code == 200, response.text
+        pages.append(response.json()["items"])
+        if (cursor := response.json()["next_cursor"]) is None:
+            return pages
+
+
+async def test_every_projects_billable_items_are_the_union_of_each_projects_listing(gw: Any) -> None:
+    projects = sorted(gw.sandbox_state("kantata").records["workspaces"])  # archived ones too
+    each = [item for project in projects for item in await _items(gw, project=project)]
+    log = gw.sandbox_state("kantata").request_log
+    log.clear()
+    pages = await _every_projects_items(gw, limit=1000)
+    calls = len(log)
+    every = [item for page in pages for item in page]
+
+    def key(item: dict[str, Any]) -> tuple[str, str]:
+        return (item["kind"], item["id"])
+
+    assert len(each) > 200  # the seed: more than one of Kantata's pages
+    assert sorted(every, key=key) == sorted(each, key=key)
+    assert len({i["project_id"] for i in every}) >= 4
+    assert [i["kind"] for i in every] == sorted(
+        (i["kind"] for i in every), key=["time", "expense", "milestone"].index
+    )
+    # A page of 1,000 holds more than Kantata's 200 a page: a few listings' calls, not one a project.
+    assert max(len(page) for page in pages) > 200
+    assert calls < len(projects)
+    # Paged small, across projects and kinds: the same items in the same order.
+    paged = [item for page in await _every_projects_items(gw, limit=7) for item in page]
+    assert [key(i) for i in paged] == [key(i) for i in every]
+    # One kind at a time: that kind's items of the same listing.
+    for kind in ("time", "expense", "milestone"):
+        of_kind = [item for page in await _every_projects_items(gw, limit=300, kind=kind) for item in page]
+        assert [key(i) for i in of_kind] == [key(i) for i in every if i["kind"] == kind]
+
+
+async def test_every_projects_billable_items_refuse_a_bad_limit_and_anothers_cursor(gw: Any) -> None:
+    path = "/system/v1/psa/billable-items"
+    for limit in (0, 1001):
+        refused = await gw.client.get(path, params={"through": THROUGH, "limit": limit}, headers=_read(gw))
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["code"] == "validation-failed"
+    no_date = await gw.client.get(path, headers=_read(gw))
+    assert no_date.status_code == 422
+    first = await gw.client.get(path, params={"through": THROUGH, "limit": 1}, headers=_read(gw))
+    assert first.status_code == 200, first.text
+    cursor = first.json()["next_cursor"]
+    # A cursor of the account-wide listing does not continue one project's, nor another page size.
+    for params in ({"project_id": DEMO_WORKSPACE_ID, "limit": 1}, {"limit": 2}):
+        other = await gw.client.get(
+            path, params={"through": THROUGH, "cursor": cursor, **params}, headers=_read(gw)
+        )
+        assert other.status_code == 422, other.text
+
+
+async def test_every_projects_billable_items_answer_a_problem_when_kantata_is_down(gw: Any) -> None:
+    async with gw.sandbox("kantata") as sandbox:
+        response = await sandbox.post("/__sandbox/faults", json={"kind": "outage"})
+        assert response.status_code == 201, response.text
+    down = await gw.client.get(
+        "/system/v1/psa/billable-items", params={"through": THROUGH}, headers=_read(gw)
+    )
+    assert down.status_code in (502, 503, 504), down.text
+    assert down.headers["content-type"].startswith("application/problem+json")
