@@ -98,6 +98,11 @@ class SystemApiClient(TierClient):
     async def get_opportunity(self, opportunity_id: str) -> Opportunity:
         return await self._get(f"/system/v1/crm/opportunities/{_seg(opportunity_id)}", Opportunity)
 
+    async def get_opportunity_by_project(self, project_id: str) -> Opportunity:
+        """The deal whose activation wrote ``project_id`` (a PSA project) back to it; 404 when none."""
+        path = f"/system/v1/crm/opportunities/by-project/{_seg(project_id)}"
+        return await self._get(path, Opportunity)
+
     async def list_opportunities(
         self,
         account_id: str | None = None,
