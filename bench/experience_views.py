@@ -179,6 +179,12 @@ def _sources(context: dict[str, str]) -> dict[str, Call]:
         ),
         Call("crm.opportunity", "GET", f"/system/v1/crm/opportunities/{context['deal']}", "system:read"),
         Call(
+            "crm.opportunity-by-project",
+            "GET",
+            f"/system/v1/crm/opportunities/by-project/{project}",
+            "system:read",
+        ),
+        Call(
             "process.readiness",
             "POST",
             "/process/v1/activation-readiness",
@@ -288,7 +294,7 @@ VIEW_SOURCES: dict[str, tuple[str, ...]] = {
     "finance.approvals": ("process.running-billing-runs", "process.exceptions"),
     "delivery.project": (
         "psa.project",
-        "crm.opportunity",
+        "crm.opportunity-by-project",
         "psa.time-entries",
         "psa.expenses",
         "psa.billable-items",

@@ -313,16 +313,30 @@ async def _project(ask: _ProjectAsk, done: Composed) -> Project:
     return await ask.clients.system.get_psa_project(ask.project_id)
 
 
-async def _deal(ask: _ProjectAsk, done: Composed) -> Opportunity | None:
-    project: Project = done.value("project")
-    if not project.external_key:
+async def deal_of_project(
+    clients: ExperienceClients, project_id: str, project: Callable[[], Awaitable[Project | None]]
+) -> Opportunity | None:
+    """The deal a PSA project delivers: the one whose activation wrote the project's id back, read by that
+    id alone, at once; only for a project no deal carries (made by hand) is the project needed (``project()``
+    gives it, None for none) and the deal read under its external key. None when there is none."""
+    try:
+        return await clients.system.get_opportunity_by_project(project_id)
+    except ProblemError as exc:
+        if not _absent(exc):
+            raise
+    found = await project()
+    if found is None or not found.external_key:
         return None
     try:
-        return await ask.clients.system.get_opportunity(project.external_key)
+        return await clients.system.get_opportunity(found.external_key)
     except ProblemError as exc:
         if _absent(exc):
             return None  # a project made by hand, under a key that is no deal
         raise
+
+
+async def _deal(ask: _ProjectAsk, done: Composed) -> Opportunity | None:
+    return await deal_of_project(ask.clients, ask.project_id, lambda: done.wait("project"))
 
 
 async def _time(ask: _ProjectAsk, done: Composed) -> list[TimeEntry]:
@@ -350,15 +364,30 @@ async def _staffing(ask: _ProjectAsk, done: Composed) -> list[StaffingDemand]:
 async def _forecast(ask: _ProjectAsk, done: Composed) -> Forecast | None:
     """The FP&A plan follows the project finance bills (the Anaplan sandbox's seed keys it by the ERP
     project, as revenue is recognised there): looked up under the deal's ERP project first, then under the
-    PSA project (a plan published for the delivered project). Both are asked at once (an FP&A read is an
-    export run, several vendor calls): asking the second only once the first said "none" made the section
-    cost two of them."""
-    deal: Opportunity | None = done.value("deal")
-    keys = list(dict.fromkeys(k for k in (deal.system_ids.erp if deal else None, ask.project_id) if k))
-    found = await asyncio.gather(
-        *(ask.clients.system.get_revenue_forecast(key) for key in keys), return_exceptions=True
-    )
+    PSA project (a plan published for the delivered project). The PSA project's is asked at once, the ERP
+    project's as soon as the deal names it: an FP&A read is an export run (several vendor calls), and the
+    system tier's adapter lets a read join the export already running, so the two cost one run, started
+    before the deal is in."""
+    system = ask.clients.system
+
+    async def read(key: str) -> Forecast | BaseException:
+        try:
+            return await system.get_revenue_forecast(key)
+        except (ProblemError, SectionFailure) as exc:
+            return exc
+
+    by_project = asyncio.ensure_future(read(ask.project_id))
+    try:
+        deal: Opportunity | None = await done.wait("deal")
+        erp = deal.system_ids.erp if deal else None
+        found = [await read(erp) if erp and erp != ask.project_id else None, await by_project]
+    finally:
+        if not by_project.done():
+            by_project.cancel()
+            await asyncio.gather(by_project, return_exceptions=True)
     for answer in found:  # in the order of preference
+        if answer is None:
+            continue
         if isinstance(answer, ProblemError) and _absent(answer):
             continue
         if isinstance(answer, BaseException):
@@ -384,8 +413,10 @@ DELIVERY_PROJECT_VIEW: View[_ProjectAsk] = View(
             (_DEAL_SOURCE,),
             _deal,
             timeout=5.0,
-            after=("project",),
-            description="The deal the project delivers, for its legal entity (null when unavailable).",
+            waits=("project",),
+            description="The deal the project delivers, for its legal entity (null when unavailable): the "
+            "deal that carries the project's id, read at once; only for a project no deal carries (made by "
+            "hand) the deal under the project's external key, once the project is in.",
         ),
         Section(
             "time", (_TIME_SOURCE,), _time, timeout=8.0, description="Time booked: actual hours and amount."
@@ -419,9 +450,10 @@ DELIVERY_PROJECT_VIEW: View[_ProjectAsk] = View(
             (_FORECAST_SOURCE,),
             _forecast,
             timeout=5.0,
-            after=("deal",),
+            waits=("deal",),
             description="The FP&A revenue forecast, under the deal's ERP project (else the PSA project); "
-            "none for the project is `not_applicable`, not an error.",
+            "none for the project is `not_applicable`, not an error. The PSA project's is asked at once, "
+            "the ERP project's when the deal is in.",
         ),
     ],
 )
