@@ -286,7 +286,7 @@ VIEW_SOURCES: dict[str, tuple[str, ...]] = {
         "erp.payments",
         "psa.invoice-by-key",
         "psa.project",
-        "crm.opportunity",
+        "crm.opportunity-by-project",
         "psa.time-entries",
         "psa.expenses",
         "process.billing-run",
