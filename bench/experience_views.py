@@ -235,6 +235,13 @@ def _sources(context: dict[str, str]) -> dict[str, Call]:
             f"/system/v1/psa/projects/{project}/staffing-demands",
             "system:read",
         ),
+        Call(
+            "psa.staffing-demands-of-projects",
+            "GET",
+            "/system/v1/psa/staffing-demands",
+            "system:read",
+            params={"project_id": context["projects"]},
+        ),
         Call("erp.invoices", "GET", "/system/v1/erp/invoices", "system:read", params=whole),
         Call("erp.invoice", "GET", f"/system/v1/erp/invoices/{context['erp_invoice_id']}", "system:read"),
         Call("erp.customer", "GET", f"/system/v1/erp/customers/{context['erp_customer']}", "system:read"),
@@ -308,7 +315,7 @@ VIEW_SOURCES: dict[str, tuple[str, ...]] = {
         "psa.time-entries",
         "psa.expenses",
         "psa.billable-items-of-projects",
-        "psa.staffing-demands",
+        "psa.staffing-demands-of-projects",
     ),
     "ops.overview": (
         "process.run-stats",

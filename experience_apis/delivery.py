@@ -65,7 +65,6 @@ from system_apis.psa.port import MAX_PROJECTS_AT_ONCE
 __all__ = [
     "DELIVERY_PORTFOLIO_VIEW",
     "DELIVERY_PROJECT_VIEW",
-    "PORTFOLIO_CONCURRENCY",
     "PORTFOLIO_MAX_PROJECTS",
     "UNBILLED_AGEING_DAYS",
     "budget_figures",
@@ -82,11 +81,10 @@ T = TypeVar("T")
 # An unbilled approved item older than this (from the day the work was done) makes a project "ageing":
 # a month is one billing period, so older work missed at least one run.
 UNBILLED_AGEING_DAYS = 30
-# A portfolio reads its projects' time, expenses and billable items in listings of many projects, and each
-# project's staffing demand: bounded in number and in how many projects are read at once, so one portfolio
-# cannot flood the PSA (Kantata has no rate-limit headers and answers 429 without Retry-After).
+# A portfolio reads its projects' time, expenses, billable items and staffing demand in listings of many
+# projects: bounded in number, so one portfolio cannot flood the PSA (Kantata has no rate-limit headers and
+# answers 429 without Retry-After).
 PORTFOLIO_MAX_PROJECTS = 100
-PORTFOLIO_CONCURRENCY = 12
 # Listings read whole: pages of the system tier's largest size, and a ceiling on how many.
 _PAGE = 200
 _MAX_PAGES = 50
@@ -669,19 +667,24 @@ async def _projects_expenses(clients: ExperienceClients, project_ids: Sequence[s
     return await _by_project(project_ids, read, "the projects' expenses")
 
 
+async def _projects_staffing(clients: ExperienceClients, project_ids: Sequence[str]) -> dict[str, list[Any]]:
+    """Every project's staffing demand, in listings of ``MAX_PROJECTS_AT_ONCE`` projects (at once)."""
+    chunks = [
+        list(project_ids[i : i + MAX_PROJECTS_AT_ONCE])
+        for i in range(0, len(project_ids), MAX_PROJECTS_AT_ONCE)
+    ]
+    found = await asyncio.gather(*(clients.system.list_staffing_demands_of(chunk) for chunk in chunks))
+    by_project: dict[str, list[Any]] = {project_id: [] for project_id in project_ids}
+    for demands in found:
+        for demand in demands:
+            if demand.project_id in by_project:
+                by_project[demand.project_id].append(demand)
+    return by_project
+
+
 async def _work_of(
-    clients: ExperienceClients,
-    project: Project,
-    today: dt.date,
-    gate: asyncio.Semaphore,
-    shared: dict[str, asyncio.Task[dict[str, list[Any]]]],
+    project: Project, today: dt.date, shared: dict[str, asyncio.Task[dict[str, list[Any]]]]
 ) -> _Work:
-    async with gate:
-        try:
-            demands = await clients.system.list_staffing_demands(project.id)
-        except (ProblemError, SectionFailure) as exc:
-            # One project's source failing leaves the other projects standing: this one's risk is unknown.
-            return _Work(error=_failure(exc, _STAFFING_SOURCE))
     read: dict[str, list[Any]] = {}
     for source, task in shared.items():
         try:
@@ -689,27 +692,24 @@ async def _work_of(
         except (ProblemError, SectionFailure) as exc:  # every project's figures from it are unknown
             return _Work(error=_failure(exc, source))
     return _Work(
-        budget=budget_figures(project, read[_TIME_SOURCE], read[_EXPENSE_SOURCE], demands),
+        budget=budget_figures(project, read[_TIME_SOURCE], read[_EXPENSE_SOURCE], read[_STAFFING_SOURCE]),
         unbilled=unbilled_figures(read[_BILLABLE_SOURCE], today),
     )
 
 
 async def _portfolio_work(ask: _PortfolioAsk, done: Composed) -> dict[str, _Work]:
-    """Every project's time, expenses and unbilled work in listings of ``MAX_PROJECTS_AT_ONCE`` projects
-    (the same question asked once, not once a project), and meanwhile each project's staffing demand,
-    ``PORTFOLIO_CONCURRENCY`` projects at a time."""
+    """Every project's staffing demand, time, expenses and unbilled work in listings of
+    ``MAX_PROJECTS_AT_ONCE`` projects, all at once: the same question asked once, not once a project."""
     listed: _Listed = done.value("projects")
     ids = [p.id for p in listed.projects]
-    gate = asyncio.Semaphore(PORTFOLIO_CONCURRENCY)
     shared: dict[str, asyncio.Task[dict[str, list[Any]]]] = {
+        _STAFFING_SOURCE: asyncio.ensure_future(_projects_staffing(ask.clients, ids)),
         _TIME_SOURCE: asyncio.ensure_future(_projects_time(ask.clients, ids)),
         _EXPENSE_SOURCE: asyncio.ensure_future(_projects_expenses(ask.clients, ids)),
         _BILLABLE_SOURCE: asyncio.ensure_future(billable_items_of(ask.clients, ids, ask.today)),
     }
     try:
-        work = await asyncio.gather(
-            *(_work_of(ask.clients, p, ask.today, gate, shared) for p in listed.projects)
-        )
+        work = await asyncio.gather(*(_work_of(p, ask.today, shared) for p in listed.projects))
     finally:
         for task in shared.values():
             if not task.done():
@@ -745,9 +745,8 @@ DELIVERY_PORTFOLIO_VIEW: View[_PortfolioAsk] = View(
             _portfolio_work,
             timeout=25.0,
             after=("projects",),
-            description=f"Every project's time, expenses and unbilled work, in listings of "
-            f"{MAX_PROJECTS_AT_ONCE} projects, and each project's staffing demand, {PORTFOLIO_CONCURRENCY} "
-            "projects at a time: over budget and unbilled ageing. A project whose "
+            description=f"Every project's staffing demand, time, expenses and unbilled work, in listings of "
+            f"{MAX_PROJECTS_AT_ONCE} projects: over budget and unbilled ageing. A project whose "
             "sources fail shows its risk as unknown (`risk.status: unavailable`), not as no risk.",
         ),
     ],
@@ -842,8 +841,8 @@ StatusFilter = Annotated[
         "severity (over budget, then milestone overdue, then unbilled ageing), projects whose risk is "
         "unknown before those without risk, then by name. Totals are per currency over every project of "
         f"the listing, not only the page. A portfolio reads at most {PORTFOLIO_MAX_PROJECTS} projects "
-        f"(first by name; `truncated` says when more matched), their time, expenses and unbilled work in "
-        f"listings of {MAX_PROJECTS_AT_ONCE} projects, their staffing {PORTFOLIO_CONCURRENCY} at a time; "
+        f"(first by name; `truncated` says when more matched), their staffing demand, time, expenses and "
+        f"unbilled work in listings of {MAX_PROJECTS_AT_ONCE} projects; "
         "narrow it with `manager_id`. Without `status`, only projects still being delivered (planned, "
         "active, on hold). When the CRM's deals cannot be read, `legal_entity` is null and "
         "`legal_entities_error` says why (a `legal_entity` filter then answers 503 `source-unavailable`); "

@@ -157,6 +157,11 @@ class SystemApiClient(TierClient):
         path = f"/system/v1/psa/projects/{_seg(project_id)}/staffing-demands"
         return await self._get(path, list[StaffingDemand])
 
+    async def list_staffing_demands_of(self, project_ids: list[str]) -> list[StaffingDemand]:
+        """The staffing demand of several projects (at most ``MAX_PROJECTS_AT_ONCE``) in one listing."""
+        params = {"project_id": ",".join(project_ids)}
+        return await self._get("/system/v1/psa/staffing-demands", list[StaffingDemand], params)
+
     async def list_expenses(
         self,
         *,

@@ -509,6 +509,25 @@ class KantataPsa:
         )
         return demands
 
+    async def list_staffing_demands_of(self, project_ids: Sequence[str]) -> list[StaffingDemand]:
+        # One listing for every project: Kantata's list filters take a comma-separated list of ids
+        # (``workspace_id=1,2,3``), as this adapter's stories, time entries and expenses listings use
+        # (developer.kantata.com, Workspace Resources: "workspace_id" filter; docs/VENDORS.md).
+        wanted = [p for p in dict.fromkeys(project_ids) if _KANTATA_ID.fullmatch(p)]
+        if not wanted:
+            return []
+        resources: list[KantataWorkspaceResource] = []
+        params = {"workspace_id": ",".join(wanted), "order": "id:asc"}
+        for envelope in await self._all_pages("workspace_resources.json", params):
+            with _unusable("workspace resource list"):
+                resources.extend(ordered(envelope, "workspace_resources", envelope.workspace_resources))
+        # Checked again here: a filter Kantata ignored would cost pages, never other projects' demand.
+        mine = [r for r in resources if _str(r.workspace_id) in set(wanted)]
+        demands, _ = map_page(
+            VENDOR, "workspace resource", mine, staffing_demand_from_resource, record_id=_record_id
+        )
+        return demands
+
     async def create_staffing_demand(
         self, project_id: str, command: StaffingDemandCreate
     ) -> tuple[StaffingDemand, bool]:

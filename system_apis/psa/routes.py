@@ -139,6 +139,23 @@ async def close_project(project_id: ProjectId, psa: Psa) -> Project:
 
 @operation(
     "GET",
+    "/system/v1/psa/staffing-demands",
+    operation_id="listPsaStaffingDemandsOfProjects",
+    summary="List the staffing demand of several projects",
+    description="What `GET /system/v1/psa/projects/{project_id}/staffing-demands` lists, for up to "
+    f"{MAX_PROJECTS_AT_ONCE} projects in one listing (the PSA filters by many projects at once); each "
+    "demand names its `project_id`. A project the PSA does not have has none (no 404). Read whole: a "
+    "project's staffing demand is a handful of roles.",
+    scopes=["system:read"],
+    errors=[*VENDOR_ERRORS],
+    tags=_TAGS,
+)
+async def list_staffing_demands_of_projects(psa: Psa, project_id: ProjectIds) -> list[StaffingDemand]:
+    return await psa.list_staffing_demands_of(project_id.split(","))
+
+
+@operation(
+    "GET",
     "/system/v1/psa/projects/{project_id:str}/staffing-demands",
     operation_id="listPsaStaffingDemands",
     summary="List a project's staffing demand",
@@ -406,6 +423,7 @@ psa_routes = [
     create_project,
     close_project,
     list_staffing_demands,
+    list_staffing_demands_of_projects,
     create_staffing_demand,
     list_time_entries,
     list_expenses,

@@ -358,3 +358,27 @@ async def test_a_project_made_by_hand_finds_its_deal_under_its_external_key(gw: 
     assert deal.json()["legal_entity"]
     assert view["legal_entity"] == deal.json()["legal_entity"]
     assert view["forecast"]["status"] in ("ok", "not_applicable")
+
+
+async def test_the_portfolio_asks_for_every_projects_staffing_demand_once(gw: Any) -> None:
+    log = gw.sandbox_state("kantata").request_log
+    log.clear()
+    response = await gw.client.get(VIEW, params={"limit": 25}, headers=gw.auth("experience:delivery"))
+    assert response.status_code == 200, response.text
+    portfolio = response.json()
+    assert portfolio["totals"]["projects"] >= 10
+    assert portfolio["totals"]["risk_unknown"] == 0
+    # One listing for every project (they are fewer than a listing takes), not one a project.
+    assert len([e for e in log if "workspace_resources" in e.path]) == 1
+
+
+async def test_staffing_unreadable_leaves_every_projects_risk_unknown_with_the_reason(gw: Any) -> None:
+    await _fault(gw, "kantata", kind="error", status=500, path_pattern=r"/workspace_resources")
+    response = await gw.client.get(VIEW, params={"limit": 25}, headers=gw.auth("experience:delivery"))
+    assert response.status_code == 200, response.text
+    portfolio = response.json()
+    assert portfolio["items"]
+    for item in portfolio["items"]:
+        assert item["risk"]["status"] == "unavailable"
+        assert item["risk"]["error"]["source"] == "system:psa.staffing-demands"
+        assert item["risk"]["over_budget"] is None
