@@ -311,7 +311,7 @@ async def _project(ask: _ProjectAsk, done: Composed) -> Project:
     return await ask.clients.system.get_psa_project(ask.project_id)
 
 
-async def deal_of_project(
+async def _deal_of_project(
     clients: ExperienceClients, project_id: str, project: Callable[[], Awaitable[Project | None]]
 ) -> Opportunity | None:
     """The deal a PSA project delivers: the one whose activation wrote the project's id back, read by that
@@ -334,7 +334,7 @@ async def deal_of_project(
 
 
 async def _deal(ask: _ProjectAsk, done: Composed) -> Opportunity | None:
-    return await deal_of_project(ask.clients, ask.project_id, lambda: done.wait("project"))
+    return await _deal_of_project(ask.clients, ask.project_id, lambda: done.wait("project"))
 
 
 async def _time(ask: _ProjectAsk, done: Composed) -> list[TimeEntry]:
