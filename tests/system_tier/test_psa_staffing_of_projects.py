@@ -22,7 +22,8 @@ PROJECTS = [DEMO_WORKSPACE_ID, BIG_WORKSPACE_ID, EUR_WORKSPACE_ID, ARCHIVED_WORK
 
 @pytest.fixture
 async def gw(make_gateway: Callable[[Settings], Any], make_settings: Callable[..., Settings]) -> Any:
-    fast = {"timeout_seconds": 0.5, "breaker_failure_threshold": 0, "retry_max_attempts": 1}
+    # No retries and no breaker, so a fault is seen at once; the default timeout (a loaded machine).
+    fast = {"breaker_failure_threshold": 0, "retry_max_attempts": 1}
     return await make_gateway(make_settings(kantata=fast))
 
 
