@@ -338,8 +338,10 @@ def opportunity_by_project_query(project_id: str) -> str:
 def child_records_by_project_query(sobject: str, fields: Sequence[str], project_id: str) -> str:
     """The SOQL for every ``sobject`` record of the deal(s) that delivered ``project_id``: a filter on the
     master's field through the child-to-parent relationship (``Opportunity__r.Project_Id__c``; SOQL and
-    SOSL Reference, "Relationship Queries": "Child-to-parent relationships ... can be used in WHERE"), so
-    a deal's children are read in the same round as the deal instead of after it."""
+    SOSL Reference, "Relationship Queries": child-to-parent relationship fields may be filtered on), so a
+    deal's children are read in the same round as the deal instead of after it. A custom lookup's
+    child-to-parent name is its field name with ``__r``, fixed by the field (the name an admin picks is
+    the parent-to-child one a subquery would need), so this holds in any org that has the field."""
     return (
         f"SELECT {', '.join(fields)} FROM {sobject}"  # noqa: S608 - constants and a soql_quote()d id
         f" WHERE Opportunity__r.{PROJECT_ID_FIELD} = {soql_quote(project_id)}"
