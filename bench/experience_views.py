@@ -179,6 +179,12 @@ def _sources(context: dict[str, str]) -> dict[str, Call]:
         ),
         Call("crm.opportunity", "GET", f"/system/v1/crm/opportunities/{context['deal']}", "system:read"),
         Call(
+            "crm.opportunity-by-project",
+            "GET",
+            f"/system/v1/crm/opportunities/by-project/{project}",
+            "system:read",
+        ),
+        Call(
             "process.readiness-by-account",
             "POST",
             "/process/v1/activation-readiness/by-account",
@@ -240,6 +246,13 @@ def _sources(context: dict[str, str]) -> dict[str, Call]:
             f"/system/v1/psa/projects/{project}/staffing-demands",
             "system:read",
         ),
+        Call(
+            "psa.staffing-demands-of-projects",
+            "GET",
+            "/system/v1/psa/staffing-demands",
+            "system:read",
+            params={"project_id": context["projects"]},
+        ),
         # A page of 1,000, as the receivables view reads every invoice.
         Call("erp.invoices", "GET", "/system/v1/erp/invoices", "system:read", params={"limit": 1000}),
         Call("erp.invoice", "GET", f"/system/v1/erp/invoices/{context['erp_invoice_id']}", "system:read"),
@@ -294,7 +307,7 @@ VIEW_SOURCES: dict[str, tuple[str, ...]] = {
         "erp.payments",
         "psa.invoice-by-key",
         "psa.project",
-        "crm.opportunity",
+        "crm.opportunity-by-project",
         "psa.time-entries",
         "psa.expenses",
         "process.billing-run",
@@ -302,7 +315,7 @@ VIEW_SOURCES: dict[str, tuple[str, ...]] = {
     "finance.approvals": ("process.running-billing-runs", "process.exceptions"),
     "delivery.project": (
         "psa.project",
-        "crm.opportunity",
+        "crm.opportunity-by-project",
         "psa.time-entries",
         "psa.expenses",
         "psa.billable-items",
@@ -316,7 +329,7 @@ VIEW_SOURCES: dict[str, tuple[str, ...]] = {
         "psa.time-entries",
         "psa.expenses",
         "psa.billable-items-of-projects",
-        "psa.staffing-demands",
+        "psa.staffing-demands-of-projects",
     ),
     "ops.overview": (
         "process.run-stats",

@@ -11,6 +11,11 @@ A view is a ``View``: a name and its ``Section``s. A section declares
 - ``timeout``: how long it may take, from the moment it can start. Past it the section is treated as down;
 - ``after``: the sections whose values it needs (e.g. an invoice's lines before their time entries). It
   starts as soon as those are done; if one of them is unavailable, so is it.
+- ``waits``: the sections whose values it needs only for part of its work. It starts at once, with the
+  others, and its fetch awaits ``done.wait(name)`` where it needs the value, so its own independent reads
+  run meanwhile (e.g. the FP&A export started while the deal that names one of its keys is read). If the
+  section waited on is unavailable, so is the waiting one, with the same reason ``after`` gives. Its timeout
+  counts from its start, the wait included.
 
 ``View.compose`` starts every section at once (or as soon as its ``after`` sections are done) and returns a
 ``Composed`` with each section's value or the reason it has none. The handler shapes the response from it;
@@ -72,6 +77,9 @@ SOURCE_RETRY_AFTER_SECONDS = 5
 _VIEWS: dict[str, View[Any]] = {}
 # The Server-Timing entries of the request being answered (set by ServerTimingMiddleware, filled by compose).
 _TIMINGS: ContextVar[list[str] | None] = ContextVar("stratum_view_timings", default=None)
+# The section whose fetch is running (each section runs in its own task, so its own context): what
+# ``Composed.wait`` checks a wait against.
+_SECTION: ContextVar[Section[Any] | None] = ContextVar("stratum_view_section", default=None)
 
 
 class SectionFailure(Exception):
@@ -84,12 +92,22 @@ class SectionFailure(Exception):
         self.detail = detail
 
 
+class _Blocked(Exception):
+    """Raised by ``Composed.wait`` in a section's fetch: the section waited on is unavailable, so the
+    waiting one is too (as if it were ``after`` it)."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(", ".join(names))
+        self.names = names
+
+
 @dataclass(frozen=True, slots=True)
 class Section(Generic[C]):
     """One section of a view: where it reads, whether the view needs it, how long it may take.
 
     ``fetch(context, done)`` reads the section's sources; ``done`` holds the values of the sections named
-    in ``after`` (``done.value(name)``)."""
+    in ``after`` (``done.value(name)``), and gives those named in ``waits`` when they are done
+    (``await done.wait(name)``)."""
 
     name: str
     sources: tuple[str, ...]
@@ -98,6 +116,7 @@ class Section(Generic[C]):
     timeout: float = DEFAULT_TIMEOUT_SECONDS
     after: tuple[str, ...] = ()
     description: str = ""
+    waits: tuple[str, ...] = ()
 
     @property
     def on_down(self) -> Literal["fail", "unavailable"]:
@@ -112,6 +131,7 @@ class Section(Generic[C]):
             on_down=self.on_down,
             after=list(self.after),
             description=self.description or None,
+            waits=list(self.waits),
         )
 
 
@@ -129,6 +149,19 @@ class Composed:
 
     view: str
     outcomes: dict[str, _Outcome] = field(default_factory=dict)
+    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict, repr=False)
+
+    async def wait(self, name: str) -> Any:
+        """The value of section ``name`` once it is done, awaited from the fetch of a section that declared
+        it in ``waits``; if it is unavailable, the waiting section is too (the reason ``after`` gives)."""
+        current = _SECTION.get()
+        if current is None or name not in current.waits:
+            who = current.name if current is not None else "no section"
+            raise ValueError(f"view {self.view}: {who} waits on {name} without declaring it in `waits`")
+        await asyncio.shield(self.tasks[name])  # a waiter cancelled leaves the section it waits on running
+        if not self.ok(name):
+            raise _Blocked([name])
+        return self.outcomes[name].value
 
     def ok(self, name: str) -> bool:
         outcome = self.outcomes.get(name)
@@ -182,6 +215,9 @@ class View(Generic[C]):
             unknown = set(section.after) - set(names[:index])
             if unknown:
                 raise ValueError(f"view {name}: section {section.name} is after unknown or later {unknown}")
+            unknown = set(section.waits) - set(names[:index])
+            if unknown:
+                raise ValueError(f"view {name}: section {section.name} waits on unknown or later {unknown}")
         if name in _VIEWS:
             raise ValueError(f"view {name} is declared twice")
         _VIEWS[name] = self
@@ -191,9 +227,16 @@ class View(Generic[C]):
 
     def describe(self) -> str:
         """The composition rules as the operation's contract states them."""
-        lines = ["", "", "Sections (read concurrently; a section waits only for those it is after):", ""]
+        lines = [
+            "",
+            "",
+            "Sections (read concurrently; a section waits only for those it is after, and for those it waits "
+            "on only where it needs their values):",
+            "",
+        ]
         for section in self.sections:
             needs = f", after {', '.join(section.after)}" if section.after else ""
+            needs += f", waits on {', '.join(section.waits)}" if section.waits else ""
             down = (
                 "the view fails with 503 `source-unavailable`"
                 if section.required
@@ -208,25 +251,33 @@ class View(Generic[C]):
 
     async def compose(self, context: C) -> Composed:
         composed = Composed(view=self.name)
-        tasks: dict[str, asyncio.Task[None]] = {}
+        tasks = composed.tasks
+
+        def blocked_by(section: Section[C], blocked: list[str], elapsed: float = 0.0) -> _Outcome:
+            return _Outcome(
+                error=SectionError(
+                    code="source-unavailable",
+                    detail=f"needs section {', '.join(blocked)}, which is unavailable",
+                    source=section.sources[0] if section.sources else None,
+                ),
+                elapsed=elapsed,
+            )
 
         async def run(section: Section[C]) -> None:
+            _SECTION.set(section)  # this task's own context
             for name in section.after:
                 await tasks[name]
             blocked = [name for name in section.after if not composed.ok(name)]
             if blocked:
-                composed.outcomes[section.name] = _Outcome(
-                    error=SectionError(
-                        code="source-unavailable",
-                        detail=f"needs section {', '.join(blocked)}, which is unavailable",
-                        source=section.sources[0] if section.sources else None,
-                    )
-                )
+                composed.outcomes[section.name] = blocked_by(section, blocked)
                 return
             started = time.perf_counter()
             try:
                 async with asyncio.timeout(section.timeout):
                     value = await section.fetch(context, composed)
+            except _Blocked as exc:
+                elapsed = time.perf_counter() - started
+                composed.outcomes[section.name] = blocked_by(section, exc.names, elapsed)
             except TimeoutError:
                 error = SectionError(
                     code="source-timeout",

@@ -65,7 +65,6 @@ from system_apis.psa.port import MAX_PROJECTS_AT_ONCE
 __all__ = [
     "DELIVERY_PORTFOLIO_VIEW",
     "DELIVERY_PROJECT_VIEW",
-    "PORTFOLIO_CONCURRENCY",
     "PORTFOLIO_MAX_PROJECTS",
     "UNBILLED_AGEING_DAYS",
     "budget_figures",
@@ -82,11 +81,10 @@ T = TypeVar("T")
 # An unbilled approved item older than this (from the day the work was done) makes a project "ageing":
 # a month is one billing period, so older work missed at least one run.
 UNBILLED_AGEING_DAYS = 30
-# A portfolio reads its projects' time, expenses and billable items in listings of many projects, and each
-# project's staffing demand: bounded in number and in how many projects are read at once, so one portfolio
-# cannot flood the PSA (Kantata has no rate-limit headers and answers 429 without Retry-After).
+# A portfolio reads its projects' time, expenses, billable items and staffing demand in listings of many
+# projects: bounded in number, so one portfolio cannot flood the PSA (Kantata has no rate-limit headers and
+# answers 429 without Retry-After).
 PORTFOLIO_MAX_PROJECTS = 100
-PORTFOLIO_CONCURRENCY = 12
 # Listings read whole: pages of the system tier's largest size, and a ceiling on how many.
 _PAGE = 200
 _MAX_PAGES = 50
@@ -313,16 +311,30 @@ async def _project(ask: _ProjectAsk, done: Composed) -> Project:
     return await ask.clients.system.get_psa_project(ask.project_id)
 
 
-async def _deal(ask: _ProjectAsk, done: Composed) -> Opportunity | None:
-    project: Project = done.value("project")
-    if not project.external_key:
+async def _deal_of_project(
+    clients: ExperienceClients, project_id: str, project: Callable[[], Awaitable[Project | None]]
+) -> Opportunity | None:
+    """The deal a PSA project delivers: the one whose activation wrote the project's id back, read by that
+    id alone, at once; only for a project no deal carries (made by hand) is the project needed (``project()``
+    gives it, None for none) and the deal read under its external key. None when there is none."""
+    try:
+        return await clients.system.get_opportunity_by_project(project_id)
+    except ProblemError as exc:
+        if not _absent(exc):
+            raise
+    found = await project()
+    if found is None or not found.external_key:
         return None
     try:
-        return await ask.clients.system.get_opportunity(project.external_key)
+        return await clients.system.get_opportunity(found.external_key)
     except ProblemError as exc:
         if _absent(exc):
             return None  # a project made by hand, under a key that is no deal
         raise
+
+
+async def _deal(ask: _ProjectAsk, done: Composed) -> Opportunity | None:
+    return await _deal_of_project(ask.clients, ask.project_id, lambda: done.wait("project"))
 
 
 async def _time(ask: _ProjectAsk, done: Composed) -> list[TimeEntry]:
@@ -350,15 +362,30 @@ async def _staffing(ask: _ProjectAsk, done: Composed) -> list[StaffingDemand]:
 async def _forecast(ask: _ProjectAsk, done: Composed) -> Forecast | None:
     """The FP&A plan follows the project finance bills (the Anaplan sandbox's seed keys it by the ERP
     project, as revenue is recognised there): looked up under the deal's ERP project first, then under the
-    PSA project (a plan published for the delivered project). Both are asked at once (an FP&A read is an
-    export run, several vendor calls): asking the second only once the first said "none" made the section
-    cost two of them."""
-    deal: Opportunity | None = done.value("deal")
-    keys = list(dict.fromkeys(k for k in (deal.system_ids.erp if deal else None, ask.project_id) if k))
-    found = await asyncio.gather(
-        *(ask.clients.system.get_revenue_forecast(key) for key in keys), return_exceptions=True
-    )
+    PSA project (a plan published for the delivered project). The PSA project's is asked at once, the ERP
+    project's as soon as the deal names it: an FP&A read is an export run (several vendor calls), and the
+    system tier's adapter lets a read join the export already running, so the two cost one run, started
+    before the deal is in."""
+    system = ask.clients.system
+
+    async def read(key: str) -> Forecast | BaseException:
+        try:
+            return await system.get_revenue_forecast(key)
+        except (ProblemError, SectionFailure) as exc:
+            return exc
+
+    by_project = asyncio.ensure_future(read(ask.project_id))
+    try:
+        deal: Opportunity | None = await done.wait("deal")
+        erp = deal.system_ids.erp if deal else None
+        found = [await read(erp) if erp and erp != ask.project_id else None, await by_project]
+    finally:
+        if not by_project.done():
+            by_project.cancel()
+            await asyncio.gather(by_project, return_exceptions=True)
     for answer in found:  # in the order of preference
+        if answer is None:
+            continue
         if isinstance(answer, ProblemError) and _absent(answer):
             continue
         if isinstance(answer, BaseException):
@@ -384,8 +411,10 @@ DELIVERY_PROJECT_VIEW: View[_ProjectAsk] = View(
             (_DEAL_SOURCE,),
             _deal,
             timeout=5.0,
-            after=("project",),
-            description="The deal the project delivers, for its legal entity (null when unavailable).",
+            waits=("project",),
+            description="The deal the project delivers, for its legal entity (null when unavailable): the "
+            "deal that carries the project's id, read at once; only for a project no deal carries (made by "
+            "hand) the deal under the project's external key, once the project is in.",
         ),
         Section(
             "time", (_TIME_SOURCE,), _time, timeout=8.0, description="Time booked: actual hours and amount."
@@ -419,9 +448,10 @@ DELIVERY_PROJECT_VIEW: View[_ProjectAsk] = View(
             (_FORECAST_SOURCE,),
             _forecast,
             timeout=5.0,
-            after=("deal",),
+            waits=("deal",),
             description="The FP&A revenue forecast, under the deal's ERP project (else the PSA project); "
-            "none for the project is `not_applicable`, not an error.",
+            "none for the project is `not_applicable`, not an error. The PSA project's is asked at once, "
+            "the ERP project's when the deal is in.",
         ),
     ],
 )
@@ -637,19 +667,24 @@ async def _projects_expenses(clients: ExperienceClients, project_ids: Sequence[s
     return await _by_project(project_ids, read, "the projects' expenses")
 
 
+async def _projects_staffing(clients: ExperienceClients, project_ids: Sequence[str]) -> dict[str, list[Any]]:
+    """Every project's staffing demand, in listings of ``MAX_PROJECTS_AT_ONCE`` projects (at once)."""
+    chunks = [
+        list(project_ids[i : i + MAX_PROJECTS_AT_ONCE])
+        for i in range(0, len(project_ids), MAX_PROJECTS_AT_ONCE)
+    ]
+    found = await asyncio.gather(*(clients.system.list_staffing_demands_of(chunk) for chunk in chunks))
+    by_project: dict[str, list[Any]] = {project_id: [] for project_id in project_ids}
+    for demands in found:
+        for demand in demands:
+            if demand.project_id in by_project:
+                by_project[demand.project_id].append(demand)
+    return by_project
+
+
 async def _work_of(
-    clients: ExperienceClients,
-    project: Project,
-    today: dt.date,
-    gate: asyncio.Semaphore,
-    shared: dict[str, asyncio.Task[dict[str, list[Any]]]],
+    project: Project, today: dt.date, shared: dict[str, asyncio.Task[dict[str, list[Any]]]]
 ) -> _Work:
-    async with gate:
-        try:
-            demands = await clients.system.list_staffing_demands(project.id)
-        except (ProblemError, SectionFailure) as exc:
-            # One project's source failing leaves the other projects standing: this one's risk is unknown.
-            return _Work(error=_failure(exc, _STAFFING_SOURCE))
     read: dict[str, list[Any]] = {}
     for source, task in shared.items():
         try:
@@ -657,27 +692,24 @@ async def _work_of(
         except (ProblemError, SectionFailure) as exc:  # every project's figures from it are unknown
             return _Work(error=_failure(exc, source))
     return _Work(
-        budget=budget_figures(project, read[_TIME_SOURCE], read[_EXPENSE_SOURCE], demands),
+        budget=budget_figures(project, read[_TIME_SOURCE], read[_EXPENSE_SOURCE], read[_STAFFING_SOURCE]),
         unbilled=unbilled_figures(read[_BILLABLE_SOURCE], today),
     )
 
 
 async def _portfolio_work(ask: _PortfolioAsk, done: Composed) -> dict[str, _Work]:
-    """Every project's time, expenses and unbilled work in listings of ``MAX_PROJECTS_AT_ONCE`` projects
-    (the same question asked once, not once a project), and meanwhile each project's staffing demand,
-    ``PORTFOLIO_CONCURRENCY`` projects at a time."""
+    """Every project's staffing demand, time, expenses and unbilled work in listings of
+    ``MAX_PROJECTS_AT_ONCE`` projects, all at once: the same question asked once, not once a project."""
     listed: _Listed = done.value("projects")
     ids = [p.id for p in listed.projects]
-    gate = asyncio.Semaphore(PORTFOLIO_CONCURRENCY)
     shared: dict[str, asyncio.Task[dict[str, list[Any]]]] = {
+        _STAFFING_SOURCE: asyncio.ensure_future(_projects_staffing(ask.clients, ids)),
         _TIME_SOURCE: asyncio.ensure_future(_projects_time(ask.clients, ids)),
         _EXPENSE_SOURCE: asyncio.ensure_future(_projects_expenses(ask.clients, ids)),
         _BILLABLE_SOURCE: asyncio.ensure_future(billable_items_of(ask.clients, ids, ask.today)),
     }
     try:
-        work = await asyncio.gather(
-            *(_work_of(ask.clients, p, ask.today, gate, shared) for p in listed.projects)
-        )
+        work = await asyncio.gather(*(_work_of(p, ask.today, shared) for p in listed.projects))
     finally:
         for task in shared.values():
             if not task.done():
@@ -713,9 +745,8 @@ DELIVERY_PORTFOLIO_VIEW: View[_PortfolioAsk] = View(
             _portfolio_work,
             timeout=25.0,
             after=("projects",),
-            description=f"Every project's time, expenses and unbilled work, in listings of "
-            f"{MAX_PROJECTS_AT_ONCE} projects, and each project's staffing demand, {PORTFOLIO_CONCURRENCY} "
-            "projects at a time: over budget and unbilled ageing. A project whose "
+            description=f"Every project's staffing demand, time, expenses and unbilled work, in listings of "
+            f"{MAX_PROJECTS_AT_ONCE} projects: over budget and unbilled ageing. A project whose "
             "sources fail shows its risk as unknown (`risk.status: unavailable`), not as no risk.",
         ),
     ],
@@ -810,8 +841,8 @@ StatusFilter = Annotated[
         "severity (over budget, then milestone overdue, then unbilled ageing), projects whose risk is "
         "unknown before those without risk, then by name. Totals are per currency over every project of "
         f"the listing, not only the page. A portfolio reads at most {PORTFOLIO_MAX_PROJECTS} projects "
-        f"(first by name; `truncated` says when more matched), their time, expenses and unbilled work in "
-        f"listings of {MAX_PROJECTS_AT_ONCE} projects, their staffing {PORTFOLIO_CONCURRENCY} at a time; "
+        f"(first by name; `truncated` says when more matched), their staffing demand, time, expenses and "
+        f"unbilled work in listings of {MAX_PROJECTS_AT_ONCE} projects; "
         "narrow it with `manager_id`. Without `status`, only projects still being delivered (planned, "
         "active, on hold). When the CRM's deals cannot be read, `legal_entity` is null and "
         "`legal_entities_error` says why (a `legal_entity` filter then answers 503 `source-unavailable`); "

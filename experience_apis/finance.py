@@ -870,7 +870,32 @@ async def _lineage_project(ask: _LineageAsk, done: Composed) -> Project | None:
 
 
 async def _lineage_deal(ask: _LineageAsk, done: Composed) -> Opportunity | None:
-    project: Project | None = done.value("project")
+    """The deal that carries the project's id (its activation wrote it back), read as soon as the billing
+    key names the project, alongside the project, not after it; only for a project no deal carries (made
+    by hand) the deal under the project's external key. The project unavailable leaves the deal so too."""
+    project_id = _project_of_key(_invoice_key(done))
+    if project_id is None:
+        return None
+    system = ask.clients.system
+
+    async def by_project() -> Opportunity | ProblemError:
+        try:
+            return await system.get_opportunity_by_project(project_id)
+        except ProblemError as exc:
+            return exc
+
+    carried = asyncio.ensure_future(by_project())
+    try:
+        project: Project | None = await done.wait("project")
+        found = await carried
+    finally:
+        if not carried.done():
+            carried.cancel()
+            await asyncio.gather(carried, return_exceptions=True)
+    if isinstance(found, Opportunity):
+        return found
+    if not _gone(found):
+        raise found
     if project is None or not project.external_key:
         return None
     key = project.external_key
@@ -970,8 +995,10 @@ FINANCE_INVOICE_LINEAGE_VIEW: View[_LineageAsk] = View(
             ("system:crm.opportunities",),
             _lineage_deal,
             timeout=8.0,
-            after=("project",),
-            description="The CRM opportunity the project delivers (its external key).",
+            after=("invoice",),
+            waits=("project",),
+            description="The CRM opportunity the project delivers: the one that carries the project's id, "
+            "read alongside the project; else the one under the project's external key.",
         ),
         Section(
             "items",

@@ -98,6 +98,11 @@ class SystemApiClient(TierClient):
     async def get_opportunity(self, opportunity_id: str) -> Opportunity:
         return await self._get(f"/system/v1/crm/opportunities/{_seg(opportunity_id)}", Opportunity)
 
+    async def get_opportunity_by_project(self, project_id: str) -> Opportunity:
+        """The deal whose activation wrote ``project_id`` (a PSA project) back to it; 404 when none."""
+        path = f"/system/v1/crm/opportunities/by-project/{_seg(project_id)}"
+        return await self._get(path, Opportunity)
+
     async def list_opportunities(
         self,
         account_id: str | None = None,
@@ -162,6 +167,11 @@ class SystemApiClient(TierClient):
     async def list_staffing_demands(self, project_id: str) -> list[StaffingDemand]:
         path = f"/system/v1/psa/projects/{_seg(project_id)}/staffing-demands"
         return await self._get(path, list[StaffingDemand])
+
+    async def list_staffing_demands_of(self, project_ids: list[str]) -> list[StaffingDemand]:
+        """The staffing demand of several projects (at most ``MAX_PROJECTS_AT_ONCE``) in one listing."""
+        params = {"project_id": ",".join(project_ids)}
+        return await self._get("/system/v1/psa/staffing-demands", list[StaffingDemand], params)
 
     async def list_expenses(
         self,

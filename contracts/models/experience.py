@@ -67,6 +67,13 @@ class SectionRule(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True)
         list[str], msgspec.Meta(description="Sections whose data this one needs; it starts when they end.")
     ] = []
     description: str | None = None
+    waits: Annotated[
+        list[str],
+        msgspec.Meta(
+            description="Sections whose data this one needs for part of its work: it starts with the others "
+            "and waits for them only where it needs their data; unavailable when one of them is."
+        ),
+    ] = []
 
 
 class ViewRules(msgspec.Struct, kw_only=True, frozen=True):

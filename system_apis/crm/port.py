@@ -46,6 +46,11 @@ class CrmPort(Protocol):
         """The opportunity with its deal milestones and rate card; ``NotFound`` when there is none."""
         ...
 
+    async def find_opportunity_by_project(self, project_id: str) -> Opportunity | None:
+        """The deal (with its milestones and rate card) whose activation wrote ``project_id``, the PSA
+        project that delivers it, back to it; None when no deal has that project."""
+        ...
+
     async def list_opportunities(
         self,
         customer_id: str | None,

@@ -10,6 +10,7 @@ import msgspec
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter, SkipValidation
 
+from apis.problems import ProblemError
 from apis.routing import VENDOR_ERRORS, operation
 from contracts.models import (
     ContactPage,
@@ -153,6 +154,25 @@ async def list_opportunities(
 
 @operation(
     "GET",
+    "/system/v1/crm/opportunities/by-project/{project_id:str}",
+    operation_id="getCrmOpportunityByProject",
+    summary="Read the deal a PSA project delivers, with its deal milestones and rate card",
+    description="The opportunity whose activation wrote this PSA project id back to it (the project id "
+    "the deal carries, `project_id`), read in one round with its milestones and rate card: a caller that "
+    "has only the project id need not read the project first. 404 when no deal carries that project id.",
+    scopes=["system:read"],
+    errors=[404, *VENDOR_ERRORS],
+    tags=_TAGS,
+)
+async def get_opportunity_by_project(project_id: Annotated[str, RecordIdPath], crm: Crm) -> Opportunity:
+    found = await crm.find_opportunity_by_project(project_id)
+    if found is None:
+        raise ProblemError("not-found", f"No CRM opportunity carries PSA project {project_id}.")
+    return found
+
+
+@operation(
+    "GET",
     "/system/v1/crm/opportunities/{opportunity_id:str}",
     operation_id="getCrmOpportunity",
     summary="Read an opportunity with its deal milestones and rate card",
@@ -217,6 +237,7 @@ crm_routes = [
     list_account_contacts,
     list_account_opportunities,
     list_opportunities,
+    get_opportunity_by_project,
     get_opportunity,
     update_opportunity_activation,
     put_invoice_status,

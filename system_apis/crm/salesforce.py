@@ -113,16 +113,19 @@ from system_apis.vendor_http import (
 from system_apis.vendor_links import followable_link
 
 __all__ = [
+    "PROJECT_ID_FIELD",
     "SALESFORCE_ID_PATTERN",
     "ApiUsage",
     "InvalidCursor",
     "SalesforceCrm",
+    "child_records_by_project_query",
     "child_records_query",
     "contact_query",
     "customer_query",
     "decode_cursor",
     "encode_cursor",
     "is_salesforce_id",
+    "opportunity_by_project_query",
     "opportunity_query",
     "soql_datetime",
     "soql_quote",
@@ -319,6 +322,10 @@ _CHILD_ORDER = {
 }
 
 
+# The deal's field the activation writes the PSA project id to (``psa_project_id`` of the update).
+PROJECT_ID_FIELD = "Project_Id__c"
+
+
 def child_records_query(sobject: str, fields: Sequence[str], opportunity_id: str) -> str:
     """The SOQL for every ``sobject`` record of one opportunity (its ``Opportunity__c`` master): a deal
     has a handful, and ``nextRecordsUrl`` is followed should one have more than a batch."""
@@ -342,6 +349,29 @@ def terms_subquery(sobject: str) -> str:
     relationship, fields = _TERMS[sobject]
     order = _CHILD_ORDER[sobject]
     return f"(SELECT {', '.join(fields)} FROM {relationship} ORDER BY {order})"  # noqa: S608 - constants
+
+
+def opportunity_by_project_query(project_id: str) -> str:
+    """The SOQL for the deal whose activation wrote ``project_id`` (the PSA project) back to it
+    (``Project_Id__c``); the first by ``Id`` should a project id have been written to two deals."""
+    return (
+        f"SELECT {', '.join(OPPORTUNITY_FIELDS)} FROM Opportunity"  # noqa: S608 - constants, quoted id
+        f" WHERE {PROJECT_ID_FIELD} = {soql_quote(project_id)} ORDER BY Id LIMIT 1"
+    )
+
+
+def child_records_by_project_query(sobject: str, fields: Sequence[str], project_id: str) -> str:
+    """The SOQL for every ``sobject`` record of the deal(s) that delivered ``project_id``: a filter on the
+    master's field through the child-to-parent relationship (``Opportunity__r.Project_Id__c``; SOQL and
+    SOSL Reference, "Relationship Queries": child-to-parent relationship fields may be filtered on), so a
+    deal's children are read in the same round as the deal instead of after it. A custom lookup's
+    child-to-parent name is its field name with ``__r``, fixed by the field (the name an admin picks is
+    the parent-to-child one a subquery would need), so this holds in any org that has the field."""
+    return (
+        f"SELECT {', '.join(fields)} FROM {sobject}"  # noqa: S608 - constants and a soql_quote()d id
+        f" WHERE Opportunity__r.{PROJECT_ID_FIELD} = {soql_quote(project_id)}"
+        f" ORDER BY {_CHILD_ORDER[sobject]}"
+    )
 
 
 def invoice_by_erp_id_query(erp_invoice_id: str) -> str:
@@ -675,6 +705,9 @@ class SalesforceCrm:
     async def get_opportunity(self, opportunity_id: str) -> Opportunity:
         return await self._use(_OPPORTUNITY, lambda: self._get_opportunity(opportunity_id))
 
+    async def find_opportunity_by_project(self, project_id: str) -> Opportunity | None:
+        return await self._use(_OPPORTUNITY, lambda: self._find_opportunity_by_project(project_id))
+
     async def list_opportunities(
         self,
         customer_id: str | None,
@@ -766,6 +799,46 @@ class SalesforceCrm:
             "Opportunity",
             record.id,
             lambda: opportunity_from_record(record, milestones=milestones, rate_card=rate_card),
+        )
+
+    async def _find_opportunity_by_project(self, project_id: str) -> Opportunity | None:
+        # The deal and its children in one round (the children filtered through their master's field),
+        # not the deal first and its children once its id is known: one vendor round trip, not two.
+        records, milestones, rate_card = await asyncio.gather(
+            self._query(opportunity_by_project_query(project_id), SalesforceOpportunity, want=1),
+            self._child_records(
+                MILESTONE_OBJECT,
+                MILESTONE_FIELDS,
+                SalesforceMilestone,
+                project_id,
+                query=child_records_by_project_query,
+            ),
+            self._child_records(
+                RATE_CARD_LINE_OBJECT,
+                RATE_CARD_LINE_FIELDS,
+                SalesforceRateCardLine,
+                project_id,
+                query=child_records_by_project_query,
+            ),
+            return_exceptions=True,
+        )
+        if isinstance(records, BaseException):
+            raise records
+        if isinstance(milestones, BaseException):
+            raise milestones
+        if isinstance(rate_card, BaseException):
+            raise rate_card
+        if not records:
+            return None
+        record = records[0]
+        # Two deals with the project's id (written twice by hand): only the answered deal's children.
+        own_milestones = [m for m in milestones if m.opportunity_id == record.id]
+        own_rates = [r for r in rate_card if r.opportunity_id == record.id]
+        return map_record(
+            VENDOR,
+            "Opportunity",
+            record.id,
+            lambda: opportunity_from_record(record, milestones=own_milestones, rate_card=own_rates),
         )
 
     async def _list_opportunities(
@@ -1029,13 +1102,20 @@ class SalesforceCrm:
             raise _bad_body("Opportunity", exc) from None
 
     async def _child_records(
-        self, sobject: str, fields: Sequence[str], record_type: type[R], opportunity_id: str
+        self,
+        sobject: str,
+        fields: Sequence[str],
+        record_type: type[R],
+        opportunity_id: str,
+        *,
+        query: Callable[[str, Sequence[str], str], str] = child_records_query,
     ) -> list[R]:
-        """Every ``sobject`` record of the opportunity; none when the org does not have the object."""
+        """Every ``sobject`` record of the opportunity (``query``: of the deal of a PSA project); none when
+        the org does not have the object."""
         if self._missing_objects.get(sobject, 0.0) > time.monotonic():
             return []
         try:
-            return await self._query(child_records_query(sobject, fields, opportunity_id), record_type)
+            return await self._query(query(sobject, fields, opportunity_id), record_type)
         except VendorRejected as exc:
             if exc.vendor_code != "INVALID_TYPE":
                 raise

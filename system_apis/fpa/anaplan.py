@@ -11,7 +11,12 @@ breaker) is the shared ``VendorHttpClient``'s; this module adds what is Anaplan'
   then the import runs as a task (``POST imports/{id}/tasks``) polled with backoff until COMPLETE,
   bounded by ``task_timeout_seconds``; refused rows come from the task's failure dump;
 - **read**: the forecast export runs as a task the same way, and its output file is downloaded chunk by
-  chunk and filtered to the project;
+  chunk and filtered to the project. The export covers the whole model, so reads that come while one runs
+  share it (one task, several awaiters) instead of each starting its own: a view asking for two projects'
+  figures at once costs one export. A read joins only an export that started after this adapter's last
+  publish began or ended (so it never misses a publish of its own process); it sees the model as of that
+  export's start, at most one export run before it asked. An export that fails fails every read waiting on
+  it; the next read starts a fresh one;
 - actions are named in the settings and looked up by name once (imports, exports and each import's file);
 - errors: ``{"status": {"code", "message"}}`` bodies; 429 carries Retry-After.
 
@@ -304,6 +309,10 @@ class AnaplanFpa:
         self._actions: _Actions | None = None
         # One upload-and-import at a time: the import file is one object per Anaplan user.
         self._load_lock = asyncio.Lock()
+        # The forecast export running now (shared by the reads that come meanwhile), and the publishes seen:
+        # a read joins only an export started since the last publish began or ended.
+        self._export: tuple[int, asyncio.Task[bytes]] | None = None
+        self._publishes = 0
 
     @property
     def http(self) -> VendorHttpClient:
@@ -330,6 +339,31 @@ class AnaplanFpa:
 
     async def _read_forecast(self, project_id: str) -> Forecast | None:
         """The project's figures as the forecast export has them now; None when it has none."""
+        content = await self._forecast_export()
+        try:
+            return forecast_from_export(content, project_id)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise VendorBadResponse(VENDOR, f"the forecast export is unusable: {exc}") from None
+
+    async def _forecast_export(self) -> bytes:
+        """The forecast export's file: the running export's when one started since the last publish began
+        or ended, else a new run's. The run is its own task, so a reader cancelled (its caller gone) leaves
+        it running for the others."""
+        running = self._export
+        if running is None or running[0] != self._publishes or running[1].done():
+            task = asyncio.ensure_future(self._run_forecast_export())
+            running = (self._publishes, task)
+            self._export = running
+            task.add_done_callback(self._export_done)
+        return await asyncio.shield(running[1])
+
+    def _export_done(self, task: asyncio.Task[bytes]) -> None:
+        if self._export is not None and self._export[1] is task:
+            self._export = None  # the next read starts a fresh export, whether this one failed or not
+        if not task.cancelled():
+            task.exception()  # retrieved here: every reader that waited on it has raised it already
+
+    async def _run_forecast_export(self) -> bytes:
         actions = await self._resolve()
         export_id = actions.exports.get(self._settings.forecast_export)
         if export_id is None:
@@ -338,11 +372,7 @@ class AnaplanFpa:
         if task.result is None or not task.result.successful:
             summary = result_summary(task.result) if task.result else "no result"
             raise VendorBadResponse(VENDOR, f"the forecast export failed: {summary}")
-        content = await self._download(export_id)
-        try:
-            return forecast_from_export(content, project_id)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise VendorBadResponse(VENDOR, f"the forecast export is unusable: {exc}") from None
+        return await self._download(export_id)
 
     async def _stale_months(self, project_id: str, version: Version, plan_months: set[str]) -> list[str]:
         """The months the model holds for the project's ``version`` that the new plan does not have."""
@@ -370,11 +400,15 @@ class AnaplanFpa:
         import_id, file_id = found
         plan_months = {entry.month for entry in plan.months}
         async with self._load_lock:
-            # Read inside the lock, so a publish running just before this one is already in the model.
-            cleared = await self._stale_months(project_id, version, plan_months)
-            content = revenue_csv(project_id, version, plan, clear=cleared)
-            await self._upload(file_id, content)
-            task = await self._run(f"imports/{import_id}/tasks")
+            self._publishes += 1  # no read from here on joins an export started before this publish
+            try:
+                # Read inside the lock, so a publish running just before this one is already in the model.
+                cleared = await self._stale_months(project_id, version, plan_months)
+                content = revenue_csv(project_id, version, plan, clear=cleared)
+                await self._upload(file_id, content)
+                task = await self._run(f"imports/{import_id}/tasks")
+            finally:
+                self._publishes += 1  # nor, after it, one started while it was being written
             result = task.result
             if result is None:
                 raise VendorBadResponse(VENDOR, "the import task completed without a result")

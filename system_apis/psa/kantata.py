@@ -205,6 +205,8 @@ _EARLIEST = dt.date(1900, 1, 1)
 _LATEST = dt.date(2999, 12, 31)
 
 _T = TypeVar("_T")
+_A = TypeVar("_A")
+_B = TypeVar("_B")
 
 
 def _log() -> Any:
@@ -504,6 +506,25 @@ class KantataPsa:
         # The port's answer is a bare list (no page envelope to name them in): skipped ones are logged.
         demands, _ = map_page(
             VENDOR, "workspace resource", resources, staffing_demand_from_resource, record_id=_record_id
+        )
+        return demands
+
+    async def list_staffing_demands_of(self, project_ids: Sequence[str]) -> list[StaffingDemand]:
+        # One listing for every project: Kantata's list filters take a comma-separated list of ids
+        # (``workspace_id=1,2,3``), as this adapter's stories, time entries and expenses listings use
+        # (developer.kantata.com, Workspace Resources: "workspace_id" filter; docs/VENDORS.md).
+        wanted = [p for p in dict.fromkeys(project_ids) if _KANTATA_ID.fullmatch(p)]
+        if not wanted:
+            return []
+        resources: list[KantataWorkspaceResource] = []
+        params = {"workspace_id": ",".join(wanted), "order": "id:asc"}
+        for envelope in await self._all_pages("workspace_resources.json", params):
+            with _unusable("workspace resource list"):
+                resources.extend(ordered(envelope, "workspace_resources", envelope.workspace_resources))
+        # Checked again here: a filter Kantata ignored would cost pages, never other projects' demand.
+        mine = [r for r in resources if _str(r.workspace_id) in set(wanted)]
+        demands, _ = map_page(
+            VENDOR, "workspace resource", mine, staffing_demand_from_resource, record_id=_record_id
         )
         return demands
 
@@ -836,14 +857,18 @@ class KantataPsa:
         other project-scoped lists are; the sandbox serves it, but the excerpts of Kantata's invoice
         reference we could check do not show it), so the records are checked again here: an ignored
         filter costs pages, never another project's invoices."""
-        await self._show_workspace(project_id)  # NotFound for a project Kantata does not have
+        if not _KANTATA_ID.fullmatch(project_id):
+            raise NotFound(VENDOR, "no such workspace")
         params = {
             "workspace_id": project_id,
             "include": "external_references,billing_milestones",
             "order": "id:asc",
         }
+        # The workspace (NotFound for a project Kantata does not have, which wins) and the invoices at
+        # once: one round, not the invoices after the workspace.
+        _, envelopes = await _both(self._show_workspace(project_id), self._all_pages("invoices.json", params))
         found: list[PsaInvoice] = []
-        for envelope in await self._all_pages("invoices.json", params):
+        for envelope in envelopes:
             with _unusable("invoice list"):
                 invoices = ordered(envelope, "invoices", envelope.invoices)
             mine = [i for i in invoices if project_id in {_str(w) for w in i.workspace_ids}]
@@ -1411,6 +1436,17 @@ def _only(envelope: KantataEnvelope, key: str, table: Mapping[str, _T]) -> _T:
 
 def _only_workspace(envelope: KantataEnvelope) -> KantataWorkspace:
     return _only(envelope, "workspaces", envelope.workspaces)
+
+
+async def _both(first: Awaitable[_A], second: Awaitable[_B]) -> tuple[_A, _B]:
+    """Both answers, read at once; the first's error wins over the second's (both are awaited, so no call
+    is left running unobserved)."""
+    one, two = await asyncio.gather(first, second, return_exceptions=True)
+    if isinstance(one, BaseException):
+        raise one
+    if isinstance(two, BaseException):
+        raise two
+    return one, two
 
 
 def _project(

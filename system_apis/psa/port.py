@@ -74,6 +74,11 @@ class PsaPort(Protocol):
 
     async def list_staffing_demands(self, project_id: str) -> list[StaffingDemand]: ...
 
+    async def list_staffing_demands_of(self, project_ids: Sequence[str]) -> list[StaffingDemand]:
+        """The staffing demand of several projects (at most ``MAX_PROJECTS_AT_ONCE``) in one listing, each
+        naming its ``project_id``; a project the PSA does not have has none (no ``NotFound``)."""
+        ...
+
     async def create_staffing_demand(
         self, project_id: str, command: StaffingDemandCreate
     ) -> tuple[StaffingDemand, bool]:

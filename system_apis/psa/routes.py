@@ -53,6 +53,13 @@ ProjectIds = Annotated[
         required=False,
     ),
 ]
+ProjectIdList = Annotated[
+    str,
+    QueryParameter(
+        pattern=rf"^[A-Za-z0-9_:.-]{{1,64}}(,[A-Za-z0-9_:.-]{{1,64}}){{0,{MAX_PROJECTS_AT_ONCE - 1}}}$",
+        description=f"The projects, comma-separated (at most {MAX_PROJECTS_AT_ONCE}).",
+    ),
+]
 BillableLimit = Annotated[
     int, QueryParameter(ge=1, le=MAX_BILLABLE_PAGE, description=f"Page size (at most {MAX_BILLABLE_PAGE}).")
 ]
@@ -140,6 +147,23 @@ async def create_project(data: JSONBody[ProjectCreate], psa: Psa) -> Response[An
 )
 async def close_project(project_id: ProjectId, psa: Psa) -> Project:
     return await psa.close_project(project_id)
+
+
+@operation(
+    "GET",
+    "/system/v1/psa/staffing-demands",
+    operation_id="listPsaStaffingDemandsOfProjects",
+    summary="List the staffing demand of several projects",
+    description="What `GET /system/v1/psa/projects/{project_id}/staffing-demands` lists, for up to "
+    f"{MAX_PROJECTS_AT_ONCE} projects in one listing (the PSA filters by many projects at once); each "
+    "demand names its `project_id`. A project the PSA does not have has none (no 404). Read whole: a "
+    "project's staffing demand is a handful of roles.",
+    scopes=["system:read"],
+    errors=[*VENDOR_ERRORS],
+    tags=_TAGS,
+)
+async def list_staffing_demands_of_projects(psa: Psa, project_id: ProjectIdList) -> list[StaffingDemand]:
+    return await psa.list_staffing_demands_of(project_id.split(","))
 
 
 @operation(
@@ -417,6 +441,7 @@ psa_routes = [
     create_project,
     close_project,
     list_staffing_demands,
+    list_staffing_demands_of_projects,
     create_staffing_demand,
     list_time_entries,
     list_expenses,

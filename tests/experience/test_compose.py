@@ -234,3 +234,95 @@ async def test_the_catalogue_lists_every_view_with_its_rules(gw: Any) -> None:
     # Any role's scope may read it; a token with none of them may not.
     denied = await gw.client.get("/experience/v1/views", headers=gw.auth("system:read"))
     assert denied.status_code == 403
+
+
+# --- waits: a section that needs another's value for part of its work ------------------------------------
+
+
+async def test_a_waiting_section_starts_its_own_reads_before_the_value_it_waits_on_is_in() -> None:
+    # The waiting section's first read must run while the section it waits on is still reading: it lets
+    # that one finish. Were the waiting one started only after it (``after``), neither would finish.
+    own_read_started = asyncio.Event()
+    log: list[str] = []
+
+    async def deal(context: Any, done: Composed) -> str:
+        await asyncio.wait_for(own_read_started.wait(), timeout=2)
+        log.append("deal done")
+        return "ERP-7"
+
+    async def forecast(context: Any, done: Composed) -> str:
+        own_read_started.set()
+        log.append("forecast started")
+        key = await done.wait("deal")
+        log.append("forecast has the deal")
+        return f"forecast of {key}"
+
+    view = _view(
+        Section("deal", ("test:deal",), deal),
+        Section("forecast", ("test:forecast",), forecast, waits=("deal",)),
+    )
+    done = await view.compose(None)
+    assert done.value("forecast") == "forecast of ERP-7"
+    assert log == ["forecast started", "deal done", "forecast has the deal"]
+
+
+async def test_waiting_on_an_unavailable_section_makes_the_waiting_one_unavailable_as_after_does() -> None:
+    lost = _raising(ProblemError("vendor-unavailable", "Salesforce answered 503"))
+    reached: list[str] = []
+
+    async def waiting(context: Any, done: Composed) -> str:
+        await done.wait("lost")
+        reached.append("past the wait")
+        return "never"
+
+    view = _view(
+        Section("lost", ("system:crm.opportunities",), lost),
+        Section("waiting", ("test:waiting",), waiting, waits=("lost",)),
+        Section("after_lost", ("test:waiting",), _returning("never"), after=("lost",)),
+    )
+    done = await view.compose(None)
+    assert reached == []
+    assert done.status("waiting") == SectionStatus.UNAVAILABLE
+    # The same reason, in the same shape, as a section declared after the lost one.
+    assert done.error("waiting") == done.error("after_lost")
+    error = done.error("waiting")
+    assert error is not None
+    assert error.code == "source-unavailable"
+    assert "lost" in (error.detail or "")
+
+
+async def test_a_required_section_waiting_on_an_unavailable_one_fails_the_view_with_a_503() -> None:
+    async def waiting(context: Any, done: Composed) -> str:
+        return str(await done.wait("lost"))
+
+    view = _view(
+        Section("lost", ("t:lost",), _raising(ProblemError("vendor-unavailable", "down"))),
+        Section("waiting", ("t:waiting",), waiting, waits=("lost",), required=True),
+    )
+    with pytest.raises(ProblemError) as caught:
+        await view.compose(None)
+    assert caught.value.kind.status == 503
+    assert caught.value.extra_members["section"] == "waiting"
+
+
+async def test_a_wait_not_declared_is_a_bug_not_an_outage() -> None:
+    async def undeclared(context: Any, done: Composed) -> Any:
+        return await done.wait("a")
+
+    view = _view(Section("a", ("t:a",), _returning(1)), Section("b", ("t:b",), undeclared))
+    with pytest.raises(ValueError, match="without declaring it"):
+        await view.compose(None)
+
+
+def test_a_section_may_wait_only_on_one_declared_before_it() -> None:
+    with pytest.raises(ValueError, match="waits on unknown or later"):
+        _view(Section("a", ("t:a",), _returning(1), waits=("b",)), Section("b", ("t:b",), _returning(2)))
+
+
+def test_waits_are_published_in_the_rules_and_the_description() -> None:
+    view = _view(
+        Section("deal", ("system:crm.opportunities",), _returning(1)),
+        Section("forecast", ("system:fpa.forecast",), _returning(2), waits=("deal",)),
+    )
+    assert [s.waits for s in view.rules().sections] == [[], ["deal"]]
+    assert "`forecast` (system:fpa.forecast; optional, timeout 5 s, waits on deal)" in view.describe()

@@ -320,3 +320,65 @@ async def test_the_portfolio_asks_for_every_projects_time_expenses_and_unbilled_
     listings = [e.path for e in log if "/time_entries" in e.path or "/expenses" in e.path]
     # One listing of each for every project (and the billable items' two), not one a project.
     assert len(listings) < 10, listings
+
+
+async def test_the_deal_is_read_by_the_project_id_not_after_the_project(gw: Any) -> None:
+    project = (await _activate(gw, READY_OPPORTUNITY_ID))["psa_project_id"]
+    log = gw.sandbox_state("salesforce").request_log
+    log.clear()
+    view = await _view(gw, project)
+    assert view["legal_entity"] == "US01"
+    # The deal that carries the project's id, with its children, in one round of queries: not the deal's
+    # own record read under the project's external key once the project is in.
+    assert not [e.path for e in log if "/sobjects/Opportunity/" in e.path]
+    assert len([e for e in log if e.path.endswith("/query/")]) == 3
+
+
+async def test_a_project_made_by_hand_finds_its_deal_under_its_external_key(gw: Any) -> None:
+    response = await gw.client.post(
+        "/system/v1/psa/projects",
+        json={
+            "external_key": READY_FIXED_FEE_OPPORTUNITY_ID,  # a deal whose activation wrote nothing back
+            "name": "Hand-made project",
+            "customer_id": "cust-by-hand",
+            "currency": "USD",
+        },
+        headers={**gw.auth("system:write"), "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert response.status_code in (200, 201), response.text
+    log = gw.sandbox_state("salesforce").request_log
+    log.clear()
+    view = await _view(gw, response.json()["id"])
+    # No deal carries the project's id: its deal was read under the project's external key.
+    assert [e.path for e in log if "/sobjects/Opportunity/" in e.path]
+    assert view["project"]["legal_entity"] is None
+    deal = await gw.client.get(
+        f"/system/v1/crm/opportunities/{READY_FIXED_FEE_OPPORTUNITY_ID}", headers=gw.auth("system:read")
+    )
+    assert deal.json()["legal_entity"]
+    assert view["legal_entity"] == deal.json()["legal_entity"]
+    assert view["forecast"]["status"] in ("ok", "not_applicable")
+
+
+async def test_the_portfolio_asks_for_every_projects_staffing_demand_once(gw: Any) -> None:
+    log = gw.sandbox_state("kantata").request_log
+    log.clear()
+    response = await gw.client.get(VIEW, params={"limit": 25}, headers=gw.auth("experience:delivery"))
+    assert response.status_code == 200, response.text
+    portfolio = response.json()
+    assert portfolio["totals"]["projects"] >= 10
+    assert portfolio["totals"]["risk_unknown"] == 0
+    # One listing for every project (they are fewer than a listing takes), not one a project.
+    assert len([e for e in log if "workspace_resources" in e.path]) == 1
+
+
+async def test_staffing_unreadable_leaves_every_projects_risk_unknown_with_the_reason(gw: Any) -> None:
+    await _fault(gw, "kantata", kind="error", status=500, path_pattern=r"/workspace_resources")
+    response = await gw.client.get(VIEW, params={"limit": 25}, headers=gw.auth("experience:delivery"))
+    assert response.status_code == 200, response.text
+    portfolio = response.json()
+    assert portfolio["items"]
+    for item in portfolio["items"]:
+        assert item["risk"]["status"] == "unavailable"
+        assert item["risk"]["error"]["source"] == "system:psa.staffing-demands"
+        assert item["risk"]["over_budget"] is None

@@ -4,6 +4,7 @@ through the export, and what Anaplan's auth, limits and refusals become at the p
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -370,3 +371,76 @@ def test_the_auth_url_defaults_to_anaplans_auth_host_and_stays_its_own_setting()
     assert AnaplanSettings().auth_url == "https://auth.anaplan.com"
     settings = AnaplanSettings(base_url="https://api.eu1.anaplan.net", auth_url="https://auth.eu1.anaplan.net")
     assert (settings.base_url, settings.auth_url) == ("https://api.eu1.anaplan.net", "https://auth.eu1.anaplan.net")
+
+
+# --- one export for the reads that come while it runs ----------------------------------------------------
+
+
+def _export_starts(anaplan: Harness) -> list[int]:
+    return [status for method, _, status in anaplan.requests("/exports/") if method == "POST"]
+
+
+async def test_reads_at_once_share_one_running_export(anaplan: Harness) -> None:
+    await anaplan.fpa.publish_baseline("OPP-21", baseline())
+    before = len(_export_starts(anaplan))
+    demo, published, unknown = await asyncio.gather(
+        anaplan.fpa.get_forecast(DEMO_PROJECT_ID),
+        anaplan.fpa.get_forecast("OPP-21"),
+        anaplan.fpa.get_forecast("NO-SUCH-PROJECT"),
+        return_exceptions=True,
+    )
+    assert not isinstance(demo, BaseException)
+    assert demo.months[0].amount == Decimal("38250.50")
+    assert not isinstance(published, BaseException)
+    assert published.months[2].amount == Decimal("3000.00")
+    assert isinstance(unknown, NotFound)
+    # Three projects' figures, one export run (the export covers the whole model).
+    assert len(_export_starts(anaplan)) - before == 1
+    # Once it is done, the next read runs the export again: figures are never kept beyond one run.
+    await anaplan.fpa.get_forecast(DEMO_PROJECT_ID)
+    assert len(_export_starts(anaplan)) - before == 2
+
+
+async def test_a_failed_shared_export_fails_every_read_waiting_on_it_and_the_next_starts_afresh() -> None:
+    harness = make(retry=RetryPolicy(max_attempts=1))
+    try:
+        harness.app.state.faults.add(
+            FaultRule(kind="error", status=500, method="POST", path_pattern="/exports/.*/tasks$", times=1)
+        )
+        first, second = await asyncio.gather(
+            harness.fpa.get_forecast(DEMO_PROJECT_ID),
+            harness.fpa.get_forecast(DEMO_PROJECT_ID),
+            return_exceptions=True,
+        )
+        assert isinstance(first, VendorUnavailable | VendorBadResponse)
+        assert isinstance(second, type(first))
+        assert _export_starts(harness) == [500]
+        forecast = await harness.fpa.get_forecast(DEMO_PROJECT_ID)
+        assert forecast.months[0].amount == Decimal("38250.50")
+        assert _export_starts(harness) == [500, 200]
+    finally:
+        await harness.fpa.close()
+
+
+async def test_a_read_cancelled_leaves_the_shared_export_to_the_others(anaplan: Harness) -> None:
+    leaving = asyncio.ensure_future(anaplan.fpa.get_forecast(DEMO_PROJECT_ID))
+    staying = asyncio.ensure_future(anaplan.fpa.get_forecast(DEMO_PROJECT_ID))
+    await asyncio.sleep(0)
+    leaving.cancel()
+    forecast = await staying
+    assert forecast.months[0].amount == Decimal("38250.50")
+    assert len(_export_starts(anaplan)) == 1
+
+
+async def test_a_publish_never_reads_through_an_export_started_before_it(anaplan: Harness) -> None:
+    # A read's export is running when the publish starts: the publish's own read of the model's figures
+    # runs its own export, and a read after the publish sees what it wrote.
+    reading = asyncio.ensure_future(anaplan.fpa.get_forecast(DEMO_PROJECT_ID))
+    while not _export_starts(anaplan):
+        await asyncio.sleep(0)
+    assert not reading.done()
+    await anaplan.fpa.publish_baseline("OPP-22", baseline())
+    await reading
+    assert len(_export_starts(anaplan)) == 2
+    after = await anaplan.fpa.get_forecast("OPP-22")
+    assert after.months[2].amount == Decimal("3000.00")

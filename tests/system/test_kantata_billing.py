@@ -554,3 +554,26 @@ async def test_time_is_named_by_its_roles_name_as_the_rate_card_names_roles(
     entries[0]["role_id"] = "4204"
     items = {i.id: i for i in await all_items(psa, DEMO_WORKSPACE_ID) if i.kind is BillableItemKind.TIME}
     assert items[str(entries[0]["id"])].role == "Senior Consultant"
+
+
+async def test_a_projects_invoices_are_read_with_the_workspace_in_one_round(
+    sandbox: Sandbox, psa: KantataPsa
+) -> None:
+    items = (await all_items(psa, DEMO_WORKSPACE_ID))[:2]
+    invoice, _ = await psa.create_invoice(command(items))
+    before = len(await sandbox.api_requests())
+    listed = [i.id for i in await psa.list_invoices(DEMO_WORKSPACE_ID)]
+    assert invoice.id in listed
+    assert listed == sorted(
+        i["id"] for i in sandbox.records["invoices"].values() if DEMO_WORKSPACE_ID in i["workspace_ids"]
+    )
+    paths = [r["path"] for r in (await sandbox.api_requests())[before:]]
+    # Both asked at once (the workspace only to tell a missing project from one with no invoices).
+    assert sorted(p.rsplit("/", 1)[-1] for p in paths) == [f"{DEMO_WORKSPACE_ID}.json", "invoices.json"]
+
+
+async def test_the_invoices_of_an_unknown_project_are_not_found(psa: KantataPsa) -> None:
+    with pytest.raises(NotFound):
+        await psa.list_invoices("31899999")
+    with pytest.raises(NotFound):
+        await psa.list_invoices("not-a-kantata-id")

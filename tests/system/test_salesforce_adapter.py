@@ -36,11 +36,13 @@ from system_apis.crm.port import CrmPort
 from system_apis.crm.salesforce import (
     InvalidCursor,
     SalesforceCrm,
+    child_records_by_project_query,
     child_records_query,
     contact_query,
     customer_query,
     decode_cursor,
     encode_cursor,
+    opportunity_by_project_query,
     opportunity_query,
     soql_datetime,
     soql_quote,
@@ -1196,3 +1198,30 @@ async def test_the_listing_with_terms_answers_a_failed_query_as_the_vendor_error
     await sandbox.fault(kind="error", status=503, path_pattern="/query")
     with pytest.raises(VendorUnavailable):
         await crm.list_opportunities(DEMO_ACCOUNT_ID, limit=25, with_terms=True)
+
+
+# --- the deal by the project it delivers -----------------------------------------------------------------
+
+
+async def test_the_deal_of_a_project_is_read_in_one_round_with_its_children(
+    sandbox: Sandbox, crm: SalesforceCrm
+) -> None:
+    await crm.update_opportunity_activation(READY_MILESTONE_OPPORTUNITY_ID, ACTIVATED)
+    by_id = await crm.get_opportunity(READY_MILESTONE_OPPORTUNITY_ID)
+    before = len(await sandbox.data_requests())
+    found = await crm.find_opportunity_by_project("4417")
+    assert found == by_id
+    assert found is not None
+    assert found.milestones
+    queries = [r for r in (await sandbox.data_requests())[before:] if r["path"].endswith("/query/")]
+    assert len(queries) == 3  # the deal, its milestones, its rate card: at once, none after another
+
+
+async def test_a_project_no_deal_carries_has_none(crm: SalesforceCrm) -> None:
+    assert await crm.find_opportunity_by_project("no-such-project") is None
+
+
+async def test_a_project_id_is_quoted_into_the_query() -> None:
+    soql = child_records_by_project_query(MILESTONE_OBJECT, MILESTONE_FIELDS, "x' OR Name != '")
+    assert "Opportunity__r.Project_Id__c = 'x\\' OR Name != \\''" in soql
+    assert "Project_Id__c = 'x\\' OR" in opportunity_by_project_query("x' OR Name != '")
