@@ -161,6 +161,8 @@ def _sources(context: dict[str, str]) -> dict[str, Call]:
     inner call costs, not what a section pays for several."""
     project, through = context["project"], context["today"]
     whole = {"limit": 200}
+    # Time and expenses are read in pages of 1,000 (the PSA's largest for them), as the delivery views do.
+    large = {"limit": 1000}
     calls = [
         Call("crm.account", "GET", f"/system/v1/crm/accounts/{DEMO_ACCOUNT_ID}", "system:read"),
         Call(
@@ -198,14 +200,29 @@ def _sources(context: dict[str, str]) -> dict[str, Call]:
             "GET",
             "/system/v1/psa/time-entries",
             "system:read",
-            params={**whole, "project_id": project},
+            params={**large, "project_id": project},
         ),
         Call(
             "psa.expenses",
             "GET",
             "/system/v1/psa/expenses",
             "system:read",
-            params={**whole, "project_id": project},
+            params={**large, "project_id": project},
+        ),
+        # Every project's time and expenses in one listing each, as the portfolio reads them.
+        Call(
+            "psa.time-entries-of-projects",
+            "GET",
+            "/system/v1/psa/time-entries",
+            "system:read",
+            params={**large, "project_ids": context["projects"]},
+        ),
+        Call(
+            "psa.expenses-of-projects",
+            "GET",
+            "/system/v1/psa/expenses",
+            "system:read",
+            params={**large, "project_ids": context["projects"]},
         ),
         Call(
             "psa.billable-items",
@@ -326,8 +343,8 @@ VIEW_SOURCES: dict[str, tuple[str, ...]] = {
     "delivery.portfolio": (
         "psa.projects",
         "crm.won-opportunities",
-        "psa.time-entries",
-        "psa.expenses",
+        "psa.time-entries-of-projects",
+        "psa.expenses-of-projects",
         "psa.billable-items-of-projects",
         "psa.staffing-demands-of-projects",
     ),

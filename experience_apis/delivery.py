@@ -60,7 +60,7 @@ from experience_apis.client import ExperienceClients
 from experience_apis.compose import Composed, Section, SectionFailure, View
 from experience_apis.finance import billable_items_of
 from experience_apis.paging import CurrencyFilter, Cursor, LegalEntityFilter, Paging, ViewLimit
-from system_apis.psa.port import MAX_PROJECTS_AT_ONCE
+from system_apis.psa.port import MAX_LISTING_PAGE, MAX_PROJECTS_AT_ONCE
 
 __all__ = [
     "DELIVERY_PORTFOLIO_VIEW",
@@ -85,8 +85,11 @@ UNBILLED_AGEING_DAYS = 30
 # projects: bounded in number, so one portfolio cannot flood the PSA (Kantata has no rate-limit headers and
 # answers 429 without Retry-After).
 PORTFOLIO_MAX_PROJECTS = 100
-# Listings read whole: pages of the system tier's largest size, and a ceiling on how many.
+# Listings read whole: pages of the system tier's largest size, and a ceiling on how many. Time and
+# expenses page up to 1,000 (the PSA reads Kantata's pages of 200 behind one of ours at once, after the
+# first): a portfolio's time is a few pages read in two rounds each, not five pages one after another.
 _PAGE = 200
+_LARGE_PAGE = MAX_LISTING_PAGE
 _MAX_PAGES = 50
 _TENTH = Decimal("0.1")
 # A portfolio with no status filter shows the projects still being delivered.
@@ -112,7 +115,7 @@ def _absent(exc: ProblemError) -> bool:
 
 
 async def _read_all(
-    read: Callable[[str | None], Awaitable[tuple[list[T], str | None]]], what: str
+    read: Callable[[str | None], Awaitable[tuple[list[T], str | None]]], what: str, *, page_size: int = _PAGE
 ) -> list[T]:
     items: list[T] = []
     cursor: str | None = None
@@ -121,7 +124,7 @@ async def _read_all(
         items.extend(page)
         if not cursor:
             return items
-    raise SectionFailure("listing-too-long", f"{what} has more than {_MAX_PAGES * _PAGE} records")
+    raise SectionFailure("listing-too-long", f"{what} has more than {_MAX_PAGES * page_size} records")
 
 
 # --- reads ----------------------------------------------------------------------------------------------
@@ -129,18 +132,18 @@ async def _read_all(
 
 async def _time_entries(clients: ExperienceClients, project_id: str) -> list[TimeEntry]:
     async def read(cursor: str | None) -> tuple[list[TimeEntry], str | None]:
-        page = await clients.system.list_time_entries(project_id=project_id, limit=_PAGE, cursor=cursor)
+        page = await clients.system.list_time_entries(project_id=project_id, limit=_LARGE_PAGE, cursor=cursor)
         return page.items, page.next_cursor
 
-    return await _read_all(read, f"project {project_id}'s time")
+    return await _read_all(read, f"project {project_id}'s time", page_size=_LARGE_PAGE)
 
 
 async def _expenses(clients: ExperienceClients, project_id: str) -> list[Expense]:
     async def read(cursor: str | None) -> tuple[list[Expense], str | None]:
-        page = await clients.system.list_expenses(project_id=project_id, limit=_PAGE, cursor=cursor)
+        page = await clients.system.list_expenses(project_id=project_id, limit=_LARGE_PAGE, cursor=cursor)
         return page.items, page.next_cursor
 
-    return await _read_all(read, f"project {project_id}'s expenses")
+    return await _read_all(read, f"project {project_id}'s expenses", page_size=_LARGE_PAGE)
 
 
 # --- figures (pure) -------------------------------------------------------------------------------------
@@ -629,6 +632,8 @@ async def _by_project(
     project_ids: Sequence[str],
     read: Callable[[str, str | None], Awaitable[tuple[list[Any], str | None]]],
     what: str,
+    *,
+    page_size: int,
 ) -> dict[str, list[Any]]:
     """A listing filtered by project, read for ``MAX_PROJECTS_AT_ONCE`` projects a listing (the listings at
     once), by project: one question asked once, not once a project."""
@@ -641,7 +646,7 @@ async def _by_project(
     def listing(chunk: str) -> Callable[[str | None], Awaitable[tuple[list[Any], str | None]]]:
         return lambda cursor: read(chunk, cursor)
 
-    found = await asyncio.gather(*(_read_all(listing(chunk), what) for chunk in chunks))
+    found = await asyncio.gather(*(_read_all(listing(chunk), what, page_size=page_size) for chunk in chunks))
     for records in found:
         for record in records:
             if record.project_id in by_project:
@@ -652,19 +657,21 @@ async def _by_project(
 async def _projects_time(clients: ExperienceClients, project_ids: Sequence[str]) -> dict[str, list[Any]]:
     async def read(chunk: str, cursor: str | None) -> tuple[list[TimeEntry], str | None]:
         page = await clients.system.list_time_entries(
-            project_ids=chunk.split(","), limit=_PAGE, cursor=cursor
+            project_ids=chunk.split(","), limit=_LARGE_PAGE, cursor=cursor
         )
         return page.items, page.next_cursor
 
-    return await _by_project(project_ids, read, "the projects' time")
+    return await _by_project(project_ids, read, "the projects' time", page_size=_LARGE_PAGE)
 
 
 async def _projects_expenses(clients: ExperienceClients, project_ids: Sequence[str]) -> dict[str, list[Any]]:
     async def read(chunk: str, cursor: str | None) -> tuple[list[Expense], str | None]:
-        page = await clients.system.list_expenses(project_ids=chunk.split(","), limit=_PAGE, cursor=cursor)
+        page = await clients.system.list_expenses(
+            project_ids=chunk.split(","), limit=_LARGE_PAGE, cursor=cursor
+        )
         return page.items, page.next_cursor
 
-    return await _by_project(project_ids, read, "the projects' expenses")
+    return await _by_project(project_ids, read, "the projects' expenses", page_size=_LARGE_PAGE)
 
 
 async def _projects_staffing(clients: ExperienceClients, project_ids: Sequence[str]) -> dict[str, list[Any]]:

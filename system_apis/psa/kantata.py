@@ -163,7 +163,7 @@ from system_apis.psa.kantata_mapping import (
     workspace_create_body,
     workspace_references,
 )
-from system_apis.psa.port import MAX_BILLABLE_PAGE, MAX_PROJECTS_AT_ONCE, PeriodFilter
+from system_apis.psa.port import MAX_BILLABLE_PAGE, MAX_LISTING_PAGE, MAX_PROJECTS_AT_ONCE, PeriodFilter
 from system_apis.records import map_page, map_record
 from system_apis.vendor_checks import Check
 from system_apis.vendor_http import (
@@ -219,14 +219,15 @@ def _log() -> Any:
 
 
 class PageCursor(msgspec.Struct, kw_only=True, frozen=True):
-    """Where a listing continues: Kantata's page number at our page size, for one query."""
+    """Where a listing continues: the page number at our page size, for one query (up to Kantata's 200 it
+    is Kantata's page number; a larger page is read from Kantata's pages of 200: ``_listing``)."""
 
     page: int
     per_page: int
     fingerprint: str
 
 
-_CURSOR_TEXT = re.compile(r"^k1\.([1-9][0-9]{0,6})\.([1-9][0-9]{0,2})\.([0-9a-f]{16})$")
+_CURSOR_TEXT = re.compile(r"^k1\.([1-9][0-9]{0,6})\.([1-9][0-9]{0,3})\.([0-9a-f]{16})$")
 
 
 def query_fingerprint(resource: str, filters: Mapping[str, str]) -> str:
@@ -247,7 +248,7 @@ def decode_cursor(cursor: str) -> PageCursor:
     if match is None:
         raise InvalidCursor("cursor is not one this API produced")
     page, per_page = int(match.group(1)), int(match.group(2))
-    if page < 2 or per_page > MAX_PER_PAGE:
+    if page < 2 or per_page > MAX_LISTING_PAGE:
         raise InvalidCursor("cursor is not one this API produced")
     return PageCursor(page=page, per_page=per_page, fingerprint=match.group(3))
 
@@ -285,10 +286,12 @@ def _decode_billing_cursor(cursor: str) -> _BillingCursor:
     )
 
 
-def _position(cursor: str | None, limit: int, fingerprint: str) -> tuple[int, int]:
-    """``(page, per_page)`` to ask Kantata for, from the caller's cursor and limit."""
-    if not 1 <= limit <= MAX_PER_PAGE:
-        raise ValueError(f"limit must be between 1 and {MAX_PER_PAGE}")
+def _position(
+    cursor: str | None, limit: int, fingerprint: str, *, most: int = MAX_PER_PAGE
+) -> tuple[int, int]:
+    """``(page, per_page)`` at our page size, from the caller's cursor and limit (at most ``most``)."""
+    if not 1 <= limit <= most:
+        raise ValueError(f"limit must be between 1 and {most}")
     if cursor is None:
         return 1, limit
     position = decode_cursor(cursor)
@@ -431,7 +434,9 @@ class KantataPsa:
             record_id=_record_id,
         )
         return ProjectPage(
-            items=items, next_cursor=_next_cursor(envelope, page, per_page, fingerprint), skipped=skipped
+            items=items,
+            next_cursor=_next_cursor(_has_more(envelope, page, per_page), page, per_page, fingerprint),
+            skipped=skipped,
         )
 
     async def create_project(self, command: ProjectCreate) -> tuple[Project, bool]:
@@ -563,20 +568,20 @@ class KantataPsa:
     ) -> TimeEntryPage:
         filters = _period_filters(query, "date_performed_between")
         fingerprint = query_fingerprint("time_entries", filters or _NOTHING)
-        page, per_page = _position(cursor, limit, fingerprint)
+        page, per_page = _position(cursor, limit, fingerprint, most=MAX_LISTING_PAGE)
         if filters is None:
             return TimeEntryPage(items=[])
         # Time of archived (closed) workspaces is still time, though Kantata hides it unless asked. Id
         # order keeps page-number paging stable while time is booked: new entries land on the last page.
         params = {**_vendor_filters(filters), "from_archived_workspaces": "true", "order": "id:asc"}
-        envelope = await self._page("time_entries.json", params, page, per_page)
+        envelopes, ours, more = await self._listing("time_entries.json", params, page, per_page)
         with _unusable("time entry list"):
-            records = ordered(envelope, "time_entries", envelope.time_entries)
+            records = [r for env in envelopes for r in ordered(env, "time_entries", env.time_entries)][ours]
         if filters.get("approved") == "false":
             records = [record for record in records if record.approved is not True]
         items, skipped = map_page(VENDOR, "time entry", records, time_entry_from_record, record_id=_record_id)
         return TimeEntryPage(
-            items=items, next_cursor=_next_cursor(envelope, page, per_page, fingerprint), skipped=skipped
+            items=items, next_cursor=_next_cursor(more, page, per_page, fingerprint), skipped=skipped
         )
 
     async def list_expenses(
@@ -584,13 +589,13 @@ class KantataPsa:
     ) -> ExpensePage:
         filters = _period_filters(query, "date_expensed_between")
         fingerprint = query_fingerprint("expenses", filters or _NOTHING)
-        page, per_page = _position(cursor, limit, fingerprint)
+        page, per_page = _position(cursor, limit, fingerprint, most=MAX_LISTING_PAGE)
         if filters is None:
             return ExpensePage(items=[])
         params = {**_vendor_filters(filters), "from_archived_workspaces": "true", "order": "id:asc"}
-        envelope = await self._page("expenses.json", params, page, per_page)
+        envelopes, ours, more = await self._listing("expenses.json", params, page, per_page)
         with _unusable("expense list"):
-            records = ordered(envelope, "expenses", envelope.expenses)
+            records = [r for env in envelopes for r in ordered(env, "expenses", env.expenses)][ours]
         if filters.get("approved") == "false":
             records = [record for record in records if record.approved is not True]
         items, skipped = map_page(VENDOR, "expense", records, expense_from_record, record_id=_record_id)
@@ -599,7 +604,7 @@ class KantataPsa:
             # approval lives on the expense report submission: mavenlink_gem lists no such attribute).
             items = [msgspec.structs.replace(item, approved=True) for item in items]
         return ExpensePage(
-            items=items, next_cursor=_next_cursor(envelope, page, per_page, fingerprint), skipped=skipped
+            items=items, next_cursor=_next_cursor(more, page, per_page, fingerprint), skipped=skipped
         )
 
     # --- billing ---------------------------------------------------------------------------------------
@@ -805,6 +810,26 @@ class KantataPsa:
             *(self._page(path, params, p, per_page) for p in range(page + 1, last + 1))
         )
         return [first, *rest]
+
+    async def _listing(
+        self, path: str, params: Mapping[str, str], page: int, limit: int
+    ) -> tuple[list[KantataEnvelope], slice, bool]:
+        """Our page ``page`` of ``limit`` records of a listing in a stable order: Kantata's answers that hold
+        it, which of their records (in order) are ours, and whether more follow. Up to Kantata's 200 it is
+        Kantata's page ``page`` at that size (one call). A larger page is records ``(page - 1) * limit``
+        onwards, read from the Kantata pages of 200 that hold them as ``_pages`` reads them: the first,
+        then the others its ``meta.count`` says are there, at once (Kantata API v1 ``page``/``per_page``,
+        at most 200, and the envelope's ``meta.count``: VENDORS.md; singer-io/tap-mavenlink reads the same
+        ``meta``). A page of 1,000 is two rounds of calls, not five one after another."""
+        if limit <= MAX_PER_PAGE:
+            envelope = await self._page(path, params, page, limit)
+            return [envelope], slice(None), _has_more(envelope, page, limit)
+        start = (page - 1) * limit
+        first = start // MAX_PER_PAGE + 1
+        last = -(-(start + limit) // MAX_PER_PAGE)
+        envelopes = await self._pages(path, params, first, MAX_PER_PAGE, last - first + 1)
+        skip = start - (first - 1) * MAX_PER_PAGE
+        return envelopes, slice(skip, skip + limit), _has_more(envelopes[-1], page, limit)
 
     async def _milestone_context(self, workspace_ids: set[str]) -> tuple[dict[str, str | None], set[str]]:
         """The currency of each of these workspaces Kantata has (archived ones too), and the milestone
@@ -1543,8 +1568,8 @@ def _has_more(envelope: KantataEnvelope, page: int, per_page: int) -> bool:
     return page * per_page < total
 
 
-def _next_cursor(envelope: KantataEnvelope, page: int, per_page: int, fingerprint: str) -> str | None:
-    if not _has_more(envelope, page, per_page):
+def _next_cursor(more: bool, page: int, per_page: int, fingerprint: str) -> str | None:
+    if not more:
         return None
     return encode_cursor(PageCursor(page=page + 1, per_page=per_page, fingerprint=fingerprint))
 

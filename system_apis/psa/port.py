@@ -23,15 +23,25 @@ from contracts.models import (
     TimeEntryPage,
 )
 
-__all__ = ["MAX_BILLABLE_PAGE", "MAX_PROJECTS_AT_ONCE", "PeriodFilter", "PsaPort", "TimeEntryFilter"]
+__all__ = [
+    "MAX_BILLABLE_PAGE",
+    "MAX_LISTING_PAGE",
+    "MAX_PROJECTS_AT_ONCE",
+    "PeriodFilter",
+    "PsaPort",
+    "TimeEntryFilter",
+]
 
 
 # ``list_billable_items_of`` takes at most this many projects: a query string a PSA and the proxies before
 # it take whole.
 MAX_PROJECTS_AT_ONCE = 50
-# ``list_billable_items_of`` pages up to this many items: a view that reads every project's unbilled work
-# reads it in a few large pages (Kantata's pages of 200 are read at once behind one of ours).
-MAX_BILLABLE_PAGE = 1000
+# The large listings (``list_time_entries``, ``list_expenses``, ``list_billable_items_of``) page up to this
+# many records: a view that reads every project's time or unbilled work reads it in a few large pages
+# (Kantata's pages of 200 are read at once behind one of ours, after the first says how many there are).
+MAX_LISTING_PAGE = 1000
+# ``list_billable_items_of``'s page: the same large page.
+MAX_BILLABLE_PAGE = MAX_LISTING_PAGE
 
 
 class PeriodFilter(msgspec.Struct, kw_only=True, frozen=True):
@@ -87,11 +97,16 @@ class PsaPort(Protocol):
 
     async def list_time_entries(
         self, query: PeriodFilter, *, limit: int, cursor: str | None = None
-    ) -> TimeEntryPage: ...
+    ) -> TimeEntryPage:
+        """Time entries in a stable order, pages of at most ``MAX_LISTING_PAGE``; a cursor continues its
+        own query only."""
+        ...
 
     async def list_expenses(
         self, query: PeriodFilter, *, limit: int, cursor: str | None = None
-    ) -> ExpensePage: ...
+    ) -> ExpensePage:
+        """Expenses, paged as ``list_time_entries``."""
+        ...
 
     # --- billing -------------------------------------------------------------------------------------
 

@@ -35,7 +35,13 @@ from system_apis.params import (
     cursor_errors,
     since,
 )
-from system_apis.psa.port import MAX_BILLABLE_PAGE, MAX_PROJECTS_AT_ONCE, PeriodFilter, PsaPort
+from system_apis.psa.port import (
+    MAX_BILLABLE_PAGE,
+    MAX_LISTING_PAGE,
+    MAX_PROJECTS_AT_ONCE,
+    PeriodFilter,
+    PsaPort,
+)
 
 __all__ = ["psa_routes"]
 
@@ -62,6 +68,10 @@ ProjectIdList = Annotated[
 ]
 BillableLimit = Annotated[
     int, QueryParameter(ge=1, le=MAX_BILLABLE_PAGE, description=f"Page size (at most {MAX_BILLABLE_PAGE}).")
+]
+# Time and expenses: a view reading many projects' records reads them in a few large pages.
+ListingLimit = Annotated[
+    int, QueryParameter(ge=1, le=MAX_LISTING_PAGE, description=f"Page size (at most {MAX_LISTING_PAGE}).")
 ]
 ProjectsFilter = Annotated[
     str | None,
@@ -218,7 +228,7 @@ async def list_time_entries(
     date_from: DateFrom = None,
     date_to: DateTo = None,
     modified_since: ModifiedSince = None,
-    limit: Limit = 100,
+    limit: ListingLimit = 100,
     cursor: Cursor = None,
 ) -> TimeEntryPage:
     query = PeriodFilter(
@@ -249,7 +259,7 @@ async def list_expenses(
     approved: Approved = None,
     date_from: DateFrom = None,
     date_to: DateTo = None,
-    limit: Limit = 100,
+    limit: ListingLimit = 100,
     cursor: Cursor = None,
 ) -> ExpensePage:
     query = PeriodFilter(

@@ -52,7 +52,7 @@ from system_apis.psa.kantata import (
     encode_cursor,
     query_fingerprint,
 )
-from system_apis.psa.port import PeriodFilter, PsaPort
+from system_apis.psa.port import MAX_LISTING_PAGE, PeriodFilter, PsaPort
 from system_apis.vendor_http import BreakerPolicy, RetryPolicy
 
 BASE_URL = "http://kantata.test/api/v1"
@@ -149,6 +149,7 @@ def _b64(text: str) -> str:
         _b64("k1.2.50"),
         _b64("k1.1.50.0123456789abcdef"),  # page 1 is never continued
         _b64("k1.2.201.0123456789abcdef"),  # above Kantata's page size
+        _b64("k1.2.1001.0123456789abcdef"),  # above the largest page
         _b64("k1.2.0.0123456789abcdef"),
         _b64("k2.2.50.0123456789abcdef"),
         _b64("k1.2.50.0123456789ABCDEF"),
@@ -620,6 +621,127 @@ async def test_a_cursor_belongs_to_its_query(sandbox: Sandbox, psa: KantataPsa) 
     with pytest.raises(InvalidCursor):
         await psa.list_expenses(PeriodFilter(project_id=BIG_WORKSPACE_ID), limit=10, cursor=first.next_cursor)
     assert len(await sandbox.api_requests()) == before
+
+
+class _Seen(httpx.AsyncBaseTransport):
+    """The sandbox's transport, noting each Kantata page asked for as it starts and as it is answered."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, *, failing_page: str | None = None) -> None:
+        self.inner = inner
+        self.failing_page = failing_page
+        self.events: list[tuple[str, str, str]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        page, per_page = request.url.params.get("page", ""), request.url.params.get("per_page", "")
+        self.events.append(("start", page, per_page))
+        if page == self.failing_page:
+            return httpx.Response(500, json={"errors": [{"type": "system", "message": "boom"}]})
+        response = await self.inner.handle_async_request(request)
+        self.events.append(("end", page, per_page))
+        return response
+
+    def asked(self) -> list[tuple[str, str]]:
+        return [(page, per_page) for kind, page, per_page in self.events if kind == "start"]
+
+
+async def test_a_page_of_up_to_1000_time_entries_is_kantatas_pages_of_200_the_first_then_the_rest_at_once(
+    sandbox: Sandbox,
+) -> None:
+    seen = _Seen(sandbox.transport)
+    psa = sandbox.psa(transport=seen)
+    every = [i for page in await _all_time(psa, PeriodFilter(), limit=200) for i in page]
+    assert len(every) == len(set(every)) == len(sandbox.records["time_entries"]) > 4 * 200
+    seen.events.clear()
+    page = await psa.list_time_entries(PeriodFilter(), limit=MAX_LISTING_PAGE)
+    assert [e.id for e in page.items] == every
+    assert page.next_cursor is None
+    # Kantata's first page says how many there are; the others are asked for only then, all of them.
+    pages = -(-len(every) // 200)
+    assert seen.events[:2] == [("start", "1", "200"), ("end", "1", "200")]
+    assert sorted(seen.asked()[1:], key=lambda a: int(a[0])) == [(str(p), "200") for p in range(2, pages + 1)]
+    # One project's 260: two of Kantata's pages, not five.
+    seen.events.clear()
+    big = await psa.list_time_entries(PeriodFilter(project_id=BIG_WORKSPACE_ID), limit=MAX_LISTING_PAGE)
+    assert len(big.items) == BIG_WORKSPACE_TIME_ENTRY_COUNT
+    assert big.next_cursor is None
+    assert seen.asked() == [("1", "200"), ("2", "200")]
+
+
+@pytest.mark.parametrize("limit", [201, 300, 400, 1000])
+async def test_large_pages_that_do_not_line_up_with_kantatas_give_every_entry_once_in_order(
+    psa: KantataPsa, limit: int
+) -> None:
+    every = [i for page in await _all_time(psa, PeriodFilter(), limit=200) for i in page]
+    pages = await _all_time(psa, PeriodFilter(), limit=limit)  # full pages but the last
+    assert [i for page in pages for i in page] == every
+    assert len(pages) == -(-len(every) // limit)
+
+
+async def test_a_large_pages_cursor_continues_where_it_ended_and_only_its_own_query(psa: KantataPsa) -> None:
+    query = PeriodFilter()
+    every = [i for page in await _all_time(psa, query, limit=200) for i in page]
+    first = await psa.list_time_entries(query, limit=400)
+    assert [e.id for e in first.items] == every[:400]
+    assert first.next_cursor is not None
+    again = await psa.list_time_entries(query, limit=400, cursor=first.next_cursor)
+    assert [e.id for e in again.items] == every[400:800]
+    # At another page size, where 400 is a page boundary: the same place; elsewhere refused.
+    smaller = await psa.list_time_entries(query, limit=200, cursor=first.next_cursor)
+    assert [e.id for e in smaller.items] == every[400:600]
+    for limit in (300, MAX_LISTING_PAGE):
+        with pytest.raises(InvalidCursor):
+            await psa.list_time_entries(query, limit=limit, cursor=first.next_cursor)
+    with pytest.raises(InvalidCursor):
+        await psa.list_time_entries(
+            PeriodFilter(project_id=BIG_WORKSPACE_ID), limit=400, cursor=first.next_cursor
+        )
+    with pytest.raises(InvalidCursor):
+        await psa.list_expenses(query, limit=400, cursor=first.next_cursor)
+    # A cursor of pages of 100 continues in a page of 1,000 only where 1,000 lines up.
+    hundred = await psa.list_time_entries(query, limit=100)
+    with pytest.raises(InvalidCursor):
+        await psa.list_time_entries(query, limit=MAX_LISTING_PAGE, cursor=hundred.next_cursor)
+    with pytest.raises(ValueError, match="limit must be between 1 and 1000"):
+        await psa.list_time_entries(query, limit=MAX_LISTING_PAGE + 1)
+    with pytest.raises(ValueError, match="limit must be between 1 and 1000"):
+        await psa.list_expenses(query, limit=MAX_LISTING_PAGE + 1)
+
+
+async def test_a_page_of_up_to_1000_expenses_is_the_concatenation_of_smaller_pages(
+    sandbox: Sandbox, psa: KantataPsa
+) -> None:
+    small: list[str] = []
+    cursor: str | None = None
+    while True:
+        page = await psa.list_expenses(PeriodFilter(), limit=7, cursor=cursor)
+        small.extend(e.id for e in page.items)
+        if (cursor := page.next_cursor) is None:
+            break
+    large = await psa.list_expenses(PeriodFilter(), limit=MAX_LISTING_PAGE)
+    assert [e.id for e in large.items] == small
+    assert len(small) == len(sandbox.records["expenses"])
+    assert large.next_cursor is None
+    approved = await psa.list_expenses(PeriodFilter(approved=True), limit=MAX_LISTING_PAGE)
+    assert approved.items
+    assert all(e.approved for e in approved.items)
+
+
+async def test_a_large_page_fails_as_a_whole_when_one_of_kantatas_pages_fails(sandbox: Sandbox) -> None:
+    failing = sandbox.psa(transport=_Seen(sandbox.transport, failing_page="3"))
+    with pytest.raises(VendorBadResponse):
+        await failing.list_time_entries(PeriodFilter(), limit=MAX_LISTING_PAGE)
+    first = await failing.list_time_entries(PeriodFilter(), limit=400)  # Kantata's pages 1 and 2
+    with pytest.raises(VendorBadResponse):
+        await failing.list_time_entries(PeriodFilter(), limit=400, cursor=first.next_cursor)
+    # The same error as that page of 200 read on its own.
+    with pytest.raises(VendorBadResponse):
+        await failing.list_time_entries(PeriodFilter(), limit=200, cursor=first.next_cursor)
+    await sandbox.fault(kind="outage")
+    for limit in (200, MAX_LISTING_PAGE):
+        with pytest.raises(VendorUnavailable):
+            await sandbox.psa().list_time_entries(PeriodFilter(), limit=limit)
+        with pytest.raises(VendorUnavailable):
+            await sandbox.psa().list_expenses(PeriodFilter(), limit=limit)
 
 
 async def test_time_entry_filters(sandbox: Sandbox, psa: KantataPsa) -> None:

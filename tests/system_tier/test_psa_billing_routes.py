@@ -195,6 +195,72 @@ async def test_several_projects_time_and_expenses_are_one_listing_of_each_ones(g
     assert none == []
 
 
+async def _pages_of(gw: Any, path: str, *, limit: int, **params: Any) -> list[list[dict[str, Any]]]:
+    pages: list[list[dict[str, Any]]] = []
+    cursor: str | None = None
+    while True:
+        query = {**params, "limit": limit, **({"cursor": cursor} if cursor else {})}
+        response = await gw.client.get(path, params=query, headers=_read(gw))
+        assert response.status_code == 200, response.text
+        pages.append(response.json()["items"])
+        if (cursor := response.json()["next_cursor"]) is None:
+            return pages
+        assert len(pages) < 100, "paging does not end"
+
+
+@pytest.mark.parametrize("path", ["/system/v1/psa/time-entries", "/system/v1/psa/expenses"])
+async def test_time_and_expenses_page_up_to_1000_as_the_concatenation_of_pages_of_200(
+    gw: Any, path: str
+) -> None:
+    of_200 = [r for page in await _pages_of(gw, path, limit=200) for r in page]
+    log = gw.sandbox_state("kantata").request_log
+    log.clear()
+    large = await _pages_of(gw, path, limit=1000)
+    assert [r for page in large for r in page] == of_200
+    assert len(large) == -(-len(of_200) // 1000)
+    # Kantata's pages of 200 behind one of ours: as many calls as there are of them, no more.
+    assert len(log) == -(-len(of_200) // 200)
+    # Pages that do not line up with Kantata's: the same records, in the same order.
+    assert [r for page in await _pages_of(gw, path, limit=300) for r in page] == of_200
+    projects = ",".join([DEMO_WORKSPACE_ID, BIG_WORKSPACE_ID, EUR_WORKSPACE_ID])
+    several = await _pages_of(gw, path, limit=1000, project_ids=projects)
+    assert [r for page in several for r in page] == [
+        r for page in await _pages_of(gw, path, limit=200, project_ids=projects) for r in page
+    ]
+
+
+@pytest.mark.parametrize("path", ["/system/v1/psa/time-entries", "/system/v1/psa/expenses"])
+async def test_time_and_expenses_refuse_a_page_above_1000_and_a_cursor_of_another_size(
+    gw: Any, path: str
+) -> None:
+    for limit in (0, 1001):
+        refused = await gw.client.get(path, params={"limit": limit}, headers=_read(gw))
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["code"] == "validation-failed"
+    first = await gw.client.get(path, params={"limit": 7}, headers=_read(gw))
+    assert first.status_code == 200, first.text
+    cursor = first.json()["next_cursor"]
+    assert cursor is not None
+    # Page 2 of pages of 7 starts at 7: no page of 1,000 starts there.
+    other = await gw.client.get(path, params={"limit": 1000, "cursor": cursor}, headers=_read(gw))
+    assert other.status_code == 422, other.text
+    assert other.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize("path", ["/system/v1/psa/time-entries", "/system/v1/psa/expenses"])
+async def test_a_page_of_1000_answers_the_same_problem_as_a_small_one_when_kantata_is_down(
+    gw: Any, path: str
+) -> None:
+    async with gw.sandbox("kantata") as sandbox:
+        response = await sandbox.post("/__sandbox/faults", json={"kind": "outage"})
+        assert response.status_code == 201, response.text
+    small = await gw.client.get(path, params={"limit": 100}, headers=_read(gw))
+    large = await gw.client.get(path, params={"limit": 1000}, headers=_read(gw))
+    assert small.status_code in (502, 503, 504), small.text
+    assert (large.status_code, large.json()["code"]) == (small.status_code, small.json()["code"])
+    assert large.headers["content-type"].startswith("application/problem+json")
+
+
 async def test_an_invoice_is_recorded_once_per_key_and_found_by_it(
     gw: Any, unique: Callable[[str], str]
 ) -> None:
