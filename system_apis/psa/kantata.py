@@ -674,8 +674,9 @@ class KantataPsa:
         fingerprint: str,
     ) -> BillableItemPage:
         """One page of the billable items of these workspaces (``None``: of the whole account), of one
-        ``kind`` or of all three one after another. A page of more than Kantata's 200 records is that many
-        of Kantata's pages of 200, the first read, then the others at once."""
+        ``kind`` or of all three one after another. A page of more than Kantata's 200 records is read from
+        the Kantata pages of 200 that hold it, the first, then the others at once (``_listing``): never more
+        than ``limit`` records."""
         if not 1 <= limit <= MAX_BILLABLE_PAGE:
             raise ValueError(f"limit must be between 1 and {MAX_BILLABLE_PAGE}")
         if cursor is None:
@@ -695,17 +696,17 @@ class KantataPsa:
             return wanted is None or _str(workspace_id) in wanted
 
         scope = {} if project_ids is None else {"workspace_id": ",".join(project_ids)}
-        per_page = min(limit, MAX_PER_PAGE)
-        span = -(-limit // per_page)  # Kantata's pages in one of ours
         window = f"{_EARLIEST.isoformat()}:{through.isoformat()}"
         common = {**scope, "order": "id:asc", "from_archived_workspaces": "true"}
         if phase == 0:
             params = {**common, "approved": "true", "billable": "true", "is_invoiced": "false"}
-            envelopes = await self._pages(
-                "time_entries.json", {**params, "date_performed_between": window}, page, per_page, span
+            envelopes, ours, more = await self._listing(
+                "time_entries.json", {**params, "date_performed_between": window}, page, limit
             )
             with _unusable("time entry list"):
-                entries = [e for env in envelopes for e in ordered(env, "time_entries", env.time_entries)]
+                entries = [e for env in envelopes for e in ordered(env, "time_entries", env.time_entries)][
+                    ours
+                ]
             wanted_entries = [
                 e
                 for e in entries
@@ -726,11 +727,11 @@ class KantataPsa:
             )
         elif phase == 1:
             params = {**common, "approved": "true", "is_billable": "true", "is_invoiced": "false"}
-            envelopes = await self._pages(
-                "expenses.json", {**params, "date_expensed_between": window}, page, per_page, span
+            envelopes, ours, more = await self._listing(
+                "expenses.json", {**params, "date_expensed_between": window}, page, limit
             )
             with _unusable("expense list"):
-                expenses = [x for env in envelopes for x in ordered(env, "expenses", env.expenses)]
+                expenses = [x for env in envelopes for x in ordered(env, "expenses", env.expenses)][ours]
             wanted_expenses = [
                 x
                 for x in expenses
@@ -752,20 +753,20 @@ class KantataPsa:
                 "state": "completed",
                 "order": "id:asc",
             }
-            stories_read = self._pages("stories.json", params, page, per_page, span)
+            stories_read = self._listing("stories.json", params, page, limit)
             if project_ids is None:
                 # The stories say which workspaces' currencies and billing schedules are needed.
-                envelopes = await stories_read
+                envelopes, ours, more = await stories_read
                 with _unusable("story list"):
-                    stories = [s for env in envelopes for s in ordered(env, "stories", env.stories)]
+                    stories = [s for env in envelopes for s in ordered(env, "stories", env.stories)][ours]
                 currency, invoiced = await self._milestone_context({_str(s.workspace_id) for s in stories})
             else:
                 # The stories, their workspaces' currencies and the billing schedules, read at once.
-                envelopes, (currency, invoiced) = await asyncio.gather(
+                (envelopes, ours, more), (currency, invoiced) = await asyncio.gather(
                     stories_read, self._milestone_context(set(project_ids))
                 )
                 with _unusable("story list"):
-                    stories = [s for env in envelopes for s in ordered(env, "stories", env.stories)]
+                    stories = [s for env in envelopes for s in ordered(env, "stories", env.stories)][ours]
             wanted_stories = [
                 s
                 for s in stories
@@ -783,11 +784,10 @@ class KantataPsa:
                 lambda story: billable_milestone(story, currency=currency[_str(story.workspace_id)]),
                 record_id=_record_id,
             )
-        last = page + len(envelopes) - 1
         next_position: _BillingCursor | None = None
-        if _has_more(envelopes[-1], last, per_page):
+        if more:
             next_position = _BillingCursor(
-                phase=phase, page=last + 1, per_page=limit, fingerprint=fingerprint
+                phase=phase, page=page + 1, per_page=limit, fingerprint=fingerprint
             )
         elif phase < 2 and kind is None:
             next_position = _BillingCursor(phase=phase + 1, page=1, per_page=limit, fingerprint=fingerprint)

@@ -399,9 +399,13 @@ async def test_every_projects_billable_items_are_the_union_of_each_projects_list
     # A page of 1,000 holds more than Kantata's 200 a page: a few listings' calls, not one a project.
     assert max(len(page) for page in pages) > 200
     assert calls < len(projects)
-    # Paged small, across projects and kinds: the same items in the same order.
-    paged = [item for page in await _every_projects_items(gw, limit=7) for item in page]
-    assert [key(i) for i in paged] == [key(i) for i in every]
+    # Paged small, across projects and kinds, or by a size that is not a multiple of Kantata's 200: the
+    # same items in the same order, never more on a page than asked for.
+    for limit in (7, 300):
+        paged_pages = await _every_projects_items(gw, limit=limit)
+        assert max(len(page) for page in paged_pages) <= limit
+        paged = [item for page in paged_pages for item in page]
+        assert [key(i) for i in paged] == [key(i) for i in every]
     # One kind at a time: that kind's items of the same listing.
     for kind in ("time", "expense", "milestone"):
         of_kind = [item for page in await _every_projects_items(gw, limit=300, kind=kind) for item in page]
