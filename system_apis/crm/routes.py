@@ -10,6 +10,7 @@ import msgspec
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter, SkipValidation
 
+from apis.problems import FieldError, ProblemError
 from apis.routing import VENDOR_ERRORS, operation
 from contracts.models import (
     ContactPage,
@@ -23,7 +24,7 @@ from contracts.models import (
     OpportunityPage,
     OpportunityStage,
 )
-from system_apis.crm.port import CrmPort
+from system_apis.crm.port import MAX_ACCOUNTS_BY_ID, CrmPort
 from system_apis.params import Cursor, Limit, ModifiedSince, RecordIdPath, cursor_errors, since
 
 __all__ = ["crm_routes"]
@@ -38,6 +39,17 @@ WithTerms = Annotated[
         "(without it they are empty lists)."
     ),
 ]
+AccountIds = Annotated[
+    str | None,
+    QueryParameter(
+        name="id",
+        pattern=rf"^[A-Za-z0-9_:.-]{{1,64}}(,[A-Za-z0-9_:.-]{{1,64}}){{0,{MAX_ACCOUNTS_BY_ID - 1}}}$",
+        description=f"Only these accounts (comma-separated ids, at most {MAX_ACCOUNTS_BY_ID}), all in one "
+        "answer with no `next_cursor`: an id the CRM does not have is simply absent. Not with `cursor` or "
+        "`modified_since`; `limit` does not apply.",
+        required=False,
+    ),
+]
 _TAGS = ["crm"]
 
 
@@ -45,14 +57,28 @@ _TAGS = ["crm"]
     "GET",
     "/system/v1/crm/accounts",
     operation_id="listCrmAccounts",
-    summary="List CRM accounts as canonical customers",
+    summary="List CRM accounts as canonical customers, or read several by id",
     scopes=["system:read"],
     errors=[404, *VENDOR_ERRORS],
     tags=_TAGS,
 )
 async def list_accounts(
-    crm: Crm, limit: Limit = 50, cursor: Cursor = None, modified_since: ModifiedSince = None
+    crm: Crm,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    modified_since: ModifiedSince = None,
+    ids: AccountIds = None,
 ) -> CustomerPage:
+    if ids is not None:
+        # A view's page of accounts in one call, rather than one read per account.
+        mixed = [name for name, value in (("cursor", cursor), ("modified_since", modified_since)) if value]
+        if mixed:
+            raise ProblemError(
+                "validation-failed",
+                "`id` reads those accounts in one answer; it does not take a cursor or modified_since.",
+                errors=[FieldError(location="query", field=name, message="not with id") for name in mixed],
+            )
+        return await crm.list_customers_by_id(list(dict.fromkeys(ids.split(","))))
     with cursor_errors():
         return await crm.list_customers(limit=limit, cursor=cursor, modified_since=since(modified_since))
 
