@@ -25,7 +25,15 @@ from contracts.models import (
     OpportunityStage,
 )
 from system_apis.crm.port import MAX_ACCOUNTS_BY_ID, CrmPort
-from system_apis.params import Cursor, Limit, ModifiedSince, RecordIdPath, cursor_errors, since
+from system_apis.params import (
+    Cursor,
+    Limit,
+    ModifiedSince,
+    RecordIdPath,
+    changed_since,
+    cursor_errors,
+    since,
+)
 
 __all__ = ["crm_routes"]
 
@@ -45,8 +53,8 @@ AccountIds = Annotated[
         name="id",
         pattern=rf"^[A-Za-z0-9_:.-]{{1,64}}(,[A-Za-z0-9_:.-]{{1,64}}){{0,{MAX_ACCOUNTS_BY_ID - 1}}}$",
         description=f"Only these accounts (comma-separated ids, at most {MAX_ACCOUNTS_BY_ID}), all in one "
-        "answer with no `next_cursor`: an id the CRM does not have is simply absent. Not with `cursor` or "
-        "`modified_since`; `limit` does not apply.",
+        "answer with no `next_cursor`: an id the CRM does not have is simply absent. With `modified_since`, "
+        "only those changed since then; not with `cursor`; `limit` does not apply.",
         required=False,
     ),
 ]
@@ -71,14 +79,15 @@ async def list_accounts(
 ) -> CustomerPage:
     if ids is not None:
         # A view's page of accounts in one call, rather than one read per account.
-        mixed = [name for name, value in (("cursor", cursor), ("modified_since", modified_since)) if value]
-        if mixed:
+        if cursor is not None:
             raise ProblemError(
                 "validation-failed",
-                "`id` reads those accounts in one answer; it does not take a cursor or modified_since.",
-                errors=[FieldError(location="query", field=name, message="not with id") for name in mixed],
+                "`id` reads those accounts in one answer, which has no next page: no cursor with it.",
+                errors=[FieldError(location="query", field="cursor", message="not with id")],
             )
-        return await crm.list_customers_by_id(list(dict.fromkeys(ids.split(","))))
+        return changed_since(
+            await crm.list_customers_by_id(list(dict.fromkeys(ids.split(",")))), since(modified_since)
+        )
     with cursor_errors():
         return await crm.list_customers(limit=limit, cursor=cursor, modified_since=since(modified_since))
 

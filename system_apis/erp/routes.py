@@ -38,6 +38,7 @@ from system_apis.params import (
     Limit,
     ModifiedSince,
     RecordIdPath,
+    changed_since,
     created_or_found,
     cursor_errors,
     since,
@@ -62,8 +63,8 @@ CustomerIds = Annotated[
         name="id",
         pattern=rf"^[A-Za-z0-9_:.-]{{1,64}}(,[A-Za-z0-9_:.-]{{1,64}}){{0,{MAX_CUSTOMERS_BY_ID - 1}}}$",
         description=f"Only these customers (comma-separated ids, at most {MAX_CUSTOMERS_BY_ID}), all in one "
-        "answer with no `next_cursor`: an id the ERPs do not have is simply absent. Not with `cursor` or "
-        "`modified_since`; `limit` does not apply.",
+        "answer with no `next_cursor`: an id the ERPs do not have is simply absent. With `modified_since`, "
+        "only those changed since then; not with `cursor`; `limit` does not apply.",
         required=False,
     ),
 ]
@@ -88,14 +89,15 @@ async def list_customers(
 ) -> CustomerPage:
     if ids is not None:
         # A view's page of customers in one call, rather than one read per customer.
-        mixed = [name for name, value in (("cursor", cursor), ("modified_since", modified_since)) if value]
-        if mixed:
+        if cursor is not None:
             raise ProblemError(
                 "validation-failed",
-                "`id` reads those customers in one answer; it does not take a cursor or modified_since.",
-                errors=[FieldError(location="query", field=name, message="not with id") for name in mixed],
+                "`id` reads those customers in one answer, which has no next page: no cursor with it.",
+                errors=[FieldError(location="query", field="cursor", message="not with id")],
             )
-        return await erp.list_customers_by_id(list(dict.fromkeys(ids.split(","))))
+        return changed_since(
+            await erp.list_customers_by_id(list(dict.fromkeys(ids.split(",")))), since(modified_since)
+        )
     with cursor_errors():
         return await erp.list_customers(limit=limit, cursor=cursor, modified_since=since(modified_since))
 

@@ -42,6 +42,12 @@ async def test_accounts_read_by_id_in_one_call(gw: Any) -> None:
     by_id = {a["id"]: a for a in answer.json()["items"]}
     # Exactly those accounts, as the listing gives them; unknown ids simply absent.
     assert sorted(by_id) == sorted(a["id"] for a in listed)
+    since_long_ago = await gw.client.get(
+        "/system/v1/crm/accounts",
+        params={"id": ",".join(by_id), "modified_since": "1990-01-01T00:00:00Z"},
+        headers=gw.auth("system:read"),
+    )
+    assert sorted(a["id"] for a in since_long_ago.json()["items"]) == sorted(by_id)
     for account in listed:
         assert by_id[account["id"]] == account
         one = await gw.client.get(f"/system/v1/crm/accounts/{account['id']}", headers=gw.auth("system:read"))
@@ -66,7 +72,14 @@ async def test_accounts_by_id_take_at_most_a_hundred_ids_and_no_cursor(gw: Any) 
         "/system/v1/crm/accounts", params={"id": "001000000000000AAA", "cursor": "abc"}, headers=headers
     )
     assert mixed.status_code == 422, mixed.text
-    assert mixed.json()["errors"][0]["field"] == "cursor"
+    assert [e["field"] for e in mixed.json()["errors"]] == ["cursor"]
+    future = await gw.client.get(
+        "/system/v1/crm/accounts",
+        params={"id": "001000000000000AAA", "modified_since": "2999-01-01T00:00:00Z"},
+        headers=headers,
+    )
+    assert future.status_code == 200, future.text
+    assert future.json()["items"] == []
     unread = await gw.client.get(
         "/system/v1/crm/accounts", params={"id": "001000000000000AAA"}, headers=gw.auth("process:read")
     )
