@@ -165,6 +165,14 @@ def _sources(context: dict[str, str]) -> dict[str, Call]:
     large = {"limit": 1000}
     calls = [
         Call("crm.account", "GET", f"/system/v1/crm/accounts/{DEMO_ACCOUNT_ID}", "system:read"),
+        # The unbilled page's customers' names in one call, as the view reads them.
+        Call(
+            "crm.accounts-by-id",
+            "GET",
+            "/system/v1/crm/accounts",
+            "system:read",
+            params={"id": context["unbilled_customers"]},
+        ),
         Call(
             "crm.account-opportunities",
             "GET",
@@ -274,6 +282,14 @@ def _sources(context: dict[str, str]) -> dict[str, Call]:
         Call("erp.invoices", "GET", "/system/v1/erp/invoices", "system:read", params={"limit": 1000}),
         Call("erp.invoice", "GET", f"/system/v1/erp/invoices/{context['erp_invoice_id']}", "system:read"),
         Call("erp.customer", "GET", f"/system/v1/erp/customers/{context['erp_customer']}", "system:read"),
+        # The receivables page's customers' names in one call, as the view reads them.
+        Call(
+            "erp.customers-by-id",
+            "GET",
+            "/system/v1/erp/customers",
+            "system:read",
+            params={"id": context["receivable_customers"]},
+        ),
         Call(
             "erp.payments",
             "GET",
@@ -316,9 +332,9 @@ VIEW_SOURCES: dict[str, tuple[str, ...]] = {
         "psa.billable-items-all-time",
         "psa.billable-items-all-expense",
         "psa.billable-items-all-milestone",
-        "crm.account",
+        "crm.accounts-by-id",
     ),
-    "finance.receivables": ("erp.invoices", "erp.customer"),
+    "finance.receivables": ("erp.invoices", "erp.customers-by-id"),
     "finance.invoice-lineage": (
         "erp.invoice",
         "erp.payments",
@@ -412,7 +428,27 @@ async def _seed(bench: Bench) -> dict[str, str]:
             "/system/v1/psa/projects", params={"limit": 50}, headers=bench.auth("system:read")
         )
     ).json()["items"]
+    receivables = (
+        await bench.client.get(
+            "/experience/v1/finance/receivables",
+            params={"limit": PAGE},
+            headers=bench.auth("experience:finance"),
+        )
+    ).json()
+    receivable_customers = sorted({r["customer_id"] for r in receivables["rows"]["items"]})
+    unbilled = (
+        await bench.client.get(
+            "/experience/v1/finance/unbilled",
+            params={"limit": PAGE},
+            headers=bench.auth("experience:finance"),
+        )
+    ).json()
+    # Every row's customer (the view names the customers of its totals too, not only the page's).
+    unbilled_customers = sorted({c["customer_id"] for c in unbilled["by_customer"] if c.get("customer_id")})
     return {
+        # The receivables page's customers, whose names the view reads in one call.
+        "receivable_customers": ",".join(receivable_customers) or erp_invoice["customer_id"],
+        "unbilled_customers": ",".join(unbilled_customers) or DEMO_ACCOUNT_ID,
         # Every project's billable items in one listing, as the unbilled and portfolio views read them.
         "projects": ",".join(p["id"] for p in projects),
         "project": project,

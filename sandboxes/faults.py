@@ -20,6 +20,7 @@ import re
 import threading
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote_plus
 
 import msgspec
 
@@ -68,16 +69,22 @@ class FaultRule(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields
     """What to break and how.
 
     `method` (case-insensitive) and `path_pattern` (regex searched in the app-relative path) select
-    requests; None matches everything. `latency_ms` is the delay for ``latency`` and the hang time for
-    ``hang`` and ``lost`` (None there means 30 s). ``lost`` lets the vendor do the work, then never
-    delivers its answer (504 after the hang, if the client is still there): the timeout after which a
-    retried write must not make a second record. `times` is how many requests the rule applies to before it
-    expires (None: until cleared); requests skipped by `probability` do not use it up.
+    requests; None matches everything. `body_pattern` (regex searched in the request body, as UTF-8) narrows
+    them to the requests that carry it, e.g. one SuiteQL statement among the queries POSTed to one URL;
+    `query_pattern` (regex searched in the URL-decoded query string) likewise, e.g. one SOQL query among those
+    read from ``/query/?q=``.
+    `latency_ms` is the delay for ``latency`` and the hang time for ``hang`` and ``lost`` (None there means
+    30 s). ``lost`` lets the vendor do the work, then never delivers its answer (504 after the hang, if the
+    client is still there): the timeout after which a retried write must not make a second record. `times`
+    is how many requests the rule applies to before it expires (None: until cleared); requests skipped by
+    `probability` do not use it up.
     """
 
     kind: FaultKind
     method: str | None = None
     path_pattern: str | None = None
+    body_pattern: str | None = None
+    query_pattern: str | None = None
     status: Annotated[int, msgspec.Meta(ge=100, le=599)] = 503
     body: str | None = None
     content_type: str | None = None
@@ -87,12 +94,17 @@ class FaultRule(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields
     times: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
     def __post_init__(self) -> None:
-        if self.path_pattern is not None:
-            try:
-                re.compile(self.path_pattern)
-            except re.error as exc:
-                # msgspec turns ValueError raised here into a ValidationError naming the rule.
-                raise ValueError(f"invalid path_pattern: {exc}") from None
+        for name, text in (
+            ("path_pattern", self.path_pattern),
+            ("body_pattern", self.body_pattern),
+            ("query_pattern", self.query_pattern),
+        ):
+            if text is not None:
+                try:
+                    re.compile(text)
+                except re.error as exc:
+                    # msgspec turns ValueError raised here into a ValidationError naming the rule.
+                    raise ValueError(f"invalid {name}: {exc}") from None
 
 
 class ActiveFault(msgspec.Struct, kw_only=True):
@@ -114,27 +126,30 @@ class FaultInjector:
         self._seed = seed
         self._lock = threading.Lock()
         self._rng = random.Random(seed)  # noqa: S311 - reproducible test faults, not security
-        self._faults: list[tuple[ActiveFault, re.Pattern[str] | None]] = []
+        self._faults: list[tuple[ActiveFault, re.Pattern[str] | None, re.Pattern[str] | None]] = []
         self._next_id = 1
 
     @property
     def rules(self) -> tuple[FaultRule, ...]:
         """The active rules, in the order they are tried."""
         with self._lock:
-            return tuple(fault.rule for fault, _ in self._faults)
+            return tuple(fault.rule for fault, _, _ in self._faults)
 
     def faults(self) -> list[ActiveFault]:
         """Snapshots of the active rules with their ids and counters."""
         with self._lock:
-            return [msgspec.structs.replace(fault) for fault, _ in self._faults]
+            return [msgspec.structs.replace(fault) for fault, _, _ in self._faults]
 
     def add(self, rule: FaultRule) -> str:
         """Activate `rule` and return its id."""
         pattern = None if rule.path_pattern is None else re.compile(rule.path_pattern)
+        body_pattern = None if rule.body_pattern is None else re.compile(rule.body_pattern)
         with self._lock:
             fault_id = f"fault-{self._next_id}"
             self._next_id += 1
-            self._faults.append((ActiveFault(id=fault_id, rule=rule, remaining=rule.times), pattern))
+            self._faults.append(
+                (ActiveFault(id=fault_id, rule=rule, remaining=rule.times), pattern, body_pattern)
+            )
             return fault_id
 
     def remove(self, fault_id: str) -> bool:
@@ -151,14 +166,32 @@ class FaultInjector:
             self._faults = []
             self._rng = random.Random(self._seed)  # noqa: S311 - see __init__
 
-    def match(self, method: str, path: str) -> FaultRule | None:
-        """Return the rule to apply to this request, using up one of its `times`, or None."""
+    def wants_body(self, method: str, path: str) -> bool:
+        """True when a rule that matches this request's method and path looks into its body."""
         with self._lock:
-            for index, (fault, pattern) in enumerate(self._faults):
+            return any(
+                body_pattern is not None
+                and (fault.rule.method is None or fault.rule.method.upper() == method.upper())
+                and (pattern is None or pattern.search(path) is not None)
+                for fault, pattern, body_pattern in self._faults
+            )
+
+    def match(self, method: str, path: str, body: bytes | None = None, query: str = "") -> FaultRule | None:
+        """Return the rule to apply to this request, using up one of its `times`, or None. A rule with a
+        `body_pattern` applies only to a request whose `body` is given and carries it; one with a
+        `query_pattern`, only to a request whose (URL-decoded) `query` string carries it."""
+        with self._lock:
+            for index, (fault, pattern, body_pattern) in enumerate(self._faults):
                 rule = fault.rule
                 if rule.method is not None and rule.method.upper() != method.upper():
                     continue
                 if pattern is not None and pattern.search(path) is None:
+                    continue
+                if rule.query_pattern is not None and re.search(rule.query_pattern, query) is None:
+                    continue
+                if body_pattern is not None and (
+                    body is None or body_pattern.search(body.decode("utf-8", "replace")) is None
+                ):
                     continue
                 if rule.probability < 1.0 and self._rng.random() >= rule.probability:
                     continue
@@ -216,6 +249,29 @@ async def _read_body(receive: Receive) -> bytes | None:
             return b"".join(chunks)
 
 
+async def _buffered(receive: Receive) -> tuple[bytes | None, Receive]:
+    """The whole request body (None if the client went away first) and a receive that replays it."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None, _replaying([message], receive)
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    return body, _replaying([{"type": "http.request", "body": body, "more_body": False}], receive)
+
+
+def _replaying(messages: list[Message], receive: Receive) -> Receive:
+    """A receive that gives `messages` first, then what `receive` gives."""
+
+    async def replayed() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    return replayed
+
+
 def _corrupt(body: bytes) -> bytes:
     """Return a prefix of `body` that is not valid JSON, like a connection cut mid-response."""
     candidate = body[: max(1, len(body) // 2)]
@@ -248,7 +304,12 @@ class FaultMiddleware:
         if path == self.admin_prefix or path.startswith(self.admin_prefix + "/"):
             await self.app(scope, receive, send)
             return
-        rule = self.injector.match(method, path)
+        body: bytes | None = None
+        if self.injector.wants_body(method, path):
+            # Read whole, then handed to the app (or the fault) as if unread.
+            body, receive = await _buffered(receive)
+        query = unquote_plus(scope.get("query_string", b"").decode("latin-1"))
+        rule = self.injector.match(method, path, body, query)
         if rule is None:
             await self.app(scope, receive, send)
             return

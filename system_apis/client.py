@@ -7,6 +7,7 @@ retried or replayed step is answered from the gateway's record instead of writin
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -88,6 +89,13 @@ class SystemApiClient(TierClient):
     ) -> CustomerPage:
         params = _params(limit=limit, cursor=cursor, modified_since=modified_since)
         return await self._get("/system/v1/crm/accounts", CustomerPage, params)
+
+    async def list_customers_by_id(self, account_ids: Sequence[str]) -> list[Customer]:
+        """The CRM accounts of these ids (at most 100), in one call; an id the CRM does not have is absent."""
+        if not account_ids:
+            return []
+        page = await self._get("/system/v1/crm/accounts", CustomerPage, _params(id=",".join(account_ids)))
+        return page.items
 
     async def list_contacts(
         self, account_id: str, *, limit: int = 50, cursor: str | None = None
@@ -304,6 +312,13 @@ class SystemApiClient(TierClient):
     async def get_erp_customer(self, customer_id: str) -> Customer:
         """The ERP's customer (its billing name), by the id an ERP invoice names."""
         return await self._get(f"/system/v1/erp/customers/{_seg(customer_id)}", Customer)
+
+    async def list_erp_customers_by_id(self, customer_ids: Sequence[str]) -> list[Customer]:
+        """The ERP customers of these ids (at most 100), in one call; an id the ERPs do not have is absent."""
+        if not customer_ids:
+            return []
+        page = await self._get("/system/v1/erp/customers", CustomerPage, _params(id=",".join(customer_ids)))
+        return page.items
 
     async def upsert_erp_customer(self, command: CustomerUpsert, *, idempotency_key: str) -> Customer:
         return await self._post(

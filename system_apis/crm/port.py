@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from contracts.models import (
@@ -17,7 +18,10 @@ from contracts.models import (
     OpportunityStage,
 )
 
-__all__ = ["CrmPort", "InvalidCursor"]
+__all__ = ["MAX_ACCOUNTS_BY_ID", "CrmPort", "InvalidCursor"]
+
+# ``list_customers_by_id`` reads at most this many accounts in one call (one SOQL ``WHERE Id IN (...)``).
+MAX_ACCOUNTS_BY_ID = 100
 
 
 class InvalidCursor(ValueError):
@@ -36,6 +40,11 @@ class CrmPort(Protocol):
         self, *, limit: int, cursor: str | None = None, modified_since: dt.datetime | None = None
     ) -> CustomerPage:
         """Accounts in a stable order, optionally only those changed since a moment."""
+        ...
+
+    async def list_customers_by_id(self, customer_ids: Sequence[str]) -> CustomerPage:
+        """These accounts (at most 100 ids), as ``list_customers`` gives them, in one answer with no
+        ``next_cursor``; an id the CRM does not have is simply absent."""
         ...
 
     async def list_contacts(

@@ -10,7 +10,7 @@ import msgspec
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter, SkipValidation
 
-from apis.problems import ProblemError
+from apis.problems import FieldError, ProblemError
 from apis.routing import VENDOR_ERRORS, operation
 from contracts.models import (
     ContactPage,
@@ -24,8 +24,16 @@ from contracts.models import (
     OpportunityPage,
     OpportunityStage,
 )
-from system_apis.crm.port import CrmPort
-from system_apis.params import Cursor, Limit, ModifiedSince, RecordIdPath, cursor_errors, since
+from system_apis.crm.port import MAX_ACCOUNTS_BY_ID, CrmPort
+from system_apis.params import (
+    Cursor,
+    Limit,
+    ModifiedSince,
+    RecordIdPath,
+    changed_since,
+    cursor_errors,
+    since,
+)
 
 __all__ = ["crm_routes"]
 
@@ -39,6 +47,17 @@ WithTerms = Annotated[
         "(without it they are empty lists)."
     ),
 ]
+AccountIds = Annotated[
+    str | None,
+    QueryParameter(
+        name="id",
+        pattern=rf"^[A-Za-z0-9_:.-]{{1,64}}(,[A-Za-z0-9_:.-]{{1,64}}){{0,{MAX_ACCOUNTS_BY_ID - 1}}}$",
+        description=f"Only these accounts (comma-separated ids, at most {MAX_ACCOUNTS_BY_ID}), all in one "
+        "answer with no `next_cursor`: an id the CRM does not have is simply absent. With `modified_since`, "
+        "only those changed since then; not with `cursor`; `limit` does not apply.",
+        required=False,
+    ),
+]
 _TAGS = ["crm"]
 
 
@@ -46,14 +65,29 @@ _TAGS = ["crm"]
     "GET",
     "/system/v1/crm/accounts",
     operation_id="listCrmAccounts",
-    summary="List CRM accounts as canonical customers",
+    summary="List CRM accounts as canonical customers, or read several by id",
     scopes=["system:read"],
     errors=[404, *VENDOR_ERRORS],
     tags=_TAGS,
 )
 async def list_accounts(
-    crm: Crm, limit: Limit = 50, cursor: Cursor = None, modified_since: ModifiedSince = None
+    crm: Crm,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    modified_since: ModifiedSince = None,
+    ids: AccountIds = None,
 ) -> CustomerPage:
+    if ids is not None:
+        # A view's page of accounts in one call, rather than one read per account.
+        if cursor is not None:
+            raise ProblemError(
+                "validation-failed",
+                "`id` reads those accounts in one answer, which has no next page: no cursor with it.",
+                errors=[FieldError(location="query", field="cursor", message="not with id")],
+            )
+        return changed_since(
+            await crm.list_customers_by_id(list(dict.fromkeys(ids.split(",")))), since(modified_since)
+        )
     with cursor_errors():
         return await crm.list_customers(limit=limit, cursor=cursor, modified_since=since(modified_since))
 

@@ -225,6 +225,29 @@ def is_salesforce_id(value: str) -> bool:
     return SALESFORCE_ID_PATTERN.fullmatch(value) is not None
 
 
+_CASE_SAFE_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+
+
+def can_name_a_record(value: str) -> bool:
+    """True for a Salesforce id that can name a record: 15 characters, or 18 whose last three are the
+    case-safe suffix of the first 15 (each suffix character encodes, as a 5-bit flag from this alphabet,
+    which of 5 characters are upper-case letters: a flag on a digit makes the id invalid). SOQL refuses a
+    whole query over an id that is not (``INVALID_QUERY_FILTER_OPERATOR``, "invalid ID field"), where the
+    record read of it answers 404; so such ids are left out of a query by id."""
+    if not is_salesforce_id(value):
+        return False
+    if len(value) == 15:
+        return True
+    for chunk, flag_char in enumerate(value[15:].upper()):
+        flags = _CASE_SAFE_SUFFIX.find(flag_char)
+        if flags < 0:
+            return False
+        for bit in range(5):
+            if flags & (1 << bit) and not value[chunk * 5 + bit].isalpha():
+                return False
+    return True
+
+
 def encode_cursor(last_id: str) -> str:
     """The opaque cursor for the page after the record ``last_id`` (keyset paging)."""
     return wrap_cursor(last_id)
@@ -273,6 +296,20 @@ def customer_query(
     if after_id is not None:
         conditions.append(f"Id > {soql_quote(after_id)}")
     return _page_query("Account", ACCOUNT_FIELDS, conditions, limit=limit)
+
+
+def accounts_by_id_query(ids: Sequence[str]) -> str:
+    """The SOQL for these accounts, one query: ``WHERE Id IN (...)`` in ``Id`` order. Each id must be a
+    15- or 18-character Salesforce id (checked here), and enters the query as a ``soql_quote``d literal;
+    SOQL's ``IN`` takes a list of literals and matches an id given in either length (SOQL and SOSL
+    Reference, "Comparison Operators", IN; "Working with SOQL Id fields")."""
+    if not ids or not all(is_salesforce_id(i) for i in ids):
+        raise ValueError("account ids must be 15- or 18-character Salesforce ids, at least one")
+    # S608: constants and soql_quote'd ids only.
+    return (
+        f"SELECT {', '.join(ACCOUNT_FIELDS)} FROM Account"  # noqa: S608
+        f" WHERE Id IN ({_quoted_list(ids)}) ORDER BY Id"
+    )
 
 
 def contact_query(account_id: str, *, limit: int, after_id: str | None = None) -> str:
@@ -699,6 +736,9 @@ class SalesforceCrm:
             _ACCOUNT, lambda: self._list_customers(limit=limit, cursor=cursor, modified_since=modified_since)
         )
 
+    async def list_customers_by_id(self, customer_ids: Sequence[str]) -> CustomerPage:
+        return await self._use(_ACCOUNT, lambda: self._list_customers_by_id(customer_ids))
+
     async def list_contacts(self, customer_id: str, *, limit: int, cursor: str | None = None) -> ContactPage:
         return await self._use(_CONTACT, lambda: self._list_contacts(customer_id, limit=limit, cursor=cursor))
 
@@ -760,6 +800,16 @@ class SalesforceCrm:
         records = await self._query(soql, SalesforceAccount, want=limit + 1)
         items, skipped = map_page(VENDOR, "Account", records[:limit], account_to_customer, record_id=_id)
         return CustomerPage(items=items, next_cursor=_next_cursor(records, limit), skipped=skipped)
+
+    async def _list_customers_by_id(self, customer_ids: Sequence[str]) -> CustomerPage:
+        # One SOQL query of those accounts; an id that is not a Salesforce id names no account (as
+        # `get_customer` answers 404 for it) and is not asked.
+        ids = sorted({i for i in customer_ids if can_name_a_record(i)})
+        if not ids:
+            return CustomerPage(items=[])
+        records = await self._query(accounts_by_id_query(ids), SalesforceAccount)
+        items, skipped = map_page(VENDOR, "Account", records, account_to_customer, record_id=_id)
+        return CustomerPage(items=items, skipped=skipped)
 
     async def _list_contacts(self, customer_id: str, *, limit: int, cursor: str | None = None) -> ContactPage:
         if limit < 1:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import msgspec
 
@@ -150,6 +150,32 @@ class ErpByLegalEntity:
             items=[self._customer(name, c) for c in page.items],
             next_cursor=self._next(index, page.next_cursor),
             skipped=self._skipped(name, page.skipped),
+        )
+
+    async def list_customers_by_id(self, customer_ids: Sequence[str]) -> CustomerPage:
+        # An id names its ERP (as for `get_customer`): each ERP is asked for its own ids, the ERPs at once,
+        # and the answers come in the order of the merged listing (the default's first). An ERP that fails
+        # fails the read, as `get_customer` of one of its ids would.
+        wanted: dict[str, list[str]] = {}
+        for customer_id in customer_ids:
+            name, own = self._in(customer_id)
+            wanted.setdefault(name, []).append(own)
+        names = [name for name in self.order if name in wanted]
+        answers = await asyncio.gather(
+            *(self.erps[name].list_customers_by_id(wanted[name]) for name in names), return_exceptions=True
+        )
+        pages: list[CustomerPage] = []
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer  # the first ERP's failure, each one retrieved (none left unhandled)
+            pages.append(answer)
+        return CustomerPage(
+            items=[
+                self._customer(name, c) for name, page in zip(names, pages, strict=True) for c in page.items
+            ],
+            skipped=[
+                s for name, page in zip(names, pages, strict=True) for s in self._skipped(name, page.skipped)
+            ],
         )
 
     async def upsert_customer(self, command: CustomerUpsert) -> tuple[Customer, bool]:

@@ -489,6 +489,7 @@ def suiteql_quote(value: str) -> str:
 
 
 _Q_FORBIDDEN = re.compile(r'["\\\x00-\x1f]')
+_DIGITS = re.compile(r"[0-9]{1,18}")  # a NetSuite internal id
 
 
 def q_quote(value: str) -> str:
@@ -521,13 +522,25 @@ def currency_query() -> str:
     return "SELECT id, symbol AS code FROM currency ORDER BY id"
 
 
-def customer_query(*, modified_since: dt.datetime | None = None, zone: dt.tzinfo = dt.UTC) -> str:
-    """Customers in internal-id order (stable for offset paging), optionally changed since a moment.
+def customer_query(
+    *,
+    modified_since: dt.datetime | None = None,
+    zone: dt.tzinfo = dt.UTC,
+    ids: Sequence[str] | None = None,
+) -> str:
+    """Customers in internal-id order (stable for offset paging), optionally changed since a moment, or
+    only those of ``ids`` (NetSuite internal ids: digits only, checked here; never interpolated as text).
 
     `zone` is the account's time zone, in which SuiteQL reads the moment's literal."""
-    where = ""
+    conditions: list[str] = []
     if modified_since is not None:
-        where = f" WHERE lastmodifieddate >= {_timestamp_literal(modified_since, zone)}"
+        conditions.append(f"lastmodifieddate >= {_timestamp_literal(modified_since, zone)}")
+    if ids is not None:
+        if not ids or not all(_DIGITS.fullmatch(i) for i in ids):
+            raise ValueError("customer ids must be NetSuite internal ids (digits), at least one")
+        # SuiteQL is Oracle SQL: ``IN`` takes a list of literals (numbers here, as ``id`` is an integer).
+        conditions.append(f"id IN ({', '.join(str(int(i)) for i in ids)})")
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     # S608: built from constants and suiteql_quote'd literals only.
     return (
         "SELECT id, companyname, entityid, externalid, subsidiary, currency, parent, url, vatregnumber, "  # noqa: S608

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import msgspec
@@ -25,7 +26,7 @@ from contracts.models import (
     ProjectCreate,
 )
 
-__all__ = ["MAX_INVOICE_PAGE", "ErpPort", "InvoiceFilter"]
+__all__ = ["MAX_CUSTOMERS_BY_ID", "MAX_INVOICE_PAGE", "ErpPort", "InvoiceFilter"]
 
 # ``list_invoices`` takes pages of up to this many invoices: NetSuite's SuiteQL pages up to 1,000 rows
 # (``POST query/v1/suiteql?limit=``, "page <= 1000": VENDORS.md; Oracle's SuiteTalk REST guide, "Paging",
@@ -33,6 +34,10 @@ __all__ = ["MAX_INVOICE_PAGE", "ErpPort", "InvoiceFilter"]
 # by ``@odata.nextLink`` (server page 20,000). A view that reads every open invoice makes a fifth of the
 # calls it made at 200.
 MAX_INVOICE_PAGE = 1000
+
+# ``list_customers_by_id`` reads at most this many customers in one call: one SuiteQL query
+# (``WHERE id IN (...)``) in NetSuite, a few ``$filter`` reads in Business Central.
+MAX_CUSTOMERS_BY_ID = 100
 
 
 class InvoiceFilter(msgspec.Struct, kw_only=True, frozen=True):
@@ -54,6 +59,11 @@ class ErpPort(Protocol):
     async def list_customers(
         self, *, limit: int, cursor: str | None = None, modified_since: dt.datetime | None = None
     ) -> CustomerPage: ...
+
+    async def list_customers_by_id(self, customer_ids: Sequence[str]) -> CustomerPage:
+        """These customers (at most ``MAX_CUSTOMERS_BY_ID`` ids), as ``list_customers`` gives them, in the
+        ERP's order, with no ``next_cursor``; an id the ERP does not have is simply absent."""
+        ...
 
     async def upsert_customer(self, command: CustomerUpsert) -> tuple[Customer, bool]:
         """Create or update the customer keyed by ``crm_customer_id``; ``(customer, created)``.

@@ -31,13 +31,14 @@ from contracts.models import (
     Project,
     ProjectCreate,
 )
-from system_apis.erp.port import MAX_INVOICE_PAGE, ErpPort, InvoiceFilter
+from system_apis.erp.port import MAX_CUSTOMERS_BY_ID, MAX_INVOICE_PAGE, ErpPort, InvoiceFilter
 from system_apis.errors import VendorBadResponse, VendorRejected
 from system_apis.params import (
     Cursor,
     Limit,
     ModifiedSince,
     RecordIdPath,
+    changed_since,
     created_or_found,
     cursor_errors,
     since,
@@ -56,6 +57,17 @@ InvoiceLimit = Annotated[
         description=f"Page size (at most {MAX_INVOICE_PAGE}: both ERPs page that many invoices at once).",
     ),
 ]
+CustomerIds = Annotated[
+    str | None,
+    QueryParameter(
+        name="id",
+        pattern=rf"^[A-Za-z0-9_:.-]{{1,64}}(,[A-Za-z0-9_:.-]{{1,64}}){{0,{MAX_CUSTOMERS_BY_ID - 1}}}$",
+        description=f"Only these customers (comma-separated ids, at most {MAX_CUSTOMERS_BY_ID}), all in one "
+        "answer with no `next_cursor`: an id the ERPs do not have is simply absent. With `modified_since`, "
+        "only those changed since then; not with `cursor`; `limit` does not apply.",
+        required=False,
+    ),
+]
 _TAGS = ["erp"]
 
 
@@ -63,14 +75,29 @@ _TAGS = ["erp"]
     "GET",
     "/system/v1/erp/customers",
     operation_id="listErpCustomers",
-    summary="List ERP customers",
+    summary="List ERP customers, or read several by id",
     scopes=["system:read"],
     errors=[404, *VENDOR_ERRORS],
     tags=_TAGS,
 )
 async def list_customers(
-    erp: Erp, limit: Limit = 50, cursor: Cursor = None, modified_since: ModifiedSince = None
+    erp: Erp,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    modified_since: ModifiedSince = None,
+    ids: CustomerIds = None,
 ) -> CustomerPage:
+    if ids is not None:
+        # A view's page of customers in one call, rather than one read per customer.
+        if cursor is not None:
+            raise ProblemError(
+                "validation-failed",
+                "`id` reads those customers in one answer, which has no next page: no cursor with it.",
+                errors=[FieldError(location="query", field="cursor", message="not with id")],
+            )
+        return changed_since(
+            await erp.list_customers_by_id(list(dict.fromkeys(ids.split(",")))), since(modified_since)
+        )
     with cursor_errors():
         return await erp.list_customers(limit=limit, cursor=cursor, modified_since=since(modified_since))
 

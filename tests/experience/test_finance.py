@@ -229,6 +229,16 @@ async def test_unbilled_degrades_per_section_when_the_crm_is_down_and_fails_with
     tm, _ = await _seed_time_and_materials(gw)
     # Account reads failing: names unavailable, the rows keep the customer id and their legal entity.
     await _fault(gw, "salesforce", kind="error", status=503, path_pattern="/sobjects/Account/")
+    # The names are read in one SOQL query of the rows' accounts: that query fails too (the deals' does not).
+    await _fault(
+        gw,
+        "salesforce",
+        kind="error",
+        status=503,
+        method="GET",
+        path_pattern="/query/",
+        query_pattern=r"FROM Account WHERE Id IN \(",
+    )
     body = await _view(gw, "/unbilled", legal_entity="US01")
     assert body["customer_names"]["status"] == "unavailable"
     assert body["customer_names"]["error"]["source"] == "system:crm.accounts"

@@ -151,6 +151,17 @@ async def test_an_invoice_no_run_made_still_answers_and_an_unknown_one_is_404(gw
 
 async def test_receivables_without_customer_names_still_answer_and_without_the_erp_are_503(gw: Any) -> None:
     await _fault(gw, "netsuite", kind="error", status=503, method="GET", path_pattern="/record/v1/customer/")
+    # The names are read in one SuiteQL query of the page's customers: that query fails too (the
+    # invoices' SuiteQL does not).
+    await _fault(
+        gw,
+        "netsuite",
+        kind="error",
+        status=503,
+        method="POST",
+        path_pattern="/query/v1/suiteql",
+        body_pattern=r"FROM customer WHERE id IN \(",
+    )
     body = await _view(gw, "/receivables", legal_entity="US01")
     assert body["customer_names"]["status"] == "unavailable"
     assert body["customer_names"]["error"]["source"] == "system:erp.customers"

@@ -281,3 +281,45 @@ async def test_a_lost_answer_still_did_the_work() -> None:
         assert calls == ["/records"]  # the work was done all the same
         second = await client.post("/records")
         assert second.status_code == 201
+
+
+async def body_echo_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answers with the request body it received, so a test sees the body reach the app intact."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.mark.asyncio
+async def test_body_pattern_faults_only_requests_carrying_it_and_others_reach_the_app_whole() -> None:
+    injector = FaultInjector()
+    injector.add(FaultRule(kind="error", method="POST", path_pattern="/query", body_pattern=r"FROM customer"))
+    async with faulty_client(injector, app=body_echo_app) as client:
+        faulted = await client.post("/query", content=b'{"q": "SELECT id FROM customer WHERE id IN (1)"}')
+        other = await client.post("/query", content=b'{"q": "SELECT id FROM transaction"}')
+        elsewhere = await client.post("/other", content=b"FROM customer")
+    assert faulted.status_code == 503
+    assert (other.status_code, other.content) == (200, b'{"q": "SELECT id FROM transaction"}')
+    assert (elsewhere.status_code, elsewhere.content) == (200, b"FROM customer")
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"kind": "error", "body_pattern": "("}, FaultRule)
+
+
+@pytest.mark.asyncio
+async def test_query_pattern_faults_only_requests_whose_query_string_carries_it() -> None:
+    injector = FaultInjector()
+    injector.add(
+        FaultRule(kind="error", method="GET", path_pattern="/query/", query_pattern=r"FROM Account W")
+    )
+    async with faulty_client(injector) as client:
+        faulted = await client.get("/query/", params={"q": "SELECT Id FROM Account WHERE Id IN ('001')"})
+        other = await client.get("/query/", params={"q": "SELECT Id FROM Opportunity"})
+    assert faulted.status_code == 503
+    assert other.status_code == 200

@@ -878,3 +878,11 @@ def test_error_documents() -> None:
     assert decode_error(b"<html>Down for maintenance</html>") is None
     assert decode_error(b'{"error": "service_unavailable"}') is not None  # a JSON body without details
     assert decode_error(b'{"error": "service_unavailable"}').code is None  # type: ignore[union-attr]
+
+
+def test_customer_query_by_ids_is_one_in_list_of_integers() -> None:
+    statement = customer_query(ids=["12", "7", "0300"])
+    assert "FROM customer WHERE id IN (12, 7, 300) ORDER BY id" in statement
+    for bad in (["1", "1) OR (1=1"], ["x"], [], ["1" * 19]):
+        with pytest.raises(ValueError, match="internal ids"):
+            customer_query(ids=bad)

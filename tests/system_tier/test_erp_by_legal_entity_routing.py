@@ -203,3 +203,105 @@ async def test_an_erp_down_is_left_for_its_own_page_when_the_first_erps_invoices
     finally:
         async with gw.sandbox("business-central") as sandbox:
             assert (await sandbox.delete("/__sandbox/faults")).status_code == 204
+
+
+async def _every_customer(gw: Any) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params = {"limit": 200, **({"cursor": cursor} if cursor else {})}
+        page = await gw.client.get("/system/v1/erp/customers", params=params, headers=gw.auth("system:read"))
+        assert page.status_code == 200, page.text
+        found += page.json()["items"]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            return found
+
+
+async def test_customers_read_by_id_in_one_call_across_both_erps(gw: Any) -> None:
+    listed = await _every_customer(gw)
+    from_bc = [c for c in listed if c["id"].startswith("business_central:")][:3]
+    from_netsuite = [c for c in listed if not c["id"].startswith("business_central:")][:3]
+    assert from_bc
+    assert from_netsuite
+    wanted = [*from_bc, *from_netsuite]
+    unknown = ["999999999", "business_central:00000000-0000-0000-0000-000000000000", "not-a-netsuite-id"]
+    answer = await gw.client.get(
+        "/system/v1/erp/customers",
+        params={"id": ",".join([c["id"] for c in wanted] + unknown)},
+        headers=gw.auth("system:read"),
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["next_cursor"] is None
+    # Exactly those customers, as the listing shows them; the unknown ids are simply absent.
+    by_id = {c["id"]: c for c in body["items"]}
+    assert sorted(by_id) == sorted(c["id"] for c in wanted)
+    for customer in wanted:
+        assert by_id[customer["id"]] == customer
+    # With modified_since, only those changed since then (none since a future moment).
+    ids = ",".join(c["id"] for c in wanted)
+    for moment, expected in (("1990-01-01T00:00:00Z", len(wanted)), ("2999-01-01T00:00:00Z", 0)):
+        narrowed = await gw.client.get(
+            "/system/v1/erp/customers",
+            params={"id": ids, "modified_since": moment},
+            headers=gw.auth("system:read"),
+        )
+        assert narrowed.status_code == 200, narrowed.text
+        assert len(narrowed.json()["items"]) == expected, moment
+    # The same names and ids a read of each one gives.
+    for customer in wanted:
+        one = await gw.client.get(
+            f"/system/v1/erp/customers/{customer['id']}", headers=gw.auth("system:read")
+        )
+        assert one.status_code == 200
+        assert (one.json()["id"], one.json()["name"]) == (customer["id"], by_id[customer["id"]]["name"])
+        assert one.json()["legal_entity"] == by_id[customer["id"]]["legal_entity"]
+
+
+async def test_customers_by_id_take_at_most_a_hundred_ids_and_no_cursor(gw: Any) -> None:
+    headers = gw.auth("system:read")
+    hundred = ",".join(str(1000 + n) for n in range(100))
+    ok = await gw.client.get("/system/v1/erp/customers", params={"id": hundred}, headers=headers)
+    assert ok.status_code == 200, ok.text
+    too_many = ",".join(str(1000 + n) for n in range(101))
+    refused = await gw.client.get("/system/v1/erp/customers", params={"id": too_many}, headers=headers)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    for bad in ("1,,2", "1;DROP", "a b"):
+        answer = await gw.client.get("/system/v1/erp/customers", params={"id": bad}, headers=headers)
+        assert answer.status_code == 422, (bad, answer.text)
+    mixed = await gw.client.get(
+        "/system/v1/erp/customers", params={"id": "1", "cursor": "abc"}, headers=headers
+    )
+    assert mixed.status_code == 422, mixed.text
+    assert [e["field"] for e in mixed.json()["errors"]] == ["cursor"]
+    unread = await gw.client.get(
+        "/system/v1/erp/customers", params={"id": "1"}, headers=gw.auth("process:read")
+    )
+    assert unread.status_code in (401, 403)
+
+
+async def test_customers_by_id_fail_as_a_read_of_one_does_when_their_erp_is_down(gw: Any) -> None:
+    listed = await _every_customer(gw)
+    bc_id = next(c["id"] for c in listed if c["id"].startswith("business_central:"))
+    ns_id = next(c["id"] for c in listed if not c["id"].startswith("business_central:"))
+    headers = gw.auth("system:read")
+    async with gw.sandbox("business-central") as sandbox:
+        assert (await sandbox.post("/__sandbox/faults", json={"kind": "outage"})).status_code == 201
+    try:
+        one = await gw.client.get(f"/system/v1/erp/customers/{bc_id}", headers=headers)
+        both = await gw.client.get(
+            "/system/v1/erp/customers", params={"id": f"{ns_id},{bc_id}"}, headers=headers
+        )
+        assert one.status_code in (502, 503, 504), one.text
+        assert both.status_code == one.status_code, both.text
+        assert both.headers["content-type"].startswith("application/problem+json")
+        assert both.json()["type"] == one.json()["type"]
+        # Only NetSuite's ids: Business Central is not asked.
+        alone = await gw.client.get("/system/v1/erp/customers", params={"id": ns_id}, headers=headers)
+        assert alone.status_code == 200, alone.text
+        assert [c["id"] for c in alone.json()["items"]] == [ns_id]
+    finally:
+        async with gw.sandbox("business-central") as sandbox:
+            assert (await sandbox.delete("/__sandbox/faults")).status_code == 204
