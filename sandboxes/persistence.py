@@ -11,12 +11,6 @@ implementing `DurableSandbox`, and `persist_sandbox` wraps its app so that
   answered is therefore on disk, and a killed server restarts with every record its runs were told about.
   Reads never write; an unsafe request that changed nothing (a token, a query sent as POST, a refused
   write) costs one encoding and a comparison, no disk write.
-- a sandbox that keeps its records in `TrackedCollections` (collection name -> records) is encoded a
-  collection at a time, and only the collections touched since the last save are encoded again: an
-  activation's write to Kantata re-encodes its workspaces, not the whole seeded account (1.2 to 2.2 ms for
-  each of the seeded sandboxes, a sixth of the server's CPU at eight activations at once). With
-  ``STRATUM_SANDBOX_VERIFY_SAVES=1`` (the test suite sets it) every such save is checked against a whole
-  encoding, so a write that went around the tracking fails the test that made it.
 - when the write fails (disk full, read-only mount), the sandbox goes back to the state last saved and
   answers 503 with Retry-After, so the caller retries and memory never runs ahead of the disk.
 
@@ -36,7 +30,7 @@ import fcntl
 import logging
 import os
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 import msgspec
 
@@ -52,9 +46,7 @@ __all__ = [
     "DurableSandbox",
     "SandboxStateError",
     "SandboxStore",
-    "TrackedCollections",
     "data_dir_in_use",
-    "encode_durable_state",
     "persist_sandbox",
 ]
 
@@ -86,98 +78,6 @@ class DurableSandbox(Protocol):
     def restore_durable_state(self, state: Any) -> None:
         """Replace the durable state with ``state`` (a value of `durable_type`)."""
         ...
-
-
-_R = TypeVar("_R")
-
-
-class TrackedCollections(dict[str, dict[str, _R]]):
-    """A sandbox's records by collection (``{"workspaces": {id: record}}``) that knows which collections
-    were touched since it was last encoded, so a save encodes only those again (`encoded`).
-
-    A collection counts as touched when it is looked up (``records[name]``, ``get``, ``setdefault``),
-    replaced, or handed out with all the others (``values``, ``items``); a lookup that only reads costs
-    the collection one more encoding, never a lost write. The one rule for the sandbox: a collection's
-    records are changed right after the lookup that reached them, in the same synchronous stretch of code
-    (no ``await`` between), never through a reference kept from an earlier request: the save that runs at
-    the next await would not see that change. ``STRATUM_SANDBOX_VERIFY_SAVES`` checks the rule."""
-
-    __slots__ = ("_encoded", "_touched")
-
-    def __init__(self, collections: dict[str, dict[str, _R]] | None = None) -> None:
-        super().__init__(collections or {})
-        self._touched: set[str] = set(dict.keys(self))
-        self._encoded: dict[str, msgspec.Raw] = {}
-
-    def __getitem__(self, name: str) -> dict[str, _R]:
-        self._touched.add(name)
-        return dict.__getitem__(self, name)
-
-    def get(self, name: str, default: Any = None) -> Any:
-        self._touched.add(name)
-        return dict.get(self, name, default)
-
-    def setdefault(self, name: str, default: dict[str, _R] | None = None) -> dict[str, _R]:
-        self._touched.add(name)
-        return dict.setdefault(self, name, {} if default is None else default)
-
-    def __setitem__(self, name: str, records: dict[str, _R]) -> None:
-        self._touched.add(name)
-        dict.__setitem__(self, name, records)
-
-    def __delitem__(self, name: str) -> None:
-        self._encoded.pop(name, None)
-        dict.__delitem__(self, name)
-
-    def pop(self, name: str, *default: Any) -> Any:
-        self._encoded.pop(name, None)
-        return dict.pop(self, name, *default)
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        changes = dict(*args, **kwargs)
-        self._touched.update(changes)
-        dict.update(self, changes)
-
-    def values(self) -> Any:
-        self._touched.update(dict.keys(self))
-        return dict.values(self)
-
-    def items(self) -> Any:
-        self._touched.update(dict.keys(self))
-        return dict.items(self)
-
-    def encoded(self) -> dict[str, msgspec.Raw]:
-        """Each collection's JSON, in this mapping's order: those touched since the last call encoded anew,
-        the others as they were encoded then. Encode the result in place of the mapping."""
-        for name in self._touched:
-            if dict.__contains__(self, name):
-                self._encoded[name] = msgspec.Raw(msgspec.json.encode(dict.__getitem__(self, name)))
-        self._touched.clear()
-        return {name: self._encoded[name] for name in dict.keys(self)}
-
-
-class _IncrementallyEncoded(Protocol):
-    def encoded_durable_state(self) -> bytes:
-        """`durable_state` encoded as JSON, the same bytes ``msgspec.json.encode(durable_state())`` gives,
-        with the records' untouched collections taken from the last encoding (`TrackedCollections`)."""
-        ...
-
-
-def encode_durable_state(sandbox: DurableSandbox) -> bytes:
-    """The sandbox's durable state as JSON: a collection at a time when the sandbox keeps its records in
-    `TrackedCollections`, whole otherwise."""
-    encode = getattr(sandbox, "encoded_durable_state", None)
-    if encode is None:
-        return msgspec.json.encode(sandbox.durable_state())
-    encoded: bytes = cast("_IncrementallyEncoded", sandbox).encoded_durable_state()
-    if os.environ.get("STRATUM_SANDBOX_VERIFY_SAVES", "") not in ("", "0"):
-        whole = msgspec.json.encode(sandbox.durable_state())
-        if encoded != whole:
-            raise AssertionError(
-                f"{type(sandbox).__name__}: a record changed without its collection being touched; the "
-                "incremental save would have lost it (sandboxes.persistence.TrackedCollections)"
-            )
-    return encoded
 
 
 class SandboxStateError(Exception):
@@ -330,14 +230,7 @@ class _Persisting:
         while self._waiting:
             batch, self._waiting = self._waiting, []
             # Encoded on the loop: the state of every change in this batch, and of none half-made.
-            try:
-                encoded = encode_durable_state(self.sandbox)
-            except Exception as exc:  # a sandbox bug (see TrackedCollections): the requests fail with it
-                for future in batch + self._waiting:
-                    if not future.done():
-                        future.set_exception(exc)
-                self._waiting = []
-                return
+            encoded = msgspec.json.encode(self.sandbox.durable_state())
             ok = True
             if encoded != self.saved:
                 try:
@@ -389,6 +282,6 @@ def persist_sandbox(app: Litestar, data_dir: str | os.PathLike[str], vendor: str
             extra={"vendor": vendor, "reason": "another process on this data directory saves its state"},
         )
         return app
-    saved = encode_durable_state(sandbox)
+    saved = msgspec.json.encode(sandbox.durable_state())
     app.asgi_handler = cast("Any", _Persisting(cast("ASGIApp", app.asgi_handler), sandbox, store, saved))
     return app

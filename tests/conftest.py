@@ -18,10 +18,6 @@ from apis.config import Settings, load_settings
 from apis.edge import Edge
 from apis.gateway import Gateway, build_gateway
 
-# Every persisted sandbox's incremental save is checked against a whole encoding, in this process and in the
-# servers the end-to-end tests start (they inherit the environment): a sandbox write that went around its
-# TrackedCollections fails the test that made it (sandboxes/persistence.py).
-os.environ.setdefault("STRATUM_SANDBOX_VERIFY_SAVES", "1")
 REDIS_URL = os.environ.get("STRATUM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 # Tests read log lines with structlog.testing.capture_logs, which needs uncached loggers: keep the

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeAlias, cast
+from typing import Any, TypeAlias
 
 import msgspec
 from litestar.di import NamedDependency
@@ -49,7 +49,6 @@ from sandboxes.business_central.tax_areas import TAX_AREAS
 from sandboxes.business_central.webhooks import SavedSubscription, Webhooks
 from sandboxes.business_central.wire import Query
 from sandboxes.faults import FaultInjector
-from sandboxes.persistence import TrackedCollections
 from sandboxes.request_log import RequestLogEntry
 
 __all__ = [
@@ -90,7 +89,7 @@ class BusinessCentralSandbox:
         self.faults = FaultInjector(seed=settings.seed)
         self.clients: dict[str, str] = {DEV_CLIENT_ID: DEV_CLIENT_SECRET}
         self.clients.update({client.client_id: client.client_secret for client in settings.clients})
-        self.records: TrackedCollections[Record] = TrackedCollections()
+        self.records: dict[str, dict[str, Record]] = {}
         self.tokens: dict[str, Token] = {}
         self.windows: dict[str, deque[float]] = {}
         self.request_log: deque[RequestLogEntry] = deque(maxlen=100)
@@ -109,7 +108,7 @@ class BusinessCentralSandbox:
 
     def reset(self) -> None:
         """Reseed the data and forget tokens, rate windows, counters, the log and faults."""
-        self.records = TrackedCollections(build_seed(self.settings.seed))
+        self.records = build_seed(self.settings.seed)
         self.row_version = 0
         for entities in self.records.values():
             for entity in entities.values():
@@ -128,13 +127,6 @@ class BusinessCentralSandbox:
             records=self.records, row_version=self.row_version, subscriptions=self.webhooks.saved()
         )
 
-    def encoded_durable_state(self) -> bytes:
-        # The records a collection at a time, only those touched since the last save encoded anew.
-        records = cast("dict[str, dict[str, Record]]", self.records.encoded())
-        return msgspec.json.encode(
-            DurableState(records=records, row_version=self.row_version, subscriptions=self.webhooks.saved())
-        )
-
     def restore_durable_state(self, state: DurableState) -> None:
         # Money is saved as text (msgspec's form of a Decimal); the entity sets say which fields are money.
         sets = {**ENTITY_SETS, COMPANIES.name: COMPANIES}
@@ -145,7 +137,7 @@ class BusinessCentralSandbox:
                     decimals_back(entity_set, entity)
                 for line in entity.get("salesInvoiceLines") or []:
                     decimals_back(SALES_INVOICE_LINES, line)
-        self.records = TrackedCollections(state.records)
+        self.records = state.records
         self.records.setdefault(SALES_CREDIT_MEMOS.name, {})  # states saved before credit memos were kept
         self.row_version = state.row_version
         self.webhooks.restore(state.subscriptions)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeAlias, cast
+from typing import Any, TypeAlias
 
 import msgspec
 from litestar.di import NamedDependency
@@ -57,7 +57,6 @@ from sandboxes.kantata.wire import (
     _paging,
     _validation,
 )
-from sandboxes.persistence import TrackedCollections
 from sandboxes.request_log import RequestLogEntry
 
 __all__ = ["KantataSandbox", "KantataSandboxSettings"]
@@ -101,7 +100,7 @@ class KantataSandbox:
         self.settings = settings
         self.clock = clock
         self.faults = FaultInjector(seed=settings.seed)
-        self.records: TrackedCollections[Record] = TrackedCollections()
+        self.records: dict[str, dict[str, Record]] = {}
         self.request_log: deque[RequestLogEntry] = deque(maxlen=100)
         self._next_ids: dict[str, int] = {}
         self._window = (0, 0)  # (epoch second, requests admitted or refused in it)
@@ -109,7 +108,7 @@ class KantataSandbox:
 
     def reset(self) -> None:
         """Reseed the data and forget the request log, the rate window and faults."""
-        self.records = TrackedCollections(build_seed(self.settings.seed))
+        self.records = build_seed(self.settings.seed)
         self._next_ids = {
             collection: max((int(key) for key in records), default=ID_START[collection] - 1) + 1
             for collection, records in self.records.items()
@@ -121,13 +120,8 @@ class KantataSandbox:
     def durable_state(self) -> _DurableState:
         return _DurableState(records=self.records, next_ids=self._next_ids)
 
-    def encoded_durable_state(self) -> bytes:
-        # The records a collection at a time, only those touched since the last save encoded anew.
-        records = cast("dict[str, dict[str, Record]]", self.records.encoded())
-        return msgspec.json.encode(_DurableState(records=records, next_ids=self._next_ids))
-
     def restore_durable_state(self, state: _DurableState) -> None:
-        self.records = TrackedCollections(state.records)
+        self.records = state.records
         self._next_ids = state.next_ids
         # A state saved before a collection existed (billing milestones, invoice fee items) gets it empty.
         for collection in COLLECTIONS:

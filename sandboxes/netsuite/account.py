@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlencode
 
 import msgspec
@@ -47,7 +47,6 @@ from sandboxes.netsuite.suiteql import (
     compile_record_query,
     compile_suiteql,
 )
-from sandboxes.persistence import TrackedCollections
 from sandboxes.request_log import RequestLogEntry
 
 __all__ = [
@@ -273,7 +272,7 @@ class NetSuiteSandbox:
             client.certificate_id: _Client(client, _import_public_key(client.public_key_pem))
             for client in (dev_client(), *settings.clients)
         }
-        self.records: TrackedCollections[Record] = TrackedCollections()
+        self.records: dict[str, dict[str, Record]] = {}
         self.tokens: dict[str, float] = {}
         self.jobs: dict[str, _Job] = {}
         self.idempotency_keys: dict[str, str] = {}
@@ -287,7 +286,7 @@ class NetSuiteSandbox:
 
     def reset(self) -> None:
         """Reseed the data and forget tokens, jobs, idempotency keys, counters, the log and faults."""
-        self.records = TrackedCollections(build_seed(self.settings.seed))
+        self.records = build_seed(self.settings.seed)
         self.tokens.clear()
         self.jobs.clear()
         self.idempotency_keys.clear()
@@ -299,15 +298,8 @@ class NetSuiteSandbox:
     def durable_state(self) -> _DurableState:
         return _DurableState(records=self.records, jobs=self.jobs, idempotency_keys=self.idempotency_keys)
 
-    def encoded_durable_state(self) -> bytes:
-        # The records a collection at a time, only those touched since the last save encoded anew.
-        records = cast("dict[str, dict[str, Record]]", self.records.encoded())
-        return msgspec.json.encode(
-            _DurableState(records=records, jobs=self.jobs, idempotency_keys=self.idempotency_keys)
-        )
-
     def restore_durable_state(self, state: _DurableState) -> None:
-        self.records = TrackedCollections(state.records)
+        self.records = state.records
         self.jobs = state.jobs
         self.idempotency_keys = state.idempotency_keys
 

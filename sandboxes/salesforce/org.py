@@ -22,13 +22,12 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sandboxes.faults import FaultInjector
-from sandboxes.persistence import TrackedCollections
 from sandboxes.request_log import RequestLogEntry
 from sandboxes.salesforce.data import (
     INTEGRATION_USER_ID,
@@ -245,7 +244,7 @@ class Org:
         self.clock = clock
         self.schemas: Mapping[str, ObjectSchema] = SCHEMAS if schemas is None else schemas
         self.faults = FaultInjector(seed=settings.seed)
-        self.records: TrackedCollections[Record] = TrackedCollections()
+        self.records: dict[str, dict[str, Record]] = {}
         self.recycle_bin: dict[str, dict[str, Deleted]] = {}
         self.sessions: dict[str, _Session] = {}
         self.request_log: deque[RequestLogEntry] = deque(maxlen=100)
@@ -264,7 +263,7 @@ class Org:
 
     def reset(self) -> None:
         """Reseed the data and forget sessions, usage, cursors, deletions, the request log and faults."""
-        self.records = TrackedCollections(build_seed(self.settings.seed))
+        self.records = build_seed(self.settings.seed)
         self.recycle_bin = {name: {} for name in self.schemas}
         self.sessions.clear()
         self.request_log.clear()
@@ -285,12 +284,6 @@ class Org:
     def durable_state(self) -> _DurableState:
         data = _DataState(self.records, self.recycle_bin, self._serials, self._auto_numbers)
         return _DurableState(data=data, reset_at=self._reset_at)
-
-    def encoded_durable_state(self) -> bytes:
-        # The records a collection at a time, only those touched since the last save encoded anew.
-        records = cast("dict[str, dict[str, Record]]", self.records.encoded())
-        data = _DataState(records, self.recycle_bin, self._serials, self._auto_numbers)
-        return msgspec.json.encode(_DurableState(data=data, reset_at=self._reset_at))
 
     def restore_durable_state(self, state: _DurableState) -> None:
         self._restore(state.data)
@@ -427,7 +420,7 @@ class Org:
         )
 
     def _restore(self, state: _DataState) -> None:
-        self.records = TrackedCollections(state.records)
+        self.records = state.records
         self.recycle_bin = state.recycle_bin
         # State saved before an object existed (e.g. Organization) lacks it: it starts from the seed.
         missing = [name for name in self.schemas if name not in self.records]

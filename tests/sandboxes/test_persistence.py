@@ -16,13 +16,7 @@ from sandboxes.anaplan import create_anaplan_sandbox
 from sandboxes.business_central import create_business_central_sandbox
 from sandboxes.kantata import create_kantata_sandbox
 from sandboxes.netsuite import create_netsuite_sandbox
-from sandboxes.persistence import (
-    SandboxStateError,
-    SandboxStore,
-    TrackedCollections,
-    data_dir_in_use,
-    persist_sandbox,
-)
+from sandboxes.persistence import SandboxStateError, SandboxStore, data_dir_in_use, persist_sandbox
 from sandboxes.salesforce import create_salesforce_sandbox
 
 KANTATA_TOKEN = {"Authorization": "Bearer stratum-kantata-sandbox-token"}
@@ -173,54 +167,3 @@ async def test_only_one_process_on_a_data_directory_saves_a_vendor(tmp_path: Pat
     restarted = kantata(tmp_path)
     assert await workspaces_titled(restarted, "Persisted - Data Platform") == 1
     assert await workspaces_titled(restarted, "Only in memory") == 0
-
-
-def test_tracked_collections_encode_again_only_what_was_touched() -> None:
-    records = TrackedCollections({"workspaces": {"1": {"title": "A"}}, "stories": {"7": {"title": "S"}}})
-    first = records.encoded()
-    records["workspaces"]["2"] = {"title": "B"}
-
-    second = records.encoded()
-
-    assert second["workspaces"] is not first["workspaces"]
-    assert second["stories"] is first["stories"]  # untouched: last save's bytes, not encoded again
-    assert msgspec.json.encode(second) == msgspec.json.encode(dict(records))
-    # Handing out every collection touches every collection.
-    for table in records.values():
-        table.clear()
-    assert msgspec.json.encode(records.encoded()) == b'{"workspaces":{},"stories":{}}'
-
-
-@pytest.mark.parametrize("vendor", ["salesforce", "kantata", "netsuite", "business_central"])
-async def test_a_saved_incremental_state_is_the_whole_state(tmp_path: Path, vendor: str) -> None:
-    app = persist_sandbox(FACTORIES[vendor](), tmp_path, vendor)
-    sandbox = app.state.sandbox
-    if vendor == "kantata":
-        async with client(app) as http:
-            created = await http.post("/api/v1/workspaces", json=NEW_WORKSPACE, headers=KANTATA_TOKEN)
-        assert created.status_code == 200, created.text
-    else:  # a record changed the way the sandbox's writes change them: through a lookup of its collection
-        collection = next(iter(dict(sandbox.records)))
-        sandbox.records[collection]["stratum-test"] = {"id": "stratum-test"}
-        sandbox.encoded_durable_state()
-
-    sandbox.records[next(iter(dict(sandbox.records)))]["stratum-test-2"] = {"id": "stratum-test-2"}
-
-    assert sandbox.encoded_durable_state() == msgspec.json.encode(sandbox.durable_state())
-
-
-async def test_a_change_made_around_the_tracking_fails_the_save_when_saves_are_verified(
-    tmp_path: Path,
-) -> None:
-    # The test suite runs with STRATUM_SANDBOX_VERIFY_SAVES=1 (tests/conftest.py).
-    app = kantata(tmp_path)
-    kept = app.state.sandbox.records["time_entries"]  # kept past the save below: the rule broken
-    async with client(app) as http:
-        assert (await http.post("/api/v1/workspaces", json=NEW_WORKSPACE, headers=KANTATA_TOKEN)).is_success
-        next(iter(kept.values()))["title"] = "changed behind the tracking"
-        with pytest.raises(Exception) as raised:  # noqa: PT011 (the ASGI app's, caused by the check's)
-            await http.post("/api/v1/workspaces", json=NEW_WORKSPACE, headers=KANTATA_TOKEN)
-
-    cause = raised.value if isinstance(raised.value, AssertionError) else raised.value.__cause__
-    assert isinstance(cause, AssertionError)
-    assert "without its collection being touched" in str(cause)
