@@ -406,14 +406,6 @@ async def _seed(bench: Bench) -> dict[str, str]:
         for p in billing["projects"]
         if (p.get("result") or {}).get("erp_invoice_id")
     )
-    opportunities = (
-        await bench.client.get(
-            f"/system/v1/crm/accounts/{DEMO_ACCOUNT_ID}/opportunities",
-            params={"limit": 25},
-            headers=bench.auth("system:read"),
-        )
-    ).json()["items"]
-    won = next(o["id"] for o in opportunities if o["is_won"] and not o.get("project_id"))
     erp_invoice = (
         await bench.client.get(f"/system/v1/erp/invoices/{invoice}", headers=bench.auth("system:read"))
     ).json()
@@ -454,7 +446,6 @@ async def _seed(bench: Bench) -> dict[str, str]:
         "project": project,
         "period": period,
         "today": dt.datetime.now(dt.UTC).date().isoformat(),
-        "won_deal": won,
         "deal": READY_OPPORTUNITY_ID,
         "erp_invoice_id": invoice,
         "erp_customer": erp_invoice["customer_id"],
