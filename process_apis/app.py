@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 from litestar import Litestar
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, SkipValidation
 
+from apis.at_once import at_once
 from apis.metrics import collect_before_scrape
 from apis.plugin import GovernancePlugin, TierSpec
 from apis.problems import ProblemError
@@ -108,16 +108,9 @@ async def check_account_activation_readiness(
 ) -> AccountReadiness:
     # Both reads at once, both awaited (no call left running unobserved); the account's own error (an
     # unknown account's 404) wins over the listing's.
-    customer, deals = await asyncio.gather(
-        system.get_customer(data.account_id),
-        _deals_with_terms(system, data.account_id),
-        return_exceptions=True,
+    customer, (read, truncated) = await at_once(
+        system.get_customer(data.account_id), _deals_with_terms(system, data.account_id)
     )
-    if isinstance(customer, BaseException):
-        raise customer
-    if isinstance(deals, BaseException):
-        raise deals
-    read, truncated = deals
     reports = {
         deal.id: evaluate_readiness(deal, customer) for deal in read if deal.is_won and not deal.project_id
     }

@@ -3,14 +3,14 @@ the invoice status sales see on the deal."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import msgspec
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter, SkipValidation
 
-from apis.problems import FieldError, ProblemError
+from apis.at_once import at_once
+from apis.problems import ProblemError
 from apis.routing import VENDOR_ERRORS, operation
 from contracts.models import (
     ContactPage,
@@ -30,8 +30,8 @@ from system_apis.params import (
     Limit,
     ModifiedSince,
     RecordIdPath,
-    changed_since,
     cursor_errors,
+    customers_by_id,
     since,
 )
 
@@ -78,15 +78,8 @@ async def list_accounts(
     ids: AccountIds = None,
 ) -> CustomerPage:
     if ids is not None:
-        # A view's page of accounts in one call, rather than one read per account.
-        if cursor is not None:
-            raise ProblemError(
-                "validation-failed",
-                "`id` reads those accounts in one answer, which has no next page: no cursor with it.",
-                errors=[FieldError(location="query", field="cursor", message="not with id")],
-            )
-        return changed_since(
-            await crm.list_customers_by_id(list(dict.fromkeys(ids.split(",")))), since(modified_since)
+        return await customers_by_id(
+            ids, crm.list_customers_by_id, cursor=cursor, modified_since=modified_since, what="accounts"
         )
     with cursor_errors():
         return await crm.list_customers(limit=limit, cursor=cursor, modified_since=since(modified_since))
@@ -156,11 +149,7 @@ async def list_account_opportunities(
     # The account is read (an unknown one is a 404, not an empty page) alongside the page rather than
     # before it: one vendor round trip instead of two. Both are awaited, and the account's error wins, so
     # the answers are the ones the reads in turn gave.
-    account, listed = await asyncio.gather(crm.get_customer(account_id), page(), return_exceptions=True)
-    if isinstance(account, BaseException):
-        raise account
-    if isinstance(listed, BaseException):
-        raise listed
+    _, listed = await at_once(crm.get_customer(account_id), page())
     return listed
 
 

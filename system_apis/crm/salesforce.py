@@ -38,6 +38,7 @@ import httpx
 import msgspec
 import structlog
 
+from apis.at_once import at_once
 from apis.config import SalesforceSettings
 from apis.oauth_client import ClientCredentialsAuth
 from contracts.models import (
@@ -830,20 +831,13 @@ class SalesforceCrm:
         # (rather than failing fast) leaves no call running unobserved; the opportunity's own error (e.g.
         # NotFound) wins over the others'. A page of deals reads its terms as subqueries instead
         # (``with_terms``): one query rather than two per deal.
-        record, milestones, rate_card = await asyncio.gather(
+        record, milestones, rate_card = await at_once(
             self._read_opportunity(opportunity_id),
             self._child_records(MILESTONE_OBJECT, MILESTONE_FIELDS, SalesforceMilestone, opportunity_id),
             self._child_records(
                 RATE_CARD_LINE_OBJECT, RATE_CARD_LINE_FIELDS, SalesforceRateCardLine, opportunity_id
             ),
-            return_exceptions=True,
         )
-        if isinstance(record, BaseException):
-            raise record
-        if isinstance(milestones, BaseException):
-            raise milestones
-        if isinstance(rate_card, BaseException):
-            raise rate_card
         return map_record(
             VENDOR,
             "Opportunity",
@@ -854,7 +848,7 @@ class SalesforceCrm:
     async def _find_opportunity_by_project(self, project_id: str) -> Opportunity | None:
         # The deal and its children in one round (the children filtered through their master's field),
         # not the deal first and its children once its id is known: one vendor round trip, not two.
-        records, milestones, rate_card = await asyncio.gather(
+        records, milestones, rate_card = await at_once(
             self._query(opportunity_by_project_query(project_id), SalesforceOpportunity, want=1),
             self._child_records(
                 MILESTONE_OBJECT,
@@ -870,14 +864,7 @@ class SalesforceCrm:
                 project_id,
                 query=child_records_by_project_query,
             ),
-            return_exceptions=True,
         )
-        if isinstance(records, BaseException):
-            raise records
-        if isinstance(milestones, BaseException):
-            raise milestones
-        if isinstance(rate_card, BaseException):
-            raise rate_card
         if not records:
             return None
         record = records[0]

@@ -456,19 +456,8 @@ class NetSuiteErp:
             limit=limit,
             offset=offset,
         )
-        setup = await self._setup_for(
-            currency_ids=[row.currency for row in page.items],
-            subsidiary_ids=[row.subsidiary for row in page.items],
-        )
-        items, skipped = map_page(
-            VENDOR,
-            "customer",
-            page.items,
-            lambda row: customer_from_row(row, setup, self._zone),
-            record_id=_record_id,
-        )
         next_cursor = encode_cursor(offset + limit, limit, fingerprint) if page.has_more else None
-        return CustomerPage(items=items, next_cursor=next_cursor, skipped=skipped)
+        return await self._customer_page(page.items, next_cursor)
 
     async def list_customers_by_id(self, customer_ids: Sequence[str]) -> CustomerPage:
         # One SuiteQL query, ``WHERE id IN (...)``, the listing's own columns and mapping: the ids that are
@@ -480,18 +469,21 @@ class NetSuiteErp:
         page = await self._suiteql(
             customer_query(ids=ids, zone=self._zone), CustomerRow, limit=len(ids), offset=0
         )
+        return await self._customer_page(page.items, None)
+
+    async def _customer_page(self, rows: list[CustomerRow], next_cursor: str | None) -> CustomerPage:
+        """Customer rows of a listing mapped, with the currencies and subsidiaries they name read once."""
         setup = await self._setup_for(
-            currency_ids=[row.currency for row in page.items],
-            subsidiary_ids=[row.subsidiary for row in page.items],
+            currency_ids=[row.currency for row in rows], subsidiary_ids=[row.subsidiary for row in rows]
         )
         items, skipped = map_page(
             VENDOR,
             "customer",
-            page.items,
+            rows,
             lambda row: customer_from_row(row, setup, self._zone),
             record_id=_record_id,
         )
-        return CustomerPage(items=items, skipped=skipped)
+        return CustomerPage(items=items, next_cursor=next_cursor, skipped=skipped)
 
     async def find_probable_duplicates(self, query: CustomerMatchQuery) -> list[CustomerMatch]:
         statement = duplicate_candidates_query(query)

@@ -38,9 +38,9 @@ from system_apis.params import (
     Limit,
     ModifiedSince,
     RecordIdPath,
-    changed_since,
     created_or_found,
     cursor_errors,
+    customers_by_id,
     since,
 )
 
@@ -88,15 +88,8 @@ async def list_customers(
     ids: CustomerIds = None,
 ) -> CustomerPage:
     if ids is not None:
-        # A view's page of customers in one call, rather than one read per customer.
-        if cursor is not None:
-            raise ProblemError(
-                "validation-failed",
-                "`id` reads those customers in one answer, which has no next page: no cursor with it.",
-                errors=[FieldError(location="query", field="cursor", message="not with id")],
-            )
-        return changed_since(
-            await erp.list_customers_by_id(list(dict.fromkeys(ids.split(",")))), since(modified_since)
+        return await customers_by_id(
+            ids, erp.list_customers_by_id, cursor=cursor, modified_since=modified_since, what="customers"
         )
     with cursor_errors():
         return await erp.list_customers(limit=limit, cursor=cursor, modified_since=since(modified_since))

@@ -94,6 +94,7 @@ import httpx
 import msgspec
 import structlog
 
+from apis.at_once import at_once
 from apis.config import KantataSettings
 from contracts.models import (
     BillableItemKind,
@@ -205,8 +206,6 @@ _EARLIEST = dt.date(1900, 1, 1)
 _LATEST = dt.date(2999, 12, 31)
 
 _T = TypeVar("_T")
-_A = TypeVar("_A")
-_B = TypeVar("_B")
 
 
 def _log() -> Any:
@@ -891,7 +890,9 @@ class KantataPsa:
         }
         # The workspace (NotFound for a project Kantata does not have, which wins) and the invoices at
         # once: one round, not the invoices after the workspace.
-        _, envelopes = await _both(self._show_workspace(project_id), self._all_pages("invoices.json", params))
+        _, envelopes = await at_once(
+            self._show_workspace(project_id), self._all_pages("invoices.json", params)
+        )
         found: list[PsaInvoice] = []
         for envelope in envelopes:
             with _unusable("invoice list"):
@@ -1461,17 +1462,6 @@ def _only(envelope: KantataEnvelope, key: str, table: Mapping[str, _T]) -> _T:
 
 def _only_workspace(envelope: KantataEnvelope) -> KantataWorkspace:
     return _only(envelope, "workspaces", envelope.workspaces)
-
-
-async def _both(first: Awaitable[_A], second: Awaitable[_B]) -> tuple[_A, _B]:
-    """Both answers, read at once; the first's error wins over the second's (both are awaited, so no call
-    is left running unobserved)."""
-    one, two = await asyncio.gather(first, second, return_exceptions=True)
-    if isinstance(one, BaseException):
-        raise one
-    if isinstance(two, BaseException):
-        raise two
-    return one, two
 
 
 def _project(
