@@ -14,6 +14,7 @@ from joserfc.jwk import KeySet, RSAKey
 
 from apis.config import Settings
 from apis.security import JwksSource, TokenVerifier
+from tests.rate_windows import clear_of_a_window_edge
 
 
 def _secret(gw: Any, client_id: str = "stratum-demo") -> str:
@@ -152,6 +153,7 @@ async def test_token_requests_are_rate_limited_per_client(
     make_gateway: Callable[[Settings], Any], make_settings: Callable[..., Settings]
 ) -> None:
     gw = await make_gateway(make_settings(rate_limit_token="2/minute"))
+    await clear_of_a_window_edge()
     basic = base64.b64encode(f"stratum-demo:{_secret(gw)}".encode()).decode()
     statuses = []
     for _ in range(3):

@@ -19,6 +19,7 @@ from apis.config import Settings
 from apis.edge import Edge
 from apis.gateway import _root_app
 from apis.runtime import Runtime
+from tests.rate_windows import clear_of_a_window_edge
 
 _VOLATILE = {"x-correlation-id", "date", "content-length", "ratelimit", "ratelimit-policy"}
 
@@ -109,6 +110,7 @@ async def test_no_redis_key_holds_a_client_secret(make_endpoint: Any, redis_url:
 
 async def test_guessing_one_clients_secret_is_rate_limited(make_endpoint: Any, redis_url: str) -> None:
     endpoint: TokenEndpoint = make_endpoint(redis_url=redis_url, rate_limit_token="3/minute")
+    await clear_of_a_window_edge()
     # Every guess is another secret, so every Authorization header differs.
     statuses = [(await endpoint.basic(endpoint.client_id, f"guess-{n}")).status_code for n in range(5)]
     assert statuses == [401, 401, 401, 429, 429]
@@ -120,6 +122,7 @@ async def test_guessing_one_clients_secret_is_rate_limited(make_endpoint: Any, r
 async def test_made_up_client_ids_share_the_callers_budget(make_endpoint: Any) -> None:
     # In-process counters: on a shared Redis, every test's caller is 127.0.0.1.
     endpoint: TokenEndpoint = make_endpoint(rate_limit_token="3/minute")
+    await clear_of_a_window_edge()
     statuses = [
         (await endpoint.post(f"{endpoint.client_id}-nobody-{n}", "guess")).status_code for n in range(5)
     ]
