@@ -675,18 +675,11 @@ async def _projects_expenses(clients: ExperienceClients, project_ids: Sequence[s
 
 
 async def _projects_staffing(clients: ExperienceClients, project_ids: Sequence[str]) -> dict[str, list[Any]]:
-    """Every project's staffing demand, in listings of ``MAX_PROJECTS_AT_ONCE`` projects (at once)."""
-    chunks = [
-        list(project_ids[i : i + MAX_PROJECTS_AT_ONCE])
-        for i in range(0, len(project_ids), MAX_PROJECTS_AT_ONCE)
-    ]
-    found = await asyncio.gather(*(clients.system.list_staffing_demands_of(chunk) for chunk in chunks))
-    by_project: dict[str, list[Any]] = {project_id: [] for project_id in project_ids}
-    for demands in found:
-        for demand in demands:
-            if demand.project_id in by_project:
-                by_project[demand.project_id].append(demand)
-    return by_project
+    async def read(chunk: str, cursor: str | None) -> tuple[list[StaffingDemand], str | None]:
+        # Read whole: a project's staffing demand is a handful of roles (one answer, no next page).
+        return await clients.system.list_staffing_demands_of(chunk.split(",")), None
+
+    return await _by_project(project_ids, read, "the projects' staffing demand", page_size=_PAGE)
 
 
 async def _work_of(

@@ -880,22 +880,13 @@ async def _lineage_deal(ask: _LineageAsk, done: Composed) -> Opportunity | None:
     project_id = _project_of_key(_invoice_key(done))
     if project_id is None:
         return None
-    system = ask.clients.system
-
-    async def by_project() -> Opportunity | ProblemError:
-        try:
-            return await system.get_opportunity_by_project(project_id)
-        except ProblemError as exc:
-            return exc
-
-    carried = asyncio.ensure_future(by_project())
+    found: Opportunity | ProblemError
     try:
-        project: Project | None = await done.wait("project")
-        found = await carried
-    finally:
-        if not carried.done():
-            carried.cancel()
-            await asyncio.gather(carried, return_exceptions=True)
+        found = await ask.clients.system.get_opportunity_by_project(project_id)
+    except ProblemError as exc:
+        found = exc
+    # The project section reads meanwhile (its own task); waited for even when the deal is found.
+    project: Project | None = await done.wait("project")
     if isinstance(found, Opportunity):
         return found
     if not _gone(found):

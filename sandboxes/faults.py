@@ -116,6 +116,26 @@ class ActiveFault(msgspec.Struct, kw_only=True):
     applied: int = 0
 
 
+class _Armed:
+    """An active rule with its patterns compiled."""
+
+    __slots__ = ("body", "fault", "path", "query")
+
+    def __init__(self, fault: ActiveFault) -> None:
+        rule = fault.rule
+        self.fault = fault
+        self.path = None if rule.path_pattern is None else re.compile(rule.path_pattern)
+        self.body = None if rule.body_pattern is None else re.compile(rule.body_pattern)
+        self.query = None if rule.query_pattern is None else re.compile(rule.query_pattern)
+
+    def selects(self, method: str, path: str) -> bool:
+        """Whether the rule's method and path take this request (its body and query looked at apart)."""
+        wanted = self.fault.rule.method
+        if wanted is not None and wanted.upper() != method.upper():
+            return False
+        return self.path is None or self.path.search(path) is not None
+
+
 class FaultInjector:
     """Holds the active fault rules and decides, deterministically, which request gets which fault.
 
@@ -126,36 +146,32 @@ class FaultInjector:
         self._seed = seed
         self._lock = threading.Lock()
         self._rng = random.Random(seed)  # noqa: S311 - reproducible test faults, not security
-        self._faults: list[tuple[ActiveFault, re.Pattern[str] | None, re.Pattern[str] | None]] = []
+        self._faults: list[_Armed] = []
         self._next_id = 1
 
     @property
     def rules(self) -> tuple[FaultRule, ...]:
         """The active rules, in the order they are tried."""
         with self._lock:
-            return tuple(fault.rule for fault, _, _ in self._faults)
+            return tuple(armed.fault.rule for armed in self._faults)
 
     def faults(self) -> list[ActiveFault]:
         """Snapshots of the active rules with their ids and counters."""
         with self._lock:
-            return [msgspec.structs.replace(fault) for fault, _, _ in self._faults]
+            return [msgspec.structs.replace(armed.fault) for armed in self._faults]
 
     def add(self, rule: FaultRule) -> str:
         """Activate `rule` and return its id."""
-        pattern = None if rule.path_pattern is None else re.compile(rule.path_pattern)
-        body_pattern = None if rule.body_pattern is None else re.compile(rule.body_pattern)
         with self._lock:
             fault_id = f"fault-{self._next_id}"
             self._next_id += 1
-            self._faults.append(
-                (ActiveFault(id=fault_id, rule=rule, remaining=rule.times), pattern, body_pattern)
-            )
+            self._faults.append(_Armed(ActiveFault(id=fault_id, rule=rule, remaining=rule.times)))
             return fault_id
 
     def remove(self, fault_id: str) -> bool:
         """Deactivate one rule; False if there is no such active rule."""
         with self._lock:
-            kept = [entry for entry in self._faults if entry[0].id != fault_id]
+            kept = [armed for armed in self._faults if armed.fault.id != fault_id]
             removed = len(kept) != len(self._faults)
             self._faults = kept
             return removed
@@ -169,28 +185,27 @@ class FaultInjector:
     def wants_body(self, method: str, path: str) -> bool:
         """True when a rule that matches this request's method and path looks into its body."""
         with self._lock:
-            return any(
-                body_pattern is not None
-                and (fault.rule.method is None or fault.rule.method.upper() == method.upper())
-                and (pattern is None or pattern.search(path) is not None)
-                for fault, pattern, body_pattern in self._faults
-            )
+            return any(armed.body is not None and armed.selects(method, path) for armed in self._faults)
 
-    def match(self, method: str, path: str, body: bytes | None = None, query: str = "") -> FaultRule | None:
+    def match(
+        self, method: str, path: str, body: bytes | None = None, query_string: bytes = b""
+    ) -> FaultRule | None:
         """Return the rule to apply to this request, using up one of its `times`, or None. A rule with a
         `body_pattern` applies only to a request whose `body` is given and carries it; one with a
-        `query_pattern`, only to a request whose (URL-decoded) `query` string carries it."""
+        `query_pattern`, only to a request whose (URL-decoded) query string carries it."""
+        query: str | None = None  # decoded only for a rule that looks at it
         with self._lock:
-            for index, (fault, pattern, body_pattern) in enumerate(self._faults):
-                rule = fault.rule
-                if rule.method is not None and rule.method.upper() != method.upper():
+            for index, armed in enumerate(self._faults):
+                fault, rule = armed.fault, armed.fault.rule
+                if not armed.selects(method, path):
                     continue
-                if pattern is not None and pattern.search(path) is None:
-                    continue
-                if rule.query_pattern is not None and re.search(rule.query_pattern, query) is None:
-                    continue
-                if body_pattern is not None and (
-                    body is None or body_pattern.search(body.decode("utf-8", "replace")) is None
+                if armed.query is not None:
+                    if query is None:
+                        query = unquote_plus(query_string.decode("latin-1"))
+                    if armed.query.search(query) is None:
+                        continue
+                if armed.body is not None and (
+                    body is None or armed.body.search(body.decode("utf-8", "replace")) is None
                 ):
                     continue
                 if rule.probability < 1.0 and self._rng.random() >= rule.probability:
@@ -308,8 +323,7 @@ class FaultMiddleware:
         if self.injector.wants_body(method, path):
             # Read whole, then handed to the app (or the fault) as if unread.
             body, receive = await _buffered(receive)
-        query = unquote_plus(scope.get("query_string", b"").decode("latin-1"))
-        rule = self.injector.match(method, path, body, query)
+        rule = self.injector.match(method, path, body, scope.get("query_string", b""))
         if rule is None:
             await self.app(scope, receive, send)
             return

@@ -38,7 +38,7 @@ import httpx
 import msgspec
 import structlog
 
-from apis.at_once import at_once
+from apis.at_once import all_at_once, at_once
 from apis.config import SalesforceSettings
 from apis.oauth_client import ClientCredentialsAuth
 from contracts.models import (
@@ -947,36 +947,30 @@ class SalesforceCrm:
             )
             records = await self._query(soql, SalesforceOpportunity, want=limit + 1)
         page = records[:limit]
-        milestones, rate_cards = await asyncio.gather(
-            asyncio.gather(
-                *(
-                    self._nested_or_read(
-                        MILESTONE_OBJECT in asked,
-                        record.milestones if isinstance(record, SalesforceOpportunityWithTerms) else None,
-                        MILESTONE_OBJECT,
-                        SalesforceMilestone,
-                        record.id,
-                    )
-                    for record in page
-                )
-            ),
-            asyncio.gather(
-                *(
-                    self._nested_or_read(
-                        RATE_CARD_LINE_OBJECT in asked,
-                        record.rate_card if isinstance(record, SalesforceOpportunityWithTerms) else None,
-                        RATE_CARD_LINE_OBJECT,
-                        SalesforceRateCardLine,
-                        record.id,
-                    )
-                    for record in page
-                )
-            ),
-        )
-        terms = {
-            record.id: (deal_milestones, deal_rates)
-            for record, deal_milestones, deal_rates in zip(page, milestones, rate_cards, strict=True)
-        }
+
+        async def terms_of(
+            record: SalesforceOpportunity,
+        ) -> tuple[list[SalesforceMilestone], list[SalesforceRateCardLine]]:
+            nested = record if isinstance(record, SalesforceOpportunityWithTerms) else None
+            return await at_once(
+                self._nested_or_read(
+                    MILESTONE_OBJECT in asked,
+                    nested.milestones if nested else None,
+                    MILESTONE_OBJECT,
+                    SalesforceMilestone,
+                    record.id,
+                ),
+                self._nested_or_read(
+                    RATE_CARD_LINE_OBJECT in asked,
+                    nested.rate_card if nested else None,
+                    RATE_CARD_LINE_OBJECT,
+                    SalesforceRateCardLine,
+                    record.id,
+                ),
+            )
+
+        read = await all_at_once(terms_of(record) for record in page)
+        terms = {record.id: deal_terms for record, deal_terms in zip(page, read, strict=True)}
 
         def with_terms(record: SalesforceOpportunity) -> Opportunity:
             deal_milestones, deal_rates = terms[record.id]

@@ -87,6 +87,7 @@ import httpx
 import msgspec
 import structlog
 
+from apis.at_once import all_at_once
 from apis.config import BusinessCentralSettings
 from apis.oauth_client import ClientCredentialsAuth
 from contracts.models import (
@@ -376,26 +377,13 @@ class BusinessCentralErp:
         if len(ids) > _MAX_PAGE:
             raise ValueError(f"at most {_MAX_PAGE} customer ids")
         chunks = [ids[n : n + _IDS_PER_FILTER] for n in range(0, len(ids), _IDS_PER_FILTER)]
-        scans = await asyncio.gather(
-            *(
-                self._scan(
-                    "customers",
-                    BcCustomer,
-                    " or ".join(f"id eq {i}" for i in chunk),
-                    "number",
-                    len(chunk),
-                    0,
-                )
-                for chunk in chunks
-            ),
-            return_exceptions=True,
+        scans = await all_at_once(
+            self._scan(
+                "customers", BcCustomer, " or ".join(f"id eq {i}" for i in chunk), "number", len(chunk), 0
+            )
+            for chunk in chunks
         )
-        rows: list[BcCustomer] = []
-        for scan in scans:
-            if isinstance(scan, BaseException):
-                raise scan  # the first failure, each one retrieved (none left unhandled)
-            rows.extend(scan[0])
-        rows.sort(key=lambda row: row.number)
+        rows = sorted((row for found, _ in scans for row in found), key=lambda row: row.number)
         await self._learn_tax_areas(rows)
         items, skipped = map_page(VENDOR, "customer", rows, self._map_customer, record_id=_record_id)
         return CustomerPage(items=items, skipped=skipped)

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 
 import msgspec
 
+from apis.at_once import all_at_once
 from contracts.models import (
     BillingSchedule,
     BillingScheduleCreate,
@@ -161,14 +162,7 @@ class ErpByLegalEntity:
             name, own = self._in(customer_id)
             wanted.setdefault(name, []).append(own)
         names = [name for name in self.order if name in wanted]
-        answers = await asyncio.gather(
-            *(self.erps[name].list_customers_by_id(wanted[name]) for name in names), return_exceptions=True
-        )
-        pages: list[CustomerPage] = []
-        for answer in answers:
-            if isinstance(answer, BaseException):
-                raise answer  # the first ERP's failure, each one retrieved (none left unhandled)
-            pages.append(answer)
+        pages = await all_at_once(self.erps[name].list_customers_by_id(wanted[name]) for name in names)
         return CustomerPage(
             items=[
                 self._customer(name, c) for name, page in zip(names, pages, strict=True) for c in page.items

@@ -55,6 +55,7 @@ import httpx
 import msgspec
 import structlog
 
+from apis.at_once import all_at_once
 from apis.config import NetSuiteSettings
 from apis.oauth_client import TokenFetchError
 from contracts.models import (
@@ -996,13 +997,9 @@ class NetSuiteErp:
 
     async def _payments(self, payment_ids: Sequence[str]) -> list[Payment]:
         """Read payments with their ``apply`` lines, concurrently (the semaphore paces them)."""
-        bodies = await asyncio.gather(
-            *(self._read("customerPayment", payment_id, expand=True) for payment_id in payment_ids),
-            return_exceptions=True,
+        bodies = await all_at_once(
+            self._read("customerPayment", payment_id, expand=True) for payment_id in payment_ids
         )
-        for body in bodies:
-            if isinstance(body, BaseException):
-                raise body
         records = [
             _decoded("customer payment", decode_payment, body) for body in bodies if isinstance(body, bytes)
         ]

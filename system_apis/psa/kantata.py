@@ -516,7 +516,7 @@ class KantataPsa:
     async def list_staffing_demands_of(self, project_ids: Sequence[str]) -> list[StaffingDemand]:
         # One listing for every project: Kantata's list filters take a comma-separated list of ids
         # (``workspace_id=1,2,3``), as this adapter's stories, time entries and expenses listings use
-        # (developer.kantata.com, Workspace Resources: "workspace_id" filter; docs/VENDORS.md).
+        # (developer.kantata.com, "Fetching a list of Workspace Resources"; the sandbox's id-list filter).
         wanted = [p for p in dict.fromkeys(project_ids) if _KANTATA_ID.fullmatch(p)]
         if not wanted:
             return []
@@ -573,9 +573,9 @@ class KantataPsa:
         # Time of archived (closed) workspaces is still time, though Kantata hides it unless asked. Id
         # order keeps page-number paging stable while time is booked: new entries land on the last page.
         params = {**_vendor_filters(filters), "from_archived_workspaces": "true", "order": "id:asc"}
-        envelopes, ours, more = await self._listing("time_entries.json", params, page, per_page)
-        with _unusable("time entry list"):
-            records = [r for env in envelopes for r in ordered(env, "time_entries", env.time_entries)][ours]
+        records, more = await self._listing(
+            "time_entries", params, page, per_page, lambda env: env.time_entries, "time entry list"
+        )
         if filters.get("approved") == "false":
             records = [record for record in records if record.approved is not True]
         items, skipped = map_page(VENDOR, "time entry", records, time_entry_from_record, record_id=_record_id)
@@ -592,9 +592,9 @@ class KantataPsa:
         if filters is None:
             return ExpensePage(items=[])
         params = {**_vendor_filters(filters), "from_archived_workspaces": "true", "order": "id:asc"}
-        envelopes, ours, more = await self._listing("expenses.json", params, page, per_page)
-        with _unusable("expense list"):
-            records = [r for env in envelopes for r in ordered(env, "expenses", env.expenses)][ours]
+        records, more = await self._listing(
+            "expenses", params, page, per_page, lambda env: env.expenses, "expense list"
+        )
         if filters.get("approved") == "false":
             records = [record for record in records if record.approved is not True]
         items, skipped = map_page(VENDOR, "expense", records, expense_from_record, record_id=_record_id)
@@ -699,13 +699,14 @@ class KantataPsa:
         common = {**scope, "order": "id:asc", "from_archived_workspaces": "true"}
         if phase == 0:
             params = {**common, "approved": "true", "billable": "true", "is_invoiced": "false"}
-            envelopes, ours, more = await self._listing(
-                "time_entries.json", {**params, "date_performed_between": window}, page, limit
+            entries, more = await self._listing(
+                "time_entries",
+                {**params, "date_performed_between": window},
+                page,
+                limit,
+                lambda env: env.time_entries,
+                "time entry list",
             )
-            with _unusable("time entry list"):
-                entries = [e for env in envelopes for e in ordered(env, "time_entries", env.time_entries)][
-                    ours
-                ]
             wanted_entries = [
                 e
                 for e in entries
@@ -726,11 +727,14 @@ class KantataPsa:
             )
         elif phase == 1:
             params = {**common, "approved": "true", "is_billable": "true", "is_invoiced": "false"}
-            envelopes, ours, more = await self._listing(
-                "expenses.json", {**params, "date_expensed_between": window}, page, limit
+            expenses, more = await self._listing(
+                "expenses",
+                {**params, "date_expensed_between": window},
+                page,
+                limit,
+                lambda env: env.expenses,
+                "expense list",
             )
-            with _unusable("expense list"):
-                expenses = [x for env in envelopes for x in ordered(env, "expenses", env.expenses)][ours]
             wanted_expenses = [
                 x
                 for x in expenses
@@ -752,20 +756,18 @@ class KantataPsa:
                 "state": "completed",
                 "order": "id:asc",
             }
-            stories_read = self._listing("stories.json", params, page, limit)
+            stories_read = self._listing(
+                "stories", params, page, limit, lambda env: env.stories, "story list"
+            )
             if project_ids is None:
                 # The stories say which workspaces' currencies and billing schedules are needed.
-                envelopes, ours, more = await stories_read
-                with _unusable("story list"):
-                    stories = [s for env in envelopes for s in ordered(env, "stories", env.stories)][ours]
+                stories, more = await stories_read
                 currency, invoiced = await self._milestone_context({_str(s.workspace_id) for s in stories})
             else:
                 # The stories, their workspaces' currencies and the billing schedules, read at once.
-                (envelopes, ours, more), (currency, invoiced) = await asyncio.gather(
+                (stories, more), (currency, invoiced) = await asyncio.gather(
                     stories_read, self._milestone_context(set(project_ids))
                 )
-                with _unusable("story list"):
-                    stories = [s for env in envelopes for s in ordered(env, "stories", env.stories)][ours]
             wanted_stories = [
                 s
                 for s in stories
@@ -811,24 +813,34 @@ class KantataPsa:
         return [first, *rest]
 
     async def _listing(
-        self, path: str, params: Mapping[str, str], page: int, limit: int
-    ) -> tuple[list[KantataEnvelope], slice, bool]:
-        """Our page ``page`` of ``limit`` records of a listing in a stable order: Kantata's answers that hold
-        it, which of their records (in order) are ours, and whether more follow. Up to Kantata's 200 it is
+        self,
+        key: str,
+        params: Mapping[str, str],
+        page: int,
+        limit: int,
+        table: Callable[[KantataEnvelope], Mapping[str, _T]],
+        what: str,
+    ) -> tuple[list[_T], bool]:
+        """Our page ``page`` of ``limit`` records of the ``key`` listing (``/{key}.json``, its records in
+        ``table`` of each answer) in a stable order, and whether more follow. Up to Kantata's 200 it is
         Kantata's page ``page`` at that size (one call). A larger page is records ``(page - 1) * limit``
         onwards, read from the Kantata pages of 200 that hold them as ``_pages`` reads them: the first,
         then the others its ``meta.count`` says are there, at once (Kantata API v1 ``page``/``per_page``,
         at most 200, and the envelope's ``meta.count``: VENDORS.md; singer-io/tap-mavenlink reads the same
         ``meta``). A page of 1,000 is two rounds of calls, not five one after another."""
+        path = f"{key}.json"
         if limit <= MAX_PER_PAGE:
-            envelope = await self._page(path, params, page, limit)
-            return [envelope], slice(None), _has_more(envelope, page, limit)
-        start = (page - 1) * limit
-        first = start // MAX_PER_PAGE + 1
-        last = -(-(start + limit) // MAX_PER_PAGE)
-        envelopes = await self._pages(path, params, first, MAX_PER_PAGE, last - first + 1)
-        skip = start - (first - 1) * MAX_PER_PAGE
-        return envelopes, slice(skip, skip + limit), _has_more(envelopes[-1], page, limit)
+            envelopes, ours = [await self._page(path, params, page, limit)], slice(None)
+        else:
+            start = (page - 1) * limit
+            first = start // MAX_PER_PAGE + 1
+            last = -(-(start + limit) // MAX_PER_PAGE)
+            envelopes = await self._pages(path, params, first, MAX_PER_PAGE, last - first + 1)
+            skip = start - (first - 1) * MAX_PER_PAGE
+            ours = slice(skip, skip + limit)
+        with _unusable(what):
+            records = [record for envelope in envelopes for record in ordered(envelope, key, table(envelope))]
+        return records[ours], _has_more(envelopes[-1], page, limit)
 
     async def _milestone_context(self, workspace_ids: set[str]) -> tuple[dict[str, str | None], set[str]]:
         """The currency of each of these workspaces Kantata has (archived ones too), and the milestone
