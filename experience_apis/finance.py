@@ -664,10 +664,15 @@ def receivable_rows(
 
 
 async def _receivable_names(ask: _ReceivablesAsk, done: Composed) -> dict[str, str | None]:
+    """The page's customers' names: as their invoices give them (both ERPs' invoice listings name the
+    customer), and read from the ERPs' customers only for a customer no invoice named."""
     invoices: _Invoices = done.value("invoices")
     page, _ = ask.paging.cut(receivable_rows(ask, invoices.items))
     ids = sorted({key[1] for key, _ in page})
-    return await _names_at_once(ids, ask.clients.system.list_erp_customers_by_id)
+    named = {i.customer_id: i.customer_name for i in invoices.items if i.customer_name is not None}
+    unnamed = [customer for customer in ids if customer not in named]
+    read = await _names_at_once(unnamed, ask.clients.system.list_erp_customers_by_id) if unnamed else {}
+    return {customer: named.get(customer) or read.get(customer) for customer in ids}
 
 
 FINANCE_RECEIVABLES_VIEW: View[_ReceivablesAsk] = View(
@@ -688,8 +693,9 @@ FINANCE_RECEIVABLES_VIEW: View[_ReceivablesAsk] = View(
             _receivable_names,
             timeout=8.0,
             after=("invoices",),
-            description="The ERP customers' names for the page's rows, read in one call (the ERPs' customers "
-            "by id). Down: rows keep the customer id.",
+            description="The ERP customers' names for the page's rows, as their invoices name them; a "
+            "customer no invoice names is read from the ERPs' customers by id, in one call. Down: rows "
+            "keep the customer id.",
         ),
     ],
 )

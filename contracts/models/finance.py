@@ -209,6 +209,15 @@ class Invoice(msgspec.Struct, kw_only=True, frozen=True):
             "Null: the ERP's setup does not say."
         ),
     ] = None
+    customer_name: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="The customer's name as the ERP gives it with the invoice (Business Central: the "
+            "invoice's `customerName`, the sell-to customer's name on it; NetSuite: the customer record's "
+            "name, in invoice listings). Null where the ERP's answer does not carry it (NetSuite's read of "
+            "one invoice): the customer's id is always there."
+        ),
+    ] = None
 
 
 class InvoicePage(msgspec.Struct, kw_only=True, frozen=True):

@@ -226,6 +226,8 @@ class BcInvoice(msgspec.Struct, kw_only=True, rename="camel"):
     due_date: str | None = None
     customer_id: str = ""
     customer_number: str = ""
+    # The sell-to customer's name on the invoice (API v2.0 salesInvoice, customerName).
+    customer_name: str = ""
     currency_code: str = ""
     # API v2.0 salesInvoice (learn.microsoft.com): totalAmountExcludingTax, totalTaxAmount,
     # totalAmountIncludingTax (what the customer owes) and remainingAmount (what is left of it).
@@ -599,6 +601,7 @@ def invoice_from_bc(
         credit_memo_id=credit_memo_id if status is InvoiceStatus.VOID else None,
         subtotal=_money_or_none(record.total_amount_excluding_tax, currency),
         tax=_money_or_none(record.total_tax_amount, currency),
+        customer_name=_text(record.customer_name),
     )
 
 

@@ -356,6 +356,7 @@ class InvoiceRow(msgspec.Struct, kw_only=True, frozen=True):
     lastmodified: str | None = None
     creditmemo: str | None = None
     subsidiary: str | None = None
+    customername: str | None = None
 
 
 class PaymentRow(msgspec.Struct, kw_only=True, frozen=True):
@@ -559,6 +560,10 @@ _SUBSIDIARY_OF = (
     "(SELECT MIN(m.subsidiary) FROM transactionline m WHERE m.transaction = transaction.id "
     "AND m.mainline = 'T')"
 )
+# The customer's name as `customer_from_row` makes it (company name, else the entity id), read with the
+# invoice so a listing names its customers without a second query. Not BUILTIN.DF(entity): that is the
+# display name, "entity id + company name" where the account numbers its customers.
+_CUSTOMER_NAME_OF = "(SELECT NVL(c.companyname, c.entityid) FROM customer c WHERE c.id = transaction.entity)"
 
 # The SuiteQL conditions that select each canonical status (the inverse of `invoice_status`).
 _STATUS_CONDITIONS: Mapping[InvoiceStatus, str] = {
@@ -594,7 +599,8 @@ def invoice_query(
         "foreignamountremaining AS remaining, "
         f"{_ISO_DATE.format(column='trandate')} AS issued, {_ISO_DATE.format(column='duedate')} AS due, "
         f"{_ISO_DATETIME.format(column='lastmodifieddate')} AS lastmodified, "
-        f"{_CREDIT_MEMO_OF} AS creditmemo, {_SUBSIDIARY_OF} AS subsidiary"
+        f"{_CREDIT_MEMO_OF} AS creditmemo, {_SUBSIDIARY_OF} AS subsidiary, "
+        f"{_CUSTOMER_NAME_OF} AS customername"
     )
     # S608: constants, suiteql_quote'd literals and an enum-keyed table of constant conditions only.
     return f"SELECT {columns} FROM transaction WHERE {' AND '.join(conditions)} ORDER BY id"  # noqa: S608
@@ -1258,6 +1264,7 @@ def invoice_from_row(
         system_ids=SystemIds(erp=row.id),
         overdue=status is not InvoiceStatus.VOID and is_overdue(balance, due, today),
         credit_memo_id=credit_memo_id if status is InvoiceStatus.VOID else None,
+        customer_name=_text(row.customername),
     )
 
 

@@ -1,14 +1,22 @@
 """The finance view's receivables and invoice lineage against both ERP sandboxes, with billing data made
 the way the billing tests make it (see ``test_finance``): the totals are the ERPs' own open balances to the
 cent, read from the sandboxes' stores; an invoice leads back to its hours, project, deal and billing run;
-without customer names the view still answers, without the ERP it is a 503 problem."""
+the rows are named from the invoices, and without the ERP the view is a 503 problem."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
+from types import SimpleNamespace
 from typing import Any
 
+from contracts.models.common import Money
+from contracts.models.crm import Customer
+from contracts.models.finance import Invoice, InvoiceStatus
+from experience_apis.compose import Composed, _Outcome
+from experience_apis.finance import _Invoices, _receivable_names, _ReceivablesAsk
+from experience_apis.paging import Paging
 from sandboxes.salesforce.data import READY_OPPORTUNITY_ID
 from tests.experience.test_finance import (
     FINANCE,
@@ -149,10 +157,25 @@ async def test_an_invoice_no_run_made_still_answers_and_an_unknown_one_is_404(gw
     assert problem["code"] == "not-found"
 
 
-async def test_receivables_without_customer_names_still_answer_and_without_the_erp_are_503(gw: Any) -> None:
+def _customer_names_in_sandboxes(gw: Any) -> dict[str, str]:
+    """Customer id (as the system tier gives it) -> name, from the ERP sandboxes' stores: NetSuite's company
+    name (else its entity id), Business Central's display name."""
+    names = {
+        cid: c.get("companyName") or c["entityId"]
+        for cid, c in gw.sandbox_state("netsuite").records["customer"].items()
+    }
+    for cid, customer in gw.sandbox_state("business-central").records["customers"].items():
+        names[f"business_central:{cid}"] = customer["displayName"]
+    return names
+
+
+async def test_receivables_name_their_customers_from_the_invoices_and_without_the_erp_are_503(
+    gw: Any,
+) -> None:
+    # The ERP's customers are down (the record reads and the SuiteQL query of customers by id): the names
+    # come with the invoices (NetSuite's invoice listing, Business Central's salesInvoices), so the rows
+    # are named all the same, and no customer read is needed.
     await _fault(gw, "netsuite", kind="error", status=503, method="GET", path_pattern="/record/v1/customer/")
-    # The names are read in one SuiteQL query of the page's customers: that query fails too (the
-    # invoices' SuiteQL does not).
     await _fault(
         gw,
         "netsuite",
@@ -162,12 +185,13 @@ async def test_receivables_without_customer_names_still_answer_and_without_the_e
         path_pattern="/query/v1/suiteql",
         body_pattern=r"FROM customer WHERE id IN \(",
     )
-    body = await _view(gw, "/receivables", legal_entity="US01")
-    assert body["customer_names"]["status"] == "unavailable"
-    assert body["customer_names"]["error"]["source"] == "system:erp.customers"
-    assert body["rows"]["items"]
-    assert all("customer_name" not in r or r["customer_name"] is None for r in body["rows"]["items"])
-    assert Decimal(body["by_legal_entity"][0]["open"]) == _open_in_sandboxes(gw)[("US01", "USD")][0]
+    body = await _view(gw, "/receivables", limit=200)
+    assert body["customer_names"]["status"] == "ok"
+    rows = body["rows"]["items"]
+    assert {r["legal_entity"] for r in rows} >= {"US01", "DE01"}
+    names = _customer_names_in_sandboxes(gw)
+    assert [r["customer_name"] for r in rows] == [names[r["customer_id"]] for r in rows]
+    assert Decimal(body["by_legal_entity"][-1]["open"]) > 0
     await _clear_faults(gw, "netsuite")
 
     await _fault(gw, "netsuite", kind="outage")
@@ -178,3 +202,41 @@ async def test_receivables_without_customer_names_still_answer_and_without_the_e
     problem = response.json()
     assert (problem["code"], problem["section"]) == ("source-unavailable", "invoices")
     await _clear_faults(gw, "netsuite")
+
+
+async def test_a_customer_no_invoice_names_is_read_from_the_erp_alone() -> None:
+    """An invoice without its customer's name (NetSuite's read of one invoice has none; an ERP may leave
+    it empty): that customer's name, and only that one, is read from the ERPs' customers by id."""
+
+    def invoice(number: str, customer: str, name: str | None) -> Invoice:
+        amount = Money(amount=Decimal(100), currency="USD")
+        return Invoice(
+            id=number,
+            number=number,
+            customer_id=customer,
+            status=InvoiceStatus.POSTED,
+            currency="USD",
+            total=amount,
+            balance=amount,
+            customer_name=name,
+        )
+
+    asked: list[list[str]] = []
+
+    async def customers_by_id(ids: list[str]) -> list[Customer]:
+        asked.append(ids)
+        return [Customer(id=i, name=f"ERP name of {i}") for i in ids]
+
+    ask = _ReceivablesAsk(
+        clients=SimpleNamespace(system=SimpleNamespace(list_erp_customers_by_id=customers_by_id)),  # type: ignore[arg-type]  # a stub of the one call
+        as_of=dt.date(2026, 12, 3),
+        legal_entity=None,
+        currency=None,
+        customer_id=None,
+        paging=Paging.of(("t",), limit=50, cursor=None),
+    )
+    items = [invoice("1", "10", "Acme"), invoice("2", "20", None), invoice("3", "10", None)]
+    done = Composed(view="finance.receivables", outcomes={"invoices": _Outcome(value=_Invoices(items, 0))})
+
+    assert await _receivable_names(ask, done) == {"10": "Acme", "20": "ERP name of 20"}
+    assert asked == [["20"]]

@@ -147,6 +147,9 @@ async def test_an_invoice_is_raised_once_per_business_key_with_exact_totals(gw: 
         "/system/v1/erp/invoices", params={"customer_id": customer["id"]}, headers=gw.auth("system:read")
     )
     assert [i["id"] for i in listed.json()["items"]] == [invoice["id"]]
+    # A listing names each invoice's customer as the ERP's customer read does (NetSuite: a subquery of the
+    # invoice's SuiteQL; Business Central: salesInvoice's customerName), so a view needs no second read.
+    assert listed.json()["items"][0]["customer_name"] == customer["name"]
     payments = await gw.client.get(
         "/system/v1/erp/payments", params={"invoice_id": invoice["id"]}, headers=gw.auth("system:read")
     )
