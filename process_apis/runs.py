@@ -254,11 +254,21 @@ def to_run(status: Any, steps: list[Any] | None) -> Run:
 
 
 async def load_run(run_id: str, *, with_steps: bool = True) -> Run | None:
-    status = await run_database(DBOS.get_workflow_status_async(run_id))
-    if status is None or status.name not in _WORKFLOW_BY_NAME:
+    status = await _read_status(run_id)
+    if status is None:
         return None
-    steps = await run_database(DBOS.list_workflow_steps_async(run_id)) if with_steps else None
-    return to_run(status, steps)
+    return to_run(status, await _read_steps(run_id) if with_steps else None)
+
+
+async def _read_status(run_id: str) -> Any:
+    """DBOS's status of the run (None: no run of ours has that id)."""
+    status = await run_database(DBOS.get_workflow_status_async(run_id))
+    return status if status is not None and status.name in _WORKFLOW_BY_NAME else None
+
+
+async def _read_steps(run_id: str) -> list[Any]:
+    steps: list[Any] = await run_database(DBOS.list_workflow_steps_async(run_id))
+    return steps
 
 
 async def _require_run(run_id: str, *, with_steps: bool = True) -> Run:
@@ -348,36 +358,44 @@ async def _start_once(run_id: str, attributes: dict[str, Any], workflow: Any, *a
         ):
             await DBOS.start_workflow_async(workflow, *args)
 
+    run_signals.starting(run_id, attributes)
     try:
         await run_database(asyncio.create_task(start(), context=contextvars.Context()))
     except dbos_error.DBOSWorkflowIDInUseError:
+        run_signals.start_attributes(run_id)  # not this call's run: forget what it would have started
         return False
+    except BaseException:
+        run_signals.start_attributes(run_id)
+        raise
     return True
 
 
-async def current_activation(opportunity_id: str) -> Run | None:
-    """The opportunity's activation run that counts (the last one not cancelled), or None."""
+async def find_activation(opportunity_id: str) -> tuple[Run | None, int]:
+    """The opportunity's activation run that counts (the last one not cancelled), or None; and the attempt
+    that was looked at last (with None, the first that has no run: the one a start takes)."""
     attempt = 1
     while True:
         existing = await load_run(_activation_run_id(opportunity_id, attempt))
-        if existing is None:
-            return None
-        if existing.state != RunState.CANCELLED:
-            return existing
+        if existing is None or existing.state != RunState.CANCELLED:
+            return existing, attempt
         attempt += 1
 
 
-async def start_activation(opportunity_id: str, *, trigger: str) -> tuple[Run, bool]:
+async def start_activation(
+    opportunity_id: str, *, trigger: str, free_attempt: int | None = None
+) -> tuple[Run, bool]:
     """The opportunity's activation run, started unless it has one; (run, started now).
 
     One run per opportunity: starting again returns the existing run, whatever its state, so a deal can
     never become two projects. Only after a run was cancelled does a new start make a new run. Concurrent
-    starts race on the run's id in the run database (`_enqueue_once`): one starts it, the rest get it."""
-    attempt = 1
+    starts race on the run's id in the run database (`_enqueue_once`): one starts it, the rest get it.
+    ``free_attempt``: the attempt `find_activation` just found without a run (not read again; a start that
+    raced to it in between gets the run that won)."""
+    attempt = free_attempt or 1
     attributes = _start_attributes(opportunity_id, trigger)
     while True:
         run_id = _activation_run_id(opportunity_id, attempt)
-        existing = await load_run(run_id)
+        existing = None if attempt == free_attempt else await load_run(run_id)
         if existing is None:
             started = await _start_once(
                 run_id, attributes, project_activation, opportunity_id, trigger, current_correlation_id()
@@ -467,9 +485,12 @@ async def _wait_for(run: Run, seconds: int) -> Run:
                 await asyncio.wait_for(changed.wait(), min(left, poll))
             # Cleared before the read: a change signalled during it wakes the next wait at once.
             changed.clear()
-            status = await _require_run(run.id, with_steps=False)
-            if status.state not in _ACTIVE:
-                break
+            status = await _read_status(run.id)
+            if status is None:
+                raise ProblemError("not-found", f"There is no run {run.id}.")
+            if _state(status) not in _ACTIVE:
+                # Done or parked: its steps, after the status that said so (as a fresh read would have).
+                return to_run(status, await _read_steps(run.id))
     return await _require_run(run.id)
 
 
@@ -515,11 +536,11 @@ async def start_project_activation(
     request: Request[Any, Any, Any],
     system: NamedDependency[SkipValidation[SystemApiClient]],
 ) -> Response[Run]:
-    run: Run | None = await current_activation(data.opportunity_id)
+    run, attempt = await find_activation(data.opportunity_id)
     started = False
     if run is None:
         await refuse_unless_won(system, data.opportunity_id)
-        run, started = await start_activation(data.opportunity_id, trigger="api")
+        run, started = await start_activation(data.opportunity_id, trigger="api", free_attempt=attempt)
     wait = _prefer_wait(request)
     if wait:
         run = await _wait_for(run, wait)

@@ -133,6 +133,17 @@ class RunSignals:
     def __init__(self) -> None:
         self._waiting: dict[str, set[asyncio.Event]] = {}
         self._local: set[str] = set()
+        self._starts: dict[str, dict[str, Any]] = {}
+
+    def starting(self, run_id: str, attributes: dict[str, Any]) -> None:
+        """This process is starting ``run_id`` here with these attributes: its first execution takes them
+        from memory (`start_attributes`) instead of reading them back from the run database."""
+        self._starts[run_id] = attributes
+
+    def start_attributes(self, run_id: str) -> dict[str, Any] | None:
+        """The attributes this process started ``run_id`` with, once (None: not started here, or already
+        taken, as by a recovery or a replay, which read them from the run database)."""
+        return self._starts.pop(run_id, None)
 
     def executing_here(self, run_id: str) -> bool:
         return run_id in self._local
@@ -169,6 +180,7 @@ class RunSignals:
 
         def ended(_: object) -> None:
             self._local.discard(run_id)
+            self._starts.pop(run_id, None)
             self.notify(run_id)
 
         task.add_done_callback(ended)
@@ -438,6 +450,17 @@ class Saga:
         if self._starter_known:
             return
         self._starter_known = True
+        # Started here a moment ago: the attributes are the ones it was started with (they never change).
+        attributes = run_signals.start_attributes(self.run_id)
+        if attributes is None:
+            attributes = await self._read_start_attributes()
+        self._control_in_step = attributes.get(CONTROL_CHECK) == CONTROL_IN_STEP
+        started_by = attributes.get("started_by")
+        if isinstance(started_by, str) and started_by:
+            run_var.set(RunContext(self.run_id, started_by, self.correlation_id))
+            structlog.contextvars.bind_contextvars(on_behalf_of=started_by)
+
+    async def _read_start_attributes(self) -> dict[str, Any]:
         wait = 0.1
         while True:
             try:
@@ -452,12 +475,8 @@ class Saga:
                 log.warning("run_attributes_unread", error=repr(exc), retry_in_seconds=wait)
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, 5.0)
-        attributes = getattr(status, "attributes", None) or {}
-        self._control_in_step = attributes.get(CONTROL_CHECK) == CONTROL_IN_STEP
-        started_by = attributes.get("started_by")
-        if isinstance(started_by, str) and started_by:
-            run_var.set(RunContext(self.run_id, started_by, self.correlation_id))
-            structlog.contextvars.bind_contextvars(on_behalf_of=started_by)
+        attributes: dict[str, Any] = getattr(status, "attributes", None) or {}
+        return attributes
 
     def _resumed_by(self, message: dict[str, Any]) -> None:
         """A replay or cancel resumed the run: from here its calls and lines carry that request's

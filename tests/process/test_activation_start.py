@@ -152,7 +152,6 @@ async def test_concurrent_starts_of_one_customer_sync_start_it_once(gw: Any) -> 
     assert {run.id for run, _ in outcomes} == {run_id}
 
 
-
 def test_workers_starting_together_on_a_fresh_database_all_start(postgres_database: str) -> None:
     # Found by the billing end-to-end tests: two workers creating the fleet's table at once on a fresh
     # database made PostgreSQL fail one of them (a duplicate key in its catalog), and that worker died.
@@ -182,3 +181,48 @@ def test_workers_starting_together_on_a_fresh_database_all_start(postgres_databa
     for engine in engines:
         engine.dispose()
     assert failures == []
+
+
+# --- what a start reads ------------------------------------------------------------------------------------
+
+
+async def test_a_start_here_reads_the_run_database_only_for_what_it_does_not_know(
+    gw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads of the run that told nothing new are gone: the start looking again for a run the route had just
+    found absent, and the run reading back the attributes this process started it with (each ~2 ms of an
+    activation one at a time). The waiter's last status read is not repeated either: it reads the steps
+    only. Counted by who asked, from the stack where the read is asked for."""
+    import traceback
+
+    from dbos import DBOS
+
+    reads: list[tuple[str, set[str]]] = []
+
+    def counted(kind: str, read: Any) -> Any:
+        # Not async: the stack is taken where the read is asked for, before a task runs it.
+        def call(*args: Any, **kwargs: Any) -> Any:
+            reads.append((kind, {frame.name for frame in traceback.extract_stack()}))
+            return read(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(DBOS, "get_workflow_status_async", counted("status", DBOS.get_workflow_status_async))
+    monkeypatch.setattr(DBOS, "list_workflow_steps_async", counted("steps", DBOS.list_workflow_steps_async))
+
+    response = await gw.client.post(
+        ACTIVATIONS,
+        json={"opportunity_id": READY_RETAINER_OPPORTUNITY_ID},
+        headers={**_headers(gw), "Prefer": "wait=30"},
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["state"] == "completed"
+
+    def asked_by(name: str, kind: str = "status") -> int:
+        return sum(1 for k, stack in reads if k == kind and name in stack)
+
+    assert asked_by("find_activation") == 1
+    assert asked_by("start_activation") == 1  # the run it has just started, to answer with
+    assert asked_by("_know_starter") == 0  # started here: its attributes are known in this process
+    assert asked_by("_wait_for", "steps") == 1
+    assert sum(1 for kind, _ in reads if kind == "steps") == 1
