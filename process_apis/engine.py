@@ -186,8 +186,11 @@ class _RunDatabaseConnection(sqlite3.Connection):
     def _writing(self, sql: str) -> Iterator[None]:
         """Take the write lock before a statement that opens a write transaction; keep it until the
         transaction ends (or let it go at once if the statement failed before opening one)."""
-        opens = sql.lstrip()[:7].upper().startswith(_OPENS_A_WRITE)
-        if opens and not self._holding and not self.in_transaction:
+        if (
+            not self._holding
+            and not self.in_transaction
+            and sql.lstrip()[:7].upper().startswith(_OPENS_A_WRITE)
+        ):
             if not self._lock.acquire(timeout=_WRITE_LOCK_TIMEOUT_SECONDS):
                 raise sqlite3.OperationalError("database is locked")
             self._holding = True

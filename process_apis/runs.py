@@ -358,15 +358,10 @@ async def _start_once(run_id: str, attributes: dict[str, Any], workflow: Any, *a
         ):
             await DBOS.start_workflow_async(workflow, *args)
 
-    run_signals.starting(run_id, attributes)
     try:
         await run_database(asyncio.create_task(start(), context=contextvars.Context()))
     except dbos_error.DBOSWorkflowIDInUseError:
-        run_signals.start_attributes(run_id)  # not this call's run: forget what it would have started
         return False
-    except BaseException:
-        run_signals.start_attributes(run_id)
-        raise
     return True
 
 

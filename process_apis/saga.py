@@ -133,17 +133,6 @@ class RunSignals:
     def __init__(self) -> None:
         self._waiting: dict[str, set[asyncio.Event]] = {}
         self._local: set[str] = set()
-        self._starts: dict[str, dict[str, Any]] = {}
-
-    def starting(self, run_id: str, attributes: dict[str, Any]) -> None:
-        """This process is starting ``run_id`` here with these attributes: its first execution takes them
-        from memory (`start_attributes`) instead of reading them back from the run database."""
-        self._starts[run_id] = attributes
-
-    def start_attributes(self, run_id: str) -> dict[str, Any] | None:
-        """The attributes this process started ``run_id`` with, once (None: not started here, or already
-        taken, as by a recovery or a replay, which read them from the run database)."""
-        return self._starts.pop(run_id, None)
 
     def executing_here(self, run_id: str) -> bool:
         return run_id in self._local
@@ -180,7 +169,6 @@ class RunSignals:
 
         def ended(_: object) -> None:
             self._local.discard(run_id)
-            self._starts.pop(run_id, None)
             self.notify(run_id)
 
         task.add_done_callback(ended)
@@ -446,21 +434,12 @@ class Saga:
 
         ``started_by`` is written when the run is enqueued and never changes, so reading it again on a
         recovery gives the same answer: it is read as plain data, not as a checkpoint (a checkpoint here
-        would shift the steps of runs started before it existed)."""
+        would shift the steps of runs started before it existed). Read even for a run this process has just
+        started: two callers starting one run at once each hold their own attributes, and only the run
+        database knows whose start won."""
         if self._starter_known:
             return
         self._starter_known = True
-        # Started here a moment ago: the attributes are the ones it was started with (they never change).
-        attributes = run_signals.start_attributes(self.run_id)
-        if attributes is None:
-            attributes = await self._read_start_attributes()
-        self._control_in_step = attributes.get(CONTROL_CHECK) == CONTROL_IN_STEP
-        started_by = attributes.get("started_by")
-        if isinstance(started_by, str) and started_by:
-            run_var.set(RunContext(self.run_id, started_by, self.correlation_id))
-            structlog.contextvars.bind_contextvars(on_behalf_of=started_by)
-
-    async def _read_start_attributes(self) -> dict[str, Any]:
         wait = 0.1
         while True:
             try:
@@ -475,8 +454,12 @@ class Saga:
                 log.warning("run_attributes_unread", error=repr(exc), retry_in_seconds=wait)
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, 5.0)
-        attributes: dict[str, Any] = getattr(status, "attributes", None) or {}
-        return attributes
+        attributes = getattr(status, "attributes", None) or {}
+        self._control_in_step = attributes.get(CONTROL_CHECK) == CONTROL_IN_STEP
+        started_by = attributes.get("started_by")
+        if isinstance(started_by, str) and started_by:
+            run_var.set(RunContext(self.run_id, started_by, self.correlation_id))
+            structlog.contextvars.bind_contextvars(on_behalf_of=started_by)
 
     def _resumed_by(self, message: dict[str, Any]) -> None:
         """A replay or cancel resumed the run: from here its calls and lines carry that request's

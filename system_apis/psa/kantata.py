@@ -516,7 +516,7 @@ class KantataPsa:
     async def list_staffing_demands_of(self, project_ids: Sequence[str]) -> list[StaffingDemand]:
         # One listing for every project: Kantata's list filters take a comma-separated list of ids
         # (``workspace_id=1,2,3``), as this adapter's stories, time entries and expenses listings use
-        # (developer.kantata.com, "Fetching a list of Workspace Resources"; the sandbox's id-list filter).
+        # (developer.kantata.com, "Fetching a list of Workspace Resources"); what comes back is checked below.
         wanted = [p for p in dict.fromkeys(project_ids) if _KANTATA_ID.fullmatch(p)]
         if not wanted:
             return []

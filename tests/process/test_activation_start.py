@@ -190,9 +190,10 @@ async def test_a_start_here_reads_the_run_database_only_for_what_it_does_not_kno
     gw: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Reads of the run that told nothing new are gone: the start looking again for a run the route had just
-    found absent, and the run reading back the attributes this process started it with (each ~2 ms of an
-    activation one at a time). The waiter's last status read is not repeated either: it reads the steps
-    only. Counted by who asked, from the stack where the read is asked for."""
+    found absent (~2 ms of an activation one at a time), and the waiter's status read repeated after the
+    one that said the run was done (it reads the steps only). The run still reads back who started it:
+    of two starts at once, only the run database knows whose won. Counted by who asked, from the stack
+    where the read is asked for."""
     import traceback
 
     from dbos import DBOS
@@ -223,6 +224,6 @@ async def test_a_start_here_reads_the_run_database_only_for_what_it_does_not_kno
 
     assert asked_by("find_activation") == 1
     assert asked_by("start_activation") == 1  # the run it has just started, to answer with
-    assert asked_by("_know_starter") == 0  # started here: its attributes are known in this process
+    assert asked_by("_know_starter") == 1
     assert asked_by("_wait_for", "steps") == 1
     assert sum(1 for kind, _ in reads if kind == "steps") == 1
