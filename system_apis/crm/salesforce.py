@@ -27,9 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import re
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from email.utils import format_datetime as format_http_date
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
@@ -40,7 +39,6 @@ import structlog
 
 from apis.at_once import all_at_once, at_once
 from apis.config import SalesforceSettings
-from apis.oauth_client import ClientCredentialsAuth
 from contracts.models import (
     ContactPage,
     CrmInvoiceStatusUpdate,
@@ -103,15 +101,24 @@ from system_apis.errors import (
     VendorUnavailable,
 )
 from system_apis.records import map_page, map_record
+from system_apis.salesforce_org import (
+    PRECONDITION_FAILED,
+    SALESFORCE_ID_PATTERN,
+    ApiUsage,
+    SalesforceOrg,
+    bad_body,
+    can_name_a_record,
+    is_salesforce_id,
+    quoted_list,
+    soql_datetime,
+    soql_quote,
+)
 from system_apis.vendor_checks import Check
 from system_apis.vendor_http import (
     BreakerPolicy,
     RetryPolicy,
     VendorHttpClient,
-    default_error_for_response,
-    vendor_http_config,
 )
-from system_apis.vendor_links import followable_link
 
 __all__ = [
     "PROJECT_ID_FIELD",
@@ -136,17 +143,8 @@ __all__ = [
 R = TypeVar("R")
 
 VENDOR = "salesforce"
-SALESFORCE_ID_PATTERN = re.compile(r"^[a-zA-Z0-9]{15}([a-zA-Z0-9]{3})?$")
+_quoted_list = quoted_list
 
-# Salesforce's batch size floor is 200; asking for it keeps each batch small enough that one page (at most
-# 200 items plus the look-ahead record) needs at most two batches from the real service.
-_QUERY_OPTIONS = "batchSize=200"
-# A page is at most 201 records; even a sandbox batching 1 by 1 would not need more batches than that.
-_MAX_BATCHES_PER_PAGE = 250
-# The daily API allowance resets on a rolling 24 h window; an hour is a fair guess at when calls resume.
-_DAILY_LIMIT_RETRY_AFTER = 3600.0
-_USAGE_WARNING_RATIO = 0.8
-_LIMIT_INFO = re.compile(r"(?:^|[,;]\s*)api-usage=(\d+)/(\d+)")
 # An org without one of the gateway's custom child objects answers INVALID_TYPE; it is not asked again for
 # this long (the package may be deployed meanwhile), which saves two API calls per opportunity read.
 _MISSING_OBJECT_RECHECK_SECONDS = 900.0
@@ -164,7 +162,7 @@ _OPPORTUNITY = ("Opportunity", MILESTONE_OBJECT, RATE_CARD_LINE_OBJECT)
 _INVOICE_STATUS = ("Opportunity", INVOICE_OBJECT)
 # Reads and conditional writes of one invoice record before giving up on a record other writers keep changing.
 _INVOICE_WRITE_ATTEMPTS = 3
-_PRECONDITION_FAILED = "PRECONDITION_FAILED"
+_PRECONDITION_FAILED = PRECONDITION_FAILED
 # Amounts go out as JSON numbers written from the Decimal's digits (msgspec's default is a JSON string),
 # so money never passes through a float on its way to a currency field.
 _money_encoder = msgspec.json.Encoder(decimal_format="number")
@@ -174,79 +172,6 @@ def _log() -> Any:
     # A fresh lazy proxy per use: once logging is configured with caching on, a module-level proxy would
     # pin the processors it first saw, and structlog.testing.capture_logs could no longer see its lines.
     return structlog.get_logger(__name__)
-
-
-class ApiUsage(msgspec.Struct, kw_only=True, frozen=True):
-    """The org's daily API usage as of the latest response (``Sforce-Limit-Info: api-usage=18/5000``)."""
-
-    used: int
-    limit: int
-    #: When the response that carried it arrived (None: unknown).
-    observed_at: dt.datetime | None = None
-
-    @property
-    def ratio(self) -> float:
-        return self.used / self.limit if self.limit else 0.0
-
-
-class _SalesforceError(msgspec.Struct, kw_only=True, frozen=True):
-    message: str = ""
-    error_code: str = msgspec.field(default="", name="errorCode")
-
-
-_errors_decoder = msgspec.json.Decoder(list[_SalesforceError])
-
-
-# SOQL's escape sequences for string literals. Any other backslash sequence is a syntax error in SOQL,
-# so nothing else needs (or may get) a backslash.
-_SOQL_ESCAPES = str.maketrans(
-    {
-        "\\": "\\\\",
-        "'": "\\'",
-        '"': '\\"',
-        "\n": "\\n",
-        "\r": "\\r",
-        "\t": "\\t",
-        "\f": "\\f",
-        "\b": "\\b",
-    }
-)
-
-
-def soql_quote(value: str) -> str:
-    """``value`` as a SOQL string literal, quotes included: the only way a value enters a query.
-
-    An attempt such as ``x' OR Name != 'y`` stays one literal (``'x\\' OR Name != \\'y'``).
-    """
-    return "'" + value.translate(_SOQL_ESCAPES) + "'"
-
-
-def is_salesforce_id(value: str) -> bool:
-    """True for a 15- or 18-character Salesforce id (shape only; the checksum is the vendor's business)."""
-    return SALESFORCE_ID_PATTERN.fullmatch(value) is not None
-
-
-_CASE_SAFE_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
-
-
-def can_name_a_record(value: str) -> bool:
-    """True for a Salesforce id that can name a record: 15 characters, or 18 whose last three are the
-    case-safe suffix of the first 15 (each suffix character encodes, as a 5-bit flag from this alphabet,
-    which of 5 characters are upper-case letters: a flag on a digit makes the id invalid). SOQL refuses a
-    whole query over an id that is not (``INVALID_QUERY_FILTER_OPERATOR``, "invalid ID field"), where the
-    record read of it answers 404; so such ids are left out of a query by id."""
-    if not is_salesforce_id(value):
-        return False
-    if len(value) == 15:
-        return True
-    for chunk, flag_char in enumerate(value[15:].upper()):
-        flags = _CASE_SAFE_SUFFIX.find(flag_char)
-        if flags < 0:
-            return False
-        for bit in range(5):
-            if flags & (1 << bit) and not value[chunk * 5 + bit].isalpha():
-                return False
-    return True
 
 
 def encode_cursor(last_id: str) -> str:
@@ -260,17 +185,6 @@ def decode_cursor(cursor: str) -> str:
     if not is_salesforce_id(last_id):
         raise InvalidCursor("cursor is not one this API produced")
     return last_id
-
-
-def soql_datetime(value: dt.datetime) -> str:
-    """``value`` as a SOQL datetime literal (unquoted, UTC: ``2026-01-01T00:00:00Z``).
-
-    Only aware datetimes: a naive one names no moment. Fractions of a second are dropped, which moves the
-    moment back and so only widens a ``>=`` filter (a change is never missed, at worst seen twice).
-    """
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("a SOQL datetime needs a timezone-aware datetime")
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _page_query(sobject: str, fields: Sequence[str], conditions: Sequence[str], *, limit: int) -> str:
@@ -420,81 +334,6 @@ def invoice_by_erp_id_query(erp_invoice_id: str) -> str:
     )
 
 
-def _quoted_list(values: Iterable[str]) -> str:
-    return ", ".join(soql_quote(value) for value in values)
-
-
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    return url.scheme, url.host, url.port
-
-
-class _InstanceUrlAuth(httpx.Auth):
-    """Client-credentials auth that also sends the call to the token response's ``instance_url``.
-
-    Salesforce answers a token request with the org's instance URL and data calls belong there; it is only
-    known once the token has been fetched, which happens inside the auth flow, so the rewrite lives here.
-    """
-
-    def __init__(self, inner: ClientCredentialsAuth, base_url: httpx.URL) -> None:
-        self._inner = inner
-        self._base = base_url
-        self._base_prefix = str(base_url).rstrip("/")
-        self._ignored_instance_url: str | None = None
-        # The token response changes once an hour at most: parse its instance_url once, not per call.
-        self._parsed: tuple[str, httpx.URL | None] | None = None
-
-    def instance_url(self) -> httpx.URL | None:
-        raw = self._inner.token_info.get("instance_url")
-        if not isinstance(raw, str) or not raw:
-            return None
-        if self._parsed is None or self._parsed[0] != raw:
-            self._parsed = (raw, self._trusted(raw))
-        return self._parsed[1]
-
-    def _trusted(self, raw: str) -> httpx.URL | None:
-        try:
-            url = httpx.URL(raw.rstrip("/"))
-        except httpx.InvalidURL:
-            return None
-        # TLS-verified Salesforce hosts are trusted as Salesforce directs; plain http only for the very
-        # host we were configured with (a local sandbox), so a token response cannot steer us elsewhere.
-        if url.scheme == "https" or _origin(url) == _origin(self._base):
-            return url
-        if raw != self._ignored_instance_url:
-            self._ignored_instance_url = raw
-            _log().warning("salesforce_instance_url_ignored", instance_url=raw)
-        return None
-
-    def _retarget(self, request: httpx.Request) -> None:
-        instance = self.instance_url()
-        if instance is None or instance == self._base:
-            return
-        current = str(request.url)
-        if not current.startswith(self._base_prefix + "/"):
-            return
-        target = httpx.URL(str(instance) + current[len(self._base_prefix) :])
-        if target == request.url:
-            return
-        request.url = target
-        request.headers["Host"] = target.netloc.decode("ascii")
-
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        await self._inner.access_token()
-        self._retarget(request)
-        flow = self._inner.async_auth_flow(request)
-        try:
-            outgoing = await flow.__anext__()
-            while True:
-                response = yield outgoing
-                try:
-                    outgoing = await flow.asend(response)
-                except StopAsyncIteration:
-                    return
-                self._retarget(outgoing)
-        finally:
-            await flow.aclose()
-
-
 class SalesforceCrm:
     """``CrmPort`` over the Salesforce REST API.
 
@@ -518,29 +357,17 @@ class SalesforceCrm:
     ) -> None:
         if settings.base_url is None:
             raise ValueError("SalesforceCrm needs a base_url (the bootstrap substitutes the sandbox's)")
-        base_url = settings.base_url.rstrip("/")
-        self._api = f"services/data/{settings.api_version}"
-        self._token_auth = ClientCredentialsAuth(
-            token_url=settings.token_url or f"{base_url}/services/oauth2/token",
-            client_id=settings.client_id,
-            client_secret=settings.client_secret,
-            transport=transport,
-            timeout=settings.timeout_seconds,
-        )
-        config = vendor_http_config(settings, base_url, retry=retry, breaker=breaker)
-        self._auth = _InstanceUrlAuth(self._token_auth, httpx.URL(base_url))
-        self._http = VendorHttpClient(
+        self._org = SalesforceOrg(
             VENDOR,
-            config,
-            auth=self._auth,
+            settings,
             transport=transport,
             correlation_id=correlation_id,
-            error_for_response=self._error_for_response,
-            on_response=self._track_limits,
+            retry=retry,
+            breaker=breaker,
             sleep=sleep,
         )
-        self._api_usage: ApiUsage | None = None
-        self._warned_usage_percent: int | None = None
+        self._api = self._org.api
+        self._http = self._org.http
         # Custom object -> monotonic time until which the org is taken not to have it (INVALID_TYPE).
         self._missing_objects: dict[str, float] = {}
         self._clock = clock
@@ -559,7 +386,7 @@ class SalesforceCrm:
     @property
     def api_usage(self) -> ApiUsage | None:
         """The latest ``Sforce-Limit-Info`` usage seen (``None`` before the first response)."""
-        return self._api_usage
+        return self._org.api_usage
 
     @property
     def http(self) -> VendorHttpClient:
@@ -569,8 +396,7 @@ class SalesforceCrm:
     async def close(self) -> None:
         if self._schema_task is not None and not self._schema_task.done():
             self._schema_task.cancel()
-        await self._http.aclose()
-        await self._token_auth.aclose()
+        await self._org.aclose()
 
     async def check(self) -> list[Check]:
         """Log in and describe each object the gateway reads: every custom field in `CUSTOM_FIELDS` must
@@ -1157,95 +983,10 @@ class SalesforceCrm:
 
     async def _query(self, soql: str, record_type: type[R], *, want: int | None = None) -> list[R]:
         """Run SOQL, following ``nextRecordsUrl`` until ``want`` records (``None``: all) or the end."""
-        headers = {"Sforce-Query-Options": _QUERY_OPTIONS}
-        response = await self._http.send("GET", f"{self._api}/query/", params={"q": soql}, headers=headers)
-        records: list[R] = []
-        for _ in range(_MAX_BATCHES_PER_PAGE):
-            try:
-                batch = decode_query_page(response.content, record_type)
-            except msgspec.DecodeError as exc:
-                raise _bad_body("query result", exc) from None
-            records.extend(batch.records)
-            if batch.done or (want is not None and len(records) >= want):
-                return records
-            if not batch.next_records_url:
-                raise VendorBadResponse(
-                    VENDOR, "Salesforce query result is not done but has no nextRecordsUrl"
-                )
-            response = await self._http.send(
-                "GET", self._next_batch_path(batch.next_records_url), headers=headers
-            )
-        raise VendorBadResponse(VENDOR, "Salesforce query result did not end")
+        return await self._org.query(soql, lambda body: decode_query_page(body, record_type), want=want)
 
     def _next_batch_path(self, next_records_url: str) -> str:
-        """``nextRecordsUrl`` (a host-relative path) as a path under our base URL and this API version's
-        ``query/``; anything else (another host, ``..``, an encoded separator, another API) is refused so a
-        response cannot send our token anywhere else."""
-        base = self._http.base_url
-        base_path = base.path.rstrip("/")
-        query_path = f"/{self._api}/query/"
-        if next_records_url.startswith("/") and not next_records_url.startswith("//"):
-            # Real Salesforce serves at the host root; a sandbox mounted under a prefix may include it.
-            for prefix in dict.fromkeys((base_path, "")):
-                try:
-                    url = followable_link(base, next_records_url, prefix + query_path)
-                except ValueError:
-                    continue
-                return url.path[len(prefix) :].lstrip("/")
-        raise VendorBadResponse(VENDOR, "Salesforce sent an unusable nextRecordsUrl")
-
-    def _track_limits(self, response: httpx.Response) -> None:
-        header = response.headers.get("Sforce-Limit-Info")
-        if not header:
-            return
-        match = _LIMIT_INFO.search(header)
-        if match is None:
-            return
-        usage = ApiUsage(
-            used=int(match.group(1)), limit=int(match.group(2)), observed_at=dt.datetime.now(dt.UTC)
-        )
-        self._api_usage = usage
-        percent = int(usage.ratio * 100)
-        if usage.ratio > _USAGE_WARNING_RATIO:
-            # Once per percentage point, not once per call: the warning is for a person, not a graph.
-            if percent != self._warned_usage_percent:
-                self._warned_usage_percent = percent
-                _log().warning(
-                    "salesforce_api_usage_high",
-                    vendor=VENDOR,
-                    used=usage.used,
-                    limit=usage.limit,
-                    percent=percent,
-                )
-        else:
-            self._warned_usage_percent = None
-
-    def _error_for_response(self, response: httpx.Response) -> VendorError:
-        """Salesforce's error array (``[{"errorCode", "message"}]``) and status -> the port's errors."""
-        status = response.status_code
-        code, message = _first_error(response)
-        detail = (
-            f"Salesforce {code or 'HTTP ' + str(status)}: {message}"
-            if message
-            else f"Salesforce HTTP {status}"
-        )
-        if status == 412:
-            # A conditional update whose record changed since it was read (If-Unmodified-Since).
-            return VendorRejected(VENDOR, detail, vendor_code=_PRECONDITION_FAILED)
-        if status == 403 and code == "REQUEST_LIMIT_EXCEEDED":
-            return VendorUnavailable(
-                VENDOR, "Salesforce daily API request limit exceeded", retry_after=_DAILY_LIMIT_RETRY_AFTER
-            )
-        if 400 <= status < 500 and status not in (401, 404, 410, 429):
-            # Our query or our request is wrong (MALFORMED_QUERY, INVALID_FIELD, ...): a bug on our side,
-            # which the gateway reports as a bad gateway, not as the caller's fault. Keep Salesforce's code.
-            return VendorRejected(VENDOR, detail, vendor_code=code or None)
-        # The rest is what the status alone says (a 401 here comes after the auth flow already fetched a
-        # fresh token once, so the credentials themselves are refused).
-        error = default_error_for_response(VENDOR, response)
-        if isinstance(error, VendorBadResponse) and code:
-            error = VendorBadResponse(VENDOR, f"{error.message} ({code})")
-        return error
+        return self._org.next_batch_path(next_records_url)
 
 
 def _next_cursor(
@@ -1259,19 +1000,8 @@ def _id(record: SalesforceAccount | SalesforceContact | SalesforceOpportunity) -
     return record.id
 
 
-def _first_error(response: httpx.Response) -> tuple[str, str]:
-    try:
-        errors = _errors_decoder.decode(response.content)
-    except msgspec.DecodeError:
-        return "", ""
-    if not errors:
-        return "", ""
-    # Salesforce messages can echo our query; keep them short in errors and logs.
-    return errors[0].error_code, errors[0].message[:300]
-
-
 def _bad_body(what: str, exc: Exception) -> VendorBadResponse:
-    return VendorBadResponse(VENDOR, f"Salesforce sent an unusable {what}: {type(exc).__name__}: {exc}"[:400])
+    return bad_body(VENDOR, what, exc)
 
 
 class _DescribedField(msgspec.Struct, frozen=True):
