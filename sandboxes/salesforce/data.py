@@ -76,6 +76,7 @@ __all__ = [
     "ACTIVATION_STATUSES",
     "BIG_ACCOUNT_ID",
     "BIG_ACCOUNT_OPPORTUNITY_COUNT",
+    "CERTINIA_SCHEMAS",
     "CLOSED_LOST_OPPORTUNITY_ID",
     "CONTACT_SCHEMA",
     "CONTRACT_SCHEMA",
@@ -102,6 +103,17 @@ __all__ = [
     "ORGANIZATION_SCHEMA",
     "ORG_ID",
     "ORG_NAME",
+    "PSE_AUTO_NUMBER_PREFIXES",
+    "PSE_BILLING_EVENT_ITEM_SCHEMA",
+    "PSE_BILLING_EVENT_SCHEMA",
+    "PSE_DAY_HOURS_FIELDS",
+    "PSE_EXPENSE_SCHEMA",
+    "PSE_MILESTONE_SCHEMA",
+    "PSE_PROJECT_SCHEMA",
+    "PSE_RATE_CARD_SCHEMA",
+    "PSE_RESOURCE_REQUEST_SCHEMA",
+    "PSE_TIMECARD_HEADER_SCHEMA",
+    "PSE_TIMECARD_SCHEMA",
     "RATE_CARD_LINE_SCHEMA",
     "READY_FIXED_FEE_OPPORTUNITY_ID",
     "READY_MILESTONE_OPPORTUNITY_ID",
@@ -111,6 +123,7 @@ __all__ = [
     "SCHEMAS",
     "SEED_NOW",
     "STAGES",
+    "STRATUM_BILLING_EVENT_STATUSES",
     "STRATUM_INVOICE_SCHEMA",
     "SUBSIDIARY_ACCOUNT_ID",
     "UK_ACCOUNT_ID",
@@ -287,6 +300,14 @@ class FieldSpec:
     # Number(precision, scale) of a custom number or currency field; None: the kind's default shape.
     precision: int | None = None
     scale: int | None = None
+    # A formula (or roll-up summary) field: computed by the org on read, never createable or updateable
+    # (describe's ``calculated``); `sandboxes.salesforce.sobjects` recomputes it after every write.
+    formula: bool = False
+    # An auto-number Name (describe's ``autoNumber``): the org numbers it on create, never writable.
+    auto_number: bool = False
+    # The values describe lists for an unrestricted picklist (any value is accepted, as Salesforce's
+    # classic picklists do); `restricted_values` is for restricted ones.
+    picklist_values: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -572,6 +593,317 @@ ORGANIZATION_SCHEMA = ObjectSchema(
     deletable=False,
 )
 
+# ---------------------------------------------------------------------------------------------------------
+# Certinia PSA (formerly FinancialForce PSA): the managed package's objects in the same org
+# ---------------------------------------------------------------------------------------------------------
+#
+# Certinia PSA is a managed package installed in the customer's org, so its objects are more objects of this
+# org: same OAuth, REST, SOQL, limits and error arrays (VENDORS.md "Certinia PSA"). Object and field names
+# are the package's (namespace ``pse__``) as in Certinia's data dictionary (help.certinia.com,
+# TechnicalReference, ProfessionalServicesAutomation/Schema) and in public dumps of real PSA orgs'
+# schemas (github.com/sirhcrd/sirhcrd.github.io, schema-intel/data/tables/pse_timecard_header_c.md,
+# pse_milestone_c.md, ...); the subset and the shapes are the field contract of
+# /work/notes/certinia-contract.md. Key prefixes of a managed package's custom objects are assigned per
+# org: these (a0P..a0X) are simply unused in this org. ``Stratum_Key__c`` and the ``Stratum_*`` fields on
+# the billing event are the customer's own custom fields on the package's objects (no namespace): the
+# package has no external id of its own.
+
+PSE_BILLING_TYPES = ("Time and Materials", "Fixed Price")
+PSE_PROJECT_STAGES = ("Draft", "Planned", "In Progress", "Completed", "Canceled")
+PSE_MILESTONE_STATUSES = ("Planned", "Open", "Approved", "Canceled")
+PSE_RESOURCE_REQUEST_STATUSES = ("Draft", "Ready to Staff", "Hold", "Assigned", "Cancelled")
+PSE_TIMECARD_STATUSES = ("Saved", "Submitted", "Approved", "Rejected")
+PSE_EXPENSE_STATUSES = ("Draft", "Submitted", "Approved", "Rejected")
+PSE_EXPENSE_TYPES = ("Airfare", "Hotel", "Meals", "Mileage", "Other")
+PSE_BILLING_EVENT_ITEM_CATEGORIES = ("Budget", "Expense", "Milestone", "Miscellaneous Adjustment", "Timecard")
+PSE_RESOURCE_ROLES = ("Project Manager", "Consultant", "Senior Consultant", "Architect", "Developer")
+STRATUM_BILLING_EVENT_STATUSES = ("Draft", "Issued", "Cancelled")
+PSE_DAY_HOURS_FIELDS = tuple(
+    f"pse__{day}_Hours__c"
+    for day in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+)
+# Auto-number Name fields: object -> the display format's fixed part (``RR-{000000}`` -> "RR-").
+PSE_AUTO_NUMBER_PREFIXES: Mapping[str, str] = {
+    "pse__Resource_Request__c": "RR-",
+    "pse__Timecard_Header__c": "TC-",
+    "pse__Timecard__c": "TS-",
+    "pse__Expense__c": "EX-",
+    "pse__Billing_Event__c": "BE-",
+    "pse__Billing_Event_Item__c": "BEI-",
+    "pse__Rate_Card__c": "RC-",
+}
+
+
+def _auto_name() -> FieldSpec:
+    return FieldSpec(
+        name="Name", kind="string", length=80, createable=False, updateable=False, auto_number=True
+    )
+
+
+def _formula(name: str, kind: FieldKind) -> FieldSpec:
+    return FieldSpec(name=name, kind=kind, createable=False, updateable=False, formula=True)
+
+
+def _stratum_key() -> FieldSpec:
+    # The org's own business key on the package's objects: every create is an upsert on it (Text(80),
+    # External ID, Unique, case-insensitive), so a lost answer and a retry make one record.
+    return FieldSpec(name="Stratum_Key__c", kind="string", length=80, external_id=True, unique=True)
+
+
+def _pse_ref(name: str, target: str, *, required: bool = False) -> FieldSpec:
+    # A required lookup to a parent takes its records with it when the parent is deleted (decided here:
+    # a dangling required lookup cannot exist in an org).
+    return FieldSpec(
+        name=name, kind="reference", reference_to=target, required=required, cascade_delete=required
+    )
+
+
+def _pse_picklist(name: str, values: tuple[str, ...]) -> FieldSpec:
+    # The package's picklists are unrestricted and org-configurable (VENDORS.md: "Status picklist values
+    # are org-configurable"): describe lists the values, any value is accepted.
+    return FieldSpec(name=name, kind="picklist", length=255, picklist_values=values)
+
+
+def _invoice_fields() -> tuple[FieldSpec, ...]:
+    return (
+        FieldSpec(name="pse__Invoice_Number__c", kind="string", length=255),
+        FieldSpec(name="pse__Invoice_Date__c", kind="date"),
+    )
+
+
+PSE_PROJECT_SCHEMA = ObjectSchema(
+    "pse__Proj__c",
+    "a0P",
+    (
+        _ID,
+        FieldSpec(name="Name", kind="string", length=80, required=True),
+        FieldSpec(name="pse__Account__c", kind="reference", reference_to="Account"),
+        FieldSpec(name="pse__Opportunity__c", kind="reference", reference_to="Opportunity"),
+        _pse_picklist("pse__Billing_Type__c", PSE_BILLING_TYPES),
+        FieldSpec(name="pse__Start_Date__c", kind="date"),
+        FieldSpec(name="pse__End_Date__c", kind="date"),
+        FieldSpec(name="pse__Is_Active__c", kind="boolean"),
+        FieldSpec(name="pse__Is_Billable__c", kind="boolean"),
+        _pse_picklist("pse__Stage__c", PSE_PROJECT_STAGES),
+        FieldSpec(name="pse__Closed_for_Time_Entry__c", kind="boolean"),
+        FieldSpec(name="pse__Closed_for_Expense_Entry__c", kind="boolean"),
+        FieldSpec(name="pse__Project_Manager__c", kind="reference", reference_to="Contact"),
+        FieldSpec(name="pse__Description__c", kind="textarea", length=32768),
+        _stratum_key(),
+        _CURRENCY,
+        *_SYSTEM_FIELDS,
+    ),
+)
+
+PSE_MILESTONE_SCHEMA = ObjectSchema(
+    "pse__Milestone__c",
+    "a0Q",
+    (
+        _ID,
+        FieldSpec(name="Name", kind="string", length=80, required=True),
+        _pse_ref("pse__Project__c", "pse__Proj__c", required=True),
+        FieldSpec(name="pse__Milestone_Amount__c", kind="currency"),
+        FieldSpec(name="pse__Target_Date__c", kind="date"),
+        FieldSpec(name="pse__Actual_Date__c", kind="date"),
+        _pse_picklist("pse__Status__c", PSE_MILESTONE_STATUSES),
+        FieldSpec(name="pse__Approved__c", kind="boolean"),
+        FieldSpec(name="pse__Billed__c", kind="boolean"),
+        _formula("pse__Invoiced__c", "boolean"),
+        *_invoice_fields(),
+        FieldSpec(
+            name="pse__Billing_Event_Item__c", kind="reference", reference_to="pse__Billing_Event_Item__c"
+        ),
+        _stratum_key(),
+        _CURRENCY,
+        *_SYSTEM_FIELDS,
+    ),
+)
+
+PSE_RESOURCE_REQUEST_SCHEMA = ObjectSchema(
+    "pse__Resource_Request__c",
+    "a0R",
+    (
+        _ID,
+        _auto_name(),  # RR-{000000}
+        _pse_ref("pse__Project__c", "pse__Proj__c", required=True),
+        _pse_picklist("pse__Resource_Role__c", PSE_RESOURCE_ROLES),
+        FieldSpec(name="pse__Start_Date__c", kind="date"),
+        FieldSpec(name="pse__End_Date__c", kind="date"),
+        FieldSpec(name="pse__SOW_Hours__c", kind="double"),
+        FieldSpec(name="pse__Requested_Bill_Rate__c", kind="currency"),
+        _pse_picklist("pse__Status__c", PSE_RESOURCE_REQUEST_STATUSES),
+        FieldSpec(name="pse__Notes__c", kind="textarea", length=32768),
+        _stratum_key(),
+        _CURRENCY,
+        *_SYSTEM_FIELDS,
+    ),
+)
+
+PSE_TIMECARD_HEADER_SCHEMA = ObjectSchema(
+    "pse__Timecard_Header__c",
+    "a0S",
+    (
+        _ID,
+        _auto_name(),  # TC-{000000}
+        _pse_ref("pse__Project__c", "pse__Proj__c", required=True),
+        # Certinia's resources are Contacts (with a user behind them when they log time themselves).
+        FieldSpec(name="pse__Resource__c", kind="reference", reference_to="Contact", required=True),
+        FieldSpec(name="pse__Milestone__c", kind="reference", reference_to="pse__Milestone__c"),
+        FieldSpec(name="pse__Start_Date__c", kind="date"),  # the week's Monday
+        FieldSpec(name="pse__End_Date__c", kind="date"),
+        _pse_picklist("pse__Status__c", PSE_TIMECARD_STATUSES),
+        FieldSpec(name="pse__Approved__c", kind="boolean"),
+        FieldSpec(name="pse__Billable__c", kind="boolean"),
+        *(FieldSpec(name=name, kind="double", precision=18, scale=2) for name in PSE_DAY_HOURS_FIELDS),
+        _formula("pse__Total_Hours__c", "double"),  # the sum of the seven days
+        FieldSpec(name="pse__Bill_Rate__c", kind="currency"),
+        FieldSpec(name="pse__Notes__c", kind="textarea", length=255),
+        _CURRENCY,
+        *_SYSTEM_FIELDS,
+    ),
+)
+
+PSE_TIMECARD_SCHEMA = ObjectSchema(
+    "pse__Timecard__c",  # labelled "Timecard Split": what carries billing
+    "a0T",
+    (
+        _ID,
+        _auto_name(),  # TS-{000000}
+        _pse_ref("pse__Timecard_Header__c", "pse__Timecard_Header__c", required=True),
+        FieldSpec(name="pse__Project__c", kind="reference", reference_to="pse__Proj__c"),
+        FieldSpec(name="pse__Resource__c", kind="reference", reference_to="Contact"),
+        FieldSpec(name="pse__Start_Date__c", kind="date"),
+        FieldSpec(name="pse__End_Date__c", kind="date"),
+        FieldSpec(name="pse__Total_Hours__c", kind="double", precision=18, scale=2),
+        FieldSpec(name="pse__Billable__c", kind="boolean"),
+        _pse_picklist("pse__Status__c", PSE_TIMECARD_STATUSES),
+        FieldSpec(name="pse__Bill_Rate__c", kind="currency"),
+        FieldSpec(name="pse__Total_Billable_Amount__c", kind="currency"),
+        FieldSpec(name="pse__Billed__c", kind="boolean"),
+        _formula("pse__Invoiced__c", "boolean"),
+        *_invoice_fields(),
+        FieldSpec(
+            name="pse__Billing_Event_Item__c", kind="reference", reference_to="pse__Billing_Event_Item__c"
+        ),
+        _CURRENCY,
+        *_SYSTEM_FIELDS,
+    ),
+)
+
+PSE_EXPENSE_SCHEMA = ObjectSchema(
+    "pse__Expense__c",
+    "a0U",
+    (
+        _ID,
+        _auto_name(),  # EX-{000000}
+        _pse_ref("pse__Project__c", "pse__Proj__c", required=True),
+        FieldSpec(name="pse__Resource__c", kind="reference", reference_to="Contact"),
+        FieldSpec(name="pse__Expense_Date__c", kind="date"),
+        _pse_picklist("pse__Type__c", PSE_EXPENSE_TYPES),
+        FieldSpec(name="pse__Amount__c", kind="currency"),
+        FieldSpec(name="pse__Billable__c", kind="boolean"),
+        FieldSpec(name="pse__Billable_Amount__c", kind="currency"),
+        _pse_picklist("pse__Status__c", PSE_EXPENSE_STATUSES),
+        FieldSpec(name="pse__Approved__c", kind="boolean"),
+        FieldSpec(name="pse__Billed__c", kind="boolean"),
+        _formula("pse__Invoiced__c", "boolean"),
+        *_invoice_fields(),
+        FieldSpec(
+            name="pse__Billing_Event_Item__c", kind="reference", reference_to="pse__Billing_Event_Item__c"
+        ),
+        FieldSpec(name="pse__Description__c", kind="textarea", length=255),
+        _CURRENCY,
+        *_SYSTEM_FIELDS,
+    ),
+)
+
+PSE_BILLING_EVENT_SCHEMA = ObjectSchema(
+    "pse__Billing_Event__c",
+    "a0V",
+    (
+        _ID,
+        _auto_name(),  # BE-{000000}
+        _pse_ref("pse__Project__c", "pse__Proj__c", required=True),
+        FieldSpec(name="pse__Date__c", kind="date"),
+        _formula("pse__Summary_Amount__c", "currency"),  # the sum of its items' pse__Amount__c
+        FieldSpec(name="pse__Is_Released__c", kind="boolean"),
+        # Invoicing happens at the billing event level: the ERP integration updates these three.
+        FieldSpec(name="pse__Invoiced__c", kind="boolean"),
+        *_invoice_fields(),
+        FieldSpec(name="pse__Event_Key__c", kind="string", length=255),
+        _stratum_key(),
+        FieldSpec(
+            name="Stratum_Status__c",
+            kind="picklist",
+            length=255,
+            restricted_values=STRATUM_BILLING_EVENT_STATUSES,
+        ),
+        FieldSpec(name="Stratum_ERP_Invoice_Id__c", kind="string", length=64),
+        FieldSpec(name="Stratum_Paid_Amount__c", kind="currency"),
+        # The ERP payment ids already recorded, one per line (Long Text Area(32768)).
+        FieldSpec(name="Stratum_Payment_Ids__c", kind="textarea", length=32768),
+        _CURRENCY,
+        *_SYSTEM_FIELDS,
+    ),
+)
+
+PSE_BILLING_EVENT_ITEM_SCHEMA = ObjectSchema(
+    "pse__Billing_Event_Item__c",
+    "a0W",
+    (
+        _ID,
+        _auto_name(),  # BEI-{000000}
+        FieldSpec(
+            name="pse__Billing_Event__c",
+            kind="reference",
+            reference_to="pse__Billing_Event__c",
+            required=True,
+            updateable=False,  # master-detail, reparenting not allowed (Salesforce's default)
+            cascade_delete=True,
+        ),
+        FieldSpec(name="pse__Project__c", kind="reference", reference_to="pse__Proj__c"),
+        _pse_picklist("pse__Category__c", PSE_BILLING_EVENT_ITEM_CATEGORIES),
+        FieldSpec(name="pse__Object_Id__c", kind="string", length=18),  # the source record's id
+        FieldSpec(name="pse__Timecard_Split__c", kind="reference", reference_to="pse__Timecard__c"),
+        FieldSpec(name="pse__Expense__c", kind="reference", reference_to="pse__Expense__c"),
+        FieldSpec(name="pse__Milestone__c", kind="reference", reference_to="pse__Milestone__c"),
+        FieldSpec(name="pse__Amount__c", kind="currency"),
+        FieldSpec(name="pse__Quantity__c", kind="double", precision=18, scale=2),
+        FieldSpec(name="pse__Unit_Price__c", kind="currency"),
+        FieldSpec(name="pse__Date__c", kind="date"),
+        FieldSpec(name="pse__Description__c", kind="textarea", length=255),
+        _stratum_key(),
+        _INHERITED_CURRENCY,  # a detail takes its master's currency
+        *_AUDIT_FIELDS,  # detail records have no owner of their own
+    ),
+)
+
+PSE_RATE_CARD_SCHEMA = ObjectSchema(
+    "pse__Rate_Card__c",
+    "a0X",
+    (
+        _ID,
+        _auto_name(),  # RC-{000000}
+        FieldSpec(name="pse__Role__c", kind="string", length=255),
+        FieldSpec(name="pse__Suggested_Bill_Rate__c", kind="currency"),
+        FieldSpec(name="pse__Account__c", kind="reference", reference_to="Account"),
+        _CURRENCY,
+        *_SYSTEM_FIELDS,
+    ),
+)
+
+CERTINIA_SCHEMAS: tuple[ObjectSchema, ...] = (
+    PSE_PROJECT_SCHEMA,
+    PSE_MILESTONE_SCHEMA,
+    PSE_RESOURCE_REQUEST_SCHEMA,
+    PSE_TIMECARD_HEADER_SCHEMA,
+    PSE_TIMECARD_SCHEMA,
+    PSE_EXPENSE_SCHEMA,
+    PSE_BILLING_EVENT_SCHEMA,
+    PSE_BILLING_EVENT_ITEM_SCHEMA,
+    PSE_RATE_CARD_SCHEMA,
+)
+
 SCHEMAS: Mapping[str, ObjectSchema] = {
     schema.name: schema
     for schema in (
@@ -583,6 +915,7 @@ SCHEMAS: Mapping[str, ObjectSchema] = {
         RATE_CARD_LINE_SCHEMA,
         STRATUM_INVOICE_SCHEMA,
         ORGANIZATION_SCHEMA,
+        *CERTINIA_SCHEMAS,
     )
 }
 
@@ -2236,6 +2569,7 @@ def _seed_template(seed: int) -> dict[str, dict[str, Record]]:
         "Rate_Card_Line__c": terms.rate_cards,
         "Stratum_Invoice__c": {},
         "Organization": {ORG_ID: organization_record()},
+        **{schema.name: {} for schema in CERTINIA_SCHEMAS},
     }
 
 

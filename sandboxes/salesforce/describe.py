@@ -122,12 +122,12 @@ def _field(spec: FieldSpec) -> dict[str, Any]:
         precision, scale = spec.precision, spec.scale or 0
     long_text = kind == "textarea" and length > _SHORT_TEXT
     nillable = not spec.required and kind not in ("id", "boolean") and spec.name not in _SYSTEM_SET
-    values = spec.restricted_values or ()
+    values = spec.restricted_values or spec.picklist_values or ()
     return {
         "aggregatable": aggregatable(spec),
-        "autoNumber": False,
+        "autoNumber": spec.auto_number,
         "byteLength": length * 3,
-        "calculated": False,
+        "calculated": spec.formula,
         "cascadeDelete": spec.cascade_delete,
         "caseSensitive": False,
         "createable": spec.createable,
