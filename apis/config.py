@@ -19,6 +19,7 @@ __all__ = [
     "AnaplanSettings",
     "BillingSettings",
     "BusinessCentralSettings",
+    "CertiniaSettings",
     "Deprecation",
     "KantataSettings",
     "LegalEntityBilling",
@@ -64,6 +65,38 @@ class SalesforceSettings(VendorConnection, kw_only=True, frozen=True):
     client_id: str = "stratum-sandbox"
     client_secret: str = "stratum-sandbox-secret"
     api_version: str = "v61.0"
+
+
+class CertiniaSettings(VendorConnection, kw_only=True, frozen=True):
+    """Certinia PSA: a managed package inside the customer's Salesforce org, so by default the same org as
+    the CRM. ``base_url`` None: the CRM's org (its base URL, or the Salesforce sandbox in process); each
+    credential left unset is the Salesforce settings' own. Set them to reach a second org. Either way the
+    PSA's calls count against that org's daily API allowance (shared with the CRM when it is one org)."""
+
+    token_url: str | None = (
+        None  # default: the Salesforce settings' (same org), else {base_url}/services/oauth2/token
+    )
+    client_id: str | None = None
+    client_secret: str | None = None
+    api_version: str | None = None
+
+    def org_settings(self, salesforce: SalesforceSettings) -> SalesforceSettings:
+        """The connection to the org the package lives in: this, with what it leaves unset from
+        ``salesforce`` (its base URL, token URL, credentials and API version)."""
+        same_org = self.base_url is None
+        return SalesforceSettings(
+            base_url=self.base_url if not same_org else salesforce.base_url,
+            timeout_seconds=self.timeout_seconds,
+            connect_timeout_seconds=self.connect_timeout_seconds,
+            max_connections=self.max_connections,
+            retry_max_attempts=self.retry_max_attempts,
+            breaker_failure_threshold=self.breaker_failure_threshold,
+            breaker_cooldown_seconds=self.breaker_cooldown_seconds,
+            token_url=self.token_url or (salesforce.token_url if same_org else None),
+            client_id=self.client_id or salesforce.client_id,
+            client_secret=self.client_secret or salesforce.client_secret,
+            api_version=self.api_version or salesforce.api_version,
+        )
 
 
 class KantataSettings(VendorConnection, kw_only=True, frozen=True):
@@ -493,7 +526,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     # Which adapter serves each domain, and how it reaches its vendor.
     crm_vendor: Literal["salesforce"] = "salesforce"
-    psa_vendor: Literal["kantata"] = "kantata"
+    # "certinia": Certinia PSA in the Salesforce org (by default the CRM's own: `certinia` settings).
+    psa_vendor: Literal["kantata", "certinia"] = "kantata"
     erp_vendor: Literal["netsuite", "business_central"] = "netsuite"
     # Legal entities billed from another ERP than ``erp_vendor`` (a firm mid-migration), e.g.
     # {"DE01": "business_central"}; ``erp_vendor`` keeps every other entity.
@@ -501,6 +535,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     fpa_vendor: Literal["anaplan"] = "anaplan"
     salesforce: SalesforceSettings = SalesforceSettings()
     kantata: KantataSettings = KantataSettings()
+    certinia: CertiniaSettings = CertiniaSettings()
     netsuite: NetSuiteSettings = NetSuiteSettings()
     business_central: BusinessCentralSettings = BusinessCentralSettings()
     anaplan: AnaplanSettings = AnaplanSettings()
@@ -542,6 +577,7 @@ _PREFIX = "STRATUM_"
 _NESTED = {
     "salesforce",
     "kantata",
+    "certinia",
     "netsuite",
     "business_central",
     "anaplan",

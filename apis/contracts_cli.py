@@ -317,7 +317,7 @@ def publish_contract(
         raise ContractError(
             f"{key} breaks its published contract; clients of it would fail:\n"
             + "\n".join(f"  {b}" for b in breaks)
-            + "\nPublish a new major version instead, or pass --accept-break \"<why clients are not hurt>\"."
+            + '\nPublish a new major version instead, or pass --accept-break "<why clients are not hurt>".'
         )
     first = not baseline.exists()
     if not first and _dump(_read(baseline)) == _dump(document):

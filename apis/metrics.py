@@ -54,6 +54,7 @@ async def refresh_before_scrape(timeout_seconds: float = 2.0) -> None:
         except Exception:  # noqa: S112 - stale gauges beat a failed scrape
             continue
 
+
 REQUESTS = Counter(
     "stratum_http_requests_total",
     "HTTP requests answered, by tier, route template, method and status.",

@@ -40,6 +40,7 @@ __all__ = ["production_violations", "refusal_message"]
 _CREDENTIALS: dict[str, tuple[str, ...]] = {
     "salesforce": ("client_id", "client_secret"),
     "kantata": ("token",),
+    "certinia": ("client_id", "client_secret"),
     "netsuite": ("client_id", "certificate_id", "private_key_file"),
     "business_central": ("client_id", "client_secret"),
     "anaplan": ("user", "password"),
@@ -68,6 +69,12 @@ def _env(*names: str) -> str:
 
 
 def _vendor_violations(settings: Settings, vendor: str) -> Iterable[str]:
+    if vendor == "certinia" and settings.certinia.base_url is None:
+        # Certinia in the CRM's own org: the Salesforce connection is the one to check (it is checked as
+        # the CRM's when the CRM is Salesforce).
+        if settings.crm_vendor != "salesforce":
+            yield from _vendor_violations(settings, "salesforce")
+        return
     connection: VendorConnection = getattr(settings, vendor)
     required = _REQUIRED.get(vendor, ())
     if isinstance(connection, NetSuiteSettings):

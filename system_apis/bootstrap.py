@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from apis.config import (
         AnaplanSettings,
         BusinessCentralSettings,
+        CertiniaSettings,
         KantataSettings,
         NetSuiteSettings,
         SalesforceSettings,
@@ -86,6 +87,21 @@ def _kantata(settings: KantataSettings, sandboxes: Mapping[str, Any]) -> PsaPort
         base_url, transport = _sandbox("kantata", sandboxes, "/api/v1")
         settings = msgspec.structs.replace(settings, base_url=base_url)
     return KantataPsa(settings, transport=transport, correlation_id=current_correlation_id)
+
+
+def _certinia(
+    settings: CertiniaSettings, salesforce: SalesforceSettings, sandboxes: Mapping[str, Any]
+) -> PsaPort:
+    from system_apis.psa.certinia import CertiniaPsa
+
+    # Certinia is a managed package in a Salesforce org: by default the CRM's own org (the same sandbox
+    # mount when the CRM has no base URL), so the two adapters share the org's daily API allowance.
+    org = settings.org_settings(salesforce)
+    transport: httpx.AsyncBaseTransport | None = None
+    if org.base_url is None:
+        base_url, transport = _sandbox("salesforce", sandboxes)
+        org = msgspec.structs.replace(org, base_url=base_url)
+    return CertiniaPsa(org, transport=transport, correlation_id=current_correlation_id)
 
 
 def _netsuite(settings: NetSuiteSettings, sandboxes: Mapping[str, Any]) -> ErpPort:
@@ -173,7 +189,11 @@ def build_adapters(settings: Settings, sandboxes: Mapping[str, Any]) -> Adapters
 
 def _build_adapters(settings: Settings, sandboxes: Mapping[str, Any]) -> Adapters:
     crm = {"salesforce": lambda: _salesforce(settings.salesforce, sandboxes)}[settings.crm_vendor]()
-    psa = {"kantata": lambda: _kantata(settings.kantata, sandboxes)}[settings.psa_vendor]()
+    psa_builders: dict[str, Callable[[], PsaPort]] = {
+        "kantata": lambda: _kantata(settings.kantata, sandboxes),
+        "certinia": lambda: _certinia(settings.certinia, settings.salesforce, sandboxes),
+    }
+    psa = psa_builders[settings.psa_vendor]()
     erp_builders: dict[str, Callable[[], ErpPort]] = {
         "netsuite": lambda: _netsuite(settings.netsuite, sandboxes),
         "business_central": lambda: _business_central(settings.business_central, sandboxes),
