@@ -231,7 +231,8 @@ async def test_a_project_is_upserted_once_per_key_with_its_milestones(org: Org, 
 
 async def test_a_lost_answer_to_the_project_upsert_makes_one_record(org: Org) -> None:
     # Salesforce's external-id upsert: the retry of a PATCH whose answer was lost updates the record the
-    # first attempt made (REST API Developer Guide, "Insert or Update (Upsert) a Record Using an External ID").
+    # first attempt made (REST API Developer Guide, "Insert or Update (Upsert) a Record Using an
+    # External ID").
     psa = org.psa(timeout_seconds=0.3)
     assert await psa.find_project("opp-warmup") is None  # the token first, so only the upsert is lost
     command = _command(milestones=0)
@@ -252,7 +253,8 @@ async def test_closing_twice_is_harmless(psa: CertiniaPsa, org: Org) -> None:
     record = org.records("pse__Proj__c")[project.id]
     assert record["pse__Is_Active__c"] is False
     assert record["pse__Stage__c"] == "Canceled"
-    assert record["pse__Closed_for_Time_Entry__c"] and record["pse__Closed_for_Expense_Entry__c"]
+    assert record["pse__Closed_for_Time_Entry__c"]
+    assert record["pse__Closed_for_Expense_Entry__c"]
     assert (await psa.close_project(project.id)).status is ProjectStatus.CLOSED
     with pytest.raises(NotFound):
         await psa.close_project("a0P000000000000AAA")
@@ -263,7 +265,9 @@ async def test_staffing_demand_once_per_key_and_of_several_projects(psa: Certini
     second, _ = await psa.create_project(_command(milestones=0))
     demand = StaffingDemandCreate(external_key="staff:1", role="Senior Consultant", hours=Decimal("120.5"))
     made, created = await psa.create_staffing_demand(first.id, demand)
-    assert created and made.role == "Senior Consultant" and made.hours == Decimal("120.5")
+    assert created
+    assert made.role == "Senior Consultant"
+    assert made.hours == Decimal("120.5")
     assert made.external_key == "staff:1"
     again, created_again = await psa.create_staffing_demand(first.id, demand)
     assert (again.id, created_again) == (made.id, False)
@@ -296,7 +300,9 @@ async def test_time_and_expenses_list_with_their_approval(psa: CertiniaPsa, org:
     entries = (await psa.list_time_entries(PeriodFilter(project_id=project.id), limit=50)).items
     assert {(e.id, e.approved) for e in entries} == {(approved, True), (pending, False)}
     (entry,) = [e for e in entries if e.id == approved]
-    assert entry.hours == Decimal("7.5") and entry.rate is not None and entry.rate.amount == Decimal("150.00")
+    assert entry.hours == Decimal("7.5")
+    assert entry.rate is not None
+    assert entry.rate.amount == Decimal("150.00")
     only_approved = await psa.list_time_entries(PeriodFilter(project_id=project.id, approved=True), limit=50)
     assert [e.id for e in only_approved.items] == [approved]
     dated = await psa.list_time_entries(
@@ -304,7 +310,8 @@ async def test_time_and_expenses_list_with_their_approval(psa: CertiniaPsa, org:
     )
     assert [e.id for e in dated.items] == [pending]
     paged = await psa.list_time_entries(PeriodFilter(project_id=project.id), limit=1)
-    assert len(paged.items) == 1 and paged.next_cursor is not None
+    assert len(paged.items) == 1
+    assert paged.next_cursor is not None
     rest = await psa.list_time_entries(PeriodFilter(project_id=project.id), limit=1, cursor=paged.next_cursor)
     assert {paged.items[0].id, rest.items[0].id} == {approved, pending}
     expenses = (await psa.list_expenses(PeriodFilter(project_ids=(project.id,)), limit=50)).items
@@ -343,8 +350,10 @@ async def test_billable_items_are_approved_unbilled_and_through_the_date(psa: Ce
         ("expense", booked["expense"]),
         ("milestone", booked["milestone"]),
     ]
-    assert items[1].amount is not None and items[1].amount.amount == Decimal("310.25")
-    assert items[2].amount is not None and items[2].amount.amount == Decimal("5000.50")
+    assert items[1].amount is not None
+    assert items[1].amount.amount == Decimal("310.25")
+    assert items[2].amount is not None
+    assert items[2].amount.amount == Decimal("5000.50")
     assert [(i.kind, i.id) for i in await _billable(psa, project.id, limit=1)] == [
         (i.kind, i.id) for i in items
     ]
@@ -385,7 +394,8 @@ async def test_an_invoice_is_a_billing_event_recorded_once_against_exactly_its_i
     items = await _billable(psa, project.id)
     key = f"bill-{uuid.uuid4().hex[:8]}"
     invoice, created = await psa.create_invoice(_invoice(project.id, key, items))
-    assert created and invoice.status is PsaInvoiceStatus.DRAFT
+    assert created
+    assert invoice.status is PsaInvoiceStatus.DRAFT
     assert invoice.external_key == key
     assert invoice.time_entry_ids == [booked["time"]]
     assert invoice.expense_ids == [booked["expense"]]
@@ -417,7 +427,8 @@ async def test_finalize_is_idempotent_cancel_frees_the_items_and_payments_count_
     assert issued.status is PsaInvoiceStatus.OPEN
     assert (issued.erp_invoice_id, issued.erp_invoice_number) == ("INV-77", "SO-77")
     event = org.records("pse__Billing_Event__c")[invoice.id]
-    assert event["pse__Is_Released__c"] and event["pse__Invoiced__c"]
+    assert event["pse__Is_Released__c"]
+    assert event["pse__Invoiced__c"]
     assert event["pse__Invoice_Number__c"] == "SO-77"
     assert (
         await psa.finalize_invoice(invoice.id, erp_invoice_id="INV-77", erp_invoice_number="SO-77") == issued
@@ -459,7 +470,8 @@ async def test_cancel_makes_the_items_billable_again(psa: CertiniaPsa, org: Org)
     again = await _billable(psa, project.id)
     assert [i.id for i in again] == [i.id for i in items]
     second, created = await psa.create_invoice(_invoice(project.id, f"bill-{uuid.uuid4().hex[:8]}", again))
-    assert created and second.id != invoice.id
+    assert created
+    assert second.id != invoice.id
     with pytest.raises(VendorRejected):
         await psa.finalize_invoice(invoice.id, erp_invoice_id="INV-1", erp_invoice_number=None)
 
