@@ -716,6 +716,7 @@ PSE_MILESTONE_SCHEMA = ObjectSchema(
         FieldSpec(name="pse__Approved__c", kind="boolean"),
         FieldSpec(name="pse__Billed__c", kind="boolean"),
         _formula("pse__Invoiced__c", "boolean"),
+        _formula("pse__Billing_Event_Invoiced__c", "boolean"),
         *_invoice_fields(),
         FieldSpec(
             name="pse__Billing_Event_Item__c", kind="reference", reference_to="pse__Billing_Event_Item__c"
@@ -788,6 +789,7 @@ PSE_TIMECARD_SCHEMA = ObjectSchema(
         FieldSpec(name="pse__Total_Billable_Amount__c", kind="currency"),
         FieldSpec(name="pse__Billed__c", kind="boolean"),
         _formula("pse__Invoiced__c", "boolean"),
+        _formula("pse__Billing_Event_Invoiced__c", "boolean"),
         *_invoice_fields(),
         FieldSpec(
             name="pse__Billing_Event_Item__c", kind="reference", reference_to="pse__Billing_Event_Item__c"
@@ -814,6 +816,7 @@ PSE_EXPENSE_SCHEMA = ObjectSchema(
         FieldSpec(name="pse__Approved__c", kind="boolean"),
         FieldSpec(name="pse__Billed__c", kind="boolean"),
         _formula("pse__Invoiced__c", "boolean"),
+        _formula("pse__Billing_Event_Invoiced__c", "boolean"),
         *_invoice_fields(),
         FieldSpec(
             name="pse__Billing_Event_Item__c", kind="reference", reference_to="pse__Billing_Event_Item__c"
@@ -879,6 +882,7 @@ PSE_BILLING_EVENT_ITEM_SCHEMA = ObjectSchema(
         FieldSpec(name="pse__Unit_Price__c", kind="currency"),
         FieldSpec(name="pse__Date__c", kind="date"),
         FieldSpec(name="pse__Description__c", kind="textarea", length=255),
+        _formula("pse__Invoiced__c", "boolean"),  # its billing event's
         _stratum_key(),
         _INHERITED_CURRENCY,  # a detail takes its master's currency
         *_AUDIT_FIELDS,  # detail records have no owner of their own
@@ -2866,7 +2870,11 @@ def compute_formulas(records: Mapping[str, Mapping[str, Record]]) -> None:
       has none, as a roll-up summary is);
     - ``pse__Invoiced__c`` of timecard splits, expenses and milestones: the ``pse__Invoiced__c`` of the
       billing event their ``pse__Billing_Event_Item__c`` belongs to, false when unlinked (VENDORS.md:
-      "Invoicing always occurs at the billing event level");
+      "Invoicing always occurs at the billing event level"); the same value in
+      ``pse__Billing_Event_Invoiced__c``, the package's formula of that name (a real org's
+      ``pse__Invoiced__c`` on these objects is a checkbox the package's billing sets; the field
+      contract makes it a formula, which reads the same), and in a billing event item's
+      ``pse__Invoiced__c``;
     - ``pse__Timecard_Header__c.pse__Total_Hours__c``: the sum of the seven day fields (a blank day is 0).
 
     Objects missing from `records` (an org deployed without the package) are skipped. Stamps are left
@@ -2888,9 +2896,12 @@ def compute_formulas(records: Mapping[str, Mapping[str, Record]]) -> None:
             if (owner := events.get(item.get("pse__Billing_Event__c") or "")) is not None
             and owner.get("pse__Invoiced__c")
         }
+        for item_id, item in items.items():
+            item["pse__Invoiced__c"] = item_id in invoiced_items
         for sobject in ("pse__Timecard__c", "pse__Expense__c", "pse__Milestone__c"):
             for record in records.get(sobject, {}).values():
-                record["pse__Invoiced__c"] = record.get("pse__Billing_Event_Item__c") in invoiced_items
+                invoiced = record.get("pse__Billing_Event_Item__c") in invoiced_items
+                record["pse__Invoiced__c"] = record["pse__Billing_Event_Invoiced__c"] = invoiced
     for header in records.get("pse__Timecard_Header__c", {}).values():
         header["pse__Total_Hours__c"] = float(
             sum((_decimal(header.get(day)) for day in PSE_DAY_HOURS_FIELDS), Decimal(0))
