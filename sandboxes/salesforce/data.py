@@ -331,6 +331,8 @@ class ObjectSchema:
     createable: bool = True
     updateable: bool = True
     deletable: bool = True
+    # The object's label when it is not derived from its API name (a package's "Timecard Split").
+    label: str | None = None
     _by_lower_name: Mapping[str, FieldSpec] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -700,6 +702,7 @@ PSE_PROJECT_SCHEMA = ObjectSchema(
         _CURRENCY,
         *_SYSTEM_FIELDS,
     ),
+    label="Project",
 )
 
 PSE_MILESTONE_SCHEMA = ObjectSchema(
@@ -769,6 +772,7 @@ PSE_TIMECARD_HEADER_SCHEMA = ObjectSchema(
         _CURRENCY,
         *_SYSTEM_FIELDS,
     ),
+    label="Timecard",
 )
 
 PSE_TIMECARD_SCHEMA = ObjectSchema(
@@ -797,6 +801,7 @@ PSE_TIMECARD_SCHEMA = ObjectSchema(
         _CURRENCY,
         *_SYSTEM_FIELDS,
     ),
+    label="Timecard Split",
 )
 
 PSE_EXPENSE_SCHEMA = ObjectSchema(
