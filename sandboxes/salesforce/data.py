@@ -52,6 +52,14 @@ constant                                 record
                                          an upsert on that value answers 300
 =======================================  ============================================================
 
+Certinia PSA (the managed package ``pse__``, installed in the same org; see the "Certinia PSA" section
+below) is seeded small and the same for every seed: ``PSE_PROJECT_IDS`` (three projects delivering the
+ready T&M, fixed-fee and milestone deals), ``PSE_RESOURCE_IDS`` (four Contacts without an account, the
+firm's own people), approved billable timecards with one split each, approved billable expenses,
+milestones (``PSE_APPROVED_MILESTONE_ID`` approved), ``PSE_UNAPPROVED_TIMECARD_ID`` (submitted, not
+approved), ``PSE_NON_BILLABLE_TIMECARD_ID`` (fixed-price time), a resource request and rate cards; no
+billing events yet.
+
 Each "failing" opportunity breaks exactly one activation rule (positive amount, currency, billing model,
 legal entity, account tax jurisdiction); every other Closed Won opportunity, filler included, passes
 all of them. Every deal with terms text has ``Payment_Terms_Days__c`` saying the same ("Net 30" -> 30).
