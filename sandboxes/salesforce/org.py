@@ -40,6 +40,7 @@ from sandboxes.salesforce.data import (
     ObjectSchema,
     Record,
     build_seed,
+    compute_formulas,
     normalize_salesforce_id,
 )
 from sandboxes.salesforce.keys import DEV_JWT_CONSUMER_KEY, dev_jwt_key, load_public_key
@@ -445,3 +446,9 @@ class Org:
         for name, schema in self.schemas.items():
             self.recycle_bin.setdefault(name, {})
             self._serials.setdefault(schema.key_prefix, _FIRST_MINTED_NUMBER)
+        self.refresh_formulas()
+
+    def refresh_formulas(self) -> None:
+        """Recompute the formula fields (`data.compute_formulas`): after every write, so that reads and
+        SOQL see the value the org computes on read."""
+        compute_formulas(self.records)

@@ -280,6 +280,7 @@ class SObjectResources(Org):
         stamp = format_datetime(self.now())
         record.update(IsDeleted=False, CreatedDate=stamp, LastModifiedDate=stamp, SystemModstamp=stamp)
         self.records[schema.name][record["Id"]] = record
+        self.refresh_formulas()
         return str(record["Id"])
 
     def update(self, schema: ObjectSchema, record_id: str, body: Any) -> None:
@@ -299,6 +300,7 @@ class SObjectResources(Org):
         updated["LastModifiedDate"] = stamp
         updated["SystemModstamp"] = stamp
         record.update(updated)
+        self.refresh_formulas()
 
     def upsert(
         self, schema: ObjectSchema, field_name: str, value: str, body: Any, user_id: str, *, update_only: bool
@@ -331,6 +333,7 @@ class SObjectResources(Org):
         if not schema.deletable:
             raise _read_only_object(schema, "DELETE")
         self._delete(schema, record, self.now())
+        self.refresh_formulas()
 
     def _delete(self, schema: ObjectSchema, record: Record, moment: datetime) -> None:
         record_id = record["Id"]
