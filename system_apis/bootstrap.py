@@ -101,7 +101,12 @@ def _certinia(
     if org.base_url is None:
         base_url, transport = _sandbox("salesforce", sandboxes)
         org = msgspec.structs.replace(org, base_url=base_url)
-    return CertiniaPsa(org, transport=transport, correlation_id=current_correlation_id)
+    return CertiniaPsa(
+        org,
+        transport=transport,
+        correlation_id=current_correlation_id,
+        link_crm_records=settings.base_url is None,
+    )
 
 
 def _netsuite(settings: NetSuiteSettings, sandboxes: Mapping[str, Any]) -> ErpPort:

@@ -249,7 +249,11 @@ class CertiniaPsa:
         retry: RetryPolicy | None = None,
         breaker: BreakerPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        link_crm_records: bool = True,
     ) -> None:
+        # In the CRM's own org a project links its customer's Account and its deal's Opportunity (the
+        # business key of a deal's project is the opportunity id); in another org those ids name nothing.
+        self._link_crm_records = link_crm_records
         self._org = SalesforceOrg(
             VENDOR,
             settings,
@@ -463,13 +467,34 @@ class CertiniaPsa:
             await self._ensure_milestones(existing.id, command)
             _log().info("certinia_project_found", vendor=VENDOR, project_id=existing.id)
             return await self.get_project(existing.id), False
-        account_id = command.customer_id if _names_an_account(command.customer_id) else None
-        project_id, created = await self._upsert(
-            PROJECT, command.external_key, project_body(command, account_id=account_id)
-        )
+        adopted = await self._adoptable_project(command.external_key)
+        if adopted is not None:
+            # A project Certinia's own opportunity-to-project automation made for the deal: it becomes the
+            # deal's project under Stratum's key (never a second one), as the Kantata adapter adopts a
+            # workspace another integration linked to the deal.
+            await self._update(PROJECT, adopted.id, {KEY_FIELD: command.external_key})
+            await self._ensure_milestones(adopted.id, command)
+            _log().info("certinia_project_adopted", vendor=VENDOR, project_id=adopted.id)
+            return await self.get_project(adopted.id), False
+        link = self._link_crm_records
+        account_id = command.customer_id if link and _names(command.customer_id, "001") else None
+        body = project_body(command, account_id=account_id)
+        if link and _names(command.external_key, "006"):
+            body["pse__Opportunity__c"] = command.external_key
+        project_id, created = await self._upsert(PROJECT, command.external_key, body)
         await self._ensure_milestones(project_id, command)
         _log().info("certinia_project_upserted", vendor=VENDOR, project_id=project_id, created=created)
         return await self.get_project(project_id), created
+
+    async def _adoptable_project(self, external_key: str) -> CertiniaProject | None:
+        """The oldest project of the deal ``external_key`` names (an opportunity id) that carries no
+        Stratum key yet, when projects link the CRM's records."""
+        if not (self._link_crm_records and _names(external_key, "006")):
+            return None
+        found = await self._projects_where(
+            [f"pse__Opportunity__c = {soql_quote(external_key)}", f"{KEY_FIELD} = null"]
+        )
+        return found[0] if found else None
 
     async def _ensure_milestones(self, project_id: str, command: ProjectCreate) -> None:
         if not command.milestones:
@@ -1112,9 +1137,10 @@ def _wanted_sources(command: PsaInvoiceCreate) -> set[str]:
     return {*command.time_entry_ids, *command.expense_ids, *command.milestone_ids}
 
 
-def _names_an_account(value: str) -> bool:
-    # Account ids start with the key prefix 001 (VENDORS.md, Salesforce "Ids").
-    return value.startswith("001") and can_name_a_record(value)
+def _names(value: str, key_prefix: str) -> bool:
+    """True when ``value`` is a record id of the object whose key prefix is ``key_prefix`` (``001``
+    Account, ``006`` Opportunity: VENDORS.md, Salesforce "Ids")."""
+    return value.startswith(key_prefix) and can_name_a_record(value)
 
 
 def _rid(record: Any) -> str:

@@ -29,7 +29,13 @@ from contracts.models import (
 )
 from contracts.models.common import ProjectMoney
 from sandboxes.salesforce import SalesforceSandboxSettings, create_salesforce_sandbox
-from sandboxes.salesforce.data import DEMO_ACCOUNT_ID, DEMO_CONTACT_ID
+from sandboxes.salesforce.data import (
+    CLOSED_LOST_OPPORTUNITY_ID,
+    DEMO_ACCOUNT_ID,
+    DEMO_CONTACT_ID,
+    PSE_PROJECT_IDS,
+    READY_OPPORTUNITY_ID,
+)
 from system_apis.errors import NotFound, VendorRejected
 from system_apis.psa.certinia import CertiniaPsa
 from system_apis.psa.port import PeriodFilter, PsaPort
@@ -487,3 +493,38 @@ async def test_an_invoice_of_many_items_is_written_in_few_calls(psa: CertiniaPsa
     assert len(invoice.time_entry_ids) == 8
     composites = [r for r in (await org.data_requests())[before:] if r["path"].endswith("/composite")]
     assert len(composites) == 1  # 8 items and their 8 links, all or none
+
+
+async def test_the_deals_project_certinia_already_has_is_adopted_not_duplicated(
+    org: Org, psa: CertiniaPsa
+) -> None:
+    # The seed's project for the ready T&M deal was made by Certinia's own opportunity-to-project
+    # automation: it names the opportunity (pse__Opportunity__c) and has no Stratum key.
+    seeded = PSE_PROJECT_IDS[0]
+    command = _command(READY_OPPORTUNITY_ID, milestones=0)
+    project, created = await psa.create_project(command)
+    assert (project.id, created) == (seeded, False)
+    assert project.external_key == READY_OPPORTUNITY_ID
+    again, created_again = await psa.create_project(command)
+    assert (again.id, created_again) == (seeded, False)
+    deal_projects = [
+        p for p in org.records("pse__Proj__c").values() if p["pse__Opportunity__c"] == READY_OPPORTUNITY_ID
+    ]
+    assert len(deal_projects) == 1
+
+
+async def test_a_new_deal_project_links_the_account_and_the_opportunity(org: Org, psa: CertiniaPsa) -> None:
+    project, created = await psa.create_project(_command(CLOSED_LOST_OPPORTUNITY_ID, milestones=0))
+    assert created
+    record = org.records("pse__Proj__c")[project.id]
+    assert record["pse__Account__c"] == DEMO_ACCOUNT_ID
+    assert record["pse__Opportunity__c"] == CLOSED_LOST_OPPORTUNITY_ID
+
+
+async def test_in_another_org_no_crm_record_is_linked(org: Org) -> None:
+    psa = org.psa()
+    psa._link_crm_records = False  # as the bootstrap builds it for an org of its own (base_url set)
+    project, _ = await psa.create_project(_command(CLOSED_LOST_OPPORTUNITY_ID, milestones=0))
+    record = org.records("pse__Proj__c")[project.id]
+    assert record.get("pse__Account__c") is None
+    assert record.get("pse__Opportunity__c") is None
