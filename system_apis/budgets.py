@@ -54,6 +54,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Increment", "MemoryCounters", "RedisCounters", "SharedCounters", "VendorBudgets", "budget_routes"]
 
+# Adapters that talk to a Salesforce org and so report its daily allowance from Sforce-Limit-Info: the CRM,
+# and Certinia PSA (a managed package in an org; by default the CRM's own, whose allowance both then spend).
+_SALESFORCE_ORGS = frozenset({"salesforce", "certinia"})
+
 log = get_logger("stratum.budgets")
 
 #: Window of the per-minute figures (Kantata, Anaplan) and of NetSuite's peak and refusals.
@@ -475,7 +479,7 @@ class VendorBudgets:
                 usages = {
                     index: await counters.get(f"{metered.key}:usage")
                     for index, metered in enumerate(self._metered)
-                    if metered.vendor == "salesforce"
+                    if metered.vendor in _SALESFORCE_ORGS
                 }
         except (StateStoreUnavailable, TimeoutError) as exc:
             self._store_failed(exc)
@@ -526,7 +530,7 @@ class VendorBudgets:
             )
 
         settings = self._settings
-        if vendor == "salesforce":
+        if vendor in _SALESFORCE_ORGS:
             return [self._salesforce_daily(metered, shared=scope == "shared")]
         if vendor == "netsuite":
             netsuite = settings.netsuite

@@ -348,3 +348,19 @@ def test_a_window_counts_only_its_own_seconds() -> None:
     assert (meter.requests_since(300), meter.throttled_since(300)) == (1, 0)
     now += RING_SECONDS  # the ring comes round to the same slots: stale seconds are not counted again
     assert (meter.requests_since(300), meter.peak_since(60), meter.in_flight) == (0, 0, 0)
+
+
+async def test_certinia_reports_its_orgs_daily_requests(
+    make_gateway: Callable[[Settings], Any], make_settings: Callable[..., Settings]
+) -> None:
+    # Certinia PSA is a managed package in the CRM's org by default: its calls spend that org's daily
+    # allowance, which it reads from the same Sforce-Limit-Info header.
+    gw = await make_gateway(make_settings(psa_vendor="certinia"))
+    listed = await gw.client.get(
+        "/system/v1/psa/projects", params={"limit": 1}, headers=gw.auth("system:read")
+    )
+    assert listed.status_code == 200, listed.text
+    budgets = await _budgets(gw)
+    daily = budgets["certinia", "daily_api_requests"]
+    assert daily["used"] is not None
+    assert daily["limit"] == 100_000
