@@ -471,6 +471,47 @@ async def test_soql_filters_on_formula_fields() -> None:
     assert [record["Id"] for record in long_weeks] == [header_id for _name, header_id in expected]
 
 
+async def test_composite_upserts_an_event_and_its_items_or_nothing() -> None:
+    # REST API Developer Guide, "Composite": subrequests reference earlier ones (@{event.id}); with
+    # allOrNone a failure rolls every subrequest back, formula values included.
+    def request(all_or_none: bool, amount: Any) -> dict[str, Any]:
+        base = f"{DATA}/sobjects"
+        return {
+            "allOrNone": all_or_none,
+            "compositeRequest": [
+                {
+                    "method": "PATCH",
+                    "url": f"{base}/pse__Billing_Event__c/Stratum_Key__c/BE-C",
+                    "referenceId": "event",
+                    "body": {"pse__Project__c": NORTHWIND_PROJECT},
+                },
+                {
+                    "method": "PATCH",
+                    "url": f"{base}/pse__Billing_Event_Item__c/Stratum_Key__c/BE-C-1",
+                    "referenceId": "item1",
+                    "body": {"pse__Billing_Event__c": "@{event.id}", "pse__Amount__c": 100.0},
+                },
+                {
+                    "method": "PATCH",
+                    "url": f"{base}/pse__Billing_Event_Item__c/Stratum_Key__c/BE-C-2",
+                    "referenceId": "item2",
+                    "body": {"pse__Billing_Event__c": "@{event.id}", "pse__Amount__c": amount},
+                },
+            ],
+        }
+
+    async with org() as sf:
+        failed = await sf.api("POST", f"{DATA}/composite", json=request(True, "not a number"))
+        after_failure = await records(sf, "SELECT Id FROM pse__Billing_Event__c")
+        done = await sf.api("POST", f"{DATA}/composite", json=request(True, 20.25))
+        events = await records(sf, "SELECT Id, pse__Summary_Amount__c FROM pse__Billing_Event__c")
+    assert failed.status_code == 200
+    assert [part["httpStatusCode"] for part in failed.json()["compositeResponse"]][-1] == 400
+    assert after_failure == []
+    assert [part["httpStatusCode"] for part in done.json()["compositeResponse"]] == [201, 201, 201]
+    assert [event["pse__Summary_Amount__c"] for event in events] == [120.25]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # SOQL relationships
 # ---------------------------------------------------------------------------------------------------------
