@@ -407,6 +407,14 @@ def _money(amount: Decimal | None, currency: str | None) -> Money | None:
         raise ValueError(f"amount {amount} is too large") from None
 
 
+def _hours(value: Decimal | None) -> Decimal:
+    """Hours at the package's two decimal places (Number(18,2)), never in exponent form ("40.00")."""
+    try:
+        return (value or Decimal(0)).quantize(_CENTS)
+    except InvalidOperation:
+        raise ValueError(f"hours {value} are too many") from None
+
+
 def _text(value: str | None) -> str | None:
     if value is None:
         return None
@@ -482,7 +490,7 @@ def staffing_demand_from_record(record: CertiniaResourceRequest) -> StaffingDema
         id=record.id,
         project_id=record.project_id,
         role=_text(record.role) or "",
-        hours=(record.hours or Decimal(0)).normalize(),
+        hours=_hours(record.hours),
         start_date=_date(record.start_date),
         end_date=_date(record.end_date),
         external_key=demand_key_of(record),
@@ -518,7 +526,7 @@ def time_entry_from_record(record: CertiniaTimecardSplit) -> TimeEntry:
         project_id=_split_project(record),
         person_id=_text(record.resource_id),
         date=_split_date(record),
-        hours=(record.hours or Decimal(0)).normalize(),
+        hours=_hours(record.hours),
         billable=split_billable(record),
         approved=split_approved(record),
         rate=_money(record.bill_rate, _currency(record.currency)),
@@ -557,7 +565,7 @@ def billable_time(record: CertiniaTimecardSplit) -> BillableItem:
         project_id=_split_project(record),
         date=_split_date(record),
         description=f"Time {record.name or record.id}",
-        quantity=(record.hours or Decimal(0)).normalize(),
+        quantity=_hours(record.hours),
         person_id=_text(record.resource_id),
         rate=_money(record.bill_rate, currency),
         updated_at=parse_salesforce_datetime(record.last_modified_date),

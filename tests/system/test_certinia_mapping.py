@@ -123,3 +123,12 @@ def test_milestone_status_reads_approval() -> None:
     assert status("Planned", approved=True) is MilestoneStatus.COMPLETED
     assert status("Open") is MilestoneStatus.IN_PROGRESS
     assert status("Planned") is MilestoneStatus.NOT_STARTED
+
+
+def test_whole_hours_are_written_without_an_exponent() -> None:
+    # JSON's 40.0 decoded exactly is Decimal("40.0"); normalising it would print "4E+1".
+    split = CertiniaTimecardSplit(
+        id="a0T1", project_id="a0P1", start_date="2026-02-02", hours=Decimal("40.0")
+    )
+    assert str(time_entry_from_record(split).hours) == "40.00"
+    assert str(billable_time(split).quantity) == "40.00"
