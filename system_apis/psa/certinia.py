@@ -96,7 +96,14 @@ from contracts.models import (
 from system_apis.crm.port import InvalidCursor
 from system_apis.crm.salesforce_mapping import parse_salesforce_datetime
 from system_apis.cursors import fingerprint, unwrap_cursor, wrap_cursor
-from system_apis.errors import NotFound, VendorBadResponse, VendorError, VendorRejected, VendorUnavailable
+from system_apis.errors import (
+    NotFound,
+    VendorBadResponse,
+    VendorError,
+    VendorRejected,
+    VendorTimeout,
+    VendorUnavailable,
+)
 from system_apis.psa.certinia_mapping import (
     BILLING_EVENT,
     BILLING_EVENT_FIELDS,
@@ -169,6 +176,9 @@ R = TypeVar("R")
 
 # Salesforce's composite call takes at most 25 subrequests (REST API Developer Guide, "Composite").
 _COMPOSITE_MAX = 25
+# Rounds of writing an invoice's items, each after reading what the previous one made.
+_ITEM_WRITE_ROUNDS = 3
+_NOT_UPDATEABLE = "INVALID_FIELD_FOR_INSERT_UPDATE"
 # Conditional writes of one billing event before giving up on a record other writers keep changing.
 _PAYMENT_WRITE_ATTEMPTS = 3
 # Amounts go out as JSON numbers written from the Decimal's digits, never through a float.
@@ -327,7 +337,7 @@ class CertiniaPsa:
             idempotent=True,
         )
 
-    async def _composite(self, subrequests: Sequence[_Sub]) -> dict[str, Any]:
+    async def _composite(self, subrequests: Sequence[_Sub], *, idempotent: bool = True) -> dict[str, Any]:
         """The subrequests in composite calls of at most 25, each ``allOrNone``; the bodies of the
         answers by reference id. A failed subrequest is ``VendorRejected`` with Salesforce's error."""
         bodies: dict[str, Any] = {}
@@ -350,7 +360,9 @@ class CertiniaPsa:
                 f"{self._api}/composite",
                 headers=_JSON,
                 content=_encoder.encode(payload),
-                idempotent=True,  # upserts by key and PATCHes of absolute values only
+                # Upserts by key and PATCHes of absolute values only; the caller says when an upsert's
+                # update would be refused (a master-detail field), so that a lost answer is its to settle.
+                idempotent=idempotent,
             )
             try:
                 answer = msgspec.json.decode(response.content, type=_CompositeAnswer)
@@ -899,14 +911,56 @@ class CertiniaPsa:
         expenses: Sequence[CertiniaExpense],
         milestones: Sequence[CertiniaMilestone],
     ) -> None:
-        """The event's items and each source's link to its item: per source an item upsert and the link
-        (``@{ref.id}``) in the same composite call, so a source is never linked to a missing item."""
+        """The event's items and each source's link to its item, made until all are there: an answer lost
+        (or a call refused because its first attempt already made an item, see ``_write_items``) is settled
+        by reading the event's items again and writing only what is missing."""
+        for _ in range(_ITEM_WRITE_ROUNDS):
+            existing = {
+                (item.key or "").casefold(): item.id for item in (await self._items_of([event_id]))[event_id]
+            }
+            try:
+                await self._write_items(event_id, command, splits, expenses, milestones, existing)
+                return
+            except (VendorTimeout, VendorUnavailable, VendorBadResponse) as exc:
+                _log().info(
+                    "certinia_invoice_items_unconfirmed",
+                    vendor=VENDOR,
+                    invoice_id=event_id,
+                    error=exc.message,
+                )
+            except VendorRejected as exc:
+                if exc.vendor_code != _NOT_UPDATEABLE:
+                    raise
+        raise VendorUnavailable(
+            VENDOR, "the invoice's items could not be confirmed; try again", retry_after=1.0
+        )
+
+    async def _write_items(
+        self,
+        event_id: str,
+        command: PsaInvoiceCreate,
+        splits: Sequence[CertiniaTimecardSplit],
+        expenses: Sequence[CertiniaExpense],
+        milestones: Sequence[CertiniaMilestone],
+        existing: Mapping[str, str],
+    ) -> None:
+        """Per source without an item: the item's upsert and the source's link (``@{ref.id}``) in the same
+        composite call, so a source is never linked to a missing item; per source whose item exists, the
+        link alone. An item is only ever created here: its master-detail ``pse__Billing_Event__c`` cannot
+        be written on an update (not reparentable: Salesforce answers INVALID_FIELD_FOR_INSERT_UPDATE), so
+        a composite repeated after a lost answer is refused whole (allOrNone) and the caller looks again."""
         groups: list[list[_Sub]] = []
         by_id = {r.id: r for r in _all(splits, expenses, milestones)}
         date = command.invoice_date.isoformat()
 
         def add(source_id: str, sobject: str, item: dict[str, Any]) -> None:
             n = len(groups)
+            key = child_key(event_id, source_id)
+            made = existing.get(key.casefold())
+            if made is not None:
+                link_only = {"pse__Billing_Event_Item__c": made, "pse__Billed__c": True}
+                groups.append([_Sub("PATCH", f"sobjects/{sobject}/{source_id}", link_only, f"l{n}")])
+                return
             body = {
                 "pse__Billing_Event__c": event_id,
                 "pse__Project__c": command.project_id,
@@ -916,12 +970,7 @@ class CertiniaPsa:
             link = {"pse__Billing_Event_Item__c": f"@{{i{n}.id}}", "pse__Billed__c": True}
             groups.append(
                 [
-                    _Sub(
-                        "PATCH",
-                        _upsert_path(BILLING_EVENT_ITEM, child_key(event_id, source_id)),
-                        body,
-                        f"i{n}",
-                    ),
+                    _Sub("PATCH", _upsert_path(BILLING_EVENT_ITEM, key), body, f"i{n}"),
                     _Sub("PATCH", f"sobjects/{sobject}/{source_id}", link, f"l{n}"),
                 ]
             )
@@ -971,16 +1020,18 @@ class CertiniaPsa:
                 "pse__Description__c": fee.description[:255],
             }
             key = child_key(event_id, f"fee:{number}")
+            if key.casefold() in existing:
+                continue
             groups.append([_Sub("PATCH", _upsert_path(BILLING_EVENT_ITEM, key), fee_body, f"f{number}")])
         # An item and its source's link travel in one call: calls are split between groups only.
         chunk: list[_Sub] = []
         for group in groups:
             if len(chunk) + len(group) > _COMPOSITE_MAX:
-                await self._composite(chunk)
+                await self._composite(chunk, idempotent=False)
                 chunk = []
             chunk += group
         if chunk:
-            await self._composite(chunk)
+            await self._composite(chunk, idempotent=False)
 
     async def _settle_race(self, event_id: str, command: PsaInvoiceCreate) -> None:
         """After the write: a source linked to another invoice's item meanwhile means another invoice took

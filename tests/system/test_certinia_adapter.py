@@ -5,6 +5,7 @@ through the org's REST API, as people booking in Certinia would."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import uuid
@@ -528,3 +529,49 @@ async def test_in_another_org_no_crm_record_is_linked(org: Org) -> None:
     record = org.records("pse__Proj__c")[project.id]
     assert record.get("pse__Account__c") is None
     assert record.get("pse__Opportunity__c") is None
+
+
+async def test_a_lost_answer_to_an_invoices_items_is_retried_into_one_item_each(org: Org) -> None:
+    psa = org.psa(timeout_seconds=0.3)
+    project, _ = await _billing_project(org, psa)
+    items = await _billable(psa, project.id)
+    # The composite call (items and their sources' links) is all upserts by key and PATCHes of absolute
+    # values, so the retry after its lost answer writes nothing twice.
+    await org.fault(kind="lost", method="POST", path_pattern="/composite$", latency_ms=1500, times=1)
+    invoice, created = await psa.create_invoice(_invoice(project.id, f"bill-{uuid.uuid4().hex[:8]}", items))
+    assert created
+    event_items = [
+        i
+        for i in org.records("pse__Billing_Event_Item__c").values()
+        if i["pse__Billing_Event__c"] == invoice.id
+    ]
+    assert len(event_items) == 3
+    assert invoice.total.amount == Decimal("6510.75")
+
+
+async def test_two_invoices_racing_for_one_item_never_both_hold_it(org: Org, psa: CertiniaPsa) -> None:
+    project, booked = await _billing_project(org, psa)
+    items = await _billable(psa, project.id)
+    expense = [i for i in items if i.id == booked["expense"]]
+    commands = [_invoice(project.id, f"bill-race-{n}-{uuid.uuid4().hex[:6]}", expense) for n in range(2)]
+    outcomes = await asyncio.gather(
+        *(org.psa().create_invoice(command) for command in commands), return_exceptions=True
+    )
+    won = [o for o in outcomes if not isinstance(o, BaseException)]
+    lost = [o for o in outcomes if isinstance(o, BaseException)]
+    assert all(isinstance(o, VendorRejected) for o in lost), lost
+    assert len(won) <= 1
+    live = [
+        e
+        for e in org.records("pse__Billing_Event__c").values()
+        if e["pse__Project__c"] == project.id and e["Stratum_Status__c"] != "Cancelled"
+    ]
+    assert len(live) == len(won)
+    linked = org.records("pse__Expense__c")[booked["expense"]]["pse__Billing_Event_Item__c"]
+    if won:
+        (invoice, _created) = won[0]
+        assert invoice.expense_ids == [booked["expense"]]
+        owner = org.records("pse__Billing_Event_Item__c")[linked]["pse__Billing_Event__c"]
+        assert owner == invoice.id
+    else:
+        assert linked is None  # both stood down: the expense is billable again
