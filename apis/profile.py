@@ -76,6 +76,9 @@ def _vendor_violations(settings: Settings, vendor: str) -> Iterable[str]:
             yield from _vendor_violations(settings, "salesforce")
         return
     connection: VendorConnection = getattr(settings, vendor)
+    if vendor == "certinia":
+        # A second org: its credentials are its own, or else the Salesforce settings' (resolved here).
+        connection = settings.certinia.org_settings(settings.salesforce)
     required = _REQUIRED.get(vendor, ())
     if isinstance(connection, NetSuiteSettings):
         # NetSuite's host derives from the account id; a base URL is only for a proxy.

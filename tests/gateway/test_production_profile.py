@@ -186,7 +186,6 @@ def test_the_commands_refuse_before_anything_starts(tmp_path: Path, command: lis
     assert not (tmp_path / "data").exists()
 
 
-
 def test_an_asgi_server_started_by_hand_gets_the_same_refusal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -273,3 +272,20 @@ def test_a_complete_production_configuration_starts(
             gateway.stop()
     finally:
         idp.stop()
+
+
+def test_certinia_in_the_crms_org_needs_nothing_more(key_file: Path) -> None:
+    # Certinia PSA is a managed package in the CRM's org: the Salesforce connection is the one checked.
+    assert violations({**complete(key_file), "STRATUM_PSA_VENDOR": "certinia"}) == []
+
+
+def test_certinia_in_a_second_org_needs_that_orgs_credentials(key_file: Path) -> None:
+    env = {
+        **complete(key_file),
+        "STRATUM_PSA_VENDOR": "certinia",
+        "STRATUM_CERTINIA__BASE_URL": f"{VENDOR}/psa",
+    }
+    env.pop("STRATUM_SALESFORCE__CLIENT_SECRET")
+    assert named(violations(env)) == ["STRATUM_SALESFORCE__CLIENT_SECRET", "STRATUM_CERTINIA__CLIENT_SECRET"]
+    env["STRATUM_CERTINIA__CLIENT_SECRET"] = "psa-org-secret"
+    assert named(violations(env)) == ["STRATUM_SALESFORCE__CLIENT_SECRET"]
