@@ -19,6 +19,7 @@ import pytest
 
 from apis.config import CertiniaSettings, SalesforceSettings
 from contracts.models import (
+    BillableItemKind,
     BillingModel,
     MilestoneInput,
     ProjectCreate,
@@ -575,3 +576,24 @@ async def test_two_invoices_racing_for_one_item_never_both_hold_it(org: Org, psa
         assert owner == invoice.id
     else:
         assert linked is None  # both stood down: the expense is billable again
+
+
+async def test_billable_items_of_every_project_or_of_one_kind(org: Org, psa: CertiniaPsa) -> None:
+    project, booked = await _billing_project(org, psa)
+    seen: list[Any] = []
+    cursor: str | None = None
+    while True:
+        page = await psa.list_billable_items_of(None, through=THROUGH, limit=5, cursor=cursor)
+        seen += page.items
+        if (cursor := page.next_cursor) is None:
+            break
+    mine = {i.id for i in seen if i.project_id == project.id}
+    assert mine == {booked["time"], booked["expense"], booked["milestone"]}
+    assert len({(i.kind, i.id) for i in seen}) == len(seen)
+    # The seed's approved work of Certinia's own projects is there too; its unapproved timecard is not.
+    assert {i.project_id for i in seen} >= set(PSE_PROJECT_IDS[:1])
+    expenses = await psa.list_billable_items_of(
+        [project.id], through=THROUGH, limit=50, kind=BillableItemKind.EXPENSE
+    )
+    assert [i.id for i in expenses.items] == [booked["expense"]]
+    assert expenses.next_cursor is None
