@@ -292,7 +292,7 @@ class CertiniaPsa:
         """The org answers a query on the package's project object with the org's key field."""
         fix = None
         try:
-            await self._query(f"SELECT Id, {KEY_FIELD} FROM {PROJECT} LIMIT 1", CertiniaProject)  # noqa: S608
+            await self._query(f"SELECT Id, {KEY_FIELD} FROM {PROJECT} LIMIT 1", RecordRef)  # noqa: S608
         except VendorError as exc:
             fix = f"Certinia's org refused a query of {PROJECT}.{KEY_FIELD}: {exc.message}"
         return [Check(vendor=VENDOR, what=f"{PROJECT}.{KEY_FIELD}", fix=fix)]

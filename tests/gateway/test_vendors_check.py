@@ -340,3 +340,26 @@ def test_the_written_fields_are_the_activation_write_back_and_the_invoice_status
     assert invoice_writes == {
         f.name for f in CUSTOM_FIELDS if f.written and f.sobject == "Stratum_Invoice__c"
     }
+
+
+def test_certinia_is_checked_in_the_crms_org(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRATUM_PSA_VENDOR", "certinia")
+    code, lines, err = _check(capsys)
+    assert code == 0, (lines, err)
+    assert any(line.startswith("certinia") and "pse__Proj__c.Stratum_Key__c" in line for line in lines)
+
+
+def test_a_certinia_org_without_the_key_field_is_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRATUM_PSA_VENDOR", "certinia")
+    _org_where(monkeypatch, "pse__Proj__c", "Stratum_Key__c", lambda _: None)
+
+    code, lines, _ = _check(capsys)
+
+    assert code == 1
+    [failed] = _failed(lines)
+    assert failed.startswith("certinia")
+    assert "Stratum_Key__c" in failed
