@@ -289,13 +289,20 @@ class CertiniaPsa:
         await self._org.aclose()
 
     async def check(self) -> list[Check]:
-        """The org answers a query on the package's project object with the org's key field."""
-        fix = None
-        try:
-            await self._query(f"SELECT Id, {KEY_FIELD} FROM {PROJECT} LIMIT 1", RecordRef)  # noqa: S608
-        except VendorError as exc:
-            fix = f"Certinia's org refused a query of {PROJECT}.{KEY_FIELD}: {exc.message}"
-        return [Check(vendor=VENDOR, what=f"{PROJECT}.{KEY_FIELD}", fix=fix)]
+        """The org has the package's objects with the fields the org adds for Stratum: each object is
+        queried for them (SOQL refuses a field the org lacks, or the user cannot read, with INVALID_FIELD;
+        an object it lacks with INVALID_TYPE), one line per object, at once."""
+
+        async def one(sobject: str, fields: tuple[str, ...]) -> Check:
+            what = f"{sobject}.{'/'.join(fields)}"
+            try:
+                await self._query(f"SELECT Id, {', '.join(fields)} FROM {sobject} LIMIT 1", RecordRef)  # noqa: S608
+            except VendorError as exc:
+                fix = f"the org refused {what} ({exc.message}): install Certinia PSA and create the fields"
+                return Check(vendor=VENDOR, what=what, fix=fix)
+            return Check(vendor=VENDOR, what=what, fix=None)
+
+        return list(await asyncio.gather(*(one(sobject, fields) for sobject, fields in _ORG_FIELDS)))
 
     # --- plumbing ------------------------------------------------------------------------------------
 
@@ -1161,6 +1168,24 @@ class CertiniaPsa:
             VENDOR, "the billing event kept changing while it was written; try again", retry_after=1.0
         )
 
+
+# The fields the org adds to the package's objects for Stratum (README "Configuration", STRATUM_CERTINIA__).
+_ORG_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (PROJECT, (KEY_FIELD,)),
+    (MILESTONE, (KEY_FIELD,)),
+    (RESOURCE_REQUEST, (KEY_FIELD,)),
+    (
+        BILLING_EVENT,
+        (
+            KEY_FIELD,
+            "Stratum_Status__c",
+            "Stratum_ERP_Invoice_Id__c",
+            "Stratum_Paid_Amount__c",
+            "Stratum_Payment_Ids__c",
+        ),
+    ),
+    (BILLING_EVENT_ITEM, (KEY_FIELD,)),
+)
 
 _SOURCE_OBJECT: Mapping[type[Any], str] = {
     CertiniaTimecardSplit: TIMECARD_SPLIT,

@@ -348,7 +348,9 @@ def test_certinia_is_checked_in_the_crms_org(
     monkeypatch.setenv("STRATUM_PSA_VENDOR", "certinia")
     code, lines, err = _check(capsys)
     assert code == 0, (lines, err)
-    assert any(line.startswith("certinia") and "pse__Proj__c.Stratum_Key__c" in line for line in lines)
+    certinia = [line for line in lines if line.startswith("certinia")]
+    assert len(certinia) == 5
+    assert any("pse__Billing_Event__c.Stratum_Key__c/Stratum_Status__c" in line for line in certinia)
 
 
 def test_a_certinia_org_without_the_key_field_is_named(
