@@ -17,7 +17,7 @@ import httpx
 import msgspec
 import pytest
 
-from apis.config import CertiniaSettings, SalesforceSettings
+from apis.config import CertiniaSettings, SalesforceSettings, load_settings
 from contracts.models import (
     BillableItemKind,
     BillingModel,
@@ -597,3 +597,36 @@ async def test_billable_items_of_every_project_or_of_one_kind(org: Org, psa: Cer
     )
     assert [i.id for i in expenses.items] == [booked["expense"]]
     assert expenses.next_cursor is None
+
+
+def test_certinia_settings_default_to_the_crms_org() -> None:
+    crm = SalesforceSettings(
+        base_url="https://acme.my.salesforce.com",
+        token_url="https://login.example/token",
+        client_id="crm-app",
+        client_secret="crm-secret",
+        api_version="v62.0",
+    )
+    same = CertiniaSettings().org_settings(crm)
+    assert (same.base_url, same.token_url, same.client_id, same.client_secret, same.api_version) == (
+        "https://acme.my.salesforce.com",
+        "https://login.example/token",
+        "crm-app",
+        "crm-secret",
+        "v62.0",
+    )
+    env = {
+        "STRATUM_PSA_VENDOR": "certinia",
+        "STRATUM_CERTINIA__BASE_URL": "https://psa.my.salesforce.com",
+        "STRATUM_CERTINIA__CLIENT_ID": "psa-app",
+    }
+    settings = load_settings(env)
+    other = settings.certinia.org_settings(crm)
+    # A second org: its own URL and token endpoint ({base_url}/services/oauth2/token), its own app; what it
+    # leaves unset is the CRM's.
+    assert (other.base_url, other.token_url, other.client_id, other.client_secret) == (
+        "https://psa.my.salesforce.com",
+        None,
+        "psa-app",
+        "crm-secret",
+    )
