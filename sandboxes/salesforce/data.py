@@ -52,6 +52,14 @@ constant                                 record
                                          an upsert on that value answers 300
 =======================================  ============================================================
 
+Certinia PSA (the managed package ``pse__``, installed in the same org; see the "Certinia PSA" section
+below) is seeded small and the same for every seed: ``PSE_PROJECT_IDS`` (three projects delivering the
+ready T&M, fixed-fee and milestone deals), ``PSE_RESOURCE_IDS`` (four Contacts without an account, the
+firm's own people), approved billable timecards with one split each, approved billable expenses,
+milestones (``PSE_APPROVED_MILESTONE_ID`` approved), ``PSE_UNAPPROVED_TIMECARD_ID`` (submitted, not
+approved), ``PSE_NON_BILLABLE_TIMECARD_ID`` (fixed-price time), a resource request and rate cards; no
+billing events yet.
+
 Each "failing" opportunity breaks exactly one activation rule (positive amount, currency, billing model,
 legal entity, account tax jurisdiction); every other Closed Won opportunity, filler included, passes
 all of them. Every deal with terms text has ``Payment_Terms_Days__c`` saying the same ("Net 30" -> 30).
@@ -68,6 +76,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -76,6 +85,7 @@ __all__ = [
     "ACTIVATION_STATUSES",
     "BIG_ACCOUNT_ID",
     "BIG_ACCOUNT_OPPORTUNITY_COUNT",
+    "CERTINIA_SCHEMAS",
     "CLOSED_LOST_OPPORTUNITY_ID",
     "CONTACT_SCHEMA",
     "CONTRACT_SCHEMA",
@@ -102,6 +112,22 @@ __all__ = [
     "ORGANIZATION_SCHEMA",
     "ORG_ID",
     "ORG_NAME",
+    "PSE_APPROVED_MILESTONE_ID",
+    "PSE_AUTO_NUMBER_PREFIXES",
+    "PSE_BILLING_EVENT_ITEM_SCHEMA",
+    "PSE_BILLING_EVENT_SCHEMA",
+    "PSE_DAY_HOURS_FIELDS",
+    "PSE_EXPENSE_SCHEMA",
+    "PSE_MILESTONE_SCHEMA",
+    "PSE_NON_BILLABLE_TIMECARD_ID",
+    "PSE_PROJECT_IDS",
+    "PSE_PROJECT_SCHEMA",
+    "PSE_RATE_CARD_SCHEMA",
+    "PSE_RESOURCE_IDS",
+    "PSE_RESOURCE_REQUEST_SCHEMA",
+    "PSE_TIMECARD_HEADER_SCHEMA",
+    "PSE_TIMECARD_SCHEMA",
+    "PSE_UNAPPROVED_TIMECARD_ID",
     "RATE_CARD_LINE_SCHEMA",
     "READY_FIXED_FEE_OPPORTUNITY_ID",
     "READY_MILESTONE_OPPORTUNITY_ID",
@@ -111,6 +137,7 @@ __all__ = [
     "SCHEMAS",
     "SEED_NOW",
     "STAGES",
+    "STRATUM_BILLING_EVENT_STATUSES",
     "STRATUM_INVOICE_SCHEMA",
     "SUBSIDIARY_ACCOUNT_ID",
     "UK_ACCOUNT_ID",
@@ -124,6 +151,7 @@ __all__ = [
     "StageInfo",
     "add_months",
     "build_seed",
+    "compute_formulas",
     "contract_end_date",
     "format_datetime",
     "normalize_salesforce_id",
@@ -287,6 +315,14 @@ class FieldSpec:
     # Number(precision, scale) of a custom number or currency field; None: the kind's default shape.
     precision: int | None = None
     scale: int | None = None
+    # A formula (or roll-up summary) field: computed by the org on read, never createable or updateable
+    # (describe's ``calculated``); `sandboxes.salesforce.sobjects` recomputes it after every write.
+    formula: bool = False
+    # An auto-number Name (describe's ``autoNumber``): the org numbers it on create, never writable.
+    auto_number: bool = False
+    # The values describe lists for an unrestricted picklist (any value is accepted, as Salesforce's
+    # classic picklists do); `restricted_values` is for restricted ones.
+    picklist_values: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +339,8 @@ class ObjectSchema:
     createable: bool = True
     updateable: bool = True
     deletable: bool = True
+    # The object's label when it is not derived from its API name (a package's "Timecard Split").
+    label: str | None = None
     _by_lower_name: Mapping[str, FieldSpec] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -572,6 +610,324 @@ ORGANIZATION_SCHEMA = ObjectSchema(
     deletable=False,
 )
 
+# ---------------------------------------------------------------------------------------------------------
+# Certinia PSA (formerly FinancialForce PSA): the managed package's objects in the same org
+# ---------------------------------------------------------------------------------------------------------
+#
+# Certinia PSA is a managed package installed in the customer's org, so its objects are more objects of this
+# org: same OAuth, REST, SOQL, limits and error arrays (VENDORS.md "Certinia PSA"). Object and field names
+# are the package's (namespace ``pse__``) as in Certinia's data dictionary (help.certinia.com,
+# TechnicalReference, ProfessionalServicesAutomation/Schema) and in public dumps of real PSA orgs'
+# schemas (github.com/sirhcrd/sirhcrd.github.io, schema-intel/data/tables/pse_timecard_header_c.md,
+# pse_milestone_c.md, ...); the subset and the shapes are the field contract of
+# /work/notes/certinia-contract.md. Key prefixes of a managed package's custom objects are assigned per
+# org: these (a0P..a0X) are simply unused in this org. ``Stratum_Key__c`` and the ``Stratum_*`` fields on
+# the billing event are the customer's own custom fields on the package's objects (no namespace): the
+# package has no external id of its own.
+
+PSE_BILLING_TYPES = ("Time and Materials", "Fixed Price")
+PSE_PROJECT_STAGES = ("Draft", "Planned", "In Progress", "Completed", "Canceled")
+PSE_MILESTONE_STATUSES = ("Planned", "Open", "Approved", "Canceled")
+PSE_RESOURCE_REQUEST_STATUSES = ("Draft", "Ready to Staff", "Hold", "Assigned", "Cancelled")
+PSE_TIMECARD_STATUSES = ("Saved", "Submitted", "Approved", "Rejected")
+PSE_EXPENSE_STATUSES = ("Draft", "Submitted", "Approved", "Rejected")
+PSE_EXPENSE_TYPES = ("Airfare", "Hotel", "Meals", "Mileage", "Other")
+PSE_BILLING_EVENT_ITEM_CATEGORIES = ("Budget", "Expense", "Milestone", "Miscellaneous Adjustment", "Timecard")
+PSE_RESOURCE_ROLES = ("Project Manager", "Consultant", "Senior Consultant", "Architect", "Developer")
+STRATUM_BILLING_EVENT_STATUSES = ("Draft", "Issued", "Cancelled")
+PSE_DAY_HOURS_FIELDS = tuple(
+    f"pse__{day}_Hours__c"
+    for day in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+)
+# Auto-number Name fields: object -> the display format's fixed part (``RR-{000000}`` -> "RR-").
+PSE_AUTO_NUMBER_PREFIXES: Mapping[str, str] = {
+    "pse__Resource_Request__c": "RR-",
+    "pse__Timecard_Header__c": "TC-",
+    "pse__Timecard__c": "TS-",
+    "pse__Expense__c": "EX-",
+    "pse__Billing_Event__c": "BE-",
+    "pse__Billing_Event_Item__c": "BEI-",
+    "pse__Rate_Card__c": "RC-",
+}
+
+
+def _auto_name() -> FieldSpec:
+    return FieldSpec(
+        name="Name", kind="string", length=80, createable=False, updateable=False, auto_number=True
+    )
+
+
+def _formula(name: str, kind: FieldKind) -> FieldSpec:
+    return FieldSpec(name=name, kind=kind, createable=False, updateable=False, formula=True)
+
+
+def _stratum_key() -> FieldSpec:
+    # The org's own business key on the package's objects: every create is an upsert on it (Text(80),
+    # External ID, Unique, case-insensitive), so a lost answer and a retry make one record.
+    return FieldSpec(name="Stratum_Key__c", kind="string", length=80, external_id=True, unique=True)
+
+
+def _pse_ref(name: str, target: str, *, required: bool = False) -> FieldSpec:
+    # A required lookup to a parent takes its records with it when the parent is deleted (decided here:
+    # a dangling required lookup cannot exist in an org).
+    return FieldSpec(
+        name=name, kind="reference", reference_to=target, required=required, cascade_delete=required
+    )
+
+
+def _pse_picklist(name: str, values: tuple[str, ...]) -> FieldSpec:
+    # The package's picklists are unrestricted and org-configurable (VENDORS.md: "Status picklist values
+    # are org-configurable"): describe lists the values, any value is accepted.
+    return FieldSpec(name=name, kind="picklist", length=255, picklist_values=values)
+
+
+def _invoice_fields() -> tuple[FieldSpec, ...]:
+    return (
+        FieldSpec(name="pse__Invoice_Number__c", kind="string", length=255),
+        FieldSpec(name="pse__Invoice_Date__c", kind="date"),
+    )
+
+
+PSE_PROJECT_SCHEMA = ObjectSchema(
+    "pse__Proj__c",
+    "a0P",
+    (
+        _ID,
+        FieldSpec(name="Name", kind="string", length=80, required=True),
+        FieldSpec(name="pse__Account__c", kind="reference", reference_to="Account"),
+        FieldSpec(name="pse__Opportunity__c", kind="reference", reference_to="Opportunity"),
+        _pse_picklist("pse__Billing_Type__c", PSE_BILLING_TYPES),
+        FieldSpec(name="pse__Start_Date__c", kind="date"),
+        FieldSpec(name="pse__End_Date__c", kind="date"),
+        FieldSpec(name="pse__Is_Active__c", kind="boolean"),
+        FieldSpec(name="pse__Is_Billable__c", kind="boolean"),
+        _pse_picklist("pse__Stage__c", PSE_PROJECT_STAGES),
+        FieldSpec(name="pse__Closed_for_Time_Entry__c", kind="boolean"),
+        FieldSpec(name="pse__Closed_for_Expense_Entry__c", kind="boolean"),
+        FieldSpec(name="pse__Project_Manager__c", kind="reference", reference_to="Contact"),
+        FieldSpec(name="pse__Description__c", kind="textarea", length=32768),
+        _stratum_key(),
+        _CURRENCY,
+        *_SYSTEM_FIELDS,
+    ),
+    label="Project",
+)
+
+PSE_MILESTONE_SCHEMA = ObjectSchema(
+    "pse__Milestone__c",
+    "a0Q",
+    (
+        _ID,
+        FieldSpec(name="Name", kind="string", length=80, required=True),
+        _pse_ref("pse__Project__c", "pse__Proj__c", required=True),
+        FieldSpec(name="pse__Milestone_Amount__c", kind="currency"),
+        FieldSpec(name="pse__Target_Date__c", kind="date"),
+        FieldSpec(name="pse__Actual_Date__c", kind="date"),
+        _pse_picklist("pse__Status__c", PSE_MILESTONE_STATUSES),
+        FieldSpec(name="pse__Approved__c", kind="boolean"),
+        FieldSpec(name="pse__Billed__c", kind="boolean"),
+        _formula("pse__Invoiced__c", "boolean"),
+        _formula("pse__Billing_Event_Invoiced__c", "boolean"),
+        *_invoice_fields(),
+        FieldSpec(
+            name="pse__Billing_Event_Item__c", kind="reference", reference_to="pse__Billing_Event_Item__c"
+        ),
+        _stratum_key(),
+        _CURRENCY,
+        *_SYSTEM_FIELDS,
+    ),
+)
+
+PSE_RESOURCE_REQUEST_SCHEMA = ObjectSchema(
+    "pse__Resource_Request__c",
+    "a0R",
+    (
+        _ID,
+        _auto_name(),  # RR-{000000}
+        _pse_ref("pse__Project__c", "pse__Proj__c", required=True),
+        _pse_picklist("pse__Resource_Role__c", PSE_RESOURCE_ROLES),
+        FieldSpec(name="pse__Start_Date__c", kind="date"),
+        FieldSpec(name="pse__End_Date__c", kind="date"),
+        FieldSpec(name="pse__SOW_Hours__c", kind="double"),
+        FieldSpec(name="pse__Requested_Bill_Rate__c", kind="currency"),
+        _pse_picklist("pse__Status__c", PSE_RESOURCE_REQUEST_STATUSES),
+        FieldSpec(name="pse__Notes__c", kind="textarea", length=32768),
+        _stratum_key(),
+        _CURRENCY,
+        *_SYSTEM_FIELDS,
+    ),
+)
+
+PSE_TIMECARD_HEADER_SCHEMA = ObjectSchema(
+    "pse__Timecard_Header__c",
+    "a0S",
+    (
+        _ID,
+        _auto_name(),  # TC-{000000}
+        _pse_ref("pse__Project__c", "pse__Proj__c", required=True),
+        # Certinia's resources are Contacts (with a user behind them when they log time themselves).
+        FieldSpec(name="pse__Resource__c", kind="reference", reference_to="Contact", required=True),
+        FieldSpec(name="pse__Milestone__c", kind="reference", reference_to="pse__Milestone__c"),
+        FieldSpec(name="pse__Start_Date__c", kind="date"),  # the week's Monday
+        FieldSpec(name="pse__End_Date__c", kind="date"),
+        _pse_picklist("pse__Status__c", PSE_TIMECARD_STATUSES),
+        FieldSpec(name="pse__Approved__c", kind="boolean"),
+        FieldSpec(name="pse__Billable__c", kind="boolean"),
+        *(FieldSpec(name=name, kind="double", precision=18, scale=2) for name in PSE_DAY_HOURS_FIELDS),
+        _formula("pse__Total_Hours__c", "double"),  # the sum of the seven days
+        FieldSpec(name="pse__Bill_Rate__c", kind="currency"),
+        FieldSpec(name="pse__Notes__c", kind="textarea", length=255),
+        _CURRENCY,
+        *_SYSTEM_FIELDS,
+    ),
+    label="Timecard",
+)
+
+PSE_TIMECARD_SCHEMA = ObjectSchema(
+    "pse__Timecard__c",  # labelled "Timecard Split": what carries billing
+    "a0T",
+    (
+        _ID,
+        _auto_name(),  # TS-{000000}
+        _pse_ref("pse__Timecard_Header__c", "pse__Timecard_Header__c", required=True),
+        FieldSpec(name="pse__Project__c", kind="reference", reference_to="pse__Proj__c"),
+        FieldSpec(name="pse__Resource__c", kind="reference", reference_to="Contact"),
+        FieldSpec(name="pse__Start_Date__c", kind="date"),
+        FieldSpec(name="pse__End_Date__c", kind="date"),
+        FieldSpec(name="pse__Total_Hours__c", kind="double", precision=18, scale=2),
+        FieldSpec(name="pse__Billable__c", kind="boolean"),
+        _pse_picklist("pse__Status__c", PSE_TIMECARD_STATUSES),
+        FieldSpec(name="pse__Bill_Rate__c", kind="currency"),
+        FieldSpec(name="pse__Total_Billable_Amount__c", kind="currency"),
+        FieldSpec(name="pse__Billed__c", kind="boolean"),
+        _formula("pse__Invoiced__c", "boolean"),
+        _formula("pse__Billing_Event_Invoiced__c", "boolean"),
+        *_invoice_fields(),
+        FieldSpec(
+            name="pse__Billing_Event_Item__c", kind="reference", reference_to="pse__Billing_Event_Item__c"
+        ),
+        _CURRENCY,
+        *_SYSTEM_FIELDS,
+    ),
+    label="Timecard Split",
+)
+
+PSE_EXPENSE_SCHEMA = ObjectSchema(
+    "pse__Expense__c",
+    "a0U",
+    (
+        _ID,
+        _auto_name(),  # EX-{000000}
+        _pse_ref("pse__Project__c", "pse__Proj__c", required=True),
+        FieldSpec(name="pse__Resource__c", kind="reference", reference_to="Contact"),
+        FieldSpec(name="pse__Expense_Date__c", kind="date"),
+        _pse_picklist("pse__Type__c", PSE_EXPENSE_TYPES),
+        FieldSpec(name="pse__Amount__c", kind="currency"),
+        FieldSpec(name="pse__Billable__c", kind="boolean"),
+        FieldSpec(name="pse__Billable_Amount__c", kind="currency"),
+        _pse_picklist("pse__Status__c", PSE_EXPENSE_STATUSES),
+        FieldSpec(name="pse__Approved__c", kind="boolean"),
+        FieldSpec(name="pse__Billed__c", kind="boolean"),
+        _formula("pse__Invoiced__c", "boolean"),
+        _formula("pse__Billing_Event_Invoiced__c", "boolean"),
+        *_invoice_fields(),
+        FieldSpec(
+            name="pse__Billing_Event_Item__c", kind="reference", reference_to="pse__Billing_Event_Item__c"
+        ),
+        FieldSpec(name="pse__Description__c", kind="textarea", length=255),
+        _CURRENCY,
+        *_SYSTEM_FIELDS,
+    ),
+)
+
+PSE_BILLING_EVENT_SCHEMA = ObjectSchema(
+    "pse__Billing_Event__c",
+    "a0V",
+    (
+        _ID,
+        _auto_name(),  # BE-{000000}
+        _pse_ref("pse__Project__c", "pse__Proj__c", required=True),
+        FieldSpec(name="pse__Date__c", kind="date"),
+        _formula("pse__Summary_Amount__c", "currency"),  # the sum of its items' pse__Amount__c
+        FieldSpec(name="pse__Is_Released__c", kind="boolean"),
+        # Invoicing happens at the billing event level: the ERP integration updates these three.
+        FieldSpec(name="pse__Invoiced__c", kind="boolean"),
+        *_invoice_fields(),
+        FieldSpec(name="pse__Event_Key__c", kind="string", length=255),
+        _stratum_key(),
+        FieldSpec(
+            name="Stratum_Status__c",
+            kind="picklist",
+            length=255,
+            restricted_values=STRATUM_BILLING_EVENT_STATUSES,
+        ),
+        FieldSpec(name="Stratum_ERP_Invoice_Id__c", kind="string", length=64),
+        FieldSpec(name="Stratum_Paid_Amount__c", kind="currency"),
+        # The ERP payment ids already recorded, one per line (Long Text Area(32768)).
+        FieldSpec(name="Stratum_Payment_Ids__c", kind="textarea", length=32768),
+        _CURRENCY,
+        *_SYSTEM_FIELDS,
+    ),
+)
+
+PSE_BILLING_EVENT_ITEM_SCHEMA = ObjectSchema(
+    "pse__Billing_Event_Item__c",
+    "a0W",
+    (
+        _ID,
+        _auto_name(),  # BEI-{000000}
+        FieldSpec(
+            name="pse__Billing_Event__c",
+            kind="reference",
+            reference_to="pse__Billing_Event__c",
+            required=True,
+            updateable=False,  # master-detail, reparenting not allowed (Salesforce's default)
+            cascade_delete=True,
+        ),
+        FieldSpec(name="pse__Project__c", kind="reference", reference_to="pse__Proj__c"),
+        _pse_picklist("pse__Category__c", PSE_BILLING_EVENT_ITEM_CATEGORIES),
+        FieldSpec(name="pse__Object_Id__c", kind="string", length=18),  # the source record's id
+        FieldSpec(name="pse__Timecard_Split__c", kind="reference", reference_to="pse__Timecard__c"),
+        FieldSpec(name="pse__Expense__c", kind="reference", reference_to="pse__Expense__c"),
+        FieldSpec(name="pse__Milestone__c", kind="reference", reference_to="pse__Milestone__c"),
+        FieldSpec(name="pse__Amount__c", kind="currency"),
+        FieldSpec(name="pse__Quantity__c", kind="double", precision=18, scale=2),
+        FieldSpec(name="pse__Unit_Price__c", kind="currency"),
+        FieldSpec(name="pse__Date__c", kind="date"),
+        FieldSpec(name="pse__Description__c", kind="textarea", length=255),
+        _formula("pse__Invoiced__c", "boolean"),  # its billing event's
+        _stratum_key(),
+        _INHERITED_CURRENCY,  # a detail takes its master's currency
+        *_AUDIT_FIELDS,  # detail records have no owner of their own
+    ),
+)
+
+PSE_RATE_CARD_SCHEMA = ObjectSchema(
+    "pse__Rate_Card__c",
+    "a0X",
+    (
+        _ID,
+        _auto_name(),  # RC-{000000}
+        FieldSpec(name="pse__Role__c", kind="string", length=255),
+        FieldSpec(name="pse__Suggested_Bill_Rate__c", kind="currency"),
+        FieldSpec(name="pse__Account__c", kind="reference", reference_to="Account"),
+        _CURRENCY,
+        *_SYSTEM_FIELDS,
+    ),
+)
+
+CERTINIA_SCHEMAS: tuple[ObjectSchema, ...] = (
+    PSE_PROJECT_SCHEMA,
+    PSE_MILESTONE_SCHEMA,
+    PSE_RESOURCE_REQUEST_SCHEMA,
+    PSE_TIMECARD_HEADER_SCHEMA,
+    PSE_TIMECARD_SCHEMA,
+    PSE_EXPENSE_SCHEMA,
+    PSE_BILLING_EVENT_SCHEMA,
+    PSE_BILLING_EVENT_ITEM_SCHEMA,
+    PSE_RATE_CARD_SCHEMA,
+)
+
 SCHEMAS: Mapping[str, ObjectSchema] = {
     schema.name: schema
     for schema in (
@@ -583,6 +939,7 @@ SCHEMAS: Mapping[str, ObjectSchema] = {
         RATE_CARD_LINE_SCHEMA,
         STRATUM_INVOICE_SCHEMA,
         ORGANIZATION_SCHEMA,
+        *CERTINIA_SCHEMAS,
     )
 }
 
@@ -2164,6 +2521,276 @@ def _contracts(
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Certinia PSA records
+# ---------------------------------------------------------------------------------------------------------
+#
+# Small and hand-written (the same for every seed): three projects delivering well-known won deals, four
+# resources, a few weeks of time, some expenses and milestones. Nothing is billed yet (no billing events):
+# the approved, billable, unbilled work is what a billing run turns into billing events.
+
+PSE_PROJECT_IDS: tuple[str, ...] = tuple(salesforce_id("a0P", n) for n in (1, 2, 3))
+"""The seeded Certinia projects: Northwind EHR (T&M, USD), Initech S/4HANA (fixed price, EUR), Umbrella
+clinical data platform (T&M, GBP)."""
+PSE_RESOURCE_IDS: tuple[str, ...] = tuple(salesforce_id("003", n) for n in (9001, 9002, 9003, 9004))
+"""The seeded resources: Contacts of the firm's own people (no client account; numbered far above the
+client contacts so neither range moves the other)."""
+PSE_UNAPPROVED_TIMECARD_ID = salesforce_id("a0S", 4)
+"""A submitted, not yet approved timecard header (billable project, so only approval keeps it unbilled)."""
+PSE_NON_BILLABLE_TIMECARD_ID = salesforce_id("a0S", 6)
+"""An approved timecard on the fixed-price project: not billable (fixed-price time is billed by milestone)."""
+PSE_APPROVED_MILESTONE_ID = salesforce_id("a0Q", 1)
+"""Initech's approved "Mobilisation" milestone (42000 EUR)."""
+
+_PSE_STAMP = format_datetime(datetime(2026, 3, 1, 18, 0, tzinfo=UTC))
+
+# (first, last, title, currency, city, country)
+_PSE_RESOURCES = (
+    ("Maya", "Chen", "Engagement Manager", "USD", "New York", "United States"),
+    ("Ravi", "Patel", "Business Analyst", "USD", "Boston", "United States"),
+    ("Lukas", "Weber", "Senior Consultant", "EUR", "München", "Germany"),
+    ("Olivia", "Grant", "Senior Consultant", "GBP", "London", "United Kingdom"),
+)
+
+
+def _pse_system(owner_id: str | None = INTEGRATION_USER_ID) -> Record:
+    system: Record = {
+        "IsDeleted": False,
+        "CreatedDate": _PSE_STAMP,
+        "LastModifiedDate": _PSE_STAMP,
+        "SystemModstamp": _PSE_STAMP,
+    }
+    if owner_id is not None:
+        system["OwnerId"] = owner_id
+    return system
+
+
+def _pse_resources() -> dict[str, Record]:
+    resources: dict[str, Record] = {}
+    for resource_id, (first, last, title, currency, city, country) in zip(
+        PSE_RESOURCE_IDS, _PSE_RESOURCES, strict=True
+    ):
+        resources[resource_id] = {
+            "Id": resource_id,
+            "AccountId": None,
+            "Salutation": None,
+            "FirstName": first,
+            "LastName": last,
+            "Name": f"{first} {last}",
+            "Title": title,
+            "Department": "Professional Services",
+            "Email": f"{_ascii(first).lower()}.{_ascii(last).lower()}@stratum-consulting.example",
+            "Phone": None,
+            "MobilePhone": None,
+            "MailingCity": city,
+            "MailingCountry": country,
+            "CurrencyIsoCode": currency,
+            "External_Id__c": None,
+            **_pse_system(),
+        }
+    return resources
+
+
+def _pse_record(schema: ObjectSchema, values: Record) -> Record:
+    """A record of `schema` with every field present (null unless given) and the system fields set."""
+    record: Record = {spec.name: None for spec in schema.fields}
+    record.update(_pse_system(INTEGRATION_USER_ID if schema.field("OwnerId") is not None else None))
+    record.update(values)
+    return record
+
+
+def _certinia_seed(opportunities: Mapping[str, Record]) -> dict[str, dict[str, Record]]:
+    seed: dict[str, dict[str, Record]] = {schema.name: {} for schema in CERTINIA_SCHEMAS}
+    maya, ravi, lukas, olivia = PSE_RESOURCE_IDS
+    northwind, initech, umbrella = PSE_PROJECT_IDS
+
+    def add(schema: ObjectSchema, number: int, values: Record) -> str:
+        record_id = salesforce_id(schema.key_prefix, number)
+        if schema.name in PSE_AUTO_NUMBER_PREFIXES:
+            values = {"Name": f"{PSE_AUTO_NUMBER_PREFIXES[schema.name]}{number:06d}", **values}
+        seed[schema.name][record_id] = _pse_record(schema, {"Id": record_id, **values})
+        return record_id
+
+    for number, (opportunity_id, billing_type, start, end, description) in enumerate(
+        (
+            (
+                READY_OPPORTUNITY_ID,
+                "Time and Materials",
+                "2026-02-02",
+                "2026-12-18",
+                "EHR integration, phase 2",
+            ),
+            (READY_FIXED_FEE_OPPORTUNITY_ID, "Fixed Price", "2026-02-09", "2026-04-30", "S/4HANA readiness"),
+            (
+                READY_MILESTONE_OPPORTUNITY_ID,
+                "Time and Materials",
+                "2026-02-16",
+                "2026-09-30",
+                "Data platform",
+            ),
+        ),
+        start=1,
+    ):
+        opportunity = opportunities[opportunity_id]
+        add(
+            PSE_PROJECT_SCHEMA,
+            number,
+            {
+                "Name": str(opportunity["Name"])[:80],
+                "pse__Account__c": opportunity["AccountId"],
+                "pse__Opportunity__c": opportunity_id,
+                "pse__Billing_Type__c": billing_type,
+                "pse__Start_Date__c": start,
+                "pse__End_Date__c": end,
+                "pse__Is_Active__c": True,
+                "pse__Is_Billable__c": True,
+                "pse__Stage__c": "In Progress",
+                "pse__Closed_for_Time_Entry__c": False,
+                "pse__Closed_for_Expense_Entry__c": False,
+                "pse__Project_Manager__c": maya if number == 1 else lukas if number == 2 else olivia,
+                "pse__Description__c": description,
+                "CurrencyIsoCode": opportunity["CurrencyIsoCode"],
+                "OwnerId": opportunity["OwnerId"],
+            },
+        )
+
+    milestone_values = (
+        (initech, "Mobilisation", 42000.0, "2026-02-25", "2026-02-25", "Approved", True),
+        (initech, "Final deliverables accepted", 42000.0, "2026-04-30", None, "Planned", False),
+        (umbrella, "Discovery and design sign-off", 62100.15, "2026-02-27", None, "Open", False),
+    )
+    for number, (project, name, amount, target, actual, status, approved) in enumerate(
+        milestone_values, start=1
+    ):
+        add(
+            PSE_MILESTONE_SCHEMA,
+            number,
+            {
+                "Name": name,
+                "pse__Project__c": project,
+                "pse__Milestone_Amount__c": amount,
+                "pse__Target_Date__c": target,
+                "pse__Actual_Date__c": actual,
+                "pse__Status__c": status,
+                "pse__Approved__c": approved,
+                "pse__Billed__c": False,
+                "CurrencyIsoCode": seed["pse__Proj__c"][project]["CurrencyIsoCode"],
+            },
+        )
+
+    add(
+        PSE_RESOURCE_REQUEST_SCHEMA,
+        1,
+        {
+            "pse__Project__c": umbrella,
+            "pse__Resource_Role__c": "Architect",
+            "pse__Start_Date__c": "2026-03-16",
+            "pse__End_Date__c": "2026-06-26",
+            "pse__SOW_Hours__c": 400.0,
+            "pse__Requested_Bill_Rate__c": 200.0,
+            "pse__Status__c": "Ready to Staff",
+            "CurrencyIsoCode": "GBP",
+        },
+    )
+
+    # (project, resource, week's Monday, Mon..Sun hours, rate, status, approved, billable)
+    timecards = (
+        (northwind, maya, date(2026, 2, 16), (8, 8, 6, 8, 4, 0, 0), 275.0, "Approved", True, True),
+        (northwind, ravi, date(2026, 2, 16), (8, 8, 8, 8, 8, 0, 0), 120.0, "Approved", True, True),
+        (northwind, maya, date(2026, 2, 23), (6, 7.5, 8, 8, 6, 0, 0), 275.0, "Approved", True, True),
+        (northwind, ravi, date(2026, 2, 23), (8, 8, 8, 8, 8, 0, 0), 120.0, "Submitted", False, True),
+        (umbrella, olivia, date(2026, 2, 23), (7.5, 7.5, 7.5, 7.5, 7.5, 0, 0), 170.0, "Approved", True, True),
+        (initech, lukas, date(2026, 2, 16), (8, 8, 8, 8, 6, 0, 0), 0.0, "Approved", True, False),
+    )
+    for number, (project, resource, monday, hours, rate, status, approved, billable) in enumerate(
+        timecards, start=1
+    ):
+        currency = seed["pse__Proj__c"][project]["CurrencyIsoCode"]
+        sunday = (monday + timedelta(days=6)).isoformat()
+        header = add(
+            PSE_TIMECARD_HEADER_SCHEMA,
+            number,
+            {
+                "pse__Project__c": project,
+                "pse__Resource__c": resource,
+                "pse__Start_Date__c": monday.isoformat(),
+                "pse__End_Date__c": sunday,
+                "pse__Status__c": status,
+                "pse__Approved__c": approved,
+                "pse__Billable__c": billable,
+                **{day: float(value) for day, value in zip(PSE_DAY_HOURS_FIELDS, hours, strict=True)},
+                "pse__Bill_Rate__c": rate,
+                "CurrencyIsoCode": currency,
+            },
+        )
+        total = sum(Decimal(str(value)) for value in hours)
+        add(
+            PSE_TIMECARD_SCHEMA,
+            number,
+            {
+                "pse__Timecard_Header__c": header,
+                "pse__Project__c": project,
+                "pse__Resource__c": resource,
+                "pse__Start_Date__c": monday.isoformat(),
+                "pse__End_Date__c": sunday,
+                "pse__Total_Hours__c": float(total),
+                "pse__Billable__c": billable,
+                "pse__Status__c": status,
+                "pse__Bill_Rate__c": rate,
+                "pse__Total_Billable_Amount__c": float(total * Decimal(str(rate))) if billable else 0.0,
+                "pse__Billed__c": False,
+                "CurrencyIsoCode": currency,
+            },
+        )
+
+    # (project, resource, date, type, amount, description)
+    expenses = (
+        (northwind, maya, "2026-02-16", "Airfare", 412.80, "Return flight BOS-JFK, workshop week"),
+        (northwind, maya, "2026-02-17", "Hotel", 389.00, "Two nights, Midtown"),
+        (umbrella, olivia, "2026-02-24", "Mileage", 36.45, "Client site visit, Cambridge"),
+    )
+    for number, (project, resource, day, kind, amount, description) in enumerate(expenses, start=1):
+        add(
+            PSE_EXPENSE_SCHEMA,
+            number,
+            {
+                "pse__Project__c": project,
+                "pse__Resource__c": resource,
+                "pse__Expense_Date__c": day,
+                "pse__Type__c": kind,
+                "pse__Amount__c": amount,
+                "pse__Billable__c": True,
+                "pse__Billable_Amount__c": amount,
+                "pse__Status__c": "Approved",
+                "pse__Approved__c": True,
+                "pse__Billed__c": False,
+                "pse__Description__c": description,
+                "CurrencyIsoCode": seed["pse__Proj__c"][project]["CurrencyIsoCode"],
+            },
+        )
+
+    for number, (role, rate, account_id) in enumerate(
+        (
+            ("Engagement Manager", 275.0, DEMO_ACCOUNT_ID),
+            ("Business Analyst", 120.0, DEMO_ACCOUNT_ID),
+            ("Senior Consultant", 170.0, UK_ACCOUNT_ID),
+        ),
+        start=1,
+    ):
+        add(
+            PSE_RATE_CARD_SCHEMA,
+            number,
+            {
+                "pse__Role__c": role,
+                "pse__Suggested_Bill_Rate__c": rate,
+                "pse__Account__c": account_id,
+                "CurrencyIsoCode": "GBP" if account_id == UK_ACCOUNT_ID else "USD",
+            },
+        )
+    compute_formulas(seed)
+    return seed
+
+
+# ---------------------------------------------------------------------------------------------------------
 # The whole seed
 # ---------------------------------------------------------------------------------------------------------
 
@@ -2227,16 +2854,71 @@ def _seed_template(seed: int) -> dict[str, dict[str, Record]]:
         if opportunity["Id"] not in well_known_ids:
             _terms_for(opportunity, terms, filler_terms)
 
+    certinia = _certinia_seed(opportunities)
     return {
         "Account": accounts,
-        "Contact": _contacts(accounts),
+        "Contact": {**_contacts(accounts), **_pse_resources()},
         "Opportunity": opportunities,
         "Contract": _contracts(accounts, opportunities, seed),
         "Opportunity_Milestone__c": terms.milestones,
         "Rate_Card_Line__c": terms.rate_cards,
         "Stratum_Invoice__c": {},
         "Organization": {ORG_ID: organization_record()},
+        **certinia,
     }
+
+
+def _decimal(value: Any) -> Decimal:
+    return Decimal(0) if value is None else Decimal(str(value))
+
+
+def compute_formulas(records: Mapping[str, Mapping[str, Record]]) -> None:
+    """Recompute the Certinia package's formula and roll-up fields of `records` in place.
+
+    The org computes these on read and they are never writable (describe: ``calculated``); the sandbox
+    stores the computed value and recomputes it after every write, so reads, SOQL filters and ordering see
+    what a read in the org would:
+
+    - ``pse__Billing_Event__c.pse__Summary_Amount__c``: the sum of its items' ``pse__Amount__c`` (0 when it
+      has none, as a roll-up summary is);
+    - ``pse__Invoiced__c`` of timecard splits, expenses and milestones: the ``pse__Invoiced__c`` of the
+      billing event their ``pse__Billing_Event_Item__c`` belongs to, false when unlinked (VENDORS.md:
+      "Invoicing always occurs at the billing event level"); the same value in
+      ``pse__Billing_Event_Invoiced__c``, the package's formula of that name (a real org's
+      ``pse__Invoiced__c`` on these objects is a checkbox the package's billing sets; the field
+      contract makes it a formula, which reads the same), and in a billing event item's
+      ``pse__Invoiced__c``;
+    - ``pse__Timecard_Header__c.pse__Total_Hours__c``: the sum of the seven day fields (a blank day is 0).
+
+    Objects missing from `records` (an org deployed without the package) are skipped. Stamps are left
+    alone: a formula's value changing does not modify the record.
+    """
+    events = records.get("pse__Billing_Event__c")
+    items = records.get("pse__Billing_Event_Item__c")
+    if events is not None and items is not None:
+        totals: dict[str, Decimal] = {}
+        for item in items.values():
+            event_id = item.get("pse__Billing_Event__c")
+            if event_id is not None:
+                totals[event_id] = totals.get(event_id, Decimal(0)) + _decimal(item.get("pse__Amount__c"))
+        for event_id, event in events.items():
+            event["pse__Summary_Amount__c"] = float(totals.get(event_id, Decimal(0)))
+        invoiced_items = {
+            item_id
+            for item_id, item in items.items()
+            if (owner := events.get(item.get("pse__Billing_Event__c") or "")) is not None
+            and owner.get("pse__Invoiced__c")
+        }
+        for item_id, item in items.items():
+            item["pse__Invoiced__c"] = item_id in invoiced_items
+        for sobject in ("pse__Timecard__c", "pse__Expense__c", "pse__Milestone__c"):
+            for record in records.get(sobject, {}).values():
+                invoiced = record.get("pse__Billing_Event_Item__c") in invoiced_items
+                record["pse__Invoiced__c"] = record["pse__Billing_Event_Invoiced__c"] = invoiced
+    for header in records.get("pse__Timecard_Header__c", {}).values():
+        header["pse__Total_Hours__c"] = float(
+            sum((_decimal(header.get(day)) for day in PSE_DAY_HOURS_FIELDS), Decimal(0))
+        )
 
 
 def organization_record() -> Record:

@@ -65,7 +65,11 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 def _label(api_name: str) -> str:
     """A readable label from an API name: ``Billing_Model__c`` -> "Billing Model", ``AccountId`` ->
     "Account ID" (orgs label their fields by hand; this is what a fresh org's labels look like)."""
-    words = _CAMEL.sub(" ", api_name.removesuffix("__c").replace("_", " ")).split()
+    # A managed package's namespace (``pse__`` in ``pse__Total_Hours__c``) is not part of the label.
+    bare = api_name.removesuffix("__c")
+    if "__" in bare:
+        bare = bare.split("__", 1)[1]
+    words = _CAMEL.sub(" ", bare.replace("_", " ")).split()
     return " ".join("ID" if word == "Id" else word for word in words) or api_name
 
 
@@ -122,12 +126,12 @@ def _field(spec: FieldSpec) -> dict[str, Any]:
         precision, scale = spec.precision, spec.scale or 0
     long_text = kind == "textarea" and length > _SHORT_TEXT
     nillable = not spec.required and kind not in ("id", "boolean") and spec.name not in _SYSTEM_SET
-    values = spec.restricted_values or ()
+    values = spec.restricted_values or spec.picklist_values or ()
     return {
         "aggregatable": aggregatable(spec),
-        "autoNumber": False,
+        "autoNumber": spec.auto_number,
         "byteLength": length * 3,
-        "calculated": False,
+        "calculated": spec.formula,
         "cascadeDelete": spec.cascade_delete,
         "caseSensitive": False,
         "createable": spec.createable,
@@ -172,7 +176,7 @@ def sobject_urls(version_base: str, schema: ObjectSchema) -> dict[str, str]:
 
 def object_basics(version_base: str, schema: ObjectSchema) -> dict[str, Any]:
     """An object's entry in describeGlobal, and the ``objectDescribe`` of its basic information."""
-    label = _label(schema.name)
+    label = schema.label or _label(schema.name)
     replicateable = schema.createable  # setup objects have no replication feed
     return {
         "activateable": False,
@@ -231,5 +235,7 @@ def describe_object(
         "childRelationships": children,
         "fields": [_field(spec) for spec in schema.fields],
         "recordTypeInfos": [],
-        "supportedScopes": [{"label": "All " + _plural(_label(schema.name)), "name": "everything"}],
+        "supportedScopes": [
+            {"label": "All " + _plural(schema.label or _label(schema.name)), "name": "everything"}
+        ],
     }

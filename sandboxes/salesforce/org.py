@@ -32,6 +32,7 @@ from sandboxes.request_log import RequestLogEntry
 from sandboxes.salesforce.data import (
     INTEGRATION_USER_ID,
     ORG_ID,
+    PSE_AUTO_NUMBER_PREFIXES,
     SCHEMAS,
     USERNAMES,
     USERS,
@@ -39,6 +40,7 @@ from sandboxes.salesforce.data import (
     ObjectSchema,
     Record,
     build_seed,
+    compute_formulas,
     normalize_salesforce_id,
 )
 from sandboxes.salesforce.keys import DEV_JWT_CONSUMER_KEY, dev_jwt_key, load_public_key
@@ -277,6 +279,10 @@ class Org:
             "Contract": 1 + _highest_number(self.records["Contract"], "ContractNumber", ""),
             "Rate_Card_Line__c": 1 + _highest_number(self.records["Rate_Card_Line__c"], "Name", "RCL-"),
             "Stratum_Invoice__c": 1 + _highest_number(self.records["Stratum_Invoice__c"], "Name", "SI-"),
+            **{
+                sobject: 1 + _highest_number(self.records.get(sobject, {}), "Name", prefix)
+                for sobject, prefix in PSE_AUTO_NUMBER_PREFIXES.items()
+            },
         }
         self._reset_at = self.now()
         self.faults.clear()
@@ -432,6 +438,17 @@ class Org:
         self._auto_numbers = state.auto_numbers
         # State saved before Stratum_Invoice__c existed numbers its invoices from the first.
         self._auto_numbers.setdefault("Stratum_Invoice__c", 1)
+        # State saved before the Certinia objects existed numbers theirs on from the seed's.
+        for sobject, prefix in PSE_AUTO_NUMBER_PREFIXES.items():
+            self._auto_numbers.setdefault(
+                sobject, 1 + _highest_number(self.records.get(sobject, {}), "Name", prefix)
+            )
         for name, schema in self.schemas.items():
             self.recycle_bin.setdefault(name, {})
             self._serials.setdefault(schema.key_prefix, _FIRST_MINTED_NUMBER)
+        self.refresh_formulas()
+
+    def refresh_formulas(self) -> None:
+        """Recompute the formula fields (`data.compute_formulas`): after every write, so that reads and
+        SOQL see the value the org computes on read."""
+        compute_formulas(self.records)

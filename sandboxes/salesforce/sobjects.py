@@ -31,6 +31,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 
 from sandboxes.salesforce.data import (
+    PSE_AUTO_NUMBER_PREFIXES,
     STAGES,
     USERS,
     FieldSpec,
@@ -273,9 +274,13 @@ class SObjectResources(Org):
             record["Name"] = f"RCL-{self._next_auto_number('Rate_Card_Line__c'):06d}"
         elif schema.name == "Stratum_Invoice__c":
             record["Name"] = f"SI-{self._next_auto_number('Stratum_Invoice__c'):06d}"
+        elif schema.name in PSE_AUTO_NUMBER_PREFIXES:
+            prefix = PSE_AUTO_NUMBER_PREFIXES[schema.name]
+            record["Name"] = f"{prefix}{self._next_auto_number(schema.name):06d}"
         stamp = format_datetime(self.now())
         record.update(IsDeleted=False, CreatedDate=stamp, LastModifiedDate=stamp, SystemModstamp=stamp)
         self.records[schema.name][record["Id"]] = record
+        self.refresh_formulas()
         return str(record["Id"])
 
     def update(self, schema: ObjectSchema, record_id: str, body: Any) -> None:
@@ -295,6 +300,7 @@ class SObjectResources(Org):
         updated["LastModifiedDate"] = stamp
         updated["SystemModstamp"] = stamp
         record.update(updated)
+        self.refresh_formulas()
 
     def upsert(
         self, schema: ObjectSchema, field_name: str, value: str, body: Any, user_id: str, *, update_only: bool
@@ -327,6 +333,7 @@ class SObjectResources(Org):
         if not schema.deletable:
             raise _read_only_object(schema, "DELETE")
         self._delete(schema, record, self.now())
+        self.refresh_formulas()
 
     def _delete(self, schema: ObjectSchema, record: Record, moment: datetime) -> None:
         record_id = record["Id"]
@@ -428,14 +435,17 @@ class SObjectResources(Org):
                 and record.get("ActivatedDate") is None
             ):
                 record["ActivatedDate"] = format_datetime(self.now())
-        elif (
-            "Opportunity__c" in changed
-            and (currency := schema.field("CurrencyIsoCode")) is not None
-            and not currency.createable
-        ):
+        elif (currency := schema.field("CurrencyIsoCode")) is not None and not currency.createable:
             # Master-detail children take the master's currency.
-            master = self.records["Opportunity"][record["Opportunity__c"]]
-            record["CurrencyIsoCode"] = master["CurrencyIsoCode"]
+            for spec in schema.fields:
+                if (
+                    spec.kind == "reference"
+                    and spec.cascade_delete
+                    and not spec.updateable
+                    and spec.name in changed
+                ):
+                    master = self.records[spec.reference_to or ""][record[spec.name]]
+                    record["CurrencyIsoCode"] = master["CurrencyIsoCode"]
 
     def _coerce(self, spec: FieldSpec, value: Any) -> Any:
         if value is None:

@@ -58,6 +58,7 @@ from sandboxes.salesforce.data import (
     OPEN_OPPORTUNITY_ID,
     ORG_ID,
     ORG_NAME,
+    PSE_RESOURCE_IDS,
     READY_FIXED_FEE_OPPORTUNITY_ID,
     READY_MILESTONE_OPPORTUNITY_ID,
     READY_OPPORTUNITY_ID,
@@ -1686,7 +1687,10 @@ def test_seed_accounts_contacts_and_hierarchies() -> None:
     assert grandchildren
     assert accounts[GROUP_PARENT_ACCOUNT_ID]["BillingCountry"] == "United Kingdom"
     assert all(a["ParentId"] is None or a["ParentId"] in accounts for a in accounts.values())
-    per_account = Counter(c["AccountId"] for c in contacts.values())
+    # Every client contact is on a seeded account; the only contacts without one are the firm's own people,
+    # Certinia PSA's resources (Certinia resources are Contacts; see test_salesforce_certinia.py).
+    assert {c["Id"] for c in contacts.values() if c["AccountId"] is None} == set(PSE_RESOURCE_IDS)
+    per_account = Counter(c["AccountId"] for c in contacts.values() if c["AccountId"] is not None)
     assert set(per_account) == set(accounts)
     assert all(count >= 2 for count in per_account.values())
     assert all(c["Name"] == f"{c['FirstName']} {c['LastName']}" for c in contacts.values())
