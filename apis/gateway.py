@@ -133,7 +133,7 @@ def _link(href: str | None) -> str:
     if not href:
         return "&mdash;"
     url = html.escape(href, quote=True)
-    return f"<a href=\"{url}\">{html.escape(href)}</a>"
+    return f'<a href="{url}">{html.escape(href)}</a>'
 
 
 def _catalogue_html(document: Mapping[str, Any]) -> str:
@@ -150,15 +150,15 @@ def _catalogue_html(document: Mapping[str, Any]) -> str:
         rows.append(
             f"<tr><td>{esc(tier['title'])}</td><td><code>{esc(tier['name'])}</code></td>"
             f"<td>{esc(tier['version'])}</td><td><code>{esc(tier['base_path'])}</code></td>"
-            f"<td><a href=\"{esc(tier['reference'], quote=True)}\">API reference</a></td>"
-            f"<td><a href=\"{esc(tier['contract'], quote=True)}\">OpenAPI contract</a></td>"
+            f'<td><a href="{esc(tier["reference"], quote=True)}">API reference</a></td>'
+            f'<td><a href="{esc(tier["contract"], quote=True)}">OpenAPI contract</a></td>'
             f"<td>{status}</td></tr>"
         )
     oauth = document["oauth"]
     health = document["health"]
     return (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(document['name'])} API catalogue</title>"
         "<style>body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem;"
         "line-height:1.5}table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.4rem;"
@@ -460,6 +460,7 @@ def build_gateway(
 
 def build_sandbox_mounts(settings: Settings) -> dict[str, ASGIApp]:
     """The vendor sandboxes, mounted under /sandboxes/{vendor} (and used in process by the adapters)."""
+    from sandboxes.adaptive import create_adaptive_sandbox
     from sandboxes.anaplan import AnaplanSandboxSettings, create_anaplan_sandbox
     from sandboxes.business_central import BusinessCentralSandboxSettings, create_business_central_sandbox
     from sandboxes.kantata import KantataSandboxSettings, create_kantata_sandbox
@@ -488,6 +489,7 @@ def build_sandbox_mounts(settings: Settings) -> dict[str, ASGIApp]:
                 task_polls_to_complete=1, requests_per_minute=settings.sandbox_anaplan_requests_per_minute
             )
         ),
+        "adaptive": create_adaptive_sandbox(),
     }
     # Their records live in the data directory next to the workflow runs that point at them, so a
     # restart finds both (sandboxes/persistence.py); `stratum demo reset` starts both over.
