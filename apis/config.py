@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 __all__ = [
+    "AdaptiveSettings",
     "AnaplanSettings",
     "BillingSettings",
     "BusinessCentralSettings",
@@ -202,6 +203,31 @@ class AnaplanSettings(VendorConnection, kw_only=True, frozen=True):
     # Anaplan's request limit per tenant, which the vendor API budgets report use against: about 600 a
     # minute (Anaplan answers 429 past it).
     requests_per_minute_limit: int = 600
+
+
+class AdaptiveSettings(VendorConnection, kw_only=True, frozen=True):
+    """Workday Adaptive Planning (FP&A): the XML API, every call carrying the login and password.
+
+    ``base_url`` is the versioned endpoint (the real service: https://api.adaptiveinsights.com/api/v40);
+    None is the sandbox in process. A project's figures are the revenue account's cells at ``level``, on
+    the value of ``project_dimension`` named after the project (created by the first import)."""
+
+    login: str = "integration@stratum.example"  # the sandbox's development user
+    password: str = "stratum-adaptive-sandbox"
+    instance_code: str | None = None  # None: the login's default instance
+    caller_name: str = "stratum"  # identifies this client in Adaptive's logs (callerName is required)
+    plan_version: str = "Working Budget"  # the plan version a baseline is imported into
+    actuals_version: str = "Actuals"
+    revenue_account: str = "ServicesRevenue"  # the account's code
+    # The level a project's figures are kept at, by the project's currency: each level has one currency
+    # (a firm's entities), and Adaptive files an import under the level's currency unconverted. A currency
+    # not named in ``levels_by_currency`` goes to ``level``; a plan whose level is kept in another currency
+    # is refused. The defaults are the sandbox's levels.
+    level: str = "Professional Services"
+    levels_by_currency: dict[str, str] = msgspec.field(
+        default_factory=lambda: {"GBP": "Services UK", "EUR": "Services DE"}
+    )
+    project_dimension: str = "Project"
 
 
 class BusinessCentralSettings(VendorConnection, kw_only=True, frozen=True):
@@ -532,13 +558,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Legal entities billed from another ERP than ``erp_vendor`` (a firm mid-migration), e.g.
     # {"DE01": "business_central"}; ``erp_vendor`` keeps every other entity.
     erp_by_legal_entity: Mapping[str, Literal["netsuite", "business_central"]] = {}
-    fpa_vendor: Literal["anaplan"] = "anaplan"
+    fpa_vendor: Literal["anaplan", "adaptive"] = "anaplan"
     salesforce: SalesforceSettings = SalesforceSettings()
     kantata: KantataSettings = KantataSettings()
     certinia: CertiniaSettings = CertiniaSettings()
     netsuite: NetSuiteSettings = NetSuiteSettings()
     business_central: BusinessCentralSettings = BusinessCentralSettings()
     anaplan: AnaplanSettings = AnaplanSettings()
+    adaptive: AdaptiveSettings = AdaptiveSettings()
     mount_sandboxes: bool = True
     # The mounted Salesforce sandbox's DailyApiRequests limit (a real org's is 15,000 and up).
     sandbox_salesforce_daily_api_limit: int = 100_000
@@ -581,6 +608,7 @@ _NESTED = {
     "netsuite",
     "business_central",
     "anaplan",
+    "adaptive",
     "erp_by_legal_entity",
     "process_client",
     "experience_client",

@@ -460,6 +460,7 @@ def build_gateway(
 
 def build_sandbox_mounts(settings: Settings) -> dict[str, ASGIApp]:
     """The vendor sandboxes, mounted under /sandboxes/{vendor} (and used in process by the adapters)."""
+    from sandboxes.adaptive import create_adaptive_sandbox
     from sandboxes.anaplan import AnaplanSandboxSettings, create_anaplan_sandbox
     from sandboxes.business_central import BusinessCentralSandboxSettings, create_business_central_sandbox
     from sandboxes.kantata import KantataSandboxSettings, create_kantata_sandbox
@@ -488,6 +489,7 @@ def build_sandbox_mounts(settings: Settings) -> dict[str, ASGIApp]:
                 task_polls_to_complete=1, requests_per_minute=settings.sandbox_anaplan_requests_per_minute
             )
         ),
+        "adaptive": create_adaptive_sandbox(),
     }
     # Their records live in the data directory next to the workflow runs that point at them, so a
     # restart finds both (sandboxes/persistence.py); `stratum demo reset` starts both over.

@@ -44,6 +44,7 @@ _CREDENTIALS: dict[str, tuple[str, ...]] = {
     "netsuite": ("client_id", "certificate_id", "private_key_file"),
     "business_central": ("client_id", "client_secret"),
     "anaplan": ("user", "password"),
+    "adaptive": ("login", "password"),
 }
 
 # Settings whose default (None) stands for the sandbox's own value, so a real connection must set them.

@@ -21,6 +21,7 @@ from system_apis.psa.port import PsaPort
 
 if TYPE_CHECKING:
     from apis.config import (
+        AdaptiveSettings,
         AnaplanSettings,
         BusinessCentralSettings,
         CertiniaSettings,
@@ -183,6 +184,17 @@ def _anaplan(settings: AnaplanSettings, sandboxes: Mapping[str, Any]) -> FpaPort
     return AnaplanFpa(settings, transport=transport, correlation_id=current_correlation_id)
 
 
+def _adaptive(settings: AdaptiveSettings, sandboxes: Mapping[str, Any]) -> FpaPort:
+    from system_apis.fpa.adaptive import AdaptiveFpa
+
+    transport: httpx.AsyncBaseTransport | None = None
+    if settings.base_url is None:
+        # The sandbox serves the XML API's versioned endpoint; v40 is the version this adapter speaks.
+        base_url, transport = _sandbox("adaptive", sandboxes, "/api/v40")
+        settings = msgspec.structs.replace(settings, base_url=base_url)
+    return AdaptiveFpa(settings, transport=transport, correlation_id=current_correlation_id)
+
+
 def build_adapters(settings: Settings, sandboxes: Mapping[str, Any]) -> Adapters:
     """The four ports' adapters. A setting an adapter refuses (a missing certificate id, an unknown time
     zone) stops start-up with the adapter's own words, not a traceback."""
@@ -214,5 +226,9 @@ def _build_adapters(settings: Settings, sandboxes: Mapping[str, Any]) -> Adapter
         erp = ErpByLegalEntity(
             erps, default=settings.erp_vendor, by_legal_entity=dict(settings.erp_by_legal_entity)
         )
-    fpa = {"anaplan": lambda: _anaplan(settings.anaplan, sandboxes)}[settings.fpa_vendor]()
+    fpa_builders: dict[str, Callable[[], FpaPort]] = {
+        "anaplan": lambda: _anaplan(settings.anaplan, sandboxes),
+        "adaptive": lambda: _adaptive(settings.adaptive, sandboxes),
+    }
+    fpa = fpa_builders[settings.fpa_vendor]()
     return Adapters(crm=crm, psa=psa, erp=erp, fpa=fpa)

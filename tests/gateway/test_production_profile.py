@@ -136,6 +136,11 @@ def _with(name: str, value: str) -> Callable[[dict[str, str]], None]:
         ),
         (_with("STRATUM_KANTATA__TOKEN", "stratum-kantata-sandbox-token"), ["STRATUM_KANTATA__TOKEN"]),
         (_with("STRATUM_ANAPLAN__PASSWORD", "stratum-anaplan-sandbox"), ["STRATUM_ANAPLAN__PASSWORD"]),
+        # Adaptive Planning chosen as the FP&A system with nothing of its own: the sandbox and its login.
+        (
+            _with("STRATUM_FPA_VENDOR", "adaptive"),
+            ["STRATUM_ADAPTIVE__BASE_URL", "STRATUM_ADAPTIVE__LOGIN", "STRATUM_ADAPTIVE__PASSWORD"],
+        ),
         (_without("STRATUM_REDIS_URL"), ["STRATUM_REDIS_URL"]),
         (_without("STRATUM_WORKFLOWS__DATABASE_URL"), ["STRATUM_WORKFLOWS__DATABASE_URL"]),
         # A legal entity billed from Business Central brings that vendor in, with no connection of its own.
