@@ -1,9 +1,9 @@
 """The FP&A suite: what the system tier promises about any FP&A system, run against each FP&A adapter and its
 sandbox, through the system tier's routes only.
 
-Every test makes the figures it reads, for a project of its own, mostly in USD (the currency every FP&A sandbox
-plans the project in), so no test knows which vendor answers: that is the proof that the FP&A system behind
-the port can be swapped.
+Every test makes the figures it reads, for a project of its own, mostly in USD (the currency every FP&A
+sandbox plans the project in), so no test knows which vendor answers: that is the proof that the FP&A system
+behind the port can be swapped.
 """
 
 from __future__ import annotations
