@@ -10,7 +10,6 @@ other behind one cursor, so "all invoices" means all of them, whichever ERP hold
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Mapping, Sequence
 
@@ -35,8 +34,7 @@ from contracts.models import (
     ProjectCreate,
     SkippedRecord,
 )
-from system_apis.crm.port import InvalidCursor
-from system_apis.cursors import unwrap_cursor, wrap_cursor
+from system_apis.cursors import merged_next, merged_page, merged_position
 from system_apis.erp.port import ErpPort, InvoiceFilter
 from system_apis.errors import VendorRejected
 
@@ -242,42 +240,13 @@ class ErpByLegalEntity:
                 next_cursor=page.next_cursor,
                 skipped=self._skipped(name, page.skipped),
             )
-        index, inner = self._position(cursor)
-        # At the start of an ERP's listing, the next ERPs' first pages are read at once with it: where its
-        # listing ends on this page and theirs fit in what is left of it, the page goes on with them (an
-        # ERP's listing never split: each is whole or not there), so "every invoice" of a few ERPs is one
-        # round of calls, not one ERP after another. A read ahead that does not fit, or fails, is dropped:
-        # the cursor then points at that ERP's start, and reading it there answers (or fails) as before.
-        ahead = (
-            [
-                asyncio.ensure_future(self._invoice_page(later, query, limit, None))
-                for later in range(index + 1, len(self.order))
-            ]
-            if inner is None
-            else []
+        items, skipped, next_cursor = await merged_page(
+            len(self.order),
+            cursor,
+            limit,
+            lambda index, inner: self._invoice_page(index, query, limit, inner),
         )
-        try:
-            page = await self._invoice_page(index, query, limit, inner)
-            items, skipped, at, after = list(page.items), list(page.skipped), index, page.next_cursor
-            for later, read in enumerate(ahead, start=index + 1):
-                if after is not None:
-                    break
-                try:
-                    more = await read
-                except Exception:  # only read ahead: the next page reads that ERP again
-                    break
-                if len(items) + len(more.items) > limit:
-                    break
-                items += more.items
-                skipped += more.skipped
-                at, after = later, more.next_cursor
-            return InvoicePage(items=items, next_cursor=self._next(at, after), skipped=skipped)
-        finally:
-            for read in ahead:
-                if not read.done():
-                    read.cancel()
-                elif not read.cancelled():
-                    read.exception()  # retrieved: a dropped read ahead's failure is not an unhandled one
+        return InvoicePage(items=items, next_cursor=next_cursor, skipped=skipped)
 
     async def _invoice_page(
         self, index: int, query: InvoiceFilter, limit: int, inner: str | None
@@ -360,17 +329,7 @@ class ErpByLegalEntity:
 
     def _position(self, cursor: str | None) -> tuple[int, str | None]:
         """(which ERP, that ERP's own cursor) from a merged listing's cursor."""
-        if cursor is None:
-            return 0, None
-        text = unwrap_cursor(cursor, max_length=512)
-        index_text, separator, inner = text.partition("|")
-        if not separator or not index_text.isdigit() or int(index_text) >= len(self.order):
-            raise InvalidCursor("cursor is not one this API produced")
-        return int(index_text), inner or None
+        return merged_position(cursor, len(self.order))
 
     def _next(self, index: int, inner: str | None) -> str | None:
-        if inner is not None:
-            return wrap_cursor(f"{index}|{inner}")
-        if index + 1 < len(self.order):
-            return wrap_cursor(f"{index + 1}|")
-        return None
+        return merged_next(index, inner, len(self.order))
