@@ -554,6 +554,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     crm_vendor: Literal["salesforce"] = "salesforce"
     # "certinia": Certinia PSA in the Salesforce org (by default the CRM's own: `certinia` settings).
     psa_vendor: Literal["kantata", "certinia"] = "kantata"
+    # Legal entities delivered in another PSA than ``psa_vendor`` (a firm mid-migration), e.g.
+    # {"DE01": "certinia"}; ``psa_vendor`` keeps every other entity.
+    psa_by_legal_entity: Mapping[str, Literal["kantata", "certinia"]] = {}
     erp_vendor: Literal["netsuite", "business_central"] = "netsuite"
     # Legal entities billed from another ERP than ``erp_vendor`` (a firm mid-migration), e.g.
     # {"DE01": "business_central"}; ``erp_vendor`` keeps every other entity.
@@ -610,6 +613,7 @@ _NESTED = {
     "anaplan",
     "adaptive",
     "erp_by_legal_entity",
+    "psa_by_legal_entity",
     "process_client",
     "experience_client",
     "deprecations",

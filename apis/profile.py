@@ -58,6 +58,7 @@ def _vendors_in_use(settings: Settings) -> list[str]:
     used = [
         settings.crm_vendor,
         settings.psa_vendor,
+        *settings.psa_by_legal_entity.values(),
         settings.erp_vendor,
         *settings.erp_by_legal_entity.values(),
         settings.fpa_vendor,

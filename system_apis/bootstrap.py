@@ -211,6 +211,16 @@ def _build_adapters(settings: Settings, sandboxes: Mapping[str, Any]) -> Adapter
         "certinia": lambda: _certinia(settings.certinia, settings.salesforce, sandboxes),
     }
     psa = psa_builders[settings.psa_vendor]()
+    if settings.psa_by_legal_entity:
+        # Mid-migration: some legal entities are delivered in another PSA; one port routes between them.
+        from system_apis.psa.by_legal_entity import PsaByLegalEntity
+
+        psas: dict[str, PsaPort] = {settings.psa_vendor: psa}
+        for psa_name in sorted(set(settings.psa_by_legal_entity.values()) - {settings.psa_vendor}):
+            psas[psa_name] = psa_builders[psa_name]()
+        psa = PsaByLegalEntity(
+            psas, default=settings.psa_vendor, by_legal_entity=dict(settings.psa_by_legal_entity)
+        )
     erp_builders: dict[str, Callable[[], ErpPort]] = {
         "netsuite": lambda: _netsuite(settings.netsuite, sandboxes),
         "business_central": lambda: _business_central(settings.business_central, sandboxes),
