@@ -25,6 +25,7 @@ longest key is 29 characters).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
@@ -378,8 +379,25 @@ class PsaByLegalEntity:
             expense_ids=own(command.expense_ids),
             milestone_ids=own(command.milestone_ids),
         )
-        invoice, created = await self.psas[name].create_invoice(routed)
+        try:
+            invoice, created = await self.psas[name].create_invoice(routed)
+        except VendorRejected as exc:
+            if name == self.default:
+                raise
+            # The refusal names an item already on another invoice by the PSA's own id: it is said again
+            # with the ids as the caller knows them.
+            named = [*routed.time_entry_ids, *routed.expense_ids, *routed.milestone_ids, project_id]
+            raise VendorRejected(
+                exc.vendor, self._say_ids(name, exc.message, named), vendor_code=exc.vendor_code
+            ) from exc
         return self._invoice(name, invoice), created
+
+    def _say_ids(self, name: str, message: str, own_ids: Sequence[str]) -> str:
+        """``message`` with each of PSA ``name``'s own ids in it (whole words) as this port hands them out."""
+        if not own_ids:
+            return message
+        pattern = "|".join(re.escape(i) for i in sorted(set(own_ids), key=len, reverse=True))
+        return re.sub(rf"(?<![\w:])(?:{pattern})(?!\w)", lambda m: self._out(name, m.group(0)), message)
 
     async def finalize_invoice(
         self, invoice_id: str, *, erp_invoice_id: str, erp_invoice_number: str | None

@@ -184,11 +184,45 @@ class CertiniaBooker:
         assert response.status_code == 204, response.text
 
 
+@dataclass
+class RoutedBooker:
+    """The booker of a PSA behind ``PsaByLegalEntity`` as a routed (not the default) PSA: a person books in
+    that PSA with its own ids, which the system tier hands out with the PSA's code (``c:a0X...``)."""
+
+    inner: Booker
+    code: str
+
+    def _own(self, record_id: str) -> str:
+        code, _, own = record_id.partition(":")
+        assert code == self.code, f"{record_id} is not an id of the routed PSA"
+        return own
+
+    async def time(self, project_id: str, *, day: str, hours: str, approved: bool) -> str:
+        booked = await self.inner.time(self._own(project_id), day=day, hours=hours, approved=approved)
+        return f"{self.code}:{booked}"
+
+    async def expense(self, project_id: str, *, day: str, amount: str, approved: bool) -> str:
+        booked = await self.inner.expense(self._own(project_id), day=day, amount=amount, approved=approved)
+        return f"{self.code}:{booked}"
+
+    async def complete_milestone(self, milestone_id: str, *, day: str) -> None:
+        await self.inner.complete_milestone(self._own(milestone_id), day=day)
+
+
+# The legal entity every project of the suite is made for (activation takes a project's from its deal).
+SUITE_ENTITY = "DE01"
+
 # Each PSA adapter the system tier can be configured with, and its booker; a new one joins here and must
-# pass as it is.
+# pass as it is. "kantata+certinia" is a firm mid-migration (``STRATUM_PSA_BY_LEGAL_ENTITY``): Kantata is the
+# default PSA and the suite's legal entity is delivered in Certinia, so every project, item and invoice of
+# the suite goes through the router to the routed PSA, with its ids carrying Certinia's code.
 PSAS: dict[str, tuple[dict[str, Any], Callable[[Any], Booker]]] = {
     "kantata": ({"psa_vendor": "kantata"}, KantataBooker),
     "certinia": ({"psa_vendor": "certinia"}, CertiniaBooker),
+    "kantata+certinia": (
+        {"psa_vendor": "kantata", "psa_by_legal_entity": {SUITE_ENTITY: "certinia"}},
+        lambda gw: RoutedBooker(CertiniaBooker(gw), "c"),
+    ),
 }
 
 
@@ -228,6 +262,7 @@ def _project_body(key: str, *, milestones: int = 2) -> dict[str, Any]:
         "customer_id": DEMO_ACCOUNT_ID,  # the CRM's account, as activation names the customer
         "currency": "USD",
         "billing_model": "milestone",
+        "legal_entity": SUITE_ENTITY,
         "start_date": "2026-01-05",
         "end_date": "2026-06-30",
         "milestones": [
