@@ -24,6 +24,7 @@ longest key is 29 characters).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -52,7 +53,7 @@ from contracts.models import (
     TimeEntryPage,
 )
 from system_apis.cursors import merged_page
-from system_apis.errors import NotFound, VendorRejected
+from system_apis.errors import NotFound, VendorError, VendorRejected
 from system_apis.psa.port import PeriodFilter, PsaPort
 
 __all__ = ["PSA_ID_CODES", "PsaByLegalEntity"]
@@ -384,9 +385,11 @@ class PsaByLegalEntity:
         except VendorRejected as exc:
             if name == self.default:
                 raise
-            # The refusal names an item already on another invoice by the PSA's own id: it is said again
-            # with the ids as the caller knows them.
+            # The refusal names an item already on another invoice by the PSA's own ids: it is said again
+            # with the ids as the caller knows them (the project's invoices read for theirs, if they can be).
             named = [*routed.time_entry_ids, *routed.expense_ids, *routed.milestone_ids, project_id]
+            with contextlib.suppress(VendorError):
+                named += [i.id for i in await self.psas[name].list_invoices(project_id)]
             raise VendorRejected(
                 exc.vendor, self._say_ids(name, exc.message, named), vendor_code=exc.vendor_code
             ) from exc

@@ -143,6 +143,16 @@ def _with(name: str, value: str) -> Callable[[dict[str, str]], None]:
         ),
         (_without("STRATUM_REDIS_URL"), ["STRATUM_REDIS_URL"]),
         (_without("STRATUM_WORKFLOWS__DATABASE_URL"), ["STRATUM_WORKFLOWS__DATABASE_URL"]),
+        # A legal entity delivered in Kantata while Certinia (in the CRM's org) is the default PSA brings
+        # Kantata in, with no connection of its own.
+        (
+            lambda env: (
+                env.__setitem__("STRATUM_PSA_VENDOR", "certinia"),
+                env.__setitem__("STRATUM_PSA_BY_LEGAL_ENTITY", '{"US01": "kantata"}'),
+                env.pop("STRATUM_KANTATA__BASE_URL"),
+            ),
+            ["STRATUM_KANTATA__BASE_URL"],
+        ),
         # A legal entity billed from Business Central brings that vendor in, with no connection of its own.
         (
             _with("STRATUM_ERP_BY_LEGAL_ENTITY", '{"DE01": "business_central"}'),
