@@ -588,3 +588,29 @@ async def test_a_cancelled_invoice_makes_its_items_billable_again(psa: Psa) -> N
     )
     assert rebilled.status_code == 201, rebilled.text
     assert rebilled.json()["id"] != invoice["id"]
+
+
+# --- a PSA per legal entity ------------------------------------------------------------------------------
+
+
+async def test_a_routed_certinia_projects_billing_key_fits_business_central(
+    make_gateway: Callable[[Settings], Any], make_settings: Callable[..., Settings]
+) -> None:
+    """A project of a legal entity delivered in Certinia while Kantata is the default carries Certinia's code
+    (``c:`` + its 18-character id): its month's billing key (``process_apis.billing_pricing.billing_key``)
+    stays within the 35 characters of Business Central's Code[35] ``externalDocumentNumber`` ("salesInvoice
+    resource type", API v2.0), and the id reads the project back from Certinia."""
+    from process_apis.billing_pricing import billing_key
+    from system_apis.erp.business_central_mapping import EXTERNAL_DOCUMENT_NUMBER_LENGTH
+
+    settings, booker = PSAS["kantata+certinia"]
+    psa = Psa(gw=(gw := await make_gateway(make_settings(**settings))), book=booker(gw))
+    project = await _project(psa, milestones=0)
+    code, _, own = project["id"].partition(":")
+    assert (code, len(own)) == ("c", 18)
+    assert len(billing_key(project["id"], "2026-11")) <= EXTERNAL_DOCUMENT_NUMBER_LENGTH
+    read = await gw.client.get(f"/system/v1/psa/projects/{project['id']}", headers=_read(gw))
+    assert read.status_code == 200
+    assert read.json()["id"] == project["id"]
+    unknown = await gw.client.get(f"/system/v1/psa/projects/x:{own}", headers=_read(gw))
+    assert unknown.status_code == 404
