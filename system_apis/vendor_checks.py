@@ -41,9 +41,11 @@ class Checkable(Protocol):
 
 
 def inner_adapters(adapter: object) -> Iterable[object]:
-    """The vendor adapters behind a port: itself, or each of those a routing port (ERP by legal entity)
-    routes between."""
+    """The vendor adapters behind a port: itself, or each of those a routing port (ERP or PSA by legal
+    entity) routes between."""
     inner = getattr(adapter, "erps", None)
+    if inner is None:
+        inner = getattr(adapter, "psas", None)
     if isinstance(inner, dict):
         for each in inner.values():
             yield from inner_adapters(each)

@@ -451,3 +451,10 @@ def test_the_psa_per_legal_entity_is_configured_like_the_erps() -> None:
         PsaByLegalEntity(
             {"kantata": MemoryPsa("kantata", 0)}, default="kantata", by_legal_entity={"DE01": "sap"}
         )
+
+
+def test_the_adapters_behind_the_router_are_checked_started_and_budgeted(psas: Any) -> None:
+    from system_apis.vendor_checks import inner_adapters
+
+    routed, kantata, certinia = psas
+    assert list(inner_adapters(routed)) == [kantata, certinia]
