@@ -193,6 +193,19 @@ def test_business_central_mid_migration_checks_both_erps(
     assert any(line.startswith("business_central ") and "company 'CRONUS DE'" in line for line in lines)
 
 
+def test_psa_mid_migration_checks_both_psas(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRATUM_PSA_VENDOR", "kantata")
+    monkeypatch.setenv("STRATUM_PSA_BY_LEGAL_ENTITY", '{"DE01": "certinia"}')
+
+    code, lines, err = _check(capsys)
+
+    assert code == 0, (lines, err)
+    assert any(line.startswith("kantata ") for line in lines)
+    assert any(line.startswith("certinia ") for line in lines)
+
+
 def test_an_unknown_anaplan_action_is_named(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
