@@ -364,3 +364,24 @@ async def test_certinia_reports_its_orgs_daily_requests(
     daily = budgets["certinia", "daily_api_requests"]
     assert daily["used"] is not None
     assert daily["limit"] == 100_000
+
+
+async def test_a_psa_mid_migration_reports_both_psas(
+    make_gateway: Callable[[Settings], Any], make_settings: Callable[..., Settings]
+) -> None:
+    # Kantata the default, DE01 delivered in Certinia: the router's two PSAs each report their own figures.
+    gw = await make_gateway(make_settings(psa_vendor="kantata", psa_by_legal_entity={"DE01": "certinia"}))
+    for entity in ("US01", "DE01"):  # a project in each PSA
+        body = {
+            "external_key": f"budgets-{entity}",
+            "name": "Budgets",
+            "customer_id": DEMO_ACCOUNT_ID,
+            "currency": "EUR",
+            "legal_entity": entity,
+        }
+        headers = {**gw.auth("system:read system:write"), "Idempotency-Key": f"budgets-{entity}"}
+        made = await gw.client.post("/system/v1/psa/projects", json=body, headers=headers)
+        assert made.status_code == 201, made.text
+    budgets = await _budgets(gw)
+    assert {"kantata", "certinia"} <= {vendor for vendor, _ in budgets}
+    assert budgets["certinia", "daily_api_requests"]["used"] is not None
