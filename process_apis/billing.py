@@ -609,7 +609,7 @@ def _net(invoice: Invoice) -> Decimal:
 
 
 async def invoiced_actuals(
-    project_id: str, currency: str, current: tuple[str, Decimal]
+    project_id: str, currency: str, current: tuple[str, Decimal] | None
 ) -> RevenueActuals | None:
     """The project's invoiced revenue by billing month, as the vendors hold it now: what an FP&A import,
     which replaces the project's actuals, must carry so no month is lost.
@@ -618,9 +618,13 @@ async def invoiced_actuals(
     invoice ``...:dDD`` and a later revision ``...:rN`` in theirs): an issued one (open or paid) at its ERP
     invoice's net amount unless the ERP voided it; a cancelled one makes its month 0 unless another invoice
     bills it (the month's revenue was taken back); a draft (awaiting finance review) is not revenue yet.
-    ``current`` (the run's own billing key and ERP net) counts whatever the PSA listing says."""
+    ``current`` (the run's own billing key and ERP net) counts whatever the PSA listing says.
+
+    Two runs of one project (two months) publishing at the same moment may each read before the other's
+    invoice is in the PSA; the last import then lacks the other's month until the project's next publish.
+    ``external_key`` names what the figures were read for."""
     system = services().system
-    current_key, current_net = current
+    current_key, current_net = current if current is not None else (None, Decimal(0))
     months: dict[str, Decimal] = {}
     seen_current = False
     for invoice in await system.list_psa_project_invoices(project_id):
@@ -648,14 +652,14 @@ async def invoiced_actuals(
             )
             continue
         months[month] = months.get(month, Decimal(0)) + _net(erp)
-    if not seen_current:
+    if current_key is not None and not seen_current:
         split = parse_billing_key(current_key)
         if split is not None:
             months[split[1]] = months.get(split[1], Decimal(0)) + current_net
     if not months:
         return None
     return RevenueActuals(
-        external_key=f"{current_key}.actuals"[:80],
+        external_key=f"{current_key or f'bill:{project_id}'}.actuals"[:80],
         currency=currency,
         months=[MonthlyAmount(month=m, amount=a) for m, a in sorted(months.items())],
     )
@@ -785,10 +789,36 @@ async def billing_void(child_id: str, correlation_id: str | None = None) -> dict
     if project_id and period:
         key = str(done.get("billing_key") or billing_key(project_id, period))
         await _publish_voided(saga, project_id, period, key, erp_id, psa_id)
-    return await saga.finish(
-        RunState.COMPLETED,
-        {"voided": child_id, "erp_invoice_id": erp_id, "psa_invoice_id": psa_id, "compensated": undone},
-    )
+    result: dict[str, Any] = {
+        "voided": child_id,
+        "erp_invoice_id": erp_id,
+        "psa_invoice_id": psa_id,
+        "compensated": undone,
+    }
+    # The voided month's revenue out of the FP&A actuals: the project's invoiced months sent again (the
+    # cancelled invoice's month 0 unless another invoice bills it), last, only where the child published
+    # actuals, and only in runs started with FPA_PUBLISHING (runs started before keep their steps).
+    published = done.get("fpa")
+    currency = done.get("currency")
+    if (
+        isinstance(published, dict)
+        and published.get("published")
+        and isinstance(currency, str)
+        and project_id
+        and await saga.started_with(FPA_PUBLISHING)
+    ):
+        fpa_project = str(published.get("project_id") or project_id)
+        outcome = await publish_to_fpa(
+            saga,
+            "fpa.publish_actuals",
+            kind="actuals",
+            project_id=fpa_project,
+            make=lambda: invoiced_actuals(project_id, currency, None),
+            send=lambda plan, key: system.publish_revenue_actuals(fpa_project, plan, idempotency_key=key),
+            remediation=_PLANNING_FIX,
+        )
+        result["fpa"] = msgspec.to_builtins(outcome)
+    return await saga.finish(RunState.COMPLETED, result)
 
 
 # --- the billing run -------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ take it, so their recorded steps keep their places."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -48,6 +49,9 @@ WORKFLOWS = {
 }
 BASELINE = "fpa.publish_baseline"
 ACTUALS = "fpa.publish_actuals"
+assert STEPS[-1] == BASELINE
+# An activation's steps before the FP&A step existed.
+EARLIER_STEPS = STEPS[:-1]
 
 
 def _settings(make_settings: Callable[..., Settings], fpa: str, **fpa_connection: Any) -> Settings:
@@ -115,7 +119,7 @@ async def test_activation_publishes_the_deals_baseline_under_the_erp_project(
     gw = await _gateway(make_gateway, make_settings, fpa)
     run = await _activated(gw)
     # The FP&A step is the last one, after the project is set up and announced.
-    assert _timeline(run) == [(name, "completed") for name in [*STEPS, BASELINE]]
+    assert _timeline(run) == [(name, "completed") for name in STEPS]
     erp_project = run["result"]["erp_project_id"]
     assert run["result"]["fpa"] == {
         "kind": "baseline",
@@ -149,7 +153,7 @@ async def test_a_lost_fpa_answer_publishes_the_same_baseline_once(
     run = await _activated(gw)
     assert await _faults_left(gw, fpa) == []  # the answer was lost
     outcomes = [outcome for name, outcome in _timeline(run) if name == BASELINE]
-    assert outcomes[0] == "retried" and outcomes[-1] == "completed", outcomes
+    assert outcomes == ["retried", "completed"], outcomes
     assert run["result"]["fpa"]["published"] is True
     forecast = await _forecast(gw, run["result"]["erp_project_id"])
     assert _months(forecast.json()) == TM_BASELINE
@@ -181,7 +185,8 @@ async def test_fpa_down_past_the_retry_window_completes_the_activation_with_the_
     assert fpa_outcome["published"] is False
     assert fpa_outcome["issue"]["owner"] == "finance"
     assert "FP&A tool" in fpa_outcome["issue"]["remediation"]
-    assert run["result"]["psa_project_id"] and run["result"]["billing_schedule_id"]
+    assert run["result"]["psa_project_id"]
+    assert run["result"]["billing_schedule_id"]
     exceptions = await gw.client.get("/process/v1/exceptions", headers=gw.auth("process:read"))
     assert exceptions.json()["items"] == []
     async with gw.sandbox(fpa) as sandbox:
@@ -189,28 +194,35 @@ async def test_fpa_down_past_the_retry_window_completes_the_activation_with_the_
     assert (await _forecast(gw, run["result"]["erp_project_id"])).status_code == 404
 
 
-async def test_a_currency_the_fpa_system_refuses_completes_the_activation_with_the_issue(
+async def test_a_deals_currency_the_fpa_system_refuses_completes_the_activation_with_the_issue(
     fpa: str, make_gateway: Any, make_settings: Any
 ) -> None:
-    """The ready fixed-fee deal is in EUR; the project is first planned in USD (as a deal's plan was
-    published before), so the FP&A system refuses a baseline in EUR for it."""
+    """The ready fixed-fee deal is in EUR. Anaplan plans a new project in the currency it is first given;
+    Adaptive Planning keeps a level in one currency (USD in its sandbox), so it refuses the baseline: the
+    activation completes all the same, with the refusal in the result for finance."""
     gw = await _gateway(make_gateway, make_settings, fpa)
     run = await _activated(gw, READY_FIXED_FEE_OPPORTUNITY_ID)
+    assert run["state"] == "completed"
     erp_project = run["result"]["erp_project_id"]
-    assert run["result"]["fpa"]["kind"] == "baseline"
-    if run["result"]["fpa"]["published"]:
-        # This FP&A system plans the project in the deal's currency: the milestones are in their months.
+    outcome = run["result"]["fpa"]
+    assert (outcome["kind"], outcome["project_id"]) == ("baseline", erp_project)
+    if fpa == "anaplan":
+        assert outcome["published"] is True, outcome
         forecast = (await _forecast(gw, erp_project)).json()
         assert forecast["currency"] == "EUR"
+        # Each milestone in its due month.
         assert _months(forecast) == [
             ("2026-02", Decimal("42000"), "baseline"),
             ("2026-04", Decimal("42000"), "baseline"),
         ]
     else:
-        assert run["state"] == "completed"
-        issue = run["result"]["fpa"]["issue"]
+        assert outcome["published"] is False, outcome
+        issue = outcome["issue"]
         assert (issue["owner"], issue["code"]) == ("finance", "vendor-rejected"), issue
         assert "currency" in issue["message"]
+        assert (await _forecast(gw, erp_project)).status_code == 404
+    exceptions = await gw.client.get("/process/v1/exceptions", headers=gw.auth("process:read"))
+    assert exceptions.json()["items"] == []
 
 
 async def test_a_run_started_before_the_fpa_step_existed_keeps_the_steps_it_began_with(
@@ -230,7 +242,7 @@ async def test_a_run_started_before_the_fpa_step_existed_keeps_the_steps_it_bega
     monkeypatch.setattr(runs, "_start_attributes", attributes_of_an_older_start)
     gw = await _gateway(make_gateway, make_settings, fpa)
     run = await _activated(gw)
-    assert _timeline(run) == [(name, "completed") for name in STEPS]
+    assert _timeline(run) == [(name, "completed") for name in EARLIER_STEPS]
     assert "fpa" not in run["result"]
     assert (await _forecast(gw, run["result"]["erp_project_id"])).status_code == 404
 
@@ -296,7 +308,7 @@ async def test_a_billing_runs_lost_fpa_answer_publishes_the_same_actuals(
     assert child["state"] == "completed", child
     assert await _faults_left(gw, fpa) == []
     outcomes = [s["outcome"] for s in child["steps"] if s["name"] == ACTUALS]
-    assert outcomes[0] == "retried" and outcomes[-1] == "completed", outcomes
+    assert outcomes == ["retried", "completed"], outcomes
     assert child["result"]["fpa"]["published"] is True
     actual = [m for m in _months((await _forecast(gw, erp_project)).json()) if m[2] == "actual"]
     assert actual == [(PERIOD, Decimal("1575.00"), "actual")]  # 7.5 h at 210.00, once
@@ -323,3 +335,32 @@ async def test_fpa_down_during_a_billing_run_is_retried_and_the_run_completes(
     actual = [m for m in _months((await _forecast(gw, erp_project)).json()) if m[2] == "actual"]
     assert actual == [(PERIOD, Decimal("1575.00"), "actual")]
 
+
+async def test_cancelling_a_billed_month_takes_its_revenue_back_out_of_the_actuals(
+    fpa: str, make_gateway: Any, make_settings: Any
+) -> None:
+    """The void run sends the project's invoiced months again: the cancelled invoice's month is 0."""
+    gw = await _gateway(make_gateway, make_settings, fpa)
+    activation = await _activated(gw)
+    project, erp_project = activation["result"]["psa_project_id"], activation["result"]["erp_project_id"]
+    await add_rate(gw, READY_OPPORTUNITY_ID, ROLE_NAME, "210", "USD")
+    await Delivery(gw).time(project, _day(PERIOD, 3), 450)
+    started = await _start(gw, legal_entity="US01", project_ids=[project])
+    run_id = started["run"]["id"]
+    await _billing_until(gw, run_id, _done)
+    cancel = await gw.client.post(
+        f"/process/v1/billing-runs/{run_id}/cancel",
+        headers={**gw.auth("process:read process:admin"), "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert cancel.status_code == 202, cancel.text
+    void_id = f"void-bill-{project}-{PERIOD}"
+
+    def voided(view: dict[str, Any]) -> bool:
+        return any(r["id"] == void_id and r["state"] == "completed" for r in view["projects"])
+
+    view = await _billing_until(gw, run_id, voided)
+    void = next(r for r in view["projects"] if r["id"] == void_id)
+    assert void["result"]["fpa"]["published"] is True, void["result"]
+    assert [s["name"] for s in void["steps"]][-1] == ACTUALS
+    actual = [m for m in _months((await _forecast(gw, erp_project)).json()) if m[2] == "actual"]
+    assert actual == [(PERIOD, Decimal(0), "actual")]
