@@ -186,7 +186,14 @@ class AdaptiveSettings(VendorConnection, kw_only=True, frozen=True):
     plan_version: str = "Working Budget"  # the plan version a baseline is imported into
     actuals_version: str = "Actuals"
     revenue_account: str = "ServicesRevenue"  # the account's code
-    level: str = "Professional Services"  # its currency is the figures' currency
+    # The level a project's figures are kept at, by the project's currency: each level has one currency
+    # (a firm's entities), and Adaptive files an import under the level's currency unconverted. A currency
+    # not named in ``levels_by_currency`` goes to ``level``; a plan whose level is kept in another currency
+    # is refused. The defaults are the sandbox's levels.
+    level: str = "Professional Services"
+    levels_by_currency: dict[str, str] = msgspec.field(
+        default_factory=lambda: {"GBP": "Services UK", "EUR": "Services DE"}
+    )
     project_dimension: str = "Project"
 
 

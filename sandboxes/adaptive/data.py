@@ -9,7 +9,8 @@ and the demo project's figures.
 ``ACTUALS_VERSION``         "Actuals": the actuals version
 ``REVENUE_ACCOUNT``         "ServicesRevenue": a GL account below the "Revenue" rollup
 ``SERVICES_LEVEL``          "Professional Services": a level kept in USD (the corporate currency);
-                            "Services UK" is kept in GBP; both are below the rollup level "Company"
+                            "Services UK" is kept in GBP and "Services DE" in EUR (a firm's entities,
+                            each in its own currency); all are below the rollup level "Company"
 ``PROJECT_DIMENSION``       "Project": one dimension value per project, its name the project's id
 ``DEMO_PROJECT_ID``         "3001": the demo project (as in the other FP&A sandbox), a 12-month 2026 plan
                             with actuals for January to March
@@ -61,7 +62,7 @@ PROJECT_DIMENSION = "Project"
 DEMO_PROJECT_ID = "3001"
 CORPORATE_CURRENCY = "USD"
 #: Local currency -> corporate, for exportData's ``useCorporate`` currency rule (one rate for every month).
-RATES_TO_CORPORATE = {"USD": "1", "GBP": "1.25"}
+RATES_TO_CORPORATE = {"USD": "1", "GBP": "1.25", "EUR": "1.08"}
 TIME_START = (2020, 1)
 TIME_END = (2030, 12)
 
@@ -117,6 +118,7 @@ LEVELS = (
     LevelSpec(id=1, name="Company", currency=CORPORATE_CURRENCY, parent=None),
     LevelSpec(id=2, name=SERVICES_LEVEL, currency="USD", parent="Company"),
     LevelSpec(id=3, name="Services UK", currency="GBP", parent="Company"),
+    LevelSpec(id=4, name="Services DE", currency="EUR", parent="Company"),
 )
 
 

@@ -11,13 +11,16 @@ breaker) is the shared ``VendorHttpClient``'s; this module adds what is Adaptive
   ``success="false"``, so ``success`` is checked on every answer. Bad credentials are ``VendorUnavailable``
   (the caller cannot fix them); an unknown version, account, level or dimension is ``VendorBadResponse``
   naming the setting to fix; anything else refused is ``VendorRejected`` with Adaptive's words;
-- **the model**: a project's figures are the revenue account's cells at the configured level, on the value
-  of the project dimension named after the project (Adaptive creates it on the first import). A baseline
-  goes into the plan version (``planOrActuals="Plan"``), actuals into the actuals version. The figures are
-  in the level's currency (read once with ``exportLevels``): a plan in another currency is refused before
-  anything is sent, as Adaptive would file it under the level's currency unconverted;
-- **read**: ``exportData`` of each version (the project dimension as a column, in the level's currency),
-  both at once; the forecast is the actual where a month has one, else the plan.
+- **the model**: a project's figures are the revenue account's cells at one level, on the value of the
+  project dimension named after the project (Adaptive creates it on the first import). A baseline goes into
+  the plan version (``planOrActuals="Plan"``), actuals into the actuals version. A level has one currency
+  (read once with ``exportLevels``) and Adaptive files an import under it unconverted, so the level is
+  chosen by the plan's currency (``levels_by_currency``, else ``level``): a plan whose level is kept in
+  another currency is refused before anything is sent, and so is a plan in another currency than the
+  figures the project already has (a project keeps one currency, as in the other FP&A port's vendors);
+- **read**: ``exportData`` of each version at every configured level (the project dimension and the level
+  as columns, each level in its own currency), both at once; the forecast is the actual where a month has
+  one, else the plan.
 
 Republishing: an import overwrites the cells it names and leaves the others, so a publish first reads the
 project's current figures in that version and writes a zero to each month the new plan leaves out (a zero
@@ -127,7 +130,9 @@ class AdaptiveFpa:
             sleep=sleep,
             principal=settings.login,
         )
-        self._currency: str | None = None
+        # Every level a project's figures may be at, and each one's currency (read once).
+        self._levels = tuple(dict.fromkeys([settings.level, *settings.levels_by_currency.values()]))
+        self._currencies: dict[str, str] | None = None
         # One publish at a time: each reads the project's figures, then writes the plan over them.
         self._publish_lock = asyncio.Lock()
 
@@ -152,13 +157,22 @@ class AdaptiveFpa:
 
     async def get_forecast(self, project_id: str) -> Forecast:
         settings = self._settings
-        currency, plan, actual = await asyncio.gather(
-            self._level_currency(),
+        currencies, plan_by_level, actual_by_level = await asyncio.gather(
+            self._level_currencies(),
             self._figures(settings.plan_version, project_id),
             self._figures(settings.actuals_version, project_id),
         )
-        if not plan and not actual:
+        levels = plan_by_level.keys() | actual_by_level.keys()
+        if not levels:
             raise NotFound(VENDOR, f"Adaptive Planning has no revenue figures for project {project_id}")
+        if len(levels) > 1:
+            raise VendorBadResponse(
+                VENDOR,
+                f"Adaptive Planning holds project {project_id}'s figures at several levels "
+                f"({', '.join(sorted(levels))}), so in several currencies: a project keeps one",
+            )
+        (level,) = levels
+        plan, actual = plan_by_level.get(level, {}), actual_by_level.get(level, {})
         try:
             months = [
                 ForecastMonth(month=month, amount=actual[month], source=ForecastSource.ACTUAL)
@@ -170,7 +184,7 @@ class AdaptiveFpa:
             raise VendorBadResponse(VENDOR, f"Adaptive Planning exported an unusable amount: {exc}") from None
         return Forecast(
             project_id=project_id,
-            currency=currency,
+            currency=currencies[level],
             months=months,
             as_of=max(actual) if actual else None,
         )
@@ -180,19 +194,27 @@ class AdaptiveFpa:
     async def _publish(
         self, project_id: str, plan_or_actuals: str, version: str, plan: RevenueBaseline | RevenueActuals
     ) -> PublishResult:
-        currency = await self._level_currency()
-        level = self._settings.level
-        if plan.currency != currency:
-            raise VendorRejected(
-                VENDOR,
-                f"Adaptive Planning keeps level {level!r} in {currency}: a plan in currency {plan.currency} "
-                "cannot be loaded there",
-            )
+        level = await self._level_for(plan.currency)
         totals: dict[str, Decimal] = {}
         for entry in plan.months:
             totals[entry.month] = totals.get(entry.month, Decimal(0)) + entry.amount
+        other_version = (
+            self._settings.actuals_version if plan_or_actuals == "Plan" else self._settings.plan_version
+        )
         async with self._publish_lock:
-            held = await self._figures(version, project_id)
+            held_by_level, other_by_level = await asyncio.gather(
+                self._figures(version, project_id), self._figures(other_version, project_id)
+            )
+            elsewhere = sorted((held_by_level.keys() | other_by_level.keys()) - {level})
+            if elsewhere:
+                currencies = await self._level_currencies()
+                kept = ", ".join(sorted({currencies[name] for name in elsewhere}))
+                raise VendorRejected(
+                    VENDOR,
+                    f"Adaptive Planning keeps project {project_id}'s figures in {kept}: a project keeps one "
+                    f"currency, so a plan in currency {plan.currency} cannot be loaded",
+                )
+            held = held_by_level.get(level, {})
             # Months the model holds and the plan no longer has: a zero empties each.
             cleared = sorted(set(held) - set(totals))
             amounts = {**{month: Decimal(0) for month in cleared}, **totals}
@@ -235,12 +257,13 @@ class AdaptiveFpa:
 
     # --- reads -----------------------------------------------------------------------------------------
 
-    async def _figures(self, version: str, project_id: str) -> dict[str, Decimal]:
+    async def _figures(self, version: str, project_id: str) -> dict[str, dict[str, Decimal]]:
+        """The project's figures in ``version`` by level, then by month (one export of every level)."""
         settings = self._settings
         body = export_body(
             version=version,
             account=settings.revenue_account,
-            level=settings.level,
+            levels=self._levels,
             dimension=settings.project_dimension,
         )
         answer = await self._call("exportData", body)
@@ -251,21 +274,35 @@ class AdaptiveFpa:
                 VENDOR, f"Adaptive Planning's exportData answer is unusable: {exc}"
             ) from None
 
-    async def _level_currency(self) -> str:
-        """The configured level's currency, read once with ``exportLevels``."""
-        if self._currency is not None:
-            return self._currency
+    async def _level_currencies(self) -> dict[str, str]:
+        """Each configured level's currency, read once with ``exportLevels``."""
+        if self._currencies is not None:
+            return self._currencies
         answer = await self._call("exportLevels")
-        level = names_in(answer.output, "level").get(self._settings.level)
-        if level is None:
-            raise self._misconfigured(f"the instance has no level named {self._settings.level!r}")
-        currency = (level.get("currency") or "").strip()
-        if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
-            raise VendorBadResponse(
-                VENDOR, f"Adaptive Planning gave level {self._settings.level!r} no usable currency"
+        found = names_in(answer.output, "level")
+        currencies: dict[str, str] = {}
+        for name in self._levels:
+            level = found.get(name)
+            if level is None:
+                raise self._misconfigured(f"the instance has no level named {name!r}")
+            currency = (level.get("currency") or "").strip()
+            if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
+                raise VendorBadResponse(VENDOR, f"Adaptive Planning gave level {name!r} no usable currency")
+            currencies[name] = currency
+        self._currencies = currencies
+        return currencies
+
+    async def _level_for(self, currency: str) -> str:
+        """The level a plan in ``currency`` is kept at; refused when that level keeps another currency."""
+        level = self._settings.levels_by_currency.get(currency, self._settings.level)
+        kept = (await self._level_currencies())[level]
+        if kept != currency:
+            raise VendorRejected(
+                VENDOR,
+                f"Adaptive Planning keeps level {level!r} in {kept}: a plan in currency {currency} cannot be "
+                f"loaded there (STRATUM_ADAPTIVE__LEVELS_BY_CURRENCY names a level for each currency)",
             )
-        self._currency = currency
-        return currency
+        return level
 
     async def check(self) -> list[Check]:
         """Log in and find the configured versions, account, level and dimension, as publishing and reading
@@ -280,6 +317,7 @@ class AdaptiveFpa:
             ("version", settings.actuals_version, versions, "ACTUALS_VERSION"),
             ("account", settings.revenue_account, accounts, "REVENUE_ACCOUNT"),
             ("level", settings.level, levels, "LEVEL"),
+            *(("level", name, levels, "LEVELS_BY_CURRENCY") for name in settings.levels_by_currency.values()),
             ("dimension", settings.project_dimension, dimensions, "PROJECT_DIMENSION"),
         )
         return [

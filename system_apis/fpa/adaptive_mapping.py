@@ -15,7 +15,7 @@ import csv
 import io
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -140,15 +140,24 @@ def import_body(
     )
 
 
-def export_body(*, version: str, account: str, level: str, dimension: str) -> str:
-    """``exportData`` of one account at one level, the dimension as a column, in the level's currency."""
+# The export's column naming each row's level (``exportData``'s CSV: Account Name, Account Code, Level Name,
+# the dimensions asked for, then one column per period).
+LEVEL_COLUMN = "Level Name"
+
+
+def export_body(*, version: str, account: str, levels: Sequence[str], dimension: str) -> str:
+    """``exportData`` of one account at ``levels``, the dimension as a column, each level's rows in its own
+    (local) currency."""
+    level_filters = "".join(
+        f'<level name={quoteattr(level)} isRollup="false" includeDescendants="false"/>' for level in levels
+    )
     return (
         f'<version name={quoteattr(version)} isDefault="false"/>'
         '<format useInternalCodes="true" includeUnmappedItems="false"/>'
         "<filters>"
         f'<accounts><account code={quoteattr(account)} isAssumption="false" includeDescendants="false"/>'
         "</accounts>"
-        f'<levels><level name={quoteattr(level)} isRollup="false" includeDescendants="false"/></levels>'
+        f"<levels>{level_filters}</levels>"
         "</filters>"
         f"<dimensions><dimension name={quoteattr(dimension)}/></dimensions>"
         '<rules includeZeroRows="false" includeRollupAccounts="false" includeRollupLevels="false">'
@@ -193,27 +202,31 @@ def names_in(output: ET.Element | None, tag: str, attribute: str = "name") -> di
     return {element.get(attribute) or "": dict(element.attrib) for element in output.iter(tag)}
 
 
-def figures_from_export(output: ET.Element | None, dimension: str, project: str) -> dict[str, Decimal]:
-    """The project's non-zero figures by month (``YYYY-MM``) from an ``exportData`` answer's CSV, summed
-    over its rows. A zero is no figure: an Adaptive cell that is zero and one that is empty export alike.
-    Raises ValueError when the CSV is not the export's shape."""
+def figures_from_export(
+    output: ET.Element | None, dimension: str, project: str
+) -> dict[str, dict[str, Decimal]]:
+    """The project's non-zero figures by level, then by month (``YYYY-MM``), from an ``exportData`` answer's
+    CSV, summed over its rows (a level with none is left out). A zero is no figure: an Adaptive cell that is
+    zero and one that is empty export alike. Raises ValueError when the CSV is not the export's shape."""
     text = (output.text or "") if output is not None else ""
     reader = csv.reader(io.StringIO(text.strip("\r\n"), newline=""))
     header = next(reader, None)
     if header is None:
         return {}
     header = [name.strip() for name in header]
-    if dimension not in header:
-        raise ValueError(f"the export has no {dimension!r} column")
-    position = header.index(dimension)
+    for column in (dimension, LEVEL_COLUMN):
+        if column not in header:
+            raise ValueError(f"the export has no {column!r} column")
+    position, level_at = header.index(dimension), header.index(LEVEL_COLUMN)
     months = {index: month_of_period(name) for index, name in enumerate(header)}
     periods = {index: month for index, month in months.items() if month is not None}
     if not periods:
         raise ValueError("the export has no period columns")
-    figures: dict[str, Decimal] = {}
+    by_level: dict[str, dict[str, Decimal]] = {}
     for row in reader:
-        if not row or len(row) <= position or row[position].strip() != project:
+        if not row or len(row) <= max(position, level_at) or row[position].strip() != project:
             continue
+        figures = by_level.setdefault(row[level_at].strip(), {})
         for index, month in periods.items():
             raw = row[index].strip() if index < len(row) else ""
             if not raw:
@@ -225,7 +238,11 @@ def figures_from_export(output: ET.Element | None, dimension: str, project: str)
             if not amount.is_finite():
                 raise ValueError(f"the export has an unusable amount for {month}")
             figures[month] = figures.get(month, Decimal(0)) + amount
-    return {month: amount for month, amount in sorted(figures.items()) if amount != 0}
+    kept = {
+        level: {month: amount for month, amount in sorted(figures.items()) if amount != 0}
+        for level, figures in by_level.items()
+    }
+    return {level: figures for level, figures in kept.items() if figures}
 
 
 def refusals(messages: Iterable[tuple[str, str]], months: Iterable[str]) -> list[PublishFailure]:

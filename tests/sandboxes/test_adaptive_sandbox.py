@@ -163,7 +163,12 @@ async def test_a_body_that_is_not_xml_is_415(http: httpx.AsyncClient) -> None:
 async def test_levels_carry_their_currency_and_accounts_nest(http: httpx.AsyncClient) -> None:
     _, levels = await _post(http, _call("exportLevels"))
     currencies = {level.get("name"): level.get("currency") for level in levels.iter("level")}
-    assert currencies == {"Company": "USD", "Professional Services": "USD", "Services UK": "GBP"}
+    assert currencies == {
+        "Company": "USD",
+        "Professional Services": "USD",
+        "Services UK": "GBP",
+        "Services DE": "EUR",
+    }
     _, accounts = await _post(http, _call("exportAccounts"))
     revenue = next(a for a in accounts.iter("account") if a.get("code") == "Revenue")
     assert [child.get("code") for child in revenue] == ["ServicesRevenue", "LicenceRevenue"]

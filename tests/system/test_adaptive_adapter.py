@@ -38,9 +38,9 @@ def _plan(months: dict[str, str], currency: str = "USD") -> RevenueBaseline:
     return RevenueBaseline(external_key="opp-9:v1", currency=currency, months=entries)
 
 
-def _actuals(months: dict[str, str]) -> RevenueActuals:
+def _actuals(months: dict[str, str], currency: str = "USD") -> RevenueActuals:
     entries = [MonthlyAmount(month=m, amount=Decimal(a)) for m, a in months.items()]
-    return RevenueActuals(external_key="close", currency="USD", months=entries)
+    return RevenueActuals(external_key="close", currency=currency, months=entries)
 
 
 async def _no_sleep(_: float) -> None:
@@ -65,9 +65,13 @@ async def sandboxed() -> AsyncIterator[tuple[AdaptiveFpa, AdaptiveSandbox]]:
     await fpa.close()
 
 
-def _cells(sandbox: AdaptiveSandbox, project: str, version: str) -> dict[str, str]:
+def _cells(
+    sandbox: AdaptiveSandbox, project: str, version: str, *, level: str | None = None
+) -> dict[str, str]:
     return {
-        key[4]: amount for key, amount in sandbox.cells.items() if key[3] == project and key[0] == version
+        key[4]: amount
+        for key, amount in sandbox.cells.items()
+        if key[3] == project and key[0] == version and level in (None, key[2])
     }
 
 
@@ -117,13 +121,37 @@ async def test_an_unknown_project_is_not_found(sandboxed: tuple[AdaptiveFpa, Ada
         await sandboxed[0].get_forecast("NO-SUCH-PROJECT")
 
 
-async def test_a_plan_in_another_currency_than_the_levels_is_refused_before_any_import(
+async def test_a_plan_goes_to_the_level_kept_in_its_currency(
+    sandboxed: tuple[AdaptiveFpa, AdaptiveSandbox],
+) -> None:
+    # A level has one currency and Adaptive files an import under it unconverted (Knowledge Center,
+    # "importStandardData": values are in the level's currency), so a GBP plan goes to the GBP level.
+    fpa, sandbox = sandboxed
+    await fpa.publish_baseline("P-12", _plan({"2027-01": "1.00"}, currency="GBP"))
+    assert _cells(sandbox, "P-12", "Working Budget", level="Services UK") == {"2027-01": "1.00"}
+    assert _cells(sandbox, "P-12", "Working Budget", level="Professional Services") == {}
+    forecast = await fpa.get_forecast("P-12")
+    assert (forecast.currency, [m.amount for m in forecast.months]) == ("GBP", [Decimal("1.00")])
+
+
+async def test_a_plan_in_a_currency_no_level_keeps_is_refused_before_any_import(
     sandboxed: tuple[AdaptiveFpa, AdaptiveSandbox],
 ) -> None:
     fpa, sandbox = sandboxed
-    with pytest.raises(VendorRejected, match="currency"):
-        await fpa.publish_baseline("P-12", _plan({"2027-01": "1.00"}, currency="GBP"))
-    assert _cells(sandbox, "P-12", "Working Budget") == {}
+    with pytest.raises(VendorRejected, match="LEVELS_BY_CURRENCY"):
+        await fpa.publish_baseline("P-14", _plan({"2027-01": "1.00"}, currency="JPY"))
+    assert _cells(sandbox, "P-14", "Working Budget") == {}
+
+
+async def test_a_project_keeps_the_currency_of_its_figures(
+    sandboxed: tuple[AdaptiveFpa, AdaptiveSandbox],
+) -> None:
+    fpa, sandbox = sandboxed
+    await fpa.publish_baseline("P-15", _plan({"2027-01": "1.00"}))
+    with pytest.raises(VendorRejected, match="keeps one currency"):
+        await fpa.publish_actuals("P-15", _actuals({"2027-01": "2.00"}, currency="EUR"))
+    assert _cells(sandbox, "P-15", "Actuals") == {}
+    assert (await fpa.get_forecast("P-15")).currency == "USD"
 
 
 async def test_settings_the_instance_lacks_are_named(sandboxed: tuple[AdaptiveFpa, AdaptiveSandbox]) -> None:
@@ -240,17 +268,18 @@ def test_an_import_row_is_pipe_separated_with_plain_decimals_in_month_order() ->
         )
 
 
-def test_the_export_csv_becomes_the_projects_non_zero_months() -> None:
+def test_the_export_csv_becomes_the_projects_non_zero_months_by_level() -> None:
     answer = parse_answer(
         b'<response success="true"><output><![CDATA[Account Name,Account Code,Level Name,Project,'
         b"01/2027,02/2027,03/2027\nServices Revenue,ServicesRevenue,PS,P-1,10.50,0.00,\n"
         b"Services Revenue,ServicesRevenue,PS,P-2,99,99,99\n"
+        b"Services Revenue,ServicesRevenue,UK,P-1,0,,\n"
         b"Services Revenue,ServicesRevenue,PS,P-1,1.25,,3\n]]>"
         b"</output></response>"
     )
+    # A level whose cells are all zero holds no figure, so it is left out.
     assert figures_from_export(answer.output, "Project", "P-1") == {
-        "2027-01": Decimal("11.75"),
-        "2027-03": Decimal("3"),
+        "PS": {"2027-01": Decimal("11.75"), "2027-03": Decimal("3")}
     }
     with pytest.raises(ValueError, match="Region"):
         figures_from_export(answer.output, "Region", "P-1")

@@ -1,7 +1,7 @@
 """The FP&A suite: what the system tier promises about any FP&A system, run against each FP&A adapter and its
 sandbox, through the system tier's routes only.
 
-Every test makes the figures it reads, for a project of its own, in USD (the currency every FP&A sandbox
+Every test makes the figures it reads, for a project of its own, mostly in USD (the currency every FP&A sandbox
 plans the project in), so no test knows which vendor answers: that is the proof that the FP&A system behind
 the port can be swapped.
 """
@@ -142,3 +142,15 @@ async def test_a_project_keeps_one_currency(gw: Any) -> None:
     forecast = (await _forecast(gw, project)).json()
     assert forecast["currency"] == "USD"
     assert _months(forecast) == [("2026-01", "100.00", "baseline")]
+
+
+@pytest.mark.parametrize("currency", ["GBP", "EUR"])
+async def test_a_project_is_planned_in_its_own_currency(gw: Any, currency: str) -> None:
+    # The firm's projects are sold in several currencies; each is planned in its own, whatever the tool
+    # keeps per project (Anaplan: a currency per project; Adaptive: the level kept in that currency).
+    project = _project()
+    published = await _put(gw, project, "revenue-baseline", _plan("k", {"2026-05": "250.00"}, currency))
+    assert published.status_code == 200, published.text
+    forecast = (await _forecast(gw, project)).json()
+    assert forecast["currency"] == currency
+    assert _months(forecast) == [("2026-05", "250.00", "baseline")]
