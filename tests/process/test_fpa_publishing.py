@@ -194,33 +194,40 @@ async def test_fpa_down_past_the_retry_window_completes_the_activation_with_the_
     assert (await _forecast(gw, run["result"]["erp_project_id"])).status_code == 404
 
 
-async def test_a_deals_currency_the_fpa_system_refuses_completes_the_activation_with_the_issue(
-    fpa: str, make_gateway: Any, make_settings: Any
-) -> None:
-    """The ready fixed-fee deal is in EUR. Anaplan plans a new project in the currency it is first given;
-    Adaptive Planning keeps a level in one currency (USD in its sandbox), so it refuses the baseline: the
-    activation completes all the same, with the refusal in the result for finance."""
+async def test_a_deal_is_planned_in_its_own_currency(fpa: str, make_gateway: Any, make_settings: Any) -> None:
+    """The ready fixed-fee deal is in EUR (Business Central's DE01): each milestone in its due month, in EUR
+    (Anaplan: a currency per project; Adaptive Planning: the level kept in EUR)."""
     gw = await _gateway(make_gateway, make_settings, fpa)
     run = await _activated(gw, READY_FIXED_FEE_OPPORTUNITY_ID)
-    assert run["state"] == "completed"
     erp_project = run["result"]["erp_project_id"]
     outcome = run["result"]["fpa"]
-    assert (outcome["kind"], outcome["project_id"]) == ("baseline", erp_project)
-    if fpa == "anaplan":
-        assert outcome["published"] is True, outcome
-        forecast = (await _forecast(gw, erp_project)).json()
-        assert forecast["currency"] == "EUR"
-        # Each milestone in its due month.
-        assert _months(forecast) == [
-            ("2026-02", Decimal("42000"), "baseline"),
-            ("2026-04", Decimal("42000"), "baseline"),
-        ]
-    else:
-        assert outcome["published"] is False, outcome
-        issue = outcome["issue"]
-        assert (issue["owner"], issue["code"]) == ("finance", "vendor-rejected"), issue
-        assert "currency" in issue["message"]
-        assert (await _forecast(gw, erp_project)).status_code == 404
+    assert (outcome["kind"], outcome["project_id"], outcome["published"]) == ("baseline", erp_project, True)
+    forecast = (await _forecast(gw, erp_project)).json()
+    assert forecast["currency"] == "EUR"
+    assert _months(forecast) == [
+        ("2026-02", Decimal("42000"), "baseline"),
+        ("2026-04", Decimal("42000"), "baseline"),
+    ]
+
+
+async def test_a_baseline_the_fpa_system_refuses_completes_the_activation_with_the_issue_for_finance(
+    fpa: str, make_gateway: Any, make_settings: Any
+) -> None:
+    """A deal closing in 2041 is planned in a month beyond every FP&A sandbox's calendar, which refuses the
+    whole baseline (422 vendor-rejected): planning never blocks delivery, so the activation completes, with
+    the refusal in its result for finance and nothing in the exception queue."""
+    gw = await _gateway(make_gateway, make_settings, fpa)
+    gw.sandbox_state("salesforce").records["Opportunity"][READY_OPPORTUNITY_ID]["CloseDate"] = "2041-02-20"
+    run = await _activated(gw)
+    assert run["state"] == "completed"
+    assert [o for n, o in _timeline(run) if n == BASELINE] == ["failed"]
+    erp_project = run["result"]["erp_project_id"]
+    outcome = run["result"]["fpa"]
+    assert (outcome["kind"], outcome["project_id"], outcome["published"]) == ("baseline", erp_project, False)
+    issue = outcome["issue"]
+    assert (issue["owner"], issue["code"]) == ("finance", "vendor-rejected"), issue
+    assert "FP&A tool" in issue["remediation"]
+    assert (await _forecast(gw, erp_project)).status_code == 404
     exceptions = await gw.client.get("/process/v1/exceptions", headers=gw.auth("process:read"))
     assert exceptions.json()["items"] == []
 
