@@ -55,7 +55,9 @@ constant                                 record
 Certinia PSA (the managed package ``pse__``, installed in the same org; see the "Certinia PSA" section
 below) is seeded small and the same for every seed: ``PSE_PROJECT_IDS`` (three projects delivering the
 ready T&M, fixed-fee and milestone deals), ``PSE_RESOURCE_IDS`` (four Contacts without an account, the
-firm's own people), approved billable timecards with one split each, approved billable expenses,
+firm's own people, each with its ``pse__Resource_Role__c``), one assignment per resource and project
+(``pse__Assignment__c``: the role its timecards bill as, one the deal's rate card prices), approved
+billable timecards with one split each (header and split naming the assignment), approved billable expenses,
 milestones (``PSE_APPROVED_MILESTONE_ID`` approved), ``PSE_UNAPPROVED_TIMECARD_ID`` (submitted, not
 approved), ``PSE_NON_BILLABLE_TIMECARD_ID`` (fixed-price time), a resource request and rate cards; no
 billing events yet.
