@@ -19,6 +19,7 @@ import pytest
 from apis.config import Settings
 from sandboxes.salesforce.data import READY_FIXED_FEE_OPPORTUNITY_ID
 from tests.process.test_billing_runs import PERIOD, VENDOR, WORKFLOWS
+from tests.process.test_certinia_end_to_end import _activate
 
 BILLING = "/process/v1/billing-runs"
 FINAL = {"completed", "failed", "cancelled", "parked"}
@@ -41,18 +42,6 @@ async def gw(make_gateway: Callable[[Settings], Any], make_settings: Callable[..
             erp_by_legal_entity={"DE01": "business_central"},
         )
     )
-
-
-async def _activate(gw: Any, opportunity_id: str) -> dict[str, Any]:
-    response = await gw.client.post(
-        "/process/v1/project-activations",
-        json={"opportunity_id": opportunity_id},
-        headers={**gw.auth("process:run"), "Idempotency-Key": uuid.uuid4().hex, "Prefer": "wait=30"},
-    )
-    run: dict[str, Any] = response.json()
-    assert run["state"] == "completed", run
-    result: dict[str, Any] = run["result"]
-    return result
 
 
 async def _bill(gw: Any, project: str) -> str:
