@@ -10,7 +10,13 @@ Steps (each under the saga rules of ``process_apis.saga``):
 4. create the ERP project, then its billing schedule for the billing model;
 5. raise staffing demand in the PSA, one per role sold;
 6. write the project and customer ids and the activation status back to the opportunity;
-7. publish ``project.activated``.
+7. publish ``project.activated``;
+8. publish the deal's revenue baseline by month to the FP&A system (``fpa.publish_baseline``), under the
+   ERP project id (the key the delivery view reads a forecast by first). Last, and only in runs started
+   with ``FPA_PUBLISHING``: a run started before the step existed keeps the steps it began with, so its
+   checkpoints line up when it is recovered. Planning never blocks delivery: the FP&A system down is
+   retried for the retry window; a refusal (or the window spent) completes the activation with the issue
+   in the result's ``fpa`` for finance (``process_apis.planning``).
 
 Cancelling undoes, last first: the CRM write-back (status ``cancelled``), the billing schedule (voided), the
 PSA project (closed). The ERP customer stays: it is master data other deals may share.
@@ -22,7 +28,7 @@ without a workflow.
 from __future__ import annotations
 
 import datetime as dt
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
 
 import msgspec
@@ -35,11 +41,13 @@ from contracts.models import (
     BillingScheduleCreate,
     Customer,
     Money,
+    MonthlyAmount,
     Opportunity,
     OpportunityActivationUpdate,
     Project,
     ProjectCreate,
     ProjectMoney,
+    RevenueBaseline,
     StaffingDemand,
     StaffingDemandCreate,
     deal_project_key,
@@ -50,14 +58,16 @@ from contracts.models.finance import BillingScheduleLine
 from contracts.models.process import Owner, ReadinessReport, RunState, Workflow
 from process_apis.customers import plan_erp_customer, upsert_erp_customer
 from process_apis.metrics import QUOTE_TO_PROJECT_SECONDS
+from process_apis.planning import PlanningOutcome, publish_to_fpa
 from process_apis.readiness import evaluate_readiness
-from process_apis.saga import BusinessRuleViolation, RunCancelled, Saga, services
+from process_apis.saga import FPA_PUBLISHING, BusinessRuleViolation, RunCancelled, Saga, services
 
 __all__ = [
     "ACTIVATION_WORKFLOW",
     "ActivationResult",
     "plan_billing_schedule",
     "plan_project",
+    "plan_revenue_baseline",
     "plan_staffing",
     "project_activation",
 ]
@@ -65,6 +75,8 @@ __all__ = [
 ACTIVATION_WORKFLOW = "project_activation"
 _HOURS_PER_DAY = Decimal(8)
 _QUARTER = Decimal("0.25")
+_CENT = Decimal("0.01")
+_MAX_PLAN_MONTHS = 600  # RevenueBaseline.months' limit: 50 years of months
 
 
 class ActivationResult(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
@@ -79,6 +91,8 @@ class ActivationResult(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=
     closed_won_on: dt.date | None = None
     cancelled: bool = False
     compensated: list[str] = []
+    # What the FP&A step did (absent in runs started before it existed).
+    fpa: PlanningOutcome | None = None
 
 
 # --- planning (pure) -------------------------------------------------------------------------------------
@@ -160,6 +174,78 @@ def plan_billing_schedule(opp: Opportunity, *, customer_id: str | None = None) -
     )
 
 
+def _month_key(day: dt.date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def _months_from(start: dt.date, count: int) -> list[str]:
+    index = start.year * 12 + start.month - 1
+    return [f"{(index + i) // 12:04d}-{(index + i) % 12 + 1:02d}" for i in range(count)]
+
+
+def _month_count(start: dt.date, end: dt.date) -> int:
+    return (end.year * 12 + end.month) - (start.year * 12 + start.month) + 1
+
+
+def _spread(amount: Decimal, months: list[str]) -> dict[str, Decimal]:
+    """``amount`` in equal monthly parts, in cents; the last month takes what rounding left, so the parts
+    add up to the amount exactly."""
+    part = (amount / len(months)).quantize(_CENT, rounding=ROUND_DOWN)
+    spread = dict.fromkeys(months, part)
+    spread[months[-1]] = amount - part * (len(months) - 1)
+    return spread
+
+
+def plan_revenue_baseline(opp: Opportunity, *, today: dt.date | None = None) -> RevenueBaseline | None:
+    """The deal's planned revenue by month, in its currency, for the FP&A system (None: nothing to plan).
+
+    - milestone and fixed-fee deals: the billing schedule's lines (each milestone in its due month, or the
+      whole amount at close for a deal with none), as they will be invoiced;
+    - retainers: the monthly fee from the close month to the project's end, or, with no end date, as many
+      months as the deal's amount buys (what is left of it in the month after);
+    - time and materials (and a retainer without a usable fee): the amount spread evenly over the
+      project's months, close to end; with no end date, the whole amount in the close month (the plan to
+      refine in the FP&A tool).
+
+    Months are calendar months (``YYYY-MM``); amounts are Decimal, in cents for a spread."""
+    if opp.billing_model is None or opp.currency is None or opp.amount is None or opp.amount <= 0:
+        return None
+    start, end = _project_dates(opp)
+    start = start or today or dt.date.today()
+    amounts: dict[str, Decimal] = {}
+    fee = opp.retainer.monthly_fee if opp.retainer is not None else None
+    if opp.billing_model in (BillingModel.MILESTONE, BillingModel.FIXED_FEE):
+        for line in plan_billing_schedule(opp).lines:
+            month = _month_key(line.date)
+            amounts[month] = amounts.get(month, Decimal(0)) + (line.amount or Decimal(0))
+    elif (
+        opp.billing_model == BillingModel.RETAINER
+        and fee is not None
+        and fee.currency == opp.currency
+        and fee.amount > 0
+    ):
+        if end is not None:
+            amounts = dict.fromkeys(
+                _months_from(start, min(_month_count(start, end), _MAX_PLAN_MONTHS)), fee.amount
+            )
+        else:
+            whole = min(int(opp.amount // fee.amount), _MAX_PLAN_MONTHS - 1)
+            months = _months_from(start, whole + 1)
+            amounts = dict.fromkeys(months[:whole], fee.amount)
+            rest = opp.amount - fee.amount * whole
+            if rest > 0:
+                amounts[months[whole]] = rest
+    else:
+        count = min(_month_count(start, end), _MAX_PLAN_MONTHS) if end is not None else 1
+        amounts = _spread(opp.amount, _months_from(start, count))
+    planned = [MonthlyAmount(month=m, amount=a) for m, a in sorted(amounts.items()) if a != 0]
+    if not planned:
+        return None
+    return RevenueBaseline(
+        external_key=f"{deal_project_key(opp.id)}.baseline"[:80], currency=opp.currency, months=planned
+    )
+
+
 def plan_staffing(opp: Opportunity) -> list[StaffingDemandCreate]:
     """One demand per role on the rate card, with the hours the deal's amount buys at that role's rate
     when split evenly across roles (a planning estimate for resource managers, rounded to a quarter hour).
@@ -200,6 +286,11 @@ def plan_staffing(opp: Opportunity) -> list[StaffingDemandCreate]:
 _SALES_OPS_FIX = "Correct the opportunity or its account in the CRM, then replay the run."
 _FINANCE_FIX = "Correct the customer in the ERP (or the account in the CRM), then replay the run."
 _PROJECT_OPS_FIX = "Correct the project setup in the PSA (or the deal in the CRM), then replay the run."
+_PLANNING_FIX = (
+    "The project is active and billable; only its plan is missing from the FP&A system. Enter the deal's "
+    "revenue baseline in the FP&A tool (or fix what it refused, such as the project's currency or a month "
+    "outside its calendar, and publish the baseline again)."
+)
 
 
 class _Ready(msgspec.Struct, kw_only=True):
@@ -403,6 +494,28 @@ async def _activate(saga: Saga, opportunity_id: str) -> ActivationResult:
         remediation="Check the event stream (Redis), then replay the run.",
         cancellable=False,
     )
+
+    # The FP&A baseline, last: the project is set up and announced first, and a run started before this
+    # step existed (no FPA_PUBLISHING attribute) never takes it, so the steps DBOS recorded for it keep
+    # their places. Under the ERP project id: the delivery view reads the forecast by it first. Planning
+    # never blocks delivery: a refusal or an FP&A outage longer than the retry window completes the run
+    # with the issue in ``fpa`` instead of parking it (process_apis.planning says why).
+    if await saga.started_with(FPA_PUBLISHING):
+        baseline = plan_revenue_baseline(opp, today=activated_at.date())
+
+        async def make() -> RevenueBaseline | None:
+            return baseline
+
+        outcome = await publish_to_fpa(
+            saga,
+            "fpa.publish_baseline",
+            kind="baseline",
+            project_id=erp_project.id,
+            make=make,
+            send=lambda plan, key: system.publish_revenue_baseline(erp_project.id, plan, idempotency_key=key),
+            remediation=_PLANNING_FIX,
+        )
+        result = msgspec.structs.replace(result, fpa=outcome)
     return result
 
 

@@ -25,6 +25,14 @@ The child, each step under the saga rules of ``process_apis.saga`` (vendor write
 4. Finance review: the run waits, durably, for ``POST /process/v1/billing-runs/{id}/approve``.
 5. ``erp.post_invoice``, ``psa.finalize_invoice`` (with the ERP id and number), ``crm.invoice_status``, then
    ``invoice.issued``.
+6. ``fpa.publish_actuals``: the project's invoiced revenue by month, as actuals, to the FP&A system, under
+   the ERP project id (the key activation published the baseline under). Last, so the money part is
+   complete first, and only in runs started with ``FPA_PUBLISHING`` (a run started before the step existed
+   keeps the steps it began with). An FP&A import replaces the project's actuals, so the step sends the
+   full set, read from the vendors each time: every issued PSA invoice of the project under a billing key,
+   at its ERP invoice's net amount, in its billing month (a month whose invoices were all cancelled: 0).
+   A retry or a replay sends the same figures under the same key; a refusal or an FP&A outage longer than
+   the retry window completes the run with the issue in ``fpa`` (``process_apis.planning``).
 
 Money: the lines are priced net, and the guard rails (the project's remaining budget, the legal entity's
 invoice threshold) compare the net total, what the work is worth, whatever tax the ERP then adds. The ERP
@@ -86,7 +94,8 @@ from contracts.models.billing import (
 )
 from contracts.models.common import Money
 from contracts.models.crm import BillingModel, Customer, OpportunityStage
-from contracts.models.finance import Invoice
+from contracts.models.finance import Invoice, InvoiceStatus
+from contracts.models.planning import MonthlyAmount, RevenueActuals
 from contracts.models.process import (
     BillingProgress,
     BillingRun,
@@ -115,7 +124,8 @@ from process_apis.billing_pricing import (
 from process_apis.customers import plan_erp_customer
 from process_apis.engine import QUEUE_NAME
 from process_apis.metrics import APPROVAL_TO_INVOICE_SECONDS
-from process_apis.saga import CONTROL_TOPIC, RunCancelled, Saga, classify, services
+from process_apis.planning import publish_to_fpa
+from process_apis.saga import CONTROL_TOPIC, FPA_PUBLISHING, RunCancelled, Saga, classify, services
 from system_apis.params import Cursor
 
 __all__ = [
@@ -187,6 +197,11 @@ _PROJECT_OPS_FIX = (
 )
 _FINANCE_FIX = "Correct the invoice or the customer in the ERP, then replay the run."
 _SALES_OPS_FIX = "Correct the deal or its account in the CRM, then replay the run."
+_PLANNING_FIX = (
+    "The invoice is issued; only the project's actuals are missing from the FP&A system. Enter the "
+    "project's invoiced revenue for the month in the FP&A tool (or fix what it refused, such as the "
+    "project's currency, and let the project's next billing run publish its actuals again)."
+)
 
 
 # --- the per-project child -------------------------------------------------------------------------------
@@ -563,7 +578,91 @@ async def _bill(
         remediation="Check the event stream (Redis), then replay the run.",
         cancellable=False,
     )
+
+    # The actuals, last: the invoice is issued and announced first, and a run started before this step
+    # existed (no FPA_PUBLISHING attribute) never takes it, so the steps DBOS recorded for it keep their
+    # places. Planning never holds up billing: a refusal or an FP&A outage longer than the retry window
+    # completes the run with the issue in ``fpa`` (process_apis.planning says why).
+    if await saga.started_with(FPA_PUBLISHING):
+        fpa_project = priced.invoice.project_id or project_id
+        current = (priced.billing_key, Decimal(summary["net"]))
+        outcome = await publish_to_fpa(
+            saga,
+            "fpa.publish_actuals",
+            kind="actuals",
+            project_id=fpa_project,
+            make=lambda: invoiced_actuals(project_id, priced.currency, current),
+            send=lambda plan, key: system.publish_revenue_actuals(fpa_project, plan, idempotency_key=key),
+            remediation=_PLANNING_FIX,
+        )
+        summary["fpa"] = msgspec.to_builtins(outcome)
     return summary
+
+
+def _net(invoice: Invoice) -> Decimal:
+    """An ERP invoice's revenue: its net amount (tax is not revenue)."""
+    if invoice.subtotal is not None:
+        return invoice.subtotal.amount
+    if invoice.tax is not None:
+        return invoice.total.amount - invoice.tax.amount
+    return invoice.total.amount
+
+
+async def invoiced_actuals(
+    project_id: str, currency: str, current: tuple[str, Decimal] | None
+) -> RevenueActuals | None:
+    """The project's invoiced revenue by billing month, as the vendors hold it now: what an FP&A import,
+    which replaces the project's actuals, must carry so no month is lost.
+
+    Every PSA invoice of the project under one of its billing keys counts in the key's month (a milestone
+    invoice ``...:dDD`` and a later revision ``...:rN`` in theirs): an issued one (open or paid) at its ERP
+    invoice's net amount unless the ERP voided it; a cancelled one makes its month 0 unless another invoice
+    bills it (the month's revenue was taken back); a draft (awaiting finance review) is not revenue yet.
+    ``current`` (the run's own billing key and ERP net) counts whatever the PSA listing says.
+
+    Two runs of one project (two months) publishing at the same moment may each read before the other's
+    invoice is in the PSA; the last import then lacks the other's month until the project's next publish.
+    ``external_key`` names what the figures were read for."""
+    system = services().system
+    current_key, current_net = current if current is not None else (None, Decimal(0))
+    months: dict[str, Decimal] = {}
+    seen_current = False
+    for invoice in await system.list_psa_project_invoices(project_id):
+        key = invoice.external_key
+        parsed = parse_billing_key(key)
+        if key is None or parsed is None or parsed[0] != project_id:
+            continue  # not an invoice Stratum billed for this project
+        month = parsed[1]
+        if key == current_key:
+            seen_current = True
+            months[month] = months.get(month, Decimal(0)) + current_net
+            continue
+        if invoice.status == PsaInvoiceStatus.CANCELLED:
+            months.setdefault(month, Decimal(0))
+            continue
+        if invoice.status not in (PsaInvoiceStatus.OPEN, PsaInvoiceStatus.PAID) or not invoice.erp_invoice_id:
+            continue
+        erp = await system.get_invoice(invoice.erp_invoice_id)
+        if erp.status == InvoiceStatus.VOID:
+            months.setdefault(month, Decimal(0))
+            continue
+        if erp.currency != currency:
+            log.warning(
+                "fpa_actuals_currency_skipped", erp_invoice_id=erp.id, currency=erp.currency, project=currency
+            )
+            continue
+        months[month] = months.get(month, Decimal(0)) + _net(erp)
+    if current_key is not None and not seen_current:
+        split = parse_billing_key(current_key)
+        if split is not None:
+            months[split[1]] = months.get(split[1], Decimal(0)) + current_net
+    if not months:
+        return None
+    return RevenueActuals(
+        external_key=f"{current_key or f'bill:{project_id}'}.actuals"[:80],
+        currency=currency,
+        months=[MonthlyAmount(month=m, amount=a) for m, a in sorted(months.items())],
+    )
 
 
 def _amounts(invoice: Invoice, priced_net: Decimal) -> dict[str, str]:
@@ -690,10 +789,36 @@ async def billing_void(child_id: str, correlation_id: str | None = None) -> dict
     if project_id and period:
         key = str(done.get("billing_key") or billing_key(project_id, period))
         await _publish_voided(saga, project_id, period, key, erp_id, psa_id)
-    return await saga.finish(
-        RunState.COMPLETED,
-        {"voided": child_id, "erp_invoice_id": erp_id, "psa_invoice_id": psa_id, "compensated": undone},
-    )
+    result: dict[str, Any] = {
+        "voided": child_id,
+        "erp_invoice_id": erp_id,
+        "psa_invoice_id": psa_id,
+        "compensated": undone,
+    }
+    # The voided month's revenue out of the FP&A actuals: the project's invoiced months sent again (the
+    # cancelled invoice's month 0 unless another invoice bills it), last, only where the child published
+    # actuals, and only in runs started with FPA_PUBLISHING (runs started before keep their steps).
+    published = done.get("fpa")
+    currency = done.get("currency")
+    if (
+        isinstance(published, dict)
+        and published.get("published")
+        and isinstance(currency, str)
+        and project_id
+        and await saga.started_with(FPA_PUBLISHING)
+    ):
+        fpa_project = str(published.get("project_id") or project_id)
+        outcome = await publish_to_fpa(
+            saga,
+            "fpa.publish_actuals",
+            kind="actuals",
+            project_id=fpa_project,
+            make=lambda: invoiced_actuals(project_id, currency, None),
+            send=lambda plan, key: system.publish_revenue_actuals(fpa_project, plan, idempotency_key=key),
+            remediation=_PLANNING_FIX,
+        )
+        result["fpa"] = msgspec.to_builtins(outcome)
+    return await saga.finish(RunState.COMPLETED, result)
 
 
 # --- the billing run -------------------------------------------------------------------------------------
@@ -826,6 +951,8 @@ async def _bill_children(
                     "state": RunState.QUEUED.value,
                     "subject": _invoice_key(project_id, period, revision, day),
                     "trigger": f"billing-run:{saga.run_id}",
+                    # Publishes its actuals to the FP&A system (its last step); fixed for the run's life.
+                    FPA_PUBLISHING: True,
                 }
             ),
         ):

@@ -48,7 +48,14 @@ from process_apis.customer_sync import CUSTOMER_SYNC_WORKFLOW, customer_sync
 from process_apis.engine import QUEUE_NAME
 from process_apis.invoice_status import INVOICE_STATUS_SYNC_WORKFLOW
 from process_apis.metrics import OPEN_RUNS
-from process_apis.saga import CONTROL_CHECK, CONTROL_IN_STEP, CONTROL_TOPIC, run_signals, services
+from process_apis.saga import (
+    CONTROL_CHECK,
+    CONTROL_IN_STEP,
+    CONTROL_TOPIC,
+    FPA_PUBLISHING,
+    run_signals,
+    services,
+)
 from system_apis.client import SystemApiClient
 from system_apis.crm.port import InvalidCursor
 from system_apis.cursors import fingerprint, unwrap_cursor, wrap_cursor
@@ -308,6 +315,8 @@ def _start_attributes(subject: str, trigger: str) -> dict[str, Any]:
         "started_by": (access.on_behalf_of or access.client_id) if access is not None else None,
         # Checks for a cancel inside each step (process_apis.saga); fixed for the life of the run.
         CONTROL_CHECK: CONTROL_IN_STEP,
+        # Publishes to the FP&A system (activation's baseline step); fixed for the life of the run.
+        FPA_PUBLISHING: True,
     }
 
 

@@ -55,6 +55,7 @@ __all__ = [
     "CONTROL_CHECK",
     "CONTROL_IN_STEP",
     "CONTROL_TOPIC",
+    "FPA_PUBLISHING",
     "BusinessRuleViolation",
     "RunCancelled",
     "RunSignals",
@@ -75,6 +76,11 @@ CONTROL_TOPIC = "stratum.control"
 # The run attribute, written when a run is started, saying how it checks for a cancel before each step.
 CONTROL_CHECK = "control_check"
 CONTROL_IN_STEP = "in-step"
+# The run attribute, written when a run is started, saying it publishes to the FP&A system (activation: the
+# revenue baseline; a project's billing: its actuals). A step added to a workflow runs only in runs started
+# with the attribute that announces it: a run started before the step existed keeps the steps it began with,
+# so its checkpoints (DBOS numbers a run's steps in order) still line up when it is recovered or replayed.
+FPA_PUBLISHING = "fpa_publishing"
 # A parked run wakes up at least this often (an idle wait is a checkpoint, nothing more).
 _PARKED_WAIT_SECONDS = 24 * 3600
 
@@ -284,12 +290,20 @@ class Saga:
         # started before it existed, as a recv before each step: a run keeps the checks it started with, or
         # its checkpoints would no longer line up when it is recovered.
         self._control_in_step = False
+        # The attributes the run was started with (read with the starter, never changed after the start).
+        self._started_with: dict[str, Any] = {}
 
     # -- keys and state -----------------------------------------------------------------------------------
 
     def key(self, step: str) -> str:
         """The idempotency key of a vendor write made by ``step``; stable across retries and recoveries."""
         return f"{self.run_id}.{step}.g{self.generation}"
+
+    async def started_with(self, attribute: str) -> bool:
+        """Whether the run was started with ``attribute`` set (e.g. ``FPA_PUBLISHING``): plain data written
+        at the start, so a recovered run answers as its first execution did, and no checkpoint is made."""
+        await self._know_starter()
+        return bool(self._started_with.get(attribute))
 
     async def set_state(self, state: RunState, **attributes: Any) -> None:
         """Record the run's state (and what goes with it) in its workflow attributes."""
@@ -455,6 +469,7 @@ class Saga:
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, 5.0)
         attributes = getattr(status, "attributes", None) or {}
+        self._started_with = dict(attributes)
         self._control_in_step = attributes.get(CONTROL_CHECK) == CONTROL_IN_STEP
         started_by = attributes.get("started_by")
         if isinstance(started_by, str) and started_by:

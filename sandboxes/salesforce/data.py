@@ -55,7 +55,9 @@ constant                                 record
 Certinia PSA (the managed package ``pse__``, installed in the same org; see the "Certinia PSA" section
 below) is seeded small and the same for every seed: ``PSE_PROJECT_IDS`` (three projects delivering the
 ready T&M, fixed-fee and milestone deals), ``PSE_RESOURCE_IDS`` (four Contacts without an account, the
-firm's own people), approved billable timecards with one split each, approved billable expenses,
+firm's own people, each with its ``pse__Resource_Role__c``), one assignment per resource and project
+(``pse__Assignment__c``: the role its timecards bill as, one the deal's rate card prices), approved
+billable timecards with one split each (header and split naming the assignment), approved billable expenses,
 milestones (``PSE_APPROVED_MILESTONE_ID`` approved), ``PSE_UNAPPROVED_TIMECARD_ID`` (submitted, not
 approved), ``PSE_NON_BILLABLE_TIMECARD_ID`` (fixed-price time), a resource request and rate cards; no
 billing events yet.
@@ -113,6 +115,7 @@ __all__ = [
     "ORG_ID",
     "ORG_NAME",
     "PSE_APPROVED_MILESTONE_ID",
+    "PSE_ASSIGNMENT_SCHEMA",
     "PSE_AUTO_NUMBER_PREFIXES",
     "PSE_BILLING_EVENT_ITEM_SCHEMA",
     "PSE_BILLING_EVENT_SCHEMA",
@@ -443,6 +446,19 @@ ACCOUNT_SCHEMA = ObjectSchema(
     ),
 )
 
+# Certinia's resource roles (org-configurable picklist values, here the rate cards' roles): on Contact, a
+# resource request and an assignment.
+PSE_RESOURCE_ROLES = (
+    "Project Manager",
+    "Consultant",
+    "Senior Consultant",
+    "Architect",
+    "Developer",
+    "Engagement Manager",
+    "Solution Architect",
+    "Business Analyst",
+)
+
 CONTACT_SCHEMA = ObjectSchema(
     "Contact",
     "003",
@@ -464,6 +480,16 @@ CONTACT_SCHEMA = ObjectSchema(
         _CURRENCY,
         # Not unique on purpose: legacy imports left duplicates, which is what makes an upsert answer 300.
         FieldSpec(name="External_Id__c", kind="string", length=255, external_id=True),
+        # Certinia's field on Contact (its resources are Contacts): the resource's own role, what a
+        # timecard is billed as when no assignment names one. Unrestricted, org-configurable picklist
+        # (public dumps of real PSA orgs' Contact columns: github.com/elastic/dbt-sources,
+        # models/stage/stg_salesforce/stg_salesforce__contact.sql, pse_resource_role_c).
+        FieldSpec(
+            name="pse__Resource_Role__c",
+            kind="picklist",
+            length=255,
+            picklist_values=PSE_RESOURCE_ROLES,
+        ),
         *_SYSTEM_FIELDS,
     ),
 )
@@ -621,7 +647,7 @@ ORGANIZATION_SCHEMA = ObjectSchema(
 # schemas (github.com/sirhcrd/sirhcrd.github.io, schema-intel/data/tables/pse_timecard_header_c.md,
 # pse_milestone_c.md, ...); the subset and the shapes are the field contract of
 # /work/notes/certinia-contract.md. Key prefixes of a managed package's custom objects are assigned per
-# org: these (a0P..a0X) are simply unused in this org. ``Stratum_Key__c`` and the ``Stratum_*`` fields on
+# org: these (a0P..a0Y) are simply unused in this org. ``Stratum_Key__c`` and the ``Stratum_*`` fields on
 # the billing event are the customer's own custom fields on the package's objects (no namespace): the
 # package has no external id of its own.
 
@@ -633,7 +659,8 @@ PSE_TIMECARD_STATUSES = ("Saved", "Submitted", "Approved", "Rejected")
 PSE_EXPENSE_STATUSES = ("Draft", "Submitted", "Approved", "Rejected")
 PSE_EXPENSE_TYPES = ("Airfare", "Hotel", "Meals", "Mileage", "Other")
 PSE_BILLING_EVENT_ITEM_CATEGORIES = ("Budget", "Expense", "Milestone", "Miscellaneous Adjustment", "Timecard")
-PSE_RESOURCE_ROLES = ("Project Manager", "Consultant", "Senior Consultant", "Architect", "Developer")
+# pse__Assignment__c.pse__Status__c (org-configurable; "Scheduled" is what real orgs' queries filter on).
+PSE_ASSIGNMENT_STATUSES = ("Tentative", "Scheduled", "Closed")
 STRATUM_BILLING_EVENT_STATUSES = ("Draft", "Issued", "Cancelled")
 PSE_DAY_HOURS_FIELDS = tuple(
     f"pse__{day}_Hours__c"
@@ -648,6 +675,7 @@ PSE_AUTO_NUMBER_PREFIXES: Mapping[str, str] = {
     "pse__Billing_Event__c": "BE-",
     "pse__Billing_Event_Item__c": "BEI-",
     "pse__Rate_Card__c": "RC-",
+    "pse__Assignment__c": "AS-",
 }
 
 
@@ -768,6 +796,9 @@ PSE_TIMECARD_HEADER_SCHEMA = ObjectSchema(
         # Certinia's resources are Contacts (with a user behind them when they log time themselves).
         FieldSpec(name="pse__Resource__c", kind="reference", reference_to="Contact", required=True),
         FieldSpec(name="pse__Milestone__c", kind="reference", reference_to="pse__Milestone__c"),
+        # The resource's assignment to the project the time is booked against: what names the role
+        # billed (elastic/dbt-sources stg_salesforce__pse_timecard_header_c.sql: pse_assignment_c).
+        FieldSpec(name="pse__Assignment__c", kind="reference", reference_to="pse__Assignment__c"),
         FieldSpec(name="pse__Start_Date__c", kind="date"),  # the week's Monday
         FieldSpec(name="pse__End_Date__c", kind="date"),
         _pse_picklist("pse__Status__c", PSE_TIMECARD_STATUSES),
@@ -792,6 +823,9 @@ PSE_TIMECARD_SCHEMA = ObjectSchema(
         _pse_ref("pse__Timecard_Header__c", "pse__Timecard_Header__c", required=True),
         FieldSpec(name="pse__Project__c", kind="reference", reference_to="pse__Proj__c"),
         FieldSpec(name="pse__Resource__c", kind="reference", reference_to="Contact"),
+        # Real orgs' splits carry their header's assignment too (elastic/dbt-sources,
+        # stg_salesforce__pse_timecard_c.sql: pse_assignment_c).
+        FieldSpec(name="pse__Assignment__c", kind="reference", reference_to="pse__Assignment__c"),
         FieldSpec(name="pse__Start_Date__c", kind="date"),
         FieldSpec(name="pse__End_Date__c", kind="date"),
         FieldSpec(name="pse__Total_Hours__c", kind="double", precision=18, scale=2),
@@ -916,6 +950,31 @@ PSE_RATE_CARD_SCHEMA = ObjectSchema(
     ),
 )
 
+PSE_ASSIGNMENT_SCHEMA = ObjectSchema(
+    # A resource's staffing on a project: its role and bill rate there. Certinia bills a timecard as the
+    # role of the assignment its header names. Names from public dumps of real PSA orgs' columns
+    # (github.com/elastic/dbt-sources, models/stage/stg_salesforce/stg_salesforce__pse_assignment_c.sql:
+    # pse_project_c, pse_resource_c, pse_role_c, pse_bill_rate_c, pse_start_date_c, pse_end_date_c,
+    # pse_status_c, pse_is_billable_c); the key prefix is the org's, unused so far in this one.
+    "pse__Assignment__c",
+    "a0Y",
+    (
+        _ID,
+        _auto_name(),  # AS-{000000}
+        _pse_ref("pse__Project__c", "pse__Proj__c", required=True),
+        FieldSpec(name="pse__Resource__c", kind="reference", reference_to="Contact", required=True),
+        _pse_picklist("pse__Role__c", PSE_RESOURCE_ROLES),
+        FieldSpec(name="pse__Bill_Rate__c", kind="currency"),
+        FieldSpec(name="pse__Start_Date__c", kind="date"),
+        FieldSpec(name="pse__End_Date__c", kind="date"),
+        _pse_picklist("pse__Status__c", PSE_ASSIGNMENT_STATUSES),
+        FieldSpec(name="pse__Is_Billable__c", kind="boolean"),
+        _CURRENCY,
+        *_SYSTEM_FIELDS,
+    ),
+    label="Assignment",
+)
+
 CERTINIA_SCHEMAS: tuple[ObjectSchema, ...] = (
     PSE_PROJECT_SCHEMA,
     PSE_MILESTONE_SCHEMA,
@@ -926,6 +985,7 @@ CERTINIA_SCHEMAS: tuple[ObjectSchema, ...] = (
     PSE_BILLING_EVENT_SCHEMA,
     PSE_BILLING_EVENT_ITEM_SCHEMA,
     PSE_RATE_CARD_SCHEMA,
+    PSE_ASSIGNMENT_SCHEMA,
 )
 
 SCHEMAS: Mapping[str, ObjectSchema] = {
@@ -2144,6 +2204,7 @@ def _contact_record(
         "MailingCountry": account["BillingCountry"],
         "CurrencyIsoCode": account["CurrencyIsoCode"],
         "External_Id__c": external_id,
+        "pse__Resource_Role__c": None,  # client contacts are no Certinia resources
         "OwnerId": account["OwnerId"],
         "IsDeleted": False,
         "CreatedDate": format_datetime(created),
@@ -2585,6 +2646,9 @@ def _pse_resources() -> dict[str, Record]:
             "MailingCountry": country,
             "CurrencyIsoCode": currency,
             "External_Id__c": None,
+            # The resource's own role (its title, a role the seeded deals' rate cards price): what its time
+            # is billed as where no assignment names a role.
+            "pse__Resource_Role__c": title,
             **_pse_system(),
         }
     return resources
@@ -2692,6 +2756,34 @@ def _certinia_seed(opportunities: Mapping[str, Record]) -> dict[str, dict[str, R
         },
     )
 
+    # Each resource's assignment to a project it books time on: the role its timecards are billed as, one
+    # the project's deal's rate card prices (Northwind: Engagement Manager, Business Analyst; Umbrella:
+    # Senior Consultant; Initech is fixed price, its time never billed by role).
+    # (project, resource, role, bill rate, start, end)
+    assignment_values = (
+        (northwind, maya, "Engagement Manager", 275.0, "2026-02-02", "2026-12-18"),
+        (northwind, ravi, "Business Analyst", 120.0, "2026-02-02", "2026-12-18"),
+        (umbrella, olivia, "Senior Consultant", 170.0, "2026-02-16", "2026-09-30"),
+        (initech, lukas, "Senior Consultant", 0.0, "2026-02-09", "2026-04-30"),
+    )
+    assignments: dict[tuple[str, str], str] = {}
+    for number, (project, resource, role, rate, start, end) in enumerate(assignment_values, start=1):
+        assignments[project, resource] = add(
+            PSE_ASSIGNMENT_SCHEMA,
+            number,
+            {
+                "pse__Project__c": project,
+                "pse__Resource__c": resource,
+                "pse__Role__c": role,
+                "pse__Bill_Rate__c": rate,
+                "pse__Start_Date__c": start,
+                "pse__End_Date__c": end,
+                "pse__Status__c": "Scheduled",
+                "pse__Is_Billable__c": project != initech,
+                "CurrencyIsoCode": seed["pse__Proj__c"][project]["CurrencyIsoCode"],
+            },
+        )
+
     # (project, resource, week's Monday, Mon..Sun hours, rate, status, approved, billable)
     timecards = (
         (northwind, maya, date(2026, 2, 16), (8, 8, 6, 8, 4, 0, 0), 275.0, "Approved", True, True),
@@ -2712,6 +2804,7 @@ def _certinia_seed(opportunities: Mapping[str, Record]) -> dict[str, dict[str, R
             {
                 "pse__Project__c": project,
                 "pse__Resource__c": resource,
+                "pse__Assignment__c": assignments[project, resource],
                 "pse__Start_Date__c": monday.isoformat(),
                 "pse__End_Date__c": sunday,
                 "pse__Status__c": status,
@@ -2730,6 +2823,7 @@ def _certinia_seed(opportunities: Mapping[str, Record]) -> dict[str, dict[str, R
                 "pse__Timecard_Header__c": header,
                 "pse__Project__c": project,
                 "pse__Resource__c": resource,
+                "pse__Assignment__c": assignments[project, resource],
                 "pse__Start_Date__c": monday.isoformat(),
                 "pse__End_Date__c": sunday,
                 "pse__Total_Hours__c": float(total),

@@ -13,7 +13,9 @@ Canonical mapping:
 - milestone = ``pse__Milestone__c``; status Approved (or ``pse__Approved__c``) is completed, Open in
   progress, anything else not started; due date ``pse__Target_Date__c``;
 - staffing demand = ``pse__Resource_Request__c`` (role, ``pse__SOW_Hours__c``, dates);
-- time entry = a timecard split (``pse__Timecard__c``), approved by its header's ``pse__Approved__c``;
+- time entry = a timecard split (``pse__Timecard__c``), approved by its header's ``pse__Approved__c``; its
+  role the one its header's assignment (``pse__Assignment__c``) names, else its resource's own
+  ``Contact.pse__Resource_Role__c``, else none;
 - expense = ``pse__Expense__c``;
 - invoice = ``pse__Billing_Event__c`` (``Stratum_Key__c`` the billing key), its lines
   ``pse__Billing_Event_Item__c`` (category Timecard / Expense / Milestone / Miscellaneous Adjustment);
@@ -89,6 +91,7 @@ __all__ = [
     "project_body",
     "project_from_record",
     "resource_request_body",
+    "split_role",
     "staffing_demand_from_record",
     "time_entry_from_record",
 ]
@@ -176,6 +179,10 @@ TIMECARD_SPLIT_FIELDS = (
     "pse__Timecard_Header__r.pse__Approved__c",
     "pse__Timecard_Header__r.pse__Billable__c",
     "pse__Timecard_Header__r.pse__Notes__c",
+    # The role the time is billed as, read in the same query: the assignment the header books against
+    # names it; a resource booking without one bills as its own role (Contact.pse__Resource_Role__c).
+    "pse__Timecard_Header__r.pse__Assignment__r.pse__Role__c",
+    "pse__Resource__r.pse__Resource_Role__c",
     *_AUDIT,
 )
 EXPENSE_FIELDS = (
@@ -272,10 +279,19 @@ class CertiniaResourceRequest(msgspec.Struct, kw_only=True, frozen=True):
     key: str | None = msgspec.field(default=None, name=KEY_FIELD)
 
 
+class _AssignmentRef(msgspec.Struct, kw_only=True, frozen=True):
+    role: str | None = msgspec.field(default=None, name="pse__Role__c")
+
+
+class _ResourceRef(msgspec.Struct, kw_only=True, frozen=True):
+    role: str | None = msgspec.field(default=None, name="pse__Resource_Role__c")
+
+
 class _HeaderRef(msgspec.Struct, kw_only=True, frozen=True):
     approved: bool | None = msgspec.field(default=None, name="pse__Approved__c")
     billable: bool | None = msgspec.field(default=None, name="pse__Billable__c")
     notes: str | None = msgspec.field(default=None, name="pse__Notes__c")
+    assignment: _AssignmentRef | None = msgspec.field(default=None, name="pse__Assignment__r")
 
 
 class CertiniaTimecardSplit(msgspec.Struct, kw_only=True, frozen=True):
@@ -291,6 +307,7 @@ class CertiniaTimecardSplit(msgspec.Struct, kw_only=True, frozen=True):
     billable_amount: Decimal | None = msgspec.field(default=None, name="pse__Total_Billable_Amount__c")
     billing_event_item_id: str | None = msgspec.field(default=None, name="pse__Billing_Event_Item__c")
     header: _HeaderRef | None = msgspec.field(default=None, name="pse__Timecard_Header__r")
+    resource: _ResourceRef | None = msgspec.field(default=None, name="pse__Resource__r")
     currency: str | None = msgspec.field(default=None, name="CurrencyIsoCode")
     last_modified_date: str | None = msgspec.field(default=None, name="LastModifiedDate")
 
@@ -520,6 +537,18 @@ def split_billable(record: CertiniaTimecardSplit) -> bool:
     return bool(record.billable) and header_billable
 
 
+def split_role(record: CertiniaTimecardSplit) -> str | None:
+    """The role a split's time is billed as: its header's assignment's ``pse__Role__c`` (Certinia bills a
+    timecard as the role of the assignment it is booked against), else its resource's own
+    ``pse__Resource_Role__c`` (an org may allow timecards without an assignment), else none."""
+    header = record.header
+    if header is not None and header.assignment is not None and (role := _text(header.assignment.role)):
+        return role
+    if record.resource is not None:
+        return _text(record.resource.role)
+    return None
+
+
 def time_entry_from_record(record: CertiniaTimecardSplit) -> TimeEntry:
     return TimeEntry(
         id=record.id,
@@ -529,6 +558,7 @@ def time_entry_from_record(record: CertiniaTimecardSplit) -> TimeEntry:
         hours=_hours(record.hours),
         billable=split_billable(record),
         approved=split_approved(record),
+        role=split_role(record),
         rate=_money(record.bill_rate, _currency(record.currency)),
         notes=_text(record.header.notes) if record.header is not None else None,
         updated_at=parse_salesforce_datetime(record.last_modified_date),
@@ -557,7 +587,7 @@ def expense_from_record(record: CertiniaExpense) -> Expense:
 
 def billable_time(record: CertiniaTimecardSplit) -> BillableItem:
     """A split as a billable item: its hours, and Certinia's bill rate for comparison (the billing run
-    prices time from the deal's rate card). Certinia's timecard names no role (an assignment would)."""
+    prices time from the deal's rate card, by the role `split_role` names)."""
     currency = _currency(record.currency)
     return BillableItem(
         id=record.id,
@@ -566,6 +596,7 @@ def billable_time(record: CertiniaTimecardSplit) -> BillableItem:
         date=_split_date(record),
         description=f"Time {record.name or record.id}",
         quantity=_hours(record.hours),
+        role=split_role(record),
         person_id=_text(record.resource_id),
         rate=_money(record.bill_rate, currency),
         updated_at=parse_salesforce_datetime(record.last_modified_date),

@@ -160,6 +160,7 @@ def test_a_closed_won_deal_becomes_exactly_one_of_everything(fleet: Fleet) -> No
         "psa.raise_staffing_demand",
         "crm.write_back",
         "events.publish_project_activated",
+        "fpa.publish_baseline",
     ]
     fleet.assert_activated_once(run)
 

@@ -9,8 +9,20 @@ from typing import Any
 import pytest
 
 from contracts.models import BillingModel, Customer, Money, Opportunity, ProjectMoney
-from contracts.models.crm import Address, DealMilestone, OpportunityStage, RateCardLine, RateUnit
-from process_apis.activation import plan_billing_schedule, plan_project, plan_staffing
+from contracts.models.crm import (
+    Address,
+    DealMilestone,
+    OpportunityStage,
+    RateCardLine,
+    RateUnit,
+    RetainerTerms,
+)
+from process_apis.activation import (
+    plan_billing_schedule,
+    plan_project,
+    plan_revenue_baseline,
+    plan_staffing,
+)
 from process_apis.customers import plan_erp_customer
 from process_apis.readiness import evaluate_readiness
 
@@ -213,3 +225,86 @@ def test_a_deal_larger_than_the_psa_holds_is_not_ready_and_says_why() -> None:
     assert not rule.passed
     assert "21,474,836.47" in rule.message
     assert not report.ready
+
+
+# --- the revenue baseline for the FP&A system ------------------------------------------------------------
+
+
+def _baseline(opp: Opportunity) -> list[tuple[str, Decimal]]:
+    plan = plan_revenue_baseline(opp)
+    assert plan is not None
+    assert plan.currency == opp.currency
+    assert plan.external_key == f"{opp.id}.baseline"
+    return [(m.month, m.amount) for m in plan.months]
+
+
+def test_a_milestone_deals_baseline_is_each_milestone_in_its_due_month() -> None:
+    opp = _opportunity(billing_model=BillingModel.MILESTONE, milestones=MILESTONES)
+    assert _baseline(opp) == [
+        ("2026-03", Decimal("30000.25")),
+        ("2026-06", Decimal("60000.50")),
+        ("2026-08", Decimal("29999.25")),
+    ]
+
+
+def test_milestones_due_in_one_month_add_up_and_a_fixed_fee_without_any_is_planned_at_the_close() -> None:
+    same_month = [
+        DealMilestone(name="A", amount=_usd("100.10"), due_date=dt.date(2026, 3, 2)),
+        DealMilestone(name="B", amount=_usd("200.20"), due_date=dt.date(2026, 3, 30)),
+    ]
+    assert _baseline(_opportunity(billing_model=BillingModel.FIXED_FEE, milestones=same_month)) == [
+        ("2026-03", Decimal("300.30"))
+    ]
+    assert _baseline(_opportunity(billing_model=BillingModel.FIXED_FEE)) == [
+        ("2026-02", Decimal("120000.00"))
+    ]
+
+
+def test_time_and_materials_is_spread_evenly_over_the_project_months_to_the_cent() -> None:
+    # The project runs from the close (20 Feb) to its last milestone (15 Aug): seven months.
+    opp = _opportunity(amount=Decimal("100000.00"), milestones=MILESTONES)
+    months = _baseline(opp)
+    assert [m for m, _ in months] == [f"2026-{n:02d}" for n in range(2, 9)]
+    assert [a for _, a in months[:-1]] == [Decimal("14285.71")] * 6
+    assert sum(a for _, a in months) == Decimal("100000.00")  # the last month takes the rounding
+
+
+def test_time_and_materials_without_an_end_date_is_planned_in_the_close_month() -> None:
+    assert _baseline(_opportunity(amount=Decimal("125000.50"))) == [("2026-02", Decimal("125000.50"))]
+
+
+def test_a_retainer_plans_its_monthly_fee_for_the_months_its_amount_buys() -> None:
+    opp = _opportunity(
+        billing_model=BillingModel.RETAINER,
+        amount=Decimal("10000.00"),
+        retainer=RetainerTerms(monthly_fee=_usd("4000.00"), included_hours=Decimal(20)),
+    )
+    assert _baseline(opp) == [
+        ("2026-02", Decimal("4000.00")),
+        ("2026-03", Decimal("4000.00")),
+        ("2026-04", Decimal("2000.00")),
+    ]
+
+
+def test_a_retainer_with_a_project_end_plans_its_fee_each_month_to_the_end() -> None:
+    opp = _opportunity(
+        billing_model=BillingModel.RETAINER,
+        milestones=[DealMilestone(name="Renewal", amount=None, due_date=dt.date(2026, 4, 30))],
+        retainer=RetainerTerms(monthly_fee=_usd("4000.00")),
+    )
+    assert _baseline(opp) == [(f"2026-{n:02d}", Decimal("4000.00")) for n in (2, 3, 4)]
+
+
+def test_a_year_end_crossing_and_nothing_to_plan() -> None:
+    opp = _opportunity(
+        close_date=dt.date(2026, 11, 5),
+        amount=Decimal("300.00"),
+        milestones=[DealMilestone(name="End", amount=None, due_date=dt.date(2027, 1, 10))],
+    )
+    assert _baseline(opp) == [
+        ("2026-11", Decimal("100.00")),
+        ("2026-12", Decimal("100.00")),
+        ("2027-01", Decimal("100.00")),
+    ]
+    assert plan_revenue_baseline(_opportunity(amount=None)) is None
+    assert plan_revenue_baseline(_opportunity(amount=Decimal(0))) is None

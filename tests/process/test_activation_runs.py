@@ -32,6 +32,8 @@ STEPS = [
     "psa.raise_staffing_demand",
     "crm.write_back",
     "events.publish_project_activated",
+    # The FP&A baseline, last (tests/process/test_fpa_publishing.py).
+    "fpa.publish_baseline",
 ]
 FINAL = {"completed", "cancelled", "failed"}
 # Vendor calls fail at once (no adapter retries, no breaker), so a fault rule's count is the number of

@@ -56,6 +56,7 @@ CERTINIA_OBJECTS = {
     "pse__Billing_Event__c": "a0V",
     "pse__Billing_Event_Item__c": "a0W",
     "pse__Rate_Card__c": "a0X",
+    "pse__Assignment__c": "a0Y",
 }
 NORTHWIND_PROJECT = PSE_PROJECT_IDS[0]
 SEED = build_seed(42)
@@ -704,6 +705,94 @@ def test_state_saved_before_the_package_was_installed_gets_the_certinia_seed(tmp
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Assignments: the role a timecard is billed as
+# ---------------------------------------------------------------------------------------------------------
+
+
+async def test_describe_assignment_and_the_role_lookups_on_timecards_and_contacts() -> None:
+    # REST API Developer Guide, "sObject Describe". Names as real PSA orgs have them (elastic/dbt-sources,
+    # stg_salesforce__pse_assignment_c.sql: pse_project_c, pse_resource_c, pse_role_c, pse_bill_rate_c,
+    # pse_status_c; ..._pse_timecard_header_c.sql and ..._pse_timecard_c.sql: pse_assignment_c;
+    # ..._contact.sql: pse_resource_role_c).
+    async with org() as sf:
+        assignment = (await sf.api("GET", f"{DATA}/sobjects/pse__Assignment__c/describe/")).json()
+        header = (await sf.api("GET", f"{DATA}/sobjects/pse__Timecard_Header__c/describe/")).json()
+        split = (await sf.api("GET", f"{DATA}/sobjects/pse__Timecard__c/describe/")).json()
+        contact = (await sf.api("GET", f"{DATA}/sobjects/Contact/describe/")).json()
+    fields = {field["name"]: field for field in assignment["fields"]}
+    assert {
+        "Name",
+        "pse__Project__c",
+        "pse__Resource__c",
+        "pse__Role__c",
+        "pse__Bill_Rate__c",
+        "pse__Start_Date__c",
+        "pse__End_Date__c",
+        "pse__Status__c",
+        "OwnerId",
+    } <= set(fields)
+    assert (assignment["label"], assignment["keyPrefix"]) == ("Assignment", "a0Y")
+    assert fields["Name"]["autoNumber"] is True
+    assert fields["pse__Resource__c"]["referenceTo"] == ["Contact"]
+    assert fields["pse__Role__c"]["type"] == "picklist"
+    assert fields["pse__Role__c"]["restrictedPicklist"] is False
+    assert fields["pse__Bill_Rate__c"]["type"] == "currency"
+    for described in (header, split):
+        lookup = {field["name"]: field for field in described["fields"]}["pse__Assignment__c"]
+        assert (lookup["referenceTo"], lookup["relationshipName"]) == (
+            ["pse__Assignment__c"],
+            "pse__Assignment__r",
+        )
+    role = {field["name"]: field for field in contact["fields"]}["pse__Resource_Role__c"]
+    assert (role["type"], role["restrictedPicklist"]) == ("picklist", False)
+    assert "Senior Consultant" in [value["value"] for value in role["picklistValues"]]
+
+
+async def test_soql_reads_a_timecards_role_through_its_headers_assignment_and_its_resource() -> None:
+    # SOQL and SOSL Reference, "Relationship Queries": up to five levels of parent relationships, so the
+    # split reaches its header's assignment's role and its resource's own role in one query.
+    soql = (
+        "SELECT Id, pse__Project__r.pse__Opportunity__c, "
+        "pse__Timecard_Header__r.pse__Assignment__r.pse__Role__c, pse__Resource__r.pse__Resource_Role__c, "
+        "pse__Assignment__r.pse__Role__c FROM pse__Timecard__c "
+        "WHERE pse__Timecard_Header__r.pse__Approved__c = true AND pse__Billable__c = true ORDER BY Name"
+    )
+    async with org() as sf:
+        found = await records(sf, soql)
+        assignments = await records(
+            sf, "SELECT Name, pse__Role__c, pse__Resource__r.Name FROM pse__Assignment__c ORDER BY Name"
+        )
+    assert len(found) == 4
+    priced: dict[str, set[str]] = {}
+    for line in SEED["Rate_Card_Line__c"].values():
+        priced.setdefault(line["Opportunity__c"], set()).add(line["Role__c"])
+    for row in found:
+        role = row["pse__Timecard_Header__r"]["pse__Assignment__r"]["pse__Role__c"]
+        # Every seeded approved, billable split is billed as a role its project's deal's rate card prices.
+        assert role in priced[row["pse__Project__r"]["pse__Opportunity__c"]], row
+        assert row["pse__Assignment__r"]["pse__Role__c"] == role
+        assert row["pse__Resource__r"]["pse__Resource_Role__c"] == role
+    assert [(a["Name"], a["pse__Role__c"], a["pse__Resource__r"]["Name"]) for a in assignments] == [
+        ("AS-000001", "Engagement Manager", "Maya Chen"),
+        ("AS-000002", "Business Analyst", "Ravi Patel"),
+        ("AS-000003", "Senior Consultant", "Olivia Grant"),
+        ("AS-000004", "Senior Consultant", "Lukas Weber"),
+    ]
+    # Every seeded timecard header names its resource's assignment to its project.
+    headers = SEED["pse__Timecard_Header__c"].values()
+    seeded = SEED["pse__Assignment__c"]
+    assert all(
+        (
+            seeded[h["pse__Assignment__c"]]["pse__Project__c"],
+            seeded[h["pse__Assignment__c"]]["pse__Resource__c"],
+        )
+        == (h["pse__Project__c"], h["pse__Resource__c"])
+        for h in headers
+    )
+    assert all(SEED["Contact"][r]["pse__Resource_Role__c"] for r in PSE_RESOURCE_IDS)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # simple-salesforce, unmodified
 # ---------------------------------------------------------------------------------------------------------
 
@@ -763,3 +852,41 @@ def test_simple_salesforce_reads_and_writes_the_certinia_objects(session: reques
         == 0
     )
     assert sf.pse__Proj__c.delete(created["id"]) == 204
+
+
+def test_simple_salesforce_books_an_assignment_and_reads_its_role_through_a_timecard(
+    session: requests.Session,  # noqa: F811
+) -> None:
+    # simple-salesforce names the package's assignment object by attribute as any other.
+    sf = client_credentials(session)
+    northwind, resource = NORTHWIND_PROJECT, PSE_RESOURCE_IDS[1]
+    made = sf.pse__Assignment__c.create(
+        {
+            "pse__Project__c": northwind,
+            "pse__Resource__c": resource,
+            "pse__Role__c": "Consultant",
+            "pse__Bill_Rate__c": 165.0,
+            "pse__Status__c": "Scheduled",
+        }
+    )
+    assert made["success"] is True
+    assignment = sf.pse__Assignment__c.get(made["id"])
+    assert (assignment["Name"], assignment["pse__Role__c"]) == ("AS-000005", "Consultant")
+    header = sf.pse__Timecard_Header__c.create(
+        {
+            "pse__Project__c": northwind,
+            "pse__Resource__c": resource,
+            "pse__Assignment__c": made["id"],
+            "pse__Start_Date__c": "2026-03-02",
+            "pse__Monday_Hours__c": 4.0,
+        }
+    )
+    split = sf.pse__Timecard__c.create({"pse__Timecard_Header__c": header["id"], "pse__Total_Hours__c": 4.0})
+    row = sf.query(
+        "SELECT pse__Timecard_Header__r.pse__Assignment__r.pse__Role__c, "
+        f"pse__Resource__r.pse__Resource_Role__c FROM pse__Timecard__c WHERE Id = '{split['id']}'"
+    )["records"][0]
+    assert row["pse__Timecard_Header__r"]["pse__Assignment__r"]["pse__Role__c"] == "Consultant"
+    assert row["pse__Resource__r"] is None  # the split names no resource of its own
+    assert sf.pse__Proj__c.delete(northwind) == 204
+    assert sf.query(f"SELECT COUNT() FROM pse__Assignment__c WHERE Id = '{made['id']}'")["totalSize"] == 0

@@ -326,6 +326,26 @@ async def test_time_and_expenses_list_with_their_approval(psa: CertiniaPsa, org:
     assert [(x.id, x.amount.amount, x.category) for x in expenses] == [(expense, Decimal("310.25"), "Hotel")]
 
 
+async def test_time_is_billed_as_its_assignments_role_else_its_resources(psa: CertiniaPsa, org: Org) -> None:
+    # Certinia bills a timecard as the role of the assignment (pse__Assignment__c) its header books against;
+    # a timecard without one (orgs may allow it: Contact.pse__Allow_Timecards_Without_Assignment__c) as its
+    # resource's own Contact.pse__Resource_Role__c. Names: elastic/dbt-sources stg_salesforce__pse_*.
+    northwind = PSE_PROJECT_IDS[0]
+    seeded = [i for i in await _billable(psa, northwind) if i.kind is BillableItemKind.TIME]
+    assert {i.role for i in seeded} == {"Engagement Manager", "Business Analyst"}
+    booked_before = await org.book_time(northwind)
+    roled = await org.rest(
+        "PATCH", f"sobjects/Contact/{DEMO_CONTACT_ID}", {"pse__Resource_Role__c": "Consultant"}
+    )
+    assert roled.status_code == 204, roled.text
+    by_resource = await org.book_time(northwind, day="2026-02-09")
+    entries = (await psa.list_time_entries(PeriodFilter(project_id=northwind, approved=True), limit=50)).items
+    roles = {e.id: e.role for e in entries}
+    # The resource's role is read with the time, so both bookings now bill as it.
+    assert (roles[booked_before], roles[by_resource]) == ("Consultant", "Consultant")
+    assert {roles[i.id] for i in seeded} == {"Engagement Manager", "Business Analyst"}
+
+
 async def _billable(psa: CertiniaPsa, project_id: str, *, limit: int = 200) -> list[Any]:
     items: list[Any] = []
     cursor = None

@@ -55,7 +55,39 @@ def test_a_split_is_time_approved_by_its_header() -> None:
     assert not time_entry_from_record(orphan).approved
     item = billable_time(approved)
     assert item.quantity == Decimal("37.5")
-    assert item.role is None  # a timecard names no role
+    assert item.role is None  # neither an assignment nor the resource names a role
+
+
+# The role, read through the header's assignment and the resource in the same SOQL query (elastic/dbt-sources
+# stg_salesforce__pse_timecard_header_c.sql: pse_assignment_c; ..._pse_assignment_c.sql: pse_role_c;
+# ..._contact.sql: pse_resource_role_c). A null lookup is rendered as null, a blank role as null.
+ROLED_SPLITS = b"""{"totalSize": 4, "done": true, "records": [
+ {"Id": "a0T000000000001AAA", "pse__Project__c": "a0P000000000001AAA", "pse__Start_Date__c": "2026-02-02",
+  "pse__Total_Hours__c": 8, "pse__Billable__c": true, "CurrencyIsoCode": "USD",
+  "pse__Timecard_Header__r": {"pse__Approved__c": true,
+   "pse__Assignment__r": {"attributes": {"type": "pse__Assignment__c"},
+    "pse__Role__c": " Senior Consultant "}},
+  "pse__Resource__r": {"attributes": {"type": "Contact"}, "pse__Resource_Role__c": "Consultant"}},
+ {"Id": "a0T000000000002AAA", "pse__Project__c": "a0P000000000001AAA", "pse__Start_Date__c": "2026-02-02",
+  "pse__Total_Hours__c": 8, "pse__Billable__c": true, "CurrencyIsoCode": "USD",
+  "pse__Timecard_Header__r": {"pse__Approved__c": true, "pse__Assignment__r": null},
+  "pse__Resource__r": {"pse__Resource_Role__c": "Business Analyst"}},
+ {"Id": "a0T000000000003AAA", "pse__Project__c": "a0P000000000001AAA", "pse__Start_Date__c": "2026-02-02",
+  "pse__Total_Hours__c": 8, "pse__Billable__c": true, "CurrencyIsoCode": "USD",
+  "pse__Timecard_Header__r": {"pse__Approved__c": true, "pse__Assignment__r": {"pse__Role__c": null}},
+  "pse__Resource__r": {"pse__Resource_Role__c": "Engagement Manager"}},
+ {"Id": "a0T000000000004AAA", "pse__Project__c": "a0P000000000001AAA", "pse__Start_Date__c": "2026-02-02",
+  "pse__Total_Hours__c": 8, "pse__Billable__c": true, "CurrencyIsoCode": "USD",
+  "pse__Timecard_Header__r": {"pse__Approved__c": true, "pse__Assignment__r": null},
+  "pse__Resource__r": {"pse__Resource_Role__c": "  "}}
+]}"""
+
+
+def test_a_splits_role_is_its_assignments_else_its_resources() -> None:
+    splits = decode_batch(CertiniaTimecardSplit, ROLED_SPLITS).records
+    roles = [billable_time(split).role for split in splits]
+    assert roles == ["Senior Consultant", "Business Analyst", "Engagement Manager", None]
+    assert [time_entry_from_record(split).role for split in splits] == roles
 
 
 @pytest.mark.parametrize(

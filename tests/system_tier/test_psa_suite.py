@@ -25,13 +25,16 @@ from apis.config import Settings
 from sandboxes.salesforce.data import DEMO_ACCOUNT_ID, DEMO_CONTACT_ID
 
 THROUGH = "2026-03-01"
+ROLE = "Senior Consultant"  # a role every PSA's sandbox knows, time booked as it
 _numbers = msgspec.json.Encoder(decimal_format="number")
 
 
 class Booker(Protocol):
     """Books what people book in the PSA, through the vendor's own API."""
 
-    async def time(self, project_id: str, *, day: str, hours: str, approved: bool) -> str: ...
+    async def time(
+        self, project_id: str, *, day: str, hours: str, approved: bool, role: str | None = None
+    ) -> str: ...
 
     async def expense(self, project_id: str, *, day: str, amount: str, approved: bool) -> str: ...
 
@@ -63,14 +66,27 @@ class KantataBooker:
             response = await client.post(f"/__sandbox/{collection}/approve", json={ids_field: [record_id]})
             assert response.status_code == 200, response.text
 
-    async def time(self, project_id: str, *, day: str, hours: str, approved: bool) -> str:
+    async def _role_id(self, role: str) -> str:
+        # GET /roles (developer.kantata.com, Roles): the account's roles by name; the entry names one by id.
+        async with self._client() as client:
+            response = await client.get("/api/v1/roles.json", params={"per_page": 200})
+            assert response.status_code == 200, response.text
+            roles = response.json()["roles"].values()
+        return next(str(r["id"]) for r in roles if r["name"] == role)
+
+    async def time(
+        self, project_id: str, *, day: str, hours: str, approved: bool, role: str | None = None
+    ) -> str:
         minutes = int(Decimal(hours) * 60)
-        body = {
+        body: dict[str, Any] = {
             "workspace_id": project_id,
             "date_performed": day,
             "time_in_minutes": minutes,
             "billable": True,
         }
+        if role is not None:
+            # The role the time is booked as (mavenlink_gem specification: a time entry's role_id).
+            body["role_id"] = await self._role_id(role)
         entry = await self._create("time_entries", "time_entry", body)
         if approved:
             await self._approve("time_entries", "time_entry_ids", entry)
@@ -130,12 +146,31 @@ class CertiniaBooker:
         assert response.status_code == 201, response.text
         return str(response.json()["id"])
 
-    async def time(self, project_id: str, *, day: str, hours: str, approved: bool) -> str:
+    async def time(
+        self, project_id: str, *, day: str, hours: str, approved: bool, role: str | None = None
+    ) -> str:
+        # A role is the resource's assignment to the project (pse__Assignment__c, its pse__Role__c), which
+        # the timecard header books against (elastic/dbt-sources stg_salesforce__pse_timecard_header_c.sql,
+        # pse_assignment_c).
+        assignment = None
+        if role is not None:
+            assignment = await self._create(
+                "pse__Assignment__c",
+                {
+                    "pse__Project__c": project_id,
+                    "pse__Resource__c": DEMO_CONTACT_ID,
+                    "pse__Role__c": role,
+                    "pse__Bill_Rate__c": Decimal(150),
+                    "pse__Start_Date__c": day,
+                    "pse__Status__c": "Scheduled",
+                },
+            )
         header = await self._create(
             "pse__Timecard_Header__c",
             {
                 "pse__Project__c": project_id,
                 "pse__Resource__c": DEMO_CONTACT_ID,
+                "pse__Assignment__c": assignment,
                 "pse__Start_Date__c": day,
                 "pse__Monday_Hours__c": Decimal(hours),
                 "pse__Status__c": "Approved" if approved else "Submitted",
@@ -150,6 +185,7 @@ class CertiniaBooker:
                 "pse__Timecard_Header__c": header,
                 "pse__Project__c": project_id,
                 "pse__Resource__c": DEMO_CONTACT_ID,
+                "pse__Assignment__c": assignment,
                 "pse__Start_Date__c": day,
                 "pse__End_Date__c": day,
                 "pse__Total_Hours__c": Decimal(hours),
@@ -312,7 +348,7 @@ async def _billing_project(psa: Psa) -> tuple[dict[str, Any], dict[str, str]]:
     project = await _project(psa)
     pid = project["id"]
     booked = {
-        "time": await psa.book.time(pid, day="2026-02-02", hours="8", approved=True),
+        "time": await psa.book.time(pid, day="2026-02-02", hours="8", approved=True, role=ROLE),
         "late_time": await psa.book.time(pid, day="2026-03-02", hours="4", approved=True),
         "unapproved_time": await psa.book.time(pid, day="2026-02-03", hours="2", approved=False),
         "expense": await psa.book.expense(pid, day="2026-02-04", amount="310.25", approved=True),
@@ -458,6 +494,8 @@ async def test_billable_items_are_approved_unbilled_work_through_the_date(psa: P
     ]
     assert all(i["date"] <= THROUGH and i["invoiced"] is False for i in items)
     assert Decimal(items[0]["quantity"]) == Decimal(8)
+    # The role the time was booked as, by name (the deal's rate card prices time by role name).
+    assert items[0]["role"] == ROLE
     assert items[1]["amount"] == {"amount": "310.25", "currency": "USD"}
     assert items[2]["amount"] == {"amount": "5000.50", "currency": "USD"}
     paged = await _billable(psa, project["id"], limit=1)
