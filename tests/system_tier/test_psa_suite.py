@@ -233,8 +233,12 @@ class RoutedBooker:
         assert code == self.code, f"{record_id} is not an id of the routed PSA"
         return own
 
-    async def time(self, project_id: str, *, day: str, hours: str, approved: bool) -> str:
-        booked = await self.inner.time(self._own(project_id), day=day, hours=hours, approved=approved)
+    async def time(
+        self, project_id: str, *, day: str, hours: str, approved: bool, role: str | None = None
+    ) -> str:
+        booked = await self.inner.time(
+            self._own(project_id), day=day, hours=hours, approved=approved, role=role
+        )
         return f"{self.code}:{booked}"
 
     async def expense(self, project_id: str, *, day: str, amount: str, approved: bool) -> str:
