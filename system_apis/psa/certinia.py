@@ -1185,6 +1185,15 @@ _ORG_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     (BILLING_EVENT_ITEM, (KEY_FIELD,)),
+    # Where time's role comes from (the assignment's, else the resource's): the package's own fields, which
+    # the integration user must be able to read, or time-and-materials billing finds no rate.
+    (
+        TIMECARD_SPLIT,
+        (
+            "pse__Timecard_Header__r.pse__Assignment__r.pse__Role__c",
+            "pse__Resource__r.pse__Resource_Role__c",
+        ),
+    ),
 )
 
 _SOURCE_OBJECT: Mapping[type[Any], str] = {
