@@ -176,12 +176,25 @@ async def test_a_billed_time_and_materials_project_shows_budget_billing_unbilled
     assert unbilled["oldest_age_days"] == 40
     late_entry = next(e for e in booked if str(e["id"]) == late)
     assert _money(unbilled["amount"]) == {"USD": Decimal(late_entry["rate_in_cents"]) * 2 / 100}
-    # The FP&A forecast, with its total.
+    # The FP&A forecast, with its total: the billed month is the actual the billing run published (what
+    # it invoiced), the month after is still the plan.
     forecast = view["forecast"]
     assert forecast["status"] == "ok"
-    assert forecast["total"] == {"amount": "12500.50", "currency": "USD"}
     assert forecast["data"]["project_id"] == erp_project
-    assert [m["month"] for m in forecast["data"]["months"]] == sorted([PERIOD, _today().strftime("%Y-%m")])
+    months = {m["month"]: m for m in forecast["data"]["months"]}
+    assert sorted(months) == sorted([PERIOD, _today().strftime("%Y-%m")])
+    assert months[PERIOD]["source"] == "actual"
+    erp_invoice = await gw.client.get(
+        f"/system/v1/erp/invoices/{billed['invoices'][0]['erp_invoice_id']}", headers=gw.auth("system:read")
+    )
+    # Revenue is the ERP invoice's net amount (Kantata prices its own copy of the invoice at its own rates).
+    assert Decimal(months[PERIOD]["amount"]) == Decimal(erp_invoice.json()["subtotal"]["amount"])
+    assert (months[_today().strftime("%Y-%m")]["source"], months[_today().strftime("%Y-%m")]["amount"]) == (
+        "baseline",
+        "2500.50",
+    )
+    total = Decimal(months[PERIOD]["amount"]) + Decimal("2500.50")
+    assert forecast["total"] == {"amount": str(total), "currency": "USD"}
 
 
 async def test_milestones_show_due_dates_billing_state_and_overdue(gw: Any) -> None:
@@ -219,9 +232,9 @@ async def test_milestones_show_due_dates_billing_state_and_overdue(gw: Any) -> N
     assert view["billed"]["invoices"][0]["milestone_ids"] == [stories[0]]
     assert view["billed"]["billed"] == [done["amount"]]
     assert view["unbilled"].get("items", 0) == 0
-    # No FP&A figures for this project: said, not an error.
-    assert view["forecast"]["status"] == "not_applicable"
-    assert "error" not in view["forecast"]
+    # The deal's plan, published to the FP&A tool by the activation, is the project's forecast.
+    assert view["forecast"]["status"] == "ok"
+    assert view["forecast"]["data"]["months"]
     # The hours budget of a fixed-fee deal (no rate card) is not planned yet.
     assert view["budget"]["data"]["hours_budget"] is None
 
